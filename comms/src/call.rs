@@ -1,0 +1,202 @@
+//! One call's description: what to send, before signing and retries.
+
+use std::fmt::Display;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use http::{HeaderMap, Method};
+use serde::Serialize;
+
+use crate::Error;
+use crate::path;
+
+/// A request to make through an [`Executor`](crate::Executor).
+///
+/// Setters never fail: a bad value (a header with a line break, a body that does not
+/// serialize, a path value that cannot be a segment) is kept and returned as
+/// [`Error::Encode`] when the call is executed, before anything is sent.
+///
+/// ```
+/// use comms::{Call, http::Method};
+/// let call = Call::new(Method::GET, "/users")
+///     .segment(42)
+///     .query("fields", "name,email")
+///     .header("x-request-id", "abc-123")
+///     .timeout(std::time::Duration::from_millis(500));
+/// ```
+#[derive(Debug)]
+#[must_use]
+pub struct Call {
+    pub(crate) method: Method,
+    pub(crate) path: String,
+    pub(crate) query: String,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Option<Bytes>,
+    pub(crate) idempotent: Option<bool>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) route: Option<&'static str>,
+    pub(crate) error: Option<Error>,
+}
+
+impl Call {
+    /// A call of `method` to `path`, relative to the executor's base URL.
+    ///
+    /// `path` is sent as it is, so it must already be percent-encoded; add values with
+    /// [`Call::segment`], which encodes them.
+    pub fn new(method: Method, path: impl Into<String>) -> Call {
+        Call {
+            method,
+            path: path.into(),
+            query: String::new(),
+            headers: HeaderMap::new(),
+            body: None,
+            idempotent: None,
+            timeout: None,
+            route: None,
+            error: None,
+        }
+    }
+
+    /// A GET call.
+    pub fn get(path: impl Into<String>) -> Call {
+        Call::new(Method::GET, path)
+    }
+
+    /// A POST call.
+    pub fn post(path: impl Into<String>) -> Call {
+        Call::new(Method::POST, path)
+    }
+
+    /// A PUT call.
+    pub fn put(path: impl Into<String>) -> Call {
+        Call::new(Method::PUT, path)
+    }
+
+    /// A PATCH call.
+    pub fn patch(path: impl Into<String>) -> Call {
+        Call::new(Method::PATCH, path)
+    }
+
+    /// A DELETE call.
+    pub fn delete(path: impl Into<String>) -> Call {
+        Call::new(Method::DELETE, path)
+    }
+
+    /// A HEAD call.
+    pub fn head(path: impl Into<String>) -> Call {
+        Call::new(Method::HEAD, path)
+    }
+
+    /// The method.
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The path built so far, percent-encoded.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The query built so far, percent-encoded.
+    pub fn query_string(&self) -> &str {
+        &self.query
+    }
+
+    /// Appends `/` and `value` as one percent-encoded path segment (see [`path::push_segment`]).
+    pub fn segment(mut self, value: impl Display) -> Call {
+        if let Err(e) = path::push_segment(&mut self.path, &value) {
+            self.fail(e);
+        }
+        self
+    }
+
+    /// Appends `value` as trailing segments, keeping its `/` (see [`path::push_trailing`]).
+    pub fn trailing(mut self, value: impl Display) -> Call {
+        if let Err(e) = path::push_trailing(&mut self.path, &value) {
+            self.fail(e);
+        }
+        self
+    }
+
+    /// Appends a query pair; repeat the name for repeated keys.
+    pub fn query(mut self, name: &str, value: impl Display) -> Call {
+        path::push_query(&mut self.query, name, &value);
+        self
+    }
+
+    /// Adds a header. A name or value that HTTP cannot carry (a line break, say) is an
+    /// [`Error::Encode`] at execution.
+    pub fn header(mut self, name: &str, value: impl Display) -> Call {
+        let name = match HeaderName::from_bytes(name.as_bytes()) {
+            Ok(name) => name,
+            Err(_) => {
+                self.fail(Error::encode(format!("`{name}` is not a valid header name")));
+                return self;
+            }
+        };
+        match HeaderValue::try_from(value.to_string()) {
+            Ok(value) => {
+                self.headers.append(name, value);
+            }
+            Err(_) => self.fail(Error::encode(format!(
+                "the value of header `{name}` has a character HTTP headers cannot carry \
+                 (a line break or control character)"
+            ))),
+        }
+        self
+    }
+
+    /// Sets the body to `value` serialized as JSON, with `Content-Type: application/json`.
+    pub fn json<T: Serialize + ?Sized>(mut self, value: &T) -> Call {
+        match serde_json::to_vec(value) {
+            Ok(bytes) => {
+                self.headers.insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                self.body = Some(Bytes::from(bytes));
+            }
+            Err(e) => self.fail(Error::encode(format!("the body does not serialize: {e}"))),
+        }
+        self
+    }
+
+    /// Sets the body to raw bytes with the given content type.
+    pub fn body(mut self, bytes: impl Into<Bytes>, content_type: &'static str) -> Call {
+        match HeaderValue::from_str(content_type) {
+            Ok(value) => {
+                self.headers.insert(CONTENT_TYPE, value);
+                self.body = Some(bytes.into());
+            }
+            Err(_) => self.fail(Error::encode(format!(
+                "`{content_type}` is not a valid content type"
+            ))),
+        }
+        self
+    }
+
+    /// Marks the call as safe (`true`) or unsafe (`false`) to repeat, overriding the method's
+    /// default. A POST or PATCH marked idempotent is retried like a PUT and carries one
+    /// `Idempotency-Key` header, the same on every attempt, so the server can deduplicate.
+    pub fn idempotent(mut self, idempotent: bool) -> Call {
+        self.idempotent = Some(idempotent);
+        self
+    }
+
+    /// The timeout of each attempt of this call, instead of the executor's.
+    pub fn timeout(mut self, timeout: Duration) -> Call {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The route template (`/users/<id>`) reported in tracing instead of the concrete path.
+    pub fn route(mut self, template: &'static str) -> Call {
+        self.route = Some(template);
+        self
+    }
+
+    fn fail(&mut self, e: Error) {
+        self.error.get_or_insert(e);
+    }
+}

@@ -1,0 +1,171 @@
+//! What generated clients are built from: their compile-time defaults and a builder.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use crate::breaker::BreakerConfig;
+use crate::executor::{Executor, ExecutorBuilder};
+use crate::retry::RetryConfig;
+use crate::signing::{Secret, Signing};
+use crate::Error;
+
+/// The settings a `#[service_client]` attribute fixes at compile time.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct ClientDefaults {
+    /// The trait's name, used in tracing.
+    pub name: &'static str,
+    /// The `base_url` key.
+    pub base_url: &'static str,
+    /// The `base_url_env` key.
+    pub base_url_env: Option<&'static str>,
+    /// The `service_id` key.
+    pub service_id: &'static str,
+    /// The `secret_env` key.
+    pub secret_env: &'static str,
+    /// The `signing` key.
+    pub signing: Signing,
+}
+
+/// Implemented by generated clients: wraps a built executor.
+#[doc(hidden)]
+pub trait FromExecutor: Sized {
+    /// The attribute's settings.
+    const DEFAULTS: &'static ClientDefaults;
+    /// Wraps the executor.
+    fn from_executor(executor: Executor) -> Self;
+}
+
+/// Builds a generated client (`UsersClient::builder()`).
+///
+/// Anything not set falls back to the `#[service_client]` attribute: the base URL to the
+/// `base_url_env` variable when it is set, else to `base_url`; the secret to the `secret_env`
+/// variable. Setters never fail; [`ClientBuilder::build`] reports a missing or bad setting as
+/// [`Error::Config`] naming the key or environment variable.
+#[must_use]
+pub struct ClientBuilder<C> {
+    executor: ExecutorBuilder,
+    client: PhantomData<fn() -> C>,
+}
+
+impl<C: FromExecutor> ClientBuilder<C> {
+    #[doc(hidden)]
+    pub fn new() -> Self {
+        let d = C::DEFAULTS;
+        ClientBuilder {
+            executor: Executor::builder().name(d.name).signing(d.signing),
+            client: PhantomData,
+        }
+    }
+
+    /// The base URL, instead of the attribute's and the environment's.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.executor = self.executor.base_url(url);
+        self
+    }
+
+    /// The secret, instead of reading the `secret_env` variable.
+    pub fn secret(mut self, secret: impl Into<Secret>) -> Self {
+        self.executor = self.executor.secret(secret);
+        self
+    }
+
+    /// This caller's identity, instead of the attribute's `service_id`.
+    pub fn service_id(mut self, id: impl Into<String>) -> Self {
+        self.executor = self.executor.service_id(id);
+        self
+    }
+
+    /// The timeout of each attempt (10 s by default); a method's `timeout_ms` takes precedence.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.executor = self.executor.timeout(timeout);
+        self
+    }
+
+    /// A deadline for each whole call, retries included.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.executor = self.executor.deadline(deadline);
+        self
+    }
+
+    /// How transient failures are retried.
+    pub fn retry(mut self, retry: RetryConfig) -> Self {
+        self.executor = self.executor.retry(retry);
+        self
+    }
+
+    /// How the target's circuit breaker behaves.
+    pub fn breaker(mut self, breaker: BreakerConfig) -> Self {
+        self.executor = self.executor.breaker(breaker);
+        self
+    }
+
+    /// Uses this client's connection pool instead of the process-wide one.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.executor = self.executor.http_client(client);
+        self
+    }
+
+    /// The signing scheme, instead of the attribute's.
+    pub fn signing(mut self, signing: Signing) -> Self {
+        self.executor = self.executor.signing(signing);
+        self
+    }
+
+    /// The largest response body accepted (16 MiB by default).
+    pub fn max_response_bytes(mut self, limit: usize) -> Self {
+        self.executor = self.executor.max_response_bytes(limit);
+        self
+    }
+
+    /// Fills what was not set from the environment and the attribute, and builds the client.
+    pub fn build(self) -> Result<C, Error> {
+        let d = C::DEFAULTS;
+        let mut executor = self.executor;
+        if !executor.has_base_url() {
+            let from_env = d.base_url_env.and_then(|var| env_var(var).transpose());
+            executor = match from_env {
+                Some(url) => executor.base_url(url?),
+                None => executor.base_url(d.base_url),
+            };
+        }
+        if !executor.has_service_id() {
+            executor = executor.service_id(d.service_id);
+        }
+        if !executor.has_secret() {
+            let secret = env_var(d.secret_env)?.ok_or_else(|| {
+                Error::config(d.secret_env, "the environment variable is not set")
+            })?;
+            executor = executor.secret(secret);
+        }
+        let executor = executor.build().map_err(|e| match e {
+            Error::Config { key, message } if key == "base_url" && d.base_url_env.is_some() => {
+                Error::Config {
+                    key: format!("base_url (or {})", d.base_url_env.unwrap_or_default()),
+                    message,
+                }
+            }
+            other => other,
+        })?;
+        Ok(C::from_executor(executor))
+    }
+}
+
+impl<C> fmt::Debug for ClientBuilder<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ClientBuilder").field(&self.executor).finish()
+    }
+}
+
+/// Reads an environment variable: `Ok(None)` when unset or empty, an error when not Unicode.
+fn env_var(name: &str) -> Result<Option<String>, Error> {
+    match std::env::var(name) {
+        Ok(v) if v.is_empty() => Ok(None),
+        Ok(v) => Ok(Some(v)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            Err(Error::config(name, "the environment variable is not valid Unicode"))
+        }
+    }
+}

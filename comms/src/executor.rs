@@ -1,0 +1,697 @@
+//! The executor: the one path every call takes, generated or hand-written.
+//!
+//! build the URL → breaker admission → sign → send with the attempt timeout → classify →
+//! retry (after backoff, within the budget and the deadline) or return.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, StatusCode};
+use tracing::Instrument;
+
+use crate::breaker::{Breaker, BreakerConfig};
+use crate::call::Call;
+use crate::error::HttpError;
+use crate::response::Response;
+use crate::retry::budget::RetryBudget;
+use crate::retry::policy::{self, Outcome};
+use crate::retry::{RetryConfig, backoff};
+use crate::signing::{self, Secret, Signer, Signing};
+use crate::{Error, path};
+
+/// The default timeout of one attempt.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default cap on a response body; a larger one is an [`Error::Decode`].
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+const X_SERVICE_ID: HeaderName = HeaderName::from_static(signing::SERVICE_ID_HEADER);
+const X_TIMESTAMP: HeaderName = HeaderName::from_static(signing::TIMESTAMP_HEADER);
+const X_NONCE: HeaderName = HeaderName::from_static(signing::NONCE_HEADER);
+const X_CONTENT_SHA256: HeaderName = HeaderName::from_static(signing::CONTENT_SHA256_HEADER);
+const X_SIGNATURE: HeaderName = HeaderName::from_static(signing::SIGNATURE_HEADER);
+
+/// The process-wide connection pool that every executor uses unless given its own client.
+///
+/// Redirects are disabled: a signature is bound to its path and must not travel to another
+/// host, so a 3xx comes back as [`Error::Status`].
+pub fn shared_http_client() -> &'static reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new())
+    })
+}
+
+/// Sends signed, retried, breaker-guarded calls to one service.
+///
+/// Cloning is cheap: clones share the configuration, the retry budget, the breaker and the
+/// connection pool.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), comms::Error> {
+/// use comms::{Call, Executor};
+///
+/// let users = Executor::builder()
+///     .base_url("http://users.internal:8080")
+///     .service_id("billing")
+///     .secret("s3cr3t")
+///     .build()?;
+/// let user: serde_json::Value = users.execute(Call::get("/users").segment(7)).await?.json()?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Executor {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: Cow<'static, str>,
+    http: reqwest::Client,
+    /// `scheme://host[:port]`.
+    origin: String,
+    /// The base URL's path, without a trailing `/`.
+    prefix: String,
+    service_id: String,
+    service_header: HeaderValue,
+    signer: Signer,
+    retry: RetryConfig,
+    budget: Option<RetryBudget>,
+    breaker: Option<Arc<Breaker>>,
+    timeout: Duration,
+    deadline: Option<Duration>,
+    max_response_bytes: usize,
+}
+
+impl fmt::Debug for Executor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        f.debug_struct("Executor")
+            .field("name", &i.name)
+            .field("base_url", &format_args!("{}{}", i.origin, i.prefix))
+            .field("service_id", &i.service_id)
+            .field("signing", &i.signer.scheme())
+            .field("timeout", &i.timeout)
+            .field("deadline", &i.deadline)
+            .field("retry", &i.retry)
+            .field("breaker", &i.breaker.as_ref().map(|b| b.authority()))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`Executor`]. Setters never fail; [`ExecutorBuilder::build`] reports the first
+/// missing or invalid setting as [`Error::Config`].
+#[must_use]
+pub struct ExecutorBuilder {
+    name: Cow<'static, str>,
+    base_url: Option<String>,
+    service_id: Option<String>,
+    secret: Option<Secret>,
+    signing: Signing,
+    timeout: Duration,
+    deadline: Option<Duration>,
+    retry: RetryConfig,
+    breaker: BreakerConfig,
+    http: Option<reqwest::Client>,
+    max_response_bytes: usize,
+}
+
+impl fmt::Debug for ExecutorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExecutorBuilder")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .field("service_id", &self.service_id)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("signing", &self.signing)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ExecutorBuilder {
+    fn default() -> Self {
+        ExecutorBuilder {
+            name: Cow::Borrowed("service"),
+            base_url: None,
+            service_id: None,
+            secret: None,
+            signing: Signing::V2,
+            timeout: DEFAULT_TIMEOUT,
+            deadline: None,
+            retry: RetryConfig::default(),
+            breaker: BreakerConfig::default(),
+            http: None,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+        }
+    }
+}
+
+impl ExecutorBuilder {
+    /// The remote service's name, reported in tracing spans.
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The base URL: `http` or `https`, a host, an optional port and path prefix, no query or
+    /// fragment. Call paths are appended to it.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// This caller's identity, sent as `X-Service-ID`.
+    pub fn service_id(mut self, id: impl Into<String>) -> Self {
+        self.service_id = Some(id.into());
+        self
+    }
+
+    /// The shared secret that signs requests.
+    pub fn secret(mut self, secret: impl Into<Secret>) -> Self {
+        self.secret = Some(secret.into());
+        self
+    }
+
+    /// The signing scheme (v2 by default).
+    pub fn signing(mut self, signing: Signing) -> Self {
+        self.signing = signing;
+        self
+    }
+
+    /// The timeout of each attempt (10 s by default). A call's own timeout takes precedence.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// A deadline for the whole call, all attempts and waits included (none by default).
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// How transient failures are retried.
+    pub fn retry(mut self, retry: RetryConfig) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// How the target's circuit breaker behaves.
+    pub fn breaker(mut self, breaker: BreakerConfig) -> Self {
+        self.breaker = breaker;
+        self
+    }
+
+    /// Uses this client's connection pool instead of the shared one. Configure it not to
+    /// follow redirects ([`reqwest::redirect::Policy::none`]): a signed request must not be
+    /// replayed to another location.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// The largest response body accepted (16 MiB by default).
+    pub fn max_response_bytes(mut self, limit: usize) -> Self {
+        self.max_response_bytes = limit;
+        self
+    }
+
+    pub(crate) fn has_base_url(&self) -> bool {
+        self.base_url.is_some()
+    }
+
+    pub(crate) fn has_secret(&self) -> bool {
+        self.secret.is_some()
+    }
+
+    pub(crate) fn has_service_id(&self) -> bool {
+        self.service_id.is_some()
+    }
+
+    /// Checks the settings and builds the executor.
+    pub fn build(self) -> Result<Executor, Error> {
+        let base = self
+            .base_url
+            .ok_or_else(|| Error::config("base_url", "no base URL was given"))?;
+        let (origin, prefix) = parse_base_url(&base)?;
+        let service_id = self
+            .service_id
+            .ok_or_else(|| Error::config("service_id", "no service id was given"))?;
+        let service_header = match HeaderValue::from_str(&service_id) {
+            Ok(v) if !service_id.is_empty() && !service_id.contains(char::is_whitespace) => v,
+            _ => {
+                return Err(Error::config(
+                    "service_id",
+                    "must be non-empty visible ASCII without spaces",
+                ));
+            }
+        };
+        let secret = self
+            .secret
+            .ok_or_else(|| Error::config("secret", "no secret was given"))?;
+        if secret.is_empty() {
+            return Err(Error::config("secret", "the secret is empty"));
+        }
+        let breaker = self
+            .breaker
+            .enabled
+            .then(|| Breaker::shared(&origin, &self.breaker));
+        Ok(Executor {
+            inner: Arc::new(Inner {
+                name: self.name,
+                http: self.http.unwrap_or_else(|| shared_http_client().clone()),
+                origin,
+                prefix,
+                service_id,
+                service_header,
+                signer: Signer::new(&secret, self.signing),
+                budget: self.retry.budget.map(RetryBudget::new),
+                retry: self.retry,
+                breaker,
+                timeout: self.timeout,
+                deadline: self.deadline,
+                max_response_bytes: self.max_response_bytes,
+            }),
+        })
+    }
+}
+
+/// Splits a base URL into origin (`scheme://host:port`) and path prefix, refusing anything a
+/// base URL should not have.
+fn parse_base_url(raw: &str) -> Result<(String, String), Error> {
+    let bad = |message: String| Error::config("base_url", message);
+    let url = reqwest::Url::parse(raw).map_err(|e| bad(format!("`{raw}` is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad(format!("`{raw}` must use http or https")));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad(format!("`{raw}` must not have a query or fragment")));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad(format!("`{raw}` must not carry credentials")));
+    }
+    let host = url
+        .host_str()
+        .ok_or_else(|| bad(format!("`{raw}` has no host")))?;
+    let port = url
+        .port_or_known_default()
+        .ok_or_else(|| bad(format!("`{raw}` has no port")))?;
+    let origin = format!("{}://{}:{}", url.scheme(), host, port);
+    let prefix = url.path().trim_end_matches('/').to_owned();
+    Ok((origin, prefix))
+}
+
+/// How one attempt ended.
+enum Attempt {
+    Response(StatusCode, HeaderMap, Bytes),
+    Connect(reqwest::Error),
+    Transport(reqwest::Error),
+    Timeout,
+    TooLarge,
+}
+
+impl Executor {
+    /// A builder with the defaults: v2 signing, 10 s attempt timeout, [`RetryConfig::default`],
+    /// [`BreakerConfig::default`], the shared connection pool.
+    pub fn builder() -> ExecutorBuilder {
+        ExecutorBuilder::default()
+    }
+
+    /// The base URL calls are sent to.
+    pub fn base_url(&self) -> String {
+        format!("{}{}", self.inner.origin, self.inner.prefix)
+    }
+
+    /// Sends `call` and returns its 2xx response, or the error it ended with.
+    pub async fn execute(&self, call: Call) -> Result<Response, Error> {
+        let span = tracing::info_span!(
+            "comms.call",
+            service = %self.inner.name,
+            method = %call.method,
+            route = call.route.unwrap_or(call.path.as_str()),
+            attempts = tracing::field::Empty,
+            status = tracing::field::Empty,
+        );
+        self.run(call).instrument(span).await
+    }
+
+    async fn run(&self, call: Call) -> Result<Response, Error> {
+        let inner = &*self.inner;
+        let Call {
+            method,
+            path,
+            query,
+            mut headers,
+            body,
+            idempotent,
+            timeout,
+            route: _,
+            error,
+        } = call;
+        if let Some(e) = error {
+            return Err(e);
+        }
+        path::check_raw_path(&path)?;
+
+        let mut target = String::with_capacity(
+            inner.origin.len() + inner.prefix.len() + path.len() + query.len() + 1,
+        );
+        target.push_str(&inner.origin);
+        target.push_str(&inner.prefix);
+        target.push_str(&path);
+        if !query.is_empty() {
+            target.push('?');
+            target.push_str(&query);
+        }
+        let url = reqwest::Url::parse(&target)
+            .map_err(|e| Error::encode(format!("`{target}` is not a valid URL: {e}")))?;
+        // Sign what goes on the wire, exactly as the URL will be written out.
+        let wire_path = url.path();
+        let shown_url = format!("{}{}", inner.origin, wire_path);
+        let (canonical_query, content_sha256) = match inner.signer.scheme() {
+            Signing::V2 => (
+                signing::canonical_query(url.query().unwrap_or("")),
+                signing::content_sha256(body.as_deref().unwrap_or(b"")),
+            ),
+            _ => (String::new(), String::new()),
+        };
+        let sign_target = signing::Target {
+            method: method.as_str(),
+            path: wire_path,
+            canonical_query: &canonical_query,
+            content_sha256: &content_sha256,
+        };
+
+        let inherently_idempotent = policy::is_idempotent_method(&method);
+        let idempotent = idempotent.unwrap_or(inherently_idempotent);
+        if idempotent && !inherently_idempotent && !headers.contains_key(&IDEMPOTENCY_KEY) {
+            let key = HeaderValue::try_from(hex::encode(random_bytes()?))
+                .expect("hex is a valid header value");
+            headers.insert(IDEMPOTENCY_KEY, key);
+        }
+        if inner.signer.scheme() == Signing::Legacy && !headers.contains_key(CONTENT_TYPE) {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        headers.insert(X_SERVICE_ID, inner.service_header.clone());
+
+        if let Some(budget) = &inner.budget {
+            budget.deposit();
+        }
+        let attempt_timeout = timeout.unwrap_or(inner.timeout);
+        let deadline = inner.deadline.map(|d| (Instant::now() + d, d));
+        let span = tracing::Span::current();
+        let mut last_error: Option<Error> = None;
+        let mut retry = 0u32;
+        loop {
+            span.record("attempts", retry + 1);
+            let permit = match &inner.breaker {
+                Some(breaker) => match breaker.admit() {
+                    Ok(permit) => Some(permit),
+                    Err(retry_in) => {
+                        return Err(last_error.unwrap_or_else(|| Error::CircuitOpen {
+                            authority: breaker.authority().to_owned(),
+                            retry_in,
+                        }));
+                    }
+                },
+                None => None,
+            };
+
+            // The attempt's timeout, shortened to what is left of the deadline.
+            let (limit, limit_reported) = match deadline {
+                Some((at, total)) => {
+                    let left = at.saturating_duration_since(Instant::now());
+                    if left < attempt_timeout {
+                        (left, total)
+                    } else {
+                        (attempt_timeout, attempt_timeout)
+                    }
+                }
+                None => (attempt_timeout, attempt_timeout),
+            };
+
+            let mut attempt_headers = headers.clone();
+            self.sign(&sign_target, &mut attempt_headers)?;
+            let attempt = self
+                .attempt(&method, &url, attempt_headers, body.clone(), limit)
+                .await;
+
+            let (outcome, result) = match attempt {
+                Attempt::Response(status, resp_headers, bytes) => {
+                    span.record("status", status.as_u16());
+                    if status.is_success() {
+                        (
+                            Outcome::Success,
+                            Ok(Response::new(
+                                status,
+                                resp_headers,
+                                bytes,
+                                method.clone(),
+                                shown_url.clone(),
+                            )),
+                        )
+                    } else {
+                        let err = HttpError::from_response(
+                            status,
+                            method.clone(),
+                            shown_url.clone(),
+                            &bytes,
+                        );
+                        (Outcome::Status(status), Err((Error::from(err), resp_headers)))
+                    }
+                }
+                Attempt::Connect(e) => (
+                    Outcome::Connect,
+                    Err((self.transport(&method, &shown_url, e), HeaderMap::new())),
+                ),
+                Attempt::Transport(e) => (
+                    Outcome::Transport,
+                    Err((self.transport(&method, &shown_url, e), HeaderMap::new())),
+                ),
+                Attempt::Timeout => (
+                    Outcome::Timeout,
+                    Err((
+                        Error::Timeout {
+                            method: method.clone(),
+                            url: shown_url.clone(),
+                            after: limit_reported,
+                        },
+                        HeaderMap::new(),
+                    )),
+                ),
+                Attempt::TooLarge => (
+                    Outcome::Success,
+                    Err((
+                        Error::Decode {
+                            method: method.clone(),
+                            url: shown_url.clone(),
+                            source: format!(
+                                "the response body is larger than the {} byte limit",
+                                inner.max_response_bytes
+                            )
+                            .into(),
+                        },
+                        HeaderMap::new(),
+                    )),
+                ),
+            };
+            if let Some(permit) = permit {
+                permit.record(outcome.is_failure());
+            }
+            let (err, resp_headers) = match result {
+                Ok(response) => return Ok(response),
+                Err(failure) => failure,
+            };
+
+            if retry >= inner.retry.max_retries || !outcome.is_retryable(idempotent) {
+                return Err(err);
+            }
+            let wait = match policy::retry_after(&resp_headers, SystemTime::now()) {
+                Some(asked) if asked > inner.retry.max_retry_after => {
+                    tracing::debug!(?asked, "Retry-After beyond the cap; not retrying");
+                    return Err(err);
+                }
+                Some(asked) => asked,
+                None => backoff::delay(inner.retry.base_delay, inner.retry.max_delay, retry),
+            };
+            if let Some((at, _)) = deadline {
+                if Instant::now() + wait >= at {
+                    tracing::debug!("no time left before the deadline; not retrying");
+                    return Err(err);
+                }
+            }
+            if let Some(budget) = &inner.budget {
+                if !budget.withdraw() {
+                    tracing::warn!(error = %err, "retry budget exhausted; not retrying");
+                    return Err(err);
+                }
+            }
+            retry += 1;
+            tracing::warn!(retry, wait_ms = wait.as_millis() as u64, error = %err, "retrying");
+            tokio::time::sleep(wait).await;
+            last_error = Some(err);
+        }
+    }
+
+    fn sign(&self, target: &signing::Target<'_>, headers: &mut HeaderMap) -> Result<(), Error> {
+        let inner = &*self.inner;
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let signed = inner
+            .signer
+            .sign(&inner.service_id, target, timestamp, random_bytes()?);
+        let value = |s: String| HeaderValue::try_from(s).expect("signature headers are ASCII");
+        headers.insert(X_TIMESTAMP, value(signed.timestamp));
+        if let Some(nonce) = signed.nonce {
+            headers.insert(X_NONCE, value(nonce));
+            headers.insert(
+                X_CONTENT_SHA256,
+                value(target.content_sha256.to_owned()),
+            );
+        }
+        let mut signature = value(signed.signature);
+        signature.set_sensitive(true);
+        headers.insert(X_SIGNATURE, signature);
+        Ok(())
+    }
+
+    async fn attempt(
+        &self,
+        method: &Method,
+        url: &reqwest::Url,
+        headers: HeaderMap,
+        body: Option<Bytes>,
+        limit: Duration,
+    ) -> Attempt {
+        let inner = &*self.inner;
+        let mut request = reqwest::Request::new(method.clone(), url.clone());
+        *request.headers_mut() = headers;
+        if let Some(body) = body {
+            *request.body_mut() = Some(reqwest::Body::from(body));
+        }
+        let exchange = async {
+            let response = inner.http.execute(request).await.map_err(classify)?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let bytes = read_body(response, inner.max_response_bytes).await?;
+            Ok::<_, Attempt>(Attempt::Response(status, headers, bytes))
+        };
+        match tokio::time::timeout(limit, exchange).await {
+            Ok(Ok(done)) | Ok(Err(done)) => done,
+            Err(_) => Attempt::Timeout,
+        }
+    }
+
+    fn transport(&self, method: &Method, url: &str, e: reqwest::Error) -> Error {
+        Error::Transport {
+            method: method.clone(),
+            url: url.to_owned(),
+            source: Box::new(e.without_url()),
+        }
+    }
+}
+
+fn classify(e: reqwest::Error) -> Attempt {
+    if e.is_timeout() {
+        Attempt::Timeout
+    } else if e.is_connect() {
+        Attempt::Connect(e)
+    } else {
+        Attempt::Transport(e)
+    }
+}
+
+async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Bytes, Attempt> {
+    match response.content_length() {
+        Some(len) if len > limit as u64 => return Err(Attempt::TooLarge),
+        Some(_) => return response.bytes().await.map_err(classify),
+        None => {}
+    }
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = response.chunk().await.map_err(classify)? {
+        if buf.len() + chunk.len() > limit {
+            return Err(Attempt::TooLarge);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+fn random_bytes() -> Result<[u8; 16], Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| Error::encode(format!("the system random source failed: {e}")))?;
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls() {
+        assert_eq!(
+            parse_base_url("http://users.internal:8080").unwrap(),
+            ("http://users.internal:8080".into(), String::new())
+        );
+        assert_eq!(
+            parse_base_url("https://h/api/v1/").unwrap(),
+            ("https://h:443".into(), "/api/v1".into())
+        );
+        for bad in [
+            "users.internal",
+            "ftp://h",
+            "http://h/?q=1",
+            "http://h/#f",
+            "http://u:p@h/",
+        ] {
+            let err = parse_base_url(bad).unwrap_err();
+            assert!(
+                matches!(&err, Error::Config { key, .. } if key == "base_url"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn builder_reports_missing_settings() {
+        let err = Executor::builder().build().unwrap_err();
+        assert!(matches!(err, Error::Config { key, .. } if key == "base_url"));
+        let err = Executor::builder()
+            .base_url("http://h")
+            .service_id("a b")
+            .secret("x")
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, Error::Config { key, .. } if key == "service_id"));
+        let err = Executor::builder()
+            .base_url("http://h")
+            .service_id("svc")
+            .secret("")
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, Error::Config { key, .. } if key == "secret"));
+    }
+
+    #[test]
+    fn debug_hides_the_secret() {
+        let builder = Executor::builder()
+            .base_url("http://h")
+            .service_id("svc")
+            .secret("hunter2-secret");
+        assert!(!format!("{builder:?}").contains("hunter2"));
+        let exec = builder.build().unwrap();
+        let shown = format!("{exec:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("svc"));
+    }
+}

@@ -1,0 +1,174 @@
+//! Building request paths and queries from values, one percent-encoded piece at a time.
+//!
+//! A value placed in a path segment can never change the route: every byte outside
+//! `A-Z a-z 0-9 - . _ ~` is percent-encoded (so `/`, `?`, `#` and `%` are carried literally),
+//! and the values `.` and `..`, which every URL parser resolves as dot segments, are refused
+//! with [`Error::Encode`], as is an empty value, which would collapse the segment.
+
+use std::fmt::{Display, Write};
+
+use percent_encoding::utf8_percent_encode;
+
+use crate::Error;
+use crate::signing::{UNRESERVED, encode_component};
+
+/// Appends `/` and `value` as one encoded path segment.
+///
+/// ```
+/// let mut path = String::from("/files");
+/// comms::path::push_segment(&mut path, &"a/b?c").unwrap();
+/// assert_eq!(path, "/files/a%2Fb%3Fc");
+/// assert!(comms::path::push_segment(&mut path, &"..").is_err());
+/// ```
+pub fn push_segment(path: &mut String, value: &dyn Display) -> Result<(), Error> {
+    let text = to_text(value);
+    check_segment(&text, false)?;
+    path.push('/');
+    write_encoded(path, &text);
+    Ok(())
+}
+
+/// Appends `/` and `value` as a trailing run of segments: `/` in the value separates segments
+/// and is kept; each segment is encoded like [`push_segment`]. Empty segments are kept
+/// (`a//b`); `.` and `..` segments are refused.
+///
+/// ```
+/// let mut path = String::from("/files");
+/// comms::path::push_trailing(&mut path, &"docs/r\u{e9}sum\u{e9}.pdf").unwrap();
+/// assert_eq!(path, "/files/docs/r%C3%A9sum%C3%A9.pdf");
+/// assert!(comms::path::push_trailing(&mut path, &"docs/../../etc").is_err());
+/// ```
+pub fn push_trailing(path: &mut String, value: &dyn Display) -> Result<(), Error> {
+    let text = to_text(value);
+    for segment in text.split('/') {
+        check_segment(segment, true)?;
+    }
+    path.push('/');
+    for (i, segment) in text.split('/').enumerate() {
+        if i > 0 {
+            path.push('/');
+        }
+        write_encoded(path, segment);
+    }
+    Ok(())
+}
+
+/// Appends `name=value` to a query string, both encoded, with `&` between pairs.
+///
+/// ```
+/// let mut query = String::new();
+/// comms::path::push_query(&mut query, "q", &"a b&c");
+/// comms::path::push_query(&mut query, "per-page", &20);
+/// assert_eq!(query, "q=a%20b%26c&per-page=20");
+/// ```
+pub fn push_query(query: &mut String, name: &str, value: &dyn Display) {
+    if !query.is_empty() {
+        query.push('&');
+    }
+    let _ = write!(query, "{}=", encode_component(name));
+    let text = to_text(value);
+    let _ = write!(query, "{}", encode_component(&text));
+}
+
+fn to_text(value: &dyn Display) -> String {
+    let mut text = String::new();
+    let _ = write!(text, "{value}");
+    text
+}
+
+fn check_segment(text: &str, allow_empty: bool) -> Result<(), Error> {
+    match text {
+        "" if !allow_empty => Err(Error::encode(
+            "an empty value cannot be a path segment (it would change the route)",
+        )),
+        "." | ".." => Err(Error::encode(format!(
+            "`{text}` cannot be a path segment (URL parsers resolve it as a dot segment)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn write_encoded(out: &mut String, text: &str) {
+    let _ = write!(out, "{}", utf8_percent_encode(text, UNRESERVED));
+}
+
+/// Checks a hand-written path: it must start with `/` and contain only characters a request
+/// line carries as they are (unreserved, sub-delims, `:`, `@`, `/` and `%XX` escapes).
+pub(crate) fn check_raw_path(path: &str) -> Result<(), Error> {
+    if !path.starts_with('/') {
+        return Err(Error::encode(format!("path `{path}` must start with `/`")));
+    }
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let ok = b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&b);
+        if b == b'%' {
+            let hex = bytes.get(i + 1..i + 3);
+            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                return Err(Error::encode(format!(
+                    "path `{path}` has a `%` that starts no escape"
+                )));
+            }
+            i += 3;
+            continue;
+        }
+        if !ok {
+            return Err(Error::encode(format!(
+                "path `{path}` has a character that must be percent-encoded at byte {i}; \
+                 build it with `Call::segment`"
+            )));
+        }
+        i += 1;
+    }
+    for segment in path.split('/') {
+        if segment == "." || segment == ".." {
+            return Err(Error::encode(format!(
+                "path `{path}` has a dot segment, which URL parsers resolve away"
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_cannot_escape() {
+        let mut p = String::new();
+        push_segment(&mut p, &"../x").unwrap();
+        assert_eq!(p, "/..%2Fx");
+        for bad in [".", "..", ""] {
+            assert!(push_segment(&mut String::new(), &bad).is_err(), "{bad:?}");
+        }
+        let mut p = String::new();
+        push_segment(&mut p, &"...").unwrap();
+        assert_eq!(p, "/...");
+        let mut p = String::new();
+        push_segment(&mut p, &"%2e%2e").unwrap();
+        assert_eq!(p, "/%252e%252e");
+    }
+
+    #[test]
+    fn trailing_keeps_slashes() {
+        let mut p = String::from("/f");
+        push_trailing(&mut p, &"a/b c/").unwrap();
+        assert_eq!(p, "/f/a/b%20c/");
+        assert!(push_trailing(&mut String::new(), &"a/./b").is_err());
+        assert!(push_trailing(&mut String::new(), &"..").is_err());
+    }
+
+    #[test]
+    fn raw_paths_are_checked() {
+        assert!(check_raw_path("/users/1").is_ok());
+        assert!(check_raw_path("/a%2Fb/~x").is_ok());
+        assert!(check_raw_path("users").is_err());
+        assert!(check_raw_path("/a b").is_err());
+        assert!(check_raw_path("/a?b").is_err());
+        assert!(check_raw_path("/a#b").is_err());
+        assert!(check_raw_path("/a/../b").is_err());
+        assert!(check_raw_path("/a%zz").is_err());
+    }
+}

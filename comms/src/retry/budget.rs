@@ -1,0 +1,132 @@
+//! A retry budget: retries may add only a fraction of the recent traffic.
+//!
+//! A per-call retry count alone is not enough: when a dependency goes down, every call retries
+//! the full count and the failing service sees its load multiplied. A budget caps the *sum*:
+//! each call deposits `ratio` of a token, each retry withdraws a whole one, and a floor of
+//! `min_per_sec` tokens a second lets a quiet client still retry. The balance is capped, so a
+//! long healthy period cannot save up a burst. Deposits are one atomic add on the call path; the
+//! floor is refilled lazily, only when a retry asks.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Instant;
+
+use super::BudgetConfig;
+
+const TOKEN: i64 = 1000;
+
+#[derive(Debug)]
+pub(crate) struct RetryBudget {
+    /// Balance in thousandths of a retry.
+    balance: AtomicI64,
+    deposit: i64,
+    floor_per_sec: i64,
+    cap: i64,
+    started: Instant,
+    /// Milliseconds since `started` when the floor was last credited.
+    refilled_at: AtomicU64,
+}
+
+impl RetryBudget {
+    pub(crate) fn new(config: BudgetConfig) -> RetryBudget {
+        let floor_per_sec = i64::from(config.min_per_sec) * TOKEN;
+        RetryBudget {
+            balance: AtomicI64::new(floor_per_sec),
+            deposit: (config.ratio * TOKEN as f64) as i64,
+            floor_per_sec,
+            cap: (floor_per_sec * 10).max(100 * TOKEN),
+            started: Instant::now(),
+            refilled_at: AtomicU64::new(0),
+        }
+    }
+
+    /// Credits one call.
+    pub(crate) fn deposit(&self) {
+        if self.deposit == 0 || self.balance.load(Ordering::Relaxed) >= self.cap {
+            return;
+        }
+        let _ = self
+            .balance
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                (b < self.cap).then(|| (b + self.deposit).min(self.cap))
+            });
+    }
+
+    /// Takes one retry from the budget; false when the budget is spent.
+    pub(crate) fn withdraw(&self) -> bool {
+        self.refill();
+        self.balance
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                (b >= TOKEN).then_some(b - TOKEN)
+            })
+            .is_ok()
+    }
+
+    fn refill(&self) {
+        if self.floor_per_sec == 0 {
+            return;
+        }
+        let now = self.started.elapsed().as_millis() as u64;
+        let last = self.refilled_at.load(Ordering::Acquire);
+        if now <= last {
+            return;
+        }
+        if self
+            .refilled_at
+            .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            // floor_per_sec is thousandths per second, which is whole tokens per millisecond.
+            let credit = (now - last) as i64 * self.floor_per_sec / 1000;
+            let _ = self
+                .balance
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                    Some((b + credit).min(self.cap.max(b)))
+                });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budget(ratio: f64, min_per_sec: u32) -> RetryBudget {
+        RetryBudget::new(BudgetConfig { ratio, min_per_sec })
+    }
+
+    #[test]
+    fn floor_allows_a_few_retries_without_traffic() {
+        let b = budget(0.2, 3);
+        assert!(b.withdraw() && b.withdraw() && b.withdraw());
+        assert!(!b.withdraw(), "the floor's first second is spent");
+    }
+
+    #[test]
+    fn deposits_buy_a_fraction_of_retries() {
+        let b = budget(0.2, 0);
+        assert!(!b.withdraw());
+        for _ in 0..100 {
+            b.deposit();
+        }
+        let retries = (0..100).filter(|_| b.withdraw()).count();
+        assert_eq!(retries, 20);
+    }
+
+    #[test]
+    fn balance_is_capped() {
+        let b = budget(1.0, 0);
+        for _ in 0..1_000_000 {
+            b.deposit();
+        }
+        let retries = (0..1_000_000).filter(|_| b.withdraw()).count();
+        assert_eq!(retries, 100);
+    }
+
+    #[test]
+    fn floor_refills_over_time() {
+        let b = budget(0.0, 1000);
+        while b.withdraw() {}
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(b.withdraw(), "20 ms at 1000/s credits about 20 retries");
+    }
+}
