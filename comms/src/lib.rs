@@ -49,6 +49,7 @@ pub mod path;
 mod response;
 mod retry;
 pub mod signing;
+pub mod verify;
 
 pub use breaker::BreakerConfig;
 pub use call::Call;

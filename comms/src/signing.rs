@@ -108,10 +108,6 @@ impl Secret {
         self.0.is_empty()
     }
 
-    pub(crate) fn expose(&self) -> &[u8] {
-        &self.0
-    }
-
     /// A MAC keyed with this secret, ready to be cloned for each signature.
     pub(crate) fn mac(&self) -> HmacSha256 {
         <HmacSha256 as KeyInit>::new_from_slice(&self.0).expect("HMAC accepts keys of any length")
