@@ -111,6 +111,7 @@ fn now_nanos() -> u64 {
 }
 
 /// The breaker state, as reported by [`Breaker::state`].
+#[cfg(test)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum State {
     Closed,
@@ -155,7 +156,9 @@ impl Breaker {
         type Registry = Mutex<HashMap<(String, BreakerConfig), Arc<Breaker>>>;
         static REGISTRY: OnceLock<Registry> = OnceLock::new();
         let registry = REGISTRY.get_or_init(Registry::default);
-        let mut map = registry.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut map = registry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         map.entry((authority.to_owned(), config.clone()))
             .or_insert_with(|| Arc::new(Breaker::new(authority.to_owned(), config.clone())))
             .clone()
@@ -165,6 +168,7 @@ impl Breaker {
         &self.authority
     }
 
+    #[cfg(test)]
     pub(crate) fn state(&self) -> State {
         match state_of(self.word.load(Ordering::Acquire)) {
             CLOSED => State::Closed,
@@ -363,7 +367,9 @@ mod tests {
         b.admit().unwrap().record(true);
         drop(b.admit().unwrap());
         assert_eq!(b.state(), State::HalfOpen);
-        b.admit().expect("the dropped probe's slot is free again").record(false);
+        b.admit()
+            .expect("the dropped probe's slot is free again")
+            .record(false);
         assert_eq!(b.state(), State::Closed);
     }
 

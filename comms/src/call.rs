@@ -131,7 +131,9 @@ impl Call {
         let name = match HeaderName::from_bytes(name.as_bytes()) {
             Ok(name) => name,
             Err(_) => {
-                self.fail(Error::encode(format!("`{name}` is not a valid header name")));
+                self.fail(Error::encode(format!(
+                    "`{name}` is not a valid header name"
+                )));
                 return self;
             }
         };
@@ -151,10 +153,8 @@ impl Call {
     pub fn json<T: Serialize + ?Sized>(mut self, value: &T) -> Call {
         match serde_json::to_vec(value) {
             Ok(bytes) => {
-                self.headers.insert(
-                    CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
+                self.headers
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 self.body = Some(Bytes::from(bytes));
             }
             Err(e) => self.fail(Error::encode(format!("the body does not serialize: {e}"))),

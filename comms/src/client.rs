@@ -4,11 +4,11 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::time::Duration;
 
+use crate::Error;
 use crate::breaker::BreakerConfig;
 use crate::executor::{Executor, ExecutorBuilder};
 use crate::retry::RetryConfig;
 use crate::signing::{Secret, Signing};
-use crate::Error;
 
 /// The settings a `#[service_client]` attribute fixes at compile time.
 #[doc(hidden)]
@@ -154,7 +154,9 @@ impl<C: FromExecutor> ClientBuilder<C> {
 
 impl<C> fmt::Debug for ClientBuilder<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ClientBuilder").field(&self.executor).finish()
+        f.debug_tuple("ClientBuilder")
+            .field(&self.executor)
+            .finish()
     }
 }
 
@@ -164,8 +166,9 @@ fn env_var(name: &str) -> Result<Option<String>, Error> {
         Ok(v) if v.is_empty() => Ok(None),
         Ok(v) => Ok(Some(v)),
         Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => {
-            Err(Error::config(name, "the environment variable is not valid Unicode"))
-        }
+        Err(std::env::VarError::NotUnicode(_)) => Err(Error::config(
+            name,
+            "the environment variable is not valid Unicode",
+        )),
     }
 }

@@ -332,7 +332,12 @@ mod tests {
     use super::*;
 
     fn err(status: u16) -> Error {
-        HttpError::new(StatusCode::from_u16(status).unwrap(), Method::GET, "http://x/y").into()
+        HttpError::new(
+            StatusCode::from_u16(status).unwrap(),
+            Method::GET,
+            "http://x/y",
+        )
+        .into()
     }
 
     #[test]
@@ -383,7 +388,8 @@ mod tests {
     #[test]
     fn body_excerpt_is_bounded_at_a_char_boundary() {
         let body = "é".repeat(BODY_EXCERPT_LIMIT);
-        let e = HttpError::new(StatusCode::BAD_GATEWAY, Method::GET, "u").with_body(body.as_bytes());
+        let e =
+            HttpError::new(StatusCode::BAD_GATEWAY, Method::GET, "u").with_body(body.as_bytes());
         assert!(e.body().len() <= BODY_EXCERPT_LIMIT + '…'.len_utf8());
         assert!(e.body().ends_with('…'));
         assert!(!e.body().contains('\u{FFFD}'));

@@ -464,7 +464,10 @@ impl Executor {
                             shown_url.clone(),
                             &bytes,
                         );
-                        (Outcome::Status(status), Err((Error::from(err), resp_headers)))
+                        (
+                            Outcome::Status(status),
+                            Err((Error::from(err), resp_headers)),
+                        )
                     }
                 }
                 Attempt::Connect(e) => (
@@ -553,10 +556,7 @@ impl Executor {
         headers.insert(X_TIMESTAMP, value(signed.timestamp));
         if let Some(nonce) = signed.nonce {
             headers.insert(X_NONCE, value(nonce));
-            headers.insert(
-                X_CONTENT_SHA256,
-                value(target.content_sha256.to_owned()),
-            );
+            headers.insert(X_CONTENT_SHA256, value(target.content_sha256.to_owned()));
         }
         let mut signature = value(signed.signature);
         signature.set_sensitive(true);

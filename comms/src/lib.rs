@@ -38,6 +38,7 @@
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod breaker;
@@ -72,14 +73,13 @@ pub use http;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::client::{ClientDefaults, FromExecutor};
-    pub use crate::path::{push_query, push_segment, push_trailing};
+    pub use crate::path::{push_segment, push_trailing};
     pub use crate::{Call, ClientBuilder, Error, Executor, Response, Signing};
     pub use core::fmt::Display;
     pub use core::future::Future;
     pub use core::marker::Send;
     pub use core::result::Result;
     pub use http::Method;
-    pub use serde::Serialize;
     pub use serde::de::DeserializeOwned;
     pub use std::time::Duration;
 
@@ -98,20 +98,66 @@ pub mod __private {
         Ok(response)
     }
 
-    /// Appends the items of a repeated query argument.
-    pub fn push_query_each<I>(query: &mut String, name: &str, values: I)
-    where
-        I: IntoIterator,
-        I::Item: Display,
-    {
-        for value in values {
-            push_query(query, name, &value);
+    /// A value that fills a `<param>` of a route.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot fill a route parameter",
+        label = "this argument fills a `<param>` of the route, so it must implement `std::fmt::Display`"
+    )]
+    pub trait PathParam {
+        /// The value to encode.
+        fn as_display(&self) -> &dyn Display;
+    }
+
+    impl<T: Display> PathParam for T {
+        fn as_display(&self) -> &dyn Display {
+            self
         }
     }
 
-    /// Compile-time check that a path or query argument can be written.
-    pub fn require_display<T: Display + ?Sized>(_: &T) {}
+    /// Checks and passes on a route parameter's value.
+    pub fn path_param<T: PathParam>(value: &T) -> &dyn Display {
+        value.as_display()
+    }
 
-    /// Compile-time check that a body argument serializes.
-    pub fn require_serialize<T: Serialize + ?Sized>(_: &T) {}
+    /// A value of a `#[query]` argument.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be a query value",
+        label = "`#[query]` values must implement `std::fmt::Display`, or be an `Option` or a `Vec` or slice of such values"
+    )]
+    pub trait QueryParam {
+        /// The value to encode.
+        fn as_display(&self) -> &dyn Display;
+    }
+
+    impl<T: Display> QueryParam for T {
+        fn as_display(&self) -> &dyn Display {
+            self
+        }
+    }
+
+    /// Checks and passes on a query value.
+    pub fn query_param<T: QueryParam>(value: &T) -> &dyn Display {
+        value.as_display()
+    }
+
+    /// A value of a `#[header]` argument.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be a header value",
+        label = "`#[header]` values must implement `std::fmt::Display` (or be an `Option` of such a value)"
+    )]
+    pub trait HeaderParam {
+        /// The value to send.
+        fn as_display(&self) -> &dyn Display;
+    }
+
+    impl<T: Display> HeaderParam for T {
+        fn as_display(&self) -> &dyn Display {
+            self
+        }
+    }
+
+    /// Checks and passes on a header value.
+    pub fn header_param<T: HeaderParam>(value: &T) -> &dyn Display {
+        value.as_display()
+    }
 }

@@ -79,7 +79,9 @@ impl FromStr for Signing {
         match s {
             "v2" => Ok(Signing::V2),
             "legacy" => Ok(Signing::Legacy),
-            other => Err(format!("unknown signing scheme `{other}`, expected `v2` or `legacy`")),
+            other => Err(format!(
+                "unknown signing scheme `{other}`, expected `v2` or `legacy`"
+            )),
         }
     }
 }
@@ -337,7 +339,11 @@ impl Signer {
                 }
             }
             Signing::Legacy => {
-                mac.update(&legacy_string_to_sign(target.method, target.path, timestamp));
+                mac.update(&legacy_string_to_sign(
+                    target.method,
+                    target.path,
+                    timestamp,
+                ));
                 SignatureHeaders {
                     timestamp: ts,
                     nonce: None,

@@ -51,7 +51,11 @@ impl Outcome {
 /// The wait a response asks for in `Retry-After`: delay-seconds or an HTTP date. A date in the
 /// past means no wait; an unreadable value is ignored.
 pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let value = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
@@ -66,7 +70,10 @@ mod tests {
 
     fn headers(value: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(http::header::RETRY_AFTER, HeaderValue::from_str(value).unwrap());
+        h.insert(
+            http::header::RETRY_AFTER,
+            HeaderValue::from_str(value).unwrap(),
+        );
         h
     }
 
@@ -114,7 +121,13 @@ mod tests {
 
     #[test]
     fn idempotent_methods() {
-        for m in [Method::GET, Method::HEAD, Method::PUT, Method::DELETE, Method::OPTIONS] {
+        for m in [
+            Method::GET,
+            Method::HEAD,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ] {
             assert!(is_idempotent_method(&m));
         }
         assert!(!is_idempotent_method(&Method::POST));

@@ -113,13 +113,19 @@ where
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok());
             if declared.is_some_and(|len| len > limit as u64) {
-                return Ok(reject(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"));
+                return Ok(reject(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "request body too large",
+                ));
             }
             let (mut parts, body) = request.into_parts();
             let bytes = match Limited::new(body, limit).collect().await {
                 Ok(collected) => collected.to_bytes(),
                 Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-                    return Ok(reject(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"));
+                    return Ok(reject(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "request body too large",
+                    ));
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "could not read the request body");

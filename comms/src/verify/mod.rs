@@ -363,8 +363,14 @@ mod tests {
         let uri: Uri = "/x".parse().unwrap();
         let nonce = "0123456789abcdef0123456789abcdef";
         let at = |ts, now| run(v.verify_at(&Method::GET, &uri, &signed(ts, nonce), b"", now));
-        assert!(matches!(at(1000, 1011), Err(VerifyError::StaleTimestamp(_))));
-        assert!(matches!(at(1011, 1000), Err(VerifyError::FutureTimestamp(_))));
+        assert!(matches!(
+            at(1000, 1011),
+            Err(VerifyError::StaleTimestamp(_))
+        ));
+        assert!(matches!(
+            at(1011, 1000),
+            Err(VerifyError::FutureTimestamp(_))
+        ));
         assert!(at(1000, 1010).is_ok());
         assert!(matches!(at(1000, 1010), Err(VerifyError::Replayed)));
     }

@@ -117,7 +117,9 @@ impl MemoryNonceStore {
 }
 
 fn lock(shard: &Mutex<Shard>) -> std::sync::MutexGuard<'_, Shard> {
-    shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    shard
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl NonceStore for MemoryNonceStore {
@@ -154,13 +156,19 @@ mod tests {
         for i in 0..SHARDS as u128 {
             assert!(s.insert_at("a", &format!("{i:x}"), 100, 10).unwrap());
         }
-        assert!(s.insert_at("a", &format!("{:x}", SHARDS as u128), 100, 10).is_err());
+        assert!(
+            s.insert_at("a", &format!("{:x}", SHARDS as u128), 100, 10)
+                .is_err()
+        );
         // Every live nonce is still refused as a replay.
         for i in 0..SHARDS as u128 {
             assert!(!s.insert_at("a", &format!("{i:x}"), 100, 50).unwrap());
         }
         // After expiry, room is made.
-        assert!(s.insert_at("a", &format!("{:x}", SHARDS as u128), 300, 101).unwrap());
+        assert!(
+            s.insert_at("a", &format!("{:x}", SHARDS as u128), 300, 101)
+                .unwrap()
+        );
         assert!(s.len() <= s.capacity());
     }
 }

@@ -1,0 +1,340 @@
+//! The model of an annotated trait. It keeps the original syn nodes so that every error and
+//! every generated check can point at the user's tokens.
+
+use syn::{FnArg, Ident, ItemTrait, LitStr, Pat, ReturnType, TraitItem, TraitItemFn, Type};
+
+use crate::attr::{self, ArgAttr, Args, VerbAttr};
+use crate::ctxt::Ctxt;
+use crate::template::{self, Template};
+
+pub(crate) struct Service<'a> {
+    pub(crate) item: &'a ItemTrait,
+    pub(crate) args: Args,
+    pub(crate) methods: Vec<Method<'a>>,
+}
+
+pub(crate) struct Method<'a> {
+    pub(crate) item: &'a TraitItemFn,
+    pub(crate) verb: Ident,
+    pub(crate) route: LitStr,
+    /// `None` when the route did not parse (its errors are reported already).
+    pub(crate) template: Option<Template>,
+    pub(crate) idempotent: bool,
+    pub(crate) timeout_ms: Option<u64>,
+    pub(crate) args: Vec<Arg<'a>>,
+    pub(crate) output: Output<'a>,
+}
+
+pub(crate) struct Arg<'a> {
+    pub(crate) ident: &'a Ident,
+    pub(crate) ty: &'a Type,
+    pub(crate) kind: ArgKind,
+}
+
+pub(crate) enum ArgKind {
+    /// No attribute: must name a route parameter.
+    Path,
+    Query {
+        name: String,
+        shape: Shape,
+    },
+    Body {
+        attr: proc_macro2::Span,
+    },
+    Header {
+        name: String,
+        optional: bool,
+    },
+}
+
+/// How a query argument becomes pairs.
+#[derive(Clone, Copy)]
+pub(crate) enum Shape {
+    /// One pair.
+    Scalar,
+    /// One pair, or none for `None`.
+    Optional,
+    /// One pair per item.
+    Repeated,
+}
+
+pub(crate) struct Output<'a> {
+    /// The whole declared return type (`Result<T, Error>`).
+    pub(crate) ty: &'a Type,
+    pub(crate) kind: OutputKind,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OutputKind {
+    /// `()`: the body is ignored.
+    Unit,
+    /// `comms::Response`: returned as it is.
+    Raw,
+    /// Anything else: decoded from JSON.
+    Json,
+}
+
+impl<'a> Service<'a> {
+    pub(crate) fn from_trait(cx: &Ctxt, item: &'a ItemTrait, args: Args) -> Service<'a> {
+        if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
+            cx.error_spanned_by(&item.generics, "a service trait cannot be generic");
+        }
+        if let Some(unsafety) = &item.unsafety {
+            cx.error_spanned_by(unsafety, "a service trait cannot be `unsafe`");
+        }
+        let mut methods = Vec::new();
+        for trait_item in &item.items {
+            match trait_item {
+                TraitItem::Fn(f) => {
+                    if let Some(m) = Method::from_item(cx, f) {
+                        methods.push(m);
+                    }
+                }
+                other => cx.error_spanned_by(
+                    other,
+                    "a service trait holds only `async fn` methods with an HTTP verb attribute",
+                ),
+            }
+        }
+        Service {
+            item,
+            args,
+            methods,
+        }
+    }
+}
+
+impl<'a> Method<'a> {
+    fn from_item(cx: &Ctxt, f: &'a TraitItemFn) -> Option<Method<'a>> {
+        let sig = &f.sig;
+        let name = &sig.ident;
+        let mut verb: Option<VerbAttr> = None;
+        let mut complete = true;
+        for a in f.attrs.iter().filter(|a| attr::is_verb(a)) {
+            if verb.is_some() {
+                cx.error_spanned_by(a, format!("`{name}` has more than one HTTP verb attribute"));
+                continue;
+            }
+            match attr::parse_verb(cx, a) {
+                Some(v) => verb = Some(v),
+                None => complete = false,
+            }
+        }
+        if verb.is_none() && complete {
+            cx.error_spanned_by(
+                name,
+                format!(
+                    "`{name}` has no HTTP verb: add one of `#[get(\"/path\")]`, `#[post(..)]`, \
+                     `#[put(..)]`, `#[patch(..)]`, `#[delete(..)]`, `#[head(..)]`"
+                ),
+            );
+        }
+        if let Some(body) = &f.default {
+            cx.error_spanned_by(body, "service methods are declared without a body");
+        }
+        if sig.asyncness.is_none() {
+            cx.error_spanned_by(sig.fn_token, format!("`{name}` must be an `async fn`"));
+        }
+        if sig.constness.is_some()
+            || sig.abi.is_some()
+            || !matches!(sig.safety, syn::Safety::Default)
+        {
+            cx.error_spanned_by(
+                &sig.ident,
+                "service methods cannot be `const`, `unsafe` or `extern`",
+            );
+        }
+        if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+            cx.error_spanned_by(
+                &sig.generics,
+                format!("`{name}` cannot be generic: the generated client needs concrete types"),
+            );
+        }
+        if let Some(v) = &sig.variadic {
+            cx.error_spanned_by(v, "service methods cannot be variadic");
+        }
+        match sig.receiver() {
+            Some(r) if is_ref_self(r) => {}
+            Some(r) => cx.error_spanned_by(r, "service methods take `&self`"),
+            None => cx.error_at(
+                sig.paren_token.span.open(),
+                format!("`{name}` needs `&self` as its first argument"),
+            ),
+        }
+        let output = parse_output(cx, &sig.output, name);
+
+        let mut args = Vec::new();
+        let mut ok_args = true;
+        for input in &sig.inputs {
+            let FnArg::Typed(pt) = input else { continue };
+            let ident = match &*pt.pat {
+                Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => &p.ident,
+                other => {
+                    cx.error_spanned_by(other, "service arguments must be plain names (`id: u64`)");
+                    ok_args = false;
+                    continue;
+                }
+            };
+            let mut kind: Option<(ArgAttr, &syn::Attribute)> = None;
+            for a in pt.attrs.iter().filter(|a| attr::is_arg_attr(a)) {
+                let Some(parsed) = attr::parse_arg_attr(cx, a) else {
+                    ok_args = false;
+                    continue;
+                };
+                if let Some((_, first)) = &kind {
+                    cx.error_spanned_by(
+                        a,
+                        format!(
+                            "`{ident}` already has `#[{}]`; an argument is one of path, `#[query]`, `#[body]` or `#[header]`",
+                            first.path().get_ident().map(|i| i.to_string()).unwrap_or_default()
+                        ),
+                    );
+                    continue;
+                }
+                kind = Some((parsed, a));
+            }
+            let ty = &*pt.ty;
+            let kind = match kind {
+                None => ArgKind::Path,
+                Some((ArgAttr::Body, a)) => ArgKind::Body {
+                    attr: attr::attr_span(a),
+                },
+                Some((ArgAttr::Query { rename }, _)) => ArgKind::Query {
+                    name: rename.map(|r| r.value()).unwrap_or_else(|| unraw(ident)),
+                    shape: query_shape(ty),
+                },
+                Some((ArgAttr::Header { name }, _)) => ArgKind::Header {
+                    name: name.value(),
+                    optional: outer_ident(ty).is_some_and(|i| i == "Option"),
+                },
+            };
+            args.push(Arg { ident, ty, kind });
+        }
+
+        let verb = verb?;
+        let template = match template::parse(&verb.route.value()) {
+            Ok(t) => Some(t),
+            Err(errors) => {
+                for e in errors {
+                    cx.error_at(subspan(&verb.route, e.span), e.kind);
+                }
+                None
+            }
+        };
+        let output = output?;
+        if !ok_args {
+            return None;
+        }
+        Some(Method {
+            item: f,
+            verb: verb.verb,
+            route: verb.route,
+            template,
+            idempotent: verb.idempotent,
+            timeout_ms: verb.timeout_ms,
+            args,
+            output,
+        })
+    }
+
+    pub(crate) fn ident(&self) -> &Ident {
+        &self.item.sig.ident
+    }
+}
+
+fn is_ref_self(r: &syn::Receiver) -> bool {
+    matches!(&r.kind, syn::ReceiverKind::Reference(_, _, None)) && r.mutability.is_none()
+}
+
+fn parse_output<'a>(cx: &Ctxt, output: &'a ReturnType, name: &Ident) -> Option<Output<'a>> {
+    let wrong = |at: &dyn quote::ToTokens| {
+        cx.error_spanned_by(
+            at.to_token_stream(),
+            format!(
+                "`{name}` must return `Result<T, comms::Error>`, where `T` is `()`, \
+                 `comms::Response` or a type that implements `serde::de::DeserializeOwned`"
+            ),
+        );
+        None
+    };
+    let ty = match output {
+        ReturnType::Type(_, ty) => &**ty,
+        ReturnType::Default => return wrong(name),
+    };
+    let Type::Path(p) = ty else { return wrong(ty) };
+    let Some(last) = p.path.segments.last() else {
+        return wrong(ty);
+    };
+    if last.ident != "Result" || p.qself.is_some() {
+        return wrong(ty);
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return wrong(ty);
+    };
+    let types: Vec<&Type> = args
+        .args
+        .iter()
+        .filter_map(|a| match a {
+            syn::GenericArgument::Type(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    let [ok, err] = types[..] else {
+        return wrong(ty);
+    };
+    if outer_ident(err).is_none_or(|i| i != "Error") {
+        return wrong(err);
+    }
+    let kind = match ok {
+        Type::Tuple(t) if t.elems.is_empty() => OutputKind::Unit,
+        t if outer_ident(t).is_some_and(|i| i == "Response") => OutputKind::Raw,
+        _ => OutputKind::Json,
+    };
+    Some(Output { ty, kind })
+}
+
+/// The last path segment's name, looking through references.
+pub(crate) fn outer_ident(ty: &Type) -> Option<&Ident> {
+    match ty {
+        Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|s| &s.ident),
+        Type::Reference(r) => outer_ident(&r.elem),
+        Type::Paren(p) => outer_ident(&p.elem),
+        Type::Group(g) => outer_ident(&g.elem),
+        _ => None,
+    }
+}
+
+fn query_shape(ty: &Type) -> Shape {
+    match ty {
+        Type::Reference(r) => match &*r.elem {
+            Type::Slice(_) | Type::Array(_) => Shape::Repeated,
+            other => query_shape(other),
+        },
+        Type::Slice(_) | Type::Array(_) => Shape::Repeated,
+        _ => match outer_ident(ty).map(|i| i.to_string()).as_deref() {
+            Some("Option") => Shape::Optional,
+            Some("Vec" | "VecDeque" | "BTreeSet" | "HashSet") => Shape::Repeated,
+            _ => Shape::Scalar,
+        },
+    }
+}
+
+/// An identifier as written in routes and query names: `r#type` is `type`.
+pub(crate) fn unraw(ident: &Ident) -> String {
+    let s = ident.to_string();
+    s.strip_prefix("r#").map(str::to_owned).unwrap_or(s)
+}
+
+/// The span of `range` inside a string literal's value, or the whole literal's span when the
+/// compiler cannot point inside literals (stable Rust) or the literal has escapes.
+pub(crate) fn subspan(lit: &LitStr, range: std::ops::Range<usize>) -> proc_macro2::Span {
+    let token = lit.token();
+    let repr = token.to_string();
+    // Offsets match only for a plain "..." literal without escapes.
+    if repr.starts_with('"') && !repr.contains('\\') {
+        if let Some(span) = token.subspan(range.start + 1..range.end + 1) {
+            return span;
+        }
+    }
+    lit.span()
+}

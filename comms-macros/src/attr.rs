@@ -1,0 +1,426 @@
+//! Parsing the attributes: the `#[service_client(..)]` keys, a method's verb attribute and an
+//! argument's `#[query]`, `#[body]` or `#[header("..")]`. Checks that need only one attribute
+//! happen here; checks across a whole method are in `valid.rs`.
+
+use proc_macro2::{Span, TokenStream};
+use syn::parse::{ParseStream, Parser};
+use syn::spanned::Spanned;
+use syn::{Attribute, Ident, LitInt, LitStr, Token};
+
+use crate::ctxt::Ctxt;
+use crate::suggest::did_you_mean;
+
+/// The `#[service_client]` keys.
+pub(crate) const KEYS: &[&str] = &[
+    "base_url",
+    "service_id",
+    "secret_env",
+    "base_url_env",
+    "signing",
+];
+
+/// The attribute's settings, each checked.
+pub(crate) struct Args {
+    pub(crate) base_url: Option<LitStr>,
+    pub(crate) service_id: Option<LitStr>,
+    pub(crate) secret_env: Option<LitStr>,
+    pub(crate) base_url_env: Option<LitStr>,
+    pub(crate) legacy: bool,
+}
+
+pub(crate) fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
+    let mut args = Args {
+        base_url: None,
+        service_id: None,
+        secret_env: None,
+        base_url_env: None,
+        legacy: false,
+    };
+    let mut signing: Option<LitStr> = None;
+    let parser = |input: ParseStream| -> syn::Result<()> {
+        while !input.is_empty() {
+            let key: Ident = input.call(syn::ext::IdentExt::parse_any)?;
+            input.parse::<Token![=]>()?;
+            let value: syn::Lit = input.parse()?;
+            if !input.is_empty() {
+                input.parse::<Token![,]>()?;
+            }
+            let name = key.to_string();
+            let slot = match name.as_str() {
+                "base_url" => &mut args.base_url,
+                "service_id" => &mut args.service_id,
+                "secret_env" => &mut args.secret_env,
+                "base_url_env" => &mut args.base_url_env,
+                "signing" => &mut signing,
+                _ => {
+                    cx.error_spanned_by(
+                        &key,
+                        format!(
+                            "unknown key `{name}`{}; expected one of: {}",
+                            did_you_mean(&name, KEYS.iter().copied()),
+                            KEYS.iter()
+                                .map(|k| format!("`{k}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    );
+                    continue;
+                }
+            };
+            let syn::Lit::Str(value) = value else {
+                cx.error_spanned_by(&value, format!("`{name}` takes a string literal"));
+                continue;
+            };
+            if slot.is_some() {
+                cx.error_spanned_by(&key, format!("`{name}` set multiple times"));
+                continue;
+            }
+            *slot = Some(value);
+        }
+        Ok(())
+    };
+    if let Err(e) = parser.parse2(tokens) {
+        cx.syn_error(syn::Error::new(
+            e.span(),
+            format!("{e}; expected `key = \"value\"` pairs separated by commas"),
+        ));
+        return args;
+    }
+
+    for (name, slot, example) in [
+        ("base_url", &args.base_url, "\"http://users.internal:8080\""),
+        ("service_id", &args.service_id, "\"billing\""),
+        ("secret_env", &args.secret_env, "\"USERS_SECRET\""),
+    ] {
+        if slot.is_none() {
+            cx.error_at(
+                Span::call_site(),
+                format!("missing `{name}`: add `{name} = {example}` to #[service_client(...)]"),
+            );
+        }
+    }
+    if let Some(url) = &args.base_url {
+        if let Err(why) = check_base_url(&url.value()) {
+            cx.error_spanned_by(url, format!("invalid `base_url`: {why}"));
+        }
+    }
+    if let Some(id) = &args.service_id {
+        let v = id.value();
+        if v.is_empty() || !v.bytes().all(|b| b.is_ascii_graphic()) {
+            cx.error_spanned_by(
+                id,
+                "invalid `service_id`: it must be non-empty visible ASCII without spaces",
+            );
+        }
+    }
+    for env in [&args.secret_env, &args.base_url_env].into_iter().flatten() {
+        let v = env.value();
+        if v.is_empty() || v.contains(['=', '\0']) || v.contains(char::is_whitespace) {
+            cx.error_spanned_by(
+                env,
+                "invalid environment variable name: it must be non-empty, without `=`, NUL or spaces",
+            );
+        }
+    }
+    if let Some(s) = &signing {
+        match s.value().as_str() {
+            "v2" => {}
+            "legacy" => args.legacy = true,
+            other => cx.error_spanned_by(
+                s,
+                format!("unknown signing scheme `{other}`; expected \"v2\" or \"legacy\""),
+            ),
+        }
+    }
+    args
+}
+
+/// A base URL: `http` or `https`, a host, an optional port and path, no query, fragment or
+/// credentials.
+pub(crate) fn check_base_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or("it must start with `http://` or `https://`")?;
+    if url.contains('?') {
+        return Err("it must not have a query (`?`)".into());
+    }
+    if url.contains('#') {
+        return Err("it must not have a fragment (`#`)".into());
+    }
+    if let Some(c) = url.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("it must not contain `{}`", c.escape_default()));
+    }
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err("it must not carry credentials (`user@`)".into());
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(']') || authority.starts_with('[') => {
+            if host.starts_with('[') && !host.ends_with(']') {
+                (authority, None)
+            } else {
+                (host, Some(port))
+            }
+        }
+        _ => (authority, None),
+    };
+    if host.is_empty() {
+        return Err("it has no host".into());
+    }
+    if let Some(port) = port {
+        if port.parse::<u16>().is_err() {
+            return Err(format!("`{port}` is not a port number"));
+        }
+    }
+    Ok(())
+}
+
+/// The HTTP verbs, as attribute names.
+pub(crate) const VERBS: &[&str] = &["get", "post", "put", "patch", "delete", "head"];
+
+/// A method's verb attribute: `#[get("/route", idempotent, timeout_ms = 500)]`.
+pub(crate) struct VerbAttr {
+    pub(crate) verb: Ident,
+    pub(crate) route: LitStr,
+    pub(crate) idempotent: bool,
+    pub(crate) timeout_ms: Option<u64>,
+}
+
+pub(crate) fn is_verb(attr: &Attribute) -> bool {
+    attr.path()
+        .get_ident()
+        .is_some_and(|i| VERBS.contains(&i.to_string().as_str()))
+}
+
+pub(crate) fn parse_verb(cx: &Ctxt, attr: &Attribute) -> Option<VerbAttr> {
+    let verb = attr.path().get_ident()?.clone();
+    let list = match attr.meta.require_list() {
+        Ok(list) => list,
+        Err(_) => {
+            cx.error_spanned_by(attr, format!("expected a route: `#[{verb}(\"/path\")]`"));
+            return None;
+        }
+    };
+    let mut idempotent: Option<Ident> = None;
+    let mut timeout_ms: Option<u64> = None;
+    let parser = |input: ParseStream| -> syn::Result<LitStr> {
+        let route: LitStr = input.parse().map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                format!("expected the route as a string: `#[{verb}(\"/path\")]`"),
+            )
+        })?;
+        while !input.is_empty() {
+            input.parse::<Token![,]>()?;
+            if input.is_empty() {
+                break;
+            }
+            let option: Ident = input.call(syn::ext::IdentExt::parse_any)?;
+            match option.to_string().as_str() {
+                "idempotent" => {
+                    if idempotent.is_some() {
+                        cx.error_spanned_by(&option, "`idempotent` set multiple times");
+                    }
+                    idempotent = Some(option);
+                }
+                "timeout_ms" => {
+                    input.parse::<Token![=]>()?;
+                    let value: LitInt = input.parse()?;
+                    match value.base10_parse::<u64>() {
+                        Ok(0) => cx.error_spanned_by(&value, "`timeout_ms` must be above zero"),
+                        Ok(ms) => {
+                            if timeout_ms.is_some() {
+                                cx.error_spanned_by(&option, "`timeout_ms` set multiple times");
+                            }
+                            timeout_ms = Some(ms);
+                        }
+                        Err(e) => cx.error_spanned_by(&value, e),
+                    }
+                }
+                other => {
+                    cx.error_spanned_by(
+                        &option,
+                        format!(
+                            "unknown option `{other}`{}; expected `idempotent` or `timeout_ms = <milliseconds>`",
+                            did_you_mean(other, ["idempotent", "timeout_ms"].into_iter())
+                        ),
+                    );
+                    // Skip a possible `= value`.
+                    if input.peek(Token![=]) {
+                        input.parse::<Token![=]>()?;
+                        input.parse::<syn::Lit>()?;
+                    }
+                }
+            }
+        }
+        Ok(route)
+    };
+    match parser.parse2(list.tokens.clone()) {
+        Ok(route) => {
+            if idempotent.is_some() && !matches!(verb.to_string().as_str(), "post" | "patch") {
+                cx.error_spanned_by(
+                    idempotent.as_ref().expect("checked"),
+                    format!(
+                        "`{verb}` is idempotent already; `idempotent` is for `post` and `patch`"
+                    ),
+                );
+            }
+            Some(VerbAttr {
+                verb,
+                route,
+                idempotent: idempotent.is_some(),
+                timeout_ms,
+            })
+        }
+        Err(e) => {
+            cx.syn_error(e);
+            None
+        }
+    }
+}
+
+/// What an argument attribute makes of the argument.
+pub(crate) enum ArgAttr {
+    Query { rename: Option<LitStr> },
+    Body,
+    Header { name: LitStr },
+}
+
+/// The argument attribute names.
+pub(crate) const ARG_ATTRS: &[&str] = &["query", "body", "header"];
+
+pub(crate) fn is_arg_attr(attr: &Attribute) -> bool {
+    attr.path()
+        .get_ident()
+        .is_some_and(|i| ARG_ATTRS.contains(&i.to_string().as_str()))
+}
+
+pub(crate) fn parse_arg_attr(cx: &Ctxt, attr: &Attribute) -> Option<ArgAttr> {
+    let name = attr.path().get_ident()?.to_string();
+    match name.as_str() {
+        "body" => match &attr.meta {
+            syn::Meta::Path(_) => Some(ArgAttr::Body),
+            _ => {
+                cx.error_spanned_by(attr, "`#[body]` takes no arguments");
+                None
+            }
+        },
+        "query" => match &attr.meta {
+            syn::Meta::Path(_) => Some(ArgAttr::Query { rename: None }),
+            syn::Meta::List(_) => {
+                let mut rename = None;
+                let result = attr.parse_nested_meta(|meta| {
+                    if meta.path.is_ident("rename") {
+                        let value: LitStr = meta.value()?.parse()?;
+                        if value.value().is_empty() {
+                            return Err(syn::Error::new(
+                                value.span(),
+                                "a query name cannot be empty",
+                            ));
+                        }
+                        rename = Some(value);
+                        Ok(())
+                    } else {
+                        Err(meta.error("unknown `#[query]` option; expected `rename = \"name\"`"))
+                    }
+                });
+                match result {
+                    Ok(()) => Some(ArgAttr::Query { rename }),
+                    Err(e) => {
+                        cx.syn_error(e);
+                        None
+                    }
+                }
+            }
+            syn::Meta::NameValue(_) => {
+                cx.error_spanned_by(attr, "expected `#[query]` or `#[query(rename = \"name\")]`");
+                None
+            }
+        },
+        _ => {
+            let parsed = match &attr.meta {
+                syn::Meta::List(list) => syn::parse2::<LitStr>(list.tokens.clone()).ok(),
+                _ => None,
+            };
+            let Some(header) = parsed else {
+                cx.error_spanned_by(
+                    attr,
+                    "expected a header name: `#[header(\"X-Request-Id\")]`",
+                );
+                return None;
+            };
+            let value = header.value();
+            if value.is_empty() || !value.bytes().all(is_token_byte) {
+                cx.error_spanned_by(
+                    &header,
+                    format!("`{}` is not a valid header name", value.escape_default()),
+                );
+                return None;
+            }
+            if is_reserved_header(&value) {
+                cx.error_spanned_by(
+                    &header,
+                    format!("`{value}` is set by comms itself (signing, framing or idempotency) and cannot be an argument"),
+                );
+                return None;
+            }
+            Some(ArgAttr::Header { name: header })
+        }
+    }
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn is_reserved_header(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    matches!(
+        lower.as_str(),
+        "x-service-id"
+            | "x-timestamp"
+            | "x-nonce"
+            | "x-content-sha256"
+            | "x-signature"
+            | "content-length"
+            | "transfer-encoding"
+            | "host"
+    )
+}
+
+/// The span to blame for a whole attribute.
+pub(crate) fn attr_span(attr: &Attribute) -> Span {
+    attr.span()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_base_url;
+
+    #[test]
+    fn base_urls() {
+        for ok in [
+            "http://users.internal:8080",
+            "https://h",
+            "http://h/api/v1/",
+            "http://127.0.0.1:1",
+            "http://[::1]:8080",
+        ] {
+            assert!(check_base_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "users.internal",
+            "ftp://h",
+            "http://",
+            "http://h?x=1",
+            "http://h#f",
+            "http://u@h",
+            "http://h:port",
+            "http://h:99999",
+            "http://h /x",
+        ] {
+            assert!(check_base_url(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! The route template parser: a pure `&str` → segments function with byte ranges, so that every
+//! error can point inside the path literal. Knows nothing of `proc_macro`.
+
+use std::fmt;
+use std::ops::Range;
+
+/// One `/`-separated piece of a route.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Segment {
+    /// Literal text, sent as written.
+    Static(Range<usize>),
+    /// `<name>`: one encoded segment. `name` is the range of the name inside the brackets.
+    Param { name: Range<usize> },
+    /// `<name..>`: the rest of the path, `/` kept, each segment encoded.
+    Trailing { name: Range<usize> },
+}
+
+/// A parsed route.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Template {
+    pub(crate) segments: Vec<Segment>,
+    /// Whether the route ends with `/` (`/items/` or just `/`).
+    pub(crate) trailing_slash: bool,
+}
+
+/// What is wrong with a route, and where (a byte range of the route text).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TemplateError {
+    pub(crate) kind: ErrorKind,
+    pub(crate) span: Range<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ErrorKind {
+    MissingLeadingSlash,
+    EmptySegment,
+    DotSegment,
+    Query,
+    Fragment,
+    BadChar(char),
+    BadEscape,
+    Unclosed,
+    Unopened,
+    EmptyName,
+    BadName,
+    PartialSegment,
+    TrailingNotLast,
+    Duplicate,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ErrorKind::MissingLeadingSlash => f.write_str("a route must start with `/`"),
+            ErrorKind::EmptySegment => f.write_str("empty segment (`//`) in route"),
+            ErrorKind::DotSegment => {
+                f.write_str("`.` and `..` segments are resolved away by URL parsers; remove them")
+            }
+            ErrorKind::Query => f.write_str(
+                "a route cannot contain `?`: mark query arguments with `#[query]` instead",
+            ),
+            ErrorKind::Fragment => f.write_str("a route cannot contain `#`"),
+            ErrorKind::BadChar(c) => write!(
+                f,
+                "`{}` is not allowed in a route; percent-encode it",
+                c.escape_default()
+            ),
+            ErrorKind::BadEscape => f.write_str("`%` must start an escape of two hex digits"),
+            ErrorKind::Unclosed => f.write_str("unclosed parameter: expected `>`"),
+            ErrorKind::Unopened => f.write_str("`>` closes no parameter"),
+            ErrorKind::EmptyName => f.write_str("parameter has no name: expected `<name>`"),
+            ErrorKind::BadName => f.write_str("parameter name must be a Rust identifier"),
+            ErrorKind::PartialSegment => f.write_str(
+                "a parameter must be a whole segment: write `/<name>`, not `/prefix<name>`",
+            ),
+            ErrorKind::TrailingNotLast => {
+                f.write_str("a trailing parameter `<name..>` must be the last segment")
+            }
+            ErrorKind::Duplicate => f.write_str("parameter appears more than once in the route"),
+        }
+    }
+}
+
+impl Template {
+    /// The parameters' names with their ranges, in route order.
+    pub(crate) fn params<'a>(
+        &'a self,
+        text: &'a str,
+    ) -> impl Iterator<Item = (&'a str, Range<usize>, bool)> + 'a {
+        self.segments.iter().filter_map(move |s| match s {
+            Segment::Param { name } => Some((&text[name.clone()], name.clone(), false)),
+            Segment::Trailing { name } => Some((&text[name.clone()], name.clone(), true)),
+            Segment::Static(_) => None,
+        })
+    }
+}
+
+/// Parses a route, reporting every error found (not only the first).
+pub(crate) fn parse(text: &str) -> Result<Template, Vec<TemplateError>> {
+    let mut errors = Vec::new();
+    let mut err = |kind, span: Range<usize>| errors.push(TemplateError { kind, span });
+    if !text.starts_with('/') {
+        err(ErrorKind::MissingLeadingSlash, 0..text.len().min(1));
+        return Err(errors);
+    }
+    let mut segments = Vec::new();
+    let mut seen: Vec<(&str, Range<usize>)> = Vec::new();
+    let mut trailing_slash = false;
+    // Segment boundaries: each segment starts after a `/`.
+    let mut start = 1;
+    let pieces: Vec<Range<usize>> = {
+        let mut v = Vec::new();
+        for (i, b) in text.bytes().enumerate().skip(1) {
+            if b == b'/' {
+                v.push(start..i);
+                start = i + 1;
+            }
+        }
+        v.push(start..text.len());
+        v
+    };
+    let last = pieces.len() - 1;
+    for (index, range) in pieces.into_iter().enumerate() {
+        let piece = &text[range.clone()];
+        if piece.is_empty() {
+            if index == last {
+                trailing_slash = true;
+            } else {
+                err(
+                    ErrorKind::EmptySegment,
+                    range.start.saturating_sub(1)..range.start + 1,
+                );
+            }
+            continue;
+        }
+        if let Some(open) = piece.find('<') {
+            let abs_open = range.start + open;
+            let Some(close) = piece[open..].find('>') else {
+                err(ErrorKind::Unclosed, abs_open..range.end);
+                continue;
+            };
+            let abs_close = abs_open + close;
+            if open != 0 || abs_close + 1 != range.end {
+                err(ErrorKind::PartialSegment, range.clone());
+                continue;
+            }
+            let inner = abs_open + 1..abs_close;
+            let (name, trailing) = match text[inner.clone()].strip_suffix("..") {
+                Some(_) => (inner.start..inner.end - 2, true),
+                None => (inner.clone(), false),
+            };
+            let name_text = &text[name.clone()];
+            if name_text.is_empty() {
+                err(ErrorKind::EmptyName, abs_open..abs_close + 1);
+                continue;
+            }
+            if !is_ident(name_text) {
+                err(ErrorKind::BadName, name.clone());
+                continue;
+            }
+            if seen.iter().any(|(n, _)| *n == name_text) {
+                err(ErrorKind::Duplicate, name.clone());
+                continue;
+            }
+            seen.push((name_text, name.clone()));
+            if trailing {
+                if index != last {
+                    err(ErrorKind::TrailingNotLast, abs_open..abs_close + 1);
+                    continue;
+                }
+                segments.push(Segment::Trailing { name });
+            } else {
+                segments.push(Segment::Param { name });
+            }
+            continue;
+        }
+        if piece == "." || piece == ".." {
+            err(ErrorKind::DotSegment, range.clone());
+            continue;
+        }
+        let mut ok = true;
+        let bytes = piece.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let at = range.start + i;
+            let c = piece[i..].chars().next().expect("in bounds");
+            match c {
+                '>' => {
+                    err(ErrorKind::Unopened, at..at + 1);
+                    ok = false;
+                }
+                '?' => {
+                    err(ErrorKind::Query, at..text.len());
+                    return Err(errors);
+                }
+                '#' => {
+                    err(ErrorKind::Fragment, at..text.len());
+                    return Err(errors);
+                }
+                '%' => {
+                    let hex = bytes.get(i + 1..i + 3);
+                    if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                        err(ErrorKind::BadEscape, at..(at + 3).min(range.end));
+                        ok = false;
+                    } else {
+                        i += 3;
+                        continue;
+                    }
+                }
+                c if c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@".contains(c) => {}
+                c => {
+                    err(ErrorKind::BadChar(c), at..at + c.len_utf8());
+                    ok = false;
+                }
+            }
+            i += c.len_utf8();
+        }
+        if ok {
+            segments.push(Segment::Static(range));
+        }
+    }
+    if errors.is_empty() {
+        Ok(Template {
+            segments,
+            trailing_slash,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+fn is_ident(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+        && s != "_"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(text: &str) -> Vec<(ErrorKind, &str)> {
+        parse(text)
+            .unwrap_err()
+            .into_iter()
+            .map(|e| (e.kind, &text[e.span]))
+            .collect()
+    }
+
+    #[test]
+    fn parses_static_param_and_trailing() {
+        let t = parse("/users/<id>/files/<path..>").unwrap();
+        assert_eq!(
+            t.segments,
+            vec![
+                Segment::Static(1..6),
+                Segment::Param { name: 8..10 },
+                Segment::Static(12..17),
+                Segment::Trailing { name: 19..23 },
+            ]
+        );
+        assert!(!t.trailing_slash);
+        let names: Vec<_> = t
+            .params("/users/<id>/files/<path..>")
+            .map(|p| (p.0, p.2))
+            .collect();
+        assert_eq!(names, [("id", false), ("path", true)]);
+    }
+
+    #[test]
+    fn root_and_trailing_slash() {
+        let root = parse("/").unwrap();
+        assert!(root.segments.is_empty() && root.trailing_slash);
+        let t = parse("/items/").unwrap();
+        assert_eq!(t.segments, vec![Segment::Static(1..6)]);
+        assert!(t.trailing_slash);
+        assert!(parse("/a/%20b/~c:d@e").is_ok());
+    }
+
+    #[test]
+    fn errors_point_at_the_fault() {
+        assert_eq!(kinds("users"), [(ErrorKind::MissingLeadingSlash, "u")]);
+        assert_eq!(kinds(""), [(ErrorKind::MissingLeadingSlash, "")]);
+        assert_eq!(kinds("/a//b"), [(ErrorKind::EmptySegment, "//")]);
+        assert_eq!(kinds("/a/../b"), [(ErrorKind::DotSegment, "..")]);
+        assert_eq!(kinds("/a?x=1"), [(ErrorKind::Query, "?x=1")]);
+        assert_eq!(kinds("/a#top"), [(ErrorKind::Fragment, "#top")]);
+        assert_eq!(kinds("/a b"), [(ErrorKind::BadChar(' '), " ")]);
+        assert_eq!(kinds("/a%2"), [(ErrorKind::BadEscape, "%2")]);
+        assert_eq!(kinds("/<id"), [(ErrorKind::Unclosed, "<id")]);
+        assert_eq!(kinds("/id>"), [(ErrorKind::Unopened, ">")]);
+        assert_eq!(kinds("/<>"), [(ErrorKind::EmptyName, "<>")]);
+        assert_eq!(kinds("/<..>"), [(ErrorKind::EmptyName, "<..>")]);
+        assert_eq!(kinds("/<1d>"), [(ErrorKind::BadName, "1d")]);
+        assert_eq!(kinds("/v<id>"), [(ErrorKind::PartialSegment, "v<id>")]);
+        assert_eq!(
+            kinds("/<id>.json"),
+            [(ErrorKind::PartialSegment, "<id>.json")]
+        );
+        assert_eq!(kinds("/<p..>/x"), [(ErrorKind::TrailingNotLast, "<p..>")]);
+        assert_eq!(kinds("/<id>/<id>"), [(ErrorKind::Duplicate, "id")]);
+    }
+
+    #[test]
+    fn reports_every_error() {
+        assert_eq!(
+            kinds("/<>/a b/<1x>"),
+            [
+                (ErrorKind::EmptyName, "<>"),
+                (ErrorKind::BadChar(' '), " "),
+                (ErrorKind::BadName, "1x"),
+            ]
+        );
+    }
+
+    #[test]
+    fn non_ascii_is_refused_at_its_char() {
+        assert_eq!(
+            kinds("/caf\u{e9}"),
+            [(ErrorKind::BadChar('\u{e9}'), "\u{e9}")]
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! Checks that look at a whole method: route parameters against arguments, bodies against
+//! verbs.
+
+use std::collections::HashSet;
+
+use crate::ast::{ArgKind, Method, OutputKind, Service, subspan, unraw};
+use crate::ctxt::Ctxt;
+use crate::suggest::did_you_mean;
+
+pub(crate) fn check(cx: &Ctxt, service: &Service<'_>) {
+    let mut names = HashSet::new();
+    for method in &service.methods {
+        if !names.insert(method.ident().to_string()) {
+            cx.error_spanned_by(method.ident(), "method declared twice");
+        }
+        check_method(cx, method);
+    }
+}
+
+fn check_method(cx: &Ctxt, method: &Method<'_>) {
+    let verb = method.verb.to_string();
+    let name = method.ident();
+
+    let mut bodies = method.args.iter().filter_map(|a| match a.kind {
+        ArgKind::Body { attr } => Some((a, attr)),
+        _ => None,
+    });
+    if let Some((first, attr)) = bodies.next() {
+        if verb == "get" || verb == "head" {
+            cx.error_at(
+                attr,
+                format!(
+                    "a {} request has no body: drop `#[body]` from `{}`, or use `#[post]`, `#[put]` or `#[patch]`",
+                    verb.to_uppercase(),
+                    first.ident
+                ),
+            );
+        }
+        for (extra, attr) in bodies {
+            cx.error_at(
+                attr,
+                format!(
+                    "`{name}` already sends `{}` as its body; a request has one `#[body]`",
+                    first.ident
+                ),
+            );
+            let _ = extra;
+        }
+    }
+    if verb == "head" && method.output.kind == OutputKind::Json {
+        cx.error_spanned_by(
+            method.output.ty,
+            "a HEAD response has no body to decode: return `Result<(), comms::Error>` or `Result<comms::Response, comms::Error>`",
+        );
+    }
+
+    let mut query_names: Vec<&str> = Vec::new();
+    let mut header_names: Vec<String> = Vec::new();
+    for arg in &method.args {
+        match &arg.kind {
+            ArgKind::Query { name, .. } => {
+                if query_names.contains(&name.as_str()) {
+                    cx.error_spanned_by(
+                        arg.ident,
+                        format!("query key `{name}` is used by two arguments"),
+                    );
+                }
+                query_names.push(name);
+            }
+            ArgKind::Header { name, .. } => {
+                let lower = name.to_ascii_lowercase();
+                if header_names.contains(&lower) {
+                    cx.error_spanned_by(
+                        arg.ident,
+                        format!("header `{name}` is set by two arguments"),
+                    );
+                }
+                header_names.push(lower);
+            }
+            _ => {}
+        }
+    }
+
+    // Route parameters against plain arguments.
+    let Some(template) = &method.template else {
+        return;
+    };
+    let route = method.route.value();
+    let params: Vec<(&str, std::ops::Range<usize>)> =
+        template.params(&route).map(|(n, r, _)| (n, r)).collect();
+    let plain: Vec<String> = method
+        .args
+        .iter()
+        .filter(|a| matches!(a.kind, ArgKind::Path))
+        .map(|a| unraw(a.ident))
+        .collect();
+    for (param, range) in &params {
+        if plain.iter().any(|p| p == param) {
+            continue;
+        }
+        if let Some(arg) = method.args.iter().find(|a| unraw(a.ident) == *param) {
+            cx.error_spanned_by(
+                arg.ident,
+                format!("`{param}` fills `<{param}>` in the route, so it cannot also be a `#[query]`, `#[body]` or `#[header]`"),
+            );
+            continue;
+        }
+        let unused = plain
+            .iter()
+            .filter(|p| !params.iter().any(|(q, _)| q == p))
+            .map(String::as_str);
+        cx.error_at(
+            subspan(&method.route, range.clone()),
+            format!(
+                "`<{param}>` matches no argument of `{name}`{}",
+                did_you_mean(param, unused)
+            ),
+        );
+    }
+    for arg in method
+        .args
+        .iter()
+        .filter(|a| matches!(a.kind, ArgKind::Path))
+    {
+        let arg_name = unraw(arg.ident);
+        if params.iter().any(|(p, _)| *p == arg_name) {
+            continue;
+        }
+        let unknown = params
+            .iter()
+            .filter(|(p, _)| !plain.iter().any(|q| q == p))
+            .map(|(p, _)| *p);
+        let hint = match crate::suggest::closest(&arg_name, unknown) {
+            Some(near) => format!(" (the route has `<{near}>`: did you mean `<{arg_name}>`?)"),
+            None => String::new(),
+        };
+        cx.error_spanned_by(
+            arg.ident,
+            format!(
+                "argument `{arg_name}` is used nowhere{hint}: add `<{arg_name}>` to the route, or mark it `#[query]`, `#[body]` or `#[header(\"Name\")]`"
+            ),
+        );
+    }
+}
