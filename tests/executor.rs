@@ -1,1 +1,417 @@
+//! The executor's retry rules, timeouts, error mapping and limits, against real loopback
+//! servers that count what they receive.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use comms::{BreakerConfig, Call, Error, Executor, RetryConfig};
+use comms_tests::{RawAction, RawServer, Reply, TestServer, dead_addr};
+use serde_json::json;
+
+const SECRET: &str = "executor-test-secret";
+
+fn fast_retry() -> RetryConfig {
+    RetryConfig::default()
+        .base_delay(Duration::from_millis(1))
+        .max_delay(Duration::from_millis(5))
+        .no_budget()
+}
+
+fn exec(url: &str, retry: RetryConfig) -> Executor {
+    Executor::builder()
+        .base_url(url)
+        .service_id("tests")
+        .secret(SECRET)
+        .retry(retry)
+        .breaker(BreakerConfig::disabled())
+        .build()
+        .unwrap()
+}
+
+/// Fails the first `n` requests with `status`, then answers 200.
+fn fail_first(n: usize, status: u16) -> impl Fn(&comms_tests::Recorded, usize) -> Reply {
+    move |_, i| {
+        if i < n {
+            Reply::status(status)
+        } else {
+            Reply::ok_json(json!({"ok": true}))
+        }
+    }
+}
+
+fn assert_no_secret(e: &Error) {
+    assert!(!e.to_string().contains(SECRET) && !format!("{e:?}").contains(SECRET));
+}
+
+#[tokio::test]
+async fn idempotent_methods_are_retried_on_each_transient_status() {
+    for status in [429, 500, 502, 503, 504] {
+        let server = TestServer::start(fail_first(2, status)).await;
+        let e = exec(&server.url(), fast_retry());
+        for call in [
+            Call::get("/x"),
+            Call::put("/x"),
+            Call::delete("/x"),
+            Call::head("/x"),
+        ] {
+            let response = e.execute(call).await.unwrap();
+            assert_eq!(response.status(), 200);
+        }
+        assert_eq!(
+            server.count(),
+            2 + 4,
+            "status {status}: two failures then four successes"
+        );
+    }
+}
+
+#[tokio::test]
+async fn non_transient_statuses_are_not_retried() {
+    for status in [400, 401, 403, 404, 409, 422, 501, 505] {
+        let server = TestServer::always(Reply::status(status)).await;
+        let err = exec(&server.url(), fast_retry())
+            .execute(Call::get("/x"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status().map(|s| s.as_u16()), Some(status));
+        assert_eq!(server.count(), 1, "status {status}");
+    }
+}
+
+#[tokio::test]
+async fn post_and_patch_are_not_retried_unless_marked() {
+    let server = TestServer::always(Reply::status(503)).await;
+    let e = exec(&server.url(), fast_retry());
+    assert!(matches!(
+        e.execute(Call::post("/x")).await,
+        Err(Error::Server(_))
+    ));
+    assert!(matches!(
+        e.execute(Call::patch("/x")).await,
+        Err(Error::Server(_))
+    ));
+    assert_eq!(server.count(), 2);
+    // Marked idempotent: 1 + 3 retries, one key throughout.
+    assert!(e.execute(Call::post("/x").idempotent(true)).await.is_err());
+    assert_eq!(server.count(), 2 + 4);
+    let keys: std::collections::HashSet<String> = server.requests()[2..]
+        .iter()
+        .map(|r| r.header("idempotency-key").unwrap().to_owned())
+        .collect();
+    assert_eq!(keys.len(), 1);
+    // A GET marked not idempotent is sent once.
+    assert!(e.execute(Call::get("/x").idempotent(false)).await.is_err());
+    assert_eq!(server.count(), 7);
+}
+
+#[tokio::test]
+async fn post_reaches_a_server_that_comes_up_during_retries() {
+    let addr = dead_addr().await;
+    let e = exec(
+        &format!("http://{addr}"),
+        RetryConfig::default()
+            .max_retries(20)
+            .base_delay(Duration::from_millis(50))
+            .max_delay(Duration::from_millis(50))
+            .no_budget(),
+    );
+    let call = tokio::spawn(async move { e.execute(Call::post("/orders")).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let server = TestServer::start_on(addr, |_, _| Reply::status(201)).await;
+    let response = call.await.unwrap().unwrap();
+    assert_eq!(response.status(), 201);
+    assert_eq!(server.count(), 1, "the POST was delivered exactly once");
+}
+
+#[tokio::test]
+async fn connection_refused_is_retried_then_reported() {
+    let dead = dead_addr().await;
+    let started = Instant::now();
+    let err = exec(&format!("http://{dead}"), fast_retry())
+        .execute(Call::post("/x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Transport { .. }), "{err}");
+    assert!(err.is_retryable());
+    assert!(std::error::Error::source(&err).is_some());
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_no_secret(&err);
+}
+
+#[tokio::test]
+async fn timeouts_are_retried_only_when_idempotent() {
+    let server = TestServer::always(Reply::status(200).delay(Duration::from_secs(5))).await;
+    let e = Executor::builder()
+        .base_url(server.url())
+        .service_id("tests")
+        .secret(SECRET)
+        .timeout(Duration::from_millis(150))
+        .retry(fast_retry().max_retries(2))
+        .breaker(BreakerConfig::disabled())
+        .build()
+        .unwrap();
+    let err = e.execute(Call::get("/slow")).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Timeout { after, .. } if after == Duration::from_millis(150)),
+        "{err}"
+    );
+    assert_eq!(server.count(), 3);
+    let err = e.execute(Call::post("/slow")).await.unwrap_err();
+    assert!(err.is_timeout());
+    assert_eq!(server.count(), 4);
+}
+
+#[tokio::test]
+async fn resets_are_retried_only_when_idempotent() {
+    let server = RawServer::start(|_| RawAction::CloseAfterRequest).await;
+    let e = exec(&server.url(), fast_retry());
+    let err = e.execute(Call::get("/x")).await.unwrap_err();
+    assert!(matches!(err, Error::Transport { .. }), "{err}");
+    assert_eq!(server.count(), 4);
+    let err = e.execute(Call::post("/x")).await.unwrap_err();
+    assert!(matches!(err, Error::Transport { .. }), "{err}");
+    assert_eq!(
+        server.count(),
+        5,
+        "a POST that may have been processed is not resent"
+    );
+}
+
+#[tokio::test]
+async fn retry_after_seconds_and_date_are_honoured() {
+    let server = TestServer::start(|_, i| match i {
+        0 => Reply::status(503).header("retry-after", "1"),
+        1 => {
+            let at = SystemTime::now() + Duration::from_secs(2);
+            Reply::status(429).header("retry-after", &httpdate::fmt_http_date(at))
+        }
+        _ => Reply::status(200),
+    })
+    .await;
+    let started = Instant::now();
+    exec(&server.url(), fast_retry())
+        .execute(Call::get("/x"))
+        .await
+        .unwrap();
+    assert_eq!(server.count(), 3);
+    // One second, then at least one more (the date has whole-second precision).
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn retry_after_beyond_the_cap_is_not_waited_for() {
+    let server = TestServer::always(Reply::status(503).header("retry-after", "60")).await;
+    let started = Instant::now();
+    let err = exec(
+        &server.url(),
+        fast_retry().max_retry_after(Duration::from_secs(30)),
+    )
+    .execute(Call::get("/x"))
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::Server(_)));
+    assert_eq!(server.count(), 1);
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn the_budget_floor_bounds_retries_without_traffic() {
+    let server = TestServer::always(Reply::status(503)).await;
+    let e = exec(&server.url(), fast_retry().max_retries(10).budget(0.0, 1));
+    assert!(e.execute(Call::get("/x")).await.is_err());
+    assert_eq!(server.count(), 2, "the floor's one token buys one retry");
+    assert!(e.execute(Call::get("/x")).await.is_err());
+    assert_eq!(server.count(), 3, "the budget is spent: no retry");
+}
+
+#[tokio::test]
+async fn the_budget_grows_with_traffic() {
+    let server = TestServer::always(Reply::status(503)).await;
+    let e = exec(&server.url(), fast_retry().max_retries(10).budget(0.5, 0));
+    for _ in 0..10 {
+        assert!(e.execute(Call::get("/x")).await.is_err());
+    }
+    assert_eq!(server.count(), 10 + 5, "ten calls at 50% buy five retries");
+    // Clones share the budget.
+    let clone = e.clone();
+    assert!(clone.execute(Call::get("/x")).await.is_err());
+    assert_eq!(server.count(), 16);
+}
+
+#[tokio::test]
+async fn the_total_deadline_cuts_attempts_and_waits() {
+    let server = TestServer::always(Reply::status(200).delay(Duration::from_secs(5))).await;
+    let e = Executor::builder()
+        .base_url(server.url())
+        .service_id("tests")
+        .secret(SECRET)
+        .deadline(Duration::from_millis(300))
+        .retry(fast_retry())
+        .breaker(BreakerConfig::disabled())
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = e.execute(Call::get("/x")).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Timeout { after, .. } if after == Duration::from_millis(300)),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(server.count(), 1);
+
+    // A Retry-After longer than what is left of the deadline ends the call at once.
+    let server = TestServer::always(Reply::status(503).header("retry-after", "5")).await;
+    let e = Executor::builder()
+        .base_url(server.url())
+        .service_id("tests")
+        .secret(SECRET)
+        .deadline(Duration::from_secs(2))
+        .retry(fast_retry())
+        .breaker(BreakerConfig::disabled())
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    assert!(matches!(
+        e.execute(Call::get("/x")).await,
+        Err(Error::Server(_))
+    ));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(server.count(), 1);
+}
+
+#[tokio::test]
+async fn every_status_maps_to_its_variant_with_the_json_message() {
+    let server = TestServer::start(|r, _| {
+        let status: u16 = r.uri.path()[1..].parse().unwrap();
+        Reply::json(
+            status,
+            json!({"message": format!("failed with {status}"), "detail": 1}),
+        )
+    })
+    .await;
+    let e = exec(&server.url(), RetryConfig::none());
+    type Check = fn(&Error) -> bool;
+    let cases: [(u16, Check); 13] = [
+        (400, |e| matches!(e, Error::BadRequest(_))),
+        (401, |e| matches!(e, Error::Unauthorized(_))),
+        (403, |e| matches!(e, Error::Forbidden(_))),
+        (404, |e| matches!(e, Error::NotFound(_))),
+        (409, |e| matches!(e, Error::Conflict(_))),
+        (422, |e| matches!(e, Error::UnprocessableEntity(_))),
+        (429, |e| matches!(e, Error::TooManyRequests(_))),
+        (500, |e| matches!(e, Error::Server(_))),
+        (503, |e| matches!(e, Error::Server(_))),
+        (501, |e| matches!(e, Error::Server(_))),
+        (302, |e| matches!(e, Error::Status(_))),
+        (418, |e| matches!(e, Error::Status(_))),
+        (304, |e| matches!(e, Error::Status(_))),
+    ];
+    for (status, check) in cases {
+        let err = e
+            .execute(Call::get(format!("/{status}")))
+            .await
+            .unwrap_err();
+        assert!(check(&err), "{status}: {err:?}");
+        let http = err.http_error().unwrap();
+        assert_eq!(http.status().as_u16(), status);
+        if status != 304 {
+            assert_eq!(
+                http.message(),
+                Some(format!("failed with {status}").as_str())
+            );
+            assert!(http.body().contains("\"detail\":1"));
+        }
+        assert_eq!(http.method(), "GET");
+        assert_eq!(http.url(), format!("{}/{status}", server.url()));
+        assert_no_secret(&err);
+    }
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let target = TestServer::always(Reply::status(200)).await;
+    let location = format!("{}/elsewhere", target.url());
+    let server = TestServer::always(Reply::status(302).header("location", &location)).await;
+    let err = exec(&server.url(), fast_retry())
+        .execute(Call::get("/x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Status(ref e) if e.status() == 302),
+        "{err}"
+    );
+    assert_eq!(target.count(), 0, "the signed request did not travel");
+}
+
+#[tokio::test]
+async fn bodies_are_decoded_or_reported() {
+    let server = TestServer::start(|r, _| match r.uri.path() {
+        "/bad-json" => Reply::status(200).body("{not json"),
+        "/big" => Reply::status(200).body(vec![b'x'; 4096]),
+        _ => Reply::ok_json(json!({"n": 3})),
+    })
+    .await;
+    let e = Executor::builder()
+        .base_url(server.url())
+        .service_id("tests")
+        .secret(SECRET)
+        .max_response_bytes(1024)
+        .breaker(BreakerConfig::disabled())
+        .build()
+        .unwrap();
+    let ok = e.execute(Call::get("/ok")).await.unwrap();
+    assert_eq!(ok.json::<serde_json::Value>().unwrap()["n"], 3);
+    let resp = e.execute(Call::get("/bad-json")).await.unwrap();
+    assert!(matches!(
+        resp.json::<serde_json::Value>(),
+        Err(Error::Decode { .. })
+    ));
+    let err = e.execute(Call::get("/big")).await.unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err}");
+    assert_eq!(server.count(), 3, "an oversized body is not retried");
+}
+
+#[tokio::test]
+async fn bad_calls_are_refused_before_sending() {
+    let server = TestServer::always(Reply::status(200)).await;
+    let e = exec(&server.url(), fast_retry());
+    for call in [
+        Call::get("no-slash"),
+        Call::get("/a b"),
+        Call::get("/a?b=1"),
+        Call::get("/a/../admin"),
+        Call::get("/x").segment(".."),
+        Call::get("/x").header("x-bad", "a\r\nb"),
+        Call::get("/x").header("bad name", "v"),
+    ] {
+        let err = e.execute(call).await.unwrap_err();
+        assert!(matches!(err, Error::Encode { .. }), "{err}");
+    }
+    assert_eq!(server.count(), 0);
+}
+
+#[tokio::test]
+async fn concurrent_calls_share_one_pool() {
+    let server = TestServer::always(Reply::ok_json(json!({"ok": true}))).await;
+    let e = exec(&server.url(), fast_retry());
+    let done = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let (e, done) = (e.clone(), done.clone());
+            tokio::spawn(async move {
+                e.execute(Call::get("/x")).await.unwrap();
+                done.fetch_add(1, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(done.load(Ordering::Relaxed), 64);
+    assert_eq!(server.count(), 64);
+}

@@ -104,8 +104,16 @@ impl TestServer {
     pub async fn start(
         handler: impl Fn(&Recorded, usize) -> Reply + Send + Sync + 'static,
     ) -> TestServer {
+        TestServer::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), handler).await
+    }
+
+    /// Starts a server on `addr` (a port known to be free).
+    pub async fn start_on(
+        addr: SocketAddr,
+        handler: impl Fn(&Recorded, usize) -> Reply + Send + Sync + 'static,
+    ) -> TestServer {
         let mut server = TestServer {
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            addr,
             log: Arc::default(),
             count: Arc::default(),
             handler: Arc::new(handler),
@@ -256,4 +264,79 @@ pub fn vectors(name: &str) -> serde_json::Value {
         .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
+}
+
+/// What a [`RawServer`] does with one connection.
+#[derive(Clone, Debug)]
+pub enum RawAction {
+    /// Reads the request head, then closes without answering.
+    CloseAfterRequest,
+    /// Reads the request head, writes these bytes as they are, then closes.
+    Write(Vec<u8>),
+}
+
+/// A TCP server that speaks just enough HTTP to misbehave: it counts connections and answers
+/// each from a script by index.
+pub struct RawServer {
+    addr: SocketAddr,
+    count: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RawServer {
+    /// Starts on a free port.
+    pub async fn start(script: impl Fn(usize) -> RawAction + Send + Sync + 'static) -> RawServer {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let count = Arc::new(AtomicUsize::new(0));
+        let counter = count.clone();
+        let script = Arc::new(script);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let script = script.clone();
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    // Read up to the end of the head (and whatever body came with it).
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let index = counter.fetch_add(1, Ordering::SeqCst);
+                    match script(index) {
+                        RawAction::CloseAfterRequest => {}
+                        RawAction::Write(bytes) => {
+                            let _ = stream.write_all(&bytes).await;
+                            let _ = stream.flush().await;
+                        }
+                    }
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        RawServer { addr, count, task }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// How many requests arrived.
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for RawServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
