@@ -1,1 +1,236 @@
+//! The circuit breaker against real servers: it opens, fails fast without touching the
+//! network, admits exactly the configured probes under concurrency, and closes or reopens.
 
+use std::time::{Duration, Instant};
+
+use comms::{BreakerConfig, Call, Error, Executor, RetryConfig};
+use comms_tests::{Reply, TestServer};
+
+fn exec(url: &str, breaker: BreakerConfig) -> Executor {
+    Executor::builder()
+        .base_url(url)
+        .service_id("tests")
+        .secret("breaker-secret")
+        .retry(RetryConfig::none())
+        .breaker(breaker)
+        .build()
+        .unwrap()
+}
+
+fn breaker(threshold: u32, open_for_ms: u64) -> BreakerConfig {
+    BreakerConfig::default()
+        .failure_threshold(threshold)
+        .open_for(Duration::from_millis(open_for_ms))
+}
+
+#[tokio::test]
+async fn opens_after_the_threshold_and_fails_fast_without_the_network() {
+    let server = TestServer::always(Reply::status(503)).await;
+    let e = exec(&server.url(), breaker(3, 60_000));
+    for _ in 0..3 {
+        assert!(matches!(
+            e.execute(Call::get("/x")).await,
+            Err(Error::Server(_))
+        ));
+    }
+    assert_eq!(server.count(), 3);
+    for _ in 0..100 {
+        let err = e.execute(Call::get("/x")).await.unwrap_err();
+        match err {
+            Error::CircuitOpen {
+                retry_in,
+                ref authority,
+            } => {
+                assert!(retry_in <= Duration::from_secs(60) && retry_in > Duration::from_secs(50));
+                assert_eq!(authority, &format!("http://{}", server.addr()));
+            }
+            other => panic!("expected CircuitOpen, got {other}"),
+        }
+    }
+    assert_eq!(server.count(), 3, "an open breaker sends nothing");
+}
+
+#[tokio::test]
+async fn client_errors_and_429_do_not_trip_it() {
+    let server = TestServer::start(|r, _| Reply::status(r.uri.path()[1..].parse().unwrap())).await;
+    let e = exec(&server.url(), breaker(2, 60_000));
+    for status in [400, 404, 409, 422, 429, 501, 400, 429] {
+        let err = e
+            .execute(Call::get(format!("/{status}")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status().map(|s| s.as_u16()), Some(status));
+    }
+    // Failures must be consecutive: a success in between resets the count.
+    assert!(e.execute(Call::get("/500")).await.is_err());
+    assert!(e.execute(Call::get("/200")).await.is_ok());
+    assert!(e.execute(Call::get("/500")).await.is_err());
+    assert!(e.execute(Call::get("/200")).await.is_ok());
+    assert_eq!(server.count(), 12);
+}
+
+#[tokio::test]
+async fn half_open_admits_exactly_one_probe_among_hundreds_then_closes() {
+    let server = TestServer::start(|r, _| {
+        if r.uri.path() == "/fail" {
+            Reply::status(502)
+        } else {
+            Reply::status(200).delay(Duration::from_millis(300))
+        }
+    })
+    .await;
+    let e = exec(&server.url(), breaker(1, 200));
+    assert!(e.execute(Call::get("/fail")).await.is_err());
+    assert!(
+        e.execute(Call::get("/ok"))
+            .await
+            .unwrap_err()
+            .is_circuit_open()
+    );
+    tokio::time::sleep(Duration::from_millis(250)).await;
+
+    let calls: Vec<_> = (0..300)
+        .map(|_| {
+            let e = e.clone();
+            tokio::spawn(async move { e.execute(Call::get("/ok")).await })
+        })
+        .collect();
+    let mut ok = 0;
+    let mut fast_failed = 0;
+    for c in calls {
+        match c.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(e) if e.is_circuit_open() => fast_failed += 1,
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert_eq!((ok, fast_failed), (1, 299));
+    assert_eq!(server.count(), 2, "one failure, one probe");
+    // The probe succeeded: closed again, traffic flows.
+    for _ in 0..5 {
+        assert!(e.execute(Call::get("/ok")).await.is_ok());
+    }
+    assert_eq!(server.count(), 7);
+}
+
+#[tokio::test]
+async fn configured_probe_count_is_exact() {
+    let server = TestServer::start(|r, _| {
+        if r.uri.path() == "/fail" {
+            Reply::status(500)
+        } else {
+            Reply::status(503).delay(Duration::from_millis(200))
+        }
+    })
+    .await;
+    let e = exec(&server.url(), breaker(1, 100).half_open_probes(3));
+    assert!(e.execute(Call::get("/fail")).await.is_err());
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let calls: Vec<_> = (0..100)
+        .map(|_| {
+            let e = e.clone();
+            tokio::spawn(async move { e.execute(Call::get("/probe")).await })
+        })
+        .collect();
+    let mut reached = 0;
+    for c in calls {
+        if !c.await.unwrap().unwrap_err().is_circuit_open() {
+            reached += 1;
+        }
+    }
+    assert_eq!(reached, 3);
+    assert_eq!(server.count(), 4);
+}
+
+#[tokio::test]
+async fn a_failed_probe_reopens_it() {
+    let server = TestServer::always(Reply::status(504)).await;
+    let e = exec(&server.url(), breaker(2, 150));
+    for _ in 0..2 {
+        assert!(e.execute(Call::get("/x")).await.is_err());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        matches!(e.execute(Call::get("/x")).await, Err(Error::Server(_))),
+        "the probe"
+    );
+    assert_eq!(server.count(), 3);
+    let err = e.execute(Call::get("/x")).await.unwrap_err();
+    assert!(err.is_circuit_open(), "reopened: {err}");
+    assert_eq!(server.count(), 3);
+}
+
+#[tokio::test]
+async fn clients_of_one_authority_share_a_breaker() {
+    let server = TestServer::always(Reply::status(503)).await;
+    let other = TestServer::always(Reply::status(200)).await;
+    let config = breaker(2, 60_000);
+    let a = exec(&server.url(), config.clone());
+    let b = exec(&format!("{}/other/prefix", server.url()), config.clone());
+    let c = exec(&other.url(), config);
+    assert!(a.execute(Call::get("/x")).await.is_err());
+    assert!(a.execute(Call::get("/x")).await.is_err());
+    let err = b.execute(Call::get("/y")).await.unwrap_err();
+    assert!(err.is_circuit_open(), "b learned from a: {err}");
+    assert_eq!(server.count(), 2);
+    assert!(
+        c.execute(Call::get("/z")).await.is_ok(),
+        "another authority is unaffected"
+    );
+}
+
+#[tokio::test]
+async fn a_stopped_server_trips_it_and_a_restarted_one_closes_it() {
+    let mut server = TestServer::always(Reply::status(200)).await;
+    let e = exec(&server.url(), breaker(3, 300));
+    assert!(e.execute(Call::get("/x")).await.is_ok());
+    server.stop();
+    for _ in 0..3 {
+        let err = e.execute(Call::get("/x")).await.unwrap_err();
+        assert!(matches!(err, Error::Transport { .. }), "{err}");
+    }
+    let started = Instant::now();
+    assert!(
+        e.execute(Call::get("/x"))
+            .await
+            .unwrap_err()
+            .is_circuit_open()
+    );
+    assert!(started.elapsed() < Duration::from_millis(50), "fail fast");
+    server.restart().await;
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert!(
+        e.execute(Call::get("/x")).await.is_ok(),
+        "the probe closes it"
+    );
+    assert!(e.execute(Call::get("/x")).await.is_ok());
+    assert_eq!(server.count(), 3);
+}
+
+#[tokio::test]
+async fn retries_stop_when_the_breaker_opens_mid_call() {
+    let server = TestServer::always(Reply::status(503)).await;
+    let e = Executor::builder()
+        .base_url(server.url())
+        .service_id("tests")
+        .secret("breaker-secret")
+        .retry(
+            RetryConfig::default()
+                .max_retries(10)
+                .base_delay(Duration::from_millis(1))
+                .no_budget(),
+        )
+        .breaker(breaker(3, 60_000))
+        .build()
+        .unwrap();
+    let err = e.execute(Call::get("/x")).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Server(_)),
+        "the last real error is returned: {err}"
+    );
+    assert_eq!(
+        server.count(),
+        3,
+        "the breaker cut the retries at its threshold"
+    );
+}
