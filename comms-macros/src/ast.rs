@@ -28,18 +28,19 @@ pub(crate) struct Method<'a> {
 pub(crate) struct Arg<'a> {
     pub(crate) ident: &'a Ident,
     pub(crate) ty: &'a Type,
-    pub(crate) kind: ArgKind,
+    pub(crate) kind: ArgKind<'a>,
 }
 
-pub(crate) enum ArgKind {
+pub(crate) enum ArgKind<'a> {
     /// No attribute: must name a route parameter.
     Path,
     Query {
         name: String,
         shape: Shape,
     },
+    /// `#[body]`, with its attribute for error spans.
     Body {
-        attr: proc_macro2::Span,
+        attr: &'a syn::Attribute,
     },
     Header {
         name: String,
@@ -196,9 +197,7 @@ impl<'a> Method<'a> {
             let ty = &*pt.ty;
             let kind = match kind {
                 None => ArgKind::Path,
-                Some((ArgAttr::Body, a)) => ArgKind::Body {
-                    attr: attr::attr_span(a),
-                },
+                Some((ArgAttr::Body, a)) => ArgKind::Body { attr: a },
                 Some((ArgAttr::Query { rename }, _)) => ArgKind::Query {
                     name: rename.map(|r| r.value()).unwrap_or_else(|| unraw(ident)),
                     shape: query_shape(ty),
@@ -215,8 +214,16 @@ impl<'a> Method<'a> {
         let template = match template::parse(&verb.route.value()) {
             Ok(t) => Some(t),
             Err(errors) => {
+                let text = verb.route.value();
                 for e in errors {
-                    cx.error_at(subspan(&verb.route, e.span), e.kind);
+                    // Stable compilers underline the whole literal: name the spot as well.
+                    let spot = &text[e.span.clone()];
+                    let message = if spot.is_empty() || spot == text {
+                        e.kind.to_string()
+                    } else {
+                        format!("{}, at `{spot}`", e.kind)
+                    };
+                    cx.error_at(subspan(&verb.route, e.span), message);
                 }
                 None
             }

@@ -4,7 +4,6 @@
 
 use proc_macro2::{Span, TokenStream};
 use syn::parse::{ParseStream, Parser};
-use syn::spanned::Spanned;
 use syn::{Attribute, Ident, LitInt, LitStr, Token};
 
 use crate::ctxt::Ctxt;
@@ -37,6 +36,8 @@ pub(crate) fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
         legacy: false,
     };
     let mut signing: Option<LitStr> = None;
+    // Keys that were given, even with a bad value: they are not also reported missing.
+    let mut given: Vec<String> = Vec::new();
     let parser = |input: ParseStream| -> syn::Result<()> {
         while !input.is_empty() {
             let key: Ident = input.call(syn::ext::IdentExt::parse_any)?;
@@ -46,6 +47,7 @@ pub(crate) fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
                 input.parse::<Token![,]>()?;
             }
             let name = key.to_string();
+            given.push(name.clone());
             let slot = match name.as_str() {
                 "base_url" => &mut args.base_url,
                 "service_id" => &mut args.service_id,
@@ -92,7 +94,7 @@ pub(crate) fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
         ("service_id", &args.service_id, "\"billing\""),
         ("secret_env", &args.secret_env, "\"USERS_SECRET\""),
     ] {
-        if slot.is_none() {
+        if slot.is_none() && !given.iter().any(|g| g == name) {
             cx.error_at(
                 Span::call_site(),
                 format!("missing `{name}`: add `{name} = {example}` to #[service_client(...)]"),
@@ -387,11 +389,6 @@ fn is_reserved_header(name: &str) -> bool {
             | "transfer-encoding"
             | "host"
     )
-}
-
-/// The span to blame for a whole attribute.
-pub(crate) fn attr_span(attr: &Attribute) -> Span {
-    attr.span()
 }
 
 #[cfg(test)]

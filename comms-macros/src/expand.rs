@@ -45,7 +45,8 @@ pub(crate) fn service_client(args: TokenStream, input: TokenStream) -> TokenStre
     output
 }
 
-/// The trait with every comms attribute removed, signatures as written.
+/// The trait with every comms attribute removed, signatures as written (but for argument
+/// patterns, which a declaration without a body cannot have: they become `_`).
 fn strip(item: &ItemTrait) -> ItemTrait {
     let mut item = item.clone();
     for trait_item in &mut item.items {
@@ -54,6 +55,9 @@ fn strip(item: &ItemTrait) -> ItemTrait {
             for input in &mut f.sig.inputs {
                 if let FnArg::Typed(pt) = input {
                     pt.attrs.retain(|a| !attr::is_arg_attr(a));
+                    if !matches!(&*pt.pat, syn::Pat::Ident(_) | syn::Pat::Wild(_)) {
+                        *pt.pat = syn::parse_quote!(_);
+                    }
                 }
             }
         }

@@ -27,7 +27,7 @@ fn check_method(cx: &Ctxt, method: &Method<'_>) {
     });
     if let Some((first, attr)) = bodies.next() {
         if verb == "get" || verb == "head" {
-            cx.error_at(
+            cx.error_spanned_by(
                 attr,
                 format!(
                     "a {} request has no body: drop `#[body]` from `{}`, or use `#[post]`, `#[put]` or `#[patch]`",
@@ -36,15 +36,14 @@ fn check_method(cx: &Ctxt, method: &Method<'_>) {
                 ),
             );
         }
-        for (extra, attr) in bodies {
-            cx.error_at(
+        for (_, attr) in bodies {
+            cx.error_spanned_by(
                 attr,
                 format!(
                     "`{name}` already sends `{}` as its body; a request has one `#[body]`",
                     first.ident
                 ),
             );
-            let _ = extra;
         }
     }
     if verb == "head" && method.output.kind == OutputKind::Json {

@@ -1,0 +1,219 @@
+//! The whole of comms in one run: a local service that verifies signatures, a client generated
+//! from a trait, a typed error, a retried 503, and the circuit breaker opening when the service
+//! goes away and closing when it comes back.
+//!
+//! ```text
+//! cargo run --example quickstart
+//! RUST_LOG=comms=info cargo run --example quickstart   # with the runtime's own events
+//! ```
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use comms::verify::{Caller, Verifier, VerifyLayer};
+use comms::{BreakerConfig, Error, RetryConfig, service_client};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+
+/// What the users service returns.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct User {
+    /// The user's id.
+    pub id: u64,
+    /// Who is asking, as the service authenticated them.
+    pub seen_by: String,
+    /// The user's name.
+    pub name: String,
+}
+
+/// The remote users service, as this caller sees it.
+#[service_client(
+    base_url = "http://127.0.0.1:8080",
+    service_id = "quickstart",
+    secret_env = "QUICKSTART_USERS_SECRET"
+)]
+pub trait Users {
+    /// One user by id.
+    #[get("/users/<id>")]
+    async fn get_user(&self, id: u64) -> Result<User, Error>;
+
+    /// An endpoint that fails once before it works.
+    #[get("/flaky")]
+    async fn flaky(&self) -> Result<(), Error>;
+}
+
+const SECRET: &str = "quickstart-shared-secret";
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
+
+    // The service: every route behind signature verification.
+    let flaky_hits = Arc::new(AtomicUsize::new(0));
+    let app = Router::new()
+        .route("/users/{id}", get(get_user))
+        .route("/flaky", get(flaky))
+        .with_state(flaky_hits.clone())
+        .layer(VerifyLayer::new(
+            Verifier::new().service("quickstart", SECRET),
+        ));
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let mut server = spawn_server(listener, app.clone());
+    println!("users service listening on http://{addr}, verifying signatures\n");
+
+    // The client. `UsersClient::new()` would read QUICKSTART_USERS_SECRET; here the builder
+    // points it at the local service instead.
+    let users = UsersClient::builder()
+        .base_url(format!("http://{addr}"))
+        .secret(SECRET)
+        .retry(RetryConfig::default().base_delay(Duration::from_millis(50)))
+        .breaker(
+            BreakerConfig::default()
+                .failure_threshold(3)
+                .open_for(Duration::from_secs(1)),
+        )
+        .build()?;
+
+    let user = users.get_user(1).await?;
+    println!(
+        "1. a signed call:        get_user(1) -> {} (the service saw caller `{}`)",
+        user.name, user.seen_by
+    );
+
+    match users.get_user(42).await {
+        Err(Error::NotFound(e)) => println!(
+            "2. a typed error:        get_user(42) -> Error::NotFound, {} with message {:?}",
+            e.status(),
+            e.message().unwrap_or_default()
+        ),
+        other => return Err(format!("expected NotFound, got {other:?}").into()),
+    }
+
+    users.flaky().await?;
+    println!(
+        "3. a retried 503:        flaky() -> Ok after {} attempts (503, then 200)",
+        flaky_hits.load(Ordering::SeqCst)
+    );
+
+    let unsigned = comms::shared_http_client()
+        .get(format!("http://{addr}/users/1"))
+        .send()
+        .await?;
+    println!(
+        "   an unsigned request:  plain GET /users/1 -> {}",
+        unsigned.status()
+    );
+
+    // The service goes away: each refused connection is retried and counts as a failure; after
+    // three in a row the breaker opens, and calls fail fast without touching the network.
+    server.abort();
+    let _ = (&mut server).await;
+    match users.get_user(1).await {
+        Err(e @ Error::Transport { .. }) => {
+            let cause = root_cause(&e);
+            println!(
+                "4. the service stops:    get_user(1) -> Error::Transport ({cause}) after 3 attempts,"
+            );
+            println!("                         and 3 failures in a row opened the breaker");
+        }
+        other => return Err(format!("expected a transport error, got {other:?}").into()),
+    }
+    let started = Instant::now();
+    match users.get_user(1).await {
+        Err(Error::CircuitOpen { retry_in, .. }) => println!(
+            "   breaker open:         get_user(1) -> Error::CircuitOpen in {:?}, next probe in {:.1?}",
+            started.elapsed(),
+            retry_in
+        ),
+        other => return Err(format!("expected CircuitOpen, got {other:?}").into()),
+    }
+
+    // It comes back: after the open period one probe goes through, succeeds, and closes it.
+    let listener = bind_again(addr).await?;
+    let _server = spawn_server(listener, app);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let user = users.get_user(1).await?;
+    println!(
+        "5. the service returns:  the probe get_user(1) -> {}: breaker closed",
+        user.name
+    );
+    let user = users.get_user(2).await?;
+    println!("   traffic flows again:  get_user(2) -> {}", user.name);
+    Ok(())
+}
+
+async fn get_user(
+    Path(id): Path<u64>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<User>, (StatusCode, Json<serde_json::Value>)> {
+    let name = match id {
+        1 => "Ada",
+        2 => "Grace",
+        _ => {
+            let message = format!("no user {id}");
+            return Err((
+                StatusCode::NOT_FOUND,
+                Json(serde_json::json!({ "message": message })),
+            ));
+        }
+    };
+    Ok(Json(User {
+        id,
+        seen_by: caller.service_id().to_owned(),
+        name: name.to_owned(),
+    }))
+}
+
+async fn flaky(State(hits): State<Arc<AtomicUsize>>) -> StatusCode {
+    if hits.fetch_add(1, Ordering::SeqCst) == 0 {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    }
+}
+
+/// The innermost error of a chain (here: the refused connection).
+fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut current = e;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current.to_string()
+}
+
+/// Serves `app`; aborting the returned task closes the listener and every open connection.
+fn spawn_server(listener: TcpListener, app: Router) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut connections = JoinSet::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            let service = TowerToHyperService::new(app.clone());
+            connections.spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    })
+}
+
+async fn bind_again(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    for _ in 0..50 {
+        if let Ok(listener) = TcpListener::bind(addr).await {
+            return Ok(listener);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    TcpListener::bind(addr).await
+}

@@ -1,0 +1,18 @@
+use comms::{Error, service_client};
+
+#[service_client(base_url = "http://users:8080", service_id = "a", secret_env = "S")]
+pub trait Bodies {
+    #[post("/users")]
+    async fn two_bodies(&self, #[body] a: String, #[body] b: String) -> Result<(), Error>;
+
+    #[get("/users")]
+    async fn body_on_get(&self, #[body] filter: String) -> Result<(), Error>;
+
+    #[head("/users")]
+    async fn body_on_head(&self, #[body] filter: String) -> Result<(), Error>;
+
+    #[head("/users/<id>")]
+    async fn head_decodes_json(&self, id: u64) -> Result<String, Error>;
+}
+
+fn main() {}

@@ -1,0 +1,57 @@
+use comms::{Error, service_client};
+
+// Missing required keys.
+#[service_client(base_url = "http://users:8080")]
+pub trait MissingKeys {
+    #[get("/a")]
+    async fn a(&self) -> Result<(), Error>;
+}
+
+// Unknown key, with a suggestion, and a key set twice.
+#[service_client(
+    base_ulr = "http://users:8080",
+    base_url = "http://users:8080",
+    service_id = "a",
+    service_id = "b",
+    secret_env = "S",
+)]
+pub trait TypoAndDuplicate {
+    #[get("/a")]
+    async fn a(&self) -> Result<(), Error>;
+}
+
+// A value that is not a string.
+#[service_client(base_url = "http://users:8080", service_id = 7, secret_env = "S")]
+pub trait NotAString {
+    #[get("/a")]
+    async fn a(&self) -> Result<(), Error>;
+}
+
+// An unknown signing scheme and bad environment variable names.
+#[service_client(
+    base_url = "http://users:8080",
+    service_id = "a",
+    secret_env = "MY SECRET",
+    base_url_env = "",
+    signing = "v3",
+)]
+pub trait BadValues {
+    #[get("/a")]
+    async fn a(&self) -> Result<(), Error>;
+}
+
+// A service id with a space.
+#[service_client(base_url = "http://users:8080", service_id = "bill ing", secret_env = "S")]
+pub trait BadServiceId {
+    #[get("/a")]
+    async fn a(&self) -> Result<(), Error>;
+}
+
+// Not `key = value`.
+#[service_client(base_url)]
+pub trait Malformed {
+    #[get("/a")]
+    async fn a(&self) -> Result<(), Error>;
+}
+
+fn main() {}

@@ -1,0 +1,22 @@
+use comms::{Error, service_client};
+
+#[service_client(base_url = "http://users:8080", service_id = "a", secret_env = "S")]
+pub trait Params {
+    // A route parameter with no argument, and a near miss.
+    #[get("/users/<idd>")]
+    async fn typo(&self, id: u64) -> Result<(), Error>;
+
+    // An argument used nowhere.
+    #[get("/users")]
+    async fn unused(&self, page: u32) -> Result<(), Error>;
+
+    // A route parameter bound to a query argument.
+    #[get("/users/<id>")]
+    async fn query_and_path(&self, #[query] id: u64) -> Result<(), Error>;
+
+    // Two arguments for one query key.
+    #[get("/users")]
+    async fn same_key(&self, #[query] page: u32, #[query(rename = "page")] p: u32) -> Result<(), Error>;
+}
+
+fn main() {}

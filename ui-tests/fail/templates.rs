@@ -1,0 +1,40 @@
+use comms::{Error, service_client};
+
+// Every malformed route of one trait is reported in the same build.
+#[service_client(base_url = "http://users:8080", service_id = "a", secret_env = "S")]
+pub trait Routes {
+    #[get("users/<id>")]
+    async fn no_slash(&self, id: u64) -> Result<(), Error>;
+
+    #[get("/users/<id")]
+    async fn unclosed(&self, id: u64) -> Result<(), Error>;
+
+    #[get("/users/<>")]
+    async fn empty_name(&self) -> Result<(), Error>;
+
+    #[get("/users/v<id>")]
+    async fn partial(&self, id: u64) -> Result<(), Error>;
+
+    #[get("/users?page=1")]
+    async fn query_in_route(&self) -> Result<(), Error>;
+
+    #[get("/files/<path..>/raw")]
+    async fn trailing_not_last(&self, path: &str) -> Result<(), Error>;
+
+    #[get("/users/<id>/friends/<id>")]
+    async fn duplicate(&self, id: u64) -> Result<(), Error>;
+
+    #[get("/users/all users")]
+    async fn space(&self) -> Result<(), Error>;
+
+    #[get("/users/../admin")]
+    async fn dot_segment(&self) -> Result<(), Error>;
+
+    #[get("/users//x")]
+    async fn empty_segment(&self) -> Result<(), Error>;
+
+    #[get("/users/<1st>")]
+    async fn bad_name(&self) -> Result<(), Error>;
+}
+
+fn main() {}
