@@ -69,7 +69,8 @@ async fn a_genuine_request_verifies_once() {
 async fn each_tampered_field_is_caught() {
     let r = genuine().await;
     type Tamper = fn(&mut Recorded);
-    let cases: Vec<(&str, Tamper, fn(&VerifyError) -> bool)> = vec![
+    type Expect = fn(&VerifyError) -> bool;
+    let cases: Vec<(&str, Tamper, Expect)> = vec![
         (
             "method",
             |r| r.method = Method::PUT,
@@ -322,12 +323,11 @@ async fn the_memory_store_stays_bounded_under_a_million_nonces() {
     assert!(store.len() <= cap, "{} > {cap}", store.len());
     assert!(refused >= 1_000_000 - cap);
     for nonce in &accepted {
-        assert_eq!(
-            store
+        assert!(
+            !store
                 .check_and_insert("billing", nonce, now + 1, now + 301)
                 .await
-                .unwrap(),
-            false
+                .unwrap()
         );
     }
     // As time passes, expired nonces make room again.

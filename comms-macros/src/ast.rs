@@ -218,7 +218,8 @@ impl<'a> Method<'a> {
                 for e in errors {
                     // Stable compilers underline the whole literal: name the spot as well.
                     let spot = &text[e.span.clone()];
-                    let message = if spot.is_empty() || spot == text {
+                    let whole = spot.is_empty() || spot == text;
+                    let message = if whole || e.kind == template::ErrorKind::MissingLeadingSlash {
                         e.kind.to_string()
                     } else {
                         format!("{}, at `{spot}`", e.kind)
@@ -338,10 +339,11 @@ pub(crate) fn subspan(lit: &LitStr, range: std::ops::Range<usize>) -> proc_macro
     let token = lit.token();
     let repr = token.to_string();
     // Offsets match only for a plain "..." literal without escapes.
-    if repr.starts_with('"') && !repr.contains('\\') {
-        if let Some(span) = token.subspan(range.start + 1..range.end + 1) {
-            return span;
-        }
+    if repr.starts_with('"')
+        && !repr.contains('\\')
+        && let Some(span) = token.subspan(range.start + 1..range.end + 1)
+    {
+        return span;
     }
     lit.span()
 }

@@ -101,10 +101,10 @@ pub(crate) fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
             );
         }
     }
-    if let Some(url) = &args.base_url {
-        if let Err(why) = check_base_url(&url.value()) {
-            cx.error_spanned_by(url, format!("invalid `base_url`: {why}"));
-        }
+    if let Some(url) = &args.base_url
+        && let Err(why) = check_base_url(&url.value())
+    {
+        cx.error_spanned_by(url, format!("invalid `base_url`: {why}"));
     }
     if let Some(id) = &args.service_id {
         let v = id.value();
@@ -170,10 +170,10 @@ pub(crate) fn check_base_url(url: &str) -> Result<(), String> {
     if host.is_empty() {
         return Err("it has no host".into());
     }
-    if let Some(port) = port {
-        if port.parse::<u16>().is_err() {
-            return Err(format!("`{port}` is not a port number"));
-        }
+    if let Some(port) = port
+        && port.parse::<u16>().is_err()
+    {
+        return Err(format!("`{port}` is not a port number"));
     }
     Ok(())
 }
@@ -260,9 +260,11 @@ pub(crate) fn parse_verb(cx: &Ctxt, attr: &Attribute) -> Option<VerbAttr> {
     };
     match parser.parse2(list.tokens.clone()) {
         Ok(route) => {
-            if idempotent.is_some() && !matches!(verb.to_string().as_str(), "post" | "patch") {
+            if let Some(option) = &idempotent
+                && !matches!(verb.to_string().as_str(), "post" | "patch")
+            {
                 cx.error_spanned_by(
-                    idempotent.as_ref().expect("checked"),
+                    option,
                     format!(
                         "`{verb}` is idempotent already; `idempotent` is for `post` and `patch`"
                     ),

@@ -114,14 +114,14 @@ fn expand(service: &Service<'_>) -> TokenStream {
     // generic callers can spawn the futures.
     let mut trait_item = strip(item);
     for ti in &mut trait_item.items {
-        if let TraitItem::Fn(f) = ti {
-            if let syn::ReturnType::Type(_, ty) = &f.sig.output {
-                let ty = ty.clone();
-                f.sig.asyncness = None;
-                f.sig.output = syn::parse_quote_spanned! {ty.span()=>
-                    -> impl ::comms::__private::Future<Output = #ty> + ::comms::__private::Send
-                };
-            }
+        if let TraitItem::Fn(f) = ti
+            && let syn::ReturnType::Type(_, ty) = &f.sig.output
+        {
+            let ty = ty.clone();
+            f.sig.asyncness = None;
+            f.sig.output = syn::parse_quote_spanned! {ty.span()=>
+                -> impl ::comms::__private::Future<Output = #ty> + ::comms::__private::Send
+            };
         }
     }
 

@@ -524,17 +524,17 @@ impl Executor {
                 Some(asked) => asked,
                 None => backoff::delay(inner.retry.base_delay, inner.retry.max_delay, retry),
             };
-            if let Some((at, _)) = deadline {
-                if Instant::now() + wait >= at {
-                    tracing::debug!("no time left before the deadline; not retrying");
-                    return Err(err);
-                }
+            if let Some((at, _)) = deadline
+                && Instant::now() + wait >= at
+            {
+                tracing::debug!("no time left before the deadline; not retrying");
+                return Err(err);
             }
-            if let Some(budget) = &inner.budget {
-                if !budget.withdraw() {
-                    tracing::warn!(error = %err, "retry budget exhausted; not retrying");
-                    return Err(err);
-                }
+            if let Some(budget) = &inner.budget
+                && !budget.withdraw()
+            {
+                tracing::warn!(error = %err, "retry budget exhausted; not retrying");
+                return Err(err);
             }
             retry += 1;
             tracing::warn!(retry, wait_ms = wait.as_millis() as u64, error = %err, "retrying");

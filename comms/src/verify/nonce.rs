@@ -95,10 +95,10 @@ impl MemoryNonceStore {
         let shard = &self.shards[(value as usize) % SHARDS];
         let mut shard = lock(shard);
         let key = (Box::<str>::from(service_id), value);
-        if let Some(&expiry) = shard.entries.get(&key) {
-            if expiry >= now {
-                return Ok(false);
-            }
+        if let Some(&expiry) = shard.entries.get(&key)
+            && expiry >= now
+        {
+            return Ok(false);
         }
         if shard.entries.len() >= self.shard_capacity && !shard.entries.contains_key(&key) {
             if now < shard.earliest_expiry {
