@@ -308,6 +308,13 @@ fn parse_base_url(raw: &str) -> Result<(String, String), Error> {
     Ok((origin, prefix))
 }
 
+/// What a call's span reports once it ends.
+#[derive(Default)]
+struct CallStats {
+    attempts: u32,
+    status: Option<u16>,
+}
+
 /// How one attempt ended.
 enum Attempt {
     Response(StatusCode, HeaderMap, Bytes),
@@ -335,14 +342,27 @@ impl Executor {
             "comms.call",
             service = %self.inner.name,
             method = %call.method,
-            route = call.route.unwrap_or(call.path.as_str()),
+            route = %call.route.unwrap_or(call.path.as_str()),
             attempts = tracing::field::Empty,
             status = tracing::field::Empty,
         );
-        self.run(call).instrument(span).await
+        let mut stats = CallStats::default();
+        let result = self.run(call, &mut stats).instrument(span.clone()).await;
+        if stats.attempts > 0 {
+            span.record("attempts", stats.attempts);
+        }
+        if let Some(status) = stats.status {
+            span.record("status", status);
+        }
+        let _entered = span.enter();
+        match &result {
+            Ok(_) => tracing::debug!("call succeeded"),
+            Err(e) => tracing::debug!(error = %e, "call failed"),
+        }
+        result
     }
 
-    async fn run(&self, call: Call) -> Result<Response, Error> {
+    async fn run(&self, call: Call, stats: &mut CallStats) -> Result<Response, Error> {
         let inner = &*self.inner;
         let Call {
             method,
@@ -406,11 +426,10 @@ impl Executor {
         }
         let attempt_timeout = timeout.unwrap_or(inner.timeout);
         let deadline = inner.deadline.map(|d| (Instant::now() + d, d));
-        let span = tracing::Span::current();
         let mut last_error: Option<Error> = None;
         let mut retry = 0u32;
         loop {
-            span.record("attempts", retry + 1);
+            stats.attempts = retry + 1;
             let permit = match &inner.breaker {
                 Some(breaker) => match breaker.admit() {
                     Ok(permit) => Some(permit),
@@ -445,7 +464,7 @@ impl Executor {
 
             let (outcome, result) = match attempt {
                 Attempt::Response(status, resp_headers, bytes) => {
-                    span.record("status", status.as_u16());
+                    stats.status = Some(status.as_u16());
                     if status.is_success() {
                         (
                             Outcome::Success,
