@@ -13,7 +13,7 @@ use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode};
 use tracing::Instrument;
 
-use crate::breaker::{Breaker, BreakerConfig};
+use crate::breaker::{Breaker, BreakerConfig, Permit};
 use crate::call::Call;
 use crate::error::HttpError;
 use crate::response::Response;
@@ -379,6 +379,8 @@ impl Executor {
             return Err(e);
         }
         path::check_raw_path(&path)?;
+        // An open breaker refuses before any other work: failing fast is the point.
+        let mut first_permit = Some(self.admit(None)?);
 
         let mut target = String::with_capacity(
             inner.origin.len() + inner.prefix.len() + path.len() + query.len() + 1,
@@ -430,17 +432,9 @@ impl Executor {
         let mut retry = 0u32;
         loop {
             stats.attempts = retry + 1;
-            let permit = match &inner.breaker {
-                Some(breaker) => match breaker.admit() {
-                    Ok(permit) => Some(permit),
-                    Err(retry_in) => {
-                        return Err(last_error.unwrap_or_else(|| Error::CircuitOpen {
-                            authority: breaker.authority().to_owned(),
-                            retry_in,
-                        }));
-                    }
-                },
-                None => None,
+            let permit = match first_permit.take() {
+                Some(permit) => permit,
+                None => self.admit(last_error.take())?,
             };
 
             // The attempt's timeout, shortened to what is left of the deadline.
@@ -559,6 +553,21 @@ impl Executor {
             tracing::warn!(retry, wait_ms = wait.as_millis() as u64, error = %err, "retrying");
             tokio::time::sleep(wait).await;
             last_error = Some(err);
+        }
+    }
+
+    /// Asks the target's breaker for an attempt. When it refuses, the call ends with
+    /// `last_error` (a retry that could not be made) or [`Error::CircuitOpen`].
+    fn admit(&self, last_error: Option<Error>) -> Result<Option<Permit<'_>>, Error> {
+        let Some(breaker) = &self.inner.breaker else {
+            return Ok(None);
+        };
+        match breaker.admit() {
+            Ok(permit) => Ok(Some(permit)),
+            Err(retry_in) => Err(last_error.unwrap_or_else(|| Error::CircuitOpen {
+                authority: breaker.authority().to_owned(),
+                retry_in,
+            })),
         }
     }
 

@@ -41,6 +41,9 @@
 #![warn(unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[doc(hidden)]
+#[path = "bench.rs"]
+pub mod __bench;
 mod breaker;
 mod call;
 mod client;

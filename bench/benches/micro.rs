@@ -1,0 +1,144 @@
+//! Micro-benchmarks of the per-call work: signing, verification, breaker admission, backoff.
+//!
+//! `cargo bench -p comms-bench --bench micro`
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use comms::__bench::{Breaker, Signer, backoff_delay};
+use comms::Signing;
+use comms::http::{HeaderMap, HeaderValue, Method, Uri};
+use comms::signing::{self, Secret};
+use comms::verify::Verifier;
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+
+fn signing(c: &mut Criterion) {
+    let v2 = Signer::new("billing", "bench-secret", Signing::V2);
+    let legacy = Signer::new("billing", "bench-secret", Signing::Legacy);
+    let mut group = c.benchmark_group("sign");
+    for (name, size) in [("v2/empty", 0usize), ("v2/1KiB", 1024), ("v2/64KiB", 64 * 1024)] {
+        let body = vec![b'x'; size];
+        group.throughput(Throughput::Bytes(size as u64));
+        group.bench_function(name, |b| {
+            b.iter(|| v2.sign("POST", black_box("/api/v1/orders"), black_box("b=2&a=1"), black_box(&body)))
+        });
+    }
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("legacy", |b| {
+        b.iter(|| legacy.sign("POST", black_box("/api/v1/orders"), "", b""))
+    });
+    group.finish();
+}
+
+/// Polls a future that completes without waiting (the in-memory nonce store never waits).
+fn ready<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => out,
+        Poll::Pending => unreachable!("the in-memory verifier never waits"),
+    }
+}
+
+fn verification(c: &mut Criterion) {
+    let verifier = Verifier::new().service("billing", "bench-secret");
+    let secret = Secret::from("bench-secret");
+    let body = vec![b'x'; 1024];
+    let uri: Uri = "/api/v1/orders?b=2&a=1".parse().unwrap();
+    let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    c.bench_function("verify/v2/1KiB", |b| {
+        b.iter_batched(
+            || {
+                // A fresh nonce each time, so no request is a replay.
+                let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let nonce = format!("{n:032x}");
+                let ts = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs();
+                let hash = signing::content_sha256(&body);
+                let sts = signing::v2_string_to_sign(
+                    "POST",
+                    "/api/v1/orders",
+                    &signing::canonical_query("b=2&a=1"),
+                    "billing",
+                    ts,
+                    &nonce,
+                    &hash,
+                );
+                let mut h = HeaderMap::new();
+                h.insert("x-service-id", HeaderValue::from_static("billing"));
+                h.insert("x-timestamp", HeaderValue::from_str(&ts.to_string()).unwrap());
+                h.insert("x-nonce", HeaderValue::from_str(&nonce).unwrap());
+                h.insert("x-content-sha256", HeaderValue::from_str(&hash).unwrap());
+                h.insert(
+                    "x-signature",
+                    HeaderValue::from_str(&signing::sign_v2(&secret, &sts)).unwrap(),
+                );
+                h
+            },
+            |h| ready(verifier.verify(&Method::POST, &uri, &h, &body)).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+fn breaker(c: &mut Criterion) {
+    let closed = Breaker::closed();
+    c.bench_function("breaker/closed/1-thread", |b| b.iter(|| closed.admit_and_succeed()));
+
+    // The same admission while other threads hammer the same breaker.
+    let shared = Arc::new(Breaker::closed());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let others: Vec<_> = (0..3)
+        .map(|_| {
+            let (shared, stop) = (shared.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    black_box(shared.admit_and_succeed());
+                }
+            })
+        })
+        .collect();
+    c.bench_function("breaker/closed/contended", |b| b.iter(|| shared.admit_and_succeed()));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in others {
+        t.join().unwrap();
+    }
+
+    let open = Breaker::open();
+    c.bench_function("breaker/open/admission", |b| b.iter(|| open.fail_fast()));
+
+    // A whole call refused by an open breaker: `Executor::execute` returning `CircuitOpen`.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let dead = rt.block_on(async {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap()
+    });
+    let exec = comms::Executor::builder()
+        .base_url(format!("http://{dead}"))
+        .service_id("bench")
+        .secret("bench-secret")
+        .retry(comms::RetryConfig::none())
+        .breaker(comms::BreakerConfig::default().failure_threshold(1).open_for(std::time::Duration::from_secs(3600)))
+        .build()
+        .unwrap();
+    let tripped = rt.block_on(exec.execute(comms::Call::get("/users/1")));
+    assert!(matches!(tripped, Err(comms::Error::Transport { .. })));
+    c.bench_function("breaker/open/fail-fast-call", |b| {
+        b.iter(|| {
+            let err = ready(exec.execute(comms::Call::get("/users/1"))).unwrap_err();
+            debug_assert!(err.is_circuit_open());
+            err
+        })
+    });
+}
+
+fn backoff(c: &mut Criterion) {
+    c.bench_function("backoff/delay", |b| b.iter(|| backoff_delay(black_box(3))));
+}
+
+criterion_group!(benches, signing, verification, breaker, backoff);
+criterion_main!(benches);
