@@ -26,7 +26,11 @@ struct User {
     name: String,
 }
 
-#[service_client(base_url = "http://127.0.0.1:1", service_id = "bench", secret_env = "BENCH_SECRET")]
+#[service_client(
+    base_url = "http://127.0.0.1:1",
+    service_id = "bench",
+    secret_env = "BENCH_SECRET"
+)]
 trait Users {
     #[get("/users/<id>")]
     async fn get_user(&self, id: u64) -> Result<User, Error>;
@@ -40,7 +44,9 @@ async fn serve(delay: Duration) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             tokio::spawn(async move {
                 let service = service_fn(move |_req| async move {
@@ -48,9 +54,10 @@ async fn serve(delay: Duration) -> SocketAddr {
                         tokio::time::sleep(delay).await;
                     }
                     let mut response = hyper::Response::new(Full::new(Bytes::from_static(BODY)));
-                    response
-                        .headers_mut()
-                        .insert("content-type", http::HeaderValue::from_static("application/json"));
+                    response.headers_mut().insert(
+                        "content-type",
+                        http::HeaderValue::from_static("application/json"),
+                    );
                     Ok::<_, Infallible>(response)
                 });
                 let _ = http1::Builder::new()
@@ -172,7 +179,9 @@ fn variants(addr: SocketAddr) -> Vec<Variant> {
         .unwrap();
     let policy = reqwest_retry::policies::ExponentialBackoff::builder().build_with_max_retries(3);
     let middleware = reqwest_middleware::ClientBuilder::new(client())
-        .with(reqwest_retry::RetryTransientMiddleware::new_with_policy(policy))
+        .with(reqwest_retry::RetryTransientMiddleware::new_with_policy(
+            policy,
+        ))
         .build();
     vec![
         Variant::Raw(client(), url.clone()),
@@ -185,7 +194,10 @@ fn variants(addr: SocketAddr) -> Vec<Variant> {
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let (rounds, per_round) = if quick { (3, 2_000) } else { (7, 10_000) };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let addr = serve(Duration::ZERO).await;
         let variants = variants(addr);

@@ -19,11 +19,22 @@ fn signing(c: &mut Criterion) {
     let v2 = Signer::new("billing", "bench-secret", Signing::V2);
     let legacy = Signer::new("billing", "bench-secret", Signing::Legacy);
     let mut group = c.benchmark_group("sign");
-    for (name, size) in [("v2/empty", 0usize), ("v2/1KiB", 1024), ("v2/64KiB", 64 * 1024)] {
+    for (name, size) in [
+        ("v2/empty", 0usize),
+        ("v2/1KiB", 1024),
+        ("v2/64KiB", 64 * 1024),
+    ] {
         let body = vec![b'x'; size];
         group.throughput(Throughput::Bytes(size as u64));
         group.bench_function(name, |b| {
-            b.iter(|| v2.sign("POST", black_box("/api/v1/orders"), black_box("b=2&a=1"), black_box(&body)))
+            b.iter(|| {
+                v2.sign(
+                    "POST",
+                    black_box("/api/v1/orders"),
+                    black_box("b=2&a=1"),
+                    black_box(&body),
+                )
+            })
         });
     }
     group.throughput(Throughput::Elements(1));
@@ -70,7 +81,10 @@ fn verification(c: &mut Criterion) {
                 );
                 let mut h = HeaderMap::new();
                 h.insert("x-service-id", HeaderValue::from_static("billing"));
-                h.insert("x-timestamp", HeaderValue::from_str(&ts.to_string()).unwrap());
+                h.insert(
+                    "x-timestamp",
+                    HeaderValue::from_str(&ts.to_string()).unwrap(),
+                );
                 h.insert("x-nonce", HeaderValue::from_str(&nonce).unwrap());
                 h.insert("x-content-sha256", HeaderValue::from_str(&hash).unwrap());
                 h.insert(
@@ -87,7 +101,9 @@ fn verification(c: &mut Criterion) {
 
 fn breaker(c: &mut Criterion) {
     let closed = Breaker::closed();
-    c.bench_function("breaker/closed/1-thread", |b| b.iter(|| closed.admit_and_succeed()));
+    c.bench_function("breaker/closed/1-thread", |b| {
+        b.iter(|| closed.admit_and_succeed())
+    });
 
     // The same admission while other threads hammer the same breaker.
     let shared = Arc::new(Breaker::closed());
@@ -102,7 +118,9 @@ fn breaker(c: &mut Criterion) {
             })
         })
         .collect();
-    c.bench_function("breaker/closed/contended", |b| b.iter(|| shared.admit_and_succeed()));
+    c.bench_function("breaker/closed/contended", |b| {
+        b.iter(|| shared.admit_and_succeed())
+    });
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for t in others {
         t.join().unwrap();
@@ -112,7 +130,10 @@ fn breaker(c: &mut Criterion) {
     c.bench_function("breaker/open/admission", |b| b.iter(|| open.fail_fast()));
 
     // A whole call refused by an open breaker: `Executor::execute` returning `CircuitOpen`.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let dead = rt.block_on(async {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         l.local_addr().unwrap()
@@ -122,7 +143,11 @@ fn breaker(c: &mut Criterion) {
         .service_id("bench")
         .secret("bench-secret")
         .retry(comms::RetryConfig::none())
-        .breaker(comms::BreakerConfig::default().failure_threshold(1).open_for(std::time::Duration::from_secs(3600)))
+        .breaker(
+            comms::BreakerConfig::default()
+                .failure_threshold(1)
+                .open_for(std::time::Duration::from_secs(3600)),
+        )
         .build()
         .unwrap();
     let tripped = rt.block_on(exec.execute(comms::Call::get("/users/1")));
