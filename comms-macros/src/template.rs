@@ -100,7 +100,8 @@ pub(crate) fn parse(text: &str) -> Result<Template, Vec<TemplateError>> {
     let mut errors = Vec::new();
     let mut err = |kind, span: Range<usize>| errors.push(TemplateError { kind, span });
     if !text.starts_with('/') {
-        err(ErrorKind::MissingLeadingSlash, 0..text.len().min(1));
+        let first = text.chars().next().map_or(0, char::len_utf8);
+        err(ErrorKind::MissingLeadingSlash, 0..first);
         return Err(errors);
     }
     let mut segments = Vec::new();
@@ -200,7 +201,12 @@ pub(crate) fn parse(text: &str) -> Result<Template, Vec<TemplateError>> {
                 '%' => {
                     let hex = bytes.get(i + 1..i + 3);
                     if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                        err(ErrorKind::BadEscape, at..(at + 3).min(range.end));
+                        // The `%` and up to two characters after it, on char boundaries.
+                        let end = piece[i..]
+                            .char_indices()
+                            .nth(3)
+                            .map_or(range.end, |(k, _)| at + k);
+                        err(ErrorKind::BadEscape, at..end);
                         ok = false;
                     } else {
                         i += 3;
@@ -320,5 +326,77 @@ mod tests {
             kinds("/caf\u{e9}"),
             [(ErrorKind::BadChar('\u{e9}'), "\u{e9}")]
         );
+        // Found by the property test below: spans must not split a character.
+        assert_eq!(
+            kinds("\u{0BA8}"),
+            [(ErrorKind::MissingLeadingSlash, "\u{0BA8}")]
+        );
+        assert_eq!(
+            kinds("/%\u{4E2D}\u{6587}x"),
+            [
+                (ErrorKind::BadEscape, "%\u{4E2D}\u{6587}"),
+                (ErrorKind::BadChar('\u{4E2D}'), "\u{4E2D}"),
+                (ErrorKind::BadChar('\u{6587}'), "\u{6587}"),
+            ]
+        );
+    }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// Reassembles a parsed route from its segments.
+        fn render(text: &str, t: &Template) -> String {
+            let mut out = String::new();
+            for s in &t.segments {
+                out.push('/');
+                match s {
+                    Segment::Static(r) => out.push_str(&text[r.clone()]),
+                    Segment::Param { name } => out.push_str(&format!("<{}>", &text[name.clone()])),
+                    Segment::Trailing { name } => {
+                        out.push_str(&format!("<{}..>", &text[name.clone()]))
+                    }
+                }
+            }
+            if t.trailing_slash {
+                out.push('/');
+            }
+            out
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 5000, ..ProptestConfig::default() })]
+
+            #[test]
+            fn never_panics_and_errors_stay_in_bounds(text in prop_oneof![
+                any::<String>(),
+                "[/<>.a-z%?#0-9 \u{e9}]{0,30}",
+            ]) {
+                match parse(&text) {
+                    Ok(t) => prop_assert_eq!(render(&text, &t), text),
+                    Err(errors) => {
+                        prop_assert!(!errors.is_empty());
+                        for e in errors {
+                            prop_assert!(e.span.start <= e.span.end && e.span.end <= text.len());
+                            prop_assert!(text.is_char_boundary(e.span.start));
+                            prop_assert!(text.is_char_boundary(e.span.end));
+                        }
+                    }
+                }
+            }
+
+            #[test]
+            fn accepted_routes_carry_nothing_to_encode(text in "[/<>.a-z%?#0-9 ]{0,30}") {
+                if let Ok(t) = parse(&text) {
+                    for s in &t.segments {
+                        if let Segment::Static(r) = s {
+                            let piece = &text[r.clone()];
+                            prop_assert!(!piece.contains(['?', '#', ' ', '<', '>', '/']));
+                            prop_assert!(piece != "." && piece != "..");
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -230,15 +230,25 @@ impl HttpError {
         self
     }
 
-    /// Keeps an excerpt of `body`: at most [`BODY_EXCERPT_LIMIT`] bytes, cut at a character
-    /// boundary, invalid UTF-8 replaced.
+    /// Keeps an excerpt of `body`: invalid UTF-8 replaced, at most [`BODY_EXCERPT_LIMIT`] bytes
+    /// of text cut at a character boundary, and `…` when something was cut.
     #[must_use]
     pub fn with_body(mut self, body: &[u8]) -> HttpError {
         let cut = &body[..body.len().min(BODY_EXCERPT_LIMIT)];
-        let mut text = String::from_utf8_lossy(cut).into_owned();
-        if body.len() > BODY_EXCERPT_LIMIT {
+        let lossy = String::from_utf8_lossy(cut);
+        // Replacement characters take three bytes each: bound the text, not just the input.
+        let mut end = lossy.len().min(BODY_EXCERPT_LIMIT);
+        while !lossy.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut text = lossy[..end].to_owned();
+        let truncated = body.len() > cut.len() || end < lossy.len();
+        if truncated {
             // A multi-byte character split by the cut decodes as U+FFFD at the end: drop it.
-            if text.ends_with('\u{FFFD}') && std::str::from_utf8(cut).is_err() {
+            if body.len() > cut.len()
+                && end == lossy.len()
+                && std::str::from_utf8(cut).is_err_and(|e| e.error_len().is_none())
+            {
                 text.pop();
             }
             text.push('…');
@@ -383,6 +393,15 @@ mod tests {
             HttpError::from_response(StatusCode::NOT_FOUND, Method::GET, "u".into(), b"nope");
         assert_eq!(plain.message(), None);
         assert_eq!(plain.body(), "nope");
+    }
+
+    #[test]
+    fn body_excerpt_of_binary_is_bounded() {
+        let e = HttpError::new(StatusCode::BAD_GATEWAY, Method::GET, "u").with_body(&[0xff; 5000]);
+        assert!(e.body().len() <= BODY_EXCERPT_LIMIT + '…'.len_utf8());
+        assert!(e.body().ends_with('…'));
+        let short = HttpError::new(StatusCode::BAD_GATEWAY, Method::GET, "u").with_body(b"tiny");
+        assert_eq!(short.body(), "tiny");
     }
 
     #[test]

@@ -1,0 +1,457 @@
+//! Faults, load and malformed responses: a flaky or dead dependency degrades calls into typed
+//! errors, nothing that must not be repeated is sent twice, and the load on a failing service
+//! stays bounded. Every loop here is bounded in count and time, on loopback only.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use comms::{BreakerConfig, Call, Error, Executor, RetryConfig};
+use comms_tests::{Fault, FaultServer, Recorded, Reply};
+use serde_json::json;
+
+fn executor(url: &str, retry: RetryConfig, breaker: BreakerConfig) -> Executor {
+    Executor::builder()
+        .base_url(url)
+        .service_id("faults")
+        .secret("fault-secret")
+        .timeout(Duration::from_secs(5))
+        .retry(retry)
+        .breaker(breaker)
+        .build()
+        .unwrap()
+}
+
+fn call_id(r: &Recorded) -> String {
+    r.header("x-call-id").unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_failing_dependency_loses_and_duplicates_nothing() {
+    // Every other request fails, in the ways a real dependency fails.
+    let server = FaultServer::start(|_, i| match i % 6 {
+        0 => Fault::Reply(Reply::status(503)),
+        2 => Fault::ResetBeforeHead,
+        4 => Fault::ResetAfterHead,
+        _ => Fault::Reply(Reply::ok_json(json!({"ok": true}))),
+    })
+    .await;
+    let exec = executor(
+        &server.url(),
+        RetryConfig::default()
+            .base_delay(Duration::from_millis(2))
+            .max_delay(Duration::from_millis(20)),
+        BreakerConfig::disabled(),
+    );
+    const CALLERS: usize = 256;
+    const PER_CALLER: usize = 6;
+    let outcomes = Arc::new(std::sync::Mutex::new(HashMap::<&'static str, usize>::new()));
+    let tasks: Vec<_> = (0..CALLERS)
+        .map(|caller| {
+            let (exec, outcomes) = (exec.clone(), outcomes.clone());
+            tokio::spawn(async move {
+                for k in 0..PER_CALLER {
+                    let id = format!("{caller}-{k}");
+                    let call = match k % 3 {
+                        0 => Call::get("/items").header("x-call-id", &id),
+                        1 => Call::post("/orders").header("x-call-id", &id),
+                        _ => Call::post("/payments")
+                            .idempotent(true)
+                            .header("x-call-id", &id),
+                    };
+                    let kind = match exec.execute(call).await {
+                        Ok(_) => "ok",
+                        Err(Error::Server(_)) => "server",
+                        Err(Error::Transport { .. }) => "transport",
+                        Err(other) => panic!("unexpected error: {other}"),
+                    };
+                    *outcomes.lock().unwrap().entry(kind).or_default() += 1;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("no caller panicked");
+    }
+    let outcomes = outcomes.lock().unwrap().clone();
+    let calls: usize = outcomes.values().sum();
+    assert_eq!(
+        calls,
+        CALLERS * PER_CALLER,
+        "every call ended, in success or a typed error: {outcomes:?}"
+    );
+    assert!(
+        outcomes["ok"] > calls / 2,
+        "retries rescued most calls: {outcomes:?}"
+    );
+
+    let mut by_call: HashMap<String, Vec<Recorded>> = HashMap::new();
+    for r in server.requests() {
+        by_call.entry(call_id(&r)).or_default().push(r);
+    }
+    assert_eq!(
+        by_call.len(),
+        calls,
+        "every call reached the server at least once"
+    );
+    let mut keys = HashSet::new();
+    for (id, attempts) in &by_call {
+        assert!(
+            attempts.len() <= 4,
+            "{id}: {} attempts for 3 retries",
+            attempts.len()
+        );
+        match attempts[0].uri.path() {
+            "/orders" => assert_eq!(attempts.len(), 1, "{id}: a plain POST was sent twice"),
+            "/payments" => {
+                let call_keys: HashSet<_> = attempts
+                    .iter()
+                    .map(|a| a.header("idempotency-key").unwrap().to_owned())
+                    .collect();
+                assert_eq!(call_keys.len(), 1, "{id}: one key across attempts");
+                assert!(
+                    keys.insert(call_keys.into_iter().next().unwrap()),
+                    "{id}: keys are unique per call"
+                );
+            }
+            _ => assert!(
+                attempts
+                    .iter()
+                    .all(|a| a.header("idempotency-key").is_none())
+            ),
+        }
+        let nonces: HashSet<_> = attempts
+            .iter()
+            .map(|a| a.header("x-nonce").unwrap())
+            .collect();
+        assert_eq!(
+            nonces.len(),
+            attempts.len(),
+            "{id}: every attempt signed afresh"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_outage_sees_bounded_load_then_exactly_the_probes() {
+    let server = FaultServer::start(|_, _| Fault::Reply(Reply::status(503))).await;
+    let threshold = 5;
+    let open_for = Duration::from_millis(600);
+    let exec = executor(
+        &server.url(),
+        RetryConfig::default()
+            .base_delay(Duration::from_millis(1))
+            .max_delay(Duration::from_millis(5)),
+        BreakerConfig::default()
+            .failure_threshold(threshold)
+            .open_for(open_for),
+    );
+
+    // Sequential callers: the breaker's threshold is all the server sees.
+    let mut errors = 0;
+    for _ in 0..20 {
+        if exec.execute(Call::get("/x")).await.is_err() {
+            errors += 1;
+        }
+    }
+    assert_eq!(errors, 20);
+    assert_eq!(
+        server.count(),
+        threshold as usize,
+        "retries stop once the breaker opens"
+    );
+
+    // A thousand concurrent calls while open: nothing reaches the server.
+    let opened = Instant::now();
+    let calls: Vec<_> = (0..1000)
+        .map(|_| {
+            let exec = exec.clone();
+            tokio::spawn(async move { exec.execute(Call::get("/x")).await })
+        })
+        .collect();
+    for c in calls {
+        assert!(c.await.unwrap().unwrap_err().is_circuit_open());
+    }
+    assert_eq!(server.count(), threshold as usize);
+
+    // After the open period: hundreds of callers, exactly one probe; it fails and reopens.
+    tokio::time::sleep(open_for.saturating_sub(opened.elapsed()) + Duration::from_millis(100))
+        .await;
+    let calls: Vec<_> = (0..300)
+        .map(|_| {
+            let exec = exec.clone();
+            tokio::spawn(async move { exec.execute(Call::get("/x")).await })
+        })
+        .collect();
+    let mut reached = 0;
+    for c in calls {
+        if !c.await.unwrap().unwrap_err().is_circuit_open() {
+            reached += 1;
+        }
+    }
+    assert_eq!(reached, 1);
+    assert_eq!(server.count(), threshold as usize + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_callers_of_a_dead_service_are_bounded_by_the_budget() {
+    let server = FaultServer::start(|_, _| Fault::Reply(Reply::status(503))).await;
+    let exec = executor(
+        &server.url(),
+        RetryConfig::default()
+            .max_retries(10)
+            .base_delay(Duration::from_millis(1))
+            .max_delay(Duration::from_millis(5))
+            .budget(0.2, 10),
+        BreakerConfig::disabled(),
+    );
+    const CALLS: usize = 200;
+    let started = Instant::now();
+    let calls: Vec<_> = (0..CALLS)
+        .map(|_| {
+            let exec = exec.clone();
+            tokio::spawn(async move { exec.execute(Call::get("/x")).await })
+        })
+        .collect();
+    for c in calls {
+        assert!(matches!(c.await.unwrap(), Err(Error::Server(_))));
+    }
+    let seconds = started.elapsed().as_secs_f64().ceil();
+    // Without a budget: 200 × 11 = 2200 requests. With it: the calls, a fifth more, and the floor.
+    let bound = CALLS + CALLS / 5 + 10 + (10.0 * seconds) as usize;
+    assert!(
+        server.count() <= bound,
+        "{} requests > {bound}",
+        server.count()
+    );
+    assert!(server.count() > CALLS, "some retries were allowed");
+}
+
+#[tokio::test]
+async fn a_slow_dependency_meets_the_timeouts() {
+    let server = FaultServer::start(|_, _| Fault::Hang).await;
+    let attempt = Duration::from_millis(150);
+    let exec = Executor::builder()
+        .base_url(server.url())
+        .service_id("faults")
+        .secret("fault-secret")
+        .timeout(attempt)
+        .retry(
+            RetryConfig::default()
+                .max_retries(2)
+                .base_delay(Duration::from_millis(1))
+                .max_delay(Duration::from_millis(1)),
+        )
+        .breaker(BreakerConfig::disabled())
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = exec.execute(Call::get("/slow")).await.unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(
+        matches!(err, Error::Timeout { after, .. } if after == attempt),
+        "{err}"
+    );
+    assert_eq!(server.count(), 3);
+    assert!(elapsed >= attempt * 3, "{elapsed:?}");
+    assert!(
+        elapsed < attempt * 3 + Duration::from_millis(500),
+        "{elapsed:?}"
+    );
+
+    let deadline = Duration::from_millis(400);
+    let exec = Executor::builder()
+        .base_url(server.url())
+        .service_id("faults")
+        .secret("fault-secret")
+        .timeout(attempt)
+        .deadline(deadline)
+        .retry(
+            RetryConfig::default()
+                .max_retries(10)
+                .base_delay(Duration::from_millis(1))
+                .max_delay(Duration::from_millis(1))
+                .no_budget(),
+        )
+        .breaker(BreakerConfig::disabled())
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = exec.execute(Call::get("/slow")).await.unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(err.is_timeout(), "{err}");
+    assert!(
+        elapsed >= deadline - Duration::from_millis(10),
+        "{elapsed:?}"
+    );
+    assert!(
+        elapsed < deadline + Duration::from_millis(300),
+        "{elapsed:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_resumes_after_an_outage() {
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flag = down.clone();
+    let server = FaultServer::start(move |_, _| {
+        if flag.load(Ordering::SeqCst) {
+            Fault::ResetBeforeHead
+        } else {
+            Fault::Reply(Reply::ok_json(json!({"ok": true})))
+        }
+    })
+    .await;
+    let exec = executor(
+        &server.url(),
+        RetryConfig::none(),
+        BreakerConfig::default()
+            .failure_threshold(3)
+            .open_for(Duration::from_millis(300)),
+    );
+    for _ in 0..3 {
+        assert!(matches!(
+            exec.execute(Call::get("/x")).await,
+            Err(Error::Transport { .. })
+        ));
+    }
+    assert!(
+        exec.execute(Call::get("/x"))
+            .await
+            .unwrap_err()
+            .is_circuit_open()
+    );
+    down.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let calls: Vec<_> = (0..100)
+        .map(|_| {
+            let exec = exec.clone();
+            tokio::spawn(async move { exec.execute(Call::get("/x")).await })
+        })
+        .collect();
+    let ok = {
+        let mut ok = 0;
+        for c in calls {
+            if c.await.unwrap().is_ok() {
+                ok += 1;
+            }
+        }
+        ok
+    };
+    assert!(ok >= 1, "the probe went through");
+    // Once closed, everything flows.
+    for _ in 0..50 {
+        exec.execute(Call::get("/x")).await.expect("closed again");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_calls_at_256_with_a_bounded_pool() {
+    let server = FaultServer::start(|_, _| Fault::Reply(Reply::ok_json(json!({"id": 1})))).await;
+    let exec = executor(
+        &server.url(),
+        RetryConfig::default(),
+        BreakerConfig::default(),
+    );
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..256)
+        .map(|_| {
+            let (exec, next) = (exec.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut done = 0;
+                while next.fetch_add(1, Ordering::Relaxed) < 10_000 {
+                    let v: serde_json::Value = exec
+                        .execute(Call::get("/users").segment(1))
+                        .await
+                        .unwrap()
+                        .json()
+                        .unwrap();
+                    assert_eq!(v["id"], 1);
+                    done += 1;
+                }
+                done
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for w in workers {
+        total += w.await.expect("no worker panicked");
+    }
+    assert_eq!(total, 10_000);
+    assert_eq!(server.count(), 10_000, "no retries were needed");
+    // The pool opens connections while it warms up (a checkout racing a connect keeps both), then
+    // reuses them: the count is set by the concurrency, not by the number of calls.
+    let warmed = server.connections();
+    assert!(warmed <= 3 * 256, "{warmed} connections for 256 callers");
+    let next = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..256)
+        .map(|_| {
+            let (exec, next) = (exec.clone(), next.clone());
+            tokio::spawn(async move {
+                while next.fetch_add(1, Ordering::Relaxed) < 5_000 {
+                    exec.execute(Call::get("/users").segment(1)).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.unwrap();
+    }
+    let grown = server.connections() - warmed;
+    assert!(
+        grown <= 16,
+        "5,000 more calls opened {grown} more connections"
+    );
+    assert!(started.elapsed() < Duration::from_secs(120));
+}
+
+#[tokio::test]
+async fn malformed_responses_become_typed_errors() {
+    let server = FaultServer::start(|r, _| match r.uri.path() {
+        "/truncated" => Fault::TruncatedBody,
+        "/after-head" => Fault::ResetAfterHead,
+        "/garbage" => Fault::Malformed(b"this is not http\r\n\r\n"),
+        "/bad-status" => Fault::Malformed(b"HTTP/1.1 2000 Nope\r\ncontent-length: 0\r\n\r\n"),
+        "/bad-length" => Fault::Malformed(b"HTTP/1.1 200 OK\r\ncontent-length: many\r\n\r\n"),
+        "/bad-chunks" => {
+            Fault::Malformed(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nxx\r\n")
+        }
+        "/huge" => Fault::Malformed(b"HTTP/1.1 200 OK\r\ncontent-length: 1000000000000\r\n\r\n"),
+        "/not-json" => Fault::Reply(Reply::status(200).body("{\"id\": ")),
+        "/error-not-json" => Fault::Reply(Reply::status(500).body(vec![0xff; 5000])),
+        _ => Fault::Reply(Reply::status(200)),
+    })
+    .await;
+    let exec = executor(
+        &server.url(),
+        RetryConfig::none(),
+        BreakerConfig::disabled(),
+    );
+    for path in [
+        "/truncated",
+        "/after-head",
+        "/garbage",
+        "/bad-status",
+        "/bad-length",
+        "/bad-chunks",
+    ] {
+        let err = exec.execute(Call::get(path)).await.unwrap_err();
+        assert!(matches!(err, Error::Transport { .. }), "{path}: {err:?}");
+    }
+    let err = exec.execute(Call::get("/huge")).await.unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+    let response = exec.execute(Call::get("/not-json")).await.unwrap();
+    assert!(matches!(
+        response.json::<serde_json::Value>(),
+        Err(Error::Decode { .. })
+    ));
+    let err = exec
+        .execute(Call::get("/error-not-json"))
+        .await
+        .unwrap_err();
+    let http = err.http_error().unwrap();
+    assert_eq!(http.message(), None);
+    assert!(http.body().len() <= comms::BODY_EXCERPT_LIMIT + 3);
+}
