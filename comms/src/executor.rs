@@ -414,7 +414,7 @@ impl Executor {
         let inherently_idempotent = policy::is_idempotent_method(&method);
         let idempotent = idempotent.unwrap_or(inherently_idempotent);
         if idempotent && !inherently_idempotent && !headers.contains_key(&IDEMPOTENCY_KEY) {
-            let key = HeaderValue::try_from(hex::encode(random_bytes()?))
+            let key = HeaderValue::try_from(signing::lower_hex(&random_bytes()?))
                 .expect("hex is a valid header value");
             headers.insert(IDEMPOTENCY_KEY, key);
         }

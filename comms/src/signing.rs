@@ -25,6 +25,7 @@
 //! HMAC-SHA256 over `<METHOD>|<percent-decoded path>|<timestamp>`. Neither the body nor the
 //! query is covered, which is why `v2` is the default.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -139,7 +140,14 @@ pub fn content_sha256(body: &[u8]) -> String {
     if body.is_empty() {
         return EMPTY_SHA256.to_owned();
     }
-    hex::encode(Sha256::digest(body))
+    lower_hex(&Sha256::digest(body))
+}
+
+/// Lowercase hex of `bytes`, written in one allocation.
+pub(crate) fn lower_hex(bytes: &[u8]) -> String {
+    let mut out = vec![0u8; bytes.len() * 2];
+    hex::encode_to_slice(bytes, &mut out).expect("the buffer is twice the input");
+    String::from_utf8(out).expect("hex is ASCII")
 }
 
 /// The canonical form of a raw query string, as covered by a v2 signature.
@@ -153,7 +161,7 @@ pub fn content_sha256(body: &[u8]) -> String {
 /// assert_eq!(comms::signing::canonical_query("b=2&a=%7e&&a=1"), "a=1&a=~&b=2");
 /// ```
 pub fn canonical_query(raw: &str) -> String {
-    let mut pairs: Vec<(String, String)> = raw
+    let mut pairs: Vec<(Cow<'_, str>, Cow<'_, str>)> = raw
         .split('&')
         .filter(|piece| !piece.is_empty())
         .map(|piece| {
@@ -174,9 +182,17 @@ pub fn canonical_query(raw: &str) -> String {
     out
 }
 
-fn reencode(part: &str) -> String {
-    let bytes: Vec<u8> = percent_decode_str(part).collect();
-    percent_encoding::percent_encode(&bytes, UNRESERVED).to_string()
+/// Decodes and re-encodes one query name or value; one already in canonical form (only
+/// unreserved bytes) is returned as it is, without allocating.
+fn reencode(part: &str) -> Cow<'_, str> {
+    if part
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+    {
+        return Cow::Borrowed(part);
+    }
+    let bytes: Cow<'_, [u8]> = percent_decode_str(part).into();
+    Cow::Owned(percent_encoding::percent_encode(&bytes, UNRESERVED).to_string())
 }
 
 /// Percent-encodes `value` as one query name or value (every byte outside the unreserved set).
@@ -262,14 +278,14 @@ pub fn legacy_string_to_sign(method: &str, wire_path: &str, timestamp: u64) -> V
 pub fn sign_v2(secret: &Secret, string_to_sign: &str) -> String {
     let mut mac = secret.mac();
     mac.update(string_to_sign.as_bytes());
-    format!("{V2_PREFIX}{}", hex::encode(mac.finalize().into_bytes()))
+    format!("{V2_PREFIX}{}", lower_hex(&mac.finalize().into_bytes()))
 }
 
 /// `<hex>`: the legacy `X-Signature` value for a string to sign.
 pub fn sign_legacy(secret: &Secret, string_to_sign: &[u8]) -> String {
     let mut mac = secret.mac();
     mac.update(string_to_sign);
-    hex::encode(mac.finalize().into_bytes())
+    lower_hex(&mac.finalize().into_bytes())
 }
 
 /// What one attempt's signature covers, besides the caller's identity and secret.
@@ -318,7 +334,7 @@ impl Signer {
         let mut mac = self.mac.clone();
         match self.scheme {
             Signing::V2 => {
-                let nonce = hex::encode(nonce);
+                let nonce = lower_hex(&nonce);
                 V2Parts::new(
                     target.method,
                     target.path,
@@ -329,9 +345,11 @@ impl Signer {
                     target.content_sha256,
                 )
                 .feed(&mut mac);
-                let mut signature = String::with_capacity(67);
-                signature.push_str(V2_PREFIX);
-                signature.push_str(&hex::encode(mac.finalize().into_bytes()));
+                let mut signature = [0u8; 67];
+                signature[..3].copy_from_slice(V2_PREFIX.as_bytes());
+                hex::encode_to_slice(mac.finalize().into_bytes(), &mut signature[3..])
+                    .expect("64 hex digits fit");
+                let signature = String::from_utf8(signature.to_vec()).expect("hex is ASCII");
                 SignatureHeaders {
                     timestamp: ts,
                     nonce: Some(nonce),
@@ -347,7 +365,7 @@ impl Signer {
                 SignatureHeaders {
                     timestamp: ts,
                     nonce: None,
-                    signature: hex::encode(mac.finalize().into_bytes()),
+                    signature: lower_hex(&mac.finalize().into_bytes()),
                 }
             }
         }
