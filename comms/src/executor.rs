@@ -77,6 +77,8 @@ struct Inner {
     http: reqwest::Client,
     /// `scheme://host[:port]`.
     origin: String,
+    /// The base URL, parsed once; each call clones it and sets path and query.
+    base: reqwest::Url,
     /// The base URL's path, without a trailing `/`.
     prefix: String,
     service_id: String,
@@ -241,6 +243,8 @@ impl ExecutorBuilder {
             .base_url
             .ok_or_else(|| Error::config("base_url", "no base URL was given"))?;
         let (origin, prefix) = parse_base_url(&base)?;
+        let base = reqwest::Url::parse(&origin)
+            .map_err(|e| Error::config("base_url", format!("`{base}` is not a URL: {e}")))?;
         let service_id = self
             .service_id
             .ok_or_else(|| Error::config("service_id", "no service id was given"))?;
@@ -268,6 +272,7 @@ impl ExecutorBuilder {
                 name: self.name,
                 http: self.http.unwrap_or_else(|| shared_http_client().clone()),
                 origin,
+                base,
                 prefix,
                 service_id,
                 service_header,
@@ -382,33 +387,24 @@ impl Executor {
         // An open breaker refuses before any other work: failing fast is the point.
         let mut first_permit = Some(self.admit(None)?);
 
-        let mut target = String::with_capacity(
-            inner.origin.len() + inner.prefix.len() + path.len() + query.len() + 1,
-        );
-        target.push_str(&inner.origin);
-        target.push_str(&inner.prefix);
-        target.push_str(&path);
-        if !query.is_empty() {
-            target.push('?');
-            target.push_str(&query);
+        // The base URL was parsed once; only the path and query are set per call, and the
+        // signature covers them exactly as the URL will write them on the request line.
+        let mut url = inner.base.clone();
+        if inner.prefix.is_empty() {
+            url.set_path(&path);
+        } else {
+            let mut full = String::with_capacity(inner.prefix.len() + path.len());
+            full.push_str(&inner.prefix);
+            full.push_str(&path);
+            url.set_path(&full);
         }
-        let url = reqwest::Url::parse(&target)
-            .map_err(|e| Error::encode(format!("`{target}` is not a valid URL: {e}")))?;
-        // Sign what goes on the wire, exactly as the URL will be written out.
-        let wire_path = url.path();
-        let shown_url = format!("{}{}", inner.origin, wire_path);
+        url.set_query((!query.is_empty()).then_some(query.as_str()));
         let (canonical_query, content_sha256) = match inner.signer.scheme() {
             Signing::V2 => (
                 signing::canonical_query(url.query().unwrap_or("")),
                 signing::content_sha256(body.as_deref().unwrap_or(b"")),
             ),
             _ => (String::new(), String::new()),
-        };
-        let sign_target = signing::Target {
-            method: method.as_str(),
-            path: wire_path,
-            canonical_query: &canonical_query,
-            content_sha256: &content_sha256,
         };
 
         let inherently_idempotent = policy::is_idempotent_method(&method);
@@ -451,79 +447,52 @@ impl Executor {
             };
 
             let mut attempt_headers = headers.clone();
-            self.sign(&sign_target, &mut attempt_headers)?;
+            let target = signing::Target {
+                method: method.as_str(),
+                path: url.path(),
+                canonical_query: &canonical_query,
+                content_sha256: &content_sha256,
+            };
+            self.sign(&target, &mut attempt_headers)?;
             let attempt = self
                 .attempt(&method, &url, attempt_headers, body.clone(), limit)
                 .await;
-
-            let (outcome, result) = match attempt {
-                Attempt::Response(status, resp_headers, bytes) => {
-                    stats.status = Some(status.as_u16());
-                    if status.is_success() {
-                        (
-                            Outcome::Success,
-                            Ok(Response::new(
-                                status,
-                                resp_headers,
-                                bytes,
-                                method.clone(),
-                                shown_url.clone(),
-                            )),
-                        )
-                    } else {
-                        let err = HttpError::from_response(
-                            status,
-                            method.clone(),
-                            shown_url.clone(),
-                            &bytes,
-                        );
-                        (
-                            Outcome::Status(status),
-                            Err((Error::from(err), resp_headers)),
-                        )
-                    }
-                }
-                Attempt::Connect(e) => (
-                    Outcome::Connect,
-                    Err((self.transport(&method, &shown_url, e), HeaderMap::new())),
-                ),
-                Attempt::Transport(e) => (
-                    Outcome::Transport,
-                    Err((self.transport(&method, &shown_url, e), HeaderMap::new())),
-                ),
-                Attempt::Timeout => (
-                    Outcome::Timeout,
-                    Err((
-                        Error::Timeout {
-                            method: method.clone(),
-                            url: shown_url.clone(),
-                            after: limit_reported,
-                        },
-                        HeaderMap::new(),
-                    )),
-                ),
-                Attempt::TooLarge => (
-                    Outcome::Success,
-                    Err((
-                        Error::Decode {
-                            method: method.clone(),
-                            url: shown_url.clone(),
-                            source: format!(
-                                "the response body is larger than the {} byte limit",
-                                inner.max_response_bytes
-                            )
-                            .into(),
-                        },
-                        HeaderMap::new(),
-                    )),
-                ),
-            };
+            let outcome = attempt.outcome();
             if let Some(permit) = permit {
                 permit.record(outcome.is_failure());
             }
-            let (err, resp_headers) = match result {
-                Ok(response) => return Ok(response),
-                Err(failure) => failure,
+            let (err, resp_headers) = match attempt {
+                Attempt::Response(status, resp_headers, bytes) => {
+                    stats.status = Some(status.as_u16());
+                    if status.is_success() {
+                        return Ok(Response::new(status, resp_headers, bytes, method, url));
+                    }
+                    let err = HttpError::from_response(status, method.clone(), shown(&url), &bytes);
+                    (Error::from(err), resp_headers)
+                }
+                Attempt::Connect(e) | Attempt::Transport(e) => {
+                    (self.transport(&method, &url, e), HeaderMap::new())
+                }
+                Attempt::Timeout => {
+                    let err = Error::Timeout {
+                        method: method.clone(),
+                        url: shown(&url),
+                        after: limit_reported,
+                    };
+                    (err, HeaderMap::new())
+                }
+                Attempt::TooLarge => {
+                    let err = Error::Decode {
+                        method: method.clone(),
+                        url: shown(&url),
+                        source: format!(
+                            "the response body is larger than the {} byte limit",
+                            inner.max_response_bytes
+                        )
+                        .into(),
+                    };
+                    (err, HeaderMap::new())
+                }
             };
 
             if retry >= inner.retry.max_retries || !outcome.is_retryable(idempotent) {
@@ -607,9 +576,9 @@ impl Executor {
             *request.body_mut() = Some(reqwest::Body::from(body));
         }
         let exchange = async {
-            let response = inner.http.execute(request).await.map_err(classify)?;
+            let mut response = inner.http.execute(request).await.map_err(classify)?;
             let status = response.status();
-            let headers = response.headers().clone();
+            let headers = std::mem::take(response.headers_mut());
             let bytes = read_body(response, inner.max_response_bytes).await?;
             Ok::<_, Attempt>(Attempt::Response(status, headers, bytes))
         };
@@ -619,13 +588,36 @@ impl Executor {
         }
     }
 
-    fn transport(&self, method: &Method, url: &str, e: reqwest::Error) -> Error {
+    fn transport(&self, method: &Method, url: &reqwest::Url, e: reqwest::Error) -> Error {
         Error::Transport {
             method: method.clone(),
-            url: url.to_owned(),
+            url: shown(url),
             source: Box::new(e.without_url()),
         }
     }
+}
+
+impl Attempt {
+    fn outcome(&self) -> Outcome {
+        match self {
+            Attempt::Response(status, ..) if status.is_success() => Outcome::Success,
+            Attempt::Response(status, ..) => Outcome::Status(*status),
+            Attempt::Connect(_) => Outcome::Connect,
+            Attempt::Transport(_) => Outcome::Transport,
+            Attempt::Timeout => Outcome::Timeout,
+            // The service answered; the body is just more than this client accepts.
+            Attempt::TooLarge => Outcome::Success,
+        }
+    }
+}
+
+/// A URL as errors show it: without its query, which may carry data that does not belong in
+/// logs.
+pub(crate) fn shown(url: &reqwest::Url) -> String {
+    let text = url.as_str();
+    text.split_once('?')
+        .map_or(text, |(before, _)| before)
+        .to_owned()
 }
 
 fn classify(e: reqwest::Error) -> Attempt {

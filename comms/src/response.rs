@@ -16,7 +16,7 @@ pub struct Response {
     headers: HeaderMap,
     body: Bytes,
     method: Method,
-    url: String,
+    url: reqwest::Url,
 }
 
 impl Response {
@@ -25,7 +25,7 @@ impl Response {
         headers: HeaderMap,
         body: Bytes,
         method: Method,
-        url: String,
+        url: reqwest::Url,
     ) -> Response {
         Response {
             status,
@@ -58,7 +58,8 @@ impl Response {
 
     /// The URL that was requested, without its query.
     pub fn url(&self) -> &str {
-        &self.url
+        let text = self.url.as_str();
+        text.split_once('?').map_or(text, |(before, _)| before)
     }
 
     /// The body as UTF-8 text; [`Error::Decode`] when it is not.
@@ -74,7 +75,7 @@ impl Response {
     fn decode_error(&self, e: impl std::error::Error + Send + Sync + 'static) -> Error {
         Error::Decode {
             method: self.method.clone(),
-            url: self.url.clone(),
+            url: self.url().to_owned(),
             source: Box::new(e),
         }
     }
