@@ -75,6 +75,8 @@ enum Variant {
     Executor(Executor),
     Generated(UsersClient),
     Middleware(reqwest_middleware::ClientWithMiddleware, String),
+    RawTimeout(reqwest::Client, String),
+    RawSign(reqwest::Client, String, Arc<comms::__bench::Signer>),
 }
 
 impl Variant {
@@ -84,6 +86,8 @@ impl Variant {
             Variant::Executor(_) => "comms::Executor",
             Variant::Generated(_) => "generated client",
             Variant::Middleware(..) => "reqwest-middleware+retry",
+            Variant::RawTimeout(..) => "reqwest + timeout",
+            Variant::RawSign(..) => "reqwest + hand signing",
         }
     }
 
@@ -101,6 +105,41 @@ impl Variant {
                 .json()
                 .unwrap(),
             Variant::Generated(c) => c.get_user(1).await.unwrap(),
+            Variant::RawSign(client, url, signer) => {
+                // What a hand-rolled signed call sends: the same five headers, computed afresh.
+                let mut nonce = [0u8; 16];
+                getrandom::fill(&mut nonce).unwrap();
+                let ts = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs();
+                let sig = signer.sign("GET", "/users/1", "", b"");
+                let bytes = client
+                    .get(url)
+                    .header("x-service-id", "bench")
+                    .header("x-timestamp", ts)
+                    .header(
+                        "x-nonce",
+                        nonce.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+                    )
+                    .header("x-content-sha256", comms::signing::EMPTY_SHA256)
+                    .header("x-signature", sig)
+                    .send()
+                    .await
+                    .unwrap()
+                    .bytes()
+                    .await
+                    .unwrap();
+                serde_json::from_slice(&bytes).unwrap()
+            }
+            Variant::RawTimeout(client, url) => {
+                let bytes = tokio::time::timeout(Duration::from_secs(10), async {
+                    client.get(url).send().await.unwrap().bytes().await.unwrap()
+                })
+                .await
+                .unwrap();
+                serde_json::from_slice(&bytes).unwrap()
+            }
             Variant::Middleware(client, url) => {
                 let bytes = client.get(url).send().await.unwrap().bytes().await.unwrap();
                 serde_json::from_slice(&bytes).unwrap()
@@ -187,20 +226,47 @@ fn variants(addr: SocketAddr) -> Vec<Variant> {
         Variant::Raw(client(), url.clone()),
         Variant::Executor(executor),
         Variant::Generated(generated),
-        Variant::Middleware(middleware, url),
+        Variant::Middleware(middleware, url.clone()),
+        Variant::RawTimeout(client(), url.clone()),
+        Variant::RawSign(
+            client(),
+            url,
+            Arc::new(comms::__bench::Signer::new(
+                "bench",
+                "s",
+                comms::Signing::V2,
+            )),
+        ),
     ]
 }
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let (rounds, per_round) = if quick { (3, 2_000) } else { (7, 10_000) };
+    let (rounds, mut per_round) = if quick { (3, 2_000) } else { (7, 10_000) };
+    if let Some(n) = std::env::var("COMMS_BENCH_CALLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        per_round = n;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
         let addr = serve(Duration::ZERO).await;
-        let variants = variants(addr);
+        let only = std::env::var("COMMS_BENCH_ONLY").ok();
+        let variants: Vec<Variant> = variants(addr)
+            .into_iter()
+            .enumerate()
+            .filter(|(i, v)| match only.as_deref() {
+                // The baseline stays first unless profiling one variant alone ("=name").
+                Some(o) if o.starts_with('=') => v.name() == &o[1..],
+                Some(o) => *i == 0 || v.name().contains(o),
+                None => true,
+            })
+            .map(|(_, v)| v)
+            .collect();
         println!("loopback GET /users/1 with JSON decoding; {rounds} interleaved rounds of {per_round} calls");
         println!("machine: {} cores\n", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
         for concurrency in [1usize, 64, 256] {

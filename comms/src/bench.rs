@@ -39,9 +39,10 @@ impl Signer {
             canonical_query: &canonical_query,
             content_sha256: &content_sha256,
         };
-        self.signer
-            .sign(&self.service_id, &target, 1_700_000_000, [7; 16])
-            .signature
+        let signed = self
+            .signer
+            .sign(&self.service_id, &target, 1_700_000_000, [7; 16]);
+        String::from_utf8(signed.signature.as_bytes().to_vec()).expect("hex is ASCII")
     }
 }
 

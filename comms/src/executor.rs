@@ -406,6 +406,8 @@ impl Executor {
             ),
             _ => (String::new(), String::new()),
         };
+        let content_header = (!content_sha256.is_empty())
+            .then(|| HeaderValue::from_str(&content_sha256).expect("hex is a header value"));
 
         let inherently_idempotent = policy::is_idempotent_method(&method);
         let idempotent = idempotent.unwrap_or(inherently_idempotent);
@@ -453,7 +455,7 @@ impl Executor {
                 canonical_query: &canonical_query,
                 content_sha256: &content_sha256,
             };
-            self.sign(&target, &mut attempt_headers)?;
+            self.sign(&target, content_header.as_ref(), &mut attempt_headers)?;
             let attempt = self
                 .attempt(&method, &url, attempt_headers, body.clone(), limit)
                 .await;
@@ -540,7 +542,13 @@ impl Executor {
         }
     }
 
-    fn sign(&self, target: &signing::Target<'_>, headers: &mut HeaderMap) -> Result<(), Error> {
+    /// Signs one attempt afresh (new timestamp and nonce) into its headers.
+    fn sign(
+        &self,
+        target: &signing::Target<'_>,
+        content_header: Option<&HeaderValue>,
+        headers: &mut HeaderMap,
+    ) -> Result<(), Error> {
         let inner = &*self.inner;
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -549,13 +557,15 @@ impl Executor {
         let signed = inner
             .signer
             .sign(&inner.service_id, target, timestamp, random_bytes()?);
-        let value = |s: String| HeaderValue::try_from(s).expect("signature headers are ASCII");
-        headers.insert(X_TIMESTAMP, value(signed.timestamp));
-        if let Some(nonce) = signed.nonce {
-            headers.insert(X_NONCE, value(nonce));
-            headers.insert(X_CONTENT_SHA256, value(target.content_sha256.to_owned()));
+        let ascii = |bytes: &[u8]| HeaderValue::from_bytes(bytes).expect("hex is a header value");
+        headers.insert(X_TIMESTAMP, HeaderValue::from(timestamp));
+        if let Some(nonce) = &signed.nonce {
+            headers.insert(X_NONCE, ascii(nonce));
         }
-        let mut signature = value(signed.signature);
+        if let Some(content) = content_header {
+            headers.insert(X_CONTENT_SHA256, content.clone());
+        }
+        let mut signature = ascii(signed.signature.as_bytes());
         signature.set_sensitive(true);
         headers.insert(X_SIGNATURE, signature);
         Ok(())

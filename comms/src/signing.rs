@@ -161,6 +161,9 @@ pub(crate) fn lower_hex(bytes: &[u8]) -> String {
 /// assert_eq!(comms::signing::canonical_query("b=2&a=%7e&&a=1"), "a=1&a=~&b=2");
 /// ```
 pub fn canonical_query(raw: &str) -> String {
+    if raw.is_empty() {
+        return String::new();
+    }
     let mut pairs: Vec<(Cow<'_, str>, Cow<'_, str>)> = raw
         .split('&')
         .filter(|piece| !piece.is_empty())
@@ -298,9 +301,30 @@ pub(crate) struct Target<'a> {
 
 /// The headers one signed attempt carries.
 pub(crate) struct SignatureHeaders {
-    pub timestamp: String,
-    pub nonce: Option<String>,
-    pub signature: String,
+    /// Lowercase hex of the nonce (v2 only).
+    pub nonce: Option<[u8; 32]>,
+    /// The `X-Signature` value: `v2=` and 64 hex digits, or 64 hex digits.
+    pub signature: Signature,
+}
+
+/// An `X-Signature` value on the stack.
+pub(crate) struct Signature {
+    buf: [u8; 67],
+    len: usize,
+}
+
+impl Signature {
+    fn new(prefix: &str, mac: &[u8]) -> Signature {
+        let mut buf = [0u8; 67];
+        buf[..prefix.len()].copy_from_slice(prefix.as_bytes());
+        let len = prefix.len() + mac.len() * 2;
+        hex::encode_to_slice(mac, &mut buf[prefix.len()..len]).expect("a SHA-256 MAC fits");
+        Signature { buf, len }
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
 }
 
 /// A caller identity with its pre-keyed MAC: signs attempts without re-deriving the key.
@@ -330,30 +354,25 @@ impl Signer {
         timestamp: u64,
         nonce: [u8; 16],
     ) -> SignatureHeaders {
-        let ts = timestamp.to_string();
         let mut mac = self.mac.clone();
         match self.scheme {
             Signing::V2 => {
-                let nonce = lower_hex(&nonce);
+                let mut nonce_hex = [0u8; 32];
+                hex::encode_to_slice(nonce, &mut nonce_hex).expect("16 bytes are 32 hex digits");
+                let ts = timestamp.to_string();
                 V2Parts::new(
                     target.method,
                     target.path,
                     target.canonical_query,
                     service_id,
                     &ts,
-                    &nonce,
+                    std::str::from_utf8(&nonce_hex).expect("hex is ASCII"),
                     target.content_sha256,
                 )
                 .feed(&mut mac);
-                let mut signature = [0u8; 67];
-                signature[..3].copy_from_slice(V2_PREFIX.as_bytes());
-                hex::encode_to_slice(mac.finalize().into_bytes(), &mut signature[3..])
-                    .expect("64 hex digits fit");
-                let signature = String::from_utf8(signature.to_vec()).expect("hex is ASCII");
                 SignatureHeaders {
-                    timestamp: ts,
-                    nonce: Some(nonce),
-                    signature,
+                    nonce: Some(nonce_hex),
+                    signature: Signature::new(V2_PREFIX, &mac.finalize().into_bytes()),
                 }
             }
             Signing::Legacy => {
@@ -363,9 +382,8 @@ impl Signer {
                     timestamp,
                 ));
                 SignatureHeaders {
-                    timestamp: ts,
                     nonce: None,
-                    signature: lower_hex(&mac.finalize().into_bytes()),
+                    signature: Signature::new("", &mac.finalize().into_bytes()),
                 }
             }
         }
