@@ -76,7 +76,7 @@ enum Variant {
     Generated(UsersClient),
     Middleware(reqwest_middleware::ClientWithMiddleware, String),
     RawTimeout(reqwest::Client, String),
-    RawSign(reqwest::Client, String, Arc<comms::__bench::Signer>),
+    RawSign(reqwest::Client, String, Arc<comms::__internals::Signer>),
 }
 
 impl Variant {
@@ -231,7 +231,7 @@ fn variants(addr: SocketAddr) -> Vec<Variant> {
         Variant::RawSign(
             client(),
             url,
-            Arc::new(comms::__bench::Signer::new(
+            Arc::new(comms::__internals::Signer::new(
                 "bench",
                 "s",
                 comms::Signing::V2,

@@ -8,7 +8,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use comms::__bench::{Breaker, Signer, backoff_delay};
+use comms::__internals::{Breaker, Signer, backoff_delay};
 use comms::Signing;
 use comms::http::{HeaderMap, HeaderValue, Method, Uri};
 use comms::signing::{self, Secret};

@@ -42,8 +42,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[doc(hidden)]
-#[path = "bench.rs"]
-pub mod __bench;
+#[path = "internals.rs"]
+pub mod __internals;
 mod breaker;
 mod call;
 mod client;

@@ -1,6 +1,7 @@
-//! Hooks for the benchmarks in `bench/`: thin wrappers that let criterion time internals
-//! (signing as the executor does it, breaker admission, backoff) without making them public
-//! API. Hidden from the documentation; may change in any release.
+//! Hooks for the benchmarks in `bench/` and the fuzz targets in `fuzz/`: thin wrappers that let
+//! them reach internals (signing as the executor does it, breaker admission, backoff, response
+//! classification) without making those public API. Hidden from the documentation; may change
+//! in any release.
 
 use std::time::Duration;
 
@@ -93,4 +94,47 @@ impl Breaker {
 /// One backoff wait with the default settings.
 pub fn backoff_delay(retry: u32) -> Duration {
     crate::retry::backoff::delay(Duration::from_millis(100), Duration::from_secs(2), retry)
+}
+
+/// What the executor makes of a response: the call's result, whether it may be retried (for
+/// an idempotent call), whether the breaker counts it as a failure, and the `Retry-After` wait.
+#[derive(Debug)]
+pub struct Classified {
+    /// `Ok(())` for 2xx, otherwise the error the call would return.
+    pub result: Result<(), crate::Error>,
+    /// Whether an idempotent call would be retried.
+    pub retryable: bool,
+    /// Whether the breaker counts it as a failure.
+    pub breaker_failure: bool,
+    /// The wait `Retry-After` asks for.
+    pub retry_after: Option<Duration>,
+}
+
+/// Classifies a response exactly as the executor does.
+pub fn classify_response(
+    status: u16,
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> Result<Classified, http::status::InvalidStatusCode> {
+    use crate::retry::policy::{self, Outcome};
+    let status = http::StatusCode::from_u16(status)?;
+    let outcome = if status.is_success() {
+        Outcome::Success
+    } else {
+        Outcome::Status(status)
+    };
+    let result = if status.is_success() {
+        Ok(())
+    } else {
+        Err(
+            crate::HttpError::from_response(status, http::Method::GET, "http://fuzz/".into(), body)
+                .into(),
+        )
+    };
+    Ok(Classified {
+        result,
+        retryable: outcome.is_retryable(true),
+        breaker_failure: outcome.is_failure(),
+        retry_after: policy::retry_after(headers, std::time::SystemTime::now()),
+    })
 }

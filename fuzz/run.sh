@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs each fuzz target for a bounded time (default 60 s each) with cargo-fuzz.
+#
+#   bash fuzz/run.sh [seconds-per-target]
+#
+# Not part of CI. The toolchain here is stable, so nightly-only compiler flags that cargo-fuzz
+# needs are enabled with RUSTC_BOOTSTRAP for this build only. New inputs that libFuzzer finds
+# interesting are added to fuzz/corpus/<target>/; commit the small ones that add coverage.
+set -euo pipefail
+cd "$(dirname "$0")"
+seconds=${1:-60}
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked
+fi
+export RUSTC_BOOTSTRAP=1
+for target in verify_headers classify_response; do
+  echo "== $target for ${seconds}s"
+  cargo fuzz run "$target" "corpus/$target" -- -max_total_time="$seconds" -max_len=4096
+done
