@@ -14,6 +14,7 @@
 //! every client in the process, so all clients of a dead host learn of it together.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -110,14 +111,21 @@ fn now_nanos() -> u64 {
     epoch().elapsed().as_nanos() as u64
 }
 
-/// The breaker state, as reported by [`Breaker::state`].
-#[cfg(test)]
+/// A circuit breaker's state, as [`Executor::circuit_state`](crate::Executor::circuit_state)
+/// reports it (for health checks and dashboards).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum State {
+#[non_exhaustive]
+pub enum CircuitState {
+    /// Calls flow.
     Closed,
+    /// Calls fail fast until the open period ends.
     Open,
+    /// Probes are being let through.
     HalfOpen,
 }
+
+#[cfg(test)]
+use CircuitState as State;
 
 /// One target's breaker.
 #[derive(Debug)]
@@ -128,6 +136,8 @@ pub(crate) struct Breaker {
     failures: AtomicU32,
     /// Nanoseconds since [`epoch`] until which an open breaker refuses calls.
     open_until: AtomicU64,
+    /// Other replicas' breakers for the same target, when shared (see [`BreakerSync`]).
+    link: Option<Arc<Link>>,
 }
 
 /// Leave to make one attempt. Record its outcome with [`Permit::record`]; a probe permit dropped
@@ -148,19 +158,39 @@ impl Breaker {
             word: AtomicU64::new(pack(CLOSED, 0, 0)),
             failures: AtomicU32::new(0),
             open_until: AtomicU64::new(0),
+            link: None,
         }
     }
 
-    /// The breaker shared by every client of `authority` with this configuration.
-    pub(crate) fn shared(authority: &str, config: &BreakerConfig) -> Arc<Breaker> {
-        type Registry = Mutex<HashMap<(String, BreakerConfig), Arc<Breaker>>>;
-        static REGISTRY: OnceLock<Registry> = OnceLock::new();
-        let registry = REGISTRY.get_or_init(Registry::default);
+    /// The breaker shared by every client of `authority` with this configuration (and this
+    /// fleet link, if any).
+    pub(crate) fn shared(
+        authority: &str,
+        config: &BreakerConfig,
+        sync: Option<&BreakerSync>,
+    ) -> Arc<Breaker> {
+        type Key = (String, BreakerConfig, u64);
+        static REGISTRY: OnceLock<Mutex<HashMap<Key, Arc<Breaker>>>> = OnceLock::new();
+        let registry = REGISTRY.get_or_init(Mutex::default);
         let mut map = registry
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        map.entry((authority.to_owned(), config.clone()))
-            .or_insert_with(|| Arc::new(Breaker::new(authority.to_owned(), config.clone())))
+        let link = sync.map(|s| s.link.clone());
+        let key = (
+            authority.to_owned(),
+            config.clone(),
+            link.as_ref().map_or(0, |l| l.id),
+        );
+        map.entry(key)
+            .or_insert_with(|| {
+                let mut breaker = Breaker::new(authority.to_owned(), config.clone());
+                breaker.link = link.clone();
+                let breaker = Arc::new(breaker);
+                if let Some(link) = &link {
+                    link.attach(&breaker);
+                }
+                breaker
+            })
             .clone()
     }
 
@@ -168,12 +198,11 @@ impl Breaker {
         &self.authority
     }
 
-    #[cfg(test)]
-    pub(crate) fn state(&self) -> State {
+    pub(crate) fn state(&self) -> CircuitState {
         match state_of(self.word.load(Ordering::Acquire)) {
-            CLOSED => State::Closed,
-            OPEN => State::Open,
-            _ => State::HalfOpen,
+            CLOSED => CircuitState::Closed,
+            OPEN => CircuitState::Open,
+            _ => CircuitState::HalfOpen,
         }
     }
 
@@ -235,6 +264,9 @@ impl Breaker {
             {
                 self.failures.store(0, Ordering::Release);
                 tracing::info!(authority = %self.authority, "circuit breaker closed");
+                if let Some(link) = &self.link {
+                    link.publish(&self.authority, Remote::Closed);
+                }
             }
         } else if self.failures.load(Ordering::Relaxed) != 0 {
             self.failures.store(0, Ordering::Relaxed);
@@ -261,6 +293,16 @@ impl Breaker {
                     open_for = ?self.config.open_for,
                     "circuit breaker opened"
                 );
+                if let Some(link) = &self.link {
+                    let until =
+                        unix_millis().saturating_add(self.config.open_for.as_millis() as u64);
+                    link.publish(
+                        &self.authority,
+                        Remote::Opened {
+                            until_unix_ms: until,
+                        },
+                    );
+                }
             }
         }
     }
@@ -272,6 +314,42 @@ impl Breaker {
                 (state_of(w) == HALF_OPEN && generation_of(w) == permit.generation)
                     .then(|| pack(HALF_OPEN, probes_of(w) + 1, generation_of(w)))
             });
+    }
+
+    /// Applies another replica's transition, without publishing it again.
+    fn apply_remote(&self, event: Remote) {
+        match event {
+            Remote::Opened { until_unix_ms } => {
+                let left = until_unix_ms.saturating_sub(unix_millis());
+                if left == 0 {
+                    return;
+                }
+                let until = now_nanos().saturating_add(left.saturating_mul(1_000_000));
+                loop {
+                    let from = self.word.load(Ordering::Acquire);
+                    if state_of(from) == OPEN {
+                        self.open_until.fetch_max(until, Ordering::AcqRel);
+                        return;
+                    }
+                    self.open_until.store(until, Ordering::Release);
+                    if self.transition(from, OPEN) {
+                        tracing::warn!(authority = %self.authority, "circuit breaker opened by another replica");
+                        return;
+                    }
+                }
+            }
+            Remote::Closed => loop {
+                let from = self.word.load(Ordering::Acquire);
+                if state_of(from) == CLOSED {
+                    return;
+                }
+                if self.transition(from, CLOSED) {
+                    self.failures.store(0, Ordering::Release);
+                    tracing::info!(authority = %self.authority, "circuit breaker closed by another replica");
+                    return;
+                }
+            },
+        }
     }
 
     /// Moves from exactly `from` to `to` with a new generation; false if someone else moved first.
@@ -300,6 +378,98 @@ impl Drop for Permit<'_> {
         if !self.recorded && self.probe {
             self.breaker.give_back_probe(self);
         }
+    }
+}
+
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A transition one replica tells the others about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Remote {
+    /// Opened until this wall-clock time.
+    Opened { until_unix_ms: u64 },
+    /// Closed after a successful probe.
+    Closed,
+}
+
+/// The local end of a fleet-wide breaker channel: publishes this process's transitions and
+/// applies the others'.
+type Publish = Box<dyn Fn(&str, Remote) + Send + Sync>;
+
+pub(crate) struct Link {
+    pub(crate) id: u64,
+    publish: Publish,
+    members: Mutex<HashMap<String, Vec<std::sync::Weak<Breaker>>>>,
+    /// Whether the backend currently delivers other replicas' transitions.
+    pub(crate) connected: std::sync::atomic::AtomicBool,
+}
+
+impl Link {
+    pub(crate) fn new(publish: impl Fn(&str, Remote) + Send + Sync + 'static) -> Link {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Link {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+            publish: Box::new(publish),
+            members: Mutex::default(),
+            connected: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    fn attach(&self, breaker: &Arc<Breaker>) {
+        let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+        members
+            .entry(breaker.authority.clone())
+            .or_default()
+            .push(Arc::downgrade(breaker));
+    }
+
+    fn publish(&self, authority: &str, event: Remote) {
+        (self.publish)(authority, event);
+    }
+
+    /// Applies a transition another replica published for `authority`.
+    pub(crate) fn apply(&self, authority: &str, event: Remote) {
+        let breakers: Vec<Arc<Breaker>> = {
+            let members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+            members
+                .get(authority)
+                .map(|v| v.iter().filter_map(std::sync::Weak::upgrade).collect())
+                .unwrap_or_default()
+        };
+        for breaker in breakers {
+            breaker.apply_remote(event);
+        }
+    }
+}
+
+impl fmt::Debug for Link {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Link")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Shares breaker transitions between the replicas of a service, so that when one replica's
+/// breaker for a target opens, every replica's does, and they close together after a
+/// successful probe. Made by a fleet backend such as `comms::redis::share_breakers`; pass it
+/// to [`ExecutorBuilder::breaker_sync`](crate::ExecutorBuilder::breaker_sync).
+///
+/// When the backend is unreachable each replica's breaker keeps working on its own.
+#[derive(Clone, Debug)]
+pub struct BreakerSync {
+    pub(crate) link: Arc<Link>,
+}
+
+impl BreakerSync {
+    /// Whether other replicas' transitions are being received right now.
+    pub fn is_connected(&self) -> bool {
+        self.link.connected.load(Ordering::Acquire)
     }
 }
 
@@ -394,11 +564,50 @@ mod tests {
     }
 
     #[test]
+    fn linked_breakers_open_and_close_together() {
+        // Two "replicas" whose links deliver to each other directly.
+        type Slot = Arc<Mutex<Option<Arc<Link>>>>;
+        let (to_a, to_b): (Slot, Slot) = Default::default();
+        let (ta, tb) = (to_a.clone(), to_b.clone());
+        let a = BreakerSync {
+            link: Arc::new(Link::new(move |auth, ev| {
+                if let Some(l) = tb.lock().unwrap().as_ref() {
+                    l.apply(auth, ev)
+                }
+            })),
+        };
+        let b = BreakerSync {
+            link: Arc::new(Link::new(move |auth, ev| {
+                if let Some(l) = ta.lock().unwrap().as_ref() {
+                    l.apply(auth, ev)
+                }
+            })),
+        };
+        *to_a.lock().unwrap() = Some(a.link.clone());
+        *to_b.lock().unwrap() = Some(b.link.clone());
+        let config = BreakerConfig::default()
+            .failure_threshold(2)
+            .open_for(Duration::from_millis(50));
+        let ba = Breaker::shared("http://linked:1", &config, Some(&a));
+        let bb = Breaker::shared("http://linked:1", &config, Some(&b));
+        assert!(!Arc::ptr_eq(&ba, &bb), "one breaker per replica");
+        ba.admit().unwrap().record(true);
+        ba.admit().unwrap().record(true);
+        assert_eq!(ba.state(), State::Open);
+        assert_eq!(bb.state(), State::Open, "b opened with a");
+        assert!(bb.admit().is_err());
+        std::thread::sleep(Duration::from_millis(60));
+        bb.admit().unwrap().record(false);
+        assert_eq!(bb.state(), State::Closed);
+        assert_eq!(ba.state(), State::Closed, "a closed with b's probe");
+    }
+
+    #[test]
     fn registry_shares_per_authority_and_config() {
         let config = BreakerConfig::default();
-        let a = Breaker::shared("http://registry-test:1", &config);
-        let b = Breaker::shared("http://registry-test:1", &config);
-        let c = Breaker::shared("http://registry-test:2", &config);
+        let a = Breaker::shared("http://registry-test:1", &config, None);
+        let b = Breaker::shared("http://registry-test:1", &config, None);
+        let c = Breaker::shared("http://registry-test:2", &config, None);
         assert!(Arc::ptr_eq(&a, &b));
         assert!(!Arc::ptr_eq(&a, &c));
     }

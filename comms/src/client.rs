@@ -101,6 +101,12 @@ impl<C: FromExecutor> ClientBuilder<C> {
         self
     }
 
+    /// Shares the breaker's state with the other replicas of this service.
+    pub fn breaker_sync(mut self, sync: crate::BreakerSync) -> Self {
+        self.executor = self.executor.breaker_sync(sync);
+        self
+    }
+
     /// Uses this client's connection pool instead of the process-wide one.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.executor = self.executor.http_client(client);

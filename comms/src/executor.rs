@@ -13,7 +13,7 @@ use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode};
 use tracing::Instrument;
 
-use crate::breaker::{Breaker, BreakerConfig, Permit};
+use crate::breaker::{Breaker, BreakerConfig, BreakerSync, CircuitState, Permit};
 use crate::call::Call;
 use crate::error::HttpError;
 use crate::response::Response;
@@ -121,6 +121,7 @@ pub struct ExecutorBuilder {
     deadline: Option<Duration>,
     retry: RetryConfig,
     breaker: BreakerConfig,
+    breaker_sync: Option<BreakerSync>,
     http: Option<reqwest::Client>,
     max_response_bytes: usize,
 }
@@ -149,6 +150,7 @@ impl Default for ExecutorBuilder {
             deadline: None,
             retry: RetryConfig::default(),
             breaker: BreakerConfig::default(),
+            breaker_sync: None,
             http: None,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
@@ -211,6 +213,13 @@ impl ExecutorBuilder {
         self
     }
 
+    /// Shares this target's breaker state with the other replicas of this service (see
+    /// [`BreakerSync`]).
+    pub fn breaker_sync(mut self, sync: BreakerSync) -> Self {
+        self.breaker_sync = Some(sync);
+        self
+    }
+
     /// Uses this client's connection pool instead of the shared one. Configure it not to
     /// follow redirects ([`reqwest::redirect::Policy::none`]): a signed request must not be
     /// replayed to another location.
@@ -266,7 +275,7 @@ impl ExecutorBuilder {
         let breaker = self
             .breaker
             .enabled
-            .then(|| Breaker::shared(&origin, &self.breaker));
+            .then(|| Breaker::shared(&origin, &self.breaker, self.breaker_sync.as_ref()));
         Ok(Executor {
             inner: Arc::new(Inner {
                 name: self.name,
@@ -339,6 +348,11 @@ impl Executor {
     /// The base URL calls are sent to.
     pub fn base_url(&self) -> String {
         format!("{}{}", self.inner.origin, self.inner.prefix)
+    }
+
+    /// The state of the target's circuit breaker; `None` when the breaker is disabled.
+    pub fn circuit_state(&self) -> Option<CircuitState> {
+        self.inner.breaker.as_ref().map(|b| b.state())
     }
 
     /// Sends `call` and returns its 2xx response, or the error it ended with.
@@ -660,7 +674,7 @@ async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Byte
 ///
 /// Each thread draws 4 KiB at a time and hands them out 16 bytes at a time, so a call costs a
 /// copy instead of a system call. Every byte is used once.
-fn random_bytes() -> Result<[u8; 16], Error> {
+pub(crate) fn random_bytes() -> Result<[u8; 16], Error> {
     const POOL: usize = 4096;
     thread_local! {
         static RANDOM: std::cell::RefCell<(Box<[u8; POOL]>, usize)> =

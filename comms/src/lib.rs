@@ -35,6 +35,8 @@
 //!
 //! - `rustls` (default): TLS for `https://` base URLs through rustls.
 //! - `native-tls`: TLS through the platform's library instead.
+//! - `redis`: [`redis::RedisNonceStore`] and [`redis::share_breakers`], fleet-wide replay
+//!   protection and breaker state.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -50,12 +52,15 @@ mod client;
 mod error;
 mod executor;
 pub mod path;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 mod response;
 mod retry;
 pub mod signing;
 pub mod verify;
 
-pub use breaker::BreakerConfig;
+pub use breaker::{BreakerConfig, BreakerSync, CircuitState};
 pub use call::Call;
 pub use client::ClientBuilder;
 pub use error::{BODY_EXCERPT_LIMIT, BoxError, Error, HttpError};

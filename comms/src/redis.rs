@@ -1,0 +1,341 @@
+//! Fleet-wide state on Redis (feature `redis`): a nonce store every replica of a receiving
+//! service shares, and breaker transitions every replica of a calling service shares.
+//!
+//! What stays local and what is shared:
+//!
+//! - **Nonces.** [`RedisNonceStore`] records each accepted nonce with `SET key 1 NX EX ttl`
+//!   (atomic set-if-absent, expiring when the request's timestamp leaves the skew window), keys
+//!   namespaced per service: `<namespace>:nonce:<service id>:<nonce>`. A request captured on one
+//!   replica is refused on every other. When Redis cannot answer within the timeout the store
+//!   refuses the request ([`WhenUnavailable::Refuse`], the default: no replay slips through
+//!   silently), or, when told to, falls back to a per-replica memory store
+//!   ([`WhenUnavailable::LocalOnly`], which keeps the service up but lets a replay through on a
+//!   *different* replica while Redis is down).
+//! - **Breakers.** [`share_breakers`] publishes each local open (with its open-until time) and
+//!   close on a Redis channel and applies the other replicas' transitions, so replicas open
+//!   together and close together after one successful probe. Admission stays local and
+//!   lock-free; Redis is never on the request path. When Redis is unreachable each replica's
+//!   breaker simply works on its own.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::breaker::{BreakerSync, Link, Remote};
+use crate::verify::{MemoryNonceStore, NonceStore};
+use crate::{BoxError, Error};
+
+/// The default timeout of one Redis command.
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What [`RedisNonceStore`] does when Redis cannot answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WhenUnavailable {
+    /// Refuse the request (fail closed). The default.
+    #[default]
+    Refuse,
+    /// Check nonces in this replica's memory until Redis answers again (fail open across
+    /// replicas, closed within one).
+    LocalOnly,
+}
+
+/// A lazily connected, reconnecting Redis connection with a per-command timeout.
+struct Conn {
+    client: redis::Client,
+    manager: tokio::sync::OnceCell<ConnectionManager>,
+    timeout: Duration,
+}
+
+impl Conn {
+    fn open(url: &str, timeout: Duration) -> Result<Conn, Error> {
+        // The URL may hold a password: it never goes into an error message.
+        let client = redis::Client::open(url)
+            .map_err(|_| Error::config("redis_url", "not a valid Redis URL"))?;
+        Ok(Conn {
+            client,
+            manager: tokio::sync::OnceCell::new(),
+            timeout,
+        })
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, BoxError> {
+        let run = async {
+            let manager = self
+                .manager
+                .get_or_try_init(|| {
+                    let config = ConnectionManagerConfig::new()
+                        .set_connection_timeout(Some(self.timeout))
+                        .set_response_timeout(Some(self.timeout))
+                        .set_number_of_retries(1);
+                    ConnectionManager::new_with_config(self.client.clone(), config)
+                })
+                .await?;
+            let mut connection = manager.clone();
+            cmd.query_async::<T>(&mut connection).await
+        };
+        match tokio::time::timeout(self.timeout, run).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(format!("redis error: {e}").into()),
+            Err(_) => Err(format!("redis did not answer within {:?}", self.timeout).into()),
+        }
+    }
+}
+
+/// A nonce store shared by every replica, on Redis. See the [module docs](self).
+pub struct RedisNonceStore {
+    conn: Conn,
+    namespace: String,
+    when_unavailable: WhenUnavailable,
+    local: MemoryNonceStore,
+}
+
+impl std::fmt::Debug for RedisNonceStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisNonceStore")
+            .field("namespace", &self.namespace)
+            .field("when_unavailable", &self.when_unavailable)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisNonceStore {
+    /// A store on the Redis at `url` (`redis://host:port/db`), namespace `comms`, refusing
+    /// requests while Redis is unavailable. Connects on first use.
+    pub fn new(url: &str) -> Result<RedisNonceStore, Error> {
+        Ok(RedisNonceStore {
+            conn: Conn::open(url, DEFAULT_REDIS_TIMEOUT)?,
+            namespace: "comms".to_owned(),
+            when_unavailable: WhenUnavailable::Refuse,
+            local: MemoryNonceStore::default(),
+        })
+    }
+
+    /// The key prefix, to keep several deployments apart on one Redis.
+    #[must_use]
+    pub fn namespace(mut self, namespace: impl Into<String>) -> RedisNonceStore {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// What to do while Redis cannot answer.
+    #[must_use]
+    pub fn when_unavailable(mut self, choice: WhenUnavailable) -> RedisNonceStore {
+        self.when_unavailable = choice;
+        self
+    }
+
+    /// How long one Redis command may take before Redis counts as unavailable (1 s by
+    /// default: long enough to ride out a busy moment, short enough that a hung Redis fails
+    /// requests quickly).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> RedisNonceStore {
+        self.conn.timeout = timeout;
+        self
+    }
+}
+
+impl NonceStore for RedisNonceStore {
+    fn check_and_insert<'a>(
+        &'a self,
+        service_id: &'a str,
+        nonce: &'a str,
+        now: u64,
+        expires_at: u64,
+    ) -> Pin<Box<dyn Future<Output = Result<bool, BoxError>> + Send + 'a>> {
+        Box::pin(async move {
+            let key = format!("{}:nonce:{service_id}:{nonce}", self.namespace);
+            let ttl = expires_at.saturating_sub(now).max(1);
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(&key).arg(1).arg("NX").arg("EX").arg(ttl);
+            match self.conn.query::<Option<String>>(&cmd).await {
+                Ok(reply) => Ok(reply.is_some()),
+                Err(e) => match self.when_unavailable {
+                    WhenUnavailable::Refuse => Err(e),
+                    _ => {
+                        tracing::warn!(error = %e, "redis nonce store unavailable; checking nonces locally");
+                        self.local
+                            .check_and_insert(service_id, nonce, now, expires_at)
+                            .await
+                    }
+                },
+            }
+        })
+    }
+}
+
+/// Shares breaker transitions with the other replicas through the Redis at `url`, on the
+/// channel `<namespace>:breaker`. Pass the result to
+/// [`ExecutorBuilder::breaker_sync`](crate::ExecutorBuilder::breaker_sync) (or a generated
+/// client's builder). Must be called inside a Tokio runtime: it spawns one task that publishes
+/// and one that subscribes, reconnecting with backoff; both end when the last client using the
+/// sync is gone.
+pub fn share_breakers(url: &str, namespace: &str) -> Result<BreakerSync, Error> {
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+        Error::config(
+            "redis",
+            "share_breakers must be called inside a Tokio runtime",
+        )
+    })?;
+    let conn = Conn::open(url, DEFAULT_REDIS_TIMEOUT)?;
+    let subscriber_client = conn.client.clone();
+    let channel = format!("{namespace}:breaker");
+    // Tells this replica's messages from the others' on the shared channel.
+    let sender = u64::from_le_bytes(
+        crate::executor::random_bytes()?[..8]
+            .try_into()
+            .expect("8 bytes"),
+    );
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(String, Remote)>();
+    let link = Arc::new(Link::new(move |authority, event| {
+        let _ = tx.send((authority.to_owned(), event));
+    }));
+    runtime.spawn(publish(conn, channel.clone(), sender, rx));
+    runtime.spawn(subscribe(
+        subscriber_client,
+        channel,
+        sender,
+        Arc::downgrade(&link),
+    ));
+    Ok(BreakerSync { link })
+}
+
+fn encode(sender: u64, authority: &str, event: Remote) -> String {
+    match event {
+        Remote::Opened { until_unix_ms } => {
+            format!("{sender:016x} open {until_unix_ms} {authority}")
+        }
+        Remote::Closed => format!("{sender:016x} close 0 {authority}"),
+    }
+}
+
+fn decode(message: &str) -> Option<(u64, Remote, &str)> {
+    let mut parts = message.splitn(4, ' ');
+    let sender = u64::from_str_radix(parts.next()?, 16).ok()?;
+    let kind = parts.next()?;
+    let until: u64 = parts.next()?.parse().ok()?;
+    let authority = parts.next()?;
+    let event = match kind {
+        "open" => Remote::Opened {
+            until_unix_ms: until,
+        },
+        "close" => Remote::Closed,
+        _ => return None,
+    };
+    Some((sender, event, authority))
+}
+
+async fn publish(
+    conn: Conn,
+    channel: String,
+    sender: u64,
+    mut events: tokio::sync::mpsc::UnboundedReceiver<(String, Remote)>,
+) {
+    let mut failing = false;
+    while let Some((authority, event)) = events.recv().await {
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(&channel).arg(encode(sender, &authority, event));
+        match conn.query::<i64>(&cmd).await {
+            Ok(_) => failing = false,
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "cannot publish a breaker transition; replicas decide alone");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+async fn subscribe(client: redis::Client, channel: String, sender: u64, link: Weak<Link>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let Some(strong) = link.upgrade() else { return };
+        drop(strong);
+        match listen(&client, &channel, sender, &link).await {
+            Ok(()) => return,
+            Err(e) => {
+                if let Some(l) = link.upgrade() {
+                    l.connected.store(false, Ordering::Release);
+                }
+                tracing::debug!(error = %e, "breaker channel lost; reconnecting");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Applies other replicas' transitions until the link is gone (`Ok`) or the connection drops.
+async fn listen(
+    client: &redis::Client,
+    channel: &str,
+    sender: u64,
+    link: &Weak<Link>,
+) -> Result<(), redis::RedisError> {
+    use futures_core::Stream;
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(channel).await?;
+    if let Some(l) = link.upgrade() {
+        l.connected.store(true, Ordering::Release);
+    }
+    let mut messages = pubsub.into_on_message();
+    loop {
+        let next = std::future::poll_fn(|cx| Pin::new(&mut messages).poll_next(cx));
+        // Wake up now and then to notice a link nobody uses any more.
+        let message = match tokio::time::timeout(Duration::from_secs(5), next).await {
+            Ok(Some(message)) => message,
+            Ok(None) => {
+                return Err(redis::RedisError::from(std::io::Error::other(
+                    "subscription closed",
+                )));
+            }
+            Err(_) => {
+                if link.strong_count() == 0 {
+                    return Ok(());
+                }
+                continue;
+            }
+        };
+        let Some(link) = link.upgrade() else {
+            return Ok(());
+        };
+        let Ok(text) = std::str::from_utf8(message.get_payload_bytes()) else {
+            continue;
+        };
+        match decode(text) {
+            Some((from, event, authority)) if from != sender => link.apply(authority, event),
+            Some(_) => {}
+            None => tracing::debug!("ignored a malformed breaker message"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        let open = Remote::Opened {
+            until_unix_ms: 1_700_000_000_123,
+        };
+        let text = encode(0xabc, "http://users:8080", open);
+        assert_eq!(decode(&text), Some((0xabc, open, "http://users:8080")));
+        let text = encode(7, "https://h:443", Remote::Closed);
+        assert_eq!(decode(&text), Some((7, Remote::Closed, "https://h:443")));
+        assert_eq!(decode("zz open 1 a"), None);
+        assert_eq!(decode("1 opened 1 a"), None);
+        assert_eq!(decode("1 open"), None);
+    }
+
+    #[test]
+    fn bad_urls_are_config_errors_without_the_url() {
+        let err = RedisNonceStore::new("redis://:hunter2@[bad").unwrap_err();
+        assert!(matches!(&err, Error::Config { key, .. } if key == "redis_url"));
+        assert!(!err.to_string().contains("hunter2"));
+    }
+}

@@ -1,0 +1,265 @@
+//! Fleet scale on a real `redis-server`: replay protection across verifier replicas, breaker
+//! state across caller replicas, and what happens when Redis dies mid-run.
+//!
+//! `.ci/run` installs `redis-server` and starts one, named by `COMMS_TEST_REDIS_URL`; tests that
+//! kill Redis start their own on a free port. Outside CI, a machine without `redis-server`
+//! skips these tests with a message; in CI a missing server fails them.
+
+use std::time::{Duration, Instant};
+
+use comms::redis::{RedisNonceStore, WhenUnavailable, share_breakers};
+use comms::verify::{Verifier, VerifyError};
+use comms::{BreakerConfig, Call, CircuitState, Executor, RetryConfig};
+use comms_tests::{Recorded, RedisServer, Reply, TestServer};
+
+macro_rules! redis_or_skip {
+    () => {
+        match RedisServer::start().await {
+            Ok(server) => server,
+            Err(why) => {
+                eprintln!("skipping: {why}");
+                return;
+            }
+        }
+    };
+}
+
+const SECRET: &str = "fleet-secret";
+
+async fn genuine(count: usize) -> Vec<Recorded> {
+    let server = TestServer::always(Reply::status(200)).await;
+    let exec = Executor::builder()
+        .base_url(server.url())
+        .service_id("billing")
+        .secret(SECRET)
+        .breaker(BreakerConfig::disabled())
+        .build()
+        .unwrap();
+    for i in 0..count {
+        exec.execute(Call::post("/orders").segment(i))
+            .await
+            .unwrap();
+    }
+    server.requests()
+}
+
+fn replica(store: RedisNonceStore) -> Verifier {
+    Verifier::new()
+        .service("billing", SECRET)
+        .nonce_store(store)
+}
+
+async fn check(v: &Verifier, r: &Recorded) -> Result<(), VerifyError> {
+    v.verify(&r.method, &r.uri, &r.headers, &r.body)
+        .await
+        .map(|_| ())
+}
+
+#[tokio::test]
+async fn a_replay_to_another_replica_is_refused() {
+    // The server `.ci/run` starts, named by COMMS_TEST_REDIS_URL; else one of our own.
+    let (url, _own) = match std::env::var("COMMS_TEST_REDIS_URL") {
+        Ok(url) => (url, None),
+        Err(_) => {
+            let own = redis_or_skip!();
+            (own.url(), Some(own))
+        }
+    };
+    let a = replica(RedisNonceStore::new(&url).unwrap().namespace("replay-test"));
+    let b = replica(RedisNonceStore::new(&url).unwrap().namespace("replay-test"));
+    let requests = genuine(3).await;
+    check(&a, &requests[0]).await.unwrap();
+    assert!(matches!(
+        check(&b, &requests[0]).await,
+        Err(VerifyError::Replayed)
+    ));
+    assert!(matches!(
+        check(&a, &requests[0]).await,
+        Err(VerifyError::Replayed)
+    ));
+    check(&b, &requests[1]).await.unwrap();
+    assert!(matches!(
+        check(&a, &requests[1]).await,
+        Err(VerifyError::Replayed)
+    ));
+    // Another namespace is another deployment.
+    let other = replica(RedisNonceStore::new(&url).unwrap().namespace("elsewhere"));
+    check(&other, &requests[0]).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_dead_redis_refuses_by_default_and_recovers() {
+    let mut redis = redis_or_skip!();
+    let strict = replica(
+        RedisNonceStore::new(&redis.url())
+            .unwrap()
+            .namespace("kill-test"),
+    );
+    let lenient = replica(
+        RedisNonceStore::new(&redis.url())
+            .unwrap()
+            .namespace("kill-test")
+            .when_unavailable(WhenUnavailable::LocalOnly),
+    );
+    let requests = genuine(4).await;
+    check(&strict, &requests[0]).await.unwrap();
+
+    redis.kill();
+    let started = Instant::now();
+    let err = check(&strict, &requests[1]).await.unwrap_err();
+    assert!(matches!(err, VerifyError::NonceStore(_)), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the timeout bounds the wait"
+    );
+    // Told to, a replica checks locally: accepted once, refused on replay.
+    check(&lenient, &requests[2]).await.unwrap();
+    assert!(matches!(
+        check(&lenient, &requests[2]).await,
+        Err(VerifyError::Replayed)
+    ));
+
+    redis.restart().await;
+    let mut recovered = false;
+    for _ in 0..50 {
+        match check(&strict, &requests[3]).await {
+            Ok(()) => {
+                recovered = true;
+                break;
+            }
+            Err(VerifyError::NonceStore(_)) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert!(recovered, "the store reconnected");
+    assert!(matches!(
+        check(&strict, &requests[3]).await,
+        Err(VerifyError::Replayed)
+    ));
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn caller(url: &str, sync: comms::BreakerSync) -> Executor {
+    Executor::builder()
+        .base_url(url)
+        .service_id("billing")
+        .secret(SECRET)
+        .retry(RetryConfig::none())
+        .breaker(
+            BreakerConfig::default()
+                .failure_threshold(3)
+                .open_for(Duration::from_millis(500)),
+        )
+        .breaker_sync(sync)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_open_and_close_their_breakers_together() {
+    let redis = redis_or_skip!();
+    let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flag = failing.clone();
+    let server = TestServer::start(move |_, _| {
+        if flag.load(std::sync::atomic::Ordering::SeqCst) {
+            Reply::status(503)
+        } else {
+            Reply::status(200)
+        }
+    })
+    .await;
+    // Two replicas of one caller: each its own breaker, linked through Redis.
+    let sync_a = share_breakers(&redis.url(), "open-together").unwrap();
+    let sync_b = share_breakers(&redis.url(), "open-together").unwrap();
+    wait_for("both replicas to subscribe", || {
+        sync_a.is_connected() && sync_b.is_connected()
+    })
+    .await;
+    let a = caller(&server.url(), sync_a);
+    let b = caller(&server.url(), sync_b);
+
+    for _ in 0..3 {
+        assert!(a.execute(Call::get("/x")).await.is_err());
+    }
+    assert_eq!(a.circuit_state(), Some(CircuitState::Open));
+    wait_for("b to open", || {
+        b.circuit_state() == Some(CircuitState::Open)
+    })
+    .await;
+    assert!(
+        b.execute(Call::get("/x"))
+            .await
+            .unwrap_err()
+            .is_circuit_open()
+    );
+    assert_eq!(server.count(), 3, "b never called the failing service");
+
+    // The service recovers; b's probe succeeds after the open period, and a closes with it.
+    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(550)).await;
+    b.execute(Call::get("/x")).await.expect("the probe");
+    assert_eq!(b.circuit_state(), Some(CircuitState::Closed));
+    wait_for("a to close", || {
+        a.circuit_state() == Some(CircuitState::Closed)
+    })
+    .await;
+    a.execute(Call::get("/x")).await.expect("a flows again");
+    assert_eq!(server.count(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn breakers_work_alone_when_redis_dies() {
+    let mut redis = redis_or_skip!();
+    let server = TestServer::always(Reply::status(503)).await;
+    let sync_a = share_breakers(&redis.url(), "dies").unwrap();
+    let sync_b = share_breakers(&redis.url(), "dies").unwrap();
+    wait_for("both replicas to subscribe", || {
+        sync_a.is_connected() && sync_b.is_connected()
+    })
+    .await;
+    let a = caller(&server.url(), sync_a.clone());
+    let b = caller(&server.url(), sync_b.clone());
+
+    redis.kill();
+    wait_for("the subscriptions to drop", || {
+        !sync_a.is_connected() && !sync_b.is_connected()
+    })
+    .await;
+    for _ in 0..3 {
+        assert!(a.execute(Call::get("/x")).await.is_err());
+    }
+    assert_eq!(
+        a.circuit_state(),
+        Some(CircuitState::Open),
+        "a still opens on its own"
+    );
+    assert!(
+        a.execute(Call::get("/x"))
+            .await
+            .unwrap_err()
+            .is_circuit_open()
+    );
+    assert_eq!(
+        b.circuit_state(),
+        Some(CircuitState::Closed),
+        "b decides alone meanwhile"
+    );
+
+    // Redis returns: the replicas resubscribe and share transitions again.
+    redis.restart().await;
+    wait_for("resubscription", || {
+        sync_a.is_connected() && sync_b.is_connected()
+    })
+    .await;
+    for _ in 0..3 {
+        assert!(b.execute(Call::get("/x")).await.is_err());
+    }
+    assert_eq!(b.circuit_state(), Some(CircuitState::Open));
+}
