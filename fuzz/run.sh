@@ -5,7 +5,7 @@
 #
 # Not part of CI. The toolchain here is stable, so nightly-only compiler flags that cargo-fuzz
 # needs are enabled with RUSTC_BOOTSTRAP for this build only. New inputs that libFuzzer finds
-# interesting are added to fuzz/corpus/<target>/; commit the small ones that add coverage.
+# interesting are added to fuzz/corpus/<target>/ and the corpus is minimised afterwards; commit it.
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${1:-60}
@@ -16,4 +16,6 @@ export RUSTC_BOOTSTRAP=1
 for target in verify_headers classify_response; do
   echo "== $target for ${seconds}s"
   cargo fuzz run "$target" "corpus/$target" -- -max_total_time="$seconds" -max_len=4096
+  # Keep only the inputs that add coverage, so the committed corpus stays small.
+  cargo fuzz cmin "$target" "corpus/$target"
 done
