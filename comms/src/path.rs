@@ -122,7 +122,9 @@ pub(crate) fn check_raw_path(path: &str) -> Result<(), Error> {
         i += 1;
     }
     for segment in path.split('/') {
-        if segment == "." || segment == ".." {
+        // URL parsers also resolve `%2e` spellings of the dot segments.
+        let lower = segment.to_ascii_lowercase().replace("%2e", ".");
+        if lower == "." || lower == ".." {
             return Err(Error::encode(format!(
                 "path `{path}` has a dot segment, which URL parsers resolve away"
             )));
@@ -169,6 +171,10 @@ mod tests {
         assert!(check_raw_path("/a?b").is_err());
         assert!(check_raw_path("/a#b").is_err());
         assert!(check_raw_path("/a/../b").is_err());
+        assert!(check_raw_path("/a/%2e%2E/b").is_err());
+        assert!(check_raw_path("/a/.%2e/b").is_err());
+        assert!(check_raw_path("/a/%2e").is_err());
+        assert!(check_raw_path("/a/%2e%2e%2e/b").is_ok());
         assert!(check_raw_path("/a%zz").is_err());
     }
 }
