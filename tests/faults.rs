@@ -11,6 +11,10 @@ use comms::{BreakerConfig, Call, Error, Executor, RetryConfig};
 use comms_tests::{Fault, FaultServer, Recorded, Reply};
 use serde_json::json;
 
+/// The heavy and the timing-sensitive tests of this file take turns: a 10,000-call load on two
+/// cores must not stretch another test's measured timeouts.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn executor(url: &str, retry: RetryConfig, breaker: BreakerConfig) -> Executor {
     Executor::builder()
         .base_url(url)
@@ -29,6 +33,7 @@ fn call_id(r: &Recorded) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_half_failing_dependency_loses_and_duplicates_nothing() {
+    let _serial = SERIAL.lock().await;
     // Every other request fails, in the ways a real dependency fails.
     let server = FaultServer::start(|_, i| match i % 6 {
         0 => Fault::Reply(Reply::status(503)),
@@ -135,6 +140,7 @@ async fn a_half_failing_dependency_loses_and_duplicates_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_outage_sees_bounded_load_then_exactly_the_probes() {
+    let _serial = SERIAL.lock().await;
     let server = FaultServer::start(|_, _| Fault::Reply(Reply::status(503))).await;
     let threshold = 5;
     let open_for = Duration::from_millis(600);
@@ -196,6 +202,7 @@ async fn a_full_outage_sees_bounded_load_then_exactly_the_probes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_callers_of_a_dead_service_are_bounded_by_the_budget() {
+    let _serial = SERIAL.lock().await;
     let server = FaultServer::start(|_, _| Fault::Reply(Reply::status(503))).await;
     let exec = executor(
         &server.url(),
@@ -230,6 +237,7 @@ async fn concurrent_callers_of_a_dead_service_are_bounded_by_the_budget() {
 
 #[tokio::test]
 async fn a_slow_dependency_meets_the_timeouts() {
+    let _serial = SERIAL.lock().await;
     let server = FaultServer::start(|_, _| Fault::Hang).await;
     let attempt = Duration::from_millis(150);
     let exec = Executor::builder()
@@ -348,6 +356,7 @@ async fn traffic_resumes_after_an_outage() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_calls_at_256_with_a_bounded_pool() {
+    let _serial = SERIAL.lock().await;
     let server = FaultServer::start(|_, _| Fault::Reply(Reply::ok_json(json!({"id": 1})))).await;
     let exec = executor(
         &server.url(),
