@@ -38,11 +38,15 @@ trait Users {
 
 const BODY: &[u8] = br#"{"id":1,"name":"Ada Lovelace"}"#;
 
-/// A minimal hyper server: every request gets the same small JSON body after `delay`.
-async fn serve(delay: Duration) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
+/// A minimal hyper server: every request gets the same small JSON body after `delay`. It runs
+/// on its own single-threaded runtime and OS thread, so that with `--split` the server and the
+/// clients each get a core, as they would on two machines.
+async fn serve(delay: Duration, server: &tokio::runtime::Handle) -> SocketAddr {
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    std_listener.set_nonblocking(true).unwrap();
+    let addr = std_listener.local_addr().unwrap();
+    server.spawn(async move {
+        let listener = TcpListener::from_std(std_listener).unwrap();
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
@@ -249,12 +253,27 @@ fn main() {
     {
         per_round = n;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    // Default: server and clients share one runtime on all cores (the server's work is charged
+    // to every variant alike). `--split`: one thread serves, one runtime thread calls.
+    let split = std::env::args().any(|a| a == "--split");
+    let mut client = tokio::runtime::Builder::new_multi_thread();
+    if split {
+        client.worker_threads(1);
+    }
+    let runtime = client.enable_all().build().unwrap();
+    let server = if split {
+        let server_runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let handle = server_runtime.handle().clone();
+        std::thread::spawn(move || server_runtime.block_on(std::future::pending::<()>()));
+        handle
+    } else {
+        runtime.handle().clone()
+    };
     runtime.block_on(async {
-        let addr = serve(Duration::ZERO).await;
+        let addr = serve(Duration::ZERO, &server).await;
         let only = std::env::var("COMMS_BENCH_ONLY").ok();
         let variants: Vec<Variant> = variants(addr)
             .into_iter()
@@ -268,7 +287,11 @@ fn main() {
             .map(|(_, v)| v)
             .collect();
         println!("loopback GET /users/1 with JSON decoding; {rounds} interleaved rounds of {per_round} calls");
-        println!("machine: {} cores\n", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+        println!(
+            "machine: {} cores; {}\n",
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            if split { "server and clients on separate threads (--split)" } else { "server and clients share one runtime" }
+        );
         for concurrency in [1usize, 64, 256] {
             let total = if concurrency == 1 { per_round / 4 } else { per_round };
             // Warm up every pool at this concurrency.
@@ -305,7 +328,7 @@ fn main() {
 
         // 256 concurrent calls to one host that takes 50 ms to answer: the wall time must stay
         // near 50 ms, not grow with the number of calls.
-        let slow = serve(Duration::from_millis(50)).await;
+        let slow = serve(Duration::from_millis(50), &server).await;
         let client = UsersClient::builder()
             .base_url(format!("http://{slow}"))
             .secret("bench-secret")
