@@ -6,17 +6,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use comms::{BreakerConfig, Call, Error, Executor, RetryConfig};
-use comms_tests::{RawAction, RawServer, Reply, TestServer, dead_addr};
+use comms_tests::{RawAction, RawServer, Reply, TestServer, dead_addr, fast_retry};
 use serde_json::json;
 
 const SECRET: &str = "executor-test-secret";
-
-fn fast_retry() -> RetryConfig {
-    RetryConfig::default()
-        .base_delay(Duration::from_millis(1))
-        .max_delay(Duration::from_millis(5))
-        .no_budget()
-}
 
 fn exec(url: &str, retry: RetryConfig) -> Executor {
     Executor::builder()

@@ -363,14 +363,32 @@ async fn ten_thousand_calls_at_256_with_a_bounded_pool() {
         RetryConfig::default(),
         BreakerConfig::default(),
     );
-    let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    let workers: Vec<_> = (0..256)
+    assert_eq!(load(&exec, 10_000, 256).await, 10_000);
+    assert_eq!(server.count(), 10_000, "no retries were needed");
+    // The pool opens connections while it warms up (a checkout racing a connect keeps both), then
+    // reuses them: the count is set by the concurrency, not by the number of calls.
+    let warmed = server.connections();
+    assert!(warmed <= 3 * 256, "{warmed} connections for 256 callers");
+    assert_eq!(load(&exec, 5_000, 256).await, 5_000);
+    let grown = server.connections() - warmed;
+    assert!(
+        grown <= 16,
+        "5,000 more calls opened {grown} more connections"
+    );
+    assert!(started.elapsed() < Duration::from_secs(120));
+}
+
+/// `calls` successful GETs decoded from JSON, spread over `concurrency` tasks; returns how many
+/// completed.
+async fn load(exec: &Executor, calls: usize, concurrency: usize) -> usize {
+    let next = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..concurrency)
         .map(|_| {
             let (exec, next) = (exec.clone(), next.clone());
             tokio::spawn(async move {
                 let mut done = 0;
-                while next.fetch_add(1, Ordering::Relaxed) < 10_000 {
+                while next.fetch_add(1, Ordering::Relaxed) < calls {
                     let v: serde_json::Value = exec
                         .execute(Call::get("/users").segment(1))
                         .await
@@ -388,32 +406,7 @@ async fn ten_thousand_calls_at_256_with_a_bounded_pool() {
     for w in workers {
         total += w.await.expect("no worker panicked");
     }
-    assert_eq!(total, 10_000);
-    assert_eq!(server.count(), 10_000, "no retries were needed");
-    // The pool opens connections while it warms up (a checkout racing a connect keeps both), then
-    // reuses them: the count is set by the concurrency, not by the number of calls.
-    let warmed = server.connections();
-    assert!(warmed <= 3 * 256, "{warmed} connections for 256 callers");
-    let next = Arc::new(AtomicUsize::new(0));
-    let workers: Vec<_> = (0..256)
-        .map(|_| {
-            let (exec, next) = (exec.clone(), next.clone());
-            tokio::spawn(async move {
-                while next.fetch_add(1, Ordering::Relaxed) < 5_000 {
-                    exec.execute(Call::get("/users").segment(1)).await.unwrap();
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        w.await.unwrap();
-    }
-    let grown = server.connections() - warmed;
-    assert!(
-        grown <= 16,
-        "5,000 more calls opened {grown} more connections"
-    );
-    assert!(started.elapsed() < Duration::from_secs(120));
+    total
 }
 
 #[tokio::test]

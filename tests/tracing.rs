@@ -3,19 +3,11 @@
 //! it installs sees every event.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use comms::{BreakerConfig, Call, Executor, RetryConfig};
-use comms_tests::{Reply, TestServer};
+use comms::{BreakerConfig, Call, Executor};
+use comms_tests::{Reply, TestServer, fast_retry};
 
 const SECRET: &str = "tracing-test-secret";
-
-fn fast_retry() -> RetryConfig {
-    RetryConfig::default()
-        .base_delay(Duration::from_millis(1))
-        .max_delay(Duration::from_millis(5))
-        .no_budget()
-}
 
 /// Captures formatted tracing output in memory.
 #[derive(Clone, Default)]

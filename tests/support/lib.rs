@@ -249,6 +249,14 @@ pub async fn dead_addr() -> SocketAddr {
     listener.local_addr().unwrap()
 }
 
+/// Retries with millisecond backoff and no budget, so tests count attempts quickly.
+pub fn fast_retry() -> comms::RetryConfig {
+    comms::RetryConfig::default()
+        .base_delay(Duration::from_millis(1))
+        .max_delay(Duration::from_millis(5))
+        .no_budget()
+}
+
 /// Installs a tracing subscriber once, honouring `RUST_LOG`, for debugging test runs.
 pub fn trace() {
     let _ = tracing_subscriber::fmt()
