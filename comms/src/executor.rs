@@ -637,11 +637,13 @@ impl Attempt {
 
 /// A URL as errors show it: without its query, which may carry data that does not belong in
 /// logs.
-pub(crate) fn shown(url: &reqwest::Url) -> String {
+pub(crate) fn without_query(url: &reqwest::Url) -> &str {
     let text = url.as_str();
-    text.split_once('?')
-        .map_or(text, |(before, _)| before)
-        .to_owned()
+    text.split_once('?').map_or(text, |(before, _)| before)
+}
+
+fn shown(url: &reqwest::Url) -> String {
+    without_query(url).to_owned()
 }
 
 fn classify(e: reqwest::Error) -> Attempt {

@@ -58,8 +58,7 @@ impl Response {
 
     /// The URL that was requested, without its query.
     pub fn url(&self) -> &str {
-        let text = self.url.as_str();
-        text.split_once('?').map_or(text, |(before, _)| before)
+        crate::executor::without_query(&self.url)
     }
 
     /// The body as UTF-8 text; [`Error::Decode`] when it is not.
