@@ -1,7 +1,7 @@
 //! Request signing: the default `v2` scheme and the `legacy` scheme of the Python
 //! `microservice_comms` library.
 //!
-//! The executor signs every attempt with [`Signer`]; the verifier (see [`crate::verify`]) checks
+//! The executor signs every attempt with a pre-keyed HMAC; the verifier (see [`crate::verify`]) checks
 //! with the same functions, so the two sides share one definition of each string to sign. The
 //! free functions here are public so that other implementations can be tested against this one.
 //!
