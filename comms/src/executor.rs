@@ -462,7 +462,9 @@ impl Executor {
                 None => (attempt_timeout, attempt_timeout),
             };
 
-            let mut attempt_headers = headers.clone();
+            // Room for the signature headers up front: a clone would have to grow for them.
+            let mut attempt_headers = HeaderMap::with_capacity(headers.len() + 4);
+            attempt_headers.extend(headers.iter().map(|(k, v)| (k.clone(), v.clone())));
             let target = signing::Target {
                 method: method.as_str(),
                 path: url.path(),

@@ -92,17 +92,50 @@ fn write_encoded(out: &mut String, text: &str) {
     let _ = write!(out, "{}", utf8_percent_encode(text, UNRESERVED));
 }
 
+/// Bytes a path carries as they are: unreserved, sub-delims, `:`, `@` and `/`.
+const PATH_SAFE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'@'
+                    | b'/'
+            );
+        b += 1;
+    }
+    table
+};
+
 /// Checks a hand-written path: it must start with `/` and contain only characters a request
-/// line carries as they are (unreserved, sub-delims, `:`, `@`, `/` and `%XX` escapes).
+/// line carries as they are (unreserved, sub-delims, `:`, `@`, `/` and `%XX` escapes), and no
+/// dot segment, spelled plainly or with `%2e`, which URL parsers would resolve away.
 pub(crate) fn check_raw_path(path: &str) -> Result<(), Error> {
     if !path.starts_with('/') {
         return Err(Error::encode(format!("path `{path}` must start with `/`")));
     }
     let bytes = path.as_bytes();
+    let mut escapes = false;
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
-        let ok = b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&b);
         if b == b'%' {
             let hex = bytes.get(i + 1..i + 3);
             if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
@@ -110,10 +143,11 @@ pub(crate) fn check_raw_path(path: &str) -> Result<(), Error> {
                     "path `{path}` has a `%` that starts no escape"
                 )));
             }
+            escapes = true;
             i += 3;
             continue;
         }
-        if !ok {
+        if !PATH_SAFE[b as usize] {
             return Err(Error::encode(format!(
                 "path `{path}` has a character that must be percent-encoded at byte {i}; \
                  build it with `Call::segment`"
@@ -122,9 +156,13 @@ pub(crate) fn check_raw_path(path: &str) -> Result<(), Error> {
         i += 1;
     }
     for segment in path.split('/') {
-        // URL parsers also resolve `%2e` spellings of the dot segments.
-        let lower = segment.to_ascii_lowercase().replace("%2e", ".");
-        if lower == "." || lower == ".." {
+        let dots = if escapes && segment.contains('%') {
+            segment.to_ascii_lowercase().replace("%2e", ".")
+        } else {
+            String::new()
+        };
+        let plain = if dots.is_empty() { segment } else { &dots };
+        if plain == "." || plain == ".." {
             return Err(Error::encode(format!(
                 "path `{path}` has a dot segment, which URL parsers resolve away"
             )));
