@@ -16,6 +16,7 @@ use tracing::Instrument;
 use crate::breaker::{Breaker, BreakerConfig, BreakerSync, CircuitState, Permit};
 use crate::call::Call;
 use crate::error::HttpError;
+use crate::random::random_bytes;
 use crate::response::Response;
 use crate::retry::budget::RetryBudget;
 use crate::retry::policy::{self, Outcome};
@@ -251,9 +252,7 @@ impl ExecutorBuilder {
         let base = self
             .base_url
             .ok_or_else(|| Error::config("base_url", "no base URL was given"))?;
-        let (origin, prefix) = parse_base_url(&base)?;
-        let base = reqwest::Url::parse(&origin)
-            .map_err(|e| Error::config("base_url", format!("`{base}` is not a URL: {e}")))?;
+        let (base, origin, prefix) = parse_base_url(&base)?;
         let service_id = self
             .service_id
             .ok_or_else(|| Error::config("service_id", "no service id was given"))?;
@@ -297,9 +296,9 @@ impl ExecutorBuilder {
     }
 }
 
-/// Splits a base URL into origin (`scheme://host:port`) and path prefix, refusing anything a
-/// base URL should not have.
-fn parse_base_url(raw: &str) -> Result<(String, String), Error> {
+/// Splits a base URL into its origin as a URL (path `/`), the origin as text
+/// (`scheme://host:port`) and the path prefix, refusing anything a base URL should not have.
+fn parse_base_url(raw: &str) -> Result<(reqwest::Url, String, String), Error> {
     let bad = |message: String| Error::config("base_url", message);
     let url = reqwest::Url::parse(raw).map_err(|e| bad(format!("`{raw}` is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -319,7 +318,9 @@ fn parse_base_url(raw: &str) -> Result<(String, String), Error> {
         .ok_or_else(|| bad(format!("`{raw}` has no port")))?;
     let origin = format!("{}://{}:{}", url.scheme(), host, port);
     let prefix = url.path().trim_end_matches('/').to_owned();
-    Ok((origin, prefix))
+    let mut base = url;
+    base.set_path("/");
+    Ok((base, origin, prefix))
 }
 
 /// What a call's span reports once it ends.
@@ -626,8 +627,7 @@ impl Executor {
 impl Attempt {
     fn outcome(&self) -> Outcome {
         match self {
-            Attempt::Response(status, ..) if status.is_success() => Outcome::Success,
-            Attempt::Response(status, ..) => Outcome::Status(*status),
+            Attempt::Response(status, ..) => Outcome::of_status(*status),
             Attempt::Connect(_) => Outcome::Connect,
             Attempt::Transport(_) => Outcome::Transport,
             Attempt::Timeout => Outcome::Timeout,
@@ -674,53 +674,25 @@ async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Byte
     Ok(buf.freeze())
 }
 
-/// 16 bytes from the operating system's CSPRNG, for nonces and idempotency keys.
-///
-/// Each thread draws 4 KiB at a time and hands them out 16 bytes at a time, so a call costs a
-/// copy instead of a system call. Every byte is used once.
-pub(crate) fn random_bytes() -> Result<[u8; 16], Error> {
-    const POOL: usize = 4096;
-    thread_local! {
-        static RANDOM: std::cell::RefCell<(Box<[u8; POOL]>, usize)> =
-            std::cell::RefCell::new((Box::new([0; POOL]), POOL));
-    }
-    RANDOM.with(|cell| {
-        let mut guard = cell.borrow_mut();
-        let (pool, used) = &mut *guard;
-        if *used + 16 > POOL {
-            getrandom::fill(&mut pool[..])
-                .map_err(|e| Error::encode(format!("the system random source failed: {e}")))?;
-            *used = 0;
-        }
-        let mut out = [0u8; 16];
-        out.copy_from_slice(&pool[*used..*used + 16]);
-        // Wipe what was handed out, so the pool never holds a nonce already sent.
-        pool[*used..*used + 16].fill(0);
-        *used += 16;
-        Ok(out)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn random_bytes_never_repeat() {
-        let draws: std::collections::HashSet<[u8; 16]> =
-            (0..2000).map(|_| random_bytes().unwrap()).collect();
-        assert_eq!(draws.len(), 2000, "across several pool refills");
-    }
-
-    #[test]
     fn base_urls() {
+        let (url, origin, prefix) = parse_base_url("http://users.internal:8080").unwrap();
         assert_eq!(
-            parse_base_url("http://users.internal:8080").unwrap(),
-            ("http://users.internal:8080".into(), String::new())
+            (url.as_str(), origin.as_str(), prefix.as_str()),
+            (
+                "http://users.internal:8080/",
+                "http://users.internal:8080",
+                ""
+            )
         );
+        let (url, origin, prefix) = parse_base_url("https://h/api/v1/").unwrap();
         assert_eq!(
-            parse_base_url("https://h/api/v1/").unwrap(),
-            ("https://h:443".into(), "/api/v1".into())
+            (url.as_str(), origin.as_str(), prefix.as_str()),
+            ("https://h/", "https://h:443", "/api/v1")
         );
         for bad in [
             "users.internal",

@@ -118,11 +118,7 @@ pub fn classify_response(
 ) -> Result<Classified, http::status::InvalidStatusCode> {
     use crate::retry::policy::{self, Outcome};
     let status = http::StatusCode::from_u16(status)?;
-    let outcome = if status.is_success() {
-        Outcome::Success
-    } else {
-        Outcome::Status(status)
-    };
+    let outcome = Outcome::of_status(status);
     let result = if status.is_success() {
         Ok(())
     } else {

@@ -52,6 +52,7 @@ mod client;
 mod error;
 mod executor;
 pub mod path;
+mod random;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;

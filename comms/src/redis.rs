@@ -185,11 +185,7 @@ pub fn share_breakers(url: &str, namespace: &str) -> Result<BreakerSync, Error> 
     let subscriber_client = conn.client.clone();
     let channel = format!("{namespace}:breaker");
     // Tells this replica's messages from the others' on the shared channel.
-    let sender = u64::from_le_bytes(
-        crate::executor::random_bytes()?[..8]
-            .try_into()
-            .expect("8 bytes"),
-    );
+    let sender = crate::random::random_u64()?;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(String, Remote)>();
     let link = Arc::new(Link::new(move |authority, event| {
         let _ = tx.send((authority.to_owned(), event));

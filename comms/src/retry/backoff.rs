@@ -19,7 +19,7 @@ pub(crate) fn full_jitter(base: Duration, max: Duration, retry: u32, random: u64
 
 /// A random wait for retry number `retry`.
 pub(crate) fn delay(base: Duration, max: Duration, retry: u32) -> Duration {
-    let random = getrandom::u64().unwrap_or(u64::MAX / 2);
+    let random = crate::random::random_u64().unwrap_or(u64::MAX / 2);
     full_jitter(base, max, retry, random)
 }
 

@@ -28,6 +28,15 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
+    /// The outcome of a received response.
+    pub(crate) fn of_status(status: StatusCode) -> Outcome {
+        if status.is_success() {
+            Outcome::Success
+        } else {
+            Outcome::Status(status)
+        }
+    }
+
     /// Whether the breaker counts this as a failure of the target.
     pub(crate) fn is_failure(self) -> bool {
         match self {
