@@ -189,10 +189,15 @@ pub(crate) struct VerbAttr {
     pub(crate) timeout_ms: Option<u64>,
 }
 
-pub(crate) fn is_verb(attr: &Attribute) -> bool {
+/// Whether the attribute is a single identifier among `names`.
+fn named_one_of(attr: &Attribute, names: &[&str]) -> bool {
     attr.path()
         .get_ident()
-        .is_some_and(|i| VERBS.contains(&i.to_string().as_str()))
+        .is_some_and(|i| names.contains(&i.to_string().as_str()))
+}
+
+pub(crate) fn is_verb(attr: &Attribute) -> bool {
+    named_one_of(attr, VERBS)
 }
 
 pub(crate) fn parse_verb(cx: &Ctxt, attr: &Attribute) -> Option<VerbAttr> {
@@ -295,9 +300,7 @@ pub(crate) enum ArgAttr {
 pub(crate) const ARG_ATTRS: &[&str] = &["query", "body", "header"];
 
 pub(crate) fn is_arg_attr(attr: &Attribute) -> bool {
-    attr.path()
-        .get_ident()
-        .is_some_and(|i| ARG_ATTRS.contains(&i.to_string().as_str()))
+    named_one_of(attr, ARG_ATTRS)
 }
 
 pub(crate) fn parse_arg_attr(cx: &Ctxt, attr: &Attribute) -> Option<ArgAttr> {

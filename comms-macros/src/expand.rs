@@ -69,8 +69,9 @@ fn client_ident(item: &ItemTrait) -> syn::Ident {
     format_ident!("{}Client", item.ident)
 }
 
-/// The client struct and its inherent impl, shared by the full and the fallback expansion.
-fn client_struct(item: &ItemTrait) -> TokenStream {
+/// The client struct, its inherent impl and its `FromExecutor` impl with the given
+/// `ClientDefaults` literal, shared by the full and the fallback expansion.
+fn client_struct(item: &ItemTrait, defaults: TokenStream) -> TokenStream {
     let vis = &item.vis;
     let trait_ident = &item.ident;
     let client = client_ident(item);
@@ -100,6 +101,15 @@ fn client_struct(item: &ItemTrait) -> TokenStream {
             /// The executor every call of this client goes through.
             pub fn executor(&self) -> &::comms::__private::Executor {
                 &self.executor
+            }
+        }
+
+        #[automatically_derived]
+        impl ::comms::__private::FromExecutor for #client {
+            const DEFAULTS: &'static ::comms::__private::ClientDefaults = &#defaults;
+
+            fn from_executor(executor: ::comms::__private::Executor) -> Self {
+                #client { executor }
             }
         }
     }
@@ -142,30 +152,25 @@ fn expand(service: &Service<'_>) -> TokenStream {
         quote!(::comms::__private::Signing::V2)
     };
     let name = trait_ident.to_string();
-    let struct_tokens = client_struct(item);
+    let struct_tokens = client_struct(
+        item,
+        quote! {
+            ::comms::__private::ClientDefaults {
+                name: #name,
+                base_url: #base_url,
+                base_url_env: #base_url_env,
+                service_id: #service_id,
+                secret_env: #secret_env,
+                signing: #signing,
+            }
+        },
+    );
     let methods = service.methods.iter().map(method_impl);
 
     quote! {
         #trait_item
 
         #struct_tokens
-
-        #[automatically_derived]
-        impl ::comms::__private::FromExecutor for #client {
-            const DEFAULTS: &'static ::comms::__private::ClientDefaults =
-                &::comms::__private::ClientDefaults {
-                    name: #name,
-                    base_url: #base_url,
-                    base_url_env: #base_url_env,
-                    service_id: #service_id,
-                    secret_env: #secret_env,
-                    signing: #signing,
-                };
-
-            fn from_executor(executor: ::comms::__private::Executor) -> Self {
-                #client { executor }
-            }
-        }
 
         #[automatically_derived]
         impl #trait_ident for #client {
@@ -325,7 +330,16 @@ fn fallback(item: &ItemTrait) -> TokenStream {
     let stripped = strip(item);
     let trait_ident = &item.ident;
     let client = client_ident(item);
-    let struct_tokens = client_struct(item);
+    // Never used: the build fails on the errors emitted beside it.
+    let struct_tokens = client_struct(
+        item,
+        quote! {
+            ::comms::__private::ClientDefaults {
+                name: "", base_url: "", base_url_env: ::core::option::Option::None,
+                service_id: "", secret_env: "", signing: ::comms::__private::Signing::V2,
+            }
+        },
+    );
     let all_fns = stripped.items.iter().all(|i| matches!(i, TraitItem::Fn(_)));
     let trait_impl = if all_fns && item.generics.params.is_empty() {
         let methods = stripped.items.iter().filter_map(|i| match i {
@@ -345,17 +359,6 @@ fn fallback(item: &ItemTrait) -> TokenStream {
     quote! {
         #stripped
         #struct_tokens
-        #[automatically_derived]
-        impl ::comms::__private::FromExecutor for #client {
-            const DEFAULTS: &'static ::comms::__private::ClientDefaults =
-                &::comms::__private::ClientDefaults {
-                    name: "", base_url: "", base_url_env: ::core::option::Option::None,
-                    service_id: "", secret_env: "", signing: ::comms::__private::Signing::V2,
-                };
-            fn from_executor(executor: ::comms::__private::Executor) -> Self {
-                #client { executor }
-            }
-        }
         #trait_impl
     }
 }
