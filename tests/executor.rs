@@ -370,6 +370,44 @@ async fn bodies_are_decoded_or_reported() {
 }
 
 #[tokio::test]
+async fn bodies_in_many_chunks_are_gathered_and_limited() {
+    // A chunked body arrives as one frame per chunk: the client must join them, and count
+    // them all against the limit.
+    let chunked = |chunks: &[&str]| {
+        let mut out = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+        for chunk in chunks {
+            out.extend_from_slice(format!("{:x}\r\n{chunk}\r\n", chunk.len()).as_bytes());
+        }
+        out.extend_from_slice(b"0\r\n\r\n");
+        out
+    };
+    let small = chunked(&[r#"{"name":"#, r#""Ada "#, r#"Lovelace","id":7}"#]);
+    let big = chunked(&[&"x".repeat(600), &"y".repeat(600)]);
+    let server = RawServer::start(move |i| {
+        RawAction::Write(if i == 0 { small.clone() } else { big.clone() })
+    })
+    .await;
+    let e = Executor::builder()
+        .base_url(server.url())
+        .service_id("tests")
+        .secret(SECRET)
+        .max_response_bytes(1024)
+        .breaker(BreakerConfig::disabled())
+        .build()
+        .unwrap();
+    let user: serde_json::Value = e.execute(Call::get("/u")).await.unwrap().json().unwrap();
+    assert_eq!(user, json!({"name": "Ada Lovelace", "id": 7}));
+    let err = e.execute(Call::get("/big")).await.unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err}");
+    let why = std::error::Error::source(&err).map(|s| s.to_string());
+    assert!(
+        why.as_deref()
+            .is_some_and(|s| s.contains("1024 byte limit")),
+        "{why:?}"
+    );
+}
+
+#[tokio::test]
 async fn bad_calls_are_refused_before_sending() {
     let server = TestServer::always(Reply::status(200)).await;
     let e = exec(&server.url(), fast_retry());

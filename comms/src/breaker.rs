@@ -317,6 +317,8 @@ impl Breaker {
     }
 
     /// Applies another replica's transition, without publishing it again.
+    // Only a fleet backend (the `redis` feature) links breakers across processes.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     fn apply_remote(&self, event: Remote) {
         match event {
             Remote::Opened { until_unix_ms } => {
@@ -410,6 +412,8 @@ pub(crate) struct Link {
 }
 
 impl Link {
+    // Only a fleet backend (the `redis` feature) links breakers across processes.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn new(publish: impl Fn(&str, Remote) + Send + Sync + 'static) -> Link {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         Link {
@@ -433,6 +437,8 @@ impl Link {
     }
 
     /// Applies a transition another replica published for `authority`.
+    // Only a fleet backend (the `redis` feature) links breakers across processes.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn apply(&self, authority: &str, event: Remote) {
         let breakers: Vec<Arc<Breaker>> = {
             let members = self.members.lock().unwrap_or_else(|p| p.into_inner());

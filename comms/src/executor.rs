@@ -330,6 +330,35 @@ struct CallStats {
     status: Option<u16>,
 }
 
+/// A call's parts that every attempt reuses.
+struct Prepared {
+    url: reqwest::Url,
+    canonical_query: String,
+    content_sha256: Cow<'static, str>,
+    idempotent: bool,
+    attempt_timeout: Duration,
+    /// When the call must be over, and the deadline it was given.
+    deadline: Option<(Instant, Duration)>,
+}
+
+impl Prepared {
+    /// The next attempt's timeout, shortened to what is left of the deadline, and the
+    /// duration a timeout error reports (the attempt timeout or the whole deadline).
+    fn limit(&self) -> (Duration, Duration) {
+        match self.deadline {
+            Some((at, total)) => {
+                let left = at.saturating_duration_since(Instant::now());
+                if left < self.attempt_timeout {
+                    (left, total)
+                } else {
+                    (self.attempt_timeout, self.attempt_timeout)
+                }
+            }
+            None => (self.attempt_timeout, self.attempt_timeout),
+        }
+    }
+}
+
 /// How one attempt ended.
 enum Attempt {
     Response(StatusCode, HeaderMap, Bytes),
@@ -357,7 +386,9 @@ impl Executor {
     }
 
     /// Sends `call` and returns its 2xx response, or the error it ended with.
-    pub async fn execute(&self, call: Call) -> Result<Response, Error> {
+    ///
+    /// The returned future does nothing until polled.
+    pub fn execute(&self, call: Call) -> impl Future<Output = Result<Response, Error>> + Send + '_ {
         let span = tracing::info_span!(
             "comms.call",
             service = %self.inner.name,
@@ -366,15 +397,21 @@ impl Executor {
             attempts = tracing::field::Empty,
             status = tracing::field::Empty,
         );
+        self.run(call).instrument(span)
+    }
+
+    /// The call inside its span: the attempts, then what the span reports.
+    async fn run(&self, mut call: Call) -> Result<Response, Error> {
         let mut stats = CallStats::default();
-        let result = self.run(call, &mut stats).instrument(span.clone()).await;
+        // By reference: the call stays in this future's state once, not once per layer.
+        let result = self.attempts(&mut call, &mut stats).await;
+        let span = tracing::Span::current();
         if stats.attempts > 0 {
             span.record("attempts", stats.attempts);
         }
         if let Some(status) = stats.status {
             span.record("status", status);
         }
-        let _entered = span.enter();
         match &result {
             Ok(_) => tracing::debug!("call succeeded"),
             Err(e) => tracing::debug!(error = %e, "call failed"),
@@ -382,50 +419,43 @@ impl Executor {
         result
     }
 
-    async fn run(&self, call: Call, stats: &mut CallStats) -> Result<Response, Error> {
+    /// Everything a call needs before its first attempt, in the order that lets an open breaker
+    /// refuse before any other work. Returns the breaker's permit for the first attempt.
+    fn prepare(&self, call: &mut Call) -> Result<(Prepared, Option<Permit<'_>>), Error> {
         let inner = &*self.inner;
-        let Call {
-            method,
-            path,
-            query,
-            mut headers,
-            body,
-            idempotent,
-            timeout,
-            route: _,
-            error,
-        } = call;
-        if let Some(e) = error {
+        if let Some(e) = call.error.take() {
             return Err(e);
         }
-        path::check_raw_path(&path)?;
+        path::check_raw_path(&call.path)?;
         // An open breaker refuses before any other work: failing fast is the point.
-        let mut first_permit = Some(self.admit(None)?);
+        let permit = self.admit(None)?;
 
         // The base URL was parsed once; only the path and query are set per call, and the
         // signature covers them exactly as the URL will write them on the request line.
         let mut url = inner.base.clone();
         if inner.prefix.is_empty() {
-            url.set_path(&path);
+            url.set_path(&call.path);
         } else {
-            let mut full = String::with_capacity(inner.prefix.len() + path.len());
+            let mut full = String::with_capacity(inner.prefix.len() + call.path.len());
             full.push_str(&inner.prefix);
-            full.push_str(&path);
+            full.push_str(&call.path);
             url.set_path(&full);
         }
-        url.set_query((!query.is_empty()).then_some(query.as_str()));
+        url.set_query((!call.query.is_empty()).then_some(call.query.as_str()));
         let (canonical_query, content_sha256) = match inner.signer.scheme() {
             Signing::V2 => (
                 signing::canonical_query(url.query().unwrap_or("")),
-                signing::content_sha256(body.as_deref().unwrap_or(b"")),
+                match call.body.as_deref() {
+                    None | Some([]) => Cow::Borrowed(signing::EMPTY_SHA256),
+                    Some(body) => Cow::Owned(signing::content_sha256(body)),
+                },
             ),
-            _ => (String::new(), String::new()),
+            _ => (String::new(), Cow::Borrowed("")),
         };
-        let content_header = (!content_sha256.is_empty())
-            .then(|| HeaderValue::from_str(&content_sha256).expect("hex is a header value"));
 
-        let inherently_idempotent = policy::is_idempotent_method(&method);
-        let idempotent = idempotent.unwrap_or(inherently_idempotent);
+        let inherently_idempotent = policy::is_idempotent_method(&call.method);
+        let idempotent = call.idempotent.unwrap_or(inherently_idempotent);
+        let headers = &mut call.headers;
         if idempotent && !inherently_idempotent && !headers.contains_key(&IDEMPOTENCY_KEY) {
             let key = HeaderValue::try_from(signing::lower_hex(&random_bytes()?))
                 .expect("hex is a valid header value");
@@ -434,13 +464,27 @@ impl Executor {
         if inner.signer.scheme() == Signing::Legacy && !headers.contains_key(CONTENT_TYPE) {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
-        headers.insert(X_SERVICE_ID, inner.service_header.clone());
 
         if let Some(budget) = &inner.budget {
             budget.deposit();
         }
-        let attempt_timeout = timeout.unwrap_or(inner.timeout);
-        let deadline = inner.deadline.map(|d| (Instant::now() + d, d));
+        let prepared = Prepared {
+            url,
+            canonical_query,
+            content_sha256,
+            idempotent,
+            attempt_timeout: call.timeout.unwrap_or(inner.timeout),
+            deadline: inner.deadline.map(|d| (Instant::now() + d, d)),
+        };
+        Ok((prepared, permit))
+    }
+
+    /// The attempt loop. Only what must outlive an `.await` is kept here; the work before and
+    /// after each attempt is done by plain functions, so this future stays small.
+    async fn attempts(&self, call: &mut Call, stats: &mut CallStats) -> Result<Response, Error> {
+        let inner = &*self.inner;
+        let (prepared, first_permit) = self.prepare(call)?;
+        let mut first_permit = Some(first_permit);
         let mut last_error: Option<Error> = None;
         let mut retry = 0u32;
         loop {
@@ -449,99 +493,133 @@ impl Executor {
                 Some(permit) => permit,
                 None => self.admit(last_error.take())?,
             };
-
-            // The attempt's timeout, shortened to what is left of the deadline.
-            let (limit, limit_reported) = match deadline {
-                Some((at, total)) => {
-                    let left = at.saturating_duration_since(Instant::now());
-                    if left < attempt_timeout {
-                        (left, total)
-                    } else {
-                        (attempt_timeout, attempt_timeout)
-                    }
-                }
-                None => (attempt_timeout, attempt_timeout),
+            let (limit, limit_reported) = prepared.limit();
+            let request = self.request(call, &prepared)?;
+            // Passed straight into the timeout: a future bound to a local first would take
+            // room twice in this call's state.
+            let exchange = exchange(inner.http.execute(request), inner.max_response_bytes);
+            let attempt = match tokio::time::timeout(limit, exchange).await {
+                Ok(Ok(done) | Err(done)) => done,
+                Err(_) => Attempt::Timeout,
             };
-
-            // Room for the signature headers up front: a clone would have to grow for them.
-            let mut attempt_headers = HeaderMap::with_capacity(headers.len() + 4);
-            attempt_headers.extend(headers.iter().map(|(k, v)| (k.clone(), v.clone())));
-            let target = signing::Target {
-                method: method.as_str(),
-                path: url.path(),
-                canonical_query: &canonical_query,
-                content_sha256: &content_sha256,
-            };
-            self.sign(&target, content_header.as_ref(), &mut attempt_headers)?;
-            let attempt = self
-                .attempt(&method, &url, attempt_headers, body.clone(), limit)
-                .await;
             let outcome = attempt.outcome();
             if let Some(permit) = permit {
                 permit.record(outcome.is_failure());
             }
-            let (err, resp_headers) = match attempt {
-                Attempt::Response(status, resp_headers, bytes) => {
-                    stats.status = Some(status.as_u16());
-                    if status.is_success() {
-                        return Ok(Response::new(status, resp_headers, bytes, method, url));
-                    }
-                    let err = HttpError::from_response(status, method.clone(), shown(&url), &bytes);
-                    (Error::from(err), resp_headers)
+            if let Attempt::Response(status, ..) = &attempt {
+                stats.status = Some(status.as_u16());
+            }
+            let err = match attempt {
+                Attempt::Response(status, headers, bytes) if status.is_success() => {
+                    let method = call.method.clone();
+                    return Ok(Response::new(status, headers, bytes, method, prepared.url));
                 }
-                Attempt::Connect(e) | Attempt::Transport(e) => {
-                    (self.transport(&method, &url, e), HeaderMap::new())
-                }
-                Attempt::Timeout => {
-                    let err = Error::Timeout {
-                        method: method.clone(),
-                        url: shown(&url),
-                        after: limit_reported,
-                    };
-                    (err, HeaderMap::new())
-                }
-                Attempt::TooLarge => {
-                    let err = Error::Decode {
-                        method: method.clone(),
-                        url: shown(&url),
-                        source: format!(
-                            "the response body is larger than the {} byte limit",
-                            inner.max_response_bytes
-                        )
-                        .into(),
-                    };
-                    (err, HeaderMap::new())
-                }
+                attempt => self.failure(attempt, call, &prepared, limit_reported),
             };
-
-            if retry >= inner.retry.max_retries || !outcome.is_retryable(idempotent) {
-                return Err(err);
-            }
-            let wait = match policy::retry_after(&resp_headers, SystemTime::now()) {
-                Some(asked) if asked > inner.retry.max_retry_after => {
-                    tracing::debug!(?asked, "Retry-After beyond the cap; not retrying");
-                    return Err(err);
-                }
-                Some(asked) => asked,
-                None => backoff::delay(inner.retry.base_delay, inner.retry.max_delay, retry),
-            };
-            if let Some((at, _)) = deadline
-                && Instant::now() + wait >= at
-            {
-                tracing::debug!("no time left before the deadline; not retrying");
-                return Err(err);
-            }
-            if let Some(budget) = &inner.budget
-                && !budget.withdraw()
-            {
-                tracing::warn!(error = %err, "retry budget exhausted; not retrying");
-                return Err(err);
-            }
+            let (err, wait) = self.retry_wait(err, outcome, retry, &prepared)?;
             retry += 1;
             tracing::warn!(retry, wait_ms = wait.as_millis() as u64, error = %err, "retrying");
-            tokio::time::sleep(wait).await;
             last_error = Some(err);
+            tokio::time::sleep(wait).await;
         }
+    }
+
+    /// The signed request of one attempt: a fresh timestamp, nonce and signature each time.
+    fn request(&self, call: &Call, prepared: &Prepared) -> Result<reqwest::Request, Error> {
+        // Room up front for the five signature headers and the two that reqwest and hyper
+        // add (`accept`, `host`): a map that has to grow rehashes and reallocates.
+        let mut headers = HeaderMap::with_capacity(call.headers.len() + 7);
+        headers.extend(call.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let target = signing::Target {
+            method: call.method.as_str(),
+            path: prepared.url.path(),
+            canonical_query: &prepared.canonical_query,
+            content_sha256: &prepared.content_sha256,
+        };
+        self.sign(&target, &mut headers)?;
+        let mut request = reqwest::Request::new(call.method.clone(), prepared.url.clone());
+        *request.headers_mut() = headers;
+        if let Some(body) = &call.body {
+            *request.body_mut() = Some(reqwest::Body::from(body.clone()));
+        }
+        Ok(request)
+    }
+
+    /// The error an attempt that did not succeed ends with, and the response headers to read
+    /// `Retry-After` from.
+    fn failure(
+        &self,
+        attempt: Attempt,
+        call: &Call,
+        prepared: &Prepared,
+        limit_reported: Duration,
+    ) -> (Error, HeaderMap) {
+        let (method, url) = (&call.method, &prepared.url);
+        match attempt {
+            Attempt::Response(status, headers, bytes) => {
+                let err = HttpError::from_response(status, method.clone(), shown(url), &bytes);
+                (Error::from(err), headers)
+            }
+            Attempt::Connect(e) | Attempt::Transport(e) => {
+                (self.transport(method, url, e), HeaderMap::new())
+            }
+            Attempt::Timeout => {
+                let err = Error::Timeout {
+                    method: method.clone(),
+                    url: shown(url),
+                    after: limit_reported,
+                };
+                (err, HeaderMap::new())
+            }
+            Attempt::TooLarge => {
+                let err = Error::Decode {
+                    method: method.clone(),
+                    url: shown(url),
+                    source: format!(
+                        "the response body is larger than the {} byte limit",
+                        self.inner.max_response_bytes
+                    )
+                    .into(),
+                };
+                (err, HeaderMap::new())
+            }
+        }
+    }
+
+    /// Whether a failed attempt is retried, and after how long: the retry rules, `Retry-After`
+    /// and its cap, the deadline, the budget. `Err` ends the call with the attempt's error.
+    fn retry_wait(
+        &self,
+        (err, headers): (Error, HeaderMap),
+        outcome: Outcome,
+        retry: u32,
+        prepared: &Prepared,
+    ) -> Result<(Error, Duration), Error> {
+        let inner = &*self.inner;
+        if retry >= inner.retry.max_retries || !outcome.is_retryable(prepared.idempotent) {
+            return Err(err);
+        }
+        let wait = match policy::retry_after(&headers, SystemTime::now()) {
+            Some(asked) if asked > inner.retry.max_retry_after => {
+                tracing::debug!(?asked, "Retry-After beyond the cap; not retrying");
+                return Err(err);
+            }
+            Some(asked) => asked,
+            None => backoff::delay(inner.retry.base_delay, inner.retry.max_delay, retry),
+        };
+        if let Some((at, _)) = prepared.deadline
+            && Instant::now() + wait >= at
+        {
+            tracing::debug!("no time left before the deadline; not retrying");
+            return Err(err);
+        }
+        if let Some(budget) = &inner.budget
+            && !budget.withdraw()
+        {
+            tracing::warn!(error = %err, "retry budget exhausted; not retrying");
+            return Err(err);
+        }
+        Ok((err, wait))
     }
 
     /// Asks the target's breaker for an attempt. When it refuses, the call ends with
@@ -560,12 +638,7 @@ impl Executor {
     }
 
     /// Signs one attempt afresh (new timestamp and nonce) into its headers.
-    fn sign(
-        &self,
-        target: &signing::Target<'_>,
-        content_header: Option<&HeaderValue>,
-        headers: &mut HeaderMap,
-    ) -> Result<(), Error> {
+    fn sign(&self, target: &signing::Target<'_>, headers: &mut HeaderMap) -> Result<(), Error> {
         let inner = &*self.inner;
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -575,44 +648,27 @@ impl Executor {
             .signer
             .sign(&inner.service_id, target, timestamp, random_bytes()?);
         let ascii = |bytes: &[u8]| HeaderValue::from_bytes(bytes).expect("hex is a header value");
-        headers.insert(X_TIMESTAMP, HeaderValue::from(timestamp));
+        headers.insert(X_SERVICE_ID, inner.service_header.clone());
+        headers.insert(X_TIMESTAMP, ascii(decimal(timestamp, &mut [0; 20])));
         if let Some(nonce) = &signed.nonce {
             headers.insert(X_NONCE, ascii(nonce));
         }
-        if let Some(content) = content_header {
-            headers.insert(X_CONTENT_SHA256, content.clone());
+        match target.content_sha256 {
+            "" => {}
+            signing::EMPTY_SHA256 => {
+                headers.insert(
+                    X_CONTENT_SHA256,
+                    HeaderValue::from_static(signing::EMPTY_SHA256),
+                );
+            }
+            hash => {
+                headers.insert(X_CONTENT_SHA256, ascii(hash.as_bytes()));
+            }
         }
         let mut signature = ascii(signed.signature.as_bytes());
         signature.set_sensitive(true);
         headers.insert(X_SIGNATURE, signature);
         Ok(())
-    }
-
-    async fn attempt(
-        &self,
-        method: &Method,
-        url: &reqwest::Url,
-        headers: HeaderMap,
-        body: Option<Bytes>,
-        limit: Duration,
-    ) -> Attempt {
-        let inner = &*self.inner;
-        let mut request = reqwest::Request::new(method.clone(), url.clone());
-        *request.headers_mut() = headers;
-        if let Some(body) = body {
-            *request.body_mut() = Some(reqwest::Body::from(body));
-        }
-        let exchange = async {
-            let mut response = inner.http.execute(request).await.map_err(classify)?;
-            let status = response.status();
-            let headers = std::mem::take(response.headers_mut());
-            let bytes = read_body(response, inner.max_response_bytes).await?;
-            Ok::<_, Attempt>(Attempt::Response(status, headers, bytes))
-        };
-        match tokio::time::timeout(limit, exchange).await {
-            Ok(Ok(done)) | Ok(Err(done)) => done,
-            Err(_) => Attempt::Timeout,
-        }
     }
 
     fn transport(&self, method: &Method, url: &reqwest::Url, e: reqwest::Error) -> Error {
@@ -644,6 +700,19 @@ pub(crate) fn without_query(url: &reqwest::Url) -> &str {
     text.split_once('?').map_or(text, |(before, _)| before)
 }
 
+/// `n` in decimal, written into the end of `buf`.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut start = buf.len();
+    loop {
+        start -= 1;
+        buf[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[start..];
+        }
+    }
+}
+
 fn shown(url: &reqwest::Url) -> String {
     without_query(url).to_owned()
 }
@@ -658,25 +727,64 @@ fn classify(e: reqwest::Error) -> Attempt {
     }
 }
 
-async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Bytes, Attempt> {
-    match response.content_length() {
-        Some(len) if len > limit as u64 => return Err(Attempt::TooLarge),
-        Some(_) => return response.bytes().await.map_err(classify),
-        None => {}
+/// Sends one request and reads its response. Errors are attempts too (`Err` only ends early).
+async fn exchange(
+    sent: impl Future<Output = Result<reqwest::Response, reqwest::Error>>,
+    max_response_bytes: usize,
+) -> Result<Attempt, Attempt> {
+    let mut response = sent.await.map_err(classify)?;
+    let status = response.status();
+    let headers = std::mem::take(response.headers_mut());
+    let bytes = read_body(&mut response, max_response_bytes).await?;
+    Ok(Attempt::Response(status, headers, bytes))
+}
+
+/// Reads the body, refusing more than `limit` bytes (up front when the length is declared).
+///
+/// A body that arrives in one chunk, as small responses do, is returned as it came, without a
+/// copy; more chunks are gathered into one buffer sized from the declared length. Kept to a
+/// plain chunk loop on purpose: this future lives inside every call's state.
+async fn read_body(response: &mut reqwest::Response, limit: usize) -> Result<Bytes, Attempt> {
+    let declared = response.content_length();
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(Attempt::TooLarge);
     }
-    let mut buf = BytesMut::new();
+    let mut first: Option<Bytes> = None;
+    let mut rest = BytesMut::new();
     while let Some(chunk) = response.chunk().await.map_err(classify)? {
-        if buf.len() + chunk.len() > limit {
+        let so_far = first.as_ref().map_or(0, Bytes::len) + rest.len();
+        if so_far + chunk.len() > limit {
             return Err(Attempt::TooLarge);
         }
-        buf.extend_from_slice(&chunk);
+        match &first {
+            None => first = Some(chunk),
+            Some(head) => {
+                if rest.is_empty() {
+                    let expected = declared.map_or(0, |len| len as usize);
+                    rest.reserve(expected.max(head.len() + chunk.len()));
+                    rest.extend_from_slice(head);
+                }
+                rest.extend_from_slice(&chunk);
+            }
+        }
     }
-    Ok(buf.freeze())
+    Ok(if rest.is_empty() {
+        first.unwrap_or_default()
+    } else {
+        rest.freeze()
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals() {
+        for n in [0, 7, 10, 1_700_000_000, u64::MAX] {
+            assert_eq!(decimal(n, &mut [0; 20]), n.to_string().as_bytes());
+        }
+    }
 
     #[test]
     fn base_urls() {

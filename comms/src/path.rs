@@ -21,10 +21,19 @@ use crate::signing::{UNRESERVED, encode_component};
 /// assert!(comms::path::push_segment(&mut path, &"..").is_err());
 /// ```
 pub fn push_segment(path: &mut String, value: &dyn Display) -> Result<(), Error> {
-    let text = to_text(value);
-    check_segment(&text, false)?;
+    // Written in place: most values (numbers, ids) need no encoding and no second buffer.
+    let start = path.len();
     path.push('/');
-    write_encoded(path, &text);
+    let _ = write!(path, "{value}");
+    let text = &path[start + 1..];
+    if let Err(e) = check_segment(text, false) {
+        path.truncate(start);
+        return Err(e);
+    }
+    if !text.bytes().all(is_unreserved) {
+        let raw = path.split_off(start + 1);
+        write_encoded(path, &raw);
+    }
     Ok(())
 }
 
@@ -86,6 +95,11 @@ fn check_segment(text: &str, allow_empty: bool) -> Result<(), Error> {
         ))),
         _ => Ok(()),
     }
+}
+
+/// `A-Z a-z 0-9 - . _ ~`: what [`UNRESERVED`] leaves as it is.
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
 fn write_encoded(out: &mut String, text: &str) {
