@@ -1,17 +1,26 @@
-//! Loopback throughput and latency: raw reqwest, `comms::Executor`, a generated client, and
-//! reqwest-middleware + reqwest-retry, interleaved on the same in-process server, at
-//! concurrency 1, 64 and 256. Then a 50 ms server under 256 concurrent calls to one host.
+//! Loopback throughput, latency and client CPU per call: raw reqwest, `comms::Executor`, a
+//! generated client, and reqwest-middleware + reqwest-retry, interleaved on the same in-process
+//! hyper server, at concurrency 1, 64 and 256. Then a 50 ms server under 256 concurrent calls
+//! to one host.
 //!
-//! `cargo bench -p comms-bench --bench loopback` (add `-- --quick` for a short run).
+//! `cargo bench -p comms-bench --bench loopback` (add `-- --quick` for a short run, `--shared`
+//! to run server and clients on one multi-threaded runtime).
+//!
+//! By default the server runs alone on one thread and every client on a single-threaded runtime
+//! on another, the closest one machine gets to a client and a server on two hosts: the client
+//! thread's CPU time per call is then what a call costs the caller, whatever the server spends.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use comms::__internals::Signer;
 use comms::{Call, Error, Executor, service_client};
+use http::{HeaderName, HeaderValue};
 use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -38,9 +47,37 @@ trait Users {
 
 const BODY: &[u8] = br#"{"id":1,"name":"Ada Lovelace"}"#;
 
-/// A minimal hyper server: every request gets the same small JSON body after `delay`. It runs
-/// on its own single-threaded runtime and OS thread, so that with `--split` the server and the
-/// clients each get a core, as they would on two machines.
+const X_SERVICE_ID: HeaderName = HeaderName::from_static("x-service-id");
+const X_TIMESTAMP: HeaderName = HeaderName::from_static("x-timestamp");
+const X_NONCE: HeaderName = HeaderName::from_static("x-nonce");
+const X_CONTENT_SHA256: HeaderName = HeaderName::from_static("x-content-sha256");
+const X_SIGNATURE: HeaderName = HeaderName::from_static("x-signature");
+
+/// The server thread's `/proc` entry, for its CPU time.
+static SERVER_TASK: OnceLock<PathBuf> = OnceLock::new();
+
+/// CPU time the calling thread has run.
+fn thread_cpu() -> Option<Duration> {
+    cpu_time::ThreadTime::try_now()
+        .ok()
+        .map(|t| t.as_duration())
+}
+
+/// CPU time another thread has run, from `/proc/.../schedstat` (Linux; updated at the
+/// scheduler's tick while the thread runs, precise enough over a round); `None` elsewhere.
+fn cpu_time(task: &std::path::Path) -> Option<Duration> {
+    let text = std::fs::read_to_string(task.join("schedstat")).ok()?;
+    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+fn this_thread() -> PathBuf {
+    std::fs::read_link("/proc/thread-self")
+        .map(|p| PathBuf::from("/proc").join(p))
+        .unwrap_or_default()
+}
+
+/// A minimal hyper server: every request gets the same small JSON body after `delay`.
 async fn serve(delay: Duration, server: &tokio::runtime::Handle) -> SocketAddr {
     let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     std_listener.set_nonblocking(true).unwrap();
@@ -73,25 +110,80 @@ async fn serve(delay: Duration, server: &tokio::runtime::Handle) -> SocketAddr {
     addr
 }
 
+/// The five v2 headers of one attempt, computed as a hand-written client would: a fresh
+/// timestamp and random nonce, the HMAC over them, hex.
+fn signature_headers(
+    signer: &Signer,
+    method: &str,
+    url: &reqwest::Url,
+) -> [(HeaderName, HeaderValue); 5] {
+    let mut nonce = [0u8; 16];
+    getrandom::fill(&mut nonce).unwrap();
+    let ts = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let sig = signer.sign_at(
+        method,
+        url.path(),
+        url.query().unwrap_or(""),
+        b"",
+        ts,
+        nonce,
+    );
+    [
+        (X_SERVICE_ID, HeaderValue::from_static("bench")),
+        (X_TIMESTAMP, HeaderValue::from(ts)),
+        (X_NONCE, HeaderValue::try_from(hex::encode(nonce)).unwrap()),
+        (
+            X_CONTENT_SHA256,
+            HeaderValue::from_static(comms::signing::EMPTY_SHA256),
+        ),
+        (X_SIGNATURE, HeaderValue::try_from(sig).unwrap()),
+    ]
+}
+
+/// Signing as a reqwest-middleware layer, below the retry layer so each attempt is re-signed:
+/// how a reqwest-middleware stack would do what comms does.
+struct SigningMiddleware(Arc<Signer>);
+
+#[async_trait::async_trait]
+impl reqwest_middleware::Middleware for SigningMiddleware {
+    async fn handle(
+        &self,
+        mut req: reqwest::Request,
+        extensions: &mut http::Extensions,
+        next: reqwest_middleware::Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let headers = signature_headers(&self.0, req.method().as_str(), req.url());
+        req.headers_mut().extend(headers);
+        next.run(req, extensions).await
+    }
+}
+
 #[derive(Clone)]
 enum Variant {
     Raw(reqwest::Client, String),
+    SameBytes(reqwest::Client, String),
+    HandSigned(reqwest::Client, reqwest::Url, Arc<Signer>),
+    RawTimeout(reqwest::Client, String),
     Executor(Executor),
     Generated(UsersClient),
     Middleware(reqwest_middleware::ClientWithMiddleware, String),
-    RawTimeout(reqwest::Client, String),
-    RawSign(reqwest::Client, String, Arc<comms::__internals::Signer>),
+    MiddlewareSigned(reqwest_middleware::ClientWithMiddleware, String),
 }
 
 impl Variant {
     fn name(&self) -> &'static str {
         match self {
             Variant::Raw(..) => "raw reqwest",
+            Variant::SameBytes(..) => "reqwest, fixed sig headers",
+            Variant::HandSigned(..) => "reqwest + hand signing",
+            Variant::RawTimeout(..) => "reqwest + timeout",
             Variant::Executor(_) => "comms::Executor",
             Variant::Generated(_) => "generated client",
-            Variant::Middleware(..) => "reqwest-middleware+retry",
-            Variant::RawTimeout(..) => "reqwest + timeout",
-            Variant::RawSign(..) => "reqwest + hand signing",
+            Variant::Middleware(..) => "middleware+retry",
+            Variant::MiddlewareSigned(..) => "middleware+retry+signing",
         }
     }
 
@@ -102,38 +194,41 @@ impl Variant {
                 let bytes = client.get(url).send().await.unwrap().bytes().await.unwrap();
                 serde_json::from_slice(&bytes).unwrap()
             }
-            Variant::Executor(e) => e
-                .execute(Call::get("/users").segment(1))
-                .await
-                .unwrap()
-                .json()
-                .unwrap(),
-            Variant::Generated(c) => c.get_user(1).await.unwrap(),
-            Variant::RawSign(client, url, signer) => {
-                // What a hand-rolled signed call sends: the same five headers, computed afresh.
-                let mut nonce = [0u8; 16];
-                getrandom::fill(&mut nonce).unwrap();
-                let ts = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_secs();
-                let sig = signer.sign("GET", "/users/1", "", b"");
+            Variant::SameBytes(client, url) => {
+                // The bytes of a signed call, with nothing computed: what the headers alone
+                // cost to write, send and parse.
                 let bytes = client
                     .get(url)
-                    .header("x-service-id", "bench")
-                    .header("x-timestamp", ts)
+                    .header(X_SERVICE_ID, HeaderValue::from_static("bench"))
+                    .header(X_TIMESTAMP, HeaderValue::from_static("1790000000"))
                     .header(
-                        "x-nonce",
-                        nonce.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+                        X_NONCE,
+                        HeaderValue::from_static("00112233445566778899aabbccddeeff"),
                     )
-                    .header("x-content-sha256", comms::signing::EMPTY_SHA256)
-                    .header("x-signature", sig)
+                    .header(
+                        X_CONTENT_SHA256,
+                        HeaderValue::from_static(comms::signing::EMPTY_SHA256),
+                    )
+                    .header(
+                        X_SIGNATURE,
+                        HeaderValue::from_static(
+                            "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+                        ),
+                    )
                     .send()
                     .await
                     .unwrap()
                     .bytes()
                     .await
                     .unwrap();
+                serde_json::from_slice(&bytes).unwrap()
+            }
+            Variant::HandSigned(client, url, signer) => {
+                let mut request = client.get(url.clone());
+                for (name, value) in signature_headers(signer, "GET", url) {
+                    request = request.header(name, value);
+                }
+                let bytes = request.send().await.unwrap().bytes().await.unwrap();
                 serde_json::from_slice(&bytes).unwrap()
             }
             Variant::RawTimeout(client, url) => {
@@ -144,7 +239,14 @@ impl Variant {
                 .unwrap();
                 serde_json::from_slice(&bytes).unwrap()
             }
-            Variant::Middleware(client, url) => {
+            Variant::Executor(e) => e
+                .execute(Call::get("/users").segment(1))
+                .await
+                .unwrap()
+                .json()
+                .unwrap(),
+            Variant::Generated(c) => c.get_user(1).await.unwrap(),
+            Variant::Middleware(client, url) | Variant::MiddlewareSigned(client, url) => {
                 let bytes = client.get(url).send().await.unwrap().bytes().await.unwrap();
                 serde_json::from_slice(&bytes).unwrap()
             }
@@ -156,10 +258,17 @@ impl Variant {
 struct Sample {
     throughput: f64,
     latencies: Vec<Duration>,
+    /// The calling thread's CPU time per call (single-threaded client runtime only).
+    client_cpu: Option<Duration>,
+    /// The share of the wall time the server thread was on a CPU.
+    server_busy: Option<f64>,
 }
 
 /// `total` calls spread over `concurrency` tasks.
-async fn run(variant: &Variant, concurrency: usize, total: usize) -> Sample {
+async fn run(variant: &Variant, concurrency: usize, total: usize, split: bool) -> Sample {
+    let server = SERVER_TASK.get();
+    let cpu_before = split.then(thread_cpu).flatten();
+    let server_before = server.and_then(|s| cpu_time(s));
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let tasks: Vec<_> = (0..concurrency)
@@ -181,9 +290,17 @@ async fn run(variant: &Variant, concurrency: usize, total: usize) -> Sample {
         latencies.extend(t.await.unwrap());
     }
     let elapsed = started.elapsed();
+    let client_cpu = cpu_before
+        .zip(split.then(thread_cpu).flatten())
+        .map(|(before, after)| (after - before) / total as u32);
+    let server_busy = server_before
+        .zip(server.and_then(|s| cpu_time(s)))
+        .map(|(before, after)| (after - before).as_secs_f64() / elapsed.as_secs_f64());
     Sample {
         throughput: total as f64 / elapsed.as_secs_f64(),
         latencies,
+        client_cpu,
+        server_busy,
     }
 }
 
@@ -191,9 +308,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+fn median<T: Copy + PartialOrd>(mut v: Vec<T>) -> Option<T> {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v.get(v.len() / 2).copied()
 }
 
 fn variants(addr: SocketAddr) -> Vec<Variant> {
@@ -207,6 +324,7 @@ fn variants(addr: SocketAddr) -> Vec<Variant> {
             .build()
             .unwrap()
     };
+    let signer = || Arc::new(Signer::new("bench", "bench-secret", comms::Signing::V2));
     let executor = Executor::builder()
         .base_url(&base)
         .service_id("bench")
@@ -220,32 +338,34 @@ fn variants(addr: SocketAddr) -> Vec<Variant> {
         .http_client(client())
         .build()
         .unwrap();
-    let policy = reqwest_retry::policies::ExponentialBackoff::builder().build_with_max_retries(3);
+    let retry = || {
+        let policy =
+            reqwest_retry::policies::ExponentialBackoff::builder().build_with_max_retries(3);
+        reqwest_retry::RetryTransientMiddleware::new_with_policy(policy)
+    };
     let middleware = reqwest_middleware::ClientBuilder::new(client())
-        .with(reqwest_retry::RetryTransientMiddleware::new_with_policy(
-            policy,
-        ))
+        .with(retry())
+        .build();
+    let middleware_signed = reqwest_middleware::ClientBuilder::new(client())
+        .with(retry())
+        .with(SigningMiddleware(signer()))
         .build();
     vec![
         Variant::Raw(client(), url.clone()),
+        Variant::SameBytes(client(), url.clone()),
+        Variant::HandSigned(client(), url.parse().unwrap(), signer()),
+        Variant::RawTimeout(client(), url.clone()),
         Variant::Executor(executor),
         Variant::Generated(generated),
         Variant::Middleware(middleware, url.clone()),
-        Variant::RawTimeout(client(), url.clone()),
-        Variant::RawSign(
-            client(),
-            url,
-            Arc::new(comms::__internals::Signer::new(
-                "bench",
-                "s",
-                comms::Signing::V2,
-            )),
-        ),
+        Variant::MiddlewareSigned(middleware_signed, url),
     ]
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let split = !args.iter().any(|a| a == "--shared");
     let (rounds, mut per_round) = if quick { (3, 2_000) } else { (7, 10_000) };
     if let Some(n) = std::env::var("COMMS_BENCH_CALLS")
         .ok()
@@ -253,21 +373,27 @@ fn main() {
     {
         per_round = n;
     }
-    // Default: server and clients share one runtime on all cores (the server's work is charged
-    // to every variant alike). `--split`: one thread serves, one runtime thread calls.
-    let split = std::env::args().any(|a| a == "--split");
-    let mut client = tokio::runtime::Builder::new_multi_thread();
-    if split {
-        client.worker_threads(1);
+    // Default: the server alone on one thread, all clients on a single-threaded runtime on
+    // another. `--shared`: server and clients on one runtime over all cores, so the server's
+    // work competes with the clients'.
+    let runtime = if split {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
     }
-    let runtime = client.enable_all().build().unwrap();
+    .enable_all()
+    .build()
+    .unwrap();
     let server = if split {
         let server_runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         let handle = server_runtime.handle().clone();
-        std::thread::spawn(move || server_runtime.block_on(std::future::pending::<()>()));
+        std::thread::spawn(move || {
+            let _ = SERVER_TASK.set(this_thread());
+            server_runtime.block_on(std::future::pending::<()>())
+        });
         handle
     } else {
         runtime.handle().clone()
@@ -279,48 +405,77 @@ fn main() {
             .into_iter()
             .enumerate()
             .filter(|(i, v)| match only.as_deref() {
-                // The baseline stays first unless profiling one variant alone ("=name").
+                // The baselines stay unless profiling one variant alone ("=name").
                 Some(o) if o.starts_with('=') => v.name() == &o[1..],
-                Some(o) => *i == 0 || v.name().contains(o),
+                Some(o) => *i == 0 || *i == 2 || v.name().contains(o),
                 None => true,
             })
             .map(|(_, v)| v)
             .collect();
-        println!("loopback GET /users/1 with JSON decoding; {rounds} interleaved rounds of {per_round} calls");
+        println!(
+            "loopback GET /users/1 with JSON decoding; {rounds} interleaved rounds of {per_round} calls"
+        );
         println!(
             "machine: {} cores; {}\n",
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-            if split { "server and clients on separate threads (--split)" } else { "server and clients share one runtime" }
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(0),
+            if split {
+                "server alone on one thread, clients on a single-threaded runtime on another"
+            } else {
+                "server and clients share one multi-threaded runtime (--shared)"
+            }
         );
+        let position = |name: &str| variants.iter().position(|v| v.name() == name);
+        let (raw, signed) = (position("raw reqwest"), position("reqwest + hand signing"));
         for concurrency in [1usize, 64, 256] {
-            let total = if concurrency == 1 { per_round / 4 } else { per_round };
+            let total = if concurrency == 1 {
+                per_round / 4
+            } else {
+                per_round
+            };
             // Warm up every pool at this concurrency.
             for v in &variants {
-                run(v, concurrency, concurrency * 4).await;
+                run(v, concurrency, concurrency * 4, split).await;
             }
-            let mut throughputs = vec![Vec::new(); variants.len()];
-            let mut latencies = vec![Vec::new(); variants.len()];
+            let mut samples: Vec<Vec<Sample>> = variants.iter().map(|_| Vec::new()).collect();
             for round in 0..rounds {
                 // Rotate the order each round so no variant always goes first.
                 for k in 0..variants.len() {
                     let i = (k + round) % variants.len();
-                    let s = run(&variants[i], concurrency, total).await;
-                    throughputs[i].push(s.throughput);
-                    latencies[i].extend(s.latencies);
+                    samples[i].push(run(&variants[i], concurrency, total, split).await);
                 }
             }
+            let medians: Vec<f64> = samples
+                .iter()
+                .map(|s| median(s.iter().map(|s| s.throughput).collect()).unwrap())
+                .collect();
+            let ratio = |base: Option<usize>, i: usize| {
+                base.map_or("-".to_owned(), |b| format!("{:.3}x", medians[i] / medians[b]))
+            };
             println!("concurrency {concurrency}:");
-            println!("  {:<26} {:>12} {:>10} {:>10} {:>9}", "variant", "calls/s", "p50", "p99", "vs raw");
-            let medians: Vec<f64> = throughputs.into_iter().map(median).collect();
+            println!(
+                "  {:<26} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9}",
+                "variant", "calls/s", "p50", "p99", "cpu/call", "server", "vs raw", "vs signed"
+            );
             for (i, v) in variants.iter().enumerate() {
-                latencies[i].sort();
+                let mut latencies: Vec<Duration> = samples[i]
+                    .iter()
+                    .flat_map(|s| s.latencies.iter().copied())
+                    .collect();
+                latencies.sort();
+                let cpu = median(samples[i].iter().filter_map(|s| s.client_cpu).collect());
+                let busy = median(samples[i].iter().filter_map(|s| s.server_busy).collect());
                 println!(
-                    "  {:<26} {:>12.0} {:>10.1?} {:>10.1?} {:>8.3}x",
+                    "  {:<26} {:>9.0} {:>9.1?} {:>9.1?} {:>9} {:>7} {:>9} {:>9}",
                     v.name(),
                     medians[i],
-                    percentile(&latencies[i], 0.50),
-                    percentile(&latencies[i], 0.99),
-                    medians[i] / medians[0],
+                    percentile(&latencies, 0.50),
+                    percentile(&latencies, 0.99),
+                    cpu.map_or("-".to_owned(), |c| format!("{:.2}µs", c.as_secs_f64() * 1e6)),
+                    busy.map_or("-".to_owned(), |b| format!("{:.0}%", b * 100.0)),
+                    ratio(raw, i),
+                    ratio(signed, i),
                 );
             }
             println!();
@@ -348,7 +503,11 @@ fn main() {
             }
             walls.push(started.elapsed().as_secs_f64() * 1000.0);
         }
-        let wall = median(walls);
-        println!("50 ms server, 256 concurrent calls to one host: median wall {wall:.1} ms ({:.2}x the server latency; serialized would be {} ms)", wall / 50.0, 256 * 50);
+        let wall = median(walls).unwrap();
+        println!(
+            "50 ms server, 256 concurrent calls to one host: median wall {wall:.1} ms ({:.2}x the server latency; serialized would be {} ms)",
+            wall / 50.0,
+            256 * 50
+        );
     });
 }

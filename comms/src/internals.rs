@@ -27,6 +27,20 @@ impl Signer {
     /// Hashes the body, canonicalizes the query and signs: the per-call and per-attempt work.
     /// Returns the signature header value.
     pub fn sign(&self, method: &str, path: &str, raw_query: &str, body: &[u8]) -> String {
+        self.sign_at(method, path, raw_query, body, 1_700_000_000, [7; 16])
+    }
+
+    /// [`Signer::sign`] with the given timestamp and nonce, for a signature that a verifier
+    /// would accept.
+    pub fn sign_at(
+        &self,
+        method: &str,
+        path: &str,
+        raw_query: &str,
+        body: &[u8],
+        timestamp: u64,
+        nonce: [u8; 16],
+    ) -> String {
         let (canonical_query, content_sha256) = match self.signer.scheme() {
             Signing::V2 => (
                 signing::canonical_query(raw_query),
@@ -42,7 +56,7 @@ impl Signer {
         };
         let signed = self
             .signer
-            .sign(&self.service_id, &target, 1_700_000_000, [7; 16]);
+            .sign(&self.service_id, &target, timestamp, nonce);
         String::from_utf8(signed.signature.as_bytes().to_vec()).expect("hex is ASCII")
     }
 }
