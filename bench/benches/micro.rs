@@ -67,7 +67,7 @@ fn verification(c: &mut Criterion) {
             || {
                 // A fresh nonce each time, so no request is a replay.
                 let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if n % 50_000 == 0 {
+                if n.is_multiple_of(50_000) {
                     *verifier.borrow_mut() = fresh();
                 }
                 let nonce = format!("{n:032x}");
