@@ -143,6 +143,19 @@ pub fn content_sha256(body: &[u8]) -> String {
     lower_hex(&Sha256::digest(body))
 }
 
+/// `n` in decimal, written into the end of `buf`.
+pub(crate) fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut start = buf.len();
+    loop {
+        start -= 1;
+        buf[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[start..];
+        }
+    }
+}
+
 /// Lowercase hex of `bytes`, written in one allocation.
 pub(crate) fn lower_hex(bytes: &[u8]) -> String {
     let mut out = vec![0u8; bytes.len() * 2];
@@ -359,13 +372,14 @@ impl Signer {
             Signing::V2 => {
                 let mut nonce_hex = [0u8; 32];
                 hex::encode_to_slice(nonce, &mut nonce_hex).expect("16 bytes are 32 hex digits");
-                let ts = timestamp.to_string();
+                let mut digits = [0; 20];
+                let ts = std::str::from_utf8(decimal(timestamp, &mut digits)).expect("digits");
                 V2Parts::new(
                     target.method,
                     target.path,
                     target.canonical_query,
                     service_id,
-                    &ts,
+                    ts,
                     std::str::from_utf8(&nonce_hex).expect("hex is ASCII"),
                     target.content_sha256,
                 )
@@ -437,6 +451,13 @@ impl fmt::Debug for Signer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals() {
+        for n in [0, 7, 10, 1_700_000_000, u64::MAX] {
+            assert_eq!(decimal(n, &mut [0; 20]), n.to_string().as_bytes());
+        }
+    }
 
     #[test]
     fn canonical_query_sorts_and_reencodes() {
