@@ -649,14 +649,21 @@ impl Executor {
         let signed = inner
             .signer
             .sign(&inner.service_id, target, timestamp, random_bytes()?);
-        let ascii = |bytes: &[u8]| HeaderValue::from_bytes(bytes).expect("hex is a header value");
+        // The attempt's values share one buffer. reqwest clones the request headers (for a
+        // redirect it will not follow), and a clone of a value that owns its own vector
+        // allocates; pieces split off a shared buffer are cloned by a reference count.
+        let mut buf = BytesMut::with_capacity(20 + 32 + 64 + 67);
+        let mut value = |bytes: &[u8]| {
+            buf.extend_from_slice(bytes);
+            HeaderValue::from_maybe_shared(buf.split().freeze()).expect("ASCII is a header value")
+        };
         headers.insert(X_SERVICE_ID, inner.service_header.clone());
         headers.insert(
             X_TIMESTAMP,
-            ascii(signing::decimal(timestamp, &mut [0; 20])),
+            value(signing::decimal(timestamp, &mut [0; 20])),
         );
         if let Some(nonce) = &signed.nonce {
-            headers.insert(X_NONCE, ascii(nonce));
+            headers.insert(X_NONCE, value(nonce));
         }
         match target.content_sha256 {
             "" => {}
@@ -667,10 +674,10 @@ impl Executor {
                 );
             }
             hash => {
-                headers.insert(X_CONTENT_SHA256, ascii(hash.as_bytes()));
+                headers.insert(X_CONTENT_SHA256, value(hash.as_bytes()));
             }
         }
-        let mut signature = ascii(signed.signature.as_bytes());
+        let mut signature = value(signed.signature.as_bytes());
         signature.set_sensitive(true);
         headers.insert(X_SIGNATURE, signature);
         Ok(())
