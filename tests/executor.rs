@@ -382,9 +382,15 @@ async fn bodies_in_many_chunks_are_gathered_and_limited() {
         out
     };
     let small = chunked(&[r#"{"name":"#, r#""Ada "#, r#"Lovelace","id":7}"#]);
+    // 1000 bytes in three chunks: under the limit however the chunks are counted.
+    let three = chunked(&[&"a".repeat(400), &"b".repeat(400), &"c".repeat(200)]);
     let big = chunked(&[&"x".repeat(600), &"y".repeat(600)]);
     let server = RawServer::start(move |i| {
-        RawAction::Write(if i == 0 { small.clone() } else { big.clone() })
+        RawAction::Write(match i {
+            0 => small.clone(),
+            1 => three.clone(),
+            _ => big.clone(),
+        })
     })
     .await;
     let e = Executor::builder()
@@ -397,6 +403,9 @@ async fn bodies_in_many_chunks_are_gathered_and_limited() {
         .unwrap();
     let user: serde_json::Value = e.execute(Call::get("/u")).await.unwrap().json().unwrap();
     assert_eq!(user, json!({"name": "Ada Lovelace", "id": 7}));
+    let body = e.execute(Call::get("/three")).await.unwrap().into_bytes();
+    let expected = ["a".repeat(400), "b".repeat(400), "c".repeat(200)].concat();
+    assert_eq!(body, expected.as_bytes());
     let err = e.execute(Call::get("/big")).await.unwrap_err();
     assert!(matches!(err, Error::Decode { .. }), "{err}");
     let why = std::error::Error::source(&err).map(|s| s.to_string());

@@ -748,30 +748,27 @@ async fn read_body(response: &mut reqwest::Response, limit: usize) -> Result<Byt
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(Attempt::TooLarge);
     }
+    // The body so far is in exactly one of these: `first` while one chunk has come,
+    // `gathered` once a second one has.
     let mut first: Option<Bytes> = None;
-    let mut rest = BytesMut::new();
+    let mut gathered = BytesMut::new();
     while let Some(chunk) = response.chunk().await.map_err(classify)? {
-        let so_far = first.as_ref().map_or(0, Bytes::len) + rest.len();
+        let so_far = first.as_ref().map_or(gathered.len(), Bytes::len);
         if so_far + chunk.len() > limit {
             return Err(Attempt::TooLarge);
         }
-        match &first {
-            None => first = Some(chunk),
+        match first.take() {
+            None if gathered.is_empty() => first = Some(chunk),
+            None => gathered.extend_from_slice(&chunk),
             Some(head) => {
-                if rest.is_empty() {
-                    let expected = declared.map_or(0, |len| len as usize);
-                    rest.reserve(expected.max(head.len() + chunk.len()));
-                    rest.extend_from_slice(head);
-                }
-                rest.extend_from_slice(&chunk);
+                let expected = declared.map_or(0, |len| len as usize);
+                gathered.reserve(expected.max(head.len() + chunk.len()));
+                gathered.extend_from_slice(&head);
+                gathered.extend_from_slice(&chunk);
             }
         }
     }
-    Ok(if rest.is_empty() {
-        first.unwrap_or_default()
-    } else {
-        rest.freeze()
-    })
+    Ok(first.unwrap_or_else(|| gathered.freeze()))
 }
 
 #[cfg(test)]
