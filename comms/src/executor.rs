@@ -660,7 +660,7 @@ impl Executor {
         headers.insert(X_SERVICE_ID, inner.service_header.clone());
         headers.insert(
             X_TIMESTAMP,
-            value(signing::decimal(timestamp, &mut [0; 20])),
+            value(itoa::Buffer::new().format(timestamp).as_bytes()),
         );
         if let Some(nonce) = &signed.nonce {
             headers.insert(X_NONCE, value(nonce));

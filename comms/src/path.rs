@@ -10,7 +10,7 @@ use std::fmt::{Display, Write};
 use percent_encoding::utf8_percent_encode;
 
 use crate::Error;
-use crate::signing::{UNRESERVED, encode_component};
+use crate::signing::{UNRESERVED, encode_component, is_unreserved};
 
 /// Appends `/` and `value` as one encoded path segment.
 ///
@@ -95,11 +95,6 @@ fn check_segment(text: &str, allow_empty: bool) -> Result<(), Error> {
         ))),
         _ => Ok(()),
     }
-}
-
-/// `A-Z a-z 0-9 - . _ ~`: what [`UNRESERVED`] leaves as it is.
-fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
 fn write_encoded(out: &mut String, text: &str) {

@@ -60,6 +60,11 @@ pub(crate) const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
+/// Whether `b` is one of the bytes [`UNRESERVED`] leaves as it is: `A-Z a-z 0-9 - . _ ~`.
+pub(crate) fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
 pub(crate) type HmacSha256 = Hmac<Sha256>;
 
 /// Which signing scheme a client uses.
@@ -143,19 +148,6 @@ pub fn content_sha256(body: &[u8]) -> String {
     lower_hex(&Sha256::digest(body))
 }
 
-/// `n` in decimal, written into the end of `buf`.
-pub(crate) fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut start = buf.len();
-    loop {
-        start -= 1;
-        buf[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[start..];
-        }
-    }
-}
-
 /// Lowercase hex of `bytes`, written in one allocation.
 pub(crate) fn lower_hex(bytes: &[u8]) -> String {
     let mut out = vec![0u8; bytes.len() * 2];
@@ -201,10 +193,7 @@ pub fn canonical_query(raw: &str) -> String {
 /// Decodes and re-encodes one query name or value; one already in canonical form (only
 /// unreserved bytes) is returned as it is, without allocating.
 fn reencode(part: &str) -> Cow<'_, str> {
-    if part
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
-    {
+    if part.bytes().all(is_unreserved) {
         return Cow::Borrowed(part);
     }
     let bytes: Cow<'_, [u8]> = percent_decode_str(part).into();
@@ -372,8 +361,8 @@ impl Signer {
             Signing::V2 => {
                 let mut nonce_hex = [0u8; 32];
                 hex::encode_to_slice(nonce, &mut nonce_hex).expect("16 bytes are 32 hex digits");
-                let mut digits = [0; 20];
-                let ts = std::str::from_utf8(decimal(timestamp, &mut digits)).expect("digits");
+                let mut digits = itoa::Buffer::new();
+                let ts = digits.format(timestamp);
                 V2Parts::new(
                     target.method,
                     target.path,
@@ -451,13 +440,6 @@ impl fmt::Debug for Signer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn decimals() {
-        for n in [0, 7, 10, 1_700_000_000, u64::MAX] {
-            assert_eq!(decimal(n, &mut [0; 20]), n.to_string().as_bytes());
-        }
-    }
 
     #[test]
     fn canonical_query_sorts_and_reencodes() {
