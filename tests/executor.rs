@@ -5,21 +5,28 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use comms::{BreakerConfig, Call, Error, Executor, RetryConfig};
+use comms::{BreakerConfig, Call, Error, Executor, ExecutorBuilder, RetryConfig};
 use comms_tests::{RawAction, RawServer, Reply, TestServer, dead_addr, fast_retry};
 use serde_json::json;
 
 const SECRET: &str = "executor-test-secret";
 
-fn exec(url: &str, retry: RetryConfig) -> Executor {
+/// The settings every executor here shares: the test secret, no breaker.
+fn builder(url: &str) -> ExecutorBuilder {
     Executor::builder()
         .base_url(url)
         .service_id("tests")
         .secret(SECRET)
-        .retry(retry)
         .breaker(BreakerConfig::disabled())
-        .build()
-        .unwrap()
+}
+
+fn exec(url: &str, retry: RetryConfig) -> Executor {
+    builder(url).retry(retry).build().unwrap()
+}
+
+/// An executor that accepts response bodies of at most 1 KiB.
+fn limited(url: &str) -> Executor {
+    builder(url).max_response_bytes(1024).build().unwrap()
 }
 
 /// Fails the first `n` requests with `status`, then answers 200.
@@ -135,13 +142,9 @@ async fn connection_refused_is_retried_then_reported() {
 #[tokio::test]
 async fn timeouts_are_retried_only_when_idempotent() {
     let server = TestServer::always(Reply::status(200).delay(Duration::from_secs(5))).await;
-    let e = Executor::builder()
-        .base_url(server.url())
-        .service_id("tests")
-        .secret(SECRET)
+    let e = builder(&server.url())
         .timeout(Duration::from_millis(150))
         .retry(fast_retry().max_retries(2))
-        .breaker(BreakerConfig::disabled())
         .build()
         .unwrap();
     let err = e.execute(Call::get("/slow")).await.unwrap_err();
@@ -239,13 +242,9 @@ async fn the_budget_grows_with_traffic() {
 #[tokio::test]
 async fn the_total_deadline_cuts_attempts_and_waits() {
     let server = TestServer::always(Reply::status(200).delay(Duration::from_secs(5))).await;
-    let e = Executor::builder()
-        .base_url(server.url())
-        .service_id("tests")
-        .secret(SECRET)
+    let e = builder(&server.url())
         .deadline(Duration::from_millis(300))
         .retry(fast_retry())
-        .breaker(BreakerConfig::disabled())
         .build()
         .unwrap();
     let started = Instant::now();
@@ -259,13 +258,9 @@ async fn the_total_deadline_cuts_attempts_and_waits() {
 
     // A Retry-After longer than what is left of the deadline ends the call at once.
     let server = TestServer::always(Reply::status(503).header("retry-after", "5")).await;
-    let e = Executor::builder()
-        .base_url(server.url())
-        .service_id("tests")
-        .secret(SECRET)
+    let e = builder(&server.url())
         .deadline(Duration::from_secs(2))
         .retry(fast_retry())
-        .breaker(BreakerConfig::disabled())
         .build()
         .unwrap();
     let started = Instant::now();
@@ -349,14 +344,7 @@ async fn bodies_are_decoded_or_reported() {
         _ => Reply::ok_json(json!({"n": 3})),
     })
     .await;
-    let e = Executor::builder()
-        .base_url(server.url())
-        .service_id("tests")
-        .secret(SECRET)
-        .max_response_bytes(1024)
-        .breaker(BreakerConfig::disabled())
-        .build()
-        .unwrap();
+    let e = limited(&server.url());
     let ok = e.execute(Call::get("/ok")).await.unwrap();
     assert_eq!(ok.json::<serde_json::Value>().unwrap()["n"], 3);
     let resp = e.execute(Call::get("/bad-json")).await.unwrap();
@@ -393,14 +381,7 @@ async fn bodies_in_many_chunks_are_gathered_and_limited() {
         })
     })
     .await;
-    let e = Executor::builder()
-        .base_url(server.url())
-        .service_id("tests")
-        .secret(SECRET)
-        .max_response_bytes(1024)
-        .breaker(BreakerConfig::disabled())
-        .build()
-        .unwrap();
+    let e = limited(&server.url());
     let user: serde_json::Value = e.execute(Call::get("/u")).await.unwrap().json().unwrap();
     assert_eq!(user, json!({"name": "Ada Lovelace", "id": 7}));
     let body = e.execute(Call::get("/three")).await.unwrap().into_bytes();
