@@ -141,7 +141,6 @@ pub(crate) fn check_raw_path(path: &str) -> Result<(), Error> {
         return Err(Error::encode(format!("path `{path}` must start with `/`")));
     }
     let bytes = path.as_bytes();
-    let mut escapes = false;
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
@@ -152,7 +151,6 @@ pub(crate) fn check_raw_path(path: &str) -> Result<(), Error> {
                     "path `{path}` has a `%` that starts no escape"
                 )));
             }
-            escapes = true;
             i += 3;
             continue;
         }
@@ -164,20 +162,29 @@ pub(crate) fn check_raw_path(path: &str) -> Result<(), Error> {
         }
         i += 1;
     }
-    for segment in path.split('/') {
-        let dots = if escapes && segment.contains('%') {
-            segment.to_ascii_lowercase().replace("%2e", ".")
-        } else {
-            String::new()
-        };
-        let plain = if dots.is_empty() { segment } else { &dots };
-        if plain == "." || plain == ".." {
-            return Err(Error::encode(format!(
-                "path `{path}` has a dot segment, which URL parsers resolve away"
-            )));
-        }
+    if bytes.split(|&b| b == b'/').any(is_dot_segment) {
+        return Err(Error::encode(format!(
+            "path `{path}` has a dot segment, which URL parsers resolve away"
+        )));
     }
     Ok(())
+}
+
+/// Whether a segment of a checked path is `.` or `..`, each dot spelled plainly or as `%2e`.
+fn is_dot_segment(segment: &[u8]) -> bool {
+    let mut dots = 0;
+    let mut rest = segment;
+    while let Some((&first, tail)) = rest.split_first() {
+        if first == b'.' {
+            rest = tail;
+        } else if rest.len() >= 3 && rest[0] == b'%' && rest[1..3].eq_ignore_ascii_case(b"2e") {
+            rest = &rest[3..];
+        } else {
+            return false;
+        }
+        dots += 1;
+    }
+    matches!(dots, 1 | 2)
 }
 
 #[cfg(test)]
@@ -223,5 +230,11 @@ mod tests {
         assert!(check_raw_path("/a/%2e").is_err());
         assert!(check_raw_path("/a/%2e%2e%2e/b").is_ok());
         assert!(check_raw_path("/a%zz").is_err());
+        assert!(check_raw_path("/a/..").is_err());
+        assert!(check_raw_path("/./a").is_err());
+        assert!(check_raw_path("/a/.../b").is_ok());
+        assert!(check_raw_path("/a/.b/b.").is_ok());
+        assert!(check_raw_path("/a/%2e%41").is_ok());
+        assert!(check_raw_path("/a//b/").is_ok());
     }
 }
