@@ -642,45 +642,13 @@ impl Executor {
     /// Signs one attempt afresh (new timestamp and nonce) into its headers.
     fn sign(&self, target: &signing::Target<'_>, headers: &mut HeaderMap) -> Result<(), Error> {
         let inner = &*self.inner;
-        let timestamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let signed = inner
-            .signer
-            .sign(&inner.service_id, target, timestamp, random_bytes()?);
-        // The attempt's values share one buffer. reqwest clones the request headers (for a
-        // redirect it will not follow), and a clone of a value that owns its own vector
-        // allocates; pieces split off a shared buffer are cloned by a reference count.
-        let mut buf = BytesMut::with_capacity(20 + 32 + 64 + 67);
-        let mut value = |bytes: &[u8]| {
-            buf.extend_from_slice(bytes);
-            HeaderValue::from_maybe_shared(buf.split().freeze()).expect("ASCII is a header value")
-        };
-        headers.insert(X_SERVICE_ID, inner.service_header.clone());
-        headers.insert(
-            X_TIMESTAMP,
-            value(itoa::Buffer::new().format(timestamp).as_bytes()),
-        );
-        if let Some(nonce) = &signed.nonce {
-            headers.insert(X_NONCE, value(nonce));
-        }
-        match target.content_sha256 {
-            "" => {}
-            signing::EMPTY_SHA256 => {
-                headers.insert(
-                    X_CONTENT_SHA256,
-                    HeaderValue::from_static(signing::EMPTY_SHA256),
-                );
-            }
-            hash => {
-                headers.insert(X_CONTENT_SHA256, value(hash.as_bytes()));
-            }
-        }
-        let mut signature = value(signed.signature.as_bytes());
-        signature.set_sensitive(true);
-        headers.insert(X_SIGNATURE, signature);
-        Ok(())
+        sign_into(
+            &inner.signer,
+            &inner.service_id,
+            &inner.service_header,
+            target,
+            headers,
+        )
     }
 
     fn transport(&self, method: &Method, url: &reqwest::Url, e: reqwest::Error) -> Error {
@@ -703,6 +671,54 @@ impl Attempt {
             Attempt::TooLarge => Outcome::Success,
         }
     }
+}
+
+/// Signs one attempt into `headers`: a fresh timestamp and nonce, the signature over them, and
+/// the five (v2) or three (legacy) headers that carry it.
+pub(crate) fn sign_into(
+    signer: &Signer,
+    service_id: &str,
+    service_header: &HeaderValue,
+    target: &signing::Target<'_>,
+    headers: &mut HeaderMap,
+) -> Result<(), Error> {
+    let timestamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let signed = signer.sign(service_id, target, timestamp, random_bytes()?);
+    // The attempt's values share one buffer. reqwest clones the request headers (for a
+    // redirect it will not follow), and a clone of a value that owns its own vector
+    // allocates; pieces split off a shared buffer are cloned by a reference count.
+    let mut buf = BytesMut::with_capacity(20 + 32 + 64 + 67);
+    let mut value = |bytes: &[u8]| {
+        buf.extend_from_slice(bytes);
+        HeaderValue::from_maybe_shared(buf.split().freeze()).expect("ASCII is a header value")
+    };
+    headers.insert(X_SERVICE_ID, service_header.clone());
+    headers.insert(
+        X_TIMESTAMP,
+        value(itoa::Buffer::new().format(timestamp).as_bytes()),
+    );
+    if let Some(nonce) = &signed.nonce {
+        headers.insert(X_NONCE, value(nonce));
+    }
+    match target.content_sha256 {
+        "" => {}
+        signing::EMPTY_SHA256 => {
+            headers.insert(
+                X_CONTENT_SHA256,
+                HeaderValue::from_static(signing::EMPTY_SHA256),
+            );
+        }
+        hash => {
+            headers.insert(X_CONTENT_SHA256, value(hash.as_bytes()));
+        }
+    }
+    let mut signature = value(signed.signature.as_bytes());
+    signature.set_sensitive(true);
+    headers.insert(X_SIGNATURE, signature);
+    Ok(())
 }
 
 /// A URL as errors show it: without its query, which may carry data that does not belong in
