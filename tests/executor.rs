@@ -436,3 +436,78 @@ async fn concurrent_calls_share_one_pool() {
     assert_eq!(done.load(Ordering::Relaxed), 64);
     assert_eq!(server.count(), 64);
 }
+
+#[tokio::test]
+async fn each_header_is_sent_once_and_a_callers_headers_win() {
+    let server = TestServer::always(Reply::ok_json(json!({}))).await;
+    let e = exec(&server.url(), RetryConfig::none());
+    e.execute(Call::get("/plain")).await.unwrap();
+    e.execute(
+        Call::get("/own")
+            .header("Accept", "application/json")
+            .header("X-Tag", "a")
+            .header("X-Tag", "b"),
+    )
+    .await
+    .unwrap();
+    let requests = server.requests();
+
+    // Exactly the protocol's five headers, `host` and `accept`, each once, none left empty.
+    let plain = &requests[0];
+    let mut names: Vec<&str> = plain.headers.keys().map(|n| n.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "accept",
+            "host",
+            "x-content-sha256",
+            "x-nonce",
+            "x-service-id",
+            "x-signature",
+            "x-timestamp"
+        ]
+    );
+    assert_eq!(
+        plain.headers.len(),
+        7,
+        "one value each: {:?}",
+        plain.headers
+    );
+    assert!(plain.headers.values().all(|v| !v.is_empty()));
+    let host = format!("127.0.0.1:{}", server.addr().port());
+    assert_eq!(plain.header("host"), Some(host.as_str()));
+    assert_eq!(plain.header("accept"), Some("*/*"));
+    assert_eq!(plain.header("x-service-id"), Some("tests"));
+
+    // A caller's header replaces the default; several values of one name all arrive.
+    let own = &requests[1];
+    let accept: Vec<_> = own.headers.get_all("accept").iter().collect();
+    assert_eq!(accept, ["application/json"]);
+    let tags: Vec<_> = own.headers.get_all("x-tag").iter().collect();
+    assert_eq!(tags, ["a", "b"]);
+    assert_ne!(own.header("x-nonce"), plain.header("x-nonce"));
+}
+
+#[tokio::test]
+async fn a_clients_own_default_headers_are_kept() {
+    let server = TestServer::always(Reply::ok_json(json!({}))).await;
+    let mut defaults = reqwest::header::HeaderMap::new();
+    defaults.insert("accept", "application/x-mine".parse().unwrap());
+    defaults.insert("user-agent", "billing/1.0".parse().unwrap());
+    let client = reqwest::Client::builder()
+        .default_headers(defaults)
+        .build()
+        .unwrap();
+    let e = builder(&server.url()).http_client(client).build().unwrap();
+    e.execute(Call::get("/x")).await.unwrap();
+    let request = &server.requests()[0];
+    assert_eq!(request.header("accept"), Some("application/x-mine"));
+    assert_eq!(request.header("user-agent"), Some("billing/1.0"));
+    assert_eq!(request.headers.get_all("accept").iter().count(), 1);
+    assert!(
+        request
+            .header("x-signature")
+            .is_some_and(|s| s.starts_with("v2="))
+    );
+}

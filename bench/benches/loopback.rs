@@ -238,7 +238,6 @@ impl Variant {
                 // nothing else: the gap to the generated client is what the rest of comms
                 // (retry, breaker, budget, timeout, span, classification) costs.
                 let mut request = reqwest::Request::new(http::Method::GET, url.clone());
-                *request.headers_mut() = http::HeaderMap::with_capacity(5);
                 signer.sign_request(&mut request).unwrap();
                 let bytes = client
                     .execute(request)
@@ -372,7 +371,13 @@ fn variants(addr: SocketAddr) -> Vec<Variant> {
         Variant::Raw(client(), url.clone()),
         Variant::SameBytes(client(), url.clone()),
         Variant::HandSigned(client(), url.parse().unwrap(), signer()),
-        Variant::CommsSigned(client(), url.parse().unwrap(), signer()),
+        Variant::CommsSigned(
+            client(),
+            url.parse().unwrap(),
+            Arc::new(
+                Signer::new("bench", "bench-secret", comms::Signing::V2).for_requests_to(&base),
+            ),
+        ),
         Variant::RawTimeout(client(), url.clone()),
         Variant::Executor(executor),
         Variant::Generated(generated),

@@ -84,6 +84,8 @@ struct Inner {
     prefix: String,
     service_id: String,
     service_header: HeaderValue,
+    /// The headers every attempt starts from; see [`attempt_headers`].
+    headers: HeaderMap,
     signer: Signer,
     retry: RetryConfig,
     budget: Option<RetryBudget>,
@@ -275,6 +277,7 @@ impl ExecutorBuilder {
             .breaker
             .enabled
             .then(|| Breaker::shared(&origin, &self.breaker, self.breaker_sync.as_ref()));
+        let headers = attempt_headers(&base, &service_header, self.signing, self.http.is_none());
         Ok(Executor {
             inner: Arc::new(Inner {
                 name: self.name,
@@ -284,6 +287,7 @@ impl ExecutorBuilder {
                 prefix,
                 service_id,
                 service_header,
+                headers,
                 signer: Signer::new(&secret, self.signing),
                 budget: self.retry.budget.map(RetryBudget::new),
                 retry: self.retry,
@@ -294,6 +298,64 @@ impl ExecutorBuilder {
             }),
         })
     }
+}
+
+/// The headers every attempt starts from: every header the request will carry, so that neither
+/// comms, reqwest nor hyper grows the map on the way to the wire.
+///
+/// The signature headers are here with placeholder values that [`sign_into`] replaces on every
+/// attempt. `Host` is what hyper would add itself (the host, and the port unless it is the
+/// scheme's default). `Accept: */*` is what reqwest adds by default, so it is added only when
+/// comms built the client: a client of the user's may have a default of its own.
+///
+/// Each attempt clones this map. A clone's entries are sized to fit exactly, so an insert
+/// that adds a header (reqwest's `accept`, hyper's `host`) would make it reallocate and rehash;
+/// an insert that replaces a value does not.
+pub(crate) fn attempt_headers(
+    base: &reqwest::Url,
+    service_header: &HeaderValue,
+    signing: Signing,
+    default_client: bool,
+) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(7);
+    let host = base.host_str().unwrap_or_default();
+    let host = match base.port() {
+        Some(port) => HeaderValue::try_from(format!("{host}:{port}")),
+        None => HeaderValue::try_from(host),
+    };
+    if let Ok(host) = host {
+        headers.insert(http::header::HOST, host);
+    }
+    if default_client {
+        headers.insert(http::header::ACCEPT, HeaderValue::from_static("*/*"));
+    }
+    headers.insert(X_SERVICE_ID, service_header.clone());
+    headers.insert(X_TIMESTAMP, HeaderValue::from_static("0"));
+    if signing == Signing::V2 {
+        headers.insert(X_NONCE, HeaderValue::from_static(""));
+        headers.insert(
+            X_CONTENT_SHA256,
+            HeaderValue::from_static(signing::EMPTY_SHA256),
+        );
+    }
+    headers.insert(X_SIGNATURE, HeaderValue::from_static(""));
+    headers
+}
+
+/// A clone of `template` with `headers` laid over it: a name in `headers` replaces the
+/// template's value (a caller's `Accept`, say), and keeps every value it was given.
+pub(crate) fn over_template(template: &HeaderMap, headers: &HeaderMap) -> HeaderMap {
+    let mut out = template.clone();
+    let mut previous: Option<&HeaderName> = None;
+    for (name, value) in headers {
+        if previous == Some(name) {
+            out.append(name.clone(), value.clone());
+        } else {
+            out.insert(name.clone(), value.clone());
+        }
+        previous = Some(name);
+    }
+    out
 }
 
 /// Splits a base URL into its origin as a URL (path `/`), the origin as text
@@ -526,12 +588,7 @@ impl Executor {
 
     /// The signed request of one attempt: a fresh timestamp, nonce and signature each time.
     fn request(&self, call: &Call, prepared: &Prepared) -> Result<reqwest::Request, Error> {
-        // Room up front for the five signature headers and reqwest's `accept` (six entries, a
-        // 624-byte block). Hyper's `host` then grows it once. Sizing for that too asks for a
-        // 1248-byte block, past what glibc serves from its per-thread cache: measured, that
-        // was the slower of the two when threads allocate and free concurrently.
-        let mut headers = HeaderMap::with_capacity(call.headers.len() + 5);
-        headers.extend(call.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let mut headers = over_template(&self.inner.headers, &call.headers);
         let target = signing::Target {
             method: call.method.as_str(),
             path: prepared.url.path(),
@@ -855,6 +912,37 @@ mod tests {
         let call = e.execute(Call::get("/x"));
         let size = std::mem::size_of_val(&call);
         assert!(size <= 2048, "the call's future is {size} bytes");
+    }
+
+    #[test]
+    fn the_host_header_is_what_hyper_would_write() {
+        let host = |url: &str| {
+            let url = reqwest::Url::parse(url).unwrap();
+            let v = HeaderValue::from_static("svc");
+            attempt_headers(&url, &v, Signing::V2, true)[http::header::HOST].clone()
+        };
+        assert_eq!(
+            host("http://users.internal:8080/api"),
+            "users.internal:8080"
+        );
+        assert_eq!(host("http://users.internal:80"), "users.internal");
+        assert_eq!(host("https://users.internal:443"), "users.internal");
+        assert_eq!(host("https://users.internal:80"), "users.internal:80");
+        assert_eq!(host("http://[::1]:9000"), "[::1]:9000");
+        assert_eq!(host("http://bücher.example"), "xn--bcher-kva.example");
+    }
+
+    #[test]
+    fn legacy_attempts_carry_no_v2_headers() {
+        let url = reqwest::Url::parse("http://h:1").unwrap();
+        let v = HeaderValue::from_static("svc");
+        let headers = attempt_headers(&url, &v, Signing::Legacy, false);
+        let mut names: Vec<&str> = headers.keys().map(|n| n.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            ["host", "x-service-id", "x-signature", "x-timestamp"]
+        );
     }
 
     #[test]

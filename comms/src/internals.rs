@@ -14,6 +14,8 @@ pub struct Signer {
     signer: signing::Signer,
     service_id: String,
     service_header: http::HeaderValue,
+    /// The executor's per-attempt header template, once a base URL is given.
+    template: Option<http::HeaderMap>,
 }
 
 impl Signer {
@@ -24,14 +26,33 @@ impl Signer {
             service_id: service_id.to_owned(),
             service_header: http::HeaderValue::from_str(service_id)
                 .expect("a service id is a header value"),
+            template: None,
         }
     }
 
+    /// Builds each request's headers the way an executor for `base_url` does (from a template
+    /// holding every header the request will carry), instead of signing into the request's
+    /// own map.
+    pub fn for_requests_to(mut self, base_url: &str) -> Signer {
+        let url = reqwest::Url::parse(base_url).expect("a valid base URL");
+        self.template = Some(crate::executor::attempt_headers(
+            &url,
+            &self.service_header,
+            self.signer.scheme(),
+            true,
+        ));
+        self
+    }
+
     /// Signs `request` in place exactly as the executor signs an attempt (fresh timestamp and
-    /// nonce, the same header values), with none of the rest of a call around it: the floor
-    /// a hand-written client of this protocol could reach.
+    /// nonce, the same header values; the same header map too after
+    /// [`Signer::for_requests_to`]), with none of the rest of a call around it: the floor a
+    /// hand-written client of this protocol could reach.
     pub fn sign_request(&self, request: &mut reqwest::Request) -> Result<(), crate::Error> {
-        let mut headers = std::mem::take(request.headers_mut());
+        let mut headers = match &self.template {
+            Some(template) => crate::executor::over_template(template, request.headers()),
+            None => std::mem::take(request.headers_mut()),
+        };
         let body = request
             .body()
             .and_then(|b| b.as_bytes())
@@ -221,5 +242,15 @@ mod tests {
         signer.sign_request(&mut post).unwrap();
         assert_eq!(verify(&post, b"{\"a\":1}").unwrap(), "svc");
         assert!(verify(&post, b"{\"a\":2}").is_err(), "the body is covered");
+
+        let signer = signer.for_requests_to("http://h:1");
+        let mut get = reqwest::Request::new(http::Method::GET, "http://h:1/x".parse().unwrap());
+        get.headers_mut()
+            .insert(http::header::ACCEPT, "application/json".parse().unwrap());
+        signer.sign_request(&mut get).unwrap();
+        assert_eq!(verify(&get, b"").unwrap(), "svc");
+        assert_eq!(get.headers()["host"], "h:1");
+        assert_eq!(get.headers()["accept"], "application/json");
+        assert_eq!(get.headers().len(), 7);
     }
 }
