@@ -450,6 +450,9 @@ async fn each_header_is_sent_once_and_a_callers_headers_win() {
     )
     .await
     .unwrap();
+    e.execute(Call::post("/body").json(&json!({"name": "ada"})))
+        .await
+        .unwrap();
     let requests = server.requests();
 
     // Exactly the protocol's five headers, `host` and `accept`, each once, none left empty.
@@ -487,6 +490,14 @@ async fn each_header_is_sent_once_and_a_callers_headers_win() {
     let tags: Vec<_> = own.headers.get_all("x-tag").iter().collect();
     assert_eq!(tags, ["a", "b"]);
     assert_ne!(own.header("x-nonce"), plain.header("x-nonce"));
+
+    // A body adds its type and its exact length, once each.
+    let body = &requests[2];
+    assert_eq!(body.headers.len(), 9, "{:?}", body.headers);
+    assert_eq!(body.header("content-type"), Some("application/json"));
+    let length = body.body.len().to_string();
+    assert_eq!(body.header("content-length"), Some(length.as_str()));
+    assert_eq!(body.body.as_ref(), br#"{"name":"ada"}"#);
 }
 
 #[tokio::test]

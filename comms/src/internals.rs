@@ -39,7 +39,7 @@ impl Signer {
             &url,
             &self.service_header,
             self.signer.scheme(),
-            true,
+            false,
         ));
         self
     }
