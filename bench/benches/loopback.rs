@@ -192,14 +192,11 @@ impl Variant {
     /// One call: GET /users/1 and decode the JSON body.
     async fn call(&self) {
         let user: User = match self {
-            Variant::Raw(client, url) => {
-                let bytes = client.get(url).send().await.unwrap().bytes().await.unwrap();
-                serde_json::from_slice(&bytes).unwrap()
-            }
+            Variant::Raw(client, url) => decode(client.get(url).send()).await,
             Variant::SameBytes(client, url) => {
                 // The bytes of a signed call, with nothing computed: what the headers alone
                 // cost to write, send and parse.
-                let bytes = client
+                let request = client
                     .get(url)
                     .header(X_SERVICE_ID, HeaderValue::from_static("bench"))
                     .header(X_TIMESTAMP, HeaderValue::from_static("1790000000"))
@@ -216,22 +213,15 @@ impl Variant {
                         HeaderValue::from_static(
                             "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
                         ),
-                    )
-                    .send()
-                    .await
-                    .unwrap()
-                    .bytes()
-                    .await
-                    .unwrap();
-                serde_json::from_slice(&bytes).unwrap()
+                    );
+                decode(request.send()).await
             }
             Variant::HandSigned(client, url, signer) => {
                 let mut request = client.get(url.clone());
                 for (name, value) in signature_headers(signer, "GET", url) {
                     request = request.header(name, value);
                 }
-                let bytes = request.send().await.unwrap().bytes().await.unwrap();
-                serde_json::from_slice(&bytes).unwrap()
+                decode(request.send()).await
             }
             Variant::CommsSigned(client, url, signer) => {
                 // The request the executor sends, signed by the executor's own code, and
@@ -239,22 +229,13 @@ impl Variant {
                 // (retry, breaker, budget, timeout, span, classification) costs.
                 let mut request = reqwest::Request::new(http::Method::GET, url.clone());
                 signer.sign_request(&mut request).unwrap();
-                let bytes = client
-                    .execute(request)
-                    .await
-                    .unwrap()
-                    .bytes()
-                    .await
-                    .unwrap();
-                serde_json::from_slice(&bytes).unwrap()
+                decode(client.execute(request)).await
             }
             Variant::RawTimeout(client, url) => {
-                let bytes = tokio::time::timeout(Duration::from_secs(10), async {
-                    client.get(url).send().await.unwrap().bytes().await.unwrap()
-                })
-                .await
-                .unwrap();
-                serde_json::from_slice(&bytes).unwrap()
+                let sent = client.get(url).send();
+                tokio::time::timeout(Duration::from_secs(10), decode(sent))
+                    .await
+                    .unwrap()
             }
             Variant::Executor(e) => e
                 .execute(Call::get("/users").segment(1))
@@ -264,12 +245,19 @@ impl Variant {
                 .unwrap(),
             Variant::Generated(c) => c.get_user(1).await.unwrap(),
             Variant::Middleware(client, url) | Variant::MiddlewareSigned(client, url) => {
-                let bytes = client.get(url).send().await.unwrap().bytes().await.unwrap();
-                serde_json::from_slice(&bytes).unwrap()
+                decode(client.get(url).send()).await
             }
         };
         std::hint::black_box(user);
     }
+}
+
+/// Awaits a reqwest-style response, reads its body and decodes the user, as every baseline does.
+async fn decode<E: std::fmt::Debug>(
+    sent: impl std::future::Future<Output = Result<reqwest::Response, E>>,
+) -> User {
+    let bytes = sent.await.unwrap().bytes().await.unwrap();
+    serde_json::from_slice(&bytes).unwrap()
 }
 
 struct Sample {
