@@ -237,4 +237,34 @@ mod tests {
         assert!(check_raw_path("/a/%2e%41").is_ok());
         assert!(check_raw_path("/a//b/").is_ok());
     }
+
+    #[test]
+    fn dot_segments_match_a_decode_and_compare_reference() {
+        // The reference: decode every `%2e` (any case), then compare with `.` and `..`.
+        let reference = |segment: &str| {
+            let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+            decoded == "." || decoded == ".."
+        };
+        let tokens = [".", "%2e", "%2E", "a", "%41", "%25", "2e", "-"];
+        let mut segments = vec![String::new()];
+        for _ in 0..4 {
+            let longer: Vec<String> = segments
+                .iter()
+                .flat_map(|s| tokens.iter().map(move |t| format!("{s}{t}")))
+                .collect();
+            segments.extend(longer);
+        }
+        segments.sort();
+        segments.dedup();
+        assert!(segments.len() > 4000);
+        for segment in &segments {
+            assert_eq!(
+                is_dot_segment(segment.as_bytes()),
+                reference(segment),
+                "{segment:?}"
+            );
+            let path = format!("/a/{segment}/b");
+            assert_eq!(check_raw_path(&path).is_err(), reference(segment), "{path}");
+        }
+    }
 }
