@@ -453,6 +453,9 @@ async fn each_header_is_sent_once_and_a_callers_headers_win() {
     e.execute(Call::post("/body").json(&json!({"name": "ada"})))
         .await
         .unwrap();
+    e.execute(Call::put("/raw").body(&b"plain words"[..], "text/plain"))
+        .await
+        .unwrap();
     let requests = server.requests();
 
     // Exactly the protocol's five headers, `host` and `accept`, each once, none left empty.
@@ -498,6 +501,12 @@ async fn each_header_is_sent_once_and_a_callers_headers_win() {
     let length = body.body.len().to_string();
     assert_eq!(body.header("content-length"), Some(length.as_str()));
     assert_eq!(body.body.as_ref(), br#"{"name":"ada"}"#);
+
+    // A body's own type replaces the JSON default.
+    let raw = &requests[3];
+    let types: Vec<_> = raw.headers.get_all("content-type").iter().collect();
+    assert_eq!(types, ["text/plain"]);
+    assert_eq!(raw.header("content-length"), Some("11"));
 }
 
 #[tokio::test]
