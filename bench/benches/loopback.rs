@@ -467,8 +467,18 @@ fn main() {
                 .iter()
                 .map(|s| median(s.iter().map(|s| s.throughput).collect()).unwrap())
                 .collect();
+            // Each round runs every variant back to back, so a ratio is taken within a round
+            // (where the machine's state is shared) and the median of those is reported: drift
+            // between rounds cancels out.
             let ratio = |base: Option<usize>, i: usize| {
-                base.map_or("-".to_owned(), |b| format!("{:.3}x", medians[i] / medians[b]))
+                base.map_or("-".to_owned(), |b| {
+                    let per_round = samples[i]
+                        .iter()
+                        .zip(&samples[b])
+                        .map(|(v, b)| v.throughput / b.throughput)
+                        .collect();
+                    format!("{:.3}x", median(per_round).unwrap())
+                })
             };
             println!("concurrency {concurrency}:");
             println!(
