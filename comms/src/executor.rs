@@ -527,16 +527,11 @@ impl Executor {
             url.set_path(&full);
         }
         url.set_query((!call.query.is_empty()).then_some(call.query.as_str()));
-        let (canonical_query, content_sha256) = match inner.signer.scheme() {
-            Signing::V2 => (
-                signing::canonical_query(url.query().unwrap_or("")),
-                match call.body.as_deref() {
-                    None | Some([]) => Cow::Borrowed(signing::EMPTY_SHA256),
-                    Some(body) => Cow::Owned(signing::content_sha256(body)),
-                },
-            ),
-            _ => (String::new(), Cow::Borrowed("")),
-        };
+        let (canonical_query, content_sha256) = signing::covered(
+            inner.signer.scheme(),
+            url.query().unwrap_or(""),
+            call.body.as_deref().unwrap_or_default(),
+        );
 
         let inherently_idempotent = policy::is_idempotent_method(&call.method);
         let idempotent = call.idempotent.unwrap_or(inherently_idempotent);

@@ -57,17 +57,11 @@ impl Signer {
             .body()
             .and_then(|b| b.as_bytes())
             .unwrap_or_default();
-        let (canonical_query, content_sha256) = match self.signer.scheme() {
-            Signing::V2 if body.is_empty() => (
-                signing::canonical_query(request.url().query().unwrap_or("")),
-                std::borrow::Cow::Borrowed(signing::EMPTY_SHA256),
-            ),
-            Signing::V2 => (
-                signing::canonical_query(request.url().query().unwrap_or("")),
-                std::borrow::Cow::Owned(signing::content_sha256(body)),
-            ),
-            _ => (String::new(), std::borrow::Cow::Borrowed("")),
-        };
+        let (canonical_query, content_sha256) = signing::covered(
+            self.signer.scheme(),
+            request.url().query().unwrap_or(""),
+            body,
+        );
         let target = signing::Target {
             method: request.method().as_str(),
             path: request.url().path(),
@@ -102,13 +96,8 @@ impl Signer {
         timestamp: u64,
         nonce: [u8; 16],
     ) -> String {
-        let (canonical_query, content_sha256) = match self.signer.scheme() {
-            Signing::V2 => (
-                signing::canonical_query(raw_query),
-                signing::content_sha256(body),
-            ),
-            _ => (String::new(), String::new()),
-        };
+        let (canonical_query, content_sha256) =
+            signing::covered(self.signer.scheme(), raw_query, body);
         let target = signing::Target {
             method,
             path,

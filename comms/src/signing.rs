@@ -205,6 +205,26 @@ pub(crate) fn encode_component(value: &str) -> impl fmt::Display + '_ {
     utf8_percent_encode(value, UNRESERVED)
 }
 
+/// What a signature covers of a request besides its method, path and identity: for v2 the
+/// canonical form of `raw_query` and the body's hash (borrowed for an empty body, the usual
+/// case); legacy covers neither, so both are empty.
+pub(crate) fn covered(
+    scheme: Signing,
+    raw_query: &str,
+    body: &[u8],
+) -> (String, Cow<'static, str>) {
+    match scheme {
+        Signing::V2 => (
+            canonical_query(raw_query),
+            match body {
+                [] => Cow::Borrowed(EMPTY_SHA256),
+                body => Cow::Owned(content_sha256(body)),
+            },
+        ),
+        Signing::Legacy => (String::new(), Cow::Borrowed("")),
+    }
+}
+
 /// The pieces of a v2 string to sign, in order, without the separating newlines.
 struct V2Parts<'a>([&'a [u8]; 8]);
 
