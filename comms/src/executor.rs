@@ -619,7 +619,13 @@ impl Executor {
             canonical_query: &prepared.canonical_query,
             content_sha256: &prepared.content_sha256,
         };
-        self.sign(&target, &mut headers)?;
+        sign_into(
+            &inner.signer,
+            &inner.service_id,
+            &inner.service_header,
+            &target,
+            &mut headers,
+        )?;
         let mut request = reqwest::Request::new(call.method.clone(), prepared.url.clone());
         *request.headers_mut() = headers;
         if let Some(body) = &call.body {
@@ -721,18 +727,6 @@ impl Executor {
                 retry_in,
             })),
         }
-    }
-
-    /// Signs one attempt afresh (new timestamp and nonce) into its headers.
-    fn sign(&self, target: &signing::Target<'_>, headers: &mut HeaderMap) -> Result<(), Error> {
-        let inner = &*self.inner;
-        sign_into(
-            &inner.signer,
-            &inner.service_id,
-            &inner.service_header,
-            target,
-            headers,
-        )
     }
 
     fn transport(&self, method: &Method, url: &reqwest::Url, e: reqwest::Error) -> Error {
