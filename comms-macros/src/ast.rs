@@ -62,6 +62,8 @@ pub(crate) enum Shape {
 pub(crate) struct Output<'a> {
     /// The whole declared return type (`Result<T, Error>`).
     pub(crate) ty: &'a Type,
+    /// Its success type, `T`.
+    pub(crate) ok: &'a Type,
     pub(crate) kind: OutputKind,
 }
 
@@ -298,7 +300,7 @@ fn parse_output<'a>(cx: &Ctxt, output: &'a ReturnType, name: &Ident) -> Option<O
         t if outer_ident(t).is_some_and(|i| i == "Response") => OutputKind::Raw,
         _ => OutputKind::Json,
     };
-    Some(Output { ty, kind })
+    Some(Output { ty, ok, kind })
 }
 
 /// The last path segment's name, looking through references.

@@ -186,9 +186,16 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
             pt.attrs.retain(|a| !attr::is_arg_attr(a));
         }
     }
+    // A plain `fn` returning the executor's own future (decoded on completion): the call is
+    // built when the method is called, and no `async` layer wraps the executor's state.
+    let ty = method.output.ty;
+    sig.asyncness = None;
+    sig.output = syn::parse_quote_spanned! {ty.span()=>
+        -> impl ::comms::__private::Future<Output = #ty> + ::comms::__private::Send
+    };
     let path = syn::Ident::new("__path", Span::mixed_site());
+    let error = syn::Ident::new("__error", Span::mixed_site());
     let call = syn::Ident::new("__call", Span::mixed_site());
-    let response = syn::Ident::new("__response", Span::mixed_site());
     let item = syn::Ident::new("__item", Span::mixed_site());
     let route = &method.route;
     let route_text = route.value();
@@ -221,11 +228,11 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
                 let arg = find(&route_text[name.clone()]);
                 let value = display_check(arg, "path_param");
                 let push = if matches!(segment, Segment::Trailing { .. }) {
-                    quote!(::comms::__private::push_trailing)
+                    quote!(::comms::__private::trailing)
                 } else {
-                    quote!(::comms::__private::push_segment)
+                    quote!(::comms::__private::segment)
                 };
-                path_stmts.push(quote!(#push(&mut #path, #value)?;));
+                path_stmts.push(quote!(#push(&mut #path, &mut #error, #value);));
             }
         }
     }
@@ -268,12 +275,13 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
             .push(quote!(#call = #call.timeout(::comms::__private::Duration::from_millis(#ms));));
     }
     let verb = format_ident!("{}", method.verb.to_string().to_uppercase());
+    // Named with the success type, so that a type that cannot be decoded is reported there.
+    let ok = method.output.ok;
     let decode = match method.output.kind {
-        OutputKind::Unit => quote!(decode_unit),
-        OutputKind::Raw => quote!(decode_response),
-        OutputKind::Json => quote!(decode_json),
+        OutputKind::Unit => quote!(::comms::__private::decode_unit),
+        OutputKind::Raw => quote!(::comms::__private::decode_response),
+        OutputKind::Json => quote_spanned!(ok.span()=> ::comms::__private::decode_json::<#ok>),
     };
-    let decode = quote_spanned!(method.output.ty.span()=> ::comms::__private::#decode(#response));
     let capacity = route_text.len() + 16;
     let attrs = method
         .item
@@ -285,13 +293,16 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
         #(#attrs)*
         #sig {
             let mut #path = ::std::string::String::with_capacity(#capacity);
+            #[allow(unused_mut)]
+            let mut #error = ::core::option::Option::None;
             #(#path_stmts)*
             #[allow(unused_mut)]
-            let mut #call = ::comms::__private::Call::new(::comms::__private::Method::#verb, #path)
-                .route(#route);
+            let mut #call = ::comms::__private::with_error(
+                ::comms::__private::Call::new(::comms::__private::Method::#verb, #path).route(#route),
+                #error,
+            );
             #(#call_stmts)*
-            let #response = self.executor.execute(#call).await?;
-            #decode
+            ::comms::__private::decoded(self.executor.execute(#call), #decode)
         }
     }
 }

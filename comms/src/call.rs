@@ -196,7 +196,7 @@ impl Call {
         self
     }
 
-    fn fail(&mut self, e: Error) {
+    pub(crate) fn fail(&mut self, e: Error) {
         self.error.get_or_insert(e);
     }
 }

@@ -92,6 +92,63 @@ pub mod __private {
     pub use serde::de::DeserializeOwned;
     pub use std::time::Duration;
 
+    /// Appends a path segment (see [`push_segment`]), keeping the first error in `error`.
+    pub fn segment(path: &mut String, error: &mut Option<Error>, value: &dyn Display) {
+        if let Err(e) = push_segment(path, value) {
+            error.get_or_insert(e);
+        }
+    }
+
+    /// Appends trailing segments (see [`push_trailing`]), keeping the first error in `error`.
+    pub fn trailing(path: &mut String, error: &mut Option<Error>, value: &dyn Display) {
+        if let Err(e) = push_trailing(path, value) {
+            error.get_or_insert(e);
+        }
+    }
+
+    /// `call`, set to end with `error` (if any) when executed, before anything is sent.
+    pub fn with_error(mut call: Call, error: Option<Error>) -> Call {
+        if let Some(e) = error {
+            call.fail(e);
+        }
+        call
+    }
+
+    pin_project_lite::pin_project! {
+        /// A call's future whose response is decoded when it arrives: what a generated method
+        /// returns.
+        pub struct Decoded<F, T> {
+            #[pin]
+            call: F,
+            decode: fn(Response) -> Result<T, Error>,
+        }
+    }
+
+    impl<F, T> Future for Decoded<F, T>
+    where
+        F: Future<Output = Result<Response, Error>>,
+    {
+        type Output = Result<T, Error>;
+
+        fn poll(
+            self: core::pin::Pin<&mut Self>,
+            cx: &mut core::task::Context<'_>,
+        ) -> core::task::Poll<Self::Output> {
+            let this = self.project();
+            this.call
+                .poll(cx)
+                .map(|result| result.and_then(*this.decode))
+        }
+    }
+
+    /// `call`'s future, with its response decoded by `decode`.
+    pub fn decoded<F, T>(call: F, decode: fn(Response) -> Result<T, Error>) -> Decoded<F, T>
+    where
+        F: Future<Output = Result<Response, Error>>,
+    {
+        Decoded { call, decode }
+    }
+
     /// Decodes a JSON body.
     pub fn decode_json<T: DeserializeOwned>(response: Response) -> Result<T, Error> {
         response.json()
