@@ -36,7 +36,8 @@ pub struct Call {
     pub(crate) idempotent: Option<bool>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) route: Option<&'static str>,
-    pub(crate) error: Option<Error>,
+    /// The first bad value's error, boxed: it is rare, and a call is moved whole.
+    pub(crate) error: Option<Box<Error>>,
 }
 
 impl Call {
@@ -197,6 +198,6 @@ impl Call {
     }
 
     pub(crate) fn fail(&mut self, e: Error) {
-        self.error.get_or_insert(e);
+        self.error.get_or_insert_with(|| Box::new(e));
     }
 }

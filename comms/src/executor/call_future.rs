@@ -52,8 +52,9 @@ struct Run<'a> {
     permit: Option<Permit<'a>>,
     /// Retries made so far.
     retry: u32,
-    /// What the call ends with if the breaker refuses the next attempt.
-    last_error: Option<Error>,
+    /// What the call ends with if the breaker refuses the next attempt (boxed: only calls
+    /// that retry have one).
+    last_error: Option<Box<Error>>,
     /// The duration a timeout of the attempt in flight reports.
     limit_reported: Duration,
 }
@@ -266,7 +267,7 @@ impl<'a> Run<'a> {
                 self.retry += 1;
                 let retry = self.retry;
                 tracing::warn!(target: TARGET, retry, wait_ms = wait.as_millis() as u64, error = %err, "retrying");
-                self.last_error = Some(err);
+                self.last_error = Some(Box::new(err));
                 timer.arm(wait);
                 None
             }
