@@ -22,6 +22,11 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Each `async fn` of the trait becomes a method returning `impl Future<Output = ...> + Send`,
+//! so its calls can be spawned. The method builds the request when it is called (a value that
+//! cannot be encoded is kept and returned as [`Error::Encode`]); nothing is sent until the
+//! future is awaited.
+//!
 //! Every call, generated or written by hand over [`Executor`], takes the same path:
 //! the target's [circuit breaker](BreakerConfig) admits it or fails it fast, each attempt is
 //! [signed](signing) afresh (HMAC-SHA256 over method, path, query, body, caller, time and a
