@@ -411,13 +411,6 @@ fn parse_base_url(raw: &str) -> Result<(reqwest::Url, String, String), Error> {
     Ok((base, origin, prefix))
 }
 
-/// What a call's span reports once it ends.
-#[derive(Default)]
-struct CallStats {
-    attempts: u32,
-    status: Option<u16>,
-}
-
 /// A call's parts that every attempt reuses.
 struct Prepared {
     url: reqwest::Url,

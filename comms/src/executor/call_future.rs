@@ -17,7 +17,7 @@ use http::{HeaderMap, StatusCode};
 use http_body::Body as _;
 use pin_project_lite::pin_project;
 
-use super::{Attempt, CallStats, Executor, Prepared, classify};
+use super::{Attempt, Executor, Prepared, classify};
 use crate::Error;
 use crate::breaker::Permit;
 use crate::call::Call;
@@ -40,6 +40,13 @@ pin_project! {
         #[pin]
         timer: Timer,
     }
+}
+
+/// What a call's span reports once it ends.
+#[derive(Default)]
+struct CallStats {
+    attempts: u32,
+    status: Option<u16>,
 }
 
 /// Everything about the call but its timer and span.
@@ -250,18 +257,16 @@ impl<'a> Run<'a> {
         if let Attempt::Response(status, ..) = &attempt {
             self.stats.status = Some(status.as_u16());
         }
-        let err = match attempt {
+        let attempt = match attempt {
             Attempt::Response(status, headers, bytes) if status.is_success() => {
                 let url = self.prepared.take().expect("prepared").url;
                 let method = self.call.method.clone();
                 return Some(Ok(Response::new(status, headers, bytes, method, url)));
             }
-            attempt => {
-                let prepared = self.prepared.as_ref().expect("prepared");
-                executor.failure(attempt, &self.call, prepared, self.limit_reported)
-            }
+            failed => failed,
         };
         let prepared = self.prepared.as_ref().expect("prepared");
+        let err = executor.failure(attempt, &self.call, prepared, self.limit_reported);
         match executor.retry_wait(err, outcome, self.retry, prepared) {
             Ok((err, wait)) => {
                 self.retry += 1;
