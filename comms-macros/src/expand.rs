@@ -193,8 +193,6 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
     sig.output = syn::parse_quote_spanned! {ty.span()=>
         -> impl ::comms::__private::Future<Output = #ty> + ::comms::__private::Send
     };
-    let path = syn::Ident::new("__path", Span::mixed_site());
-    let error = syn::Ident::new("__error", Span::mixed_site());
     let call = syn::Ident::new("__call", Span::mixed_site());
     let item = syn::Ident::new("__item", Span::mixed_site());
     let route = &method.route;
@@ -207,13 +205,15 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
             .expect("route parameters are matched to arguments by validation")
     };
 
-    // The path: static text merged into literals, parameters encoded one by one.
+    // The path, built in the call: static text merged into literals, parameters encoded one
+    // by one by `Call::segment` and `Call::trailing`, which keep a bad value as the call's
+    // error.
     let mut path_stmts = Vec::new();
     let mut pending = String::new();
     let flush = |pending: &mut String, stmts: &mut Vec<TokenStream>| {
         if !pending.is_empty() {
             let text = std::mem::take(pending);
-            stmts.push(quote!(#path.push_str(#text);));
+            stmts.push(quote!(#call = ::comms::__private::literal(#call, #text);));
         }
     };
     let template = method.template.as_ref().expect("validated");
@@ -228,11 +228,11 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
                 let arg = find(&route_text[name.clone()]);
                 let value = display_check(arg, "path_param");
                 let push = if matches!(segment, Segment::Trailing { .. }) {
-                    quote!(::comms::__private::trailing)
+                    quote!(trailing)
                 } else {
-                    quote!(::comms::__private::segment)
+                    quote!(segment)
                 };
-                path_stmts.push(quote!(#push(&mut #path, &mut #error, #value);));
+                path_stmts.push(quote!(#call = #call.#push(#value);));
             }
         }
     }
@@ -292,15 +292,13 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
     quote! {
         #(#attrs)*
         #sig {
-            let mut #path = ::std::string::String::with_capacity(#capacity);
             #[allow(unused_mut)]
-            let mut #error = ::core::option::Option::None;
+            let mut #call = ::comms::__private::Call::new(
+                ::comms::__private::Method::#verb,
+                ::std::string::String::with_capacity(#capacity),
+            )
+            .route(#route);
             #(#path_stmts)*
-            #[allow(unused_mut)]
-            let mut #call = ::comms::__private::with_error(
-                ::comms::__private::Call::new(::comms::__private::Method::#verb, #path).route(#route),
-                #error,
-            );
             #(#call_stmts)*
             ::comms::__private::decoded(self.executor.execute(#call), #decode)
         }

@@ -197,7 +197,7 @@ impl Call {
         self
     }
 
-    pub(crate) fn fail(&mut self, e: Error) {
+    fn fail(&mut self, e: Error) {
         self.error.get_or_insert_with(|| Box::new(e));
     }
 }

@@ -87,7 +87,6 @@ pub use http;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::client::{ClientDefaults, FromExecutor};
-    pub use crate::path::{push_segment, push_trailing};
     pub use crate::{Call, ClientBuilder, Error, Executor, Response, Signing};
     pub use core::fmt::Display;
     pub use core::future::Future;
@@ -97,25 +96,9 @@ pub mod __private {
     pub use serde::de::DeserializeOwned;
     pub use std::time::Duration;
 
-    /// Appends a path segment (see [`push_segment`]), keeping the first error in `error`.
-    pub fn segment(path: &mut String, error: &mut Option<Error>, value: &dyn Display) {
-        if let Err(e) = push_segment(path, value) {
-            error.get_or_insert(e);
-        }
-    }
-
-    /// Appends trailing segments (see [`push_trailing`]), keeping the first error in `error`.
-    pub fn trailing(path: &mut String, error: &mut Option<Error>, value: &dyn Display) {
-        if let Err(e) = push_trailing(path, value) {
-            error.get_or_insert(e);
-        }
-    }
-
-    /// `call`, set to end with `error` (if any) when executed, before anything is sent.
-    pub fn with_error(mut call: Call, error: Option<Error>) -> Call {
-        if let Some(e) = error {
-            call.fail(e);
-        }
+    /// `call` with `text`, route text the macro checked at compile time, appended to its path.
+    pub fn literal(mut call: Call, text: &str) -> Call {
+        call.path.push_str(text);
         call
     }
 
