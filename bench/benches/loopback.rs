@@ -470,19 +470,31 @@ fn main() {
             // Each round runs every variant back to back, so a ratio is taken within a round
             // (where the machine's state is shared) and the median of those is reported: drift
             // between rounds cancels out.
+            let per_round = |base: usize, i: usize| -> Vec<f64> {
+                samples[i]
+                    .iter()
+                    .zip(&samples[base])
+                    .map(|(v, b)| v.throughput / b.throughput)
+                    .collect()
+            };
             let ratio = |base: Option<usize>, i: usize| {
                 base.map_or("-".to_owned(), |b| {
-                    let per_round = samples[i]
-                        .iter()
-                        .zip(&samples[b])
-                        .map(|(v, b)| v.throughput / b.throughput)
-                        .collect();
-                    format!("{:.3}x", median(per_round).unwrap())
+                    format!("{:.3}x", median(per_round(b, i)).unwrap())
+                })
+            };
+            // How far single rounds strayed from that median: a ratio whose range straddles
+            // a target is a ratio one run cannot settle.
+            let range = |base: Option<usize>, i: usize| {
+                base.filter(|&b| b != i).map_or("-".to_owned(), |b| {
+                    let rounds = per_round(b, i);
+                    let low = rounds.iter().copied().fold(f64::INFINITY, f64::min);
+                    let high = rounds.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    format!("{low:.2}-{high:.2}")
                 })
             };
             println!("concurrency {concurrency}:");
             println!(
-                "  {:<26} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8} {:>8} {:>8}",
+                "  {:<26} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8} {:>10} {:>8} {:>8}",
                 "variant",
                 "calls/s",
                 "p50",
@@ -490,6 +502,7 @@ fn main() {
                 "cpu/call",
                 "server",
                 "vs raw",
+                "rounds",
                 "vs hand",
                 "vs floor"
             );
@@ -502,7 +515,7 @@ fn main() {
                 let cpu = median(samples[i].iter().filter_map(|s| s.client_cpu).collect());
                 let busy = median(samples[i].iter().filter_map(|s| s.server_busy).collect());
                 println!(
-                    "  {:<26} {:>9.0} {:>9.1?} {:>9.1?} {:>9} {:>7} {:>8} {:>8} {:>8}",
+                    "  {:<26} {:>9.0} {:>9.1?} {:>9.1?} {:>9} {:>7} {:>8} {:>10} {:>8} {:>8}",
                     v.name(),
                     medians[i],
                     percentile(&latencies, 0.50),
@@ -510,6 +523,7 @@ fn main() {
                     cpu.map_or("-".to_owned(), |c| format!("{:.2}µs", c.as_secs_f64() * 1e6)),
                     busy.map_or("-".to_owned(), |b| format!("{:.0}%", b * 100.0)),
                     ratio(raw, i),
+                    range(raw, i),
                     ratio(hand, i),
                     ratio(floor, i),
                 );
