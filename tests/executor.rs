@@ -401,25 +401,10 @@ async fn bodies_in_many_chunks_are_gathered_and_limited() {
 async fn a_body_that_stalls_meets_the_attempt_timeout() {
     // The head and the first bytes arrive at once; the rest never does. The attempt's timer
     // covers reading the body too, and the next attempt gets a timer of its own.
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let requests = Arc::new(AtomicUsize::new(0));
-    let seen = requests.clone();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = stream.read(&mut buf).await;
-                seen.fetch_add(1, Ordering::SeqCst);
-                let head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"id\":";
-                let _ = stream.write_all(head).await;
-                tokio::time::sleep(Duration::from_secs(10)).await;
-            });
-        }
-    });
-    let e = builder(&url)
+    let head =
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"id\":";
+    let server = RawServer::start(|_| RawAction::WriteThenStall(head.to_vec())).await;
+    let e = builder(&server.url())
         .timeout(Duration::from_millis(150))
         .retry(fast_retry().max_retries(1))
         .build()
@@ -430,7 +415,7 @@ async fn a_body_that_stalls_meets_the_attempt_timeout() {
         matches!(err, Error::Timeout { after, .. } if after == Duration::from_millis(150)),
         "{err}"
     );
-    assert_eq!(requests.load(Ordering::SeqCst), 2, "one retry");
+    assert_eq!(server.count(), 2, "one retry");
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "{:?}",

@@ -281,6 +281,10 @@ pub enum RawAction {
     CloseAfterRequest,
     /// Reads the request head, writes these bytes as they are, then closes.
     Write(Vec<u8>),
+    /// Reads the request head, writes these bytes, then sends nothing more and keeps the
+    /// connection open until the client closes it (10 s at most, so that a client that never
+    /// gives up fails its test instead of hanging it): a response that stalls part way.
+    WriteThenStall(Vec<u8>),
 }
 
 /// A TCP server that speaks just enough HTTP to misbehave: it counts connections and answers
@@ -323,6 +327,13 @@ impl RawServer {
                         RawAction::Write(bytes) => {
                             let _ = stream.write_all(&bytes).await;
                             let _ = stream.flush().await;
+                        }
+                        RawAction::WriteThenStall(bytes) => {
+                            let _ = stream.write_all(&bytes).await;
+                            let _ = stream.flush().await;
+                            let drained =
+                                async { while let Ok(1..) = stream.read(&mut chunk).await {} };
+                            let _ = tokio::time::timeout(Duration::from_secs(10), drained).await;
                         }
                     }
                     let _ = stream.shutdown().await;
