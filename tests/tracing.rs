@@ -1,6 +1,6 @@
 //! Tracing output of calls: a span per call, events for retries and breaker transitions, and
-//! never a secret or a signature. Alone in its own test binary, so that the global subscriber
-//! it installs sees every event.
+//! never a secret or a signature. Each test records on its own thread (`set_default`) and runs
+//! its calls on a current-thread runtime, so it sees exactly its own calls' output.
 
 use std::sync::Arc;
 
@@ -30,15 +30,27 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
     }
 }
 
-#[tokio::test]
-async fn calls_are_traced_without_secrets() {
+/// Records everything at `level` and up on this thread until the guard drops.
+fn record(level: tracing::Level) -> (Captured, tracing::subscriber::DefaultGuard) {
     let logs = Captured::default();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(logs.clone())
-        .with_max_level(tracing::Level::DEBUG)
+        .with_max_level(level)
         .with_ansi(false)
         .finish();
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let guard = tracing::subscriber::set_default(subscriber);
+    (logs, guard)
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn calls_are_traced_without_secrets() {
+    let (logs, _guard) = record(tracing::Level::DEBUG);
 
     let server = TestServer::always(Reply::status(503)).await;
     let e = Executor::builder()
@@ -62,7 +74,7 @@ async fn calls_are_traced_without_secrets() {
             .is_circuit_open()
     );
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     assert!(text.contains("comms.call"), "{text}");
     assert!(
         text.contains("service=inventory") && text.contains("route=/items/<id>"),
@@ -82,4 +94,47 @@ async fn calls_are_traced_without_secrets() {
             "a signature leaked into the logs"
         );
     }
+}
+
+/// At `INFO`, what most services log at, the per-call span is not recorded, and a retry's
+/// warning still says which service and which request it is about.
+#[tokio::test]
+async fn at_info_retries_name_their_call_without_a_span() {
+    let (logs, _guard) = record(tracing::Level::INFO);
+
+    let server = TestServer::always(Reply::status(503)).await;
+    let e = Executor::builder()
+        .name("inventory")
+        .base_url(server.url())
+        .service_id("tests")
+        .secret(SECRET)
+        .retry(fast_retry().max_retries(1))
+        .breaker(BreakerConfig::disabled())
+        .build()
+        .unwrap();
+    let err = e
+        .execute(Call::get("/items").segment(42).route("/items/<id>"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(503));
+
+    let text = logs.text();
+    let retry = text
+        .lines()
+        .find(|l| l.contains("retrying"))
+        .unwrap_or_else(|| panic!("no retry warning in:\n{text}"));
+    assert!(retry.contains("WARN"), "{retry}");
+    assert!(retry.contains("service=inventory"), "{retry}");
+    assert!(
+        retry.contains(&format!("GET {}/items/42", server.url())),
+        "{retry}"
+    );
+    assert!(
+        !text.contains("comms.call"),
+        "the DEBUG span was recorded:\n{text}"
+    );
+    assert!(
+        !text.contains("call failed"),
+        "a DEBUG event was recorded:\n{text}"
+    );
 }

@@ -375,6 +375,17 @@ fn variants(addr: SocketAddr) -> Vec<Variant> {
 }
 
 fn main() {
+    // `COMMS_BENCH_TRACING=info` (or any level): record spans and events at that level, as a
+    // service's logging would, into a sink. Only comms makes spans at INFO.
+    if let Some(level) = std::env::var("COMMS_BENCH_TRACING")
+        .ok()
+        .and_then(|l| l.parse::<tracing::Level>().ok())
+    {
+        tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_writer(std::io::sink)
+            .init();
+    }
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
     let split = !args.iter().any(|a| a == "--shared");

@@ -14,6 +14,7 @@ use comms::http::{HeaderMap, HeaderValue, Method, Uri};
 use comms::signing::{self, Secret};
 use comms::verify::Verifier;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use tracing_subscriber::layer::{Layer as _, SubscriberExt as _};
 
 fn signing(c: &mut Criterion) {
     let v2 = Signer::new("billing", "bench-secret", Signing::V2);
@@ -160,12 +161,37 @@ fn breaker(c: &mut Criterion) {
         .unwrap();
     let tripped = rt.block_on(exec.execute(comms::Call::get("/users/1")));
     assert!(matches!(tripped, Err(comms::Error::Transport { .. })));
-    c.bench_function("breaker/open/fail-fast-call", |b| {
-        b.iter(|| {
-            let err = ready(exec.execute(comms::Call::get("/users/1"))).unwrap_err();
-            debug_assert!(err.is_circuit_open());
-            err
-        })
+    let fail_fast = || {
+        let err = ready(exec.execute(comms::Call::get("/users/1"))).unwrap_err();
+        debug_assert!(err.is_circuit_open());
+        err
+    };
+    c.bench_function("breaker/open/fail-fast-call", |b| b.iter(fail_fast));
+
+    // The same call under a subscriber logging at INFO, as most services run: the call's
+    // `comms.call` span is DEBUG, so it should cost nothing here.
+    let info = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(std::io::sink)
+        .finish();
+    tracing::subscriber::with_default(info, || {
+        c.bench_function("breaker/open/fail-fast-call/info-subscriber", |b| {
+            b.iter(fail_fast)
+        });
+    });
+    // And under one that records every span but only INFO events: what the span costs once
+    // something records it (`comms=debug`, or a tracing exporter that takes all spans).
+    let spans = tracing_subscriber::registry().with(
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::sink)
+            .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+                meta.is_span() || *meta.level() <= tracing::Level::INFO
+            })),
+    );
+    tracing::subscriber::with_default(spans, || {
+        c.bench_function("breaker/open/fail-fast-call/span-recorded", |b| {
+            b.iter(fail_fast)
+        });
     });
 }
 

@@ -469,8 +469,20 @@ impl Executor {
     /// Sends `call` and returns its 2xx response, or the error it ended with.
     ///
     /// The returned future does nothing until polled.
+    ///
+    /// # Tracing
+    ///
+    /// Each call runs in a `comms.call` span at `DEBUG` level (target `comms::executor`), with
+    /// the executor's name as `service`, `method`, the `route` template (or the path),
+    /// `attempts` and the final `status`; `DEBUG` events mark the end of each call. A retry
+    /// and an exhausted retry budget are `WARN` events and a breaker's transitions `INFO` or
+    /// `WARN` events, each naming the service or authority and the error, so they read well
+    /// without the span. The span is `DEBUG`, like tower-http's request spans, because
+    /// recording it costs more than the rest of the runtime: with tracing-subscriber's `fmt`,
+    /// 0.8 µs to open and close it, and about 3 µs of CPU per call on loopback once its
+    /// fields are recorded. Enable it with a filter such as `comms=debug`.
     pub fn execute(&self, call: Call) -> impl Future<Output = Result<Response, Error>> + Send + '_ {
-        let span = tracing::info_span!(
+        let span = tracing::debug_span!(
             "comms.call",
             service = %self.inner.name,
             method = %call.method,
@@ -643,7 +655,11 @@ impl Executor {
         if let Some(budget) = &inner.budget
             && !budget.withdraw()
         {
-            tracing::warn!(error = %err, "retry budget exhausted; not retrying");
+            tracing::warn!(
+                service = %inner.name,
+                error = %err,
+                "retry budget exhausted; not retrying"
+            );
             return Err(err);
         }
         Ok((err, wait))

@@ -271,7 +271,14 @@ impl<'a> Run<'a> {
             Ok((err, wait)) => {
                 self.retry += 1;
                 let retry = self.retry;
-                tracing::warn!(target: TARGET, retry, wait_ms = wait.as_millis() as u64, error = %err, "retrying");
+                tracing::warn!(
+                    target: TARGET,
+                    service = %executor.inner.name,
+                    retry,
+                    wait_ms = wait.as_millis() as u64,
+                    error = %err,
+                    "retrying"
+                );
                 self.last_error = Some(Box::new(err));
                 timer.arm(wait);
                 None
