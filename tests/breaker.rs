@@ -234,3 +234,52 @@ async fn retries_stop_when_the_breaker_opens_mid_call() {
         "the breaker cut the retries at its threshold"
     );
 }
+
+/// A retry that the open breaker would refuse when its wait ends is not waited for: the call
+/// ends at once with the attempt's error.
+#[tokio::test]
+async fn a_retry_the_breaker_would_refuse_is_not_waited_for() {
+    let server = TestServer::always(Reply::status(503).header("retry-after", "2")).await;
+    let e = Executor::builder()
+        .base_url(server.url())
+        .service_id("tests")
+        .secret("breaker-secret")
+        .retry(RetryConfig::default().no_budget())
+        .breaker(breaker(1, 60_000))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = e.execute(Call::get("/x")).await.unwrap_err();
+    assert!(matches!(err, Error::Server(_)), "{err}");
+    assert_eq!(server.count(), 1);
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "waited {:?} for a retry the breaker would refuse",
+        started.elapsed()
+    );
+}
+
+/// When the breaker's open period ends before the wait does, the retry goes ahead as its probe
+/// and closes it.
+#[tokio::test]
+async fn a_retry_after_the_open_period_is_the_probe() {
+    let server = TestServer::start(|_, n| {
+        if n == 0 {
+            Reply::status(503).header("retry-after", "1")
+        } else {
+            Reply::status(200)
+        }
+    })
+    .await;
+    let e = Executor::builder()
+        .base_url(server.url())
+        .service_id("tests")
+        .secret("breaker-secret")
+        .retry(RetryConfig::default().no_budget())
+        .breaker(breaker(1, 200))
+        .build()
+        .unwrap();
+    assert!(e.execute(Call::get("/x")).await.is_ok());
+    assert_eq!(server.count(), 2);
+    assert_eq!(e.circuit_state(), Some(comms::CircuitState::Closed));
+}

@@ -206,6 +206,14 @@ impl Breaker {
         }
     }
 
+    /// Whether the breaker is open and stays open for longer than `wait` from now, so that an
+    /// attempt made after `wait` would be refused.
+    pub(crate) fn open_past(&self, wait: Duration) -> bool {
+        state_of(self.word.load(Ordering::Acquire)) == OPEN
+            && self.open_until.load(Ordering::Acquire)
+                > now_nanos().saturating_add(wait.as_nanos() as u64)
+    }
+
     /// Asks to make an attempt. `Err` carries the time until the next probe.
     pub(crate) fn admit(&self) -> Result<Permit<'_>, Duration> {
         let mut word = self.word.load(Ordering::Acquire);

@@ -626,7 +626,8 @@ impl Executor {
     }
 
     /// Whether a failed attempt is retried, and after how long: the retry rules, `Retry-After`
-    /// and its cap, the deadline, the budget. `Err` ends the call with the attempt's error.
+    /// and its cap, the deadline, the breaker, the budget. `Err` ends the call with the
+    /// attempt's error.
     fn retry_wait(
         &self,
         (err, headers): (Error, HeaderMap),
@@ -650,6 +651,14 @@ impl Executor {
             && Instant::now() + wait >= at
         {
             tracing::debug!("no time left before the deadline; not retrying");
+            return Err(err);
+        }
+        // A retry the breaker would refuse ends the call now, with the same error, instead of
+        // after the wait; and it takes nothing from the budget.
+        if let Some(breaker) = &inner.breaker
+            && breaker.open_past(wait)
+        {
+            tracing::debug!("the breaker stays open past the wait; not retrying");
             return Err(err);
         }
         if let Some(budget) = &inner.budget
