@@ -36,6 +36,10 @@
 //! The receiving side checks those signatures with [`verify::Verifier`], directly or as a
 //! tower layer.
 //!
+//! Calls report through `tracing`: retries, an exhausted retry budget and breaker transitions
+//! as `INFO`/`WARN` events, and a `DEBUG` span per call (see [`Executor::execute`]), so a
+//! service logging at `INFO` hears about trouble and pays nothing for calls that go well.
+//!
 //! # Features
 //!
 //! - `rustls` (default): TLS for `https://` base URLs through rustls.
