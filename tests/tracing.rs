@@ -138,3 +138,35 @@ async fn at_info_retries_name_their_call_without_a_span() {
         "a DEBUG event was recorded:\n{text}"
     );
 }
+
+/// An exhausted retry budget is reported once, with a count, not once per refused retry: in a
+/// partial outage that would be a warning for every failing call.
+#[tokio::test]
+async fn an_exhausted_budget_warns_once_not_per_call() {
+    let (logs, _guard) = record(tracing::Level::INFO);
+
+    let server = TestServer::always(Reply::status(503)).await;
+    let e = Executor::builder()
+        .name("inventory")
+        .base_url(server.url())
+        .service_id("tests")
+        .secret(SECRET)
+        .retry(fast_retry().max_retries(5).budget(0.0, 1))
+        .breaker(BreakerConfig::disabled())
+        .build()
+        .unwrap();
+    for _ in 0..20 {
+        assert!(e.execute(Call::get("/items")).await.is_err());
+    }
+    assert_eq!(server.count(), 21, "the floor's one token bought one retry");
+
+    let text = logs.text();
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("retry budget exhausted"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(warnings[0].contains("WARN"), "{}", warnings[0]);
+    assert!(warnings[0].contains("service=inventory"), "{}", warnings[0]);
+    assert!(warnings[0].contains("refused=1"), "{}", warnings[0]);
+}

@@ -6,6 +6,9 @@
 //! `min_per_sec` tokens a second lets a quiet client still retry. The balance is capped, so a
 //! long healthy period cannot save up a burst. Deposits are one atomic add on the call path; the
 //! floor is refilled lazily, only when a retry asks.
+//!
+//! Refusals are counted and reported at most once per [`REPORT_EVERY_MS`], with the count,
+//! instead of once each: in a partial outage that would be a warning for every failing call.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
@@ -13,6 +16,9 @@ use std::time::Instant;
 use super::BudgetConfig;
 
 const TOKEN: i64 = 1000;
+
+/// The least time between two reports of refused retries, in milliseconds.
+pub(crate) const REPORT_EVERY_MS: u64 = 10_000;
 
 #[derive(Debug)]
 pub(crate) struct RetryBudget {
@@ -24,6 +30,20 @@ pub(crate) struct RetryBudget {
     started: Instant,
     /// Milliseconds since `started` when the floor was last credited.
     refilled_at: AtomicU64,
+    /// Retries refused since the last report.
+    refused: AtomicU64,
+    /// One more than the milliseconds since `started` of the last report; 0 before the first.
+    reported_at: AtomicU64,
+}
+
+/// What asking the budget for a retry gave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Withdrawal {
+    /// A retry may be made.
+    Granted,
+    /// No retry. `report` is the number of retries refused since the last report (this one
+    /// included) when it is time to report them, and `None` otherwise.
+    Refused { report: Option<u64> },
 }
 
 impl RetryBudget {
@@ -36,6 +56,8 @@ impl RetryBudget {
             cap: (floor_per_sec * 10).max(100 * TOKEN),
             started: Instant::now(),
             refilled_at: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            reported_at: AtomicU64::new(0),
         }
     }
 
@@ -51,14 +73,29 @@ impl RetryBudget {
             });
     }
 
-    /// Takes one retry from the budget; false when the budget is spent.
-    pub(crate) fn withdraw(&self) -> bool {
+    /// Takes one retry from the budget, if it has one.
+    pub(crate) fn withdraw(&self) -> Withdrawal {
         self.refill();
-        self.balance
+        let granted = self
+            .balance
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
                 (b >= TOKEN).then_some(b - TOKEN)
             })
-            .is_ok()
+            .is_ok();
+        if granted {
+            return Withdrawal::Granted;
+        }
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        let now = self.started.elapsed().as_millis() as u64 + 1;
+        let last = self.reported_at.load(Ordering::Relaxed);
+        let due = last == 0 || now.saturating_sub(last) >= REPORT_EVERY_MS;
+        let report = (due
+            && self
+                .reported_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok())
+        .then(|| self.refused.swap(0, Ordering::Relaxed));
+        Withdrawal::Refused { report }
     }
 
     fn refill(&self) {
@@ -94,21 +131,27 @@ mod tests {
         RetryBudget::new(BudgetConfig { ratio, min_per_sec })
     }
 
+    impl RetryBudget {
+        fn grants(&self) -> bool {
+            self.withdraw() == Withdrawal::Granted
+        }
+    }
+
     #[test]
     fn floor_allows_a_few_retries_without_traffic() {
         let b = budget(0.2, 3);
-        assert!(b.withdraw() && b.withdraw() && b.withdraw());
-        assert!(!b.withdraw(), "the floor's first second is spent");
+        assert!(b.grants() && b.grants() && b.grants());
+        assert!(!b.grants(), "the floor's first second is spent");
     }
 
     #[test]
     fn deposits_buy_a_fraction_of_retries() {
         let b = budget(0.2, 0);
-        assert!(!b.withdraw());
+        assert!(!b.grants());
         for _ in 0..100 {
             b.deposit();
         }
-        let retries = (0..100).filter(|_| b.withdraw()).count();
+        let retries = (0..100).filter(|_| b.grants()).count();
         assert_eq!(retries, 20);
     }
 
@@ -118,15 +161,41 @@ mod tests {
         for _ in 0..1_000_000 {
             b.deposit();
         }
-        let retries = (0..1_000_000).filter(|_| b.withdraw()).count();
+        let retries = (0..1_000_000).filter(|_| b.grants()).count();
         assert_eq!(retries, 100);
     }
 
     #[test]
     fn floor_refills_over_time() {
         let b = budget(0.0, 1000);
-        while b.withdraw() {}
+        while b.grants() {}
         std::thread::sleep(std::time::Duration::from_millis(20));
-        assert!(b.withdraw(), "20 ms at 1000/s credits about 20 retries");
+        assert!(b.grants(), "20 ms at 1000/s credits about 20 retries");
+    }
+
+    #[test]
+    fn refusals_are_reported_at_most_once_per_interval_with_their_count() {
+        let mut b = budget(1.0, 0);
+        // Pretend the budget was made a while ago, so that "an interval ago" is a time it had.
+        b.started = Instant::now()
+            .checked_sub(std::time::Duration::from_millis(3 * REPORT_EVERY_MS))
+            .expect("the clock has run longer than 30 s");
+        assert_eq!(
+            b.withdraw(),
+            Withdrawal::Refused { report: Some(1) },
+            "the first refusal is reported at once"
+        );
+        for _ in 0..99 {
+            assert_eq!(b.withdraw(), Withdrawal::Refused { report: None });
+        }
+        b.deposit();
+        assert_eq!(b.withdraw(), Withdrawal::Granted);
+        assert_eq!(b.withdraw(), Withdrawal::Refused { report: None });
+        // An interval after the last report, the next refusal reports every one since.
+        let last = b.reported_at.load(Ordering::Relaxed);
+        b.reported_at
+            .store(last - REPORT_EVERY_MS, Ordering::Relaxed);
+        assert_eq!(b.withdraw(), Withdrawal::Refused { report: Some(101) });
+        assert_eq!(b.withdraw(), Withdrawal::Refused { report: None });
     }
 }
