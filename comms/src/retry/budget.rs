@@ -75,7 +75,9 @@ impl RetryBudget {
 
     /// Takes one retry from the budget, if it has one.
     pub(crate) fn withdraw(&self) -> Withdrawal {
-        self.refill();
+        // Milliseconds since `started`, read once for the refill and for the report.
+        let now = self.started.elapsed().as_millis() as u64;
+        self.refill(now);
         let granted = self
             .balance
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
@@ -86,23 +88,24 @@ impl RetryBudget {
             return Withdrawal::Granted;
         }
         self.refused.fetch_add(1, Ordering::Relaxed);
-        let now = self.started.elapsed().as_millis() as u64 + 1;
+        let stamp = now + 1;
         let last = self.reported_at.load(Ordering::Relaxed);
-        let due = last == 0 || now.saturating_sub(last) >= REPORT_EVERY_MS;
+        let due = last == 0 || stamp.saturating_sub(last) >= REPORT_EVERY_MS;
         let report = (due
             && self
                 .reported_at
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .compare_exchange(last, stamp, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok())
         .then(|| self.refused.swap(0, Ordering::Relaxed));
         Withdrawal::Refused { report }
     }
 
-    fn refill(&self) {
+    /// Credits the floor for the time since the last refill; `now` is milliseconds since
+    /// `started`.
+    fn refill(&self, now: u64) {
         if self.floor_per_sec == 0 {
             return;
         }
-        let now = self.started.elapsed().as_millis() as u64;
         let last = self.refilled_at.load(Ordering::Acquire);
         if now <= last {
             return;
