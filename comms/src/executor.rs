@@ -478,10 +478,12 @@ impl Executor {
     /// and an exhausted retry budget are `WARN` events and a breaker's transitions `INFO` or
     /// `WARN` events, each naming the service or authority, so they read well without the
     /// span. An exhausted budget is reported at most once every 10 s, with the number of
-    /// retries it refused since the last report, rather than once per failing call. The span is `DEBUG`, like tower-http's request spans, because
-    /// recording it costs more than the rest of the runtime: with tracing-subscriber's `fmt`,
-    /// 0.8 µs to open and close it, and about 3 µs of CPU per call on loopback once its
-    /// fields are recorded. Enable it with a filter such as `comms=debug`.
+    /// retries it refused since the last report, rather than once per failing call.
+    ///
+    /// The span is `DEBUG`, like tower-http's request spans, because recording it costs more
+    /// than the rest of the runtime: with tracing-subscriber's `fmt`, 0.8 µs to open and close
+    /// it, and about 3 µs of CPU per call on loopback once its fields are recorded. Enable it
+    /// with a filter such as `comms=debug`.
     pub fn execute(&self, call: Call) -> impl Future<Output = Result<Response, Error>> + Send + '_ {
         let span = tracing::debug_span!(
             "comms.call",
