@@ -7,11 +7,15 @@ use comms::{BreakerConfig, Call, Error, Executor, RetryConfig};
 use comms_tests::{Reply, TestServer};
 
 fn exec(url: &str, breaker: BreakerConfig) -> Executor {
+    exec_retrying(url, RetryConfig::none(), breaker)
+}
+
+fn exec_retrying(url: &str, retry: RetryConfig, breaker: BreakerConfig) -> Executor {
     Executor::builder()
         .base_url(url)
         .service_id("tests")
         .secret("breaker-secret")
-        .retry(RetryConfig::none())
+        .retry(retry)
         .breaker(breaker)
         .build()
         .unwrap()
@@ -210,19 +214,14 @@ async fn a_stopped_server_trips_it_and_a_restarted_one_closes_it() {
 #[tokio::test]
 async fn retries_stop_when_the_breaker_opens_mid_call() {
     let server = TestServer::always(Reply::status(503)).await;
-    let e = Executor::builder()
-        .base_url(server.url())
-        .service_id("tests")
-        .secret("breaker-secret")
-        .retry(
-            RetryConfig::default()
-                .max_retries(10)
-                .base_delay(Duration::from_millis(1))
-                .no_budget(),
-        )
-        .breaker(breaker(3, 60_000))
-        .build()
-        .unwrap();
+    let e = exec_retrying(
+        &server.url(),
+        RetryConfig::default()
+            .max_retries(10)
+            .base_delay(Duration::from_millis(1))
+            .no_budget(),
+        breaker(3, 60_000),
+    );
     let err = e.execute(Call::get("/x")).await.unwrap_err();
     assert!(
         matches!(err, Error::Server(_)),
@@ -240,14 +239,11 @@ async fn retries_stop_when_the_breaker_opens_mid_call() {
 #[tokio::test]
 async fn a_retry_the_breaker_would_refuse_is_not_waited_for() {
     let server = TestServer::always(Reply::status(503).header("retry-after", "2")).await;
-    let e = Executor::builder()
-        .base_url(server.url())
-        .service_id("tests")
-        .secret("breaker-secret")
-        .retry(RetryConfig::default().no_budget())
-        .breaker(breaker(1, 60_000))
-        .build()
-        .unwrap();
+    let e = exec_retrying(
+        &server.url(),
+        RetryConfig::default().no_budget(),
+        breaker(1, 60_000),
+    );
     let started = Instant::now();
     let err = e.execute(Call::get("/x")).await.unwrap_err();
     assert!(matches!(err, Error::Server(_)), "{err}");
@@ -271,14 +267,11 @@ async fn a_retry_after_the_open_period_is_the_probe() {
         }
     })
     .await;
-    let e = Executor::builder()
-        .base_url(server.url())
-        .service_id("tests")
-        .secret("breaker-secret")
-        .retry(RetryConfig::default().no_budget())
-        .breaker(breaker(1, 200))
-        .build()
-        .unwrap();
+    let e = exec_retrying(
+        &server.url(),
+        RetryConfig::default().no_budget(),
+        breaker(1, 200),
+    );
     assert!(e.execute(Call::get("/x")).await.is_ok());
     assert_eq!(server.count(), 2);
     assert_eq!(e.circuit_state(), Some(comms::CircuitState::Closed));

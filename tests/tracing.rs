@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use comms::{BreakerConfig, Call, Executor};
+use comms::{BreakerConfig, Call, Executor, RetryConfig};
 use comms_tests::{Reply, TestServer, fast_retry};
 
 const SECRET: &str = "tracing-test-secret";
@@ -48,20 +48,29 @@ impl Captured {
     }
 }
 
+/// An executor named `inventory` calling `server`, signed with [`SECRET`].
+fn inventory(server: &TestServer, retry: RetryConfig, breaker: BreakerConfig) -> Executor {
+    Executor::builder()
+        .name("inventory")
+        .base_url(server.url())
+        .service_id("tests")
+        .secret(SECRET)
+        .retry(retry)
+        .breaker(breaker)
+        .build()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn calls_are_traced_without_secrets() {
     let (logs, _guard) = record(tracing::Level::DEBUG);
 
     let server = TestServer::always(Reply::status(503)).await;
-    let e = Executor::builder()
-        .name("inventory")
-        .base_url(server.url())
-        .service_id("tests")
-        .secret(SECRET)
-        .retry(fast_retry().max_retries(2))
-        .breaker(BreakerConfig::default().failure_threshold(3))
-        .build()
-        .unwrap();
+    let e = inventory(
+        &server,
+        fast_retry().max_retries(2),
+        BreakerConfig::default().failure_threshold(3),
+    );
     assert!(
         e.execute(Call::get("/items").segment(42).route("/items/<id>"))
             .await
@@ -103,15 +112,11 @@ async fn at_info_retries_name_their_call_without_a_span() {
     let (logs, _guard) = record(tracing::Level::INFO);
 
     let server = TestServer::always(Reply::status(503)).await;
-    let e = Executor::builder()
-        .name("inventory")
-        .base_url(server.url())
-        .service_id("tests")
-        .secret(SECRET)
-        .retry(fast_retry().max_retries(1))
-        .breaker(BreakerConfig::disabled())
-        .build()
-        .unwrap();
+    let e = inventory(
+        &server,
+        fast_retry().max_retries(1),
+        BreakerConfig::disabled(),
+    );
     let err = e
         .execute(Call::get("/items").segment(42).route("/items/<id>"))
         .await
@@ -146,15 +151,11 @@ async fn an_exhausted_budget_warns_once_not_per_call() {
     let (logs, _guard) = record(tracing::Level::INFO);
 
     let server = TestServer::always(Reply::status(503)).await;
-    let e = Executor::builder()
-        .name("inventory")
-        .base_url(server.url())
-        .service_id("tests")
-        .secret(SECRET)
-        .retry(fast_retry().max_retries(5).budget(0.0, 1))
-        .breaker(BreakerConfig::disabled())
-        .build()
-        .unwrap();
+    let e = inventory(
+        &server,
+        fast_retry().max_retries(5).budget(0.0, 1),
+        BreakerConfig::disabled(),
+    );
     for _ in 0..20 {
         assert!(e.execute(Call::get("/items")).await.is_err());
     }
