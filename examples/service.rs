@@ -1,11 +1,14 @@
-//! A service that accepts signed calls: v2 from `comms` clients and, while callers migrate,
-//! legacy signatures from Python `microservice_comms` clients.
+//! A service that accepts signed calls: RFC 9421 signatures from `comms` clients (or any RFC 9421
+//! library, such as Python's `requests-http-signature`) and, while callers migrate, legacy
+//! signatures from Python `microservice_comms` clients.
 //!
 //! ```text
 //! BILLING_SECRET=... ORDERS_SECRET=... cargo run --example service
 //! ```
 //!
-//! It listens on `127.0.0.1:8080` (or `$PORT`) until Ctrl-C.
+//! It listens on `127.0.0.1:8080` (or `$PORT`) until Ctrl-C. `ACCEPT_LEGACY=0` turns legacy
+//! signatures off, the last step of a migration; `BILLING_NEXT_KEY_ID` and
+//! `BILLING_NEXT_SECRET` add a second key for `billing`, as during a secret rotation.
 
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
@@ -22,13 +25,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
 
     // One entry per calling service. Secrets come from the environment, never from code.
-    let mut verifier = Verifier::new().accept_legacy(true);
+    let accept_legacy = std::env::var("ACCEPT_LEGACY").map_or(true, |v| v != "0");
+    let mut verifier = Verifier::new().accept_legacy(accept_legacy);
     for (service, var) in [("billing", "BILLING_SECRET"), ("orders", "ORDERS_SECRET")] {
         match std::env::var(var) {
             Ok(secret) if !secret.is_empty() => verifier = verifier.service(service, secret),
             _ => eprintln!("{var} is not set: calls from `{service}` will be refused"),
         }
     }
+    if let (Ok(key_id), Ok(secret)) = (
+        std::env::var("BILLING_NEXT_KEY_ID"),
+        std::env::var("BILLING_NEXT_SECRET"),
+    ) {
+        verifier = verifier.key(key_id, "billing", secret);
+    }
+    println!(
+        "legacy signatures are {}",
+        if accept_legacy { "accepted" } else { "refused" }
+    );
 
     let app = Router::new()
         .route("/whoami", get(whoami))
@@ -47,7 +61,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn whoami(Extension(caller): Extension<Caller>) -> Json<Value> {
-    Json(json!({ "service": caller.service_id(), "signing": caller.signing().to_string() }))
+    Json(json!({
+        "service": caller.service_id(),
+        "key_id": caller.key_id(),
+        "signing": caller.signing().to_string(),
+    }))
 }
 
 async fn create_order(

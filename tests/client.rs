@@ -173,7 +173,11 @@ async fn every_method_kind_reaches_the_wire_as_declared() {
     );
     for r in &seen {
         assert_signed(r).await;
-        assert_eq!(r.header("x-service-id"), Some("billing"));
+        assert!(
+            r.header("signature-input")
+                .unwrap()
+                .contains(r#";keyid="billing";"#)
+        );
     }
     // Bodies are JSON with a content type; bodiless requests carry none.
     assert_eq!(&seen[3].body[..], br#"{"name":"new"}"#);
@@ -255,7 +259,7 @@ async fn idempotent_post_is_retried_with_one_key_and_plain_post_is_not() {
     assert_eq!(keys.len(), 1, "one key across attempts");
     let nonces: std::collections::HashSet<_> = attempts
         .iter()
-        .map(|r| r.header("x-nonce").unwrap().to_owned())
+        .map(|r| r.nonce().unwrap().to_owned())
         .collect();
     assert_eq!(nonces.len(), 3, "each attempt signed afresh");
 

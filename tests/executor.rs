@@ -471,8 +471,7 @@ async fn each_header_is_sent_once_and_a_callers_headers_win() {
     e.execute(
         Call::get("/own")
             .header("Accept", "application/json")
-            .header("X-Tag", "a")
-            .header("X-Tag", "b"),
+            .header("X-Tag", "a"),
     )
     .await
     .unwrap();
@@ -484,7 +483,7 @@ async fn each_header_is_sent_once_and_a_callers_headers_win() {
         .unwrap();
     let requests = server.requests();
 
-    // Exactly the protocol's five headers, `host` and `accept`, each once, none left empty.
+    // Exactly the protocol's three headers, `host` and `accept`, each once, none left empty.
     let plain = &requests[0];
     let mut names: Vec<&str> = plain.headers.keys().map(|n| n.as_str()).collect();
     names.sort_unstable();
@@ -492,17 +491,15 @@ async fn each_header_is_sent_once_and_a_callers_headers_win() {
         names,
         [
             "accept",
+            "content-digest",
             "host",
-            "x-content-sha256",
-            "x-nonce",
-            "x-service-id",
-            "x-signature",
-            "x-timestamp"
+            "signature",
+            "signature-input",
         ]
     );
     assert_eq!(
         plain.headers.len(),
-        7,
+        5,
         "one value each: {:?}",
         plain.headers
     );
@@ -510,19 +507,31 @@ async fn each_header_is_sent_once_and_a_callers_headers_win() {
     let host = format!("127.0.0.1:{}", server.addr().port());
     assert_eq!(plain.header("host"), Some(host.as_str()));
     assert_eq!(plain.header("accept"), Some("*/*"));
-    assert_eq!(plain.header("x-service-id"), Some("tests"));
+    assert!(
+        plain
+            .header("signature-input")
+            .unwrap()
+            .contains(r#";keyid="tests";"#)
+    );
 
-    // A caller's header replaces the default; several values of one name all arrive.
+    // A caller's header replaces the default, and is covered by the signature.
     let own = &requests[1];
     let accept: Vec<_> = own.headers.get_all("accept").iter().collect();
     assert_eq!(accept, ["application/json"]);
     let tags: Vec<_> = own.headers.get_all("x-tag").iter().collect();
-    assert_eq!(tags, ["a", "b"]);
-    assert_ne!(own.header("x-nonce"), plain.header("x-nonce"));
+    assert_eq!(tags, ["a"]);
+    assert!(
+        own.header("signature-input").unwrap().starts_with(
+            r#"comms=("@method" "@authority" "@path" "@query" "content-digest" "accept" "x-tag")"#
+        ),
+        "{:?}",
+        own.header("signature-input")
+    );
+    assert_ne!(own.nonce(), plain.nonce());
 
     // A body adds its type and its exact length, once each.
     let body = &requests[2];
-    assert_eq!(body.headers.len(), 9, "{:?}", body.headers);
+    assert_eq!(body.headers.len(), 7, "{:?}", body.headers);
     assert_eq!(body.header("content-type"), Some("application/json"));
     let length = body.body.len().to_string();
     assert_eq!(body.header("content-length"), Some(length.as_str()));
@@ -553,7 +562,38 @@ async fn a_clients_own_default_headers_are_kept() {
     assert_eq!(request.headers.get_all("accept").iter().count(), 1);
     assert!(
         request
-            .header("x-signature")
-            .is_some_and(|s| s.starts_with("v2="))
+            .header("signature")
+            .is_some_and(|s| s.starts_with("comms=:"))
     );
+}
+
+#[tokio::test]
+async fn headers_a_signature_cannot_carry_are_refused_unsent() {
+    let server = TestServer::always(Reply::status(200)).await;
+    let e = builder(&server.url()).build().unwrap();
+    // A covered header set twice would be refused by every verifier.
+    let err = e
+        .execute(Call::get("/x").header("X-Tag", "a").header("X-Tag", "b"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Encode { .. }) && err.to_string().contains("x-tag"),
+        "{err}"
+    );
+    // Headers comms writes itself cannot be set by a call.
+    for name in [
+        "Signature",
+        "signature-input",
+        "Content-Digest",
+        "Host",
+        "content-length",
+        "X-Signature",
+    ] {
+        let err = e
+            .execute(Call::get("/x").header(name, "forged"))
+            .await
+            .unwrap_err();
+        assert!(matches!(&err, Error::Encode { .. }), "{name}: {err}");
+    }
+    assert_eq!(server.count(), 0, "nothing was sent");
 }

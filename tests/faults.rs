@@ -126,10 +126,7 @@ async fn a_half_failing_dependency_loses_and_duplicates_nothing() {
                     .all(|a| a.header("idempotency-key").is_none())
             ),
         }
-        let nonces: HashSet<_> = attempts
-            .iter()
-            .map(|a| a.header("x-nonce").unwrap())
-            .collect();
+        let nonces: HashSet<_> = attempts.iter().map(|a| a.nonce().unwrap()).collect();
         assert_eq!(
             nonces.len(),
             attempts.len(),

@@ -1,5 +1,5 @@
-//! Signing vectors (v2 and signatures made by the Python library) and signatures recomputed
-//! from the wire bytes a real server received.
+//! Signing vectors (RFC 9421 ones made by Python's `http-message-signatures`, legacy ones by
+//! `microservice_comms`) and signatures recomputed from the wire bytes a real server received.
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use comms::{BreakerConfig, Call, Executor, Signing};
 use comms_tests::{Reply, TestServer, vectors};
 use serde_json::Value;
 
-/// Wide enough to accept the vectors' fixed 2023 timestamps.
+/// Wide enough to accept the vectors' fixed timestamps.
 const SKEW_FOR_VECTORS: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 fn s<'a>(v: &'a Value, key: &str) -> &'a str {
@@ -38,57 +38,105 @@ fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
     h
 }
 
+/// A vector's covered header fields, `content-digest` first, as (lower-case name, value).
+fn vector_fields(v: &Value) -> Vec<(String, String)> {
+    let mut fields = vec![(
+        "content-digest".to_owned(),
+        s(v, "content_digest").to_owned(),
+    )];
+    for pair in v["headers"].as_array().unwrap() {
+        let name = pair[0].as_str().unwrap().to_ascii_lowercase();
+        fields.push((name, pair[1].as_str().unwrap().to_owned()));
+    }
+    fields
+}
+
 #[test]
-fn v2_vectors_sign_byte_for_byte() {
-    let cases = vectors("v2.json");
+fn rfc9421_vectors_sign_byte_for_byte() {
+    let cases = vectors("rfc9421.json");
     let cases = cases.as_array().unwrap();
     assert!(cases.len() >= 4);
     for v in cases {
         let name = s(v, "name");
-        let canonical = signing::canonical_query(s(v, "query"));
-        let hash = signing::content_sha256(s(v, "body").as_bytes());
-        assert_eq!(hash, s(v, "content_sha256"), "{name}");
-        let sts = signing::v2_string_to_sign(
-            s(v, "method"),
-            s(v, "path"),
-            &canonical,
-            s(v, "service_id"),
-            v["timestamp"].as_u64().unwrap(),
-            s(v, "nonce"),
-            &hash,
+        assert_eq!(
+            signing::content_digest(s(v, "body").as_bytes()),
+            s(v, "content_digest"),
+            "{name}"
         );
-        assert_eq!(sts, s(v, "string_to_sign"), "{name}");
-        let sig = signing::sign_v2(&Secret::from(s(v, "secret")), &sts);
-        assert_eq!(sig, s(v, "x_signature"), "{name}");
+        let fields = vector_fields(v);
+        let fields: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let covered: Vec<&str> = v["covered"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        let mut ours = vec!["@method", "@authority", "@path", "@query"];
+        ours.extend(fields.iter().map(|(n, _)| *n));
+        assert_eq!(ours, covered, "{name}: the profile's order");
+        let message = signing::Message {
+            method: s(v, "method"),
+            authority: s(v, "authority"),
+            path: s(v, "path"),
+            query: s(v, "query"),
+            fields: &fields,
+        };
+        let params = signing::Params {
+            created: v["created"].as_u64().unwrap(),
+            key_id: s(v, "key_id"),
+            nonce: s(v, "nonce"),
+        };
+        let base = signing::signature_base(&message, &params);
+        assert_eq!(base, s(v, "signature_base"), "{name}");
+        assert_eq!(
+            signing::signature_input(&message, &params),
+            s(v, "signature_input"),
+            "{name}"
+        );
+        assert_eq!(
+            signing::signature(&Secret::from(s(v, "secret")), &base),
+            s(v, "signature"),
+            "{name}"
+        );
     }
 }
 
 #[tokio::test]
-async fn v2_vectors_verify() {
-    for v in vectors("v2.json").as_array().unwrap() {
+async fn rfc9421_vectors_verify_once_then_are_replays() {
+    for v in vectors("rfc9421.json").as_array().unwrap() {
+        let name = s(v, "name");
         let verifier = Verifier::new()
-            .service(s(v, "service_id"), s(v, "secret"))
+            .key(s(v, "key_id"), "billing", s(v, "secret"))
             .max_skew(SKEW_FOR_VECTORS);
-        let method = Method::from_bytes(s(v, "method").to_uppercase().as_bytes()).unwrap();
-        let ts = v["timestamp"].as_u64().unwrap().to_string();
-        let h = headers(&[
-            ("x-service-id", s(v, "service_id")),
-            ("x-timestamp", &ts),
-            ("x-nonce", s(v, "nonce")),
-            ("x-content-sha256", s(v, "content_sha256")),
-            ("x-signature", s(v, "x_signature")),
-        ]);
+        let method = Method::from_bytes(s(v, "method").as_bytes()).unwrap();
+        let mut pairs: Vec<(String, String)> = vec![("host".into(), s(v, "authority").into())];
+        pairs.extend(vector_fields(v));
+        pairs.push(("signature-input".into(), s(v, "signature_input").into()));
+        pairs.push(("signature".into(), s(v, "signature").into()));
+        let pairs: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let h = headers(&pairs);
+        let u = uri(s(v, "path"), s(v, "query"));
+        let body = s(v, "body").as_bytes();
         let caller = verifier
-            .verify(
-                &method,
-                &uri(s(v, "path"), s(v, "query")),
-                &h,
-                s(v, "body").as_bytes(),
-            )
+            .verify(&method, &u, &h, body)
             .await
-            .unwrap_or_else(|e| panic!("{}: {e}", s(v, "name")));
-        assert_eq!(caller.service_id(), s(v, "service_id"));
-        assert_eq!(caller.signing(), Signing::V2);
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(caller.service_id(), "billing");
+        assert_eq!(caller.key_id(), s(v, "key_id"));
+        assert_eq!(caller.signing(), Signing::Rfc9421);
+        assert!(
+            matches!(
+                verifier.verify(&method, &u, &h, body).await,
+                Err(VerifyError::Replayed)
+            ),
+            "{name}: a replay"
+        );
     }
 }
 
@@ -185,48 +233,87 @@ async fn send(signing: Signing, server: &TestServer, call: Call) {
 }
 
 #[tokio::test]
-async fn v2_signatures_recomputed_from_the_wire() {
+async fn rfc9421_signatures_recomputed_from_the_wire() {
     let server = TestServer::always(Reply::status(200)).await;
     send(
-        Signing::V2,
+        Signing::Rfc9421,
         &server,
         Call::post("/orders")
             .segment("a/b é")
             .query("z", "1")
             .query("a", "x y")
             .query("a", "+")
+            .header("X-Tenant", "  acme ")
+            .header("x-request-id", "r-1")
             .json(&serde_json::json!({"item": "abc", "qty": 2})),
     )
     .await;
-    send(Signing::V2, &server, Call::get("/")).await;
+    send(Signing::Rfc9421, &server, Call::get("/")).await;
     let verifier = Verifier::new().service("order-service", "wire-secret");
     for r in server.requests() {
         // Recompute everything from what arrived.
-        let hash = signing::content_sha256(&r.body);
-        assert_eq!(r.header("x-content-sha256"), Some(hash.as_str()));
-        let sts = signing::v2_string_to_sign(
-            r.method.as_str(),
-            r.uri.path(),
-            &signing::canonical_query(r.uri.query().unwrap_or("")),
-            r.header("x-service-id").unwrap(),
-            r.header("x-timestamp").unwrap().parse().unwrap(),
-            r.header("x-nonce").unwrap(),
-            &hash,
-        );
         assert_eq!(
-            r.header("x-signature").unwrap(),
-            signing::sign_v2(&Secret::from("wire-secret"), &sts)
+            r.header("content-digest"),
+            Some(signing::content_digest(&r.body).as_str())
+        );
+        let input = r.header("signature-input").unwrap();
+        let list = &input["comms=(".len()..input.find(')').unwrap()];
+        let fields: Vec<(&str, &str)> = list
+            .split(' ')
+            .map(|c| c.trim_matches('"'))
+            .filter(|c| !c.starts_with('@'))
+            .map(|name| (name, r.header(name).unwrap().trim()))
+            .collect();
+        let (created, nonce) = {
+            let after = |key: &str| input.split(key).nth(1).unwrap().split(';').next().unwrap();
+            (
+                after(";created=").parse().unwrap(),
+                after(";nonce=").trim_matches('"'),
+            )
+        };
+        let message = signing::Message {
+            method: r.method.as_str(),
+            authority: r.header("host").unwrap(),
+            path: r.uri.path(),
+            query: r.uri.query().unwrap_or(""),
+            fields: &fields,
+        };
+        let params = signing::Params {
+            created,
+            key_id: "order-service",
+            nonce,
+        };
+        assert_eq!(signing::signature_input(&message, &params), input);
+        let base = signing::signature_base(&message, &params);
+        assert_eq!(
+            r.header("signature").unwrap(),
+            signing::signature(&Secret::from("wire-secret"), &base)
         );
         verifier
             .verify(&r.method, &r.uri, &r.headers, &r.body)
             .await
             .unwrap();
+        assert!(
+            r.header("x-service-id").is_none() && r.header("x-signature").is_none(),
+            "no legacy headers"
+        );
     }
     let first = &server.requests()[0];
     assert_eq!(first.uri.path(), "/base/orders/a%2Fb%20%C3%A9");
     assert_eq!(first.uri.query(), Some("z=1&a=x%20y&a=%2B"));
+    assert!(
+        first.header("signature-input").unwrap().starts_with(
+            r#"comms=("@method" "@authority" "@path" "@query" "content-digest" "content-type" "x-tenant" "x-request-id");created="#
+        ),
+        "{:?}",
+        first.header("signature-input")
+    );
     let second = &server.requests()[1];
     assert_eq!(second.uri.path(), "/base/");
+    assert_eq!(
+        second.header("content-digest"),
+        Some(signing::EMPTY_CONTENT_DIGEST)
+    );
 }
 
 #[tokio::test]
@@ -250,7 +337,7 @@ async fn legacy_signatures_recomputed_from_the_wire() {
         .service("order-service", "wire-secret")
         .accept_legacy(true);
     for r in server.requests() {
-        assert!(r.header("x-nonce").is_none() && r.header("x-content-sha256").is_none());
+        assert!(r.header("signature-input").is_none() && r.header("content-digest").is_none());
         assert_eq!(r.header("content-type"), Some("application/json"));
         let ts: u64 = r.header("x-timestamp").unwrap().parse().unwrap();
         let sts = signing::legacy_string_to_sign(r.method.as_str(), r.uri.path(), ts);

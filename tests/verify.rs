@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::routing::{get, post};
 use axum::{Extension, Router};
@@ -41,6 +41,10 @@ async fn genuine() -> Recorded {
             Call::post("/orders")
                 .segment(7)
                 .query("a", "1")
+                .query("a", "2")
+                .query("q", "x+y")
+                .header("x-request-id", "req-1")
+                .idempotent(true)
                 .json(&serde_json::json!({"qty": 2})),
         )
         .await
@@ -65,95 +69,222 @@ async fn a_genuine_request_verifies_once() {
     ));
 }
 
+/// The parts of a genuine request's `Signature-Input` member: covered components and
+/// `created`, to re-sign variations of it by hand.
+fn created_of(r: &Recorded) -> u64 {
+    let input = r.header("signature-input").unwrap();
+    let after = input.split(";created=").nth(1).unwrap();
+    after.split(';').next().unwrap().parse().unwrap()
+}
+
+const COVERED: &[&str] = &[
+    "@method",
+    "@authority",
+    "@path",
+    "@query",
+    "content-digest",
+    "content-type",
+    "idempotency-key",
+    "x-request-id",
+];
+
+fn params(created: u64, key: &str, nonce: &str) -> String {
+    format!(r#";created={created};keyid="{key}";alg="hmac-sha256";nonce="{nonce}""#)
+}
+
 #[tokio::test]
 async fn each_tampered_field_is_caught() {
     let r = genuine().await;
+    assert_eq!(
+        r.header("signature-input")
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap(),
+        format!(
+            "comms=({})",
+            COVERED
+                .iter()
+                .map(|c| format!("\"{c}\""))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        "the request covers what the profile says, in its order"
+    );
     type Tamper = fn(&mut Recorded);
     type Expect = fn(&VerifyError) -> bool;
+    let bad_signature: Expect = |e| matches!(e, VerifyError::BadSignature);
+    fn set(r: &mut Recorded, name: &'static str, value: &'static str) {
+        r.headers.insert(name, HeaderValue::from_static(value));
+    }
     let cases: Vec<(&str, Tamper, Expect)> = vec![
+        ("method", |r| r.method = Method::PUT, bad_signature),
         (
-            "method",
-            |r| r.method = Method::PUT,
-            |e| matches!(e, VerifyError::BadSignature),
+            "method case",
+            |r| r.method = Method::from_bytes(b"post").unwrap(),
+            bad_signature,
+        ),
+        (
+            "authority",
+            |r| set(r, "host", "evil.internal:8080"),
+            bad_signature,
         ),
         (
             "path",
-            |r| r.uri = Uri::from_static("/orders/8?a=1"),
-            |e| matches!(e, VerifyError::BadSignature),
+            |r| r.uri = Uri::from_static("/orders/8?a=1&a=2&q=x%2By"),
+            bad_signature,
         ),
         (
-            "query",
-            |r| r.uri = Uri::from_static("/orders/7?a=2"),
-            |e| matches!(e, VerifyError::BadSignature),
+            "query value",
+            |r| r.uri = Uri::from_static("/orders/7?a=1&a=3&q=x%2By"),
+            bad_signature,
+        ),
+        (
+            "query + for %2B",
+            |r| r.uri = Uri::from_static("/orders/7?a=1&a=2&q=x+y"),
+            bad_signature,
+        ),
+        (
+            "repeated keys reordered",
+            |r| r.uri = Uri::from_static("/orders/7?a=2&a=1&q=x%2By"),
+            bad_signature,
         ),
         (
             "extra query",
-            |r| r.uri = Uri::from_static("/orders/7?a=1&admin=1"),
-            |e| matches!(e, VerifyError::BadSignature),
+            |r| r.uri = Uri::from_static("/orders/7?a=1&a=2&q=x%2By&admin=1"),
+            bad_signature,
+        ),
+        (
+            "query removed",
+            |r| r.uri = Uri::from_static("/orders/7"),
+            bad_signature,
         ),
         (
             "body",
             |r| r.body = bytes::Bytes::from_static(br#"{"qty":200}"#),
-            |e| matches!(e, VerifyError::ContentHashMismatch),
+            |e| matches!(e, VerifyError::ContentDigestMismatch),
         ),
         (
-            "service id",
+            "content-digest",
+            |r| set(r, "content-digest", comms::signing::EMPTY_CONTENT_DIGEST),
+            bad_signature,
+        ),
+        (
+            "content-type",
+            |r| set(r, "content-type", "text/plain"),
+            bad_signature,
+        ),
+        (
+            "idempotency-key",
+            |r| set(r, "idempotency-key", "another-key"),
+            bad_signature,
+        ),
+        (
+            "x-request-id",
+            |r| set(r, "x-request-id", "req-2"),
+            bad_signature,
+        ),
+        (
+            "covered header removed",
+            |r| {
+                r.headers.remove("x-request-id");
+            },
+            |e| matches!(e, VerifyError::CoveredFieldNotOnce(f) if f == "x-request-id"),
+        ),
+        (
+            "covered header repeated",
             |r| {
                 r.headers
-                    .insert("x-service-id", HeaderValue::from_static("other"));
+                    .append("x-request-id", HeaderValue::from_static("req-1"));
             },
-            |e| matches!(e, VerifyError::BadSignature),
+            |e| matches!(e, VerifyError::CoveredFieldNotOnce(f) if f == "x-request-id"),
         ),
         (
-            "unknown service",
+            "created",
             |r| {
-                r.headers
-                    .insert("x-service-id", HeaderValue::from_static("mallory"));
-            },
-            |e| matches!(e, VerifyError::UnknownService(s) if s == "mallory"),
-        ),
-        (
-            "timestamp",
-            |r| {
-                let ts: u64 = r.headers["x-timestamp"].to_str().unwrap().parse().unwrap();
-                r.headers.insert(
-                    "x-timestamp",
-                    HeaderValue::from_str(&(ts - 1).to_string()).unwrap(),
+                let input = r.header("signature-input").unwrap().to_owned();
+                let created = created_of(r);
+                let moved = input.replace(
+                    &format!("created={created}"),
+                    &format!("created={}", created - 1),
                 );
+                r.headers
+                    .insert("signature-input", HeaderValue::from_str(&moved).unwrap());
             },
-            |e| matches!(e, VerifyError::BadSignature),
+            bad_signature,
         ),
         (
             "nonce",
             |r| {
-                r.headers.insert(
-                    "x-nonce",
-                    HeaderValue::from_static("ffffffffffffffffffffffffffffffff"),
-                );
+                let input = r.header("signature-input").unwrap().to_owned();
+                let (head, _) = input.split_once(";nonce=").unwrap();
+                let moved = format!(r#"{head};nonce="ffffffffffffffffffffffffffffffff""#);
+                r.headers
+                    .insert("signature-input", HeaderValue::from_str(&moved).unwrap());
             },
-            |e| matches!(e, VerifyError::BadSignature),
+            bad_signature,
         ),
         (
             "signature",
             |r| {
-                let mut sig = r.headers["x-signature"].to_str().unwrap().to_owned();
-                let last = if sig.ends_with('0') { '1' } else { '0' };
-                sig.pop();
-                sig.push(last);
+                let sig = r.header("signature").unwrap();
+                let flipped = if sig.starts_with("comms=:A") {
+                    sig.replacen("comms=:A", "comms=:B", 1)
+                } else {
+                    format!("comms=:A{}", &sig[8..])
+                };
                 r.headers
-                    .insert("x-signature", HeaderValue::from_str(&sig).unwrap());
+                    .insert("signature", HeaderValue::from_str(&flipped).unwrap());
             },
-            |e| matches!(e, VerifyError::BadSignature),
+            bad_signature,
         ),
         (
-            "content hash header",
+            "coverage removed from the input",
             |r| {
-                r.headers.insert(
-                    "x-content-sha256",
-                    HeaderValue::from_static(comms::signing::EMPTY_SHA256),
-                );
+                let input = r
+                    .header("signature-input")
+                    .unwrap()
+                    .replace(" \"x-request-id\"", "");
+                r.headers
+                    .insert("signature-input", HeaderValue::from_str(&input).unwrap());
             },
-            |e| matches!(e, VerifyError::ContentHashMismatch),
+            bad_signature,
+        ),
+        (
+            "unknown key",
+            |r| {
+                let input = r
+                    .header("signature-input")
+                    .unwrap()
+                    .replace("keyid=\"billing\"", "keyid=\"mallory\"");
+                r.headers
+                    .insert("signature-input", HeaderValue::from_str(&input).unwrap());
+            },
+            |e| matches!(e, VerifyError::UnknownKey(Some(k)) if k == "mallory"),
+        ),
+        (
+            "another service's key",
+            |r| {
+                let input = r
+                    .header("signature-input")
+                    .unwrap()
+                    .replace("keyid=\"billing\"", "keyid=\"other\"");
+                r.headers
+                    .insert("signature-input", HeaderValue::from_str(&input).unwrap());
+            },
+            bad_signature,
+        ),
+        (
+            "signature label mismatch",
+            |r| {
+                let sig = r
+                    .header("signature")
+                    .unwrap()
+                    .replacen("comms=", "other=", 1);
+                r.headers
+                    .insert("signature", HeaderValue::from_str(&sig).unwrap());
+            },
+            |e| matches!(e, VerifyError::MalformedHeader(h) if h == "signature"),
         ),
     ];
     for (what, tamper, expected) in cases {
@@ -167,44 +298,232 @@ async fn each_tampered_field_is_caught() {
 }
 
 #[tokio::test]
+async fn coverage_the_profile_requires_is_enforced() {
+    let r = genuine().await;
+    let created = created_of(&r);
+    let required = ["@method", "@authority", "@path", "@query", "content-digest"];
+    for (i, dropped) in required.iter().enumerate() {
+        let mut copy = r.clone();
+        let components: Vec<&str> = required
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, c)| *c)
+            .collect();
+        let nonce = format!("{:032x}", i + 1);
+        copy.sign_as(
+            "comms",
+            &components,
+            &params(created, "billing", &nonce),
+            SECRET,
+        );
+        let err = check(&verifier(), &copy).await.unwrap_err();
+        assert!(
+            matches!(err, VerifyError::NotCovered(c) if c == *dropped),
+            "{dropped}: {err:?}"
+        );
+    }
+    // A bodiless GET need not cover content-digest.
+    let mut get = r.clone();
+    get.method = Method::GET;
+    get.body = bytes::Bytes::new();
+    get.headers.remove("content-length");
+    get.headers.remove("content-digest");
+    get.sign_as(
+        "comms",
+        &required[..4],
+        &params(created, "billing", &"9".repeat(32)),
+        SECRET,
+    );
+    check(&verifier(), &get).await.unwrap();
+    // An unsupported derived component is refused, not ignored.
+    let mut copy = r.clone();
+    copy.sign_as(
+        "comms",
+        &[
+            "@method",
+            "@authority",
+            "@path",
+            "@query",
+            "content-digest",
+            "@status",
+        ],
+        &params(created, "billing", &"8".repeat(32)),
+        SECRET,
+    );
+    assert!(matches!(
+        check(&verifier(), &copy).await,
+        Err(VerifyError::UnsupportedComponent(c)) if c == "@status"
+    ));
+}
+
+#[tokio::test]
+async fn other_signers_choices_are_accepted_and_checked() {
+    let r = genuine().await;
+    let created = created_of(&r);
+    let all = [
+        "@method",
+        "@authority",
+        "@path",
+        "@query",
+        "content-digest",
+        "date",
+    ];
+    let mut copy = r.clone();
+    copy.headers.insert(
+        "date",
+        HeaderValue::from_static("Tue, 01 Dec 2026 10:00:00 GMT"),
+    );
+    // Another label, `date` covered, a base64url nonce of 22 characters as Python's
+    // requests-http-signature sends, no `alg`, parameters in another order.
+    copy.sign_as(
+        "sig-b21",
+        &all,
+        &format!(r#";keyid="billing";nonce="Ab-_0123456789xyzQRS9w";created={created}"#),
+        SECRET,
+    );
+    let caller = check(&verifier(), &copy).await.unwrap();
+    assert_eq!(
+        (caller.service_id(), caller.key_id()),
+        ("billing", "billing")
+    );
+    // The covered `date` is checked.
+    let mut changed = copy.clone();
+    changed.headers.insert(
+        "date",
+        HeaderValue::from_static("Tue, 01 Dec 2026 10:00:01 GMT"),
+    );
+    assert!(matches!(
+        check(&verifier(), &changed).await,
+        Err(VerifyError::BadSignature)
+    ));
+    // Of several signatures, the first with a known key is used.
+    let mut two = r.clone();
+    let input = two.header("signature-input").unwrap().to_owned();
+    let sig = two.header("signature").unwrap().to_owned();
+    two.headers.insert(
+        "signature-input",
+        HeaderValue::from_str(&format!(
+            r#"unknown=("@method");created={created};keyid="nobody";nonce="{}", {input}"#,
+            "1".repeat(32)
+        ))
+        .unwrap(),
+    );
+    two.headers.insert(
+        "signature",
+        HeaderValue::from_str(&format!("unknown=:AAAA:, {sig}")).unwrap(),
+    );
+    check(&verifier(), &two).await.unwrap();
+}
+
+#[tokio::test]
+async fn signature_parameters_are_checked() {
+    let r = genuine().await;
+    let created = created_of(&r);
+    let covered = ["@method", "@authority", "@path", "@query", "content-digest"];
+    let nonce = "0123456789abcdef0123456789abcdef";
+    type Expect = fn(&VerifyError) -> bool;
+    let cases: Vec<(String, Expect)> = vec![
+        (
+            format!(r#";created={created};keyid="billing";alg="hmac-sha512";nonce="{nonce}""#),
+            |e| matches!(e, VerifyError::UnsupportedAlgorithm(a) if a == "hmac-sha512"),
+        ),
+        (format!(r#";created={created};keyid="billing""#), |e| {
+            matches!(e, VerifyError::MalformedSignature(_))
+        }),
+        (format!(r#";keyid="billing";nonce="{nonce}""#), |e| {
+            matches!(e, VerifyError::MalformedSignature(_))
+        }),
+        (
+            format!(r#";created={created};keyid="billing";nonce="short""#),
+            |e| matches!(e, VerifyError::MalformedNonce),
+        ),
+        (
+            format!(r#";created={created};keyid="billing";nonce="{nonce}+/""#),
+            |e| matches!(e, VerifyError::MalformedNonce),
+        ),
+        (
+            format!(
+                r#";created={created};keyid="billing";nonce="{}""#,
+                "n".repeat(129)
+            ),
+            |e| matches!(e, VerifyError::MalformedNonce),
+        ),
+        (
+            format!(
+                r#";created={created};expires={};keyid="billing";nonce="{nonce}""#,
+                created - 400
+            ),
+            |e| matches!(e, VerifyError::Expired),
+        ),
+        (
+            format!(r#";created="{created}";keyid="billing";nonce="{nonce}""#),
+            |e| matches!(e, VerifyError::MalformedSignature(_)),
+        ),
+    ];
+    for (params, expected) in cases {
+        let mut copy = r.clone();
+        copy.sign_as("comms", &covered, &params, SECRET);
+        let err = check(&verifier(), &copy).await.expect_err(&params);
+        assert!(expected(&err), "{params}: {err:?}");
+    }
+    // An `expires` still ahead, and a 128-character nonce, are fine.
+    let mut copy = r.clone();
+    copy.sign_as(
+        "comms",
+        &covered,
+        &format!(
+            r#";created={created};expires={};keyid="billing";nonce="{}""#,
+            created + 60,
+            "n".repeat(128)
+        ),
+        SECRET,
+    );
+    check(&verifier(), &copy).await.unwrap();
+}
+
+#[tokio::test]
 async fn missing_and_malformed_headers_are_named() {
     let r = genuine().await;
-    for name in [
-        "x-service-id",
-        "x-timestamp",
-        "x-nonce",
-        "x-content-sha256",
-        "x-signature",
-    ] {
+    for name in ["signature", "content-digest"] {
         let mut copy = r.clone();
         copy.headers.remove(name);
         let err = check(&verifier(), &copy).await.unwrap_err();
-        assert!(
-            matches!(err, VerifyError::MissingHeader(n) if n == name),
-            "{name}: {err:?}"
-        );
+        let named = match &err {
+            VerifyError::MissingHeader(n) => n == name,
+            VerifyError::CoveredFieldNotOnce(n) => n == name,
+            _ => false,
+        };
+        assert!(named, "{name}: {err:?}");
     }
+    let mut copy = r.clone();
+    copy.headers.remove("signature-input");
+    copy.headers.remove("signature");
+    assert!(matches!(
+        check(&verifier(), &copy).await,
+        Err(VerifyError::MissingHeader(n)) if n == "signature-input"
+    ));
     for (name, value) in [
-        ("x-timestamp", "soon"),
-        ("x-timestamp", "-5"),
-        ("x-nonce", "xyz"),
-        ("x-nonce", "0011223344556677889900AABBCCDDEEFF"),
-        ("x-content-sha256", "abc"),
-        ("x-signature", "v2=nothex"),
+        ("signature-input", "comms=(\"@method\""),
+        ("signature-input", "comms=(@method)"),
+        ("signature", "comms=notbytes"),
+        ("content-digest", "sha-256=abc"),
     ] {
         let mut copy = r.clone();
         copy.headers.insert(name, HeaderValue::from_static(value));
         let err = check(&verifier(), &copy).await.unwrap_err();
         assert!(
-            matches!(err, VerifyError::MalformedHeader(n) if n == name),
+            matches!(&err, VerifyError::MalformedHeader(n) if n == name)
+                || matches!(&err, VerifyError::UnknownKey(None))
+                || matches!(&err, VerifyError::BadSignature),
             "{name}={value}: {err:?}"
         );
     }
-    // A bare hex signature is legacy, refused unless legacy is accepted.
+    // A legacy-looking request is refused unless legacy is accepted.
     let mut copy = r.clone();
-    let sig = copy.headers["x-signature"].to_str().unwrap()[3..].to_owned();
+    copy.headers.remove("signature-input");
     copy.headers
-        .insert("x-signature", HeaderValue::from_str(&sig).unwrap());
+        .insert("x-signature", HeaderValue::from_static("00"));
     assert!(matches!(
         check(&verifier(), &copy).await,
         Err(VerifyError::LegacyNotAccepted)
@@ -216,12 +535,16 @@ async fn stale_and_future_timestamps_are_refused() {
     // Requests signed with a clock far off are outside a 1 s window of this one.
     let r = genuine().await;
     let v = verifier().max_skew(Duration::from_secs(1));
-    let ts: u64 = r.headers["x-timestamp"].to_str().unwrap().parse().unwrap();
+    let created = created_of(&r);
     for (shift, stale) in [(-30i64, true), (30, false)] {
         let mut copy = r.clone();
-        let moved = (ts as i64 + shift).to_string();
-        copy.headers
-            .insert("x-timestamp", HeaderValue::from_str(&moved).unwrap());
+        let moved = (created as i64 + shift) as u64;
+        copy.sign_as(
+            "comms",
+            COVERED,
+            &params(moved, "billing", "0123456789abcdef0123456789abcdef"),
+            SECRET,
+        );
         let err = check(&v, &copy).await.unwrap_err();
         if stale {
             assert!(
@@ -249,12 +572,12 @@ impl NonceStore for Shared {
         &'a self,
         service_id: &'a str,
         nonce: &'a str,
-        now: u64,
-        expires_at: u64,
+        now: SystemTime,
+        keep_until: SystemTime,
     ) -> Pin<Box<dyn Future<Output = Result<bool, BoxError>> + Send + 'a>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner
-            .check_and_insert(service_id, nonce, now, expires_at)
+            .check_and_insert(service_id, nonce, now, keep_until)
     }
 }
 
@@ -280,8 +603,8 @@ impl NonceStore for Down {
         &'a self,
         _: &'a str,
         _: &'a str,
-        _: u64,
-        _: u64,
+        _: SystemTime,
+        _: SystemTime,
     ) -> Pin<Box<dyn Future<Output = Result<bool, BoxError>> + Send + 'a>> {
         Box::pin(async { Err("store unreachable".into()) })
     }
@@ -299,13 +622,14 @@ async fn the_memory_store_stays_bounded_under_a_million_nonces() {
     let store = MemoryNonceStore::with_capacity(10_000);
     let cap = store.capacity();
     let now = 1_000_000u64;
+    let at = |secs: u64| UNIX_EPOCH + Duration::from_secs(secs);
     let mut accepted = Vec::new();
     let mut refused = 0;
     // A flood of unique, live nonces: the store fills, then refuses; it never evicts.
     for i in 0..1_000_000u128 {
         let nonce = format!("{i:032x}");
         match store
-            .check_and_insert("billing", &nonce, now, now + 300)
+            .check_and_insert("billing", &nonce, at(now), at(now + 300))
             .await
         {
             Ok(true) => {
@@ -325,7 +649,7 @@ async fn the_memory_store_stays_bounded_under_a_million_nonces() {
     for nonce in &accepted {
         assert!(
             !store
-                .check_and_insert("billing", nonce, now + 1, now + 301)
+                .check_and_insert("billing", nonce, at(now + 1), at(now + 301))
                 .await
                 .unwrap()
         );
@@ -335,7 +659,7 @@ async fn the_memory_store_stays_bounded_under_a_million_nonces() {
         let t = now + 301 + (i as u64 / 1_000);
         let nonce = format!("{:032x}", i + (1 << 100));
         let fresh = store
-            .check_and_insert("billing", &nonce, t, t + 5)
+            .check_and_insert("billing", &nonce, at(t), at(t + 5))
             .await
             .unwrap();
         assert!(fresh, "nonce {i} refused at time {t}");
@@ -407,24 +731,73 @@ async fn a_client_round_trips_through_the_layer() {
         .await
         .unwrap_err();
     assert_eq!(err.status().map(|s| s.as_u16()), Some(413), "{err}");
-    let status = raw_chunked_post(&url, "/echo", &[&[b'x'; 800], &[b'y'; 800]]).await;
+    // A signed head whose chunked body outgrows the limit: 413 once it is counted.
+    let chunks: [&[u8]; 2] = [&[b'x'; 800], &[b'y'; 800]];
+    let head = signed_head(&url, "/echo", &chunks.concat(), None);
+    let status = raw_request(&url, &head, &chunks, true).await;
     assert!(status.starts_with("HTTP/1.1 413"), "{status}");
 }
 
-/// Sends a chunked POST over a plain TCP stream and returns the status line.
-async fn raw_chunked_post(url: &str, path: &str, chunks: &[&[u8]]) -> String {
+/// A POST head to `path` signed as `billing`, with the `Content-Digest` of `body` and, if
+/// given, a `Content-Length`.
+fn signed_head(url: &str, path: &str, body: &[u8], length: Option<u64>) -> Recorded {
+    let addr = url.trim_start_matches("http://");
+    let mut head = Recorded {
+        method: Method::POST,
+        uri: path.parse().unwrap(),
+        headers: Default::default(),
+        body: Default::default(),
+    };
+    head.headers
+        .insert("host", HeaderValue::from_str(addr).unwrap());
+    head.headers.insert(
+        "content-digest",
+        HeaderValue::from_str(&comms::signing::content_digest(body)).unwrap(),
+    );
+    if let Some(length) = length {
+        head.headers.insert("content-length", length.into());
+    }
+    let created = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let nonce = format!("{created:x}{:016x}", NEXT.fetch_add(1, Ordering::SeqCst));
+    head.sign_as(
+        "comms",
+        &["@method", "@authority", "@path", "@query", "content-digest"],
+        &params(created, "billing", &nonce),
+        SECRET,
+    );
+    head
+}
+
+/// Writes `head` and then `chunks` (chunk-encoded, or as they are) over a plain TCP stream,
+/// and returns the response's status line. With no chunks, nothing follows the head.
+async fn raw_request(url: &str, head: &Recorded, chunks: &[&[u8]], chunked: bool) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = url.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut request =
-        format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\n\r\n")
-            .into_bytes();
-    for chunk in chunks {
-        request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-        request.extend_from_slice(chunk);
-        request.extend_from_slice(b"\r\n");
+    let mut request = format!("{} {} HTTP/1.1\r\n", head.method, head.uri).into_bytes();
+    for (name, value) in &head.headers {
+        request.extend_from_slice(format!("{name}: {}\r\n", value.to_str().unwrap()).as_bytes());
     }
-    request.extend_from_slice(b"0\r\n\r\n");
+    if chunked {
+        request.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    request.extend_from_slice(b"\r\n");
+    for chunk in chunks {
+        if chunked {
+            request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        }
+        request.extend_from_slice(chunk);
+        if chunked {
+            request.extend_from_slice(b"\r\n");
+        }
+    }
+    if chunked {
+        request.extend_from_slice(b"0\r\n\r\n");
+    }
     stream.write_all(&request).await.unwrap();
     let mut response = vec![0u8; 1024];
     let n = stream.read(&mut response).await.unwrap();
@@ -433,4 +806,83 @@ async fn raw_chunked_post(url: &str, path: &str, chunks: &[&[u8]]) -> String {
         .next()
         .unwrap_or_default()
         .to_owned()
+}
+
+/// A handler that counts the requests that reach it.
+fn counting_app(reached: Arc<AtomicUsize>, layer: VerifyLayer) -> Router {
+    Router::new()
+        .route(
+            "/echo",
+            post(move |body: String| async move {
+                reached.fetch_add(1, Ordering::SeqCst);
+                body
+            }),
+        )
+        .layer(layer)
+}
+
+#[tokio::test]
+async fn an_unsigned_head_is_refused_before_its_body_is_read() {
+    let reached = Arc::new(AtomicUsize::new(0));
+    let url = serve(counting_app(reached.clone(), VerifyLayer::new(verifier()))).await;
+    // A head announcing a 1 GB body, which never comes: the 401 comes at once, without
+    // waiting for a byte of it (the read would otherwise wait out the 10 s body timeout).
+    let mut head = signed_head(&url, "/echo", b"", Some(1_000_000_000));
+    head.headers.remove("signature");
+    let status = tokio::time::timeout(Duration::from_secs(5), raw_request(&url, &head, &[], false))
+        .await
+        .expect("answered without the body");
+    assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+
+    // Signed with the wrong secret, likewise.
+    let mut head = signed_head(&url, "/echo", b"", Some(1_000_000_000));
+    let input = head.header("signature-input").unwrap().to_owned();
+    let member = &input[input.find(')').unwrap() + 1..];
+    head.sign_as(
+        "comms",
+        &["@method", "@authority", "@path", "@query", "content-digest"],
+        member,
+        "not-the-secret",
+    );
+    let status = tokio::time::timeout(Duration::from_secs(5), raw_request(&url, &head, &[], false))
+        .await
+        .expect("answered without the body");
+    assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+    assert_eq!(reached.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_signed_body_is_read_under_a_size_and_a_time_limit() {
+    let reached = Arc::new(AtomicUsize::new(0));
+    let layer = VerifyLayer::new(verifier())
+        .max_body_bytes(1024)
+        .body_timeout(Duration::from_millis(300));
+    let url = serve(counting_app(reached.clone(), layer)).await;
+
+    // A signed head declaring more than the limit: 413 without reading.
+    let head = signed_head(&url, "/echo", b"", Some(1_000_000_000));
+    let status = raw_request(&url, &head, &[], false).await;
+    assert!(status.starts_with("HTTP/1.1 413"), "{status}");
+
+    // A signed head whose body never arrives: 408 after the body timeout.
+    let body = b"hello";
+    let head = signed_head(&url, "/echo", body, Some(body.len() as u64));
+    let started = std::time::Instant::now();
+    let status = raw_request(&url, &head, &[], false).await;
+    assert!(status.starts_with("HTTP/1.1 408"), "{status}");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+
+    // The same head with its body: accepted, and then refused as a replay.
+    let status = raw_request(&url, &head, &[body], false).await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    let status = raw_request(&url, &head, &[body], false).await;
+    assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+
+    // A body that does not match the signed digest: 401, and its nonce is not spent.
+    let head = signed_head(&url, "/echo", b"12345", Some(5));
+    let status = raw_request(&url, &head, &[b"54321"], false).await;
+    assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+    let status = raw_request(&url, &head, &[b"12345"], false).await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert_eq!(reached.load(Ordering::SeqCst), 2);
 }

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use comms::__internals::Signer;
+use comms::signing::{self, Secret};
 use comms::{Call, Error, Executor, service_client};
 use http::{HeaderName, HeaderValue};
 use http_body_util::Full;
@@ -46,12 +47,6 @@ trait Users {
 }
 
 const BODY: &[u8] = br#"{"id":1,"name":"Ada Lovelace"}"#;
-
-const X_SERVICE_ID: HeaderName = HeaderName::from_static("x-service-id");
-const X_TIMESTAMP: HeaderName = HeaderName::from_static("x-timestamp");
-const X_NONCE: HeaderName = HeaderName::from_static("x-nonce");
-const X_CONTENT_SHA256: HeaderName = HeaderName::from_static("x-content-sha256");
-const X_SIGNATURE: HeaderName = HeaderName::from_static("x-signature");
 
 /// The server thread's `/proc` entry, for its CPU time.
 static SERVER_TASK: OnceLock<PathBuf> = OnceLock::new();
@@ -110,36 +105,45 @@ async fn serve(delay: Duration, server: &tokio::runtime::Handle) -> SocketAddr {
     addr
 }
 
-/// The five v2 headers of one attempt, computed as a hand-written client would: a fresh
-/// timestamp and random nonce, the HMAC over them, hex.
-fn signature_headers(
-    signer: &Signer,
-    method: &str,
-    url: &reqwest::Url,
-) -> [(HeaderName, HeaderValue); 5] {
+/// The three RFC 9421 headers of one attempt, computed as a hand-written client would with
+/// comms' public signing functions: a fresh creation time and random nonce, the signature base,
+/// the HMAC, base64.
+fn signature_headers(secret: &Secret, url: &reqwest::Url) -> [(HeaderName, HeaderValue); 3] {
     let mut nonce = [0u8; 16];
     getrandom::fill(&mut nonce).unwrap();
-    let ts = SystemTime::now()
+    let nonce = hex::encode(nonce);
+    let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let sig = signer.sign_at(
-        method,
-        url.path(),
-        url.query().unwrap_or(""),
-        b"",
-        ts,
-        nonce,
-    );
+    let authority = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+    let fields = [("content-digest", signing::EMPTY_CONTENT_DIGEST)];
+    let message = signing::Message {
+        method: "GET",
+        authority: &authority,
+        path: url.path(),
+        query: url.query().unwrap_or(""),
+        fields: &fields,
+    };
+    let params = signing::Params {
+        created,
+        key_id: "bench",
+        nonce: &nonce,
+    };
+    let base = signing::signature_base(&message, &params);
     [
-        (X_SERVICE_ID, HeaderValue::from_static("bench")),
-        (X_TIMESTAMP, HeaderValue::from(ts)),
-        (X_NONCE, HeaderValue::try_from(hex::encode(nonce)).unwrap()),
         (
-            X_CONTENT_SHA256,
-            HeaderValue::from_static(comms::signing::EMPTY_SHA256),
+            signing::CONTENT_DIGEST,
+            HeaderValue::from_static(signing::EMPTY_CONTENT_DIGEST),
         ),
-        (X_SIGNATURE, HeaderValue::try_from(sig).unwrap()),
+        (
+            signing::SIGNATURE_INPUT,
+            HeaderValue::try_from(signing::signature_input(&message, &params)).unwrap(),
+        ),
+        (
+            signing::SIGNATURE,
+            HeaderValue::try_from(signing::signature(secret, &base)).unwrap(),
+        ),
     ]
 }
 
@@ -155,8 +159,9 @@ impl reqwest_middleware::Middleware for SigningMiddleware {
         extensions: &mut http::Extensions,
         next: reqwest_middleware::Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
-        let headers = signature_headers(&self.0, req.method().as_str(), req.url());
-        req.headers_mut().extend(headers);
+        self.0
+            .sign_request(&mut req)
+            .map_err(|e| reqwest_middleware::Error::Middleware(e.into()))?;
         next.run(req, extensions).await
     }
 }
@@ -165,7 +170,7 @@ impl reqwest_middleware::Middleware for SigningMiddleware {
 enum Variant {
     Raw(reqwest::Client, String),
     SameBytes(reqwest::Client, String),
-    HandSigned(reqwest::Client, reqwest::Url, Arc<Signer>),
+    HandSigned(reqwest::Client, reqwest::Url, Arc<Secret>),
     CommsSigned(reqwest::Client, reqwest::Url, Arc<Signer>),
     RawTimeout(reqwest::Client, String),
     Executor(Executor),
@@ -180,7 +185,7 @@ impl Variant {
             Variant::Raw(..) => "raw reqwest",
             Variant::SameBytes(..) => "reqwest, fixed sig headers",
             Variant::HandSigned(..) => "reqwest + hand signing",
-            Variant::CommsSigned(..) => "reqwest + comms signing",
+            Variant::CommsSigned(..) => "reqwest + timeout + comms signing",
             Variant::RawTimeout(..) => "reqwest + timeout",
             Variant::Executor(_) => "comms::Executor",
             Variant::Generated(_) => "generated client",
@@ -198,38 +203,43 @@ impl Variant {
                 // cost to write, send and parse.
                 let request = client
                     .get(url)
-                    .header(X_SERVICE_ID, HeaderValue::from_static("bench"))
-                    .header(X_TIMESTAMP, HeaderValue::from_static("1790000000"))
                     .header(
-                        X_NONCE,
-                        HeaderValue::from_static("00112233445566778899aabbccddeeff"),
+                        signing::CONTENT_DIGEST,
+                        HeaderValue::from_static(signing::EMPTY_CONTENT_DIGEST),
                     )
                     .header(
-                        X_CONTENT_SHA256,
-                        HeaderValue::from_static(comms::signing::EMPTY_SHA256),
+                        signing::SIGNATURE_INPUT,
+                        HeaderValue::from_static(concat!(
+                            r#"comms=("@method" "@authority" "@path" "@query" "content-digest")"#,
+                            r#";created=1790000000;keyid="bench";alg="hmac-sha256""#,
+                            r#";nonce="00112233445566778899aabbccddeeff""#
+                        )),
                     )
                     .header(
-                        X_SIGNATURE,
+                        signing::SIGNATURE,
                         HeaderValue::from_static(
-                            "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+                            "comms=:ABEiM0RVZneImaq7zN3u/wARIjNEVWZ3iJmqu8zd7v8=:",
                         ),
                     );
                 decode(request.send()).await
             }
-            Variant::HandSigned(client, url, signer) => {
+            Variant::HandSigned(client, url, secret) => {
                 let mut request = client.get(url.clone());
-                for (name, value) in signature_headers(signer, "GET", url) {
+                for (name, value) in signature_headers(secret, url) {
                     request = request.header(name, value);
                 }
                 decode(request.send()).await
             }
             Variant::CommsSigned(client, url, signer) => {
-                // The request the executor sends, signed by the executor's own code, and
-                // nothing else: the gap to the generated client is what the rest of comms
-                // (retry, breaker, budget, timeout, span, classification) costs.
+                // The request the executor sends, signed by the executor's own code, with a
+                // timeout and nothing else: the gap to the generated client is what the rest
+                // of comms (retry, breaker, budget, span, classification) costs.
                 let mut request = reqwest::Request::new(http::Method::GET, url.clone());
                 signer.sign_request(&mut request).unwrap();
-                decode(client.execute(request)).await
+                let sent = client.execute(request);
+                tokio::time::timeout(Duration::from_secs(10), decode(sent))
+                    .await
+                    .unwrap()
             }
             Variant::RawTimeout(client, url) => {
                 let sent = client.get(url).send();
@@ -329,7 +339,14 @@ fn variants(addr: SocketAddr) -> Vec<Variant> {
             .build()
             .unwrap()
     };
-    let signer = || Arc::new(Signer::new("bench", "bench-secret", comms::Signing::V2));
+    let signer = || {
+        Arc::new(Signer::new(
+            &base,
+            "bench",
+            "bench-secret",
+            comms::Signing::Rfc9421,
+        ))
+    };
     let executor = Executor::builder()
         .base_url(&base)
         .service_id("bench")
@@ -358,14 +375,12 @@ fn variants(addr: SocketAddr) -> Vec<Variant> {
     vec![
         Variant::Raw(client(), url.clone()),
         Variant::SameBytes(client(), url.clone()),
-        Variant::HandSigned(client(), url.parse().unwrap(), signer()),
-        Variant::CommsSigned(
+        Variant::HandSigned(
             client(),
             url.parse().unwrap(),
-            Arc::new(
-                Signer::new("bench", "bench-secret", comms::Signing::V2).for_requests_to(&base),
-            ),
+            Arc::new(Secret::from("bench-secret")),
         ),
+        Variant::CommsSigned(client(), url.parse().unwrap(), signer()),
         Variant::RawTimeout(client(), url.clone()),
         Variant::Executor(executor),
         Variant::Generated(generated),

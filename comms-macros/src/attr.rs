@@ -15,6 +15,7 @@ pub(crate) const KEYS: &[&str] = &[
     "service_id",
     "secret_env",
     "base_url_env",
+    "key_id_env",
     "signing",
 ];
 
@@ -24,6 +25,7 @@ pub(crate) struct Args {
     pub(crate) service_id: Option<LitStr>,
     pub(crate) secret_env: Option<LitStr>,
     pub(crate) base_url_env: Option<LitStr>,
+    pub(crate) key_id_env: Option<LitStr>,
     pub(crate) legacy: bool,
 }
 
@@ -33,6 +35,7 @@ pub(crate) fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
         service_id: None,
         secret_env: None,
         base_url_env: None,
+        key_id_env: None,
         legacy: false,
     };
     let mut signing: Option<LitStr> = None;
@@ -53,6 +56,7 @@ pub(crate) fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
                 "service_id" => &mut args.service_id,
                 "secret_env" => &mut args.secret_env,
                 "base_url_env" => &mut args.base_url_env,
+                "key_id_env" => &mut args.key_id_env,
                 "signing" => &mut signing,
                 _ => {
                     cx.error_spanned_by(
@@ -115,7 +119,10 @@ pub(crate) fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
             );
         }
     }
-    for env in [&args.secret_env, &args.base_url_env].into_iter().flatten() {
+    for env in [&args.secret_env, &args.base_url_env, &args.key_id_env]
+        .into_iter()
+        .flatten()
+    {
         let v = env.value();
         if v.is_empty() || v.contains(['=', '\0']) || v.contains(char::is_whitespace) {
             cx.error_spanned_by(
@@ -126,11 +133,14 @@ pub(crate) fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
     }
     if let Some(s) = &signing {
         match s.value().as_str() {
-            "v2" => {}
+            "rfc9421" => {}
             "legacy" => args.legacy = true,
             other => cx.error_spanned_by(
                 s,
-                format!("unknown signing scheme `{other}`; expected \"v2\" or \"legacy\""),
+                format!(
+                    "unknown signing scheme `{other}`{}; expected \"rfc9421\" or \"legacy\"",
+                    did_you_mean(other, ["rfc9421", "legacy"].into_iter())
+                ),
             ),
         }
     }
@@ -385,10 +395,11 @@ fn is_reserved_header(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     matches!(
         lower.as_str(),
-        "x-service-id"
+        "content-digest"
+            | "signature-input"
+            | "signature"
+            | "x-service-id"
             | "x-timestamp"
-            | "x-nonce"
-            | "x-content-sha256"
             | "x-signature"
             | "content-length"
             | "transfer-encoding"

@@ -88,7 +88,8 @@ fn client_struct(item: &ItemTrait, defaults: TokenStream) -> TokenStream {
 
         impl #client {
             /// Builds the client from the attribute's settings and the environment: the secret
-            /// from the `secret_env` variable, the base URL from `base_url_env` when it is set.
+            /// from the `secret_env` variable, the base URL from `base_url_env` and the key id
+            /// from `key_id_env` when they are set.
             pub fn new() -> ::comms::__private::Result<Self, ::comms::__private::Error> {
                 Self::builder().build()
             }
@@ -146,10 +147,14 @@ fn expand(service: &Service<'_>) -> TokenStream {
         Some(env) => quote!(::core::option::Option::Some(#env)),
         None => quote!(::core::option::Option::None),
     };
+    let key_id_env = match &args.key_id_env {
+        Some(env) => quote!(::core::option::Option::Some(#env)),
+        None => quote!(::core::option::Option::None),
+    };
     let signing = if args.legacy {
         quote!(::comms::__private::Signing::Legacy)
     } else {
-        quote!(::comms::__private::Signing::V2)
+        quote!(::comms::__private::Signing::Rfc9421)
     };
     let name = trait_ident.to_string();
     let struct_tokens = client_struct(
@@ -161,6 +166,7 @@ fn expand(service: &Service<'_>) -> TokenStream {
                 base_url_env: #base_url_env,
                 service_id: #service_id,
                 secret_env: #secret_env,
+                key_id_env: #key_id_env,
                 signing: #signing,
             }
         },
@@ -345,7 +351,8 @@ fn fallback(item: &ItemTrait) -> TokenStream {
         quote! {
             ::comms::__private::ClientDefaults {
                 name: "", base_url: "", base_url_env: ::core::option::Option::None,
-                service_id: "", secret_env: "", signing: ::comms::__private::Signing::V2,
+                service_id: "", secret_env: "", key_id_env: ::core::option::Option::None,
+                signing: ::comms::__private::Signing::Rfc9421,
             }
         },
     );

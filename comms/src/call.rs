@@ -126,10 +126,17 @@ impl Call {
         self
     }
 
-    /// Adds a header. A name or value that HTTP cannot carry (a line break, say) is an
-    /// [`Error::Encode`] at execution.
+    /// Adds a header, which the signature covers. A name or value that HTTP cannot carry (a
+    /// line break, say), or a name comms sets itself (the signature's headers, `Host`,
+    /// `Content-Length`, `Transfer-Encoding`), is an [`Error::Encode`] at execution.
     pub fn header(mut self, name: &str, value: impl Display) -> Call {
         let name = match HeaderName::from_bytes(name.as_bytes()) {
+            Ok(name) if crate::signing::is_reserved(&name) => {
+                self.fail(Error::encode(format!(
+                    "`{name}` is set by comms itself and cannot be set by a call"
+                )));
+                return self;
+            }
             Ok(name) => name,
             Err(_) => {
                 self.fail(Error::encode(format!(

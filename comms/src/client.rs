@@ -24,6 +24,8 @@ pub struct ClientDefaults {
     pub service_id: &'static str,
     /// The `secret_env` key.
     pub secret_env: &'static str,
+    /// The `key_id_env` key.
+    pub key_id_env: Option<&'static str>,
     /// The `signing` key.
     pub signing: Signing,
 }
@@ -41,7 +43,7 @@ pub trait FromExecutor: Sized {
 ///
 /// Anything not set falls back to the `#[service_client]` attribute: the base URL to the
 /// `base_url_env` variable when it is set, else to `base_url`; the secret to the `secret_env`
-/// variable. Setters never fail; [`ClientBuilder::build`] reports a missing or bad setting as
+/// variable; the key id to the `key_id_env` variable when it is set, else to the service id. Setters never fail; [`ClientBuilder::build`] reports a missing or bad setting as
 /// [`Error::Config`] naming the key or environment variable.
 #[must_use]
 pub struct ClientBuilder<C> {
@@ -74,6 +76,13 @@ impl<C: FromExecutor> ClientBuilder<C> {
     /// This caller's identity, instead of the attribute's `service_id`.
     pub fn service_id(mut self, id: impl Into<String>) -> Self {
         self.executor = self.executor.service_id(id);
+        self
+    }
+
+    /// The key id signatures name, instead of the `key_id_env` variable (by default the
+    /// service id; see [`ExecutorBuilder::key_id`]).
+    pub fn key_id(mut self, key_id: impl Into<String>) -> Self {
+        self.executor = self.executor.key_id(key_id);
         self
     }
 
@@ -138,6 +147,11 @@ impl<C: FromExecutor> ClientBuilder<C> {
         }
         if !executor.has_service_id() {
             executor = executor.service_id(d.service_id);
+        }
+        if !executor.has_key_id()
+            && let Some(key_id) = d.key_id_env.map(env_var).transpose()?.flatten()
+        {
+            executor = executor.key_id(key_id);
         }
         if !executor.has_secret() {
             let secret = env_var(d.secret_env)?.ok_or_else(|| {

@@ -32,12 +32,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default cap on a response body; a larger one is an [`Error::Decode`].
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
-const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
-const X_SERVICE_ID: HeaderName = HeaderName::from_static(signing::SERVICE_ID_HEADER);
-const X_TIMESTAMP: HeaderName = HeaderName::from_static(signing::TIMESTAMP_HEADER);
-const X_NONCE: HeaderName = HeaderName::from_static(signing::NONCE_HEADER);
-const X_CONTENT_SHA256: HeaderName = HeaderName::from_static(signing::CONTENT_SHA256_HEADER);
-const X_SIGNATURE: HeaderName = HeaderName::from_static(signing::SIGNATURE_HEADER);
+use signing::{
+    CONTENT_DIGEST, IDEMPOTENCY_KEY, LEGACY_SIGNATURE_HEADER, SERVICE_ID_HEADER, SIGNATURE,
+    SIGNATURE_INPUT, TIMESTAMP_HEADER,
+};
 
 /// The process-wide connection pool that every executor uses unless given its own client.
 ///
@@ -87,6 +85,8 @@ struct Inner {
     prefix: String,
     service_id: String,
     service_header: HeaderValue,
+    /// The `keyid` of RFC 9421 signatures.
+    key_id: String,
     /// The headers every attempt without a body starts from; see [`attempt_headers`].
     headers: HeaderMap,
     /// The same for an attempt with a body, with room for its type and length.
@@ -109,6 +109,7 @@ impl fmt::Debug for Executor {
             .field("name", &i.name)
             .field("base_url", &format_args!("{}{}", i.origin, i.prefix))
             .field("service_id", &i.service_id)
+            .field("key_id", &i.key_id)
             .field("signing", &i.signer.scheme())
             .field("timeout", &i.timeout)
             .field("deadline", &i.deadline)
@@ -125,6 +126,7 @@ pub struct ExecutorBuilder {
     name: Cow<'static, str>,
     base_url: Option<String>,
     service_id: Option<String>,
+    key_id: Option<String>,
     secret: Option<Secret>,
     signing: Signing,
     timeout: Duration,
@@ -142,6 +144,7 @@ impl fmt::Debug for ExecutorBuilder {
             .field("name", &self.name)
             .field("base_url", &self.base_url)
             .field("service_id", &self.service_id)
+            .field("key_id", &self.key_id)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("signing", &self.signing)
             .finish_non_exhaustive()
@@ -154,8 +157,9 @@ impl Default for ExecutorBuilder {
             name: Cow::Borrowed("service"),
             base_url: None,
             service_id: None,
+            key_id: None,
             secret: None,
-            signing: Signing::V2,
+            signing: Signing::Rfc9421,
             timeout: DEFAULT_TIMEOUT,
             deadline: None,
             retry: RetryConfig::default(),
@@ -181,9 +185,18 @@ impl ExecutorBuilder {
         self
     }
 
-    /// This caller's identity, sent as `X-Service-ID`.
+    /// This caller's identity: the default key id of its signatures, and the `X-Service-ID`
+    /// of legacy ones.
     pub fn service_id(mut self, id: impl Into<String>) -> Self {
         self.service_id = Some(id.into());
+        self
+    }
+
+    /// The key id RFC 9421 signatures name (`keyid`), by default the service id. Receivers map
+    /// it to the service and the secret ([`Verifier::key`](crate::verify::Verifier::key)), so a
+    /// new secret can be rolled out under a new key id while the old one is still accepted.
+    pub fn key_id(mut self, key_id: impl Into<String>) -> Self {
+        self.key_id = Some(key_id.into());
         self
     }
 
@@ -193,7 +206,7 @@ impl ExecutorBuilder {
         self
     }
 
-    /// The signing scheme (v2 by default).
+    /// The signing scheme ([`Signing::Rfc9421`] by default).
     pub fn signing(mut self, signing: Signing) -> Self {
         self.signing = signing;
         self
@@ -261,6 +274,10 @@ impl ExecutorBuilder {
         self.service_id.is_some()
     }
 
+    pub(crate) fn has_key_id(&self) -> bool {
+        self.key_id.is_some()
+    }
+
     /// Checks the settings and builds the executor.
     pub fn build(self) -> Result<Executor, Error> {
         let base = self
@@ -279,6 +296,13 @@ impl ExecutorBuilder {
                 ));
             }
         };
+        let key_id = self.key_id.unwrap_or_else(|| service_id.clone());
+        if !signing::is_valid_key_id(&key_id) {
+            return Err(Error::config(
+                "key_id",
+                "must be 1 to 256 visible ASCII characters other than `\"` and `\\`",
+            ));
+        }
         let secret = self
             .secret
             .ok_or_else(|| Error::config("secret", "no secret was given"))?;
@@ -301,6 +325,7 @@ impl ExecutorBuilder {
                 prefix,
                 service_id,
                 service_header,
+                key_id,
                 headers,
                 body_headers,
                 default_client,
@@ -321,9 +346,9 @@ impl ExecutorBuilder {
 ///
 /// The signature headers are here with placeholder values that [`sign_into`] replaces on every
 /// attempt. `Host` is what hyper would add itself (the host, and the port unless it is the
-/// scheme's default). `Accept: */*` is what reqwest adds by default; with a client of the
-/// user's, the executor takes it out of each attempt's copy again, leaving its room for the
-/// client's own default.
+/// scheme's default), and what an RFC 9421 signature covers as `@authority`. `Accept: */*` is
+/// what reqwest adds by default; with a client of the user's, the executor takes it out of each
+/// attempt's copy again, leaving its room for the client's own default.
 ///
 /// With `body`, `Content-Type` and `Content-Length` are here too: a call with a body always
 /// sets its type, and the executor sets the length, which hyper would otherwise add.
@@ -348,16 +373,21 @@ pub(crate) fn attempt_headers(
         headers.insert(http::header::HOST, host);
     }
     headers.insert(http::header::ACCEPT, HeaderValue::from_static("*/*"));
-    headers.insert(X_SERVICE_ID, service_header.clone());
-    headers.insert(X_TIMESTAMP, HeaderValue::from_static("0"));
-    if signing == Signing::V2 {
-        headers.insert(X_NONCE, HeaderValue::from_static(""));
-        headers.insert(
-            X_CONTENT_SHA256,
-            HeaderValue::from_static(signing::EMPTY_SHA256),
-        );
+    match signing {
+        Signing::Rfc9421 => {
+            headers.insert(
+                CONTENT_DIGEST,
+                HeaderValue::from_static(signing::EMPTY_CONTENT_DIGEST),
+            );
+            headers.insert(SIGNATURE_INPUT, HeaderValue::from_static(""));
+            headers.insert(SIGNATURE, HeaderValue::from_static(""));
+        }
+        Signing::Legacy => {
+            headers.insert(SERVICE_ID_HEADER, service_header.clone());
+            headers.insert(TIMESTAMP_HEADER, HeaderValue::from_static("0"));
+            headers.insert(LEGACY_SIGNATURE_HEADER, HeaderValue::from_static(""));
+        }
     }
-    headers.insert(X_SIGNATURE, HeaderValue::from_static(""));
     if signing == Signing::Legacy || body {
         // The Python library sends it on every request; a call's own replaces it.
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -414,8 +444,9 @@ fn parse_base_url(raw: &str) -> Result<(reqwest::Url, String, String), Error> {
 /// A call's parts that every attempt reuses.
 struct Prepared {
     url: reqwest::Url,
-    canonical_query: String,
-    content_sha256: Cow<'static, str>,
+    /// What an RFC 9421 signature covers, as the inner list of `Signature-Input` (empty for
+    /// legacy signatures).
+    inner_list: String,
     idempotent: bool,
     attempt_timeout: Duration,
     /// When the call must be over, and the deadline it was given.
@@ -522,28 +553,26 @@ impl Executor {
         if !call.query.is_empty() {
             url.set_query(Some(&call.query));
         }
-        let (canonical_query, content_sha256) = signing::covered(
-            inner.signer.scheme(),
-            url.query().unwrap_or(""),
-            call.body.as_deref().unwrap_or_default(),
-        );
-
         let inherently_idempotent = policy::is_idempotent_method(&call.method);
         let idempotent = call.idempotent.unwrap_or(inherently_idempotent);
         let headers = &mut call.headers;
         if idempotent && !inherently_idempotent && !headers.contains_key(&IDEMPOTENCY_KEY) {
-            let key = HeaderValue::try_from(signing::lower_hex(&random_bytes()?))
+            let key = HeaderValue::try_from(hex::encode(random_bytes()?))
                 .expect("hex is a valid header value");
             headers.insert(IDEMPOTENCY_KEY, key);
         }
+        let inner_list = covered(
+            inner.signer.scheme(),
+            headers,
+            call.body.as_deref().unwrap_or_default(),
+        )?;
 
         if let Some(budget) = &inner.budget {
             budget.deposit();
         }
         let prepared = Prepared {
             url,
-            canonical_query,
-            content_sha256,
+            inner_list,
             idempotent,
             attempt_timeout: call.timeout.unwrap_or(inner.timeout),
             deadline: inner.deadline.map(|d| (Instant::now() + d, d)),
@@ -563,17 +592,12 @@ impl Executor {
             // The client's own default `Accept`, if it has one, goes into the room this leaves.
             headers.remove(ACCEPT);
         }
-        let target = signing::Target {
-            method: call.method.as_str(),
-            path: prepared.url.path(),
-            canonical_query: &prepared.canonical_query,
-            content_sha256: &prepared.content_sha256,
-        };
         sign_into(
-            &inner.signer,
-            &inner.service_id,
-            &inner.service_header,
-            &target,
+            &self.inner,
+            &call.method,
+            &prepared.url,
+            &call.headers,
+            &prepared.inner_list,
             &mut headers,
         )?;
         let mut request = reqwest::Request::new(call.method.clone(), prepared.url.clone());
@@ -721,51 +745,145 @@ impl Attempt {
     }
 }
 
-/// Signs one attempt into `headers`: a fresh timestamp and nonce, the signature over them, and
-/// the five (v2) or three (legacy) headers that carry it.
-pub(crate) fn sign_into(
-    signer: &Signer,
-    service_id: &str,
-    service_header: &HeaderValue,
-    target: &signing::Target<'_>,
+/// What an RFC 9421 signature of a call covers, fixed for all its attempts: the inner list of
+/// covered components for `Signature-Input`. Adds the body's `Content-Digest` to the call's
+/// headers (none for a legacy signature), and refuses a covered header the call set more than
+/// once, which a verifier would refuse.
+fn covered(scheme: Signing, call_headers: &mut HeaderMap, body: &[u8]) -> Result<String, Error> {
+    if scheme == Signing::Legacy {
+        return Ok(String::new());
+    }
+    if let Some(name) = signing::covered_fields(call_headers)
+        .find(|name| call_headers.get_all(*name).iter().nth(1).is_some())
+    {
+        return Err(Error::encode(format!(
+            "header `{name}` is set more than once; a signed header must occur once"
+        )));
+    }
+    let digest = match body {
+        [] => HeaderValue::from_static(signing::EMPTY_CONTENT_DIGEST),
+        body => HeaderValue::try_from(signing::content_digest(body))
+            .expect("base64 is a valid header value"),
+    };
+    call_headers.insert(CONTENT_DIGEST, digest);
+    Ok(signing::inner_list(
+        signing::covered_fields(call_headers).map(HeaderName::as_str),
+    ))
+}
+
+impl Executor {
+    /// Signs `request` as the one attempt of a call with its method, URL, headers and body,
+    /// into this executor's header template: the signed request a hand-written client of the
+    /// protocol would send, with nothing else of a call around it (for the benchmarks).
+    pub(crate) fn sign_request(&self, request: &mut reqwest::Request) -> Result<(), Error> {
+        let inner = &*self.inner;
+        let mut call_headers = std::mem::take(request.headers_mut());
+        let body = request
+            .body()
+            .and_then(reqwest::Body::as_bytes)
+            .unwrap_or_default();
+        let inner_list = covered(inner.signer.scheme(), &mut call_headers, body)?;
+        let template = match body {
+            [] => &inner.headers,
+            _ => &inner.body_headers,
+        };
+        let mut headers = over_template(template, &call_headers);
+        if !body.is_empty() {
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        }
+        sign_into(
+            inner,
+            request.method(),
+            request.url(),
+            &call_headers,
+            &inner_list,
+            &mut headers,
+        )?;
+        *request.headers_mut() = headers;
+        Ok(())
+    }
+}
+
+/// Signs one attempt into `headers`, which hold everything the request will carry: a fresh
+/// creation time and nonce, the signature over them, and the headers that carry it.
+///
+/// For RFC 9421, `inner_list` names the covered components, fixed for the call (see
+/// [`covered`]); the signature base is written straight into the MAC from the values in
+/// `headers`, so what is signed is what is sent.
+fn sign_into(
+    inner: &Inner,
+    method: &Method,
+    url: &reqwest::Url,
+    call_headers: &HeaderMap,
+    inner_list: &str,
     headers: &mut HeaderMap,
 ) -> Result<(), Error> {
-    let timestamp = SystemTime::now()
+    let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let signed = signer.sign(service_id, target, timestamp, random_bytes()?);
     // The attempt's values share one buffer. reqwest clones the request headers (for a
     // redirect it will not follow), and a clone of a value that owns its own vector
     // allocates; pieces split off a shared buffer are cloned by a reference count.
-    let mut buf = BytesMut::with_capacity(20 + 32 + 64 + 67);
+    let mut buf = BytesMut::with_capacity(160 + inner_list.len() + inner.key_id.len());
     let mut value = |bytes: &[u8]| {
         buf.extend_from_slice(bytes);
         HeaderValue::from_maybe_shared(buf.split().freeze()).expect("ASCII is a header value")
     };
-    headers.insert(X_SERVICE_ID, service_header.clone());
-    headers.insert(
-        X_TIMESTAMP,
-        value(itoa::Buffer::new().format(timestamp).as_bytes()),
-    );
-    if let Some(nonce) = &signed.nonce {
-        headers.insert(X_NONCE, value(nonce));
-    }
-    match target.content_sha256 {
-        "" => {}
-        signing::EMPTY_SHA256 => {
-            headers.insert(
-                X_CONTENT_SHA256,
-                HeaderValue::from_static(signing::EMPTY_SHA256),
-            );
+    match inner.signer.scheme() {
+        Signing::Rfc9421 => {
+            let mut nonce = [0u8; 32];
+            hex::encode_to_slice(random_bytes()?, &mut nonce).expect("16 bytes are 32 digits");
+            let params = signing::Params {
+                created,
+                key_id: &inner.key_id,
+                nonce: std::str::from_utf8(&nonce).expect("hex is ASCII"),
+            };
+            let authority = headers
+                .get(http::header::HOST)
+                .map_or(&b""[..], HeaderValue::as_bytes);
+            let fields = signing::covered_fields(call_headers).map(|name| {
+                let value = headers.get(name).map_or(&b""[..], HeaderValue::as_bytes);
+                (name.as_str().as_bytes(), value)
+            });
+            let mac = inner.signer.mac(|mac| {
+                signing::write_base(
+                    mac,
+                    method.as_str().as_bytes(),
+                    authority,
+                    url.path().as_bytes(),
+                    url.query().unwrap_or("").as_bytes(),
+                    fields,
+                );
+                signing::write_params(mac, inner_list, &params);
+            });
+            let mut input = Vec::with_capacity(inner_list.len() + 120);
+            input.extend_from_slice(signing::LABEL.as_bytes());
+            input.push(b'=');
+            signing::write_params_value(&mut input, inner_list, &params);
+            headers.insert(SIGNATURE_INPUT, value(&input));
+            let mut signature = value(signing::signature_value(&mac).as_bytes());
+            signature.set_sensitive(true);
+            headers.insert(SIGNATURE, signature);
         }
-        hash => {
-            headers.insert(X_CONTENT_SHA256, value(hash.as_bytes()));
+        Signing::Legacy => {
+            let mut digits = itoa::Buffer::new();
+            let timestamp = digits.format(created);
+            let mac = inner.signer.mac(|mac| {
+                hmac::Mac::update(
+                    mac,
+                    &signing::legacy_string_to_sign(method.as_str(), url.path(), created),
+                );
+            });
+            let mut hex_mac = [0u8; 64];
+            hex::encode_to_slice(mac, &mut hex_mac).expect("32 bytes are 64 digits");
+            headers.insert(SERVICE_ID_HEADER, inner.service_header.clone());
+            headers.insert(TIMESTAMP_HEADER, value(timestamp.as_bytes()));
+            let mut signature = value(&hex_mac);
+            signature.set_sensitive(true);
+            headers.insert(LEGACY_SIGNATURE_HEADER, signature);
         }
     }
-    let mut signature = value(signed.signature.as_bytes());
-    signature.set_sensitive(true);
-    headers.insert(X_SIGNATURE, signature);
     Ok(())
 }
 
@@ -866,7 +984,7 @@ mod tests {
         let host = |url: &str| {
             let url = reqwest::Url::parse(url).unwrap();
             let v = HeaderValue::from_static("svc");
-            attempt_headers(&url, &v, Signing::V2, false)[http::header::HOST].clone()
+            attempt_headers(&url, &v, Signing::Rfc9421, false)[http::header::HOST].clone()
         };
         assert_eq!(
             host("http://users.internal:8080/api"),
@@ -880,7 +998,7 @@ mod tests {
     }
 
     #[test]
-    fn legacy_attempts_carry_no_v2_headers() {
+    fn legacy_attempts_carry_only_legacy_headers() {
         let url = reqwest::Url::parse("http://h:1").unwrap();
         let v = HeaderValue::from_static("svc");
         let headers = attempt_headers(&url, &v, Signing::Legacy, false);

@@ -5,109 +5,35 @@
 
 use std::time::Duration;
 
+use crate::Executor;
 use crate::breaker::{self, BreakerConfig};
-use crate::signing::{self, Secret, Signing};
+use crate::signing::Signing;
 
-/// Signs requests the way the executor does for each call and attempt.
+/// Signs requests the way the executor signs each attempt.
 #[derive(Debug)]
 pub struct Signer {
-    signer: signing::Signer,
-    service_id: String,
-    service_header: http::HeaderValue,
-    /// The executor's per-attempt header template, once a base URL is given.
-    template: Option<http::HeaderMap>,
+    executor: Executor,
 }
 
 impl Signer {
-    /// A signer for `service_id` with `secret`.
-    pub fn new(service_id: &str, secret: &str, scheme: Signing) -> Signer {
-        Signer {
-            signer: signing::Signer::new(&Secret::from(secret), scheme),
-            service_id: service_id.to_owned(),
-            service_header: http::HeaderValue::from_str(service_id)
-                .expect("a service id is a header value"),
-            template: None,
-        }
+    /// A signer for calls to `base_url` from `service_id` with `secret`.
+    pub fn new(base_url: &str, service_id: &str, secret: &str, scheme: Signing) -> Signer {
+        let executor = Executor::builder()
+            .base_url(base_url)
+            .service_id(service_id)
+            .secret(secret)
+            .signing(scheme)
+            .breaker(BreakerConfig::disabled())
+            .build()
+            .expect("a valid signer configuration");
+        Signer { executor }
     }
 
-    /// Builds each request's headers the way an executor for `base_url` does (from a template
-    /// holding every header the request will carry), instead of signing into the request's
-    /// own map.
-    pub fn for_requests_to(mut self, base_url: &str) -> Signer {
-        let url = reqwest::Url::parse(base_url).expect("a valid base URL");
-        self.template = Some(crate::executor::attempt_headers(
-            &url,
-            &self.service_header,
-            self.signer.scheme(),
-            false,
-        ));
-        self
-    }
-
-    /// Signs `request` in place exactly as the executor signs an attempt (fresh timestamp and
-    /// nonce, the same header values; the same header map too after
-    /// [`Signer::for_requests_to`]), with none of the rest of a call around it: the floor a
-    /// hand-written client of this protocol could reach.
+    /// Signs `request` in place exactly as the executor signs an attempt (fresh creation time
+    /// and nonce, the same header map and values), with none of the rest of a call around it:
+    /// the floor a hand-written client of this protocol could reach.
     pub fn sign_request(&self, request: &mut reqwest::Request) -> Result<(), crate::Error> {
-        let mut headers = match &self.template {
-            Some(template) => crate::executor::over_template(template, request.headers()),
-            None => std::mem::take(request.headers_mut()),
-        };
-        let body = request
-            .body()
-            .and_then(|b| b.as_bytes())
-            .unwrap_or_default();
-        let (canonical_query, content_sha256) = signing::covered(
-            self.signer.scheme(),
-            request.url().query().unwrap_or(""),
-            body,
-        );
-        let target = signing::Target {
-            method: request.method().as_str(),
-            path: request.url().path(),
-            canonical_query: &canonical_query,
-            content_sha256: &content_sha256,
-        };
-        crate::executor::sign_into(
-            &self.signer,
-            &self.service_id,
-            &self.service_header,
-            &target,
-            &mut headers,
-        )?;
-        *request.headers_mut() = headers;
-        Ok(())
-    }
-
-    /// Hashes the body, canonicalizes the query and signs: the per-call and per-attempt work.
-    /// Returns the signature header value.
-    pub fn sign(&self, method: &str, path: &str, raw_query: &str, body: &[u8]) -> String {
-        self.sign_at(method, path, raw_query, body, 1_700_000_000, [7; 16])
-    }
-
-    /// [`Signer::sign`] with the given timestamp and nonce, for a signature that a verifier
-    /// would accept.
-    pub fn sign_at(
-        &self,
-        method: &str,
-        path: &str,
-        raw_query: &str,
-        body: &[u8],
-        timestamp: u64,
-        nonce: [u8; 16],
-    ) -> String {
-        let (canonical_query, content_sha256) =
-            signing::covered(self.signer.scheme(), raw_query, body);
-        let target = signing::Target {
-            method,
-            path,
-            canonical_query: &canonical_query,
-            content_sha256: &content_sha256,
-        };
-        let signed = self
-            .signer
-            .sign(&self.service_id, &target, timestamp, nonce);
-        String::from_utf8(signed.signature.as_bytes().to_vec()).expect("hex is ASCII")
+        self.executor.sign_request(request)
     }
 }
 
@@ -219,27 +145,25 @@ mod tests {
 
     #[test]
     fn a_request_signed_like_an_attempt_verifies() {
-        let signer = Signer::new("svc", "k", Signing::V2);
+        let signer = Signer::new("http://h:1", "svc", "k", Signing::Rfc9421);
         let url = reqwest::Url::parse("http://h:1/users/1?b=2&a=1").unwrap();
         let mut get = reqwest::Request::new(http::Method::GET, url.clone());
+        get.headers_mut()
+            .insert(http::header::ACCEPT, "application/json".parse().unwrap());
         signer.sign_request(&mut get).unwrap();
         assert_eq!(verify(&get, b"").unwrap(), "svc");
-        assert_eq!(get.headers()["x-content-sha256"], signing::EMPTY_SHA256);
+        assert_eq!(
+            get.headers()["content-digest"],
+            crate::signing::EMPTY_CONTENT_DIGEST
+        );
+        assert_eq!(get.headers()["host"], "h:1");
+        assert_eq!(get.headers()["accept"], "application/json");
+        assert_eq!(get.headers().len(), 5);
 
         let mut post = reqwest::Request::new(http::Method::POST, url);
         *post.body_mut() = Some(reqwest::Body::from(&b"{\"a\":1}"[..]));
         signer.sign_request(&mut post).unwrap();
         assert_eq!(verify(&post, b"{\"a\":1}").unwrap(), "svc");
         assert!(verify(&post, b"{\"a\":2}").is_err(), "the body is covered");
-
-        let signer = signer.for_requests_to("http://h:1");
-        let mut get = reqwest::Request::new(http::Method::GET, "http://h:1/x".parse().unwrap());
-        get.headers_mut()
-            .insert(http::header::ACCEPT, "application/json".parse().unwrap());
-        signer.sign_request(&mut get).unwrap();
-        assert_eq!(verify(&get, b"").unwrap(), "svc");
-        assert_eq!(get.headers()["host"], "h:1");
-        assert_eq!(get.headers()["accept"], "application/json");
-        assert_eq!(get.headers().len(), 7);
     }
 }

@@ -5,12 +5,29 @@
 //! and the values `.` and `..`, which every URL parser resolves as dot segments, are refused
 //! with [`Error::Encode`], as is an empty value, which would collapse the segment.
 
-use std::fmt::{Display, Write};
+use std::fmt::{self, Display, Write};
 
-use percent_encoding::utf8_percent_encode;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::Error;
-use crate::signing::{UNRESERVED, encode_component, is_unreserved};
+
+/// Bytes that stay literal in encoded path segments and query components: RFC 3986's
+/// unreserved set `A-Z a-z 0-9 - . _ ~`. Everything else becomes `%XX`.
+pub(crate) const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Whether `b` is one of the bytes [`UNRESERVED`] leaves as it is: `A-Z a-z 0-9 - . _ ~`.
+pub(crate) fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// Percent-encodes `value` as one query name or value (every byte outside the unreserved set).
+fn encode_component(value: &str) -> impl fmt::Display + '_ {
+    utf8_percent_encode(value, UNRESERVED)
+}
 
 /// Appends `/` and `value` as one encoded path segment.
 ///
@@ -39,16 +56,24 @@ pub fn push_segment(path: &mut String, value: &dyn Display) -> Result<(), Error>
 
 /// Appends `/` and `value` as a trailing run of segments: `/` in the value separates segments
 /// and is kept; each segment is encoded like [`push_segment`]. Empty segments are kept
-/// (`a//b`); `.` and `..` segments are refused.
+/// (`a//b`); `.` and `..` segments are refused, and so is a value that starts with `/`: its
+/// empty first segment would make `//`, which a URL parser can read as the start of an
+/// authority and a server may collapse into another route.
 ///
 /// ```
 /// let mut path = String::from("/files");
 /// comms::path::push_trailing(&mut path, &"docs/r\u{e9}sum\u{e9}.pdf").unwrap();
 /// assert_eq!(path, "/files/docs/r%C3%A9sum%C3%A9.pdf");
 /// assert!(comms::path::push_trailing(&mut path, &"docs/../../etc").is_err());
+/// assert!(comms::path::push_trailing(&mut path, &"/etc/passwd").is_err());
 /// ```
 pub fn push_trailing(path: &mut String, value: &dyn Display) -> Result<(), Error> {
     let text = to_text(value);
+    if text.starts_with('/') {
+        return Err(Error::encode(format!(
+            "`{text}` cannot fill a trailing parameter: a value starting with `/` would make `//`"
+        )));
+    }
     for segment in text.split('/') {
         check_segment(segment, true)?;
     }
@@ -214,6 +239,11 @@ mod tests {
         assert_eq!(p, "/f/a/b%20c/");
         assert!(push_trailing(&mut String::new(), &"a/./b").is_err());
         assert!(push_trailing(&mut String::new(), &"..").is_err());
+        for bad in ["/", "/etc/passwd", "//host/x"] {
+            let mut p = String::from("/files");
+            assert!(push_trailing(&mut p, &bad).is_err(), "{bad}");
+            assert_eq!(p, "/files", "nothing is written for a refused value");
+        }
     }
 
     #[test]

@@ -1,69 +1,122 @@
-//! Request signing: the default `v2` scheme and the `legacy` scheme of the Python
-//! `microservice_comms` library.
+//! Request signing: RFC 9421 HTTP Message Signatures (the default) and the legacy scheme of the
+//! Python `microservice_comms` library.
 //!
-//! The executor signs every attempt with a pre-keyed HMAC; the verifier (see [`crate::verify`]) checks
-//! with the same functions, so the two sides share one definition of each string to sign. The
+//! The executor signs every attempt and the verifier (see [`crate::verify`]) checks with the
+//! same code: one function writes a signature base, whether into a MAC or into a string. The
 //! free functions here are public so that other implementations can be tested against this one.
 //!
-//! # v2
+//! # RFC 9421 (the default)
 //!
-//! HMAC-SHA256, keyed with the secret's bytes, over these lines joined by `\n`:
+//! An HTTP Message Signature ([RFC 9421]) with `hmac-sha256`, keyed with the secret's bytes,
+//! and an [RFC 9530] `Content-Digest` of the body (`sha-256`, sent with every request, the empty
+//! body included). Each request carries three headers:
 //!
 //! ```text
-//! COMMS-HMAC-SHA256-V2
-//! <METHOD>
-//! <path as on the request line, without the query>
-//! <canonical query>
-//! <service id>
-//! <timestamp>
-//! <nonce>
-//! <hex SHA-256 of the body>
+//! Content-Digest: sha-256=:<base64 SHA-256 of the body>:
+//! Signature-Input: comms=("@method" "@authority" "@path" "@query" "content-digest");created=1764547200;keyid="billing";alg="hmac-sha256";nonce="08cd5f0c067369c87ff8cdd54a94ba5d"
+//! Signature: comms=:<base64 of the 32-byte HMAC>:
 //! ```
 //!
-//! # legacy
+//! The covered components are `@method`, `@authority`, `@path`, `@query` and `content-digest`,
+//! then `content-type`, `idempotency-key`, `comms-deadline-ms` and `traceparent` when the
+//! request has them, then every other header the call sets itself, in the order it set them.
+//! The signature base is RFC 9421 §2.5's: one `"<component>": <value>` line per component and a
+//! last `"@signature-params"` line repeating the `Signature-Input` member. Any RFC 9421
+//! library can check it, given the key.
 //!
-//! HMAC-SHA256 over `<METHOD>|<percent-decoded path>|<timestamp>`. Neither the body nor the
-//! query is covered, which is why `v2` is the default.
+//! # Legacy
+//!
+//! HMAC-SHA256 over `<METHOD>|<percent-decoded path>|<timestamp>`, sent as lowercase hex in
+//! `X-Signature` beside `X-Service-ID` and `X-Timestamp`. Neither the body nor the query is
+//! covered and there is no nonce, which is why it is only for services that speak nothing else.
+//!
+//! [RFC 9421]: https://www.rfc-editor.org/rfc/rfc9421
+//! [RFC 9530]: https://www.rfc-editor.org/rfc/rfc9530
 
-use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, KeyInit, Mac};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use http::HeaderName;
+use percent_encoding::percent_decode_str;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-/// `X-Service-ID`: the caller's identity.
-pub const SERVICE_ID_HEADER: &str = "x-service-id";
-/// `X-Timestamp`: Unix seconds, decimal.
-pub const TIMESTAMP_HEADER: &str = "x-timestamp";
-/// `X-Nonce`: 16 random bytes as 32 lowercase hex digits (v2 only).
-pub const NONCE_HEADER: &str = "x-nonce";
-/// `X-Content-SHA256`: lowercase hex SHA-256 of the body bytes (v2 only).
-pub const CONTENT_SHA256_HEADER: &str = "x-content-sha256";
-/// `X-Signature`: `v2=<hex>` for v2, bare `<hex>` for legacy.
-pub const SIGNATURE_HEADER: &str = "x-signature";
-/// First line of every v2 string to sign.
-pub const V2_ALGORITHM: &str = "COMMS-HMAC-SHA256-V2";
-/// Prefix of a v2 `X-Signature` value.
-pub const V2_PREFIX: &str = "v2=";
+/// The label comms gives its signature in `Signature-Input` and `Signature`.
+pub const LABEL: &str = "comms";
+/// The `alg` parameter of every comms signature.
+pub const ALGORITHM: &str = "hmac-sha256";
 
-/// SHA-256 of the empty string, the content hash of a request without a body.
-pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+/// `Content-Digest` (RFC 9530): `sha-256=:<base64>:` of the body bytes.
+pub const CONTENT_DIGEST: HeaderName = HeaderName::from_static("content-digest");
+/// `Signature-Input` (RFC 9421): what the signature covers, and its parameters.
+pub const SIGNATURE_INPUT: HeaderName = HeaderName::from_static("signature-input");
+/// `Signature` (RFC 9421): the signature itself.
+pub const SIGNATURE: HeaderName = HeaderName::from_static("signature");
+/// `Idempotency-Key`: one value per call, the same on every attempt.
+pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+/// `Comms-Deadline-Ms`: the milliseconds left of the call's deadline.
+pub const COMMS_DEADLINE_MS: HeaderName = HeaderName::from_static("comms-deadline-ms");
+/// `traceparent` (W3C Trace Context).
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+/// Legacy `X-Service-ID`: the caller's identity.
+pub const SERVICE_ID_HEADER: HeaderName = HeaderName::from_static("x-service-id");
+/// Legacy `X-Timestamp`: Unix seconds, decimal.
+pub const TIMESTAMP_HEADER: HeaderName = HeaderName::from_static("x-timestamp");
+/// Legacy `X-Signature`: 64 lowercase hex digits.
+pub const LEGACY_SIGNATURE_HEADER: HeaderName = HeaderName::from_static("x-signature");
 
-/// Bytes that stay literal in canonical queries and encoded path segments: RFC 3986's
-/// unreserved set `A-Z a-z 0-9 - . _ ~`. Everything else becomes `%XX`.
-pub(crate) const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+/// The `Content-Digest` of an empty body.
+pub const EMPTY_CONTENT_DIGEST: &str = "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:";
 
-/// Whether `b` is one of the bytes [`UNRESERVED`] leaves as it is: `A-Z a-z 0-9 - . _ ~`.
-pub(crate) fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+/// The header fields a signature covers, after the required ones, whenever a request has them:
+/// in this order, before the call's other headers.
+pub(crate) static COVERED_WHEN_PRESENT: [HeaderName; 4] = [
+    http::header::CONTENT_TYPE,
+    IDEMPOTENCY_KEY,
+    COMMS_DEADLINE_MS,
+    TRACEPARENT,
+];
+
+/// Headers a call may not set: comms writes them, and a second value would change what the
+/// signature or the framing means.
+pub(crate) fn is_reserved(name: &HeaderName) -> bool {
+    use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+    [
+        &CONTENT_DIGEST,
+        &SIGNATURE_INPUT,
+        &SIGNATURE,
+        &SERVICE_ID_HEADER,
+        &TIMESTAMP_HEADER,
+        &LEGACY_SIGNATURE_HEADER,
+        &HOST,
+        &CONTENT_LENGTH,
+        &TRANSFER_ENCODING,
+    ]
+    .contains(&name)
 }
+
+/// The header fields a call's signature covers, given the call's own headers: `content-digest`,
+/// those of [`COVERED_WHEN_PRESENT`] the call has, then its other headers in the order it set
+/// them.
+pub(crate) fn covered_fields(headers: &http::HeaderMap) -> impl Iterator<Item = &HeaderName> {
+    std::iter::once(&CONTENT_DIGEST_NAME)
+        .chain(
+            COVERED_WHEN_PRESENT
+                .iter()
+                .filter(|name| headers.contains_key(*name)),
+        )
+        .chain(
+            headers
+                .keys()
+                .filter(|name| !COVERED_WHEN_PRESENT.contains(name) && **name != CONTENT_DIGEST),
+        )
+}
+
+/// [`CONTENT_DIGEST`] as a static, to be borrowed.
+static CONTENT_DIGEST_NAME: HeaderName = CONTENT_DIGEST;
 
 pub(crate) type HmacSha256 = Hmac<Sha256>;
 
@@ -71,9 +124,11 @@ pub(crate) type HmacSha256 = Hmac<Sha256>;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Signing {
-    /// The default: covers method, path, query, body, service id, timestamp and a nonce.
+    /// The default: an RFC 9421 HTTP Message Signature (`hmac-sha256`) covering method,
+    /// authority, path, query, the body's `Content-Digest` and the call's headers, with a
+    /// creation time and a nonce.
     #[default]
-    V2,
+    Rfc9421,
     /// The Python `microservice_comms` scheme, for services that only speak it.
     Legacy,
 }
@@ -83,10 +138,10 @@ impl FromStr for Signing {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
-            "v2" => Ok(Signing::V2),
+            "rfc9421" => Ok(Signing::Rfc9421),
             "legacy" => Ok(Signing::Legacy),
             other => Err(format!(
-                "unknown signing scheme `{other}`, expected `v2` or `legacy`"
+                "unknown signing scheme `{other}`, expected `rfc9421` or `legacy`"
             )),
         }
     }
@@ -95,7 +150,7 @@ impl FromStr for Signing {
 impl fmt::Display for Signing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Signing::V2 => "v2",
+            Signing::Rfc9421 => "rfc9421",
             Signing::Legacy => "legacy",
         })
     }
@@ -140,151 +195,192 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Lowercase hex SHA-256 of `body`.
-pub fn content_sha256(body: &[u8]) -> String {
+/// Whether `key_id` can be a `keyid` parameter as comms writes it: 1 to 256 visible ASCII
+/// characters other than `"` and `\`, so it is a Structured Field string needing no escapes.
+pub fn is_valid_key_id(key_id: &str) -> bool {
+    (1..=256).contains(&key_id.len())
+        && key_id
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+}
+
+/// The `Content-Digest` value of `body`: `sha-256=:<base64 of its SHA-256>:`.
+///
+/// ```
+/// assert_eq!(
+///     comms::signing::content_digest(b""),
+///     "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:"
+/// );
+/// ```
+pub fn content_digest(body: &[u8]) -> String {
     if body.is_empty() {
-        return EMPTY_SHA256.to_owned();
+        return EMPTY_CONTENT_DIGEST.to_owned();
     }
-    lower_hex(&Sha256::digest(body))
-}
-
-/// Lowercase hex of `bytes`, written in one allocation.
-pub(crate) fn lower_hex(bytes: &[u8]) -> String {
-    let mut out = vec![0u8; bytes.len() * 2];
-    hex::encode_to_slice(bytes, &mut out).expect("the buffer is twice the input");
-    String::from_utf8(out).expect("hex is ASCII")
-}
-
-/// The canonical form of a raw query string, as covered by a v2 signature.
-///
-/// The raw query is split on `&`, empty pieces are dropped, each piece is split at its first
-/// `=` (a piece without one has an empty value), names and values are percent-decoded (`+` stays
-/// `+`) and re-encoded with every byte outside `A-Z a-z 0-9 - . _ ~` as upper-case `%XX`, then
-/// the pairs are sorted by encoded name, then encoded value, and joined as `name=value` with `&`.
-///
-/// ```
-/// assert_eq!(comms::signing::canonical_query("b=2&a=%7e&&a=1"), "a=1&a=~&b=2");
-/// ```
-pub fn canonical_query(raw: &str) -> String {
-    if raw.is_empty() {
-        return String::new();
-    }
-    let mut pairs: Vec<(Cow<'_, str>, Cow<'_, str>)> = raw
-        .split('&')
-        .filter(|piece| !piece.is_empty())
-        .map(|piece| {
-            let (name, value) = piece.split_once('=').unwrap_or((piece, ""));
-            (reencode(name), reencode(value))
-        })
-        .collect();
-    pairs.sort_unstable();
-    let mut out = String::with_capacity(raw.len() + 8);
-    for (i, (name, value)) in pairs.iter().enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        out.push_str(name);
-        out.push('=');
-        out.push_str(value);
-    }
+    let mut out = String::with_capacity(EMPTY_CONTENT_DIGEST.len());
+    out.push_str("sha-256=:");
+    BASE64.encode_string(Sha256::digest(body), &mut out);
+    out.push(':');
     out
 }
 
-/// Decodes and re-encodes one query name or value; one already in canonical form (only
-/// unreserved bytes) is returned as it is, without allocating.
-fn reencode(part: &str) -> Cow<'_, str> {
-    if part.bytes().all(is_unreserved) {
-        return Cow::Borrowed(part);
-    }
-    let bytes: Cow<'_, [u8]> = percent_decode_str(part).into();
-    Cow::Owned(percent_encoding::percent_encode(&bytes, UNRESERVED).to_string())
+/// What an RFC 9421 signature covers of a request, as comms signs it.
+#[derive(Clone, Copy, Debug)]
+pub struct Message<'a> {
+    /// The method, as sent.
+    pub method: &'a str,
+    /// The authority in lower case: the `Host` header's value.
+    pub authority: &'a str,
+    /// The path, as on the request line.
+    pub path: &'a str,
+    /// The raw query, without its `?` (empty when there is none).
+    pub query: &'a str,
+    /// The covered header fields in order, `content-digest` first, names in lower case.
+    pub fields: &'a [(&'a str, &'a str)],
 }
 
-/// Percent-encodes `value` as one query name or value (every byte outside the unreserved set).
-pub(crate) fn encode_component(value: &str) -> impl fmt::Display + '_ {
-    utf8_percent_encode(value, UNRESERVED)
+/// The parameters comms gives a signature, in the order it writes them.
+#[derive(Clone, Copy, Debug)]
+pub struct Params<'a> {
+    /// `created`: Unix seconds.
+    pub created: u64,
+    /// `keyid`: which key signed (by default the caller's service id).
+    pub key_id: &'a str,
+    /// `nonce`: 32 lowercase hex digits from 16 random bytes.
+    pub nonce: &'a str,
 }
 
-/// What a signature covers of a request besides its method, path and identity: for v2 the
-/// canonical form of `raw_query` and the body's hash (borrowed for an empty body, the usual
-/// case); legacy covers neither, so both are empty.
-pub(crate) fn covered(
-    scheme: Signing,
-    raw_query: &str,
-    body: &[u8],
-) -> (String, Cow<'static, str>) {
-    match scheme {
-        Signing::V2 => (
-            canonical_query(raw_query),
-            match body {
-                [] => Cow::Borrowed(EMPTY_SHA256),
-                body => Cow::Owned(content_sha256(body)),
-            },
-        ),
-        Signing::Legacy => (String::new(), Cow::Borrowed("")),
-    }
-}
-
-/// The pieces of a v2 string to sign, in order, without the separating newlines.
-struct V2Parts<'a>([&'a [u8]; 8]);
-
-impl<'a> V2Parts<'a> {
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        method: &'a str,
-        path: &'a str,
-        canonical_query: &'a str,
-        service_id: &'a str,
-        timestamp: &'a str,
-        nonce: &'a str,
-        content_sha256: &'a str,
-    ) -> Self {
-        V2Parts([
-            V2_ALGORITHM.as_bytes(),
-            method.as_bytes(),
-            path.as_bytes(),
-            canonical_query.as_bytes(),
-            service_id.as_bytes(),
-            timestamp.as_bytes(),
-            nonce.as_bytes(),
-            content_sha256.as_bytes(),
-        ])
-    }
-
-    fn feed(&self, mac: &mut HmacSha256) {
-        for (i, part) in self.0.iter().enumerate() {
-            if i > 0 {
-                mac.update(b"\n");
-            }
-            mac.update(part);
-        }
-    }
-}
-
-/// The v2 string to sign. `method` is upper-cased; `canonical_query` must already be canonical
-/// (see [`canonical_query`]).
-pub fn v2_string_to_sign(
-    method: &str,
-    path: &str,
-    canonical_query: &str,
-    service_id: &str,
-    timestamp: u64,
-    nonce: &str,
-    content_sha256: &str,
-) -> String {
-    let method = method.to_ascii_uppercase();
-    let timestamp = timestamp.to_string();
-    let parts = V2Parts::new(
-        &method,
-        path,
-        canonical_query,
-        service_id,
-        &timestamp,
-        nonce,
-        content_sha256,
+/// The RFC 9421 signature base comms signs for `message` with `params`.
+pub fn signature_base(message: &Message<'_>, params: &Params<'_>) -> String {
+    let mut out = Vec::with_capacity(256);
+    let inner_list = inner_list(message.fields.iter().map(|(name, _)| *name));
+    write_base(
+        &mut out,
+        message.method.as_bytes(),
+        message.authority.as_bytes(),
+        message.path.as_bytes(),
+        message.query.as_bytes(),
+        message
+            .fields
+            .iter()
+            .map(|(name, value)| (name.as_bytes(), value.as_bytes())),
     );
-    let bytes: Vec<u8> = parts.0.join(&b'\n');
-    String::from_utf8(bytes).expect("every part is UTF-8")
+    write_params(&mut out, &inner_list, params);
+    String::from_utf8(out).expect("every piece is UTF-8")
+}
+
+/// The `Signature-Input` value comms sends for `message` with `params`.
+pub fn signature_input(message: &Message<'_>, params: &Params<'_>) -> String {
+    let mut out = Vec::with_capacity(160);
+    out.extend_from_slice(LABEL.as_bytes());
+    out.push(b'=');
+    let inner_list = inner_list(message.fields.iter().map(|(name, _)| *name));
+    write_params_value(&mut out, &inner_list, params);
+    String::from_utf8(out).expect("every piece is UTF-8")
+}
+
+/// The `Signature` value for a signature base: `comms=:<base64 HMAC-SHA256>:`.
+pub fn signature(secret: &Secret, base: &str) -> String {
+    let mut mac = secret.mac();
+    mac.update(base.as_bytes());
+    signature_value(&mac.finalize().into_bytes())
+}
+
+/// `comms=:<base64 of mac>:`.
+pub(crate) fn signature_value(mac: &[u8]) -> String {
+    let mut out = String::with_capacity(LABEL.len() + 48);
+    out.push_str(LABEL);
+    out.push_str("=:");
+    BASE64.encode_string(mac, &mut out);
+    out.push(':');
+    out
+}
+
+/// `("@method" "@authority" "@path" "@query" "<field>" ...)`: the covered components as an
+/// inner list, the required derived components first.
+pub(crate) fn inner_list<'a>(fields: impl Iterator<Item = &'a str>) -> String {
+    let mut out = String::with_capacity(96);
+    out.push_str(r#"("@method" "@authority" "@path" "@query""#);
+    for name in fields {
+        out.push_str(" \"");
+        out.push_str(name);
+        out.push('"');
+    }
+    out.push(')');
+    out
+}
+
+/// Where a signature base is written: a MAC, or a buffer.
+pub(crate) trait Sink {
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl Sink for HmacSha256 {
+    fn put(&mut self, bytes: &[u8]) {
+        self.update(bytes);
+    }
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// One `"<name>": <value>` line of a signature base, the value given in pieces.
+pub(crate) fn write_line(sink: &mut impl Sink, name: &[u8], value: &[&[u8]]) {
+    sink.put(b"\"");
+    sink.put(name);
+    sink.put(b"\": ");
+    for piece in value {
+        sink.put(piece);
+    }
+    sink.put(b"\n");
+}
+
+/// The lines of a signature base comms writes for a request, up to `@signature-params`:
+/// the four derived components, then each covered field (value trimmed).
+pub(crate) fn write_base<'a>(
+    sink: &mut impl Sink,
+    method: &[u8],
+    authority: &[u8],
+    path: &[u8],
+    query: &[u8],
+    fields: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+) {
+    write_line(sink, b"@method", &[method]);
+    write_line(sink, b"@authority", &[authority]);
+    write_line(sink, b"@path", &[path]);
+    write_line(sink, b"@query", &[b"?", query]);
+    for (name, value) in fields {
+        write_line(sink, name, &[value.trim_ascii()]);
+    }
+}
+
+/// The last line of a signature base, with no line break after it: `"@signature-params": `
+/// and the `Signature-Input` member's value.
+pub(crate) fn write_params_line(sink: &mut impl Sink, member: &[u8]) {
+    sink.put(b"\"@signature-params\": ");
+    sink.put(member);
+}
+
+/// The last line of the signature base comms writes.
+pub(crate) fn write_params(sink: &mut impl Sink, inner_list: &str, params: &Params<'_>) {
+    write_params_line(sink, b"");
+    write_params_value(sink, inner_list, params);
+}
+
+/// `<inner list>;created=<n>;keyid="<id>";alg="hmac-sha256";nonce="<nonce>"`.
+pub(crate) fn write_params_value(sink: &mut impl Sink, inner_list: &str, params: &Params<'_>) {
+    sink.put(inner_list.as_bytes());
+    sink.put(b";created=");
+    sink.put(itoa::Buffer::new().format(params.created).as_bytes());
+    sink.put(b";keyid=\"");
+    sink.put(params.key_id.as_bytes());
+    sink.put(b"\";alg=\"");
+    sink.put(ALGORITHM.as_bytes());
+    sink.put(b"\";nonce=\"");
+    sink.put(params.nonce.as_bytes());
+    sink.put(b"\"");
 }
 
 /// The legacy string to sign, `<METHOD>|<decoded path>|<timestamp>`, as bytes (a decoded path
@@ -295,61 +391,18 @@ pub fn legacy_string_to_sign(method: &str, wire_path: &str, timestamp: u64) -> V
     out.push(b'|');
     out.extend(percent_decode_str(wire_path));
     out.push(b'|');
-    out.extend_from_slice(timestamp.to_string().as_bytes());
+    out.extend_from_slice(itoa::Buffer::new().format(timestamp).as_bytes());
     out
-}
-
-/// `v2=<hex>`: the v2 `X-Signature` value for a string to sign.
-pub fn sign_v2(secret: &Secret, string_to_sign: &str) -> String {
-    let mut mac = secret.mac();
-    mac.update(string_to_sign.as_bytes());
-    format!("{V2_PREFIX}{}", lower_hex(&mac.finalize().into_bytes()))
 }
 
 /// `<hex>`: the legacy `X-Signature` value for a string to sign.
 pub fn sign_legacy(secret: &Secret, string_to_sign: &[u8]) -> String {
     let mut mac = secret.mac();
     mac.update(string_to_sign);
-    lower_hex(&mac.finalize().into_bytes())
+    hex::encode(mac.finalize().into_bytes())
 }
 
-/// What one attempt's signature covers, besides the caller's identity and secret.
-pub(crate) struct Target<'a> {
-    pub method: &'a str,
-    pub path: &'a str,
-    pub canonical_query: &'a str,
-    pub content_sha256: &'a str,
-}
-
-/// The headers one signed attempt carries.
-pub(crate) struct SignatureHeaders {
-    /// Lowercase hex of the nonce (v2 only).
-    pub nonce: Option<[u8; 32]>,
-    /// The `X-Signature` value: `v2=` and 64 hex digits, or 64 hex digits.
-    pub signature: Signature,
-}
-
-/// An `X-Signature` value on the stack.
-pub(crate) struct Signature {
-    buf: [u8; 67],
-    len: usize,
-}
-
-impl Signature {
-    fn new(prefix: &str, mac: &[u8]) -> Signature {
-        let mut buf = [0u8; 67];
-        buf[..prefix.len()].copy_from_slice(prefix.as_bytes());
-        let len = prefix.len() + mac.len() * 2;
-        hex::encode_to_slice(mac, &mut buf[prefix.len()..len]).expect("a SHA-256 MAC fits");
-        Signature { buf, len }
-    }
-
-    pub(crate) fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-}
-
-/// A caller identity with its pre-keyed MAC: signs attempts without re-deriving the key.
+/// A pre-keyed HMAC: signs and checks without re-deriving the key each time.
 #[derive(Clone)]
 pub(crate) struct Signer {
     mac: HmacSha256,
@@ -368,83 +421,17 @@ impl Signer {
         self.scheme
     }
 
-    /// Signs one attempt with the given clock reading and nonce.
-    pub(crate) fn sign(
-        &self,
-        service_id: &str,
-        target: &Target<'_>,
-        timestamp: u64,
-        nonce: [u8; 16],
-    ) -> SignatureHeaders {
+    /// The MAC over whatever `write` feeds it.
+    pub(crate) fn mac(&self, write: impl FnOnce(&mut HmacSha256)) -> [u8; 32] {
         let mut mac = self.mac.clone();
-        match self.scheme {
-            Signing::V2 => {
-                let mut nonce_hex = [0u8; 32];
-                hex::encode_to_slice(nonce, &mut nonce_hex).expect("16 bytes are 32 hex digits");
-                let mut digits = itoa::Buffer::new();
-                let ts = digits.format(timestamp);
-                V2Parts::new(
-                    target.method,
-                    target.path,
-                    target.canonical_query,
-                    service_id,
-                    ts,
-                    std::str::from_utf8(&nonce_hex).expect("hex is ASCII"),
-                    target.content_sha256,
-                )
-                .feed(&mut mac);
-                SignatureHeaders {
-                    nonce: Some(nonce_hex),
-                    signature: Signature::new(V2_PREFIX, &mac.finalize().into_bytes()),
-                }
-            }
-            Signing::Legacy => {
-                mac.update(&legacy_string_to_sign(
-                    target.method,
-                    target.path,
-                    timestamp,
-                ));
-                SignatureHeaders {
-                    nonce: None,
-                    signature: Signature::new("", &mac.finalize().into_bytes()),
-                }
-            }
-        }
+        write(&mut mac);
+        mac.finalize().into_bytes().into()
     }
 
-    /// Checks `signature` (raw MAC bytes) over `message` in constant time.
-    pub(crate) fn verify_raw(&self, message: &[&[u8]], signature: &[u8]) -> bool {
+    /// Checks `signature` (raw MAC bytes) over whatever `write` feeds the MAC, in constant time.
+    pub(crate) fn verify(&self, write: impl FnOnce(&mut HmacSha256), signature: &[u8]) -> bool {
         let mut mac = self.mac.clone();
-        for part in message {
-            mac.update(part);
-        }
-        mac.verify_slice(signature).is_ok()
-    }
-
-    /// Checks a v2 signature (raw MAC bytes) in constant time.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn verify_v2(
-        &self,
-        method: &str,
-        path: &str,
-        canonical_query: &str,
-        service_id: &str,
-        timestamp: &str,
-        nonce: &str,
-        content_sha256: &str,
-        signature: &[u8],
-    ) -> bool {
-        let mut mac = self.mac.clone();
-        V2Parts::new(
-            method,
-            path,
-            canonical_query,
-            service_id,
-            timestamp,
-            nonce,
-            content_sha256,
-        )
-        .feed(&mut mac);
+        write(&mut mac);
         mac.verify_slice(signature).is_ok()
     }
 }
@@ -462,22 +449,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn canonical_query_sorts_and_reencodes() {
-        assert_eq!(canonical_query(""), "");
-        assert_eq!(canonical_query("&&"), "");
-        assert_eq!(
-            canonical_query("q=hello%20world&limit=5&a=2&a=1"),
-            "a=1&a=2&limit=5&q=hello%20world"
-        );
-        // `+` is not a space here, `~` needs no escape, lower-case escapes are normalised.
-        assert_eq!(canonical_query("x=a+b&y=%7e%2f"), "x=a%2Bb&y=~%2F");
-        // A bare name has an empty value; only the first `=` splits.
-        assert_eq!(canonical_query("flag&k=v=w"), "flag=&k=v%3Dw");
-        // Raw bytes outside the unreserved set are encoded, invalid escapes kept literally.
-        assert_eq!(canonical_query("n=é&m=%zz"), "m=%25zz&n=%C3%A9");
-    }
-
-    #[test]
     fn legacy_string_decodes_the_path() {
         assert_eq!(
             legacy_string_to_sign("get", "/files/a%2Fb/r%C3%A9sum%C3%A9", 7),
@@ -486,9 +457,12 @@ mod tests {
     }
 
     #[test]
-    fn content_hash_of_empty_body() {
-        assert_eq!(content_sha256(b""), EMPTY_SHA256);
-        assert_eq!(hex::encode(Sha256::digest(b"")), EMPTY_SHA256);
+    fn digest_of_empty_body() {
+        assert_eq!(content_digest(b""), EMPTY_CONTENT_DIGEST);
+        let mut computed = String::from("sha-256=:");
+        BASE64.encode_string(Sha256::digest(b""), &mut computed);
+        computed.push(':');
+        assert_eq!(computed, EMPTY_CONTENT_DIGEST);
     }
 
     #[test]
@@ -499,8 +473,40 @@ mod tests {
 
     #[test]
     fn signing_scheme_parses() {
-        assert_eq!("v2".parse::<Signing>(), Ok(Signing::V2));
+        assert_eq!("rfc9421".parse::<Signing>(), Ok(Signing::Rfc9421));
         assert_eq!("legacy".parse::<Signing>(), Ok(Signing::Legacy));
-        assert!("V2".parse::<Signing>().is_err());
+        assert!("v2".parse::<Signing>().is_err());
+        assert!("RFC9421".parse::<Signing>().is_err());
+    }
+
+    #[test]
+    fn key_ids() {
+        assert!(is_valid_key_id("billing-2026-12"));
+        for bad in ["", "a b", "a\"b", "a\\b", "é", &"k".repeat(257)] {
+            assert!(!is_valid_key_id(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_base_ends_with_the_signature_input_member() {
+        let fields = [("content-digest", EMPTY_CONTENT_DIGEST), ("x-a", "  v ")];
+        let message = Message {
+            method: "GET",
+            authority: "h:1",
+            path: "/p",
+            query: "",
+            fields: &fields,
+        };
+        let params = Params {
+            created: 5,
+            key_id: "k",
+            nonce: "n",
+        };
+        let base = signature_base(&message, &params);
+        let input = signature_input(&message, &params);
+        let member = input.strip_prefix("comms=").unwrap();
+        assert!(base.ends_with(&format!("\"@signature-params\": {member}")));
+        assert!(base.contains("\"@query\": ?\n\"content-digest\""));
+        assert!(base.contains("\"x-a\": v\n"), "values are trimmed: {base}");
     }
 }

@@ -10,13 +10,16 @@ use comms::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use comms::verify::Verifier;
 use libfuzzer_sys::fuzz_target;
 
-const NAMES: [&str; 6] = [
+const NAMES: [&str; 9] = [
+    "signature-input",
+    "signature",
+    "content-digest",
+    "host",
+    "content-type",
+    "content-length",
     "x-service-id",
     "x-timestamp",
-    "x-nonce",
-    "x-content-sha256",
     "x-signature",
-    "content-type",
 ];
 
 fuzz_target!(|data: &[u8]| {

@@ -27,13 +27,14 @@ pub trait NotAString {
     async fn a(&self) -> Result<(), Error>;
 }
 
-// An unknown signing scheme and bad environment variable names.
+// A misspelt signing scheme and bad environment variable names.
 #[service_client(
     base_url = "http://users:8080",
     service_id = "a",
     secret_env = "MY SECRET",
     base_url_env = "",
-    signing = "v3",
+    key_id_env = "KEY=ID",
+    signing = "rfc-9421",
 )]
 pub trait BadValues {
     #[get("/a")]

@@ -19,7 +19,8 @@ pub struct NewUser {
     service_id = "billing",
     secret_env = "USERS_SECRET",
     base_url_env = "USERS_URL",
-    signing = "v2",
+    key_id_env = "USERS_KEY_ID",
+    signing = "rfc9421",
 )]
 pub trait Users {
     /// Doc comments stay on the trait's methods.

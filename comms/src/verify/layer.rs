@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
@@ -17,12 +18,17 @@ use super::Verifier;
 /// The default body limit of [`VerifyLayer`]: 2 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
+/// The default time [`VerifyLayer`] gives a signed request to deliver its body: 10 s.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A tower layer that verifies every request before the inner service sees it.
 ///
-/// It buffers the body (up to a limit; beyond it the answer is 413), checks it with the
-/// [`Verifier`], answers 401 with `{"message": "unauthorized"}` when the check fails (the reason
-/// goes to the log, not to the caller), and otherwise passes the request on with the
-/// [`Caller`](super::Caller) in its extensions:
+/// It checks the signature over the request head first ([`Verifier::verify_head`]): a request
+/// without a valid one is answered 401 at once, with no byte of its body read. A signed
+/// request's body is then read under a size limit (413 beyond it) and a time limit (408), and
+/// only then are the body's digest and the nonce checked. A refusal is answered with
+/// `{"message": "unauthorized"}` (the reason goes to the log, not to the caller); an accepted
+/// request is passed on with the [`Caller`](super::Caller) in its extensions:
 ///
 /// ```
 /// use axum::{Extension, Router, routing::get};
@@ -44,14 +50,17 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 pub struct VerifyLayer {
     verifier: Verifier,
     max_body_bytes: usize,
+    body_timeout: Duration,
 }
 
 impl VerifyLayer {
-    /// A layer checking requests with `verifier`, with a 2 MiB body limit.
+    /// A layer checking requests with `verifier`, with a 2 MiB body limit and 10 s to read
+    /// the body.
     pub fn new(verifier: Verifier) -> VerifyLayer {
         VerifyLayer {
             verifier,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
         }
     }
 
@@ -59,6 +68,13 @@ impl VerifyLayer {
     #[must_use]
     pub fn max_body_bytes(mut self, limit: usize) -> VerifyLayer {
         self.max_body_bytes = limit;
+        self
+    }
+
+    /// How long a signed request may take to deliver its body; after that it is answered 408.
+    #[must_use]
+    pub fn body_timeout(mut self, timeout: Duration) -> VerifyLayer {
+        self.body_timeout = timeout;
         self
     }
 }
@@ -71,6 +87,7 @@ impl<S> Layer<S> for VerifyLayer {
             inner,
             verifier: self.verifier.clone(),
             max_body_bytes: self.max_body_bytes,
+            body_timeout: self.body_timeout,
         }
     }
 }
@@ -81,6 +98,7 @@ pub struct VerifyService<S> {
     inner: S,
     verifier: Verifier,
     max_body_bytes: usize,
+    body_timeout: Duration,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for VerifyService<S>
@@ -106,9 +124,25 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let verifier = self.verifier.clone();
         let limit = self.max_body_bytes;
+        let body_timeout = self.body_timeout;
         Box::pin(async move {
-            let declared = request
-                .headers()
+            let (mut parts, body) = request.into_parts();
+            let refused = |e: super::VerifyError, parts: &http::request::Parts| {
+                tracing::warn!(
+                    reason = %e,
+                    method = %parts.method,
+                    path = parts.uri.path(),
+                    "refused an unverified request"
+                );
+                reject(StatusCode::UNAUTHORIZED, "unauthorized")
+            };
+            // The head first: an unsigned or wrongly signed request costs no body read.
+            let head = match verifier.verify_head(&parts.method, &parts.uri, &parts.headers) {
+                Ok(head) => head,
+                Err(e) => return Ok(refused(e, &parts)),
+            };
+            let declared = parts
+                .headers
                 .get(CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok());
@@ -118,39 +152,34 @@ where
                     "request body too large",
                 ));
             }
-            let (mut parts, body) = request.into_parts();
-            let bytes = match Limited::new(body, limit).collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            let read = tokio::time::timeout(body_timeout, Limited::new(body, limit).collect());
+            let bytes = match read.await {
+                Ok(Ok(collected)) => collected.to_bytes(),
+                Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
                     return Ok(reject(
                         StatusCode::PAYLOAD_TOO_LARGE,
                         "request body too large",
                     ));
                 }
-                Err(e) => {
+                Ok(Err(e)) => {
                     tracing::debug!(error = %e, "could not read the request body");
                     return Ok(reject(StatusCode::BAD_REQUEST, "unreadable request body"));
                 }
+                Err(_) => {
+                    return Ok(reject(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "request body not received in time",
+                    ));
+                }
             };
-            match verifier
-                .verify(&parts.method, &parts.uri, &parts.headers, &bytes)
-                .await
-            {
+            match head.verify_body(&bytes).await {
                 Ok(caller) => {
                     parts.extensions.insert(caller);
                     inner
                         .call(Request::from_parts(parts, ReqBody::from(bytes)))
                         .await
                 }
-                Err(e) => {
-                    tracing::warn!(
-                        reason = %e,
-                        method = %parts.method,
-                        path = parts.uri.path(),
-                        "refused an unverified request"
-                    );
-                    Ok(reject(StatusCode::UNAUTHORIZED, "unauthorized"))
-                }
+                Err(e) => Ok(refused(e, &parts)),
             }
         })
     }

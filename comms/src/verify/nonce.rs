@@ -2,8 +2,10 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::hash::BuildHasher;
 use std::pin::Pin;
 use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::BoxError;
 
@@ -22,8 +24,8 @@ pub trait NonceStore: Send + Sync + 'static {
         &'a self,
         service_id: &'a str,
         nonce: &'a str,
-        now: u64,
-        expires_at: u64,
+        now: SystemTime,
+        keep_until: SystemTime,
     ) -> Pin<Box<dyn Future<Output = Result<bool, BoxError>> + Send + 'a>>;
 }
 
@@ -36,13 +38,15 @@ pub trait NonceStore: Send + Sync + 'static {
 /// the store, so filling it takes a caller's secret.
 #[derive(Debug)]
 pub struct MemoryNonceStore {
+    /// A keyed hash: which shard holds a nonce is not up to the caller.
+    hasher: std::collections::hash_map::RandomState,
     shards: Box<[Mutex<Shard>]>,
     shard_capacity: usize,
 }
 
 #[derive(Debug, Default)]
 struct Shard {
-    entries: HashMap<(Box<str>, u128), u64>,
+    entries: HashMap<(Box<str>, Box<str>), u64>,
     /// No entry expires before this time, so a sweep before it frees nothing.
     earliest_expiry: u64,
 }
@@ -63,6 +67,7 @@ impl MemoryNonceStore {
     pub fn with_capacity(capacity: usize) -> MemoryNonceStore {
         let shard_capacity = capacity.div_ceil(SHARDS).max(1);
         MemoryNonceStore {
+            hasher: std::collections::hash_map::RandomState::new(),
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             shard_capacity,
         }
@@ -91,8 +96,8 @@ impl MemoryNonceStore {
         expires_at: u64,
         now: u64,
     ) -> Result<bool, BoxError> {
-        let value = u128::from_str_radix(nonce, 16).map_err(|_| "nonce is not hex")?;
-        let shard = &self.shards[(value as usize) % SHARDS];
+        let value: Box<str> = nonce.into();
+        let shard = &self.shards[(self.hasher.hash_one((service_id, nonce)) as usize) % SHARDS];
         let mut shard = lock(shard);
         let key = (Box::<str>::from(service_id), value);
         if let Some(&expiry) = shard.entries.get(&key)
@@ -127,10 +132,11 @@ impl NonceStore for MemoryNonceStore {
         &'a self,
         service_id: &'a str,
         nonce: &'a str,
-        now: u64,
-        expires_at: u64,
+        now: SystemTime,
+        keep_until: SystemTime,
     ) -> Pin<Box<dyn Future<Output = Result<bool, BoxError>> + Send + 'a>> {
-        let result = self.insert_at(service_id, nonce, expires_at, now);
+        let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let result = self.insert_at(service_id, nonce, secs(keep_until), secs(now));
         Box::pin(std::future::ready(result))
     }
 }
@@ -152,23 +158,18 @@ mod tests {
     #[test]
     fn full_store_refuses_instead_of_evicting() {
         let s = MemoryNonceStore::with_capacity(SHARDS);
-        // One live nonce per shard fills the store.
-        for i in 0..SHARDS as u128 {
-            assert!(s.insert_at("a", &format!("{i:x}"), 100, 10).unwrap());
-        }
-        assert!(
-            s.insert_at("a", &format!("{:x}", SHARDS as u128), 100, 10)
-                .is_err()
-        );
+        // Live nonces fill the store until it refuses one.
+        let accepted: Vec<String> = (0..10 * SHARDS)
+            .map(|i| format!("{i:x}"))
+            .take_while(|nonce| s.insert_at("a", nonce, 100, 10).is_ok())
+            .collect();
+        assert!(!accepted.is_empty() && accepted.len() <= s.capacity());
         // Every live nonce is still refused as a replay.
-        for i in 0..SHARDS as u128 {
-            assert!(!s.insert_at("a", &format!("{i:x}"), 100, 50).unwrap());
+        for nonce in &accepted {
+            assert!(!s.insert_at("a", nonce, 100, 50).unwrap());
         }
         // After expiry, room is made.
-        assert!(
-            s.insert_at("a", &format!("{:x}", SHARDS as u128), 300, 101)
-                .unwrap()
-        );
+        assert!(s.insert_at("a", "fresh", 300, 101).unwrap());
         assert!(s.len() <= s.capacity());
     }
 }
