@@ -910,7 +910,9 @@ mod tests {
 
     #[test]
     fn key_usage_counts_what_was_verified() {
-        let v = Verifier::new().service("svc", "k").key("svc-next", "svc", "k2");
+        let v = Verifier::new()
+            .service("svc", "k")
+            .key("svc-next", "svc", "k2");
         let uri: Uri = "/x".parse().unwrap();
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -925,7 +927,10 @@ mod tests {
         assert_eq!(usage.len(), 2);
         assert_eq!((usage[0].key_id.as_str(), usage[0].requests), ("svc", 1));
         assert!(usage[0].last_used.is_some());
-        assert_eq!((usage[1].key_id.as_str(), usage[1].requests), ("svc-next", 0));
+        assert_eq!(
+            (usage[1].key_id.as_str(), usage[1].requests),
+            ("svc-next", 0)
+        );
         assert_eq!(usage[1].last_used, None);
     }
 
