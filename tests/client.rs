@@ -25,7 +25,8 @@ pub struct NewUser {
     base_url = "http://127.0.0.1:9",
     service_id = "billing",
     secret_env = "COMMS_TEST_USERS_SECRET",
-    base_url_env = "COMMS_TEST_USERS_URL"
+    base_url_env = "COMMS_TEST_USERS_URL",
+    key_id_env = "COMMS_TEST_USERS_KEY_ID"
 )]
 pub trait Users {
     /// One user.
@@ -290,7 +291,7 @@ async fn per_method_timeout_applies() {
     assert!(started.elapsed() < Duration::from_millis(1500));
 }
 
-/// `UsersClient::new()` reads `secret_env` and `base_url_env`. Setting variables is `unsafe` in
+/// `UsersClient::new()` reads `secret_env`, `base_url_env` and `key_id_env`. Setting variables is `unsafe` in
 /// edition 2024 (and this workspace forbids `unsafe`), so the test runs itself in a child
 /// process with the variables set, against a server in this process.
 #[tokio::test]
@@ -316,6 +317,7 @@ async fn new_reads_the_environment() {
             .env("COMMS_TEST_ENV_CHILD", "1")
             .env("COMMS_TEST_USERS_SECRET", SECRET)
             .env("COMMS_TEST_USERS_URL", url)
+            .env("COMMS_TEST_USERS_KEY_ID", "billing-2026-12")
             .output()
             .unwrap()
     })
@@ -334,7 +336,21 @@ async fn new_reads_the_environment() {
         1,
         "the child called the URL from COMMS_TEST_USERS_URL"
     );
-    assert_signed(&seen[0]).await;
+    // Signed under the key id from COMMS_TEST_USERS_KEY_ID.
+    let caller = Verifier::new()
+        .key("billing-2026-12", "billing", SECRET)
+        .verify(
+            &seen[0].method,
+            &seen[0].uri,
+            &seen[0].headers,
+            &seen[0].body,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (caller.service_id(), caller.key_id()),
+        ("billing", "billing-2026-12")
+    );
 }
 
 #[tokio::test]

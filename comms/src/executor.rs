@@ -961,6 +961,19 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(matches!(err, Error::Config { key, .. } if key == "secret"));
+        for bad in ["", "a\"b", "a\\b", "a b"] {
+            let err = Executor::builder()
+                .base_url("http://h")
+                .service_id("svc")
+                .key_id(bad)
+                .secret("x")
+                .build()
+                .unwrap_err();
+            assert!(
+                matches!(&err, Error::Config { key, .. } if key == "key_id"),
+                "{bad:?}: {err}"
+            );
+        }
     }
 
     #[test]
