@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::routing::{get, post};
 use axum::{Extension, Router};
@@ -249,12 +249,12 @@ impl NonceStore for Shared {
         &'a self,
         service_id: &'a str,
         nonce: &'a str,
-        now: u64,
-        expires_at: u64,
+        now: SystemTime,
+        keep_until: SystemTime,
     ) -> Pin<Box<dyn Future<Output = Result<bool, BoxError>> + Send + 'a>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner
-            .check_and_insert(service_id, nonce, now, expires_at)
+            .check_and_insert(service_id, nonce, now, keep_until)
     }
 }
 
@@ -280,8 +280,8 @@ impl NonceStore for Down {
         &'a self,
         _: &'a str,
         _: &'a str,
-        _: u64,
-        _: u64,
+        _: SystemTime,
+        _: SystemTime,
     ) -> Pin<Box<dyn Future<Output = Result<bool, BoxError>> + Send + 'a>> {
         Box::pin(async { Err("store unreachable".into()) })
     }
@@ -298,6 +298,7 @@ async fn an_unreachable_store_fails_closed() {
 async fn the_memory_store_stays_bounded_under_a_million_nonces() {
     let store = MemoryNonceStore::with_capacity(10_000);
     let cap = store.capacity();
+    let at = |secs: u64| UNIX_EPOCH + Duration::from_secs(secs);
     let now = 1_000_000u64;
     let mut accepted = Vec::new();
     let mut refused = 0;
@@ -305,7 +306,7 @@ async fn the_memory_store_stays_bounded_under_a_million_nonces() {
     for i in 0..1_000_000u128 {
         let nonce = format!("{i:032x}");
         match store
-            .check_and_insert("billing", &nonce, now, now + 300)
+            .check_and_insert("billing", &nonce, at(now), at(now + 300))
             .await
         {
             Ok(true) => {
@@ -325,17 +326,17 @@ async fn the_memory_store_stays_bounded_under_a_million_nonces() {
     for nonce in &accepted {
         assert!(
             !store
-                .check_and_insert("billing", nonce, now + 1, now + 301)
+                .check_and_insert("billing", nonce, at(now + 1), at(now + 301))
                 .await
                 .unwrap()
         );
     }
     // As time passes, expired nonces make room again.
     for i in 0..1_000_000u128 {
-        let t = now + 301 + (i as u64 / 1_000);
+        let t = now + 300 + (i as u64 / 1_000);
         let nonce = format!("{:032x}", i + (1 << 100));
         let fresh = store
-            .check_and_insert("billing", &nonce, t, t + 5)
+            .check_and_insert("billing", &nonce, at(t), at(t + 5))
             .await
             .unwrap();
         assert!(fresh, "nonce {i} refused at time {t}");

@@ -21,7 +21,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
@@ -144,12 +144,15 @@ impl NonceStore for RedisNonceStore {
         &'a self,
         service_id: &'a str,
         nonce: &'a str,
-        now: u64,
-        expires_at: u64,
+        now: SystemTime,
+        keep_until: SystemTime,
     ) -> Pin<Box<dyn Future<Output = Result<bool, BoxError>> + Send + 'a>> {
         Box::pin(async move {
             let key = format!("{}:nonce:{service_id}:{nonce}", self.namespace);
-            let ttl = expires_at.saturating_sub(now).max(1);
+            let ttl = keep_until
+                .duration_since(now)
+                .map_or(0, |left| left.as_secs())
+                .max(1);
             let mut cmd = redis::cmd("SET");
             cmd.arg(&key).arg(1).arg("NX").arg("EX").arg(ttl);
             match self.conn.query::<Option<String>>(&cmd).await {
@@ -159,7 +162,7 @@ impl NonceStore for RedisNonceStore {
                     _ => {
                         tracing::warn!(error = %e, "redis nonce store unavailable; checking nonces locally");
                         self.local
-                            .check_and_insert(service_id, nonce, now, expires_at)
+                            .check_and_insert(service_id, nonce, now, keep_until)
                             .await
                     }
                 },

@@ -235,10 +235,19 @@ impl Verifier {
                 ) {
                     return Err(VerifyError::BadSignature);
                 }
-                let expires_at = timestamp.saturating_add(self.max_skew.as_secs());
+                // The skew check compares whole seconds: `timestamp` passes until `now` reaches
+                // `timestamp + max_skew + 1 s`.
+                let keep_until = Duration::from_secs(timestamp)
+                    .saturating_add(self.max_skew)
+                    .saturating_add(Duration::from_secs(1));
                 let fresh = self
                     .nonces
-                    .check_and_insert(service_id, nonce, now, expires_at)
+                    .check_and_insert(
+                        service_id,
+                        nonce,
+                        unix_time(Duration::from_secs(now)),
+                        unix_time(keep_until),
+                    )
                     .await
                     .map_err(VerifyError::NonceStore)?;
                 if !fresh {
@@ -315,6 +324,15 @@ fn decode_mac(text: &str) -> Result<[u8; 32], VerifyError> {
         return Err(VerifyError::MalformedHeader(signing::SIGNATURE_HEADER));
     }
     Ok(mac)
+}
+
+/// The instant `since_epoch` after the Unix epoch. One the platform cannot represent (from a
+/// skew window of centuries) becomes 2106-02-07 (`u32::MAX` Unix seconds), past the life of any
+/// request this verifier accepts.
+fn unix_time(since_epoch: Duration) -> SystemTime {
+    UNIX_EPOCH
+        .checked_add(since_epoch)
+        .unwrap_or_else(|| UNIX_EPOCH + Duration::from_secs(u64::from(u32::MAX)))
 }
 
 fn upper(method: &Method) -> std::borrow::Cow<'_, str> {

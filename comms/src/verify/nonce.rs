@@ -2,28 +2,38 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::hash::{BuildHasher, RandomState};
 use std::pin::Pin;
 use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::BoxError;
 
 /// Where a verifier remembers the nonces it has accepted.
 ///
-/// A nonce must be remembered until its request's timestamp leaves the skew window
-/// (`expires_at`, Unix seconds); after that the timestamp check alone refuses a replay. The
-/// in-memory [`MemoryNonceStore`] serves one process; a store shared by every replica (Redis,
-/// say) stops a request captured on one replica from being replayed against another.
+/// A nonce must be remembered for as long as its request could still pass the verifier's
+/// clock-skew check (until `keep_until`); after that the timestamp check alone refuses a
+/// replay. The in-memory [`MemoryNonceStore`] serves one process; a store shared by every
+/// replica (Redis, say) stops a request captured on one replica from being replayed against
+/// another.
 pub trait NonceStore: Send + Sync + 'static {
-    /// Records `nonce` (32 lowercase hex digits) for `service_id` until `expires_at`, both
-    /// times in Unix seconds by the verifier's clock, which reads `now`. Resolves to `true` when
-    /// the nonce was new, `false` when it was already recorded and has not expired (a replay),
-    /// and an error when the store cannot tell, in which case the request is refused.
+    /// Records `nonce` for `service_id`, to be remembered at least until `keep_until`.
+    ///
+    /// `nonce` is the signature's nonce as the caller sent it: 16 to 128 characters of
+    /// `A-Z a-z 0-9 - _` (the verifier checks that before asking the store). `now` is the
+    /// verifier's clock; `keep_until` is the instant after which the request's timestamp can
+    /// no longer pass the skew check, so the store must refuse a replay at any instant before
+    /// it and may forget the nonce after it.
+    ///
+    /// Resolves to `true` when the nonce is new (and now recorded), `false` when it was already
+    /// recorded and is still remembered (a replay), an error when the store cannot tell, in
+    /// which case the request is refused.
     fn check_and_insert<'a>(
         &'a self,
         service_id: &'a str,
         nonce: &'a str,
-        now: u64,
-        expires_at: u64,
+        now: SystemTime,
+        keep_until: SystemTime,
     ) -> Pin<Box<dyn Future<Output = Result<bool, BoxError>> + Send + 'a>>;
 }
 
@@ -38,13 +48,25 @@ pub trait NonceStore: Send + Sync + 'static {
 pub struct MemoryNonceStore {
     shards: Box<[Mutex<Shard>]>,
     shard_capacity: usize,
+    /// Chooses a nonce's shard, keyed per store so callers cannot pick it.
+    hasher: RandomState,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Shard {
-    entries: HashMap<(Box<str>, u128), u64>,
+    /// Each held nonce, keyed by service and nonce, with the instant it may be forgotten.
+    entries: HashMap<(Box<str>, Box<str>), SystemTime>,
     /// No entry expires before this time, so a sweep before it frees nothing.
-    earliest_expiry: u64,
+    earliest_expiry: SystemTime,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard {
+            entries: HashMap::new(),
+            earliest_expiry: UNIX_EPOCH,
+        }
+    }
 }
 
 const SHARDS: usize = 16;
@@ -65,6 +87,7 @@ impl MemoryNonceStore {
         MemoryNonceStore {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             shard_capacity,
+            hasher: RandomState::new(),
         }
     }
 
@@ -83,20 +106,19 @@ impl MemoryNonceStore {
         self.shard_capacity * SHARDS
     }
 
-    /// The synchronous core of [`NonceStore::check_and_insert`], with the clock given.
+    /// The synchronous core of [`NonceStore::check_and_insert`].
     fn insert_at(
         &self,
         service_id: &str,
         nonce: &str,
-        expires_at: u64,
-        now: u64,
+        now: SystemTime,
+        keep_until: SystemTime,
     ) -> Result<bool, BoxError> {
-        let value = u128::from_str_radix(nonce, 16).map_err(|_| "nonce is not hex")?;
-        let shard = &self.shards[(value as usize) % SHARDS];
-        let mut shard = lock(shard);
-        let key = (Box::<str>::from(service_id), value);
+        let index = self.hasher.hash_one((service_id, nonce)) as usize % SHARDS;
+        let mut shard = lock(&self.shards[index]);
+        let key = (Box::<str>::from(service_id), Box::<str>::from(nonce));
         if let Some(&expiry) = shard.entries.get(&key)
-            && expiry >= now
+            && now < expiry
         {
             return Ok(false);
         }
@@ -104,14 +126,16 @@ impl MemoryNonceStore {
             if now < shard.earliest_expiry {
                 return Err("nonce store is full of live nonces".into());
             }
-            shard.entries.retain(|_, expiry| *expiry >= now);
-            shard.earliest_expiry = shard.entries.values().copied().min().unwrap_or(u64::MAX);
+            shard.entries.retain(|_, expiry| now < *expiry);
+            shard.earliest_expiry = shard.entries.values().copied().min().unwrap_or(now);
             if shard.entries.len() >= self.shard_capacity {
                 return Err("nonce store is full of live nonces".into());
             }
         }
-        shard.earliest_expiry = shard.earliest_expiry.min(expires_at);
-        shard.entries.insert(key, expires_at);
+        if shard.entries.is_empty() || keep_until < shard.earliest_expiry {
+            shard.earliest_expiry = keep_until;
+        }
+        shard.entries.insert(key, keep_until);
         Ok(true)
     }
 }
@@ -127,10 +151,10 @@ impl NonceStore for MemoryNonceStore {
         &'a self,
         service_id: &'a str,
         nonce: &'a str,
-        now: u64,
-        expires_at: u64,
+        now: SystemTime,
+        keep_until: SystemTime,
     ) -> Pin<Box<dyn Future<Output = Result<bool, BoxError>> + Send + 'a>> {
-        let result = self.insert_at(service_id, nonce, expires_at, now);
+        let result = self.insert_at(service_id, nonce, now, keep_until);
         Box::pin(std::future::ready(result))
     }
 }
@@ -138,37 +162,49 @@ impl NonceStore for MemoryNonceStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
 
     #[test]
     fn replay_is_caught_and_services_are_apart() {
         let s = MemoryNonceStore::with_capacity(64);
-        assert!(s.insert_at("a", "01", 100, 10).unwrap());
-        assert!(!s.insert_at("a", "01", 100, 10).unwrap());
-        assert!(s.insert_at("b", "01", 100, 10).unwrap());
+        let nonce = "Sf0_9-kXbQm2PzL4uW7yAg";
+        assert!(s.insert_at("a", nonce, at(10), at(100)).unwrap());
+        assert!(!s.insert_at("a", nonce, at(10), at(100)).unwrap());
+        assert!(s.insert_at("b", nonce, at(10), at(100)).unwrap());
         // Once expired, the timestamp check guards it; the slot may be reused.
-        assert!(s.insert_at("a", "01", 200, 101).unwrap());
+        assert!(s.insert_at("a", nonce, at(100), at(200)).unwrap());
     }
 
     #[test]
     fn full_store_refuses_instead_of_evicting() {
-        let s = MemoryNonceStore::with_capacity(SHARDS);
-        // One live nonce per shard fills the store.
-        for i in 0..SHARDS as u128 {
-            assert!(s.insert_at("a", &format!("{i:x}"), 100, 10).unwrap());
+        let s = MemoryNonceStore::with_capacity(1);
+        let nonces: Vec<String> = (0..200).map(|i| format!("{i:032x}")).collect();
+        // Fill the store until it refuses.
+        let mut held = Vec::new();
+        let mut refused = None;
+        for nonce in &nonces {
+            match s.insert_at("a", nonce, at(10), at(100)) {
+                Ok(fresh) => {
+                    assert!(fresh);
+                    held.push(nonce);
+                }
+                Err(_) => {
+                    refused = Some(nonce);
+                    break;
+                }
+            }
         }
-        assert!(
-            s.insert_at("a", &format!("{:x}", SHARDS as u128), 100, 10)
-                .is_err()
-        );
+        let refused = refused.expect("the store refused at some point");
+        assert!(s.len() <= s.capacity());
         // Every live nonce is still refused as a replay.
-        for i in 0..SHARDS as u128 {
-            assert!(!s.insert_at("a", &format!("{i:x}"), 100, 50).unwrap());
+        for nonce in &held {
+            assert!(!s.insert_at("a", nonce, at(50), at(100)).unwrap());
         }
         // After expiry, room is made.
-        assert!(
-            s.insert_at("a", &format!("{:x}", SHARDS as u128), 300, 101)
-                .unwrap()
-        );
-        assert!(s.len() <= s.capacity());
+        assert!(s.insert_at("a", refused, at(100), at(200)).unwrap());
     }
 }
