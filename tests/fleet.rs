@@ -5,12 +5,13 @@
 //! kill Redis start their own on a free port. Outside CI, a machine without `redis-server`
 //! skips these tests with a message; in CI a missing server fails them.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use comms::redis::{RedisNonceStore, WhenUnavailable, share_breakers};
-use comms::verify::{Verifier, VerifyError};
+use comms::verify::{NonceStore, Verifier, VerifyError};
 use comms::{BreakerConfig, Call, CircuitState, Executor, RetryConfig};
 use comms_tests::{Recorded, RedisServer, Reply, TestServer};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 macro_rules! redis_or_skip {
     () => {
@@ -136,6 +137,96 @@ async fn a_dead_redis_refuses_by_default_and_recovers() {
         check(&strict, &requests[3]).await,
         Err(VerifyError::Replayed)
     ));
+}
+
+/// Sends one command to the Redis at `url` (no password) and returns its reply line, such as
+/// `:1234` for an integer: a look at what the store wrote, without a client of our own.
+async fn redis_command(url: &str, args: &[&str]) -> String {
+    let address = url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap();
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut stream = tokio::io::BufReader::new(stream);
+    let mut command = format!("*{}\r\n", args.len());
+    for arg in args {
+        command.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+    }
+    stream
+        .get_mut()
+        .write_all(command.as_bytes())
+        .await
+        .unwrap();
+    let mut reply = String::new();
+    stream.read_line(&mut reply).await.unwrap();
+    reply.trim_end().to_owned()
+}
+
+/// A nonce no earlier run of these tests used, for a Redis that outlives a run.
+fn fresh_nonce(tag: u64) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{nanos:032x}{tag:08x}")
+}
+
+/// The milliseconds Redis will keep `key`.
+async fn pttl(url: &str, key: &str) -> i64 {
+    let reply = redis_command(url, &["PTTL", key]).await;
+    reply.trim_start_matches(':').parse().expect(&reply)
+}
+
+#[tokio::test]
+async fn redis_keeps_a_nonce_to_the_millisecond_past_its_window_plus_the_drift_margin() {
+    let (url, _own) = match std::env::var("COMMS_TEST_REDIS_URL") {
+        Ok(url) => (url, None),
+        Err(_) => {
+            let own = redis_or_skip!();
+            (own.url(), Some(own))
+        }
+    };
+    let exact = RedisNonceStore::new(&url)
+        .unwrap()
+        .namespace("ttl-test")
+        .clock_drift_margin(Duration::ZERO);
+    // keep_until 1.9 s away: the key must outlive 1.9 s, not a whole second less.
+    let nonce = fresh_nonce(1);
+    let now = SystemTime::now();
+    let keep_until = now + Duration::from_millis(1900);
+    assert!(
+        exact
+            .check_and_insert("billing", &nonce, now, keep_until)
+            .await
+            .unwrap()
+    );
+    let key = format!("ttl-test:nonce:billing:{nonce}");
+    let left = pttl(&url, &key).await;
+    assert!((1400..=1900).contains(&left), "PTTL {left}");
+    // A replay in the window's last second is still refused.
+    tokio::time::sleep_until((Instant::now() + Duration::from_millis(1200)).into()).await;
+    assert!(
+        !exact
+            .check_and_insert("billing", &nonce, SystemTime::now(), keep_until)
+            .await
+            .unwrap(),
+        "replay accepted {:?} after the first request",
+        now.elapsed().unwrap_or_default()
+    );
+
+    // The margin is added on top, 5 s by default.
+    let margined = RedisNonceStore::new(&url).unwrap().namespace("ttl-test");
+    let nonce = fresh_nonce(2);
+    let now = SystemTime::now();
+    assert!(
+        margined
+            .check_and_insert("billing", &nonce, now, now + Duration::from_millis(1500))
+            .await
+            .unwrap()
+    );
+    let left = pttl(&url, &format!("ttl-test:nonce:billing:{nonce}")).await;
+    assert!((6000..=6500).contains(&left), "PTTL {left}");
 }
 
 async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {

@@ -3,10 +3,13 @@
 //!
 //! What stays local and what is shared:
 //!
-//! - **Nonces.** [`RedisNonceStore`] records each accepted nonce with `SET key 1 NX EX ttl`
-//!   (atomic set-if-absent, expiring when the request's timestamp leaves the skew window), keys
-//!   namespaced per service: `<namespace>:nonce:<service id>:<nonce>`. A request captured on one
-//!   replica is refused on every other. When Redis cannot answer within the timeout the store
+//! - **Nonces.** [`RedisNonceStore`] records each accepted nonce with `SET key 1 NX PX ttl`
+//!   (atomic set-if-absent), keys namespaced per service: `<namespace>:nonce:<service id>:<nonce>`.
+//!   A request captured on one replica is refused on every other. The TTL runs in milliseconds,
+//!   rounded up, to the instant the request's timestamp leaves the skew window *plus* a margin
+//!   for the clocks of the replicas ([`RedisNonceStore::clock_drift_margin`]): the TTL is
+//!   counted on the clock of the replica that stored the key, and a replica whose clock is
+//!   behind still accepts the timestamp after that one stops. When Redis cannot answer within the timeout the store
 //!   refuses the request ([`WhenUnavailable::Refuse`], the default: no replay slips through
 //!   silently), or, when told to, falls back to a per-replica memory store
 //!   ([`WhenUnavailable::LocalOnly`], which keeps the service up but lets a replay through on a
@@ -31,6 +34,14 @@ use crate::{BoxError, Error};
 
 /// The default timeout of one Redis command.
 pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The default margin for clock differences between replicas: 5 s, added to every nonce's
+/// time in Redis.
+pub const DEFAULT_CLOCK_DRIFT_MARGIN: Duration = Duration::from_secs(5);
+
+/// The longest a nonce is kept in Redis, in milliseconds (about a century): a bound on the
+/// TTL of a request from a skew window too wide to mean anything.
+const MAX_TTL_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
 
 /// What [`RedisNonceStore`] does when Redis cannot answer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -91,6 +102,7 @@ pub struct RedisNonceStore {
     conn: Conn,
     namespace: String,
     when_unavailable: WhenUnavailable,
+    clock_drift_margin: Duration,
     local: MemoryNonceStore,
 }
 
@@ -99,6 +111,7 @@ impl std::fmt::Debug for RedisNonceStore {
         f.debug_struct("RedisNonceStore")
             .field("namespace", &self.namespace)
             .field("when_unavailable", &self.when_unavailable)
+            .field("clock_drift_margin", &self.clock_drift_margin)
             .finish_non_exhaustive()
     }
 }
@@ -111,6 +124,7 @@ impl RedisNonceStore {
             conn: Conn::open(url, DEFAULT_REDIS_TIMEOUT)?,
             namespace: "comms".to_owned(),
             when_unavailable: WhenUnavailable::Refuse,
+            clock_drift_margin: DEFAULT_CLOCK_DRIFT_MARGIN,
             local: MemoryNonceStore::default(),
         })
     }
@@ -126,6 +140,16 @@ impl RedisNonceStore {
     #[must_use]
     pub fn when_unavailable(mut self, choice: WhenUnavailable) -> RedisNonceStore {
         self.when_unavailable = choice;
+        self
+    }
+
+    /// How much longer than its request's skew window a nonce is kept in Redis (5 s by
+    /// default). Each replica judges timestamps by its own clock, and the key's TTL runs from
+    /// the clock of the replica that stored it, so a replica whose clock is behind by more than
+    /// this margin would accept a replay in the last moments of its window.
+    #[must_use]
+    pub fn clock_drift_margin(mut self, margin: Duration) -> RedisNonceStore {
+        self.clock_drift_margin = margin;
         self
     }
 
@@ -149,12 +173,9 @@ impl NonceStore for RedisNonceStore {
     ) -> Pin<Box<dyn Future<Output = Result<bool, BoxError>> + Send + 'a>> {
         Box::pin(async move {
             let key = format!("{}:nonce:{service_id}:{nonce}", self.namespace);
-            let ttl = keep_until
-                .duration_since(now)
-                .map_or(0, |left| left.as_secs())
-                .max(1);
+            let ttl = ttl_millis(now, keep_until, self.clock_drift_margin);
             let mut cmd = redis::cmd("SET");
-            cmd.arg(&key).arg(1).arg("NX").arg("EX").arg(ttl);
+            cmd.arg(&key).arg(1).arg("NX").arg("PX").arg(ttl);
             match self.conn.query::<Option<String>>(&cmd).await {
                 Ok(reply) => Ok(reply.is_some()),
                 Err(e) => match self.when_unavailable {
@@ -169,6 +190,19 @@ impl NonceStore for RedisNonceStore {
             }
         })
     }
+}
+
+/// How long Redis keeps a nonce stored at `now`: until `keep_until` plus `margin`, in whole
+/// milliseconds rounded up, at least 1 (Redis refuses a TTL of 0) and at most [`MAX_TTL_MS`].
+fn ttl_millis(now: SystemTime, keep_until: SystemTime, margin: Duration) -> u64 {
+    let left = keep_until
+        .duration_since(now)
+        .unwrap_or(Duration::ZERO)
+        .saturating_add(margin);
+    let millis = left.as_millis() + u128::from(!left.subsec_nanos().is_multiple_of(1_000_000));
+    u64::try_from(millis)
+        .unwrap_or(u64::MAX)
+        .clamp(1, MAX_TTL_MS)
 }
 
 /// Shares breaker transitions with the other replicas through the Redis at `url`, on the
@@ -329,6 +363,23 @@ mod tests {
         assert_eq!(decode("zz open 1 a"), None);
         assert_eq!(decode("1 opened 1 a"), None);
         assert_eq!(decode("1 open"), None);
+    }
+
+    #[test]
+    fn ttls_run_to_keep_until_plus_the_margin_rounded_up_to_the_millisecond() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_250);
+        let later = |micros| now + Duration::from_micros(micros);
+        assert_eq!(ttl_millis(now, later(1_500_000), Duration::ZERO), 1500);
+        assert_eq!(ttl_millis(now, later(1_500_001), Duration::ZERO), 1501);
+        assert_eq!(
+            ttl_millis(now, later(1_500_000), Duration::from_secs(5)),
+            6500
+        );
+        // Already past keep_until on this clock: another replica's clock may still be behind.
+        assert_eq!(ttl_millis(now, now, Duration::from_secs(5)), 5000);
+        assert_eq!(ttl_millis(later(1), now, Duration::ZERO), 1);
+        let far = now + Duration::from_secs(1 << 40);
+        assert_eq!(ttl_millis(now, far, Duration::ZERO), MAX_TTL_MS);
     }
 
     #[test]
