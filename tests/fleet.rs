@@ -229,6 +229,64 @@ async fn redis_keeps_a_nonce_to_the_millisecond_past_its_window_plus_the_drift_m
     assert!((6000..=6500).contains(&left), "PTTL {left}");
 }
 
+/// Whether `store` takes `nonce` as new, for a request made now.
+async fn fresh_in(store: &RedisNonceStore, nonce: &str) -> bool {
+    let now = SystemTime::now();
+    store
+        .check_and_insert("billing", nonce, now, now + Duration::from_secs(301))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn local_only_remembers_what_it_accepted_before_during_and_after_an_outage() {
+    let mut redis = redis_or_skip!();
+    let url = redis.url();
+    let store = RedisNonceStore::new(&url)
+        .unwrap()
+        .namespace("local-only")
+        .when_unavailable(WhenUnavailable::LocalOnly);
+    let in_redis = |nonce: &str| {
+        let key = format!("local-only:nonce:billing:{nonce}");
+        let url = url.clone();
+        async move { redis_command(&url, &["EXISTS", &key]).await == ":1" }
+    };
+    let (before, during) = (fresh_nonce(1), fresh_nonce(2));
+    assert!(fresh_in(&store, &before).await);
+    assert!(in_redis(&before).await, "accepted through Redis");
+
+    redis.kill();
+    assert!(
+        !fresh_in(&store, &before).await,
+        "accepted through Redis before the outage, refused during it"
+    );
+    assert!(fresh_in(&store, &during).await, "accepted locally");
+    assert!(!fresh_in(&store, &during).await, "and refused on replay");
+
+    // A new, empty Redis: it has seen neither nonce.
+    redis.restart().await;
+    let mut back = false;
+    for probe in 3..53 {
+        let probe = fresh_nonce(probe);
+        assert!(fresh_in(&store, &probe).await);
+        if in_redis(&probe).await {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back, "the store reached Redis again");
+    assert!(
+        !fresh_in(&store, &during).await,
+        "accepted during the outage, refused after it"
+    );
+    assert!(!fresh_in(&store, &before).await);
+    assert!(
+        !in_redis(&during).await,
+        "the replica's memory refused it, not Redis"
+    );
+}
+
 async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while !done() {

@@ -9,11 +9,15 @@
 //!   rounded up, to the instant the request's timestamp leaves the skew window *plus* a margin
 //!   for the clocks of the replicas ([`RedisNonceStore::clock_drift_margin`]): the TTL is
 //!   counted on the clock of the replica that stored the key, and a replica whose clock is
-//!   behind still accepts the timestamp after that one stops. When Redis cannot answer within the timeout the store
-//!   refuses the request ([`WhenUnavailable::Refuse`], the default: no replay slips through
-//!   silently), or, when told to, falls back to a per-replica memory store
-//!   ([`WhenUnavailable::LocalOnly`], which keeps the service up but lets a replay through on a
-//!   *different* replica while Redis is down).
+//!   behind still accepts the timestamp after that one stops.
+//!
+//!   When Redis cannot answer within the timeout the store refuses the request
+//!   ([`WhenUnavailable::Refuse`], the default: no replay slips through silently), or, when
+//!   told to, checks nonces in the replica's own memory ([`WhenUnavailable::LocalOnly`], which
+//!   keeps the service up but lets a replay through on a *different* replica while Redis is
+//!   down). That memory records every nonce the replica accepts, through Redis or not, and is
+//!   consulted before Redis, so a nonce accepted before an outage is still refused during it,
+//!   and one accepted during it is still refused after, though Redis never saw it.
 //! - **Breakers.** [`share_breakers`] publishes each local open (with its open-until time) and
 //!   close on a Redis channel and applies the other replicas' transitions, so replicas open
 //!   together and close together after one successful probe. Admission stays local and
@@ -24,11 +28,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::breaker::{BreakerSync, Link, Remote};
+use crate::report::Throttle;
 use crate::verify::{MemoryNonceStore, NonceStore};
 use crate::{BoxError, Error};
 
@@ -51,7 +56,9 @@ pub enum WhenUnavailable {
     #[default]
     Refuse,
     /// Check nonces in this replica's memory until Redis answers again (fail open across
-    /// replicas, closed within one).
+    /// replicas, closed within one). The replica remembers every nonce it accepts, through
+    /// Redis or not, in a [`MemoryNonceStore`] of the default capacity, and checks it before
+    /// Redis: its own replays are refused before, during and after an outage.
     LocalOnly,
 }
 
@@ -103,7 +110,12 @@ pub struct RedisNonceStore {
     namespace: String,
     when_unavailable: WhenUnavailable,
     clock_drift_margin: Duration,
+    /// This replica's own memory of nonces, under [`WhenUnavailable::LocalOnly`].
     local: MemoryNonceStore,
+    /// Nonces checked locally alone because Redis did not answer, timed in milliseconds since
+    /// `started`.
+    unanswered: Throttle,
+    started: Instant,
 }
 
 impl std::fmt::Debug for RedisNonceStore {
@@ -126,6 +138,8 @@ impl RedisNonceStore {
             when_unavailable: WhenUnavailable::Refuse,
             clock_drift_margin: DEFAULT_CLOCK_DRIFT_MARGIN,
             local: MemoryNonceStore::default(),
+            unanswered: Throttle::new(),
+            started: Instant::now(),
         })
     }
 
@@ -172,21 +186,46 @@ impl NonceStore for RedisNonceStore {
         keep_until: SystemTime,
     ) -> Pin<Box<dyn Future<Output = Result<bool, BoxError>> + Send + 'a>> {
         Box::pin(async move {
+            // Under LocalOnly, this replica's memory first: it holds what Redis may not (what
+            // was accepted during an outage), and it must hold what Redis accepts, for the
+            // next outage.
+            let local = match self.when_unavailable {
+                WhenUnavailable::Refuse => None,
+                _ => Some(
+                    self.local
+                        .check_and_insert(service_id, nonce, now, keep_until)
+                        .await,
+                ),
+            };
+            if let Some(Ok(false)) = local {
+                return Ok(false);
+            }
             let key = format!("{}:nonce:{service_id}:{nonce}", self.namespace);
             let ttl = ttl_millis(now, keep_until, self.clock_drift_margin);
             let mut cmd = redis::cmd("SET");
             cmd.arg(&key).arg(1).arg("NX").arg("PX").arg(ttl);
-            match self.conn.query::<Option<String>>(&cmd).await {
-                Ok(reply) => Ok(reply.is_some()),
-                Err(e) => match self.when_unavailable {
-                    WhenUnavailable::Refuse => Err(e),
-                    _ => {
-                        tracing::warn!(error = %e, "redis nonce store unavailable; checking nonces locally");
-                        self.local
-                            .check_and_insert(service_id, nonce, now, keep_until)
-                            .await
+            let error = match self.conn.query::<Option<String>>(&cmd).await {
+                // A full local memory leaves Redis alone to decide while it answers.
+                Ok(reply) => return Ok(reply.is_some()),
+                Err(error) => error,
+            };
+            match local {
+                None => Err(error),
+                Some(Err(full)) => Err(format!("{error}, and {full}").into()),
+                Some(Ok(fresh)) => {
+                    let now_ms = self.started.elapsed().as_millis() as u64;
+                    match self.unanswered.count(now_ms) {
+                        Some(checked) => tracing::warn!(
+                            %error,
+                            checked,
+                            "redis unavailable; nonces checked locally since the last report"
+                        ),
+                        None => {
+                            tracing::debug!(%error, "redis unavailable; nonce checked locally")
+                        }
                     }
-                },
+                    Ok(fresh)
+                }
             }
         })
     }

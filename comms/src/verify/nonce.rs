@@ -247,11 +247,11 @@ impl MemoryNonceStore {
                 Some(refused) => tracing::warn!(
                     refused,
                     capacity = self.capacity,
-                    "nonce store full of live nonces; requests refused since the last report"
+                    "nonce store full of live nonces; new nonces refused since the last report"
                 ),
                 None => tracing::debug!(
                     service = service_id,
-                    "nonce store full of live nonces; request refused"
+                    "nonce store full of live nonces; new nonce refused"
                 ),
             }
             full.into()
