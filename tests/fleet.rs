@@ -412,3 +412,32 @@ async fn breakers_work_alone_when_redis_dies() {
     }
     assert_eq!(b.circuit_state(), Some(CircuitState::Open));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_open_forever_holds_a_breaker_open_only_for_its_own_open_period() {
+    let redis = redis_or_skip!();
+    let server = TestServer::always(Reply::status(200)).await;
+    let sync = share_breakers(&redis.url(), "forged").unwrap();
+    wait_for("the replica to subscribe", || sync.is_connected()).await;
+    let replica = caller(&server.url(), sync);
+    replica.execute(Call::get("/x")).await.unwrap();
+
+    // Anyone who can publish on the channel: "open until the end of time".
+    let forged = format!("{:016x} open {} {}", 1, u64::MAX, server.url());
+    redis_command(&redis.url(), &["PUBLISH", "forged:breaker", &forged]).await;
+    wait_for("the forged open to arrive", || {
+        replica.circuit_state() == Some(CircuitState::Open)
+    })
+    .await;
+    match replica.execute(Call::get("/x")).await.unwrap_err() {
+        comms::Error::CircuitOpen { retry_in, .. } => {
+            assert!(retry_in <= Duration::from_millis(500), "{retry_in:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // The caller's own open_for is 500 ms: then a probe goes through and closes the breaker.
+    tokio::time::sleep(Duration::from_millis(550)).await;
+    replica.execute(Call::get("/x")).await.expect("the probe");
+    assert_eq!(replica.circuit_state(), Some(CircuitState::Closed));
+    assert_eq!(server.count(), 2);
+}

@@ -20,7 +20,8 @@
 //!   and one accepted during it is still refused after, though Redis never saw it.
 //! - **Breakers.** [`share_breakers`] publishes each local open (with its open-until time) and
 //!   close on a Redis channel and applies the other replicas' transitions, so replicas open
-//!   together and close together after one successful probe. Admission stays local and
+//!   together and close together after one successful probe. A remote open holds a breaker
+//!   open no longer than its own `open_for` from when it arrives. Admission stays local and
 //!   lock-free; Redis is never on the request path. When Redis is unreachable each replica's
 //!   breaker simply works on its own.
 
