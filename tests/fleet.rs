@@ -5,12 +5,13 @@
 //! kill Redis start their own on a free port. Outside CI, a machine without `redis-server`
 //! skips these tests with a message; in CI a missing server fails them.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use comms::redis::{RedisNonceStore, WhenUnavailable, share_breakers};
-use comms::verify::{Verifier, VerifyError};
+use comms::verify::{NonceStore, Verifier, VerifyError};
 use comms::{BreakerConfig, Call, CircuitState, Executor, RetryConfig};
 use comms_tests::{Recorded, RedisServer, Reply, TestServer};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 macro_rules! redis_or_skip {
     () => {
@@ -138,6 +139,154 @@ async fn a_dead_redis_refuses_by_default_and_recovers() {
     ));
 }
 
+/// Sends one command to the Redis at `url` (no password) and returns its reply line, such as
+/// `:1234` for an integer: a look at what the store wrote, without a client of our own.
+async fn redis_command(url: &str, args: &[&str]) -> String {
+    let address = url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap();
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut stream = tokio::io::BufReader::new(stream);
+    let mut command = format!("*{}\r\n", args.len());
+    for arg in args {
+        command.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+    }
+    stream
+        .get_mut()
+        .write_all(command.as_bytes())
+        .await
+        .unwrap();
+    let mut reply = String::new();
+    stream.read_line(&mut reply).await.unwrap();
+    reply.trim_end().to_owned()
+}
+
+/// A nonce no earlier run of these tests used, for a Redis that outlives a run.
+fn fresh_nonce(tag: u64) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{nanos:032x}{tag:08x}")
+}
+
+/// The milliseconds Redis will keep `key`.
+async fn pttl(url: &str, key: &str) -> i64 {
+    let reply = redis_command(url, &["PTTL", key]).await;
+    reply.trim_start_matches(':').parse().expect(&reply)
+}
+
+#[tokio::test]
+async fn redis_keeps_a_nonce_to_the_millisecond_past_its_window_plus_the_drift_margin() {
+    let (url, _own) = match std::env::var("COMMS_TEST_REDIS_URL") {
+        Ok(url) => (url, None),
+        Err(_) => {
+            let own = redis_or_skip!();
+            (own.url(), Some(own))
+        }
+    };
+    let exact = RedisNonceStore::new(&url)
+        .unwrap()
+        .namespace("ttl-test")
+        .clock_drift_margin(Duration::ZERO);
+    // keep_until 1.9 s away: the key must outlive 1.9 s, not a whole second less.
+    let nonce = fresh_nonce(1);
+    let now = SystemTime::now();
+    let keep_until = now + Duration::from_millis(1900);
+    assert!(
+        exact
+            .check_and_insert("billing", &nonce, now, keep_until)
+            .await
+            .unwrap()
+    );
+    let key = format!("ttl-test:nonce:billing:{nonce}");
+    let left = pttl(&url, &key).await;
+    assert!((1400..=1900).contains(&left), "PTTL {left}");
+    // A replay in the window's last second is still refused.
+    tokio::time::sleep_until((Instant::now() + Duration::from_millis(1200)).into()).await;
+    assert!(
+        !exact
+            .check_and_insert("billing", &nonce, SystemTime::now(), keep_until)
+            .await
+            .unwrap(),
+        "replay accepted {:?} after the first request",
+        now.elapsed().unwrap_or_default()
+    );
+
+    // The margin is added on top, 5 s by default.
+    let margined = RedisNonceStore::new(&url).unwrap().namespace("ttl-test");
+    let nonce = fresh_nonce(2);
+    let now = SystemTime::now();
+    assert!(
+        margined
+            .check_and_insert("billing", &nonce, now, now + Duration::from_millis(1500))
+            .await
+            .unwrap()
+    );
+    let left = pttl(&url, &format!("ttl-test:nonce:billing:{nonce}")).await;
+    assert!((6000..=6500).contains(&left), "PTTL {left}");
+}
+
+/// Whether `store` takes `nonce` as new, for a request made now.
+async fn fresh_in(store: &RedisNonceStore, nonce: &str) -> bool {
+    let now = SystemTime::now();
+    store
+        .check_and_insert("billing", nonce, now, now + Duration::from_secs(301))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn local_only_remembers_what_it_accepted_before_during_and_after_an_outage() {
+    let mut redis = redis_or_skip!();
+    let url = redis.url();
+    let store = RedisNonceStore::new(&url)
+        .unwrap()
+        .namespace("local-only")
+        .when_unavailable(WhenUnavailable::LocalOnly);
+    let in_redis = |nonce: &str| {
+        let key = format!("local-only:nonce:billing:{nonce}");
+        let url = url.clone();
+        async move { redis_command(&url, &["EXISTS", &key]).await == ":1" }
+    };
+    let (before, during) = (fresh_nonce(1), fresh_nonce(2));
+    assert!(fresh_in(&store, &before).await);
+    assert!(in_redis(&before).await, "accepted through Redis");
+
+    redis.kill();
+    assert!(
+        !fresh_in(&store, &before).await,
+        "accepted through Redis before the outage, refused during it"
+    );
+    assert!(fresh_in(&store, &during).await, "accepted locally");
+    assert!(!fresh_in(&store, &during).await, "and refused on replay");
+
+    // A new, empty Redis: it has seen neither nonce.
+    redis.restart().await;
+    let mut back = false;
+    for probe in 3..53 {
+        let probe = fresh_nonce(probe);
+        assert!(fresh_in(&store, &probe).await);
+        if in_redis(&probe).await {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back, "the store reached Redis again");
+    assert!(
+        !fresh_in(&store, &during).await,
+        "accepted during the outage, refused after it"
+    );
+    assert!(!fresh_in(&store, &before).await);
+    assert!(
+        !in_redis(&during).await,
+        "the replica's memory refused it, not Redis"
+    );
+}
+
 async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while !done() {
@@ -262,4 +411,33 @@ async fn breakers_work_alone_when_redis_dies() {
         assert!(b.execute(Call::get("/x")).await.is_err());
     }
     assert_eq!(b.circuit_state(), Some(CircuitState::Open));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_open_forever_holds_a_breaker_open_only_for_its_own_open_period() {
+    let redis = redis_or_skip!();
+    let server = TestServer::always(Reply::status(200)).await;
+    let sync = share_breakers(&redis.url(), "forged").unwrap();
+    wait_for("the replica to subscribe", || sync.is_connected()).await;
+    let replica = caller(&server.url(), sync);
+    replica.execute(Call::get("/x")).await.unwrap();
+
+    // Anyone who can publish on the channel: "open until the end of time".
+    let forged = format!("{:016x} open {} {}", 1, u64::MAX, server.url());
+    redis_command(&redis.url(), &["PUBLISH", "forged:breaker", &forged]).await;
+    wait_for("the forged open to arrive", || {
+        replica.circuit_state() == Some(CircuitState::Open)
+    })
+    .await;
+    match replica.execute(Call::get("/x")).await.unwrap_err() {
+        comms::Error::CircuitOpen { retry_in, .. } => {
+            assert!(retry_in <= Duration::from_millis(500), "{retry_in:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // The caller's own open_for is 500 ms: then a probe goes through and closes the breaker.
+    tokio::time::sleep(Duration::from_millis(550)).await;
+    replica.execute(Call::get("/x")).await.expect("the probe");
+    assert_eq!(replica.circuit_state(), Some(CircuitState::Closed));
+    assert_eq!(server.count(), 2);
 }

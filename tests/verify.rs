@@ -719,7 +719,7 @@ async fn the_memory_store_stays_bounded_under_a_million_nonces() {
     }
     // As time passes, expired nonces make room again.
     for i in 0..1_000_000u128 {
-        let t = now + 301 + (i as u64 / 1_000);
+        let t = now + 300 + (i as u64 / 1_000);
         let nonce = format!("{:032x}", i + (1 << 100));
         let fresh = store
             .check_and_insert("billing", &nonce, at(t), at(t + 5))

@@ -1,4 +1,5 @@
-//! Micro-benchmarks of the per-call work: signing, verification, breaker admission, backoff.
+//! Micro-benchmarks of the per-call work: signing, verification, the nonce store at fleet
+//! load, breaker admission, backoff.
 //!
 //! `cargo bench -p comms-bench --bench micro`
 
@@ -7,11 +8,12 @@ use std::hint::black_box;
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use comms::__internals::{Breaker, Signer, backoff_delay};
 use comms::Signing;
 use comms::http::{HeaderMap, HeaderValue, Method, Uri};
-use comms::verify::Verifier;
+use comms::verify::{MemoryNonceStore, NonceStore, Verifier};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use tracing_subscriber::layer::{Layer as _, SubscriberExt as _};
 
@@ -117,6 +119,93 @@ fn verification(c: &mut Criterion) {
     group.finish();
 }
 
+/// The in-memory nonce store under 20,000 verified requests a second with the default 300 s
+/// window, on a simulated clock: filled to its steady state (6 million live nonces), then one
+/// fresh nonce per iteration with the clock 50 µs further on, so the state stays steady.
+/// Prints how fast it filled (rebuilds included) and the bytes it holds per live nonce.
+fn nonce_store(c: &mut Criterion) {
+    const RATE: u64 = 20_000;
+    const START_MS: u64 = 1_700_000_000_000;
+    let store = MemoryNonceStore::default();
+    let clock = std::cell::Cell::new(0u64);
+    let when = |n: u64| {
+        let now = UNIX_EPOCH + Duration::from_millis(START_MS + n * 1000 / RATE);
+        // As the verifier passes it: created + max_skew + 1 s.
+        let created = START_MS / 1000 + n / RATE;
+        (now, UNIX_EPOCH + Duration::from_secs(created + 301))
+    };
+    let insert = |n: u64, nonce: &str| {
+        let (now, keep_until) = when(n);
+        ready(store.check_and_insert("billing", nonce, now, keep_until))
+    };
+    let live = |next: u64| {
+        // Nonces created in the last 301 whole seconds before the clock's second are live.
+        let now_s = (START_MS + next.saturating_sub(1) * 1000 / RATE) / 1000;
+        let first_live = (now_s + 1).saturating_sub(301 + START_MS / 1000) * RATE;
+        next - first_live.min(next)
+    };
+
+    // Filled when a benchmark of this group first runs, not when a filter leaves them out.
+    let fill = || {
+        if clock.get() > 0 {
+            return;
+        }
+        let count = 400 * RATE;
+        let started = Instant::now();
+        for n in 0..count {
+            assert!(insert(n, &format!("{n:032x}")).unwrap());
+        }
+        let took = started.elapsed();
+        clock.set(count);
+        println!(
+            "nonce store: filled with {count} nonces over 400 simulated s in {took:.2?} \
+             ({:.0} inserts/s, rebuilds included); {} live, {:.1} bytes per live nonce",
+            count as f64 / took.as_secs_f64(),
+            live(count),
+            store.allocated_bytes() as f64 / live(count) as f64,
+        );
+    };
+
+    c.bench_function("nonce-store/insert/6M-live", |b| {
+        fill();
+        b.iter_batched_ref(
+            || {
+                let n = clock.get();
+                clock.set(n + 1);
+                (n, format!("{n:032x}"))
+            },
+            |(n, nonce)| insert(*n, nonce).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    // Replays of nonces accepted in the last few seconds.
+    let recent = std::cell::OnceCell::new();
+    let mut i = 0;
+    c.bench_function("nonce-store/replay/6M-live", |b| {
+        fill();
+        let recent: &Vec<String> = recent.get_or_init(|| {
+            (1..=1000)
+                .map(|back| format!("{:032x}", clock.get() - back * 97))
+                .collect()
+        });
+        b.iter(|| {
+            i = (i + 1) % recent.len();
+            let refused = !insert(clock.get(), &recent[i]).unwrap();
+            debug_assert!(refused);
+            refused
+        })
+    });
+    let next = clock.get();
+    if next > 0 {
+        println!(
+            "nonce store: after {next} nonces, {} live, {:.1} bytes per live nonce, {} refused",
+            live(next),
+            store.allocated_bytes() as f64 / live(next) as f64,
+            store.refused_full(),
+        );
+    }
+}
+
 fn breaker(c: &mut Criterion) {
     let closed = Breaker::closed();
     c.bench_function("breaker/closed/1-thread", |b| {
@@ -210,5 +299,12 @@ fn backoff(c: &mut Criterion) {
     c.bench_function("backoff/delay", |b| b.iter(|| backoff_delay(black_box(3))));
 }
 
-criterion_group!(benches, signing, verification, breaker, backoff);
+criterion_group!(
+    benches,
+    signing,
+    verification,
+    nonce_store,
+    breaker,
+    backoff
+);
 criterion_main!(benches);

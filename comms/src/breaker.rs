@@ -325,16 +325,22 @@ impl Breaker {
     }
 
     /// Applies another replica's transition, without publishing it again.
+    ///
+    /// A remote open holds this breaker open until the time it names, but never longer than
+    /// this breaker's own `open_for` from now: the time comes from another clock and another
+    /// configuration, or from whoever can publish on the channel, and must not keep calls
+    /// failing fast here indefinitely.
     // Only a fleet backend (the `redis` feature) links breakers across processes.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     fn apply_remote(&self, event: Remote) {
         match event {
             Remote::Opened { until_unix_ms } => {
-                let left = until_unix_ms.saturating_sub(unix_millis());
-                if left == 0 {
+                let left = Duration::from_millis(until_unix_ms.saturating_sub(unix_millis()))
+                    .min(self.config.open_for);
+                if left.is_zero() {
                     return;
                 }
-                let until = now_nanos().saturating_add(left.saturating_mul(1_000_000));
+                let until = now_nanos().saturating_add(left.as_nanos() as u64);
                 loop {
                     let from = self.word.load(Ordering::Acquire);
                     if state_of(from) == OPEN {
@@ -474,6 +480,10 @@ impl fmt::Debug for Link {
 /// successful probe. Made by a fleet backend such as `comms::redis::share_breakers`; pass it
 /// to [`ExecutorBuilder::breaker_sync`](crate::ExecutorBuilder::breaker_sync).
 ///
+/// An open announced by another replica holds this replica's breaker open until the time it
+/// names, but never longer than this replica's own
+/// [`open_for`](BreakerConfig::open_for) from when it arrives: a replica configured otherwise,
+/// a skewed clock or a forged message cannot keep it open longer than a local failure would.
 /// When the backend is unreachable each replica's breaker keeps working on its own.
 #[derive(Clone, Debug)]
 pub struct BreakerSync {
@@ -614,6 +624,42 @@ mod tests {
         bb.admit().unwrap().record(false);
         assert_eq!(bb.state(), State::Closed);
         assert_eq!(ba.state(), State::Closed, "a closed with b's probe");
+    }
+
+    #[test]
+    fn a_remote_open_lasts_no_longer_than_the_local_open_for() {
+        let sync = BreakerSync {
+            link: Arc::new(Link::new(|_, _| {})),
+        };
+        let open_for = Duration::from_millis(200);
+        let config = BreakerConfig::default().open_for(open_for);
+        let b = Breaker::shared("http://remote-clamp:1", &config, Some(&sync));
+        let apply = |until_unix_ms| {
+            sync.link
+                .apply("http://remote-clamp:1", Remote::Opened { until_unix_ms })
+        };
+        // A shorter remote open is taken as it is.
+        apply(unix_millis() + 50);
+        assert_eq!(b.state(), State::Open);
+        assert!(b.admit().unwrap_err() <= Duration::from_millis(50));
+        // A replica open for an hour, a clock a day ahead, a forged "forever", again and
+        // again: each holds this breaker open for at most its own open_for.
+        for until in [
+            unix_millis() + 3_600_000,
+            unix_millis() + 86_400_000,
+            u64::MAX,
+        ] {
+            apply(until);
+            assert_eq!(b.state(), State::Open);
+            let wait = b.admit().unwrap_err();
+            assert!(wait <= open_for, "{wait:?}");
+        }
+        // Once that has passed, a probe goes through and closes it.
+        std::thread::sleep(open_for + Duration::from_millis(50));
+        b.admit()
+            .expect("a probe after the local open period")
+            .record(false);
+        assert_eq!(b.state(), State::Closed);
     }
 
     #[test]

@@ -65,6 +65,7 @@ mod random;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
+mod report;
 mod response;
 mod retry;
 pub mod signing;

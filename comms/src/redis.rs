@@ -3,17 +3,25 @@
 //!
 //! What stays local and what is shared:
 //!
-//! - **Nonces.** [`RedisNonceStore`] records each accepted nonce with `SET key 1 NX EX ttl`
-//!   (atomic set-if-absent, expiring when the request's timestamp leaves the skew window), keys
-//!   namespaced per service: `<namespace>:nonce:<service id>:<nonce>`. A request captured on one
-//!   replica is refused on every other. When Redis cannot answer within the timeout the store
-//!   refuses the request ([`WhenUnavailable::Refuse`], the default: no replay slips through
-//!   silently), or, when told to, falls back to a per-replica memory store
-//!   ([`WhenUnavailable::LocalOnly`], which keeps the service up but lets a replay through on a
-//!   *different* replica while Redis is down).
+//! - **Nonces.** [`RedisNonceStore`] records each accepted nonce with `SET key 1 NX PX ttl`
+//!   (atomic set-if-absent), keys namespaced per service: `<namespace>:nonce:<service id>:<nonce>`.
+//!   A request captured on one replica is refused on every other. The TTL runs in milliseconds,
+//!   rounded up, to the instant the request's timestamp leaves the skew window *plus* a margin
+//!   for the clocks of the replicas ([`RedisNonceStore::clock_drift_margin`]): the TTL is
+//!   counted on the clock of the replica that stored the key, and a replica whose clock is
+//!   behind still accepts the timestamp after that one stops.
+//!
+//!   When Redis cannot answer within the timeout the store refuses the request
+//!   ([`WhenUnavailable::Refuse`], the default: no replay slips through silently), or, when
+//!   told to, checks nonces in the replica's own memory ([`WhenUnavailable::LocalOnly`], which
+//!   keeps the service up but lets a replay through on a *different* replica while Redis is
+//!   down). That memory records every nonce the replica accepts, through Redis or not, and is
+//!   consulted before Redis, so a nonce accepted before an outage is still refused during it,
+//!   and one accepted during it is still refused after, though Redis never saw it.
 //! - **Breakers.** [`share_breakers`] publishes each local open (with its open-until time) and
 //!   close on a Redis channel and applies the other replicas' transitions, so replicas open
-//!   together and close together after one successful probe. Admission stays local and
+//!   together and close together after one successful probe. A remote open holds a breaker
+//!   open no longer than its own `open_for` from when it arrives. Admission stays local and
 //!   lock-free; Redis is never on the request path. When Redis is unreachable each replica's
 //!   breaker simply works on its own.
 
@@ -21,16 +29,25 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::breaker::{BreakerSync, Link, Remote};
+use crate::report::Throttle;
 use crate::verify::{MemoryNonceStore, NonceStore};
 use crate::{BoxError, Error};
 
 /// The default timeout of one Redis command.
 pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The default margin for clock differences between replicas: 5 s, added to every nonce's
+/// time in Redis.
+pub const DEFAULT_CLOCK_DRIFT_MARGIN: Duration = Duration::from_secs(5);
+
+/// The longest a nonce is kept in Redis, in milliseconds (about a century): a bound on the
+/// TTL of a request from a skew window too wide to mean anything.
+const MAX_TTL_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
 
 /// What [`RedisNonceStore`] does when Redis cannot answer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -40,7 +57,9 @@ pub enum WhenUnavailable {
     #[default]
     Refuse,
     /// Check nonces in this replica's memory until Redis answers again (fail open across
-    /// replicas, closed within one).
+    /// replicas, closed within one). The replica remembers every nonce it accepts, through
+    /// Redis or not, in a [`MemoryNonceStore`] of the default capacity, and checks it before
+    /// Redis: its own replays are refused before, during and after an outage.
     LocalOnly,
 }
 
@@ -91,7 +110,13 @@ pub struct RedisNonceStore {
     conn: Conn,
     namespace: String,
     when_unavailable: WhenUnavailable,
+    clock_drift_margin: Duration,
+    /// This replica's own memory of nonces, under [`WhenUnavailable::LocalOnly`].
     local: MemoryNonceStore,
+    /// Nonces checked locally alone because Redis did not answer, timed in milliseconds since
+    /// `started`.
+    unanswered: Throttle,
+    started: Instant,
 }
 
 impl std::fmt::Debug for RedisNonceStore {
@@ -99,6 +124,7 @@ impl std::fmt::Debug for RedisNonceStore {
         f.debug_struct("RedisNonceStore")
             .field("namespace", &self.namespace)
             .field("when_unavailable", &self.when_unavailable)
+            .field("clock_drift_margin", &self.clock_drift_margin)
             .finish_non_exhaustive()
     }
 }
@@ -111,7 +137,10 @@ impl RedisNonceStore {
             conn: Conn::open(url, DEFAULT_REDIS_TIMEOUT)?,
             namespace: "comms".to_owned(),
             when_unavailable: WhenUnavailable::Refuse,
+            clock_drift_margin: DEFAULT_CLOCK_DRIFT_MARGIN,
             local: MemoryNonceStore::default(),
+            unanswered: Throttle::new(),
+            started: Instant::now(),
         })
     }
 
@@ -126,6 +155,16 @@ impl RedisNonceStore {
     #[must_use]
     pub fn when_unavailable(mut self, choice: WhenUnavailable) -> RedisNonceStore {
         self.when_unavailable = choice;
+        self
+    }
+
+    /// How much longer than its request's skew window a nonce is kept in Redis (5 s by
+    /// default). Each replica judges timestamps by its own clock, and the key's TTL runs from
+    /// the clock of the replica that stored it, so a replica whose clock is behind by more than
+    /// this margin would accept a replay in the last moments of its window.
+    #[must_use]
+    pub fn clock_drift_margin(mut self, margin: Duration) -> RedisNonceStore {
+        self.clock_drift_margin = margin;
         self
     }
 
@@ -144,30 +183,66 @@ impl NonceStore for RedisNonceStore {
         &'a self,
         service_id: &'a str,
         nonce: &'a str,
-        now: std::time::SystemTime,
-        keep_until: std::time::SystemTime,
+        now: SystemTime,
+        keep_until: SystemTime,
     ) -> Pin<Box<dyn Future<Output = Result<bool, BoxError>> + Send + 'a>> {
         Box::pin(async move {
+            // Under LocalOnly, this replica's memory first: it holds what Redis may not (what
+            // was accepted during an outage), and it must hold what Redis accepts, for the
+            // next outage.
+            let local = match self.when_unavailable {
+                WhenUnavailable::Refuse => None,
+                _ => Some(
+                    self.local
+                        .check_and_insert(service_id, nonce, now, keep_until)
+                        .await,
+                ),
+            };
+            if let Some(Ok(false)) = local {
+                return Ok(false);
+            }
             let key = format!("{}:nonce:{service_id}:{nonce}", self.namespace);
-            let ttl = keep_until
-                .duration_since(now)
-                .map_or(1, |d| d.as_secs().max(1));
+            let ttl = ttl_millis(now, keep_until, self.clock_drift_margin);
             let mut cmd = redis::cmd("SET");
-            cmd.arg(&key).arg(1).arg("NX").arg("EX").arg(ttl);
-            match self.conn.query::<Option<String>>(&cmd).await {
-                Ok(reply) => Ok(reply.is_some()),
-                Err(e) => match self.when_unavailable {
-                    WhenUnavailable::Refuse => Err(e),
-                    _ => {
-                        tracing::warn!(error = %e, "redis nonce store unavailable; checking nonces locally");
-                        self.local
-                            .check_and_insert(service_id, nonce, now, keep_until)
-                            .await
+            cmd.arg(&key).arg(1).arg("NX").arg("PX").arg(ttl);
+            let error = match self.conn.query::<Option<String>>(&cmd).await {
+                // A full local memory leaves Redis alone to decide while it answers.
+                Ok(reply) => return Ok(reply.is_some()),
+                Err(error) => error,
+            };
+            match local {
+                None => Err(error),
+                Some(Err(full)) => Err(format!("{error}, and {full}").into()),
+                Some(Ok(fresh)) => {
+                    let now_ms = self.started.elapsed().as_millis() as u64;
+                    match self.unanswered.count(now_ms) {
+                        Some(checked) => tracing::warn!(
+                            %error,
+                            checked,
+                            "redis unavailable; nonces checked locally since the last report"
+                        ),
+                        None => {
+                            tracing::debug!(%error, "redis unavailable; nonce checked locally")
+                        }
                     }
-                },
+                    Ok(fresh)
+                }
             }
         })
     }
+}
+
+/// How long Redis keeps a nonce stored at `now`: until `keep_until` plus `margin`, in whole
+/// milliseconds rounded up, at least 1 (Redis refuses a TTL of 0) and at most [`MAX_TTL_MS`].
+fn ttl_millis(now: SystemTime, keep_until: SystemTime, margin: Duration) -> u64 {
+    let left = keep_until
+        .duration_since(now)
+        .unwrap_or(Duration::ZERO)
+        .saturating_add(margin);
+    let millis = left.as_millis() + u128::from(!left.subsec_nanos().is_multiple_of(1_000_000));
+    u64::try_from(millis)
+        .unwrap_or(u64::MAX)
+        .clamp(1, MAX_TTL_MS)
 }
 
 /// Shares breaker transitions with the other replicas through the Redis at `url`, on the
@@ -328,6 +403,23 @@ mod tests {
         assert_eq!(decode("zz open 1 a"), None);
         assert_eq!(decode("1 opened 1 a"), None);
         assert_eq!(decode("1 open"), None);
+    }
+
+    #[test]
+    fn ttls_run_to_keep_until_plus_the_margin_rounded_up_to_the_millisecond() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_250);
+        let later = |micros| now + Duration::from_micros(micros);
+        assert_eq!(ttl_millis(now, later(1_500_000), Duration::ZERO), 1500);
+        assert_eq!(ttl_millis(now, later(1_500_001), Duration::ZERO), 1501);
+        assert_eq!(
+            ttl_millis(now, later(1_500_000), Duration::from_secs(5)),
+            6500
+        );
+        // Already past keep_until on this clock: another replica's clock may still be behind.
+        assert_eq!(ttl_millis(now, now, Duration::from_secs(5)), 5000);
+        assert_eq!(ttl_millis(later(1), now, Duration::ZERO), 1);
+        let far = now + Duration::from_secs(1 << 40);
+        assert_eq!(ttl_millis(now, far, Duration::ZERO), MAX_TTL_MS);
     }
 
     #[test]

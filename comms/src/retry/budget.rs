@@ -7,18 +7,19 @@
 //! long healthy period cannot save up a burst. Deposits are one atomic add on the call path; the
 //! floor is refilled lazily, only when a retry asks.
 //!
-//! Refusals are counted and reported at most once per [`REPORT_EVERY_MS`], with the count,
-//! instead of once each: in a partial outage that would be a warning for every failing call.
+//! Refusals are counted and reported at most once per interval, with the count, instead of
+//! once each (a [`Throttle`]): in a partial outage that would be a warning for every failing
+//! call.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
 use super::BudgetConfig;
+#[cfg(test)]
+use crate::report::REPORT_EVERY_MS;
+use crate::report::Throttle;
 
 const TOKEN: i64 = 1000;
-
-/// The least time between two reports of refused retries, in milliseconds.
-pub(crate) const REPORT_EVERY_MS: u64 = 10_000;
 
 #[derive(Debug)]
 pub(crate) struct RetryBudget {
@@ -30,10 +31,8 @@ pub(crate) struct RetryBudget {
     started: Instant,
     /// Milliseconds since `started` when the floor was last credited.
     refilled_at: AtomicU64,
-    /// Retries refused since the last report.
-    refused: AtomicU64,
-    /// One more than the milliseconds since `started` of the last report; 0 before the first.
-    reported_at: AtomicU64,
+    /// Refused retries, timed in milliseconds since `started`.
+    refusals: Throttle,
 }
 
 /// What asking the budget for a retry gave.
@@ -56,8 +55,7 @@ impl RetryBudget {
             cap: (floor_per_sec * 10).max(100 * TOKEN),
             started: Instant::now(),
             refilled_at: AtomicU64::new(0),
-            refused: AtomicU64::new(0),
-            reported_at: AtomicU64::new(0),
+            refusals: Throttle::new(),
         }
     }
 
@@ -87,17 +85,9 @@ impl RetryBudget {
         if granted {
             return Withdrawal::Granted;
         }
-        self.refused.fetch_add(1, Ordering::Relaxed);
-        let stamp = now + 1;
-        let last = self.reported_at.load(Ordering::Relaxed);
-        let due = last == 0 || stamp.saturating_sub(last) >= REPORT_EVERY_MS;
-        let report = (due
-            && self
-                .reported_at
-                .compare_exchange(last, stamp, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok())
-        .then(|| self.refused.swap(0, Ordering::Relaxed));
-        Withdrawal::Refused { report }
+        Withdrawal::Refused {
+            report: self.refusals.count(now),
+        }
     }
 
     /// Credits the floor for the time since the last refill; `now` is milliseconds since
@@ -195,9 +185,7 @@ mod tests {
         assert_eq!(b.withdraw(), Withdrawal::Granted);
         assert_eq!(b.withdraw(), Withdrawal::Refused { report: None });
         // An interval after the last report, the next refusal reports every one since.
-        let last = b.reported_at.load(Ordering::Relaxed);
-        b.reported_at
-            .store(last - REPORT_EVERY_MS, Ordering::Relaxed);
+        b.started -= std::time::Duration::from_millis(REPORT_EVERY_MS);
         assert_eq!(b.withdraw(), Withdrawal::Refused { report: Some(101) });
         assert_eq!(b.withdraw(), Withdrawal::Refused { report: None });
     }

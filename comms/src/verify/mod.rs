@@ -474,9 +474,13 @@ impl Verifier {
         if !ok {
             return Err(VerifyError::BadSignature);
         }
-        let keep_until = UNIX_EPOCH
-            + Duration::from_secs(created.saturating_add(self.max_skew.as_secs()))
-            + Duration::from_secs(1);
+        // The skew check compares whole seconds: `created` passes until the clock reaches
+        // `created + max_skew + 1 s`.
+        let keep_until = unix_time(
+            Duration::from_secs(created)
+                .saturating_add(self.max_skew)
+                .saturating_add(Duration::from_secs(1)),
+        );
         Ok(VerifiedHead {
             verifier: self,
             key: key.clone(),
@@ -819,6 +823,15 @@ fn parse_timestamp(text: &str) -> Result<u64, VerifyError> {
 
 fn is_lower_hex(text: &str, len: usize) -> bool {
     text.len() == len && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// The instant `since_epoch` after the Unix epoch. One the platform cannot represent (from a
+/// skew window of centuries) becomes 2106-02-07 (`u32::MAX` Unix seconds), past the life of any
+/// request this verifier accepts.
+fn unix_time(since_epoch: Duration) -> SystemTime {
+    UNIX_EPOCH
+        .checked_add(since_epoch)
+        .unwrap_or_else(|| UNIX_EPOCH + Duration::from_secs(u64::from(u32::MAX)))
 }
 
 #[cfg(test)]

@@ -1,25 +1,70 @@
 //! Remembering nonces for as long as their requests could be replayed.
+//!
+//! A verifier must remember every nonce it accepted until the request's timestamp leaves the
+//! skew window: at 20,000 requests a second and the default 300 s window, six million of them
+//! at once. Kept as strings in a general-purpose map they would take around a hundred bytes
+//! each, and an attacker who chooses the bits that pick a shard could pile them into one. So
+//! [`MemoryNonceStore`] keeps 12 bytes a slot:
+//!
+//! - **A keyed 64-bit fingerprint** of (service id, nonce) instead of the nonce: SipHash under
+//!   the store's own `RandomState`, a random key no caller knows, so no caller can aim two
+//!   nonces at one fingerprint, one slot or one shard. A second hash under that key, of a
+//!   differently tagged input, picks the shard independently of the fingerprint, so two
+//!   distinct nonces are confused only when they land in one shard *and* their fingerprints
+//!   are equal: in a full default store, less than once in 10^14 requests, and what it costs
+//!   is one genuine request refused as a replay, never a replay let through.
+//! - **The expiry in whole Unix seconds** (a `u32`, good until 2106), rounded *up* from
+//!   `keep_until`, and compared with the clock rounded down: a nonce is never forgotten before
+//!   its `keep_until`, and the verifier's `keep_until` is a whole second, so it is forgotten
+//!   exactly then.
+//! - **Open addressing, one table per shard**: linear probing over a `Vec<[u32; 3]>`, a slot's
+//!   home found by multiplying the fingerprint's top 32 bits by the length (so any length
+//!   works, not only powers of two). A lookup reads a few adjacent slots. An expired slot is
+//!   reused by the next insert whose probe run reaches it but keeps its place in the run, so
+//!   a nonce stored past it is still found; rebuilds drop expired slots.
+//! - **Rebuilt to a load of 0.6 when 0.8 of the slots are used**: a table is sized for the
+//!   nonces it actually holds (12 / 0.6 = 20 bytes per live nonce after a rebuild), starts
+//!   empty and grows by at most a third per rebuild, so memory follows use, not capacity; a
+//!   store that is never used allocates nothing but its shards. A rebuild moves one shard's
+//!   nonces (at most its share of the capacity) with only that shard locked.
+//! - **Bounded, and refusing when full**: each shard holds an equal share of the capacity.
+//!   When a shard is full of live nonces a new one is *refused* (its request fails) rather
+//!   than evicting a live one, which would let that request be replayed. A full shard is
+//!   purged of what has expired at most once a second (expiries are whole seconds), so a flood
+//!   against a full store costs a constant per request. Refusals are counted
+//!   ([`MemoryNonceStore::refused_full`]) and logged: each at `DEBUG`, and a `WARN` with the
+//!   count at most every 10 s.
 
-use std::collections::HashMap;
+use std::fmt;
 use std::future::Future;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, RandomState};
 use std::pin::Pin;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::BoxError;
+use crate::report::Throttle;
 
 /// Where a verifier remembers the nonces it has accepted.
 ///
-/// A nonce must be remembered until its request's timestamp leaves the skew window
-/// (`expires_at`, Unix seconds); after that the timestamp check alone refuses a replay. The
-/// in-memory [`MemoryNonceStore`] serves one process; a store shared by every replica (Redis,
-/// say) stops a request captured on one replica from being replayed against another.
+/// A nonce must be remembered for as long as its request could still pass the verifier's
+/// clock-skew check (until `keep_until`); after that the timestamp check alone refuses a
+/// replay. The in-memory [`MemoryNonceStore`] serves one process; a store shared by every
+/// replica (Redis, say) stops a request captured on one replica from being replayed against
+/// another.
 pub trait NonceStore: Send + Sync + 'static {
-    /// Records `nonce` (32 lowercase hex digits) for `service_id` until `expires_at`, both
-    /// times in Unix seconds by the verifier's clock, which reads `now`. Resolves to `true` when
-    /// the nonce was new, `false` when it was already recorded and has not expired (a replay),
-    /// and an error when the store cannot tell, in which case the request is refused.
+    /// Records `nonce` for `service_id`, to be remembered at least until `keep_until`.
+    ///
+    /// `nonce` is the signature's nonce as the caller sent it: 16 to 128 characters of
+    /// `A-Z a-z 0-9 - _` (the verifier checks that before asking the store). `now` is the
+    /// verifier's clock; `keep_until` is the instant after which the request's timestamp can
+    /// no longer pass the skew check, so the store must refuse a replay at any instant before
+    /// it and may forget the nonce after it.
+    ///
+    /// Resolves to `true` when the nonce is new (and now recorded), `false` when it was already
+    /// recorded and is still remembered (a replay), an error when the store cannot tell, in
+    /// which case the request is refused.
     fn check_and_insert<'a>(
         &'a self,
         service_id: &'a str,
@@ -31,30 +76,74 @@ pub trait NonceStore: Send + Sync + 'static {
 
 /// A bounded in-memory nonce store.
 ///
-/// It holds at most `capacity` live nonces. Expired ones are swept out when room is needed;
-/// when every held nonce is still live, new nonces are *refused* (the request fails with
-/// [`VerifyError::NonceStore`](super::VerifyError::NonceStore)) rather than evicting a live
-/// one, which would let its request be replayed. Only requests with a valid signature reach
-/// the store, so filling it takes a caller's secret.
-#[derive(Debug)]
+/// It holds at most [`capacity`](MemoryNonceStore::capacity) live nonces, in about 20 bytes
+/// each at a steady rate: memory grows with the nonces held, not with the capacity. When full
+/// of live nonces it *refuses* new ones (the request fails with
+/// [`VerifyError::NonceStore`](super::VerifyError::NonceStore)) rather than evict a live one,
+/// which would let its request be replayed; refusals are counted
+/// ([`refused_full`](MemoryNonceStore::refused_full)) and logged, a `WARN` at most every 10 s.
+/// Only requests with a valid signature reach the store, so filling it takes a caller's
+/// secret.
+///
+/// Each nonce is kept as a 64-bit fingerprint of service id and nonce, hashed under a random
+/// key of the store's own, with its expiry in whole Unix seconds rounded up from
+/// `keep_until`; fingerprints live in open-addressing tables spread over shards by a second
+/// keyed hash, so no caller can aim nonces at one fingerprint or crowd one shard.
 pub struct MemoryNonceStore {
-    /// A keyed hash: which shard holds a nonce is not up to the caller.
-    hasher: std::collections::hash_map::RandomState,
-    shards: Box<[Mutex<Shard>]>,
-    shard_capacity: usize,
+    shards: Box<[Padded]>,
+    capacity: usize,
+    /// The per-store key of both hashes.
+    key: RandomState,
+    refused_full: AtomicU64,
+    /// Refusals for a full store, timed in milliseconds since `started`.
+    refusals: Throttle,
+    started: Instant,
 }
 
-#[derive(Debug, Default)]
+/// A shard on a cache line of its own, so that two cores locking two shards do not contend.
+#[repr(align(64))]
+struct Padded(Mutex<Shard>);
+
+/// One fingerprint slot: the fingerprint's low and high halves, and the Unix second from which
+/// the nonce is forgotten, 0 for a slot never used since the last rebuild.
+type Slot = [u32; 3];
+
+/// Part of the nonces, in an open-addressing table.
 struct Shard {
-    entries: HashMap<(Box<str>, Box<str>), u64>,
-    /// No entry expires before this time, so a sweep before it frees nothing.
-    earliest_expiry: u64,
+    slots: Vec<Slot>,
+    /// Slots used since the last rebuild: live nonces and expired ones.
+    used: usize,
+    /// The most live nonces this shard holds.
+    capacity: usize,
+    /// No used slot expires before this second (a lower bound), so a purge before it frees
+    /// nothing.
+    earliest: u32,
 }
 
-const SHARDS: usize = 16;
+/// At most this many shards.
+const MAX_SHARDS: usize = 256;
 
-/// The default capacity of [`MemoryNonceStore`]: about 100 MB at most.
-pub const DEFAULT_NONCE_CAPACITY: usize = 1_000_000;
+/// A store smaller than this many nonces per shard has fewer shards, so that each holds
+/// enough for the hash to spread the nonces evenly.
+const MIN_SHARD_CAPACITY: usize = 4096;
+
+/// The smallest table a shard makes.
+const MIN_SLOTS: usize = 8;
+
+/// The most nonces a store holds: the tables index slots with 32-bit arithmetic.
+const MAX_CAPACITY: usize = u32::MAX as usize;
+
+/// The default capacity of [`MemoryNonceStore`]: 8 million live nonces, enough for 20,000
+/// verified requests a second over the default 300 s skew window with a third to spare, in
+/// at most about 160 MB when full.
+pub const DEFAULT_NONCE_CAPACITY: usize = 8_000_000;
+
+/// Why a nonce was refused: its shard is full of live nonces.
+#[derive(Debug, thiserror::Error)]
+#[error("nonce store is full of live nonces (capacity {capacity})")]
+struct Full {
+    capacity: usize,
+}
 
 impl Default for MemoryNonceStore {
     fn default() -> Self {
@@ -62,20 +151,42 @@ impl Default for MemoryNonceStore {
     }
 }
 
+impl fmt::Debug for MemoryNonceStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryNonceStore")
+            .field("capacity", &self.capacity)
+            .field("shards", &self.shards.len())
+            .field("refused_full", &self.refused_full())
+            .finish_non_exhaustive()
+    }
+}
+
 impl MemoryNonceStore {
-    /// A store holding at most `capacity` live nonces (at least one per shard).
+    /// A store holding at most `capacity` live nonces (at least 1, at most `u32::MAX`). It
+    /// allocates its tables as nonces arrive.
     pub fn with_capacity(capacity: usize) -> MemoryNonceStore {
-        let shard_capacity = capacity.div_ceil(SHARDS).max(1);
+        let capacity = capacity.clamp(1, MAX_CAPACITY);
+        let count = (capacity / MIN_SHARD_CAPACITY).clamp(1, MAX_SHARDS);
+        let shards = (0..count)
+            .map(|i| {
+                // Shares as equal as they can be, adding up to `capacity`.
+                let share = capacity / count + usize::from(i < capacity % count);
+                Padded(Mutex::new(Shard::new(share)))
+            })
+            .collect();
         MemoryNonceStore {
-            hasher: std::collections::hash_map::RandomState::new(),
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
-            shard_capacity,
+            shards,
+            capacity,
+            key: RandomState::new(),
+            refused_full: AtomicU64::new(0),
+            refusals: Throttle::new(),
+            started: Instant::now(),
         }
     }
 
-    /// How many nonces are held now, expired ones not yet swept included.
+    /// How many nonces are held now, expired ones not yet dropped by a rebuild included.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).entries.len()).sum()
+        self.shards.iter().map(|s| lock(s).used).sum()
     }
 
     /// Whether no nonce is held.
@@ -83,46 +194,200 @@ impl MemoryNonceStore {
         self.len() == 0
     }
 
-    /// The most nonces this store holds at once.
+    /// The most live nonces this store holds at once.
     pub fn capacity(&self) -> usize {
-        self.shard_capacity * SHARDS
+        self.capacity
     }
 
-    /// The synchronous core of [`NonceStore::check_and_insert`], with the clock given.
+    /// The bytes of memory this store has allocated: its tables, its shards and itself. It
+    /// follows the nonces held, not the capacity.
+    pub fn allocated_bytes(&self) -> usize {
+        let tables: usize = self
+            .shards
+            .iter()
+            .map(|s| lock(s).slots.capacity() * size_of::<Slot>())
+            .sum();
+        tables + self.shards.len() * size_of::<Padded>() + size_of::<MemoryNonceStore>()
+    }
+
+    /// How many nonces were refused because the store was full of live ones, since it was made.
+    pub fn refused_full(&self) -> u64 {
+        self.refused_full.load(Ordering::Relaxed)
+    }
+
+    /// The shard of (service id, nonce) and the fingerprint stored for it: two keyed hashes,
+    /// told apart by a leading tag.
+    fn locate(&self, service_id: &str, nonce: &str) -> (&Padded, u64) {
+        let fingerprint = self.key.hash_one((0u8, service_id, nonce));
+        let pick = self.key.hash_one((1u8, service_id, nonce));
+        (
+            &self.shards[fast_range(pick, self.shards.len())],
+            fingerprint,
+        )
+    }
+
+    /// The synchronous core of [`NonceStore::check_and_insert`].
     fn insert_at(
         &self,
         service_id: &str,
         nonce: &str,
-        expires_at: u64,
-        now: u64,
+        now: SystemTime,
+        keep_until: SystemTime,
     ) -> Result<bool, BoxError> {
-        let value: Box<str> = nonce.into();
-        let shard = &self.shards[(self.hasher.hash_one((service_id, nonce)) as usize) % SHARDS];
-        let mut shard = lock(shard);
-        let key = (Box::<str>::from(service_id), value);
-        if let Some(&expiry) = shard.entries.get(&key)
-            && expiry >= now
-        {
-            return Ok(false);
-        }
-        if shard.entries.len() >= self.shard_capacity && !shard.entries.contains_key(&key) {
-            if now < shard.earliest_expiry {
-                return Err("nonce store is full of live nonces".into());
+        let (shard, fingerprint) = self.locate(service_id, nonce);
+        let result = lock(shard).insert(
+            fingerprint,
+            unix_seconds(now, false),
+            unix_seconds(keep_until, true),
+        );
+        result.map_err(|full| {
+            self.refused_full.fetch_add(1, Ordering::Relaxed);
+            let now_ms = self.started.elapsed().as_millis() as u64;
+            match self.refusals.count(now_ms) {
+                Some(refused) => tracing::warn!(
+                    refused,
+                    capacity = self.capacity,
+                    "nonce store full of live nonces; new nonces refused since the last report"
+                ),
+                None => tracing::debug!(
+                    service = service_id,
+                    "nonce store full of live nonces; new nonce refused"
+                ),
             }
-            shard.entries.retain(|_, expiry| *expiry >= now);
-            shard.earliest_expiry = shard.entries.values().copied().min().unwrap_or(u64::MAX);
-            if shard.entries.len() >= self.shard_capacity {
-                return Err("nonce store is full of live nonces".into());
-            }
-        }
-        shard.earliest_expiry = shard.earliest_expiry.min(expires_at);
-        shard.entries.insert(key, expires_at);
-        Ok(true)
+            full.into()
+        })
     }
 }
 
-fn lock(shard: &Mutex<Shard>) -> std::sync::MutexGuard<'_, Shard> {
+impl Shard {
+    fn new(capacity: usize) -> Shard {
+        Shard {
+            slots: Vec::new(),
+            used: 0,
+            capacity,
+            earliest: u32::MAX,
+        }
+    }
+
+    /// Looks `fingerprint` up at second `now` and, when no live slot holds it, records it until
+    /// second `until`. `Ok(false)` is a replay.
+    fn insert(&mut self, fingerprint: u64, now: u32, until: u32) -> Result<bool, Full> {
+        let (low, high) = (fingerprint as u32, (fingerprint >> 32) as u32);
+        // Scan the probe run to its first never-used slot: a live copy may sit past an
+        // expired slot. Remember the first free slot on the way.
+        let mut reusable = None;
+        let mut unused = None;
+        if !self.slots.is_empty() {
+            let mut i = fast_range(fingerprint, self.slots.len());
+            loop {
+                let [l, h, expiry] = self.slots[i];
+                if expiry == 0 {
+                    unused = Some(i);
+                    break;
+                }
+                if expiry > now {
+                    if l == low && h == high {
+                        return Ok(false);
+                    }
+                } else if reusable.is_none() {
+                    reusable = Some(i);
+                }
+                i += 1;
+                if i == self.slots.len() {
+                    i = 0;
+                }
+            }
+        }
+        if until <= now {
+            // Its request can no longer pass the skew check: nothing to remember.
+            return Ok(true);
+        }
+        if let Some(i) = reusable {
+            self.slots[i] = [low, high, until];
+            self.earliest = self.earliest.min(until);
+            return Ok(true);
+        }
+        if self.used >= self.capacity && now < self.earliest {
+            // Full, and nothing has expired since the last purge.
+            return Err(Full {
+                capacity: self.capacity,
+            });
+        }
+        let slot = match unused {
+            Some(i) if self.used < self.limit() => i,
+            _ => {
+                self.rebuild(now)?;
+                probe_unused(&self.slots, fingerprint)
+            }
+        };
+        self.slots[slot] = [low, high, until];
+        self.used += 1;
+        self.earliest = self.earliest.min(until);
+        Ok(true)
+    }
+
+    /// The most slots used before a rebuild: 0.8 of the table, and never more than the
+    /// capacity (a slot holds at most one live nonce).
+    fn limit(&self) -> usize {
+        (self.slots.len() / 5 * 4 + self.slots.len() % 5 * 4 / 5).min(self.capacity)
+    }
+
+    /// Drops the expired slots and sizes the table for a load of 0.6 with one more nonce, or
+    /// fails when the live nonces already fill the shard.
+    fn rebuild(&mut self, now: u32) -> Result<(), Full> {
+        let live = || self.slots.iter().filter(move |slot| slot[2] > now);
+        let count = live().count();
+        let earliest = live().map(|slot| slot[2]).min().unwrap_or(u32::MAX);
+        if count >= self.capacity {
+            self.earliest = earliest;
+            return Err(Full {
+                capacity: self.capacity,
+            });
+        }
+        let length = ((count + 1) * 5).div_ceil(3).max(MIN_SLOTS);
+        let mut slots = vec![[0; 3]; length];
+        for &slot in live() {
+            let fingerprint = u64::from(slot[0]) | (u64::from(slot[1]) << 32);
+            let i = probe_unused(&slots, fingerprint);
+            slots[i] = slot;
+        }
+        self.slots = slots;
+        self.used = count;
+        self.earliest = earliest;
+        Ok(())
+    }
+}
+
+/// The first never-used slot of `fingerprint`'s probe run.
+fn probe_unused(slots: &[Slot], fingerprint: u64) -> usize {
+    let mut i = fast_range(fingerprint, slots.len());
+    while slots[i][2] != 0 {
+        i += 1;
+        if i == slots.len() {
+            i = 0;
+        }
+    }
+    i
+}
+
+/// Maps a hash to `0..len` by its top 32 bits (Lemire's multiply-shift): uniform for any
+/// `len` up to 2^32, and no division.
+fn fast_range(hash: u64, len: usize) -> usize {
+    (((hash >> 32) * len as u64) >> 32) as usize
+}
+
+/// `time` in whole Unix seconds, rounded up or down, within `0..=u32::MAX`.
+fn unix_seconds(time: SystemTime, round_up: bool) -> u32 {
+    let Ok(since) = time.duration_since(UNIX_EPOCH) else {
+        return 0;
+    };
+    let seconds = since.as_secs() + u64::from(round_up && since.subsec_nanos() != 0);
+    u32::try_from(seconds).unwrap_or(u32::MAX)
+}
+
+fn lock(shard: &Padded) -> std::sync::MutexGuard<'_, Shard> {
     shard
+        .0
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -135,8 +400,7 @@ impl NonceStore for MemoryNonceStore {
         now: SystemTime,
         keep_until: SystemTime,
     ) -> Pin<Box<dyn Future<Output = Result<bool, BoxError>> + Send + 'a>> {
-        let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let result = self.insert_at(service_id, nonce, secs(keep_until), secs(now));
+        let result = self.insert_at(service_id, nonce, now, keep_until);
         Box::pin(std::future::ready(result))
     }
 }
@@ -144,32 +408,209 @@ impl NonceStore for MemoryNonceStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn at_ms(millis: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(millis)
+    }
+
+    impl MemoryNonceStore {
+        /// The nonces still live at `now`.
+        fn live_at(&self, now: SystemTime) -> usize {
+            let now = unix_seconds(now, false);
+            let live = |s: &Padded| lock(s).slots.iter().filter(|x| x[2] > now).count();
+            self.shards.iter().map(live).sum()
+        }
+
+        fn shard_of(&self, service_id: &str, nonce: &str) -> usize {
+            let (shard, _) = self.locate(service_id, nonce);
+            self.shards
+                .iter()
+                .position(|s| std::ptr::eq(s, shard))
+                .unwrap()
+        }
+    }
 
     #[test]
     fn replay_is_caught_and_services_are_apart() {
         let s = MemoryNonceStore::with_capacity(64);
-        assert!(s.insert_at("a", "01", 100, 10).unwrap());
-        assert!(!s.insert_at("a", "01", 100, 10).unwrap());
-        assert!(s.insert_at("b", "01", 100, 10).unwrap());
-        // Once expired, the timestamp check guards it; the slot may be reused.
-        assert!(s.insert_at("a", "01", 200, 101).unwrap());
+        // A 22-character base64url nonce (Python's requests-http-signature) and comms' hex.
+        for nonce in ["Sf0_9-kXbQm2PzL4uW7yAg", "0123456789abcdef0123456789abcdef"] {
+            assert!(s.insert_at("a", nonce, at(10), at(100)).unwrap());
+            assert!(!s.insert_at("a", nonce, at(10), at(100)).unwrap());
+            assert!(!s.insert_at("a", nonce, at(99), at(200)).unwrap());
+            assert!(s.insert_at("b", nonce, at(10), at(100)).unwrap());
+        }
+        // Where the service id ends and the nonce begins is part of what is hashed.
+        assert!(
+            s.insert_at("billing", "x123456789abcdef", at(10), at(100))
+                .unwrap()
+        );
+        assert!(
+            s.insert_at("billin", "gx123456789abcdef", at(10), at(100))
+                .unwrap()
+        );
     }
 
     #[test]
-    fn full_store_refuses_instead_of_evicting() {
-        let s = MemoryNonceStore::with_capacity(SHARDS);
-        // Live nonces fill the store until it refuses one.
-        let accepted: Vec<String> = (0..10 * SHARDS)
-            .map(|i| format!("{i:x}"))
-            .take_while(|nonce| s.insert_at("a", nonce, 100, 10).is_ok())
-            .collect();
-        assert!(!accepted.is_empty() && accepted.len() <= s.capacity());
-        // Every live nonce is still refused as a replay.
-        for nonce in &accepted {
-            assert!(!s.insert_at("a", nonce, 100, 50).unwrap());
+    fn a_nonce_is_kept_until_keep_until_to_the_millisecond() {
+        let s = MemoryNonceStore::with_capacity(64);
+        let nonce = "0123456789abcdef";
+        // keep_until on a whole second, as the verifier passes it.
+        assert!(s.insert_at("a", nonce, at(1000), at(1300)).unwrap());
+        assert!(!s.insert_at("a", nonce, at_ms(1_299_999), at(1600)).unwrap());
+        assert!(s.insert_at("a", nonce, at(1300), at(1600)).unwrap());
+        assert!(!s.insert_at("a", nonce, at(1300), at(1600)).unwrap());
+        // Between seconds, a nonce is kept to the next whole second: never less.
+        assert!(s.insert_at("b", nonce, at(1000), at_ms(1_300_500)).unwrap());
+        assert!(!s.insert_at("b", nonce, at_ms(1_300_499), at(1600)).unwrap());
+        assert!(!s.insert_at("b", nonce, at_ms(1_300_999), at(1600)).unwrap());
+        assert!(s.insert_at("b", nonce, at(1301), at(1600)).unwrap());
+        // A request already past its window is accepted and not remembered.
+        assert!(s.insert_at("c", nonce, at(1000), at(1000)).unwrap());
+        assert!(s.insert_at("c", nonce, at(1000), at(1000)).unwrap());
+    }
+
+    #[test]
+    fn expired_slots_are_reused_at_keep_until_and_not_before() {
+        // One shard of 4: full after four live nonces.
+        let s = MemoryNonceStore::with_capacity(4);
+        for i in 0..4 {
+            assert!(
+                s.insert_at("a", &format!("{i:016x}"), at(10), at(100))
+                    .unwrap()
+            );
         }
-        // After expiry, room is made.
-        assert!(s.insert_at("a", "fresh", 300, 101).unwrap());
+        let next = "ffffffffffffffff";
+        assert!(s.insert_at("a", next, at_ms(99_999), at(200)).is_err());
+        assert!(s.insert_at("a", next, at(100), at(200)).unwrap());
+        assert_eq!(s.live_at(at(100)), 1);
+        // The expired slots take new nonces without growing the table.
+        let bytes = s.allocated_bytes();
+        for i in 4..7 {
+            assert!(
+                s.insert_at("a", &format!("{i:016x}"), at(150), at(200))
+                    .unwrap()
+            );
+        }
+        assert_eq!(s.allocated_bytes(), bytes);
         assert!(s.len() <= s.capacity());
+        assert_eq!(s.refused_full(), 1);
+    }
+
+    #[test]
+    fn a_full_store_refuses_counts_and_evicts_nothing() {
+        let s = MemoryNonceStore::with_capacity(100);
+        let nonce = |i: u32| format!("{i:032x}");
+        for i in 0..100 {
+            assert!(s.insert_at("a", &nonce(i), at(10), at(100)).unwrap());
+        }
+        for i in 100..150 {
+            let err = s.insert_at("a", &nonce(i), at(10), at(100)).unwrap_err();
+            assert!(err.to_string().contains("full of live nonces"), "{err}");
+        }
+        assert_eq!(s.refused_full(), 50);
+        assert_eq!(s.len(), 100);
+        // Every live nonce is still refused as a replay, to the last millisecond.
+        for i in 0..100 {
+            assert!(!s.insert_at("a", &nonce(i), at_ms(99_999), at(200)).unwrap());
+        }
+        // Once they expire, room is made.
+        for i in 100..150 {
+            assert!(s.insert_at("a", &nonce(i), at(100), at(200)).unwrap());
+        }
+        assert_eq!(s.refused_full(), 50);
+    }
+
+    #[test]
+    fn nonces_alike_in_any_bits_spread_over_the_shards() {
+        let s = MemoryNonceStore::default();
+        let shards = s.shards.len();
+        assert_eq!(shards, MAX_SHARDS);
+        let per_shard = 64;
+        let count = shards * per_shard;
+        // Nonces that differ only in their first, last or middle characters.
+        let families: [fn(usize) -> String; 3] = [
+            |i| format!("{i:04x}{}", "0".repeat(28)),
+            |i| format!("{}{i:04x}", "0".repeat(28)),
+            |i| format!("{}{i:04x}{}", "A".repeat(10), "_".repeat(10)),
+        ];
+        for family in families {
+            let mut load = vec![0usize; shards];
+            for i in 0..count {
+                load[s.shard_of("billing", &family(i))] += 1;
+            }
+            let (min, max) = (load.iter().min().unwrap(), load.iter().max().unwrap());
+            assert!(
+                *min >= per_shard / 3 && *max <= per_shard * 3,
+                "{min}..{max}"
+            );
+        }
+        // Another store, another key: the same nonce goes elsewhere.
+        let other = MemoryNonceStore::default();
+        let moved = (0..64)
+            .filter(|&i| {
+                let nonce = families[0](i);
+                s.shard_of("billing", &nonce) != other.shard_of("billing", &nonce)
+            })
+            .count();
+        assert!(moved > 32, "only {moved} of 64 moved");
+    }
+
+    #[test]
+    fn memory_grows_with_use() {
+        let s = MemoryNonceStore::default();
+        assert!(s.allocated_bytes() < 64 * 1024, "{}", s.allocated_bytes());
+        assert!(s.is_empty());
+    }
+
+    /// 20,000 verified requests a second for 450 simulated seconds (9 million nonces) on a
+    /// default store: a 300 s window holds 6 million live nonces, none is refused, and the
+    /// store holds them in at most 24 bytes each.
+    #[test]
+    fn a_300_s_window_at_20_000_a_second_fits_in_24_bytes_a_nonce() {
+        const RATE: u64 = 20_000;
+        const SECONDS: u64 = 450;
+        let s = MemoryNonceStore::default();
+        let start = 1_700_000_000u64;
+        let mut nonce = String::with_capacity(32);
+        let mut peak = 0.0f64;
+        for n in 0..RATE * SECONDS {
+            let now = at_ms(start * 1000 + n * 1000 / RATE);
+            let created = start + n / RATE;
+            // As the verifier passes it: created + max_skew + 1 s.
+            let keep_until = at(created + 301);
+            nonce.clear();
+            std::fmt::Write::write_fmt(&mut nonce, format_args!("{n:032x}")).unwrap();
+            assert!(
+                s.insert_at("billing", &nonce, now, keep_until).unwrap(),
+                "{n}"
+            );
+            if n % (RATE * 10) == RATE * 10 - 1 && n > RATE * 301 {
+                let live = s.live_at(now);
+                peak = peak.max(s.allocated_bytes() as f64 / live as f64);
+            }
+        }
+        let now = at(start + SECONDS);
+        let live = s.live_at(now);
+        assert!(live >= 6_000_000, "{live}");
+        assert_eq!(s.refused_full(), 0);
+        let per_nonce = s.allocated_bytes() as f64 / live as f64;
+        assert!(
+            per_nonce <= 24.0 && peak <= 24.0,
+            "{per_nonce} now, {peak} at most"
+        );
+        // The last window's nonces are all still refused as replays.
+        for n in (RATE * (SECONDS - 300)..RATE * SECONDS).step_by(997) {
+            let nonce = format!("{n:032x}");
+            assert!(
+                !s.insert_at("billing", &nonce, now, at(start + 900))
+                    .unwrap()
+            );
+        }
     }
 }
