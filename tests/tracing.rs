@@ -171,3 +171,34 @@ async fn an_exhausted_budget_warns_once_not_per_call() {
     assert!(warnings[0].contains("service=inventory"), "{}", warnings[0]);
     assert!(warnings[0].contains("refused=1"), "{}", warnings[0]);
 }
+
+/// A flood of unsigned requests makes one warning, with the count, not one per request.
+#[tokio::test]
+async fn a_flood_of_refused_requests_warns_once() {
+    let (logs, _guard) = record(tracing::Level::INFO);
+    let verifier = comms::verify::Verifier::new().service("tests", SECRET);
+    let app = axum::Router::new()
+        .route("/items", axum::routing::get(|| async { "ok" }))
+        .layer(comms::verify::VerifyLayer::new(verifier));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/items", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = reqwest::Client::new();
+    for _ in 0..30 {
+        let status = client.get(&url).send().await.unwrap().status();
+        assert_eq!(status, 401);
+    }
+    let text = logs.text();
+    let warnings: Vec<&str> = text.lines().filter(|l| l.contains("refused")).collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(
+        warnings[0].contains("WARN") && warnings[0].contains("refused=1"),
+        "{}",
+        warnings[0]
+    );
+    assert!(
+        warnings[0].contains("missing header `signature-input`"),
+        "{}",
+        warnings[0]
+    );
+}

@@ -2,8 +2,9 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
@@ -13,7 +14,8 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::Verifier;
+use super::{Verifier, VerifyError};
+use crate::report::Throttle;
 
 /// The default body limit of [`VerifyLayer`]: 2 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
@@ -27,8 +29,10 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// without a valid one is answered 401 at once, with no byte of its body read. A signed
 /// request's body is then read under a size limit (413 beyond it) and a time limit (408), and
 /// only then are the body's digest and the nonce checked. A refusal is answered with
-/// `{"message": "unauthorized"}` (the reason goes to the log, not to the caller); an accepted
-/// request is passed on with the [`Caller`](super::Caller) in its extensions:
+/// `{"message": "unauthorized"}`; the reason goes to the log, not to the caller, as a `WARN`
+/// at most once every 10 s (with the number of refusals since the last one, the others at
+/// `DEBUG`). An accepted request is passed on with the [`Caller`](super::Caller) in its
+/// extensions:
 ///
 /// ```
 /// use axum::{Extension, Router, routing::get};
@@ -51,6 +55,36 @@ pub struct VerifyLayer {
     verifier: Verifier,
     max_body_bytes: usize,
     body_timeout: Duration,
+    refusals: Arc<Refusals>,
+}
+
+/// Refused requests, reported at most once every 10 s with their count (see [`Throttle`]): a
+/// flood of bad requests must not become a flood of log lines.
+#[derive(Debug)]
+struct Refusals {
+    throttle: Throttle,
+    started: Instant,
+}
+
+impl Refusals {
+    fn report(&self, reason: &VerifyError, parts: &http::request::Parts) {
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        match self.throttle.count(now_ms) {
+            Some(refused) => tracing::warn!(
+                refused,
+                reason = %reason,
+                method = %parts.method,
+                path = parts.uri.path(),
+                "refused unverified requests since the last report; the latest"
+            ),
+            None => tracing::debug!(
+                reason = %reason,
+                method = %parts.method,
+                path = parts.uri.path(),
+                "refused an unverified request"
+            ),
+        }
+    }
 }
 
 impl VerifyLayer {
@@ -61,6 +95,10 @@ impl VerifyLayer {
             verifier,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             body_timeout: DEFAULT_BODY_TIMEOUT,
+            refusals: Arc::new(Refusals {
+                throttle: Throttle::new(),
+                started: Instant::now(),
+            }),
         }
     }
 
@@ -88,6 +126,7 @@ impl<S> Layer<S> for VerifyLayer {
             verifier: self.verifier.clone(),
             max_body_bytes: self.max_body_bytes,
             body_timeout: self.body_timeout,
+            refusals: self.refusals.clone(),
         }
     }
 }
@@ -99,6 +138,7 @@ pub struct VerifyService<S> {
     verifier: Verifier,
     max_body_bytes: usize,
     body_timeout: Duration,
+    refusals: Arc<Refusals>,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for VerifyService<S>
@@ -125,15 +165,11 @@ where
         let verifier = self.verifier.clone();
         let limit = self.max_body_bytes;
         let body_timeout = self.body_timeout;
+        let refusals = self.refusals.clone();
         Box::pin(async move {
             let (mut parts, body) = request.into_parts();
-            let refused = |e: super::VerifyError, parts: &http::request::Parts| {
-                tracing::warn!(
-                    reason = %e,
-                    method = %parts.method,
-                    path = parts.uri.path(),
-                    "refused an unverified request"
-                );
+            let refused = |e: VerifyError, parts: &http::request::Parts| {
+                refusals.report(&e, parts);
                 reject(StatusCode::UNAUTHORIZED, "unauthorized")
             };
             // The head first: an unsigned or wrongly signed request costs no body read.
