@@ -1,5 +1,5 @@
 //! What fleet-wide state costs per request: verification with the in-memory nonce store
-//! against the Redis one (one `SET NX EX` round trip), on a `redis-server` this bench starts.
+//! against the Redis one (one `SET NX PX` round trip), on a `redis-server` this bench starts.
 //!
 //! `cargo bench -p comms-bench --bench fleet` (needs `redis-server` on the PATH)
 
