@@ -481,7 +481,7 @@ enum Attempt {
 }
 
 impl Executor {
-    /// A builder with the defaults: v2 signing, 10 s attempt timeout, [`RetryConfig::default`],
+    /// A builder with the defaults: RFC 9421 signing, 10 s attempt timeout, [`RetryConfig::default`],
     /// [`BreakerConfig::default`], the shared connection pool.
     pub fn builder() -> ExecutorBuilder {
         ExecutorBuilder::default()
@@ -580,7 +580,7 @@ impl Executor {
         Ok((prepared, permit))
     }
 
-    /// The signed request of one attempt: a fresh timestamp, nonce and signature each time.
+    /// The signed request of one attempt: a fresh creation time, nonce and signature each time.
     fn request(&self, call: &Call, prepared: &Prepared) -> Result<reqwest::Request, Error> {
         let inner = &*self.inner;
         let template = match call.body {

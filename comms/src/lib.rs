@@ -29,12 +29,14 @@
 //!
 //! Every call, generated or written by hand over [`Executor`], takes the same path:
 //! the target's [circuit breaker](BreakerConfig) admits it or fails it fast, each attempt is
-//! [signed](signing) afresh (HMAC-SHA256 over method, path, query, body, caller, time and a
+//! [signed](signing) afresh (an RFC 9421 HTTP Message Signature, `hmac-sha256`, over method,
+//! authority, path, query, the body's digest and the call's headers, with a creation time and a
 //! nonce), sent with a timeout, classified, and [retried](RetryConfig) with jittered backoff
 //! when that is safe. Failures arrive as [`Error`] variants that say what happened.
 //!
 //! The receiving side checks those signatures with [`verify::Verifier`], directly or as a
-//! tower layer.
+//! tower layer; any RFC 9421 library can check them too, so services in other languages can
+//! take part.
 //!
 //! Calls report through `tracing`: retries, an exhausted retry budget and breaker transitions
 //! as `INFO`/`WARN` events, and a `DEBUG` span per call (see [`Executor::execute`]), so a
