@@ -130,6 +130,18 @@ async fn each_tampered_field_is_caught() {
             bad_signature,
         ),
         (
+            "unknown key id, long",
+            |r| {
+                let input = r.header("signature-input").unwrap().replace(
+                    "keyid=\"billing\"",
+                    &format!("keyid=\"{}\"", "k".repeat(5000)),
+                );
+                r.headers
+                    .insert("signature-input", HeaderValue::from_str(&input).unwrap());
+            },
+            |e| matches!(e, VerifyError::UnknownKey(Some(k)) if k.len() == 64),
+        ),
+        (
             "path",
             |r| r.uri = Uri::from_static("/orders/8?a=1&a=2&q=x%2By"),
             bad_signature,
@@ -387,6 +399,31 @@ async fn other_signers_choices_are_accepted_and_checked() {
         (caller.service_id(), caller.key_id()),
         ("billing", "billing")
     );
+    // The authority is compared in lower case, as RFC 9421 normalises it: signed for
+    // `localhost`, received with a `Host` of `LOCALHOST`.
+    let mut upper = r.clone();
+    let port = r
+        .header("host")
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_owned();
+    upper.headers.insert(
+        "host",
+        HeaderValue::from_str(&format!("localhost:{port}")).unwrap(),
+    );
+    upper.sign_as(
+        "comms",
+        &["@method", "@authority", "@path", "@query", "content-digest"],
+        &params(created, "billing", &"7".repeat(32)),
+        SECRET,
+    );
+    upper.headers.insert(
+        "host",
+        HeaderValue::from_str(&format!("LOCALHOST:{port}")).unwrap(),
+    );
+    check(&verifier(), &upper).await.unwrap();
     // The covered `date` is checked.
     let mut changed = copy.clone();
     changed.headers.insert(

@@ -382,7 +382,8 @@ impl Verifier {
                 match self.keys.by_id.get(key_id) {
                     Some(key) => Some((label, list, key)),
                     None => {
-                        first_seen.get_or_insert_with(|| key_id.to_owned());
+                        // The caller chose it: it is quoted in errors and logs, so bounded.
+                        first_seen.get_or_insert_with(|| key_id.chars().take(64).collect());
                         None
                     }
                 }
@@ -637,7 +638,7 @@ const REQUIRED: [&str; 4] = ["@method", "@authority", "@path", "@query"];
 
 /// The value of one covered component, in pieces.
 enum Component<'a> {
-    Text(&'a str),
+    Text(std::borrow::Cow<'a, str>),
     Bytes(&'a [u8]),
     Query(&'a str),
 }
@@ -659,32 +660,34 @@ fn component<'a>(
     uri: &'a Uri,
     headers: &'a HeaderMap,
 ) -> Result<Component<'a>, VerifyError> {
+    use std::borrow::Cow;
     Ok(match name {
-        "@method" => Component::Text(method.as_str()),
-        "@authority" => match headers.get(http::header::HOST) {
-            Some(_) => {
-                let host = single(headers, &http::header::HOST)?;
-                if host.bytes().any(|b| b.is_ascii_uppercase()) {
-                    // RFC 9421 §2.2.3: the authority is normalised to lower case.
-                    return Err(VerifyError::MalformedHeader(http::header::HOST));
-                }
-                Component::Text(host)
-            }
-            None => Component::Text(
-                uri.authority()
+        "@method" => Component::Text(Cow::Borrowed(method.as_str())),
+        "@authority" => {
+            // The `Host` header (HTTP/1.1), or the URI's authority (HTTP/2).
+            let authority = match headers.get(http::header::HOST) {
+                Some(_) => single(headers, &http::header::HOST)?,
+                None => uri
+                    .authority()
                     .map(|a| a.as_str())
                     .ok_or(VerifyError::MissingHeader(http::header::HOST))?,
-            ),
-        },
-        "@path" => Component::Text(match uri.path() {
+            };
+            // RFC 9421 §2.2.3: the authority is normalised to lower case.
+            if authority.bytes().any(|b| b.is_ascii_uppercase()) {
+                Component::Text(Cow::Owned(authority.to_ascii_lowercase()))
+            } else {
+                Component::Text(Cow::Borrowed(authority))
+            }
+        }
+        "@path" => Component::Text(Cow::Borrowed(match uri.path() {
             "" => "/",
             path => path,
-        }),
+        })),
         "@query" => Component::Query(uri.query().unwrap_or("")),
-        "@request-target" => Component::Text(
+        "@request-target" => Component::Text(Cow::Borrowed(
             uri.path_and_query()
                 .map_or(uri.path(), |target| target.as_str()),
-        ),
+        )),
         derived if derived.starts_with('@') => {
             return Err(VerifyError::UnsupportedComponent(derived.to_owned()));
         }
