@@ -185,7 +185,7 @@ impl Variant {
             Variant::Raw(..) => "raw reqwest",
             Variant::SameBytes(..) => "reqwest, fixed sig headers",
             Variant::HandSigned(..) => "reqwest + hand signing",
-            Variant::CommsSigned(..) => "reqwest + timeout + comms signing",
+            Variant::CommsSigned(..) => "reqwest + comms signing",
             Variant::RawTimeout(..) => "reqwest + timeout",
             Variant::Executor(_) => "comms::Executor",
             Variant::Generated(_) => "generated client",
