@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{Verifier, VerifyError};
+use super::{Caller, Verifier, VerifyError};
 use crate::report::Throttle;
 
 /// The default body limit of [`VerifyLayer`]: 2 MiB.
@@ -52,9 +52,17 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// the layer must see the request before any prefix is stripped.
 #[derive(Clone, Debug)]
 pub struct VerifyLayer {
+    gate: Gate,
+}
+
+/// What a request passes before its handler sees it: the signature over the head, the body
+/// read under a size and a time limit, then its digest and nonce. [`VerifyLayer`] and a
+/// generated server both check requests with one.
+#[derive(Clone, Debug)]
+pub(crate) struct Gate {
     verifier: Verifier,
-    max_body_bytes: usize,
-    body_timeout: Duration,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) body_timeout: Duration,
     refusals: Arc<Refusals>,
 }
 
@@ -87,11 +95,9 @@ impl Refusals {
     }
 }
 
-impl VerifyLayer {
-    /// A layer checking requests with `verifier`, with a 2 MiB body limit and 10 s to read
-    /// the body.
-    pub fn new(verifier: Verifier) -> VerifyLayer {
-        VerifyLayer {
+impl Gate {
+    pub(crate) fn new(verifier: Verifier) -> Gate {
+        Gate {
             verifier,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             body_timeout: DEFAULT_BODY_TIMEOUT,
@@ -102,17 +108,85 @@ impl VerifyLayer {
         }
     }
 
+    /// Checks a request whose signature covers `uri` (the URI as the caller sent it, before
+    /// any prefix was stripped): the head first, then the body under the limits. Gives the
+    /// caller and the body, or the response that refuses the request.
+    pub(crate) async fn admit<B>(
+        &self,
+        parts: &http::request::Parts,
+        uri: &http::Uri,
+        body: B,
+    ) -> Result<(Caller, Bytes), Response<Bytes>>
+    where
+        B: Body,
+        B::Error: Into<crate::BoxError>,
+    {
+        let refused = |e: VerifyError| {
+            self.refusals.report(&e, parts);
+            reject(StatusCode::UNAUTHORIZED, "unauthorized")
+        };
+        // The head first: an unsigned or wrongly signed request costs no body read.
+        let head = self
+            .verifier
+            .verify_head(&parts.method, uri, &parts.headers)
+            .map_err(refused)?;
+        let limit = self.max_body_bytes;
+        let declared = parts
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > limit as u64) {
+            return Err(reject(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large",
+            ));
+        }
+        let read = tokio::time::timeout(self.body_timeout, Limited::new(body, limit).collect());
+        let bytes = match read.await {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+                return Err(reject(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "request body too large",
+                ));
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "could not read the request body");
+                return Err(reject(StatusCode::BAD_REQUEST, "unreadable request body"));
+            }
+            Err(_) => {
+                return Err(reject(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request body not received in time",
+                ));
+            }
+        };
+        let caller = head.verify_body(&bytes).await.map_err(refused)?;
+        Ok((caller, bytes))
+    }
+}
+
+impl VerifyLayer {
+    /// A layer checking requests with `verifier`, with a 2 MiB body limit and 10 s to read
+    /// the body.
+    pub fn new(verifier: Verifier) -> VerifyLayer {
+        VerifyLayer {
+            gate: Gate::new(verifier),
+        }
+    }
+
     /// The largest body accepted; a larger one is answered with 413.
     #[must_use]
     pub fn max_body_bytes(mut self, limit: usize) -> VerifyLayer {
-        self.max_body_bytes = limit;
+        self.gate.max_body_bytes = limit;
         self
     }
 
     /// How long a signed request may take to deliver its body; after that it is answered 408.
     #[must_use]
     pub fn body_timeout(mut self, timeout: Duration) -> VerifyLayer {
-        self.body_timeout = timeout;
+        self.gate.body_timeout = timeout;
         self
     }
 }
@@ -123,10 +197,7 @@ impl<S> Layer<S> for VerifyLayer {
     fn layer(&self, inner: S) -> VerifyService<S> {
         VerifyService {
             inner,
-            verifier: self.verifier.clone(),
-            max_body_bytes: self.max_body_bytes,
-            body_timeout: self.body_timeout,
-            refusals: self.refusals.clone(),
+            gate: self.gate.clone(),
         }
     }
 }
@@ -135,10 +206,7 @@ impl<S> Layer<S> for VerifyLayer {
 #[derive(Clone, Debug)]
 pub struct VerifyService<S> {
     inner: S,
-    verifier: Verifier,
-    max_body_bytes: usize,
-    body_timeout: Duration,
-    refusals: Arc<Refusals>,
+    gate: Gate,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for VerifyService<S>
@@ -162,68 +230,26 @@ where
         // The readied service handles this request; a fresh clone waits for the next one.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let verifier = self.verifier.clone();
-        let limit = self.max_body_bytes;
-        let body_timeout = self.body_timeout;
-        let refusals = self.refusals.clone();
+        let gate = self.gate.clone();
         Box::pin(async move {
             let (mut parts, body) = request.into_parts();
-            let refused = |e: VerifyError, parts: &http::request::Parts| {
-                refusals.report(&e, parts);
-                reject(StatusCode::UNAUTHORIZED, "unauthorized")
-            };
-            // The head first: an unsigned or wrongly signed request costs no body read.
-            let head = match verifier.verify_head(&parts.method, &parts.uri, &parts.headers) {
-                Ok(head) => head,
-                Err(e) => return Ok(refused(e, &parts)),
-            };
-            let declared = parts
-                .headers
-                .get(CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
-            if declared.is_some_and(|len| len > limit as u64) {
-                return Ok(reject(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "request body too large",
-                ));
-            }
-            let read = tokio::time::timeout(body_timeout, Limited::new(body, limit).collect());
-            let bytes = match read.await {
-                Ok(Ok(collected)) => collected.to_bytes(),
-                Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
-                    return Ok(reject(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "request body too large",
-                    ));
-                }
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "could not read the request body");
-                    return Ok(reject(StatusCode::BAD_REQUEST, "unreadable request body"));
-                }
-                Err(_) => {
-                    return Ok(reject(
-                        StatusCode::REQUEST_TIMEOUT,
-                        "request body not received in time",
-                    ));
-                }
-            };
-            match head.verify_body(&bytes).await {
-                Ok(caller) => {
+            let uri = parts.uri.clone();
+            match gate.admit(&parts, &uri, body).await {
+                Ok((caller, bytes)) => {
                     parts.extensions.insert(caller);
                     inner
                         .call(Request::from_parts(parts, ReqBody::from(bytes)))
                         .await
                 }
-                Err(e) => Ok(refused(e, &parts)),
+                Err(refusal) => Ok(refusal.map(ResBody::from)),
             }
         })
     }
 }
 
-fn reject<B: From<Bytes>>(status: StatusCode, message: &str) -> Response<B> {
+fn reject(status: StatusCode, message: &str) -> Response<Bytes> {
     let body = serde_json::json!({ "message": message }).to_string();
-    let mut response = Response::new(B::from(Bytes::from(body)));
+    let mut response = Response::new(Bytes::from(body));
     *response.status_mut() = status;
     response
         .headers_mut()
