@@ -9,13 +9,13 @@ use comms_tests::{Recorded, Reply, TestServer};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-#[derive(Debug, Deserialize, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
 pub struct User {
     pub id: u64,
     pub name: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Deserialize, Serialize)]
 pub struct NewUser {
     pub name: String,
 }

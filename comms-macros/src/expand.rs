@@ -172,6 +172,10 @@ fn expand(service: &Service<'_>) -> TokenStream {
         },
     );
     let methods = service.methods.iter().map(method_impl);
+    #[cfg(feature = "server")]
+    let server = crate::server::expand(service);
+    #[cfg(not(feature = "server"))]
+    let server = TokenStream::new();
 
     quote! {
         #trait_item
@@ -182,6 +186,8 @@ fn expand(service: &Service<'_>) -> TokenStream {
         impl #trait_ident for #client {
             #(#methods)*
         }
+
+        #server
     }
 }
 

@@ -13,6 +13,8 @@ mod ast;
 mod attr;
 mod ctxt;
 mod expand;
+#[cfg(feature = "server")]
+mod server;
 mod suggest;
 mod template;
 mod valid;

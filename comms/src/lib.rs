@@ -48,6 +48,8 @@
 //! - `native-tls`: TLS through the platform's library instead.
 //! - `redis`: [`redis::RedisNonceStore`] and [`redis::share_breakers`], fleet-wide replay
 //!   protection and breaker state.
+//! - `server`: `#[service_client]` also generates `<Trait>Server`, serving the trait as an axum
+//!   router (see `server`).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -70,6 +72,9 @@ pub mod redis;
 mod report;
 mod response;
 mod retry;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub mod server;
 pub mod signing;
 pub mod verify;
 
@@ -93,6 +98,18 @@ pub use http;
 /// Support for generated code. Not public API: it may change in any release.
 #[doc(hidden)]
 pub mod __private {
+    /// What a generated server runs on.
+    #[cfg(feature = "server")]
+    pub mod server {
+        pub use crate::server::{
+            Incoming, Rejection, Settings, body, handle, header, header_opt, path, query,
+            query_all, query_opt, respond_json, respond_raw, respond_unit,
+        };
+        pub use axum::Router;
+        pub use axum::extract::Request;
+        pub use axum::routing::{MethodFilter, on};
+    }
+
     pub use crate::client::{ClientDefaults, FromExecutor};
     pub use crate::{Call, ClientBuilder, Error, Executor, Response, Signing};
     pub use core::fmt::Display;

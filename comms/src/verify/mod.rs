@@ -36,7 +36,7 @@
 //! A request with `X-Signature` and no `Signature-Input` is a legacy one, checked only when
 //! [`Verifier::accept_legacy`] says so.
 
-mod layer;
+pub(crate) mod layer;
 mod nonce;
 
 use std::collections::HashMap;

@@ -8,15 +8,17 @@ use comms_tests::{Reply, TestServer};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-#[derive(Debug, Deserialize, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
 pub struct User {
     pub id: u64,
     pub name: String,
 }
 
-#[derive(Serialize)]
-pub struct NewUser<'a> {
-    pub name: &'a str,
+/// Owned, so that it can also be the body a generated server parses (a workspace build turns
+/// the `server` feature on for every crate in it).
+#[derive(Deserialize, Serialize)]
+pub struct NewUser {
+    pub name: String,
 }
 
 #[service_client(
@@ -35,7 +37,7 @@ pub trait Users {
     ) -> Result<User, Error>;
 
     #[post("/files/<path..>")]
-    async fn upload(&self, path: &str, #[body] user: &NewUser<'_>) -> Result<(), Error>;
+    async fn upload(&self, path: &str, #[body] user: &NewUser) -> Result<(), Error>;
 }
 
 #[tokio::test]
@@ -67,10 +69,7 @@ async fn generated_calls_borrow_their_arguments_and_can_be_spawned() {
     );
 
     let name = String::from("Grace");
-    users
-        .upload("a/b.json", &NewUser { name: &name })
-        .await
-        .unwrap();
+    users.upload("a/b.json", &NewUser { name }).await.unwrap();
 
     // A spawned call needs a `Send + 'static` future: the client moves into the task.
     let spawned = tokio::spawn(async move { users.get_user("x", 1, "id", None).await });

@@ -1,0 +1,423 @@
+//! The receiving side of a service trait: what a generated `<Trait>Server` runs on.
+//!
+//! With the `server` feature, `#[service_client]` also generates `<Trait>Server<S>`, which
+//! serves any `S: Trait` as an axum router, one route per method, from the same templates the
+//! client uses. Each request passes the same check as [`VerifyLayer`](crate::verify::VerifyLayer)
+//! (the signature over the head before any body is read), then its arguments are parsed back
+//! from the path, query, headers and body, the method runs, and its result becomes the
+//! response: `T` as JSON (200), `()` as 204, a [`Response`](crate::Response) as it is, and an
+//! [`Error`] as its status with `{"message": ...}`, which a comms client receives as the same
+//! variant with the same message.
+//!
+//! Inside a method, [`caller()`] is the verified caller of the request being served. A panic
+//! in a method becomes a 500 for its request; the server keeps serving.
+
+use std::future::Future;
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header::CONTENT_TYPE};
+
+use crate::Error;
+use crate::verify::layer::Gate;
+use crate::verify::{Caller, Verifier};
+
+tokio::task_local! {
+    static CALLER: Caller;
+}
+
+/// The verified caller of the request being served.
+///
+/// # Panics
+///
+/// Outside a method running in a generated server (or in one built with `unverified()`,
+/// whose requests have no verified caller).
+pub fn caller() -> Caller {
+    CALLER.try_with(Caller::clone).unwrap_or_else(|_| {
+        panic!(
+            "comms::server::caller() is only available inside a method served by a generated \
+             server that verifies its requests"
+        )
+    })
+}
+
+/// How a generated server checks requests: the gate they pass, or none (`unverified()`).
+#[doc(hidden)]
+#[derive(Clone, Debug)]
+pub struct Settings {
+    gate: Option<Gate>,
+}
+
+impl Default for Settings {
+    /// A verifier that knows no key: every request is refused until one is given.
+    fn default() -> Self {
+        Settings {
+            gate: Some(Gate::new(Verifier::new())),
+        }
+    }
+}
+
+impl Settings {
+    /// Checks requests with `verifier`, keeping the body limits.
+    pub fn verifier(&mut self, verifier: Verifier) {
+        let mut gate = Gate::new(verifier);
+        if let Some(old) = &self.gate {
+            gate.max_body_bytes = old.max_body_bytes;
+            gate.body_timeout = old.body_timeout;
+        }
+        self.gate = Some(gate);
+    }
+
+    /// Serves requests without checking them.
+    pub fn unverified(&mut self) {
+        self.gate = None;
+    }
+
+    /// The largest body a verified request may have.
+    pub fn max_body_bytes(&mut self, limit: usize) {
+        if let Some(gate) = &mut self.gate {
+            gate.max_body_bytes = limit;
+        }
+    }
+}
+
+/// One request as a method sees it: its head and its whole body.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Incoming {
+    /// The request head; its URI is the one the router matched (a nested router's prefix
+    /// stripped).
+    pub parts: http::request::Parts,
+    /// The body.
+    pub body: Bytes,
+}
+
+/// Runs one request through the gate and then `method`, in a task of its own (so that a panic
+/// is a 500 for this request only) with the verified caller in scope.
+#[doc(hidden)]
+pub async fn handle<F, Fut>(
+    settings: &Settings,
+    request: axum::extract::Request,
+    method: F,
+) -> axum::response::Response
+where
+    F: FnOnce(Incoming) -> Fut,
+    Fut: Future<Output = http::Response<Bytes>> + Send + 'static,
+{
+    let (parts, body) = request.into_parts();
+    let (caller, body) = match &settings.gate {
+        Some(gate) => {
+            // The signature covers the URI as the caller sent it, prefix included.
+            let uri = parts
+                .extensions
+                .get::<axum::extract::OriginalUri>()
+                .map_or_else(|| parts.uri.clone(), |original| original.0.clone());
+            match gate.admit(&parts, &uri, body).await {
+                Ok((caller, body)) => (Some(caller), body),
+                Err(refusal) => return refusal.map(axum::body::Body::from),
+            }
+        }
+        None => match axum::body::to_bytes(body, usize::MAX).await {
+            Ok(body) => (None, body),
+            Err(_) => {
+                return respond_message(StatusCode::BAD_REQUEST, "unreadable request body")
+                    .map(axum::body::Body::from);
+            }
+        },
+    };
+    let path = parts.uri.path().to_owned();
+    let verb = parts.method.clone();
+    let run = method(Incoming { parts, body });
+    let task = match caller {
+        Some(caller) => tokio::spawn(CALLER.scope(caller, run)),
+        None => tokio::spawn(run),
+    };
+    let response = match task.await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(method = %verb, path, error = %e, "a served method panicked");
+            respond_message(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    };
+    response.map(axum::body::Body::from)
+}
+
+/// A refusal of a request whose argument did not parse: 400, naming the argument.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Rejection(String);
+
+impl Rejection {
+    fn bad(what: std::fmt::Arguments<'_>) -> Rejection {
+        Rejection(what.to_string())
+    }
+
+    /// The 400 response.
+    pub fn into_response(self) -> http::Response<Bytes> {
+        respond_message(StatusCode::BAD_REQUEST, &self.0)
+    }
+}
+
+/// The raw (still percent-encoded) value of path segment `index` (0 for the first segment
+/// after the leading `/`), or with `trailing` every segment from there on.
+fn raw_segment(path: &str, index: usize, trailing: bool) -> Option<&str> {
+    let rest = path.strip_prefix('/').unwrap_or(path);
+    if trailing {
+        let mut start = 0;
+        for _ in 0..index {
+            start += rest[start..].find('/')? + 1;
+        }
+        rest.get(start..)
+    } else {
+        rest.split('/').nth(index)
+    }
+}
+
+fn decode(raw: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()
+        .map(|text| text.into_owned())
+}
+
+/// Parses path parameter `name`, segment `index` of the path (every segment from there on,
+/// `/` kept, when `trailing`), percent-decoded.
+#[doc(hidden)]
+pub fn path<T: FromStrArg>(
+    incoming: &Incoming,
+    index: usize,
+    trailing: bool,
+    name: &str,
+) -> Result<T, Rejection> {
+    let raw = raw_segment(incoming.parts.uri.path(), index, trailing)
+        .ok_or_else(|| Rejection::bad(format_args!("path parameter `{name}` is missing")))?;
+    let text = decode(raw)
+        .ok_or_else(|| Rejection::bad(format_args!("path parameter `{name}` is not UTF-8")))?;
+    T::from_str_arg(&text)
+        .map_err(|why| Rejection::bad(format_args!("path parameter `{name}`: {why}")))
+}
+
+/// The decoded values of query parameter `name`, in order.
+fn query_values(incoming: &Incoming, name: &str) -> Result<Vec<String>, Rejection> {
+    let mut values = Vec::new();
+    for pair in incoming.parts.uri.query().unwrap_or("").split('&') {
+        if pair.is_empty() {
+            continue;
+        }
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if decode(key).as_deref() == Some(name) {
+            let value = decode(value).ok_or_else(|| {
+                Rejection::bad(format_args!("query parameter `{name}` is not UTF-8"))
+            })?;
+            values.push(value);
+        }
+    }
+    Ok(values)
+}
+
+fn parse_query<T: FromStrArg>(name: &str, text: &str) -> Result<T, Rejection> {
+    T::from_str_arg(text)
+        .map_err(|why| Rejection::bad(format_args!("query parameter `{name}`: {why}")))
+}
+
+/// Parses query parameter `name`, which must occur once.
+#[doc(hidden)]
+pub fn query<T: FromStrArg>(incoming: &Incoming, name: &str) -> Result<T, Rejection> {
+    match query_values(incoming, name)?.as_slice() {
+        [one] => parse_query(name, one),
+        [] => Err(Rejection::bad(format_args!(
+            "query parameter `{name}` is missing"
+        ))),
+        _ => Err(Rejection::bad(format_args!(
+            "query parameter `{name}` is given more than once"
+        ))),
+    }
+}
+
+/// Parses query parameter `name`, which may be absent.
+#[doc(hidden)]
+pub fn query_opt<T: FromStrArg>(incoming: &Incoming, name: &str) -> Result<Option<T>, Rejection> {
+    match query_values(incoming, name)?.as_slice() {
+        [] => Ok(None),
+        [one] => parse_query(name, one).map(Some),
+        _ => Err(Rejection::bad(format_args!(
+            "query parameter `{name}` is given more than once"
+        ))),
+    }
+}
+
+/// Parses every value of query parameter `name`.
+#[doc(hidden)]
+pub fn query_all<T: FromStrArg>(incoming: &Incoming, name: &str) -> Result<Vec<T>, Rejection> {
+    query_values(incoming, name)?
+        .iter()
+        .map(|value| parse_query(name, value))
+        .collect()
+}
+
+/// Parses header `name`, if present (once).
+#[doc(hidden)]
+pub fn header_opt<T: FromStrArg>(incoming: &Incoming, name: &str) -> Result<Option<T>, Rejection> {
+    let mut values = incoming.parts.headers.get_all(name).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(Rejection::bad(format_args!(
+            "header `{name}` is given more than once"
+        )));
+    }
+    let text = value
+        .to_str()
+        .map_err(|_| Rejection::bad(format_args!("header `{name}` is not visible ASCII")))?;
+    T::from_str_arg(text)
+        .map(Some)
+        .map_err(|why| Rejection::bad(format_args!("header `{name}`: {why}")))
+}
+
+/// Parses header `name`, which must be present.
+#[doc(hidden)]
+pub fn header<T: FromStrArg>(incoming: &Incoming, name: &str) -> Result<T, Rejection> {
+    header_opt(incoming, name)?
+        .ok_or_else(|| Rejection::bad(format_args!("header `{name}` is missing")))
+}
+
+/// Parses the JSON body.
+#[doc(hidden)]
+pub fn body<T: BodyArg>(incoming: &Incoming) -> Result<T, Rejection> {
+    serde_json::from_slice(&incoming.body)
+        .map_err(|e| Rejection::bad(format_args!("the body does not parse: {e}")))
+}
+
+/// A type a generated server parses a path, query or header value into.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be parsed back by the generated server",
+    label = "with the `server` feature, path, query and header arguments must implement `std::str::FromStr` (references are parsed as their owned type: `&str` as `String`)"
+)]
+pub trait FromStrArg: Sized + Send + 'static {
+    /// Parses `text`, or says why not.
+    fn from_str_arg(text: &str) -> Result<Self, String>;
+}
+
+impl<T> FromStrArg for T
+where
+    T: std::str::FromStr + Send + 'static,
+    T::Err: std::fmt::Display,
+{
+    fn from_str_arg(text: &str) -> Result<Self, String> {
+        text.parse().map_err(|e: T::Err| e.to_string())
+    }
+}
+
+/// A type a generated server parses a `#[body]` argument into.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the body of a served request",
+    label = "with the `server` feature, `#[body]` arguments must implement `serde::Deserialize`"
+)]
+pub trait BodyArg: serde::de::DeserializeOwned + Send + 'static {}
+
+impl<T: serde::de::DeserializeOwned + Send + 'static> BodyArg for T {}
+
+/// A type a generated server answers with, as JSON.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be returned by a served method",
+    label = "with the `server` feature, a method's success type must implement `serde::Serialize` (or be `()` or `comms::Response`)"
+)]
+pub trait JsonReturn: serde::Serialize {}
+
+impl<T: serde::Serialize> JsonReturn for T {}
+
+/// The response for a method returning `T`: 200 with `T` as JSON, or the error's response.
+#[doc(hidden)]
+pub fn respond_json<T: JsonReturn>(result: Result<T, Error>) -> http::Response<Bytes> {
+    match result {
+        Ok(value) => match serde_json::to_vec(&value) {
+            Ok(bytes) => {
+                let mut response = http::Response::new(Bytes::from(bytes));
+                response
+                    .headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                response
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "a served method's result does not serialize");
+                respond_message(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+            }
+        },
+        Err(e) => error_response(&e),
+    }
+}
+
+/// The response for a method returning `()`: 204, or the error's response.
+#[doc(hidden)]
+pub fn respond_unit(result: Result<(), Error>) -> http::Response<Bytes> {
+    match result {
+        Ok(()) => {
+            let mut response = http::Response::new(Bytes::new());
+            *response.status_mut() = StatusCode::NO_CONTENT;
+            response
+        }
+        Err(e) => error_response(&e),
+    }
+}
+
+/// The response for a method returning a [`Response`](crate::Response): as it is.
+#[doc(hidden)]
+pub fn respond_raw(result: Result<crate::Response, Error>) -> http::Response<Bytes> {
+    match result {
+        Ok(response) => raw_response(response),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// The response a server sends for `error`: its status and `{"message": ...}`.
+fn error_response(error: &Error) -> http::Response<Bytes> {
+    match error.http_error() {
+        Some(e) if e.status().is_client_error() || e.status().is_server_error() => respond_message(
+            e.status(),
+            e.message()
+                .unwrap_or_else(|| e.status().canonical_reason().unwrap_or("error")),
+        ),
+        _ => respond_message(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+    }
+}
+
+/// A [`Response`](crate::Response) as the server sends it.
+fn raw_response(response: crate::Response) -> http::Response<Bytes> {
+    let mut out = http::Response::new(response.bytes().clone());
+    *out.status_mut() = response.status();
+    *out.headers_mut() = response.headers().clone();
+    out
+}
+
+/// `{"message": ...}` with `status`.
+fn respond_message(status: StatusCode, message: &str) -> http::Response<Bytes> {
+    let body = serde_json::json!({ "message": message }).to_string();
+    let mut response = http::Response::new(Bytes::from(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_found_by_position() {
+        assert_eq!(raw_segment("/users/7", 1, false), Some("7"));
+        assert_eq!(raw_segment("/users/7/teams/a%2Fb", 3, false), Some("a%2Fb"));
+        assert_eq!(raw_segment("/files/a/b%20c/d", 1, true), Some("a/b%20c/d"));
+        assert_eq!(raw_segment("/files/", 1, true), Some(""));
+        assert_eq!(raw_segment("/x", 3, false), None);
+        assert_eq!(decode("a%2Fb%20%C3%A9").as_deref(), Some("a/b é"));
+        assert_eq!(decode("%FF"), None);
+    }
+
+    #[test]
+    #[should_panic(expected = "only available inside a method served")]
+    fn caller_outside_a_handler_panics_saying_so() {
+        let _ = caller();
+    }
+}

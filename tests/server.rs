@@ -1,0 +1,395 @@
+//! One trait, both sides: a generated server and a generated client from the same trait, over
+//! loopback, with signatures verified. Every verb, argument kind and return kind round-trips;
+//! an argument that does not parse is a 400 naming it; unsigned and wrongly signed requests get
+//! a 401; a panicking method is a 500 and the server keeps serving.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use comms::verify::Verifier;
+use comms::{BreakerConfig, Call, Error, Executor, RetryConfig, service_client};
+use serde::{Deserialize, Serialize};
+
+const SECRET: &str = "server-test-secret";
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+pub struct User {
+    pub id: u64,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+pub struct NewUser {
+    pub name: String,
+}
+
+#[service_client(
+    base_url = "http://127.0.0.1:9",
+    service_id = "billing",
+    secret_env = "COMMS_TEST_SERVER_SECRET"
+)]
+pub trait Directory {
+    #[get("/users/<id>")]
+    async fn get_user(&self, id: u64) -> Result<User, Error>;
+
+    #[get("/users")]
+    async fn list(
+        &self,
+        #[query] page: u32,
+        #[query(rename = "per-page")] per_page: Option<u32>,
+        #[query] tag: Vec<String>,
+        #[query] ids: &[u64],
+        #[query] q: &str,
+    ) -> Result<Vec<String>, Error>;
+
+    #[post("/users")]
+    async fn create(&self, #[body] user: &NewUser) -> Result<User, Error>;
+
+    #[put("/users/<id>")]
+    async fn replace(&self, id: u64, #[body] user: &NewUser) -> Result<(), Error>;
+
+    #[patch("/users/<id>/name")]
+    async fn rename(&self, id: u64, #[body] name: &str) -> Result<User, Error>;
+
+    #[delete("/users/<id>")]
+    async fn delete(&self, id: u64) -> Result<(), Error>;
+
+    #[get("/orgs/<org>/files/<path..>")]
+    async fn file(&self, org: &str, path: &str) -> Result<String, Error>;
+
+    #[get("/me")]
+    async fn me(
+        &self,
+        #[header("X-Request-Id")] request_id: &str,
+        #[header("X-Tenant")] tenant: Option<String>,
+    ) -> Result<Vec<String>, Error>;
+
+    #[get("/whoami")]
+    async fn whoami(&self) -> Result<Vec<String>, Error>;
+
+    #[get("/panic/<n>")]
+    async fn panics(&self, n: u32) -> Result<u32, Error>;
+}
+
+/// The service behind the trait, counting the calls that reach it.
+#[derive(Clone, Default)]
+struct DirectoryImpl {
+    calls: Arc<AtomicUsize>,
+}
+
+impl DirectoryImpl {
+    fn count(&self) {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Directory for DirectoryImpl {
+    async fn get_user(&self, id: u64) -> Result<User, Error> {
+        self.count();
+        Ok(User {
+            id,
+            name: format!("user {id}"),
+        })
+    }
+
+    async fn list(
+        &self,
+        page: u32,
+        per_page: Option<u32>,
+        tag: Vec<String>,
+        ids: &[u64],
+        q: &str,
+    ) -> Result<Vec<String>, Error> {
+        self.count();
+        Ok(vec![
+            format!("page={page}"),
+            format!("per_page={per_page:?}"),
+            format!("tag={tag:?}"),
+            format!("ids={ids:?}"),
+            format!("q={q}"),
+        ])
+    }
+
+    async fn create(&self, user: &NewUser) -> Result<User, Error> {
+        self.count();
+        Ok(User {
+            id: 1,
+            name: user.name.clone(),
+        })
+    }
+
+    async fn replace(&self, _id: u64, _user: &NewUser) -> Result<(), Error> {
+        self.count();
+        Ok(())
+    }
+
+    async fn rename(&self, id: u64, name: &str) -> Result<User, Error> {
+        self.count();
+        Ok(User {
+            id,
+            name: name.to_owned(),
+        })
+    }
+
+    async fn delete(&self, _id: u64) -> Result<(), Error> {
+        self.count();
+        Ok(())
+    }
+
+    async fn file(&self, org: &str, path: &str) -> Result<String, Error> {
+        self.count();
+        Ok(format!("{org}|{path}"))
+    }
+
+    async fn me(&self, request_id: &str, tenant: Option<String>) -> Result<Vec<String>, Error> {
+        self.count();
+        Ok(vec![request_id.to_owned(), format!("{tenant:?}")])
+    }
+
+    async fn whoami(&self) -> Result<Vec<String>, Error> {
+        self.count();
+        let caller = comms::server::caller();
+        Ok(vec![
+            caller.service_id().to_owned(),
+            caller.key_id().to_owned(),
+            caller.signing().to_string(),
+        ])
+    }
+
+    async fn panics(&self, n: u32) -> Result<u32, Error> {
+        self.count();
+        if n == 0 {
+            panic!("the method panicked on purpose");
+        }
+        Ok(n)
+    }
+}
+
+async fn serve(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// A served `DirectoryImpl` that verifies `billing`'s signatures, and a client of it.
+async fn pair() -> (DirectoryImpl, DirectoryClient, String) {
+    let service = DirectoryImpl::default();
+    let router = DirectoryServer::new(service.clone())
+        .verifier(Verifier::new().service("billing", SECRET))
+        .into_router();
+    let url = serve(router).await;
+    let client = DirectoryClient::builder()
+        .base_url(&url)
+        .secret(SECRET)
+        .retry(RetryConfig::none())
+        .breaker(BreakerConfig::disabled())
+        .build()
+        .unwrap();
+    (service, client, url)
+}
+
+#[tokio::test]
+async fn every_verb_argument_and_return_round_trips() {
+    let (service, client, _) = pair().await;
+    assert_eq!(
+        client.get_user(7).await.unwrap(),
+        User {
+            id: 7,
+            name: "user 7".into()
+        }
+    );
+    assert_eq!(
+        client
+            .list(
+                2,
+                Some(50),
+                vec!["a b".into(), "x&y=z".into()],
+                &[3, 1],
+                "+1 %2B/?"
+            )
+            .await
+            .unwrap(),
+        [
+            "page=2",
+            "per_page=Some(50)",
+            r#"tag=["a b", "x&y=z"]"#,
+            "ids=[3, 1]",
+            "q=+1 %2B/?"
+        ]
+    );
+    assert_eq!(
+        client.list(1, None, vec![], &[], "").await.unwrap()[1..4],
+        ["per_page=None", "tag=[]", "ids=[]"]
+    );
+    let new = NewUser {
+        name: "Zoë \"quoted\"".into(),
+    };
+    assert_eq!(client.create(&new).await.unwrap().name, new.name);
+    client.replace(7, &new).await.unwrap();
+    assert_eq!(
+        client.rename(7, "Ada").await.unwrap(),
+        User {
+            id: 7,
+            name: "Ada".into()
+        }
+    );
+    client.delete(7).await.unwrap();
+    assert_eq!(
+        client
+            .file("a/b ?", "docs/r\u{e9}sum\u{e9} 1.pdf")
+            .await
+            .unwrap(),
+        "a/b ?|docs/r\u{e9}sum\u{e9} 1.pdf",
+        "a path value is one segment, a trailing one keeps its slashes"
+    );
+    assert_eq!(
+        client.me("req-1", Some("acme".into())).await.unwrap(),
+        ["req-1", r#"Some("acme")"#]
+    );
+    assert_eq!(client.me("req-2", None).await.unwrap()[1], "None");
+    assert_eq!(
+        client.whoami().await.unwrap(),
+        ["billing", "billing", "rfc9421"],
+        "comms::server::caller() is the verified caller"
+    );
+    assert_eq!(service.calls.load(Ordering::SeqCst), 11);
+}
+
+#[tokio::test]
+async fn a_value_that_does_not_parse_is_a_400_naming_the_argument() {
+    let (service, _, url) = pair().await;
+    let exec = Executor::builder()
+        .base_url(&url)
+        .service_id("billing")
+        .secret(SECRET)
+        .retry(RetryConfig::none())
+        .breaker(BreakerConfig::disabled())
+        .build()
+        .unwrap();
+    let cases = [
+        (Call::get("/users/seven"), "path parameter `id`"),
+        (
+            Call::get("/users").query("q", "x"),
+            "query parameter `page` is missing",
+        ),
+        (
+            Call::get("/users").query("page", "-1").query("q", "x"),
+            "query parameter `page`",
+        ),
+        (
+            Call::get("/users")
+                .query("page", "1")
+                .query("page", "2")
+                .query("q", "x"),
+            "query parameter `page` is given more than once",
+        ),
+        (
+            Call::get("/users")
+                .query("page", "1")
+                .query("ids", "1")
+                .query("ids", "x")
+                .query("q", "x"),
+            "query parameter `ids`",
+        ),
+        (Call::get("/me"), "header `X-Request-Id` is missing"),
+        (
+            Call::post("/users").body(&b"{\"nom\": 1}"[..], "application/json"),
+            "the body does not parse",
+        ),
+    ];
+    for (call, expected) in cases {
+        let err = exec.execute(call).await.unwrap_err();
+        match &err {
+            Error::BadRequest(e) => assert!(
+                e.message().is_some_and(|m| m.contains(expected)),
+                "{expected}: {:?}",
+                e.message()
+            ),
+            other => panic!("{expected}: {other}"),
+        }
+    }
+    assert_eq!(service.calls.load(Ordering::SeqCst), 0, "no method ran");
+}
+
+#[tokio::test]
+async fn unsigned_and_wrongly_signed_requests_get_a_401() {
+    let (service, _, url) = pair().await;
+    let plain = reqwest::Client::new()
+        .get(format!("{url}/users/1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 401);
+    let intruder = DirectoryClient::builder()
+        .base_url(&url)
+        .secret("not-the-secret")
+        .retry(RetryConfig::none())
+        .breaker(BreakerConfig::disabled())
+        .build()
+        .unwrap();
+    assert!(matches!(
+        intruder.get_user(1).await,
+        Err(Error::Unauthorized(_))
+    ));
+    // A server never given a verifier refuses everything.
+    let closed = serve(DirectoryServer::new(DirectoryImpl::default()).into_router()).await;
+    let client = DirectoryClient::builder()
+        .base_url(&closed)
+        .secret(SECRET)
+        .retry(RetryConfig::none())
+        .breaker(BreakerConfig::disabled())
+        .build()
+        .unwrap();
+    assert!(matches!(
+        client.get_user(1).await,
+        Err(Error::Unauthorized(_))
+    ));
+    assert_eq!(service.calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_panicking_method_is_a_500_and_the_server_keeps_serving() {
+    let (service, client, _) = pair().await;
+    let err = client.panics(0).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Server(e) if e.status() == 500),
+        "{err}"
+    );
+    assert_eq!(client.panics(3).await.unwrap(), 3);
+    assert_eq!(client.get_user(1).await.unwrap().id, 1);
+    assert_eq!(service.calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn an_unverified_server_serves_without_a_caller() {
+    let router = DirectoryServer::new(DirectoryImpl::default())
+        .unverified()
+        .into_router();
+    let url = serve(router).await;
+    let text = reqwest::get(format!("{url}/users/5"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let body: User = serde_json::from_str(&text).unwrap();
+    assert_eq!(body.id, 5);
+    // `caller()` panics there, which the server turns into a 500.
+    let status = reqwest::get(format!("{url}/whoami"))
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 500);
+}
+
+#[tokio::test]
+async fn the_router_merges_with_other_routes() {
+    let router = DirectoryServer::new(DirectoryImpl::default())
+        .verifier(Verifier::new().service("billing", SECRET))
+        .into_router()
+        .route("/health", axum::routing::get(|| async { "ok" }));
+    let url = serve(router).await;
+    let health = reqwest::get(format!("{url}/health")).await.unwrap();
+    assert_eq!(health.text().await.unwrap(), "ok");
+}
