@@ -15,8 +15,9 @@ pub const BODY_EXCERPT_LIMIT: usize = 1024;
 /// Everything a call can fail with.
 ///
 /// Status variants carry an [`HttpError`] (status, the JSON `message` field when the body has
-/// one, a bounded excerpt of the body, method and URL). The secret and signatures never appear
-/// in any variant, nor in its `Display` or `Debug` output.
+/// one, a bounded excerpt of the body, and the request's method and URL when the error was
+/// received). The secret and signatures never appear in any variant, nor in its `Display` or
+/// `Debug` output.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -78,12 +79,12 @@ pub enum Error {
         retry_in: Duration,
     },
     /// The response body could not be decoded into the expected type, or was too large.
-    #[error("error decoding response of {method} {url}")]
+    #[error("error decoding response{}", RequestOf(.method.as_ref(), .url.as_deref()))]
     Decode {
-        /// The request's method.
-        method: Method,
-        /// The request's URL, without its query.
-        url: String,
+        /// The request's method; `None` for a [`Response`](crate::Response) built by hand.
+        method: Option<Method>,
+        /// The request's URL, without its query; `None` for a built response.
+        url: Option<String>,
         /// What went wrong underneath.
         #[source]
         source: BoxError,
@@ -186,7 +187,12 @@ impl From<HttpError> for Error {
     }
 }
 
-/// A response outside 2xx: what came back and which request it answered.
+/// A response outside 2xx: what came back and, when it was received, which request it
+/// answered.
+///
+/// An error built with [`HttpError::new`] and no [`with_request`](HttpError::with_request)
+/// answered no request: its [`method`](HttpError::method) and [`url`](HttpError::url) are
+/// `None`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct HttpError {
     inner: Box<HttpErrorInner>,
@@ -197,30 +203,38 @@ struct HttpErrorInner {
     status: StatusCode,
     message: Option<String>,
     body: String,
-    method: Method,
-    url: String,
+    /// The request's method and URL, when the error was received.
+    request: Option<(Method, String)>,
 }
 
 impl HttpError {
-    /// An error for `status` answering `method url`, with no message and an empty body.
+    /// An error for `status`, with no message, an empty body and no request.
     ///
     /// ```
     /// use comms::{Error, HttpError, http::{Method, StatusCode}};
-    /// let err: Error = HttpError::new(StatusCode::NOT_FOUND, Method::GET, "http://users/users/7")
+    /// let err: Error = HttpError::new(StatusCode::NOT_FOUND)
+    ///     .with_request(Method::GET, "http://users/users/7")
     ///     .with_message("no such user")
     ///     .into();
     /// assert!(matches!(err, Error::NotFound(_)));
+    /// assert_eq!(err.to_string(), "404 Not Found for GET http://users/users/7: no such user");
     /// ```
-    pub fn new(status: StatusCode, method: Method, url: impl Into<String>) -> HttpError {
+    pub fn new(status: StatusCode) -> HttpError {
         HttpError {
             inner: Box::new(HttpErrorInner {
                 status,
                 message: None,
                 body: String::new(),
-                method,
-                url: url.into(),
+                request: None,
             }),
         }
+    }
+
+    /// Sets the request the error answered: its method and its URL, without the query.
+    #[must_use]
+    pub fn with_request(mut self, method: Method, url: impl Into<String>) -> HttpError {
+        self.inner.request = Some((method, url.into()));
+        self
     }
 
     /// Sets the message (what a JSON body's `message` field said).
@@ -264,7 +278,9 @@ impl HttpError {
         url: String,
         body: &[u8],
     ) -> HttpError {
-        let err = HttpError::new(status, method, url).with_body(body);
+        let err = HttpError::new(status)
+            .with_request(method, url)
+            .with_body(body);
         match json_message(body) {
             Some(message) => err.with_message(message),
             None => err,
@@ -286,14 +302,14 @@ impl HttpError {
         &self.inner.body
     }
 
-    /// The request's method.
-    pub fn method(&self) -> &Method {
-        &self.inner.method
+    /// The request's method, when the error was received.
+    pub fn method(&self) -> Option<&Method> {
+        self.inner.request.as_ref().map(|(method, _)| method)
     }
 
-    /// The request's URL, without its query.
-    pub fn url(&self) -> &str {
-        &self.inner.url
+    /// The request's URL, without its query, when the error was received.
+    pub fn url(&self) -> Option<&str> {
+        self.inner.request.as_ref().map(|(_, url)| url.as_str())
     }
 }
 
@@ -313,10 +329,24 @@ fn json_message(body: &[u8]) -> Option<String> {
     }
 }
 
+/// ` for METHOD url` when both are known, nothing otherwise.
+struct RequestOf<'a>(Option<&'a Method>, Option<&'a str>);
+
+impl fmt::Display for RequestOf<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.0, self.1) {
+            (Some(method), Some(url)) => write!(f, " for {method} {url}"),
+            (None, Some(url)) => write!(f, " for {url}"),
+            (Some(method), None) => write!(f, " for {method}"),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
 impl fmt::Display for HttpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let i = &self.inner;
-        write!(f, "{} from {} {}", i.status, i.method, i.url)?;
+        write!(f, "{}{}", i.status, RequestOf(self.method(), self.url()))?;
         if let Some(message) = &i.message {
             write!(f, ": {message}")?;
         }
@@ -331,8 +361,8 @@ impl fmt::Debug for HttpError {
             .field("status", &i.status)
             .field("message", &i.message)
             .field("body", &i.body)
-            .field("method", &i.method)
-            .field("url", &i.url)
+            .field("method", &self.method())
+            .field("url", &self.url())
             .finish()
     }
 }
@@ -342,12 +372,9 @@ mod tests {
     use super::*;
 
     fn err(status: u16) -> Error {
-        HttpError::new(
-            StatusCode::from_u16(status).unwrap(),
-            Method::GET,
-            "http://x/y",
-        )
-        .into()
+        HttpError::new(StatusCode::from_u16(status).unwrap())
+            .with_request(Method::GET, "http://x/y")
+            .into()
     }
 
     #[test]
@@ -364,6 +391,33 @@ mod tests {
         assert!(matches!(err(302), Error::Status(_)));
         assert!(matches!(err(418), Error::Status(_)));
         assert_eq!(err(418).status(), Some(StatusCode::IM_A_TEAPOT));
+    }
+
+    #[test]
+    fn display_names_the_request_only_when_there_was_one() {
+        let built: Error = HttpError::new(StatusCode::NOT_FOUND)
+            .with_message("no user 7")
+            .into();
+        assert_eq!(built.to_string(), "404 Not Found: no user 7");
+        let bare: Error = HttpError::new(StatusCode::CONFLICT).into();
+        assert_eq!(bare.to_string(), "409 Conflict");
+        let received: Error = HttpError::new(StatusCode::NOT_FOUND)
+            .with_request(Method::GET, "http://h/users/7")
+            .with_message("no user 7")
+            .into();
+        assert_eq!(
+            received.to_string(),
+            "404 Not Found for GET http://h/users/7: no user 7"
+        );
+        let decode = Error::Decode {
+            method: Some(Method::POST),
+            url: Some("http://h/users".into()),
+            source: "eof".into(),
+        };
+        assert_eq!(
+            decode.to_string(),
+            "error decoding response for POST http://h/users"
+        );
     }
 
     #[test]
@@ -387,7 +441,7 @@ mod tests {
         assert_eq!(e.message(), Some("no such user"));
         assert_eq!(
             e.to_string(),
-            "404 Not Found from GET http://x/users/1: no such user"
+            "404 Not Found for GET http://x/users/1: no such user"
         );
         let plain =
             HttpError::from_response(StatusCode::NOT_FOUND, Method::GET, "u".into(), b"nope");
@@ -397,18 +451,17 @@ mod tests {
 
     #[test]
     fn body_excerpt_of_binary_is_bounded() {
-        let e = HttpError::new(StatusCode::BAD_GATEWAY, Method::GET, "u").with_body(&[0xff; 5000]);
+        let e = HttpError::new(StatusCode::BAD_GATEWAY).with_body(&[0xff; 5000]);
         assert!(e.body().len() <= BODY_EXCERPT_LIMIT + '…'.len_utf8());
         assert!(e.body().ends_with('…'));
-        let short = HttpError::new(StatusCode::BAD_GATEWAY, Method::GET, "u").with_body(b"tiny");
+        let short = HttpError::new(StatusCode::BAD_GATEWAY).with_body(b"tiny");
         assert_eq!(short.body(), "tiny");
     }
 
     #[test]
     fn body_excerpt_is_bounded_at_a_char_boundary() {
         let body = "é".repeat(BODY_EXCERPT_LIMIT);
-        let e =
-            HttpError::new(StatusCode::BAD_GATEWAY, Method::GET, "u").with_body(body.as_bytes());
+        let e = HttpError::new(StatusCode::BAD_GATEWAY).with_body(body.as_bytes());
         assert!(e.body().len() <= BODY_EXCERPT_LIMIT + '…'.len_utf8());
         assert!(e.body().ends_with('…'));
         assert!(!e.body().contains('\u{FFFD}'));

@@ -73,8 +73,8 @@ impl Response {
 
     fn decode_error(&self, e: impl std::error::Error + Send + Sync + 'static) -> Error {
         Error::Decode {
-            method: self.method.clone(),
-            url: self.url().to_owned(),
+            method: Some(self.method.clone()),
+            url: Some(self.url().to_owned()),
             source: Box::new(e),
         }
     }
