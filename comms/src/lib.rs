@@ -94,6 +94,7 @@ pub use http;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::client::{ClientDefaults, FromExecutor};
+    pub use crate::error::error_response;
     pub use crate::{Call, ClientBuilder, Error, Executor, Response, Signing};
     pub use core::fmt::Display;
     pub use core::future::Future;
