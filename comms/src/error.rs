@@ -111,9 +111,10 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
-    /// The request could not be built (a path value that no URL can carry as a segment, a
-    /// header value with a line break, a body that does not serialize). Nothing was sent.
-    #[error("cannot encode request: {message}")]
+    /// A request or response could not be built (a path value that no URL can carry as a
+    /// segment, a header value with a line break, a body that does not serialize). Nothing was
+    /// sent.
+    #[error("cannot encode: {message}")]
     Encode {
         /// What could not be encoded, and why.
         message: String,

@@ -80,7 +80,7 @@ pub use error::{BODY_EXCERPT_LIMIT, BoxError, Error, HttpError};
 pub use executor::{
     DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, Executor, ExecutorBuilder, shared_http_client,
 };
-pub use response::Response;
+pub use response::{Response, ResponseBuilder};
 pub use retry::RetryConfig;
 pub use signing::{Secret, Signing};
 
