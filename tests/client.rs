@@ -381,12 +381,7 @@ struct MockUsers;
 impl Users for MockUsers {
     async fn get_user(&self, id: u64) -> Result<User, Error> {
         if id == 0 {
-            return Err(comms::HttpError::new(
-                comms::http::StatusCode::NOT_FOUND,
-                comms::http::Method::GET,
-                "mock://users/0",
-            )
-            .into());
+            return Err(Error::not_found("no user 0"));
         }
         Ok(User {
             id,

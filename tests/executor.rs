@@ -314,8 +314,11 @@ async fn every_status_maps_to_its_variant_with_the_json_message() {
             );
             assert!(http.body().contains("\"detail\":1"));
         }
-        assert_eq!(http.method(), "GET");
-        assert_eq!(http.url(), format!("{}/{status}", server.url()));
+        assert_eq!(http.method(), Some(&comms::http::Method::GET));
+        assert_eq!(
+            http.url(),
+            Some(format!("{}/{status}", server.url()).as_str())
+        );
         assert_no_secret(&err);
     }
 }

@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use http::{Method, StatusCode};
 
+mod served;
+
+pub use served::error_response;
+
 /// A boxed error source.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
@@ -15,8 +19,27 @@ pub const BODY_EXCERPT_LIMIT: usize = 1024;
 /// Everything a call can fail with.
 ///
 /// Status variants carry an [`HttpError`] (status, the JSON `message` field when the body has
-/// one, a bounded excerpt of the body, method and URL). The secret and signatures never appear
-/// in any variant, nor in its `Display` or `Debug` output.
+/// one, a bounded excerpt of the body, and the request's method and URL when the error was
+/// received). The secret and signatures never appear in any variant, nor in its `Display` or
+/// `Debug` output.
+///
+/// A server handler builds the status variants with [`Error::not_found`] and its siblings; the
+/// response it sends for them is decoded by a comms client into the same variant with the same
+/// message:
+///
+/// ```
+/// use comms::Error;
+/// let err = Error::not_found("no user 7");
+/// assert!(matches!(err, Error::NotFound(_)));
+/// assert_eq!(err.to_string(), "404 Not Found: no user 7");
+/// ```
+///
+/// Any other error a handler returns is the failure of a call it made, passed on with `?`. The
+/// server answers it with a gateway status and its standard reason, and nothing of the error
+/// itself: 502 Bad Gateway for a status variant that was received, [`Error::Transport`] and
+/// [`Error::Decode`]; 504 for [`Error::Timeout`]; 503 for [`Error::CircuitOpen`]; 500 for
+/// [`Error::Encode`] and [`Error::Config`]. A handler that means to pass a dependency's answer
+/// on builds it anew, e.g. with [`Error::not_found`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -78,19 +101,20 @@ pub enum Error {
         retry_in: Duration,
     },
     /// The response body could not be decoded into the expected type, or was too large.
-    #[error("error decoding response of {method} {url}")]
+    #[error("error decoding response{}", RequestOf(.method.as_ref(), .url.as_deref()))]
     Decode {
-        /// The request's method.
-        method: Method,
-        /// The request's URL, without its query.
-        url: String,
+        /// The request's method; `None` for a [`Response`](crate::Response) built by hand.
+        method: Option<Method>,
+        /// The request's URL, without its query; `None` for a built response.
+        url: Option<String>,
         /// What went wrong underneath.
         #[source]
         source: BoxError,
     },
-    /// The request could not be built (a path value that no URL can carry as a segment, a
-    /// header value with a line break, a body that does not serialize). Nothing was sent.
-    #[error("cannot encode request: {message}")]
+    /// A request or response could not be built (a path value that no URL can carry as a
+    /// segment, a header value with a line break, a body that does not serialize). Nothing was
+    /// sent.
+    #[error("cannot encode: {message}")]
     Encode {
         /// What could not be encoded, and why.
         message: String,
@@ -105,6 +129,88 @@ pub enum Error {
     },
 }
 
+/// Constructors of the status variants, for server handlers and mocks. The errors they build
+/// were not received: their [`HttpError`] has no request method or URL and an empty body.
+impl Error {
+    /// [`Error::BadRequest`], 400, with `message`.
+    pub fn bad_request(message: impl Into<String>) -> Error {
+        Error::from_status(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// [`Error::Unauthorized`], 401, with `message`.
+    pub fn unauthorized(message: impl Into<String>) -> Error {
+        Error::from_status(StatusCode::UNAUTHORIZED, message)
+    }
+
+    /// [`Error::Forbidden`], 403, with `message`.
+    pub fn forbidden(message: impl Into<String>) -> Error {
+        Error::from_status(StatusCode::FORBIDDEN, message)
+    }
+
+    /// [`Error::NotFound`], 404, with `message`.
+    pub fn not_found(message: impl Into<String>) -> Error {
+        Error::from_status(StatusCode::NOT_FOUND, message)
+    }
+
+    /// [`Error::Conflict`], 409, with `message`.
+    pub fn conflict(message: impl Into<String>) -> Error {
+        Error::from_status(StatusCode::CONFLICT, message)
+    }
+
+    /// [`Error::UnprocessableEntity`], 422, with `message`.
+    pub fn unprocessable(message: impl Into<String>) -> Error {
+        Error::from_status(StatusCode::UNPROCESSABLE_ENTITY, message)
+    }
+
+    /// [`Error::TooManyRequests`], 429, with `message`. Add the wait the caller should keep
+    /// with [`Error::with_retry_after`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let err = comms::Error::too_many_requests("slow down").with_retry_after(Duration::from_secs(2));
+    /// assert_eq!(err.status(), Some(comms::http::StatusCode::TOO_MANY_REQUESTS));
+    /// ```
+    pub fn too_many_requests(message: impl Into<String>) -> Error {
+        Error::from_status(StatusCode::TOO_MANY_REQUESTS, message)
+    }
+
+    /// [`Error::Server`], 500, with `message`.
+    pub fn internal(message: impl Into<String>) -> Error {
+        Error::from_status(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+
+    /// The status variant for `status`, with `message`: the named 4xx variants for their
+    /// statuses, [`Error::Server`] for 5xx and [`Error::Status`] for anything else.
+    ///
+    /// A server sends a status outside 4xx and 5xx as 500: an error is not a success or a
+    /// redirect.
+    ///
+    /// ```
+    /// use comms::{Error, http::StatusCode};
+    /// let err = Error::from_status(StatusCode::IM_A_TEAPOT, "short and stout");
+    /// assert!(matches!(err, Error::Status(_)));
+    /// let err = Error::from_status(StatusCode::SERVICE_UNAVAILABLE, "draining");
+    /// assert!(matches!(err, Error::Server(_)));
+    /// ```
+    pub fn from_status(status: StatusCode, message: impl Into<String>) -> Error {
+        HttpError::new(status).with_message(message).into()
+    }
+
+    /// Sets the wait a server asks for in `Retry-After` when it sends this error (whole
+    /// seconds, rounded up). HTTP gives it meaning with 429 and 503; it has no effect on the
+    /// variants that carry no [`HttpError`].
+    ///
+    /// A comms client waits that long before its retry, up to its
+    /// [cap](crate::RetryConfig::max_retry_after).
+    #[must_use]
+    pub fn with_retry_after(mut self, wait: Duration) -> Error {
+        if let Some(e) = self.http_error_mut() {
+            e.inner.retry_after = Some(wait);
+        }
+        self
+    }
+}
+
 impl Error {
     /// The response status, for the status variants.
     pub fn status(&self) -> Option<StatusCode> {
@@ -113,6 +219,21 @@ impl Error {
 
     /// The [`HttpError`] of a status variant.
     pub fn http_error(&self) -> Option<&HttpError> {
+        match self {
+            Error::BadRequest(e)
+            | Error::Unauthorized(e)
+            | Error::Forbidden(e)
+            | Error::NotFound(e)
+            | Error::Conflict(e)
+            | Error::UnprocessableEntity(e)
+            | Error::TooManyRequests(e)
+            | Error::Server(e)
+            | Error::Status(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    fn http_error_mut(&mut self) -> Option<&mut HttpError> {
         match self {
             Error::BadRequest(e)
             | Error::Unauthorized(e)
@@ -186,7 +307,12 @@ impl From<HttpError> for Error {
     }
 }
 
-/// A response outside 2xx: what came back and which request it answered.
+/// A response outside 2xx: what came back and, when it was received, which request it
+/// answered.
+///
+/// An error a server handler builds ([`Error::not_found`] and its siblings, or
+/// [`HttpError::new`]) answered no request: its [`method`](HttpError::method) and
+/// [`url`](HttpError::url) are `None`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct HttpError {
     inner: Box<HttpErrorInner>,
@@ -197,30 +323,43 @@ struct HttpErrorInner {
     status: StatusCode,
     message: Option<String>,
     body: String,
-    method: Method,
-    url: String,
+    /// The request's method and URL, when the error was received.
+    request: Option<(Method, String)>,
+    /// The wait a server asks for in `Retry-After` when it sends the error.
+    retry_after: Option<Duration>,
 }
 
 impl HttpError {
-    /// An error for `status` answering `method url`, with no message and an empty body.
+    /// An error for `status`, with no message, an empty body and no request.
     ///
     /// ```
     /// use comms::{Error, HttpError, http::{Method, StatusCode}};
-    /// let err: Error = HttpError::new(StatusCode::NOT_FOUND, Method::GET, "http://users/users/7")
+    /// let err: Error = HttpError::new(StatusCode::NOT_FOUND)
+    ///     .with_request(Method::GET, "http://users/users/7")
     ///     .with_message("no such user")
     ///     .into();
     /// assert!(matches!(err, Error::NotFound(_)));
+    /// assert_eq!(err.to_string(), "404 Not Found for GET http://users/users/7: no such user");
     /// ```
-    pub fn new(status: StatusCode, method: Method, url: impl Into<String>) -> HttpError {
+    pub fn new(status: StatusCode) -> HttpError {
         HttpError {
             inner: Box::new(HttpErrorInner {
                 status,
                 message: None,
                 body: String::new(),
-                method,
-                url: url.into(),
+                request: None,
+                retry_after: None,
             }),
         }
+    }
+
+    /// Sets the request the error answered: its method and its URL, without the query. An
+    /// error with a request was received, so a server handler that returns it answers 502
+    /// Bad Gateway (see [`Error`]).
+    #[must_use]
+    pub fn with_request(mut self, method: Method, url: impl Into<String>) -> HttpError {
+        self.inner.request = Some((method, url.into()));
+        self
     }
 
     /// Sets the message (what a JSON body's `message` field said).
@@ -264,7 +403,9 @@ impl HttpError {
         url: String,
         body: &[u8],
     ) -> HttpError {
-        let err = HttpError::new(status, method, url).with_body(body);
+        let err = HttpError::new(status)
+            .with_request(method, url)
+            .with_body(body);
         match json_message(body) {
             Some(message) => err.with_message(message),
             None => err,
@@ -286,14 +427,24 @@ impl HttpError {
         &self.inner.body
     }
 
-    /// The request's method.
-    pub fn method(&self) -> &Method {
-        &self.inner.method
+    /// The request's method, when the error was received.
+    pub fn method(&self) -> Option<&Method> {
+        self.inner.request.as_ref().map(|(method, _)| method)
     }
 
-    /// The request's URL, without its query.
-    pub fn url(&self) -> &str {
-        &self.inner.url
+    /// The request's URL, without its query, when the error was received.
+    pub fn url(&self) -> Option<&str> {
+        self.inner.request.as_ref().map(|(_, url)| url.as_str())
+    }
+
+    /// Whether the error answered a request: it was received, not built.
+    pub(crate) fn is_received(&self) -> bool {
+        self.inner.request.is_some()
+    }
+
+    /// The wait set with [`Error::with_retry_after`].
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
+        self.inner.retry_after
     }
 }
 
@@ -313,10 +464,24 @@ fn json_message(body: &[u8]) -> Option<String> {
     }
 }
 
+/// ` for METHOD url` when both are known, nothing otherwise.
+struct RequestOf<'a>(Option<&'a Method>, Option<&'a str>);
+
+impl fmt::Display for RequestOf<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.0, self.1) {
+            (Some(method), Some(url)) => write!(f, " for {method} {url}"),
+            (None, Some(url)) => write!(f, " for {url}"),
+            (Some(method), None) => write!(f, " for {method}"),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
 impl fmt::Display for HttpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let i = &self.inner;
-        write!(f, "{} from {} {}", i.status, i.method, i.url)?;
+        write!(f, "{}{}", i.status, RequestOf(self.method(), self.url()))?;
         if let Some(message) = &i.message {
             write!(f, ": {message}")?;
         }
@@ -331,8 +496,9 @@ impl fmt::Debug for HttpError {
             .field("status", &i.status)
             .field("message", &i.message)
             .field("body", &i.body)
-            .field("method", &i.method)
-            .field("url", &i.url)
+            .field("method", &self.method())
+            .field("url", &self.url())
+            .field("retry_after", &i.retry_after)
             .finish()
     }
 }
@@ -342,12 +508,9 @@ mod tests {
     use super::*;
 
     fn err(status: u16) -> Error {
-        HttpError::new(
-            StatusCode::from_u16(status).unwrap(),
-            Method::GET,
-            "http://x/y",
-        )
-        .into()
+        HttpError::new(StatusCode::from_u16(status).unwrap())
+            .with_request(Method::GET, "http://x/y")
+            .into()
     }
 
     #[test]
@@ -364,6 +527,102 @@ mod tests {
         assert!(matches!(err(302), Error::Status(_)));
         assert!(matches!(err(418), Error::Status(_)));
         assert_eq!(err(418).status(), Some(StatusCode::IM_A_TEAPOT));
+    }
+
+    /// Whether an error is of one variant.
+    type IsVariant = fn(&Error) -> bool;
+
+    #[test]
+    fn constructors_build_their_variant_status_and_message() {
+        let cases: [(Error, u16, IsVariant); 8] = [
+            (Error::bad_request("m"), 400, |e| {
+                matches!(e, Error::BadRequest(_))
+            }),
+            (Error::unauthorized("m"), 401, |e| {
+                matches!(e, Error::Unauthorized(_))
+            }),
+            (Error::forbidden("m"), 403, |e| {
+                matches!(e, Error::Forbidden(_))
+            }),
+            (Error::not_found("m"), 404, |e| {
+                matches!(e, Error::NotFound(_))
+            }),
+            (Error::conflict("m"), 409, |e| {
+                matches!(e, Error::Conflict(_))
+            }),
+            (Error::unprocessable("m"), 422, |e| {
+                matches!(e, Error::UnprocessableEntity(_))
+            }),
+            (Error::too_many_requests("m"), 429, |e| {
+                matches!(e, Error::TooManyRequests(_))
+            }),
+            (Error::internal("m"), 500, |e| matches!(e, Error::Server(_))),
+        ];
+        for (error, status, is_variant) in cases {
+            assert!(is_variant(&error), "{error:?}");
+            assert_eq!(error.status().map(|s| s.as_u16()), Some(status));
+            let http = error.http_error().unwrap();
+            assert_eq!(http.message(), Some("m"));
+            assert_eq!((http.method(), http.url(), http.body()), (None, None, ""));
+        }
+    }
+
+    #[test]
+    fn from_status_picks_the_variant() {
+        let of = |status| Error::from_status(StatusCode::from_u16(status).unwrap(), "m");
+        assert!(matches!(of(404), Error::NotFound(_)));
+        assert!(matches!(of(422), Error::UnprocessableEntity(_)));
+        assert!(matches!(of(502), Error::Server(_)));
+        assert!(matches!(of(599), Error::Server(_)));
+        assert!(matches!(of(418), Error::Status(_)));
+        assert!(matches!(of(302), Error::Status(_)));
+        assert!(matches!(of(200), Error::Status(_)));
+        assert_eq!(of(418).http_error().unwrap().message(), Some("m"));
+    }
+
+    #[test]
+    fn display_names_the_request_only_when_there_was_one() {
+        assert_eq!(
+            Error::not_found("no user 7").to_string(),
+            "404 Not Found: no user 7"
+        );
+        let bare: Error = HttpError::new(StatusCode::CONFLICT).into();
+        assert_eq!(bare.to_string(), "409 Conflict");
+        let received: Error = HttpError::new(StatusCode::NOT_FOUND)
+            .with_request(Method::GET, "http://h/users/7")
+            .with_message("no user 7")
+            .into();
+        assert_eq!(
+            received.to_string(),
+            "404 Not Found for GET http://h/users/7: no user 7"
+        );
+        let decode = Error::Decode {
+            method: Some(Method::POST),
+            url: Some("http://h/users".into()),
+            source: "eof".into(),
+        };
+        assert_eq!(
+            decode.to_string(),
+            "error decoding response for POST http://h/users"
+        );
+    }
+
+    #[test]
+    fn retry_after_is_kept_by_status_variants_only() {
+        let wait = Duration::from_secs(2);
+        let limited = Error::too_many_requests("slow").with_retry_after(wait);
+        assert_eq!(limited.http_error().unwrap().retry_after(), Some(wait));
+        assert!(format!("{limited:?}").contains("retry_after: Some(2s)"));
+        assert_eq!(limited.to_string(), "429 Too Many Requests: slow");
+        assert_eq!(
+            Error::too_many_requests("slow")
+                .http_error()
+                .unwrap()
+                .retry_after(),
+            None
+        );
+        let config = Error::config("KEY", "missing").with_retry_after(wait);
+        assert!(matches!(config, Error::Config { .. }));
     }
 
     #[test]
@@ -387,7 +646,7 @@ mod tests {
         assert_eq!(e.message(), Some("no such user"));
         assert_eq!(
             e.to_string(),
-            "404 Not Found from GET http://x/users/1: no such user"
+            "404 Not Found for GET http://x/users/1: no such user"
         );
         let plain =
             HttpError::from_response(StatusCode::NOT_FOUND, Method::GET, "u".into(), b"nope");
@@ -397,18 +656,17 @@ mod tests {
 
     #[test]
     fn body_excerpt_of_binary_is_bounded() {
-        let e = HttpError::new(StatusCode::BAD_GATEWAY, Method::GET, "u").with_body(&[0xff; 5000]);
+        let e = HttpError::new(StatusCode::BAD_GATEWAY).with_body(&[0xff; 5000]);
         assert!(e.body().len() <= BODY_EXCERPT_LIMIT + '…'.len_utf8());
         assert!(e.body().ends_with('…'));
-        let short = HttpError::new(StatusCode::BAD_GATEWAY, Method::GET, "u").with_body(b"tiny");
+        let short = HttpError::new(StatusCode::BAD_GATEWAY).with_body(b"tiny");
         assert_eq!(short.body(), "tiny");
     }
 
     #[test]
     fn body_excerpt_is_bounded_at_a_char_boundary() {
         let body = "é".repeat(BODY_EXCERPT_LIMIT);
-        let e =
-            HttpError::new(StatusCode::BAD_GATEWAY, Method::GET, "u").with_body(body.as_bytes());
+        let e = HttpError::new(StatusCode::BAD_GATEWAY).with_body(body.as_bytes());
         assert!(e.body().len() <= BODY_EXCERPT_LIMIT + '…'.len_utf8());
         assert!(e.body().ends_with('…'));
         assert!(!e.body().contains('\u{FFFD}'));

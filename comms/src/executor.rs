@@ -639,8 +639,8 @@ impl Executor {
             }
             Attempt::TooLarge => {
                 let err = Error::Decode {
-                    method: method.clone(),
-                    url: shown(url),
+                    method: Some(method.clone()),
+                    url: Some(shown(url)),
                     source: format!(
                         "the response body is larger than the {} byte limit",
                         self.inner.max_response_bytes

@@ -85,7 +85,7 @@ pub use error::{BODY_EXCERPT_LIMIT, BoxError, Error, HttpError};
 pub use executor::{
     DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, Executor, ExecutorBuilder, shared_http_client,
 };
-pub use response::Response;
+pub use response::{Response, ResponseBuilder};
 pub use retry::RetryConfig;
 pub use signing::{Secret, Signing};
 
@@ -111,6 +111,7 @@ pub mod __private {
     }
 
     pub use crate::client::{ClientDefaults, FromExecutor};
+    pub use crate::error::error_response;
     pub use crate::{Call, ClientBuilder, Error, Executor, Response, Signing};
     pub use core::fmt::Display;
     pub use core::future::Future;

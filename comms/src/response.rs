@@ -1,7 +1,11 @@
-//! A received response.
+//! A complete response: received by a call, or built by a server handler.
+
+use std::fmt::Display;
 
 use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, StatusCode};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::Error;
@@ -9,14 +13,16 @@ use crate::Error;
 /// A complete response: status, headers and the whole body.
 ///
 /// Calls that return `comms::Response` get it for any 2xx status; other statuses arrive as
-/// [`Error`] variants.
+/// [`Error`] variants. A server handler builds one with [`Response::builder`]; a built response
+/// answered no request, so its [`method`](Response::method) and [`url`](Response::url) are
+/// `None`.
 #[derive(Clone, Debug)]
 pub struct Response {
     status: StatusCode,
     headers: HeaderMap,
     body: Bytes,
-    method: Method,
-    url: reqwest::Url,
+    /// The request's method and URL, when the response was received.
+    request: Option<(Method, reqwest::Url)>,
 }
 
 impl Response {
@@ -31,8 +37,37 @@ impl Response {
             status,
             headers,
             body,
-            method,
-            url,
+            request: Some((method, url)),
+        }
+    }
+
+    /// Starts a response with `status`, no headers and an empty body.
+    ///
+    /// ```
+    /// use comms::{Response, http::StatusCode};
+    /// let response = Response::builder(StatusCode::CREATED)
+    ///     .header("location", "/users/7")
+    ///     .json(&serde_json::json!({"id": 7}))
+    ///     .build()?;
+    /// assert_eq!(response.status(), StatusCode::CREATED);
+    /// assert_eq!(response.headers()["content-type"], "application/json");
+    /// assert_eq!(response.bytes().as_ref(), br#"{"id":7}"#);
+    /// assert_eq!(response.url(), None);
+    ///
+    /// // A bad header is an error from `build`, not a panic.
+    /// let bad = Response::builder(StatusCode::OK).header("x-note", "line\nbreak").build();
+    /// assert!(matches!(bad, Err(comms::Error::Encode { .. })));
+    /// # Ok::<(), comms::Error>(())
+    /// ```
+    pub fn builder(status: StatusCode) -> ResponseBuilder {
+        ResponseBuilder {
+            response: Response {
+                status,
+                headers: HeaderMap::new(),
+                body: Bytes::new(),
+                request: None,
+            },
+            error: None,
         }
     }
 
@@ -56,9 +91,16 @@ impl Response {
         self.body
     }
 
-    /// The URL that was requested, without its query.
-    pub fn url(&self) -> &str {
-        crate::executor::without_query(&self.url)
+    /// The method of the request, when the response was received.
+    pub fn method(&self) -> Option<&Method> {
+        self.request.as_ref().map(|(method, _)| method)
+    }
+
+    /// The URL that was requested, without its query, when the response was received.
+    pub fn url(&self) -> Option<&str> {
+        self.request
+            .as_ref()
+            .map(|(_, url)| crate::executor::without_query(url))
     }
 
     /// The body as UTF-8 text; [`Error::Decode`] when it is not.
@@ -71,11 +113,205 @@ impl Response {
         serde_json::from_slice(&self.body).map_err(|e| self.decode_error(e))
     }
 
+    /// The response as an `http` response, for a server to send: status, headers and body.
+    pub fn into_http(self) -> http::Response<Bytes> {
+        let mut response = http::Response::new(self.body);
+        *response.status_mut() = self.status;
+        *response.headers_mut() = self.headers;
+        response
+    }
+
     fn decode_error(&self, e: impl std::error::Error + Send + Sync + 'static) -> Error {
         Error::Decode {
-            method: self.method.clone(),
-            url: self.url().to_owned(),
+            method: self.method().cloned(),
+            url: self.url().map(str::to_owned),
             source: Box::new(e),
         }
+    }
+}
+
+/// A [`Response`] under construction, from [`Response::builder`].
+///
+/// Setters never fail: the first bad value (a header HTTP cannot carry, a body that does not
+/// serialize) is kept and returned as [`Error::Encode`] by [`ResponseBuilder::build`].
+#[derive(Debug)]
+#[must_use]
+pub struct ResponseBuilder {
+    response: Response,
+    /// The first bad value's error.
+    error: Option<Error>,
+}
+
+impl ResponseBuilder {
+    /// Adds a header; repeat the name for several values. A name or value that HTTP cannot
+    /// carry (a line break, say), or `Content-Length` or `Transfer-Encoding`, which the server
+    /// sets from the body, is an [`Error::Encode`] from [`build`](ResponseBuilder::build).
+    pub fn header(mut self, name: impl AsRef<str>, value: impl Display) -> ResponseBuilder {
+        let name = name.as_ref();
+        let name = match HeaderName::from_bytes(name.as_bytes()) {
+            Ok(name) if name == CONTENT_LENGTH || name == TRANSFER_ENCODING => {
+                self.fail(Error::encode(format!(
+                    "response header `{name}` is set by the server from the body"
+                )));
+                return self;
+            }
+            Ok(name) => name,
+            Err(_) => {
+                self.fail(Error::encode(format!(
+                    "`{name}` is not a valid response header name"
+                )));
+                return self;
+            }
+        };
+        match HeaderValue::try_from(value.to_string()) {
+            Ok(value) => {
+                self.response.headers.append(name, value);
+            }
+            Err(_) => self.fail(Error::encode(format!(
+                "the value of response header `{name}` has a character HTTP headers cannot \
+                 carry (a line break or control character)"
+            ))),
+        }
+        self
+    }
+
+    /// Sets the body to raw bytes. Set its `Content-Type` with [`header`](Self::header).
+    pub fn body(mut self, bytes: impl Into<Bytes>) -> ResponseBuilder {
+        self.response.body = bytes.into();
+        self
+    }
+
+    /// Sets the body to `value` serialized as JSON, with `Content-Type: application/json`.
+    pub fn json<T: Serialize + ?Sized>(mut self, value: &T) -> ResponseBuilder {
+        match serde_json::to_vec(value) {
+            Ok(bytes) => {
+                self.response
+                    .headers
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                self.response.body = Bytes::from(bytes);
+            }
+            Err(e) => self.fail(Error::encode(format!(
+                "the response body does not serialize: {e}"
+            ))),
+        }
+        self
+    }
+
+    /// The response, or the first bad value's [`Error::Encode`].
+    pub fn build(self) -> Result<Response, Error> {
+        match self.error {
+            Some(error) => Err(error),
+            None => Ok(self.response),
+        }
+    }
+
+    fn fail(&mut self, error: Error) {
+        self.error.get_or_insert(error);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_built_response_has_what_was_set_and_no_request() {
+        let response = Response::builder(StatusCode::CREATED)
+            .header("x-tag", "a")
+            .header("x-tag", 2)
+            .header(http::header::LOCATION, "/users/7")
+            .body(&b"\x00raw"[..])
+            .build()
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let tags: Vec<_> = response.headers().get_all("x-tag").iter().collect();
+        assert_eq!(tags, ["a", "2"]);
+        assert_eq!(response.headers()["location"], "/users/7");
+        assert!(!response.headers().contains_key("content-type"));
+        assert_eq!(response.bytes().as_ref(), b"\x00raw");
+        assert_eq!((response.method(), response.url()), (None, None));
+    }
+
+    #[test]
+    fn json_sets_the_body_and_its_type() {
+        let response = Response::builder(StatusCode::OK)
+            .json(&serde_json::json!({"id": 7}))
+            .build()
+            .unwrap();
+        assert_eq!(response.headers()["content-type"], "application/json");
+        assert_eq!(response.json::<serde_json::Value>().unwrap()["id"], 7);
+        assert_eq!(response.text().unwrap(), r#"{"id":7}"#);
+    }
+
+    #[test]
+    fn bad_values_surface_from_build() {
+        // A map with keys that are not strings does not serialize as JSON.
+        let unserializable: std::collections::BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into();
+        let bad = [
+            Response::builder(StatusCode::OK).header("x-note", "line\nbreak"),
+            Response::builder(StatusCode::OK).header("bad name", "v"),
+            Response::builder(StatusCode::OK).header("", "v"),
+            Response::builder(StatusCode::OK).header("content-length", 3),
+            Response::builder(StatusCode::OK).header("Transfer-Encoding", "chunked"),
+            Response::builder(StatusCode::OK).json(&unserializable),
+        ];
+        for builder in bad {
+            let err = builder.build().unwrap_err();
+            assert!(matches!(err, Error::Encode { .. }), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_first_bad_value_is_kept() {
+        let err = Response::builder(StatusCode::OK)
+            .header("x-first", "a\rb")
+            .header("x-second", "c\nd")
+            .header("x-fine", "ok")
+            .build()
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("x-first") && !text.contains("x-second"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_built_response_decode_error_names_no_request() {
+        let response = Response::builder(StatusCode::OK)
+            .body("not json")
+            .build()
+            .unwrap();
+        let err = response.json::<u32>().unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Decode {
+                    method: None,
+                    url: None,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(err.to_string(), "error decoding response");
+        let invalid = Response::builder(StatusCode::OK)
+            .body(&[0xff][..])
+            .build()
+            .unwrap();
+        assert!(matches!(invalid.text(), Err(Error::Decode { .. })));
+    }
+
+    #[test]
+    fn into_http_keeps_status_headers_and_body() {
+        let http = Response::builder(StatusCode::ACCEPTED)
+            .header("x-a", "1")
+            .body("queued")
+            .build()
+            .unwrap()
+            .into_http();
+        assert_eq!(http.status(), StatusCode::ACCEPTED);
+        assert_eq!(http.headers()["x-a"], "1");
+        assert_eq!(http.body().as_ref(), b"queued");
     }
 }

@@ -1,0 +1,260 @@
+//! The response a server sends for an [`Error`] its handler returned.
+//!
+//! An error the handler built ([`Error::not_found`] and its siblings) is the handler's answer:
+//! it travels with its status and message, so a comms client decodes it back into the same
+//! variant with the same message. Any other error is the failure of a call the handler made
+//! to another service, propagated with `?`. Its details name internal services and carry their
+//! words, which are not the caller's business, and its status would mislead the caller: a 401
+//! from a dependency does not mean the caller's signature was refused. So only the kind of
+//! failure travels, as a gateway status with its standard reason.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use http::{Response, StatusCode};
+
+use super::Error;
+
+/// The response a server sends for `error`: its status, `Content-Type: application/json`, a
+/// body `{"message": "..."}`, and `Retry-After` (whole seconds, rounded up) when one was set
+/// with [`Error::with_retry_after`].
+///
+/// | `error` | status | message |
+/// |---|---|---|
+/// | a status variant the handler built, 4xx or 5xx | its status | its message, else the status's reason |
+/// | a status variant the handler built, any other status | 500 | its message, else `Internal Server Error` |
+/// | a status variant received from a call (it has a [`url`](super::HttpError::url)) | 502 | `Bad Gateway` |
+/// | [`Error::Transport`], [`Error::Decode`] | 502 | `Bad Gateway` |
+/// | [`Error::Timeout`] | 504 | `Gateway Timeout` |
+/// | [`Error::CircuitOpen`] | 503 | `Service Unavailable` |
+/// | [`Error::Encode`], [`Error::Config`] | 500 | `Internal Server Error` |
+///
+/// A handler that means to pass a dependency's answer on builds it anew, e.g.
+/// `Error::not_found(..)` when a lookup downstream found nothing. The caller sees nothing of a
+/// hidden error, so the server logs `error` itself.
+pub fn error_response(error: &Error) -> Response<Bytes> {
+    let (status, message, retry_after) = served(error);
+    let message = message.or(status.canonical_reason()).unwrap_or("error");
+    let body = serde_json::json!({ "message": message }).to_string();
+    let mut response = Response::new(Bytes::from(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(wait) = retry_after {
+        headers.insert(RETRY_AFTER, HeaderValue::from(whole_seconds(wait)));
+    }
+    response
+}
+
+/// The status, message and wait sent for `error`.
+fn served(error: &Error) -> (StatusCode, Option<&str>, Option<Duration>) {
+    let hidden = |status| (status, None, None);
+    match error {
+        Error::BadRequest(e)
+        | Error::Unauthorized(e)
+        | Error::Forbidden(e)
+        | Error::NotFound(e)
+        | Error::Conflict(e)
+        | Error::UnprocessableEntity(e)
+        | Error::TooManyRequests(e)
+        | Error::Server(e)
+        | Error::Status(e) => {
+            if e.is_received() {
+                return hidden(StatusCode::BAD_GATEWAY);
+            }
+            let status = if e.status().is_client_error() || e.status().is_server_error() {
+                e.status()
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            (status, e.message(), e.retry_after())
+        }
+        Error::Transport { .. } | Error::Decode { .. } => hidden(StatusCode::BAD_GATEWAY),
+        Error::Timeout { .. } => hidden(StatusCode::GATEWAY_TIMEOUT),
+        Error::CircuitOpen { .. } => hidden(StatusCode::SERVICE_UNAVAILABLE),
+        Error::Encode { .. } | Error::Config { .. } => hidden(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+/// `wait` in whole seconds, rounded up: a client never retries before the wait is over.
+fn whole_seconds(wait: Duration) -> u64 {
+    wait.as_secs()
+        .saturating_add(u64::from(wait.subsec_nanos() > 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::HttpError;
+    use http::Method;
+
+    /// The status, headers and `message` of the response for `error`.
+    fn sent(error: &Error) -> (u16, http::HeaderMap, String) {
+        let response = error_response(error);
+        let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        let message = body["message"].as_str().unwrap().to_owned();
+        assert_eq!(body.as_object().unwrap().len(), 1, "{body}");
+        (
+            response.status().as_u16(),
+            response.headers().clone(),
+            message,
+        )
+    }
+
+    #[test]
+    fn built_errors_keep_status_and_message() {
+        let cases = [
+            (Error::bad_request("m"), 400),
+            (Error::unauthorized("m"), 401),
+            (Error::forbidden("m"), 403),
+            (Error::not_found("m"), 404),
+            (Error::conflict("m"), 409),
+            (Error::unprocessable("m"), 422),
+            (Error::too_many_requests("m"), 429),
+            (Error::internal("m"), 500),
+            (Error::from_status(StatusCode::IM_A_TEAPOT, "m"), 418),
+            (Error::from_status(StatusCode::BAD_GATEWAY, "m"), 502),
+        ];
+        for (error, status) in cases {
+            let (sent_status, headers, message) = sent(&error);
+            assert_eq!(sent_status, status, "{error}");
+            assert_eq!(message, "m");
+            assert_eq!(headers["content-type"], "application/json");
+            assert!(!headers.contains_key("retry-after"));
+        }
+    }
+
+    #[test]
+    fn a_message_is_json_escaped() {
+        let text = "no \"user\" \\ 7\né";
+        assert_eq!(sent(&Error::not_found(text)).2, text);
+    }
+
+    #[test]
+    fn without_a_message_the_reason_is_sent() {
+        let bare: Error = HttpError::new(StatusCode::NOT_FOUND).into();
+        let (status, _, message) = sent(&bare);
+        assert_eq!((status, message.as_str()), (404, "Not Found"));
+        let unknown: Error = HttpError::new(StatusCode::from_u16(599).unwrap()).into();
+        let (status, _, message) = sent(&unknown);
+        assert_eq!((status, message.as_str()), (599, "error"));
+    }
+
+    #[test]
+    fn a_built_error_with_a_success_or_redirect_status_is_a_500() {
+        for status in [100, 200, 204, 302, 304] {
+            let error = Error::from_status(StatusCode::from_u16(status).unwrap(), "oops");
+            assert!(matches!(error, Error::Status(_)));
+            let (sent_status, _, message) = sent(&error);
+            assert_eq!(sent_status, 500, "{status}");
+            assert_eq!(message, "oops");
+        }
+    }
+
+    #[test]
+    fn retry_after_is_whole_seconds_rounded_up() {
+        let cases = [(0, "0"), (1, "1"), (1000, "1"), (1001, "2"), (2500, "3")];
+        for (ms, header) in cases {
+            let error =
+                Error::too_many_requests("slow").with_retry_after(Duration::from_millis(ms));
+            let (status, headers, _) = sent(&error);
+            assert_eq!(status, 429);
+            assert_eq!(headers["retry-after"], header, "{ms} ms");
+        }
+        let unavailable = Error::from_status(StatusCode::SERVICE_UNAVAILABLE, "draining")
+            .with_retry_after(Duration::MAX);
+        let (status, headers, _) = sent(&unavailable);
+        assert_eq!(status, 503);
+        assert_eq!(headers["retry-after"], u64::MAX.to_string().as_str());
+    }
+
+    #[test]
+    fn retry_after_round_trips_through_the_client_parser() {
+        let error = Error::too_many_requests("slow").with_retry_after(Duration::from_millis(1500));
+        let response = error_response(&error);
+        let now = std::time::SystemTime::now();
+        assert_eq!(
+            crate::retry::policy::retry_after(response.headers(), now),
+            Some(Duration::from_secs(2))
+        );
+    }
+
+    #[test]
+    fn failures_of_calls_the_handler_made_are_hidden() {
+        const INTERNAL: &str = "http://ledger.internal:9000/accounts/7";
+        let received = |status| -> Error {
+            HttpError::from_response(
+                StatusCode::from_u16(status).unwrap(),
+                Method::GET,
+                INTERNAL.into(),
+                br#"{"message": "ledger secret detail"}"#,
+            )
+            .into()
+        };
+        let cases = [
+            (received(401), 502, "Bad Gateway"),
+            (received(404), 502, "Bad Gateway"),
+            (
+                received(429).with_retry_after(Duration::from_secs(1)),
+                502,
+                "Bad Gateway",
+            ),
+            (received(503), 502, "Bad Gateway"),
+            (
+                Error::Transport {
+                    method: Method::GET,
+                    url: INTERNAL.into(),
+                    source: "connection refused".into(),
+                },
+                502,
+                "Bad Gateway",
+            ),
+            (
+                Error::Decode {
+                    method: Some(Method::GET),
+                    url: Some(INTERNAL.into()),
+                    source: "expected value".into(),
+                },
+                502,
+                "Bad Gateway",
+            ),
+            (
+                Error::Timeout {
+                    method: Method::GET,
+                    url: INTERNAL.into(),
+                    after: Duration::from_secs(1),
+                },
+                504,
+                "Gateway Timeout",
+            ),
+            (
+                Error::CircuitOpen {
+                    authority: "http://ledger.internal:9000".into(),
+                    retry_in: Duration::from_secs(3),
+                },
+                503,
+                "Service Unavailable",
+            ),
+            (
+                Error::encode(format!("header of {INTERNAL}")),
+                500,
+                "Internal Server Error",
+            ),
+            (
+                Error::config("LEDGER_URL", INTERNAL),
+                500,
+                "Internal Server Error",
+            ),
+        ];
+        for (error, status, reason) in cases {
+            let response = error_response(&error);
+            let text = format!("{response:?} {:?}", response.body());
+            assert!(!text.contains("ledger"), "{error}: {text}");
+            let (sent_status, headers, message) = sent(&error);
+            assert_eq!((sent_status, message.as_str()), (status, reason), "{error}");
+            assert_eq!(headers["content-type"], "application/json");
+            assert!(!headers.contains_key("retry-after"), "{error}");
+        }
+    }
+}

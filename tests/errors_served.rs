@@ -1,0 +1,239 @@
+//! The server side of errors and responses: what a handler returns, served by a real axum
+//! server on loopback, arrives at a comms client as the same variant with the same message,
+//! or as the same response.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Router, body::Body};
+use comms::__private::error_response;
+use comms::http::StatusCode;
+use comms::{BreakerConfig, Call, Error, Executor, Response, RetryConfig};
+use comms_tests::dead_addr;
+
+fn exec(url: &str, retry: RetryConfig) -> Executor {
+    Executor::builder()
+        .base_url(url)
+        .service_id("tests")
+        .secret("errors-served-secret")
+        .retry(retry)
+        .breaker(BreakerConfig::disabled())
+        .build()
+        .unwrap()
+}
+
+/// What the generated server does with a handler's result.
+fn served(result: Result<Response, Error>) -> axum::response::Response {
+    let response = match result {
+        Ok(response) => response.into_http(),
+        Err(error) => error_response(&error),
+    };
+    response.map(Body::from)
+}
+
+async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// Whether an error is of one variant.
+type IsVariant = fn(&Error) -> bool;
+
+/// The error each constructor builds, by name.
+fn built(kind: &str) -> Error {
+    match kind {
+        "bad_request" => Error::bad_request("bad id `x`"),
+        "unauthorized" => Error::unauthorized("who are you"),
+        "forbidden" => Error::forbidden("not yours"),
+        "not_found" => Error::not_found("no user 7"),
+        "conflict" => Error::conflict("user 7 exists"),
+        "unprocessable" => Error::unprocessable("name is empty"),
+        "too_many_requests" => Error::too_many_requests("slow down"),
+        "internal" => Error::internal("the database is gone"),
+        "teapot" => Error::from_status(StatusCode::IM_A_TEAPOT, "short and stout"),
+        "unavailable" => Error::from_status(StatusCode::SERVICE_UNAVAILABLE, "draining"),
+        other => panic!("no error named {other}"),
+    }
+}
+
+#[tokio::test]
+async fn each_constructor_arrives_as_its_variant_with_its_message() {
+    let app = Router::new().route(
+        "/errors/{kind}",
+        get(|Path(kind): Path<String>| async move { served(Err(built(&kind))) }),
+    );
+    let url = serve(app).await;
+    let e = exec(&url, RetryConfig::none());
+    let cases: [(&str, IsVariant); 10] = [
+        ("bad_request", |e| matches!(e, Error::BadRequest(_))),
+        ("unauthorized", |e| matches!(e, Error::Unauthorized(_))),
+        ("forbidden", |e| matches!(e, Error::Forbidden(_))),
+        ("not_found", |e| matches!(e, Error::NotFound(_))),
+        ("conflict", |e| matches!(e, Error::Conflict(_))),
+        ("unprocessable", |e| {
+            matches!(e, Error::UnprocessableEntity(_))
+        }),
+        ("too_many_requests", |e| {
+            matches!(e, Error::TooManyRequests(_))
+        }),
+        ("internal", |e| matches!(e, Error::Server(_))),
+        ("teapot", |e| matches!(e, Error::Status(_))),
+        ("unavailable", |e| matches!(e, Error::Server(_))),
+    ];
+    for (kind, is_variant) in cases {
+        let sent = built(kind);
+        let received = e
+            .execute(Call::get("/errors").segment(kind))
+            .await
+            .unwrap_err();
+        assert!(is_variant(&received), "{kind}: {received:?}");
+        assert_eq!(received.status(), sent.status(), "{kind}");
+        let http = received.http_error().unwrap();
+        assert_eq!(
+            http.message(),
+            sent.http_error().unwrap().message(),
+            "{kind}"
+        );
+        // The client's copy was received: it names the request it answered.
+        assert_eq!(http.url(), Some(format!("{url}/errors/{kind}").as_str()));
+        assert_eq!(
+            received.to_string(),
+            format!(
+                "{} for GET {url}/errors/{kind}: {}",
+                sent.status().unwrap(),
+                sent.http_error().unwrap().message().unwrap()
+            )
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_is_waited_out_by_a_retrying_client() {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let app = Router::new()
+        .route(
+            "/limited",
+            get(|State(seen): State<Arc<AtomicUsize>>| async move {
+                let result = if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                    Err(Error::too_many_requests("slow down")
+                        .with_retry_after(Duration::from_secs(1)))
+                } else {
+                    Response::builder(StatusCode::OK).body("at last").build()
+                };
+                served(result)
+            }),
+        )
+        .with_state(seen.clone());
+    let url = serve(app).await;
+    // Backoff alone would wait milliseconds: only `Retry-After` makes the wait a second.
+    let retry = RetryConfig::default()
+        .max_retries(1)
+        .base_delay(Duration::from_millis(1))
+        .max_delay(Duration::from_millis(5))
+        .no_budget();
+    let started = Instant::now();
+    let response = exec(&url, retry)
+        .execute(Call::get("/limited"))
+        .await
+        .unwrap();
+    assert_eq!(response.text().unwrap(), "at last");
+    assert_eq!(seen.load(Ordering::SeqCst), 2);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A handler that calls another service and passes its failure on with `?`.
+async fn report(ledger: Executor) -> Result<Response, Error> {
+    let account = ledger.execute(Call::get("/accounts/7")).await?;
+    Response::builder(StatusCode::OK)
+        .body(account.into_bytes())
+        .build()
+}
+
+#[tokio::test]
+async fn a_failed_call_the_handler_propagates_arrives_without_its_details() {
+    let dead = format!("http://{}", dead_addr().await);
+    let ledger = exec(&dead, RetryConfig::none());
+    let inner = report(ledger.clone()).await.unwrap_err();
+    assert!(matches!(inner, Error::Transport { .. }), "{inner:?}");
+    assert!(inner.to_string().contains(&dead), "{inner}");
+
+    let app = Router::new().route(
+        "/report",
+        get(move || {
+            let ledger = ledger.clone();
+            async move { served(report(ledger).await) }
+        }),
+    );
+    let url = serve(app).await;
+    let received = exec(&url, RetryConfig::none())
+        .execute(Call::get("/report"))
+        .await
+        .unwrap_err();
+    assert!(matches!(received, Error::Server(_)), "{received:?}");
+    assert_eq!(received.status(), Some(StatusCode::BAD_GATEWAY));
+    let http = received.http_error().unwrap();
+    assert_eq!(http.message(), Some("Bad Gateway"));
+    assert!(!http.body().contains(&dead), "{}", http.body());
+}
+
+#[tokio::test]
+async fn a_built_response_arrives_as_built() {
+    let app = Router::new().route(
+        "/files/report",
+        get(|| async {
+            served(
+                Response::builder(StatusCode::CREATED)
+                    .header("x-report-id", "r-42")
+                    .header("content-type", "application/octet-stream")
+                    .body(&b"\x00\x01report\xff"[..])
+                    .build(),
+            )
+        }),
+    );
+    let url = serve(app).await;
+    let response = exec(&url, RetryConfig::none())
+        .execute(Call::get("/files/report"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(response.headers()["x-report-id"], "r-42");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/octet-stream"
+    );
+    assert_eq!(response.bytes().as_ref(), b"\x00\x01report\xff");
+    assert_eq!(response.url(), Some(format!("{url}/files/report").as_str()));
+    assert_eq!(response.method(), Some(&comms::http::Method::GET));
+}
+
+#[tokio::test]
+async fn a_response_the_handler_could_not_build_is_a_500() {
+    let app = Router::new().route(
+        "/broken",
+        get(|| async {
+            served(
+                Response::builder(StatusCode::OK)
+                    .header("x-note", "line\nbreak")
+                    .build(),
+            )
+        }),
+    );
+    let url = serve(app).await;
+    let received = exec(&url, RetryConfig::none())
+        .execute(Call::get("/broken"))
+        .await
+        .unwrap_err();
+    assert!(matches!(received, Error::Server(_)), "{received:?}");
+    assert_eq!(received.status(), Some(StatusCode::INTERNAL_SERVER_ERROR));
+    let http = received.http_error().unwrap();
+    assert_eq!(http.message(), Some("Internal Server Error"));
+}
