@@ -69,6 +69,15 @@ pub trait Directory {
 
     #[get("/panic/<n>")]
     async fn panics(&self, n: u32) -> Result<u32, Error>;
+
+    #[get("/fail/<kind>")]
+    async fn fail(&self, kind: &str) -> Result<(), Error>;
+
+    #[head("/users/<id>")]
+    async fn exists(&self, id: u64) -> Result<comms::Response, Error>;
+
+    #[get("/raw")]
+    async fn raw(&self) -> Result<comms::Response, Error>;
 }
 
 /// The service behind the trait, counting the calls that reach it.
@@ -162,6 +171,36 @@ impl Directory for DirectoryImpl {
             panic!("the method panicked on purpose");
         }
         Ok(n)
+    }
+
+    async fn fail(&self, kind: &str) -> Result<(), Error> {
+        self.count();
+        let message = format!("{kind} says no");
+        Err(match kind {
+            "bad_request" => Error::bad_request(message),
+            "unauthorized" => Error::unauthorized(message),
+            "forbidden" => Error::forbidden(message),
+            "not_found" => Error::not_found(message),
+            "conflict" => Error::conflict(message),
+            "unprocessable" => Error::unprocessable(message),
+            "too_many_requests" => Error::too_many_requests(message),
+            _ => Error::internal(message),
+        })
+    }
+
+    async fn exists(&self, id: u64) -> Result<comms::Response, Error> {
+        self.count();
+        comms::Response::builder(comms::http::StatusCode::OK)
+            .header("x-exists", id)
+            .build()
+    }
+
+    async fn raw(&self) -> Result<comms::Response, Error> {
+        self.count();
+        comms::Response::builder(comms::http::StatusCode::CREATED)
+            .header("x-kind", "raw")
+            .body(&b"\x00bytes"[..])
+            .build()
     }
 }
 
@@ -392,4 +431,46 @@ async fn the_router_merges_with_other_routes() {
     let url = serve(router).await;
     let health = reqwest::get(format!("{url}/health")).await.unwrap();
     assert_eq!(health.text().await.unwrap(), "ok");
+}
+
+#[tokio::test]
+async fn every_error_constructor_comes_back_as_its_variant_and_message() {
+    let (_, client, _) = pair().await;
+    type Is = fn(&Error) -> bool;
+    let cases: [(&str, Is); 8] = [
+        ("bad_request", |e| matches!(e, Error::BadRequest(_))),
+        ("unauthorized", |e| matches!(e, Error::Unauthorized(_))),
+        ("forbidden", |e| matches!(e, Error::Forbidden(_))),
+        ("not_found", |e| matches!(e, Error::NotFound(_))),
+        ("conflict", |e| matches!(e, Error::Conflict(_))),
+        ("unprocessable", |e| {
+            matches!(e, Error::UnprocessableEntity(_))
+        }),
+        ("too_many_requests", |e| {
+            matches!(e, Error::TooManyRequests(_))
+        }),
+        ("internal", |e| matches!(e, Error::Server(_))),
+    ];
+    for (kind, is) in cases {
+        let err = client.fail(kind).await.unwrap_err();
+        assert!(is(&err), "{kind}: {err}");
+        let expected = format!("{kind} says no");
+        assert_eq!(
+            err.http_error().and_then(|e| e.message()),
+            Some(expected.as_str()),
+            "{kind}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_returned_response_is_sent_as_it_is() {
+    let (_, client, _) = pair().await;
+    let head = client.exists(42).await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["x-exists"], "42");
+    let raw = client.raw().await.unwrap();
+    assert_eq!(raw.status(), 201);
+    assert_eq!(raw.headers()["x-kind"], "raw");
+    assert_eq!(raw.bytes().as_ref(), b"\x00bytes");
 }

@@ -4,7 +4,7 @@
 //!
 //! ```no_run
 //! use comms::{service_client, Error};
-//! # #[derive(serde::Deserialize)] pub struct User { pub id: u64 }
+//! # #[derive(serde::Deserialize, serde::Serialize)] pub struct User { pub id: u64 }
 //!
 //! #[service_client(
 //!     base_url = "http://users.internal:8080",

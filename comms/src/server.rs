@@ -343,7 +343,7 @@ pub fn respond_json<T: JsonReturn>(result: Result<T, Error>) -> http::Response<B
                 respond_message(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
             }
         },
-        Err(e) => error_response(&e),
+        Err(e) => served_error(&e),
     }
 }
 
@@ -356,7 +356,7 @@ pub fn respond_unit(result: Result<(), Error>) -> http::Response<Bytes> {
             *response.status_mut() = StatusCode::NO_CONTENT;
             response
         }
-        Err(e) => error_response(&e),
+        Err(e) => served_error(&e),
     }
 }
 
@@ -364,29 +364,19 @@ pub fn respond_unit(result: Result<(), Error>) -> http::Response<Bytes> {
 #[doc(hidden)]
 pub fn respond_raw(result: Result<crate::Response, Error>) -> http::Response<Bytes> {
     match result {
-        Ok(response) => raw_response(response),
-        Err(e) => error_response(&e),
+        Ok(response) => response.into_http(),
+        Err(e) => served_error(&e),
     }
 }
 
-/// The response a server sends for `error`: its status and `{"message": ...}`.
-fn error_response(error: &Error) -> http::Response<Bytes> {
-    match error.http_error() {
-        Some(e) if e.status().is_client_error() || e.status().is_server_error() => respond_message(
-            e.status(),
-            e.message()
-                .unwrap_or_else(|| e.status().canonical_reason().unwrap_or("error")),
-        ),
-        _ => respond_message(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+/// The response for a method's error (see `Error`'s own mapping); the error itself, which the
+/// caller never sees in full, goes to the log when it is the server's own failure.
+fn served_error(error: &Error) -> http::Response<Bytes> {
+    let response = crate::__private::error_response(error);
+    if response.status().is_server_error() {
+        tracing::warn!(error = %error, status = %response.status(), "a served method failed");
     }
-}
-
-/// A [`Response`](crate::Response) as the server sends it.
-fn raw_response(response: crate::Response) -> http::Response<Bytes> {
-    let mut out = http::Response::new(response.bytes().clone());
-    *out.status_mut() = response.status();
-    *out.headers_mut() = response.headers().clone();
-    out
+    response
 }
 
 /// `{"message": ...}` with `status`.
