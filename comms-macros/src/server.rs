@@ -64,6 +64,18 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
                 self
             }
 
+            /// Keeps the answers of the methods marked `idempotent` in `store` (by default in
+            /// memory, for this process: a fleet shares one), so that a retried request is
+            /// answered once.
+            #[must_use]
+            pub fn idempotency_store(
+                mut self,
+                store: impl ::comms::server::IdempotencyStore,
+            ) -> Self {
+                self.settings.idempotency_store(store);
+                self
+            }
+
             /// The largest request body accepted (2 MiB by default); a larger one gets a 413.
             #[must_use]
             pub fn max_body_bytes(mut self, limit: usize) -> Self {
@@ -143,6 +155,12 @@ fn route(trait_ident: &syn::Ident, method: &Method<'_>) -> TokenStream {
         OutputKind::Raw => quote!(::comms::__private::server::respond_raw),
     };
     let verb = format_ident!("{}", method.verb.to_string().to_uppercase());
+    let idempotent = if method.idempotent {
+        let route = &method.route;
+        quote!(::core::option::Option::Some(#route))
+    } else {
+        quote!(::core::option::Option::None)
+    };
     let attrs = method
         .item
         .attrs
@@ -159,7 +177,7 @@ fn route(trait_ident: &syn::Ident, method: &Method<'_>) -> TokenStream {
                     let service = service.clone();
                     let settings = settings.clone();
                     async move {
-                        ::comms::__private::server::handle(&settings, request, move |#incoming| async move {
+                        ::comms::__private::server::handle(&settings, request, #idempotent, move |#incoming| async move {
                             #(#parse)*
                             #respond(<S as #trait_ident>::#name(&service, #(#pass),*).await)
                         })

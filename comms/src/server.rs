@@ -10,9 +10,19 @@
 //! variant with the same message.
 //!
 //! Inside a method, [`caller()`] is the verified caller of the request being served. A panic
-//! in a method becomes a 500 for its request; the server keeps serving.
+//! in a method becomes a 500 for its request; the server keeps serving. A method marked
+//! `idempotent` answers a repeated `Idempotency-Key` from an [`IdempotencyStore`] instead of
+//! running again, so a retry whose first response was lost does not do the work twice.
 
 use std::future::Future;
+use std::sync::Arc;
+
+mod idempotency;
+
+pub use idempotency::{
+    Claim, DEFAULT_IDEMPOTENCY_CAPACITY, DEFAULT_IDEMPOTENCY_TTL, IdempotencyStore,
+    MemoryIdempotencyStore, StoredResponse,
+};
 
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header::CONTENT_TYPE};
@@ -42,9 +52,18 @@ pub fn caller() -> Caller {
 
 /// How a generated server checks requests: the gate they pass, or none (`unverified()`).
 #[doc(hidden)]
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Settings {
     gate: Option<Gate>,
+    idempotency: Arc<dyn IdempotencyStore>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("gate", &self.gate)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Settings {
@@ -52,6 +71,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             gate: Some(Gate::new(Verifier::new())),
+            idempotency: Arc::new(MemoryIdempotencyStore::default()),
         }
     }
 }
@@ -70,6 +90,11 @@ impl Settings {
     /// Serves requests without checking them.
     pub fn unverified(&mut self) {
         self.gate = None;
+    }
+
+    /// Keeps the answers of idempotent methods in `store`.
+    pub fn idempotency_store(&mut self, store: impl IdempotencyStore) {
+        self.idempotency = Arc::new(store);
     }
 
     /// The largest body a verified request may have.
@@ -92,11 +117,14 @@ pub struct Incoming {
 }
 
 /// Runs one request through the gate and then `method`, in a task of its own (so that a panic
-/// is a 500 for this request only) with the verified caller in scope.
+/// is a 500 for this request only) with the verified caller in scope. For a method marked
+/// idempotent, `idempotent` is its route, and a repeated `Idempotency-Key` is answered from the
+/// store.
 #[doc(hidden)]
 pub async fn handle<F, Fut>(
     settings: &Settings,
     request: axum::extract::Request,
+    idempotent: Option<&'static str>,
     method: F,
 ) -> axum::response::Response
 where
@@ -124,6 +152,13 @@ where
             }
         },
     };
+    let claim = match idempotent {
+        Some(route) => match claim(settings, route, caller.as_ref(), &parts, &body).await {
+            Ok(claim) => claim,
+            Err(answer) => return answer.map(axum::body::Body::from),
+        },
+        None => None,
+    };
     let path = parts.uri.path().to_owned();
     let verb = parts.method.clone();
     let run = method(Incoming { parts, body });
@@ -138,7 +173,74 @@ where
             respond_message(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
         }
     };
+    if let Some((scope, key)) = claim {
+        let store = &settings.idempotency;
+        let kept = if response.status().is_server_error() {
+            // A failure is not an answer: a retry runs the method again.
+            store.release(&scope, &key).await
+        } else {
+            let stored = StoredResponse {
+                status: response.status(),
+                headers: response.headers().clone(),
+                body: response.body().clone(),
+            };
+            store.finish(&scope, &key, stored).await
+        };
+        if let Err(e) = kept {
+            tracing::warn!(error = %e, "could not keep an idempotent answer");
+        }
+    }
     response.map(axum::body::Body::from)
+}
+
+/// Claims the request's `Idempotency-Key`, if it has one: `Ok(Some((scope, key)))` to run the
+/// method and keep its answer, `Ok(None)` to just run it, `Err(response)` to answer at once
+/// (the kept answer, a 409 while the first request runs, a 422 for a key reused for another
+/// request, a 503 when the store cannot tell).
+async fn claim(
+    settings: &Settings,
+    route: &'static str,
+    caller: Option<&Caller>,
+    parts: &http::request::Parts,
+    body: &Bytes,
+) -> Result<Option<(String, String)>, http::Response<Bytes>> {
+    let Some(key) = parts
+        .headers
+        .get(&crate::signing::IDEMPOTENCY_KEY)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Ok(None);
+    };
+    let scope = format!(
+        "{}|{} {route}",
+        caller.map_or("", Caller::service_id),
+        parts.method
+    );
+    let fingerprint = crate::signing::content_digest(body);
+    match settings.idempotency.claim(&scope, key, &fingerprint).await {
+        Ok(Claim::New) => Ok(Some((scope, key.to_owned()))),
+        Ok(Claim::Answered(stored)) => {
+            let mut response = http::Response::new(stored.body);
+            *response.status_mut() = stored.status;
+            *response.headers_mut() = stored.headers;
+            Err(response)
+        }
+        Ok(Claim::InProgress) => Err(respond_message(
+            StatusCode::CONFLICT,
+            "a request with this Idempotency-Key is still running",
+        )),
+        Ok(Claim::Mismatch) => Err(respond_message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "this Idempotency-Key was used for a different request",
+        )),
+        Err(e) => {
+            tracing::warn!(error = %e, "the idempotency store could not answer; request refused");
+            Err(respond_message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "idempotency store unavailable",
+            ))
+        }
+    }
 }
 
 /// A refusal of a request whose argument did not parse: 400, naming the argument.
