@@ -1,6 +1,6 @@
-//! The whole of comms in one run: a local service that verifies signatures, a client generated
-//! from a trait, a typed error, a retried 503, and the circuit breaker opening when the service
-//! goes away and closing when it comes back.
+//! The whole of comms in one run: one trait, the client and the server generated from it, the
+//! server verifying signatures, a typed error, a retried 503, and the circuit breaker opening
+//! when the service goes away and closing when it comes back.
 //!
 //! ```text
 //! cargo run --example quickstart
@@ -12,11 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Extension, Json, Router};
-use comms::verify::{Caller, Verifier, VerifyLayer};
+use axum::Router;
+use comms::http::StatusCode;
+use comms::verify::Verifier;
 use comms::{BreakerConfig, Error, RetryConfig, service_client};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
@@ -35,7 +33,8 @@ pub struct User {
     pub name: String,
 }
 
-/// The remote users service, as this caller sees it.
+/// The users service: the contract between the caller (`UsersClient`) and the service that
+/// implements it (served by `UsersServer`).
 #[service_client(
     base_url = "http://127.0.0.1:8080",
     service_id = "quickstart",
@@ -53,21 +52,50 @@ pub trait Users {
 
 const SECRET: &str = "quickstart-shared-secret";
 
+/// The service behind the trait.
+#[derive(Clone, Default)]
+struct UsersImpl {
+    flaky_hits: Arc<AtomicUsize>,
+}
+
+impl Users for UsersImpl {
+    async fn get_user(&self, id: u64) -> Result<User, Error> {
+        let name = match id {
+            1 => "Ada",
+            2 => "Grace",
+            _ => return Err(Error::not_found(format!("no user {id}"))),
+        };
+        Ok(User {
+            id,
+            // The verified caller of this request.
+            seen_by: comms::server::caller().service_id().to_owned(),
+            name: name.to_owned(),
+        })
+    }
+
+    async fn flaky(&self) -> Result<(), Error> {
+        if self.flaky_hits.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Err(Error::from_status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "warming up",
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .init();
 
-    // The service: every route behind signature verification.
-    let flaky_hits = Arc::new(AtomicUsize::new(0));
-    let app = Router::new()
-        .route("/users/{id}", get(get_user))
-        .route("/flaky", get(flaky))
-        .with_state(flaky_hits.clone())
-        .layer(VerifyLayer::new(
-            Verifier::new().service("quickstart", SECRET),
-        ));
+    // The service: the trait's server, verifying every request's signature.
+    let service = UsersImpl::default();
+    let flaky_hits = service.flaky_hits.clone();
+    let app = UsersServer::new(service)
+        .verifier(Verifier::new().service("quickstart", SECRET))
+        .into_router();
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let mut server = spawn_server(listener, app.clone());
@@ -152,36 +180,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let user = users.get_user(2).await?;
     println!("   traffic flows again:  get_user(2) -> {}", user.name);
     Ok(())
-}
-
-async fn get_user(
-    Path(id): Path<u64>,
-    Extension(caller): Extension<Caller>,
-) -> Result<Json<User>, (StatusCode, Json<serde_json::Value>)> {
-    let name = match id {
-        1 => "Ada",
-        2 => "Grace",
-        _ => {
-            let message = format!("no user {id}");
-            return Err((
-                StatusCode::NOT_FOUND,
-                Json(serde_json::json!({ "message": message })),
-            ));
-        }
-    };
-    Ok(Json(User {
-        id,
-        seen_by: caller.service_id().to_owned(),
-        name: name.to_owned(),
-    }))
-}
-
-async fn flaky(State(hits): State<Arc<AtomicUsize>>) -> StatusCode {
-    if hits.fetch_add(1, Ordering::SeqCst) == 0 {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::OK
-    }
 }
 
 /// The innermost error of a chain (here: the refused connection).

@@ -6,14 +6,52 @@
 //! BILLING_SECRET=... ORDERS_SECRET=... cargo run --example service
 //! ```
 //!
-//! It listens on `127.0.0.1:8080` (or `$PORT`) until Ctrl-C. `ACCEPT_LEGACY=0` turns legacy
+//! It serves the `Orders` trait with the server generated from it (feature `server`), and
+//! listens on `127.0.0.1:8080` (or `$PORT`) until Ctrl-C. `ACCEPT_LEGACY=0` turns legacy
 //! signatures off, the last step of a migration; `BILLING_NEXT_KEY_ID` and
 //! `BILLING_NEXT_SECRET` add a second key for `billing`, as during a secret rotation.
 
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
-use comms::verify::{Caller, Verifier, VerifyLayer};
+use comms::verify::Verifier;
+use comms::{Error, service_client};
 use serde_json::{Value, json};
+
+/// The orders service's contract: the same trait gives its callers `OrdersClient` and this
+/// service `OrdersServer`.
+#[service_client(
+    base_url = "http://127.0.0.1:8080",
+    service_id = "billing",
+    secret_env = "ORDERS_SECRET"
+)]
+pub trait Orders {
+    /// Who the service sees calling.
+    #[get("/whoami")]
+    async fn whoami(&self) -> Result<Value, Error>;
+
+    /// Takes an order.
+    #[post("/orders", idempotent)]
+    async fn create_order(&self, #[body] order: &Value) -> Result<Value, Error>;
+}
+
+#[derive(Clone)]
+struct OrdersImpl;
+
+impl Orders for OrdersImpl {
+    async fn whoami(&self) -> Result<Value, Error> {
+        let caller = comms::server::caller();
+        Ok(json!({
+            "service": caller.service_id(),
+            "key_id": caller.key_id(),
+            "signing": caller.signing().to_string(),
+        }))
+    }
+
+    async fn create_order(&self, order: &Value) -> Result<Value, Error> {
+        if !order.is_object() {
+            return Err(Error::bad_request("an order is a JSON object"));
+        }
+        Ok(json!({ "created_by": comms::server::caller().service_id(), "order": order }))
+    }
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -44,10 +82,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         if accept_legacy { "accepted" } else { "refused" }
     );
 
-    let app = Router::new()
-        .route("/whoami", get(whoami))
-        .route("/orders", post(create_order))
-        .layer(VerifyLayer::new(verifier).max_body_bytes(64 * 1024));
+    let app = OrdersServer::new(OrdersImpl)
+        .verifier(verifier)
+        .max_body_bytes(64 * 1024)
+        .into_router();
 
     let port = std::env::var("PORT").unwrap_or_else(|_| "8080".into());
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
@@ -58,19 +96,4 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .await?;
     Ok(())
-}
-
-async fn whoami(Extension(caller): Extension<Caller>) -> Json<Value> {
-    Json(json!({
-        "service": caller.service_id(),
-        "key_id": caller.key_id(),
-        "signing": caller.signing().to_string(),
-    }))
-}
-
-async fn create_order(
-    Extension(caller): Extension<Caller>,
-    Json(order): Json<Value>,
-) -> Json<Value> {
-    Json(json!({ "created_by": caller.service_id(), "order": order }))
 }
