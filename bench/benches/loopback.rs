@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+mod support;
+
 use bytes::Bytes;
 use comms::__internals::Signer;
 use comms::signing::{self, Secret};
@@ -27,6 +29,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
+use support::{cpu_time, this_thread};
 use tokio::net::TcpListener;
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -56,20 +59,6 @@ fn thread_cpu() -> Option<Duration> {
     cpu_time::ThreadTime::try_now()
         .ok()
         .map(|t| t.as_duration())
-}
-
-/// CPU time another thread has run, from `/proc/.../schedstat` (Linux; updated at the
-/// scheduler's tick while the thread runs, precise enough over a round); `None` elsewhere.
-fn cpu_time(task: &std::path::Path) -> Option<Duration> {
-    let text = std::fs::read_to_string(task.join("schedstat")).ok()?;
-    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
-    Some(Duration::from_nanos(ns))
-}
-
-fn this_thread() -> PathBuf {
-    std::fs::read_link("/proc/thread-self")
-        .map(|p| PathBuf::from("/proc").join(p))
-        .unwrap_or_default()
 }
 
 /// A minimal hyper server: every request gets the same small JSON body after `delay`.

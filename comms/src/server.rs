@@ -116,8 +116,8 @@ pub struct Incoming {
     pub body: Bytes,
 }
 
-/// Runs one request through the gate and then `method`, in a task of its own (so that a panic
-/// is a 500 for this request only) with the verified caller in scope. For a method marked
+/// Runs one request through the gate and then `method`, with the verified caller in scope; a
+/// panic in the method is caught and becomes a 500 for this request only. For a method marked
 /// idempotent, `idempotent` is its route, and a repeated `Idempotency-Key` is answered from the
 /// store.
 #[doc(hidden)]
@@ -162,14 +162,19 @@ where
     let path = parts.uri.path().to_owned();
     let verb = parts.method.clone();
     let run = method(Incoming { parts, body });
-    let task = match caller {
-        Some(caller) => tokio::spawn(CALLER.scope(caller, run)),
-        None => tokio::spawn(run),
+    let outcome = match caller {
+        Some(caller) => CatchUnwind::new(CALLER.scope(caller, run)).await,
+        None => CatchUnwind::new(run).await,
     };
-    let response = match task.await {
+    let response = match outcome {
         Ok(response) => response,
-        Err(e) => {
-            tracing::error!(method = %verb, path, error = %e, "a served method panicked");
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("a panic");
+            tracing::error!(method = %verb, path, panic = what, "a served method panicked");
             respond_message(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
         }
     };
@@ -191,6 +196,37 @@ where
         }
     }
     response.map(axum::body::Body::from)
+}
+
+pin_project_lite::pin_project! {
+    /// A future whose panics are caught, poll by poll, and returned as its output's error.
+    struct CatchUnwind<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F> CatchUnwind<F> {
+    fn new(inner: F) -> CatchUnwind<F> {
+        CatchUnwind { inner }
+    }
+}
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.project().inner;
+        // The future is dropped after a panic, never polled again, so no broken state of it is
+        // ever observed.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(poll) => poll.map(Ok),
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
+        }
+    }
 }
 
 /// Claims the request's `Idempotency-Key`, if it has one: `Ok(Some((scope, key)))` to run the
