@@ -81,6 +81,9 @@ pub trait Directory {
 
     #[post("/orders", idempotent)]
     async fn order(&self, #[body] item: &str) -> Result<u64, Error>;
+
+    #[get("/busy")]
+    async fn busy(&self) -> Result<u64, Error>;
 }
 
 /// The service behind the trait, counting the calls that reach it.
@@ -202,6 +205,15 @@ impl Directory for DirectoryImpl {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) as u64 + 1;
         if item == "slow" {
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        Ok(n)
+    }
+
+    async fn busy(&self) -> Result<u64, Error> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) as u64 + 1;
+        if n == 1 {
+            return Err(Error::too_many_requests("slow down")
+                .with_retry_after(std::time::Duration::from_secs(1)));
         }
         Ok(n)
     }
@@ -584,5 +596,28 @@ async fn an_idempotency_key_reused_or_still_running_is_refused() {
     let err = exec.execute(order("slow", "k-2")).await.unwrap_err();
     assert!(matches!(err, Error::Conflict(_)), "{err}");
     slow.await.unwrap().unwrap();
+    assert_eq!(service.calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_retry_after_from_a_method_is_honoured_by_the_client() {
+    let (service, _, url) = pair().await;
+    let client = DirectoryClient::builder()
+        .base_url(&url)
+        .secret(SECRET)
+        .retry(RetryConfig::default().base_delay(std::time::Duration::from_millis(1)))
+        .breaker(BreakerConfig::disabled())
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(
+        client.busy().await.unwrap(),
+        2,
+        "the second attempt succeeds"
+    );
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "the client waited the Retry-After the method asked for"
+    );
     assert_eq!(service.calls.load(Ordering::SeqCst), 2);
 }
