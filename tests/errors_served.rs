@@ -12,7 +12,7 @@ use axum::{Router, body::Body};
 use comms::__private::error_response;
 use comms::http::StatusCode;
 use comms::{BreakerConfig, Call, Error, Executor, Response, RetryConfig};
-use comms_tests::dead_addr;
+use comms_tests::{built_error, built_errors, dead_addr};
 
 fn exec(url: &str, retry: RetryConfig) -> Executor {
     Executor::builder()
@@ -41,52 +41,15 @@ async fn serve(app: Router) -> String {
     format!("http://{addr}")
 }
 
-/// Whether an error is of one variant.
-type IsVariant = fn(&Error) -> bool;
-
-/// The error each constructor builds, by name.
-fn built(kind: &str) -> Error {
-    match kind {
-        "bad_request" => Error::bad_request("bad id `x`"),
-        "unauthorized" => Error::unauthorized("who are you"),
-        "forbidden" => Error::forbidden("not yours"),
-        "not_found" => Error::not_found("no user 7"),
-        "conflict" => Error::conflict("user 7 exists"),
-        "unprocessable" => Error::unprocessable("name is empty"),
-        "too_many_requests" => Error::too_many_requests("slow down"),
-        "internal" => Error::internal("the database is gone"),
-        "teapot" => Error::from_status(StatusCode::IM_A_TEAPOT, "short and stout"),
-        "unavailable" => Error::from_status(StatusCode::SERVICE_UNAVAILABLE, "draining"),
-        other => panic!("no error named {other}"),
-    }
-}
-
 #[tokio::test]
 async fn each_constructor_arrives_as_its_variant_with_its_message() {
     let app = Router::new().route(
         "/errors/{kind}",
-        get(|Path(kind): Path<String>| async move { served(Err(built(&kind))) }),
+        get(|Path(kind): Path<String>| async move { served(Err(built_error(&kind))) }),
     );
     let url = serve(app).await;
     let e = exec(&url, RetryConfig::none());
-    let cases: [(&str, IsVariant); 10] = [
-        ("bad_request", |e| matches!(e, Error::BadRequest(_))),
-        ("unauthorized", |e| matches!(e, Error::Unauthorized(_))),
-        ("forbidden", |e| matches!(e, Error::Forbidden(_))),
-        ("not_found", |e| matches!(e, Error::NotFound(_))),
-        ("conflict", |e| matches!(e, Error::Conflict(_))),
-        ("unprocessable", |e| {
-            matches!(e, Error::UnprocessableEntity(_))
-        }),
-        ("too_many_requests", |e| {
-            matches!(e, Error::TooManyRequests(_))
-        }),
-        ("internal", |e| matches!(e, Error::Server(_))),
-        ("teapot", |e| matches!(e, Error::Status(_))),
-        ("unavailable", |e| matches!(e, Error::Server(_))),
-    ];
-    for (kind, is_variant) in cases {
-        let sent = built(kind);
+    for (kind, sent, is_variant) in built_errors() {
         let received = e
             .execute(Call::get("/errors").segment(kind))
             .await

@@ -181,17 +181,7 @@ impl Directory for DirectoryImpl {
 
     async fn fail(&self, kind: &str) -> Result<(), Error> {
         self.count();
-        let message = format!("{kind} says no");
-        Err(match kind {
-            "bad_request" => Error::bad_request(message),
-            "unauthorized" => Error::unauthorized(message),
-            "forbidden" => Error::forbidden(message),
-            "not_found" => Error::not_found(message),
-            "conflict" => Error::conflict(message),
-            "unprocessable" => Error::unprocessable(message),
-            "too_many_requests" => Error::too_many_requests(message),
-            _ => Error::internal(message),
-        })
+        Err(comms_tests::built_error(kind))
     }
 
     async fn exists(&self, id: u64) -> Result<comms::Response, Error> {
@@ -234,6 +224,17 @@ async fn serve(router: axum::Router) -> String {
     format!("http://{addr}")
 }
 
+/// A client of the server at `url`, signing with `secret`, retrying as `retry` says.
+fn client_of(url: &str, secret: &str, retry: RetryConfig) -> DirectoryClient {
+    DirectoryClient::builder()
+        .base_url(url)
+        .secret(secret)
+        .retry(retry)
+        .breaker(BreakerConfig::disabled())
+        .build()
+        .unwrap()
+}
+
 /// A served `DirectoryImpl` that verifies `billing`'s signatures, and a client of it.
 async fn pair() -> (DirectoryImpl, DirectoryClient, String) {
     let service = DirectoryImpl::default();
@@ -241,13 +242,7 @@ async fn pair() -> (DirectoryImpl, DirectoryClient, String) {
         .verifier(Verifier::new().service("billing", SECRET))
         .into_router();
     let url = serve(router).await;
-    let client = DirectoryClient::builder()
-        .base_url(&url)
-        .secret(SECRET)
-        .retry(RetryConfig::none())
-        .breaker(BreakerConfig::disabled())
-        .build()
-        .unwrap();
+    let client = client_of(&url, SECRET, RetryConfig::none());
     (service, client, url)
 }
 
@@ -383,26 +378,14 @@ async fn unsigned_and_wrongly_signed_requests_get_a_401() {
         .await
         .unwrap();
     assert_eq!(plain.status(), 401);
-    let intruder = DirectoryClient::builder()
-        .base_url(&url)
-        .secret("not-the-secret")
-        .retry(RetryConfig::none())
-        .breaker(BreakerConfig::disabled())
-        .build()
-        .unwrap();
+    let intruder = client_of(&url, "not-the-secret", RetryConfig::none());
     assert!(matches!(
         intruder.get_user(1).await,
         Err(Error::Unauthorized(_))
     ));
     // A server never given a verifier refuses everything.
     let closed = serve(DirectoryServer::new(DirectoryImpl::default()).into_router()).await;
-    let client = DirectoryClient::builder()
-        .base_url(&closed)
-        .secret(SECRET)
-        .retry(RetryConfig::none())
-        .breaker(BreakerConfig::disabled())
-        .build()
-        .unwrap();
+    let client = client_of(&closed, SECRET, RetryConfig::none());
     assert!(matches!(
         client.get_user(1).await,
         Err(Error::Unauthorized(_))
@@ -459,28 +442,13 @@ async fn the_router_merges_with_other_routes() {
 #[tokio::test]
 async fn every_error_constructor_comes_back_as_its_variant_and_message() {
     let (_, client, _) = pair().await;
-    type Is = fn(&Error) -> bool;
-    let cases: [(&str, Is); 8] = [
-        ("bad_request", |e| matches!(e, Error::BadRequest(_))),
-        ("unauthorized", |e| matches!(e, Error::Unauthorized(_))),
-        ("forbidden", |e| matches!(e, Error::Forbidden(_))),
-        ("not_found", |e| matches!(e, Error::NotFound(_))),
-        ("conflict", |e| matches!(e, Error::Conflict(_))),
-        ("unprocessable", |e| {
-            matches!(e, Error::UnprocessableEntity(_))
-        }),
-        ("too_many_requests", |e| {
-            matches!(e, Error::TooManyRequests(_))
-        }),
-        ("internal", |e| matches!(e, Error::Server(_))),
-    ];
-    for (kind, is) in cases {
-        let err = client.fail(kind).await.unwrap_err();
-        assert!(is(&err), "{kind}: {err}");
-        let expected = format!("{kind} says no");
+    for (kind, sent, is_variant) in comms_tests::built_errors() {
+        let received = client.fail(kind).await.unwrap_err();
+        assert!(is_variant(&received), "{kind}: {received}");
+        assert_eq!(received.status(), sent.status(), "{kind}");
         assert_eq!(
-            err.http_error().and_then(|e| e.message()),
-            Some(expected.as_str()),
+            received.http_error().and_then(|e| e.message()),
+            sent.http_error().and_then(|e| e.message()),
             "{kind}"
         );
     }
@@ -535,17 +503,10 @@ async fn losing_first_answer(upstream: String) -> (String, Arc<AtomicUsize>) {
 async fn a_retried_idempotent_post_whose_answer_was_lost_runs_once() {
     let (service, _, url) = pair().await;
     let (proxy, connections) = losing_first_answer(url).await;
-    let client = DirectoryClient::builder()
-        .base_url(&proxy)
-        .secret(SECRET)
-        .retry(
-            RetryConfig::default()
-                .base_delay(std::time::Duration::from_millis(10))
-                .max_retries(2),
-        )
-        .breaker(BreakerConfig::disabled())
-        .build()
-        .unwrap();
+    let retry = RetryConfig::default()
+        .base_delay(std::time::Duration::from_millis(10))
+        .max_retries(2);
+    let client = client_of(&proxy, SECRET, retry);
     // The first attempt runs the method (n = 1) and loses its answer; the retry, with the same
     // Idempotency-Key, gets that answer instead of running it again.
     assert_eq!(client.order("book").await.unwrap(), 1);
@@ -602,13 +563,8 @@ async fn an_idempotency_key_reused_or_still_running_is_refused() {
 #[tokio::test]
 async fn a_retry_after_from_a_method_is_honoured_by_the_client() {
     let (service, _, url) = pair().await;
-    let client = DirectoryClient::builder()
-        .base_url(&url)
-        .secret(SECRET)
-        .retry(RetryConfig::default().base_delay(std::time::Duration::from_millis(1)))
-        .breaker(BreakerConfig::disabled())
-        .build()
-        .unwrap();
+    let retry = RetryConfig::default().base_delay(std::time::Duration::from_millis(1));
+    let client = client_of(&url, SECRET, retry);
     let started = std::time::Instant::now();
     assert_eq!(
         client.busy().await.unwrap(),

@@ -667,3 +667,62 @@ impl Drop for RedisServer {
         self.kill();
     }
 }
+
+/// Whether an error is of one variant.
+pub type IsVariant = fn(&comms::Error) -> bool;
+
+/// Every way a server builds an error, by name: the error, and the variant a client must
+/// receive it as (the `message` too).
+pub fn built_errors() -> Vec<(&'static str, comms::Error, IsVariant)> {
+    use comms::Error;
+    use http::StatusCode;
+    vec![
+        ("bad_request", Error::bad_request("bad id `x`"), |e| {
+            matches!(e, Error::BadRequest(_))
+        }),
+        ("unauthorized", Error::unauthorized("who are you"), |e| {
+            matches!(e, Error::Unauthorized(_))
+        }),
+        ("forbidden", Error::forbidden("not yours"), |e| {
+            matches!(e, Error::Forbidden(_))
+        }),
+        ("not_found", Error::not_found("no user 7"), |e| {
+            matches!(e, Error::NotFound(_))
+        }),
+        ("conflict", Error::conflict("user 7 exists"), |e| {
+            matches!(e, Error::Conflict(_))
+        }),
+        (
+            "unprocessable",
+            Error::unprocessable("name is empty"),
+            |e| matches!(e, Error::UnprocessableEntity(_)),
+        ),
+        (
+            "too_many_requests",
+            Error::too_many_requests("slow down"),
+            |e| matches!(e, Error::TooManyRequests(_)),
+        ),
+        ("internal", Error::internal("the database is gone"), |e| {
+            matches!(e, Error::Server(_))
+        }),
+        (
+            "teapot",
+            Error::from_status(StatusCode::IM_A_TEAPOT, "short and stout"),
+            |e| matches!(e, Error::Status(_)),
+        ),
+        (
+            "unavailable",
+            Error::from_status(StatusCode::SERVICE_UNAVAILABLE, "draining"),
+            |e| matches!(e, Error::Server(_)),
+        ),
+    ]
+}
+
+/// The error [`built_errors`] names `kind`.
+pub fn built_error(kind: &str) -> comms::Error {
+    built_errors()
+        .into_iter()
+        .find(|(name, ..)| *name == kind)
+        .map(|(_, e, _)| e)
+        .unwrap_or_else(|| panic!("no error named {kind}"))
+}

@@ -50,6 +50,8 @@ pub fn error_response(error: &Error) -> Response<Bytes> {
 /// The status, message and wait sent for `error`.
 fn served(error: &Error) -> (StatusCode, Option<&str>, Option<Duration>) {
     let hidden = |status| (status, None, None);
+    // Every variant by name, rather than through `Error::http_error`: a new variant must be
+    // given its response here.
     match error {
         Error::BadRequest(e)
         | Error::Unauthorized(e)
