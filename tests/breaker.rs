@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use comms::{BreakerConfig, Call, Error, Executor, RetryConfig};
-use comms_tests::{Reply, TestServer};
+use comms_tests::{Reply, TestServer, spawn_calls};
 
 fn exec(url: &str, breaker: BreakerConfig) -> Executor {
     exec_retrying(url, RetryConfig::none(), breaker)
@@ -93,22 +93,8 @@ async fn half_open_admits_exactly_one_probe_among_hundreds_then_closes() {
     );
     tokio::time::sleep(Duration::from_millis(250)).await;
 
-    let calls: Vec<_> = (0..300)
-        .map(|_| {
-            let e = e.clone();
-            tokio::spawn(async move { e.execute(Call::get("/ok")).await })
-        })
-        .collect();
-    let mut ok = 0;
-    let mut fast_failed = 0;
-    for c in calls {
-        match c.await.unwrap() {
-            Ok(_) => ok += 1,
-            Err(e) if e.is_circuit_open() => fast_failed += 1,
-            Err(other) => panic!("{other}"),
-        }
-    }
-    assert_eq!((ok, fast_failed), (1, 299));
+    let calls = spawn_calls(&e, 300, || Call::get("/ok")).await;
+    assert_eq!((calls.ok(), calls.failed_fast()), (1, 299));
     assert_eq!(server.count(), 2, "one failure, one probe");
     // The probe succeeded: closed again, traffic flows.
     for _ in 0..5 {
@@ -130,19 +116,9 @@ async fn configured_probe_count_is_exact() {
     let e = exec(&server.url(), breaker(1, 100).half_open_probes(3));
     assert!(e.execute(Call::get("/fail")).await.is_err());
     tokio::time::sleep(Duration::from_millis(150)).await;
-    let calls: Vec<_> = (0..100)
-        .map(|_| {
-            let e = e.clone();
-            tokio::spawn(async move { e.execute(Call::get("/probe")).await })
-        })
-        .collect();
-    let mut reached = 0;
-    for c in calls {
-        if !c.await.unwrap().unwrap_err().is_circuit_open() {
-            reached += 1;
-        }
-    }
-    assert_eq!(reached, 3);
+    let calls = spawn_calls(&e, 100, || Call::get("/probe")).await;
+    assert_eq!(calls.ok(), 0, "the probes meet a 503");
+    assert_eq!(calls.reached(), 3);
     assert_eq!(server.count(), 4);
 }
 

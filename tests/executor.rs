@@ -1,12 +1,11 @@
 //! The executor's retry rules, timeouts, error mapping and limits, against real loopback
 //! servers that count what they receive.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use bytes::Bytes;
 use comms::{BreakerConfig, Call, Error, Executor, ExecutorBuilder, RetryConfig};
-use comms_tests::{RawAction, RawServer, Reply, TestServer, dead_addr, fast_retry};
+use comms_tests::{Fault, FaultServer, Reply, TestServer, dead_addr, fast_retry};
 use serde_json::json;
 
 const SECRET: &str = "executor-test-secret";
@@ -137,6 +136,26 @@ async fn connection_refused_is_retried_then_reported() {
     assert!(std::error::Error::source(&err).is_some());
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_no_secret(&err);
+
+    // The retries happened: four refused attempts (the call and three retries) are four breaker
+    // failures, which is this breaker's threshold.
+    let dead = dead_addr().await;
+    let e = builder(&format!("http://{dead}"))
+        .retry(fast_retry())
+        .breaker(BreakerConfig::default().failure_threshold(4))
+        .build()
+        .unwrap();
+    assert!(matches!(
+        e.execute(Call::post("/x")).await,
+        Err(Error::Transport { .. })
+    ));
+    assert!(
+        e.execute(Call::post("/x"))
+            .await
+            .unwrap_err()
+            .is_circuit_open(),
+        "four attempts were made"
+    );
 }
 
 #[tokio::test]
@@ -160,7 +179,7 @@ async fn timeouts_are_retried_only_when_idempotent() {
 
 #[tokio::test]
 async fn resets_are_retried_only_when_idempotent() {
-    let server = RawServer::start(|_| RawAction::CloseAfterRequest).await;
+    let server = FaultServer::start(|_, _| Fault::ResetBeforeHead).await;
     let e = exec(&server.url(), fast_retry());
     let err = e.execute(Call::get("/x")).await.unwrap_err();
     assert!(matches!(err, Error::Transport { .. }), "{err}");
@@ -376,12 +395,12 @@ async fn bodies_in_many_chunks_are_gathered_and_limited() {
     // 1000 bytes in three chunks: under the limit however the chunks are counted.
     let three = chunked(&[&"a".repeat(400), &"b".repeat(400), &"c".repeat(200)]);
     let big = chunked(&[&"x".repeat(600), &"y".repeat(600)]);
-    let server = RawServer::start(move |i| {
-        RawAction::Write(match i {
+    let server = FaultServer::start(move |_, i| {
+        Fault::Raw(Bytes::from(match i {
             0 => small.clone(),
             1 => three.clone(),
             _ => big.clone(),
-        })
+        }))
     })
     .await;
     let e = limited(&server.url());
@@ -406,7 +425,7 @@ async fn a_body_that_stalls_meets_the_attempt_timeout() {
     // covers reading the body too, and the next attempt gets a timer of its own.
     let head =
         b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"id\":";
-    let server = RawServer::start(|_| RawAction::WriteThenStall(head.to_vec())).await;
+    let server = FaultServer::start(|_, _| Fault::RawThenStall(Bytes::from_static(head))).await;
     let e = builder(&server.url())
         .timeout(Duration::from_millis(150))
         .retry(fast_retry().max_retries(1))
@@ -447,23 +466,29 @@ async fn bad_calls_are_refused_before_sending() {
 
 #[tokio::test]
 async fn concurrent_calls_share_one_pool() {
-    let server = TestServer::always(Reply::ok_json(json!({"ok": true}))).await;
+    let server = FaultServer::start(|_, _| Fault::Reply(Reply::ok_json(json!({"ok": true})))).await;
+    // Two executors built apart share the process-wide pool: the second call reuses the first
+    // call's connection.
+    exec(&server.url(), fast_retry())
+        .execute(Call::get("/a"))
+        .await
+        .unwrap();
     let e = exec(&server.url(), fast_retry());
-    let done = Arc::new(AtomicUsize::new(0));
-    let tasks: Vec<_> = (0..64)
-        .map(|_| {
-            let (e, done) = (e.clone(), done.clone());
-            tokio::spawn(async move {
-                e.execute(Call::get("/x")).await.unwrap();
-                done.fetch_add(1, Ordering::Relaxed);
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
-    assert_eq!(done.load(Ordering::Relaxed), 64);
-    assert_eq!(server.count(), 64);
+    e.execute(Call::get("/b")).await.unwrap();
+    assert_eq!(server.connections(), 1, "one connection for both executors");
+    // 64 calls at once: as many connections as calls in flight at most, each reused after.
+    let calls = comms_tests::spawn_calls(&e, 64, || Call::get("/x")).await;
+    assert_eq!(calls.ok(), 64);
+    assert_eq!(server.count(), 66);
+    let opened = server.connections();
+    assert!((1..=64).contains(&opened), "{opened} connections");
+    let again = comms_tests::spawn_calls(&e, 64, || Call::get("/y")).await;
+    assert_eq!(again.ok(), 64);
+    assert!(
+        server.connections() <= 64,
+        "the pooled connections are reused: {} in all",
+        server.connections()
+    );
 }
 
 #[tokio::test]

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use comms::{BreakerConfig, Call, Error, Executor, RetryConfig};
-use comms_tests::{Fault, FaultServer, Recorded, Reply};
+use comms_tests::{Fault, FaultServer, Recorded, Reply, spawn_calls};
 use serde_json::json;
 
 /// The heavy and the timing-sensitive tests of this file take turns: a 10,000-call load on two
@@ -167,33 +168,16 @@ async fn a_full_outage_sees_bounded_load_then_exactly_the_probes() {
 
     // A thousand concurrent calls while open: nothing reaches the server.
     let opened = Instant::now();
-    let calls: Vec<_> = (0..1000)
-        .map(|_| {
-            let exec = exec.clone();
-            tokio::spawn(async move { exec.execute(Call::get("/x")).await })
-        })
-        .collect();
-    for c in calls {
-        assert!(c.await.unwrap().unwrap_err().is_circuit_open());
-    }
+    let calls = spawn_calls(&exec, 1000, || Call::get("/x")).await;
+    assert_eq!(calls.failed_fast(), 1000);
     assert_eq!(server.count(), threshold as usize);
 
     // After the open period: hundreds of callers, exactly one probe; it fails and reopens.
     tokio::time::sleep(open_for.saturating_sub(opened.elapsed()) + Duration::from_millis(100))
         .await;
-    let calls: Vec<_> = (0..300)
-        .map(|_| {
-            let exec = exec.clone();
-            tokio::spawn(async move { exec.execute(Call::get("/x")).await })
-        })
-        .collect();
-    let mut reached = 0;
-    for c in calls {
-        if !c.await.unwrap().unwrap_err().is_circuit_open() {
-            reached += 1;
-        }
-    }
-    assert_eq!(reached, 1);
+    let calls = spawn_calls(&exec, 300, || Call::get("/x")).await;
+    assert_eq!(calls.ok(), 0, "the probe fails");
+    assert_eq!(calls.reached(), 1);
     assert_eq!(server.count(), threshold as usize + 1);
 }
 
@@ -212,15 +196,8 @@ async fn concurrent_callers_of_a_dead_service_are_bounded_by_the_budget() {
     );
     const CALLS: usize = 200;
     let started = Instant::now();
-    let calls: Vec<_> = (0..CALLS)
-        .map(|_| {
-            let exec = exec.clone();
-            tokio::spawn(async move { exec.execute(Call::get("/x")).await })
-        })
-        .collect();
-    for c in calls {
-        assert!(matches!(c.await.unwrap(), Err(Error::Server(_))));
-    }
+    let calls = spawn_calls(&exec, CALLS, || Call::get("/x")).await;
+    assert!(calls.0.iter().all(|c| matches!(c, Err(Error::Server(_)))));
     let seconds = started.elapsed().as_secs_f64().ceil();
     // Without a budget: 200 × 11 = 2200 requests. With it: the calls, a fifth more, and the floor.
     let bound = CALLS + CALLS / 5 + 10 + (10.0 * seconds) as usize;
@@ -329,21 +306,8 @@ async fn traffic_resumes_after_an_outage() {
     );
     down.store(false, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(350)).await;
-    let calls: Vec<_> = (0..100)
-        .map(|_| {
-            let exec = exec.clone();
-            tokio::spawn(async move { exec.execute(Call::get("/x")).await })
-        })
-        .collect();
-    let ok = {
-        let mut ok = 0;
-        for c in calls {
-            if c.await.unwrap().is_ok() {
-                ok += 1;
-            }
-        }
-        ok
-    };
+    let calls = spawn_calls(&exec, 100, || Call::get("/x")).await;
+    let ok = calls.ok();
     assert!(ok >= 1, "the probe went through");
     // Once closed, everything flows.
     for _ in 0..50 {
@@ -411,13 +375,19 @@ async fn malformed_responses_become_typed_errors() {
     let server = FaultServer::start(|r, _| match r.uri.path() {
         "/truncated" => Fault::TruncatedBody,
         "/after-head" => Fault::ResetAfterHead,
-        "/garbage" => Fault::Malformed(b"this is not http\r\n\r\n"),
-        "/bad-status" => Fault::Malformed(b"HTTP/1.1 2000 Nope\r\ncontent-length: 0\r\n\r\n"),
-        "/bad-length" => Fault::Malformed(b"HTTP/1.1 200 OK\r\ncontent-length: many\r\n\r\n"),
-        "/bad-chunks" => {
-            Fault::Malformed(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nxx\r\n")
-        }
-        "/huge" => Fault::Malformed(b"HTTP/1.1 200 OK\r\ncontent-length: 1000000000000\r\n\r\n"),
+        "/garbage" => Fault::Raw(Bytes::from_static(b"this is not http\r\n\r\n")),
+        "/bad-status" => Fault::Raw(Bytes::from_static(
+            b"HTTP/1.1 2000 Nope\r\ncontent-length: 0\r\n\r\n",
+        )),
+        "/bad-length" => Fault::Raw(Bytes::from_static(
+            b"HTTP/1.1 200 OK\r\ncontent-length: many\r\n\r\n",
+        )),
+        "/bad-chunks" => Fault::Raw(Bytes::from_static(
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nxx\r\n",
+        )),
+        "/huge" => Fault::Raw(Bytes::from_static(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 1000000000000\r\n\r\n",
+        )),
         "/not-json" => Fault::Reply(Reply::status(200).body("{\"id\": ")),
         "/error-not-json" => Fault::Reply(Reply::status(500).body(vec![0xff; 5000])),
         _ => Fault::Reply(Reply::status(200)),
