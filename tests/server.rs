@@ -426,6 +426,22 @@ async fn an_unverified_server_serves_without_a_caller() {
         .unwrap()
         .status();
     assert_eq!(status, 500);
+    // The body limit holds without verification too.
+    let small = DirectoryServer::new(DirectoryImpl::default())
+        .unverified()
+        .max_body_bytes(64)
+        .into_router();
+    let url = serve(small).await;
+    let big = format!("{{\"name\": \"{}\"}}", "x".repeat(100));
+    let status = reqwest::Client::new()
+        .post(format!("{url}/users"))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 413);
 }
 
 #[tokio::test]

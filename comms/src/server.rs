@@ -55,6 +55,8 @@ pub fn caller() -> Caller {
 #[derive(Clone)]
 pub struct Settings {
     gate: Option<Gate>,
+    /// The body limit, also when requests are not verified.
+    max_body_bytes: usize,
     idempotency: Arc<dyn IdempotencyStore>,
 }
 
@@ -71,6 +73,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             gate: Some(Gate::new(Verifier::new())),
+            max_body_bytes: crate::verify::DEFAULT_MAX_BODY_BYTES,
             idempotency: Arc::new(MemoryIdempotencyStore::default()),
         }
     }
@@ -80,8 +83,8 @@ impl Settings {
     /// Checks requests with `verifier`, keeping the body limits.
     pub fn verifier(&mut self, verifier: Verifier) {
         let mut gate = Gate::new(verifier);
+        gate.max_body_bytes = self.max_body_bytes;
         if let Some(old) = &self.gate {
-            gate.max_body_bytes = old.max_body_bytes;
             gate.body_timeout = old.body_timeout;
         }
         self.gate = Some(gate);
@@ -99,6 +102,7 @@ impl Settings {
 
     /// The largest body a verified request may have.
     pub fn max_body_bytes(&mut self, limit: usize) {
+        self.max_body_bytes = limit;
         if let Some(gate) = &mut self.gate {
             gate.max_body_bytes = limit;
         }
@@ -144,11 +148,14 @@ where
                 Err(refusal) => return refusal.map(axum::body::Body::from),
             }
         }
-        None => match axum::body::to_bytes(body, usize::MAX).await {
+        None => match axum::body::to_bytes(body, settings.max_body_bytes).await {
             Ok(body) => (None, body),
             Err(_) => {
-                return respond_message(StatusCode::BAD_REQUEST, "unreadable request body")
-                    .map(axum::body::Body::from);
+                return respond_message(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "request body too large or unreadable",
+                )
+                .map(axum::body::Body::from);
             }
         },
     };
