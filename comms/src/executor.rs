@@ -4,37 +4,41 @@
 //! retry (after backoff, within the budget and the deadline) or return.
 //!
 //! The executor's own files split that path by job: `builder.rs` builds an [`Executor`] once,
-//! `headers.rs` decides what each attempt carries and signs it, and `call_future.rs` is the
-//! state machine one call runs as. What happens before, between and after attempts (`prepare`,
-//! `request`, `failure`, `retry_wait`) stays here, where the path reads from start to end.
+//! `headers.rs` decides what each attempt carries and signs it, `failure.rs` what a failed
+//! attempt ends with and whether another follows, and `call_future.rs` is the state machine one
+//! call runs as. What a call does before and between its attempts (`prepare`, `request`,
+//! `admit`) stays here.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_LENGTH, HeaderValue};
-use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderMap, StatusCode};
 
 use crate::breaker::{Breaker, CircuitState, Permit};
 use crate::call::Call;
-use crate::error::HttpError;
 use crate::random::random_bytes;
-use crate::response::{Response, shown};
-use crate::retry::budget::{RetryBudget, Withdrawal};
+use crate::response::Response;
+use crate::retry::RetryConfig;
+use crate::retry::budget::RetryBudget;
 use crate::retry::policy::{self, Outcome};
-use crate::retry::{RetryConfig, backoff};
 use crate::signing::{IDEMPOTENCY_KEY, Signer};
 use crate::{Error, path};
 
 mod builder;
 mod call_future;
+pub(crate) mod failure;
 mod headers;
 
 pub use builder::ExecutorBuilder;
 use call_future::CallFuture;
 use headers::{covered, over_template, sign_into};
+
+/// The target of the executor's events, whichever of its files they come from.
+const TARGET: &str = "comms::executor";
 
 /// The default timeout of one attempt.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -91,7 +95,8 @@ struct Inner {
     service_header: HeaderValue,
     /// The `keyid` of RFC 9421 signatures.
     key_id: String,
-    /// The headers every attempt without a body starts from; see [`attempt_headers`](headers::attempt_headers).
+    /// The headers every attempt without a body starts from; see
+    /// [`attempt_headers`](headers::attempt_headers).
     headers: HeaderMap,
     /// The same for an attempt with a body, with room for its type and length.
     body_headers: HeaderMap,
@@ -293,100 +298,6 @@ impl Executor {
         Ok(request)
     }
 
-    /// The error an attempt that did not succeed ends with, and the response headers to read
-    /// `Retry-After` from.
-    fn failure(
-        &self,
-        attempt: Attempt,
-        call: &Call,
-        prepared: &Prepared,
-        limit_reported: Duration,
-    ) -> (Error, HeaderMap) {
-        let (method, url) = (&call.method, &prepared.url);
-        match attempt {
-            Attempt::Response(status, headers, bytes) => {
-                let err = HttpError::from_response(status, method.clone(), shown(url), &bytes);
-                (Error::from(err), headers)
-            }
-            Attempt::Connect(e) | Attempt::Transport(e) => {
-                (self.transport(method, url, e), HeaderMap::new())
-            }
-            Attempt::Timeout => {
-                let err = Error::Timeout {
-                    method: method.clone(),
-                    url: shown(url),
-                    after: limit_reported,
-                };
-                (err, HeaderMap::new())
-            }
-            Attempt::TooLarge => {
-                let err = Error::Decode {
-                    method: Some(method.clone()),
-                    url: Some(shown(url)),
-                    source: format!(
-                        "the response body is larger than the {} byte limit",
-                        self.inner.max_response_bytes
-                    )
-                    .into(),
-                };
-                (err, HeaderMap::new())
-            }
-        }
-    }
-
-    /// Whether a failed attempt is retried, and after how long: the retry rules, `Retry-After`
-    /// and its cap, the deadline, the breaker, the budget. `Err` ends the call with the
-    /// attempt's error.
-    fn retry_wait(
-        &self,
-        (err, headers): (Error, HeaderMap),
-        outcome: Outcome,
-        retry: u32,
-        prepared: &Prepared,
-    ) -> Result<(Error, Duration), Error> {
-        let inner = &*self.inner;
-        if retry >= inner.retry.max_retries || !outcome.is_retryable(prepared.idempotent) {
-            return Err(err);
-        }
-        let wait = match policy::retry_after(&headers, SystemTime::now()) {
-            Some(asked) if asked > inner.retry.max_retry_after => {
-                tracing::debug!(?asked, "Retry-After beyond the cap; not retrying");
-                return Err(err);
-            }
-            Some(asked) => asked,
-            None => backoff::delay(inner.retry.base_delay, inner.retry.max_delay, retry),
-        };
-        if let Some((at, _)) = prepared.deadline
-            && Instant::now() + wait >= at
-        {
-            tracing::debug!("no time left before the deadline; not retrying");
-            return Err(err);
-        }
-        // A retry the breaker would refuse ends the call now, with the same error, instead of
-        // after the wait; and it takes nothing from the budget.
-        if let Some(breaker) = &inner.breaker
-            && breaker.open_past(wait)
-        {
-            tracing::debug!("the breaker stays open past the wait; not retrying");
-            return Err(err);
-        }
-        if let Some(budget) = &inner.budget
-            && let Withdrawal::Refused { report } = budget.withdraw()
-        {
-            match report {
-                Some(refused) => tracing::warn!(
-                    service = %inner.name,
-                    refused,
-                    error = %err,
-                    "retry budget exhausted; retries refused since the last report"
-                ),
-                None => tracing::debug!(error = %err, "retry budget exhausted; not retrying"),
-            }
-            return Err(err);
-        }
-        Ok((err, wait))
-    }
-
     /// Asks the target's breaker for an attempt. When it refuses, the call ends with
     /// `last_error` (a retry that could not be made) or [`Error::CircuitOpen`].
     fn admit(&self, last_error: Option<Box<Error>>) -> Result<Option<Permit<'_>>, Error> {
@@ -402,14 +313,6 @@ impl Executor {
                 },
                 |e| *e,
             )),
-        }
-    }
-
-    fn transport(&self, method: &Method, url: &reqwest::Url, e: reqwest::Error) -> Error {
-        Error::Transport {
-            method: method.clone(),
-            url: shown(url),
-            source: Box::new(e.without_url()),
         }
     }
 }

@@ -17,14 +17,11 @@ use http::{HeaderMap, StatusCode};
 use http_body::Body as _;
 use pin_project_lite::pin_project;
 
-use super::{Attempt, Executor, Prepared, classify};
+use super::{Attempt, Executor, Prepared, TARGET, classify};
 use crate::Error;
 use crate::breaker::Permit;
 use crate::call::Call;
 use crate::response::Response;
-
-/// The target of this module's events: the executor's, as before the future had a module.
-const TARGET: &str = "comms::executor";
 
 pin_project! {
     /// What [`Executor::execute`] returns: prepares the call on its first poll, then runs its
