@@ -127,6 +127,7 @@ impl Executor {
     /// Signs `request` as the one attempt of a call with its method, URL, headers and body,
     /// into this executor's header template: the signed request a hand-written client of the
     /// protocol would send, with nothing else of a call around it (for the benchmarks).
+    #[cfg(any(feature = "__internals", fuzzing, test))]
     pub(crate) fn sign_request(&self, request: &mut reqwest::Request) -> Result<(), Error> {
         let inner = &*self.inner;
         let mut call_headers = std::mem::take(request.headers_mut());
