@@ -98,9 +98,8 @@ impl Executor {
             Attempt::Response(status, headers, bytes) => {
                 (status_error(status, method, url, &bytes), headers)
             }
-            Attempt::Connect(e) | Attempt::Transport(e) => {
-                (self.transport(method, url, e), HeaderMap::new())
-            }
+            Attempt::Connect(e) => (self.transport(method, url, e, true), HeaderMap::new()),
+            Attempt::Transport(e) => (self.transport(method, url, e, false), HeaderMap::new()),
             Attempt::Timeout => {
                 let err = Error::Timeout {
                     method: method.clone(),
@@ -182,11 +181,19 @@ impl Executor {
         Ok((err, wait))
     }
 
-    /// The error of an attempt that could not send its request or receive its response.
-    fn transport(&self, method: &Method, url: &reqwest::Url, e: reqwest::Error) -> Error {
+    /// The error of an attempt that could not send its request or receive its response;
+    /// `connect` when it could not connect, so nothing was sent.
+    fn transport(
+        &self,
+        method: &Method,
+        url: &reqwest::Url,
+        e: reqwest::Error,
+        connect: bool,
+    ) -> Error {
         Error::Transport {
             method: method.clone(),
             url: shown(url),
+            connect,
             source: Box::new(e.without_url()),
         }
     }
