@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use comms::{BreakerConfig, Call, Error, Executor, RetryConfig};
-use comms_tests::{Fault, FaultServer, Recorded, Reply, spawn_calls};
+use comms_tests::{Fault, FaultServer, Recorded, Reply, dead_addr, spawn_calls};
 use serde_json::json;
 
 /// The heavy and the timing-sensitive tests of this file take turns: a 10,000-call load on two
@@ -423,4 +423,41 @@ async fn malformed_responses_become_typed_errors() {
     let http = err.http_error().unwrap();
     assert_eq!(http.message(), None);
     assert!(http.body().len() <= comms::BODY_EXCERPT_LIMIT + 3);
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_told_from_a_reset_after_sending() {
+    // Nothing listens: the POST is never sent, so it is retried, and the error says so.
+    let dead = dead_addr().await;
+    let exec = executor(
+        &format!("http://{dead}"),
+        RetryConfig::default()
+            .max_retries(1)
+            .base_delay(Duration::from_millis(1))
+            .no_budget(),
+        BreakerConfig::disabled(),
+    );
+    let err = exec
+        .execute(Call::post("/orders").query("note", "q"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+    assert!(err.is_connect(), "{err:?}");
+    assert_eq!(err.method(), Some(&comms::http::Method::POST));
+    let url = format!("http://{dead}/orders");
+    assert_eq!(err.url(), Some(url.as_str()), "the URL without its query");
+
+    // The request arrives, then the connection is closed before any response: it may have been
+    // processed, so the POST is not resent, and the error is not a connect error.
+    let server = FaultServer::start(|_, _| Fault::ResetBeforeHead).await;
+    let exec = executor(
+        &server.url(),
+        RetryConfig::default().no_budget(),
+        BreakerConfig::disabled(),
+    );
+    let err = exec.execute(Call::post("/orders")).await.unwrap_err();
+    assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+    assert!(!err.is_connect(), "{err:?}");
+    assert_eq!(err.method(), Some(&comms::http::Method::POST));
+    assert_eq!(server.count(), 1, "the request was sent, once");
 }

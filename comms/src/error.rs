@@ -77,6 +77,10 @@ pub enum Error {
         method: Method,
         /// The request's URL, without its query.
         url: String,
+        /// Whether the attempt could not connect, so nothing of its request was sent; `false`
+        /// when the connection broke or closed after the request may have been sent (see
+        /// [`Error::is_connect`]).
+        connect: bool,
         /// What went wrong underneath.
         #[source]
         source: BoxError,
@@ -258,6 +262,63 @@ impl Error {
             Error::TooManyRequests(_) => true,
             Error::Server(e) => is_retryable_status(e.status()),
             _ => false,
+        }
+    }
+
+    /// Whether this is an [`Error::Transport`] from an attempt that could not connect: nothing
+    /// of its request was sent.
+    ///
+    /// The error is the last attempt's. An idempotent call that was retried may have been sent
+    /// by an earlier attempt; a call that is not idempotent is retried only after connect
+    /// errors, so for it `is_connect()` means the request never reached the service.
+    ///
+    /// ```
+    /// use comms::{Error, http::Method};
+    /// let refused = Error::Transport {
+    ///     method: Method::POST,
+    ///     url: "http://orders.internal/orders".into(),
+    ///     connect: true,
+    ///     source: "connection refused".into(),
+    /// };
+    /// assert!(refused.is_connect());
+    /// assert!(!Error::not_found("no order 7").is_connect());
+    /// ```
+    pub fn is_connect(&self) -> bool {
+        matches!(self, Error::Transport { connect: true, .. })
+    }
+
+    /// The method of the request the error is about, when it knows one: a received status
+    /// variant's (see [`HttpError::method`]), [`Error::Transport`]'s, [`Error::Timeout`]'s, and
+    /// [`Error::Decode`]'s for a received response. `None` for errors built by hand,
+    /// [`Error::CircuitOpen`] (which names only the authority), [`Error::Encode`] and
+    /// [`Error::Config`].
+    pub fn method(&self) -> Option<&Method> {
+        match self {
+            Error::Transport { method, .. } | Error::Timeout { method, .. } => Some(method),
+            Error::Decode { method, .. } => method.as_ref(),
+            Error::CircuitOpen { .. } | Error::Encode { .. } | Error::Config { .. } => None,
+            status => status.http_error().and_then(HttpError::method),
+        }
+    }
+
+    /// The URL, without its query, of the request the error is about, for the same variants as
+    /// [`Error::method`].
+    ///
+    /// ```
+    /// use comms::{Error, HttpError, http::{Method, StatusCode}};
+    /// let err: Error = HttpError::new(StatusCode::NOT_FOUND)
+    ///     .with_request(Method::GET, "http://users/users/7")
+    ///     .into();
+    /// assert_eq!(err.method(), Some(&Method::GET));
+    /// assert_eq!(err.url(), Some("http://users/users/7"));
+    /// assert_eq!(Error::not_found("no user 7").url(), None);
+    /// ```
+    pub fn url(&self) -> Option<&str> {
+        match self {
+            Error::Transport { url, .. } | Error::Timeout { url, .. } => Some(url),
+            Error::Decode { url, .. } => url.as_deref(),
+            Error::CircuitOpen { .. } | Error::Encode { .. } | Error::Config { .. } => None,
+            status => status.http_error().and_then(HttpError::url),
         }
     }
 
@@ -623,6 +684,87 @@ mod tests {
         );
         let config = Error::config("KEY", "missing").with_retry_after(wait);
         assert!(matches!(config, Error::Config { .. }));
+    }
+
+    #[test]
+    fn method_and_url_of_every_variant_that_knows_the_request() {
+        const URL: &str = "http://h/users/7";
+        let received = |status| -> Error {
+            HttpError::new(StatusCode::from_u16(status).unwrap())
+                .with_request(Method::GET, URL)
+                .into()
+        };
+        let transport = |connect| Error::Transport {
+            method: Method::GET,
+            url: URL.into(),
+            connect,
+            source: "reset".into(),
+        };
+        let known = [
+            received(404),
+            received(503),
+            received(302),
+            transport(true),
+            transport(false),
+            Error::Timeout {
+                method: Method::GET,
+                url: URL.into(),
+                after: Duration::from_secs(1),
+            },
+            Error::Decode {
+                method: Some(Method::GET),
+                url: Some(URL.into()),
+                source: "eof".into(),
+            },
+        ];
+        for error in known {
+            assert_eq!(
+                (error.method(), error.url()),
+                (Some(&Method::GET), Some(URL)),
+                "{error:?}"
+            );
+        }
+        let unknown = [
+            Error::not_found("built"),
+            HttpError::new(StatusCode::BAD_GATEWAY).into(),
+            Error::Decode {
+                method: None,
+                url: None,
+                source: "eof".into(),
+            },
+            Error::CircuitOpen {
+                authority: "http://h:80".into(),
+                retry_in: Duration::from_secs(1),
+            },
+            Error::encode("bad header"),
+            Error::config("base_url", "missing"),
+        ];
+        for error in unknown {
+            assert_eq!((error.method(), error.url()), (None, None), "{error:?}");
+        }
+    }
+
+    #[test]
+    fn only_a_transport_error_that_never_connected_is_a_connect_error() {
+        let transport = |connect| Error::Transport {
+            method: Method::POST,
+            url: "http://h/orders".into(),
+            connect,
+            source: "io".into(),
+        };
+        assert!(transport(true).is_connect());
+        assert!(!transport(false).is_connect());
+        // Both are transient, and print the same: only the predicate tells them apart.
+        assert!(transport(true).is_retryable() && transport(false).is_retryable());
+        assert_eq!(transport(true).to_string(), transport(false).to_string());
+        let timeout = Error::Timeout {
+            method: Method::POST,
+            url: "http://h/orders".into(),
+            after: Duration::from_secs(1),
+        };
+        assert!(!timeout.is_connect());
+        assert!(!err(503).is_connect());
+        assert!(!Error::config("k", "m").is_connect());
     }
 
     #[test]

@@ -1,13 +1,19 @@
 //! Hooks for the benchmarks in `bench/` and the fuzz targets in `fuzz/`: thin wrappers that let
 //! them reach internals (signing as the executor does it, breaker admission, backoff, response
-//! classification) without making those public API. Hidden from the documentation; may change
-//! in any release.
+//! classification) without making those public API. Each calls the code a call runs, so what
+//! is measured or fuzzed is what calls do.
+//!
+//! Compiled only with the `__internals` feature (the benchmarks), `--cfg fuzzing` (set by
+//! cargo-fuzz) or for this crate's own tests. Hidden from the documentation; may change in any
+//! release.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use crate::Executor;
 use crate::breaker::{self, BreakerConfig};
+use crate::executor::failure::{self, Wait};
+use crate::retry::policy::Outcome;
 use crate::signing::Signing;
+use crate::{Executor, RetryConfig};
 
 /// Signs requests the way the executor signs each attempt.
 #[derive(Debug)]
@@ -81,47 +87,67 @@ impl Breaker {
     }
 }
 
-/// One backoff wait with the default settings.
+/// One backoff wait with the default settings ([`RetryConfig::default`]).
 pub fn backoff_delay(retry: u32) -> Duration {
-    crate::retry::backoff::delay(Duration::from_millis(100), Duration::from_secs(2), retry)
+    let config = RetryConfig::default();
+    crate::retry::backoff::delay(config.base_delay, config.max_delay, retry)
 }
 
-/// What the executor makes of a response: the call's result, whether it may be retried (for
-/// an idempotent call), whether the breaker counts it as a failure, and the `Retry-After` wait.
+/// What the executor makes of a response to the first attempt of an idempotent `GET` with the
+/// default [`RetryConfig`]: the call's result, whether the breaker counts it as a failure, and
+/// whether and after what wait the call is retried, as far as the retry rules and the response
+/// decide (the deadline, the breaker and the retry budget are not asked).
 #[derive(Debug)]
 pub struct Classified {
     /// `Ok(())` for 2xx, otherwise the error the call would return.
     pub result: Result<(), crate::Error>,
-    /// Whether an idempotent call would be retried.
+    /// Whether the call is retried: a status worth another attempt, and no `Retry-After`
+    /// beyond the cap ([`RetryConfig::max_retry_after`], 30 s by default), past which the call
+    /// ends with this response's error instead.
     pub retryable: bool,
     /// Whether the breaker counts it as a failure.
     pub breaker_failure: bool,
-    /// The wait `Retry-After` asks for.
+    /// The wait before that retry when `Retry-After` sets it (within the cap); `None` when the
+    /// call is not retried or the backoff sets the wait.
     pub retry_after: Option<Duration>,
 }
 
-/// Classifies a response exactly as the executor does.
+/// Classifies a response with the executor's own code: its outcome, the error it builds, and
+/// its retry decision with the `Retry-After` cap.
 pub fn classify_response(
     status: u16,
     headers: &http::HeaderMap,
     body: &[u8],
 ) -> Result<Classified, http::status::InvalidStatusCode> {
-    use crate::retry::policy::{self, Outcome};
     let status = http::StatusCode::from_u16(status)?;
     let outcome = Outcome::of_status(status);
     let result = if status.is_success() {
         Ok(())
     } else {
-        Err(
-            crate::HttpError::from_response(status, http::Method::GET, "http://fuzz/".into(), body)
-                .into(),
-        )
+        let url = reqwest::Url::parse("http://fuzz/").expect("a valid URL");
+        Err(failure::status_error(
+            status,
+            &http::Method::GET,
+            &url,
+            body,
+        ))
     };
+    let plan = failure::retry_plan(
+        &RetryConfig::default(),
+        outcome,
+        true,
+        0,
+        headers,
+        SystemTime::now(),
+    );
     Ok(Classified {
         result,
-        retryable: outcome.is_retryable(true),
+        retryable: plan.is_some(),
         breaker_failure: outcome.is_failure(),
-        retry_after: policy::retry_after(headers, std::time::SystemTime::now()),
+        retry_after: match plan {
+            Some(Wait::Asked(wait)) => Some(wait),
+            Some(Wait::Backoff(_)) | None => None,
+        },
     })
 }
 
@@ -165,5 +191,37 @@ mod tests {
         signer.sign_request(&mut post).unwrap();
         assert_eq!(verify(&post, b"{\"a\":1}").unwrap(), "svc");
         assert!(verify(&post, b"{\"a\":2}").is_err(), "the body is covered");
+    }
+
+    #[test]
+    fn classification_reports_the_capped_retry_decision() {
+        let classify = |status, retry_after: Option<&str>| {
+            let mut headers = http::HeaderMap::new();
+            if let Some(value) = retry_after {
+                headers.insert(http::header::RETRY_AFTER, value.parse().unwrap());
+            }
+            classify_response(status, &headers, br#"{"message": "busy"}"#).unwrap()
+        };
+        let asked = classify(503, Some("30"));
+        assert!(asked.retryable && asked.breaker_failure);
+        assert_eq!(asked.retry_after, Some(Duration::from_secs(30)));
+        let err = asked.result.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "503 Service Unavailable for GET http://fuzz/: busy"
+        );
+
+        // Past the 30 s cap the call ends with the response's error, not after the wait.
+        let beyond = classify(503, Some("31"));
+        assert!(!beyond.retryable && beyond.breaker_failure);
+        assert_eq!(beyond.retry_after, None);
+
+        let backoff = classify(429, None);
+        assert!(backoff.retryable && !backoff.breaker_failure);
+        assert_eq!(backoff.retry_after, None);
+        let ok = classify(200, Some("1"));
+        assert!(ok.result.is_ok() && !ok.retryable && ok.retry_after.is_none());
+        assert!(!classify(404, Some("1")).retryable);
+        assert!(classify_response(1000, &http::HeaderMap::new(), b"").is_err());
     }
 }

@@ -50,12 +50,16 @@
 //!   protection and breaker state.
 //! - `server`: `#[service_client]` also generates `<Trait>Server`, serving the trait as an axum
 //!   router (see `server`).
+//!
+//! A feature whose name starts with `__` is a hook for this project's own benchmarks, not
+//! public API: it may change or go away in any release.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(any(feature = "__internals", fuzzing, test))]
 #[doc(hidden)]
 #[path = "internals.rs"]
 pub mod __internals;

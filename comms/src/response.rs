@@ -1,4 +1,5 @@
-//! A complete response: received by a call, or built by a server handler.
+//! A complete response: received by a call, or built by a server handler; and the URL of a
+//! request as responses and errors show it (without its query).
 
 use std::fmt::Display;
 
@@ -98,9 +99,7 @@ impl Response {
 
     /// The URL that was requested, without its query, when the response was received.
     pub fn url(&self) -> Option<&str> {
-        self.request
-            .as_ref()
-            .map(|(_, url)| crate::executor::without_query(url))
+        self.request.as_ref().map(|(_, url)| without_query(url))
     }
 
     /// The body as UTF-8 text; [`Error::Decode`] when it is not.
@@ -128,6 +127,18 @@ impl Response {
             source: Box::new(e),
         }
     }
+}
+
+/// A URL as errors show it: without its query, which may carry data that does not belong in
+/// logs.
+pub(crate) fn without_query(url: &reqwest::Url) -> &str {
+    let text = url.as_str();
+    text.split_once('?').map_or(text, |(before, _)| before)
+}
+
+/// [`without_query`], owned: the URL an error keeps.
+pub(crate) fn shown(url: &reqwest::Url) -> String {
+    without_query(url).to_owned()
 }
 
 /// A [`Response`] under construction, from [`Response::builder`].

@@ -1,6 +1,9 @@
 //! Response classification: any status, `Retry-After` and body become a result, a retry
-//! decision and a breaker verdict without a panic, and error bodies stay bounded.
+//! decision and a breaker verdict without a panic, error bodies stay bounded, and no
+//! `Retry-After` beyond the default cap (30 s) is waited for.
 #![no_main]
+
+use std::time::Duration;
 
 use comms::http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
@@ -22,6 +25,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(classified) = comms::__internals::classify_response(status, &headers, body) else {
         return;
     };
+    if let Some(wait) = classified.retry_after {
+        assert!(classified.retryable && wait <= Duration::from_secs(30));
+    }
     if let Err(e) = &classified.result {
         let http = e.http_error().expect("a status error");
         assert!(http.body().len() <= comms::BODY_EXCERPT_LIMIT + 3);

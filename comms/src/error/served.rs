@@ -207,6 +207,7 @@ mod tests {
                 Error::Transport {
                     method: Method::GET,
                     url: INTERNAL.into(),
+                    connect: true,
                     source: "connection refused".into(),
                 },
                 502,

@@ -17,14 +17,11 @@ use http::{HeaderMap, StatusCode};
 use http_body::Body as _;
 use pin_project_lite::pin_project;
 
-use super::{Attempt, Executor, Prepared, classify};
+use super::{Attempt, Executor, Prepared, TARGET, classify};
 use crate::Error;
 use crate::breaker::Permit;
 use crate::call::Call;
 use crate::response::Response;
-
-/// The target of this module's events: the executor's, as before the future had a module.
-const TARGET: &str = "comms::executor";
 
 pin_project! {
     /// What [`Executor::execute`] returns: prepares the call on its first poll, then runs its
@@ -188,13 +185,15 @@ where
                     continue;
                 }
                 PhaseProj::Sending { sent } => match sent.poll(cx) {
-                    Poll::Ready(Ok(response)) => match executor.start_reading(response) {
-                        Some(reading) => {
-                            phase.set(Phase::Reading { reading });
-                            continue;
+                    Poll::Ready(Ok(response)) => {
+                        match Reading::start(response, executor.inner.max_response_bytes) {
+                            Some(reading) => {
+                                phase.set(Phase::Reading { reading });
+                                continue;
+                            }
+                            None => Attempt::TooLarge,
                         }
-                        None => Attempt::TooLarge,
-                    },
+                    }
                     Poll::Ready(Err(e)) => classify(e),
                     Poll::Pending => {
                         ready!(timer.as_mut().poll_fired(cx));
@@ -309,12 +308,12 @@ impl<'a> Run<'a> {
     }
 }
 
-impl Executor {
+impl Reading {
     /// Takes a response's head and starts reading its body; `None` when the declared length
-    /// is already over the limit.
-    fn start_reading(&self, mut response: reqwest::Response) -> Option<Reading> {
+    /// is already over `limit`.
+    fn start(mut response: reqwest::Response, limit: usize) -> Option<Reading> {
         let declared = response.content_length();
-        if declared.is_some_and(|len| len > self.inner.max_response_bytes as u64) {
+        if declared.is_some_and(|len| len > limit as u64) {
             return None;
         }
         let status = response.status();
@@ -328,9 +327,7 @@ impl Executor {
             gathered: BytesMut::new(),
         })
     }
-}
 
-impl Reading {
     /// Reads what has arrived; ready once the body is complete, too large or broken.
     fn poll_body(&mut self, cx: &mut Context<'_>, limit: usize) -> Poll<Attempt> {
         loop {

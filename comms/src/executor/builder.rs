@@ -1,0 +1,338 @@
+//! Building an [`Executor`]: the builder's settings, checked once in
+//! [`ExecutorBuilder::build`], and the base URL split into what every call reuses.
+//!
+//! Kept apart from what runs per call, so that a call's path reads without the configuration
+//! around it: everything here runs once per executor.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::HeaderValue;
+
+use super::headers::attempt_headers;
+use super::{DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, Executor, Inner, shared_http_client};
+use crate::Error;
+use crate::breaker::{Breaker, BreakerConfig, BreakerSync};
+use crate::retry::RetryConfig;
+use crate::retry::budget::RetryBudget;
+use crate::signing::{self, Secret, Signer, Signing};
+
+/// Builds an [`Executor`]. Setters never fail; [`ExecutorBuilder::build`] reports the first
+/// missing or invalid setting as [`Error::Config`].
+#[must_use]
+pub struct ExecutorBuilder {
+    name: Cow<'static, str>,
+    base_url: Option<String>,
+    service_id: Option<String>,
+    key_id: Option<String>,
+    secret: Option<Secret>,
+    signing: Signing,
+    timeout: Duration,
+    deadline: Option<Duration>,
+    retry: RetryConfig,
+    breaker: BreakerConfig,
+    breaker_sync: Option<BreakerSync>,
+    http: Option<reqwest::Client>,
+    max_response_bytes: usize,
+}
+
+impl fmt::Debug for ExecutorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExecutorBuilder")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .field("service_id", &self.service_id)
+            .field("key_id", &self.key_id)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("signing", &self.signing)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ExecutorBuilder {
+    fn default() -> Self {
+        ExecutorBuilder {
+            name: Cow::Borrowed("service"),
+            base_url: None,
+            service_id: None,
+            key_id: None,
+            secret: None,
+            signing: Signing::Rfc9421,
+            timeout: DEFAULT_TIMEOUT,
+            deadline: None,
+            retry: RetryConfig::default(),
+            breaker: BreakerConfig::default(),
+            breaker_sync: None,
+            http: None,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+        }
+    }
+}
+
+impl ExecutorBuilder {
+    /// The remote service's name, reported in tracing spans.
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The base URL: `http` or `https`, a host, an optional port and path prefix, no query or
+    /// fragment. Call paths are appended to it.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// This caller's identity: the default key id of its signatures, and the `X-Service-ID`
+    /// of legacy ones.
+    pub fn service_id(mut self, id: impl Into<String>) -> Self {
+        self.service_id = Some(id.into());
+        self
+    }
+
+    /// The key id RFC 9421 signatures name (`keyid`), by default the service id. Receivers map
+    /// it to the service and the secret ([`Verifier::key`](crate::verify::Verifier::key)), so a
+    /// new secret can be rolled out under a new key id while the old one is still accepted.
+    pub fn key_id(mut self, key_id: impl Into<String>) -> Self {
+        self.key_id = Some(key_id.into());
+        self
+    }
+
+    /// The shared secret that signs requests.
+    pub fn secret(mut self, secret: impl Into<Secret>) -> Self {
+        self.secret = Some(secret.into());
+        self
+    }
+
+    /// The signing scheme ([`Signing::Rfc9421`] by default).
+    pub fn signing(mut self, signing: Signing) -> Self {
+        self.signing = signing;
+        self
+    }
+
+    /// The timeout of each attempt (10 s by default). A call's own timeout takes precedence.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// A deadline for the whole call, all attempts and waits included (none by default).
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// How transient failures are retried.
+    pub fn retry(mut self, retry: RetryConfig) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// How the target's circuit breaker behaves.
+    pub fn breaker(mut self, breaker: BreakerConfig) -> Self {
+        self.breaker = breaker;
+        self
+    }
+
+    /// Shares this target's breaker state with the other replicas of this service (see
+    /// [`BreakerSync`]).
+    pub fn breaker_sync(mut self, sync: BreakerSync) -> Self {
+        self.breaker_sync = Some(sync);
+        self
+    }
+
+    /// Uses this client's connection pool instead of the shared one. Configure it not to
+    /// follow redirects ([`reqwest::redirect::Policy::none`]): a signed request must not be
+    /// replayed to another location.
+    ///
+    /// The client's default headers are sent as usual. Each attempt's header map has room for
+    /// one of them (its `Accept`, which reqwest sets to `*/*` unless told otherwise); more
+    /// make reqwest grow the map on every request, which is measurable when many threads
+    /// share the allocator. A header every call needs can go on the calls instead.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// The largest response body accepted (16 MiB by default).
+    pub fn max_response_bytes(mut self, limit: usize) -> Self {
+        self.max_response_bytes = limit;
+        self
+    }
+
+    pub(crate) fn has_base_url(&self) -> bool {
+        self.base_url.is_some()
+    }
+
+    pub(crate) fn has_secret(&self) -> bool {
+        self.secret.is_some()
+    }
+
+    pub(crate) fn has_service_id(&self) -> bool {
+        self.service_id.is_some()
+    }
+
+    pub(crate) fn has_key_id(&self) -> bool {
+        self.key_id.is_some()
+    }
+
+    /// Checks the settings and builds the executor.
+    pub fn build(self) -> Result<Executor, Error> {
+        let base = self
+            .base_url
+            .ok_or_else(|| Error::config("base_url", "no base URL was given"))?;
+        let (base, origin, prefix) = parse_base_url(&base)?;
+        let service_id = self
+            .service_id
+            .ok_or_else(|| Error::config("service_id", "no service id was given"))?;
+        let service_header = match HeaderValue::from_str(&service_id) {
+            Ok(v) if !service_id.is_empty() && !service_id.contains(char::is_whitespace) => v,
+            _ => {
+                return Err(Error::config(
+                    "service_id",
+                    "must be non-empty visible ASCII without spaces",
+                ));
+            }
+        };
+        let key_id = self.key_id.unwrap_or_else(|| service_id.clone());
+        if !signing::is_valid_key_id(&key_id) {
+            return Err(Error::config(
+                "key_id",
+                "must be 1 to 256 visible ASCII characters other than `\"` and `\\`",
+            ));
+        }
+        let secret = self
+            .secret
+            .ok_or_else(|| Error::config("secret", "no secret was given"))?;
+        if secret.is_empty() {
+            return Err(Error::config("secret", "the secret is empty"));
+        }
+        let breaker = self
+            .breaker
+            .enabled
+            .then(|| Breaker::shared(&origin, &self.breaker, self.breaker_sync.as_ref()));
+        let headers = attempt_headers(&base, &service_header, self.signing, false);
+        let body_headers = attempt_headers(&base, &service_header, self.signing, true);
+        let default_client = self.http.is_none();
+        Ok(Executor {
+            inner: Arc::new(Inner {
+                name: self.name,
+                http: self.http.unwrap_or_else(|| shared_http_client().clone()),
+                origin,
+                base,
+                prefix,
+                service_id,
+                service_header,
+                key_id,
+                headers,
+                body_headers,
+                default_client,
+                signer: Signer::new(&secret, self.signing),
+                budget: self.retry.budget.map(RetryBudget::new),
+                retry: self.retry,
+                breaker,
+                timeout: self.timeout,
+                deadline: self.deadline,
+                max_response_bytes: self.max_response_bytes,
+            }),
+        })
+    }
+}
+
+/// Splits a base URL into its origin as a URL (path `/`), the origin as text
+/// (`scheme://host:port`) and the path prefix, refusing anything a base URL should not have.
+fn parse_base_url(raw: &str) -> Result<(reqwest::Url, String, String), Error> {
+    let bad = |message: String| Error::config("base_url", message);
+    let url = reqwest::Url::parse(raw).map_err(|e| bad(format!("`{raw}` is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad(format!("`{raw}` must use http or https")));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad(format!("`{raw}` must not have a query or fragment")));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad(format!("`{raw}` must not carry credentials")));
+    }
+    let host = url
+        .host_str()
+        .ok_or_else(|| bad(format!("`{raw}` has no host")))?;
+    let port = url
+        .port_or_known_default()
+        .ok_or_else(|| bad(format!("`{raw}` has no port")))?;
+    let origin = format!("{}://{}:{}", url.scheme(), host, port);
+    let prefix = url.path().trim_end_matches('/').to_owned();
+    let mut base = url;
+    base.set_path("/");
+    Ok((base, origin, prefix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls() {
+        let (url, origin, prefix) = parse_base_url("http://users.internal:8080").unwrap();
+        assert_eq!(
+            (url.as_str(), origin.as_str(), prefix.as_str()),
+            (
+                "http://users.internal:8080/",
+                "http://users.internal:8080",
+                ""
+            )
+        );
+        let (url, origin, prefix) = parse_base_url("https://h/api/v1/").unwrap();
+        assert_eq!(
+            (url.as_str(), origin.as_str(), prefix.as_str()),
+            ("https://h/", "https://h:443", "/api/v1")
+        );
+        for bad in [
+            "users.internal",
+            "ftp://h",
+            "http://h/?q=1",
+            "http://h/#f",
+            "http://u:p@h/",
+        ] {
+            let err = parse_base_url(bad).unwrap_err();
+            assert!(
+                matches!(&err, Error::Config { key, .. } if key == "base_url"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn builder_reports_missing_settings() {
+        let err = Executor::builder().build().unwrap_err();
+        assert!(matches!(err, Error::Config { key, .. } if key == "base_url"));
+        let err = Executor::builder()
+            .base_url("http://h")
+            .service_id("a b")
+            .secret("x")
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, Error::Config { key, .. } if key == "service_id"));
+        let err = Executor::builder()
+            .base_url("http://h")
+            .service_id("svc")
+            .secret("")
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, Error::Config { key, .. } if key == "secret"));
+        for bad in ["", "a\"b", "a\\b", "a b"] {
+            let err = Executor::builder()
+                .base_url("http://h")
+                .service_id("svc")
+                .key_id(bad)
+                .secret("x")
+                .build()
+                .unwrap_err();
+            assert!(
+                matches!(&err, Error::Config { key, .. } if key == "key_id"),
+                "{bad:?}: {err}"
+            );
+        }
+    }
+}
