@@ -42,9 +42,14 @@ fuzz_target!(|data: &[u8]| {
         .ok()
         .and_then(|p| p.parse::<Uri>().ok())
         .unwrap_or_else(|| Uri::from_static("/"));
-    let verifier = Verifier::new().service("billing", "fuzz-secret").accept_legacy(true);
+    let verifier = Verifier::new()
+        .service("billing", "fuzz-secret")
+        .accept_legacy(true);
     let mut future = pin!(verifier.verify(&Method::POST, &uri, &headers, body));
-    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
         Poll::Ready(result) => assert!(result.is_err(), "random input verified"),
         Poll::Pending => panic!("the in-memory verifier never waits"),
     }
