@@ -12,12 +12,23 @@
 //!
 //! One breaker exists per target authority (scheme, host, port) and configuration, shared by
 //! every client in the process, so all clients of a dead host learn of it together.
+//!
+//! What the one word holds is read and written only through `state::Word`; sharing transitions
+//! with other replicas' breakers (`BreakerSync`, `Link`, applying a remote transition) lives in
+//! `link.rs`.
+
+mod link;
+mod state;
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+pub use link::BreakerSync;
+use link::unix_millis;
+pub(crate) use link::{Link, Remote};
+use state::{State, Word};
 
 /// When a target's breaker opens, and how it recovers.
 ///
@@ -73,33 +84,9 @@ impl BreakerConfig {
 
     /// How many calls are let through while half-open. At least 1.
     pub fn half_open_probes(mut self, n: u32) -> Self {
-        self.half_open_probes = n.clamp(1, PROBE_MASK as u32);
+        self.half_open_probes = n.clamp(1, state::MAX_PROBES);
         self
     }
-}
-
-const CLOSED: u64 = 0;
-const OPEN: u64 = 1;
-const HALF_OPEN: u64 = 2;
-const STATE_MASK: u64 = 0b11;
-const PROBE_SHIFT: u32 = 2;
-const PROBE_MASK: u64 = (1 << 30) - 1;
-const GEN_SHIFT: u32 = 32;
-
-fn pack(state: u64, probes: u64, generation: u64) -> u64 {
-    state | (probes & PROBE_MASK) << PROBE_SHIFT | generation << GEN_SHIFT
-}
-
-fn state_of(word: u64) -> u64 {
-    word & STATE_MASK
-}
-
-fn probes_of(word: u64) -> u64 {
-    (word >> PROBE_SHIFT) & PROBE_MASK
-}
-
-fn generation_of(word: u64) -> u64 {
-    word >> GEN_SHIFT
 }
 
 fn epoch() -> Instant {
@@ -124,14 +111,12 @@ pub enum CircuitState {
     HalfOpen,
 }
 
-#[cfg(test)]
-use CircuitState as State;
-
 /// One target's breaker.
 #[derive(Debug)]
 pub(crate) struct Breaker {
     authority: String,
     config: BreakerConfig,
+    /// The state, the probes left and the generation, packed (see [`Word`]).
     word: AtomicU64,
     failures: AtomicU32,
     /// Nanoseconds since [`epoch`] until which an open breaker refuses calls.
@@ -145,7 +130,7 @@ pub(crate) struct Breaker {
 #[derive(Debug)]
 pub(crate) struct Permit<'a> {
     breaker: &'a Breaker,
-    generation: u64,
+    generation: u32,
     probe: bool,
     recorded: bool,
 }
@@ -155,7 +140,7 @@ impl Breaker {
         Breaker {
             authority,
             config,
-            word: AtomicU64::new(pack(CLOSED, 0, 0)),
+            word: AtomicU64::new(Word::INITIAL.pack()),
             failures: AtomicU32::new(0),
             open_until: AtomicU64::new(0),
             link: None,
@@ -199,17 +184,17 @@ impl Breaker {
     }
 
     pub(crate) fn state(&self) -> CircuitState {
-        match state_of(self.word.load(Ordering::Acquire)) {
-            CLOSED => CircuitState::Closed,
-            OPEN => CircuitState::Open,
-            _ => CircuitState::HalfOpen,
+        match Word::unpack(self.word.load(Ordering::Acquire)).state {
+            State::Closed => CircuitState::Closed,
+            State::Open => CircuitState::Open,
+            State::HalfOpen { .. } => CircuitState::HalfOpen,
         }
     }
 
     /// Whether the breaker is open and stays open for longer than `wait` from now, so that an
     /// attempt made after `wait` would be refused.
     pub(crate) fn open_past(&self, wait: Duration) -> bool {
-        state_of(self.word.load(Ordering::Acquire)) == OPEN
+        Word::unpack(self.word.load(Ordering::Acquire)).state == State::Open
             && self.open_until.load(Ordering::Acquire)
                 > now_nanos().saturating_add(wait.as_nanos() as u64)
     }
@@ -218,43 +203,44 @@ impl Breaker {
     pub(crate) fn admit(&self) -> Result<Permit<'_>, Duration> {
         let mut word = self.word.load(Ordering::Acquire);
         loop {
-            let generation = generation_of(word);
-            let (next, probe) = match state_of(word) {
-                CLOSED => return Ok(self.permit(generation, false)),
-                OPEN => {
+            let from = Word::unpack(word);
+            let next = match from.state {
+                State::Closed => return Ok(self.permit(from.generation, false)),
+                State::Open => {
                     let now = now_nanos();
                     let until = self.open_until.load(Ordering::Acquire);
                     if now < until {
                         return Err(Duration::from_nanos(until - now));
                     }
                     // The open period is over: become half-open, taking the first probe.
-                    let probes = u64::from(self.config.half_open_probes) - 1;
-                    (pack(HALF_OPEN, probes, generation + 1), true)
+                    let probes = self.config.half_open_probes - 1;
+                    from.next(State::HalfOpen { probes })
                 }
-                _ => {
-                    let probes = probes_of(word);
+                State::HalfOpen { probes } => {
                     if probes == 0 {
                         return Err(Duration::ZERO);
                     }
-                    (pack(HALF_OPEN, probes - 1, generation), true)
+                    from.with(State::HalfOpen { probes: probes - 1 })
                 }
             };
-            match self
-                .word
-                .compare_exchange_weak(word, next, Ordering::AcqRel, Ordering::Acquire)
-            {
+            match self.word.compare_exchange_weak(
+                word,
+                next.pack(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
                 Ok(_) => {
-                    if state_of(word) == OPEN {
+                    if from.state == State::Open {
                         tracing::info!(authority = %self.authority, "circuit breaker half-open");
                     }
-                    return Ok(self.permit(generation_of(next), probe));
+                    return Ok(self.permit(next.generation, true));
                 }
                 Err(actual) => word = actual,
             }
         }
     }
 
-    fn permit(&self, generation: u64, probe: bool) -> Permit<'_> {
+    fn permit(&self, generation: u32, probe: bool) -> Permit<'_> {
         Permit {
             breaker: self,
             generation,
@@ -266,9 +252,10 @@ impl Breaker {
     fn on_success(&self, permit: &Permit<'_>) {
         if permit.probe {
             let from = self.word.load(Ordering::Acquire);
-            if state_of(from) == HALF_OPEN
-                && generation_of(from) == permit.generation
-                && self.transition(from, CLOSED)
+            let word = Word::unpack(from);
+            if matches!(word.state, State::HalfOpen { .. })
+                && word.generation == permit.generation
+                && self.transition(from, State::Closed)
             {
                 self.failures.store(0, Ordering::Release);
                 tracing::info!(authority = %self.authority, "circuit breaker closed");
@@ -283,19 +270,20 @@ impl Breaker {
 
     fn on_failure(&self, permit: &Permit<'_>) {
         let from = self.word.load(Ordering::Acquire);
-        if generation_of(from) != permit.generation {
+        let word = Word::unpack(from);
+        if word.generation != permit.generation {
             return;
         }
         let trip = if permit.probe {
-            state_of(from) == HALF_OPEN
+            matches!(word.state, State::HalfOpen { .. })
         } else {
             let failures = self.failures.fetch_add(1, Ordering::AcqRel) + 1;
-            state_of(from) == CLOSED && failures >= self.config.failure_threshold
+            word.state == State::Closed && failures >= self.config.failure_threshold
         };
         if trip {
             let until = now_nanos().saturating_add(self.config.open_for.as_nanos() as u64);
             self.open_until.store(until, Ordering::Release);
-            if self.transition(from, OPEN) {
+            if self.transition(from, State::Open) {
                 tracing::warn!(
                     authority = %self.authority,
                     open_for = ?self.config.open_for,
@@ -319,58 +307,19 @@ impl Breaker {
         let _ = self
             .word
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
-                (state_of(w) == HALF_OPEN && generation_of(w) == permit.generation)
-                    .then(|| pack(HALF_OPEN, probes_of(w) + 1, generation_of(w)))
+                let word = Word::unpack(w);
+                match word.state {
+                    State::HalfOpen { probes } if word.generation == permit.generation => {
+                        Some(word.with(State::HalfOpen { probes: probes + 1 }).pack())
+                    }
+                    _ => None,
+                }
             });
     }
 
-    /// Applies another replica's transition, without publishing it again.
-    ///
-    /// A remote open holds this breaker open until the time it names, but never longer than
-    /// this breaker's own `open_for` from now: the time comes from another clock and another
-    /// configuration, or from whoever can publish on the channel, and must not keep calls
-    /// failing fast here indefinitely.
-    // Only a fleet backend (the `redis` feature) links breakers across processes.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    fn apply_remote(&self, event: Remote) {
-        match event {
-            Remote::Opened { until_unix_ms } => {
-                let left = Duration::from_millis(until_unix_ms.saturating_sub(unix_millis()))
-                    .min(self.config.open_for);
-                if left.is_zero() {
-                    return;
-                }
-                let until = now_nanos().saturating_add(left.as_nanos() as u64);
-                loop {
-                    let from = self.word.load(Ordering::Acquire);
-                    if state_of(from) == OPEN {
-                        self.open_until.fetch_max(until, Ordering::AcqRel);
-                        return;
-                    }
-                    self.open_until.store(until, Ordering::Release);
-                    if self.transition(from, OPEN) {
-                        tracing::warn!(authority = %self.authority, "circuit breaker opened by another replica");
-                        return;
-                    }
-                }
-            }
-            Remote::Closed => loop {
-                let from = self.word.load(Ordering::Acquire);
-                if state_of(from) == CLOSED {
-                    return;
-                }
-                if self.transition(from, CLOSED) {
-                    self.failures.store(0, Ordering::Release);
-                    tracing::info!(authority = %self.authority, "circuit breaker closed by another replica");
-                    return;
-                }
-            },
-        }
-    }
-
     /// Moves from exactly `from` to `to` with a new generation; false if someone else moved first.
-    fn transition(&self, from: u64, to: u64) -> bool {
-        let next = pack(to, 0, generation_of(from) + 1);
+    fn transition(&self, from: u64, to: State) -> bool {
+        let next = Word::unpack(from).next(to).pack();
         self.word
             .compare_exchange(from, next, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
@@ -397,108 +346,9 @@ impl Drop for Permit<'_> {
     }
 }
 
-fn unix_millis() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// A transition one replica tells the others about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Remote {
-    /// Opened until this wall-clock time.
-    Opened { until_unix_ms: u64 },
-    /// Closed after a successful probe.
-    Closed,
-}
-
-/// The local end of a fleet-wide breaker channel: publishes this process's transitions and
-/// applies the others'.
-type Publish = Box<dyn Fn(&str, Remote) + Send + Sync>;
-
-pub(crate) struct Link {
-    pub(crate) id: u64,
-    publish: Publish,
-    members: Mutex<HashMap<String, Vec<std::sync::Weak<Breaker>>>>,
-    /// Whether the backend currently delivers other replicas' transitions.
-    pub(crate) connected: std::sync::atomic::AtomicBool,
-}
-
-impl Link {
-    // Only a fleet backend (the `redis` feature) links breakers across processes.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn new(publish: impl Fn(&str, Remote) + Send + Sync + 'static) -> Link {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        Link {
-            id: NEXT.fetch_add(1, Ordering::Relaxed),
-            publish: Box::new(publish),
-            members: Mutex::default(),
-            connected: std::sync::atomic::AtomicBool::new(false),
-        }
-    }
-
-    fn attach(&self, breaker: &Arc<Breaker>) {
-        let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
-        members
-            .entry(breaker.authority.clone())
-            .or_default()
-            .push(Arc::downgrade(breaker));
-    }
-
-    fn publish(&self, authority: &str, event: Remote) {
-        (self.publish)(authority, event);
-    }
-
-    /// Applies a transition another replica published for `authority`.
-    // Only a fleet backend (the `redis` feature) links breakers across processes.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn apply(&self, authority: &str, event: Remote) {
-        let breakers: Vec<Arc<Breaker>> = {
-            let members = self.members.lock().unwrap_or_else(|p| p.into_inner());
-            members
-                .get(authority)
-                .map(|v| v.iter().filter_map(std::sync::Weak::upgrade).collect())
-                .unwrap_or_default()
-        };
-        for breaker in breakers {
-            breaker.apply_remote(event);
-        }
-    }
-}
-
-impl fmt::Debug for Link {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Link")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Shares breaker transitions between the replicas of a service, so that when one replica's
-/// breaker for a target opens, every replica's does, and they close together after a
-/// successful probe. Made by a fleet backend such as `comms::redis::share_breakers`; pass it
-/// to [`ExecutorBuilder::breaker_sync`](crate::ExecutorBuilder::breaker_sync).
-///
-/// An open announced by another replica holds this replica's breaker open until the time it
-/// names, but never longer than this replica's own
-/// [`open_for`](BreakerConfig::open_for) from when it arrives: a replica configured otherwise,
-/// a skewed clock or a forged message cannot keep it open longer than a local failure would.
-/// When the backend is unreachable each replica's breaker keeps working on its own.
-#[derive(Clone, Debug)]
-pub struct BreakerSync {
-    pub(crate) link: Arc<Link>,
-}
-
-impl BreakerSync {
-    /// Whether other replicas' transitions are being received right now.
-    pub fn is_connected(&self) -> bool {
-        self.link.connected.load(Ordering::Acquire)
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::CircuitState as State;
     use super::*;
 
     fn breaker(threshold: u32, open_for: Duration, probes: u32) -> Breaker {
@@ -585,81 +435,6 @@ mod tests {
             }
         });
         assert_eq!(admitted.load(Ordering::Relaxed), 3);
-    }
-
-    #[test]
-    fn linked_breakers_open_and_close_together() {
-        // Two "replicas" whose links deliver to each other directly.
-        type Slot = Arc<Mutex<Option<Arc<Link>>>>;
-        let (to_a, to_b): (Slot, Slot) = Default::default();
-        let (ta, tb) = (to_a.clone(), to_b.clone());
-        let a = BreakerSync {
-            link: Arc::new(Link::new(move |auth, ev| {
-                if let Some(l) = tb.lock().unwrap().as_ref() {
-                    l.apply(auth, ev)
-                }
-            })),
-        };
-        let b = BreakerSync {
-            link: Arc::new(Link::new(move |auth, ev| {
-                if let Some(l) = ta.lock().unwrap().as_ref() {
-                    l.apply(auth, ev)
-                }
-            })),
-        };
-        *to_a.lock().unwrap() = Some(a.link.clone());
-        *to_b.lock().unwrap() = Some(b.link.clone());
-        let config = BreakerConfig::default()
-            .failure_threshold(2)
-            .open_for(Duration::from_millis(50));
-        let ba = Breaker::shared("http://linked:1", &config, Some(&a));
-        let bb = Breaker::shared("http://linked:1", &config, Some(&b));
-        assert!(!Arc::ptr_eq(&ba, &bb), "one breaker per replica");
-        ba.admit().unwrap().record(true);
-        ba.admit().unwrap().record(true);
-        assert_eq!(ba.state(), State::Open);
-        assert_eq!(bb.state(), State::Open, "b opened with a");
-        assert!(bb.admit().is_err());
-        std::thread::sleep(Duration::from_millis(60));
-        bb.admit().unwrap().record(false);
-        assert_eq!(bb.state(), State::Closed);
-        assert_eq!(ba.state(), State::Closed, "a closed with b's probe");
-    }
-
-    #[test]
-    fn a_remote_open_lasts_no_longer_than_the_local_open_for() {
-        let sync = BreakerSync {
-            link: Arc::new(Link::new(|_, _| {})),
-        };
-        let open_for = Duration::from_millis(200);
-        let config = BreakerConfig::default().open_for(open_for);
-        let b = Breaker::shared("http://remote-clamp:1", &config, Some(&sync));
-        let apply = |until_unix_ms| {
-            sync.link
-                .apply("http://remote-clamp:1", Remote::Opened { until_unix_ms })
-        };
-        // A shorter remote open is taken as it is.
-        apply(unix_millis() + 50);
-        assert_eq!(b.state(), State::Open);
-        assert!(b.admit().unwrap_err() <= Duration::from_millis(50));
-        // A replica open for an hour, a clock a day ahead, a forged "forever", again and
-        // again: each holds this breaker open for at most its own open_for.
-        for until in [
-            unix_millis() + 3_600_000,
-            unix_millis() + 86_400_000,
-            u64::MAX,
-        ] {
-            apply(until);
-            assert_eq!(b.state(), State::Open);
-            let wait = b.admit().unwrap_err();
-            assert!(wait <= open_for, "{wait:?}");
-        }
-        // Once that has passed, a probe goes through and closes it.
-        std::thread::sleep(open_for + Duration::from_millis(50));
-        b.admit()
-            .expect("a probe after the local open period")
-            .record(false);
-        assert_eq!(b.state(), State::Closed);
     }
 
     #[test]

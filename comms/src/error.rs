@@ -259,8 +259,11 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Transport { .. } | Error::Timeout { .. } => true,
-            Error::TooManyRequests(_) => true,
-            Error::Server(e) => is_retryable_status(e.status()),
+            // The variant stands for 429 (and `Server` for 5xx), as `From<HttpError>` sorts them.
+            Error::TooManyRequests(_) => {
+                crate::retry::policy::is_retryable_status(StatusCode::TOO_MANY_REQUESTS)
+            }
+            Error::Server(e) => crate::retry::policy::is_retryable_status(e.status()),
             _ => false,
         }
     }
@@ -344,11 +347,6 @@ impl Error {
             message: message.into(),
         }
     }
-}
-
-/// Statuses worth another attempt of an idempotent call.
-pub(crate) fn is_retryable_status(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504)
 }
 
 impl From<HttpError> for Error {

@@ -1,4 +1,7 @@
 //! Whether an attempt's outcome is worth another attempt, and what the breaker makes of it.
+//!
+//! The status rules live here and nowhere else: [`is_retryable_status`] (also behind
+//! `Error::is_retryable`) and [`is_failure_status`].
 
 use std::time::{Duration, SystemTime};
 
@@ -10,6 +13,16 @@ pub(crate) fn is_idempotent_method(method: &Method) -> bool {
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
     )
+}
+
+/// Statuses the breaker counts as a failure of the target: 500, 502, 503, 504.
+pub(crate) fn is_failure_status(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 500 | 502 | 503 | 504)
+}
+
+/// Statuses worth another attempt of an idempotent call: the breaker's failures, and 429.
+pub(crate) fn is_retryable_status(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS || is_failure_status(status)
 }
 
 /// How one attempt ended, reduced to what the retry and breaker decisions need.
@@ -41,7 +54,7 @@ impl Outcome {
     pub(crate) fn is_failure(self) -> bool {
         match self {
             Outcome::Success => false,
-            Outcome::Status(status) => matches!(status.as_u16(), 500 | 502 | 503 | 504),
+            Outcome::Status(status) => is_failure_status(status),
             Outcome::Connect | Outcome::Transport | Outcome::Timeout => true,
         }
     }
@@ -52,7 +65,7 @@ impl Outcome {
             Outcome::Success => false,
             Outcome::Connect => true,
             Outcome::Transport | Outcome::Timeout => idempotent,
-            Outcome::Status(status) => idempotent && crate::error::is_retryable_status(status),
+            Outcome::Status(status) => idempotent && is_retryable_status(status),
         }
     }
 }
@@ -126,6 +139,31 @@ mod tests {
         assert!(!s(429).is_failure() && !s(404).is_failure() && !s(501).is_failure());
         assert!(Outcome::Timeout.is_failure() && Outcome::Connect.is_failure());
         assert!(!Outcome::Success.is_failure());
+    }
+
+    #[test]
+    fn the_status_lists() {
+        let retryable: Vec<u16> = (100..=999)
+            .filter(|&n| is_retryable_status(StatusCode::from_u16(n).unwrap()))
+            .collect();
+        assert_eq!(retryable, [429, 500, 502, 503, 504]);
+        let failures: Vec<u16> = (100..=999)
+            .filter(|&n| is_failure_status(StatusCode::from_u16(n).unwrap()))
+            .collect();
+        assert_eq!(failures, [500, 502, 503, 504]);
+    }
+
+    #[test]
+    fn an_error_is_retryable_as_its_status_is_for_an_idempotent_call() {
+        for n in 100..=999 {
+            let status = StatusCode::from_u16(n).unwrap();
+            let error = crate::Error::from(crate::HttpError::new(status));
+            assert_eq!(
+                error.is_retryable(),
+                Outcome::of_status(status).is_retryable(true),
+                "{status}"
+            );
+        }
     }
 
     #[test]

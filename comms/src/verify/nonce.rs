@@ -34,6 +34,10 @@
 //!   against a full store costs a constant per request. Refusals are counted
 //!   ([`MemoryNonceStore::refused_full`]) and logged: each at `DEBUG`, and a `WARN` with the
 //!   count at most every 10 s.
+//!
+//! The table of one shard lives in `nonce/table.rs`; the store, its shards and its keys here.
+
+mod table;
 
 use std::fmt;
 use std::future::Future;
@@ -45,6 +49,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::BoxError;
 use crate::report::Throttle;
+use table::{Shard, Slot, fast_range};
 
 /// Where a verifier remembers the nonces it has accepted.
 ///
@@ -104,31 +109,12 @@ pub struct MemoryNonceStore {
 #[repr(align(64))]
 struct Padded(Mutex<Shard>);
 
-/// One fingerprint slot: the fingerprint's low and high halves, and the Unix second from which
-/// the nonce is forgotten, 0 for a slot never used since the last rebuild.
-type Slot = [u32; 3];
-
-/// Part of the nonces, in an open-addressing table.
-struct Shard {
-    slots: Vec<Slot>,
-    /// Slots used since the last rebuild: live nonces and expired ones.
-    used: usize,
-    /// The most live nonces this shard holds.
-    capacity: usize,
-    /// No used slot expires before this second (a lower bound), so a purge before it frees
-    /// nothing.
-    earliest: u32,
-}
-
 /// At most this many shards.
 const MAX_SHARDS: usize = 256;
 
 /// A store smaller than this many nonces per shard has fewer shards, so that each holds
 /// enough for the hash to spread the nonces evenly.
 const MIN_SHARD_CAPACITY: usize = 4096;
-
-/// The smallest table a shard makes.
-const MIN_SLOTS: usize = 8;
 
 /// The most nonces a store holds: the tables index slots with 32-bit arithmetic.
 const MAX_CAPACITY: usize = u32::MAX as usize;
@@ -137,13 +123,6 @@ const MAX_CAPACITY: usize = u32::MAX as usize;
 /// verified requests a second over the default 300 s skew window with a third to spare, in
 /// at most about 160 MB when full.
 pub const DEFAULT_NONCE_CAPACITY: usize = 8_000_000;
-
-/// Why a nonce was refused: its shard is full of live nonces.
-#[derive(Debug, thiserror::Error)]
-#[error("nonce store is full of live nonces (capacity {capacity})")]
-struct Full {
-    capacity: usize,
-}
 
 impl Default for MemoryNonceStore {
     fn default() -> Self {
@@ -257,123 +236,6 @@ impl MemoryNonceStore {
             full.into()
         })
     }
-}
-
-impl Shard {
-    fn new(capacity: usize) -> Shard {
-        Shard {
-            slots: Vec::new(),
-            used: 0,
-            capacity,
-            earliest: u32::MAX,
-        }
-    }
-
-    /// Looks `fingerprint` up at second `now` and, when no live slot holds it, records it until
-    /// second `until`. `Ok(false)` is a replay.
-    fn insert(&mut self, fingerprint: u64, now: u32, until: u32) -> Result<bool, Full> {
-        let (low, high) = (fingerprint as u32, (fingerprint >> 32) as u32);
-        // Scan the probe run to its first never-used slot: a live copy may sit past an
-        // expired slot. Remember the first free slot on the way.
-        let mut reusable = None;
-        let mut unused = None;
-        if !self.slots.is_empty() {
-            let mut i = fast_range(fingerprint, self.slots.len());
-            loop {
-                let [l, h, expiry] = self.slots[i];
-                if expiry == 0 {
-                    unused = Some(i);
-                    break;
-                }
-                if expiry > now {
-                    if l == low && h == high {
-                        return Ok(false);
-                    }
-                } else if reusable.is_none() {
-                    reusable = Some(i);
-                }
-                i += 1;
-                if i == self.slots.len() {
-                    i = 0;
-                }
-            }
-        }
-        if until <= now {
-            // Its request can no longer pass the skew check: nothing to remember.
-            return Ok(true);
-        }
-        if let Some(i) = reusable {
-            self.slots[i] = [low, high, until];
-            self.earliest = self.earliest.min(until);
-            return Ok(true);
-        }
-        if self.used >= self.capacity && now < self.earliest {
-            // Full, and nothing has expired since the last purge.
-            return Err(Full {
-                capacity: self.capacity,
-            });
-        }
-        let slot = match unused {
-            Some(i) if self.used < self.limit() => i,
-            _ => {
-                self.rebuild(now)?;
-                probe_unused(&self.slots, fingerprint)
-            }
-        };
-        self.slots[slot] = [low, high, until];
-        self.used += 1;
-        self.earliest = self.earliest.min(until);
-        Ok(true)
-    }
-
-    /// The most slots used before a rebuild: 0.8 of the table, and never more than the
-    /// capacity (a slot holds at most one live nonce).
-    fn limit(&self) -> usize {
-        (self.slots.len() / 5 * 4 + self.slots.len() % 5 * 4 / 5).min(self.capacity)
-    }
-
-    /// Drops the expired slots and sizes the table for a load of 0.6 with one more nonce, or
-    /// fails when the live nonces already fill the shard.
-    fn rebuild(&mut self, now: u32) -> Result<(), Full> {
-        let live = || self.slots.iter().filter(move |slot| slot[2] > now);
-        let count = live().count();
-        let earliest = live().map(|slot| slot[2]).min().unwrap_or(u32::MAX);
-        if count >= self.capacity {
-            self.earliest = earliest;
-            return Err(Full {
-                capacity: self.capacity,
-            });
-        }
-        let length = ((count + 1) * 5).div_ceil(3).max(MIN_SLOTS);
-        let mut slots = vec![[0; 3]; length];
-        for &slot in live() {
-            let fingerprint = u64::from(slot[0]) | (u64::from(slot[1]) << 32);
-            let i = probe_unused(&slots, fingerprint);
-            slots[i] = slot;
-        }
-        self.slots = slots;
-        self.used = count;
-        self.earliest = earliest;
-        Ok(())
-    }
-}
-
-/// The first never-used slot of `fingerprint`'s probe run.
-fn probe_unused(slots: &[Slot], fingerprint: u64) -> usize {
-    let mut i = fast_range(fingerprint, slots.len());
-    while slots[i][2] != 0 {
-        i += 1;
-        if i == slots.len() {
-            i = 0;
-        }
-    }
-    i
-}
-
-/// Maps a hash to `0..len` by its top 32 bits (Lemire's multiply-shift): uniform for any
-/// `len` up to 2^32, and no division.
-fn fast_range(hash: u64, len: usize) -> usize {
-    (((hash >> 32) * len as u64) >> 32) as usize
 }
 
 /// `time` in whole Unix seconds, rounded up or down, within `0..=u32::MAX`.

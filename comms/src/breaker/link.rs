@@ -1,0 +1,249 @@
+//! Sharing breaker transitions between the replicas of a service.
+//!
+//! A replica's breaker that opens or closes publishes the transition through its [`Link`]; the
+//! link applies the other replicas' transitions to the local breakers of the same authority.
+//! The backend that carries them (Redis pub/sub, with the `redis` feature) only sees
+//! [`Remote`] events and authorities. A remote open is clamped to this replica's own
+//! `open_for`, so no other clock, configuration or forged message keeps a breaker open here
+//! longer than a local failure would.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::state::{State, Word};
+use super::{Breaker, now_nanos};
+
+/// Wall-clock milliseconds since the Unix epoch: what replicas tell each other open times in.
+pub(super) fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A transition one replica tells the others about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Remote {
+    /// Opened until this wall-clock time.
+    Opened { until_unix_ms: u64 },
+    /// Closed after a successful probe.
+    Closed,
+}
+
+/// How a link hands this process's transitions to its backend.
+type Publish = Box<dyn Fn(&str, Remote) + Send + Sync>;
+
+/// The local end of a fleet-wide breaker channel: publishes this process's transitions and
+/// applies the others'.
+pub(crate) struct Link {
+    pub(crate) id: u64,
+    publish: Publish,
+    members: Mutex<HashMap<String, Vec<std::sync::Weak<Breaker>>>>,
+    /// Whether the backend currently delivers other replicas' transitions.
+    pub(crate) connected: std::sync::atomic::AtomicBool,
+}
+
+impl Link {
+    // Only a fleet backend (the `redis` feature) links breakers across processes.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn new(publish: impl Fn(&str, Remote) + Send + Sync + 'static) -> Link {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Link {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+            publish: Box::new(publish),
+            members: Mutex::default(),
+            connected: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Adds `breaker` to the breakers a remote transition for its authority is applied to.
+    pub(super) fn attach(&self, breaker: &Arc<Breaker>) {
+        let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+        members
+            .entry(breaker.authority.clone())
+            .or_default()
+            .push(Arc::downgrade(breaker));
+    }
+
+    /// Tells the other replicas about a local transition.
+    pub(super) fn publish(&self, authority: &str, event: Remote) {
+        (self.publish)(authority, event);
+    }
+
+    /// Applies a transition another replica published for `authority`.
+    // Only a fleet backend (the `redis` feature) links breakers across processes.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn apply(&self, authority: &str, event: Remote) {
+        let breakers: Vec<Arc<Breaker>> = {
+            let members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+            members
+                .get(authority)
+                .map(|v| v.iter().filter_map(std::sync::Weak::upgrade).collect())
+                .unwrap_or_default()
+        };
+        for breaker in breakers {
+            breaker.apply_remote(event);
+        }
+    }
+}
+
+impl fmt::Debug for Link {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Link")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Shares breaker transitions between the replicas of a service, so that when one replica's
+/// breaker for a target opens, every replica's does, and they close together after a
+/// successful probe. Made by a fleet backend such as `comms::redis::share_breakers`; pass it
+/// to [`ExecutorBuilder::breaker_sync`](crate::ExecutorBuilder::breaker_sync).
+///
+/// An open announced by another replica holds this replica's breaker open until the time it
+/// names, but never longer than this replica's own
+/// [`open_for`](crate::BreakerConfig::open_for) from when it arrives: a replica configured
+/// otherwise, a skewed clock or a forged message cannot keep it open longer than a local
+/// failure would.
+/// When the backend is unreachable each replica's breaker keeps working on its own.
+#[derive(Clone, Debug)]
+pub struct BreakerSync {
+    pub(crate) link: Arc<Link>,
+}
+
+impl BreakerSync {
+    /// Whether other replicas' transitions are being received right now.
+    pub fn is_connected(&self) -> bool {
+        self.link.connected.load(Ordering::Acquire)
+    }
+}
+
+impl Breaker {
+    /// Applies another replica's transition, without publishing it again.
+    ///
+    /// A remote open holds this breaker open until the time it names, but never longer than
+    /// this breaker's own `open_for` from now: the time comes from another clock and another
+    /// configuration, or from whoever can publish on the channel, and must not keep calls
+    /// failing fast here indefinitely.
+    // Only a fleet backend (the `redis` feature) links breakers across processes.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    fn apply_remote(&self, event: Remote) {
+        match event {
+            Remote::Opened { until_unix_ms } => {
+                let left = Duration::from_millis(until_unix_ms.saturating_sub(unix_millis()))
+                    .min(self.config.open_for);
+                if left.is_zero() {
+                    return;
+                }
+                let until = now_nanos().saturating_add(left.as_nanos() as u64);
+                loop {
+                    let from = self.word.load(Ordering::Acquire);
+                    if Word::unpack(from).state == State::Open {
+                        self.open_until.fetch_max(until, Ordering::AcqRel);
+                        return;
+                    }
+                    self.open_until.store(until, Ordering::Release);
+                    if self.transition(from, State::Open) {
+                        tracing::warn!(authority = %self.authority, "circuit breaker opened by another replica");
+                        return;
+                    }
+                }
+            }
+            Remote::Closed => loop {
+                let from = self.word.load(Ordering::Acquire);
+                if Word::unpack(from).state == State::Closed {
+                    return;
+                }
+                if self.transition(from, State::Closed) {
+                    self.failures.store(0, Ordering::Release);
+                    tracing::info!(authority = %self.authority, "circuit breaker closed by another replica");
+                    return;
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{BreakerConfig, CircuitState as State};
+    use super::*;
+
+    #[test]
+    fn linked_breakers_open_and_close_together() {
+        // Two "replicas" whose links deliver to each other directly.
+        type Slot = Arc<Mutex<Option<Arc<Link>>>>;
+        let (to_a, to_b): (Slot, Slot) = Default::default();
+        let (ta, tb) = (to_a.clone(), to_b.clone());
+        let a = BreakerSync {
+            link: Arc::new(Link::new(move |auth, ev| {
+                if let Some(l) = tb.lock().unwrap().as_ref() {
+                    l.apply(auth, ev)
+                }
+            })),
+        };
+        let b = BreakerSync {
+            link: Arc::new(Link::new(move |auth, ev| {
+                if let Some(l) = ta.lock().unwrap().as_ref() {
+                    l.apply(auth, ev)
+                }
+            })),
+        };
+        *to_a.lock().unwrap() = Some(a.link.clone());
+        *to_b.lock().unwrap() = Some(b.link.clone());
+        let config = BreakerConfig::default()
+            .failure_threshold(2)
+            .open_for(Duration::from_millis(50));
+        let ba = Breaker::shared("http://linked:1", &config, Some(&a));
+        let bb = Breaker::shared("http://linked:1", &config, Some(&b));
+        assert!(!Arc::ptr_eq(&ba, &bb), "one breaker per replica");
+        ba.admit().unwrap().record(true);
+        ba.admit().unwrap().record(true);
+        assert_eq!(ba.state(), State::Open);
+        assert_eq!(bb.state(), State::Open, "b opened with a");
+        assert!(bb.admit().is_err());
+        std::thread::sleep(Duration::from_millis(60));
+        bb.admit().unwrap().record(false);
+        assert_eq!(bb.state(), State::Closed);
+        assert_eq!(ba.state(), State::Closed, "a closed with b's probe");
+    }
+
+    #[test]
+    fn a_remote_open_lasts_no_longer_than_the_local_open_for() {
+        let sync = BreakerSync {
+            link: Arc::new(Link::new(|_, _| {})),
+        };
+        let open_for = Duration::from_millis(200);
+        let config = BreakerConfig::default().open_for(open_for);
+        let b = Breaker::shared("http://remote-clamp:1", &config, Some(&sync));
+        let apply = |until_unix_ms| {
+            sync.link
+                .apply("http://remote-clamp:1", Remote::Opened { until_unix_ms })
+        };
+        // A shorter remote open is taken as it is.
+        apply(unix_millis() + 50);
+        assert_eq!(b.state(), State::Open);
+        assert!(b.admit().unwrap_err() <= Duration::from_millis(50));
+        // A replica open for an hour, a clock a day ahead, a forged "forever", again and
+        // again: each holds this breaker open for at most its own open_for.
+        for until in [
+            unix_millis() + 3_600_000,
+            unix_millis() + 86_400_000,
+            u64::MAX,
+        ] {
+            apply(until);
+            assert_eq!(b.state(), State::Open);
+            let wait = b.admit().unwrap_err();
+            assert!(wait <= open_for, "{wait:?}");
+        }
+        // Once that has passed, a probe goes through and closes it.
+        std::thread::sleep(open_for + Duration::from_millis(50));
+        b.admit()
+            .expect("a probe after the local open period")
+            .record(false);
+        assert_eq!(b.state(), State::Closed);
+    }
+}

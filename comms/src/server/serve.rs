@@ -1,0 +1,271 @@
+//! What runs each request of a generated server: the verify gate (or none, `unverified()`),
+//! the `Idempotency-Key` claim for an idempotent method, then the method with the verified
+//! caller in a task-local ([`caller()`]) and its panics caught into a 500. `Settings` is what
+//! a generated `<Trait>Server` keeps of how to do that.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::StatusCode;
+
+use super::{
+    Claim, IdempotencyStore, Incoming, MemoryIdempotencyStore, StoredResponse, respond_message,
+};
+use crate::verify::layer::Gate;
+use crate::verify::{Caller, Verifier};
+
+tokio::task_local! {
+    static CALLER: Caller;
+}
+
+/// The verified caller of the request being served.
+///
+/// # Panics
+///
+/// Outside a method running in a generated server (or in one built with `unverified()`,
+/// whose requests have no verified caller).
+pub fn caller() -> Caller {
+    CALLER.try_with(Caller::clone).unwrap_or_else(|_| {
+        panic!(
+            "comms::server::caller() is only available inside a method served by a generated \
+             server that verifies its requests"
+        )
+    })
+}
+
+/// How a generated server checks requests: the gate they pass, or none (`unverified()`).
+#[doc(hidden)]
+#[derive(Clone)]
+pub struct Settings {
+    gate: Option<Gate>,
+    /// The body limit, also when requests are not verified.
+    max_body_bytes: usize,
+    idempotency: Arc<dyn IdempotencyStore>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("gate", &self.gate)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Settings {
+    /// A verifier that knows no key: every request is refused until one is given.
+    fn default() -> Self {
+        Settings {
+            gate: Some(Gate::new(Verifier::new())),
+            max_body_bytes: crate::verify::DEFAULT_MAX_BODY_BYTES,
+            idempotency: Arc::new(MemoryIdempotencyStore::default()),
+        }
+    }
+}
+
+impl Settings {
+    /// Checks requests with `verifier`, keeping the body limits.
+    pub fn verifier(&mut self, verifier: Verifier) {
+        let mut gate = Gate::new(verifier);
+        gate.max_body_bytes = self.max_body_bytes;
+        if let Some(old) = &self.gate {
+            gate.body_timeout = old.body_timeout;
+        }
+        self.gate = Some(gate);
+    }
+
+    /// Serves requests without checking them.
+    pub fn unverified(&mut self) {
+        self.gate = None;
+    }
+
+    /// Keeps the answers of idempotent methods in `store`.
+    pub fn idempotency_store(&mut self, store: impl IdempotencyStore) {
+        self.idempotency = Arc::new(store);
+    }
+
+    /// The largest body a verified request may have.
+    pub fn max_body_bytes(&mut self, limit: usize) {
+        self.max_body_bytes = limit;
+        if let Some(gate) = &mut self.gate {
+            gate.max_body_bytes = limit;
+        }
+    }
+}
+
+/// Runs one request through the gate and then `method`, with the verified caller in scope; a
+/// panic in the method is caught and becomes a 500 for this request only. For a method marked
+/// idempotent, `idempotent` is its route, and a repeated `Idempotency-Key` is answered from the
+/// store.
+#[doc(hidden)]
+pub async fn handle<F, Fut>(
+    settings: &Settings,
+    request: axum::extract::Request,
+    idempotent: Option<&'static str>,
+    method: F,
+) -> axum::response::Response
+where
+    F: FnOnce(Incoming) -> Fut,
+    Fut: Future<Output = http::Response<Bytes>> + Send + 'static,
+{
+    let (parts, body) = request.into_parts();
+    let (caller, body) = match &settings.gate {
+        Some(gate) => {
+            // The signature covers the URI as the caller sent it, prefix included.
+            let uri = parts
+                .extensions
+                .get::<axum::extract::OriginalUri>()
+                .map_or_else(|| parts.uri.clone(), |original| original.0.clone());
+            match gate.admit(&parts, &uri, body).await {
+                Ok((caller, body)) => (Some(caller), body),
+                Err(refusal) => return refusal.map(axum::body::Body::from),
+            }
+        }
+        None => match axum::body::to_bytes(body, settings.max_body_bytes).await {
+            Ok(body) => (None, body),
+            Err(_) => {
+                return respond_message(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "request body too large or unreadable",
+                )
+                .map(axum::body::Body::from);
+            }
+        },
+    };
+    let claim = match idempotent {
+        Some(route) => match claim(settings, route, caller.as_ref(), &parts, &body).await {
+            Ok(claim) => claim,
+            Err(answer) => return answer.map(axum::body::Body::from),
+        },
+        None => None,
+    };
+    let path = parts.uri.path().to_owned();
+    let verb = parts.method.clone();
+    let run = method(Incoming { parts, body });
+    let outcome = match caller {
+        Some(caller) => CatchUnwind::new(CALLER.scope(caller, run)).await,
+        None => CatchUnwind::new(run).await,
+    };
+    let response = match outcome {
+        Ok(response) => response,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("a panic");
+            tracing::error!(method = %verb, path, panic = what, "a served method panicked");
+            respond_message(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    };
+    if let Some((scope, key)) = claim {
+        let store = &settings.idempotency;
+        let kept = if response.status().is_server_error() {
+            // A failure is not an answer: a retry runs the method again.
+            store.release(&scope, &key).await
+        } else {
+            let stored = StoredResponse {
+                status: response.status(),
+                headers: response.headers().clone(),
+                body: response.body().clone(),
+            };
+            store.finish(&scope, &key, stored).await
+        };
+        if let Err(e) = kept {
+            tracing::warn!(error = %e, "could not keep an idempotent answer");
+        }
+    }
+    response.map(axum::body::Body::from)
+}
+
+pin_project_lite::pin_project! {
+    /// A future whose panics are caught, poll by poll, and returned as its output's error.
+    struct CatchUnwind<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F> CatchUnwind<F> {
+    fn new(inner: F) -> CatchUnwind<F> {
+        CatchUnwind { inner }
+    }
+}
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.project().inner;
+        // The future is dropped after a panic, never polled again, so no broken state of it is
+        // ever observed.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(poll) => poll.map(Ok),
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+/// Claims the request's `Idempotency-Key`, if it has one: `Ok(Some((scope, key)))` to run the
+/// method and keep its answer, `Ok(None)` to just run it, `Err(response)` to answer at once
+/// (the kept answer, a 409 while the first request runs, a 422 for a key reused for another
+/// request, a 503 when the store cannot tell).
+async fn claim(
+    settings: &Settings,
+    route: &'static str,
+    caller: Option<&Caller>,
+    parts: &http::request::Parts,
+    body: &Bytes,
+) -> Result<Option<(String, String)>, http::Response<Bytes>> {
+    let Some(key) = parts
+        .headers
+        .get(&crate::signing::IDEMPOTENCY_KEY)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Ok(None);
+    };
+    let scope = format!(
+        "{}|{} {route}",
+        caller.map_or("", Caller::service_id),
+        parts.method
+    );
+    let fingerprint = crate::signing::content_digest(body);
+    match settings.idempotency.claim(&scope, key, &fingerprint).await {
+        Ok(Claim::New) => Ok(Some((scope, key.to_owned()))),
+        Ok(Claim::Answered(stored)) => {
+            let mut response = http::Response::new(stored.body);
+            *response.status_mut() = stored.status;
+            *response.headers_mut() = stored.headers;
+            Err(response)
+        }
+        Ok(Claim::InProgress) => Err(respond_message(
+            StatusCode::CONFLICT,
+            "a request with this Idempotency-Key is still running",
+        )),
+        Ok(Claim::Mismatch) => Err(respond_message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "this Idempotency-Key was used for a different request",
+        )),
+        Err(e) => {
+            tracing::warn!(error = %e, "the idempotency store could not answer; request refused");
+            Err(respond_message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "idempotency store unavailable",
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[should_panic(expected = "only available inside a method served")]
+    fn caller_outside_a_handler_panics_saying_so() {
+        let _ = caller();
+    }
+}

@@ -1,0 +1,69 @@
+//! Why a request was refused: [`VerifyError`], one variant per check, for logs and for
+//! callers of [`Verifier`](super::Verifier) who answer refusals themselves.
+
+use std::time::Duration;
+
+use http::HeaderName;
+
+use crate::BoxError;
+
+/// Why a request was refused. Meant for logs: the HTTP answer should stay generic, as
+/// [`VerifyLayer`](super::VerifyLayer)'s does.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// A required header is absent.
+    #[error("missing header `{0}`")]
+    MissingHeader(HeaderName),
+    /// A header is present but not of the expected form (or repeated where it must not be).
+    #[error("malformed header `{0}`")]
+    MalformedHeader(HeaderName),
+    /// A signature parameter is missing or of the wrong type.
+    #[error("malformed signature: {0}")]
+    MalformedSignature(&'static str),
+    /// No signature names a key id this verifier knows; the first key id seen, if any.
+    #[error("no signature with a known key id (saw {0:?})")]
+    UnknownKey(Option<String>),
+    /// A legacy request names a service this verifier has no key for.
+    #[error("unknown service `{0}`")]
+    UnknownService(String),
+    /// The request is signed with the legacy scheme, which this verifier does not accept.
+    #[error("legacy signatures are not accepted")]
+    LegacyNotAccepted,
+    /// The signature does not cover a component the profile requires.
+    #[error("the signature does not cover `{0}`")]
+    NotCovered(&'static str),
+    /// The signature covers a component this verifier cannot check.
+    #[error("unsupported covered component `{0}`")]
+    UnsupportedComponent(String),
+    /// A covered header field is absent or occurs more than once.
+    #[error("covered field `{0}` must occur exactly once")]
+    CoveredFieldNotOnce(String),
+    /// The signature's `alg` is not `hmac-sha256`.
+    #[error("unsupported algorithm `{0}`")]
+    UnsupportedAlgorithm(String),
+    /// The `nonce` is not 16 to 128 characters of `A-Z a-z 0-9 - _`.
+    #[error("malformed nonce")]
+    MalformedNonce,
+    /// `created` is further in the past than the skew window allows.
+    #[error("signature created {0:?} ago, beyond the skew window")]
+    StaleTimestamp(Duration),
+    /// `created` is further in the future than the skew window allows.
+    #[error("signature created {0:?} in the future, beyond the skew window")]
+    FutureTimestamp(Duration),
+    /// The signature's `expires` time has passed.
+    #[error("signature expired")]
+    Expired,
+    /// `Content-Digest` does not match the body, or names no digest this verifier knows.
+    #[error("body does not match its content digest")]
+    ContentDigestMismatch,
+    /// The signature does not match the request.
+    #[error("signature mismatch")]
+    BadSignature,
+    /// The nonce was already used inside the skew window.
+    #[error("nonce already used")]
+    Replayed,
+    /// The nonce store could not answer; the request is refused rather than risk a replay.
+    #[error("nonce store unavailable")]
+    NonceStore(#[source] BoxError),
+}

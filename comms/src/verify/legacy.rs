@@ -1,0 +1,83 @@
+//! The legacy (`microservice_comms`) check of a request head: `X-Service-ID`, `X-Timestamp` and
+//! an HMAC over `METHOD|path|timestamp` in `X-Signature`, tried with every key of the named
+//! service. Only a verifier told to [accept legacy](Verifier::accept_legacy) runs it.
+
+use http::{HeaderMap, Method, Uri};
+
+use super::{VerifiedHead, Verifier, VerifyError, single};
+use crate::signing::{self, Signing};
+
+impl Verifier {
+    pub(super) fn verify_legacy(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        now: u64,
+    ) -> Result<VerifiedHead<'_>, VerifyError> {
+        let service_id = single(headers, &signing::SERVICE_ID_HEADER)?;
+        let signature = single(headers, &signing::LEGACY_SIGNATURE_HEADER)?;
+        let timestamp_text = single(headers, &signing::TIMESTAMP_HEADER)?;
+        let timestamp = parse_timestamp(timestamp_text)?;
+        self.check_skew(timestamp, now)?;
+        let keys = self
+            .keys
+            .by_service
+            .get(service_id)
+            .filter(|keys| !keys.is_empty())
+            .ok_or_else(|| VerifyError::UnknownService(service_id.to_owned()))?;
+        let mut mac = [0u8; 32];
+        if !is_lower_hex(signature, 64) || hex::decode_to_slice(signature, &mut mac).is_err() {
+            return Err(VerifyError::MalformedHeader(
+                signing::LEGACY_SIGNATURE_HEADER,
+            ));
+        }
+        let method_text = method.as_str().to_ascii_uppercase();
+        let path = uri.path();
+        let signed = signing::legacy_string_to_sign(&method_text, path, timestamp);
+        // The Python client signs `GET||<ts>` for a bare base URL, sent as `/`.
+        let bare =
+            (path == "/").then(|| signing::legacy_string_to_sign(&method_text, "", timestamp));
+        let key = keys
+            .iter()
+            .find(|key| {
+                key.signer.verify(|m| hmac::Mac::update(m, &signed), &mac)
+                    || bare
+                        .as_ref()
+                        .is_some_and(|bare| key.signer.verify(|m| hmac::Mac::update(m, bare), &mac))
+            })
+            .ok_or(VerifyError::BadSignature)?;
+        Ok(VerifiedHead {
+            verifier: self,
+            key: key.clone(),
+            signing: Signing::Legacy,
+            nonce: None,
+            digest: None,
+        })
+    }
+}
+
+fn parse_timestamp(text: &str) -> Result<u64, VerifyError> {
+    if text.len() > 19 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(VerifyError::MalformedHeader(signing::TIMESTAMP_HEADER));
+    }
+    text.parse()
+        .map_err(|_| VerifyError::MalformedHeader(signing::TIMESTAMP_HEADER))
+}
+
+fn is_lower_hex(text: &str, len: usize) -> bool {
+    text.len() == len && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_timestamps() {
+        for bad in ["", "+1", "-1", "1.5", "99999999999999999999", " 1"] {
+            assert!(parse_timestamp(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_timestamp("1700000000").unwrap(), 1_700_000_000);
+    }
+}

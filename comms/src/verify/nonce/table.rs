@@ -1,0 +1,148 @@
+//! One shard's table: 12-byte fingerprint slots under open addressing, each with the second its
+//! nonce is forgotten at. A lookup and an insert share one probe run; an expired slot is reused
+//! in place; the table is rebuilt (expired slots dropped) to a load of 0.6 once 0.8 of it is
+//! used, and refuses a nonce when its share of the store's capacity is live. The store around
+//! it (`nonce.rs`) explains why it is built this way, and locks one shard per call.
+
+/// One fingerprint slot: the fingerprint's low and high halves, and the Unix second from which
+/// the nonce is forgotten, 0 for a slot never used since the last rebuild.
+pub(super) type Slot = [u32; 3];
+
+/// Part of the nonces, in an open-addressing table.
+pub(super) struct Shard {
+    pub(super) slots: Vec<Slot>,
+    /// Slots used since the last rebuild: live nonces and expired ones.
+    pub(super) used: usize,
+    /// The most live nonces this shard holds.
+    capacity: usize,
+    /// No used slot expires before this second (a lower bound), so a purge before it frees
+    /// nothing.
+    earliest: u32,
+}
+
+/// The smallest table a shard makes.
+const MIN_SLOTS: usize = 8;
+
+/// Why a nonce was refused: its shard is full of live nonces.
+#[derive(Debug, thiserror::Error)]
+#[error("nonce store is full of live nonces (capacity {capacity})")]
+pub(super) struct Full {
+    capacity: usize,
+}
+
+impl Shard {
+    pub(super) fn new(capacity: usize) -> Shard {
+        Shard {
+            slots: Vec::new(),
+            used: 0,
+            capacity,
+            earliest: u32::MAX,
+        }
+    }
+
+    /// Looks `fingerprint` up at second `now` and, when no live slot holds it, records it until
+    /// second `until`. `Ok(false)` is a replay.
+    pub(super) fn insert(&mut self, fingerprint: u64, now: u32, until: u32) -> Result<bool, Full> {
+        let (low, high) = (fingerprint as u32, (fingerprint >> 32) as u32);
+        // Scan the probe run to its first never-used slot: a live copy may sit past an
+        // expired slot. Remember the first free slot on the way.
+        let mut reusable = None;
+        let mut unused = None;
+        if !self.slots.is_empty() {
+            let mut i = fast_range(fingerprint, self.slots.len());
+            loop {
+                let [l, h, expiry] = self.slots[i];
+                if expiry == 0 {
+                    unused = Some(i);
+                    break;
+                }
+                if expiry > now {
+                    if l == low && h == high {
+                        return Ok(false);
+                    }
+                } else if reusable.is_none() {
+                    reusable = Some(i);
+                }
+                i += 1;
+                if i == self.slots.len() {
+                    i = 0;
+                }
+            }
+        }
+        if until <= now {
+            // Its request can no longer pass the skew check: nothing to remember.
+            return Ok(true);
+        }
+        if let Some(i) = reusable {
+            self.slots[i] = [low, high, until];
+            self.earliest = self.earliest.min(until);
+            return Ok(true);
+        }
+        if self.used >= self.capacity && now < self.earliest {
+            // Full, and nothing has expired since the last purge.
+            return Err(Full {
+                capacity: self.capacity,
+            });
+        }
+        let slot = match unused {
+            Some(i) if self.used < self.limit() => i,
+            _ => {
+                self.rebuild(now)?;
+                probe_unused(&self.slots, fingerprint)
+            }
+        };
+        self.slots[slot] = [low, high, until];
+        self.used += 1;
+        self.earliest = self.earliest.min(until);
+        Ok(true)
+    }
+
+    /// The most slots used before a rebuild: 0.8 of the table, and never more than the
+    /// capacity (a slot holds at most one live nonce).
+    fn limit(&self) -> usize {
+        (self.slots.len() / 5 * 4 + self.slots.len() % 5 * 4 / 5).min(self.capacity)
+    }
+
+    /// Drops the expired slots and sizes the table for a load of 0.6 with one more nonce, or
+    /// fails when the live nonces already fill the shard.
+    fn rebuild(&mut self, now: u32) -> Result<(), Full> {
+        let live = || self.slots.iter().filter(move |slot| slot[2] > now);
+        let count = live().count();
+        let earliest = live().map(|slot| slot[2]).min().unwrap_or(u32::MAX);
+        if count >= self.capacity {
+            self.earliest = earliest;
+            return Err(Full {
+                capacity: self.capacity,
+            });
+        }
+        let length = ((count + 1) * 5).div_ceil(3).max(MIN_SLOTS);
+        let mut slots = vec![[0; 3]; length];
+        for &slot in live() {
+            let fingerprint = u64::from(slot[0]) | (u64::from(slot[1]) << 32);
+            let i = probe_unused(&slots, fingerprint);
+            slots[i] = slot;
+        }
+        self.slots = slots;
+        self.used = count;
+        self.earliest = earliest;
+        Ok(())
+    }
+}
+
+/// The first never-used slot of `fingerprint`'s probe run.
+fn probe_unused(slots: &[Slot], fingerprint: u64) -> usize {
+    let mut i = fast_range(fingerprint, slots.len());
+    while slots[i][2] != 0 {
+        i += 1;
+        if i == slots.len() {
+            i = 0;
+        }
+    }
+    i
+}
+
+/// Maps a hash to `0..len` by its top 32 bits (Lemire's multiply-shift): uniform for any
+/// `len` up to 2^32, and no division.
+pub(super) fn fast_range(hash: u64, len: usize) -> usize {
+    (((hash >> 32) * len as u64) >> 32) as usize
+}
