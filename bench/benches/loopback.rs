@@ -380,7 +380,8 @@ fn variants(addr: SocketAddr) -> Vec<Variant> {
 
 fn main() {
     // `COMMS_BENCH_TRACING=info` (or any level): record spans and events at that level, as a
-    // service's logging would, into a sink. Only comms makes spans at INFO.
+    // service's logging would, into a sink. At INFO that is comms' warnings and none of its
+    // spans, which are DEBUG.
     if let Some(level) = std::env::var("COMMS_BENCH_TRACING")
         .ok()
         .and_then(|l| l.parse::<tracing::Level>().ok())

@@ -199,9 +199,8 @@ impl Executor {
     /// retries it refused since the last report, rather than once per failing call.
     ///
     /// The span is `DEBUG`, like tower-http's request spans, because recording it costs more
-    /// than the rest of the runtime: with tracing-subscriber's `fmt`, 0.8 µs to open and close
-    /// it, and about 3 µs of CPU per call on loopback once its fields are recorded. Enable it
-    /// with a filter such as `comms=debug`.
+    /// than the rest of the runtime does (BENCHMARKS.md has the figures). Enable it with a
+    /// filter such as `comms=debug`.
     pub fn execute(&self, call: Call) -> impl Future<Output = Result<Response, Error>> + Send + '_ {
         let span = tracing::debug_span!(
             "comms.call",
@@ -347,8 +346,8 @@ mod tests {
     #[test]
     fn a_call_future_stays_small() {
         // The future is moved into its caller's state when awaited, and every call in flight
-        // keeps one: 4.2 KiB as a first `async fn`, 1.6 KiB once slimmed, under 900 bytes
-        // written out by hand (`call_future.rs`).
+        // keeps one, so its size is a cost of every call (`call_future.rs` says how it is kept
+        // small).
         let e = Executor::builder()
             .base_url("http://h")
             .service_id("svc")

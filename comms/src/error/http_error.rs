@@ -1,0 +1,209 @@
+//! [`HttpError`]: a response outside 2xx, what it said, and which request it answered.
+
+use std::fmt;
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+
+use super::BODY_EXCERPT_LIMIT;
+
+/// A response outside 2xx: what came back and, when it was received, which request it
+/// answered.
+///
+/// An error a server handler builds ([`Error::not_found`](super::Error::not_found) and its siblings, or
+/// [`HttpError::new`]) answered no request: its [`method`](HttpError::method) and
+/// [`url`](HttpError::url) are `None`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HttpError {
+    inner: Box<HttpErrorInner>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+struct HttpErrorInner {
+    status: StatusCode,
+    message: Option<String>,
+    body: String,
+    /// The request's method and URL, when the error was received.
+    request: Option<(Method, String)>,
+    /// The wait a server asks for in `Retry-After` when it sends the error.
+    retry_after: Option<Duration>,
+}
+
+impl HttpError {
+    /// Asks the client to wait `wait` before trying again (`Retry-After`, when served).
+    pub(crate) fn set_retry_after(&mut self, wait: Duration) {
+        self.inner.retry_after = Some(wait);
+    }
+
+    /// An error for `status`, with no message, an empty body and no request.
+    ///
+    /// ```
+    /// use comms::{Error, HttpError, http::{Method, StatusCode}};
+    /// let err: Error = HttpError::new(StatusCode::NOT_FOUND)
+    ///     .with_request(Method::GET, "http://users/users/7")
+    ///     .with_message("no such user")
+    ///     .into();
+    /// assert!(matches!(err, Error::NotFound(_)));
+    /// assert_eq!(err.to_string(), "404 Not Found for GET http://users/users/7: no such user");
+    /// ```
+    pub fn new(status: StatusCode) -> HttpError {
+        HttpError {
+            inner: Box::new(HttpErrorInner {
+                status,
+                message: None,
+                body: String::new(),
+                request: None,
+                retry_after: None,
+            }),
+        }
+    }
+
+    /// Sets the request the error answered: its method and its URL, without the query. An
+    /// error with a request was received, so a server handler that returns it answers 502
+    /// Bad Gateway (see [`Error`](super::Error)).
+    #[must_use]
+    pub fn with_request(mut self, method: Method, url: impl Into<String>) -> HttpError {
+        self.inner.request = Some((method, url.into()));
+        self
+    }
+
+    /// Sets the message (what a JSON body's `message` field said).
+    #[must_use]
+    pub fn with_message(mut self, message: impl Into<String>) -> HttpError {
+        self.inner.message = Some(message.into());
+        self
+    }
+
+    /// Keeps an excerpt of `body`: invalid UTF-8 replaced, at most [`BODY_EXCERPT_LIMIT`] bytes
+    /// of text cut at a character boundary, and `…` when something was cut.
+    #[must_use]
+    pub fn with_body(mut self, body: &[u8]) -> HttpError {
+        let cut = &body[..body.len().min(BODY_EXCERPT_LIMIT)];
+        let lossy = String::from_utf8_lossy(cut);
+        // Replacement characters take three bytes each: bound the text, not just the input.
+        let mut end = lossy.len().min(BODY_EXCERPT_LIMIT);
+        while !lossy.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut text = lossy[..end].to_owned();
+        let truncated = body.len() > cut.len() || end < lossy.len();
+        if truncated {
+            // A multi-byte character split by the cut decodes as U+FFFD at the end: drop it.
+            if body.len() > cut.len()
+                && end == lossy.len()
+                && std::str::from_utf8(cut).is_err_and(|e| e.error_len().is_none())
+            {
+                text.pop();
+            }
+            text.push('…');
+        }
+        self.inner.body = text;
+        self
+    }
+
+    /// Builds the error for a received response, pulling `message` out of a JSON body.
+    pub(crate) fn from_response(
+        status: StatusCode,
+        method: Method,
+        url: String,
+        body: &[u8],
+    ) -> HttpError {
+        let err = HttpError::new(status)
+            .with_request(method, url)
+            .with_body(body);
+        match json_message(body) {
+            Some(message) => err.with_message(message),
+            None => err,
+        }
+    }
+
+    /// The response status.
+    pub fn status(&self) -> StatusCode {
+        self.inner.status
+    }
+
+    /// The `message` field of a JSON error body, when it had one.
+    pub fn message(&self) -> Option<&str> {
+        self.inner.message.as_deref()
+    }
+
+    /// The start of the response body (see [`HttpError::with_body`]).
+    pub fn body(&self) -> &str {
+        &self.inner.body
+    }
+
+    /// The request's method, when the error was received.
+    pub fn method(&self) -> Option<&Method> {
+        self.inner.request.as_ref().map(|(method, _)| method)
+    }
+
+    /// The request's URL, without its query, when the error was received.
+    pub fn url(&self) -> Option<&str> {
+        self.inner.request.as_ref().map(|(_, url)| url.as_str())
+    }
+
+    /// Whether the error answered a request: it was received, not built.
+    pub(crate) fn is_received(&self) -> bool {
+        self.inner.request.is_some()
+    }
+
+    /// The wait set with [`Error::with_retry_after`].
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
+        self.inner.retry_after
+    }
+}
+
+fn json_message(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        message: Option<serde_json::Value>,
+    }
+    let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
+    if *first != b'{' {
+        return None;
+    }
+    match serde_json::from_slice::<Body>(body).ok()?.message? {
+        serde_json::Value::String(s) => Some(s),
+        serde_json::Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+/// ` for METHOD url` when both are known, nothing otherwise.
+pub(crate) struct RequestOf<'a>(pub(crate) Option<&'a Method>, pub(crate) Option<&'a str>);
+
+impl fmt::Display for RequestOf<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.0, self.1) {
+            (Some(method), Some(url)) => write!(f, " for {method} {url}"),
+            (None, Some(url)) => write!(f, " for {url}"),
+            (Some(method), None) => write!(f, " for {method}"),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        write!(f, "{}{}", i.status, RequestOf(self.method(), self.url()))?;
+        if let Some(message) = &i.message {
+            write!(f, ": {message}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        f.debug_struct("HttpError")
+            .field("status", &i.status)
+            .field("message", &i.message)
+            .field("body", &i.body)
+            .field("method", &self.method())
+            .field("url", &self.url())
+            .field("retry_after", &i.retry_after)
+            .finish()
+    }
+}
