@@ -12,7 +12,7 @@ use axum::{Router, body::Body};
 use comms::__private::error_response;
 use comms::http::StatusCode;
 use comms::{BreakerConfig, Call, Error, Executor, Response, RetryConfig};
-use comms_tests::{built_error, built_errors, dead_addr};
+use comms_tests::{built_error, built_errors, dead_addr, serve};
 
 fn exec(url: &str, retry: RetryConfig) -> Executor {
     Executor::builder()
@@ -32,13 +32,6 @@ fn served(result: Result<Response, Error>) -> axum::response::Response {
         Err(error) => error_response(&error),
     };
     response.map(Body::from)
-}
-
-async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use comms::verify::{Verifier, VerifyLayer};
 use comms::{BreakerConfig, Error, RetryConfig, service_client};
-use comms_tests::{Recorded, Reply, TestServer};
+use comms_tests::{Recorded, Reply, TestServer, serve};
 use http_body_util::Full;
 use httpsig_hyper::prelude::{AlgorithmName, SharedKey, VerifyingKey as _};
 use httpsig_hyper::{
@@ -75,13 +75,6 @@ fn run_script(script: &str, args: &[&str], stdin: &str) -> Vec<Value> {
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
         .collect()
-}
-
-async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
 }
 
 #[tokio::test(flavor = "multi_thread")]

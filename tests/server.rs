@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use comms::verify::Verifier;
-use comms::{BreakerConfig, Call, Error, Executor, RetryConfig, service_client};
+use comms::{BreakerConfig, Call, Error, RetryConfig, service_client};
+use comms_tests::serve;
 use serde::{Deserialize, Serialize};
 
 const SECRET: &str = "server-test-secret";
@@ -217,13 +218,6 @@ impl Directory for DirectoryImpl {
     }
 }
 
-async fn serve(router: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    format!("http://{addr}")
-}
-
 /// A client of the server at `url`, signing with `secret`, retrying as `retry` says.
 fn client_of(url: &str, secret: &str, retry: RetryConfig) -> DirectoryClient {
     DirectoryClient::builder()
@@ -316,14 +310,7 @@ async fn every_verb_argument_and_return_round_trips() {
 #[tokio::test]
 async fn a_value_that_does_not_parse_is_a_400_naming_the_argument() {
     let (service, _, url) = pair().await;
-    let exec = Executor::builder()
-        .base_url(&url)
-        .service_id("billing")
-        .secret(SECRET)
-        .retry(RetryConfig::none())
-        .breaker(BreakerConfig::disabled())
-        .build()
-        .unwrap();
+    let exec = comms_tests::plain_executor(&url, "billing", SECRET);
     let cases = [
         (Call::get("/users/seven"), "path parameter `id`"),
         (
@@ -543,14 +530,7 @@ async fn a_retried_idempotent_post_whose_answer_was_lost_runs_once() {
 #[tokio::test]
 async fn an_idempotency_key_reused_or_still_running_is_refused() {
     let (service, _, url) = pair().await;
-    let exec = Executor::builder()
-        .base_url(&url)
-        .service_id("billing")
-        .secret(SECRET)
-        .retry(RetryConfig::none())
-        .breaker(BreakerConfig::disabled())
-        .build()
-        .unwrap();
+    let exec = comms_tests::plain_executor(&url, "billing", SECRET);
     let order = |item: &str, key: &str| {
         Call::post("/orders")
             .header("Idempotency-Key", key)

@@ -12,7 +12,7 @@ use axum::{Extension, Router};
 use comms::http::{HeaderValue, Method, Uri};
 use comms::verify::{Caller, MemoryNonceStore, NonceStore, Verifier, VerifyError, VerifyLayer};
 use comms::{BoxError, BreakerConfig, Call, Error, Executor, RetryConfig};
-use comms_tests::{Recorded, Reply, TestServer};
+use comms_tests::{Recorded, Reply, TestServer, serve};
 
 const SECRET: &str = "verify-secret";
 
@@ -773,13 +773,6 @@ async fn whoami(Extension(caller): Extension<Caller>) -> String {
 
 async fn echo(Extension(caller): Extension<Caller>, body: String) -> String {
     format!("{}:{body}", caller.service_id())
-}
-
-async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
 }
 
 #[tokio::test]

@@ -52,6 +52,27 @@ pub fn vectors(name: &str) -> serde_json::Value {
     serde_json::from_str(&text).unwrap()
 }
 
+/// Serves `app` on a free loopback port for the rest of the test; its base URL.
+pub async fn serve(app: axum::Router) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// An executor signing as `service_id` with `secret`, with no retries and no breaker: what a
+/// test that counts requests calls with.
+pub fn plain_executor(url: &str, service_id: &str, secret: &str) -> comms::Executor {
+    comms::Executor::builder()
+        .base_url(url)
+        .service_id(service_id)
+        .secret(secret)
+        .retry(comms::RetryConfig::none())
+        .breaker(comms::BreakerConfig::disabled())
+        .build()
+        .unwrap()
+}
+
 /// The results of `n` copies of a call made at once through `exec`.
 #[derive(Debug)]
 pub struct Calls(pub Vec<Result<comms::Response, comms::Error>>);
