@@ -25,7 +25,7 @@ use crate::response::Response;
 use crate::retry::RetryConfig;
 use crate::retry::budget::RetryBudget;
 use crate::retry::policy::{self, Outcome};
-use crate::signing::{IDEMPOTENCY_KEY, Signer};
+use crate::signing::{COMMS_DEADLINE_MS, IDEMPOTENCY_KEY, Signer};
 use crate::{Error, path};
 
 mod builder;
@@ -239,9 +239,33 @@ impl Executor {
         if !call.query.is_empty() {
             url.set_query(Some(&call.query));
         }
+        // The smaller of the call's own deadline and what is left of the one the request being
+        // served arrived with. With nothing left, nothing is sent.
+        let now = Instant::now();
+        let own = inner.deadline.map(|d| (now + d, d));
+        let deadline = match (own, crate::deadline::inherited()) {
+            (Some((at, _)), Some(inherited)) if inherited < at => {
+                Some((inherited, inherited.saturating_duration_since(now)))
+            }
+            (None, Some(inherited)) => Some((inherited, inherited.saturating_duration_since(now))),
+            (own, _) => own,
+        };
+        if let Some((at, total)) = deadline
+            && at <= now
+        {
+            return Err(Error::Timeout {
+                method: call.method.clone(),
+                url: crate::response::shown(&url),
+                after: total,
+            });
+        }
         let inherently_idempotent = policy::is_idempotent_method(&call.method);
         let idempotent = call.idempotent.unwrap_or(inherently_idempotent);
         let headers = &mut call.headers;
+        if let Some((at, _)) = deadline {
+            // Covered by the signature; each attempt writes what is left then.
+            headers.insert(COMMS_DEADLINE_MS, crate::deadline::header_value(at));
+        }
         if idempotent && !inherently_idempotent && !headers.contains_key(&IDEMPOTENCY_KEY) {
             let key = HeaderValue::try_from(hex::encode(random_bytes()?))
                 .expect("hex is a valid header value");
@@ -261,7 +285,7 @@ impl Executor {
             inner_list,
             idempotent,
             attempt_timeout: call.timeout.unwrap_or(inner.timeout),
-            deadline: inner.deadline.map(|d| (Instant::now() + d, d)),
+            deadline,
         };
         Ok((prepared, permit))
     }
@@ -277,6 +301,9 @@ impl Executor {
         if !inner.default_client && !call.headers.contains_key(ACCEPT) {
             // The client's own default `Accept`, if it has one, goes into the room this leaves.
             headers.remove(ACCEPT);
+        }
+        if let Some((at, _)) = prepared.deadline {
+            headers.insert(COMMS_DEADLINE_MS, crate::deadline::header_value(at));
         }
         sign_into(
             &self.inner,

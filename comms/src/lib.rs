@@ -66,6 +66,7 @@ pub mod __internals;
 mod breaker;
 mod call;
 mod client;
+mod deadline;
 mod error;
 mod executor;
 pub mod path;

@@ -21,7 +21,7 @@ pub use idempotency::{
     Claim, DEFAULT_IDEMPOTENCY_CAPACITY, DEFAULT_IDEMPOTENCY_TTL, IdempotencyStore,
     MemoryIdempotencyStore, StoredResponse,
 };
-pub use serve::{Settings, caller, handle};
+pub use serve::{Settings, caller, deadline, handle};
 
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header::CONTENT_TYPE};

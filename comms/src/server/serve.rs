@@ -34,6 +34,13 @@ pub fn caller() -> Caller {
     })
 }
 
+/// What is left of the deadline the request being served arrived with (`Comms-Deadline-Ms`):
+/// `None` when it came with none, or outside a served method. Every comms call the method
+/// makes is bounded by it already; this is for work of its own.
+pub fn deadline() -> Option<std::time::Duration> {
+    crate::deadline::remaining()
+}
+
 /// How a generated server checks requests: the gate they pass, or none (`unverified()`).
 #[doc(hidden)]
 #[derive(Clone)]
@@ -109,7 +116,7 @@ where
     Fut: Future<Output = http::Response<Bytes>> + Send + 'static,
 {
     let (parts, body) = request.into_parts();
-    let (caller, body) = match &settings.gate {
+    let (caller, body, deadline) = match &settings.gate {
         Some(gate) => {
             // The signature covers the URI as the caller sent it, prefix included.
             let uri = parts
@@ -117,12 +124,17 @@ where
                 .get::<axum::extract::OriginalUri>()
                 .map_or_else(|| parts.uri.clone(), |original| original.0.clone());
             match gate.admit(&parts, &uri, body).await {
-                Ok((caller, body)) => (Some(caller), body),
+                Ok((caller, body, deadline)) => (Some(caller), body, deadline),
                 Err(refusal) => return refusal.map(axum::body::Body::from),
             }
         }
         None => match axum::body::to_bytes(body, settings.max_body_bytes).await {
-            Ok(body) => (None, body),
+            Ok(body) => match crate::verify::layer::arrival_deadline(&parts.headers) {
+                Ok(deadline) => (None, body, deadline),
+                Err((status, why)) => {
+                    return crate::verify::layer::reject(status, why).map(axum::body::Body::from);
+                }
+            },
             Err(_) => {
                 return respond_message(
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -143,8 +155,10 @@ where
     let verb = parts.method.clone();
     let run = method(Incoming { parts, body });
     let outcome = match caller {
-        Some(caller) => CatchUnwind::new(CALLER.scope(caller, run)).await,
-        None => CatchUnwind::new(run).await,
+        Some(caller) => {
+            CatchUnwind::new(CALLER.scope(caller, crate::deadline::scope(deadline, run))).await
+        }
+        None => CatchUnwind::new(crate::deadline::scope(deadline, run)).await,
     };
     let response = match outcome {
         Ok(response) => response,

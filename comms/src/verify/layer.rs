@@ -110,13 +110,15 @@ impl Gate {
 
     /// Checks a request whose signature covers `uri` (the URI as the caller sent it, before
     /// any prefix was stripped): the head first, then the body under the limits. Gives the
-    /// caller and the body, or the response that refuses the request.
+    /// caller, the body and the deadline the request arrived with (see
+    /// [`deadline`](crate::deadline)), or the response that refuses the request: 504 when the
+    /// deadline has nothing left.
     pub(crate) async fn admit<B>(
         &self,
         parts: &http::request::Parts,
         uri: &http::Uri,
         body: B,
-    ) -> Result<(Caller, Bytes), Response<Bytes>>
+    ) -> Result<(Caller, Bytes, Option<Instant>), Response<Bytes>>
     where
         B: Body,
         B::Error: Into<crate::BoxError>,
@@ -130,6 +132,8 @@ impl Gate {
             .verifier
             .verify_head(&parts.method, uri, &parts.headers)
             .map_err(refused)?;
+        let deadline =
+            arrival_deadline(&parts.headers).map_err(|(status, why)| reject(status, why))?;
         let limit = self.max_body_bytes;
         let declared = parts
             .headers
@@ -142,7 +146,12 @@ impl Gate {
                 "request body too large",
             ));
         }
-        let read = tokio::time::timeout(self.body_timeout, Limited::new(body, limit).collect());
+        // The body may take the time limit, or what is left of the deadline if that is less.
+        let time = deadline.map_or(self.body_timeout, |at| {
+            self.body_timeout
+                .min(at.saturating_duration_since(Instant::now()))
+        });
+        let read = tokio::time::timeout(time, Limited::new(body, limit).collect());
         let bytes = match read.await {
             Ok(Ok(collected)) => collected.to_bytes(),
             Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
@@ -163,7 +172,23 @@ impl Gate {
             }
         };
         let caller = head.verify_body(&bytes).await.map_err(refused)?;
-        Ok((caller, bytes))
+        Ok((caller, bytes, deadline))
+    }
+}
+
+/// The deadline a request arrives with (`Comms-Deadline-Ms` from now), or the status and
+/// message that refuse it: 400 for a malformed value, 504 for nothing left.
+pub(crate) fn arrival_deadline(
+    headers: &http::HeaderMap,
+) -> Result<Option<Instant>, (StatusCode, &'static str)> {
+    match crate::deadline::from_headers(headers) {
+        Ok(None) => Ok(None),
+        Ok(Some(left)) if left.is_zero() => Err((
+            StatusCode::GATEWAY_TIMEOUT,
+            "the deadline passed before the request arrived",
+        )),
+        Ok(Some(left)) => Ok(Some(Instant::now() + left)),
+        Err(()) => Err((StatusCode::BAD_REQUEST, "malformed Comms-Deadline-Ms")),
     }
 }
 
@@ -235,11 +260,10 @@ where
             let (mut parts, body) = request.into_parts();
             let uri = parts.uri.clone();
             match gate.admit(&parts, &uri, body).await {
-                Ok((caller, bytes)) => {
+                Ok((caller, bytes, deadline)) => {
                     parts.extensions.insert(caller);
-                    inner
-                        .call(Request::from_parts(parts, ReqBody::from(bytes)))
-                        .await
+                    let served = inner.call(Request::from_parts(parts, ReqBody::from(bytes)));
+                    crate::deadline::scope(deadline, served).await
                 }
                 Err(refusal) => Ok(refusal.map(ResBody::from)),
             }
@@ -247,7 +271,7 @@ where
     }
 }
 
-fn reject(status: StatusCode, message: &str) -> Response<Bytes> {
+pub(crate) fn reject(status: StatusCode, message: &str) -> Response<Bytes> {
     let body = serde_json::json!({ "message": message }).to_string();
     let mut response = Response::new(Bytes::from(body));
     *response.status_mut() = status;

@@ -1,0 +1,98 @@
+//! Deadlines that travel from one service to the next.
+//!
+//! A call with a deadline tells the service it calls how long is left, as `Comms-Deadline-Ms`
+//! (relative, so that the two clocks need not agree; covered by the signature). The receiving
+//! side answers 504 at once when a request arrives with nothing left, and otherwise runs its
+//! handler with that deadline in scope: every comms call the handler makes is then bounded by
+//! the smaller of its own deadline and what is left of the inherited one, so work nobody waits
+//! for any more is not started.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use http::HeaderMap;
+
+use crate::signing::COMMS_DEADLINE_MS;
+
+tokio::task_local! {
+    static INHERITED: Instant;
+}
+
+/// The deadline the request being served arrived with, if any.
+pub(crate) fn inherited() -> Option<Instant> {
+    INHERITED.try_with(|at| *at).ok()
+}
+
+/// Runs `future` with `at` as the inherited deadline, if there is one.
+pub(crate) async fn scope<F: Future>(at: Option<Instant>, future: F) -> F::Output {
+    match at {
+        Some(at) => INHERITED.scope(at, future).await,
+        None => future.await,
+    }
+}
+
+/// What is left of the deadline the request being served arrived with: `None` without one.
+#[cfg(any(feature = "server", test))]
+pub(crate) fn remaining() -> Option<Duration> {
+    inherited().map(|at| at.saturating_duration_since(Instant::now()))
+}
+
+/// The milliseconds a request says are left of its deadline: `Ok(None)` without the header,
+/// `Err(())` when it is not one decimal number.
+pub(crate) fn from_headers(headers: &HeaderMap) -> Result<Option<Duration>, ()> {
+    let mut values = headers.get_all(COMMS_DEADLINE_MS).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(());
+    }
+    let text = value.to_str().map_err(|_| ())?;
+    if text.is_empty() || text.len() > 12 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(());
+    }
+    text.parse()
+        .map(|ms| Some(Duration::from_millis(ms)))
+        .map_err(|_| ())
+}
+
+/// The header value for a deadline at `at`: the whole milliseconds left (0 once passed).
+pub(crate) fn header_value(at: Instant) -> http::HeaderValue {
+    let left = at.saturating_duration_since(Instant::now());
+    http::HeaderValue::from(u64::try_from(left.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_header_is_whole_milliseconds() {
+        let mut h = HeaderMap::new();
+        assert_eq!(from_headers(&h), Ok(None));
+        h.insert(COMMS_DEADLINE_MS, "250".parse().unwrap());
+        assert_eq!(from_headers(&h), Ok(Some(Duration::from_millis(250))));
+        for bad in ["", "-1", "1.5", " 1", "9999999999999", "soon"] {
+            h.insert(COMMS_DEADLINE_MS, bad.parse().unwrap());
+            assert_eq!(from_headers(&h), Err(()), "{bad:?}");
+        }
+        h.insert(COMMS_DEADLINE_MS, "1".parse().unwrap());
+        h.append(COMMS_DEADLINE_MS, "2".parse().unwrap());
+        assert_eq!(from_headers(&h), Err(()), "twice");
+    }
+
+    #[test]
+    fn a_deadline_is_in_scope_only_inside() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        assert_eq!(inherited(), None);
+        let at = Instant::now() + Duration::from_secs(5);
+        let inside = runtime.block_on(scope(Some(at), async { (inherited(), remaining()) }));
+        assert_eq!(inside.0, Some(at));
+        assert!(inside.1.is_some_and(|left| left <= Duration::from_secs(5)));
+        assert_eq!(inherited(), None);
+        assert_eq!(header_value(Instant::now() - Duration::from_millis(1)), "0");
+    }
+}

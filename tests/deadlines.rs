@@ -1,0 +1,344 @@
+//! Deadlines that travel: a chain of services A → B → C over loopback, each hop a generated
+//! client and a generated server. A call's deadline goes with it as `Comms-Deadline-Ms`, and
+//! every call made while serving it is bounded by what is left.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use comms::verify::Verifier;
+use comms::{BreakerConfig, Call, Error, RetryConfig, service_client};
+use comms_tests::serve;
+
+const SECRET: &str = "deadline-secret";
+
+#[service_client(
+    base_url = "http://127.0.0.1:1",
+    service_id = "b",
+    secret_env = "UNUSED_C"
+)]
+pub trait ServiceC {
+    /// The milliseconds left of the deadline C was called with.
+    #[get("/c")]
+    async fn c(&self) -> Result<u64, Error>;
+}
+
+#[service_client(
+    base_url = "http://127.0.0.1:1",
+    service_id = "a",
+    secret_env = "UNUSED_B"
+)]
+pub trait ServiceB {
+    /// Works for a while, then asks C.
+    #[get("/b")]
+    async fn b(&self) -> Result<u64, Error>;
+}
+
+#[derive(Clone, Default)]
+struct C {
+    hits: Arc<AtomicUsize>,
+    /// Answers 503 with a long `Retry-After` instead.
+    busy: bool,
+}
+
+impl ServiceC for C {
+    async fn c(&self) -> Result<u64, Error> {
+        self.hits.fetch_add(1, Ordering::SeqCst);
+        if self.busy {
+            return Err(
+                Error::from_status(comms::http::StatusCode::SERVICE_UNAVAILABLE, "busy")
+                    .with_retry_after(Duration::from_secs(1)),
+            );
+        }
+        let left = comms::server::deadline().expect("called with a deadline");
+        Ok(left.as_millis() as u64)
+    }
+}
+
+#[derive(Clone)]
+struct B {
+    c: ServiceCClient,
+    work: Duration,
+    /// How B's own call to C ended.
+    outcome: Arc<Mutex<Option<String>>>,
+}
+
+impl ServiceB for B {
+    async fn b(&self) -> Result<u64, Error> {
+        tokio::time::sleep(self.work).await;
+        let result = self.c.c().await;
+        *self.outcome.lock().unwrap() = Some(match &result {
+            Ok(_) => "ok".to_owned(),
+            Err(e) if e.is_timeout() => "timeout".to_owned(),
+            Err(e) => e.to_string(),
+        });
+        result
+    }
+}
+
+/// C, and B calling it after `work`; B's URL, C's hits and B's record of its call to C.
+async fn chain(work: Duration, c: C) -> (String, Arc<AtomicUsize>, Arc<Mutex<Option<String>>>) {
+    let hits = c.hits.clone();
+    let c_url = serve(
+        ServiceCServer::new(c)
+            .verifier(Verifier::new().service("b", SECRET))
+            .into_router(),
+    )
+    .await;
+    let outcome = Arc::new(Mutex::new(None));
+    let b = B {
+        c: ServiceCClient::builder()
+            .base_url(c_url)
+            .secret(SECRET)
+            .retry(RetryConfig::default().base_delay(Duration::from_millis(5)))
+            .breaker(BreakerConfig::disabled())
+            .build()
+            .unwrap(),
+        work,
+        outcome: outcome.clone(),
+    };
+    let b_url = serve(
+        ServiceBServer::new(b)
+            .verifier(Verifier::new().service("a", SECRET))
+            .into_router(),
+    )
+    .await;
+    (b_url, hits, outcome)
+}
+
+fn a_calling(b_url: &str, deadline: Duration) -> ServiceBClient {
+    ServiceBClient::builder()
+        .base_url(b_url)
+        .secret(SECRET)
+        .retry(RetryConfig::none())
+        .breaker(BreakerConfig::disabled())
+        .deadline(deadline)
+        .build()
+        .unwrap()
+}
+
+async fn settle(outcome: &Mutex<Option<String>>) -> String {
+    for _ in 0..100 {
+        if let Some(done) = outcome.lock().unwrap().clone() {
+            return done;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("B never finished its call to C")
+}
+
+#[tokio::test]
+async fn work_nobody_waits_for_is_not_done() {
+    let (b_url, c_hits, outcome) = chain(Duration::from_millis(350), C::default()).await;
+    let a = a_calling(&b_url, Duration::from_millis(300));
+    let started = Instant::now();
+    let err = a.b().await.unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(err.is_timeout(), "{err}");
+    assert!(
+        elapsed < Duration::from_millis(350),
+        "A gave up at its deadline, before B's work was done: {elapsed:?}"
+    );
+    // By the time B's work is done A's deadline has passed: either B's method was dropped with
+    // A's connection, or its call to C ended at once, unsent. C receives nothing either way.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let b_did = outcome.lock().unwrap().clone();
+    assert!(
+        b_did.is_none() || b_did.as_deref() == Some("timeout"),
+        "{b_did:?}"
+    );
+    assert_eq!(c_hits.load(Ordering::SeqCst), 0, "C received nothing");
+}
+
+#[tokio::test]
+async fn with_time_enough_the_chain_succeeds_and_c_knows_what_is_left() {
+    let (b_url, c_hits, outcome) = chain(Duration::from_millis(350), C::default()).await;
+    let a = a_calling(&b_url, Duration::from_secs(1));
+    let left_at_c = a.b().await.unwrap();
+    assert!(
+        (1..=650).contains(&left_at_c),
+        "C was called with what was left of A's second after B's 350 ms: {left_at_c} ms"
+    );
+    assert_eq!(settle(&outcome).await, "ok");
+    assert_eq!(c_hits.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_hop_does_not_retry_past_the_inherited_deadline() {
+    let busy = C {
+        busy: true,
+        ..C::default()
+    };
+    let (b_url, c_hits, outcome) = chain(Duration::ZERO, busy).await;
+    let a = a_calling(&b_url, Duration::from_millis(500));
+    let started = Instant::now();
+    assert!(a.b().await.is_err());
+    // C asked for a second before a retry; B had half of one: it did not wait.
+    assert!(settle(&outcome).await.contains("503"));
+    assert_eq!(
+        c_hits.load(Ordering::SeqCst),
+        1,
+        "no retry past the deadline"
+    );
+    assert!(started.elapsed() < Duration::from_millis(500));
+}
+
+#[tokio::test]
+async fn a_request_arriving_with_nothing_left_gets_a_504_at_once() {
+    let c = C::default();
+    let hits = c.hits.clone();
+    let url = serve(
+        ServiceCServer::new(c)
+            .verifier(Verifier::new().service("b", SECRET))
+            .into_router(),
+    )
+    .await;
+    let exec = comms_tests::plain_executor(&url, "b", SECRET);
+    let err = exec
+        .execute(Call::get("/c").header("Comms-Deadline-Ms", 0))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(504), "{err}");
+    let err = exec
+        .execute(Call::get("/c").header("Comms-Deadline-Ms", "soon"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(400), "{err}");
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "the method never ran");
+    // Without a deadline, `comms::server::deadline()` is `None` (the method would panic here
+    // on its `expect`, which is a 500): a call with one gets the milliseconds left.
+    let ok = exec
+        .execute(Call::get("/c").header("Comms-Deadline-Ms", 5000))
+        .await
+        .unwrap();
+    let left: u64 = ok.json().unwrap();
+    assert!((1..=5000).contains(&left), "{left}");
+}
+
+#[tokio::test]
+async fn an_inherited_deadline_stops_the_next_hop_even_when_the_caller_waits() {
+    // A caller that sends a 300 ms deadline but waits for the answer anyway: B's method runs
+    // to its end, and only the deadline it inherited keeps its call to C from being sent.
+    let (b_url, c_hits, outcome) = chain(Duration::from_millis(350), C::default()).await;
+    let patient = comms_tests::plain_executor(&b_url, "a", SECRET);
+    let err = patient
+        .execute(Call::get("/b").header("Comms-Deadline-Ms", 300))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.status().map(|s| s.as_u16()),
+        Some(504),
+        "B's own call timed out, which it answers as 504: {err}"
+    );
+    assert_eq!(settle(&outcome).await, "timeout");
+    assert_eq!(c_hits.load(Ordering::SeqCst), 0, "C received nothing");
+}
+
+#[tokio::test]
+async fn a_handler_behind_verify_layer_inherits_the_deadline() {
+    // A slow dependency, and a hand-written handler behind VerifyLayer that calls it with an
+    // executor of no deadline of its own.
+    let slow = comms_tests::TestServer::always(
+        comms_tests::Reply::status(200).delay(Duration::from_secs(5)),
+    )
+    .await;
+    let dependency = comms::Executor::builder()
+        .base_url(slow.url())
+        .service_id("b")
+        .secret(SECRET)
+        .retry(RetryConfig::none())
+        .breaker(BreakerConfig::disabled())
+        .build()
+        .unwrap();
+    let app = axum::Router::new()
+        .route(
+            "/work",
+            axum::routing::get(move || {
+                let dependency = dependency.clone();
+                async move {
+                    let started = Instant::now();
+                    let result = dependency.execute(Call::get("/slow")).await;
+                    format!(
+                        "{} after {} ms",
+                        if result.is_err_and(|e| e.is_timeout()) {
+                            "timeout"
+                        } else {
+                            "other"
+                        },
+                        started.elapsed().as_millis()
+                    )
+                }
+            }),
+        )
+        .layer(comms::verify::VerifyLayer::new(
+            Verifier::new().service("a", SECRET),
+        ));
+    let url = serve(app).await;
+    let caller = comms_tests::plain_executor(&url, "a", SECRET);
+    let response = caller
+        .execute(Call::get("/work").header("Comms-Deadline-Ms", 200))
+        .await
+        .unwrap();
+    let answer = response.text().unwrap();
+    let (outcome, ms) = answer.split_once(" after ").unwrap();
+    assert_eq!(outcome, "timeout", "{answer}");
+    let ms: u64 = ms.trim_end_matches(" ms").parse().unwrap();
+    assert!(
+        ms < 1000,
+        "bounded by the 200 ms it inherited, not the 10 s default: {answer}"
+    );
+}
+
+#[tokio::test]
+async fn every_attempt_says_what_is_left_under_the_signature() {
+    let server = comms_tests::TestServer::start(|_, i| {
+        if i == 0 {
+            comms_tests::Reply::status(503)
+        } else {
+            comms_tests::Reply::status(200)
+        }
+    })
+    .await;
+    let exec = comms::Executor::builder()
+        .base_url(server.url())
+        .service_id("a")
+        .secret(SECRET)
+        .retry(
+            RetryConfig::default()
+                .base_delay(Duration::from_millis(50))
+                .max_delay(Duration::from_millis(50)),
+        )
+        .breaker(BreakerConfig::disabled())
+        .deadline(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    exec.execute(Call::get("/x")).await.unwrap();
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    let left: Vec<u64> = requests
+        .iter()
+        .map(|r| r.header("comms-deadline-ms").unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        left[0] <= 2000 && left[1] < left[0],
+        "less is left on the retry: {left:?}"
+    );
+    let verifier = Verifier::new().service("a", SECRET);
+    for r in &requests {
+        assert!(
+            r.header("signature-input")
+                .unwrap()
+                .contains(r#""content-digest" "comms-deadline-ms")"#),
+            "covered: {:?}",
+            r.header("signature-input")
+        );
+        verifier
+            .verify(&r.method, &r.uri, &r.headers, &r.body)
+            .await
+            .unwrap();
+    }
+    // A call without a deadline sends none.
+    let plain = comms_tests::plain_executor(&server.url(), "a", SECRET);
+    plain.execute(Call::get("/y")).await.unwrap();
+    assert!(server.requests()[2].header("comms-deadline-ms").is_none());
+}
