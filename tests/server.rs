@@ -85,6 +85,9 @@ pub trait Directory {
 
     #[get("/busy")]
     async fn busy(&self) -> Result<u64, Error>;
+
+    #[get("/maybe/<id>")]
+    async fn maybe(&self, id: u64) -> Result<Option<User>, Error>;
 }
 
 /// The service behind the trait, counting the calls that reach it.
@@ -198,6 +201,19 @@ impl Directory for DirectoryImpl {
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
         Ok(n)
+    }
+
+    async fn maybe(&self, id: u64) -> Result<Option<User>, Error> {
+        self.count();
+        match id {
+            0 => Err(Error::forbidden("not yours")),
+            1 => Ok(Some(User {
+                id,
+                name: "one".into(),
+            })),
+            3 => Err(Error::internal("broken")),
+            _ => Ok(None),
+        }
     }
 
     async fn busy(&self) -> Result<u64, Error> {
@@ -572,4 +588,28 @@ async fn a_retry_after_from_a_method_is_honoured_by_the_client() {
         "the client waited the Retry-After the method asked for"
     );
     assert_eq!(service.calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn an_optional_result_is_none_for_a_404_and_every_other_error_stays_one() {
+    let (service, client, _) = pair().await;
+    assert_eq!(
+        client.maybe(1).await.unwrap(),
+        Some(User {
+            id: 1,
+            name: "one".into()
+        })
+    );
+    assert_eq!(
+        client.maybe(2).await.unwrap(),
+        None,
+        "None is served as a 404"
+    );
+    assert!(matches!(client.maybe(0).await, Err(Error::Forbidden(_))));
+    assert!(matches!(client.maybe(3).await, Err(Error::Server(_))));
+    assert_eq!(service.calls.load(Ordering::SeqCst), 4);
+    // A 404 from any server is `None` to the client.
+    let elsewhere = comms_tests::TestServer::always(comms_tests::Reply::status(404)).await;
+    let client = client_of(&elsewhere.url(), SECRET, RetryConfig::none());
+    assert_eq!(client.maybe(1).await.unwrap(), None);
 }

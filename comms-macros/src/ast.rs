@@ -73,6 +73,8 @@ pub(crate) enum OutputKind {
     Unit,
     /// `comms::Response`: returned as it is.
     Raw,
+    /// `Option<T>`: a 404 is `None`, a success `T` decoded from JSON.
+    Optional,
     /// Anything else: decoded from JSON.
     Json,
 }
@@ -298,9 +300,26 @@ fn parse_output<'a>(cx: &Ctxt, output: &'a ReturnType, name: &Ident) -> Option<O
     let kind = match ok {
         Type::Tuple(t) if t.elems.is_empty() => OutputKind::Unit,
         t if outer_ident(t).is_some_and(|i| i == "Response") => OutputKind::Raw,
+        t if outer_ident(t).is_some_and(|i| i == "Option") && generic_arg(t).is_some() => {
+            OutputKind::Optional
+        }
         _ => OutputKind::Json,
     };
     Some(Output { ty, ok, kind })
+}
+
+/// The first type argument of a generic path type (`T` of `Option<T>` or `Vec<T>`).
+pub(crate) fn generic_arg(ty: &Type) -> Option<&Type> {
+    let Type::Path(p) = ty else {
+        return None;
+    };
+    let syn::PathArguments::AngleBracketed(args) = &p.path.segments.last()?.arguments else {
+        return None;
+    };
+    match args.args.first()? {
+        syn::GenericArgument::Type(t) => Some(t),
+        _ => None,
+    }
 }
 
 /// The last path segment's name, looking through references.

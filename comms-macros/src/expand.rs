@@ -292,7 +292,17 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
     let decode = match method.output.kind {
         OutputKind::Unit => quote!(::comms::__private::decode_unit),
         OutputKind::Raw => quote!(::comms::__private::decode_response),
-        OutputKind::Json => quote_spanned!(ok.span()=> ::comms::__private::decode_json::<#ok>),
+        OutputKind::Json | OutputKind::Optional => {
+            let decoded = match method.output.kind {
+                OutputKind::Optional => ast::generic_arg(ok).expect("an Option has its type"),
+                _ => ok,
+            };
+            quote_spanned!(decoded.span()=> ::comms::__private::decode_json::<#decoded>)
+        }
+    };
+    let decoded = match method.output.kind {
+        OutputKind::Optional => quote!(::comms::__private::decoded_optional),
+        _ => quote!(::comms::__private::decoded),
     };
     let capacity = route_text.len() + 16;
     let attrs = method
@@ -312,7 +322,7 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
             .route(#route);
             #(#path_stmts)*
             #(#call_stmts)*
-            ::comms::__private::decoded(self.executor.execute(#call), #decode)
+            #decoded(self.executor.execute(#call), #decode)
         }
     }
 }

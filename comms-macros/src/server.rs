@@ -151,6 +151,10 @@ fn route(trait_ident: &syn::Ident, method: &Method<'_>) -> TokenStream {
         OutputKind::Json => {
             quote_spanned!(ok.span()=> ::comms::__private::server::respond_json::<#ok>)
         }
+        OutputKind::Optional => {
+            let inner = ast::generic_arg(ok).expect("an Option has its type");
+            quote_spanned!(inner.span()=> ::comms::__private::server::respond_optional::<#inner>)
+        }
         OutputKind::Unit => quote!(::comms::__private::server::respond_unit),
         OutputKind::Raw => quote!(::comms::__private::server::respond_raw),
     };

@@ -46,7 +46,7 @@ fn check_method(cx: &Ctxt, method: &Method<'_>) {
             );
         }
     }
-    if verb == "head" && method.output.kind == OutputKind::Json {
+    if verb == "head" && matches!(method.output.kind, OutputKind::Json | OutputKind::Optional) {
         cx.error_spanned_by(
             method.output.ty,
             "a HEAD response has no body to decode: return `Result<(), comms::Error>` or `Result<comms::Response, comms::Error>`",

@@ -108,7 +108,7 @@ pub mod __private {
     pub mod server {
         pub use crate::server::{
             Incoming, Rejection, Settings, body, handle, header, header_opt, path, query,
-            query_all, query_opt, respond_json, respond_raw, respond_unit,
+            query_all, query_opt, respond_json, respond_optional, respond_raw, respond_unit,
         };
         pub use axum::Router;
         pub use axum::extract::Request;
@@ -165,6 +165,46 @@ pub mod __private {
         F: Future<Output = Result<Response, Error>>,
     {
         Decoded { call, decode }
+    }
+
+    pin_project_lite::pin_project! {
+        /// A call's future for a method returning `Option<T>`: a 404 is `None`, a success is
+        /// decoded into `Some`, every other error stays an error.
+        pub struct DecodedOptional<F, T> {
+            #[pin]
+            call: F,
+            decode: fn(Response) -> Result<T, Error>,
+        }
+    }
+
+    impl<F, T> Future for DecodedOptional<F, T>
+    where
+        F: Future<Output = Result<Response, Error>>,
+    {
+        type Output = Result<Option<T>, Error>;
+
+        fn poll(
+            self: core::pin::Pin<&mut Self>,
+            cx: &mut core::task::Context<'_>,
+        ) -> core::task::Poll<Self::Output> {
+            let this = self.project();
+            this.call.poll(cx).map(|result| match result {
+                Ok(response) => (*this.decode)(response).map(Some),
+                Err(Error::NotFound(_)) => Ok(None),
+                Err(e) => Err(e),
+            })
+        }
+    }
+
+    /// `call`'s future, with a 404 as `None` and a success decoded by `decode` into `Some`.
+    pub fn decoded_optional<F, T>(
+        call: F,
+        decode: fn(Response) -> Result<T, Error>,
+    ) -> DecodedOptional<F, T>
+    where
+        F: Future<Output = Result<Response, Error>>,
+    {
+        DecodedOptional { call, decode }
     }
 
     /// Decodes a JSON body.

@@ -245,6 +245,17 @@ pub fn respond_json<T: JsonReturn>(result: Result<T, Error>) -> http::Response<B
     }
 }
 
+/// The response for a method returning `Option<T>`: 200 with `T` as JSON, a 404 for `None`
+/// (which a comms client receives as `None`), or the error's response.
+#[doc(hidden)]
+pub fn respond_optional<T: JsonReturn>(result: Result<Option<T>, Error>) -> http::Response<Bytes> {
+    match result {
+        Ok(Some(value)) => respond_json(Ok(value)),
+        Ok(None) => respond_message(StatusCode::NOT_FOUND, "not found"),
+        Err(e) => respond_json::<T>(Err(e)),
+    }
+}
+
 /// The response for a method returning `()`: 204, or the error's response.
 #[doc(hidden)]
 pub fn respond_unit(result: Result<(), Error>) -> http::Response<Bytes> {

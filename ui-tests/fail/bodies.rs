@@ -13,6 +13,9 @@ pub trait Bodies {
 
     #[head("/users/<id>")]
     async fn head_decodes_json(&self, id: u64) -> Result<String, Error>;
+
+    #[head("/users/<id>/maybe")]
+    async fn head_decodes_an_option(&self, id: u64) -> Result<Option<String>, Error>;
 }
 
 fn main() {}
