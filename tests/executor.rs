@@ -625,3 +625,63 @@ async fn headers_a_signature_cannot_carry_are_refused_unsent() {
     }
     assert_eq!(server.count(), 0, "nothing was sent");
 }
+
+#[tokio::test]
+async fn default_headers_are_sent_signed_and_a_calls_own_wins() {
+    let server = TestServer::always(Reply::status(200)).await;
+    let e = builder(&server.url())
+        .default_header("X-Tenant", "acme")
+        .default_header("Authorization", "Bearer token-value-123")
+        .build()
+        .unwrap();
+    assert!(
+        !format!("{e:?}").contains("token-value-123"),
+        "values never appear in Debug"
+    );
+    e.execute(Call::get("/a")).await.unwrap();
+    e.execute(Call::get("/b").header("X-Tenant", "other"))
+        .await
+        .unwrap();
+    let requests = server.requests();
+    assert_eq!(requests[0].header("x-tenant"), Some("acme"));
+    assert_eq!(
+        requests[0].header("authorization"),
+        Some("Bearer token-value-123")
+    );
+    assert_eq!(requests[1].header("x-tenant"), Some("other"));
+    assert_eq!(requests[1].headers.get_all("x-tenant").iter().count(), 1);
+    let verifier = comms::verify::Verifier::new().service("tests", SECRET);
+    for r in &requests {
+        let input = r.header("signature-input").unwrap();
+        assert!(
+            input.contains(r#""x-tenant""#) && input.contains(r#""authorization""#),
+            "default headers are covered: {input}"
+        );
+        verifier
+            .verify(&r.method, &r.uri, &r.headers, &r.body)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_default_header_comms_sets_itself_or_http_cannot_carry_is_a_config_error() {
+    for (name, value) in [
+        ("Signature", "x"),
+        ("signature-input", "x"),
+        ("Content-Digest", "x"),
+        ("Host", "evil"),
+        ("Content-Length", "1"),
+        ("bad name", "x"),
+        ("X-Ok", "line\nbreak"),
+    ] {
+        let err = builder("http://127.0.0.1:1")
+            .default_header(name, value)
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Config { key, .. } if key == "default_header"),
+            "{name}: {err}"
+        );
+    }
+}

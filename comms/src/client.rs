@@ -122,6 +122,13 @@ impl<C: FromExecutor> ClientBuilder<C> {
         self
     }
 
+    /// A header every call carries unless it sets it itself (see
+    /// [`ExecutorBuilder::default_header`]).
+    pub fn default_header(mut self, name: impl Into<String>, value: impl fmt::Display) -> Self {
+        self.executor = self.executor.default_header(name, value);
+        self
+    }
+
     /// The signing scheme, instead of the attribute's.
     pub fn signing(mut self, signing: Signing) -> Self {
         self.executor = self.executor.signing(signing);

@@ -109,6 +109,8 @@ struct Inner {
     timeout: Duration,
     deadline: Option<Duration>,
     max_response_bytes: usize,
+    /// Headers every call carries unless it sets them itself.
+    default_headers: HeaderMap,
 }
 
 impl fmt::Debug for Executor {
@@ -122,6 +124,10 @@ impl fmt::Debug for Executor {
             .field("signing", &i.signer.scheme())
             .field("timeout", &i.timeout)
             .field("deadline", &i.deadline)
+            .field(
+                "default_headers",
+                &i.default_headers.keys().collect::<Vec<_>>(),
+            )
             .field("retry", &i.retry)
             .field("breaker", &i.breaker.as_ref().map(|b| b.authority()))
             .finish_non_exhaustive()
@@ -262,6 +268,11 @@ impl Executor {
         let inherently_idempotent = policy::is_idempotent_method(&call.method);
         let idempotent = call.idempotent.unwrap_or(inherently_idempotent);
         let headers = &mut call.headers;
+        for (name, value) in &inner.default_headers {
+            if !headers.contains_key(name) {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
         if let Some((at, _)) = deadline {
             // Covered by the signature; each attempt writes what is left then.
             headers.insert(COMMS_DEADLINE_MS, crate::deadline::header_value(at));

@@ -36,6 +36,8 @@ pub struct ExecutorBuilder {
     breaker_sync: Option<BreakerSync>,
     http: Option<reqwest::Client>,
     max_response_bytes: usize,
+    /// Headers every call carries unless it sets them itself, as given (checked in `build`).
+    default_headers: Vec<(String, String)>,
 }
 
 impl fmt::Debug for ExecutorBuilder {
@@ -67,6 +69,7 @@ impl Default for ExecutorBuilder {
             breaker_sync: None,
             http: None,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            default_headers: Vec::new(),
         }
     }
 }
@@ -162,6 +165,16 @@ impl ExecutorBuilder {
         self
     }
 
+    /// A header every call carries unless it sets the same one itself (a tenant id, a token
+    /// that does not expire), covered by the signature like the call's own. A name comms sets
+    /// itself (the signature's headers, `Host`, `Content-Length`, `Transfer-Encoding`), or a
+    /// name or value HTTP cannot carry, is an [`Error::Config`] from [`build`](Self::build).
+    /// The values never appear in `Debug` output.
+    pub fn default_header(mut self, name: impl Into<String>, value: impl fmt::Display) -> Self {
+        self.default_headers.push((name.into(), value.to_string()));
+        self
+    }
+
     pub(crate) fn has_base_url(&self) -> bool {
         self.base_url.is_some()
     }
@@ -213,6 +226,18 @@ impl ExecutorBuilder {
             .breaker
             .enabled
             .then(|| Breaker::shared(&origin, &self.breaker, self.breaker_sync.as_ref()));
+        let mut default_headers = http::HeaderMap::new();
+        for (name, value) in &self.default_headers {
+            let bad = |why: &str| Error::config("default_header", format!("`{name}` {why}"));
+            let name = http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| bad("is not a valid header name"))?;
+            if signing::is_reserved(&name) {
+                return Err(bad("is set by comms itself and cannot be a default header"));
+            }
+            let value = HeaderValue::try_from(value.as_str())
+                .map_err(|_| bad("has a value HTTP headers cannot carry"))?;
+            default_headers.insert(name, value);
+        }
         let headers = attempt_headers(&base, &service_header, self.signing, false);
         let body_headers = attempt_headers(&base, &service_header, self.signing, true);
         let default_client = self.http.is_none();
@@ -236,6 +261,7 @@ impl ExecutorBuilder {
                 timeout: self.timeout,
                 deadline: self.deadline,
                 max_response_bytes: self.max_response_bytes,
+                default_headers,
             }),
         })
     }
