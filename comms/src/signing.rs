@@ -282,17 +282,21 @@ pub fn signature_input(message: &Message<'_>, params: &Params<'_>) -> String {
 pub fn signature(secret: &Secret, base: &str) -> String {
     let mut mac = secret.mac();
     mac.update(base.as_bytes());
-    signature_value(&mac.finalize().into_bytes())
+    let mut out = Vec::with_capacity(LABEL.len() + 48);
+    write_signature_value(&mut out, &mac.finalize().into_bytes().into());
+    String::from_utf8(out).expect("base64 is ASCII")
 }
 
-/// `comms=:<base64 of mac>:`.
-pub(crate) fn signature_value(mac: &[u8]) -> String {
-    let mut out = String::with_capacity(LABEL.len() + 48);
-    out.push_str(LABEL);
-    out.push_str("=:");
-    BASE64.encode_string(mac, &mut out);
-    out.push(':');
-    out
+/// `comms=:<base64 of the 32-byte mac>:`, the `Signature` value, written into `sink`.
+pub(crate) fn write_signature_value(sink: &mut impl Sink, mac: &[u8; 32]) {
+    let mut encoded = [0u8; 44];
+    let len = BASE64
+        .encode_slice(mac, &mut encoded)
+        .expect("32 bytes are 44 base64 characters");
+    sink.put(LABEL.as_bytes());
+    sink.put(b"=:");
+    sink.put(&encoded[..len]);
+    sink.put(b":");
 }
 
 /// `("@method" "@authority" "@path" "@query" "<field>" ...)`: the covered components as an
@@ -321,6 +325,12 @@ impl Sink for HmacSha256 {
 }
 
 impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+impl Sink for bytes::BytesMut {
     fn put(&mut self, bytes: &[u8]) {
         self.extend_from_slice(bytes);
     }

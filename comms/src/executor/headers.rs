@@ -178,9 +178,9 @@ pub(super) fn sign_into(
     // The attempt's values share one buffer. reqwest clones the request headers (for a
     // redirect it will not follow), and a clone of a value that owns its own vector
     // allocates; pieces split off a shared buffer are cloned by a reference count.
+    // Each value is written into the buffer in place, then split off.
     let mut buf = BytesMut::with_capacity(160 + inner_list.len() + inner.key_id.len());
-    let mut value = |bytes: &[u8]| {
-        buf.extend_from_slice(bytes);
+    let split = |buf: &mut BytesMut| {
         HeaderValue::from_maybe_shared(buf.split().freeze()).expect("ASCII is a header value")
     };
     match inner.signer.scheme() {
@@ -210,12 +210,12 @@ pub(super) fn sign_into(
                 );
                 signing::write_params(mac, inner_list, &params);
             });
-            let mut input = Vec::with_capacity(inner_list.len() + 120);
-            input.extend_from_slice(signing::LABEL.as_bytes());
-            input.push(b'=');
-            signing::write_params_value(&mut input, inner_list, &params);
-            headers.insert(SIGNATURE_INPUT, value(&input));
-            let mut signature = value(signing::signature_value(&mac).as_bytes());
+            buf.extend_from_slice(signing::LABEL.as_bytes());
+            buf.extend_from_slice(b"=");
+            signing::write_params_value(&mut buf, inner_list, &params);
+            headers.insert(SIGNATURE_INPUT, split(&mut buf));
+            signing::write_signature_value(&mut buf, &mac);
+            let mut signature = split(&mut buf);
             signature.set_sensitive(true);
             headers.insert(SIGNATURE, signature);
         }
@@ -231,8 +231,10 @@ pub(super) fn sign_into(
             let mut hex_mac = [0u8; 64];
             hex::encode_to_slice(mac, &mut hex_mac).expect("32 bytes are 64 digits");
             headers.insert(SERVICE_ID_HEADER, inner.service_header.clone());
-            headers.insert(TIMESTAMP_HEADER, value(timestamp.as_bytes()));
-            let mut signature = value(&hex_mac);
+            buf.extend_from_slice(timestamp.as_bytes());
+            headers.insert(TIMESTAMP_HEADER, split(&mut buf));
+            buf.extend_from_slice(&hex_mac);
+            let mut signature = split(&mut buf);
             signature.set_sensitive(true);
             headers.insert(LEGACY_SIGNATURE_HEADER, signature);
         }
