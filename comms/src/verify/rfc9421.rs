@@ -6,7 +6,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderName, Method, Uri};
-use sfv::{BareItem, FieldType, KeyRef, ListEntry};
+use sfv::{BareItem, KeyRef, ListEntry};
 use sha2::{Digest, Sha256, Sha512};
 
 use super::{VerifiedHead, Verifier, VerifyError, single};
@@ -25,7 +25,7 @@ impl Verifier {
 
         // The first signature under a key id this verifier knows.
         let mut first_seen = None;
-        let (label, list, key) = inputs
+        let (label, entry, list, key) = inputs
             .iter()
             .find_map(|(label, entry)| {
                 let ListEntry::InnerList(list) = entry else {
@@ -33,7 +33,7 @@ impl Verifier {
                 };
                 let key_id = list.params.get(KEYID)?.as_string()?.as_str();
                 match self.keys.by_id.get(key_id) {
-                    Some(key) => Some((label, list, key)),
+                    Some(key) => Some((label, entry, list, key)),
                     None => {
                         // The caller chose it: it is quoted in errors and logs, so bounded.
                         first_seen.get_or_insert_with(|| key_id.chars().take(64).collect());
@@ -113,9 +113,9 @@ impl Verifier {
         };
 
         // The signature itself, over the base rebuilt from what arrived.
-        let params_line = sfv::List::from([ListEntry::InnerList(list.clone())])
-            .serialize()
-            .ok_or(VerifyError::MalformedHeader(signing::SIGNATURE_INPUT))?;
+        // The member as the signer serialized it, written from the parsed entry in place.
+        let mut params_line = String::with_capacity(128);
+        sfv::ListSerializer::with_buffer(&mut params_line).members([entry]);
         let ok = key.signer.verify(
             |mac| {
                 for (name, value) in &components {
