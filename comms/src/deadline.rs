@@ -31,6 +31,23 @@ pub(crate) async fn scope<F: Future>(at: Option<Instant>, future: F) -> F::Outpu
     }
 }
 
+/// A call's deadline: the smaller of its own (`own` from now) and the one the request being
+/// served arrived with, and the duration a timeout reports. The clock is read only when there
+/// is a deadline.
+pub(crate) fn for_call(own: Option<Duration>) -> Option<(Instant, Duration)> {
+    let inherited = inherited();
+    if own.is_none() && inherited.is_none() {
+        return None;
+    }
+    let now = Instant::now();
+    let own = own.map(|d| (now + d, d));
+    match (own, inherited) {
+        (Some((at, _)), Some(inherited)) if inherited >= at => own,
+        (_, Some(inherited)) => Some((inherited, inherited.saturating_duration_since(now))),
+        (own, None) => own,
+    }
+}
+
 /// What is left of the deadline the request being served arrived with: `None` without one.
 #[cfg(any(feature = "server", test))]
 pub(crate) fn remaining() -> Option<Duration> {
@@ -94,5 +111,30 @@ mod tests {
         assert!(inside.1.is_some_and(|left| left <= Duration::from_secs(5)));
         assert_eq!(inherited(), None);
         assert_eq!(header_value(Instant::now() - Duration::from_millis(1)), "0");
+    }
+
+    #[test]
+    fn a_call_takes_the_smaller_of_its_own_and_the_inherited_deadline() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        assert_eq!(for_call(None), None);
+        let own = Duration::from_secs(10);
+        let (at, total) = for_call(Some(own)).unwrap();
+        assert_eq!(total, own);
+        assert!(at > Instant::now());
+        let soon = Instant::now() + Duration::from_secs(1);
+        let later = Instant::now() + Duration::from_secs(60);
+        runtime.block_on(scope(Some(soon), async {
+            let (at, total) = for_call(Some(own)).unwrap();
+            assert_eq!(at, soon, "the inherited one is sooner");
+            assert!(total <= Duration::from_secs(1));
+            assert_eq!(for_call(None).unwrap().0, soon);
+        }));
+        runtime.block_on(scope(Some(later), async {
+            let (_, total) = for_call(Some(own)).unwrap();
+            assert_eq!(total, own, "its own is sooner");
+        }));
     }
 }

@@ -245,19 +245,10 @@ impl Executor {
         if !call.query.is_empty() {
             url.set_query(Some(&call.query));
         }
-        // The smaller of the call's own deadline and what is left of the one the request being
-        // served arrived with. With nothing left, nothing is sent.
-        let now = Instant::now();
-        let own = inner.deadline.map(|d| (now + d, d));
-        let deadline = match (own, crate::deadline::inherited()) {
-            (Some((at, _)), Some(inherited)) if inherited < at => {
-                Some((inherited, inherited.saturating_duration_since(now)))
-            }
-            (None, Some(inherited)) => Some((inherited, inherited.saturating_duration_since(now))),
-            (own, _) => own,
-        };
+        // With nothing left of the deadline, nothing is sent.
+        let deadline = crate::deadline::for_call(inner.deadline);
         if let Some((at, total)) = deadline
-            && at <= now
+            && at <= Instant::now()
         {
             return Err(Error::Timeout {
                 method: call.method.clone(),
