@@ -144,7 +144,7 @@ fn route(trait_ident: &syn::Ident, method: &Method<'_>) -> TokenStream {
                 ::core::result::Result::Err(rejection) => return rejection.into_response(),
             };
         });
-        pass.push(passed(&var));
+        pass.push(passed.tokens(&var));
     }
     let ok = method.output.ok;
     let respond = match method.output.kind {
@@ -195,16 +195,13 @@ fn route(trait_ident: &syn::Ident, method: &Method<'_>) -> TokenStream {
 
 /// The expression parsing one argument from the request, and how the parsed value is passed to
 /// the method (as it is, or by reference for an argument declared as one).
-#[allow(clippy::type_complexity)]
 fn parse_arg(
     arg: &Arg<'_>,
     incoming: &syn::Ident,
     positions: &[(String, usize, bool)],
-) -> (TokenStream, Box<dyn Fn(&syn::Ident) -> TokenStream>) {
+) -> (TokenStream, Pass) {
     let ty = arg.ty;
     let span = ty.span();
-    let by_ref = |var: &syn::Ident| quote!(&#var);
-    let by_value = |var: &syn::Ident| quote!(#var);
     match &arg.kind {
         ArgKind::Path => {
             let name = ast::unraw(arg.ident);
@@ -216,7 +213,7 @@ fn parse_arg(
             let value = quote_spanned!(span=>
                 ::comms::__private::server::path::<#owned>(&#incoming, #index, #trailing, #name)
             );
-            (value, pass_for(ty, by_ref, by_value))
+            (value, Pass::for_type(ty))
         }
         ArgKind::Query { name, shape } => match shape {
             Shape::Scalar => {
@@ -224,7 +221,7 @@ fn parse_arg(
                 let value = quote_spanned!(span=>
                     ::comms::__private::server::query::<#owned>(&#incoming, #name)
                 );
-                (value, pass_for(ty, by_ref, by_value))
+                (value, Pass::for_type(ty))
             }
             Shape::Optional => {
                 let inner = inner(ty).unwrap_or(ty);
@@ -232,7 +229,7 @@ fn parse_arg(
                 let value = quote_spanned!(span=>
                     ::comms::__private::server::query_opt::<#owned>(&#incoming, #name)
                 );
-                (value, pass_option(inner))
+                (value, Pass::for_option(inner))
             }
             Shape::Repeated => {
                 let item = inner(ty).unwrap_or(ty);
@@ -240,7 +237,7 @@ fn parse_arg(
                 let value = quote_spanned!(span=>
                     ::comms::__private::server::query_all::<#owned>(&#incoming, #name)
                 );
-                (value, pass_for(ty, by_ref, by_value))
+                (value, Pass::for_type(ty))
             }
         },
         ArgKind::Header { name, optional } => {
@@ -250,13 +247,13 @@ fn parse_arg(
                 let value = quote_spanned!(span=>
                     ::comms::__private::server::header_opt::<#owned>(&#incoming, #name)
                 );
-                (value, pass_option(inner))
+                (value, Pass::for_option(inner))
             } else {
                 let owned = owned(ty);
                 let value = quote_spanned!(span=>
                     ::comms::__private::server::header::<#owned>(&#incoming, #name)
                 );
-                (value, pass_for(ty, by_ref, by_value))
+                (value, Pass::for_type(ty))
             }
         }
         ArgKind::Body { .. } => {
@@ -264,29 +261,49 @@ fn parse_arg(
             let value = quote_spanned!(span=>
                 ::comms::__private::server::body::<#owned>(&#incoming)
             );
-            (value, pass_for(ty, by_ref, by_value))
+            (value, Pass::for_type(ty))
         }
     }
 }
 
-fn pass_for(
-    ty: &Type,
-    by_ref: fn(&syn::Ident) -> TokenStream,
-    by_value: fn(&syn::Ident) -> TokenStream,
-) -> Box<dyn Fn(&syn::Ident) -> TokenStream> {
-    if matches!(ty, Type::Reference(_)) {
-        Box::new(by_ref)
-    } else {
-        Box::new(by_value)
-    }
+/// How a parsed argument is passed to the method.
+enum Pass {
+    /// As parsed (`T`).
+    Value,
+    /// Borrowed (`&T`, `&str` from a `String`, `&[T]` from a `Vec<T>`).
+    Ref,
+    /// An `Option<&str>` from an `Option<String>`.
+    AsDeref,
+    /// An `Option<&T>` from an `Option<T>`.
+    AsRef,
 }
 
-/// An `Option<T>` argument's value: as parsed, or borrowed when `T` is a reference.
-fn pass_option(inner: &Type) -> Box<dyn Fn(&syn::Ident) -> TokenStream> {
-    match inner {
-        Type::Reference(r) if is_str(&r.elem) => Box::new(|var| quote!(#var.as_deref())),
-        Type::Reference(_) => Box::new(|var| quote!(#var.as_ref())),
-        _ => Box::new(|var| quote!(#var)),
+impl Pass {
+    /// For an argument declared as `ty`: borrowed when it is a reference.
+    fn for_type(ty: &Type) -> Pass {
+        if matches!(ty, Type::Reference(_)) {
+            Pass::Ref
+        } else {
+            Pass::Value
+        }
+    }
+
+    /// For an `Option<inner>` argument: as parsed, or borrowed when `inner` is a reference.
+    fn for_option(inner: &Type) -> Pass {
+        match inner {
+            Type::Reference(r) if is_str(&r.elem) => Pass::AsDeref,
+            Type::Reference(_) => Pass::AsRef,
+            _ => Pass::Value,
+        }
+    }
+
+    fn tokens(&self, var: &syn::Ident) -> TokenStream {
+        match self {
+            Pass::Value => quote!(#var),
+            Pass::Ref => quote!(&#var),
+            Pass::AsDeref => quote!(#var.as_deref()),
+            Pass::AsRef => quote!(#var.as_ref()),
+        }
     }
 }
 
