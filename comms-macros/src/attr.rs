@@ -106,7 +106,7 @@ pub(crate) fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
         }
     }
     if let Some(url) = &args.base_url
-        && let Err(why) = check_base_url(&url.value())
+        && let Err(why) = comms_uri::BaseUrl::parse(&url.value())
     {
         cx.error_spanned_by(url, format!("invalid `base_url`: {why}"));
     }
@@ -145,47 +145,6 @@ pub(crate) fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
         }
     }
     args
-}
-
-/// A base URL: `http` or `https`, a host, an optional port and path, no query, fragment or
-/// credentials.
-pub(crate) fn check_base_url(url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
-        .ok_or("it must start with `http://` or `https://`")?;
-    if url.contains('?') {
-        return Err("it must not have a query (`?`)".into());
-    }
-    if url.contains('#') {
-        return Err("it must not have a fragment (`#`)".into());
-    }
-    if let Some(c) = url.chars().find(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("it must not contain `{}`", c.escape_default()));
-    }
-    let authority = rest.split('/').next().unwrap_or_default();
-    if authority.contains('@') {
-        return Err("it must not carry credentials (`user@`)".into());
-    }
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((host, port)) if !host.ends_with(']') || authority.starts_with('[') => {
-            if host.starts_with('[') && !host.ends_with(']') {
-                (authority, None)
-            } else {
-                (host, Some(port))
-            }
-        }
-        _ => (authority, None),
-    };
-    if host.is_empty() {
-        return Err("it has no host".into());
-    }
-    if let Some(port) = port
-        && port.parse::<u16>().is_err()
-    {
-        return Err(format!("`{port}` is not a port number"));
-    }
-    Ok(())
 }
 
 /// The HTTP verbs, as attribute names.
@@ -405,35 +364,4 @@ fn is_reserved_header(name: &str) -> bool {
             | "transfer-encoding"
             | "host"
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::check_base_url;
-
-    #[test]
-    fn base_urls() {
-        for ok in [
-            "http://users.internal:8080",
-            "https://h",
-            "http://h/api/v1/",
-            "http://127.0.0.1:1",
-            "http://[::1]:8080",
-        ] {
-            assert!(check_base_url(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "users.internal",
-            "ftp://h",
-            "http://",
-            "http://h?x=1",
-            "http://h#f",
-            "http://u@h",
-            "http://h:port",
-            "http://h:99999",
-            "http://h /x",
-        ] {
-            assert!(check_base_url(bad).is_err(), "{bad}");
-        }
-    }
 }

@@ -213,7 +213,7 @@ pub(crate) fn parse(text: &str) -> Result<Template, Vec<TemplateError>> {
                         continue;
                     }
                 }
-                c if c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@".contains(c) => {}
+                c if c.is_ascii() && comms_uri::is_pchar(c as u8) => {}
                 c => {
                     err(ErrorKind::BadChar(c), at..at + c.len_utf8());
                     ok = false;

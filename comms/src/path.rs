@@ -12,17 +12,15 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use crate::Error;
 
 /// Bytes that stay literal in encoded path segments and query components: RFC 3986's
-/// unreserved set `A-Z a-z 0-9 - . _ ~`. Everything else becomes `%XX`.
+/// unreserved set `A-Z a-z 0-9 - . _ ~` ([`comms_uri::is_unreserved`], in the form
+/// `percent-encoding` takes; a test keeps the two equal). Everything else becomes `%XX`.
 pub(crate) const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')
     .remove(b'~');
 
-/// Whether `b` is one of the bytes [`UNRESERVED`] leaves as it is: `A-Z a-z 0-9 - . _ ~`.
-pub(crate) fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
-}
+use comms_uri::is_unreserved;
 
 /// Percent-encodes `value` as one query name or value (every byte outside the unreserved set).
 fn encode_component(value: &str) -> impl fmt::Display + '_ {
@@ -126,38 +124,6 @@ fn write_encoded(out: &mut String, text: &str) {
     let _ = write!(out, "{}", utf8_percent_encode(text, UNRESERVED));
 }
 
-/// Bytes a path carries as they are: unreserved, sub-delims, `:`, `@` and `/`.
-const PATH_SAFE: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        table[b] = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-                    | b':'
-                    | b'@'
-                    | b'/'
-            );
-        b += 1;
-    }
-    table
-};
-
 /// Checks a hand-written path: it must start with `/` and contain only characters a request
 /// line carries as they are (unreserved, sub-delims, `:`, `@`, `/` and `%XX` escapes), and no
 /// dot segment, spelled plainly or with `%2e`, which URL parsers would resolve away.
@@ -179,7 +145,7 @@ pub(crate) fn check_raw_path(path: &str) -> Result<(), Error> {
             i += 3;
             continue;
         }
-        if !PATH_SAFE[b as usize] {
+        if !(b == b'/' || comms_uri::is_pchar(b)) {
             return Err(Error::encode(format!(
                 "path `{path}` has a character that must be percent-encoded at byte {i}; \
                  build it with `Call::segment`"
@@ -215,6 +181,16 @@ fn is_dot_segment(segment: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_encode_set_is_the_unreserved_rule() {
+        for b in 0..=127u8 {
+            let byte = [b];
+            let text = std::str::from_utf8(&byte).unwrap();
+            let encoded = utf8_percent_encode(text, UNRESERVED).to_string();
+            assert_eq!(encoded.len() == 1, is_unreserved(b), "byte {b}");
+        }
+    }
 
     #[test]
     fn segments_cannot_escape() {

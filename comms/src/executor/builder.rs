@@ -268,19 +268,14 @@ impl ExecutorBuilder {
 }
 
 /// Splits a base URL into its origin as a URL (path `/`), the origin as text
-/// (`scheme://host:port`) and the path prefix, refusing anything a base URL should not have.
+/// (`scheme://host:port`) and the path prefix. What a base URL may be is `comms_uri`'s rule, the
+/// one the macro applies to `base_url = ".."` at compile time; the URL parser then normalizes
+/// the host (IDNA, IPv6) and refuses what is not a URL at all.
 fn parse_base_url(raw: &str) -> Result<(reqwest::Url, String, String), Error> {
     let bad = |message: String| Error::config("base_url", message);
+    comms_uri::BaseUrl::parse(raw)
+        .map_err(|why| bad(format!("`{raw}` is not a base URL: {why}")))?;
     let url = reqwest::Url::parse(raw).map_err(|e| bad(format!("`{raw}` is not a URL: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(bad(format!("`{raw}` must use http or https")));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(bad(format!("`{raw}` must not have a query or fragment")));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(bad(format!("`{raw}` must not carry credentials")));
-    }
     let host = url
         .host_str()
         .ok_or_else(|| bad(format!("`{raw}` has no host")))?;
@@ -320,6 +315,8 @@ mod tests {
             "http://h/?q=1",
             "http://h/#f",
             "http://u:p@h/",
+            "http://h:99999",
+            "http://h /x",
         ] {
             let err = parse_base_url(bad).unwrap_err();
             assert!(

@@ -1,0 +1,230 @@
+//! The URI rules `comms` and `comms-macros` share, so that what the `#[service_client]` macro
+//! accepts at compile time and what the runtime accepts at run time are one rule, not two
+//! copies that drift apart:
+//!
+//! - [`BaseUrl::parse`]: what a base URL may be (`http` or `https`, a host, an optional port
+//!   and path prefix; no query, fragment, credentials, whitespace or control characters);
+//! - [`is_unreserved`] and [`is_pchar`]: which bytes a request path carries as they are.
+//!
+//! This crate is an implementation detail of `comms`; its API follows what `comms` needs and
+//! may change in any release. Use `comms` instead.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::fmt;
+
+/// Whether `b` is in RFC 3986's unreserved set, `A-Z a-z 0-9 - . _ ~`: the bytes a value keeps
+/// as they are when it is percent-encoded into a path segment or a query component.
+pub const fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// Whether `b` may stand as it is in a path segment (RFC 3986 `pchar` without `%`): the
+/// unreserved set, the sub-delimiters `! $ & ' ( ) * + , ; =`, `:` and `@`. `/` separates
+/// segments and `%` starts an escape; callers handle both themselves.
+pub const fn is_pchar(b: u8) -> bool {
+    is_unreserved(b)
+        || matches!(
+            b,
+            b'!' | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'@'
+        )
+}
+
+/// A base URL split into its parts, as written (nothing is normalized or decoded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BaseUrl<'a> {
+    /// `"http"` or `"https"`.
+    pub scheme: &'a str,
+    /// The host as written, brackets included for an IPv6 literal (`[::1]`).
+    pub host: &'a str,
+    /// The port when one is written.
+    pub port: Option<u16>,
+    /// The path prefix as written: empty, or starting with `/`.
+    pub path: &'a str,
+}
+
+impl<'a> BaseUrl<'a> {
+    /// Splits `url` into its parts, refusing what a base URL must not have.
+    ///
+    /// ```
+    /// use comms_uri::BaseUrl;
+    ///
+    /// let url = BaseUrl::parse("http://users.internal:8080/api").unwrap();
+    /// assert_eq!((url.host, url.port, url.path), ("users.internal", Some(8080), "/api"));
+    /// let err = BaseUrl::parse("http://users.internal/?v=1").unwrap_err();
+    /// assert_eq!(err.to_string(), "it must not have a query (`?`)");
+    /// ```
+    pub fn parse(url: &'a str) -> Result<Self, BaseUrlError> {
+        let (scheme, rest) = if let Some(rest) = url.strip_prefix("http://") {
+            ("http", rest)
+        } else if let Some(rest) = url.strip_prefix("https://") {
+            ("https", rest)
+        } else {
+            return Err(BaseUrlError::Scheme);
+        };
+        if url.contains('?') {
+            return Err(BaseUrlError::Query);
+        }
+        if url.contains('#') {
+            return Err(BaseUrlError::Fragment);
+        }
+        if let Some(c) = url.chars().find(|c| c.is_whitespace() || c.is_control()) {
+            return Err(BaseUrlError::Char(c));
+        }
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        if authority.contains('@') {
+            return Err(BaseUrlError::Credentials);
+        }
+        // A `:` after an IPv6 literal's closing bracket, or anywhere in a name, starts the port.
+        let port_at = match authority.rfind(']') {
+            Some(close) => authority[close..].find(':').map(|i| close + i),
+            None => authority.rfind(':'),
+        };
+        let (host, port) = match port_at {
+            Some(i) => (&authority[..i], Some(&authority[i + 1..])),
+            None => (authority, None),
+        };
+        if host.is_empty() || host == "[]" {
+            return Err(BaseUrlError::NoHost);
+        }
+        if host.starts_with('[') != host.ends_with(']') {
+            return Err(BaseUrlError::Host(host.to_owned()));
+        }
+        let port = match port {
+            Some(port) => Some(
+                port.parse::<u16>()
+                    .map_err(|_| BaseUrlError::Port(port.to_owned()))?,
+            ),
+            None => None,
+        };
+        Ok(BaseUrl {
+            scheme,
+            host,
+            port,
+            path,
+        })
+    }
+}
+
+/// Why a base URL was refused. Its `Display` reads as the end of a sentence about the URL:
+/// "invalid `base_url`: it must not have a query (`?`)".
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BaseUrlError {
+    /// It does not start with `http://` or `https://`.
+    Scheme,
+    /// It has a query.
+    Query,
+    /// It has a fragment.
+    Fragment,
+    /// It contains whitespace or a control character.
+    Char(char),
+    /// It carries `user@` or `user:password@`.
+    Credentials,
+    /// Its host is empty.
+    NoHost,
+    /// Its host is malformed (an unclosed IPv6 bracket).
+    Host(String),
+    /// Its port is not a number from 0 to 65535.
+    Port(String),
+}
+
+impl fmt::Display for BaseUrlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Scheme => f.write_str("it must start with `http://` or `https://`"),
+            Self::Query => f.write_str("it must not have a query (`?`)"),
+            Self::Fragment => f.write_str("it must not have a fragment (`#`)"),
+            Self::Char(c) => write!(f, "it must not contain `{}`", c.escape_default()),
+            Self::Credentials => f.write_str("it must not carry credentials (`user@`)"),
+            Self::NoHost => f.write_str("it has no host"),
+            Self::Host(host) => write!(f, "`{host}` is not a host"),
+            Self::Port(port) => write!(f, "`{port}` is not a port number"),
+        }
+    }
+}
+
+impl std::error::Error for BaseUrlError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepted_base_urls_split_into_parts() {
+        let cases = [
+            (
+                "http://users.internal:8080",
+                ("http", "users.internal", Some(8080), ""),
+            ),
+            ("https://h", ("https", "h", None, "")),
+            ("http://h/api/v1/", ("http", "h", None, "/api/v1/")),
+            ("http://127.0.0.1:1", ("http", "127.0.0.1", Some(1), "")),
+            ("http://[::1]:8080/x", ("http", "[::1]", Some(8080), "/x")),
+            ("http://[::1]", ("http", "[::1]", None, "")),
+        ];
+        for (url, (scheme, host, port, path)) in cases {
+            assert_eq!(
+                BaseUrl::parse(url),
+                Ok(BaseUrl {
+                    scheme,
+                    host,
+                    port,
+                    path
+                }),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn refused_base_urls_say_why() {
+        let cases = [
+            ("users.internal", BaseUrlError::Scheme),
+            ("ftp://h", BaseUrlError::Scheme),
+            ("http://", BaseUrlError::NoHost),
+            ("http://:80", BaseUrlError::NoHost),
+            ("http://[]:80", BaseUrlError::NoHost),
+            ("http://h?x=1", BaseUrlError::Query),
+            ("http://h#f", BaseUrlError::Fragment),
+            ("http://u@h", BaseUrlError::Credentials),
+            ("http://u:p@h/", BaseUrlError::Credentials),
+            ("http://h:port", BaseUrlError::Port("port".into())),
+            ("http://h:99999", BaseUrlError::Port("99999".into())),
+            ("http://h:", BaseUrlError::Port(String::new())),
+            ("http://[::1:80", BaseUrlError::Host("[::1".into())),
+            ("http://h /x", BaseUrlError::Char(' ')),
+            ("http://h/\tx", BaseUrlError::Char('\t')),
+        ];
+        for (url, why) in cases {
+            assert_eq!(BaseUrl::parse(url), Err(why), "{url}");
+        }
+    }
+
+    #[test]
+    fn character_classes_nest() {
+        for b in 0..=255u8 {
+            if is_unreserved(b) {
+                assert!(is_pchar(b), "{b}");
+            }
+        }
+        let pchar: String = (0..=255u8)
+            .filter(|&b| is_pchar(b) && !b.is_ascii_alphanumeric())
+            .map(char::from)
+            .collect();
+        assert_eq!(pchar, "!$&'()*+,-.:;=@_~");
+        assert!(!is_pchar(b'/') && !is_pchar(b'%') && !is_pchar(b'?') && !is_pchar(0x80));
+    }
+}
