@@ -1,0 +1,226 @@
+//! The connection pool and the headers a call sends: each once, the caller's winning, defaults
+//! signed, and the ones a signature cannot carry refused.
+
+use super::*;
+
+#[tokio::test]
+async fn concurrent_calls_share_one_pool() {
+    let server = FaultServer::start(|_, _| Fault::Reply(Reply::ok_json(json!({"ok": true})))).await;
+    // Two executors built apart share the process-wide pool: the second call reuses the first
+    // call's connection.
+    exec(&server.url(), fast_retry())
+        .execute(Call::get("/a"))
+        .await
+        .unwrap();
+    let e = exec(&server.url(), fast_retry());
+    e.execute(Call::get("/b")).await.unwrap();
+    assert_eq!(server.connections(), 1, "one connection for both executors");
+    // 64 calls at once: as many connections as calls in flight at most, each reused after.
+    let calls = comms_tests::spawn_calls(&e, 64, || Call::get("/x")).await;
+    assert_eq!(calls.ok(), 64);
+    assert_eq!(server.count(), 66);
+    let opened = server.connections();
+    assert!((1..=64).contains(&opened), "{opened} connections");
+    let again = comms_tests::spawn_calls(&e, 64, || Call::get("/y")).await;
+    assert_eq!(again.ok(), 64);
+    assert!(
+        server.connections() <= 64,
+        "the pooled connections are reused: {} in all",
+        server.connections()
+    );
+}
+
+#[tokio::test]
+async fn each_header_is_sent_once_and_a_callers_headers_win() {
+    let server = TestServer::always(Reply::ok_json(json!({}))).await;
+    let e = exec(&server.url(), RetryConfig::none());
+    e.execute(Call::get("/plain")).await.unwrap();
+    e.execute(
+        Call::get("/own")
+            .header("Accept", "application/json")
+            .header("X-Tag", "a"),
+    )
+    .await
+    .unwrap();
+    e.execute(Call::post("/body").json(&json!({"name": "ada"})))
+        .await
+        .unwrap();
+    e.execute(Call::put("/raw").body(&b"plain words"[..], "text/plain"))
+        .await
+        .unwrap();
+    let requests = server.requests();
+
+    // Exactly the protocol's three headers, `host` and `accept`, each once, none left empty.
+    let plain = &requests[0];
+    let mut names: Vec<&str> = plain.headers.keys().map(|n| n.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "accept",
+            "content-digest",
+            "host",
+            "signature",
+            "signature-input",
+        ]
+    );
+    assert_eq!(
+        plain.headers.len(),
+        5,
+        "one value each: {:?}",
+        plain.headers
+    );
+    assert!(plain.headers.values().all(|v| !v.is_empty()));
+    let host = format!("127.0.0.1:{}", server.addr().port());
+    assert_eq!(plain.header("host"), Some(host.as_str()));
+    assert_eq!(plain.header("accept"), Some("*/*"));
+    assert!(
+        plain
+            .header("signature-input")
+            .unwrap()
+            .contains(r#";keyid="tests";"#)
+    );
+
+    // A caller's header replaces the default, and is covered by the signature.
+    let own = &requests[1];
+    let accept: Vec<_> = own.headers.get_all("accept").iter().collect();
+    assert_eq!(accept, ["application/json"]);
+    let tags: Vec<_> = own.headers.get_all("x-tag").iter().collect();
+    assert_eq!(tags, ["a"]);
+    assert!(
+        own.header("signature-input").unwrap().starts_with(
+            r#"comms=("@method" "@authority" "@path" "@query" "content-digest" "accept" "x-tag")"#
+        ),
+        "{:?}",
+        own.header("signature-input")
+    );
+    assert_ne!(own.nonce(), plain.nonce());
+
+    // A body adds its type and its exact length, once each.
+    let body = &requests[2];
+    assert_eq!(body.headers.len(), 7, "{:?}", body.headers);
+    assert_eq!(body.header("content-type"), Some("application/json"));
+    let length = body.body.len().to_string();
+    assert_eq!(body.header("content-length"), Some(length.as_str()));
+    assert_eq!(body.body.as_ref(), br#"{"name":"ada"}"#);
+
+    // A body's own type replaces the JSON default.
+    let raw = &requests[3];
+    let types: Vec<_> = raw.headers.get_all("content-type").iter().collect();
+    assert_eq!(types, ["text/plain"]);
+    assert_eq!(raw.header("content-length"), Some("11"));
+}
+
+#[tokio::test]
+async fn a_clients_own_default_headers_are_kept() {
+    let server = TestServer::always(Reply::ok_json(json!({}))).await;
+    let mut defaults = reqwest::header::HeaderMap::new();
+    defaults.insert("accept", "application/x-mine".parse().unwrap());
+    defaults.insert("user-agent", "billing/1.0".parse().unwrap());
+    let client = reqwest::Client::builder()
+        .default_headers(defaults)
+        .build()
+        .unwrap();
+    let e = builder(&server.url()).http_client(client).build().unwrap();
+    e.execute(Call::get("/x")).await.unwrap();
+    let request = &server.requests()[0];
+    assert_eq!(request.header("accept"), Some("application/x-mine"));
+    assert_eq!(request.header("user-agent"), Some("billing/1.0"));
+    assert_eq!(request.headers.get_all("accept").iter().count(), 1);
+    assert!(
+        request
+            .header("signature")
+            .is_some_and(|s| s.starts_with("comms=:"))
+    );
+}
+
+#[tokio::test]
+async fn headers_a_signature_cannot_carry_are_refused_unsent() {
+    let server = TestServer::always(Reply::status(200)).await;
+    let e = builder(&server.url()).build().unwrap();
+    // A covered header set twice would be refused by every verifier.
+    let err = e
+        .execute(Call::get("/x").header("X-Tag", "a").header("X-Tag", "b"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Encode { .. }) && err.to_string().contains("x-tag"),
+        "{err}"
+    );
+    // Headers comms writes itself cannot be set by a call.
+    for name in [
+        "Signature",
+        "signature-input",
+        "Content-Digest",
+        "Host",
+        "content-length",
+        "X-Signature",
+    ] {
+        let err = e
+            .execute(Call::get("/x").header(name, "forged"))
+            .await
+            .unwrap_err();
+        assert!(matches!(&err, Error::Encode { .. }), "{name}: {err}");
+    }
+    assert_eq!(server.count(), 0, "nothing was sent");
+}
+
+#[tokio::test]
+async fn default_headers_are_sent_signed_and_a_calls_own_wins() {
+    let server = TestServer::always(Reply::status(200)).await;
+    let e = builder(&server.url())
+        .default_header("X-Tenant", "acme")
+        .default_header("Authorization", "Bearer token-value-123")
+        .build()
+        .unwrap();
+    assert!(
+        !format!("{e:?}").contains("token-value-123"),
+        "values never appear in Debug"
+    );
+    e.execute(Call::get("/a")).await.unwrap();
+    e.execute(Call::get("/b").header("X-Tenant", "other"))
+        .await
+        .unwrap();
+    let requests = server.requests();
+    assert_eq!(requests[0].header("x-tenant"), Some("acme"));
+    assert_eq!(
+        requests[0].header("authorization"),
+        Some("Bearer token-value-123")
+    );
+    assert_eq!(requests[1].header("x-tenant"), Some("other"));
+    assert_eq!(requests[1].headers.get_all("x-tenant").iter().count(), 1);
+    let verifier = comms::verify::Verifier::new().service("tests", SECRET);
+    for r in &requests {
+        let input = r.header("signature-input").unwrap();
+        assert!(
+            input.contains(r#""x-tenant""#) && input.contains(r#""authorization""#),
+            "default headers are covered: {input}"
+        );
+        verifier
+            .verify(&r.method, &r.uri, &r.headers, &r.body)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_default_header_comms_sets_itself_or_http_cannot_carry_is_a_config_error() {
+    for (name, value) in [
+        ("Signature", "x"),
+        ("signature-input", "x"),
+        ("Content-Digest", "x"),
+        ("Host", "evil"),
+        ("Content-Length", "1"),
+        ("bad name", "x"),
+        ("X-Ok", "line\nbreak"),
+    ] {
+        let err = builder("http://127.0.0.1:1")
+            .default_header(name, value)
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Config { key, .. } if key == "default_header"),
+            "{name}: {err}"
+        );
+    }
+}

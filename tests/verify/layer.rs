@@ -1,0 +1,217 @@
+//! The axum layer: a client round trip, and a head refused before its body is read, with the
+//! body then read under a size and a time limit.
+
+use super::*;
+
+async fn whoami(Extension(caller): Extension<Caller>) -> String {
+    caller.service_id().to_owned()
+}
+
+async fn echo(Extension(caller): Extension<Caller>, body: String) -> String {
+    format!("{}:{body}", caller.service_id())
+}
+
+#[tokio::test]
+async fn a_client_round_trips_through_the_layer() {
+    let app = Router::new()
+        .route("/whoami", get(whoami))
+        .route("/echo", post(echo))
+        .layer(VerifyLayer::new(verifier()).max_body_bytes(1024));
+    let url = serve(app).await;
+    let client = exec(&url);
+    let me = client
+        .execute(Call::get("/whoami").query("x", "a b"))
+        .await
+        .unwrap();
+    assert_eq!(me.text().unwrap(), "billing");
+    let echoed = client
+        .execute(Call::post("/echo").json(&"hi"))
+        .await
+        .unwrap();
+    assert_eq!(echoed.text().unwrap(), "billing:\"hi\"");
+
+    // Wrong secret: 401 with a generic JSON message, typed on the client side.
+    let intruder = Executor::builder()
+        .base_url(&url)
+        .service_id("billing")
+        .secret("wrong")
+        .retry(RetryConfig::none())
+        .breaker(BreakerConfig::disabled())
+        .build()
+        .unwrap();
+    let err = intruder.execute(Call::get("/whoami")).await.unwrap_err();
+    match err {
+        Error::Unauthorized(e) => assert_eq!(e.message(), Some("unauthorized")),
+        other => panic!("{other}"),
+    }
+
+    // Unsigned requests are refused too.
+    let plain = reqwest::Client::new()
+        .get(format!("{url}/whoami"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 401);
+    assert_eq!(plain.headers()["content-type"], "application/json");
+
+    // Oversized bodies: 413, by declared length or by counting a chunked body.
+    let err = client
+        .execute(Call::post("/echo").json(&"x".repeat(4096)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(413), "{err}");
+    // A signed head whose chunked body outgrows the limit: 413 once it is counted.
+    let chunks: [&[u8]; 2] = [&[b'x'; 800], &[b'y'; 800]];
+    let head = signed_head(&url, "/echo", &chunks.concat(), None);
+    let status = raw_request(&url, &head, &chunks, true).await;
+    assert!(status.starts_with("HTTP/1.1 413"), "{status}");
+}
+
+/// A POST head to `path` signed as `billing`, with the `Content-Digest` of `body` and, if
+/// given, a `Content-Length`.
+fn signed_head(url: &str, path: &str, body: &[u8], length: Option<u64>) -> Recorded {
+    let addr = url.trim_start_matches("http://");
+    let mut head = Recorded {
+        method: Method::POST,
+        uri: path.parse().unwrap(),
+        headers: Default::default(),
+        body: Default::default(),
+    };
+    head.headers
+        .insert("host", HeaderValue::from_str(addr).unwrap());
+    head.headers.insert(
+        "content-digest",
+        HeaderValue::from_str(&comms::signing::content_digest(body)).unwrap(),
+    );
+    if let Some(length) = length {
+        head.headers.insert("content-length", length.into());
+    }
+    let created = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let nonce = format!("{created:x}{:016x}", NEXT.fetch_add(1, Ordering::SeqCst));
+    head.sign_as(
+        "comms",
+        &["@method", "@authority", "@path", "@query", "content-digest"],
+        &params(created, "billing", &nonce),
+        SECRET,
+    );
+    head
+}
+
+/// Writes `head` and then `chunks` (chunk-encoded, or as they are) over a plain TCP stream,
+/// and returns the response's status line. With no chunks, nothing follows the head.
+async fn raw_request(url: &str, head: &Recorded, chunks: &[&[u8]], chunked: bool) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request = format!("{} {} HTTP/1.1\r\n", head.method, head.uri).into_bytes();
+    for (name, value) in &head.headers {
+        request.extend_from_slice(format!("{name}: {}\r\n", value.to_str().unwrap()).as_bytes());
+    }
+    if chunked {
+        request.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    request.extend_from_slice(b"\r\n");
+    for chunk in chunks {
+        if chunked {
+            request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        }
+        request.extend_from_slice(chunk);
+        if chunked {
+            request.extend_from_slice(b"\r\n");
+        }
+    }
+    if chunked {
+        request.extend_from_slice(b"0\r\n\r\n");
+    }
+    stream.write_all(&request).await.unwrap();
+    let mut response = vec![0u8; 1024];
+    let n = stream.read(&mut response).await.unwrap();
+    String::from_utf8_lossy(&response[..n])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A handler that counts the requests that reach it.
+fn counting_app(reached: Arc<AtomicUsize>, layer: VerifyLayer) -> Router {
+    Router::new()
+        .route(
+            "/echo",
+            post(move |body: String| async move {
+                reached.fetch_add(1, Ordering::SeqCst);
+                body
+            }),
+        )
+        .layer(layer)
+}
+
+#[tokio::test]
+async fn an_unsigned_head_is_refused_before_its_body_is_read() {
+    let reached = Arc::new(AtomicUsize::new(0));
+    let url = serve(counting_app(reached.clone(), VerifyLayer::new(verifier()))).await;
+    // A head announcing a 1 GB body, which never comes: the 401 comes at once, without
+    // waiting for a byte of it (the read would otherwise wait out the 10 s body timeout).
+    let mut head = signed_head(&url, "/echo", b"", Some(1_000_000_000));
+    head.headers.remove("signature");
+    let status = tokio::time::timeout(Duration::from_secs(5), raw_request(&url, &head, &[], false))
+        .await
+        .expect("answered without the body");
+    assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+
+    // Signed with the wrong secret, likewise.
+    let mut head = signed_head(&url, "/echo", b"", Some(1_000_000_000));
+    let input = head.header("signature-input").unwrap().to_owned();
+    let member = &input[input.find(')').unwrap() + 1..];
+    head.sign_as(
+        "comms",
+        &["@method", "@authority", "@path", "@query", "content-digest"],
+        member,
+        "not-the-secret",
+    );
+    let status = tokio::time::timeout(Duration::from_secs(5), raw_request(&url, &head, &[], false))
+        .await
+        .expect("answered without the body");
+    assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+    assert_eq!(reached.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_signed_body_is_read_under_a_size_and_a_time_limit() {
+    let reached = Arc::new(AtomicUsize::new(0));
+    let layer = VerifyLayer::new(verifier())
+        .max_body_bytes(1024)
+        .body_timeout(Duration::from_millis(300));
+    let url = serve(counting_app(reached.clone(), layer)).await;
+
+    // A signed head declaring more than the limit: 413 without reading.
+    let head = signed_head(&url, "/echo", b"", Some(1_000_000_000));
+    let status = raw_request(&url, &head, &[], false).await;
+    assert!(status.starts_with("HTTP/1.1 413"), "{status}");
+
+    // A signed head whose body never arrives: 408 after the body timeout.
+    let body = b"hello";
+    let head = signed_head(&url, "/echo", body, Some(body.len() as u64));
+    let started = std::time::Instant::now();
+    let status = raw_request(&url, &head, &[], false).await;
+    assert!(status.starts_with("HTTP/1.1 408"), "{status}");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+
+    // The same head with its body: accepted, and then refused as a replay.
+    let status = raw_request(&url, &head, &[body], false).await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    let status = raw_request(&url, &head, &[body], false).await;
+    assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+
+    // A body that does not match the signed digest: 401, and its nonce is not spent.
+    let head = signed_head(&url, "/echo", b"12345", Some(5));
+    let status = raw_request(&url, &head, &[b"54321"], false).await;
+    assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+    let status = raw_request(&url, &head, &[b"12345"], false).await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert_eq!(reached.load(Ordering::SeqCst), 2);
+}

@@ -1,0 +1,220 @@
+//! A genuine request with one field changed at a time: every change is caught.
+
+use super::*;
+
+#[tokio::test]
+async fn each_tampered_field_is_caught() {
+    let r = genuine().await;
+    assert_eq!(
+        r.header("signature-input")
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap(),
+        format!(
+            "comms=({})",
+            COVERED
+                .iter()
+                .map(|c| format!("\"{c}\""))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        "the request covers what the profile says, in its order"
+    );
+    type Tamper = fn(&mut Recorded);
+    type Expect = fn(&VerifyError) -> bool;
+    let bad_signature: Expect = |e| matches!(e, VerifyError::BadSignature);
+    fn set(r: &mut Recorded, name: &'static str, value: &'static str) {
+        r.headers.insert(name, HeaderValue::from_static(value));
+    }
+    let cases: Vec<(&str, Tamper, Expect)> = vec![
+        ("method", |r| r.method = Method::PUT, bad_signature),
+        (
+            "method case",
+            |r| r.method = Method::from_bytes(b"post").unwrap(),
+            bad_signature,
+        ),
+        (
+            "authority",
+            |r| set(r, "host", "evil.internal:8080"),
+            bad_signature,
+        ),
+        (
+            "unknown key id, long",
+            |r| {
+                let input = r.header("signature-input").unwrap().replace(
+                    "keyid=\"billing\"",
+                    &format!("keyid=\"{}\"", "k".repeat(5000)),
+                );
+                r.headers
+                    .insert("signature-input", HeaderValue::from_str(&input).unwrap());
+            },
+            |e| matches!(e, VerifyError::UnknownKey(Some(k)) if k.len() == 64),
+        ),
+        (
+            "path",
+            |r| r.uri = Uri::from_static("/orders/8?a=1&a=2&q=x%2By"),
+            bad_signature,
+        ),
+        (
+            "query value",
+            |r| r.uri = Uri::from_static("/orders/7?a=1&a=3&q=x%2By"),
+            bad_signature,
+        ),
+        (
+            "query + for %2B",
+            |r| r.uri = Uri::from_static("/orders/7?a=1&a=2&q=x+y"),
+            bad_signature,
+        ),
+        (
+            "repeated keys reordered",
+            |r| r.uri = Uri::from_static("/orders/7?a=2&a=1&q=x%2By"),
+            bad_signature,
+        ),
+        (
+            "extra query",
+            |r| r.uri = Uri::from_static("/orders/7?a=1&a=2&q=x%2By&admin=1"),
+            bad_signature,
+        ),
+        (
+            "query removed",
+            |r| r.uri = Uri::from_static("/orders/7"),
+            bad_signature,
+        ),
+        (
+            "body",
+            |r| r.body = bytes::Bytes::from_static(br#"{"qty":200}"#),
+            |e| matches!(e, VerifyError::ContentDigestMismatch),
+        ),
+        (
+            "content-digest",
+            |r| set(r, "content-digest", comms::signing::EMPTY_CONTENT_DIGEST),
+            bad_signature,
+        ),
+        (
+            "content-type",
+            |r| set(r, "content-type", "text/plain"),
+            bad_signature,
+        ),
+        (
+            "idempotency-key",
+            |r| set(r, "idempotency-key", "another-key"),
+            bad_signature,
+        ),
+        (
+            "x-request-id",
+            |r| set(r, "x-request-id", "req-2"),
+            bad_signature,
+        ),
+        (
+            "covered header removed",
+            |r| {
+                r.headers.remove("x-request-id");
+            },
+            |e| matches!(e, VerifyError::CoveredFieldNotOnce(f) if f == "x-request-id"),
+        ),
+        (
+            "covered header repeated",
+            |r| {
+                r.headers
+                    .append("x-request-id", HeaderValue::from_static("req-1"));
+            },
+            |e| matches!(e, VerifyError::CoveredFieldNotOnce(f) if f == "x-request-id"),
+        ),
+        (
+            "created",
+            |r| {
+                let input = r.header("signature-input").unwrap().to_owned();
+                let created = created_of(r);
+                let moved = input.replace(
+                    &format!("created={created}"),
+                    &format!("created={}", created - 1),
+                );
+                r.headers
+                    .insert("signature-input", HeaderValue::from_str(&moved).unwrap());
+            },
+            bad_signature,
+        ),
+        (
+            "nonce",
+            |r| {
+                let input = r.header("signature-input").unwrap().to_owned();
+                let (head, _) = input.split_once(";nonce=").unwrap();
+                let moved = format!(r#"{head};nonce="ffffffffffffffffffffffffffffffff""#);
+                r.headers
+                    .insert("signature-input", HeaderValue::from_str(&moved).unwrap());
+            },
+            bad_signature,
+        ),
+        (
+            "signature",
+            |r| {
+                let sig = r.header("signature").unwrap();
+                let flipped = if sig.starts_with("comms=:A") {
+                    sig.replacen("comms=:A", "comms=:B", 1)
+                } else {
+                    format!("comms=:A{}", &sig[8..])
+                };
+                r.headers
+                    .insert("signature", HeaderValue::from_str(&flipped).unwrap());
+            },
+            bad_signature,
+        ),
+        (
+            "coverage removed from the input",
+            |r| {
+                let input = r
+                    .header("signature-input")
+                    .unwrap()
+                    .replace(" \"x-request-id\"", "");
+                r.headers
+                    .insert("signature-input", HeaderValue::from_str(&input).unwrap());
+            },
+            bad_signature,
+        ),
+        (
+            "unknown key",
+            |r| {
+                let input = r
+                    .header("signature-input")
+                    .unwrap()
+                    .replace("keyid=\"billing\"", "keyid=\"mallory\"");
+                r.headers
+                    .insert("signature-input", HeaderValue::from_str(&input).unwrap());
+            },
+            |e| matches!(e, VerifyError::UnknownKey(Some(k)) if k == "mallory"),
+        ),
+        (
+            "another service's key",
+            |r| {
+                let input = r
+                    .header("signature-input")
+                    .unwrap()
+                    .replace("keyid=\"billing\"", "keyid=\"other\"");
+                r.headers
+                    .insert("signature-input", HeaderValue::from_str(&input).unwrap());
+            },
+            bad_signature,
+        ),
+        (
+            "signature label mismatch",
+            |r| {
+                let sig = r
+                    .header("signature")
+                    .unwrap()
+                    .replacen("comms=", "other=", 1);
+                r.headers
+                    .insert("signature", HeaderValue::from_str(&sig).unwrap());
+            },
+            |e| matches!(e, VerifyError::MalformedHeader(h) if h == "signature"),
+        ),
+    ];
+    for (what, tamper, expected) in cases {
+        let mut copy = r.clone();
+        tamper(&mut copy);
+        let err = check(&verifier(), &copy).await.expect_err(what);
+        assert!(expected(&err), "{what}: got {err:?}");
+    }
+    // The untouched request still verifies (the failures above stored no nonce).
+    check(&verifier(), &r).await.unwrap();
+}
