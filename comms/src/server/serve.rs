@@ -1,4 +1,4 @@
-//! What runs each request of a generated server: the verify gate (or none, `unverified()`),
+//! What runs each request of a generated server: the gate (with no verifier after `unverified()`),
 //! the `Idempotency-Key` claim for an idempotent method, then the method with the verified
 //! caller in a task-local ([`caller()`]) and its panics caught into a 500. `Settings` is what
 //! a generated `<Trait>Server` keeps of how to do that.
@@ -41,13 +41,12 @@ pub fn deadline() -> Option<std::time::Duration> {
     crate::deadline::remaining()
 }
 
-/// How a generated server checks requests: the gate they pass, or none (`unverified()`).
+/// How a generated server checks requests: the gate they pass (with or without a verifier,
+/// `unverified()`) and where the answers of idempotent methods are kept.
 #[doc(hidden)]
 #[derive(Clone)]
 pub struct Settings {
-    gate: Option<Gate>,
-    /// The body limit, also when requests are not verified.
-    max_body_bytes: usize,
+    gate: Gate,
     idempotency: Arc<dyn IdempotencyStore>,
 }
 
@@ -63,27 +62,21 @@ impl Default for Settings {
     /// A verifier that knows no key: every request is refused until one is given.
     fn default() -> Self {
         Settings {
-            gate: Some(Gate::new(Verifier::new())),
-            max_body_bytes: crate::verify::DEFAULT_MAX_BODY_BYTES,
+            gate: Gate::new(Some(Verifier::new())),
             idempotency: Arc::new(MemoryIdempotencyStore::default()),
         }
     }
 }
 
 impl Settings {
-    /// Checks requests with `verifier`, keeping the body limits.
+    /// Checks requests with `verifier`.
     pub fn verifier(&mut self, verifier: Verifier) {
-        let mut gate = Gate::new(verifier);
-        gate.max_body_bytes = self.max_body_bytes;
-        if let Some(old) = &self.gate {
-            gate.body_timeout = old.body_timeout;
-        }
-        self.gate = Some(gate);
+        self.gate.verifier = Some(verifier);
     }
 
     /// Serves requests without checking them.
     pub fn unverified(&mut self) {
-        self.gate = None;
+        self.gate.verifier = None;
     }
 
     /// Keeps the answers of idempotent methods in `store`.
@@ -91,12 +84,9 @@ impl Settings {
         self.idempotency = Arc::new(store);
     }
 
-    /// The largest body a verified request may have.
+    /// The largest body a request may have.
     pub fn max_body_bytes(&mut self, limit: usize) {
-        self.max_body_bytes = limit;
-        if let Some(gate) = &mut self.gate {
-            gate.max_body_bytes = limit;
-        }
+        self.gate.max_body_bytes = limit;
     }
 }
 
@@ -116,33 +106,14 @@ where
     Fut: Future<Output = http::Response<Bytes>> + Send + 'static,
 {
     let (parts, body) = request.into_parts();
-    let (caller, body, deadline) = match &settings.gate {
-        Some(gate) => {
-            // The signature covers the URI as the caller sent it, prefix included.
-            let uri = parts
-                .extensions
-                .get::<axum::extract::OriginalUri>()
-                .map_or_else(|| parts.uri.clone(), |original| original.0.clone());
-            match gate.admit(&parts, &uri, body).await {
-                Ok((caller, body, deadline)) => (Some(caller), body, deadline),
-                Err(refusal) => return refusal.map(axum::body::Body::from),
-            }
-        }
-        None => match axum::body::to_bytes(body, settings.max_body_bytes).await {
-            Ok(body) => match crate::verify::layer::arrival_deadline(&parts.headers) {
-                Ok(deadline) => (None, body, deadline),
-                Err((status, why)) => {
-                    return crate::verify::layer::reject(status, why).map(axum::body::Body::from);
-                }
-            },
-            Err(_) => {
-                return respond_message(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "request body too large or unreadable",
-                )
-                .map(axum::body::Body::from);
-            }
-        },
+    // The signature covers the URI as the caller sent it, prefix included.
+    let uri = parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| parts.uri.clone(), |original| original.0.clone());
+    let (caller, body, deadline) = match settings.gate.admit(&parts, &uri, body).await {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal.map(axum::body::Body::from),
     };
     let claim = match idempotent {
         Some(route) => match claim(settings, route, caller.as_ref(), &parts, &body).await {

@@ -57,10 +57,13 @@ pub struct VerifyLayer {
 
 /// What a request passes before its handler sees it: the signature over the head, the body
 /// read under a size and a time limit, then its digest and nonce. [`VerifyLayer`] and a
-/// generated server both check requests with one.
+/// generated server both check requests with one; a server built `unverified()` has a gate
+/// without a verifier, which still reads the body under the same limits and honours the
+/// deadline the request arrived with.
 #[derive(Clone, Debug)]
 pub(crate) struct Gate {
-    verifier: Verifier,
+    /// `None`: requests are not checked (a generated server's `unverified()`).
+    pub(crate) verifier: Option<Verifier>,
     pub(crate) max_body_bytes: usize,
     pub(crate) body_timeout: Duration,
     refusals: Arc<Refusals>,
@@ -96,7 +99,7 @@ impl Refusals {
 }
 
 impl Gate {
-    pub(crate) fn new(verifier: Verifier) -> Gate {
+    pub(crate) fn new(verifier: Option<Verifier>) -> Gate {
         Gate {
             verifier,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
@@ -110,15 +113,15 @@ impl Gate {
 
     /// Checks a request whose signature covers `uri` (the URI as the caller sent it, before
     /// any prefix was stripped): the head first, then the body under the limits. Gives the
-    /// caller, the body and the deadline the request arrived with (see
-    /// [`deadline`](crate::deadline)), or the response that refuses the request: 504 when the
-    /// deadline has nothing left.
+    /// caller (`None` without a verifier), the body and the deadline the request arrived with
+    /// (see [`deadline`](crate::deadline)), or the response that refuses the request: 504 when
+    /// the deadline has nothing left.
     pub(crate) async fn admit<B>(
         &self,
         parts: &http::request::Parts,
         uri: &http::Uri,
         body: B,
-    ) -> Result<(Caller, Bytes, Option<Instant>), Response<Bytes>>
+    ) -> Result<(Option<Caller>, Bytes, Option<Instant>), Response<Bytes>>
     where
         B: Body,
         B::Error: Into<crate::BoxError>,
@@ -128,10 +131,14 @@ impl Gate {
             reject(StatusCode::UNAUTHORIZED, "unauthorized")
         };
         // The head first: an unsigned or wrongly signed request costs no body read.
-        let head = self
-            .verifier
-            .verify_head(&parts.method, uri, &parts.headers)
-            .map_err(refused)?;
+        let head = match &self.verifier {
+            Some(verifier) => Some(
+                verifier
+                    .verify_head(&parts.method, uri, &parts.headers)
+                    .map_err(refused)?,
+            ),
+            None => None,
+        };
         let deadline =
             arrival_deadline(&parts.headers).map_err(|(status, why)| reject(status, why))?;
         let limit = self.max_body_bytes;
@@ -171,7 +178,10 @@ impl Gate {
                 ));
             }
         };
-        let caller = head.verify_body(&bytes).await.map_err(refused)?;
+        let caller = match head {
+            Some(head) => Some(head.verify_body(&bytes).await.map_err(refused)?),
+            None => None,
+        };
         Ok((caller, bytes, deadline))
     }
 }
@@ -197,7 +207,7 @@ impl VerifyLayer {
     /// the body.
     pub fn new(verifier: Verifier) -> VerifyLayer {
         VerifyLayer {
-            gate: Gate::new(verifier),
+            gate: Gate::new(Some(verifier)),
         }
     }
 
@@ -261,7 +271,10 @@ where
             let uri = parts.uri.clone();
             match gate.admit(&parts, &uri, body).await {
                 Ok((caller, bytes, deadline)) => {
-                    parts.extensions.insert(caller);
+                    // Always a caller: this gate has a verifier.
+                    if let Some(caller) = caller {
+                        parts.extensions.insert(caller);
+                    }
                     let served = inner.call(Request::from_parts(parts, ReqBody::from(bytes)));
                     crate::deadline::scope(deadline, served).await
                 }
