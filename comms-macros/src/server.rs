@@ -159,12 +159,7 @@ fn route(trait_ident: &syn::Ident, method: &Method<'_>) -> TokenStream {
         OutputKind::Raw => quote!(::comms::__private::server::respond_raw),
     };
     let verb = format_ident!("{}", method.verb.to_string().to_uppercase());
-    let idempotent = if method.idempotent {
-        let route = &method.route;
-        quote!(::core::option::Option::Some(#route))
-    } else {
-        quote!(::core::option::Option::None)
-    };
+    let (route, idempotent) = (&method.route, method.idempotent);
     let attrs = method
         .item
         .attrs
@@ -181,7 +176,7 @@ fn route(trait_ident: &syn::Ident, method: &Method<'_>) -> TokenStream {
                     let service = service.clone();
                     let settings = settings.clone();
                     async move {
-                        ::comms::__private::server::handle(&settings, request, #idempotent, move |#incoming| async move {
+                        ::comms::__private::server::handle(&settings, request, #route, #idempotent, move |#incoming| async move {
                             #(#parse)*
                             #respond(<S as #trait_ident>::#name(&service, #(#pass),*).await)
                         })

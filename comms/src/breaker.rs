@@ -232,6 +232,7 @@ impl Breaker {
                 Ok(_) => {
                     if from.state == State::Open {
                         tracing::info!(authority = %self.authority, "circuit breaker half-open");
+                        crate::telemetry::breaker_changed(&self.authority, CircuitState::HalfOpen);
                     }
                     return Ok(self.permit(next.generation, true));
                 }
@@ -259,6 +260,7 @@ impl Breaker {
             {
                 self.failures.store(0, Ordering::Release);
                 tracing::info!(authority = %self.authority, "circuit breaker closed");
+                crate::telemetry::breaker_changed(&self.authority, CircuitState::Closed);
                 if let Some(link) = &self.link {
                     link.publish(&self.authority, Remote::Closed);
                 }
@@ -289,6 +291,7 @@ impl Breaker {
                     open_for = ?self.config.open_for,
                     "circuit breaker opened"
                 );
+                crate::telemetry::breaker_changed(&self.authority, CircuitState::Open);
                 if let Some(link) = &self.link {
                     let until =
                         unix_millis().saturating_add(self.config.open_for.as_millis() as u64);

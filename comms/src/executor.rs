@@ -26,6 +26,7 @@ use crate::retry::RetryConfig;
 use crate::retry::budget::RetryBudget;
 use crate::retry::policy::{self, Outcome};
 use crate::signing::{COMMS_DEADLINE_MS, IDEMPOTENCY_KEY, Signer};
+use crate::telemetry::AttemptTrace;
 use crate::{Error, path};
 
 mod builder;
@@ -208,14 +209,8 @@ impl Executor {
     /// than the rest of the runtime does (BENCHMARKS.md has the figures). Enable it with a
     /// filter such as `comms=debug`.
     pub fn execute(&self, call: Call) -> impl Future<Output = Result<Response, Error>> + Send + '_ {
-        let span = tracing::debug_span!(
-            "comms.call",
-            service = %self.inner.name,
-            method = %call.method,
-            route = %call.route.unwrap_or(call.path.as_str()),
-            attempts = tracing::field::Empty,
-            status = tracing::field::Empty,
-        );
+        let route = call.route.unwrap_or(call.path.as_str());
+        let span = crate::telemetry::call_span(&self.inner.name, &call.method, route);
         CallFuture::new(self, call, span, reqwest::Client::execute)
     }
 
@@ -273,6 +268,8 @@ impl Executor {
                 .expect("hex is a valid header value");
             headers.insert(IDEMPOTENCY_KEY, key);
         }
+        // With `otel`, the trace context, written now so that the signature covers it.
+        crate::telemetry::inject_current(headers);
         let inner_list = covered(
             inner.signer.scheme(),
             headers,
@@ -293,7 +290,12 @@ impl Executor {
     }
 
     /// The signed request of one attempt: a fresh creation time, nonce and signature each time.
-    fn request(&self, call: &Call, prepared: &Prepared) -> Result<reqwest::Request, Error> {
+    fn request(
+        &self,
+        call: &Call,
+        prepared: &Prepared,
+        trace: &AttemptTrace,
+    ) -> Result<reqwest::Request, Error> {
         let inner = &*self.inner;
         let template = match call.body {
             Some(_) => &inner.body_headers,
@@ -307,6 +309,7 @@ impl Executor {
         if let Some((at, _)) = prepared.deadline {
             headers.insert(COMMS_DEADLINE_MS, crate::deadline::header_value(at));
         }
+        trace.inject(&mut headers, &call.headers);
         sign_into(
             &self.inner,
             &call.method,
@@ -334,18 +337,32 @@ impl Executor {
         };
         match breaker.admit() {
             Ok(permit) => Ok(Some(permit)),
-            Err(retry_in) => Err(last_error.map_or_else(
-                || Error::CircuitOpen {
-                    authority: breaker.authority().to_owned(),
-                    retry_in,
-                },
-                |e| *e,
-            )),
+            Err(retry_in) => {
+                crate::telemetry::breaker_refused(breaker.authority());
+                Err(last_error.map_or_else(
+                    || Error::CircuitOpen {
+                        authority: breaker.authority().to_owned(),
+                        retry_in,
+                    },
+                    |e| *e,
+                ))
+            }
         }
     }
 }
 
 impl Attempt {
+    /// The attempt's response status, or the kind of its failure, for its span.
+    fn traced(&self) -> (Option<StatusCode>, Option<&'static str>) {
+        match self {
+            Attempt::Response(status, ..) => (Some(*status), None),
+            Attempt::Connect(_) => (None, Some("connect")),
+            Attempt::Transport(_) => (None, Some("transport")),
+            Attempt::Timeout => (None, Some("timeout")),
+            Attempt::TooLarge => (None, Some("response_too_large")),
+        }
+    }
+
     fn outcome(&self) -> Outcome {
         match self {
             Attempt::Response(status, ..) => Outcome::of_status(*status),

@@ -81,6 +81,7 @@ mod retry;
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub mod server;
 pub mod signing;
+mod telemetry;
 pub mod verify;
 
 pub use breaker::{BreakerConfig, BreakerSync, CircuitState};

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::state::{State, Word};
-use super::{Breaker, now_nanos};
+use super::{Breaker, CircuitState, now_nanos};
 
 /// Wall-clock milliseconds since the Unix epoch: what replicas tell each other open times in.
 pub(super) fn unix_millis() -> u64 {
@@ -148,6 +148,7 @@ impl Breaker {
                     self.open_until.store(until, Ordering::Release);
                     if self.transition(from, State::Open) {
                         tracing::warn!(authority = %self.authority, "circuit breaker opened by another replica");
+                        crate::telemetry::breaker_changed(&self.authority, CircuitState::Open);
                         return;
                     }
                 }
@@ -160,6 +161,7 @@ impl Breaker {
                 if self.transition(from, State::Closed) {
                     self.failures.store(0, Ordering::Release);
                     tracing::info!(authority = %self.authority, "circuit breaker closed by another replica");
+                    crate::telemetry::breaker_changed(&self.authority, CircuitState::Closed);
                     return;
                 }
             },

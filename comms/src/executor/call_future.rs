@@ -22,6 +22,7 @@ use crate::Error;
 use crate::breaker::Permit;
 use crate::call::Call;
 use crate::response::Response;
+use crate::telemetry::AttemptTrace;
 
 pin_project! {
     /// What [`Executor::execute`] returns: prepares the call on its first poll, then runs its
@@ -61,6 +62,8 @@ struct Run<'a> {
     last_error: Option<Box<Error>>,
     /// The duration a timeout of the attempt in flight reports.
     limit_reported: Duration,
+    /// The attempt in flight's span and timing (`otel`; nothing without it).
+    trace: Option<AttemptTrace>,
 }
 
 pin_project! {
@@ -140,6 +143,7 @@ impl<'a, F> CallFuture<'a, F> {
                 retry: 0,
                 last_error: None,
                 limit_reported: Duration::ZERO,
+                trace: None,
             },
             phase: Phase::Start,
             timer: Timer::Unset,
@@ -232,7 +236,14 @@ impl<'a> Run<'a> {
         let prepared = self.prepared.as_ref().expect("prepared before any attempt");
         self.stats.attempts = self.retry + 1;
         let (limit, limit_reported) = prepared.limit();
-        let request = executor.request(&self.call, prepared)?;
+        let trace = AttemptTrace::start(
+            &self.call.method,
+            self.call.route,
+            &prepared.url,
+            self.retry,
+        );
+        let request = executor.request(&self.call, prepared, &trace)?;
+        self.trace = Some(trace);
         phase.set(Phase::Sending {
             sent: send(&executor.inner.http, request),
         });
@@ -250,6 +261,10 @@ impl<'a> Run<'a> {
         timer: Pin<&mut Timer>,
     ) -> Option<Result<Response, Error>> {
         let outcome = attempt.outcome();
+        if let Some(trace) = self.trace.take() {
+            let (status, error_type) = attempt.traced();
+            trace.end(status, error_type);
+        }
         if let Some(permit) = self.permit.take() {
             permit.record(outcome.is_failure());
         }
@@ -270,6 +285,7 @@ impl<'a> Run<'a> {
             Ok((err, wait)) => {
                 self.retry += 1;
                 let retry = self.retry;
+                crate::telemetry::retried(&self.call.method, &prepared.url);
                 tracing::warn!(
                     target: TARGET,
                     service = %executor.inner.name,
@@ -300,6 +316,7 @@ impl<'a> Run<'a> {
         if let Some(status) = self.stats.status {
             span.record("status", status);
         }
+        crate::telemetry::call_ended(span, result.as_ref().err());
         match &result {
             Ok(_) => tracing::debug!(target: TARGET, "call succeeded"),
             Err(e) => tracing::debug!(target: TARGET, error = %e, "call failed"),

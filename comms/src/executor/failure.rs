@@ -162,6 +162,7 @@ impl Executor {
         if let Some(budget) = &inner.budget
             && let Withdrawal::Refused { report } = budget.withdraw()
         {
+            crate::telemetry::budget_refused(&prepared.url);
             match report {
                 Some(refused) => tracing::warn!(
                     target: TARGET,

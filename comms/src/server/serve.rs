@@ -12,6 +12,7 @@ use http::StatusCode;
 use super::{
     Claim, IdempotencyStore, Incoming, MemoryIdempotencyStore, StoredResponse, respond_message,
 };
+use crate::telemetry::ServerTrace;
 use crate::verify::layer::Gate;
 use crate::verify::{Caller, Verifier};
 
@@ -91,14 +92,15 @@ impl Settings {
 }
 
 /// Runs one request through the gate and then `method`, with the verified caller in scope; a
-/// panic in the method is caught and becomes a 500 for this request only. For a method marked
-/// idempotent, `idempotent` is its route, and a repeated `Idempotency-Key` is answered from the
-/// store.
+/// panic in the method is caught and becomes a 500 for this request only. `route` is the
+/// method's route template; for a method marked `idempotent`, a repeated `Idempotency-Key` is
+/// answered from the store. With `otel`, all of it runs in the request's SERVER span.
 #[doc(hidden)]
 pub async fn handle<F, Fut>(
     settings: &Settings,
     request: axum::extract::Request,
-    idempotent: Option<&'static str>,
+    route: &'static str,
+    idempotent: bool,
     method: F,
 ) -> axum::response::Response
 where
@@ -111,6 +113,33 @@ where
         .extensions
         .get::<axum::extract::OriginalUri>()
         .map_or_else(|| parts.uri.clone(), |original| original.0.clone());
+    let trace = ServerTrace::start(&parts.method, &uri, &parts.headers, Some(route));
+    let served = serve(
+        settings,
+        parts,
+        uri,
+        body,
+        idempotent.then_some(route),
+        method,
+    );
+    let response = trace.run(served).await;
+    trace.end(response.status());
+    response
+}
+
+/// [`handle`] inside the span.
+async fn serve<F, Fut>(
+    settings: &Settings,
+    parts: http::request::Parts,
+    uri: http::Uri,
+    body: axum::body::Body,
+    idempotent: Option<&'static str>,
+    method: F,
+) -> axum::response::Response
+where
+    F: FnOnce(Incoming) -> Fut,
+    Fut: Future<Output = http::Response<Bytes>> + Send + 'static,
+{
     let (caller, body, deadline) = match settings.gate.admit(&parts, &uri, body).await {
         Ok(admitted) => admitted,
         Err(refusal) => return refusal.map(axum::body::Body::from),

@@ -16,6 +16,7 @@ use tower_service::Service;
 
 use super::{Caller, Verifier, VerifyError};
 use crate::report::Throttle;
+use crate::telemetry::ServerTrace;
 
 /// The default body limit of [`VerifyLayer`]: 2 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
@@ -269,17 +270,26 @@ where
         Box::pin(async move {
             let (mut parts, body) = request.into_parts();
             let uri = parts.uri.clone();
-            match gate.admit(&parts, &uri, body).await {
-                Ok((caller, bytes, deadline)) => {
-                    // Always a caller: this gate has a verifier.
-                    if let Some(caller) = caller {
-                        parts.extensions.insert(caller);
+            // The layer runs before routing: the span has no route.
+            let trace = ServerTrace::start(&parts.method, &uri, &parts.headers, None);
+            let served = trace.run(async move {
+                match gate.admit(&parts, &uri, body).await {
+                    Ok((caller, bytes, deadline)) => {
+                        // Always a caller: this gate has a verifier.
+                        if let Some(caller) = caller {
+                            parts.extensions.insert(caller);
+                        }
+                        let served = inner.call(Request::from_parts(parts, ReqBody::from(bytes)));
+                        crate::deadline::scope(deadline, served).await
                     }
-                    let served = inner.call(Request::from_parts(parts, ReqBody::from(bytes)));
-                    crate::deadline::scope(deadline, served).await
+                    Err(refusal) => Ok(refusal.map(ResBody::from)),
                 }
-                Err(refusal) => Ok(refusal.map(ResBody::from)),
+            });
+            let response = served.await;
+            if let Ok(response) = &response {
+                trace.end(response.status());
             }
+            response
         })
     }
 }

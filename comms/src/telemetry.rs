@@ -1,0 +1,50 @@
+//! What a call and a served request report beyond the `tracing` events: with the `otel`
+//! feature, OpenTelemetry spans, trace propagation and metrics; without it, nothing.
+//!
+//! The executor, the breaker and the receiving side call the same functions either way.
+//! `otel.rs` implements them; `off.rs` has the same signatures doing nothing (and types with
+//! no fields), so that with the feature off a call pays for none of this, not even a branch.
+//!
+//! With `otel`:
+//! - a call's `comms.call` span (`DEBUG`, as without the feature) records `error.type` and the
+//!   span status when the call fails;
+//! - each attempt has a CLIENT span (`INFO`), a child of `comms.call` when that is enabled and
+//!   of the caller's current span otherwise, named `{method} {route}`, with the HTTP client
+//!   semantic conventions' attributes; its W3C trace context (`traceparent`, and `tracestate`
+//!   when there is one) is written into the request by the global propagator before the
+//!   request is signed, so the signature covers it;
+//! - a served request (the generated server, `VerifyLayer`) runs in a SERVER span whose parent
+//!   is the context the request carried;
+//! - metrics are recorded through the global meter provider (see `otel.rs` for the list).
+//!
+//! The spans are `tracing` spans with the fields tracing-opentelemetry maps onto OpenTelemetry
+//! (`otel.name`, `otel.kind`, `otel.status_code`), so they join the application's own spans in
+//! one trace when its subscriber has tracing-opentelemetry's layer.
+
+#[cfg(not(feature = "otel"))]
+mod off;
+#[cfg(feature = "otel")]
+mod otel;
+
+#[cfg(not(feature = "otel"))]
+pub(crate) use off::*;
+#[cfg(feature = "otel")]
+pub(crate) use otel::*;
+
+/// The low-cardinality `error.type` of a call or attempt that ended without a usable response,
+/// or `None` for an error that is an HTTP status (whose `error.type` is the status code).
+#[cfg_attr(not(feature = "otel"), allow(dead_code))]
+pub(crate) fn error_type(error: &crate::Error) -> Option<&'static str> {
+    use crate::Error;
+    Some(match error {
+        Error::Timeout { .. } => "timeout",
+        Error::Transport { connect: true, .. } => "connect",
+        Error::Transport { .. } => "transport",
+        Error::CircuitOpen { .. } => "circuit_open",
+        Error::Decode { .. } => "decode",
+        Error::Encode { .. } => "encode",
+        Error::Config { .. } => "config",
+        _ if error.status().is_some() => return None,
+        _ => "_OTHER",
+    })
+}

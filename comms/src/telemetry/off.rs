@@ -1,0 +1,84 @@
+//! Without the `otel` feature: the call span alone, and nothing else (see `telemetry.rs`).
+
+use std::future::Future;
+
+use http::{HeaderMap, Method, StatusCode, Uri};
+
+use crate::Error;
+use crate::breaker::CircuitState;
+
+/// The call's span, `DEBUG`: recording it costs more than the rest of the runtime does.
+#[inline]
+pub(crate) fn call_span(service: &str, method: &Method, route: &str) -> tracing::Span {
+    tracing::debug_span!(
+        target: "comms::executor",
+        "comms.call",
+        service = %service,
+        method = %method,
+        route = %route,
+        attempts = tracing::field::Empty,
+        status = tracing::field::Empty,
+    )
+}
+
+#[inline]
+pub(crate) fn call_ended(_span: &tracing::Span, _error: Option<&Error>) {}
+
+#[inline]
+pub(crate) fn inject_current(_headers: &mut HeaderMap) {}
+
+/// Nothing: an attempt has no span of its own.
+pub(crate) struct AttemptTrace;
+
+impl AttemptTrace {
+    #[inline]
+    pub(crate) fn start(
+        _method: &Method,
+        _route: Option<&'static str>,
+        _url: &reqwest::Url,
+        _resend_count: u32,
+    ) -> AttemptTrace {
+        AttemptTrace
+    }
+
+    #[inline]
+    pub(crate) fn inject(&self, _headers: &mut HeaderMap, _covered: &HeaderMap) {}
+
+    #[inline]
+    pub(crate) fn end(self, _status: Option<StatusCode>, _error_type: Option<&'static str>) {}
+}
+
+#[inline]
+pub(crate) fn retried(_method: &Method, _url: &reqwest::Url) {}
+
+#[inline]
+pub(crate) fn budget_refused(_url: &reqwest::Url) {}
+
+#[inline]
+pub(crate) fn breaker_changed(_authority: &str, _state: CircuitState) {}
+
+#[inline]
+pub(crate) fn breaker_refused(_authority: &str) {}
+
+/// Nothing: a served request has no span of its own.
+pub(crate) struct ServerTrace;
+
+impl ServerTrace {
+    #[inline]
+    pub(crate) fn start(
+        _method: &Method,
+        _uri: &Uri,
+        _headers: &HeaderMap,
+        _route: Option<&'static str>,
+    ) -> ServerTrace {
+        ServerTrace
+    }
+
+    #[inline]
+    pub(crate) fn run<F: Future>(&self, served: F) -> F {
+        served
+    }
+
+    #[inline]
+    pub(crate) fn end(self, _status: StatusCode) {}
+}

@@ -1,0 +1,397 @@
+//! With the `otel` feature: OpenTelemetry spans, trace propagation and metrics, following the
+//! HTTP semantic conventions (see `telemetry.rs`).
+
+use std::future::Future;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use opentelemetry::metrics::{Counter, Gauge, Histogram};
+use opentelemetry::propagation::{Extractor, Injector};
+use opentelemetry::{InstrumentationScope, KeyValue, global};
+use tracing::Instrument;
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::Error;
+use crate::breaker::CircuitState;
+
+/// The bucket boundaries the HTTP semantic conventions advise for request durations, in seconds.
+const DURATION_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// The instruments comms records, made from the global meter provider the first time one is
+/// needed: the provider must be installed before the first call or served request.
+struct Metrics {
+    client_duration: Histogram<f64>,
+    retries: Counter<u64>,
+    budget_refusals: Counter<u64>,
+    breaker_transitions: Counter<u64>,
+    breaker_refusals: Counter<u64>,
+    breaker_state: Gauge<i64>,
+    server_duration: Histogram<f64>,
+}
+
+fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(|| {
+        let scope = InstrumentationScope::builder("comms")
+            .with_version(env!("CARGO_PKG_VERSION"))
+            .build();
+        let meter = global::meter_with_scope(scope);
+        Metrics {
+            client_duration: meter
+                .f64_histogram("http.client.request.duration")
+                .with_unit("s")
+                .with_description("Duration of HTTP client requests (one per attempt).")
+                .with_boundaries(DURATION_BUCKETS.to_vec())
+                .build(),
+            retries: meter
+                .u64_counter("comms.client.retries")
+                .with_unit("{retry}")
+                .with_description("Attempts made again after a failed one.")
+                .build(),
+            budget_refusals: meter
+                .u64_counter("comms.client.retry_budget.refusals")
+                .with_unit("{retry}")
+                .with_description("Retries the retry budget refused.")
+                .build(),
+            breaker_transitions: meter
+                .u64_counter("comms.client.breaker.transitions")
+                .with_unit("{transition}")
+                .with_description("Circuit breaker state changes, by the state entered.")
+                .build(),
+            breaker_refusals: meter
+                .u64_counter("comms.client.breaker.refusals")
+                .with_unit("{request}")
+                .with_description("Attempts a circuit breaker refused without sending.")
+                .build(),
+            breaker_state: meter
+                .i64_gauge("comms.client.breaker.state")
+                .with_unit("1")
+                .with_description("Circuit breaker state: 0 closed, 1 half-open, 2 open.")
+                .build(),
+            server_duration: meter
+                .f64_histogram("http.server.request.duration")
+                .with_unit("s")
+                .with_description("Duration of HTTP server requests.")
+                .with_boundaries(DURATION_BUCKETS.to_vec())
+                .build(),
+        }
+    })
+}
+
+/// The call's span, `DEBUG` as without the feature, with room for the error it may end with.
+/// When it is enabled, it is its attempts' CLIENT spans' parent.
+pub(crate) fn call_span(service: &str, method: &Method, route: &str) -> tracing::Span {
+    tracing::debug_span!(
+        target: "comms::executor",
+        "comms.call",
+        service = %service,
+        method = %method,
+        route = %route,
+        attempts = Empty,
+        status = Empty,
+        error.type = Empty,
+        otel.status_code = Empty,
+    )
+}
+
+/// Marks a failed call's span as an error, with its `error.type`.
+pub(crate) fn call_ended(span: &tracing::Span, error: Option<&Error>) {
+    let Some(error) = error else { return };
+    match super::error_type(error) {
+        Some(kind) => span.record("error.type", kind),
+        None => span.record(
+            "error.type",
+            error.status().as_ref().map_or("_OTHER", StatusCode::as_str),
+        ),
+    };
+    span.record("otel.status_code", "ERROR");
+}
+
+/// Writes the trace context of the current span (the call's) into a call's headers before the
+/// signature's covered components are decided, so that `traceparent` (and `tracestate`) are
+/// among them. Each attempt then writes its own span's context over these values.
+pub(crate) fn inject_current(headers: &mut HeaderMap) {
+    let cx = tracing::Span::current().context();
+    global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(
+            &cx,
+            &mut HeaderInjector {
+                headers,
+                only: None,
+            },
+        );
+    });
+}
+
+/// Writes a propagator's fields into a header map; with `only`, just the fields that map
+/// already has (the ones the signature covers).
+struct HeaderInjector<'a> {
+    headers: &'a mut HeaderMap,
+    only: Option<&'a HeaderMap>,
+}
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        let (Ok(name), Ok(value)) = (HeaderName::try_from(key), HeaderValue::try_from(value))
+        else {
+            return;
+        };
+        if self.only.is_none_or(|covered| covered.contains_key(&name)) {
+            self.headers.insert(name, value);
+        }
+    }
+}
+
+/// Reads a propagator's fields from a request's headers.
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(HeaderName::as_str).collect()
+    }
+}
+
+/// One attempt's CLIENT span and what its duration is recorded with. Boxed: every call in
+/// flight holds one in its future, which is kept small (see `call_future.rs`).
+pub(crate) struct AttemptTrace(Box<Attempt>);
+
+struct Attempt {
+    span: tracing::Span,
+    started: Instant,
+    attributes: Vec<KeyValue>,
+}
+
+impl AttemptTrace {
+    /// Opens the attempt's span, a child of the current one (the call's).
+    pub(crate) fn start(
+        method: &Method,
+        route: Option<&'static str>,
+        url: &reqwest::Url,
+        resend_count: u32,
+    ) -> AttemptTrace {
+        let host = url.host_str().unwrap_or_default();
+        let port = url.port_or_known_default().unwrap_or_default();
+        let name = match route {
+            Some(route) => format!("{method} {route}"),
+            None => method.to_string(),
+        };
+        let span = tracing::info_span!(
+            target: "comms::executor",
+            "comms.attempt",
+            otel.name = name,
+            otel.kind = "client",
+            http.request.method = method.as_str(),
+            server.address = host,
+            server.port = i64::from(port),
+            url.full = crate::response::without_query(url),
+            url.template = route,
+            http.request.resend_count = Empty,
+            http.response.status_code = Empty,
+            error.type = Empty,
+            otel.status_code = Empty,
+        );
+        if resend_count > 0 {
+            span.record("http.request.resend_count", i64::from(resend_count));
+        }
+        let mut attributes = vec![
+            KeyValue::new("http.request.method", method.as_str().to_owned()),
+            KeyValue::new("server.address", host.to_owned()),
+            KeyValue::new("server.port", i64::from(port)),
+        ];
+        if let Some(route) = route {
+            attributes.push(KeyValue::new("url.template", route));
+        }
+        AttemptTrace(Box::new(Attempt {
+            span,
+            started: Instant::now(),
+            attributes,
+        }))
+    }
+
+    /// Writes the attempt's trace context into the request's `headers`, for the fields the
+    /// signature covers (`covered`, the call's headers).
+    pub(crate) fn inject(&self, headers: &mut HeaderMap, covered: &HeaderMap) {
+        let cx = self.0.span.context();
+        global::get_text_map_propagator(|propagator| {
+            propagator.inject_context(
+                &cx,
+                &mut HeaderInjector {
+                    headers,
+                    only: Some(covered),
+                },
+            );
+        });
+    }
+
+    /// Ends the attempt: its status or the kind of error, and its duration.
+    pub(crate) fn end(self, status: Option<StatusCode>, error_type: Option<&'static str>) {
+        let mut this = *self.0;
+        let elapsed = this.started.elapsed().as_secs_f64();
+        if let Some(status) = status {
+            this.span
+                .record("http.response.status_code", i64::from(status.as_u16()));
+            this.attributes.push(KeyValue::new(
+                "http.response.status_code",
+                i64::from(status.as_u16()),
+            ));
+        }
+        // A client counts every 4xx and 5xx as an error, of the status code's type.
+        let error = error_type.map(str::to_owned).or_else(|| {
+            status
+                .filter(|s| s.is_client_error() || s.is_server_error())
+                .map(|s| s.as_str().to_owned())
+        });
+        if let Some(error) = error {
+            this.span.record("error.type", error.as_str());
+            this.span.record("otel.status_code", "ERROR");
+            this.attributes.push(KeyValue::new("error.type", error));
+        }
+        metrics().client_duration.record(elapsed, &this.attributes);
+    }
+}
+
+/// The `server.address` and `server.port` of a URL.
+fn server(url: &reqwest::Url) -> [KeyValue; 2] {
+    [
+        KeyValue::new(
+            "server.address",
+            url.host_str().unwrap_or_default().to_owned(),
+        ),
+        KeyValue::new(
+            "server.port",
+            i64::from(url.port_or_known_default().unwrap_or_default()),
+        ),
+    ]
+}
+
+/// The `server.address` and `server.port` of a breaker's authority, `scheme://host:port`.
+fn authority(authority: &str) -> [KeyValue; 2] {
+    let host_port = authority
+        .split_once("://")
+        .map_or(authority, |(_, rest)| rest);
+    let (host, port) = host_port
+        .rsplit_once(':')
+        .and_then(|(host, port)| Some((host, port.parse::<u16>().ok()?)))
+        .unwrap_or((host_port, 0));
+    [
+        KeyValue::new("server.address", host.to_owned()),
+        KeyValue::new("server.port", i64::from(port)),
+    ]
+}
+
+/// A retry is about to be made.
+pub(crate) fn retried(method: &Method, url: &reqwest::Url) {
+    let [address, port] = server(url);
+    let method = KeyValue::new("http.request.method", method.as_str().to_owned());
+    metrics().retries.add(1, &[method, address, port]);
+}
+
+/// The retry budget refused a retry.
+pub(crate) fn budget_refused(url: &reqwest::Url) {
+    metrics().budget_refusals.add(1, &server(url));
+}
+
+/// A breaker entered `state`.
+pub(crate) fn breaker_changed(breaker: &str, state: CircuitState) {
+    let [address, port] = authority(breaker);
+    let (name, value) = match state {
+        CircuitState::Closed => ("closed", 0),
+        CircuitState::HalfOpen => ("half_open", 1),
+        CircuitState::Open => ("open", 2),
+    };
+    let m = metrics();
+    m.breaker_state
+        .record(value, &[address.clone(), port.clone()]);
+    m.breaker_transitions.add(
+        1,
+        &[address, port, KeyValue::new("comms.breaker.state", name)],
+    );
+}
+
+/// A breaker refused an attempt.
+pub(crate) fn breaker_refused(breaker: &str) {
+    metrics().breaker_refusals.add(1, &authority(breaker));
+}
+
+/// A served request's SERVER span, continuing the trace its headers carry, and what its
+/// duration is recorded with.
+pub(crate) struct ServerTrace {
+    span: tracing::Span,
+    started: Instant,
+    attributes: Vec<KeyValue>,
+}
+
+impl ServerTrace {
+    /// Opens the span; `route` is the route template when the server knows it.
+    pub(crate) fn start(
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        route: Option<&'static str>,
+    ) -> ServerTrace {
+        let name = match route {
+            Some(route) => format!("{method} {route}"),
+            None => method.to_string(),
+        };
+        let scheme = uri.scheme_str().unwrap_or("http");
+        let span = tracing::info_span!(
+            target: "comms::server",
+            "comms.serve",
+            otel.name = name,
+            otel.kind = "server",
+            http.request.method = method.as_str(),
+            url.path = uri.path(),
+            url.scheme = scheme,
+            http.route = route,
+            http.response.status_code = Empty,
+            error.type = Empty,
+            otel.status_code = Empty,
+        );
+        let parent = global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
+        // Refused only when the span is disabled, and then there is no span to parent.
+        let _ = span.set_parent(parent);
+        let mut attributes = vec![
+            KeyValue::new("http.request.method", method.as_str().to_owned()),
+            KeyValue::new("url.scheme", scheme.to_owned()),
+        ];
+        if let Some(route) = route {
+            attributes.push(KeyValue::new("http.route", route));
+        }
+        ServerTrace {
+            span,
+            started: Instant::now(),
+            attributes,
+        }
+    }
+
+    /// Runs the serving of the request inside the span.
+    pub(crate) fn run<F: Future>(&self, served: F) -> tracing::instrument::Instrumented<F> {
+        served.instrument(self.span.clone())
+    }
+
+    /// Ends the span with the response's status, and records the duration.
+    pub(crate) fn end(mut self, status: StatusCode) {
+        let code_value = i64::from(status.as_u16());
+        self.span.record("http.response.status_code", code_value);
+        self.attributes
+            .push(KeyValue::new("http.response.status_code", code_value));
+        // A server counts only 5xx as its own error.
+        if status.is_server_error() {
+            self.span.record("error.type", status.as_str());
+            self.span.record("otel.status_code", "ERROR");
+            self.attributes
+                .push(KeyValue::new("error.type", status.as_str().to_owned()));
+        }
+        metrics()
+            .server_duration
+            .record(self.started.elapsed().as_secs_f64(), &self.attributes);
+    }
+}
