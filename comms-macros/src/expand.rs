@@ -103,6 +103,15 @@ fn client_struct(item: &ItemTrait, defaults: TokenStream) -> TokenStream {
             pub fn executor(&self) -> &::comms::__private::Executor {
                 &self.executor
             }
+
+            /// A view of this client whose calls use `options` (a timeout, a deadline, headers)
+            /// over the client's own settings; see `comms::CallOptions`. Cheap: the view shares
+            /// the connection pool, the retry budget and the breaker.
+            pub fn with(&self, options: ::comms::__private::CallOptions) -> Self {
+                #client {
+                    executor: self.executor.with(options),
+                }
+            }
         }
 
         #[automatically_derived]

@@ -20,6 +20,7 @@ use http::{HeaderMap, StatusCode};
 
 use crate::breaker::{Breaker, CircuitState, Permit};
 use crate::call::Call;
+use crate::call_options::CallOptions;
 use crate::random::random_bytes;
 use crate::response::Response;
 use crate::retry::RetryConfig;
@@ -81,6 +82,8 @@ pub fn shared_http_client() -> &'static reqwest::Client {
 #[derive(Clone)]
 pub struct Executor {
     inner: Arc<Inner>,
+    /// The overrides of a view made with [`Executor::with`].
+    options: Option<Arc<CallOptions>>,
 }
 
 struct Inner {
@@ -131,6 +134,7 @@ impl fmt::Debug for Executor {
             )
             .field("retry", &i.retry)
             .field("breaker", &i.breaker.as_ref().map(|b| b.authority()))
+            .field("options", &self.options)
             .finish_non_exhaustive()
     }
 }
@@ -181,6 +185,19 @@ impl Executor {
         ExecutorBuilder::default()
     }
 
+    /// A view of this executor whose calls use `options` (over any the executor already has):
+    /// see [`CallOptions`]. Cheap: the view shares everything else.
+    pub fn with(&self, options: CallOptions) -> Executor {
+        let options = match &self.options {
+            Some(base) => options.over(base),
+            None => options,
+        };
+        Executor {
+            inner: self.inner.clone(),
+            options: Some(Arc::new(options)),
+        }
+    }
+
     /// The base URL calls are sent to.
     pub fn base_url(&self) -> String {
         format!("{}{}", self.inner.origin, self.inner.prefix)
@@ -221,6 +238,10 @@ impl Executor {
         if let Some(e) = call.error.take() {
             return Err(*e);
         }
+        let options = self.options.as_deref();
+        if let Some(e) = options.and_then(CallOptions::refusal) {
+            return Err(e);
+        }
         path::check_raw_path(&call.path)?;
         // An open breaker refuses before any other work: failing fast is the point.
         let permit = self.admit(None)?;
@@ -241,7 +262,8 @@ impl Executor {
             url.set_query(Some(&call.query));
         }
         // With nothing left of the deadline, nothing is sent.
-        let deadline = crate::deadline::for_call(inner.deadline);
+        let deadline =
+            crate::deadline::for_call(options.and_then(|o| o.deadline).or(inner.deadline));
         if let Some((at, total)) = deadline
             && at <= Instant::now()
         {
@@ -254,6 +276,16 @@ impl Executor {
         let inherently_idempotent = policy::is_idempotent_method(&call.method);
         let idempotent = call.idempotent.unwrap_or(inherently_idempotent);
         let headers = &mut call.headers;
+        if let Some(options) = options {
+            // A view's headers beat the defaults below; the call's own beat both.
+            let mut previous: Option<&http::HeaderName> = None;
+            for (name, value) in &options.headers {
+                if previous == Some(name) || !headers.contains_key(name) {
+                    headers.append(name.clone(), value.clone());
+                }
+                previous = Some(name);
+            }
+        }
         for (name, value) in &inner.default_headers {
             if !headers.contains_key(name) {
                 headers.insert(name.clone(), value.clone());
@@ -283,7 +315,10 @@ impl Executor {
             url,
             inner_list,
             idempotent,
-            attempt_timeout: call.timeout.unwrap_or(inner.timeout),
+            attempt_timeout: options
+                .and_then(|o| o.timeout)
+                .or(call.timeout)
+                .unwrap_or(inner.timeout),
             deadline,
         };
         Ok((prepared, permit))

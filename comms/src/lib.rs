@@ -65,6 +65,7 @@
 pub mod __internals;
 mod breaker;
 mod call;
+mod call_options;
 mod client;
 mod deadline;
 mod error;
@@ -86,6 +87,7 @@ pub mod verify;
 
 pub use breaker::{BreakerConfig, BreakerSync, CircuitState};
 pub use call::Call;
+pub use call_options::CallOptions;
 pub use client::ClientBuilder;
 pub use error::{BODY_EXCERPT_LIMIT, BoxError, Error, HttpError};
 pub use executor::{
@@ -118,7 +120,7 @@ pub mod __private {
 
     pub use crate::client::{ClientDefaults, FromExecutor};
     pub use crate::error::error_response;
-    pub use crate::{Call, ClientBuilder, Error, Executor, Response, Signing};
+    pub use crate::{Call, CallOptions, ClientBuilder, Error, Executor, Response, Signing};
     pub use core::fmt::Display;
     pub use core::future::Future;
     pub use core::marker::Send;

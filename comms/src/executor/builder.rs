@@ -263,6 +263,7 @@ impl ExecutorBuilder {
                 max_response_bytes: self.max_response_bytes,
                 default_headers,
             }),
+            options: None,
         })
     }
 }

@@ -1,0 +1,188 @@
+//! Per-call overrides: [`CallOptions`], applied through [`Executor::with`] or a generated
+//! client's `with`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::Error;
+#[cfg(doc)]
+use crate::Executor;
+
+/// Settings that override a client's for the calls made through a view of it:
+/// `client.with(CallOptions::new().timeout(..))` (a generated client) or
+/// [`Executor::with`]. The view is cheap (it shares the client's pool, budget and breaker)
+/// and the generated methods work on it unchanged.
+///
+/// ```no_run
+/// # async fn run(users: comms::Executor) -> Result<(), comms::Error> {
+/// use std::time::Duration;
+/// use comms::{Call, CallOptions};
+///
+/// let urgent = users.with(
+///     CallOptions::new()
+///         .timeout(Duration::from_millis(200))
+///         .deadline(Duration::from_millis(500))
+///         .header("x-tenant", "acme"),
+/// );
+/// urgent.execute(Call::get("/users").segment(7)).await?;
+/// # Ok(()) }
+/// ```
+///
+/// What wins where two settings meet:
+/// - `timeout` replaces the attempt timeout, the method's own `timeout_ms` included: it is
+///   the caller's choice for this call;
+/// - `deadline` replaces the client's deadline; inside a served request the call is still
+///   bounded by what is left of the deadline the request arrived with;
+/// - a `header` is sent on every call that does not set it itself (a method's `#[header]`
+///   argument wins), over a default header of the same name, and is covered by the signature.
+///
+/// A header that is not valid, or that comms writes itself (the signature's, framing, `Host`),
+/// makes every call through the view fail with [`Error::Config`], unsent.
+#[derive(Clone, Default)]
+#[must_use]
+pub struct CallOptions {
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) deadline: Option<Duration>,
+    pub(crate) headers: HeaderMap,
+    /// Why a header was refused; reported by every call.
+    pub(crate) error: Option<Arc<str>>,
+}
+
+impl fmt::Debug for CallOptions {
+    /// Header values are not shown: they are often credentials.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallOptions")
+            .field("timeout", &self.timeout)
+            .field("deadline", &self.deadline)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CallOptions {
+    /// No overrides.
+    pub fn new() -> CallOptions {
+        CallOptions::default()
+    }
+
+    /// The timeout of each attempt.
+    pub fn timeout(mut self, timeout: Duration) -> CallOptions {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// A deadline for each whole call, all attempts and waits included.
+    pub fn deadline(mut self, deadline: Duration) -> CallOptions {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// A header sent on every call that does not set it itself; a second value of the same
+    /// name is sent too.
+    pub fn header(mut self, name: &str, value: impl fmt::Display) -> CallOptions {
+        let name = match HeaderName::from_bytes(name.as_bytes()) {
+            Ok(name) if crate::signing::is_reserved(&name) => {
+                self.refuse(format!("`{name}` is set by comms itself"));
+                return self;
+            }
+            Ok(name) => name,
+            Err(_) => {
+                self.refuse(format!("`{name}` is not a valid header name"));
+                return self;
+            }
+        };
+        match HeaderValue::try_from(value.to_string()) {
+            Ok(value) => {
+                self.headers.append(name, value);
+            }
+            Err(_) => self.refuse(format!(
+                "the value of `{name}` has a character HTTP headers cannot carry"
+            )),
+        }
+        self
+    }
+
+    fn refuse(&mut self, why: String) {
+        self.error.get_or_insert_with(|| why.into());
+    }
+
+    /// `self` laid over `base`: a setting of `self` wins.
+    pub(crate) fn over(mut self, base: &CallOptions) -> CallOptions {
+        self.timeout = self.timeout.or(base.timeout);
+        self.deadline = self.deadline.or(base.deadline);
+        self.error = self.error.or_else(|| base.error.clone());
+        let mut headers = base.headers.clone();
+        let mut previous: Option<HeaderName> = None;
+        for (name, value) in std::mem::take(&mut self.headers) {
+            let name = name
+                .or(previous.clone())
+                .expect("the first entry has a name");
+            if previous.as_ref() == Some(&name) {
+                headers.append(name.clone(), value);
+            } else {
+                headers.insert(name.clone(), value);
+            }
+            previous = Some(name);
+        }
+        self.headers = headers;
+        self
+    }
+
+    /// The error every call through a view with these options fails with, if a header was
+    /// refused.
+    pub(crate) fn refusal(&self) -> Option<Error> {
+        self.error
+            .as_ref()
+            .map(|why| Error::config("CallOptions::header", why.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_later_view_wins_and_keeps_the_rest() {
+        let base = CallOptions::new()
+            .timeout(Duration::from_secs(1))
+            .header("x-a", "1")
+            .header("x-b", "1");
+        let top = CallOptions::new()
+            .deadline(Duration::from_secs(2))
+            .header("x-b", "2")
+            .header("x-b", "3")
+            .over(&base);
+        assert_eq!(top.timeout, Some(Duration::from_secs(1)));
+        assert_eq!(top.deadline, Some(Duration::from_secs(2)));
+        assert_eq!(top.headers["x-a"], "1");
+        let b: Vec<_> = top.headers.get_all("x-b").iter().collect();
+        assert_eq!(b, ["2", "3"]);
+        assert!(top.refusal().is_none());
+    }
+
+    #[test]
+    fn reserved_and_invalid_headers_are_refused_and_values_are_not_shown() {
+        for (name, value) in [
+            ("signature", "x"),
+            ("host", "x"),
+            ("content-length", "1"),
+            ("bad name", "x"),
+            ("x-ok", "line\nbreak"),
+        ] {
+            let options = CallOptions::new().header(name, value);
+            let err = options.refusal().expect(name);
+            assert!(matches!(err, Error::Config { .. }), "{err}");
+        }
+        let shown = format!(
+            "{:?}",
+            CallOptions::new().header("authorization", "Bearer tok")
+        );
+        assert!(
+            shown.contains("authorization") && !shown.contains("tok"),
+            "{shown}"
+        );
+    }
+}

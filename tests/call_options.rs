@@ -1,0 +1,165 @@
+//! Per-call options: `client.with(CallOptions::new()...)` is a view of a generated client whose
+//! calls take another timeout, deadline or headers, signed like any other, while the client
+//! itself keeps its settings.
+
+use std::time::{Duration, Instant};
+
+use comms::verify::Verifier;
+use comms::{BreakerConfig, CallOptions, Error, RetryConfig, service_client};
+use comms_tests::{Recorded, Reply, TestServer};
+use serde_json::json;
+
+const SECRET: &str = "call-options-secret";
+
+#[service_client(
+    base_url = "http://127.0.0.1:9",
+    service_id = "billing",
+    secret_env = "COMMS_TEST_OPTIONS_SECRET"
+)]
+pub trait Accounts {
+    #[get("/accounts/<id>")]
+    async fn get(&self, id: u64) -> Result<serde_json::Value, Error>;
+
+    #[get("/accounts/<id>/slow", timeout_ms = 5000)]
+    async fn slow(&self, id: u64) -> Result<serde_json::Value, Error>;
+
+    #[get("/me")]
+    async fn me(&self, #[header("X-Tenant")] tenant: &str) -> Result<serde_json::Value, Error>;
+}
+
+fn client(server: &TestServer) -> AccountsClient {
+    AccountsClient::builder()
+        .base_url(server.url())
+        .secret(SECRET)
+        .default_header("x-tenant", "from-builder")
+        .retry(RetryConfig::none())
+        .breaker(BreakerConfig::disabled())
+        .build()
+        .unwrap()
+}
+
+async fn assert_signed_over(r: &Recorded, header: &str) {
+    let input = r.header("signature-input").unwrap();
+    assert!(input.contains(&format!("\"{header}\"")), "{input}");
+    Verifier::new()
+        .service("billing", SECRET)
+        .verify(&r.method, &r.uri, &r.headers, &r.body)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_views_headers_are_sent_signed_over_the_defaults_and_under_the_calls_own() {
+    let server = TestServer::always(Reply::ok_json(json!({}))).await;
+    let accounts = client(&server);
+    let view = accounts.with(
+        CallOptions::new()
+            .header("x-tenant", "acme")
+            .header("authorization", "Bearer t0ken"),
+    );
+    view.get(1).await.unwrap();
+    // The client itself is untouched.
+    accounts.get(2).await.unwrap();
+    // A method's own header argument wins over the view's.
+    view.me("own").await.unwrap();
+
+    let seen = server.requests();
+    assert_eq!(seen[0].header("x-tenant"), Some("acme"));
+    assert_eq!(seen[0].header("authorization"), Some("Bearer t0ken"));
+    assert_signed_over(&seen[0], "authorization").await;
+    assert_signed_over(&seen[0], "x-tenant").await;
+    assert_eq!(seen[1].header("x-tenant"), Some("from-builder"));
+    assert_eq!(seen[1].header("authorization"), None);
+    assert_eq!(seen[2].header("x-tenant"), Some("own"));
+    assert_eq!(seen[2].headers.get_all("x-tenant").iter().count(), 1);
+    // A view's Debug shows header names, never their values.
+    let shown = format!("{view:?}");
+    assert!(
+        shown.contains("authorization") && !shown.contains("t0ken"),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn a_views_timeout_beats_the_methods_and_a_later_view_keeps_the_earlier_settings() {
+    let server =
+        TestServer::always(Reply::ok_json(json!({})).delay(Duration::from_millis(400))).await;
+    let accounts = client(&server);
+    let quick = accounts.with(CallOptions::new().timeout(Duration::from_millis(50)));
+    let started = Instant::now();
+    let err = quick.slow(1).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Timeout { after, .. } if after == Duration::from_millis(50)),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(350),
+        "{:?}",
+        started.elapsed()
+    );
+    // Stacked: the header is added, the timeout kept.
+    let err = quick
+        .with(CallOptions::new().header("x-trace", "1"))
+        .slow(2)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert_eq!(server.requests()[1].header("x-trace"), Some("1"));
+    // The method's own 5 s still applies to the client itself.
+    accounts.slow(3).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_views_deadline_bounds_the_call_and_travels() {
+    let server = TestServer::start(|_, i| match i {
+        0 => Reply::ok_json(json!({})),
+        _ => Reply::ok_json(json!({})).delay(Duration::from_millis(500)),
+    })
+    .await;
+    let accounts = client(&server);
+    let bounded = accounts.with(CallOptions::new().deadline(Duration::from_millis(150)));
+    bounded.get(1).await.unwrap();
+    let left: u64 = server.requests()[0]
+        .header("comms-deadline-ms")
+        .expect("the deadline travels")
+        .parse()
+        .unwrap();
+    assert!((1..=150).contains(&left), "{left}");
+    assert_signed_over(&server.requests()[0], "comms-deadline-ms").await;
+    let started = Instant::now();
+    let err = bounded.get(2).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_millis(450),
+        "{:?}",
+        started.elapsed()
+    );
+    // Without the view, no deadline is sent.
+    accounts.get(3).await.unwrap();
+    assert_eq!(server.requests()[2].header("comms-deadline-ms"), None);
+}
+
+#[tokio::test]
+async fn a_header_comms_writes_itself_fails_every_call_of_the_view_unsent() {
+    let server = TestServer::always(Reply::ok_json(json!({}))).await;
+    let accounts = client(&server);
+    for name in [
+        "signature",
+        "content-digest",
+        "host",
+        "content-length",
+        "not a name",
+    ] {
+        let err = accounts
+            .with(CallOptions::new().header(name, "x"))
+            .get(1)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Config { key, .. } if key == "CallOptions::header"),
+            "{name}: {err}"
+        );
+    }
+    assert_eq!(server.count(), 0);
+    accounts.get(1).await.unwrap();
+}
