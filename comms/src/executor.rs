@@ -115,6 +115,8 @@ struct Inner {
     max_response_bytes: usize,
     /// Headers every call carries unless it sets them itself.
     default_headers: HeaderMap,
+    /// The target as telemetry reports it (nothing without `otel`).
+    target: crate::telemetry::Target,
 }
 
 impl fmt::Debug for Executor {
@@ -149,6 +151,8 @@ struct Prepared {
     attempt_timeout: Duration,
     /// When the call must be over, and the deadline it was given.
     deadline: Option<(Instant, Duration)>,
+    /// The first attempt's trace, begun before the covered components were decided.
+    first_trace: Option<AttemptTrace>,
 }
 
 impl Prepared {
@@ -300,8 +304,10 @@ impl Executor {
                 .expect("hex is a valid header value");
             headers.insert(IDEMPOTENCY_KEY, key);
         }
-        // With `otel`, the trace context, written now so that the signature covers it.
-        crate::telemetry::inject_current(headers);
+        // The first attempt's trace begins here: with `otel`, its context is written among the
+        // call's headers now, so that the signature covers it.
+        let first_trace = AttemptTrace::start(&inner.target, &call.method, call.route, &url, 0);
+        first_trace.inject_into(headers);
         let inner_list = covered(
             inner.signer.scheme(),
             headers,
@@ -315,6 +321,7 @@ impl Executor {
             url,
             inner_list,
             idempotent,
+            first_trace: Some(first_trace),
             attempt_timeout: options
                 .and_then(|o| o.timeout)
                 .or(call.timeout)
@@ -329,7 +336,7 @@ impl Executor {
         &self,
         call: &Call,
         prepared: &Prepared,
-        trace: &AttemptTrace,
+        retrace: Option<&AttemptTrace>,
     ) -> Result<reqwest::Request, Error> {
         let inner = &*self.inner;
         let template = match call.body {
@@ -344,7 +351,9 @@ impl Executor {
         if let Some((at, _)) = prepared.deadline {
             headers.insert(COMMS_DEADLINE_MS, crate::deadline::header_value(at));
         }
-        trace.inject(&mut headers, &call.headers);
+        if let Some(trace) = retrace {
+            trace.inject(&mut headers, &call.headers);
+        }
         sign_into(
             &self.inner,
             &call.method,

@@ -8,15 +8,26 @@
 //! baselines make no spans, so their ratios show the cost.
 
 /// Installs the pipeline when the feature is on; says what the run measures.
-pub(crate) fn install() -> &'static str {
+/// `COMMS_BENCH_OTEL=spans,metrics,propagation` (the default: all three) picks the parts, to
+/// see what each costs.
+pub(crate) fn install() -> String {
     #[cfg(feature = "otel")]
     {
-        pipeline::install();
-        "otel: on (tracing-opentelemetry layer at INFO, batch span processor to a dropping exporter, SDK meter provider, W3C propagator)"
+        let parts = std::env::var("COMMS_BENCH_OTEL")
+            .unwrap_or_else(|_| "spans,metrics,propagation".to_owned());
+        let on = |part: &str| parts.split(',').any(|p| p.trim() == part);
+        let (spans, metrics, propagation) = (on("spans"), on("metrics"), on("propagation"));
+        pipeline::install(spans, metrics, propagation);
+        format!(
+            "otel: on; spans {} (tracing-opentelemetry layer at INFO, batch processor, dropping exporter), metrics {} (SDK meter provider), propagation {} (W3C)",
+            if spans { "on" } else { "off" },
+            if metrics { "on" } else { "off" },
+            if propagation { "on" } else { "off" },
+        )
     }
     #[cfg(not(feature = "otel"))]
     {
-        "otel: off (the feature is not built)"
+        "otel: off (the feature is not built)".to_owned()
     }
 }
 
@@ -40,19 +51,25 @@ mod pipeline {
         }
     }
 
-    pub(super) fn install() {
-        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-        let meters = SdkMeterProvider::builder()
-            .with_reader(PeriodicReader::builder(InMemoryMetricExporter::default()).build())
-            .build();
-        opentelemetry::global::set_meter_provider(meters);
-        let tracer = SdkTracerProvider::builder()
-            .with_batch_exporter(Dropping)
-            .build()
-            .tracer("comms-bench");
-        tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(tracer))
-            .with(tracing_subscriber::filter::LevelFilter::INFO)
-            .init();
+    pub(super) fn install(spans: bool, metrics: bool, propagation: bool) {
+        if propagation {
+            opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        }
+        if metrics {
+            let meters = SdkMeterProvider::builder()
+                .with_reader(PeriodicReader::builder(InMemoryMetricExporter::default()).build())
+                .build();
+            opentelemetry::global::set_meter_provider(meters);
+        }
+        if spans {
+            let tracer = SdkTracerProvider::builder()
+                .with_batch_exporter(Dropping)
+                .build()
+                .tracer("comms-bench");
+            tracing_subscriber::registry()
+                .with(tracing_opentelemetry::layer().with_tracer(tracer))
+                .with(tracing_subscriber::filter::LevelFilter::INFO)
+                .init();
+        }
     }
 }

@@ -241,6 +241,7 @@ impl ExecutorBuilder {
         let headers = attempt_headers(&base, &service_header, self.signing, false);
         let body_headers = attempt_headers(&base, &service_header, self.signing, true);
         let default_client = self.http.is_none();
+        let target = crate::telemetry::Target::new(&base);
         Ok(Executor {
             inner: Arc::new(Inner {
                 name: self.name,
@@ -262,6 +263,7 @@ impl ExecutorBuilder {
                 deadline: self.deadline,
                 max_response_bytes: self.max_response_bytes,
                 default_headers,
+                target,
             }),
             options: None,
         })

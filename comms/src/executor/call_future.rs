@@ -233,16 +233,25 @@ impl<'a> Run<'a> {
         mut phase: Pin<&mut Phase<F>>,
         timer: Pin<&mut Timer>,
     ) -> Result<(), Error> {
-        let prepared = self.prepared.as_ref().expect("prepared before any attempt");
+        let prepared = self.prepared.as_mut().expect("prepared before any attempt");
         self.stats.attempts = self.retry + 1;
         let (limit, limit_reported) = prepared.limit();
-        let trace = AttemptTrace::start(
-            &self.call.method,
-            self.call.route,
-            &prepared.url,
-            self.retry,
-        );
-        let request = executor.request(&self.call, prepared, &trace)?;
+        // The first attempt's trace was begun by `prepare`, its context already among the
+        // call's headers; a retry begins its own and writes its context over them.
+        let (trace, request) = match prepared.first_trace.take() {
+            Some(trace) => (trace, executor.request(&self.call, prepared, None)?),
+            None => {
+                let trace = AttemptTrace::start(
+                    &executor.inner.target,
+                    &self.call.method,
+                    self.call.route,
+                    &prepared.url,
+                    self.retry,
+                );
+                let request = executor.request(&self.call, prepared, Some(&trace))?;
+                (trace, request)
+            }
+        };
         self.trace = Some(trace);
         phase.set(Phase::Sending {
             sent: send(&executor.inner.http, request),

@@ -24,8 +24,15 @@ pub(crate) fn call_span(service: &str, method: &Method, route: &str) -> tracing:
 #[inline]
 pub(crate) fn call_ended(_span: &tracing::Span, _error: Option<&Error>) {}
 
-#[inline]
-pub(crate) fn inject_current(_headers: &mut HeaderMap) {}
+/// Nothing: the target is reported nowhere.
+pub(crate) struct Target;
+
+impl Target {
+    #[inline]
+    pub(crate) fn new(_base: &reqwest::Url) -> Target {
+        Target
+    }
+}
 
 /// Nothing: an attempt has no span of its own.
 pub(crate) struct AttemptTrace;
@@ -33,6 +40,7 @@ pub(crate) struct AttemptTrace;
 impl AttemptTrace {
     #[inline]
     pub(crate) fn start(
+        _target: &Target,
         _method: &Method,
         _route: Option<&'static str>,
         _url: &reqwest::Url,
@@ -40,6 +48,9 @@ impl AttemptTrace {
     ) -> AttemptTrace {
         AttemptTrace
     }
+
+    #[inline]
+    pub(crate) fn inject_into(&self, _headers: &mut HeaderMap) {}
 
     #[inline]
     pub(crate) fn inject(&self, _headers: &mut HeaderMap, _covered: &HeaderMap) {}

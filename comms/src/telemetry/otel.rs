@@ -2,7 +2,7 @@
 //! HTTP semantic conventions (see `telemetry.rs`).
 
 use std::future::Future;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
@@ -111,22 +111,6 @@ pub(crate) fn call_ended(span: &tracing::Span, error: Option<&Error>) {
     span.record("otel.status_code", "ERROR");
 }
 
-/// Writes the trace context of the current span (the call's) into a call's headers before the
-/// signature's covered components are decided, so that `traceparent` (and `tracestate`) are
-/// among them. Each attempt then writes its own span's context over these values.
-pub(crate) fn inject_current(headers: &mut HeaderMap) {
-    let cx = tracing::Span::current().context();
-    global::get_text_map_propagator(|propagator| {
-        propagator.inject_context(
-            &cx,
-            &mut HeaderInjector {
-                headers,
-                only: None,
-            },
-        );
-    });
-}
-
 /// Writes a propagator's fields into a header map; with `only`, just the fields that map
 /// already has (the ones the signature covers).
 struct HeaderInjector<'a> {
@@ -159,6 +143,36 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
+/// A target's `server.address` and `server.port`, made once per executor so that each
+/// attempt's attributes are reference-counted copies.
+pub(crate) struct Target {
+    address: KeyValue,
+    port: KeyValue,
+}
+
+impl Target {
+    pub(crate) fn new(base: &reqwest::Url) -> Target {
+        let [address, port] = server(base);
+        Target { address, port }
+    }
+}
+
+/// `http.request.method`, without an allocation for the methods HTTP defines.
+fn method_attribute(method: &Method) -> KeyValue {
+    const KEY: &str = "http.request.method";
+    match *method {
+        Method::GET => KeyValue::new(KEY, "GET"),
+        Method::POST => KeyValue::new(KEY, "POST"),
+        Method::PUT => KeyValue::new(KEY, "PUT"),
+        Method::DELETE => KeyValue::new(KEY, "DELETE"),
+        Method::PATCH => KeyValue::new(KEY, "PATCH"),
+        Method::HEAD => KeyValue::new(KEY, "HEAD"),
+        Method::OPTIONS => KeyValue::new(KEY, "OPTIONS"),
+        // The conventions' name for a method outside the known set.
+        _ => KeyValue::new(KEY, "_OTHER"),
+    }
+}
+
 /// One attempt's CLIENT span and what its duration is recorded with. Boxed: every call in
 /// flight holds one in its future, which is kept small (see `call_future.rs`).
 pub(crate) struct AttemptTrace(Box<Attempt>);
@@ -172,6 +186,7 @@ struct Attempt {
 impl AttemptTrace {
     /// Opens the attempt's span, a child of the current one (the call's).
     pub(crate) fn start(
+        target: &Target,
         method: &Method,
         route: Option<&'static str>,
         url: &reqwest::Url,
@@ -201,11 +216,12 @@ impl AttemptTrace {
         if resend_count > 0 {
             span.record("http.request.resend_count", i64::from(resend_count));
         }
-        let mut attributes = vec![
-            KeyValue::new("http.request.method", method.as_str().to_owned()),
-            KeyValue::new("server.address", host.to_owned()),
-            KeyValue::new("server.port", i64::from(port)),
-        ];
+        let mut attributes = Vec::with_capacity(6);
+        attributes.extend([
+            method_attribute(method),
+            target.address.clone(),
+            target.port.clone(),
+        ]);
         if let Some(route) = route {
             attributes.push(KeyValue::new("url.template", route));
         }
@@ -216,7 +232,22 @@ impl AttemptTrace {
         }))
     }
 
-    /// Writes the attempt's trace context into the request's `headers`, for the fields the
+    /// Writes the attempt's trace context into a call's headers before the signature's covered
+    /// components are decided, so that `traceparent` (and `tracestate`) are among them.
+    pub(crate) fn inject_into(&self, headers: &mut HeaderMap) {
+        let cx = self.0.span.context();
+        global::get_text_map_propagator(|propagator| {
+            propagator.inject_context(
+                &cx,
+                &mut HeaderInjector {
+                    headers,
+                    only: None,
+                },
+            );
+        });
+    }
+
+    /// Writes a retry's trace context into the request's `headers`, for the fields the
     /// signature covers (`covered`, the call's headers).
     pub(crate) fn inject(&self, headers: &mut HeaderMap, covered: &HeaderMap) {
         let cx = self.0.span.context();
@@ -261,9 +292,10 @@ impl AttemptTrace {
 /// The `server.address` and `server.port` of a URL.
 fn server(url: &reqwest::Url) -> [KeyValue; 2] {
     [
+        // Shared, not owned: a target's attributes are copied into every attempt's.
         KeyValue::new(
             "server.address",
-            url.host_str().unwrap_or_default().to_owned(),
+            Arc::<str>::from(url.host_str().unwrap_or_default()),
         ),
         KeyValue::new(
             "server.port",
@@ -290,8 +322,9 @@ fn authority(authority: &str) -> [KeyValue; 2] {
 /// A retry is about to be made.
 pub(crate) fn retried(method: &Method, url: &reqwest::Url) {
     let [address, port] = server(url);
-    let method = KeyValue::new("http.request.method", method.as_str().to_owned());
-    metrics().retries.add(1, &[method, address, port]);
+    metrics()
+        .retries
+        .add(1, &[method_attribute(method), address, port]);
 }
 
 /// The retry budget refused a retry.
@@ -359,7 +392,7 @@ impl ServerTrace {
         // Refused only when the span is disabled, and then there is no span to parent.
         let _ = span.set_parent(parent);
         let mut attributes = vec![
-            KeyValue::new("http.request.method", method.as_str().to_owned()),
+            method_attribute(method),
             KeyValue::new("url.scheme", scheme.to_owned()),
         ];
         if let Some(route) = route {
