@@ -1,12 +1,17 @@
-//! Per-call options: `client.with(CallOptions::new()...)` is a view of a generated client whose
-//! calls take another timeout, deadline or headers, signed like any other, while the client
-//! itself keeps its settings.
+//! Headers and settings from the client's side: `client.with(CallOptions::new()...)`, a view of
+//! a generated client whose calls take another timeout, deadline or headers, signed like any
+//! other, while the client itself keeps its settings; and a header hook, asked afresh before
+//! every attempt.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use comms::http::header::AUTHORIZATION;
+use comms::http::{HeaderMap, HeaderValue};
 use comms::verify::Verifier;
 use comms::{BreakerConfig, CallOptions, Error, RetryConfig, service_client};
-use comms_tests::{Recorded, Reply, TestServer};
+use comms_tests::{Recorded, Reply, TestServer, fast_retry};
 use serde_json::json;
 
 const SECRET: &str = "call-options-secret";
@@ -162,4 +167,113 @@ async fn a_header_comms_writes_itself_fails_every_call_of_the_view_unsent() {
     }
     assert_eq!(server.count(), 0);
     accounts.get(1).await.unwrap();
+}
+
+/// A client whose every attempt asks `hook` for headers.
+fn hooked<F, Fut>(server: &TestServer, retry: RetryConfig, hook: F) -> AccountsClient
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<HeaderMap, Error>> + Send + 'static,
+{
+    AccountsClient::builder()
+        .base_url(server.url())
+        .secret(SECRET)
+        .retry(retry)
+        .breaker(BreakerConfig::disabled())
+        .timeout(Duration::from_millis(300))
+        .header_hook(hook)
+        .build()
+        .unwrap()
+}
+
+fn bearer(token: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        AUTHORIZATION,
+        HeaderValue::try_from(format!("Bearer {token}")).unwrap(),
+    );
+    headers
+}
+
+#[tokio::test]
+async fn a_header_hook_runs_before_every_attempt_and_is_signed() {
+    let server = TestServer::start(|_, i| match i {
+        0 => Reply::status(503),
+        _ => Reply::ok_json(json!({})),
+    })
+    .await;
+    let issued = Arc::new(AtomicUsize::new(0));
+    let counter = issued.clone();
+    let accounts = hooked(&server, fast_retry(), move || {
+        let counter = counter.clone();
+        async move {
+            // A token cache that has to go somewhere for each token.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            Ok(bearer(&format!("t{n}")))
+        }
+    });
+    accounts.get(1).await.unwrap();
+    assert_eq!(issued.load(Ordering::SeqCst), 2);
+    let seen = server.requests();
+    assert_eq!(seen[0].header("authorization"), Some("Bearer t1"));
+    assert_eq!(seen[1].header("authorization"), Some("Bearer t2"));
+    for r in &seen {
+        assert_signed_over(r, "authorization").await;
+    }
+    // The hook's value replaces a call's own header of the same name.
+    let tenants = hooked(&server, RetryConfig::none(), || async {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-tenant", HeaderValue::from_static("from-hook"));
+        Ok(headers)
+    });
+    tenants.me("own").await.unwrap();
+    let last = server.requests().pop().unwrap();
+    assert_eq!(last.header("x-tenant"), Some("from-hook"));
+    assert_eq!(last.headers.get_all("x-tenant").iter().count(), 1);
+    assert_signed_over(&last, "x-tenant").await;
+}
+
+#[tokio::test]
+async fn a_failing_slow_or_overreaching_hook_ends_the_call_unsent() {
+    let server = TestServer::always(Reply::ok_json(json!({}))).await;
+    let failing = hooked(&server, fast_retry(), || async {
+        Err::<HeaderMap, _>(Error::Config {
+            key: "token".into(),
+            message: "the token service is down".into(),
+        })
+    });
+    let err = failing.get(1).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Config { key, .. } if key == "token"),
+        "{err}"
+    );
+
+    let slow = hooked(&server, fast_retry(), || async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        Ok(HeaderMap::new())
+    });
+    let started = Instant::now();
+    let err = slow.get(1).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Timeout { after, .. } if after == Duration::from_millis(300)),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let overreaching = hooked(&server, fast_retry(), || async {
+        let mut headers = HeaderMap::new();
+        headers.insert("signature-input", HeaderValue::from_static("forged"));
+        Ok(headers)
+    });
+    let err = overreaching.get(1).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Config { key, .. } if key == "header_hook"),
+        "{err}"
+    );
+    assert_eq!(server.count(), 0);
 }

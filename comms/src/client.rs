@@ -129,6 +129,17 @@ impl<C: FromExecutor> ClientBuilder<C> {
         self
     }
 
+    /// An async function supplying headers for every attempt, signed with it (see
+    /// [`ExecutorBuilder::header_hook`](crate::ExecutorBuilder::header_hook)).
+    pub fn header_hook<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<http::HeaderMap, Error>> + Send + 'static,
+    {
+        self.executor = self.executor.header_hook(hook);
+        self
+    }
+
     /// The signing scheme, instead of the attribute's.
     pub fn signing(mut self, signing: Signing) -> Self {
         self.executor = self.executor.signing(signing);

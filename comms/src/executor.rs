@@ -21,6 +21,7 @@ use http::{HeaderMap, StatusCode};
 use crate::breaker::{Breaker, CircuitState, Permit};
 use crate::call::Call;
 use crate::call_options::CallOptions;
+use crate::hook::Hook;
 use crate::random::random_bytes;
 use crate::response::Response;
 use crate::retry::RetryConfig;
@@ -37,7 +38,7 @@ mod headers;
 
 pub use builder::ExecutorBuilder;
 use call_future::CallFuture;
-use headers::{covered, over_template, sign_into};
+use headers::{covered, covered_list, over_template, sign_into};
 
 /// The target of the executor's events, whichever of its files they come from.
 const TARGET: &str = "comms::executor";
@@ -117,6 +118,8 @@ struct Inner {
     default_headers: HeaderMap,
     /// The target as telemetry reports it (nothing without `otel`).
     target: crate::telemetry::Target,
+    /// Supplies headers for every attempt (`ExecutorBuilder::header_hook`).
+    hook: Option<Hook>,
 }
 
 impl fmt::Debug for Executor {
@@ -332,19 +335,31 @@ impl Executor {
     }
 
     /// The signed request of one attempt: a fresh creation time, nonce and signature each time.
+    /// A retry writes its own trace context (`retrace`); headers from the executor's hook
+    /// (`hooked`) are laid over the call's, and the signature then covers them too.
     fn request(
         &self,
         call: &Call,
         prepared: &Prepared,
         retrace: Option<&AttemptTrace>,
+        hooked: Option<HeaderMap>,
     ) -> Result<reqwest::Request, Error> {
         let inner = &*self.inner;
+        let merged;
+        let (call_headers, inner_list) = match hooked {
+            None => (&call.headers, Cow::Borrowed(prepared.inner_list.as_str())),
+            Some(hooked) => {
+                merged = crate::hook::merge(&call.headers, hooked)?;
+                let list = covered_list(inner.signer.scheme(), &merged)?;
+                (&merged, Cow::Owned(list))
+            }
+        };
         let template = match call.body {
             Some(_) => &inner.body_headers,
             None => &inner.headers,
         };
-        let mut headers = over_template(template, &call.headers);
-        if !inner.default_client && !call.headers.contains_key(ACCEPT) {
+        let mut headers = over_template(template, call_headers);
+        if !inner.default_client && !call_headers.contains_key(ACCEPT) {
             // The client's own default `Accept`, if it has one, goes into the room this leaves.
             headers.remove(ACCEPT);
         }
@@ -352,14 +367,14 @@ impl Executor {
             headers.insert(COMMS_DEADLINE_MS, crate::deadline::header_value(at));
         }
         if let Some(trace) = retrace {
-            trace.inject(&mut headers, &call.headers);
+            trace.inject(&mut headers, call_headers);
         }
         sign_into(
             &self.inner,
             &call.method,
             &prepared.url,
-            &call.headers,
-            &prepared.inner_list,
+            call_headers,
+            &inner_list,
             &mut headers,
         )?;
         let mut request = reqwest::Request::new(call.method.clone(), prepared.url.clone());

@@ -70,6 +70,7 @@ mod client;
 mod deadline;
 mod error;
 mod executor;
+mod hook;
 pub mod path;
 mod random;
 #[cfg(feature = "redis")]
@@ -93,6 +94,7 @@ pub use error::{BODY_EXCERPT_LIMIT, BoxError, Error, HttpError};
 pub use executor::{
     DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, Executor, ExecutorBuilder, shared_http_client,
 };
+pub use hook::HookFuture;
 pub use response::{Response, ResponseBuilder};
 pub use retry::RetryConfig;
 pub use signing::{Secret, Signing};

@@ -9,12 +9,16 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::future::Future;
+
+use http::HeaderMap;
 use http::header::HeaderValue;
 
 use super::headers::attempt_headers;
 use super::{DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, Executor, Inner, shared_http_client};
 use crate::Error;
 use crate::breaker::{Breaker, BreakerConfig, BreakerSync};
+use crate::hook::Hook;
 use crate::retry::RetryConfig;
 use crate::retry::budget::RetryBudget;
 use crate::signing::{self, Secret, Signer, Signing};
@@ -38,6 +42,8 @@ pub struct ExecutorBuilder {
     max_response_bytes: usize,
     /// Headers every call carries unless it sets them itself, as given (checked in `build`).
     default_headers: Vec<(String, String)>,
+    /// Headers supplied afresh for every attempt.
+    hook: Option<Hook>,
 }
 
 impl fmt::Debug for ExecutorBuilder {
@@ -49,6 +55,7 @@ impl fmt::Debug for ExecutorBuilder {
             .field("key_id", &self.key_id)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("signing", &self.signing)
+            .field("header_hook", &self.hook.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -70,6 +77,7 @@ impl Default for ExecutorBuilder {
             http: None,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             default_headers: Vec::new(),
+            hook: None,
         }
     }
 }
@@ -175,6 +183,43 @@ impl ExecutorBuilder {
         self
     }
 
+    /// An async function that supplies headers for every attempt, called afresh each time just
+    /// before the attempt is signed, so the signature covers what it returns: for credentials
+    /// that expire, such as a bearer token from a cache that may have to refresh.
+    ///
+    /// A header it returns replaces the call's own of that name. It runs within the call's
+    /// deadline and the attempt's timeout; an error it returns ends the call with that error,
+    /// unsent, and so does a name comms writes itself (`Error::Config`, key `header_hook`).
+    ///
+    /// ```no_run
+    /// use comms::http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
+    ///
+    /// # async fn fresh_token() -> Result<String, comms::Error> { Ok("t".into()) }
+    /// let users = comms::Executor::builder()
+    ///     .base_url("http://users.internal:8080")
+    ///     .service_id("billing")
+    ///     .secret("s3cr3t")
+    ///     .header_hook(|| async {
+    ///         let token = fresh_token().await?;
+    ///         let mut headers = HeaderMap::new();
+    ///         let value = HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {
+    ///             comms::Error::Config { key: "token".into(), message: "not a header value".into() }
+    ///         })?;
+    ///         headers.insert(AUTHORIZATION, value);
+    ///         Ok(headers)
+    ///     })
+    ///     .build()?;
+    /// # Ok::<(), comms::Error>(())
+    /// ```
+    pub fn header_hook<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<HeaderMap, Error>> + Send + 'static,
+    {
+        self.hook = Some(crate::hook::hook(hook));
+        self
+    }
+
     pub(crate) fn has_base_url(&self) -> bool {
         self.base_url.is_some()
     }
@@ -263,6 +308,7 @@ impl ExecutorBuilder {
                 deadline: self.deadline,
                 max_response_bytes: self.max_response_bytes,
                 default_headers,
+                hook: self.hook,
                 target,
             }),
             options: None,

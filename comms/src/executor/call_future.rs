@@ -21,6 +21,7 @@ use super::{Attempt, Executor, Prepared, TARGET, classify};
 use crate::Error;
 use crate::breaker::Permit;
 use crate::call::Call;
+use crate::hook::HookFuture;
 use crate::response::Response;
 use crate::telemetry::AttemptTrace;
 
@@ -72,6 +73,8 @@ pin_project! {
     enum Phase<F> {
         // Not polled yet.
         Start,
+        // Waiting for the executor's header hook before an attempt.
+        Hooking { hooked: HookFuture },
         // Sending an attempt, until its response head arrives.
         Sending { #[pin] sent: F },
         // Reading the body of an attempt's response.
@@ -170,7 +173,7 @@ where
                         .and_then(|(prepared, permit)| {
                             run.prepared = Some(prepared);
                             run.permit = permit;
-                            run.send(executor, send, phase.as_mut(), timer.as_mut())
+                            run.begin(executor, send, phase.as_mut(), timer.as_mut())
                         });
                     if let Err(e) = started {
                         return run.finish(this.span, phase, Err(e));
@@ -181,9 +184,29 @@ where
                     ready!(timer.as_mut().poll_fired(cx));
                     let next = executor.admit(run.last_error.take()).and_then(|permit| {
                         run.permit = permit;
-                        run.send(executor, send, phase.as_mut(), timer.as_mut())
+                        run.begin(executor, send, phase.as_mut(), timer.as_mut())
                     });
                     if let Err(e) = next {
+                        return run.finish(this.span, phase, Err(e));
+                    }
+                    continue;
+                }
+                PhaseProj::Hooking { hooked } => {
+                    let sent = match hooked.as_mut().poll(cx) {
+                        Poll::Ready(Ok(headers)) => run.send(
+                            executor,
+                            send,
+                            phase.as_mut(),
+                            timer.as_mut(),
+                            Some(headers),
+                        ),
+                        Poll::Ready(Err(e)) => Err(e),
+                        Poll::Pending => {
+                            ready!(timer.as_mut().poll_fired(cx));
+                            Err(run.hook_timed_out())
+                        }
+                    };
+                    if let Err(e) = sent {
                         return run.finish(this.span, phase, Err(e));
                     }
                     continue;
@@ -225,13 +248,46 @@ where
 }
 
 impl<'a> Run<'a> {
-    /// Sends the next attempt, under its timeout.
+    /// Starts the next attempt: first the executor's header hook, if it has one (under the
+    /// attempt's time limit), then the request.
+    fn begin<F>(
+        &mut self,
+        executor: &'a Executor,
+        send: fn(&reqwest::Client, reqwest::Request) -> F,
+        mut phase: Pin<&mut Phase<F>>,
+        timer: Pin<&mut Timer>,
+    ) -> Result<(), Error> {
+        match &executor.inner.hook {
+            None => self.send(executor, send, phase, timer, None),
+            Some(hook) => {
+                let prepared = self.prepared.as_ref().expect("prepared before any attempt");
+                let (limit, limit_reported) = prepared.limit();
+                self.limit_reported = limit_reported;
+                timer.arm(limit);
+                phase.set(Phase::Hooking { hooked: hook() });
+                Ok(())
+            }
+        }
+    }
+
+    /// The error of a header hook that outlasted the attempt's time limit: nothing was sent.
+    fn hook_timed_out(&self) -> Error {
+        let prepared = self.prepared.as_ref().expect("prepared before any attempt");
+        Error::Timeout {
+            method: self.call.method.clone(),
+            url: crate::response::shown(&prepared.url),
+            after: self.limit_reported,
+        }
+    }
+
+    /// Sends the next attempt, under its timeout, with the headers the hook gave for it.
     fn send<F>(
         &mut self,
         executor: &'a Executor,
         send: fn(&reqwest::Client, reqwest::Request) -> F,
         mut phase: Pin<&mut Phase<F>>,
         timer: Pin<&mut Timer>,
+        hooked: Option<HeaderMap>,
     ) -> Result<(), Error> {
         let prepared = self.prepared.as_mut().expect("prepared before any attempt");
         self.stats.attempts = self.retry + 1;
@@ -239,7 +295,10 @@ impl<'a> Run<'a> {
         // The first attempt's trace was begun by `prepare`, its context already among the
         // call's headers; a retry begins its own and writes its context over them.
         let (trace, request) = match prepared.first_trace.take() {
-            Some(trace) => (trace, executor.request(&self.call, prepared, None)?),
+            Some(trace) => {
+                let request = executor.request(&self.call, prepared, None, hooked)?;
+                (trace, request)
+            }
             None => {
                 let trace = AttemptTrace::start(
                     &executor.inner.target,
@@ -248,7 +307,7 @@ impl<'a> Run<'a> {
                     &prepared.url,
                     self.retry,
                 );
-                let request = executor.request(&self.call, prepared, Some(&trace))?;
+                let request = executor.request(&self.call, prepared, Some(&trace), hooked)?;
                 (trace, request)
             }
         };

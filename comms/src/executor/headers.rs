@@ -105,19 +105,37 @@ pub(super) fn covered(
     if scheme == Signing::Legacy {
         return Ok(String::new());
     }
-    if let Some(name) = signing::covered_fields(call_headers)
-        .find(|name| call_headers.get_all(*name).iter().nth(1).is_some())
-    {
-        return Err(Error::encode(format!(
-            "header `{name}` is set more than once; a signed header must occur once"
-        )));
-    }
+    refuse_repeated(call_headers)?;
     let digest = match body {
         [] => HeaderValue::from_static(signing::EMPTY_CONTENT_DIGEST),
         body => HeaderValue::try_from(signing::content_digest(body))
             .expect("base64 is a valid header value"),
     };
     call_headers.insert(CONTENT_DIGEST, digest);
+    Ok(signing::inner_list(
+        signing::covered_fields(call_headers).map(HeaderName::as_str),
+    ))
+}
+
+/// Refuses a covered header the call set more than once, which a verifier would refuse.
+fn refuse_repeated(call_headers: &HeaderMap) -> Result<(), Error> {
+    match signing::covered_fields(call_headers)
+        .find(|name| call_headers.get_all(*name).iter().nth(1).is_some())
+    {
+        Some(name) => Err(Error::encode(format!(
+            "header `{name}` is set more than once; a signed header must occur once"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The covered components of one attempt whose headers differ from the call's (a header hook
+/// added some): like [`covered`], for headers that already hold the body's `Content-Digest`.
+pub(super) fn covered_list(scheme: Signing, call_headers: &HeaderMap) -> Result<String, Error> {
+    if scheme == Signing::Legacy {
+        return Ok(String::new());
+    }
+    refuse_repeated(call_headers)?;
     Ok(signing::inner_list(
         signing::covered_fields(call_headers).map(HeaderName::as_str),
     ))

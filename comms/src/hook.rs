@@ -1,0 +1,80 @@
+//! A header hook: headers an async function supplies afresh for every attempt, before the
+//! attempt is signed (see [`ExecutorBuilder::header_hook`](crate::ExecutorBuilder::header_hook)).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderName};
+
+use crate::Error;
+
+/// What a header hook returns for one attempt: the headers to set on it.
+pub type HookFuture = Pin<Box<dyn Future<Output = Result<HeaderMap, Error>> + Send + 'static>>;
+
+/// A registered hook.
+pub(crate) type Hook = Arc<dyn Fn() -> HookFuture + Send + Sync>;
+
+/// Wraps a user's function as a [`Hook`].
+pub(crate) fn hook<F, Fut>(f: F) -> Hook
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<HeaderMap, Error>> + Send + 'static,
+{
+    Arc::new(move || Box::pin(f()) as HookFuture)
+}
+
+/// The call's headers with the hook's laid over them: a name the hook sets replaces the call's
+/// values. A name comms writes itself is refused.
+pub(crate) fn merge(call: &HeaderMap, hooked: HeaderMap) -> Result<HeaderMap, Error> {
+    let mut merged = call.clone();
+    let mut previous: Option<HeaderName> = None;
+    for (name, value) in hooked {
+        let name = match name {
+            Some(name) => {
+                if crate::signing::is_reserved(&name) {
+                    return Err(Error::config(
+                        "header_hook",
+                        format!("the hook set `{name}`, which comms sets itself"),
+                    ));
+                }
+                merged.insert(name.clone(), value);
+                previous = Some(name);
+                continue;
+            }
+            None => previous
+                .clone()
+                .expect("a value without a name follows one with"),
+        };
+        merged.append(name, value);
+    }
+    Ok(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hooks_headers_replace_the_calls_and_reserved_names_are_refused() {
+        let mut call = HeaderMap::new();
+        call.insert("authorization", "old".parse().unwrap());
+        call.insert("x-keep", "1".parse().unwrap());
+        let mut hooked = HeaderMap::new();
+        hooked.insert("authorization", "new".parse().unwrap());
+        hooked.append("x-many", "a".parse().unwrap());
+        hooked.append("x-many", "b".parse().unwrap());
+        let merged = merge(&call, hooked).unwrap();
+        assert_eq!(merged["authorization"], "new");
+        assert_eq!(merged["x-keep"], "1");
+        assert_eq!(merged.get_all("x-many").iter().count(), 2);
+
+        let mut bad = HeaderMap::new();
+        bad.insert("signature", "x".parse().unwrap());
+        let err = merge(&call, bad).unwrap_err();
+        assert!(
+            matches!(&err, Error::Config { key, .. } if key == "header_hook"),
+            "{err}"
+        );
+    }
+}
