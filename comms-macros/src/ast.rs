@@ -38,6 +38,8 @@ pub(crate) enum ArgKind<'a> {
         name: String,
         shape: Shape,
     },
+    /// `#[query(flatten)]`: the fields of a `Serialize` value, each a query key.
+    QueryFlatten,
     /// `#[body]`, with its attribute for error spans.
     Body {
         attr: &'a syn::Attribute,
@@ -202,9 +204,12 @@ impl<'a> Method<'a> {
             let kind = match kind {
                 None => ArgKind::Path,
                 Some((ArgAttr::Body, a)) => ArgKind::Body { attr: a },
-                Some((ArgAttr::Query { rename }, _)) => ArgKind::Query {
-                    name: rename.map(|r| r.value()).unwrap_or_else(|| unraw(ident)),
-                    shape: query_shape(ty),
+                Some((ArgAttr::Query { rename, flatten }, _)) => match flatten {
+                    Some(_) => ArgKind::QueryFlatten,
+                    None => ArgKind::Query {
+                        name: rename.map(|r| r.value()).unwrap_or_else(|| unraw(ident)),
+                        shape: query_shape(ty),
+                    },
                 },
                 Some((ArgAttr::Header { name }, _)) => ArgKind::Header {
                     name: name.value(),

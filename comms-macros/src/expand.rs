@@ -263,6 +263,10 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
                     quote!(#call = #call.query(#name, ::comms::__private::query_param(#value));)
                 }));
             }
+            ArgKind::QueryFlatten => {
+                let value = quote_spanned!(arg.ty.span()=> &#ident);
+                call_stmts.push(quote!(#call = #call.query_flatten(#value);));
+            }
             ArgKind::Header { name, optional } => {
                 let shape = if *optional {
                     Shape::Optional

@@ -69,6 +69,7 @@ mod client;
 mod deadline;
 mod error;
 mod executor;
+mod form;
 pub mod path;
 mod random;
 #[cfg(feature = "redis")]
@@ -108,7 +109,8 @@ pub mod __private {
     pub mod server {
         pub use crate::server::{
             Incoming, Rejection, Settings, body, handle, header, header_opt, path, query,
-            query_all, query_opt, respond_json, respond_optional, respond_raw, respond_unit,
+            query_all, query_flatten, query_opt, respond_json, respond_optional, respond_raw,
+            respond_unit,
         };
         pub use axum::Router;
         pub use axum::extract::Request;

@@ -14,9 +14,11 @@
 //! `idempotent` answers a repeated `Idempotency-Key` from an [`IdempotencyStore`] instead of
 //! running again, so a retry whose first response was lost does not do the work twice.
 
+mod forms;
 mod idempotency;
 mod serve;
 
+pub use forms::{FlattenArg, query_flatten};
 pub use idempotency::{
     Claim, DEFAULT_IDEMPOTENCY_CAPACITY, DEFAULT_IDEMPOTENCY_TTL, IdempotencyStore,
     MemoryIdempotencyStore, StoredResponse,
@@ -39,19 +41,26 @@ pub struct Incoming {
     pub body: Bytes,
 }
 
-/// A refusal of a request whose argument did not parse: 400, naming the argument.
+/// A refusal of a request whose argument did not parse: 400 naming the argument (415 for a
+/// body of another type than the argument's).
 #[doc(hidden)]
 #[derive(Debug)]
-pub struct Rejection(String);
+pub struct Rejection {
+    status: StatusCode,
+    message: String,
+}
 
 impl Rejection {
     fn bad(what: std::fmt::Arguments<'_>) -> Rejection {
-        Rejection(what.to_string())
+        Rejection {
+            status: StatusCode::BAD_REQUEST,
+            message: what.to_string(),
+        }
     }
 
-    /// The 400 response.
+    /// The response.
     pub fn into_response(self) -> http::Response<Bytes> {
-        respond_message(StatusCode::BAD_REQUEST, &self.0)
+        respond_message(self.status, &self.message)
     }
 }
 
@@ -94,14 +103,22 @@ pub fn path<T: FromStrArg>(
         .map_err(|why| Rejection::bad(format_args!("path parameter `{name}`: {why}")))
 }
 
+/// The query's pairs, still encoded, in order.
+fn raw_pairs(incoming: &Incoming) -> impl Iterator<Item = (&str, &str)> {
+    incoming
+        .parts
+        .uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+}
+
 /// The decoded values of query parameter `name`, in order.
 fn query_values(incoming: &Incoming, name: &str) -> Result<Vec<String>, Rejection> {
     let mut values = Vec::new();
-    for pair in incoming.parts.uri.query().unwrap_or("").split('&') {
-        if pair.is_empty() {
-            continue;
-        }
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+    for (key, value) in raw_pairs(incoming) {
         if decode(key).as_deref() == Some(name) {
             let value = decode(value).ok_or_else(|| {
                 Rejection::bad(format_args!("query parameter `{name}` is not UTF-8"))

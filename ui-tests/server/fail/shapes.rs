@@ -1,0 +1,19 @@
+//! With the `server` feature, a flattened query struct must be parsable back: the unmet bound
+//! is reported at the argument's type.
+
+use comms::{Error, service_client};
+use serde::Serialize;
+
+/// Serializes, so the client can send it, but cannot be deserialized.
+#[derive(Serialize)]
+pub struct SendOnly {
+    pub q: String,
+}
+
+#[service_client(base_url = "http://users:8080", service_id = "billing", secret_env = "S")]
+pub trait Shapes {
+    #[get("/search")]
+    async fn by_flattened_query(&self, #[query(flatten)] filter: &SendOnly) -> Result<(), Error>;
+}
+
+fn main() {}
