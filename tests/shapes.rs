@@ -1,6 +1,6 @@
-//! Request shapes on the wire: a flattened query struct, checked byte for byte as a loopback
-//! server received it, with its signature verified; and refused before sending when it cannot
-//! be encoded.
+//! Request shapes on the wire: a flattened query struct and a form body, checked byte for byte
+//! as a loopback server received them, with their signatures verified; and refused before
+//! sending when they cannot be encoded.
 
 use std::time::Duration;
 
@@ -30,6 +30,15 @@ pub struct Nested {
     pub inner: Vec<Vec<u8>>,
 }
 
+#[derive(Debug, Deserialize, Serialize)]
+pub struct Login {
+    pub user: String,
+    pub pass: String,
+    pub remember: bool,
+    pub scope: Vec<String>,
+    pub otp: Option<u32>,
+}
+
 #[service_client(
     base_url = "http://127.0.0.1:9",
     service_id = "billing",
@@ -53,6 +62,17 @@ pub trait Shapes {
 
     #[get("/nested")]
     async fn nested(&self, #[query(flatten)] nested: &Nested) -> Result<(), Error>;
+
+    #[post("/login")]
+    async fn login(&self, #[form] login: &Login) -> Result<(), Error>;
+
+    #[put("/nested/<id>")]
+    async fn nested_form(
+        &self,
+        id: u32,
+        #[query] dry: bool,
+        #[form] form: Nested,
+    ) -> Result<(), Error>;
 }
 
 fn client(url: &str) -> ShapesClient {
@@ -179,4 +199,93 @@ async fn a_query_key_set_twice_is_an_encode_error_and_nothing_is_sent() {
     .await
     .unwrap();
     assert_eq!(server.requests()[0].uri, "/x?q=a&min=1&tag=t");
+}
+
+fn login(user: &str, pass: &str, otp: Option<u32>) -> Login {
+    Login {
+        user: user.into(),
+        pass: pass.into(),
+        remember: true,
+        scope: vec!["read".into(), "write all".into()],
+        otp,
+    }
+}
+
+#[tokio::test]
+async fn a_form_body_is_sent_urlencoded_with_its_type_and_signed_through_its_digest() {
+    let server = TestServer::always(Reply::status(204)).await;
+    let shapes = client(&server.url());
+    shapes
+        .login(&login("ada lovelace", "p&=+é%", None))
+        .await
+        .unwrap();
+    shapes.login(&login("", "", Some(123456))).await.unwrap();
+
+    let seen = server.requests();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(
+        &seen[0].body[..],
+        b"user=ada+lovelace&pass=p%26%3D%2B%C3%A9%25&remember=true&scope=read&scope=write+all"
+    );
+    assert_eq!(
+        &seen[1].body[..],
+        b"user=&pass=&remember=true&scope=read&scope=write+all&otp=123456"
+    );
+    for r in &seen {
+        assert_eq!(r.uri, "/login");
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/x-www-form-urlencoded")
+        );
+        assert_eq!(
+            r.header("content-digest").unwrap(),
+            comms::signing::content_digest(&r.body)
+        );
+        let input = r.header("signature-input").unwrap();
+        assert!(
+            input.contains(r#""content-digest" "content-type""#),
+            "{input}"
+        );
+        assert_signed(r).await;
+        // A body changed on the way is refused.
+        let mut tampered = r.clone();
+        tampered.body = bytes::Bytes::from(r.body.to_vec().repeat(2));
+        assert!(
+            Verifier::new()
+                .service("billing", SECRET)
+                .verify(
+                    &tampered.method,
+                    &tampered.uri,
+                    &tampered.headers,
+                    &tampered.body
+                )
+                .await
+                .is_err()
+        );
+    }
+    // By hand, the same bytes.
+    let exec = comms_tests::plain_executor(&server.url(), "billing", SECRET);
+    exec.execute(Call::post("/login").form(&login("ada lovelace", "p&=+é%", None)))
+        .await
+        .unwrap();
+    assert_eq!(server.requests()[2].body, seen[0].body);
+}
+
+#[tokio::test]
+async fn a_form_that_is_not_pairs_is_an_encode_error_and_nothing_is_sent() {
+    let server = TestServer::always(Reply::status(204)).await;
+    let shapes = client(&server.url());
+    let nested = Nested {
+        inner: vec![vec![1, 2]],
+    };
+    let err = shapes.nested_form(1, true, nested).await.unwrap_err();
+    assert!(matches!(err, Error::Encode { .. }), "{err}");
+    assert!(err.to_string().contains("form body"), "{err}");
+    let exec = comms_tests::plain_executor(&server.url(), "billing", SECRET);
+    let err = exec
+        .execute(Call::post("/x").form(&"just text"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Encode { .. }), "{err}");
+    assert_eq!(server.count(), 0);
 }

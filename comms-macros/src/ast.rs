@@ -44,6 +44,10 @@ pub(crate) enum ArgKind<'a> {
     Body {
         attr: &'a syn::Attribute,
     },
+    /// `#[form]`: the body as an HTML form, with its attribute for error spans.
+    Form {
+        attr: &'a syn::Attribute,
+    },
     Header {
         name: String,
         optional: bool,
@@ -192,7 +196,7 @@ impl<'a> Method<'a> {
                     cx.error_spanned_by(
                         a,
                         format!(
-                            "`{ident}` already has `#[{}]`; an argument is one of path, `#[query]`, `#[body]` or `#[header]`",
+                            "`{ident}` already has `#[{}]`; an argument is one of path, `#[query]`, `#[body]`, `#[form]` or `#[header]`",
                             first.path().get_ident().map(|i| i.to_string()).unwrap_or_default()
                         ),
                     );
@@ -204,6 +208,7 @@ impl<'a> Method<'a> {
             let kind = match kind {
                 None => ArgKind::Path,
                 Some((ArgAttr::Body, a)) => ArgKind::Body { attr: a },
+                Some((ArgAttr::Form, a)) => ArgKind::Form { attr: a },
                 Some((ArgAttr::Query { rename, flatten }, _)) => match flatten {
                     Some(_) => ArgKind::QueryFlatten,
                     None => ArgKind::Query {

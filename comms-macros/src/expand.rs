@@ -281,6 +281,10 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
                 let value = quote_spanned!(arg.ty.span()=> &#ident);
                 call_stmts.push(quote!(#call = #call.json(#value);));
             }
+            ArgKind::Form { .. } => {
+                let value = quote_spanned!(arg.ty.span()=> &#ident);
+                call_stmts.push(quote!(#call = #call.form(#value);));
+            }
         }
     }
     if method.idempotent {

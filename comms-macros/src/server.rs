@@ -283,6 +283,14 @@ fn parse_arg(
             );
             (value, Pass::for_type(ty))
         }
+        ArgKind::Form { .. } => {
+            let owned = owned(ty);
+            let name = ast::unraw(arg.ident);
+            let value = quote_spanned!(span=>
+                ::comms::__private::server::form::<#owned>(&#incoming, #name)
+            );
+            (value, Pass::for_type(ty))
+        }
     }
 }
 

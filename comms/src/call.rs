@@ -210,6 +210,30 @@ impl Call {
         self
     }
 
+    /// Sets the body to `value` as an HTML form, `application/x-www-form-urlencoded` (that
+    /// `Content-Type` set), with the pairs [`Call::query_flatten`] would make of it. A value
+    /// that does not serialize to pairs is an [`Error::Encode`] at execution.
+    ///
+    /// ```
+    /// #[derive(serde::Serialize)]
+    /// struct Login { user: &'static str, remember: bool }
+    ///
+    /// let call = comms::Call::post("/login").form(&Login { user: "ada b", remember: true });
+    /// ```
+    pub fn form<T: Serialize + ?Sized>(mut self, value: &T) -> Call {
+        match form::body(value) {
+            Ok(text) => {
+                self.headers.insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("application/x-www-form-urlencoded"),
+                );
+                self.body = Some(Bytes::from(text));
+            }
+            Err(e) => self.fail(e),
+        }
+        self
+    }
+
     /// Sets the body to raw bytes with the given content type.
     pub fn body(mut self, bytes: impl Into<Bytes>, content_type: &'static str) -> Call {
         match HeaderValue::from_str(content_type) {

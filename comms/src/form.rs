@@ -1,11 +1,12 @@
 //! Serde values in the `application/x-www-form-urlencoded` shape: the fields of a struct as
-//! query pairs (`#[query(flatten)]`, [`Call::query_flatten`](crate::Call::query_flatten)).
+//! query pairs (`#[query(flatten)]`, [`Call::query_flatten`](crate::Call::query_flatten)) or as
+//! a form body (`#[form]`, [`Call::form`](crate::Call::form)).
 //!
 //! `serde_html_form` decides which pairs a value makes: one per field, none for a `None`, one
-//! per item of a `Vec` (a repeated key), keys as `#[serde(rename)]` says. The pairs are then
-//! re-encoded by [`path::push_query`], the one encoder of query components, so a flattened
-//! value is escaped exactly like a plain `#[query]` value and the query the signature covers is
-//! the query sent.
+//! per item of a `Vec` (a repeated key), keys as `#[serde(rename)]` says. A form body is its
+//! output as it is, in the standard encoding (a space as `+`). Query pairs are re-encoded by
+//! [`path::push_query`], the one encoder of query components, so a flattened value is escaped
+//! exactly like a plain `#[query]` value and the query the signature covers is the query sent.
 
 use serde::Serialize;
 
@@ -67,6 +68,12 @@ pub(crate) fn duplicate(encoded_key: &str) -> Error {
         "query key `{key}` is set by a flattened value and by another query pair; \
          each key may come from one of them"
     ))
+}
+
+/// `value` as an `application/x-www-form-urlencoded` body.
+pub(crate) fn body<T: Serialize + ?Sized>(value: &T) -> Result<String, Error> {
+    serde_html_form::to_string(value)
+        .map_err(|e| Error::encode(format!("the form body does not serialize: {e}")))
 }
 
 #[cfg(test)]
@@ -135,5 +142,17 @@ mod tests {
             inner: vec![vec![1]],
         };
         assert!(push_flattened(&mut String::new(), &nested).is_err());
+        assert!(matches!(body(&nested), Err(Error::Encode { .. })));
+    }
+
+    #[test]
+    fn a_form_body_is_the_standard_encoding() {
+        let filter = Filter {
+            text: "a b&c",
+            min: Some(1),
+            max: None,
+            tag: vec!["x", "y"],
+        };
+        assert_eq!(body(&filter).unwrap(), "q=a+b%26c&min=1&tag=x&tag=y");
     }
 }

@@ -108,7 +108,7 @@ pub mod __private {
     #[cfg(feature = "server")]
     pub mod server {
         pub use crate::server::{
-            Incoming, Rejection, Settings, body, handle, header, header_opt, path, query,
+            Incoming, Rejection, Settings, body, form, handle, header, header_opt, path, query,
             query_all, query_flatten, query_opt, respond_json, respond_optional, respond_raw,
             respond_unit,
         };

@@ -18,7 +18,7 @@ mod forms;
 mod idempotency;
 mod serve;
 
-pub use forms::{FlattenArg, query_flatten};
+pub use forms::{FlattenArg, FormArg, form, query_flatten};
 pub use idempotency::{
     Claim, DEFAULT_IDEMPOTENCY_CAPACITY, DEFAULT_IDEMPOTENCY_TTL, IdempotencyStore,
     MemoryIdempotencyStore, StoredResponse,
@@ -54,6 +54,13 @@ impl Rejection {
     fn bad(what: std::fmt::Arguments<'_>) -> Rejection {
         Rejection {
             status: StatusCode::BAD_REQUEST,
+            message: what.to_string(),
+        }
+    }
+
+    fn unsupported(what: std::fmt::Arguments<'_>) -> Rejection {
+        Rejection {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
             message: what.to_string(),
         }
     }

@@ -1,4 +1,4 @@
-//! Request shapes: flattened query structs beside plain query arguments.
+//! Request shapes: flattened query structs beside plain query arguments, form bodies.
 
 use comms::{Error, service_client};
 use serde::Serialize;
@@ -25,6 +25,12 @@ pub trait Shapes {
         #[query(flatten)] filter: &Filter,
         #[query(flatten)] paging: Paging,
     ) -> Result<(), Error>;
+
+    #[post("/login")]
+    async fn login(&self, #[query] next: &str, #[form] form: &Filter) -> Result<(), Error>;
+
+    #[delete("/sessions")]
+    async fn logout(&self, #[form] form: Paging) -> Result<(), Error>;
 }
 
 fn assert_send<T: Send>(_: T) {}
@@ -40,4 +46,6 @@ fn main() {
         tag: vec![],
     };
     assert_send(client.search(1, &filter, Paging { page: 2 }));
+    assert_send(client.login("/", &filter));
+    assert_send(client.logout(Paging { page: 1 }));
 }

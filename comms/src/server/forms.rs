@@ -1,7 +1,23 @@
 //! Arguments in the shapes of HTML forms, parsed back by a generated server: a flattened query
-//! struct (`#[query(flatten)]`).
+//! struct (`#[query(flatten)]`) and a form body (`#[form]`).
+//!
+//! A body is parsed only when it says it is of the argument's type: a form parser would take
+//! most other bodies for a form of unknown keys (a JSON object is one key with no value), and
+//! a struct whose fields all have defaults would then be filled with them. Another type, or
+//! none, is a 415.
 
 use super::{Incoming, Rejection, decode, raw_pairs};
+
+/// Whether the request's `Content-Type` is `media_type` (parameters aside, in any case).
+fn has_media_type(incoming: &Incoming, media_type: &str) -> bool {
+    incoming
+        .parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(media_type))
+}
 
 /// A type a generated server parses a `#[query(flatten)]` argument into.
 #[diagnostic::on_unimplemented(
@@ -33,4 +49,27 @@ pub fn query_flatten<T: FlattenArg>(
     }
     serde_html_form::from_str(&form.finish())
         .map_err(|e| Rejection::bad(format_args!("the query of `{name}` does not parse: {e}")))
+}
+
+/// A type a generated server parses a `#[form]` argument into.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be parsed back from a form by the generated server",
+    label = "with the `server` feature, `#[form]` arguments must implement `serde::Deserialize`"
+)]
+pub trait FormArg: serde::de::DeserializeOwned + Send + 'static {}
+
+impl<T: serde::de::DeserializeOwned + Send + 'static> FormArg for T {}
+
+/// Parses the `#[form]` argument `name` from an `application/x-www-form-urlencoded` body (415
+/// for a body of another type).
+#[doc(hidden)]
+pub fn form<T: FormArg>(incoming: &Incoming, name: &str) -> Result<T, Rejection> {
+    const FORM: &str = "application/x-www-form-urlencoded";
+    if !has_media_type(incoming, FORM) {
+        return Err(Rejection::unsupported(format_args!(
+            "the body of `{name}` must be `{FORM}`"
+        )));
+    }
+    serde_html_form::from_bytes(&incoming.body)
+        .map_err(|e| Rejection::bad(format_args!("the form `{name}` does not parse: {e}")))
 }

@@ -1,5 +1,5 @@
-//! With the `server` feature, a flattened query struct must be parsable back: the unmet bound
-//! is reported at the argument's type.
+//! With the `server` feature, a flattened query struct and a form must be parsable back: each
+//! unmet bound is reported at the argument's type.
 
 use comms::{Error, service_client};
 use serde::Serialize;
@@ -14,6 +14,9 @@ pub struct SendOnly {
 pub trait Shapes {
     #[get("/search")]
     async fn by_flattened_query(&self, #[query(flatten)] filter: &SendOnly) -> Result<(), Error>;
+
+    #[post("/login")]
+    async fn by_form(&self, #[form] login: SendOnly) -> Result<(), Error>;
 }
 
 fn main() {}
