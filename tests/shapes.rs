@@ -1,12 +1,14 @@
-//! Request shapes on the wire: a flattened query struct and a form body, checked byte for byte
-//! as a loopback server received them, with their signatures verified; and refused before
-//! sending when they cannot be encoded.
+//! Request shapes on the wire: a flattened query struct, a form body and a multipart body,
+//! checked byte for byte as a loopback server received them, with their signatures verified;
+//! refused before sending when they cannot be encoded; and a multipart upload under a
+//! connection reset, resent only when the call may be repeated.
 
 use std::time::Duration;
 
+use comms::multipart::{Multipart, Part};
 use comms::verify::Verifier;
 use comms::{BreakerConfig, Call, Error, RetryConfig, service_client};
-use comms_tests::{Recorded, Reply, TestServer};
+use comms_tests::{Fault, FaultServer, Recorded, Reply, TestServer};
 use serde::{Deserialize, Serialize};
 
 const SECRET: &str = "shapes-secret";
@@ -73,6 +75,13 @@ pub trait Shapes {
         #[query] dry: bool,
         #[form] form: Nested,
     ) -> Result<(), Error>;
+
+    #[post("/upload")]
+    async fn upload(&self, #[query] album: u32, #[multipart] form: &Multipart)
+    -> Result<(), Error>;
+
+    #[post("/upload/safe", idempotent)]
+    async fn upload_idempotent(&self, #[multipart] form: Multipart) -> Result<(), Error>;
 }
 
 fn client(url: &str) -> ShapesClient {
@@ -288,4 +297,123 @@ async fn a_form_that_is_not_pairs_is_an_encode_error_and_nothing_is_sent() {
         .unwrap_err();
     assert!(matches!(err, Error::Encode { .. }), "{err}");
     assert_eq!(server.count(), 0);
+}
+
+fn photo_form() -> Multipart {
+    Multipart::new()
+        .text("title", "Beach \"2026\"")
+        .file(
+            "photo",
+            "beach\r\n1.jpg",
+            "image/jpeg",
+            vec![0xff, 0xd8, 0x00, 0x0d, 0x0a],
+        )
+        .part(Part::new("meta", r#"{"tags":["sea"]}"#).with_content_type("application/json"))
+}
+
+/// The boundary of a recorded multipart request.
+fn boundary_of(r: &Recorded) -> String {
+    r.header("content-type")
+        .and_then(|t| t.strip_prefix("multipart/form-data; boundary="))
+        .unwrap_or_else(|| panic!("not multipart: {:?}", r.header("content-type")))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_multipart_body_is_framed_quoted_and_signed_through_its_digest() {
+    let server = TestServer::always(Reply::status(204)).await;
+    let shapes = client(&server.url());
+    let form = photo_form();
+    shapes.upload(7, &form).await.unwrap();
+    shapes.upload(7, &form).await.unwrap();
+
+    let seen = server.requests();
+    let r = &seen[0];
+    assert_eq!(r.uri, "/upload?album=7");
+    let boundary = boundary_of(r);
+    assert_eq!(boundary.len(), 38, "comms- and 32 hex digits: {boundary}");
+    assert!(boundary[6..].bytes().all(|b| b.is_ascii_hexdigit()));
+    let mut expected = format!(
+        "--{boundary}\r\n\
+         Content-Disposition: form-data; name=\"title\"\r\n\r\n\
+         Beach \"2026\"\r\n\
+         --{boundary}\r\n\
+         Content-Disposition: form-data; name=\"photo\"; filename=\"beach%0D%0A1.jpg\"\r\n\
+         Content-Type: image/jpeg\r\n\r\n"
+    )
+    .into_bytes();
+    expected.extend_from_slice(&[0xff, 0xd8, 0x00, 0x0d, 0x0a]);
+    expected.extend_from_slice(
+        format!(
+            "\r\n--{boundary}\r\n\
+             Content-Disposition: form-data; name=\"meta\"\r\n\
+             Content-Type: application/json\r\n\r\n\
+             {{\"tags\":[\"sea\"]}}\r\n\
+             --{boundary}--\r\n"
+        )
+        .as_bytes(),
+    );
+    assert_eq!(&r.body[..], &expected[..]);
+    assert_eq!(
+        r.header("content-digest").unwrap(),
+        comms::signing::content_digest(&r.body)
+    );
+    assert!(
+        r.header("signature-input")
+            .unwrap()
+            .contains(r#""content-digest" "content-type""#),
+        "the boundary is covered with the content type"
+    );
+    for r in &seen {
+        assert_signed(r).await;
+    }
+    assert_ne!(boundary_of(&seen[1]), boundary, "a boundary per body");
+}
+
+#[tokio::test]
+async fn a_part_content_type_with_a_line_break_is_an_encode_error_and_nothing_is_sent() {
+    let server = TestServer::always(Reply::status(204)).await;
+    let shapes = client(&server.url());
+    let form = Multipart::new().part(Part::new("f", "x").with_content_type("text/plain\r\nX: 1"));
+    let err = shapes.upload(1, &form).await.unwrap_err();
+    assert!(matches!(err, Error::Encode { .. }), "{err}");
+    assert_eq!(server.count(), 0);
+}
+
+/// A server that reads each request and then resets the connection, twice, and answers after.
+async fn resetting_twice() -> FaultServer {
+    FaultServer::start(|_, i| match i {
+        0 | 1 => Fault::ResetBeforeHead,
+        _ => Fault::Reply(Reply::status(204)),
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_multipart_upload_that_may_have_arrived_is_not_resent_unless_idempotent() {
+    // Not idempotent: the request was read before the reset, so it is not sent again.
+    let server = resetting_twice().await;
+    let shapes = client(&server.url());
+    let err = shapes.upload(1, &photo_form()).await.unwrap_err();
+    assert!(matches!(err, Error::Transport { .. }), "{err}");
+    assert_eq!(server.count(), 1, "sent once");
+
+    // Marked idempotent: resent, the same bytes with one Idempotency-Key, each attempt signed.
+    let server = resetting_twice().await;
+    let shapes = client(&server.url());
+    shapes.upload_idempotent(photo_form()).await.unwrap();
+    let seen = server.requests();
+    assert_eq!(seen.len(), 3, "two resets, then the answer");
+    for r in &seen {
+        assert_eq!(r.body, seen[0].body, "every attempt sends the same body");
+        assert_eq!(r.header("content-type"), seen[0].header("content-type"));
+        assert_eq!(
+            r.header("idempotency-key"),
+            seen[0].header("idempotency-key")
+        );
+        assert_signed(r).await;
+    }
+    assert!(seen[0].header("idempotency-key").is_some());
+    let nonces: std::collections::HashSet<_> = seen.iter().map(|r| r.nonce()).collect();
+    assert_eq!(nonces.len(), 3, "signed afresh");
 }

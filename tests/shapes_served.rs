@@ -1,11 +1,12 @@
 //! Request shapes through a generated server and a generated client of the same trait, over
-//! loopback, signatures verified: a flattened query struct beside plain query arguments, and a
-//! form body. A value that does not parse back is a 400 naming the argument (a body of another
-//! type, a 415), and the method never runs.
+//! loopback, signatures verified: a flattened query struct beside plain query arguments, a
+//! form body and a multipart body. A value that does not parse back is a 400 naming the
+//! argument (a body of another type, a 415), and the method never runs.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use comms::multipart::{Multipart, Part};
 use comms::verify::Verifier;
 use comms::{BreakerConfig, Call, Error, RetryConfig, service_client};
 use comms_tests::serve;
@@ -61,6 +62,29 @@ pub trait Catalog {
 
     #[delete("/sessions")]
     async fn logout(&self, #[form] login: Login) -> Result<(), Error>;
+
+    #[post("/albums/<album>/photos", idempotent)]
+    async fn upload(&self, album: u32, #[multipart] form: Multipart) -> Result<Vec<Seen>, Error>;
+
+    #[put("/albums/<album>/cover")]
+    async fn cover(&self, album: u32, #[multipart] form: &Multipart) -> Result<Vec<Seen>, Error>;
+}
+
+/// A part as the served method saw it: name, file name, content type, bytes.
+pub type Seen = (String, Option<String>, Option<String>, Vec<u8>);
+
+fn seen(form: &Multipart) -> Vec<Seen> {
+    form.parts()
+        .iter()
+        .map(|p| {
+            (
+                p.name().to_owned(),
+                p.file_name().map(str::to_owned),
+                p.content_type().map(str::to_owned),
+                p.data().to_vec(),
+            )
+        })
+        .collect()
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
@@ -106,6 +130,21 @@ impl Catalog for CatalogImpl {
     ) -> Result<(String, Option<String>, Login), Error> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         Ok((realm.to_owned(), next, login.clone()))
+    }
+
+    async fn upload(&self, album: u32, form: Multipart) -> Result<Vec<Seen>, Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let mut parts = seen(&form);
+        parts.push(("album".into(), None, None, album.to_string().into_bytes()));
+        Ok(parts)
+    }
+
+    async fn cover(&self, _album: u32, form: &Multipart) -> Result<Vec<Seen>, Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if form.get("cover").is_none() {
+            return Err(Error::unprocessable("no `cover` part"));
+        }
+        Ok(seen(form))
     }
 
     async fn logout(&self, login: Login) -> Result<(), Error> {
@@ -299,4 +338,90 @@ async fn a_form_that_does_not_parse_is_a_400_and_another_body_type_a_415() {
         .unwrap();
     assert_eq!(ok.status(), 200);
     assert_eq!(service.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_multipart_body_round_trips_with_every_part_field() {
+    let (service, client, _) = pair().await;
+    let binary: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    let form = Multipart::new()
+        .text("title", "Zoë \"quoted\"; name=x\r\n")
+        .text("empty", "")
+        .file("photo", "dir/beach \"1\".jpg", "image/jpeg", binary.clone())
+        .part(Part::new("meta\r\n\"x\"", r#"{"a":1}"#).with_content_type("application/json"))
+        .part(Part::new("title", "second title"));
+    let mut expected = seen(&form);
+    expected.push(("album".into(), None, None, b"7".to_vec()));
+    assert_eq!(client.upload(7, form.clone()).await.unwrap(), expected);
+    assert_eq!(
+        client.upload(8, Multipart::new()).await.unwrap(),
+        [("album".into(), None, None, b"8".to_vec())],
+        "a body of no parts"
+    );
+    let cover = Multipart::new().file("cover", "c.png", "image/png", vec![0x89, b'P']);
+    assert_eq!(client.cover(1, &cover).await.unwrap(), seen(&cover));
+    assert!(matches!(
+        client.cover(1, &form).await,
+        Err(Error::UnprocessableEntity(_))
+    ));
+    assert_eq!(service.calls.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn a_malformed_multipart_body_is_a_400_and_another_body_type_a_415() {
+    let (service, _, url) = pair().await;
+    let exec = comms_tests::plain_executor(&url, "billing", SECRET);
+    const MULTIPART: &str = "multipart/form-data; boundary=B";
+    let part = |body: &'static [u8]| Call::put("/albums/1/cover").body(body, MULTIPART);
+    let cases = [
+        (
+            part(b"--B\r\nContent-Disposition: form-data; name=cover\r\n\r\nx"),
+            400,
+            "is not closed",
+        ),
+        (
+            part(b"--B\r\nContent-Type: text/plain\r\n\r\nx\r\n--B--"),
+            400,
+            "has no `Content-Disposition",
+        ),
+        (part(b"no delimiter at all"), 400, "no delimiter line"),
+        (
+            Call::put("/albums/1/cover").body(&b"--B--"[..], "multipart/form-data"),
+            400,
+            "has no boundary",
+        ),
+        (
+            Call::put("/albums/1/cover").json(&"x"),
+            415,
+            "must be `multipart/form-data`",
+        ),
+        (
+            Call::put("/albums/1/cover"),
+            415,
+            "must be `multipart/form-data`",
+        ),
+    ];
+    for (call, status, expected) in cases {
+        let err = exec.execute(call).await.unwrap_err();
+        let e = err.http_error().unwrap_or_else(|| panic!("{err}"));
+        assert_eq!(e.status(), status, "{expected}: {err}");
+        let message = e.message().unwrap_or_default();
+        assert!(
+            message.contains("`form`") && message.contains(expected),
+            "{expected}: {message}"
+        );
+    }
+    assert_eq!(service.calls.load(Ordering::SeqCst), 0, "no method ran");
+    // A body a browser would send, preamble and all, is read.
+    let ok = exec
+        .execute(part(
+            b"preamble\r\n--B\r\ncontent-disposition: form-data; name=\"cover\"; filename=\"a.txt\"\r\n\r\nhi\r\n--B--\r\n",
+        ))
+        .await
+        .unwrap();
+    let parts: Vec<Seen> = ok.json().unwrap();
+    assert_eq!(
+        parts,
+        [("cover".into(), Some("a.txt".into()), None, b"hi".to_vec())]
+    );
 }

@@ -48,6 +48,10 @@ pub(crate) enum ArgKind<'a> {
     Form {
         attr: &'a syn::Attribute,
     },
+    /// `#[multipart]`: the body as `multipart/form-data`, with its attribute for error spans.
+    Multipart {
+        attr: &'a syn::Attribute,
+    },
     Header {
         name: String,
         optional: bool,
@@ -196,7 +200,7 @@ impl<'a> Method<'a> {
                     cx.error_spanned_by(
                         a,
                         format!(
-                            "`{ident}` already has `#[{}]`; an argument is one of path, `#[query]`, `#[body]`, `#[form]` or `#[header]`",
+                            "`{ident}` already has `#[{}]`; an argument is one of path, `#[query]`, `#[body]`, `#[form]`, `#[multipart]` or `#[header]`",
                             first.path().get_ident().map(|i| i.to_string()).unwrap_or_default()
                         ),
                     );
@@ -209,6 +213,7 @@ impl<'a> Method<'a> {
                 None => ArgKind::Path,
                 Some((ArgAttr::Body, a)) => ArgKind::Body { attr: a },
                 Some((ArgAttr::Form, a)) => ArgKind::Form { attr: a },
+                Some((ArgAttr::Multipart, a)) => ArgKind::Multipart { attr: a },
                 Some((ArgAttr::Query { rename, flatten }, _)) => match flatten {
                     Some(_) => ArgKind::QueryFlatten,
                     None => ArgKind::Query {

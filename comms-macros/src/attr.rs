@@ -1,5 +1,5 @@
 //! Parsing the attributes: the `#[service_client(..)]` keys, a method's verb attribute and an
-//! argument's `#[query]`, `#[body]`, `#[form]` or `#[header("..")]`. Checks that need only one attribute
+//! argument's `#[query]`, `#[body]`, `#[form]`, `#[multipart]` or `#[header("..")]`. Checks that need only one attribute
 //! happen here; checks across a whole method are in `valid.rs`.
 
 use proc_macro2::{Span, TokenStream};
@@ -308,13 +308,14 @@ pub(crate) enum ArgAttr {
     },
     Body,
     Form,
+    Multipart,
     Header {
         name: LitStr,
     },
 }
 
 /// The argument attribute names.
-pub(crate) const ARG_ATTRS: &[&str] = &["query", "body", "form", "header"];
+pub(crate) const ARG_ATTRS: &[&str] = &["query", "body", "form", "multipart", "header"];
 
 pub(crate) fn is_arg_attr(attr: &Attribute) -> bool {
     named_one_of(attr, ARG_ATTRS)
@@ -323,9 +324,10 @@ pub(crate) fn is_arg_attr(attr: &Attribute) -> bool {
 pub(crate) fn parse_arg_attr(cx: &Ctxt, attr: &Attribute) -> Option<ArgAttr> {
     let name = attr.path().get_ident()?.to_string();
     match name.as_str() {
-        "body" | "form" => match &attr.meta {
+        "body" | "form" | "multipart" => match &attr.meta {
             syn::Meta::Path(_) if name == "body" => Some(ArgAttr::Body),
-            syn::Meta::Path(_) => Some(ArgAttr::Form),
+            syn::Meta::Path(_) if name == "form" => Some(ArgAttr::Form),
+            syn::Meta::Path(_) => Some(ArgAttr::Multipart),
             _ => {
                 cx.error_spanned_by(attr, format!("`#[{name}]` takes no arguments"));
                 None

@@ -291,6 +291,14 @@ fn parse_arg(
             );
             (value, Pass::for_type(ty))
         }
+        ArgKind::Multipart { .. } => {
+            let owned = owned(ty);
+            let name = ast::unraw(arg.ident);
+            let value = quote_spanned!(span=>
+                ::comms::__private::server::multipart::<#owned>(&#incoming, #name)
+            );
+            (value, Pass::for_type(ty))
+        }
     }
 }
 

@@ -1,5 +1,5 @@
-//! Checks that look at a whole method: route parameters against arguments, bodies against
-//! verbs.
+//! Checks that look at a whole method: route parameters against arguments, bodies (`#[body]`,
+//! `#[form]`, `#[multipart]`) against verbs and each other.
 
 use std::collections::HashSet;
 
@@ -28,6 +28,7 @@ fn check_method(cx: &Ctxt, method: &Method<'_>) {
         .filter_map(|a| match a.kind {
             ArgKind::Body { attr } => Some((a.ident, attr, "body")),
             ArgKind::Form { attr } => Some((a.ident, attr, "form")),
+            ArgKind::Multipart { attr } => Some((a.ident, attr, "multipart")),
             _ => None,
         })
         .collect();

@@ -70,6 +70,7 @@ mod deadline;
 mod error;
 mod executor;
 mod form;
+pub mod multipart;
 pub mod path;
 mod random;
 #[cfg(feature = "redis")]
@@ -91,6 +92,7 @@ pub use error::{BODY_EXCERPT_LIMIT, BoxError, Error, HttpError};
 pub use executor::{
     DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, Executor, ExecutorBuilder, shared_http_client,
 };
+pub use multipart::Multipart;
 pub use response::{Response, ResponseBuilder};
 pub use retry::RetryConfig;
 pub use signing::{Secret, Signing};
@@ -108,9 +110,9 @@ pub mod __private {
     #[cfg(feature = "server")]
     pub mod server {
         pub use crate::server::{
-            Incoming, Rejection, Settings, body, form, handle, header, header_opt, path, query,
-            query_all, query_flatten, query_opt, respond_json, respond_optional, respond_raw,
-            respond_unit,
+            Incoming, Rejection, Settings, body, form, handle, header, header_opt, multipart, path,
+            query, query_all, query_flatten, query_opt, respond_json, respond_optional,
+            respond_raw, respond_unit,
         };
         pub use axum::Router;
         pub use axum::extract::Request;
@@ -264,6 +266,33 @@ pub mod __private {
     /// Checks and passes on a query value.
     pub fn query_param<T: QueryParam>(value: &T) -> &dyn Display {
         value.as_display()
+    }
+
+    /// A value of a `#[multipart]` argument.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be a multipart body",
+        label = "`#[multipart]` arguments are `comms::Multipart` (or `&comms::Multipart`)"
+    )]
+    pub trait MultipartParam {
+        /// The body's parts.
+        fn as_multipart(&self) -> &crate::Multipart;
+    }
+
+    impl MultipartParam for crate::Multipart {
+        fn as_multipart(&self) -> &crate::Multipart {
+            self
+        }
+    }
+
+    impl MultipartParam for &crate::Multipart {
+        fn as_multipart(&self) -> &crate::Multipart {
+            self
+        }
+    }
+
+    /// Checks and passes on a `#[multipart]` argument's value.
+    pub fn multipart_param<T: MultipartParam>(value: &T) -> &crate::Multipart {
+        value.as_multipart()
     }
 
     /// A value of a `#[header]` argument.

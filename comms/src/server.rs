@@ -18,7 +18,7 @@ mod forms;
 mod idempotency;
 mod serve;
 
-pub use forms::{FlattenArg, FormArg, form, query_flatten};
+pub use forms::{FlattenArg, FormArg, MultipartArg, form, multipart, query_flatten};
 pub use idempotency::{
     Claim, DEFAULT_IDEMPOTENCY_CAPACITY, DEFAULT_IDEMPOTENCY_TTL, IdempotencyStore,
     MemoryIdempotencyStore, StoredResponse,

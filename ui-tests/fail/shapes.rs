@@ -1,4 +1,4 @@
-use comms::{Error, service_client};
+use comms::{Error, Multipart, service_client};
 
 #[derive(serde::Serialize)]
 pub struct Filter {
@@ -39,6 +39,25 @@ pub trait Shapes {
 
     #[post("/k")]
     async fn form_and_query(&self, #[form] #[query] form: &Filter) -> Result<(), Error>;
+
+    #[post("/l")]
+    async fn multipart_and_form(&self, #[multipart] parts: Multipart, #[form] form: &Filter) -> Result<(), Error>;
+
+    #[post("/m")]
+    async fn body_and_multipart(&self, #[body] body: &Filter, #[multipart] parts: &Multipart) -> Result<(), Error>;
+
+    #[get("/n")]
+    async fn multipart_on_get(&self, #[multipart] parts: Multipart) -> Result<(), Error>;
+
+    #[post("/o")]
+    async fn multipart_with_args(&self, #[multipart(boundary = "x")] parts: Multipart) -> Result<(), Error>;
+}
+
+/// A type error, reported at the type once the attributes are right.
+#[service_client(base_url = "http://users:8080", service_id = "a", secret_env = "S")]
+pub trait Types {
+    #[post("/p")]
+    async fn multipart_not_multipart(&self, #[multipart] parts: Vec<u8>) -> Result<(), Error>;
 }
 
 fn main() {}

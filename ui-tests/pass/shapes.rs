@@ -1,5 +1,7 @@
-//! Request shapes: flattened query structs beside plain query arguments, form bodies.
+//! Request shapes: flattened query structs beside plain query arguments, form bodies,
+//! multipart bodies by value and by reference.
 
+use comms::multipart::{Multipart, Part};
 use comms::{Error, service_client};
 use serde::Serialize;
 
@@ -31,6 +33,12 @@ pub trait Shapes {
 
     #[delete("/sessions")]
     async fn logout(&self, #[form] form: Paging) -> Result<(), Error>;
+
+    #[post("/photos", idempotent)]
+    async fn upload(&self, #[query] album: u32, #[multipart] parts: Multipart) -> Result<(), Error>;
+
+    #[put("/photos/<id>")]
+    async fn replace(&self, id: u64, #[multipart] parts: &comms::Multipart) -> Result<(), Error>;
 }
 
 fn assert_send<T: Send>(_: T) {}
@@ -48,4 +56,9 @@ fn main() {
     assert_send(client.search(1, &filter, Paging { page: 2 }));
     assert_send(client.login("/", &filter));
     assert_send(client.logout(Paging { page: 1 }));
+    let parts = Multipart::new()
+        .text("title", "t")
+        .part(Part::new("f", vec![1, 2]).with_file_name("f.bin"));
+    assert_send(client.replace(1, &parts));
+    assert_send(client.upload(1, parts));
 }

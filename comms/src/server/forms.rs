@@ -1,5 +1,6 @@
 //! Arguments in the shapes of HTML forms, parsed back by a generated server: a flattened query
-//! struct (`#[query(flatten)]`) and a form body (`#[form]`).
+//! struct (`#[query(flatten)]`), a form body (`#[form]`) and a multipart body
+//! (`#[multipart]`).
 //!
 //! A body is parsed only when it says it is of the argument's type: a form parser would take
 //! most other bodies for a form of unknown keys (a JSON object is one key with no value), and
@@ -7,6 +8,8 @@
 //! none, is a 415.
 
 use super::{Incoming, Rejection, decode, raw_pairs};
+use crate::Multipart;
+use crate::multipart::parse;
 
 /// Whether the request's `Content-Type` is `media_type` (parameters aside, in any case).
 fn has_media_type(incoming: &Incoming, media_type: &str) -> bool {
@@ -72,4 +75,45 @@ pub fn form<T: FormArg>(incoming: &Incoming, name: &str) -> Result<T, Rejection>
     }
     serde_html_form::from_bytes(&incoming.body)
         .map_err(|e| Rejection::bad(format_args!("the form `{name}` does not parse: {e}")))
+}
+
+/// A type a generated server parses a `#[multipart]` argument into: [`Multipart`].
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be parsed back from a multipart body by the generated server",
+    label = "`#[multipart]` arguments are `comms::Multipart` (or `&comms::Multipart`)"
+)]
+pub trait MultipartArg: From<Multipart> + Send + 'static {}
+
+impl MultipartArg for Multipart {}
+
+/// Parses the `#[multipart]` argument `name` from a `multipart/form-data` body: 415 for a body
+/// of another type, 400 for one that does not parse.
+#[doc(hidden)]
+pub fn multipart<T: MultipartArg>(incoming: &Incoming, name: &str) -> Result<T, Rejection> {
+    let content_type = incoming
+        .parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let boundary = match parse::boundary(content_type) {
+        Ok(Some(boundary)) => boundary,
+        Ok(None) => {
+            return Err(Rejection::unsupported(format_args!(
+                "the body of `{name}` must be `multipart/form-data`"
+            )));
+        }
+        Err(why) => {
+            return Err(Rejection::bad(format_args!(
+                "the multipart body of `{name}` does not parse: {why}"
+            )));
+        }
+    };
+    parse::parse(&boundary, &incoming.body)
+        .map(T::from)
+        .map_err(|why| {
+            Rejection::bad(format_args!(
+                "the multipart body of `{name}` does not parse: {why}"
+            ))
+        })
 }

@@ -1,5 +1,5 @@
-//! With the `server` feature, a flattened query struct and a form must be parsable back: each
-//! unmet bound is reported at the argument's type.
+//! With the `server` feature, a flattened query struct and a form must be parsable back, and a
+//! multipart body is a `comms::Multipart`: each unmet bound is reported at the argument's type.
 
 use comms::{Error, service_client};
 use serde::Serialize;
@@ -17,6 +17,9 @@ pub trait Shapes {
 
     #[post("/login")]
     async fn by_form(&self, #[form] login: SendOnly) -> Result<(), Error>;
+
+    #[post("/upload")]
+    async fn by_multipart(&self, #[multipart] parts: String) -> Result<(), Error>;
 }
 
 fn main() {}
