@@ -71,7 +71,7 @@ impl Multipart {
     }
 
     /// Adds a file: a part named `name` holding `data`, with its file name and content type
-    /// (`application/octet-stream` when it is not known).
+    /// (`application/octet-stream` is the usual one for bytes of no particular type).
     #[must_use]
     pub fn file(
         self,

@@ -4,10 +4,10 @@
 //! serves any `S: Trait` as an axum router, one route per method, from the same templates the
 //! client uses. Each request passes the same check as [`VerifyLayer`](crate::verify::VerifyLayer)
 //! (the signature over the head before any body is read), then its arguments are parsed back
-//! from the path, query, headers and body, the method runs, and its result becomes the
-//! response: `T` as JSON (200), `()` as 204, a [`Response`](crate::Response) as it is, and an
-//! [`Error`] as its status with `{"message": ...}`, which a comms client receives as the same
-//! variant with the same message.
+//! from the path, query, headers and body (JSON, a form or a multipart body), the method runs,
+//! and its result becomes the response: `T` as JSON (200), `()` as 204, a
+//! [`Response`](crate::Response) as it is, and an [`Error`] as its status with
+//! `{"message": ...}`, which a comms client receives as the same variant with the same message.
 //!
 //! Inside a method, [`caller()`] is the verified caller of the request being served. A panic
 //! in a method becomes a 500 for its request; the server keeps serving. A method marked
