@@ -65,6 +65,13 @@ pub trait Shapes {
     #[get("/nested")]
     async fn nested(&self, #[query(flatten)] nested: &Nested) -> Result<(), Error>;
 
+    #[get("/clash")]
+    async fn clash(
+        &self,
+        #[query] min: u32,
+        #[query(flatten)] filter: &Filter,
+    ) -> Result<(), Error>;
+
     #[post("/login")]
     async fn login(&self, #[form] login: &Login) -> Result<(), Error>;
 
@@ -189,6 +196,13 @@ async fn a_query_key_set_twice_is_an_encode_error_and_nothing_is_sent() {
             "{err}"
         );
     }
+    // Through a generated method: a plain `#[query] min` and a flattened `min`.
+    let err = shapes
+        .clash(1, &filter("a", Some(2), &[]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Encode { .. }), "{err}");
+    assert!(err.to_string().contains("`min`"), "{err}");
     // A nested value cannot be pairs.
     let err = shapes
         .nested(&Nested {
@@ -208,6 +222,8 @@ async fn a_query_key_set_twice_is_an_encode_error_and_nothing_is_sent() {
     .await
     .unwrap();
     assert_eq!(server.requests()[0].uri, "/x?q=a&min=1&tag=t");
+    shapes.clash(1, &filter("a", None, &[])).await.unwrap();
+    assert_eq!(server.requests()[1].uri, "/clash?min=1&q=a");
 }
 
 fn login(user: &str, pass: &str, otp: Option<u32>) -> Login {
