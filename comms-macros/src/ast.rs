@@ -38,8 +38,18 @@ pub(crate) enum ArgKind<'a> {
         name: String,
         shape: Shape,
     },
+    /// `#[query(flatten)]`: the fields of a `Serialize` value, each a query key.
+    QueryFlatten,
     /// `#[body]`, with its attribute for error spans.
     Body {
+        attr: &'a syn::Attribute,
+    },
+    /// `#[form]`: the body as an HTML form, with its attribute for error spans.
+    Form {
+        attr: &'a syn::Attribute,
+    },
+    /// `#[multipart]`: the body as `multipart/form-data`, with its attribute for error spans.
+    Multipart {
         attr: &'a syn::Attribute,
     },
     Header {
@@ -190,7 +200,7 @@ impl<'a> Method<'a> {
                     cx.error_spanned_by(
                         a,
                         format!(
-                            "`{ident}` already has `#[{}]`; an argument is one of path, `#[query]`, `#[body]` or `#[header]`",
+                            "`{ident}` already has `#[{}]`; an argument is one of path, `#[query]`, `#[body]`, `#[form]`, `#[multipart]` or `#[header]`",
                             first.path().get_ident().map(|i| i.to_string()).unwrap_or_default()
                         ),
                     );
@@ -202,9 +212,14 @@ impl<'a> Method<'a> {
             let kind = match kind {
                 None => ArgKind::Path,
                 Some((ArgAttr::Body, a)) => ArgKind::Body { attr: a },
-                Some((ArgAttr::Query { rename }, _)) => ArgKind::Query {
-                    name: rename.map(|r| r.value()).unwrap_or_else(|| unraw(ident)),
-                    shape: query_shape(ty),
+                Some((ArgAttr::Form, a)) => ArgKind::Form { attr: a },
+                Some((ArgAttr::Multipart, a)) => ArgKind::Multipart { attr: a },
+                Some((ArgAttr::Query { rename, flatten }, _)) => match flatten {
+                    Some(_) => ArgKind::QueryFlatten,
+                    None => ArgKind::Query {
+                        name: rename.map(|r| r.value()).unwrap_or_else(|| unraw(ident)),
+                        shape: query_shape(ty),
+                    },
                 },
                 Some((ArgAttr::Header { name }, _)) => ArgKind::Header {
                     name: name.value(),

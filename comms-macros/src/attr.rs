@@ -1,5 +1,5 @@
 //! Parsing the attributes: the `#[service_client(..)]` keys, a method's verb attribute and an
-//! argument's `#[query]`, `#[body]` or `#[header("..")]`. Checks that need only one attribute
+//! argument's `#[query]`, `#[body]`, `#[form]`, `#[multipart]` or `#[header("..")]`. Checks that need only one attribute
 //! happen here; checks across a whole method are in `valid.rs`.
 
 use proc_macro2::{Span, TokenStream};
@@ -260,13 +260,21 @@ pub(crate) fn parse_verb(cx: &Ctxt, attr: &Attribute) -> Option<VerbAttr> {
 
 /// What an argument attribute makes of the argument.
 pub(crate) enum ArgAttr {
-    Query { rename: Option<LitStr> },
+    /// `#[query]`; `flatten` holds the `flatten` option's token.
+    Query {
+        rename: Option<LitStr>,
+        flatten: Option<Ident>,
+    },
     Body,
-    Header { name: LitStr },
+    Form,
+    Multipart,
+    Header {
+        name: LitStr,
+    },
 }
 
 /// The argument attribute names.
-pub(crate) const ARG_ATTRS: &[&str] = &["query", "body", "header"];
+pub(crate) const ARG_ATTRS: &[&str] = &["query", "body", "form", "multipart", "header"];
 
 pub(crate) fn is_arg_attr(attr: &Attribute) -> bool {
     named_one_of(attr, ARG_ATTRS)
@@ -275,42 +283,26 @@ pub(crate) fn is_arg_attr(attr: &Attribute) -> bool {
 pub(crate) fn parse_arg_attr(cx: &Ctxt, attr: &Attribute) -> Option<ArgAttr> {
     let name = attr.path().get_ident()?.to_string();
     match name.as_str() {
-        "body" => match &attr.meta {
-            syn::Meta::Path(_) => Some(ArgAttr::Body),
+        "body" | "form" | "multipart" => match &attr.meta {
+            syn::Meta::Path(_) if name == "body" => Some(ArgAttr::Body),
+            syn::Meta::Path(_) if name == "form" => Some(ArgAttr::Form),
+            syn::Meta::Path(_) => Some(ArgAttr::Multipart),
             _ => {
-                cx.error_spanned_by(attr, "`#[body]` takes no arguments");
+                cx.error_spanned_by(attr, format!("`#[{name}]` takes no arguments"));
                 None
             }
         },
         "query" => match &attr.meta {
-            syn::Meta::Path(_) => Some(ArgAttr::Query { rename: None }),
-            syn::Meta::List(_) => {
-                let mut rename = None;
-                let result = attr.parse_nested_meta(|meta| {
-                    if meta.path.is_ident("rename") {
-                        let value: LitStr = meta.value()?.parse()?;
-                        if value.value().is_empty() {
-                            return Err(syn::Error::new(
-                                value.span(),
-                                "a query name cannot be empty",
-                            ));
-                        }
-                        rename = Some(value);
-                        Ok(())
-                    } else {
-                        Err(meta.error("unknown `#[query]` option; expected `rename = \"name\"`"))
-                    }
-                });
-                match result {
-                    Ok(()) => Some(ArgAttr::Query { rename }),
-                    Err(e) => {
-                        cx.syn_error(e);
-                        None
-                    }
-                }
-            }
+            syn::Meta::Path(_) => Some(ArgAttr::Query {
+                rename: None,
+                flatten: None,
+            }),
+            syn::Meta::List(_) => parse_query_options(cx, attr),
             syn::Meta::NameValue(_) => {
-                cx.error_spanned_by(attr, "expected `#[query]` or `#[query(rename = \"name\")]`");
+                cx.error_spanned_by(
+                    attr,
+                    "expected `#[query]`, `#[query(rename = \"name\")]` or `#[query(flatten)]`",
+                );
                 None
             }
         },
@@ -345,6 +337,69 @@ pub(crate) fn parse_arg_attr(cx: &Ctxt, attr: &Attribute) -> Option<ArgAttr> {
         }
     }
 }
+
+/// `#[query(..)]`: `rename = "name"` or `flatten`, not both.
+fn parse_query_options(cx: &Ctxt, attr: &Attribute) -> Option<ArgAttr> {
+    let mut rename: Option<(Ident, LitStr)> = None;
+    let mut flatten: Option<Ident> = None;
+    let result = attr.parse_nested_meta(|meta| {
+        let Some(option) = meta.path.get_ident().cloned() else {
+            return Err(meta.error(QUERY_OPTIONS));
+        };
+        if option == "rename" {
+            let value: LitStr = meta.value()?.parse()?;
+            if value.value().is_empty() {
+                return Err(syn::Error::new(
+                    value.span(),
+                    "a query name cannot be empty",
+                ));
+            }
+            if rename.is_some() {
+                return Err(syn::Error::new(
+                    option.span(),
+                    "`rename` set multiple times",
+                ));
+            }
+            rename = Some((option, value));
+            Ok(())
+        } else if option == "flatten" {
+            if meta.input.peek(Token![=]) {
+                return Err(syn::Error::new(
+                    option.span(),
+                    "`flatten` takes no value: write `#[query(flatten)]`",
+                ));
+            }
+            if flatten.is_some() {
+                return Err(syn::Error::new(
+                    option.span(),
+                    "`flatten` set multiple times",
+                ));
+            }
+            flatten = Some(option);
+            Ok(())
+        } else {
+            Err(meta.error(QUERY_OPTIONS))
+        }
+    });
+    if let Err(e) = result {
+        cx.syn_error(e);
+        return None;
+    }
+    if let (Some((key, _)), Some(_)) = (&rename, &flatten) {
+        cx.error_spanned_by(
+            key,
+            "`rename` cannot be combined with `flatten`: a flattened value's keys are its field \
+             names; rename a field with `#[serde(rename = \"name\")]` on it instead",
+        );
+        return None;
+    }
+    Some(ArgAttr::Query {
+        rename: rename.map(|(_, value)| value),
+        flatten,
+    })
+}
+
+const QUERY_OPTIONS: &str = "unknown `#[query]` option; expected `rename = \"name\"` or `flatten`";
 
 fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)

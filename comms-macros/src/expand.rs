@@ -247,7 +247,7 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
             Segment::Param { name } | Segment::Trailing { name } => {
                 flush(&mut pending, &mut path_stmts);
                 let arg = find(&route_text[name.clone()]);
-                let value = display_check(arg, "path_param");
+                let value = checked(arg, "path_param");
                 let push = if matches!(segment, Segment::Trailing { .. }) {
                     quote!(trailing)
                 } else {
@@ -272,6 +272,10 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
                     quote!(#call = #call.query(#name, ::comms::__private::query_param(#value));)
                 }));
             }
+            ArgKind::QueryFlatten => {
+                let value = quote_spanned!(arg.ty.span()=> &#ident);
+                call_stmts.push(quote!(#call = #call.query_flatten(#value);));
+            }
             ArgKind::Header { name, optional } => {
                 let shape = if *optional {
                     Shape::Optional
@@ -285,6 +289,14 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
             ArgKind::Body { .. } => {
                 let value = quote_spanned!(arg.ty.span()=> &#ident);
                 call_stmts.push(quote!(#call = #call.json(#value);));
+            }
+            ArgKind::Form { .. } => {
+                let value = quote_spanned!(arg.ty.span()=> &#ident);
+                call_stmts.push(quote!(#call = #call.form(#value);));
+            }
+            ArgKind::Multipart { .. } => {
+                let value = checked(arg, "multipart_param");
+                call_stmts.push(quote!(#call = #call.multipart(#value);));
             }
         }
     }
@@ -336,8 +348,9 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
     }
 }
 
-/// `&arg`, passed through a check function whose unmet bound is reported at the argument's type.
-fn display_check(arg: &Arg<'_>, check: &str) -> TokenStream {
+/// `&arg`, passed through a check function whose unmet bound is reported at the argument's type
+/// (`Display` for path values, `comms::Multipart` for a `#[multipart]` body).
+fn checked(arg: &Arg<'_>, check: &str) -> TokenStream {
     let ident = arg.ident;
     let check = format_ident!("{}", check);
     quote_spanned!(arg.ty.span()=> ::comms::__private::#check(&#ident))

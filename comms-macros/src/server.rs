@@ -133,11 +133,20 @@ fn route(trait_ident: &syn::Ident, method: &Method<'_>) -> TokenStream {
         path.push('/');
     }
 
+    // The keys of the plain query arguments, which a flattened one leaves to them.
+    let plain_keys: Vec<&str> = method
+        .args
+        .iter()
+        .filter_map(|a| match &a.kind {
+            ArgKind::Query { name, .. } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
     let mut parse = Vec::new();
     let mut pass = Vec::new();
     for (i, arg) in method.args.iter().enumerate() {
         let var = format_ident!("__arg{}", i, span = Span::mixed_site());
-        let (value, passed) = parse_arg(arg, &incoming, &positions);
+        let (value, passed) = parse_arg(arg, &incoming, &positions, &plain_keys);
         parse.push(quote! {
             let #var = match #value {
                 ::core::result::Result::Ok(value) => value,
@@ -194,6 +203,7 @@ fn parse_arg(
     arg: &Arg<'_>,
     incoming: &syn::Ident,
     positions: &[(String, usize, bool)],
+    plain_keys: &[&str],
 ) -> (TokenStream, Pass) {
     let ty = arg.ty;
     let span = ty.span();
@@ -235,6 +245,16 @@ fn parse_arg(
                 (value, Pass::for_type(ty))
             }
         },
+        ArgKind::QueryFlatten => {
+            let owned = owned(ty);
+            let name = ast::unraw(arg.ident);
+            let value = quote_spanned!(span=>
+                ::comms::__private::server::query_flatten::<#owned>(
+                    &#incoming, #name, &[#(#plain_keys),*],
+                )
+            );
+            (value, Pass::for_type(ty))
+        }
         ArgKind::Header { name, optional } => {
             if *optional {
                 let inner = inner(ty).unwrap_or(ty);
@@ -255,6 +275,22 @@ fn parse_arg(
             let owned = owned(ty);
             let value = quote_spanned!(span=>
                 ::comms::__private::server::body::<#owned>(&#incoming)
+            );
+            (value, Pass::for_type(ty))
+        }
+        ArgKind::Form { .. } => {
+            let owned = owned(ty);
+            let name = ast::unraw(arg.ident);
+            let value = quote_spanned!(span=>
+                ::comms::__private::server::form::<#owned>(&#incoming, #name)
+            );
+            (value, Pass::for_type(ty))
+        }
+        ArgKind::Multipart { .. } => {
+            let owned = owned(ty);
+            let name = ast::unraw(arg.ident);
+            let value = quote_spanned!(span=>
+                ::comms::__private::server::multipart::<#owned>(&#incoming, #name)
             );
             (value, Pass::for_type(ty))
         }

@@ -1,5 +1,5 @@
-//! Checks that look at a whole method: route parameters against arguments, bodies against
-//! verbs.
+//! Checks that look at a whole method: route parameters against arguments, bodies (`#[body]`,
+//! `#[form]`, `#[multipart]`) against verbs and each other.
 
 use std::collections::HashSet;
 
@@ -21,29 +21,41 @@ fn check_method(cx: &Ctxt, method: &Method<'_>) {
     let verb = method.verb.to_string();
     let name = method.ident();
 
-    let mut bodies = method.args.iter().filter_map(|a| match a.kind {
-        ArgKind::Body { attr } => Some((a, attr)),
-        _ => None,
-    });
-    if let Some((first, attr)) = bodies.next() {
+    // Every argument that is the request's body, with its attribute and the attribute's name.
+    let bodies: Vec<_> = method
+        .args
+        .iter()
+        .filter_map(|a| match a.kind {
+            ArgKind::Body { attr } => Some((a.ident, attr, "body")),
+            ArgKind::Form { attr } => Some((a.ident, attr, "form")),
+            ArgKind::Multipart { attr } => Some((a.ident, attr, "multipart")),
+            _ => None,
+        })
+        .collect();
+    if let Some(&(first, attr, first_kind)) = bodies.first() {
         if verb == "get" || verb == "head" {
+            let instead = match first_kind {
+                "form" => " (its fields can go in the query as `#[query(flatten)]`)",
+                _ => "",
+            };
             cx.error_spanned_by(
                 attr,
                 format!(
-                    "a {} request has no body: drop `#[body]` from `{}`, or use `#[post]`, `#[put]` or `#[patch]`",
+                    "a {} request has no body: drop `#[{first_kind}]` from `{first}`{instead}, or use `#[post]`, `#[put]` or `#[patch]`",
                     verb.to_uppercase(),
-                    first.ident
                 ),
             );
         }
-        for (_, attr) in bodies {
-            cx.error_spanned_by(
-                attr,
+        for &(arg, attr, kind) in &bodies[1..] {
+            let message = if first_kind == "body" && kind == "body" {
+                format!("`{name}` already sends `{first}` as its body; a request has one `#[body]`")
+            } else {
                 format!(
-                    "`{name}` already sends `{}` as its body; a request has one `#[body]`",
-                    first.ident
-                ),
-            );
+                    "`{name}` already sends `{first}` as its body (`#[{first_kind}]`), and a \
+                     request has one body: `{arg}` cannot also be `#[{kind}]`"
+                )
+            };
+            cx.error_spanned_by(attr, message);
         }
     }
     if verb == "head" && matches!(method.output.kind, OutputKind::Json | OutputKind::Optional) {

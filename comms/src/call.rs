@@ -8,8 +8,7 @@ use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{HeaderMap, Method};
 use serde::Serialize;
 
-use crate::Error;
-use crate::path;
+use crate::{Error, Multipart, form, path};
 
 /// A request to make through an [`Executor`](crate::Executor).
 ///
@@ -36,6 +35,8 @@ pub struct Call {
     pub(crate) idempotent: Option<bool>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) route: Option<&'static str>,
+    /// The query keys set by flattened values (encoded), which no other pair may set.
+    flattened: Vec<String>,
     /// The first bad value's error, boxed: it is rare, and a call is moved whole.
     pub(crate) error: Option<Box<Error>>,
 }
@@ -55,6 +56,7 @@ impl Call {
             idempotent: None,
             timeout: None,
             route: None,
+            flattened: Vec::new(),
             error: None,
         }
     }
@@ -120,9 +122,47 @@ impl Call {
         self
     }
 
-    /// Appends a query pair; repeat the name for repeated keys.
+    /// Appends a query pair; repeat the name for repeated keys. A name that a value given to
+    /// [`Call::query_flatten`] sets already is an [`Error::Encode`] at execution.
     pub fn query(mut self, name: &str, value: impl Display) -> Call {
+        let start = self.query.len();
         path::push_query(&mut self.query, name, &value);
+        if !self.flattened.is_empty() {
+            let added = &self.query[start..];
+            let key = form::encoded_keys(added).next().unwrap_or_default();
+            if self.flattened.iter().any(|k| k == key) {
+                let error = form::duplicate(key);
+                self.query.truncate(start);
+                self.fail(error);
+            }
+        }
+        self
+    }
+
+    /// Appends the fields of `value` as query pairs: a struct (or map) whose fields are values
+    /// (`Display`-like: numbers, strings, booleans, unit enum variants), `Option`s of values
+    /// (no pair for `None`) or sequences of values (one pair per item, a repeated key), named
+    /// as serde names them (`#[serde(rename)]` is honoured). They are percent-encoded like
+    /// [`Call::query`]'s.
+    ///
+    /// A key may be set by one flattened value or by other pairs, not both: a key another pair
+    /// of the call sets, before or after, is an [`Error::Encode`] at execution, and so is a
+    /// value that does not serialize to pairs (a nested struct, say). Nothing is sent then.
+    ///
+    /// ```
+    /// #[derive(serde::Serialize)]
+    /// struct Filter { q: &'static str, min: Option<u32>, tag: Vec<&'static str> }
+    ///
+    /// let call = comms::Call::get("/users")
+    ///     .query("page", 2)
+    ///     .query_flatten(&Filter { q: "a b", min: None, tag: vec!["x", "y"] });
+    /// assert_eq!(call.query_string(), "page=2&q=a%20b&tag=x&tag=y");
+    /// ```
+    pub fn query_flatten<T: Serialize + ?Sized>(mut self, value: &T) -> Call {
+        match form::push_flattened(&mut self.query, value) {
+            Ok(keys) => self.flattened.extend(keys),
+            Err(e) => self.fail(e),
+        }
         self
     }
 
@@ -166,6 +206,55 @@ impl Call {
                 self.body = Some(Bytes::from(bytes));
             }
             Err(e) => self.fail(Error::encode(format!("the body does not serialize: {e}"))),
+        }
+        self
+    }
+
+    /// Sets the body to `value` as an HTML form, `application/x-www-form-urlencoded` (that
+    /// `Content-Type` set), with the pairs [`Call::query_flatten`] would make of it. A value
+    /// that does not serialize to pairs is an [`Error::Encode`] at execution.
+    ///
+    /// ```
+    /// #[derive(serde::Serialize)]
+    /// struct Login { user: &'static str, remember: bool }
+    ///
+    /// let call = comms::Call::post("/login").form(&Login { user: "ada b", remember: true });
+    /// ```
+    pub fn form<T: Serialize + ?Sized>(mut self, value: &T) -> Call {
+        match form::body(value) {
+            Ok(text) => {
+                self.headers.insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("application/x-www-form-urlencoded"),
+                );
+                self.body = Some(Bytes::from(text));
+            }
+            Err(e) => self.fail(e),
+        }
+        self
+    }
+
+    /// Sets the body to `form` as `multipart/form-data`, with a fresh random boundary in its
+    /// `Content-Type`. The body is built here, whole: every attempt sends the same bytes,
+    /// covered by the signature through their `Content-Digest`. A part content type that a
+    /// header cannot carry is an [`Error::Encode`] at execution.
+    ///
+    /// ```
+    /// use comms::Multipart;
+    ///
+    /// let call = comms::Call::post("/photos")
+    ///     .idempotent(true) // resent on a failure only when marked so (or a PUT)
+    ///     .multipart(&Multipart::new()
+    ///         .text("title", "Holiday")
+    ///         .file("photo", "beach.jpg", "image/jpeg", vec![0xff, 0xd8, 0xff]));
+    /// ```
+    pub fn multipart(mut self, form: &Multipart) -> Call {
+        match form.encode() {
+            Ok((content_type, body)) => {
+                self.headers.insert(CONTENT_TYPE, content_type);
+                self.body = Some(body);
+            }
+            Err(e) => self.fail(e),
         }
         self
     }

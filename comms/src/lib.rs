@@ -70,7 +70,9 @@ mod client;
 mod deadline;
 mod error;
 mod executor;
+mod form;
 mod hook;
+pub mod multipart;
 pub mod path;
 mod random;
 #[cfg(feature = "redis")]
@@ -95,6 +97,7 @@ pub use executor::{
     DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, Executor, ExecutorBuilder, shared_http_client,
 };
 pub use hook::HookFuture;
+pub use multipart::Multipart;
 pub use response::{Response, ResponseBuilder};
 pub use retry::RetryConfig;
 pub use signing::{Secret, Signing};
@@ -112,8 +115,9 @@ pub mod __private {
     #[cfg(feature = "server")]
     pub mod server {
         pub use crate::server::{
-            Incoming, Rejection, Settings, body, handle, header, header_opt, path, query,
-            query_all, query_opt, respond_json, respond_optional, respond_raw, respond_unit,
+            Incoming, Rejection, Settings, body, form, handle, header, header_opt, multipart, path,
+            query, query_all, query_flatten, query_opt, respond_json, respond_optional,
+            respond_raw, respond_unit,
         };
         pub use axum::Router;
         pub use axum::extract::Request;
@@ -267,6 +271,33 @@ pub mod __private {
     /// Checks and passes on a query value.
     pub fn query_param<T: QueryParam>(value: &T) -> &dyn Display {
         value.as_display()
+    }
+
+    /// A value of a `#[multipart]` argument.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be a multipart body",
+        label = "`#[multipart]` arguments are `comms::Multipart` (or `&comms::Multipart`)"
+    )]
+    pub trait MultipartParam {
+        /// The body's parts.
+        fn as_multipart(&self) -> &crate::Multipart;
+    }
+
+    impl MultipartParam for crate::Multipart {
+        fn as_multipart(&self) -> &crate::Multipart {
+            self
+        }
+    }
+
+    impl MultipartParam for &crate::Multipart {
+        fn as_multipart(&self) -> &crate::Multipart {
+            self
+        }
+    }
+
+    /// Checks and passes on a `#[multipart]` argument's value.
+    pub fn multipart_param<T: MultipartParam>(value: &T) -> &crate::Multipart {
+        value.as_multipart()
     }
 
     /// A value of a `#[header]` argument.

@@ -4,19 +4,21 @@
 //! serves any `S: Trait` as an axum router, one route per method, from the same templates the
 //! client uses. Each request passes the same check as [`VerifyLayer`](crate::verify::VerifyLayer)
 //! (the signature over the head before any body is read), then its arguments are parsed back
-//! from the path, query, headers and body, the method runs, and its result becomes the
-//! response: `T` as JSON (200), `()` as 204, a [`Response`](crate::Response) as it is, and an
-//! [`Error`] as its status with `{"message": ...}`, which a comms client receives as the same
-//! variant with the same message.
+//! from the path, query, headers and body (JSON, a form or a multipart body), the method runs,
+//! and its result becomes the response: `T` as JSON (200), `()` as 204, a
+//! [`Response`](crate::Response) as it is, and an [`Error`] as its status with
+//! `{"message": ...}`, which a comms client receives as the same variant with the same message.
 //!
 //! Inside a method, [`caller()`] is the verified caller of the request being served. A panic
 //! in a method becomes a 500 for its request; the server keeps serving. A method marked
 //! `idempotent` answers a repeated `Idempotency-Key` from an [`IdempotencyStore`] instead of
 //! running again, so a retry whose first response was lost does not do the work twice.
 
+mod forms;
 mod idempotency;
 mod serve;
 
+pub use forms::{FlattenArg, FormArg, MultipartArg, form, multipart, query_flatten};
 pub use idempotency::{
     Claim, DEFAULT_IDEMPOTENCY_CAPACITY, DEFAULT_IDEMPOTENCY_TTL, IdempotencyStore,
     MemoryIdempotencyStore, StoredResponse,
@@ -39,19 +41,33 @@ pub struct Incoming {
     pub body: Bytes,
 }
 
-/// A refusal of a request whose argument did not parse: 400, naming the argument.
+/// A refusal of a request whose argument did not parse: 400 naming the argument (415 for a
+/// body of another type than the argument's).
 #[doc(hidden)]
 #[derive(Debug)]
-pub struct Rejection(String);
+pub struct Rejection {
+    status: StatusCode,
+    message: String,
+}
 
 impl Rejection {
     fn bad(what: std::fmt::Arguments<'_>) -> Rejection {
-        Rejection(what.to_string())
+        Rejection {
+            status: StatusCode::BAD_REQUEST,
+            message: what.to_string(),
+        }
     }
 
-    /// The 400 response.
+    fn unsupported(what: std::fmt::Arguments<'_>) -> Rejection {
+        Rejection {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            message: what.to_string(),
+        }
+    }
+
+    /// The response.
     pub fn into_response(self) -> http::Response<Bytes> {
-        respond_message(StatusCode::BAD_REQUEST, &self.0)
+        respond_message(self.status, &self.message)
     }
 }
 
@@ -94,14 +110,22 @@ pub fn path<T: FromStrArg>(
         .map_err(|why| Rejection::bad(format_args!("path parameter `{name}`: {why}")))
 }
 
+/// The query's pairs, still encoded, in order.
+fn raw_pairs(incoming: &Incoming) -> impl Iterator<Item = (&str, &str)> {
+    incoming
+        .parts
+        .uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+}
+
 /// The decoded values of query parameter `name`, in order.
 fn query_values(incoming: &Incoming, name: &str) -> Result<Vec<String>, Rejection> {
     let mut values = Vec::new();
-    for pair in incoming.parts.uri.query().unwrap_or("").split('&') {
-        if pair.is_empty() {
-            continue;
-        }
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+    for (key, value) in raw_pairs(incoming) {
         if decode(key).as_deref() == Some(name) {
             let value = decode(value).ok_or_else(|| {
                 Rejection::bad(format_args!("query parameter `{name}` is not UTF-8"))

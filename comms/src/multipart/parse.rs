@@ -1,0 +1,348 @@
+//! Reading a buffered `multipart/form-data` body back into a [`Multipart`] (feature `server`).
+//!
+//! RFC 7578 over RFC 2046's framing: a preamble before the first delimiter and an epilogue
+//! after the closing one are ignored, as is whitespace after a delimiter; every part needs a
+//! `Content-Disposition: form-data` header with a `name`; `Content-Type` is kept; other part
+//! headers are ignored. Names and file names are read as browsers write them (`%22`, `%0D`,
+//! `%0A` for `"`, CR, LF). Each part's bytes are a slice of the body, not a copy. Anything else
+//! is refused with a reason, never a panic.
+
+use bytes::Bytes;
+use memchr::memmem;
+
+use super::{Multipart, Part};
+
+/// The boundary of a `multipart/form-data` content type, or why there is none: `Ok(None)` for
+/// another media type.
+pub(crate) fn boundary(content_type: &str) -> Result<Option<String>, String> {
+    let mut params = split_params(content_type);
+    let media_type = params.next().unwrap_or_default();
+    if !media_type.eq_ignore_ascii_case("multipart/form-data") {
+        return Ok(None);
+    }
+    for param in params {
+        let Some((name, value)) = param.split_once('=') else {
+            continue;
+        };
+        if name.trim().eq_ignore_ascii_case("boundary") {
+            let value = unquote(value.trim());
+            if value.is_empty() || value.len() > 70 {
+                return Err("the boundary must be 1 to 70 characters".into());
+            }
+            return Ok(Some(value.to_owned()));
+        }
+    }
+    Err("the content type has no boundary".into())
+}
+
+/// Parses `body`, framed by `boundary`.
+pub(crate) fn parse(boundary: &str, body: &Bytes) -> Result<Multipart, String> {
+    let delimiter = format!("\r\n--{boundary}");
+    let finder = memmem::Finder::new(delimiter.as_bytes());
+    // The first delimiter has no line break before it when there is no preamble.
+    let mut at = if body.starts_with(&delimiter.as_bytes()[2..]) {
+        delimiter.len() - 2
+    } else {
+        finder
+            .find(body)
+            .map(|i| i + delimiter.len())
+            .ok_or("the body has no delimiter line for its boundary")?
+    };
+    let mut parts = Vec::new();
+    loop {
+        let rest = &body[at..];
+        if rest.starts_with(b"--") {
+            return Ok(Multipart { parts });
+        }
+        if rest.is_empty() {
+            return Err("the body ends without a closing delimiter".into());
+        }
+        // Transport padding, then the line break ending the delimiter line.
+        let padding = rest
+            .iter()
+            .take_while(|&&b| b == b' ' || b == b'\t')
+            .count();
+        if !rest[padding..].starts_with(b"\r\n") {
+            return Err("a delimiter line has something after the boundary".into());
+        }
+        let head_start = at + padding + 2;
+        let head = &body[head_start..];
+        let (head_len, data_start) = if head.starts_with(b"\r\n") {
+            (0, head_start + 2)
+        } else {
+            let end = memmem::find(head, b"\r\n\r\n").ok_or("a part's headers never end")?;
+            (end, head_start + end + 4)
+        };
+        let data_len = finder
+            .find(&body[data_start..])
+            .ok_or("a part is not closed by a delimiter")?;
+        let mut part = part_head(&body[head_start..head_start + head_len])?;
+        part.data = body.slice(data_start..data_start + data_len);
+        parts.push(part);
+        at = data_start + data_len + delimiter.len();
+    }
+}
+
+/// A part from its headers, without its bytes yet.
+fn part_head(head: &[u8]) -> Result<Part, String> {
+    let head = std::str::from_utf8(head).map_err(|_| "a part's headers are not UTF-8")?;
+    let mut name = None;
+    let mut file_name = None;
+    let mut content_type = None;
+    for line in head.split("\r\n").filter(|l| !l.is_empty()) {
+        let (header, value) = line
+            .split_once(':')
+            .ok_or_else(|| format!("a part's header line has no `:`: `{line}`"))?;
+        let value = value.trim();
+        if header.eq_ignore_ascii_case("content-disposition") {
+            let mut params = split_params(value);
+            if !params
+                .next()
+                .is_some_and(|d| d.eq_ignore_ascii_case("form-data"))
+            {
+                return Err("a part's Content-Disposition is not `form-data`".into());
+            }
+            for param in params {
+                let Some((key, value)) = param.split_once('=') else {
+                    continue;
+                };
+                let value = unescape(unquote(value.trim()));
+                match key.trim().to_ascii_lowercase().as_str() {
+                    "name" => name = Some(value),
+                    "filename" => file_name = Some(value),
+                    _ => {}
+                }
+            }
+        } else if header.eq_ignore_ascii_case("content-type") {
+            content_type = Some(value.to_owned());
+        }
+    }
+    let name = name.ok_or("a part has no `Content-Disposition: form-data; name=..`")?;
+    Ok(Part {
+        name,
+        file_name,
+        content_type,
+        data: Bytes::new(),
+    })
+}
+
+/// The `;`-separated items of a header value, trimmed; a `;` inside quotes is no separator.
+fn split_params(value: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(value);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        let mut quoted = false;
+        for (i, c) in text.char_indices() {
+            match c {
+                '"' => quoted = !quoted,
+                ';' if !quoted => {
+                    rest = Some(&text[i + 1..]);
+                    return Some(text[..i].trim());
+                }
+                _ => {}
+            }
+        }
+        rest = None;
+        Some(text.trim())
+    })
+}
+
+/// A parameter value without its quotes, if it has them.
+fn unquote(value: &str) -> &str {
+    value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value)
+}
+
+/// A name as browsers escape it: `%22`, `%0D` and `%0A` back to `"`, CR and LF.
+fn unescape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(i) = rest.find('%') {
+        out.push_str(&rest[..i]);
+        let escape = rest.get(i..i + 3).unwrap_or_default();
+        let decoded = match escape.to_ascii_uppercase().as_str() {
+            "%22" => Some('"'),
+            "%0D" => Some('\r'),
+            "%0A" => Some('\n'),
+            _ => None,
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[i + 3..];
+            }
+            None => {
+                out.push('%');
+                rest = &rest[i + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(boundary: &str, body: &'static [u8]) -> Result<Multipart, String> {
+        parse(boundary, &Bytes::from_static(body))
+    }
+
+    #[test]
+    fn what_is_encoded_parses_back() {
+        let form = Multipart::new()
+            .text("title", "Hi")
+            .file(
+                "a\"b\r\nc;",
+                "x\";%22.txt",
+                "text/plain",
+                &b"\x00--data\r\n"[..],
+            )
+            .part(Part::new("empty", ""))
+            .part(Part::new("100%", "é"));
+        let (content_type, body) = form.encode().unwrap();
+        let boundary = boundary(content_type.to_str().unwrap()).unwrap().unwrap();
+        let back = parse(&boundary, &body).unwrap();
+        assert_eq!(back.parts().len(), 4);
+        for (sent, got) in form.parts().iter().zip(back.parts()) {
+            let file_name = sent.file_name().map(|f| f.replace("%22", "\""));
+            assert_eq!(got.name(), sent.name());
+            assert_eq!(got.file_name(), file_name.as_deref());
+            assert_eq!(got.content_type(), sent.content_type());
+            assert_eq!(got.data(), sent.data());
+        }
+    }
+
+    #[test]
+    fn a_browser_body_with_preamble_padding_and_epilogue_parses() {
+        let body = b"preamble\r\n--XyZ  \r\n\
+            content-disposition: FORM-DATA; filename=\"a;b.txt\"; name=field\r\n\
+            X-Other: 1\r\n\r\n\
+            one\r\n--XyZ\r\n\
+            Content-Disposition: form-data; name=\"f2\"\r\n\
+            Content-Type: image/png\r\n\r\n\
+            \r\n--XyZ--\r\nepilogue";
+        let form = parsed("XyZ", body).unwrap();
+        let parts = form.parts();
+        assert_eq!(parts.len(), 2);
+        assert_eq!(
+            (parts[0].name(), parts[0].file_name(), parts[0].text()),
+            ("field", Some("a;b.txt"), Some("one"))
+        );
+        assert_eq!(parts[1].content_type(), Some("image/png"));
+        assert!(parts[1].data().is_empty());
+    }
+
+    #[test]
+    fn malformed_bodies_are_refused() {
+        for (body, why) in [
+            (&b""[..], "no delimiter"),
+            (b"--B", "without a closing delimiter"),
+            (
+                b"--B\r\nContent-Disposition: form-data; name=a\r\n\r\nx\r\n--B",
+                "without a closing",
+            ),
+            (b"--Bx\r\n", "after the boundary"),
+            (
+                b"--B\r\nContent-Disposition: form-data; name=a\r\n",
+                "headers never end",
+            ),
+            (
+                b"--B\r\nContent-Disposition: form-data; name=a\r\n\r\ndata",
+                "not closed",
+            ),
+            (
+                b"--B\r\nContent-Disposition: form-data\r\n\r\nx\r\n--B--",
+                "no `Content",
+            ),
+            (
+                b"--B\r\nContent-Disposition: attachment; name=a\r\n\r\nx\r\n--B--",
+                "not `form-data`",
+            ),
+            (b"--B\r\nno colon\r\n\r\nx\r\n--B--", "no `:`"),
+            (
+                b"--B\r\nContent-Disposition: form-data; name=\xff\r\n\r\nx\r\n--B--",
+                "UTF-8",
+            ),
+        ] {
+            let err = parsed("B", body).map(|_| ()).unwrap_err();
+            assert!(err.contains(why), "{body:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn boundaries_come_from_the_content_type() {
+        assert_eq!(
+            boundary("multipart/form-data; boundary=abc")
+                .unwrap()
+                .as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            boundary("Multipart/Form-Data;charset=x; BOUNDARY=\"a b;c\"")
+                .unwrap()
+                .as_deref(),
+            Some("a b;c")
+        );
+        assert_eq!(boundary("application/json").unwrap(), None);
+        assert!(boundary("multipart/form-data").is_err());
+        assert!(boundary("multipart/form-data; boundary=\"\"").is_err());
+        assert!(boundary(&format!("multipart/form-data; boundary={}", "x".repeat(71))).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_parts_parse_back_and_any_damage_is_refused_without_a_panic(
+            parts in proptest::collection::vec(
+                (
+                    "(.|%22|%0[dD]|\r){0,12}",
+                    proptest::option::of("(.|%22|%0A|\"){0,12}"),
+                    proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+                ),
+                0..5,
+            ),
+            cut in proptest::num::usize::ANY,
+            flip in proptest::num::usize::ANY,
+            noise in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+        ) {
+            let form = parts.iter().fold(Multipart::new(), |form, (name, file_name, data)| {
+                let part = Part::new(name.clone(), data.clone());
+                form.part(match file_name {
+                    Some(f) => part.with_file_name(f.clone()).with_content_type("a/b"),
+                    None => part,
+                })
+            });
+            let (content_type, body) = form.encode().unwrap();
+            let boundary = boundary(content_type.to_str().unwrap()).unwrap().unwrap();
+            let back = parse(&boundary, &body).unwrap();
+            proptest::prop_assert_eq!(back.parts().len(), parts.len());
+            for (got, (name, file_name, data)) in back.parts().iter().zip(&parts) {
+                // Browsers' quoting cannot tell a `%22` that was written from one it wrote:
+                // what was sent is read as `unescape` reads it.
+                proptest::prop_assert_eq!(got.name(), unescape(name));
+                proptest::prop_assert_eq!(
+                    got.file_name().map(str::to_owned),
+                    file_name.as_deref().map(unescape)
+                );
+                proptest::prop_assert_eq!(&got.data()[..], &data[..]);
+            }
+            // Cut short, one byte changed, or noise: an answer, never a panic.
+            let _ = parse(&boundary, &body.slice(..cut % (body.len() + 1)));
+            let mut changed = body.to_vec();
+            let i = flip % changed.len();
+            changed[i] ^= 0x5a;
+            let _ = parse(&boundary, &Bytes::from(changed));
+            let _ = parse(&boundary, &Bytes::from(noise.clone()));
+            let _ = parse("B", &Bytes::from(noise));
+        }
+    }
+
+    #[test]
+    fn names_are_unescaped_as_browsers_escape_them() {
+        assert_eq!(unescape("a%22b%0d%0Ac%25%2"), "a\"b\r\nc%25%2");
+        assert_eq!(unescape("%"), "%");
+    }
+}

@@ -1,0 +1,427 @@
+//! Request shapes through a generated server and a generated client of the same trait, over
+//! loopback, signatures verified: a flattened query struct beside plain query arguments, a
+//! form body and a multipart body. A value that does not parse back is a 400 naming the
+//! argument (a body of another type, a 415), and the method never runs.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use comms::multipart::{Multipart, Part};
+use comms::verify::Verifier;
+use comms::{BreakerConfig, Call, Error, RetryConfig, service_client};
+use comms_tests::serve;
+use serde::{Deserialize, Serialize};
+
+const SECRET: &str = "shapes-served-secret";
+
+/// Refuses unknown keys: the plain query arguments' keys must not reach it.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    #[serde(rename = "q")]
+    pub text: String,
+    pub min: Option<u32>,
+    #[serde(default)]
+    pub tag: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+pub struct Paging {
+    pub page: u32,
+    pub size: Option<u32>,
+}
+
+#[service_client(
+    base_url = "http://127.0.0.1:9",
+    service_id = "billing",
+    secret_env = "COMMS_TEST_SHAPES_SERVED_SECRET"
+)]
+pub trait Catalog {
+    #[get("/search")]
+    async fn search(
+        &self,
+        #[query] page: u32,
+        #[query(flatten)] filter: &Filter,
+        #[query(rename = "sort-by")] sort: Option<String>,
+    ) -> Result<(u32, Filter, Option<String>), Error>;
+
+    #[get("/pages")]
+    async fn pages(
+        &self,
+        #[query(flatten)] paging: Paging,
+        #[query(flatten)] more: &Paging2,
+    ) -> Result<(Paging, Paging2), Error>;
+
+    #[post("/login/<realm>")]
+    async fn login(
+        &self,
+        realm: &str,
+        #[query] next: Option<String>,
+        #[form] login: &Login,
+    ) -> Result<(String, Option<String>, Login), Error>;
+
+    #[delete("/sessions")]
+    async fn logout(&self, #[form] login: Login) -> Result<(), Error>;
+
+    #[post("/albums/<album>/photos", idempotent)]
+    async fn upload(&self, album: u32, #[multipart] form: Multipart) -> Result<Vec<Seen>, Error>;
+
+    #[put("/albums/<album>/cover")]
+    async fn cover(&self, album: u32, #[multipart] form: &Multipart) -> Result<Vec<Seen>, Error>;
+}
+
+/// A part as the served method saw it: name, file name, content type, bytes.
+pub type Seen = (String, Option<String>, Option<String>, Vec<u8>);
+
+fn seen(form: &Multipart) -> Vec<Seen> {
+    form.parts()
+        .iter()
+        .map(|p| {
+            (
+                p.name().to_owned(),
+                p.file_name().map(str::to_owned),
+                p.content_type().map(str::to_owned),
+                p.data().to_vec(),
+            )
+        })
+        .collect()
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+pub struct Login {
+    pub user: String,
+    pub remember: bool,
+    #[serde(default)]
+    pub scope: Vec<String>,
+    pub otp: Option<u32>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+pub struct Paging2 {
+    pub cursor: Option<String>,
+}
+
+#[derive(Clone, Default)]
+struct CatalogImpl {
+    calls: Arc<AtomicUsize>,
+}
+
+impl Catalog for CatalogImpl {
+    async fn search(
+        &self,
+        page: u32,
+        filter: &Filter,
+        sort: Option<String>,
+    ) -> Result<(u32, Filter, Option<String>), Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Ok((page, filter.clone(), sort))
+    }
+
+    async fn pages(&self, paging: Paging, more: &Paging2) -> Result<(Paging, Paging2), Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Ok((paging, more.clone()))
+    }
+
+    async fn login(
+        &self,
+        realm: &str,
+        next: Option<String>,
+        login: &Login,
+    ) -> Result<(String, Option<String>, Login), Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Ok((realm.to_owned(), next, login.clone()))
+    }
+
+    async fn upload(&self, album: u32, form: Multipart) -> Result<Vec<Seen>, Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let mut parts = seen(&form);
+        parts.push(("album".into(), None, None, album.to_string().into_bytes()));
+        Ok(parts)
+    }
+
+    async fn cover(&self, _album: u32, form: &Multipart) -> Result<Vec<Seen>, Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if form.get("cover").is_none() {
+            return Err(Error::unprocessable("no `cover` part"));
+        }
+        Ok(seen(form))
+    }
+
+    async fn logout(&self, login: Login) -> Result<(), Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if login.user.is_empty() {
+            return Err(Error::unprocessable("who?"));
+        }
+        Ok(())
+    }
+}
+
+async fn pair() -> (CatalogImpl, CatalogClient, String) {
+    let service = CatalogImpl::default();
+    let router = CatalogServer::new(service.clone())
+        .verifier(Verifier::new().service("billing", SECRET))
+        .into_router();
+    let url = serve(router).await;
+    let client = CatalogClient::builder()
+        .base_url(&url)
+        .secret(SECRET)
+        .retry(RetryConfig::none())
+        .breaker(BreakerConfig::disabled())
+        .build()
+        .unwrap();
+    (service, client, url)
+}
+
+fn filter(text: &str, min: Option<u32>, tags: &[&str]) -> Filter {
+    Filter {
+        text: text.into(),
+        min,
+        tag: tags.iter().map(|t| t.to_string()).collect(),
+    }
+}
+
+#[tokio::test]
+async fn a_flattened_query_struct_round_trips_beside_plain_query_arguments() {
+    let (service, client, _) = pair().await;
+    for (page, f, sort) in [
+        (
+            2,
+            filter("a b+c&d=é %2B/?", Some(3), &["x", "y z", ""]),
+            Some("name&up".to_owned()),
+        ),
+        (0, filter("", None, &[]), None),
+    ] {
+        let back = client.search(page, &f, sort.clone()).await.unwrap();
+        assert_eq!(back, (page, f, sort));
+    }
+    let paging = Paging {
+        page: 4,
+        size: None,
+    };
+    let more = Paging2 {
+        cursor: Some("c+1".into()),
+    };
+    assert_eq!(
+        client.pages(paging.clone(), &more).await.unwrap(),
+        (paging, more),
+        "two flattened structs share the query"
+    );
+    assert_eq!(service.calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn a_query_that_does_not_parse_into_the_struct_is_a_400_naming_it() {
+    let (service, _, url) = pair().await;
+    let exec = comms_tests::plain_executor(&url, "billing", SECRET);
+    let cases = [
+        (
+            Call::get("/search").query("page", 1).query("min", "x"),
+            "the query of `filter` does not parse",
+        ),
+        (
+            Call::get("/search")
+                .query("page", 1)
+                .query("q", "a")
+                .query("q", "b"),
+            "the query of `filter` does not parse",
+        ),
+        (
+            Call::get("/search")
+                .query("page", 1)
+                .query("q", "a")
+                .query("color", "red"),
+            "the query of `filter` does not parse",
+        ),
+        (
+            Call::get("/search").query("q", "a"),
+            "query parameter `page` is missing",
+        ),
+        (
+            Call::get("/pages").query("size", 1),
+            "the query of `paging`",
+        ),
+    ];
+    for (call, expected) in cases {
+        let query = call.query_string().to_owned();
+        match exec.execute(call).await.unwrap_err() {
+            Error::BadRequest(e) => assert!(
+                e.message().is_some_and(|m| m.contains(expected)),
+                "{query}: {expected}: {:?}",
+                e.message()
+            ),
+            other => panic!("{query}: {other}"),
+        }
+    }
+    assert_eq!(service.calls.load(Ordering::SeqCst), 0, "no method ran");
+}
+
+fn login(user: &str, otp: Option<u32>, scope: &[&str]) -> Login {
+    Login {
+        user: user.into(),
+        remember: otp.is_some(),
+        scope: scope.iter().map(|s| s.to_string()).collect(),
+        otp,
+    }
+}
+
+#[tokio::test]
+async fn a_form_body_round_trips() {
+    let (service, client, _) = pair().await;
+    for (realm, next, form) in [
+        (
+            "staff & co",
+            Some("/home?x=1".to_owned()),
+            login("ada + lovelace=é%", Some(7), &["read", "write all", ""]),
+        ),
+        ("r", None, login("", None, &[])),
+    ] {
+        let back = client.login(realm, next.clone(), &form).await.unwrap();
+        assert_eq!(back, (realm.to_owned(), next, form));
+    }
+    client.logout(login("ada", None, &[])).await.unwrap();
+    assert!(matches!(
+        client.logout(login("", None, &[])).await,
+        Err(Error::UnprocessableEntity(_))
+    ));
+    assert_eq!(service.calls.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn a_form_that_does_not_parse_is_a_400_and_another_body_type_a_415() {
+    let (service, _, url) = pair().await;
+    let exec = comms_tests::plain_executor(&url, "billing", SECRET);
+    const FORM: &str = "application/x-www-form-urlencoded";
+    let cases = [
+        (
+            Call::post("/login/r").body(&b"user=a&remember=maybe"[..], FORM),
+            400,
+            "the form `login` does not parse",
+        ),
+        (
+            Call::post("/login/r").body(&b"remember=true"[..], FORM),
+            400,
+            "the form `login` does not parse",
+        ),
+        (
+            Call::post("/login/r").body(&b"user=a&remember=true&otp=%FF"[..], FORM),
+            400,
+            "the form `login` does not parse",
+        ),
+        (
+            Call::post("/login/r").json(&login("a", None, &[])),
+            415,
+            "the body of `login` must be `application/x-www-form-urlencoded`",
+        ),
+        (
+            Call::delete("/sessions"),
+            415,
+            "the body of `login` must be",
+        ),
+    ];
+    for (call, status, expected) in cases {
+        let err = exec.execute(call).await.unwrap_err();
+        let e = err.http_error().unwrap_or_else(|| panic!("{err}"));
+        assert_eq!(e.status(), status, "{expected}: {err}");
+        assert!(
+            e.message().is_some_and(|m| m.contains(expected)),
+            "{expected}: {:?}",
+            e.message()
+        );
+    }
+    // A form with its parameters named in another case is a form.
+    let ok = exec
+        .execute(Call::post("/login/r").body(
+            &b"user=a&remember=true"[..],
+            "Application/X-WWW-Form-Urlencoded; charset=UTF-8",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(service.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_multipart_body_round_trips_with_every_part_field() {
+    let (service, client, _) = pair().await;
+    let binary: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    let form = Multipart::new()
+        .text("title", "Zoë \"quoted\"; name=x\r\n")
+        .text("empty", "")
+        .file("photo", "dir/beach \"1\".jpg", "image/jpeg", binary.clone())
+        .part(Part::new("meta\r\n\"x\"", r#"{"a":1}"#).with_content_type("application/json"))
+        .part(Part::new("title", "second title"));
+    let mut expected = seen(&form);
+    expected.push(("album".into(), None, None, b"7".to_vec()));
+    assert_eq!(client.upload(7, form.clone()).await.unwrap(), expected);
+    assert_eq!(
+        client.upload(8, Multipart::new()).await.unwrap(),
+        [("album".into(), None, None, b"8".to_vec())],
+        "a body of no parts"
+    );
+    let cover = Multipart::new().file("cover", "c.png", "image/png", vec![0x89, b'P']);
+    assert_eq!(client.cover(1, &cover).await.unwrap(), seen(&cover));
+    assert!(matches!(
+        client.cover(1, &form).await,
+        Err(Error::UnprocessableEntity(_))
+    ));
+    assert_eq!(service.calls.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn a_malformed_multipart_body_is_a_400_and_another_body_type_a_415() {
+    let (service, _, url) = pair().await;
+    let exec = comms_tests::plain_executor(&url, "billing", SECRET);
+    const MULTIPART: &str = "multipart/form-data; boundary=B";
+    let part = |body: &'static [u8]| Call::put("/albums/1/cover").body(body, MULTIPART);
+    let cases = [
+        (
+            part(b"--B\r\nContent-Disposition: form-data; name=cover\r\n\r\nx"),
+            400,
+            "is not closed",
+        ),
+        (
+            part(b"--B\r\nContent-Type: text/plain\r\n\r\nx\r\n--B--"),
+            400,
+            "has no `Content-Disposition",
+        ),
+        (part(b"no delimiter at all"), 400, "no delimiter line"),
+        (
+            Call::put("/albums/1/cover").body(&b"--B--"[..], "multipart/form-data"),
+            400,
+            "has no boundary",
+        ),
+        (
+            Call::put("/albums/1/cover").json(&"x"),
+            415,
+            "must be `multipart/form-data`",
+        ),
+        (
+            Call::put("/albums/1/cover"),
+            415,
+            "must be `multipart/form-data`",
+        ),
+    ];
+    for (call, status, expected) in cases {
+        let err = exec.execute(call).await.unwrap_err();
+        let e = err.http_error().unwrap_or_else(|| panic!("{err}"));
+        assert_eq!(e.status(), status, "{expected}: {err}");
+        let message = e.message().unwrap_or_default();
+        assert!(
+            message.contains("`form`") && message.contains(expected),
+            "{expected}: {message}"
+        );
+    }
+    assert_eq!(service.calls.load(Ordering::SeqCst), 0, "no method ran");
+    // A body a browser would send, preamble and all, is read.
+    let ok = exec
+        .execute(part(
+            b"preamble\r\n--B\r\ncontent-disposition: form-data; name=\"cover\"; filename=\"a.txt\"\r\n\r\nhi\r\n--B--\r\n",
+        ))
+        .await
+        .unwrap();
+    let parts: Vec<Seen> = ok.json().unwrap();
+    assert_eq!(
+        parts,
+        [("cover".into(), Some("a.txt".into()), None, b"hi".to_vec())]
+    );
+}
