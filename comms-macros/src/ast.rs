@@ -85,6 +85,10 @@ pub(crate) enum OutputKind {
     Raw,
     /// `Option<T>`: a 404 is `None`, a success `T` decoded from JSON.
     Optional,
+    /// `ResponseValue<T>`: `T` decoded from JSON, with the status and headers.
+    Value,
+    /// `ResponseValue<()>`: the status and headers, the body ignored.
+    ValueUnit,
     /// Anything else: decoded from JSON.
     Json,
 }
@@ -318,6 +322,11 @@ fn parse_output<'a>(cx: &Ctxt, output: &'a ReturnType, name: &Ident) -> Option<O
         t if outer_ident(t).is_some_and(|i| i == "Option") && generic_arg(t).is_some() => {
             OutputKind::Optional
         }
+        t if outer_ident(t).is_some_and(|i| i == "ResponseValue") => match generic_arg(t) {
+            Some(Type::Tuple(unit)) if unit.elems.is_empty() => OutputKind::ValueUnit,
+            Some(_) => OutputKind::Value,
+            None => OutputKind::Json,
+        },
         _ => OutputKind::Json,
     };
     Some(Output { ty, ok, kind })

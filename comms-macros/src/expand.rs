@@ -313,6 +313,11 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
     let decode = match method.output.kind {
         OutputKind::Unit => quote!(::comms::__private::decode_unit),
         OutputKind::Raw => quote!(::comms::__private::decode_response),
+        OutputKind::ValueUnit => quote!(::comms::__private::decode_value_unit),
+        OutputKind::Value => {
+            let inner = ast::generic_arg(ok).expect("a ResponseValue has its type");
+            quote_spanned!(inner.span()=> ::comms::__private::decode_value::<#inner>)
+        }
         OutputKind::Json | OutputKind::Optional => {
             let decoded = match method.output.kind {
                 OutputKind::Optional => ast::generic_arg(ok).expect("an Option has its type"),

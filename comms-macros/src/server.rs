@@ -164,6 +164,11 @@ fn route(trait_ident: &syn::Ident, method: &Method<'_>) -> TokenStream {
             let inner = ast::generic_arg(ok).expect("an Option has its type");
             quote_spanned!(inner.span()=> ::comms::__private::server::respond_optional::<#inner>)
         }
+        OutputKind::Value => {
+            let inner = ast::generic_arg(ok).expect("a ResponseValue has its type");
+            quote_spanned!(inner.span()=> ::comms::__private::server::respond_value::<#inner>)
+        }
+        OutputKind::ValueUnit => quote!(::comms::__private::server::respond_value_unit),
         OutputKind::Unit => quote!(::comms::__private::server::respond_unit),
         OutputKind::Raw => quote!(::comms::__private::server::respond_raw),
     };

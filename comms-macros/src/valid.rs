@@ -58,10 +58,15 @@ fn check_method(cx: &Ctxt, method: &Method<'_>) {
             cx.error_spanned_by(attr, message);
         }
     }
-    if verb == "head" && matches!(method.output.kind, OutputKind::Json | OutputKind::Optional) {
+    if verb == "head"
+        && matches!(
+            method.output.kind,
+            OutputKind::Json | OutputKind::Optional | OutputKind::Value
+        )
+    {
         cx.error_spanned_by(
             method.output.ty,
-            "a HEAD response has no body to decode: return `Result<(), comms::Error>` or `Result<comms::Response, comms::Error>`",
+            "a HEAD response has no body to decode: return `Result<(), comms::Error>`, `Result<comms::ResponseValue<()>, comms::Error>` (its status and headers) or `Result<comms::Response, comms::Error>`",
         );
     }
 

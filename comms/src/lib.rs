@@ -80,6 +80,7 @@ mod random;
 pub mod redis;
 mod report;
 mod response;
+mod response_value;
 mod retry;
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
@@ -99,6 +100,7 @@ pub use executor::{
 pub use hook::HookFuture;
 pub use multipart::Multipart;
 pub use response::{Response, ResponseBuilder};
+pub use response_value::ResponseValue;
 pub use retry::RetryConfig;
 pub use signing::{Secret, Signing};
 
@@ -117,7 +119,7 @@ pub mod __private {
         pub use crate::server::{
             Incoming, Rejection, Settings, body, form, handle, header, header_opt, multipart, path,
             query, query_all, query_flatten, query_opt, respond_json, respond_optional,
-            respond_raw, respond_unit,
+            respond_raw, respond_unit, respond_value, respond_value_unit,
         };
         pub use axum::Router;
         pub use axum::extract::Request;
@@ -229,6 +231,21 @@ pub mod __private {
     /// Returns the response as it is.
     pub fn decode_response(response: Response) -> Result<Response, Error> {
         Ok(response)
+    }
+
+    /// Decodes a JSON body, keeping the status and headers.
+    pub fn decode_value<T: DeserializeOwned>(
+        response: Response,
+    ) -> Result<crate::ResponseValue<T>, Error> {
+        let value = response.json()?;
+        let (status, headers, _) = response.into_parts();
+        Ok(crate::ResponseValue::from_parts(status, headers, value))
+    }
+
+    /// Keeps the status and headers, ignoring the body.
+    pub fn decode_value_unit(response: Response) -> Result<crate::ResponseValue<()>, Error> {
+        let (status, headers, _) = response.into_parts();
+        Ok(crate::ResponseValue::from_parts(status, headers, ()))
     }
 
     /// A value that fills a `<param>` of a route.

@@ -82,6 +82,11 @@ impl Response {
         &self.headers
     }
 
+    /// The status, the headers and the body.
+    pub(crate) fn into_parts(self) -> (StatusCode, HeaderMap, Bytes) {
+        (self.status, self.headers, self.body)
+    }
+
     /// The body bytes.
     pub fn bytes(&self) -> &Bytes {
         &self.body

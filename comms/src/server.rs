@@ -26,7 +26,7 @@ pub use idempotency::{
 pub use serve::{Settings, caller, deadline, handle};
 
 use bytes::Bytes;
-use http::{HeaderValue, StatusCode, header::CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, StatusCode, header::CONTENT_TYPE};
 
 use crate::Error;
 
@@ -291,6 +291,64 @@ pub fn respond_unit(result: Result<(), Error>) -> http::Response<Bytes> {
         }
         Err(e) => served_error(&e),
     }
+}
+
+/// The response for a method returning `ResponseValue<T>`: its status and headers, with `T`
+/// as JSON, or the error's response.
+#[doc(hidden)]
+pub fn respond_value<T: JsonReturn>(
+    result: Result<crate::ResponseValue<T>, Error>,
+) -> http::Response<Bytes> {
+    match result {
+        Ok(value) => {
+            let (status, headers, value) = value.into_parts();
+            with_parts(respond_json(Ok(value)), status, headers)
+        }
+        Err(e) => served_error(&e),
+    }
+}
+
+/// The response for a method returning `ResponseValue<()>`: its status and headers, no body.
+#[doc(hidden)]
+pub fn respond_value_unit(
+    result: Result<crate::ResponseValue<()>, Error>,
+) -> http::Response<Bytes> {
+    match result {
+        Ok(value) => {
+            let (status, headers, ()) = value.into_parts();
+            with_parts(http::Response::new(Bytes::new()), status, headers)
+        }
+        Err(e) => served_error(&e),
+    }
+}
+
+/// `response` with `status` and `headers` added (a header of `headers` replaces the
+/// response's own of that name, such as its `Content-Type`). A body that failed to serialize
+/// keeps its 500.
+fn with_parts(
+    mut response: http::Response<Bytes>,
+    status: StatusCode,
+    headers: HeaderMap,
+) -> http::Response<Bytes> {
+    if response.status() != StatusCode::OK {
+        return response;
+    }
+    *response.status_mut() = status;
+    let mut previous = None;
+    for (name, value) in headers {
+        let name = match name {
+            Some(name) => {
+                response.headers_mut().insert(name.clone(), value);
+                previous = Some(name);
+                continue;
+            }
+            None => previous
+                .clone()
+                .expect("a value without a name follows one with"),
+        };
+        response.headers_mut().append(name, value);
+    }
+    response
 }
 
 /// The response for a method returning a [`Response`](crate::Response): as it is.

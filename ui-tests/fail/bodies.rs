@@ -16,6 +16,12 @@ pub trait Bodies {
 
     #[head("/users/<id>/maybe")]
     async fn head_decodes_an_option(&self, id: u64) -> Result<Option<String>, Error>;
+
+    #[head("/users/<id>/value")]
+    async fn head_decodes_a_value(&self, id: u64) -> Result<comms::ResponseValue<String>, Error>;
+
+    #[head("/users/<id>/meta")]
+    async fn head_keeps_status_and_headers(&self, id: u64) -> Result<comms::ResponseValue<()>, Error>;
 }
 
 fn main() {}

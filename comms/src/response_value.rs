@@ -1,0 +1,100 @@
+//! [`ResponseValue<T>`]: a decoded body together with the status and headers it came with.
+
+use std::ops::{Deref, DerefMut};
+
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, StatusCode};
+
+/// A method's decoded result with the response's status and headers, for APIs whose headers
+/// carry meaning (pagination links, rate-limit counters, an `ETag`). A method declared as
+/// returning `Result<ResponseValue<T>, Error>` gets `T` decoded as it would be alone, and
+/// dereferences to it:
+///
+/// ```ignore
+/// #[get("/users")]
+/// async fn list(&self, #[query] page: u32) -> Result<ResponseValue<Vec<User>>, Error>;
+///
+/// let page = users.list(1).await?;
+/// let next = page.headers().get("link");
+/// for user in page.iter() { /* ... */ }   // Deref to Vec<User>
+/// let users: Vec<User> = page.into_inner();
+/// ```
+///
+/// `ResponseValue<()>` keeps the status and headers and ignores the body, which also suits a
+/// `#[head]` method. On a generated server, a method returns one to choose its status and add
+/// headers: `ResponseValue::new(user).with_status(StatusCode::CREATED)`, answered with `T` as
+/// JSON (or no body for `()`).
+#[derive(Clone, Debug)]
+pub struct ResponseValue<T> {
+    status: StatusCode,
+    headers: HeaderMap,
+    value: T,
+}
+
+impl<T> ResponseValue<T> {
+    /// `value` with status 200 and no headers: what a server method starts its answer from.
+    pub fn new(value: T) -> ResponseValue<T> {
+        ResponseValue {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            value,
+        }
+    }
+
+    /// `value` with the status and headers it came with.
+    pub fn from_parts(status: StatusCode, headers: HeaderMap, value: T) -> ResponseValue<T> {
+        ResponseValue {
+            status,
+            headers,
+            value,
+        }
+    }
+
+    /// The same value with `status`.
+    #[must_use]
+    pub fn with_status(mut self, status: StatusCode) -> ResponseValue<T> {
+        self.status = status;
+        self
+    }
+
+    /// The same value with a header added (a value already set for `name` is kept as well).
+    #[must_use]
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> ResponseValue<T> {
+        self.headers.append(name, value);
+        self
+    }
+
+    /// The response's status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The response's headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The decoded value, without the status and headers.
+    pub fn into_inner(self) -> T {
+        self.value
+    }
+
+    /// The status, the headers and the value.
+    pub fn into_parts(self) -> (StatusCode, HeaderMap, T) {
+        (self.status, self.headers, self.value)
+    }
+}
+
+impl<T> Deref for ResponseValue<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T> DerefMut for ResponseValue<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.value
+    }
+}
