@@ -1,0 +1,65 @@
+//! The signature base, parameters and digests against fixed values.
+
+use super::*;
+
+#[test]
+fn legacy_string_decodes_the_path() {
+    assert_eq!(
+        legacy_string_to_sign("get", "/files/a%2Fb/r%C3%A9sum%C3%A9", 7),
+        "GET|/files/a/b/résumé|7".as_bytes()
+    );
+}
+
+#[test]
+fn digest_of_empty_body() {
+    assert_eq!(content_digest(b""), EMPTY_CONTENT_DIGEST);
+    let mut computed = String::from("sha-256=:");
+    BASE64.encode_string(Sha256::digest(b""), &mut computed);
+    computed.push(':');
+    assert_eq!(computed, EMPTY_CONTENT_DIGEST);
+}
+
+#[test]
+fn secret_debug_is_redacted() {
+    let secret = Secret::from("hunter2");
+    assert_eq!(format!("{secret:?}"), "Secret(<redacted>)");
+}
+
+#[test]
+fn signing_scheme_parses() {
+    assert_eq!("rfc9421".parse::<Signing>(), Ok(Signing::Rfc9421));
+    assert_eq!("legacy".parse::<Signing>(), Ok(Signing::Legacy));
+    assert!("v2".parse::<Signing>().is_err());
+    assert!("RFC9421".parse::<Signing>().is_err());
+}
+
+#[test]
+fn key_ids() {
+    assert!(is_valid_key_id("billing-2026-12"));
+    for bad in ["", "a b", "a\"b", "a\\b", "é", &"k".repeat(257)] {
+        assert!(!is_valid_key_id(bad), "{bad:?}");
+    }
+}
+
+#[test]
+fn the_base_ends_with_the_signature_input_member() {
+    let fields = [("content-digest", EMPTY_CONTENT_DIGEST), ("x-a", "  v ")];
+    let message = Message {
+        method: "GET",
+        authority: "h:1",
+        path: "/p",
+        query: "",
+        fields: &fields,
+    };
+    let params = Params {
+        created: 5,
+        key_id: "k",
+        nonce: "n",
+    };
+    let base = signature_base(&message, &params);
+    let input = signature_input(&message, &params);
+    let member = input.strip_prefix("comms=").unwrap();
+    assert!(base.ends_with(&format!("\"@signature-params\": {member}")));
+    assert!(base.contains("\"@query\": ?\n\"content-digest\""));
+    assert!(base.contains("\"x-a\": v\n"), "values are trimmed: {base}");
+}

@@ -1,0 +1,243 @@
+//! The calling side: attempt spans, their context on the wire, and the client's metrics.
+
+use super::*;
+
+#[tokio::test]
+async fn a_success_is_one_client_span_under_its_call_and_its_context_is_signed() {
+    let (spans, _guard) = record_spans();
+    let server = TestServer::always(Reply::ok_json(serde_json::json!({}))).await;
+    let port = server.addr().port();
+    executor(
+        &server.url(),
+        RetryConfig::none(),
+        BreakerConfig::disabled(),
+    )
+    .execute(item(7))
+    .await
+    .unwrap();
+
+    let spans = spans.get_finished_spans().unwrap();
+    let [attempt] = spans_named(&spans, "GET /items/<id>")[..] else {
+        panic!("one attempt span: {spans:#?}");
+    };
+    let [call] = spans_named(&spans, "comms.call")[..] else {
+        panic!("one call span: {spans:#?}");
+    };
+    assert_eq!(attempt.span_kind, SpanKind::Client);
+    assert_eq!(attempt.parent_span_id, call.span_context.span_id());
+    assert_eq!(
+        attempt.span_context.trace_id(),
+        call.span_context.trace_id()
+    );
+    for (key, value) in [
+        ("http.request.method", "GET"),
+        ("server.address", "127.0.0.1"),
+        ("server.port", &port.to_string()),
+        ("url.template", "/items/<id>"),
+        ("url.full", &format!("{}/items/7", server.url())),
+        ("http.response.status_code", "200"),
+    ] {
+        assert_eq!(text(attempt, key).as_deref(), Some(value), "{key}");
+    }
+    assert_eq!(attr(attempt, "error.type"), None);
+    assert_eq!(attr(attempt, "http.request.resend_count"), None);
+    assert_eq!(attempt.status, Status::Unset);
+
+    // The request carried the attempt's context, covered by a signature that verifies.
+    let request = &server.requests()[0];
+    let traceparent = request.header("traceparent").expect("a traceparent");
+    assert_eq!(
+        traceparent,
+        format!(
+            "00-{}-{}-01",
+            attempt.span_context.trace_id(),
+            attempt.span_context.span_id()
+        )
+    );
+    assert!(
+        request
+            .header("signature-input")
+            .unwrap()
+            .contains("\"traceparent\""),
+        "{:?}",
+        request.header("signature-input")
+    );
+    Verifier::new()
+        .service("billing", SECRET)
+        .verify(
+            &request.method,
+            &request.uri,
+            &request.headers,
+            &request.body,
+        )
+        .await
+        .unwrap();
+
+    let durations = points("http.client.request.duration", port);
+    assert_eq!(durations.len(), 1, "{durations:?}");
+    let point = &durations[0];
+    assert_eq!(point.value, 1.0);
+    assert!(point.sum > 0.0 && point.sum < 5.0, "{point:?}");
+    assert_eq!(point.attributes["http.response.status_code"], "200");
+    assert_eq!(point.attributes["url.template"], "/items/<id>");
+    assert_eq!(point.attributes["http.request.method"], "GET");
+    assert!(!point.attributes.contains_key("error.type"));
+}
+
+#[tokio::test]
+async fn a_503_retried_to_a_200_is_two_attempt_spans_and_one_retry() {
+    let (spans, _guard) = record_spans();
+    let server = TestServer::start(|_, i| match i {
+        0 => Reply::status(503),
+        _ => Reply::ok_json(serde_json::json!({})),
+    })
+    .await;
+    let port = server.addr().port();
+    executor(&server.url(), fast_retry(), BreakerConfig::disabled())
+        .execute(item(1))
+        .await
+        .unwrap();
+
+    let spans = spans.get_finished_spans().unwrap();
+    let attempts = spans_named(&spans, "GET /items/<id>");
+    assert_eq!(attempts.len(), 2, "{spans:#?}");
+    let (first, second) = (attempts[0], attempts[1]);
+    assert_eq!(
+        text(first, "http.response.status_code").as_deref(),
+        Some("503")
+    );
+    assert_eq!(text(first, "error.type").as_deref(), Some("503"));
+    assert!(matches!(first.status, Status::Error { .. }));
+    assert_eq!(attr(first, "http.request.resend_count"), None);
+    assert_eq!(
+        text(second, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+    assert_eq!(
+        attr(second, "http.request.resend_count"),
+        Some(&Value::I64(1))
+    );
+    assert_eq!(attr(second, "error.type"), None);
+    assert_eq!(first.parent_span_id, second.parent_span_id);
+    // Each attempt sent its own span's context.
+    let sent: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|r| r.header("traceparent").unwrap().to_owned())
+        .collect();
+    assert!(sent[0].contains(&first.span_context.span_id().to_string()));
+    assert!(sent[1].contains(&second.span_context.span_id().to_string()));
+
+    let mut durations = points("http.client.request.duration", port);
+    durations.sort_by(|a, b| {
+        a.attributes["http.response.status_code"].cmp(&b.attributes["http.response.status_code"])
+    });
+    assert_eq!(durations.len(), 2, "{durations:?}");
+    assert_eq!(durations[0].attributes["http.response.status_code"], "200");
+    assert_eq!(durations[1].attributes["http.response.status_code"], "503");
+    assert_eq!(durations[1].attributes["error.type"], "503");
+    assert_eq!((durations[0].value, durations[1].value), (1.0, 1.0));
+    let retries = points("comms.client.retries", port);
+    assert_eq!(retries.len(), 1, "{retries:?}");
+    assert_eq!(retries[0].value, 1.0);
+}
+
+#[tokio::test]
+async fn a_timeout_is_an_attempt_and_a_call_of_error_type_timeout() {
+    let (spans, _guard) = record_spans();
+    let server =
+        TestServer::always(Reply::ok_json(serde_json::json!({})).delay(Duration::from_secs(2)))
+            .await;
+    let port = server.addr().port();
+    let err = executor(
+        &server.url(),
+        RetryConfig::none(),
+        BreakerConfig::disabled(),
+    )
+    .execute(item(2).timeout(Duration::from_millis(100)))
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+
+    let spans = spans.get_finished_spans().unwrap();
+    let [attempt] = spans_named(&spans, "GET /items/<id>")[..] else {
+        panic!("one attempt span: {spans:#?}");
+    };
+    let [call] = spans_named(&spans, "comms.call")[..] else {
+        panic!("one call span: {spans:#?}");
+    };
+    assert_eq!(text(attempt, "error.type").as_deref(), Some("timeout"));
+    assert_eq!(attr(attempt, "http.response.status_code"), None);
+    assert!(matches!(attempt.status, Status::Error { .. }));
+    assert_eq!(text(call, "error.type").as_deref(), Some("timeout"));
+    assert!(matches!(call.status, Status::Error { .. }));
+
+    let durations = points("http.client.request.duration", port);
+    assert_eq!(durations.len(), 1, "{durations:?}");
+    assert_eq!(durations[0].attributes["error.type"], "timeout");
+    assert!(durations[0].sum >= 0.1, "{:?}", durations[0]);
+}
+
+#[tokio::test]
+async fn an_open_breaker_refuses_without_an_attempt_span_and_is_counted() {
+    let (spans, _guard) = record_spans();
+    let server = TestServer::always(Reply::status(503)).await;
+    let port = server.addr().port();
+    let exec = executor(
+        &server.url(),
+        RetryConfig::none(),
+        BreakerConfig::default()
+            .failure_threshold(1)
+            .open_for(Duration::from_secs(60)),
+    );
+    let first = exec.execute(item(3)).await.unwrap_err();
+    assert_eq!(first.status().map(|s| s.as_u16()), Some(503));
+    let second = exec.execute(item(3)).await.unwrap_err();
+    assert!(matches!(second, Error::CircuitOpen { .. }), "{second}");
+    assert_eq!(server.count(), 1);
+
+    let spans = spans.get_finished_spans().unwrap();
+    assert_eq!(
+        spans_named(&spans, "GET /items/<id>").len(),
+        1,
+        "{spans:#?}"
+    );
+    let calls = spans_named(&spans, "comms.call");
+    assert_eq!(calls.len(), 2, "{spans:#?}");
+    assert_eq!(text(calls[0], "error.type").as_deref(), Some("503"));
+    assert_eq!(
+        text(calls[1], "error.type").as_deref(),
+        Some("circuit_open")
+    );
+    assert!(matches!(calls[1].status, Status::Error { .. }));
+
+    let refusals = points("comms.client.breaker.refusals", port);
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert_eq!(refusals[0].value, 1.0);
+    let transitions = points("comms.client.breaker.transitions", port);
+    assert_eq!(transitions.len(), 1, "{transitions:?}");
+    assert_eq!(transitions[0].attributes["comms.breaker.state"], "open");
+    assert_eq!(transitions[0].value, 1.0);
+    let state = points("comms.client.breaker.state", port);
+    assert_eq!(state.len(), 1, "{state:?}");
+    assert_eq!(state[0].value, 2.0, "open");
+}
+
+#[tokio::test]
+async fn an_exhausted_retry_budget_is_counted() {
+    let _spans = record_spans();
+    let server = TestServer::always(Reply::status(503)).await;
+    let port = server.addr().port();
+    // No floor and no deposits to speak of: the first retry is refused.
+    let exec = executor(
+        &server.url(),
+        fast_retry().budget(0.0, 0),
+        BreakerConfig::disabled(),
+    );
+    exec.execute(item(4)).await.unwrap_err();
+    assert_eq!(server.count(), 1);
+    let refusals = points("comms.client.retry_budget.refusals", port);
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert_eq!(refusals[0].value, 1.0);
+    assert!(points("comms.client.retries", port).is_empty());
+}

@@ -1,0 +1,155 @@
+//! The `otel` feature, read back through the OpenTelemetry SDK's in-memory exporters: a CLIENT
+//! span per attempt under the HTTP client conventions, the trace context signed into every
+//! attempt and continued by the receiving side's SERVER span, and the metrics' recorded values.
+//!
+//! Spans: each test records on its own thread (`set_default`) with a current-thread runtime,
+//! so its tracer provider sees exactly its own calls and the servers it starts. Metrics: comms
+//! takes its instruments from the global meter provider once per process, so one provider is
+//! installed before any test calls, and each test reads the points of its own server's port.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use comms::service_client;
+use comms::verify::{Verifier, VerifyLayer};
+use comms::{BreakerConfig, Call, Error, Executor, RetryConfig};
+use comms_tests::{Reply, TestServer, fast_retry, serve};
+use opentelemetry::trace::{SpanKind, Status, TracerProvider as _};
+use opentelemetry::{KeyValue, Value};
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use tracing_subscriber::layer::SubscriberExt;
+
+const SECRET: &str = "otel-test-secret";
+
+/// The process's meter provider, installed before the first call of any test.
+struct Meters {
+    provider: SdkMeterProvider,
+    exporter: InMemoryMetricExporter,
+}
+
+fn meters() -> &'static Meters {
+    static METERS: OnceLock<Meters> = OnceLock::new();
+    METERS.get_or_init(|| {
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        let exporter = InMemoryMetricExporter::default();
+        let provider = SdkMeterProvider::builder()
+            .with_reader(PeriodicReader::builder(exporter.clone()).build())
+            .build();
+        opentelemetry::global::set_meter_provider(provider.clone());
+        Meters { provider, exporter }
+    })
+}
+
+/// One data point: its attributes as text, and its value (a sum's or gauge's value, or a
+/// histogram's count).
+#[derive(Debug)]
+struct Point {
+    attributes: HashMap<String, String>,
+    value: f64,
+    sum: f64,
+}
+
+/// The points of metric `name` whose `server.port` is `port`.
+fn points(name: &str, port: u16) -> Vec<Point> {
+    let port = port.to_string();
+    points_where(name, |p| p.attributes.get("server.port") == Some(&port))
+}
+
+fn texts<'a>(attributes: impl Iterator<Item = &'a KeyValue>) -> HashMap<String, String> {
+    attributes
+        .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+        .collect()
+}
+
+fn collect(data: &AggregatedMetrics, out: &mut Vec<Point>) {
+    match data {
+        AggregatedMetrics::F64(MetricData::Histogram(h)) => {
+            out.extend(h.data_points().map(|p| Point {
+                attributes: texts(p.attributes()),
+                value: p.count() as f64,
+                sum: p.sum(),
+            }))
+        }
+        AggregatedMetrics::U64(MetricData::Sum(s)) => out.extend(s.data_points().map(|p| Point {
+            attributes: texts(p.attributes()),
+            value: p.value() as f64,
+            sum: 0.0,
+        })),
+        AggregatedMetrics::I64(MetricData::Gauge(g)) => {
+            out.extend(g.data_points().map(|p| Point {
+                attributes: texts(p.attributes()),
+                value: p.value() as f64,
+                sum: 0.0,
+            }))
+        }
+        other => panic!("unexpected metric data {other:?}"),
+    }
+}
+
+/// Records this thread's spans, comms' `DEBUG` call spans included, until the guard drops.
+fn record_spans() -> (InMemorySpanExporter, tracing::subscriber::DefaultGuard) {
+    meters();
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("otel-test")))
+        .with(tracing_subscriber::filter::LevelFilter::DEBUG);
+    (exporter, tracing::subscriber::set_default(subscriber))
+}
+
+fn attr<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| &kv.value)
+}
+
+fn text(span: &SpanData, key: &str) -> Option<String> {
+    attr(span, key).map(Value::to_string)
+}
+
+fn spans_named<'a>(spans: &'a [SpanData], name: &str) -> Vec<&'a SpanData> {
+    spans.iter().filter(|s| s.name == name).collect()
+}
+
+fn executor(url: &str, retry: RetryConfig, breaker: BreakerConfig) -> Executor {
+    Executor::builder()
+        .base_url(url)
+        .service_id("billing")
+        .secret(SECRET)
+        .retry(retry)
+        .breaker(breaker)
+        .build()
+        .unwrap()
+}
+
+fn item(id: u32) -> Call {
+    Call::get("/items").segment(id).route("/items/<id>")
+}
+
+/// The points of `name` that `keep` keeps, whatever their port.
+fn points_where(name: &str, keep: impl Fn(&Point) -> bool) -> Vec<Point> {
+    let meters = meters();
+    meters.provider.force_flush().unwrap();
+    let exported = meters.exporter.get_finished_metrics().unwrap();
+    let mut found = Vec::new();
+    if let Some(resource) = exported.last() {
+        for scope in resource.scope_metrics() {
+            for metric in scope.metrics().filter(|m| m.name() == name) {
+                collect(metric.data(), &mut found);
+            }
+        }
+    }
+    found.into_iter().filter(keep).collect()
+}
+
+mod client;
+mod server;

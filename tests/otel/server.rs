@@ -1,0 +1,143 @@
+//! The receiving side: SERVER spans continuing the caller's trace, through `VerifyLayer` and
+//! a generated server, and the server's request durations.
+
+use super::*;
+
+/// A → B → C: A calls B's route behind `VerifyLayer`, whose handler calls C. Every span is in
+/// A's trace, B's SERVER span is the child of A's attempt, and B's call to C is the child of
+/// B's SERVER span.
+#[tokio::test]
+async fn a_chain_of_services_shares_one_trace() {
+    let (spans, _guard) = record_spans();
+    let c = TestServer::always(Reply::ok_json(serde_json::json!({"from": "c"}))).await;
+    let c_url = c.url();
+    let b_app = Router::new()
+        .route(
+            "/relay",
+            get(move || {
+                let c_url = c_url.clone();
+                async move {
+                    let to_c = executor(&c_url, RetryConfig::none(), BreakerConfig::disabled());
+                    to_c.execute(item(9)).await.unwrap();
+                    "relayed"
+                }
+            }),
+        )
+        .layer(VerifyLayer::new(Verifier::new().service("billing", SECRET)));
+    let b_url = serve(b_app).await;
+    executor(&b_url, RetryConfig::none(), BreakerConfig::disabled())
+        .execute(Call::get("/relay").route("/relay"))
+        .await
+        .unwrap();
+
+    let spans = spans.get_finished_spans().unwrap();
+    let [a_attempt] = spans_named(&spans, "GET /relay")[..] else {
+        panic!("A's attempt: {spans:#?}");
+    };
+    // The layer runs before routing, so its span is named by the method alone.
+    let [b_server] = spans_named(&spans, "GET")[..] else {
+        panic!("B's SERVER span: {spans:#?}");
+    };
+    let [b_attempt] = spans_named(&spans, "GET /items/<id>")[..] else {
+        panic!("B's attempt: {spans:#?}");
+    };
+    let trace = a_attempt.span_context.trace_id();
+    for span in &spans {
+        assert_eq!(span.span_context.trace_id(), trace, "{span:#?}");
+    }
+    assert_eq!(b_server.span_kind, SpanKind::Server);
+    assert_eq!(b_server.parent_span_id, a_attempt.span_context.span_id());
+    assert!(b_server.parent_span_is_remote);
+    assert_eq!(text(b_server, "url.path").as_deref(), Some("/relay"));
+    assert_eq!(
+        text(b_server, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+    // B's call span sits in its SERVER span, and its attempt in that.
+    let b_call = spans
+        .iter()
+        .find(|s| s.span_context.span_id() == b_attempt.parent_span_id)
+        .expect("B's call span");
+    assert_eq!(b_call.name, "comms.call");
+    assert_eq!(b_call.parent_span_id, b_server.span_context.span_id());
+    // C received B's attempt's context.
+    let sent = c.requests()[0].header("traceparent").unwrap().to_owned();
+    assert_eq!(
+        sent,
+        format!("00-{trace}-{}-01", b_attempt.span_context.span_id())
+    );
+}
+
+#[service_client(
+    base_url = "http://127.0.0.1:9",
+    service_id = "billing",
+    secret_env = "COMMS_OTEL_TEST_SECRET"
+)]
+pub trait Ledger {
+    #[get("/ledger/<id>")]
+    async fn entry(&self, id: u32) -> Result<String, Error>;
+}
+
+#[derive(Clone)]
+struct Books;
+
+impl Ledger for Books {
+    async fn entry(&self, id: u32) -> Result<String, Error> {
+        if id == 0 {
+            return Err(Error::internal("no entry zero"));
+        }
+        Ok(format!("entry {id}"))
+    }
+}
+
+/// A generated server's SERVER span is named by its route and continues the caller's trace;
+/// its request durations are recorded by route and status.
+#[tokio::test]
+async fn a_generated_server_continues_the_trace_and_records_its_durations() {
+    let (spans, _guard) = record_spans();
+    let router = LedgerServer::new(Books)
+        .verifier(Verifier::new().service("billing", SECRET))
+        .into_router();
+    let url = serve(router).await;
+    let client = LedgerClient::builder()
+        .base_url(&url)
+        .secret(SECRET)
+        .retry(RetryConfig::none())
+        .breaker(BreakerConfig::disabled())
+        .build()
+        .unwrap();
+    assert_eq!(client.entry(5).await.unwrap(), "entry 5");
+    let err = client.entry(0).await.unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(500));
+
+    let spans = spans.get_finished_spans().unwrap();
+    let served = spans_named(&spans, "GET /ledger/<id>");
+    let (clients, servers): (Vec<&SpanData>, Vec<&SpanData>) =
+        served.iter().partition(|s| s.span_kind == SpanKind::Client);
+    assert_eq!((clients.len(), servers.len()), (2, 2), "{spans:#?}");
+    for (client, server) in clients.iter().zip(&servers) {
+        assert_eq!(server.parent_span_id, client.span_context.span_id());
+        assert_eq!(
+            server.span_context.trace_id(),
+            client.span_context.trace_id()
+        );
+        assert_eq!(text(server, "http.route").as_deref(), Some("/ledger/<id>"));
+    }
+    assert_eq!(servers[0].status, Status::Unset);
+    assert_eq!(text(servers[1], "error.type").as_deref(), Some("500"));
+    assert!(matches!(servers[1].status, Status::Error { .. }));
+
+    let durations = points_where("http.server.request.duration", |p| {
+        p.attributes.get("http.route").map(String::as_str) == Some("/ledger/<id>")
+    });
+    let by_status: HashMap<&str, f64> = durations
+        .iter()
+        .map(|p| (p.attributes["http.response.status_code"].as_str(), p.value))
+        .collect();
+    assert_eq!(by_status, HashMap::from([("200", 1.0), ("500", 1.0)]));
+    let failed = durations
+        .iter()
+        .find(|p| p.attributes["http.response.status_code"] == "500")
+        .unwrap();
+    assert_eq!(failed.attributes["error.type"], "500");
+}

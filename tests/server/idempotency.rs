@@ -1,0 +1,89 @@
+//! Idempotency keys: a retried POST whose first answer was lost runs once; a key reused or
+//! still running is refused.
+
+use super::*;
+
+async fn losing_first_answer(upstream: String) -> (String, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let upstream = upstream.trim_start_matches("http://").to_owned();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        let mut first = true;
+        loop {
+            let (mut client, _) = listener.accept().await.unwrap();
+            counted.fetch_add(1, Ordering::SeqCst);
+            let mut server = tokio::net::TcpStream::connect(&upstream).await.unwrap();
+            if std::mem::take(&mut first) {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let n = client.read(&mut buf).await.unwrap();
+                    server.write_all(&buf[..n]).await.unwrap();
+                    // Wait for the answer to start, then drop both sides unanswered.
+                    let _ = server.read(&mut buf).await;
+                });
+            } else {
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
+            }
+        }
+    });
+    (format!("http://{addr}"), connections)
+}
+
+#[tokio::test]
+async fn a_retried_idempotent_post_whose_answer_was_lost_runs_once() {
+    let (service, _, url) = pair().await;
+    let (proxy, connections) = losing_first_answer(url).await;
+    let retry = RetryConfig::default()
+        .base_delay(std::time::Duration::from_millis(10))
+        .max_retries(2);
+    let client = client_of(&proxy, SECRET, retry);
+    // The first attempt runs the method (n = 1) and loses its answer; the retry, with the same
+    // Idempotency-Key, gets that answer instead of running it again.
+    assert_eq!(client.order("book").await.unwrap(), 1);
+    assert_eq!(
+        service.calls.load(Ordering::SeqCst),
+        1,
+        "the method ran once"
+    );
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        2,
+        "the first answer was lost, and the call retried"
+    );
+    // Another call is another key: it runs.
+    assert_eq!(client.order("pen").await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_reused_or_still_running_is_refused() {
+    let (service, _, url) = pair().await;
+    let exec = comms_tests::plain_executor(&url, "billing", SECRET);
+    let order = |item: &str, key: &str| {
+        Call::post("/orders")
+            .header("Idempotency-Key", key)
+            .idempotent(true)
+            .json(item)
+    };
+    let first = exec.execute(order("book", "k-1")).await.unwrap();
+    let again = exec.execute(order("book", "k-1")).await.unwrap();
+    assert_eq!(first.bytes(), again.bytes(), "the same answer");
+    assert_eq!(service.calls.load(Ordering::SeqCst), 1);
+    // The same key for another body: 422.
+    let err = exec.execute(order("pen", "k-1")).await.unwrap_err();
+    assert!(matches!(err, Error::UnprocessableEntity(_)), "{err}");
+    // The same key while the first request still runs: 409.
+    let slow = tokio::spawn({
+        let exec = exec.clone();
+        async move { exec.execute(order("slow", "k-2")).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let err = exec.execute(order("slow", "k-2")).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err}");
+    slow.await.unwrap().unwrap();
+    assert_eq!(service.calls.load(Ordering::SeqCst), 2);
+}
