@@ -115,18 +115,7 @@ impl CallOptions {
         self.deadline = self.deadline.or(base.deadline);
         self.error = self.error.or_else(|| base.error.clone());
         let mut headers = base.headers.clone();
-        let mut previous: Option<HeaderName> = None;
-        for (name, value) in std::mem::take(&mut self.headers) {
-            let name = name
-                .or(previous.clone())
-                .expect("the first entry has a name");
-            if previous.as_ref() == Some(&name) {
-                headers.append(name.clone(), value);
-            } else {
-                headers.insert(name.clone(), value);
-            }
-            previous = Some(name);
-        }
+        crate::header_map::lay_over(&mut headers, &self.headers);
         self.headers = headers;
         self
     }

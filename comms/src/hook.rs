@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use http::{HeaderMap, HeaderName};
+use http::HeaderMap;
 
 use crate::Error;
 
@@ -27,27 +27,14 @@ where
 /// The call's headers with the hook's laid over them: a name the hook sets replaces the call's
 /// values. A name comms writes itself is refused.
 pub(crate) fn merge(call: &HeaderMap, hooked: HeaderMap) -> Result<HeaderMap, Error> {
-    let mut merged = call.clone();
-    let mut previous: Option<HeaderName> = None;
-    for (name, value) in hooked {
-        let name = match name {
-            Some(name) => {
-                if crate::signing::is_reserved(&name) {
-                    return Err(Error::config(
-                        "header_hook",
-                        format!("the hook set `{name}`, which comms sets itself"),
-                    ));
-                }
-                merged.insert(name.clone(), value);
-                previous = Some(name);
-                continue;
-            }
-            None => previous
-                .clone()
-                .expect("a value without a name follows one with"),
-        };
-        merged.append(name, value);
+    if let Some(name) = hooked.keys().find(|name| crate::signing::is_reserved(name)) {
+        return Err(Error::config(
+            "header_hook",
+            format!("the hook set `{name}`, which comms sets itself"),
+        ));
     }
+    let mut merged = call.clone();
+    crate::header_map::lay_over(&mut merged, &hooked);
     Ok(merged)
 }
 

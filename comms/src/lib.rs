@@ -71,6 +71,7 @@ mod deadline;
 mod error;
 mod executor;
 mod form;
+mod header_map;
 mod hook;
 pub mod multipart;
 pub mod path;

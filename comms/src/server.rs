@@ -334,20 +334,7 @@ fn with_parts(
         return response;
     }
     *response.status_mut() = status;
-    let mut previous = None;
-    for (name, value) in headers {
-        let name = match name {
-            Some(name) => {
-                response.headers_mut().insert(name.clone(), value);
-                previous = Some(name);
-                continue;
-            }
-            None => previous
-                .clone()
-                .expect("a value without a name follows one with"),
-        };
-        response.headers_mut().append(name, value);
-    }
+    crate::header_map::lay_over(response.headers_mut(), &headers);
     response
 }
 

@@ -81,15 +81,7 @@ pub(super) fn attempt_headers(
 /// template's value (a caller's `Accept`, say), and keeps every value it was given.
 pub(super) fn over_template(template: &HeaderMap, headers: &HeaderMap) -> HeaderMap {
     let mut out = template.clone();
-    let mut previous: Option<&HeaderName> = None;
-    for (name, value) in headers {
-        if previous == Some(name) {
-            out.append(name.clone(), value.clone());
-        } else {
-            out.insert(name.clone(), value.clone());
-        }
-        previous = Some(name);
-    }
+    crate::header_map::lay_over(&mut out, headers);
     out
 }
 

@@ -143,6 +143,15 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
+/// A span's name under the conventions: `{method} {route}`, or the method alone without a
+/// route.
+fn span_name(method: &Method, route: Option<&str>) -> String {
+    match route {
+        Some(route) => format!("{method} {route}"),
+        None => method.to_string(),
+    }
+}
+
 /// A target's `server.address` and `server.port`, made once per executor so that each
 /// attempt's attributes are reference-counted copies.
 pub(crate) struct Target {
@@ -194,10 +203,7 @@ impl AttemptTrace {
     ) -> AttemptTrace {
         let host = url.host_str().unwrap_or_default();
         let port = url.port_or_known_default().unwrap_or_default();
-        let name = match route {
-            Some(route) => format!("{method} {route}"),
-            None => method.to_string(),
-        };
+        let name = span_name(method, route);
         let span = tracing::info_span!(
             target: "comms::executor",
             "comms.attempt",
@@ -370,10 +376,7 @@ impl ServerTrace {
         headers: &HeaderMap,
         route: Option<&'static str>,
     ) -> ServerTrace {
-        let name = match route {
-            Some(route) => format!("{method} {route}"),
-            None => method.to_string(),
-        };
+        let name = span_name(method, route);
         let scheme = uri.scheme_str().unwrap_or("http");
         let span = tracing::info_span!(
             target: "comms::server",
