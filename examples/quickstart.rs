@@ -1,6 +1,7 @@
 //! The whole of comms in one run: one trait, the client and the server generated from it, the
-//! server verifying signatures, a typed error, a retried 503, and the circuit breaker opening
-//! when the service goes away and closing when it comes back.
+//! server verifying signatures, a typed error, a retried 503, a query struct and response
+//! headers through a per-call view, and the circuit breaker opening when the service goes away
+//! and closing when it comes back.
 //!
 //! ```text
 //! cargo run --example quickstart
@@ -13,9 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use comms::http::StatusCode;
+use comms::http::{HeaderName, HeaderValue, StatusCode};
 use comms::verify::Verifier;
-use comms::{BreakerConfig, Error, RetryConfig, service_client};
+use comms::{BreakerConfig, CallOptions, Error, ResponseValue, RetryConfig, service_client};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use serde::{Deserialize, Serialize};
@@ -33,6 +34,16 @@ pub struct User {
     pub name: String,
 }
 
+/// A search: each field a query pair, `None` left out, a `Vec` a repeated key.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Search {
+    /// Names starting with this.
+    #[serde(rename = "prefix")]
+    pub name_prefix: Option<String>,
+    /// Ids to look among.
+    pub id: Vec<u64>,
+}
+
 /// The users service: the contract between the caller (`UsersClient`) and the service that
 /// implements it (served by `UsersServer`).
 #[service_client(
@@ -48,6 +59,14 @@ pub trait Users {
     /// An endpoint that fails once before it works.
     #[get("/flaky")]
     async fn flaky(&self) -> Result<(), Error>;
+
+    /// Users matching `search`, with the total in an `X-Total` header.
+    #[get("/users")]
+    async fn search(
+        &self,
+        #[query(flatten)] search: &Search,
+        #[header("X-Tenant")] tenant: Option<String>,
+    ) -> Result<ResponseValue<Vec<User>>, Error>;
 }
 
 const SECRET: &str = "quickstart-shared-secret";
@@ -81,6 +100,35 @@ impl Users for UsersImpl {
             ));
         }
         Ok(())
+    }
+
+    async fn search(
+        &self,
+        search: &Search,
+        tenant: Option<String>,
+    ) -> Result<ResponseValue<Vec<User>>, Error> {
+        let seen_by = format!(
+            "{} for {}",
+            comms::server::caller().service_id(),
+            tenant.unwrap_or_default()
+        );
+        let found: Vec<User> = [(1, "Ada"), (2, "Grace")]
+            .into_iter()
+            .filter(|(id, _)| search.id.is_empty() || search.id.contains(id))
+            .filter(|(_, name)| {
+                search
+                    .name_prefix
+                    .as_deref()
+                    .is_none_or(|p| name.starts_with(p))
+            })
+            .map(|(id, name)| User {
+                id,
+                seen_by: seen_by.clone(),
+                name: name.to_owned(),
+            })
+            .collect();
+        let total = HeaderValue::from(found.len());
+        Ok(ResponseValue::new(found).with_header(HeaderName::from_static("x-total"), total))
     }
 }
 
@@ -133,6 +181,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "3. a retried 503:        flaky() -> Ok after {} attempts (503, then 200)",
         flaky_hits.load(Ordering::SeqCst)
+    );
+
+    // A view of the client for one tenant: its calls carry (and sign) the tenant's header and
+    // take a tighter timeout; the client itself is unchanged.
+    let tenant = users.with(
+        CallOptions::new()
+            .header("x-tenant", "acme")
+            .timeout(Duration::from_secs(2)),
+    );
+    let search = Search {
+        name_prefix: Some("G".into()),
+        id: vec![1, 2],
+    };
+    let found = tenant.search(&search, None).await?;
+    println!(
+        "   request shapes:       search(prefix=G, id=[1, 2]) through a tenant's view -> {:?} \
+         (X-Total {}, served to `{}`)",
+        found.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(),
+        found.headers()["x-total"].to_str()?,
+        found[0].seen_by
     );
 
     let unsigned = comms::shared_http_client()
