@@ -38,7 +38,7 @@ mod headers;
 
 pub use builder::ExecutorBuilder;
 use call_future::CallFuture;
-use headers::{covered, covered_list, over_template, sign_into};
+use headers::{covered, covered_list, over_template, refuse_repeated, sign_into};
 
 /// The target of the executor's events, whichever of its files they come from.
 const TARGET: &str = "comms::executor";
@@ -307,8 +307,11 @@ impl Executor {
                 .expect("hex is a valid header value");
             headers.insert(IDEMPOTENCY_KEY, key);
         }
+        // Refused before the first attempt's trace begins, so that a call that cannot be sent
+        // leaves no attempt span behind.
+        refuse_repeated(headers)?;
         // The first attempt's trace begins here: with `otel`, its context is written among the
-        // call's headers now, so that the signature covers it.
+        // call's headers now (replacing, so repeating nothing), so that the signature covers it.
         let first_trace = AttemptTrace::start(&inner.target, &call.method, call.route, &url, 0);
         first_trace.inject_into(headers);
         let inner_list = covered(

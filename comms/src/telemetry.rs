@@ -33,7 +33,6 @@ pub(crate) use otel::*;
 
 /// The low-cardinality `error.type` of a call or attempt that ended without a usable response,
 /// or `None` for an error that is an HTTP status (whose `error.type` is the status code).
-#[cfg_attr(not(feature = "otel"), allow(dead_code))]
 pub(crate) fn error_type(error: &crate::Error) -> Option<&'static str> {
     use crate::Error;
     Some(match error {

@@ -241,3 +241,33 @@ async fn an_exhausted_retry_budget_is_counted() {
     assert_eq!(refusals[0].value, 1.0);
     assert!(points("comms.client.retries", port).is_empty());
 }
+
+#[tokio::test]
+async fn an_attempt_whose_header_hook_fails_ends_with_the_hooks_error_and_sends_nothing() {
+    let (spans, _guard) = record_spans();
+    let server = TestServer::always(Reply::ok_json(serde_json::json!({}))).await;
+    let exec = Executor::builder()
+        .base_url(server.url())
+        .service_id("billing")
+        .secret(SECRET)
+        .retry(RetryConfig::none())
+        .breaker(BreakerConfig::disabled())
+        .header_hook(|| async {
+            Err::<comms::http::HeaderMap, _>(Error::Config {
+                key: "token".into(),
+                message: "no token".into(),
+            })
+        })
+        .build()
+        .unwrap();
+    let err = exec.execute(item(5)).await.unwrap_err();
+    assert!(matches!(err, Error::Config { .. }), "{err}");
+    assert_eq!(server.count(), 0);
+
+    let spans = spans.get_finished_spans().unwrap();
+    let [attempt] = spans_named(&spans, "GET /items/<id>")[..] else {
+        panic!("one attempt span: {spans:#?}");
+    };
+    assert_eq!(text(attempt, "error.type").as_deref(), Some("config"));
+    assert_eq!(attr(attempt, "http.response.status_code"), None);
+}

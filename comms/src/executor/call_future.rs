@@ -378,6 +378,12 @@ impl<'a> Run<'a> {
         result: Result<Response, Error>,
     ) -> Poll<Result<Response, Error>> {
         phase.set(Phase::Done);
+        // A first attempt begun but never sent (its header hook failed): its span ends with
+        // the call's error.
+        if let Some(trace) = self.prepared.as_mut().and_then(|p| p.first_trace.take()) {
+            let error = result.as_ref().err();
+            trace.end(None, error.and_then(crate::telemetry::error_type));
+        }
         if self.stats.attempts > 0 {
             span.record("attempts", self.stats.attempts);
         }

@@ -110,7 +110,7 @@ pub(super) fn covered(
 }
 
 /// Refuses a covered header the call set more than once, which a verifier would refuse.
-fn refuse_repeated(call_headers: &HeaderMap) -> Result<(), Error> {
+pub(super) fn refuse_repeated(call_headers: &HeaderMap) -> Result<(), Error> {
     match signing::covered_fields(call_headers)
         .find(|name| call_headers.get_all(*name).iter().nth(1).is_some())
     {
