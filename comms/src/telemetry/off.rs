@@ -7,20 +7,6 @@ use http::{HeaderMap, Method, StatusCode, Uri};
 use crate::Error;
 use crate::breaker::CircuitState;
 
-/// The call's span, `DEBUG`: recording it costs more than the rest of the runtime does.
-#[inline]
-pub(crate) fn call_span(service: &str, method: &Method, route: &str) -> tracing::Span {
-    tracing::debug_span!(
-        target: "comms::executor",
-        "comms.call",
-        service = %service,
-        method = %method,
-        route = %route,
-        attempts = tracing::field::Empty,
-        status = tracing::field::Empty,
-    )
-}
-
 #[inline]
 pub(crate) fn call_ended(_span: &tracing::Span, _error: Option<&Error>) {}
 

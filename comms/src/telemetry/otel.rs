@@ -82,22 +82,6 @@ fn metrics() -> &'static Metrics {
     })
 }
 
-/// The call's span, `DEBUG` as without the feature, with room for the error it may end with.
-/// When it is enabled, it is its attempts' CLIENT spans' parent.
-pub(crate) fn call_span(service: &str, method: &Method, route: &str) -> tracing::Span {
-    tracing::debug_span!(
-        target: "comms::executor",
-        "comms.call",
-        service = %service,
-        method = %method,
-        route = %route,
-        attempts = Empty,
-        status = Empty,
-        error.type = Empty,
-        otel.status_code = Empty,
-    )
-}
-
 /// Marks a failed call's span as an error, with its `error.type`.
 pub(crate) fn call_ended(span: &tracing::Span, error: Option<&Error>) {
     let Some(error) = error else { return };
