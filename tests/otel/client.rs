@@ -62,6 +62,8 @@ async fn a_success_is_one_client_span_under_its_call_and_its_context_is_signed()
         "{:?}",
         request.header("signature-input")
     );
+    // No trace state, so no empty `tracestate` for an intermediary to drop.
+    assert_eq!(request.header("tracestate"), None);
     Verifier::new()
         .service("billing", SECRET)
         .verify(
@@ -270,4 +272,68 @@ async fn an_attempt_whose_header_hook_fails_ends_with_the_hooks_error_and_sends_
     };
     assert_eq!(text(attempt, "error.type").as_deref(), Some("config"));
     assert_eq!(attr(attempt, "http.response.status_code"), None);
+}
+
+/// A trace that arrived with a `tracestate` (here set on the caller's own span, as a server
+/// extracting it would) carries it on to every attempt, covered by the signature like
+/// `traceparent`.
+#[tokio::test]
+async fn a_tracestate_travels_signed_with_the_traceparent() {
+    use opentelemetry::trace::{
+        SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
+    };
+    use tracing::Instrument;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    let (spans, _guard) = record_spans();
+    let server = TestServer::start(|_, i| match i {
+        0 => Reply::status(503),
+        _ => Reply::ok_json(serde_json::json!({})),
+    })
+    .await;
+    let incoming = SpanContext::new(
+        TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+        SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::from_key_value([("vendor", "v1")]).unwrap(),
+    );
+    let handling = tracing::info_span!("handling");
+    handling
+        .set_parent(opentelemetry::Context::new().with_remote_span_context(incoming))
+        .unwrap();
+    let exec = executor(&server.url(), fast_retry(), BreakerConfig::disabled());
+    // The call is made inside the span, as a handler's would be: its span's parent is the
+    // span current when `execute` is called.
+    async { exec.execute(item(6)).await }
+        .instrument(handling)
+        .await
+        .unwrap();
+
+    let verifier = Verifier::new().service("billing", SECRET);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    for r in &requests {
+        let traceparent = r.header("traceparent").unwrap();
+        assert!(
+            traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+            "{traceparent}"
+        );
+        assert_eq!(r.header("tracestate"), Some("vendor=v1"));
+        let input = r.header("signature-input").unwrap();
+        assert!(
+            input.contains("\"traceparent\"") && input.contains("\"tracestate\""),
+            "{input}"
+        );
+        verifier
+            .verify(&r.method, &r.uri, &r.headers, &r.body)
+            .await
+            .unwrap();
+    }
+    let spans = spans.get_finished_spans().unwrap();
+    assert_eq!(
+        spans_named(&spans, "GET /items/<id>").len(),
+        2,
+        "{spans:#?}"
+    );
 }

@@ -104,6 +104,11 @@ struct HeaderInjector<'a> {
 
 impl Injector for HeaderInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
+        // An empty field (the W3C propagator's `tracestate` when there is none) is not sent:
+        // a covered header that an intermediary drops as empty would fail the signature.
+        if value.is_empty() {
+            return;
+        }
         let (Ok(name), Ok(value)) = (HeaderName::try_from(key), HeaderValue::try_from(value))
         else {
             return;
