@@ -277,3 +277,54 @@ async fn a_failing_slow_or_overreaching_hook_ends_the_call_unsent() {
     );
     assert_eq!(server.count(), 0);
 }
+
+#[tokio::test]
+async fn a_timeout_or_deadline_too_long_for_the_clock_means_none() {
+    let server = TestServer::start(|_, i| match i {
+        0 => Reply::status(503),
+        _ => Reply::ok_json(json!({})),
+    })
+    .await;
+    let accounts = AccountsClient::builder()
+        .base_url(server.url())
+        .secret(SECRET)
+        .retry(fast_retry())
+        .breaker(BreakerConfig::disabled())
+        .header_hook(|| async { Ok(HeaderMap::new()) })
+        .build()
+        .unwrap();
+    // A retry re-arms the call's timer, and the hook runs on it: neither may overflow.
+    let forever = accounts.with(
+        CallOptions::new()
+            .timeout(Duration::MAX)
+            .deadline(Duration::MAX),
+    );
+    forever.get(1).await.unwrap();
+    assert_eq!(server.count(), 2);
+    // No deadline was sent: one too far to count is none.
+    assert!(
+        server
+            .requests()
+            .iter()
+            .all(|r| r.header("comms-deadline-ms").is_none())
+    );
+}
+
+#[tokio::test]
+async fn a_hook_runs_on_the_attempts_clock() {
+    let server =
+        TestServer::always(Reply::ok_json(json!({})).delay(Duration::from_millis(200))).await;
+    // 200 ms of hook and 200 ms of server do not fit in a 300 ms attempt.
+    let slow_hook = hooked(&server, RetryConfig::none(), || async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        Ok(HeaderMap::new())
+    });
+    let started = Instant::now();
+    let err = slow_hook.get(1).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Timeout { after, .. } if after == Duration::from_millis(300)),
+        "{err}"
+    );
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(380), "{took:?}");
+}

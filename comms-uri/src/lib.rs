@@ -45,8 +45,8 @@ pub const fn is_pchar(b: u8) -> bool {
 /// A base URL split into its parts, as written (nothing is normalized or decoded).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BaseUrl<'a> {
-    /// `"http"` or `"https"`.
-    pub scheme: &'a str,
+    /// `"http"` or `"https"`, in lower case whatever the case it was written in.
+    pub scheme: &'static str,
     /// The host as written, brackets included for an IPv6 literal (`[::1]`).
     pub host: &'a str,
     /// The port when one is written.
@@ -67,10 +67,15 @@ impl<'a> BaseUrl<'a> {
     /// assert_eq!(err.to_string(), "it must not have a query (`?`)");
     /// ```
     pub fn parse(url: &'a str) -> Result<Self, BaseUrlError> {
-        let (scheme, rest) = if let Some(rest) = url.strip_prefix("http://") {
-            ("http", rest)
-        } else if let Some(rest) = url.strip_prefix("https://") {
-            ("https", rest)
+        // Schemes are case-insensitive (RFC 3986 §3.1); the part reports it in lower case.
+        let starts = |prefix: &str| {
+            url.get(..prefix.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+        };
+        let (scheme, rest) = if starts("http://") {
+            ("http", &url["http://".len()..])
+        } else if starts("https://") {
+            ("https", &url["https://".len()..])
         } else {
             return Err(BaseUrlError::Scheme);
         };
@@ -174,6 +179,10 @@ mod tests {
             ("http://127.0.0.1:1", ("http", "127.0.0.1", Some(1), "")),
             ("http://[::1]:8080/x", ("http", "[::1]", Some(8080), "/x")),
             ("http://[::1]", ("http", "[::1]", None, "")),
+            (
+                "HTTPS://Users.Internal/x",
+                ("https", "Users.Internal", None, "/x"),
+            ),
         ];
         for (url, (scheme, host, port, path)) in cases {
             assert_eq!(

@@ -39,8 +39,10 @@ use crate::Executor;
 /// - a `header` is sent on every call that does not set it itself (a method's `#[header]`
 ///   argument wins), over a default header of the same name, and is covered by the signature.
 ///
-/// A header that is not valid, or that comms writes itself (the signature's, framing, `Host`),
-/// makes every call through the view fail with [`Error::Config`], unsent.
+/// A header that is not valid, that comms writes itself (the signature's, framing, `Host`),
+/// that belongs to one call (`Idempotency-Key`, `Comms-Deadline-Ms`, `traceparent`,
+/// `tracestate`) or that is hop-by-hop (`Connection`, `TE`, `Upgrade`, ...), makes every call
+/// through the view fail with [`Error::Config`], unsent.
 #[derive(Clone, Default)]
 #[must_use]
 pub struct CallOptions {
@@ -80,12 +82,14 @@ impl CallOptions {
         self
     }
 
-    /// A header sent on every call that does not set it itself; a second value of the same
-    /// name is sent too.
+    /// A header sent on every call that does not set it itself. A signed header occurs once,
+    /// so setting a name again replaces its value.
     pub fn header(mut self, name: &str, value: impl fmt::Display) -> CallOptions {
         let name = match HeaderName::from_bytes(name.as_bytes()) {
-            Ok(name) if crate::signing::is_reserved(&name) => {
-                self.refuse(format!("`{name}` is set by comms itself"));
+            Ok(name) if crate::signing::is_call_owned(&name) => {
+                self.refuse(format!(
+                    "`{name}` is set by comms itself, belongs to one call or is hop-by-hop"
+                ));
                 return self;
             }
             Ok(name) => name,
@@ -96,7 +100,7 @@ impl CallOptions {
         };
         match HeaderValue::try_from(value.to_string()) {
             Ok(value) => {
-                self.headers.append(name, value);
+                self.headers.insert(name, value);
             }
             Err(_) => self.refuse(format!(
                 "the value of `{name}` has a character HTTP headers cannot carry"
@@ -148,7 +152,11 @@ mod tests {
         assert_eq!(top.deadline, Some(Duration::from_secs(2)));
         assert_eq!(top.headers["x-a"], "1");
         let b: Vec<_> = top.headers.get_all("x-b").iter().collect();
-        assert_eq!(b, ["2", "3"]);
+        assert_eq!(
+            b,
+            ["3"],
+            "a name set again is replaced: a signed header occurs once"
+        );
         assert!(top.refusal().is_none());
     }
 
@@ -159,6 +167,9 @@ mod tests {
             ("host", "x"),
             ("content-length", "1"),
             ("bad name", "x"),
+            ("idempotency-key", "k"),
+            ("traceparent", "00-x"),
+            ("connection", "close"),
             ("x-ok", "line\nbreak"),
         ] {
             let options = CallOptions::new().header(name, value);

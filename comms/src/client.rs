@@ -159,7 +159,9 @@ impl<C: FromExecutor> ClientBuilder<C> {
         if !executor.has_base_url() {
             let from_env = d.base_url_env.and_then(|var| env_var(var).transpose());
             executor = match from_env {
-                Some(url) => executor.base_url(url?),
+                // Surrounding white space (a value read from a file ends in a newline) is not
+                // part of a URL.
+                Some(url) => executor.base_url(url?.trim()),
                 None => executor.base_url(d.base_url),
             };
         }
@@ -169,7 +171,7 @@ impl<C: FromExecutor> ClientBuilder<C> {
         if !executor.has_key_id()
             && let Some(key_id) = d.key_id_env.map(env_var).transpose()?.flatten()
         {
-            executor = executor.key_id(key_id);
+            executor = executor.key_id(key_id.trim());
         }
         if !executor.has_secret() {
             let secret = env_var(d.secret_env)?.ok_or_else(|| {

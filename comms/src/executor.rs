@@ -27,7 +27,7 @@ use crate::response::Response;
 use crate::retry::RetryConfig;
 use crate::retry::budget::RetryBudget;
 use crate::retry::policy::{self, Outcome};
-use crate::signing::{COMMS_DEADLINE_MS, IDEMPOTENCY_KEY, Signer};
+use crate::signing::{COMMS_DEADLINE_MS, IDEMPOTENCY_KEY, Signer, Signing};
 use crate::telemetry::AttemptTrace;
 use crate::{Error, path};
 
@@ -284,13 +284,12 @@ impl Executor {
         let idempotent = call.idempotent.unwrap_or(inherently_idempotent);
         let headers = &mut call.headers;
         if let Some(options) = options {
-            // A view's headers beat the defaults below; the call's own beat both.
-            let mut previous: Option<&http::HeaderName> = None;
+            // A view's headers (one value each) beat the defaults below; the call's own beat
+            // both.
             for (name, value) in &options.headers {
-                if previous == Some(name) || !headers.contains_key(name) {
-                    headers.append(name.clone(), value.clone());
+                if !headers.contains_key(name) {
+                    headers.insert(name.clone(), value.clone());
                 }
-                previous = Some(name);
             }
         }
         for (name, value) in &inner.default_headers {
@@ -308,8 +307,10 @@ impl Executor {
             headers.insert(IDEMPOTENCY_KEY, key);
         }
         // Refused before the first attempt's trace begins, so that a call that cannot be sent
-        // leaves no attempt span behind.
-        refuse_repeated(headers)?;
+        // leaves no attempt span behind. (A legacy signature covers no header.)
+        if inner.signer.scheme() == Signing::Rfc9421 {
+            refuse_repeated(headers)?;
+        }
         // The first attempt's trace begins here: with `otel`, its context is written among the
         // call's headers now (replacing, so repeating nothing), so that the signature covers it.
         let first_trace = AttemptTrace::start(&inner.target, &call.method, call.route, &url, 0);

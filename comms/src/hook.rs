@@ -10,7 +10,8 @@ use http::HeaderMap;
 use crate::Error;
 
 /// What a header hook returns for one attempt: the headers to set on it.
-pub type HookFuture = Pin<Box<dyn Future<Output = Result<HeaderMap, Error>> + Send + 'static>>;
+pub(crate) type HookFuture =
+    Pin<Box<dyn Future<Output = Result<HeaderMap, Error>> + Send + 'static>>;
 
 /// A registered hook.
 pub(crate) type Hook = Arc<dyn Fn() -> HookFuture + Send + Sync>;
@@ -27,10 +28,16 @@ where
 /// The call's headers with the hook's laid over them: a name the hook sets replaces the call's
 /// values. A name comms writes itself is refused.
 pub(crate) fn merge(call: &HeaderMap, hooked: HeaderMap) -> Result<HeaderMap, Error> {
-    if let Some(name) = hooked.keys().find(|name| crate::signing::is_reserved(name)) {
+    if let Some(name) = hooked
+        .keys()
+        .find(|name| crate::signing::is_call_owned(name))
+    {
         return Err(Error::config(
             "header_hook",
-            format!("the hook set `{name}`, which comms sets itself"),
+            format!(
+                "the hook set `{name}`, which comms sets itself, belongs to one call or is \
+                 hop-by-hop"
+            ),
         ));
     }
     let mut merged = call.clone();

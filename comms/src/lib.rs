@@ -98,7 +98,6 @@ pub use error::{BODY_EXCERPT_LIMIT, BoxError, Error, HttpError};
 pub use executor::{
     DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, Executor, ExecutorBuilder, shared_http_client,
 };
-pub use hook::HookFuture;
 pub use multipart::Multipart;
 pub use response::{Response, ResponseBuilder};
 pub use response_value::ResponseValue;

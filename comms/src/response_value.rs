@@ -23,7 +23,8 @@ use http::{HeaderMap, StatusCode};
 /// `ResponseValue<()>` keeps the status and headers and ignores the body, which also suits a
 /// `#[head]` method. On a generated server, a method returns one to choose its status and add
 /// headers: `ResponseValue::new(user).with_status(StatusCode::CREATED)`, answered with `T` as
-/// JSON (or no body for `()`).
+/// JSON (or no body for `()`). `ResponseValue::new(())` answers 200 with no body, where a
+/// method returning `()` answers 204.
 #[derive(Clone, Debug)]
 pub struct ResponseValue<T> {
     status: StatusCode,
@@ -50,7 +51,9 @@ impl<T> ResponseValue<T> {
         }
     }
 
-    /// The same value with `status`.
+    /// The same value with `status`, a 2xx one: a server method reports a failure as
+    /// `Err(Error)`, which its caller receives as that error. A status without a body (204,
+    /// 205, 304) is answered without one, so its caller declares `ResponseValue<()>`.
     #[must_use]
     pub fn with_status(mut self, status: StatusCode) -> ResponseValue<T> {
         self.status = status;

@@ -302,7 +302,13 @@ pub fn respond_value<T: JsonReturn>(
     match result {
         Ok(value) => {
             let (status, headers, value) = value.into_parts();
-            with_parts(respond_json(Ok(value)), status, headers)
+            // A status that carries no body is sent without one (and without its type).
+            let response = if matches!(status.as_u16(), 204 | 205 | 304) {
+                http::Response::new(Bytes::new())
+            } else {
+                respond_json(Ok(value))
+            };
+            with_parts(response, status, headers)
         }
         Err(e) => served_error(&e),
     }

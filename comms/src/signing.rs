@@ -71,6 +71,29 @@ pub const LEGACY_SIGNATURE_HEADER: HeaderName = HeaderName::from_static("x-signa
 /// The `Content-Digest` of an empty body.
 pub const EMPTY_CONTENT_DIGEST: &str = "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:";
 
+/// Headers a header shared by many calls (a view's, a header hook's) may not set, beyond the
+/// [reserved](is_reserved) ones: those that belong to one call (its `Idempotency-Key`, its
+/// deadline, its trace context), which a shared value would make wrong, and hop-by-hop headers,
+/// which an intermediary removes, so a signature covering them would fail.
+pub(crate) fn is_call_owned(name: &HeaderName) -> bool {
+    use http::header::{CONNECTION, TE, TRAILER, UPGRADE};
+    is_reserved(name)
+        || [
+            &IDEMPOTENCY_KEY,
+            &COMMS_DEADLINE_MS,
+            &TRACEPARENT,
+            &CONNECTION,
+            &TE,
+            &TRAILER,
+            &UPGRADE,
+        ]
+        .contains(&name)
+        || matches!(
+            name.as_str(),
+            "tracestate" | "keep-alive" | "proxy-connection"
+        )
+}
+
 /// The header fields a signature covers, after the required ones, whenever a request has them:
 /// in this order, before the call's other headers.
 pub(crate) static COVERED_WHEN_PRESENT: [HeaderName; 4] = [

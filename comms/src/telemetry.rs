@@ -3,7 +3,8 @@
 //!
 //! The executor, the breaker and the receiving side call the same functions either way.
 //! `otel.rs` implements them; `off.rs` has the same signatures doing nothing (and types with
-//! no fields), so that with the feature off a call pays for none of this, not even a branch.
+//! no fields), so that with the feature off a call pays for none of this: the calls compile to
+//! nothing, leaving at most a test of an `Option` of a field-less type.
 //!
 //! With `otel`:
 //! - a call's `comms.call` span (`DEBUG`, as without the feature) records `error.type` and the
@@ -12,7 +13,7 @@
 //!   of the caller's current span otherwise, named `{method} {route}`, with the HTTP client
 //!   semantic conventions' attributes; its W3C trace context (`traceparent`, and `tracestate`
 //!   when there is one) is written into the request by the global propagator before the
-//!   request is signed, so the signature covers it;
+//!   request is signed, so an RFC 9421 signature covers it (a legacy one covers no header);
 //! - a served request (the generated server, `VerifyLayer`) runs in a SERVER span whose parent
 //!   is the context the request carried;
 //! - metrics are recorded through the global meter provider (see `otel.rs` for the list).

@@ -224,3 +224,23 @@ async fn a_default_header_comms_sets_itself_or_http_cannot_carry_is_a_config_err
         );
     }
 }
+
+#[tokio::test]
+async fn a_legacy_call_may_repeat_a_header_it_does_not_sign() {
+    let server = TestServer::always(Reply::ok_json(json!({}))).await;
+    let exec = builder(&server.url())
+        .signing(comms::Signing::Legacy)
+        .build()
+        .unwrap();
+    exec.execute(
+        Call::get("/forwarded")
+            .header("x-forwarded-for", "10.0.0.1")
+            .header("x-forwarded-for", "10.0.0.2"),
+    )
+    .await
+    .unwrap();
+    let seen = &server.requests()[0];
+    let values: Vec<_> = seen.headers.get_all("x-forwarded-for").iter().collect();
+    assert_eq!(values, ["10.0.0.1", "10.0.0.2"]);
+    assert!(seen.header("x-signature").is_some());
+}

@@ -337,3 +337,51 @@ async fn a_tracestate_travels_signed_with_the_traceparent() {
         "{spans:#?}"
     );
 }
+
+/// With comms' spans filtered out (`comms=off`), the trace still travels: the request carries
+/// the caller's own context.
+#[tokio::test]
+async fn with_the_attempt_span_filtered_out_the_callers_context_travels() {
+    use tracing::Instrument;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    meters();
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let filter: tracing_subscriber::filter::Targets = "info,comms=off".parse().expect("a filter");
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("otel-test")))
+        .with(filter);
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let server = TestServer::always(Reply::ok_json(serde_json::json!({}))).await;
+    let exec = executor(
+        &server.url(),
+        RetryConfig::none(),
+        BreakerConfig::disabled(),
+    );
+    let handling = tracing::info_span!("handling");
+    async { exec.execute(item(8)).await }
+        .instrument(handling)
+        .await
+        .unwrap();
+
+    let spans = exporter.get_finished_spans().unwrap();
+    let [handling] = spans_named(&spans, "handling")[..] else {
+        panic!("only the caller's span: {spans:#?}");
+    };
+    assert_eq!(spans.len(), 1, "{spans:#?}");
+    let sent = server.requests()[0]
+        .header("traceparent")
+        .map(str::to_owned);
+    assert_eq!(
+        sent,
+        Some(format!(
+            "00-{}-{}-01",
+            handling.span_context.trace_id(),
+            handling.span_context.span_id()
+        ))
+    );
+}

@@ -141,3 +141,42 @@ async fn a_generated_server_continues_the_trace_and_records_its_durations() {
         .unwrap();
     assert_eq!(failed.attributes["error.type"], "500");
 }
+
+/// A request without a trace context is served in the span around the router (a tracing
+/// middleware's, say), not in a trace of its own.
+#[tokio::test]
+async fn a_request_without_a_trace_is_served_in_the_span_around_it() {
+    use tracing::Instrument;
+
+    let (spans, _guard) = record_spans();
+    let app = Router::new()
+        .route("/plain", get(|| async { "plain" }))
+        .layer(VerifyLayer::new(Verifier::new().service("billing", SECRET)))
+        .layer(axum::middleware::from_fn(
+            |request: axum::extract::Request, next: axum::middleware::Next| {
+                next.run(request).instrument(tracing::info_span!("outer"))
+            },
+        ));
+    let url = serve(app).await;
+    // Unsigned and untraced: refused, but still in a SERVER span.
+    let status = reqwest::get(format!("{url}/plain")).await.unwrap().status();
+    assert_eq!(status, 401);
+
+    let spans = spans.get_finished_spans().unwrap();
+    let [outer] = spans_named(&spans, "outer")[..] else {
+        panic!("the middleware's span: {spans:#?}");
+    };
+    let [served] = spans_named(&spans, "GET")[..] else {
+        panic!("the SERVER span: {spans:#?}");
+    };
+    assert_eq!(served.span_kind, SpanKind::Server);
+    assert_eq!(served.parent_span_id, outer.span_context.span_id());
+    assert_eq!(
+        served.span_context.trace_id(),
+        outer.span_context.trace_id()
+    );
+    assert_eq!(
+        text(served, "http.response.status_code").as_deref(),
+        Some("401")
+    );
+}

@@ -188,8 +188,10 @@ impl ExecutorBuilder {
     /// that expire, such as a bearer token from a cache that may have to refresh.
     ///
     /// A header it returns replaces the call's own of that name. It runs within the call's
-    /// deadline and the attempt's timeout; an error it returns ends the call with that error,
-    /// unsent, and so does a name comms writes itself (`Error::Config`, key `header_hook`).
+    /// deadline and the attempt's timeout (the request gets what the hook left of it); an
+    /// error it returns ends the call with that error, unsent, and so does a name comms writes
+    /// itself, one that belongs to one call (`Idempotency-Key`, `Comms-Deadline-Ms`, trace
+    /// context) or a hop-by-hop one (`Error::Config`, key `header_hook`).
     ///
     /// ```no_run
     /// use comms::http::{HeaderMap, HeaderValue, header::AUTHORIZATION};

@@ -112,10 +112,30 @@ impl Timer {
     /// Sets the timer to fire `after` from now.
     fn arm(mut self: Pin<&mut Self>, after: Duration) {
         match self.as_mut().project() {
-            TimerProj::Set { sleep } => sleep.reset(tokio::time::Instant::now() + after),
+            TimerProj::Set { sleep } => {
+                // A duration too long for the clock (`Duration::MAX` for "no timeout") is as
+                // good as never, as for `tokio::time::sleep`.
+                let now = tokio::time::Instant::now();
+                let at = now
+                    .checked_add(after)
+                    .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30));
+                sleep.reset(at)
+            }
             TimerProj::Unset => self.set(Timer::Set {
                 sleep: tokio::time::sleep(after),
             }),
+        }
+    }
+
+    /// The time left before the timer fires; `None` when it is not set.
+    fn left(self: Pin<&mut Self>) -> Option<Duration> {
+        match self.project() {
+            TimerProj::Set { sleep } => Some(
+                sleep
+                    .deadline()
+                    .saturating_duration_since(tokio::time::Instant::now()),
+            ),
+            TimerProj::Unset => None,
         }
     }
 
@@ -286,31 +306,47 @@ impl<'a> Run<'a> {
         executor: &'a Executor,
         send: fn(&reqwest::Client, reqwest::Request) -> F,
         mut phase: Pin<&mut Phase<F>>,
-        timer: Pin<&mut Timer>,
+        mut timer: Pin<&mut Timer>,
         hooked: Option<HeaderMap>,
     ) -> Result<(), Error> {
         let prepared = self.prepared.as_mut().expect("prepared before any attempt");
         self.stats.attempts = self.retry + 1;
-        let (limit, limit_reported) = prepared.limit();
+        let (mut limit, mut limit_reported) = prepared.limit();
+        if hooked.is_some() {
+            // The hook ran on the attempt's clock (see `begin`): the request gets what is left.
+            if let Some(left) = timer.as_mut().left() {
+                limit = limit.min(left);
+            }
+            limit_reported = self.limit_reported;
+        }
         // The first attempt's trace was begun by `prepare`, its context already among the
         // call's headers; a retry begins its own and writes its context over them.
-        let (trace, request) = match prepared.first_trace.take() {
-            Some(trace) => {
-                let request = executor.request(&self.call, prepared, None, hooked)?;
-                (trace, request)
-            }
-            None => {
-                let trace = AttemptTrace::start(
+        let (fresh, trace) = match prepared.first_trace.take() {
+            Some(trace) => (false, trace),
+            None => (
+                true,
+                AttemptTrace::start(
                     &executor.inner.target,
                     &self.call.method,
                     self.call.route,
                     &prepared.url,
                     self.retry,
-                );
-                let request = executor.request(&self.call, prepared, Some(&trace), hooked)?;
-                (trace, request)
+                ),
+            ),
+        };
+        let request = match executor.request(&self.call, prepared, fresh.then_some(&trace), hooked)
+        {
+            Ok(request) => request,
+            Err(e) => {
+                trace.abandon(crate::telemetry::error_type(&e));
+                return Err(e);
             }
         };
+        if self.retry > 0 {
+            crate::telemetry::retried(&self.call.method, &prepared.url);
+        }
+        let mut trace = trace;
+        trace.sending();
         self.trace = Some(trace);
         phase.set(Phase::Sending {
             sent: send(&executor.inner.http, request),
@@ -353,7 +389,6 @@ impl<'a> Run<'a> {
             Ok((err, wait)) => {
                 self.retry += 1;
                 let retry = self.retry;
-                crate::telemetry::retried(&self.call.method, &prepared.url);
                 tracing::warn!(
                     target: TARGET,
                     service = %executor.inner.name,
@@ -381,8 +416,7 @@ impl<'a> Run<'a> {
         // A first attempt begun but never sent (its header hook failed): its span ends with
         // the call's error.
         if let Some(trace) = self.prepared.as_mut().and_then(|p| p.first_trace.take()) {
-            let error = result.as_ref().err();
-            trace.end(None, error.and_then(crate::telemetry::error_type));
+            trace.abandon(result.as_ref().err().and_then(crate::telemetry::error_type));
         }
         if self.stats.attempts > 0 {
             span.record("attempts", self.stats.attempts);

@@ -146,7 +146,7 @@ impl Executor {
             return Err(err);
         };
         if let Some((at, _)) = prepared.deadline
-            && Instant::now() + wait >= at
+            && Instant::now().checked_add(wait).is_none_or(|end| end >= at)
         {
             tracing::debug!(target: TARGET, "no time left before the deadline; not retrying");
             return Err(err);

@@ -42,6 +42,12 @@ impl AttemptTrace {
     pub(crate) fn inject(&self, _headers: &mut HeaderMap, _covered: &HeaderMap) {}
 
     #[inline]
+    pub(crate) fn sending(&mut self) {}
+
+    #[inline]
+    pub(crate) fn abandon(self, _error_type: Option<&'static str>) {}
+
+    #[inline]
     pub(crate) fn end(self, _status: Option<StatusCode>, _error_type: Option<&'static str>) {}
 }
 

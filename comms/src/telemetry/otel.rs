@@ -8,6 +8,7 @@ use std::time::Instant;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use opentelemetry::metrics::{Counter, Gauge, Histogram};
 use opentelemetry::propagation::{Extractor, Injector};
+use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{InstrumentationScope, KeyValue, global};
 use tracing::Instrument;
 use tracing::field::Empty;
@@ -132,12 +133,13 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
-/// A span's name under the conventions: `{method} {route}`, or the method alone without a
-/// route.
+/// A span's name under the conventions: `{method} {route}`, the method alone without a route,
+/// and `HTTP` for a method HTTP does not define.
 fn span_name(method: &Method, route: Option<&str>) -> String {
-    match route {
-        Some(route) => format!("{method} {route}"),
-        None => method.to_string(),
+    match (known_method(method), route) {
+        (Some(method), Some(route)) => format!("{method} {route}"),
+        (Some(method), None) => method.to_owned(),
+        (None, _) => "HTTP".to_owned(),
     }
 }
 
@@ -155,20 +157,29 @@ impl Target {
     }
 }
 
-/// `http.request.method`, without an allocation for the methods HTTP defines.
+/// The method's name if it is one HTTP defines: the conventions keep span names and the
+/// `http.request.method` attribute to those, so a client cannot grow them without bound.
+fn known_method(method: &Method) -> Option<&'static str> {
+    Some(match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => return None,
+    })
+}
+
+/// `http.request.method`: the method, or `_OTHER` for one HTTP does not define.
 fn method_attribute(method: &Method) -> KeyValue {
-    const KEY: &str = "http.request.method";
-    match *method {
-        Method::GET => KeyValue::new(KEY, "GET"),
-        Method::POST => KeyValue::new(KEY, "POST"),
-        Method::PUT => KeyValue::new(KEY, "PUT"),
-        Method::DELETE => KeyValue::new(KEY, "DELETE"),
-        Method::PATCH => KeyValue::new(KEY, "PATCH"),
-        Method::HEAD => KeyValue::new(KEY, "HEAD"),
-        Method::OPTIONS => KeyValue::new(KEY, "OPTIONS"),
-        // The conventions' name for a method outside the known set.
-        _ => KeyValue::new(KEY, "_OTHER"),
-    }
+    KeyValue::new(
+        "http.request.method",
+        known_method(method).unwrap_or("_OTHER"),
+    )
 }
 
 /// One attempt's CLIENT span and what its duration is recorded with. Boxed: every call in
@@ -198,7 +209,7 @@ impl AttemptTrace {
             "comms.attempt",
             otel.name = name,
             otel.kind = "client",
-            http.request.method = method.as_str(),
+            http.request.method = known_method(method).unwrap_or("_OTHER"),
             server.address = host,
             server.port = i64::from(port),
             url.full = crate::response::without_query(url),
@@ -227,10 +238,35 @@ impl AttemptTrace {
         }))
     }
 
+    /// The context the attempt carries: its span's, or, when a filter disabled the span, the
+    /// caller's, so that the trace still travels.
+    fn context(&self) -> opentelemetry::Context {
+        if self.0.span.is_disabled() {
+            tracing::Span::current().context()
+        } else {
+            self.0.span.context()
+        }
+    }
+
+    /// The attempt is being sent now: its duration counts from here (after the header hook).
+    pub(crate) fn sending(&mut self) {
+        self.0.started = Instant::now();
+    }
+
+    /// Ends an attempt that was never sent (its header hook failed, or its request could not
+    /// be built): its span ends with `error_type`, and no request duration is recorded.
+    pub(crate) fn abandon(self, error_type: Option<&'static str>) {
+        let span = &self.0.span;
+        if let Some(error) = error_type {
+            span.record("error.type", error);
+        }
+        span.record("otel.status_code", "ERROR");
+    }
+
     /// Writes the attempt's trace context into a call's headers before the signature's covered
     /// components are decided, so that `traceparent` (and `tracestate`) are among them.
     pub(crate) fn inject_into(&self, headers: &mut HeaderMap) {
-        let cx = self.0.span.context();
+        let cx = self.context();
         global::get_text_map_propagator(|propagator| {
             propagator.inject_context(
                 &cx,
@@ -245,7 +281,7 @@ impl AttemptTrace {
     /// Writes a retry's trace context into the request's `headers`, for the fields the
     /// signature covers (`covered`, the call's headers).
     pub(crate) fn inject(&self, headers: &mut HeaderMap, covered: &HeaderMap) {
-        let cx = self.0.span.context();
+        let cx = self.context();
         global::get_text_map_propagator(|propagator| {
             propagator.inject_context(
                 &cx,
@@ -372,7 +408,8 @@ impl ServerTrace {
             "comms.serve",
             otel.name = name,
             otel.kind = "server",
-            http.request.method = method.as_str(),
+            http.request.method = known_method(method).unwrap_or("_OTHER"),
+            http.request.method_original = known_method(method).is_none().then(|| method.as_str()),
             url.path = uri.path(),
             url.scheme = scheme,
             http.route = route,
@@ -381,8 +418,11 @@ impl ServerTrace {
             otel.status_code = Empty,
         );
         let parent = global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
-        // Refused only when the span is disabled, and then there is no span to parent.
-        let _ = span.set_parent(parent);
+        // Without a trace in the request, the span stays in the one it is served in (a
+        // tower-http span around the router, say). A refusal means the span is disabled.
+        if parent.span().span_context().is_valid() {
+            let _ = span.set_parent(parent);
+        }
         let mut attributes = vec![
             method_attribute(method),
             KeyValue::new("url.scheme", scheme.to_owned()),
