@@ -4,7 +4,7 @@
 use comms::http::StatusCode;
 use comms::http::header::{ETAG, HeaderName, HeaderValue, LINK};
 use comms::verify::Verifier;
-use comms::{BreakerConfig, Error, ResponseValue, RetryConfig, service_client};
+use comms::{Error, ResponseValue, service_client};
 use comms_tests::{Reply, TestServer, serve};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -33,13 +33,7 @@ pub trait Catalog {
 }
 
 fn client(url: &str) -> CatalogClient {
-    CatalogClient::builder()
-        .base_url(url)
-        .secret(SECRET)
-        .retry(RetryConfig::none())
-        .breaker(BreakerConfig::disabled())
-        .build()
-        .unwrap()
+    comms_tests::plain_client(url, SECRET)
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use comms::multipart::{Multipart, Part};
 use comms::verify::Verifier;
-use comms::{BreakerConfig, Call, Error, RetryConfig, service_client};
+use comms::{Call, Error, service_client};
 use comms_tests::serve;
 use serde::{Deserialize, Serialize};
 
@@ -162,13 +162,7 @@ async fn pair() -> (CatalogImpl, CatalogClient, String) {
         .verifier(Verifier::new().service("billing", SECRET))
         .into_router();
     let url = serve(router).await;
-    let client = CatalogClient::builder()
-        .base_url(&url)
-        .secret(SECRET)
-        .retry(RetryConfig::none())
-        .breaker(BreakerConfig::disabled())
-        .build()
-        .unwrap();
+    let client: CatalogClient = comms_tests::plain_client(&url, SECRET);
     (service, client, url)
 }
 

@@ -99,13 +99,7 @@ async fn a_generated_server_continues_the_trace_and_records_its_durations() {
         .verifier(Verifier::new().service("billing", SECRET))
         .into_router();
     let url = serve(router).await;
-    let client = LedgerClient::builder()
-        .base_url(&url)
-        .secret(SECRET)
-        .retry(RetryConfig::none())
-        .breaker(BreakerConfig::disabled())
-        .build()
-        .unwrap();
+    let client: LedgerClient = comms_tests::plain_client(&url, SECRET);
     assert_eq!(client.entry(5).await.unwrap(), "entry 5");
     let err = client.entry(0).await.unwrap_err();
     assert_eq!(err.status().map(|s| s.as_u16()), Some(500));

@@ -73,6 +73,19 @@ pub fn plain_executor(url: &str, service_id: &str, secret: &str) -> comms::Execu
         .unwrap()
 }
 
+/// A generated client (`C`) of the service at `url`, signing as its attribute says with
+/// `secret`, with no retries and no breaker: the client of a round trip through a generated
+/// server.
+pub fn plain_client<C: comms::__private::FromExecutor>(url: &str, secret: &str) -> C {
+    comms::ClientBuilder::<C>::new()
+        .base_url(url)
+        .secret(secret)
+        .retry(comms::RetryConfig::none())
+        .breaker(comms::BreakerConfig::disabled())
+        .build()
+        .unwrap()
+}
+
 /// The results of `n` copies of a call made at once through `exec`.
 #[derive(Debug)]
 pub struct Calls(pub Vec<Result<comms::Response, comms::Error>>);
