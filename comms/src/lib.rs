@@ -85,6 +85,7 @@ mod retry;
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub mod server;
 pub mod signing;
+mod stream;
 mod telemetry;
 pub mod verify;
 
@@ -101,6 +102,7 @@ pub use multipart::Multipart;
 pub use response::{Response, ResponseBuilder};
 pub use retry::RetryConfig;
 pub use signing::{Secret, Signing};
+pub use stream::{ByteStream, JsonLines, StreamingResponse};
 
 /// Generates a typed client from an annotated trait. See the [crate documentation](crate).
 pub use comms_macros::service_client;
@@ -115,9 +117,9 @@ pub mod __private {
     #[cfg(feature = "server")]
     pub mod server {
         pub use crate::server::{
-            Incoming, Rejection, Settings, body, form, handle, header, header_opt, multipart, path,
-            query, query_all, query_flatten, query_opt, respond_json, respond_optional,
-            respond_raw, respond_unit,
+            Answer, Incoming, Rejection, Settings, body, form, handle, header, header_opt,
+            multipart, path, query, query_all, query_flatten, query_opt, respond_byte_stream,
+            respond_json, respond_json_lines, respond_optional, respond_raw, respond_unit,
         };
         pub use axum::Router;
         pub use axum::extract::Request;
@@ -126,6 +128,7 @@ pub mod __private {
 
     pub use crate::client::{ClientDefaults, FromExecutor};
     pub use crate::error::error_response;
+    pub use crate::stream::{Streamed, decode_byte_stream, decode_json_lines, streamed};
     pub use crate::{Call, CallOptions, ClientBuilder, Error, Executor, Response, Signing};
     pub use core::fmt::Display;
     pub use core::future::Future;

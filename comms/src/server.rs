@@ -17,6 +17,7 @@
 mod forms;
 mod idempotency;
 mod serve;
+mod stream;
 
 pub use forms::{FlattenArg, FormArg, MultipartArg, form, multipart, query_flatten};
 pub use idempotency::{
@@ -24,6 +25,7 @@ pub use idempotency::{
     MemoryIdempotencyStore, StoredResponse,
 };
 pub use serve::{Settings, caller, deadline, handle};
+pub use stream::{Answer, JsonLinesReturn, respond_byte_stream, respond_json_lines};
 
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header::CONTENT_TYPE};
