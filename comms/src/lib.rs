@@ -38,6 +38,10 @@
 //! tower layer; any RFC 9421 library can check them too, so services in other languages can
 //! take part.
 //!
+//! A method returning [`ByteStream`] or [`JsonLines`] hands its response body over as it
+//! arrives, unbuffered and uncapped, once a 2xx head has ended the call's retries (see
+//! [`StreamingResponse`] for the rules, and [`Executor::execute_streaming`] by hand).
+//!
 //! Calls report through `tracing`: retries, an exhausted retry budget and breaker transitions
 //! as `INFO`/`WARN` events, and a `DEBUG` span per call (see [`Executor::execute`]), so a
 //! service logging at `INFO` hears about trouble and pays nothing for calls that go well.
