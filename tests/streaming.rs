@@ -254,21 +254,18 @@ async fn the_calls_deadline_bounds_the_body() {
 
 #[tokio::test]
 async fn the_attempt_timeout_ends_at_the_head() {
-    let pieces = (0..4).map(|i| Bytes::from(format!("piece {i};"))).collect();
-    let pieces = std::sync::Mutex::new(Some(pieces));
-    let url = serve_stream(move || {
-        paced(
-            pieces.lock().unwrap().take().unwrap(),
-            Duration::from_millis(150),
-        )
+    let url = serve_stream(|| {
+        let pieces = (0..4).map(|i| Bytes::from(format!("piece {i};")));
+        paced(pieces.collect(), Duration::from_millis(250))
     })
     .await;
-    // Each attempt has 100 ms; the body takes 450 ms, and arrives whole.
+    // Each attempt has 200 ms; the body takes 750 ms, and arrives whole.
     let exec = Executor::builder()
         .base_url(&url)
         .service_id("billing")
         .secret(SECRET)
-        .timeout(Duration::from_millis(100))
+        .timeout(Duration::from_millis(200))
+        .retry(RetryConfig::none())
         .build()
         .unwrap();
     let mut body = exec
