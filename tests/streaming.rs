@@ -194,13 +194,15 @@ async fn a_body_that_breaks_off_is_a_transport_error_from_the_stream_and_never_r
     for (case, fault, arrived) in cases {
         let server = FaultServer::start(move |_, _| fault.clone()).await;
         let exec = executor(&server.url(), fast_retry(), BreakerConfig::disabled());
-        let mut body = exec
-            .execute_streaming(Call::get("/export"))
-            .await
-            .unwrap()
-            .into_stream();
+        let call = Call::get("/export").query("token", "s3cr3t");
+        let mut body = exec.execute_streaming(call).await.unwrap().into_stream();
         let (got, error) = read_all(&mut body).await;
         assert!(arrived.as_bytes().starts_with(&got), "{case}: {got:?}");
+        let shown = format!("{error:?}");
+        assert!(
+            !shown.contains("s3cr3t"),
+            "{case}: the query stays out: {shown}"
+        );
         match error {
             Some(Error::Transport {
                 method,

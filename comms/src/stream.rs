@@ -166,31 +166,6 @@ impl ByteStream {
         self.request.as_ref().map(|(_, url)| without_query(url))
     }
 
-    /// The error a received body ends with when it breaks off.
-    fn broken(&self, e: impl std::error::Error + Send + Sync + 'static) -> Error {
-        match &self.request {
-            Some((method, url)) => Error::Transport {
-                method: method.clone(),
-                url: shown(url),
-                connect: false,
-                source: Box::new(e),
-            },
-            None => Error::Decode {
-                method: None,
-                url: None,
-                source: Box::new(e),
-            },
-        }
-    }
-
-    fn timed_out(&self, after: Duration) -> Error {
-        let (method, url) = match &self.request {
-            Some((method, url)) => (method.clone(), shown(url)),
-            None => (Method::GET, String::new()),
-        };
-        Error::Timeout { method, url, after }
-    }
-
     /// The request's method and URL for an error about this body.
     pub(crate) fn request_for_error(&self) -> (Option<Method>, Option<String>) {
         match &self.request {
@@ -215,8 +190,11 @@ impl Stream for ByteStream {
             Source::Received(received) => match std::task::ready!(received.poll_chunk(cx)) {
                 None => None,
                 Some(Ok(chunk)) => Some(Ok(chunk)),
-                Some(Err(Broken::Body(e))) => Some(Err(this.broken(e))),
-                Some(Err(Broken::Deadline(after))) => Some(Err(this.timed_out(after))),
+                Some(Err(broken)) => {
+                    let request = this.request.as_ref();
+                    let (method, url) = request.expect("a received body keeps its request");
+                    Some(Err(broken.into_error(method, url)))
+                }
             },
         };
         if !matches!(polled, Some(Ok(_))) {
@@ -236,6 +214,26 @@ enum Broken {
     Body(reqwest::Error),
     /// The call's deadline passed; the deadline it was given.
     Deadline(Duration),
+}
+
+impl Broken {
+    /// The error the body of a request to `method url` ends with: a body that broke off is
+    /// a transport error after the request was sent.
+    fn into_error(self, method: &Method, url: &reqwest::Url) -> Error {
+        match self {
+            Broken::Body(e) => Error::Transport {
+                method: method.clone(),
+                url: shown(url),
+                connect: false,
+                source: Box::new(e.without_url()),
+            },
+            Broken::Deadline(after) => Error::Timeout {
+                method: method.clone(),
+                url: shown(url),
+                after,
+            },
+        }
+    }
 }
 
 impl Received {
