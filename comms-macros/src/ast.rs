@@ -19,7 +19,8 @@ pub(crate) struct Method<'a> {
     pub(crate) route: LitStr,
     /// `None` when the route did not parse (its errors are reported already).
     pub(crate) template: Option<Template>,
-    pub(crate) idempotent: bool,
+    /// The `idempotent` option, when given.
+    pub(crate) idempotent: Option<Ident>,
     pub(crate) timeout_ms: Option<u64>,
     pub(crate) args: Vec<Arg<'a>>,
     pub(crate) output: Output<'a>,
@@ -91,6 +92,17 @@ pub(crate) enum OutputKind {
     ValueUnit,
     /// Anything else: decoded from JSON.
     Json,
+    /// `comms::ByteStream`: the body handed over as it arrives.
+    Bytes,
+    /// `comms::JsonLines<T>`: newline-delimited JSON items of `T` as they arrive.
+    JsonLines,
+}
+
+impl OutputKind {
+    /// Whether the body is handed over as it arrives rather than read whole.
+    pub(crate) fn is_stream(self) -> bool {
+        matches!(self, OutputKind::Bytes | OutputKind::JsonLines)
+    }
 }
 
 impl<'a> Service<'a> {
@@ -316,10 +328,34 @@ fn parse_output<'a>(cx: &Ctxt, output: &'a ReturnType, name: &Ident) -> Option<O
     if outer_ident(err).is_none_or(|i| i != "Error") {
         return wrong(err);
     }
+    let named = |t: &Type, name: &str| outer_ident(t).is_some_and(|i| i == name);
     let kind = match ok {
         Type::Tuple(t) if t.elems.is_empty() => OutputKind::Unit,
-        t if outer_ident(t).is_some_and(|i| i == "Response") => OutputKind::Raw,
-        t if outer_ident(t).is_some_and(|i| i == "Option") && generic_arg(t).is_some() => {
+        t if named(t, "Response") => OutputKind::Raw,
+        t if named(t, "ByteStream") => OutputKind::Bytes,
+        t if named(t, "JsonLines") => match generic_arg(t) {
+            Some(_) => OutputKind::JsonLines,
+            None => {
+                cx.error_spanned_by(
+                    t,
+                    "`JsonLines` needs the type of its items: `comms::JsonLines<T>`, where `T` \
+                     implements `serde::de::DeserializeOwned`",
+                );
+                return None;
+            }
+        },
+        t if named(t, "Option") && generic_arg(t).is_some() => {
+            let inner = generic_arg(t).expect("checked");
+            if named(inner, "ByteStream") || named(inner, "JsonLines") {
+                cx.error_spanned_by(
+                    t,
+                    format!(
+                        "`{name}` cannot return an optional stream: return the stream itself, \
+                         and a 404 arrives as `Err(comms::Error::NotFound(_))`"
+                    ),
+                );
+                return None;
+            }
             OutputKind::Optional
         }
         t if outer_ident(t).is_some_and(|i| i == "ResponseValue") => match generic_arg(t) {

@@ -154,7 +154,8 @@ pub(crate) const VERBS: &[&str] = &["get", "post", "put", "patch", "delete", "he
 pub(crate) struct VerbAttr {
     pub(crate) verb: Ident,
     pub(crate) route: LitStr,
-    pub(crate) idempotent: bool,
+    /// The `idempotent` option, when given.
+    pub(crate) idempotent: Option<Ident>,
     pub(crate) timeout_ms: Option<u64>,
 }
 
@@ -247,7 +248,7 @@ pub(crate) fn parse_verb(cx: &Ctxt, attr: &Attribute) -> Option<VerbAttr> {
             Some(VerbAttr {
                 verb,
                 route,
-                idempotent: idempotent.is_some(),
+                idempotent,
                 timeout_ms,
             })
         }

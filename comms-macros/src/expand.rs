@@ -300,7 +300,7 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
             }
         }
     }
-    if method.idempotent {
+    if method.idempotent.is_some() {
         call_stmts.push(quote!(#call = #call.idempotent(true);));
     }
     if let Some(ms) = method.timeout_ms {
@@ -318,6 +318,11 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
             let inner = ast::generic_arg(ok).expect("a ResponseValue has its type");
             quote_spanned!(inner.span()=> ::comms::__private::decode_value::<#inner>)
         }
+        OutputKind::Bytes => quote!(::comms::__private::decode_byte_stream),
+        OutputKind::JsonLines => {
+            let item = ast::generic_arg(ok).expect("a JsonLines has its item type");
+            quote_spanned!(item.span()=> ::comms::__private::decode_json_lines::<#item>)
+        }
         OutputKind::Json | OutputKind::Optional => {
             let decoded = match method.output.kind {
                 OutputKind::Optional => ast::generic_arg(ok).expect("an Option has its type"),
@@ -326,9 +331,16 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
             quote_spanned!(decoded.span()=> ::comms::__private::decode_json::<#decoded>)
         }
     };
-    let decoded = match method.output.kind {
-        OutputKind::Optional => quote!(::comms::__private::decoded_optional),
-        _ => quote!(::comms::__private::decoded),
+    let (decoded, execute) = match method.output.kind {
+        OutputKind::Optional => (
+            quote!(::comms::__private::decoded_optional),
+            quote!(execute),
+        ),
+        kind if kind.is_stream() => (
+            quote!(::comms::__private::streamed),
+            quote!(execute_streaming),
+        ),
+        _ => (quote!(::comms::__private::decoded), quote!(execute)),
     };
     let capacity = route_text.len() + 16;
     let attrs = method
@@ -348,7 +360,7 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
             .route(#route);
             #(#path_stmts)*
             #(#call_stmts)*
-            #decoded(self.executor.execute(#call), #decode)
+            #decoded(self.executor.#execute(#call), #decode)
         }
     }
 }

@@ -142,6 +142,13 @@ fn route(trait_ident: &syn::Ident, method: &Method<'_>) -> TokenStream {
             _ => None,
         })
         .collect();
+    // A streamed method answers with an `Answer`, so its refusals are made one too.
+    let refuse = match method.output.kind {
+        kind if kind.is_stream() => quote! {
+            ::comms::__private::server::Answer::from(rejection.into_response())
+        },
+        _ => quote!(rejection.into_response()),
+    };
     let mut parse = Vec::new();
     let mut pass = Vec::new();
     for (i, arg) in method.args.iter().enumerate() {
@@ -150,7 +157,7 @@ fn route(trait_ident: &syn::Ident, method: &Method<'_>) -> TokenStream {
         parse.push(quote! {
             let #var = match #value {
                 ::core::result::Result::Ok(value) => value,
-                ::core::result::Result::Err(rejection) => return rejection.into_response(),
+                ::core::result::Result::Err(rejection) => return #refuse,
             };
         });
         pass.push(passed.tokens(&var));
@@ -171,9 +178,14 @@ fn route(trait_ident: &syn::Ident, method: &Method<'_>) -> TokenStream {
         OutputKind::ValueUnit => quote!(::comms::__private::server::respond_value_unit),
         OutputKind::Unit => quote!(::comms::__private::server::respond_unit),
         OutputKind::Raw => quote!(::comms::__private::server::respond_raw),
+        OutputKind::Bytes => quote!(::comms::__private::server::respond_byte_stream),
+        OutputKind::JsonLines => {
+            let item = ast::generic_arg(ok).expect("a JsonLines has its item type");
+            quote_spanned!(item.span()=> ::comms::__private::server::respond_json_lines::<#item>)
+        }
     };
     let verb = format_ident!("{}", method.verb.to_string().to_uppercase());
-    let (route, idempotent) = (&method.route, method.idempotent);
+    let (route, idempotent) = (&method.route, method.idempotent.is_some());
     let attrs = method
         .item
         .attrs

@@ -69,6 +69,24 @@ fn check_method(cx: &Ctxt, method: &Method<'_>) {
             "a HEAD response has no body to decode: return `Result<(), comms::Error>`, `Result<comms::ResponseValue<()>, comms::Error>` (its status and headers) or `Result<comms::Response, comms::Error>`",
         );
     }
+    if verb == "head" && method.output.kind.is_stream() {
+        cx.error_spanned_by(
+            method.output.ok,
+            "a HEAD response has no body to stream: return `Result<(), comms::Error>` or `Result<comms::Response, comms::Error>`",
+        );
+    }
+    if let Some(idempotent) = &method.idempotent
+        && method.output.kind.is_stream()
+    {
+        cx.error_spanned_by(
+            idempotent,
+            format!(
+                "`{name}` is marked `idempotent`, and a streamed answer cannot be kept to answer a \
+                 retry with the same `Idempotency-Key`: drop `idempotent` (a stream's retries end \
+                 at its head), or return a type that is read whole"
+            ),
+        );
+    }
 
     let mut query_names: Vec<&str> = Vec::new();
     let mut header_names: Vec<String> = Vec::new();

@@ -28,6 +28,7 @@ use crate::retry::RetryConfig;
 use crate::retry::budget::RetryBudget;
 use crate::retry::policy::{self, Outcome};
 use crate::signing::{COMMS_DEADLINE_MS, IDEMPOTENCY_KEY, Signer, Signing};
+use crate::stream::StreamingResponse;
 use crate::telemetry::AttemptTrace;
 use crate::{Error, path};
 
@@ -35,10 +36,12 @@ mod builder;
 mod call_future;
 pub(crate) mod failure;
 mod headers;
+mod mode;
 
 pub use builder::ExecutorBuilder;
 use call_future::CallFuture;
 use headers::{covered, covered_list, over_template, refuse_repeated, sign_into};
+use mode::{Streaming, Whole};
 
 /// The target of the executor's events, whichever of its files they come from.
 const TARGET: &str = "comms::executor";
@@ -235,7 +238,26 @@ impl Executor {
     pub fn execute(&self, call: Call) -> impl Future<Output = Result<Response, Error>> + Send + '_ {
         let route = call.route.unwrap_or(call.path.as_str());
         let span = crate::telemetry::call_span(&self.inner.name, &call.method, route);
-        CallFuture::new(self, call, span, reqwest::Client::execute)
+        CallFuture::<_, Whole>::new(self, call, span, reqwest::Client::execute)
+    }
+
+    /// Sends `call` and returns the head of its 2xx response as soon as it arrives, the body
+    /// still to come ([`StreamingResponse::into_stream`], or
+    /// [`into_json_lines`](StreamingResponse::into_json_lines)): not buffered, and not capped by
+    /// `max_response_bytes`.
+    ///
+    /// Up to the head, the call is [`execute`](Executor::execute)'s: breaker, signing, the
+    /// attempt timeout, retries, and a status outside 2xx read into its [`Error`]. A 2xx head
+    /// is the attempt's success and ends the retries; see [`StreamingResponse`] for what
+    /// bounds the body after it, and [`ByteStream`](crate::ByteStream) for an example. The
+    /// call's `comms.call` span ends with the head.
+    pub fn execute_streaming(
+        &self,
+        call: Call,
+    ) -> impl Future<Output = Result<StreamingResponse, Error>> + Send + '_ {
+        let route = call.route.unwrap_or(call.path.as_str());
+        let span = crate::telemetry::call_span(&self.inner.name, &call.method, route);
+        CallFuture::<_, Streaming>::new(self, call, span, reqwest::Client::execute)
     }
 
     /// Everything a call needs before its first attempt, in the order that lets an open breaker
@@ -466,6 +488,12 @@ mod tests {
         let call = e.execute(Call::get("/x"));
         let size = std::mem::size_of_val(&call);
         assert!(size <= 900, "the call's future is {size} bytes");
+        let streamed = e.execute_streaming(Call::get("/x"));
+        let streamed_size = std::mem::size_of_val(&streamed);
+        assert_eq!(
+            streamed_size, size,
+            "a streamed call's future is {streamed_size} bytes"
+        );
     }
 
     #[test]

@@ -38,6 +38,10 @@
 //! tower layer; any RFC 9421 library can check them too, so services in other languages can
 //! take part.
 //!
+//! A method returning [`ByteStream`] or [`JsonLines`] hands its response body over as it
+//! arrives, unbuffered and uncapped, once a 2xx head has ended the call's retries (see
+//! [`StreamingResponse`] for the rules, and [`Executor::execute_streaming`] by hand).
+//!
 //! Calls report through `tracing`: retries, an exhausted retry budget and breaker transitions
 //! as `INFO`/`WARN` events, and a `DEBUG` span per call (see [`Executor::execute`]), so a
 //! service logging at `INFO` hears about trouble and pays nothing for calls that go well.
@@ -87,6 +91,7 @@ mod retry;
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub mod server;
 pub mod signing;
+mod stream;
 mod telemetry;
 pub mod verify;
 
@@ -103,6 +108,7 @@ pub use response::{Response, ResponseBuilder};
 pub use response_value::ResponseValue;
 pub use retry::RetryConfig;
 pub use signing::{Secret, Signing};
+pub use stream::{ByteStream, JsonLines, StreamingResponse};
 
 /// Generates a typed client from an annotated trait. See the [crate documentation](crate).
 pub use comms_macros::service_client;
@@ -117,9 +123,10 @@ pub mod __private {
     #[cfg(feature = "server")]
     pub mod server {
         pub use crate::server::{
-            Incoming, Rejection, Settings, body, form, handle, header, header_opt, multipart, path,
-            query, query_all, query_flatten, query_opt, respond_json, respond_optional,
-            respond_raw, respond_unit, respond_value, respond_value_unit,
+            Answer, Incoming, Rejection, Settings, body, form, handle, header, header_opt,
+            multipart, path, query, query_all, query_flatten, query_opt, respond_byte_stream,
+            respond_json, respond_json_lines, respond_optional, respond_raw, respond_unit,
+            respond_value, respond_value_unit,
         };
         pub use axum::Router;
         pub use axum::extract::Request;
@@ -128,6 +135,7 @@ pub mod __private {
 
     pub use crate::client::{ClientDefaults, FromExecutor};
     pub use crate::error::error_response;
+    pub use crate::stream::{Streamed, decode_byte_stream, decode_json_lines, streamed};
     pub use crate::{Call, CallOptions, ClientBuilder, Error, Executor, Response, Signing};
     pub use core::fmt::Display;
     pub use core::future::Future;

@@ -6,8 +6,12 @@
 //! (the signature over the head before any body is read), then its arguments are parsed back
 //! from the path, query, headers and body (JSON, a form or a multipart body), the method runs,
 //! and its result becomes the response: `T` as JSON (200), `()` as 204, a
-//! [`Response`](crate::Response) as it is, and an [`Error`] as its status with
-//! `{"message": ...}`, which a comms client receives as the same variant with the same message.
+//! [`Response`](crate::Response) as it is, a [`ByteStream`](crate::ByteStream) or
+//! [`JsonLines`](crate::JsonLines) as a 200 whose body is sent, chunked, as the stream produces
+//! it (an error or a panic in the stream part way cuts the response short, and the stream runs
+//! after the method has returned, without [`caller()`] or the deadline in scope), and an
+//! [`Error`] as its status with `{"message": ...}`, which a comms client receives as the same
+//! variant with the same message.
 //!
 //! Inside a method, [`caller()`] is the verified caller of the request being served. A panic
 //! in a method becomes a 500 for its request; the server keeps serving. A method marked
@@ -17,6 +21,7 @@
 mod forms;
 mod idempotency;
 mod serve;
+mod stream;
 
 pub use forms::{FlattenArg, FormArg, MultipartArg, form, multipart, query_flatten};
 pub use idempotency::{
@@ -24,6 +29,7 @@ pub use idempotency::{
     MemoryIdempotencyStore, StoredResponse,
 };
 pub use serve::{Settings, caller, deadline, handle};
+pub use stream::{Answer, JsonLinesReturn, respond_byte_stream, respond_json_lines};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header::CONTENT_TYPE};

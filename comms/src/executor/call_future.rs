@@ -8,6 +8,7 @@
 //! and one timer serves the attempt timeouts and the waits between attempts.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -17,18 +18,20 @@ use http::{HeaderMap, StatusCode};
 use http_body::Body as _;
 use pin_project_lite::pin_project;
 
+use super::mode::Mode;
 use super::{Attempt, Executor, Prepared, TARGET, classify};
 use crate::Error;
 use crate::breaker::Permit;
 use crate::call::Call;
 use crate::hook::HookFuture;
-use crate::response::Response;
+use crate::retry::policy::Outcome;
 use crate::telemetry::AttemptTrace;
 
 pin_project! {
-    /// What [`Executor::execute`] returns: prepares the call on its first poll, then runs its
-    /// attempts, waits and retries until the call succeeds or ends with an error.
-    pub(super) struct CallFuture<'a, F> {
+    /// What [`Executor::execute`] and [`Executor::execute_streaming`] return: prepares the
+    /// call on its first poll, then runs its attempts, waits and retries until the call
+    /// succeeds or ends with an error. `M` says what a success is handed over as.
+    pub(super) struct CallFuture<'a, F, M> {
         executor: &'a Executor,
         span: tracing::Span,
         // What sends a request: `reqwest::Client::execute`, whose future has no name.
@@ -38,6 +41,7 @@ pin_project! {
         phase: Phase<F>,
         #[pin]
         timer: Timer,
+        mode: PhantomData<fn() -> M>,
     }
 }
 
@@ -147,7 +151,7 @@ impl Timer {
     }
 }
 
-impl<'a, F> CallFuture<'a, F> {
+impl<'a, F, M> CallFuture<'a, F, M> {
     pub(super) fn new(
         executor: &'a Executor,
         call: Call,
@@ -170,15 +174,16 @@ impl<'a, F> CallFuture<'a, F> {
             },
             phase: Phase::Start,
             timer: Timer::Unset,
+            mode: PhantomData,
         }
     }
 }
 
-impl<F> Future for CallFuture<'_, F>
+impl<F, M: Mode> Future for CallFuture<'_, F, M>
 where
     F: Future<Output = Result<reqwest::Response, reqwest::Error>>,
 {
-    type Output = Result<Response, Error>;
+    type Output = Result<M::Output, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
@@ -232,15 +237,21 @@ where
                     continue;
                 }
                 PhaseProj::Sending { sent } => match sent.poll(cx) {
-                    Poll::Ready(Ok(response)) => {
-                        match Reading::start(response, executor.inner.max_response_bytes) {
-                            Some(reading) => {
-                                phase.set(Phase::Reading { reading });
-                                continue;
-                            }
-                            None => Attempt::TooLarge,
+                    Poll::Ready(Ok(response)) => match M::head(response) {
+                        Ok(head) => {
+                            let streamed = run.head_over::<M>(executor, head);
+                            return run.finish(this.span, phase, Ok(streamed));
                         }
-                    }
+                        Err(response) => {
+                            match Reading::start(response, executor.inner.max_response_bytes) {
+                                Some(reading) => {
+                                    phase.set(Phase::Reading { reading });
+                                    continue;
+                                }
+                                None => Attempt::TooLarge,
+                            }
+                        }
+                    },
                     Poll::Ready(Err(e)) => classify(e),
                     Poll::Pending => {
                         ready!(timer.as_mut().poll_fired(cx));
@@ -260,7 +271,7 @@ where
             };
             // The attempt is over; its request or body, dropped here, stops with it.
             phase.set(Phase::Waiting);
-            if let Some(result) = run.attempt_over(executor, attempt, timer.as_mut()) {
+            if let Some(result) = run.attempt_over::<M>(executor, attempt, timer.as_mut()) {
                 return run.finish(this.span, phase, result);
             }
         }
@@ -356,14 +367,30 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
+    /// Records an attempt whose 2xx head is handed over, its body still to come: the head is
+    /// the attempt's success, for its span and the breaker, and the call's.
+    fn head_over<M: Mode>(&mut self, executor: &'a Executor, head: M::Head) -> M::Output {
+        let status = M::status(&head);
+        if let Some(trace) = self.trace.take() {
+            trace.end(Some(status), None);
+        }
+        if let Some(permit) = self.permit.take() {
+            permit.record(Outcome::of_status(status).is_failure());
+        }
+        self.stats.status = Some(status.as_u16());
+        let prepared = self.prepared.take().expect("prepared");
+        let request = (self.call.method.clone(), prepared.url, prepared.deadline);
+        M::streamed(head, request, executor.inner.max_response_bytes)
+    }
+
     /// Records how an attempt ended and decides what follows: the call's result, or `None`
     /// when another attempt follows after a wait (the timer is set for it).
-    fn attempt_over(
+    fn attempt_over<M: Mode>(
         &mut self,
         executor: &'a Executor,
         attempt: Attempt,
         timer: Pin<&mut Timer>,
-    ) -> Option<Result<Response, Error>> {
+    ) -> Option<Result<M::Output, Error>> {
         let outcome = attempt.outcome();
         if let Some(trace) = self.trace.take() {
             let (status, error_type) = attempt.traced();
@@ -377,9 +404,10 @@ impl<'a> Run<'a> {
         }
         let attempt = match attempt {
             Attempt::Response(status, headers, bytes) if status.is_success() => {
-                let url = self.prepared.take().expect("prepared").url;
-                let method = self.call.method.clone();
-                return Some(Ok(Response::new(status, headers, bytes, method, url)));
+                let prepared = self.prepared.take().expect("prepared");
+                let request = (self.call.method.clone(), prepared.url, prepared.deadline);
+                let limit = executor.inner.max_response_bytes;
+                return Some(Ok(M::whole(status, headers, bytes, request, limit)));
             }
             failed => failed,
         };
@@ -406,12 +434,12 @@ impl<'a> Run<'a> {
     }
 
     /// Ends the call: what its span reports, and the result.
-    fn finish<F>(
+    fn finish<F, T>(
         &mut self,
         span: &tracing::Span,
         mut phase: Pin<&mut Phase<F>>,
-        result: Result<Response, Error>,
-    ) -> Poll<Result<Response, Error>> {
+        result: Result<T, Error>,
+    ) -> Poll<Result<T, Error>> {
         phase.set(Phase::Done);
         // A first attempt begun but never sent (its header hook failed): its span ends with
         // the call's error.

@@ -10,7 +10,8 @@ use bytes::Bytes;
 use http::StatusCode;
 
 use super::{
-    Claim, IdempotencyStore, Incoming, MemoryIdempotencyStore, StoredResponse, respond_message,
+    Answer, Claim, IdempotencyStore, Incoming, MemoryIdempotencyStore, StoredResponse,
+    respond_message,
 };
 use crate::telemetry::ServerTrace;
 use crate::verify::layer::Gate;
@@ -96,7 +97,7 @@ impl Settings {
 /// method's route template; for a method marked `idempotent`, a repeated `Idempotency-Key` is
 /// answered from the store. With `otel`, all of it runs in the request's SERVER span.
 #[doc(hidden)]
-pub async fn handle<F, Fut>(
+pub async fn handle<F, Fut, A>(
     settings: &Settings,
     request: axum::extract::Request,
     route: &'static str,
@@ -105,7 +106,8 @@ pub async fn handle<F, Fut>(
 ) -> axum::response::Response
 where
     F: FnOnce(Incoming) -> Fut,
-    Fut: Future<Output = http::Response<Bytes>> + Send + 'static,
+    Fut: Future<Output = A> + Send + 'static,
+    A: Into<Answer>,
 {
     let (parts, body) = request.into_parts();
     // The signature covers the URI as the caller sent it, prefix included.
@@ -128,7 +130,7 @@ where
 }
 
 /// [`handle`] inside the span.
-async fn serve<F, Fut>(
+async fn serve<F, Fut, A>(
     settings: &Settings,
     parts: http::request::Parts,
     uri: http::Uri,
@@ -138,7 +140,8 @@ async fn serve<F, Fut>(
 ) -> axum::response::Response
 where
     F: FnOnce(Incoming) -> Fut,
-    Fut: Future<Output = http::Response<Bytes>> + Send + 'static,
+    Fut: Future<Output = A> + Send + 'static,
+    A: Into<Answer>,
 {
     let (caller, body, deadline) = match settings.gate.admit(&parts, &uri, body).await {
         Ok(admitted) => admitted,
@@ -160,14 +163,20 @@ where
         }
         None => CatchUnwind::new(crate::deadline::scope(deadline, run)).await,
     };
-    let response = match outcome {
-        Ok(response) => response,
+    let response = match outcome.map(Into::into) {
+        Ok(Answer::Whole(response)) => response,
+        Ok(Answer::Streamed(response)) => {
+            // A streamed answer cannot be kept to answer a retry with: the key is released.
+            // (A generated server has no idempotent method returning a stream.)
+            if let Some((scope, key)) = claim
+                && let Err(e) = settings.idempotency.release(&scope, &key).await
+            {
+                tracing::warn!(error = %e, "could not release an idempotency key");
+            }
+            return response;
+        }
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-                .unwrap_or("a panic");
+            let what = panic_message(panic.as_ref());
             tracing::error!(method = %verb, path, panic = what, "a served method panicked");
             respond_message(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
         }
@@ -190,6 +199,15 @@ where
         }
     }
     response.map(axum::body::Body::from)
+}
+
+/// What a caught panic says, when it says it in text.
+pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic")
 }
 
 pin_project_lite::pin_project! {

@@ -1,0 +1,428 @@
+//! Response bodies handed over as they arrive: [`ByteStream`], its head ([`StreamingResponse`])
+//! and newline-delimited JSON read from it ([`JsonLines`]).
+//!
+//! A buffered call reads the whole body, under `max_response_bytes`, before it returns; a
+//! streamed call returns once a 2xx head has arrived, and the body is the caller's to read at
+//! its own pace, with no cap, holding one chunk at a time. Everything a call decides (retries,
+//! the attempt timeout, the breaker's accounting) is over by then: the head is the attempt's
+//! success, and a body that breaks later is an error from the stream, never retried (the
+//! caller has had part of it). The call's deadline, when it has one, still bounds the body; the
+//! attempt timeout does not.
+
+use std::fmt;
+use std::future::{Future as _, poll_fn};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_core::Stream;
+use http::{HeaderMap, Method, StatusCode};
+use http_body::Body as _;
+
+use crate::Error;
+use crate::executor::DEFAULT_MAX_RESPONSE_BYTES;
+use crate::response::{shown, without_query};
+
+mod json_lines;
+
+pub use json_lines::JsonLines;
+
+/// A response body read chunk by chunk, as it arrives: a
+/// [`Stream`](futures_core::Stream) of `Result<Bytes, comms::Error>`.
+///
+/// What a method returning `Result<comms::ByteStream, Error>` gives (see
+/// [`Executor::execute_streaming`](crate::Executor::execute_streaming) for the rules), and what
+/// a served method returns to answer with a body it produces as it goes
+/// ([`from_stream`](ByteStream::from_stream), [`from_chunks`](ByteStream::from_chunks)).
+///
+/// A body that breaks off (the connection reset, fewer bytes than announced) is an
+/// [`Error::Transport`] naming the request; a body still arriving when the call's deadline
+/// passes is an [`Error::Timeout`]. After its first error the stream ends. Dropping it before
+/// the end closes the connection.
+///
+/// ```no_run
+/// # async fn run(exec: comms::Executor) -> Result<(), comms::Error> {
+/// let mut body = exec.execute_streaming(comms::Call::get("/export")).await?.into_stream();
+/// let mut total = 0;
+/// while let Some(chunk) = body.next_chunk().await {
+///     total += chunk?.len();
+/// }
+/// # Ok(()) }
+/// ```
+pub struct ByteStream {
+    source: Source,
+    /// The request it answers, for errors; `None` for a stream built by hand.
+    request: Option<(Method, reqwest::Url)>,
+    /// The longest line [`JsonLines`] reads from it.
+    line_limit: usize,
+}
+
+enum Source {
+    Received(Received),
+    Local(Pin<Box<dyn Stream<Item = Result<Bytes, Error>> + Send>>),
+    /// Ended, by its end or an error.
+    Done,
+}
+
+/// A received body, and the deadline it must arrive by.
+struct Received {
+    body: reqwest::Body,
+    deadline: Option<Deadline>,
+}
+
+struct Deadline {
+    at: Instant,
+    /// The deadline the call was given, as its timeout reports it.
+    total: Duration,
+    /// Made when the body first waits (inside the runtime), then kept.
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl ByteStream {
+    /// The body of a received response, bounded by `deadline` (when it must be over, and the
+    /// deadline the call was given).
+    pub(crate) fn received(
+        body: reqwest::Body,
+        method: Method,
+        url: reqwest::Url,
+        deadline: Option<(Instant, Duration)>,
+        line_limit: usize,
+    ) -> ByteStream {
+        ByteStream {
+            source: Source::Received(Received {
+                body,
+                deadline: deadline.map(|(at, total)| Deadline {
+                    at,
+                    total,
+                    sleep: None,
+                }),
+            }),
+            request: Some((method, url)),
+            line_limit,
+        }
+    }
+
+    /// A body that is already whole, as one chunk.
+    pub(crate) fn whole(body: Bytes, method: Method, url: reqwest::Url, line_limit: usize) -> Self {
+        ByteStream {
+            request: Some((method, url)),
+            line_limit,
+            ..ByteStream::from_chunks([body])
+        }
+    }
+
+    /// A stream of the chunks `stream` yields, for a served method to answer with (or a mock
+    /// to return). It ends at `stream`'s end or after its first error.
+    pub fn from_stream<S>(stream: S) -> ByteStream
+    where
+        S: Stream<Item = Result<Bytes, Error>> + Send + 'static,
+    {
+        ByteStream {
+            source: Source::Local(Box::pin(stream)),
+            request: None,
+            line_limit: DEFAULT_MAX_RESPONSE_BYTES,
+        }
+    }
+
+    /// A stream of `chunks`, each taken from the iterator only when the reader asks for it, so
+    /// a large body need never be in memory at once:
+    ///
+    /// ```
+    /// # async fn run() {
+    /// use bytes::Bytes;
+    /// static BLOCK: [u8; 4096] = [0; 4096];
+    /// // 1 GiB, of one static block repeated: nothing is allocated for it.
+    /// let mut body = comms::ByteStream::from_chunks(std::iter::repeat_n(
+    ///     Bytes::from_static(&BLOCK),
+    ///     256 * 1024,
+    /// ));
+    /// assert_eq!(body.next_chunk().await.unwrap().unwrap().len(), 4096);
+    /// # }
+    /// ```
+    pub fn from_chunks<I>(chunks: I) -> ByteStream
+    where
+        I: IntoIterator,
+        I::Item: Into<Bytes>,
+        I::IntoIter: Send + 'static,
+    {
+        ByteStream::from_stream(Chunks {
+            chunks: chunks.into_iter(),
+        })
+    }
+
+    /// The next chunk: `None` once the body has ended (or after an error).
+    pub async fn next_chunk(&mut self) -> Option<Result<Bytes, Error>> {
+        poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+
+    /// The method of the request, when the stream is a received body.
+    pub fn method(&self) -> Option<&Method> {
+        self.request.as_ref().map(|(method, _)| method)
+    }
+
+    /// The URL that was requested, without its query, when the stream is a received body.
+    pub fn url(&self) -> Option<&str> {
+        self.request.as_ref().map(|(_, url)| without_query(url))
+    }
+
+    /// The request's method and URL for an error about this body.
+    pub(crate) fn request_for_error(&self) -> (Option<Method>, Option<String>) {
+        match &self.request {
+            Some((method, url)) => (Some(method.clone()), Some(shown(url))),
+            None => (None, None),
+        }
+    }
+
+    pub(crate) fn line_limit(&self) -> usize {
+        self.line_limit
+    }
+}
+
+impl Stream for ByteStream {
+    type Item = Result<Bytes, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let polled = match &mut this.source {
+            Source::Done => return Poll::Ready(None),
+            Source::Local(stream) => std::task::ready!(stream.as_mut().poll_next(cx)),
+            Source::Received(received) => match std::task::ready!(received.poll_chunk(cx)) {
+                None => None,
+                Some(Ok(chunk)) => Some(Ok(chunk)),
+                Some(Err(broken)) => {
+                    let request = this.request.as_ref();
+                    let (method, url) = request.expect("a received body keeps its request");
+                    Some(Err(broken.into_error(method, url)))
+                }
+            },
+        };
+        if !matches!(polled, Some(Ok(_))) {
+            // The end, or an error: what is left of the body is dropped (and its connection
+            // closed), and the stream stays ended.
+            this.source = Source::Done;
+        }
+        if let Some(Err(e)) = &polled {
+            tracing::debug!(target: "comms::stream", error = %e, "a streamed body failed");
+        }
+        Poll::Ready(polled)
+    }
+}
+
+/// Why a received body ended early.
+enum Broken {
+    Body(reqwest::Error),
+    /// The call's deadline passed; the deadline it was given.
+    Deadline(Duration),
+}
+
+impl Broken {
+    /// The error the body of a request to `method url` ends with: a body that broke off is
+    /// a transport error after the request was sent.
+    fn into_error(self, method: &Method, url: &reqwest::Url) -> Error {
+        match self {
+            Broken::Body(e) => Error::Transport {
+                method: method.clone(),
+                url: shown(url),
+                connect: false,
+                source: Box::new(e.without_url()),
+            },
+            Broken::Deadline(after) => Error::Timeout {
+                method: method.clone(),
+                url: shown(url),
+                after,
+            },
+        }
+    }
+}
+
+impl Received {
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Broken>>> {
+        loop {
+            match Pin::new(&mut self.body).poll_frame(cx) {
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(Broken::Body(e)))),
+                Poll::Ready(Some(Ok(frame))) => {
+                    // Trailers carry no body, and an empty chunk is no news.
+                    let Ok(chunk) = frame.into_data() else {
+                        continue;
+                    };
+                    if let Some(deadline) = &self.deadline
+                        && Instant::now() >= deadline.at
+                    {
+                        return Poll::Ready(Some(Err(Broken::Deadline(deadline.total))));
+                    }
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                    return Poll::Ready(Some(Ok(chunk)));
+                }
+                Poll::Pending => {
+                    let Some(deadline) = &mut self.deadline else {
+                        return Poll::Pending;
+                    };
+                    let at = tokio::time::Instant::from_std(deadline.at);
+                    let sleep = deadline
+                        .sleep
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+                    return match sleep.as_mut().poll(cx) {
+                        Poll::Ready(()) => Poll::Ready(Some(Err(Broken::Deadline(deadline.total)))),
+                        Poll::Pending => Poll::Pending,
+                    };
+                }
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// [`ByteStream::from_chunks`]' stream: the iterator's items, one per poll.
+    struct Chunks<I> {
+        chunks: I,
+    }
+}
+
+impl<I> Stream for Chunks<I>
+where
+    I: Iterator,
+    I::Item: Into<Bytes>,
+{
+    type Item = Result<Bytes, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Poll::Ready(self.project().chunks.next().map(|chunk| Ok(chunk.into())))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.chunks.size_hint()
+    }
+}
+
+impl fmt::Debug for ByteStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let source = match &self.source {
+            Source::Received(_) => "received",
+            Source::Local(_) => "local",
+            Source::Done => "ended",
+        };
+        f.debug_struct("ByteStream")
+            .field("source", &source)
+            .field("method", &self.method())
+            .field("url", &self.url())
+            .finish()
+    }
+}
+
+/// The head of a 2xx response whose body is still to come: what
+/// [`Executor::execute_streaming`](crate::Executor::execute_streaming) returns.
+///
+/// Its status and headers are here; its body is [`into_stream`](StreamingResponse::into_stream)
+/// (bytes as they arrive) or [`into_json_lines`](StreamingResponse::into_json_lines)
+/// (newline-delimited JSON items as they arrive).
+///
+/// The call is over: retries, the attempt timeout and the breaker's accounting end at the head,
+/// which was the attempt's success. The body is not buffered and has no size cap; it arrives
+/// as fast as it is read. A body that breaks off is an [`Error::Transport`] from the stream,
+/// and is not retried (part of it was delivered). The attempt timeout does not apply to the
+/// body; the call's deadline, when it has one
+/// ([`ExecutorBuilder::deadline`](crate::ExecutorBuilder::deadline),
+/// [`CallOptions::deadline`](crate::CallOptions::deadline), or what is left of the deadline a
+/// served request arrived with), does: a body still arriving then is an [`Error::Timeout`]
+/// from the stream.
+#[derive(Debug)]
+pub struct StreamingResponse {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: ByteStream,
+}
+
+impl StreamingResponse {
+    pub(crate) fn new(status: StatusCode, headers: HeaderMap, body: ByteStream) -> Self {
+        StreamingResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// The status code (a 2xx).
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The response headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The method of the request.
+    pub fn method(&self) -> Option<&Method> {
+        self.body.method()
+    }
+
+    /// The URL that was requested, without its query.
+    pub fn url(&self) -> Option<&str> {
+        self.body.url()
+    }
+
+    /// The body, as it arrives.
+    pub fn into_stream(self) -> ByteStream {
+        self.body
+    }
+
+    /// The body as newline-delimited JSON items of `T`, as they arrive (see [`JsonLines`]).
+    pub fn into_json_lines<T: serde::de::DeserializeOwned>(self) -> JsonLines<T> {
+        JsonLines::new(self.body)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A streamed call's future whose head is turned into the method's return type when it
+    /// arrives: what a generated method returning a stream returns.
+    #[doc(hidden)]
+    pub struct Streamed<F, T> {
+        #[pin]
+        call: F,
+        decode: fn(StreamingResponse) -> Result<T, Error>,
+    }
+}
+
+impl<F, T> std::future::Future for Streamed<F, T>
+where
+    F: std::future::Future<Output = Result<StreamingResponse, Error>>,
+{
+    type Output = Result<T, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        this.call
+            .poll(cx)
+            .map(|result| result.and_then(*this.decode))
+    }
+}
+
+/// `call`'s future, with its head turned into a stream by `decode`.
+#[doc(hidden)]
+pub fn streamed<F, T>(call: F, decode: fn(StreamingResponse) -> Result<T, Error>) -> Streamed<F, T>
+where
+    F: std::future::Future<Output = Result<StreamingResponse, Error>>,
+{
+    Streamed { call, decode }
+}
+
+/// The body as bytes.
+#[doc(hidden)]
+pub fn decode_byte_stream(response: StreamingResponse) -> Result<ByteStream, Error> {
+    Ok(response.into_stream())
+}
+
+/// The body as JSON lines.
+#[doc(hidden)]
+pub fn decode_json_lines<T: serde::de::DeserializeOwned>(
+    response: StreamingResponse,
+) -> Result<JsonLines<T>, Error> {
+    Ok(response.into_json_lines())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,321 @@
+//! Streams, both sides: a generated server answers methods returning `ByteStream` and
+//! `JsonLines<T>` as their streams produce, chunked, and a generated client from the same trait
+//! reads them as they arrive, over loopback with signatures verified. A stream that fails or
+//! panics part way cuts the response short, which the client sees as an error from its stream.
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use comms::verify::Verifier;
+use comms::{ByteStream, Call, Error, JsonLines, service_client};
+use comms_tests::{Feeder, fed, serve};
+use serde::{Deserialize, Serialize};
+
+const SECRET: &str = "streaming-served-secret";
+const PATIENCE: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+pub struct Event {
+    pub id: u64,
+    pub what: String,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+pub struct Search {
+    pub what: String,
+}
+
+#[service_client(
+    base_url = "http://127.0.0.1:9",
+    service_id = "billing",
+    secret_env = "COMMS_TEST_STREAMING_SECRET"
+)]
+pub trait Exports {
+    #[get("/exports/<id>")]
+    async fn export(&self, id: u64) -> Result<ByteStream, Error>;
+
+    #[get("/whoami")]
+    async fn whoami(&self) -> Result<ByteStream, Error>;
+
+    #[get("/events")]
+    async fn events(
+        &self,
+        #[query] from: u64,
+        #[query] count: u64,
+    ) -> Result<JsonLines<Event>, Error>;
+
+    #[post("/search")]
+    async fn search(&self, #[body] search: &Search) -> Result<JsonLines<Event>, Error>;
+
+    #[get("/broken/<after>")]
+    async fn broken(&self, after: u64) -> Result<JsonLines<Event>, Error>;
+
+    #[get("/panics")]
+    async fn panics(&self) -> Result<ByteStream, Error>;
+
+    #[get("/missing")]
+    async fn missing(&self) -> Result<ByteStream, Error>;
+
+    #[get("/relay")]
+    async fn relay(&self) -> Result<JsonLines<Event>, Error>;
+}
+
+fn event(id: u64) -> Event {
+    Event {
+        id,
+        what: format!("event {id}"),
+    }
+}
+
+/// The service: `export` sends what the test feeds it; `relay` passes on what it reads from
+/// `events` through `upstream`, a client of this same server.
+#[derive(Clone, Default)]
+struct ExportsImpl {
+    export: Arc<Mutex<Option<ByteStream>>>,
+    upstream: Arc<OnceLock<ExportsClient>>,
+}
+
+impl Exports for ExportsImpl {
+    async fn export(&self, id: u64) -> Result<ByteStream, Error> {
+        match id {
+            7 => Ok(self.export.lock().unwrap().take().expect("fed once")),
+            _ => Err(Error::not_found(format!("no export {id}"))),
+        }
+    }
+
+    async fn whoami(&self) -> Result<ByteStream, Error> {
+        let caller = comms::server::caller();
+        Ok(ByteStream::from_chunks([
+            "service ".to_owned(),
+            caller.service_id().to_owned(),
+        ]))
+    }
+
+    async fn events(&self, from: u64, count: u64) -> Result<JsonLines<Event>, Error> {
+        Ok(JsonLines::from_items((from..from + count).map(event)))
+    }
+
+    async fn search(&self, search: &Search) -> Result<JsonLines<Event>, Error> {
+        let what = search.what.clone();
+        Ok(JsonLines::from_items((1..=3).map(move |id| Event {
+            id,
+            what: what.clone(),
+        })))
+    }
+
+    async fn broken(&self, after: u64) -> Result<JsonLines<Event>, Error> {
+        let items = (0..after)
+            .map(|id| Ok(event(id)))
+            .chain([Err(Error::internal("the export's source failed"))]);
+        Ok(JsonLines::from_stream(Items(items)))
+    }
+
+    async fn panics(&self) -> Result<ByteStream, Error> {
+        let chunks = (0..3).map(|i| match i {
+            0 => Bytes::from_static(b"before the panic"),
+            _ => panic!("a served stream panics"),
+        });
+        Ok(ByteStream::from_chunks(chunks))
+    }
+
+    async fn missing(&self) -> Result<ByteStream, Error> {
+        Err(Error::not_found("no such export"))
+    }
+
+    async fn relay(&self) -> Result<JsonLines<Event>, Error> {
+        let upstream = self.upstream.get().expect("set before serving");
+        let mut events = upstream.events(1, 5).await?;
+        // The first is dropped, so what is passed on starts part way through the body.
+        events.next_item().await.transpose()?;
+        Ok(events)
+    }
+}
+
+/// A stream of an iterator's results.
+struct Items<I>(I);
+
+impl<I: Iterator + Unpin> futures_core::Stream for Items<I> {
+    type Item = I::Item;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<I::Item>> {
+        std::task::Poll::Ready(self.0.next())
+    }
+}
+
+/// A served `ExportsImpl` and a client of it; the feeder of `export(7)`'s body.
+async fn serve_exports() -> (ExportsClient, Feeder) {
+    let service = ExportsImpl::default();
+    let (feeder, body) = fed();
+    *service.export.lock().unwrap() = Some(body);
+    let upstream = service.upstream.clone();
+    let url = serve(
+        ExportsServer::new(service)
+            .verifier(Verifier::new().service("billing", SECRET))
+            .into_router(),
+    )
+    .await;
+    let client = ExportsClient::builder()
+        .base_url(&url)
+        .secret(SECRET)
+        .retry(comms::RetryConfig::none())
+        .build()
+        .unwrap();
+    assert!(upstream.set(client.clone()).is_ok());
+    (client, feeder)
+}
+
+async fn within<T>(what: impl Future<Output = T>) -> T {
+    tokio::time::timeout(PATIENCE, what)
+        .await
+        .expect("within the test's patience")
+}
+
+async fn all_items(mut events: JsonLines<Event>) -> Vec<Result<Event, Error>> {
+    let mut all = Vec::new();
+    while let Some(item) = within(events.next_item()).await {
+        all.push(item);
+    }
+    all
+}
+
+#[tokio::test]
+async fn a_served_stream_reaches_the_client_chunk_by_chunk() {
+    let (exports, feeder) = serve_exports().await;
+    let mut body = within(exports.export(7)).await.unwrap();
+    for piece in ["one", "two", "three"] {
+        feeder.send(Ok(Bytes::from(piece))).unwrap();
+        assert_eq!(within(body.next_chunk()).await.unwrap().unwrap(), piece);
+    }
+    drop(feeder);
+    assert!(within(body.next_chunk()).await.is_none());
+}
+
+#[tokio::test]
+async fn a_served_stream_runs_behind_the_verifier_with_its_caller() {
+    let (exports, _) = serve_exports().await;
+    let mut body = exports.whoami().await.unwrap();
+    let mut text = Vec::new();
+    while let Some(chunk) = within(body.next_chunk()).await {
+        text.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(text, b"service billing");
+
+    let stranger = ExportsClient::builder()
+        .base_url(exports.executor().base_url())
+        .secret("not-the-secret")
+        .build()
+        .unwrap();
+    let err = stranger.whoami().await.unwrap_err();
+    assert!(matches!(err, Error::Unauthorized(_)), "{err}");
+}
+
+#[tokio::test]
+async fn json_lines_round_trip_from_a_query_and_from_a_body() {
+    let (exports, _) = serve_exports().await;
+    let events: Vec<Event> = all_items(exports.events(10, 3).await.unwrap())
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(events, [event(10), event(11), event(12)]);
+
+    let search = Search {
+        what: "refunds".into(),
+    };
+    let found = all_items(exports.search(&search).await.unwrap()).await;
+    let found: Vec<_> = found.into_iter().map(Result::unwrap).collect();
+    assert_eq!(found.len(), 3);
+    assert!(found.iter().all(|e| e.what == "refunds"), "{found:?}");
+
+    // On the wire: NDJSON, chunked.
+    let call = Call::get("/events").query("from", 1).query("count", 2);
+    let response = exports.executor().execute_streaming(call).await.unwrap();
+    assert_eq!(response.headers()["content-type"], "application/x-ndjson");
+    assert_eq!(response.headers()["transfer-encoding"], "chunked");
+    assert!(!response.headers().contains_key("content-length"));
+    let mut body = Vec::new();
+    let mut stream = response.into_stream();
+    while let Some(chunk) = within(stream.next_chunk()).await {
+        body.extend_from_slice(&chunk.unwrap());
+    }
+    let expected = "{\"id\":1,\"what\":\"event 1\"}\n{\"id\":2,\"what\":\"event 2\"}\n";
+    assert_eq!(String::from_utf8(body).unwrap(), expected);
+}
+
+#[tokio::test]
+async fn a_stream_received_by_a_served_method_is_passed_on_from_where_it_was_read() {
+    let (exports, _) = serve_exports().await;
+    let relayed = all_items(exports.relay().await.unwrap()).await;
+    let relayed: Vec<_> = relayed.into_iter().map(Result::unwrap).collect();
+    assert_eq!(relayed, [event(2), event(3), event(4), event(5)]);
+}
+
+#[tokio::test]
+async fn a_served_stream_that_fails_or_panics_part_way_cuts_the_response_short() {
+    let (exports, _) = serve_exports().await;
+    let got = all_items(exports.broken(2).await.unwrap()).await;
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(got[0].as_ref().unwrap(), &event(0));
+    assert_eq!(got[1].as_ref().unwrap(), &event(1));
+    assert!(matches!(got[2], Err(Error::Transport { .. })), "{got:?}");
+
+    let mut body = exports.panics().await.unwrap();
+    let mut received = Vec::new();
+    let error = loop {
+        match within(body.next_chunk()).await {
+            Some(Ok(chunk)) => received.extend_from_slice(&chunk),
+            Some(Err(e)) => break e,
+            None => panic!("a stream that panicked ended as if whole"),
+        }
+    };
+    assert!(matches!(error, Error::Transport { .. }), "{error}");
+    assert!(b"before the panic".starts_with(&received), "{received:?}");
+
+    // The server keeps serving.
+    let events = all_items(exports.events(1, 1).await.unwrap()).await;
+    assert_eq!(events.len(), 1);
+}
+
+#[tokio::test]
+async fn a_streamed_methods_errors_and_refusals_arrive_as_error_variants() {
+    let (exports, _) = serve_exports().await;
+    match exports.missing().await {
+        Err(Error::NotFound(e)) => assert_eq!(e.message(), Some("no such export")),
+        other => panic!("{other:?}"),
+    }
+    match exports.export(8).await {
+        Err(Error::NotFound(e)) => assert_eq!(e.message(), Some("no export 8")),
+        other => panic!("{other:?}"),
+    }
+    let err = exports
+        .executor()
+        .execute_streaming(Call::get("/exports/seven"))
+        .await
+        .unwrap_err();
+    match err {
+        Error::BadRequest(e) => assert!(e.message().unwrap().contains("`id`"), "{e}"),
+        other => panic!("{other}"),
+    }
+}
+
+/// What code written against the trait sees, whoever implements it.
+async fn count_events(exports: &impl Exports) -> Result<usize, Error> {
+    let mut events = exports.events(0, 4).await?;
+    let mut count = 0;
+    while let Some(event) = events.next_item().await {
+        event?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+#[tokio::test]
+async fn code_written_against_the_trait_reads_a_mocks_streams_and_a_clients_alike() {
+    let (exports, _) = serve_exports().await;
+    assert_eq!(count_events(&exports).await.unwrap(), 4);
+    assert_eq!(count_events(&ExportsImpl::default()).await.unwrap(), 4);
+}
