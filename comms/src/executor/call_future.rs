@@ -13,9 +13,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, StatusCode};
-use http_body::Body as _;
+use http::HeaderMap;
 use pin_project_lite::pin_project;
 
 use super::mode::Mode;
@@ -26,6 +24,12 @@ use crate::call::Call;
 use crate::hook::HookFuture;
 use crate::retry::policy::Outcome;
 use crate::telemetry::AttemptTrace;
+
+mod reading;
+mod timer;
+
+use reading::Reading;
+use timer::Timer;
 
 pin_project! {
     /// What [`Executor::execute`] and [`Executor::execute_streaming`] return: prepares the
@@ -87,67 +91,6 @@ pin_project! {
         Waiting,
         // Returned its output.
         Done,
-    }
-}
-
-/// A response whose body is still arriving.
-struct Reading {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: reqwest::Body,
-    declared: Option<u64>,
-    /// The body so far is in exactly one of these: `first` while one chunk has come,
-    /// `gathered` once a second one has. A body that arrives in one chunk, as small responses
-    /// do, is returned as it came, without a copy.
-    first: Option<Bytes>,
-    gathered: BytesMut,
-}
-
-pin_project! {
-    /// The call's one timer, made on first use (inside the runtime) and reset after that.
-    #[project = TimerProj]
-    enum Timer {
-        Unset,
-        Set { #[pin] sleep: tokio::time::Sleep },
-    }
-}
-
-impl Timer {
-    /// Sets the timer to fire `after` from now.
-    fn arm(mut self: Pin<&mut Self>, after: Duration) {
-        match self.as_mut().project() {
-            TimerProj::Set { sleep } => {
-                // A duration too long for the clock (`Duration::MAX` for "no timeout") is as
-                // good as never, as for `tokio::time::sleep`.
-                let now = tokio::time::Instant::now();
-                let at = now
-                    .checked_add(after)
-                    .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30));
-                sleep.reset(at)
-            }
-            TimerProj::Unset => self.set(Timer::Set {
-                sleep: tokio::time::sleep(after),
-            }),
-        }
-    }
-
-    /// The time left before the timer fires; `None` when it is not set.
-    fn left(self: Pin<&mut Self>) -> Option<Duration> {
-        match self.project() {
-            TimerProj::Set { sleep } => Some(
-                sleep
-                    .deadline()
-                    .saturating_duration_since(tokio::time::Instant::now()),
-            ),
-            TimerProj::Unset => None,
-        }
-    }
-
-    fn poll_fired(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        match self.project() {
-            TimerProj::Set { sleep } => sleep.poll(cx),
-            TimerProj::Unset => Poll::Ready(()),
-        }
     }
 }
 
@@ -458,63 +401,5 @@ impl<'a> Run<'a> {
             Err(e) => tracing::debug!(target: TARGET, error = %e, "call failed"),
         }
         Poll::Ready(result)
-    }
-}
-
-impl Reading {
-    /// Takes a response's head and starts reading its body; `None` when the declared length
-    /// is already over `limit`.
-    fn start(mut response: reqwest::Response, limit: usize) -> Option<Reading> {
-        let declared = response.content_length();
-        if declared.is_some_and(|len| len > limit as u64) {
-            return None;
-        }
-        let status = response.status();
-        let headers = std::mem::take(response.headers_mut());
-        Some(Reading {
-            status,
-            headers,
-            body: http::Response::from(response).into_body(),
-            declared,
-            first: None,
-            gathered: BytesMut::new(),
-        })
-    }
-
-    /// Reads what has arrived; ready once the body is complete, too large or broken.
-    fn poll_body(&mut self, cx: &mut Context<'_>, limit: usize) -> Poll<Attempt> {
-        loop {
-            let chunk = match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
-                None => {
-                    let body = self
-                        .first
-                        .take()
-                        .unwrap_or_else(|| std::mem::take(&mut self.gathered).freeze());
-                    let headers = std::mem::take(&mut self.headers);
-                    return Poll::Ready(Attempt::Response(self.status, headers, body));
-                }
-                Some(Err(e)) => return Poll::Ready(classify(e)),
-                Some(Ok(frame)) => match frame.into_data() {
-                    Ok(chunk) => chunk,
-                    // Trailers carry no body.
-                    Err(_) => continue,
-                },
-            };
-            let so_far = self.first.as_ref().map_or(self.gathered.len(), Bytes::len);
-            if so_far + chunk.len() > limit {
-                return Poll::Ready(Attempt::TooLarge);
-            }
-            match self.first.take() {
-                None if self.gathered.is_empty() => self.first = Some(chunk),
-                None => self.gathered.extend_from_slice(&chunk),
-                Some(head) => {
-                    let expected = self.declared.map_or(0, |len| len as usize);
-                    self.gathered
-                        .reserve(expected.max(head.len() + chunk.len()));
-                    self.gathered.extend_from_slice(&head);
-                    self.gathered.extend_from_slice(&chunk);
-                }
-            }
-        }
     }
 }
