@@ -341,7 +341,7 @@ impl Executor {
             inner.signer.scheme(),
             headers,
             call.body.as_deref().unwrap_or_default(),
-        )?;
+        );
 
         if let Some(budget) = &inner.budget {
             budget.deposit();

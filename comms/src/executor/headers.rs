@@ -87,26 +87,19 @@ pub(super) fn over_template(template: &HeaderMap, headers: &HeaderMap) -> Header
 
 /// What an RFC 9421 signature of a call covers, fixed for all its attempts: the inner list of
 /// covered components for `Signature-Input`. Adds the body's `Content-Digest` to the call's
-/// headers (none for a legacy signature), and refuses a covered header the call set more than
-/// once, which a verifier would refuse.
-pub(super) fn covered(
-    scheme: Signing,
-    call_headers: &mut HeaderMap,
-    body: &[u8],
-) -> Result<String, Error> {
+/// headers (none for a legacy signature). The caller has refused repeated covered headers
+/// ([`refuse_repeated`]) first.
+pub(super) fn covered(scheme: Signing, call_headers: &mut HeaderMap, body: &[u8]) -> String {
     if scheme == Signing::Legacy {
-        return Ok(String::new());
+        return String::new();
     }
-    refuse_repeated(call_headers)?;
     let digest = match body {
         [] => HeaderValue::from_static(signing::EMPTY_CONTENT_DIGEST),
         body => HeaderValue::try_from(signing::content_digest(body))
             .expect("base64 is a valid header value"),
     };
     call_headers.insert(CONTENT_DIGEST, digest);
-    Ok(signing::inner_list(
-        signing::covered_fields(call_headers).map(HeaderName::as_str),
-    ))
+    signing::inner_list(signing::covered_fields(call_headers).map(HeaderName::as_str))
 }
 
 /// Refuses a covered header the call set more than once, which a verifier would refuse.
@@ -145,7 +138,10 @@ impl Executor {
             .body()
             .and_then(reqwest::Body::as_bytes)
             .unwrap_or_default();
-        let inner_list = covered(inner.signer.scheme(), &mut call_headers, body)?;
+        if inner.signer.scheme() == Signing::Rfc9421 {
+            refuse_repeated(&call_headers)?;
+        }
+        let inner_list = covered(inner.signer.scheme(), &mut call_headers, body);
         let template = match body {
             [] => &inner.headers,
             _ => &inner.body_headers,
