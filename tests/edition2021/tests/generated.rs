@@ -1,7 +1,8 @@
 //! The generated client in a Rust 2021 crate. The macro's output is compiled in the user's
 //! edition, and 2021 differs from 2024 in what `impl Trait` captures; the workspace's other
 //! crates are 2024. Checked here: methods that take references, futures awaited after their
-//! arguments were built, and a call spawned onto the runtime.
+//! arguments were built, a call spawned onto the runtime, and the request and response shapes
+//! (a borrowed flattened query, a form, a `ResponseValue`, a streamed body, a per-call view).
 
 use comms::{service_client, Error};
 use comms_tests::{Reply, TestServer};
@@ -21,6 +22,12 @@ pub struct NewUser {
     pub name: String,
 }
 
+#[derive(Deserialize, Serialize)]
+pub struct Filter {
+    pub name: Option<String>,
+    pub tag: Vec<String>,
+}
+
 #[service_client(
     base_url = "http://127.0.0.1:9",
     service_id = "billing",
@@ -38,6 +45,19 @@ pub trait Users {
 
     #[post("/files/<path..>")]
     async fn upload(&self, path: &str, #[body] user: &NewUser) -> Result<(), Error>;
+
+    #[get("/search")]
+    async fn search(
+        &self,
+        #[query(flatten)] filter: &Filter,
+        #[query] page: &str,
+    ) -> Result<comms::ResponseValue<Vec<User>>, Error>;
+
+    #[post("/sessions")]
+    async fn login(&self, #[form] user: &NewUser) -> Result<(), Error>;
+
+    #[get("/export/<name>")]
+    async fn export(&self, name: &str) -> Result<comms::ByteStream, Error>;
 }
 
 #[tokio::test]
@@ -85,4 +105,52 @@ async fn generated_calls_borrow_their_arguments_and_can_be_spawned() {
     assert_eq!(seen[1].uri.path(), "/files/a/b.json");
     assert_eq!(seen[1].body.as_ref(), br#"{"name":"Grace"}"#);
     assert!(seen[2].header("x-request-id").is_none());
+}
+
+#[tokio::test]
+async fn request_and_response_shapes_borrow_their_arguments_too() {
+    let server = TestServer::start(|r, _| match r.uri.path() {
+        "/search" => Reply::ok_json(json!([{"id": 1, "name": "Ada"}])).header("x-total", "1"),
+        "/export/all" => Reply::ok_json(json!({"rows": 3})),
+        _ => Reply::status(204),
+    })
+    .await;
+    let users = UsersClient::builder()
+        .base_url(server.url())
+        .secret("edition-2021")
+        .build()
+        .unwrap();
+    let view = users.with(comms::CallOptions::new().header("x-tenant", "acme"));
+
+    let found = {
+        let filter = Filter {
+            name: Some(String::from("Ada")),
+            tag: vec![String::from("a"), String::from("b")],
+        };
+        let page = String::from("1");
+        view.search(&filter, &page).await.unwrap()
+    };
+    assert_eq!(found.headers()["x-total"], "1");
+    assert_eq!(found[0].name, "Ada");
+
+    let name = String::from("Grace");
+    view.login(&NewUser { name }).await.unwrap();
+
+    let mut body = {
+        let which = String::from("all");
+        view.export(&which).await.unwrap()
+    };
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next_chunk().await {
+        bytes.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(bytes, br#"{"rows":3}"#);
+
+    let seen = server.requests();
+    assert_eq!(
+        seen[0].uri.to_string(),
+        "/search?name=Ada&tag=a&tag=b&page=1"
+    );
+    assert_eq!(seen[1].body.as_ref(), b"name=Grace");
+    assert!(seen.iter().all(|r| r.header("x-tenant") == Some("acme")));
 }
