@@ -385,3 +385,42 @@ async fn with_the_attempt_span_filtered_out_the_callers_context_travels() {
         ))
     );
 }
+
+/// A streamed call's attempt is over at its head: its span has ended with the status, and its
+/// duration is recorded, while the body is still to come.
+#[tokio::test]
+async fn a_streamed_attempt_ends_at_its_head() {
+    use bytes::Bytes;
+    use comms_tests::{Fault, FaultServer};
+
+    let (spans, _guard) = record_spans();
+    let head = "HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\n\
+                transfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n";
+    let server = FaultServer::start(move |_, _| Fault::RawThenStall(Bytes::from(head))).await;
+    let port: u16 = server.url().rsplit(':').next().unwrap().parse().unwrap();
+    let exec = executor(
+        &server.url(),
+        RetryConfig::none(),
+        BreakerConfig::disabled(),
+    );
+    let mut body = exec
+        .execute_streaming(item(10))
+        .await
+        .unwrap()
+        .into_stream();
+    assert_eq!(body.next_chunk().await.unwrap().unwrap(), "first");
+
+    // The body has not ended (the server stalls), yet the attempt's span has.
+    let spans = spans.get_finished_spans().unwrap();
+    let [attempt] = spans_named(&spans, "GET /items/<id>")[..] else {
+        panic!("one finished attempt span: {spans:#?}");
+    };
+    assert_eq!(
+        text(attempt, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+    let durations = points("http.client.request.duration", port);
+    assert_eq!(durations.len(), 1, "{durations:?}");
+    assert_eq!(durations[0].value, 1.0);
+    drop(body);
+}
