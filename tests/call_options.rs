@@ -328,3 +328,33 @@ async fn a_hook_runs_on_the_attempts_clock() {
     let took = started.elapsed();
     assert!(took < Duration::from_millis(380), "{took:?}");
 }
+
+#[tokio::test]
+async fn a_streamed_call_takes_the_views_headers_and_the_hooks() {
+    let server = TestServer::always(Reply::ok_json(json!({"rows": 2}))).await;
+    let exec = comms::Executor::builder()
+        .base_url(server.url())
+        .service_id("billing")
+        .secret(SECRET)
+        .retry(RetryConfig::none())
+        .breaker(BreakerConfig::disabled())
+        .header_hook(|| async { Ok(bearer("streamed")) })
+        .build()
+        .unwrap();
+    let view = exec.with(CallOptions::new().header("x-tenant", "acme"));
+    let mut body = view
+        .execute_streaming(comms::Call::get("/export"))
+        .await
+        .unwrap()
+        .into_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next_chunk().await {
+        bytes.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(bytes, br#"{"rows":2}"#);
+    let seen = &server.requests()[0];
+    assert_eq!(seen.header("x-tenant"), Some("acme"));
+    assert_eq!(seen.header("authorization"), Some("Bearer streamed"));
+    assert_signed_over(seen, "authorization").await;
+    assert_signed_over(seen, "x-tenant").await;
+}
