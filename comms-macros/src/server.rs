@@ -10,7 +10,7 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{GenericArgument, PathArguments, Type};
+use syn::Type;
 
 use crate::ast::{self, Arg, ArgKind, Method, OutputKind, Service, Shape};
 use crate::template::Segment;
@@ -382,16 +382,7 @@ fn inner(ty: &Type) -> Option<&Type> {
             Type::Slice(slice) => Some(&slice.elem),
             elem => inner(elem),
         },
-        Type::Path(p) => {
-            let last = p.path.segments.last()?;
-            let PathArguments::AngleBracketed(args) = &last.arguments else {
-                return None;
-            };
-            match args.args.first()? {
-                GenericArgument::Type(t) => Some(t),
-                _ => None,
-            }
-        }
+        Type::Path(_) => ast::generic_arg(ty),
         _ => None,
     }
 }

@@ -42,9 +42,6 @@ pub(crate) fn for_call(own: Option<Duration>) -> Option<(Instant, Duration)> {
     let now = Instant::now();
     // A deadline too far for the clock to hold is no deadline.
     let own = own.and_then(|d| Some((now.checked_add(d)?, d)));
-    if own.is_none() && inherited.is_none() {
-        return None;
-    }
     match (own, inherited) {
         (Some((at, _)), Some(inherited)) if inherited >= at => own,
         (_, Some(inherited)) => Some((inherited, inherited.saturating_duration_since(now))),
