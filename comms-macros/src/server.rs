@@ -9,8 +9,8 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
-use syn::spanned::Spanned;
 use syn::Type;
+use syn::spanned::Spanned;
 
 use crate::ast::{self, Arg, ArgKind, Method, OutputKind, Service, Shape};
 use crate::template::Segment;

@@ -12,6 +12,7 @@ pub use http_error::HttpError;
 pub(crate) use http_error::RequestOf;
 
 pub use served::error_response;
+pub(crate) use served::message_response;
 
 /// A boxed error source.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;

@@ -35,6 +35,8 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header::CONTENT_TYPE};
 
 use crate::Error;
+/// `{"message": ...}` with a status.
+pub(crate) use crate::error::message_response as respond_message;
 
 /// One request as a method sees it: its head and its whole body.
 #[doc(hidden)]
@@ -366,17 +368,6 @@ fn served_error(error: &Error) -> http::Response<Bytes> {
     if response.status().is_server_error() {
         tracing::warn!(error = %error, status = %response.status(), "a served method failed");
     }
-    response
-}
-
-/// `{"message": ...}` with `status`.
-fn respond_message(status: StatusCode, message: &str) -> http::Response<Bytes> {
-    let body = serde_json::json!({ "message": message }).to_string();
-    let mut response = http::Response::new(Bytes::from(body));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 

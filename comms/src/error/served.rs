@@ -36,14 +36,24 @@ use super::Error;
 pub fn error_response(error: &Error) -> Response<Bytes> {
     let (status, message, retry_after) = served(error);
     let message = message.or(status.canonical_reason()).unwrap_or("error");
+    let mut response = message_response(status, message);
+    if let Some(wait) = retry_after {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(whole_seconds(wait)));
+    }
+    response
+}
+
+/// `{"message": ...}` as JSON with `status`: how comms answers every request it refuses or
+/// fails, from the verify layer, a generated server or a served error.
+pub(crate) fn message_response(status: StatusCode, message: &str) -> Response<Bytes> {
     let body = serde_json::json!({ "message": message }).to_string();
     let mut response = Response::new(Bytes::from(body));
     *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Some(wait) = retry_after {
-        headers.insert(RETRY_AFTER, HeaderValue::from(whole_seconds(wait)));
-    }
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 

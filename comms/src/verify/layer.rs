@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use http::header::CONTENT_LENGTH;
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -15,6 +15,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{Caller, Verifier, VerifyError};
+use crate::error::message_response as reject;
 use crate::report::Throttle;
 use crate::telemetry::ServerTrace;
 
@@ -292,14 +293,4 @@ where
             response
         })
     }
-}
-
-pub(crate) fn reject(status: StatusCode, message: &str) -> Response<Bytes> {
-    let body = serde_json::json!({ "message": message }).to_string();
-    let mut response = Response::new(Bytes::from(body));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
 }
