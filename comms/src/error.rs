@@ -345,6 +345,36 @@ impl Error {
         }
     }
 
+    /// [`Error::Timeout`] of a request to `method url` (shown without its query), after
+    /// `after`.
+    pub(crate) fn timeout(
+        method: &Method,
+        url: &reqwest::Url,
+        after: std::time::Duration,
+    ) -> Error {
+        Error::Timeout {
+            method: method.clone(),
+            url: crate::response::shown(url),
+            after,
+        }
+    }
+
+    /// [`Error::Transport`] of a request to `method url` (shown without its query; reqwest's
+    /// error carries no URL of its own). `connect`: nothing of the request was sent.
+    pub(crate) fn transport(
+        method: &Method,
+        url: &reqwest::Url,
+        e: reqwest::Error,
+        connect: bool,
+    ) -> Error {
+        Error::Transport {
+            method: method.clone(),
+            url: crate::response::shown(url),
+            connect,
+            source: Box::new(e.without_url()),
+        }
+    }
+
     pub(crate) fn config(key: impl Into<String>, message: impl Into<String>) -> Error {
         Error::Config {
             key: key.into(),

@@ -296,11 +296,7 @@ impl Executor {
         if let Some((at, total)) = deadline
             && at <= Instant::now()
         {
-            return Err(Error::Timeout {
-                method: call.method.clone(),
-                url: crate::response::shown(&url),
-                after: total,
-            });
+            return Err(Error::timeout(&call.method, &url, total));
         }
         let inherently_idempotent = policy::is_idempotent_method(&call.method);
         let idempotent = call.idempotent.unwrap_or(inherently_idempotent);

@@ -221,17 +221,8 @@ impl Broken {
     /// a transport error after the request was sent.
     fn into_error(self, method: &Method, url: &reqwest::Url) -> Error {
         match self {
-            Broken::Body(e) => Error::Transport {
-                method: method.clone(),
-                url: shown(url),
-                connect: false,
-                source: Box::new(e.without_url()),
-            },
-            Broken::Deadline(after) => Error::Timeout {
-                method: method.clone(),
-                url: shown(url),
-                after,
-            },
+            Broken::Body(e) => Error::transport(method, url, e, false),
+            Broken::Deadline(after) => Error::timeout(method, url, after),
         }
     }
 }

@@ -247,11 +247,7 @@ impl<'a> Run<'a> {
     /// The error of a header hook that outlasted the attempt's time limit: nothing was sent.
     fn hook_timed_out(&self) -> Error {
         let prepared = self.prepared.as_ref().expect("prepared before any attempt");
-        Error::Timeout {
-            method: self.call.method.clone(),
-            url: crate::response::shown(&prepared.url),
-            after: self.limit_reported,
-        }
+        Error::timeout(&self.call.method, &prepared.url, self.limit_reported)
     }
 
     /// Sends the next attempt, under its timeout, with the headers the hook gave for it.

@@ -98,14 +98,10 @@ impl Executor {
             Attempt::Response(status, headers, bytes) => {
                 (status_error(status, method, url, &bytes), headers)
             }
-            Attempt::Connect(e) => (self.transport(method, url, e, true), HeaderMap::new()),
-            Attempt::Transport(e) => (self.transport(method, url, e, false), HeaderMap::new()),
+            Attempt::Connect(e) => (Error::transport(method, url, e, true), HeaderMap::new()),
+            Attempt::Transport(e) => (Error::transport(method, url, e, false), HeaderMap::new()),
             Attempt::Timeout => {
-                let err = Error::Timeout {
-                    method: method.clone(),
-                    url: shown(url),
-                    after: limit_reported,
-                };
+                let err = Error::timeout(method, url, limit_reported);
                 (err, HeaderMap::new())
             }
             Attempt::TooLarge => {
@@ -180,23 +176,6 @@ impl Executor {
             return Err(err);
         }
         Ok((err, wait))
-    }
-
-    /// The error of an attempt that could not send its request or receive its response;
-    /// `connect` when it could not connect, so nothing was sent.
-    fn transport(
-        &self,
-        method: &Method,
-        url: &reqwest::Url,
-        e: reqwest::Error,
-        connect: bool,
-    ) -> Error {
-        Error::Transport {
-            method: method.clone(),
-            url: shown(url),
-            connect,
-            source: Box::new(e.without_url()),
-        }
     }
 }
 
