@@ -4,7 +4,7 @@ use std::fmt::Display;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{HeaderMap, Method};
 use serde::Serialize;
 
@@ -170,26 +170,18 @@ impl Call {
     /// line break, say), or a name comms sets itself (the signature's headers, `Host`,
     /// `Content-Length`, `Transfer-Encoding`), is an [`Error::Encode`] at execution.
     pub fn header(mut self, name: &str, value: impl Display) -> Call {
-        let name = match HeaderName::from_bytes(name.as_bytes()) {
-            Ok(name) if crate::signing::is_reserved(&name) => {
-                self.fail(Error::encode(format!(
-                    "`{name}` is set by comms itself and cannot be set by a call"
-                )));
-                return self;
-            }
-            Ok(name) => name,
-            Err(_) => {
-                self.fail(Error::encode(format!(
-                    "`{name}` is not a valid header name"
-                )));
-                return self;
-            }
-        };
-        match HeaderValue::try_from(value.to_string()) {
-            Ok(value) => {
+        use crate::header_map::{Refusal, checked};
+        match checked(name, value.to_string(), crate::signing::is_reserved) {
+            Ok((name, value)) => {
                 self.headers.append(name, value);
             }
-            Err(_) => self.fail(Error::encode(format!(
+            Err(Refusal::Refused(name)) => self.fail(Error::encode(format!(
+                "`{name}` is set by comms itself and cannot be set by a call"
+            ))),
+            Err(Refusal::Name) => self.fail(Error::encode(format!(
+                "`{name}` is not a valid header name"
+            ))),
+            Err(Refusal::Value(name)) => self.fail(Error::encode(format!(
                 "the value of header `{name}` has a character HTTP headers cannot carry \
                  (a line break or control character)"
             ))),

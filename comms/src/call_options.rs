@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::HeaderMap;
 
 use crate::Error;
 #[cfg(doc)]
@@ -85,24 +85,16 @@ impl CallOptions {
     /// A header sent on every call that does not set it itself. A signed header occurs once,
     /// so setting a name again replaces its value.
     pub fn header(mut self, name: &str, value: impl fmt::Display) -> CallOptions {
-        let name = match HeaderName::from_bytes(name.as_bytes()) {
-            Ok(name) if crate::signing::is_call_owned(&name) => {
-                self.refuse(format!(
-                    "`{name}` is set by comms itself, belongs to one call or is hop-by-hop"
-                ));
-                return self;
-            }
-            Ok(name) => name,
-            Err(_) => {
-                self.refuse(format!("`{name}` is not a valid header name"));
-                return self;
-            }
-        };
-        match HeaderValue::try_from(value.to_string()) {
-            Ok(value) => {
+        use crate::header_map::{Refusal, checked};
+        match checked(name, value.to_string(), crate::signing::is_call_owned) {
+            Ok((name, value)) => {
                 self.headers.insert(name, value);
             }
-            Err(_) => self.refuse(format!(
+            Err(Refusal::Refused(name)) => self.refuse(format!(
+                "`{name}` is set by comms itself, belongs to one call or is hop-by-hop"
+            )),
+            Err(Refusal::Name) => self.refuse(format!("`{name}` is not a valid header name")),
+            Err(Refusal::Value(name)) => self.refuse(format!(
                 "the value of `{name}` has a character HTTP headers cannot carry"
             )),
         }

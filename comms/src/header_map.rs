@@ -1,7 +1,35 @@
-//! Laying one header map over another: the rule a call's headers, a view's headers, a header
-//! hook's and a served answer's all follow.
+//! Header maps: checking a header a user gives (a call's, a view's, a default, a built
+//! response's), and laying one map over another, the rule a call's headers, a view's headers,
+//! a header hook's and a served answer's all follow.
 
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+/// Why a header a user gave was not taken.
+pub(crate) enum Refusal {
+    /// The name is not a header name.
+    Name,
+    /// The name is one the caller does not accept (comms sets it, say).
+    Refused(HeaderName),
+    /// The value has a character a header cannot carry (a line break, a control character).
+    Value(HeaderName),
+}
+
+/// `name` and `value` as a header, unless the name is not one, `refused` refuses it, or the
+/// value cannot be carried. Each caller says why in its own words.
+pub(crate) fn checked(
+    name: &str,
+    value: String,
+    refused: fn(&HeaderName) -> bool,
+) -> Result<(HeaderName, HeaderValue), Refusal> {
+    let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| Refusal::Name)?;
+    if refused(&name) {
+        return Err(Refusal::Refused(name));
+    }
+    match HeaderValue::try_from(value) {
+        Ok(value) => Ok((name, value)),
+        Err(_) => Err(Refusal::Value(name)),
+    }
+}
 
 /// Lays `over` onto `out`: each name in `over` replaces `out`'s values of that name with all of
 /// its own; names only in `out` stay.

@@ -163,27 +163,20 @@ impl ResponseBuilder {
     /// carry (a line break, say), or `Content-Length` or `Transfer-Encoding`, which the server
     /// sets from the body, is an [`Error::Encode`] from [`build`](ResponseBuilder::build).
     pub fn header(mut self, name: impl AsRef<str>, value: impl Display) -> ResponseBuilder {
+        use crate::header_map::{Refusal, checked};
         let name = name.as_ref();
-        let name = match HeaderName::from_bytes(name.as_bytes()) {
-            Ok(name) if name == CONTENT_LENGTH || name == TRANSFER_ENCODING => {
-                self.fail(Error::encode(format!(
-                    "response header `{name}` is set by the server from the body"
-                )));
-                return self;
-            }
-            Ok(name) => name,
-            Err(_) => {
-                self.fail(Error::encode(format!(
-                    "`{name}` is not a valid response header name"
-                )));
-                return self;
-            }
-        };
-        match HeaderValue::try_from(value.to_string()) {
-            Ok(value) => {
+        let framing = |name: &HeaderName| name == CONTENT_LENGTH || name == TRANSFER_ENCODING;
+        match checked(name, value.to_string(), framing) {
+            Ok((name, value)) => {
                 self.response.headers.append(name, value);
             }
-            Err(_) => self.fail(Error::encode(format!(
+            Err(Refusal::Refused(name)) => self.fail(Error::encode(format!(
+                "response header `{name}` is set by the server from the body"
+            ))),
+            Err(Refusal::Name) => self.fail(Error::encode(format!(
+                "`{name}` is not a valid response header name"
+            ))),
+            Err(Refusal::Value(name)) => self.fail(Error::encode(format!(
                 "the value of response header `{name}` has a character HTTP headers cannot \
                  carry (a line break or control character)"
             ))),

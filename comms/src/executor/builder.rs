@@ -274,15 +274,16 @@ impl ExecutorBuilder {
             .enabled
             .then(|| Breaker::shared(&origin, &self.breaker, self.breaker_sync.as_ref()));
         let mut default_headers = http::HeaderMap::new();
-        for (name, value) in &self.default_headers {
+        for (name, value) in self.default_headers {
+            use crate::header_map::{Refusal, checked};
             let bad = |why: &str| Error::config("default_header", format!("`{name}` {why}"));
-            let name = http::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| bad("is not a valid header name"))?;
-            if signing::is_reserved(&name) {
-                return Err(bad("is set by comms itself and cannot be a default header"));
-            }
-            let value = HeaderValue::try_from(value.as_str())
-                .map_err(|_| bad("has a value HTTP headers cannot carry"))?;
+            let (name, value) = checked(&name, value, signing::is_reserved).map_err(|refusal| {
+                bad(match refusal {
+                    Refusal::Name => "is not a valid header name",
+                    Refusal::Refused(_) => "is set by comms itself and cannot be a default header",
+                    Refusal::Value(_) => "has a value HTTP headers cannot carry",
+                })
+            })?;
             default_headers.insert(name, value);
         }
         let headers = attempt_headers(&base, &service_header, self.signing, false);
