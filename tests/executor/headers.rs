@@ -211,6 +211,11 @@ async fn a_default_header_comms_sets_itself_or_http_cannot_carry_is_a_config_err
         ("Content-Digest", "x"),
         ("Host", "evil"),
         ("Content-Length", "1"),
+        // Belongs to one call: shared by all, one key would answer every call alike.
+        ("Idempotency-Key", "k"),
+        ("Comms-Deadline-Ms", "100"),
+        ("traceparent", "00-x"),
+        ("Connection", "close"),
         ("bad name", "x"),
         ("X-Ok", "line\nbreak"),
     ] {

@@ -175,8 +175,10 @@ impl ExecutorBuilder {
 
     /// A header every call carries unless it sets the same one itself (a tenant id, a token
     /// that does not expire), covered by the signature like the call's own. A name comms sets
-    /// itself (the signature's headers, `Host`, `Content-Length`, `Transfer-Encoding`), or a
-    /// name or value HTTP cannot carry, is an [`Error::Config`] from [`build`](Self::build).
+    /// itself (the signature's headers, `Host`, `Content-Length`, `Transfer-Encoding`), one
+    /// that belongs to one call (`Idempotency-Key`, `Comms-Deadline-Ms`, trace context), a
+    /// hop-by-hop one, or a name or value HTTP cannot carry, is an [`Error::Config`] from
+    /// [`build`](Self::build).
     /// The values never appear in `Debug` output.
     pub fn default_header(mut self, name: impl Into<String>, value: impl fmt::Display) -> Self {
         self.default_headers.push((name.into(), value.to_string()));
@@ -277,10 +279,16 @@ impl ExecutorBuilder {
         for (name, value) in self.default_headers {
             use crate::header_map::{Refusal, checked};
             let bad = |why: &str| Error::config("default_header", format!("`{name}` {why}"));
-            let (name, value) = checked(&name, value, signing::is_reserved).map_err(|refusal| {
+            // Shared by every call, like a view's headers: so not one that belongs to a
+            // single call (an `Idempotency-Key` shared by every call would answer each with
+            // the first one's stored result), nor a hop-by-hop one.
+            let (name, value) = checked(&name, value, signing::is_call_owned).map_err(|refusal| {
                 bad(match refusal {
                     Refusal::Name => "is not a valid header name",
-                    Refusal::Refused(_) => "is set by comms itself and cannot be a default header",
+                    Refusal::Refused(_) => {
+                        "is set by comms itself, belongs to one call or is hop-by-hop, and cannot \
+                         be a default header"
+                    }
                     Refusal::Value(_) => "has a value HTTP headers cannot carry",
                 })
             })?;
