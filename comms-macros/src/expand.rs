@@ -337,7 +337,7 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
             quote!(execute),
         ),
         kind if kind.is_stream() => (
-            quote!(::comms::__private::streamed),
+            quote!(::comms::__private::decoded),
             quote!(execute_streaming),
         ),
         _ => (quote!(::comms::__private::decoded), quote!(execute)),

@@ -135,7 +135,7 @@ pub mod __private {
 
     pub use crate::client::{ClientDefaults, FromExecutor};
     pub use crate::error::error_response;
-    pub use crate::stream::{Streamed, decode_byte_stream, decode_json_lines, streamed};
+    pub use crate::stream::{decode_byte_stream, decode_json_lines};
     pub use crate::{Call, CallOptions, ClientBuilder, Error, Executor, Response, Signing};
     pub use core::fmt::Display;
     pub use core::future::Future;
@@ -152,18 +152,19 @@ pub mod __private {
     }
 
     pin_project_lite::pin_project! {
-        /// A call's future whose response is decoded when it arrives: what a generated method
-        /// returns.
-        pub struct Decoded<F, T> {
+        /// A call's future whose response (`R`: a [`Response`], or a streamed call's
+        /// [`StreamingResponse`](crate::StreamingResponse)) is decoded when it arrives: what a
+        /// generated method returns.
+        pub struct Decoded<F, R, T> {
             #[pin]
             call: F,
-            decode: fn(Response) -> Result<T, Error>,
+            decode: fn(R) -> Result<T, Error>,
         }
     }
 
-    impl<F, T> Future for Decoded<F, T>
+    impl<F, R, T> Future for Decoded<F, R, T>
     where
-        F: Future<Output = Result<Response, Error>>,
+        F: Future<Output = Result<R, Error>>,
     {
         type Output = Result<T, Error>;
 
@@ -179,9 +180,9 @@ pub mod __private {
     }
 
     /// `call`'s future, with its response decoded by `decode`.
-    pub fn decoded<F, T>(call: F, decode: fn(Response) -> Result<T, Error>) -> Decoded<F, T>
+    pub fn decoded<F, R, T>(call: F, decode: fn(R) -> Result<T, Error>) -> Decoded<F, R, T>
     where
-        F: Future<Output = Result<Response, Error>>,
+        F: Future<Output = Result<R, Error>>,
     {
         Decoded { call, decode }
     }

@@ -367,40 +367,6 @@ impl StreamingResponse {
     }
 }
 
-pin_project_lite::pin_project! {
-    /// A streamed call's future whose head is turned into the method's return type when it
-    /// arrives: what a generated method returning a stream returns.
-    #[doc(hidden)]
-    pub struct Streamed<F, T> {
-        #[pin]
-        call: F,
-        decode: fn(StreamingResponse) -> Result<T, Error>,
-    }
-}
-
-impl<F, T> std::future::Future for Streamed<F, T>
-where
-    F: std::future::Future<Output = Result<StreamingResponse, Error>>,
-{
-    type Output = Result<T, Error>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        this.call
-            .poll(cx)
-            .map(|result| result.and_then(*this.decode))
-    }
-}
-
-/// `call`'s future, with its head turned into a stream by `decode`.
-#[doc(hidden)]
-pub fn streamed<F, T>(call: F, decode: fn(StreamingResponse) -> Result<T, Error>) -> Streamed<F, T>
-where
-    F: std::future::Future<Output = Result<StreamingResponse, Error>>,
-{
-    Streamed { call, decode }
-}
-
 /// The body as bytes.
 #[doc(hidden)]
 pub fn decode_byte_stream(response: StreamingResponse) -> Result<ByteStream, Error> {
