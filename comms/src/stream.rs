@@ -146,9 +146,7 @@ impl ByteStream {
         I::Item: Into<Bytes>,
         I::IntoIter: Send + 'static,
     {
-        ByteStream::from_stream(Chunks {
-            chunks: chunks.into_iter(),
-        })
+        ByteStream::from_stream(Items::<_, Bytes>::new(chunks.into_iter()))
     }
 
     /// The next chunk: `None` once the body has ended (or after an error).
@@ -267,25 +265,37 @@ impl Received {
 }
 
 pin_project_lite::pin_project! {
-    /// [`ByteStream::from_chunks`]' stream: the iterator's items, one per poll.
-    struct Chunks<I> {
-        chunks: I,
+    /// An iterator's items as a stream of `T`, one per poll, none of them an error: the
+    /// stream of [`ByteStream::from_chunks`] (items into `Bytes`) and
+    /// [`JsonLines::from_items`] (items as they are).
+    pub(crate) struct Items<I, T> {
+        items: I,
+        into: std::marker::PhantomData<fn() -> T>,
     }
 }
 
-impl<I> Stream for Chunks<I>
+impl<I, T> Items<I, T> {
+    pub(crate) fn new(items: I) -> Self {
+        Items {
+            items,
+            into: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<I, T> Stream for Items<I, T>
 where
     I: Iterator,
-    I::Item: Into<Bytes>,
+    I::Item: Into<T>,
 {
-    type Item = Result<Bytes, Error>;
+    type Item = Result<T, Error>;
 
     fn poll_next(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        Poll::Ready(self.project().chunks.next().map(|chunk| Ok(chunk.into())))
+        Poll::Ready(self.project().items.next().map(|item| Ok(item.into())))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        self.chunks.size_hint()
+        self.items.size_hint()
     }
 }
 

@@ -16,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use serde::de::DeserializeOwned;
 
-use super::ByteStream;
+use super::{ByteStream, Items};
 use crate::Error;
 
 /// A stream of `T` decoded from newline-delimited JSON as the body arrives: one JSON value
@@ -118,9 +118,7 @@ impl<T> JsonLines<T> {
         I::IntoIter: Send + 'static,
         T: 'static,
     {
-        JsonLines::from_stream(Items {
-            items: items.into_iter(),
-        })
+        JsonLines::from_stream(Items::<_, T>::new(items.into_iter()))
     }
 
     /// What a served method's items are sent as: each serialized on a line of its own, or for
@@ -262,25 +260,6 @@ fn content(mut line: Bytes) -> Option<Bytes> {
         line.truncate(line.len() - 1);
     }
     (!line.iter().all(u8::is_ascii_whitespace)).then_some(line)
-}
-
-pin_project_lite::pin_project! {
-    /// [`JsonLines::from_items`]' stream: the iterator's items, one per poll.
-    struct Items<I> {
-        items: I,
-    }
-}
-
-impl<I: Iterator> Stream for Items<I> {
-    type Item = Result<I::Item, Error>;
-
-    fn poll_next(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        Poll::Ready(self.project().items.next().map(Ok))
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.items.size_hint()
-    }
 }
 
 /// Items serialized one per line.
