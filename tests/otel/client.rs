@@ -424,3 +424,60 @@ async fn a_streamed_attempt_ends_at_its_head() {
     assert_eq!(durations[0].value, 1.0);
     drop(body);
 }
+
+/// An application that uses the OpenTelemetry API without `tracing`: no attempt span is made
+/// (the `tracing` filter decides that, and there is no subscriber), but the context it has
+/// attached travels with the request.
+#[tokio::test]
+async fn without_a_subscriber_the_attached_opentelemetry_context_travels() {
+    use opentelemetry::trace::{Span as _, TraceContextExt as _, Tracer as _, TracerProvider as _};
+
+    meters();
+    let _no_tracing = tracing::subscriber::set_default(tracing::subscriber::NoSubscriber::new());
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let server = TestServer::always(Reply::ok_json(serde_json::json!({}))).await;
+    let exec = executor(
+        &server.url(),
+        RetryConfig::none(),
+        BreakerConfig::disabled(),
+    );
+    let tracer = provider.tracer("app");
+    let handling = tracer.start("handling");
+    let expected = handling.span_context().clone();
+    let cx = opentelemetry::Context::current_with_span(handling);
+    {
+        let _attached = cx.clone().attach();
+        exec.execute(item(11)).await.unwrap();
+    }
+
+    let sent = server.requests()[0]
+        .header("traceparent")
+        .map(str::to_owned);
+    assert_eq!(
+        sent,
+        Some(format!(
+            "00-{}-{}-01",
+            expected.trace_id(),
+            expected.span_id()
+        ))
+    );
+    let attempts = meters().attempts.get_finished_spans().unwrap();
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a.span_context.trace_id() != expected.trace_id()),
+        "no attempt span in the application's trace: {attempts:#?}"
+    );
+    // The application's span is its own: the call neither ended it nor wrote into it.
+    assert_eq!(exporter.get_finished_spans().unwrap().len(), 0);
+    cx.span().end();
+    let spans = exporter.get_finished_spans().unwrap();
+    let [handling] = &spans[..] else {
+        panic!("the application's span: {spans:#?}");
+    };
+    assert!(handling.attributes.is_empty(), "{handling:#?}");
+    assert_eq!(handling.status, Status::Unset);
+}

@@ -2,10 +2,13 @@
 //! span per attempt under the HTTP client conventions, the trace context signed into every
 //! attempt and continued by the receiving side's SERVER span, and the metrics' recorded values.
 //!
-//! Spans: each test records on its own thread (`set_default`) with a current-thread runtime,
-//! so its tracer provider sees exactly its own calls and the servers it starts. Metrics: comms
-//! takes its instruments from the global meter provider once per process, so one provider is
-//! installed before any test calls, and each test reads the points of its own server's port.
+//! Spans: each test records its `tracing` spans (calls, SERVER spans, its own) on its own
+//! thread (`set_default`) with a current-thread runtime, so its tracer provider sees exactly
+//! its own calls and the servers it starts. Attempt spans come from the global tracer
+//! provider, shared by every test, so a test takes those in the traces of its own spans.
+//! Metrics: comms takes its instruments from the global meter provider once per process, so one
+//! provider is installed before any test calls, and each test reads the points of its own
+//! server's port.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -27,10 +30,12 @@ use tracing_subscriber::layer::SubscriberExt;
 
 const SECRET: &str = "otel-test-secret";
 
-/// The process's meter provider, installed before the first call of any test.
+/// The process's meter and tracer providers, installed before the first call of any test.
 struct Meters {
     provider: SdkMeterProvider,
     exporter: InMemoryMetricExporter,
+    /// Every test's attempt spans.
+    attempts: InMemorySpanExporter,
 }
 
 fn meters() -> &'static Meters {
@@ -42,7 +47,17 @@ fn meters() -> &'static Meters {
             .with_reader(PeriodicReader::builder(exporter.clone()).build())
             .build();
         opentelemetry::global::set_meter_provider(provider.clone());
-        Meters { provider, exporter }
+        let attempts = InMemorySpanExporter::default();
+        opentelemetry::global::set_tracer_provider(
+            SdkTracerProvider::builder()
+                .with_simple_exporter(attempts.clone())
+                .build(),
+        );
+        Meters {
+            provider,
+            exporter,
+            attempts,
+        }
     })
 }
 
@@ -92,8 +107,25 @@ fn collect(data: &AggregatedMetrics, out: &mut Vec<Point>) {
     }
 }
 
+/// A test's finished spans: those of its `tracing` spans, and the attempt spans in their traces.
+struct Spans(InMemorySpanExporter);
+
+impl Spans {
+    fn get_finished_spans(&self) -> Result<Vec<SpanData>, std::convert::Infallible> {
+        let mut spans = self.0.get_finished_spans().unwrap();
+        let traces: Vec<_> = spans.iter().map(|s| s.span_context.trace_id()).collect();
+        let attempts = meters().attempts.get_finished_spans().unwrap();
+        spans.extend(
+            attempts
+                .into_iter()
+                .filter(|a| traces.contains(&a.span_context.trace_id())),
+        );
+        Ok(spans)
+    }
+}
+
 /// Records this thread's spans, comms' `DEBUG` call spans included, until the guard drops.
-fn record_spans() -> (InMemorySpanExporter, tracing::subscriber::DefaultGuard) {
+fn record_spans() -> (Spans, tracing::subscriber::DefaultGuard) {
     meters();
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder()
@@ -102,7 +134,10 @@ fn record_spans() -> (InMemorySpanExporter, tracing::subscriber::DefaultGuard) {
     let subscriber = tracing_subscriber::registry()
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("otel-test")))
         .with(tracing_subscriber::filter::LevelFilter::DEBUG);
-    (exporter, tracing::subscriber::set_default(subscriber))
+    (
+        Spans(exporter),
+        tracing::subscriber::set_default(subscriber),
+    )
 }
 
 fn attr<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
