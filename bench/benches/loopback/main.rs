@@ -4,7 +4,8 @@
 //! to one host.
 //!
 //! `cargo bench -p comms-bench --bench loopback` (add `-- --quick` for a short run, `--shared`
-//! to run server and clients on one multi-threaded runtime).
+//! to run server and clients on one multi-threaded runtime). `COMMS_BENCH_ONLY`,
+//! `COMMS_BENCH_CALLS` and `COMMS_BENCH_LEVELS` narrow a run (see `main`).
 //!
 //! By default the server runs alone on one thread and every client on a single-threaded runtime
 //! on another, the closest one machine gets to a client and a server on two hosts: the client
@@ -229,7 +230,12 @@ fn main() {
             position("reqwest + hand signing"),
             position("reqwest + comms signing"),
         );
-        for concurrency in [1usize, 64, 256] {
+        // `COMMS_BENCH_LEVELS=1,64`: only those levels of concurrency.
+        let levels: Vec<usize> = std::env::var("COMMS_BENCH_LEVELS")
+            .ok()
+            .map(|l| l.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+            .unwrap_or_else(|| vec![1, 64, 256]);
+        for concurrency in levels {
             let total = if concurrency == 1 {
                 per_round / 4
             } else {

@@ -1,15 +1,17 @@
 //! With `--features otel`: comms' `otel` feature under a full OpenTelemetry pipeline, so the
 //! loopback figures show what it costs a service that exports traces and metrics.
 //!
-//! Spans go through tracing-opentelemetry's layer (at `INFO`, what services run at: each
-//! attempt's CLIENT span, not the `DEBUG` call span) to the SDK's batch processor and an
-//! exporter that drops them; metrics to the SDK's meter provider with a periodic reader; W3C
-//! trace context is injected into every attempt. Only the comms variants pay: the reqwest
-//! baselines make no spans, so their ratios show the cost.
+//! Each attempt's CLIENT span comes from the global tracer provider, whose SDK batch processor
+//! hands them to an exporter that drops them; a `tracing_subscriber` registry with
+//! tracing-opentelemetry's layer runs at `INFO` (what services run at: the attempt spans are
+//! enabled, the `DEBUG` call span is not). Metrics go to the SDK's meter provider with a
+//! periodic reader; W3C trace context is injected into every attempt. Only the comms variants
+//! pay: the reqwest baselines make no spans, so their ratios show the cost.
 
 /// Installs the pipeline when the feature is on; says what the run measures.
 /// `COMMS_BENCH_OTEL=spans,metrics,propagation` (the default: all three) picks the parts, to
-/// see what each costs.
+/// see what each costs. `COMMS_BENCH_OTEL_SAMPLE=0.1` records that share of traces (a
+/// parent-based ratio sampler, as services sample) instead of every one.
 pub(crate) fn install() -> String {
     #[cfg(feature = "otel")]
     {
@@ -17,10 +19,17 @@ pub(crate) fn install() -> String {
             .unwrap_or_else(|_| "spans,metrics,propagation".to_owned());
         let on = |part: &str| parts.split(',').any(|p| p.trim() == part);
         let (spans, metrics, propagation) = (on("spans"), on("metrics"), on("propagation"));
-        pipeline::install(spans, metrics, propagation);
+        let sample = std::env::var("COMMS_BENCH_OTEL_SAMPLE")
+            .ok()
+            .and_then(|s| s.parse::<f64>().ok());
+        pipeline::install(spans, sample, metrics, propagation);
         format!(
-            "otel: on; spans {} (tracing-opentelemetry layer at INFO, batch processor, dropping exporter), metrics {} (SDK meter provider), propagation {} (W3C)",
+            "otel: on; spans {} (global tracer provider, {}, batch processor, dropping exporter; tracing-opentelemetry layer at INFO), metrics {} (SDK meter provider), propagation {} (W3C)",
             if spans { "on" } else { "off" },
+            sample.map_or("every trace recorded".to_owned(), |r| format!(
+                "{:.0}% of traces recorded",
+                r * 100.0
+            )),
             if metrics { "on" } else { "off" },
             if propagation { "on" } else { "off" },
         )
@@ -37,7 +46,7 @@ mod pipeline {
     use opentelemetry_sdk::error::OTelSdkResult;
     use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
     use opentelemetry_sdk::propagation::TraceContextPropagator;
-    use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+    use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
 
@@ -51,7 +60,7 @@ mod pipeline {
         }
     }
 
-    pub(super) fn install(spans: bool, metrics: bool, propagation: bool) {
+    pub(super) fn install(spans: bool, sample: Option<f64>, metrics: bool, propagation: bool) {
         if propagation {
             opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
         }
@@ -62,10 +71,17 @@ mod pipeline {
             opentelemetry::global::set_meter_provider(meters);
         }
         if spans {
-            let tracer = SdkTracerProvider::builder()
-                .with_batch_exporter(Dropping)
-                .build()
-                .tracer("comms-bench");
+            let mut provider = SdkTracerProvider::builder().with_batch_exporter(Dropping);
+            if let Some(ratio) = sample {
+                provider = provider.with_sampler(Sampler::ParentBased(Box::new(
+                    Sampler::TraceIdRatioBased(ratio),
+                )));
+            }
+            let provider = provider.build();
+            // comms makes its attempt spans with the global provider's tracer, and the
+            // SERVER and call spans through tracing-opentelemetry's layer.
+            opentelemetry::global::set_tracer_provider(provider.clone());
+            let tracer = provider.tracer("comms-bench");
             tracing_subscriber::registry()
                 .with(tracing_opentelemetry::layer().with_tracer(tracer))
                 .with(tracing_subscriber::filter::LevelFilter::INFO)

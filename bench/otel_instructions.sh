@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# What the `otel` feature costs a call, in instructions, which do not move with the host's load
+# as throughput does. Counts the generated client's loopback calls at concurrency 64 under
+# callgrind, with the feature off, on under a full pipeline, on with 10% of traces sampled, and
+# on with nothing installed; prints each thread's instructions per call.
+#
+#   bench/otel_instructions.sh            (needs valgrind; about ten minutes on two cores)
+#
+# A call's count is the difference between a run of 3 x 3,000 calls and one of 3 x 1,000,
+# divided by 6,000, so start-up (TLS roots, the pools) and the 50 ms section drop out. The
+# client's SHA-256 compression is shown apart: valgrind hides the CPU's SHA extensions, so
+# sha2 runs its software rounds there, which cost ten times what they do on a host with them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
+
+executable() {
+    cargo bench -p comms-bench --bench loopback "$@" --no-run --message-format=json 2>/dev/null |
+        grep -o '"executable":"[^"]*"' | tail -n 1 | cut -d'"' -f4
+}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cp "$(executable)" "$work/off"
+cp "$(executable --features otel)" "$work/on"
+
+# count NAME BINARY CALLS [VAR=VALUE...]: one callgrind run, a file per thread.
+count() {
+    local name=$1 binary=$2 calls=$3
+    shift 3
+    env COMMS_BENCH_ONLY="=generated client" COMMS_BENCH_LEVELS=64 COMMS_BENCH_CALLS="$calls" "$@" \
+        valgrind --tool=callgrind --separate-threads=yes \
+        --callgrind-out-file="$work/$name-$calls.out" "$binary" --quick >/dev/null 2>&1
+}
+
+# thread FILE: "client", "server" or "other" (the SDK's export and metric threads).
+thread() {
+    case "$1" in
+    *.out-01) echo client ;;
+    *) if [ "$(callgrind_annotate "$1" 2>/dev/null | grep -c 'hyper::proto::h1::role::Server')" != 0 ]; then
+        echo server
+    else echo other; fi ;;
+    esac
+}
+
+# sums NAME CALLS: "client sha server other" instruction totals of one run.
+sums() {
+    local client=0 sha=0 server=0 other=0 total file kind
+    for file in "$work/$1-$2".out-*; do
+        total=$(awk '/^summary:/ { print $2 }' "$file")
+        kind=$(thread "$file")
+        case $kind in
+        client)
+            client=$((client + total))
+            sha=$(callgrind_annotate --inclusive=yes "$file" 2>/dev/null |
+                awk '/sha2::sha256::compress256/ && !seen { gsub(",", "", $1); print $1; seen = 1 }')
+            ;;
+        server) server=$((server + total)) ;;
+        *) other=$((other + total)) ;;
+        esac
+    done
+    echo "$client ${sha:-0} $server $other"
+}
+
+configs=(
+    "off|off|"
+    "on|on|"
+    "sampled|on|COMMS_BENCH_OTEL_SAMPLE=0.1"
+    "installed-nothing|on|COMMS_BENCH_OTEL=none"
+)
+printf '%-18s %12s %10s %12s %8s %8s\n' "per call" client "(SHA-256)" "client-SHA" server other
+for config in "${configs[@]}"; do
+    IFS='|' read -r name binary vars <<<"$config"
+    # shellcheck disable=SC2086
+    count "$name" "$work/$binary" 1000 $vars &
+    # shellcheck disable=SC2086
+    count "$name" "$work/$binary" 3000 $vars &
+    wait
+    read -r c1 s1 v1 o1 <<<"$(sums "$name" 1000)"
+    read -r c3 s3 v3 o3 <<<"$(sums "$name" 3000)"
+    awk -v n="$name" -v c=$((c3 - c1)) -v s=$((s3 - s1)) -v v=$((v3 - v1)) -v o=$((o3 - o1)) \
+        'BEGIN { printf "%-18s %12.0f %10.0f %12.0f %8.0f %8.0f\n", n, c/6000, s/6000, (c-s)/6000, v/6000, o/6000 }'
+done
