@@ -332,7 +332,7 @@ impl Executor {
         // The first attempt's trace begins here: with `otel`, its context is written among the
         // call's headers now (replacing, so repeating nothing), so that the signature covers it.
         let first_trace = AttemptTrace::start(&inner.target, &call.method, call.route, &url, 0);
-        first_trace.inject_into(headers);
+        first_trace.inject(headers, None);
         let inner_list = covered(
             inner.signer.scheme(),
             headers,
@@ -389,7 +389,7 @@ impl Executor {
             headers.insert(COMMS_DEADLINE_MS, crate::deadline::header_value(at));
         }
         if let Some(trace) = retrace {
-            trace.inject(&mut headers, call_headers);
+            trace.inject(&mut headers, Some(call_headers));
         }
         sign_into(
             &self.inner,

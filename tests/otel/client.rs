@@ -373,6 +373,14 @@ async fn with_the_attempt_span_filtered_out_the_callers_context_travels() {
         panic!("only the caller's span: {spans:#?}");
     };
     assert_eq!(spans.len(), 1, "{spans:#?}");
+    // Attempt spans come from the global tracer provider: none was made in this trace.
+    let attempts = meters().attempts.get_finished_spans().unwrap();
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a.span_context.trace_id() != handling.span_context.trace_id()),
+        "{attempts:#?}"
+    );
     let sent = server.requests()[0]
         .header("traceparent")
         .map(str::to_owned);
@@ -480,4 +488,36 @@ async fn without_a_subscriber_the_attached_opentelemetry_context_travels() {
     };
     assert!(handling.attributes.is_empty(), "{handling:#?}");
     assert_eq!(handling.status, Status::Unset);
+}
+
+/// A call dropped mid-attempt (its caller gave up) still ends the attempt's span, with no
+/// status code and no error of its own, and records no request duration.
+#[tokio::test]
+async fn a_call_dropped_mid_attempt_ends_its_span_without_a_duration() {
+    let (spans, _guard) = record_spans();
+    let server =
+        TestServer::always(Reply::ok_json(serde_json::json!({})).delay(Duration::from_secs(2)))
+            .await;
+    let port = server.addr().port();
+    let exec = executor(
+        &server.url(),
+        RetryConfig::none(),
+        BreakerConfig::disabled(),
+    );
+    let gave_up = tokio::time::timeout(Duration::from_millis(100), exec.execute(item(12))).await;
+    assert!(
+        gave_up.is_err(),
+        "the call is still waiting when it is dropped"
+    );
+
+    let spans = spans.get_finished_spans().unwrap();
+    let [attempt] = spans_named(&spans, "GET /items/<id>")[..] else {
+        panic!("one ended attempt span: {spans:#?}");
+    };
+    assert_eq!(attr(attempt, "http.response.status_code"), None);
+    assert_eq!(attr(attempt, "error.type"), None);
+    assert_eq!(attempt.status, Status::Unset);
+    assert!(attempt.end_time >= attempt.start_time);
+    let durations = points("http.client.request.duration", port);
+    assert!(durations.is_empty(), "{durations:?}");
 }

@@ -36,10 +36,7 @@ impl AttemptTrace {
     }
 
     #[inline]
-    pub(crate) fn inject_into(&self, _headers: &mut HeaderMap) {}
-
-    #[inline]
-    pub(crate) fn inject(&self, _headers: &mut HeaderMap, _covered: &HeaderMap) {}
+    pub(crate) fn inject(&self, _headers: &mut HeaderMap, _covered: Option<&HeaderMap>) {}
 
     #[inline]
     pub(crate) fn sending(&mut self) {}

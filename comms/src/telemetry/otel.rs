@@ -234,6 +234,10 @@ fn attempt_span_enabled() -> bool {
 /// The context an attempt's span is made in: that of the current `tracing` span (the call's,
 /// or the caller's when the call's is not enabled) when tracing-opentelemetry knows it, and
 /// the current OpenTelemetry context otherwise.
+///
+/// The `tracing` span is asked first: tracing-opentelemetry also makes an entered span's
+/// context the current one, but only while its context activation is on; with it off, the
+/// current context could be an outer span's.
 fn callers_context() -> Context {
     let span = tracing::Span::current();
     if !span.is_disabled() {
@@ -315,29 +319,17 @@ impl AttemptTrace {
         span.end();
     }
 
-    /// Writes the attempt's trace context into a call's headers before the signature's covered
-    /// components are decided, so that `traceparent` (and `tracestate`) are among them.
-    pub(crate) fn inject_into(&self, headers: &mut HeaderMap) {
+    /// Writes the attempt's trace context into `headers`. The first attempt's goes into the
+    /// call's headers before the signature's covered components are decided, so that
+    /// `traceparent` (and `tracestate`) are among them; a retry's goes into its request's
+    /// headers for just the fields the signature covers (`covered`, the call's headers).
+    pub(crate) fn inject(&self, headers: &mut HeaderMap, covered: Option<&HeaderMap>) {
         global::get_text_map_propagator(|propagator| {
             propagator.inject_context(
                 &self.0.cx,
                 &mut HeaderInjector {
                     headers,
-                    only: None,
-                },
-            );
-        });
-    }
-
-    /// Writes a retry's trace context into the request's `headers`, for the fields the
-    /// signature covers (`covered`, the call's headers).
-    pub(crate) fn inject(&self, headers: &mut HeaderMap, covered: &HeaderMap) {
-        global::get_text_map_propagator(|propagator| {
-            propagator.inject_context(
-                &self.0.cx,
-                &mut HeaderInjector {
-                    headers,
-                    only: Some(covered),
+                    only: covered,
                 },
             );
         });
