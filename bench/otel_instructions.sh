@@ -2,7 +2,8 @@
 # What the `otel` feature costs a call, in instructions, which do not move with the host's load
 # as throughput does. Counts the generated client's loopback calls at concurrency 64 under
 # callgrind, with the feature off, on under a full pipeline, on with 10% of traces sampled, and
-# on with nothing installed; prints each thread's instructions per call.
+# on with nothing installed (no providers and no `tracing` subscriber, so no attempt span is
+# even asked for); prints each thread's instructions per call.
 #
 #   bench/otel_instructions.sh            (needs valgrind; about ten minutes on two cores)
 #
@@ -11,12 +12,19 @@
 # client's SHA-256 compression is shown apart: valgrind hides the CPU's SHA extensions, so
 # sha2 runs its software rounds there, which cost ten times what they do on a host with them.
 set -euo pipefail
+shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
-command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
+for tool in valgrind callgrind_annotate; do
+    command -v "$tool" >/dev/null || { echo "$tool is not installed" >&2; exit 1; }
+done
 
+# executable [cargo flags]: builds the loopback bench and prints its path.
 executable() {
-    cargo bench -p comms-bench --bench loopback "$@" --no-run --message-format=json 2>/dev/null |
-        grep -o '"executable":"[^"]*"' | tail -n 1 | cut -d'"' -f4
+    local path
+    path=$(cargo bench -p comms-bench --bench loopback "$@" --no-run --message-format=json |
+        grep -o '"executable":"[^"]*"' | tail -n 1 | cut -d'"' -f4)
+    [ -n "$path" ] || { echo "the loopback bench did not build" >&2; return 1; }
+    echo "$path"
 }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -32,21 +40,23 @@ count() {
         --callgrind-out-file="$work/$name-$calls.out" "$binary" --quick >/dev/null 2>&1
 }
 
-# thread FILE: "client", "server" or "other" (the SDK's export and metric threads).
+# thread FILE: "client" (the main thread runs the clients), "server" (the one parsing
+# requests) or "other" (the SDK's export and metric threads).
 thread() {
     case "$1" in
     *.out-01) echo client ;;
-    *) if [ "$(callgrind_annotate "$1" 2>/dev/null | grep -c 'hyper::proto::h1::role::Server')" != 0 ]; then
-        echo server
-    else echo other; fi ;;
+    *) if grep -q 'hyper::proto::h1::role::Server' "$1"; then echo server; else echo other; fi ;;
     esac
 }
 
 # sums NAME CALLS: "client sha server other" instruction totals of one run.
 sums() {
-    local client=0 sha=0 server=0 other=0 total file kind
-    for file in "$work/$1-$2".out-*; do
+    local client=0 sha=0 server=0 other=0 total file kind files
+    files=("$work/$1-$2".out-*)
+    [ -e "${files[0]}" ] || { echo "no callgrind output for $1 ($2 calls)" >&2; return 1; }
+    for file in "${files[@]}"; do
         total=$(awk '/^summary:/ { print $2 }' "$file")
+        [ -n "$total" ] || { echo "no summary in $file" >&2; return 1; }
         kind=$(thread "$file")
         case $kind in
         client)
@@ -72,11 +82,16 @@ for config in "${configs[@]}"; do
     IFS='|' read -r name binary vars <<<"$config"
     # shellcheck disable=SC2086
     count "$name" "$work/$binary" 1000 $vars &
+    first=$!
     # shellcheck disable=SC2086
     count "$name" "$work/$binary" 3000 $vars &
-    wait
-    read -r c1 s1 v1 o1 <<<"$(sums "$name" 1000)"
-    read -r c3 s3 v3 o3 <<<"$(sums "$name" 3000)"
+    second=$!
+    wait "$first" || { echo "callgrind failed: $name, 1000 calls" >&2; exit 1; }
+    wait "$second" || { echo "callgrind failed: $name, 3000 calls" >&2; exit 1; }
+    few=$(sums "$name" 1000)
+    many=$(sums "$name" 3000)
+    read -r c1 s1 v1 o1 <<<"$few"
+    read -r c3 s3 v3 o3 <<<"$many"
     awk -v n="$name" -v c=$((c3 - c1)) -v s=$((s3 - s1)) -v v=$((v3 - v1)) -v o=$((o3 - o1)) \
         'BEGIN { printf "%-18s %12.0f %10.0f %12.0f %8.0f %8.0f\n", n, c/6000, s/6000, (c-s)/6000, v/6000, o/6000 }'
 done
