@@ -185,7 +185,8 @@ enum Attempt {
     Connect(reqwest::Error),
     Transport(reqwest::Error),
     Timeout,
-    TooLarge,
+    /// The service answered with this status, and a body over `max_response_bytes`.
+    TooLarge(StatusCode),
 }
 
 impl Executor {
@@ -440,7 +441,7 @@ impl Attempt {
             Attempt::Connect(_) => (None, Some("connect")),
             Attempt::Transport(_) => (None, Some("transport")),
             Attempt::Timeout => (None, Some("timeout")),
-            Attempt::TooLarge => (None, Some("response_too_large")),
+            Attempt::TooLarge(status) => (Some(*status), Some("response_too_large")),
         }
     }
 
@@ -451,7 +452,7 @@ impl Attempt {
             Attempt::Transport(_) => Outcome::Transport,
             Attempt::Timeout => Outcome::Timeout,
             // The service answered; the body is just more than this client accepts.
-            Attempt::TooLarge => Outcome::Success,
+            Attempt::TooLarge(_) => Outcome::Success,
         }
     }
 }

@@ -521,3 +521,82 @@ async fn a_call_dropped_mid_attempt_ends_its_span_without_a_duration() {
     let durations = points("http.client.request.duration", port);
     assert!(durations.is_empty(), "{durations:?}");
 }
+
+/// A response over the size limit is an error of type `response_too_large`, and keeps the
+/// status code the service answered with.
+#[tokio::test]
+async fn a_response_too_large_keeps_its_status_code() {
+    let (spans, _guard) = record_spans();
+    let big = serde_json::json!({ "filler": "x".repeat(4096) });
+    let server = TestServer::always(Reply::ok_json(big)).await;
+    let port = server.addr().port();
+    let exec = Executor::builder()
+        .base_url(server.url())
+        .service_id("billing")
+        .secret(SECRET)
+        .retry(RetryConfig::none())
+        .breaker(BreakerConfig::disabled())
+        .max_response_bytes(1024)
+        .build()
+        .unwrap();
+    let err = exec.execute(item(13)).await.unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err}");
+
+    let spans = spans.get_finished_spans().unwrap();
+    let [attempt] = spans_named(&spans, "GET /items/<id>")[..] else {
+        panic!("one attempt span: {spans:#?}");
+    };
+    assert_eq!(
+        text(attempt, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+    assert_eq!(
+        text(attempt, "error.type").as_deref(),
+        Some("response_too_large")
+    );
+    assert!(matches!(attempt.status, Status::Error { .. }));
+    let durations = points("http.client.request.duration", port);
+    assert_eq!(durations.len(), 1, "{durations:?}");
+    assert_eq!(durations[0].attributes["http.response.status_code"], "200");
+    assert_eq!(durations[0].attributes["error.type"], "response_too_large");
+}
+
+/// A method HTTP does not define is `_OTHER`, with its own name kept apart, and names the
+/// span `HTTP`, so that neither grows without bound.
+#[tokio::test]
+async fn a_method_http_does_not_define_is_other_with_its_original() {
+    let (spans, _guard) = record_spans();
+    let server = TestServer::always(Reply::ok_json(serde_json::json!({}))).await;
+    let port = server.addr().port();
+    let purge = comms::http::Method::from_bytes(b"PURGE").unwrap();
+    executor(
+        &server.url(),
+        RetryConfig::none(),
+        BreakerConfig::disabled(),
+    )
+    .execute(Call::new(purge, "/items").route("/items"))
+    .await
+    .unwrap();
+
+    let spans = spans.get_finished_spans().unwrap();
+    let [attempt] = spans_named(&spans, "HTTP")[..] else {
+        panic!("one attempt span named HTTP: {spans:#?}");
+    };
+    assert_eq!(attempt.span_kind, SpanKind::Client);
+    assert_eq!(
+        text(attempt, "http.request.method").as_deref(),
+        Some("_OTHER")
+    );
+    assert_eq!(
+        text(attempt, "http.request.method_original").as_deref(),
+        Some("PURGE")
+    );
+    let durations = points("http.client.request.duration", port);
+    assert_eq!(durations.len(), 1, "{durations:?}");
+    assert_eq!(durations[0].attributes["http.request.method"], "_OTHER");
+    assert!(
+        !durations[0]
+            .attributes
+            .contains_key("http.request.method_original")
+    );
+}

@@ -186,12 +186,13 @@ where
                             return run.finish(this.span, phase, Ok(streamed));
                         }
                         Err(response) => {
+                            let status = response.status();
                             match Reading::start(response, executor.inner.max_response_bytes) {
                                 Some(reading) => {
                                     phase.set(Phase::Reading { reading });
                                     continue;
                                 }
-                                None => Attempt::TooLarge,
+                                None => Attempt::TooLarge(status),
                             }
                         }
                     },

@@ -104,7 +104,7 @@ impl Executor {
                 let err = Error::timeout(method, url, limit_reported);
                 (err, HeaderMap::new())
             }
-            Attempt::TooLarge => {
+            Attempt::TooLarge(_) => {
                 let err = Error::Decode {
                     method: Some(method.clone()),
                     url: Some(shown(url)),

@@ -287,6 +287,12 @@ impl AttemptTrace {
                     i64::from(resend_count),
                 ));
             }
+            if known_method(method).is_none() {
+                span_attributes.push(KeyValue::new(
+                    "http.request.method_original",
+                    method.as_str().to_owned(),
+                ));
+            }
             let builder = SpanBuilder::from_name(span_name(method, route))
                 .with_kind(SpanKind::Client)
                 .with_attributes(span_attributes);
@@ -309,12 +315,11 @@ impl AttemptTrace {
     }
 
     /// Ends an attempt that was never sent (its header hook failed, or its request could not
-    /// be built): its span ends with `error_type`, and no request duration is recorded.
+    /// be built): its span ends with `error_type` (`_OTHER` without one), and no request
+    /// duration is recorded.
     pub(crate) fn abandon(self, error_type: Option<&'static str>) {
         let Some(span) = self.0.span() else { return };
-        if let Some(error) = error_type {
-            span.set_attribute(KeyValue::new("error.type", error));
-        }
+        span.set_attribute(KeyValue::new("error.type", error_type.unwrap_or("_OTHER")));
         span.set_status(Status::error(""));
         span.end();
     }

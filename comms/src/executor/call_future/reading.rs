@@ -63,7 +63,7 @@ impl Reading {
             };
             let so_far = self.first.as_ref().map_or(self.gathered.len(), Bytes::len);
             if so_far + chunk.len() > limit {
-                return Poll::Ready(Attempt::TooLarge);
+                return Poll::Ready(Attempt::TooLarge(self.status));
             }
             match self.first.take() {
                 None if self.gathered.is_empty() => self.first = Some(chunk),
