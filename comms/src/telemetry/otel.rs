@@ -153,11 +153,12 @@ fn span_name(method: &Method, route: Option<&str>) -> Cow<'static, str> {
     }
 }
 
-/// What every attempt of an executor's is reported with, made once when the executor is built:
-/// the tracer its CLIENT spans come from (the global tracer provider's at that moment), and its
-/// target's `server.address` and `server.port`, whose copies are reference-counted.
+/// What every attempt of an executor's is reported with: its target's `server.address` and
+/// `server.port`, made when the executor is built so that their copies are reference-counted,
+/// and the tracer its CLIENT spans come from, the global tracer provider's at its first attempt
+/// (as the instruments are the global meter provider's at the first use of any).
 pub(crate) struct Target {
-    tracer: BoxedTracer,
+    tracer: OnceLock<BoxedTracer>,
     address: KeyValue,
     port: KeyValue,
 }
@@ -166,10 +167,15 @@ impl Target {
     pub(crate) fn new(base: &reqwest::Url) -> Target {
         let [address, port] = server(base);
         Target {
-            tracer: global::tracer_with_scope(scope()),
+            tracer: OnceLock::new(),
             address,
             port,
         }
+    }
+
+    fn tracer(&self) -> &BoxedTracer {
+        self.tracer
+            .get_or_init(|| global::tracer_with_scope(scope()))
     }
 }
 
@@ -296,7 +302,7 @@ impl AttemptTrace {
             let builder = SpanBuilder::from_name(span_name(method, route))
                 .with_kind(SpanKind::Client)
                 .with_attributes(span_attributes);
-            let span = target.tracer.build_with_context(builder, &parent);
+            let span = target.tracer().build_with_context(builder, &parent);
             parent.with_span(span)
         } else {
             parent
