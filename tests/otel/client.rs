@@ -46,14 +46,7 @@ async fn a_success_is_one_client_span_under_its_call_and_its_context_is_signed()
     // The request carried the attempt's context, covered by a signature that verifies.
     let request = &server.requests()[0];
     let traceparent = request.header("traceparent").expect("a traceparent");
-    assert_eq!(
-        traceparent,
-        format!(
-            "00-{}-{}-01",
-            attempt.span_context.trace_id(),
-            attempt.span_context.span_id()
-        )
-    );
+    assert_eq!(traceparent, super::traceparent(&attempt.span_context));
     assert!(
         request
             .header("signature-input")
@@ -384,14 +377,7 @@ async fn with_the_attempt_span_filtered_out_the_callers_context_travels() {
     let sent = server.requests()[0]
         .header("traceparent")
         .map(str::to_owned);
-    assert_eq!(
-        sent,
-        Some(format!(
-            "00-{}-{}-01",
-            handling.span_context.trace_id(),
-            handling.span_context.span_id()
-        ))
-    );
+    assert_eq!(sent, Some(traceparent(&handling.span_context)));
 }
 
 /// A streamed call's attempt is over at its head: its span has ended with the status, and its
@@ -464,14 +450,7 @@ async fn without_a_subscriber_the_attached_opentelemetry_context_travels() {
     let sent = server.requests()[0]
         .header("traceparent")
         .map(str::to_owned);
-    assert_eq!(
-        sent,
-        Some(format!(
-            "00-{}-{}-01",
-            expected.trace_id(),
-            expected.span_id()
-        ))
-    );
+    assert_eq!(sent, Some(traceparent(&expected)));
     let attempts = meters().attempts.get_finished_spans().unwrap();
     assert!(
         attempts

@@ -140,6 +140,11 @@ fn record_spans() -> (Spans, tracing::subscriber::DefaultGuard) {
     )
 }
 
+/// The `traceparent` a sampled span's context is sent as.
+fn traceparent(cx: &opentelemetry::trace::SpanContext) -> String {
+    format!("00-{}-{}-01", cx.trace_id(), cx.span_id())
+}
+
 fn attr<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
     span.attributes
         .iter()
