@@ -227,8 +227,10 @@ struct Attempt {
     attributes: Vec<KeyValue>,
 }
 
-/// Whether the application's `tracing` filter lets attempt spans be made: they are `INFO`
-/// spans of target `comms::executor`, filtered as the call's span and the SERVER span are.
+/// Whether the application's `tracing` subscriber lets attempt spans be made: they count as
+/// `INFO` spans of target `comms::executor`, filtered as the call's span and the SERVER span
+/// are. A filter on tracing-opentelemetry's layer alone is not asked (`enabled!` is true when
+/// any layer would take the span): the span does not pass through that layer.
 fn attempt_span_enabled() -> bool {
     tracing::enabled!(
         kind: tracing::metadata::Kind::SPAN,
