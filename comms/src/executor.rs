@@ -420,7 +420,7 @@ impl Executor {
         match breaker.admit() {
             Ok(permit) => Ok(Some(permit)),
             Err(retry_in) => {
-                crate::telemetry::breaker_refused(breaker.authority());
+                crate::telemetry::breaker_refused(&self.inner.target);
                 Err(last_error.map_or_else(
                     || Error::CircuitOpen {
                         authority: breaker.authority().to_owned(),

@@ -294,7 +294,7 @@ impl<'a> Run<'a> {
             }
         };
         if self.retry > 0 {
-            crate::telemetry::retried(&self.call.method, &prepared.url);
+            crate::telemetry::retried(&executor.inner.target, &self.call.method);
         }
         let mut trace = trace;
         trace.sending();

@@ -158,7 +158,7 @@ impl Executor {
         if let Some(budget) = &inner.budget
             && let Withdrawal::Refused { report } = budget.withdraw()
         {
-            crate::telemetry::budget_refused(&prepared.url);
+            crate::telemetry::budget_refused(&inner.target);
             match report {
                 Some(refused) => tracing::warn!(
                     target: TARGET,

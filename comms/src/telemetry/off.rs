@@ -49,16 +49,16 @@ impl AttemptTrace {
 }
 
 #[inline]
-pub(crate) fn retried(_method: &Method, _url: &reqwest::Url) {}
+pub(crate) fn retried(_target: &Target, _method: &Method) {}
 
 #[inline]
-pub(crate) fn budget_refused(_url: &reqwest::Url) {}
+pub(crate) fn budget_refused(_target: &Target) {}
 
 #[inline]
 pub(crate) fn breaker_changed(_authority: &str, _state: CircuitState) {}
 
 #[inline]
-pub(crate) fn breaker_refused(_authority: &str) {}
+pub(crate) fn breaker_refused(_target: &Target) {}
 
 /// Nothing: a served request has no span of its own.
 pub(crate) struct ServerTrace;

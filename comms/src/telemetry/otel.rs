@@ -418,17 +418,23 @@ fn authority(authority: &str) -> [KeyValue; 2] {
     ]
 }
 
-/// A retry is about to be made.
-pub(crate) fn retried(method: &Method, url: &reqwest::Url) {
-    let [address, port] = server(url);
-    metrics()
-        .retries
-        .add(1, &[method_attribute(method), address, port]);
+/// A retry of a call to `target` is about to be made.
+pub(crate) fn retried(target: &Target, method: &Method) {
+    metrics().retries.add(
+        1,
+        &[
+            method_attribute(method),
+            target.address.clone(),
+            target.port.clone(),
+        ],
+    );
 }
 
-/// The retry budget refused a retry.
-pub(crate) fn budget_refused(url: &reqwest::Url) {
-    metrics().budget_refusals.add(1, &server(url));
+/// The retry budget refused a retry of a call to `target`.
+pub(crate) fn budget_refused(target: &Target) {
+    metrics()
+        .budget_refusals
+        .add(1, &[target.address.clone(), target.port.clone()]);
 }
 
 /// A breaker entered `state`.
@@ -448,9 +454,11 @@ pub(crate) fn breaker_changed(breaker: &str, state: CircuitState) {
     );
 }
 
-/// A breaker refused an attempt.
-pub(crate) fn breaker_refused(breaker: &str) {
-    metrics().breaker_refusals.add(1, &authority(breaker));
+/// The breaker of `target` refused an attempt.
+pub(crate) fn breaker_refused(target: &Target) {
+    metrics()
+        .breaker_refusals
+        .add(1, &[target.address.clone(), target.port.clone()]);
 }
 
 /// A served request's SERVER span, continuing the trace its headers carry, and what its
