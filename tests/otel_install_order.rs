@@ -4,8 +4,8 @@
 //!
 //! Its own test binary, because it installs the process's global providers itself.
 
-use comms::{BreakerConfig, Call, Executor, RetryConfig};
-use comms_tests::{Reply, TestServer};
+use comms::Call;
+use comms_tests::{Reply, TestServer, plain_executor, traceparent};
 use opentelemetry::trace::SpanKind;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
@@ -14,14 +14,7 @@ use tracing_subscriber::layer::SubscriberExt;
 #[tokio::test]
 async fn a_client_built_before_the_tracer_provider_is_installed_makes_its_spans() {
     let server = TestServer::always(Reply::ok_json(serde_json::json!({}))).await;
-    let exec = Executor::builder()
-        .base_url(server.url())
-        .service_id("billing")
-        .secret("install-order-secret")
-        .retry(RetryConfig::none())
-        .breaker(BreakerConfig::disabled())
-        .build()
-        .unwrap();
+    let exec = plain_executor(&server.url(), "billing", "install-order-secret");
 
     // Installed after the client was built.
     let exporter = InMemorySpanExporter::default();
@@ -48,12 +41,5 @@ async fn a_client_built_before_the_tracer_provider_is_installed_makes_its_spans(
     let sent = server.requests()[0]
         .header("traceparent")
         .map(str::to_owned);
-    assert_eq!(
-        sent,
-        Some(format!(
-            "00-{}-{}-01",
-            attempt.span_context.trace_id(),
-            attempt.span_context.span_id()
-        ))
-    );
+    assert_eq!(sent, Some(traceparent(&attempt.span_context)));
 }

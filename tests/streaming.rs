@@ -77,11 +77,7 @@ async fn chunks_are_handed_over_as_the_server_sends_them() {
 async fn a_first_chunk_is_handed_over_while_the_rest_never_comes() {
     let head = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n";
     let server = FaultServer::start(move |_, _| Fault::RawThenStall(Bytes::from(head))).await;
-    let exec = executor(
-        &server.url(),
-        RetryConfig::none(),
-        BreakerConfig::disabled(),
-    );
+    let exec = comms_tests::plain_executor(&server.url(), "billing", SECRET);
     let mut body = exec
         .execute_streaming(Call::get("/export"))
         .await

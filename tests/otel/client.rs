@@ -7,14 +7,10 @@ async fn a_success_is_one_client_span_under_its_call_and_its_context_is_signed()
     let (spans, _guard) = record_spans();
     let server = TestServer::always(Reply::ok_json(serde_json::json!({}))).await;
     let port = server.addr().port();
-    executor(
-        &server.url(),
-        RetryConfig::none(),
-        BreakerConfig::disabled(),
-    )
-    .execute(item(7))
-    .await
-    .unwrap();
+    plain_executor(&server.url(), "billing", SECRET)
+        .execute(item(7))
+        .await
+        .unwrap();
 
     let spans = spans.get_finished_spans().unwrap();
     let [attempt] = spans_named(&spans, "GET /items/<id>")[..] else {
@@ -144,14 +140,10 @@ async fn a_timeout_is_an_attempt_and_a_call_of_error_type_timeout() {
         TestServer::always(Reply::ok_json(serde_json::json!({})).delay(Duration::from_secs(2)))
             .await;
     let port = server.addr().port();
-    let err = executor(
-        &server.url(),
-        RetryConfig::none(),
-        BreakerConfig::disabled(),
-    )
-    .execute(item(2).timeout(Duration::from_millis(100)))
-    .await
-    .unwrap_err();
+    let err = plain_executor(&server.url(), "billing", SECRET)
+        .execute(item(2).timeout(Duration::from_millis(100)))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
 
     let spans = spans.get_finished_spans().unwrap();
@@ -350,11 +342,7 @@ async fn with_the_attempt_span_filtered_out_the_callers_context_travels() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let server = TestServer::always(Reply::ok_json(serde_json::json!({}))).await;
-    let exec = executor(
-        &server.url(),
-        RetryConfig::none(),
-        BreakerConfig::disabled(),
-    );
+    let exec = plain_executor(&server.url(), "billing", SECRET);
     let handling = tracing::info_span!("handling");
     async { exec.execute(item(8)).await }
         .instrument(handling)
@@ -392,11 +380,7 @@ async fn a_streamed_attempt_ends_at_its_head() {
                 transfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n";
     let server = FaultServer::start(move |_, _| Fault::RawThenStall(Bytes::from(head))).await;
     let port: u16 = server.url().rsplit(':').next().unwrap().parse().unwrap();
-    let exec = executor(
-        &server.url(),
-        RetryConfig::none(),
-        BreakerConfig::disabled(),
-    );
+    let exec = plain_executor(&server.url(), "billing", SECRET);
     let mut body = exec
         .execute_streaming(item(10))
         .await
@@ -433,11 +417,7 @@ async fn without_a_subscriber_the_attached_opentelemetry_context_travels() {
         .with_simple_exporter(exporter.clone())
         .build();
     let server = TestServer::always(Reply::ok_json(serde_json::json!({}))).await;
-    let exec = executor(
-        &server.url(),
-        RetryConfig::none(),
-        BreakerConfig::disabled(),
-    );
+    let exec = plain_executor(&server.url(), "billing", SECRET);
     let tracer = provider.tracer("app");
     let handling = tracer.start("handling");
     let expected = handling.span_context().clone();
@@ -478,11 +458,7 @@ async fn a_call_dropped_mid_attempt_ends_its_span_without_a_duration() {
         TestServer::always(Reply::ok_json(serde_json::json!({})).delay(Duration::from_secs(2)))
             .await;
     let port = server.addr().port();
-    let exec = executor(
-        &server.url(),
-        RetryConfig::none(),
-        BreakerConfig::disabled(),
-    );
+    let exec = plain_executor(&server.url(), "billing", SECRET);
     let gave_up = tokio::time::timeout(Duration::from_millis(100), exec.execute(item(12))).await;
     assert!(
         gave_up.is_err(),
@@ -548,14 +524,10 @@ async fn a_method_http_does_not_define_is_other_with_its_original() {
     let server = TestServer::always(Reply::ok_json(serde_json::json!({}))).await;
     let port = server.addr().port();
     let purge = comms::http::Method::from_bytes(b"PURGE").unwrap();
-    executor(
-        &server.url(),
-        RetryConfig::none(),
-        BreakerConfig::disabled(),
-    )
-    .execute(Call::new(purge, "/items").route("/items"))
-    .await
-    .unwrap();
+    plain_executor(&server.url(), "billing", SECRET)
+        .execute(Call::new(purge, "/items").route("/items"))
+        .await
+        .unwrap();
 
     let spans = spans.get_finished_spans().unwrap();
     let [attempt] = spans_named(&spans, "HTTP")[..] else {

@@ -19,7 +19,7 @@ use axum::routing::get;
 use comms::service_client;
 use comms::verify::{Verifier, VerifyLayer};
 use comms::{BreakerConfig, Call, Error, Executor, RetryConfig};
-use comms_tests::{Reply, TestServer, fast_retry, serve};
+use comms_tests::{Reply, TestServer, fast_retry, plain_executor, serve, traceparent};
 use opentelemetry::trace::{SpanKind, Status, TracerProvider as _};
 use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
@@ -138,11 +138,6 @@ fn record_spans() -> (Spans, tracing::subscriber::DefaultGuard) {
         Spans(exporter),
         tracing::subscriber::set_default(subscriber),
     )
-}
-
-/// The `traceparent` a sampled span's context is sent as.
-fn traceparent(cx: &opentelemetry::trace::SpanContext) -> String {
-    format!("00-{}-{}-01", cx.trace_id(), cx.span_id())
 }
 
 fn attr<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {

@@ -17,7 +17,7 @@ async fn a_chain_of_services_shares_one_trace() {
             get(move || {
                 let c_url = c_url.clone();
                 async move {
-                    let to_c = executor(&c_url, RetryConfig::none(), BreakerConfig::disabled());
+                    let to_c = plain_executor(&c_url, "billing", SECRET);
                     to_c.execute(item(9)).await.unwrap();
                     "relayed"
                 }
@@ -25,7 +25,7 @@ async fn a_chain_of_services_shares_one_trace() {
         )
         .layer(VerifyLayer::new(Verifier::new().service("billing", SECRET)));
     let b_url = serve(b_app).await;
-    executor(&b_url, RetryConfig::none(), BreakerConfig::disabled())
+    plain_executor(&b_url, "billing", SECRET)
         .execute(Call::get("/relay").route("/relay"))
         .await
         .unwrap();
@@ -62,10 +62,7 @@ async fn a_chain_of_services_shares_one_trace() {
     assert_eq!(b_call.parent_span_id, b_server.span_context.span_id());
     // C received B's attempt's context.
     let sent = c.requests()[0].header("traceparent").unwrap().to_owned();
-    assert_eq!(
-        sent,
-        format!("00-{trace}-{}-01", b_attempt.span_context.span_id())
-    );
+    assert_eq!(sent, traceparent(&b_attempt.span_context));
 }
 
 #[service_client(

@@ -90,6 +90,11 @@ pub fn plain_client<C: comms::__private::FromExecutor>(url: &str, secret: &str) 
         .unwrap()
 }
 
+/// The W3C `traceparent` a sampled span's context is sent as.
+pub fn traceparent(cx: &opentelemetry::trace::SpanContext) -> String {
+    format!("00-{}-{}-01", cx.trace_id(), cx.span_id())
+}
+
 /// The results of `n` copies of a call made at once through `exec`.
 #[derive(Debug)]
 pub struct Calls(pub Vec<Result<comms::Response, comms::Error>>);

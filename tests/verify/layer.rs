@@ -31,14 +31,7 @@ async fn a_client_round_trips_through_the_layer() {
     assert_eq!(echoed.text().unwrap(), "billing:\"hi\"");
 
     // Wrong secret: 401 with a generic JSON message, typed on the client side.
-    let intruder = Executor::builder()
-        .base_url(&url)
-        .service_id("billing")
-        .secret("wrong")
-        .retry(RetryConfig::none())
-        .breaker(BreakerConfig::disabled())
-        .build()
-        .unwrap();
+    let intruder = comms_tests::plain_executor(&url, "billing", "wrong");
     let err = intruder.execute(Call::get("/whoami")).await.unwrap_err();
     match err {
         Error::Unauthorized(e) => assert_eq!(e.message(), Some("unauthorized")),

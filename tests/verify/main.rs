@@ -17,14 +17,7 @@ use comms_tests::{Recorded, Reply, TestServer, serve};
 const SECRET: &str = "verify-secret";
 
 fn exec(url: &str) -> Executor {
-    Executor::builder()
-        .base_url(url)
-        .service_id("billing")
-        .secret(SECRET)
-        .retry(RetryConfig::none())
-        .breaker(BreakerConfig::disabled())
-        .build()
-        .unwrap()
+    comms_tests::plain_executor(url, "billing", SECRET)
 }
 
 fn verifier() -> Verifier {

@@ -19,6 +19,9 @@ pub(crate) trait Users {
     async fn get_user(&self, id: u64) -> Result<User, Error>;
 }
 
+/// The three RFC 9421 headers of one attempt, computed as a hand-written client would with
+/// comms' public signing functions: a fresh creation time and random nonce, the signature base,
+/// the HMAC, base64.
 fn signature_headers(secret: &Secret, url: &reqwest::Url) -> [(HeaderName, HeaderValue); 3] {
     let mut nonce = [0u8; 16];
     getrandom::fill(&mut nonce).unwrap();

@@ -83,9 +83,7 @@ async fn serve(delay: Duration, server: &tokio::runtime::Handle) -> SocketAddr {
     addr
 }
 
-/// The three RFC 9421 headers of one attempt, computed as a hand-written client would with
-/// comms' public signing functions: a fresh creation time and random nonce, the signature base,
-/// the HMAC, base64.
+/// One round of one variant at one level of concurrency.
 struct Sample {
     throughput: f64,
     latencies: Vec<Duration>,
