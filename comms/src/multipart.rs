@@ -201,8 +201,7 @@ fn put_quoted(out: &mut BytesMut, text: &str) {
 
 /// Whether `needle` occurs in `haystack`.
 fn contains(haystack: &[u8], needle: &str) -> bool {
-    let needle = needle.as_bytes();
-    haystack.len() >= needle.len() && haystack.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(haystack, needle.as_bytes()).is_some()
 }
 
 impl fmt::Debug for Multipart {
