@@ -110,9 +110,7 @@ impl CallOptions {
         self.timeout = self.timeout.or(base.timeout);
         self.deadline = self.deadline.or(base.deadline);
         self.error = self.error.or_else(|| base.error.clone());
-        let mut headers = base.headers.clone();
-        crate::header_map::lay_over(&mut headers, &self.headers);
-        self.headers = headers;
+        self.headers = crate::header_map::laid_over(&base.headers, &self.headers);
         self
     }
 

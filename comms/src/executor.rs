@@ -40,7 +40,7 @@ mod mode;
 
 pub use builder::ExecutorBuilder;
 use call_future::CallFuture;
-use headers::{covered, covered_list, over_template, refuse_repeated, sign_into};
+use headers::{covered, covered_list, refuse_repeated, sign_into};
 use mode::{Streaming, Whole};
 
 /// The target of the executor's events, whichever of its files they come from.
@@ -381,7 +381,9 @@ impl Executor {
             Some(_) => &inner.body_headers,
             None => &inner.headers,
         };
-        let mut headers = over_template(template, call_headers);
+        // A name among the call's headers replaces the template's value (a caller's `Accept`,
+        // say), and keeps every value it was given.
+        let mut headers = crate::header_map::laid_over(template, call_headers);
         if !inner.default_client && !call_headers.contains_key(ACCEPT) {
             // The client's own default `Accept`, if it has one, goes into the room this leaves.
             headers.remove(ACCEPT);

@@ -45,6 +45,13 @@ pub(crate) fn lay_over(out: &mut HeaderMap, over: &HeaderMap) {
     }
 }
 
+/// A clone of `base` with `over` laid onto it (see [`lay_over`]).
+pub(crate) fn laid_over(base: &HeaderMap, over: &HeaderMap) -> HeaderMap {
+    let mut out = base.clone();
+    lay_over(&mut out, over);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

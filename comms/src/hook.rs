@@ -40,9 +40,7 @@ pub(crate) fn merge(call: &HeaderMap, hooked: HeaderMap) -> Result<HeaderMap, Er
             ),
         ));
     }
-    let mut merged = call.clone();
-    crate::header_map::lay_over(&mut merged, &hooked);
-    Ok(merged)
+    Ok(crate::header_map::laid_over(call, &hooked))
 }
 
 #[cfg(test)]

@@ -77,14 +77,6 @@ pub(super) fn attempt_headers(
     headers
 }
 
-/// A clone of `template` with `headers` laid over it: a name in `headers` replaces the
-/// template's value (a caller's `Accept`, say), and keeps every value it was given.
-pub(super) fn over_template(template: &HeaderMap, headers: &HeaderMap) -> HeaderMap {
-    let mut out = template.clone();
-    crate::header_map::lay_over(&mut out, headers);
-    out
-}
-
 /// What an RFC 9421 signature of a call covers, fixed for all its attempts: the inner list of
 /// covered components for `Signature-Input`. Adds the body's `Content-Digest` to the call's
 /// headers (none for a legacy signature). The caller has refused repeated covered headers
@@ -146,7 +138,7 @@ impl Executor {
             [] => &inner.headers,
             _ => &inner.body_headers,
         };
-        let mut headers = over_template(template, &call_headers);
+        let mut headers = crate::header_map::laid_over(template, &call_headers);
         if !body.is_empty() {
             headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
         }
