@@ -61,6 +61,8 @@ pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key
 pub const COMMS_DEADLINE_MS: HeaderName = HeaderName::from_static("comms-deadline-ms");
 /// `traceparent` (W3C Trace Context).
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+/// `tracestate` (W3C Trace Context): vendors' entries beside `traceparent`.
+pub(crate) const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 /// Legacy `X-Service-ID`: the caller's identity.
 pub const SERVICE_ID_HEADER: HeaderName = HeaderName::from_static("x-service-id");
 /// Legacy `X-Timestamp`: Unix seconds, decimal.
@@ -82,16 +84,14 @@ pub(crate) fn is_call_owned(name: &HeaderName) -> bool {
             &IDEMPOTENCY_KEY,
             &COMMS_DEADLINE_MS,
             &TRACEPARENT,
+            &TRACESTATE,
             &CONNECTION,
             &TE,
             &TRAILER,
             &UPGRADE,
         ]
         .contains(&name)
-        || matches!(
-            name.as_str(),
-            "tracestate" | "keep-alive" | "proxy-connection"
-        )
+        || matches!(name.as_str(), "keep-alive" | "proxy-connection")
 }
 
 /// The header fields a signature covers, after the required ones, whenever a request has them:

@@ -111,8 +111,8 @@ impl Injector for HeaderInjector<'_> {
         }
         // The W3C fields' names are made without parsing or copying them.
         let name = match key {
-            "traceparent" => Ok(HeaderName::from_static("traceparent")),
-            "tracestate" => Ok(HeaderName::from_static("tracestate")),
+            "traceparent" => Ok(crate::signing::TRACEPARENT),
+            "tracestate" => Ok(crate::signing::TRACESTATE),
             other => HeaderName::try_from(other),
         };
         let (Ok(name), Ok(value)) = (name, HeaderValue::try_from(value)) else {
