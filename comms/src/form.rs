@@ -24,12 +24,19 @@ fn pairs<T: Serialize + ?Sized>(value: &T) -> Result<Vec<(String, String)>, Erro
         .collect())
 }
 
-/// The keys of an encoded query string, still encoded.
-pub(crate) fn encoded_keys(query: &str) -> impl Iterator<Item = &str> {
+/// The pairs of an encoded query string, still encoded, in order: empty pairs skipped, and a
+/// pair without `=` a key with an empty value. The client's duplicate-key check and the
+/// server's reading of a query share this one rule.
+pub(crate) fn encoded_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
     query
         .split('&')
         .filter(|pair| !pair.is_empty())
-        .map(|pair| pair.split_once('=').map_or(pair, |(k, _)| k))
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+}
+
+/// The keys of an encoded query string, still encoded.
+pub(crate) fn encoded_keys(query: &str) -> impl Iterator<Item = &str> {
+    encoded_pairs(query).map(|(key, _)| key)
 }
 
 /// Appends the pairs of `value` to `query`, each encoded like a plain query pair, and returns

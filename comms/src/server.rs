@@ -120,14 +120,7 @@ pub fn path<T: FromStrArg>(
 
 /// The query's pairs, still encoded, in order.
 fn raw_pairs(incoming: &Incoming) -> impl Iterator<Item = (&str, &str)> {
-    incoming
-        .parts
-        .uri
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+    crate::form::encoded_pairs(incoming.parts.uri.query().unwrap_or(""))
 }
 
 /// The decoded values of query parameter `name`, in order.
