@@ -358,7 +358,7 @@ fn parse_output<'a>(cx: &Ctxt, output: &'a ReturnType, name: &Ident) -> Option<O
             }
             OutputKind::Optional
         }
-        t if outer_ident(t).is_some_and(|i| i == "ResponseValue") => match generic_arg(t) {
+        t if named(t, "ResponseValue") => match generic_arg(t) {
             Some(Type::Tuple(unit)) if unit.elems.is_empty() => OutputKind::ValueUnit,
             Some(_) => OutputKind::Value,
             None => OutputKind::Json,

@@ -13,8 +13,8 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_core::Stream;
+use http::HeaderValue;
 use http::header::CONTENT_TYPE;
-use http::{HeaderValue, StatusCode};
 
 use super::served_error;
 use crate::{ByteStream, Error, JsonLines};
@@ -70,8 +70,8 @@ fn streamed(body: ByteStream, content_type: &'static str) -> Answer {
         body: Some(body),
         failed: None,
     });
+    // A new response is a 200.
     let mut response = axum::response::Response::new(body);
-    *response.status_mut() = StatusCode::OK;
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
