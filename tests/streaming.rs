@@ -27,6 +27,11 @@ fn executor(url: &str, retry: RetryConfig, breaker: BreakerConfig) -> Executor {
         .unwrap()
 }
 
+/// The body of a streamed call whose head is a success.
+async fn open(exec: &Executor, call: Call) -> ByteStream {
+    exec.execute_streaming(call).await.unwrap().into_stream()
+}
+
 async fn next(body: &mut ByteStream) -> Option<Result<Bytes, Error>> {
     tokio::time::timeout(PATIENCE, body.next_chunk())
         .await
@@ -78,11 +83,7 @@ async fn a_first_chunk_is_handed_over_while_the_rest_never_comes() {
     let head = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n";
     let server = FaultServer::start(move |_, _| Fault::RawThenStall(Bytes::from(head))).await;
     let exec = comms_tests::plain_executor(&server.url(), "billing", SECRET);
-    let mut body = exec
-        .execute_streaming(Call::get("/export"))
-        .await
-        .unwrap()
-        .into_stream();
+    let mut body = open(&exec, Call::get("/export")).await;
     assert_eq!(next(&mut body).await.unwrap().unwrap(), "first");
 }
 
@@ -191,7 +192,7 @@ async fn a_body_that_breaks_off_is_a_transport_error_from_the_stream_and_never_r
         let server = FaultServer::start(move |_, _| fault.clone()).await;
         let exec = executor(&server.url(), fast_retry(), BreakerConfig::disabled());
         let call = Call::get("/export").query("token", "s3cr3t");
-        let mut body = exec.execute_streaming(call).await.unwrap().into_stream();
+        let mut body = open(&exec, call).await;
         let (got, error) = read_all(&mut body).await;
         assert!(arrived.as_bytes().starts_with(&got), "{case}: {got:?}");
         let shown = format!("{error:?}");
@@ -229,11 +230,7 @@ async fn the_calls_deadline_bounds_the_body() {
         .build()
         .unwrap();
     let started = Instant::now();
-    let mut body = exec
-        .execute_streaming(Call::get("/export"))
-        .await
-        .unwrap()
-        .into_stream();
+    let mut body = open(&exec, Call::get("/export")).await;
     assert_eq!(next(&mut body).await.unwrap().unwrap(), "first");
     match next(&mut body).await {
         Some(Err(Error::Timeout { after, url, .. })) => {
@@ -266,11 +263,7 @@ async fn the_attempt_timeout_ends_at_the_head() {
         .retry(RetryConfig::none())
         .build()
         .unwrap();
-    let mut body = exec
-        .execute_streaming(Call::get("/stream"))
-        .await
-        .unwrap()
-        .into_stream();
+    let mut body = open(&exec, Call::get("/stream")).await;
     let (got, error) = read_all(&mut body).await;
     assert!(error.is_none(), "{error:?}");
     assert_eq!(got, b"piece 0;piece 1;piece 2;piece 3;");
@@ -351,11 +344,7 @@ async fn max_response_bytes_bounds_a_json_line_and_not_a_streamed_body() {
     );
 
     // The same body, over the limit as a whole, streams in full; read whole, it is refused.
-    let mut body = exec
-        .execute_streaming(Call::get("/stream"))
-        .await
-        .unwrap()
-        .into_stream();
+    let mut body = open(&exec, Call::get("/stream")).await;
     let (got, error) = read_all(&mut body).await;
     assert!(error.is_none(), "{error:?}");
     assert!(got.len() > 2000, "{}", got.len());
