@@ -17,14 +17,7 @@ const SECRET: &str = "stream-secret";
 const PATIENCE: Duration = Duration::from_secs(5);
 
 fn executor(url: &str, retry: RetryConfig, breaker: BreakerConfig) -> Executor {
-    Executor::builder()
-        .base_url(url)
-        .service_id("billing")
-        .secret(SECRET)
-        .retry(retry)
-        .breaker(breaker)
-        .build()
-        .unwrap()
+    comms_tests::executor_with(url, "billing", SECRET, retry, breaker)
 }
 
 /// The body of a streamed call whose head is a success.

@@ -156,14 +156,7 @@ fn spans_named<'a>(spans: &'a [SpanData], name: &str) -> Vec<&'a SpanData> {
 }
 
 fn executor(url: &str, retry: RetryConfig, breaker: BreakerConfig) -> Executor {
-    Executor::builder()
-        .base_url(url)
-        .service_id("billing")
-        .secret(SECRET)
-        .retry(retry)
-        .breaker(breaker)
-        .build()
-        .unwrap()
+    comms_tests::executor_with(url, "billing", SECRET, retry, breaker)
 }
 
 fn item(id: u32) -> Call {

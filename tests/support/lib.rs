@@ -64,17 +64,34 @@ pub async fn serve(app: axum::Router) -> String {
     format!("http://{addr}")
 }
 
-/// An executor signing as `service_id` with `secret`, with no retries and no breaker: what a
-/// test that counts requests calls with.
-pub fn plain_executor(url: &str, service_id: &str, secret: &str) -> comms::Executor {
+/// An executor signing as `service_id` with `secret`, retrying and breaking as given.
+pub fn executor_with(
+    url: &str,
+    service_id: &str,
+    secret: &str,
+    retry: comms::RetryConfig,
+    breaker: comms::BreakerConfig,
+) -> comms::Executor {
     comms::Executor::builder()
         .base_url(url)
         .service_id(service_id)
         .secret(secret)
-        .retry(comms::RetryConfig::none())
-        .breaker(comms::BreakerConfig::disabled())
+        .retry(retry)
+        .breaker(breaker)
         .build()
         .unwrap()
+}
+
+/// An executor signing as `service_id` with `secret`, with no retries and no breaker: what a
+/// test that counts requests calls with.
+pub fn plain_executor(url: &str, service_id: &str, secret: &str) -> comms::Executor {
+    executor_with(
+        url,
+        service_id,
+        secret,
+        comms::RetryConfig::none(),
+        comms::BreakerConfig::disabled(),
+    )
 }
 
 /// A generated client (`C`) of the service at `url`, signing as its attribute says with
