@@ -87,3 +87,32 @@ async fn an_idempotency_key_reused_or_still_running_is_refused() {
     slow.await.unwrap().unwrap();
     assert_eq!(service.calls.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn an_idempotency_key_reused_on_another_path_or_query_is_refused() {
+    let (service, _, url) = pair().await;
+    let exec = comms_tests::plain_executor(&url, "billing", SECRET);
+    let charge = |account: u32, currency: &str| {
+        Call::post(format!("/accounts/{account}/charge"))
+            .query("currency", currency)
+            .header("Idempotency-Key", "k-charge")
+            .idempotent(true)
+            .json(&100u64)
+    };
+    let first = exec.execute(charge(1, "eur")).await.unwrap();
+    assert_eq!(first.json::<u64>().unwrap(), 1);
+    // The route, caller and body are the same; the account is not: refused, never answered
+    // with the first account's answer.
+    let err = exec.execute(charge(2, "eur")).await.unwrap_err();
+    assert!(matches!(err, Error::UnprocessableEntity(_)), "{err}");
+    let err = exec.execute(charge(1, "usd")).await.unwrap_err();
+    assert!(matches!(err, Error::UnprocessableEntity(_)), "{err}");
+    // The same request again is answered from memory.
+    let again = exec.execute(charge(1, "eur")).await.unwrap();
+    assert_eq!(again.json::<u64>().unwrap(), 1);
+    assert_eq!(
+        service.calls.load(Ordering::SeqCst),
+        1,
+        "the method ran once"
+    );
+}

@@ -83,6 +83,14 @@ pub trait Directory {
     #[post("/orders", idempotent)]
     async fn order(&self, #[body] item: &str) -> Result<u64, Error>;
 
+    #[post("/accounts/<id>/charge", idempotent)]
+    async fn charge(
+        &self,
+        id: u64,
+        #[query] currency: &str,
+        #[body] cents: u64,
+    ) -> Result<u64, Error>;
+
     #[get("/busy")]
     async fn busy(&self) -> Result<u64, Error>;
 
@@ -201,6 +209,10 @@ impl Directory for DirectoryImpl {
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
         Ok(n)
+    }
+
+    async fn charge(&self, _id: u64, _currency: &str, _cents: u64) -> Result<u64, Error> {
+        Ok(self.calls.fetch_add(1, Ordering::SeqCst) as u64 + 1)
     }
 
     async fn maybe(&self, id: u64) -> Result<Option<User>, Error> {

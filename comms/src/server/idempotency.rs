@@ -5,11 +5,14 @@
 //! has already run; the retry must get that first answer, not run it again. So a server keeps
 //! the answer to each key it has served, for a while, and answers a repeat from memory. As the
 //! IETF `Idempotency-Key` draft has it, a repeat that arrives while the first is still running
-//! gets a 409, and a key reused for a different request (another route, caller or body) a 422.
+//! gets a 409, and a key reused for a different request (another route, caller, path, query or
+//! body) a 422.
 //!
-//! A key's record is scoped to the calling service and the route, and fingerprinted with the
-//! request's body digest. An answer that is a server error (5xx), or a method that panicked,
-//! is not kept: the key is released, and a retry runs the method again.
+//! A key's record is scoped to the calling service and the route, and fingerprinted with a
+//! digest of the request's path, query and body: the same key sent to `/accounts/2/charge`
+//! after `/accounts/1/charge` is another request, refused, not answered with the first's
+//! answer. An answer that is a server error (5xx), or a method that panicked, is not kept: the
+//! key is released, and a retry runs the method again.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -49,8 +52,8 @@ pub enum Claim {
 
 /// Where a server keeps the answers to `Idempotency-Key`s, so that a fleet can share them.
 ///
-/// `scope` names the calling service and the route; `fingerprint` identifies the request (its
-/// body digest). A claim that is neither finished nor released expires with the key.
+/// `scope` names the calling service and the route; `fingerprint` identifies the request (a
+/// digest of its path, query and body). A claim that is neither finished nor released expires with the key.
 pub trait IdempotencyStore: Send + Sync + 'static {
     /// Claims `key`, or says what is known of it.
     fn claim<'a>(

@@ -148,7 +148,7 @@ where
         Err(refusal) => return refusal.map(axum::body::Body::from),
     };
     let claim = match idempotent {
-        Some(route) => match claim(settings, route, caller.as_ref(), &parts, &body).await {
+        Some(route) => match claim(settings, route, caller.as_ref(), &parts, &uri, &body).await {
             Ok(claim) => claim,
             Err(answer) => return answer.map(axum::body::Body::from),
         },
@@ -250,6 +250,7 @@ async fn claim(
     route: &'static str,
     caller: Option<&Caller>,
     parts: &http::request::Parts,
+    uri: &http::Uri,
     body: &Bytes,
 ) -> Result<Option<(String, String)>, http::Response<Bytes>> {
     let Some(key) = parts
@@ -264,7 +265,7 @@ async fn claim(
         caller.map_or("", Caller::service_id),
         parts.method
     );
-    let fingerprint = crate::signing::content_digest(body);
+    let fingerprint = request_fingerprint(uri, body);
     match settings.idempotency.claim(&scope, key, &fingerprint).await {
         Ok(Claim::New) => Ok(Some((scope, key.to_owned()))),
         Ok(Claim::Answered(stored)) => {
@@ -291,9 +292,39 @@ async fn claim(
     }
 }
 
+/// What tells one request under an `Idempotency-Key` from another on the same route: the
+/// SHA-256 of its target (path and query, as the caller sent them) and its body, hex-encoded.
+/// The target's length comes first, so no split of the same bytes between the two collides.
+fn request_fingerprint(uri: &http::Uri, body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let target = uri.path_and_query().map_or("/", |target| target.as_str());
+    let mut hash = Sha256::new();
+    hash.update((target.len() as u64).to_be_bytes());
+    hash.update(target.as_bytes());
+    hash.update(body);
+    hex::encode(hash.finalize())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fingerprint_tells_targets_and_bodies_apart() {
+        let of =
+            |uri: &str, body: &str| request_fingerprint(&uri.parse().unwrap(), body.as_bytes());
+        let first = of("/accounts/1/charge", "10");
+        assert_eq!(first, of("/accounts/1/charge", "10"));
+        assert_ne!(first, of("/accounts/2/charge", "10"), "another path");
+        assert_ne!(
+            first,
+            of("/accounts/1/charge?currency=eur", "10"),
+            "another query"
+        );
+        assert_ne!(first, of("/accounts/1/charge", "11"), "another body");
+        // The same bytes split differently between target and body.
+        assert_ne!(of("/a", "bc"), of("/ab", "c"));
+    }
 
     #[test]
     #[should_panic(expected = "only available inside a method served")]
