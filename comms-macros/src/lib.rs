@@ -2,8 +2,9 @@
 //!
 //! Use it through `comms::service_client`; the generated code refers to `::comms` paths. The
 //! macro parses the trait into a model (`ast`, `attr`, `template`), checks what needs more than
-//! one attribute (`valid`), and generates the client (`expand`). Every mistake is reported, at
-//! its token, in one build; set `COMMS_MACROS_DEBUG=1` to print the expansion.
+//! one attribute (`valid`), and generates the client (`expand`) and, with the `server` feature,
+//! the axum server (`server`). Every mistake is reported, at its token, in one build; set
+//! `COMMS_MACROS_DEBUG=1` to print the expansion.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -23,8 +24,55 @@ use proc_macro::TokenStream;
 
 /// Generates a typed, signed, retrying HTTP client from an annotated trait.
 ///
-/// See the `comms` crate documentation for the attribute's keys, the verb attributes and the
-/// argument kinds.
+/// For a trait `Users`, it generates `UsersClient`: `UsersClient::new()` reads the secret (and
+/// any other `*_env` variable) and builds the client with the defaults, and
+/// `UsersClient::builder()` returns a `comms::ClientBuilder` to change them. `client.with(options)`
+/// is a view whose calls use `comms::CallOptions`. The trait stays as it is and `UsersClient`
+/// implements it, so code can take `&impl Users` and tests can mock it. With the `server`
+/// feature it also generates `UsersServer`, serving the trait as an axum router (see
+/// `comms::server`).
+///
+/// # The attribute's keys
+///
+/// | key | | meaning |
+/// | --- | --- | --- |
+/// | `base_url = ".."` | required | `http://` or `https://`, a host, an optional port and path prefix; no query or fragment. Checked at compile time. |
+/// | `service_id = ".."` | required | who is calling: the signature's key id unless `key_id_env` says otherwise |
+/// | `secret_env = ".."` | required | the variable holding the shared secret, read when the client is built |
+/// | `base_url_env = ".."` | optional | a variable that, when set, replaces `base_url` at run time |
+/// | `key_id_env = ".."` | optional | a variable holding the key id to sign with (key rotation) |
+/// | `signing = ".."` | optional | `"rfc9421"` (the default) or `"legacy"`, for services still on `microservice_comms` |
+///
+/// # Methods
+///
+/// Each method is an `async fn(&self, ..) -> Result<T, comms::Error>` with one verb attribute:
+/// `#[get]`, `#[post]`, `#[put]`, `#[patch]`, `#[delete]` or `#[head]`, whose first argument is
+/// the route. `<name>` in the route is filled by the argument of that name (any `Display`,
+/// percent-encoded as one segment), and a last `<name..>` by trailing segments, each encoded.
+/// After the route:
+///
+/// - `idempotent`: a POST or PATCH that may be retried even after it could have reached the
+///   server, with one `Idempotency-Key` on every attempt (GET, HEAD, OPTIONS, PUT and DELETE
+///   are retried so without it);
+/// - `timeout_ms = N`: this method's attempt timeout.
+///
+/// Arguments other than route parameters say where they go:
+///
+/// - `#[query]`: one query pair (`Option` left out when `None`, a `Vec` or slice repeated;
+///   `#[query(rename = "per-page")]` for another key), and `#[query(flatten)]`: a `Serialize`
+///   struct's fields as query pairs;
+/// - one body: `#[body]` (JSON), `#[form]` (`application/x-www-form-urlencoded`) or
+///   `#[multipart]` (`comms::Multipart`);
+/// - `#[header("Name")]`: a request header (`Option` left out when `None`).
+///
+/// `T` is a `Deserialize` type read from a JSON body; `()` to ignore the body; `comms::Response` for
+/// the status, headers and bytes; `Option<T>`, where a 404 is `Ok(None)`; `comms::ResponseValue<T>`
+/// for `T` with the response's status and headers; or `comms::ByteStream` or `comms::JsonLines<T>` for a
+/// body read as it arrives.
+///
+/// Every mistake (an unknown key, a route parameter without an argument, two bodies, a body on
+/// a `GET`, a stream on an `idempotent` method, ...) is a compile error at its token, all of
+/// them in one build. `COMMS_MACROS_DEBUG=1` prints the expansion when the crate is rebuilt.
 #[proc_macro_attribute]
 pub fn service_client(args: TokenStream, input: TokenStream) -> TokenStream {
     expand::service_client(args.into(), input.into()).into()

@@ -54,6 +54,10 @@
 //!   protection and breaker state.
 //! - `server`: `#[service_client]` also generates `<Trait>Server`, serving the trait as an axum
 //!   router (see `server`).
+//! - `otel`: OpenTelemetry through the global providers: a CLIENT span per attempt under the
+//!   HTTP semantic conventions, W3C trace context sent (and signed) on every attempt and
+//!   continued in a SERVER span on the receiving side, and request-duration, retry and breaker
+//!   metrics.
 //!
 //! A feature whose name starts with `__` is a hook for this project's own benchmarks, not
 //! public API: it may change or go away in any release.
@@ -110,7 +114,7 @@ pub use retry::RetryConfig;
 pub use signing::{Secret, Signing};
 pub use stream::{ByteStream, JsonLines, StreamingResponse};
 
-/// Generates a typed client from an annotated trait. See the [crate documentation](crate).
+// Its documentation, the attribute's reference, is the macro's own (in `comms-macros`).
 pub use comms_macros::service_client;
 
 /// The `http` crate, for methods, status codes and headers.

@@ -1,4 +1,5 @@
-//! Randomness for nonces, idempotency keys and jitter, drawn from the operating system.
+//! Randomness for nonces, idempotency keys, multipart boundaries and jitter, drawn from the
+//! operating system.
 
 use crate::Error;
 
