@@ -76,15 +76,73 @@ async fn an_idempotency_key_reused_or_still_running_is_refused() {
     // The same key for another body: 422.
     let err = exec.execute(order("pen", "k-1")).await.unwrap_err();
     assert!(matches!(err, Error::UnprocessableEntity(_)), "{err}");
-    // The same key while the first request still runs: 409.
+    // The same key while the first request still runs: it waits for the first one's answer.
     let slow = tokio::spawn({
         let exec = exec.clone();
         async move { exec.execute(order("slow", "k-2")).await }
     });
     tokio::time::sleep(std::time::Duration::from_millis(150)).await;
-    let err = exec.execute(order("slow", "k-2")).await.unwrap_err();
+    let repeat = exec.execute(order("slow", "k-2")).await.unwrap();
+    let first = slow.await.unwrap().unwrap();
+    assert_eq!(repeat.bytes(), first.bytes(), "the first one's answer");
+    assert_eq!(service.calls.load(Ordering::SeqCst), 2);
+    // Still running when the repeat's deadline comes: 409 (the deadline is cut short on the
+    // server's side, so that the 409 arrives before the client's own deadline ends the call).
+    let slow = tokio::spawn({
+        let exec = exec.clone();
+        async move { exec.execute(order("slow", "k-3")).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let err = exec
+        .execute(order("slow", "k-3").header("Comms-Deadline-Ms", 100))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Conflict(_)), "{err}");
     slow.await.unwrap().unwrap();
+    assert_eq!(service.calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn an_idempotent_call_whose_attempt_timed_out_is_answered_by_the_first_run() {
+    let (service, _, url) = pair().await;
+    let client = DirectoryClient::builder()
+        .base_url(&url)
+        .secret(SECRET)
+        .timeout(std::time::Duration::from_millis(350))
+        .retry(
+            RetryConfig::default()
+                .base_delay(std::time::Duration::from_millis(10))
+                .max_retries(3),
+        )
+        .breaker(BreakerConfig::disabled())
+        .build()
+        .unwrap();
+    // The method takes 500 ms: the first attempt times out at 350 ms and its connection is
+    // dropped, but the method runs on to its end and its answer is kept; the retry, with the
+    // same key, waits for that answer instead of being refused while the method runs.
+    assert_eq!(client.order("slow").await.unwrap(), 1);
+    assert_eq!(
+        service.calls.load(Ordering::SeqCst),
+        1,
+        "the method ran once"
+    );
+    assert_eq!(
+        service.finished.load(Ordering::SeqCst),
+        1,
+        "to its end, though its caller hung up"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_asking_for_the_request_again_is_not_kept() {
+    let (service, _, url) = pair().await;
+    let retry = RetryConfig::default()
+        .base_delay(std::time::Duration::from_millis(10))
+        .max_retries(2);
+    let client = client_of(&url, SECRET, retry);
+    // The first run answers 429; the retry, with the same key, runs the method again rather
+    // than being answered the 429 from memory.
+    assert_eq!(client.enqueue().await.unwrap(), 2);
     assert_eq!(service.calls.load(Ordering::SeqCst), 2);
 }
 

@@ -83,6 +83,9 @@ pub trait Directory {
     #[post("/orders", idempotent)]
     async fn order(&self, #[body] item: &str) -> Result<u64, Error>;
 
+    #[post("/queue", idempotent)]
+    async fn enqueue(&self) -> Result<u64, Error>;
+
     #[post("/accounts/<id>/charge", idempotent)]
     async fn charge(
         &self,
@@ -102,6 +105,8 @@ pub trait Directory {
 #[derive(Clone, Default)]
 struct DirectoryImpl {
     calls: Arc<AtomicUsize>,
+    /// `order`s run to their end.
+    finished: Arc<AtomicUsize>,
 }
 
 impl DirectoryImpl {
@@ -207,6 +212,16 @@ impl Directory for DirectoryImpl {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) as u64 + 1;
         if item == "slow" {
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        // Counted only when the method runs to its end.
+        self.finished.fetch_add(1, Ordering::SeqCst);
+        Ok(n)
+    }
+
+    async fn enqueue(&self) -> Result<u64, Error> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) as u64 + 1;
+        if n == 1 {
+            return Err(Error::too_many_requests("the queue is full"));
         }
         Ok(n)
     }

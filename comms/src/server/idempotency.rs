@@ -2,17 +2,21 @@
 //!
 //! A client retries a call marked `idempotent` with the same `Idempotency-Key` on every
 //! attempt. When an attempt's response is lost on the way back (a reset, a timeout), the method
-//! has already run; the retry must get that first answer, not run it again. So a server keeps
-//! the answer to each key it has served, for a while, and answers a repeat from memory. As the
-//! IETF `Idempotency-Key` draft has it, a repeat that arrives while the first is still running
-//! gets a 409, and a key reused for a different request (another route, caller, path, query or
-//! body) a 422.
+//! has already run, or is still running; the retry must get that first answer, not run it
+//! again. So a server keeps the answer to each key it has served, for a while, and answers a
+//! repeat from memory:
 //!
-//! A key's record is scoped to the calling service and the route, and fingerprinted with a
-//! digest of the request's path, query and body: the same key sent to `/accounts/2/charge`
-//! after `/accounts/1/charge` is another request, refused, not answered with the first's
-//! answer. An answer that is a server error (5xx), or a method that panicked, is not kept: the
-//! key is released, and a retry runs the method again.
+//! - A claimed method runs to its end even when its caller hangs up (an attempt that timed out
+//!   drops its connection), so its answer is kept rather than the work cut off halfway.
+//! - A repeat that arrives while the first is still running waits for its answer, within the
+//!   repeat's deadline and at most 10 s; still running then, it gets a 409, as the IETF
+//!   `Idempotency-Key` draft has it.
+//! - A key reused for a different request (another caller, route, path, query or body) gets a
+//!   422. A key's record is scoped to the calling service and the route, and fingerprinted with
+//!   a digest of the request's path, query and body: the same key sent to `/accounts/2/charge`
+//!   after `/accounts/1/charge` is refused, not answered with the first account's answer.
+//! - An answer that asks for the request again (408, 429), a server error (5xx) or a method
+//!   that panicked is not kept: the key is released, and a retry runs the method again.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;

@@ -1,13 +1,16 @@
 //! What runs each request of a generated server: the gate (with no verifier after `unverified()`),
 //! the `Idempotency-Key` claim for an idempotent method, then the method with the verified
-//! caller in a task-local ([`caller()`]) and its panics caught into a 500. `Settings` is what
-//! a generated `<Trait>Server` keeps of how to do that.
+//! caller in a task-local ([`caller()`]) and its panics caught into a 500; a claimed method
+//! runs in a task of its own, to its end, and its answer is kept for the key (see
+//! `idempotency.rs`). `Settings` is what a generated `<Trait>Server` keeps of how to do that.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::StatusCode;
+use tracing::Instrument;
 
 use super::{
     Answer, Claim, IdempotencyStore, Incoming, MemoryIdempotencyStore, StoredResponse,
@@ -148,57 +151,113 @@ where
         Err(refusal) => return refusal.map(axum::body::Body::from),
     };
     let claim = match idempotent {
-        Some(route) => match claim(settings, route, caller.as_ref(), &parts, &uri, &body).await {
-            Ok(claim) => claim,
-            Err(answer) => return answer.map(axum::body::Body::from),
-        },
+        Some(route) => {
+            let request = (&parts, &uri, &body);
+            match claim(settings, route, caller.as_ref(), request, deadline).await {
+                Ok(claim) => claim,
+                Err(answer) => return answer.map(axum::body::Body::from),
+            }
+        }
         None => None,
     };
     let path = parts.uri.path().to_owned();
     let verb = parts.method.clone();
-    let run = method(Incoming { parts, body });
-    let outcome = match caller {
-        Some(caller) => {
-            CatchUnwind::new(CALLER.scope(caller, crate::deadline::scope(deadline, run))).await
-        }
-        None => CatchUnwind::new(crate::deadline::scope(deadline, run)).await,
+    let run = run_scoped(caller, deadline, method(Incoming { parts, body }));
+    let Some((scope, key)) = claim else {
+        return match answer(run.await, &verb, &path) {
+            Answer::Whole(response) => response.map(axum::body::Body::from),
+            Answer::Streamed(response) => response,
+        };
     };
-    let response = match outcome.map(Into::into) {
-        Ok(Answer::Whole(response)) => response,
-        Ok(Answer::Streamed(response)) => {
-            // A streamed answer cannot be kept to answer a retry with: the key is released.
-            // (A generated server has no idempotent method returning a stream.)
-            if let Some((scope, key)) = claim
-                && let Err(e) = settings.idempotency.release(&scope, &key).await
-            {
-                tracing::warn!(error = %e, "could not release an idempotency key");
-            }
-            return response;
-        }
-        Err(panic) => {
+    // A claimed method runs to its end in a task of its own, even when this request is dropped
+    // first (its caller timed out or hung up): its answer is then kept for the retry that
+    // follows, where a method cut off halfway would leave the key claimed and the work half
+    // done.
+    let store = Arc::clone(&settings.idempotency);
+    let finished = async move {
+        let answer = answer(run.await, &verb, &path);
+        settle(&*store, &scope, &key, to_keep(&answer)).await;
+        answer
+    };
+    match tokio::spawn(finished.in_current_span()).await {
+        Ok(Answer::Whole(response)) => response.map(axum::body::Body::from),
+        Ok(Answer::Streamed(response)) => response,
+        // Only a panic outside the method (caught inside it) or a runtime shutting down.
+        Err(_) => respond_message(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+            .map(axum::body::Body::from),
+    }
+}
+
+/// Runs a served method with the verified caller and the deadline it arrived with in scope,
+/// catching its panics.
+async fn run_scoped<Fut: Future>(
+    caller: Option<Caller>,
+    deadline: Option<Instant>,
+    run: Fut,
+) -> Result<Fut::Output, Box<dyn std::any::Any + Send>> {
+    let run = crate::deadline::scope(deadline, run);
+    match caller {
+        Some(caller) => CatchUnwind::new(CALLER.scope(caller, run)).await,
+        None => CatchUnwind::new(run).await,
+    }
+}
+
+/// What a method's outcome answers: its own answer, or a 500 for a panic (logged).
+fn answer<A: Into<Answer>>(
+    outcome: Result<A, Box<dyn std::any::Any + Send>>,
+    verb: &http::Method,
+    path: &str,
+) -> Answer {
+    outcome.map_or_else(
+        |panic| {
             let what = panic_message(panic.as_ref());
             tracing::error!(method = %verb, path, panic = what, "a served method panicked");
-            respond_message(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-        }
-    };
-    if let Some((scope, key)) = claim {
-        let store = &settings.idempotency;
-        let kept = if response.status().is_server_error() {
-            // A failure is not an answer: a retry runs the method again.
-            store.release(&scope, &key).await
-        } else {
-            let stored = StoredResponse {
-                status: response.status(),
-                headers: response.headers().clone(),
-                body: response.body().clone(),
-            };
-            store.finish(&scope, &key, stored).await
-        };
-        if let Err(e) = kept {
-            tracing::warn!(error = %e, "could not keep an idempotent answer");
-        }
+            Answer::Whole(respond_message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+            ))
+        },
+        Into::into,
+    )
+}
+
+/// What of a claimed method's answer is kept for its key: `None` for an answer that says the
+/// request was not carried out (408, 429, a 5xx, a panic's 500) and for a streamed one, which
+/// cannot be kept.
+fn to_keep(answer: &Answer) -> Option<StoredResponse> {
+    match answer {
+        Answer::Whole(response) if is_kept(response.status()) => Some(StoredResponse {
+            status: response.status(),
+            headers: response.headers().clone(),
+            body: response.body().clone(),
+        }),
+        _ => None,
     }
-    response.map(axum::body::Body::from)
+}
+
+/// Keeps a claimed key's answer, or without one releases the key, so that a retry runs the
+/// method again.
+async fn settle(
+    store: &dyn IdempotencyStore,
+    scope: &str,
+    key: &str,
+    kept: Option<StoredResponse>,
+) {
+    let settled = match kept {
+        Some(stored) => store.finish(scope, key, stored).await,
+        None => store.release(scope, key).await,
+    };
+    if let Err(e) = settled {
+        tracing::warn!(error = %e, "could not keep or release an idempotency key");
+    }
+}
+
+/// Whether an idempotent method's answer with `status` is kept for its key: not when it asks
+/// for the request again (408 Request Timeout, 429 Too Many Requests) or is a server error.
+fn is_kept(status: StatusCode) -> bool {
+    !(status.is_server_error()
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS)
 }
 
 /// What a caught panic says, when it says it in text.
@@ -241,17 +300,21 @@ impl<F: Future> Future for CatchUnwind<F> {
     }
 }
 
+/// How long a repeat of an idempotent request that is still running waits for its answer
+/// before it is refused with a 409 (as long as a comms client waits for an attempt by default).
+const REPEAT_WAIT: Duration = Duration::from_secs(10);
+
 /// Claims the request's `Idempotency-Key`, if it has one: `Ok(Some((scope, key)))` to run the
 /// method and keep its answer, `Ok(None)` to just run it, `Err(response)` to answer at once
-/// (the kept answer, a 409 while the first request runs, a 422 for a key reused for another
-/// request, a 503 when the store cannot tell).
+/// (the kept answer, also when the first request finishes while this one waits for it; a 409
+/// when it is still running after the wait; a 422 for a key reused for another request; a
+/// 503 when the store cannot tell).
 async fn claim(
     settings: &Settings,
     route: &'static str,
     caller: Option<&Caller>,
-    parts: &http::request::Parts,
-    uri: &http::Uri,
-    body: &Bytes,
+    (parts, uri, body): (&http::request::Parts, &http::Uri, &Bytes),
+    deadline: Option<Instant>,
 ) -> Result<Option<(String, String)>, http::Response<Bytes>> {
     let Some(key) = parts
         .headers
@@ -266,7 +329,12 @@ async fn claim(
         parts.method
     );
     let fingerprint = request_fingerprint(uri, body);
-    match settings.idempotency.claim(&scope, key, &fingerprint).await {
+    // A repeat of a request that is still running waits for its answer, for as long as the
+    // repeat's deadline allows and at most `REPEAT_WAIT`: the usual repeat is a client's retry
+    // after its first attempt timed out, and the first, left to run, answers both.
+    let until = Instant::now() + REPEAT_WAIT;
+    let until = deadline.map_or(until, |deadline| deadline.min(until));
+    match claim_or_wait(&*settings.idempotency, &scope, key, &fingerprint, until).await {
         Ok(Claim::New) => Ok(Some((scope, key.to_owned()))),
         Ok(Claim::Answered(stored)) => {
             let mut response = http::Response::new(stored.body);
@@ -292,6 +360,27 @@ async fn claim(
     }
 }
 
+/// Claims `key`; while the store says a request with it is still running, asks again (after
+/// 5 ms, then twice as long each time up to 100 ms) until it is not or `until` comes.
+async fn claim_or_wait(
+    store: &dyn IdempotencyStore,
+    scope: &str,
+    key: &str,
+    fingerprint: &str,
+    until: Instant,
+) -> Result<Claim, crate::BoxError> {
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match store.claim(scope, key, fingerprint).await {
+            Ok(Claim::InProgress) if Instant::now() + pause < until => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            claimed => return claimed,
+        }
+    }
+}
+
 /// What tells one request under an `Idempotency-Key` from another on the same route: the
 /// SHA-256 of its target (path and query, as the caller sent them) and its body, hex-encoded.
 /// The target's length comes first, so no split of the same bytes between the two collides.
@@ -308,6 +397,50 @@ fn request_fingerprint(uri: &http::Uri, body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_repeat_waits_for_the_running_request_until_it_answers_or_time_is_up() {
+        let store = Arc::new(MemoryIdempotencyStore::default());
+        let claim = |until| claim_or_wait(&*store, "billing|POST /orders", "k", "f", until);
+        let soon = || Instant::now() + Duration::from_millis(60);
+        assert!(matches!(claim(soon()).await, Ok(Claim::New)));
+        // Still running when the time is up: in progress, after waiting.
+        let started = Instant::now();
+        assert!(matches!(claim(soon()).await, Ok(Claim::InProgress)));
+        assert!(started.elapsed() >= Duration::from_millis(30), "it waited");
+        // Answered while the repeat waits: the answer.
+        let answering = tokio::spawn({
+            let store = store.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                let stored = StoredResponse {
+                    status: StatusCode::CREATED,
+                    headers: http::HeaderMap::new(),
+                    body: Bytes::from_static(b"1"),
+                };
+                store.finish("billing|POST /orders", "k", stored).await
+            }
+        });
+        let later = Instant::now() + Duration::from_secs(5);
+        match claim(later).await {
+            Ok(Claim::Answered(stored)) => assert_eq!(stored.status, StatusCode::CREATED),
+            other => panic!("expected the answer, got {other:?}"),
+        }
+        answering.await.unwrap().unwrap();
+    }
+
+    #[test]
+    fn answers_that_ask_for_the_request_again_are_not_kept() {
+        for kept in [200, 201, 204, 400, 404, 409, 422] {
+            assert!(is_kept(StatusCode::from_u16(kept).unwrap()), "{kept}");
+        }
+        for released in [408, 429, 500, 502, 503, 504] {
+            assert!(
+                !is_kept(StatusCode::from_u16(released).unwrap()),
+                "{released}"
+            );
+        }
+    }
 
     #[test]
     fn a_fingerprint_tells_targets_and_bodies_apart() {
