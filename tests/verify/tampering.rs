@@ -52,6 +52,18 @@ async fn each_tampered_field_is_caught() {
             |e| matches!(e, VerifyError::UnknownKey(Some(k)) if k.len() == 64),
         ),
         (
+            "unknown derived component, long",
+            |r| {
+                let input = r
+                    .header("signature-input")
+                    .unwrap()
+                    .replace("\"@method\"", &format!("\"@{}\"", "m".repeat(5000)));
+                r.headers
+                    .insert("signature-input", HeaderValue::from_str(&input).unwrap());
+            },
+            |e| matches!(e, VerifyError::UnsupportedComponent(c) if c.chars().count() == 64),
+        ),
+        (
             "path",
             |r| r.uri = Uri::from_static("/orders/8?a=1&a=2&q=x%2By"),
             bad_signature,

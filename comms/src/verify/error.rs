@@ -67,3 +67,9 @@ pub enum VerifyError {
     #[error("nonce store unavailable")]
     NonceStore(#[source] BoxError),
 }
+
+/// Text the caller chose (a key id, a service id, a component's name), as a refusal quotes it
+/// in errors and logs: its first 64 characters.
+pub(super) fn quoted(text: &str) -> String {
+    text.chars().take(64).collect()
+}

@@ -4,6 +4,7 @@
 
 use http::{HeaderMap, Method, Uri};
 
+use super::error::quoted;
 use super::{VerifiedHead, Verifier, VerifyError, single};
 use crate::signing::{self, Signing};
 
@@ -25,7 +26,7 @@ impl Verifier {
             .by_service
             .get(service_id)
             .filter(|keys| !keys.is_empty())
-            .ok_or_else(|| VerifyError::UnknownService(service_id.to_owned()))?;
+            .ok_or_else(|| VerifyError::UnknownService(quoted(service_id)))?;
         let mut mac = [0u8; 32];
         if !is_lower_hex(signature, 64) || hex::decode_to_slice(signature, &mut mac).is_err() {
             return Err(VerifyError::MalformedHeader(

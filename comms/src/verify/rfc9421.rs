@@ -9,6 +9,7 @@ use http::{HeaderMap, HeaderName, Method, Uri};
 use sfv::{BareItem, KeyRef, ListEntry};
 use sha2::{Digest, Sha256, Sha512};
 
+use super::error::quoted;
 use super::{VerifiedHead, Verifier, VerifyError, single};
 use crate::signing::{self, Signing};
 
@@ -35,8 +36,7 @@ impl Verifier {
                 match self.keys.by_id.get(key_id) {
                     Some(key) => Some((label, entry, list, key)),
                     None => {
-                        // The caller chose it: it is quoted in errors and logs, so bounded.
-                        first_seen.get_or_insert_with(|| key_id.chars().take(64).collect());
+                        first_seen.get_or_insert_with(|| quoted(key_id));
                         None
                     }
                 }
@@ -64,7 +64,7 @@ impl Verifier {
                 .as_string()
                 .ok_or(VerifyError::MalformedSignature("`alg` must be a string"))?;
             if alg.as_str() != signing::ALGORITHM {
-                return Err(VerifyError::UnsupportedAlgorithm(alg.as_str().to_owned()));
+                return Err(VerifyError::UnsupportedAlgorithm(quoted(alg.as_str())));
             }
         }
         let nonce = list
@@ -84,10 +84,8 @@ impl Verifier {
             let name = match item.bare_item.as_string() {
                 Some(name) if item.params.is_empty() => name.as_str(),
                 _ => {
-                    return Err(VerifyError::UnsupportedComponent(format!(
-                        "{:?}",
-                        item.bare_item
-                    )));
+                    let shown = format!("{:?}", item.bare_item);
+                    return Err(VerifyError::UnsupportedComponent(quoted(&shown)));
                 }
             };
             if components.iter().any(|(seen, _)| *seen == name) {
@@ -207,16 +205,16 @@ fn component<'a>(
                 .map_or(uri.path(), |target| target.as_str()),
         )),
         derived if derived.starts_with('@') => {
-            return Err(VerifyError::UnsupportedComponent(derived.to_owned()));
+            return Err(VerifyError::UnsupportedComponent(quoted(derived)));
         }
         field => {
             if field.bytes().any(|b| b.is_ascii_uppercase()) {
-                return Err(VerifyError::UnsupportedComponent(field.to_owned()));
+                return Err(VerifyError::UnsupportedComponent(quoted(field)));
             }
             let mut values = headers.get_all(field).iter();
             match (values.next(), values.next()) {
                 (Some(value), None) => Component::Bytes(value.as_bytes()),
-                _ => return Err(VerifyError::CoveredFieldNotOnce(field.to_owned())),
+                _ => return Err(VerifyError::CoveredFieldNotOnce(quoted(field))),
             }
         }
     })
