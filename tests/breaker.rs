@@ -252,3 +252,70 @@ async fn a_retry_after_the_open_period_is_the_probe() {
     assert_eq!(server.count(), 2);
     assert_eq!(e.circuit_state(), Some(comms::CircuitState::Closed));
 }
+
+/// A 503 whose body is over the response limit (a proxy's error page, say) is still a 503: a
+/// failure for the breaker, retried, and an `Error::Server`, not a decoding error.
+#[tokio::test]
+async fn an_error_status_with_a_body_over_the_limit_counts_as_that_status() {
+    let page = "x".repeat(2048);
+    let server = TestServer::always(Reply::status(503).body(page)).await;
+    let e = Executor::builder()
+        .base_url(server.url())
+        .service_id("tests")
+        .secret("breaker-secret")
+        .retry(comms_tests::fast_retry().no_budget())
+        .breaker(breaker(2, 60_000))
+        .max_response_bytes(1024)
+        .build()
+        .unwrap();
+    let err = e.execute(Call::get("/x")).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Server(h) if h.status() == 503),
+        "{err}"
+    );
+    // Retried once, then the second failure opened the breaker, which refuses the next retry.
+    assert_eq!(server.count(), 2);
+    assert_eq!(e.circuit_state(), Some(comms::CircuitState::Open));
+}
+
+/// A retry arriving while the breaker is half-open with its probe taken would be refused, as
+/// a new call is: the call ends at once with its error rather than after the wait.
+#[tokio::test]
+async fn a_retry_the_half_open_breaker_would_refuse_is_not_waited_for() {
+    let server = TestServer::start(|r, _| match r.uri.path() {
+        "/trip" => Reply::status(500),
+        "/probe" => Reply::status(200).delay(Duration::from_secs(2)),
+        _ => Reply::status(503)
+            .header("retry-after", "1")
+            .delay(Duration::from_millis(300)),
+    })
+    .await;
+    let e = exec_retrying(
+        &server.url(),
+        RetryConfig::default().no_budget(),
+        breaker(1, 100),
+    );
+    let started = Instant::now();
+    // Admitted while the breaker is closed; its 503 arrives after the breaker has opened and
+    // half-opened, its one probe taken.
+    let slow = tokio::spawn({
+        let e = e.clone();
+        async move { e.execute(Call::get("/x")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(e.execute(Call::get("/trip")).await.is_err());
+    tokio::time::sleep(Duration::from_millis(130)).await;
+    let probe = tokio::spawn({
+        let e = e.clone();
+        async move { e.execute(Call::get("/probe")).await }
+    });
+    let err = slow.await.unwrap().unwrap_err();
+    assert!(matches!(err, Error::Server(_)), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "waited {:?} for a retry the half-open breaker would refuse",
+        started.elapsed()
+    );
+    assert_eq!(e.circuit_state(), Some(comms::CircuitState::HalfOpen));
+    probe.abort();
+}

@@ -191,12 +191,18 @@ impl Breaker {
         }
     }
 
-    /// Whether the breaker is open and stays open for longer than `wait` from now, so that an
-    /// attempt made after `wait` would be refused.
-    pub(crate) fn open_past(&self, wait: Duration) -> bool {
-        Word::unpack(self.word.load(Ordering::Acquire)).state == State::Open
-            && self.open_until.load(Ordering::Acquire)
-                > now_nanos().saturating_add(wait.as_nanos() as u64)
+    /// Whether an attempt made `wait` from now would be refused, as things stand: the breaker
+    /// is open past then, or half-open with every probe taken (whose outcome nobody can
+    /// foresee; a call arriving now is refused as well).
+    pub(crate) fn refuses_after(&self, wait: Duration) -> bool {
+        match Word::unpack(self.word.load(Ordering::Acquire)).state {
+            State::Closed => false,
+            State::Open => {
+                self.open_until.load(Ordering::Acquire)
+                    > now_nanos().saturating_add(wait.as_nanos() as u64)
+            }
+            State::HalfOpen { probes } => probes == 0,
+        }
     }
 
     /// Asks to make an attempt. `Err` carries the time until the next probe.

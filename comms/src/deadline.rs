@@ -74,10 +74,12 @@ pub(crate) fn from_headers(headers: &HeaderMap) -> Result<Option<Duration>, ()> 
         .map_err(|_| ())
 }
 
-/// The header value for a deadline at `at`: the whole milliseconds left (0 once passed).
+/// The header value for a deadline at `at`: the milliseconds left, rounded up, so that a
+/// request with any time left never says 0 (which a receiving comms server answers with a 504
+/// at once); 0 once passed.
 pub(crate) fn header_value(at: Instant) -> http::HeaderValue {
     let left = at.saturating_duration_since(Instant::now());
-    http::HeaderValue::from(u64::try_from(left.as_millis()).unwrap_or(u64::MAX))
+    http::HeaderValue::from(u64::try_from(left.as_micros().div_ceil(1000)).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
@@ -112,6 +114,11 @@ mod tests {
         assert!(inside.1.is_some_and(|left| left <= Duration::from_secs(5)));
         assert_eq!(inherited(), None);
         assert_eq!(header_value(Instant::now() - Duration::from_millis(1)), "0");
+        // Under a millisecond left is sent as 1, not as the 0 that means none.
+        assert_eq!(
+            header_value(Instant::now() + Duration::from_micros(900)),
+            "1"
+        );
     }
 
     #[test]

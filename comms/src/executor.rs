@@ -185,8 +185,9 @@ enum Attempt {
     Connect(reqwest::Error),
     Transport(reqwest::Error),
     Timeout,
-    /// The service answered with this status, and a body over `max_response_bytes`.
-    TooLarge(StatusCode),
+    /// The service answered with this status and these headers, and a body over
+    /// `max_response_bytes`.
+    TooLarge(StatusCode, HeaderMap),
 }
 
 impl Executor {
@@ -443,7 +444,7 @@ impl Attempt {
             Attempt::Connect(_) => (None, Some("connect")),
             Attempt::Transport(_) => (None, Some("transport")),
             Attempt::Timeout => (None, Some("timeout")),
-            Attempt::TooLarge(status) => (Some(*status), Some("response_too_large")),
+            Attempt::TooLarge(status, _) => (Some(*status), Some("response_too_large")),
         }
     }
 
@@ -453,8 +454,9 @@ impl Attempt {
             Attempt::Connect(_) => Outcome::Connect,
             Attempt::Transport(_) => Outcome::Transport,
             Attempt::Timeout => Outcome::Timeout,
-            // The service answered; the body is just more than this client accepts.
-            Attempt::TooLarge(_) => Outcome::Success,
+            // The service answered, and its status says how: the body is just more than this
+            // client accepts (a proxy's error page for a 503, say).
+            Attempt::TooLarge(status, _) => Outcome::of_status(*status),
         }
     }
 }

@@ -186,13 +186,12 @@ where
                             return run.finish(this.span, phase, Ok(streamed));
                         }
                         Err(response) => {
-                            let status = response.status();
                             match Reading::start(response, executor.inner.max_response_bytes) {
-                                Some(reading) => {
+                                Ok(reading) => {
                                     phase.set(Phase::Reading { reading });
                                     continue;
                                 }
-                                None => Attempt::TooLarge(status),
+                                Err((status, headers)) => Attempt::TooLarge(status, headers),
                             }
                         }
                     },
@@ -261,7 +260,6 @@ impl<'a> Run<'a> {
         hooked: Option<HeaderMap>,
     ) -> Result<(), Error> {
         let prepared = self.prepared.as_mut().expect("prepared before any attempt");
-        self.stats.attempts = self.retry + 1;
         let (mut limit, mut limit_reported) = prepared.limit();
         if hooked.is_some() {
             // The hook ran on the attempt's clock (see `begin`): the request gets what is left.
@@ -270,6 +268,16 @@ impl<'a> Run<'a> {
             }
             limit_reported = self.limit_reported;
         }
+        if limit.is_zero() {
+            // Nothing is left of the deadline (the header hook took the last of it): nothing
+            // is sent, where a request would arrive already out of time.
+            return Err(Error::timeout(
+                &self.call.method,
+                &prepared.url,
+                limit_reported,
+            ));
+        }
+        self.stats.attempts = self.retry + 1;
         // The first attempt's trace was begun by `prepare`, its context already among the
         // call's headers; a retry begins its own and writes its context over them.
         let (fresh, trace) = match prepared.first_trace.take() {

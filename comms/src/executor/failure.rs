@@ -104,7 +104,12 @@ impl Executor {
                 let err = Error::timeout(method, url, limit_reported);
                 (err, HeaderMap::new())
             }
-            Attempt::TooLarge(_) => {
+            // An error status is that status's error, whatever its body: retried and counted
+            // by the breaker as the status is. (Its body excerpt is left empty.)
+            Attempt::TooLarge(status, headers) if !status.is_success() => {
+                (status_error(status, method, url, &[]), headers)
+            }
+            Attempt::TooLarge(..) => {
                 let err = Error::Decode {
                     method: Some(method.clone()),
                     url: Some(shown(url)),
@@ -150,9 +155,9 @@ impl Executor {
         // A retry the breaker would refuse ends the call now, with the same error, instead of
         // after the wait; and it takes nothing from the budget.
         if let Some(breaker) = &inner.breaker
-            && breaker.open_past(wait)
+            && breaker.refuses_after(wait)
         {
-            tracing::debug!(target: TARGET, "the breaker stays open past the wait; not retrying");
+            tracing::debug!(target: TARGET, "the breaker would refuse the retry; not retrying");
             return Err(err);
         }
         if let Some(budget) = &inner.budget

@@ -23,16 +23,19 @@ pub(super) struct Reading {
 }
 
 impl Reading {
-    /// Takes a response's head and starts reading its body; `None` when the declared length
-    /// is already over `limit`.
-    pub(super) fn start(mut response: reqwest::Response, limit: usize) -> Option<Reading> {
+    /// Takes a response's head and starts reading its body; `Err` with the head when the
+    /// declared length is already over `limit`.
+    pub(super) fn start(
+        mut response: reqwest::Response,
+        limit: usize,
+    ) -> Result<Reading, (StatusCode, HeaderMap)> {
         let declared = response.content_length();
-        if declared.is_some_and(|len| len > limit as u64) {
-            return None;
-        }
         let status = response.status();
         let headers = std::mem::take(response.headers_mut());
-        Some(Reading {
+        if declared.is_some_and(|len| len > limit as u64) {
+            return Err((status, headers));
+        }
+        Ok(Reading {
             status,
             headers,
             body: http::Response::from(response).into_body(),
@@ -63,7 +66,8 @@ impl Reading {
             };
             let so_far = self.first.as_ref().map_or(self.gathered.len(), Bytes::len);
             if so_far + chunk.len() > limit {
-                return Poll::Ready(Attempt::TooLarge(self.status));
+                let headers = std::mem::take(&mut self.headers);
+                return Poll::Ready(Attempt::TooLarge(self.status, headers));
             }
             match self.first.take() {
                 None if self.gathered.is_empty() => self.first = Some(chunk),
