@@ -146,7 +146,9 @@ impl<C: FromExecutor> ClientBuilder<C> {
         self
     }
 
-    /// The largest response body accepted (16 MiB by default).
+    /// The largest response body accepted (16 MiB by default). A larger 2xx body is an
+    /// [`Error::Decode`](crate::Error::Decode); an error status with a larger body is that
+    /// status's error, without the body.
     pub fn max_response_bytes(mut self, limit: usize) -> Self {
         self.executor = self.executor.max_response_bytes(limit);
         self

@@ -167,7 +167,9 @@ impl ExecutorBuilder {
         self
     }
 
-    /// The largest response body accepted (16 MiB by default).
+    /// The largest response body accepted (16 MiB by default). A larger 2xx body is an
+    /// [`Error::Decode`](crate::Error::Decode); an error status with a larger body is that
+    /// status's error, without the body.
     pub fn max_response_bytes(mut self, limit: usize) -> Self {
         self.max_response_bytes = limit;
         self
