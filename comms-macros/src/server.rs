@@ -185,7 +185,18 @@ fn route(trait_ident: &syn::Ident, method: &Method<'_>) -> TokenStream {
         }
     };
     let verb = format_ident!("{}", method.verb.to_string().to_uppercase());
-    let (route, idempotent) = (&method.route, method.idempotent.is_some());
+    let route = &method.route;
+    // An idempotent method's `#[header]` arguments tell its requests apart as its path, query
+    // and body do, so the server fingerprints an `Idempotency-Key`'s request with them too.
+    let idempotent = if method.idempotent.is_some() {
+        let headers = method.args.iter().filter_map(|arg| match &arg.kind {
+            ArgKind::Header { name, .. } => Some(name),
+            _ => None,
+        });
+        quote!(::core::option::Option::Some(&[#(#headers),*]))
+    } else {
+        quote!(::core::option::Option::None)
+    };
     let attrs = method
         .item
         .attrs

@@ -174,3 +174,24 @@ async fn an_idempotency_key_reused_on_another_path_or_query_is_refused() {
         "the method ran once"
     );
 }
+
+#[tokio::test]
+async fn an_idempotency_key_reused_for_another_header_argument_is_refused() {
+    let (service, _, url) = pair().await;
+    let exec = comms_tests::plain_executor(&url, "billing", SECRET);
+    let order = |tenant: &str| {
+        Call::post("/tenant/orders")
+            .header("Idempotency-Key", "k-tenant")
+            .header("X-Tenant", tenant)
+            .idempotent(true)
+            .json("book")
+    };
+    let first = exec.execute(order("acme")).await.unwrap();
+    assert_eq!(first.json::<String>().unwrap(), "acme: book #1");
+    // The method's `#[header]` argument is part of the request, as its body is.
+    let err = exec.execute(order("globex")).await.unwrap_err();
+    assert!(matches!(err, Error::UnprocessableEntity(_)), "{err}");
+    let again = exec.execute(order("acme")).await.unwrap();
+    assert_eq!(again.json::<String>().unwrap(), "acme: book #1");
+    assert_eq!(service.calls.load(Ordering::SeqCst), 1);
+}

@@ -86,6 +86,13 @@ pub trait Directory {
     #[post("/queue", idempotent)]
     async fn enqueue(&self) -> Result<u64, Error>;
 
+    #[post("/tenant/orders", idempotent)]
+    async fn tenant_order(
+        &self,
+        #[header("X-Tenant")] tenant: &str,
+        #[body] item: &str,
+    ) -> Result<String, Error>;
+
     #[post("/accounts/<id>/charge", idempotent)]
     async fn charge(
         &self,
@@ -224,6 +231,11 @@ impl Directory for DirectoryImpl {
             return Err(Error::too_many_requests("the queue is full"));
         }
         Ok(n)
+    }
+
+    async fn tenant_order(&self, tenant: &str, item: &str) -> Result<String, Error> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        Ok(format!("{tenant}: {item} #{n}"))
     }
 
     async fn charge(&self, _id: u64, _currency: &str, _cents: u64) -> Result<u64, Error> {

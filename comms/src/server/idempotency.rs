@@ -7,14 +7,17 @@
 //! repeat from memory:
 //!
 //! - A claimed method runs to its end even when its caller hangs up (an attempt that timed out
-//!   drops its connection), so its answer is kept rather than the work cut off halfway.
+//!   drops its connection), so its answer is kept rather than the work cut off halfway. (Not
+//!   past the server's own shutdown: a store that outlives the process then keeps the key
+//!   claimed until it expires.)
 //! - A repeat that arrives while the first is still running waits for its answer, within the
-//!   repeat's deadline and at most 10 s; still running then, it gets a 409, as the IETF
+//!   repeat's deadline and at most 5 s; still running then, it gets a 409, as the IETF
 //!   `Idempotency-Key` draft has it.
-//! - A key reused for a different request (another caller, route, path, query or body) gets a
-//!   422. A key's record is scoped to the calling service and the route, and fingerprinted with
-//!   a digest of the request's path, query and body: the same key sent to `/accounts/2/charge`
-//!   after `/accounts/1/charge` is refused, not answered with the first account's answer.
+//! - A key is scoped to the calling service and the route: the same key from another caller
+//!   or on another route is another key. On the same route, a key reused for a different
+//!   request gets a 422: a key's record is fingerprinted with a digest of the request's path,
+//!   query, `#[header]` arguments and body, so the same key sent to `/accounts/2/charge` after
+//!   `/accounts/1/charge` is refused, not answered with the first account's answer.
 //! - An answer that asks for the request again (408, 429), a server error (5xx) or a method
 //!   that panicked is not kept: the key is released, and a retry runs the method again.
 
@@ -57,7 +60,7 @@ pub enum Claim {
 /// Where a server keeps the answers to `Idempotency-Key`s, so that a fleet can share them.
 ///
 /// `scope` names the calling service and the route; `fingerprint` identifies the request (a
-/// digest of its path, query and body). A claim that is neither finished nor released expires with the key.
+/// digest of its path, query, `#[header]` arguments and body). A claim that is neither finished nor released expires with the key.
 pub trait IdempotencyStore: Send + Sync + 'static {
     /// Claims `key`, or says what is known of it.
     fn claim<'a>(

@@ -97,14 +97,15 @@ impl Settings {
 
 /// Runs one request through the gate and then `method`, with the verified caller in scope; a
 /// panic in the method is caught and becomes a 500 for this request only. `route` is the
-/// method's route template; for a method marked `idempotent`, a repeated `Idempotency-Key` is
-/// answered from the store. With `otel`, all of it runs in the request's SERVER span.
+/// method's route template; for a method marked `idempotent` (`Some`, with the names of its
+/// `#[header]` arguments), a repeated `Idempotency-Key` is answered from the store. With
+/// `otel`, all of it runs in the request's SERVER span.
 #[doc(hidden)]
 pub async fn handle<F, Fut, A>(
     settings: &Settings,
     request: axum::extract::Request,
     route: &'static str,
-    idempotent: bool,
+    idempotent: Option<&'static [&'static str]>,
     method: F,
 ) -> axum::response::Response
 where
@@ -124,7 +125,7 @@ where
         parts,
         uri,
         body,
-        idempotent.then_some(route),
+        idempotent.map(|headers| Idempotent { route, headers }),
         method,
     );
     let response = trace.run(served).await;
@@ -138,7 +139,7 @@ async fn serve<F, Fut, A>(
     parts: http::request::Parts,
     uri: http::Uri,
     body: axum::body::Body,
-    idempotent: Option<&'static str>,
+    idempotent: Option<Idempotent>,
     method: F,
 ) -> axum::response::Response
 where
@@ -151,9 +152,9 @@ where
         Err(refusal) => return refusal.map(axum::body::Body::from),
     };
     let claim = match idempotent {
-        Some(route) => {
+        Some(idempotent) => {
             let request = (&parts, &uri, &body);
-            match claim(settings, route, caller.as_ref(), request, deadline).await {
+            match claim(settings, idempotent, caller.as_ref(), request, deadline).await {
                 Ok(claim) => claim,
                 Err(answer) => return answer.map(axum::body::Body::from),
             }
@@ -174,18 +175,33 @@ where
     // follows, where a method cut off halfway would leave the key claimed and the work half
     // done.
     let store = Arc::clone(&settings.idempotency);
-    let finished = async move {
-        let answer = answer(run.await, &verb, &path);
-        settle(&*store, &scope, &key, to_keep(&answer)).await;
-        answer
+    let finished = {
+        let (scope, key) = (scope.clone(), key.clone());
+        async move {
+            let answer = answer(run.await, &verb, &path);
+            settle(&*store, &scope, &key, to_keep(&answer)).await;
+            answer
+        }
     };
     match tokio::spawn(finished.in_current_span()).await {
         Ok(Answer::Whole(response)) => response.map(axum::body::Body::from),
         Ok(Answer::Streamed(response)) => response,
-        // Only a panic outside the method (caught inside it) or a runtime shutting down.
-        Err(_) => respond_message(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-            .map(axum::body::Body::from),
+        // A panic outside the method (whose own are caught), in keeping its answer, or the
+        // runtime shutting down: the key is released, so that a retry runs the method again.
+        Err(_) => {
+            settle(&*settings.idempotency, &scope, &key, None).await;
+            respond_message(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+                .map(axum::body::Body::from)
+        }
     }
+}
+
+/// What a method marked `idempotent` is served with: its route template, and the names of its
+/// `#[header]` arguments, which tell its requests apart as their path, query and body do.
+#[derive(Clone, Copy)]
+struct Idempotent {
+    route: &'static str,
+    headers: &'static [&'static str],
 }
 
 /// Runs a served method with the verified caller and the deadline it arrived with in scope,
@@ -301,17 +317,18 @@ impl<F: Future> Future for CatchUnwind<F> {
 }
 
 /// How long a repeat of an idempotent request that is still running waits for its answer
-/// before it is refused with a 409 (as long as a comms client waits for an attempt by default).
-const REPEAT_WAIT: Duration = Duration::from_secs(10);
+/// before it is refused with a 409: well inside a comms client's default attempt timeout
+/// (10 s), so that such a client is told 409 rather than timing out.
+const REPEAT_WAIT: Duration = Duration::from_secs(5);
 
 /// Claims the request's `Idempotency-Key`, if it has one: `Ok(Some((scope, key)))` to run the
 /// method and keep its answer, `Ok(None)` to just run it, `Err(response)` to answer at once
 /// (the kept answer, also when the first request finishes while this one waits for it; a 409
-/// when it is still running after the wait; a 422 for a key reused for another request; a
-/// 503 when the store cannot tell).
+/// when it is still running after the wait; a 422 for a key reused for another request on
+/// the route; a 503 when the store cannot tell).
 async fn claim(
     settings: &Settings,
-    route: &'static str,
+    Idempotent { route, headers }: Idempotent,
     caller: Option<&Caller>,
     (parts, uri, body): (&http::request::Parts, &http::Uri, &Bytes),
     deadline: Option<Instant>,
@@ -328,7 +345,7 @@ async fn claim(
         caller.map_or("", Caller::service_id),
         parts.method
     );
-    let fingerprint = request_fingerprint(uri, body);
+    let fingerprint = request_fingerprint(uri, headers, &parts.headers, body);
     // A repeat of a request that is still running waits for its answer, for as long as the
     // repeat's deadline allows and at most `REPEAT_WAIT`: the usual repeat is a client's retry
     // after its first attempt timed out, and the first, left to run, answers both.
@@ -361,7 +378,7 @@ async fn claim(
 }
 
 /// Claims `key`; while the store says a request with it is still running, asks again (after
-/// 5 ms, then twice as long each time up to 100 ms) until it is not or `until` comes.
+/// 5 ms, then twice as long each time up to 200 ms) until it is not or `until` comes.
 async fn claim_or_wait(
     store: &dyn IdempotencyStore,
     scope: &str,
@@ -374,7 +391,7 @@ async fn claim_or_wait(
         match store.claim(scope, key, fingerprint).await {
             Ok(Claim::InProgress) if Instant::now() + pause < until => {
                 tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_millis(100));
+                pause = (pause * 2).min(Duration::from_millis(200));
             }
             claimed => return claimed,
         }
@@ -382,15 +399,32 @@ async fn claim_or_wait(
 }
 
 /// What tells one request under an `Idempotency-Key` from another on the same route: the
-/// SHA-256 of its target (path and query, as the caller sent them) and its body, hex-encoded.
-/// The target's length comes first, so no split of the same bytes between the two collides.
-fn request_fingerprint(uri: &http::Uri, body: &[u8]) -> String {
+/// SHA-256 of its target (path and query, as the caller sent them), the values of the headers
+/// `named` (the method's `#[header]` arguments) and its body, hex-encoded. Each part is
+/// preceded by its length (a header by its count of values), so that no two requests that
+/// differ share one input.
+fn request_fingerprint(
+    uri: &http::Uri,
+    named: &[&str],
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> String {
     use sha2::{Digest, Sha256};
-    let target = uri.path_and_query().map_or("/", |target| target.as_str());
+    fn part(hash: &mut Sha256, bytes: &[u8]) {
+        hash.update((bytes.len() as u64).to_be_bytes());
+        hash.update(bytes);
+    }
     let mut hash = Sha256::new();
-    hash.update((target.len() as u64).to_be_bytes());
-    hash.update(target.as_bytes());
-    hash.update(body);
+    let target = uri.path_and_query().map_or("/", |target| target.as_str());
+    part(&mut hash, target.as_bytes());
+    for name in named {
+        let values = headers.get_all(*name);
+        hash.update((values.iter().count() as u64).to_be_bytes());
+        for value in values {
+            part(&mut hash, value.as_bytes());
+        }
+    }
+    part(&mut hash, body);
     hex::encode(hash.finalize())
 }
 
@@ -444,8 +478,10 @@ mod tests {
 
     #[test]
     fn a_fingerprint_tells_targets_and_bodies_apart() {
-        let of =
-            |uri: &str, body: &str| request_fingerprint(&uri.parse().unwrap(), body.as_bytes());
+        let of = |uri: &str, body: &str| {
+            let none = http::HeaderMap::new();
+            request_fingerprint(&uri.parse().unwrap(), &[], &none, body.as_bytes())
+        };
         let first = of("/accounts/1/charge", "10");
         assert_eq!(first, of("/accounts/1/charge", "10"));
         assert_ne!(first, of("/accounts/2/charge", "10"), "another path");
@@ -457,6 +493,30 @@ mod tests {
         assert_ne!(first, of("/accounts/1/charge", "11"), "another body");
         // The same bytes split differently between target and body.
         assert_ne!(of("/a", "bc"), of("/ab", "c"));
+    }
+
+    #[test]
+    fn a_fingerprint_tells_the_named_headers_apart_and_no_others() {
+        let uri: http::Uri = "/orders".parse().unwrap();
+        let of = |pairs: &[(&str, &str)]| {
+            let mut headers = http::HeaderMap::new();
+            for (name, value) in pairs {
+                headers.append(
+                    http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    value.parse().unwrap(),
+                );
+            }
+            request_fingerprint(&uri, &["X-Tenant"], &headers, b"{}")
+        };
+        let acme = of(&[("x-tenant", "acme")]);
+        assert_eq!(acme, of(&[("x-tenant", "acme"), ("x-request-id", "1")]));
+        assert_ne!(acme, of(&[("x-tenant", "globex")]));
+        assert_ne!(acme, of(&[]), "absent");
+        assert_ne!(
+            acme,
+            of(&[("x-tenant", "acme"), ("x-tenant", "acme")]),
+            "twice"
+        );
     }
 
     #[test]
