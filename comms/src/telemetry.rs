@@ -21,7 +21,8 @@
 //!   by the global propagator before the request is signed, so an RFC 9421 signature covers it
 //!   (a legacy one covers no header);
 //! - a served request (the generated server, `VerifyLayer`) runs in a SERVER span whose parent
-//!   is the context the request carried;
+//!   is the context the request carried; one whose caller hangs up before the answer ends as
+//!   `error.type` `cancelled`;
 //! - metrics are recorded through the global meter provider (see `otel.rs` for the list).
 //!
 //! The call and SERVER spans are `tracing` spans with the fields tracing-opentelemetry maps onto

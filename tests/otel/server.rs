@@ -83,6 +83,9 @@ impl Ledger for Books {
         if id == 0 {
             return Err(Error::internal("no entry zero"));
         }
+        if id == 9 {
+            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        }
         Ok(format!("entry {id}"))
     }
 }
@@ -131,6 +134,54 @@ async fn a_generated_server_continues_the_trace_and_records_its_durations() {
         .find(|p| p.attributes["http.response.status_code"] == "500")
         .unwrap();
     assert_eq!(failed.attributes["error.type"], "500");
+}
+
+/// A request whose caller hangs up before the answer ends its SERVER span as `cancelled`, an
+/// error, and its duration is recorded with that `error.type` and no status code.
+#[tokio::test]
+async fn a_request_whose_caller_hangs_up_ends_as_cancelled() {
+    let (spans, _guard) = record_spans();
+    let router = LedgerServer::new(Books)
+        .verifier(Verifier::new().service("billing", SECRET))
+        .into_router();
+    let url = serve(router).await;
+    let client = LedgerClient::builder()
+        .base_url(&url)
+        .secret(SECRET)
+        .timeout(std::time::Duration::from_millis(100))
+        .retry(RetryConfig::none())
+        .breaker(BreakerConfig::disabled())
+        .build()
+        .unwrap();
+    let err = client.entry(9).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+
+    // The server notices the closed connection and drops the serving of the request.
+    let mut server = None;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let finished = spans.get_finished_spans().unwrap();
+        server = finished
+            .into_iter()
+            .find(|s| s.name == "GET /ledger/<id>" && s.span_kind == SpanKind::Server);
+        if server.is_some() {
+            break;
+        }
+    }
+    let server = server.expect("the SERVER span ended");
+    assert_eq!(text(&server, "error.type").as_deref(), Some("cancelled"));
+    assert_eq!(text(&server, "http.response.status_code"), None);
+    assert!(matches!(server.status, Status::Error { .. }));
+    let cancelled = points_where("http.server.request.duration", |p| {
+        p.attributes.get("error.type").map(String::as_str) == Some("cancelled")
+    });
+    assert_eq!(cancelled.len(), 1, "{cancelled:?}");
+    assert_eq!(cancelled[0].attributes["http.route"], "/ledger/<id>");
+    assert!(
+        !cancelled[0]
+            .attributes
+            .contains_key("http.response.status_code")
+    );
 }
 
 /// A request without a trace context is served in the span around the router (a tracing

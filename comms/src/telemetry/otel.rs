@@ -462,11 +462,13 @@ pub(crate) fn breaker_refused(target: &Target) {
 }
 
 /// A served request's SERVER span, continuing the trace its headers carry, and what its
-/// duration is recorded with.
+/// duration is recorded with. Dropped without [`end`](ServerTrace::end) (its caller hung up
+/// before the answer, and the serving was dropped), it ends as `cancelled`.
 pub(crate) struct ServerTrace {
     span: tracing::Span,
     started: Instant,
     attributes: Vec<KeyValue>,
+    ended: bool,
 }
 
 impl ServerTrace {
@@ -510,6 +512,7 @@ impl ServerTrace {
             span,
             started: Instant::now(),
             attributes,
+            ended: false,
         }
     }
 
@@ -520,19 +523,39 @@ impl ServerTrace {
 
     /// Ends the span with the response's status, and records the duration.
     pub(crate) fn end(mut self, status: StatusCode) {
-        let code_value = i64::from(status.as_u16());
-        self.span.record("http.response.status_code", code_value);
-        self.attributes
-            .push(KeyValue::new("http.response.status_code", code_value));
-        // A server counts only 5xx as its own error.
-        if status.is_server_error() {
-            self.span.record("error.type", status.as_str());
+        self.finish(Some(status));
+    }
+
+    /// Records how the request ended: with the status of the response sent, or (`None`) with
+    /// none, cancelled.
+    fn finish(&mut self, status: Option<StatusCode>) {
+        self.ended = true;
+        let error = match status {
+            Some(status) => {
+                let code_value = i64::from(status.as_u16());
+                self.span.record("http.response.status_code", code_value);
+                self.attributes
+                    .push(KeyValue::new("http.response.status_code", code_value));
+                // A server counts only 5xx as its own error.
+                status.is_server_error().then(|| status.as_str().to_owned())
+            }
+            None => Some("cancelled".to_owned()),
+        };
+        if let Some(error) = error {
+            self.span.record("error.type", error.as_str());
             self.span.record("otel.status_code", "ERROR");
-            self.attributes
-                .push(KeyValue::new("error.type", status.as_str().to_owned()));
+            self.attributes.push(KeyValue::new("error.type", error));
         }
         metrics()
             .server_duration
             .record(self.started.elapsed().as_secs_f64(), &self.attributes);
+    }
+}
+
+impl Drop for ServerTrace {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.finish(None);
+        }
     }
 }
