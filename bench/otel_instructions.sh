@@ -18,18 +18,8 @@ for tool in valgrind callgrind_annotate; do
     command -v "$tool" >/dev/null || { echo "$tool is not installed" >&2; exit 1; }
 done
 
-# executable [cargo flags]: builds the loopback bench and prints its path.
-executable() {
-    local path
-    path=$(cargo bench -p comms-bench --bench loopback "$@" --no-run --message-format=json |
-        grep -o '"executable":"[^"]*"' | tail -n 1 | cut -d'"' -f4)
-    [ -n "$path" ] || { echo "the loopback bench did not build" >&2; return 1; }
-    echo "$path"
-}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cp "$(executable)" "$work/off"
-cp "$(executable --features otel)" "$work/on"
+# shellcheck source=bench/otel_builds.sh
+source bench/otel_builds.sh
 
 # count NAME BINARY CALLS [VAR=VALUE...]: one callgrind run, a file per thread.
 count() {

@@ -22,18 +22,8 @@ cd "$(dirname "$0")/.."
 pairs=${1:-8}
 [[ $pairs =~ ^[1-9][0-9]*$ ]] || { echo "usage: $0 [PAIRS]" >&2; exit 2; }
 
-# executable [cargo flags]: builds the loopback bench and prints its path.
-executable() {
-    local path
-    path=$(cargo bench -p comms-bench --bench loopback "$@" --no-run --message-format=json |
-        grep -o '"executable":"[^"]*"' | tail -n 1 | cut -d'"' -f4)
-    [ -n "$path" ] || { echo "the loopback bench did not build" >&2; return 1; }
-    echo "$path"
-}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cp "$(executable)" "$work/off"
-cp "$(executable --features otel)" "$work/on"
+# shellcheck source=bench/otel_builds.sh
+source bench/otel_builds.sh
 
 # run BUILD: one run, reduced to "level calls/s raw-calls/s cpu-µs" lines.
 run() {
