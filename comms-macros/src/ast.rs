@@ -160,6 +160,15 @@ impl<'a> Method<'a> {
                 ),
             );
         }
+        if name == "executor" || name == "with" {
+            cx.error_spanned_by(
+                name,
+                format!(
+                    "`{name}` is a method of the generated client itself, which would hide this \
+                     one: give it another name"
+                ),
+            );
+        }
         if let Some(body) = &f.default {
             cx.error_spanned_by(body, "service methods are declared without a body");
         }

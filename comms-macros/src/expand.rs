@@ -381,14 +381,18 @@ fn each(
     apply: impl Fn(TokenStream) -> TokenStream,
 ) -> TokenStream {
     let ident = arg.ident;
+    // Each item is named where the argument's type is written, so that an item type that
+    // cannot be sent is reported there rather than at the attribute; its hygiene is unchanged.
+    let mut here = item.clone();
+    here.set_span(item.span().located_at(arg.ty.span()));
     match shape {
         Shape::Scalar => apply(quote_spanned!(arg.ty.span()=> &#ident)),
         Shape::Optional => {
-            let body = apply(quote_spanned!(arg.ty.span()=> #item));
+            let body = apply(quote_spanned!(arg.ty.span()=> #here));
             quote!(if let ::core::option::Option::Some(#item) = &#ident { #body })
         }
         Shape::Repeated => {
-            let body = apply(quote_spanned!(arg.ty.span()=> #item));
+            let body = apply(quote_spanned!(arg.ty.span()=> #here));
             quote!(for #item in #ident.iter() { #body })
         }
     }

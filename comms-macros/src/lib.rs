@@ -70,6 +70,10 @@ use proc_macro::TokenStream;
 /// for `T` with the response's status and headers; or `comms::ByteStream` or `comms::JsonLines<T>` for a
 /// body read as it arrives.
 ///
+/// A method cannot be named `executor` or `with`, the client's own methods. With the `server`
+/// feature, every argument must be one the server can parse back and lend: not an
+/// `impl Trait`, nor a `'static` reference.
+///
 /// Every mistake (an unknown key, a route parameter without an argument, two bodies, a body on
 /// a `GET`, a stream on an `idempotent` method, ...) is a compile error at its token, all of
 /// them in one build. `COMMS_MACROS_DEBUG=1` prints the expansion when the crate is rebuilt.

@@ -35,13 +35,15 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
             settings: ::comms::__private::server::Settings,
         }
 
+        // `__S` rather than `S`: the methods' own types, named in the routes below, may be `S`.
         #[automatically_derived]
-        impl<S> #server<S>
+        #[allow(deprecated)]
+        impl<__S> #server<__S>
         where
-            S: #trait_ident + ::core::clone::Clone + ::core::marker::Send + ::core::marker::Sync + 'static,
+            __S: #trait_ident + ::core::clone::Clone + ::core::marker::Send + ::core::marker::Sync + 'static,
         {
             /// A server for `service`, refusing every request until it is given a verifier.
-            pub fn new(service: S) -> Self {
+            pub fn new(service: __S) -> Self {
                 #server {
                     service,
                     settings: ::core::default::Default::default(),
@@ -99,6 +101,19 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
 
 /// `let router = router.route(..)` for one method.
 fn route(trait_ident: &syn::Ident, method: &Method<'_>) -> TokenStream {
+    // An argument the server cannot hand over is reported at its type, and the method gets no
+    // route, so that nothing else is reported about it.
+    let unservable: Vec<TokenStream> = method
+        .args
+        .iter()
+        .filter_map(|arg| {
+            let why = unservable(arg.ty)?;
+            Some(syn::Error::new_spanned(arg.ty, why).to_compile_error())
+        })
+        .collect();
+    if !unservable.is_empty() {
+        return quote!(#(#unservable)*);
+    }
     let name = &method.item.sig.ident;
     let incoming = syn::Ident::new("__incoming", Span::mixed_site());
     let template = method.template.as_ref().expect("validated");
@@ -207,15 +222,15 @@ fn route(trait_ident: &syn::Ident, method: &Method<'_>) -> TokenStream {
         let router = router.route(
             #path,
             ::comms::__private::server::on(::comms::__private::server::MethodFilter::#verb, {
-                let service = service.clone();
-                let settings = settings.clone();
+                let service = ::core::clone::Clone::clone(&service);
+                let settings = ::core::clone::Clone::clone(&settings);
                 move |request: ::comms::__private::server::Request| {
-                    let service = service.clone();
-                    let settings = settings.clone();
+                    let service = ::core::clone::Clone::clone(&service);
+                    let settings = ::core::clone::Clone::clone(&settings);
                     async move {
                         ::comms::__private::server::handle(&settings, request, #route, #idempotent, move |#incoming| async move {
                             #(#parse)*
-                            #respond(<S as #trait_ident>::#name(&service, #(#pass),*).await)
+                            #respond(<__S as #trait_ident>::#name(&service, #(#pass),*).await)
                         })
                         .await
                     }
@@ -262,7 +277,7 @@ fn parse_arg(
                 let value = quote_spanned!(span=>
                     ::comms::__private::server::query_opt::<#owned>(&#incoming, #name)
                 );
-                (value, Pass::for_option(inner))
+                (value, Pass::for_option_of(ty, inner))
             }
             Shape::Repeated => {
                 let item = inner(ty).unwrap_or(ty);
@@ -270,7 +285,7 @@ fn parse_arg(
                 let value = quote_spanned!(span=>
                     ::comms::__private::server::query_all::<#owned>(&#incoming, #name)
                 );
-                (value, Pass::for_type(ty))
+                (value, Pass::for_items(ty, item))
             }
         },
         ArgKind::QueryFlatten => {
@@ -290,7 +305,7 @@ fn parse_arg(
                 let value = quote_spanned!(span=>
                     ::comms::__private::server::header_opt::<#owned>(&#incoming, #name)
                 );
-                (value, Pass::for_option(inner))
+                (value, Pass::for_option_of(ty, inner))
             } else {
                 let owned = owned(ty);
                 let value = quote_spanned!(span=>
@@ -335,6 +350,9 @@ enum Pass {
     AsDeref,
     /// An `Option<&T>` from an `Option<T>`.
     AsRef,
+    /// Items borrowed from a `Vec` of owned ones: a `Vec<&str>` from a `Vec<String>` (`str`),
+    /// a `Vec<&T>` from a `Vec<T>`; itself borrowed (`by_ref`) for a `&[&str]` argument.
+    Items { str: bool, by_ref: bool },
 }
 
 impl Pass {
@@ -347,12 +365,25 @@ impl Pass {
         }
     }
 
-    /// For an `Option<inner>` argument: as parsed, or borrowed when `inner` is a reference.
-    fn for_option(inner: &Type) -> Pass {
-        match inner {
-            Type::Reference(r) if is_str(&r.elem) => Pass::AsDeref,
-            Type::Reference(_) => Pass::AsRef,
+    /// For an optional argument declared as `ty`, `Option<inner>` or `&Option<inner>`: as
+    /// parsed, borrowed whole for a `&Option<..>`, or each borrowed when `inner` is a reference.
+    fn for_option_of(ty: &Type, inner: &Type) -> Pass {
+        match (ty, inner) {
+            (Type::Reference(_), _) => Pass::Ref,
+            (_, Type::Reference(r)) if is_str(&r.elem) => Pass::AsDeref,
+            (_, Type::Reference(_)) => Pass::AsRef,
             _ => Pass::Value,
+        }
+    }
+
+    /// For a repeated argument declared as `ty` (a `Vec` or a slice reference) of `item`s.
+    fn for_items(ty: &Type, item: &Type) -> Pass {
+        match item {
+            Type::Reference(r) => Pass::Items {
+                str: is_str(&r.elem),
+                by_ref: matches!(ty, Type::Reference(_)),
+            },
+            _ => Pass::for_type(ty),
         }
     }
 
@@ -362,6 +393,15 @@ impl Pass {
             Pass::Ref => quote!(&#var),
             Pass::AsDeref => quote!(#var.as_deref()),
             Pass::AsRef => quote!(#var.as_ref()),
+            Pass::Items { str, by_ref } => {
+                let items = if *str {
+                    quote!(#var.iter().map(::std::string::String::as_str))
+                } else {
+                    quote!(#var.iter())
+                };
+                let items = quote!(::core::iter::Iterator::collect::<::std::vec::Vec<_>>(#items));
+                if *by_ref { quote!(&#items) } else { items }
+            }
         }
     }
 }
@@ -379,6 +419,24 @@ fn owned(ty: &Type) -> TokenStream {
             elem => quote!(#elem),
         },
         _ => quote!(#ty),
+    }
+}
+
+/// Why the server cannot hand a method an argument of type `ty`, which a client can send: an
+/// `impl Trait` (the server would have to pick a type) or a `'static` reference (a request's
+/// values live only as long as the request).
+fn unservable(ty: &Type) -> Option<&'static str> {
+    match ty {
+        Type::ImplTrait(_) => Some(
+            "with the `server` feature, arguments cannot be `impl Trait`: the generated server \
+             must parse them into a type it can name; write the type",
+        ),
+        Type::Reference(r) if r.lifetime.as_ref().is_some_and(|l| l.ident == "static") => Some(
+            "with the `server` feature, arguments cannot be `'static` references: the generated \
+             server lends what it parsed from the request only for the call; drop `'static`",
+        ),
+        Type::Reference(r) => unservable(&r.elem),
+        _ => None,
     }
 }
 

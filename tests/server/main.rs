@@ -43,6 +43,15 @@ pub trait Directory {
         #[query] q: &str,
     ) -> Result<Vec<String>, Error>;
 
+    #[get("/labels")]
+    async fn labels(
+        &self,
+        #[query] tag: &[&str],
+        #[query] kind: Vec<&str>,
+        #[query] q: &Option<String>,
+        #[header("X-Scope")] scope: &Option<String>,
+    ) -> Result<Vec<String>, Error>;
+
     #[post("/users")]
     async fn create(&self, #[body] user: &NewUser) -> Result<User, Error>;
 
@@ -231,6 +240,22 @@ impl Directory for DirectoryImpl {
             return Err(Error::too_many_requests("the queue is full"));
         }
         Ok(n)
+    }
+
+    async fn labels(
+        &self,
+        tag: &[&str],
+        kind: Vec<&str>,
+        q: &Option<String>,
+        scope: &Option<String>,
+    ) -> Result<Vec<String>, Error> {
+        self.count();
+        Ok(vec![
+            format!("tag={tag:?}"),
+            format!("kind={kind:?}"),
+            format!("q={q:?}"),
+            format!("scope={scope:?}"),
+        ])
     }
 
     async fn tenant_order(&self, tenant: &str, item: &str) -> Result<String, Error> {

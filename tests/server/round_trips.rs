@@ -32,6 +32,19 @@ async fn every_verb_argument_and_return_round_trips() {
             "q=+1 %2B/?"
         ]
     );
+    // Borrowed items and a borrowed `Option`, as a client-only trait may declare them.
+    assert_eq!(
+        client
+            .labels(&["a", "b c"], vec!["k"], &Some("x".into()), &None)
+            .await
+            .unwrap(),
+        [
+            r#"tag=["a", "b c"]"#,
+            r#"kind=["k"]"#,
+            r#"q=Some("x")"#,
+            "scope=None"
+        ]
+    );
     assert_eq!(
         client.list(1, None, vec![], &[], "").await.unwrap()[1..4],
         ["per_page=None", "tag=[]", "ids=[]"]
@@ -67,7 +80,7 @@ async fn every_verb_argument_and_return_round_trips() {
         ["billing", "billing", "rfc9421"],
         "comms::server::caller() is the verified caller"
     );
-    assert_eq!(service.calls.load(Ordering::SeqCst), 11);
+    assert_eq!(service.calls.load(Ordering::SeqCst), 12);
 }
 
 #[tokio::test]
