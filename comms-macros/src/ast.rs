@@ -334,10 +334,12 @@ fn parse_output<'a>(cx: &Ctxt, output: &'a ReturnType, name: &Ident) -> Option<O
     let [ok, err] = types[..] else {
         return wrong(ty);
     };
-    if outer_ident(err).is_none_or(|i| i != "Error") {
+    if !is_named(err, "Error", &["comms"]) {
         return wrong(err);
     }
-    let named = |t: &Type, name: &str| outer_ident(t).is_some_and(|i| i == name);
+    // comms' own types, as written plainly or through `comms::`: another path ending in the
+    // same name (`api::Response`) is the user's own type, decoded from JSON.
+    let named = |t: &Type, name: &str| is_named(t, name, &["comms"]);
     let kind = match ok {
         Type::Tuple(t) if t.elems.is_empty() => OutputKind::Unit,
         t if named(t, "Response") => OutputKind::Raw,
@@ -353,7 +355,7 @@ fn parse_output<'a>(cx: &Ctxt, output: &'a ReturnType, name: &Ident) -> Option<O
                 return None;
             }
         },
-        t if named(t, "Option") && generic_arg(t).is_some() => {
+        t if is_named(t, "Option", &["std", "core"]) && generic_arg(t).is_some() => {
             let inner = generic_arg(t).expect("checked");
             if named(inner, "ByteStream") || named(inner, "JsonLines") {
                 cx.error_spanned_by(
@@ -392,6 +394,21 @@ pub(crate) fn generic_arg(ty: &Type) -> Option<&Type> {
 }
 
 /// The last path segment's name, looking through references.
+/// Whether `ty` is the type `name`, written plainly (`Response`) or from one of `crates`
+/// (`comms::Response`, `::comms::Response`, `std::option::Option`). A macro sees no more than
+/// the path: a type imported under the name is taken for it.
+fn is_named(ty: &Type, name: &str, crates: &[&str]) -> bool {
+    let Type::Path(p) = ty else { return false };
+    if p.qself.is_some() {
+        return false;
+    }
+    let segments = &p.path.segments;
+    let Some(last) = segments.last() else { return false };
+    last.ident == name
+        && (segments.len() == 1
+            || segments.first().is_some_and(|first| crates.iter().any(|c| first.ident == c)))
+}
+
 pub(crate) fn outer_ident(ty: &Type) -> Option<&Ident> {
     match ty {
         Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|s| &s.ident),

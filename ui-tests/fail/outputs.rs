@@ -1,0 +1,16 @@
+//! A method's error type must be comms' own: another type named `Error` is refused at it.
+
+use comms::service_client;
+
+#[derive(serde::Deserialize)]
+pub struct User {
+    pub id: u64,
+}
+
+#[service_client(base_url = "http://users:8080", service_id = "billing", secret_env = "S")]
+pub trait Users {
+    #[get("/users/<id>")]
+    async fn user(&self, id: u64) -> Result<User, std::io::Error>;
+}
+
+fn main() {}

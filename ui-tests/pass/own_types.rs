@@ -1,0 +1,40 @@
+//! The macro knows comms' types by their path: a user's own type that ends in the same name
+//! (`api::Response`) is decoded from JSON like any other, and paths through `comms::`,
+//! `std::` and `core::` are comms' and the standard library's types.
+
+use comms::{Error, service_client};
+
+pub mod api {
+    #[derive(serde::Deserialize)]
+    pub struct Response {
+        pub ok: bool,
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct User {
+    pub id: u64,
+}
+
+#[service_client(base_url = "http://users:8080", service_id = "billing", secret_env = "S")]
+pub trait Users {
+    #[get("/status")]
+    async fn status(&self) -> Result<api::Response, Error>;
+
+    #[get("/raw")]
+    async fn raw(&self) -> ::core::result::Result<comms::Response, comms::Error>;
+
+    #[get("/users/<id>")]
+    async fn user(&self, id: u64) -> Result<std::option::Option<User>, ::comms::Error>;
+}
+
+#[allow(dead_code)]
+async fn use_them(users: &UsersClient) -> Result<(), Error> {
+    let status: api::Response = users.status().await?;
+    let raw: comms::Response = users.raw().await?;
+    let user: Option<User> = users.user(1).await?;
+    let _ = (status.ok, raw.status(), user.map(|u| u.id));
+    Ok(())
+}
+
+fn main() {}
