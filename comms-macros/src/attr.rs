@@ -7,7 +7,7 @@ use syn::parse::{ParseStream, Parser};
 use syn::{Attribute, Ident, LitInt, LitStr, Token};
 
 use crate::ctxt::Ctxt;
-use crate::suggest::did_you_mean;
+use crate::suggest::{closest, did_you_mean};
 
 /// The `#[service_client]` keys.
 pub(crate) const KEYS: &[&str] = &[
@@ -59,6 +59,10 @@ pub(crate) fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
                 "key_id_env" => &mut args.key_id_env,
                 "signing" => &mut signing,
                 _ => {
+                    // A misspelt key is reported once, as that: not also as the key missing.
+                    if let Some(meant) = closest(&name, KEYS.iter().copied()) {
+                        given.push(meant.to_owned());
+                    }
                     cx.error_spanned_by(
                         &key,
                         format!(

@@ -20,6 +20,13 @@ pub trait TypoAndDuplicate {
     async fn a(&self) -> Result<(), Error>;
 }
 
+// A misspelt key alone: reported as misspelt, not also as missing.
+#[service_client(base_ulr = "http://users:8080", service_id = "a", secret_env = "S")]
+pub trait TypoAlone {
+    #[get("/a")]
+    async fn a(&self) -> Result<(), Error>;
+}
+
 // A value that is not a string.
 #[service_client(base_url = "http://users:8080", service_id = 7, secret_env = "S")]
 pub trait NotAString {
