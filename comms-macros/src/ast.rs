@@ -141,6 +141,12 @@ impl<'a> Method<'a> {
         let name = &sig.ident;
         let mut verb: Option<VerbAttr> = None;
         let mut complete = true;
+        for a in &f.attrs {
+            if let Some(meant) = attr::misspelt(a, attr::VERBS) {
+                attr::report_misspelt(cx, a, meant);
+                complete = false;
+            }
+        }
         for a in f.attrs.iter().filter(|a| attr::is_verb(a)) {
             if verb.is_some() {
                 cx.error_spanned_by(a, format!("`{name}` has more than one HTTP verb attribute"));
@@ -216,6 +222,18 @@ impl<'a> Method<'a> {
                 }
             };
             let mut kind: Option<(ArgAttr, &syn::Attribute)> = None;
+            let misspelt: Vec<_> = pt
+                .attrs
+                .iter()
+                .filter_map(|a| Some((a, attr::misspelt(a, attr::ARG_ATTRS)?)))
+                .collect();
+            if !misspelt.is_empty() {
+                for (a, meant) in misspelt {
+                    attr::report_misspelt(cx, a, meant);
+                }
+                ok_args = false;
+                continue;
+            }
             for a in pt.attrs.iter().filter(|a| attr::is_arg_attr(a)) {
                 let Some(parsed) = attr::parse_arg_attr(cx, a) else {
                     ok_args = false;
@@ -403,10 +421,14 @@ fn is_named(ty: &Type, name: &str, crates: &[&str]) -> bool {
         return false;
     }
     let segments = &p.path.segments;
-    let Some(last) = segments.last() else { return false };
+    let Some(last) = segments.last() else {
+        return false;
+    };
     last.ident == name
         && (segments.len() == 1
-            || segments.first().is_some_and(|first| crates.iter().any(|c| first.ident == c)))
+            || segments
+                .first()
+                .is_some_and(|first| crates.iter().any(|c| first.ident == c)))
 }
 
 pub(crate) fn outer_ident(ty: &Type) -> Option<&Ident> {

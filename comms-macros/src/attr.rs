@@ -285,6 +285,44 @@ pub(crate) fn is_arg_attr(attr: &Attribute) -> bool {
     named_one_of(attr, ARG_ATTRS)
 }
 
+/// Attributes Rust itself gives meaning to, which are never taken for a misspelt one of ours.
+const BUILTIN: &[&str] = &[
+    "allow",
+    "cfg",
+    "cfg_attr",
+    "deny",
+    "deprecated",
+    "diagnostic",
+    "doc",
+    "expect",
+    "forbid",
+    "must_use",
+    "warn",
+];
+
+/// The attribute among `names` that `attr`, a single name that is none of them, is close to:
+/// `#[gett(..)]` for `get`, `#[qurey]` for `query`.
+pub(crate) fn misspelt(attr: &Attribute, names: &'static [&'static str]) -> Option<&'static str> {
+    let name = attr.path().get_ident()?.to_string();
+    if names.contains(&name.as_str()) || BUILTIN.contains(&name.as_str()) {
+        return None;
+    }
+    closest(&name.to_lowercase(), names.iter().copied())
+}
+
+/// Reports `attr` as the misspelling of `meant`.
+pub(crate) fn report_misspelt(cx: &Ctxt, attr: &Attribute, meant: &str) {
+    let name = attr
+        .path()
+        .get_ident()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    cx.error_spanned_by(
+        attr.path(),
+        format!("unknown attribute `{name}` (did you mean `{meant}`?)"),
+    );
+}
+
 pub(crate) fn parse_arg_attr(cx: &Ctxt, attr: &Attribute) -> Option<ArgAttr> {
     let name = attr.path().get_ident()?.to_string();
     match name.as_str() {

@@ -51,10 +51,14 @@ fn strip(item: &ItemTrait) -> ItemTrait {
     let mut item = item.clone();
     for trait_item in &mut item.items {
         if let TraitItem::Fn(f) = trait_item {
-            f.attrs.retain(|a| !attr::is_verb(a));
+            // A misspelt attribute of ours goes too: it is reported once, by the macro.
+            f.attrs
+                .retain(|a| !attr::is_verb(a) && attr::misspelt(a, attr::VERBS).is_none());
             for input in &mut f.sig.inputs {
                 if let FnArg::Typed(pt) = input {
-                    pt.attrs.retain(|a| !attr::is_arg_attr(a));
+                    pt.attrs.retain(|a| {
+                        !attr::is_arg_attr(a) && attr::misspelt(a, attr::ARG_ATTRS).is_none()
+                    });
                     if !matches!(&*pt.pat, syn::Pat::Ident(_) | syn::Pat::Wild(_)) {
                         *pt.pat = syn::parse_quote!(_);
                     }

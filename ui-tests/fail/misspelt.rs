@@ -1,0 +1,18 @@
+//! A misspelt verb or argument attribute is reported once, with the name it is close to, and
+//! nothing else is reported about its method or argument.
+
+use comms::{Error, service_client};
+
+#[service_client(base_url = "http://users:8080", service_id = "billing", secret_env = "S")]
+pub trait Users {
+    #[gett("/a")]
+    async fn a(&self) -> Result<(), Error>;
+
+    #[GET("/b")]
+    async fn b(&self) -> Result<(), Error>;
+
+    #[get("/c")]
+    async fn c(&self, #[qurey] page: u32) -> Result<(), Error>;
+}
+
+fn main() {}
