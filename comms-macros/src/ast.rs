@@ -107,8 +107,14 @@ impl OutputKind {
 
 impl<'a> Service<'a> {
     pub(crate) fn from_trait(cx: &Ctxt, item: &'a ItemTrait, args: Args) -> Service<'a> {
-        if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
+        if !item.generics.params.is_empty() {
             cx.error_spanned_by(&item.generics, "a service trait cannot be generic");
+        } else if let Some(clause) = &item.generics.where_clause {
+            cx.error_spanned_by(
+                clause,
+                "a service trait cannot have a `where` clause: write its bounds as supertraits \
+                 (`pub trait Users: Send + Sync`)",
+            );
         }
         if let Some(unsafety) = &item.unsafety {
             cx.error_spanned_by(unsafety, "a service trait cannot be `unsafe`");
@@ -190,10 +196,21 @@ impl<'a> Method<'a> {
                 "service methods cannot be `const`, `unsafe` or `extern`",
             );
         }
-        if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        let generics = &sig.generics;
+        if generics.type_params().next().is_some() || generics.const_params().next().is_some() {
             cx.error_spanned_by(
-                &sig.generics,
+                generics,
                 format!("`{name}` cannot be generic: the generated client needs concrete types"),
+            );
+        } else if !generics.params.is_empty() {
+            cx.error_spanned_by(
+                generics,
+                format!("`{name}` cannot name lifetimes: leave them out (`id: &str`)"),
+            );
+        } else if let Some(clause) = &generics.where_clause {
+            cx.error_spanned_by(
+                clause,
+                format!("`{name}` cannot have a `where` clause: its types are concrete"),
             );
         }
         if let Some(v) = &sig.variadic {
