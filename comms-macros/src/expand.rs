@@ -134,20 +134,7 @@ fn expand(service: &Service<'_>) -> TokenStream {
     let trait_ident = &item.ident;
     let client = client_ident(item);
 
-    // The trait: attributes stripped, `async fn` turned into `fn -> impl Future + Send` so that
-    // generic callers can spawn the futures.
-    let mut trait_item = strip(item);
-    for ti in &mut trait_item.items {
-        if let TraitItem::Fn(f) = ti
-            && let syn::ReturnType::Type(_, ty) = &f.sig.output
-        {
-            let ty = ty.clone();
-            f.sig.asyncness = None;
-            f.sig.output = syn::parse_quote_spanned! {ty.span()=>
-                -> impl ::comms::__private::Future<Output = #ty> + ::comms::__private::Send
-            };
-        }
-    }
+    let trait_item = sendable(item);
 
     let args = &service.args;
     let lit = |l: &Option<syn::LitStr>| l.as_ref().map(|l| l.value()).unwrap_or_default();
@@ -402,10 +389,34 @@ fn each(
     }
 }
 
-/// What is emitted next to the errors: the trait as written and a client whose methods are
-/// never reached, so that one mistake does not cascade into errors at every use site.
+/// The trait as users see it: attributes stripped, `async fn` turned into
+/// `fn -> impl Future + Send` so that generic callers can spawn the futures.
+fn sendable(item: &ItemTrait) -> ItemTrait {
+    let mut trait_item = strip(item);
+    for ti in &mut trait_item.items {
+        if let TraitItem::Fn(f) = ti
+            && let syn::ReturnType::Type(_, ty) = &f.sig.output
+        {
+            let ty = ty.clone();
+            f.sig.asyncness = None;
+            f.sig.output = syn::parse_quote_spanned! {ty.span()=>
+                -> impl ::comms::__private::Future<Output = #ty> + ::comms::__private::Send
+            };
+            // A default body is an error reported already; without it, nothing more is.
+            if f.default.take().is_some() {
+                f.semi_token = Some(Default::default());
+            }
+        }
+    }
+    trait_item
+}
+
+/// What is emitted next to the errors: the trait as it would be, and a client whose methods
+/// are never reached, so that one mistake does not cascade into errors at every use site (a
+/// caller spawning a method's future still finds it `Send`; a method under `#[cfg]` is still
+/// under it).
 fn fallback(item: &ItemTrait) -> TokenStream {
-    let stripped = strip(item);
+    let stripped = sendable(item);
     let trait_ident = &item.ident;
     let client = client_ident(item);
     // Never used: the build fails on the errors emitted beside it.
@@ -424,7 +435,13 @@ fn fallback(item: &ItemTrait) -> TokenStream {
         let methods = stripped.items.iter().filter_map(|i| match i {
             TraitItem::Fn(f) => {
                 let sig = &f.sig;
-                Some(quote!(#[allow(unused_variables)] #sig { ::core::unreachable!() }))
+                let cfgs = f.attrs.iter().filter(|a| a.path().is_ident("cfg"));
+                let body = if sig.asyncness.is_some() {
+                    quote!(::core::unreachable!())
+                } else {
+                    quote!(async move { ::core::unreachable!() })
+                };
+                Some(quote!(#(#cfgs)* #[allow(unused_variables)] #sig { #body }))
             }
             _ => None,
         });
