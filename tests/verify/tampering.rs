@@ -64,6 +64,19 @@ async fn each_tampered_field_is_caught() {
             |e| matches!(e, VerifyError::UnsupportedComponent(c) if c.chars().count() == 64),
         ),
         (
+            "signature-input over 8 KiB, refused unparsed",
+            |r| {
+                let input = format!(
+                    "{};x=\"{}\"",
+                    r.header("signature-input").unwrap(),
+                    "a".repeat(9000)
+                );
+                r.headers
+                    .insert("signature-input", HeaderValue::from_str(&input).unwrap());
+            },
+            |e| matches!(e, VerifyError::MalformedHeader(h) if h == "signature-input"),
+        ),
+        (
             "path",
             |r| r.uri = Uri::from_static("/orders/8?a=1&a=2&q=x%2By"),
             bad_signature,

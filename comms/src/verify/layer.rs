@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 use http::header::CONTENT_LENGTH;
 use http::{Request, Response, StatusCode};
 use http_body::Body;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -160,16 +160,16 @@ impl Gate {
             self.body_timeout
                 .min(at.saturating_duration_since(Instant::now()))
         });
-        let read = tokio::time::timeout(time, Limited::new(body, limit).collect());
+        let read = tokio::time::timeout(time, read_body(body, limit, declared));
         let bytes = match read.await {
-            Ok(Ok(collected)) => collected.to_bytes(),
-            Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(BodyError::TooLarge)) => {
                 return Err(reject(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "request body too large",
                 ));
             }
-            Ok(Err(e)) => {
+            Ok(Err(BodyError::Unreadable(e))) => {
                 tracing::debug!(error = %e, "could not read the request body");
                 return Err(reject(StatusCode::BAD_REQUEST, "unreadable request body"));
             }
@@ -186,6 +186,51 @@ impl Gate {
         };
         Ok((caller, bytes, deadline))
     }
+}
+
+/// Why a request body was not read.
+enum BodyError {
+    /// More than the limit.
+    TooLarge,
+    /// The body broke off, or its stream failed.
+    Unreadable(crate::BoxError),
+}
+
+/// Reads a request body of at most `limit` bytes (`declared` by its `Content-Length`, if it
+/// has one) into one buffer. A body in one frame is kept as it came; one in several is copied
+/// into a buffer sized from its declared length, so that what it holds is bounded by the limit
+/// however small its frames are (each frame kept apart would pin its read buffer).
+async fn read_body<B>(body: B, limit: usize, declared: Option<u64>) -> Result<Bytes, BodyError>
+where
+    B: Body,
+    B::Error: Into<crate::BoxError>,
+{
+    let mut body = std::pin::pin!(body);
+    let mut first: Option<Bytes> = None;
+    let mut gathered = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| BodyError::Unreadable(e.into()))?;
+        let Ok(mut data) = frame.into_data() else {
+            continue; // trailers: not part of what was digested
+        };
+        // Without a copy when the body's data are `Bytes` already, as hyper's are.
+        let chunk = data.copy_to_bytes(data.remaining());
+        let so_far = first.as_ref().map_or(gathered.len(), Bytes::len);
+        if so_far + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        match first.take() {
+            None if gathered.is_empty() => first = Some(chunk),
+            None => gathered.extend_from_slice(&chunk),
+            Some(head) => {
+                let expected = declared.map_or(0, |len| len.min(limit as u64) as usize);
+                gathered.reserve(expected.max(head.len() + chunk.len()));
+                gathered.extend_from_slice(&head);
+                gathered.extend_from_slice(&chunk);
+            }
+        }
+    }
+    Ok(first.unwrap_or_else(|| gathered.freeze()))
 }
 
 /// The deadline a request arrives with (`Comms-Deadline-Ms` from now), or the status and
@@ -292,5 +337,71 @@ where
             }
             response
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use http_body::Frame;
+
+    use super::*;
+
+    /// A body whose frames are given.
+    struct Frames(VecDeque<Bytes>);
+
+    impl Body for Frames {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            Poll::Ready(self.0.pop_front().map(|chunk| Ok(Frame::data(chunk))))
+        }
+    }
+
+    fn read(frames: Vec<Bytes>, limit: usize) -> Result<Bytes, BodyError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(read_body(Frames(frames.into()), limit, None))
+    }
+
+    #[test]
+    fn a_body_of_many_small_frames_is_copied_into_one_buffer() {
+        // Each frame a byte of one large buffer, as a reader's buffer would be: the body read
+        // holds none of it.
+        let buffer = Bytes::from(vec![7u8; 4096]);
+        let frames = (0..100).map(|i| buffer.slice(i..i + 1)).collect();
+        let body = read(frames, 1024).ok().expect("under the limit");
+        assert_eq!(&body[..], &[7u8; 100][..]);
+        let held = buffer.as_ptr() as usize..buffer.as_ptr() as usize + buffer.len();
+        assert!(
+            !held.contains(&(body.as_ptr() as usize)),
+            "a copy, not a slice"
+        );
+        // One frame is kept as it came.
+        let one = read(vec![buffer.slice(..10)], 1024).ok().unwrap();
+        assert_eq!(one.as_ptr(), buffer.as_ptr());
+    }
+
+    #[test]
+    fn a_body_over_the_limit_is_refused_whatever_its_frames() {
+        let frames = (0..11).map(|_| Bytes::from_static(b"0123456789")).collect();
+        assert!(matches!(read(frames, 100), Err(BodyError::TooLarge)));
+        assert!(matches!(
+            read(vec![Bytes::from(vec![0u8; 101])], 100),
+            Err(BodyError::TooLarge)
+        ));
+        assert_eq!(
+            read(vec![Bytes::from(vec![0u8; 100])], 100)
+                .ok()
+                .unwrap()
+                .len(),
+            100
+        );
     }
 }
