@@ -132,13 +132,20 @@ impl Gate {
             self.refusals.report(&e, parts);
             reject(StatusCode::UNAUTHORIZED, "unauthorized")
         };
-        // The head first: an unsigned or wrongly signed request costs no body read.
+        // The head first: an unsigned or wrongly signed request costs no body read, nor does
+        // the replay of a signed one whose nonce the store holds.
         let head = match &self.verifier {
-            Some(verifier) => Some(
-                verifier
+            Some(verifier) => {
+                let head = verifier
                     .verify_head(&parts.method, uri, &parts.headers)
-                    .map_err(refused)?,
-            ),
+                    .map_err(refused)?;
+                match head.replayed().await {
+                    Ok(false) => {}
+                    Ok(true) => return Err(refused(VerifyError::Replayed)),
+                    Err(e) => return Err(refused(e)),
+                }
+                Some(head)
+            }
             None => None,
         };
         let deadline =

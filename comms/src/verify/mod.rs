@@ -345,6 +345,21 @@ impl VerifiedHead<'_> {
         &self.key.service_id
     }
 
+    /// Whether the nonce store already holds this request's nonce: a replay, refused before
+    /// its body is read. (Recording the nonce waits for the body's digest, `verify_body`: a
+    /// request whose body does not match must not use up its nonce.) Stores that do not look
+    /// nonces up without recording them answer `false` here.
+    pub(crate) async fn replayed(&self) -> Result<bool, VerifyError> {
+        let Some((nonce, _)) = &self.nonce else {
+            return Ok(false);
+        };
+        self.verifier
+            .nonces
+            .contains(&self.key.service_id, nonce, SystemTime::now())
+            .await
+            .map_err(VerifyError::NonceStore)
+    }
+
     /// Checks the body against the signed `Content-Digest`, then records the nonce (a replay
     /// is refused), and gives the authenticated caller.
     pub async fn verify_body(self, body: &[u8]) -> Result<Caller, VerifyError> {

@@ -77,6 +77,21 @@ pub trait NonceStore: Send + Sync + 'static {
         now: SystemTime,
         keep_until: SystemTime,
     ) -> Pin<Box<dyn Future<Output = Result<bool, BoxError>> + Send + 'a>>;
+
+    /// Whether `nonce` is recorded for `service_id` and still remembered at `now`, without
+    /// recording it: asked when a request's head has been verified, so that a replay is
+    /// refused before its body is read. A store for which asking costs a round trip (a remote
+    /// one) may leave the default, which answers `false` and so leaves replays to
+    /// [`check_and_insert`](NonceStore::check_and_insert), after the body.
+    fn contains<'a>(
+        &'a self,
+        service_id: &'a str,
+        nonce: &'a str,
+        now: SystemTime,
+    ) -> Pin<Box<dyn Future<Output = Result<bool, BoxError>> + Send + 'a>> {
+        let _ = (service_id, nonce, now);
+        Box::pin(std::future::ready(Ok(false)))
+    }
 }
 
 /// A bounded in-memory nonce store.
@@ -265,6 +280,17 @@ impl NonceStore for MemoryNonceStore {
         let result = self.insert_at(service_id, nonce, now, keep_until);
         Box::pin(std::future::ready(result))
     }
+
+    fn contains<'a>(
+        &'a self,
+        service_id: &'a str,
+        nonce: &'a str,
+        now: SystemTime,
+    ) -> Pin<Box<dyn Future<Output = Result<bool, BoxError>> + Send + 'a>> {
+        let (shard, fingerprint) = self.locate(service_id, nonce);
+        let held = lock(shard).contains(fingerprint, unix_seconds(now, false));
+        Box::pin(std::future::ready(Ok(held)))
+    }
 }
 
 #[cfg(test)]
@@ -316,6 +342,29 @@ mod tests {
             s.insert_at("billin", "gx123456789abcdef", at(10), at(100))
                 .unwrap()
         );
+    }
+
+    #[test]
+    fn a_nonce_is_looked_up_without_being_recorded() {
+        let s = MemoryNonceStore::with_capacity(64);
+        let held = |service: &str, nonce: &str, secs| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            runtime
+                .block_on(s.contains(service, nonce, at(secs)))
+                .unwrap()
+        };
+        let nonce = "0123456789abcdef";
+        assert!(!held("a", nonce, 10), "never recorded");
+        assert!(
+            s.insert_at("a", nonce, at(10), at(100)).unwrap(),
+            "still new"
+        );
+        assert!(held("a", nonce, 50));
+        assert!(!held("b", nonce, 50), "another service's");
+        assert!(!held("a", "fedcba9876543210", 50));
+        assert!(!held("a", nonce, 100), "forgotten at keep_until");
     }
 
     #[test]

@@ -20,6 +20,18 @@ pub(super) struct Shard {
     earliest: u32,
 }
 
+/// What the probe run of a fingerprint holds.
+enum Scan {
+    /// A live slot holds it.
+    Live,
+    /// No live slot does: the first expired slot of the run, and its never-used end (none in
+    /// an empty table).
+    Absent {
+        reusable: Option<usize>,
+        unused: Option<usize>,
+    },
+}
+
 /// The smallest table a shard makes.
 const MIN_SLOTS: usize = 8;
 
@@ -40,35 +52,52 @@ impl Shard {
         }
     }
 
+    /// Whether a live slot holds `fingerprint` at second `now`.
+    pub(super) fn contains(&self, fingerprint: u64, now: u32) -> bool {
+        matches!(self.scan(fingerprint, now), Scan::Live)
+    }
+
+    /// Scans the probe run of `fingerprint` at second `now` to its first never-used slot (a
+    /// live copy may sit past an expired slot), remembering the first expired one on the way.
+    fn scan(&self, fingerprint: u64, now: u32) -> Scan {
+        let (low, high) = (fingerprint as u32, (fingerprint >> 32) as u32);
+        let mut reusable = None;
+        if self.slots.is_empty() {
+            return Scan::Absent {
+                reusable,
+                unused: None,
+            };
+        }
+        let mut i = fast_range(fingerprint, self.slots.len());
+        loop {
+            let [l, h, expiry] = self.slots[i];
+            if expiry == 0 {
+                return Scan::Absent {
+                    reusable,
+                    unused: Some(i),
+                };
+            }
+            if expiry > now {
+                if l == low && h == high {
+                    return Scan::Live;
+                }
+            } else if reusable.is_none() {
+                reusable = Some(i);
+            }
+            i += 1;
+            if i == self.slots.len() {
+                i = 0;
+            }
+        }
+    }
+
     /// Looks `fingerprint` up at second `now` and, when no live slot holds it, records it until
     /// second `until`. `Ok(false)` is a replay.
     pub(super) fn insert(&mut self, fingerprint: u64, now: u32, until: u32) -> Result<bool, Full> {
         let (low, high) = (fingerprint as u32, (fingerprint >> 32) as u32);
-        // Scan the probe run to its first never-used slot: a live copy may sit past an
-        // expired slot. Remember the first free slot on the way.
-        let mut reusable = None;
-        let mut unused = None;
-        if !self.slots.is_empty() {
-            let mut i = fast_range(fingerprint, self.slots.len());
-            loop {
-                let [l, h, expiry] = self.slots[i];
-                if expiry == 0 {
-                    unused = Some(i);
-                    break;
-                }
-                if expiry > now {
-                    if l == low && h == high {
-                        return Ok(false);
-                    }
-                } else if reusable.is_none() {
-                    reusable = Some(i);
-                }
-                i += 1;
-                if i == self.slots.len() {
-                    i = 0;
-                }
-            }
-        }
+        let Scan::Absent { reusable, unused } = self.scan(fingerprint, now) else {
+            return Ok(false);
+        };
         if until <= now {
             // Its request can no longer pass the skew check: nothing to remember.
             return Ok(true);
