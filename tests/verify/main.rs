@@ -62,6 +62,24 @@ async fn a_genuine_request_verifies_once() {
     ));
 }
 
+/// A verifier told the authorities its service is reached by refuses a request signed for
+/// another, as one captured on its way to another service sharing the caller's secret.
+#[tokio::test]
+async fn a_request_signed_for_another_authority_is_refused_when_the_verifier_knows_its_own() {
+    let r = genuine().await;
+    let signed_for = r.header("host").unwrap().to_owned();
+    let elsewhere = verifier().authority("orders.internal:8080");
+    assert!(matches!(
+        check(&elsewhere, &r).await,
+        Err(VerifyError::WrongAuthority(a)) if a == signed_for
+    ));
+    // Its own (in any case), among others: accepted.
+    let own = verifier()
+        .authority("orders.internal:8080")
+        .authority(signed_for.to_uppercase());
+    assert_eq!(check(&own, &r).await.unwrap().service_id(), "billing");
+}
+
 /// The parts of a genuine request's `Signature-Input` member: covered components and
 /// `created`, to re-sign variations of it by hand.
 fn created_of(r: &Recorded) -> u64 {

@@ -33,6 +33,10 @@ pub enum VerifyError {
     /// The signature does not cover a component the profile requires.
     #[error("the signature does not cover `{0}`")]
     NotCovered(&'static str),
+    /// The request was signed for an authority this verifier was not told to accept
+    /// ([`Verifier::authority`](super::Verifier::authority)).
+    #[error("signed for another authority `{0}`")]
+    WrongAuthority(String),
     /// The signature covers a component this verifier cannot check.
     #[error("unsupported covered component `{0}`")]
     UnsupportedComponent(String),

@@ -70,6 +70,8 @@ pub struct Verifier {
     max_skew: Duration,
     accept_legacy: bool,
     nonces: Arc<dyn NonceStore>,
+    /// The `@authority` values accepted (lower case); any, when empty.
+    authorities: Arc<[Box<str>]>,
 }
 
 /// The keys a verifier knows, by key id and, for legacy signatures, by service.
@@ -109,6 +111,7 @@ impl fmt::Debug for Verifier {
             .field("keys", &keys)
             .field("max_skew", &self.max_skew)
             .field("accept_legacy", &self.accept_legacy)
+            .field("authorities", &self.authorities)
             .finish_non_exhaustive()
     }
 }
@@ -163,6 +166,7 @@ impl Verifier {
             max_skew: DEFAULT_MAX_SKEW,
             accept_legacy: false,
             nonces: Arc::new(MemoryNonceStore::default()),
+            authorities: Arc::new([]),
         }
     }
 
@@ -223,6 +227,22 @@ impl Verifier {
     #[must_use]
     pub fn accept_legacy(mut self, accept: bool) -> Verifier {
         self.accept_legacy = accept;
+        self
+    }
+
+    /// Accepts RFC 9421 requests signed for `authority` (`host` or `host:port`, as callers
+    /// write it in their base URL); once one is given, a request signed for any other is
+    /// refused. Call it once for each name the service is reached by.
+    ///
+    /// Without it, the signed `@authority` is only checked against the request's own `Host`:
+    /// a caller that signs for several services with one secret then has a request captured
+    /// on its way to one accepted by another that serves the same method and path, unless the
+    /// two share a nonce store. (A legacy signature covers no authority.)
+    #[must_use]
+    pub fn authority(mut self, authority: impl Into<String>) -> Verifier {
+        let mut all: Vec<Box<str>> = self.authorities.iter().cloned().collect();
+        all.push(authority.into().to_ascii_lowercase().into_boxed_str());
+        self.authorities = all.into();
         self
     }
 

@@ -100,6 +100,13 @@ impl Verifier {
                 return Err(VerifyError::NotCovered(required));
             }
         }
+        if !self.authorities.is_empty()
+            && let Some((_, Component::Text(authority))) =
+                components.iter().find(|(name, _)| *name == "@authority")
+            && !self.authorities.iter().any(|a| **a == **authority)
+        {
+            return Err(VerifyError::WrongAuthority(quoted(authority)));
+        }
         let covers_digest = components.iter().any(|(name, _)| *name == "content-digest");
         if !covers_digest && declares_body(headers) {
             return Err(VerifyError::NotCovered("content-digest"));
