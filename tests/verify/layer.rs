@@ -62,6 +62,30 @@ async fn a_client_round_trips_through_the_layer() {
 
 /// A POST head to `path` signed as `billing`, with the `Content-Digest` of `body` and, if
 /// given, a `Content-Length`.
+/// On a nested router the layer sees the path with its prefix stripped; it checks the one the
+/// caller signed, the whole path, which axum keeps.
+#[tokio::test]
+async fn a_layer_on_a_nested_router_checks_the_whole_path() {
+    let inner = Router::new()
+        .route("/whoami", get(whoami))
+        .route("/echo", post(echo))
+        .layer(VerifyLayer::new(verifier()));
+    let url = serve(Router::new().nest("/api", inner)).await;
+    let me = exec(&url).execute(Call::get("/api/whoami")).await.unwrap();
+    assert_eq!(me.text().unwrap(), "billing");
+    // A head signed for the stripped path, sent to the whole one: refused (checked against
+    // the stripped path, it would be served).
+    let mut head = signed_head(&url, "/echo", b"", Some(0));
+    head.uri = Uri::from_static("/api/echo");
+    let status = raw_request(&url, &head, &[], false).await;
+    assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+    // Signed for the whole path, the same request is served.
+    let mut head = signed_head(&url, "/api/echo", b"", Some(0));
+    head.uri = Uri::from_static("/api/echo");
+    let status = raw_request(&url, &head, &[], false).await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+}
+
 fn signed_head(url: &str, path: &str, body: &[u8], length: Option<u64>) -> Recorded {
     let addr = url.trim_start_matches("http://");
     let mut head = Recorded {

@@ -51,7 +51,9 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// ```
 ///
 /// Apply it to the outermost router: the signature covers the path as the caller sent it, so
-/// the layer must see the request before any prefix is stripped.
+/// the layer must see the request before any prefix is stripped. (With the `server` feature
+/// it reads the path an axum router kept of the original request, `OriginalUri`, when there
+/// is one, so a layer on a nested router checks the whole path too.)
 #[derive(Clone, Debug)]
 pub struct VerifyLayer {
     gate: Gate,
@@ -195,6 +197,16 @@ impl Gate {
     }
 }
 
+/// The URI the caller signed: the request's own, or with the `server` feature the one an
+/// axum router kept before a `nest` stripped its prefix.
+fn signed_uri(parts: &http::request::Parts) -> http::Uri {
+    #[cfg(feature = "server")]
+    if let Some(original) = parts.extensions.get::<axum::extract::OriginalUri>() {
+        return original.0.clone();
+    }
+    parts.uri.clone()
+}
+
 /// Why a request body was not read.
 enum BodyError {
     /// More than the limit.
@@ -322,7 +334,7 @@ where
         let gate = self.gate.clone();
         Box::pin(async move {
             let (mut parts, body) = request.into_parts();
-            let uri = parts.uri.clone();
+            let uri = signed_uri(&parts);
             // The layer runs before routing: the span has no route.
             let trace = ServerTrace::start(&parts.method, &uri, &parts.headers, None);
             let served = trace.run(async move {
