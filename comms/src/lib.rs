@@ -285,7 +285,8 @@ pub mod __private {
     /// A value of a `#[query]` argument.
     #[diagnostic::on_unimplemented(
         message = "`{Self}` cannot be a query value",
-        label = "`#[query]` values must implement `std::fmt::Display`, or be an `Option` or a `Vec` or slice of such values"
+        label = "`#[query]` values must implement `std::fmt::Display`, or be an `Option` or a `Vec` or slice of such values",
+        note = "for a struct whose fields are the query's pairs, use `#[query(flatten)]`"
     )]
     pub trait QueryParam {
         /// The value to encode.
