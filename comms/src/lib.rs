@@ -79,6 +79,7 @@ mod deadline;
 mod error;
 mod executor;
 mod form;
+mod gathered;
 mod header_map;
 mod hook;
 pub mod multipart;

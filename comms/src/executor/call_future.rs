@@ -201,15 +201,13 @@ where
                         Attempt::Timeout
                     }
                 },
-                PhaseProj::Reading { reading } => {
-                    match reading.poll_body(cx, executor.inner.max_response_bytes) {
-                        Poll::Ready(attempt) => attempt,
-                        Poll::Pending => {
-                            ready!(timer.as_mut().poll_fired(cx));
-                            Attempt::Timeout
-                        }
+                PhaseProj::Reading { reading } => match reading.poll_body(cx) {
+                    Poll::Ready(attempt) => attempt,
+                    Poll::Pending => {
+                        ready!(timer.as_mut().poll_fired(cx));
+                        Attempt::Timeout
                     }
-                }
+                },
                 PhaseProj::Done => panic!("a comms call future was polled after it completed"),
             };
             // The attempt is over; its request or body, dropped here, stops with it.

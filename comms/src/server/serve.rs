@@ -115,10 +115,7 @@ where
 {
     let (parts, body) = request.into_parts();
     // The signature covers the URI as the caller sent it, prefix included.
-    let uri = parts
-        .extensions
-        .get::<axum::extract::OriginalUri>()
-        .map_or_else(|| parts.uri.clone(), |original| original.0.clone());
+    let uri = crate::verify::layer::signed_uri(&parts);
     let trace = ServerTrace::start(&parts.method, &uri, &parts.headers, Some(route));
     let served = serve(
         settings,

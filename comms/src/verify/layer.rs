@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use http::header::CONTENT_LENGTH;
 use http::{Request, Response, StatusCode};
 use http_body::Body;
@@ -16,6 +16,7 @@ use tower_service::Service;
 
 use super::{Caller, Verifier, VerifyError};
 use crate::error::message_response as reject;
+use crate::gathered::Gathered;
 use crate::report::Throttle;
 use crate::telemetry::ServerTrace;
 
@@ -199,7 +200,7 @@ impl Gate {
 
 /// The URI the caller signed: the request's own, or with the `server` feature the one an
 /// axum router kept before a `nest` stripped its prefix.
-fn signed_uri(parts: &http::request::Parts) -> http::Uri {
+pub(crate) fn signed_uri(parts: &http::request::Parts) -> http::Uri {
     #[cfg(feature = "server")]
     if let Some(original) = parts.extensions.get::<axum::extract::OriginalUri>() {
         return original.0.clone();
@@ -216,17 +217,14 @@ enum BodyError {
 }
 
 /// Reads a request body of at most `limit` bytes (`declared` by its `Content-Length`, if it
-/// has one) into one buffer. A body in one frame is kept as it came; one in several is copied
-/// into a buffer sized from its declared length, so that what it holds is bounded by the limit
-/// however small its frames are (each frame kept apart would pin its read buffer).
+/// has one) into one buffer (see [`Gathered`]).
 async fn read_body<B>(body: B, limit: usize, declared: Option<u64>) -> Result<Bytes, BodyError>
 where
     B: Body,
     B::Error: Into<crate::BoxError>,
 {
     let mut body = std::pin::pin!(body);
-    let mut first: Option<Bytes> = None;
-    let mut gathered = BytesMut::new();
+    let mut gathered = Gathered::new(limit, declared);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| BodyError::Unreadable(e.into()))?;
         let Ok(mut data) = frame.into_data() else {
@@ -234,22 +232,9 @@ where
         };
         // Without a copy when the body's data are `Bytes` already, as hyper's are.
         let chunk = data.copy_to_bytes(data.remaining());
-        let so_far = first.as_ref().map_or(gathered.len(), Bytes::len);
-        if so_far + chunk.len() > limit {
-            return Err(BodyError::TooLarge);
-        }
-        match first.take() {
-            None if gathered.is_empty() => first = Some(chunk),
-            None => gathered.extend_from_slice(&chunk),
-            Some(head) => {
-                let expected = declared.map_or(0, |len| len.min(limit as u64) as usize);
-                gathered.reserve(expected.max(head.len() + chunk.len()));
-                gathered.extend_from_slice(&head);
-                gathered.extend_from_slice(&chunk);
-            }
-        }
+        gathered.push(chunk).map_err(|_| BodyError::TooLarge)?;
     }
-    Ok(first.unwrap_or_else(|| gathered.freeze()))
+    Ok(gathered.take())
 }
 
 /// The deadline a request arrives with (`Comms-Deadline-Ms` from now), or the status and

@@ -3,23 +3,19 @@
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
 use http_body::Body as _;
 
 use super::super::{Attempt, classify};
+use crate::gathered::Gathered;
 
 /// A response whose body is still arriving.
 pub(super) struct Reading {
     status: StatusCode,
     headers: HeaderMap,
     body: reqwest::Body,
-    declared: Option<u64>,
-    /// The body so far is in exactly one of these: `first` while one chunk has come,
-    /// `gathered` once a second one has. A body that arrives in one chunk, as small responses
-    /// do, is returned as it came, without a copy.
-    first: Option<Bytes>,
-    gathered: BytesMut,
+    /// The body so far.
+    gathered: Gathered,
 }
 
 impl Reading {
@@ -39,21 +35,16 @@ impl Reading {
             status,
             headers,
             body: http::Response::from(response).into_body(),
-            declared,
-            first: None,
-            gathered: BytesMut::new(),
+            gathered: Gathered::new(limit, declared),
         })
     }
 
     /// Reads what has arrived; ready once the body is complete, too large or broken.
-    pub(super) fn poll_body(&mut self, cx: &mut Context<'_>, limit: usize) -> Poll<Attempt> {
+    pub(super) fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Attempt> {
         loop {
             let chunk = match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
                 None => {
-                    let body = self
-                        .first
-                        .take()
-                        .unwrap_or_else(|| std::mem::take(&mut self.gathered).freeze());
+                    let body = self.gathered.take();
                     let headers = std::mem::take(&mut self.headers);
                     return Poll::Ready(Attempt::Response(self.status, headers, body));
                 }
@@ -64,21 +55,9 @@ impl Reading {
                     Err(_) => continue,
                 },
             };
-            let so_far = self.first.as_ref().map_or(self.gathered.len(), Bytes::len);
-            if so_far + chunk.len() > limit {
+            if self.gathered.push(chunk).is_err() {
                 let headers = std::mem::take(&mut self.headers);
                 return Poll::Ready(Attempt::TooLarge(self.status, headers));
-            }
-            match self.first.take() {
-                None if self.gathered.is_empty() => self.first = Some(chunk),
-                None => self.gathered.extend_from_slice(&chunk),
-                Some(head) => {
-                    let expected = self.declared.map_or(0, |len| len as usize);
-                    self.gathered
-                        .reserve(expected.max(head.len() + chunk.len()));
-                    self.gathered.extend_from_slice(&head);
-                    self.gathered.extend_from_slice(&chunk);
-                }
             }
         }
     }
