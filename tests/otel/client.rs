@@ -13,12 +13,8 @@ async fn a_success_is_one_client_span_under_its_call_and_its_context_is_signed()
         .unwrap();
 
     let spans = spans.get_finished_spans().unwrap();
-    let [attempt] = spans_named(&spans, "GET /items/<id>")[..] else {
-        panic!("one attempt span: {spans:#?}");
-    };
-    let [call] = spans_named(&spans, "comms.call")[..] else {
-        panic!("one call span: {spans:#?}");
-    };
+    let attempt = only_span(&spans, "GET /items/<id>");
+    let call = only_span(&spans, "comms.call");
     assert_eq!(attempt.span_kind, SpanKind::Client);
     assert_eq!(attempt.parent_span_id, call.span_context.span_id());
     assert_eq!(
@@ -136,9 +132,7 @@ async fn a_503_retried_to_a_200_is_two_attempt_spans_and_one_retry() {
 #[tokio::test]
 async fn a_timeout_is_an_attempt_and_a_call_of_error_type_timeout() {
     let (spans, _guard) = record_spans();
-    let server =
-        TestServer::always(Reply::ok_json(serde_json::json!({})).delay(Duration::from_secs(2)))
-            .await;
+    let server = slow_server().await;
     let port = server.addr().port();
     let err = plain_executor(&server.url(), "billing", SECRET)
         .execute(item(2).timeout(Duration::from_millis(100)))
@@ -147,12 +141,8 @@ async fn a_timeout_is_an_attempt_and_a_call_of_error_type_timeout() {
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
 
     let spans = spans.get_finished_spans().unwrap();
-    let [attempt] = spans_named(&spans, "GET /items/<id>")[..] else {
-        panic!("one attempt span: {spans:#?}");
-    };
-    let [call] = spans_named(&spans, "comms.call")[..] else {
-        panic!("one call span: {spans:#?}");
-    };
+    let attempt = only_span(&spans, "GET /items/<id>");
+    let call = only_span(&spans, "comms.call");
     assert_eq!(text(attempt, "error.type").as_deref(), Some("timeout"));
     assert_eq!(attr(attempt, "http.response.status_code"), None);
     assert!(matches!(attempt.status, Status::Error { .. }));
@@ -252,9 +242,7 @@ async fn an_attempt_whose_header_hook_fails_ends_with_the_hooks_error_and_sends_
     assert_eq!(server.count(), 0);
 
     let spans = spans.get_finished_spans().unwrap();
-    let [attempt] = spans_named(&spans, "GET /items/<id>")[..] else {
-        panic!("one attempt span: {spans:#?}");
-    };
+    let attempt = only_span(&spans, "GET /items/<id>");
     assert_eq!(text(attempt, "error.type").as_deref(), Some("config"));
     assert_eq!(attr(attempt, "http.response.status_code"), None);
 }
@@ -350,9 +338,7 @@ async fn with_the_attempt_span_filtered_out_the_callers_context_travels() {
         .unwrap();
 
     let spans = exporter.get_finished_spans().unwrap();
-    let [handling] = spans_named(&spans, "handling")[..] else {
-        panic!("only the caller's span: {spans:#?}");
-    };
+    let handling = only_span(&spans, "handling");
     assert_eq!(spans.len(), 1, "{spans:#?}");
     // Attempt spans come from the global tracer provider: none was made in this trace.
     let attempts = meters().attempts.get_finished_spans().unwrap();
@@ -390,9 +376,7 @@ async fn a_streamed_attempt_ends_at_its_head() {
 
     // The body has not ended (the server stalls), yet the attempt's span has.
     let spans = spans.get_finished_spans().unwrap();
-    let [attempt] = spans_named(&spans, "GET /items/<id>")[..] else {
-        panic!("one finished attempt span: {spans:#?}");
-    };
+    let attempt = only_span(&spans, "GET /items/<id>");
     assert_eq!(
         text(attempt, "http.response.status_code").as_deref(),
         Some("200")
@@ -454,9 +438,7 @@ async fn without_a_subscriber_the_attached_opentelemetry_context_travels() {
 #[tokio::test]
 async fn a_call_dropped_mid_attempt_ends_its_span_without_a_duration() {
     let (spans, _guard) = record_spans();
-    let server =
-        TestServer::always(Reply::ok_json(serde_json::json!({})).delay(Duration::from_secs(2)))
-            .await;
+    let server = slow_server().await;
     let port = server.addr().port();
     let exec = plain_executor(&server.url(), "billing", SECRET);
     let gave_up = tokio::time::timeout(Duration::from_millis(100), exec.execute(item(12))).await;
@@ -466,9 +448,7 @@ async fn a_call_dropped_mid_attempt_ends_its_span_without_a_duration() {
     );
 
     let spans = spans.get_finished_spans().unwrap();
-    let [attempt] = spans_named(&spans, "GET /items/<id>")[..] else {
-        panic!("one ended attempt span: {spans:#?}");
-    };
+    let attempt = only_span(&spans, "GET /items/<id>");
     assert_eq!(attr(attempt, "http.response.status_code"), None);
     assert_eq!(attr(attempt, "error.type"), None);
     assert_eq!(attempt.status, Status::Unset);
@@ -498,9 +478,7 @@ async fn a_response_too_large_keeps_its_status_code() {
     assert!(matches!(err, Error::Decode { .. }), "{err}");
 
     let spans = spans.get_finished_spans().unwrap();
-    let [attempt] = spans_named(&spans, "GET /items/<id>")[..] else {
-        panic!("one attempt span: {spans:#?}");
-    };
+    let attempt = only_span(&spans, "GET /items/<id>");
     assert_eq!(
         text(attempt, "http.response.status_code").as_deref(),
         Some("200")
@@ -530,9 +508,7 @@ async fn a_method_http_does_not_define_is_other_with_its_original() {
         .unwrap();
 
     let spans = spans.get_finished_spans().unwrap();
-    let [attempt] = spans_named(&spans, "HTTP")[..] else {
-        panic!("one attempt span named HTTP: {spans:#?}");
-    };
+    let attempt = only_span(&spans, "HTTP");
     assert_eq!(attempt.span_kind, SpanKind::Client);
     assert_eq!(
         text(attempt, "http.request.method").as_deref(),

@@ -155,6 +155,19 @@ fn spans_named<'a>(spans: &'a [SpanData], name: &str) -> Vec<&'a SpanData> {
     spans.iter().filter(|s| s.name == name).collect()
 }
 
+/// The one span named `name`; any other count fails the test, showing every span.
+fn only_span<'a>(spans: &'a [SpanData], name: &str) -> &'a SpanData {
+    match spans_named(spans, name)[..] {
+        [span] => span,
+        ref found => panic!("{} spans named {name:?}, not one: {spans:#?}", found.len()),
+    }
+}
+
+/// A server that answers after 2 s: longer than any call to it waits.
+async fn slow_server() -> TestServer {
+    TestServer::always(Reply::ok_json(serde_json::json!({})).delay(Duration::from_secs(2))).await
+}
+
 fn executor(url: &str, retry: RetryConfig, breaker: BreakerConfig) -> Executor {
     comms_tests::executor_with(url, "billing", SECRET, retry, breaker)
 }

@@ -31,16 +31,10 @@ async fn a_chain_of_services_shares_one_trace() {
         .unwrap();
 
     let spans = spans.get_finished_spans().unwrap();
-    let [a_attempt] = spans_named(&spans, "GET /relay")[..] else {
-        panic!("A's attempt: {spans:#?}");
-    };
+    let a_attempt = only_span(&spans, "GET /relay");
     // The layer runs before routing, so its span is named by the method alone.
-    let [b_server] = spans_named(&spans, "GET")[..] else {
-        panic!("B's SERVER span: {spans:#?}");
-    };
-    let [b_attempt] = spans_named(&spans, "GET /items/<id>")[..] else {
-        panic!("B's attempt: {spans:#?}");
-    };
+    let b_server = only_span(&spans, "GET");
+    let b_attempt = only_span(&spans, "GET /items/<id>");
     let trace = a_attempt.span_context.trace_id();
     for span in &spans {
         assert_eq!(span.span_context.trace_id(), trace, "{span:#?}");
@@ -205,12 +199,8 @@ async fn a_request_without_a_trace_is_served_in_the_span_around_it() {
     assert_eq!(status, 401);
 
     let spans = spans.get_finished_spans().unwrap();
-    let [outer] = spans_named(&spans, "outer")[..] else {
-        panic!("the middleware's span: {spans:#?}");
-    };
-    let [served] = spans_named(&spans, "GET")[..] else {
-        panic!("the SERVER span: {spans:#?}");
-    };
+    let outer = only_span(&spans, "outer");
+    let served = only_span(&spans, "GET");
     assert_eq!(served.span_kind, SpanKind::Server);
     assert_eq!(served.parent_span_id, outer.span_context.span_id());
     assert_eq!(
