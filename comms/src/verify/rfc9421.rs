@@ -288,13 +288,14 @@ const MAX_SIGNATURE_FIELD: usize = 8 * 1024;
 
 fn parse_field(headers: &HeaderMap, name: &HeaderName) -> Result<sfv::Dictionary, VerifyError> {
     let malformed = || VerifyError::MalformedHeader(name.clone());
-    let mut values = headers.get_all(name).iter();
+    let all = headers.get_all(name);
+    let mut values = all.iter();
     let first = values
         .next()
         .ok_or_else(|| VerifyError::MissingHeader(name.clone()))?;
     // Refused before it is parsed, so that an unsigned caller cannot make every request cost
     // the parsing of a field of hundreds of kilobytes. comms' own are about 300 bytes.
-    let size: usize = headers.get_all(name).iter().map(|v| v.len()).sum();
+    let size: usize = all.iter().map(|v| v.len()).sum();
     if size > MAX_SIGNATURE_FIELD {
         return Err(malformed());
     }
