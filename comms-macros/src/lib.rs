@@ -26,11 +26,11 @@ use proc_macro::TokenStream;
 ///
 /// For a trait `Users`, it generates `UsersClient`: `UsersClient::new()` reads the secret (and
 /// any other `*_env` variable) and builds the client with the defaults, and
-/// `UsersClient::builder()` returns a `comms::ClientBuilder` to change them. `client.with(options)`
-/// is a view whose calls use `comms::CallOptions`. The trait stays as it is and `UsersClient`
-/// implements it, so code can take `&impl Users` and tests can mock it. With the `server`
-/// feature it also generates `UsersServer`, serving the trait as an axum router (see
-/// `comms::server`).
+/// `UsersClient::builder()` returns a `comms::ClientBuilder` to change them.
+/// `client.with(options)` is a view whose calls use `comms::CallOptions`. The trait stays as it
+/// is and `UsersClient` implements it, so code can take `&impl Users` and tests can mock it.
+/// With the `server` feature it also generates `UsersServer`, serving the trait as an axum
+/// router (see `comms::server`).
 ///
 /// # The attribute's keys
 ///
@@ -65,10 +65,10 @@ use proc_macro::TokenStream;
 ///   `#[multipart]` (`comms::Multipart`);
 /// - `#[header("Name")]`: a request header (`Option` left out when `None`).
 ///
-/// `T` is a `Deserialize` type read from a JSON body; `()` to ignore the body; `comms::Response` for
-/// the status, headers and bytes; `Option<T>`, where a 404 is `Ok(None)`; `comms::ResponseValue<T>`
-/// for `T` with the response's status and headers; or `comms::ByteStream` or `comms::JsonLines<T>` for a
-/// body read as it arrives.
+/// `T` is a `Deserialize` type read from a JSON body; `()` to ignore the body;
+/// `comms::Response` for the status, headers and bytes; `Option<T>`, where a 404 is
+/// `Ok(None)`; `comms::ResponseValue<T>` for `T` with the response's status and headers; or
+/// `comms::ByteStream` or `comms::JsonLines<T>` for a body read as it arrives.
 ///
 /// A method cannot be named `executor` or `with`, the client's own methods. With the `server`
 /// feature, every argument must be one the server can parse back and lend: not an

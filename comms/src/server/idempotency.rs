@@ -60,7 +60,8 @@ pub enum Claim {
 /// Where a server keeps the answers to `Idempotency-Key`s, so that a fleet can share them.
 ///
 /// `scope` names the calling service and the route; `fingerprint` identifies the request (a
-/// digest of its path, query, `#[header]` arguments and body). A claim that is neither finished nor released expires with the key.
+/// digest of its path, query, `#[header]` arguments and body). A claim that is neither
+/// finished nor released expires with the key.
 pub trait IdempotencyStore: Send + Sync + 'static {
     /// Claims `key`, or says what is known of it.
     fn claim<'a>(
