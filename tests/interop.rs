@@ -126,6 +126,89 @@ async fn requests_signed_in_python_are_verified_by_a_comms_service() {
     assert_eq!(usage[0].requests, 4, "{usage:?}");
 }
 
+/// A comms service behind `verifier` that answers every `/items` route, and what
+/// `sign_requests.py --mode <mode>` printed of each request it sent there: its name, the
+/// status it got and what the profile expects of it.
+async fn python_signed(mode: &str, verifier: Verifier) -> Vec<(String, u64, String)> {
+    let app = Router::new()
+        .route(
+            "/items",
+            get(|| async { "listed" }).post(|| async { "created" }),
+        )
+        .route("/items/{id}", put(|| async { "replaced" }))
+        .layer(VerifyLayer::new(verifier));
+    let url = serve(app).await;
+    let mode = mode.to_owned();
+    let lines = tokio::task::spawn_blocking(move || {
+        run_script(
+            "sign_requests.py",
+            &[&url, "billing", SECRET, "--mode", &mode],
+            "",
+        )
+    })
+    .await
+    .unwrap();
+    lines
+        .iter()
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap().to_owned(),
+                l["status"].as_u64().unwrap(),
+                l["expect"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn components_comms_never_covers_are_checked_when_python_covers_them() {
+    // `@target-uri`, `@scheme`, `@request-target`, `@query-param`, a Dictionary member
+    // (`;key`) and a field as a Byte Sequence (`;bs`), signed by requests-http-signature.
+    let told = python_signed(
+        "components",
+        Verifier::new().service("billing", SECRET).scheme("http"),
+    )
+    .await;
+    let names: Vec<&str> = told.iter().map(|(name, _, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "target-uri",
+            "query-param",
+            "field-params",
+            "tampered-query-param",
+            "tampered-dict-member",
+            "other-dict-member",
+        ]
+    );
+    for (name, status, expect) in &told {
+        let want = if expect == "accepted" { 200 } else { 401 };
+        assert_eq!(*status, want, "{name}, expected {expect}");
+    }
+    // Told nothing of the scheme, the verifier refuses what covers it, and only that.
+    let untold = python_signed("components", Verifier::new().service("billing", SECRET)).await;
+    let statuses: Vec<(&str, u64)> = untold
+        .iter()
+        .map(|(name, status, _)| (name.as_str(), *status))
+        .collect();
+    assert_eq!(
+        statuses[..3],
+        [
+            ("target-uri", 401),
+            ("query-param", 200),
+            ("field-params", 200)
+        ]
+    );
+    // Told another scheme than the one signed for, it refuses that request too.
+    let wrong = python_signed(
+        "components",
+        Verifier::new().service("billing", SECRET).scheme("https"),
+    )
+    .await;
+    assert_eq!((wrong[0].0.as_str(), wrong[0].1), ("target-uri", 401));
+    assert_eq!((wrong[1].0.as_str(), wrong[1].1), ("query-param", 200));
+}
+
 #[derive(Serialize, Deserialize)]
 struct Item {
     name: String,

@@ -370,6 +370,17 @@ pub(crate) fn write_line(sink: &mut impl Sink, name: &[u8], value: &[&[u8]]) {
     sink.put(b"\n");
 }
 
+/// One `<identifier>: <value>` line of a signature base whose component identifier is already
+/// serialized, quotes and parameters included (`"@query-param";name="id"`).
+pub(crate) fn write_identified_line(sink: &mut impl Sink, identifier: &str, value: &[&[u8]]) {
+    sink.put(identifier.as_bytes());
+    sink.put(b": ");
+    for piece in value {
+        sink.put(piece);
+    }
+    sink.put(b"\n");
+}
+
 /// The lines of a signature base comms writes for a request, up to `@signature-params`:
 /// the four derived components, then each covered field (value trimmed).
 pub(crate) fn write_base<'a>(

@@ -24,6 +24,13 @@ Modes:
   replay    replay-first, replay-second: one signed prepared GET sent twice; the first must be
             accepted, the second refused.
   all       ok, tampered, replay in that order.
+  components  requests covering, beside the profile, components comms clients never cover; the
+            verifier must be told the scheme (http) for the first two:
+            target-uri (@target-uri @scheme @request-target) and query-param
+            ("@query-param";name="b" and name="a"), accepted; field-params ("x-dict";key="b",
+            "x-request-id";bs), accepted; then tampered-query-param (b changed), refused;
+            tampered-dict-member (member b changed), refused; other-dict-member (member a, not
+            covered, changed), accepted.
 
 The signing settings are those of comms_auth() below: the comms profile as far as the library
 allows (label comms; @method @authority @path @query content-digest, then content-type and the
@@ -135,8 +142,34 @@ def mode_replay(s):
     s.send("replay-second", p, "refused")
 
 
+def mode_components(s):
+    query = "/items?a=1&b=x%20y+z%2B"
+    s.send("target-uri", s.prepare("GET", query, "@target-uri", "@scheme", "@request-target"), "accepted")
+    s.send("query-param", s.prepare("GET", query, '"@query-param";name="b"', '"@query-param";name="a"'),
+           "accepted")
+    dict_headers = {"X-Dict": "a=1, b=2;x=?1, c=(x y)", "X-Request-Id": "req-bs"}
+    s.send("field-params",
+           s.prepare("PUT", "/items/42", "content-type", '"x-dict";key="b"', '"x-request-id";bs',
+                     json={"name": "gadget"}, headers=dict_headers),
+           "accepted")
+
+    p = s.prepare("GET", query, '"@query-param";name="b"')
+    p.url = p.url.replace("b=x%20y+z%2B", "b=x%20y+z%2C")
+    s.send("tampered-query-param", p, "refused")
+
+    p = s.prepare("PUT", "/items/42", "content-type", '"x-dict";key="b"', json={"name": "gadget"},
+                  headers=dict_headers)
+    p.headers["X-Dict"] = "a=1, b=3;x=?1, c=(x y)"
+    s.send("tampered-dict-member", p, "refused")
+
+    p = s.prepare("PUT", "/items/42", "content-type", '"x-dict";key="b"', json={"name": "gadget"},
+                  headers=dict_headers)
+    p.headers["X-Dict"] = "a=9, b=2;x=?1, c=(x y)"
+    s.send("other-dict-member", p, "accepted")
+
+
 MODES = {"ok": [mode_ok], "tampered": [mode_tampered], "replay": [mode_replay],
-         "all": [mode_ok, mode_tampered, mode_replay]}
+         "all": [mode_ok, mode_tampered, mode_replay], "components": [mode_components]}
 
 
 def main():

@@ -40,7 +40,14 @@ pub enum VerifyError {
     /// The signature covers a component this verifier cannot check.
     #[error("unsupported covered component `{0}`")]
     UnsupportedComponent(String),
-    /// A covered header field is absent or occurs more than once.
+    /// The signature covers `@scheme` or `@target-uri`, and the scheme the request came by is
+    /// unknown: an HTTP/1.1 request line does not carry it, and the verifier was not told it
+    /// ([`Verifier::scheme`](super::Verifier::scheme)).
+    #[error(
+        "the signature covers the request's scheme, which this verifier was not told (Verifier::scheme)"
+    )]
+    UnknownScheme,
+    /// A covered header field (or query parameter) is absent or occurs more than once.
     #[error("covered field `{0}` must occur exactly once")]
     CoveredFieldNotOnce(String),
     /// The signature's `alg` is not `hmac-sha256`.

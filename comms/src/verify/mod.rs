@@ -28,7 +28,12 @@
 //! carries (under any label), the first whose `keyid` this verifier knows is used. It must
 //! cover `@method`, `@authority`, `@path` and `@query`, and `content-digest` when the request
 //! has a body; any other covered header (`date`, say) is checked too, and every covered field
-//! must occur exactly once. `created` must be within the skew window either way, `expires`
+//! must occur exactly once. Other signers' choices are checked as RFC 9421 defines them:
+//! `@request-target`, `@query-param` (a parameter that occurs once), a Dictionary field's
+//! member (`;key`), a field as a Byte Sequence (`;bs`), and `@scheme` and `@target-uri` once
+//! the verifier knows the scheme ([`Verifier::scheme`]). What cannot be checked is refused,
+//! never skipped: a field's Structured Field form (`;sf` alone, which needs the field's type),
+//! trailers (`;tr`), and the components of responses. `created` must be within the skew window either way, `expires`
 //! (when present) not past, `alg` (when present) `hmac-sha256`, and `nonce` 16 to 128
 //! characters of `A-Z a-z 0-9 - _`. `Content-Digest` may carry `sha-256` and `sha-512`; each
 //! one present must match the body.
@@ -72,6 +77,8 @@ pub struct Verifier {
     nonces: Arc<dyn NonceStore>,
     /// The `@authority` values accepted (lower case); any, when empty.
     authorities: Arc<[Box<str>]>,
+    /// The scheme requests reach this service by (lower case), for `@scheme` and `@target-uri`.
+    pub(super) scheme: Option<Arc<str>>,
 }
 
 /// The keys a verifier knows, by key id and, for legacy signatures, by service.
@@ -112,6 +119,7 @@ impl fmt::Debug for Verifier {
             .field("max_skew", &self.max_skew)
             .field("accept_legacy", &self.accept_legacy)
             .field("authorities", &self.authorities)
+            .field("scheme", &self.scheme)
             .finish_non_exhaustive()
     }
 }
@@ -167,6 +175,7 @@ impl Verifier {
             accept_legacy: false,
             nonces: Arc::new(MemoryNonceStore::default()),
             authorities: Arc::new([]),
+            scheme: None,
         }
     }
 
@@ -243,6 +252,18 @@ impl Verifier {
         let mut all: Vec<Box<str>> = self.authorities.iter().cloned().collect();
         all.push(authority.into().to_ascii_lowercase().into_boxed_str());
         self.authorities = all.into();
+        self
+    }
+
+    /// The scheme requests reach this service by, `http` or `https` as its callers write it,
+    /// for signatures that cover `@scheme` or `@target-uri` (comms clients cover neither; other
+    /// signers may). An HTTP/1.1 request line does not carry the scheme, and behind a proxy
+    /// that ends TLS the service could not tell it anyway. Without it, the request URI's own
+    /// scheme is used when it has one (HTTP/2), and such a signature is otherwise refused with
+    /// [`VerifyError::UnknownScheme`].
+    #[must_use]
+    pub fn scheme(mut self, scheme: impl Into<String>) -> Verifier {
+        self.scheme = Some(scheme.into().to_ascii_lowercase().into());
         self
     }
 

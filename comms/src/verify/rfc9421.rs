@@ -3,6 +3,7 @@
 //! arrived, and the signed `Content-Digest` ([`ExpectedDigest`]) that the body is checked
 //! against once it is read. Everything here needs the head only.
 
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderName, Method, Uri};
@@ -79,35 +80,40 @@ impl Verifier {
         }
 
         // Covered components: each named once, the required ones present, every value found.
-        let mut components: Vec<(&str, Component<'_>)> = Vec::with_capacity(list.items.len());
+        let mut components: Vec<Covered<'_>> = Vec::with_capacity(list.items.len());
         for item in &list.items {
-            let name = match item.bare_item.as_string() {
-                Some(name) if item.params.is_empty() => name.as_str(),
-                _ => {
-                    let shown = format!("{:?}", item.bare_item);
-                    return Err(VerifyError::UnsupportedComponent(quoted(&shown)));
-                }
-            };
-            if components.iter().any(|(seen, _)| *seen == name) {
+            let covered = self.covered(item, method, uri, headers)?;
+            if components.iter().any(|seen| seen.is(&covered)) {
                 return Err(VerifyError::MalformedSignature(
                     "a component is covered twice",
                 ));
             }
-            components.push((name, component(name, method, uri, headers)?));
+            components.push(covered);
         }
+        let plain = |name: &str| {
+            components
+                .iter()
+                .find(|c| c.name == name && c.identifier.is_none())
+        };
         for required in REQUIRED {
-            if !components.iter().any(|(name, _)| *name == required) {
+            if plain(required).is_none() {
                 return Err(VerifyError::NotCovered(required));
             }
         }
         if !self.authorities.is_empty()
-            && let Some((_, Component::Text(authority))) =
-                components.iter().find(|(name, _)| *name == "@authority")
+            && let Some(Covered {
+                value: Component::Text(authority),
+                ..
+            }) = plain("@authority")
             && !self.authorities.iter().any(|a| **a == **authority)
         {
             return Err(VerifyError::WrongAuthority(quoted(authority)));
         }
-        let covers_digest = components.iter().any(|(name, _)| *name == "content-digest");
+        // The whole field must be covered, not one member of it (`key`), or a digest the
+        // verifier does not compute could be the only one signed.
+        let covers_digest = components
+            .iter()
+            .any(|c| c.name == "content-digest" && !c.is_member());
         if !covers_digest && declares_body(headers) {
             return Err(VerifyError::NotCovered("content-digest"));
         }
@@ -123,8 +129,8 @@ impl Verifier {
         sfv::ListSerializer::with_buffer(&mut params_line).members([entry]);
         let ok = key.signer.verify(
             |mac| {
-                for (name, value) in &components {
-                    signing::write_line(mac, name.as_bytes(), &value.pieces());
+                for covered in &components {
+                    covered.write(mac);
                 }
                 signing::write_params_line(mac, params_line.as_bytes());
             },
@@ -159,11 +165,46 @@ const NONCE: &KeyRef = KeyRef::constant("nonce");
 /// The derived components every signature must cover.
 const REQUIRED: [&str; 4] = ["@method", "@authority", "@path", "@query"];
 
+/// One covered component: its name, its identifier when it has parameters, and its value in
+/// the request as it arrived.
+struct Covered<'a> {
+    /// `@method`, `content-type`: the identifier's string.
+    name: &'a str,
+    /// The whole identifier as the signature base writes it, `"@query-param";name="id"`, for
+    /// one with parameters; `None` for a bare name, written as `"<name>"`.
+    identifier: Option<String>,
+    value: Component<'a>,
+}
+
+impl Covered<'_> {
+    /// Whether `other` names the same component: the same name and the same parameters.
+    fn is(&self, other: &Covered<'_>) -> bool {
+        self.name == other.name && self.identifier == other.identifier
+    }
+
+    /// Whether this is one member of a Dictionary field (`;key`) rather than the whole field.
+    fn is_member(&self) -> bool {
+        matches!(self.value, Component::Member(_))
+    }
+
+    /// Writes the component's line of the signature base.
+    fn write(&self, sink: &mut impl signing::Sink) {
+        let pieces = self.value.pieces();
+        match &self.identifier {
+            None => signing::write_line(sink, self.name.as_bytes(), &pieces),
+            Some(identifier) => signing::write_identified_line(sink, identifier, &pieces),
+        }
+    }
+}
+
 /// The value of one covered component, in pieces.
 enum Component<'a> {
-    Text(std::borrow::Cow<'a, str>),
+    Text(Cow<'a, str>),
+    /// A field's value as it arrived, trimmed when written.
     Bytes(&'a [u8]),
     Query(&'a str),
+    /// One member of a Dictionary field, serialized.
+    Member(String),
 }
 
 impl Component<'_> {
@@ -172,59 +213,214 @@ impl Component<'_> {
             Component::Text(text) => [text.as_bytes(), b""],
             Component::Bytes(bytes) => [bytes.trim_ascii(), b""],
             Component::Query(query) => [b"?", query.as_bytes()],
+            Component::Member(member) => [member.as_bytes(), b""],
         }
     }
 }
 
-/// The value of the component `name` in the request as it arrived.
-fn component<'a>(
+impl Verifier {
+    /// The component `item` names, with its value in the request as it arrived.
+    fn covered<'a>(
+        &self,
+        item: &'a sfv::Item,
+        method: &'a Method,
+        uri: &'a Uri,
+        headers: &'a HeaderMap,
+    ) -> Result<Covered<'a>, VerifyError> {
+        let Some(name) = item.bare_item.as_string().map(|name| name.as_str()) else {
+            let shown = format!("{:?}", item.bare_item);
+            return Err(VerifyError::UnsupportedComponent(quoted(&shown)));
+        };
+        let identifier = (!item.params.is_empty()).then(|| {
+            sfv::ItemSerializer::new()
+                .bare_item(&item.bare_item)
+                .parameters(&item.params)
+                .finish()
+        });
+        let shown = || quoted(identifier.as_deref().unwrap_or(name));
+        let unsupported = || Err(VerifyError::UnsupportedComponent(shown()));
+        let param = |key: &str| item.params.get(KeyRef::constant(key));
+        let value = if name.starts_with('@') {
+            if name == "@query-param" {
+                // Exactly one parameter, `name`, a string.
+                let Some(BareItem::String(wanted)) = param("name") else {
+                    return unsupported();
+                };
+                if item.params.len() != 1 {
+                    return unsupported();
+                }
+                Component::Text(Cow::Owned(
+                    query_param(uri.query().unwrap_or(""), wanted.as_str())
+                        .ok_or_else(|| VerifyError::CoveredFieldNotOnce(shown()))?,
+                ))
+            } else if identifier.is_some() {
+                // `req` is for responses; no other derived component takes parameters.
+                return unsupported();
+            } else {
+                match derived(name, self.scheme.as_deref(), method, uri, headers)? {
+                    Some(value) => value,
+                    None => return unsupported(),
+                }
+            }
+        } else {
+            if name.bytes().any(|b| b.is_ascii_uppercase()) {
+                return unsupported();
+            }
+            let mut values = headers.get_all(name).iter();
+            let value = match (values.next(), values.next()) {
+                (Some(value), None) => value.as_bytes(),
+                _ => return Err(VerifyError::CoveredFieldNotOnce(shown())),
+            };
+            let keys: Vec<&str> = item.params.keys().map(|k| k.as_str()).collect();
+            match keys.as_slice() {
+                [] => Component::Bytes(value),
+                // RFC 9421 §2.1.3: the field line, trimmed, as a Byte Sequence.
+                ["bs"] if param("bs") == Some(&BareItem::Boolean(true)) => {
+                    Component::Text(Cow::Owned(
+                        sfv::ItemSerializer::new()
+                            .bare_item(sfv::RefBareItem::ByteSequence(value.trim_ascii()))
+                            .finish(),
+                    ))
+                }
+                // RFC 9421 §2.1.2: one member of a Dictionary field, serialized (`sf` beside
+                // `key` changes nothing).
+                ["key"] | ["key", "sf"] | ["sf", "key"]
+                    if item
+                        .params
+                        .get(KeyRef::constant("sf"))
+                        .is_none_or(|sf| *sf == BareItem::Boolean(true)) =>
+                {
+                    let Some(BareItem::String(key)) = param("key") else {
+                        return unsupported();
+                    };
+                    Component::Member(
+                        dictionary_member(value, key.as_str())
+                            .ok_or_else(|| VerifyError::CoveredFieldNotOnce(shown()))?,
+                    )
+                }
+                // `sf` alone needs the field's Structured Field type, which only a registry of
+                // fields knows; `tr` names a trailer, `req` a request field in a response.
+                _ => return unsupported(),
+            }
+        };
+        Ok(Covered {
+            name,
+            identifier,
+            value,
+        })
+    }
+}
+
+/// The value of the derived component `name` without parameters, or `None` for one this
+/// verifier does not know.
+fn derived<'a>(
     name: &str,
+    scheme: Option<&str>,
     method: &'a Method,
     uri: &'a Uri,
     headers: &'a HeaderMap,
-) -> Result<Component<'a>, VerifyError> {
-    use std::borrow::Cow;
-    Ok(match name {
+) -> Result<Option<Component<'a>>, VerifyError> {
+    Ok(Some(match name {
         "@method" => Component::Text(Cow::Borrowed(method.as_str())),
-        "@authority" => {
-            // The `Host` header (HTTP/1.1), or the URI's authority (HTTP/2).
-            let authority = match headers.get(http::header::HOST) {
-                Some(_) => single(headers, &http::header::HOST)?,
-                None => uri
-                    .authority()
-                    .map(|a| a.as_str())
-                    .ok_or(VerifyError::MissingHeader(http::header::HOST))?,
-            };
-            // RFC 9421 §2.2.3: the authority is normalised to lower case.
-            if authority.bytes().any(|b| b.is_ascii_uppercase()) {
-                Component::Text(Cow::Owned(authority.to_ascii_lowercase()))
-            } else {
-                Component::Text(Cow::Borrowed(authority))
-            }
-        }
-        "@path" => Component::Text(Cow::Borrowed(match uri.path() {
-            "" => "/",
-            path => path,
-        })),
+        "@authority" => Component::Text(authority(uri, headers)?),
+        "@path" => Component::Text(Cow::Borrowed(path(uri))),
         "@query" => Component::Query(uri.query().unwrap_or("")),
         "@request-target" => Component::Text(Cow::Borrowed(
             uri.path_and_query()
                 .map_or(uri.path(), |target| target.as_str()),
         )),
-        derived if derived.starts_with('@') => {
-            return Err(VerifyError::UnsupportedComponent(quoted(derived)));
-        }
-        field => {
-            if field.bytes().any(|b| b.is_ascii_uppercase()) {
-                return Err(VerifyError::UnsupportedComponent(quoted(field)));
+        "@scheme" => Component::Text(Cow::Owned(self_scheme(scheme, uri)?)),
+        // RFC 9421 §2.2.2: the target URI, rebuilt from what the request line, the `Host`
+        // header and the verifier know, as RFC 9110 §7.1 rebuilds it.
+        "@target-uri" => {
+            let scheme = self_scheme(scheme, uri)?;
+            let authority = authority(uri, headers)?;
+            let query = uri.query();
+            let path = path(uri);
+            let mut target = String::with_capacity(
+                scheme.len() + 3 + authority.len() + path.len() + query.map_or(0, |q| q.len() + 1),
+            );
+            target.push_str(&scheme);
+            target.push_str("://");
+            target.push_str(&authority);
+            target.push_str(path);
+            if let Some(query) = query {
+                target.push('?');
+                target.push_str(query);
             }
-            let mut values = headers.get_all(field).iter();
-            match (values.next(), values.next()) {
-                (Some(value), None) => Component::Bytes(value.as_bytes()),
-                _ => return Err(VerifyError::CoveredFieldNotOnce(quoted(field))),
-            }
+            Component::Text(Cow::Owned(target))
         }
+        _ => return Ok(None),
+    }))
+}
+
+/// `@authority`: the `Host` header (HTTP/1.1), or the URI's authority (HTTP/2), in lower case
+/// as RFC 9421 §2.2.3 normalises it.
+fn authority<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Result<Cow<'a, str>, VerifyError> {
+    let authority = match headers.get(http::header::HOST) {
+        Some(_) => single(headers, &http::header::HOST)?,
+        None => uri
+            .authority()
+            .map(|a| a.as_str())
+            .ok_or(VerifyError::MissingHeader(http::header::HOST))?,
+    };
+    Ok(if authority.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(authority.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(authority)
     })
+}
+
+/// `@path`: the request's path, `/` for an empty one.
+fn path(uri: &Uri) -> &str {
+    match uri.path() {
+        "" => "/",
+        path => path,
+    }
+}
+
+/// The scheme the request came by, in lower case: the verifier's [`Verifier::scheme`], else the
+/// request URI's own (HTTP/2 carries it; an HTTP/1.1 request line does not).
+fn self_scheme(configured: Option<&str>, uri: &Uri) -> Result<String, VerifyError> {
+    configured
+        .or_else(|| uri.scheme_str())
+        .map(str::to_ascii_lowercase)
+        .ok_or(VerifyError::UnknownScheme)
+}
+
+/// What `@query-param;name=<wanted>` covers (RFC 9421 §2.2.8): the query parsed as
+/// `application/x-www-form-urlencoded`, the one value of the parameter whose decoded name is
+/// `wanted` decoded, percent-encoded again with that format's set (a space as `%20`). `None`
+/// when the parameter is absent or occurs more than once, which the RFC leaves unsignable.
+fn query_param(query: &str, wanted: &str) -> Option<String> {
+    let wanted = percent_encoding::percent_decode_str(wanted).decode_utf8_lossy();
+    let mut values = form_urlencoded::parse(query.as_bytes())
+        .filter(|(name, _)| *name == wanted)
+        .map(|(_, value)| value);
+    match (values.next(), values.next()) {
+        (Some(value), None) => {
+            Some(percent_encoding::utf8_percent_encode(&value, FORM_VALUE).to_string())
+        }
+        _ => None,
+    }
+}
+
+/// The `application/x-www-form-urlencoded` percent-encode set: every byte but ASCII letters,
+/// digits and `* - . _`.
+const FORM_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'*')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_');
+
+/// The member `key` of the Dictionary field `value`, serialized with its parameters; `None`
+/// when the field is not a Dictionary or has no such member.
+fn dictionary_member(value: &[u8], key: &str) -> Option<String> {
+    let dictionary: sfv::Dictionary = sfv::Parser::new(value).parse().ok()?;
+    let member = dictionary.get(KeyRef::from_str(key).ok()?)?;
+    let mut serializer = sfv::ListSerializer::new();
+    serializer.members([member]);
+    serializer.finish()
 }
 
 /// A signed `Content-Digest`: the digests it names that this verifier can compute.
@@ -385,6 +581,223 @@ mod tests {
             .unwrap();
         // `created` passes while the clock reads 1010.999: the nonce is kept until 1011.
         assert_eq!(head.nonce.as_ref().unwrap().1, at(1011));
+    }
+
+    /// `headers` with a `Signature-Input` and a `Signature` under key `svc` (secret `k`) over
+    /// `lines`, each an identifier as written in the base and its value, written out by hand.
+    fn signed_over(mut headers: HeaderMap, lines: &[(&str, &str)]) -> HeaderMap {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let ids: Vec<&str> = lines.iter().map(|(id, _)| *id).collect();
+        let member = format!(
+            r#"({});created={now};keyid="svc";nonce="{}""#,
+            ids.join(" "),
+            "n".repeat(32)
+        );
+        let mut base = String::new();
+        for (id, value) in lines {
+            base.push_str(&format!("{id}: {value}\n"));
+        }
+        base.push_str(&format!("\"@signature-params\": {member}"));
+        let signature = signing::signature(&signing::Secret::from("k"), &base);
+        for (name, value) in [
+            (signing::SIGNATURE_INPUT, format!("comms={member}")),
+            (signing::SIGNATURE, signature),
+        ] {
+            headers.insert(name, value.parse().unwrap());
+        }
+        headers
+    }
+
+    fn host(host: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::HOST, host.parse().unwrap());
+        headers
+    }
+
+    const PROFILE: [(&str, &str); 4] = [
+        (r#""@method""#, "GET"),
+        (r#""@authority""#, "h:8080"),
+        (r#""@path""#, "/x/y"),
+        (r#""@query""#, "?b=x+y&a=1"),
+    ];
+
+    fn head(v: &Verifier, uri: &str, headers: &HeaderMap) -> Result<(), VerifyError> {
+        let uri: Uri = uri.parse().unwrap();
+        v.verify_head(&Method::GET, &uri, headers).map(drop)
+    }
+
+    #[test]
+    fn derived_components_other_signers_cover_are_checked() {
+        let mut lines = PROFILE.to_vec();
+        lines.extend([
+            (r#""@target-uri""#, "https://h:8080/x/y?b=x+y&a=1"),
+            (r#""@scheme""#, "https"),
+            (r#""@request-target""#, "/x/y?b=x+y&a=1"),
+            (r#""@query-param";name="b""#, "x%20y"),
+            (r#""@query-param";name="a""#, "1"),
+        ]);
+        let headers = signed_over(host("H:8080"), &lines);
+        let v = Verifier::new().service("svc", "k");
+        // An HTTP/1.1 request line carries no scheme: the verifier must be told it.
+        assert!(matches!(
+            head(&v, "/x/y?b=x+y&a=1", &headers),
+            Err(VerifyError::UnknownScheme)
+        ));
+        head(&v.clone().scheme("HTTPS"), "/x/y?b=x+y&a=1", &headers).unwrap();
+        assert!(matches!(
+            head(&v.clone().scheme("http"), "/x/y?b=x+y&a=1", &headers),
+            Err(VerifyError::BadSignature)
+        ));
+        // An absolute URI (HTTP/2) carries its own.
+        head(&v, "https://h:8080/x/y?b=x+y&a=1", &headers).unwrap();
+        // The covered query parameter changed: the signature no longer matches.
+        assert!(matches!(
+            head(&v.clone().scheme("https"), "/x/y?b=x+z&a=1", &headers),
+            Err(VerifyError::BadSignature)
+        ));
+    }
+
+    #[test]
+    fn field_parameters_other_signers_use_are_checked() {
+        let mut headers = host("h:8080");
+        headers.insert("x-dict", "a=1, b=2;x=?1, c=(x y)".parse().unwrap());
+        headers.insert("x-id", "  abc ".parse().unwrap());
+        let mut lines = PROFILE.to_vec();
+        lines.extend([
+            (r#""x-dict";key="b""#, "2;x"),
+            (r#""x-dict";key="c""#, "(x y)"),
+            (r#""x-id";bs"#, ":YWJj:"),
+        ]);
+        let headers = signed_over(headers, &lines);
+        let v = Verifier::new().service("svc", "k");
+        head(&v, "/x/y?b=x+y&a=1", &headers).unwrap();
+        // A member that is not covered may change; one that is may not.
+        let mut other = headers.clone();
+        other.insert("x-dict", "a=9, b=2;x=?1, c=(x y)".parse().unwrap());
+        head(&v, "/x/y?b=x+y&a=1", &other).unwrap();
+        let mut covered = headers;
+        covered.insert("x-dict", "a=1, b=3;x=?1, c=(x y)".parse().unwrap());
+        assert!(matches!(
+            head(&v, "/x/y?b=x+y&a=1", &covered),
+            Err(VerifyError::BadSignature)
+        ));
+    }
+
+    #[test]
+    fn components_that_cannot_be_checked_are_refused() {
+        let v = Verifier::new().service("svc", "k");
+        let mut base = host("h:8080");
+        base.insert("x-dict", "a=1".parse().unwrap());
+        base.insert("content-type", "text/plain".parse().unwrap());
+        let refusal = |extra: &[(&str, &str)], uri: &str| {
+            let mut lines = PROFILE.to_vec();
+            lines.extend_from_slice(extra);
+            head(&v, uri, &signed_over(base.clone(), &lines)).unwrap_err()
+        };
+        let uri = "/x/y?b=x+y&a=1";
+        for unsupported in [
+            r#""content-type";sf"#,
+            r#""content-type";tr"#,
+            r#""@method";req"#,
+            r#""@query-param""#,
+            r#""@query-param";name="a";x"#,
+            r#""x-dict";key=1"#,
+            r#""@status""#,
+            r#""@signature-params""#,
+        ] {
+            let err = refusal(&[(unsupported, "v")], uri);
+            assert!(
+                matches!(&err, VerifyError::UnsupportedComponent(c) if c == unsupported.trim_matches('"')
+                    || c == unsupported),
+                "{unsupported}: {err:?}"
+            );
+        }
+        for (absent, uri) in [
+            (r#""@query-param";name="c""#, uri),
+            (r#""@query-param";name="a""#, "/x/y?a=1&a=2"),
+            (r#""x-dict";key="z""#, uri),
+            (r#""x-absent";key="a""#, uri),
+        ] {
+            let err = refusal(&[(absent, "v")], uri);
+            assert!(
+                matches!(&err, VerifyError::CoveredFieldNotOnce(c) if c == absent
+                    || c == absent.split(';').next().unwrap().trim_matches('"')),
+                "{absent}: {err:?}"
+            );
+        }
+        assert!(matches!(
+            refusal(
+                &[(r#""x-dict";key="a""#, "1"), (r#""x-dict";key="a""#, "1")],
+                uri
+            ),
+            VerifyError::MalformedSignature(_)
+        ));
+    }
+
+    #[test]
+    fn a_member_of_content_digest_does_not_cover_the_body() {
+        let v = Verifier::new().service("svc", "k");
+        let mut headers = host("h:8080");
+        headers.insert(
+            signing::CONTENT_DIGEST,
+            signing::EMPTY_CONTENT_DIGEST.parse().unwrap(),
+        );
+        headers.insert(http::header::CONTENT_LENGTH, "5".parse().unwrap());
+        let mut lines = PROFILE.to_vec();
+        let member = signing::EMPTY_CONTENT_DIGEST
+            .strip_prefix("sha-256=")
+            .unwrap();
+        lines.push((r#""content-digest";key="sha-256""#, member));
+        let headers = signed_over(headers, &lines);
+        assert!(matches!(
+            head(&v, "/x/y?b=x+y&a=1", &headers),
+            Err(VerifyError::NotCovered("content-digest"))
+        ));
+    }
+
+    #[test]
+    fn query_parameters_are_encoded_as_rfc_9421_shows() {
+        // RFC 9421 §2.2.8's examples.
+        let query = "var=this%20is%20a%20big%0Amultiline%20value&bar=with+plus+whitespace\
+                     &fa%C3%A7ade%22%3A%20=something";
+        assert_eq!(
+            query_param(query, "var").unwrap(),
+            "this%20is%20a%20big%0Amultiline%20value"
+        );
+        assert_eq!(
+            query_param(query, "bar").unwrap(),
+            "with%20plus%20whitespace"
+        );
+        assert_eq!(
+            query_param(query, "fa%C3%A7ade%22%3A%20").unwrap(),
+            "something"
+        );
+        let query = "param=value&foo=bar&baz=batman&qux=";
+        assert_eq!(query_param(query, "baz").unwrap(), "batman");
+        assert_eq!(query_param(query, "qux").unwrap(), "");
+        // Absent, or more than once: no value to sign.
+        assert_eq!(query_param(query, "nope"), None);
+        assert_eq!(query_param("a=1&a=2", "a"), None);
+        // Only letters, digits and `* - . _` stay as they are.
+        assert_eq!(
+            query_param("v=%7E%2A-._%2F%20ok", "v").unwrap(),
+            "%7E*-._%2F%20ok"
+        );
+    }
+
+    #[test]
+    fn dictionary_members_are_serialized_with_their_parameters() {
+        let field = b"a=1, b=2;x=?1;y=\"z\", c=(1 2);p, d";
+        assert_eq!(dictionary_member(field, "a").unwrap(), "1");
+        assert_eq!(dictionary_member(field, "b").unwrap(), r#"2;x;y="z""#);
+        assert_eq!(dictionary_member(field, "c").unwrap(), "(1 2);p");
+        assert_eq!(dictionary_member(field, "d").unwrap(), "?1");
+        assert_eq!(dictionary_member(field, "e"), None);
+        assert_eq!(dictionary_member(b"not a (dictionary", "a"), None);
+        assert_eq!(dictionary_member(field, "Not-A-Key"), None);
     }
 
     #[test]
