@@ -200,7 +200,12 @@ impl Splitter {
                 return Poll::Ready(None);
             }
             if let Some(at) = self.pending.iter().position(|&b| b == b'\n') {
-                if self.partial.len() + at > self.limit {
+                // The limit is on the line without its break, `\r\n` as well as `\n`.
+                let carriage_return = match at {
+                    0 => self.partial.last() == Some(&b'\r'),
+                    _ => self.pending[at - 1] == b'\r',
+                };
+                if self.partial.len() + at - usize::from(carriage_return) > self.limit {
                     return Poll::Ready(Some(Err(self.too_long())));
                 }
                 let mut line = self.pending.split_to(at + 1);
@@ -215,7 +220,11 @@ impl Splitter {
                 continue;
             }
             if !self.pending.is_empty() {
-                if self.partial.len() + self.pending.len() > self.limit {
+                // A `\r` last may be the first half of the line's break.
+                let break_begun = self.pending.last() == Some(&b'\r');
+                if self.partial.len() + self.pending.len()
+                    > self.limit.saturating_add(usize::from(break_begun))
+                {
                     return Poll::Ready(Some(Err(self.too_long())));
                 }
                 self.partial.extend_from_slice(&self.pending);

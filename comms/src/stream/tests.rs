@@ -129,6 +129,23 @@ async fn a_line_over_the_limit_is_an_error_that_ends_the_items() {
     let exact = "{\"id\":12345678}";
     let lines = JsonLines::new(ByteStream::from_chunks([exact])).max_line_bytes(exact.len());
     assert_eq!(items(lines).await, [Ok(12345678)]);
+
+    // Its break is not counted, `\r\n` no more than `\n`, however the body is cut.
+    let crlf = format!("{exact}\r\n{exact}\r\n");
+    for cut in 0..=crlf.len() {
+        let (a, b) = crlf.split_at(cut);
+        let chunks = [a.to_owned(), b.to_owned()];
+        let lines = JsonLines::new(ByteStream::from_chunks(chunks)).max_line_bytes(exact.len());
+        assert_eq!(
+            items(lines).await,
+            [Ok(12345678), Ok(12345678)],
+            "cut at {cut}"
+        );
+    }
+    // One byte more is still one too many.
+    let over = "{\"id\":123456789}\r\n";
+    let lines = JsonLines::new(ByteStream::from_chunks([over])).max_line_bytes(exact.len());
+    assert!(items(lines).await[0].is_err());
 }
 
 #[tokio::test]
