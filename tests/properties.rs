@@ -81,7 +81,9 @@ proptest! {
             }
             Err(_) => {
                 prop_assert!(
-                    value.starts_with('/') || value.split('/').any(|s| s == "." || s == "..")
+                    value.is_empty()
+                        || value.starts_with('/')
+                        || value.split('/').any(|s| s == "." || s == "..")
                 );
             }
         }

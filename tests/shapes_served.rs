@@ -419,3 +419,276 @@ async fn a_malformed_multipart_body_is_a_400_and_another_body_type_a_415() {
         [("cover".into(), Some("a.txt".into()), None, b"hi".to_vec())]
     );
 }
+
+/// `min` is a field of both flattened structs below, and a plain argument's key.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
+pub struct Range {
+    pub min: Option<u32>,
+    pub max: Option<u32>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
+pub struct Bounds {
+    pub min: Option<u32>,
+}
+
+#[service_client(
+    base_url = "http://127.0.0.1:9",
+    service_id = "billing",
+    secret_env = "COMMS_TEST_SHAPES_SERVED_SECRET"
+)]
+pub trait PlainClash {
+    #[get("/plain")]
+    async fn plain(
+        &self,
+        #[query] min: Option<u32>,
+        #[query(flatten)] range: &Range,
+    ) -> Result<(), Error>;
+}
+
+#[service_client(
+    base_url = "http://127.0.0.1:9",
+    service_id = "billing",
+    secret_env = "COMMS_TEST_SHAPES_SERVED_SECRET"
+)]
+pub trait FlattenedClash {
+    #[get("/two")]
+    async fn two(
+        &self,
+        #[query(flatten)] range: &Range,
+        #[query(flatten)] bounds: &Bounds,
+    ) -> Result<(), Error>;
+}
+
+#[service_client(
+    base_url = "http://127.0.0.1:9",
+    service_id = "billing",
+    secret_env = "COMMS_TEST_SHAPES_SERVED_SECRET"
+)]
+pub trait AnyKeyClash {
+    #[get("/any")]
+    async fn any(
+        &self,
+        #[query(flatten)] any: &std::collections::BTreeMap<String, String>,
+        #[query(flatten)] bounds: &Bounds,
+    ) -> Result<(), Error>;
+}
+
+#[derive(Clone)]
+struct Clashing;
+
+impl PlainClash for Clashing {
+    async fn plain(&self, _: Option<u32>, _: &Range) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+impl FlattenedClash for Clashing {
+    async fn two(&self, _: &Range, _: &Bounds) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+impl AnyKeyClash for Clashing {
+    async fn any(
+        &self,
+        _: &std::collections::BTreeMap<String, String>,
+        _: &Bounds,
+    ) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// The message of the panic `build` ends with.
+fn panic_of(build: impl FnOnce() + std::panic::UnwindSafe) -> String {
+    let payload = std::panic::catch_unwind(build).expect_err("the router is refused");
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_query_key_two_arguments_could_take_is_refused_as_the_router_is_built() {
+    let plain = panic_of(|| drop(PlainClashServer::new(Clashing).unverified().into_router()));
+    assert!(
+        plain.contains("`plain`: query key `min` is a field of `range`"),
+        "{plain}"
+    );
+    let two = panic_of(|| {
+        drop(
+            FlattenedClashServer::new(Clashing)
+                .unverified()
+                .into_router(),
+        )
+    });
+    assert!(
+        two.contains("`two`: query key `min` is a field of both `range` and `bounds`"),
+        "{two}"
+    );
+    let any = panic_of(|| drop(AnyKeyClashServer::new(Clashing).unverified().into_router()));
+    assert!(
+        any.contains("`any` takes any query key") && any.contains("`bounds`"),
+        "{any}"
+    );
+    // Keys apart, as `Catalog`'s `pages` has them, build a router.
+    drop(
+        CatalogServer::new(CatalogImpl::default())
+            .unverified()
+            .into_router(),
+    );
+}
+
+#[tokio::test]
+async fn a_flattened_field_a_plain_argument_names_is_not_sent_even_alone() {
+    // A server could only give `min=7` to the plain argument: the client sends nothing.
+    let client: PlainClashClient = comms_tests::plain_client("http://127.0.0.1:9", SECRET);
+    let range = Range {
+        min: Some(7),
+        max: None,
+    };
+    let err = client.plain(None, &range).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Encode { message } if message.contains("`min`")),
+        "{err:?}"
+    );
+    // Its other fields go as they are (the port is closed: the call is sent, and fails).
+    let range = Range {
+        min: None,
+        max: Some(7),
+    };
+    let err = client.plain(Some(1), &range).await.unwrap_err();
+    assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
+pub struct Patch {
+    pub name: Option<String>,
+}
+
+#[service_client(
+    base_url = "http://127.0.0.1:9",
+    service_id = "billing",
+    secret_env = "COMMS_TEST_SHAPES_SERVED_SECRET"
+)]
+pub trait Heads {
+    /// A JSON merge patch: the caller's `Content-Type` in place of `application/json`,
+    /// whichever argument comes first.
+    #[patch("/before")]
+    async fn before(
+        &self,
+        #[header("Content-Type")] content_type: &str,
+        #[body] patch: &Patch,
+    ) -> Result<(String, Patch), Error>;
+
+    #[patch("/after")]
+    async fn after(
+        &self,
+        #[body] patch: &Patch,
+        #[header("Content-Type")] content_type: &str,
+    ) -> Result<(String, Patch), Error>;
+
+    #[get("/name")]
+    async fn name(&self, #[header("X-Name")] name: &str) -> Result<String, Error>;
+
+    #[get("/files/<path..>")]
+    async fn file(&self, path: &str) -> Result<String, Error>;
+
+    #[post("/tags")]
+    async fn tags(&self, #[form] tags: &Tags) -> Result<Tags, Error>;
+}
+
+/// Its `Vec` has no `#[serde(default)]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+pub struct Tags {
+    pub user: String,
+    pub tag: Vec<String>,
+}
+
+#[derive(Clone)]
+struct HeadsImpl;
+
+impl Heads for HeadsImpl {
+    async fn before(&self, content_type: &str, patch: &Patch) -> Result<(String, Patch), Error> {
+        Ok((content_type.to_owned(), patch.clone()))
+    }
+
+    async fn after(&self, patch: &Patch, content_type: &str) -> Result<(String, Patch), Error> {
+        Ok((content_type.to_owned(), patch.clone()))
+    }
+
+    async fn name(&self, name: &str) -> Result<String, Error> {
+        Ok(name.to_owned())
+    }
+
+    async fn file(&self, path: &str) -> Result<String, Error> {
+        Ok(path.to_owned())
+    }
+
+    async fn tags(&self, tags: &Tags) -> Result<Tags, Error> {
+        Ok(tags.clone())
+    }
+}
+
+async fn heads() -> HeadsClient {
+    let router = HeadsServer::new(HeadsImpl)
+        .verifier(Verifier::new().service("billing", SECRET))
+        .into_router();
+    comms_tests::plain_client(&serve(router).await, SECRET)
+}
+
+#[tokio::test]
+async fn a_content_type_argument_beside_a_json_body_is_sent_in_either_order() {
+    let client = heads().await;
+    let patch = Patch {
+        name: Some("ada".into()),
+    };
+    let merge = "application/merge-patch+json";
+    let sent = (merge.to_owned(), patch.clone());
+    assert_eq!(client.before(merge, &patch).await.unwrap(), sent);
+    assert_eq!(client.after(&patch, merge).await.unwrap(), sent);
+}
+
+#[tokio::test]
+async fn a_header_argument_round_trips_as_utf_8() {
+    let client = heads().await;
+    for name in ["café", "naïve 東京", "plain"] {
+        assert_eq!(client.name(name).await.unwrap(), name);
+    }
+}
+
+#[tokio::test]
+async fn a_trailing_argument_round_trips_or_is_refused_unsent() {
+    let client = heads().await;
+    for path in ["a", "a/b", "a//b", "a/b/"] {
+        assert_eq!(client.file(path).await.unwrap(), path);
+    }
+    // `/files/` would match no route of the server's: refused before it is sent.
+    let err = client.file("").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Encode { message } if message.contains("empty")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_empty_vec_without_a_default_is_a_400_that_says_what_to_add() {
+    let client = heads().await;
+    let tags = Tags {
+        user: "ada".into(),
+        tag: vec!["a".into()],
+    };
+    assert_eq!(client.tags(&tags).await.unwrap(), tags);
+    let empty = Tags {
+        user: "ada".into(),
+        tag: vec![],
+    };
+    let Error::BadRequest(err) = client.tags(&empty).await.unwrap_err() else {
+        panic!("a 400");
+    };
+    let message = err.message().unwrap_or_default();
+    assert!(
+        message.contains("missing field `tag`") && message.contains("#[serde(default)]"),
+        "{message}"
+    );
+}

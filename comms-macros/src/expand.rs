@@ -265,7 +265,13 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
             }
             ArgKind::QueryFlatten => {
                 let value = quote_spanned!(arg.ty.span()=> &#ident);
-                call_stmts.push(quote!(#call = #call.query_flatten(#value);));
+                let plain = method.args.iter().filter_map(|a| match &a.kind {
+                    ArgKind::Query { name, .. } => Some(name),
+                    _ => None,
+                });
+                call_stmts.push(quote! {
+                    #call = ::comms::__private::query_flatten(#call, #value, &[#(#plain),*]);
+                });
             }
             ArgKind::Header { name, optional } => {
                 let shape = if *optional {

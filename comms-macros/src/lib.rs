@@ -60,10 +60,19 @@ use proc_macro::TokenStream;
 ///
 /// - `#[query]`: one query pair (`Option` left out when `None`, a `Vec` or slice repeated;
 ///   `#[query(rename = "per-page")]` for another key), and `#[query(flatten)]`: a `Serialize`
-///   struct's fields as query pairs;
+///   struct's fields as query pairs, none named like a plain `#[query]` argument (an
+///   `Error::Encode` when one is set) or like another flattened struct's (with `server`,
+///   `into_router()` panics on either);
 /// - one body: `#[body]` (JSON), `#[form]` (`application/x-www-form-urlencoded`) or
 ///   `#[multipart]` (`comms::Multipart`);
-/// - `#[header("Name")]`: a request header (`Option` left out when `None`).
+/// - `#[header("Name")]`: a request header (`Option` left out when `None`), sent as its UTF-8
+///   bytes; beside a `#[body]`, `#[header("Content-Type")]` is sent in place of
+///   `application/json` (a `#[form]` or `#[multipart]` body's type is its own).
+///
+/// A `<name..>` value may hold `/` but may not be empty: a server's route for it would not
+/// match, so an empty one is an `Error::Encode`, unsent. An empty `Vec` field of a flattened
+/// query or form struct sends no pair: give it `#[serde(default)]` for the server to read it
+/// back.
 ///
 /// `T` is a `Deserialize` type read from a JSON body; `()` to ignore the body;
 /// `comms::Response` for the status, headers and bytes; `Option<T>`, where a 404 is

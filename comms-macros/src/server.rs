@@ -212,12 +212,39 @@ fn route(trait_ident: &syn::Ident, method: &Method<'_>) -> TokenStream {
     } else {
         quote!(::core::option::Option::None)
     };
+    // A query key two arguments could take is a mistake of the trait a client would not see:
+    // the router refuses it as it is built.
+    let flattened: Vec<TokenStream> = method
+        .args
+        .iter()
+        .filter(|arg| matches!(arg.kind, ArgKind::QueryFlatten))
+        .map(|arg| {
+            let owned = owned(arg.ty);
+            let name = ast::unraw(arg.ident);
+            quote!((#name, ::comms::__private::server::query_keys::<#owned>()))
+        })
+        .collect();
+    let check_keys = if flattened.len() > 1 || (!flattened.is_empty() && !plain_keys.is_empty()) {
+        let method_name = name.to_string();
+        quote! {
+            ::comms::__private::server::check_query_keys(
+                #method_name,
+                &[#(#plain_keys),*],
+                &[#(#flattened),*],
+            );
+        }
+    } else {
+        TokenStream::new()
+    };
     let attrs = method
         .item
         .attrs
         .iter()
-        .filter(|a| a.path().is_ident("cfg"));
+        .filter(|a| a.path().is_ident("cfg"))
+        .collect::<Vec<_>>();
     quote! {
+        #(#attrs)*
+        #check_keys
         #(#attrs)*
         let router = router.route(
             #path,

@@ -103,6 +103,20 @@ fn check_method(cx: &Ctxt, method: &Method<'_>) {
             }
             ArgKind::Header { name, .. } => {
                 let lower = name.to_ascii_lowercase();
+                // A JSON body's server parses it whatever its type, so `#[body]` takes another
+                // (`application/merge-patch+json`); a form or multipart one's is its own.
+                if lower == "content-type"
+                    && let Some(&(body, _, kind @ ("form" | "multipart"))) = bodies.first()
+                {
+                    cx.error_spanned_by(
+                        arg.ident,
+                        format!(
+                            "`Content-Type` is set by `{body}` (`#[{kind}]`), and a server \
+                             parses that body only under its own type: `{}` cannot set it",
+                            arg.ident
+                        ),
+                    );
+                }
                 if header_names.contains(&lower) {
                     cx.error_spanned_by(
                         arg.ident,

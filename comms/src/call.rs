@@ -37,6 +37,8 @@ pub struct Call {
     pub(crate) route: Option<&'static str>,
     /// The query keys set by flattened values (encoded), which no other pair may set.
     flattened: Vec<String>,
+    /// Whether [`Call::header`] set `Content-Type`, which a body then leaves as it is.
+    content_type_given: bool,
     /// The first bad value's error, boxed: it is rare, and a call is moved whole.
     pub(crate) error: Option<Box<Error>>,
 }
@@ -57,6 +59,7 @@ impl Call {
             timeout: None,
             route: None,
             flattened: Vec::new(),
+            content_type_given: false,
             error: None,
         }
     }
@@ -166,12 +169,40 @@ impl Call {
         self
     }
 
-    /// Adds a header, which the signature covers. A name or value that HTTP cannot carry (a
+    /// [`Call::query_flatten`], refusing a key among `plain` (see `__private::query_flatten`).
+    pub(crate) fn query_flatten_beside<T: Serialize + ?Sized>(
+        self,
+        value: &T,
+        plain: &[&str],
+    ) -> Call {
+        let before = self.flattened.len();
+        let mut call = self.query_flatten(value);
+        let clash = call.flattened[before..].iter().find_map(|key| {
+            let key = percent_encoding::percent_decode_str(key).decode_utf8_lossy();
+            plain.iter().find(|name| **name == key).copied()
+        });
+        if let Some(name) = clash {
+            call.fail(Error::encode(format!(
+                "query key `{name}` is a field of a flattened value and the name of a plain \
+                 `#[query]` argument: a server could not tell which of the two it fills"
+            )));
+        }
+        call
+    }
+
+    /// Adds a header, which the signature covers. A `Content-Type` given here is sent in place
+    /// of the one a body sets (`application/json` for [`Call::json`], say), whether the body is
+    /// set before or after it. A name or value that HTTP cannot carry (a
     /// line break, say), or a name comms sets itself (the signature's headers, `Host`,
     /// `Content-Length`, `Transfer-Encoding`), is an [`Error::Encode`] at execution.
     pub fn header(mut self, name: &str, value: impl Display) -> Call {
         use crate::header_map::{Refusal, checked};
         match checked(name, value.to_string(), crate::signing::is_reserved) {
+            // The caller's `Content-Type` replaces a body's, set before or after it.
+            Ok((name, value)) if name == CONTENT_TYPE && !self.content_type_given => {
+                self.content_type_given = true;
+                self.headers.insert(name, value);
+            }
             Ok((name, value)) => {
                 self.headers.append(name, value);
             }
@@ -193,8 +224,7 @@ impl Call {
     pub fn json<T: Serialize + ?Sized>(mut self, value: &T) -> Call {
         match serde_json::to_vec(value) {
             Ok(bytes) => {
-                self.headers
-                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                self.body_content_type(HeaderValue::from_static("application/json"));
                 self.body = Some(Bytes::from(bytes));
             }
             Err(e) => self.fail(Error::encode(format!("the body does not serialize: {e}"))),
@@ -215,10 +245,9 @@ impl Call {
     pub fn form<T: Serialize + ?Sized>(mut self, value: &T) -> Call {
         match form::body(value) {
             Ok(text) => {
-                self.headers.insert(
-                    CONTENT_TYPE,
-                    HeaderValue::from_static("application/x-www-form-urlencoded"),
-                );
+                self.body_content_type(HeaderValue::from_static(
+                    "application/x-www-form-urlencoded",
+                ));
                 self.body = Some(Bytes::from(text));
             }
             Err(e) => self.fail(e),
@@ -243,7 +272,7 @@ impl Call {
     pub fn multipart(mut self, form: &Multipart) -> Call {
         match form.encode() {
             Ok((content_type, body)) => {
-                self.headers.insert(CONTENT_TYPE, content_type);
+                self.body_content_type(content_type);
                 self.body = Some(body);
             }
             Err(e) => self.fail(e),
@@ -255,7 +284,7 @@ impl Call {
     pub fn body(mut self, bytes: impl Into<Bytes>, content_type: &'static str) -> Call {
         match HeaderValue::from_str(content_type) {
             Ok(value) => {
-                self.headers.insert(CONTENT_TYPE, value);
+                self.body_content_type(value);
                 self.body = Some(bytes.into());
             }
             Err(_) => self.fail(Error::encode(format!(
@@ -285,7 +314,44 @@ impl Call {
         self
     }
 
+    /// Sets a body's `Content-Type`, unless the caller gave one.
+    fn body_content_type(&mut self, value: HeaderValue) {
+        if !self.content_type_given {
+            self.headers.insert(CONTENT_TYPE, value);
+        }
+    }
+
     fn fail(&mut self, e: Error) {
         self.error.get_or_insert_with(|| Box::new(e));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn content_types(call: &Call) -> Vec<&str> {
+        call.headers
+            .get_all(CONTENT_TYPE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_content_type_given_replaces_the_bodys_before_or_after_it() {
+        let merge = "application/merge-patch+json";
+        let before = Call::patch("/x").header("Content-Type", merge).json(&1);
+        let after = Call::patch("/x").json(&1).header("content-type", merge);
+        for call in [&before, &after] {
+            assert_eq!(content_types(call), [merge]);
+            assert!(call.error.is_none());
+        }
+        assert_eq!(content_types(&Call::post("/x").json(&1)), ["application/json"]);
+        // Given twice, it is two values, which the signature refuses at execution.
+        let twice = Call::post("/x")
+            .header("content-type", "a/b")
+            .header("content-type", "c/d");
+        assert_eq!(content_types(&twice), ["a/b", "c/d"]);
     }
 }

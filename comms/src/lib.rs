@@ -128,10 +128,10 @@ pub mod __private {
     #[cfg(feature = "server")]
     pub mod server {
         pub use crate::server::{
-            Answer, Incoming, Rejection, Settings, body, form, handle, header, header_opt,
-            multipart, path, query, query_all, query_flatten, query_opt, respond_byte_stream,
-            respond_json, respond_json_lines, respond_optional, respond_raw, respond_unit,
-            respond_value, respond_value_unit,
+            Answer, Incoming, Rejection, Settings, body, check_query_keys, form, handle, header,
+            header_opt, multipart, path, query, query_all, query_flatten, query_keys, query_opt,
+            respond_byte_stream, respond_json, respond_json_lines, respond_optional, respond_raw,
+            respond_unit, respond_value, respond_value_unit,
         };
         pub use axum::Router;
         pub use axum::extract::Request;
@@ -149,6 +149,17 @@ pub mod __private {
     pub use http::Method;
     pub use serde::de::DeserializeOwned;
     pub use std::time::Duration;
+
+    /// `call` with the pairs of a `#[query(flatten)]` argument, none of whose keys may be
+    /// among `plain`, the method's plain `#[query]` names: with such a key, a server could not
+    /// tell which of the two arguments a pair fills, even when the plain one sends none.
+    pub fn query_flatten<T: serde::Serialize + ?Sized>(
+        call: Call,
+        value: &T,
+        plain: &[&str],
+    ) -> Call {
+        call.query_flatten_beside(value, plain)
+    }
 
     /// `call` with `text`, route text the macro checked at compile time, appended to its path.
     pub fn literal(mut call: Call, text: &str) -> Call {

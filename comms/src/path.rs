@@ -54,7 +54,8 @@ pub fn push_segment(path: &mut String, value: &dyn Display) -> Result<(), Error>
 
 /// Appends `/` and `value` as a trailing run of segments: `/` in the value separates segments
 /// and is kept; each segment is encoded like [`push_segment`]. Empty segments are kept
-/// (`a//b`); `.` and `..` segments are refused, and so is a value that starts with `/`: its
+/// (`a//b`); `.` and `..` segments are refused, and so are an empty value, which routers do
+/// not match to a trailing parameter, and a value that starts with `/`: its
 /// empty first segment would make `//`, which a URL parser can read as the start of an
 /// authority and a server may collapse into another route.
 ///
@@ -67,6 +68,13 @@ pub fn push_segment(path: &mut String, value: &dyn Display) -> Result<(), Error>
 /// ```
 pub fn push_trailing(path: &mut String, value: &dyn Display) -> Result<(), Error> {
     let text = to_text(value);
+    if text.is_empty() {
+        // Routers match a trailing parameter (axum's `{*rest}`) only when it has something.
+        return Err(Error::encode(
+            "an empty value cannot fill a trailing parameter (a server's route for it would not \
+             match the path)",
+        ));
+    }
     if text.starts_with('/') {
         return Err(Error::encode(format!(
             "`{text}` cannot fill a trailing parameter: a value starting with `/` would make `//`"

@@ -23,7 +23,9 @@ mod idempotency;
 mod serve;
 mod stream;
 
-pub use forms::{FlattenArg, FormArg, MultipartArg, form, multipart, query_flatten};
+pub use forms::{
+    FlattenArg, FormArg, MultipartArg, check_query_keys, form, multipart, query_flatten, query_keys,
+};
 pub use idempotency::{
     Claim, DEFAULT_IDEMPOTENCY_CAPACITY, DEFAULT_IDEMPOTENCY_TTL, IdempotencyStore,
     MemoryIdempotencyStore, StoredResponse,
@@ -189,9 +191,9 @@ pub fn header_opt<T: FromStrArg>(incoming: &Incoming, name: &str) -> Result<Opti
             "header `{name}` is given more than once"
         )));
     }
-    let text = value
-        .to_str()
-        .map_err(|_| Rejection::bad(format_args!("header `{name}` is not visible ASCII")))?;
+    // UTF-8, not only visible ASCII: a comms client sends a `&str` argument's bytes as they are.
+    let text = std::str::from_utf8(value.as_bytes())
+        .map_err(|_| Rejection::bad(format_args!("header `{name}` is not UTF-8")))?;
     T::from_str_arg(text)
         .map(Some)
         .map_err(|why| Rejection::bad(format_args!("header `{name}`: {why}")))

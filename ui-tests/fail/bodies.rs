@@ -20,6 +20,20 @@ pub trait Bodies {
     #[head("/users/<id>/value")]
     async fn head_decodes_a_value(&self, id: u64) -> Result<comms::ResponseValue<String>, Error>;
 
+    #[post("/login")]
+    async fn content_type_beside_a_form(
+        &self,
+        #[header("Content-Type")] content_type: &str,
+        #[form] login: &std::collections::HashMap<String, String>,
+    ) -> Result<(), Error>;
+
+    #[post("/photos")]
+    async fn content_type_beside_multipart(
+        &self,
+        #[multipart] photos: comms::Multipart,
+        #[header("content-type")] content_type: &str,
+    ) -> Result<(), Error>;
+
     #[head("/users/<id>/meta")]
     async fn head_keeps_status_and_headers(&self, id: u64) -> Result<comms::ResponseValue<()>, Error>;
 }

@@ -50,8 +50,130 @@ pub fn query_flatten<T: FlattenArg>(
         }
         form.append_pair(&key, &decode(value).ok_or_else(not_utf8)?);
     }
-    serde_html_form::from_str(&form.finish())
-        .map_err(|e| Rejection::bad(format_args!("the query of `{name}` does not parse: {e}")))
+    serde_html_form::from_str(&form.finish()).map_err(|e| {
+        let hint = empty_vec_hint(&e);
+        Rejection::bad(format_args!(
+            "the query of `{name}` does not parse: {e}{hint}"
+        ))
+    })
+}
+
+/// The query keys a `#[query(flatten)]` type is parsed from: its fields as serde names them
+/// (renames applied), or `None` for a type that takes any key (a map, a struct with a
+/// `#[serde(flatten)]` field) or whose keys serde does not tell.
+///
+/// Serde's derive hands a struct's field names to `Deserializer::deserialize_struct`; a
+/// deserializer that stops there learns them without parsing anything.
+#[doc(hidden)]
+pub fn query_keys<T: FlattenArg>() -> Option<&'static [&'static str]> {
+    match T::deserialize(FieldsProbe) {
+        Err(Probed::Fields(fields)) => Some(fields),
+        _ => None,
+    }
+}
+
+/// A deserializer that answers every request with an error, keeping a struct's field names.
+struct FieldsProbe;
+
+/// What [`FieldsProbe`] learnt: a struct's field names, or nothing.
+#[derive(Debug)]
+enum Probed {
+    Fields(&'static [&'static str]),
+    Nothing,
+}
+
+impl std::fmt::Display for Probed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a probe of a type's fields")
+    }
+}
+
+impl std::error::Error for Probed {}
+
+impl serde::de::Error for Probed {
+    fn custom<M: std::fmt::Display>(_: M) -> Probed {
+        Probed::Nothing
+    }
+}
+
+impl<'de> serde::Deserializer<'de> for FieldsProbe {
+    type Error = Probed;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Probed> {
+        Err(Probed::Nothing)
+    }
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _: &'static str,
+        fields: &'static [&'static str],
+        _: V,
+    ) -> Result<V::Value, Probed> {
+        Err(Probed::Fields(fields))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
+    }
+}
+
+/// Checks, as a generated server builds its router, that no query key of `method` could fill
+/// two of its arguments: `plain` are its plain `#[query]` keys, `flattened` its
+/// `#[query(flatten)]` arguments with their keys ([`query_keys`]). A key shared by two of them
+/// would be handed to both (or a flattened field never set, its key taken by a plain argument):
+/// a client could send a value the method would see in the wrong place.
+///
+/// # Panics
+///
+/// On such a key, naming it and the arguments, as a router with overlapping routes panics.
+#[doc(hidden)]
+pub fn check_query_keys(
+    method: &str,
+    plain: &[&str],
+    flattened: &[(&str, Option<&'static [&'static str]>)],
+) {
+    for (i, (arg, keys)) in flattened.iter().enumerate() {
+        let others = flattened.iter().enumerate().filter(|(j, _)| *j != i);
+        let Some(keys) = keys else {
+            if let Some((_, (other, _))) = others.clone().next() {
+                panic!(
+                    "`{method}`: the `#[query(flatten)]` argument `{arg}` takes any query key \
+                     (a map, or a struct with `#[serde(flatten)]`), so `{other}` beside it could \
+                     not be told apart from it; flatten one value per method"
+                );
+            }
+            continue;
+        };
+        for key in *keys {
+            if plain.contains(key) {
+                panic!(
+                    "`{method}`: query key `{key}` is a field of `{arg}` (`#[query(flatten)]`) \
+                     and a plain `#[query]` argument; rename one of them"
+                );
+            }
+            for (_, (other, other_keys)) in others.clone().filter(|(j, _)| *j > i) {
+                if other_keys.is_some_and(|theirs| theirs.contains(key)) {
+                    panic!(
+                        "`{method}`: query key `{key}` is a field of both `{arg}` and `{other}` \
+                         (`#[query(flatten)]`), so a value of one would fill the other too; \
+                         rename one of the fields"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// What a missing field most likely is when a comms client sent the form: an empty `Vec`, of
+/// which a form has no pair.
+fn empty_vec_hint(error: &serde::de::value::Error) -> &'static str {
+    if error.to_string().starts_with("missing field") {
+        " (an empty `Vec` is sent as no pair: give such a field `#[serde(default)]`)"
+    } else {
+        ""
+    }
 }
 
 /// A type a generated server parses a `#[form]` argument into.
@@ -73,8 +195,10 @@ pub fn form<T: FormArg>(incoming: &Incoming, name: &str) -> Result<T, Rejection>
             "the body of `{name}` must be `{FORM}`"
         )));
     }
-    serde_html_form::from_bytes(&incoming.body)
-        .map_err(|e| Rejection::bad(format_args!("the form `{name}` does not parse: {e}")))
+    serde_html_form::from_bytes(&incoming.body).map_err(|e| {
+        let hint = empty_vec_hint(&e);
+        Rejection::bad(format_args!("the form `{name}` does not parse: {e}{hint}"))
+    })
 }
 
 /// A type a generated server parses a `#[multipart]` argument into: [`Multipart`].
