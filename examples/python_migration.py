@@ -15,7 +15,8 @@ then (1) is refused and (2) still works. Run this against each stage:
     py="$(tests/interop/venv.sh)"      # a venv with requests-http-signature
     "$py" examples/python_migration.py --url http://127.0.0.1:8080 --secret "$BILLING_SECRET" \\
         --expect-legacy accepted        # stage 1: legacy still accepted
-    "$py" examples/python_migration.py --expect-legacy refused     # stage 3: legacy turned off
+    "$py" examples/python_migration.py --url http://127.0.0.1:8080 --secret "$BILLING_SECRET" \\
+        --expect-legacy refused         # stage 3: legacy turned off
 
 Settings come from flags or the environment: --url ($COMMS_URL, default http://127.0.0.1:8080),
 --service-id ($COMMS_SERVICE_ID, default billing), --key-id (default: the service id),

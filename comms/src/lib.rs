@@ -50,7 +50,7 @@
 //!
 //! - `rustls` (default): TLS for `https://` base URLs through rustls.
 //! - `native-tls`: TLS through the platform's library instead.
-//! - `redis`: [`redis::RedisNonceStore`] and [`redis::share_breakers`], fleet-wide replay
+//! - `redis`: `redis::RedisNonceStore` and `redis::share_breakers`, fleet-wide replay
 //!   protection and breaker state.
 //! - `server`: `#[service_client]` also generates `<Trait>Server`, serving the trait as an axum
 //!   router (see `server`).

@@ -10,14 +10,23 @@ use http::{HeaderMap, StatusCode};
 /// returning `Result<ResponseValue<T>, Error>` gets `T` decoded as it would be alone, and
 /// dereferences to it:
 ///
-/// ```ignore
+/// ```no_run
+/// # use comms::{Error, ResponseValue, service_client};
+/// # #[derive(serde::Deserialize)]
+/// # pub struct User { name: String }
+/// # #[service_client(base_url = "http://users:8080", service_id = "a", secret_env = "S")]
+/// # pub trait Users {
 /// #[get("/users")]
 /// async fn list(&self, #[query] page: u32) -> Result<ResponseValue<Vec<User>>, Error>;
+/// # }
+/// # async fn run(users: UsersClient) -> Result<(), Error> {
 ///
 /// let page = users.list(1).await?;
 /// let next = page.headers().get("link");
 /// for user in page.iter() { /* ... */ }   // Deref to Vec<User>
 /// let users: Vec<User> = page.into_inner();
+/// # Ok(())
+/// # }
 /// ```
 ///
 /// `ResponseValue<()>` keeps the status and headers and ignores the body, which also suits a
