@@ -108,8 +108,12 @@ pub struct MemoryIdempotencyStore {
 #[derive(Debug, Default)]
 struct Memory {
     entries: HashMap<(String, String), Entry>,
-    /// Keys in the order they were claimed, for forgetting the oldest.
-    order: VecDeque<(String, String)>,
+    /// Keys in the order they were claimed, for forgetting the oldest, each with the number of
+    /// its claim: a key released or expired and claimed again is here twice, and only the
+    /// place of its latest claim counts.
+    order: VecDeque<((String, String), u64)>,
+    /// The number the next claim gets.
+    claims: u64,
 }
 
 #[derive(Debug)]
@@ -117,6 +121,8 @@ struct Entry {
     fingerprint: String,
     answer: Option<StoredResponse>,
     expires: Instant,
+    /// Which claim made this entry (its place in `order`).
+    claim: u64,
 }
 
 impl Default for MemoryIdempotencyStore {
@@ -172,17 +178,35 @@ impl MemoryIdempotencyStore {
             memory.entries.remove(&id);
         }
         memory.make_room(self.capacity, now)?;
+        let claim = memory.claims;
+        memory.claims += 1;
         memory.entries.insert(
             id.clone(),
             Entry {
                 fingerprint: fingerprint.to_owned(),
                 answer: None,
                 expires: now + self.ttl,
+                claim,
             },
         );
-        memory.order.push_back(id);
+        memory.order.push_back((id, claim));
+        // Released keys leave their places behind; drop them once they are as many as the
+        // keys kept, so that `order` stays within twice the keys (and a constant).
+        if memory.order.len() > 2 * memory.entries.len() + 16 {
+            let Memory { entries, order, .. } = &mut *memory;
+            order.retain(|(id, claim)| is_current(entries, id, *claim));
+        }
         Ok(Claim::New)
     }
+}
+
+/// Whether `claim` of key `id` still holds its entry (not released, forgotten or claimed again).
+fn is_current(
+    entries: &HashMap<(String, String), Entry>,
+    id: &(String, String),
+    claim: u64,
+) -> bool {
+    entries.get(id).is_some_and(|entry| entry.claim == claim)
 }
 
 impl Memory {
@@ -193,13 +217,15 @@ impl Memory {
         }
         self.entries.retain(|_, entry| entry.expires > now);
         let mut kept = VecDeque::with_capacity(self.order.len());
-        while let Some(id) = self.order.pop_front() {
-            match self.entries.get(&id) {
-                None => {}
-                Some(entry) if entry.answer.is_some() && self.entries.len() >= capacity => {
-                    self.entries.remove(&id);
-                }
-                Some(_) => kept.push_back(id),
+        while let Some((id, claim)) = self.order.pop_front() {
+            if !is_current(&self.entries, &id, claim) {
+                continue;
+            }
+            let answered = self.entries.get(&id).is_some_and(|e| e.answer.is_some());
+            if answered && self.entries.len() >= capacity {
+                self.entries.remove(&id);
+            } else {
+                kept.push_back((id, claim));
             }
         }
         self.order = kept;
@@ -267,6 +293,36 @@ mod tests {
             std::task::Poll::Ready(out) => out,
             std::task::Poll::Pending => unreachable!("the memory store never waits"),
         }
+    }
+
+    #[test]
+    fn released_keys_leave_no_trace_behind() {
+        let s = MemoryIdempotencyStore::new(100, Duration::from_secs(60));
+        for i in 0..10_000 {
+            let key = i.to_string();
+            assert!(matches!(run(s.claim("a", &key, "f")).unwrap(), Claim::New));
+            run(s.release("a", &key)).unwrap();
+        }
+        let memory = s.lock();
+        assert!(memory.entries.is_empty());
+        assert!(memory.order.len() <= 16, "{}", memory.order.len());
+        drop(memory);
+        // A key claimed again after its release is in the order once, where it was last
+        // claimed: here the newest, so an older answered key is forgotten before it.
+        let s = MemoryIdempotencyStore::new(2, Duration::from_secs(60));
+        let t0 = Instant::now();
+        assert!(matches!(s.claim_at("a", "1", "f", t0).unwrap(), Claim::New));
+        run(s.release("a", "1")).unwrap();
+        assert!(matches!(s.claim_at("a", "2", "f", t0).unwrap(), Claim::New));
+        run(s.finish("a", "2", answer(200))).unwrap();
+        assert!(matches!(s.claim_at("a", "1", "f", t0).unwrap(), Claim::New));
+        run(s.finish("a", "1", answer(200))).unwrap();
+        assert!(matches!(s.claim_at("a", "3", "f", t0).unwrap(), Claim::New));
+        assert!(matches!(
+            s.claim_at("a", "1", "f", t0).unwrap(),
+            Claim::Answered(_)
+        ));
+        assert!(matches!(s.claim_at("a", "2", "f", t0).unwrap(), Claim::New));
     }
 
     #[test]
