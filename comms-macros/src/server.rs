@@ -27,7 +27,27 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
          [`Verifier`](::comms::verify::Verifier) with `.verifier(..)` (until then every request \
          is refused)."
     );
-    let routes = service.methods.iter().map(|m| route(trait_ident, m));
+    // Two methods of one verb whose routes differ only in their parameters' names would be one
+    // route of the server's: the second is refused at its route, and gets none.
+    let mut shapes: Vec<(String, &Method<'_>)> = Vec::new();
+    let routes: Vec<TokenStream> = service
+        .methods
+        .iter()
+        .map(|m| {
+            let shape = route_shape(m);
+            if let Some((_, first)) = shapes.iter().find(|(seen, _)| *seen == shape) {
+                let message = format!(
+                    "`{}` and `{}` are both `{shape}`: a server could not tell their requests \
+                     apart (parameter names are not part of a route)",
+                    first.ident(),
+                    m.ident(),
+                );
+                return syn::Error::new_spanned(&m.route, message).to_compile_error();
+            }
+            shapes.push((shape, m));
+            route(trait_ident, m)
+        })
+        .collect();
     quote! {
         #[doc = #doc]
         #vis struct #server<S> {
@@ -86,8 +106,16 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
             }
 
             /// The router: one route per method of the trait, mergeable with other routes.
-            /// Serve it at the root of the base URL its clients use (or `nest` it under the
-            /// base URL's path).
+            /// Serve it at the root of the base URL its clients use, or under the base URL's
+            /// path with `Router::nest_service("/prefix", router)` (`Router::nest` would route
+            /// a `/` method at `/prefix` alone, where clients send `/prefix/`). A `VerifyLayer`
+            /// may sit in front of it, with the same verifier or another.
+            ///
+            /// # Panics
+            ///
+            /// When a query key could fill two arguments of a method: a `#[query(flatten)]`
+            /// struct's field named like a plain `#[query]` argument or like another flattened
+            /// struct's field, or a flattened map beside another flattened value.
             pub fn into_router(self) -> ::comms::__private::server::Router {
                 let settings = ::std::sync::Arc::new(self.settings);
                 let service = self.service;
@@ -97,6 +125,27 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
             }
         }
     }
+}
+
+/// A method's verb and route with its parameters unnamed (`GET /users/<>`), which two methods
+/// of one server may not share.
+fn route_shape(method: &Method<'_>) -> String {
+    let route_text = method.route.value();
+    let mut shape = method.verb.to_string().to_uppercase();
+    shape.push(' ');
+    let template = method.template.as_ref().expect("validated");
+    for segment in &template.segments {
+        shape.push('/');
+        match segment {
+            Segment::Static(range) => shape.push_str(&route_text[range.clone()]),
+            Segment::Param { .. } => shape.push_str("<_>"),
+            Segment::Trailing { .. } => shape.push_str("<_..>"),
+        }
+    }
+    if template.trailing_slash || template.segments.is_empty() {
+        shape.push('/');
+    }
+    shape
 }
 
 /// `let router = router.route(..)` for one method.
@@ -132,14 +181,17 @@ fn route(trait_ident: &syn::Ident, method: &Method<'_>) -> TokenStream {
                         .replace('}', "}}"),
                 );
             }
+            // Named by position, not by the argument: arguments are read by their segment's
+            // index, and axum refuses two names at one place of two routes (`/a/{id}` beside
+            // `/a/{account_id}`).
             Segment::Param { name } => {
                 let name = &route_text[name.clone()];
-                path.push_str(&format!("/{{{name}}}"));
+                path.push_str(&format!("/{{p{index}}}"));
                 positions.push((name.to_owned(), index, false));
             }
             Segment::Trailing { name } => {
                 let name = &route_text[name.clone()];
-                path.push_str(&format!("/{{*{name}}}"));
+                path.push_str(&format!("/{{*p{index}}}"));
                 positions.push((name.to_owned(), index, true));
             }
         }
