@@ -347,7 +347,10 @@ mod tests {
             assert_eq!(content_types(call), [merge]);
             assert!(call.error.is_none());
         }
-        assert_eq!(content_types(&Call::post("/x").json(&1)), ["application/json"]);
+        assert_eq!(
+            content_types(&Call::post("/x").json(&1)),
+            ["application/json"]
+        );
         // Given twice, it is two values, which the signature refuses at execution.
         let twice = Call::post("/x")
             .header("content-type", "a/b")

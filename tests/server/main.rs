@@ -322,4 +322,5 @@ async fn pair() -> (DirectoryImpl, DirectoryClient, String) {
 
 mod idempotency;
 mod round_trips;
+mod routing;
 mod serving;

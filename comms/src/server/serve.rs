@@ -145,7 +145,7 @@ where
     A: Into<Answer>,
 {
     let (caller, body, deadline) = match settings.gate.admit(&parts, &uri, body).await {
-        Ok(admitted) => admitted,
+        Ok(admission) => (admission.caller, admission.body, admission.deadline),
         Err(refusal) => return refusal.map(axum::body::Body::from),
     };
     let claim = match idempotent {

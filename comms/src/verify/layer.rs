@@ -14,7 +14,7 @@ use http_body_util::BodyExt;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{Caller, Verifier, VerifyError};
+use super::{Admitted, Caller, Verifier, VerifyError};
 use crate::error::message_response as reject;
 use crate::gathered::Gathered;
 use crate::report::Throttle;
@@ -118,15 +118,18 @@ impl Gate {
 
     /// Checks a request whose signature covers `uri` (the URI as the caller sent it, before
     /// any prefix was stripped): the head first, then the body under the limits. Gives the
-    /// caller (`None` without a verifier), the body and the deadline the request arrived with
-    /// (see [`deadline`](crate::deadline)), or the response that refuses the request: 504 when
-    /// the deadline has nothing left.
+    /// request as admitted, or the response that refuses it: 504 when the deadline has nothing
+    /// left.
+    ///
+    /// A request another gate admitted already (a `VerifyLayer` in front of a generated
+    /// server) has its signature checked again by this gate's verifier, but its nonce is not
+    /// recorded again: see [`Admitted`].
     pub(crate) async fn admit<B>(
         &self,
         parts: &http::request::Parts,
         uri: &http::Uri,
         body: B,
-    ) -> Result<(Option<Caller>, Bytes, Option<Instant>), Response<Bytes>>
+    ) -> Result<Admission, Response<Bytes>>
     where
         B: Body,
         B::Error: Into<crate::BoxError>,
@@ -139,9 +142,12 @@ impl Gate {
         // the replay of a signed one whose nonce the store holds.
         let head = match &self.verifier {
             Some(verifier) => {
-                let head = verifier
+                let mut head = verifier
                     .verify_head(&parts.method, uri, &parts.headers)
                     .map_err(refused)?;
+                if let Some(outer) = parts.extensions.get::<Admitted>() {
+                    head.behind(outer);
+                }
                 match head.replayed().await {
                     Ok(false) => {}
                     Ok(true) => return Err(refused(VerifyError::Replayed)),
@@ -190,12 +196,33 @@ impl Gate {
                 ));
             }
         };
-        let caller = match head {
-            Some(head) => Some(head.verify_body(&bytes).await.map_err(refused)?),
-            None => None,
+        let (caller, admitted) = match head {
+            Some(head) => {
+                let admitted = head.admitted();
+                let caller = head.verify_body(&bytes).await.map_err(refused)?;
+                (Some(caller), Some(admitted))
+            }
+            None => (None, None),
         };
-        Ok((caller, bytes, deadline))
+        Ok(Admission {
+            caller,
+            admitted,
+            body: bytes,
+            deadline,
+        })
     }
+}
+
+/// A request a [`Gate`] let through.
+pub(crate) struct Admission {
+    /// Its authenticated caller; `None` without a verifier.
+    pub(crate) caller: Option<Caller>,
+    /// What a gate behind this one needs to know of it; `None` without a verifier.
+    pub(crate) admitted: Option<Admitted>,
+    /// Its body, read whole.
+    pub(crate) body: Bytes,
+    /// The deadline it arrived with (see [`deadline`](crate::deadline)).
+    pub(crate) deadline: Option<Instant>,
 }
 
 /// The URI the caller signed: the request's own, or with the `server` feature the one an
@@ -324,13 +351,17 @@ where
             let trace = ServerTrace::start(&parts.method, &uri, &parts.headers, None);
             let served = trace.run(async move {
                 match gate.admit(&parts, &uri, body).await {
-                    Ok((caller, bytes, deadline)) => {
+                    Ok(admission) => {
                         // Always a caller: this gate has a verifier.
-                        if let Some(caller) = caller {
+                        if let Some(caller) = admission.caller {
                             parts.extensions.insert(caller);
                         }
-                        let served = inner.call(Request::from_parts(parts, ReqBody::from(bytes)));
-                        crate::deadline::scope(deadline, served).await
+                        if let Some(admitted) = admission.admitted {
+                            parts.extensions.insert(admitted);
+                        }
+                        let body = ReqBody::from(admission.body);
+                        let served = inner.call(Request::from_parts(parts, body));
+                        crate::deadline::scope(admission.deadline, served).await
                     }
                     Err(refusal) => Ok(refusal.map(ResBody::from)),
                 }

@@ -54,6 +54,7 @@ impl Verifier {
             signing: Signing::Legacy,
             nonce: None,
             digest: None,
+            count_use: true,
         })
     }
 }

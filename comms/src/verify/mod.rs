@@ -368,6 +368,17 @@ pub struct VerifiedHead<'a> {
     nonce: Option<(String, SystemTime)>,
     /// The signed `Content-Digest`, when the signature covers one.
     digest: Option<ExpectedDigest>,
+    /// Whether `verify_body` counts the use of the key (not when a gate in front did).
+    count_use: bool,
+}
+
+/// What a gate in front did for a request it admitted, kept in the request's extensions: a
+/// generated server merged under a [`VerifyLayer`] checks the signature again with its own
+/// verifier, but does not record the nonce again (a store the two share would take the request
+/// for its own replay; the gate in front refused replays already) nor count a key's use twice.
+#[derive(Clone)]
+pub(crate) struct Admitted {
+    key: Arc<Key>,
 }
 
 impl fmt::Debug for VerifiedHead<'_> {
@@ -384,6 +395,20 @@ impl VerifiedHead<'_> {
     /// The service whose key signed the head.
     pub fn service_id(&self) -> &str {
         &self.key.service_id
+    }
+
+    /// What the gate that admits this request leaves in its extensions for one behind it.
+    pub(crate) fn admitted(&self) -> Admitted {
+        Admitted {
+            key: self.key.clone(),
+        }
+    }
+
+    /// Leaves to the gate in front, which admitted this request, what it did: the nonce it
+    /// recorded, and the key's use when it counted it on this very key.
+    pub(crate) fn behind(&mut self, outer: &Admitted) {
+        self.nonce = None;
+        self.count_use &= !Arc::ptr_eq(&outer.key, &self.key);
     }
 
     /// Whether the nonce store already holds this request's nonce: a replay, refused before
@@ -424,16 +449,19 @@ impl VerifiedHead<'_> {
             }
         }
         let key = &self.key;
-        if key.uses.fetch_add(1, Ordering::Relaxed) == 0 {
-            tracing::info!(
-                key_id = %key.key_id,
-                service = %key.service_id,
-                signing = %self.signing,
-                "first request verified with this key"
-            );
-        }
-        if self.signing == Signing::Legacy {
-            key.legacy_uses.fetch_add(1, Ordering::Relaxed);
+        // Unless the gate in front counted it on this key.
+        if self.count_use {
+            if key.uses.fetch_add(1, Ordering::Relaxed) == 0 {
+                tracing::info!(
+                    key_id = %key.key_id,
+                    service = %key.service_id,
+                    signing = %self.signing,
+                    "first request verified with this key"
+                );
+            }
+            if self.signing == Signing::Legacy {
+                key.legacy_uses.fetch_add(1, Ordering::Relaxed);
+            }
         }
         let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         key.last_used.fetch_max(secs, Ordering::Relaxed);

@@ -152,6 +152,7 @@ impl Verifier {
             signing: Signing::Rfc9421,
             nonce: Some((nonce.to_owned(), keep_until)),
             digest,
+            count_use: true,
         })
     }
 }

@@ -1,0 +1,119 @@
+//! Where a generated server's routes sit: beside other methods' routes whose parameters are
+//! named otherwise, behind a `VerifyLayer`, nested under a prefix.
+
+use super::*;
+use comms::verify::VerifyLayer;
+
+/// Two methods whose parameter at one place of the path is named differently.
+#[service_client(
+    base_url = "http://127.0.0.1:9",
+    service_id = "billing",
+    secret_env = "COMMS_TEST_SERVER_SECRET"
+)]
+pub trait Accounts {
+    #[get("/accounts/<id>")]
+    async fn get(&self, id: u32) -> Result<u32, Error>;
+
+    #[delete("/accounts/<account_id>")]
+    async fn close(&self, account_id: u32) -> Result<u32, Error>;
+
+    #[get("/accounts/<id>/files/<path..>")]
+    async fn file(&self, id: u32, path: &str) -> Result<String, Error>;
+
+    #[put("/accounts/<account>/files/<name..>")]
+    async fn put_file(&self, account: u32, name: &str) -> Result<String, Error>;
+
+    #[get("/")]
+    async fn root(&self) -> Result<String, Error>;
+}
+
+#[derive(Clone)]
+struct AccountsImpl;
+
+impl Accounts for AccountsImpl {
+    async fn get(&self, id: u32) -> Result<u32, Error> {
+        Ok(id)
+    }
+
+    async fn close(&self, account_id: u32) -> Result<u32, Error> {
+        Ok(account_id + 1000)
+    }
+
+    async fn file(&self, id: u32, path: &str) -> Result<String, Error> {
+        Ok(format!("get {id} {path}"))
+    }
+
+    async fn put_file(&self, account: u32, name: &str) -> Result<String, Error> {
+        Ok(format!("put {account} {name}"))
+    }
+
+    async fn root(&self) -> Result<String, Error> {
+        Ok(comms::server::caller().service_id().to_owned())
+    }
+}
+
+fn accounts(verifier: Verifier) -> axum::Router {
+    AccountsServer::new(AccountsImpl)
+        .verifier(verifier)
+        .into_router()
+}
+
+#[tokio::test]
+async fn parameters_named_otherwise_at_one_place_of_two_routes_are_served() {
+    let url = serve(accounts(Verifier::new().service("billing", SECRET))).await;
+    let client: AccountsClient = comms_tests::plain_client(&url, SECRET);
+    assert_eq!(client.get(4).await.unwrap(), 4);
+    assert_eq!(client.close(4).await.unwrap(), 1004);
+    assert_eq!(client.file(5, "a/b").await.unwrap(), "get 5 a/b");
+    assert_eq!(client.put_file(6, "c").await.unwrap(), "put 6 c");
+}
+
+#[tokio::test]
+async fn behind_a_verify_layer_sharing_its_verifier_each_request_is_admitted_once() {
+    // The layer protects the service's own routes too; its verifier is the server's (one
+    // nonce store, one set of keys).
+    let verifier = Verifier::new().service("billing", SECRET);
+    let router = accounts(verifier.clone())
+        .route("/health", axum::routing::get(|| async { "ok" }))
+        .layer(VerifyLayer::new(verifier.clone()));
+    let url = serve(router).await;
+    let client: AccountsClient = comms_tests::plain_client(&url, SECRET);
+    assert_eq!(client.get(4).await.unwrap(), 4);
+    assert_eq!(client.root().await.unwrap(), "billing");
+    let exec = comms_tests::plain_executor(&url, "billing", SECRET);
+    let health = exec.execute(Call::get("/health")).await.unwrap();
+    assert_eq!(health.text().unwrap(), "ok");
+    // One use a request, not one a gate.
+    assert_eq!(verifier.key_usage()[0].requests, 3);
+    // A request admitted once is refused when it comes again, by the layer in front.
+    let recorder =
+        comms_tests::TestServer::always(comms_tests::Reply::json(200, serde_json::json!(1))).await;
+    let to_recorder: AccountsClient = comms_tests::plain_client(&recorder.url(), SECRET);
+    to_recorder.get(1).await.unwrap();
+    let captured = recorder.requests().remove(0);
+    assert_eq!(resend(&url, &captured).await, 200);
+    assert_eq!(resend(&url, &captured).await, 401);
+}
+
+/// Sends `request` again as it was recorded (its `Host` too, which its signature covers) to
+/// the server at `url`, and gives the status.
+async fn resend(url: &str, request: &comms_tests::Recorded) -> u16 {
+    let mut sent =
+        reqwest::Client::new().request(request.method.clone(), format!("{url}{}", request.uri));
+    for (name, value) in &request.headers {
+        sent = sent.header(name, value);
+    }
+    let response = sent.body(request.body.clone()).send().await.unwrap();
+    response.status().as_u16()
+}
+
+#[tokio::test]
+async fn nested_under_the_base_urls_path_every_route_is_served() {
+    let inner = accounts(Verifier::new().service("billing", SECRET));
+    let url = serve(axum::Router::new().nest_service("/api", inner)).await;
+    let client: AccountsClient = comms_tests::plain_client(&format!("{url}/api"), SECRET);
+    // `/` is sent as `/api/`, which `nest_service` routes (and `nest` would not).
+    assert_eq!(client.root().await.unwrap(), "billing");
+    assert_eq!(client.get(3).await.unwrap(), 3);
+    assert_eq!(client.file(5, "a/b").await.unwrap(), "get 5 a/b");
+}
