@@ -108,6 +108,48 @@ async fn calls_are_traced_without_secrets() {
     }
 }
 
+/// A call's span reports its last attempt's status: none when that attempt got no response,
+/// whatever an earlier one got.
+#[tokio::test]
+async fn a_call_whose_last_attempt_timed_out_reports_no_status() {
+    let (logs, _guard) = record(tracing::Level::DEBUG);
+
+    // A 503, then a retry that is never answered in time.
+    let server = TestServer::start(|_, i| match i {
+        0 => Reply::status(503),
+        _ => Reply::status(200).delay(std::time::Duration::from_secs(5)),
+    })
+    .await;
+    let e = Executor::builder()
+        .name("inventory")
+        .base_url(server.url())
+        .service_id("tests")
+        .secret(SECRET)
+        .retry(fast_retry().max_retries(1))
+        .breaker(BreakerConfig::disabled())
+        .timeout(std::time::Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let err = e
+        .execute(Call::get("/slow").route("/slow"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, comms::Error::Timeout { .. }), "{err:?}");
+
+    let text = logs.text();
+    let ended = text
+        .lines()
+        .find(|l| l.contains("comms::executor: call failed"))
+        .unwrap_or_else(|| {
+            panic!(
+                "no end of the call in:
+{text}"
+            )
+        });
+    assert!(ended.contains("attempts=2"), "{ended}");
+    assert!(!ended.contains("status="), "{ended}");
+}
+
 /// At `INFO`, what most services log at, the per-call span is not recorded, and a retry's
 /// warning still says which service and which request it is about.
 #[tokio::test]

@@ -53,6 +53,7 @@ pin_project! {
 #[derive(Default)]
 struct CallStats {
     attempts: u32,
+    /// The status of the last attempt, if it got a response.
     status: Option<u16>,
 }
 
@@ -345,9 +346,11 @@ impl<'a> Run<'a> {
         if let Some(permit) = self.permit.take() {
             permit.record(outcome.is_failure());
         }
-        if let Attempt::Response(status, ..) = &attempt {
-            self.stats.status = Some(status.as_u16());
-        }
+        // The last attempt's status: none when it got no response, whatever earlier ones got.
+        self.stats.status = match &attempt {
+            Attempt::Response(status, ..) | Attempt::TooLarge(status, _) => Some(status.as_u16()),
+            _ => None,
+        };
         let attempt = match attempt {
             Attempt::Response(status, headers, bytes) if status.is_success() => {
                 let prepared = self.prepared.take().expect("prepared");
