@@ -441,3 +441,202 @@ async fn a_forged_open_forever_holds_a_breaker_open_only_for_its_own_open_period
     assert_eq!(replica.circuit_state(), Some(CircuitState::Closed));
     assert_eq!(server.count(), 2);
 }
+
+/// A TCP proxy in front of Redis that can let its connections die without closing them: it
+/// stops forwarding on them but keeps their sockets open (no FIN, no RST), as a NAT, a firewall
+/// or a load balancer that forgot a connection does. New connections are forwarded.
+struct SilentProxy {
+    port: u16,
+    /// Connections numbered up to this one are dead.
+    dead_up_to: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl SilentProxy {
+    async fn start(redis_url: &str) -> SilentProxy {
+        use std::sync::atomic::Ordering;
+        let target = redis_url
+            .trim_start_matches("redis://")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let proxy = SilentProxy {
+            port,
+            dead_up_to: Default::default(),
+            accepted: Default::default(),
+        };
+        let (dead, accepted) = (proxy.dead_up_to.clone(), proxy.accepted.clone());
+        tokio::spawn(async move {
+            loop {
+                let (client, _) = listener.accept().await.unwrap();
+                let id = accepted.fetch_add(1, Ordering::SeqCst) + 1;
+                let Ok(server) = tokio::net::TcpStream::connect(&target).await else {
+                    continue;
+                };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(pump(client_read, server_write, id, dead.clone()));
+                tokio::spawn(pump(server_read, client_write, id, dead.clone()));
+            }
+        });
+        proxy
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Every connection accepted so far goes silent.
+    fn silence_existing(&self) {
+        use std::sync::atomic::Ordering;
+        let accepted = self.accepted.load(Ordering::SeqCst);
+        self.dead_up_to.store(accepted, Ordering::SeqCst);
+    }
+}
+
+/// Forwards `from` to `to` until connection `id` is one of the dead, then holds both open.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    id: u64,
+    dead: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 16384];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if id <= dead.load(std::sync::atomic::Ordering::SeqCst) {
+            let _open = (from, to);
+            return std::future::pending::<()>().await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nonce_store_reconnects_when_its_connection_dies_without_closing() {
+    let redis = redis_or_skip!();
+    let proxy = SilentProxy::start(&redis.url()).await;
+    let store = RedisNonceStore::new(&proxy.url())
+        .unwrap()
+        .namespace("silent")
+        .timeout(Duration::from_millis(300));
+    let now = SystemTime::now();
+    let later = now + Duration::from_secs(301);
+    assert!(
+        store
+            .check_and_insert("billing", &fresh_nonce(0), now, later)
+            .await
+            .unwrap()
+    );
+    proxy.silence_existing();
+    // The check on the silent connection times out, and is refused; the store then connects
+    // again, and the next one is answered.
+    let started = Instant::now();
+    let mut refused = 0;
+    loop {
+        let now = SystemTime::now();
+        match store
+            .check_and_insert("billing", &fresh_nonce(1 + refused), now, later)
+            .await
+        {
+            Ok(fresh) => {
+                assert!(fresh);
+                break;
+            }
+            Err(_) => refused += 1,
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still refused after {refused} checks"
+        );
+    }
+    assert!(refused >= 1, "the silent connection answered");
+}
+
+/// `PUBSUB NUMSUB channel`: how many connections subscribe to `channel`.
+async fn subscribers(url: &str, channel: &str) -> u64 {
+    use tokio::io::AsyncReadExt;
+    let address = url.trim_start_matches("redis://").trim_end_matches('/');
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let command = format!(
+        "*3\r\n$6\r\nPUBSUB\r\n$6\r\nNUMSUB\r\n${}\r\n{channel}\r\n",
+        channel.len()
+    );
+    stream.write_all(command.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 1024];
+    // `*2 $len channel :count`: read until the count's line is whole.
+    while !String::from_utf8_lossy(&reply).contains("\r\n:") || !reply.ends_with(b"\r\n") {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "redis closed the connection");
+        reply.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&reply).into_owned();
+    let count = text.rsplit("\r\n:").next().unwrap().trim_end();
+    count.parse().expect(&text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breaker_subscription_that_dies_without_closing_is_renewed() {
+    let redis = redis_or_skip!();
+    let proxy = SilentProxy::start(&redis.url()).await;
+    let server = TestServer::always(Reply::status(200)).await;
+    let sync = share_breakers(&proxy.url(), "silent").unwrap();
+    wait_for("the subscription", || sync.is_connected()).await;
+    let replica = caller(&server.url(), sync.clone());
+    replica.execute(Call::get("/x")).await.unwrap();
+    proxy.silence_existing();
+    // Within its check period and a ping's timeout, the subscriber notices and subscribes
+    // again; another replica's open (published straight to Redis) then reaches this one.
+    let started = Instant::now();
+    loop {
+        let open = format!("{:016x} open {} {}", 7, u64::MAX, server.url());
+        redis_command(&redis.url(), &["PUBLISH", "silent:breaker", &open]).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if replica.circuit_state() == Some(CircuitState::Open) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no transition received since the connection died (connected: {})",
+            sync.is_connected()
+        );
+    }
+    assert!(
+        started.elapsed() > Duration::from_secs(1),
+        "the silent connection delivered"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sync_tasks_end_with_the_last_client_using_it() {
+    let redis = redis_or_skip!();
+    let server = TestServer::always(Reply::status(200)).await;
+    let sync = share_breakers(&redis.url(), "ending").unwrap();
+    wait_for("the subscription", || sync.is_connected()).await;
+    let client = caller(&server.url(), sync.clone());
+    client.execute(Call::get("/x")).await.unwrap();
+    assert_eq!(subscribers(&redis.url(), "ending:breaker").await, 1);
+    // The sync dropped, the client still uses it.
+    drop(sync);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(subscribers(&redis.url(), "ending:breaker").await, 1);
+    client.execute(Call::get("/x")).await.unwrap();
+    // The client gone too: the subscriber ends within its check period.
+    drop(client);
+    let started = Instant::now();
+    while subscribers(&redis.url(), "ending:breaker").await > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "the subscriber outlived every client"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -64,9 +64,16 @@ pub enum WhenUnavailable {
 }
 
 /// A lazily connected, reconnecting Redis connection with a per-command timeout.
+///
+/// redis-rs's `ConnectionManager` reconnects when its connection is closed, but not when it
+/// stops answering while still open (a NAT or load balancer that forgot it): a command that
+/// times out therefore drops the manager, and the next command connects afresh.
 struct Conn {
     client: redis::Client,
-    manager: tokio::sync::OnceCell<ConnectionManager>,
+    /// The manager in use, with the number telling it from the ones before it.
+    manager: tokio::sync::Mutex<Option<(u64, ConnectionManager)>>,
+    /// How many managers were made; the next one's number.
+    made: std::sync::atomic::AtomicU64,
     timeout: Duration,
 }
 
@@ -77,27 +84,54 @@ impl Conn {
             .map_err(|_| Error::config("redis_url", "not a valid Redis URL"))?;
         Ok(Conn {
             client,
-            manager: tokio::sync::OnceCell::new(),
+            manager: tokio::sync::Mutex::new(None),
+            made: std::sync::atomic::AtomicU64::new(0),
             timeout,
         })
     }
 
+    /// The manager in use, connecting one when there is none.
+    async fn manager(&self) -> Result<(u64, ConnectionManager), redis::RedisError> {
+        let mut slot = self.manager.lock().await;
+        if let Some((number, manager)) = &*slot {
+            return Ok((*number, manager.clone()));
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_number_of_retries(1);
+        let manager = ConnectionManager::new_with_config(self.client.clone(), config).await?;
+        let number = self.made.fetch_add(1, Ordering::Relaxed);
+        *slot = Some((number, manager.clone()));
+        Ok((number, manager))
+    }
+
+    /// Drops manager `number` if it is still the one in use.
+    async fn forget(&self, number: u64) {
+        let mut slot = self.manager.lock().await;
+        if slot.as_ref().is_some_and(|(current, _)| *current == number) {
+            *slot = None;
+        }
+    }
+
     async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, BoxError> {
+        let used = std::sync::atomic::AtomicU64::new(u64::MAX);
         let run = async {
-            let manager = self
-                .manager
-                .get_or_try_init(|| {
-                    let config = ConnectionManagerConfig::new()
-                        .set_connection_timeout(Some(self.timeout))
-                        .set_response_timeout(Some(self.timeout))
-                        .set_number_of_retries(1);
-                    ConnectionManager::new_with_config(self.client.clone(), config)
-                })
-                .await?;
-            let mut connection = manager.clone();
+            let (number, mut connection) = self.manager().await?;
+            used.store(number, Ordering::Relaxed);
             cmd.query_async::<T>(&mut connection).await
         };
-        match tokio::time::timeout(self.timeout, run).await {
+        let result = tokio::time::timeout(self.timeout, run).await;
+        let timed_out = match &result {
+            Err(_) => true,
+            Ok(Err(e)) => e.is_timeout(),
+            Ok(Ok(_)) => false,
+        };
+        let number = used.load(Ordering::Relaxed);
+        if timed_out && number != u64::MAX {
+            self.forget(number).await;
+        }
+        match result {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(format!("redis error: {e}").into()),
             Err(_) => Err(format!("redis did not answer within {:?}", self.timeout).into()),
@@ -342,6 +376,10 @@ async fn subscribe(client: redis::Client, channel: String, sender: u64, link: We
     }
 }
 
+/// How long the breaker channel's subscriber waits for a message before it checks that its
+/// link is still used and its connection still answers.
+const SUBSCRIBER_CHECK: Duration = Duration::from_secs(5);
+
 /// Applies other replicas' transitions until the link is gone (`Ok`) or the connection drops.
 async fn listen(
     client: &redis::Client,
@@ -355,22 +393,25 @@ async fn listen(
     if let Some(l) = link.upgrade() {
         l.connected.store(true, Ordering::Release);
     }
-    let mut messages = pubsub.into_on_message();
+    let (mut sink, mut messages) = pubsub.split();
+    let lost = |why: &str| redis::RedisError::from(std::io::Error::other(why.to_owned()));
     loop {
         let next = std::future::poll_fn(|cx| Pin::new(&mut messages).poll_next(cx));
-        // Wake up now and then to notice a link nobody uses any more.
-        let message = match tokio::time::timeout(Duration::from_secs(5), next).await {
+        // Wake up now and then to notice a link nobody uses any more, and a connection that
+        // died without closing (a quiet channel and a dead one look alike until asked).
+        let message = match tokio::time::timeout(SUBSCRIBER_CHECK, next).await {
             Ok(Some(message)) => message,
-            Ok(None) => {
-                return Err(redis::RedisError::from(std::io::Error::other(
-                    "subscription closed",
-                )));
-            }
+            Ok(None) => return Err(lost("subscription closed")),
             Err(_) => {
                 if link.strong_count() == 0 {
                     return Ok(());
                 }
-                continue;
+                let ping = sink.ping::<redis::Value>();
+                match tokio::time::timeout(DEFAULT_REDIS_TIMEOUT, ping).await {
+                    Ok(Ok(_)) => continue,
+                    Ok(Err(e)) => return Err(e),
+                    Err(_) => return Err(lost("no answer to a ping on the breaker channel")),
+                }
             }
         };
         let Some(link) = link.upgrade() else {
