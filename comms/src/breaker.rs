@@ -121,8 +121,9 @@ pub(crate) struct Breaker {
     failures: AtomicU32,
     /// Nanoseconds since [`epoch`] until which an open breaker refuses calls.
     open_until: AtomicU64,
-    /// Other replicas' breakers for the same target, when shared (see [`BreakerSync`]).
-    link: Option<Arc<Link>>,
+    /// Other replicas' breakers for the same target, when shared (see [`BreakerSync`]). Weak:
+    /// the clients using the sync keep it (and its tasks) alive, not the process-wide registry.
+    link: Option<std::sync::Weak<Link>>,
 }
 
 /// Leave to make one attempt. Record its outcome with [`Permit::record`]; a probe permit dropped
@@ -160,6 +161,10 @@ impl Breaker {
         let mut map = registry
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Breakers of a sync every client has let go of are not shared any more.
+        map.retain(|(_, _, link_id), breaker| {
+            *link_id == 0 || breaker.link.as_ref().is_some_and(|l| l.strong_count() > 0)
+        });
         let link = sync.map(|s| s.link.clone());
         let key = (
             authority.to_owned(),
@@ -169,7 +174,7 @@ impl Breaker {
         map.entry(key)
             .or_insert_with(|| {
                 let mut breaker = Breaker::new(authority.to_owned(), config.clone());
-                breaker.link = link.clone();
+                breaker.link = link.as_ref().map(Arc::downgrade);
                 let breaker = Arc::new(breaker);
                 if let Some(link) = &link {
                     link.attach(&breaker);
@@ -177,6 +182,11 @@ impl Breaker {
                 breaker
             })
             .clone()
+    }
+
+    /// The fleet link, while some client still uses it.
+    fn link(&self) -> Option<Arc<Link>> {
+        self.link.as_ref().and_then(std::sync::Weak::upgrade)
     }
 
     pub(crate) fn authority(&self) -> &str {
@@ -267,7 +277,7 @@ impl Breaker {
                 self.failures.store(0, Ordering::Release);
                 tracing::info!(authority = %self.authority, "circuit breaker closed");
                 crate::telemetry::breaker_changed(&self.authority, CircuitState::Closed);
-                if let Some(link) = &self.link {
+                if let Some(link) = self.link() {
                     link.publish(&self.authority, Remote::Closed);
                 }
             }
@@ -298,7 +308,7 @@ impl Breaker {
                     "circuit breaker opened"
                 );
                 crate::telemetry::breaker_changed(&self.authority, CircuitState::Open);
-                if let Some(link) = &self.link {
+                if let Some(link) = self.link() {
                     let until =
                         unix_millis().saturating_add(self.config.open_for.as_millis() as u64);
                     link.publish(

@@ -114,6 +114,9 @@ struct Inner {
     retry: RetryConfig,
     budget: Option<RetryBudget>,
     breaker: Option<Arc<Breaker>>,
+    /// The fleet link the breaker shares its transitions through, kept alive (and its tasks
+    /// with it) by the clients using it.
+    _breaker_sync: Option<crate::breaker::BreakerSync>,
     timeout: Duration,
     deadline: Option<Duration>,
     max_response_bytes: usize,

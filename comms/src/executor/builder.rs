@@ -317,6 +317,7 @@ impl ExecutorBuilder {
                 budget: self.retry.budget.map(RetryBudget::new),
                 retry: self.retry,
                 breaker,
+                _breaker_sync: self.breaker_sync,
                 timeout: self.timeout,
                 deadline: self.deadline,
                 max_response_bytes: self.max_response_bytes,
