@@ -168,6 +168,7 @@ async fn a_request_whose_caller_hangs_up_ends_as_cancelled() {
     assert!(matches!(server.status, Status::Error { .. }));
     let cancelled = points_where("http.server.request.duration", |p| {
         p.attributes.get("error.type").map(String::as_str) == Some("cancelled")
+            && p.attributes.get("http.route").map(String::as_str) == Some("/ledger/<id>")
     });
     assert_eq!(cancelled.len(), 1, "{cancelled:?}");
     assert_eq!(cancelled[0].attributes["http.route"], "/ledger/<id>");
@@ -210,5 +211,152 @@ async fn a_request_without_a_trace_is_served_in_the_span_around_it() {
     assert_eq!(
         text(served, "http.response.status_code").as_deref(),
         Some("401")
+    );
+}
+
+/// What a served stream does, step by step.
+#[derive(Clone, Copy)]
+enum Step {
+    Chunk(&'static str),
+    Fail,
+    Stall,
+}
+
+struct Script(std::collections::VecDeque<Step>);
+
+impl futures_core::Stream for Script {
+    type Item = Result<bytes::Bytes, Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        match self.0.pop_front() {
+            None => Poll::Ready(None),
+            Some(Step::Chunk(text)) => {
+                Poll::Ready(Some(Ok(bytes::Bytes::from_static(text.as_bytes()))))
+            }
+            Some(Step::Fail) => Poll::Ready(Some(Err(Error::internal("the feed broke")))),
+            Some(Step::Stall) => {
+                self.0.push_front(Step::Stall);
+                Poll::Pending
+            }
+        }
+    }
+}
+
+#[service_client(
+    base_url = "http://127.0.0.1:9",
+    service_id = "billing",
+    secret_env = "COMMS_OTEL_TEST_SECRET"
+)]
+pub trait Feeds {
+    #[get("/feeds/<n>")]
+    async fn feed(&self, n: u32) -> Result<comms::ByteStream, Error>;
+}
+
+#[derive(Clone)]
+struct Feeder;
+
+impl Feeds for Feeder {
+    async fn feed(&self, n: u32) -> Result<comms::ByteStream, Error> {
+        let steps: &[Step] = match n {
+            1 => &[Step::Chunk("one "), Step::Chunk("two")],
+            2 => &[Step::Chunk("one "), Step::Fail],
+            _ => &[Step::Chunk("one "), Step::Stall],
+        };
+        Ok(comms::ByteStream::from_stream(Script(
+            steps.iter().copied().collect(),
+        )))
+    }
+}
+
+/// A streamed answer's SERVER span lasts as long as its body: it ends when the stream does, as
+/// an error when the stream failed part way (after its 200 head), and as `cancelled` when the
+/// caller hung up first.
+#[tokio::test]
+async fn a_streamed_answers_span_ends_with_its_body() {
+    let (spans, _guard) = record_spans();
+    let router = FeedsServer::new(Feeder)
+        .verifier(Verifier::new().service("billing", SECRET))
+        .into_router();
+    let url = serve(router).await;
+    let client: FeedsClient = comms_tests::plain_client(&url, SECRET);
+    let server_span = |n: usize| {
+        let finished = spans.get_finished_spans().unwrap();
+        let served: Vec<SpanData> = finished
+            .into_iter()
+            .filter(|s| s.name == "GET /feeds/<n>" && s.span_kind == SpanKind::Server)
+            .collect();
+        served.get(n).cloned()
+    };
+
+    // Whole.
+    let mut whole = client.feed(1).await.unwrap();
+    let mut read = Vec::new();
+    while let Some(chunk) = whole.next_chunk().await {
+        read.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(read, b"one two");
+    let span = server_span(0).expect("the whole stream's span ended");
+    assert_eq!(span.status, Status::Unset);
+    assert_eq!(text(&span, "error.type"), None);
+
+    // Failed after its head: the client sees the break, the span the error.
+    let mut failing = client.feed(2).await.unwrap();
+    assert_eq!(failing.next_chunk().await.unwrap().unwrap(), "one ");
+    assert!(failing.next_chunk().await.unwrap().is_err());
+    let span = server_span(1).expect("the failed stream's span ended");
+    assert_eq!(text(&span, "error.type").as_deref(), Some("stream_error"));
+    assert_eq!(
+        text(&span, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+    assert!(matches!(span.status, Status::Error { .. }));
+    // The failure's warning is an event of the request's span.
+    assert!(
+        span.events
+            .iter()
+            .any(|e| e.name.contains("a served stream failed")),
+        "{:?}",
+        span.events
+    );
+
+    // Abandoned by its caller mid-stream.
+    let mut stalled = client.feed(3).await.unwrap();
+    assert_eq!(stalled.next_chunk().await.unwrap().unwrap(), "one ");
+    assert!(
+        server_span(2).is_none(),
+        "the stalled stream's span ended early"
+    );
+    drop(stalled);
+    let mut span = None;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        span = server_span(2);
+        if span.is_some() {
+            break;
+        }
+    }
+    let span = span.expect("the abandoned stream's span ended");
+    assert_eq!(text(&span, "error.type").as_deref(), Some("cancelled"));
+
+    // Each request's duration is recorded once, with how its body ended.
+    let durations = points_where("http.server.request.duration", |p| {
+        p.attributes.get("http.route").map(String::as_str) == Some("/feeds/<n>")
+    });
+    let mut ended: Vec<(Option<&str>, f64)> = durations
+        .iter()
+        .map(|p| (p.attributes.get("error.type").map(String::as_str), p.value))
+        .collect();
+    ended.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        ended,
+        [
+            (None, 1.0),
+            (Some("cancelled"), 1.0),
+            (Some("stream_error"), 1.0)
+        ]
     );
 }

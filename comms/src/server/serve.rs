@@ -125,8 +125,15 @@ where
         idempotent.map(|headers| Idempotent { route, headers }),
         method,
     );
-    let response = trace.run(served).await;
-    trace.end(response.status());
+    let mut response = trace.run(served).await;
+    // A streamed body outlives this future: it ends the trace when it ends.
+    match response
+        .extensions_mut()
+        .remove::<super::stream::TraceSlot>()
+    {
+        Some(slot) => slot.fill(trace),
+        None => trace.end(response.status()),
+    }
     response
 }
 

@@ -6,9 +6,17 @@
 //! ([`caller()`](super::caller) and the deadline are not in scope while it is read). An error
 //! from it, or a panic while it is read, cuts the response short: the connection closes
 //! before the body's end, which the caller sees as a body that broke off (a comms client: an
-//! [`Error::Transport`] from its stream).
+//! [`Error::Transport`] from its stream). What came before the error is written as far as the
+//! connection takes it: a caller reading slowly may miss the last of it (the server's write
+//! buffer, some hundreds of kilobytes, is dropped with the connection), but never sees a cut
+//! body as a whole one.
+//!
+//! With `otel`, the request's SERVER span lasts as long as its body: it ends when the stream
+//! ends, with `error.type` `stream_error` when it failed, and `cancelled` when the caller hung
+//! up first; the stream is read inside it.
 
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -17,6 +25,7 @@ use http::HeaderValue;
 use http::header::CONTENT_TYPE;
 
 use super::served_error;
+use crate::telemetry::ServerTrace;
 use crate::{ByteStream, Error, JsonLines};
 
 /// What a served method answers with: a whole response (every return type but the streams),
@@ -66,23 +75,63 @@ pub fn respond_json_lines<T: JsonLinesReturn>(result: Result<JsonLines<T>, Error
 }
 
 fn streamed(body: ByteStream, content_type: &'static str) -> Answer {
+    let trace = TraceSlot::default();
     let body = axum::body::Body::from_stream(Served {
         body: Some(body),
         failed: None,
+        trace: trace.clone(),
     });
     // A new response is a 200.
     let mut response = axum::response::Response::new(body);
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.extensions_mut().insert(trace);
     Answer::Streamed(response)
+}
+
+/// Where the request's trace goes for a streamed answer, whose body outlives the request's own
+/// future: `handle` finds the slot in the response's extensions and puts the trace there, and
+/// the body ends it (or, dropped first, drops it: its caller hung up).
+#[derive(Clone, Default)]
+pub(crate) struct TraceSlot(Arc<Mutex<Option<ServerTrace>>>);
+
+impl TraceSlot {
+    /// Hands the request's trace to the body.
+    pub(crate) fn fill(&self, trace: ServerTrace) {
+        *self.lock() = Some(trace);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<ServerTrace>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` in the trace's span, if it has one yet.
+    fn in_span<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &*self.lock() {
+            Some(trace) => trace.in_span(f),
+            None => f(),
+        }
+    }
+
+    /// Ends the trace: the body is whole, or (`failed`) was cut short.
+    fn end(&self, failed: bool) {
+        if let Some(trace) = self.lock().take() {
+            if failed {
+                trace.end_failed(http::StatusCode::OK);
+            } else {
+                trace.end(http::StatusCode::OK);
+            }
+        }
+    }
 }
 
 /// A served stream: its errors reported, its panics caught, each ending the body there.
 struct Served {
     body: Option<ByteStream>,
-    /// The error that ends the body, once what came before it has been flushed.
+    /// The error that ends the body, after a turn for what came before it to be written.
     failed: Option<Error>,
+    trace: TraceSlot,
 }
 
 impl Stream for Served {
@@ -96,27 +145,40 @@ impl Stream for Served {
         let Some(body) = &mut this.body else {
             return Poll::Ready(None);
         };
-        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            Pin::new(&mut *body).poll_next(cx)
-        }));
+        let trace = &this.trace;
+        let polled = trace.in_span(|| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                Pin::new(&mut *body).poll_next(cx)
+            }))
+        });
         let error = match polled {
             Ok(Poll::Ready(Some(Err(e)))) => {
-                tracing::warn!(error = %e, "a served stream failed; its response is cut short");
+                trace.in_span(|| {
+                    tracing::warn!(error = %e, "a served stream failed; its response is cut short");
+                });
                 e
+            }
+            Ok(Poll::Ready(None)) => {
+                this.body = None;
+                trace.end(false);
+                return Poll::Ready(None);
             }
             Ok(polled) => return polled,
             Err(panic) => {
                 let what = super::serve::panic_message(panic.as_ref());
-                tracing::error!(
-                    panic = what,
-                    "a served stream panicked; its response is cut short"
-                );
+                trace.in_span(|| {
+                    tracing::error!(
+                        panic = what,
+                        "a served stream panicked; its response is cut short"
+                    );
+                });
                 Error::internal("a served stream panicked")
             }
         };
+        trace.end(true);
         // Dropped, never polled again, so no broken state of it is ever observed. The error
-        // waits one turn: the server aborts the connection on it, dropping whatever it has not
-        // written yet, so it first writes out the head and the chunks before the error.
+        // waits one turn, so that the chunks before it go into the connection's buffer first;
+        // the server then aborts the connection on it.
         this.body = None;
         this.failed = Some(error);
         cx.waker().wake_by_ref();

@@ -81,4 +81,12 @@ impl ServerTrace {
 
     #[inline]
     pub(crate) fn end(self, _status: StatusCode) {}
+
+    #[inline]
+    pub(crate) fn end_failed(self, _status: StatusCode) {}
+
+    #[inline]
+    pub(crate) fn in_span<R>(&self, f: impl FnOnce() -> R) -> R {
+        f()
+    }
 }

@@ -523,12 +523,23 @@ impl ServerTrace {
 
     /// Ends the span with the response's status, and records the duration.
     pub(crate) fn end(mut self, status: StatusCode) {
-        self.finish(Some(status));
+        self.finish(Some(status), None);
     }
 
-    /// Records how the request ended: with the status of the response sent, or (`None`) with
-    /// none, cancelled.
-    fn finish(&mut self, status: Option<StatusCode>) {
+    /// Ends the span of a request whose streamed body failed after its `status` head was sent.
+    pub(crate) fn end_failed(mut self, status: StatusCode) {
+        self.finish(Some(status), Some("stream_error"));
+    }
+
+    /// Runs `f` inside the span: the reading of a streamed body, which the server does after
+    /// the request's own future has returned.
+    pub(crate) fn in_span<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.span.in_scope(f)
+    }
+
+    /// Records how the request ended: with the status of the response sent (and `failed`, the
+    /// type of an error that cut its body short), or (`None`) with none, cancelled.
+    fn finish(&mut self, status: Option<StatusCode>, failed: Option<&'static str>) {
         self.ended = true;
         let error = match status {
             Some(status) => {
@@ -537,7 +548,10 @@ impl ServerTrace {
                 self.attributes
                     .push(KeyValue::new("http.response.status_code", code_value));
                 // A server counts only 5xx as its own error.
-                status.is_server_error().then(|| status.as_str().to_owned())
+                match failed {
+                    Some(failed) => Some(failed.to_owned()),
+                    None => status.is_server_error().then(|| status.as_str().to_owned()),
+                }
             }
             None => Some("cancelled".to_owned()),
         };
@@ -555,7 +569,7 @@ impl ServerTrace {
 impl Drop for ServerTrace {
     fn drop(&mut self) {
         if !self.ended {
-            self.finish(None);
+            self.finish(None, None);
         }
     }
 }
