@@ -26,7 +26,8 @@ use crate::Error;
 /// method returns to answer with items as it produces them
 /// ([`from_items`](JsonLines::from_items), [`from_stream`](JsonLines::from_stream)).
 ///
-/// Lines end with `\n` or `\r\n`; the last line needs no newline; blank lines are skipped. A
+/// Lines end with `\n` or `\r\n`; the last line needs no newline; blank lines are skipped, and
+/// so is a UTF-8 byte order mark before the first. A
 /// line that is not a `T` is an [`Error::Decode`] for that item, and the lines after it are
 /// read as usual. A line longer than the limit (the executor's `max_response_bytes`, 16 MiB by
 /// default; [`max_line_bytes`](JsonLines::max_line_bytes) changes it) is an [`Error::Decode`]
@@ -67,6 +68,8 @@ struct Splitter {
     partial: BytesMut,
     limit: usize,
     ended: bool,
+    /// Whether no line has been split off yet: the first may begin with a byte order mark.
+    first: bool,
 }
 
 impl<T> JsonLines<T> {
@@ -83,6 +86,7 @@ impl<T> JsonLines<T> {
                     partial: BytesMut::new(),
                     limit,
                     ended: false,
+                    first: true,
                 }),
                 PhantomData,
             ),
@@ -214,7 +218,7 @@ impl Splitter {
                     self.partial.extend_from_slice(&line);
                     line = self.partial.split().freeze();
                 }
-                if let Some(line) = content(line) {
+                if let Some(line) = self.content(line) {
                     return Poll::Ready(Some(Ok(line)));
                 }
                 continue;
@@ -240,10 +244,20 @@ impl Splitter {
                     // The last line needs no line break.
                     self.ended = true;
                     let last = self.partial.split().freeze();
-                    return Poll::Ready(content(last).map(Ok));
+                    return Poll::Ready(self.content(last).map(Ok));
                 }
             }
         }
+    }
+
+    /// A line without its `\r`, or `None` when it is blank; the first without the UTF-8 byte
+    /// order mark a body may begin with (RFC 8259 lets a parser ignore it, and serde_json does
+    /// not).
+    fn content(&mut self, mut line: Bytes) -> Option<Bytes> {
+        if std::mem::take(&mut self.first) && line.starts_with(b"\xEF\xBB\xBF") {
+            line = line.slice(3..);
+        }
+        content(line)
     }
 
     /// The error of a line over the limit, which ends the stream.

@@ -105,6 +105,24 @@ async fn an_empty_or_blank_body_has_no_items() {
 }
 
 #[tokio::test]
+async fn a_byte_order_mark_before_the_first_line_is_skipped() {
+    let body = "\u{feff}{\"id\":1}\n{\"id\":2}\n";
+    for cut in 0..=4 {
+        let (a, b) = body.as_bytes().split_at(cut);
+        let chunks = [Bytes::copy_from_slice(a), Bytes::copy_from_slice(b)];
+        let lines = JsonLines::new(ByteStream::from_chunks(chunks));
+        assert_eq!(items(lines).await, [Ok(1), Ok(2)], "cut at {cut}");
+    }
+    // Only there: a second line's is not JSON.
+    let lines = JsonLines::new(ByteStream::from_chunks([
+        "{\"id\":1}\n\u{feff}{\"id\":2}\n",
+    ]));
+    let got = items(lines).await;
+    assert_eq!(got[0], Ok(1));
+    assert!(got[1].is_err(), "{got:?}");
+}
+
+#[tokio::test]
 async fn a_line_over_the_limit_is_an_error_that_ends_the_items() {
     // Its end: the error comes at the line break.
     let long = format!("{{\"id\":1}}\n[{}0]\n{{\"id\":2}}\n", "0,".repeat(20));
