@@ -12,7 +12,7 @@ use http::{HeaderMap, StatusCode};
 ///
 /// ```no_run
 /// # use comms::{Error, ResponseValue, service_client};
-/// # #[derive(serde::Deserialize)]
+/// # #[derive(serde::Serialize, serde::Deserialize)]
 /// # pub struct User { name: String }
 /// # #[service_client(base_url = "http://users:8080", service_id = "a", secret_env = "S")]
 /// # pub trait Users {

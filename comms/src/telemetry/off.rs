@@ -82,9 +82,11 @@ impl ServerTrace {
     #[inline]
     pub(crate) fn end(self, _status: StatusCode) {}
 
+    #[cfg(feature = "server")]
     #[inline]
     pub(crate) fn end_failed(self, _status: StatusCode) {}
 
+    #[cfg(feature = "server")]
     #[inline]
     pub(crate) fn in_span<R>(&self, f: impl FnOnce() -> R) -> R {
         f()

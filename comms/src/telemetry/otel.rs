@@ -527,12 +527,14 @@ impl ServerTrace {
     }
 
     /// Ends the span of a request whose streamed body failed after its `status` head was sent.
+    #[cfg(feature = "server")]
     pub(crate) fn end_failed(mut self, status: StatusCode) {
         self.finish(Some(status), Some("stream_error"));
     }
 
     /// Runs `f` inside the span: the reading of a streamed body, which the server does after
     /// the request's own future has returned.
+    #[cfg(feature = "server")]
     pub(crate) fn in_span<R>(&self, f: impl FnOnce() -> R) -> R {
         self.span.in_scope(f)
     }
