@@ -443,3 +443,116 @@ async fn requests_a_generated_client_sends_are_verified_by_httpsig() {
         assert!(httpsig_verifies(&r).await.is_err(), "{name} verified");
     }
 }
+
+/// A request to `url` (`method`, `headers`, `body`) signed by the Rust `httpsig` crate under
+/// label `comms`, covering the profile's components (and `content-digest` with a body) and
+/// `extra`.
+async fn signed_by_httpsig(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &'static str,
+    extra: &[&str],
+) -> http::Request<Bytes> {
+    use http_body_util::BodyExt as _;
+    use httpsig_hyper::prelude::HttpSignatureParams;
+    use httpsig_hyper::prelude::message_component::HttpMessageComponentId;
+
+    let mut request = http::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .unwrap();
+    let mut covered = vec!["\"@method\"", "\"@authority\"", "\"@path\"", "\"@query\""];
+    let mut request = if body.is_empty() {
+        request.map(|b| b.map_err(|never| match never {}).boxed())
+    } else {
+        covered.push("\"content-digest\"");
+        request
+            .set_content_digest(&httpsig_hyper::ContentDigestType::Sha256)
+            .await
+            .unwrap()
+    };
+    covered.extend_from_slice(extra);
+    let ids: Vec<HttpMessageComponentId> = covered
+        .iter()
+        .map(|id| HttpMessageComponentId::try_from(*id).unwrap())
+        .collect();
+    let mut params = HttpSignatureParams::try_new(&ids).unwrap();
+    params.set_nonce(&format!("{:032x}", rand_u128()));
+    params.set_alg(&AlgorithmName::HmacSha256);
+    params.set_keyid("billing");
+    let key = SharedKey::HmacSha256(SECRET.as_bytes().to_vec());
+    request
+        .set_message_signature(&params, &key, Some("comms"))
+        .await
+        .unwrap();
+    let (parts, body) = request.into_parts();
+    http::Request::from_parts(parts, body.collect().await.unwrap().to_bytes())
+}
+
+/// A number no other test run picked, for nonces.
+fn rand_u128() -> u128 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    now.as_nanos() ^ (u128::from(std::process::id()) << 64)
+}
+
+/// Sends `request` to the server at `base` (its authority is the one signed for) and gives
+/// the status.
+async fn status_of(request: http::Request<Bytes>) -> u16 {
+    let (parts, body) = request.into_parts();
+    let sent = reqwest::Client::new()
+        .request(parts.method, parts.uri.to_string())
+        .headers(parts.headers)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    sent.status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn components_comms_never_covers_are_checked_when_httpsig_covers_them() {
+    let verifier = Verifier::new().service("billing", SECRET).scheme("http");
+    let app = Router::new()
+        .route(
+            "/items",
+            get(|| async { "listed" }).post(|| async { "created" }),
+        )
+        .layer(VerifyLayer::new(verifier));
+    let url = serve(app).await;
+    let query = format!("{url}/items?a=1&b=two");
+    let all = [
+        "\"@target-uri\"",
+        "\"@scheme\"",
+        "\"@request-target\"",
+        "\"@query-param\";name=\"b\"",
+    ];
+    let genuine = signed_by_httpsig("GET", &query, &[], "", &all).await;
+    assert_eq!(status_of(genuine).await, 200);
+    let dict = [("x-dict", "a=1, b=2;x=?1, c=(x y)")];
+    let member = ["\"x-dict\";key=\"b\""];
+    let genuine = signed_by_httpsig("POST", &format!("{url}/items"), &dict, "{}", &member).await;
+    assert_eq!(status_of(genuine).await, 200);
+
+    // The covered query parameter changed.
+    let mut tampered = signed_by_httpsig("GET", &query, &[], "", &all).await;
+    *tampered.uri_mut() = format!("{url}/items?a=1&b=six").parse().unwrap();
+    assert_eq!(status_of(tampered).await, 401);
+    // The covered member changed; then one that is not covered.
+    for (dictionary, expected) in [
+        ("a=1, b=3;x=?1, c=(x y)", 401),
+        ("a=9, b=2;x=?1, c=(x y)", 200),
+    ] {
+        let mut changed =
+            signed_by_httpsig("POST", &format!("{url}/items"), &dict, "{}", &member).await;
+        changed
+            .headers_mut()
+            .insert("x-dict", dictionary.parse().unwrap());
+        assert_eq!(status_of(changed).await, expected, "{dictionary}");
+    }
+}

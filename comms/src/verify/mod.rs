@@ -33,10 +33,11 @@
 //! member (`;key`), a field as a Byte Sequence (`;bs`), and `@scheme` and `@target-uri` once
 //! the verifier knows the scheme ([`Verifier::scheme`]). What cannot be checked is refused,
 //! never skipped: a field's Structured Field form (`;sf` alone, which needs the field's type),
-//! trailers (`;tr`), and the components of responses. `created` must be within the skew window either way, `expires`
-//! (when present) not past, `alg` (when present) `hmac-sha256`, and `nonce` 16 to 128
-//! characters of `A-Z a-z 0-9 - _`. `Content-Digest` may carry `sha-256` and `sha-512`; each
-//! one present must match the body.
+//! trailers (`;tr`), and the components of responses. Since components are looked at before
+//! the signature is, a signature may cover at most 64, and what they parse is parsed once.
+//! `created` must be within the skew window either way, `expires` (when present) not past,
+//! `alg` (when present) `hmac-sha256`, and `nonce` 16 to 128 characters of `A-Z a-z 0-9 - _`.
+//! `Content-Digest` may carry `sha-256` and `sha-512`; each one present must match the body.
 //!
 //! A request with `X-Signature` and no `Signature-Input` is a legacy one, checked only when
 //! [`Verifier::accept_legacy`] says so.
@@ -257,10 +258,12 @@ impl Verifier {
 
     /// The scheme requests reach this service by, `http` or `https` as its callers write it,
     /// for signatures that cover `@scheme` or `@target-uri` (comms clients cover neither; other
-    /// signers may). An HTTP/1.1 request line does not carry the scheme, and behind a proxy
-    /// that ends TLS the service could not tell it anyway. Without it, the request URI's own
-    /// scheme is used when it has one (HTTP/2), and such a signature is otherwise refused with
-    /// [`VerifyError::UnknownScheme`].
+    /// signers may). An HTTP/1.1 request line does not carry the scheme (but in the absolute
+    /// form a proxy is sent), and behind a proxy that ends TLS the service could not tell it
+    /// anyway. Without it, the request URI's own scheme is used when it has one (HTTP/2's, or an
+    /// absolute-form request line's, which is the client's word for it, not the connection's),
+    /// and such a signature is otherwise refused with [`VerifyError::UnknownScheme`]. Set it
+    /// when `@scheme` should say how the request really came.
     #[must_use]
     pub fn scheme(mut self, scheme: impl Into<String>) -> Verifier {
         self.scheme = Some(scheme.into().to_ascii_lowercase().into());

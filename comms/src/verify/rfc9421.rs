@@ -4,6 +4,7 @@
 //! against once it is read. Everything here needs the head only.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderName, Method, Uri};
@@ -80,9 +81,17 @@ impl Verifier {
         }
 
         // Covered components: each named once, the required ones present, every value found.
+        // Their values are found before the signature is checked, so an unsigned caller picks
+        // how many: no more than a signer needs, and what they parse is parsed once.
+        if list.items.len() > MAX_COMPONENTS {
+            return Err(VerifyError::MalformedSignature(
+                "a signature covers more than 64 components",
+            ));
+        }
         let mut components: Vec<Covered<'_>> = Vec::with_capacity(list.items.len());
+        let mut parsed = Parsed::default();
         for item in &list.items {
-            let covered = self.covered(item, method, uri, headers)?;
+            let covered = self.covered(item, method, uri, headers, &mut parsed)?;
             if components.iter().any(|seen| seen.is(&covered)) {
                 return Err(VerifyError::MalformedSignature(
                     "a component is covered twice",
@@ -163,6 +172,10 @@ const EXPIRES: &KeyRef = KeyRef::constant("expires");
 const ALG: &KeyRef = KeyRef::constant("alg");
 const NONCE: &KeyRef = KeyRef::constant("nonce");
 
+/// The most components a signature may cover: comms' own cover the five the profile requires
+/// and the headers a call sets, other signers' fewer.
+const MAX_COMPONENTS: usize = 64;
+
 /// The derived components every signature must cover.
 const REQUIRED: [&str; 4] = ["@method", "@authority", "@path", "@query"];
 
@@ -227,6 +240,7 @@ impl Verifier {
         method: &'a Method,
         uri: &'a Uri,
         headers: &'a HeaderMap,
+        parsed: &mut Parsed<'a>,
     ) -> Result<Covered<'a>, VerifyError> {
         let Some(name) = item.bare_item.as_string().map(|name| name.as_str()) else {
             let shown = format!("{:?}", item.bare_item);
@@ -250,8 +264,11 @@ impl Verifier {
                 if item.params.len() != 1 {
                     return unsupported();
                 }
+                let pairs = parsed
+                    .query
+                    .get_or_insert_with(|| query_pairs(uri.query().unwrap_or("")));
                 Component::Text(Cow::Owned(
-                    query_param(uri.query().unwrap_or(""), wanted.as_str())
+                    query_param(pairs, wanted.as_str())
                         .ok_or_else(|| VerifyError::CoveredFieldNotOnce(shown()))?,
                 ))
             } else if identifier.is_some() {
@@ -294,8 +311,10 @@ impl Verifier {
                     let Some(BareItem::String(key)) = param("key") else {
                         return unsupported();
                     };
+                    let dictionary = parsed.dictionary(name, value);
                     Component::Member(
-                        dictionary_member(value, key.as_str())
+                        dictionary
+                            .and_then(|d| dictionary_member(d, key.as_str()))
                             .ok_or_else(|| VerifyError::CoveredFieldNotOnce(shown()))?,
                     )
                 }
@@ -326,16 +345,14 @@ fn derived<'a>(
         "@authority" => Component::Text(authority(uri, headers)?),
         "@path" => Component::Text(Cow::Borrowed(path(uri))),
         "@query" => Component::Query(uri.query().unwrap_or("")),
-        "@request-target" => Component::Text(Cow::Borrowed(
-            uri.path_and_query()
-                .map_or(uri.path(), |target| target.as_str()),
-        )),
+        "@request-target" => Component::Text(Cow::Borrowed(request_target(method, uri))),
         "@scheme" => Component::Text(Cow::Owned(self_scheme(scheme, uri)?)),
         // RFC 9421 §2.2.2: the target URI, rebuilt from what the request line, the `Host`
-        // header and the verifier know, as RFC 9110 §7.1 rebuilds it.
+        // header and the verifier know, as RFC 9110 §7.1 rebuilds it (the authority as it
+        // arrived: only `@authority` is normalised to lower case).
         "@target-uri" => {
             let scheme = self_scheme(scheme, uri)?;
-            let authority = authority(uri, headers)?;
+            let authority = raw_authority(uri, headers)?;
             let query = uri.query();
             let path = path(uri);
             let mut target = String::with_capacity(
@@ -343,7 +360,7 @@ fn derived<'a>(
             );
             target.push_str(&scheme);
             target.push_str("://");
-            target.push_str(&authority);
+            target.push_str(authority);
             target.push_str(path);
             if let Some(query) = query {
                 target.push('?');
@@ -355,21 +372,33 @@ fn derived<'a>(
     }))
 }
 
-/// `@authority`: the `Host` header (HTTP/1.1), or the URI's authority (HTTP/2), in lower case
-/// as RFC 9421 §2.2.3 normalises it.
+/// The request's authority as it arrived: the URI's when it has one (HTTP/2, or an absolute-form
+/// request line, where RFC 9112 §3.2.2 has `Host` ignored), else the `Host` header.
+fn raw_authority<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Result<&'a str, VerifyError> {
+    match uri.authority() {
+        Some(authority) => Ok(authority.as_str()),
+        None => single(headers, &http::header::HOST),
+    }
+}
+
+/// `@authority`: the request's authority ([`raw_authority`]) in lower case, as RFC 9421 §2.2.3
+/// normalises it.
 fn authority<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Result<Cow<'a, str>, VerifyError> {
-    let authority = match headers.get(http::header::HOST) {
-        Some(_) => single(headers, &http::header::HOST)?,
-        None => uri
-            .authority()
-            .map(|a| a.as_str())
-            .ok_or(VerifyError::MissingHeader(http::header::HOST))?,
-    };
+    let authority = raw_authority(uri, headers)?;
     Ok(if authority.bytes().any(|b| b.is_ascii_uppercase()) {
         Cow::Owned(authority.to_ascii_lowercase())
     } else {
         Cow::Borrowed(authority)
     })
+}
+
+/// `@request-target`: the path and query of the request line (RFC 9421 §2.2.5), or for a
+/// `CONNECT` the authority it names.
+fn request_target<'a>(method: &Method, uri: &'a Uri) -> &'a str {
+    match (uri.path_and_query(), uri.authority()) {
+        (None, Some(authority)) if method == Method::CONNECT => authority.as_str(),
+        (target, _) => target.map_or(uri.path(), |target| target.as_str()),
+    }
 }
 
 /// `@path`: the request's path, `/` for an empty one.
@@ -381,7 +410,7 @@ fn path(uri: &Uri) -> &str {
 }
 
 /// The scheme the request came by, in lower case: the verifier's [`Verifier::scheme`], else the
-/// request URI's own (HTTP/2 carries it; an HTTP/1.1 request line does not).
+/// request URI's own (HTTP/2's, or an absolute-form request line's: the client's word for it).
 fn self_scheme(configured: Option<&str>, uri: &Uri) -> Result<String, VerifyError> {
     configured
         .or_else(|| uri.scheme_str())
@@ -389,21 +418,54 @@ fn self_scheme(configured: Option<&str>, uri: &Uri) -> Result<String, VerifyErro
         .ok_or(VerifyError::UnknownScheme)
 }
 
-/// What `@query-param;name=<wanted>` covers (RFC 9421 §2.2.8): the query parsed as
-/// `application/x-www-form-urlencoded`, the one value of the parameter whose decoded name is
-/// `wanted` decoded, percent-encoded again with that format's set (a space as `%20`). `None`
-/// when the parameter is absent or occurs more than once, which the RFC leaves unsignable.
-fn query_param(query: &str, wanted: &str) -> Option<String> {
-    let wanted = percent_encoding::percent_decode_str(wanted).decode_utf8_lossy();
-    let mut values = form_urlencoded::parse(query.as_bytes())
-        .filter(|(name, _)| *name == wanted)
-        .map(|(_, value)| value);
-    match (values.next(), values.next()) {
-        (Some(value), None) => {
-            Some(percent_encoding::utf8_percent_encode(&value, FORM_VALUE).to_string())
-        }
-        _ => None,
+/// What covered components parse from the request, once for all of them.
+#[derive(Default)]
+struct Parsed<'a> {
+    /// The query's pairs (see [`query_pairs`]), once an `@query-param` is covered.
+    query: Option<HashMap<Cow<'a, str>, Option<Cow<'a, str>>>>,
+    /// Each field a member of which is covered, as a Dictionary (`None`: it is not one).
+    dictionaries: Vec<(&'a str, Option<sfv::Dictionary>)>,
+}
+
+impl<'a> Parsed<'a> {
+    /// The field `name`, whose value is `value`, as a Dictionary.
+    fn dictionary(&mut self, name: &'a str, value: &[u8]) -> Option<&sfv::Dictionary> {
+        let at = match self.dictionaries.iter().position(|(seen, _)| *seen == name) {
+            Some(at) => at,
+            None => {
+                let dictionary = sfv::Parser::new(value).parse().ok();
+                self.dictionaries.push((name, dictionary));
+                self.dictionaries.len() - 1
+            }
+        };
+        self.dictionaries[at].1.as_ref()
     }
+}
+
+/// The query parsed as `application/x-www-form-urlencoded`: each decoded name with its one
+/// decoded value, or `None` for a name that occurs more than once.
+fn query_pairs(query: &str) -> HashMap<Cow<'_, str>, Option<Cow<'_, str>>> {
+    let mut pairs = HashMap::new();
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        pairs
+            .entry(name)
+            .and_modify(|seen: &mut Option<Cow<'_, str>>| *seen = None)
+            .or_insert(Some(value));
+    }
+    pairs
+}
+
+/// What `@query-param;name=<wanted>` covers (RFC 9421 §2.2.8), of the query's `pairs`: the one
+/// value of the parameter whose decoded name is `wanted` decoded, percent-encoded again with
+/// the `application/x-www-form-urlencoded` set (a space as `%20`). `None` when the parameter
+/// is absent or occurs more than once, which the RFC leaves unsignable.
+fn query_param(
+    pairs: &HashMap<Cow<'_, str>, Option<Cow<'_, str>>>,
+    wanted: &str,
+) -> Option<String> {
+    let wanted = percent_encoding::percent_decode_str(wanted).decode_utf8_lossy();
+    let value = pairs.get(&wanted)?.as_ref()?;
+    Some(percent_encoding::utf8_percent_encode(value, FORM_VALUE).to_string())
 }
 
 /// The `application/x-www-form-urlencoded` percent-encode set: every byte but ASCII letters,
@@ -414,10 +476,9 @@ const FORM_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUME
     .remove(b'.')
     .remove(b'_');
 
-/// The member `key` of the Dictionary field `value`, serialized with its parameters; `None`
-/// when the field is not a Dictionary or has no such member.
-fn dictionary_member(value: &[u8], key: &str) -> Option<String> {
-    let dictionary: sfv::Dictionary = sfv::Parser::new(value).parse().ok()?;
+/// The member `key` of `dictionary`, serialized with its parameters; `None` when it has no
+/// such member.
+fn dictionary_member(dictionary: &sfv::Dictionary, key: &str) -> Option<String> {
     let member = dictionary.get(KeyRef::from_str(key).ok()?)?;
     let mut serializer = sfv::ListSerializer::new();
     serializer.members([member]);
@@ -634,7 +695,8 @@ mod tests {
     fn derived_components_other_signers_cover_are_checked() {
         let mut lines = PROFILE.to_vec();
         lines.extend([
-            (r#""@target-uri""#, "https://h:8080/x/y?b=x+y&a=1"),
+            // The authority as it arrived: only `@authority` is in lower case.
+            (r#""@target-uri""#, "https://H:8080/x/y?b=x+y&a=1"),
             (r#""@scheme""#, "https"),
             (r#""@request-target""#, "/x/y?b=x+y&a=1"),
             (r#""@query-param";name="b""#, "x%20y"),
@@ -652,8 +714,13 @@ mod tests {
             head(&v.clone().scheme("http"), "/x/y?b=x+y&a=1", &headers),
             Err(VerifyError::BadSignature)
         ));
-        // An absolute URI (HTTP/2) carries its own.
-        head(&v, "https://h:8080/x/y?b=x+y&a=1", &headers).unwrap();
+        // An absolute URI (HTTP/2, or an absolute-form request line) carries its own scheme
+        // and authority, and its authority is the one signed for, whatever `Host` says.
+        head(&v, "https://H:8080/x/y?b=x+y&a=1", &headers).unwrap();
+        assert!(matches!(
+            head(&v, "https://elsewhere:8080/x/y?b=x+y&a=1", &headers),
+            Err(VerifyError::BadSignature)
+        ));
         // The covered query parameter changed: the signature no longer matches.
         assert!(matches!(
             head(&v.clone().scheme("https"), "/x/y?b=x+z&a=1", &headers),
@@ -760,45 +827,76 @@ mod tests {
     }
 
     #[test]
+    fn a_connects_request_target_is_its_authority() {
+        let uri: Uri = "h:443".parse().unwrap();
+        assert_eq!(request_target(&Method::CONNECT, &uri), "h:443");
+        let uri: Uri = "*".parse().unwrap();
+        assert_eq!(request_target(&Method::OPTIONS, &uri), "*");
+        let uri: Uri = "/x?y".parse().unwrap();
+        assert_eq!(request_target(&Method::GET, &uri), "/x?y");
+    }
+
+    #[test]
+    fn a_signature_covering_more_than_64_components_is_refused_unlooked_at() {
+        let mut lines = PROFILE.to_vec();
+        let names: Vec<String> = (0..61).map(|i| format!(r#""x-{i}""#)).collect();
+        lines.extend(names.iter().map(|name| (name.as_str(), "v")));
+        let err = head(
+            &Verifier::new().service("svc", "k"),
+            "/x/y?b=x+y&a=1",
+            &signed_over(host("h:8080"), &lines),
+        )
+        .unwrap_err();
+        // Refused for its size, before its missing headers are looked for.
+        assert!(matches!(err, VerifyError::MalformedSignature(_)), "{err:?}");
+    }
+
+    #[test]
     fn query_parameters_are_encoded_as_rfc_9421_shows() {
         // RFC 9421 §2.2.8's examples.
         let query = "var=this%20is%20a%20big%0Amultiline%20value&bar=with+plus+whitespace\
                      &fa%C3%A7ade%22%3A%20=something";
         assert_eq!(
-            query_param(query, "var").unwrap(),
+            query_param(&query_pairs(query), "var").unwrap(),
             "this%20is%20a%20big%0Amultiline%20value"
         );
         assert_eq!(
-            query_param(query, "bar").unwrap(),
+            query_param(&query_pairs(query), "bar").unwrap(),
             "with%20plus%20whitespace"
         );
         assert_eq!(
-            query_param(query, "fa%C3%A7ade%22%3A%20").unwrap(),
+            query_param(&query_pairs(query), "fa%C3%A7ade%22%3A%20").unwrap(),
             "something"
         );
         let query = "param=value&foo=bar&baz=batman&qux=";
-        assert_eq!(query_param(query, "baz").unwrap(), "batman");
-        assert_eq!(query_param(query, "qux").unwrap(), "");
+        assert_eq!(query_param(&query_pairs(query), "baz").unwrap(), "batman");
+        assert_eq!(query_param(&query_pairs(query), "qux").unwrap(), "");
         // Absent, or more than once: no value to sign.
-        assert_eq!(query_param(query, "nope"), None);
-        assert_eq!(query_param("a=1&a=2", "a"), None);
+        assert_eq!(query_param(&query_pairs(query), "nope"), None);
+        assert_eq!(query_param(&query_pairs("a=1&a=2"), "a"), None);
         // Only letters, digits and `* - . _` stay as they are.
         assert_eq!(
-            query_param("v=%7E%2A-._%2F%20ok", "v").unwrap(),
+            query_param(&query_pairs("v=%7E%2A-._%2F%20ok"), "v").unwrap(),
             "%7E*-._%2F%20ok"
         );
     }
 
     #[test]
     fn dictionary_members_are_serialized_with_their_parameters() {
-        let field = b"a=1, b=2;x=?1;y=\"z\", c=(1 2);p, d";
-        assert_eq!(dictionary_member(field, "a").unwrap(), "1");
-        assert_eq!(dictionary_member(field, "b").unwrap(), r#"2;x;y="z""#);
-        assert_eq!(dictionary_member(field, "c").unwrap(), "(1 2);p");
-        assert_eq!(dictionary_member(field, "d").unwrap(), "?1");
-        assert_eq!(dictionary_member(field, "e"), None);
-        assert_eq!(dictionary_member(b"not a (dictionary", "a"), None);
-        assert_eq!(dictionary_member(field, "Not-A-Key"), None);
+        let mut parsed = Parsed::default();
+        let field = parsed
+            .dictionary("x-d", b"a=1, b=2;x=?1;y=\"z\", c=(1 2);p, d")
+            .unwrap()
+            .clone();
+        assert_eq!(dictionary_member(&field, "a").unwrap(), "1");
+        assert_eq!(dictionary_member(&field, "b").unwrap(), r#"2;x;y="z""#);
+        assert_eq!(dictionary_member(&field, "c").unwrap(), "(1 2);p");
+        assert_eq!(dictionary_member(&field, "d").unwrap(), "?1");
+        assert_eq!(dictionary_member(&field, "e"), None);
+        assert_eq!(dictionary_member(&field, "Not-A-Key"), None);
+        // Parsed once: a second look at the field finds the first parse.
+        assert!(parsed.dictionary("x-d", b"not even read").is_some());
+        assert!(parsed.dictionary("x-e", b"not a (dictionary").is_none());
     }
 
     #[test]
