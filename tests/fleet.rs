@@ -442,13 +442,19 @@ async fn a_forged_open_forever_holds_a_breaker_open_only_for_its_own_open_period
     assert_eq!(server.count(), 2);
 }
 
-/// A TCP proxy in front of Redis that can let its connections die without closing them: it
-/// stops forwarding on them but keeps their sockets open (no FIN, no RST), as a NAT, a firewall
-/// or a load balancer that forgot a connection does. New connections are forwarded.
+/// A TCP proxy in front of Redis: it can let its connections die without closing them (it
+/// stops forwarding on them but keeps their sockets open, no FIN, no RST, as a NAT, a firewall
+/// or a load balancer that forgot a connection does), make new connections silent from the
+/// start (Redis hung behind a load balancer), and delay every reply.
+#[derive(Clone, Default)]
 struct SilentProxy {
     port: u16,
-    /// Connections numbered up to this one are dead.
-    dead_up_to: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// The connections that forward nothing, by number.
+    dead: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<u64>>>,
+    /// Whether new connections are dead from the start.
+    dead_from_start: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// How long each reply is held, in milliseconds.
+    delay_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
     accepted: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -460,24 +466,25 @@ impl SilentProxy {
             .trim_end_matches('/')
             .to_owned();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
         let proxy = SilentProxy {
-            port,
-            dead_up_to: Default::default(),
-            accepted: Default::default(),
+            port: listener.local_addr().unwrap().port(),
+            ..SilentProxy::default()
         };
-        let (dead, accepted) = (proxy.dead_up_to.clone(), proxy.accepted.clone());
+        let shared = proxy.clone();
         tokio::spawn(async move {
             loop {
                 let (client, _) = listener.accept().await.unwrap();
-                let id = accepted.fetch_add(1, Ordering::SeqCst) + 1;
+                let id = shared.accepted.fetch_add(1, Ordering::SeqCst) + 1;
+                if shared.dead_from_start.load(Ordering::SeqCst) {
+                    shared.dead.lock().unwrap().insert(id);
+                }
                 let Ok(server) = tokio::net::TcpStream::connect(&target).await else {
                     continue;
                 };
                 let (client_read, client_write) = client.into_split();
                 let (server_read, server_write) = server.into_split();
-                tokio::spawn(pump(client_read, server_write, id, dead.clone()));
-                tokio::spawn(pump(server_read, client_write, id, dead.clone()));
+                tokio::spawn(pump(client_read, server_write, id, shared.clone(), false));
+                tokio::spawn(pump(server_read, client_write, id, shared.clone(), true));
             }
         });
         proxy
@@ -489,34 +496,137 @@ impl SilentProxy {
 
     /// Every connection accepted so far goes silent.
     fn silence_existing(&self) {
-        use std::sync::atomic::Ordering;
-        let accepted = self.accepted.load(Ordering::SeqCst);
-        self.dead_up_to.store(accepted, Ordering::SeqCst);
+        let accepted = self.accepted.load(std::sync::atomic::Ordering::SeqCst);
+        self.dead.lock().unwrap().extend(1..=accepted);
+    }
+
+    fn is_dead(&self, id: u64) -> bool {
+        self.dead.lock().unwrap().contains(&id)
+    }
+
+    fn delay(&self, millis: u64) {
+        self.delay_ms
+            .store(millis, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn accepted(&self) -> u64 {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
-/// Forwards `from` to `to` until connection `id` is one of the dead, then holds both open.
+/// Forwards `from` to `to` (each reply held for the proxy's delay, when `replies`) until
+/// connection `id` is dead, then holds both open and forwards nothing.
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     id: u64,
-    dead: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    proxy: SilentProxy,
+    replies: bool,
 ) {
     use tokio::io::AsyncReadExt;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+    let writing = proxy.clone();
+    let writer = tokio::spawn(async move {
+        while let Some((arrived, bytes)) = rx.recv().await {
+            if replies {
+                let delay = writing.delay_ms.load(std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep_until((arrived + Duration::from_millis(delay)).into()).await;
+            }
+            if writing.is_dead(id) {
+                let _open = to;
+                return std::future::pending::<()>().await;
+            }
+            if to.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+    });
     let mut buf = [0u8; 16384];
     loop {
         let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if id <= dead.load(std::sync::atomic::Ordering::SeqCst) {
-            let _open = (from, to);
+        if proxy.is_dead(id) {
+            let _open = from;
             return std::future::pending::<()>().await;
         }
-        if to.write_all(&buf[..n]).await.is_err() {
-            return;
-        }
+        let _ = tx.send((Instant::now(), buf[..n].to_vec()));
     }
+    drop(tx);
+    let _ = writer.await;
+}
+
+async fn insert(store: &RedisNonceStore, tag: u64) -> Result<bool, comms::BoxError> {
+    let now = SystemTime::now();
+    store
+        .check_and_insert(
+            "billing",
+            &fresh_nonce(tag),
+            now,
+            now + Duration::from_secs(301),
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_redis_is_answered_again_after_a_moment_slower_than_the_timeout() {
+    let redis = redis_or_skip!();
+    let proxy = SilentProxy::start(&redis.url()).await;
+    let store = RedisNonceStore::new(&proxy.url())
+        .unwrap()
+        .namespace("slow")
+        .timeout(Duration::from_millis(400));
+    assert!(insert(&store, 0).await.unwrap());
+    // Redis answers in 250 ms, within the timeout; then once in 600 ms, beyond it.
+    proxy.delay(250);
+    assert!(insert(&store, 1).await.unwrap());
+    proxy.delay(600);
+    assert!(insert(&store, 2).await.is_err());
+    proxy.delay(250);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // A new connection and its first command take longer than the timeout together; the
+    // connection is kept, and the commands after it are answered.
+    let mut answered = 0;
+    for i in 0..6 {
+        answered += u32::from(insert(&store, 10 + i).await.is_ok());
+    }
+    assert!(answered >= 5, "{answered} of 6 answered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_waits_no_longer_than_its_timeout_while_redis_is_silent() {
+    let redis = redis_or_skip!();
+    let proxy = SilentProxy::start(&redis.url()).await;
+    let timeout = Duration::from_millis(300);
+    let store = std::sync::Arc::new(
+        RedisNonceStore::new(&proxy.url())
+            .unwrap()
+            .namespace("silent-timeout")
+            .timeout(timeout),
+    );
+    assert!(insert(&store, 0).await.unwrap());
+    proxy
+        .dead_from_start
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    proxy.silence_existing();
+    // Checks arriving every 10 ms, some while another is connecting afresh.
+    let mut checks = Vec::new();
+    for i in 0..60u64 {
+        let store = store.clone();
+        checks.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(10 * i)).await;
+            let started = Instant::now();
+            assert!(insert(&store, 1000 + i).await.is_err());
+            started.elapsed()
+        }));
+    }
+    let mut longest = Duration::ZERO;
+    for check in checks {
+        longest = longest.max(check.await.unwrap());
+    }
+    // Well under twice the timeout, which waiting for a connecting check's lock would take.
+    assert!(longest < timeout * 16 / 10, "a check took {longest:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -638,5 +748,50 @@ async fn the_sync_tasks_end_with_the_last_client_using_it() {
             "the subscriber outlived every client"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_renewed_while_redis_is_silent_is_renewed_again() {
+    let redis = redis_or_skip!();
+    let proxy = SilentProxy::start(&redis.url()).await;
+    let server = TestServer::always(Reply::status(200)).await;
+    let sync = share_breakers(&proxy.url(), "silent-again").unwrap();
+    wait_for("the subscription", || sync.is_connected()).await;
+    let replica = caller(&server.url(), sync.clone());
+    replica.execute(Call::get("/x")).await.unwrap();
+    // Redis hangs: the subscription and every new connection go silent.
+    proxy
+        .dead_from_start
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    proxy.silence_existing();
+    let started = Instant::now();
+    while sync.is_connected() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the ping never failed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Redis answers again, on new connections: the subscriber gives up the silent one it was
+    // subscribing on, subscribes anew, and another replica's open reaches this one.
+    proxy
+        .dead_from_start
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let before = proxy.accepted();
+    let started = Instant::now();
+    loop {
+        let open = format!("{:016x} open {} {}", 7, u64::MAX, server.url());
+        redis_command(&redis.url(), &["PUBLISH", "silent-again:breaker", &open]).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if replica.circuit_state() == Some(CircuitState::Open) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no transition since Redis answered again ({} connections made since)",
+            proxy.accepted() - before
+        );
     }
 }

@@ -150,6 +150,47 @@ async fn a_call_whose_last_attempt_timed_out_reports_no_status() {
     assert!(!ended.contains("status="), "{ended}");
 }
 
+/// An attempt that is never sent (its header hook gave a header comms refuses) is not counted:
+/// the span's attempts and status are those of the requests made.
+#[tokio::test]
+async fn an_attempt_never_sent_is_not_counted() {
+    let (logs, _guard) = record(tracing::Level::DEBUG);
+
+    let server = TestServer::always(Reply::status(503)).await;
+    let hooked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = hooked.clone();
+    let e = Executor::builder()
+        .name("inventory")
+        .base_url(server.url())
+        .service_id("tests")
+        .secret(SECRET)
+        .retry(fast_retry().max_retries(1))
+        .breaker(BreakerConfig::disabled())
+        .header_hook(move || {
+            let first = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+            async move {
+                let mut headers = comms::http::HeaderMap::new();
+                if !first {
+                    // One a call owns: refused, the retry not sent.
+                    headers.insert("idempotency-key", "k".parse().unwrap());
+                }
+                Ok(headers)
+            }
+        })
+        .build()
+        .unwrap();
+    let err = e.execute(Call::get("/x").route("/x")).await.unwrap_err();
+    assert!(matches!(err, comms::Error::Config { .. }), "{err:?}");
+    assert_eq!(server.count(), 1);
+
+    let text = logs.text();
+    let ended = text
+        .lines()
+        .find(|l| l.contains("comms::executor: call failed"))
+        .unwrap_or_else(|| panic!("no end of the call in:\n{text}"));
+    assert!(ended.contains("attempts=1 status=503"), "{ended}");
+}
+
 /// At `INFO`, what most services log at, the per-call span is not recorded, and a retry's
 /// warning still says which service and which request it is about.
 #[tokio::test]

@@ -37,8 +37,11 @@ pub struct Call {
     pub(crate) route: Option<&'static str>,
     /// The query keys set by flattened values (encoded), which no other pair may set.
     flattened: Vec<String>,
-    /// Whether [`Call::header`] set `Content-Type`, which a body then leaves as it is.
+    /// Whether [`Call::header`] set `Content-Type`, which a JSON or raw body then leaves as
+    /// it is.
     content_type_given: bool,
+    /// Whether the body is a form or multipart one, whose `Content-Type` is its own.
+    content_type_fixed: bool,
     /// The first bad value's error, boxed: it is rare, and a call is moved whole.
     pub(crate) error: Option<Box<Error>>,
 }
@@ -60,6 +63,7 @@ impl Call {
             route: None,
             flattened: Vec::new(),
             content_type_given: false,
+            content_type_fixed: false,
             error: None,
         }
     }
@@ -191,13 +195,17 @@ impl Call {
     }
 
     /// Adds a header, which the signature covers. A `Content-Type` given here is sent in place
-    /// of the one a body sets (`application/json` for [`Call::json`], say), whether the body is
-    /// set before or after it. A name or value that HTTP cannot carry (a
+    /// of the one a JSON or raw body sets ([`Call::json`], [`Call::body`]), whether the body is
+    /// set before or after it; a form or multipart body's is its own (a multipart one's names
+    /// its boundary), and giving one beside it is an [`Error::Encode`] at execution. A name or value that HTTP cannot carry (a
     /// line break, say), or a name comms sets itself (the signature's headers, `Host`,
     /// `Content-Length`, `Transfer-Encoding`), is an [`Error::Encode`] at execution.
     pub fn header(mut self, name: &str, value: impl Display) -> Call {
         use crate::header_map::{Refusal, checked};
         match checked(name, value.to_string(), crate::signing::is_reserved) {
+            Ok((name, _)) if name == CONTENT_TYPE && self.content_type_fixed => {
+                self.fail(own_content_type());
+            }
             // The caller's `Content-Type` replaces a body's, set before or after it.
             Ok((name, value)) if name == CONTENT_TYPE && !self.content_type_given => {
                 self.content_type_given = true;
@@ -245,7 +253,7 @@ impl Call {
     pub fn form<T: Serialize + ?Sized>(mut self, value: &T) -> Call {
         match form::body(value) {
             Ok(text) => {
-                self.body_content_type(HeaderValue::from_static(
+                self.own_content_type(HeaderValue::from_static(
                     "application/x-www-form-urlencoded",
                 ));
                 self.body = Some(Bytes::from(text));
@@ -272,7 +280,7 @@ impl Call {
     pub fn multipart(mut self, form: &Multipart) -> Call {
         match form.encode() {
             Ok((content_type, body)) => {
-                self.body_content_type(content_type);
+                self.own_content_type(content_type);
                 self.body = Some(body);
             }
             Err(e) => self.fail(e),
@@ -316,14 +324,32 @@ impl Call {
 
     /// Sets a body's `Content-Type`, unless the caller gave one.
     fn body_content_type(&mut self, value: HeaderValue) {
+        self.content_type_fixed = false;
         if !self.content_type_given {
             self.headers.insert(CONTENT_TYPE, value);
         }
     }
 
+    /// Sets a form or multipart body's `Content-Type`, which no other may replace.
+    fn own_content_type(&mut self, value: HeaderValue) {
+        if self.content_type_given {
+            self.fail(own_content_type());
+        }
+        self.content_type_fixed = true;
+        self.headers.insert(CONTENT_TYPE, value);
+    }
+
     fn fail(&mut self, e: Error) {
         self.error.get_or_insert_with(|| Box::new(e));
     }
+}
+
+/// The error of a `Content-Type` given beside a form or multipart body.
+fn own_content_type() -> Error {
+    Error::encode(
+        "a form or multipart body's `Content-Type` is its own (a multipart one names its \
+         boundary): it cannot be set with `Call::header`",
+    )
 }
 
 #[cfg(test)]
@@ -351,6 +377,31 @@ mod tests {
             content_types(&Call::post("/x").json(&1)),
             ["application/json"]
         );
+        // A form's or multipart body's is its own, before or after.
+        let multipart = crate::Multipart::new().text("a", "b");
+        for call in [
+            Call::post("/x")
+                .header("content-type", "a/b")
+                .multipart(&multipart),
+            Call::post("/x")
+                .multipart(&multipart)
+                .header("content-type", "a/b"),
+            Call::post("/x")
+                .header("content-type", "a/b")
+                .form(&[("a", "b")]),
+            Call::post("/x")
+                .form(&[("a", "b")])
+                .header("content-type", "a/b"),
+        ] {
+            assert!(matches!(call.error.as_deref(), Some(Error::Encode { .. })));
+        }
+        // Replacing a form body with a JSON one lets a given type through again.
+        let replaced = Call::post("/x")
+            .form(&[("a", "b")])
+            .json(&1)
+            .header("content-type", merge);
+        assert!(replaced.error.is_none());
+        assert_eq!(content_types(&replaced), [merge]);
         // Given twice, it is two values, which the signature refuses at execution.
         let twice = Call::post("/x")
             .header("content-type", "a/b")

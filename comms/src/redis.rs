@@ -67,7 +67,9 @@ pub enum WhenUnavailable {
 ///
 /// redis-rs's `ConnectionManager` reconnects when its connection is closed, but not when it
 /// stops answering while still open (a NAT or load balancer that forgot it): a command that
-/// times out therefore drops the manager, and the next command connects afresh.
+/// times out on a connection an earlier command used therefore drops the manager, and the next
+/// command connects afresh. A command that connected first is not held to that: on a slow
+/// Redis the connection and the command together may take longer than either alone.
 struct Conn {
     client: redis::Client,
     /// The manager in use, with the number telling it from the ones before it.
@@ -90,11 +92,12 @@ impl Conn {
         })
     }
 
-    /// The manager in use, connecting one when there is none.
-    async fn manager(&self) -> Result<(u64, ConnectionManager), redis::RedisError> {
+    /// The manager in use, and whether it was connected just now; one is connected when there
+    /// is none.
+    async fn manager(&self) -> Result<(u64, ConnectionManager, bool), redis::RedisError> {
         let mut slot = self.manager.lock().await;
         if let Some((number, manager)) = &*slot {
-            return Ok((*number, manager.clone()));
+            return Ok((*number, manager.clone(), false));
         }
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.timeout))
@@ -103,22 +106,27 @@ impl Conn {
         let manager = ConnectionManager::new_with_config(self.client.clone(), config).await?;
         let number = self.made.fetch_add(1, Ordering::Relaxed);
         *slot = Some((number, manager.clone()));
-        Ok((number, manager))
+        Ok((number, manager, true))
     }
 
-    /// Drops manager `number` if it is still the one in use.
-    async fn forget(&self, number: u64) {
-        let mut slot = self.manager.lock().await;
-        if slot.as_ref().is_some_and(|(current, _)| *current == number) {
+    /// Drops manager `number` if it is still the one in use. Not waited for: a command that
+    /// holds the slot is connecting (the slot is empty then) or taking a copy.
+    fn forget(&self, number: u64) {
+        if let Ok(mut slot) = self.manager.try_lock()
+            && slot.as_ref().is_some_and(|(current, _)| *current == number)
+        {
             *slot = None;
         }
     }
 
     async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, BoxError> {
-        let used = std::sync::atomic::AtomicU64::new(u64::MAX);
+        // The manager this command used, when an earlier command had used it too.
+        let reused = std::sync::atomic::AtomicU64::new(u64::MAX);
         let run = async {
-            let (number, mut connection) = self.manager().await?;
-            used.store(number, Ordering::Relaxed);
+            let (number, mut connection, fresh) = self.manager().await?;
+            if !fresh {
+                reused.store(number, Ordering::Relaxed);
+            }
             cmd.query_async::<T>(&mut connection).await
         };
         let result = tokio::time::timeout(self.timeout, run).await;
@@ -127,9 +135,9 @@ impl Conn {
             Ok(Err(e)) => e.is_timeout(),
             Ok(Ok(_)) => false,
         };
-        let number = used.load(Ordering::Relaxed);
+        let number = reused.load(Ordering::Relaxed);
         if timed_out && number != u64::MAX {
-            self.forget(number).await;
+            self.forget(number);
         }
         match result {
             Ok(Ok(value)) => Ok(value),
@@ -388,13 +396,21 @@ async fn listen(
     link: &Weak<Link>,
 ) -> Result<(), redis::RedisError> {
     use futures_core::Stream;
-    let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.subscribe(channel).await?;
+    let lost = |why: &str| redis::RedisError::from(std::io::Error::other(why.to_owned()));
+    // A connection that goes silent while it subscribes is given up like one that goes silent
+    // later.
+    let subscribing = async {
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(channel).await?;
+        Ok::<_, redis::RedisError>(pubsub)
+    };
+    let pubsub = tokio::time::timeout(DEFAULT_REDIS_TIMEOUT, subscribing)
+        .await
+        .map_err(|_| lost("no answer while subscribing to the breaker channel"))??;
     if let Some(l) = link.upgrade() {
         l.connected.store(true, Ordering::Release);
     }
     let (mut sink, mut messages) = pubsub.split();
-    let lost = |why: &str| redis::RedisError::from(std::io::Error::other(why.to_owned()));
     loop {
         let next = std::future::poll_fn(|cx| Pin::new(&mut messages).poll_next(cx));
         // Wake up now and then to notice a link nobody uses any more, and a connection that

@@ -276,7 +276,6 @@ impl<'a> Run<'a> {
                 limit_reported,
             ));
         }
-        self.stats.attempts = self.retry + 1;
         // The first attempt's trace was begun by `prepare`, its context already among the
         // call's headers; a retry begins its own and writes its context over them.
         let (fresh, trace) = match prepared.first_trace.take() {
@@ -300,6 +299,8 @@ impl<'a> Run<'a> {
                 return Err(e);
             }
         };
+        // Counted once it is sent: the span's attempts and status are those of requests made.
+        self.stats.attempts = self.retry + 1;
         if self.retry > 0 {
             crate::telemetry::retried(&executor.inner.target, &self.call.method);
         }

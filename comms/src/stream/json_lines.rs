@@ -209,7 +209,8 @@ impl Splitter {
                     0 => self.partial.last() == Some(&b'\r'),
                     _ => self.pending[at - 1] == b'\r',
                 };
-                if self.partial.len() + at - usize::from(carriage_return) > self.limit {
+                let uncounted = usize::from(carriage_return) + self.bom_ahead();
+                if self.partial.len() + at - uncounted > self.limit {
                     return Poll::Ready(Some(Err(self.too_long())));
                 }
                 let mut line = self.pending.split_to(at + 1);
@@ -226,9 +227,8 @@ impl Splitter {
             if !self.pending.is_empty() {
                 // A `\r` last may be the first half of the line's break.
                 let break_begun = self.pending.last() == Some(&b'\r');
-                if self.partial.len() + self.pending.len()
-                    > self.limit.saturating_add(usize::from(break_begun))
-                {
+                let uncounted = usize::from(break_begun) + self.bom_ahead();
+                if self.partial.len() + self.pending.len() > self.limit.saturating_add(uncounted) {
                     return Poll::Ready(Some(Err(self.too_long())));
                 }
                 self.partial.extend_from_slice(&self.pending);
@@ -250,12 +250,30 @@ impl Splitter {
         }
     }
 
+    /// The length of the byte order mark the line being read begins with: 3 when it is the
+    /// first and begins with one, which is skipped and so not counted against the limit.
+    fn bom_ahead(&self) -> usize {
+        if !self.first {
+            return 0;
+        }
+        let mut start = self
+            .partial
+            .iter()
+            .chain(self.pending.iter())
+            .take(BOM.len());
+        if start.by_ref().copied().eq(BOM.iter().copied()) {
+            BOM.len()
+        } else {
+            0
+        }
+    }
+
     /// A line without its `\r`, or `None` when it is blank; the first without the UTF-8 byte
     /// order mark a body may begin with (RFC 8259 lets a parser ignore it, and serde_json does
     /// not).
     fn content(&mut self, mut line: Bytes) -> Option<Bytes> {
-        if std::mem::take(&mut self.first) && line.starts_with(b"\xEF\xBB\xBF") {
-            line = line.slice(3..);
+        if std::mem::take(&mut self.first) && line.starts_with(BOM) {
+            line = line.slice(BOM.len()..);
         }
         content(line)
     }
@@ -276,6 +294,9 @@ impl Splitter {
         }
     }
 }
+
+/// The UTF-8 byte order mark.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// A line without its `\r`, or `None` when it is blank.
 fn content(mut line: Bytes) -> Option<Bytes> {

@@ -113,6 +113,19 @@ async fn a_byte_order_mark_before_the_first_line_is_skipped() {
         let lines = JsonLines::new(ByteStream::from_chunks(chunks));
         assert_eq!(items(lines).await, [Ok(1), Ok(2)], "cut at {cut}");
     }
+    // Not counted against the limit, however the body is cut.
+    let exact = "{\"id\":12345678}";
+    let body = format!("\u{feff}{exact}\r\n{exact}");
+    for cut in 0..=body.len() {
+        let (a, b) = body.as_bytes().split_at(cut);
+        let chunks = [Bytes::copy_from_slice(a), Bytes::copy_from_slice(b)];
+        let lines = JsonLines::new(ByteStream::from_chunks(chunks)).max_line_bytes(exact.len());
+        assert_eq!(
+            items(lines).await,
+            [Ok(12345678), Ok(12345678)],
+            "cut at {cut}"
+        );
+    }
     // Only there: a second line's is not JSON.
     let lines = JsonLines::new(ByteStream::from_chunks([
         "{\"id\":1}\n\u{feff}{\"id\":2}\n",
