@@ -474,6 +474,30 @@ pub trait AnyKeyClash {
     ) -> Result<(), Error>;
 }
 
+/// `Bounds` as a newtype: parsed as the struct it wraps.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
+pub struct Wrapped(pub Bounds);
+
+#[service_client(
+    base_url = "http://127.0.0.1:9",
+    service_id = "billing",
+    secret_env = "COMMS_TEST_SHAPES_SERVED_SECRET"
+)]
+pub trait NewtypeClash {
+    #[get("/wrapped")]
+    async fn wrapped(
+        &self,
+        #[query] min: u32,
+        #[query(flatten)] bounds: &Wrapped,
+    ) -> Result<(), Error>;
+}
+
+impl NewtypeClash for Clashing {
+    async fn wrapped(&self, _: u32, _: &Wrapped) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
 #[derive(Clone)]
 struct Clashing;
 
@@ -530,6 +554,11 @@ fn a_query_key_two_arguments_could_take_is_refused_as_the_router_is_built() {
     assert!(
         any.contains("`any` takes any query key") && any.contains("`bounds`"),
         "{any}"
+    );
+    let wrapped = panic_of(|| drop(NewtypeClashServer::new(Clashing).unverified().into_router()));
+    assert!(
+        wrapped.contains("`wrapped`: query key `min` is a field of `bounds`"),
+        "{wrapped}"
     );
     // Keys apart, as `Catalog`'s `pages` has them, build a router.
     drop(

@@ -34,13 +34,16 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
         .methods
         .iter()
         .map(|m| {
-            let shape = route_shape(m);
+            // Methods under different `#[cfg]`s may share a route: only one may be compiled.
+            let cfgs = m.item.attrs.iter().filter(|a| a.path().is_ident("cfg"));
+            let shape = format!("{} {}", route_shape(m), quote!(#(#cfgs)*));
             if let Some((_, first)) = shapes.iter().find(|(seen, _)| *seen == shape) {
                 let message = format!(
-                    "`{}` and `{}` are both `{shape}`: a server could not tell their requests \
+                    "`{}` and `{}` are both `{}`: a server could not tell their requests \
                      apart (parameter names are not part of a route)",
                     first.ident(),
                     m.ident(),
+                    route_shape(m),
                 );
                 return syn::Error::new_spanned(&m.route, message).to_compile_error();
             }

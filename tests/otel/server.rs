@@ -342,6 +342,23 @@ async fn a_streamed_answers_span_ends_with_its_body() {
     let span = span.expect("the abandoned stream's span ended");
     assert_eq!(text(&span, "error.type").as_deref(), Some("cancelled"));
 
+    // A HEAD is answered with the GET's head, its body never read: its span ends there.
+    let head = plain_executor(&url, "billing", SECRET)
+        .execute(Call::head("/feeds/1"))
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    let finished = spans.get_finished_spans().unwrap();
+    let span = finished
+        .iter()
+        .find(|s| s.name == "HEAD /feeds/<n>" && s.span_kind == SpanKind::Server)
+        .expect("the HEAD's span ended");
+    assert_eq!(text(span, "error.type"), None);
+    assert_eq!(
+        text(span, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+
     // Each request's duration is recorded once, with how its body ended.
     let durations = points_where("http.server.request.duration", |p| {
         p.attributes.get("http.route").map(String::as_str) == Some("/feeds/<n>")
@@ -354,6 +371,7 @@ async fn a_streamed_answers_span_ends_with_its_body() {
     assert_eq!(
         ended,
         [
+            (None, 1.0),
             (None, 1.0),
             (Some("cancelled"), 1.0),
             (Some("stream_error"), 1.0)

@@ -117,3 +117,62 @@ async fn nested_under_the_base_urls_path_every_route_is_served() {
     assert_eq!(client.get(3).await.unwrap(), 3);
     assert_eq!(client.file(5, "a/b").await.unwrap(), "get 5 a/b");
 }
+
+/// The request a client of `service` (signing with `secret`) sends for `GET /`, as `recorder`
+/// received it.
+async fn captured(
+    recorder: &comms_tests::TestServer,
+    service: &str,
+    secret: &str,
+) -> comms_tests::Recorded {
+    let before = recorder.requests().len();
+    comms_tests::plain_executor(&recorder.url(), service, secret)
+        .execute(Call::get("/"))
+        .await
+        .unwrap();
+    recorder.requests().remove(before)
+}
+
+/// `request` with `other`'s signature put before its own, under the label `first`.
+fn signed_twice(
+    request: &comms_tests::Recorded,
+    other: &comms_tests::Recorded,
+) -> comms_tests::Recorded {
+    let mut twice = request.clone();
+    for header in ["signature-input", "signature"] {
+        let member = |r: &comms_tests::Recorded| {
+            r.header(header)
+                .unwrap()
+                .strip_prefix("comms=")
+                .unwrap()
+                .to_owned()
+        };
+        let value = format!("first={}, comms={}", member(other), member(request));
+        twice.headers.insert(header, value.parse().unwrap());
+    }
+    twice
+}
+
+#[tokio::test]
+async fn behind_a_verify_layer_checking_another_signature_the_server_records_its_own_nonce() {
+    // The layer knows a gateway's key besides billing's, and picks the first signature it can
+    // check; the server knows billing's only. A gateway that captured a request of billing's
+    // puts a fresh signature of its own before billing's: the layer checks and records that
+    // one, the server billing's, whose nonce it must record itself.
+    let recorder =
+        comms_tests::TestServer::always(comms_tests::Reply::json(200, serde_json::json!("x")))
+            .await;
+    let billings = captured(&recorder, "billing", SECRET).await;
+    let layer = Verifier::new()
+        .service("billing", SECRET)
+        .service("gateway", "gateway-secret");
+    let router =
+        accounts(Verifier::new().service("billing", SECRET)).layer(VerifyLayer::new(layer));
+    let url = serve(router).await;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let gateways = captured(&recorder, "gateway", "gateway-secret").await;
+        statuses.push(resend(&url, &signed_twice(&billings, &gateways)).await);
+    }
+    assert_eq!(statuses, [200, 401, 401]);
+}

@@ -103,6 +103,15 @@ impl<'de> serde::Deserializer<'de> for FieldsProbe {
         Err(Probed::Nothing)
     }
 
+    // A newtype around a struct is parsed as that struct.
+    fn deserialize_newtype_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Probed> {
+        visitor.visit_newtype_struct(self)
+    }
+
     fn deserialize_struct<V: serde::de::Visitor<'de>>(
         self,
         _: &'static str,
@@ -114,7 +123,7 @@ impl<'de> serde::Deserializer<'de> for FieldsProbe {
 
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        option unit unit_struct seq tuple tuple_struct map enum identifier
         ignored_any
     }
 }

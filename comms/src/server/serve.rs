@@ -114,6 +114,8 @@ where
     A: Into<Answer>,
 {
     let (parts, body) = request.into_parts();
+    // A HEAD's body is never read (axum answers it with its GET's head): its trace ends there.
+    let head_only = parts.method == http::Method::HEAD;
     // The signature covers the URI as the caller sent it, prefix included.
     let uri = crate::verify::layer::signed_uri(&parts);
     let trace = ServerTrace::start(&parts.method, &uri, &parts.headers, Some(route));
@@ -131,8 +133,8 @@ where
         .extensions_mut()
         .remove::<super::stream::TraceSlot>()
     {
-        Some(slot) => slot.fill(trace),
-        None => trace.end(response.status()),
+        Some(slot) if !head_only => slot.fill(trace),
+        _ => trace.end(response.status()),
     }
     response
 }

@@ -244,7 +244,8 @@ impl Verifier {
     /// write it in their base URL); once one is given, a request signed for any other is
     /// refused. Call it once for each name the service is reached by.
     ///
-    /// Without it, the signed `@authority` is only checked against the request's own `Host`:
+    /// Without it, the signed `@authority` is only checked against the request's own (its
+    /// `Host`, or the authority of an absolute-form request line, which must then agree):
     /// a caller that signs for several services with one secret then has a request captured
     /// on its way to one accepted by another that serves the same method and path, unless the
     /// two share a nonce store. (A legacy signature covers no authority.)
@@ -382,6 +383,8 @@ pub struct VerifiedHead<'a> {
 #[derive(Clone)]
 pub(crate) struct Admitted {
     key: Arc<Key>,
+    /// The nonce the gate recorded; `None` for a legacy request, which has none.
+    nonce: Option<String>,
 }
 
 impl fmt::Debug for VerifiedHead<'_> {
@@ -404,14 +407,23 @@ impl VerifiedHead<'_> {
     pub(crate) fn admitted(&self) -> Admitted {
         Admitted {
             key: self.key.clone(),
+            nonce: self.nonce.as_ref().map(|(nonce, _)| nonce.clone()),
         }
     }
 
-    /// Leaves to the gate in front, which admitted this request, what it did: the nonce it
-    /// recorded, and the key's use when it counted it on this very key.
+    /// Leaves to the gate in front, which admitted this request, what it did for the signature
+    /// this head checked: the nonce it recorded, when it checked this signature too (the same
+    /// key and nonce: two verifiers knowing different keys may each pick another of a request's
+    /// signatures), and the key's use when it counted it on this very key.
     pub(crate) fn behind(&mut self, outer: &Admitted) {
-        self.nonce = None;
-        self.count_use &= !Arc::ptr_eq(&outer.key, &self.key);
+        let same_signature = outer.key.key_id == self.key.key_id
+            && outer.key.service_id == self.key.service_id
+            && outer.nonce.is_some()
+            && outer.nonce.as_deref() == self.nonce.as_ref().map(|(nonce, _)| nonce.as_str());
+        if same_signature {
+            self.nonce = None;
+            self.count_use &= !Arc::ptr_eq(&outer.key, &self.key);
+        }
     }
 
     /// Whether the nonce store already holds this request's nonce: a replay, refused before

@@ -373,11 +373,20 @@ fn derived<'a>(
 }
 
 /// The request's authority as it arrived: the URI's when it has one (HTTP/2, or an absolute-form
-/// request line, where RFC 9112 §3.2.2 has `Host` ignored), else the `Host` header.
+/// request line), else the `Host` header. With both, they must agree (in any case): handlers
+/// read `Host`, which the signature would not otherwise cover.
 fn raw_authority<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Result<&'a str, VerifyError> {
-    match uri.authority() {
-        Some(authority) => Ok(authority.as_str()),
-        None => single(headers, &http::header::HOST),
+    let host = match headers.contains_key(http::header::HOST) {
+        true => Some(single(headers, &http::header::HOST)?),
+        false => None,
+    };
+    match (uri.authority(), host) {
+        (Some(authority), Some(host)) if !authority.as_str().eq_ignore_ascii_case(host) => {
+            Err(VerifyError::MalformedHeader(http::header::HOST))
+        }
+        (Some(authority), _) => Ok(authority.as_str()),
+        (None, Some(host)) => Ok(host),
+        (None, None) => Err(VerifyError::MissingHeader(http::header::HOST)),
     }
 }
 
@@ -717,8 +726,16 @@ mod tests {
         // An absolute URI (HTTP/2, or an absolute-form request line) carries its own scheme
         // and authority, and its authority is the one signed for, whatever `Host` says.
         head(&v, "https://H:8080/x/y?b=x+y&a=1", &headers).unwrap();
+        // Another authority than `Host`'s, which handlers read: refused.
         assert!(matches!(
             head(&v, "https://elsewhere:8080/x/y?b=x+y&a=1", &headers),
+            Err(VerifyError::MalformedHeader(h)) if h == http::header::HOST
+        ));
+        // Another authority, with `Host` agreeing: not the one signed for.
+        let mut elsewhere = headers.clone();
+        elsewhere.insert(http::header::HOST, "elsewhere:8080".parse().unwrap());
+        assert!(matches!(
+            head(&v, "https://elsewhere:8080/x/y?b=x+y&a=1", &elsewhere),
             Err(VerifyError::BadSignature)
         ));
         // The covered query parameter changed: the signature no longer matches.
