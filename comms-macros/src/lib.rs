@@ -60,7 +60,8 @@ use proc_macro::TokenStream;
 ///
 /// - `#[query]`: one query pair (`Option` left out when `None`, a `Vec` or slice repeated;
 ///   `#[query(rename = "per-page")]` for another key), and `#[query(flatten)]`: a `Serialize`
-///   struct's fields as query pairs, none named like a plain `#[query]` argument (an
+///   struct's fields as query pairs (a struct, not an `Option` of one), none named like a
+///   plain `#[query]` argument (an
 ///   `Error::Encode` when one is set) or like another flattened struct's (with `server`,
 ///   `into_router()` panics on either);
 /// - one body: `#[body]` (JSON), `#[form]` (`application/x-www-form-urlencoded`) or

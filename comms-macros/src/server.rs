@@ -28,26 +28,34 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
          is refused)."
     );
     // Two methods of one verb whose routes differ only in their parameters' names would be one
-    // route of the server's: the second is refused at its route, and gets none.
-    let mut shapes: Vec<(String, &Method<'_>)> = Vec::new();
+    // route of the server's, and a parameter and a trailing one at one place of two routes
+    // cannot be routed apart: the second of such a pair is refused at its route, and gets none.
+    let mut served: Vec<&Method<'_>> = Vec::new();
     let routes: Vec<TokenStream> = service
         .methods
         .iter()
         .map(|m| {
-            // Methods under different `#[cfg]`s may share a route: only one may be compiled.
-            let cfgs = m.item.attrs.iter().filter(|a| a.path().is_ident("cfg"));
-            let shape = format!("{} {}", route_shape(m), quote!(#(#cfgs)*));
-            if let Some((_, first)) = shapes.iter().find(|(seen, _)| *seen == shape) {
-                let message = format!(
-                    "`{}` and `{}` are both `{}`: a server could not tell their requests \
-                     apart (parameter names are not part of a route)",
-                    first.ident(),
-                    m.ident(),
-                    route_shape(m),
-                );
+            if let Some(first) = served.iter().find(|seen| clash(seen, m).is_some()) {
+                let message = match clash(first, m) {
+                    Some(Clash::Same) => format!(
+                        "`{}` and `{}` are both `{}`: a server could not tell their requests \
+                         apart (parameter names are not part of a route)",
+                        first.ident(),
+                        m.ident(),
+                        route_shape(m),
+                    ),
+                    _ => format!(
+                        "`{}` (`{}`) cannot be served beside `{}` (`{}`): a router cannot tell \
+                         a parameter from a trailing one at one place of the path",
+                        m.ident(),
+                        route_shape(m),
+                        first.ident(),
+                        route_shape(first),
+                    ),
+                };
                 return syn::Error::new_spanned(&m.route, message).to_compile_error();
             }
-            shapes.push((shape, m));
+            served.push(m);
             route(trait_ident, m)
         })
         .collect();
@@ -130,7 +138,45 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
     }
 }
 
-/// A method's verb and route with its parameters unnamed (`GET /users/<>`), which two methods
+/// Why two methods' routes cannot both be served.
+enum Clash {
+    /// The same verb and route but for the parameters' names.
+    Same,
+    /// The same verb, and a parameter in one where the other has a trailing one, after the same
+    /// segments.
+    ParameterBesideTrailing,
+}
+
+/// Whether `a` and `b` cannot both be served. Methods under different `#[cfg]`s never clash:
+/// at most one of them is compiled (or the server's routes say so when it is built).
+fn clash(a: &Method<'_>, b: &Method<'_>) -> Option<Clash> {
+    let cfgs = |m: &Method<'_>| {
+        let cfgs = m.item.attrs.iter().filter(|a| a.path().is_ident("cfg"));
+        quote!(#(#cfgs)*).to_string()
+    };
+    if a.verb != b.verb || cfgs(a) != cfgs(b) {
+        return None;
+    }
+    if route_shape(a) == route_shape(b) {
+        return Some(Clash::Same);
+    }
+    let (a_text, b_text) = (a.route.value(), b.route.value());
+    let (a_route, b_route) = (a.template.as_ref()?, b.template.as_ref()?);
+    for (x, y) in a_route.segments.iter().zip(&b_route.segments) {
+        match (x, y) {
+            (Segment::Static(x), Segment::Static(y)) if a_text[x.clone()] == b_text[y.clone()] => {}
+            (Segment::Param { .. }, Segment::Param { .. }) => {}
+            (Segment::Param { .. }, Segment::Trailing { .. })
+            | (Segment::Trailing { .. }, Segment::Param { .. }) => {
+                return Some(Clash::ParameterBesideTrailing);
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// A method's verb and route with its parameters unnamed (`GET /users/<_>`), which two methods
 /// of one server may not share.
 fn route_shape(method: &Method<'_>) -> String {
     let route_text = method.route.value();

@@ -92,6 +92,16 @@ fn check_method(cx: &Ctxt, method: &Method<'_>) {
     let mut header_names: Vec<String> = Vec::new();
     for arg in &method.args {
         match &arg.kind {
+            ArgKind::QueryFlatten
+                if crate::ast::outer_ident(arg.ty).is_some_and(|i| i == "Option") =>
+            {
+                cx.error_spanned_by(
+                    arg.ty,
+                    "`#[query(flatten)]` takes a struct, whose fields are the pairs: a `None` \
+                     could not be told from a struct whose fields are all `None`, so make the \
+                     fields `Option`s rather than the struct",
+                );
+            }
             ArgKind::Query { name, .. } => {
                 if query_names.contains(&name.as_str()) {
                     cx.error_spanned_by(

@@ -51,6 +51,9 @@ pub trait Shapes {
 
     #[post("/o")]
     async fn multipart_with_args(&self, #[multipart(boundary = "x")] parts: Multipart) -> Result<(), Error>;
+
+    #[get("/q")]
+    async fn flatten_optional(&self, #[query(flatten)] filter: &Option<Filter>) -> Result<(), Error>;
 }
 
 /// A type error, reported at the type once the attributes are right.

@@ -1,5 +1,6 @@
 //! Two methods of one verb whose routes differ only in their parameters' names would be one
-//! route of the server's: the second is refused at its route. Other verbs, or other names at
+//! route of the server's, and a parameter beside a trailing one at one place cannot be routed
+//! apart: the second of such a pair is refused at its route. Other verbs, or other names at
 //! one place of the path, are served.
 
 use comms::{Error, service_client};
@@ -23,6 +24,15 @@ pub trait Accounts {
 
     #[get("/accounts/<id>/")]
     async fn with_slash(&self, id: u32) -> Result<u32, Error>;
+
+    #[get("/blobs/<id>")]
+    async fn blob(&self, id: u32) -> Result<String, Error>;
+
+    #[get("/blobs/<rest..>")]
+    async fn blob_path(&self, rest: &str) -> Result<String, Error>;
+
+    #[post("/blobs/<rest..>")]
+    async fn put_blob(&self, rest: &str) -> Result<String, Error>;
 }
 
 fn main() {}
