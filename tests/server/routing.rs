@@ -85,6 +85,20 @@ async fn behind_a_verify_layer_sharing_its_verifier_each_request_is_admitted_onc
     assert_eq!(health.text().unwrap(), "ok");
     // One use a request, not one a gate.
     assert_eq!(verifier.key_usage()[0].requests, 3);
+    // A legacy request, which has no nonce, counted once too.
+    let legacy_verifier = verifier.clone().accept_legacy(true);
+    let router = accounts(legacy_verifier.clone()).layer(VerifyLayer::new(legacy_verifier.clone()));
+    let legacy_url = serve(router).await;
+    let legacy = comms::Executor::builder()
+        .base_url(&legacy_url)
+        .service_id("billing")
+        .secret(SECRET)
+        .signing(comms::Signing::Legacy)
+        .build()
+        .unwrap();
+    legacy.execute(Call::get("/accounts/7")).await.unwrap();
+    let usage = &legacy_verifier.key_usage()[0];
+    assert_eq!((usage.requests, usage.legacy_requests), (4, 1));
     // A request admitted once is refused when it comes again, by the layer in front.
     let recorder =
         comms_tests::TestServer::always(comms_tests::Reply::json(200, serde_json::json!(1))).await;

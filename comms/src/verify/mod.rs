@@ -416,9 +416,9 @@ impl VerifiedHead<'_> {
     /// key and nonce: two verifiers knowing different keys may each pick another of a request's
     /// signatures), and the key's use when it counted it on this very key.
     pub(crate) fn behind(&mut self, outer: &Admitted) {
+        // A request's RFC 9421 signatures each have a nonce; its one legacy signature none.
         let same_signature = outer.key.key_id == self.key.key_id
             && outer.key.service_id == self.key.service_id
-            && outer.nonce.is_some()
             && outer.nonce.as_deref() == self.nonce.as_ref().map(|(nonce, _)| nonce.as_str());
         if same_signature {
             self.nonce = None;
