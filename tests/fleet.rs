@@ -795,3 +795,64 @@ async fn a_subscription_renewed_while_redis_is_silent_is_renewed_again() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_redis_under_load_settles_on_one_connection() {
+    let redis = redis_or_skip!();
+    let proxy = SilentProxy::start(&redis.url()).await;
+    let store = std::sync::Arc::new(
+        RedisNonceStore::new(&proxy.url())
+            .unwrap()
+            .namespace("slow-load")
+            .timeout(Duration::from_millis(400)),
+    );
+    assert!(insert(&store, 0).await.unwrap());
+    // One reply slower than the timeout drops the connection, as it should.
+    proxy.delay(600);
+    assert!(insert(&store, 1).await.is_err());
+    proxy.delay(250);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Checks every 10 ms for 5 s, each answered in 250 ms: those that wait while the new
+    // connection is made do not drop it, and after a moment no check is refused.
+    let started = Instant::now();
+    let mut checks = Vec::new();
+    for i in 0..500u64 {
+        let store = store.clone();
+        checks.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(10 * i)).await;
+            let at = started.elapsed();
+            (at, insert(&store, 100 + i).await.is_ok())
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let connections = proxy.accepted();
+    let mut late_refusals = 0;
+    for check in checks {
+        let (at, ok) = check.await.unwrap();
+        late_refusals += u32::from(at > Duration::from_millis(2500) && !ok);
+    }
+    assert_eq!(
+        (proxy.accepted() - connections, late_refusals),
+        (0, 0),
+        "new connections and refusals in the last 2.5 s"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_redis_is_subscribed_to() {
+    // Each reply in 600 ms: every command is within the timeout, connecting and subscribing
+    // together are not.
+    let redis = redis_or_skip!();
+    let proxy = SilentProxy::start(&redis.url()).await;
+    proxy.delay(600);
+    let sync = share_breakers(&proxy.url(), "slow-subscribe").unwrap();
+    let started = Instant::now();
+    while !sync.is_connected() {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "never subscribed ({} connections made)",
+            proxy.accepted()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -30,21 +30,26 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
     // Two methods of one verb whose routes differ only in their parameters' names would be one
     // route of the server's, and a parameter and a trailing one at one place of two routes
     // cannot be routed apart: the second of such a pair is refused at its route, and gets none.
+    // Under different `#[cfg]`s, the refusal holds where both are compiled.
     let mut served: Vec<&Method<'_>> = Vec::new();
+    let mut refusals = Vec::new();
     let routes: Vec<TokenStream> = service
         .methods
         .iter()
         .map(|m| {
-            if let Some(first) = served.iter().find(|seen| clash(seen, m).is_some()) {
-                let message = match clash(first, m) {
-                    Some(Clash::Same) => format!(
+            for first in &served {
+                let Some(clash) = clash(first, m) else {
+                    continue;
+                };
+                let message = match clash {
+                    Clash::Same => format!(
                         "`{}` and `{}` are both `{}`: a server could not tell their requests \
                          apart (parameter names are not part of a route)",
                         first.ident(),
                         m.ident(),
                         route_shape(m),
                     ),
-                    _ => format!(
+                    Clash::ParameterBesideTrailing => format!(
                         "`{}` (`{}`) cannot be served beside `{}` (`{}`): a router cannot tell \
                          a parameter from a trailing one at one place of the path",
                         m.ident(),
@@ -53,13 +58,20 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
                         route_shape(first),
                     ),
                 };
-                return syn::Error::new_spanned(&m.route, message).to_compile_error();
+                if cfgs(first) == cfgs(m) {
+                    return syn::Error::new_spanned(&m.route, message).to_compile_error();
+                }
+                let both = cfg_predicates(first).chain(cfg_predicates(m));
+                let error = syn::Error::new_spanned(&m.route, message).to_compile_error();
+                refusals.push(quote!(#[cfg(all(#(#both),*))] const _: () = { #error };));
             }
             served.push(m);
             route(trait_ident, m)
         })
         .collect();
     quote! {
+        #(#refusals)*
+
         #[doc = #doc]
         #vis struct #server<S> {
             service: S,
@@ -142,22 +154,36 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
 enum Clash {
     /// The same verb and route but for the parameters' names.
     Same,
-    /// The same verb, and a parameter in one where the other has a trailing one, after the same
-    /// segments.
+    /// A parameter in one where the other has a trailing one, after the same segments.
     ParameterBesideTrailing,
 }
 
-/// Whether `a` and `b` cannot both be served. Methods under different `#[cfg]`s never clash:
-/// at most one of them is compiled (or the server's routes say so when it is built).
+/// A method's `#[cfg]` attributes, as text.
+fn cfgs(method: &Method<'_>) -> String {
+    let cfgs = method
+        .item
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("cfg"));
+    quote!(#(#cfgs)*).to_string()
+}
+
+/// The predicates of a method's `#[cfg]` attributes, all of which must hold for it to be
+/// compiled.
+fn cfg_predicates<'a>(method: &'a Method<'_>) -> impl Iterator<Item = TokenStream> + 'a {
+    method
+        .item
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("cfg"))
+        .filter_map(|a| a.meta.require_list().ok().map(|list| list.tokens.clone()))
+}
+
+/// Whether `a` and `b` cannot both be served: the same verb and route but for the parameters'
+/// names, or (whatever the verbs: a router matches the path first) a parameter beside a
+/// trailing one at one place.
 fn clash(a: &Method<'_>, b: &Method<'_>) -> Option<Clash> {
-    let cfgs = |m: &Method<'_>| {
-        let cfgs = m.item.attrs.iter().filter(|a| a.path().is_ident("cfg"));
-        quote!(#(#cfgs)*).to_string()
-    };
-    if a.verb != b.verb || cfgs(a) != cfgs(b) {
-        return None;
-    }
-    if route_shape(a) == route_shape(b) {
+    if a.verb == b.verb && route_shape(a) == route_shape(b) {
         return Some(Clash::Same);
     }
     let (a_text, b_text) = (a.route.value(), b.route.value());

@@ -41,7 +41,10 @@ pub struct Call {
     /// it is.
     content_type_given: bool,
     /// Whether the body is a form or multipart one, whose `Content-Type` is its own.
-    content_type_fixed: bool,
+    pub(crate) content_type_fixed: bool,
+    /// A `Content-Type` given beside such a body, kept aside: refused when the call is made,
+    /// unless a JSON or raw body replaces the form or multipart one first.
+    given_content_type: Option<HeaderValue>,
     /// The first bad value's error, boxed: it is rare, and a call is moved whole.
     pub(crate) error: Option<Box<Error>>,
 }
@@ -64,6 +67,7 @@ impl Call {
             flattened: Vec::new(),
             content_type_given: false,
             content_type_fixed: false,
+            given_content_type: None,
             error: None,
         }
     }
@@ -203,13 +207,16 @@ impl Call {
     pub fn header(mut self, name: &str, value: impl Display) -> Call {
         use crate::header_map::{Refusal, checked};
         match checked(name, value.to_string(), crate::signing::is_reserved) {
-            Ok((name, _)) if name == CONTENT_TYPE && self.content_type_fixed => {
-                self.fail(own_content_type());
-            }
-            // The caller's `Content-Type` replaces a body's, set before or after it.
+            // The caller's `Content-Type` replaces a JSON or raw body's, set before or after
+            // it; beside a form or multipart body it is refused when the call is made (a body
+            // set after it may still replace that one).
             Ok((name, value)) if name == CONTENT_TYPE && !self.content_type_given => {
                 self.content_type_given = true;
-                self.headers.insert(name, value);
+                if self.content_type_fixed {
+                    self.given_content_type = Some(value);
+                } else {
+                    self.headers.insert(name, value);
+                }
             }
             Ok((name, value)) => {
                 self.headers.append(name, value);
@@ -322,21 +329,37 @@ impl Call {
         self
     }
 
-    /// Sets a body's `Content-Type`, unless the caller gave one.
+    /// Sets a JSON or raw body's `Content-Type`, unless the caller gave one.
     fn body_content_type(&mut self, value: HeaderValue) {
         self.content_type_fixed = false;
-        if !self.content_type_given {
-            self.headers.insert(CONTENT_TYPE, value);
+        match self.given_content_type.take() {
+            Some(given) => {
+                self.headers.insert(CONTENT_TYPE, given);
+            }
+            None if !self.content_type_given => {
+                self.headers.insert(CONTENT_TYPE, value);
+            }
+            None => {}
         }
     }
 
-    /// Sets a form or multipart body's `Content-Type`, which no other may replace.
+    /// Sets a form or multipart body's `Content-Type`, which no other may replace: one the
+    /// caller gave is kept aside, and refused when the call is made.
     fn own_content_type(&mut self, value: HeaderValue) {
-        if self.content_type_given {
-            self.fail(own_content_type());
+        if self.content_type_given && !self.content_type_fixed {
+            self.given_content_type = self.headers.remove(CONTENT_TYPE);
         }
         self.content_type_fixed = true;
         self.headers.insert(CONTENT_TYPE, value);
+    }
+
+    /// The call's first error, taken when it is made: a bad value's, or a `Content-Type`
+    /// given beside a form or multipart body.
+    pub(crate) fn take_error(&mut self) -> Option<Error> {
+        if let Some(e) = self.error.take() {
+            return Some(*e);
+        }
+        self.given_content_type.take().map(|_| own_content_type())
     }
 
     fn fail(&mut self, e: Error) {
@@ -393,15 +416,25 @@ mod tests {
                 .form(&[("a", "b")])
                 .header("content-type", "a/b"),
         ] {
-            assert!(matches!(call.error.as_deref(), Some(Error::Encode { .. })));
+            let mut call = call;
+            assert_eq!(content_types(&call).len(), 1);
+            assert!(matches!(call.take_error(), Some(Error::Encode { .. })));
         }
-        // Replacing a form body with a JSON one lets a given type through again.
-        let replaced = Call::post("/x")
-            .form(&[("a", "b")])
-            .json(&1)
-            .header("content-type", merge);
-        assert!(replaced.error.is_none());
-        assert_eq!(content_types(&replaced), [merge]);
+        // Replacing a form body with a JSON one lets a given type through again, before or
+        // after.
+        for mut replaced in [
+            Call::post("/x")
+                .form(&[("a", "b")])
+                .json(&1)
+                .header("content-type", merge),
+            Call::post("/x")
+                .header("content-type", merge)
+                .form(&[("a", "b")])
+                .json(&1),
+        ] {
+            assert!(replaced.take_error().is_none());
+            assert_eq!(content_types(&replaced), [merge]);
+        }
         // Given twice, it is two values, which the signature refuses at execution.
         let twice = Call::post("/x")
             .header("content-type", "a/b")

@@ -269,8 +269,8 @@ impl Executor {
     /// refuse before any other work. Returns the breaker's permit for the first attempt.
     fn prepare(&self, call: &mut Call) -> Result<(Prepared, Option<Permit<'_>>), Error> {
         let inner = &*self.inner;
-        if let Some(e) = call.error.take() {
-            return Err(*e);
+        if let Some(e) = call.take_error() {
+            return Err(e);
         }
         let options = self.options.as_deref();
         if let Some(e) = options.and_then(CallOptions::refusal) {
@@ -376,7 +376,7 @@ impl Executor {
         let (call_headers, inner_list) = match hooked {
             None => (&call.headers, Cow::Borrowed(prepared.inner_list.as_str())),
             Some(hooked) => {
-                merged = crate::hook::merge(&call.headers, hooked)?;
+                merged = crate::hook::merge(&call.headers, hooked, call.content_type_fixed)?;
                 let list = covered_list(inner.signer.scheme(), &merged)?;
                 (&merged, Cow::Owned(list))
             }

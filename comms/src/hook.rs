@@ -26,8 +26,19 @@ where
 }
 
 /// The call's headers with the hook's laid over them: a name the hook sets replaces the call's
-/// values. A name comms writes itself is refused.
-pub(crate) fn merge(call: &HeaderMap, hooked: HeaderMap) -> Result<HeaderMap, Error> {
+/// values. A name comms writes itself is refused, and so is a `Content-Type` over a form or
+/// multipart body's (`fixed_type`), whose type is its own (a multipart one names its boundary).
+pub(crate) fn merge(
+    call: &HeaderMap,
+    hooked: HeaderMap,
+    fixed_type: bool,
+) -> Result<HeaderMap, Error> {
+    if fixed_type && hooked.contains_key(http::header::CONTENT_TYPE) {
+        return Err(Error::config(
+            "header_hook",
+            "the hook set `content-type` on a call whose form or multipart body has its own",
+        ));
+    }
     if let Some(name) = hooked
         .keys()
         .find(|name| crate::signing::is_call_owned(name))
@@ -56,14 +67,27 @@ mod tests {
         hooked.insert("authorization", "new".parse().unwrap());
         hooked.append("x-many", "a".parse().unwrap());
         hooked.append("x-many", "b".parse().unwrap());
-        let merged = merge(&call, hooked).unwrap();
+        let merged = merge(&call, hooked, false).unwrap();
         assert_eq!(merged["authorization"], "new");
         assert_eq!(merged["x-keep"], "1");
         assert_eq!(merged.get_all("x-many").iter().count(), 2);
 
         let mut bad = HeaderMap::new();
         bad.insert("signature", "x".parse().unwrap());
-        let err = merge(&call, bad).unwrap_err();
+        let err = merge(&call, bad, false).unwrap_err();
+        assert!(
+            matches!(&err, Error::Config { key, .. } if key == "header_hook"),
+            "{err}"
+        );
+
+        // A `Content-Type` replaces a JSON body's, not a form's or multipart one's.
+        let mut typed = HeaderMap::new();
+        typed.insert(
+            "content-type",
+            "application/merge-patch+json".parse().unwrap(),
+        );
+        assert!(merge(&call, typed.clone(), false).is_ok());
+        let err = merge(&call, typed, true).unwrap_err();
         assert!(
             matches!(&err, Error::Config { key, .. } if key == "header_hook"),
             "{err}"

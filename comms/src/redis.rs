@@ -68,8 +68,9 @@ pub enum WhenUnavailable {
 /// redis-rs's `ConnectionManager` reconnects when its connection is closed, but not when it
 /// stops answering while still open (a NAT or load balancer that forgot it): a command that
 /// times out on a connection an earlier command used therefore drops the manager, and the next
-/// command connects afresh. A command that connected first is not held to that: on a slow
-/// Redis the connection and the command together may take longer than either alone.
+/// command connects afresh. A command that connected first (or waited for another to connect)
+/// is not held to that: on a slow Redis the connection and the command together may take
+/// longer than either alone.
 struct Conn {
     client: redis::Client,
     /// The manager in use, with the number telling it from the ones before it.
@@ -92,12 +93,15 @@ impl Conn {
         })
     }
 
-    /// The manager in use, and whether it was connected just now; one is connected when there
-    /// is none.
+    /// The manager in use, and whether this command's time went into connecting it: it was
+    /// connected just now, for this command or for one this command waited for.
     async fn manager(&self) -> Result<(u64, ConnectionManager, bool), redis::RedisError> {
-        let mut slot = self.manager.lock().await;
+        let (mut slot, waited) = match self.manager.try_lock() {
+            Ok(slot) => (slot, false),
+            Err(_) => (self.manager.lock().await, true),
+        };
         if let Some((number, manager)) = &*slot {
-            return Ok((*number, manager.clone(), false));
+            return Ok((*number, manager.clone(), waited));
         }
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.timeout))
@@ -404,7 +408,8 @@ async fn listen(
         pubsub.subscribe(channel).await?;
         Ok::<_, redis::RedisError>(pubsub)
     };
-    let pubsub = tokio::time::timeout(DEFAULT_REDIS_TIMEOUT, subscribing)
+    // Connecting and subscribing are two round trips, each allowed the timeout.
+    let pubsub = tokio::time::timeout(DEFAULT_REDIS_TIMEOUT * 2, subscribing)
         .await
         .map_err(|_| lost("no answer while subscribing to the breaker channel"))??;
     if let Some(l) = link.upgrade() {

@@ -195,7 +195,8 @@ impl ExecutorBuilder {
     /// deadline and the attempt's timeout (the request gets what the hook left of it); an
     /// error it returns ends the call with that error, unsent, and so does a name comms writes
     /// itself, one that belongs to one call (`Idempotency-Key`, `Comms-Deadline-Ms`, trace
-    /// context) or a hop-by-hop one (`Error::Config`, key `header_hook`).
+    /// context), a hop-by-hop one, or a `Content-Type` for a call whose form or multipart body
+    /// has its own (`Error::Config`, key `header_hook`).
     ///
     /// ```no_run
     /// use comms::http::{HeaderMap, HeaderValue, header::AUTHORIZATION};

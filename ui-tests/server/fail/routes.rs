@@ -31,8 +31,17 @@ pub trait Accounts {
     #[get("/blobs/<rest..>")]
     async fn blob_path(&self, rest: &str) -> Result<String, Error>;
 
+    // Whatever the verb: a router matches the path first.
     #[post("/blobs/<rest..>")]
     async fn put_blob(&self, rest: &str) -> Result<String, Error>;
+
+    // Under `#[cfg]`s that both hold.
+    #[cfg(all())]
+    #[get("/codes/<id>")]
+    async fn code(&self, id: u32) -> Result<u32, Error>;
+
+    #[get("/codes/<name>")]
+    async fn code_by_name(&self, name: &str) -> Result<u32, Error>;
 }
 
 fn main() {}
