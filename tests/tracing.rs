@@ -50,6 +50,15 @@ impl Captured {
 
 /// An executor named `inventory` calling `server`, signed with [`SECRET`].
 fn inventory(server: &TestServer, retry: RetryConfig, breaker: BreakerConfig) -> Executor {
+    inventory_builder(server, retry, breaker).build().unwrap()
+}
+
+/// What [`inventory`] builds, to be given more.
+fn inventory_builder(
+    server: &TestServer,
+    retry: RetryConfig,
+    breaker: BreakerConfig,
+) -> comms::ExecutorBuilder {
     Executor::builder()
         .name("inventory")
         .base_url(server.url())
@@ -57,8 +66,6 @@ fn inventory(server: &TestServer, retry: RetryConfig, breaker: BreakerConfig) ->
         .secret(SECRET)
         .retry(retry)
         .breaker(breaker)
-        .build()
-        .unwrap()
 }
 
 #[tokio::test]
@@ -120,16 +127,14 @@ async fn a_call_whose_last_attempt_timed_out_reports_no_status() {
         _ => Reply::status(200).delay(std::time::Duration::from_secs(5)),
     })
     .await;
-    let e = Executor::builder()
-        .name("inventory")
-        .base_url(server.url())
-        .service_id("tests")
-        .secret(SECRET)
-        .retry(fast_retry().max_retries(1))
-        .breaker(BreakerConfig::disabled())
-        .timeout(std::time::Duration::from_millis(200))
-        .build()
-        .unwrap();
+    let e = inventory_builder(
+        &server,
+        fast_retry().max_retries(1),
+        BreakerConfig::disabled(),
+    )
+    .timeout(std::time::Duration::from_millis(200))
+    .build()
+    .unwrap();
     let err = e
         .execute(Call::get("/slow").route("/slow"))
         .await
@@ -159,26 +164,24 @@ async fn an_attempt_never_sent_is_not_counted() {
     let server = TestServer::always(Reply::status(503)).await;
     let hooked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let seen = hooked.clone();
-    let e = Executor::builder()
-        .name("inventory")
-        .base_url(server.url())
-        .service_id("tests")
-        .secret(SECRET)
-        .retry(fast_retry().max_retries(1))
-        .breaker(BreakerConfig::disabled())
-        .header_hook(move || {
-            let first = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
-            async move {
-                let mut headers = comms::http::HeaderMap::new();
-                if !first {
-                    // One a call owns: refused, the retry not sent.
-                    headers.insert("idempotency-key", "k".parse().unwrap());
-                }
-                Ok(headers)
+    let e = inventory_builder(
+        &server,
+        fast_retry().max_retries(1),
+        BreakerConfig::disabled(),
+    )
+    .header_hook(move || {
+        let first = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+        async move {
+            let mut headers = comms::http::HeaderMap::new();
+            if !first {
+                // One a call owns: refused, the retry not sent.
+                headers.insert("idempotency-key", "k".parse().unwrap());
             }
-        })
-        .build()
-        .unwrap();
+            Ok(headers)
+        }
+    })
+    .build()
+    .unwrap();
     let err = e.execute(Call::get("/x").route("/x")).await.unwrap_err();
     assert!(matches!(err, comms::Error::Config { .. }), "{err:?}");
     assert_eq!(server.count(), 1);
