@@ -35,18 +35,25 @@ pub struct Call {
     pub(crate) idempotent: Option<bool>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) route: Option<&'static str>,
-    /// The query keys set by flattened values (encoded), which no other pair may set.
-    flattened: Vec<String>,
     /// Whether [`Call::header`] set `Content-Type`, which a JSON or raw body then leaves as
     /// it is.
     content_type_given: bool,
     /// Whether the body is a form or multipart one, whose `Content-Type` is its own.
     pub(crate) content_type_fixed: bool,
-    /// A `Content-Type` given beside such a body, kept aside: refused when the call is made,
-    /// unless a JSON or raw body replaces the form or multipart one first.
-    given_content_type: Option<HeaderValue>,
+    /// What few calls need, boxed: a call is moved whole (into its future, among others).
+    rare: Option<Box<Rare>>,
     /// The first bad value's error, boxed: it is rare, and a call is moved whole.
     pub(crate) error: Option<Box<Error>>,
+}
+
+/// The parts of a [`Call`] few calls have.
+#[derive(Debug, Default)]
+struct Rare {
+    /// The query keys set by flattened values (encoded), which no other pair may set.
+    flattened: Vec<String>,
+    /// A `Content-Type` given beside a form or multipart body, kept aside: refused when the
+    /// call is made, unless a JSON or raw body replaces the form or multipart one first.
+    given_content_type: Option<HeaderValue>,
 }
 
 impl Call {
@@ -64,10 +71,9 @@ impl Call {
             idempotent: None,
             timeout: None,
             route: None,
-            flattened: Vec::new(),
             content_type_given: false,
             content_type_fixed: false,
-            given_content_type: None,
+            rare: None,
             error: None,
         }
     }
@@ -138,10 +144,10 @@ impl Call {
     pub fn query(mut self, name: &str, value: impl Display) -> Call {
         let start = self.query.len();
         path::push_query(&mut self.query, name, &value);
-        if !self.flattened.is_empty() {
+        if let Some(rare) = self.rare.as_deref().filter(|r| !r.flattened.is_empty()) {
             let added = &self.query[start..];
             let key = form::encoded_keys(added).next().unwrap_or_default();
-            if self.flattened.iter().any(|k| k == key) {
+            if rare.flattened.iter().any(|k| k == key) {
                 let error = form::duplicate(key);
                 self.query.truncate(start);
                 self.fail(error);
@@ -171,7 +177,7 @@ impl Call {
     /// ```
     pub fn query_flatten<T: Serialize + ?Sized>(mut self, value: &T) -> Call {
         match form::push_flattened(&mut self.query, value) {
-            Ok(keys) => self.flattened.extend(keys),
+            Ok(keys) => self.rare().flattened.extend(keys),
             Err(e) => self.fail(e),
         }
         self
@@ -183,9 +189,13 @@ impl Call {
         value: &T,
         plain: &[&str],
     ) -> Call {
-        let before = self.flattened.len();
+        let before = self.rare.as_ref().map_or(0, |r| r.flattened.len());
         let mut call = self.query_flatten(value);
-        let clash = call.flattened[before..].iter().find_map(|key| {
+        let added = call
+            .rare
+            .as_ref()
+            .map_or(&[][..], |r| &r.flattened[before..]);
+        let clash = added.iter().find_map(|key| {
             let key = percent_encoding::percent_decode_str(key).decode_utf8_lossy();
             plain.iter().find(|name| **name == key).copied()
         });
@@ -213,7 +223,7 @@ impl Call {
             Ok((name, value)) if name == CONTENT_TYPE && !self.content_type_given => {
                 self.content_type_given = true;
                 if self.content_type_fixed {
-                    self.given_content_type = Some(value);
+                    self.rare().given_content_type = Some(value);
                 } else {
                     self.headers.insert(name, value);
                 }
@@ -332,7 +342,7 @@ impl Call {
     /// Sets a JSON or raw body's `Content-Type`, unless the caller gave one.
     fn body_content_type(&mut self, value: HeaderValue) {
         self.content_type_fixed = false;
-        match self.given_content_type.take() {
+        match self.rare.as_mut().and_then(|r| r.given_content_type.take()) {
             Some(given) => {
                 self.headers.insert(CONTENT_TYPE, given);
             }
@@ -347,7 +357,8 @@ impl Call {
     /// caller gave is kept aside, and refused when the call is made.
     fn own_content_type(&mut self, value: HeaderValue) {
         if self.content_type_given && !self.content_type_fixed {
-            self.given_content_type = self.headers.remove(CONTENT_TYPE);
+            let given = self.headers.remove(CONTENT_TYPE);
+            self.rare().given_content_type = given;
         }
         self.content_type_fixed = true;
         self.headers.insert(CONTENT_TYPE, value);
@@ -359,7 +370,15 @@ impl Call {
         if let Some(e) = self.error.take() {
             return Some(*e);
         }
-        self.given_content_type.take().map(|_| own_content_type())
+        self.rare
+            .as_mut()
+            .and_then(|r| r.given_content_type.take())
+            .map(|_| own_content_type())
+    }
+
+    /// The rare parts, made when first needed.
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
     }
 
     fn fail(&mut self, e: Error) {
