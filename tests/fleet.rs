@@ -629,6 +629,28 @@ async fn a_check_waits_no_longer_than_its_timeout_while_redis_is_silent() {
     assert!(longest < timeout * 16 / 10, "a check took {longest:?}");
 }
 
+/// Publishes another replica's open of `authority`'s breaker on `namespace`'s channel every
+/// 250 ms until `replica`'s breaker is open; fails with `why()` after 15 s.
+async fn opened_by_another_replica(
+    redis_url: &str,
+    namespace: &str,
+    authority: &str,
+    replica: &Executor,
+    why: impl Fn() -> String,
+) {
+    let channel = format!("{namespace}:breaker");
+    let open = format!("{:016x} open {} {authority}", 7, u64::MAX);
+    let started = Instant::now();
+    loop {
+        redis_command(redis_url, &["PUBLISH", &channel, &open]).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if replica.circuit_state() == Some(CircuitState::Open) {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "{}", why());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_nonce_store_reconnects_when_its_connection_dies_without_closing() {
     let redis = redis_or_skip!();
@@ -706,19 +728,13 @@ async fn a_breaker_subscription_that_dies_without_closing_is_renewed() {
     // Within its check period and a ping's timeout, the subscriber notices and subscribes
     // again; another replica's open (published straight to Redis) then reaches this one.
     let started = Instant::now();
-    loop {
-        let open = format!("{:016x} open {} {}", 7, u64::MAX, server.url());
-        redis_command(&redis.url(), &["PUBLISH", "silent:breaker", &open]).await;
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        if replica.circuit_state() == Some(CircuitState::Open) {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
+    opened_by_another_replica(&redis.url(), "silent", &server.url(), &replica, || {
+        format!(
             "no transition received since the connection died (connected: {})",
             sync.is_connected()
-        );
-    }
+        )
+    })
+    .await;
     assert!(
         started.elapsed() > Duration::from_secs(1),
         "the silent connection delivered"
@@ -780,20 +796,19 @@ async fn a_subscription_renewed_while_redis_is_silent_is_renewed_again() {
         .dead_from_start
         .store(false, std::sync::atomic::Ordering::SeqCst);
     let before = proxy.accepted();
-    let started = Instant::now();
-    loop {
-        let open = format!("{:016x} open {} {}", 7, u64::MAX, server.url());
-        redis_command(&redis.url(), &["PUBLISH", "silent-again:breaker", &open]).await;
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        if replica.circuit_state() == Some(CircuitState::Open) {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "no transition since Redis answered again ({} connections made since)",
-            proxy.accepted() - before
-        );
-    }
+    opened_by_another_replica(
+        &redis.url(),
+        "silent-again",
+        &server.url(),
+        &replica,
+        || {
+            format!(
+                "no transition since Redis answered again ({} connections made since)",
+                proxy.accepted() - before
+            )
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
