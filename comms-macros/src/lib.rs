@@ -77,7 +77,8 @@ use proc_macro::TokenStream;
 ///
 /// `T` is a `Deserialize` type read from a JSON body; `()` to ignore the body;
 /// `comms::Response` for the status, headers and bytes; `Option<T>`, where a 404 is
-/// `Ok(None)` (a generated server answers `None` with a 404, as it does a `not_found` error); `comms::ResponseValue<T>` for `T` with the response's status and headers; or
+/// `Ok(None)` (a generated server answers `None` with a 404, as it does a `not_found` error);
+/// `comms::ResponseValue<T>` for `T` with the response's status and headers; or
 /// `comms::ByteStream` or `comms::JsonLines<T>` for a body read as it arrives.
 ///
 /// A method cannot be named `executor` or `with`, the client's own methods. With the `server`

@@ -211,9 +211,10 @@ impl Call {
     /// Adds a header, which the signature covers. A `Content-Type` given here is sent in place
     /// of the one a JSON or raw body sets ([`Call::json`], [`Call::body`]), whether the body is
     /// set before or after it; a form or multipart body's is its own (a multipart one's names
-    /// its boundary), and giving one beside it is an [`Error::Encode`] at execution. A name or value that HTTP cannot carry (a
-    /// line break, say), or a name comms sets itself (the signature's headers, `Host`,
-    /// `Content-Length`, `Transfer-Encoding`), is an [`Error::Encode`] at execution.
+    /// its boundary), and giving one beside it is an [`Error::Encode`] at execution. A name or
+    /// value that HTTP cannot carry (a line break, say), or a name comms sets itself (the
+    /// signature's headers, `Host`, `Content-Length`, `Transfer-Encoding`), is an
+    /// [`Error::Encode`] at execution.
     pub fn header(mut self, name: &str, value: impl Display) -> Call {
         use crate::header_map::{Refusal, checked};
         match checked(name, value.to_string(), crate::signing::is_reserved) {
