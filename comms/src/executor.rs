@@ -453,13 +453,14 @@ impl Attempt {
 
     fn outcome(&self) -> Outcome {
         match self {
-            Attempt::Response(status, ..) => Outcome::of_status(*status),
+            // A body over the limit too: the service answered, and its status says how; the
+            // body is just more than this client accepts (a proxy's error page for a 503, say).
+            Attempt::Response(status, ..) | Attempt::TooLarge(status, _) => {
+                Outcome::of_status(*status)
+            }
             Attempt::Connect(_) => Outcome::Connect,
             Attempt::Transport(_) => Outcome::Transport,
             Attempt::Timeout => Outcome::Timeout,
-            // The service answered, and its status says how: the body is just more than this
-            // client accepts (a proxy's error page for a 503, say).
-            Attempt::TooLarge(status, _) => Outcome::of_status(*status),
         }
     }
 }
