@@ -171,10 +171,7 @@ where
     let verb = parts.method.clone();
     let run = run_scoped(caller, deadline, method(Incoming { parts, body }));
     let Some((scope, key)) = claim else {
-        return match answer(run.await, &verb, &path) {
-            Answer::Whole(response) => response.map(axum::body::Body::from),
-            Answer::Streamed(response) => response,
-        };
+        return answer(run.await, &verb, &path).into();
     };
     // A claimed method runs to its end in a task of its own, even when this request is dropped
     // first (its caller timed out or hung up): its answer is then kept for the retry that
@@ -190,14 +187,12 @@ where
         }
     };
     match tokio::spawn(finished.in_current_span()).await {
-        Ok(Answer::Whole(response)) => response.map(axum::body::Body::from),
-        Ok(Answer::Streamed(response)) => response,
+        Ok(answer) => answer.into(),
         // A panic outside the method (whose own are caught), in keeping its answer, or the
         // runtime shutting down: the key is released, so that a retry runs the method again.
         Err(_) => {
             settle(&*settings.idempotency, &scope, &key, None).await;
-            respond_message(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-                .map(axum::body::Body::from)
+            internal_error().map(axum::body::Body::from)
         }
     }
 }
@@ -234,13 +229,15 @@ fn answer<A: Into<Answer>>(
         |panic| {
             let what = panic_message(panic.as_ref());
             tracing::error!(method = %verb, path, panic = what, "a served method panicked");
-            Answer::Whole(respond_message(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error",
-            ))
+            Answer::Whole(internal_error())
         },
         Into::into,
     )
+}
+
+/// The 500 of a request whose serving failed outside what the method answered (a panic).
+fn internal_error() -> http::Response<Bytes> {
+    respond_message(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
 }
 
 /// What of a claimed method's answer is kept for its key: `None` for an answer that says the

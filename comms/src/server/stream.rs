@@ -45,6 +45,15 @@ impl From<http::Response<Bytes>> for Answer {
     }
 }
 
+impl From<Answer> for axum::response::Response {
+    fn from(answer: Answer) -> axum::response::Response {
+        match answer {
+            Answer::Whole(response) => response.map(axum::body::Body::from),
+            Answer::Streamed(response) => response,
+        }
+    }
+}
+
 /// A type whose values a generated server sends as JSON lines.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be sent as JSON lines by a served method",
