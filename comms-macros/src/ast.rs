@@ -147,11 +147,8 @@ impl<'a> Method<'a> {
         let name = &sig.ident;
         let mut verb: Option<VerbAttr> = None;
         let mut complete = true;
-        for a in &f.attrs {
-            if let Some(meant) = attr::misspelt(a, attr::VERBS) {
-                attr::report_misspelt(cx, a, meant);
-                complete = false;
-            }
+        if attr::report_misspellings(cx, &f.attrs, attr::VERBS) {
+            complete = false;
         }
         for a in f.attrs.iter().filter(|a| attr::is_verb(a)) {
             if verb.is_some() {
@@ -239,15 +236,7 @@ impl<'a> Method<'a> {
                 }
             };
             let mut kind: Option<(ArgAttr, &syn::Attribute)> = None;
-            let misspelt: Vec<_> = pt
-                .attrs
-                .iter()
-                .filter_map(|a| Some((a, attr::misspelt(a, attr::ARG_ATTRS)?)))
-                .collect();
-            if !misspelt.is_empty() {
-                for (a, meant) in misspelt {
-                    attr::report_misspelt(cx, a, meant);
-                }
+            if attr::report_misspellings(cx, &pt.attrs, attr::ARG_ATTRS) {
                 ok_args = false;
                 continue;
             }

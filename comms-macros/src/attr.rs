@@ -7,7 +7,7 @@ use syn::parse::{ParseStream, Parser};
 use syn::{Attribute, Ident, LitInt, LitStr, Token};
 
 use crate::ctxt::Ctxt;
-use crate::suggest::{closest, did_you_mean};
+use crate::suggest::{closest, did_you_mean, hint};
 
 /// The `#[service_client]` keys.
 pub(crate) const KEYS: &[&str] = &[
@@ -60,14 +60,13 @@ pub(crate) fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
                 "signing" => &mut signing,
                 _ => {
                     // A misspelt key is reported once, as that: not also as the key missing.
-                    if let Some(meant) = closest(&name, KEYS.iter().copied()) {
-                        given.push(meant.to_owned());
-                    }
+                    let meant = closest(&name, KEYS.iter().copied());
+                    given.extend(meant.map(str::to_owned));
                     cx.error_spanned_by(
                         &key,
                         format!(
                             "unknown key `{name}`{}; expected one of: {}",
-                            did_you_mean(&name, KEYS.iter().copied()),
+                            hint(meant),
                             KEYS.iter()
                                 .map(|k| format!("`{k}`"))
                                 .collect::<Vec<_>>()
@@ -310,17 +309,28 @@ pub(crate) fn misspelt(attr: &Attribute, names: &'static [&'static str]) -> Opti
     closest(&name.to_lowercase(), names.iter().copied())
 }
 
-/// Reports `attr` as the misspelling of `meant`.
-pub(crate) fn report_misspelt(cx: &Ctxt, attr: &Attribute, meant: &str) {
-    let name = attr
-        .path()
-        .get_ident()
-        .map(ToString::to_string)
-        .unwrap_or_default();
-    cx.error_spanned_by(
-        attr.path(),
-        format!("unknown attribute `{name}` (did you mean `{meant}`?)"),
-    );
+/// Reports each of `attrs` that is a misspelling of one of `names` as that; whether any was.
+pub(crate) fn report_misspellings(
+    cx: &Ctxt,
+    attrs: &[Attribute],
+    names: &'static [&'static str],
+) -> bool {
+    let mut any = false;
+    for attr in attrs {
+        if let Some(meant) = misspelt(attr, names) {
+            let name = attr
+                .path()
+                .get_ident()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            cx.error_spanned_by(
+                attr.path(),
+                format!("unknown attribute `{name}`{}", hint(Some(meant))),
+            );
+            any = true;
+        }
+    }
+    any
 }
 
 pub(crate) fn parse_arg_attr(cx: &Ctxt, attr: &Attribute) -> Option<ArgAttr> {

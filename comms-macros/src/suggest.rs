@@ -2,7 +2,12 @@
 
 /// ` ; did you mean `x`?`-style suffix naming the closest candidate, or nothing.
 pub(crate) fn did_you_mean<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> String {
-    closest(word, candidates)
+    hint(closest(word, candidates))
+}
+
+/// ` (did you mean `x`?)` for a candidate `x` already found, or nothing.
+pub(crate) fn hint(meant: Option<&str>) -> String {
+    meant
         .map(|c| format!(" (did you mean `{c}`?)"))
         .unwrap_or_default()
 }
