@@ -141,6 +141,16 @@ async fn unsigned_and_wrongly_signed_requests_get_a_401() {
         .await
         .unwrap();
     assert_eq!(plain.status(), 401);
+    assert!(!plain.headers().contains_key("connection"));
+    // Refused unread, a body would be left on the connection: the server says it closes it.
+    let plain = reqwest::Client::new()
+        .put(format!("{url}/users/1"))
+        .body(r#"{"name":"x"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 401);
+    assert_eq!(plain.headers()["connection"], "close");
     let intruder = client_of(&url, "not-the-secret", RetryConfig::none());
     assert!(matches!(
         intruder.get_user(1).await,

@@ -236,3 +236,81 @@ async fn a_signed_body_is_read_under_a_size_and_a_time_limit() {
     assert!(status.starts_with("HTTP/1.1 200"), "{status}");
     assert_eq!(reached.load(Ordering::SeqCst), 2);
 }
+
+/// Writes `bytes` on a fresh connection to `url` and reads what comes back until the server
+/// closes the connection or stays silent for a second. Gives what was read, and whether the
+/// server closed the connection.
+async fn exchange(url: &str, bytes: &[u8]) -> (String, bool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    let mut read = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        match tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            Ok(Ok(n)) => read.extend_from_slice(&buf[..n]),
+            Err(_) => break false,
+        }
+    };
+    (String::from_utf8_lossy(&read).into_owned(), closed)
+}
+
+/// The head of `head` as HTTP/1.1 bytes.
+fn head_bytes(head: &Recorded) -> Vec<u8> {
+    let mut bytes = format!("{} {} HTTP/1.1\r\n", head.method, head.uri).into_bytes();
+    for (name, value) in &head.headers {
+        bytes.extend_from_slice(format!("{name}: {}\r\n", value.to_str().unwrap()).as_bytes());
+    }
+    bytes.extend_from_slice(b"\r\n");
+    bytes
+}
+
+#[tokio::test]
+async fn a_refusal_before_the_body_is_read_says_the_connection_closes() {
+    let reached = Arc::new(AtomicUsize::new(0));
+    let url = serve(counting_app(reached.clone(), VerifyLayer::new(verifier()))).await;
+
+    // A wrongly signed head whose 5-byte body has not come yet: the 401 says the connection
+    // closes, and it does, so the client does not send its next request on a connection the
+    // server will drop unannounced once it cannot drain the body.
+    let mut head = signed_head(&url, "/echo", b"hello", Some(5));
+    head.headers.remove("signature");
+    let (answer, closed) = exchange(&url, &head_bytes(&head)).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(answer.contains("connection: close\r\n"), "{answer}");
+    assert!(closed, "{answer}");
+
+    // Likewise a replay, refused before its body is read. Its first sending is served.
+    let head = signed_head(&url, "/echo", b"hello", Some(5));
+    let mut first = head_bytes(&head);
+    first.extend_from_slice(b"hello");
+    let (answer, _) = exchange(&url, &first).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(!answer.contains("connection: close"), "{answer}");
+    let (answer, closed) = exchange(&url, &head_bytes(&head)).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(
+        answer.contains("connection: close\r\n") && closed,
+        "{answer}"
+    );
+
+    // A refused request without a body leaves the connection open: a second request on it is
+    // answered too.
+    let mut twice = b"GET /echo HTTP/1.1\r\nhost: x\r\n\r\n".to_vec();
+    twice.extend_from_slice(b"GET /echo HTTP/1.1\r\nhost: x\r\n\r\n");
+    let (answer, closed) = exchange(&url, &twice).await;
+    assert_eq!(answer.matches("HTTP/1.1 401").count(), 2, "{answer}");
+    assert!(!answer.contains("connection: close") && !closed, "{answer}");
+
+    // So does a refusal once the body was read whole: a body that does not match its digest.
+    let head = signed_head(&url, "/echo", b"12345", Some(5));
+    let mut both = head_bytes(&head);
+    both.extend_from_slice(b"54321");
+    both.extend_from_slice(b"GET /echo HTTP/1.1\r\nhost: x\r\n\r\n");
+    let (answer, closed) = exchange(&url, &both).await;
+    assert_eq!(answer.matches("HTTP/1.1 401").count(), 2, "{answer}");
+    assert!(!answer.contains("connection: close") && !closed, "{answer}");
+    assert_eq!(reached.load(Ordering::SeqCst), 1);
+}

@@ -7,14 +7,14 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
-use http::header::CONTENT_LENGTH;
-use http::{Request, Response, StatusCode};
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderValue, Request, Response, StatusCode, Version};
 use http_body::Body;
 use http_body_util::BodyExt;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{Admitted, Caller, Verifier, VerifyError};
+use super::{Admitted, Caller, VerifiedHead, Verifier, VerifyError};
 use crate::error::message_response as reject;
 use crate::gathered::Gathered;
 use crate::report::Throttle;
@@ -31,7 +31,9 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// It checks the signature over the request head first ([`Verifier::verify_head`]): a request
 /// without a valid one is answered 401 at once, with no byte of its body read. A signed
 /// request's body is then read under a size limit (413 beyond it) and a time limit (408), and
-/// only then are the body's digest and the nonce checked. A refusal is answered with
+/// only then are the body's digest and the nonce checked. A refusal answered before a request's
+/// body was read whole says `Connection: close` on HTTP/1, and the connection is closed after
+/// it: no further request can follow an unread body on it. A refusal is answered with
 /// `{"message": "unauthorized"}`; the reason goes to the log, not to the caller, as a `WARN`
 /// at most once every 10 s (with the number of refusals since the last one, the others at
 /// `DEBUG`). An accepted request is passed on with the [`Caller`](super::Caller) in its
@@ -134,24 +136,58 @@ impl Gate {
         B: Body,
         B::Error: Into<crate::BoxError>,
     {
-        let refused = |e: VerifyError| {
-            self.refusals.report(&e, parts);
-            reject(StatusCode::UNAUTHORIZED, "unauthorized")
+        let unread = |refusal| closing_unread(refusal, parts);
+        let (head, deadline) = self.admit_head(parts, uri).await.map_err(unread)?;
+        let bytes = self
+            .take_body(parts, body, deadline)
+            .await
+            .map_err(unread)?;
+        let (caller, admitted) = match head {
+            Some(head) => {
+                let admitted = head.admitted();
+                let caller = head
+                    .verify_body(&bytes)
+                    .await
+                    .map_err(|e| self.refused(e, parts))?;
+                (Some(caller), Some(admitted))
+            }
+            None => (None, None),
         };
-        // The head first: an unsigned or wrongly signed request costs no body read, nor does
-        // the replay of a signed one whose nonce the store holds.
+        Ok(Admission {
+            caller,
+            admitted,
+            body: bytes,
+            deadline,
+        })
+    }
+
+    /// The 401 of a request that failed verification, reported.
+    fn refused(&self, reason: VerifyError, parts: &http::request::Parts) -> Response<Bytes> {
+        self.refusals.report(&reason, parts);
+        reject(StatusCode::UNAUTHORIZED, "unauthorized")
+    }
+
+    /// What [`admit`](Gate::admit) checks before reading a byte of the body: the signature
+    /// over the head, whether its nonce was seen, and the deadline the request arrived with.
+    /// An unsigned or wrongly signed request costs no body read, nor does the replay of a
+    /// signed one whose nonce the store holds.
+    async fn admit_head<'v>(
+        &'v self,
+        parts: &http::request::Parts,
+        uri: &http::Uri,
+    ) -> Result<(Option<VerifiedHead<'v>>, Option<Instant>), Response<Bytes>> {
         let head = match &self.verifier {
             Some(verifier) => {
                 let mut head = verifier
                     .verify_head(&parts.method, uri, &parts.headers)
-                    .map_err(refused)?;
+                    .map_err(|e| self.refused(e, parts))?;
                 if let Some(outer) = parts.extensions.get::<Admitted>() {
                     head.behind(outer);
                 }
                 match head.replayed().await {
                     Ok(false) => {}
-                    Ok(true) => return Err(refused(VerifyError::Replayed)),
-                    Err(e) => return Err(refused(e)),
+                    Ok(true) => return Err(self.refused(VerifyError::Replayed, parts)),
+                    Err(e) => return Err(self.refused(e, parts)),
                 }
                 Some(head)
             }
@@ -159,6 +195,21 @@ impl Gate {
         };
         let deadline =
             arrival_deadline(&parts.headers).map_err(|(status, why)| reject(status, why))?;
+        Ok((head, deadline))
+    }
+
+    /// Reads the body whole under the size limit, in the time limit or what is left of the
+    /// `deadline` if that is less.
+    async fn take_body<B>(
+        &self,
+        parts: &http::request::Parts,
+        body: B,
+        deadline: Option<Instant>,
+    ) -> Result<Bytes, Response<Bytes>>
+    where
+        B: Body,
+        B::Error: Into<crate::BoxError>,
+    {
         let limit = self.max_body_bytes;
         let declared = parts
             .headers
@@ -171,46 +222,45 @@ impl Gate {
                 "request body too large",
             ));
         }
-        // The body may take the time limit, or what is left of the deadline if that is less.
         let time = deadline.map_or(self.body_timeout, |at| {
             self.body_timeout
                 .min(at.saturating_duration_since(Instant::now()))
         });
-        let read = tokio::time::timeout(time, read_body(body, limit, declared));
-        let bytes = match read.await {
-            Ok(Ok(bytes)) => bytes,
-            Ok(Err(BodyError::TooLarge)) => {
-                return Err(reject(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "request body too large",
-                ));
-            }
+        match tokio::time::timeout(time, read_body(body, limit, declared)).await {
+            Ok(Ok(bytes)) => Ok(bytes),
+            Ok(Err(BodyError::TooLarge)) => Err(reject(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large",
+            )),
             Ok(Err(BodyError::Unreadable(e))) => {
                 tracing::debug!(error = %e, "could not read the request body");
-                return Err(reject(StatusCode::BAD_REQUEST, "unreadable request body"));
+                Err(reject(StatusCode::BAD_REQUEST, "unreadable request body"))
             }
-            Err(_) => {
-                return Err(reject(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "request body not received in time",
-                ));
-            }
-        };
-        let (caller, admitted) = match head {
-            Some(head) => {
-                let admitted = head.admitted();
-                let caller = head.verify_body(&bytes).await.map_err(refused)?;
-                (Some(caller), Some(admitted))
-            }
-            None => (None, None),
-        };
-        Ok(Admission {
-            caller,
-            admitted,
-            body: bytes,
-            deadline,
-        })
+            Err(_) => Err(reject(
+                StatusCode::REQUEST_TIMEOUT,
+                "request body not received in time",
+            )),
+        }
     }
+}
+
+/// A refusal answered before the request's body was read whole. When the request has a body
+/// and came over HTTP/1, the refusal says `Connection: close`, and hyper closes the connection
+/// after it. Without it, the unread rest of the body would stand between this answer and the
+/// connection's next request, and hyper would close the connection anyway, but unannounced: a
+/// client that had meanwhile sent its next request on it would get no answer at all.
+fn closing_unread(mut refusal: Response<Bytes>, parts: &http::request::Parts) -> Response<Bytes> {
+    let has_body = parts.headers.contains_key(TRANSFER_ENCODING)
+        || parts
+            .headers
+            .get(CONTENT_LENGTH)
+            .is_some_and(|len| len.as_bytes() != b"0");
+    if has_body && parts.version <= Version::HTTP_11 {
+        refusal
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    refusal
 }
 
 /// A request a [`Gate`] let through.
