@@ -355,12 +355,14 @@ fn parse_output<'a>(cx: &Ctxt, output: &'a ReturnType, name: &Ident) -> Option<O
             _ => None,
         })
         .collect();
-    let [ok, err] = types[..] else {
-        return wrong(ty);
+    // `Result<T>` is an alias of the user's (`type Result<T> = Result<T, comms::Error>`);
+    // the compiler checks what it stands for (`__private::comms_result`).
+    let ok = match (aliased_ok(ty), &types[..]) {
+        (Some(ok), _) => ok,
+        (None, [ok, err]) if is_named(err, "Error", &["comms"]) => ok,
+        (None, [_, err]) => return wrong(*err),
+        _ => return wrong(ty),
     };
-    if !is_named(err, "Error", &["comms"]) {
-        return wrong(err);
-    }
     // comms' own types, as written plainly or through `comms::`: another path ending in the
     // same name (`api::Response`) is the user's own type, decoded from JSON.
     let named = |t: &Type, name: &str| is_named(t, name, &["comms"]);
@@ -401,6 +403,23 @@ fn parse_output<'a>(cx: &Ctxt, output: &'a ReturnType, name: &Ident) -> Option<O
         _ => OutputKind::Json,
     };
     Some(Output { ty, ok, kind })
+}
+
+/// `T` of a return type written `Result<T>`: an alias, which must stand for
+/// `Result<T, comms::Error>`.
+pub(crate) fn aliased_ok(ty: &Type) -> Option<&Type> {
+    let Type::Path(p) = ty else { return None };
+    let last = p.path.segments.last()?;
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match (p.qself.is_none() && last.ident == "Result", &args.args) {
+        (true, args) if args.len() == 1 => match args.first() {
+            Some(syn::GenericArgument::Type(ok)) => Some(ok),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// The first type argument of a generic path type (`T` of `Option<T>` or `Vec<T>`).

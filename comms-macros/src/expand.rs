@@ -1,10 +1,12 @@
 //! Code generation: the trait (kept for mocking, its futures `Send`), the `<Trait>Client`
 //! struct, its constructors, and the trait's implementation over `comms::Executor`.
 
+use std::borrow::Cow;
+
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{FnArg, ItemTrait, TraitItem};
+use syn::{FnArg, ItemTrait, TraitItem, Type};
 
 use crate::ast::{Arg, ArgKind, Method, OutputKind, Service, Shape};
 use crate::attr;
@@ -201,10 +203,15 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
     // A plain `fn` returning the executor's own future (decoded on completion): the call is
     // built when the method is called, and no `async` layer wraps the executor's state.
     let ty = method.output.ty;
+    let output = future_output(ty);
     sig.asyncness = None;
     sig.output = syn::parse_quote_spanned! {ty.span()=>
-        -> impl ::comms::__private::Future<Output = #ty> + ::comms::__private::Send
+        -> impl ::comms::__private::Future<Output = #output> + ::comms::__private::Send
     };
+    // An alias (`Result<T>`) must stand for `Result<T, comms::Error>`: said once, at it.
+    let alias_check = (!matches!(output, Cow::Borrowed(_))).then(|| {
+        quote_spanned! {ty.span()=> ::comms::__private::comms_result::<#ty>();}
+    });
     let call = syn::Ident::new("__call", Span::mixed_site());
     let item = syn::Ident::new("__item", Span::mixed_site());
     let route = &method.route;
@@ -355,6 +362,7 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
                 ::std::string::String::with_capacity(#capacity),
             )
             .route(#route);
+            #alias_check
             #(#path_stmts)*
             #(#call_stmts)*
             #decoded(self.executor.#execute(#call), #decode)
@@ -403,10 +411,10 @@ fn sendable(item: &ItemTrait) -> ItemTrait {
         if let TraitItem::Fn(f) = ti
             && let syn::ReturnType::Type(_, ty) = &f.sig.output
         {
-            let ty = ty.clone();
+            let output = future_output(ty).into_owned();
             f.sig.asyncness = None;
             f.sig.output = syn::parse_quote_spanned! {ty.span()=>
-                -> impl ::comms::__private::Future<Output = #ty> + ::comms::__private::Send
+                -> impl ::comms::__private::Future<Output = #output> + ::comms::__private::Send
             };
             // A default body is an error reported already; without it, nothing more is.
             if f.default.take().is_some() {
@@ -415,6 +423,19 @@ fn sendable(item: &ItemTrait) -> ItemTrait {
         }
     }
     trait_item
+}
+
+/// The output of a method's future: its declared return type, or for an alias written
+/// `Result<T>` the type it must stand for, `Result<T, comms::Error>`. The trait and the client
+/// declare that type, so that an alias standing for another error is reported once, where it
+/// is written (`__private::comms_result`), and not again wherever the trait is used.
+fn future_output(ty: &Type) -> Cow<'_, Type> {
+    match ast::aliased_ok(ty) {
+        Some(ok) => Cow::Owned(syn::parse_quote_spanned! {ty.span()=>
+            ::core::result::Result<#ok, ::comms::Error>
+        }),
+        None => Cow::Borrowed(ty),
+    }
 }
 
 /// What is emitted next to the errors: the trait as it would be, and a client whose methods

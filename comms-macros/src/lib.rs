@@ -47,7 +47,8 @@ use proc_macro::TokenStream;
 ///
 /// Each method is an `async fn(&self, ..) -> Result<T, comms::Error>` with one verb attribute:
 /// `#[get]`, `#[post]`, `#[put]`, `#[patch]`, `#[delete]` or `#[head]`, whose first argument is
-/// the route. `<name>` in the route is filled by the argument of that name (any `Display`,
+/// the route. The return type may be written as an alias, `Result<T>`, that stands for
+/// `Result<T, comms::Error>` (an alias standing for another error is a compile error at it). `<name>` in the route is filled by the argument of that name (any `Display`,
 /// percent-encoded as one segment), and a last `<name..>` by trailing segments, each encoded.
 /// After the route:
 ///

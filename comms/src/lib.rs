@@ -273,6 +273,19 @@ pub mod __private {
         Ok(crate::ResponseValue::from_parts(status, headers, ()))
     }
 
+    /// What a method's return type written as an alias, `Result<T>`, must stand for.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is not `Result<T, comms::Error>`",
+        label = "a method of a `#[service_client]` trait returns `Result<T, comms::Error>`",
+        note = "an alias such as `type Result<T> = std::result::Result<T, comms::Error>;` may stand for it"
+    )]
+    pub trait CommsResult {}
+
+    impl<T> CommsResult for Result<T, Error> {}
+
+    /// Checks that a method's return type written `Result<T>` is `Result<T, comms::Error>`.
+    pub fn comms_result<R: CommsResult>() {}
+
     /// A value that fills a `<param>` of a route.
     #[diagnostic::on_unimplemented(
         message = "`{Self}` cannot fill a route parameter",

@@ -320,6 +320,7 @@ async fn pair() -> (DirectoryImpl, DirectoryClient, String) {
     (service, client, url)
 }
 
+mod aliases;
 mod idempotency;
 mod round_trips;
 mod routing;
