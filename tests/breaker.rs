@@ -319,3 +319,69 @@ async fn a_retry_the_half_open_breaker_would_refuse_is_not_waited_for() {
     assert_eq!(e.circuit_state(), Some(comms::CircuitState::HalfOpen));
     probe.abort();
 }
+
+/// The server of the two tests below: its first request fails, opening a breaker whose
+/// threshold is one; every later one hangs.
+async fn failing_then_hanging() -> TestServer {
+    TestServer::start(|_, i| match i {
+        0 => Reply::status(503),
+        _ => Reply::status(200).delay(Duration::from_secs(30)),
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_sent_probe_its_caller_stops_waiting_for_reopens_it() {
+    let server = failing_then_hanging().await;
+    let e = exec(&server.url(), breaker(1, 300));
+    assert!(matches!(
+        e.execute(Call::get("/x")).await,
+        Err(Error::Server(_))
+    ));
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    // Twenty callers in turn, each giving up after 50 ms: the first is the probe, sent to the
+    // hung dependency; given up on, it is a failed probe, and the others fail fast. (Were it
+    // given back, each caller in turn would be the probe.)
+    let mut failed_fast = 0;
+    for _ in 0..20 {
+        match tokio::time::timeout(Duration::from_millis(50), e.execute(Call::get("/x"))).await {
+            Err(_) => {}
+            Ok(Err(err)) if err.is_circuit_open() => failed_fast += 1,
+            Ok(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(server.count(), 2, "one probe reached the hung dependency");
+    assert_eq!(failed_fast, 19);
+    assert_eq!(e.circuit_state(), Some(comms::CircuitState::Open));
+}
+
+#[tokio::test]
+async fn a_probe_dropped_before_it_is_sent_gives_its_place_back() {
+    let server = failing_then_hanging().await;
+    // A header hook that takes 200 ms: a caller giving up within it drops a probe unsent.
+    let e = Executor::builder()
+        .base_url(server.url())
+        .service_id("tests")
+        .secret("breaker-secret")
+        .retry(RetryConfig::none())
+        .breaker(breaker(1, 300))
+        .header_hook(|| async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Ok(comms::http::HeaderMap::new())
+        })
+        .build()
+        .unwrap();
+    let opened = tokio::time::timeout(Duration::from_secs(5), e.execute(Call::get("/x")));
+    assert!(matches!(opened.await, Ok(Err(Error::Server(_)))));
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    for _ in 0..3 {
+        let call = tokio::time::timeout(Duration::from_millis(50), e.execute(Call::get("/x")));
+        assert!(call.await.is_err(), "given up on in its hook");
+    }
+    assert_eq!(server.count(), 1, "no probe was sent");
+    assert_eq!(e.circuit_state(), Some(comms::CircuitState::HalfOpen));
+    // The place is free: the next caller is the probe, and it is sent.
+    let call = tokio::time::timeout(Duration::from_millis(400), e.execute(Call::get("/x")));
+    assert!(call.await.is_err());
+    assert_eq!(server.count(), 2);
+}

@@ -5,6 +5,16 @@
 //! open period ends), **half-open** (exactly `half_open_probes` calls are let through; the first
 //! probe to succeed closes the breaker, a probe failure reopens it).
 //!
+//! A call dropped by its caller (an outer `tokio::time::timeout`, a `select!`) ends its attempt
+//! without an outcome. A probe dropped after its request was sent counts as a failed probe: it
+//! reached the dependency and no answer came in time, and giving it back would let every
+//! impatient caller through as "the" probe. A probe dropped before it was sent gives its place
+//! back. In the closed state a dropped attempt counts for nothing: the caller may have stopped
+//! waiting for its own reasons (another answer came first), and counting that would open the
+//! breaker of a healthy dependency. So bound calls with comms' own timeouts (an attempt
+//! timeout, a deadline, a view's) rather than an outer timeout alone, for a dependency that
+//! hangs to trip its breaker.
+//!
 //! The state, the remaining probes and a generation number share one `AtomicU64`, so every
 //! transition is a single compare-and-swap and admission on the closed path is one atomic load,
 //! with no lock. The generation makes late results harmless: an outcome recorded for a permit
@@ -31,6 +41,13 @@ pub(crate) use link::{Link, Remote};
 use state::{State, Word};
 
 /// When a target's breaker opens, and how it recovers.
+///
+/// A failed attempt is one that got no response (a connection failure, a broken one, a timeout
+/// of comms' own: the attempt timeout or a deadline) or a 500, 502, 503 or 504. A call its caller drops (an outer
+/// `tokio::time::timeout`, a `select!`) counts for nothing while the breaker is closed, since
+/// the caller may have stopped waiting for its own reasons; bound calls with comms' timeouts
+/// for a hanging dependency to open its breaker. A half-open probe dropped once sent counts as
+/// failed.
 ///
 /// ```
 /// use std::time::Duration;
@@ -127,13 +144,16 @@ pub(crate) struct Breaker {
 }
 
 /// Leave to make one attempt. Record its outcome with [`Permit::record`]; a probe permit dropped
-/// unrecorded (its call was cancelled) gives its probe back.
+/// unrecorded (its call was cancelled) gives its probe back if its request was not sent, and
+/// is a failed probe if it was (see the module's documentation).
 #[derive(Debug)]
 pub(crate) struct Permit<'a> {
     breaker: &'a Breaker,
     generation: u32,
     probe: bool,
     recorded: bool,
+    /// Its request was handed to the connection pool: it may have reached the target.
+    sent: bool,
 }
 
 impl Breaker {
@@ -263,6 +283,7 @@ impl Breaker {
             generation,
             probe,
             recorded: false,
+            sent: false,
         }
     }
 
@@ -302,6 +323,9 @@ impl Breaker {
             let until = now_nanos().saturating_add(self.config.open_for.as_nanos() as u64);
             self.open_until.store(until, Ordering::Release);
             if self.transition(from, State::Open) {
+                // Counted afresh once closed again: a failure recorded between the closing
+                // transition and a reset there would otherwise find the old count.
+                self.failures.store(0, Ordering::Release);
                 tracing::warn!(
                     authority = %self.authority,
                     open_for = ?self.config.open_for,
@@ -346,6 +370,12 @@ impl Breaker {
 }
 
 impl Permit<'_> {
+    /// Marks the attempt's request as sent: dropped unrecorded from now on, a probe is a failed
+    /// one.
+    pub(crate) fn sent(&mut self) {
+        self.sent = true;
+    }
+
     /// Records whether the attempt failed, in the breaker's sense.
     pub(crate) fn record(mut self, failure: bool) {
         self.recorded = true;
@@ -359,8 +389,10 @@ impl Permit<'_> {
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        if !self.recorded && self.probe {
-            self.breaker.give_back_probe(self);
+        match (self.recorded, self.probe, self.sent) {
+            (false, true, true) => self.breaker.on_failure(self),
+            (false, true, false) => self.breaker.give_back_probe(self),
+            _ => {}
         }
     }
 }

@@ -301,6 +301,9 @@ impl<'a> Run<'a> {
         };
         // Counted once it is sent: the span's attempts and status are those of requests made.
         self.stats.attempts = self.retry + 1;
+        if let Some(permit) = &mut self.permit {
+            permit.sent();
+        }
         if self.retry > 0 {
             crate::telemetry::retried(&executor.inner.target, &self.call.method);
         }
