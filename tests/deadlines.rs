@@ -343,3 +343,36 @@ async fn every_attempt_says_what_is_left_under_the_signature() {
     plain.execute(Call::get("/y")).await.unwrap();
     assert!(server.requests()[2].header("comms-deadline-ms").is_none());
 }
+
+#[tokio::test]
+async fn a_deadline_longer_than_the_header_says_travels_as_the_longest_it_says() {
+    // A century is more than the 12 digits of milliseconds a server reads: the client sends
+    // the longest it can say (almost 32 years), and the server reads a longer value as that.
+    let c = C::default();
+    let url = serve(
+        ServiceCServer::new(c)
+            .verifier(Verifier::new().service("b", SECRET))
+            .into_router(),
+    )
+    .await;
+    let century = Duration::from_secs(100 * 365 * 86_400);
+    let client = ServiceCClient::builder()
+        .base_url(&url)
+        .secret(SECRET)
+        .retry(RetryConfig::none())
+        .breaker(BreakerConfig::disabled())
+        .deadline(century)
+        .build()
+        .unwrap();
+    let longest = 999_999_999_999;
+    let left = client.c().await.unwrap();
+    assert!((longest - 60_000..=longest).contains(&left), "{left}");
+    let exec = comms_tests::plain_executor(&url, "b", SECRET);
+    let left: u64 = exec
+        .execute(Call::get("/c").header("Comms-Deadline-Ms", "99999999999999999999999"))
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!((longest - 60_000..=longest).contains(&left), "{left}");
+}

@@ -55,8 +55,13 @@ pub(crate) fn remaining() -> Option<Duration> {
     inherited().map(|at| at.saturating_duration_since(Instant::now()))
 }
 
+/// The longest time a `Comms-Deadline-Ms` says: 12 digits of milliseconds, almost 32 years. A
+/// client says no more than this of a longer deadline, and a server reads a longer value as
+/// this.
+const MAX_MS: u64 = 999_999_999_999;
+
 /// The milliseconds a request says are left of its deadline: `Ok(None)` without the header,
-/// `Err(())` when it is not one decimal number.
+/// `Err(())` when it is not one decimal number. A number over [`MAX_MS`] is read as that.
 pub(crate) fn from_headers(headers: &HeaderMap) -> Result<Option<Duration>, ()> {
     let mut values = headers.get_all(COMMS_DEADLINE_MS).iter();
     let Some(value) = values.next() else {
@@ -66,20 +71,26 @@ pub(crate) fn from_headers(headers: &HeaderMap) -> Result<Option<Duration>, ()> 
         return Err(());
     }
     let text = value.to_str().map_err(|_| ())?;
-    if text.is_empty() || text.len() > 12 || !text.bytes().all(|b| b.is_ascii_digit()) {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(());
     }
-    text.parse()
-        .map(|ms| Some(Duration::from_millis(ms)))
-        .map_err(|_| ())
+    // Parsed only within 12 digits (leading zeros aside), so no length costs more.
+    let digits = text.trim_start_matches('0');
+    let ms = match digits.len() {
+        0 => 0,
+        1..=12 => digits.parse().map_err(|_| ())?,
+        _ => MAX_MS,
+    };
+    Ok(Some(Duration::from_millis(ms)))
 }
 
 /// The header value for a deadline at `at`: the milliseconds left, rounded up, so that a
 /// request with any time left never says 0 (which a receiving comms server answers with a 504
-/// at once); 0 once passed.
+/// at once); 0 once passed; at most [`MAX_MS`].
 pub(crate) fn header_value(at: Instant) -> http::HeaderValue {
     let left = at.saturating_duration_since(Instant::now());
-    http::HeaderValue::from(u64::try_from(left.as_micros().div_ceil(1000)).unwrap_or(u64::MAX))
+    let ms = u64::try_from(left.as_micros().div_ceil(1000)).unwrap_or(MAX_MS);
+    http::HeaderValue::from(ms.min(MAX_MS))
 }
 
 #[cfg(test)]
@@ -92,7 +103,22 @@ mod tests {
         assert_eq!(from_headers(&h), Ok(None));
         h.insert(COMMS_DEADLINE_MS, "250".parse().unwrap());
         assert_eq!(from_headers(&h), Ok(Some(Duration::from_millis(250))));
-        for bad in ["", "-1", "1.5", " 1", "9999999999999", "soon"] {
+        // More than 12 digits is read as the longest deadline, not refused; leading zeros are
+        // not counted.
+        for (long, ms) in [
+            ("9999999999999", MAX_MS),
+            ("18446744073709551616000", MAX_MS),
+            ("0000000000000250", 250),
+            ("000", 0),
+        ] {
+            h.insert(COMMS_DEADLINE_MS, long.parse().unwrap());
+            assert_eq!(
+                from_headers(&h),
+                Ok(Some(Duration::from_millis(ms))),
+                "{long}"
+            );
+        }
+        for bad in ["", "-1", "1.5", " 1", "+1", "soon"] {
             h.insert(COMMS_DEADLINE_MS, bad.parse().unwrap());
             assert_eq!(from_headers(&h), Err(()), "{bad:?}");
         }
@@ -119,6 +145,10 @@ mod tests {
             header_value(Instant::now() + Duration::from_micros(900)),
             "1"
         );
+        // A deadline longer than the header says is sent as the longest it says.
+        let century = Duration::from_secs(100 * 365 * 86_400);
+        assert_eq!(header_value(Instant::now() + century), "999999999999");
+        assert_eq!(from_headers(&HeaderMap::new()), Ok(None));
     }
 
     #[test]

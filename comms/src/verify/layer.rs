@@ -325,7 +325,8 @@ pub(crate) fn arrival_deadline(
             StatusCode::GATEWAY_TIMEOUT,
             "the deadline passed before the request arrived",
         )),
-        Ok(Some(left)) => Ok(Some(Instant::now() + left)),
+        // A deadline too far for the clock to hold is none.
+        Ok(Some(left)) => Ok(Instant::now().checked_add(left)),
         Err(()) => Err((StatusCode::BAD_REQUEST, "malformed Comms-Deadline-Ms")),
     }
 }
