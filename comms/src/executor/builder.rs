@@ -337,15 +337,16 @@ impl ExecutorBuilder {
 /// the host (IDNA, IPv6) and refuses what is not a URL at all.
 fn parse_base_url(raw: &str) -> Result<(reqwest::Url, String, String), Error> {
     let bad = |message: String| Error::config("base_url", message);
+    let shown = without_credentials(raw);
     comms_uri::BaseUrl::parse(raw)
-        .map_err(|why| bad(format!("`{raw}` is not a base URL: {why}")))?;
-    let url = reqwest::Url::parse(raw).map_err(|e| bad(format!("`{raw}` is not a URL: {e}")))?;
+        .map_err(|why| bad(format!("`{shown}` is not a base URL: {why}")))?;
+    let url = reqwest::Url::parse(raw).map_err(|e| bad(format!("`{shown}` is not a URL: {e}")))?;
     let host = url
         .host_str()
-        .ok_or_else(|| bad(format!("`{raw}` has no host")))?;
+        .ok_or_else(|| bad(format!("`{shown}` has no host")))?;
     let port = url
         .port_or_known_default()
-        .ok_or_else(|| bad(format!("`{raw}` has no port")))?;
+        .ok_or_else(|| bad(format!("`{shown}` has no port")))?;
     let origin = format!("{}://{}:{}", url.scheme(), host, port);
     let prefix = url.path().trim_end_matches('/').to_owned();
     let mut base = url;
@@ -353,9 +354,42 @@ fn parse_base_url(raw: &str) -> Result<(reqwest::Url, String, String), Error> {
     Ok((base, origin, prefix))
 }
 
+/// A base URL as an error may show it: whatever precedes an `@` in its authority (a user and
+/// a password, which a base URL may not carry) is replaced by `***`, so that a URL refused for
+/// carrying credentials, from the environment perhaps, does not put them in a log.
+fn without_credentials(raw: &str) -> std::borrow::Cow<'_, str> {
+    let start = raw.find("://").map_or(0, |at| at + 3);
+    let end = raw[start..]
+        .find(['/', '?', '#'])
+        .map_or(raw.len(), |at| start + at);
+    match raw[start..end].rfind('@') {
+        Some(at) => format!("{}***{}", &raw[..start], &raw[start + at..]).into(),
+        None => raw.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_base_url_is_shown_without_its_credentials() {
+        for (raw, shown) in [
+            (
+                "http://svc:hunter2@users.internal:8080/api",
+                "http://***@users.internal:8080/api",
+            ),
+            ("svc:hunter2@users.internal", "***@users.internal"),
+            ("http://a@b@users.internal", "http://***@users.internal"),
+        ] {
+            assert_eq!(without_credentials(raw), shown);
+            let err = parse_base_url(raw).map(|_| ()).unwrap_err().to_string();
+            assert!(err.contains(shown), "{err}");
+        }
+        // An `@` past the authority is the path's.
+        let raw = "http://users.internal/a@b?c@d";
+        assert_eq!(without_credentials(raw), raw);
+    }
 
     #[test]
     fn base_urls() {
