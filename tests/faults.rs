@@ -461,3 +461,52 @@ async fn a_refused_connection_is_told_from_a_reset_after_sending() {
     assert_eq!(err.method(), Some(&comms::http::Method::POST));
     assert_eq!(server.count(), 1, "the request was sent, once");
 }
+
+#[tokio::test]
+async fn a_connect_timeout_of_the_users_client_is_a_connect_error() {
+    // A listener that never accepts, its queue filled: the kernel drops further SYNs, so a
+    // connection attempt hangs until the client's own connect timeout ends it. Nothing was
+    // sent, so the POST is retried like any connect error, and the error says it is one.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut queued = Vec::new();
+    while queued.len() < 64 {
+        let connect = tokio::net::TcpStream::connect(addr);
+        match tokio::time::timeout(Duration::from_millis(200), connect).await {
+            Ok(Ok(stream)) => queued.push(stream),
+            _ => break,
+        }
+    }
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_millis(100))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let counted = attempts.clone();
+    let exec = Executor::builder()
+        .base_url(format!("http://{addr}"))
+        .service_id("faults")
+        .secret("faults-secret")
+        .http_client(http)
+        .retry(
+            RetryConfig::default()
+                .max_retries(2)
+                .base_delay(Duration::from_millis(1))
+                .no_budget(),
+        )
+        .breaker(BreakerConfig::disabled())
+        .header_hook(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { Ok(comms::http::HeaderMap::new()) }
+        })
+        .build()
+        .unwrap();
+    let err = exec.execute(Call::post("/orders")).await.unwrap_err();
+    assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+    assert!(err.is_connect(), "{err:?}");
+    assert_eq!(attempts.load(Ordering::SeqCst), 3, "retried as never sent");
+    drop((listener, queued));
+}

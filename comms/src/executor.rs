@@ -465,11 +465,14 @@ impl Attempt {
     }
 }
 
+/// What a failed send says of its attempt. A connection that could not be made is asked about
+/// first: the connect timeout of a client given by the user is both a timeout and a connect
+/// error, and since nothing was sent it is retried as a connect error, for any method.
 fn classify(e: reqwest::Error) -> Attempt {
-    if e.is_timeout() {
-        Attempt::Timeout
-    } else if e.is_connect() {
+    if e.is_connect() {
         Attempt::Connect(e)
+    } else if e.is_timeout() {
+        Attempt::Timeout
     } else {
         Attempt::Transport(e)
     }
