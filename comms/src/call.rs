@@ -24,7 +24,9 @@ use crate::{Error, Multipart, form, path};
 ///     .header("x-request-id", "abc-123")
 ///     .timeout(std::time::Duration::from_millis(500));
 /// ```
-#[derive(Debug)]
+///
+/// Its `Debug` shows the method, the path, the names of its query pairs and headers and the
+/// length of its body, not their values: those often carry credentials or personal data.
 #[must_use]
 pub struct Call {
     pub(crate) method: Method,
@@ -44,6 +46,28 @@ pub struct Call {
     rare: Option<Box<Rare>>,
     /// The first bad value's error, boxed: it is rare, and a call is moved whole.
     pub(crate) error: Option<Box<Error>>,
+}
+
+impl std::fmt::Debug for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let query_keys: Vec<&str> = self
+            .query
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| pair.split_once('=').map_or(pair, |(key, _)| key))
+            .collect();
+        f.debug_struct("Call")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("query_keys", &query_keys)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("body_len", &self.body.as_ref().map(Bytes::len))
+            .field("idempotent", &self.idempotent)
+            .field("timeout", &self.timeout)
+            .field("route", &self.route)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The parts of a [`Call`] few calls have.
@@ -405,6 +429,26 @@ mod tests {
             .iter()
             .map(|v| v.to_str().unwrap())
             .collect()
+    }
+
+    #[test]
+    fn debug_shows_names_not_values() {
+        let call = Call::post("/login")
+            .query("user", "alice")
+            .query("token", "q-SECRET")
+            .header("authorization", "Bearer h-SECRET")
+            .json(&serde_json::json!({"password": "b-SECRET"}));
+        let shown = format!("{call:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        for part in [
+            "POST",
+            "/login",
+            "\"user\", \"token\"",
+            "authorization",
+            "body_len: Some(23)",
+        ] {
+            assert!(shown.contains(part), "{part} in {shown}");
+        }
     }
 
     #[test]
