@@ -251,6 +251,7 @@ async fn a_handler_behind_verify_layer_inherits_the_deadline() {
         .breaker(BreakerConfig::disabled())
         .build()
         .unwrap();
+    let spawning = dependency.clone();
     let app = axum::Router::new()
         .route(
             "/work",
@@ -271,23 +272,53 @@ async fn a_handler_behind_verify_layer_inherits_the_deadline() {
                 }
             }),
         )
+        .route(
+            // A task the handler spawns does not inherit the deadline (it is task-local): the
+            // handler hands it over as a view's deadline, as the docs of `deadline()` say.
+            "/spawned",
+            axum::routing::get(move || {
+                let dependency = spawning.clone();
+                async move {
+                    let left = comms::server::deadline().expect("arrived with a deadline");
+                    let view = dependency.with(comms::CallOptions::new().deadline(left));
+                    let started = Instant::now();
+                    let spawned = tokio::spawn(async move {
+                        let inherited = comms::server::deadline();
+                        (view.execute(Call::get("/slow")).await, inherited)
+                    });
+                    let (result, inherited) = spawned.await.unwrap();
+                    assert_eq!(inherited, None, "not inherited by the task");
+                    format!(
+                        "{} after {} ms",
+                        if result.is_err_and(|e| e.is_timeout()) {
+                            "timeout"
+                        } else {
+                            "other"
+                        },
+                        started.elapsed().as_millis()
+                    )
+                }
+            }),
+        )
         .layer(comms::verify::VerifyLayer::new(
             Verifier::new().service("a", SECRET),
         ));
     let url = serve(app).await;
     let caller = comms_tests::plain_executor(&url, "a", SECRET);
-    let response = caller
-        .execute(Call::get("/work").header("Comms-Deadline-Ms", 200))
-        .await
-        .unwrap();
-    let answer = response.text().unwrap();
-    let (outcome, ms) = answer.split_once(" after ").unwrap();
-    assert_eq!(outcome, "timeout", "{answer}");
-    let ms: u64 = ms.trim_end_matches(" ms").parse().unwrap();
-    assert!(
-        ms < 1000,
-        "bounded by the 200 ms it inherited, not the 10 s default: {answer}"
-    );
+    for path in ["/work", "/spawned"] {
+        let response = caller
+            .execute(Call::get(path).header("Comms-Deadline-Ms", 200))
+            .await
+            .unwrap();
+        let answer = response.text().unwrap();
+        let (outcome, ms) = answer.split_once(" after ").unwrap();
+        assert_eq!(outcome, "timeout", "{path}: {answer}");
+        let ms: u64 = ms.trim_end_matches(" ms").parse().unwrap();
+        assert!(
+            ms < 1000,
+            "{path}: bounded by the 200 ms it inherited, not the 10 s default: {answer}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -42,6 +42,22 @@ pub fn caller() -> Caller {
 /// What is left of the deadline the request being served arrived with (`Comms-Deadline-Ms`):
 /// `None` when it came with none, or outside a served method. Every comms call the method
 /// makes is bounded by it already; this is for work of its own.
+///
+/// The deadline is the serving task's: a task the method spawns (`tokio::spawn`, a `JoinSet`)
+/// does not inherit it. Hand it over as a view's deadline:
+///
+/// ```no_run
+/// # async fn handler(users: comms::Executor) -> Result<(), comms::Error> {
+/// use comms::CallOptions;
+///
+/// let users = match comms::server::deadline() {
+///     Some(left) => users.with(CallOptions::new().deadline(left)),
+///     None => users,
+/// };
+/// tokio::spawn(async move { users.execute(comms::Call::get("/users/7")).await });
+/// # Ok(())
+/// # }
+/// ```
 pub fn deadline() -> Option<std::time::Duration> {
     crate::deadline::remaining()
 }
