@@ -422,6 +422,27 @@ pub(crate) fn aliased_ok(ty: &Type) -> Option<&Type> {
     }
 }
 
+/// `T` of a return type written `Result<T, Error>` with a bare `Error`, which names whatever
+/// `Error` is in scope: it must be `comms::Error`.
+pub(crate) fn bare_error_ok(ty: &Type) -> Option<&Type> {
+    let Type::Path(p) = ty else { return None };
+    let syn::PathArguments::AngleBracketed(args) = &p.path.segments.last()?.arguments else {
+        return None;
+    };
+    let mut types = args.args.iter().filter_map(|a| match a {
+        syn::GenericArgument::Type(t) => Some(t),
+        _ => None,
+    });
+    match (types.next(), types.next(), types.next()) {
+        (Some(ok), Some(Type::Path(err)), None)
+            if err.qself.is_none() && err.path.is_ident("Error") =>
+        {
+            Some(ok)
+        }
+        _ => None,
+    }
+}
+
 /// The first type argument of a generic path type (`T` of `Option<T>` or `Vec<T>`).
 pub(crate) fn generic_arg(ty: &Type) -> Option<&Type> {
     let Type::Path(p) = ty else {

@@ -136,7 +136,7 @@ fn expand(service: &Service<'_>) -> TokenStream {
     let trait_ident = &item.ident;
     let client = client_ident(item);
 
-    let trait_item = sendable(item);
+    let trait_item = sendable(item, true);
 
     let args = &service.args;
     let lit = |l: &Option<syn::LitStr>| l.as_ref().map(|l| l.value()).unwrap_or_default();
@@ -208,7 +208,8 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
     sig.output = syn::parse_quote_spanned! {ty.span()=>
         -> impl ::comms::__private::Future<Output = #output> + ::comms::__private::Send
     };
-    // An alias (`Result<T>`) must stand for `Result<T, comms::Error>`: said once, at it.
+    // A return type named in the user's scope must be `Result<T, comms::Error>`: said once,
+    // at it.
     let alias_check = (!matches!(output, Cow::Borrowed(_))).then(|| {
         quote_spanned! {ty.span()=> ::comms::__private::comms_result::<#ty>();}
     });
@@ -267,7 +268,8 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
             ArgKind::Path => {}
             ArgKind::Query { name, shape } => {
                 call_stmts.push(each(arg, *shape, &item, |value| {
-                    quote!(#call = #call.query(#name, ::comms::__private::query_param(#value));)
+                    let value = checked_call(arg, *shape, "query_param", value);
+                    quote!(#call = #call.query(#name, #value);)
                 }));
             }
             ArgKind::QueryFlatten => {
@@ -276,7 +278,7 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
                     ArgKind::Query { name, .. } => Some(name),
                     _ => None,
                 });
-                call_stmts.push(quote! {
+                call_stmts.push(quote_spanned! {arg.ty.span()=>
                     #call = ::comms::__private::query_flatten(#call, #value, &[#(#plain),*]);
                 });
             }
@@ -287,16 +289,17 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
                     Shape::Scalar
                 };
                 call_stmts.push(each(arg, shape, &item, |value| {
-                    quote!(#call = #call.header(#name, ::comms::__private::header_param(#value));)
+                    let value = checked_call(arg, shape, "header_param", value);
+                    quote!(#call = #call.header(#name, #value);)
                 }));
             }
             ArgKind::Body { .. } => {
                 let value = quote_spanned!(arg.ty.span()=> &#ident);
-                call_stmts.push(quote!(#call = #call.json(#value);));
+                call_stmts.push(quote_spanned!(arg.ty.span()=> #call = #call.json(#value);));
             }
             ArgKind::Form { .. } => {
                 let value = quote_spanned!(arg.ty.span()=> &#ident);
-                call_stmts.push(quote!(#call = #call.form(#value);));
+                call_stmts.push(quote_spanned!(arg.ty.span()=> #call = #call.form(#value);));
             }
             ArgKind::Multipart { .. } => {
                 let value = checked(arg, "multipart_param");
@@ -373,9 +376,30 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
 /// `&arg`, passed through a check function whose unmet bound is reported at the argument's type
 /// (`Display` for path values, `comms::Multipart` for a `#[multipart]` body).
 fn checked(arg: &Arg<'_>, check: &str) -> TokenStream {
-    let ident = arg.ident;
-    let check = format_ident!("{}", check);
+    // The argument and the function are named where the type is written too: an unmet bound's
+    // note ("required by a bound introduced by this call") then points there, not at the
+    // whole attribute.
+    let mut ident = arg.ident.clone();
+    ident.set_span(ident.span().located_at(arg.ty.span()));
+    let check = format_ident!("{}", check, span = arg.ty.span());
     quote_spanned!(arg.ty.span()=> ::comms::__private::#check(&#ident))
+}
+
+/// `value` (one of the argument's values) passed through the check function `check`. For the
+/// argument itself the call is placed at its type, so that an unmet bound is reported there
+/// alone; an `Option`'s or a `Vec`'s item is placed there already (see [`each`]), and the call
+/// around it is left at the attribute, which then reports the item at the type.
+fn checked_call(arg: &Arg<'_>, shape: Shape, check: &str, value: TokenStream) -> TokenStream {
+    match shape {
+        Shape::Scalar => {
+            let check = format_ident!("{}", check, span = arg.ty.span());
+            quote_spanned!(arg.ty.span()=> ::comms::__private::#check(#value))
+        }
+        Shape::Optional | Shape::Repeated => {
+            let check = format_ident!("{}", check);
+            quote!(::comms::__private::#check(#value))
+        }
+    }
 }
 
 /// Statements applying `apply` to the argument's value, or to each of its values.
@@ -387,11 +411,16 @@ fn each(
 ) -> TokenStream {
     let ident = arg.ident;
     // Each item is named where the argument's type is written, so that an item type that
-    // cannot be sent is reported there rather than at the attribute; its hygiene is unchanged.
+    // cannot be sent is reported there rather than at the attribute (or at the argument's
+    // name); its hygiene is unchanged.
     let mut here = item.clone();
     here.set_span(item.span().located_at(arg.ty.span()));
     match shape {
-        Shape::Scalar => apply(quote_spanned!(arg.ty.span()=> &#ident)),
+        Shape::Scalar => {
+            let mut value = ident.clone();
+            value.set_span(ident.span().located_at(arg.ty.span()));
+            apply(quote_spanned!(arg.ty.span()=> &#value))
+        }
         Shape::Optional => {
             let body = apply(quote_spanned!(arg.ty.span()=> #here));
             quote!(if let ::core::option::Option::Some(#item) = &#ident { #body })
@@ -404,14 +433,18 @@ fn each(
 }
 
 /// The trait as users see it: attributes stripped, `async fn` turned into
-/// `fn -> impl Future + Send` so that generic callers can spawn the futures.
-fn sendable(item: &ItemTrait) -> ItemTrait {
+/// `fn -> impl Future + Send` so that generic callers can spawn the futures; with `canonical`,
+/// their outputs as `future_output` declares them.
+fn sendable(item: &ItemTrait, canonical: bool) -> ItemTrait {
     let mut trait_item = strip(item);
     for ti in &mut trait_item.items {
         if let TraitItem::Fn(f) = ti
             && let syn::ReturnType::Type(_, ty) = &f.sig.output
         {
-            let output = future_output(ty).into_owned();
+            let output = match canonical {
+                true => future_output(ty).into_owned(),
+                false => (**ty).clone(),
+            };
             f.sig.asyncness = None;
             f.sig.output = syn::parse_quote_spanned! {ty.span()=>
                 -> impl ::comms::__private::Future<Output = #output> + ::comms::__private::Send
@@ -425,12 +458,14 @@ fn sendable(item: &ItemTrait) -> ItemTrait {
     trait_item
 }
 
-/// The output of a method's future: its declared return type, or for an alias written
-/// `Result<T>` the type it must stand for, `Result<T, comms::Error>`. The trait and the client
-/// declare that type, so that an alias standing for another error is reported once, where it
-/// is written (`__private::comms_result`), and not again wherever the trait is used.
+/// The output of a method's future: its declared return type, or the type it must stand for,
+/// `Result<T, comms::Error>`, when what it names is the user's scope's to say: an alias written
+/// `Result<T>`, or an error written as a bare `Error` (another crate's may be in scope). The
+/// trait and the client declare that type, so that a return type standing for another is
+/// reported once, where it is written (`__private::comms_result`), and not again wherever
+/// the trait is used.
 fn future_output(ty: &Type) -> Cow<'_, Type> {
-    match ast::aliased_ok(ty) {
+    match ast::aliased_ok(ty).or_else(|| ast::bare_error_ok(ty)) {
         Some(ok) => Cow::Owned(syn::parse_quote_spanned! {ty.span()=>
             ::core::result::Result<#ok, ::comms::Error>
         }),
@@ -443,7 +478,9 @@ fn future_output(ty: &Type) -> Cow<'_, Type> {
 /// caller spawning a method's future still finds it `Send`; a method under `#[cfg]` is still
 /// under it).
 fn fallback(item: &ItemTrait) -> TokenStream {
-    let stripped = sendable(item);
+    // The return types as written: with no client method to check them (and so to use the
+    // names they import), the trait's own are left as they are.
+    let stripped = sendable(item, false);
     let trait_ident = &item.ident;
     let client = client_ident(item);
     // Never used: the build fails on the errors emitted beside it.

@@ -273,17 +273,19 @@ pub mod __private {
         Ok(crate::ResponseValue::from_parts(status, headers, ()))
     }
 
-    /// What a method's return type written as an alias, `Result<T>`, must stand for.
+    /// What a method's return type must be when the user's scope says what it names: an alias
+    /// `Result<T>`, or a bare `Error`.
     #[diagnostic::on_unimplemented(
         message = "`{Self}` is not `Result<T, comms::Error>`",
         label = "a method of a `#[service_client]` trait returns `Result<T, comms::Error>`",
-        note = "an alias such as `type Result<T> = std::result::Result<T, comms::Error>;` may stand for it"
+        note = "the `Error` or `Result` in scope here is another; write `comms::Error`, or use an alias `type Result<T> = std::result::Result<T, comms::Error>;`"
     )]
     pub trait CommsResult {}
 
     impl<T> CommsResult for Result<T, Error> {}
 
-    /// Checks that a method's return type written `Result<T>` is `Result<T, comms::Error>`.
+    /// Checks that a method's return type named in the user's scope is
+    /// `Result<T, comms::Error>`.
     pub fn comms_result<R: CommsResult>() {}
 
     /// A value that fills a `<param>` of a route.
