@@ -152,6 +152,26 @@ fn check_method(cx: &Ctxt, method: &Method<'_>) {
         .filter(|a| matches!(a.kind, ArgKind::Path))
         .map(|a| unraw(a.ident))
         .collect();
+    let unmatched: Vec<&(&str, std::ops::Range<usize>)> = params
+        .iter()
+        .filter(|(param, _)| !method.args.iter().any(|a| unraw(a.ident) == *param))
+        .collect();
+    let unused: Vec<&String> = plain
+        .iter()
+        .filter(|p| !params.iter().any(|(q, _)| q == p))
+        .collect();
+    // One parameter and one argument that match nothing are one mistake (a name misspelt or
+    // changed on one side): said once, at the route.
+    if let ([(param, range)], [arg]) = (&unmatched[..], &unused[..]) {
+        cx.error_at(
+            subspan(&method.route, range.clone()),
+            format!(
+                "`<{param}>` matches no argument of `{name}`, whose argument `{arg}` is used \
+                 nowhere: rename one of them to match"
+            ),
+        );
+    }
+    let paired = unmatched.len() == 1 && unused.len() == 1;
     for (param, range) in &params {
         if plain.iter().any(|p| p == param) {
             continue;
@@ -163,10 +183,10 @@ fn check_method(cx: &Ctxt, method: &Method<'_>) {
             );
             continue;
         }
-        let unused = plain
-            .iter()
-            .filter(|p| !params.iter().any(|(q, _)| q == p))
-            .map(String::as_str);
+        if paired {
+            continue;
+        }
+        let unused = unused.iter().map(|p| p.as_str());
         cx.error_at(
             subspan(&method.route, range.clone()),
             format!(
@@ -181,7 +201,7 @@ fn check_method(cx: &Ctxt, method: &Method<'_>) {
         .filter(|a| matches!(a.kind, ArgKind::Path))
     {
         let arg_name = unraw(arg.ident);
-        if params.iter().any(|(p, _)| *p == arg_name) {
+        if paired || params.iter().any(|(p, _)| *p == arg_name) {
             continue;
         }
         let unknown = params
