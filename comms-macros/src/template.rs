@@ -46,6 +46,8 @@ pub(crate) enum ErrorKind {
     PartialSegment,
     TrailingNotLast,
     Duplicate,
+    /// `{name}` (or `{*name}`), as axum and OpenAPI write a parameter: its comms spelling.
+    Braced(String),
 }
 
 impl fmt::Display for ErrorKind {
@@ -77,6 +79,10 @@ impl fmt::Display for ErrorKind {
                 f.write_str("a trailing parameter `<name..>` must be the last segment")
             }
             ErrorKind::Duplicate => f.write_str("parameter appears more than once in the route"),
+            ErrorKind::Braced(spelling) => write!(
+                f,
+                "a route parameter is written `{spelling}`, not in braces"
+            ),
         }
     }
 }
@@ -132,6 +138,14 @@ pub(crate) fn parse(text: &str) -> Result<Template, Vec<TemplateError>> {
                     range.start.saturating_sub(1)..range.start + 1,
                 );
             }
+            continue;
+        }
+        if let Some(inner) = piece.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+            let spelling = match inner.strip_prefix('*') {
+                Some(rest) => format!("<{rest}..>"),
+                None => format!("<{inner}>"),
+            };
+            err(ErrorKind::Braced(spelling), range.clone());
             continue;
         }
         if let Some(open) = piece.find('<') {
@@ -306,6 +320,13 @@ mod tests {
         );
         assert_eq!(kinds("/<p..>/x"), [(ErrorKind::TrailingNotLast, "<p..>")]);
         assert_eq!(kinds("/<id>/<id>"), [(ErrorKind::Duplicate, "id")]);
+        assert_eq!(
+            kinds("/users/{id}/files/{*path}"),
+            [
+                (ErrorKind::Braced("<id>".into()), "{id}"),
+                (ErrorKind::Braced("<path..>".into()), "{*path}"),
+            ]
+        );
     }
 
     #[test]

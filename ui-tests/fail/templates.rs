@@ -35,6 +35,10 @@ pub trait Routes {
 
     #[get("/users/<1st>")]
     async fn bad_name(&self) -> Result<(), Error>;
+
+    // Parameters as axum and OpenAPI write them.
+    #[get("/users/{id}/files/{*path}")]
+    async fn braced(&self, id: u64, path: &str) -> Result<(), Error>;
 }
 
 fn main() {}
