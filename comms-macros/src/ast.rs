@@ -161,13 +161,20 @@ impl<'a> Method<'a> {
             }
         }
         if verb.is_none() && complete {
-            cx.error_spanned_by(
-                name,
-                format!(
+            // Said alone: what else is wrong with a method that is no HTTP method (a helper
+            // with a body, say) is beside the point.
+            let message = match f.default {
+                Some(_) => format!(
+                    "`{name}` has a body and no HTTP verb: a service trait holds only HTTP \
+                     methods, so put helpers in a trait of their own, implemented for the client"
+                ),
+                None => format!(
                     "`{name}` has no HTTP verb: add one of `#[get(\"/path\")]`, `#[post(..)]`, \
                      `#[put(..)]`, `#[patch(..)]`, `#[delete(..)]`, `#[head(..)]`"
                 ),
-            );
+            };
+            cx.error_spanned_by(name, message);
+            return None;
         }
         if name == "executor" || name == "with" {
             cx.error_spanned_by(

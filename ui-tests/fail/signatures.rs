@@ -28,6 +28,11 @@ pub trait Signatures {
 
     async fn no_verb(&self) -> Result<(), Error>;
 
+    // A helper is no HTTP method: one error, not one for each way it differs from one.
+    fn helper(&self) -> u32 {
+        1
+    }
+
     #[get("/i")]
     #[post("/i")]
     async fn two_verbs(&self) -> Result<(), Error>;
