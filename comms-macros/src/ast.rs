@@ -247,6 +247,22 @@ impl<'a> Method<'a> {
                 ok_args = false;
                 continue;
             }
+            let mut foreign = pt.attrs.iter().filter(|a| attr::is_foreign_arg_attr(a));
+            if let Some(a) = foreign.next() {
+                let name = quote::ToTokens::to_token_stream(a.path())
+                    .to_string()
+                    .replace(' ', "");
+                cx.error_spanned_by(
+                    a.path(),
+                    format!(
+                        "unknown argument attribute `#[{name}]`: an argument is a route \
+                         parameter (no attribute), `#[query]`, `#[body]` (JSON), `#[form]`, \
+                         `#[multipart]` or `#[header(\"Name\")]`"
+                    ),
+                );
+                ok_args = false;
+                continue;
+            }
             for a in pt.attrs.iter().filter(|a| attr::is_arg_attr(a)) {
                 let Some(parsed) = attr::parse_arg_attr(cx, a) else {
                     ok_args = false;

@@ -284,6 +284,22 @@ pub(crate) fn is_arg_attr(attr: &Attribute) -> bool {
     named_one_of(attr, ARG_ATTRS)
 }
 
+/// What Rust lets an argument carry: `cfg`, and the lint levels.
+const ARG_BUILTIN: &[&str] = &[
+    "allow", "cfg", "cfg_attr", "deny", "expect", "forbid", "warn",
+];
+
+/// Whether an argument's attribute is none Rust allows there and none of ours: another
+/// framework's (`#[json]`, `#[path]`), reported by the macro as an unknown one of its own, and
+/// dropped from what it emits, so that the compiler does not report it again.
+pub(crate) fn is_foreign_arg_attr(attr: &Attribute) -> bool {
+    !is_arg_attr(attr)
+        && !attr
+            .path()
+            .get_ident()
+            .is_some_and(|i| ARG_BUILTIN.contains(&i.to_string().as_str()))
+}
+
 /// Attributes Rust itself gives meaning to, which are never taken for a misspelt one of ours.
 const BUILTIN: &[&str] = &[
     "allow",

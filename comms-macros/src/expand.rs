@@ -58,9 +58,10 @@ fn strip(item: &ItemTrait) -> ItemTrait {
                 .retain(|a| !attr::is_verb(a) && attr::misspelt(a, attr::VERBS).is_none());
             for input in &mut f.sig.inputs {
                 if let FnArg::Typed(pt) = input {
-                    pt.attrs.retain(|a| {
-                        !attr::is_arg_attr(a) && attr::misspelt(a, attr::ARG_ATTRS).is_none()
-                    });
+                    // Ours, and any Rust does not allow there (misspelt or foreign ones, which
+                    // the macro reports).
+                    pt.attrs
+                        .retain(|a| !attr::is_arg_attr(a) && !attr::is_foreign_arg_attr(a));
                     if !matches!(&*pt.pat, syn::Pat::Ident(_) | syn::Pat::Wild(_)) {
                         *pt.pat = syn::parse_quote!(_);
                     }

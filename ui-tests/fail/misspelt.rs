@@ -1,5 +1,6 @@
 //! A misspelt verb or argument attribute is reported once, with the name it is close to, and
-//! nothing else is reported about its method or argument.
+//! nothing else is reported about its method or argument. So is another framework's argument
+//! attribute (`#[json]`, `#[path]`), which Rust does not allow on an argument either.
 
 use comms::{Error, service_client};
 
@@ -13,6 +14,9 @@ pub trait Users {
 
     #[get("/c")]
     async fn c(&self, #[qurey] page: u32) -> Result<(), Error>;
+
+    #[post("/d/<id>")]
+    async fn d(&self, #[path] id: u64, #[json] user: String) -> Result<(), Error>;
 }
 
 fn main() {}
