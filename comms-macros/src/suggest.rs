@@ -1,7 +1,10 @@
 //! "did you mean …?" hints.
 
 /// ` ; did you mean `x`?`-style suffix naming the closest candidate, or nothing.
-pub(crate) fn did_you_mean<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> String {
+pub(crate) fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl Iterator<Item = &'a str> + Clone,
+) -> String {
     hint(closest(word, candidates))
 }
 
@@ -12,17 +15,25 @@ pub(crate) fn hint(meant: Option<&str>) -> String {
         .unwrap_or_default()
 }
 
-/// The candidate within a third of the word's length in edits, if any.
+/// The candidate within a third of the word's length in edits, if any; else the one with the
+/// fewest `_`-separated parts among those that have the word as one of them (`service` for
+/// `service_id`, `timeout` for `timeout_ms`).
 pub(crate) fn closest<'a>(
     word: &str,
-    candidates: impl Iterator<Item = &'a str>,
+    candidates: impl Iterator<Item = &'a str> + Clone,
 ) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).max(1);
-    candidates
+    let near = candidates
+        .clone()
         .map(|c| (distance(word, c), c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
+        .map(|(_, c)| c);
+    near.or_else(|| {
+        candidates
+            .filter(|c| c.contains('_') && c.split('_').any(|part| part == word))
+            .min_by_key(|c| c.split('_').count())
+    })
 }
 
 /// Edit distance over chars, a swap of two neighbours counting as one edit (`qurey` is one
@@ -70,5 +81,13 @@ mod tests {
             Some("base_url")
         );
         assert_eq!(closest("zzz", ["id", "name"].into_iter()), None);
+        let keys = ["base_url", "service_id", "secret_env", "base_url_env"];
+        assert_eq!(closest("service", keys.into_iter()), Some("service_id"));
+        assert_eq!(closest("url", keys.into_iter()), Some("base_url"));
+        assert_eq!(
+            closest("timeout", ["timeout_ms"].into_iter()),
+            Some("timeout_ms")
+        );
+        assert_eq!(closest("ms", ["id", "name"].into_iter()), None);
     }
 }

@@ -27,6 +27,13 @@ pub trait TypoAlone {
     async fn a(&self) -> Result<(), Error>;
 }
 
+// A key written by another name: told the key's name, not also that it is missing.
+#[service_client(base_url = "http://users:8080", service = "a", secret_env = "S")]
+pub trait OtherName {
+    #[get("/a")]
+    async fn a(&self) -> Result<(), Error>;
+}
+
 // A value that is not a string.
 #[service_client(base_url = "http://users:8080", service_id = 7, secret_env = "S")]
 pub trait NotAString {
