@@ -425,6 +425,21 @@ fn parse_output<'a>(cx: &Ctxt, output: &'a ReturnType, name: &Ident) -> Option<O
         },
         _ => OutputKind::Json,
     };
+    let decoded = match kind {
+        OutputKind::Json => Some(ok),
+        OutputKind::Optional | OutputKind::Value | OutputKind::JsonLines => generic_arg(ok),
+        _ => None,
+    };
+    if let Some(borrowed @ Type::Reference(_)) = decoded {
+        cx.error_spanned_by(
+            borrowed,
+            format!(
+                "`{name}` decodes its answer into a value that owns its data: return `String` \
+                 rather than `&str`, `Vec<T>` rather than `&[T]`"
+            ),
+        );
+        return None;
+    }
     Some(Output { ty, ok, kind })
 }
 

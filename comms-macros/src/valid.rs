@@ -102,6 +102,13 @@ fn check_method(cx: &Ctxt, method: &Method<'_>) {
                      fields `Option`s rather than the struct",
                 );
             }
+            ArgKind::QueryFlatten if is_single_value(arg.ty) => {
+                cx.error_spanned_by(
+                    arg.ty,
+                    "`#[query(flatten)]` takes a struct (or a map), whose fields are the pairs; \
+                     one value, or a list of them, is a plain `#[query]`",
+                );
+            }
             ArgKind::Query { name, .. } => {
                 if query_names.contains(&name.as_str()) {
                     cx.error_spanned_by(
@@ -218,5 +225,41 @@ fn check_method(cx: &Ctxt, method: &Method<'_>) {
                 "argument `{arg_name}` is used nowhere{hint}: add `<{arg_name}>` to the route, or mark it `#[query]`, `#[body]` or `#[header(\"Name\")]`"
             ),
         );
+    }
+}
+
+/// Whether `ty`, looked at through references, is written as a type that serializes as one
+/// value or a sequence of them rather than as named fields: a string, a primitive, a `Vec`, a
+/// slice, an array or a tuple.
+fn is_single_value(ty: &syn::Type) -> bool {
+    match ty {
+        syn::Type::Reference(r) => is_single_value(&r.elem),
+        syn::Type::Paren(p) => is_single_value(&p.elem),
+        syn::Type::Slice(_) | syn::Type::Array(_) | syn::Type::Tuple(_) => true,
+        syn::Type::Path(p) if p.qself.is_none() => p.path.segments.last().is_some_and(|last| {
+            matches!(
+                last.ident.to_string().as_str(),
+                "str"
+                    | "String"
+                    | "Vec"
+                    | "bool"
+                    | "char"
+                    | "u8"
+                    | "u16"
+                    | "u32"
+                    | "u64"
+                    | "u128"
+                    | "usize"
+                    | "i8"
+                    | "i16"
+                    | "i32"
+                    | "i64"
+                    | "i128"
+                    | "isize"
+                    | "f32"
+                    | "f64"
+            )
+        }),
+        _ => false,
     }
 }

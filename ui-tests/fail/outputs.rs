@@ -1,4 +1,5 @@
-//! A method's error type must be comms' own: another type named `Error` is refused at it.
+//! A method's error type must be comms' own: another type named `Error` is refused at it. A
+//! decoded value owns its data: a borrowed one is refused at it.
 
 use comms::service_client;
 
@@ -11,6 +12,16 @@ pub struct User {
 pub trait Users {
     #[get("/users/<id>")]
     async fn user(&self, id: u64) -> Result<User, std::io::Error>;
+}
+
+// A decoded value owns its data: a borrowed type is refused at it.
+#[service_client(base_url = "http://users:8080", service_id = "billing", secret_env = "S")]
+pub trait Borrowed {
+    #[get("/name")]
+    async fn name(&self) -> Result<&str, comms::Error>;
+
+    #[get("/names")]
+    async fn names(&self) -> Result<Option<&[String]>, comms::Error>;
 }
 
 fn main() {}

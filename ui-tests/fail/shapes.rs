@@ -54,6 +54,10 @@ pub trait Shapes {
 
     #[get("/q")]
     async fn flatten_optional(&self, #[query(flatten)] filter: &Option<Filter>) -> Result<(), Error>;
+
+    // One value is a plain `#[query]`, not a flattened one.
+    #[get("/flatten-value")]
+    async fn flatten_one_value(&self, #[query(flatten)] q: &str) -> Result<(), Error>;
 }
 
 /// A type error, reported at the type once the attributes are right.
