@@ -45,7 +45,7 @@ pub(crate) fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
         while !input.is_empty() {
             let key: Ident = input.call(syn::ext::IdentExt::parse_any)?;
             input.parse::<Token![=]>()?;
-            let value: syn::Lit = input.parse()?;
+            let value: syn::Expr = input.parse()?;
             if !input.is_empty() {
                 input.parse::<Token![,]>()?;
             }
@@ -76,8 +76,20 @@ pub(crate) fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
                     continue;
                 }
             };
-            let syn::Lit::Str(value) = value else {
-                cx.error_spanned_by(&value, format!("`{name}` takes a string literal"));
+            let syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(value),
+                ..
+            }) = value
+            else {
+                let instead = match name.as_str() {
+                    "base_url" => {
+                        ": to choose it when the client is built, name a variable \
+                                   with `base_url_env = \"USERS_URL\"` beside it"
+                    }
+                    "signing" => ": `signing = \"rfc9421\"` or `signing = \"legacy\"`",
+                    _ => "",
+                };
+                cx.error_spanned_by(&value, format!("`{name}` takes a string literal{instead}"));
                 continue;
             };
             if slot.is_some() {
@@ -199,6 +211,16 @@ pub(crate) fn parse_verb(cx: &Ctxt, attr: &Attribute) -> Option<VerbAttr> {
             let option: Ident = input.call(syn::ext::IdentExt::parse_any)?;
             match option.to_string().as_str() {
                 "idempotent" => {
+                    if input.peek(Token![=]) {
+                        input.parse::<Token![=]>()?;
+                        let value: syn::Expr = input.parse()?;
+                        cx.error_spanned_by(
+                            &value,
+                            "`idempotent` takes no value: write it alone, \
+                             `#[post(\"/orders\", idempotent)]`",
+                        );
+                        continue;
+                    }
                     if idempotent.is_some() {
                         cx.error_spanned_by(&option, "`idempotent` set multiple times");
                     }
@@ -409,6 +431,19 @@ pub(crate) fn parse_arg_attr(cx: &Ctxt, attr: &Attribute) -> Option<ArgAttr> {
 
 /// `#[query(..)]`: `rename = "name"` or `flatten`, not both.
 fn parse_query_options(cx: &Ctxt, attr: &Attribute) -> Option<ArgAttr> {
+    // `#[query("per-page")]`, as `#[header("Name")]` is written.
+    if let syn::Meta::List(list) = &attr.meta
+        && let Ok(name) = syn::parse2::<LitStr>(list.tokens.clone())
+    {
+        cx.error_spanned_by(
+            &name,
+            format!(
+                "`#[query]` takes another key as `rename`: `#[query(rename = {:?})]`",
+                name.value()
+            ),
+        );
+        return None;
+    }
     let mut rename: Option<(Ident, LitStr)> = None;
     let mut flatten: Option<Ident> = None;
     let result = attr.parse_nested_meta(|meta| {

@@ -37,6 +37,17 @@ pub trait Attributes {
 
     #[post("/j")]
     async fn body_with_args(&self, #[body(json)] page: u32) -> Result<(), Error>;
+
+    // Written as other attributes are: the key as `#[header]` takes its name, a flag with a
+    // value, an option by a shorter name.
+    #[get("/k")]
+    async fn query_named_like_a_header(&self, #[query("per-page")] per_page: u32) -> Result<(), Error>;
+
+    #[post("/l", idempotent = true)]
+    async fn idempotent_with_a_value(&self) -> Result<(), Error>;
+
+    #[get("/m", timeout = 500)]
+    async fn timeout_by_a_shorter_name(&self) -> Result<(), Error>;
 }
 
 fn main() {}

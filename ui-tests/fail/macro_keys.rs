@@ -34,6 +34,13 @@ pub trait OtherName {
     async fn a(&self) -> Result<(), Error>;
 }
 
+// Values that are not literals.
+#[service_client(base_url = env!("USERS_URL"), service_id = "a", secret_env = "S", signing = legacy)]
+pub trait NotLiterals {
+    #[get("/a")]
+    async fn a(&self) -> Result<(), Error>;
+}
+
 // A value that is not a string.
 #[service_client(base_url = "http://users:8080", service_id = 7, secret_env = "S")]
 pub trait NotAString {
