@@ -150,6 +150,9 @@ impl<'a> Method<'a> {
         if attr::report_misspellings(cx, &f.attrs, attr::VERBS) {
             complete = false;
         }
+        if attr::report_method_mistakes(cx, &f.attrs) {
+            complete = false;
+        }
         for a in f.attrs.iter().filter(|a| attr::is_verb(a)) {
             if verb.is_some() {
                 cx.error_spanned_by(a, format!("`{name}` has more than one HTTP verb attribute"));

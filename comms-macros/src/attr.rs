@@ -165,6 +165,60 @@ pub(crate) fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
 /// The HTTP verbs, as attribute names.
 pub(crate) const VERBS: &[&str] = &["get", "post", "put", "patch", "delete", "head"];
 
+/// Method attributes written as other frameworks write them, and what to write instead: verbs
+/// comms does not call, and the verb's options written as attributes of their own.
+const METHOD_MISTAKES: &[(&str, &str)] = &[
+    (
+        "options",
+        "comms calls with `get`, `post`, `put`, `patch`, `delete` or `head`",
+    ),
+    (
+        "trace",
+        "comms calls with `get`, `post`, `put`, `patch`, `delete` or `head`",
+    ),
+    (
+        "connect",
+        "comms calls with `get`, `post`, `put`, `patch`, `delete` or `head`",
+    ),
+    (
+        "route",
+        "write the verb as the attribute: `#[get(\"/path\")]`",
+    ),
+    (
+        "idempotent",
+        "it is an option of the verb: `#[post(\"/path\", idempotent)]`",
+    ),
+    (
+        "timeout_ms",
+        "it is an option of the verb: `#[get(\"/path\", timeout_ms = 500)]`",
+    ),
+];
+
+/// Reports each of `attrs` that is a method attribute of another framework's (see
+/// `METHOD_MISTAKES`); whether any was.
+pub(crate) fn report_method_mistakes(cx: &Ctxt, attrs: &[Attribute]) -> bool {
+    let mut any = false;
+    for attr in attrs {
+        if let Some((name, instead)) = method_mistake(attr) {
+            cx.error_spanned_by(
+                attr.path(),
+                format!("`#[{name}]` is not an attribute of comms: {instead}"),
+            );
+            any = true;
+        }
+    }
+    any
+}
+
+/// The entry of `METHOD_MISTAKES` that `attr` is, if any.
+pub(crate) fn method_mistake(attr: &Attribute) -> Option<(&'static str, &'static str)> {
+    let ident = attr.path().get_ident()?;
+    METHOD_MISTAKES
+        .iter()
+        .copied()
+        .find(|(name, _)| ident == name)
+}
+
 /// A method's verb attribute: `#[get("/route", idempotent, timeout_ms = 500)]`.
 pub(crate) struct VerbAttr {
     pub(crate) verb: Ident,

@@ -54,8 +54,11 @@ fn strip(item: &ItemTrait) -> ItemTrait {
     for trait_item in &mut item.items {
         if let TraitItem::Fn(f) = trait_item {
             // A misspelt attribute of ours goes too: it is reported once, by the macro.
-            f.attrs
-                .retain(|a| !attr::is_verb(a) && attr::misspelt(a, attr::VERBS).is_none());
+            f.attrs.retain(|a| {
+                !attr::is_verb(a)
+                    && attr::misspelt(a, attr::VERBS).is_none()
+                    && attr::method_mistake(a).is_none()
+            });
             for input in &mut f.sig.inputs {
                 if let FnArg::Typed(pt) = input {
                     // Ours, and any Rust does not allow there (misspelt or foreign ones, which

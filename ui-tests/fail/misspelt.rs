@@ -17,6 +17,14 @@ pub trait Users {
 
     #[post("/d/<id>")]
     async fn d(&self, #[path] id: u64, #[json] user: String) -> Result<(), Error>;
+
+    // Method attributes as other frameworks write them.
+    #[options("/e")]
+    async fn e(&self) -> Result<(), Error>;
+
+    #[post("/f")]
+    #[idempotent]
+    async fn f(&self) -> Result<(), Error>;
 }
 
 fn main() {}
