@@ -484,6 +484,11 @@ pub(crate) fn bare_error_ok(ty: &Type) -> Option<&Type> {
     }
 }
 
+/// Whether `ty` is written as the single name `name`, without a path or arguments.
+pub(crate) fn is_bare(ty: &Type, name: &str) -> bool {
+    matches!(ty, Type::Path(p) if p.qself.is_none() && p.path.is_ident(name))
+}
+
 /// The first type argument of a generic path type (`T` of `Option<T>` or `Vec<T>`).
 pub(crate) fn generic_arg(ty: &Type) -> Option<&Type> {
     let Type::Path(p) = ty else {

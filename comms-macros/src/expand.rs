@@ -212,11 +212,8 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
     sig.output = syn::parse_quote_spanned! {ty.span()=>
         -> impl ::comms::__private::Future<Output = #output> + ::comms::__private::Send
     };
-    // A return type named in the user's scope must be `Result<T, comms::Error>`: said once,
-    // at it.
-    let alias_check = (!matches!(output, Cow::Borrowed(_))).then(|| {
-        quote_spanned! {ty.span()=> ::comms::__private::comms_result::<#ty>();}
-    });
+    // A return type named in the user's scope must be what it stands for: said once, at it.
+    let alias_check = output_checks(ty);
     let call = syn::Ident::new("__call", Span::mixed_site());
     let item = syn::Ident::new("__item", Span::mixed_site());
     let route = &method.route;
@@ -468,13 +465,41 @@ fn sendable(item: &ItemTrait, canonical: bool) -> ItemTrait {
 /// trait and the client declare that type, so that a return type standing for another is
 /// reported once, where it is written (`__private::comms_result`), and not again wherever
 /// the trait is used.
+///
+/// A success type written as a bare `Response` is declared `comms::Response` likewise, and
+/// checked where it is written (`__private::comms_response`): an `axum` or `http` `Response`
+/// in scope is another type.
 fn future_output(ty: &Type) -> Cow<'_, Type> {
-    match ast::aliased_ok(ty).or_else(|| ast::bare_error_ok(ty)) {
-        Some(ok) => Cow::Owned(syn::parse_quote_spanned! {ty.span()=>
+    let scoped = ast::aliased_ok(ty).or_else(|| ast::bare_error_ok(ty));
+    let ok = scoped.or_else(|| ast::generic_arg(ty));
+    match (scoped, ok) {
+        (_, Some(ok)) if ast::is_bare(ok, "Response") => {
+            Cow::Owned(syn::parse_quote_spanned! {ty.span()=>
+                ::core::result::Result<::comms::Response, ::comms::Error>
+            })
+        }
+        (Some(ok), _) => Cow::Owned(syn::parse_quote_spanned! {ty.span()=>
             ::core::result::Result<#ok, ::comms::Error>
         }),
-        None => Cow::Borrowed(ty),
+        _ => Cow::Borrowed(ty),
     }
+}
+
+/// The checks of a return type whose names the user's scope says (see [`future_output`]):
+/// that it is `Result<T, comms::Error>`, and a bare `Response` `comms::Response`.
+fn output_checks(ty: &Type) -> TokenStream {
+    let mut checks = TokenStream::new();
+    if ast::aliased_ok(ty)
+        .or_else(|| ast::bare_error_ok(ty))
+        .is_some()
+    {
+        checks.extend(quote_spanned! {ty.span()=> ::comms::__private::comms_result::<#ty>();});
+    }
+    let ok = ast::aliased_ok(ty).or_else(|| ast::generic_arg(ty));
+    if let Some(ok) = ok.filter(|ok| ast::is_bare(ok, "Response")) {
+        checks.extend(quote_spanned! {ok.span()=> ::comms::__private::comms_response::<#ok>();});
+    }
+    checks
 }
 
 /// What is emitted next to the errors: the trait as it would be, and a client whose methods

@@ -288,6 +288,19 @@ pub mod __private {
     /// `Result<T, comms::Error>`.
     pub fn comms_result<R: CommsResult>() {}
 
+    /// What a method's success type written as a bare `Response` must be.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is not `comms::Response`",
+        label = "a method returning the response as it is returns `comms::Response`",
+        note = "the `Response` in scope here is another; write `comms::Response` (or a path to a type of your own, which is decoded from JSON)"
+    )]
+    pub trait CommsResponse {}
+
+    impl CommsResponse for Response {}
+
+    /// Checks that a method's success type written as a bare `Response` is `comms::Response`.
+    pub fn comms_response<R: CommsResponse>() {}
+
     /// A value that fills a `<param>` of a route.
     #[diagnostic::on_unimplemented(
         message = "`{Self}` cannot fill a route parameter",

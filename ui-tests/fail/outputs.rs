@@ -25,3 +25,20 @@ pub trait Borrowed {
 }
 
 fn main() {}
+
+mod web {
+    /// A web framework's response type, imported under the same name as comms'.
+    pub struct Response;
+}
+
+mod with_web_response {
+    use super::web::Response;
+    use comms::service_client;
+
+    // A bare `Response` names whatever `Response` is in scope: another is one error, at it.
+    #[service_client(base_url = "http://users:8080", service_id = "billing", secret_env = "S")]
+    pub trait Raw {
+        #[get("/raw")]
+        async fn raw(&self) -> Result<Response, comms::Error>;
+    }
+}
