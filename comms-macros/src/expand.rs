@@ -509,7 +509,14 @@ fn output_checks(ty: &Type) -> TokenStream {
 fn fallback(item: &ItemTrait) -> TokenStream {
     // The return types as written: with no client method to check them (and so to use the
     // names they import), the trait's own are left as they are.
-    let stripped = sendable(item, false);
+    let mut stripped = sendable(item, false);
+    // A method declared twice is reported as that; its second declaration goes, so that the
+    // compiler does not report it again, as a duplicate definition and a missing item.
+    let mut seen = std::collections::HashSet::new();
+    stripped.items.retain(|i| match i {
+        TraitItem::Fn(f) => seen.insert(f.sig.ident.to_string()),
+        _ => true,
+    });
     let trait_ident = &item.ident;
     let client = client_ident(item);
     // Never used: the build fails on the errors emitted beside it.

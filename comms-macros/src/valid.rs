@@ -11,7 +11,13 @@ pub(crate) fn check(cx: &Ctxt, service: &Service<'_>) {
     let mut names = HashSet::new();
     for method in &service.methods {
         if !names.insert(method.ident().to_string()) {
-            cx.error_spanned_by(method.ident(), "method declared twice");
+            cx.error_spanned_by(
+                method.ident(),
+                format!(
+                    "`{}` is declared twice: a client has one method of a name",
+                    method.ident()
+                ),
+            );
         }
         check_method(cx, method);
     }
