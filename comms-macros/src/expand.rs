@@ -213,7 +213,7 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
         -> impl ::comms::__private::Future<Output = #output> + ::comms::__private::Send
     };
     // A return type named in the user's scope must be what it stands for: said once, at it.
-    let alias_check = output_checks(ty);
+    let output_check = output_checks(ty);
     let call = syn::Ident::new("__call", Span::mixed_site());
     let item = syn::Ident::new("__item", Span::mixed_site());
     let route = &method.route;
@@ -366,7 +366,7 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
                 ::std::string::String::with_capacity(#capacity),
             )
             .route(#route);
-            #alias_check
+            #output_check
             #(#path_stmts)*
             #(#call_stmts)*
             #decoded(self.executor.#execute(#call), #decode)
