@@ -235,6 +235,16 @@ async fn an_inherited_deadline_stops_the_next_hop_even_when_the_caller_waits() {
     assert_eq!(c_hits.load(Ordering::SeqCst), 0, "C received nothing");
 }
 
+/// How a call a handler made ended, and when: what `a_handler_behind_verify_layer_inherits_the_deadline`
+/// answers and reads back.
+fn how_it_ended(result: Result<comms::Response, Error>, started: Instant) -> String {
+    let outcome = match result {
+        Err(e) if e.is_timeout() => "timeout",
+        _ => "other",
+    };
+    format!("{outcome} after {} ms", started.elapsed().as_millis())
+}
+
 #[tokio::test]
 async fn a_handler_behind_verify_layer_inherits_the_deadline() {
     // A slow dependency, and a hand-written handler behind VerifyLayer that calls it with an
@@ -260,15 +270,7 @@ async fn a_handler_behind_verify_layer_inherits_the_deadline() {
                 async move {
                     let started = Instant::now();
                     let result = dependency.execute(Call::get("/slow")).await;
-                    format!(
-                        "{} after {} ms",
-                        if result.is_err_and(|e| e.is_timeout()) {
-                            "timeout"
-                        } else {
-                            "other"
-                        },
-                        started.elapsed().as_millis()
-                    )
+                    how_it_ended(result, started)
                 }
             }),
         )
@@ -288,15 +290,7 @@ async fn a_handler_behind_verify_layer_inherits_the_deadline() {
                     });
                     let (result, inherited) = spawned.await.unwrap();
                     assert_eq!(inherited, None, "not inherited by the task");
-                    format!(
-                        "{} after {} ms",
-                        if result.is_err_and(|e| e.is_timeout()) {
-                            "timeout"
-                        } else {
-                            "other"
-                        },
-                        started.elapsed().as_millis()
-                    )
+                    how_it_ended(result, started)
                 }
             }),
         )
