@@ -447,13 +447,17 @@ mod tests {
     fn probe_failure_reopens() {
         let b = breaker(1, Duration::from_millis(30), 1);
         b.admit().unwrap().record(true);
-        assert!(b.admit().is_err());
+        assert_eq!(b.state(), State::Open);
         std::thread::sleep(Duration::from_millis(40));
         let probe = b.admit().unwrap();
         assert!(b.admit().is_err(), "only one probe");
+        // Open again for the whole period from the failure, read off the breaker rather than
+        // asked of `admit`, which a thread stalled past 30 ms would find over.
+        let failed = now_nanos();
         probe.record(true);
         assert_eq!(b.state(), State::Open);
-        assert!(b.admit().unwrap_err() > Duration::from_millis(10));
+        let until = b.open_until.load(Ordering::Acquire);
+        assert!(until >= failed + 30_000_000, "{until} < {failed} + 30 ms");
     }
 
     #[test]

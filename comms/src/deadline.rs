@@ -88,7 +88,12 @@ pub(crate) fn from_headers(headers: &HeaderMap) -> Result<Option<Duration>, ()> 
 /// request with any time left never says 0 (which a receiving comms server answers with a 504
 /// at once); 0 once passed; at most [`MAX_MS`].
 pub(crate) fn header_value(at: Instant) -> http::HeaderValue {
-    let left = at.saturating_duration_since(Instant::now());
+    header_value_at(at, Instant::now())
+}
+
+/// [`header_value`] as of `now`.
+fn header_value_at(at: Instant, now: Instant) -> http::HeaderValue {
+    let left = at.saturating_duration_since(now);
     let ms = u64::try_from(left.as_micros().div_ceil(1000)).unwrap_or(MAX_MS);
     http::HeaderValue::from(ms.min(MAX_MS))
 }
@@ -139,15 +144,13 @@ mod tests {
         assert_eq!(inside.0, Some(at));
         assert!(inside.1.is_some_and(|left| left <= Duration::from_secs(5)));
         assert_eq!(inherited(), None);
-        assert_eq!(header_value(Instant::now() - Duration::from_millis(1)), "0");
+        let now = Instant::now();
+        assert_eq!(header_value(now - Duration::from_millis(1)), "0");
         // Under a millisecond left is sent as 1, not as the 0 that means none.
-        assert_eq!(
-            header_value(Instant::now() + Duration::from_micros(900)),
-            "1"
-        );
+        assert_eq!(header_value_at(now + Duration::from_micros(900), now), "1");
         // A deadline longer than the header says is sent as the longest it says.
         let century = Duration::from_secs(100 * 365 * 86_400);
-        assert_eq!(header_value(Instant::now() + century), "999999999999");
+        assert_eq!(header_value_at(now + century, now), "999999999999");
         assert_eq!(from_headers(&HeaderMap::new()), Ok(None));
     }
 
