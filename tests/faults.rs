@@ -474,7 +474,7 @@ async fn a_connect_timeout_of_the_users_client_is_a_connect_error() {
     let mut queued = Vec::new();
     while queued.len() < 64 {
         let connect = tokio::net::TcpStream::connect(addr);
-        match tokio::time::timeout(Duration::from_millis(200), connect).await {
+        match tokio::time::timeout(Duration::from_secs(1), connect).await {
             Ok(Ok(stream)) => queued.push(stream),
             _ => break,
         }

@@ -237,16 +237,24 @@ async fn a_signed_body_is_read_under_a_size_and_a_time_limit() {
     assert_eq!(reached.load(Ordering::SeqCst), 2);
 }
 
-/// Writes `bytes` on a fresh connection to `url` and reads what comes back until the server
-/// closes the connection or stays silent for a second. Gives what was read, and whether the
-/// server closed the connection.
-async fn exchange(url: &str, bytes: &[u8]) -> (String, bool) {
+/// Writes `bytes` on a fresh connection to `url` and reads what comes back: `responses`
+/// status lines, then whether the server closes the connection (at once, as it does after
+/// saying so: within a second). Gives what was read, and whether the connection closed.
+async fn exchange(url: &str, bytes: &[u8], responses: usize) -> (String, bool) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = url.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream.write_all(bytes).await.unwrap();
     let mut read = Vec::new();
     let mut buf = [0u8; 4096];
+    let answered = |read: &[u8]| String::from_utf8_lossy(read).matches("HTTP/1.1 ").count();
+    while answered(&read) < responses {
+        match tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&read).into_owned(), true),
+            Ok(Ok(n)) => read.extend_from_slice(&buf[..n]),
+            Err(_) => panic!("no answer in 10 s: {}", String::from_utf8_lossy(&read)),
+        }
+    }
     let closed = loop {
         match tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf)).await {
             Ok(Ok(0)) | Ok(Err(_)) => break true,
@@ -277,7 +285,7 @@ async fn a_refusal_before_the_body_is_read_says_the_connection_closes() {
     // server will drop unannounced once it cannot drain the body.
     let mut head = signed_head(&url, "/echo", b"hello", Some(5));
     head.headers.remove("signature");
-    let (answer, closed) = exchange(&url, &head_bytes(&head)).await;
+    let (answer, closed) = exchange(&url, &head_bytes(&head), 1).await;
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
     assert!(answer.contains("connection: close\r\n"), "{answer}");
     assert!(closed, "{answer}");
@@ -286,10 +294,10 @@ async fn a_refusal_before_the_body_is_read_says_the_connection_closes() {
     let head = signed_head(&url, "/echo", b"hello", Some(5));
     let mut first = head_bytes(&head);
     first.extend_from_slice(b"hello");
-    let (answer, _) = exchange(&url, &first).await;
+    let (answer, _) = exchange(&url, &first, 1).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(!answer.contains("connection: close"), "{answer}");
-    let (answer, closed) = exchange(&url, &head_bytes(&head)).await;
+    let (answer, closed) = exchange(&url, &head_bytes(&head), 1).await;
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
     assert!(
         answer.contains("connection: close\r\n") && closed,
@@ -300,7 +308,7 @@ async fn a_refusal_before_the_body_is_read_says_the_connection_closes() {
     // answered too.
     let mut twice = b"GET /echo HTTP/1.1\r\nhost: x\r\n\r\n".to_vec();
     twice.extend_from_slice(b"GET /echo HTTP/1.1\r\nhost: x\r\n\r\n");
-    let (answer, closed) = exchange(&url, &twice).await;
+    let (answer, closed) = exchange(&url, &twice, 2).await;
     assert_eq!(answer.matches("HTTP/1.1 401").count(), 2, "{answer}");
     assert!(!answer.contains("connection: close") && !closed, "{answer}");
 
@@ -309,7 +317,7 @@ async fn a_refusal_before_the_body_is_read_says_the_connection_closes() {
     let mut both = head_bytes(&head);
     both.extend_from_slice(b"54321");
     both.extend_from_slice(b"GET /echo HTTP/1.1\r\nhost: x\r\n\r\n");
-    let (answer, closed) = exchange(&url, &both).await;
+    let (answer, closed) = exchange(&url, &both, 2).await;
     assert_eq!(answer.matches("HTTP/1.1 401").count(), 2, "{answer}");
     assert!(!answer.contains("connection: close") && !closed, "{answer}");
     assert_eq!(reached.load(Ordering::SeqCst), 1);
