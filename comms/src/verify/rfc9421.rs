@@ -376,18 +376,15 @@ fn derived<'a>(
 /// request line), else the `Host` header. With both, they must agree (in any case): handlers
 /// read `Host`, which the signature would not otherwise cover.
 fn raw_authority<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Result<&'a str, VerifyError> {
-    let host = match headers.contains_key(http::header::HOST) {
-        true => Some(single(headers, &http::header::HOST)?),
-        false => None,
+    let Some(authority) = uri.authority() else {
+        return single(headers, &http::header::HOST);
     };
-    match (uri.authority(), host) {
-        (Some(authority), Some(host)) if !authority.as_str().eq_ignore_ascii_case(host) => {
-            Err(VerifyError::MalformedHeader(http::header::HOST))
-        }
-        (Some(authority), _) => Ok(authority.as_str()),
-        (None, Some(host)) => Ok(host),
-        (None, None) => Err(VerifyError::MissingHeader(http::header::HOST)),
+    if headers.contains_key(http::header::HOST)
+        && !single(headers, &http::header::HOST)?.eq_ignore_ascii_case(authority.as_str())
+    {
+        return Err(VerifyError::MalformedHeader(http::header::HOST));
     }
+    Ok(authority.as_str())
 }
 
 /// `@authority`: the request's authority ([`raw_authority`]) in lower case, as RFC 9421 §2.2.3
