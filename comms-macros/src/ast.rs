@@ -1,7 +1,8 @@
 //! The model of an annotated trait. It keeps the original syn nodes so that every error and
 //! every generated check can point at the user's tokens.
 
-use syn::{FnArg, Ident, ItemTrait, LitStr, Pat, ReturnType, TraitItem, TraitItemFn, Type};
+use syn::punctuated::Punctuated;
+use syn::{FnArg, Ident, ItemTrait, LitStr, Pat, ReturnType, Token, TraitItem, TraitItemFn, Type};
 
 use crate::attr::{self, ArgAttr, Args, VerbAttr};
 use crate::ctxt::Ctxt;
@@ -363,24 +364,10 @@ fn parse_output<'a>(cx: &Ctxt, output: &'a ReturnType, name: &Ident) -> Option<O
         ReturnType::Type(_, ty) => &**ty,
         ReturnType::Default => return wrong(name),
     };
-    let Type::Path(p) = ty else { return wrong(ty) };
-    let Some(last) = p.path.segments.last() else {
+    let Some(args) = result_args(ty) else {
         return wrong(ty);
     };
-    if last.ident != "Result" || p.qself.is_some() {
-        return wrong(ty);
-    }
-    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
-        return wrong(ty);
-    };
-    let types: Vec<&Type> = args
-        .args
-        .iter()
-        .filter_map(|a| match a {
-            syn::GenericArgument::Type(t) => Some(t),
-            _ => None,
-        })
-        .collect();
+    let types: Vec<&Type> = type_args(args).collect();
     // `Result<T>` is an alias of the user's (`type Result<T> = Result<T, comms::Error>`);
     // the compiler checks what it stands for (`__private::comms_result`).
     let ok = match (aliased_ok(ty), &types[..]) {
@@ -446,19 +433,31 @@ fn parse_output<'a>(cx: &Ctxt, output: &'a ReturnType, name: &Ident) -> Option<O
     Some(Output { ty, ok, kind })
 }
 
+/// The generic arguments of a type written `Result<..>` (its path, if any, aside).
+fn result_args(ty: &Type) -> Option<&Punctuated<syn::GenericArgument, Token![,]>> {
+    let Type::Path(p) = ty else { return None };
+    let last = p.path.segments.last()?;
+    match &last.arguments {
+        syn::PathArguments::AngleBracketed(args) if p.qself.is_none() && last.ident == "Result" => {
+            Some(&args.args)
+        }
+        _ => None,
+    }
+}
+
+/// The types among generic arguments.
+fn type_args(args: &Punctuated<syn::GenericArgument, Token![,]>) -> impl Iterator<Item = &Type> {
+    args.iter().filter_map(|a| match a {
+        syn::GenericArgument::Type(t) => Some(t),
+        _ => None,
+    })
+}
+
 /// `T` of a return type written `Result<T>`: an alias, which must stand for
 /// `Result<T, comms::Error>`.
 pub(crate) fn aliased_ok(ty: &Type) -> Option<&Type> {
-    let Type::Path(p) = ty else { return None };
-    let last = p.path.segments.last()?;
-    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
-        return None;
-    };
-    match (p.qself.is_none() && last.ident == "Result", &args.args) {
-        (true, args) if args.len() == 1 => match args.first() {
-            Some(syn::GenericArgument::Type(ok)) => Some(ok),
-            _ => None,
-        },
+    match result_args(ty)?.iter().collect::<Vec<_>>()[..] {
+        [syn::GenericArgument::Type(ok)] => Some(ok),
         _ => None,
     }
 }
@@ -466,14 +465,7 @@ pub(crate) fn aliased_ok(ty: &Type) -> Option<&Type> {
 /// `T` of a return type written `Result<T, Error>` with a bare `Error`, which names whatever
 /// `Error` is in scope: it must be `comms::Error`.
 pub(crate) fn bare_error_ok(ty: &Type) -> Option<&Type> {
-    let Type::Path(p) = ty else { return None };
-    let syn::PathArguments::AngleBracketed(args) = &p.path.segments.last()?.arguments else {
-        return None;
-    };
-    let mut types = args.args.iter().filter_map(|a| match a {
-        syn::GenericArgument::Type(t) => Some(t),
-        _ => None,
-    });
+    let mut types = type_args(result_args(ty)?);
     match (types.next(), types.next(), types.next()) {
         (Some(ok), Some(Type::Path(err)), None)
             if err.qself.is_none() && err.path.is_ident("Error") =>

@@ -470,36 +470,41 @@ fn sendable(item: &ItemTrait, canonical: bool) -> ItemTrait {
 /// checked where it is written (`__private::comms_response`): an `axum` or `http` `Response`
 /// in scope is another type.
 fn future_output(ty: &Type) -> Cow<'_, Type> {
-    let scoped = ast::aliased_ok(ty).or_else(|| ast::bare_error_ok(ty));
-    let ok = scoped.or_else(|| ast::generic_arg(ty));
-    match (scoped, ok) {
-        (_, Some(ok)) if ast::is_bare(ok, "Response") => {
-            Cow::Owned(syn::parse_quote_spanned! {ty.span()=>
-                ::core::result::Result<::comms::Response, ::comms::Error>
-            })
-        }
-        (Some(ok), _) => Cow::Owned(syn::parse_quote_spanned! {ty.span()=>
+    match scoped(ty) {
+        (_, Some(_)) => Cow::Owned(syn::parse_quote_spanned! {ty.span()=>
+            ::core::result::Result<::comms::Response, ::comms::Error>
+        }),
+        (Some(ok), None) => Cow::Owned(syn::parse_quote_spanned! {ty.span()=>
             ::core::result::Result<#ok, ::comms::Error>
         }),
-        _ => Cow::Borrowed(ty),
+        (None, None) => Cow::Borrowed(ty),
     }
 }
 
 /// The checks of a return type whose names the user's scope says (see [`future_output`]):
 /// that it is `Result<T, comms::Error>`, and a bare `Response` `comms::Response`.
 fn output_checks(ty: &Type) -> TokenStream {
+    let (result_ok, response) = scoped(ty);
     let mut checks = TokenStream::new();
-    if ast::aliased_ok(ty)
-        .or_else(|| ast::bare_error_ok(ty))
-        .is_some()
-    {
+    if result_ok.is_some() {
         checks.extend(quote_spanned! {ty.span()=> ::comms::__private::comms_result::<#ty>();});
     }
-    let ok = ast::aliased_ok(ty).or_else(|| ast::generic_arg(ty));
-    if let Some(ok) = ok.filter(|ok| ast::is_bare(ok, "Response")) {
-        checks.extend(quote_spanned! {ok.span()=> ::comms::__private::comms_response::<#ok>();});
+    if let Some(response) = response {
+        checks.extend(
+            quote_spanned! {response.span()=> ::comms::__private::comms_response::<#response>();},
+        );
     }
     checks
+}
+
+/// What of a return type the user's scope names: its success type when the `Result` is an
+/// alias or its error a bare `Error`, and the success type when it is a bare `Response`.
+fn scoped(ty: &Type) -> (Option<&Type>, Option<&Type>) {
+    let result_ok = ast::aliased_ok(ty).or_else(|| ast::bare_error_ok(ty));
+    let response = result_ok
+        .or_else(|| ast::generic_arg(ty))
+        .filter(|ok| ast::is_bare(ok, "Response"));
+    (result_ok, response)
 }
 
 /// What is emitted next to the errors: the trait as it would be, and a client whose methods
