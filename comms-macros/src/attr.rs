@@ -168,18 +168,9 @@ pub(crate) const VERBS: &[&str] = &["get", "post", "put", "patch", "delete", "he
 /// Method attributes written as other frameworks write them, and what to write instead: verbs
 /// comms does not call, and the verb's options written as attributes of their own.
 const METHOD_MISTAKES: &[(&str, &str)] = &[
-    (
-        "options",
-        "comms calls with `get`, `post`, `put`, `patch`, `delete` or `head`",
-    ),
-    (
-        "trace",
-        "comms calls with `get`, `post`, `put`, `patch`, `delete` or `head`",
-    ),
-    (
-        "connect",
-        "comms calls with `get`, `post`, `put`, `patch`, `delete` or `head`",
-    ),
+    ("options", OTHER_VERB),
+    ("trace", OTHER_VERB),
+    ("connect", OTHER_VERB),
     (
         "route",
         "write the verb as the attribute: `#[get(\"/path\")]`",
@@ -193,6 +184,9 @@ const METHOD_MISTAKES: &[(&str, &str)] = &[
         "it is an option of the verb: `#[get(\"/path\", timeout_ms = 500)]`",
     ),
 ];
+
+/// What an HTTP verb comms does not call is told.
+const OTHER_VERB: &str = "comms calls with `get`, `post`, `put`, `patch`, `delete` or `head`";
 
 /// Reports each of `attrs` that is a method attribute of another framework's (see
 /// `METHOD_MISTAKES`); whether any was.
