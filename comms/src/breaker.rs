@@ -43,11 +43,11 @@ use state::{State, Word};
 /// When a target's breaker opens, and how it recovers.
 ///
 /// A failed attempt is one that got no response (a connection failure, a broken one, a timeout
-/// of comms' own: the attempt timeout or a deadline) or a 500, 502, 503 or 504. A call its caller drops (an outer
-/// `tokio::time::timeout`, a `select!`) counts for nothing while the breaker is closed, since
-/// the caller may have stopped waiting for its own reasons; bound calls with comms' timeouts
-/// for a hanging dependency to open its breaker. A half-open probe dropped once sent counts as
-/// failed.
+/// of comms' own: the attempt timeout or a deadline) or a 500, 502, 503 or 504. A call its
+/// caller drops (an outer `tokio::time::timeout`, a `select!`) counts for nothing while the
+/// breaker is closed, since the caller may have stopped waiting for its own reasons; bound
+/// calls with comms' timeouts for a hanging dependency to open its breaker. A half-open probe
+/// dropped once sent counts as failed.
 ///
 /// ```
 /// use std::time::Duration;
