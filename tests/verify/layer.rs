@@ -124,14 +124,14 @@ async fn raw_request(url: &str, head: &Recorded, chunks: &[&[u8]], chunked: bool
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = url.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut request = format!("{} {} HTTP/1.1\r\n", head.method, head.uri).into_bytes();
-    for (name, value) in &head.headers {
-        request.extend_from_slice(format!("{name}: {}\r\n", value.to_str().unwrap()).as_bytes());
-    }
-    if chunked {
-        request.extend_from_slice(b"transfer-encoding: chunked\r\n");
-    }
-    request.extend_from_slice(b"\r\n");
+    let mut request = if chunked {
+        let mut head = head.clone();
+        head.headers
+            .insert("transfer-encoding", HeaderValue::from_static("chunked"));
+        head_bytes(&head)
+    } else {
+        head_bytes(head)
+    };
     for chunk in chunks {
         if chunked {
             request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
