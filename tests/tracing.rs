@@ -46,6 +46,16 @@ impl Captured {
     fn text(&self) -> String {
         String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
     }
+
+    /// The first line holding each of `parts`; the test fails with everything recorded
+    /// (`what` names the line sought) when there is none.
+    fn line(&self, what: &str, parts: &[&str]) -> String {
+        let text = self.text();
+        text.lines()
+            .find(|l| parts.iter().all(|part| l.contains(part)))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no {what} in:\n{text}"))
+    }
 }
 
 /// An executor named `inventory` calling `server`, signed with [`SECRET`].
@@ -100,10 +110,10 @@ async fn calls_are_traced_without_secrets() {
     assert!(text.contains("circuit breaker opened"), "{text}");
     // The span's fields, on the line of the event that ends the call (with `otel`, the span
     // also carries the error's type after them).
-    let ended = text
-        .lines()
-        .find(|l| l.contains("comms::executor: call failed") && l.contains("route=/items/<id>"))
-        .unwrap_or_else(|| panic!("no end of the call in:\n{text}"));
+    let ended = logs.line(
+        "end of the call",
+        &["comms::executor: call failed", "route=/items/<id>"],
+    );
     assert!(ended.contains("attempts=3 status=503"), "{ended}");
     assert!(!text.contains(SECRET), "the secret leaked into the logs");
     for r in server.requests() {
@@ -141,16 +151,7 @@ async fn a_call_whose_last_attempt_timed_out_reports_no_status() {
         .unwrap_err();
     assert!(matches!(err, comms::Error::Timeout { .. }), "{err:?}");
 
-    let text = logs.text();
-    let ended = text
-        .lines()
-        .find(|l| l.contains("comms::executor: call failed"))
-        .unwrap_or_else(|| {
-            panic!(
-                "no end of the call in:
-{text}"
-            )
-        });
+    let ended = logs.line("end of the call", &["comms::executor: call failed"]);
     assert!(ended.contains("attempts=2"), "{ended}");
     assert!(!ended.contains("status="), "{ended}");
 }
@@ -186,11 +187,7 @@ async fn an_attempt_never_sent_is_not_counted() {
     assert!(matches!(err, comms::Error::Config { .. }), "{err:?}");
     assert_eq!(server.count(), 1);
 
-    let text = logs.text();
-    let ended = text
-        .lines()
-        .find(|l| l.contains("comms::executor: call failed"))
-        .unwrap_or_else(|| panic!("no end of the call in:\n{text}"));
+    let ended = logs.line("end of the call", &["comms::executor: call failed"]);
     assert!(ended.contains("attempts=1 status=503"), "{ended}");
 }
 
@@ -213,10 +210,7 @@ async fn at_info_retries_name_their_call_without_a_span() {
     assert_eq!(err.status().map(|s| s.as_u16()), Some(503));
 
     let text = logs.text();
-    let retry = text
-        .lines()
-        .find(|l| l.contains("retrying"))
-        .unwrap_or_else(|| panic!("no retry warning in:\n{text}"));
+    let retry = logs.line("retry warning", &["retrying"]);
     assert!(retry.contains("WARN"), "{retry}");
     assert!(retry.contains("service=inventory"), "{retry}");
     assert!(
