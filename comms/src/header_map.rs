@@ -31,6 +31,48 @@ pub(crate) fn checked(
     }
 }
 
+/// Whether a received response's header belongs to the connection it came on rather than to
+/// the message: its framing (`Content-Length`, `Transfer-Encoding`) and the hop-by-hop headers
+/// (RFC 9110 §7.6.1). A server answering with a response it received (a gateway forwarding an
+/// upstream's answer) sets these for its own connection and body.
+fn is_connection_header(name: &HeaderName) -> bool {
+    use http::header::{CONNECTION, CONTENT_LENGTH, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+    [
+        &CONTENT_LENGTH,
+        &TRANSFER_ENCODING,
+        &CONNECTION,
+        &TE,
+        &TRAILER,
+        &UPGRADE,
+    ]
+    .contains(&name)
+        || name == "keep-alive"
+        || name == "proxy-connection"
+}
+
+/// Removes from `headers` what belongs to the connection a response came on (see
+/// [`is_connection_header`]), and the headers its `Connection` header names.
+pub(crate) fn remove_connection_headers(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    let own: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| is_connection_header(name))
+        .cloned()
+        .collect();
+    for name in own {
+        headers.remove(name);
+    }
+}
+
 /// Lays `over` onto `out`: each name in `over` replaces `out`'s values of that name with all of
 /// its own; names only in `out` stay.
 pub(crate) fn lay_over(out: &mut HeaderMap, over: &HeaderMap) {

@@ -118,10 +118,17 @@ impl Response {
     }
 
     /// The response as an `http` response, for a server to send: status, headers and body.
+    ///
+    /// A received response's framing and hop-by-hop headers (`Content-Length`,
+    /// `Transfer-Encoding`, `Connection` and those it names, `Keep-Alive`, `TE`, `Trailer`,
+    /// `Upgrade`) described the connection it came on, so they are left out: the server sending
+    /// it frames the body for its own connection. That makes a received response one a gateway
+    /// can answer with as it is.
     pub fn into_http(self) -> http::Response<Bytes> {
         let mut response = http::Response::new(self.body);
         *response.status_mut() = self.status;
         *response.headers_mut() = self.headers;
+        crate::header_map::remove_connection_headers(response.headers_mut());
         response
     }
 
@@ -309,6 +316,33 @@ mod tests {
             .build()
             .unwrap();
         assert!(matches!(invalid.text(), Err(Error::Decode { .. })));
+    }
+
+    #[test]
+    fn into_http_leaves_out_the_framing_and_hop_by_hop_headers_of_a_received_response() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("content-length", "3"),
+            ("transfer-encoding", "chunked"),
+            ("connection", "keep-alive, x-hop"),
+            ("keep-alive", "timeout=5"),
+            ("x-hop", "1"),
+            ("x-kept", "2"),
+        ] {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+        let url = reqwest::Url::parse("http://a.test/x").unwrap();
+        let received = Response::new(
+            StatusCode::OK,
+            headers,
+            Bytes::from("hello"),
+            Method::GET,
+            url,
+        );
+        let http = received.into_http();
+        let names: Vec<&str> = http.headers().keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["x-kept"]);
+        assert_eq!(http.body().as_ref(), b"hello");
     }
 
     #[test]

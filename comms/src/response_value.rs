@@ -70,6 +70,12 @@ impl<T> ResponseValue<T> {
     }
 
     /// The same value with a header added (a value already set for `name` is kept as well).
+    ///
+    /// A generated server answers with these headers, except the framing and hop-by-hop ones
+    /// (`Content-Length`, `Transfer-Encoding`, `Connection` and those it names, `Keep-Alive`,
+    /// `TE`, `Trailer`, `Upgrade`), which it sets for the body it serializes and its own
+    /// connection. So a `ResponseValue` received from another service can be answered with as
+    /// it is.
     #[must_use]
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> ResponseValue<T> {
         self.headers.append(name, value);

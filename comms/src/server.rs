@@ -332,17 +332,20 @@ pub fn respond_value_unit(
 }
 
 /// `response` with `status` and `headers` added (a header of `headers` replaces the
-/// response's own of that name, such as its `Content-Type`). A body that failed to serialize
-/// keeps its 500.
+/// response's own of that name, such as its `Content-Type`), except the framing and hop-by-hop
+/// ones: the body is serialized here, and a `ResponseValue` a method received from another
+/// service and answers with still holds that response's `Content-Length`. A body that failed
+/// to serialize keeps its 500.
 fn with_parts(
     mut response: http::Response<Bytes>,
     status: StatusCode,
-    headers: HeaderMap,
+    mut headers: HeaderMap,
 ) -> http::Response<Bytes> {
     if response.status() != StatusCode::OK {
         return response;
     }
     *response.status_mut() = status;
+    crate::header_map::remove_connection_headers(&mut headers);
     crate::header_map::lay_over(response.headers_mut(), &headers);
     response
 }

@@ -321,6 +321,7 @@ async fn pair() -> (DirectoryImpl, DirectoryClient, String) {
 }
 
 mod aliases;
+mod forwarding;
 mod idempotency;
 mod round_trips;
 mod routing;

@@ -1,0 +1,158 @@
+//! A generated server answering with what a comms client received: a gateway forwarding an
+//! upstream's `ResponseValue` or `Response`. The upstream's framing (`Content-Length`,
+//! `Transfer-Encoding`) and hop-by-hop headers described its own connection, not the answer
+//! the gateway sends, so they are left out of it; the rest of its headers are forwarded.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use comms::ResponseValue;
+use comms::http::{HeaderValue, header};
+
+use super::*;
+
+#[service_client(
+    base_url = "http://127.0.0.1:9",
+    service_id = "gateway",
+    secret_env = "COMMS_TEST_FORWARDING_UPSTREAM_SECRET"
+)]
+pub trait Upstream {
+    #[get("/users")]
+    async fn users(&self) -> Result<ResponseValue<Vec<u64>>, Error>;
+
+    #[get("/raw")]
+    async fn raw(&self) -> Result<comms::Response, Error>;
+}
+
+#[service_client(
+    base_url = "http://127.0.0.1:9",
+    service_id = "billing",
+    secret_env = "COMMS_TEST_FORWARDING_GATEWAY_SECRET"
+)]
+pub trait Gateway {
+    #[get("/users")]
+    async fn users(&self) -> Result<ResponseValue<Vec<u64>>, Error>;
+
+    #[get("/raw")]
+    async fn raw(&self) -> Result<comms::Response, Error>;
+
+    #[get("/framed")]
+    async fn framed(&self) -> Result<ResponseValue<String>, Error>;
+}
+
+#[derive(Clone)]
+struct GatewayImpl {
+    upstream: UpstreamClient,
+}
+
+impl Gateway for GatewayImpl {
+    async fn users(&self) -> Result<ResponseValue<Vec<u64>>, Error> {
+        self.upstream.users().await
+    }
+
+    async fn raw(&self) -> Result<comms::Response, Error> {
+        self.upstream.raw().await
+    }
+
+    async fn framed(&self) -> Result<ResponseValue<String>, Error> {
+        Ok(ResponseValue::new("hello".to_owned())
+            .with_header(header::CONTENT_LENGTH, HeaderValue::from_static("100"))
+            .with_header(header::CONNECTION, HeaderValue::from_static("x-hop"))
+            .with_header(
+                header::HeaderName::from_static("x-hop"),
+                HeaderValue::from_static("1"),
+            )
+            .with_header(
+                header::HeaderName::from_static("x-kept"),
+                HeaderValue::from_static("2"),
+            ))
+    }
+}
+
+/// A body in two chunks, which hyper sends with `Transfer-Encoding: chunked`.
+struct TwoChunks(Vec<&'static str>);
+
+impl futures_core::Stream for TwoChunks {
+    type Item = Result<bytes::Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let next = (!self.0.is_empty()).then(|| self.0.remove(0));
+        Poll::Ready(next.map(|chunk| Ok(bytes::Bytes::from_static(chunk.as_bytes()))))
+    }
+}
+
+/// A gateway's client, the gateway (a generated server) and its upstream, a plain axum service
+/// answering pretty-printed JSON (so the gateway's own serialization is shorter) and a chunked
+/// body.
+async fn gateway() -> GatewayClient {
+    use axum::routing::get;
+    let upstream = axum::Router::new()
+        .route(
+            "/users",
+            get(|| async {
+                (
+                    [
+                        ("content-type", "application/json"),
+                        ("link", "</users?page=2>; rel=\"next\""),
+                    ],
+                    "[\n  1,\n  2\n]",
+                )
+            }),
+        )
+        .route(
+            "/raw",
+            get(|| async {
+                (
+                    [("x-upstream", "yes")],
+                    axum::body::Body::from_stream(TwoChunks(vec!["hello ", "world"])),
+                )
+            }),
+        );
+    let upstream: UpstreamClient = comms_tests::plain_client(&serve(upstream).await, "unused");
+    let router = GatewayServer::new(GatewayImpl { upstream })
+        .verifier(Verifier::new().service("billing", SECRET))
+        .into_router();
+    comms_tests::plain_client(&serve(router).await, SECRET)
+}
+
+#[tokio::test]
+async fn a_received_response_value_is_answered_with_its_headers_but_its_own_framing() {
+    let gateway = gateway().await;
+    let got = tokio::time::timeout(Duration::from_secs(5), gateway.users())
+        .await
+        .expect("answered in time")
+        .expect("the forwarded value");
+    assert_eq!(*got, [1, 2]);
+    assert_eq!(got.headers()["link"], "</users?page=2>; rel=\"next\"");
+    // The gateway's body, `[1,2]`, framed as itself, not as the upstream's 14 bytes.
+    assert_eq!(got.headers()["content-length"], "5");
+}
+
+#[tokio::test]
+async fn a_received_chunked_response_is_answered_whole() {
+    let gateway = gateway().await;
+    let got = tokio::time::timeout(Duration::from_secs(5), gateway.raw())
+        .await
+        .expect("answered in time")
+        .expect("the forwarded response");
+    assert_eq!(got.bytes().as_ref(), b"hello world");
+    assert_eq!(got.headers()["x-upstream"], "yes");
+    assert_eq!(got.headers()["content-length"], "11");
+    assert!(got.headers().get("transfer-encoding").is_none());
+}
+
+#[tokio::test]
+async fn a_method_s_framing_and_hop_by_hop_headers_are_not_answered() {
+    let gateway = gateway().await;
+    let got = tokio::time::timeout(Duration::from_secs(5), gateway.framed())
+        .await
+        .expect("answered in time")
+        .expect("the answer");
+    assert_eq!(*got, "hello");
+    assert_eq!(got.headers()["content-length"], "7");
+    assert_eq!(got.headers()["x-kept"], "2");
+    // `Connection` named `x-hop` as the connection's own: neither is answered.
+    assert!(got.headers().get("x-hop").is_none());
+    assert!(got.headers().get("connection").is_none());
+}
