@@ -155,6 +155,10 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
             /// a `/` method at `/prefix` alone, where clients send `/prefix/`). A `VerifyLayer`
             /// may sit in front of it, with the same verifier or another.
             ///
+            /// A route may have a literal segment starting with `:` or `*`
+            /// (`/jobs/<id>/:cancel`): the router is built `without_v07_checks()`, and a
+            /// router it is merged into needs the same, or axum refuses the segment.
+            ///
             /// # Panics
             ///
             /// When a query key could fill two arguments of a method: a `#[query(flatten)]`
@@ -166,7 +170,9 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
             {
                 let settings = ::std::sync::Arc::new(self.settings);
                 let service = self.service;
-                let router = ::comms::__private::server::Router::new();
+                // A literal segment starting with `:` or `*` is a valid route (`/jobs/<id>/:cancel`),
+                // which axum would take for its 0.7 syntax and refuse.
+                let router = ::comms::__private::server::Router::new().without_v07_checks();
                 #(#routes)*
                 router
             }

@@ -25,6 +25,13 @@ pub trait Accounts {
 
     #[get("/")]
     async fn root(&self) -> Result<String, Error>;
+
+    /// Literal segments starting with `:` and `*`, which axum's 0.7 path syntax would claim.
+    #[post("/accounts/<id>/:freeze")]
+    async fn freeze(&self, id: u32) -> Result<String, Error>;
+
+    #[get("/accounts/*")]
+    async fn every(&self) -> Result<String, Error>;
 }
 
 #[derive(Clone)]
@@ -50,6 +57,14 @@ impl Accounts for AccountsImpl {
     async fn root(&self) -> Result<String, Error> {
         Ok(comms::server::caller().service_id().to_owned())
     }
+
+    async fn freeze(&self, id: u32) -> Result<String, Error> {
+        Ok(format!("froze {id}"))
+    }
+
+    async fn every(&self) -> Result<String, Error> {
+        Ok("every".to_owned())
+    }
 }
 
 fn accounts(verifier: Verifier) -> axum::Router {
@@ -66,6 +81,20 @@ async fn parameters_named_otherwise_at_one_place_of_two_routes_are_served() {
     assert_eq!(client.close(4).await.unwrap(), 1004);
     assert_eq!(client.file(5, "a/b").await.unwrap(), "get 5 a/b");
     assert_eq!(client.put_file(6, "c").await.unwrap(), "put 6 c");
+}
+
+#[tokio::test]
+async fn literal_segments_starting_with_a_colon_or_a_star_are_served() {
+    let url = serve(accounts(Verifier::new().service("billing", SECRET))).await;
+    let client: AccountsClient = comms_tests::plain_client(&url, SECRET);
+    assert_eq!(client.freeze(4).await.unwrap(), "froze 4");
+    assert_eq!(client.every().await.unwrap(), "every");
+    // Literal: another name at that place is not the route.
+    let other = client
+        .executor()
+        .execute(Call::post("/accounts/4/freeze"))
+        .await;
+    assert_eq!(other.unwrap_err().status().map(|s| s.as_u16()), Some(404));
 }
 
 #[tokio::test]
