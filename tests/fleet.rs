@@ -363,6 +363,118 @@ async fn replicas_open_and_close_their_breakers_together() {
     assert_eq!(server.count(), 5);
 }
 
+/// Has Redis close every client connection but subscribers' (what its `timeout` does to an
+/// idle one, or a restart to all).
+async fn close_connections(url: &str) {
+    let killed = redis_command(url, &["CLIENT", "KILL", "TYPE", "normal"]).await;
+    assert!(killed.starts_with(':'), "CLIENT KILL answered {killed}");
+}
+
+#[tokio::test]
+async fn a_check_after_redis_closed_the_stores_connection_is_answered() {
+    let redis = redis_or_skip!();
+    let store = RedisNonceStore::new(&redis.url())
+        .unwrap()
+        .namespace("closed");
+    assert!(fresh_in(&store, &fresh_nonce(1)).await);
+    close_connections(&redis.url()).await;
+    // The first command finds the connection closed; it is made again on a new one, so a
+    // genuine request is not refused while Redis is up.
+    let later = SystemTime::now() + Duration::from_secs(301);
+    let result = store
+        .check_and_insert("billing", &fresh_nonce(2), SystemTime::now(), later)
+        .await;
+    assert!(
+        matches!(result, Ok(true)),
+        "a fresh nonce with Redis up: {:?}",
+        result.map_err(|e| e.to_string())
+    );
+    // And a replay is still one.
+    let nonce = fresh_nonce(3);
+    assert!(fresh_in(&store, &nonce).await);
+    close_connections(&redis.url()).await;
+    assert!(
+        !fresh_in(&store, &nonce).await,
+        "a replay after the connection closed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transition_after_redis_closed_the_publishing_connection_reaches_the_others() {
+    let redis = redis_or_skip!();
+    let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flag = failing.clone();
+    let server = TestServer::start(move |_, _| {
+        if flag.load(std::sync::atomic::Ordering::SeqCst) {
+            Reply::status(503)
+        } else {
+            Reply::status(200)
+        }
+    })
+    .await;
+    let sync_a = share_breakers(&redis.url(), "publisher-closed").unwrap();
+    let sync_b = share_breakers(&redis.url(), "publisher-closed").unwrap();
+    wait_for("both replicas to subscribe", || {
+        sync_a.is_connected() && sync_b.is_connected()
+    })
+    .await;
+    let a = caller(&server.url(), sync_a.clone());
+    let b = caller(&server.url(), sync_b.clone());
+    // a opens, b follows, then a's probe closes both: a's publishing connection is made.
+    for _ in 0..3 {
+        assert!(a.execute(Call::get("/x")).await.is_err());
+    }
+    wait_for("b to open", || {
+        b.circuit_state() == Some(CircuitState::Open)
+    })
+    .await;
+    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(550)).await;
+    a.execute(Call::get("/x")).await.expect("a's probe");
+    wait_for("b to close", || {
+        b.circuit_state() == Some(CircuitState::Closed)
+    })
+    .await;
+    // Redis closes it while it is idle; the next transition still reaches b.
+    close_connections(&redis.url()).await;
+    assert!(sync_a.is_connected() && sync_b.is_connected());
+    failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..3 {
+        assert!(a.execute(Call::get("/x")).await.is_err());
+    }
+    assert_eq!(a.circuit_state(), Some(CircuitState::Open));
+    wait_for("b to open again", || {
+        b.circuit_state() == Some(CircuitState::Open)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_long_outage_a_later_blip_is_recovered_from_at_once() {
+    let mut redis = redis_or_skip!();
+    let sync = share_breakers(&redis.url(), "backoff").unwrap();
+    wait_for("the subscription", || sync.is_connected()).await;
+    // Long enough for the waits between attempts to grow to their longest, 5 s.
+    redis.kill();
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    redis.restart().await;
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while !sync.is_connected() {
+        assert!(Instant::now() < deadline, "never subscribed again");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // A blip: the subscription, up again, starts its waits afresh.
+    redis.restart().await;
+    wait_for("the blip to be noticed", || !sync.is_connected()).await;
+    let started = Instant::now();
+    wait_for("the subscription again", || sync.is_connected()).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "deaf for {:?} after a blip",
+        started.elapsed()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn breakers_work_alone_when_redis_dies() {
     let mut redis = redis_or_skip!();

@@ -18,6 +18,13 @@
 //!   down). That memory records every nonce the replica accepts, through Redis or not, and is
 //!   consulted before Redis, so a nonce accepted before an outage is still refused during it,
 //!   and one accepted during it is still refused after, though Redis never saw it.
+//!
+//!   Redis remembers the nonces only as long as it keeps its data. Restarted without
+//!   persistence, or failed over to a replica the latest writes had not reached, it has
+//!   forgotten those of the last skew window, and a request captured in that window is
+//!   accepted again (under [`LocalOnly`](WhenUnavailable::LocalOnly), by every replica but the
+//!   one that accepted it first). Where that matters, run Redis with its append-only file
+//!   (`appendonly yes`; with `appendfsync always`, no acknowledged nonce is lost).
 //! - **Breakers.** [`share_breakers`] publishes each local open (with its open-until time) and
 //!   close on a Redis channel and applies the other replicas' transitions, so replicas open
 //!   together and close together after one successful probe. A remote open holds a breaker
@@ -131,7 +138,17 @@ impl Conn {
             if !fresh {
                 reused.store(number, Ordering::Relaxed);
             }
-            cmd.query_async::<T>(&mut connection).await
+            let first = cmd.query_async::<T>(&mut connection).await;
+            match first {
+                // Redis closed the connection while it was idle (its `timeout`, a restart, a
+                // failover): the manager reports that to the command that finds it, then
+                // reconnects, and that command is made once more on the new connection. A
+                // command whose reply alone was lost is then made twice: harmless for the
+                // commands sent here (`SET NX` answers "seen", refusing; a transition is
+                // published twice, which replicas apply once).
+                Err(e) if e.is_connection_dropped() => cmd.query_async::<T>(&mut connection).await,
+                other => other,
+            }
         };
         let result = tokio::time::timeout(self.timeout, run).await;
         let timed_out = match &result {
@@ -370,15 +387,21 @@ async fn publish(
 }
 
 async fn subscribe(client: redis::Client, channel: String, sender: u64, link: Weak<Link>) {
-    let mut backoff = Duration::from_millis(100);
+    const FIRST_WAIT: Duration = Duration::from_millis(100);
+    let mut backoff = FIRST_WAIT;
     loop {
         let Some(strong) = link.upgrade() else { return };
         drop(strong);
         match listen(&client, &channel, sender, &link).await {
             Ok(()) => return,
             Err(e) => {
-                if let Some(l) = link.upgrade() {
-                    l.connected.store(false, Ordering::Release);
+                // A subscription that was up and then lost starts waiting afresh: an outage
+                // long ago does not leave the next blip deaf for the longest wait.
+                let was_connected = link
+                    .upgrade()
+                    .is_some_and(|l| l.connected.swap(false, Ordering::AcqRel));
+                if was_connected {
+                    backoff = FIRST_WAIT;
                 }
                 tracing::debug!(error = %e, "breaker channel lost; reconnecting");
                 tokio::time::sleep(backoff).await;
