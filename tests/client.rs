@@ -225,7 +225,8 @@ async fn path_values_cannot_change_the_route() {
 async fn header_injection_is_refused_before_sending() {
     let server = TestServer::start(echo_user).await;
     let users = client(&server);
-    for bad in ["a\r\nX-Evil: 1", "a\nb", "a\rb"] {
+    // White space at either end would arrive stripped, the value changed in transit.
+    for bad in ["a\r\nX-Evil: 1", "a\nb", "a\rb", " a", "a\t", " "] {
         let err = users.me(bad, None).await.unwrap_err();
         assert!(matches!(err, Error::Encode { .. }), "{bad:?}: {err}");
         let err = users.me("ok", Some(bad.into())).await.unwrap_err();

@@ -236,7 +236,8 @@ impl Call {
     /// of the one a JSON or raw body sets ([`Call::json`], [`Call::body`]), whether the body is
     /// set before or after it; a form or multipart body's is its own (a multipart one's names
     /// its boundary), and giving one beside it is an [`Error::Encode`] at execution. A name or
-    /// value that HTTP cannot carry (a line break, say), or a name comms sets itself (the
+    /// value that HTTP cannot carry (a line break, say, or white space at either end, which a
+    /// receiver strips), or a name comms sets itself (the
     /// signature's headers, `Host`, `Content-Length`, `Transfer-Encoding`), is an
     /// [`Error::Encode`] at execution.
     pub fn header(mut self, name: &str, value: impl Display) -> Call {
@@ -263,8 +264,8 @@ impl Call {
                 "`{name}` is not a valid header name"
             ))),
             Err(Refusal::Value(name)) => self.fail(Error::encode(format!(
-                "the value of header `{name}` has a character HTTP headers cannot carry \
-                 (a line break or control character)"
+                "the value of header `{name}` cannot be sent as it is: it has a line break or \
+                 control character, or white space at either end, which the receiver strips"
             ))),
         }
         self

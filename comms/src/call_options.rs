@@ -95,7 +95,8 @@ impl CallOptions {
             )),
             Err(Refusal::Name) => self.refuse(format!("`{name}` is not a valid header name")),
             Err(Refusal::Value(name)) => self.refuse(format!(
-                "the value of `{name}` has a character HTTP headers cannot carry"
+                "the value of `{name}` has a line break or control character, or white space \
+                 at either end, which the receiver strips"
             )),
         }
         self

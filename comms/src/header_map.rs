@@ -10,7 +10,8 @@ pub(crate) enum Refusal {
     Name,
     /// The name is one the caller does not accept (comms sets it, say).
     Refused(HeaderName),
-    /// The value has a character a header cannot carry (a line break, a control character).
+    /// The value cannot travel as it is: it has a character a header cannot carry (a line
+    /// break, a control character), or white space at either end, which the receiver strips.
     Value(HeaderName),
 }
 
@@ -24,6 +25,10 @@ pub(crate) fn checked(
     let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| Refusal::Name)?;
     if refused(&name) {
         return Err(Refusal::Refused(name));
+    }
+    let padded = |v: &str| v.starts_with([' ', '\t']) || v.ends_with([' ', '\t']);
+    if padded(&value) {
+        return Err(Refusal::Value(name));
     }
     match HeaderValue::try_from(value) {
         Ok(value) => Ok((name, value)),
@@ -97,6 +102,19 @@ pub(crate) fn laid_over(base: &HeaderMap, over: &HeaderMap) -> HeaderMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_that_would_not_arrive_as_it_is_is_refused() {
+        let none = |_: &HeaderName| false;
+        for bad in [" a", "a ", "\ta", "a\t", " ", "a\nb", "a\0b"] {
+            let refused = checked("x-note", bad.to_owned(), none);
+            assert!(matches!(refused, Err(Refusal::Value(_))), "{bad:?}");
+        }
+        for good in ["", "a", "a b", "a\tb", "é"] {
+            let (_, value) = checked("x-note", good.to_owned(), none).ok().unwrap();
+            assert_eq!(value.as_bytes(), good.as_bytes());
+        }
+    }
 
     #[test]
     fn a_name_laid_over_replaces_all_its_values_and_keeps_its_own() {

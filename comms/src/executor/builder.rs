@@ -292,7 +292,10 @@ impl ExecutorBuilder {
                         "is set by comms itself, belongs to one call or is hop-by-hop, and cannot \
                          be a default header"
                     }
-                    Refusal::Value(_) => "has a value HTTP headers cannot carry",
+                    Refusal::Value(_) => {
+                        "has a value HTTP headers cannot carry as it is (a line break or control \
+                         character, or white space at either end)"
+                    }
                 })
             })?;
             default_headers.insert(name, value);
