@@ -3,6 +3,7 @@
 //! form body and a multipart body. A value that does not parse back is a 400 naming the
 //! argument (a body of another type, a 415), and the method never runs.
 
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -718,6 +719,95 @@ async fn an_empty_vec_without_a_default_is_a_400_that_says_what_to_add() {
     let message = err.message().unwrap_or_default();
     assert!(
         message.contains("missing field `tag`") && message.contains("#[serde(default)]"),
+        "{message}"
+    );
+}
+
+/// Repeated query values in every collection the client sends one from.
+#[service_client(
+    base_url = "http://127.0.0.1:9",
+    service_id = "billing",
+    secret_env = "COMMS_TEST_SHAPES_SERVED_SECRET"
+)]
+pub trait Collections {
+    #[get("/collections")]
+    async fn collections(
+        &self,
+        #[query] tag: BTreeSet<String>,
+        #[query] id: &HashSet<u32>,
+        #[query] word: VecDeque<&str>,
+        #[query] near: &BTreeSet<&str>,
+        #[query] pair: [u8; 2],
+        #[query] names: &[&str; 2],
+    ) -> Result<Vec<String>, Error>;
+}
+
+#[derive(Clone)]
+struct CollectionsImpl;
+
+impl Collections for CollectionsImpl {
+    async fn collections(
+        &self,
+        tag: BTreeSet<String>,
+        id: &HashSet<u32>,
+        word: VecDeque<&str>,
+        near: &BTreeSet<&str>,
+        pair: [u8; 2],
+        names: &[&str; 2],
+    ) -> Result<Vec<String>, Error> {
+        let mut ids: Vec<u32> = id.iter().copied().collect();
+        ids.sort_unstable();
+        Ok(vec![
+            format!("{tag:?}"),
+            format!("{ids:?}"),
+            format!("{word:?}"),
+            format!("{near:?}"),
+            format!("{pair:?}"),
+            format!("{names:?}"),
+        ])
+    }
+}
+
+#[tokio::test]
+async fn repeated_query_values_round_trip_into_every_collection() {
+    let router = CollectionsServer::new(CollectionsImpl)
+        .verifier(Verifier::new().service("billing", SECRET))
+        .into_router();
+    let client: CollectionsClient = comms_tests::plain_client(&serve(router).await, SECRET);
+    let tag: BTreeSet<String> = ["b".into(), "a".into()].into();
+    let id: HashSet<u32> = [3, 1, 2].into();
+    let word: VecDeque<&str> = ["x", "y", "x"].into();
+    let near: BTreeSet<&str> = ["q"].into();
+    let got = client
+        .collections(tag, &id, word, &near, [7, 8], &["p", "r"])
+        .await
+        .unwrap();
+    assert_eq!(
+        got,
+        [
+            r#"{"a", "b"}"#,
+            "[1, 2, 3]",
+            r#"["x", "y", "x"]"#,
+            r#"{"q"}"#,
+            "[7, 8]",
+            r#"["p", "r"]"#,
+        ]
+    );
+    // An array takes exactly its length of values.
+    let one_pair = Call::get("/collections")
+        .query("tag", "a")
+        .query("id", 1)
+        .query("word", "x")
+        .query("near", "q")
+        .query("pair", 7)
+        .query("names", "p")
+        .query("names", "r");
+    let Error::BadRequest(err) = client.executor().execute(one_pair).await.unwrap_err() else {
+        panic!("a 400");
+    };
+    let message = err.message().unwrap_or_default();
+    assert!(
+        message.contains("`pair` takes 2 values; the request has 1"),
         "{message}"
     );
 }

@@ -466,10 +466,27 @@ fn parse_arg(
             Shape::Repeated => {
                 let item = inner(ty).unwrap_or(ty);
                 let owned = owned(item);
-                let value = quote_spanned!(span=>
-                    ::comms::__private::server::query_all::<#owned>(&#incoming, #name)
-                );
-                (value, Pass::for_items(ty, item))
+                let (into, pass) = Pass::for_items(ty, item);
+                let value = match into {
+                    Into::Collection(collection) => quote_spanned!(span=>
+                        ::comms::__private::server::query_all::<#collection, #owned>(
+                            &#incoming, #name
+                        )
+                    ),
+                    Into::Array(len) => {
+                        // A literal or a constant's name as it is; braces around anything else.
+                        let len = match len {
+                            syn::Expr::Lit(_) | syn::Expr::Path(_) => quote!(#len),
+                            other => quote!({ #other }),
+                        };
+                        quote_spanned!(span=>
+                            ::comms::__private::server::query_array::<#owned, #len>(
+                                &#incoming, #name
+                            )
+                        )
+                    }
+                };
+                (value, pass)
             }
         },
         ArgKind::QueryFlatten => {
@@ -534,9 +551,25 @@ enum Pass {
     AsDeref,
     /// An `Option<&T>` from an `Option<T>`.
     AsRef,
-    /// Items borrowed from a `Vec` of owned ones: a `Vec<&str>` from a `Vec<String>` (`str`),
-    /// a `Vec<&T>` from a `Vec<T>`; itself borrowed (`by_ref`) for a `&[&str]` argument.
-    Items { str: bool, by_ref: bool },
+    /// Items borrowed from a collection of owned ones, collected `into` the declared one: a
+    /// `Vec<&str>` or a `BTreeSet<&str>` from a `Vec<String>` (`str`), a `Vec<&T>` from a
+    /// `Vec<T>`; itself borrowed (`by_ref`) for a `&[&str]` argument.
+    Items {
+        str: bool,
+        by_ref: bool,
+        into: TokenStream,
+    },
+    /// Items borrowed from an array of owned ones: `[&str; N]` from `[String; N]` (`str`),
+    /// `[&T; N]` from `[T; N]`; itself borrowed (`by_ref`) for a `&[&str; N]` argument.
+    ArrayItems { str: bool, by_ref: bool },
+}
+
+/// What a repeated query value's items are parsed into.
+enum Into {
+    /// A collection of owned items (`Vec<T>`, `BTreeSet<T>`, ..).
+    Collection(TokenStream),
+    /// An array of owned items, of this length.
+    Array(syn::Expr),
 }
 
 impl Pass {
@@ -560,14 +593,47 @@ impl Pass {
         }
     }
 
-    /// For a repeated argument declared as `ty` (a `Vec` or a slice reference) of `item`s.
-    fn for_items(ty: &Type, item: &Type) -> Pass {
-        match item {
-            Type::Reference(r) => Pass::Items {
-                str: is_str(&r.elem),
-                by_ref: matches!(ty, Type::Reference(_)),
-            },
-            _ => Pass::for_type(ty),
+    /// For a repeated argument declared as `ty` of `item`s (a `Vec`, `VecDeque`, `BTreeSet`
+    /// or `HashSet`, a slice or an array, or a reference to one): what its items are parsed
+    /// into, owned, and how they are passed.
+    fn for_items(ty: &Type, item: &Type) -> (Into, Pass) {
+        let by_ref = matches!(ty, Type::Reference(_));
+        let declared = match ty {
+            Type::Reference(r) => &*r.elem,
+            other => other,
+        };
+        let owned_item = owned(item);
+        let borrowed = match item {
+            Type::Reference(r) => Some(is_str(&r.elem)),
+            _ => None,
+        };
+        match (declared, borrowed) {
+            (Type::Array(array), None) => (Into::Array(array.len.clone()), Pass::for_type(ty)),
+            (Type::Array(array), Some(str)) => (
+                Into::Array(array.len.clone()),
+                Pass::ArrayItems { str, by_ref },
+            ),
+            (Type::Slice(_), None) => (
+                Into::Collection(quote!(::std::vec::Vec<#owned_item>)),
+                Pass::for_type(ty),
+            ),
+            (Type::Slice(_), Some(str)) => (
+                Into::Collection(quote!(::std::vec::Vec<#owned_item>)),
+                Pass::Items {
+                    str,
+                    by_ref,
+                    into: quote!(::std::vec::Vec<_>),
+                },
+            ),
+            (_, None) => (Into::Collection(quote!(#declared)), Pass::for_type(ty)),
+            (_, Some(str)) => (
+                Into::Collection(quote!(::std::vec::Vec<#owned_item>)),
+                Pass::Items {
+                    str,
+                    by_ref,
+                    into: quote!(#declared),
+                },
+            ),
         }
     }
 
@@ -577,13 +643,21 @@ impl Pass {
             Pass::Ref => quote!(&#var),
             Pass::AsDeref => quote!(#var.as_deref()),
             Pass::AsRef => quote!(#var.as_ref()),
-            Pass::Items { str, by_ref } => {
+            Pass::Items { str, by_ref, into } => {
                 let items = if *str {
                     quote!(#var.iter().map(::std::string::String::as_str))
                 } else {
                     quote!(#var.iter())
                 };
-                let items = quote!(::core::iter::Iterator::collect::<::std::vec::Vec<_>>(#items));
+                let items = quote!(::core::iter::Iterator::collect::<#into>(#items));
+                if *by_ref { quote!(&#items) } else { items }
+            }
+            Pass::ArrayItems { str, by_ref } => {
+                let items = if *str {
+                    quote!(#var.each_ref().map(::std::string::String::as_str))
+                } else {
+                    quote!(#var.each_ref())
+                };
                 if *by_ref { quote!(&#items) } else { items }
             }
         }
@@ -628,13 +702,13 @@ fn is_str(ty: &Type) -> bool {
     matches!(ty, Type::Path(p) if p.qself.is_none() && p.path.is_ident("str"))
 }
 
-/// The item type of `Option<T>`, `Vec<T>` (`T`) or `&[T]` (`T`).
+/// The item type of `Option<T>`, `Vec<T>` and the other collections (`T`), `[T]` or `[T; N]`
+/// (`T`), or a reference to one.
 fn inner(ty: &Type) -> Option<&Type> {
     match ty {
-        Type::Reference(r) => match &*r.elem {
-            Type::Slice(slice) => Some(&slice.elem),
-            elem => inner(elem),
-        },
+        Type::Reference(r) => inner(&r.elem),
+        Type::Slice(slice) => Some(&slice.elem),
+        Type::Array(array) => Some(&array.elem),
         Type::Path(_) => ast::generic_arg(ty),
         _ => None,
     }

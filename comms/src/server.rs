@@ -172,11 +172,29 @@ pub fn query_opt<T: FromStrArg>(incoming: &Incoming, name: &str) -> Result<Optio
 
 /// Parses every value of query parameter `name`.
 #[doc(hidden)]
-pub fn query_all<T: FromStrArg>(incoming: &Incoming, name: &str) -> Result<Vec<T>, Rejection> {
+pub fn query_all<C: FromIterator<T>, T: FromStrArg>(
+    incoming: &Incoming,
+    name: &str,
+) -> Result<C, Rejection> {
     query_values(incoming, name)?
         .iter()
         .map(|value| parse_query(name, value))
         .collect()
+}
+
+/// Parses every value of query key `name` into an array of `N`: 400 for another count.
+#[doc(hidden)]
+pub fn query_array<T: FromStrArg, const N: usize>(
+    incoming: &Incoming,
+    name: &str,
+) -> Result<[T; N], Rejection> {
+    let values: Vec<T> = query_all(incoming, name)?;
+    let count = values.len();
+    <[T; N]>::try_from(values).map_err(|_| {
+        Rejection::bad(format_args!(
+            "query parameter `{name}` takes {N} values; the request has {count}"
+        ))
+    })
 }
 
 /// Parses header `name`, if present (once).
