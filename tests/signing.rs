@@ -243,7 +243,7 @@ async fn rfc9421_signatures_recomputed_from_the_wire() {
             .query("z", "1")
             .query("a", "x y")
             .query("a", "+")
-            .header("X-Tenant", "  acme ")
+            .header("X-Tenant", "acme  corp")
             .header("x-request-id", "r-1")
             .json(&serde_json::json!({"item": "abc", "qty": 2})),
     )
