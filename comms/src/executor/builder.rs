@@ -149,6 +149,11 @@ impl ExecutorBuilder {
 
     /// Shares this target's breaker state with the other replicas of this service (see
     /// [`BreakerSync`]).
+    ///
+    /// The sync is part of what the breaker is shared by: clients of one target with the same
+    /// configuration share a breaker when they are given the same sync, or none. Give every
+    /// client of a target in the process the same sync, or one that has none keeps calling a
+    /// target the others have found dead.
     pub fn breaker_sync(mut self, sync: BreakerSync) -> Self {
         self.breaker_sync = Some(sync);
         self
