@@ -37,26 +37,19 @@ pub(crate) fn checked(
 }
 
 /// Whether a received response's header belongs to the connection it came on rather than to
-/// the message: its framing (`Content-Length`, `Transfer-Encoding`) and the hop-by-hop headers
-/// (RFC 9110 §7.6.1). A server answering with a response it received (a gateway forwarding an
-/// upstream's answer) sets these for its own connection and body.
+/// the message: `Transfer-Encoding` and the hop-by-hop headers (RFC 9110 §7.6.1). A server
+/// answering with a response it received (a gateway passing on an upstream's answer) sets
+/// these for its own connection. (`Content-Length` is framing too, but still means the size of
+/// the resource in the answer to a HEAD: whoever knows the request decides.)
 fn is_connection_header(name: &HeaderName) -> bool {
-    use http::header::{CONNECTION, CONTENT_LENGTH, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
-    [
-        &CONTENT_LENGTH,
-        &TRANSFER_ENCODING,
-        &CONNECTION,
-        &TE,
-        &TRAILER,
-        &UPGRADE,
-    ]
-    .contains(&name)
+    use http::header::{CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+    [&TRANSFER_ENCODING, &CONNECTION, &TE, &TRAILER, &UPGRADE].contains(&name)
         || name == "keep-alive"
         || name == "proxy-connection"
 }
 
-/// Removes from `headers` what belongs to the connection a response came on (see
-/// [`is_connection_header`]), and the headers its `Connection` header names.
+/// Removes from a received response's `headers` what belonged to the connection it came on
+/// (see [`is_connection_header`]), and the headers its `Connection` header names.
 pub(crate) fn remove_connection_headers(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(http::header::CONNECTION)

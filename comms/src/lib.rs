@@ -264,13 +264,13 @@ pub mod __private {
     ) -> Result<crate::ResponseValue<T>, Error> {
         let value = response.json()?;
         let (status, headers, _) = response.into_parts();
-        Ok(crate::ResponseValue::from_parts(status, headers, value))
+        Ok(crate::ResponseValue::received(status, headers, value))
     }
 
     /// Keeps the status and headers, ignoring the body.
     pub fn decode_value_unit(response: Response) -> Result<crate::ResponseValue<()>, Error> {
         let (status, headers, _) = response.into_parts();
-        Ok(crate::ResponseValue::from_parts(status, headers, ()))
+        Ok(crate::ResponseValue::received(status, headers, ()))
     }
 
     /// What a method's return type must be when the user's scope says what it names: an alias

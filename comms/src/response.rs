@@ -119,16 +119,24 @@ impl Response {
 
     /// The response as an `http` response, for a server to send: status, headers and body.
     ///
-    /// A received response's framing and hop-by-hop headers (`Content-Length`,
-    /// `Transfer-Encoding`, `Connection` and those it names, `Keep-Alive`, `TE`, `Trailer`,
-    /// `Upgrade`) described the connection it came on, so they are left out: the server sending
-    /// it frames the body for its own connection. That makes a received response one a gateway
-    /// can answer with as it is.
+    /// A received response's framing and hop-by-hop headers (`Transfer-Encoding`, `Connection`
+    /// and those it names, `Keep-Alive`, `TE`, `Trailer`, `Upgrade`, and `Content-Length` but
+    /// in the answer to a HEAD) described the connection it came on, so they are left out: the
+    /// server sending it frames the body for its own connection. That makes a received response
+    /// one a gateway can answer with as it is. A built response is sent with the headers it
+    /// was built with.
     pub fn into_http(self) -> http::Response<Bytes> {
+        let received_head = self.method() == Some(&Method::HEAD);
+        let received = self.request.is_some();
         let mut response = http::Response::new(self.body);
         *response.status_mut() = self.status;
         *response.headers_mut() = self.headers;
-        crate::header_map::remove_connection_headers(response.headers_mut());
+        if received {
+            crate::header_map::remove_connection_headers(response.headers_mut());
+            if !received_head {
+                response.headers_mut().remove(CONTENT_LENGTH);
+            }
+        }
         response
     }
 
@@ -333,17 +341,31 @@ mod tests {
             headers.insert(name, HeaderValue::from_static(value));
         }
         let url = reqwest::Url::parse("http://a.test/x").unwrap();
-        let received = Response::new(
-            StatusCode::OK,
-            headers,
-            Bytes::from("hello"),
-            Method::GET,
-            url,
-        );
-        let http = received.into_http();
-        let names: Vec<&str> = http.headers().keys().map(HeaderName::as_str).collect();
-        assert_eq!(names, ["x-kept"]);
+        let received = |method| {
+            Response::new(
+                StatusCode::OK,
+                headers.clone(),
+                Bytes::from("hello"),
+                method,
+                url.clone(),
+            )
+            .into_http()
+        };
+        let names = |http: &http::Response<Bytes>| -> Vec<String> {
+            http.headers().keys().map(HeaderName::to_string).collect()
+        };
+        let http = received(Method::GET);
+        assert_eq!(names(&http), ["x-kept"]);
         assert_eq!(http.body().as_ref(), b"hello");
+        // In the answer to a HEAD, the length is the resource's.
+        assert_eq!(names(&received(Method::HEAD)), ["content-length", "x-kept"]);
+        // A built response keeps what it was built with.
+        let built = Response::builder(StatusCode::OK)
+            .header("connection", "close")
+            .build()
+            .unwrap()
+            .into_http();
+        assert_eq!(built.headers()["connection"], "close");
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub struct ResponseValue<T> {
     status: StatusCode,
     headers: HeaderMap,
     value: T,
+    /// Whether it was received (its headers came with a connection), not made.
+    received: bool,
 }
 
 impl<T> ResponseValue<T> {
@@ -48,6 +50,7 @@ impl<T> ResponseValue<T> {
             status: StatusCode::OK,
             headers: HeaderMap::new(),
             value,
+            received: false,
         }
     }
 
@@ -57,7 +60,21 @@ impl<T> ResponseValue<T> {
             status,
             headers,
             value,
+            received: false,
         }
+    }
+
+    /// A value decoded from a received response, with its status and headers.
+    pub(crate) fn received(status: StatusCode, headers: HeaderMap, value: T) -> ResponseValue<T> {
+        ResponseValue {
+            received: true,
+            ..ResponseValue::from_parts(status, headers, value)
+        }
+    }
+
+    /// Whether it was decoded from a received response, rather than made.
+    pub(crate) fn was_received(&self) -> bool {
+        self.received
     }
 
     /// The same value with `status`, a 2xx one: a server method reports a failure as
@@ -71,11 +88,12 @@ impl<T> ResponseValue<T> {
 
     /// The same value with a header added (a value already set for `name` is kept as well).
     ///
-    /// A generated server answers with these headers, except the framing and hop-by-hop ones
-    /// (`Content-Length`, `Transfer-Encoding`, `Connection` and those it names, `Keep-Alive`,
-    /// `TE`, `Trailer`, `Upgrade`), which it sets for the body it serializes and its own
-    /// connection. So a `ResponseValue` received from another service can be answered with as
-    /// it is.
+    /// A generated server answers with these headers, except those that frame a body, which
+    /// it frames itself: `Transfer-Encoding`, and `Content-Length` but in the answer to a HEAD.
+    /// Of a value received from another service, it also leaves out the hop-by-hop headers
+    /// (`Connection` and those it names, `Keep-Alive`, `TE`, `Trailer`, `Upgrade`), which
+    /// described the connection it came on: a method can answer with what it received as it
+    /// is.
     #[must_use]
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> ResponseValue<T> {
         self.headers.append(name, value);

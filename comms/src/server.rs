@@ -322,6 +322,7 @@ pub fn respond_value<T: JsonReturn>(
 ) -> http::Response<Bytes> {
     match result {
         Ok(value) => {
+            let received = value.was_received();
             let (status, headers, value) = value.into_parts();
             // A status that carries no body is sent without one (and without its type).
             let response = if matches!(status.as_u16(), 204 | 205 | 304) {
@@ -329,7 +330,7 @@ pub fn respond_value<T: JsonReturn>(
             } else {
                 respond_json(Ok(value))
             };
-            with_parts(response, status, headers)
+            with_parts(response, status, headers, received)
         }
         Err(e) => served_error(&e),
     }
@@ -342,28 +343,33 @@ pub fn respond_value_unit(
 ) -> http::Response<Bytes> {
     match result {
         Ok(value) => {
+            let received = value.was_received();
             let (status, headers, ()) = value.into_parts();
-            with_parts(http::Response::new(Bytes::new()), status, headers)
+            with_parts(http::Response::new(Bytes::new()), status, headers, received)
         }
         Err(e) => served_error(&e),
     }
 }
 
 /// `response` with `status` and `headers` added (a header of `headers` replaces the
-/// response's own of that name, such as its `Content-Type`), except the framing and hop-by-hop
-/// ones: the body is serialized here, and a `ResponseValue` a method received from another
-/// service and answers with still holds that response's `Content-Length`. A body that failed
-/// to serialize keeps its 500.
+/// response's own of that name, such as its `Content-Type`), but `Transfer-Encoding` (the body
+/// is serialized here), and of `received` headers, those of the connection they came on.
+/// (`handle` leaves out a `Content-Length` but in the answer to a HEAD.) A body that failed to
+/// serialize keeps its 500.
 fn with_parts(
     mut response: http::Response<Bytes>,
     status: StatusCode,
     mut headers: HeaderMap,
+    received: bool,
 ) -> http::Response<Bytes> {
     if response.status() != StatusCode::OK {
         return response;
     }
     *response.status_mut() = status;
-    crate::header_map::remove_connection_headers(&mut headers);
+    headers.remove(http::header::TRANSFER_ENCODING);
+    if received {
+        crate::header_map::remove_connection_headers(&mut headers);
+    }
     crate::header_map::lay_over(response.headers_mut(), &headers);
     response
 }

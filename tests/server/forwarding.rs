@@ -1,7 +1,9 @@
 //! A generated server answering with what a comms client received: a gateway forwarding an
-//! upstream's `ResponseValue` or `Response`. The upstream's framing (`Content-Length`,
-//! `Transfer-Encoding`) and hop-by-hop headers described its own connection, not the answer
-//! the gateway sends, so they are left out of it; the rest of its headers are forwarded.
+//! upstream's `ResponseValue` or `Response`. The upstream's framing (`Content-Length` but for
+//! a HEAD, `Transfer-Encoding`) and hop-by-hop headers described its own connection, not the
+//! answer the gateway sends, so they are left out of it; the rest of its headers are
+//! forwarded. A method's own answer keeps its hop-by-hop headers, but not a framing that does
+//! not fit its body.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -23,6 +25,9 @@ pub trait Upstream {
 
     #[get("/raw")]
     async fn raw(&self) -> Result<comms::Response, Error>;
+
+    #[head("/file")]
+    async fn stat(&self) -> Result<comms::Response, Error>;
 }
 
 #[service_client(
@@ -36,6 +41,9 @@ pub trait Gateway {
 
     #[get("/raw")]
     async fn raw(&self) -> Result<comms::Response, Error>;
+
+    #[head("/file")]
+    async fn stat(&self) -> Result<comms::Response, Error>;
 
     #[get("/framed")]
     async fn framed(&self) -> Result<ResponseValue<String>, Error>;
@@ -55,14 +63,18 @@ impl Gateway for GatewayImpl {
         self.upstream.raw().await
     }
 
+    async fn stat(&self) -> Result<comms::Response, Error> {
+        self.upstream.stat().await
+    }
+
     async fn framed(&self) -> Result<ResponseValue<String>, Error> {
         Ok(ResponseValue::new("hello".to_owned())
             .with_header(header::CONTENT_LENGTH, HeaderValue::from_static("100"))
-            .with_header(header::CONNECTION, HeaderValue::from_static("x-hop"))
             .with_header(
-                header::HeaderName::from_static("x-hop"),
-                HeaderValue::from_static("1"),
+                header::TRANSFER_ENCODING,
+                HeaderValue::from_static("chunked"),
             )
+            .with_header(header::CONNECTION, HeaderValue::from_static("close"))
             .with_header(
                 header::HeaderName::from_static("x-kept"),
                 HeaderValue::from_static("2"),
@@ -95,11 +107,14 @@ async fn gateway() -> GatewayClient {
                     [
                         ("content-type", "application/json"),
                         ("link", "</users?page=2>; rel=\"next\""),
+                        ("connection", "x-hop"),
+                        ("x-hop", "1"),
                     ],
                     "[\n  1,\n  2\n]",
                 )
             }),
         )
+        .route("/file", get(|| async { "hello world" }))
         .route(
             "/raw",
             get(|| async {
@@ -127,6 +142,8 @@ async fn a_received_response_value_is_answered_with_its_headers_but_its_own_fram
     assert_eq!(got.headers()["link"], "</users?page=2>; rel=\"next\"");
     // The gateway's body, `[1,2]`, framed as itself, not as the upstream's 14 bytes.
     assert_eq!(got.headers()["content-length"], "5");
+    // What the upstream's `Connection` named was its connection's.
+    assert!(got.headers().get("x-hop").is_none(), "{:?}", got.headers());
 }
 
 #[tokio::test]
@@ -143,7 +160,19 @@ async fn a_received_chunked_response_is_answered_whole() {
 }
 
 #[tokio::test]
-async fn a_method_s_framing_and_hop_by_hop_headers_are_not_answered() {
+async fn a_received_answer_to_a_head_keeps_its_content_length() {
+    let gateway = gateway().await;
+    let got = tokio::time::timeout(Duration::from_secs(5), gateway.stat())
+        .await
+        .expect("answered in time")
+        .expect("the forwarded head");
+    assert!(got.bytes().is_empty());
+    // The size of the resource, `hello world`.
+    assert_eq!(got.headers()["content-length"], "11");
+}
+
+#[tokio::test]
+async fn a_method_s_framing_is_the_body_s_and_its_connection_header_is_kept() {
     let gateway = gateway().await;
     let got = tokio::time::timeout(Duration::from_secs(5), gateway.framed())
         .await
@@ -151,8 +180,8 @@ async fn a_method_s_framing_and_hop_by_hop_headers_are_not_answered() {
         .expect("the answer");
     assert_eq!(*got, "hello");
     assert_eq!(got.headers()["content-length"], "7");
+    assert!(got.headers().get("transfer-encoding").is_none());
     assert_eq!(got.headers()["x-kept"], "2");
-    // `Connection` named `x-hop` as the connection's own: neither is answered.
-    assert!(got.headers().get("x-hop").is_none());
-    assert!(got.headers().get("connection").is_none());
+    // The method's own choice, to close the connection after this answer.
+    assert_eq!(got.headers()["connection"], "close");
 }

@@ -144,6 +144,11 @@ where
         method,
     );
     let mut response = trace.run(served).await;
+    // The body is framed as it is sent: a `Content-Length` a method answered with (one it
+    // received from another service, say) means the size of the resource only for a HEAD.
+    if !head_only {
+        response.headers_mut().remove(http::header::CONTENT_LENGTH);
+    }
     // A streamed body outlives this future: it ends the trace when it ends.
     match response
         .extensions_mut()
