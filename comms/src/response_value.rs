@@ -39,7 +39,9 @@ pub struct ResponseValue<T> {
     status: StatusCode,
     headers: HeaderMap,
     value: T,
-    /// Whether it was received (its headers came with a connection), not made.
+    /// Whether it was received (its headers came with a connection), not made: a generated
+    /// server leaves out the hop-by-hop ones.
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
     received: bool,
 }
 
@@ -73,6 +75,7 @@ impl<T> ResponseValue<T> {
     }
 
     /// Whether it was decoded from a received response, rather than made.
+    #[cfg(feature = "server")]
     pub(crate) fn was_received(&self) -> bool {
         self.received
     }
