@@ -5,6 +5,8 @@
 //! kill Redis start their own on a free port. Outside CI, a machine without `redis-server`
 //! skips these tests with a message; in CI a missing server fails them.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::{Duration, Instant, SystemTime};
 
 use comms::redis::{RedisNonceStore, WhenUnavailable, share_breakers};
@@ -399,6 +401,82 @@ async fn a_check_after_redis_closed_the_stores_connection_is_answered() {
     );
 }
 
+/// A proxy in front of the Redis at `redis_url` that, once armed, hands the next `SET` on to
+/// Redis and then closes its client's connection before the reply comes back: Redis ran the
+/// command, and only its reply is lost.
+async fn reply_losing_proxy(redis_url: &str) -> (String, Arc<AtomicBool>) {
+    use tokio::io::AsyncReadExt;
+    let redis = redis_url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let armed = Arc::new(AtomicBool::new(false));
+    let trigger = armed.clone();
+    tokio::spawn(async move {
+        loop {
+            let (client, _) = listener.accept().await.unwrap();
+            let upstream = tokio::net::TcpStream::connect(&redis).await.unwrap();
+            let armed = trigger.clone();
+            tokio::spawn(async move {
+                let (mut from_client, mut to_client) = client.into_split();
+                let (mut from_redis, mut to_redis) = upstream.into_split();
+                let replies = tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut from_redis, &mut to_client).await;
+                });
+                let mut buffer = vec![0u8; 64 * 1024];
+                loop {
+                    let n = match from_client.read(&mut buffer).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    let chunk = &buffer[..n];
+                    let is_set = chunk.windows(9).any(|w| w == b"$3\r\nSET\r\n");
+                    if is_set && armed.swap(false, SeqCst) {
+                        replies.abort();
+                        let _ = replies.await;
+                        to_redis.write_all(chunk).await.unwrap();
+                        // Redis runs it; the client's connection closes unanswered.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        return;
+                    }
+                    if to_redis.write_all(chunk).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (format!("redis://{address}/"), armed)
+}
+
+#[tokio::test]
+async fn a_request_whose_nonce_reply_was_lost_is_not_taken_for_its_replay() {
+    let redis = redis_or_skip!();
+    for policy in [WhenUnavailable::Refuse, WhenUnavailable::LocalOnly] {
+        let (url, armed) = reply_losing_proxy(&redis.url()).await;
+        let store = RedisNonceStore::new(&url)
+            .unwrap()
+            .namespace("lost-reply")
+            .when_unavailable(policy);
+        assert!(fresh_in(&store, &fresh_nonce(1)).await);
+        armed.store(true, SeqCst);
+        let nonce = fresh_nonce(2);
+        let now = SystemTime::now();
+        let first = store
+            .check_and_insert("billing", &nonce, now, now + Duration::from_secs(301))
+            .await
+            .map_err(|e| e.to_string());
+        assert!(!armed.load(SeqCst), "{policy:?}: the proxy lost no reply");
+        assert_eq!(first, Ok(true), "{policy:?}: the genuine request");
+        // Its replay is one.
+        assert!(!fresh_in(&store, &nonce).await, "{policy:?}: the replay");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transition_after_redis_closed_the_publishing_connection_reaches_the_others() {
     let redis = redis_or_skip!();
@@ -463,7 +541,8 @@ async fn after_a_long_outage_a_later_blip_is_recovered_from_at_once() {
         assert!(Instant::now() < deadline, "never subscribed again");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    // A blip: the subscription, up again, starts its waits afresh.
+    // A blip: the subscription, up again for a while, starts its waits afresh.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     redis.restart().await;
     wait_for("the blip to be noticed", || !sync.is_connected()).await;
     let started = Instant::now();

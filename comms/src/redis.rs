@@ -3,13 +3,15 @@
 //!
 //! What stays local and what is shared:
 //!
-//! - **Nonces.** [`RedisNonceStore`] records each accepted nonce with `SET key 1 NX PX ttl`
-//!   (atomic set-if-absent), keys namespaced per service: `<namespace>:nonce:<service id>:<nonce>`.
-//!   A request captured on one replica is refused on every other. The TTL runs in milliseconds,
-//!   rounded up, to the instant the request's timestamp leaves the skew window *plus* a margin
-//!   for the clocks of the replicas ([`RedisNonceStore::clock_drift_margin`]): the TTL is
-//!   counted on the clock of the replica that stored the key, and a replica whose clock is
-//!   behind still accepts the timestamp after that one stops.
+//! - **Nonces.** [`RedisNonceStore`] records each accepted nonce with `SET key token NX PX ttl`
+//!   (atomic set-if-absent; the token tells a check its own write when the reply to it was
+//!   lost and the command made again), keys namespaced per service:
+//!   `<namespace>:nonce:<service id>:<nonce>`. A request captured on one replica is refused on
+//!   every other. The TTL runs in milliseconds, rounded up, to the instant the request's
+//!   timestamp leaves the skew window *plus* a margin for the clocks of the replicas
+//!   ([`RedisNonceStore::clock_drift_margin`]): the TTL is counted on the clock of the replica
+//!   that stored the key, and a replica whose clock is behind still accepts the timestamp after
+//!   that one stops.
 //!
 //!   When Redis cannot answer within the timeout the store refuses the request
 //!   ([`WhenUnavailable::Refuse`], the default: no replay slips through silently), or, when
@@ -143,9 +145,9 @@ impl Conn {
                 // Redis closed the connection while it was idle (its `timeout`, a restart, a
                 // failover): the manager reports that to the command that finds it, then
                 // reconnects, and that command is made once more on the new connection. A
-                // command whose reply alone was lost is then made twice: harmless for the
-                // commands sent here (`SET NX` answers "seen", refusing; a transition is
-                // published twice, which replicas apply once).
+                // command whose reply alone was lost is then made twice: the nonce store's
+                // `SET NX` then finds its own token (see `RedisNonceStore::insert`), and a
+                // transition published twice changes nothing more than once.
                 Err(e) if e.is_connection_dropped() => cmd.query_async::<T>(&mut connection).await,
                 other => other,
             }
@@ -241,6 +243,32 @@ impl RedisNonceStore {
     }
 }
 
+impl RedisNonceStore {
+    /// Sets `key` unless it is set: whether it was not. The value is a token of this check's
+    /// own, so that a key found set is known for this check's when the reply to an earlier
+    /// attempt of it was lost (Redis ran the `SET` and closed the connection before answering,
+    /// and the command was made again on a new one): a genuine request is not taken for its
+    /// own replay.
+    async fn insert(
+        &self,
+        key: &str,
+        now: SystemTime,
+        keep_until: SystemTime,
+    ) -> Result<bool, BoxError> {
+        let token = format!("{:016x}", crate::random::random_u64()?);
+        let ttl = ttl_millis(now, keep_until, self.clock_drift_margin);
+        let mut set = redis::cmd("SET");
+        set.arg(key).arg(&token).arg("NX").arg("PX").arg(ttl);
+        if self.conn.query::<Option<String>>(&set).await?.is_some() {
+            return Ok(true);
+        }
+        let mut get = redis::cmd("GET");
+        get.arg(key);
+        let found = self.conn.query::<Option<String>>(&get).await?;
+        Ok(found.as_deref() == Some(token.as_str()))
+    }
+}
+
 impl NonceStore for RedisNonceStore {
     fn check_and_insert<'a>(
         &'a self,
@@ -265,12 +293,9 @@ impl NonceStore for RedisNonceStore {
                 return Ok(false);
             }
             let key = format!("{}:nonce:{service_id}:{nonce}", self.namespace);
-            let ttl = ttl_millis(now, keep_until, self.clock_drift_margin);
-            let mut cmd = redis::cmd("SET");
-            cmd.arg(&key).arg(1).arg("NX").arg("PX").arg(ttl);
-            let error = match self.conn.query::<Option<String>>(&cmd).await {
+            let error = match self.insert(&key, now, keep_until).await {
                 // A full local memory leaves Redis alone to decide while it answers.
-                Ok(reply) => return Ok(reply.is_some()),
+                Ok(fresh) => return Ok(fresh),
                 Err(error) => error,
             };
             match local {
@@ -388,19 +413,24 @@ async fn publish(
 
 async fn subscribe(client: redis::Client, channel: String, sender: u64, link: Weak<Link>) {
     const FIRST_WAIT: Duration = Duration::from_millis(100);
+    /// How long a subscription must have lasted for its loss to start the waits afresh.
+    const STEADY: Duration = Duration::from_secs(1);
     let mut backoff = FIRST_WAIT;
     loop {
         let Some(strong) = link.upgrade() else { return };
         drop(strong);
+        let began = Instant::now();
         match listen(&client, &channel, sender, &link).await {
             Ok(()) => return,
             Err(e) => {
-                // A subscription that was up and then lost starts waiting afresh: an outage
-                // long ago does not leave the next blip deaf for the longest wait.
+                // A subscription that held for a while and was then lost starts waiting
+                // afresh: an outage long ago does not leave the next blip deaf for the longest
+                // wait. One dropped as soon as it is made (a server in a crash loop, at its
+                // client limit) keeps backing off.
                 let was_connected = link
                     .upgrade()
                     .is_some_and(|l| l.connected.swap(false, Ordering::AcqRel));
-                if was_connected {
+                if was_connected && began.elapsed() >= STEADY {
                     backoff = FIRST_WAIT;
                 }
                 tracing::debug!(error = %e, "breaker channel lost; reconnecting");
