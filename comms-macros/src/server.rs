@@ -40,6 +40,22 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
     // Under different `#[cfg]`s, the refusal holds where both are compiled.
     let mut served: Vec<&Method<'_>> = Vec::new();
     let mut refusals = Vec::new();
+    // A literal segment starting with `:` or `*` (`/jobs/<id>/:cancel`) is a route of its own,
+    // which axum would take for its 0.7 syntax and refuse; only such a trait's router opts out
+    // of that check, so that one added to any other router keeps axum's advice.
+    let v07_checks_off = service.methods.iter().any(|m| {
+        let text = m.route.value();
+        m.template.as_ref().is_some_and(|t| {
+            t.segments.iter().any(|s| {
+                matches!(s, Segment::Static(range) if text[range.clone()].starts_with([':', '*']))
+            })
+        })
+    });
+    let new_router = if v07_checks_off {
+        quote!(::comms::__private::server::Router::new().without_v07_checks())
+    } else {
+        quote!(::comms::__private::server::Router::new())
+    };
     let routes: Vec<TokenStream> = service
         .methods
         .iter()
@@ -156,8 +172,9 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
             /// may sit in front of it, with the same verifier or another.
             ///
             /// A route may have a literal segment starting with `:` or `*`
-            /// (`/jobs/<id>/:cancel`): the router is built `without_v07_checks()`, and a
-            /// router it is merged into needs the same, or axum refuses the segment.
+            /// (`/jobs/<id>/:cancel`): the router of such a trait is built
+            /// `without_v07_checks()`, and a router it is merged into needs the same, or axum
+            /// refuses the segment (`nest_service` needs nothing).
             ///
             /// # Panics
             ///
@@ -170,9 +187,7 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
             {
                 let settings = ::std::sync::Arc::new(self.settings);
                 let service = self.service;
-                // A literal segment starting with `:` or `*` is a valid route (`/jobs/<id>/:cancel`),
-                // which axum would take for its 0.7 syntax and refuse.
-                let router = ::comms::__private::server::Router::new().without_v07_checks();
+                let router = #new_router;
                 #(#routes)*
                 router
             }

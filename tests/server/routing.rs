@@ -219,3 +219,22 @@ async fn behind_a_verify_layer_checking_another_signature_the_server_records_its
     }
     assert_eq!(statuses, [200, 401, 401]);
 }
+
+#[test]
+fn a_route_in_axum_0_7_syntax_added_to_a_generated_router_still_gets_axum_s_advice() {
+    // `Directory` has no literal segment starting with `:` or `*`: its router keeps axum's
+    // check, which tells a route written the 0.7 way from a literal one.
+    let added = std::panic::catch_unwind(|| {
+        DirectoryServer::new(DirectoryImpl::default())
+            .unverified()
+            .into_router()
+            .route("/users/:id", axum::routing::get(|| async { "" }))
+    });
+    let panic = added.err().expect("axum refuses `/users/:id`");
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or_default();
+    assert!(message.contains("without_v07_checks"), "{message}");
+}
