@@ -15,9 +15,23 @@ pub(crate) enum Refusal {
     Value(HeaderName),
 }
 
-/// `name` and `value` as a header, unless the name is not one, `refused` refuses it, or the
-/// value cannot be carried. Each caller says why in its own words.
+/// `name` and `value` as a request header, unless the name is not one, `refused` refuses it,
+/// or the value cannot be carried as it is. Each caller says why in its own words.
 pub(crate) fn checked(
+    name: &str,
+    value: String,
+    refused: fn(&HeaderName) -> bool,
+) -> Result<(HeaderName, HeaderValue), Refusal> {
+    let (name, value) = checked_response(name, value, refused)?;
+    if is_padded(value.as_bytes()) {
+        return Err(Refusal::Value(name));
+    }
+    Ok((name, value))
+}
+
+/// [`checked`] for a response header, which no signature covers: a value with white space at
+/// either end is taken, and arrives trimmed.
+pub(crate) fn checked_response(
     name: &str,
     value: String,
     refused: fn(&HeaderName) -> bool,
@@ -26,14 +40,18 @@ pub(crate) fn checked(
     if refused(&name) {
         return Err(Refusal::Refused(name));
     }
-    let padded = |v: &str| v.starts_with([' ', '\t']) || v.ends_with([' ', '\t']);
-    if padded(&value) {
-        return Err(Refusal::Value(name));
-    }
     match HeaderValue::try_from(value) {
         Ok(value) => Ok((name, value)),
         Err(_) => Err(Refusal::Value(name)),
     }
+}
+
+/// Whether a header value starts or ends with white space, which a receiver strips: sent in a
+/// signed request, it would arrive changed, and its signature (over the trimmed value) still
+/// verify.
+pub(crate) fn is_padded(value: &[u8]) -> bool {
+    let white = |b: Option<&u8>| matches!(b, Some(b' ' | b'\t'));
+    white(value.first()) || white(value.last())
 }
 
 /// Whether a received response's header belongs to the connection it came on rather than to
@@ -107,6 +125,11 @@ mod tests {
             let (_, value) = checked("x-note", good.to_owned(), none).ok().unwrap();
             assert_eq!(value.as_bytes(), good.as_bytes());
         }
+        // No signature covers a response's: white space is taken (and arrives trimmed).
+        let (_, padded) = checked_response("x-note", " a ".to_owned(), none)
+            .ok()
+            .unwrap();
+        assert_eq!(padded.as_bytes(), b" a ");
     }
 
     #[test]

@@ -51,12 +51,40 @@ pub(crate) fn merge(
             ),
         ));
     }
+    if let Some(name) = hooked
+        .iter()
+        .find_map(|(name, value)| crate::header_map::is_padded(value.as_bytes()).then_some(name))
+    {
+        return Err(Error::config(
+            "header_hook",
+            format!(
+                "the hook set `{name}` to a value with white space at either end, which the \
+                 receiver strips: it would arrive changed"
+            ),
+        ));
+    }
     Ok(crate::header_map::laid_over(call, &hooked))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hooks_value_with_white_space_at_either_end_is_refused() {
+        for padded in [" token", "token\t"] {
+            let mut hooked = HeaderMap::new();
+            hooked.insert("x-tenant", padded.parse().unwrap());
+            let err = merge(&HeaderMap::new(), hooked, false).unwrap_err();
+            assert!(
+                matches!(&err, Error::Config { .. }) && err.to_string().contains("x-tenant"),
+                "{err}"
+            );
+        }
+        let mut hooked = HeaderMap::new();
+        hooked.insert("x-tenant", "a b".parse().unwrap());
+        assert!(merge(&HeaderMap::new(), hooked, false).is_ok());
+    }
 
     #[test]
     fn the_hooks_headers_replace_the_calls_and_reserved_names_are_refused() {

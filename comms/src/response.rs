@@ -175,10 +175,10 @@ pub struct ResponseBuilder {
 
 impl ResponseBuilder {
     /// Adds a header; repeat the name for several values. A name or value that HTTP cannot
-    /// carry (a line break, say, or white space at either end, which a receiver strips), or `Content-Length` or `Transfer-Encoding`, which the server
+    /// carry (a line break, say), or `Content-Length` or `Transfer-Encoding`, which the server
     /// sets from the body, is an [`Error::Encode`] from [`build`](ResponseBuilder::build).
     pub fn header(mut self, name: impl AsRef<str>, value: impl Display) -> ResponseBuilder {
-        use crate::header_map::{Refusal, checked};
+        use crate::header_map::{Refusal, checked_response as checked};
         let name = name.as_ref();
         let framing = |name: &HeaderName| name == CONTENT_LENGTH || name == TRANSFER_ENCODING;
         match checked(name, value.to_string(), framing) {
@@ -192,9 +192,8 @@ impl ResponseBuilder {
                 "`{name}` is not a valid response header name"
             ))),
             Err(Refusal::Value(name)) => self.fail(Error::encode(format!(
-                "the value of response header `{name}` cannot be sent as it is: it has a line \
-                 break or control character, or white space at either end, which the receiver \
-                 strips"
+                "the value of response header `{name}` has a character HTTP headers cannot \
+                 carry (a line break or control character)"
             ))),
         }
         self

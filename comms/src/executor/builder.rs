@@ -200,8 +200,9 @@ impl ExecutorBuilder {
     /// deadline and the attempt's timeout (the request gets what the hook left of it); an
     /// error it returns ends the call with that error, unsent, and so does a name comms writes
     /// itself, one that belongs to one call (`Idempotency-Key`, `Comms-Deadline-Ms`, trace
-    /// context), a hop-by-hop one, or a `Content-Type` for a call whose form or multipart body
-    /// has its own (`Error::Config`, key `header_hook`).
+    /// context), a hop-by-hop one, a `Content-Type` for a call whose form or multipart body
+    /// has its own, or a value with white space at either end, which would arrive trimmed
+    /// (`Error::Config`, key `header_hook`).
     ///
     /// ```no_run
     /// use comms::http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
