@@ -230,7 +230,7 @@ fn a_route_in_axum_0_7_syntax_added_to_a_generated_router_still_gets_axum_s_advi
             .into_router()
             .route("/users/:id", axum::routing::get(|| async { "" }))
     });
-    let panic = added.err().expect("axum refuses `/users/:id`");
+    let panic = added.expect_err("axum refuses `/users/:id`");
     let message = panic
         .downcast_ref::<String>()
         .map(String::as_str)
