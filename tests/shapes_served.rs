@@ -811,3 +811,43 @@ async fn repeated_query_values_round_trip_into_every_collection() {
         "{message}"
     );
 }
+
+/// A trait a `macro_rules!` macro declares: its argument types arrive grouped (`$t:ty`).
+macro_rules! declare_by_macro {
+    ($name:ident, $ids:ty, $words:ty) => {
+        #[service_client(
+            base_url = "http://127.0.0.1:9",
+            service_id = "billing",
+            secret_env = "COMMS_TEST_SHAPES_SERVED_SECRET"
+        )]
+        pub trait $name {
+            #[get("/by-macro")]
+            async fn by_macro(
+                &self,
+                #[query] id: $ids,
+                #[query] word: $words,
+            ) -> Result<String, Error>;
+        }
+    };
+}
+
+declare_by_macro!(ByMacro, VecDeque<u32>, &[&str]);
+
+#[derive(Clone)]
+struct ByMacroImpl;
+
+impl ByMacro for ByMacroImpl {
+    async fn by_macro(&self, id: VecDeque<u32>, word: &[&str]) -> Result<String, Error> {
+        Ok(format!("{id:?} {word:?}"))
+    }
+}
+
+#[tokio::test]
+async fn argument_types_a_macro_declares_are_parsed_back() {
+    let router = ByMacroServer::new(ByMacroImpl)
+        .verifier(Verifier::new().service("billing", SECRET))
+        .into_router();
+    let client: ByMacroClient = comms_tests::plain_client(&serve(router).await, SECRET);
+    let got = client.by_macro([2, 1].into(), &["a", "b"]).await.unwrap();
+    assert_eq!(got, r#"[2, 1] ["a", "b"]"#);
+}

@@ -525,9 +525,18 @@ pub(crate) fn outer_ident(ty: &Type) -> Option<&Ident> {
     }
 }
 
-fn query_shape(ty: &Type) -> Shape {
+/// `ty` without the invisible group a `macro_rules!` `$t:ty` arrives in, or parentheses.
+pub(crate) fn ungrouped(ty: &Type) -> &Type {
     match ty {
-        Type::Reference(r) => match &*r.elem {
+        Type::Group(group) => ungrouped(&group.elem),
+        Type::Paren(paren) => ungrouped(&paren.elem),
+        other => other,
+    }
+}
+
+fn query_shape(ty: &Type) -> Shape {
+    match ungrouped(ty) {
+        Type::Reference(r) => match ungrouped(&r.elem) {
             Type::Slice(_) | Type::Array(_) => Shape::Repeated,
             other => query_shape(other),
         },

@@ -12,7 +12,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::Type;
 use syn::spanned::Spanned;
 
-use crate::ast::{self, Arg, ArgKind, Method, OutputKind, Service, Shape};
+use crate::ast::{self, Arg, ArgKind, Method, OutputKind, Service, Shape, ungrouped};
 use crate::template::Segment;
 
 pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
@@ -447,7 +447,7 @@ fn parse_arg(
     positions: &[(String, usize, bool)],
     plain_keys: &[&str],
 ) -> (TokenStream, Pass) {
-    let ty = arg.ty;
+    let ty = ungrouped(arg.ty);
     let span = ty.span();
     match &arg.kind {
         ArgKind::Path => {
@@ -614,7 +614,7 @@ impl Pass {
     fn for_items(ty: &Type, item: &Type) -> (Into, Pass) {
         let by_ref = matches!(ty, Type::Reference(_));
         let declared = match ty {
-            Type::Reference(r) => &*r.elem,
+            Type::Reference(r) => ungrouped(&r.elem),
             other => other,
         };
         let owned_item = owned(item);
@@ -682,9 +682,9 @@ impl Pass {
 /// The type a value of `ty` is parsed into: `ty` itself, or for a reference the owned type it
 /// borrows (`&str` → `String`, `&[T]` → `Vec<T>`, `&T` → `T`).
 fn owned(ty: &Type) -> TokenStream {
-    match ty {
+    match ungrouped(ty) {
         Type::Reference(r) if is_str(&r.elem) => quote!(::std::string::String),
-        Type::Reference(r) => match &*r.elem {
+        Type::Reference(r) => match ungrouped(&r.elem) {
             Type::Slice(slice) => {
                 let elem = &slice.elem;
                 quote!(::std::vec::Vec<#elem>)
@@ -720,11 +720,11 @@ fn is_str(ty: &Type) -> bool {
 /// The item type of `Option<T>`, `Vec<T>` and the other collections (`T`), `[T]` or `[T; N]`
 /// (`T`), or a reference to one.
 fn inner(ty: &Type) -> Option<&Type> {
-    match ty {
+    match ungrouped(ty) {
         Type::Reference(r) => inner(&r.elem),
-        Type::Slice(slice) => Some(&slice.elem),
-        Type::Array(array) => Some(&array.elem),
-        Type::Path(_) => ast::generic_arg(ty),
+        Type::Slice(slice) => Some(ungrouped(&slice.elem)),
+        Type::Array(array) => Some(ungrouped(&array.elem)),
+        path @ Type::Path(_) => ast::generic_arg(path).map(ungrouped),
         _ => None,
     }
 }
