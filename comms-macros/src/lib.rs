@@ -61,11 +61,11 @@ use proc_macro::TokenStream;
 ///
 /// - `#[query]`: one query pair (`Option` left out when `None`; a `Vec`, `VecDeque`,
 ///   `BTreeSet`, `HashSet`, slice or array repeated, an array parsed back from exactly its
-///   length of values; `#[query(rename = "per-page")]` for another key), and `#[query(flatten)]`: a `Serialize`
-///   struct's fields as query pairs (a struct, not an `Option` of one), none named like a
-///   plain `#[query]` argument (an
-///   `Error::Encode` when one is set) or like another flattened struct's (with `server`,
-///   `into_router()` panics on either);
+///   length of values; `#[query(rename = "per-page")]` for another key), and
+///   `#[query(flatten)]`: a `Serialize` struct's fields as query pairs (a struct, not an
+///   `Option` of one), none named like a plain `#[query]` argument (an `Error::Encode` when one
+///   is set) or like another flattened struct's (with `server`, `into_router()` panics on
+///   either);
 /// - one body: `#[body]` (JSON), `#[form]` (`application/x-www-form-urlencoded`) or
 ///   `#[multipart]` (`comms::Multipart`);
 /// - `#[header("Name")]`: a request header (`Option` left out when `None`), sent as its UTF-8

@@ -237,9 +237,8 @@ impl Call {
     /// set before or after it; a form or multipart body's is its own (a multipart one's names
     /// its boundary), and giving one beside it is an [`Error::Encode`] at execution. A name or
     /// value that HTTP cannot carry (a line break, say, or white space at either end, which a
-    /// receiver strips), or a name comms sets itself (the
-    /// signature's headers, `Host`, `Content-Length`, `Transfer-Encoding`), is an
-    /// [`Error::Encode`] at execution.
+    /// receiver strips), or a name comms sets itself (the signature's headers, `Host`,
+    /// `Content-Length`, `Transfer-Encoding`), is an [`Error::Encode`] at execution.
     pub fn header(mut self, name: &str, value: impl Display) -> Call {
         use crate::header_map::{Refusal, checked};
         match checked(name, value.to_string(), crate::signing::is_reserved) {

@@ -241,9 +241,7 @@ impl RedisNonceStore {
         self.conn.timeout = timeout;
         self
     }
-}
 
-impl RedisNonceStore {
     /// Sets `key` unless it is set: whether it was not. The value is a token of this check's
     /// own, so that a key found set is known for this check's when the reply to an earlier
     /// attempt of it was lost (Redis ran the `SET` and closed the connection before answering,
