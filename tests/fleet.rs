@@ -313,26 +313,38 @@ fn caller(url: &str, sync: comms::BreakerSync) -> Executor {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replicas_open_and_close_their_breakers_together() {
-    let redis = redis_or_skip!();
-    let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+/// A server answering 503 until the flag it comes with is cleared, then 200.
+async fn failing_until_told() -> (TestServer, Arc<AtomicBool>) {
+    let failing = Arc::new(AtomicBool::new(true));
     let flag = failing.clone();
     let server = TestServer::start(move |_, _| {
-        if flag.load(std::sync::atomic::Ordering::SeqCst) {
+        if flag.load(SeqCst) {
             Reply::status(503)
         } else {
             Reply::status(200)
         }
     })
     .await;
-    // Two replicas of one caller: each its own breaker, linked through Redis.
-    let sync_a = share_breakers(&redis.url(), "open-together").unwrap();
-    let sync_b = share_breakers(&redis.url(), "open-together").unwrap();
+    (server, failing)
+}
+
+/// Two replicas' breaker syncs on `channel`, once both are subscribed.
+async fn two_replicas(url: &str, channel: &str) -> (comms::BreakerSync, comms::BreakerSync) {
+    let a = share_breakers(url, channel).unwrap();
+    let b = share_breakers(url, channel).unwrap();
     wait_for("both replicas to subscribe", || {
-        sync_a.is_connected() && sync_b.is_connected()
+        a.is_connected() && b.is_connected()
     })
     .await;
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_open_and_close_their_breakers_together() {
+    let redis = redis_or_skip!();
+    let (server, failing) = failing_until_told().await;
+    // Two replicas of one caller: each its own breaker, linked through Redis.
+    let (sync_a, sync_b) = two_replicas(&redis.url(), "open-together").await;
     let a = caller(&server.url(), sync_a);
     let b = caller(&server.url(), sync_b);
 
@@ -353,7 +365,7 @@ async fn replicas_open_and_close_their_breakers_together() {
     assert_eq!(server.count(), 3, "b never called the failing service");
 
     // The service recovers; b's probe succeeds after the open period, and a closes with it.
-    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    failing.store(false, SeqCst);
     tokio::time::sleep(Duration::from_millis(550)).await;
     b.execute(Call::get("/x")).await.expect("the probe");
     assert_eq!(b.circuit_state(), Some(CircuitState::Closed));
@@ -480,22 +492,8 @@ async fn a_request_whose_nonce_reply_was_lost_is_not_taken_for_its_replay() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transition_after_redis_closed_the_publishing_connection_reaches_the_others() {
     let redis = redis_or_skip!();
-    let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let flag = failing.clone();
-    let server = TestServer::start(move |_, _| {
-        if flag.load(std::sync::atomic::Ordering::SeqCst) {
-            Reply::status(503)
-        } else {
-            Reply::status(200)
-        }
-    })
-    .await;
-    let sync_a = share_breakers(&redis.url(), "publisher-closed").unwrap();
-    let sync_b = share_breakers(&redis.url(), "publisher-closed").unwrap();
-    wait_for("both replicas to subscribe", || {
-        sync_a.is_connected() && sync_b.is_connected()
-    })
-    .await;
+    let (server, failing) = failing_until_told().await;
+    let (sync_a, sync_b) = two_replicas(&redis.url(), "publisher-closed").await;
     let a = caller(&server.url(), sync_a.clone());
     let b = caller(&server.url(), sync_b.clone());
     // a opens, b follows, then a's probe closes both: a's publishing connection is made.
@@ -506,7 +504,7 @@ async fn a_transition_after_redis_closed_the_publishing_connection_reaches_the_o
         b.circuit_state() == Some(CircuitState::Open)
     })
     .await;
-    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    failing.store(false, SeqCst);
     tokio::time::sleep(Duration::from_millis(550)).await;
     a.execute(Call::get("/x")).await.expect("a's probe");
     wait_for("b to close", || {
@@ -516,7 +514,7 @@ async fn a_transition_after_redis_closed_the_publishing_connection_reaches_the_o
     // Redis closes it while it is idle; the next transition still reaches b.
     close_connections(&redis.url()).await;
     assert!(sync_a.is_connected() && sync_b.is_connected());
-    failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    failing.store(true, SeqCst);
     for _ in 0..3 {
         assert!(a.execute(Call::get("/x")).await.is_err());
     }

@@ -14,26 +14,12 @@ use comms::http::{HeaderValue, header};
 
 use super::*;
 
-#[service_client(
-    base_url = "http://127.0.0.1:9",
-    service_id = "gateway",
-    secret_env = "COMMS_TEST_FORWARDING_UPSTREAM_SECRET"
-)]
-pub trait Upstream {
-    #[get("/users")]
-    async fn users(&self) -> Result<ResponseValue<Vec<u64>>, Error>;
-
-    #[get("/raw")]
-    async fn raw(&self) -> Result<comms::Response, Error>;
-
-    #[head("/file")]
-    async fn stat(&self) -> Result<comms::Response, Error>;
-}
-
+/// What the gateway serves, and (but for `framed`) what its upstream answers: the gateway
+/// calls the upstream through a client of the same trait.
 #[service_client(
     base_url = "http://127.0.0.1:9",
     service_id = "billing",
-    secret_env = "COMMS_TEST_FORWARDING_GATEWAY_SECRET"
+    secret_env = "COMMS_TEST_FORWARDING_SECRET"
 )]
 pub trait Gateway {
     #[get("/users")]
@@ -51,7 +37,7 @@ pub trait Gateway {
 
 #[derive(Clone)]
 struct GatewayImpl {
-    upstream: UpstreamClient,
+    upstream: GatewayClient,
 }
 
 impl Gateway for GatewayImpl {
@@ -124,7 +110,7 @@ async fn gateway() -> GatewayClient {
                 )
             }),
         );
-    let upstream: UpstreamClient = comms_tests::plain_client(&serve(upstream).await, "unused");
+    let upstream: GatewayClient = comms_tests::plain_client(&serve(upstream).await, "unused");
     let router = GatewayServer::new(GatewayImpl { upstream })
         .verifier(Verifier::new().service("billing", SECRET))
         .into_router();
