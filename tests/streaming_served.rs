@@ -3,6 +3,7 @@
 //! reads them as they arrive, over loopback with signatures verified. A stream that fails or
 //! panics part way cuts the response short, which the client sees as an error from its stream.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use comms::verify::Verifier;
 use comms::{ByteStream, Call, Error, JsonLines, service_client};
 use comms_tests::{Feeder, fed, serve};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 const SECRET: &str = "streaming-served-secret";
 const PATIENCE: Duration = Duration::from_secs(5);
@@ -59,6 +61,18 @@ pub trait Exports {
 
     #[get("/relay")]
     async fn relay(&self) -> Result<JsonLines<Event>, Error>;
+
+    /// Empty chunks, until the service is told to stop.
+    #[get("/quiet")]
+    async fn quiet(&self) -> Result<ByteStream, Error>;
+
+    /// One event as a `RawValue` received pretty-printed, with line breaks of its own.
+    #[get("/pretty")]
+    async fn pretty(&self) -> Result<JsonLines<Box<RawValue>>, Error>;
+
+    /// Lines of 1 KiB without end; the service knows when it is dropped.
+    #[get("/long")]
+    async fn long(&self) -> Result<JsonLines<String>, Error>;
 }
 
 fn event(id: u64) -> Event {
@@ -74,6 +88,19 @@ fn event(id: u64) -> Event {
 struct ExportsImpl {
     export: Arc<Mutex<Option<ByteStream>>>,
     upstream: Arc<OnceLock<ExportsClient>>,
+    /// Ends `quiet`'s stream.
+    stop: Arc<AtomicBool>,
+    /// Set when `long`'s stream is dropped.
+    long_dropped: Arc<AtomicBool>,
+}
+
+/// Sets its flag when dropped.
+struct DropFlag(Arc<AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 impl Exports for ExportsImpl {
@@ -129,6 +156,28 @@ impl Exports for ExportsImpl {
         // The first is dropped, so what is passed on starts part way through the body.
         events.next_item().await.transpose()?;
         Ok(events)
+    }
+
+    async fn quiet(&self) -> Result<ByteStream, Error> {
+        let stop = self.stop.clone();
+        let empties = std::iter::from_fn(move || (!stop.load(Ordering::SeqCst)).then(Bytes::new));
+        Ok(ByteStream::from_chunks(empties))
+    }
+
+    async fn pretty(&self) -> Result<JsonLines<Box<RawValue>>, Error> {
+        let text = serde_json::to_string_pretty(&event(1)).unwrap();
+        assert!(text.contains('\n'));
+        Ok(JsonLines::from_items(
+            [RawValue::from_string(text).unwrap()],
+        ))
+    }
+
+    async fn long(&self) -> Result<JsonLines<String>, Error> {
+        let dropped = DropFlag(self.long_dropped.clone());
+        Ok(JsonLines::from_items(std::iter::repeat_with(move || {
+            let _held = &dropped;
+            "a".repeat(1024)
+        })))
     }
 }
 
@@ -318,4 +367,102 @@ async fn code_written_against_the_trait_reads_a_mocks_streams_and_a_clients_alik
     let (exports, _) = serve_exports().await;
     assert_eq!(count_events(&exports).await.unwrap(), 4);
     assert_eq!(count_events(&ExportsImpl::default()).await.unwrap(), 4);
+}
+
+/// Serves `router` on a single-threaded runtime of its own thread, so that a server stuck on
+/// its thread cannot stop the test from noticing.
+fn serve_apart(router: axum::Router) -> String {
+    let (sent, address) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            sent.send(listener.local_addr().unwrap()).unwrap();
+            axum::serve(listener, router).await.unwrap();
+        });
+    });
+    format!("http://{}", address.recv().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_served_stream_of_empty_chunks_leaves_its_thread_to_other_requests() {
+    let service = ExportsImpl::default();
+    let stop = service.stop.clone();
+    let url = serve_apart(
+        ExportsServer::new(service)
+            .verifier(Verifier::new().service("billing", SECRET))
+            .into_router(),
+    );
+    let exports = ExportsClient::builder()
+        .base_url(&url)
+        .secret(SECRET)
+        .retry(comms::RetryConfig::none())
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let quiet = tokio::spawn({
+        let exports = exports.clone();
+        async move { exports.quiet().await.map(drop) }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The server's one thread still serves another request beside it.
+    let other = tokio::time::timeout(PATIENCE, exports.events(0, 1)).await;
+    stop.store(true, Ordering::SeqCst);
+    let events = other.expect("answered").expect("another request's head");
+    assert_eq!(all_items(events).await.len(), 1);
+    within(quiet)
+        .await
+        .unwrap()
+        .expect("the quiet stream's head");
+}
+
+#[tokio::test]
+async fn a_served_item_is_one_line_however_it_serializes() {
+    let (exports, _) = serve_exports().await;
+    let mut lines = within(exports.pretty()).await.unwrap();
+    let mut items = Vec::new();
+    while let Some(item) = within(lines.next_item()).await {
+        items.push(item.map(|raw| serde_json::from_str::<Event>(raw.get())));
+    }
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0].as_ref().unwrap().as_ref().unwrap(), &event(1));
+}
+
+#[tokio::test]
+async fn json_lines_ended_by_a_line_over_the_limit_let_go_of_their_body() {
+    let service = ExportsImpl::default();
+    let long_dropped = service.long_dropped.clone();
+    let url = serve(
+        ExportsServer::new(service)
+            .verifier(Verifier::new().service("billing", SECRET))
+            .into_router(),
+    )
+    .await;
+    let exports = ExportsClient::builder()
+        .base_url(&url)
+        .secret(SECRET)
+        .retry(comms::RetryConfig::none())
+        .max_response_bytes(512)
+        .build()
+        .unwrap();
+    let mut lines = within(exports.long()).await.unwrap();
+    let err = within(lines.next_item()).await.unwrap().unwrap_err();
+    assert!(
+        matches!(&err, Error::Decode { source, .. } if source.to_string().contains("512 byte limit")),
+        "{err:?}"
+    );
+    assert!(within(lines.next_item()).await.is_none());
+    // Still held, the ended stream holds neither the connection nor the producer behind it.
+    let until = std::time::Instant::now() + PATIENCE;
+    while !long_dropped.load(Ordering::SeqCst) {
+        assert!(
+            std::time::Instant::now() < until,
+            "the producer is still held"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(lines);
 }

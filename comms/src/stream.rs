@@ -175,6 +175,12 @@ impl ByteStream {
     pub(crate) fn line_limit(&self) -> usize {
         self.line_limit
     }
+
+    /// Ends the stream now: what is left of a received body is dropped (and its connection
+    /// closed), as at an error.
+    pub(crate) fn close(&mut self) {
+        self.source = Source::Done;
+    }
 }
 
 impl Stream for ByteStream {

@@ -143,6 +143,9 @@ struct Served {
     trace: TraceSlot,
 }
 
+/// How many empty chunks in a row a served stream is asked for before its task yields.
+const EMPTY_CHUNKS_PER_TURN: usize = 64;
+
 impl Stream for Served {
     type Item = Result<Bytes, Error>;
 
@@ -157,7 +160,17 @@ impl Stream for Served {
         let trace = &this.trace;
         let polled = trace.in_span(|| {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                Pin::new(&mut *body).poll_next(cx)
+                // An empty chunk is no news, and hyper, handed one, asks again at once without
+                // yielding: a stream always ready with empty chunks would hold the thread.
+                // They are skipped here, a bounded number before the task yields its turn.
+                for _ in 0..EMPTY_CHUNKS_PER_TURN {
+                    match Pin::new(&mut *body).poll_next(cx) {
+                        Poll::Ready(Some(Ok(chunk))) if chunk.is_empty() => continue,
+                        polled => return polled,
+                    }
+                }
+                cx.waker().wake_by_ref();
+                Poll::Pending
             }))
         });
         let error = match polled {

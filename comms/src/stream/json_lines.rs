@@ -278,9 +278,12 @@ impl Splitter {
         content(line)
     }
 
-    /// The error of a line over the limit, which ends the stream.
+    /// The error of a line over the limit, which ends the stream, and lets go of the body: the
+    /// connection, and the producer at its other end, are not held for the rest of the stream's
+    /// life.
     fn too_long(&mut self) -> Error {
         self.ended = true;
+        self.bytes.close();
         let limit = self.limit;
         self.error(format!("a JSON line is longer than the {limit} byte limit").into())
     }
@@ -329,6 +332,15 @@ impl<T: serde::Serialize> Stream for Encoded<T> {
                         )))));
                     }
                 };
+                // One item, one line: a value serialized with line breaks of its own (a
+                // `RawValue` passed on as it was received, pretty-printed) has them only
+                // between tokens, where a space means the same (inside strings they are
+                // escaped).
+                for byte in &mut line {
+                    if matches!(*byte, b'\n' | b'\r') {
+                        *byte = b' ';
+                    }
+                }
                 line.push(b'\n');
                 Some(Ok(Bytes::from(line)))
             }
