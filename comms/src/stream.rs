@@ -7,7 +7,8 @@
 //! the attempt timeout, the breaker's accounting) is over by then: the head is the attempt's
 //! success, and a body that breaks later is an error from the stream, never retried (the
 //! caller has had part of it). The call's deadline, when it has one, still bounds the body; the
-//! attempt timeout does not.
+//! attempt timeout does not, and without a deadline a body that stops arriving is waited for as
+//! long as its connection lives.
 
 use std::fmt;
 use std::future::{Future as _, poll_fn};
@@ -335,7 +336,9 @@ impl fmt::Debug for ByteStream {
 /// ([`ExecutorBuilder::deadline`](crate::ExecutorBuilder::deadline),
 /// [`CallOptions::deadline`](crate::CallOptions::deadline), or what is left of the deadline a
 /// served request arrived with), does: a body still arriving then is an [`Error::Timeout`]
-/// from the stream.
+/// from the stream. Without one, a body that stops arriving is waited for as long as its
+/// connection lives (a feed may be quiet for long): bound each read with a timeout of your own
+/// where that is not wanted.
 #[derive(Debug)]
 pub struct StreamingResponse {
     status: StatusCode,
