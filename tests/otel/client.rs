@@ -494,21 +494,32 @@ async fn a_response_too_large_keeps_its_status_code() {
     assert_eq!(durations[0].attributes["error.type"], "response_too_large");
 }
 
-/// A method HTTP does not define is `_OTHER`, with its own name kept apart, and names the
-/// span `HTTP`, so that neither grows without bound.
+/// A method the conventions do not know is `_OTHER`, with its own name kept apart, and is
+/// `HTTP` in the span's name, so that neither grows without bound; `QUERY` is known.
 #[tokio::test]
 async fn a_method_http_does_not_define_is_other_with_its_original() {
     let (spans, _guard) = record_spans();
     let server = TestServer::always(Reply::ok_json(serde_json::json!({}))).await;
     let port = server.addr().port();
     let purge = comms::http::Method::from_bytes(b"PURGE").unwrap();
-    plain_executor(&server.url(), "billing", SECRET)
+    let executor = plain_executor(&server.url(), "billing", SECRET);
+    executor
         .execute(Call::new(purge, "/items").route("/items"))
+        .await
+        .unwrap();
+    let query = comms::http::Method::from_bytes(b"QUERY").unwrap();
+    executor
+        .execute(Call::new(query, "/search").route("/search"))
         .await
         .unwrap();
 
     let spans = spans.get_finished_spans().unwrap();
-    let attempt = only_span(&spans, "HTTP");
+    let searched = only_span(&spans, "QUERY /search");
+    assert_eq!(
+        text(searched, "http.request.method").as_deref(),
+        Some("QUERY")
+    );
+    let attempt = only_span(&spans, "HTTP /items");
     assert_eq!(attempt.span_kind, SpanKind::Client);
     assert_eq!(
         text(attempt, "http.request.method").as_deref(),
@@ -519,11 +530,51 @@ async fn a_method_http_does_not_define_is_other_with_its_original() {
         Some("PURGE")
     );
     let durations = points("http.client.request.duration", port);
-    assert_eq!(durations.len(), 1, "{durations:?}");
-    assert_eq!(durations[0].attributes["http.request.method"], "_OTHER");
+    assert_eq!(durations.len(), 2, "{durations:?}");
+    let other = durations
+        .iter()
+        .find(|p| p.attributes["http.request.method"] == "_OTHER")
+        .expect("PURGE's duration");
     assert!(
-        !durations[0]
+        !other
             .attributes
             .contains_key("http.request.method_original")
+    );
+}
+
+/// The attempt's duration is the same in its span and its metric, the header hook's time
+/// included in both.
+#[tokio::test]
+async fn an_attempts_span_and_its_duration_metric_measure_the_same_time() {
+    let (spans, _guard) = record_spans();
+    let server = TestServer::always(Reply::ok_json(serde_json::json!({}))).await;
+    let port = server.addr().port();
+    let executor = Executor::builder()
+        .base_url(server.url())
+        .service_id("billing")
+        .secret(SECRET)
+        .breaker(BreakerConfig::disabled())
+        .header_hook(|| async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok::<_, Error>(comms::http::HeaderMap::new())
+        })
+        .build()
+        .unwrap();
+    executor.execute(item(5)).await.unwrap();
+
+    let spans = spans.get_finished_spans().unwrap();
+    let attempt = only_span(&spans, "GET /items/<id>");
+    let span_seconds = attempt
+        .end_time
+        .duration_since(attempt.start_time)
+        .unwrap()
+        .as_secs_f64();
+    let durations = points("http.client.request.duration", port);
+    assert_eq!(durations.len(), 1, "{durations:?}");
+    assert!(span_seconds >= 0.3, "{span_seconds}");
+    assert!(
+        (span_seconds - durations[0].sum).abs() < 0.05,
+        "span {span_seconds} s, metric {} s",
+        durations[0].sum
     );
 }

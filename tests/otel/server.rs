@@ -31,9 +31,18 @@ async fn a_chain_of_services_shares_one_trace() {
         .unwrap();
 
     let spans = spans.get_finished_spans().unwrap();
-    let a_attempt = only_span(&spans, "GET /relay");
-    // The layer runs before routing, so its span is named by the method alone.
-    let b_server = only_span(&spans, "GET");
+    let kind = |kind: SpanKind| {
+        let named: Vec<&SpanData> = spans_named(&spans, "GET /relay")
+            .into_iter()
+            .filter(|s| s.span_kind == kind)
+            .collect();
+        assert_eq!(named.len(), 1, "{spans:#?}");
+        named[0]
+    };
+    let a_attempt = kind(SpanKind::Client);
+    // Added with `Router::layer`, the layer runs after routing: its span has the route.
+    let b_server = kind(SpanKind::Server);
+    assert_eq!(text(b_server, "http.route").as_deref(), Some("/relay"));
     let b_attempt = only_span(&spans, "GET /items/<id>");
     let trace = a_attempt.span_context.trace_id();
     for span in &spans {
@@ -57,6 +66,107 @@ async fn a_chain_of_services_shares_one_trace() {
     // C received B's attempt's context.
     let sent = c.requests()[0].header("traceparent").unwrap().to_owned();
     assert_eq!(sent, traceparent(&b_attempt.span_context));
+}
+
+#[service_client(
+    base_url = "http://127.0.0.1:9",
+    service_id = "billing",
+    secret_env = "COMMS_OTEL_TEST_SECRET"
+)]
+pub trait Shelf {
+    #[get("/shelf/<id>")]
+    async fn entry(&self, id: u32) -> Result<String, Error>;
+}
+
+impl Shelf for Books {
+    async fn entry(&self, id: u32) -> Result<String, Error> {
+        Ok(format!("shelf {id}"))
+    }
+}
+
+/// A generated server behind `VerifyLayer` serves each request in the layer's one SERVER
+/// span, which it names with its route: one span, and one duration, per request.
+#[tokio::test]
+async fn a_generated_server_behind_verify_layer_is_one_server_span_a_request() {
+    let (spans, _guard) = record_spans();
+    let router = ShelfServer::new(Books)
+        .verifier(Verifier::new().service("billing", SECRET))
+        .into_router()
+        .layer(VerifyLayer::new(Verifier::new().service("billing", SECRET)));
+    let url = serve(router).await;
+    let client: ShelfClient = comms_tests::plain_client(&url, SECRET);
+    assert_eq!(client.entry(71).await.unwrap(), "shelf 71");
+
+    let spans = spans.get_finished_spans().unwrap();
+    let servers: Vec<&SpanData> = spans
+        .iter()
+        .filter(|s| s.span_kind == SpanKind::Server)
+        .collect();
+    assert_eq!(servers.len(), 1, "{spans:#?}");
+    assert_eq!(servers[0].name, "GET /shelf/<id>");
+    assert_eq!(
+        text(servers[0], "http.route").as_deref(),
+        Some("/shelf/<id>")
+    );
+    // One duration for the request, by the server's route (not axum's `{p1}`).
+    let durations = points_where("http.server.request.duration", |p| {
+        p.attributes
+            .get("http.route")
+            .is_some_and(|route| route.starts_with("/shelf/"))
+    });
+    assert_eq!(durations.len(), 1, "{durations:?}");
+    assert_eq!(durations[0].attributes["http.route"], "/shelf/<id>");
+    assert_eq!(durations[0].value, 1.0);
+}
+
+/// With B's SERVER span left out by a filter (`comms::server` at `WARN`), B serves the request
+/// in the trace it carried all the same: its call to C continues A's trace.
+#[tokio::test]
+async fn a_server_span_a_filter_leaves_out_still_continues_the_trace() {
+    meters();
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_default(tracing::Level::DEBUG)
+        .with_target("comms::server", tracing::Level::WARN);
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("otel-test")))
+        .with(filter);
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let c = TestServer::always(Reply::ok_json(serde_json::json!({"from": "c"}))).await;
+    let c_url = c.url();
+    let b_app = Router::new()
+        .route(
+            "/relay",
+            get(move || {
+                let c_url = c_url.clone();
+                async move {
+                    let to_c = plain_executor(&c_url, "billing", SECRET);
+                    to_c.execute(item(9)).await.unwrap();
+                    "relayed"
+                }
+            }),
+        )
+        .layer(VerifyLayer::new(Verifier::new().service("billing", SECRET)));
+    let b_url = serve(b_app).await;
+    plain_executor(&b_url, "billing", SECRET)
+        .execute(Call::get("/relay").route("/relay"))
+        .await
+        .unwrap();
+
+    let spans = Spans(exporter).get_finished_spans().unwrap();
+    assert!(
+        !spans.iter().any(|s| s.span_kind == SpanKind::Server),
+        "{spans:#?}"
+    );
+    let a_attempt = only_span(&spans, "GET /relay");
+    let b_attempt = only_span(&spans, "GET /items/<id>");
+    let trace = a_attempt.span_context.trace_id();
+    assert_eq!(b_attempt.span_context.trace_id(), trace);
+    let sent = c.requests()[0].header("traceparent").unwrap().to_owned();
+    assert!(sent.contains(&trace.to_string()), "{sent}");
 }
 
 #[service_client(
@@ -201,7 +311,9 @@ async fn a_request_without_a_trace_is_served_in_the_span_around_it() {
 
     let spans = spans.get_finished_spans().unwrap();
     let outer = only_span(&spans, "outer");
-    let served = only_span(&spans, "GET");
+    // Behind `Router::layer`, after routing: named by the route axum matched.
+    let served = only_span(&spans, "GET /plain");
+    assert_eq!(text(served, "http.route").as_deref(), Some("/plain"));
     assert_eq!(served.span_kind, SpanKind::Server);
     assert_eq!(served.parent_span_id, outer.span_context.span_id());
     assert_eq!(

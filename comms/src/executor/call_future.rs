@@ -307,8 +307,6 @@ impl<'a> Run<'a> {
         if self.retry > 0 {
             crate::telemetry::retried(&executor.inner.target, &self.call.method);
         }
-        let mut trace = trace;
-        trace.sending();
         self.trace = Some(trace);
         phase.set(Phase::Sending {
             sent: send(&executor.inner.http, request),

@@ -134,7 +134,9 @@ where
     let head_only = parts.method == http::Method::HEAD;
     // The signature covers the URI as the caller sent it, prefix included.
     let uri = crate::verify::layer::signed_uri(&parts);
-    let trace = ServerTrace::start(&parts.method, &uri, &parts.headers, Some(route));
+    // Behind `VerifyLayer`, the request is in the layer's SERVER span already.
+    let trace = ServerTrace::behind_layer(&parts.extensions, route)
+        .unwrap_or_else(|| ServerTrace::start(&parts.method, &uri, &parts.headers, Some(route)));
     let served = serve(
         settings,
         parts,

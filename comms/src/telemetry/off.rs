@@ -39,9 +39,6 @@ impl AttemptTrace {
     pub(crate) fn inject(&self, _headers: &mut HeaderMap, _covered: Option<&HeaderMap>) {}
 
     #[inline]
-    pub(crate) fn sending(&mut self) {}
-
-    #[inline]
     pub(crate) fn abandon(self, _error_type: Option<&'static str>) {}
 
     #[inline]
@@ -72,6 +69,26 @@ impl ServerTrace {
         _route: Option<&'static str>,
     ) -> ServerTrace {
         ServerTrace
+    }
+
+    #[inline]
+    pub(crate) fn start_layer(
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        _matched: Option<&str>,
+        _extensions: &mut http::Extensions,
+    ) -> ServerTrace {
+        ServerTrace::start(method, uri, headers, None)
+    }
+
+    #[cfg(feature = "server")]
+    #[inline]
+    pub(crate) fn behind_layer(
+        _extensions: &http::Extensions,
+        _route: &'static str,
+    ) -> Option<ServerTrace> {
+        None
     }
 
     #[inline]

@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use opentelemetry::context::{FutureExt as _, WithContext};
 use opentelemetry::global::BoxedTracer;
 use opentelemetry::metrics::{Counter, Gauge, Histogram};
 use opentelemetry::propagation::{Extractor, Injector};
@@ -14,6 +15,7 @@ use opentelemetry::trace::{SpanBuilder, SpanKind, SpanRef, Status, TraceContextE
 use opentelemetry::{Context, InstrumentationScope, KeyValue, Value, global};
 use tracing::Instrument;
 use tracing::field::Empty;
+use tracing::instrument::Instrumented;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::Error;
@@ -137,21 +139,31 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
-/// A span's name under the conventions: `{method} {route}`, the method alone without a route,
-/// and `HTTP` for a method HTTP does not define.
+/// A span's name under the conventions: `{method} {route}`, the method alone without a route;
+/// a method the conventions do not know is written `HTTP`.
 fn span_name(method: &Method, route: Option<&str>) -> Cow<'static, str> {
-    match (known_method(method), route) {
-        (Some(method), Some(route)) => {
-            let mut name = String::with_capacity(method.len() + 1 + route.len());
-            name.push_str(method);
-            name.push(' ');
-            name.push_str(route);
-            Cow::Owned(name)
-        }
-        (Some(method), None) => Cow::Borrowed(method),
-        (None, _) => Cow::Borrowed("HTTP"),
+    let method = known_method(method).unwrap_or("HTTP");
+    match route {
+        Some(route) => Cow::Owned(span_name_of(method, route)),
+        None => Cow::Borrowed(method),
     }
 }
+
+/// `{method} {route}`.
+fn span_name_of(method: &str, route: &str) -> String {
+    let mut name = String::with_capacity(method.len() + 1 + route.len());
+    name.push_str(method);
+    name.push(' ');
+    name.push_str(route);
+    name
+}
+
+/// What `VerifyLayer` leaves in a request's extensions: where a generated server behind it
+/// names the route of the layer's SERVER span.
+#[derive(Clone)]
+struct LayerTrace(
+    #[cfg_attr(not(feature = "server"), allow(dead_code))] Arc<OnceLock<&'static str>>,
+);
 
 /// What every attempt of an executor's is reported with: its target's `server.address` and
 /// `server.port`, made when the executor is built so that their copies are reference-counted,
@@ -186,9 +198,17 @@ fn scope() -> InstrumentationScope {
         .build()
 }
 
-/// The method's name if it is one HTTP defines: the conventions keep span names and the
-/// `http.request.method` attribute to those, so a client cannot grow them without bound.
+/// The method's name if it is one the conventions know: those HTTP defines, and `QUERY`; or,
+/// when `OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS` is set, those it lists instead. Span names
+/// and the `http.request.method` attribute keep to these, so a client cannot grow them without
+/// bound.
 fn known_method(method: &Method) -> Option<&'static str> {
+    if let Some(listed) = listed_methods() {
+        return listed
+            .iter()
+            .copied()
+            .find(|known| *known == method.as_str());
+    }
     Some(match *method {
         Method::GET => "GET",
         Method::POST => "POST",
@@ -199,8 +219,31 @@ fn known_method(method: &Method) -> Option<&'static str> {
         Method::OPTIONS => "OPTIONS",
         Method::TRACE => "TRACE",
         Method::CONNECT => "CONNECT",
+        _ if method.as_str() == "QUERY" => "QUERY",
         _ => return None,
     })
+}
+
+/// The methods `OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS` lists, read once, when it is set.
+fn listed_methods() -> Option<&'static [&'static str]> {
+    static LISTED: OnceLock<Option<Vec<&'static str>>> = OnceLock::new();
+    LISTED
+        .get_or_init(|| {
+            let list = std::env::var("OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS").ok()?;
+            // Read once for the process: the few names are kept for its life.
+            Some(
+                parse_methods(&list)
+                    .map(|m| &*Box::leak(m.into()))
+                    .collect(),
+            )
+        })
+        .as_deref()
+}
+
+/// The names of a comma-separated list of methods, as the conventions' override writes them
+/// (case-sensitive, a full replacement of the known methods).
+fn parse_methods(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',').map(str::trim).filter(|m| !m.is_empty())
 }
 
 /// `http.request.method`: the method, or `_OTHER` for one HTTP does not define.
@@ -315,11 +358,6 @@ impl AttemptTrace {
             started: Instant::now(),
             attributes,
         }))
-    }
-
-    /// The attempt is being sent now: its duration counts from here (after the header hook).
-    pub(crate) fn sending(&mut self) {
-        self.0.started = Instant::now();
     }
 
     /// Ends an attempt that was never sent (its header hook failed, or its request could not
@@ -466,6 +504,17 @@ pub(crate) fn breaker_refused(target: &Target) {
 /// before the answer, and the serving was dropped), it ends as `cancelled`.
 pub(crate) struct ServerTrace {
     span: tracing::Span,
+    /// The method as span names write it (`HTTP` for one the conventions do not know), for a
+    /// route learnt after the span was opened.
+    method: &'static str,
+    /// `VerifyLayer`'s: where a generated server behind it names its route (see
+    /// [`ServerTrace::behind_layer`]).
+    route_slot: Option<Arc<OnceLock<&'static str>>>,
+    /// `VerifyLayer`'s: the route axum matched, the span's unless a generated server names one.
+    matched: Option<String>,
+    /// The trace the request carried, when a filter left the span out: the serving runs in it
+    /// all the same, so that the calls it makes continue the caller's trace.
+    carried: Option<Context>,
     started: Instant,
     attributes: Vec<KeyValue>,
     ended: bool,
@@ -497,9 +546,14 @@ impl ServerTrace {
         );
         let parent = global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
         // Without a trace in the request, the span stays in the one it is served in (a
-        // tower-http span around the router, say). A refusal means the span is disabled.
+        // tower-http span around the router, say). A span a filter left out cannot hold it.
+        let mut carried = None;
         if parent.span().span_context().is_valid() {
-            let _ = span.set_parent(parent);
+            if span.is_disabled() {
+                carried = Some(parent);
+            } else {
+                let _ = span.set_parent(parent);
+            }
         }
         let mut attributes = vec![
             method_attribute(method),
@@ -510,15 +564,73 @@ impl ServerTrace {
         }
         ServerTrace {
             span,
+            method: known_method(method).unwrap_or("HTTP"),
+            route_slot: None,
+            matched: None,
+            carried,
             started: Instant::now(),
             attributes,
             ended: false,
         }
     }
 
-    /// Runs the serving of the request inside the span.
-    pub(crate) fn run<F: Future>(&self, served: F) -> tracing::instrument::Instrumented<F> {
-        served.instrument(self.span.clone())
+    /// `VerifyLayer`'s trace: the SERVER span of the request, which a generated server behind
+    /// the layer does not open again, but names with its route; the request's `extensions`
+    /// carry where it does. `matched` is the route axum matched, when the layer runs after
+    /// routing (`Router::layer`).
+    pub(crate) fn start_layer(
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        matched: Option<&str>,
+        extensions: &mut http::Extensions,
+    ) -> ServerTrace {
+        let mut trace = ServerTrace::start(method, uri, headers, None);
+        trace.matched = matched.map(str::to_owned);
+        let slot = Arc::new(OnceLock::new());
+        extensions.insert(LayerTrace(slot.clone()));
+        trace.route_slot = Some(slot);
+        trace
+    }
+
+    /// For a generated server behind `VerifyLayer`, whose SERVER span this request is already
+    /// in: names that span with `route`, and returns a trace that records nothing more. `None`
+    /// when no layer opened one.
+    #[cfg(feature = "server")]
+    pub(crate) fn behind_layer(
+        extensions: &http::Extensions,
+        route: &'static str,
+    ) -> Option<ServerTrace> {
+        let LayerTrace(slot) = extensions.get::<LayerTrace>()?;
+        let _ = slot.set(route);
+        Some(ServerTrace {
+            span: tracing::Span::none(),
+            method: "",
+            route_slot: None,
+            matched: None,
+            carried: None,
+            started: Instant::now(),
+            attributes: Vec::new(),
+            ended: true,
+        })
+    }
+
+    /// Names the span and its duration with `route`, learnt after the span was opened (and
+    /// entered: tracing-opentelemetry then takes a new name only through the span itself).
+    fn name_route(&mut self, route: Cow<'static, str>) {
+        self.span.record("http.route", route.as_ref());
+        if !self.span.is_disabled() {
+            let name = span_name_of(self.method, &route);
+            self.span.context().span().update_name(name);
+        }
+        self.attributes.push(KeyValue::new("http.route", route));
+    }
+
+    /// Runs the serving of the request inside the span, or, when a filter left the span out,
+    /// in the trace the request carried.
+    pub(crate) fn run<F: Future>(&self, served: F) -> WithContext<Instrumented<F>> {
+        let cx = self.carried.clone().unwrap_or_else(Context::current);
+        served.instrument(self.span.clone()).with_context(cx)
     }
 
     /// Ends the span with the response's status, and records the duration.
@@ -542,7 +654,21 @@ impl ServerTrace {
     /// Records how the request ended: with the status of the response sent (and `failed`, the
     /// type of an error that cut its body short), or (`None`) with none, cancelled.
     fn finish(&mut self, status: Option<StatusCode>, failed: Option<&'static str>) {
+        if self.ended {
+            // Ended before, or one behind `VerifyLayer`, which records nothing.
+            return;
+        }
         self.ended = true;
+        // A generated server behind the layer knows the route best, then axum.
+        let late = self
+            .route_slot
+            .as_ref()
+            .and_then(|slot| slot.get().copied());
+        match (late, self.matched.take()) {
+            (Some(route), _) => self.name_route(Cow::Borrowed(route)),
+            (None, Some(matched)) => self.name_route(Cow::Owned(matched)),
+            (None, None) => {}
+        }
         let error = match status {
             Some(status) => {
                 let code_value = i64::from(status.as_u16());
@@ -573,5 +699,27 @@ impl Drop for ServerTrace {
         if !self.ended {
             self.finish(None, None);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_known_methods_override_is_a_comma_separated_list() {
+        let listed: Vec<&str> = parse_methods("GET, POST,,PURGE ").collect();
+        assert_eq!(listed, ["GET", "POST", "PURGE"]);
+        assert_eq!(parse_methods("").count(), 0);
+    }
+
+    #[test]
+    fn unknown_methods_are_http_in_span_names_with_their_route() {
+        let purge = Method::from_bytes(b"PURGE").unwrap();
+        assert_eq!(span_name(&purge, Some("/items")), "HTTP /items");
+        assert_eq!(span_name(&purge, None), "HTTP");
+        assert_eq!(span_name(&Method::GET, Some("/items")), "GET /items");
+        let query = Method::from_bytes(b"QUERY").unwrap();
+        assert_eq!(known_method(&query), Some("QUERY"));
     }
 }

@@ -398,8 +398,16 @@ where
         Box::pin(async move {
             let (mut parts, body) = request.into_parts();
             let uri = signed_uri(&parts);
-            // The layer runs before routing: the span has no route.
-            let trace = ServerTrace::start(&parts.method, &uri, &parts.headers, None);
+            // Added with `Router::layer`, the layer runs after routing, and the span has the
+            // route axum matched; a generated server behind it names it with its own template.
+            let matched = matched_route(&parts.extensions);
+            let trace = ServerTrace::start_layer(
+                &parts.method,
+                &uri,
+                &parts.headers,
+                matched.as_deref(),
+                &mut parts.extensions,
+            );
             let served = trace.run(async move {
                 match gate.admit(&parts, &uri, body).await {
                     Ok(admission) => {
@@ -423,6 +431,22 @@ where
             }
             response
         })
+    }
+}
+
+/// The route axum matched for this request, when routing came before the layer, for its
+/// SERVER span (with `otel`, and `server`, which brings axum in).
+fn matched_route(extensions: &http::Extensions) -> Option<String> {
+    #[cfg(all(feature = "server", feature = "otel"))]
+    {
+        extensions
+            .get::<axum::extract::MatchedPath>()
+            .map(|matched| matched.as_str().to_owned())
+    }
+    #[cfg(not(all(feature = "server", feature = "otel")))]
+    {
+        let _ = extensions;
+        None
     }
 }
 
