@@ -89,10 +89,12 @@ impl Shelf for Books {
 #[tokio::test]
 async fn a_generated_server_behind_verify_layer_is_one_server_span_a_request() {
     let (spans, _guard) = record_spans();
+    // Behind a proxy ending TLS, told the scheme requests reach it by.
+    let verifier = Verifier::new().service("billing", SECRET).scheme("https");
     let router = ShelfServer::new(Books)
-        .verifier(Verifier::new().service("billing", SECRET))
+        .verifier(verifier.clone())
         .into_router()
-        .layer(VerifyLayer::new(Verifier::new().service("billing", SECRET)));
+        .layer(VerifyLayer::new(verifier));
     let url = serve(router).await;
     let client: ShelfClient = comms_tests::plain_client(&url, SECRET);
     assert_eq!(client.entry(71).await.unwrap(), "shelf 71");
@@ -104,6 +106,7 @@ async fn a_generated_server_behind_verify_layer_is_one_server_span_a_request() {
         .collect();
     assert_eq!(servers.len(), 1, "{spans:#?}");
     assert_eq!(servers[0].name, "GET /shelf/<id>");
+    assert_eq!(text(servers[0], "url.scheme").as_deref(), Some("https"));
     assert_eq!(
         text(servers[0], "http.route").as_deref(),
         Some("/shelf/<id>")
@@ -116,6 +119,7 @@ async fn a_generated_server_behind_verify_layer_is_one_server_span_a_request() {
     });
     assert_eq!(durations.len(), 1, "{durations:?}");
     assert_eq!(durations[0].attributes["http.route"], "/shelf/<id>");
+    assert_eq!(durations[0].attributes["url.scheme"], "https");
     assert_eq!(durations[0].value, 1.0);
 }
 

@@ -135,8 +135,10 @@ where
     // The signature covers the URI as the caller sent it, prefix included.
     let uri = crate::verify::layer::signed_uri(&parts);
     // Behind `VerifyLayer`, the request is in the layer's SERVER span already.
-    let trace = ServerTrace::behind_layer(&parts.extensions, route)
-        .unwrap_or_else(|| ServerTrace::start(&parts.method, &uri, &parts.headers, Some(route)));
+    let trace = ServerTrace::behind_layer(&parts.extensions, route).unwrap_or_else(|| {
+        let scheme = settings.gate.scheme();
+        ServerTrace::start(&parts.method, &uri, &parts.headers, Some(route), scheme)
+    });
     let served = serve(
         settings,
         parts,

@@ -67,6 +67,7 @@ impl ServerTrace {
         _uri: &Uri,
         _headers: &HeaderMap,
         _route: Option<&'static str>,
+        _scheme: Option<&str>,
     ) -> ServerTrace {
         ServerTrace
     }
@@ -76,10 +77,11 @@ impl ServerTrace {
         method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
+        scheme: Option<&str>,
         _matched: Option<&str>,
         _extensions: &mut http::Extensions,
     ) -> ServerTrace {
-        ServerTrace::start(method, uri, headers, None)
+        ServerTrace::start(method, uri, headers, None, scheme)
     }
 
     #[cfg(feature = "server")]

@@ -521,15 +521,18 @@ pub(crate) struct ServerTrace {
 }
 
 impl ServerTrace {
-    /// Opens the span; `route` is the route template when the server knows it.
+    /// Opens the span; `route` is the route template when the server knows it, `scheme` the
+    /// one requests reach the service by when it was told (`Verifier::scheme`): an HTTP/1.1
+    /// request line does not say.
     pub(crate) fn start(
         method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
         route: Option<&'static str>,
+        scheme: Option<&str>,
     ) -> ServerTrace {
         let name = span_name(method, route);
-        let scheme = uri.scheme_str().unwrap_or("http");
+        let scheme = uri.scheme_str().or(scheme).unwrap_or("http");
         let span = tracing::info_span!(
             target: "comms::server",
             "comms.serve",
@@ -582,10 +585,11 @@ impl ServerTrace {
         method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
+        scheme: Option<&str>,
         matched: Option<&str>,
         extensions: &mut http::Extensions,
     ) -> ServerTrace {
-        let mut trace = ServerTrace::start(method, uri, headers, None);
+        let mut trace = ServerTrace::start(method, uri, headers, None, scheme);
         trace.matched = matched.map(str::to_owned);
         let slot = Arc::new(OnceLock::new());
         extensions.insert(LayerTrace(slot.clone()));

@@ -76,6 +76,14 @@ pub(crate) struct Gate {
     refusals: Arc<Refusals>,
 }
 
+impl Gate {
+    /// The scheme requests reach the service by, when its verifier was told
+    /// ([`Verifier::scheme`]).
+    pub(crate) fn scheme(&self) -> Option<&str> {
+        self.verifier.as_ref()?.scheme.as_deref()
+    }
+}
+
 /// Refused requests, reported at most once every 10 s with their count (see [`Throttle`]): a
 /// flood of bad requests must not become a flood of log lines.
 #[derive(Debug)]
@@ -405,6 +413,7 @@ where
                 &parts.method,
                 &uri,
                 &parts.headers,
+                gate.scheme(),
                 matched.as_deref(),
                 &mut parts.extensions,
             );
