@@ -246,7 +246,7 @@ fn parse_methods(list: &str) -> impl Iterator<Item = &str> {
     list.split(',').map(str::trim).filter(|m| !m.is_empty())
 }
 
-/// `http.request.method`: the method, or `_OTHER` for one HTTP does not define.
+/// `http.request.method`: the method, or `_OTHER` for one the conventions do not know.
 fn method_attribute(method: &Method) -> KeyValue {
     KeyValue::new(
         "http.request.method",
