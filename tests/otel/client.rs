@@ -578,3 +578,26 @@ async fn an_attempts_span_and_its_duration_metric_measure_the_same_time() {
         durations[0].sum
     );
 }
+
+/// Under a base URL with a path, the template is the request path's: the base's path included.
+#[tokio::test]
+async fn a_base_urls_path_is_in_the_template() {
+    let (spans, _guard) = record_spans();
+    let server = TestServer::always(Reply::ok_json(serde_json::json!({}))).await;
+    let port = server.addr().port();
+    plain_executor(&format!("{}/api/", server.url()), "billing", SECRET)
+        .execute(item(5))
+        .await
+        .unwrap();
+    assert_eq!(server.requests()[0].uri.path(), "/api/items/5");
+
+    let spans = spans.get_finished_spans().unwrap();
+    let attempt = only_span(&spans, "GET /api/items/<id>");
+    assert_eq!(
+        text(attempt, "url.template").as_deref(),
+        Some("/api/items/<id>")
+    );
+    let durations = points("http.client.request.duration", port);
+    assert_eq!(durations.len(), 1, "{durations:?}");
+    assert_eq!(durations[0].attributes["url.template"], "/api/items/<id>");
+}

@@ -123,6 +123,31 @@ async fn a_generated_server_behind_verify_layer_is_one_server_span_a_request() {
     assert_eq!(durations[0].value, 1.0);
 }
 
+/// Served under a prefix (`nest_service`), the route is the request path's: the prefix
+/// included.
+#[tokio::test]
+async fn a_nested_servers_route_has_its_prefix() {
+    let (spans, _guard) = record_spans();
+    let inner = ShelfServer::new(Books)
+        .verifier(Verifier::new().service("billing", SECRET))
+        .into_router();
+    let url = serve(Router::new().nest_service("/api", inner)).await;
+    let client: ShelfClient = comms_tests::plain_client(&format!("{url}/api"), SECRET);
+    assert_eq!(client.entry(3).await.unwrap(), "shelf 3");
+
+    let spans = spans.get_finished_spans().unwrap();
+    let server = spans
+        .iter()
+        .find(|s| s.span_kind == SpanKind::Server)
+        .expect("the SERVER span");
+    assert_eq!(server.name, "GET /api/shelf/<id>");
+    assert_eq!(
+        text(server, "http.route").as_deref(),
+        Some("/api/shelf/<id>")
+    );
+    assert_eq!(text(server, "url.path").as_deref(), Some("/api/shelf/3"));
+}
+
 /// With B's SERVER span left out by a filter (`comms::server` at `WARN`), B serves the request
 /// in the trace it carried all the same: its call to C continues A's trace.
 #[tokio::test]

@@ -309,7 +309,7 @@ impl ExecutorBuilder {
         let headers = attempt_headers(&base, &service_header, self.signing, false);
         let body_headers = attempt_headers(&base, &service_header, self.signing, true);
         let default_client = self.http.is_none();
-        let target = crate::telemetry::Target::new(&base);
+        let target = crate::telemetry::Target::new(&base, &prefix);
         Ok(Executor {
             inner: Arc::new(Inner {
                 name: self.name,

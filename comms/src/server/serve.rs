@@ -134,11 +134,22 @@ where
     let head_only = parts.method == http::Method::HEAD;
     // The signature covers the URI as the caller sent it, prefix included.
     let uri = crate::verify::layer::signed_uri(&parts);
+    // The route as the request's path has it: under the prefix a `nest_service` took off.
+    let served_route = crate::telemetry::served_route(route, uri.path(), parts.uri.path());
     // Behind `VerifyLayer`, the request is in the layer's SERVER span already.
-    let trace = ServerTrace::behind_layer(&parts.extensions, route).unwrap_or_else(|| {
-        let scheme = settings.gate.scheme();
-        ServerTrace::start(&parts.method, &uri, &parts.headers, Some(route), scheme)
-    });
+    let trace = match ServerTrace::behind_layer(&parts.extensions, served_route.clone()) {
+        Some(trace) => trace,
+        None => {
+            let scheme = settings.gate.scheme();
+            ServerTrace::start(
+                &parts.method,
+                &uri,
+                &parts.headers,
+                Some(served_route),
+                scheme,
+            )
+        }
+    };
     let served = serve(
         settings,
         parts,

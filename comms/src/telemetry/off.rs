@@ -15,7 +15,7 @@ pub(crate) struct Target;
 
 impl Target {
     #[inline]
-    pub(crate) fn new(_base: &reqwest::Url) -> Target {
+    pub(crate) fn new(_base: &reqwest::Url, _prefix: &str) -> Target {
         Target
     }
 }
@@ -45,6 +45,16 @@ impl AttemptTrace {
     pub(crate) fn end(self, _status: Option<StatusCode>, _error_type: Option<&'static str>) {}
 }
 
+#[cfg(feature = "server")]
+#[inline]
+pub(crate) fn served_route(
+    route: &'static str,
+    _path: &str,
+    _routed: &str,
+) -> std::borrow::Cow<'static, str> {
+    std::borrow::Cow::Borrowed(route)
+}
+
 #[inline]
 pub(crate) fn retried(_target: &Target, _method: &Method) {}
 
@@ -66,7 +76,7 @@ impl ServerTrace {
         _method: &Method,
         _uri: &Uri,
         _headers: &HeaderMap,
-        _route: Option<&'static str>,
+        _route: Option<std::borrow::Cow<'static, str>>,
         _scheme: Option<&str>,
     ) -> ServerTrace {
         ServerTrace
@@ -88,7 +98,7 @@ impl ServerTrace {
     #[inline]
     pub(crate) fn behind_layer(
         _extensions: &http::Extensions,
-        _route: &'static str,
+        _route: std::borrow::Cow<'static, str>,
     ) -> Option<ServerTrace> {
         None
     }

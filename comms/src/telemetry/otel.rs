@@ -162,7 +162,7 @@ fn span_name_of(method: &str, route: &str) -> String {
 /// names the route of the layer's SERVER span.
 #[derive(Clone)]
 struct LayerTrace(
-    #[cfg_attr(not(feature = "server"), allow(dead_code))] Arc<OnceLock<&'static str>>,
+    #[cfg_attr(not(feature = "server"), allow(dead_code))] Arc<OnceLock<Cow<'static, str>>>,
 );
 
 /// What every attempt of an executor's is reported with: its target's `server.address` and
@@ -173,15 +173,27 @@ pub(crate) struct Target {
     tracer: OnceLock<BoxedTracer>,
     address: KeyValue,
     port: KeyValue,
+    /// The base URL's path, which every request's path starts with; `None` for `/`.
+    prefix: Option<Box<str>>,
 }
 
 impl Target {
-    pub(crate) fn new(base: &reqwest::Url) -> Target {
+    /// The target of a base URL whose path is `prefix` (without its trailing `/`).
+    pub(crate) fn new(base: &reqwest::Url, prefix: &str) -> Target {
         let [address, port] = server(base);
         Target {
             tracer: OnceLock::new(),
             address,
             port,
+            prefix: (!prefix.is_empty()).then(|| prefix.into()),
+        }
+    }
+
+    /// `url.template`: the route as the request's path has it, under the base URL's path.
+    fn template(&self, route: &'static str) -> Cow<'static, str> {
+        match &self.prefix {
+            None => Cow::Borrowed(route),
+            Some(prefix) => Cow::Owned(format!("{prefix}{route}")),
         }
     }
 
@@ -319,8 +331,9 @@ impl AttemptTrace {
             target.address.clone(),
             target.port.clone(),
         ]);
-        if let Some(route) = route {
-            attributes.push(KeyValue::new("url.template", route));
+        let template = route.map(|route| target.template(route));
+        if let Some(template) = &template {
+            attributes.push(KeyValue::new("url.template", template.clone()));
         }
         let parent = callers_context();
         let own_span = attempt_span_enabled();
@@ -344,7 +357,7 @@ impl AttemptTrace {
                     method.as_str().to_owned(),
                 ));
             }
-            let builder = SpanBuilder::from_name(span_name(method, route))
+            let builder = SpanBuilder::from_name(span_name(method, template.as_deref()))
                 .with_kind(SpanKind::Client)
                 .with_attributes(span_attributes);
             let span = target.tracer().build_with_context(builder, &parent);
@@ -456,6 +469,17 @@ fn authority(authority: &str) -> [KeyValue; 2] {
     ]
 }
 
+/// A generated server's `http.route`: its `route` under the prefix a `nest_service` took off the
+/// request's `path` before the router saw it (as `routed`), since the conventions' route
+/// includes the application's root.
+#[cfg(feature = "server")]
+pub(crate) fn served_route(route: &'static str, path: &str, routed: &str) -> Cow<'static, str> {
+    match path.strip_suffix(routed) {
+        Some(prefix) if !prefix.is_empty() => Cow::Owned(format!("{prefix}{route}")),
+        _ => Cow::Borrowed(route),
+    }
+}
+
 /// A retry of a call to `target` is about to be made.
 pub(crate) fn retried(target: &Target, method: &Method) {
     metrics().retries.add(
@@ -509,7 +533,7 @@ pub(crate) struct ServerTrace {
     method: &'static str,
     /// `VerifyLayer`'s: where a generated server behind it names its route (see
     /// [`ServerTrace::behind_layer`]).
-    route_slot: Option<Arc<OnceLock<&'static str>>>,
+    route_slot: Option<Arc<OnceLock<Cow<'static, str>>>>,
     /// `VerifyLayer`'s: the route axum matched, the span's unless a generated server names one.
     matched: Option<String>,
     /// The trace the request carried, when a filter left the span out: the serving runs in it
@@ -528,10 +552,10 @@ impl ServerTrace {
         method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
-        route: Option<&'static str>,
+        route: Option<Cow<'static, str>>,
         scheme: Option<&str>,
     ) -> ServerTrace {
-        let name = span_name(method, route);
+        let name = span_name(method, route.as_deref());
         let scheme = uri.scheme_str().or(scheme).unwrap_or("http");
         let span = tracing::info_span!(
             target: "comms::server",
@@ -542,7 +566,7 @@ impl ServerTrace {
             http.request.method_original = known_method(method).is_none().then(|| method.as_str()),
             url.path = uri.path(),
             url.scheme = scheme,
-            http.route = route,
+            http.route = route.as_deref(),
             http.response.status_code = Empty,
             error.type = Empty,
             otel.status_code = Empty,
@@ -603,7 +627,7 @@ impl ServerTrace {
     #[cfg(feature = "server")]
     pub(crate) fn behind_layer(
         extensions: &http::Extensions,
-        route: &'static str,
+        route: Cow<'static, str>,
     ) -> Option<ServerTrace> {
         let LayerTrace(slot) = extensions.get::<LayerTrace>()?;
         let _ = slot.set(route);
@@ -667,9 +691,9 @@ impl ServerTrace {
         let late = self
             .route_slot
             .as_ref()
-            .and_then(|slot| slot.get().copied());
+            .and_then(|slot| slot.get().cloned());
         match (late, self.matched.take()) {
-            (Some(route), _) => self.name_route(Cow::Borrowed(route)),
+            (Some(route), _) => self.name_route(route),
             (None, Some(matched)) => self.name_route(Cow::Owned(matched)),
             (None, None) => {}
         }
