@@ -195,18 +195,20 @@ impl<I: Iterator + Unpin> futures_core::Stream for Items<I> {
     }
 }
 
+/// `service`, served behind a verifier that knows the clients' secret.
+fn exports_router(service: ExportsImpl) -> axum::Router {
+    ExportsServer::new(service)
+        .verifier(Verifier::new().service("billing", SECRET))
+        .into_router()
+}
+
 /// A served `ExportsImpl` and a client of it; the feeder of `export(7)`'s body.
 async fn serve_exports() -> (ExportsClient, Feeder) {
     let service = ExportsImpl::default();
     let (feeder, body) = fed();
     *service.export.lock().unwrap() = Some(body);
     let upstream = service.upstream.clone();
-    let url = serve(
-        ExportsServer::new(service)
-            .verifier(Verifier::new().service("billing", SECRET))
-            .into_router(),
-    )
-    .await;
+    let url = serve(exports_router(service)).await;
     let client = ExportsClient::builder()
         .base_url(&url)
         .secret(SECRET)
@@ -391,11 +393,7 @@ fn serve_apart(router: axum::Router) -> String {
 async fn a_served_stream_of_empty_chunks_leaves_its_thread_to_other_requests() {
     let service = ExportsImpl::default();
     let stop = service.stop.clone();
-    let url = serve_apart(
-        ExportsServer::new(service)
-            .verifier(Verifier::new().service("billing", SECRET))
-            .into_router(),
-    );
+    let url = serve_apart(exports_router(service));
     let exports = ExportsClient::builder()
         .base_url(&url)
         .secret(SECRET)
@@ -435,12 +433,7 @@ async fn a_served_item_is_one_line_however_it_serializes() {
 async fn json_lines_ended_by_a_line_over_the_limit_let_go_of_their_body() {
     let service = ExportsImpl::default();
     let long_dropped = service.long_dropped.clone();
-    let url = serve(
-        ExportsServer::new(service)
-            .verifier(Verifier::new().service("billing", SECRET))
-            .into_router(),
-    )
-    .await;
+    let url = serve(exports_router(service)).await;
     let exports = ExportsClient::builder()
         .base_url(&url)
         .secret(SECRET)

@@ -3,12 +3,9 @@
 
 use super::*;
 
-/// A → B → C: A calls B's route behind `VerifyLayer`, whose handler calls C. Every span is in
-/// A's trace, B's SERVER span is the child of A's attempt, and B's call to C is the child of
-/// B's SERVER span.
-#[tokio::test]
-async fn a_chain_of_services_shares_one_trace() {
-    let (spans, _guard) = record_spans();
+/// C, and B: a route behind `VerifyLayer` whose handler calls C; then A's call to B. Returns
+/// C, which recorded what B sent it.
+async fn relay_through_b() -> TestServer {
     let c = TestServer::always(Reply::ok_json(serde_json::json!({"from": "c"}))).await;
     let c_url = c.url();
     let b_app = Router::new()
@@ -29,6 +26,16 @@ async fn a_chain_of_services_shares_one_trace() {
         .execute(Call::get("/relay").route("/relay"))
         .await
         .unwrap();
+    c
+}
+
+/// A → B → C: A calls B's route behind `VerifyLayer`, whose handler calls C. Every span is in
+/// A's trace, B's SERVER span is the child of A's attempt, and B's call to C is the child of
+/// B's SERVER span.
+#[tokio::test]
+async fn a_chain_of_services_shares_one_trace() {
+    let (spans, _guard) = record_spans();
+    let c = relay_through_b().await;
 
     let spans = spans.get_finished_spans().unwrap();
     let kind = |kind: SpanKind| {
@@ -164,26 +171,7 @@ async fn a_server_span_a_filter_leaves_out_still_continues_the_trace() {
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("otel-test")))
         .with(filter);
     let _guard = tracing::subscriber::set_default(subscriber);
-    let c = TestServer::always(Reply::ok_json(serde_json::json!({"from": "c"}))).await;
-    let c_url = c.url();
-    let b_app = Router::new()
-        .route(
-            "/relay",
-            get(move || {
-                let c_url = c_url.clone();
-                async move {
-                    let to_c = plain_executor(&c_url, "billing", SECRET);
-                    to_c.execute(item(9)).await.unwrap();
-                    "relayed"
-                }
-            }),
-        )
-        .layer(VerifyLayer::new(Verifier::new().service("billing", SECRET)));
-    let b_url = serve(b_app).await;
-    plain_executor(&b_url, "billing", SECRET)
-        .execute(Call::get("/relay").route("/relay"))
-        .await
-        .unwrap();
+    let c = relay_through_b().await;
 
     let spans = Spans(exporter).get_finished_spans().unwrap();
     assert!(
