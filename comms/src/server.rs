@@ -21,7 +21,7 @@
 mod forms;
 mod idempotency;
 mod serve;
-mod stream;
+pub(crate) mod stream;
 
 pub use forms::{
     FlattenArg, FormArg, MultipartArg, check_query_keys, form, multipart, query_flatten, query_keys,

@@ -118,11 +118,12 @@ async fn a_generated_server_behind_verify_layer_is_one_server_span_a_request() {
         text(servers[0], "http.route").as_deref(),
         Some("/shelf/<id>")
     );
-    // One duration for the request, by the server's route (not axum's `{p1}`).
+    // One duration for the request, by the server's route (not axum's `{p1}`). (This test's
+    // alone are `https`.)
     let durations = points_where("http.server.request.duration", |p| {
-        p.attributes
-            .get("http.route")
-            .is_some_and(|route| route.starts_with("/shelf/"))
+        let route = p.attributes.get("http.route");
+        route.is_some_and(|route| route.starts_with("/shelf/"))
+            && p.attributes.get("url.scheme").map(String::as_str) == Some("https")
     });
     assert_eq!(durations.len(), 1, "{durations:?}");
     assert_eq!(durations[0].attributes["http.route"], "/shelf/<id>");
@@ -130,16 +131,16 @@ async fn a_generated_server_behind_verify_layer_is_one_server_span_a_request() {
     assert_eq!(durations[0].value, 1.0);
 }
 
-/// Served under a prefix (`nest_service`), the route is the request path's: the prefix
-/// included.
+/// Served under a prefix (`nest_service`), the route is the server's template: a prefix may
+/// hold a captured value (`/{tenant}`), which a route must not.
 #[tokio::test]
-async fn a_nested_servers_route_has_its_prefix() {
+async fn a_nested_servers_route_is_its_template() {
     let (spans, _guard) = record_spans();
     let inner = ShelfServer::new(Books)
         .verifier(Verifier::new().service("billing", SECRET))
         .into_router();
-    let url = serve(Router::new().nest_service("/api", inner)).await;
-    let client: ShelfClient = comms_tests::plain_client(&format!("{url}/api"), SECRET);
+    let url = serve(Router::new().nest_service("/{tenant}", inner)).await;
+    let client: ShelfClient = comms_tests::plain_client(&format!("{url}/acme-4711"), SECRET);
     assert_eq!(client.entry(3).await.unwrap(), "shelf 3");
 
     let spans = spans.get_finished_spans().unwrap();
@@ -147,18 +148,17 @@ async fn a_nested_servers_route_has_its_prefix() {
         .iter()
         .find(|s| s.span_kind == SpanKind::Server)
         .expect("the SERVER span");
-    assert_eq!(server.name, "GET /api/shelf/<id>");
+    assert_eq!(server.name, "GET /shelf/<id>");
+    assert_eq!(text(server, "http.route").as_deref(), Some("/shelf/<id>"));
     assert_eq!(
-        text(server, "http.route").as_deref(),
-        Some("/api/shelf/<id>")
+        text(server, "url.path").as_deref(),
+        Some("/acme-4711/shelf/3")
     );
-    assert_eq!(text(server, "url.path").as_deref(), Some("/api/shelf/3"));
 }
 
-/// With B's SERVER span left out by a filter (`comms::server` at `WARN`), B serves the request
-/// in the trace it carried all the same: its call to C continues A's trace.
-#[tokio::test]
-async fn a_server_span_a_filter_leaves_out_still_continues_the_trace() {
+/// Records this thread's spans as [`record_spans`] does, but for the SERVER spans, which the
+/// subscriber's filter leaves out (`comms::server` at `WARN`).
+fn record_spans_but_servers() -> (Spans, tracing::subscriber::DefaultGuard) {
     meters();
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder()
@@ -170,10 +170,66 @@ async fn a_server_span_a_filter_leaves_out_still_continues_the_trace() {
     let subscriber = tracing_subscriber::registry()
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("otel-test")))
         .with(filter);
-    let _guard = tracing::subscriber::set_default(subscriber);
+    (
+        Spans(exporter),
+        tracing::subscriber::set_default(subscriber),
+    )
+}
+
+#[service_client(
+    base_url = "http://127.0.0.1:9",
+    service_id = "billing",
+    secret_env = "COMMS_OTEL_TEST_SECRET"
+)]
+pub trait Relay {
+    #[post("/relay-once", idempotent)]
+    async fn relay(&self) -> Result<String, Error>;
+}
+
+/// A relay to C at its URL.
+#[derive(Clone)]
+struct Relayer(String);
+
+impl Relay for Relayer {
+    async fn relay(&self) -> Result<String, Error> {
+        plain_executor(&self.0, "billing", SECRET)
+            .execute(item(9))
+            .await?;
+        Ok("relayed".to_owned())
+    }
+}
+
+/// An idempotent method runs in a task of its own; with the SERVER span left out by a filter,
+/// that task is still in the trace the request carried.
+#[tokio::test]
+async fn an_idempotent_method_whose_server_span_is_left_out_continues_the_trace() {
+    let (spans, _guard) = record_spans_but_servers();
+    let c = TestServer::always(Reply::ok_json(serde_json::json!({"from": "c"}))).await;
+    let router = RelayServer::new(Relayer(c.url()))
+        .verifier(Verifier::new().service("billing", SECRET))
+        .into_router();
+    let client: RelayClient = comms_tests::plain_client(&serve(router).await, SECRET);
+    assert_eq!(client.relay().await.unwrap(), "relayed");
+
+    let spans = spans.get_finished_spans().unwrap();
+    let trace = only_span(&spans, "POST /relay-once")
+        .span_context
+        .trace_id();
+    let sent = c.requests()[0].header("traceparent").unwrap().to_owned();
+    assert!(
+        sent.contains(&trace.to_string()),
+        "C got {sent}; A's trace {trace}"
+    );
+}
+
+/// With B's SERVER span left out by a filter (`comms::server` at `WARN`), B serves the request
+/// in the trace it carried all the same: its call to C continues A's trace.
+#[tokio::test]
+async fn a_server_span_a_filter_leaves_out_still_continues_the_trace() {
+    let (spans, _guard) = record_spans_but_servers();
     let c = relay_through_b().await;
 
-    let spans = Spans(exporter).get_finished_spans().unwrap();
+    let spans = spans.get_finished_spans().unwrap();
     assert!(
         !spans.iter().any(|s| s.span_kind == SpanKind::Server),
         "{spans:#?}"
@@ -506,4 +562,75 @@ async fn a_streamed_answers_span_ends_with_its_body() {
             (Some("stream_error"), 1.0)
         ]
     );
+}
+
+#[service_client(
+    base_url = "http://127.0.0.1:9",
+    service_id = "billing",
+    secret_env = "COMMS_OTEL_TEST_SECRET"
+)]
+pub trait LayeredFeeds {
+    #[get("/layered-feeds/<n>")]
+    async fn feed(&self, n: u32) -> Result<comms::ByteStream, Error>;
+}
+
+impl LayeredFeeds for Feeder {
+    async fn feed(&self, n: u32) -> Result<comms::ByteStream, Error> {
+        Feeds::feed(self, n).await
+    }
+}
+
+/// Behind `VerifyLayer`, a streamed answer's span (the layer's) still lasts as long as its body,
+/// and ends as the body did.
+#[tokio::test]
+async fn behind_verify_layer_a_streamed_answers_span_ends_with_its_body() {
+    let (spans, _guard) = record_spans();
+    let verifier = Verifier::new().service("billing", SECRET);
+    let router = LayeredFeedsServer::new(Feeder)
+        .verifier(verifier.clone())
+        .into_router()
+        .layer(VerifyLayer::new(verifier));
+    let url = serve(router).await;
+    let client: LayeredFeedsClient = comms_tests::plain_client(&url, SECRET);
+    let servers = || {
+        let finished = spans.get_finished_spans().unwrap();
+        let served: Vec<SpanData> = finished
+            .into_iter()
+            .filter(|s| s.span_kind == SpanKind::Server)
+            .collect();
+        served
+    };
+
+    let mut failing = client.feed(2).await.unwrap();
+    assert_eq!(failing.next_chunk().await.unwrap().unwrap(), "one ");
+    assert!(failing.next_chunk().await.unwrap().is_err());
+    let mut stalled = client.feed(3).await.unwrap();
+    assert_eq!(stalled.next_chunk().await.unwrap().unwrap(), "one ");
+    let ended = servers();
+    assert_eq!(
+        ended.len(),
+        1,
+        "the stalled stream's span ended early: {ended:#?}"
+    );
+    assert_eq!(ended[0].name, "GET /layered-feeds/<n>");
+    assert_eq!(
+        text(&ended[0], "error.type").as_deref(),
+        Some("stream_error")
+    );
+    drop(stalled);
+    let mut ended = servers();
+    for _ in 0..50 {
+        if ended.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        ended = servers();
+    }
+    assert_eq!(ended.len(), 2, "{ended:#?}");
+    assert_eq!(text(&ended[1], "error.type").as_deref(), Some("cancelled"));
+    let durations = points_where("http.server.request.duration", |p| {
+        p.attributes.get("http.route").map(String::as_str) == Some("/layered-feeds/<n>")
+    });
+    let total: f64 = durations.iter().map(|p| p.value).sum();
+    assert_eq!(total, 2.0, "{durations:?}");
 }

@@ -134,20 +134,19 @@ where
     let head_only = parts.method == http::Method::HEAD;
     // The signature covers the URI as the caller sent it, prefix included.
     let uri = crate::verify::layer::signed_uri(&parts);
-    // The route as the request's path has it: under the prefix a `nest_service` took off.
-    let served_route = crate::telemetry::served_route(route, uri.path(), parts.uri.path());
-    // Behind `VerifyLayer`, the request is in the layer's SERVER span already.
-    let trace = match ServerTrace::behind_layer(&parts.extensions, served_route.clone()) {
-        Some(trace) => trace,
+    // Behind `VerifyLayer`, the request is in the layer's SERVER span already, which ends it.
+    let (trace, behind_layer) = match ServerTrace::behind_layer(&parts.extensions, route.into()) {
+        Some(trace) => (trace, true),
         None => {
             let scheme = settings.gate.scheme();
-            ServerTrace::start(
+            let trace = ServerTrace::start(
                 &parts.method,
                 &uri,
                 &parts.headers,
-                Some(served_route),
+                Some(route.into()),
                 scheme,
-            )
+            );
+            (trace, false)
         }
     };
     let served = serve(
@@ -164,13 +163,16 @@ where
     if !head_only {
         response.headers_mut().remove(http::header::CONTENT_LENGTH);
     }
-    // A streamed body outlives this future: it ends the trace when it ends.
-    match response
-        .extensions_mut()
-        .remove::<super::stream::TraceSlot>()
-    {
-        Some(slot) if !head_only => slot.fill(trace),
-        _ => trace.end(response.status()),
+    // A streamed body outlives this future: it ends the trace when it ends. Behind the layer,
+    // the layer's trace is the request's, and the layer hands it to the body.
+    if !behind_layer {
+        match response
+            .extensions_mut()
+            .remove::<super::stream::TraceSlot>()
+        {
+            Some(slot) if !head_only => slot.fill(trace),
+            _ => trace.end(response.status()),
+        }
     }
     response
 }
@@ -222,7 +224,11 @@ where
             answer
         }
     };
-    match tokio::spawn(finished.in_current_span()).await {
+    match tokio::spawn(crate::telemetry::in_current_trace(
+        finished.in_current_span(),
+    ))
+    .await
+    {
         Ok(answer) => answer.into(),
         // A panic outside the method (whose own are caught), in keeping its answer, or the
         // runtime shutting down: the key is released, so that a retry runs the method again.

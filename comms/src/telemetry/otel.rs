@@ -241,7 +241,10 @@ fn listed_methods() -> Option<&'static [&'static str]> {
     static LISTED: OnceLock<Option<Vec<&'static str>>> = OnceLock::new();
     LISTED
         .get_or_init(|| {
-            let list = std::env::var("OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS").ok()?;
+            // Empty is unset, as OpenTelemetry's environment variables have it.
+            let list = std::env::var("OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS")
+                .ok()
+                .filter(|list| !list.trim().is_empty())?;
             // Read once for the process: the few names are kept for its life.
             Some(
                 parse_methods(&list)
@@ -469,15 +472,12 @@ fn authority(authority: &str) -> [KeyValue; 2] {
     ]
 }
 
-/// A generated server's `http.route`: its `route` under the prefix a `nest_service` took off the
-/// request's `path` before the router saw it (as `routed`), since the conventions' route
-/// includes the application's root.
+/// `served` running in the current OpenTelemetry context wherever it is polled: a task a
+/// served request spawns stays in the request's trace (the one it carried, when a filter left
+/// its SERVER span out).
 #[cfg(feature = "server")]
-pub(crate) fn served_route(route: &'static str, path: &str, routed: &str) -> Cow<'static, str> {
-    match path.strip_suffix(routed) {
-        Some(prefix) if !prefix.is_empty() => Cow::Owned(format!("{prefix}{route}")),
-        _ => Cow::Borrowed(route),
-    }
+pub(crate) fn in_current_trace<F: Future>(served: F) -> WithContext<F> {
+    served.with_current_context()
 }
 
 /// A retry of a call to `target` is about to be made.
@@ -676,6 +676,7 @@ impl ServerTrace {
     /// the request's own future has returned.
     #[cfg(feature = "server")]
     pub(crate) fn in_span<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _carried = self.carried.clone().map(Context::attach);
         self.span.in_scope(f)
     }
 

@@ -405,6 +405,7 @@ where
         let gate = self.gate.clone();
         Box::pin(async move {
             let (mut parts, body) = request.into_parts();
+            let head_only = parts.method == http::Method::HEAD;
             let uri = signed_uri(&parts);
             // Added with `Router::layer`, the layer runs after routing, and the span has the
             // route axum matched; a generated server behind it names it with its own template.
@@ -434,13 +435,29 @@ where
                     Err(refusal) => Ok(refusal.map(ResBody::from)),
                 }
             });
-            let response = served.await;
-            if let Ok(response) = &response {
-                trace.end(response.status());
+            let mut response = served.await;
+            if let Ok(response) = &mut response {
+                end_trace(trace, response, head_only);
             }
             response
         })
     }
+}
+
+/// Ends the request's trace with its answer's status; or, for a generated server's streamed
+/// answer behind the layer, hands it to the body, which ends it (a HEAD's body is never read).
+fn end_trace<B>(trace: ServerTrace, response: &mut Response<B>, head_only: bool) {
+    #[cfg(feature = "server")]
+    if let Some(slot) = response
+        .extensions_mut()
+        .remove::<crate::server::stream::TraceSlot>()
+        && !head_only
+    {
+        slot.fill(trace);
+        return;
+    }
+    let _ = head_only;
+    trace.end(response.status());
 }
 
 /// The route axum matched for this request, when routing came before the layer, for its
