@@ -467,11 +467,7 @@ pub(crate) fn aliased_ok(ty: &Type) -> Option<&Type> {
 pub(crate) fn bare_error_ok(ty: &Type) -> Option<&Type> {
     let mut types = type_args(result_args(ty)?);
     match (types.next(), types.next(), types.next()) {
-        (Some(ok), Some(Type::Path(err)), None)
-            if err.qself.is_none() && err.path.is_ident("Error") =>
-        {
-            Some(ok)
-        }
+        (Some(ok), Some(err), None) if is_bare(err, "Error") => Some(ok),
         _ => None,
     }
 }

@@ -377,13 +377,16 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
 /// `&arg`, passed through a check function whose unmet bound is reported at the argument's type
 /// (`Display` for path values, `comms::Multipart` for a `#[multipart]` body).
 fn checked(arg: &Arg<'_>, check: &str) -> TokenStream {
-    // The argument and the function are named where the type is written too: an unmet bound's
-    // note ("required by a bound introduced by this call") then points there, not at the
-    // whole attribute.
+    checked_call(arg, Shape::Scalar, check, borrowed_at_type(arg))
+}
+
+/// `&arg`, the argument named where its type is written (its hygiene unchanged): an unmet
+/// bound's note ("required by a bound introduced by this call") then points at the type, not
+/// at the whole attribute or the argument's name.
+fn borrowed_at_type(arg: &Arg<'_>) -> TokenStream {
     let mut ident = arg.ident.clone();
     ident.set_span(ident.span().located_at(arg.ty.span()));
-    let check = format_ident!("{}", check, span = arg.ty.span());
-    quote_spanned!(arg.ty.span()=> ::comms::__private::#check(&#ident))
+    quote_spanned!(arg.ty.span()=> &#ident)
 }
 
 /// `value` (one of the argument's values) passed through the check function `check`. For the
@@ -417,11 +420,7 @@ fn each(
     let mut here = item.clone();
     here.set_span(item.span().located_at(arg.ty.span()));
     match shape {
-        Shape::Scalar => {
-            let mut value = ident.clone();
-            value.set_span(ident.span().located_at(arg.ty.span()));
-            apply(quote_spanned!(arg.ty.span()=> &#value))
-        }
+        Shape::Scalar => apply(borrowed_at_type(arg)),
         Shape::Optional => {
             let body = apply(quote_spanned!(arg.ty.span()=> #here));
             quote!(if let ::core::option::Option::Some(#item) = &#ident { #body })

@@ -602,7 +602,7 @@ impl Pass {
     fn for_option_of(ty: &Type, inner: &Type) -> Pass {
         match (ty, inner) {
             (Type::Reference(_), _) => Pass::Ref,
-            (_, Type::Reference(r)) if is_str(&r.elem) => Pass::AsDeref,
+            (_, Type::Reference(r)) if ast::is_bare(&r.elem, "str") => Pass::AsDeref,
             (_, Type::Reference(_)) => Pass::AsRef,
             _ => Pass::Value,
         }
@@ -619,7 +619,7 @@ impl Pass {
         };
         let owned_item = owned(item);
         let borrowed = match item {
-            Type::Reference(r) => Some(is_str(&r.elem)),
+            Type::Reference(r) => Some(ast::is_bare(&r.elem, "str")),
             _ => None,
         };
         match (declared, borrowed) {
@@ -683,7 +683,7 @@ impl Pass {
 /// borrows (`&str` → `String`, `&[T]` → `Vec<T>`, `&T` → `T`).
 fn owned(ty: &Type) -> TokenStream {
     match ungrouped(ty) {
-        Type::Reference(r) if is_str(&r.elem) => quote!(::std::string::String),
+        Type::Reference(r) if ast::is_bare(&r.elem, "str") => quote!(::std::string::String),
         Type::Reference(r) => match ungrouped(&r.elem) {
             Type::Slice(slice) => {
                 let elem = &slice.elem;
@@ -711,10 +711,6 @@ fn unservable(ty: &Type) -> Option<&'static str> {
         Type::Reference(r) => unservable(&r.elem),
         _ => None,
     }
-}
-
-fn is_str(ty: &Type) -> bool {
-    matches!(ty, Type::Path(p) if p.qself.is_none() && p.path.is_ident("str"))
 }
 
 /// The item type of `Option<T>`, `Vec<T>` and the other collections (`T`), `[T]` or `[T; N]`
