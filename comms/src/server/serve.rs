@@ -135,17 +135,12 @@ where
     // The signature covers the URI as the caller sent it, prefix included.
     let uri = crate::verify::layer::signed_uri(&parts);
     // Behind `VerifyLayer`, the request is in the layer's SERVER span already, which ends it.
-    let (trace, behind_layer) = match ServerTrace::behind_layer(&parts.extensions, route.into()) {
+    let (trace, behind_layer) = match ServerTrace::behind_layer(&parts.extensions, route) {
         Some(trace) => (trace, true),
         None => {
             let scheme = settings.gate.scheme();
-            let trace = ServerTrace::start(
-                &parts.method,
-                &uri,
-                &parts.headers,
-                Some(route.into()),
-                scheme,
-            );
+            let trace =
+                ServerTrace::start(&parts.method, &uri, &parts.headers, Some(route), scheme);
             (trace, false)
         }
     };
@@ -166,13 +161,7 @@ where
     // A streamed body outlives this future: it ends the trace when it ends. Behind the layer,
     // the layer's trace is the request's, and the layer hands it to the body.
     if !behind_layer {
-        match response
-            .extensions_mut()
-            .remove::<super::stream::TraceSlot>()
-        {
-            Some(slot) if !head_only => slot.fill(trace),
-            _ => trace.end(response.status()),
-        }
+        crate::verify::layer::end_trace(trace, &mut response, head_only);
     }
     response
 }

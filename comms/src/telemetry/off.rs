@@ -72,7 +72,7 @@ impl ServerTrace {
         _method: &Method,
         _uri: &Uri,
         _headers: &HeaderMap,
-        _route: Option<std::borrow::Cow<'static, str>>,
+        _route: Option<&'static str>,
         _scheme: Option<&str>,
     ) -> ServerTrace {
         ServerTrace
@@ -84,7 +84,7 @@ impl ServerTrace {
         uri: &Uri,
         headers: &HeaderMap,
         scheme: Option<&str>,
-        _matched: Option<&str>,
+        _matched: Option<String>,
         _extensions: &mut http::Extensions,
     ) -> ServerTrace {
         ServerTrace::start(method, uri, headers, None, scheme)
@@ -94,7 +94,7 @@ impl ServerTrace {
     #[inline]
     pub(crate) fn behind_layer(
         _extensions: &http::Extensions,
-        _route: std::borrow::Cow<'static, str>,
+        _route: &'static str,
     ) -> Option<ServerTrace> {
         None
     }

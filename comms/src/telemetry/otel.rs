@@ -162,7 +162,7 @@ fn span_name_of(method: &str, route: &str) -> String {
 /// names the route of the layer's SERVER span.
 #[derive(Clone)]
 struct LayerTrace(
-    #[cfg_attr(not(feature = "server"), allow(dead_code))] Arc<OnceLock<Cow<'static, str>>>,
+    #[cfg_attr(not(feature = "server"), allow(dead_code))] Arc<OnceLock<&'static str>>,
 );
 
 /// What every attempt of an executor's is reported with: its target's `server.address` and
@@ -533,7 +533,7 @@ pub(crate) struct ServerTrace {
     method: &'static str,
     /// `VerifyLayer`'s: where a generated server behind it names its route (see
     /// [`ServerTrace::behind_layer`]).
-    route_slot: Option<Arc<OnceLock<Cow<'static, str>>>>,
+    route_slot: Option<Arc<OnceLock<&'static str>>>,
     /// `VerifyLayer`'s: the route axum matched, the span's unless a generated server names one.
     matched: Option<String>,
     /// The trace the request carried, when a filter left the span out: the serving runs in it
@@ -552,10 +552,10 @@ impl ServerTrace {
         method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
-        route: Option<Cow<'static, str>>,
+        route: Option<&'static str>,
         scheme: Option<&str>,
     ) -> ServerTrace {
-        let name = span_name(method, route.as_deref());
+        let name = span_name(method, route);
         let scheme = uri.scheme_str().or(scheme).unwrap_or("http");
         let span = tracing::info_span!(
             target: "comms::server",
@@ -566,7 +566,7 @@ impl ServerTrace {
             http.request.method_original = known_method(method).is_none().then(|| method.as_str()),
             url.path = uri.path(),
             url.scheme = scheme,
-            http.route = route.as_deref(),
+            http.route = route,
             http.response.status_code = Empty,
             error.type = Empty,
             otel.status_code = Empty,
@@ -610,11 +610,11 @@ impl ServerTrace {
         uri: &Uri,
         headers: &HeaderMap,
         scheme: Option<&str>,
-        matched: Option<&str>,
+        matched: Option<String>,
         extensions: &mut http::Extensions,
     ) -> ServerTrace {
         let mut trace = ServerTrace::start(method, uri, headers, None, scheme);
-        trace.matched = matched.map(str::to_owned);
+        trace.matched = matched;
         let slot = Arc::new(OnceLock::new());
         extensions.insert(LayerTrace(slot.clone()));
         trace.route_slot = Some(slot);
@@ -627,7 +627,7 @@ impl ServerTrace {
     #[cfg(feature = "server")]
     pub(crate) fn behind_layer(
         extensions: &http::Extensions,
-        route: Cow<'static, str>,
+        route: &'static str,
     ) -> Option<ServerTrace> {
         let LayerTrace(slot) = extensions.get::<LayerTrace>()?;
         let _ = slot.set(route);
@@ -692,9 +692,9 @@ impl ServerTrace {
         let late = self
             .route_slot
             .as_ref()
-            .and_then(|slot| slot.get().cloned());
+            .and_then(|slot| slot.get().copied());
         match (late, self.matched.take()) {
-            (Some(route), _) => self.name_route(route),
+            (Some(route), _) => self.name_route(Cow::Borrowed(route)),
             (None, Some(matched)) => self.name_route(Cow::Owned(matched)),
             (None, None) => {}
         }

@@ -415,7 +415,7 @@ where
                 &uri,
                 &parts.headers,
                 gate.scheme(),
-                matched.as_deref(),
+                matched,
                 &mut parts.extensions,
             );
             let served = trace.run(async move {
@@ -445,8 +445,9 @@ where
 }
 
 /// Ends the request's trace with its answer's status; or, for a generated server's streamed
-/// answer behind the layer, hands it to the body, which ends it (a HEAD's body is never read).
-fn end_trace<B>(trace: ServerTrace, response: &mut Response<B>, head_only: bool) {
+/// answer, hands it to the body, which ends it (a HEAD's body is never read). The layer's, and
+/// the generated server's when no layer is in front of it.
+pub(crate) fn end_trace<B>(trace: ServerTrace, response: &mut Response<B>, head_only: bool) {
     #[cfg(feature = "server")]
     if let Some(slot) = response
         .extensions_mut()
