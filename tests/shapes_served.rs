@@ -812,9 +812,10 @@ async fn repeated_query_values_round_trip_into_every_collection() {
     );
 }
 
-/// A trait a `macro_rules!` macro declares: its argument types arrive grouped (`$t:ty`).
+/// A trait a `macro_rules!` macro declares: its argument and return types arrive grouped
+/// (`$t:ty`), and are read as they are when written out.
 macro_rules! declare_by_macro {
-    ($name:ident, $ids:ty, $words:ty) => {
+    ($name:ident, $ids:ty, $words:ty, $unit:ty, $maybe:ty, $raw:ty, $whole:ty) => {
         #[service_client(
             base_url = "http://127.0.0.1:9",
             service_id = "billing",
@@ -827,11 +828,31 @@ macro_rules! declare_by_macro {
                 #[query] id: $ids,
                 #[query] word: $words,
             ) -> Result<String, Error>;
+
+            #[delete("/by-macro/<id>")]
+            async fn remove(&self, id: u32) -> Result<$unit, Error>;
+
+            #[get("/by-macro/<id>")]
+            async fn maybe(&self, id: u32) -> Result<$maybe, Error>;
+
+            #[get("/by-macro/raw")]
+            async fn raw(&self) -> Result<$raw, Error>;
+
+            #[get("/by-macro/whole")]
+            async fn whole(&self) -> $whole;
         }
     };
 }
 
-declare_by_macro!(ByMacro, VecDeque<u32>, &[&str]);
+declare_by_macro!(
+    ByMacro,
+    VecDeque<u32>,
+    &[&str],
+    (),
+    Option<u32>,
+    comms::Response,
+    Result<u32, Error>
+);
 
 #[derive(Clone)]
 struct ByMacroImpl;
@@ -840,14 +861,48 @@ impl ByMacro for ByMacroImpl {
     async fn by_macro(&self, id: VecDeque<u32>, word: &[&str]) -> Result<String, Error> {
         Ok(format!("{id:?} {word:?}"))
     }
+
+    async fn remove(&self, _id: u32) -> Result<(), Error> {
+        Ok(())
+    }
+
+    async fn maybe(&self, id: u32) -> Result<Option<u32>, Error> {
+        Ok((id == 1).then_some(10))
+    }
+
+    async fn raw(&self) -> Result<comms::Response, Error> {
+        comms::Response::builder(http::StatusCode::ACCEPTED)
+            .body("raw")
+            .build()
+    }
+
+    async fn whole(&self) -> Result<u32, Error> {
+        Ok(5)
+    }
 }
 
 #[tokio::test]
-async fn argument_types_a_macro_declares_are_parsed_back() {
+async fn types_a_macro_declares_are_read_as_written_out() {
     let router = ByMacroServer::new(ByMacroImpl)
         .verifier(Verifier::new().service("billing", SECRET))
         .into_router();
     let client: ByMacroClient = comms_tests::plain_client(&serve(router).await, SECRET);
     let got = client.by_macro([2, 1].into(), &["a", "b"]).await.unwrap();
     assert_eq!(got, r#"[2, 1] ["a", "b"]"#);
+    // `()` answers 204 with no body, and is read as nothing; `None` is a 404.
+    let removed = client
+        .executor()
+        .execute(Call::delete("/by-macro/1"))
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), 204);
+    client.remove(1).await.unwrap();
+    assert_eq!(client.maybe(1).await.unwrap(), Some(10));
+    assert_eq!(client.maybe(2).await.unwrap(), None);
+    let raw = client.raw().await.unwrap();
+    assert_eq!(
+        (raw.status().as_u16(), raw.text().unwrap()),
+        (202, "raw".into())
+    );
+    assert_eq!(client.whole().await.unwrap(), 5);
 }

@@ -247,6 +247,22 @@ impl<'a> Method<'a> {
                 }
             };
             let mut kind: Option<(ArgAttr, &syn::Attribute)> = None;
+            if let Some(a) = pt
+                .attrs
+                .iter()
+                .find(|a| a.path().is_ident("cfg") || a.path().is_ident("cfg_attr"))
+            {
+                cx.error_spanned_by(
+                    a,
+                    format!(
+                        "`{ident}` cannot be under `#[cfg]`: the generated client passes every \
+                         argument it declares; put the whole method under `#[cfg]`, once with \
+                         the argument and once without"
+                    ),
+                );
+                ok_args = false;
+                continue;
+            }
             if attr::report_misspellings(cx, &pt.attrs, attr::ARG_ATTRS) {
                 ok_args = false;
                 continue;
@@ -343,10 +359,40 @@ impl<'a> Method<'a> {
     pub(crate) fn ident(&self) -> &Ident {
         &self.item.sig.ident
     }
+
+    /// Its `#[cfg]` attributes as written, to compare with another method's.
+    pub(crate) fn cfgs(&self) -> String {
+        cfgs(&self.item.attrs)
+    }
+
+    /// The predicates of its `#[cfg]` attributes, all of which must hold for it to be compiled.
+    pub(crate) fn cfg_predicates(&self) -> impl Iterator<Item = proc_macro2::TokenStream> + '_ {
+        self.item
+            .attrs
+            .iter()
+            .filter(|a| a.path().is_ident("cfg"))
+            .filter_map(|a| a.meta.require_list().ok().map(|list| list.tokens.clone()))
+    }
 }
 
+/// The `#[cfg]` attributes among `attrs`, as written.
+pub(crate) fn cfgs(attrs: &[syn::Attribute]) -> String {
+    let cfgs = attrs.iter().filter(|a| a.path().is_ident("cfg"));
+    quote::quote!(#(#cfgs)*).to_string()
+}
+
+/// `&self`, or the same written out, `self: &Self`.
 fn is_ref_self(r: &syn::Receiver) -> bool {
-    matches!(&r.kind, syn::ReceiverKind::Reference(_, _, None)) && r.mutability.is_none()
+    let written_out = |ty: &Type| {
+        matches!(ty, Type::Reference(re)
+            if re.lifetime.is_none() && re.mutability.is_none() && is_bare(&re.elem, "Self"))
+    };
+    r.mutability.is_none()
+        && match &r.kind {
+            syn::ReceiverKind::Reference(_, _, None) => true,
+            syn::ReceiverKind::Typed(_, ty) => written_out(ty),
+            _ => false,
+        }
 }
 
 fn parse_output<'a>(cx: &Ctxt, output: &'a ReturnType, name: &Ident) -> Option<Output<'a>> {
@@ -368,11 +414,13 @@ fn parse_output<'a>(cx: &Ctxt, output: &'a ReturnType, name: &Ident) -> Option<O
         return wrong(ty);
     };
     let types: Vec<&Type> = type_args(args).collect();
-    // `Result<T>` is an alias of the user's (`type Result<T> = Result<T, comms::Error>`);
-    // the compiler checks what it stands for (`__private::comms_result`).
+    // `Result<T>` is an alias of the user's (`type Result<T> = Result<T, comms::Error>`), and
+    // an error named in the user's scope (`Error`, `CommsError`, `errors::Error`) may be
+    // `comms::Error` imported or re-exported: the compiler checks what they stand for
+    // (`__private::comms_result`).
     let ok = match (aliased_ok(ty), &types[..]) {
         (Some(ok), _) => ok,
-        (None, [ok, err]) if is_named(err, "Error", &["comms"]) => ok,
+        (None, [ok, Type::Path(err)]) if err.qself.is_none() => ok,
         (None, [_, err]) => return wrong(*err),
         _ => return wrong(ty),
     };
@@ -433,12 +481,15 @@ fn parse_output<'a>(cx: &Ctxt, output: &'a ReturnType, name: &Ident) -> Option<O
     Some(Output { ty, ok, kind })
 }
 
-/// The generic arguments of a type written `Result<..>` (its path, if any, aside).
+/// The generic arguments of a type written `Result<..>`, or under an alias whose name ends
+/// in `Result` (`ApiResult<..>`), its path, if any, aside.
 fn result_args(ty: &Type) -> Option<&Punctuated<syn::GenericArgument, Token![,]>> {
     let Type::Path(p) = ty else { return None };
     let last = p.path.segments.last()?;
     match &last.arguments {
-        syn::PathArguments::AngleBracketed(args) if p.qself.is_none() && last.ident == "Result" => {
+        syn::PathArguments::AngleBracketed(args)
+            if p.qself.is_none() && last.ident.to_string().ends_with("Result") =>
+        {
             Some(&args.args)
         }
         _ => None,
@@ -462,14 +513,29 @@ pub(crate) fn aliased_ok(ty: &Type) -> Option<&Type> {
     }
 }
 
-/// `T` of a return type written `Result<T, Error>` with a bare `Error`, which names whatever
-/// `Error` is in scope: it must be `comms::Error`.
-pub(crate) fn bare_error_ok(ty: &Type) -> Option<&Type> {
+/// `T` of a return type `Result<T, E>` whose names the user's scope says: an `E` other than
+/// `comms::Error` written out (a bare `Error`, an import under another name, a re-export), or
+/// a `Result` under another name (`ApiResult<T, E>`). It must stand for
+/// `Result<T, comms::Error>`.
+pub(crate) fn scoped_error_ok(ty: &Type) -> Option<&Type> {
     let mut types = type_args(result_args(ty)?);
-    match (types.next(), types.next(), types.next()) {
-        (Some(ok), Some(err), None) if is_bare(err, "Error") => Some(ok),
-        _ => None,
-    }
+    let (Some(ok), Some(err), None) = (types.next(), types.next(), types.next()) else {
+        return None;
+    };
+    let std_result =
+        matches!(ty, Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Result"));
+    (!std_result || !is_comms(err, "Error")).then_some(ok)
+}
+
+/// Whether `ty` is written `comms::{name}` or `::comms::{name}`.
+fn is_comms(ty: &Type, name: &str) -> bool {
+    let Type::Path(p) = ty else { return false };
+    let segments = &p.path.segments;
+    p.qself.is_none()
+        && segments.len() == 2
+        && segments[0].ident == "comms"
+        && segments[1].ident == name
+        && segments.iter().all(|s| s.arguments.is_none())
 }
 
 /// Whether `ty` is written as the single name `name`, without a path or arguments.
@@ -519,6 +585,28 @@ pub(crate) fn outer_ident(ty: &Type) -> Option<&Ident> {
         Type::Group(g) => outer_ident(&g.elem),
         _ => None,
     }
+}
+
+/// The trait with the invisible groups that `macro_rules!` wraps a `$t:ty` in taken out of its
+/// types, so that every check reads `Result<$ok, Error>` or `Option<$t>` as it reads the type
+/// written out: `()` passed in as `$t` is the unit type, not some other type to decode. A
+/// group around a trait object or `impl Trait` stays: without it, `&$t` of `dyn A + Send`
+/// would be read as `&dyn A` plus a bound.
+pub(crate) fn ungroup_types(mut item: ItemTrait) -> ItemTrait {
+    struct Ungroup;
+    impl syn::visit_mut::VisitMut for Ungroup {
+        fn visit_type_mut(&mut self, ty: &mut Type) {
+            while let Type::Group(group) = ty {
+                if matches!(&*group.elem, Type::TraitObject(_) | Type::ImplTrait(_)) {
+                    break;
+                }
+                *ty = (*group.elem).clone();
+            }
+            syn::visit_mut::visit_type_mut(self, ty);
+        }
+    }
+    syn::visit_mut::VisitMut::visit_item_trait_mut(&mut Ungroup, &mut item);
+    item
 }
 
 /// `ty` without the invisible group a `macro_rules!` `$t:ty` arrives in, or parentheses.

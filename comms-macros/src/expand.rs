@@ -16,7 +16,7 @@ use crate::{ast, valid};
 
 pub(crate) fn service_client(args: TokenStream, input: TokenStream) -> TokenStream {
     let item: ItemTrait = match syn::parse2(input.clone()) {
-        Ok(item) => item,
+        Ok(item) => ast::ungroup_types(item),
         Err(_) => {
             let error = syn::Error::new(
                 Span::call_site(),
@@ -183,12 +183,19 @@ fn expand(service: &Service<'_>) -> TokenStream {
     #[cfg(not(feature = "server"))]
     let server = TokenStream::new();
 
+    let twice = valid::twice_under_cfgs(service);
+
     quote! {
         #trait_item
 
+        #twice
+
         #struct_tokens
 
+        // A trait, or a type in its signatures, may be `#[deprecated]`: its own client is no
+        // use of it.
         #[automatically_derived]
+        #[allow(deprecated)]
         impl #trait_ident for #client {
             #(#methods)*
         }
@@ -460,7 +467,8 @@ fn sendable(item: &ItemTrait, canonical: bool) -> ItemTrait {
 
 /// The output of a method's future: its declared return type, or the type it must stand for,
 /// `Result<T, comms::Error>`, when what it names is the user's scope's to say: an alias written
-/// `Result<T>`, or an error written as a bare `Error` (another crate's may be in scope). The
+/// `Result<T>`, or an error other than `comms::Error` written out (a bare `Error`, which may be
+/// another crate's, or `comms::Error` imported under another name). The
 /// trait and the client declare that type, so that a return type standing for another is
 /// reported once, where it is written (`__private::comms_result`), and not again wherever
 /// the trait is used.
@@ -497,9 +505,10 @@ fn output_checks(ty: &Type) -> TokenStream {
 }
 
 /// What of a return type the user's scope names: its success type when the `Result` is an
-/// alias or its error a bare `Error`, and the success type when it is a bare `Response`.
+/// alias or its error other than `comms::Error` written out, and the success type when it is a
+/// bare `Response`.
 fn scoped(ty: &Type) -> (Option<&Type>, Option<&Type>) {
-    let result_ok = ast::aliased_ok(ty).or_else(|| ast::bare_error_ok(ty));
+    let result_ok = ast::aliased_ok(ty).or_else(|| ast::scoped_error_ok(ty));
     let response = result_ok
         .or_else(|| ast::generic_arg(ty))
         .filter(|ok| ast::is_bare(ok, "Response"));
@@ -516,9 +525,10 @@ fn fallback(item: &ItemTrait) -> TokenStream {
     let mut stripped = sendable(item, false);
     // A method declared twice is reported as that; its second declaration goes, so that the
     // compiler does not report it again, as a duplicate definition and a missing item.
+    // Under `#[cfg]`s that differ, both stay: at most one of them is compiled.
     let mut seen = std::collections::HashSet::new();
     stripped.items.retain(|i| match i {
-        TraitItem::Fn(f) => seen.insert(f.sig.ident.to_string()),
+        TraitItem::Fn(f) => seen.insert((f.sig.ident.to_string(), ast::cfgs(&f.attrs))),
         _ => true,
     });
     let trait_ident = &item.ident;
@@ -540,25 +550,46 @@ fn fallback(item: &ItemTrait) -> TokenStream {
             TraitItem::Fn(f) => {
                 let sig = &f.sig;
                 let cfgs = f.attrs.iter().filter(|a| a.path().is_ident("cfg"));
-                let body = if sig.asyncness.is_some() {
-                    quote!(::core::unreachable!())
-                } else {
-                    quote!(async move { ::core::unreachable!() })
-                };
+                // An `async fn`, or one declared returning nothing (refused), has no future
+                // to return.
+                let body =
+                    if sig.asyncness.is_some() || matches!(sig.output, syn::ReturnType::Default) {
+                        quote!(::core::unreachable!())
+                    } else {
+                        quote!(async move { ::core::unreachable!() })
+                    };
                 Some(quote!(#(#cfgs)* #[allow(unused_variables)] #sig { #body }))
             }
             _ => None,
         });
         quote! {
             #[automatically_derived]
+            #[allow(deprecated)]
             impl #trait_ident for #client { #(#methods)* }
         }
     } else {
         TokenStream::new()
     };
+    // A return type named in the user's scope is still checked, so that its mistake is
+    // reported in the same build as the others.
+    let checks = item.items.iter().filter_map(|i| match i {
+        TraitItem::Fn(f) => match &f.sig.output {
+            syn::ReturnType::Type(_, ty) => {
+                let cfgs = f.attrs.iter().filter(|a| a.path().is_ident("cfg"));
+                let checks = output_checks(ty);
+                (!checks.is_empty()).then(|| quote!(#(#cfgs)* { #checks }))
+            }
+            syn::ReturnType::Default => None,
+        },
+        _ => None,
+    });
     quote! {
         #stripped
         #struct_tokens
         #trait_impl
+        const _: () = {
+            #[allow(dead_code)]
+            fn output_checks() { #(#checks)* }
+        };
     }
 }

@@ -47,9 +47,13 @@ use proc_macro::TokenStream;
 ///
 /// Each method is an `async fn(&self, ..) -> Result<T, comms::Error>` with one verb attribute:
 /// `#[get]`, `#[post]`, `#[put]`, `#[patch]`, `#[delete]` or `#[head]`, whose first argument is
-/// the route. The return type may be written as an alias, `Result<T>`, that stands for
-/// `Result<T, comms::Error>` (an alias standing for another error is a compile error at it). `<name>` in the route is filled by the argument of that name (any `Display`,
-/// percent-encoded as one segment), and a last `<name..>` by trailing segments, each encoded.
+/// the route. The return type may be written as an alias whose name ends in `Result`
+/// (`Result<T>`, `ApiResult<T>`), and the error under any name that stands for `comms::Error`
+/// (`Error`, `CommsError`, `errors::Error`); the compiler checks what they stand for, at the
+/// type. Methods of one name may sit under `#[cfg]`s that exclude each other; an argument
+/// cannot be under `#[cfg]`. `<name>` in the route is filled by the argument of that name (any
+/// `Display`, percent-encoded as one segment), and a last `<name..>` by trailing segments,
+/// each encoded.
 /// After the route:
 ///
 /// - `idempotent`: a POST or PATCH that may be retried even after it could have reached the
@@ -85,7 +89,8 @@ use proc_macro::TokenStream;
 ///
 /// A method cannot be named `executor` or `with`, the client's own methods. With the `server`
 /// feature, every argument must be one the server can parse back and lend: not an
-/// `impl Trait`, nor a `'static` reference.
+/// `impl Trait`, nor a `'static` or `&mut` reference, at the top or inside
+/// (`Option<&'static str>`).
 ///
 /// Every mistake (an unknown key, a route parameter without an argument, two bodies, a body on
 /// a `GET`, a stream on an `idempotent` method, ...) is a compile error at its token, all of

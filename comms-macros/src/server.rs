@@ -81,10 +81,10 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
                         route_shape(first),
                     ),
                 };
-                if cfgs(first) == cfgs(m) {
+                if first.cfgs() == m.cfgs() {
                     return syn::Error::new_spanned(&m.route, message).to_compile_error();
                 }
-                let both = cfg_predicates(first).chain(cfg_predicates(m));
+                let both = first.cfg_predicates().chain(m.cfg_predicates());
                 let error = syn::Error::new_spanned(&m.route, message).to_compile_error();
                 refusals.push(quote!(#[cfg(all(#(#both),*))] const _: () = { #error };));
             }
@@ -102,6 +102,7 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
         }
 
         #[doc(hidden)]
+        #[allow(deprecated)]
         #[diagnostic::on_unimplemented(
             message = #servable_message,
             label = #servable_label,
@@ -113,6 +114,7 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
         }
 
         #[automatically_derived]
+        #[allow(deprecated)]
         impl<__T> #servable for __T where
             __T: #trait_ident + ::core::clone::Clone + ::core::marker::Send + ::core::marker::Sync + 'static
         {
@@ -203,27 +205,6 @@ enum Clash {
     ParameterBesideTrailing,
 }
 
-/// A method's `#[cfg]` attributes, as text.
-fn cfgs(method: &Method<'_>) -> String {
-    let cfgs = method
-        .item
-        .attrs
-        .iter()
-        .filter(|a| a.path().is_ident("cfg"));
-    quote!(#(#cfgs)*).to_string()
-}
-
-/// The predicates of a method's `#[cfg]` attributes, all of which must hold for it to be
-/// compiled.
-fn cfg_predicates<'a>(method: &'a Method<'_>) -> impl Iterator<Item = TokenStream> + 'a {
-    method
-        .item
-        .attrs
-        .iter()
-        .filter(|a| a.path().is_ident("cfg"))
-        .filter_map(|a| a.meta.require_list().ok().map(|list| list.tokens.clone()))
-}
-
 /// Whether `a` and `b` cannot both be served: the same verb and route but for the parameters'
 /// names, or (whatever the verbs: a router matches the path first) a parameter beside a
 /// trailing one at one place.
@@ -276,8 +257,8 @@ fn route(trait_ident: &syn::Ident, method: &Method<'_>) -> TokenStream {
         .args
         .iter()
         .filter_map(|arg| {
-            let why = unservable(arg.ty)?;
-            Some(syn::Error::new_spanned(arg.ty, why).to_compile_error())
+            let (at, why) = unservable(arg.ty)?;
+            Some(syn::Error::new_spanned(at, why).to_compile_error())
         })
         .collect();
     if !unservable.is_empty() {
@@ -695,20 +676,47 @@ fn owned(ty: &Type) -> TokenStream {
     }
 }
 
-/// Why the server cannot hand a method an argument of type `ty`, which a client can send: an
-/// `impl Trait` (the server would have to pick a type) or a `'static` reference (a request's
-/// values live only as long as the request).
-fn unservable(ty: &Type) -> Option<&'static str> {
+/// Where in `ty` the server cannot hand a method an argument that a client can send, and why:
+/// an `impl Trait` (the server would have to pick a type), a `'static` reference (a request's
+/// values live only as long as the request) or a `&mut` one (what the server parsed is lent to
+/// be read), at the top or inside (`Option<&'static str>`, `Vec<&mut T>`).
+fn unservable(ty: &Type) -> Option<(&Type, &'static str)> {
     match ty {
-        Type::ImplTrait(_) => Some(
+        Type::ImplTrait(_) => Some((
+            ty,
             "with the `server` feature, arguments cannot be `impl Trait`: the generated server \
              must parse them into a type it can name; write the type",
-        ),
-        Type::Reference(r) if r.lifetime.as_ref().is_some_and(|l| l.ident == "static") => Some(
+        )),
+        Type::Reference(r) if r.lifetime.as_ref().is_some_and(|l| l.ident == "static") => Some((
+            ty,
             "with the `server` feature, arguments cannot be `'static` references: the generated \
              server lends what it parsed from the request only for the call; drop `'static`",
-        ),
+        )),
+        Type::Reference(r) if r.mutability.is_some() => Some((
+            ty,
+            "with the `server` feature, arguments cannot be `&mut` references: the generated \
+             server lends what it parsed from the request to be read; take a `&` reference or \
+             the value",
+        )),
         Type::Reference(r) => unservable(&r.elem),
+        Type::Group(g) => unservable(&g.elem),
+        Type::Paren(p) => unservable(&p.elem),
+        Type::Slice(slice) => unservable(&slice.elem),
+        Type::Array(array) => unservable(&array.elem),
+        Type::Tuple(tuple) => tuple.elems.iter().find_map(unservable),
+        Type::Path(path) => path
+            .path
+            .segments
+            .iter()
+            .filter_map(|segment| match &segment.arguments {
+                syn::PathArguments::AngleBracketed(args) => Some(&args.args),
+                _ => None,
+            })
+            .flatten()
+            .find_map(|arg| match arg {
+                syn::GenericArgument::Type(t) => unservable(t),
+                _ => None,
+            }),
         _ => None,
     }
 }

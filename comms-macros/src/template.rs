@@ -249,10 +249,12 @@ pub(crate) fn parse(text: &str) -> Result<Template, Vec<TemplateError>> {
     }
 }
 
+/// Whether `s` can name an argument (Unicode's identifier rules, as Rust's; a keyword names
+/// a raw one, `r#type`).
 fn is_ident(s: &str) -> bool {
     let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
-        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+    matches!(chars.next(), Some(c) if c == '_' || unicode_ident::is_xid_start(c))
+        && chars.all(unicode_ident::is_xid_continue)
         && s != "_"
 }
 
@@ -266,6 +268,19 @@ mod tests {
             .into_iter()
             .map(|e| (e.kind, &text[e.span]))
             .collect()
+    }
+
+    #[test]
+    fn parameter_names_follow_rusts_identifiers() {
+        assert!(parse("/p/<naïve>/<_x1>/<type>").is_ok());
+        for bad in ["/p/<1x>", "/p/<a-b>", "/p/<_>", "/p/<a b>"] {
+            assert!(
+                kinds(bad)
+                    .iter()
+                    .any(|(kind, _)| *kind == ErrorKind::BadName),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -1,26 +1,47 @@
 //! Checks that look at a whole method: route parameters against arguments, bodies (`#[body]`,
 //! `#[form]`, `#[multipart]`) against verbs and each other.
 
-use std::collections::HashSet;
-
 use crate::ast::{ArgKind, Method, OutputKind, Service, subspan, unraw};
 use crate::ctxt::Ctxt;
 use crate::suggest::did_you_mean;
 
 pub(crate) fn check(cx: &Ctxt, service: &Service<'_>) {
-    let mut names = HashSet::new();
-    for method in &service.methods {
-        if !names.insert(method.ident().to_string()) {
-            cx.error_spanned_by(
-                method.ident(),
-                format!(
-                    "`{}` is declared twice: a client has one method of a name",
-                    method.ident()
-                ),
-            );
+    for (i, method) in service.methods.iter().enumerate() {
+        // Under `#[cfg]`s that differ, two methods of a name may never be compiled together:
+        // `twice_under_cfgs` refuses them where they are.
+        let before = &service.methods[..i];
+        if before
+            .iter()
+            .any(|m| m.ident() == method.ident() && m.cfgs() == method.cfgs())
+        {
+            cx.error_spanned_by(method.ident(), declared_twice(method));
         }
         check_method(cx, method);
     }
+}
+
+fn declared_twice(method: &Method<'_>) -> String {
+    format!(
+        "`{}` is declared twice: a client has one method of a name",
+        method.ident()
+    )
+}
+
+/// Compile errors for methods of one name under `#[cfg]`s that differ, each only where both
+/// are compiled.
+pub(crate) fn twice_under_cfgs(service: &Service<'_>) -> proc_macro2::TokenStream {
+    let mut refusals = proc_macro2::TokenStream::new();
+    for (i, method) in service.methods.iter().enumerate() {
+        for first in &service.methods[..i] {
+            if first.ident() == method.ident() && first.cfgs() != method.cfgs() {
+                let both = first.cfg_predicates().chain(method.cfg_predicates());
+                let error = syn::Error::new_spanned(method.ident(), declared_twice(method))
+                    .to_compile_error();
+                refusals.extend(quote::quote!(#[cfg(all(#(#both),*))] const _: () = { #error };));
+            }
+        }
+    }
+    refusals
 }
 
 fn check_method(cx: &Ctxt, method: &Method<'_>) {
