@@ -27,8 +27,8 @@ pub use forms::{
     FlattenArg, FormArg, MultipartArg, check_query_keys, form, multipart, query_flatten, query_keys,
 };
 pub use idempotency::{
-    Claim, DEFAULT_IDEMPOTENCY_CAPACITY, DEFAULT_IDEMPOTENCY_TTL, IdempotencyStore,
-    MemoryIdempotencyStore, StoredResponse,
+    Claim, DEFAULT_IDEMPOTENCY_BYTES, DEFAULT_IDEMPOTENCY_CAPACITY, DEFAULT_IDEMPOTENCY_TTL,
+    IdempotencyStore, MemoryIdempotencyStore, StoredResponse,
 };
 pub use serve::{Settings, caller, deadline, handle};
 pub use stream::{Answer, JsonLinesReturn, respond_byte_stream, respond_json_lines};

@@ -103,6 +103,32 @@ async fn an_idempotency_key_reused_or_still_running_is_refused() {
 }
 
 #[tokio::test]
+async fn an_idempotency_key_empty_or_too_long_is_refused_unrun() {
+    let (service, _, url) = pair().await;
+    let exec = comms_tests::plain_executor(&url, "billing", SECRET);
+    let order = |key: &str| {
+        Call::post("/orders")
+            .header("Idempotency-Key", key)
+            .idempotent(true)
+            .json("book")
+    };
+    for key in [String::new(), "k".repeat(256)] {
+        let err = exec.execute(order(&key)).await.unwrap_err();
+        let Error::BadRequest(err) = err else {
+            panic!("a 400 for a key of {} bytes: {err}", key.len());
+        };
+        assert!(err.message().unwrap_or_default().contains("Idempotency-Key"));
+    }
+    assert_eq!(service.calls.load(Ordering::SeqCst), 0, "nothing ran");
+    // 255 bytes is a key.
+    let longest = "k".repeat(255);
+    let first = exec.execute(order(&longest)).await.unwrap();
+    let again = exec.execute(order(&longest)).await.unwrap();
+    assert_eq!(first.bytes(), again.bytes());
+    assert_eq!(service.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
 async fn an_idempotent_call_whose_attempt_timed_out_is_answered_by_the_first_run() {
     let (service, _, url) = pair().await;
     let client = DirectoryClient::builder()

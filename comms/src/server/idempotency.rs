@@ -24,7 +24,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -93,27 +93,49 @@ pub const DEFAULT_IDEMPOTENCY_CAPACITY: usize = 100_000;
 /// The default time [`MemoryIdempotencyStore`] keeps an answer: 24 hours.
 pub const DEFAULT_IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 
+/// The default memory [`MemoryIdempotencyStore`] keeps its keys and answers in: 256 MiB.
+pub const DEFAULT_IDEMPOTENCY_BYTES: usize = 256 * 1024 * 1024;
+
+/// What one kept key costs beyond its text and its answer's bytes, roughly: its places in the
+/// map and the queues, and its record. Counted so that a flood of tiny keys is bounded too.
+const ENTRY_OVERHEAD: usize = 160;
+
 /// A bounded in-memory [`IdempotencyStore`] for one process.
 ///
-/// It keeps at most `capacity` keys, each for `ttl`. When full it forgets the oldest answered
-/// key first (a retry that late runs the method again); it never forgets a key whose request is
-/// still running, and when every key is running it refuses new claims (the request gets a 503).
+/// It keeps at most `capacity` keys, each for `ttl`, and their answers within `max_bytes`
+/// (keys, answers' bodies and headers, counted roughly). When full it forgets the oldest
+/// answered key first (a retry that late runs the method again), and so does an answer larger
+/// than all of `max_bytes`; it never forgets a key whose request is still running, and when
+/// every key is running it refuses new claims (the request gets a 503). A claim costs the same
+/// however full the store is.
 #[derive(Debug)]
 pub struct MemoryIdempotencyStore {
     inner: Mutex<Memory>,
     capacity: usize,
     ttl: Duration,
+    max_bytes: usize,
 }
+
+/// A key: the scope and the key itself, shared by the map and the queues.
+type Id = Arc<(String, String)>;
 
 #[derive(Debug, Default)]
 struct Memory {
-    entries: HashMap<(String, String), Entry>,
-    /// Keys in the order they were claimed, for forgetting the oldest, each with the number of
-    /// its claim: a key released or expired and claimed again is here twice, and only the
-    /// place of its latest claim counts.
-    order: VecDeque<((String, String), u64)>,
+    entries: HashMap<Id, Entry>,
+    /// Keys in the order they were claimed, which is the order they expire in (all live for
+    /// one `ttl`), each with the number of its claim: a key released or expired and claimed
+    /// again is here twice, and only its latest claim counts.
+    order: VecDeque<(Id, u64)>,
+    /// Answered keys in the order they were answered: the first to forget when full.
+    answered: VecDeque<(Id, u64)>,
     /// The number the next claim gets.
     claims: u64,
+    /// What the kept keys and answers take, as `Entry::bytes` counts it.
+    bytes: usize,
+    /// Places taken off the queues' fronts, to show that a claim's cost does not grow with
+    /// the store.
+    #[cfg(test)]
+    looked: usize,
 }
 
 #[derive(Debug)]
@@ -121,8 +143,10 @@ struct Entry {
     fingerprint: String,
     answer: Option<StoredResponse>,
     expires: Instant,
-    /// Which claim made this entry (its place in `order`).
+    /// Which claim made this entry.
     claim: u64,
+    /// What it takes: its key, scope and fingerprint, its answer, and `ENTRY_OVERHEAD`.
+    bytes: usize,
 }
 
 impl Default for MemoryIdempotencyStore {
@@ -132,13 +156,23 @@ impl Default for MemoryIdempotencyStore {
 }
 
 impl MemoryIdempotencyStore {
-    /// A store keeping at most `capacity` keys (at least one), each for `ttl`.
+    /// A store keeping at most `capacity` keys (at least one), each for `ttl`, within
+    /// [`DEFAULT_IDEMPOTENCY_BYTES`].
     pub fn new(capacity: usize, ttl: Duration) -> MemoryIdempotencyStore {
         MemoryIdempotencyStore {
             inner: Mutex::new(Memory::default()),
             capacity: capacity.max(1),
             ttl,
+            max_bytes: DEFAULT_IDEMPOTENCY_BYTES,
         }
+    }
+
+    /// Keeps the keys and answers within about `bytes` (by default
+    /// [`DEFAULT_IDEMPOTENCY_BYTES`]), forgetting the oldest answered keys beyond it.
+    #[must_use]
+    pub fn max_bytes(mut self, bytes: usize) -> MemoryIdempotencyStore {
+        self.max_bytes = bytes;
+        self
     }
 
     /// How many keys are kept now, expired ones not yet dropped included.
@@ -163,7 +197,7 @@ impl MemoryIdempotencyStore {
         now: Instant,
     ) -> Result<Claim, BoxError> {
         let mut memory = self.lock();
-        let id = (scope.to_owned(), key.to_owned());
+        let id: Id = Arc::new((scope.to_owned(), key.to_owned()));
         if let Some(entry) = memory.entries.get(&id) {
             if entry.expires > now {
                 return Ok(if entry.fingerprint != fingerprint {
@@ -175,64 +209,111 @@ impl MemoryIdempotencyStore {
                     }
                 });
             }
-            memory.entries.remove(&id);
+            memory.forget(&id);
         }
-        memory.make_room(self.capacity, now)?;
+        let bytes = ENTRY_OVERHEAD + scope.len() + key.len() + fingerprint.len();
+        memory.drop_expired(now);
+        memory.make_room(self.capacity, self.max_bytes.saturating_sub(bytes))?;
         let claim = memory.claims;
         memory.claims += 1;
+        memory.bytes += bytes;
         memory.entries.insert(
-            id.clone(),
+            Arc::clone(&id),
             Entry {
                 fingerprint: fingerprint.to_owned(),
                 answer: None,
                 expires: now + self.ttl,
                 claim,
+                bytes,
             },
         );
         memory.order.push_back((id, claim));
-        // Released keys leave their places behind; drop them once they are as many as the
-        // keys kept, so that `order` stays within twice the keys (and a constant).
-        if memory.order.len() > 2 * memory.entries.len() + 16 {
-            let Memory { entries, order, .. } = &mut *memory;
-            order.retain(|(id, claim)| is_current(entries, id, *claim));
-        }
+        memory.compact();
         Ok(Claim::New)
     }
 }
 
-/// Whether `claim` of key `id` still holds its entry (not released, forgotten or claimed again).
-fn is_current(
-    entries: &HashMap<(String, String), Entry>,
-    id: &(String, String),
-    claim: u64,
-) -> bool {
-    entries.get(id).is_some_and(|entry| entry.claim == claim)
+/// What an answer takes: its body, and its headers with some room for each.
+fn answer_bytes(answer: &StoredResponse) -> usize {
+    let headers: usize = answer
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 32)
+        .sum();
+    answer.body.len() + headers
 }
 
 impl Memory {
-    /// Drops expired keys, then the oldest answered ones, until there is room for one more.
-    fn make_room(&mut self, capacity: usize, now: Instant) -> Result<(), BoxError> {
-        if self.entries.len() < capacity {
-            return Ok(());
+    /// Whether `claim` of key `id` still holds its entry (not released, forgotten or claimed
+    /// again).
+    fn is_current(&self, id: &Id, claim: u64) -> bool {
+        self.entries
+            .get(id)
+            .is_some_and(|entry| entry.claim == claim)
+    }
+
+    /// Forgets a key, and what it took.
+    fn forget(&mut self, id: &(String, String)) {
+        if let Some(entry) = self.entries.remove(id) {
+            self.bytes -= entry.bytes;
         }
-        self.entries.retain(|_, entry| entry.expires > now);
-        let mut kept = VecDeque::with_capacity(self.order.len());
-        while let Some((id, claim)) = self.order.pop_front() {
-            if !is_current(&self.entries, &id, claim) {
-                continue;
+    }
+
+    /// Drops the keys whose time is up. They are at the front of `order`, with the places
+    /// keys released or claimed again left behind, which go too.
+    fn drop_expired(&mut self, now: Instant) {
+        while let Some((id, claim)) = self.order.front() {
+            let current = self.is_current(id, *claim);
+            if current && self.entries.get(id).is_some_and(|e| e.expires > now) {
+                break;
             }
-            let answered = self.entries.get(&id).is_some_and(|e| e.answer.is_some());
-            if answered && self.entries.len() >= capacity {
-                self.entries.remove(&id);
-            } else {
-                kept.push_back((id, claim));
+            let (id, _) = self.order.pop_front().expect("a front");
+            #[cfg(test)]
+            {
+                self.looked += 1;
+            }
+            if current {
+                self.forget(&id);
             }
         }
-        self.order = kept;
-        if self.entries.len() >= capacity {
-            return Err("the idempotency store is full of requests still running".into());
+    }
+
+    /// Forgets the oldest answered keys until there is room for one more key, and `bytes`
+    /// more would fit within `max_bytes` counted with them. Each place in `answered` is looked
+    /// at once, whatever the store holds.
+    fn make_room(&mut self, capacity: usize, max_bytes: usize) -> Result<(), BoxError> {
+        while self.entries.len() >= capacity || self.bytes > max_bytes {
+            let Some((id, claim)) = self.answered.pop_front() else {
+                return Err("the idempotency store is full of requests still running".into());
+            };
+            #[cfg(test)]
+            {
+                self.looked += 1;
+            }
+            if self.is_current(&id, claim) {
+                self.forget(&id);
+            }
         }
         Ok(())
+    }
+
+    /// Keeps `order` and `answered` within twice the keys kept (and a constant): released
+    /// and forgotten keys leave their places behind.
+    fn compact(&mut self) {
+        let limit = 2 * self.entries.len() + 16;
+        if self.order.len() > limit {
+            let mut order = std::mem::take(&mut self.order);
+            order.retain(|(id, claim)| self.is_current(id, *claim));
+            self.order = order;
+        }
+        if self.answered.len() > limit {
+            let mut answered = std::mem::take(&mut self.answered);
+            answered.retain(|(id, claim)| {
+                self.is_current(id, *claim)
+                    && self.entries.get(id).is_some_and(|e| e.answer.is_some())
+            });
+            self.answered = answered;
+        }
     }
 }
 
@@ -254,8 +335,21 @@ impl IdempotencyStore for MemoryIdempotencyStore {
         response: StoredResponse,
     ) -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send + 'a>> {
         let mut memory = self.lock();
-        if let Some(entry) = memory.entries.get_mut(&(scope.to_owned(), key.to_owned())) {
+        let memory = &mut *memory;
+        let lookup = (scope.to_owned(), key.to_owned());
+        if let Some((id, entry)) = memory.entries.get_key_value(&lookup)
+            && entry.answer.is_none()
+        {
+            let (id, claim) = (Arc::clone(id), entry.claim);
+            let bytes = answer_bytes(&response);
+            let entry = memory.entries.get_mut(&lookup).expect("just found");
             entry.answer = Some(response);
+            entry.bytes += bytes;
+            memory.bytes += bytes;
+            memory.answered.push_back((id, claim));
+            // Over the bytes, the oldest answers go; an answer larger than all of them, too.
+            let _ = memory.make_room(usize::MAX, self.max_bytes);
+            memory.compact();
         }
         Box::pin(std::future::ready(Ok(())))
     }
@@ -265,9 +359,7 @@ impl IdempotencyStore for MemoryIdempotencyStore {
         scope: &'a str,
         key: &'a str,
     ) -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send + 'a>> {
-        self.lock()
-            .entries
-            .remove(&(scope.to_owned(), key.to_owned()));
+        self.lock().forget(&(scope.to_owned(), key.to_owned()));
         Box::pin(std::future::ready(Ok(())))
     }
 }
@@ -349,6 +441,84 @@ mod tests {
         // A released key runs again.
         run(s.release("b", "k")).unwrap();
         assert!(matches!(run(s.claim("b", "k", "f")).unwrap(), Claim::New));
+    }
+
+    #[test]
+    fn a_full_store_forgets_its_oldest_answer_without_looking_at_the_rest() {
+        let s = MemoryIdempotencyStore::new(10_000, Duration::from_secs(60));
+        let t0 = Instant::now();
+        // A running key at the front stays through it all.
+        assert!(matches!(
+            s.claim_at("a", "running", "f", t0).unwrap(),
+            Claim::New
+        ));
+        for i in 0..30_000 {
+            let key = i.to_string();
+            assert!(matches!(
+                s.claim_at("a", &key, "f", t0).unwrap(),
+                Claim::New
+            ));
+            run(s.finish("a", &key, answer(200))).unwrap();
+        }
+        let memory = s.lock();
+        assert_eq!(memory.entries.len(), 10_000);
+        // Each of the 20,000 keys forgotten was looked at once (and a few stale places).
+        assert!(memory.looked <= 20_100, "{}", memory.looked);
+        drop(memory);
+        assert!(matches!(
+            s.claim_at("a", "running", "f", t0).unwrap(),
+            Claim::InProgress
+        ));
+        assert!(matches!(
+            s.claim_at("a", "20001", "f", t0).unwrap(),
+            Claim::Answered(_)
+        ));
+        assert!(matches!(
+            s.claim_at("a", "19990", "f", t0).unwrap(),
+            Claim::New
+        ));
+    }
+
+    #[test]
+    fn answers_are_kept_within_the_bytes() {
+        let big = |n: usize| StoredResponse {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            body: Bytes::from(vec![b'x'; n]),
+        };
+        let s = MemoryIdempotencyStore::new(100, Duration::from_secs(60)).max_bytes(10_000);
+        let t0 = Instant::now();
+        for key in ["1", "2", "3", "4"] {
+            assert!(matches!(s.claim_at("a", key, "f", t0).unwrap(), Claim::New));
+            run(s.finish("a", key, big(3_000))).unwrap();
+        }
+        // Three answers and their keys do not fit in 10,000 bytes: the first two are gone.
+        assert!(s.lock().bytes <= 10_000);
+        assert!(matches!(
+            s.claim_at("a", "4", "f", t0).unwrap(),
+            Claim::Answered(_)
+        ));
+        assert!(matches!(
+            s.claim_at("a", "3", "f", t0).unwrap(),
+            Claim::Answered(_)
+        ));
+        assert!(matches!(s.claim_at("a", "1", "f", t0).unwrap(), Claim::New));
+        // An answer larger than all of them is not kept: its retry runs again.
+        assert!(matches!(
+            s.claim_at("a", "huge", "f", t0).unwrap(),
+            Claim::New
+        ));
+        run(s.finish("a", "huge", big(20_000))).unwrap();
+        assert!(matches!(
+            s.claim_at("a", "huge", "f", t0).unwrap(),
+            Claim::New
+        ));
+        assert!(s.lock().bytes <= 10_000);
+        // Forgetting keys gives their bytes back.
+        for key in ["1", "huge", "3", "4"] {
+            run(s.release("a", key)).unwrap();
+        }
+        assert_eq!(s.lock().bytes, 0);
     }
 
     #[test]

@@ -355,11 +355,15 @@ impl<F: Future> Future for CatchUnwind<F> {
 /// (10 s), so that such a client is told 409 rather than timing out.
 const REPEAT_WAIT: Duration = Duration::from_secs(5);
 
+/// The longest `Idempotency-Key` a server takes, in bytes.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
 /// Claims the request's `Idempotency-Key`, if it has one: `Ok(Some((scope, key)))` to run the
 /// method and keep its answer, `Ok(None)` to just run it, `Err(response)` to answer at once
 /// (the kept answer, also when the first request finishes while this one waits for it; a 409
 /// when it is still running after the wait; a 422 for a key reused for another request on
-/// the route; a 503 when the store cannot tell).
+/// the route; a 400 for a key that is empty, longer than 255 bytes or not visible ASCII; a 503
+/// when the store cannot tell).
 async fn claim(
     settings: &Settings,
     Idempotent { route, headers }: Idempotent,
@@ -367,12 +371,19 @@ async fn claim(
     (parts, uri, body): (&http::request::Parts, &http::Uri, &Bytes),
     deadline: Option<Instant>,
 ) -> Result<Option<(String, String)>, http::Response<Bytes>> {
-    let Some(key) = parts
-        .headers
-        .get(&crate::signing::IDEMPOTENCY_KEY)
-        .and_then(|v| v.to_str().ok())
-    else {
+    let Some(key) = parts.headers.get(&crate::signing::IDEMPOTENCY_KEY) else {
         return Ok(None);
+    };
+    // A key is kept as long as its answer: a bounded one, so that a caller cannot fill the
+    // store with its keys. One that cannot be read is refused, not run without its promise.
+    let key = match key.to_str() {
+        Ok(key) if (1..=MAX_IDEMPOTENCY_KEY).contains(&key.len()) => key,
+        _ => {
+            return Err(respond_message(
+                StatusCode::BAD_REQUEST,
+                "an Idempotency-Key is 1 to 255 visible ASCII characters",
+            ));
+        }
     };
     let scope = format!(
         "{}|{} {route}",
