@@ -117,7 +117,11 @@ async fn an_idempotency_key_empty_or_too_long_is_refused_unrun() {
         let Error::BadRequest(err) = err else {
             panic!("a 400 for a key of {} bytes: {err}", key.len());
         };
-        assert!(err.message().unwrap_or_default().contains("Idempotency-Key"));
+        assert!(
+            err.message()
+                .unwrap_or_default()
+                .contains("Idempotency-Key")
+        );
     }
     assert_eq!(service.calls.load(Ordering::SeqCst), 0, "nothing ran");
     // 255 bytes is a key.

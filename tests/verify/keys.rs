@@ -94,3 +94,32 @@ async fn a_secret_is_rotated_without_downtime() {
         Err(VerifyError::BadSignature)
     ));
 }
+
+/// An empty secret (an unset variable read as "") verifies nothing: not a request anyone could
+/// sign with it, nor, under a key id given again, with the key it replaced.
+#[tokio::test]
+async fn a_key_with_an_empty_secret_verifies_nothing() {
+    let r = genuine().await;
+    let created = created_of(&r);
+    let mut forged = r.clone();
+    forged.sign_as(
+        "comms",
+        COVERED,
+        &params(created, "billing", &"7".repeat(32)),
+        "",
+    );
+    let empty = Verifier::new().service("billing", "").accept_legacy(true);
+    assert!(matches!(
+        check(&empty, &forged).await,
+        Err(VerifyError::UnknownKey(_))
+    ));
+    assert!(empty.key_usage().is_empty());
+    // Replacing a key with an empty secret leaves the key id with none.
+    let replaced = Verifier::new()
+        .service("billing", SECRET)
+        .service("billing", "");
+    assert!(check(&replaced, &r).await.is_err());
+    assert!(check(&replaced, &forged).await.is_err());
+    // And the genuine request still verifies where the key is set.
+    check(&verifier(), &r).await.unwrap();
+}

@@ -193,6 +193,10 @@ impl Verifier {
     /// Several keys may map to one service: that is how a secret is rotated without
     /// downtime (the old and the new key are both accepted until callers have moved, which
     /// [`Verifier::key_usage`] shows). A key id given again replaces its earlier key.
+    ///
+    /// An empty secret (an unset variable read as `""`, say) is no key: anyone could sign
+    /// with it. The key id then verifies nothing, its earlier key included, and an error is
+    /// logged naming it.
     #[must_use]
     pub fn key(
         mut self,
@@ -202,11 +206,26 @@ impl Verifier {
     ) -> Verifier {
         let key_id: Arc<str> = key_id.into().into();
         let service_id: Arc<str> = service_id.into().into();
+        let secret = secret.into();
+        if secret.is_empty() {
+            tracing::error!(
+                key_id = %key_id,
+                service_id = %service_id,
+                "Verifier: the secret of this key is empty; requests signed under its key id are refused"
+            );
+            let keys = Arc::make_mut(&mut self.keys);
+            if let Some(old) = keys.by_id.remove(&*key_id)
+                && let Some(list) = keys.by_service.get_mut(&old.service_id)
+            {
+                list.retain(|k| k.key_id != key_id);
+            }
+            return self;
+        }
         let key = Arc::new(Key {
             key_id: key_id.clone(),
             service_id: service_id.clone(),
             // Both schemes key the MAC with the same secret; the scheme is chosen per request.
-            signer: Signer::new(&secret.into(), Signing::Rfc9421),
+            signer: Signer::new(&secret, Signing::Rfc9421),
             uses: AtomicU64::new(0),
             legacy_uses: AtomicU64::new(0),
             last_used: AtomicU64::new(0),
