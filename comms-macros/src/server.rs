@@ -171,7 +171,9 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
             /// Serve it at the root of the base URL its clients use, or under the base URL's
             /// path with `Router::nest_service("/prefix", router)` (`Router::nest` would route
             /// a `/` method at `/prefix` alone, where clients send `/prefix/`). A `VerifyLayer`
-            /// may sit in front of it, with the same verifier or another.
+            /// may sit in front of it, with the same verifier or another; with another, the
+            /// server records each nonce in its own store as well, so give the two one store
+            /// instance (the same `Verifier`, cloned) when they are one store, as one Redis.
             ///
             /// A route may have a literal segment starting with `:` or `*`
             /// (`/jobs/<id>/:cancel`): the router of such a trait is built

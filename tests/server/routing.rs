@@ -220,6 +220,58 @@ async fn behind_a_verify_layer_checking_another_signature_the_server_records_its
     assert_eq!(statuses, [200, 401, 401]);
 }
 
+/// A nonce store the replicas of a fleet share, as a Redis one is.
+#[derive(Clone, Default)]
+struct FleetNonces(Arc<comms::verify::MemoryNonceStore>);
+
+impl comms::verify::NonceStore for FleetNonces {
+    fn check_and_insert<'a>(
+        &'a self,
+        service_id: &'a str,
+        nonce: &'a str,
+        now: std::time::SystemTime,
+        keep_until: std::time::SystemTime,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<bool, comms::BoxError>> + Send + 'a>,
+    > {
+        self.0.check_and_insert(service_id, nonce, now, keep_until)
+    }
+}
+
+#[tokio::test]
+async fn behind_a_verify_layer_with_a_store_of_its_own_the_server_records_in_the_fleets() {
+    // Each replica's server records nonces in the store the fleet shares; the layer in front
+    // of it, guarding a route of its own, keeps them in the replica's memory. A request
+    // replayed to the other replica passes that layer, and is refused by the server.
+    let fleet = FleetNonces::default();
+    let replica = || {
+        let server = accounts(
+            Verifier::new()
+                .service("billing", SECRET)
+                .nonce_store(fleet.clone()),
+        )
+        .route("/health", axum::routing::get(|| async { "ok" }));
+        server.layer(VerifyLayer::new(Verifier::new().service("billing", SECRET)))
+    };
+    let (a, b) = (serve(replica()).await, serve(replica()).await);
+    let recorder =
+        comms_tests::TestServer::always(comms_tests::Reply::json(200, serde_json::json!(1))).await;
+    let to_recorder: AccountsClient = comms_tests::plain_client(&recorder.url(), SECRET);
+    to_recorder.get(1).await.unwrap();
+    let captured = recorder.requests().remove(0);
+    assert_eq!(resend(&a, &captured).await, 200);
+    assert_eq!(
+        resend(&b, &captured).await,
+        401,
+        "the replay on the other replica"
+    );
+    // A genuine request to each is admitted, by both gates.
+    for url in [&a, &b] {
+        let client: AccountsClient = comms_tests::plain_client(url, SECRET);
+        assert_eq!(client.get(4).await.unwrap(), 4);
+    }
+}
+
 #[test]
 fn a_route_in_axum_0_7_syntax_added_to_a_generated_router_still_gets_axum_s_advice() {
     // `Directory` has no literal segment starting with `:` or `*`: its router keeps axum's

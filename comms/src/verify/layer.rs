@@ -194,7 +194,7 @@ impl Gate {
                 }
                 match head.replayed().await {
                     Ok(false) => {}
-                    Ok(true) => return Err(self.refused(VerifyError::Replayed, parts)),
+                    Ok(true) => return Err(self.refused(head.replay(), parts)),
                     Err(e) => return Err(self.refused(e, parts)),
                 }
                 Some(head)

@@ -55,6 +55,7 @@ impl Verifier {
             nonce: None,
             digest: None,
             count_use: true,
+            recorded_in_front: false,
         })
     }
 }

@@ -393,17 +393,24 @@ pub struct VerifiedHead<'a> {
     digest: Option<ExpectedDigest>,
     /// Whether `verify_body` counts the use of the key (not when a gate in front did).
     count_use: bool,
+    /// Whether a gate in front recorded this nonce in a store other than this verifier's,
+    /// which records it too.
+    recorded_in_front: bool,
 }
 
 /// What a gate in front did for a request it admitted, kept in the request's extensions: a
 /// generated server merged under a [`VerifyLayer`] checks the signature again with its own
-/// verifier, but does not record the nonce again (a store the two share would take the request
-/// for its own replay; the gate in front refused replays already) nor count a key's use twice.
+/// verifier, but does not count a key's use twice, nor record the nonce again in the store the
+/// gate recorded it in (which would take the request for its own replay). In a store of its
+/// own, it does: the gate's may be this process's memory, and the server's the one the fleet
+/// shares.
 #[derive(Clone)]
 pub(crate) struct Admitted {
     key: Arc<Key>,
     /// The nonce the gate recorded; `None` for a legacy request, which has none.
     nonce: Option<String>,
+    /// The store the gate recorded it in.
+    nonces: Arc<dyn NonceStore>,
 }
 
 impl fmt::Debug for VerifiedHead<'_> {
@@ -427,22 +434,42 @@ impl VerifiedHead<'_> {
         Admitted {
             key: self.key.clone(),
             nonce: self.nonce.as_ref().map(|(nonce, _)| nonce.clone()),
+            nonces: self.verifier.nonces.clone(),
         }
     }
 
     /// Leaves to the gate in front, which admitted this request, what it did for the signature
-    /// this head checked: the nonce it recorded, when it checked this signature too (the same
-    /// key and nonce: two verifiers knowing different keys may each pick another of a request's
-    /// signatures), and the key's use when it counted it on this very key.
+    /// this head checked, when it checked this signature too (the same key and nonce: two
+    /// verifiers knowing different keys may each pick another of a request's signatures): the
+    /// nonce it recorded, when it recorded it in this verifier's store, and the key's use when
+    /// it counted it on this very key.
     pub(crate) fn behind(&mut self, outer: &Admitted) {
         // A request's RFC 9421 signatures each have a nonce; its one legacy signature none.
         let same_signature = outer.key.key_id == self.key.key_id
             && outer.key.service_id == self.key.service_id
             && outer.nonce.as_deref() == self.nonce.as_ref().map(|(nonce, _)| nonce.as_str());
         if same_signature {
-            self.nonce = None;
+            if Arc::ptr_eq(&outer.nonces, &self.verifier.nonces) {
+                self.nonce = None;
+            } else {
+                self.recorded_in_front = self.nonce.is_some();
+            }
             self.count_use &= !Arc::ptr_eq(&outer.key, &self.key);
         }
+    }
+
+    /// The refusal of a replay; said at length when the gate in front recorded the nonce in
+    /// another store, which may be this one under another instance.
+    fn replay(&self) -> VerifyError {
+        if self.recorded_in_front {
+            tracing::warn!(
+                service = %self.key.service_id,
+                "a request the VerifyLayer in front admitted is a replay to this server's nonce \
+                 store: when the two are one store (one Redis), give them one instance, by \
+                 giving both the same Verifier (cloned)"
+            );
+        }
+        VerifyError::Replayed
     }
 
     /// Whether the nonce store already holds this request's nonce: a replay, refused before
@@ -479,7 +506,7 @@ impl VerifiedHead<'_> {
                 .await
                 .map_err(VerifyError::NonceStore)?;
             if !fresh {
-                return Err(VerifyError::Replayed);
+                return Err(self.replay());
             }
         }
         let key = &self.key;

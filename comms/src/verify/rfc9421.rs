@@ -162,6 +162,7 @@ impl Verifier {
             nonce: Some((nonce.to_owned(), keep_until)),
             digest,
             count_use: true,
+            recorded_in_front: false,
         })
     }
 }
