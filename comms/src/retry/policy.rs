@@ -71,15 +71,16 @@ impl Outcome {
 }
 
 /// The wait a response asks for in `Retry-After`: delay-seconds or an HTTP date. A date in the
-/// past means no wait; an unreadable value is ignored.
+/// past means no wait; more seconds than a `u64` holds, the longest wait; an unreadable value
+/// is ignored.
 pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let value = headers
         .get(http::header::RETRY_AFTER)?
         .to_str()
         .ok()?
         .trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(value.parse().map_or(Duration::MAX, Duration::from_secs));
     }
     let date = httpdate::parse_http_date(value).ok()?;
     Some(date.duration_since(now).unwrap_or(Duration::ZERO))
@@ -115,6 +116,11 @@ mod tests {
         assert_eq!(retry_after(&headers(&earlier), now), Some(Duration::ZERO));
         assert_eq!(retry_after(&headers("soon"), now), None);
         assert_eq!(retry_after(&headers("-1"), now), None);
+        assert_eq!(retry_after(&headers("+1"), now), None);
+        assert_eq!(
+            retry_after(&headers("99999999999999999999999"), now),
+            Some(Duration::MAX)
+        );
         assert_eq!(retry_after(&HeaderMap::new(), now), None);
     }
 
