@@ -55,6 +55,35 @@ async fn every_status_maps_to_its_variant_with_the_json_message() {
 }
 
 #[tokio::test]
+async fn an_error_message_is_bounded_and_shown_on_one_line() {
+    let long = "é".repeat(4 << 20);
+    let server = TestServer::always(Reply::json(503, json!({ "message": long }))).await;
+    let err = exec(&server.url(), RetryConfig::none())
+        .execute(Call::get("/x"))
+        .await
+        .unwrap_err();
+    let message = err.http_error().and_then(|e| e.message()).unwrap();
+    assert!(message.len() <= 1024 + '…'.len_utf8(), "{}", message.len());
+    assert!(message.ends_with("é…"));
+    assert!(err.to_string().len() < 1200);
+    // A line break in a message does not start a line of its own where the error is shown.
+    let forged = "no user\n2026-01-01T00:00:00Z  WARN comms::verify: forged\r\u{7}";
+    let server = TestServer::always(Reply::json(404, json!({ "message": forged }))).await;
+    let err = exec(&server.url(), RetryConfig::none())
+        .execute(Call::get("/x"))
+        .await
+        .unwrap_err();
+    let shown = err.to_string();
+    assert!(!shown.contains(['\n', '\r', '\u{7}']), "{shown}");
+    assert!(
+        shown.ends_with(r"no user\n2026-01-01T00:00:00Z  WARN comms::verify: forged\r\u{7}"),
+        "{shown}"
+    );
+    // The message itself is as the server sent it.
+    assert_eq!(err.http_error().and_then(|e| e.message()), Some(forged));
+}
+
+#[tokio::test]
 async fn redirects_are_not_followed() {
     let target = TestServer::always(Reply::status(200)).await;
     let location = format!("{}/elsewhere", target.url());

@@ -112,7 +112,7 @@ impl HttpError {
             .with_request(method, url)
             .with_body(body);
         match json_message(body) {
-            Some(message) => err.with_message(message),
+            Some(message) => err.with_message(bounded(message)),
             None => err,
         }
     }
@@ -153,6 +153,21 @@ impl HttpError {
     }
 }
 
+/// A received message cut, as the body's excerpt is, to at most [`BODY_EXCERPT_LIMIT`] bytes
+/// at a character boundary, with `…` when something was cut: it is shown and logged with the
+/// error, and the response may be as large as the call allows.
+fn bounded(mut message: String) -> String {
+    if message.len() > BODY_EXCERPT_LIMIT {
+        let mut end = BODY_EXCERPT_LIMIT;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    message
+}
+
 fn json_message(body: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Body {
@@ -188,7 +203,16 @@ impl fmt::Display for HttpError {
         let i = &self.inner;
         write!(f, "{}{}", i.status, RequestOf(self.method(), self.url()))?;
         if let Some(message) = &i.message {
-            write!(f, ": {message}")?;
+            // Control characters escaped: a line break sent in a message must not start a line
+            // of its own in a log.
+            f.write_str(": ")?;
+            let mut rest = message.as_str();
+            while let Some(at) = rest.find(char::is_control) {
+                let c = rest[at..].chars().next().expect("found");
+                write!(f, "{}{}", &rest[..at], c.escape_default())?;
+                rest = &rest[at + c.len_utf8()..];
+            }
+            f.write_str(rest)?;
         }
         Ok(())
     }
