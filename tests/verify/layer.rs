@@ -237,6 +237,33 @@ async fn a_signed_body_is_read_under_a_size_and_a_time_limit() {
     assert_eq!(reached.load(Ordering::SeqCst), 2);
 }
 
+#[tokio::test]
+async fn a_chunked_body_needs_a_digest_only_when_it_is_not_empty() {
+    let reached = Arc::new(AtomicUsize::new(0));
+    let url = serve(counting_app(reached.clone(), VerifyLayer::new(verifier()))).await;
+    // Signed without `content-digest`, as a request without a body is.
+    let undigested = || {
+        let mut head = signed_head(&url, "/echo", b"", None);
+        head.headers.remove("content-digest");
+        let input = head.header("signature-input").unwrap().to_owned();
+        let member = &input[input.find(')').unwrap() + 1..];
+        head.sign_as(
+            "comms",
+            &["@method", "@authority", "@path", "@query"],
+            member,
+            SECRET,
+        );
+        head
+    };
+    // A chunked body that turns out empty: there is nothing to digest.
+    let status = raw_request(&url, &undigested(), &[], true).await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    // One that is not: refused once read.
+    let status = raw_request(&url, &undigested(), &[b"unsigned"], true).await;
+    assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+    assert_eq!(reached.load(Ordering::SeqCst), 1);
+}
+
 /// Writes `bytes` on a fresh connection to `url` and reads what comes back: `responses`
 /// status lines, then whether the server closes the connection (at once, as it does after
 /// saying so: within a second). Gives what was read, and whether the connection closed.

@@ -536,13 +536,14 @@ impl ExpectedDigest {
     }
 }
 
-/// Whether the head announces a body: a non-zero `Content-Length`, or any `Transfer-Encoding`.
+/// Whether the head announces a body that is not empty: a non-zero `Content-Length`. (A body
+/// of unannounced length, chunked or HTTP/2's, may be empty: it is checked once read, by
+/// `VerifiedHead::verify_body`.)
 fn declares_body(headers: &HeaderMap) -> bool {
-    headers.contains_key(http::header::TRANSFER_ENCODING)
-        || headers
-            .get_all(http::header::CONTENT_LENGTH)
-            .iter()
-            .any(|v| v.as_bytes().iter().any(|b| *b != b'0'))
+    headers
+        .get_all(http::header::CONTENT_LENGTH)
+        .iter()
+        .any(|v| v.as_bytes().iter().any(|b| *b != b'0'))
 }
 
 /// Parses a Structured Field dictionary; several field lines are one dictionary, joined with
