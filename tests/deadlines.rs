@@ -21,6 +21,10 @@ pub trait ServiceC {
     /// The milliseconds left of the deadline C was called with.
     #[get("/c")]
     async fn c(&self) -> Result<u64, Error>;
+
+    /// The milliseconds left, `u64::MAX` without a deadline; with a body to be read first.
+    #[post("/left")]
+    async fn left(&self, #[body] n: u32) -> Result<u64, Error>;
 }
 
 #[service_client(
@@ -52,6 +56,10 @@ impl ServiceC for C {
         }
         let left = comms::server::deadline().expect("called with a deadline");
         Ok(left.as_millis() as u64)
+    }
+
+    async fn left(&self, _n: u32) -> Result<u64, Error> {
+        Ok(comms::server::deadline().map_or(u64::MAX, |left| left.as_millis() as u64))
     }
 }
 
@@ -400,4 +408,100 @@ async fn a_deadline_longer_than_the_header_says_travels_as_the_longest_it_says()
         .json()
         .unwrap();
     assert!((longest - 60_000..=longest).contains(&left), "{left}");
+}
+
+/// A request to `/left` as a client of `b` sent it, with `deadline` if given, as `recorder`
+/// received it.
+async fn recorded_left(
+    recorder: &comms_tests::TestServer,
+    deadline: Option<Duration>,
+) -> comms_tests::Recorded {
+    let mut builder = comms::Executor::builder()
+        .base_url(recorder.url())
+        .service_id("b")
+        .secret(SECRET)
+        .retry(RetryConfig::none())
+        .breaker(BreakerConfig::disabled());
+    if let Some(deadline) = deadline {
+        builder = builder.deadline(deadline);
+    }
+    let before = recorder.requests().len();
+    builder
+        .build()
+        .unwrap()
+        .execute(Call::post("/left").json(&1))
+        .await
+        .unwrap();
+    recorder.requests().remove(before)
+}
+
+/// Sends `request` to `url` over a fresh connection, its body `body_after` its head, and gives
+/// the answer's body.
+async fn send_slowly(url: &str, request: &comms_tests::Recorded, body_after: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let mut head = format!("{} {} HTTP/1.1\r\n", request.method, request.uri);
+    for (name, value) in &request.headers {
+        head.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap()));
+    }
+    head.push_str("connection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(body_after).await;
+    stream.write_all(&request.body).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response).into_owned();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response.rsplit("\r\n\r\n").next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn behind_verify_layer_the_time_its_body_took_counts_against_the_deadline() {
+    // The layer in front reads the body, then the generated server checks the request again:
+    // what is left is counted from the head's arrival, not from the server's second look.
+    let verifier = Verifier::new().service("b", SECRET);
+    let url = serve(
+        ServiceCServer::new(C::default())
+            .verifier(verifier.clone())
+            .into_router()
+            .layer(comms::verify::VerifyLayer::new(verifier)),
+    )
+    .await;
+    let recorder =
+        comms_tests::TestServer::always(comms_tests::Reply::json(200, serde_json::json!(0))).await;
+    let request = recorded_left(&recorder, Some(Duration::from_millis(1000))).await;
+    let left: u64 = send_slowly(&url, &request, Duration::from_millis(600))
+        .await
+        .parse()
+        .unwrap();
+    assert!(left <= 420, "{left} ms left after a body 600 ms late");
+}
+
+#[tokio::test]
+async fn a_deadline_the_signature_does_not_cover_is_not_taken() {
+    let url = serve(
+        ServiceCServer::new(C::default())
+            .verifier(Verifier::new().service("b", SECRET))
+            .into_router(),
+    )
+    .await;
+    let recorder =
+        comms_tests::TestServer::always(comms_tests::Reply::json(200, serde_json::json!(0))).await;
+    // Added on the way to a request sent without a deadline: it does not cut the handler short.
+    let mut added = recorded_left(&recorder, None).await;
+    added.headers.insert(
+        "comms-deadline-ms",
+        comms::http::HeaderValue::from_static("5"),
+    );
+    let left = send_slowly(&url, &added, Duration::ZERO).await;
+    assert_eq!(left, u64::MAX.to_string());
+    // One the signature covers is.
+    let signed = recorded_left(&recorder, Some(Duration::from_millis(5_000))).await;
+    let left: u64 = send_slowly(&url, &signed, Duration::ZERO)
+        .await
+        .parse()
+        .unwrap();
+    assert!((1..=5_000).contains(&left), "{left}");
 }

@@ -1,9 +1,11 @@
 //! Deadlines that travel from one service to the next.
 //!
 //! A call with a deadline tells the service it calls how long is left, as `Comms-Deadline-Ms`
-//! (relative, so that the two clocks need not agree; covered by the signature). The receiving
-//! side answers 504 at once when a request arrives with nothing left, and otherwise runs its
-//! handler with that deadline in scope: every comms call the handler makes is then bounded by
+//! (relative, so that the two clocks need not agree; covered by the signature, and ignored by
+//! a receiving side when an RFC 9421 signature does not cover it, since anyone on the way
+//! could have added it). The receiving side answers 504 at once when a request arrives with
+//! nothing left, and otherwise runs its handler with that deadline, counted from the head's
+//! arrival, in scope: every comms call the handler makes is then bounded by
 //! the smaller of its own deadline and what is left of the inherited one, so work nobody waits
 //! for any more is not started.
 
@@ -84,9 +86,10 @@ pub(crate) fn from_headers(headers: &HeaderMap) -> Result<Option<Duration>, ()> 
     Ok(Some(Duration::from_millis(ms)))
 }
 
-/// The header value for a deadline at `at`: the milliseconds left, rounded up, so that a
-/// request with any time left never says 0 (which a receiving comms server answers with a 504
-/// at once); 0 once passed; at most [`MAX_MS`].
+/// The header value for a deadline at `at`: the whole milliseconds left, so that the next hop
+/// is never told more time than there is; 1 for under a millisecond, so that a request with
+/// any time left never says 0 (which a receiving comms server answers with a 504 at once); 0
+/// once passed; at most [`MAX_MS`].
 pub(crate) fn header_value(at: Instant) -> http::HeaderValue {
     header_value_at(at, Instant::now())
 }
@@ -94,7 +97,11 @@ pub(crate) fn header_value(at: Instant) -> http::HeaderValue {
 /// [`header_value`] as of `now`.
 fn header_value_at(at: Instant, now: Instant) -> http::HeaderValue {
     let left = at.saturating_duration_since(now);
-    let ms = u64::try_from(left.as_micros().div_ceil(1000)).unwrap_or(MAX_MS);
+    let ms = match u64::try_from(left.as_millis()) {
+        Ok(0) if !left.is_zero() => 1,
+        Ok(ms) => ms,
+        Err(_) => MAX_MS,
+    };
     http::HeaderValue::from(ms.min(MAX_MS))
 }
 
@@ -148,6 +155,15 @@ mod tests {
         assert_eq!(header_value(now - Duration::from_millis(1)), "0");
         // Under a millisecond left is sent as 1, not as the 0 that means none.
         assert_eq!(header_value_at(now + Duration::from_micros(900), now), "1");
+        // Otherwise whole milliseconds, never more than is left.
+        assert_eq!(
+            header_value_at(now + Duration::from_micros(249_999), now),
+            "249"
+        );
+        assert_eq!(
+            header_value_at(now + Duration::from_millis(250), now),
+            "250"
+        );
         // A deadline longer than the header says is sent as the longest it says.
         let century = Duration::from_secs(100 * 365 * 86_400);
         assert_eq!(header_value_at(now + century, now), "999999999999");

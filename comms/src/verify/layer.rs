@@ -184,6 +184,8 @@ impl Gate {
         parts: &http::request::Parts,
         uri: &http::Uri,
     ) -> Result<(Option<VerifiedHead<'v>>, Option<Instant>), Response<Bytes>> {
+        // What is left of a deadline counts from here, before anything is awaited.
+        let arrived = Instant::now();
         let head = match &self.verifier {
             Some(verifier) => {
                 let mut head = verifier
@@ -201,8 +203,27 @@ impl Gate {
             }
             None => None,
         };
-        let deadline =
-            arrival_deadline(&parts.headers).map_err(|(status, why)| reject(status, why))?;
+        let deadline = if head.as_ref().is_none_or(VerifiedHead::covers_deadline) {
+            arrival_deadline(&parts.headers, arrived)
+                .map_err(|(status, why)| reject(status, why))?
+        } else {
+            if parts
+                .headers
+                .contains_key(crate::signing::COMMS_DEADLINE_MS)
+            {
+                tracing::debug!(
+                    "Comms-Deadline-Ms is not covered by the request's signature; ignored"
+                );
+            }
+            None
+        };
+        // Behind a gate that admitted the request already (a `VerifyLayer` in front of a
+        // generated server), the deadline it put in scope holds: this gate's clock started
+        // later, after the body was read.
+        let deadline = match (deadline, crate::deadline::inherited()) {
+            (Some(own), Some(outer)) => Some(own.min(outer)),
+            (own, outer) => own.or(outer),
+        };
         Ok((head, deadline))
     }
 
@@ -322,10 +343,11 @@ where
     Ok(gathered.take())
 }
 
-/// The deadline a request arrives with (`Comms-Deadline-Ms` from now), or the status and
-/// message that refuse it: 400 for a malformed value, 504 for nothing left.
+/// The deadline a request arrives with (`Comms-Deadline-Ms` from when it `arrived`), or the
+/// status and message that refuse it: 400 for a malformed value, 504 for nothing left.
 pub(crate) fn arrival_deadline(
     headers: &http::HeaderMap,
+    arrived: Instant,
 ) -> Result<Option<Instant>, (StatusCode, &'static str)> {
     match crate::deadline::from_headers(headers) {
         Ok(None) => Ok(None),
@@ -334,7 +356,7 @@ pub(crate) fn arrival_deadline(
             "the deadline passed before the request arrived",
         )),
         // A deadline too far for the clock to hold is none.
-        Ok(Some(left)) => Ok(Instant::now().checked_add(left)),
+        Ok(Some(left)) => Ok(arrived.checked_add(left)),
         Err(()) => Err((StatusCode::BAD_REQUEST, "malformed Comms-Deadline-Ms")),
     }
 }

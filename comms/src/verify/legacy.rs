@@ -56,6 +56,8 @@ impl Verifier {
             digest: None,
             count_use: true,
             recorded_in_front: false,
+            // A legacy signature covers no header: its deadline is taken as sent.
+            covers_deadline: true,
         })
     }
 }

@@ -396,6 +396,9 @@ pub struct VerifiedHead<'a> {
     /// Whether a gate in front recorded this nonce in a store other than this verifier's,
     /// which records it too.
     recorded_in_front: bool,
+    /// Whether a `Comms-Deadline-Ms` the request has is one its signer vouches for: covered
+    /// by an RFC 9421 signature, or under a legacy one, which covers no header.
+    covers_deadline: bool,
 }
 
 /// What a gate in front did for a request it admitted, kept in the request's extensions: a
@@ -427,6 +430,12 @@ impl VerifiedHead<'_> {
     /// The service whose key signed the head.
     pub fn service_id(&self) -> &str {
         &self.key.service_id
+    }
+
+    /// Whether the request's `Comms-Deadline-Ms`, if it has one, may be taken: one an RFC 9421
+    /// signature does not cover could have been added on the way, to cut the request short.
+    pub(crate) fn covers_deadline(&self) -> bool {
+        self.covers_deadline
     }
 
     /// What the gate that admits this request leaves in its extensions for one behind it.

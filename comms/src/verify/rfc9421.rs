@@ -126,6 +126,9 @@ impl Verifier {
         if !covers_digest && declares_body(headers) {
             return Err(VerifyError::NotCovered("content-digest"));
         }
+        let covers_deadline = components
+            .iter()
+            .any(|c| c.name == "comms-deadline-ms" && !c.is_member());
         let digest = if covers_digest {
             Some(ExpectedDigest::parse(headers)?)
         } else {
@@ -163,6 +166,7 @@ impl Verifier {
             digest,
             count_use: true,
             recorded_in_front: false,
+            covers_deadline,
         })
     }
 }
