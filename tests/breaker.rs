@@ -55,6 +55,27 @@ async fn opens_after_the_threshold_and_fails_fast_without_the_network() {
 }
 
 #[tokio::test]
+async fn an_open_period_longer_than_nanoseconds_hold_stays_open() {
+    // 584 years and a nanosecond: one more nanosecond than a u64 holds (whose low 64 bits are
+    // none), meant as "until told otherwise".
+    let server = TestServer::always(Reply::status(503)).await;
+    let e = exec(
+        &server.url(),
+        BreakerConfig::default()
+            .failure_threshold(1)
+            .open_for(Duration::from_nanos(u64::MAX) + Duration::from_nanos(1)),
+    );
+    assert!(matches!(
+        e.execute(Call::get("/x")).await,
+        Err(Error::Server(_))
+    ));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let err = e.execute(Call::get("/x")).await.unwrap_err();
+    assert!(matches!(err, Error::CircuitOpen { .. }), "{err}");
+    assert_eq!(server.count(), 1);
+}
+
+#[tokio::test]
 async fn client_errors_and_429_do_not_trip_it() {
     let server = TestServer::start(|r, _| Reply::status(r.uri.path()[1..].parse().unwrap())).await;
     let e = exec(&server.url(), breaker(2, 60_000));

@@ -112,7 +112,13 @@ fn epoch() -> Instant {
 }
 
 fn now_nanos() -> u64 {
-    epoch().elapsed().as_nanos() as u64
+    nanos(epoch().elapsed())
+}
+
+/// `d` in nanoseconds, as many as a `u64` holds (584 years): a longer `open_for` is that long,
+/// not what is left of it past a `u64`.
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// A circuit breaker's state, as [`Executor::circuit_state`](crate::Executor::circuit_state)
@@ -228,8 +234,7 @@ impl Breaker {
         match Word::unpack(self.word.load(Ordering::Acquire)).state {
             State::Closed => false,
             State::Open => {
-                self.open_until.load(Ordering::Acquire)
-                    > now_nanos().saturating_add(wait.as_nanos() as u64)
+                self.open_until.load(Ordering::Acquire) > now_nanos().saturating_add(nanos(wait))
             }
             State::HalfOpen { probes } => probes == 0,
         }
@@ -320,7 +325,7 @@ impl Breaker {
             word.state == State::Closed && failures >= self.config.failure_threshold
         };
         if trip {
-            let until = now_nanos().saturating_add(self.config.open_for.as_nanos() as u64);
+            let until = now_nanos().saturating_add(nanos(self.config.open_for));
             self.open_until.store(until, Ordering::Release);
             if self.transition(from, State::Open) {
                 // Counted afresh once closed again: a failure recorded between the closing
@@ -333,8 +338,9 @@ impl Breaker {
                 );
                 crate::telemetry::breaker_changed(&self.authority, CircuitState::Open);
                 if let Some(link) = self.link() {
-                    let until =
-                        unix_millis().saturating_add(self.config.open_for.as_millis() as u64);
+                    let until = unix_millis().saturating_add(
+                        u64::try_from(self.config.open_for.as_millis()).unwrap_or(u64::MAX),
+                    );
                     link.publish(
                         &self.authority,
                         Remote::Opened {

@@ -138,7 +138,7 @@ impl Breaker {
                 if left.is_zero() {
                     return;
                 }
-                let until = now_nanos().saturating_add(left.as_nanos() as u64);
+                let until = now_nanos().saturating_add(super::nanos(left));
                 loop {
                     let from = self.word.load(Ordering::Acquire);
                     if Word::unpack(from).state == State::Open {
