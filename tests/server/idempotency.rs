@@ -112,7 +112,7 @@ async fn an_idempotency_key_empty_or_too_long_is_refused_unrun() {
             .idempotent(true)
             .json("book")
     };
-    for key in [String::new(), "k".repeat(256)] {
+    for key in [String::new(), "k".repeat(256), "a b".to_owned()] {
         let err = exec.execute(order(&key)).await.unwrap_err();
         let Error::BadRequest(err) = err else {
             panic!("a 400 for a key of {} bytes: {err}", key.len());

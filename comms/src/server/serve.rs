@@ -362,8 +362,8 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 /// method and keep its answer, `Ok(None)` to just run it, `Err(response)` to answer at once
 /// (the kept answer, also when the first request finishes while this one waits for it; a 409
 /// when it is still running after the wait; a 422 for a key reused for another request on
-/// the route; a 400 for a key that is empty, longer than 255 bytes or not visible ASCII; a 503
-/// when the store cannot tell).
+/// the route; a 400 for a key that is empty, longer than 255 bytes or not visible ASCII (a
+/// space included); a 503 when the store cannot tell).
 async fn claim(
     settings: &Settings,
     Idempotent { route, headers }: Idempotent,
@@ -377,7 +377,12 @@ async fn claim(
     // A key is kept as long as its answer: a bounded one, so that a caller cannot fill the
     // store with its keys. One that cannot be read is refused, not run without its promise.
     let key = match key.to_str() {
-        Ok(key) if (1..=MAX_IDEMPOTENCY_KEY).contains(&key.len()) => key,
+        Ok(key)
+            if (1..=MAX_IDEMPOTENCY_KEY).contains(&key.len())
+                && key.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            key
+        }
         _ => {
             return Err(respond_message(
                 StatusCode::BAD_REQUEST,
