@@ -247,11 +247,7 @@ impl<'a> Method<'a> {
                 }
             };
             let mut kind: Option<(ArgAttr, &syn::Attribute)> = None;
-            if let Some(a) = pt
-                .attrs
-                .iter()
-                .find(|a| a.path().is_ident("cfg") || a.path().is_ident("cfg_attr"))
-            {
+            if let Some(a) = pt.attrs.iter().find(|a| compiles_out(a)) {
                 cx.error_spanned_by(
                     a,
                     format!(
@@ -379,6 +375,42 @@ impl<'a> Method<'a> {
 pub(crate) fn cfgs(attrs: &[syn::Attribute]) -> String {
     let cfgs = attrs.iter().filter(|a| a.path().is_ident("cfg"));
     quote::quote!(#(#cfgs)*).to_string()
+}
+
+/// Whether an argument's attribute may compile the argument out, or change what comms reads
+/// of it: `#[cfg]`, or a `#[cfg_attr]` that gives one, or gives one of comms' own
+/// (`#[cfg_attr(feature = "x", query)]`). A `#[cfg_attr]` giving a lint level is left alone.
+pub(crate) fn compiles_out(a: &syn::Attribute) -> bool {
+    if a.path().is_ident("cfg") {
+        return true;
+    }
+    if !a.path().is_ident("cfg_attr") {
+        return false;
+    }
+    let Ok(list) = a.meta.require_list() else {
+        return true;
+    };
+    // Past the predicate: the attributes it gives, each named first.
+    let mut given = list
+        .tokens
+        .clone()
+        .into_iter()
+        .skip_while(|t| !matches!(t, proc_macro2::TokenTree::Punct(p) if p.as_char() == ','));
+    let mut at_name = true;
+    given.any(|t| match t {
+        proc_macro2::TokenTree::Punct(p) if p.as_char() == ',' => {
+            at_name = true;
+            false
+        }
+        proc_macro2::TokenTree::Ident(name) if at_name => {
+            at_name = false;
+            name == "cfg" || name == "cfg_attr" || attr::ARG_ATTRS.iter().any(|ours| name == ours)
+        }
+        _ => {
+            at_name = false;
+            false
+        }
+    })
 }
 
 /// `&self`, or the same written out, `self: &Self`.

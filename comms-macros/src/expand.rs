@@ -63,8 +63,12 @@ fn strip(item: &ItemTrait) -> ItemTrait {
                 if let FnArg::Typed(pt) = input {
                     // Ours, and any Rust does not allow there (misspelt or foreign ones, which
                     // the macro reports).
-                    pt.attrs
-                        .retain(|a| !attr::is_arg_attr(a) && !attr::is_foreign_arg_attr(a));
+                    // A `#[cfg_attr]` giving one of ours, refused, goes with them.
+                    pt.attrs.retain(|a| {
+                        !attr::is_arg_attr(a)
+                            && !attr::is_foreign_arg_attr(a)
+                            && (!a.path().is_ident("cfg_attr") || !ast::compiles_out(a))
+                    });
                     if !matches!(&*pt.pat, syn::Pat::Ident(_) | syn::Pat::Wild(_)) {
                         *pt.pat = syn::parse_quote!(_);
                     }
@@ -140,7 +144,17 @@ fn expand(service: &Service<'_>) -> TokenStream {
     let trait_ident = &item.ident;
     let client = client_ident(item);
 
-    let trait_item = sendable(item, true);
+    let mut trait_item = sendable(item, true);
+    // A method declared again under `#[cfg]`s that can hold with an earlier one's is left out
+    // where that one is compiled: only the refusal is said there.
+    let unless = valid::unless_declared_before(service);
+    let fns = trait_item.items.iter_mut().filter_map(|i| match i {
+        TraitItem::Fn(f) => Some(f),
+        _ => None,
+    });
+    for (f, cfgs) in fns.zip(&unless) {
+        f.attrs.extend(cfgs.iter().cloned());
+    }
 
     let args = &service.args;
     let lit = |l: &Option<syn::LitStr>| l.as_ref().map(|l| l.value()).unwrap_or_default();
@@ -177,7 +191,10 @@ fn expand(service: &Service<'_>) -> TokenStream {
             }
         },
     );
-    let methods = service.methods.iter().map(method_impl);
+    let methods = service.methods.iter().zip(&unless).map(|(method, cfgs)| {
+        let method = method_impl(method);
+        quote!(#(#cfgs)* #method)
+    });
     #[cfg(feature = "server")]
     let server = crate::server::expand(service);
     #[cfg(not(feature = "server"))]
@@ -572,8 +589,9 @@ fn fallback(item: &ItemTrait) -> TokenStream {
     };
     // A return type named in the user's scope is still checked, so that its mistake is
     // reported in the same build as the others.
+    // (Not for a method with generics, refused already, whose names the check could not see.)
     let checks = item.items.iter().filter_map(|i| match i {
-        TraitItem::Fn(f) => match &f.sig.output {
+        TraitItem::Fn(f) if f.sig.generics.params.is_empty() => match &f.sig.output {
             syn::ReturnType::Type(_, ty) => {
                 let cfgs = f.attrs.iter().filter(|a| a.path().is_ident("cfg"));
                 let checks = output_checks(ty);

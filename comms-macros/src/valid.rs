@@ -27,6 +27,27 @@ fn declared_twice(method: &Method<'_>) -> String {
     )
 }
 
+/// For each method, the `#[cfg]`s that leave it out where an earlier method of its name (under
+/// other `#[cfg]`s) is compiled: with [`twice_under_cfgs`]' refusal, the one error said where
+/// both would be.
+pub(crate) fn unless_declared_before(service: &Service<'_>) -> Vec<Vec<syn::Attribute>> {
+    let methods = &service.methods;
+    methods
+        .iter()
+        .enumerate()
+        .map(|(i, method)| {
+            methods[..i]
+                .iter()
+                .filter(|first| first.ident() == method.ident())
+                .map(|first| {
+                    let preds = first.cfg_predicates();
+                    syn::parse_quote!(#[cfg(not(all(#(#preds),*)))])
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// Compile errors for methods of one name under `#[cfg]`s that differ, each only where both
 /// are compiled.
 pub(crate) fn twice_under_cfgs(service: &Service<'_>) -> proc_macro2::TokenStream {

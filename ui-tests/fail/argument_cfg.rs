@@ -1,5 +1,6 @@
-//! An argument under `#[cfg]` is refused at the attribute, and a method that is no `async fn`
-//! and returns nothing is reported for those two mistakes only.
+//! An argument under `#[cfg]` (or given `#[query]` by a `#[cfg_attr]`) is refused at the
+//! attribute; a method that is no `async fn` and returns nothing, and one naming a lifetime,
+//! are reported for their own mistakes only.
 
 use comms::{Error, service_client};
 
@@ -16,6 +17,12 @@ pub trait Users {
 
     #[delete("/x")]
     fn sync_unit(&self);
+
+    #[get("/y")]
+    async fn under_cfg_attr(&self, #[cfg_attr(all(), query)] q: u32) -> Result<u64, Error>;
+
+    #[get("/z")]
+    async fn lifetime<'x>(&'x self) -> Result<&'x str, Error>;
 }
 
 fn main() {}

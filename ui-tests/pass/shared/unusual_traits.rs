@@ -48,6 +48,14 @@ pub trait Users {
 
     #[get("/p/<naïve>")]
     async fn p(&self, naïve: u32) -> Result<u32, CommsError>;
+
+    #[get("/q")]
+    async fn q(
+        &self,
+        #[cfg_attr(all(), allow(unused_variables))]
+        #[query]
+        q: u32,
+    ) -> Result<u32, CommsError>;
 }
 
 #[allow(dead_code)]
@@ -60,6 +68,7 @@ async fn use_them(users: &UsersClient) -> Result<(), CommsError> {
     let made: OldUser = users.create(user).await?;
     users.e().await?;
     let p: u32 = users.p(b + c).await?;
+    let p = users.q(p).await?;
     let _ = (made.id, p);
     Ok(())
 }

@@ -41,6 +41,10 @@ impl Users for Impl {
     async fn p(&self, naïve: u32) -> Result<u32, CommsError> {
         Ok(naïve)
     }
+
+    async fn q(&self, q: u32) -> Result<u32, CommsError> {
+        Ok(q)
+    }
 }
 
 fn main() {
