@@ -91,6 +91,48 @@ async fn a_replay_to_another_replica_is_refused() {
 }
 
 #[tokio::test]
+async fn gates_one_behind_the_other_on_two_instances_of_one_redis_store_admit_a_request_once() {
+    let (url, _own) = match std::env::var("COMMS_TEST_REDIS_URL") {
+        Ok(url) => (url, None),
+        Err(_) => {
+            let own = redis_or_skip!();
+            (own.url(), Some(own))
+        }
+    };
+    // Each gate's verifier made on its own, as separate parts of a service may make them: the
+    // inner leaves the nonce to the outer, since their stores say they are one Redis.
+    let store = || RedisNonceStore::new(&url).unwrap().namespace("gates-test");
+    assert_eq!(store().location(), store().location());
+    assert_ne!(
+        store().location(),
+        RedisNonceStore::new(&url)
+            .unwrap()
+            .namespace("other")
+            .location()
+    );
+    let inner = axum::Router::new()
+        .route("/x", axum::routing::get(|| async { "served" }))
+        .layer(comms::verify::VerifyLayer::new(replica(store())));
+    let gated = inner.layer(comms::verify::VerifyLayer::new(replica(store())));
+    let served = comms_tests::serve(gated).await;
+    let recorder = TestServer::always(Reply::status(200)).await;
+    comms_tests::plain_executor(&recorder.url(), "billing", SECRET)
+        .execute(Call::get("/x"))
+        .await
+        .unwrap();
+    let request = recorder.requests().remove(0);
+    let send = || async {
+        let mut sent = reqwest::Client::new().get(format!("{served}{}", request.uri));
+        for (name, value) in &request.headers {
+            sent = sent.header(name, value);
+        }
+        sent.send().await.unwrap().status().as_u16()
+    };
+    assert_eq!(send().await, 200, "admitted once, by both");
+    assert_eq!(send().await, 401, "and its replay refused");
+}
+
+#[tokio::test]
 async fn a_dead_redis_refuses_by_default_and_recovers() {
     let mut redis = redis_or_skip!();
     let strict = replica(

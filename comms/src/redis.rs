@@ -268,6 +268,16 @@ impl RedisNonceStore {
 }
 
 impl NonceStore for RedisNonceStore {
+    fn location(&self) -> Option<String> {
+        let info = self.conn.client.get_connection_info();
+        Some(format!(
+            "redis {} db {} namespace {}",
+            info.addr(),
+            info.redis_settings().db(),
+            self.namespace
+        ))
+    }
+
     fn check_and_insert<'a>(
         &'a self,
         service_id: &'a str,

@@ -236,6 +236,10 @@ impl comms::verify::NonceStore for FleetNonces {
     > {
         self.0.check_and_insert(service_id, nonce, now, keep_until)
     }
+
+    fn location(&self) -> Option<String> {
+        Some(format!("fleet {:p}", Arc::as_ptr(&self.0)))
+    }
 }
 
 #[tokio::test]
@@ -270,6 +274,20 @@ async fn behind_a_verify_layer_with_a_store_of_its_own_the_server_records_in_the
         let client: AccountsClient = comms_tests::plain_client(url, SECRET);
         assert_eq!(client.get(4).await.unwrap(), 4);
     }
+    // A layer on its own instance of the fleet's store, which says it is the same place: the
+    // server leaves the nonce to it, and a genuine request is admitted once.
+    let fleets = || {
+        Verifier::new()
+            .service("billing", SECRET)
+            .nonce_store(fleet.clone())
+    };
+    let url = serve(accounts(fleets()).layer(VerifyLayer::new(fleets()))).await;
+    let client: AccountsClient = comms_tests::plain_client(&url, SECRET);
+    assert_eq!(client.get(5).await.unwrap(), 5);
+    to_recorder.get(2).await.unwrap();
+    let captured = recorder.requests().pop().unwrap();
+    assert_eq!(resend(&url, &captured).await, 200);
+    assert_eq!(resend(&url, &captured).await, 401);
 }
 
 #[test]

@@ -76,6 +76,8 @@ pub struct Verifier {
     max_skew: Duration,
     accept_legacy: bool,
     nonces: Arc<dyn NonceStore>,
+    /// The store's [`NonceStore::location`], read once.
+    nonce_location: Option<Arc<str>>,
     /// The `@authority` values accepted (lower case); any, when empty.
     authorities: Arc<[Box<str>]>,
     /// The scheme requests reach this service by (lower case), for `@scheme` and `@target-uri`.
@@ -175,6 +177,7 @@ impl Verifier {
             max_skew: DEFAULT_MAX_SKEW,
             accept_legacy: false,
             nonces: Arc::new(MemoryNonceStore::default()),
+            nonce_location: None,
             authorities: Arc::new([]),
             scheme: None,
         }
@@ -293,6 +296,7 @@ impl Verifier {
     /// Replaces the in-memory nonce store, for instance with one shared by all replicas.
     #[must_use]
     pub fn nonce_store(mut self, store: impl NonceStore) -> Verifier {
+        self.nonce_location = store.location().map(Arc::from);
         self.nonces = Arc::new(store);
         self
     }
@@ -412,8 +416,9 @@ pub(crate) struct Admitted {
     key: Arc<Key>,
     /// The nonce the gate recorded; `None` for a legacy request, which has none.
     nonce: Option<String>,
-    /// The store the gate recorded it in.
+    /// The store the gate recorded it in, and where that keeps its nonces.
     nonces: Arc<dyn NonceStore>,
+    nonce_location: Option<Arc<str>>,
 }
 
 impl fmt::Debug for VerifiedHead<'_> {
@@ -444,6 +449,7 @@ impl VerifiedHead<'_> {
             key: self.key.clone(),
             nonce: self.nonce.as_ref().map(|(nonce, _)| nonce.clone()),
             nonces: self.verifier.nonces.clone(),
+            nonce_location: self.verifier.nonce_location.clone(),
         }
     }
 
@@ -458,7 +464,12 @@ impl VerifiedHead<'_> {
             && outer.key.service_id == self.key.service_id
             && outer.nonce.as_deref() == self.nonce.as_ref().map(|(nonce, _)| nonce.as_str());
         if same_signature {
-            if Arc::ptr_eq(&outer.nonces, &self.verifier.nonces) {
+            let one_store = Arc::ptr_eq(&outer.nonces, &self.verifier.nonces)
+                || outer
+                    .nonce_location
+                    .as_ref()
+                    .is_some_and(|outer| self.verifier.nonce_location.as_ref() == Some(outer));
+            if one_store {
                 self.nonce = None;
             } else {
                 self.recorded_in_front = self.nonce.is_some();
@@ -474,8 +485,8 @@ impl VerifiedHead<'_> {
             tracing::warn!(
                 service = %self.key.service_id,
                 "a request the VerifyLayer in front admitted is a replay to this server's nonce \
-                 store: when the two are one store (one Redis), give them one instance, by \
-                 giving both the same Verifier (cloned)"
+                 store: when the two are one store, give them one instance (the same Verifier, \
+                 cloned), or have NonceStore::location say the same place for both"
             );
         }
         VerifyError::Replayed

@@ -92,6 +92,19 @@ pub trait NonceStore: Send + Sync + 'static {
         let _ = (service_id, nonce, now);
         Box::pin(std::future::ready(Ok(false)))
     }
+
+    /// Where the store keeps its nonces, when another instance may keep them in the same place
+    /// (a Redis store: its server, database and namespace); `None`, the default, when only the
+    /// instance itself does.
+    ///
+    /// A generated server behind a `VerifyLayer` that admitted a request already leaves the
+    /// request's nonce to the layer when the two verifiers' stores are one: the same instance,
+    /// or two saying the same place here. Otherwise it records the nonce in its own store too
+    /// (the layer's may be this process's memory, the server's the fleet's), where a second
+    /// record of one place would refuse the request as its own replay.
+    fn location(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A bounded in-memory nonce store.
