@@ -104,10 +104,10 @@ const ENTRY_OVERHEAD: usize = 160;
 ///
 /// It keeps at most `capacity` keys, each for `ttl`, and their answers within `max_bytes`
 /// (keys, answers' bodies and headers, counted roughly). When full it forgets the oldest
-/// answered key first (a retry that late runs the method again), and so does an answer larger
-/// than all of `max_bytes`; it never forgets a key whose request is still running, and when
-/// every key is running it refuses new claims (the request gets a 503). A claim costs the same
-/// however full the store is.
+/// answered key first (a retry that late runs the method again), and it does not keep an
+/// answer larger than all of `max_bytes` (its retry runs the method again). It never forgets a
+/// key whose request is still running, and when every key is running it refuses new claims
+/// (the request gets a 503). A claim costs the same however full the store is.
 #[derive(Debug)]
 pub struct MemoryIdempotencyStore {
     inner: Mutex<Memory>,
@@ -342,14 +342,20 @@ impl IdempotencyStore for MemoryIdempotencyStore {
         {
             let (id, claim) = (Arc::clone(id), entry.claim);
             let bytes = answer_bytes(&response);
-            let entry = memory.entries.get_mut(&lookup).expect("just found");
-            entry.answer = Some(response);
-            entry.bytes += bytes;
-            memory.bytes += bytes;
-            memory.answered.push_back((id, claim));
-            // Over the bytes, the oldest answers go; an answer larger than all of them, too.
-            let _ = memory.make_room(usize::MAX, self.max_bytes);
-            memory.compact();
+            if entry.bytes + bytes > self.max_bytes {
+                // An answer larger than all the store keeps is not kept, and costs the others
+                // nothing: its key is forgotten, and a retry runs the method again.
+                memory.forget(&lookup);
+            } else {
+                let entry = memory.entries.get_mut(&lookup).expect("just found");
+                entry.answer = Some(response);
+                entry.bytes += bytes;
+                memory.bytes += bytes;
+                memory.answered.push_back((id, claim));
+                // Over the bytes, the oldest answers go.
+                let _ = memory.make_room(usize::MAX, self.max_bytes);
+                memory.compact();
+            }
         }
         Box::pin(std::future::ready(Ok(())))
     }
@@ -492,18 +498,18 @@ mod tests {
             assert!(matches!(s.claim_at("a", key, "f", t0).unwrap(), Claim::New));
             run(s.finish("a", key, big(3_000))).unwrap();
         }
-        // Three answers and their keys do not fit in 10,000 bytes: the first two are gone.
+        // Four answers of 3,000 bytes and their keys do not fit in 10,000: the first is gone.
         assert!(s.lock().bytes <= 10_000);
-        assert!(matches!(
-            s.claim_at("a", "4", "f", t0).unwrap(),
-            Claim::Answered(_)
-        ));
-        assert!(matches!(
-            s.claim_at("a", "3", "f", t0).unwrap(),
-            Claim::Answered(_)
-        ));
+        for key in ["2", "3", "4"] {
+            assert!(matches!(
+                s.claim_at("a", key, "f", t0).unwrap(),
+                Claim::Answered(_)
+            ));
+        }
         assert!(matches!(s.claim_at("a", "1", "f", t0).unwrap(), Claim::New));
-        // An answer larger than all of them is not kept: its retry runs again.
+        run(s.release("a", "1")).unwrap();
+        // An answer larger than all of them is not kept, and the others stay: its retry runs
+        // again, theirs are answered.
         assert!(matches!(
             s.claim_at("a", "huge", "f", t0).unwrap(),
             Claim::New
@@ -513,9 +519,15 @@ mod tests {
             s.claim_at("a", "huge", "f", t0).unwrap(),
             Claim::New
         ));
+        for key in ["2", "3", "4"] {
+            assert!(matches!(
+                s.claim_at("a", key, "f", t0).unwrap(),
+                Claim::Answered(_)
+            ));
+        }
         assert!(s.lock().bytes <= 10_000);
         // Forgetting keys gives their bytes back.
-        for key in ["1", "huge", "3", "4"] {
+        for key in ["huge", "2", "3", "4"] {
             run(s.release("a", key)).unwrap();
         }
         assert_eq!(s.lock().bytes, 0);
