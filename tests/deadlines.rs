@@ -497,6 +497,25 @@ async fn a_deadline_the_signature_does_not_cover_is_not_taken() {
     );
     let left = send_slowly(&url, &added, Duration::ZERO).await;
     assert_eq!(left, u64::MAX.to_string());
+    // Nor behind a VerifyLayer that ignored it, by a server that leaves the checking to it.
+    let behind = serve(
+        ServiceCServer::new(C::default())
+            .unverified()
+            .into_router()
+            .layer(comms::verify::VerifyLayer::new(
+                Verifier::new().service("b", SECRET),
+            )),
+    )
+    .await;
+    for value in ["5", "0"] {
+        let mut added = recorded_left(&recorder, None).await;
+        added.headers.insert(
+            "comms-deadline-ms",
+            comms::http::HeaderValue::from_static(value),
+        );
+        let left = send_slowly(&behind, &added, Duration::ZERO).await;
+        assert_eq!(left, u64::MAX.to_string(), "{value}");
+    }
     // One the signature covers is.
     let signed = recorded_left(&recorder, Some(Duration::from_millis(5_000))).await;
     let left: u64 = send_slowly(&url, &signed, Duration::ZERO)

@@ -150,6 +150,10 @@ impl Gate {
             .take_body(parts, body, deadline)
             .await
             .map_err(unread)?;
+        let uncovered_deadline = head.as_ref().is_some_and(|head| !head.covers_deadline())
+            && parts
+                .headers
+                .contains_key(crate::signing::COMMS_DEADLINE_MS);
         let (caller, admitted) = match head {
             Some(head) => {
                 let admitted = head.admitted();
@@ -166,6 +170,7 @@ impl Gate {
             admitted,
             body: bytes,
             deadline,
+            uncovered_deadline,
         })
     }
 
@@ -302,6 +307,8 @@ pub(crate) struct Admission {
     pub(crate) body: Bytes,
     /// The deadline it arrived with (see [`deadline`](crate::deadline)).
     pub(crate) deadline: Option<Instant>,
+    /// Whether it has a `Comms-Deadline-Ms` its signature does not cover, which was ignored.
+    pub(crate) uncovered_deadline: bool,
 }
 
 /// The URI the caller signed: the request's own, or with the `server` feature the one an
@@ -449,6 +456,11 @@ where
                         }
                         if let Some(admitted) = admission.admitted {
                             parts.extensions.insert(admitted);
+                        }
+                        // Ignored here, so not passed on for a service behind to take (a
+                        // generated server without a verifier, a handler reading it).
+                        if admission.uncovered_deadline {
+                            parts.headers.remove(crate::signing::COMMS_DEADLINE_MS);
                         }
                         let body = ReqBody::from(admission.body);
                         let served = inner.call(Request::from_parts(parts, body));
