@@ -94,14 +94,16 @@ pub trait NonceStore: Send + Sync + 'static {
     }
 
     /// Where the store keeps its nonces, when another instance may keep them in the same place
-    /// (a Redis store: its server, database and namespace); `None`, the default, when only the
-    /// instance itself does.
+    /// (a Redis store: its server, as its URL names it, database and namespace); `None`, the
+    /// default, when only the instance itself does.
     ///
     /// A generated server behind a `VerifyLayer` that admitted a request already leaves the
     /// request's nonce to the layer when the two verifiers' stores are one: the same instance,
     /// or two saying the same place here. Otherwise it records the nonce in its own store too
     /// (the layer's may be this process's memory, the server's the fleet's), where a second
-    /// record of one place would refuse the request as its own replay.
+    /// record of one place would refuse the request as its own replay. Two instances saying
+    /// one place are taken for one store, whatever else differs between them: the layer's
+    /// decides.
     fn location(&self) -> Option<String> {
         None
     }
