@@ -381,11 +381,17 @@ pub(crate) fn cfgs(attrs: &[syn::Attribute]) -> String {
 /// of it: `#[cfg]`, or a `#[cfg_attr]` that gives one, or gives one of comms' own
 /// (`#[cfg_attr(feature = "x", query)]`). A `#[cfg_attr]` giving a lint level is left alone.
 pub(crate) fn compiles_out(a: &syn::Attribute) -> bool {
-    if a.path().is_ident("cfg") {
-        return true;
-    }
-    if !a.path().is_ident("cfg_attr") {
-        return false;
+    use syn::ext::IdentExt as _;
+    // `r#cfg` is `cfg` to the compiler.
+    match a
+        .path()
+        .get_ident()
+        .map(|i| i.unraw().to_string())
+        .as_deref()
+    {
+        Some("cfg") => return true,
+        Some("cfg_attr") => {}
+        _ => return false,
     }
     let Ok(list) = a.meta.require_list() else {
         return true;
@@ -404,6 +410,7 @@ pub(crate) fn compiles_out(a: &syn::Attribute) -> bool {
         }
         proc_macro2::TokenTree::Ident(name) if at_name => {
             at_name = false;
+            let name = name.unraw();
             name == "cfg" || name == "cfg_attr" || attr::ARG_ATTRS.iter().any(|ours| name == ours)
         }
         _ => {

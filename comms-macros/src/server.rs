@@ -56,10 +56,14 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
     } else {
         quote!(::comms::__private::server::Router::new())
     };
+    // A method declared again where an earlier one of its name is compiled gets no route
+    // there either (see `valid::unless_declared_before`).
+    let unless = crate::valid::unless_declared_before(service);
     let routes: Vec<TokenStream> = service
         .methods
         .iter()
-        .map(|m| {
+        .zip(&unless)
+        .map(|(m, unless)| {
             for first in &served {
                 let Some(clash) = clash(first, m) else {
                     continue;
@@ -89,7 +93,7 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
                 refusals.push(quote!(#[cfg(all(#(#both),*))] const _: () = { #error };));
             }
             served.push(m);
-            route(trait_ident, m)
+            route(trait_ident, m, unless)
         })
         .collect();
     quote! {
@@ -251,8 +255,8 @@ fn route_shape(method: &Method<'_>) -> String {
     shape
 }
 
-/// `let router = router.route(..)` for one method.
-fn route(trait_ident: &syn::Ident, method: &Method<'_>) -> TokenStream {
+/// `let router = router.route(..)` for one method, under its `#[cfg]`s and `unless`.
+fn route(trait_ident: &syn::Ident, method: &Method<'_>, unless: &[syn::Attribute]) -> TokenStream {
     // An argument the server cannot hand over is reported at its type, and the method gets no
     // route, so that nothing else is reported about it.
     let unservable: Vec<TokenStream> = method
@@ -396,6 +400,7 @@ fn route(trait_ident: &syn::Ident, method: &Method<'_>) -> TokenStream {
         .attrs
         .iter()
         .filter(|a| a.path().is_ident("cfg"))
+        .chain(unless)
         .collect::<Vec<_>>();
     quote! {
         #(#attrs)*

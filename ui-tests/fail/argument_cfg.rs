@@ -19,7 +19,11 @@ pub trait Users {
     fn sync_unit(&self);
 
     #[get("/y")]
-    async fn under_cfg_attr(&self, #[cfg_attr(all(), query)] q: u32) -> Result<u64, Error>;
+    async fn under_cfg_attr(
+        &self,
+        #[cfg_attr(all(), query)] q: u32,
+        #[cfg_attr(all(), r#cfg(any()))] r: u32,
+    ) -> Result<u64, Error>;
 
     #[get("/z")]
     async fn lifetime<'x>(&'x self) -> Result<&'x str, Error>;
