@@ -27,6 +27,20 @@ macro_rules! redis_or_skip {
     };
 }
 
+/// The URL of the Redis `.ci/run` starts, named by `COMMS_TEST_REDIS_URL`, or else of one of
+/// our own (kept running by the second value), for tests that do not stop it.
+macro_rules! shared_redis_or_skip {
+    () => {
+        match std::env::var("COMMS_TEST_REDIS_URL") {
+            Ok(url) => (url, None),
+            Err(_) => {
+                let own = redis_or_skip!();
+                (own.url(), Some(own))
+            }
+        }
+    };
+}
+
 const SECRET: &str = "fleet-secret";
 
 async fn genuine(count: usize) -> Vec<Recorded> {
@@ -60,14 +74,7 @@ async fn check(v: &Verifier, r: &Recorded) -> Result<(), VerifyError> {
 
 #[tokio::test]
 async fn a_replay_to_another_replica_is_refused() {
-    // The server `.ci/run` starts, named by COMMS_TEST_REDIS_URL; else one of our own.
-    let (url, _own) = match std::env::var("COMMS_TEST_REDIS_URL") {
-        Ok(url) => (url, None),
-        Err(_) => {
-            let own = redis_or_skip!();
-            (own.url(), Some(own))
-        }
-    };
+    let (url, _own) = shared_redis_or_skip!();
     let a = replica(RedisNonceStore::new(&url).unwrap().namespace("replay-test"));
     let b = replica(RedisNonceStore::new(&url).unwrap().namespace("replay-test"));
     let requests = genuine(3).await;
@@ -92,13 +99,7 @@ async fn a_replay_to_another_replica_is_refused() {
 
 #[tokio::test]
 async fn gates_one_behind_the_other_on_two_instances_of_one_redis_store_admit_a_request_once() {
-    let (url, _own) = match std::env::var("COMMS_TEST_REDIS_URL") {
-        Ok(url) => (url, None),
-        Err(_) => {
-            let own = redis_or_skip!();
-            (own.url(), Some(own))
-        }
-    };
+    let (url, _own) = shared_redis_or_skip!();
     // Each gate's verifier made on its own, as separate parts of a service may make them: the
     // inner leaves the nonce to the outer, since their stores say they are one Redis.
     let store = || RedisNonceStore::new(&url).unwrap().namespace("gates-test");
@@ -224,13 +225,7 @@ async fn pttl(url: &str, key: &str) -> i64 {
 
 #[tokio::test]
 async fn redis_keeps_a_nonce_to_the_millisecond_past_its_window_plus_the_drift_margin() {
-    let (url, _own) = match std::env::var("COMMS_TEST_REDIS_URL") {
-        Ok(url) => (url, None),
-        Err(_) => {
-            let own = redis_or_skip!();
-            (own.url(), Some(own))
-        }
-    };
+    let (url, _own) = shared_redis_or_skip!();
     let exact = RedisNonceStore::new(&url)
         .unwrap()
         .namespace("ttl-test")

@@ -3,13 +3,6 @@
 
 #![deny(warnings)]
 
-use comms::{Error, service_client};
-
-#[deprecated(note = "use UsersV2")]
-#[service_client(base_url = "http://users:8080", service_id = "billing", secret_env = "S")]
-pub trait Users {
-    #[get("/users/<id>")]
-    async fn user(&self, id: u64) -> Result<u64, Error>;
-}
+include!("shared/deprecated_trait.rs");
 
 fn main() {}

@@ -1,15 +1,8 @@
-//! A `#[deprecated]` trait compiles under `deny(warnings)` without an `allow` of the user's:
-//! its own generated client and server are no use of it.
+//! `ui-tests/pass/deprecated_trait.rs` with the generated server: its server is no use of the
+//! deprecated trait either.
 
 #![deny(warnings)]
 
-use comms::{Error, service_client};
-
-#[deprecated(note = "use UsersV2")]
-#[service_client(base_url = "http://users:8080", service_id = "billing", secret_env = "S")]
-pub trait Users {
-    #[get("/users/<id>")]
-    async fn user(&self, id: u64) -> Result<u64, Error>;
-}
+include!("../../pass/shared/deprecated_trait.rs");
 
 fn main() {}
