@@ -122,7 +122,9 @@ impl HttpError {
         self.inner.status
     }
 
-    /// The `message` field of a JSON error body, when it had one.
+    /// The `message` field of a JSON error body, when it had one: a received one cut at
+    /// [`BODY_EXCERPT_LIMIT`] bytes, with `…`. (`Display` shows it with its control characters
+    /// escaped.)
     pub fn message(&self) -> Option<&str> {
         self.inner.message.as_deref()
     }
