@@ -145,15 +145,12 @@ impl Gate {
         B::Error: Into<crate::BoxError>,
     {
         let unread = |refusal| closing_unread(refusal, parts);
-        let (head, deadline) = self.admit_head(parts, uri).await.map_err(unread)?;
+        let (head, deadline, uncovered_deadline) =
+            self.admit_head(parts, uri).await.map_err(unread)?;
         let bytes = self
             .take_body(parts, body, deadline)
             .await
             .map_err(unread)?;
-        let uncovered_deadline = head.as_ref().is_some_and(|head| !head.covers_deadline())
-            && parts
-                .headers
-                .contains_key(crate::signing::COMMS_DEADLINE_MS);
         let (caller, admitted) = match head {
             Some(head) => {
                 let admitted = head.admitted();
@@ -181,14 +178,15 @@ impl Gate {
     }
 
     /// What [`admit`](Gate::admit) checks before reading a byte of the body: the signature
-    /// over the head, whether its nonce was seen, and the deadline the request arrived with.
-    /// An unsigned or wrongly signed request costs no body read, nor does the replay of a
-    /// signed one whose nonce the store holds.
+    /// over the head, whether its nonce was seen, and the deadline the request arrived with,
+    /// with whether it has a `Comms-Deadline-Ms` its signature does not cover (ignored). An
+    /// unsigned or wrongly signed request costs no body read, nor does the replay of a signed
+    /// one whose nonce the store holds.
     async fn admit_head<'v>(
         &'v self,
         parts: &http::request::Parts,
         uri: &http::Uri,
-    ) -> Result<(Option<VerifiedHead<'v>>, Option<Instant>), Response<Bytes>> {
+    ) -> Result<(Option<VerifiedHead<'v>>, Option<Instant>, bool), Response<Bytes>> {
         // What is left of a deadline counts from here, before anything is awaited.
         let arrived = Instant::now();
         let head = match &self.verifier {
@@ -208,19 +206,16 @@ impl Gate {
             }
             None => None,
         };
-        let deadline = if head.as_ref().is_none_or(VerifiedHead::covers_deadline) {
+        let uncovered = head.as_ref().is_some_and(|head| !head.covers_deadline())
+            && parts
+                .headers
+                .contains_key(crate::signing::COMMS_DEADLINE_MS);
+        let deadline = if uncovered {
+            tracing::debug!("Comms-Deadline-Ms is not covered by the request's signature; ignored");
+            None
+        } else {
             arrival_deadline(&parts.headers, arrived)
                 .map_err(|(status, why)| reject(status, why))?
-        } else {
-            if parts
-                .headers
-                .contains_key(crate::signing::COMMS_DEADLINE_MS)
-            {
-                tracing::debug!(
-                    "Comms-Deadline-Ms is not covered by the request's signature; ignored"
-                );
-            }
-            None
         };
         // Behind a gate that admitted the request already (a `VerifyLayer` in front of a
         // generated server), the deadline it put in scope holds: this gate's clock started
@@ -229,7 +224,7 @@ impl Gate {
             (Some(own), Some(outer)) => Some(own.min(outer)),
             (own, outer) => own.or(outer),
         };
-        Ok((head, deadline))
+        Ok((head, deadline, uncovered))
     }
 
     /// Reads the body whole under the size limit, in the time limit or what is left of the
