@@ -81,10 +81,7 @@ impl HttpError {
         let cut = &body[..body.len().min(BODY_EXCERPT_LIMIT)];
         let lossy = String::from_utf8_lossy(cut);
         // Replacement characters take three bytes each: bound the text, not just the input.
-        let mut end = lossy.len().min(BODY_EXCERPT_LIMIT);
-        while !lossy.is_char_boundary(end) {
-            end -= 1;
-        }
+        let end = char_floor(&lossy, BODY_EXCERPT_LIMIT);
         let mut text = lossy[..end].to_owned();
         let truncated = body.len() > cut.len() || end < lossy.len();
         if truncated {
@@ -160,14 +157,19 @@ impl HttpError {
 /// error, and the response may be as large as the call allows.
 fn bounded(mut message: String) -> String {
     if message.len() > BODY_EXCERPT_LIMIT {
-        let mut end = BODY_EXCERPT_LIMIT;
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        message.truncate(end);
+        message.truncate(char_floor(&message, BODY_EXCERPT_LIMIT));
         message.push('…');
     }
     message
+}
+
+/// The largest character boundary of `text` at or before `at` (its end, when it is shorter).
+fn char_floor(text: &str, at: usize) -> usize {
+    let mut end = at.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    end
 }
 
 fn json_message(body: &[u8]) -> Option<String> {
