@@ -263,10 +263,12 @@ impl Memory {
     /// keys released or claimed again left behind, which go too.
     fn drop_expired(&mut self, now: Instant) {
         while let Some((id, claim)) = self.order.front() {
-            let current = self.is_current(id, *claim);
-            if current && self.entries.get(id).is_some_and(|e| e.expires > now) {
+            // Its entry, if this place is still the key's.
+            let entry = self.entries.get(id).filter(|e| e.claim == *claim);
+            if entry.is_some_and(|e| e.expires > now) {
                 break;
             }
+            let current = entry.is_some();
             let (id, _) = self.order.pop_front().expect("a front");
             #[cfg(test)]
             {
@@ -309,8 +311,9 @@ impl Memory {
         if self.answered.len() > limit {
             let mut answered = std::mem::take(&mut self.answered);
             answered.retain(|(id, claim)| {
-                self.is_current(id, *claim)
-                    && self.entries.get(id).is_some_and(|e| e.answer.is_some())
+                self.entries
+                    .get(id)
+                    .is_some_and(|e| e.claim == *claim && e.answer.is_some())
             });
             self.answered = answered;
         }
