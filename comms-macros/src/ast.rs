@@ -363,17 +363,19 @@ impl<'a> Method<'a> {
 
     /// The predicates of its `#[cfg]` attributes, all of which must hold for it to be compiled.
     pub(crate) fn cfg_predicates(&self) -> impl Iterator<Item = proc_macro2::TokenStream> + '_ {
-        self.item
-            .attrs
-            .iter()
-            .filter(|a| a.path().is_ident("cfg"))
+        cfg_attrs(&self.item.attrs)
             .filter_map(|a| a.meta.require_list().ok().map(|list| list.tokens.clone()))
     }
 }
 
+/// The `#[cfg]` attributes among `attrs`.
+pub(crate) fn cfg_attrs(attrs: &[syn::Attribute]) -> impl Iterator<Item = &syn::Attribute> {
+    attrs.iter().filter(|a| a.path().is_ident("cfg"))
+}
+
 /// The `#[cfg]` attributes among `attrs`, as written.
 pub(crate) fn cfgs(attrs: &[syn::Attribute]) -> String {
-    let cfgs = attrs.iter().filter(|a| a.path().is_ident("cfg"));
+    let cfgs = cfg_attrs(attrs);
     quote::quote!(#(#cfgs)*).to_string()
 }
 
@@ -381,14 +383,8 @@ pub(crate) fn cfgs(attrs: &[syn::Attribute]) -> String {
 /// of it: `#[cfg]`, or a `#[cfg_attr]` that gives one, or gives one of comms' own
 /// (`#[cfg_attr(feature = "x", query)]`). A `#[cfg_attr]` giving a lint level is left alone.
 pub(crate) fn compiles_out(a: &syn::Attribute) -> bool {
-    use syn::ext::IdentExt as _;
     // `r#cfg` is `cfg` to the compiler.
-    match a
-        .path()
-        .get_ident()
-        .map(|i| i.unraw().to_string())
-        .as_deref()
-    {
+    match a.path().get_ident().map(unraw).as_deref() {
         Some("cfg") => return true,
         Some("cfg_attr") => {}
         _ => return false,
@@ -410,8 +406,8 @@ pub(crate) fn compiles_out(a: &syn::Attribute) -> bool {
         }
         proc_macro2::TokenTree::Ident(name) if at_name => {
             at_name = false;
-            let name = name.unraw();
-            name == "cfg" || name == "cfg_attr" || attr::ARG_ATTRS.iter().any(|ours| name == ours)
+            let name = unraw(&name);
+            name == "cfg" || name == "cfg_attr" || attr::ARG_ATTRS.contains(&name.as_str())
         }
         _ => {
             at_name = false;
@@ -648,7 +644,8 @@ pub(crate) fn ungroup_types(mut item: ItemTrait) -> ItemTrait {
     item
 }
 
-/// `ty` without the invisible group a `macro_rules!` `$t:ty` arrives in, or parentheses.
+/// `ty` without parentheses, or the invisible group a `macro_rules!` `$t:ty` arrives in (after
+/// [`ungroup_types`], only one around a trait object or `impl Trait` is left).
 pub(crate) fn ungrouped(ty: &Type) -> &Type {
     match ty {
         Type::Group(group) => ungrouped(&group.elem),

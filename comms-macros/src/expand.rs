@@ -566,7 +566,7 @@ fn fallback(item: &ItemTrait) -> TokenStream {
         let methods = stripped.items.iter().filter_map(|i| match i {
             TraitItem::Fn(f) => {
                 let sig = &f.sig;
-                let cfgs = f.attrs.iter().filter(|a| a.path().is_ident("cfg"));
+                let cfgs = ast::cfg_attrs(&f.attrs);
                 // An `async fn`, or one declared returning nothing (refused), has no future
                 // to return.
                 let body =
@@ -593,7 +593,7 @@ fn fallback(item: &ItemTrait) -> TokenStream {
     let checks = item.items.iter().filter_map(|i| match i {
         TraitItem::Fn(f) if f.sig.generics.params.is_empty() => match &f.sig.output {
             syn::ReturnType::Type(_, ty) => {
-                let cfgs = f.attrs.iter().filter(|a| a.path().is_ident("cfg"));
+                let cfgs = ast::cfg_attrs(&f.attrs);
                 let checks = output_checks(ty);
                 (!checks.is_empty()).then(|| quote!(#(#cfgs)* { #checks }))
             }

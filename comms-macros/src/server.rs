@@ -395,11 +395,7 @@ fn route(trait_ident: &syn::Ident, method: &Method<'_>, unless: &[syn::Attribute
     } else {
         TokenStream::new()
     };
-    let attrs = method
-        .item
-        .attrs
-        .iter()
-        .filter(|a| a.path().is_ident("cfg"))
+    let attrs = ast::cfg_attrs(&method.item.attrs)
         .chain(unless)
         .collect::<Vec<_>>();
     quote! {

@@ -9,15 +9,20 @@ pub(crate) fn check(cx: &Ctxt, service: &Service<'_>) {
     for (i, method) in service.methods.iter().enumerate() {
         // Under `#[cfg]`s that differ, two methods of a name may never be compiled together:
         // `twice_under_cfgs` refuses them where they are.
-        let before = &service.methods[..i];
-        if before
-            .iter()
-            .any(|m| m.ident() == method.ident() && m.cfgs() == method.cfgs())
-        {
+        if earlier_of_its_name(&service.methods, i).any(|m| m.cfgs() == method.cfgs()) {
             cx.error_spanned_by(method.ident(), declared_twice(method));
         }
         check_method(cx, method);
     }
+}
+
+/// The methods declared before `methods[i]` under its name.
+fn earlier_of_its_name<'m, 'a>(
+    methods: &'m [Method<'a>],
+    i: usize,
+) -> impl Iterator<Item = &'m Method<'a>> {
+    let name = methods[i].ident();
+    methods[..i].iter().filter(move |m| m.ident() == name)
 }
 
 fn declared_twice(method: &Method<'_>) -> String {
@@ -31,14 +36,9 @@ fn declared_twice(method: &Method<'_>) -> String {
 /// other `#[cfg]`s) is compiled: with [`twice_under_cfgs`]' refusal, the one error said where
 /// both would be.
 pub(crate) fn unless_declared_before(service: &Service<'_>) -> Vec<Vec<syn::Attribute>> {
-    let methods = &service.methods;
-    methods
-        .iter()
-        .enumerate()
-        .map(|(i, method)| {
-            methods[..i]
-                .iter()
-                .filter(|first| first.ident() == method.ident())
+    (0..service.methods.len())
+        .map(|i| {
+            earlier_of_its_name(&service.methods, i)
                 .map(|first| {
                     let preds = first.cfg_predicates();
                     syn::parse_quote!(#[cfg(not(all(#(#preds),*)))])
@@ -53,8 +53,8 @@ pub(crate) fn unless_declared_before(service: &Service<'_>) -> Vec<Vec<syn::Attr
 pub(crate) fn twice_under_cfgs(service: &Service<'_>) -> proc_macro2::TokenStream {
     let mut refusals = proc_macro2::TokenStream::new();
     for (i, method) in service.methods.iter().enumerate() {
-        for first in &service.methods[..i] {
-            if first.ident() == method.ident() && first.cfgs() != method.cfgs() {
+        for first in earlier_of_its_name(&service.methods, i) {
+            if first.cfgs() != method.cfgs() {
                 let both = first.cfg_predicates().chain(method.cfg_predicates());
                 let error = syn::Error::new_spanned(method.ident(), declared_twice(method))
                     .to_compile_error();
