@@ -55,9 +55,10 @@ impl fmt::Display for ErrorKind {
         match self {
             ErrorKind::MissingLeadingSlash => f.write_str("a route must start with `/`"),
             ErrorKind::EmptySegment => f.write_str("empty segment (`//`) in route"),
-            ErrorKind::DotSegment => {
-                f.write_str("`.` and `..` segments are resolved away by URL parsers; remove them")
-            }
+            ErrorKind::DotSegment => f.write_str(
+                "`.` and `..` segments (`%2e` is a dot) are resolved away by URL parsers; \
+                 remove them",
+            ),
             ErrorKind::Query => f.write_str(
                 "a route cannot contain `?`: mark query arguments with `#[query]` instead",
             ),
@@ -189,7 +190,7 @@ pub(crate) fn parse(text: &str) -> Result<Template, Vec<TemplateError>> {
             }
             continue;
         }
-        if piece == "." || piece == ".." {
+        if comms_uri::is_dot_segment(piece.as_bytes()) {
             err(ErrorKind::DotSegment, range.clone());
             continue;
         }
@@ -319,6 +320,8 @@ mod tests {
         assert_eq!(kinds(""), [(ErrorKind::MissingLeadingSlash, "")]);
         assert_eq!(kinds("/a//b"), [(ErrorKind::EmptySegment, "//")]);
         assert_eq!(kinds("/a/../b"), [(ErrorKind::DotSegment, "..")]);
+        assert_eq!(kinds("/a/%2e%2E/b"), [(ErrorKind::DotSegment, "%2e%2E")]);
+        assert_eq!(kinds("/a/.%2e"), [(ErrorKind::DotSegment, ".%2e")]);
         assert_eq!(kinds("/a?x=1"), [(ErrorKind::Query, "?x=1")]);
         assert_eq!(kinds("/a#top"), [(ErrorKind::Fragment, "#top")]);
         assert_eq!(kinds("/a b"), [(ErrorKind::BadChar(' '), " ")]);

@@ -42,6 +42,30 @@ pub const fn is_pchar(b: u8) -> bool {
         )
 }
 
+/// Whether a path segment is `.` or `..`, each dot written plainly or percent-encoded (`%2e`,
+/// `%2E`): the segments URL parsers resolve away (RFC 3986 §5.2.4, and the WHATWG URL
+/// standard, which also decodes `%2e`), so that a request would not reach the path written.
+///
+/// ```
+/// assert!(comms_uri::is_dot_segment(b".%2E"));
+/// assert!(!comms_uri::is_dot_segment(b"..."));
+/// ```
+pub fn is_dot_segment(segment: &[u8]) -> bool {
+    let mut dots = 0;
+    let mut rest = segment;
+    while let Some((&first, tail)) = rest.split_first() {
+        if first == b'.' {
+            rest = tail;
+        } else if rest.len() >= 3 && first == b'%' && rest[1..3].eq_ignore_ascii_case(b"2e") {
+            rest = &rest[3..];
+        } else {
+            return false;
+        }
+        dots += 1;
+    }
+    matches!(dots, 1 | 2)
+}
+
 /// A base URL split into its parts, as written (nothing is normalized or decoded).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BaseUrl<'a> {
@@ -85,7 +109,11 @@ impl<'a> BaseUrl<'a> {
         if url.contains('#') {
             return Err(BaseUrlError::Fragment);
         }
-        if let Some(c) = url.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        // A `\` is a `/` to a URL parser for `http`, and a separator to nobody else.
+        if let Some(c) = url
+            .chars()
+            .find(|&c| c.is_whitespace() || c.is_control() || c == '\\')
+        {
             return Err(BaseUrlError::Char(c));
         }
         let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
@@ -104,14 +132,17 @@ impl<'a> BaseUrl<'a> {
         if host.is_empty() || host == "[]" {
             return Err(BaseUrlError::NoHost);
         }
-        if host.starts_with('[') != host.ends_with(']') {
-            return Err(BaseUrlError::Host(host.to_owned()));
+        match is_host(host) {
+            Host::Fine => {}
+            Host::Malformed => return Err(BaseUrlError::Host(host.to_owned())),
+            Host::ShortAddress => return Err(BaseUrlError::Address(host.to_owned())),
         }
         let port = match port {
-            Some(port) => Some(
+            Some(port) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => Some(
                 port.parse::<u16>()
                     .map_err(|_| BaseUrlError::Port(port.to_owned()))?,
             ),
+            Some(port) => return Err(BaseUrlError::Port(port.to_owned())),
             None => None,
         };
         Ok(BaseUrl {
@@ -121,6 +152,49 @@ impl<'a> BaseUrl<'a> {
             path,
         })
     }
+}
+
+/// Whether `host` is one a URL parser reads as written: an IPv6 literal in brackets (without a
+/// zone), a dotted IPv4 address, or a name of letters, digits, `-`, `_` and `~` (any character
+/// outside ASCII too: an internationalized name, which the URL parser maps) in labels that
+/// `.` separates, none of them empty but a last after a final `.`. A name
+/// whose last label is a number is taken for an IPv4 address by URL parsers (`http://10.1`
+/// is `10.0.0.1`, `010` is octal), so it must be one written out in full, which means the same
+/// to every reader.
+fn is_host(host: &str) -> Host {
+    if let Some(inner) = host.strip_prefix('[') {
+        let ip = inner.strip_suffix(']');
+        return match ip.is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok()) {
+            true => Host::Fine,
+            false => Host::Malformed,
+        };
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    if !host
+        .chars()
+        .all(|c| !c.is_ascii() || is_unreserved(c as u8))
+        || name.split('.').any(str::is_empty)
+    {
+        return Host::Malformed;
+    }
+    let last = name.rsplit('.').next();
+    let numeric = last.is_some_and(|label| {
+        !label.is_empty()
+            && (label.bytes().all(|b| b.is_ascii_digit())
+                || label.get(..2).is_some_and(|x| x.eq_ignore_ascii_case("0x")))
+    });
+    match !numeric || name.parse::<std::net::Ipv4Addr>().is_ok() {
+        true => Host::Fine,
+        false => Host::ShortAddress,
+    }
+}
+
+/// What [`is_host`] found.
+enum Host {
+    Fine,
+    Malformed,
+    /// A name whose last label is a number, but no dotted IPv4 address written out in full.
+    ShortAddress,
 }
 
 /// Why a base URL was refused. Its `Display` reads as the end of a sentence about the URL:
@@ -140,9 +214,13 @@ pub enum BaseUrlError {
     Credentials,
     /// Its host is empty.
     NoHost,
-    /// Its host is malformed (an unclosed IPv6 bracket).
+    /// Its host is malformed: an unclosed bracket, an IPv6 literal that is not one (or has a
+    /// zone), a character a host name cannot have, or an empty label.
     Host(String),
-    /// Its port is not a number from 0 to 65535.
+    /// Its host ends in a number, which URL parsers read as an IPv4 address, but is not one
+    /// written out in full as four decimal numbers (`10.1`, `010.0.0.1`, `1.2.3.999`).
+    Address(String),
+    /// Its port is not a number from 0 to 65535, written in decimal digits alone.
     Port(String),
 }
 
@@ -156,6 +234,11 @@ impl fmt::Display for BaseUrlError {
             Self::Credentials => f.write_str("it must not carry credentials (`user@`)"),
             Self::NoHost => f.write_str("it has no host"),
             Self::Host(host) => write!(f, "`{host}` is not a host"),
+            Self::Address(host) => write!(
+                f,
+                "`{host}` is read as an IPv4 address; write one as four decimal numbers \
+                 without leading zeros (`10.0.0.1`)"
+            ),
             Self::Port(port) => write!(f, "`{port}` is not a port number"),
         }
     }
@@ -182,6 +265,17 @@ mod tests {
             (
                 "HTTPS://Users.Internal/x",
                 ("https", "Users.Internal", None, "/x"),
+            ),
+            ("http://a_b~c-d:0080", ("http", "a_b~c-d", Some(80), "")),
+            (
+                "http://bücher.example",
+                ("http", "bücher.example", None, ""),
+            ),
+            ("http://127.0.0.1./x", ("http", "127.0.0.1.", None, "/x")),
+            ("http://v1.2x", ("http", "v1.2x", None, "")),
+            (
+                "http://[::ffff:10.0.0.1]",
+                ("http", "[::ffff:10.0.0.1]", None, ""),
             ),
         ];
         for (url, (scheme, host, port, path)) in cases {
@@ -216,9 +310,46 @@ mod tests {
             ("http://[::1:80", BaseUrlError::Host("[::1".into())),
             ("http://h /x", BaseUrlError::Char(' ')),
             ("http://h/\tx", BaseUrlError::Char('\t')),
+            ("http://127.0.0.1\\api", BaseUrlError::Char('\\')),
+            ("http://h:+80", BaseUrlError::Port("+80".into())),
+            ("http://h:-1", BaseUrlError::Port("-1".into())),
+            ("http://a:b:80", BaseUrlError::Host("a:b".into())),
+            ("http://::1", BaseUrlError::Host(":".into())),
+            ("http://[zz]", BaseUrlError::Host("[zz]".into())),
+            (
+                "http://[fe80::1%25eth0]",
+                BaseUrlError::Host("[fe80::1%25eth0]".into()),
+            ),
+            ("http://h^x", BaseUrlError::Host("h^x".into())),
+            ("http://h<x>", BaseUrlError::Host("h<x>".into())),
+            ("http://h%41x", BaseUrlError::Host("h%41x".into())),
+            ("http://h,x", BaseUrlError::Host("h,x".into())),
+            ("http://a..b", BaseUrlError::Host("a..b".into())),
+            ("http://.h", BaseUrlError::Host(".h".into())),
+            ("http://..", BaseUrlError::Host("..".into())),
+            (
+                "http://1.2.3.999",
+                BaseUrlError::Address("1.2.3.999".into()),
+            ),
+            ("http://10.1", BaseUrlError::Address("10.1".into())),
+            (
+                "http://010.0.0.1",
+                BaseUrlError::Address("010.0.0.1".into()),
+            ),
+            ("http://h.0x7f", BaseUrlError::Address("h.0x7f".into())),
         ];
         for (url, why) in cases {
             assert_eq!(BaseUrl::parse(url), Err(why), "{url}");
+        }
+    }
+
+    #[test]
+    fn dot_segments_are_one_or_two_dots_however_written() {
+        for dot in [".", "..", "%2e", "%2E.", ".%2e", "%2e%2E"] {
+            assert!(is_dot_segment(dot.as_bytes()), "{dot}");
+        }
+        for not in ["", "...", "%2e%2e%2e", ".a", "%2", "%2f", "%252e", "a."] {
+            assert!(!is_dot_segment(not.as_bytes()), "{not}");
         }
     }
 

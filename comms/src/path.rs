@@ -161,29 +161,12 @@ pub(crate) fn check_raw_path(path: &str) -> Result<(), Error> {
         }
         i += 1;
     }
-    if bytes.split(|&b| b == b'/').any(is_dot_segment) {
+    if bytes.split(|&b| b == b'/').any(comms_uri::is_dot_segment) {
         return Err(Error::encode(format!(
             "path `{path}` has a dot segment, which URL parsers resolve away"
         )));
     }
     Ok(())
-}
-
-/// Whether a segment of a checked path is `.` or `..`, each dot spelled plainly or as `%2e`.
-fn is_dot_segment(segment: &[u8]) -> bool {
-    let mut dots = 0;
-    let mut rest = segment;
-    while let Some((&first, tail)) = rest.split_first() {
-        if first == b'.' {
-            rest = tail;
-        } else if rest.len() >= 3 && rest[0] == b'%' && rest[1..3].eq_ignore_ascii_case(b"2e") {
-            rest = &rest[3..];
-        } else {
-            return false;
-        }
-        dots += 1;
-    }
-    matches!(dots, 1 | 2)
 }
 
 #[cfg(test)]
@@ -273,7 +256,7 @@ mod tests {
         assert!(segments.len() > 4000);
         for segment in &segments {
             assert_eq!(
-                is_dot_segment(segment.as_bytes()),
+                comms_uri::is_dot_segment(segment.as_bytes()),
                 reference(segment),
                 "{segment:?}"
             );

@@ -30,4 +30,16 @@ pub trait BadPort {
     async fn a(&self) -> Result<(), Error>;
 }
 
+#[service_client(base_url = "http://users:+8080", service_id = "a", secret_env = "S")]
+pub trait SignedPort {
+    #[get("/a")]
+    async fn a(&self) -> Result<(), Error>;
+}
+
+#[service_client(base_url = "http://10.1:8080", service_id = "a", secret_env = "S")]
+pub trait ShortAddress {
+    #[get("/a")]
+    async fn a(&self) -> Result<(), Error>;
+}
+
 fn main() {}

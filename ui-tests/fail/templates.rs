@@ -30,6 +30,9 @@ pub trait Routes {
     #[get("/users/../admin")]
     async fn dot_segment(&self) -> Result<(), Error>;
 
+    #[get("/users/%2e%2E/admin")]
+    async fn encoded_dot_segment(&self) -> Result<(), Error>;
+
     #[get("/users//x")]
     async fn empty_segment(&self) -> Result<(), Error>;
 

@@ -465,4 +465,82 @@ mod tests {
             );
         }
     }
+
+    /// What the shared rule accepts (and so the macro at compile time), the URL parser
+    /// accepts too, with the same host and port: a `base_url` that compiles builds.
+    #[test]
+    fn what_the_shared_rule_accepts_the_url_parser_reads_alike() {
+        let mut hosts: Vec<String> = [
+            "h",
+            "[::1]",
+            "[zz]",
+            "[fe80::1%25eth0]",
+            "::1",
+            "a:b",
+            "127.0.0.1",
+            "127.0.0.1.",
+            "10.1",
+            "999",
+            "1.2.3.999",
+            "010.0.0.1",
+            "0x7f.0.0.1",
+            "h.0x7f",
+            "v1.2x",
+            "bücher.de",
+            "[::ffff:10.0.0.1]",
+            "h%41x",
+            "xn--bcher-kva.de",
+            "-",
+            "_",
+            "a..b",
+            ".",
+            "..",
+        ]
+        .map(String::from)
+        .to_vec();
+        for b in 0x21..0x7fu8 {
+            let c = char::from(b);
+            hosts.extend([format!("a{c}b"), format!("{c}"), format!("a{c}")]);
+        }
+        for host in &hosts {
+            for port in ["", ":80", ":+80", ":0080", ":", ":65536", ":8a"] {
+                for path in ["", "/", "/api", "/a\\b", "/%41/x"] {
+                    let raw = format!("http://{host}{port}{path}");
+                    let Ok(shared) = comms_uri::BaseUrl::parse(&raw) else {
+                        continue;
+                    };
+                    let url = reqwest::Url::parse(&raw).unwrap_or_else(|e| {
+                        panic!("{raw:?}: accepted by comms_uri, not a URL: {e}")
+                    });
+                    assert!(parse_base_url(&raw).is_ok(), "{raw:?}");
+                    assert_eq!(
+                        url.port_or_known_default(),
+                        Some(shared.port.unwrap_or(80)),
+                        "{raw:?}"
+                    );
+                    let host = shared.host.strip_suffix('.').unwrap_or(shared.host);
+                    if let Some(ip) = host.strip_prefix('[') {
+                        let ip: std::net::Ipv6Addr = ip.trim_end_matches(']').parse().unwrap();
+                        assert_eq!(
+                            url.host(),
+                            Some(
+                                reqwest::Url::parse(&format!("http://[{ip}]"))
+                                    .unwrap()
+                                    .host()
+                                    .unwrap()
+                            ),
+                            "{raw:?}"
+                        );
+                    } else if host.is_ascii() {
+                        assert!(
+                            url.host_str().unwrap().eq_ignore_ascii_case(host)
+                                || url.host_str() == Some(&format!("{host}.")),
+                            "{raw:?}: {:?}",
+                            url.host_str()
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
