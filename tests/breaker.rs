@@ -76,6 +76,31 @@ async fn an_open_period_longer_than_nanoseconds_hold_stays_open() {
 }
 
 #[tokio::test]
+async fn a_url_too_long_to_send_is_an_encode_error_and_no_failure_of_the_service() {
+    let server = TestServer::always(Reply::status(204)).await;
+    let e = exec_retrying(&server.url(), comms_tests::fast_retry(), breaker(1, 60_000));
+    let long = "x".repeat(70_000);
+    for call in [
+        Call::get("/search").query("q", &long),
+        Call::post(format!("/{long}")),
+    ] {
+        let err = e.execute(call).await.unwrap_err();
+        assert!(matches!(err, Error::Encode { .. }), "{err}");
+        assert!(
+            err.to_string().contains("send large values in a body"),
+            "{err}"
+        );
+        assert!(!err.is_retryable());
+    }
+    assert_eq!(server.count(), 0);
+    // The healthy service is still reachable: the breaker counted nothing.
+    e.execute(Call::get("/search").query("q", "ok"))
+        .await
+        .unwrap();
+    assert_eq!(server.count(), 1);
+}
+
+#[tokio::test]
 async fn client_errors_and_429_do_not_trip_it() {
     let server = TestServer::start(|r, _| Reply::status(r.uri.path()[1..].parse().unwrap())).await;
     let e = exec(&server.url(), breaker(2, 60_000));

@@ -295,6 +295,15 @@ impl Executor {
         if !call.query.is_empty() {
             url.set_query(Some(&call.query));
         }
+        // The request line's URI has a length limit (`http::Uri`'s); a longer one would fail
+        // inside reqwest, after the breaker's permit was spent on it, as if the service had.
+        if url.as_str().len() > MAX_URL_BYTES {
+            return Err(Error::encode(format!(
+                "the request URL is {} bytes, longer than the {MAX_URL_BYTES} an HTTP request \
+                 line may carry here; send large values in a body",
+                url.as_str().len()
+            )));
+        }
         // With nothing left of the deadline, nothing is sent.
         let deadline =
             crate::deadline::for_call(options.and_then(|o| o.deadline).or(inner.deadline));
@@ -464,6 +473,9 @@ impl Attempt {
         }
     }
 }
+
+/// The longest URL a request may have: what `http::Uri`, which reqwest sends through, holds.
+const MAX_URL_BYTES: usize = u16::MAX as usize - 1;
 
 /// What a failed send says of its attempt. A connection that could not be made is asked about
 /// first: the connect timeout of a client given by the user is both a timeout and a connect
