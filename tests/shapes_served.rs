@@ -204,6 +204,34 @@ async fn a_flattened_query_struct_round_trips_beside_plain_query_arguments() {
     assert_eq!(service.calls.load(Ordering::SeqCst), 3);
 }
 
+/// What HTML forms, Python's `requests` and `URLSearchParams` send for a space in a query is
+/// a `+`; a comms client sends `%20`, and a plus as `%2B`.
+#[tokio::test]
+async fn a_plus_in_a_query_from_another_client_is_a_space() {
+    let router = CatalogServer::new(CatalogImpl::default())
+        .unverified()
+        .into_router();
+    let url = serve(router).await;
+    let body = reqwest::get(format!(
+        "{url}/search?page=2&q=ada+lovelace&tag=a+b&tag=c%2Bd&sort-by=name+%2B+up"
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    let back: (u32, Filter, Option<String>) = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        back,
+        (
+            2,
+            filter("ada lovelace", None, &["a b", "c+d"]),
+            Some("name + up".to_owned())
+        ),
+        "{body}"
+    );
+}
+
 #[tokio::test]
 async fn a_query_that_does_not_parse_into_the_struct_is_a_400_naming_it() {
     let (service, _, url) = pair().await;

@@ -96,11 +96,24 @@ fn raw_segment(path: &str, index: usize, trailing: bool) -> Option<&str> {
     }
 }
 
+/// A path segment's text: `%XX` escapes decoded, a `+` kept (in a path it is a plus).
 fn decode(raw: &str) -> Option<String> {
     percent_encoding::percent_decode_str(raw)
         .decode_utf8()
         .ok()
         .map(|text| text.into_owned())
+}
+
+/// A query key's or value's text, read as `application/x-www-form-urlencoded` is, as HTML forms,
+/// Python's `requests` and `URLSearchParams` write it: a `+` is a space, then `%XX` escapes are
+/// decoded. A comms client sends a plus as `%2B` and a space as `%20`, which read the same
+/// either way.
+fn decode_query(raw: &str) -> Option<String> {
+    if raw.contains('+') {
+        decode(&raw.replace('+', " "))
+    } else {
+        decode(raw)
+    }
 }
 
 /// Parses path parameter `name`, segment `index` of the path (every segment from there on,
@@ -129,8 +142,8 @@ fn raw_pairs(incoming: &Incoming) -> impl Iterator<Item = (&str, &str)> {
 fn query_values(incoming: &Incoming, name: &str) -> Result<Vec<String>, Rejection> {
     let mut values = Vec::new();
     for (key, value) in raw_pairs(incoming) {
-        if decode(key).as_deref() == Some(name) {
-            let value = decode(value).ok_or_else(|| {
+        if decode_query(key).as_deref() == Some(name) {
+            let value = decode_query(value).ok_or_else(|| {
                 Rejection::bad(format_args!("query parameter `{name}` is not UTF-8"))
             })?;
             values.push(value);
@@ -406,5 +419,8 @@ mod tests {
         assert_eq!(raw_segment("/x", 3, false), None);
         assert_eq!(decode("a%2Fb%20%C3%A9").as_deref(), Some("a/b é"));
         assert_eq!(decode("%FF"), None);
+        assert_eq!(decode("a+b").as_deref(), Some("a+b"));
+        assert_eq!(decode_query("a+b%2B+%20c").as_deref(), Some("a b+  c"));
+        assert_eq!(decode_query("%FF+"), None);
     }
 }

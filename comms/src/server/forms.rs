@@ -7,7 +7,7 @@
 //! a struct whose fields all have defaults would then be filled with them. Another type, or
 //! none, is a 415.
 
-use super::{Incoming, Rejection, decode, raw_pairs};
+use super::{Incoming, Rejection, decode_query, raw_pairs};
 use crate::Multipart;
 use crate::multipart::parse;
 
@@ -32,8 +32,8 @@ pub trait FlattenArg: serde::de::DeserializeOwned + Send + 'static {}
 impl<T: serde::de::DeserializeOwned + Send + 'static> FlattenArg for T {}
 
 /// Parses the `#[query(flatten)]` argument `name` from the query: every pair but those of the
-/// method's plain `#[query]` arguments (`plain`), decoded as plain query values are (`%XX`, a
-/// `+` kept as it is), then deserialized by `serde_html_form` (a repeated key fills a `Vec`, an
+/// method's plain `#[query]` arguments (`plain`), decoded as plain query values are (a `+` a
+/// space, then `%XX`), then deserialized by `serde_html_form` (a repeated key fills a `Vec`, an
 /// absent one is a `None`).
 #[doc(hidden)]
 pub fn query_flatten<T: FlattenArg>(
@@ -44,11 +44,11 @@ pub fn query_flatten<T: FlattenArg>(
     let not_utf8 = || Rejection::bad(format_args!("the query of `{name}` is not UTF-8"));
     let mut form = form_urlencoded::Serializer::new(String::new());
     for (key, value) in raw_pairs(incoming) {
-        let key = decode(key).ok_or_else(not_utf8)?;
+        let key = decode_query(key).ok_or_else(not_utf8)?;
         if plain.contains(&key.as_str()) {
             continue;
         }
-        form.append_pair(&key, &decode(value).ok_or_else(not_utf8)?);
+        form.append_pair(&key, &decode_query(value).ok_or_else(not_utf8)?);
     }
     serde_html_form::from_str(&form.finish()).map_err(|e| {
         let hint = empty_vec_hint(&e);
