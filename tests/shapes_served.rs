@@ -931,3 +931,70 @@ async fn types_a_macro_declares_are_read_as_written_out() {
     assert_eq!((raw.status().as_u16(), raw.text().unwrap()), (202, "raw"));
     assert_eq!(client.whole().await.unwrap(), 5);
 }
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+pub struct Big {
+    pub i: i128,
+    pub u: u128,
+}
+
+#[service_client(
+    base_url = "http://127.0.0.1:9",
+    service_id = "billing",
+    secret_env = "COMMS_TEST_SHAPES_SERVED_SECRET"
+)]
+pub trait Wide {
+    #[get("/plain")]
+    async fn plain(&self, #[query] i: i128, #[query] u: u128) -> Result<String, Error>;
+
+    #[get("/flat")]
+    async fn flat(&self, #[query(flatten)] big: &Big) -> Result<String, Error>;
+
+    #[post("/form")]
+    async fn form(&self, #[form] big: &Big) -> Result<String, Error>;
+}
+
+#[derive(Clone)]
+struct WideImpl;
+
+impl Wide for WideImpl {
+    async fn plain(&self, i: i128, u: u128) -> Result<String, Error> {
+        Ok(format!("{i} {u}"))
+    }
+    async fn flat(&self, big: &Big) -> Result<String, Error> {
+        Ok(format!("{big:?}"))
+    }
+    async fn form(&self, big: &Big) -> Result<String, Error> {
+        Ok(format!("{big:?}"))
+    }
+}
+
+/// serde_html_form reads integers of up to 64 bits: a 128-bit field of a flattened struct or a
+/// form is a 400 that says what to do instead; a plain argument (`FromStr`) reads any.
+#[tokio::test]
+async fn a_128_bit_field_of_a_query_struct_or_form_is_a_400_that_says_what_to_do() {
+    let router = WideServer::new(WideImpl)
+        .verifier(Verifier::new().service("billing", SECRET))
+        .into_router();
+    let client: WideClient = comms_tests::plain_client(&serve(router).await, SECRET);
+    assert_eq!(
+        client.plain(i128::MIN, u128::MAX).await.unwrap(),
+        format!("{} {}", i128::MIN, u128::MAX)
+    );
+    let big = Big { i: -1, u: 1 };
+    for (result, name) in [
+        (client.flat(&big).await, "query"),
+        (client.form(&big).await, "form"),
+    ] {
+        match result {
+            Err(Error::BadRequest(e)) => {
+                let message = e.message().unwrap_or_default();
+                assert!(
+                    message.contains("integers of up to 64 bits") && message.contains("`String`"),
+                    "{name}: {message}"
+                );
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+}

@@ -51,7 +51,7 @@ pub fn query_flatten<T: FlattenArg>(
         form.append_pair(&key, &decode_query(value).ok_or_else(not_utf8)?);
     }
     serde_html_form::from_str(&form.finish()).map_err(|e| {
-        let hint = empty_vec_hint(&e);
+        let hint = hint(&e);
         Rejection::bad(format_args!(
             "the query of `{name}` does not parse: {e}{hint}"
         ))
@@ -177,9 +177,16 @@ pub fn check_query_keys(
 
 /// What a missing field most likely is when a comms client sent the form: an empty `Vec`, of
 /// which a form has no pair.
-fn empty_vec_hint(error: &serde::de::value::Error) -> &'static str {
-    if error.to_string().starts_with("missing field") {
+fn hint(error: &serde::de::value::Error) -> &'static str {
+    let error = error.to_string();
+    if error.starts_with("missing field") {
         " (an empty `Vec` is sent as no pair: give such a field `#[serde(default)]`)"
+    } else if error.starts_with("i128 is not supported")
+        || error.starts_with("u128 is not supported")
+    {
+        // serde_html_form (0.4) parses integers up to 64 bits; a comms client writes any.
+        " (the generated server reads integers of up to 64 bits from a query struct or a form: \
+         make a 128-bit field a `String`, or a plain `#[query]` argument)"
     } else {
         ""
     }
@@ -205,7 +212,7 @@ pub fn form<T: FormArg>(incoming: &Incoming, name: &str) -> Result<T, Rejection>
         )));
     }
     serde_html_form::from_bytes(&incoming.body).map_err(|e| {
-        let hint = empty_vec_hint(&e);
+        let hint = hint(&e);
         Rejection::bad(format_args!("the form `{name}` does not parse: {e}{hint}"))
     })
 }
