@@ -404,6 +404,76 @@ async fn a_sent_probe_its_caller_stops_waiting_for_reopens_it() {
     assert_eq!(e.circuit_state(), Some(comms::CircuitState::Open));
 }
 
+/// `try_join!` of two calls in the half-open state: the first is the probe, the second is
+/// refused at once, and the join drops the probe in the poll that sent it. Nobody waited for
+/// it: the breaker stays half-open rather than opening again, and the next call probes.
+#[tokio::test]
+async fn a_probe_dropped_in_the_poll_that_sent_it_gives_its_place_back() {
+    let server = TestServer::start(|_, i| match i {
+        0 => Reply::status(503),
+        _ => Reply::status(200),
+    })
+    .await;
+    let e = exec(&server.url(), breaker(1, 100));
+    assert!(matches!(
+        e.execute(Call::get("/x")).await,
+        Err(Error::Server(_))
+    ));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    for _ in 0..3 {
+        let both = tokio::try_join!(e.execute(Call::get("/a")), e.execute(Call::get("/b")));
+        assert!(both.unwrap_err().is_circuit_open());
+        assert_eq!(e.circuit_state(), Some(comms::CircuitState::HalfOpen));
+    }
+    e.execute(Call::get("/c")).await.unwrap();
+    assert_eq!(e.circuit_state(), Some(comms::CircuitState::Closed));
+}
+
+/// A probe whose call ended before sending (its header hook failed) gives its place back as the
+/// call ends, not when its future is dropped.
+#[tokio::test]
+async fn a_probe_that_ended_unsent_gives_its_place_back_at_once() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let server = TestServer::start(|_, i| match i {
+        0 => Reply::status(503),
+        _ => Reply::status(200),
+    })
+    .await;
+    let failing = Arc::new(AtomicBool::new(false));
+    let hook_fails = failing.clone();
+    let e = Executor::builder()
+        .base_url(server.url())
+        .service_id("tests")
+        .secret("breaker-secret")
+        .retry(RetryConfig::none())
+        .breaker(breaker(1, 100))
+        .header_hook(move || {
+            let fail = hook_fails.load(Ordering::SeqCst);
+            async move {
+                match fail {
+                    true => Err(Error::internal("token service down")),
+                    false => Ok(comms::http::HeaderMap::new()),
+                }
+            }
+        })
+        .build()
+        .unwrap();
+    assert!(matches!(
+        e.execute(Call::get("/x")).await,
+        Err(Error::Server(_))
+    ));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    failing.store(true, Ordering::SeqCst);
+    let mut ended = Box::pin(e.execute(Call::get("/x")));
+    assert!((&mut ended).await.is_err());
+    failing.store(false, Ordering::SeqCst);
+    // The ended future is still alive; the next call is the probe all the same.
+    e.execute(Call::get("/x")).await.unwrap();
+    assert_eq!(e.circuit_state(), Some(comms::CircuitState::Closed));
+    drop(ended);
+}
+
 #[tokio::test]
 async fn a_probe_dropped_before_it_is_sent_gives_its_place_back() {
     let server = failing_then_hanging().await;

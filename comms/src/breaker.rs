@@ -6,10 +6,11 @@
 //! probe to succeed closes the breaker, a probe failure reopens it).
 //!
 //! A call dropped by its caller (an outer `tokio::time::timeout`, a `select!`) ends its attempt
-//! without an outcome. A probe dropped after its request was sent counts as a failed probe: it
-//! reached the dependency and no answer came in time, and giving it back would let every
-//! impatient caller through as "the" probe. A probe dropped before it was sent gives its place
-//! back. In the closed state a dropped attempt counts for nothing: the caller may have stopped
+//! without an outcome. A probe its caller waited for and then dropped counts as a failed probe:
+//! it was sent to the dependency and no answer came in time, and giving it back would let every
+//! impatient caller through as "the" probe. A probe dropped before it was sent, or in the very
+//! poll that sent it (a `try_join!` ending at once on a sibling call's `CircuitOpen`), gives its
+//! place back: nobody waited for it, so it says nothing of the dependency. In the closed state a dropped attempt counts for nothing: the caller may have stopped
 //! waiting for its own reasons (another answer came first), and counting that would open the
 //! breaker of a healthy dependency. So bound calls with comms' own timeouts (an attempt
 //! timeout, a deadline, a view's) rather than an outer timeout alone, for a dependency that
@@ -47,7 +48,8 @@ use state::{State, Word};
 /// caller drops (an outer `tokio::time::timeout`, a `select!`) counts for nothing while the
 /// breaker is closed, since the caller may have stopped waiting for its own reasons; bound
 /// calls with comms' timeouts for a hanging dependency to open its breaker. A half-open probe
-/// dropped once sent counts as failed.
+/// dropped after its caller waited for it counts as failed; one dropped before that (before it
+/// was sent, or in the poll that sent it) gives its place back.
 ///
 /// ```
 /// use std::time::Duration;
@@ -150,15 +152,16 @@ pub(crate) struct Breaker {
 }
 
 /// Leave to make one attempt. Record its outcome with [`Permit::record`]; a probe permit dropped
-/// unrecorded (its call was cancelled) gives its probe back if its request was not sent, and
-/// is a failed probe if it was (see the module's documentation).
+/// unrecorded (its call was cancelled) gives its probe back unless its request was waited for,
+/// and is a failed probe if it was (see the module's documentation).
 #[derive(Debug)]
 pub(crate) struct Permit<'a> {
     breaker: &'a Breaker,
     generation: u32,
     probe: bool,
     recorded: bool,
-    /// Its request was handed to the connection pool: it may have reached the target.
+    /// Its request was sent and waited for (the call polled again while it was in flight, or
+    /// its response head arrived).
     sent: bool,
 }
 
@@ -376,8 +379,8 @@ impl Breaker {
 }
 
 impl Permit<'_> {
-    /// Marks the attempt's request as sent: dropped unrecorded from now on, a probe is a failed
-    /// one.
+    /// Marks the attempt's request as sent and waited for: dropped unrecorded from now on, a
+    /// probe is a failed one.
     pub(crate) fn sent(&mut self) {
         self.sent = true;
     }

@@ -84,8 +84,9 @@ pin_project! {
         Start,
         // Waiting for the executor's header hook before an attempt.
         Hooking { hooked: HookFuture },
-        // Sending an attempt, until its response head arrives.
-        Sending { #[pin] sent: F },
+        // Sending an attempt, until its response head arrives; `awaited` once it has been
+        // polled and was not ready.
+        Sending { #[pin] sent: F, awaited: bool },
         // Reading the body of an attempt's response.
         Reading { reading: Reading },
         // Waiting out the backoff before the next attempt.
@@ -180,7 +181,7 @@ where
                     }
                     continue;
                 }
-                PhaseProj::Sending { sent } => match sent.poll(cx) {
+                PhaseProj::Sending { sent, awaited } => match sent.poll(cx) {
                     Poll::Ready(Ok(response)) => match M::head(response) {
                         Ok(head) => {
                             let streamed = run.head_over::<M>(executor, head);
@@ -189,6 +190,10 @@ where
                         Err(response) => {
                             match Reading::start(response, executor.inner.max_response_bytes) {
                                 Ok(reading) => {
+                                    // The dependency answered: its body is waited for.
+                                    if let Some(permit) = &mut run.permit {
+                                        permit.sent();
+                                    }
                                     phase.set(Phase::Reading { reading });
                                     continue;
                                 }
@@ -198,6 +203,12 @@ where
                     },
                     Poll::Ready(Err(e)) => classify(e),
                     Poll::Pending => {
+                        // Polled again while in flight, the attempt is one its caller waits
+                        // for; dropped from now on, a probe is a failed one (see `Permit`).
+                        if *awaited && let Some(permit) = &mut run.permit {
+                            permit.sent();
+                        }
+                        *awaited = true;
                         ready!(timer.as_mut().poll_fired(cx));
                         Attempt::Timeout
                     }
@@ -301,15 +312,13 @@ impl<'a> Run<'a> {
         };
         // Counted once it is sent: the span's attempts and status are those of requests made.
         self.stats.attempts = self.retry + 1;
-        if let Some(permit) = &mut self.permit {
-            permit.sent();
-        }
         if self.retry > 0 {
             crate::telemetry::retried(&executor.inner.target, &self.call.method);
         }
         self.trace = Some(trace);
         phase.set(Phase::Sending {
             sent: send(&executor.inner.http, request),
+            awaited: false,
         });
         self.limit_reported = limit_reported;
         timer.arm(limit);
@@ -392,6 +401,9 @@ impl<'a> Run<'a> {
         result: Result<T, Error>,
     ) -> Poll<Result<T, Error>> {
         phase.set(Phase::Done);
+        // A probe's permit that ended the call unsent (its header hook failed, say) gives its
+        // place back now, not when the future is dropped.
+        self.permit = None;
         // A first attempt begun but never sent (its header hook failed): its span ends with
         // the call's error.
         if let Some(trace) = self.prepared.as_mut().and_then(|p| p.first_trace.take()) {
