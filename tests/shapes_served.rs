@@ -204,6 +204,47 @@ async fn a_flattened_query_struct_round_trips_beside_plain_query_arguments() {
     assert_eq!(service.calls.load(Ordering::SeqCst), 3);
 }
 
+/// A parser's error quotes what it could not read; the 400 carries at most the start of it,
+/// whatever the request sent.
+#[tokio::test]
+async fn a_400_does_not_send_the_request_back() {
+    let router = CatalogServer::new(CatalogImpl::default())
+        .unverified()
+        .into_router();
+    let url = serve(router).await;
+    let http = reqwest::Client::new();
+    let controls = "\u{1}".repeat(1_000_000);
+    let long = "x".repeat(1_000_000);
+    let cases = [
+        (
+            "/albums/1/photos",
+            "multipart/form-data; boundary=B",
+            format!("--B\r\n{controls}\r\n\r\nx\r\n--B--"),
+        ),
+        (
+            "/login/r",
+            "application/x-www-form-urlencoded",
+            format!("user=a&remember={long}"),
+        ),
+    ];
+    for (path, content_type, body) in cases {
+        let response = http
+            .post(format!("{url}{path}"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{path}");
+        let answer = response.text().await.unwrap();
+        assert!(answer.len() < 2048, "{path}: a {}-byte 400", answer.len());
+        assert!(
+            answer.contains("does not parse") || answer.contains("header line"),
+            "{answer}"
+        );
+    }
+}
+
 /// What HTML forms, Python's `requests` and `URLSearchParams` send for a space in a query is
 /// a `+`; a comms client sends `%20`, and a plus as `%2B`.
 #[tokio::test]

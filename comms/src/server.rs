@@ -60,18 +60,22 @@ pub struct Rejection {
     message: String,
 }
 
+/// The most of a refusal's message a response carries: enough to name the argument and say
+/// why, not the request's own bytes back at any length (a parser's error quotes the value).
+const REJECTION_LIMIT: usize = 1024;
+
 impl Rejection {
     fn bad(what: std::fmt::Arguments<'_>) -> Rejection {
         Rejection {
             status: StatusCode::BAD_REQUEST,
-            message: what.to_string(),
+            message: bounded_message(what),
         }
     }
 
     fn unsupported(what: std::fmt::Arguments<'_>) -> Rejection {
         Rejection {
             status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            message: what.to_string(),
+            message: bounded_message(what),
         }
     }
 
@@ -79,6 +83,33 @@ impl Rejection {
     pub fn into_response(self) -> http::Response<Bytes> {
         respond_message(self.status, &self.message)
     }
+}
+
+/// `what`, written out up to [`REJECTION_LIMIT`] bytes (cut at a character, then `…`); the
+/// writing stops there, so a long value is neither copied whole nor escaped whole.
+fn bounded_message(what: std::fmt::Arguments<'_>) -> String {
+    struct Bounded(String);
+    impl std::fmt::Write for Bounded {
+        fn write_str(&mut self, text: &str) -> std::fmt::Result {
+            let room = REJECTION_LIMIT - self.0.len();
+            if text.len() <= room {
+                self.0.push_str(text);
+                return Ok(());
+            }
+            let mut end = room;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.0.push_str(&text[..end]);
+            // Full: the error stops the formatting.
+            Err(std::fmt::Error)
+        }
+    }
+    let mut out = Bounded(String::new());
+    if std::fmt::write(&mut out, what).is_err() {
+        out.0.push('…');
+    }
+    out.0
 }
 
 /// The raw (still percent-encoded) value of path segment `index` (0 for the first segment
@@ -422,5 +453,20 @@ mod tests {
         assert_eq!(decode("a+b").as_deref(), Some("a+b"));
         assert_eq!(decode_query("a+b%2B+%20c").as_deref(), Some("a b+  c"));
         assert_eq!(decode_query("%FF+"), None);
+    }
+
+    #[test]
+    fn a_rejection_says_at_most_its_limit() {
+        let long = "é".repeat(REJECTION_LIMIT);
+        let rejection = Rejection::bad(format_args!("the body of `x` does not parse: {long:?}"));
+        assert!(rejection.message.len() <= REJECTION_LIMIT + '…'.len_utf8());
+        assert!(rejection.message.ends_with("é…"), "{}", rejection.message);
+        assert!(
+            rejection
+                .message
+                .starts_with("the body of `x` does not parse: \"é")
+        );
+        let short = Rejection::unsupported(format_args!("the body of `{}` must be JSON", "x"));
+        assert_eq!(short.message, "the body of `x` must be JSON");
     }
 }

@@ -29,7 +29,7 @@ pub(crate) fn boundary(content_type: &str) -> Result<Option<String>, String> {
             if value.is_empty() || value.len() > 70 {
                 return Err("the boundary must be 1 to 70 characters".into());
             }
-            return Ok(Some(value.to_owned()));
+            return Ok(Some(value.into_owned()));
         }
     }
     Err("the content type has no boundary".into())
@@ -92,7 +92,7 @@ fn part_head(head: &[u8]) -> Result<Part, String> {
     for line in head.split("\r\n").filter(|l| !l.is_empty()) {
         let (header, value) = line
             .split_once(':')
-            .ok_or_else(|| format!("a part's header line has no `:`: `{line}`"))?;
+            .ok_or_else(|| format!("a part's header line has no `:`: `{}`", shown(line)))?;
         let value = value.trim();
         if header.eq_ignore_ascii_case("content-disposition") {
             let mut params = split_params(value);
@@ -106,7 +106,7 @@ fn part_head(head: &[u8]) -> Result<Part, String> {
                 let Some((key, value)) = param.split_once('=') else {
                     continue;
                 };
-                let value = unescape(unquote(value.trim()));
+                let value = unescape(&unquote(value.trim()));
                 match key.trim().to_ascii_lowercase().as_str() {
                     "name" => name = Some(value),
                     "filename" => file_name = Some(value),
@@ -126,15 +126,31 @@ fn part_head(head: &[u8]) -> Result<Part, String> {
     })
 }
 
-/// The `;`-separated items of a header value, trimmed; a `;` inside quotes is no separator.
+/// The start of a received line, as a refusal shows it: enough to find it, not the line back
+/// at any length.
+fn shown(line: &str) -> std::borrow::Cow<'_, str> {
+    const SHOWN: usize = 64;
+    match line.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{}…", &line[..end]).into(),
+        None => line.into(),
+    }
+}
+
+/// The `;`-separated items of a header value, trimmed; a `;` inside quotes is no separator,
+/// nor is a `"` after a `\` inside quotes their end.
 fn split_params(value: &str) -> impl Iterator<Item = &str> {
     let mut rest = Some(value);
     std::iter::from_fn(move || {
         let text = rest?;
         let mut quoted = false;
+        let mut escaped = false;
         for (i, c) in text.char_indices() {
+            if std::mem::take(&mut escaped) {
+                continue;
+            }
             match c {
                 '"' => quoted = !quoted,
+                '\\' if quoted => escaped = true,
                 ';' if !quoted => {
                     rest = Some(&text[i + 1..]);
                     return Some(text[..i].trim());
@@ -147,12 +163,28 @@ fn split_params(value: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-/// A parameter value without its quotes, if it has them.
-fn unquote(value: &str) -> &str {
-    value
-        .strip_prefix('"')
-        .and_then(|v| v.strip_suffix('"'))
-        .unwrap_or(value)
+/// A parameter value without its quotes, if it has them, its quoted-pairs `\"` and `\\`
+/// undone (as Go, urllib3 and `curl --form-escape` write a `"` and a `\`). Another `\` is kept
+/// as it is: browsers send one unescaped (`C:\file.txt`).
+fn unquote(value: &str) -> std::borrow::Cow<'_, str> {
+    let Some(inner) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) else {
+        return value.into();
+    };
+    if !inner.contains('\\') {
+        return inner.into();
+    }
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match (c, chars.clone().next()) {
+            ('\\', Some(next @ ('"' | '\\'))) => {
+                out.push(next);
+                chars.next();
+            }
+            _ => out.push(c),
+        }
+    }
+    out.into()
 }
 
 /// A name as browsers escape it: `%22`, `%0D` and `%0A` back to `"`, CR and LF.
@@ -196,8 +228,8 @@ mod tests {
         let form = Multipart::new()
             .text("title", "Hi")
             .file(
-                "a\"b\r\nc;",
-                "x\";%22.txt",
+                "a\"b\r\nc;\\",
+                "x\";%22\\\\\\\".txt",
                 "text/plain",
                 &b"\x00--data\r\n"[..],
             )
@@ -214,6 +246,29 @@ mod tests {
             assert_eq!(got.content_type(), sent.content_type());
             assert_eq!(got.data(), sent.data());
         }
+    }
+
+    #[test]
+    fn quoted_pairs_are_read_as_go_urllib3_and_curl_write_them() {
+        let form = parsed(
+            "X",
+            b"--X\r\nContent-Disposition: form-data; name=\"fi\\\"eld\"; \
+              filename=\"x\\\";y\\\\z\\w.txt\"\r\n\r\ndata\r\n--X--\r\n",
+        )
+        .unwrap();
+        let part = &form.parts()[0];
+        assert_eq!(part.name(), "fi\"eld");
+        // `\"` and `\\` are quoted-pairs; a browser's lone `\` (`\w`) is kept.
+        assert_eq!(part.file_name(), Some("x\";y\\z\\w.txt"));
+    }
+
+    #[test]
+    fn a_refusal_shows_the_start_of_a_line_not_the_line() {
+        let line = "\u{1}".repeat(1 << 20);
+        let body = Bytes::from(format!("--B\r\n{line}\r\n\r\nx\r\n--B--"));
+        let err = parse("B", &body).map(|_| ()).unwrap_err();
+        assert!(err.len() < 200, "a {}-byte reason", err.len());
+        assert!(err.starts_with("a part's header line has no `:`"), "{err}");
     }
 
     #[test]
