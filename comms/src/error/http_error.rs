@@ -172,19 +172,32 @@ fn char_floor(text: &str, at: usize) -> usize {
     end
 }
 
+/// The `message` of a JSON object body: a string as it is, another value as compact JSON. The
+/// value is first taken as the text it was sent as, so a message of any other kind costs no
+/// more than its bytes (an array of a million numbers is not built as a million values).
 fn json_message(body: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
-    struct Body {
-        message: Option<serde_json::Value>,
+    struct Body<'a> {
+        #[serde(borrow)]
+        message: Option<&'a serde_json::value::RawValue>,
     }
     let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
     if *first != b'{' {
         return None;
     }
-    match serde_json::from_slice::<Body>(body).ok()?.message? {
-        serde_json::Value::String(s) => Some(s),
-        serde_json::Value::Null => None,
-        other => Some(other.to_string()),
+    let raw = serde_json::from_slice::<Body<'_>>(body)
+        .ok()?
+        .message?
+        .get();
+    if raw.starts_with('"') {
+        serde_json::from_str(raw).ok()
+    } else if raw.len() <= BODY_EXCERPT_LIMIT {
+        serde_json::from_str::<serde_json::Value>(raw)
+            .ok()
+            .map(|value| value.to_string())
+    } else {
+        // Cut to the limit as `bounded` cuts any message; whitespace stays as it was sent.
+        Some(raw[..char_floor(raw, BODY_EXCERPT_LIMIT + 1)].to_owned())
     }
 }
 
@@ -233,5 +246,50 @@ impl fmt::Debug for HttpError {
             .field("url", &self.url())
             .field("retry_after", &i.retry_after)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_is_a_string_or_other_json_compacted() {
+        let cases = [
+            (r#"{"message":"no user 7"}"#, Some("no user 7")),
+            (r#"{"message":"a\"b\u00e9"}"#, Some("a\"bé")),
+            (r#"{"message":null}"#, None),
+            (r#"{"other":1}"#, None),
+            (r#"{"message": 42}"#, Some("42")),
+            (
+                r#"{"message": {"code": 1, "why": ["x"]}}"#,
+                Some(r#"{"code":1,"why":["x"]}"#),
+            ),
+            (r#"{"message":"x""#, None),
+            (r#"["message"]"#, None),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(json_message(body.as_bytes()).as_deref(), expected, "{body}");
+        }
+    }
+
+    /// A large message of another kind is taken as the text it was sent as, cut, never built
+    /// as JSON values (an array of a million numbers would cost far more than its bytes).
+    #[test]
+    fn a_large_message_that_is_no_string_is_cut_as_sent() {
+        let body = format!(r#"{{"message": [0{}]}}"#, ", 0".repeat(1_000_000));
+        let message = json_message(body.as_bytes()).unwrap();
+        assert_eq!(message.len(), BODY_EXCERPT_LIMIT + 1);
+        assert!(message.starts_with("[0, 0, 0"), "{message}");
+        let err = HttpError::from_response(
+            StatusCode::BAD_REQUEST,
+            Method::GET,
+            "http://h/x".into(),
+            body.as_bytes(),
+        );
+        assert_eq!(
+            err.message().map(str::len),
+            Some(BODY_EXCERPT_LIMIT + '…'.len_utf8())
+        );
     }
 }
