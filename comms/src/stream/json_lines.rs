@@ -250,22 +250,26 @@ impl Splitter {
         }
     }
 
-    /// The length of the byte order mark the line being read begins with: 3 when it is the
-    /// first and begins with one, which is skipped and so not counted against the limit.
+    /// The length of the byte order mark the line being read begins with, which is skipped and
+    /// so not counted against the limit: when it is the first line, 3 for a whole mark, or the
+    /// bytes held so far when they are all the start of one (a mark cut across chunks).
     fn bom_ahead(&self) -> usize {
         if !self.first {
             return 0;
         }
-        let mut start = self
+        let start = self
             .partial
             .iter()
             .chain(self.pending.iter())
             .take(BOM.len());
-        if start.by_ref().copied().eq(BOM.iter().copied()) {
-            BOM.len()
-        } else {
-            0
+        let mut held = 0;
+        for (got, want) in start.zip(BOM) {
+            if got != want {
+                return 0;
+            }
+            held += 1;
         }
+        held
     }
 
     /// A line without its `\r`, or `None` when it is blank; the first without the UTF-8 byte

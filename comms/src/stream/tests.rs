@@ -126,6 +126,14 @@ async fn a_byte_order_mark_before_the_first_line_is_skipped() {
             "cut at {cut}"
         );
     }
+    // Cut into one-byte chunks, under a limit smaller than the mark: a mark is nothing.
+    for limit in [0, 1] {
+        let body = ByteStream::from_chunks([&b"\xEF"[..], b"\xBB", b"\xBF\n", b"\n"]);
+        assert_eq!(items(JsonLines::new(body).max_line_bytes(limit)).await, []);
+        let body = ByteStream::from_chunks([&b"\xEF"[..], b"\xBBx\n"]);
+        let got = items(JsonLines::new(body).max_line_bytes(1)).await;
+        assert!(got[0].as_ref().unwrap_err().contains("limit"), "{got:?}");
+    }
     // Only there: a second line's is not JSON.
     let lines = JsonLines::new(ByteStream::from_chunks([
         "{\"id\":1}\n\u{feff}{\"id\":2}\n",
