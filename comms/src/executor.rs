@@ -55,6 +55,17 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 ///
 /// Redirects are disabled: a signature is bound to its path and must not travel to another
 /// host, so a 3xx comes back as [`Error::Status`].
+///
+/// # Several runtimes
+///
+/// A pooled connection is driven by a task on the Tokio runtime that opened it, and any
+/// runtime's calls may be handed it. When that runtime shuts down, a call another runtime has
+/// in flight on the connection fails with [`Error::Transport`] ("runtime dropped the dispatch
+/// task"), and a call not retried (a POST) is reported failed though it may have run. A process
+/// whose runtimes end while others call (test suites with one runtime a test and a server or
+/// client shared between them, or a runtime per worker) should give each runtime's executors
+/// a client of their own ([`ExecutorBuilder::http_client`], built like this one: no redirects).
+/// A process with one runtime, however many clients, needs nothing.
 pub fn shared_http_client() -> &'static reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT.get_or_init(|| {
