@@ -53,11 +53,17 @@
 //! - `redis`: `redis::RedisNonceStore` and `redis::share_breakers`, fleet-wide replay
 //!   protection and breaker state.
 //! - `server`: `#[service_client]` also generates `<Trait>Server`, serving the trait as an axum
-//!   router (see `server`).
+//!   router (see `server`). Its `into_router()` is an axum 0.8 `Router`, and
+//!   `verify::VerifyLayer` a `tower-layer` 0.3 `Layer`: the application uses those versions.
 //! - `otel`: OpenTelemetry through the global providers: a CLIENT span per attempt under the
 //!   HTTP semantic conventions, W3C trace context sent (and signed) on every attempt and
 //!   continued in a SERVER span on the receiving side, and request-duration, retry and breaker
-//!   metrics.
+//!   metrics. The global providers are those of `opentelemetry` 0.33 (and the SERVER span
+//!   reaches the SDK through `tracing-opentelemetry` 0.34): an application installing its
+//!   providers through another minor version of them installs them where comms does not look.
+//!
+//! The `reqwest` a client may be given ([`ExecutorBuilder::http_client`]) is 0.13, re-exported
+//! as [`reqwest`].
 //!
 //! A feature whose name starts with `__` is a hook for this project's own benchmarks, not
 //! public API: it may change or go away in any release.
@@ -120,6 +126,8 @@ pub use comms_macros::service_client;
 
 /// The `http` crate, for methods, status codes and headers.
 pub use http;
+/// The `reqwest` crate (0.13), whose `Client` [`ExecutorBuilder::http_client`] takes.
+pub use reqwest;
 
 /// Support for generated code. Not public API: it may change in any release.
 #[doc(hidden)]

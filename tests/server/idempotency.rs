@@ -225,3 +225,97 @@ async fn an_idempotency_key_reused_for_another_header_argument_is_refused() {
     assert_eq!(again.json::<String>().unwrap(), "acme: book #1");
     assert_eq!(service.calls.load(Ordering::SeqCst), 1);
 }
+
+/// A store of the application's own, keeping answers as its raw parts (as one in Redis would)
+/// and giving them back through `StoredResponse::new`.
+#[derive(Default)]
+struct PartsStore {
+    kept: std::sync::Mutex<std::collections::HashMap<String, Option<(u16, Vec<u8>)>>>,
+}
+
+impl comms::server::IdempotencyStore for PartsStore {
+    fn claim<'a>(
+        &'a self,
+        scope: &'a str,
+        key: &'a str,
+        _fingerprint: &'a str,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<comms::server::Claim, comms::BoxError>>
+                + Send
+                + 'a,
+        >,
+    > {
+        use comms::server::{Claim, StoredResponse};
+        let mut kept = self.kept.lock().unwrap();
+        let claim = match kept.get(&format!("{scope} {key}")) {
+            None => {
+                kept.insert(format!("{scope} {key}"), None);
+                Claim::New
+            }
+            Some(None) => Claim::InProgress,
+            Some(Some((status, body))) => Claim::Answered(StoredResponse::new(
+                comms::http::StatusCode::from_u16(*status).unwrap(),
+                comms::http::HeaderMap::from_iter([(
+                    comms::http::header::CONTENT_TYPE,
+                    comms::http::HeaderValue::from_static("application/json"),
+                )]),
+                body.clone().into(),
+            )),
+        };
+        Box::pin(std::future::ready(Ok(claim)))
+    }
+
+    fn finish<'a>(
+        &'a self,
+        scope: &'a str,
+        key: &'a str,
+        response: comms::server::StoredResponse,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), comms::BoxError>> + Send + 'a>>
+    {
+        let parts = (response.status.as_u16(), response.body.to_vec());
+        self.kept
+            .lock()
+            .unwrap()
+            .insert(format!("{scope} {key}"), Some(parts));
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn release<'a>(
+        &'a self,
+        scope: &'a str,
+        key: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), comms::BoxError>> + Send + 'a>>
+    {
+        self.kept.lock().unwrap().remove(&format!("{scope} {key}"));
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+#[tokio::test]
+async fn a_store_of_the_applications_own_answers_a_repeat() {
+    let service = DirectoryImpl::default();
+    let router = DirectoryServer::new(service.clone())
+        .verifier(Verifier::new().service("billing", SECRET))
+        .idempotency_store(PartsStore::default())
+        .into_router();
+    let url = serve(router).await;
+    let exec = comms_tests::plain_executor(&url, "billing", SECRET);
+    let order = || {
+        Call::post("/orders")
+            .header("Idempotency-Key", "k-own")
+            .idempotent(true)
+            .json("book")
+    };
+    let first = exec.execute(order()).await.unwrap();
+    let again = exec.execute(order()).await.unwrap();
+    assert_eq!(
+        (first.status(), first.bytes()),
+        (again.status(), again.bytes())
+    );
+    assert_eq!(
+        service.calls.load(Ordering::SeqCst),
+        1,
+        "the method ran once"
+    );
+}

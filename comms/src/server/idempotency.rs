@@ -33,7 +33,11 @@ use http::{HeaderMap, StatusCode};
 use crate::BoxError;
 
 /// A kept answer: what the method's response was.
+///
+/// Non-exhaustive, so that what is kept can grow: a store of its own builds one with
+/// [`StoredResponse::new`] and reads its fields.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct StoredResponse {
     /// The status.
     pub status: StatusCode,
@@ -41,6 +45,18 @@ pub struct StoredResponse {
     pub headers: HeaderMap,
     /// The body.
     pub body: Bytes,
+}
+
+impl StoredResponse {
+    /// An answer of `status`, `headers` and `body`, as a store gives it back (from its own
+    /// storage, say) in a [`Claim::Answered`].
+    pub fn new(status: StatusCode, headers: HeaderMap, body: Bytes) -> StoredResponse {
+        StoredResponse {
+            status,
+            headers,
+            body,
+        }
+    }
 }
 
 /// What a store knows of a key when a request with it arrives.
