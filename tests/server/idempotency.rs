@@ -230,8 +230,15 @@ async fn an_idempotency_key_reused_for_another_header_argument_is_refused() {
 /// and giving them back through `StoredResponse::new`.
 #[derive(Default)]
 struct PartsStore {
-    kept: std::sync::Mutex<std::collections::HashMap<String, Option<(u16, Vec<u8>)>>>,
+    /// By scope and key: `None` while claimed, then the status and body.
+    kept: std::sync::Mutex<std::collections::HashMap<String, Option<Parts>>>,
 }
+
+/// A kept answer's status and body.
+type Parts = (u16, Vec<u8>);
+
+type Stored<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, comms::BoxError>> + Send + 'a>>;
 
 impl comms::server::IdempotencyStore for PartsStore {
     fn claim<'a>(
@@ -239,13 +246,7 @@ impl comms::server::IdempotencyStore for PartsStore {
         scope: &'a str,
         key: &'a str,
         _fingerprint: &'a str,
-    ) -> std::pin::Pin<
-        Box<
-            dyn std::future::Future<Output = Result<comms::server::Claim, comms::BoxError>>
-                + Send
-                + 'a,
-        >,
-    > {
+    ) -> Stored<'a, comms::server::Claim> {
         use comms::server::{Claim, StoredResponse};
         let mut kept = self.kept.lock().unwrap();
         let claim = match kept.get(&format!("{scope} {key}")) {
@@ -271,8 +272,7 @@ impl comms::server::IdempotencyStore for PartsStore {
         scope: &'a str,
         key: &'a str,
         response: comms::server::StoredResponse,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), comms::BoxError>> + Send + 'a>>
-    {
+    ) -> Stored<'a, ()> {
         let parts = (response.status.as_u16(), response.body.to_vec());
         self.kept
             .lock()
@@ -281,12 +281,7 @@ impl comms::server::IdempotencyStore for PartsStore {
         Box::pin(std::future::ready(Ok(())))
     }
 
-    fn release<'a>(
-        &'a self,
-        scope: &'a str,
-        key: &'a str,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), comms::BoxError>> + Send + 'a>>
-    {
+    fn release<'a>(&'a self, scope: &'a str, key: &'a str) -> Stored<'a, ()> {
         self.kept.lock().unwrap().remove(&format!("{scope} {key}"));
         Box::pin(std::future::ready(Ok(())))
     }
