@@ -21,7 +21,7 @@ impl RedisServer {
             Ok(()) => Ok(server),
             Err(why)
                 if std::env::var_os("CI").is_some()
-                    || std::env::var_os("COMMS_TEST_REDIS_URL").is_some() =>
+                    || std::env::var_os("COMMS_TEST_REDIS_URL").is_some_and(|v| !v.is_empty()) =>
             {
                 panic!("redis-server is required in CI ({why}); .ci/run installs it")
             }
