@@ -367,11 +367,14 @@ pub fn respond_value<T: JsonReturn>(
     match result {
         Ok(value) => {
             let received = value.was_received();
-            let (status, headers, value) = value.into_parts();
+            let (status, mut headers, value) = value.into_parts();
             // A status that carries no body is sent without one (and without its type).
             let response = if matches!(status.as_u16(), 204 | 205 | 304) {
                 http::Response::new(Bytes::new())
             } else {
+                // The body is serialized here: a length the value came with (another service's,
+                // for its own serialization) is not this body's, not even for a HEAD.
+                headers.remove(http::header::CONTENT_LENGTH);
                 respond_json(Ok(value))
             };
             with_parts(response, status, headers, received)
@@ -418,11 +421,22 @@ fn with_parts(
     response
 }
 
-/// The response for a method returning a [`Response`](crate::Response): as it is.
+/// The response for a method returning a [`Response`](crate::Response): as it is, but that a
+/// status that carries no content (204, 205, 304) is sent without a body, and a 204 or 205
+/// without a `Content-Length` (RFC 9110 §8.6, §15.3.6).
 #[doc(hidden)]
 pub fn respond_raw(result: Result<crate::Response, Error>) -> http::Response<Bytes> {
     match result {
-        Ok(response) => response.into_http(),
+        Ok(response) => {
+            let mut response = response.into_http();
+            if matches!(response.status().as_u16(), 204 | 205 | 304) {
+                *response.body_mut() = Bytes::new();
+                if response.status() != StatusCode::NOT_MODIFIED {
+                    response.headers_mut().remove(http::header::CONTENT_LENGTH);
+                }
+            }
+            response
+        }
         Err(e) => served_error(&e),
     }
 }

@@ -84,6 +84,11 @@ impl futures_core::Stream for TwoChunks {
 /// answering pretty-printed JSON (so the gateway's own serialization is shorter) and a chunked
 /// body.
 async fn gateway() -> GatewayClient {
+    comms_tests::plain_client(&gateway_url().await, SECRET)
+}
+
+/// Where [`gateway`] serves.
+async fn gateway_url() -> String {
     use axum::routing::get;
     let upstream = axum::Router::new()
         .route(
@@ -114,7 +119,7 @@ async fn gateway() -> GatewayClient {
     let router = GatewayServer::new(GatewayImpl { upstream })
         .verifier(Verifier::new().service("billing", SECRET))
         .into_router();
-    comms_tests::plain_client(&serve(router).await, SECRET)
+    serve(router).await
 }
 
 #[tokio::test]
@@ -130,6 +135,24 @@ async fn a_received_response_value_is_answered_with_its_headers_but_its_own_fram
     assert_eq!(got.headers()["content-length"], "5");
     // What the upstream's `Connection` named was its connection's.
     assert!(got.headers().get("x-hop").is_none(), "{:?}", got.headers());
+}
+
+/// A HEAD of a route answering a received `ResponseValue` says the length of the body a GET
+/// gets, the gateway's own serialization, not the upstream's.
+#[tokio::test]
+async fn a_head_of_a_received_response_value_says_the_length_of_its_own_body() {
+    let url = gateway_url().await;
+    let exec = comms_tests::plain_executor(&url, "billing", SECRET);
+    let get = exec.execute(Call::get("/users")).await.unwrap();
+    let head = exec.execute(Call::head("/users")).await.unwrap();
+    assert_eq!(get.bytes().as_ref(), b"[1,2]");
+    assert!(head.bytes().is_empty());
+    assert_eq!(
+        head.headers()["content-length"],
+        "5",
+        "{:?}",
+        head.headers()
+    );
 }
 
 #[tokio::test]

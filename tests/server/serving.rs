@@ -123,3 +123,78 @@ async fn an_optional_result_is_none_for_a_404_and_every_other_error_stays_one() 
     let client = client_of(&elsewhere.url(), SECRET, RetryConfig::none());
     assert_eq!(client.maybe(1).await.unwrap(), None);
 }
+
+#[service_client(
+    base_url = "http://127.0.0.1:9",
+    service_id = "billing",
+    secret_env = "COMMS_TEST_SERVER_SECRET"
+)]
+pub trait Raw {
+    #[get("/raw/<status>")]
+    async fn raw(&self, status: u16) -> Result<comms::Response, Error>;
+}
+
+#[derive(Clone)]
+struct RawImpl;
+
+impl Raw for RawImpl {
+    async fn raw(&self, status: u16) -> Result<comms::Response, Error> {
+        comms::Response::builder(comms::http::StatusCode::from_u16(status).unwrap())
+            .header("content-type", "text/plain")
+            .body("hello")
+            .build()
+    }
+}
+
+/// The bytes of one exchange over a fresh connection.
+async fn exchange(url: &str, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    String::from_utf8(answer).unwrap()
+}
+
+/// A `comms::Response` of a status that carries no content is sent without it: a 204 or 205
+/// without a `Content-Length`, any of them without the body it was built with (RFC 9110 §8.6,
+/// §15.3.6).
+#[tokio::test]
+async fn a_raw_answer_of_a_status_without_content_is_sent_without_its_body() {
+    let url = serve(RawServer::new(RawImpl).unverified().into_router()).await;
+    for status in [204, 205, 304] {
+        let answer = exchange(
+            &url,
+            &format!("GET /raw/{status} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"),
+        )
+        .await;
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with(&format!("HTTP/1.1 {status}")), "{head}");
+        assert_eq!(body, "", "{status}: {answer}");
+        let length = head.lines().find_map(|line| {
+            line.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(str::to_owned)
+        });
+        if status != 304 {
+            assert!(
+                matches!(length.as_deref(), None | Some("0")),
+                "{status}: {head}"
+            );
+        }
+    }
+    let answer = exchange(
+        &url,
+        "GET /raw/200 HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.ends_with("\r\n\r\nhello"), "{answer}");
+}
