@@ -59,6 +59,7 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
     // A method declared again where an earlier one of its name is compiled gets no route
     // there either (see `valid::unless_declared_before`).
     let unless = crate::valid::unless_declared_before(service);
+    let names = parameter_names(service);
     let routes: Vec<TokenStream> = service
         .methods
         .iter()
@@ -93,7 +94,10 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
                 refusals.push(quote!(#[cfg(all(#(#both),*))] const _: () = { #error };));
             }
             served.push(m);
-            route(trait_ident, m, unless)
+            let also_at = shadowed(service, m)
+                .map(|shadowing| axum_path(shadowing, &names).0)
+                .collect();
+            route(trait_ident, m, unless, &names, also_at)
         })
         .collect();
     quote! {
@@ -234,6 +238,154 @@ fn clash(a: &Method<'_>, b: &Method<'_>) -> Option<Clash> {
     None
 }
 
+/// The axum name of each parameter place: the name the first method with a parameter there
+/// gives it, by the route up to it (`/users/<_>`), so that every route through one place
+/// names it alike (axum refuses `/a/{id}` beside `/a/{account_id}`) and a route an application
+/// adds beside the generated ones (`/users/{id}` for another verb) can use the trait's names.
+/// A name a route already used for an earlier place gets its index appended.
+fn parameter_names(service: &Service<'_>) -> std::collections::HashMap<String, String> {
+    let mut names = std::collections::HashMap::new();
+    for method in &service.methods {
+        let Some(template) = &method.template else {
+            continue;
+        };
+        let text = method.route.value();
+        let mut prefix = String::new();
+        let mut used: Vec<String> = Vec::new();
+        for (index, segment) in template.segments.iter().enumerate() {
+            match segment {
+                Segment::Static(range) => {
+                    prefix.push('/');
+                    prefix.push_str(&text[range.clone()]);
+                }
+                Segment::Param { name } | Segment::Trailing { name } => {
+                    let name = names.entry(prefix.clone()).or_insert_with(|| {
+                        let own = text[name.clone()].to_owned();
+                        if used.contains(&own) {
+                            format!("{own}_{index}")
+                        } else {
+                            own
+                        }
+                    });
+                    used.push(name.clone());
+                    prefix.push_str("/<_>");
+                }
+            }
+        }
+    }
+    names
+}
+
+/// The axum path of `method`'s route, its parameters named by [`parameter_names`], and the
+/// name and place of each route parameter (and whether it is the trailing one).
+fn axum_path(
+    method: &Method<'_>,
+    names: &std::collections::HashMap<String, String>,
+) -> (String, Vec<(String, usize, bool)>) {
+    let template = method.template.as_ref().expect("validated");
+    let route_text = method.route.value();
+    let mut path = String::new();
+    let mut prefix = String::new();
+    let mut positions = Vec::new();
+    for (index, segment) in template.segments.iter().enumerate() {
+        match segment {
+            Segment::Static(range) => {
+                let text = &route_text[range.clone()];
+                path.push('/');
+                path.push_str(&text.replace('{', "{{").replace('}', "}}"));
+                prefix.push('/');
+                prefix.push_str(text);
+            }
+            Segment::Param { name } | Segment::Trailing { name } => {
+                let trailing = matches!(segment, Segment::Trailing { .. });
+                let axum_name = &names[&prefix];
+                path.push_str(if trailing { "/{*" } else { "/{" });
+                path.push_str(axum_name);
+                path.push('}');
+                prefix.push_str("/<_>");
+                positions.push((route_text[name.clone()].to_owned(), index, trailing));
+            }
+        }
+    }
+    if template.trailing_slash || path.is_empty() {
+        path.push('/');
+    }
+    (path, positions)
+}
+
+/// The methods of other verbs whose routes take some of `method`'s requests from it: a router
+/// matches the path first, preferring a literal segment to a parameter, so `DELETE /items/me`
+/// reaches `GET /items/me`'s route and would be refused (405), though `method`
+/// (`DELETE /items/<id>`) serves it. Each route every request of which `method`'s route
+/// matches too, with no method of `method`'s verb there, is yielded for `method` to be served
+/// at as well, when `method` is the most literal of its verb's routes matching it.
+fn shadowed<'s>(
+    service: &'s Service<'_>,
+    method: &'s Method<'_>,
+) -> impl Iterator<Item = &'s Method<'s>> + 's {
+    let mut seen: Vec<String> = Vec::new();
+    service.methods.iter().filter(move |other| {
+        let shape = route_shape(other);
+        let path_shape = shape
+            .split_once(' ')
+            .map_or("", |(_, path)| path)
+            .to_owned();
+        if other.verb == method.verb
+            || covers(method, other).is_none()
+            || seen.contains(&path_shape)
+        {
+            return false;
+        }
+        // A method of this verb at that route, or one matching it more literally than this.
+        let better = service.methods.iter().any(|rival| {
+            rival.verb == method.verb
+                && !std::ptr::eq(rival, method)
+                && (route_shape(rival)
+                    == format!("{} {path_shape}", method.verb.to_string().to_uppercase())
+                    || covers(rival, other).is_some_and(|rank| Some(rank) < covers(method, other)))
+        });
+        seen.push(path_shape);
+        !better
+    })
+}
+
+/// Whether every request path `other`'s route matches, `method`'s matches too, `method`'s being
+/// the less literal of two different routes; and if so, how literal `method`'s is (for each
+/// place, 0 for a literal segment, 1 for a parameter, 2 for a trailing one: the smaller, the
+/// more literal, as a router prefers).
+fn covers(method: &Method<'_>, other: &Method<'_>) -> Option<Vec<u8>> {
+    let (general, specific) = (method.template.as_ref()?, other.template.as_ref()?);
+    if general.trailing_slash != specific.trailing_slash {
+        return None;
+    }
+    let (general_text, specific_text) = (method.route.value(), other.route.value());
+    let mut rank = Vec::new();
+    let mut narrower = false;
+    for (index, segment) in general.segments.iter().enumerate() {
+        let theirs = specific.segments.get(index)?;
+        match (segment, theirs) {
+            (Segment::Trailing { .. }, _) => {
+                rank.push(2);
+                narrower |= !matches!(theirs, Segment::Trailing { .. })
+                    || specific.segments.len() > index + 1;
+                return narrower.then_some(rank);
+            }
+            (Segment::Static(a), Segment::Static(b))
+                if general_text[a.clone()] == specific_text[b.clone()] =>
+            {
+                rank.push(0);
+            }
+            (Segment::Param { .. }, Segment::Static(_)) => {
+                rank.push(1);
+                narrower = true;
+            }
+            (Segment::Param { .. }, Segment::Param { .. }) => rank.push(1),
+            _ => return None,
+        }
+    }
+    (narrower && general.segments.len() == specific.segments.len()).then_some(rank)
+}
+
 /// A method's verb and route with its parameters unnamed (`GET /users/<_>`), which two methods
 /// of one server may not share.
 fn route_shape(method: &Method<'_>) -> String {
@@ -255,8 +407,16 @@ fn route_shape(method: &Method<'_>) -> String {
     shape
 }
 
-/// `let router = router.route(..)` for one method, under its `#[cfg]`s and `unless`.
-fn route(trait_ident: &syn::Ident, method: &Method<'_>, unless: &[syn::Attribute]) -> TokenStream {
+/// `let router = router.route(..)` for one method, under its `#[cfg]`s and `unless`; and the
+/// same at each of `also_at`, the routes of other verbs that take some of its requests (see
+/// [`shadowed`]).
+fn route(
+    trait_ident: &syn::Ident,
+    method: &Method<'_>,
+    unless: &[syn::Attribute],
+    names: &std::collections::HashMap<String, String>,
+    also_at: Vec<String>,
+) -> TokenStream {
     // An argument the server cannot hand over is reported at its type, and the method gets no
     // route, so that nothing else is reported about it.
     let unservable: Vec<TokenStream> = method
@@ -272,40 +432,9 @@ fn route(trait_ident: &syn::Ident, method: &Method<'_>, unless: &[syn::Attribute
     }
     let name = &method.item.sig.ident;
     let incoming = syn::Ident::new("__incoming", Span::mixed_site());
-    let template = method.template.as_ref().expect("validated");
-    let route_text = method.route.value();
-
-    // The axum path, and the position of each path parameter.
-    let mut path = String::new();
-    let mut positions: Vec<(String, usize, bool)> = Vec::new();
-    for (index, segment) in template.segments.iter().enumerate() {
-        match segment {
-            Segment::Static(range) => {
-                path.push('/');
-                path.push_str(
-                    &route_text[range.clone()]
-                        .replace('{', "{{")
-                        .replace('}', "}}"),
-                );
-            }
-            // Named by position, not by the argument: arguments are read by their segment's
-            // index, and axum refuses two names at one place of two routes (`/a/{id}` beside
-            // `/a/{account_id}`).
-            Segment::Param { name } => {
-                let name = &route_text[name.clone()];
-                path.push_str(&format!("/{{p{index}}}"));
-                positions.push((name.to_owned(), index, false));
-            }
-            Segment::Trailing { name } => {
-                let name = &route_text[name.clone()];
-                path.push_str(&format!("/{{*p{index}}}"));
-                positions.push((name.to_owned(), index, true));
-            }
-        }
-    }
-    if template.trailing_slash || path.is_empty() {
-        path.push('/');
-    }
+    // The axum path, and the position of each path parameter: arguments are read by their
+    // segment's index, whatever the path's parameters are named.
+    let (path, positions) = axum_path(method, names);
 
     // The keys of the plain query arguments, which a flattened one leaves to them.
     let plain_keys: Vec<&str> = method
@@ -398,12 +527,17 @@ fn route(trait_ident: &syn::Ident, method: &Method<'_>, unless: &[syn::Attribute
     let attrs = ast::cfg_attrs(&method.item.attrs)
         .chain(unless)
         .collect::<Vec<_>>();
+    let also_at = also_at.iter().map(|path| {
+        quote! {
+            #(#attrs)*
+            let router = router.route(#path, ::core::clone::Clone::clone(&handler));
+        }
+    });
     quote! {
         #(#attrs)*
         #check_keys
         #(#attrs)*
-        let router = router.route(
-            #path,
+        let handler =
             ::comms::__private::server::on(::comms::__private::server::MethodFilter::#verb, {
                 let service = ::core::clone::Clone::clone(&service);
                 let settings = ::core::clone::Clone::clone(&settings);
@@ -418,8 +552,10 @@ fn route(trait_ident: &syn::Ident, method: &Method<'_>, unless: &[syn::Attribute
                         .await
                     }
                 }
-            }),
-        );
+            });
+        #(#also_at)*
+        #(#attrs)*
+        let router = router.route(#path, handler);
     }
 }
 

@@ -83,6 +83,131 @@ async fn parameters_named_otherwise_at_one_place_of_two_routes_are_served() {
     assert_eq!(client.put_file(6, "c").await.unwrap(), "put 6 c");
 }
 
+/// Literal routes beside parameter routes of other verbs.
+#[service_client(
+    base_url = "http://127.0.0.1:9",
+    service_id = "billing",
+    secret_env = "COMMS_TEST_SERVER_SECRET"
+)]
+pub trait Items {
+    #[get("/items/me")]
+    async fn mine(&self) -> Result<String, Error>;
+
+    #[get("/items/<id>")]
+    async fn item(&self, id: &str) -> Result<String, Error>;
+
+    #[delete("/items/<id>")]
+    async fn remove(&self, id: &str) -> Result<String, Error>;
+
+    #[delete("/items/<id>/tags/<tag>")]
+    async fn untag(&self, id: &str, tag: &str) -> Result<String, Error>;
+
+    #[get("/items/me/tags/<tag>")]
+    async fn my_tag(&self, tag: &str) -> Result<String, Error>;
+
+    #[get("/files/readme")]
+    async fn readme(&self) -> Result<String, Error>;
+
+    #[put("/files/<path..>")]
+    async fn put_file(&self, path: &str) -> Result<String, Error>;
+
+    /// The place after `/pairs` is named `x` by `pair`; `swap` names another place `x` too.
+    #[get("/pairs/<x>")]
+    async fn pair(&self, x: u32) -> Result<String, Error>;
+
+    #[get("/pairs/<y>/then/<x>")]
+    async fn swap(&self, y: u32, x: u32) -> Result<String, Error>;
+}
+
+#[derive(Clone)]
+struct ItemsImpl;
+
+impl Items for ItemsImpl {
+    async fn mine(&self) -> Result<String, Error> {
+        Ok("mine".into())
+    }
+    async fn item(&self, id: &str) -> Result<String, Error> {
+        Ok(format!("item {id}"))
+    }
+    async fn remove(&self, id: &str) -> Result<String, Error> {
+        Ok(format!("removed {id}"))
+    }
+    async fn untag(&self, id: &str, tag: &str) -> Result<String, Error> {
+        Ok(format!("untagged {id} {tag}"))
+    }
+    async fn my_tag(&self, tag: &str) -> Result<String, Error> {
+        Ok(format!("my tag {tag}"))
+    }
+    async fn readme(&self) -> Result<String, Error> {
+        Ok("readme".into())
+    }
+    async fn put_file(&self, path: &str) -> Result<String, Error> {
+        Ok(format!("put {path}"))
+    }
+    async fn pair(&self, x: u32) -> Result<String, Error> {
+        Ok(format!("pair {x}"))
+    }
+    async fn swap(&self, y: u32, x: u32) -> Result<String, Error> {
+        Ok(format!("swap {y} {x}"))
+    }
+}
+
+/// A router takes `DELETE /items/me` to `GET /items/me`'s route, preferring the literal
+/// segment: the generated server serves `remove` there too, as the trait says.
+#[tokio::test]
+async fn a_literal_route_of_one_verb_leaves_another_verbs_parameter_route_its_requests() {
+    let router = ItemsServer::new(ItemsImpl)
+        .verifier(Verifier::new().service("billing", SECRET))
+        .into_router();
+    let url = serve(router).await;
+    let client: ItemsClient = comms_tests::plain_client(&url, SECRET);
+    assert_eq!(client.remove("me").await.unwrap(), "removed me");
+    assert_eq!(client.remove("7").await.unwrap(), "removed 7");
+    assert_eq!(client.untag("me", "x").await.unwrap(), "untagged me x");
+    assert_eq!(client.my_tag("x").await.unwrap(), "my tag x");
+    assert_eq!(client.put_file("readme").await.unwrap(), "put readme");
+    assert_eq!(client.readme().await.unwrap(), "readme");
+    assert_eq!(client.mine().await.unwrap(), "mine");
+    assert_eq!(client.pair(1).await.unwrap(), "pair 1");
+    assert_eq!(client.swap(1, 2).await.unwrap(), "swap 1 2");
+    // A verb the trait serves at neither route is refused there, saying which it serves.
+    let refused = reqwest::Client::new()
+        .post(format!("{url}/items/me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 405);
+    let allow = refused.headers()["allow"].to_str().unwrap();
+    assert!(allow.contains("GET") && allow.contains("DELETE"), "{allow}");
+}
+
+/// Parameters keep the trait's names in the router, so an application adds another verb at a
+/// generated route by writing it as the trait does.
+#[tokio::test]
+async fn a_route_added_at_a_generated_path_with_the_traits_names_is_served() {
+    let added = axum::Router::new().route(
+        "/items/{id}",
+        axum::routing::put(
+            |axum::extract::Path(id): axum::extract::Path<String>| async move {
+                format!("replaced {id}")
+            },
+        ),
+    );
+    let router = ItemsServer::new(ItemsImpl)
+        .unverified()
+        .into_router()
+        .merge(added);
+    let url = serve(router).await;
+    let put = reqwest::Client::new()
+        .put(format!("{url}/items/9"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.text().await.unwrap(), "replaced 9");
+    let got = reqwest::get(format!("{url}/items/9")).await.unwrap();
+    assert_eq!(got.text().await.unwrap(), "\"item 9\"");
+}
+
 #[tokio::test]
 async fn literal_segments_starting_with_a_colon_or_a_star_are_served() {
     let url = serve(accounts(Verifier::new().service("billing", SECRET))).await;
