@@ -46,6 +46,8 @@ async fn a_client_round_trips_through_the_layer() {
         .unwrap();
     assert_eq!(plain.status(), 401);
     assert_eq!(plain.headers()["content-type"], "application/json");
+    // A 401 names the scheme to authenticate with (RFC 9110 §15.5.2), and no more.
+    assert_eq!(plain.headers()["www-authenticate"], "Signature");
 
     // Oversized bodies: 413, by declared length or by counting a chunked body.
     let err = client

@@ -171,10 +171,18 @@ impl Gate {
         })
     }
 
-    /// The 401 of a request that failed verification, reported.
+    /// The 401 of a request that failed verification, reported. It names the scheme the
+    /// request must be authenticated with, as a 401 must (RFC 9110 §11.6.1, §15.5.2):
+    /// `Signature`, an HTTP message signature; the answer says no more (which key, which
+    /// check failed), to the caller or to anyone probing.
     fn refused(&self, reason: VerifyError, parts: &http::request::Parts) -> Response<Bytes> {
         self.refusals.report(&reason, parts);
-        reject(StatusCode::UNAUTHORIZED, "unauthorized")
+        let mut response = reject(StatusCode::UNAUTHORIZED, "unauthorized");
+        response.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Signature"),
+        );
+        response
     }
 
     /// What [`admit`](Gate::admit) checks before reading a byte of the body: the signature
