@@ -120,6 +120,31 @@ impl<'a> Service<'a> {
         if let Some(unsafety) = &item.unsafety {
             cx.error_spanned_by(unsafety, "a service trait cannot be `unsafe`");
         }
+        // `#[async_trait]` below this attribute is still on the trait; above it, it has already
+        // rewritten the methods (into `fn`s with lifetimes named `'async_trait`), and each
+        // would be refused for what it no longer says.
+        const NO_ASYNC_TRAIT: &str = "a `#[service_client]` trait needs no `#[async_trait]`: \
+            its `async fn`s already return `Send` futures; remove it here and from the trait's \
+            implementations";
+        if let Some(attr) = item.attrs.iter().find(|a| attr::is_async_trait(a)) {
+            cx.error_spanned_by(attr, NO_ASYNC_TRAIT);
+        }
+        let rewritten = item.items.iter().any(|i| match i {
+            TraitItem::Fn(f) => f
+                .sig
+                .generics
+                .lifetimes()
+                .any(|l| l.lifetime.ident == "async_trait"),
+            _ => false,
+        });
+        if rewritten {
+            cx.error_spanned_by(&item.ident, NO_ASYNC_TRAIT);
+            return Service {
+                item,
+                args,
+                methods: Vec::new(),
+            };
+        }
         let mut methods = Vec::new();
         for trait_item in &item.items {
             match trait_item {
@@ -268,6 +293,14 @@ impl<'a> Method<'a> {
                 let name = quote::ToTokens::to_token_stream(a.path())
                     .to_string()
                     .replace(' ', "");
+                if name == "doc" {
+                    cx.error_spanned_by(
+                        a,
+                        "an argument cannot have a doc comment: say what it is in the method's",
+                    );
+                    ok_args = false;
+                    continue;
+                }
                 cx.error_spanned_by(
                     a.path(),
                     format!(
@@ -464,6 +497,15 @@ fn parse_output<'a>(cx: &Ctxt, output: &'a ReturnType, name: &Ident) -> Option<O
     let named = |t: &Type, name: &str| is_named(t, name, &["comms"]);
     let kind = match ok {
         Type::Tuple(t) if t.elems.is_empty() => OutputKind::Unit,
+        t if is_named(t, "Response", &[]) && generic_arg(t).is_some() => {
+            cx.error_spanned_by(
+                t,
+                "this `Response<..>` is not `comms::Response`, which has no type parameter: \
+                 return `comms::Response` for the answer as it came, or the type to decode \
+                 its JSON body into",
+            );
+            return None;
+        }
         t if named(t, "Response") => OutputKind::Raw,
         t if named(t, "ByteStream") => OutputKind::Bytes,
         t if named(t, "JsonLines") => match generic_arg(t) {
@@ -596,20 +638,24 @@ pub(crate) fn generic_arg(ty: &Type) -> Option<&Type> {
 /// Whether `ty` is the type `name`, written plainly (`Response`) or from one of `crates`
 /// (`comms::Response`, `::comms::Response`, `std::option::Option`). A macro sees no more than
 /// the path: a type imported under the name is taken for it.
+/// Whether `ty` is written `name` or as the item of that name at the root of one of `crates`
+/// (`comms::Response`), or in their module named after it (`std::option::Option`); not a type
+/// of that name elsewhere in them (`comms::reqwest::Response`).
 fn is_named(ty: &Type, name: &str, crates: &[&str]) -> bool {
     let Type::Path(p) = ty else { return false };
     if p.qself.is_some() {
         return false;
     }
-    let segments = &p.path.segments;
-    let Some(last) = segments.last() else {
-        return false;
-    };
-    last.ident == name
-        && (segments.len() == 1
-            || segments
-                .first()
-                .is_some_and(|first| crates.iter().any(|c| first.ident == c)))
+    let segments: Vec<&syn::PathSegment> = p.path.segments.iter().collect();
+    let in_crate = |first: &syn::PathSegment| crates.iter().any(|c| first.ident == c);
+    match segments[..] {
+        [last] => last.ident == name,
+        [first, last] => in_crate(first) && last.ident == name,
+        [first, module, last] => {
+            in_crate(first) && module.ident == name.to_lowercase().as_str() && last.ident == name
+        }
+        _ => false,
+    }
 }
 
 pub(crate) fn outer_ident(ty: &Type) -> Option<&Ident> {
@@ -641,6 +687,57 @@ pub(crate) fn ungroup_types(mut item: ItemTrait) -> ItemTrait {
         }
     }
     syn::visit_mut::VisitMut::visit_item_trait_mut(&mut Ungroup, &mut item);
+    item
+}
+
+/// The trait with each method written out as what `async fn` means, `fn m(&self) -> impl
+/// Future<Output = T> + Send` (the form the generated trait has), read as the `async fn m(&self)
+/// -> T` it is. A method whose future has other bounds, or a body, is left as written, and
+/// reported as not an `async fn`.
+pub(crate) fn async_written_out(mut item: ItemTrait) -> ItemTrait {
+    for trait_item in &mut item.items {
+        let TraitItem::Fn(f) = trait_item else {
+            continue;
+        };
+        if f.sig.asyncness.is_some() || f.default.is_some() {
+            continue;
+        }
+        let syn::ReturnType::Type(_, ty) = &f.sig.output else {
+            continue;
+        };
+        let Type::ImplTrait(imp) = ungrouped(ty) else {
+            continue;
+        };
+        let mut output = None;
+        let mut other = false;
+        for bound in &imp.bounds {
+            let syn::TypeParamBound::Trait(t) = bound else {
+                other = true;
+                continue;
+            };
+            let Some(last) = t.path.segments.last() else {
+                other = true;
+                continue;
+            };
+            match (last.ident.to_string().as_str(), &last.arguments) {
+                ("Send", syn::PathArguments::None) => {}
+                ("Future", syn::PathArguments::AngleBracketed(args)) if output.is_none() => {
+                    output = match args.args.iter().collect::<Vec<_>>()[..] {
+                        [syn::GenericArgument::AssocType(assoc)] if assoc.ident == "Output" => {
+                            Some(assoc.ty.clone())
+                        }
+                        _ => None,
+                    };
+                    other |= output.is_none();
+                }
+                _ => other = true,
+            }
+        }
+        if let (Some(output), false) = (output, other) {
+            f.sig.asyncness = Some(syn::Token![async](f.sig.fn_token.span));
+            f.sig.output = syn::ReturnType::Type(Default::default(), Box::new(output));
+        }
+    }
     item
 }
 

@@ -4,7 +4,7 @@
 
 use proc_macro2::{Span, TokenStream};
 use syn::parse::{ParseStream, Parser};
-use syn::{Attribute, Ident, LitInt, LitStr, Token};
+use syn::{Attribute, Ident, LitStr, Token};
 
 use crate::ctxt::Ctxt;
 use crate::suggest::{closest, did_you_mean, hint};
@@ -43,14 +43,46 @@ pub(crate) fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
     let mut given: Vec<String> = Vec::new();
     let parser = |input: ParseStream| -> syn::Result<()> {
         while !input.is_empty() {
+            // A URL written alone, as other clients' attributes take it.
+            if input.peek(LitStr) {
+                let url: LitStr = input.parse()?;
+                cx.error_spanned_by(&url, format!("name the key: `base_url = {}`", url.token()));
+                given.push("base_url".to_owned());
+                if !input.is_empty() {
+                    input.parse::<Token![,]>()?;
+                }
+                continue;
+            }
             let key: Ident = input.call(syn::ext::IdentExt::parse_any)?;
+            let mut name = key.to_string();
+            // `service-id`: the key as it was meant, reported once.
+            let dashed = input.peek(Token![-]);
+            while input.peek(Token![-]) {
+                input.parse::<Token![-]>()?;
+                let more: Ident = input.call(syn::ext::IdentExt::parse_any)?;
+                name.push('_');
+                name.push_str(&more.to_string());
+            }
             input.parse::<Token![=]>()?;
             let value: syn::Expr = input.parse()?;
             if !input.is_empty() {
                 input.parse::<Token![,]>()?;
             }
-            let name = key.to_string();
             given.push(name.clone());
+            if dashed {
+                cx.error_spanned_by(&key, format!("keys are written with `_`: `{name}`"));
+                continue;
+            }
+            if name == "secret" {
+                given.push("secret_env".to_owned());
+                cx.error_spanned_by(
+                    &key,
+                    "the secret is never written in the source: name the environment variable \
+                     that holds it, `secret_env = \"USERS_SECRET\"`, or give it to the builder, \
+                     `.secret(..)`",
+                );
+                continue;
+            }
             let slot = match name.as_str() {
                 "base_url" => &mut args.base_url,
                 "service_id" => &mut args.service_id,
@@ -108,15 +140,32 @@ pub(crate) fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
         return args;
     }
 
-    for (name, slot, example) in [
+    // What is missing, said once: with nothing given, the whole attribute to write.
+    let missing: Vec<(&str, &str)> = [
         ("base_url", &args.base_url, "\"http://users.internal:8080\""),
         ("service_id", &args.service_id, "\"billing\""),
         ("secret_env", &args.secret_env, "\"USERS_SECRET\""),
-    ] {
-        if slot.is_none() && !given.iter().any(|g| g == name) {
+    ]
+    .into_iter()
+    .filter(|(name, slot, _)| slot.is_none() && !given.iter().any(|g| g == name))
+    .map(|(name, _, example)| (name, example))
+    .collect();
+    match &missing[..] {
+        [] => {}
+        [(name, example)] => cx.error_at(
+            Span::call_site(),
+            format!("missing `{name}`: add `{name} = {example}` to #[service_client(...)]"),
+        ),
+        several => {
+            let names: Vec<String> = several.iter().map(|(n, _)| format!("`{n}`")).collect();
+            let pairs: Vec<String> = several.iter().map(|(n, e)| format!("{n} = {e}")).collect();
             cx.error_at(
                 Span::call_site(),
-                format!("missing `{name}`: add `{name} = {example}` to #[service_client(...)]"),
+                format!(
+                    "missing {}: add `{}` to #[service_client(...)]",
+                    names.join(", "),
+                    pairs.join(", ")
+                ),
             );
         }
     }
@@ -183,6 +232,19 @@ const METHOD_MISTAKES: &[(&str, &str)] = &[
         "timeout_ms",
         "it is an option of the verb: `#[get(\"/path\", timeout_ms = 500)]`",
     ),
+    (
+        "header",
+        "it goes on an argument, `#[header(\"X-Api-Version\")] version: &str`; a header every \
+         call sends is the builder's `.default_header(name, value)`",
+    ),
+    ("query", "it goes on an argument: `#[query] page: u32`"),
+    ("body", "it goes on an argument: `#[body] user: &User`"),
+    ("form", "it goes on an argument: `#[form] login: &Login`"),
+    (
+        "multipart",
+        "it goes on an argument: `#[multipart] upload: Multipart`",
+    ),
+    ("path", "the route is the verb's: `#[get(\"/users/<id>\")]`"),
 ];
 
 /// What an HTTP verb comms does not call is told.
@@ -196,7 +258,7 @@ pub(crate) fn report_method_mistakes(cx: &Ctxt, attrs: &[Attribute]) -> bool {
         if let Some((name, instead)) = method_mistake(attr) {
             cx.error_spanned_by(
                 attr.path(),
-                format!("`#[{name}]` is not an attribute of comms: {instead}"),
+                format!("`#[{name}]` is not an attribute of a method: {instead}"),
             );
             any = true;
         }
@@ -229,19 +291,25 @@ fn named_one_of(attr: &Attribute, names: &[&str]) -> bool {
         .is_some_and(|i| names.contains(&i.to_string().as_str()))
 }
 
+/// Whether `attr` is `#[async_trait]`, which a service trait does not need (and which is
+/// reported, then left out of what is emitted).
+pub(crate) fn is_async_trait(attr: &Attribute) -> bool {
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|s| s.ident == "async_trait")
+}
+
 pub(crate) fn is_verb(attr: &Attribute) -> bool {
     named_one_of(attr, VERBS)
 }
 
 pub(crate) fn parse_verb(cx: &Ctxt, attr: &Attribute) -> Option<VerbAttr> {
     let verb = attr.path().get_ident()?.clone();
-    let list = match attr.meta.require_list() {
-        Ok(list) => list,
-        Err(_) => {
-            cx.error_spanned_by(attr, format!("expected a route: `#[{verb}(\"/path\")]`"));
-            return None;
-        }
-    };
+    if attr.meta.require_list().is_err() {
+        cx.error_spanned_by(attr, format!("expected a route: `#[{verb}(\"/path\")]`"));
+        return None;
+    }
     let mut idempotent: Option<Ident> = None;
     let mut timeout_ms: Option<u64> = None;
     let parser = |input: ParseStream| -> syn::Result<LitStr> {
@@ -260,13 +328,18 @@ pub(crate) fn parse_verb(cx: &Ctxt, attr: &Attribute) -> Option<VerbAttr> {
             match option.to_string().as_str() {
                 "idempotent" => {
                     if input.peek(Token![=]) {
-                        input.parse::<Token![=]>()?;
-                        let value: syn::Expr = input.parse()?;
-                        cx.error_spanned_by(
-                            &value,
-                            "`idempotent` takes no value: write it alone, \
-                             `#[post(\"/orders\", idempotent)]`",
-                        );
+                        let eq = input.parse::<Token![=]>()?;
+                        let value: Option<syn::Expr> =
+                            match input.is_empty() || input.peek(Token![,]) {
+                                true => None,
+                                false => Some(input.parse()?),
+                            };
+                        let message = "`idempotent` takes no value: write it alone, \
+                                       `#[post(\"/orders\", idempotent)]`";
+                        match &value {
+                            Some(value) => cx.error_spanned_by(value, message),
+                            None => cx.error_spanned_by(eq, message),
+                        }
                         continue;
                     }
                     if idempotent.is_some() {
@@ -275,8 +348,33 @@ pub(crate) fn parse_verb(cx: &Ctxt, attr: &Attribute) -> Option<VerbAttr> {
                     idempotent = Some(option);
                 }
                 "timeout_ms" => {
+                    const NEEDS: &str =
+                        "`timeout_ms` is a whole number of milliseconds: `timeout_ms = 500`";
+                    if !input.peek(Token![=]) {
+                        return Err(syn::Error::new(option.span(), NEEDS));
+                    }
                     input.parse::<Token![=]>()?;
-                    let value: LitInt = input.parse()?;
+                    let value: syn::Expr = input
+                        .parse()
+                        .map_err(|e| syn::Error::new(e.span(), NEEDS))?;
+                    let syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Int(value),
+                        ..
+                    }) = value
+                    else {
+                        cx.error_spanned_by(&value, NEEDS);
+                        continue;
+                    };
+                    // A suffix is a unit to a reader (`5s`), but a number's type to the parser,
+                    // which would read `5s` as 5.
+                    if !value.suffix().is_empty() {
+                        cx.error_spanned_by(
+                            &value,
+                            "`timeout_ms` is a number of milliseconds, written without a unit \
+                             or a type: `timeout_ms = 5000`",
+                        );
+                        continue;
+                    }
                     match value.base10_parse::<u64>() {
                         Ok(0) => cx.error_spanned_by(&value, "`timeout_ms` must be above zero"),
                         Ok(ms) => {
@@ -285,7 +383,7 @@ pub(crate) fn parse_verb(cx: &Ctxt, attr: &Attribute) -> Option<VerbAttr> {
                             }
                             timeout_ms = Some(ms);
                         }
-                        Err(e) => cx.error_spanned_by(&value, e),
+                        Err(_) => cx.error_spanned_by(&value, NEEDS),
                     }
                 }
                 other => {
@@ -296,17 +394,19 @@ pub(crate) fn parse_verb(cx: &Ctxt, attr: &Attribute) -> Option<VerbAttr> {
                             did_you_mean(other, ["idempotent", "timeout_ms"].into_iter())
                         ),
                     );
-                    // Skip a possible `= value`.
+                    // Skip a possible `= value`, whatever it is.
                     if input.peek(Token![=]) {
                         input.parse::<Token![=]>()?;
-                        input.parse::<syn::Lit>()?;
+                        input.parse::<syn::Expr>()?;
                     }
                 }
             }
         }
         Ok(route)
     };
-    match parser.parse2(list.tokens.clone()) {
+    // Parsed as the attribute's arguments, so that one ending early (`#[get()]`) is reported at
+    // its closing parenthesis, not at `#[service_client]`.
+    match attr.parse_args_with(parser) {
         Ok(route) => {
             if let Some(option) = &idempotent
                 && !matches!(verb.to_string().as_str(), "post" | "patch")
@@ -403,6 +503,10 @@ pub(crate) fn report_misspellings(
 ) -> bool {
     let mut any = false;
     for attr in attrs {
+        // Another framework's attribute is told what to write instead, not a near name.
+        if names == VERBS && method_mistake(attr).is_some() {
+            continue;
+        }
         if let Some(meant) = misspelt(attr, names) {
             let name = attr
                 .path()

@@ -16,15 +16,8 @@ use crate::{ast, valid};
 
 pub(crate) fn service_client(args: TokenStream, input: TokenStream) -> TokenStream {
     let item: ItemTrait = match syn::parse2(input.clone()) {
-        Ok(item) => ast::ungroup_types(item),
-        Err(_) => {
-            let error = syn::Error::new(
-                Span::call_site(),
-                "#[service_client] goes on a trait, like `pub trait Users { ... }`",
-            )
-            .into_compile_error();
-            return quote!(#error #input);
-        }
+        Ok(item) => ast::async_written_out(ast::ungroup_types(item)),
+        Err(_) => return not_a_trait(input),
     };
     let cx = Ctxt::new();
     let args = attr::parse_args(&cx, args);
@@ -47,10 +40,45 @@ pub(crate) fn service_client(args: TokenStream, input: TokenStream) -> TokenStre
     output
 }
 
+/// The error for an item that is no trait, at its keyword, and the item as it was, but for
+/// comms' attributes on an `impl` block's methods, which would each be reported again.
+fn not_a_trait(input: TokenStream) -> TokenStream {
+    match syn::parse2::<syn::Item>(input.clone()) {
+        Ok(syn::Item::Impl(mut imp)) => {
+            let error = syn::Error::new(
+                imp.impl_token.span,
+                "#[service_client] goes on the trait (`pub trait Users { ... }`); its \
+                 implementation is a plain `impl Users for UsersImpl`, with no comms attributes",
+            )
+            .into_compile_error();
+            for item in &mut imp.items {
+                if let syn::ImplItem::Fn(f) = item {
+                    f.attrs.retain(|a| !attr::is_verb(a));
+                    for input in &mut f.sig.inputs {
+                        if let FnArg::Typed(pt) = input {
+                            pt.attrs.retain(|a| !attr::is_arg_attr(a));
+                        }
+                    }
+                }
+            }
+            quote!(#error #imp)
+        }
+        _ => {
+            let error = syn::Error::new(
+                Span::call_site(),
+                "#[service_client] goes on a trait, like `pub trait Users { ... }`",
+            )
+            .into_compile_error();
+            quote!(#error #input)
+        }
+    }
+}
+
 /// The trait with every comms attribute removed, signatures as written (but for argument
 /// patterns, which a declaration without a body cannot have: they become `_`).
 fn strip(item: &ItemTrait) -> ItemTrait {
     let mut item = item.clone();
+    item.attrs.retain(|a| !attr::is_async_trait(a));
     for trait_item in &mut item.items {
         if let TraitItem::Fn(f) = trait_item {
             // A misspelt attribute of ours goes too: it is reported once, by the macro.

@@ -50,7 +50,9 @@ use proc_macro::TokenStream;
 /// the route. The return type may be written as an alias whose name ends in `Result`
 /// (`Result<T>`, `ApiResult<T>`), and the error under any name that stands for `comms::Error`
 /// (`Error`, `CommsError`, `errors::Error`); the compiler checks what they stand for, at the
-/// type. Methods of one name may sit under `#[cfg]`s that exclude each other; an argument
+/// type. A method may be written out as what `async fn` means, `fn m(&self) -> impl
+/// Future<Output = Result<T, comms::Error>> + Send`. The trait needs no `#[async_trait]`: its
+/// futures are `Send` already. Methods of one name may sit under `#[cfg]`s that exclude each other; an argument
 /// cannot be under `#[cfg]`. `<name>` in the route is filled by the argument of that name (any
 /// `Display`, percent-encoded as one segment), and a last `<name..>` by trailing segments,
 /// each encoded.

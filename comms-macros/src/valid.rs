@@ -4,6 +4,7 @@
 use crate::ast::{ArgKind, Method, OutputKind, Service, subspan, unraw};
 use crate::ctxt::Ctxt;
 use crate::suggest::did_you_mean;
+use crate::template::Segment;
 
 pub(crate) fn check(cx: &Ctxt, service: &Service<'_>) {
     for (i, method) in service.methods.iter().enumerate() {
@@ -257,6 +258,31 @@ fn check_method(cx: &Ctxt, method: &Method<'_>) {
     {
         let arg_name = unraw(arg.ident);
         if paired || params.iter().any(|(p, _)| *p == arg_name) {
+            continue;
+        }
+        // A parameter in another router's syntax (axum 0.7's `:id`, `*path`) is a literal
+        // segment here (`/jobs/<id>/:cancel` is a route of its own).
+        let foreign = template.segments.iter().find_map(|segment| match segment {
+            Segment::Static(range)
+                if route[range.clone()].strip_prefix([':', '*']) == Some(arg_name.as_str()) =>
+            {
+                Some(range.clone())
+            }
+            _ => None,
+        });
+        if let Some(range) = foreign {
+            let written = &route[range.clone()];
+            let instead = match written.starts_with('*') {
+                true => format!("<{arg_name}..>"),
+                false => format!("<{arg_name}>"),
+            };
+            cx.error_at(
+                subspan(&method.route, range),
+                format!(
+                    "`{written}` is a literal segment in a comms route; a parameter is written \
+                     `{instead}`"
+                ),
+            );
             continue;
         }
         let unknown = params

@@ -1,0 +1,61 @@
+//! What other frameworks write, told what comms writes instead: argument attributes on the
+//! method, axum 0.7's `:id`, `#[async_trait]`, a doc comment on an argument, another crate's
+//! `Response`.
+
+use comms::{Error, service_client};
+
+pub struct Response<T>(pub T);
+
+#[service_client(base_url = "http://users:8080", service_id = "billing", secret_env = "S")]
+pub trait Users {
+    #[get("/a")]
+    #[header("X-Api-Version")]
+    async fn header_on_method(&self) -> Result<(), Error>;
+
+    #[get("/b")]
+    #[query]
+    async fn query_on_method(&self, page: u32) -> Result<(), Error>;
+
+    #[get("/users/:id")]
+    async fn colon(&self, id: u64) -> Result<(), Error>;
+
+    #[get("/files/*path")]
+    async fn star(&self, path: &str) -> Result<(), Error>;
+
+    #[get("/c/<id>")]
+    async fn documented(
+        &self,
+        /// the user's id
+        id: u64,
+    ) -> Result<(), Error>;
+
+    #[get("/d")]
+    async fn foreign_response(&self) -> Result<Response<Vec<u8>>, Error>;
+
+    #[get("/e")]
+    async fn reqwest_response(&self) -> Result<comms::reqwest::Response, Error>;
+}
+
+/// Below `#[service_client]`, `#[async_trait]` reaches it as written.
+#[service_client(base_url = "http://users:8080", service_id = "billing", secret_env = "S")]
+#[async_trait::async_trait]
+pub trait Below {
+    #[get("/a")]
+    async fn a(&self) -> Result<(), Error>;
+}
+
+/// Above it, `#[async_trait]` hands it this.
+#[service_client(base_url = "http://users:8080", service_id = "billing", secret_env = "S")]
+pub trait Above {
+    #[get("/a")]
+    fn a<'life0, 'async_trait>(
+        &'life0 self,
+    ) -> ::core::pin::Pin<
+        Box<dyn ::core::future::Future<Output = Result<(), Error>> + Send + 'async_trait>,
+    >
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait;
+}
+
+fn main() {}
