@@ -38,7 +38,7 @@ pub(crate) fn closest<'a>(
 
 /// Edit distance over chars, a swap of two neighbours counting as one edit (`qurey` is one
 /// from `query`): the optimal string alignment distance.
-fn distance(a: &str, b: &str) -> usize {
+pub(crate) fn distance(a: &str, b: &str) -> usize {
     let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
     // rows[i][j]: the distance between the first i chars of `a` and the first j of `b`.
     let mut rows = vec![vec![0; b.len() + 1]; a.len() + 1];

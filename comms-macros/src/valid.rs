@@ -216,18 +216,35 @@ fn check_method(cx: &Ctxt, method: &Method<'_>) {
         .iter()
         .filter(|p| !params.iter().any(|(q, _)| q == p))
         .collect();
-    // One parameter and one argument that match nothing are one mistake (a name misspelt or
-    // changed on one side): said once, at the route.
-    if let ([(param, range)], [arg]) = (&unmatched[..], &unused[..]) {
-        cx.error_at(
-            subspan(&method.route, range.clone()),
-            format!(
-                "`<{param}>` matches no argument of `{name}`, whose argument `{arg}` is used \
-                 nowhere: rename one of them to match"
-            ),
-        );
+    // As many parameters as arguments that match nothing are as many mistakes (names
+    // misspelt or changed on one side), each said once, at the route: each parameter with the
+    // argument nearest its name (`<org>` with `org_id`).
+    let paired = !unmatched.is_empty() && unmatched.len() == unused.len();
+    if paired {
+        let mut left: Vec<&String> = unused.clone();
+        for (param, range) in &unmatched {
+            let nearness = |arg: &&String| {
+                let (a, p) = (arg.as_str(), *param);
+                match a.contains(p) || p.contains(a) {
+                    true => 0,
+                    false => crate::suggest::distance(p, a) + 1,
+                }
+            };
+            let (at, _) = left
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, arg)| nearness(arg))
+                .expect("as many arguments as parameters");
+            let arg = left.remove(at);
+            cx.error_at(
+                subspan(&method.route, range.clone()),
+                format!(
+                    "`<{param}>` matches no argument of `{name}`, whose argument `{arg}` is \
+                     used nowhere: rename one of them to match"
+                ),
+            );
+        }
     }
-    let paired = unmatched.len() == 1 && unused.len() == 1;
     for (param, range) in &params {
         if plain.iter().any(|p| p == param) {
             continue;
