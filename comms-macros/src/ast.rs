@@ -337,6 +337,20 @@ impl<'a> Method<'a> {
                 Some((ArgAttr::Multipart, a)) => ArgKind::Multipart { attr: a },
                 Some((ArgAttr::Query { rename, flatten }, _)) => match flatten {
                     Some(_) => ArgKind::QueryFlatten,
+                    // A list that may be absent: an empty one is absent already.
+                    None if matches!(query_shape(ty), Shape::Optional)
+                        && generic_arg(ungrouped(ty))
+                            .is_some_and(|inner| !matches!(query_shape(inner), Shape::Scalar)) =>
+                    {
+                        cx.error_spanned_by(
+                            ty,
+                            "a `#[query]` list is not optional: an empty `Vec<T>` sends no \
+                             pair, and a missing key is read back as an empty one; write \
+                             `Vec<T>` (or `Option<T>` for one value)",
+                        );
+                        ok_args = false;
+                        continue;
+                    }
                     None => ArgKind::Query {
                         name: rename.map(|r| r.value()).unwrap_or_else(|| unraw(ident)),
                         shape: query_shape(ty),

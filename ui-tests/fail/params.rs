@@ -2,6 +2,10 @@ use comms::{Error, service_client};
 
 #[service_client(base_url = "http://users:8080", service_id = "a", secret_env = "S")]
 pub trait Params {
+    // A list that may be absent: an empty one is.
+    #[get("/tags")]
+    async fn optional_list(&self, #[query] tag: Option<Vec<String>>) -> Result<(), Error>;
+
     // Two parameters renamed: each is said once, with the argument nearest its name.
     #[get("/orgs/<org>/users/<user>")]
     async fn renamed(&self, user_id: u64, org_id: u64) -> Result<(), Error>;
