@@ -404,6 +404,49 @@ async fn a_sent_probe_its_caller_stops_waiting_for_reopens_it() {
     assert_eq!(e.circuit_state(), Some(comms::CircuitState::Open));
 }
 
+/// A caller that stops waiting without polling the call again (a `select!` whose timer branch
+/// wins, polled first) still waited for its probe: on a pooled connection to a hung dependency
+/// nothing wakes the call, yet the probe is a failed one, and the callers after it fail fast.
+#[tokio::test]
+async fn a_probe_waited_for_in_a_select_and_dropped_unpolled_reopens_it() {
+    let server = TestServer::start(|r, _| match r.uri.path() {
+        "/warm" => Reply::status(200).delay(Duration::from_millis(100)),
+        "/trip" => Reply::status(503),
+        _ => Reply::status(200).delay(Duration::from_secs(30)),
+    })
+    .await;
+    let e = exec(&server.url(), breaker(1, 1000));
+    // Connections in the pool, so that a probe's request goes out on one at once.
+    let warm = |_| {
+        let e = e.clone();
+        tokio::spawn(async move { e.execute(Call::get("/warm")).await.map(drop) })
+    };
+    for done in (0..4).map(warm).collect::<Vec<_>>() {
+        done.await.unwrap().unwrap();
+    }
+    assert!(matches!(
+        e.execute(Call::get("/trip")).await,
+        Err(Error::Server(_))
+    ));
+    tokio::time::sleep(Duration::from_millis(1050)).await;
+    let before = server.count();
+    let mut failed_fast = 0;
+    for _ in 0..5 {
+        let call = e.execute(Call::get("/x"));
+        tokio::pin!(call);
+        tokio::select! {
+            biased;
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            result = &mut call => match result {
+                Err(err) if err.is_circuit_open() => failed_fast += 1,
+                other => panic!("{other:?}"),
+            },
+        }
+    }
+    assert_eq!((failed_fast, server.count() - before), (4, 1));
+    assert_eq!(e.circuit_state(), Some(comms::CircuitState::Open));
+}
+
 /// `try_join!` of two calls in the half-open state: the first is the probe, the second is
 /// refused at once, and the join drops the probe in the poll that sent it. Nobody waited for
 /// it: the breaker stays half-open rather than opening again, and the next call probes.

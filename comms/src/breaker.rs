@@ -8,9 +8,11 @@
 //! A call dropped by its caller (an outer `tokio::time::timeout`, a `select!`) ends its attempt
 //! without an outcome. A probe its caller waited for and then dropped counts as a failed probe:
 //! it was sent to the dependency and no answer came in time, and giving it back would let every
-//! impatient caller through as "the" probe. A probe dropped before it was sent, or in the very
-//! poll that sent it (a `try_join!` ending at once on a sibling call's `CircuitOpen`), gives its
-//! place back: nobody waited for it, so it says nothing of the dependency. In the closed state a dropped attempt counts for nothing: the caller may have stopped
+//! impatient caller through as "the" probe. It was waited for when the call was polled again
+//! while it was in flight, or a millisecond has passed since it was sent, however the caller
+//! stopped. A probe dropped before it was sent, or at once in the poll that sent it (a
+//! `try_join!` ending on a sibling call's `CircuitOpen`), gives its place back: nobody waited
+//! for it, so it says nothing of the dependency. In the closed state a dropped attempt counts for nothing: the caller may have stopped
 //! waiting for its own reasons (another answer came first), and counting that would open the
 //! breaker of a healthy dependency. So bound calls with comms' own timeouts (an attempt
 //! timeout, a deadline, a view's) rather than an outer timeout alone, for a dependency that
@@ -160,10 +162,18 @@ pub(crate) struct Permit<'a> {
     generation: u32,
     probe: bool,
     recorded: bool,
-    /// Its request was sent and waited for (the call polled again while it was in flight, or
-    /// its response head arrived).
-    sent: bool,
+    /// When its request was handed over to be sent; kept for a probe only.
+    sending_since: Option<Instant>,
+    /// Its request was waited for: the call was polled again while it was in flight, or its
+    /// response head arrived.
+    waited: bool,
 }
+
+/// How long after its request was handed over a probe dropped unanswered counts as waited for,
+/// however its caller stopped (a `select!` whose other branch won, a task aborted, never
+/// polled again): a millisecond, well past the poll that sent it (in which a `try_join!` drops
+/// it on its sibling's refusal) and short of any answer a caller could have meant to wait for.
+const PROBE_WAITED: Duration = Duration::from_millis(1);
 
 impl Breaker {
     pub(crate) fn new(authority: String, config: BreakerConfig) -> Breaker {
@@ -291,7 +301,8 @@ impl Breaker {
             generation,
             probe,
             recorded: false,
-            sent: false,
+            sending_since: None,
+            waited: false,
         }
     }
 
@@ -379,10 +390,18 @@ impl Breaker {
 }
 
 impl Permit<'_> {
-    /// Marks the attempt's request as sent and waited for: dropped unrecorded from now on, a
-    /// probe is a failed one.
-    pub(crate) fn sent(&mut self) {
-        self.sent = true;
+    /// Marks the attempt's request as handed over to be sent: a probe dropped unrecorded from
+    /// [`PROBE_WAITED`] on is a failed one.
+    pub(crate) fn sending(&mut self) {
+        if self.probe {
+            self.sending_since = Some(Instant::now());
+        }
+    }
+
+    /// Marks the attempt's request as waited for: dropped unrecorded from now on, a probe is a
+    /// failed one.
+    pub(crate) fn waited(&mut self) {
+        self.waited = true;
     }
 
     /// Records whether the attempt failed, in the breaker's sense.
@@ -398,10 +417,16 @@ impl Permit<'_> {
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        match (self.recorded, self.probe, self.sent) {
-            (false, true, true) => self.breaker.on_failure(self),
-            (false, true, false) => self.breaker.give_back_probe(self),
-            _ => {}
+        if self.recorded || !self.probe {
+            return;
+        }
+        let waited = self.waited
+            || self
+                .sending_since
+                .is_some_and(|since| since.elapsed() >= PROBE_WAITED);
+        match waited {
+            true => self.breaker.on_failure(self),
+            false => self.breaker.give_back_probe(self),
         }
     }
 }

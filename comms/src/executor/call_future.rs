@@ -192,7 +192,7 @@ where
                                 Ok(reading) => {
                                     // The dependency answered: its body is waited for.
                                     if let Some(permit) = &mut run.permit {
-                                        permit.sent();
+                                        permit.waited();
                                     }
                                     phase.set(Phase::Reading { reading });
                                     continue;
@@ -206,7 +206,7 @@ where
                         // Polled again while in flight, the attempt is one its caller waits
                         // for; dropped from now on, a probe is a failed one (see `Permit`).
                         if *awaited && let Some(permit) = &mut run.permit {
-                            permit.sent();
+                            permit.waited();
                         }
                         *awaited = true;
                         ready!(timer.as_mut().poll_fired(cx));
@@ -312,6 +312,9 @@ impl<'a> Run<'a> {
         };
         // Counted once it is sent: the span's attempts and status are those of requests made.
         self.stats.attempts = self.retry + 1;
+        if let Some(permit) = &mut self.permit {
+            permit.sending();
+        }
         if self.retry > 0 {
             crate::telemetry::retried(&executor.inner.target, &self.call.method);
         }
