@@ -59,7 +59,6 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
     // A method declared again where an earlier one of its name is compiled gets no route
     // there either (see `valid::unless_declared_before`).
     let unless = crate::valid::unless_declared_before(service);
-    let names = parameter_names(service);
     let routes: Vec<TokenStream> = service
         .methods
         .iter()
@@ -95,9 +94,9 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
             }
             served.push(m);
             let also_at = shadowed(service, m)
-                .map(|shadowing| axum_path(shadowing, &names).0)
+                .map(|shadowing| axum_path(shadowing).0)
                 .collect();
-            route(trait_ident, m, unless, &names, also_at)
+            route(trait_ident, m, unless, also_at)
         })
         .collect();
     quote! {
@@ -238,54 +237,17 @@ fn clash(a: &Method<'_>, b: &Method<'_>) -> Option<Clash> {
     None
 }
 
-/// The axum name of each parameter place: the name the first method with a parameter there
-/// gives it, by the route up to it (`/users/<_>`), so that every route through one place
-/// names it alike (axum refuses `/a/{id}` beside `/a/{account_id}`) and a route an application
-/// adds beside the generated ones (`/users/{id}` for another verb) can use the trait's names.
-/// A name a route already used for an earlier place gets its index appended.
-fn parameter_names(service: &Service<'_>) -> std::collections::HashMap<String, String> {
-    let mut names = std::collections::HashMap::new();
-    for method in &service.methods {
-        let Some(template) = &method.template else {
-            continue;
-        };
-        let text = method.route.value();
-        let mut prefix = String::new();
-        let mut used: Vec<String> = Vec::new();
-        for (index, segment) in template.segments.iter().enumerate() {
-            match segment {
-                Segment::Static(range) => {
-                    prefix.push('/');
-                    prefix.push_str(&text[range.clone()]);
-                }
-                Segment::Param { name } | Segment::Trailing { name } => {
-                    let name = names.entry(prefix.clone()).or_insert_with(|| {
-                        let own = text[name.clone()].to_owned();
-                        if used.contains(&own) {
-                            format!("{own}_{index}")
-                        } else {
-                            own
-                        }
-                    });
-                    used.push(name.clone());
-                    prefix.push_str("/<_>");
-                }
-            }
-        }
-    }
-    names
-}
-
-/// The axum path of `method`'s route, its parameters named by [`parameter_names`], and the
-/// name and place of each route parameter (and whether it is the trailing one).
-fn axum_path(
-    method: &Method<'_>,
-    names: &std::collections::HashMap<String, String>,
-) -> (String, Vec<(String, usize, bool)>) {
+/// The axum path of `method`'s route, and the name and place of each route parameter (and
+/// whether it is the trailing one).
+///
+/// Parameters are named by their place, `{p1}` for the second segment: arguments are read by
+/// their segment's index, and axum refuses two names at one place of two routes (`/a/{id}`
+/// beside `/a/{account_id}`), which would otherwise be the case of two traits' routers merged
+/// into one. A route an application adds at a generated path names its parameters alike.
+fn axum_path(method: &Method<'_>) -> (String, Vec<(String, usize, bool)>) {
     let template = method.template.as_ref().expect("validated");
     let route_text = method.route.value();
     let mut path = String::new();
-    let mut prefix = String::new();
     let mut positions = Vec::new();
     for (index, segment) in template.segments.iter().enumerate() {
         match segment {
@@ -293,16 +255,10 @@ fn axum_path(
                 let text = &route_text[range.clone()];
                 path.push('/');
                 path.push_str(&text.replace('{', "{{").replace('}', "}}"));
-                prefix.push('/');
-                prefix.push_str(text);
             }
             Segment::Param { name } | Segment::Trailing { name } => {
                 let trailing = matches!(segment, Segment::Trailing { .. });
-                let axum_name = &names[&prefix];
-                path.push_str(if trailing { "/{*" } else { "/{" });
-                path.push_str(axum_name);
-                path.push('}');
-                prefix.push_str("/<_>");
+                path.push_str(&format!("/{{{}p{index}}}", if trailing { "*" } else { "" }));
                 positions.push((route_text[name.clone()].to_owned(), index, trailing));
             }
         }
@@ -318,13 +274,27 @@ fn axum_path(
 /// reaches `GET /items/me`'s route and would be refused (405), though `method`
 /// (`DELETE /items/<id>`) serves it. Each route every request of which `method`'s route
 /// matches too, with no method of `method`'s verb there, is yielded for `method` to be served
-/// at as well, when `method` is the most literal of its verb's routes matching it.
+/// at as well, when `method` is the most literal of its verb's routes matching it. Both must be
+/// compiled whatever the `#[cfg]`s (a literal route compiled out takes nothing, and a method
+/// compiled out serves nothing); a rival under `#[cfg]` counts as compiled, so that no verb is
+/// served twice at one route.
 fn shadowed<'s>(
     service: &'s Service<'_>,
     method: &'s Method<'_>,
 ) -> impl Iterator<Item = &'s Method<'s>> + 's {
+    let unconditional = |m: &Method<'_>| {
+        m.cfgs().is_empty()
+            && !service
+                .methods
+                .iter()
+                .any(|o| !std::ptr::eq(o, m) && o.ident() == m.ident())
+    };
     let mut seen: Vec<String> = Vec::new();
+    let served = unconditional(method);
     service.methods.iter().filter(move |other| {
+        if !served || !unconditional(other) {
+            return false;
+        }
         let shape = route_shape(other);
         let path_shape = shape
             .split_once(' ')
@@ -414,7 +384,6 @@ fn route(
     trait_ident: &syn::Ident,
     method: &Method<'_>,
     unless: &[syn::Attribute],
-    names: &std::collections::HashMap<String, String>,
     also_at: Vec<String>,
 ) -> TokenStream {
     // An argument the server cannot hand over is reported at its type, and the method gets no
@@ -434,7 +403,7 @@ fn route(
     let incoming = syn::Ident::new("__incoming", Span::mixed_site());
     // The axum path, and the position of each path parameter: arguments are read by their
     // segment's index, whatever the path's parameters are named.
-    let (path, positions) = axum_path(method, names);
+    let (path, positions) = axum_path(method);
 
     // The keys of the plain query arguments, which a flattened one leaves to them.
     let plain_keys: Vec<&str> = method

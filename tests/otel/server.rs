@@ -118,7 +118,7 @@ async fn a_generated_server_behind_verify_layer_is_one_server_span_a_request() {
         text(servers[0], "http.route").as_deref(),
         Some("/shelf/<id>")
     );
-    // One duration for the request, by the server's route (not axum's `{id}`). (This test's
+    // One duration for the request, by the server's route (not axum's `{p1}`). (This test's
     // alone are `https`.)
     let durations = points_where("http.server.request.duration", |p| {
         let route = p.attributes.get("http.route");

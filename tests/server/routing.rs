@@ -111,6 +111,12 @@ pub trait Items {
     #[put("/files/<path..>")]
     async fn put_file(&self, path: &str) -> Result<String, Error>;
 
+    /// Compiled out: its literal route takes nothing from `item`, so `remove` is not served at
+    /// it either.
+    #[cfg(any())]
+    #[get("/items/mine")]
+    async fn gated(&self) -> Result<String, Error>;
+
     /// The place after `/pairs` is named `x` by `pair`; `swap` names another place `x` too.
     #[get("/pairs/<x>")]
     async fn pair(&self, x: u32) -> Result<String, Error>;
@@ -143,6 +149,10 @@ impl Items for ItemsImpl {
     }
     async fn put_file(&self, path: &str) -> Result<String, Error> {
         Ok(format!("put {path}"))
+    }
+    #[cfg(any())]
+    async fn gated(&self) -> Result<String, Error> {
+        Ok("gated".into())
     }
     async fn pair(&self, x: u32) -> Result<String, Error> {
         Ok(format!("pair {x}"))
@@ -181,12 +191,12 @@ async fn a_literal_route_of_one_verb_leaves_another_verbs_parameter_route_its_re
     assert!(allow.contains("GET") && allow.contains("DELETE"), "{allow}");
 }
 
-/// Parameters keep the trait's names in the router, so an application adds another verb at a
-/// generated route by writing it as the trait does.
+/// Parameters are named by their place in the router (`{p1}` for the second segment), so an
+/// application adds another verb at a generated route by naming them so.
 #[tokio::test]
-async fn a_route_added_at_a_generated_path_with_the_traits_names_is_served() {
+async fn a_route_added_at_a_generated_path_naming_parameters_by_place_is_served() {
     let added = axum::Router::new().route(
-        "/items/{id}",
+        "/items/{p1}",
         axum::routing::put(
             |axum::extract::Path(id): axum::extract::Path<String>| async move {
                 format!("replaced {id}")
@@ -206,6 +216,43 @@ async fn a_route_added_at_a_generated_path_with_the_traits_names_is_served() {
     assert_eq!(put.text().await.unwrap(), "replaced 9");
     let got = reqwest::get(format!("{url}/items/9")).await.unwrap();
     assert_eq!(got.text().await.unwrap(), "\"item 9\"");
+}
+
+/// Two traits naming one place of their routes differently, served by one router.
+#[service_client(
+    base_url = "http://127.0.0.1:9",
+    service_id = "billing",
+    secret_env = "COMMS_TEST_SERVER_SECRET"
+)]
+pub trait ItemsAdmin {
+    #[put("/items/<item_id>")]
+    async fn replace(&self, item_id: &str) -> Result<String, Error>;
+}
+
+impl ItemsAdmin for ItemsImpl {
+    async fn replace(&self, item_id: &str) -> Result<String, Error> {
+        Ok(format!("replaced {item_id}"))
+    }
+}
+
+#[tokio::test]
+async fn two_traits_routers_merge_into_one() {
+    let router = ItemsServer::new(ItemsImpl)
+        .unverified()
+        .into_router()
+        .merge(ItemsAdminServer::new(ItemsImpl).unverified().into_router());
+    let url = serve(router).await;
+    let http = reqwest::Client::new();
+    let put = http.put(format!("{url}/items/9")).send().await.unwrap();
+    assert_eq!(put.text().await.unwrap(), "\"replaced 9\"");
+}
+
+/// A literal route compiled out takes nothing from the parameter routes beside it.
+#[tokio::test]
+async fn a_literal_route_compiled_out_leaves_its_requests_to_the_parameter_route() {
+    let url = serve(ItemsServer::new(ItemsImpl).unverified().into_router()).await;
+    let get = reqwest::get(format!("{url}/items/mine")).await.unwrap();
+    assert_eq!(get.text().await.unwrap(), "\"item mine\"");
 }
 
 #[tokio::test]
