@@ -11,9 +11,7 @@
 //! system), drawn for each body. A part that contains the delimiter line it would make is
 //! detected, and another boundary drawn, so a boundary never occurs inside a part. Names and
 //! file names are quoted as browsers quote them (the WHATWG HTML encoding): `"`, CR and LF are
-//! written `%22`, `%0D` and `%0A`; and as Python's urllib3 and Go do, a `\` is written `\\`
-//! (a quoted-pair, which parsers of quoted strings undo); every other character as it is, in
-//! UTF-8.
+//! written `%22`, `%0D` and `%0A`, every other character as it is, in UTF-8.
 
 #[cfg(feature = "server")]
 pub(crate) mod parse;
@@ -189,12 +187,11 @@ impl Multipart {
     }
 }
 
-/// Writes `text` as the inside of a quoted name: `"`, CR and LF percent-encoded, `\` doubled.
+/// Writes `text` as the inside of a quoted name: `"`, CR and LF percent-encoded.
 fn put_quoted(out: &mut BytesMut, text: &str) {
     for &b in text.as_bytes() {
         match b {
             b'"' => out.put_slice(b"%22"),
-            b'\\' => out.put_slice(b"\\\\"),
             b'\r' => out.put_slice(b"%0D"),
             b'\n' => out.put_slice(b"%0A"),
             b => out.put_u8(b),
@@ -285,7 +282,7 @@ mod tests {
     fn a_body_is_framed_and_quoted_as_browsers_do() {
         let form = Multipart::new()
             .text("title", "Hi")
-            .file("a\"b\r\nc", "x\"\\.txt", "text/plain", &b"\x00data"[..])
+            .file("a\"b\r\nc", "x\".txt", "text/plain", &b"\x00data"[..])
             .part(Part::new("raw", "é"));
         let (content_type, body) = form.encode().unwrap();
         let content_type = content_type.to_str().unwrap();
@@ -297,7 +294,7 @@ mod tests {
         let expected = format!(
             "--{b}\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nHi\r\n\
              --{b}\r\nContent-Disposition: form-data; name=\"a%22b%0D%0Ac\"; \
-             filename=\"x%22\\\\.txt\"\r\nContent-Type: text/plain\r\n\r\n\x00data\r\n\
+             filename=\"x%22.txt\"\r\nContent-Type: text/plain\r\n\r\n\x00data\r\n\
              --{b}\r\nContent-Disposition: form-data; name=\"raw\"\r\n\r\né\r\n\
              --{b}--\r\n",
             b = boundary

@@ -136,8 +136,8 @@ fn shown(line: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// The `;`-separated items of a header value, trimmed; a `;` inside quotes is no separator,
-/// nor is a `"` after a `\` inside quotes their end.
+/// The `;`-separated items of a header value, trimmed; a `;` inside quotes is no separator.
+/// Inside quotes, `\"` is an escaped quote ([`escaped_quote_at`]), not their end.
 fn split_params(value: &str) -> impl Iterator<Item = &str> {
     let mut rest = Some(value);
     std::iter::from_fn(move || {
@@ -150,7 +150,7 @@ fn split_params(value: &str) -> impl Iterator<Item = &str> {
             }
             match c {
                 '"' => quoted = !quoted,
-                '\\' if quoted => escaped = true,
+                '\\' if quoted && escaped_quote_at(text, i) => escaped = true,
                 ';' if !quoted => {
                     rest = Some(&text[i + 1..]);
                     return Some(text[..i].trim());
@@ -163,28 +163,28 @@ fn split_params(value: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-/// A parameter value without its quotes, if it has them, its quoted-pairs `\"` and `\\`
-/// undone (as Go, urllib3 and `curl --form-escape` write a `"` and a `\`). Another `\` is kept
-/// as it is: browsers send one unescaped (`C:\file.txt`).
+/// Whether the `\` at byte `at` of `text`, inside quotes, escapes a `"` after it: as Go and
+/// `curl --form-escape` write a `"` in a name. Browsers, curl and Python's `requests` write a
+/// `"` as `%22` and a `\` as it is, so a name of theirs ending in `\` ends `\"`: a `\"`
+/// followed by the end of the value or a `;` is read as theirs, a `\` and the closing quote.
+fn escaped_quote_at(text: &str, at: usize) -> bool {
+    let Some(after) = text[at..].strip_prefix("\\\"") else {
+        return false;
+    };
+    !(after.trim_start().is_empty() || after.trim_start().starts_with(';'))
+}
+
+/// A parameter value without its quotes, if it has them, a `\"` inside them (an escaped quote,
+/// see [`escaped_quote_at`]) read as `"`. Any other `\` is kept as it is, as browsers, curl
+/// and Python's `requests` send one (`C:\file.txt`, `\\server\share`).
 fn unquote(value: &str) -> std::borrow::Cow<'_, str> {
     let Some(inner) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) else {
         return value.into();
     };
-    if !inner.contains('\\') {
-        return inner.into();
+    match inner.contains("\\\"") {
+        true => inner.replace("\\\"", "\"").into(),
+        false => inner.into(),
     }
-    let mut out = String::with_capacity(inner.len());
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        match (c, chars.clone().next()) {
-            ('\\', Some(next @ ('"' | '\\'))) => {
-                out.push(next);
-                chars.next();
-            }
-            _ => out.push(c),
-        }
-    }
-    out.into()
 }
 
 /// A name as browsers escape it: `%22`, `%0D` and `%0A` back to `"`, CR and LF.
@@ -229,7 +229,7 @@ mod tests {
             .text("title", "Hi")
             .file(
                 "a\"b\r\nc;\\",
-                "x\";%22\\\\\\\".txt",
+                "x\";%22\\\\\\\".txt\\",
                 "text/plain",
                 &b"\x00--data\r\n"[..],
             )
@@ -249,17 +249,32 @@ mod tests {
     }
 
     #[test]
-    fn quoted_pairs_are_read_as_go_urllib3_and_curl_write_them() {
+    fn an_escaped_quote_is_read_as_go_and_curl_form_escape_write_it() {
         let form = parsed(
             "X",
             b"--X\r\nContent-Disposition: form-data; name=\"fi\\\"eld\"; \
-              filename=\"x\\\";y\\\\z\\w.txt\"\r\n\r\ndata\r\n--X--\r\n",
+              filename=\"x\\\"y\\z.txt\"\r\n\r\ndata\r\n--X--\r\n",
         )
         .unwrap();
         let part = &form.parts()[0];
         assert_eq!(part.name(), "fi\"eld");
-        // `\"` and `\\` are quoted-pairs; a browser's lone `\` (`\w`) is kept.
-        assert_eq!(part.file_name(), Some("x\";y\\z\\w.txt"));
+        // A `\` before anything but a quote is kept.
+        assert_eq!(part.file_name(), Some("x\"y\\z.txt"));
+    }
+
+    /// Browsers, curl and Python's `requests` send a `\` as it is: a name ending in one, and a
+    /// doubled one, arrive as they were.
+    #[test]
+    fn a_backslash_sent_as_it_is_is_kept() {
+        let form = parsed(
+            "X",
+            b"--X\r\nContent-Disposition: form-data; name=\"dir\\\"; \
+              filename=\"\\\\srv\\share\\a.txt\"\r\n\r\ndata\r\n--X--\r\n",
+        )
+        .unwrap();
+        let part = &form.parts()[0];
+        assert_eq!(part.name(), "dir\\");
+        assert_eq!(part.file_name(), Some("\\\\srv\\share\\a.txt"));
     }
 
     #[test]
