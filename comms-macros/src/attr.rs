@@ -366,8 +366,12 @@ pub(crate) fn parse_verb(cx: &Ctxt, attr: &Attribute) -> Option<VerbAttr> {
                         continue;
                     };
                     // A suffix is a unit to a reader (`5s`), but a number's type to the parser,
-                    // which would read `5s` as 5.
-                    if !value.suffix().is_empty() {
+                    // which would read `5s` as 5: only an integer type's is a type.
+                    const INTEGERS: &[&str] = &[
+                        "", "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64",
+                        "i128", "isize",
+                    ];
+                    if !INTEGERS.contains(&value.suffix()) {
                         cx.error_spanned_by(
                             &value,
                             "`timeout_ms` is a number of milliseconds, written without a unit \

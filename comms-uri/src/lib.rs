@@ -170,18 +170,27 @@ fn is_host(host: &str) -> Host {
         };
     }
     let name = host.strip_suffix('.').unwrap_or(host);
-    if !host
-        .chars()
-        .all(|c| !c.is_ascii() || is_unreserved(c as u8))
-        || name.split('.').any(str::is_empty)
+    // A digit outside ASCII (`１０`) is mapped to its ASCII one by the URL parser, which may
+    // then read the name as an address: such a name is refused outright.
+    if !host.chars().all(|c| {
+        if c.is_ascii() {
+            is_unreserved(c as u8)
+        } else {
+            !c.is_numeric()
+        }
+    }) || name.split('.').any(str::is_empty)
     {
         return Host::Malformed;
     }
     let last = name.rsplit('.').next();
+    // A number as URL parsers read one: decimal digits, or `0x` and hexadecimal ones.
     let numeric = last.is_some_and(|label| {
         !label.is_empty()
             && (label.bytes().all(|b| b.is_ascii_digit())
-                || label.get(..2).is_some_and(|x| x.eq_ignore_ascii_case("0x")))
+                || label
+                    .get(..2)
+                    .filter(|x| x.eq_ignore_ascii_case("0x"))
+                    .is_some_and(|_| label[2..].bytes().all(|b| b.is_ascii_hexdigit())))
     });
     match !numeric || name.parse::<std::net::Ipv4Addr>().is_ok() {
         true => Host::Fine,
@@ -273,6 +282,7 @@ mod tests {
             ),
             ("http://127.0.0.1./x", ("http", "127.0.0.1.", None, "/x")),
             ("http://v1.2x", ("http", "v1.2x", None, "")),
+            ("http://0xcafe-svc:8", ("http", "0xcafe-svc", Some(8), "")),
             (
                 "http://[::ffff:10.0.0.1]",
                 ("http", "[::ffff:10.0.0.1]", None, ""),
@@ -337,6 +347,7 @@ mod tests {
                 BaseUrlError::Address("010.0.0.1".into()),
             ),
             ("http://h.0x7f", BaseUrlError::Address("h.0x7f".into())),
+            ("http://１０.１", BaseUrlError::Host("１０.１".into())),
         ];
         for (url, why) in cases {
             assert_eq!(BaseUrl::parse(url), Err(why), "{url}");

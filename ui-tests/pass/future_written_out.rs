@@ -13,7 +13,8 @@ pub trait Users {
     #[delete("/users/<id>")]
     fn remove(&self, id: u64) -> impl Future<Output = Result<(), Error>>;
 
-    #[get("/ping")]
+    // A timeout with its integer type.
+    #[get("/ping", timeout_ms = 500u64)]
     async fn ping(&self) -> Result<(), Error>;
 }
 
