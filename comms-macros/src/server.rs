@@ -113,7 +113,7 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
         #[diagnostic::on_unimplemented(
             message = #servable_message,
             label = #servable_label,
-            note = "each request is served by a clone of the service: derive `Clone`, and keep shared state behind an `Arc`"
+            note = "each request is served by a clone of the service: implement the trait for a type that derives `Clone` and keeps its shared state in `Arc` fields (`Arc<T>` itself does not implement the trait)"
         )]
         #vis trait #servable:
             #trait_ident + ::core::clone::Clone + ::core::marker::Send + ::core::marker::Sync + 'static
