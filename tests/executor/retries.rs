@@ -207,6 +207,25 @@ async fn the_budget_floor_bounds_retries_without_traffic() {
     assert_eq!(server.count(), 3, "the budget is spent: no retry");
 }
 
+/// A retry its call never makes (dropped while it waits) gives its token back, so that other
+/// callers' real retries still have it.
+#[tokio::test]
+async fn a_retry_abandoned_in_its_wait_gives_its_budget_token_back() {
+    let server = TestServer::start(|_, i| match i {
+        0 => Reply::status(503).header("retry-after", "1"),
+        1 => Reply::status(503),
+        _ => Reply::status(200),
+    })
+    .await;
+    let e = exec(&server.url(), fast_retry().max_retries(3).budget(0.0, 1));
+    let abandoned = tokio::time::timeout(Duration::from_millis(100), e.execute(Call::get("/x")));
+    assert!(abandoned.await.is_err(), "given up on in its wait");
+    assert_eq!(server.count(), 1, "only the first attempt was made");
+    // The token the abandoned retry took is back: this call's 503 is retried to a 200.
+    e.execute(Call::get("/x")).await.unwrap();
+    assert_eq!(server.count(), 3);
+}
+
 #[tokio::test]
 async fn the_budget_grows_with_traffic() {
     let server = TestServer::always(Reply::status(503)).await;

@@ -22,6 +22,7 @@ use crate::Error;
 use crate::breaker::Permit;
 use crate::call::Call;
 use crate::hook::HookFuture;
+use crate::retry::budget::RetryBudget;
 use crate::retry::policy::Outcome;
 use crate::telemetry::AttemptTrace;
 
@@ -74,6 +75,29 @@ struct Run<'a> {
     limit_reported: Duration,
     /// The attempt in flight's span and timing (`otel`; nothing without it).
     trace: Option<AttemptTrace>,
+    /// The retry the call waits to make, taken from the budget: given back unless it is made.
+    withdrawn: Withdrawn<'a>,
+}
+
+/// A retry taken from the budget and not made yet, given back when dropped unmade (the call
+/// dropped while it waits, or the breaker refusing it when the wait ends): a retry nobody makes
+/// should not use up the allowance that other callers' real retries need.
+#[derive(Default)]
+struct Withdrawn<'a>(Option<&'a RetryBudget>);
+
+impl Withdrawn<'_> {
+    /// The retry is being made: nothing to give back.
+    fn made(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Withdrawn<'_> {
+    fn drop(&mut self) {
+        if let Some(budget) = self.0.take() {
+            budget.refund();
+        }
+    }
 }
 
 pin_project! {
@@ -116,6 +140,7 @@ impl<'a, F, M> CallFuture<'a, F, M> {
                 last_error: None,
                 limit_reported: Duration::ZERO,
                 trace: None,
+                withdrawn: Withdrawn::default(),
             },
             phase: Phase::Start,
             timer: Timer::Unset,
@@ -154,8 +179,11 @@ where
                     ready!(timer.as_mut().poll_fired(cx));
                     let next = executor.admit(run.last_error.take()).and_then(|permit| {
                         run.permit = permit;
+                        run.withdrawn.made();
                         run.begin(executor, send, phase.as_mut(), timer.as_mut())
                     });
+                    // Refused by the breaker: the retry is not made, and goes back.
+                    run.withdrawn = Withdrawn::default();
                     if let Err(e) = next {
                         return run.finish(this.span, phase, Err(e));
                     }
@@ -378,6 +406,7 @@ impl<'a> Run<'a> {
         let err = executor.failure(attempt, &self.call, prepared, self.limit_reported);
         match executor.retry_wait(err, outcome, self.retry, prepared) {
             Ok((err, wait)) => {
+                self.withdrawn = Withdrawn(executor.inner.budget.as_ref());
                 self.retry += 1;
                 let retry = self.retry;
                 tracing::warn!(

@@ -90,6 +90,16 @@ impl RetryBudget {
         }
     }
 
+    /// Gives back a retry withdrawn and never made (its call was dropped while it waited, or
+    /// the breaker refused it when the wait ended).
+    pub(crate) fn refund(&self) {
+        let _ = self
+            .balance
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                Some((b + TOKEN).min(self.cap.max(b)))
+            });
+    }
+
     /// Credits the floor for the time since the last refill; `now` is milliseconds since
     /// `started`.
     fn refill(&self, now: u64) {
