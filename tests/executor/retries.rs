@@ -226,6 +226,42 @@ async fn a_retry_abandoned_in_its_wait_gives_its_budget_token_back() {
     assert_eq!(server.count(), 3);
 }
 
+/// The same for a retry given up on while its header hook runs: nothing was sent.
+#[tokio::test]
+async fn a_retry_abandoned_in_its_header_hook_gives_its_budget_token_back() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let server = TestServer::start(|_, i| match i {
+        0 | 1 => Reply::status(503),
+        _ => Reply::status(200),
+    })
+    .await;
+    let hooks = Arc::new(AtomicUsize::new(0));
+    let counted = hooks.clone();
+    let e = Executor::builder()
+        .base_url(server.url())
+        .service_id("tests")
+        .secret("retries-secret")
+        .breaker(comms::BreakerConfig::disabled())
+        .retry(fast_retry().max_retries(3).budget(0.0, 1))
+        .header_hook(move || {
+            let n = counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 1 {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                }
+                Ok(comms::http::HeaderMap::new())
+            }
+        })
+        .build()
+        .unwrap();
+    let abandoned = tokio::time::timeout(Duration::from_millis(200), e.execute(Call::get("/x")));
+    assert!(abandoned.await.is_err(), "given up on in its retry's hook");
+    assert_eq!(server.count(), 1, "only the first attempt was sent");
+    e.execute(Call::get("/x")).await.unwrap();
+    assert_eq!(server.count(), 3);
+}
+
 #[tokio::test]
 async fn the_budget_grows_with_traffic() {
     let server = TestServer::always(Reply::status(503)).await;

@@ -79,14 +79,15 @@ struct Run<'a> {
     withdrawn: Withdrawn<'a>,
 }
 
-/// A retry taken from the budget and not made yet, given back when dropped unmade (the call
-/// dropped while it waits, or the breaker refusing it when the wait ends): a retry nobody makes
-/// should not use up the allowance that other callers' real retries need.
+/// A retry taken from the budget and not sent yet, given back when dropped unsent (the call
+/// dropped while it waits or while its header hook runs, the breaker refusing it when the wait
+/// ends, its hook failing): a retry nobody sends should not use up the allowance that other
+/// callers' real retries need.
 #[derive(Default)]
 struct Withdrawn<'a>(Option<&'a RetryBudget>);
 
 impl Withdrawn<'_> {
-    /// The retry is being made: nothing to give back.
+    /// The retry is being sent: nothing to give back.
     fn made(&mut self) {
         self.0 = None;
     }
@@ -179,11 +180,8 @@ where
                     ready!(timer.as_mut().poll_fired(cx));
                     let next = executor.admit(run.last_error.take()).and_then(|permit| {
                         run.permit = permit;
-                        run.withdrawn.made();
                         run.begin(executor, send, phase.as_mut(), timer.as_mut())
                     });
-                    // Refused by the breaker: the retry is not made, and goes back.
-                    run.withdrawn = Withdrawn::default();
                     if let Err(e) = next {
                         return run.finish(this.span, phase, Err(e));
                     }
@@ -343,6 +341,7 @@ impl<'a> Run<'a> {
         if let Some(permit) = &mut self.permit {
             permit.sending();
         }
+        self.withdrawn.made();
         if self.retry > 0 {
             crate::telemetry::retried(&executor.inner.target, &self.call.method);
         }
@@ -434,8 +433,9 @@ impl<'a> Run<'a> {
     ) -> Poll<Result<T, Error>> {
         phase.set(Phase::Done);
         // A probe's permit that ended the call unsent (its header hook failed, say) gives its
-        // place back now, not when the future is dropped.
+        // place back now, not when the future is dropped; so does a retry's budget token.
         self.permit = None;
+        self.withdrawn = Withdrawn::default();
         // A first attempt begun but never sent (its header hook failed): its span ends with
         // the call's error.
         if let Some(trace) = self.prepared.as_mut().and_then(|p| p.first_trace.take()) {
