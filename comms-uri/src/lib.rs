@@ -136,6 +136,7 @@ impl<'a> BaseUrl<'a> {
             Host::Fine => {}
             Host::Malformed => return Err(BaseUrlError::Host(host.to_owned())),
             Host::ShortAddress => return Err(BaseUrlError::Address(host.to_owned())),
+            Host::NotAscii => return Err(BaseUrlError::NotAscii(host.to_owned())),
         }
         let port = match port {
             Some(port) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => Some(
@@ -155,12 +156,14 @@ impl<'a> BaseUrl<'a> {
 }
 
 /// Whether `host` is one a URL parser reads as written: an IPv6 literal in brackets (without a
-/// zone), a dotted IPv4 address, or a name of letters, digits, `-`, `_` and `~` (any character
-/// outside ASCII too: an internationalized name, which the URL parser maps) in labels that
-/// `.` separates, none of them empty but a last after a final `.`. A name
-/// whose last label is a number is taken for an IPv4 address by URL parsers (`http://10.1`
-/// is `10.0.0.1`, `010` is octal), so it must be one written out in full, which means the same
-/// to every reader.
+/// zone), a dotted IPv4 address, or a name of ASCII letters, digits, `-`, `_` and `~` in labels
+/// that `.` separates, none of them empty but a last after a final `.`. A name whose last label
+/// is a number is taken for an IPv4 address by URL parsers (`http://10.1` is `10.0.0.1`, `010`
+/// is octal), so it must be one written out in full, which means the same to every reader.
+///
+/// A name outside ASCII is mapped by URL parsers (IDNA: `１０。１` is `10.1`, an address), which
+/// this crate, without the mapping tables, cannot foresee: it is refused, and written in its
+/// ASCII form (`xn--bcher-kva.example` for `bücher.example`) it means the same to all.
 fn is_host(host: &str) -> Host {
     if let Some(inner) = host.strip_prefix('[') {
         let ip = inner.strip_suffix(']');
@@ -169,17 +172,11 @@ fn is_host(host: &str) -> Host {
             false => Host::Malformed,
         };
     }
+    if !host.is_ascii() {
+        return Host::NotAscii;
+    }
     let name = host.strip_suffix('.').unwrap_or(host);
-    // A digit outside ASCII (`１０`) is mapped to its ASCII one by the URL parser, which may
-    // then read the name as an address: such a name is refused outright.
-    if !host.chars().all(|c| {
-        if c.is_ascii() {
-            is_unreserved(c as u8)
-        } else {
-            !c.is_numeric()
-        }
-    }) || name.split('.').any(str::is_empty)
-    {
+    if !host.bytes().all(is_unreserved) || name.split('.').any(str::is_empty) {
         return Host::Malformed;
     }
     let last = name.rsplit('.').next();
@@ -202,6 +199,8 @@ fn is_host(host: &str) -> Host {
 enum Host {
     Fine,
     Malformed,
+    /// A name with characters outside ASCII.
+    NotAscii,
     /// A name whose last label is a number, but no dotted IPv4 address written out in full.
     ShortAddress,
 }
@@ -226,6 +225,9 @@ pub enum BaseUrlError {
     /// Its host is malformed: an unclosed bracket, an IPv6 literal that is not one (or has a
     /// zone), a character a host name cannot have, or an empty label.
     Host(String),
+    /// Its host has characters outside ASCII, which URL parsers map (IDNA) to others: write it
+    /// in its ASCII form (`xn--bcher-kva.example` for `bücher.example`).
+    NotAscii(String),
     /// Its host ends in a number, which URL parsers read as an IPv4 address, but is not one
     /// written out in full as four decimal numbers (`10.1`, `010.0.0.1`, `1.2.3.999`).
     Address(String),
@@ -243,6 +245,11 @@ impl fmt::Display for BaseUrlError {
             Self::Credentials => f.write_str("it must not carry credentials (`user@`)"),
             Self::NoHost => f.write_str("it has no host"),
             Self::Host(host) => write!(f, "`{host}` is not a host"),
+            Self::NotAscii(host) => write!(
+                f,
+                "`{host}` is not ASCII: write an internationalized name in its ASCII form \
+                 (`xn--...`, as `bücher.example` is `xn--bcher-kva.example`)"
+            ),
             Self::Address(host) => write!(
                 f,
                 "`{host}` is read as an IPv4 address; write one as four decimal numbers \
@@ -277,8 +284,8 @@ mod tests {
             ),
             ("http://a_b~c-d:0080", ("http", "a_b~c-d", Some(80), "")),
             (
-                "http://bücher.example",
-                ("http", "bücher.example", None, ""),
+                "http://xn--bcher-kva.example",
+                ("http", "xn--bcher-kva.example", None, ""),
             ),
             ("http://127.0.0.1./x", ("http", "127.0.0.1.", None, "/x")),
             ("http://v1.2x", ("http", "v1.2x", None, "")),
@@ -347,7 +354,13 @@ mod tests {
                 BaseUrlError::Address("010.0.0.1".into()),
             ),
             ("http://h.0x7f", BaseUrlError::Address("h.0x7f".into())),
-            ("http://１０.１", BaseUrlError::Host("１０.１".into())),
+            ("http://１０.１", BaseUrlError::NotAscii("１０.１".into())),
+            ("http://10。1", BaseUrlError::NotAscii("10。1".into())),
+            ("http://0ｘ7f", BaseUrlError::NotAscii("0ｘ7f".into())),
+            (
+                "http://bücher.example",
+                BaseUrlError::NotAscii("bücher.example".into()),
+            ),
         ];
         for (url, why) in cases {
             assert_eq!(BaseUrl::parse(url), Err(why), "{url}");
