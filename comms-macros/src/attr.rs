@@ -366,21 +366,40 @@ pub(crate) fn parse_verb(cx: &Ctxt, attr: &Attribute) -> Option<VerbAttr> {
                         continue;
                     };
                     // A suffix is a unit to a reader (`5s`), but a number's type to the parser,
-                    // which would read `5s` as 5: only an integer type's is a type.
-                    const INTEGERS: &[&str] = &[
-                        "", "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64",
-                        "i128", "isize",
+                    // which would read `5s` as 5: only an integer type's is taken, with the
+                    // largest number of its type.
+                    const INTEGERS: &[(&str, u64)] = &[
+                        ("", u64::MAX),
+                        ("u8", u8::MAX as u64),
+                        ("u16", u16::MAX as u64),
+                        ("u32", u32::MAX as u64),
+                        ("u64", u64::MAX),
+                        ("u128", u64::MAX),
+                        ("usize", u64::MAX),
+                        ("i8", i8::MAX as u64),
+                        ("i16", i16::MAX as u64),
+                        ("i32", i32::MAX as u64),
+                        ("i64", i64::MAX as u64),
+                        ("i128", u64::MAX),
+                        ("isize", i64::MAX as u64),
                     ];
-                    if !INTEGERS.contains(&value.suffix()) {
+                    let Some(&(_, max)) = INTEGERS
+                        .iter()
+                        .find(|(suffix, _)| *suffix == value.suffix())
+                    else {
                         cx.error_spanned_by(
                             &value,
-                            "`timeout_ms` is a number of milliseconds, written without a unit \
-                             or a type: `timeout_ms = 5000`",
+                            "`timeout_ms` is a number of milliseconds, written without a unit: \
+                             `timeout_ms = 5000`",
                         );
                         continue;
-                    }
+                    };
                     match value.base10_parse::<u64>() {
                         Ok(0) => cx.error_spanned_by(&value, "`timeout_ms` must be above zero"),
+                        Ok(ms) if ms > max => cx.error_spanned_by(
+                            &value,
+                            format!("`{value}` does not fit its type: write `timeout_ms = {ms}`"),
+                        ),
                         Ok(ms) => {
                             if timeout_ms.is_some() {
                                 cx.error_spanned_by(&option, "`timeout_ms` set multiple times");

@@ -26,6 +26,9 @@ pub trait Users {
 
     #[post("/f", idempotent =)]
     async fn idempotent_value(&self) -> Result<(), Error>;
+
+    #[get("/g", timeout_ms = 1000u8)]
+    async fn too_large_for_its_type(&self) -> Result<(), Error>;
 }
 
 fn main() {}

@@ -166,12 +166,26 @@ fn split_params(value: &str) -> impl Iterator<Item = &str> {
 /// Whether the `\` at byte `at` of `text`, inside quotes, escapes a `"` after it: as Go and
 /// `curl --form-escape` write a `"` in a name. Browsers, curl and Python's `requests` write a
 /// `"` as `%22` and a `\` as it is, so a name of theirs ending in `\` ends `\"`: a `\"`
-/// followed by the end of the value or a `;` is read as theirs, a `\` and the closing quote.
+/// followed by the end of the value, or by a `;` and the next parameter (`; filename=`), is read
+/// as theirs, a `\` and the closing quote.
 fn escaped_quote_at(text: &str, at: usize) -> bool {
     let Some(after) = text[at..].strip_prefix("\\\"") else {
         return false;
     };
-    !(after.trim_start().is_empty() || after.trim_start().starts_with(';'))
+    let after = after.trim_start();
+    if after.is_empty() {
+        return false;
+    }
+    let Some(next) = after.strip_prefix(';') else {
+        return true;
+    };
+    // A parameter's name (an RFC 9110 token), then `=`.
+    let next = next.trim_start();
+    let name_end = next
+        .find(|c: char| !(c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)))
+        .unwrap_or(next.len());
+    let starts_parameter = name_end > 0 && next[name_end..].trim_start().starts_with('=');
+    !starts_parameter
 }
 
 /// A parameter value without its quotes, if it has them, a `\"` inside them (an escaped quote,
@@ -246,6 +260,20 @@ mod tests {
             assert_eq!(got.content_type(), sent.content_type());
             assert_eq!(got.data(), sent.data());
         }
+    }
+
+    /// Go writes `a";b` as `"a\";b"`: the `;` there starts no parameter, so the quote is
+    /// escaped, and the file name after it is kept.
+    #[test]
+    fn an_escaped_quote_before_a_semicolon_in_the_name_is_read() {
+        let form = parsed(
+            "X",
+            b"--X\r\nContent-Disposition: form-data; name=\"a\\\";b\"; \
+              filename=\"f.txt\"\r\nContent-Type: text/plain\r\n\r\ndata\r\n--X--\r\n",
+        )
+        .unwrap();
+        let part = &form.parts()[0];
+        assert_eq!((part.name(), part.file_name()), ("a\";b", Some("f.txt")));
     }
 
     #[test]
