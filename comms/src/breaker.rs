@@ -162,8 +162,9 @@ pub(crate) struct Permit<'a> {
     generation: u32,
     probe: bool,
     recorded: bool,
-    /// When its request was handed over to be sent; kept for a probe only.
-    sending_since: Option<Instant>,
+    /// When its request was handed over to be sent, in nanoseconds since [`epoch`] (at least
+    /// 1); 0 until then, and for a permit that is no probe.
+    sending_since: u64,
     /// Its request was waited for: the call was polled again while it was in flight, or its
     /// response head arrived.
     waited: bool,
@@ -301,7 +302,7 @@ impl Breaker {
             generation,
             probe,
             recorded: false,
-            sending_since: None,
+            sending_since: 0,
             waited: false,
         }
     }
@@ -394,7 +395,7 @@ impl Permit<'_> {
     /// [`PROBE_WAITED`] on is a failed one.
     pub(crate) fn sending(&mut self) {
         if self.probe {
-            self.sending_since = Some(Instant::now());
+            self.sending_since = now_nanos().max(1);
         }
     }
 
@@ -421,9 +422,8 @@ impl Drop for Permit<'_> {
             return;
         }
         let waited = self.waited
-            || self
-                .sending_since
-                .is_some_and(|since| since.elapsed() >= PROBE_WAITED);
+            || (self.sending_since > 0
+                && now_nanos().saturating_sub(self.sending_since) >= nanos(PROBE_WAITED));
         match waited {
             true => self.breaker.on_failure(self),
             false => self.breaker.give_back_probe(self),
