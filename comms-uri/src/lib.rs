@@ -163,7 +163,9 @@ impl<'a> BaseUrl<'a> {
 ///
 /// A name outside ASCII is mapped by URL parsers (IDNA: `１０。１` is `10.1`, an address), which
 /// this crate, without the mapping tables, cannot foresee: it is refused, and written in its
-/// ASCII form (`xn--bcher-kva.example` for `bücher.example`) it means the same to all.
+/// ASCII form (`xn--bcher-kva.example` for `bücher.example`) it means the same to all. Whether
+/// an `xn--` label is valid Punycode is left to the URL parser: `comms` checks it when a client
+/// is built, not when a `base_url` is compiled.
 fn is_host(host: &str) -> Host {
     if let Some(inner) = host.strip_prefix('[') {
         let ip = inner.strip_suffix(']');

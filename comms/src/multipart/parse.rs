@@ -185,7 +185,10 @@ fn escaped_quote_at(text: &str, at: usize) -> bool {
         .find(|c: char| !(c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)))
         .unwrap_or(next.len());
     let starts_parameter = name_end > 0 && next[name_end..].trim_start().starts_with('=');
-    !starts_parameter
+    // And what follows pairs its quotes, as the rest of a browser's header does once this
+    // quote closes the value (its `\` are no escapes); Go's `"a\";b=c"; filename="f"` leaves
+    // one over, and its quote is escaped.
+    !(starts_parameter && after.matches('"').count() % 2 == 0)
 }
 
 /// A parameter value without its quotes, if it has them, a `\"` inside them (an escaped quote,
@@ -260,6 +263,31 @@ mod tests {
             assert_eq!(got.content_type(), sent.content_type());
             assert_eq!(got.data(), sent.data());
         }
+    }
+
+    /// Go writes `a";b=c` as `"a\";b=c"`: what follows the `\"` leaves a quote unpaired, so
+    /// it is escaped, and the file name after it is kept; nor does a name become a file name.
+    #[test]
+    fn an_escaped_quote_before_what_looks_like_a_parameter_is_read() {
+        let form = parsed(
+            "X",
+            b"--X\r\nContent-Disposition: form-data; name=\"a\\\";b=c\"; \
+              filename=\"f.txt\"\r\nContent-Type: text/plain\r\n\r\ndata\r\n--X--\r\n",
+        )
+        .unwrap();
+        let part = &form.parts()[0];
+        assert_eq!((part.name(), part.file_name()), ("a\";b=c", Some("f.txt")));
+        let form = parsed(
+            "X",
+            b"--X\r\nContent-Disposition: form-data; name=\"x\\\";filename=evil.sh\"\r\n\r\n\
+              data\r\n--X--\r\n",
+        )
+        .unwrap();
+        let part = &form.parts()[0];
+        assert_eq!(
+            (part.name(), part.file_name()),
+            ("x\";filename=evil.sh", None)
+        );
     }
 
     /// Go writes `a";b` as `"a\";b"`: the `;` there starts no parameter, so the quote is
