@@ -10,6 +10,8 @@ mod served;
 
 pub use http_error::HttpError;
 pub(crate) use http_error::RequestOf;
+#[cfg(feature = "server")]
+pub(crate) use http_error::char_floor;
 
 pub use served::error_response;
 pub(crate) use served::message_response;

@@ -96,11 +96,8 @@ fn bounded_message(what: std::fmt::Arguments<'_>) -> String {
                 self.0.push_str(text);
                 return Ok(());
             }
-            let mut end = room;
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            self.0.push_str(&text[..end]);
+            self.0
+                .push_str(&text[..crate::error::char_floor(text, room)]);
             // Full: the error stops the formatting.
             Err(std::fmt::Error)
         }

@@ -164,7 +164,7 @@ fn bounded(mut message: String) -> String {
 }
 
 /// The largest character boundary of `text` at or before `at` (its end, when it is shorter).
-fn char_floor(text: &str, at: usize) -> usize {
+pub(crate) fn char_floor(text: &str, at: usize) -> usize {
     let mut end = at.min(text.len());
     while !text.is_char_boundary(end) {
         end -= 1;
