@@ -295,26 +295,21 @@ fn shadowed<'s>(
         if !served || !unconditional(other) {
             return false;
         }
-        let shape = route_shape(other);
-        let path_shape = shape
-            .split_once(' ')
-            .map_or("", |(_, path)| path)
-            .to_owned();
-        if other.verb == method.verb
-            || covers(method, other).is_none()
-            || seen.contains(&path_shape)
-        {
+        if other.verb == method.verb {
             return false;
         }
+        let shape = path_shape(other);
+        let Some(rank) = covers(method, other).filter(|_| !seen.contains(&shape)) else {
+            return false;
+        };
         // A method of this verb at that route, or one matching it more literally than this.
         let better = service.methods.iter().any(|rival| {
             rival.verb == method.verb
                 && !std::ptr::eq(rival, method)
-                && (route_shape(rival)
-                    == format!("{} {path_shape}", method.verb.to_string().to_uppercase())
-                    || covers(rival, other).is_some_and(|rank| Some(rank) < covers(method, other)))
+                && (path_shape(rival) == shape
+                    || covers(rival, other).is_some_and(|theirs| theirs < rank))
         });
-        seen.push(path_shape);
+        seen.push(shape);
         !better
     })
 }
@@ -359,9 +354,17 @@ fn covers(method: &Method<'_>, other: &Method<'_>) -> Option<Vec<u8>> {
 /// A method's verb and route with its parameters unnamed (`GET /users/<_>`), which two methods
 /// of one server may not share.
 fn route_shape(method: &Method<'_>) -> String {
+    format!(
+        "{} {}",
+        method.verb.to_string().to_uppercase(),
+        path_shape(method)
+    )
+}
+
+/// A method's route with its parameters unnamed (`/users/<_>`).
+fn path_shape(method: &Method<'_>) -> String {
     let route_text = method.route.value();
-    let mut shape = method.verb.to_string().to_uppercase();
-    shape.push(' ');
+    let mut shape = String::new();
     let template = method.template.as_ref().expect("validated");
     for segment in &template.segments {
         shape.push('/');

@@ -90,8 +90,8 @@ impl RetryBudget {
         }
     }
 
-    /// Gives back a retry withdrawn and never made (its call was dropped while it waited, or
-    /// the breaker refused it when the wait ended).
+    /// Gives back a retry withdrawn and never sent (its call was dropped before sending it, the
+    /// breaker refused it when the wait ended, or its header hook failed).
     pub(crate) fn refund(&self) {
         let _ = self
             .balance

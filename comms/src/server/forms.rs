@@ -175,8 +175,9 @@ pub fn check_query_keys(
     }
 }
 
-/// What a missing field most likely is when a comms client sent the form: an empty `Vec`, of
-/// which a form has no pair.
+/// What a parse error most likely means when a comms client sent the form: a missing field,
+/// an empty `Vec` (of which a form has no pair); an unsupported 128-bit integer, a type the
+/// client writes and `serde_html_form` does not read.
 fn hint(error: &serde::de::value::Error) -> &'static str {
     let error = error.to_string();
     if error.starts_with("missing field") {
