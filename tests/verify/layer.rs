@@ -89,6 +89,21 @@ async fn a_layer_on_a_nested_router_checks_the_whole_path() {
 }
 
 fn signed_head(url: &str, path: &str, body: &[u8], length: Option<u64>) -> Recorded {
+    let created = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    signed_head_at(url, path, body, length, created)
+}
+
+/// A head signed as [`signed_head`] does, `created` at the given Unix second.
+fn signed_head_at(
+    url: &str,
+    path: &str,
+    body: &[u8],
+    length: Option<u64>,
+    created: u64,
+) -> Recorded {
     let addr = url.trim_start_matches("http://");
     let mut head = Recorded {
         method: Method::POST,
@@ -105,10 +120,6 @@ fn signed_head(url: &str, path: &str, body: &[u8], length: Option<u64>) -> Recor
     if let Some(length) = length {
         head.headers.insert("content-length", length.into());
     }
-    let created = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let nonce = format!("{created:x}{:016x}", NEXT.fetch_add(1, Ordering::SeqCst));
     head.sign_as(
@@ -237,6 +248,69 @@ async fn a_signed_body_is_read_under_a_size_and_a_time_limit() {
     let status = raw_request(&url, &head, &[b"12345"], false).await;
     assert!(status.starts_with("HTTP/1.1 200"), "{status}");
     assert_eq!(reached.load(Ordering::SeqCst), 2);
+}
+
+/// Writes `head`, then `body` after `delay`, and returns the response's status line.
+async fn request_with_late_body(
+    url: &str,
+    head: &Recorded,
+    body: &[u8],
+    delay: Duration,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    stream.write_all(&head_bytes(head)).await.unwrap();
+    tokio::time::sleep(delay).await;
+    stream.write_all(body).await.unwrap();
+    let mut response = vec![0u8; 1024];
+    let n = stream.read(&mut response).await.unwrap();
+    String::from_utf8_lossy(&response[..n])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The skew window is looked at again once the body is in: a head that came in the last
+/// second of its window, and whose body came after the window closed, is refused. Its nonce
+/// store need not remember a nonce past the window (the Redis store lets it expire), so
+/// copies of such a request would otherwise each find it new.
+#[tokio::test]
+async fn a_body_that_ends_after_the_skew_window_is_refused() {
+    let reached = Arc::new(AtomicUsize::new(0));
+    let v = verifier().max_skew(Duration::from_secs(1));
+    let url = serve(counting_app(reached.clone(), VerifyLayer::new(v))).await;
+    // Just past the start of a second, signed one second before it: the heads are inside
+    // the window (1 s of skew), which closes at the end of this second.
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let to_next = Duration::from_secs(1) - Duration::from_nanos(since_epoch.subsec_nanos().into());
+    tokio::time::sleep(to_next + Duration::from_millis(20)).await;
+    let created = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 1;
+    let body = b"100";
+    // A request whose body follows at once is in time.
+    let prompt = signed_head_at(&url, "/echo", body, Some(3), created);
+    let late = signed_head_at(&url, "/echo", body, Some(3), created);
+    let copies: Vec<_> = (0..3)
+        .map(|_| {
+            let (url, late) = (url.clone(), late.clone());
+            tokio::spawn(async move {
+                request_with_late_body(&url, &late, body, Duration::from_millis(2500)).await
+            })
+        })
+        .collect();
+    let status = request_with_late_body(&url, &prompt, body, Duration::ZERO).await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    for copy in copies {
+        let status = copy.await.unwrap();
+        assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+    }
+    assert_eq!(reached.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]

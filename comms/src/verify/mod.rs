@@ -509,6 +509,10 @@ impl VerifiedHead<'_> {
 
     /// Checks the body against the signed `Content-Digest`, then records the nonce (a replay
     /// is refused), and gives the authenticated caller.
+    ///
+    /// A signature with a nonce is refused as stale ([`VerifyError::StaleTimestamp`]) when its
+    /// skew window closed while the body was read: the nonce store keeps a nonce only until
+    /// then, so a request recorded later could be replayed.
     pub async fn verify_body(self, body: &[u8]) -> Result<Caller, VerifyError> {
         match &self.digest {
             Some(digest) => digest.check(body)?,
@@ -519,6 +523,13 @@ impl VerifiedHead<'_> {
         }
         let now = SystemTime::now();
         if let Some((nonce, keep_until)) = &self.nonce {
+            // `keep_until` is the window's end plus a second (see `rfc9421.rs`): how long ago
+            // the signature was made is what a stale head would have been told.
+            if let Ok(past) = now.duration_since(*keep_until) {
+                return Err(VerifyError::StaleTimestamp(
+                    past + self.verifier.max_skew + Duration::from_secs(1),
+                ));
+            }
             let fresh = self
                 .verifier
                 .nonces
