@@ -547,3 +547,62 @@ async fn a_probe_dropped_before_it_is_sent_gives_its_place_back() {
     assert!(call.await.is_err());
     assert_eq!(server.count(), 2);
 }
+
+/// Timeouts at the caller's deadline, shorter than the attempt timeout, say the caller was in a
+/// hurry, not that the service failed: they open no breaker for the calls that have time. The
+/// attempt timeout still does.
+#[tokio::test]
+async fn a_callers_deadline_cutting_attempts_short_does_not_open_it() {
+    let server = TestServer::always(Reply::status(200).delay(Duration::from_millis(200))).await;
+    let e = exec(&server.url(), breaker(3, 60_000));
+    let hurried = e.with(comms::CallOptions::new().deadline(Duration::from_millis(50)));
+    for _ in 0..5 {
+        let err = hurried.execute(Call::get("/x")).await.unwrap_err();
+        assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    }
+    assert_eq!(e.circuit_state(), Some(comms::CircuitState::Closed));
+    e.execute(Call::get("/x")).await.unwrap();
+
+    // The same service behind an attempt timeout of 50 ms, with a longer deadline: the service
+    // is too slow for what the client allows each attempt, and three such timeouts open it.
+    let e = Executor::builder()
+        .base_url(server.url())
+        .service_id("tests")
+        .secret("breaker-secret")
+        .retry(RetryConfig::none())
+        .breaker(breaker(3, 60_000))
+        .timeout(Duration::from_millis(50))
+        .deadline(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let err = e.execute(Call::get("/y")).await.unwrap_err();
+        assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    }
+    assert_eq!(e.circuit_state(), Some(comms::CircuitState::Open));
+}
+
+/// A probe its deadline cuts short got no answer in the time it had, as one its caller stops
+/// waiting for: it fails, and the callers after it fail fast.
+#[tokio::test]
+async fn a_probe_its_deadline_cuts_short_reopens_it() {
+    let server = failing_then_hanging().await;
+    let e = exec(&server.url(), breaker(1, 1000));
+    assert!(matches!(
+        e.execute(Call::get("/x")).await,
+        Err(Error::Server(_))
+    ));
+    tokio::time::sleep(Duration::from_millis(1050)).await;
+    let hurried = e.with(comms::CallOptions::new().deadline(Duration::from_millis(100)));
+    let err = hurried.execute(Call::get("/x")).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert_eq!(e.circuit_state(), Some(comms::CircuitState::Open));
+    assert!(
+        hurried
+            .execute(Call::get("/x"))
+            .await
+            .unwrap_err()
+            .is_circuit_open()
+    );
+    assert_eq!(server.count(), 2);
+}

@@ -12,11 +12,17 @@
 //! while it was in flight, or a millisecond has passed since it was sent, however the caller
 //! stopped. A probe dropped before it was sent, or at once in the poll that sent it (a
 //! `try_join!` ending on a sibling call's `CircuitOpen`), gives its place back: nobody waited
-//! for it, so it says nothing of the dependency. In the closed state a dropped attempt counts for nothing: the caller may have stopped
-//! waiting for its own reasons (another answer came first), and counting that would open the
-//! breaker of a healthy dependency. So bound calls with comms' own timeouts (an attempt
-//! timeout, a deadline, a view's) rather than an outer timeout alone, for a dependency that
-//! hangs to trip its breaker.
+//! for it, so it says nothing of the dependency. In the closed state a dropped attempt counts
+//! for nothing: the caller may have stopped waiting for its own reasons (another answer came
+//! first), and counting that would open the breaker of a healthy dependency.
+//!
+//! A timeout at the call's deadline, when that comes before the attempt timeout, is the caller
+//! running out of time, and counts as the caller giving up: nothing in the closed state, a
+//! failed probe in the half-open one. Deadlines travel between services, so a request that
+//! arrives with little time left would otherwise count against a healthy dependency, and a few
+//! of them open its breaker for every caller in the process. So it is the attempt timeout
+//! (the client's, or a method's `timeout_ms`) that makes a dependency that hangs trip its
+//! breaker: give it a value that a healthy dependency answers within.
 //!
 //! The state, the remaining probes and a generation number share one `AtomicU64`, so every
 //! transition is a single compare-and-swap and admission on the closed path is one atomic load,
@@ -45,13 +51,15 @@ use state::{State, Word};
 
 /// When a target's breaker opens, and how it recovers.
 ///
-/// A failed attempt is one that got no response (a connection failure, a broken one, a timeout
-/// of comms' own: the attempt timeout or a deadline) or a 500, 502, 503 or 504. A call its
-/// caller drops (an outer `tokio::time::timeout`, a `select!`) counts for nothing while the
-/// breaker is closed, since the caller may have stopped waiting for its own reasons; bound
-/// calls with comms' timeouts for a hanging dependency to open its breaker. A half-open probe
-/// dropped after its caller waited for it counts as failed; one dropped before that (before it
-/// was sent, or in the poll that sent it) gives its place back.
+/// A failed attempt is one that got no response (a connection failure, a broken one, the
+/// attempt timeout) or a 500, 502, 503 or 504. A call its caller drops (an outer
+/// `tokio::time::timeout`, a `select!`) counts for nothing while the breaker is closed, since
+/// the caller may have stopped waiting for its own reasons, and so does an attempt cut short by
+/// the call's deadline (its own, a view's, or one inherited from the request being served)
+/// before its attempt timeout: a caller in a hurry says nothing of the target. Bound calls
+/// with an attempt timeout for a hanging dependency to open its breaker. A half-open probe
+/// dropped after its caller waited for it, or cut short by its deadline, counts as failed; one
+/// dropped before that (before it was sent, or in the poll that sent it) gives its place back.
 ///
 /// ```
 /// use std::time::Duration;
@@ -412,6 +420,19 @@ impl Permit<'_> {
             self.breaker.on_failure(&self);
         } else {
             self.breaker.on_success(&self);
+        }
+    }
+}
+
+impl Permit<'_> {
+    /// Records an attempt its caller stopped waiting for once it was sent: its deadline cut
+    /// it short. As for a call dropped then (see [`Drop`]), a probe fails, as nothing came
+    /// back in the time it was given; any other attempt counts for nothing, neither a failure
+    /// nor a success, as the caller's hurry says nothing of the target.
+    pub(crate) fn gave_up(mut self) {
+        self.recorded = true;
+        if self.probe {
+            self.breaker.on_failure(&self);
         }
     }
 }

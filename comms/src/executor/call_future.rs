@@ -11,7 +11,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::HeaderMap;
 use pin_project_lite::pin_project;
@@ -385,7 +385,20 @@ impl<'a> Run<'a> {
             trace.end(status, error_type);
         }
         if let Some(permit) = self.permit.take() {
-            permit.record(outcome.is_failure());
+            // A timeout at the call's deadline (its own or one it inherited), when that came
+            // before the attempt timeout, is the caller running out of time, not the target
+            // failing: a hurried caller must not open the breaker for the others. It counts
+            // as the caller giving up would. (The timer was armed for what was left of the
+            // deadline, so it fires at it or later.)
+            let prepared = self.prepared.as_ref().expect("prepared");
+            let cut_by_deadline = matches!(attempt, Attempt::Timeout)
+                && prepared
+                    .deadline
+                    .is_some_and(|(at, _)| Instant::now() >= at);
+            match cut_by_deadline {
+                true => permit.gave_up(),
+                false => permit.record(outcome.is_failure()),
+            }
         }
         // The last attempt's status: none when it got no response, whatever earlier ones got.
         self.stats.status = match &attempt {
