@@ -163,6 +163,47 @@ async fn an_idempotent_call_whose_attempt_timed_out_is_answered_by_the_first_run
     );
 }
 
+/// A store's time to live is how long an answer is kept, not how long a request may run: a
+/// method slower than it still holds its key, and the repeat is answered by its run.
+#[tokio::test]
+async fn a_method_running_longer_than_the_stores_time_to_live_holds_its_key() {
+    let service = DirectoryImpl::default();
+    let router = DirectoryServer::new(service.clone())
+        .verifier(Verifier::new().service("billing", SECRET))
+        .idempotency_store(comms::server::MemoryIdempotencyStore::new(
+            1000,
+            std::time::Duration::from_millis(200),
+        ))
+        .into_router();
+    let url = serve(router).await;
+    let exec = comms_tests::plain_executor(&url, "billing", SECRET);
+    // The method takes 500 ms; the repeat comes 300 ms in, past the 200 ms time to live.
+    let order = || {
+        Call::post("/orders")
+            .header("Idempotency-Key", "k-ttl")
+            .idempotent(true)
+            .json("slow")
+    };
+    let first = tokio::spawn({
+        let exec = exec.clone();
+        async move { exec.execute(order()).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let repeat = exec.execute(order()).await.unwrap();
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(first.json::<u64>().unwrap(), 1);
+    assert_eq!(
+        repeat.json::<u64>().unwrap(),
+        1,
+        "answered by the first run"
+    );
+    assert_eq!(
+        service.calls.load(Ordering::SeqCst),
+        1,
+        "the method ran once"
+    );
+}
+
 #[tokio::test]
 async fn an_answer_asking_for_the_request_again_is_not_kept() {
     let (service, _, url) = pair().await;
@@ -230,8 +271,9 @@ async fn an_idempotency_key_reused_for_another_header_argument_is_refused() {
 /// and giving them back through `StoredResponse::new`.
 #[derive(Default)]
 struct PartsStore {
-    /// By scope and key: `None` while claimed, then the status and body.
-    kept: std::sync::Mutex<std::collections::HashMap<String, Option<Parts>>>,
+    /// By scope and key: the claim holding it, and its answer: `None` while it runs, then the
+    /// status and body.
+    kept: std::sync::Mutex<std::collections::HashMap<String, (String, Option<Parts>)>>,
 }
 
 /// A kept answer's status and body.
@@ -246,16 +288,17 @@ impl comms::server::IdempotencyStore for PartsStore {
         scope: &'a str,
         key: &'a str,
         _fingerprint: &'a str,
+        claim: &'a str,
     ) -> Stored<'a, comms::server::Claim> {
         use comms::server::{Claim, StoredResponse};
         let mut kept = self.kept.lock().unwrap();
         let claim = match kept.get(&format!("{scope} {key}")) {
             None => {
-                kept.insert(format!("{scope} {key}"), None);
+                kept.insert(format!("{scope} {key}"), (claim.to_owned(), None));
                 Claim::New
             }
-            Some(None) => Claim::InProgress,
-            Some(Some((status, body))) => Claim::Answered(StoredResponse::new(
+            Some((_, None)) => Claim::InProgress,
+            Some((_, Some((status, body)))) => Claim::Answered(StoredResponse::new(
                 comms::http::StatusCode::from_u16(*status).unwrap(),
                 comms::http::HeaderMap::from_iter([(
                     comms::http::header::CONTENT_TYPE,
@@ -271,18 +314,25 @@ impl comms::server::IdempotencyStore for PartsStore {
         &'a self,
         scope: &'a str,
         key: &'a str,
+        claim: &'a str,
         response: comms::server::StoredResponse,
     ) -> Stored<'a, ()> {
         let parts = (response.status.as_u16(), response.body.to_vec());
-        self.kept
-            .lock()
-            .unwrap()
-            .insert(format!("{scope} {key}"), Some(parts));
+        if let Some((holder, answer @ None)) =
+            self.kept.lock().unwrap().get_mut(&format!("{scope} {key}"))
+            && holder == claim
+        {
+            *answer = Some(parts);
+        }
         Box::pin(std::future::ready(Ok(())))
     }
 
-    fn release<'a>(&'a self, scope: &'a str, key: &'a str) -> Stored<'a, ()> {
-        self.kept.lock().unwrap().remove(&format!("{scope} {key}"));
+    fn release<'a>(&'a self, scope: &'a str, key: &'a str, claim: &'a str) -> Stored<'a, ()> {
+        let mut kept = self.kept.lock().unwrap();
+        let id = format!("{scope} {key}");
+        if kept.get(&id).is_some_and(|(holder, _)| holder == claim) {
+            kept.remove(&id);
+        }
         Box::pin(std::future::ready(Ok(())))
     }
 }

@@ -63,7 +63,8 @@ impl StoredResponse {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Claim {
-    /// Never seen (or forgotten): the key is now claimed, and the method runs.
+    /// Never seen (or forgotten): the key is now held by the claim that asked, and the method
+    /// runs.
     New,
     /// Answered before: the answer to repeat.
     Answered(StoredResponse),
@@ -76,30 +77,41 @@ pub enum Claim {
 /// Where a server keeps the answers to `Idempotency-Key`s, so that a fleet can share them.
 ///
 /// `scope` names the calling service and the route; `fingerprint` identifies the request (a
-/// digest of its path, query, `#[header]` arguments and body). A claim that is neither
-/// finished nor released expires with the key.
+/// digest of its path, query, `#[header]` arguments and body); `claim` identifies the request
+/// that claims the key, 32 hex digits the server draws at random for each claim it asks for.
+///
+/// A store keeps a key claimed until its claim finishes or releases it. A store shared by a
+/// fleet may let a claim lapse, so that a process that died holding a key does not hold it for
+/// ever, but only well after any request could have ended: a claim lapsed while its request
+/// still runs lets a retry run the method a second time. And `finish` and `release` act only
+/// on a key still held by their `claim`: a request that lost its key that way must not answer
+/// or free the key of the retry that claimed it next.
 pub trait IdempotencyStore: Send + Sync + 'static {
-    /// Claims `key`, or says what is known of it.
+    /// Claims `key` for `claim`, or says what is known of it.
     fn claim<'a>(
         &'a self,
         scope: &'a str,
         key: &'a str,
         fingerprint: &'a str,
+        claim: &'a str,
     ) -> Pin<Box<dyn Future<Output = Result<Claim, BoxError>> + Send + 'a>>;
 
-    /// Keeps the answer to a claimed key.
+    /// Keeps the answer to a key `claim` holds; does nothing to a key it no longer holds.
     fn finish<'a>(
         &'a self,
         scope: &'a str,
         key: &'a str,
+        claim: &'a str,
         response: StoredResponse,
     ) -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send + 'a>>;
 
-    /// Releases a claimed key without an answer, so that a retry runs the method again.
+    /// Releases a key `claim` holds, without an answer, so that a retry runs the method again;
+    /// does nothing to a key it no longer holds.
     fn release<'a>(
         &'a self,
         scope: &'a str,
         key: &'a str,
+        claim: &'a str,
     ) -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send + 'a>>;
 }
 
@@ -118,12 +130,14 @@ const ENTRY_OVERHEAD: usize = 160;
 
 /// A bounded in-memory [`IdempotencyStore`] for one process.
 ///
-/// It keeps at most `capacity` keys, each for `ttl`, and their answers within `max_bytes`
-/// (keys, answers' bodies and headers, counted roughly). When full it forgets the oldest
-/// answered key first (a retry that late runs the method again), and it does not keep an
-/// answer larger than all of `max_bytes` (its retry runs the method again). It never forgets a
-/// key whose request is still running, and when every key is running it refuses new claims
-/// (the request gets a 503). A claim costs the same however full the store is.
+/// It keeps at most `capacity` keys, and their answers within `max_bytes` (keys, answers'
+/// bodies and headers, counted roughly). An answer is kept for `ttl` from when it was given;
+/// a key whose request is still running is kept until the request ends, however long it
+/// runs (the process holding it is the one that would lose it). When full it forgets the
+/// oldest answered key first (a retry that late runs the method again), and it does not keep
+/// an answer larger than all of `max_bytes` (its retry runs the method again). When every key
+/// is running it refuses new claims (the request gets a 503). A claim costs the same however
+/// full the store is.
 #[derive(Debug)]
 pub struct MemoryIdempotencyStore {
     inner: Mutex<Memory>,
@@ -138,11 +152,10 @@ type Id = Arc<(String, String)>;
 #[derive(Debug, Default)]
 struct Memory {
     entries: HashMap<Id, Entry>,
-    /// Keys in the order they were claimed, which is the order they expire in (all live for
-    /// one `ttl`), each with the number of its claim: a key released or expired and claimed
-    /// again is here twice, and only its latest claim counts.
-    order: VecDeque<(Id, u64)>,
-    /// Answered keys in the order they were answered: the first to forget when full.
+    /// Answered keys in the order they were answered, which is the order they expire in (all
+    /// live for one `ttl`) and the first to forget when full; each with the number of its
+    /// claim: a key forgotten and claimed again may be here twice, and only its latest claim
+    /// counts.
     answered: VecDeque<(Id, u64)>,
     /// The number the next claim gets.
     claims: u64,
@@ -157,11 +170,13 @@ struct Memory {
 #[derive(Debug)]
 struct Entry {
     fingerprint: String,
-    answer: Option<StoredResponse>,
-    expires: Instant,
-    /// Which claim made this entry.
+    /// The answer, and when it expires; `None` while the request runs.
+    answer: Option<(StoredResponse, Instant)>,
+    /// The claim holding the key, as the server named it.
+    holder: Box<str>,
+    /// Which claim made this entry, by the store's own count: what the queue's places hold.
     claim: u64,
-    /// What it takes: its key, scope and fingerprint, its answer, and `ENTRY_OVERHEAD`.
+    /// What it takes: its key, scope, fingerprint and holder, its answer, and `ENTRY_OVERHEAD`.
     bytes: usize,
 }
 
@@ -210,42 +225,80 @@ impl MemoryIdempotencyStore {
         scope: &str,
         key: &str,
         fingerprint: &str,
+        holder: &str,
         now: Instant,
     ) -> Result<Claim, BoxError> {
         let mut memory = self.lock();
         let id: Id = Arc::new((scope.to_owned(), key.to_owned()));
         if let Some(entry) = memory.entries.get(&id) {
-            if entry.expires > now {
+            let live = entry
+                .answer
+                .as_ref()
+                .is_none_or(|(_, expires)| *expires > now);
+            if live {
                 return Ok(if entry.fingerprint != fingerprint {
                     Claim::Mismatch
                 } else {
                     match &entry.answer {
-                        Some(answer) => Claim::Answered(answer.clone()),
+                        Some((answer, _)) => Claim::Answered(answer.clone()),
                         None => Claim::InProgress,
                     }
                 });
             }
             memory.forget(&id);
         }
-        let bytes = ENTRY_OVERHEAD + scope.len() + key.len() + fingerprint.len();
+        let bytes = ENTRY_OVERHEAD + scope.len() + key.len() + fingerprint.len() + holder.len();
         memory.drop_expired(now);
         memory.make_room(self.capacity, self.max_bytes.saturating_sub(bytes))?;
         let claim = memory.claims;
         memory.claims += 1;
         memory.bytes += bytes;
         memory.entries.insert(
-            Arc::clone(&id),
+            id,
             Entry {
                 fingerprint: fingerprint.to_owned(),
                 answer: None,
-                expires: now + self.ttl,
+                holder: holder.into(),
                 claim,
                 bytes,
             },
         );
-        memory.order.push_back((id, claim));
-        memory.compact();
         Ok(Claim::New)
+    }
+
+    fn finish_at(
+        &self,
+        scope: &str,
+        key: &str,
+        holder: &str,
+        response: StoredResponse,
+        now: Instant,
+    ) {
+        let mut memory = self.lock();
+        let memory = &mut *memory;
+        let lookup = (scope.to_owned(), key.to_owned());
+        let Some((id, entry)) = memory.entries.get_key_value(&lookup) else {
+            return;
+        };
+        if entry.answer.is_some() || *entry.holder != *holder {
+            return;
+        }
+        let (id, claim) = (Arc::clone(id), entry.claim);
+        let bytes = answer_bytes(&response);
+        if entry.bytes + bytes > self.max_bytes {
+            // An answer larger than all the store keeps is not kept, and costs the others
+            // nothing: its key is forgotten, and a retry runs the method again.
+            memory.forget(&lookup);
+            return;
+        }
+        let entry = memory.entries.get_mut(&lookup).expect("just found");
+        entry.answer = Some((response, now + self.ttl));
+        entry.bytes += bytes;
+        memory.bytes += bytes;
+        memory.answered.push_back((id, claim));
+        // Over the bytes, the oldest answers go.
+        let _ = memory.make_room(usize::MAX, self.max_bytes);
+        memory.compact();
     }
 }
 
@@ -275,17 +328,17 @@ impl Memory {
         }
     }
 
-    /// Drops the keys whose time is up. They are at the front of `order`, with the places
-    /// keys released or claimed again left behind, which go too.
+    /// Drops the answers whose time is up. They are at the front of `answered`, with the
+    /// places of keys forgotten since, which go too.
     fn drop_expired(&mut self, now: Instant) {
-        while let Some((id, claim)) = self.order.front() {
+        while let Some((id, claim)) = self.answered.front() {
             // Its entry, if this place is still the key's.
             let entry = self.entries.get(id).filter(|e| e.claim == *claim);
-            if entry.is_some_and(|e| e.expires > now) {
+            if entry.is_some_and(|e| e.answer.as_ref().is_some_and(|(_, at)| *at > now)) {
                 break;
             }
             let current = entry.is_some();
-            let (id, _) = self.order.pop_front().expect("a front");
+            let (id, _) = self.answered.pop_front().expect("a front");
             #[cfg(test)]
             {
                 self.looked += 1;
@@ -315,22 +368,13 @@ impl Memory {
         Ok(())
     }
 
-    /// Keeps `order` and `answered` within twice the keys kept (and a constant): released
-    /// and forgotten keys leave their places behind.
+    /// Keeps `answered` within twice the keys kept (and a constant): forgotten keys leave
+    /// their places behind.
     fn compact(&mut self) {
         let limit = 2 * self.entries.len() + 16;
-        if self.order.len() > limit {
-            let mut order = std::mem::take(&mut self.order);
-            order.retain(|(id, claim)| self.is_current(id, *claim));
-            self.order = order;
-        }
         if self.answered.len() > limit {
             let mut answered = std::mem::take(&mut self.answered);
-            answered.retain(|(id, claim)| {
-                self.entries
-                    .get(id)
-                    .is_some_and(|e| e.claim == *claim && e.answer.is_some())
-            });
+            answered.retain(|(id, claim)| self.is_current(id, *claim));
             self.answered = answered;
         }
     }
@@ -342,40 +386,20 @@ impl IdempotencyStore for MemoryIdempotencyStore {
         scope: &'a str,
         key: &'a str,
         fingerprint: &'a str,
+        claim: &'a str,
     ) -> Pin<Box<dyn Future<Output = Result<Claim, BoxError>> + Send + 'a>> {
-        let claim = self.claim_at(scope, key, fingerprint, Instant::now());
-        Box::pin(std::future::ready(claim))
+        let claimed = self.claim_at(scope, key, fingerprint, claim, Instant::now());
+        Box::pin(std::future::ready(claimed))
     }
 
     fn finish<'a>(
         &'a self,
         scope: &'a str,
         key: &'a str,
+        claim: &'a str,
         response: StoredResponse,
     ) -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send + 'a>> {
-        let mut memory = self.lock();
-        let memory = &mut *memory;
-        let lookup = (scope.to_owned(), key.to_owned());
-        if let Some((id, entry)) = memory.entries.get_key_value(&lookup)
-            && entry.answer.is_none()
-        {
-            let (id, claim) = (Arc::clone(id), entry.claim);
-            let bytes = answer_bytes(&response);
-            if entry.bytes + bytes > self.max_bytes {
-                // An answer larger than all the store keeps is not kept, and costs the others
-                // nothing: its key is forgotten, and a retry runs the method again.
-                memory.forget(&lookup);
-            } else {
-                let entry = memory.entries.get_mut(&lookup).expect("just found");
-                entry.answer = Some(response);
-                entry.bytes += bytes;
-                memory.bytes += bytes;
-                memory.answered.push_back((id, claim));
-                // Over the bytes, the oldest answers go.
-                let _ = memory.make_room(usize::MAX, self.max_bytes);
-                memory.compact();
-            }
-        }
+        self.finish_at(scope, key, claim, response, Instant::now());
         Box::pin(std::future::ready(Ok(())))
     }
 
@@ -383,8 +407,17 @@ impl IdempotencyStore for MemoryIdempotencyStore {
         &'a self,
         scope: &'a str,
         key: &'a str,
+        claim: &'a str,
     ) -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send + 'a>> {
-        self.lock().forget(&(scope.to_owned(), key.to_owned()));
+        let mut memory = self.lock();
+        let lookup = (scope.to_owned(), key.to_owned());
+        if memory
+            .entries
+            .get(&lookup)
+            .is_some_and(|entry| *entry.holder == *claim)
+        {
+            memory.forget(&lookup);
+        }
         Box::pin(std::future::ready(Ok(())))
     }
 }
@@ -417,55 +450,83 @@ mod tests {
         let s = MemoryIdempotencyStore::new(100, Duration::from_secs(60));
         for i in 0..10_000 {
             let key = i.to_string();
-            assert!(matches!(run(s.claim("a", &key, "f")).unwrap(), Claim::New));
-            run(s.release("a", &key)).unwrap();
+            assert!(matches!(
+                run(s.claim("a", &key, "f", "h")).unwrap(),
+                Claim::New
+            ));
+            if i % 2 == 0 {
+                run(s.finish("a", &key, "h", answer(200))).unwrap();
+            }
+            run(s.release("a", &key, "h")).unwrap();
         }
         let memory = s.lock();
         assert!(memory.entries.is_empty());
-        assert!(memory.order.len() <= 16, "{}", memory.order.len());
+        assert!(memory.answered.len() <= 16, "{}", memory.answered.len());
+        assert_eq!(memory.bytes, 0);
         drop(memory);
-        // A key claimed again after its release is in the order once, where it was last
-        // claimed: here the newest, so an older answered key is forgotten before it.
+        // A key answered again after its release is in the queue once, where it was last
+        // answered: here the newest, so an older answered key is forgotten before it.
         let s = MemoryIdempotencyStore::new(2, Duration::from_secs(60));
         let t0 = Instant::now();
-        assert!(matches!(s.claim_at("a", "1", "f", t0).unwrap(), Claim::New));
-        run(s.release("a", "1")).unwrap();
-        assert!(matches!(s.claim_at("a", "2", "f", t0).unwrap(), Claim::New));
-        run(s.finish("a", "2", answer(200))).unwrap();
-        assert!(matches!(s.claim_at("a", "1", "f", t0).unwrap(), Claim::New));
-        run(s.finish("a", "1", answer(200))).unwrap();
-        assert!(matches!(s.claim_at("a", "3", "f", t0).unwrap(), Claim::New));
         assert!(matches!(
-            s.claim_at("a", "1", "f", t0).unwrap(),
+            s.claim_at("a", "1", "f", "h", t0).unwrap(),
+            Claim::New
+        ));
+        run(s.release("a", "1", "h")).unwrap();
+        assert!(matches!(
+            s.claim_at("a", "2", "f", "h", t0).unwrap(),
+            Claim::New
+        ));
+        run(s.finish("a", "2", "h", answer(200))).unwrap();
+        assert!(matches!(
+            s.claim_at("a", "1", "f", "h", t0).unwrap(),
+            Claim::New
+        ));
+        run(s.finish("a", "1", "h", answer(200))).unwrap();
+        assert!(matches!(
+            s.claim_at("a", "3", "f", "h", t0).unwrap(),
+            Claim::New
+        ));
+        assert!(matches!(
+            s.claim_at("a", "1", "f", "h", t0).unwrap(),
             Claim::Answered(_)
         ));
-        assert!(matches!(s.claim_at("a", "2", "f", t0).unwrap(), Claim::New));
+        assert!(matches!(
+            s.claim_at("a", "2", "f", "h", t0).unwrap(),
+            Claim::New
+        ));
     }
 
     #[test]
     fn a_key_is_claimed_once_then_answered_from_memory() {
         let s = MemoryIdempotencyStore::default();
-        assert!(matches!(run(s.claim("a", "k", "f")).unwrap(), Claim::New));
         assert!(matches!(
-            run(s.claim("a", "k", "f")).unwrap(),
+            run(s.claim("a", "k", "f", "h")).unwrap(),
+            Claim::New
+        ));
+        assert!(matches!(
+            run(s.claim("a", "k", "f", "h")).unwrap(),
             Claim::InProgress
         ));
         assert!(matches!(
-            run(s.claim("a", "k", "other")).unwrap(),
+            run(s.claim("a", "k", "other", "h")).unwrap(),
             Claim::Mismatch
         ));
         assert!(
-            matches!(run(s.claim("b", "k", "f")).unwrap(), Claim::New),
+            matches!(run(s.claim("b", "k", "f", "h")).unwrap(), Claim::New),
             "scopes apart"
         );
-        run(s.finish("a", "k", answer(201))).unwrap();
-        match run(s.claim("a", "k", "f")).unwrap() {
+        run(s.finish("a", "k", "h", answer(201))).unwrap();
+        match run(s.claim("a", "k", "f", "h")).unwrap() {
             Claim::Answered(r) => assert_eq!(r.status, 201),
             other => panic!("{other:?}"),
         }
         // A released key runs again.
-        run(s.release("b", "k")).unwrap();
-        assert!(matches!(run(s.claim("b", "k", "f")).unwrap(), Claim::New));
+        run(s.release("b", "k", "h")).unwrap();
+        assert!(matches!(
+            run(s.claim("b", "k", "f", "h")).unwrap(),
+            Claim::New
+        ));
     }
 
     #[test]
@@ -474,16 +535,16 @@ mod tests {
         let t0 = Instant::now();
         // A running key at the front stays through it all.
         assert!(matches!(
-            s.claim_at("a", "running", "f", t0).unwrap(),
+            s.claim_at("a", "running", "f", "h", t0).unwrap(),
             Claim::New
         ));
         for i in 0..30_000 {
             let key = i.to_string();
             assert!(matches!(
-                s.claim_at("a", &key, "f", t0).unwrap(),
+                s.claim_at("a", &key, "f", "h", t0).unwrap(),
                 Claim::New
             ));
-            run(s.finish("a", &key, answer(200))).unwrap();
+            run(s.finish("a", &key, "h", answer(200))).unwrap();
         }
         let memory = s.lock();
         assert_eq!(memory.entries.len(), 10_000);
@@ -491,15 +552,15 @@ mod tests {
         assert!(memory.looked <= 20_100, "{}", memory.looked);
         drop(memory);
         assert!(matches!(
-            s.claim_at("a", "running", "f", t0).unwrap(),
+            s.claim_at("a", "running", "f", "h", t0).unwrap(),
             Claim::InProgress
         ));
         assert!(matches!(
-            s.claim_at("a", "20001", "f", t0).unwrap(),
+            s.claim_at("a", "20001", "f", "h", t0).unwrap(),
             Claim::Answered(_)
         ));
         assert!(matches!(
-            s.claim_at("a", "19990", "f", t0).unwrap(),
+            s.claim_at("a", "19990", "f", "h", t0).unwrap(),
             Claim::New
         ));
     }
@@ -514,66 +575,138 @@ mod tests {
         let s = MemoryIdempotencyStore::new(100, Duration::from_secs(60)).max_bytes(10_000);
         let t0 = Instant::now();
         for key in ["1", "2", "3", "4"] {
-            assert!(matches!(s.claim_at("a", key, "f", t0).unwrap(), Claim::New));
-            run(s.finish("a", key, big(3_000))).unwrap();
+            assert!(matches!(
+                s.claim_at("a", key, "f", "h", t0).unwrap(),
+                Claim::New
+            ));
+            run(s.finish("a", key, "h", big(3_000))).unwrap();
         }
         // Four answers of 3,000 bytes and their keys do not fit in 10,000: the first is gone.
         assert!(s.lock().bytes <= 10_000);
         for key in ["2", "3", "4"] {
             assert!(matches!(
-                s.claim_at("a", key, "f", t0).unwrap(),
+                s.claim_at("a", key, "f", "h", t0).unwrap(),
                 Claim::Answered(_)
             ));
         }
-        assert!(matches!(s.claim_at("a", "1", "f", t0).unwrap(), Claim::New));
-        run(s.release("a", "1")).unwrap();
+        assert!(matches!(
+            s.claim_at("a", "1", "f", "h", t0).unwrap(),
+            Claim::New
+        ));
+        run(s.release("a", "1", "h")).unwrap();
         // An answer larger than all of them is not kept, and the others stay: its retry runs
         // again, theirs are answered.
         assert!(matches!(
-            s.claim_at("a", "huge", "f", t0).unwrap(),
+            s.claim_at("a", "huge", "f", "h", t0).unwrap(),
             Claim::New
         ));
-        run(s.finish("a", "huge", big(20_000))).unwrap();
+        run(s.finish("a", "huge", "h", big(20_000))).unwrap();
         assert!(matches!(
-            s.claim_at("a", "huge", "f", t0).unwrap(),
+            s.claim_at("a", "huge", "f", "h", t0).unwrap(),
             Claim::New
         ));
         for key in ["2", "3", "4"] {
             assert!(matches!(
-                s.claim_at("a", key, "f", t0).unwrap(),
+                s.claim_at("a", key, "f", "h", t0).unwrap(),
                 Claim::Answered(_)
             ));
         }
         assert!(s.lock().bytes <= 10_000);
         // Forgetting keys gives their bytes back.
         for key in ["huge", "2", "3", "4"] {
-            run(s.release("a", key)).unwrap();
+            run(s.release("a", key, "h")).unwrap();
         }
         assert_eq!(s.lock().bytes, 0);
+    }
+
+    /// A running request's key is kept however long it runs, and only its own claim answers
+    /// or frees it; an answer is kept for the time to live from when it was given.
+    #[test]
+    fn a_key_is_held_by_its_claim_until_it_ends() {
+        let s = MemoryIdempotencyStore::new(10, Duration::from_secs(10));
+        let t0 = Instant::now();
+        let at = |secs| t0 + Duration::from_secs(secs);
+        assert!(matches!(
+            s.claim_at("a", "k", "f", "first", t0).unwrap(),
+            Claim::New
+        ));
+        // Past the time to live, still running: a repeat is told so, and does not run it.
+        assert!(matches!(
+            s.claim_at("a", "k", "f", "second", at(60)).unwrap(),
+            Claim::InProgress
+        ));
+        // Another claim's answer or release does nothing to the key.
+        s.finish_at("a", "k", "second", answer(500), at(61));
+        run(s.release("a", "k", "second")).unwrap();
+        assert!(matches!(
+            s.claim_at("a", "k", "f", "third", at(62)).unwrap(),
+            Claim::InProgress
+        ));
+        // Its own answer is kept for ten seconds from then.
+        s.finish_at("a", "k", "first", answer(201), at(100));
+        match s.claim_at("a", "k", "f", "fourth", at(109)).unwrap() {
+            Claim::Answered(r) => assert_eq!(r.status, 201),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            s.claim_at("a", "k", "f", "fifth", at(111)).unwrap(),
+            Claim::New
+        ));
+        // The first claim's late release does not free the fifth's.
+        run(s.release("a", "k", "first")).unwrap();
+        assert!(matches!(
+            s.claim_at("a", "k", "f", "sixth", at(112)).unwrap(),
+            Claim::InProgress
+        ));
     }
 
     #[test]
     fn keys_expire_and_the_store_stays_bounded() {
         let s = MemoryIdempotencyStore::new(2, Duration::from_secs(10));
         let t0 = Instant::now();
-        assert!(matches!(s.claim_at("a", "1", "f", t0).unwrap(), Claim::New));
-        run(s.finish("a", "1", answer(200))).unwrap();
-        assert!(matches!(s.claim_at("a", "2", "f", t0).unwrap(), Claim::New));
-        // Full: the oldest answered key goes, the running one stays.
-        assert!(matches!(s.claim_at("a", "3", "f", t0).unwrap(), Claim::New));
-        assert_eq!(s.len(), 2);
         assert!(matches!(
-            s.claim_at("a", "2", "f", t0).unwrap(),
-            Claim::InProgress
-        ));
-        // Full of running requests: refused, not evicted.
-        assert!(s.claim_at("a", "4", "f", t0).is_err());
-        // After the time to live, room again.
-        let later = t0 + Duration::from_secs(11);
-        assert!(matches!(
-            s.claim_at("a", "4", "f", later).unwrap(),
+            s.claim_at("a", "1", "f", "h", t0).unwrap(),
             Claim::New
         ));
-        assert!(s.len() <= 2);
+        run(s.finish("a", "1", "h", answer(200))).unwrap();
+        assert!(matches!(
+            s.claim_at("a", "2", "f", "h", t0).unwrap(),
+            Claim::New
+        ));
+        // Full: the oldest answered key goes, the running one stays.
+        assert!(matches!(
+            s.claim_at("a", "3", "f", "h", t0).unwrap(),
+            Claim::New
+        ));
+        assert_eq!(s.len(), 2);
+        assert!(matches!(
+            s.claim_at("a", "2", "f", "h", t0).unwrap(),
+            Claim::InProgress
+        ));
+        // Full of running requests: refused, not evicted, however long they run.
+        assert!(s.claim_at("a", "4", "f", "h", t0).is_err());
+        let later = t0 + Duration::from_secs(60);
+        assert!(s.claim_at("a", "4", "f", "h", later).is_err());
+        // An answer's time to live runs from when it was given: kept at first, then gone,
+        // and its room taken.
+        s.finish_at("a", "3", "h", answer(200), later);
+        assert!(matches!(
+            s.claim_at("a", "3", "f", "h", later + Duration::from_secs(9))
+                .unwrap(),
+            Claim::Answered(_)
+        ));
+        let expired = later + Duration::from_secs(11);
+        assert!(matches!(
+            s.claim_at("a", "4", "f", "h", expired).unwrap(),
+            Claim::New
+        ));
+        assert_eq!(s.len(), 2);
+        assert!(matches!(
+            s.claim_at("a", "3", "f", "h", expired)
+                .unwrap_err()
+                .to_string()
+                .as_str(),
+            "the idempotency store is full of requests still running"
+        ));
     }
 }

@@ -197,7 +197,7 @@ where
     let path = parts.uri.path().to_owned();
     let verb = parts.method.clone();
     let run = run_scoped(caller, deadline, method(Incoming { parts, body }));
-    let Some((scope, key)) = claim else {
+    let Some(held) = claim else {
         return answer(run.await, &verb, &path).into();
     };
     // A claimed method runs to its end in a task of its own, even when this request is dropped
@@ -206,10 +206,10 @@ where
     // done.
     let store = Arc::clone(&settings.idempotency);
     let finished = {
-        let (scope, key) = (scope.clone(), key.clone());
+        let held = held.clone();
         async move {
             let answer = answer(run.await, &verb, &path);
-            settle(&*store, &scope, &key, to_keep(&answer)).await;
+            settle(&*store, &held, to_keep(&answer)).await;
             answer
         }
     };
@@ -222,7 +222,7 @@ where
         // A panic outside the method (whose own are caught), in keeping its answer, or the
         // runtime shutting down: the key is released, so that a retry runs the method again.
         Err(_) => {
-            settle(&*settings.idempotency, &scope, &key, None).await;
+            settle(&*settings.idempotency, &held, None).await;
             internal_error().map(axum::body::Body::from)
         }
     }
@@ -285,17 +285,21 @@ fn to_keep(answer: &Answer) -> Option<StoredResponse> {
     }
 }
 
+/// A key a request claimed: its scope, the key, and the claim's own name.
+#[derive(Clone)]
+struct Held {
+    scope: String,
+    key: String,
+    claim: String,
+}
+
 /// Keeps a claimed key's answer, or without one releases the key, so that a retry runs the
 /// method again.
-async fn settle(
-    store: &dyn IdempotencyStore,
-    scope: &str,
-    key: &str,
-    kept: Option<StoredResponse>,
-) {
+async fn settle(store: &dyn IdempotencyStore, held: &Held, kept: Option<StoredResponse>) {
+    let Held { scope, key, claim } = held;
     let settled = match kept {
-        Some(stored) => store.finish(scope, key, stored).await,
-        None => store.release(scope, key).await,
+        Some(stored) => store.finish(scope, key, claim, stored).await,
+        None => store.release(scope, key, claim).await,
     };
     if let Err(e) = settled {
         tracing::warn!(error = %e, "could not keep or release an idempotency key");
@@ -358,7 +362,7 @@ const REPEAT_WAIT: Duration = Duration::from_secs(5);
 /// The longest `Idempotency-Key` a server takes, in bytes.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
-/// Claims the request's `Idempotency-Key`, if it has one: `Ok(Some((scope, key)))` to run the
+/// Claims the request's `Idempotency-Key`, if it has one: `Ok(Some(held))` to run the
 /// method and keep its answer, `Ok(None)` to just run it, `Err(response)` to answer at once
 /// (the kept answer, also when the first request finishes while this one waits for it; a 409
 /// when it is still running after the wait; a 422 for a key reused for another request on
@@ -370,7 +374,7 @@ async fn claim(
     caller: Option<&Caller>,
     (parts, uri, body): (&http::request::Parts, &http::Uri, &Bytes),
     deadline: Option<Instant>,
-) -> Result<Option<(String, String)>, http::Response<Bytes>> {
+) -> Result<Option<Held>, http::Response<Bytes>> {
     let Some(key) = parts.headers.get(&crate::signing::IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
@@ -396,13 +400,35 @@ async fn claim(
         parts.method
     );
     let fingerprint = request_fingerprint(uri, headers, &parts.headers, body);
+    // The claim's name, unique to this request: the store lets only it answer or free the key.
+    let claim = match crate::random::random_bytes() {
+        Ok(bytes) => hex::encode(bytes),
+        Err(e) => {
+            tracing::warn!(error = %e, "no claim for an idempotency key; request refused");
+            return Err(respond_message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "idempotency store unavailable",
+            ));
+        }
+    };
     // A repeat of a request that is still running waits for its answer, for as long as the
     // repeat's deadline allows and at most `REPEAT_WAIT`: the usual repeat is a client's retry
     // after its first attempt timed out, and the first, left to run, answers both.
     let until = Instant::now() + REPEAT_WAIT;
     let until = deadline.map_or(until, |deadline| deadline.min(until));
-    match claim_or_wait(&*settings.idempotency, &scope, key, &fingerprint, until).await {
-        Ok(Claim::New) => Ok(Some((scope, key.to_owned()))),
+    match claim_or_wait(
+        &*settings.idempotency,
+        (&scope, key, &claim),
+        &fingerprint,
+        until,
+    )
+    .await
+    {
+        Ok(Claim::New) => Ok(Some(Held {
+            scope,
+            key: key.to_owned(),
+            claim,
+        })),
         Ok(Claim::Answered(stored)) => {
             let mut response = http::Response::new(stored.body);
             *response.status_mut() = stored.status;
@@ -427,18 +453,18 @@ async fn claim(
     }
 }
 
-/// Claims `key`; while the store says a request with it is still running, asks again (after
-/// 5 ms, then twice as long each time up to 200 ms) until it is not or `until` comes.
+/// Claims `key` in `scope` for `claim`; while the store says a request with it is still
+/// running, asks again (after 5 ms, then twice as long each time up to 200 ms) until it is not
+/// or `until` comes.
 async fn claim_or_wait(
     store: &dyn IdempotencyStore,
-    scope: &str,
-    key: &str,
+    (scope, key, claim): (&str, &str, &str),
     fingerprint: &str,
     until: Instant,
 ) -> Result<Claim, crate::BoxError> {
     let mut pause = Duration::from_millis(5);
     loop {
-        match store.claim(scope, key, fingerprint).await {
+        match store.claim(scope, key, fingerprint, claim).await {
             Ok(Claim::InProgress) if Instant::now() + pause < until => {
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_millis(200));
@@ -485,7 +511,7 @@ mod tests {
     #[tokio::test]
     async fn a_repeat_waits_for_the_running_request_until_it_answers_or_time_is_up() {
         let store = Arc::new(MemoryIdempotencyStore::default());
-        let claim = |until| claim_or_wait(&*store, "billing|POST /orders", "k", "f", until);
+        let claim = |until| claim_or_wait(&*store, ("billing|POST /orders", "k", "h"), "f", until);
         let soon = || Instant::now() + Duration::from_millis(60);
         assert!(matches!(claim(soon()).await, Ok(Claim::New)));
         // Still running when the time is up: in progress, after waiting.
@@ -502,7 +528,7 @@ mod tests {
                     headers: http::HeaderMap::new(),
                     body: Bytes::from_static(b"1"),
                 };
-                store.finish("billing|POST /orders", "k", stored).await
+                store.finish("billing|POST /orders", "k", "h", stored).await
             }
         });
         let later = Instant::now() + Duration::from_secs(5);
