@@ -185,6 +185,69 @@ async fn a_dead_redis_refuses_by_default_and_recovers() {
     ));
 }
 
+/// A server whose nonce store cannot answer refuses with a 503 and `Retry-After`, not a 401:
+/// the signature is not at fault, and a client retries it, signed afresh, once Redis is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nonce_store_outage_is_a_503_that_clients_retry() {
+    let mut redis = redis_or_skip!();
+    let store = RedisNonceStore::new(&redis.url())
+        .unwrap()
+        .namespace("outage-test");
+    let app = axum::Router::new()
+        .route("/x", axum::routing::post(|| async { "served" }))
+        .layer(comms::verify::VerifyLayer::new(replica(store)));
+    let url = comms_tests::serve(app).await;
+    let exec = Executor::builder()
+        .base_url(&url)
+        .service_id("billing")
+        .secret(SECRET)
+        .retry(RetryConfig::none())
+        .breaker(BreakerConfig::disabled())
+        .build()
+        .unwrap();
+    exec.execute(Call::post("/x")).await.unwrap();
+
+    redis.kill();
+    let err = exec.execute(Call::post("/x")).await.unwrap_err();
+    let comms::Error::Server(refusal) = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(refusal.status(), 503);
+    assert!(err.is_retryable());
+
+    // Retried while Redis comes back: the call goes through, its retry waiting the second
+    // `Retry-After` asks for (rather than the 10 ms its backoff would).
+    let retrying = Executor::builder()
+        .base_url(&url)
+        .service_id("billing")
+        .secret(SECRET)
+        .retry(
+            RetryConfig::default()
+                .max_retries(5)
+                .base_delay(Duration::from_millis(10))
+                .no_budget(),
+        )
+        .breaker(BreakerConfig::disabled())
+        .build()
+        .unwrap();
+    let back = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        redis.restart().await;
+        redis
+    });
+    let started = Instant::now();
+    let answer = retrying
+        .execute(Call::post("/x").idempotent(true))
+        .await
+        .unwrap();
+    assert_eq!(answer.text().unwrap(), "served");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After: 1"
+    );
+    let _redis = back.await.unwrap();
+}
+
 /// Sends one command to the Redis at `url` (no password) and returns its reply line, such as
 /// `:1234` for an integer: a look at what the store wrote, without a client of our own.
 async fn redis_command(url: &str, args: &[&str]) -> String {

@@ -175,8 +175,19 @@ impl Gate {
     /// request must be authenticated with, as a 401 must (RFC 9110 §11.6.1, §15.5.2):
     /// `Signature`, an HTTP message signature; the answer says no more (which key, which
     /// check failed), to the caller or to anyone probing.
+    ///
+    /// A request refused because the nonce store could not answer is not one whose signature
+    /// failed: it gets a 503 with `Retry-After: 1`, which a client retries (with a fresh
+    /// signature and nonce) once the store is back, where a 401 would end its call.
     fn refused(&self, reason: VerifyError, parts: &http::request::Parts) -> Response<Bytes> {
         self.refusals.report(&reason, parts);
+        if matches!(reason, VerifyError::NonceStore(_)) {
+            let mut response = reject(StatusCode::SERVICE_UNAVAILABLE, "service unavailable");
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return response;
+        }
         let mut response = reject(StatusCode::UNAUTHORIZED, "unauthorized");
         response.headers_mut().insert(
             http::header::WWW_AUTHENTICATE,
