@@ -884,6 +884,44 @@ async fn a_slow_redis_is_answered_again_after_a_moment_slower_than_the_timeout()
     assert!(answered >= 5, "{answered} of 6 answered");
 }
 
+/// With Redis refusing connections from the start, a failed attempt to connect is remembered
+/// for a moment: checks arriving together do not each connect in turn behind the one
+/// connecting (which held each for the whole timeout), and under `LocalOnly` they are
+/// answered from this replica's memory at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_with_redis_down_from_the_start_do_not_queue_to_connect() {
+    let dead = comms_tests::dead_addr().await;
+    for when in [WhenUnavailable::LocalOnly, WhenUnavailable::Refuse] {
+        let store = Arc::new(
+            RedisNonceStore::new(&format!("redis://{dead}/"))
+                .unwrap()
+                .namespace("down-from-start")
+                .when_unavailable(when),
+        );
+        let checks: Vec<_> = (0..20u64)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let started = Instant::now();
+                    let fresh = insert(&store, 2000 + i).await;
+                    (started.elapsed(), fresh.is_ok())
+                })
+            })
+            .collect();
+        let mut longest = Duration::ZERO;
+        for check in checks {
+            let (took, answered) = check.await.unwrap();
+            assert_eq!(answered, when == WhenUnavailable::LocalOnly, "{when:?}");
+            longest = longest.max(took);
+        }
+        // The 1 s command timeout is what queueing to connect took.
+        assert!(
+            longest < Duration::from_millis(600),
+            "{when:?}: a check took {longest:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_check_waits_no_longer_than_its_timeout_while_redis_is_silent() {
     let redis = redis_or_skip!();

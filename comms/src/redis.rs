@@ -80,6 +80,11 @@ pub enum WhenUnavailable {
 /// command connects afresh. A command that connected first (or waited for another to connect)
 /// is not held to that: on a slow Redis the connection and the command together may take
 /// longer than either alone.
+///
+/// A failed connection attempt is remembered: until the next one is due (100 ms after the
+/// first failure, twice as long after each further one, up to 1 s), commands fail at once
+/// rather than each connecting in turn behind the one connecting, which with Redis down held
+/// every request for the whole command timeout.
 struct Conn {
     client: redis::Client,
     /// The manager in use, with the number telling it from the ones before it.
@@ -87,6 +92,42 @@ struct Conn {
     /// How many managers were made; the next one's number.
     made: std::sync::atomic::AtomicU64,
     timeout: Duration,
+    /// Since the last failed connection attempt: when the next may be made, and the pause
+    /// after it should it fail too. `None` once connected.
+    backoff: std::sync::Mutex<Option<(Instant, Duration)>>,
+}
+
+/// The first pause after a failed connection attempt, and the longest.
+const CONNECT_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(1));
+
+/// Why a command got no connection.
+enum Unconnected {
+    /// Connecting failed.
+    Failed(redis::RedisError),
+    /// A connection attempt failed a moment ago; the next is due in this long.
+    Pausing(Duration),
+}
+
+/// A connection attempt under way: dropped unfinished, a failed one.
+struct Attempt<'a>(&'a Conn);
+
+impl Attempt<'_> {
+    fn ended(self, ok: bool) {
+        self.0.connected(ok);
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        self.0.connected(false);
+    }
+}
+
+impl From<redis::RedisError> for Unconnected {
+    fn from(e: redis::RedisError) -> Unconnected {
+        Unconnected::Failed(e)
+    }
 }
 
 impl Conn {
@@ -99,12 +140,34 @@ impl Conn {
             manager: tokio::sync::Mutex::new(None),
             made: std::sync::atomic::AtomicU64::new(0),
             timeout,
+            backoff: std::sync::Mutex::new(None),
         })
+    }
+
+    /// How long until the next connection attempt is due, if one failed and it is not yet.
+    fn pausing(&self) -> Option<Duration> {
+        let backoff = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
+        let (due, _) = (*backoff)?;
+        let left = due.saturating_duration_since(Instant::now());
+        (!left.is_zero()).then_some(left)
+    }
+
+    /// Notes how a connection attempt went.
+    fn connected(&self, ok: bool) {
+        let mut backoff = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
+        *backoff = match (ok, *backoff) {
+            (true, _) => None,
+            (false, None) => Some((Instant::now() + CONNECT_BACKOFF.0, CONNECT_BACKOFF.0)),
+            (false, Some((_, pause))) => {
+                let pause = (pause * 2).min(CONNECT_BACKOFF.1);
+                Some((Instant::now() + pause, pause))
+            }
+        };
     }
 
     /// The manager in use, and whether this command's time went into connecting it: it was
     /// connected just now, for this command or for one this command waited for.
-    async fn manager(&self) -> Result<(u64, ConnectionManager, bool), redis::RedisError> {
+    async fn manager(&self) -> Result<(u64, ConnectionManager, bool), Unconnected> {
         let (mut slot, waited) = match self.manager.try_lock() {
             Ok(slot) => (slot, false),
             Err(_) => (self.manager.lock().await, true),
@@ -112,11 +175,20 @@ impl Conn {
         if let Some((number, manager)) = &*slot {
             return Ok((*number, manager.clone(), waited));
         }
+        // Also for a command that waited for the lock while another one's attempt failed.
+        if let Some(left) = self.pausing() {
+            return Err(Unconnected::Pausing(left));
+        }
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(Some(self.timeout))
             .set_number_of_retries(1);
-        let manager = ConnectionManager::new_with_config(self.client.clone(), config).await?;
+        // An attempt cut off by the command's timeout (Redis not answering at all) counts as
+        // failed too.
+        let attempt = Attempt(self);
+        let made = ConnectionManager::new_with_config(self.client.clone(), config).await;
+        attempt.ended(made.is_ok());
+        let manager = made?;
         let number = self.made.fetch_add(1, Ordering::Relaxed);
         *slot = Some((number, manager.clone()));
         Ok((number, manager, true))
@@ -141,7 +213,7 @@ impl Conn {
                 reused.store(number, Ordering::Relaxed);
             }
             let first = cmd.query_async::<T>(&mut connection).await;
-            match first {
+            Ok(match first {
                 // Redis closed the connection while it was idle (its `timeout`, a restart, a
                 // failover): the manager reports that to the command that finds it, then
                 // reconnects, and that command is made once more on the new connection. A
@@ -150,13 +222,13 @@ impl Conn {
                 // transition published twice changes nothing more than once.
                 Err(e) if e.is_connection_dropped() => cmd.query_async::<T>(&mut connection).await,
                 other => other,
-            }
+            }?)
         };
         let result = tokio::time::timeout(self.timeout, run).await;
         let timed_out = match &result {
             Err(_) => true,
-            Ok(Err(e)) => e.is_timeout(),
-            Ok(Ok(_)) => false,
+            Ok(Err(Unconnected::Failed(e))) => e.is_timeout(),
+            Ok(Err(Unconnected::Pausing(_)) | Ok(_)) => false,
         };
         let number = reused.load(Ordering::Relaxed);
         if timed_out && number != u64::MAX {
@@ -164,7 +236,11 @@ impl Conn {
         }
         match result {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(format!("redis error: {e}").into()),
+            Ok(Err(Unconnected::Failed(e))) => Err(format!("redis error: {e}").into()),
+            Ok(Err(Unconnected::Pausing(left))) => Err(format!(
+                "redis unreachable: connecting failed a moment ago, next attempt in {left:?}"
+            )
+            .into()),
             Err(_) => Err(format!("redis did not answer within {:?}", self.timeout).into()),
         }
     }
