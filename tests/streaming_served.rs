@@ -331,6 +331,79 @@ async fn a_served_stream_that_fails_or_panics_part_way_cuts_the_response_short()
     assert_eq!(events.len(), 1);
 }
 
+/// Sends `request` as it is over a fresh connection and reads to the connection's end: the
+/// status line, the headers (lowercased) and the body.
+async fn raw_exchange(url: &str, request: &str) -> (String, String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut all = Vec::new();
+    within(stream.read_to_end(&mut all)).await.unwrap();
+    let end = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head");
+    let head = String::from_utf8_lossy(&all[..end]).into_owned();
+    let (status, headers) = head.split_once("\r\n").unwrap_or((&head, ""));
+    (
+        status.to_owned(),
+        headers.to_lowercase(),
+        all[end + 4..].to_vec(),
+    )
+}
+
+/// HTTP/1.0 has no chunked encoding: a streamed body would end where the connection closes,
+/// and one cut short would read as whole. Such a request gets the stream gathered and sent
+/// with its length, or, when it fails or outgrows 16 MiB, a 500 and nothing of it.
+#[tokio::test]
+async fn an_http10_request_gets_a_streamed_answer_whole_or_a_500() {
+    let url = serve(
+        ExportsServer::new(ExportsImpl::default())
+            .unverified()
+            .into_router(),
+    )
+    .await;
+    let (status, headers, body) = raw_exchange(
+        &url,
+        "GET /events?from=1&count=3 HTTP/1.0\r\nHost: x\r\n\r\n",
+    )
+    .await;
+    assert!(status.ends_with("200 OK"), "{status}");
+    assert!(
+        headers.contains(&format!("content-length: {}", body.len())),
+        "{headers}"
+    );
+    let lines: Vec<Event> = body
+        .split(|b| *b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| serde_json::from_slice(line).unwrap())
+        .collect();
+    assert_eq!(lines, [event(1), event(2), event(3)]);
+
+    // Failing after two items, and endless: a 500, with none of the items.
+    for path in ["/broken/2", "/long"] {
+        let request = format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n");
+        let (status, _, body) = raw_exchange(&url, &request).await;
+        assert!(
+            status.ends_with("500 Internal Server Error"),
+            "{path}: {status}"
+        );
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(body, r#"{"message":"internal error"}"#, "{path}");
+    }
+
+    // HTTP/1.1 is streamed as before, chunked.
+    let (status, headers, _) = raw_exchange(
+        &url,
+        "GET /events?from=1&count=3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(status.ends_with("200 OK"), "{status}");
+    assert!(headers.contains("transfer-encoding: chunked"), "{headers}");
+}
+
 #[tokio::test]
 async fn a_streamed_methods_errors_and_refusals_arrive_as_error_variants() {
     let (exports, _) = serve_exports().await;

@@ -132,6 +132,7 @@ where
     let (parts, body) = request.into_parts();
     // A HEAD's body is never read (axum answers it with its GET's head): its trace ends there.
     let head_only = parts.method == http::Method::HEAD;
+    let http10 = parts.version < http::Version::HTTP_11;
     // The signature covers the URI as the caller sent it, prefix included.
     let uri = crate::verify::layer::signed_uri(&parts);
     // Behind `VerifyLayer`, the request is in the layer's SERVER span already, which ends it.
@@ -152,7 +153,15 @@ where
         idempotent.map(|headers| Idempotent { route, headers }),
         method,
     );
-    let mut response = trace.run(served).await;
+    let mut response = trace
+        .run(async {
+            let response = served.await;
+            match http10 && !head_only {
+                true => super::stream::gathered_for_http10(response).await,
+                false => response,
+            }
+        })
+        .await;
     // The body is framed as it is sent: a `Content-Length` a method answered with (one it
     // received from another service, say) means the size of the resource only for a HEAD.
     if !head_only {

@@ -11,6 +11,13 @@
 //! buffer, some hundreds of kilobytes, is dropped with the connection), but never sees a cut
 //! body as a whole one.
 //!
+//! An HTTP/1.0 request is answered otherwise: HTTP/1.0 has no chunked encoding, so a body
+//! sent as it is produced ends where the connection closes, and a stream cut short would reach
+//! the caller as a whole body (a proxy that speaks HTTP/1.0 to its upstream, as nginx does by
+//! default, would pass it on as one). The stream is gathered first, up to
+//! 16 MiB (`HTTP10_GATHERED`), and sent with its length; one that fails, or grows past that,
+//! is answered with a 500 and nothing of it.
+//!
 //! With `otel`, the request's SERVER span lasts as long as its body: it ends when the stream
 //! ends, with `error.type` `stream_error` when it failed, and `cancelled` when the caller hung
 //! up first; the stream is read inside it.
@@ -80,6 +87,45 @@ pub fn respond_json_lines<T: JsonLinesReturn>(result: Result<JsonLines<T>, Error
     match result {
         Ok(items) => streamed(items.into_bytes(), "application/x-ndjson"),
         Err(e) => Answer::Whole(served_error(&e)),
+    }
+}
+
+/// The most of a streamed answer gathered for an HTTP/1.0 request: a comms client's default
+/// `max_response_bytes`.
+pub(crate) const HTTP10_GATHERED: usize = 16 * 1024 * 1024;
+
+/// A streamed answer to an HTTP/1.0 request, gathered and sent whole, with its length (see
+/// the module's documentation); any other response as it is.
+pub(crate) async fn gathered_for_http10(
+    response: axum::response::Response,
+) -> axum::response::Response {
+    use http_body_util::BodyExt;
+    // Only a served stream carries a trace slot; gathered, it is a whole answer, its trace
+    // ended as one.
+    if response.extensions().get::<TraceSlot>().is_none() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    parts.extensions.remove::<TraceSlot>();
+    match http_body_util::Limited::new(body, HTTP10_GATHERED)
+        .collect()
+        .await
+    {
+        Ok(gathered) => {
+            axum::response::Response::from_parts(parts, axum::body::Body::from(gathered.to_bytes()))
+        }
+        Err(e) => {
+            if e.is::<http_body_util::LengthLimitError>() {
+                tracing::warn!(
+                    limit = HTTP10_GATHERED,
+                    "a streamed answer to an HTTP/1.0 request outgrew what is gathered for one; \
+                     answered with a 500"
+                );
+            }
+            // A failed stream has said why already (see `Served`).
+            super::respond_message(http::StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+                .map(axum::body::Body::from)
+        }
     }
 }
 
