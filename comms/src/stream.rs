@@ -6,9 +6,11 @@
 //! its own pace, with no cap, holding one chunk at a time. Everything a call decides (retries,
 //! the attempt timeout, the breaker's accounting) is over by then: the head is the attempt's
 //! success, and a body that breaks later is an error from the stream, never retried (the
-//! caller has had part of it). The call's deadline, when it has one, still bounds the body; the
-//! attempt timeout does not, and without a deadline a body that stops arriving is waited for as
-//! long as its connection lives.
+//! caller has had part of it). The call's deadline, when it has one, still bounds the body: the
+//! body must be read by then, and a chunk asked for after it is an `Error::Timeout` even when
+//! it had already arrived (a reader that is slow past the deadline loses the rest). The attempt
+//! timeout does not bound the body, and without a deadline a body that stops arriving is waited
+//! for as long as its connection lives.
 
 use std::fmt;
 use std::future::{Future as _, poll_fn};
@@ -38,8 +40,9 @@ pub use json_lines::JsonLines;
 /// ([`from_stream`](ByteStream::from_stream), [`from_chunks`](ByteStream::from_chunks)).
 ///
 /// A body that breaks off (the connection reset, fewer bytes than announced) is an
-/// [`Error::Transport`] naming the request; a body still arriving when the call's deadline
-/// passes is an [`Error::Timeout`]. After its first error the stream ends. Dropping it before
+/// [`Error::Transport`] naming the request; a chunk asked for once the call's deadline has
+/// passed is an [`Error::Timeout`], whether or not it had arrived by then: the deadline bounds
+/// the reading of the body, not only its arrival. After its first error the stream ends. Dropping it before
 /// the end closes the connection.
 ///
 /// ```no_run
