@@ -376,8 +376,9 @@ async fn failing_then_hanging() -> TestServer {
     .await
 }
 
-#[tokio::test]
-async fn a_sent_probe_its_caller_stops_waiting_for_reopens_it() {
+/// A `failing_then_hanging` server and a client whose breaker (threshold one, open for a
+/// second) its first answer opened, now half-open: the next call is the probe.
+async fn half_open_before_a_hung_dependency() -> (TestServer, Executor) {
     let server = failing_then_hanging().await;
     let e = exec(&server.url(), breaker(1, 1000));
     assert!(matches!(
@@ -385,6 +386,12 @@ async fn a_sent_probe_its_caller_stops_waiting_for_reopens_it() {
         Err(Error::Server(_))
     ));
     tokio::time::sleep(Duration::from_millis(1050)).await;
+    (server, e)
+}
+
+#[tokio::test]
+async fn a_sent_probe_its_caller_stops_waiting_for_reopens_it() {
+    let (server, e) = half_open_before_a_hung_dependency().await;
     // Twenty callers in turn, each giving up after 200 ms: the first is the probe, sent to the
     // hung dependency; given up on, it is a failed probe, and the others fail fast. (Were it
     // given back, each caller in turn would be the probe.)
@@ -586,13 +593,7 @@ async fn a_callers_deadline_cutting_attempts_short_does_not_open_it() {
 /// waiting for: it fails, and the callers after it fail fast.
 #[tokio::test]
 async fn a_probe_its_deadline_cuts_short_reopens_it() {
-    let server = failing_then_hanging().await;
-    let e = exec(&server.url(), breaker(1, 1000));
-    assert!(matches!(
-        e.execute(Call::get("/x")).await,
-        Err(Error::Server(_))
-    ));
-    tokio::time::sleep(Duration::from_millis(1050)).await;
+    let (server, e) = half_open_before_a_hung_dependency().await;
     let hurried = e.with(comms::CallOptions::new().deadline(Duration::from_millis(100)));
     let err = hurried.execute(Call::get("/x")).await.unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err}");

@@ -134,7 +134,7 @@ fn signed_head_at(
 /// Writes `head` and then `chunks` (chunk-encoded, or as they are) over a plain TCP stream,
 /// and returns the response's status line. With no chunks, nothing follows the head.
 async fn raw_request(url: &str, head: &Recorded, chunks: &[&[u8]], chunked: bool) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let addr = url.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut request = if chunked {
@@ -158,6 +158,12 @@ async fn raw_request(url: &str, head: &Recorded, chunks: &[&[u8]], chunked: bool
         request.extend_from_slice(b"0\r\n\r\n");
     }
     stream.write_all(&request).await.unwrap();
+    status_line(&mut stream).await
+}
+
+/// The status line of the response `stream` receives (read from its first 1,024 bytes).
+async fn status_line(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
     let mut response = vec![0u8; 1024];
     let n = stream.read(&mut response).await.unwrap();
     String::from_utf8_lossy(&response[..n])
@@ -257,20 +263,14 @@ async fn request_with_late_body(
     body: &[u8],
     delay: Duration,
 ) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let mut stream = tokio::net::TcpStream::connect(url.trim_start_matches("http://"))
         .await
         .unwrap();
     stream.write_all(&head_bytes(head)).await.unwrap();
     tokio::time::sleep(delay).await;
     stream.write_all(body).await.unwrap();
-    let mut response = vec![0u8; 1024];
-    let n = stream.read(&mut response).await.unwrap();
-    String::from_utf8_lossy(&response[..n])
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_owned()
+    status_line(&mut stream).await
 }
 
 /// The skew window is looked at again once the body is in: a head that came in the last
