@@ -67,16 +67,22 @@ async fn an_error_message_is_bounded_and_shown_on_one_line() {
     assert!(message.ends_with("é…"));
     assert!(err.to_string().len() < 1200);
     // A line break in a message does not start a line of its own where the error is shown.
-    let forged = "no user\n2026-01-01T00:00:00Z  WARN comms::verify: forged\r\u{7}";
+    let forged =
+        "no user\n2026-01-01T00:00:00Z  WARN comms::verify: forged\r\u{7}\u{2028}\u{202e}x";
     let server = TestServer::always(Reply::json(404, json!({ "message": forged }))).await;
     let err = exec(&server.url(), RetryConfig::none())
         .execute(Call::get("/x"))
         .await
         .unwrap_err();
     let shown = err.to_string();
-    assert!(!shown.contains(['\n', '\r', '\u{7}']), "{shown}");
     assert!(
-        shown.ends_with(r"no user\n2026-01-01T00:00:00Z  WARN comms::verify: forged\r\u{7}"),
+        !shown.contains(['\n', '\r', '\u{7}', '\u{2028}', '\u{202e}']),
+        "{shown}"
+    );
+    assert!(
+        shown.ends_with(
+            r"no user\n2026-01-01T00:00:00Z  WARN comms::verify: forged\r\u{7}\u{2028}\u{202e}x"
+        ),
         "{shown}"
     );
     // The message itself is as the server sent it.

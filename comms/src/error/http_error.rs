@@ -120,8 +120,8 @@ impl HttpError {
     }
 
     /// The `message` field of a JSON error body, when it had one: a received one cut at
-    /// [`BODY_EXCERPT_LIMIT`] bytes, with `…`. (`Display` shows it with its control characters
-    /// escaped.)
+    /// [`BODY_EXCERPT_LIMIT`] bytes, with `…`. (`Display` shows it with its control characters,
+    /// line separators and bidirectional formatting characters escaped.)
     pub fn message(&self) -> Option<&str> {
         self.inner.message.as_deref()
     }
@@ -224,7 +224,7 @@ impl fmt::Display for HttpError {
             // of its own in a log.
             f.write_str(": ")?;
             let mut rest = message.as_str();
-            while let Some(at) = rest.find(char::is_control) {
+            while let Some(at) = rest.find(shown_escaped) {
                 let c = rest[at..].chars().next().expect("found");
                 write!(f, "{}{}", &rest[..at], c.escape_default())?;
                 rest = &rest[at + c.len_utf8()..];
@@ -233,6 +233,23 @@ impl fmt::Display for HttpError {
         }
         Ok(())
     }
+}
+
+/// Whether `Display` shows `c` escaped: control characters, the line and paragraph separators
+/// (which some log viewers break lines at), and the bidirectional formatting characters (which
+/// reorder how the rest of a line reads, to hide or fake what follows).
+fn shown_escaped(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}'
+                | '\u{2029}'
+                | '\u{061C}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+        )
 }
 
 impl fmt::Debug for HttpError {
