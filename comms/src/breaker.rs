@@ -17,12 +17,15 @@
 //! first), and counting that would open the breaker of a healthy dependency.
 //!
 //! A timeout at the call's deadline, when that comes before the attempt timeout, is the caller
-//! running out of time, and counts as the caller giving up: nothing in the closed state, a
-//! failed probe in the half-open one. Deadlines travel between services, so a request that
-//! arrives with little time left would otherwise count against a healthy dependency, and a few
-//! of them open its breaker for every caller in the process. So it is the attempt timeout
-//! (the client's, or a method's `timeout_ms`) that makes a dependency that hangs trip its
-//! breaker: give it a value that a healthy dependency answers within.
+//! running out of time, and says nothing of the target: it counts for nothing in the closed
+//! state, and a probe cut short gives its place back. Deadlines travel between services, so a
+//! request that arrives with little time left would otherwise count against a healthy
+//! dependency: a few of them would open its breaker for every caller in the process (and, with
+//! `share_breakers`, the fleet), and one would reopen it when it was the probe. So it is the
+//! attempt timeout (the client's, or a method's `timeout_ms`) that makes a dependency that
+//! hangs trip its breaker: give it a value that a healthy dependency answers within. While a
+//! hung dependency's breaker is half-open, callers in a hurry take the probe's place one at a
+//! time (the others fail fast), until a probe with the attempt timeout to spare fails it.
 //!
 //! The state, the remaining probes and a generation number share one `AtomicU64`, so every
 //! transition is a single compare-and-swap and admission on the closed path is one atomic load,
@@ -58,8 +61,8 @@ use state::{State, Word};
 /// the call's deadline (its own, a view's, or one inherited from the request being served)
 /// before its attempt timeout: a caller in a hurry says nothing of the target. Bound calls
 /// with an attempt timeout for a hanging dependency to open its breaker. A half-open probe
-/// dropped after its caller waited for it, or cut short by its deadline, counts as failed; one
-/// dropped before that (before it was sent, or in the poll that sent it) gives its place back.
+/// dropped after its caller waited for it counts as failed; one dropped before that (before it
+/// was sent, or in the poll that sent it), or cut short by its deadline, gives its place back.
 ///
 /// ```
 /// use std::time::Duration;
@@ -425,14 +428,13 @@ impl Permit<'_> {
 }
 
 impl Permit<'_> {
-    /// Records an attempt its caller stopped waiting for once it was sent: its deadline cut
-    /// it short. As for a call dropped then (see [`Drop`]), a probe fails, as nothing came
-    /// back in the time it was given; any other attempt counts for nothing, neither a failure
-    /// nor a success, as the caller's hurry says nothing of the target.
-    pub(crate) fn gave_up(mut self) {
+    /// Records an attempt that says nothing of the target: its caller's deadline cut it short
+    /// before the attempt timeout. Neither a failure nor a success; a probe's place is given
+    /// back, for a caller with more time to probe.
+    pub(crate) fn no_verdict(mut self) {
         self.recorded = true;
         if self.probe {
-            self.breaker.on_failure(&self);
+            self.breaker.give_back_probe(&self);
         }
     }
 }

@@ -175,20 +175,39 @@ struct Prepared {
     first_trace: Option<AttemptTrace>,
 }
 
+/// How long the next attempt may take.
+#[derive(Clone, Copy)]
+struct Limit {
+    /// The attempt timeout, or what is left of the deadline when that is shorter.
+    time: Duration,
+    /// The duration a timeout error reports: the attempt timeout or the whole deadline.
+    reported: Duration,
+    /// Whether it is the deadline: a timeout then is the caller's time running out.
+    by_deadline: bool,
+}
+
 impl Prepared {
-    /// The next attempt's timeout, shortened to what is left of the deadline, and the
-    /// duration a timeout error reports (the attempt timeout or the whole deadline).
-    fn limit(&self) -> (Duration, Duration) {
+    /// The next attempt's limit: its timeout, shortened to what is left of the deadline.
+    fn limit(&self) -> Limit {
+        let attempt = Limit {
+            time: self.attempt_timeout,
+            reported: self.attempt_timeout,
+            by_deadline: false,
+        };
         match self.deadline {
             Some((at, total)) => {
                 let left = at.saturating_duration_since(Instant::now());
                 if left < self.attempt_timeout {
-                    (left, total)
+                    Limit {
+                        time: left,
+                        reported: total,
+                        by_deadline: true,
+                    }
                 } else {
-                    (self.attempt_timeout, self.attempt_timeout)
+                    attempt
                 }
             }
-            None => (self.attempt_timeout, self.attempt_timeout),
+            None => attempt,
         }
     }
 }

@@ -11,13 +11,13 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::HeaderMap;
 use pin_project_lite::pin_project;
 
 use super::mode::Mode;
-use super::{Attempt, Executor, Prepared, TARGET, classify};
+use super::{Attempt, Executor, Limit, Prepared, TARGET, classify};
 use crate::Error;
 use crate::breaker::Permit;
 use crate::call::Call;
@@ -71,8 +71,8 @@ struct Run<'a> {
     /// What the call ends with if the breaker refuses the next attempt (boxed: only calls
     /// that retry have one).
     last_error: Option<Box<Error>>,
-    /// The duration a timeout of the attempt in flight reports.
-    limit_reported: Duration,
+    /// The limit the attempt in flight (or its header hook) runs under.
+    limit: Limit,
     /// The attempt in flight's span and timing (`otel`; nothing without it).
     trace: Option<AttemptTrace>,
     /// The retry the call waits to make, taken from the budget: given back unless it is made.
@@ -139,7 +139,11 @@ impl<'a, F, M> CallFuture<'a, F, M> {
                 permit: None,
                 retry: 0,
                 last_error: None,
-                limit_reported: Duration::ZERO,
+                limit: Limit {
+                    time: Duration::ZERO,
+                    reported: Duration::ZERO,
+                    by_deadline: false,
+                },
                 trace: None,
                 withdrawn: Withdrawn::default(),
             },
@@ -271,9 +275,8 @@ impl<'a> Run<'a> {
             None => self.send(executor, send, phase, timer, None),
             Some(hook) => {
                 let prepared = self.prepared.as_ref().expect("prepared before any attempt");
-                let (limit, limit_reported) = prepared.limit();
-                self.limit_reported = limit_reported;
-                timer.arm(limit);
+                self.limit = prepared.limit();
+                timer.arm(self.limit.time);
                 phase.set(Phase::Hooking { hooked: hook() });
                 Ok(())
             }
@@ -283,7 +286,7 @@ impl<'a> Run<'a> {
     /// The error of a header hook that outlasted the attempt's time limit: nothing was sent.
     fn hook_timed_out(&self) -> Error {
         let prepared = self.prepared.as_ref().expect("prepared before any attempt");
-        Error::timeout(&self.call.method, &prepared.url, self.limit_reported)
+        Error::timeout(&self.call.method, &prepared.url, self.limit.reported)
     }
 
     /// Sends the next attempt, under its timeout, with the headers the hook gave for it.
@@ -296,21 +299,25 @@ impl<'a> Run<'a> {
         hooked: Option<HeaderMap>,
     ) -> Result<(), Error> {
         let prepared = self.prepared.as_mut().expect("prepared before any attempt");
-        let (mut limit, mut limit_reported) = prepared.limit();
+        let mut limit = prepared.limit();
         if hooked.is_some() {
-            // The hook ran on the attempt's clock (see `begin`): the request gets what is left.
-            if let Some(left) = timer.as_mut().left() {
-                limit = limit.min(left);
+            // The hook ran on the attempt's clock (see `begin`): the request gets what is left,
+            // when that is less, and the hook's limit is the attempt's.
+            if let Some(left) = timer.as_mut().left()
+                && left < limit.time
+            {
+                limit.time = left;
+                limit.by_deadline = self.limit.by_deadline;
             }
-            limit_reported = self.limit_reported;
+            limit.reported = self.limit.reported;
         }
-        if limit.is_zero() {
+        if limit.time.is_zero() {
             // Nothing is left of the deadline (the header hook took the last of it): nothing
             // is sent, where a request would arrive already out of time.
             return Err(Error::timeout(
                 &self.call.method,
                 &prepared.url,
-                limit_reported,
+                limit.reported,
             ));
         }
         // The first attempt's trace was begun by `prepare`, its context already among the
@@ -350,8 +357,8 @@ impl<'a> Run<'a> {
             sent: send(&executor.inner.http, request),
             awaited: false,
         });
-        self.limit_reported = limit_reported;
-        timer.arm(limit);
+        self.limit = limit;
+        timer.arm(limit.time);
         Ok(())
     }
 
@@ -387,16 +394,9 @@ impl<'a> Run<'a> {
         if let Some(permit) = self.permit.take() {
             // A timeout at the call's deadline (its own or one it inherited), when that came
             // before the attempt timeout, is the caller running out of time, not the target
-            // failing: a hurried caller must not open the breaker for the others. It counts
-            // as the caller giving up would. (The timer was armed for what was left of the
-            // deadline, so it fires at it or later.)
-            let prepared = self.prepared.as_ref().expect("prepared");
-            let cut_by_deadline = matches!(attempt, Attempt::Timeout)
-                && prepared
-                    .deadline
-                    .is_some_and(|(at, _)| Instant::now() >= at);
-            match cut_by_deadline {
-                true => permit.gave_up(),
+            // failing: a hurried caller must not open the breaker for the others.
+            match matches!(attempt, Attempt::Timeout) && self.limit.by_deadline {
+                true => permit.no_verdict(),
                 false => permit.record(outcome.is_failure()),
             }
         }
@@ -415,7 +415,7 @@ impl<'a> Run<'a> {
             failed => failed,
         };
         let prepared = self.prepared.as_ref().expect("prepared");
-        let err = executor.failure(attempt, &self.call, prepared, self.limit_reported);
+        let err = executor.failure(attempt, &self.call, prepared, self.limit.reported);
         match executor.retry_wait(err, outcome, self.retry, prepared) {
             Ok((err, wait)) => {
                 self.withdrawn = Withdrawn(executor.inner.budget.as_ref());
