@@ -71,8 +71,10 @@ struct Run<'a> {
     /// What the call ends with if the breaker refuses the next attempt (boxed: only calls
     /// that retry have one).
     last_error: Option<Box<Error>>,
-    /// The limit the attempt in flight (or its header hook) runs under.
-    limit: Limit,
+    /// The duration a timeout of the attempt in flight (or its header hook) reports.
+    limit_reported: Duration,
+    /// Whether that attempt's limit is the call's deadline (see [`Limit`]).
+    by_deadline: bool,
     /// The attempt in flight's span and timing (`otel`; nothing without it).
     trace: Option<AttemptTrace>,
     /// The retry the call waits to make, taken from the budget: given back unless it is made.
@@ -139,11 +141,8 @@ impl<'a, F, M> CallFuture<'a, F, M> {
                 permit: None,
                 retry: 0,
                 last_error: None,
-                limit: Limit {
-                    time: Duration::ZERO,
-                    reported: Duration::ZERO,
-                    by_deadline: false,
-                },
+                limit_reported: Duration::ZERO,
+                by_deadline: false,
                 trace: None,
                 withdrawn: Withdrawn::default(),
             },
@@ -275,18 +274,25 @@ impl<'a> Run<'a> {
             None => self.send(executor, send, phase, timer, None),
             Some(hook) => {
                 let prepared = self.prepared.as_ref().expect("prepared before any attempt");
-                self.limit = prepared.limit();
-                timer.arm(self.limit.time);
+                let limit = prepared.limit();
+                self.held_to(limit);
+                timer.arm(limit.time);
                 phase.set(Phase::Hooking { hooked: hook() });
                 Ok(())
             }
         }
     }
 
+    /// Keeps what a timeout under `limit`, about to be armed, is to be taken for.
+    fn held_to(&mut self, limit: Limit) {
+        self.limit_reported = limit.reported;
+        self.by_deadline = limit.by_deadline;
+    }
+
     /// The error of a header hook that outlasted the attempt's time limit: nothing was sent.
     fn hook_timed_out(&self) -> Error {
         let prepared = self.prepared.as_ref().expect("prepared before any attempt");
-        Error::timeout(&self.call.method, &prepared.url, self.limit.reported)
+        Error::timeout(&self.call.method, &prepared.url, self.limit_reported)
     }
 
     /// Sends the next attempt, under its timeout, with the headers the hook gave for it.
@@ -307,9 +313,9 @@ impl<'a> Run<'a> {
                 && left < limit.time
             {
                 limit.time = left;
-                limit.by_deadline = self.limit.by_deadline;
+                limit.by_deadline = self.by_deadline;
             }
-            limit.reported = self.limit.reported;
+            limit.reported = self.limit_reported;
         }
         if limit.time.is_zero() {
             // Nothing is left of the deadline (the header hook took the last of it): nothing
@@ -357,7 +363,7 @@ impl<'a> Run<'a> {
             sent: send(&executor.inner.http, request),
             awaited: false,
         });
-        self.limit = limit;
+        self.held_to(limit);
         timer.arm(limit.time);
         Ok(())
     }
@@ -395,7 +401,7 @@ impl<'a> Run<'a> {
             // A timeout at the call's deadline (its own or one it inherited), when that came
             // before the attempt timeout, is the caller running out of time, not the target
             // failing: a hurried caller must not open the breaker for the others.
-            match matches!(attempt, Attempt::Timeout) && self.limit.by_deadline {
+            match matches!(attempt, Attempt::Timeout) && self.by_deadline {
                 true => permit.no_verdict(),
                 false => permit.record(outcome.is_failure()),
             }
@@ -415,7 +421,7 @@ impl<'a> Run<'a> {
             failed => failed,
         };
         let prepared = self.prepared.as_ref().expect("prepared");
-        let err = executor.failure(attempt, &self.call, prepared, self.limit.reported);
+        let err = executor.failure(attempt, &self.call, prepared, self.limit_reported);
         match executor.retry_wait(err, outcome, self.retry, prepared) {
             Ok((err, wait)) => {
                 self.withdrawn = Withdrawn(executor.inner.budget.as_ref());
