@@ -922,6 +922,63 @@ async fn checks_with_redis_down_from_the_start_do_not_queue_to_connect() {
     }
 }
 
+/// With Redis silent (connections accepted, nothing answered) the first check finds out at
+/// its timeout; from then on, checks arriving together do not wait for the attempt another
+/// one is making: under `LocalOnly` they are answered locally at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_do_not_wait_for_a_connection_attempt_once_one_failed() {
+    let redis = redis_or_skip!();
+    let proxy = SilentProxy::start(&redis.url()).await;
+    proxy.dead_from_start.store(true, SeqCst);
+    let timeout = Duration::from_millis(400);
+    let store = Arc::new(
+        RedisNonceStore::new(&proxy.url())
+            .unwrap()
+            .namespace("silent-from-start")
+            .when_unavailable(WhenUnavailable::LocalOnly)
+            .timeout(timeout),
+    );
+    assert!(insert(&store, 3000).await.unwrap());
+    for wave in 0..3u64 {
+        // After the pause, one check makes the next attempt, and waits it out.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let checks: Vec<_> = (0..20u64)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let started = Instant::now();
+                    let fresh = insert(&store, 4000 + 100 * wave + i).await;
+                    (started.elapsed(), fresh.unwrap())
+                })
+            })
+            .collect();
+        let mut slow = 0;
+        for check in checks {
+            let (took, fresh) = check.await.unwrap();
+            assert!(fresh);
+            slow += usize::from(took >= Duration::from_millis(200));
+        }
+        assert!(slow <= 1, "wave {wave}: {slow} checks waited");
+    }
+}
+
+/// A check dropped by its caller while it connects (the client hung up) is no failed
+/// attempt: the next check connects, and Redis answers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_dropped_while_connecting_leaves_redis_in_use() {
+    use std::future::Future;
+    let redis = redis_or_skip!();
+    let store = RedisNonceStore::new(&redis.url())
+        .unwrap()
+        .namespace("dropped-connect");
+    {
+        let mut first = std::pin::pin!(insert(&store, 0));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(first.as_mut().poll(&mut cx).is_pending());
+    }
+    assert!(insert(&store, 1).await.unwrap());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_check_waits_no_longer_than_its_timeout_while_redis_is_silent() {
     let redis = redis_or_skip!();

@@ -36,7 +36,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -81,10 +81,14 @@ pub enum WhenUnavailable {
 /// is not held to that: on a slow Redis the connection and the command together may take
 /// longer than either alone.
 ///
-/// A failed connection attempt is remembered: until the next one is due (100 ms after the
-/// first failure, twice as long after each further one, up to 1 s), commands fail at once
-/// rather than each connecting in turn behind the one connecting, which with Redis down held
-/// every request for the whole command timeout.
+/// The nonce store's connection remembers a failed connection attempt (one that failed, or
+/// that the command's timeout cut off): until the next one is due (100 ms after the first
+/// failure, twice as long after each further one, up to 1 s) commands fail at once, and while
+/// that next attempt is under way the others do not wait for it. With Redis down, each
+/// command otherwise connected in turn behind the one connecting, and a request waited the
+/// whole command timeout. Until an attempt has failed, commands wait for the one under way,
+/// as at start-up they should. (The breaker publisher, one task sending one message at a
+/// time, tries every time.)
 struct Conn {
     client: redis::Client,
     /// The manager in use, with the number telling it from the ones before it.
@@ -93,8 +97,9 @@ struct Conn {
     made: std::sync::atomic::AtomicU64,
     timeout: Duration,
     /// Since the last failed connection attempt: when the next may be made, and the pause
-    /// after it should it fail too. `None` once connected.
-    backoff: std::sync::Mutex<Option<(Instant, Duration)>>,
+    /// after it should it fail too. `None` once connected; `None` outside for a connection
+    /// that does not remember failures.
+    backoff: Option<std::sync::Mutex<Option<(Instant, Duration)>>>,
 }
 
 /// The first pause after a failed connection attempt, and the longest.
@@ -106,22 +111,8 @@ enum Unconnected {
     Failed(redis::RedisError),
     /// A connection attempt failed a moment ago; the next is due in this long.
     Pausing(Duration),
-}
-
-/// A connection attempt under way: dropped unfinished, a failed one.
-struct Attempt<'a>(&'a Conn);
-
-impl Attempt<'_> {
-    fn ended(self, ok: bool) {
-        self.0.connected(ok);
-        std::mem::forget(self);
-    }
-}
-
-impl Drop for Attempt<'_> {
-    fn drop(&mut self) {
-        self.0.connected(false);
-    }
+    /// Connection attempts have been failing, and one is under way.
+    Retrying,
 }
 
 impl From<redis::RedisError> for Unconnected {
@@ -131,7 +122,9 @@ impl From<redis::RedisError> for Unconnected {
 }
 
 impl Conn {
-    fn open(url: &str, timeout: Duration) -> Result<Conn, Error> {
+    /// A connection to the Redis at `url`, whose commands time out after `timeout`; with
+    /// `backoff`, remembering failed connection attempts (see [`Conn`]).
+    fn open(url: &str, timeout: Duration, backoff: bool) -> Result<Conn, Error> {
         // The URL may hold a password: it never goes into an error message.
         let client = redis::Client::open(url)
             .map_err(|_| Error::config("redis_url", "not a valid Redis URL"))?;
@@ -140,21 +133,33 @@ impl Conn {
             manager: tokio::sync::Mutex::new(None),
             made: std::sync::atomic::AtomicU64::new(0),
             timeout,
-            backoff: std::sync::Mutex::new(None),
+            backoff: backoff.then(|| std::sync::Mutex::new(None)),
         })
+    }
+
+    /// The last failed connection attempt's record, when failures are remembered.
+    fn backoff(&self) -> Option<std::sync::MutexGuard<'_, Option<(Instant, Duration)>>> {
+        let backoff = self.backoff.as_ref()?;
+        Some(backoff.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Whether the last connection attempt failed.
+    fn failing(&self) -> bool {
+        self.backoff().is_some_and(|backoff| backoff.is_some())
     }
 
     /// How long until the next connection attempt is due, if one failed and it is not yet.
     fn pausing(&self) -> Option<Duration> {
-        let backoff = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
-        let (due, _) = (*backoff)?;
+        let (due, _) = (*self.backoff()?)?;
         let left = due.saturating_duration_since(Instant::now());
         (!left.is_zero()).then_some(left)
     }
 
     /// Notes how a connection attempt went.
     fn connected(&self, ok: bool) {
-        let mut backoff = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(mut backoff) = self.backoff() else {
+            return;
+        };
         *backoff = match (ok, *backoff) {
             (true, _) => None,
             (false, None) => Some((Instant::now() + CONNECT_BACKOFF.0, CONNECT_BACKOFF.0)),
@@ -166,10 +171,17 @@ impl Conn {
     }
 
     /// The manager in use, and whether this command's time went into connecting it: it was
-    /// connected just now, for this command or for one this command waited for.
-    async fn manager(&self) -> Result<(u64, ConnectionManager, bool), Unconnected> {
+    /// connected just now, for this command or for one this command waited for. `connecting`
+    /// is set while this command makes a connection attempt.
+    async fn manager(
+        &self,
+        connecting: &AtomicBool,
+    ) -> Result<(u64, ConnectionManager, bool), Unconnected> {
         let (mut slot, waited) = match self.manager.try_lock() {
             Ok(slot) => (slot, false),
+            // Another command holds the slot, taking a copy or connecting: after a failed
+            // attempt, the one under way is not waited for.
+            Err(_) if self.failing() => return Err(Unconnected::Retrying),
             Err(_) => (self.manager.lock().await, true),
         };
         if let Some((number, manager)) = &*slot {
@@ -183,11 +195,10 @@ impl Conn {
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(Some(self.timeout))
             .set_number_of_retries(1);
-        // An attempt cut off by the command's timeout (Redis not answering at all) counts as
-        // failed too.
-        let attempt = Attempt(self);
+        connecting.store(true, Ordering::Relaxed);
         let made = ConnectionManager::new_with_config(self.client.clone(), config).await;
-        attempt.ended(made.is_ok());
+        connecting.store(false, Ordering::Relaxed);
+        self.connected(made.is_ok());
         let manager = made?;
         let number = self.made.fetch_add(1, Ordering::Relaxed);
         *slot = Some((number, manager.clone()));
@@ -207,8 +218,10 @@ impl Conn {
     async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, BoxError> {
         // The manager this command used, when an earlier command had used it too.
         let reused = std::sync::atomic::AtomicU64::new(u64::MAX);
+        // Whether the command is cut off while it makes a connection attempt.
+        let connecting = AtomicBool::new(false);
         let run = async {
-            let (number, mut connection, fresh) = self.manager().await?;
+            let (number, mut connection, fresh) = self.manager(&connecting).await?;
             if !fresh {
                 reused.store(number, Ordering::Relaxed);
             }
@@ -225,10 +238,14 @@ impl Conn {
             }?)
         };
         let result = tokio::time::timeout(self.timeout, run).await;
+        if result.is_err() && connecting.load(Ordering::Relaxed) {
+            // Redis did not answer the attempt at all: a failed one.
+            self.connected(false);
+        }
         let timed_out = match &result {
             Err(_) => true,
             Ok(Err(Unconnected::Failed(e))) => e.is_timeout(),
-            Ok(Err(Unconnected::Pausing(_)) | Ok(_)) => false,
+            Ok(Err(Unconnected::Pausing(_) | Unconnected::Retrying) | Ok(_)) => false,
         };
         let number = reused.load(Ordering::Relaxed);
         if timed_out && number != u64::MAX {
@@ -241,6 +258,9 @@ impl Conn {
                 "redis unreachable: connecting failed a moment ago, next attempt in {left:?}"
             )
             .into()),
+            Ok(Err(Unconnected::Retrying)) => {
+                Err("redis unreachable: connecting failed, and another attempt is under way".into())
+            }
             Err(_) => Err(format!("redis did not answer within {:?}", self.timeout).into()),
         }
     }
@@ -275,7 +295,7 @@ impl RedisNonceStore {
     /// requests while Redis is unavailable. Connects on first use.
     pub fn new(url: &str) -> Result<RedisNonceStore, Error> {
         Ok(RedisNonceStore {
-            conn: Conn::open(url, DEFAULT_REDIS_TIMEOUT)?,
+            conn: Conn::open(url, DEFAULT_REDIS_TIMEOUT, true)?,
             namespace: "comms".to_owned(),
             when_unavailable: WhenUnavailable::Refuse,
             clock_drift_margin: DEFAULT_CLOCK_DRIFT_MARGIN,
@@ -430,7 +450,7 @@ pub fn share_breakers(url: &str, namespace: &str) -> Result<BreakerSync, Error> 
             "share_breakers must be called inside a Tokio runtime",
         )
     })?;
-    let conn = Conn::open(url, DEFAULT_REDIS_TIMEOUT)?;
+    let conn = Conn::open(url, DEFAULT_REDIS_TIMEOUT, false)?;
     let subscriber_client = conn.client.clone();
     let channel = format!("{namespace}:breaker");
     // Tells this replica's messages from the others' on the shared channel.
