@@ -133,7 +133,8 @@ const ENTRY_OVERHEAD: usize = 160;
 /// It keeps at most `capacity` keys, and their answers within `max_bytes` (keys, answers'
 /// bodies and headers, counted roughly). An answer is kept for `ttl` from when it was given;
 /// a key whose request is still running is kept until the request ends, however long it
-/// runs (the process holding it is the one that would lose it). When full it forgets the
+/// runs (the process holding it is the one that would lose it): a method that never returns
+/// holds its key, and its place among the `capacity`, for the life of the process. When full it forgets the
 /// oldest answered key first (a retry that late runs the method again), and it does not keep
 /// an answer larger than all of `max_bytes` (its retry runs the method again). When every key
 /// is running it refuses new claims (the request gets a 503). A claim costs the same however
@@ -187,8 +188,8 @@ impl Default for MemoryIdempotencyStore {
 }
 
 impl MemoryIdempotencyStore {
-    /// A store keeping at most `capacity` keys (at least one), each for `ttl`, within
-    /// [`DEFAULT_IDEMPOTENCY_BYTES`].
+    /// A store keeping at most `capacity` keys (at least one), each answer for `ttl` from when
+    /// it was given, within [`DEFAULT_IDEMPOTENCY_BYTES`].
     pub fn new(capacity: usize, ttl: Duration) -> MemoryIdempotencyStore {
         MemoryIdempotencyStore {
             inner: Mutex::new(Memory::default()),

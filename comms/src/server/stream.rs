@@ -1,6 +1,6 @@
 //! Streamed answers: a served method returning a [`ByteStream`] or [`JsonLines`] is answered
 //! with a 200 head at once and its body as the method's stream produces it, in chunked
-//! transfer encoding, never held whole.
+//! transfer encoding, never held whole (but for an HTTP/1.0 request, below).
 //!
 //! The stream is read after the method has returned, outside the request's task-locals
 //! ([`caller()`](super::caller) and the deadline are not in scope while it is read). An error
@@ -16,7 +16,8 @@
 //! the caller as a whole body (a proxy that speaks HTTP/1.0 to its upstream, as nginx does by
 //! default, would pass it on as one). The stream is gathered first, up to
 //! 16 MiB (`HTTP10_GATHERED`), and sent with its length; one that fails, or grows past that,
-//! is answered with a 500 and nothing of it.
+//! is answered with a 500 and nothing of it. (A slow stream that never ends is answered only
+//! when it has grown past that; one such request holds up to 16 MiB while it is gathered.)
 //!
 //! With `otel`, the request's SERVER span lasts as long as its body: it ends when the stream
 //! ends, with `error.type` `stream_error` when it failed, and `cancelled` when the caller hung

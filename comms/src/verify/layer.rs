@@ -177,8 +177,10 @@ impl Gate {
     /// check failed), to the caller or to anyone probing.
     ///
     /// A request refused because the nonce store could not answer is not one whose signature
-    /// failed: it gets a 503 with `Retry-After: 1`, which a client retries (with a fresh
-    /// signature and nonce) once the store is back, where a 401 would end its call.
+    /// failed: it gets a 503 with `Retry-After: 1`, which a client retries when it retries
+    /// 503s (a comms client: for idempotent calls), with a fresh signature and nonce, where a
+    /// 401 would end its call. It also counts as a failure for the caller's breaker, which a
+    /// service that cannot check signatures is.
     fn refused(&self, reason: VerifyError, parts: &http::request::Parts) -> Response<Bytes> {
         self.refusals.report(&reason, parts);
         if matches!(reason, VerifyError::NonceStore(_)) {
