@@ -96,7 +96,8 @@ use proc_macro::TokenStream;
 ///
 /// Every mistake (an unknown key, a route parameter without an argument, two bodies, a body on
 /// a `GET`, a stream on an `idempotent` method, ...) is a compile error at its token, all of
-/// them in one build. `COMMS_MACROS_DEBUG=1` prints the expansion when the crate is rebuilt.
+/// them in one build; a type that cannot be what its argument asks (a struct as a plain
+/// `#[query]` value) is the compiler's error at that argument, once those are mended. `COMMS_MACROS_DEBUG=1` prints the expansion when the crate is rebuilt.
 #[proc_macro_attribute]
 pub fn service_client(args: TokenStream, input: TokenStream) -> TokenStream {
     expand::service_client(args.into(), input.into()).into()
