@@ -482,8 +482,10 @@ fn parse_output<'a>(cx: &Ctxt, output: &'a ReturnType, name: &Ident) -> Option<O
         cx.error_spanned_by(
             at.to_token_stream(),
             format!(
-                "`{name}` must return `Result<T, comms::Error>`, where `T` is `()`, \
-                 `comms::Response` or a type that implements `serde::de::DeserializeOwned`"
+                "`{name}` must return `Result<T, comms::Error>`, where `T` is `()`, a type \
+                 that implements `serde::de::DeserializeOwned`, an `Option` of one (`None` on \
+                 404), `comms::ResponseValue<T>`, `comms::Response`, `comms::ByteStream` or \
+                 `comms::JsonLines<T>`"
             ),
         );
         None

@@ -348,11 +348,15 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
             }
             ArgKind::Body { .. } => {
                 let value = quote_spanned!(arg.ty.span()=> &#ident);
-                call_stmts.push(quote_spanned!(arg.ty.span()=> #call = #call.json(#value);));
+                call_stmts.push(quote_spanned!(arg.ty.span()=>
+                    #call = ::comms::__private::json_body(#call, #value);
+                ));
             }
             ArgKind::Form { .. } => {
                 let value = quote_spanned!(arg.ty.span()=> &#ident);
-                call_stmts.push(quote_spanned!(arg.ty.span()=> #call = #call.form(#value);));
+                call_stmts.push(quote_spanned!(arg.ty.span()=>
+                    #call = ::comms::__private::form_body(#call, #value);
+                ));
             }
             ArgKind::Multipart { .. } => {
                 let value = checked(arg, "multipart_param");

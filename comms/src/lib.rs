@@ -352,6 +352,39 @@ pub mod __private {
         value.as_display()
     }
 
+    /// A value of a `#[body]` or `#[form]` argument.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be the body of a request",
+        label = "a `#[body]` is sent as JSON and a `#[form]` as an HTML form, so its type must implement `serde::Serialize`",
+        note = "for a type of your own, add `#[derive(serde::Serialize)]`; for one of another crate, see whether that crate has a `serde` feature"
+    )]
+    pub trait BodyParam {
+        /// `call` with this value as its JSON body.
+        fn json_into(&self, call: Call) -> Call;
+        /// `call` with this value as its form body.
+        fn form_into(&self, call: Call) -> Call;
+    }
+
+    impl<T: serde::Serialize + ?Sized> BodyParam for T {
+        fn json_into(&self, call: Call) -> Call {
+            call.json(self)
+        }
+
+        fn form_into(&self, call: Call) -> Call {
+            call.form(self)
+        }
+    }
+
+    /// `call` with a `#[body]` argument's value as its JSON body.
+    pub fn json_body<T: BodyParam + ?Sized>(call: Call, value: &T) -> Call {
+        value.json_into(call)
+    }
+
+    /// `call` with a `#[form]` argument's value as its form body.
+    pub fn form_body<T: BodyParam + ?Sized>(call: Call, value: &T) -> Call {
+        value.form_into(call)
+    }
+
     /// A value of a `#[multipart]` argument.
     #[diagnostic::on_unimplemented(
         message = "`{Self}` cannot be a multipart body",
