@@ -31,6 +31,15 @@ async fn a_success_is_one_client_span_under_its_call_and_its_context_is_signed()
     ] {
         assert_eq!(text(attempt, key).as_deref(), Some(value), "{key}");
     }
+    // The conventions' types: integers, not their text.
+    assert_eq!(
+        attr(attempt, "server.port"),
+        Some(&Value::I64(i64::from(port)))
+    );
+    assert_eq!(
+        attr(attempt, "http.response.status_code"),
+        Some(&Value::I64(200))
+    );
     assert_eq!(attr(attempt, "error.type"), None);
     assert_eq!(attr(attempt, "http.request.resend_count"), None);
     assert_eq!(attempt.status, Status::Unset);

@@ -260,6 +260,9 @@ impl Ledger for Books {
         if id == 0 {
             return Err(Error::internal("no entry zero"));
         }
+        if id == 4 {
+            return Err(Error::not_found("no entry four"));
+        }
         if id == 9 {
             tokio::time::sleep(std::time::Duration::from_millis(400)).await;
         }
@@ -268,7 +271,8 @@ impl Ledger for Books {
 }
 
 /// A generated server's SERVER span is named by its route and continues the caller's trace;
-/// its request durations are recorded by route and status.
+/// its request durations are recorded by route and status. A 5xx is the server's error; a 4xx
+/// is its caller's, and leaves the server's span unset, as the conventions have it.
 #[tokio::test]
 async fn a_generated_server_continues_the_trace_and_records_its_durations() {
     let (spans, _guard) = record_spans();
@@ -280,12 +284,14 @@ async fn a_generated_server_continues_the_trace_and_records_its_durations() {
     assert_eq!(client.entry(5).await.unwrap(), "entry 5");
     let err = client.entry(0).await.unwrap_err();
     assert_eq!(err.status().map(|s| s.as_u16()), Some(500));
+    let err = client.entry(4).await.unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(404));
 
     let spans = spans.get_finished_spans().unwrap();
     let served = spans_named(&spans, "GET /ledger/<id>");
     let (clients, servers): (Vec<&SpanData>, Vec<&SpanData>) =
         served.iter().partition(|s| s.span_kind == SpanKind::Client);
-    assert_eq!((clients.len(), servers.len()), (2, 2), "{spans:#?}");
+    assert_eq!((clients.len(), servers.len()), (3, 3), "{spans:#?}");
     for (client, server) in clients.iter().zip(&servers) {
         assert_eq!(server.parent_span_id, client.span_context.span_id());
         assert_eq!(
@@ -297,6 +303,15 @@ async fn a_generated_server_continues_the_trace_and_records_its_durations() {
     assert_eq!(servers[0].status, Status::Unset);
     assert_eq!(text(servers[1], "error.type").as_deref(), Some("500"));
     assert!(matches!(servers[1].status, Status::Error { .. }));
+    assert_eq!(
+        attr(servers[2], "http.response.status_code"),
+        Some(&Value::I64(404))
+    );
+    assert_eq!(attr(servers[2], "error.type"), None);
+    assert_eq!(servers[2].status, Status::Unset);
+    // The caller's span of the same 404 is an error: a client counts every 4xx.
+    assert_eq!(text(clients[2], "error.type").as_deref(), Some("404"));
+    assert!(matches!(clients[2].status, Status::Error { .. }));
 
     let durations = points_where("http.server.request.duration", |p| {
         p.attributes.get("http.route").map(String::as_str) == Some("/ledger/<id>")
@@ -305,7 +320,10 @@ async fn a_generated_server_continues_the_trace_and_records_its_durations() {
         .iter()
         .map(|p| (p.attributes["http.response.status_code"].as_str(), p.value))
         .collect();
-    assert_eq!(by_status, HashMap::from([("200", 1.0), ("500", 1.0)]));
+    assert_eq!(
+        by_status,
+        HashMap::from([("200", 1.0), ("404", 1.0), ("500", 1.0)])
+    );
     let failed = durations
         .iter()
         .find(|p| p.attributes["http.response.status_code"] == "500")
