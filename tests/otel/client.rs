@@ -209,6 +209,29 @@ async fn an_open_breaker_refuses_without_an_attempt_span_and_is_counted() {
     assert_eq!(state[0].value, 2.0, "open");
 }
 
+/// A retry the breaker would refuse when its wait ended is not waited for; it is counted as
+/// refused all the same.
+#[tokio::test]
+async fn a_retry_the_open_breaker_would_refuse_is_counted_as_refused() {
+    let _spans = record_spans();
+    let server = TestServer::always(Reply::status(503)).await;
+    let port = server.addr().port();
+    let exec = executor(
+        &server.url(),
+        RetryConfig::default().base_delay(Duration::from_millis(1)),
+        BreakerConfig::default()
+            .failure_threshold(1)
+            .open_for(Duration::from_secs(60)),
+    );
+    let err = exec.execute(item(3)).await.unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(503));
+    assert_eq!(server.count(), 1, "the retry was not made");
+    let refusals = points("comms.client.breaker.refusals", port);
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert_eq!(refusals[0].value, 1.0);
+    assert!(points("comms.client.retries", port).is_empty());
+}
+
 #[tokio::test]
 async fn an_exhausted_retry_budget_is_counted() {
     let _spans = record_spans();

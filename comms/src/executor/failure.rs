@@ -153,11 +153,12 @@ impl Executor {
             return Err(err);
         }
         // A retry the breaker would refuse ends the call now, with the same error, instead of
-        // after the wait; and it takes nothing from the budget.
+        // after the wait; and it takes nothing from the budget. It is counted as refused.
         if let Some(breaker) = &inner.breaker
             && breaker.refuses_after(wait)
         {
             tracing::debug!(target: TARGET, "the breaker would refuse the retry; not retrying");
+            crate::telemetry::breaker_refused(&inner.target);
             return Err(err);
         }
         if let Some(budget) = &inner.budget
