@@ -641,3 +641,35 @@ async fn an_attempt_timeout_noticed_after_the_deadline_still_counts() {
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
     assert_eq!(e.circuit_state(), Some(comms::CircuitState::Open));
 }
+
+/// A timeout of the user's own reqwest client (`http_client` with `.timeout`), well before the
+/// call's deadline, is the dependency hanging, not the caller's hurry: it counts.
+#[tokio::test]
+async fn a_timeout_of_the_users_reqwest_client_counts_whatever_the_deadline() {
+    let server = TestServer::always(Reply::status(200).delay(Duration::from_secs(2))).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let e = Executor::builder()
+        .base_url(server.url())
+        .service_id("tests")
+        .secret("breaker-secret")
+        .http_client(http)
+        .retry(RetryConfig::none())
+        .breaker(breaker(1, 60_000))
+        .timeout(Duration::from_secs(5))
+        .deadline(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = e.execute(Call::get("/x")).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert_eq!(e.circuit_state(), Some(comms::CircuitState::Open));
+}

@@ -165,6 +165,9 @@ where
         let (executor, send, run) = (*this.executor, *this.send, this.run);
         let (mut phase, mut timer) = (this.phase, this.timer);
         loop {
+            // Whether the attempt ends at its own timer, not at an error of reqwest's (a
+            // client given with `http_client` may have a timeout of its own).
+            let mut timer_fired = false;
             let attempt = match phase.as_mut().project() {
                 PhaseProj::Start => {
                     let started = executor
@@ -239,6 +242,7 @@ where
                         }
                         *awaited = true;
                         ready!(timer.as_mut().poll_fired(cx));
+                        timer_fired = true;
                         Attempt::Timeout
                     }
                 },
@@ -246,6 +250,7 @@ where
                     Poll::Ready(attempt) => attempt,
                     Poll::Pending => {
                         ready!(timer.as_mut().poll_fired(cx));
+                        timer_fired = true;
                         Attempt::Timeout
                     }
                 },
@@ -253,7 +258,8 @@ where
             };
             // The attempt is over; its request or body, dropped here, stops with it.
             phase.set(Phase::Waiting);
-            if let Some(result) = run.attempt_over::<M>(executor, attempt, timer.as_mut()) {
+            let ended = (attempt, timer_fired);
+            if let Some(result) = run.attempt_over::<M>(executor, ended, timer.as_mut()) {
                 return run.finish(this.span, phase, result);
             }
         }
@@ -389,7 +395,7 @@ impl<'a> Run<'a> {
     fn attempt_over<M: Mode>(
         &mut self,
         executor: &'a Executor,
-        attempt: Attempt,
+        (attempt, timer_fired): (Attempt, bool),
         timer: Pin<&mut Timer>,
     ) -> Option<Result<M::Output, Error>> {
         let outcome = attempt.outcome();
@@ -400,8 +406,9 @@ impl<'a> Run<'a> {
         if let Some(permit) = self.permit.take() {
             // A timeout at the call's deadline (its own or one it inherited), when that came
             // before the attempt timeout, is the caller running out of time, not the target
-            // failing: a hurried caller must not open the breaker for the others.
-            match matches!(attempt, Attempt::Timeout) && self.by_deadline {
+            // failing: a hurried caller must not open the breaker for the others. (A timeout
+            // of the reqwest client's own is the target's, whatever the deadline.)
+            match timer_fired && self.by_deadline {
                 true => permit.no_verdict(),
                 false => permit.record(outcome.is_failure()),
             }
