@@ -36,7 +36,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -94,7 +94,7 @@ struct Conn {
     /// The manager in use, with the number telling it from the ones before it.
     manager: tokio::sync::Mutex<Option<(u64, ConnectionManager)>>,
     /// How many managers were made; the next one's number.
-    made: std::sync::atomic::AtomicU64,
+    made: AtomicU64,
     timeout: Duration,
     /// Since the last failed connection attempt: when the next may be made, and the pause
     /// after it should it fail too. `None` once connected; `None` outside for a connection
@@ -131,7 +131,7 @@ impl Conn {
         Ok(Conn {
             client,
             manager: tokio::sync::Mutex::new(None),
-            made: std::sync::atomic::AtomicU64::new(0),
+            made: AtomicU64::new(0),
             timeout,
             backoff: backoff.then(|| std::sync::Mutex::new(None)),
         })
@@ -160,6 +160,24 @@ impl Conn {
         let Some(mut backoff) = self.backoff() else {
             return;
         };
+        Conn::note(&mut backoff, ok);
+    }
+
+    /// Notes a connection attempt the command's timeout cut off, begun when `made` managers
+    /// had been made: a failed one, unless another command has connected since (this note
+    /// comes after the slot was let go of, and must not mark a healthy connection failing).
+    fn cut_off(&self, made: u64) {
+        let Some(mut backoff) = self.backoff() else {
+            return;
+        };
+        // Read under the backoff's lock, which a successful attempt takes after counting
+        // its manager: either this sees that count, or its note comes first and is undone.
+        if self.made.load(Ordering::SeqCst) == made {
+            Conn::note(&mut backoff, false);
+        }
+    }
+
+    fn note(backoff: &mut Option<(Instant, Duration)>, ok: bool) {
         *backoff = match (ok, *backoff) {
             (true, _) => None,
             (false, None) => Some((Instant::now() + CONNECT_BACKOFF.0, CONNECT_BACKOFF.0)),
@@ -171,11 +189,12 @@ impl Conn {
     }
 
     /// The manager in use, and whether this command's time went into connecting it: it was
-    /// connected just now, for this command or for one this command waited for. `connecting`
-    /// is set while this command makes a connection attempt.
+    /// connected just now, for this command or for one this command waited for. While this
+    /// command makes a connection attempt, `connecting` holds one more than the number of
+    /// managers made before it (0 otherwise).
     async fn manager(
         &self,
-        connecting: &AtomicBool,
+        connecting: &AtomicU64,
     ) -> Result<(u64, ConnectionManager, bool), Unconnected> {
         let (mut slot, waited) = match self.manager.try_lock() {
             Ok(slot) => (slot, false),
@@ -195,12 +214,19 @@ impl Conn {
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(Some(self.timeout))
             .set_number_of_retries(1);
-        connecting.store(true, Ordering::Relaxed);
+        connecting.store(self.made.load(Ordering::SeqCst) + 1, Ordering::Relaxed);
         let made = ConnectionManager::new_with_config(self.client.clone(), config).await;
-        connecting.store(false, Ordering::Relaxed);
-        self.connected(made.is_ok());
-        let manager = made?;
-        let number = self.made.fetch_add(1, Ordering::Relaxed);
+        connecting.store(0, Ordering::Relaxed);
+        let manager = match made {
+            Ok(manager) => manager,
+            Err(e) => {
+                self.connected(false);
+                return Err(e.into());
+            }
+        };
+        // Counted before the success is noted (see `cut_off`).
+        let number = self.made.fetch_add(1, Ordering::SeqCst);
+        self.connected(true);
         *slot = Some((number, manager.clone()));
         Ok((number, manager, true))
     }
@@ -217,9 +243,9 @@ impl Conn {
 
     async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, BoxError> {
         // The manager this command used, when an earlier command had used it too.
-        let reused = std::sync::atomic::AtomicU64::new(u64::MAX);
-        // Whether the command is cut off while it makes a connection attempt.
-        let connecting = AtomicBool::new(false);
+        let reused = AtomicU64::new(u64::MAX);
+        // Whether the command is cut off while it makes a connection attempt (see `manager`).
+        let connecting = AtomicU64::new(0);
         let run = async {
             let (number, mut connection, fresh) = self.manager(&connecting).await?;
             if !fresh {
@@ -238,9 +264,10 @@ impl Conn {
             }?)
         };
         let result = tokio::time::timeout(self.timeout, run).await;
-        if result.is_err() && connecting.load(Ordering::Relaxed) {
+        let attempt = connecting.load(Ordering::Relaxed);
+        if result.is_err() && attempt != 0 {
             // Redis did not answer the attempt at all: a failed one.
-            self.connected(false);
+            self.cut_off(attempt - 1);
         }
         let timed_out = match &result {
             Err(_) => true,
@@ -609,6 +636,28 @@ async fn listen(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A command's timeout that cut off its connection attempt is noted after the slot was let
+    /// go of: by then another command may have connected, and the note must not mark that
+    /// healthy connection failing (commands would then be refused while it serves).
+    #[test]
+    fn an_attempt_cut_off_after_another_connected_is_no_failure() {
+        let conn = Conn::open("redis://127.0.0.1:1/", Duration::from_secs(1), true).unwrap();
+        // An attempt begun with no manager made; another command connects meanwhile.
+        conn.made.fetch_add(1, Ordering::SeqCst);
+        conn.connected(true);
+        conn.cut_off(0);
+        assert!(!conn.failing());
+        assert_eq!(conn.pausing(), None);
+        // Cut off with nothing made since it began: a failure, and a pause.
+        conn.cut_off(1);
+        assert!(conn.failing());
+        assert!(conn.pausing().is_some());
+        // The breaker publisher's connection remembers nothing.
+        let publisher = Conn::open("redis://127.0.0.1:1/", Duration::from_secs(1), false).unwrap();
+        publisher.cut_off(0);
+        assert!(!publisher.failing());
+    }
 
     #[test]
     fn messages_round_trip() {
