@@ -60,8 +60,11 @@ for variant in "generated client" "raw reqwest"; do
         second=$!
         wait "$first" || { echo "callgrind failed: $build, $variant, 400 calls" >&2; exit 1; }
         wait "$second" || { echo "callgrind failed: $build, $variant, 1200 calls" >&2; exit 1; }
-        read -r c1 s1 v1 <<<"$(sums "$build" "$variant" 400)"
-        read -r c3 s3 v3 <<<"$(sums "$build" "$variant" 1200)"
+        # Assigned first: a `sums` that fails ends the script, where `read` would go on.
+        few=$(sums "$build" "$variant" 400)
+        many=$(sums "$build" "$variant" 1200)
+        read -r c1 s1 v1 <<<"$few"
+        read -r c3 s3 v3 <<<"$many"
         awk -v b="$build" -v n="$variant" -v c=$((c3 - c1)) -v s=$((s3 - s1)) -v v=$((v3 - v1)) \
             'BEGIN { printf "%-10s %-18s %12.0f %10.0f %12.0f %8.0f\n", b, n, c/5400, s/5400, (c-s)/5400, v/5400 }'
     done

@@ -5,9 +5,12 @@
 # executable [cargo flags]: builds the loopback bench and prints its path.
 executable() {
     local path
-    path=$(cargo bench -p comms-bench --bench loopback "$@" --no-run --message-format=json |
-        grep -o '"executable":"[^"]*"' | tail -n 1 | cut -d'"' -f4)
-    [ -n "$path" ] || { echo "the loopback bench did not build" >&2; return 1; }
+    # In a condition, a failed build reaches the message below rather than ending the script.
+    if ! path=$(cargo bench -p comms-bench --bench loopback "$@" --no-run --message-format=json |
+        grep -o '"executable":"[^"]*"' | tail -n 1 | cut -d'"' -f4) || [ -z "$path" ]; then
+        echo "the loopback bench did not build" >&2
+        return 1
+    fi
     echo "$path"
 }
 work=$(mktemp -d)

@@ -229,6 +229,8 @@ async fn start_proxy(upstream: String, seed: u64, mix: Mix, delay: Duration) -> 
     tokio::spawn(async move {
         loop {
             let Ok((client, _)) = listener.accept().await else {
+                // Out of descriptors, say: wait rather than spin.
+                tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             };
             c.fetch_add(1, Ordering::SeqCst);
@@ -351,6 +353,37 @@ impl std::io::Write for Sink {
 
 static PANICS: AtomicUsize = AtomicUsize::new(0);
 static LOGS: std::sync::OnceLock<Sink> = std::sync::OnceLock::new();
+
+/// What a test has seen of panics and logs since it began: each test runs alone, so what came
+/// during it is its own.
+struct Watched {
+    panics: usize,
+    logged: usize,
+}
+
+impl Watched {
+    fn start() -> Watched {
+        let logs = watch();
+        let logged = logs.0.lock().unwrap().len();
+        Watched {
+            panics: PANICS.load(Ordering::SeqCst),
+            logged,
+        }
+    }
+
+    /// No panic, and no line of a panic or at `ERROR`, since `start`.
+    fn assert_quiet(&self) {
+        assert_eq!(PANICS.load(Ordering::SeqCst), self.panics, "a panic");
+        let logs = watch();
+        let logs = logs.0.lock().unwrap();
+        let logs = String::from_utf8_lossy(&logs[self.logged..]);
+        let loud: Vec<_> = logs
+            .lines()
+            .filter(|l| l.contains("panic") || l.contains("ERROR"))
+            .collect();
+        assert!(loud.is_empty(), "{loud:#?}");
+    }
+}
 
 fn watch() -> Sink {
     LOGS.get_or_init(|| {
@@ -576,8 +609,14 @@ fn check_with(
                 {
                     fail("an error after a passed attempt".into());
                 }
+                // An attempt written on a connection the proxy closed unread is in no log: with
+                // such closes, the log may hold fewer attempts than were made.
+                let made_all = match idle_closes {
+                    true => faults.len() <= max_retries + 1,
+                    false => faults.len() == max_retries + 1,
+                };
                 if *kind != Kind::Note
-                    && faults.len() != max_retries + 1
+                    && !made_all
                     && !matches!(last, Fault::Pass | Fault::PassThenClose)
                 {
                     fail(format!("gave up after {} attempts", faults.len()));
@@ -637,6 +676,7 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_through_a_faulty_proxy_loses_and_duplicates_nothing() {
     let _alone = ONE_AT_A_TIME.lock().await;
+    let watched = Watched::start();
     let mut all = Vec::new();
     for seed in seeds() {
         let outcome = run(Setup {
@@ -660,19 +700,14 @@ async fn chaos_through_a_faulty_proxy_loses_and_duplicates_nothing() {
         }
         all.extend(bad);
     }
-    let logs = String::from_utf8_lossy(&watch().0.lock().unwrap()).to_string();
-    let panicky: Vec<_> = logs
-        .lines()
-        .filter(|l| l.contains("panic") || l.contains("ERROR"))
-        .collect();
-    assert!(panicky.is_empty(), "{panicky:#?}");
-    assert_eq!(PANICS.load(Ordering::SeqCst), 0);
+    watched.assert_quiet();
     assert!(all.is_empty(), "{} violations", all.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_with_a_breaker_and_the_default_budget() {
     let _alone = ONE_AT_A_TIME.lock().await;
+    let watched = Watched::start();
     let mut all = Vec::new();
     for seed in seeds() {
         let outcome = run(Setup {
@@ -700,13 +735,14 @@ async fn chaos_with_a_breaker_and_the_default_budget() {
         }
         all.extend(bad);
     }
-    assert_eq!(PANICS.load(Ordering::SeqCst), 0);
+    watched.assert_quiet();
     assert!(all.is_empty(), "{} violations", all.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_idempotent_method_runs_once_while_retries_arrive() {
     let _alone = ONE_AT_A_TIME.lock().await;
+    let watched = Watched::start();
     let mut all = Vec::new();
     for (mix, name) in [
         ([100, 0, 0, 0, 0, 0, 0, 0, 0, 0], "pass"),
@@ -736,13 +772,14 @@ async fn a_slow_idempotent_method_runs_once_while_retries_arrive() {
             all.extend(bad);
         }
     }
-    assert_eq!(PANICS.load(Ordering::SeqCst), 0);
+    watched.assert_quiet();
     assert!(all.is_empty(), "{} violations", all.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_with_held_requests_stalls_and_idle_closes() {
     let _alone = ONE_AT_A_TIME.lock().await;
+    let watched = Watched::start();
     let mut all = Vec::new();
     for seed in seeds() {
         let outcome = run(Setup {
@@ -768,7 +805,7 @@ async fn chaos_with_held_requests_stalls_and_idle_closes() {
         }
         all.extend(bad);
     }
-    assert_eq!(PANICS.load(Ordering::SeqCst), 0);
+    watched.assert_quiet();
     assert!(all.is_empty(), "{} violations", all.len());
 }
 
@@ -776,6 +813,7 @@ async fn chaos_with_held_requests_stalls_and_idle_closes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idempotent_method_slower_than_all_attempts_runs_once() {
     let _alone = ONE_AT_A_TIME.lock().await;
+    let watched = Watched::start();
     let outcome = run(Setup {
         seed: 9,
         calls: 64,
@@ -796,4 +834,5 @@ async fn an_idempotent_method_slower_than_all_attempts_runs_once() {
     for (id, _, _) in &outcome.ended {
         assert_eq!(outcome.ledger.runs(id), 1, "{id}");
     }
+    watched.assert_quiet();
 }
