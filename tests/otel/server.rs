@@ -131,29 +131,43 @@ async fn a_generated_server_behind_verify_layer_is_one_server_span_a_request() {
     assert_eq!(durations[0].value, 1.0);
 }
 
-/// Served under a prefix (`nest_service`), the route is the server's template: a prefix may
-/// hold a captured value (`/{tenant}`), which a route must not.
+/// Served under a prefix, the route is the server's template under that prefix, as the
+/// conventions want every static segment of it: `/v1` (`Router::nest`), or a prefix that holds
+/// a captured value (`nest_service("/{tenant}", ..)`), written as axum writes it.
 #[tokio::test]
-async fn a_nested_servers_route_is_its_template() {
+async fn a_nested_servers_route_is_its_template_under_the_prefix() {
     let (spans, _guard) = record_spans();
-    let inner = ShelfServer::new(Books)
-        .verifier(Verifier::new().service("billing", SECRET))
-        .into_router();
-    let url = serve(Router::new().nest_service("/{tenant}", inner)).await;
-    let client: ShelfClient = comms_tests::plain_client(&format!("{url}/acme-4711"), SECRET);
-    assert_eq!(client.entry(3).await.unwrap(), "shelf 3");
-
-    let spans = spans.get_finished_spans().unwrap();
-    let server = spans
-        .iter()
-        .find(|s| s.span_kind == SpanKind::Server)
-        .expect("the SERVER span");
-    assert_eq!(server.name, "GET /shelf/<id>");
-    assert_eq!(text(server, "http.route").as_deref(), Some("/shelf/<id>"));
-    assert_eq!(
-        text(server, "url.path").as_deref(),
-        Some("/acme-4711/shelf/3")
-    );
+    let inner = || {
+        ShelfServer::new(Books)
+            .verifier(Verifier::new().service("billing", SECRET))
+            .into_router()
+    };
+    let url = serve(
+        Router::new()
+            .nest("/v1", inner())
+            .nest_service("/{tenant}", inner()),
+    )
+    .await;
+    for (prefix, route, path) in [
+        ("/v1", "/v1/shelf/<id>", "/v1/shelf/3"),
+        ("/acme-4711", "/{tenant}/shelf/<id>", "/acme-4711/shelf/3"),
+    ] {
+        let client: ShelfClient = comms_tests::plain_client(&format!("{url}{prefix}"), SECRET);
+        assert_eq!(client.entry(3).await.unwrap(), "shelf 3");
+        let finished = spans.get_finished_spans().unwrap();
+        let server = finished
+            .iter()
+            .rev()
+            .find(|s| s.span_kind == SpanKind::Server)
+            .expect("the SERVER span");
+        assert_eq!(server.name, format!("GET {route}"));
+        assert_eq!(text(server, "http.route").as_deref(), Some(route));
+        assert_eq!(text(server, "url.path").as_deref(), Some(path));
+        let durations = points_where("http.server.request.duration", |p| {
+            p.attributes.get("http.route").map(String::as_str) == Some(route)
+        });
+        assert_eq!(durations.len(), 1, "{route}: {durations:?}");
+    }
 }
 
 /// Records this thread's spans as [`record_spans`] does, but for the SERVER spans, which the

@@ -140,8 +140,7 @@ where
         Some(trace) => (trace, true),
         None => {
             let scheme = settings.gate.scheme();
-            let trace =
-                ServerTrace::start(&parts.method, &uri, &parts.headers, Some(route), scheme);
+            let trace = ServerTrace::start_served(&parts, &uri, route, scheme);
             (trace, false)
         }
     };

@@ -72,7 +72,18 @@ impl ServerTrace {
         _method: &Method,
         _uri: &Uri,
         _headers: &HeaderMap,
-        _route: Option<&'static str>,
+        _route: Option<std::borrow::Cow<'static, str>>,
+        _scheme: Option<&str>,
+    ) -> ServerTrace {
+        ServerTrace
+    }
+
+    #[cfg(feature = "server")]
+    #[inline]
+    pub(crate) fn start_served(
+        _parts: &http::request::Parts,
+        _uri: &Uri,
+        _route: &'static str,
         _scheme: Option<&str>,
     ) -> ServerTrace {
         ServerTrace

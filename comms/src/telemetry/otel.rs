@@ -162,7 +162,7 @@ fn span_name_of(method: &str, route: &str) -> String {
 /// names the route of the layer's SERVER span.
 #[derive(Clone)]
 struct LayerTrace(
-    #[cfg_attr(not(feature = "server"), allow(dead_code))] Arc<OnceLock<&'static str>>,
+    #[cfg_attr(not(feature = "server"), allow(dead_code))] Arc<OnceLock<Cow<'static, str>>>,
 );
 
 /// What every attempt of an executor's is reported with: its target's `server.address` and
@@ -472,6 +472,44 @@ fn authority(authority: &str) -> [KeyValue; 2] {
     ]
 }
 
+/// The route axum matched for a request, as it registered it.
+#[cfg(feature = "server")]
+fn matched_path(extensions: &http::Extensions) -> Option<&str> {
+    extensions
+        .get::<axum::extract::MatchedPath>()
+        .map(axum::extract::MatchedPath::as_str)
+}
+
+/// `http.route` of a request a generated server's method of `route` serves: the template, under
+/// the prefix of the router it is nested in (`Router::nest`, `nest_service`) when there is one,
+/// as the conventions want every static segment of the route. Axum's `MatchedPath` ends with
+/// the route as registered, in as many segments as the template has (parameters named by
+/// place), after the prefix it was nested at.
+#[cfg(feature = "server")]
+fn served_route(matched: Option<&str>, route: &'static str) -> Cow<'static, str> {
+    let Some(matched) = matched else {
+        return Cow::Borrowed(route);
+    };
+    if route == "/" {
+        // A root nested at `/api` is matched as `/api`: the prefix is all of it.
+        return match matched {
+            "/" => Cow::Borrowed(route),
+            nested => Cow::Owned(nested.to_owned()),
+        };
+    }
+    let mut prefix = matched;
+    for _ in 0..route.matches('/').count() {
+        match prefix.rfind('/') {
+            Some(at) => prefix = &prefix[..at],
+            None => return Cow::Borrowed(route),
+        }
+    }
+    match prefix {
+        "" => Cow::Borrowed(route),
+        prefix => Cow::Owned(format!("{prefix}{route}")),
+    }
+}
+
 /// `served` running in the current OpenTelemetry context wherever it is polled: a task a
 /// served request spawns stays in the request's trace (the one it carried, when a filter left
 /// its SERVER span out).
@@ -533,7 +571,7 @@ pub(crate) struct ServerTrace {
     method: &'static str,
     /// `VerifyLayer`'s: where a generated server behind it names its route (see
     /// [`ServerTrace::behind_layer`]).
-    route_slot: Option<Arc<OnceLock<&'static str>>>,
+    route_slot: Option<Arc<OnceLock<Cow<'static, str>>>>,
     /// `VerifyLayer`'s: the route axum matched, the span's unless a generated server names one.
     matched: Option<String>,
     /// The trace the request carried, when a filter left the span out: the serving runs in it
@@ -552,10 +590,10 @@ impl ServerTrace {
         method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
-        route: Option<&'static str>,
+        route: Option<Cow<'static, str>>,
         scheme: Option<&str>,
     ) -> ServerTrace {
-        let name = span_name(method, route);
+        let name = span_name(method, route.as_deref());
         let scheme = uri.scheme_str().or(scheme).unwrap_or("http");
         let span = tracing::info_span!(
             target: "comms::server",
@@ -566,7 +604,7 @@ impl ServerTrace {
             http.request.method_original = known_method(method).is_none().then(|| method.as_str()),
             url.path = uri.path(),
             url.scheme = scheme,
-            http.route = route,
+            http.route = route.as_deref(),
             http.response.status_code = Empty,
             error.type = Empty,
             otel.status_code = Empty,
@@ -621,16 +659,28 @@ impl ServerTrace {
         trace
     }
 
+    /// A generated server's SERVER span for `parts`, served by the method of `route`.
+    #[cfg(feature = "server")]
+    pub(crate) fn start_served(
+        parts: &http::request::Parts,
+        uri: &Uri,
+        route: &'static str,
+        scheme: Option<&str>,
+    ) -> ServerTrace {
+        let route = served_route(matched_path(&parts.extensions), route);
+        ServerTrace::start(&parts.method, uri, &parts.headers, Some(route), scheme)
+    }
+
     /// For a generated server behind `VerifyLayer`, whose SERVER span this request is already
-    /// in: names that span with `route`, and returns a trace that records nothing more. `None`
-    /// when no layer opened one.
+    /// in: names that span with `route` (under the prefix it is served at), and returns a trace
+    /// that records nothing more. `None` when no layer opened one.
     #[cfg(feature = "server")]
     pub(crate) fn behind_layer(
         extensions: &http::Extensions,
         route: &'static str,
     ) -> Option<ServerTrace> {
         let LayerTrace(slot) = extensions.get::<LayerTrace>()?;
-        let _ = slot.set(route);
+        let _ = slot.set(served_route(matched_path(extensions), route));
         Some(ServerTrace {
             span: tracing::Span::none(),
             method: "",
@@ -692,9 +742,9 @@ impl ServerTrace {
         let late = self
             .route_slot
             .as_ref()
-            .and_then(|slot| slot.get().copied());
+            .and_then(|slot| slot.get().cloned());
         match (late, self.matched.take()) {
-            (Some(route), _) => self.name_route(Cow::Borrowed(route)),
+            (Some(route), _) => self.name_route(route),
             (None, Some(matched)) => self.name_route(Cow::Owned(matched)),
             (None, None) => {}
         }
@@ -734,6 +784,40 @@ impl Drop for ServerTrace {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The prefix is what axum matched before the route's own segments, however the route
+    /// ends: a parameter, a trailing segments parameter, a trailing slash, or the root.
+    #[cfg(feature = "server")]
+    #[test]
+    fn a_served_route_is_its_template_under_what_was_matched_before_it() {
+        let cases = [
+            (None, "/shelf/<id>", "/shelf/<id>"),
+            (Some("/shelf/{p0}"), "/shelf/<id>", "/shelf/<id>"),
+            (Some("/v1/shelf/{p0}"), "/shelf/<id>", "/v1/shelf/<id>"),
+            (
+                Some("/{tenant}/shelf/{p0}"),
+                "/shelf/<id>",
+                "/{tenant}/shelf/<id>",
+            ),
+            (
+                Some("/v1/files/{*p0}"),
+                "/files/<path..>",
+                "/v1/files/<path..>",
+            ),
+            (Some("/v1/items/"), "/items/", "/v1/items/"),
+            // A method served at another verb's more literal route.
+            (Some("/items/me"), "/items/<id>", "/items/<id>"),
+            (Some("/"), "/", "/"),
+            (Some("/v1"), "/", "/v1"),
+        ];
+        for (matched, route, expected) in cases {
+            assert_eq!(
+                served_route(matched, route),
+                expected,
+                "{matched:?} {route}"
+            );
+        }
+    }
 
     #[test]
     fn the_known_methods_override_is_a_comma_separated_list() {
