@@ -416,18 +416,6 @@ impl Permit<'_> {
         self.waited = true;
     }
 
-    /// Records whether the attempt failed, in the breaker's sense.
-    pub(crate) fn record(mut self, failure: bool) {
-        self.recorded = true;
-        if failure {
-            self.breaker.on_failure(&self);
-        } else {
-            self.breaker.on_success(&self);
-        }
-    }
-}
-
-impl Permit<'_> {
     /// Records an attempt that says nothing of the target: its caller's deadline cut it short
     /// before the attempt timeout. Neither a failure nor a success; a probe's place is given
     /// back, for a caller with more time to probe.
@@ -435,6 +423,16 @@ impl Permit<'_> {
         self.recorded = true;
         if self.probe {
             self.breaker.give_back_probe(&self);
+        }
+    }
+
+    /// Records whether the attempt failed, in the breaker's sense.
+    pub(crate) fn record(mut self, failure: bool) {
+        self.recorded = true;
+        if failure {
+            self.breaker.on_failure(&self);
+        } else {
+            self.breaker.on_success(&self);
         }
     }
 }

@@ -42,8 +42,8 @@ pub use json_lines::JsonLines;
 /// A body that breaks off (the connection reset, fewer bytes than announced) is an
 /// [`Error::Transport`] naming the request; a chunk asked for once the call's deadline has
 /// passed is an [`Error::Timeout`], whether or not it had arrived by then: the deadline bounds
-/// the reading of the body, not only its arrival. After its first error the stream ends. Dropping it before
-/// the end closes the connection.
+/// the reading of the body, not only its arrival. After its first error the stream ends.
+/// Dropping it before the end closes the connection.
 ///
 /// ```no_run
 /// # async fn run(exec: comms::Executor) -> Result<(), comms::Error> {

@@ -134,11 +134,11 @@ const ENTRY_OVERHEAD: usize = 160;
 /// bodies and headers, counted roughly). An answer is kept for `ttl` from when it was given;
 /// a key whose request is still running is kept until the request ends, however long it
 /// runs (the process holding it is the one that would lose it): a method that never returns
-/// holds its key, and its place among the `capacity`, for the life of the process. When full it forgets the
-/// oldest answered key first (a retry that late runs the method again), and it does not keep
-/// an answer larger than all of `max_bytes` (its retry runs the method again). When every key
-/// is running it refuses new claims (the request gets a 503). A claim costs the same however
-/// full the store is.
+/// holds its key, and its place among the `capacity`, for the life of the process. When full
+/// it forgets the oldest answered key first (a retry that late runs the method again), and it
+/// does not keep an answer larger than all of `max_bytes` (its retry runs the method again).
+/// When every key is running it refuses new claims (the request gets a 503). A claim costs the
+/// same however full the store is.
 #[derive(Debug)]
 pub struct MemoryIdempotencyStore {
     inner: Mutex<Memory>,

@@ -95,7 +95,6 @@ impl ServerTrace {
         uri: &Uri,
         headers: &HeaderMap,
         scheme: Option<&str>,
-        _matched: Option<String>,
         _extensions: &mut http::Extensions,
     ) -> ServerTrace {
         ServerTrace::start(method, uri, headers, None, scheme)

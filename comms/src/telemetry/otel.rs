@@ -641,18 +641,21 @@ impl ServerTrace {
 
     /// `VerifyLayer`'s trace: the SERVER span of the request, which a generated server behind
     /// the layer does not open again, but names with its route; the request's `extensions`
-    /// carry where it does. `matched` is the route axum matched, when the layer runs after
-    /// routing (`Router::layer`).
+    /// carry where it does; they also carry the route axum matched, when the layer runs after
+    /// routing (`Router::layer`), which names the span unless a generated server does.
     pub(crate) fn start_layer(
         method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
         scheme: Option<&str>,
-        matched: Option<String>,
         extensions: &mut http::Extensions,
     ) -> ServerTrace {
         let mut trace = ServerTrace::start(method, uri, headers, None, scheme);
-        trace.matched = matched;
+        // Axum's routing, when it came before the layer (and brought axum in: `server`).
+        #[cfg(feature = "server")]
+        {
+            trace.matched = matched_path(extensions).map(str::to_owned);
+        }
         let slot = Arc::new(OnceLock::new());
         extensions.insert(LayerTrace(slot.clone()));
         trace.route_slot = Some(slot);

@@ -193,7 +193,7 @@ impl Gate {
         let mut response = reject(StatusCode::UNAUTHORIZED, "unauthorized");
         response.headers_mut().insert(
             http::header::WWW_AUTHENTICATE,
-            http::HeaderValue::from_static("Signature"),
+            HeaderValue::from_static("Signature"),
         );
         response
     }
@@ -454,13 +454,11 @@ where
             let uri = signed_uri(&parts);
             // Added with `Router::layer`, the layer runs after routing, and the span has the
             // route axum matched; a generated server behind it names it with its own template.
-            let matched = matched_route(&parts.extensions);
             let trace = ServerTrace::start_layer(
                 &parts.method,
                 &uri,
                 &parts.headers,
                 gate.scheme(),
-                matched,
                 &mut parts.extensions,
             );
             let served = trace.run(async move {
@@ -509,22 +507,6 @@ pub(crate) fn end_trace<B>(trace: ServerTrace, response: &mut Response<B>, head_
     }
     let _ = head_only;
     trace.end(response.status());
-}
-
-/// The route axum matched for this request, when routing came before the layer, for its
-/// SERVER span (with `otel`, and `server`, which brings axum in).
-fn matched_route(extensions: &http::Extensions) -> Option<String> {
-    #[cfg(all(feature = "server", feature = "otel"))]
-    {
-        extensions
-            .get::<axum::extract::MatchedPath>()
-            .map(|matched| matched.as_str().to_owned())
-    }
-    #[cfg(not(all(feature = "server", feature = "otel")))]
-    {
-        let _ = extensions;
-        None
-    }
 }
 
 #[cfg(test)]
