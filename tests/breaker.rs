@@ -11,14 +11,17 @@ fn exec(url: &str, breaker: BreakerConfig) -> Executor {
 }
 
 fn exec_retrying(url: &str, retry: RetryConfig, breaker: BreakerConfig) -> Executor {
+    builder(url, breaker).retry(retry).build().unwrap()
+}
+
+/// A builder of the executors these tests use: no retries, `breaker`, the rest to set.
+fn builder(url: &str, breaker: BreakerConfig) -> comms::ExecutorBuilder {
     Executor::builder()
         .base_url(url)
         .service_id("tests")
         .secret("breaker-secret")
-        .retry(retry)
+        .retry(RetryConfig::none())
         .breaker(breaker)
-        .build()
-        .unwrap()
 }
 
 fn breaker(threshold: u32, open_for_ms: u64) -> BreakerConfig {
@@ -305,12 +308,8 @@ async fn a_retry_after_the_open_period_is_the_probe() {
 async fn an_error_status_with_a_body_over_the_limit_counts_as_that_status() {
     let page = "x".repeat(2048);
     let server = TestServer::always(Reply::status(503).body(page)).await;
-    let e = Executor::builder()
-        .base_url(server.url())
-        .service_id("tests")
-        .secret("breaker-secret")
+    let e = builder(&server.url(), breaker(2, 60_000))
         .retry(comms_tests::fast_retry().no_budget())
-        .breaker(breaker(2, 60_000))
         .max_response_bytes(1024)
         .build()
         .unwrap();
@@ -492,12 +491,7 @@ async fn a_probe_that_ended_unsent_gives_its_place_back_at_once() {
     .await;
     let failing = Arc::new(AtomicBool::new(false));
     let hook_fails = failing.clone();
-    let e = Executor::builder()
-        .base_url(server.url())
-        .service_id("tests")
-        .secret("breaker-secret")
-        .retry(RetryConfig::none())
-        .breaker(breaker(1, 100))
+    let e = builder(&server.url(), breaker(1, 100))
         .header_hook(move || {
             let fail = hook_fails.load(Ordering::SeqCst);
             async move {
@@ -528,12 +522,7 @@ async fn a_probe_that_ended_unsent_gives_its_place_back_at_once() {
 async fn a_probe_dropped_before_it_is_sent_gives_its_place_back() {
     let server = failing_then_hanging().await;
     // A header hook that takes 200 ms: a caller giving up within it drops a probe unsent.
-    let e = Executor::builder()
-        .base_url(server.url())
-        .service_id("tests")
-        .secret("breaker-secret")
-        .retry(RetryConfig::none())
-        .breaker(breaker(1, 300))
+    let e = builder(&server.url(), breaker(1, 300))
         .header_hook(|| async {
             tokio::time::sleep(Duration::from_millis(200)).await;
             Ok(comms::http::HeaderMap::new())
@@ -572,12 +561,7 @@ async fn a_callers_deadline_cutting_attempts_short_does_not_open_it() {
 
     // The same service behind an attempt timeout of 50 ms, with a longer deadline: the service
     // is too slow for what the client allows each attempt, and three such timeouts open it.
-    let e = Executor::builder()
-        .base_url(server.url())
-        .service_id("tests")
-        .secret("breaker-secret")
-        .retry(RetryConfig::none())
-        .breaker(breaker(3, 60_000))
+    let e = builder(&server.url(), breaker(3, 60_000))
         .timeout(Duration::from_millis(50))
         .deadline(Duration::from_secs(5))
         .build()
@@ -595,12 +579,7 @@ async fn a_callers_deadline_cutting_attempts_short_does_not_open_it() {
 #[tokio::test]
 async fn a_probe_its_deadline_cuts_short_gives_its_place_back() {
     let server = TestServer::always(Reply::status(200).delay(Duration::from_millis(50))).await;
-    let e = Executor::builder()
-        .base_url(server.url())
-        .service_id("tests")
-        .secret("breaker-secret")
-        .retry(RetryConfig::none())
-        .breaker(breaker(1, 300))
+    let e = builder(&server.url(), breaker(1, 300))
         .timeout(Duration::from_millis(10))
         .build()
         .unwrap();
@@ -622,12 +601,7 @@ async fn a_probe_its_deadline_cuts_short_gives_its_place_back() {
 #[tokio::test(flavor = "current_thread")]
 async fn an_attempt_timeout_noticed_after_the_deadline_still_counts() {
     let server = TestServer::always(Reply::status(200).delay(Duration::from_secs(2))).await;
-    let e = Executor::builder()
-        .base_url(server.url())
-        .service_id("tests")
-        .secret("breaker-secret")
-        .retry(RetryConfig::none())
-        .breaker(breaker(1, 60_000))
+    let e = builder(&server.url(), breaker(1, 60_000))
         .timeout(Duration::from_millis(100))
         .deadline(Duration::from_millis(150))
         .build()
@@ -652,13 +626,8 @@ async fn a_timeout_of_the_users_reqwest_client_counts_whatever_the_deadline() {
         .timeout(Duration::from_millis(50))
         .build()
         .unwrap();
-    let e = Executor::builder()
-        .base_url(server.url())
-        .service_id("tests")
-        .secret("breaker-secret")
+    let e = builder(&server.url(), breaker(1, 60_000))
         .http_client(http)
-        .retry(RetryConfig::none())
-        .breaker(breaker(1, 60_000))
         .timeout(Duration::from_secs(5))
         .deadline(Duration::from_secs(1))
         .build()

@@ -457,6 +457,36 @@ struct Setup {
     pace: Duration,
 }
 
+impl Setup {
+    /// The run most tests make, of seed `seed`: 600 calls of each kind in turn, 32 at a time,
+    /// through the first mix, with 300 ms attempts, three quick retries and no breaker.
+    fn base(seed: u64) -> Setup {
+        Setup {
+            seed,
+            calls: 600,
+            concurrency: 32,
+            mix: MIX,
+            kinds: &[Kind::Charge, Kind::Note, Kind::Read],
+            attempt_timeout: Duration::from_millis(300),
+            proxy_delay: Duration::from_millis(450),
+            slow: Duration::ZERO,
+            breaker: BreakerConfig::disabled(),
+            retry: fast_retry(3),
+            pace: Duration::ZERO,
+        }
+    }
+}
+
+/// Prints a run's summary under `label`, and the first of its violations, `bad`, which it
+/// returns.
+fn reported(label: &str, outcome: &Outcome, bad: Vec<String>) -> Vec<String> {
+    eprintln!("{label}: {}", summary(outcome));
+    for b in bad.iter().take(30) {
+        eprintln!("{label}: {b}");
+    }
+    bad
+}
+
 struct Outcome {
     ended: Vec<(String, Kind, Ended)>,
     ledger: Ledger,
@@ -658,6 +688,8 @@ fn fast_retry(max: u32) -> RetryConfig {
         .no_budget()
 }
 
+/// Every exchange passed through.
+const PASS: Mix = [100, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 const MIX: Mix = [45, 8, 7, 10, 12, 10, 8, 0, 0, 0];
 /// The first mix, with requests held, responses stalled half way and connections closed as
 /// soon as their response is through.
@@ -679,26 +711,12 @@ async fn chaos_through_a_faulty_proxy_loses_and_duplicates_nothing() {
     let watched = Watched::start();
     let mut all = Vec::new();
     for seed in seeds() {
-        let outcome = run(Setup {
-            seed,
-            calls: 600,
-            concurrency: 32,
-            mix: MIX,
-            kinds: &[Kind::Charge, Kind::Note, Kind::Read],
-            attempt_timeout: Duration::from_millis(300),
-            proxy_delay: Duration::from_millis(450),
-            slow: Duration::ZERO,
-            breaker: BreakerConfig::disabled(),
-            retry: fast_retry(3),
-            pace: Duration::ZERO,
-        })
-        .await;
-        eprintln!("seed {seed}: {}", summary(&outcome));
-        let bad = check(&outcome, 3, true);
-        for b in bad.iter().take(20) {
-            eprintln!("seed {seed}: {b}");
-        }
-        all.extend(bad);
+        let outcome = run(Setup::base(seed)).await;
+        all.extend(reported(
+            &format!("seed {seed}"),
+            &outcome,
+            check(&outcome, 3, true),
+        ));
     }
     watched.assert_quiet();
     assert!(all.is_empty(), "{} violations", all.len());
@@ -711,14 +729,6 @@ async fn chaos_with_a_breaker_and_the_default_budget() {
     let mut all = Vec::new();
     for seed in seeds() {
         let outcome = run(Setup {
-            seed: seed + 1000,
-            calls: 600,
-            concurrency: 32,
-            mix: MIX,
-            kinds: &[Kind::Charge, Kind::Note, Kind::Read],
-            attempt_timeout: Duration::from_millis(300),
-            proxy_delay: Duration::from_millis(450),
-            slow: Duration::ZERO,
             breaker: BreakerConfig::default()
                 .failure_threshold(5)
                 .open_for(Duration::from_millis(100)),
@@ -726,14 +736,14 @@ async fn chaos_with_a_breaker_and_the_default_budget() {
                 .base_delay(Duration::from_millis(5))
                 .max_delay(Duration::from_millis(40)),
             pace: Duration::from_millis(4),
+            ..Setup::base(seed + 1000)
         })
         .await;
-        eprintln!("breaker seed {seed}: {}", summary(&outcome));
-        let bad = check(&outcome, 3, false);
-        for b in bad.iter().take(20) {
-            eprintln!("breaker seed {seed}: {b}");
-        }
-        all.extend(bad);
+        all.extend(reported(
+            &format!("breaker seed {seed}"),
+            &outcome,
+            check(&outcome, 3, false),
+        ));
     }
     watched.assert_quiet();
     assert!(all.is_empty(), "{} violations", all.len());
@@ -744,32 +754,21 @@ async fn a_slow_idempotent_method_runs_once_while_retries_arrive() {
     let _alone = ONE_AT_A_TIME.lock().await;
     let watched = Watched::start();
     let mut all = Vec::new();
-    for (mix, name) in [
-        ([100, 0, 0, 0, 0, 0, 0, 0, 0, 0], "pass"),
-        (MIX, "mix"),
-        (MIX2, "mix2"),
-    ] {
+    for (mix, name) in [(PASS, "pass"), (MIX, "mix"), (MIX2, "mix2")] {
         for seed in seeds() {
             let outcome = run(Setup {
-                seed: seed + 2000,
                 calls: 160,
-                concurrency: 32,
                 mix,
                 kinds: &[Kind::SlowCharge],
-                attempt_timeout: Duration::from_millis(300),
-                proxy_delay: Duration::from_millis(450),
                 slow: Duration::from_millis(700),
-                breaker: BreakerConfig::disabled(),
-                retry: fast_retry(3),
-                pace: Duration::ZERO,
+                ..Setup::base(seed + 2000)
             })
             .await;
-            eprintln!("slow {name} seed {seed}: {}", summary(&outcome));
-            let bad = check(&outcome, 3, false);
-            for b in bad.iter().take(20) {
-                eprintln!("slow {name} seed {seed}: {b}");
-            }
-            all.extend(bad);
+            all.extend(reported(
+                &format!("slow {name} seed {seed}"),
+                &outcome,
+                check(&outcome, 3, false),
+            ));
         }
     }
     watched.assert_quiet();
@@ -783,27 +782,16 @@ async fn chaos_with_held_requests_stalls_and_idle_closes() {
     let mut all = Vec::new();
     for seed in seeds() {
         let outcome = run(Setup {
-            seed: seed + 3000,
-            calls: 600,
-            concurrency: 32,
             mix: MIX2,
-            kinds: &[Kind::Charge, Kind::Note, Kind::Read],
-            attempt_timeout: Duration::from_millis(300),
-            proxy_delay: Duration::from_millis(450),
-            slow: Duration::ZERO,
-            breaker: BreakerConfig::disabled(),
-            retry: fast_retry(3),
-            pace: Duration::ZERO,
+            ..Setup::base(seed + 3000)
         })
         .await;
-        eprintln!("mix2 seed {seed}: {}", summary(&outcome));
-        // Strict: a request the client wrote on a connection the proxy closed unread is not in
-        // the proxy's log; those calls are reported, to look at.
-        let bad = check_with(&outcome, 3, true, true);
-        for b in bad.iter().take(30) {
-            eprintln!("mix2 seed {seed}: {b}");
-        }
-        all.extend(bad);
+        // Strict, but for what the proxy's idle closes leave out of its log (see `check_with`).
+        all.extend(reported(
+            &format!("mix2 seed {seed}"),
+            &outcome,
+            check_with(&outcome, 3, true, true),
+        ));
     }
     watched.assert_quiet();
     assert!(all.is_empty(), "{} violations", all.len());
@@ -815,21 +803,16 @@ async fn an_idempotent_method_slower_than_all_attempts_runs_once() {
     let _alone = ONE_AT_A_TIME.lock().await;
     let watched = Watched::start();
     let outcome = run(Setup {
-        seed: 9,
         calls: 64,
-        concurrency: 32,
-        mix: [100, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        mix: PASS,
         kinds: &[Kind::SlowCharge],
         attempt_timeout: Duration::from_millis(200),
         proxy_delay: Duration::ZERO,
         slow: Duration::from_millis(2500),
-        breaker: BreakerConfig::disabled(),
-        retry: fast_retry(3),
-        pace: Duration::ZERO,
+        ..Setup::base(9)
     })
     .await;
-    eprintln!("slower: {}", summary(&outcome));
-    let bad = check(&outcome, 3, false);
+    let bad = reported("slower", &outcome, check(&outcome, 3, false));
     assert!(bad.is_empty(), "{bad:#?}");
     for (id, _, _) in &outcome.ended {
         assert_eq!(outcome.ledger.runs(id), 1, "{id}");

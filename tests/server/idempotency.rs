@@ -163,20 +163,32 @@ async fn an_idempotent_call_whose_attempt_timed_out_is_answered_by_the_first_run
     );
 }
 
+/// A served `DirectoryImpl` whose idempotent methods keep their answers in `store`, and an
+/// executor calling it.
+async fn served_with(
+    store: impl comms::server::IdempotencyStore,
+) -> (DirectoryImpl, comms::Executor) {
+    let service = DirectoryImpl::default();
+    let router = DirectoryServer::new(service.clone())
+        .verifier(Verifier::new().service("billing", SECRET))
+        .idempotency_store(store)
+        .into_router();
+    let url = serve(router).await;
+    (
+        service,
+        comms_tests::plain_executor(&url, "billing", SECRET),
+    )
+}
+
 /// A store's time to live is how long an answer is kept, not how long a request may run: a
 /// method slower than it still holds its key, and the repeat is answered by its run.
 #[tokio::test]
 async fn a_method_running_longer_than_the_stores_time_to_live_holds_its_key() {
-    let service = DirectoryImpl::default();
-    let router = DirectoryServer::new(service.clone())
-        .verifier(Verifier::new().service("billing", SECRET))
-        .idempotency_store(comms::server::MemoryIdempotencyStore::new(
-            1000,
-            std::time::Duration::from_millis(200),
-        ))
-        .into_router();
-    let url = serve(router).await;
-    let exec = comms_tests::plain_executor(&url, "billing", SECRET);
+    let (service, exec) = served_with(comms::server::MemoryIdempotencyStore::new(
+        1000,
+        std::time::Duration::from_millis(200),
+    ))
+    .await;
     // The method takes 500 ms; the repeat comes 300 ms in, past the 200 ms time to live.
     let order = || {
         Call::post("/orders")
@@ -339,13 +351,7 @@ impl comms::server::IdempotencyStore for PartsStore {
 
 #[tokio::test]
 async fn a_store_of_the_applications_own_answers_a_repeat() {
-    let service = DirectoryImpl::default();
-    let router = DirectoryServer::new(service.clone())
-        .verifier(Verifier::new().service("billing", SECRET))
-        .idempotency_store(PartsStore::default())
-        .into_router();
-    let url = serve(router).await;
-    let exec = comms_tests::plain_executor(&url, "billing", SECRET);
+    let (service, exec) = served_with(PartsStore::default()).await;
     let order = || {
         Call::post("/orders")
             .header("Idempotency-Key", "k-own")
