@@ -150,24 +150,17 @@ pub(crate) fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
     .filter(|(name, slot, _)| slot.is_none() && !given.iter().any(|g| g == name))
     .map(|(name, _, example)| (name, example))
     .collect();
-    match &missing[..] {
-        [] => {}
-        [(name, example)] => cx.error_at(
+    if !missing.is_empty() {
+        let names: Vec<String> = missing.iter().map(|(n, _)| format!("`{n}`")).collect();
+        let pairs: Vec<String> = missing.iter().map(|(n, e)| format!("{n} = {e}")).collect();
+        cx.error_at(
             Span::call_site(),
-            format!("missing `{name}`: add `{name} = {example}` to #[service_client(...)]"),
-        ),
-        several => {
-            let names: Vec<String> = several.iter().map(|(n, _)| format!("`{n}`")).collect();
-            let pairs: Vec<String> = several.iter().map(|(n, e)| format!("{n} = {e}")).collect();
-            cx.error_at(
-                Span::call_site(),
-                format!(
-                    "missing {}: add `{}` to #[service_client(...)]",
-                    names.join(", "),
-                    pairs.join(", ")
-                ),
-            );
-        }
+            format!(
+                "missing {}: add `{}` to #[service_client(...)]",
+                names.join(", "),
+                pairs.join(", ")
+            ),
+        );
     }
     if let Some(url) = &args.base_url
         && let Err(why) = comms_uri::BaseUrl::parse(&url.value())
