@@ -402,11 +402,6 @@ async fn claim(
             ));
         }
     };
-    let scope = format!(
-        "{}|{} {route}",
-        caller.map_or("", Caller::service_id),
-        parts.method
-    );
     let fingerprint = request_fingerprint(uri, headers, &parts.headers, body);
     // The claim's name, unique to this request: the store lets only it answer or free the key.
     let claim = match crate::random::random_bytes() {
@@ -424,19 +419,17 @@ async fn claim(
     // after its first attempt timed out, and the first, left to run, answers both.
     let until = Instant::now() + REPEAT_WAIT;
     let until = deadline.map_or(until, |deadline| deadline.min(until));
-    match claim_or_wait(
-        &*settings.idempotency,
-        (&scope, key, &claim),
-        &fingerprint,
-        until,
-    )
-    .await
-    {
-        Ok(Claim::New) => Ok(Some(Held {
-            scope,
-            key: key.to_owned(),
-            claim,
-        })),
+    let held = Held {
+        scope: format!(
+            "{}|{} {route}",
+            caller.map_or("", Caller::service_id),
+            parts.method
+        ),
+        key: key.to_owned(),
+        claim,
+    };
+    match claim_or_wait(&*settings.idempotency, &held, &fingerprint, until).await {
+        Ok(Claim::New) => Ok(Some(held)),
         Ok(Claim::Answered(stored)) => {
             let mut response = http::Response::new(stored.body);
             *response.status_mut() = stored.status;
@@ -461,15 +454,16 @@ async fn claim(
     }
 }
 
-/// Claims `key` in `scope` for `claim`; while the store says a request with it is still
+/// Claims `held`'s key for its claim; while the store says a request with it is still
 /// running, asks again (after 5 ms, then twice as long each time up to 200 ms) until it is not
 /// or `until` comes.
 async fn claim_or_wait(
     store: &dyn IdempotencyStore,
-    (scope, key, claim): (&str, &str, &str),
+    held: &Held,
     fingerprint: &str,
     until: Instant,
 ) -> Result<Claim, crate::BoxError> {
+    let Held { scope, key, claim } = held;
     let mut pause = Duration::from_millis(5);
     loop {
         match store.claim(scope, key, fingerprint, claim).await {
@@ -519,7 +513,12 @@ mod tests {
     #[tokio::test]
     async fn a_repeat_waits_for_the_running_request_until_it_answers_or_time_is_up() {
         let store = Arc::new(MemoryIdempotencyStore::default());
-        let claim = |until| claim_or_wait(&*store, ("billing|POST /orders", "k", "h"), "f", until);
+        let held = Held {
+            scope: "billing|POST /orders".into(),
+            key: "k".into(),
+            claim: "h".into(),
+        };
+        let claim = |until| claim_or_wait(&*store, &held, "f", until);
         let soon = || Instant::now() + Duration::from_millis(60);
         assert!(matches!(claim(soon()).await, Ok(Claim::New)));
         // Still running when the time is up: in progress, after waiting.
