@@ -666,3 +666,37 @@ async fn behind_verify_layer_a_streamed_answers_span_ends_with_its_body() {
     let total: f64 = durations.iter().map(|p| p.value).sum();
     assert_eq!(total, 2.0, "{durations:?}");
 }
+
+/// The scheme in a request line is the sender's to write (`GET x1://host/path`, which hyper
+/// takes): the server's duration is not recorded under it, or any caller, signed or not, could
+/// multiply its series until the SDK's limit pushes every other request into overflow.
+#[tokio::test]
+async fn a_request_lines_scheme_does_not_name_the_servers_series() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    meters();
+    let app = Router::new()
+        .route("/any-scheme", get(|| async { "ok" }))
+        .layer(VerifyLayer::new(Verifier::new().service("billing", SECRET)));
+    let url = serve(app).await;
+    let authority = url.trim_start_matches("http://").to_owned();
+    for scheme in ["x1", "x2", "x3"] {
+        let mut stream = tokio::net::TcpStream::connect(&authority).await.unwrap();
+        let request = format!(
+            "GET {scheme}://{authority}/any-scheme HTTP/1.1\r\nHost: {authority}\r\n\
+             Connection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    }
+
+    let durations = points_where("http.server.request.duration", |p| {
+        p.attributes.get("http.route").map(String::as_str) == Some("/any-scheme")
+    });
+    assert_eq!(durations.len(), 1, "{durations:?}");
+    assert_eq!(durations[0].attributes["url.scheme"], "http");
+    assert_eq!(durations[0].value, 3.0);
+}

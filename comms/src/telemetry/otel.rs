@@ -585,7 +585,9 @@ pub(crate) struct ServerTrace {
 impl ServerTrace {
     /// Opens the span; `route` is the route template when the server knows it, `scheme` the
     /// one requests reach the service by when it was told (`Verifier::scheme`): an HTTP/1.1
-    /// request line does not say.
+    /// request line does not say, or says what its sender likes (`GET x1://host/ path`, which
+    /// hyper takes), so the request's own scheme counts only when it is `http` or `https`: the
+    /// duration's series are not for a caller to multiply, signed or not.
     pub(crate) fn start(
         method: &Method,
         uri: &Uri,
@@ -594,7 +596,9 @@ impl ServerTrace {
         scheme: Option<&str>,
     ) -> ServerTrace {
         let name = span_name(method, route.as_deref());
-        let scheme = uri.scheme_str().or(scheme).unwrap_or("http");
+        let scheme = scheme
+            .or_else(|| uri.scheme_str().filter(|s| matches!(*s, "http" | "https")))
+            .unwrap_or("http");
         let span = tracing::info_span!(
             target: "comms::server",
             "comms.serve",
