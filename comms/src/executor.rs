@@ -171,8 +171,11 @@ struct Prepared {
     attempt_timeout: Duration,
     /// When the call must be over, and the deadline it was given.
     deadline: Option<(Instant, Duration)>,
-    /// The first attempt's trace, begun before the covered components were decided.
-    first_trace: Option<AttemptTrace>,
+    /// The next attempt's trace, when it was begun before its request was made: the first
+    /// attempt's, by `prepare`, before the covered components were decided (so that the
+    /// signature covers its context); with a header hook, a retry's, before the hook ran. An
+    /// attempt's span and duration hold its hook's time, as its time limit does.
+    trace: Option<AttemptTrace>,
 }
 
 /// How long the next attempt may take.
@@ -390,7 +393,7 @@ impl Executor {
             url,
             inner_list,
             idempotent,
-            first_trace: Some(first_trace),
+            trace: Some(first_trace),
             attempt_timeout: options
                 .and_then(|o| o.timeout)
                 .or(call.timeout)

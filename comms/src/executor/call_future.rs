@@ -279,7 +279,18 @@ impl<'a> Run<'a> {
         match &executor.inner.hook {
             None => self.send(executor, send, phase, timer, None),
             Some(hook) => {
-                let prepared = self.prepared.as_ref().expect("prepared before any attempt");
+                let prepared = self.prepared.as_mut().expect("prepared before any attempt");
+                // A retry's trace begins before its hook, as the first attempt's does (in
+                // `prepare`): every attempt's span and duration hold its hook's time.
+                if self.retry > 0 {
+                    prepared.trace = Some(AttemptTrace::start(
+                        &executor.inner.target,
+                        &self.call.method,
+                        self.call.route,
+                        &prepared.url,
+                        self.retry,
+                    ));
+                }
                 let limit = prepared.limit();
                 self.held_to(limit);
                 timer.arm(limit.time);
@@ -333,22 +344,19 @@ impl<'a> Run<'a> {
             ));
         }
         // The first attempt's trace was begun by `prepare`, its context already among the
-        // call's headers; a retry begins its own and writes its context over them.
-        let (fresh, trace) = match prepared.first_trace.take() {
-            Some(trace) => (false, trace),
-            None => (
-                true,
-                AttemptTrace::start(
-                    &executor.inner.target,
-                    &self.call.method,
-                    self.call.route,
-                    &prepared.url,
-                    self.retry,
-                ),
-            ),
-        };
-        let request = match executor.request(&self.call, prepared, fresh.then_some(&trace), hooked)
-        {
+        // call's headers; a retry's (begun before its hook, or now) writes its context over
+        // them.
+        let trace = prepared.trace.take().unwrap_or_else(|| {
+            AttemptTrace::start(
+                &executor.inner.target,
+                &self.call.method,
+                self.call.route,
+                &prepared.url,
+                self.retry,
+            )
+        });
+        let retrace = (self.retry > 0).then_some(&trace);
+        let request = match executor.request(&self.call, prepared, retrace, hooked) {
             Ok(request) => request,
             Err(e) => {
                 trace.abandon(crate::telemetry::error_type(&e));
@@ -462,9 +470,9 @@ impl<'a> Run<'a> {
         // place back now, not when the future is dropped; so does a retry's budget token.
         self.permit = None;
         self.withdrawn = Withdrawn::default();
-        // A first attempt begun but never sent (its header hook failed): its span ends with
-        // the call's error.
-        if let Some(trace) = self.prepared.as_mut().and_then(|p| p.first_trace.take()) {
+        // An attempt begun but never sent (its header hook failed): its span ends with the
+        // call's error.
+        if let Some(trace) = self.prepared.as_mut().and_then(|p| p.trace.take()) {
             trace.abandon(result.as_ref().err().and_then(crate::telemetry::error_type));
         }
         if self.stats.attempts > 0 {
