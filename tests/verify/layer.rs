@@ -425,3 +425,30 @@ async fn a_refusal_before_the_body_is_read_says_the_connection_closes() {
     assert!(!answer.contains("connection: close") && !closed, "{answer}");
     assert_eq!(reached.load(Ordering::SeqCst), 1);
 }
+
+/// A signed head may declare any length under the layer's limit, and send two bytes: the room
+/// set aside for the body is not the declared length (64 GiB here, which failing to allocate
+/// would abort the process) but grows with what arrives.
+#[tokio::test]
+async fn a_huge_declared_length_is_not_set_aside_before_it_arrives() {
+    use tokio::io::AsyncWriteExt;
+
+    let reached = Arc::new(AtomicUsize::new(0));
+    let layer = VerifyLayer::new(verifier())
+        .max_body_bytes(64 << 30)
+        .body_timeout(Duration::from_millis(300));
+    let url = serve(counting_app(reached.clone(), layer)).await;
+    let head = signed_head(&url, "/echo", b"ab", Some(64 << 30));
+    let mut stream = tokio::net::TcpStream::connect(url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let mut request = head_bytes(&head);
+    request.push(b'a');
+    stream.write_all(&request).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    stream.write_all(b"b").await.unwrap();
+    // The rest never comes: the body's time limit ends the request.
+    let status = status_line(&mut stream).await;
+    assert!(status.starts_with("HTTP/1.1 408"), "{status}");
+    assert_eq!(reached.load(Ordering::SeqCst), 0);
+}
