@@ -7,8 +7,9 @@
 //! ```
 //!
 //! It serves the `Orders` trait with the server generated from it (feature `server`), and
-//! listens on `127.0.0.1:8080` (or `$PORT`) until Ctrl-C. `ACCEPT_LEGACY=0` turns legacy
-//! signatures off, the last step of a migration; `BILLING_NEXT_KEY_ID` and
+//! listens on `127.0.0.1:8080` (or `$PORT`) until Ctrl-C. `ACCEPT_LEGACY=1` takes legacy
+//! signatures too, the first step of a migration (they are off otherwise: a legacy request has
+//! no nonce, so it can be replayed within the skew window); `BILLING_NEXT_KEY_ID` and
 //! `BILLING_NEXT_SECRET` add a second key for `billing`, as during a secret rotation.
 
 use comms::verify::Verifier;
@@ -63,7 +64,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
 
     // One entry per calling service. Secrets come from the environment, never from code.
-    let accept_legacy = std::env::var("ACCEPT_LEGACY").map_or(true, |v| v != "0");
+    let accept_legacy = std::env::var("ACCEPT_LEGACY").is_ok_and(|v| v == "1");
     let mut verifier = Verifier::new().accept_legacy(accept_legacy);
     for (service, var) in [("billing", "BILLING_SECRET"), ("orders", "ORDERS_SECRET")] {
         match std::env::var(var) {

@@ -62,8 +62,12 @@ impl Verifier {
     }
 }
 
+/// `X-Timestamp`: Unix seconds in decimal, as the Python client writes them. The string to
+/// sign is rebuilt from the number, so only the one way of writing it is taken: with a leading
+/// zero, the signature checked would be over a timestamp that was not the one sent.
 fn parse_timestamp(text: &str) -> Result<u64, VerifyError> {
-    if text.len() > 19 || !text.bytes().all(|b| b.is_ascii_digit()) {
+    let padded = text.len() > 1 && text.starts_with('0');
+    if padded || text.len() > 19 || !text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(VerifyError::MalformedHeader(signing::TIMESTAMP_HEADER));
     }
     text.parse()
@@ -80,7 +84,16 @@ mod tests {
 
     #[test]
     fn malformed_timestamps() {
-        for bad in ["", "+1", "-1", "1.5", "99999999999999999999", " 1"] {
+        for bad in [
+            "",
+            "+1",
+            "-1",
+            "1.5",
+            "99999999999999999999",
+            " 1",
+            "01700000000",
+            "00",
+        ] {
             assert!(parse_timestamp(bad).is_err(), "{bad:?}");
         }
         assert_eq!(parse_timestamp("1700000000").unwrap(), 1_700_000_000);
