@@ -364,6 +364,13 @@ impl Call {
         self
     }
 
+    /// Whether the call's `Content-Type` is only the one its JSON or raw body implies: not one
+    /// the caller gave, nor a form's or multipart body's own. A view's or a default one
+    /// replaces it.
+    pub(crate) fn content_type_implied(&self) -> bool {
+        self.body.is_some() && !self.content_type_given && !self.content_type_fixed
+    }
+
     /// Sets a JSON or raw body's `Content-Type`, unless the caller gave one.
     fn body_content_type(&mut self, value: HeaderValue) {
         self.content_type_fixed = false;

@@ -83,7 +83,9 @@ impl CallOptions {
     }
 
     /// A header sent on every call that does not set it itself. A signed header occurs once,
-    /// so setting a name again replaces its value.
+    /// so setting a name again replaces its value. A `Content-Type` replaces the one a JSON or
+    /// raw body implies (`application/json` for a `#[body]`), but not one the call sets, nor a
+    /// form's or multipart body's own.
     pub fn header(mut self, name: &str, value: impl fmt::Display) -> CallOptions {
         use crate::header_map::{Refusal, checked};
         match checked(name, value.to_string(), crate::signing::is_call_owned) {

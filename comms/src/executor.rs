@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{ACCEPT, CONTENT_LENGTH, HeaderValue};
+use http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use http::{HeaderMap, StatusCode};
 
 use crate::breaker::{Breaker, CircuitState, Permit};
@@ -347,18 +347,17 @@ impl Executor {
         }
         let inherently_idempotent = policy::is_idempotent_method(&call.method);
         let idempotent = call.idempotent.unwrap_or(inherently_idempotent);
+        // A view's headers (one value each) beat the defaults; the call's own beat both, but
+        // for a `Content-Type` its JSON or raw body only implies, which the first of them to
+        // give one replaces.
+        let mut implied_type = call.content_type_implied();
         let headers = &mut call.headers;
-        if let Some(options) = options {
-            // A view's headers (one value each) beat the defaults below; the call's own beat
-            // both.
-            for (name, value) in &options.headers {
-                if !headers.contains_key(name) {
-                    headers.insert(name.clone(), value.clone());
-                }
-            }
-        }
-        for (name, value) in &inner.default_headers {
-            if !headers.contains_key(name) {
+        let views = options.map(|o| &o.headers).into_iter().flatten();
+        for (name, value) in views.chain(&inner.default_headers) {
+            if *name == CONTENT_TYPE && implied_type {
+                implied_type = false;
+                headers.insert(CONTENT_TYPE, value.clone());
+            } else if !headers.contains_key(name) {
                 headers.insert(name.clone(), value.clone());
             }
         }

@@ -228,6 +228,71 @@ async fn a_default_header_comms_sets_itself_or_http_cannot_carry_is_a_config_err
             "{name}: {err}"
         );
     }
+    // Set twice (in any case): which value was meant is not guessed, nor are both sent.
+    let err = builder("http://127.0.0.1:1")
+        .default_header("X-Feature", "a")
+        .default_header("x-feature", "b")
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Config { key, .. } if key == "default_header"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("more than once"), "{err}");
+}
+
+/// A view's or a default `Content-Type` replaces the one a JSON or raw body only implies; the
+/// call's own, and a form's or multipart body's, stay.
+#[tokio::test]
+async fn a_views_or_default_content_type_replaces_the_one_a_body_implies() {
+    let server = TestServer::always(Reply::ok_json(json!({}))).await;
+    let merge = "application/merge-patch+json";
+    let with_default = builder(&server.url())
+        .default_header("content-type", merge)
+        .build()
+        .unwrap();
+    let plain = exec(&server.url(), RetryConfig::none());
+    let view = plain.with(comms::CallOptions::new().header("content-type", merge));
+    let patch = || Call::patch("/a").json(&json!({"n": 1}));
+    with_default.execute(patch()).await.unwrap();
+    view.execute(patch()).await.unwrap();
+    view.execute(Call::post("/raw").body("x", "text/plain"))
+        .await
+        .unwrap();
+    // The call's own wins over both; a view's over a default.
+    with_default
+        .with(comms::CallOptions::new().header("content-type", "application/x-view"))
+        .execute(patch())
+        .await
+        .unwrap();
+    view.execute(patch().header("content-type", "application/x-own"))
+        .await
+        .unwrap();
+    view.execute(Call::post("/form").form(&[("a", "b")]))
+        .await
+        .unwrap();
+
+    let seen = server.requests();
+    let types: Vec<_> = seen.iter().map(|r| r.header("content-type")).collect();
+    assert_eq!(
+        types,
+        [
+            Some(merge),
+            Some(merge),
+            Some(merge),
+            Some("application/x-view"),
+            Some("application/x-own"),
+            Some("application/x-www-form-urlencoded"),
+        ]
+    );
+    let verifier = comms::verify::Verifier::new().service("tests", SECRET);
+    for r in &seen {
+        assert_eq!(r.headers.get_all("content-type").iter().count(), 1);
+        verifier
+            .verify(&r.method, &r.uri, &r.headers, &r.body)
+            .await
+            .unwrap();
+    }
 }
 
 #[tokio::test]

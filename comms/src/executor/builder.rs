@@ -50,7 +50,10 @@ impl fmt::Debug for ExecutorBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ExecutorBuilder")
             .field("name", &self.name)
-            .field("base_url", &self.base_url)
+            .field(
+                "base_url",
+                &self.base_url.as_deref().map(without_credentials),
+            )
             .field("service_id", &self.service_id)
             .field("key_id", &self.key_id)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
@@ -181,11 +184,14 @@ impl ExecutorBuilder {
     }
 
     /// A header every call carries unless it sets the same one itself (a tenant id, a token
-    /// that does not expire), covered by the signature like the call's own. A name comms sets
+    /// that does not expire), covered by the signature like the call's own; a view's
+    /// ([`Executor::with`](crate::Executor::with)) of the same name wins. A `Content-Type`
+    /// replaces the one a JSON or raw body implies, but not one the call sets, nor a form's or
+    /// multipart body's own. A name comms sets
     /// itself (the signature's headers, `Host`, `Content-Length`, `Transfer-Encoding`), one
     /// that belongs to one call (`Idempotency-Key`, `Comms-Deadline-Ms`, trace context), a
-    /// hop-by-hop one, or a name or value HTTP cannot carry, is an [`Error::Config`] from
-    /// [`build`](Self::build).
+    /// hop-by-hop one, a name or value HTTP cannot carry, or a name set twice, is an
+    /// [`Error::Config`] from [`build`](Self::build).
     /// The values never appear in `Debug` output.
     pub fn default_header(mut self, name: impl Into<String>, value: impl fmt::Display) -> Self {
         self.default_headers.push((name.into(), value.to_string()));
@@ -304,6 +310,11 @@ impl ExecutorBuilder {
                     }
                 })
             })?;
+            // Set twice, it would be sent twice, which a signature covering it cannot be (as
+            // `Call::header` refuses); which one was meant is not for comms to guess.
+            if default_headers.contains_key(&name) {
+                return Err(bad("is set more than once"));
+            }
             default_headers.insert(name, value);
         }
         let headers = attempt_headers(&base, &service_header, self.signing, false);
@@ -398,6 +409,17 @@ mod tests {
         // An `@` past the authority is the path's.
         let raw = "http://users.internal/a@b?c@d";
         assert_eq!(without_credentials(raw), raw);
+    }
+
+    #[test]
+    fn a_builders_debug_shows_its_base_url_without_credentials() {
+        let builder = ExecutorBuilder::default()
+            .base_url("http://svc:hunter2@users.internal:8080")
+            .secret("s3cr3t");
+        let shown = format!("{builder:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("***@users.internal:8080"), "{shown}");
     }
 
     #[test]
