@@ -330,14 +330,17 @@ impl Call {
         self
     }
 
-    /// Sets the body to raw bytes with the given content type.
+    /// Sets the body to raw bytes with the given content type. One that a header cannot carry
+    /// as it is (a control character, or white space at either end, which a receiver strips)
+    /// is an [`Error::Encode`] at execution.
     pub fn body(mut self, bytes: impl Into<Bytes>, content_type: &'static str) -> Call {
+        let padded = crate::header_map::is_padded(content_type.as_bytes());
         match HeaderValue::from_str(content_type) {
-            Ok(value) => {
+            Ok(value) if !padded => {
                 self.body_content_type(value);
                 self.body = Some(bytes.into());
             }
-            Err(_) => self.fail(Error::encode(format!(
+            _ => self.fail(Error::encode(format!(
                 "`{content_type}` is not a valid content type"
             ))),
         }
@@ -456,6 +459,23 @@ mod tests {
         ] {
             assert!(shown.contains(part), "{part} in {shown}");
         }
+    }
+
+    #[test]
+    fn a_raw_bodys_content_type_a_header_cannot_carry_as_it_is_is_an_encode_error() {
+        for bad in [" text/plain", "text/plain ", "text/plain\r\nx: y"] {
+            let mut call = Call::post("/x").body("x", bad);
+            assert!(
+                matches!(call.take_error(), Some(Error::Encode { .. })),
+                "{bad:?}"
+            );
+        }
+        assert!(
+            Call::post("/x")
+                .body("x", "text/plain")
+                .take_error()
+                .is_none()
+        );
     }
 
     #[test]

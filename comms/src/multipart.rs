@@ -122,11 +122,21 @@ impl Multipart {
         mut draw: impl FnMut() -> Result<String, Error>,
     ) -> Result<(HeaderValue, Bytes), Error> {
         for part in &self.parts {
-            if let Some(content_type) = &part.content_type
-                && HeaderValue::from_str(content_type).is_err()
-            {
+            let Some(content_type) = &part.content_type else {
+                continue;
+            };
+            if HeaderValue::from_str(content_type).is_err() {
                 return Err(Error::encode(format!(
                     "the content type of part `{}` has a character headers cannot carry",
+                    part.name
+                )));
+            }
+            // A receiver strips white space at either end of a header's value: the part
+            // would not arrive as it was given.
+            if crate::header_map::is_padded(content_type.as_bytes()) {
+                return Err(Error::encode(format!(
+                    "the content type of part `{}` has white space at either end, which the \
+                     receiver strips",
                     part.name
                 )));
             }
@@ -314,9 +324,13 @@ mod tests {
 
     #[test]
     fn a_content_type_headers_cannot_carry_is_an_encode_error() {
-        let form =
-            Multipart::new().part(Part::new("f", "x").with_content_type("text/plain\r\nX: y"));
-        assert!(matches!(form.encode(), Err(Error::Encode { .. })));
+        for bad in ["text/plain\r\nX: y", " text/plain", "text/plain\t"] {
+            let form = Multipart::new().part(Part::new("f", "x").with_content_type(bad));
+            assert!(
+                matches!(form.encode(), Err(Error::Encode { .. })),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]
