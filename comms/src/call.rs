@@ -237,11 +237,15 @@ impl Call {
     /// set before or after it; a form or multipart body's is its own (a multipart one's names
     /// its boundary), and giving one beside it is an [`Error::Encode`] at execution. A name or
     /// value that HTTP cannot carry (a line break, say, or white space at either end, which a
-    /// receiver strips), or a name comms sets itself (the signature's headers, `Host`,
-    /// `Content-Length`, `Transfer-Encoding`), is an [`Error::Encode`] at execution.
+    /// receiver strips), a name comms sets itself (the signature's headers, `Host`,
+    /// `Content-Length`, `Transfer-Encoding`), or a hop-by-hop one (`Connection`, `TE`,
+    /// `Upgrade`, ..., which an intermediary removes), is an [`Error::Encode`] at execution.
     pub fn header(mut self, name: &str, value: impl Display) -> Call {
         use crate::header_map::{Refusal, checked};
-        match checked(name, value.to_string(), crate::signing::is_reserved) {
+        use crate::signing::{is_hop_by_hop, is_reserved};
+        match checked(name, value.to_string(), |n| {
+            is_reserved(n) || is_hop_by_hop(n)
+        }) {
             // The caller's `Content-Type` replaces a JSON or raw body's, set before or after
             // it; beside a form or multipart body it is refused when the call is made (a body
             // set after it may still replace that one).
@@ -255,6 +259,12 @@ impl Call {
             }
             Ok((name, value)) => {
                 self.headers.append(name, value);
+            }
+            Err(Refusal::Refused(name)) if is_hop_by_hop(&name) => {
+                self.fail(Error::encode(format!(
+                    "`{name}` is a hop-by-hop header, which an intermediary removes: a \
+                     signature covering it would fail on the way"
+                )))
             }
             Err(Refusal::Refused(name)) => self.fail(Error::encode(format!(
                 "`{name}` is set by comms itself and cannot be set by a call"

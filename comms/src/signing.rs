@@ -78,19 +78,23 @@ pub const EMPTY_CONTENT_DIGEST: &str = "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5N
 /// deadline, its trace context), which a shared value would make wrong, and hop-by-hop headers,
 /// which an intermediary removes, so a signature covering them would fail.
 pub(crate) fn is_call_owned(name: &HeaderName) -> bool {
-    use http::header::{CONNECTION, TE, TRAILER, UPGRADE};
     is_reserved(name)
+        || is_hop_by_hop(name)
         || [
             &IDEMPOTENCY_KEY,
             &COMMS_DEADLINE_MS,
             &TRACEPARENT,
             &TRACESTATE,
-            &CONNECTION,
-            &TE,
-            &TRAILER,
-            &UPGRADE,
         ]
         .contains(&name)
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1), which no header of a call may be, its own either: an
+/// intermediary removes them (and HTTP/2 cannot carry them), so a signature covering one would
+/// fail on the way.
+pub(crate) fn is_hop_by_hop(name: &HeaderName) -> bool {
+    use http::header::{CONNECTION, TE, TRAILER, UPGRADE};
+    [&CONNECTION, &TE, &TRAILER, &UPGRADE].contains(&name)
         || matches!(name.as_str(), "keep-alive" | "proxy-connection")
 }
 

@@ -162,6 +162,24 @@ async fn headers_a_signature_cannot_carry_are_refused_unsent() {
             .unwrap_err();
         assert!(matches!(&err, Error::Encode { .. }), "{name}: {err}");
     }
+    // Nor can hop-by-hop ones, which an intermediary removes from under the signature.
+    for name in [
+        "Connection",
+        "TE",
+        "upgrade",
+        "Keep-Alive",
+        "proxy-connection",
+        "trailer",
+    ] {
+        let err = e
+            .execute(Call::get("/x").header(name, "close"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Encode { .. }) && err.to_string().contains("hop-by-hop"),
+            "{name}: {err}"
+        );
+    }
     assert_eq!(server.count(), 0, "nothing was sent");
 }
 

@@ -29,6 +29,9 @@ pub trait Attributes {
     #[get("/g")]
     async fn reserved_header(&self, #[header("X-Signature")] sig: &str) -> Result<(), Error>;
 
+    #[get("/g2")]
+    async fn hop_by_hop_header(&self, #[header("Connection")] how: &str) -> Result<(), Error>;
+
     #[get("/h")]
     async fn unknown_query_option(&self, #[query(name = "p")] page: u32) -> Result<(), Error>;
 
