@@ -700,3 +700,139 @@ async fn a_request_lines_scheme_does_not_name_the_servers_series() {
     assert_eq!(durations[0].attributes["url.scheme"], "http");
     assert_eq!(durations[0].value, 3.0);
 }
+
+/// A SERVER span continues the trace a request carries only when the request's signature held
+/// and covers it: otherwise anybody could put spans into another trace, or decide whether a
+/// parent-based sampler records them. A request refused, or signed without covering its
+/// `traceparent`, is served as one without a trace, linked to the trace it claimed; a legacy
+/// one, whose signature covers no header, is taken as sent (as its deadline is).
+#[tokio::test]
+async fn only_a_signed_trace_context_is_continued() {
+    use comms::http::{HeaderValue, Method};
+    use comms_tests::Recorded;
+
+    let (spans, _guard) = record_spans();
+    let verifier = Verifier::new()
+        .service("billing", SECRET)
+        .accept_legacy(true);
+    let app = Router::new()
+        .route("/claimed/{case}", get(|| async { "ok" }))
+        .layer(VerifyLayer::new(verifier));
+    let url = serve(app).await;
+    let authority = url.trim_start_matches("http://").to_owned();
+    let claimed = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let request = |case: &str, covered: &[&str]| {
+        let mut head = Recorded {
+            method: Method::GET,
+            uri: format!("/claimed/{case}").parse().unwrap(),
+            headers: Default::default(),
+            body: Default::default(),
+        };
+        head.headers
+            .insert("host", HeaderValue::from_str(&authority).unwrap());
+        head.headers.insert(
+            "content-digest",
+            HeaderValue::from_static(comms::signing::EMPTY_CONTENT_DIGEST),
+        );
+        head.headers.insert(
+            "traceparent",
+            HeaderValue::from_str(&format!("00-{claimed}-00f067aa0ba902b7-01")).unwrap(),
+        );
+        let nonce = format!("{case:0>16}{created:x}");
+        let params =
+            format!(r#";created={created};keyid="billing";alg="hmac-sha256";nonce="{nonce}""#);
+        head.sign_as("comms", covered, &params, SECRET);
+        head
+    };
+    let required = ["@method", "@authority", "@path", "@query", "content-digest"];
+    let mut unsigned = request("unsigned", &required);
+    unsigned.headers.remove("signature");
+    let uncovered = request("uncovered", &required);
+    let covered = request("covered", &[&required[..], &["traceparent"]].concat());
+    let mut legacy = request("legacy", &required);
+    for name in ["signature", "signature-input"] {
+        legacy.headers.remove(name);
+    }
+    let ts = created.to_string();
+    let string = comms::signing::legacy_string_to_sign("GET", "/claimed/legacy", created);
+    let secret = comms::signing::Secret::from(SECRET);
+    for (name, value) in [
+        ("x-service-id", "billing".to_owned()),
+        ("x-timestamp", ts),
+        ("x-signature", comms::signing::sign_legacy(&secret, &string)),
+    ] {
+        legacy
+            .headers
+            .insert(name, HeaderValue::from_str(&value).unwrap());
+    }
+
+    let http = reqwest::Client::new();
+    for (head, status) in [
+        (&unsigned, 401),
+        (&uncovered, 200),
+        (&covered, 200),
+        (&legacy, 200),
+    ] {
+        let mut headers = head.headers.clone();
+        headers.remove("host");
+        let answer = http
+            .get(format!("{url}{}", head.uri))
+            .headers(headers)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), status, "{}", head.uri);
+    }
+
+    let finished = spans.get_finished_spans().unwrap();
+    let served = |case: &str| {
+        let path = format!("/claimed/{case}");
+        let found: Vec<&SpanData> = finished
+            .iter()
+            .filter(|s| s.span_kind == SpanKind::Server)
+            .filter(|s| text(s, "url.path").as_deref() == Some(path.as_str()))
+            .collect();
+        assert_eq!(found.len(), 1, "{case}: {finished:#?}");
+        found[0]
+    };
+    for case in ["unsigned", "uncovered"] {
+        let span = served(case);
+        assert_ne!(span.span_context.trace_id().to_string(), claimed, "{case}");
+        let links: Vec<String> = span
+            .links
+            .iter()
+            .map(|link| link.span_context.trace_id().to_string())
+            .collect();
+        assert_eq!(links, [claimed], "{case}");
+    }
+    for case in ["covered", "legacy"] {
+        let span = served(case);
+        assert_eq!(span.span_context.trace_id().to_string(), claimed, "{case}");
+        assert!(span.links.is_empty(), "{case}");
+    }
+
+    // A generated server's own SERVER span likewise.
+    let shelf = ShelfServer::new(Books)
+        .verifier(Verifier::new().service("billing", SECRET))
+        .into_router();
+    let shelf = serve(shelf).await;
+    let answer = http
+        .get(format!("{shelf}/shelf/3"))
+        .header("traceparent", format!("00-{claimed}-00f067aa0ba902b7-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 401);
+    let spans = spans.get_finished_spans().unwrap();
+    let refused = spans
+        .iter()
+        .find(|s| text(s, "url.path").as_deref() == Some("/shelf/3"))
+        .unwrap();
+    assert_eq!(refused.name, "GET /shelf/<id>");
+    assert_ne!(refused.span_context.trace_id().to_string(), claimed);
+    assert_eq!(refused.links.len(), 1);
+}

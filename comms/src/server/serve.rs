@@ -17,7 +17,7 @@ use super::{
     respond_message,
 };
 use crate::telemetry::ServerTrace;
-use crate::verify::layer::Gate;
+use crate::verify::layer::{Checked, Gate};
 use crate::verify::{Caller, Verifier};
 
 tokio::task_local! {
@@ -136,16 +136,19 @@ where
     // The signature covers the URI as the caller sent it, prefix included.
     let uri = crate::verify::layer::signed_uri(&parts);
     // Behind `VerifyLayer`, the request is in the layer's SERVER span already, which ends it.
+    let checked = settings.gate.check_head(&parts, &uri);
     let (trace, behind_layer) = match ServerTrace::behind_layer(&parts.extensions, route) {
         Some(trace) => (trace, true),
         None => {
             let scheme = settings.gate.scheme();
-            let trace = ServerTrace::start_served(&parts, &uri, route, scheme);
+            let trusted = Gate::trusts_trace(&checked);
+            let trace = ServerTrace::start_served(&parts, &uri, route, scheme, trusted);
             (trace, false)
         }
     };
     let served = serve(
         settings,
+        checked,
         parts,
         uri,
         body,
@@ -175,8 +178,9 @@ where
 }
 
 /// [`handle`] inside the span.
-async fn serve<F, Fut, A>(
-    settings: &Settings,
+async fn serve<'s, F, Fut, A>(
+    settings: &'s Settings,
+    checked: Checked<'s>,
     parts: http::request::Parts,
     uri: http::Uri,
     body: axum::body::Body,
@@ -188,7 +192,7 @@ where
     Fut: Future<Output = A> + Send + 'static,
     A: Into<Answer>,
 {
-    let (caller, body, deadline) = match settings.gate.admit(&parts, &uri, body).await {
+    let (caller, body, deadline) = match settings.gate.admit(checked, &parts, body).await {
         Ok(admission) => (admission.caller, admission.body, admission.deadline),
         Err(refusal) => return refusal.map(axum::body::Body::from),
     };

@@ -63,6 +63,13 @@ pub(crate) fn breaker_changed(_authority: &str, _state: CircuitState) {}
 #[inline]
 pub(crate) fn breaker_refused(_target: &Target) {}
 
+/// Without `otel` no trace context is read from a request: whatever it carries is covered
+/// enough.
+#[inline]
+pub(crate) fn trace_fields_covered(_headers: &HeaderMap, _covered: impl Fn(&str) -> bool) -> bool {
+    true
+}
+
 /// Nothing: a served request has no span of its own.
 pub(crate) struct ServerTrace;
 
@@ -74,6 +81,7 @@ impl ServerTrace {
         _headers: &HeaderMap,
         _route: Option<std::borrow::Cow<'static, str>>,
         _scheme: Option<&str>,
+        _trusted: bool,
     ) -> ServerTrace {
         ServerTrace
     }
@@ -85,6 +93,7 @@ impl ServerTrace {
         _uri: &Uri,
         _route: &'static str,
         _scheme: Option<&str>,
+        _trusted: bool,
     ) -> ServerTrace {
         ServerTrace
     }
@@ -95,9 +104,10 @@ impl ServerTrace {
         uri: &Uri,
         headers: &HeaderMap,
         scheme: Option<&str>,
+        trusted: bool,
         _extensions: &mut http::Extensions,
     ) -> ServerTrace {
-        ServerTrace::start(method, uri, headers, None, scheme)
+        ServerTrace::start(method, uri, headers, None, scheme, trusted)
     }
 
     #[cfg(feature = "server")]

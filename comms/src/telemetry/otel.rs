@@ -126,6 +126,16 @@ impl Injector for HeaderInjector<'_> {
     }
 }
 
+/// Whether every field of the global propagator's that `headers` has is one a signature
+/// covers (`covered`): only then is the trace context a request carries its signer's.
+pub(crate) fn trace_fields_covered(headers: &HeaderMap, covered: impl Fn(&str) -> bool) -> bool {
+    global::get_text_map_propagator(|propagator| {
+        propagator
+            .fields()
+            .all(|field| !headers.contains_key(field) || covered(field))
+    })
+}
+
 /// Reads a propagator's fields from a request's headers.
 struct HeaderExtractor<'a>(&'a HeaderMap);
 
@@ -588,12 +598,19 @@ impl ServerTrace {
     /// request line does not say, or says what its sender likes (`GET x1://host/ path`, which
     /// hyper takes), so the request's own scheme counts only when it is `http` or `https`: the
     /// duration's series are not for a caller to multiply, signed or not.
+    ///
+    /// The span continues the trace the request carries only when it is `trusted`: a request
+    /// whose signature held and covers its trace context (or one served unverified). Any other
+    /// (refused, or signed without covering it) is served as one without a trace would be,
+    /// with a link to the trace it claimed, so that an unauthenticated caller cannot put spans
+    /// into another trace, nor decide whether a parent-based sampler records them.
     pub(crate) fn start(
         method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
         route: Option<Cow<'static, str>>,
         scheme: Option<&str>,
+        trusted: bool,
     ) -> ServerTrace {
         let name = span_name(method, route.as_deref());
         let scheme = scheme
@@ -618,7 +635,10 @@ impl ServerTrace {
         // tower-http span around the router, say). A span a filter left out cannot hold it.
         let mut carried = None;
         if parent.span().span_context().is_valid() {
-            if span.is_disabled() {
+            if !trusted {
+                // Served as a request without a trace would be, the one it claimed linked.
+                span.add_link(parent.span().span_context().clone());
+            } else if span.is_disabled() {
                 carried = Some(parent);
             } else {
                 let _ = span.set_parent(parent);
@@ -652,9 +672,10 @@ impl ServerTrace {
         uri: &Uri,
         headers: &HeaderMap,
         scheme: Option<&str>,
+        trusted: bool,
         extensions: &mut http::Extensions,
     ) -> ServerTrace {
-        let mut trace = ServerTrace::start(method, uri, headers, None, scheme);
+        let mut trace = ServerTrace::start(method, uri, headers, None, scheme, trusted);
         // Axum's routing, when it came before the layer (and brought axum in: `server`).
         #[cfg(feature = "server")]
         {
@@ -673,9 +694,17 @@ impl ServerTrace {
         uri: &Uri,
         route: &'static str,
         scheme: Option<&str>,
+        trusted: bool,
     ) -> ServerTrace {
         let route = served_route(matched_path(&parts.extensions), route);
-        ServerTrace::start(&parts.method, uri, &parts.headers, Some(route), scheme)
+        ServerTrace::start(
+            &parts.method,
+            uri,
+            &parts.headers,
+            Some(route),
+            scheme,
+            trusted,
+        )
     }
 
     /// For a generated server behind `VerifyLayer`, whose SERVER span this request is already

@@ -126,18 +126,18 @@ impl Gate {
         }
     }
 
-    /// Checks a request whose signature covers `uri` (the URI as the caller sent it, before
-    /// any prefix was stripped): the head first, then the body under the limits. Gives the
-    /// request as admitted, or the response that refuses it: 504 when the deadline has nothing
-    /// left.
+    /// Admits a request whose head's signature was `checked` ([`check_head`](Gate::check_head),
+    /// which the SERVER span is opened after): its nonce, its deadline, then the body under the
+    /// limits. Gives the request as admitted, or the response that refuses it: 504 when the
+    /// deadline has nothing left.
     ///
     /// A request another gate admitted already (a `VerifyLayer` in front of a generated
     /// server) has its signature checked again by this gate's verifier, but its nonce is not
     /// recorded again: see [`Admitted`].
-    pub(crate) async fn admit<B>(
-        &self,
+    pub(crate) async fn admit<'v, B>(
+        &'v self,
+        checked: Checked<'v>,
         parts: &http::request::Parts,
-        uri: &http::Uri,
         body: B,
     ) -> Result<Admission, Response<Bytes>>
     where
@@ -146,7 +146,7 @@ impl Gate {
     {
         let unread = |refusal| closing_unread(refusal, parts);
         let (head, deadline, uncovered_deadline) =
-            self.admit_head(parts, uri).await.map_err(unread)?;
+            self.admit_head(checked, parts).await.map_err(unread)?;
         let bytes = self
             .take_body(parts, body, deadline)
             .await
@@ -198,26 +198,42 @@ impl Gate {
         response
     }
 
+    /// The signature over a request's head, checked over `uri` (the URI as the caller sent it,
+    /// before any prefix was stripped) before anything is awaited: `None` for a gate without a
+    /// verifier (`.unverified()`). [`admit`](Gate::admit) takes it on.
+    pub(crate) fn check_head(&self, parts: &http::request::Parts, uri: &http::Uri) -> Checked<'_> {
+        let Some(verifier) = &self.verifier else {
+            return Ok(None);
+        };
+        let mut head = verifier.verify_head(&parts.method, uri, &parts.headers)?;
+        if let Some(outer) = parts.extensions.get::<Admitted>() {
+            head.behind(outer);
+        }
+        Ok(Some(head))
+    }
+
+    /// Whether the trace context of a request whose head was `checked` may be continued: its
+    /// signature held and covers it, or the gate verifies nothing.
+    pub(crate) fn trusts_trace(checked: &Checked<'_>) -> bool {
+        checked
+            .as_ref()
+            .is_ok_and(|head| head.as_ref().is_none_or(VerifiedHead::covers_trace))
+    }
+
     /// What [`admit`](Gate::admit) checks before reading a byte of the body: the signature
-    /// over the head, whether its nonce was seen, and the deadline the request arrived with,
-    /// with whether it has a `Comms-Deadline-Ms` its signature does not cover (ignored). An
-    /// unsigned or wrongly signed request costs no body read, nor does the replay of a signed
-    /// one whose nonce the store holds.
+    /// over the head (`checked`), whether its nonce was seen, and the deadline the request
+    /// arrived with, with whether it has a `Comms-Deadline-Ms` its signature does not cover
+    /// (ignored). An unsigned or wrongly signed request costs no body read, nor does the replay
+    /// of a signed one whose nonce the store holds.
     async fn admit_head<'v>(
         &'v self,
+        checked: Checked<'v>,
         parts: &http::request::Parts,
-        uri: &http::Uri,
     ) -> Result<(Option<VerifiedHead<'v>>, Option<Instant>, bool), Response<Bytes>> {
         // What is left of a deadline counts from here, before anything is awaited.
         let arrived = Instant::now();
-        let head = match &self.verifier {
-            Some(verifier) => {
-                let mut head = verifier
-                    .verify_head(&parts.method, uri, &parts.headers)
-                    .map_err(|e| self.refused(e, parts))?;
-                if let Some(outer) = parts.extensions.get::<Admitted>() {
-                    head.behind(outer);
-                }
+        let head = match checked.map_err(|e| self.refused(e, parts))? {
+            Some(head) => {
                 match head.replayed().await {
                     Ok(false) => {}
                     Ok(true) => return Err(self.refused(head.replay(), parts)),
@@ -312,6 +328,10 @@ fn closing_unread(mut refusal: Response<Bytes>, parts: &http::request::Parts) ->
     }
     refusal
 }
+
+/// A request head's signature as [`Gate::check_head`] found it: verified (`None` when the gate
+/// verifies nothing), or why not.
+pub(crate) type Checked<'v> = Result<Option<VerifiedHead<'v>>, VerifyError>;
 
 /// A request a [`Gate`] let through.
 pub(crate) struct Admission {
@@ -452,6 +472,7 @@ where
             let (mut parts, body) = request.into_parts();
             let head_only = parts.method == http::Method::HEAD;
             let uri = signed_uri(&parts);
+            let checked = gate.check_head(&parts, &uri);
             // Added with `Router::layer`, the layer runs after routing, and the span has the
             // route axum matched; a generated server behind it names it with its own template.
             let trace = ServerTrace::start_layer(
@@ -459,10 +480,11 @@ where
                 &uri,
                 &parts.headers,
                 gate.scheme(),
+                Gate::trusts_trace(&checked),
                 &mut parts.extensions,
             );
-            let served = trace.run(async move {
-                match gate.admit(&parts, &uri, body).await {
+            let served = trace.run(async {
+                match gate.admit(checked, &parts, body).await {
                     Ok(admission) => {
                         // Always a caller: this gate has a verifier.
                         if let Some(caller) = admission.caller {

@@ -403,6 +403,9 @@ pub struct VerifiedHead<'a> {
     /// Whether a `Comms-Deadline-Ms` the request has is one its signer vouches for: covered
     /// by an RFC 9421 signature, or under a legacy one, which covers no header.
     covers_deadline: bool,
+    /// Likewise for the trace context the request carries (every field of the global
+    /// propagator's it has): a SERVER span continues the caller's trace only when it is.
+    covers_trace: bool,
 }
 
 /// What a gate in front did for a request it admitted, kept in the request's extensions: a
@@ -441,6 +444,12 @@ impl VerifiedHead<'_> {
     /// signature does not cover could have been added on the way, to cut the request short.
     pub(crate) fn covers_deadline(&self) -> bool {
         self.covers_deadline
+    }
+
+    /// Whether the request's trace context, if it has one, may be continued: one an RFC 9421
+    /// signature does not cover could be anybody's, to join a trace or to have it sampled.
+    pub(crate) fn covers_trace(&self) -> bool {
+        self.covers_trace
     }
 
     /// What the gate that admits this request leaves in its extensions for one behind it.

@@ -126,9 +126,9 @@ impl Verifier {
         if !covers_digest && declares_body(headers) {
             return Err(VerifyError::NotCovered("content-digest"));
         }
-        let covers_deadline = components
-            .iter()
-            .any(|c| c.name == "comms-deadline-ms" && !c.is_member());
+        let covers_field = |name: &str| components.iter().any(|c| c.name == name && !c.is_member());
+        let covers_deadline = covers_field("comms-deadline-ms");
+        let covers_trace = crate::telemetry::trace_fields_covered(headers, covers_field);
         let digest = if covers_digest {
             Some(ExpectedDigest::parse(headers)?)
         } else {
@@ -167,6 +167,7 @@ impl Verifier {
             count_use: true,
             recorded_in_front: false,
             covers_deadline,
+            covers_trace,
         })
     }
 }
