@@ -377,15 +377,20 @@ fn parse_base_url(raw: &str) -> Result<(reqwest::Url, String, String), Error> {
 /// A base URL as an error may show it: whatever precedes an `@` in its authority (a user and
 /// a password, which a base URL may not carry) is replaced by `***`, so that a URL refused for
 /// carrying credentials, from the environment perhaps, does not put them in a log.
+///
+/// A password may hold a `/`, `?` or `#` (which a URL parser then takes for the path's start):
+/// the authority is taken to end at the first `/` past the first `@`, so what is hidden is
+/// everything before the last `@` ahead of that. A base URL with an `@` in its path has more
+/// hidden than it needs; none carries credentials.
 fn without_credentials(raw: &str) -> std::borrow::Cow<'_, str> {
     let start = raw.find("://").map_or(0, |at| at + 3);
-    let end = raw[start..]
-        .find(['/', '?', '#'])
-        .map_or(raw.len(), |at| start + at);
-    match raw[start..end].rfind('@') {
-        Some(at) => format!("{}***{}", &raw[..start], &raw[start + at..]).into(),
-        None => raw.into(),
-    }
+    let rest = &raw[start..];
+    let Some(first) = rest.find('@') else {
+        return raw.into();
+    };
+    let end = rest[first..].find('/').map_or(rest.len(), |at| first + at);
+    let last = rest[..end].rfind('@').unwrap_or(first);
+    format!("{}***{}", &raw[..start], &rest[last..]).into()
 }
 
 #[cfg(test)]
@@ -406,8 +411,21 @@ mod tests {
             let err = parse_base_url(raw).map(|_| ()).unwrap_err().to_string();
             assert!(err.contains(shown), "{err}");
         }
-        // An `@` past the authority is the path's.
-        let raw = "http://users.internal/a@b?c@d";
+        // A password with a `/`, `?` or `#` in it.
+        for raw in [
+            "http://svc:hun/ter2@users.internal:8080",
+            "http://svc:hun?ter2@users.internal:8080",
+            "http://svc:hun#ter2@users.internal:8080/api",
+        ] {
+            let shown = without_credentials(raw);
+            assert!(!shown.contains("ter2"), "{shown}");
+            assert!(
+                shown.starts_with("http://***@users.internal:8080"),
+                "{shown}"
+            );
+        }
+        // Without an `@`, nothing is hidden.
+        let raw = "http://users.internal/a?b#c";
         assert_eq!(without_credentials(raw), raw);
     }
 
