@@ -646,3 +646,58 @@ async fn a_base_urls_path_is_in_the_template() {
     assert_eq!(durations.len(), 1, "{durations:?}");
     assert_eq!(durations[0].attributes["url.template"], "/api/items/<id>");
 }
+
+/// A retry whose call is dropped during its header hook ends its span as one dropped in
+/// flight does (see above): with neither a status code nor an error of its own, and no
+/// duration. Nothing was sent, and nothing failed.
+#[tokio::test]
+async fn a_retry_dropped_during_its_header_hook_ends_as_one_dropped_in_flight() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let (spans, _guard) = record_spans();
+    let server = TestServer::always(Reply::status(503)).await;
+    let port = server.addr().port();
+    let hooked = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = hooked.clone();
+    let hooking = Executor::builder()
+        .base_url(server.url())
+        .service_id("billing")
+        .secret(SECRET)
+        .retry(fast_retry())
+        .breaker(BreakerConfig::disabled())
+        .header_hook(move || {
+            let n = counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                // The retry's hook outlasts the caller's patience.
+                if n == 1 {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+                Ok::<_, Error>(comms::http::HeaderMap::new())
+            }
+        })
+        .build()
+        .unwrap();
+    let call = hooking.execute(item(1));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), call)
+            .await
+            .is_err()
+    );
+    assert_eq!(server.count(), 1, "the retry was never sent");
+    assert_eq!(hooked.load(Ordering::SeqCst), 2);
+
+    let spans = spans.get_finished_spans().unwrap();
+    let attempts = spans_named(&spans, "GET /items/<id>");
+    assert_eq!(attempts.len(), 2, "{attempts:#?}");
+    let retry = attempts
+        .iter()
+        .find(|a| text(a, "http.request.resend_count").as_deref() == Some("1"))
+        .unwrap();
+    assert_eq!(attr(retry, "http.response.status_code"), None);
+    assert_eq!(attr(retry, "error.type"), None);
+    assert_eq!(retry.status, Status::Unset);
+    // One duration: the first attempt's 503.
+    let durations = points("http.client.request.duration", port);
+    assert_eq!(durations.len(), 1, "{durations:?}");
+    assert_eq!(durations[0].attributes["http.response.status_code"], "503");
+}

@@ -600,8 +600,9 @@ impl ServerTrace {
     /// duration's series are not for a caller to multiply, signed or not.
     ///
     /// The span continues the trace the request carries only when it is `trusted`: a request
-    /// whose signature held and covers its trace context (or one served unverified). Any other
-    /// (refused, or signed without covering it) is served as one without a trace would be,
+    /// whose head's signature held and covers its trace context (or one served unverified).
+    /// Any other (its head refused, or signed without covering it) is served as one without a
+    /// trace would be,
     /// with a link to the trace it claimed, so that an unauthenticated caller cannot put spans
     /// into another trace, nor decide whether a parent-based sampler records them.
     pub(crate) fn start(
