@@ -1039,3 +1039,62 @@ async fn a_128_bit_field_of_a_query_struct_or_form_is_a_400_that_says_what_to_do
         }
     }
 }
+
+#[service_client(
+    base_url = "http://127.0.0.1:9",
+    service_id = "billing",
+    secret_env = "COMMS_TEST_SHAPES_SERVED_SECRET"
+)]
+pub trait Removal {
+    #[delete("/things/<id>")]
+    async fn remove(&self, id: u32) -> Result<Option<()>, Error>;
+}
+
+#[derive(Clone)]
+struct RemovalImpl;
+
+impl Removal for RemovalImpl {
+    async fn remove(&self, id: u32) -> Result<Option<()>, Error> {
+        match id {
+            0 => Err(Error::forbidden("not yours")),
+            1 => Ok(Some(())),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// `Option<()>`, a removal where a 404 means there was nothing to remove: its body is ignored
+/// as `()`'s is (any service's 204, or a 200 with whatever body), a 404 is `None`; a generated
+/// server answers `Some(())` with a 204.
+#[tokio::test]
+async fn an_optional_unit_ignores_the_body_and_takes_a_404_for_none() {
+    use comms_tests::{Reply, TestServer};
+
+    let server = TestServer::start(|_, i| match i {
+        0 => Reply::status(204),
+        1 => Reply::status(200).body("removed, thanks"),
+        _ => Reply::status(404),
+    })
+    .await;
+    let client: RemovalClient = comms_tests::plain_client(&server.url(), SECRET);
+    assert_eq!(client.remove(1).await.unwrap(), Some(()));
+    assert_eq!(client.remove(1).await.unwrap(), Some(()));
+    assert_eq!(client.remove(1).await.unwrap(), None);
+
+    let router = RemovalServer::new(RemovalImpl)
+        .verifier(Verifier::new().service("billing", SECRET))
+        .into_router();
+    let url = serve(router).await;
+    let client: RemovalClient = comms_tests::plain_client(&url, SECRET);
+    assert_eq!(client.remove(1).await.unwrap(), Some(()));
+    assert_eq!(client.remove(2).await.unwrap(), None);
+    let err = client.remove(0).await.unwrap_err();
+    assert!(matches!(err, Error::Forbidden(_)), "{err}");
+    let answer = client
+        .executor()
+        .execute(Call::delete("/things/1"))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 204);
+    assert!(answer.bytes().is_empty());
+}

@@ -87,6 +87,8 @@ pub(crate) enum OutputKind {
     Raw,
     /// `Option<T>`: a 404 is `None`, a success `T` decoded from JSON.
     Optional,
+    /// `Option<()>`: a 404 is `None`, a success `Some(())`, its body ignored.
+    OptionalUnit,
     /// `ResponseValue<T>`: `T` decoded from JSON, with the status and headers.
     Value,
     /// `ResponseValue<()>`: the status and headers, the body ignored.
@@ -547,7 +549,10 @@ fn parse_output<'a>(cx: &Ctxt, output: &'a ReturnType, name: &Ident) -> Option<O
                 );
                 return None;
             }
-            OutputKind::Optional
+            match inner {
+                Type::Tuple(unit) if unit.elems.is_empty() => OutputKind::OptionalUnit,
+                _ => OutputKind::Optional,
+            }
         }
         t if named(t, "ResponseValue") => match generic_arg(t) {
             Some(Type::Tuple(unit)) if unit.elems.is_empty() => OutputKind::ValueUnit,
@@ -561,7 +566,7 @@ fn parse_output<'a>(cx: &Ctxt, output: &'a ReturnType, name: &Ident) -> Option<O
         OutputKind::Optional | OutputKind::Value | OutputKind::JsonLines => generic_arg(ok),
         _ => None,
     };
-    if let Some(borrowed @ Type::Reference(_)) = decoded {
+    if let Some(borrowed) = decoded.and_then(borrowed_within) {
         cx.error_spanned_by(
             borrowed,
             format!(
@@ -572,6 +577,29 @@ fn parse_output<'a>(cx: &Ctxt, output: &'a ReturnType, name: &Ident) -> Option<O
         return None;
     }
     Some(Output { ty, ok, kind })
+}
+
+/// The first reference within a type (`&str` in `Vec<&str>` or `(u32, &str)`), which a value
+/// decoded from a body that is gone when the call returns cannot hold.
+fn borrowed_within(ty: &Type) -> Option<&Type> {
+    match ty {
+        Type::Reference(_) => Some(ty),
+        Type::Paren(inner) => borrowed_within(&inner.elem),
+        Type::Group(inner) => borrowed_within(&inner.elem),
+        Type::Slice(inner) => borrowed_within(&inner.elem),
+        Type::Array(inner) => borrowed_within(&inner.elem),
+        Type::Tuple(tuple) => tuple.elems.iter().find_map(borrowed_within),
+        Type::Path(path) => path.path.segments.iter().find_map(|segment| {
+            let syn::PathArguments::AngleBracketed(args) = &segment.arguments else {
+                return None;
+            };
+            args.args.iter().find_map(|arg| match arg {
+                syn::GenericArgument::Type(ty) => borrowed_within(ty),
+                _ => None,
+            })
+        }),
+        _ => None,
+    }
 }
 
 /// The generic arguments of a type written `Result<..>`, or under an alias whose name ends

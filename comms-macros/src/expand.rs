@@ -375,7 +375,7 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
     // Named with the success type, so that a type that cannot be decoded is reported there.
     let ok = method.output.ok;
     let decode = match method.output.kind {
-        OutputKind::Unit => quote!(::comms::__private::decode_unit),
+        OutputKind::Unit | OutputKind::OptionalUnit => quote!(::comms::__private::decode_unit),
         OutputKind::Raw => quote!(::comms::__private::decode_response),
         OutputKind::ValueUnit => quote!(::comms::__private::decode_value_unit),
         OutputKind::Value => {
@@ -396,7 +396,7 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
         }
     };
     let (decoded, execute) = match method.output.kind {
-        OutputKind::Optional => (
+        OutputKind::Optional | OutputKind::OptionalUnit => (
             quote!(::comms::__private::decoded_optional),
             quote!(execute),
         ),

@@ -452,6 +452,7 @@ fn route(
         }
         OutputKind::ValueUnit => quote!(::comms::__private::server::respond_value_unit),
         OutputKind::Unit => quote!(::comms::__private::server::respond_unit),
+        OutputKind::OptionalUnit => quote!(::comms::__private::server::respond_optional_unit),
         OutputKind::Raw => quote!(::comms::__private::server::respond_raw),
         OutputKind::Bytes => quote!(::comms::__private::server::respond_byte_stream),
         OutputKind::JsonLines => {

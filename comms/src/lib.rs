@@ -139,7 +139,7 @@ pub mod __private {
             Answer, Incoming, Rejection, Settings, body, check_query_keys, form, handle, header,
             header_opt, multipart, path, query, query_all, query_array, query_flatten, query_keys,
             query_opt, respond_byte_stream, respond_json, respond_json_lines, respond_optional,
-            respond_raw, respond_unit, respond_value, respond_value_unit,
+            respond_optional_unit, respond_raw, respond_unit, respond_value, respond_value_unit,
         };
         pub use axum::Router;
         pub use axum::extract::Request;

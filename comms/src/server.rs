@@ -342,6 +342,17 @@ pub fn respond_optional<T: JsonReturn>(result: Result<Option<T>, Error>) -> http
     }
 }
 
+/// The response for a method returning `Option<()>`: 204 for `Some(())`, 404 for `None`, or
+/// the error's response.
+#[doc(hidden)]
+pub fn respond_optional_unit(result: Result<Option<()>, Error>) -> http::Response<Bytes> {
+    match result {
+        Ok(Some(())) => respond_unit(Ok(())),
+        Ok(None) => respond_message(StatusCode::NOT_FOUND, "not found"),
+        Err(e) => served_error(&e),
+    }
+}
+
 /// The response for a method returning `()`: 204, or the error's response.
 #[doc(hidden)]
 pub fn respond_unit(result: Result<(), Error>) -> http::Response<Bytes> {

@@ -22,6 +22,10 @@ pub trait Borrowed {
 
     #[get("/names")]
     async fn names(&self) -> Result<Option<&[String]>, comms::Error>;
+
+    // Within the type too, at the reference.
+    #[get("/tags")]
+    async fn tags(&self) -> Result<Vec<(u32, &str)>, comms::Error>;
 }
 
 fn main() {}
