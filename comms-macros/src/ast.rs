@@ -122,6 +122,14 @@ impl<'a> Service<'a> {
         if let Some(unsafety) = &item.unsafety {
             cx.error_spanned_by(unsafety, "a service trait cannot be `unsafe`");
         }
+        // Still on the trait: written twice, the second below the first (removed from what
+        // this one gives back, so that it does not expand the trait a second time).
+        if let Some(again) = item.attrs.iter().find(|a| attr::is_service_client(a)) {
+            cx.error_spanned_by(
+                again,
+                "`#[service_client]` is applied twice: remove this one",
+            );
+        }
         // `#[async_trait]` below this attribute is still on the trait; above it, it has already
         // rewritten the methods (into `fn`s with lifetimes named `'async_trait`), and each
         // would be refused for what it no longer says.
@@ -266,7 +274,22 @@ impl<'a> Method<'a> {
         for input in &sig.inputs {
             let FnArg::Typed(pt) = input else { continue };
             let ident = match &*pt.pat {
-                Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => &p.ident,
+                Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => {
+                    // Rust refuses it in a declaration without a body; an implementation may
+                    // still take the argument as `mut`.
+                    if let Some(mutability) = &p.mutability {
+                        cx.error_spanned_by(
+                            mutability,
+                            format!(
+                                "a trait's declaration takes no `mut`: write `{}`, and `mut` in \
+                                 the implementation if it needs one",
+                                p.ident
+                            ),
+                        );
+                        ok_args = false;
+                    }
+                    &p.ident
+                }
                 other => {
                     cx.error_spanned_by(other, "service arguments must be plain names (`id: u64`)");
                     ok_args = false;
@@ -466,7 +489,7 @@ pub(crate) fn compiles_out(a: &syn::Attribute) -> bool {
 }
 
 /// `&self`, or the same written out, `self: &Self`.
-fn is_ref_self(r: &syn::Receiver) -> bool {
+pub(crate) fn is_ref_self(r: &syn::Receiver) -> bool {
     let written_out = |ty: &Type| {
         matches!(ty, Type::Reference(re)
             if re.lifetime.is_none() && re.mutability.is_none() && is_bare(&re.elem, "Self"))

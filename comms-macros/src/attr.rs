@@ -293,6 +293,14 @@ pub(crate) fn is_async_trait(attr: &Attribute) -> bool {
         .is_some_and(|s| s.ident == "async_trait")
 }
 
+/// `#[service_client(..)]` or `#[comms::service_client(..)]`.
+pub(crate) fn is_service_client(attr: &Attribute) -> bool {
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|segment| segment.ident == "service_client")
+}
+
 pub(crate) fn is_verb(attr: &Attribute) -> bool {
     named_one_of(attr, VERBS)
 }

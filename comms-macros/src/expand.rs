@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Delimiter, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, ItemTrait, TraitItem, Type};
@@ -63,6 +63,10 @@ fn not_a_trait(input: TokenStream) -> TokenStream {
             }
             quote!(#error #imp)
         }
+        // A trait that does not parse (a `;` missing, say): Rust reports the slip, in the
+        // trait given back without comms' attributes, which it would otherwise report as
+        // unknown, one by one.
+        _ if is_trait(&input) => without_our_attributes(input),
         _ => {
             let error = syn::Error::new(
                 Span::call_site(),
@@ -74,11 +78,54 @@ fn not_a_trait(input: TokenStream) -> TokenStream {
     }
 }
 
+/// Whether an item's tokens are a trait's: `trait` before its body.
+fn is_trait(input: &TokenStream) -> bool {
+    use proc_macro2::TokenTree;
+    input
+        .clone()
+        .into_iter()
+        .take_while(|tt| !matches!(tt, TokenTree::Group(g) if g.delimiter() == Delimiter::Brace))
+        .any(|tt| matches!(tt, TokenTree::Ident(ident) if ident == "trait"))
+}
+
+/// The tokens without comms' verb and argument attributes, at any depth.
+fn without_our_attributes(input: TokenStream) -> TokenStream {
+    use proc_macro2::{Group, TokenTree};
+    let ours = |group: &Group| {
+        group.delimiter() == Delimiter::Bracket
+            && matches!(
+                group.stream().into_iter().next(),
+                Some(TokenTree::Ident(name))
+                    if attr::VERBS.iter().chain(attr::ARG_ATTRS).any(|ours| name == ours)
+            )
+    };
+    let mut out = Vec::new();
+    let mut tokens = input.into_iter().peekable();
+    while let Some(tt) = tokens.next() {
+        match tt {
+            TokenTree::Punct(p)
+                if p.as_char() == '#'
+                    && matches!(tokens.peek(), Some(TokenTree::Group(g)) if ours(g)) =>
+            {
+                tokens.next();
+            }
+            TokenTree::Group(g) => {
+                let mut stripped = Group::new(g.delimiter(), without_our_attributes(g.stream()));
+                stripped.set_span(g.span());
+                out.push(TokenTree::Group(stripped));
+            }
+            other => out.push(other),
+        }
+    }
+    out.into_iter().collect()
+}
+
 /// The trait with every comms attribute removed, signatures as written (but for argument
 /// patterns, which a declaration without a body cannot have: they become `_`).
 fn strip(item: &ItemTrait) -> ItemTrait {
     let mut item = item.clone();
-    item.attrs.retain(|a| !attr::is_async_trait(a));
+    item.attrs
+        .retain(|a| !attr::is_async_trait(a) && !attr::is_service_client(a));
     for trait_item in &mut item.items {
         if let TraitItem::Fn(f) = trait_item {
             // A misspelt attribute of ours goes too: it is reported once, by the macro.
@@ -88,6 +135,12 @@ fn strip(item: &ItemTrait) -> ItemTrait {
                     && attr::method_mistake(a).is_none()
             });
             for input in &mut f.sig.inputs {
+                // Refused by the macro (`mut self`, `self`): `&self` to Rust.
+                if let FnArg::Receiver(r) = input
+                    && !ast::is_ref_self(r)
+                {
+                    *input = syn::parse_quote!(&self);
+                }
                 if let FnArg::Typed(pt) = input {
                     // Ours, and any Rust does not allow there (misspelt or foreign ones, which
                     // the macro reports).
@@ -97,8 +150,14 @@ fn strip(item: &ItemTrait) -> ItemTrait {
                             && !attr::is_foreign_arg_attr(a)
                             && (!a.path().is_ident("cfg_attr") || !ast::compiles_out(a))
                     });
-                    if !matches!(&*pt.pat, syn::Pat::Ident(_) | syn::Pat::Wild(_)) {
-                        *pt.pat = syn::parse_quote!(_);
+                    // What the macro reported, Rust is not left to report again: `mut` goes,
+                    // and any other pattern (`ref x`, `(a, b)`) becomes `_`.
+                    match &mut *pt.pat {
+                        syn::Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => {
+                            p.mutability = None;
+                        }
+                        syn::Pat::Wild(_) => {}
+                        pat => *pat = syn::parse_quote!(_),
                     }
                 }
             }
