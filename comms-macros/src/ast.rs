@@ -189,6 +189,17 @@ impl<'a> Method<'a> {
         if attr::report_method_mistakes(cx, &f.attrs) {
             complete = false;
         }
+        for a in f.attrs.iter().filter(|a| gives_a_verb(a)) {
+            cx.error_spanned_by(
+                a,
+                format!(
+                    "`{name}`'s verb cannot be given by `#[cfg_attr]`: the macro reads the \
+                     route before the condition is known; put the whole method under `#[cfg]`, \
+                     once for each route"
+                ),
+            );
+            complete = false;
+        }
         for a in f.attrs.iter().filter(|a| attr::is_verb(a)) {
             if verb.is_some() {
                 cx.error_spanned_by(a, format!("`{name}` has more than one HTTP verb attribute"));
@@ -456,10 +467,25 @@ pub(crate) fn cfgs(attrs: &[syn::Attribute]) -> String {
 /// (`#[cfg_attr(feature = "x", query)]`). A `#[cfg_attr]` giving a lint level is left alone.
 pub(crate) fn compiles_out(a: &syn::Attribute) -> bool {
     // `r#cfg` is `cfg` to the compiler.
-    match a.path().get_ident().map(unraw).as_deref() {
-        Some("cfg") => return true,
-        Some("cfg_attr") => {}
-        _ => return false,
+    if a.path().get_ident().map(unraw).as_deref() == Some("cfg") {
+        return true;
+    }
+    cfg_attr_gives(a, |name| {
+        name == "cfg" || name == "cfg_attr" || attr::ARG_ATTRS.contains(&name)
+    })
+}
+
+/// Whether `a` is a `#[cfg_attr]` giving an HTTP verb, which comms would not see: the
+/// attributes it gives exist only once the compiler has read the predicate.
+pub(crate) fn gives_a_verb(a: &syn::Attribute) -> bool {
+    cfg_attr_gives(a, |name| attr::VERBS.contains(&name))
+}
+
+/// Whether `a` is a `#[cfg_attr]` giving an attribute named as `named` says (or one that does
+/// not parse as a list).
+fn cfg_attr_gives(a: &syn::Attribute, named: impl Fn(&str) -> bool) -> bool {
+    if a.path().get_ident().map(unraw).as_deref() != Some("cfg_attr") {
+        return false;
     }
     let Ok(list) = a.meta.require_list() else {
         return true;
@@ -478,8 +504,7 @@ pub(crate) fn compiles_out(a: &syn::Attribute) -> bool {
         }
         proc_macro2::TokenTree::Ident(name) if at_name => {
             at_name = false;
-            let name = unraw(&name);
-            name == "cfg" || name == "cfg_attr" || attr::ARG_ATTRS.contains(&name.as_str())
+            named(&unraw(&name))
         }
         _ => {
             at_name = false;

@@ -512,11 +512,21 @@ const BUILTIN: &[&str] = &[
 /// The attribute among `names` that `attr`, a single name that is none of them, is close to:
 /// `#[gett(..)]` for `get`, `#[qurey]` for `query`.
 pub(crate) fn misspelt(attr: &Attribute, names: &'static [&'static str]) -> Option<&'static str> {
+    // `#[comms::get(..)]`: one of ours, written as if it were imported.
+    if let Some(name) = qualified(attr) {
+        return names.iter().copied().find(|n| name == n);
+    }
     let name = attr.path().get_ident()?.to_string();
     if names.contains(&name.as_str()) || BUILTIN.contains(&name.as_str()) {
         return None;
     }
     closest(&name.to_lowercase(), names.iter().copied())
+}
+
+/// The last name of an attribute written `comms::name`.
+fn qualified(attr: &Attribute) -> Option<&Ident> {
+    let segments = &attr.path().segments;
+    (segments.len() == 2 && segments[0].ident == "comms").then(|| &segments[1].ident)
 }
 
 /// Reports each of `attrs` that is a misspelling of one of `names` as that; whether any was.
@@ -532,15 +542,24 @@ pub(crate) fn report_misspellings(
             continue;
         }
         if let Some(meant) = misspelt(attr, names) {
-            let name = attr
-                .path()
-                .get_ident()
-                .map(ToString::to_string)
-                .unwrap_or_default();
-            cx.error_spanned_by(
-                attr.path(),
-                format!("unknown attribute `{name}`{}", hint(Some(meant))),
-            );
+            let message = match qualified(attr) {
+                Some(_) => {
+                    let args = if VERBS.contains(&meant) { "(..)" } else { "" };
+                    format!(
+                        "`#[comms::{meant}]` is written `#[{meant}{args}]`: `#[service_client]` \
+                         reads its own attributes by their bare names, which are not imported"
+                    )
+                }
+                None => {
+                    let name = attr
+                        .path()
+                        .get_ident()
+                        .map(ToString::to_string)
+                        .unwrap_or_default();
+                    format!("unknown attribute `{name}`{}", hint(Some(meant)))
+                }
+            };
+            cx.error_spanned_by(attr.path(), message);
             any = true;
         }
     }

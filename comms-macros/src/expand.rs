@@ -133,6 +133,7 @@ fn strip(item: &ItemTrait) -> ItemTrait {
                 !attr::is_verb(a)
                     && attr::misspelt(a, attr::VERBS).is_none()
                     && attr::method_mistake(a).is_none()
+                    && !ast::gives_a_verb(a)
             });
             for input in &mut f.sig.inputs {
                 // Refused by the macro (`mut self`, `self`): `&self` to Rust.
