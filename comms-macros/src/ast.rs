@@ -587,6 +587,24 @@ fn parse_output<'a>(cx: &Ctxt, output: &'a ReturnType, name: &Ident) -> Option<O
         },
         t if is_named(t, "Option", &["std", "core"]) && generic_arg(t).is_some() => {
             let inner = generic_arg(t).expect("checked");
+            // Within a type, a bare `Response` may be the user's own, decoded from JSON.
+            let response =
+                |t: &Type| is_named(t, "Response", &["comms"]) && !is_bare(t, "Response");
+            if response(inner) || named(inner, "ResponseValue") {
+                let what = if response(inner) {
+                    "`comms::Response`"
+                } else {
+                    "`comms::ResponseValue<T>`"
+                };
+                cx.error_spanned_by(
+                    t,
+                    format!(
+                        "`{name}` cannot return an optional {what}: return it alone, and a 404 \
+                         arrives as `Err(comms::Error::NotFound(_))`; or return `Option<T>`"
+                    ),
+                );
+                return None;
+            }
             if named(inner, "ByteStream") || named(inner, "JsonLines") {
                 cx.error_spanned_by(
                     t,
@@ -603,6 +621,22 @@ fn parse_output<'a>(cx: &Ctxt, output: &'a ReturnType, name: &Ident) -> Option<O
             }
         }
         t if named(t, "ResponseValue") => match generic_arg(t) {
+            Some(inner)
+                if (is_named(inner, "Response", &["comms"]) && !is_bare(inner, "Response"))
+                    || ["ResponseValue", "ByteStream", "JsonLines"]
+                        .iter()
+                        .any(|own| named(inner, own)) =>
+            {
+                cx.error_spanned_by(
+                    inner,
+                    format!(
+                        "`{name}`'s `ResponseValue` holds a value decoded from JSON: return \
+                         `comms::Response` alone (it has the status and headers), or a stream \
+                         (`comms::ByteStream`, `comms::JsonLines<T>`) alone"
+                    ),
+                );
+                return None;
+            }
             Some(Type::Tuple(unit)) if unit.elems.is_empty() => OutputKind::ValueUnit,
             Some(_) => OutputKind::Value,
             None => OutputKind::Json,

@@ -28,6 +28,22 @@ pub trait Borrowed {
     async fn tags(&self) -> Result<Vec<(u32, &str)>, comms::Error>;
 }
 
+// comms' own types where a value decoded from JSON goes.
+#[service_client(base_url = "http://users:8080", service_id = "billing", secret_env = "S")]
+pub trait Nested {
+    #[get("/a")]
+    async fn optional_response(&self) -> Result<Option<comms::Response>, comms::Error>;
+
+    #[get("/b")]
+    async fn optional_value(&self) -> Result<Option<comms::ResponseValue<u32>>, comms::Error>;
+
+    #[get("/c")]
+    async fn valued_stream(&self) -> Result<comms::ResponseValue<comms::ByteStream>, comms::Error>;
+
+    #[get("/d")]
+    async fn valued_response(&self) -> Result<comms::ResponseValue<comms::Response>, comms::Error>;
+}
+
 fn main() {}
 
 mod web {

@@ -26,14 +26,21 @@ pub trait Users {
 
     #[get("/users/<id>")]
     async fn user(&self, id: u64) -> Result<std::option::Option<User>, ::comms::Error>;
+
+    // Within a type, a bare `Response` may be the user's own (here, imported by `use`).
+    #[get("/statuses/<id>")]
+    async fn maybe_status(&self, id: u64) -> Result<Option<Response>, Error>;
 }
+
+use api::Response;
 
 #[allow(dead_code)]
 async fn use_them(users: &UsersClient) -> Result<(), Error> {
     let status: api::Response = users.status().await?;
     let raw: comms::Response = users.raw().await?;
     let user: Option<User> = users.user(1).await?;
-    let _ = (status.ok, raw.status(), user.map(|u| u.id));
+    let maybe: Option<Response> = users.maybe_status(1).await?;
+    let _ = (status.ok, raw.status(), user.map(|u| u.id), maybe.map(|r| r.ok));
     Ok(())
 }
 
