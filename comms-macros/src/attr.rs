@@ -407,7 +407,11 @@ pub(crate) fn parse_verb(cx: &Ctxt, attr: &Attribute) -> Option<VerbAttr> {
                             }
                             timeout_ms = Some(ms);
                         }
-                        Err(_) => cx.error_spanned_by(&value, NEEDS),
+                        // Digits, but more than 64 bits hold.
+                        Err(_) => cx.error_spanned_by(
+                            &value,
+                            "`timeout_ms` is too large: it is at most `u64::MAX` milliseconds",
+                        ),
                     }
                 }
                 other => {
@@ -605,7 +609,11 @@ pub(crate) fn parse_arg_attr(cx: &Ctxt, attr: &Attribute) -> Option<ArgAttr> {
                 return None;
             };
             let value = header.value();
-            if value.is_empty() || !value.bytes().all(is_token_byte) {
+            if value.is_empty() {
+                cx.error_spanned_by(&header, "a header needs its name: `#[header(\"X-Name\")]`");
+                return None;
+            }
+            if !value.bytes().all(is_token_byte) {
                 cx.error_spanned_by(
                     &header,
                     format!("`{}` is not a valid header name", value.escape_default()),
@@ -684,7 +692,11 @@ fn parse_query_options(cx: &Ctxt, attr: &Attribute) -> Option<ArgAttr> {
             flatten = Some(option);
             Ok(())
         } else {
-            Err(meta.error(QUERY_OPTIONS))
+            let other = option.to_string();
+            Err(meta.error(format!(
+                "unknown `#[query]` option `{other}`{}; expected `rename = \"name\"` or `flatten`",
+                did_you_mean(&other, ["rename", "flatten"].into_iter())
+            )))
         }
     });
     if let Err(e) = result {

@@ -48,6 +48,10 @@ pub(crate) enum ErrorKind {
     Duplicate,
     /// `{name}` (or `{*name}`), as axum and OpenAPI write a parameter: its comms spelling.
     Braced(String),
+    /// A whole URL where the path goes.
+    AbsoluteUrl,
+    /// `<name...>`: a trailing parameter with three dots.
+    ThreeDots,
 }
 
 impl fmt::Display for ErrorKind {
@@ -84,6 +88,12 @@ impl fmt::Display for ErrorKind {
                 f,
                 "a route parameter is written `{spelling}`, not in braces"
             ),
+            ErrorKind::AbsoluteUrl => f.write_str(
+                "a route is a path, starting with `/`: the scheme and host go in `base_url`",
+            ),
+            ErrorKind::ThreeDots => {
+                f.write_str("a trailing parameter is written with two dots: `<name..>`")
+            }
         }
     }
 }
@@ -107,8 +117,13 @@ pub(crate) fn parse(text: &str) -> Result<Template, Vec<TemplateError>> {
     let mut errors = Vec::new();
     let mut err = |kind, span: Range<usize>| errors.push(TemplateError { kind, span });
     if !text.starts_with('/') {
-        let first = text.chars().next().map_or(0, char::len_utf8);
-        err(ErrorKind::MissingLeadingSlash, 0..first);
+        match text.find("://") {
+            Some(end) => err(ErrorKind::AbsoluteUrl, 0..end + 3),
+            None => {
+                let first = text.chars().next().map_or(0, char::len_utf8);
+                err(ErrorKind::MissingLeadingSlash, 0..first);
+            }
+        }
         return Err(errors);
     }
     let mut segments = Vec::new();
@@ -156,11 +171,21 @@ pub(crate) fn parse(text: &str) -> Result<Template, Vec<TemplateError>> {
                 continue;
             };
             let abs_close = abs_open + close;
+            // `<id>>`: a `>` too many, not a parameter inside a segment.
+            let after = &text[abs_close + 1..range.end];
+            if open == 0 && !after.is_empty() && after.bytes().all(|b| b == b'>') {
+                err(ErrorKind::Unopened, abs_close + 1..range.end);
+                continue;
+            }
             if open != 0 || abs_close + 1 != range.end {
                 err(ErrorKind::PartialSegment, range.clone());
                 continue;
             }
             let inner = abs_open + 1..abs_close;
+            if text[inner.clone()].ends_with("...") {
+                err(ErrorKind::ThreeDots, abs_open..abs_close + 1);
+                continue;
+            }
             let (name, trailing) = match text[inner.clone()].strip_suffix("..") {
                 Some(_) => (inner.start..inner.end - 2, true),
                 None => (inner.clone(), false),
@@ -229,6 +254,8 @@ pub(crate) fn parse(text: &str) -> Result<Template, Vec<TemplateError>> {
                     }
                 }
                 c if c.is_ascii() && comms_uri::is_pchar(c as u8) => {}
+                // One per segment: the rest of the segment is most often more of the same.
+                _ if !ok => {}
                 c => {
                     err(ErrorKind::BadChar(c), at..at + c.len_utf8());
                     ok = false;
@@ -370,13 +397,34 @@ mod tests {
             kinds("\u{0BA8}"),
             [(ErrorKind::MissingLeadingSlash, "\u{0BA8}")]
         );
+        // One error a segment: what follows the first is most often more of the same.
         assert_eq!(
             kinds("/%\u{4E2D}\u{6587}x"),
+            [(ErrorKind::BadEscape, "%\u{4E2D}\u{6587}")]
+        );
+        assert_eq!(
+            kinds("/us\u{e9}rs/\u{fc}n\u{ef}"),
             [
-                (ErrorKind::BadEscape, "%\u{4E2D}\u{6587}"),
-                (ErrorKind::BadChar('\u{4E2D}'), "\u{4E2D}"),
-                (ErrorKind::BadChar('\u{6587}'), "\u{6587}"),
+                (ErrorKind::BadChar('\u{e9}'), "\u{e9}"),
+                (ErrorKind::BadChar('\u{fc}'), "\u{fc}"),
             ]
+        );
+    }
+
+    #[test]
+    fn common_slips_are_named_as_what_they_are() {
+        assert_eq!(
+            kinds("http://users/users"),
+            [(ErrorKind::AbsoluteUrl, "http://")]
+        );
+        assert_eq!(kinds("/users/<id>>"), [(ErrorKind::Unopened, ">")]);
+        assert_eq!(
+            kinds("/files/<path...>"),
+            [(ErrorKind::ThreeDots, "<path...>")]
+        );
+        assert_eq!(
+            kinds("/files/x<path>"),
+            [(ErrorKind::PartialSegment, "x<path>")]
         );
     }
 

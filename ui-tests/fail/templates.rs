@@ -42,6 +42,28 @@ pub trait Routes {
     // Parameters as axum and OpenAPI write them.
     #[get("/users/{id}/files/{*path}")]
     async fn braced(&self, id: u64, path: &str) -> Result<(), Error>;
+
+    // Slips named as what they are.
+    #[get("http://users:8080/users")]
+    async fn absolute(&self) -> Result<(), Error>;
+
+    #[get("/users/<id>>")]
+    async fn closed_twice(&self, id: u64) -> Result<(), Error>;
+
+    #[get("/files/<path...>")]
+    async fn three_dots(&self, path: &str) -> Result<(), Error>;
+
+    #[get("/café/crème")]
+    async fn accents(&self) -> Result<(), Error>;
+
+    #[get("/search", timeout_ms = 99999999999999999999999)]
+    async fn huge_timeout(&self) -> Result<(), Error>;
+
+    #[get("/search")]
+    async fn query_option(&self, #[query(renam = "q")] text: &str) -> Result<(), Error>;
+
+    #[get("/me")]
+    async fn nameless_header(&self, #[header("")] id: &str) -> Result<(), Error>;
 }
 
 fn main() {}
