@@ -163,6 +163,13 @@ impl<'a> Service<'a> {
                         methods.push(m);
                     }
                 }
+                TraitItem::Verbatim(tokens) if let Some((vis, _)) = with_visibility(tokens) => {
+                    cx.error_spanned_by(
+                        vis,
+                        "a trait's methods have no visibility of their own (they are the \
+                         trait's): remove it",
+                    );
+                }
                 other => cx.error_spanned_by(
                     other,
                     "a service trait holds only `async fn` methods with an HTTP verb attribute",
@@ -175,6 +182,22 @@ impl<'a> Service<'a> {
             methods,
         }
     }
+}
+
+/// A method written with a visibility (`pub async fn ..`), which Rust refuses in a trait and
+/// syn gives back as tokens: the visibility, and the method without it.
+pub(crate) fn with_visibility(
+    tokens: &proc_macro2::TokenStream,
+) -> Option<(syn::Visibility, TraitItemFn)> {
+    let parser = |input: syn::parse::ParseStream| {
+        let attrs = input.call(syn::Attribute::parse_outer)?;
+        let vis: syn::Visibility = input.parse()?;
+        let mut f: TraitItemFn = input.parse()?;
+        f.attrs = attrs;
+        Ok((vis, f))
+    };
+    let (vis, f) = syn::parse::Parser::parse2(parser, tokens.clone()).ok()?;
+    (!matches!(vis, syn::Visibility::Inherited)).then_some((vis, f))
 }
 
 impl<'a> Method<'a> {

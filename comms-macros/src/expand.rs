@@ -127,6 +127,12 @@ fn strip(item: &ItemTrait) -> ItemTrait {
     item.attrs
         .retain(|a| !attr::is_async_trait(a) && !attr::is_service_client(a));
     for trait_item in &mut item.items {
+        // A method with a visibility, reported: without it to Rust.
+        if let TraitItem::Verbatim(tokens) = trait_item
+            && let Some((_, f)) = ast::with_visibility(tokens)
+        {
+            *trait_item = TraitItem::Fn(f);
+        }
         if let TraitItem::Fn(f) = trait_item {
             // A misspelt attribute of ours goes too: it is reported once, by the macro.
             f.attrs.retain(|a| {

@@ -799,6 +799,11 @@ fn unservable(ty: &Type) -> Option<(&Type, &'static str)> {
             "with the `server` feature, arguments cannot be `impl Trait`: the generated server \
              must parse them into a type it can name; write the type",
         )),
+        Type::TraitObject(_) => Some((
+            ty,
+            "with the `server` feature, arguments cannot be `dyn Trait`: the generated server \
+             must parse them into a type it can name; write the type",
+        )),
         Type::Reference(r) if r.lifetime.as_ref().is_some_and(|l| l.ident == "static") => Some((
             ty,
             "with the `server` feature, arguments cannot be `'static` references: the generated \

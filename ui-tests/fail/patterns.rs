@@ -11,6 +11,9 @@ pub trait Users {
 
     #[get("/users")]
     async fn list(mut self) -> Result<Vec<String>, Error>;
+
+    #[get("/users/count")]
+    pub async fn count(&self, #[query] active: bool) -> Result<u64, Error>;
 }
 
 // Applied twice (a slip of copy and paste): one error, at the second.

@@ -8,6 +8,9 @@ pub trait Users {
     #[get("/users/<id>")]
     async fn by_display(&self, id: impl std::fmt::Display + Send + Sync) -> Result<(), Error>;
 
+    #[get("/by-dyn/<id>")]
+    async fn by_dyn(&self, id: &(dyn std::fmt::Display + Send + Sync)) -> Result<(), Error>;
+
     #[get("/names/<name>")]
     async fn by_static(&self, name: &'static str) -> Result<(), Error>;
 }
