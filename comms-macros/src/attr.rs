@@ -188,6 +188,24 @@ pub(crate) fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
             );
         }
     }
+    // One variable read as two settings: the secret would be sent as a URL, or a key id.
+    let envs = [
+        ("secret_env", &args.secret_env),
+        ("base_url_env", &args.base_url_env),
+        ("key_id_env", &args.key_id_env),
+    ];
+    for (i, (key, env)) in envs.iter().enumerate() {
+        let Some(env) = env else { continue };
+        if let Some((earlier, _)) = envs[..i]
+            .iter()
+            .find(|(_, other)| other.as_ref().is_some_and(|o| o.value() == env.value()))
+        {
+            cx.error_spanned_by(
+                env,
+                format!("`{key}` names the same variable as `{earlier}`: each setting has its own"),
+            );
+        }
+    }
     if let Some(s) = &signing {
         match s.value().as_str() {
             "rfc9421" => {}

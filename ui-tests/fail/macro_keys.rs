@@ -69,6 +69,18 @@ pub trait BadServiceId {
     async fn a(&self) -> Result<(), Error>;
 }
 
+// One variable for two settings.
+#[service_client(
+    base_url = "http://users:8080",
+    service_id = "billing",
+    secret_env = "USERS",
+    base_url_env = "USERS"
+)]
+pub trait SharedVariable {
+    #[get("/a")]
+    async fn a(&self) -> Result<(), Error>;
+}
+
 // Not `key = value`.
 #[service_client(base_url)]
 pub trait Malformed {
