@@ -163,17 +163,19 @@ impl<'a> Service<'a> {
                         methods.push(m);
                     }
                 }
-                TraitItem::Verbatim(tokens) if let Some((vis, _)) = with_visibility(tokens) => {
-                    cx.error_spanned_by(
-                        vis,
-                        "a trait's methods have no visibility of their own (they are the \
-                         trait's): remove it",
-                    );
-                }
-                other => cx.error_spanned_by(
-                    other,
-                    "a service trait holds only `async fn` methods with an HTTP verb attribute",
-                ),
+                TraitItem::Verbatim(tokens) => match with_visibility(tokens) {
+                    Some((vis, f)) => {
+                        cx.error_spanned_by(
+                            vis,
+                            "a trait's methods have no visibility of their own (they are the \
+                             trait's): remove it",
+                        );
+                        // What else is wrong with it, reported in the same build.
+                        let _ = Method::from_item(cx, &f);
+                    }
+                    None => cx.error_spanned_by(trait_item, NOT_A_METHOD),
+                },
+                other => cx.error_spanned_by(other, NOT_A_METHOD),
             }
         }
         Service {
@@ -183,6 +185,9 @@ impl<'a> Service<'a> {
         }
     }
 }
+
+const NOT_A_METHOD: &str =
+    "a service trait holds only `async fn` methods with an HTTP verb attribute";
 
 /// A method written with a visibility (`pub async fn ..`), which Rust refuses in a trait and
 /// syn gives back as tokens: the visibility, and the method without it.
@@ -610,11 +615,10 @@ fn parse_output<'a>(cx: &Ctxt, output: &'a ReturnType, name: &Ident) -> Option<O
         },
         t if is_named(t, "Option", &["std", "core"]) && generic_arg(t).is_some() => {
             let inner = generic_arg(t).expect("checked");
-            // Within a type, a bare `Response` may be the user's own, decoded from JSON.
-            let response =
-                |t: &Type| is_named(t, "Response", &["comms"]) && !is_bare(t, "Response");
-            if response(inner) || named(inner, "ResponseValue") {
-                let what = if response(inner) {
+            // Within a type, a bare name may be the user's own type, decoded from JSON: only
+            // comms' written as such is refused.
+            if comms_type(inner, "Response") || comms_type(inner, "ResponseValue") {
+                let what = if comms_type(inner, "Response") {
                     "`comms::Response`"
                 } else {
                     "`comms::ResponseValue<T>`"
@@ -645,10 +649,9 @@ fn parse_output<'a>(cx: &Ctxt, output: &'a ReturnType, name: &Ident) -> Option<O
         }
         t if named(t, "ResponseValue") => match generic_arg(t) {
             Some(inner)
-                if (is_named(inner, "Response", &["comms"]) && !is_bare(inner, "Response"))
-                    || ["ResponseValue", "ByteStream", "JsonLines"]
-                        .iter()
-                        .any(|own| named(inner, own)) =>
+                if ["Response", "ResponseValue", "ByteStream", "JsonLines"]
+                    .iter()
+                    .any(|own| comms_type(inner, own)) =>
             {
                 cx.error_spanned_by(
                     inner,
@@ -682,6 +685,13 @@ fn parse_output<'a>(cx: &Ctxt, output: &'a ReturnType, name: &Ident) -> Option<O
         return None;
     }
     Some(Output { ty, ok, kind })
+}
+
+/// Whether `ty` is comms' type `name` written through its crate (`comms::Response`): within
+/// another type, the bare name may be the user's own.
+fn comms_type(ty: &Type, name: &str) -> bool {
+    let qualified = matches!(ty, Type::Path(p) if p.path.segments.len() > 1);
+    qualified && is_named(ty, name, &["comms"])
 }
 
 /// The first reference within a type (`&str` in `Vec<&str>` or `(u32, &str)`), which a value

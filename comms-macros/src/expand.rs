@@ -65,8 +65,8 @@ fn not_a_trait(input: TokenStream) -> TokenStream {
         }
         // A trait that does not parse (a `;` missing, say): Rust reports the slip, in the
         // trait given back without comms' attributes, which it would otherwise report as
-        // unknown, one by one.
-        _ if is_trait(&input) => without_our_attributes(input),
+        // unknown, one by one. (A trait alias parses, as no trait.)
+        Err(_) if is_trait(&input) => without_our_attributes(input),
         _ => {
             let error = syn::Error::new(
                 Span::call_site(),
@@ -88,7 +88,7 @@ fn is_trait(input: &TokenStream) -> bool {
         .any(|tt| matches!(tt, TokenTree::Ident(ident) if ident == "trait"))
 }
 
-/// The tokens without comms' verb and argument attributes, at any depth.
+/// The tokens with comms' verb and argument attributes made inert, at any depth.
 fn without_our_attributes(input: TokenStream) -> TokenStream {
     use proc_macro2::{Group, TokenTree};
     let ours = |group: &Group| {
@@ -103,11 +103,20 @@ fn without_our_attributes(input: TokenStream) -> TokenStream {
     let mut tokens = input.into_iter().peekable();
     while let Some(tt) = tokens.next() {
         match tt {
+            // Made inert where it stands (`#[allow(unused_attributes)]`, its span kept): Rust's report of the
+            // slip in what is given back is then the one it made of the item as written, and
+            // shown once.
             TokenTree::Punct(p)
                 if p.as_char() == '#'
                     && matches!(tokens.peek(), Some(TokenTree::Group(g)) if ours(g)) =>
             {
-                tokens.next();
+                out.push(TokenTree::Punct(p));
+                if let Some(TokenTree::Group(ours)) = tokens.next() {
+                    let mut inert =
+                        Group::new(Delimiter::Bracket, quote!(allow(unused_attributes)));
+                    inert.set_span(ours.span());
+                    out.push(TokenTree::Group(inert));
+                }
             }
             TokenTree::Group(g) => {
                 let mut stripped = Group::new(g.delimiter(), without_our_attributes(g.stream()));

@@ -799,6 +799,8 @@ fn unservable(ty: &Type) -> Option<(&Type, &'static str)> {
             "with the `server` feature, arguments cannot be `impl Trait`: the generated server \
              must parse them into a type it can name; write the type",
         )),
+        // As the argument itself, or behind `&`; behind a pointer of its own (`Box<dyn
+        // Shape>`, deserialized by the user's impl), a trait object is a type the server names.
         Type::TraitObject(_) => Some((
             ty,
             "with the `server` feature, arguments cannot be `dyn Trait`: the generated server \
@@ -831,6 +833,7 @@ fn unservable(ty: &Type) -> Option<(&Type, &'static str)> {
             })
             .flatten()
             .find_map(|arg| match arg {
+                syn::GenericArgument::Type(Type::TraitObject(_)) => None,
                 syn::GenericArgument::Type(t) => unservable(t),
                 _ => None,
             }),

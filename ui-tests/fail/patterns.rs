@@ -14,6 +14,10 @@ pub trait Users {
 
     #[get("/users/count")]
     pub async fn count(&self, #[query] active: bool) -> Result<u64, Error>;
+
+    // What else is wrong with a method written `pub` is told in the same build.
+    #[get("/users/<id>/age")]
+    pub async fn age(&self, mut id: u64) -> Result<u64, Error>;
 }
 
 // Applied twice (a slip of copy and paste): one error, at the second.

@@ -32,6 +32,42 @@ pub trait Users {
     async fn maybe_status(&self, id: u64) -> Result<Option<Response>, Error>;
 }
 
+/// Within a type, a bare name of comms' other types may be the user's own too.
+pub mod bare {
+    use super::mine::{ByteStream, JsonLines, ResponseValue};
+    use comms::{Error, service_client};
+
+    #[service_client(base_url = "http://users:8080", service_id = "billing", secret_env = "S")]
+    pub trait Mine {
+        #[get("/mine/a")]
+        async fn a(&self) -> Result<Option<ResponseValue<u32>>, Error>;
+
+        #[get("/mine/b")]
+        async fn b(&self) -> Result<comms::ResponseValue<JsonLines>, Error>;
+
+        #[get("/mine/c")]
+        async fn c(&self) -> Result<comms::ResponseValue<ByteStream>, Error>;
+
+        #[get("/mine/d")]
+        async fn d(&self) -> Result<comms::ResponseValue<ResponseValue<u32>>, Error>;
+    }
+}
+
+pub mod mine {
+    #[derive(serde::Deserialize)]
+    pub struct ResponseValue<T> {
+        pub value: T,
+    }
+
+    #[derive(serde::Deserialize)]
+    pub struct JsonLines {
+        pub lines: Vec<String>,
+    }
+
+    #[derive(serde::Deserialize)]
+    pub struct ByteStream(pub Vec<u8>);
+}
+
 use api::Response;
 
 #[allow(dead_code)]

@@ -1,0 +1,48 @@
+//! A trait object behind a pointer of its own (`Box<dyn Shape>`, as typetag deserializes one)
+//! is a type the generated server names and parses a body into.
+
+use comms::{Error, service_client};
+
+pub trait Shape: Send + Sync {
+    fn area(&self) -> f64;
+}
+
+pub struct Square(f64);
+
+impl Shape for Square {
+    fn area(&self) -> f64 {
+        self.0 * self.0
+    }
+}
+
+impl serde::Serialize for dyn Shape {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(self.area())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Box<dyn Shape> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let area = f64::deserialize(deserializer)?;
+        Ok(Box::new(Square(area.sqrt())))
+    }
+}
+
+#[service_client(base_url = "http://shapes:8080", service_id = "billing", secret_env = "S")]
+pub trait Shapes {
+    #[post("/shapes")]
+    async fn add(&self, #[body] shape: Box<dyn Shape>) -> Result<f64, Error>;
+}
+
+#[derive(Clone)]
+struct Impl;
+
+impl Shapes for Impl {
+    async fn add(&self, shape: Box<dyn Shape>) -> Result<f64, Error> {
+        Ok(shape.area())
+    }
+}
+
+fn main() {
+    let _router: axum::Router = ShapesServer::new(Impl).unverified().into_router();
+}
