@@ -91,8 +91,8 @@ use proc_macro::TokenStream;
 ///
 /// A method cannot be named `executor` or `with`, the client's own methods. With the `server`
 /// feature, every argument must be one the server can parse back and lend: not an
-/// `impl Trait`, nor a `'static` or `&mut` reference, at the top or inside
-/// (`Option<&'static str>`).
+/// `impl Trait`, nor a `dyn Trait` (a `Box<dyn Trait>` is one), nor a `'static` or `&mut`
+/// reference, at the top or inside (`Option<&'static str>`).
 ///
 /// Every mistake (an unknown key, a route parameter without an argument, two bodies, a body on
 /// a `GET`, a stream on an `idempotent` method, ...) is a compile error at its token, all of

@@ -21,8 +21,9 @@
 //!   by the global propagator before the request is signed, so an RFC 9421 signature covers it
 //!   (a legacy one covers no header);
 //! - a served request (the generated server, `VerifyLayer`) runs in a SERVER span whose parent
-//!   is the context the request carried; one whose caller hangs up before the answer ends as
-//!   `error.type` `cancelled`;
+//!   is the context the request carried, when its signature covers it (otherwise the context
+//!   is only linked: see `ServerTrace::start`); one whose caller hangs up before the answer
+//!   ends as `error.type` `cancelled`;
 //! - metrics are recorded through the global meter provider (see `otel.rs` for the list).
 //!
 //! The call and SERVER spans are `tracing` spans with the fields tracing-opentelemetry maps onto

@@ -571,9 +571,10 @@ pub(crate) fn breaker_refused(target: &Target) {
         .add(1, &[target.address.clone(), target.port.clone()]);
 }
 
-/// A served request's SERVER span, continuing the trace its headers carry, and what its
-/// duration is recorded with. Dropped without [`end`](ServerTrace::end) (its caller hung up
-/// before the answer, and the serving was dropped), it ends as `cancelled`.
+/// A served request's SERVER span, continuing the trace its headers carry when it is trusted
+/// (see [`ServerTrace::start`]), and what its duration is recorded with. Dropped without
+/// [`end`](ServerTrace::end) (its caller hung up before the answer, and the serving was
+/// dropped), it ends as `cancelled`.
 pub(crate) struct ServerTrace {
     span: tracing::Span,
     /// The method as span names write it (`HTTP` for one the conventions do not know), for a
@@ -584,8 +585,8 @@ pub(crate) struct ServerTrace {
     route_slot: Option<Arc<OnceLock<Cow<'static, str>>>>,
     /// `VerifyLayer`'s: the route axum matched, the span's unless a generated server names one.
     matched: Option<String>,
-    /// The trace the request carried, when a filter left the span out: the serving runs in it
-    /// all the same, so that the calls it makes continue the caller's trace.
+    /// The trace the request carried (trusted), when a filter left the span out: the serving
+    /// runs in it all the same, so that the calls it makes continue the caller's trace.
     carried: Option<Context>,
     started: Instant,
     attributes: Vec<KeyValue>,
@@ -595,7 +596,7 @@ pub(crate) struct ServerTrace {
 impl ServerTrace {
     /// Opens the span; `route` is the route template when the server knows it, `scheme` the
     /// one requests reach the service by when it was told (`Verifier::scheme`): an HTTP/1.1
-    /// request line does not say, or says what its sender likes (`GET x1://host/ path`, which
+    /// request line does not say, or says what its sender likes (`GET x1://host/path HTTP/1.1`, which
     /// hyper takes), so the request's own scheme counts only when it is `http` or `https`: the
     /// duration's series are not for a caller to multiply, signed or not.
     ///
