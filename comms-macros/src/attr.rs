@@ -325,8 +325,18 @@ pub(crate) fn is_verb(attr: &Attribute) -> bool {
 
 pub(crate) fn parse_verb(cx: &Ctxt, attr: &Attribute) -> Option<VerbAttr> {
     let verb = attr.path().get_ident()?.clone();
-    if attr.meta.require_list().is_err() {
-        cx.error_spanned_by(attr, format!("expected a route: `#[{verb}(\"/path\")]`"));
+    let list = match attr.meta.require_list() {
+        Ok(list) => list,
+        Err(_) => {
+            cx.error_spanned_by(attr, format!("expected a route: `#[{verb}(\"/path\")]`"));
+            return None;
+        }
+    };
+    if !matches!(list.delimiter, syn::MacroDelimiter::Paren(_)) {
+        cx.error_spanned_by(
+            attr,
+            format!("the route goes in parentheses: `#[{verb}(\"/path\")]`"),
+        );
         return None;
     }
     let mut idempotent: Option<Ident> = None;

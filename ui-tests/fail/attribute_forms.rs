@@ -13,6 +13,9 @@ pub trait Users {
 
     #[get("/search")]
     async fn search(&self, #[comms::query] q: &str) -> Result<Vec<String>, Error>;
+
+    #[get["/count"]]
+    async fn count(&self) -> Result<u64, Error>;
 }
 
 fn main() {}
