@@ -174,7 +174,8 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
                 self
             }
 
-            /// The router: one route per method of the trait, mergeable with other routes.
+            /// The router: one route per method of the trait, mergeable with other routes
+            /// (a router with a state of its own takes this one as `.with_state(())`).
             /// Serve it at the root of the base URL its clients use, or under the base URL's
             /// path with `Router::nest_service("/prefix", router)` (`Router::nest` would route
             /// a `/` method at `/prefix` alone, where clients send `/prefix/`). A `VerifyLayer`
@@ -395,7 +396,7 @@ fn route(
         .args
         .iter()
         .filter_map(|arg| {
-            let (at, why) = unservable(arg.ty)?;
+            let (at, why) = unservable(arg.ty).or_else(|| borrowed_from_body(arg))?;
             Some(syn::Error::new_spanned(at, why).to_compile_error())
         })
         .collect();
@@ -772,15 +773,63 @@ impl Pass {
     }
 }
 
+/// Where an argument read from the body or a flattened query borrows within (`Option<&str>`,
+/// `Vec<&str>`, `User<'a>`): serde parses it into a value of its own, which cannot borrow from
+/// a request gone when the method runs. (A `&User` is lent whole, as parsed.)
+fn borrowed_from_body<'a>(arg: &Arg<'a>) -> Option<(&'a Type, &'static str)> {
+    if !matches!(
+        arg.kind,
+        ArgKind::Body { .. } | ArgKind::Form { .. } | ArgKind::QueryFlatten
+    ) {
+        return None;
+    }
+    let parsed = match ungrouped(arg.ty) {
+        Type::Reference(r) => &*r.elem,
+        other => other,
+    };
+    Some((
+        borrows(parsed)?,
+        "with the `server` feature, a value read from the body or a flattened query owns its \
+         data: write `String` rather than `&str` inside it, and a struct without a lifetime \
+         (the whole argument may still be a `&` reference)",
+    ))
+}
+
+/// The first reference, or type with a lifetime argument, within `ty`.
+fn borrows(ty: &Type) -> Option<&Type> {
+    match ty {
+        Type::Reference(_) => Some(ty),
+        Type::Group(g) => borrows(&g.elem),
+        Type::Paren(p) => borrows(&p.elem),
+        Type::Slice(slice) => borrows(&slice.elem),
+        Type::Array(array) => borrows(&array.elem),
+        Type::Tuple(tuple) => tuple.elems.iter().find_map(borrows),
+        Type::Path(path) => path.path.segments.iter().find_map(|segment| {
+            let syn::PathArguments::AngleBracketed(args) = &segment.arguments else {
+                return None;
+            };
+            args.args.iter().find_map(|arg| match arg {
+                syn::GenericArgument::Lifetime(_) => Some(ty),
+                syn::GenericArgument::Type(inner) => borrows(inner),
+                _ => None,
+            })
+        }),
+        _ => None,
+    }
+}
+
 /// The type a value of `ty` is parsed into: `ty` itself, or for a reference the owned type it
 /// borrows (`&str` → `String`, `&[T]` → `Vec<T>`, `&T` → `T`).
 fn owned(ty: &Type) -> TokenStream {
     match ungrouped(ty) {
-        Type::Reference(r) if ast::is_bare(&r.elem, "str") => quote!(::std::string::String),
+        // Spanned at the type written, where a bound it misses is then reported.
+        Type::Reference(r) if ast::is_bare(&r.elem, "str") => {
+            quote_spanned!(r.elem.span()=> ::std::string::String)
+        }
         Type::Reference(r) => match ungrouped(&r.elem) {
             Type::Slice(slice) => {
                 let elem = &slice.elem;
-                quote!(::std::vec::Vec<#elem>)
+                quote_spanned!(slice.span()=> ::std::vec::Vec<#elem>)
             }
             elem => quote!(#elem),
         },
@@ -817,6 +866,18 @@ fn unservable(ty: &Type) -> Option<(&Type, &'static str)> {
              server lends what it parsed from the request to be read; take a `&` reference or \
              the value",
         )),
+        // `&Option<&str>`: the server lends an `Option<&str>` it makes, not a reference to one.
+        Type::Reference(r)
+            if ast::generic_arg(ungrouped(&r.elem))
+                .is_some_and(|inner| matches!(ungrouped(inner), Type::Reference(_)))
+                && ast::outer_ident(&r.elem).is_some_and(|i| i == "Option") =>
+        {
+            Some((
+                ty,
+                "with the `server` feature, an optional argument of a reference is written \
+                 `Option<&T>`, not `&Option<&T>`",
+            ))
+        }
         Type::Reference(r) => unservable(&r.elem),
         Type::Group(g) => unservable(&g.elem),
         Type::Paren(p) => unservable(&p.elem),

@@ -13,6 +13,39 @@ pub trait Users {
 
     #[get("/names/<name>")]
     async fn by_static(&self, name: &'static str) -> Result<(), Error>;
+
+    #[get("/optional")]
+    async fn optional_ref(&self, #[header("X-A")] a: &Option<&str>) -> Result<(), Error>;
+
+    // Read from the body, a value owns its data (a `&` to the whole is still lent).
+    #[post("/notes")]
+    async fn note(&self, #[body] text: Option<&str>) -> Result<(), Error>;
+
+    #[post("/tags")]
+    async fn tags(&self, #[body] tags: &Vec<&str>) -> Result<(), Error>;
+
+    #[post("/form")]
+    async fn form(&self, #[form] form: Borrowing<'_>) -> Result<(), Error>;
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Borrowing<'a> {
+    pub name: &'a str,
+}
+
+/// A type with no `FromStr`, behind a slice: reported at the type written.
+pub struct Opaque;
+
+impl std::fmt::Display for Opaque {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("opaque")
+    }
+}
+
+#[service_client(base_url = "http://users:8080", service_id = "billing", secret_env = "S")]
+pub trait Slices {
+    #[get("/slices")]
+    async fn slices(&self, #[query] items: &[Opaque]) -> Result<(), Error>;
 }
 
 fn main() {}
