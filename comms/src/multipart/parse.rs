@@ -35,6 +35,10 @@ pub(crate) fn boundary(content_type: &str) -> Result<Option<String>, String> {
     Err("the content type has no boundary".into())
 }
 
+/// The most a part's header lines may hold, all together: a name, a file name and a content
+/// type take a few hundred bytes; what is past this is refused rather than read.
+const MAX_PART_HEAD: usize = 16 * 1024;
+
 /// Parses `body`, framed by `boundary`.
 pub(crate) fn parse(boundary: &str, body: &Bytes) -> Result<Multipart, String> {
     let delimiter = format!("\r\n--{boundary}");
@@ -70,7 +74,18 @@ pub(crate) fn parse(boundary: &str, body: &Bytes) -> Result<Multipart, String> {
         let (head_len, data_start) = if head.starts_with(b"\r\n") {
             (0, head_start + 2)
         } else {
-            let end = memmem::find(head, b"\r\n\r\n").ok_or("a part's headers never end")?;
+            // Looked for within the bound only: a part's headers are a few lines.
+            let within = &head[..head.len().min(MAX_PART_HEAD + 4)];
+            let end = match memmem::find(within, b"\r\n\r\n") {
+                Some(end) if end <= MAX_PART_HEAD => end,
+                _ if head.len() > MAX_PART_HEAD => {
+                    return Err(format!(
+                        "a part's headers are over {} KiB",
+                        MAX_PART_HEAD / 1024
+                    ));
+                }
+                _ => return Err("a part's headers never end".into()),
+            };
             (end, head_start + end + 4)
         };
         let data_len = finder
@@ -140,17 +155,24 @@ fn shown(line: &str) -> std::borrow::Cow<'_, str> {
 /// Inside quotes, `\"` is an escaped quote ([`escaped_quote_at`]), not their end.
 fn split_params(value: &str) -> impl Iterator<Item = &str> {
     let mut rest = Some(value);
+    // The quotes not yet passed, which `escaped_quote_at` weighs: counted once here and kept
+    // as they are passed, not counted again at every `\` (which made a value of many `\"`
+    // take time in the square of its length).
+    let mut quotes_left = value.bytes().filter(|&b| b == b'"').count();
     std::iter::from_fn(move || {
         let text = rest?;
         let mut quoted = false;
         let mut escaped = false;
         for (i, c) in text.char_indices() {
+            if c == '"' {
+                quotes_left -= 1;
+            }
             if std::mem::take(&mut escaped) {
                 continue;
             }
             match c {
                 '"' => quoted = !quoted,
-                '\\' if quoted && escaped_quote_at(text, i) => escaped = true,
+                '\\' if quoted && escaped_quote_at(text, i, quotes_left) => escaped = true,
                 ';' if !quoted => {
                     rest = Some(&text[i + 1..]);
                     return Some(text[..i].trim());
@@ -167,8 +189,9 @@ fn split_params(value: &str) -> impl Iterator<Item = &str> {
 /// `curl --form-escape` write a `"` in a name. Browsers, curl and Python's `requests` write a
 /// `"` as `%22` and a `\` as it is, so a name of theirs ending in `\` ends `\"`: a `\"`
 /// followed by the end of the value, or by a `;` and the next parameter (`; filename=`), is read
-/// as theirs, a `\` and the closing quote.
-fn escaped_quote_at(text: &str, at: usize) -> bool {
+/// as theirs, a `\` and the closing quote. `quotes_left` is the number of quotes in `text`
+/// after `at`.
+fn escaped_quote_at(text: &str, at: usize, quotes_left: usize) -> bool {
     let Some(after) = text[at..].strip_prefix("\\\"") else {
         return false;
     };
@@ -188,7 +211,8 @@ fn escaped_quote_at(text: &str, at: usize) -> bool {
     // And what follows pairs its quotes, as the rest of a browser's header does once this
     // quote closes the value (its `\` are no escapes); Go's `"a\";b=c"; filename="f"` leaves
     // one over, and its quote is escaped.
-    !(starts_parameter && after.matches('"').count() % 2 == 0)
+    // (The quotes after this `\"`: those after `at` but its own.)
+    !(starts_parameter && quotes_left.saturating_sub(1) % 2 == 0)
 }
 
 /// A parameter value without its quotes, if it has them, a `\"` inside them (an escaped quote,
@@ -335,7 +359,7 @@ mod tests {
 
     #[test]
     fn a_refusal_shows_the_start_of_a_line_not_the_line() {
-        let line = "\u{1}".repeat(1 << 20);
+        let line = "\u{1}".repeat(8 << 10);
         let body = Bytes::from(format!("--B\r\n{line}\r\n\r\nx\r\n--B--"));
         let err = parse("B", &body).map(|_| ()).unwrap_err();
         assert!(err.len() < 200, "a {}-byte reason", err.len());
@@ -396,6 +420,67 @@ mod tests {
         ] {
             let err = parsed("B", body).map(|_| ()).unwrap_err();
             assert!(err.contains(why), "{body:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_parts_headers_are_read_within_16_kib() {
+        // A name of escaped quotes and what look like parameters, 20 KiB of it: refused
+        // without being read past the bound.
+        let mut body = b"--B\r\nContent-Disposition: form-data; name=\"".to_vec();
+        body.extend("\\\";a=".repeat(4 * 1024).as_bytes());
+        body.extend(b"\"\r\n\r\nx\r\n--B--\r\n");
+        let err = parse("B", &Bytes::from(body)).map(|_| ()).unwrap_err();
+        assert!(err.contains("over 16 KiB"), "{err}");
+    }
+
+    /// The quotes after a `\` counted once for the whole value give what counting them again
+    /// at each `\` gave, for every short value of the characters that matter.
+    #[test]
+    fn escapes_are_read_as_when_quotes_were_counted_at_each_backslash() {
+        fn counted_again(text: &str, at: usize) -> bool {
+            let quotes = text[at..]
+                .strip_prefix("\\\"")
+                .map_or(0, |after| after.matches('"').count() + 1);
+            escaped_quote_at(text, at, quotes)
+        }
+        fn split_counting_again(value: &str) -> Vec<&str> {
+            let mut out = Vec::new();
+            let mut rest = Some(value);
+            while let Some(text) = rest {
+                let (mut quoted, mut escaped) = (false, false);
+                rest = None;
+                let mut end = text.len();
+                for (i, c) in text.char_indices() {
+                    if std::mem::take(&mut escaped) {
+                        continue;
+                    }
+                    match c {
+                        '"' => quoted = !quoted,
+                        '\\' if quoted && counted_again(text, i) => escaped = true,
+                        ';' if !quoted => {
+                            rest = Some(&text[i + 1..]);
+                            end = i;
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+                out.push(text[..end].trim());
+            }
+            out
+        }
+        let alphabet = ['\\', '"', ';', 'a', '=', ' '];
+        let mut value = String::new();
+        for n in 0..6u32.pow(7) {
+            value.clear();
+            let mut k = n;
+            for _ in 0..7 {
+                value.push(alphabet[(k % 6) as usize]);
+                k /= 6;
+            }
+            let once: Vec<&str> = split_params(&value).collect();
+            assert_eq!(once, split_counting_again(&value), "{value:?}");
         }
     }
 
