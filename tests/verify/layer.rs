@@ -452,3 +452,21 @@ async fn a_huge_declared_length_is_not_set_aside_before_it_arrives() {
     assert!(status.starts_with("HTTP/1.1 408"), "{status}");
     assert_eq!(reached.load(Ordering::SeqCst), 0);
 }
+
+/// A limit in front of the layer (tower-http's `RequestBodyLimitLayer` wraps the body in
+/// `http_body_util::Limited`) cuts a chunked body short with an error of its own: the layer
+/// answers 413, as it does a declared length over its own limit, not 400.
+#[tokio::test]
+async fn a_body_cut_short_by_a_limit_in_front_is_413() {
+    let reached = Arc::new(AtomicUsize::new(0));
+    let limited = axum::middleware::map_request(|request: axum::extract::Request| async move {
+        request.map(|body| axum::body::Body::new(http_body_util::Limited::new(body, 16)))
+    });
+    let app = counting_app(reached.clone(), VerifyLayer::new(verifier())).layer(limited);
+    let url = serve(app).await;
+    let body = [b'x'; 100];
+    let head = signed_head(&url, "/echo", &body, None);
+    let status = raw_request(&url, &head, &[&body[..]], true).await;
+    assert!(status.starts_with("HTTP/1.1 413"), "{status}");
+    assert_eq!(reached.load(Ordering::SeqCst), 0);
+}

@@ -375,7 +375,15 @@ where
     let mut body = std::pin::pin!(body);
     let mut gathered = Gathered::new(limit, declared);
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| BodyError::Unreadable(e.into()))?;
+        let frame = frame.map_err(|e| {
+            let e: crate::BoxError = e.into();
+            // A limit in front (tower-http's `RequestBodyLimitLayer`, `http_body_util::Limited`)
+            // cut a body without a length short: too large, as a declared one would be.
+            match over_a_limit(&*e) {
+                true => BodyError::TooLarge,
+                false => BodyError::Unreadable(e),
+            }
+        })?;
         let Ok(mut data) = frame.into_data() else {
             continue; // trailers: not part of what was digested
         };
@@ -384,6 +392,12 @@ where
         gathered.push(chunk).map_err(|_| BodyError::TooLarge)?;
     }
     Ok(gathered.take())
+}
+
+/// Whether a body's error is, or is caused by, `http_body_util`'s length limit.
+fn over_a_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(error), |e| e.source())
+        .any(|e| e.is::<http_body_util::LengthLimitError>())
 }
 
 /// The deadline a request arrives with (`Comms-Deadline-Ms` from when it `arrived`), or the
