@@ -795,7 +795,7 @@ fn borrowed_from_body<'a>(arg: &Arg<'a>) -> Option<(&'a Type, &'static str)> {
     ))
 }
 
-/// The first reference, or type with a lifetime argument, within `ty`.
+/// The first reference, or type with a lifetime argument other than `'static`, within `ty`.
 fn borrows(ty: &Type) -> Option<&Type> {
     match ty {
         Type::Reference(_) => Some(ty),
@@ -809,7 +809,8 @@ fn borrows(ty: &Type) -> Option<&Type> {
                 return None;
             };
             args.args.iter().find_map(|arg| match arg {
-                syn::GenericArgument::Lifetime(_) => Some(ty),
+                // `Cow<'static, str>` owns what it is parsed into.
+                syn::GenericArgument::Lifetime(l) if l.ident != "static" => Some(ty),
                 syn::GenericArgument::Type(inner) => borrows(inner),
                 _ => None,
             })

@@ -1,5 +1,5 @@
 //! A trait object behind a pointer of its own (`Box<dyn Shape>`, as typetag deserializes one)
-//! is a type the generated server names and parses a body into.
+//! is a type the generated server names and parses a body into; so is a `Cow<'static, str>`.
 
 use comms::{Error, service_client};
 
@@ -32,6 +32,10 @@ impl<'de> serde::Deserialize<'de> for Box<dyn Shape> {
 pub trait Shapes {
     #[post("/shapes")]
     async fn add(&self, #[body] shape: Box<dyn Shape>) -> Result<f64, Error>;
+
+    // A body owning what it is parsed into, whatever lifetime its type names.
+    #[post("/labels")]
+    async fn label(&self, #[body] label: std::borrow::Cow<'static, str>) -> Result<(), Error>;
 }
 
 #[derive(Clone)]
@@ -40,6 +44,10 @@ struct Impl;
 impl Shapes for Impl {
     async fn add(&self, shape: Box<dyn Shape>) -> Result<f64, Error> {
         Ok(shape.area())
+    }
+
+    async fn label(&self, _label: std::borrow::Cow<'static, str>) -> Result<(), Error> {
+        Ok(())
     }
 }
 
