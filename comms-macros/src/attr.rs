@@ -600,6 +600,15 @@ pub(crate) fn report_misspellings(
 
 pub(crate) fn parse_arg_attr(cx: &Ctxt, attr: &Attribute) -> Option<ArgAttr> {
     let name = attr.path().get_ident()?.to_string();
+    if let syn::Meta::List(list) = &attr.meta
+        && !matches!(list.delimiter, syn::MacroDelimiter::Paren(_))
+    {
+        cx.error_spanned_by(
+            attr,
+            format!("the arguments of `#[{name}]` go in parentheses: `#[{name}(..)]`"),
+        );
+        return None;
+    }
     match name.as_str() {
         "body" | "form" | "multipart" => match &attr.meta {
             syn::Meta::Path(_) if name == "body" => Some(ArgAttr::Body),

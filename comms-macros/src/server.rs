@@ -774,8 +774,8 @@ impl Pass {
 }
 
 /// Where an argument read from the body or a flattened query borrows within (`Option<&str>`,
-/// `Vec<&str>`, `User<'a>`): serde parses it into a value of its own, which cannot borrow from
-/// a request gone when the method runs. (A `&User` is lent whole, as parsed.)
+/// `Vec<&str>`): serde parses it into a value of its own, which cannot borrow from a request
+/// gone when the method runs. (A `&User` is lent whole, as parsed.)
 fn borrowed_from_body<'a>(arg: &Arg<'a>) -> Option<(&'a Type, &'static str)> {
     if !matches!(
         arg.kind,
@@ -795,7 +795,8 @@ fn borrowed_from_body<'a>(arg: &Arg<'a>) -> Option<(&'a Type, &'static str)> {
     ))
 }
 
-/// The first reference, or type with a lifetime argument other than `'static`, within `ty`.
+/// The first reference within `ty`. (A type with a lifetime argument may still own what it is
+/// parsed into, as `Cow<'a, str>` does: the bound on the argument says whether it does.)
 fn borrows(ty: &Type) -> Option<&Type> {
     match ty {
         Type::Reference(_) => Some(ty),
@@ -809,8 +810,6 @@ fn borrows(ty: &Type) -> Option<&Type> {
                 return None;
             };
             args.args.iter().find_map(|arg| match arg {
-                // `Cow<'static, str>` owns what it is parsed into.
-                syn::GenericArgument::Lifetime(l) if l.ident != "static" => Some(ty),
                 syn::GenericArgument::Type(inner) => borrows(inner),
                 _ => None,
             })

@@ -16,6 +16,9 @@ pub trait Users {
 
     #[get["/count"]]
     async fn count(&self) -> Result<u64, Error>;
+
+    #[get("/find")]
+    async fn find(&self, #[query[rename = "q"]] text: &str) -> Result<Vec<String>, Error>;
 }
 
 fn main() {}

@@ -23,14 +23,6 @@ pub trait Users {
 
     #[post("/tags")]
     async fn tags(&self, #[body] tags: &Vec<&str>) -> Result<(), Error>;
-
-    #[post("/form")]
-    async fn form(&self, #[form] form: Borrowing<'_>) -> Result<(), Error>;
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-pub struct Borrowing<'a> {
-    pub name: &'a str,
 }
 
 /// A type with no `FromStr`, behind a slice: reported at the type written.

@@ -36,6 +36,14 @@ pub trait Shapes {
     // A body owning what it is parsed into, whatever lifetime its type names.
     #[post("/labels")]
     async fn label(&self, #[body] label: std::borrow::Cow<'static, str>) -> Result<(), Error>;
+
+    #[post("/named")]
+    async fn named(&self, #[form] named: Named<'static>) -> Result<(), Error>;
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Named<'a> {
+    pub name: std::borrow::Cow<'a, str>,
 }
 
 #[derive(Clone)]
@@ -47,6 +55,10 @@ impl Shapes for Impl {
     }
 
     async fn label(&self, _label: std::borrow::Cow<'static, str>) -> Result<(), Error> {
+        Ok(())
+    }
+
+    async fn named(&self, _named: Named<'static>) -> Result<(), Error> {
         Ok(())
     }
 }
