@@ -695,8 +695,8 @@ fn comms_type(ty: &Type, name: &str) -> bool {
 }
 
 /// The first reference within a type (`&str` in `Vec<&str>` or `(u32, &str)`), which a value
-/// decoded from a body that is gone when the call returns cannot hold.
-fn borrowed_within(ty: &Type) -> Option<&Type> {
+/// decoded from a body (a response's, or a served request's) cannot hold once the body is gone.
+pub(crate) fn borrowed_within(ty: &Type) -> Option<&Type> {
     match ty {
         Type::Reference(_) => Some(ty),
         Type::Paren(inner) => borrowed_within(&inner.elem),

@@ -787,35 +787,14 @@ fn borrowed_from_body<'a>(arg: &Arg<'a>) -> Option<(&'a Type, &'static str)> {
         Type::Reference(r) => &*r.elem,
         other => other,
     };
+    // (A type with a lifetime argument may still own what it is parsed into, as
+    // `Cow<'a, str>` does: the bound on the argument says whether it does.)
     Some((
-        borrows(parsed)?,
+        ast::borrowed_within(parsed)?,
         "with the `server` feature, a value read from the body or a flattened query owns its \
-         data: write `String` rather than `&str` inside it, and a struct without a lifetime \
-         (the whole argument may still be a `&` reference)",
+         data: write `String` rather than `&str` inside it (the whole argument may still be a \
+         `&` reference)",
     ))
-}
-
-/// The first reference within `ty`. (A type with a lifetime argument may still own what it is
-/// parsed into, as `Cow<'a, str>` does: the bound on the argument says whether it does.)
-fn borrows(ty: &Type) -> Option<&Type> {
-    match ty {
-        Type::Reference(_) => Some(ty),
-        Type::Group(g) => borrows(&g.elem),
-        Type::Paren(p) => borrows(&p.elem),
-        Type::Slice(slice) => borrows(&slice.elem),
-        Type::Array(array) => borrows(&array.elem),
-        Type::Tuple(tuple) => tuple.elems.iter().find_map(borrows),
-        Type::Path(path) => path.path.segments.iter().find_map(|segment| {
-            let syn::PathArguments::AngleBracketed(args) = &segment.arguments else {
-                return None;
-            };
-            args.args.iter().find_map(|arg| match arg {
-                syn::GenericArgument::Type(inner) => borrows(inner),
-                _ => None,
-            })
-        }),
-        _ => None,
-    }
 }
 
 /// The type a value of `ty` is parsed into: `ty` itself, or for a reference the owned type it
