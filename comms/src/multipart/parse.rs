@@ -212,7 +212,7 @@ fn escaped_quote_at(text: &str, at: usize, quotes_left: usize) -> bool {
     // quote closes the value (its `\` are no escapes); Go's `"a\";b=c"; filename="f"` leaves
     // one over, and its quote is escaped.
     // (The quotes after this `\"`: those after `at` but its own.)
-    !(starts_parameter && quotes_left.saturating_sub(1) % 2 == 0)
+    !(starts_parameter && quotes_left.saturating_sub(1).is_multiple_of(2))
 }
 
 /// A parameter value without its quotes, if it has them, a `\"` inside them (an escaped quote,
