@@ -266,6 +266,12 @@ where
     }
 }
 
+/// The trace of a retry, attempt `retry` of `call` to `url` (the first attempt's begins in
+/// `prepare`).
+fn retry_trace(executor: &Executor, call: &Call, url: &reqwest::Url, retry: u32) -> AttemptTrace {
+    AttemptTrace::start(&executor.inner.target, &call.method, call.route, url, retry)
+}
+
 impl<'a> Run<'a> {
     /// Starts the next attempt: first the executor's header hook, if it has one (under the
     /// attempt's time limit), then the request.
@@ -283,13 +289,8 @@ impl<'a> Run<'a> {
                 // A retry's trace begins before its hook, as the first attempt's does (in
                 // `prepare`): every attempt's span and duration hold its hook's time.
                 if self.retry > 0 {
-                    prepared.trace = Some(AttemptTrace::start(
-                        &executor.inner.target,
-                        &self.call.method,
-                        self.call.route,
-                        &prepared.url,
-                        self.retry,
-                    ));
+                    let trace = retry_trace(executor, &self.call, &prepared.url, self.retry);
+                    prepared.trace = Some(trace);
                 }
                 let limit = prepared.limit();
                 self.held_to(limit);
@@ -346,15 +347,10 @@ impl<'a> Run<'a> {
         // The first attempt's trace was begun by `prepare`, its context already among the
         // call's headers; a retry's (begun before its hook, or now) writes its context over
         // them.
-        let trace = prepared.trace.take().unwrap_or_else(|| {
-            AttemptTrace::start(
-                &executor.inner.target,
-                &self.call.method,
-                self.call.route,
-                &prepared.url,
-                self.retry,
-            )
-        });
+        let trace = prepared
+            .trace
+            .take()
+            .unwrap_or_else(|| retry_trace(executor, &self.call, &prepared.url, self.retry));
         let retrace = (self.retry > 0).then_some(&trace);
         let request = match executor.request(&self.call, prepared, retrace, hooked) {
             Ok(request) => request,
