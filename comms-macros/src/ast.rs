@@ -617,12 +617,14 @@ fn parse_output<'a>(cx: &Ctxt, output: &'a ReturnType, name: &Ident) -> Option<O
             let inner = generic_arg(t).expect("checked");
             // Within a type, a bare name may be the user's own type, decoded from JSON: only
             // comms' written as such is refused.
-            if comms_type(inner, "Response") || comms_type(inner, "ResponseValue") {
-                let what = if comms_type(inner, "Response") {
-                    "`comms::Response`"
-                } else {
-                    "`comms::ResponseValue<T>`"
-                };
+            let what = if comms_type(inner, "Response") {
+                Some("`comms::Response`")
+            } else if comms_type(inner, "ResponseValue") {
+                Some("`comms::ResponseValue<T>`")
+            } else {
+                None
+            };
+            if let Some(what) = what {
                 cx.error_spanned_by(
                     t,
                     format!(

@@ -103,9 +103,9 @@ fn without_our_attributes(input: TokenStream) -> TokenStream {
     let mut tokens = input.into_iter().peekable();
     while let Some(tt) = tokens.next() {
         match tt {
-            // Made inert where it stands (`#[allow(unused_attributes)]`, its span kept): Rust's report of the
-            // slip in what is given back is then the one it made of the item as written, and
-            // shown once.
+            // Made inert where it stands (`#[allow(unused_attributes)]`, its span kept): Rust's
+            // report of the slip in what is given back is then the one it made of the item as
+            // written, and shown once.
             TokenTree::Punct(p)
                 if p.as_char() == '#'
                     && matches!(tokens.peek(), Some(TokenTree::Group(g)) if ours(g)) =>

@@ -596,16 +596,17 @@ pub(crate) struct ServerTrace {
 impl ServerTrace {
     /// Opens the span; `route` is the route template when the server knows it, `scheme` the
     /// one requests reach the service by when it was told (`Verifier::scheme`): an HTTP/1.1
-    /// request line does not say, or says what its sender likes (`GET x1://host/path HTTP/1.1`, which
-    /// hyper takes), so the request's own scheme counts only when it is `http` or `https`: the
-    /// duration's series are not for a caller to multiply, signed or not.
+    /// request line does not say, or says what its sender likes (`GET x1://host/path
+    /// HTTP/1.1`, which hyper takes), so the request's own scheme counts only when it is
+    /// `http` or `https`: the duration's series are not for a caller to multiply, signed or
+    /// not.
     ///
     /// The span continues the trace the request carries only when it is `trusted`: a request
     /// whose head's signature held and covers its trace context (or one served unverified).
     /// Any other (its head refused, or signed without covering it) is served as one without a
-    /// trace would be,
-    /// with a link to the trace it claimed, so that an unauthenticated caller cannot put spans
-    /// into another trace, nor decide whether a parent-based sampler records them.
+    /// trace would be, with a link to the trace it claimed, so that an unauthenticated caller
+    /// cannot put spans into another trace, nor decide whether a parent-based sampler records
+    /// them.
     pub(crate) fn start(
         method: &Method,
         uri: &Uri,
