@@ -657,14 +657,14 @@ pub(crate) fn parse_arg_attr(cx: &Ctxt, attr: &Attribute) -> Option<ArgAttr> {
                 );
                 return None;
             }
-            if is_reserved_header(&value) {
+            if comms_uri::is_reserved_header(&value) {
                 cx.error_spanned_by(
                     &header,
                     format!("`{value}` is set by comms itself (signing, framing or idempotency) and cannot be an argument"),
                 );
                 return None;
             }
-            if is_hop_by_hop_header(&value) {
+            if comms_uri::is_hop_by_hop_header(&value) {
                 cx.error_spanned_by(
                     &header,
                     format!("`{value}` is a hop-by-hop header, which an intermediary removes: a signature covering it would fail on the way, so it cannot be an argument"),
@@ -758,29 +758,4 @@ const QUERY_OPTIONS: &str = "unknown `#[query]` option; expected `rename = \"nam
 
 fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-/// The hop-by-hop headers (RFC 9110 §7.6.1), which the runtime refuses on a call too.
-fn is_hop_by_hop_header(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    matches!(
-        lower.as_str(),
-        "connection" | "te" | "trailer" | "upgrade" | "keep-alive" | "proxy-connection"
-    )
-}
-
-fn is_reserved_header(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    matches!(
-        lower.as_str(),
-        "content-digest"
-            | "signature-input"
-            | "signature"
-            | "x-service-id"
-            | "x-timestamp"
-            | "x-signature"
-            | "content-length"
-            | "transfer-encoding"
-            | "host"
-    )
 }

@@ -1,10 +1,12 @@
-//! The URI rules `comms` and `comms-macros` share, so that what the `#[service_client]` macro
+//! The URI and header-name rules `comms` and `comms-macros` share, so that what the `#[service_client]` macro
 //! accepts at compile time and what the runtime accepts at run time are one rule, not two
 //! copies that drift apart:
 //!
 //! - [`BaseUrl::parse`]: what a base URL may be (`http` or `https`, a host, an optional port
 //!   and path prefix; no query, fragment, credentials, whitespace or control characters);
-//! - [`is_unreserved`] and [`is_pchar`]: which bytes a request path carries as they are.
+//! - [`is_unreserved`] and [`is_pchar`]: which bytes a request path carries as they are;
+//! - [`is_reserved_header`] and [`is_hop_by_hop_header`]: which header names a call may not
+//!   set, the macro's `#[header("..")]` arguments and the runtime's `Call::header` alike.
 //!
 //! This crate is an implementation detail of `comms`; its API follows what `comms` needs and
 //! may change in any release. Use `comms` instead.
@@ -64,6 +66,56 @@ pub fn is_dot_segment(segment: &[u8]) -> bool {
         dots += 1;
     }
     matches!(dots, 1 | 2)
+}
+
+/// The header fields comms writes on every request itself, lower case: the signature's
+/// (RFC 9421 and legacy), and the framing's. A second value of any would change what the
+/// signature or the framing means, so a call may not set them.
+pub const RESERVED_HEADERS: [&str; 9] = [
+    "content-digest",
+    "signature-input",
+    "signature",
+    "x-service-id",
+    "x-timestamp",
+    "x-signature",
+    "host",
+    "content-length",
+    "transfer-encoding",
+];
+
+/// The hop-by-hop header fields (RFC 9110 §7.6.1), lower case: an intermediary removes them
+/// (and HTTP/2 cannot carry them), so a signature covering one would fail on the way.
+pub const HOP_BY_HOP_HEADERS: [&str; 6] = [
+    "connection",
+    "te",
+    "trailer",
+    "upgrade",
+    "keep-alive",
+    "proxy-connection",
+];
+
+/// Whether `name` (in any case) is one of the [`RESERVED_HEADERS`].
+///
+/// ```
+/// assert!(comms_uri::is_reserved_header("Content-Digest"));
+/// assert!(!comms_uri::is_reserved_header("X-Request-Id"));
+/// ```
+pub fn is_reserved_header(name: &str) -> bool {
+    RESERVED_HEADERS
+        .iter()
+        .any(|reserved| reserved.eq_ignore_ascii_case(name))
+}
+
+/// Whether `name` (in any case) is one of the [`HOP_BY_HOP_HEADERS`].
+///
+/// ```
+/// assert!(comms_uri::is_hop_by_hop_header("Keep-Alive"));
+/// assert!(!comms_uri::is_hop_by_hop_header("Accept"));
+/// ```
+pub fn is_hop_by_hop_header(name: &str) -> bool {
+    HOP_BY_HOP_HEADERS
+        .iter()
+        .any(|hop| hop.eq_ignore_ascii_case(name))
 }
 
 /// A base URL split into its parts, as written (nothing is normalized or decoded).

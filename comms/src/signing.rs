@@ -89,13 +89,11 @@ pub(crate) fn is_call_owned(name: &HeaderName) -> bool {
         .contains(&name)
 }
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1), which no header of a call may be, its own either: an
-/// intermediary removes them (and HTTP/2 cannot carry them), so a signature covering one would
-/// fail on the way.
+/// Hop-by-hop headers ([`comms_uri::HOP_BY_HOP_HEADERS`]), which no header of a call may be,
+/// its own either: an intermediary removes them, so a signature covering one would fail on the
+/// way.
 pub(crate) fn is_hop_by_hop(name: &HeaderName) -> bool {
-    use http::header::{CONNECTION, TE, TRAILER, UPGRADE};
-    [&CONNECTION, &TE, &TRAILER, &UPGRADE].contains(&name)
-        || matches!(name.as_str(), "keep-alive" | "proxy-connection")
+    comms_uri::is_hop_by_hop_header(name.as_str())
 }
 
 /// The header fields a signature covers, after the required ones, whenever a request has them:
@@ -107,22 +105,10 @@ pub(crate) static COVERED_WHEN_PRESENT: [HeaderName; 4] = [
     TRACEPARENT,
 ];
 
-/// Headers a call may not set: comms writes them, and a second value would change what the
-/// signature or the framing means.
+/// Headers a call may not set ([`comms_uri::RESERVED_HEADERS`]): comms writes them, and a
+/// second value would change what the signature or the framing means.
 pub(crate) fn is_reserved(name: &HeaderName) -> bool {
-    use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
-    [
-        &CONTENT_DIGEST,
-        &SIGNATURE_INPUT,
-        &SIGNATURE,
-        &SERVICE_ID_HEADER,
-        &TIMESTAMP_HEADER,
-        &LEGACY_SIGNATURE_HEADER,
-        &HOST,
-        &CONTENT_LENGTH,
-        &TRANSFER_ENCODING,
-    ]
-    .contains(&name)
+    comms_uri::is_reserved_header(name.as_str())
 }
 
 /// The header fields a call's signature covers, given the call's own headers: `content-digest`,
