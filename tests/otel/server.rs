@@ -726,18 +726,7 @@ async fn only_a_signed_trace_context_is_continued() {
         .unwrap()
         .as_secs();
     let request = |case: &str, covered: &[&str]| {
-        let mut head = Recorded {
-            method: Method::GET,
-            uri: format!("/claimed/{case}").parse().unwrap(),
-            headers: Default::default(),
-            body: Default::default(),
-        };
-        head.headers
-            .insert("host", HeaderValue::from_str(&authority).unwrap());
-        head.headers.insert(
-            "content-digest",
-            HeaderValue::from_static(comms::signing::EMPTY_CONTENT_DIGEST),
-        );
+        let mut head = Recorded::head(Method::GET, &format!("/claimed/{case}"), &authority, b"");
         head.headers.insert(
             "traceparent",
             HeaderValue::from_str(&format!("00-{claimed}-00f067aa0ba902b7-01")).unwrap(),

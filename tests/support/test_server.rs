@@ -29,6 +29,27 @@ pub struct Recorded {
 }
 
 impl Recorded {
+    /// A request head written by hand, for [`sign_as`](Recorded::sign_as) to sign: `method` to
+    /// `path` at `authority` (its `Host`), with the `Content-Digest` of `body`, which it does
+    /// not carry itself.
+    pub fn head(method: Method, path: &str, authority: &str, body: &[u8]) -> Recorded {
+        let mut head = Recorded {
+            method,
+            uri: path.parse().expect("a request path"),
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+        };
+        head.headers.insert(
+            "host",
+            HeaderValue::from_str(authority).expect("an authority"),
+        );
+        head.headers.insert(
+            "content-digest",
+            HeaderValue::from_str(&comms::signing::content_digest(body)).expect("a digest"),
+        );
+        head
+    }
+
     /// A header's value as text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())

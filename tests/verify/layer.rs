@@ -105,18 +105,7 @@ fn signed_head_at(
     created: u64,
 ) -> Recorded {
     let addr = url.trim_start_matches("http://");
-    let mut head = Recorded {
-        method: Method::POST,
-        uri: path.parse().unwrap(),
-        headers: Default::default(),
-        body: Default::default(),
-    };
-    head.headers
-        .insert("host", HeaderValue::from_str(addr).unwrap());
-    head.headers.insert(
-        "content-digest",
-        HeaderValue::from_str(&comms::signing::content_digest(body)).unwrap(),
-    );
+    let mut head = Recorded::head(Method::POST, path, addr, body);
     if let Some(length) = length {
         head.headers.insert("content-length", length.into());
     }
