@@ -1256,3 +1256,102 @@ async fn a_slow_redis_is_subscribed_to() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A proxy in front of Redis that forwards both ways until `stall` is set, and from then on
+/// holds the next `GET` it is sent (and everything after it on that connection) unanswered.
+async fn get_stalling_proxy(redis_url: &str) -> (String, Arc<AtomicBool>) {
+    use tokio::io::AsyncReadExt;
+    let redis = redis_url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let stall = Arc::new(AtomicBool::new(false));
+    let stalling = stall.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let upstream = tokio::net::TcpStream::connect(&redis).await.unwrap();
+            let stalling = stalling.clone();
+            tokio::spawn(async move {
+                let (mut from_client, mut to_client) = client.into_split();
+                let (mut from_redis, mut to_redis) = upstream.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut from_redis, &mut to_client).await;
+                });
+                let mut buffer = vec![0u8; 64 * 1024];
+                while let Ok(n @ 1..) = from_client.read(&mut buffer).await {
+                    let chunk = &buffer[..n];
+                    if stalling.load(SeqCst) && chunk.windows(9).any(|w| w == b"$3\r\nGET\r\n") {
+                        let _held = (from_client, to_redis);
+                        return std::future::pending::<()>().await;
+                    }
+                    if to_redis.write_all(chunk).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (format!("redis://{address}/"), stall)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_redis_answered_for_is_not_let_through_locally_when_only_its_get_is_slow() {
+    // Redis answers a replay's `SET NX` with nil: the nonce is recorded, by another replica.
+    // The `GET` after it (which tells a check its own earlier write) goes unanswered. That is
+    // no outage for this replica's memory to stand in for: under LocalOnly, that memory has
+    // never seen the nonce, and would accept the replay.
+    let redis = redis_or_skip!();
+    let (proxied, stall) = get_stalling_proxy(&redis.url()).await;
+    let a = replica(RedisNonceStore::new(&redis.url()).unwrap().namespace("get"));
+    let b = replica(
+        RedisNonceStore::new(&proxied)
+            .unwrap()
+            .namespace("get")
+            .when_unavailable(WhenUnavailable::LocalOnly)
+            .timeout(Duration::from_millis(300)),
+    );
+    let requests = genuine(2).await;
+    // b's connection is made, and answers.
+    check(&b, &requests[1]).await.unwrap();
+    check(&a, &requests[0]).await.unwrap();
+    stall.store(true, SeqCst);
+    let replay = check(&b, &requests[0]).await;
+    assert!(
+        matches!(&replay, Err(VerifyError::NonceStore(e)) if e.to_string().contains("did not tell by whom")),
+        "{replay:?}"
+    );
+}
+
+#[tokio::test]
+async fn with_noeviction_a_full_redis_refuses_requests_rather_than_forget_nonces() {
+    // Redis evicts keys with a TTL under memory pressure (the `volatile-*` and `allkeys-*`
+    // policies), and every nonce key has one: a nonce evicted inside its window lets its
+    // request be replayed. Under `noeviction`, as the module docs ask, a full Redis refuses
+    // the write instead, and the store refuses the request, a replay among them.
+    let redis = redis_or_skip!();
+    let url = redis.url();
+    let a = replica(RedisNonceStore::new(&url).unwrap().namespace("full"));
+    let b = replica(RedisNonceStore::new(&url).unwrap().namespace("full"));
+    let requests = genuine(2).await;
+    check(&a, &requests[0]).await.unwrap();
+    assert_eq!(
+        redis_command(&url, &["CONFIG", "SET", "maxmemory-policy", "noeviction"]).await,
+        "+OK"
+    );
+    // A limit below what Redis uses already: every write is refused.
+    assert_eq!(
+        redis_command(&url, &["CONFIG", "SET", "maxmemory", "1"]).await,
+        "+OK"
+    );
+    for request in &requests {
+        let refused = check(&b, request).await;
+        assert!(
+            matches!(&refused, Err(VerifyError::NonceStore(e)) if e.to_string().contains("OOM")),
+            "{refused:?}"
+        );
+    }
+}

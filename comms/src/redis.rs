@@ -26,7 +26,15 @@
 //!   forgotten those of the last skew window, and a request captured in that window is
 //!   accepted again (under [`LocalOnly`](WhenUnavailable::LocalOnly), by every replica but the
 //!   one that accepted it first). Where that matters, run Redis with its append-only file
-//!   (`appendonly yes`; with `appendfsync always`, no acknowledged nonce is lost).
+//!   (`appendonly yes`; with `appendfsync always`, no acknowledged nonce is lost). Every nonce
+//!   key has a TTL, so a Redis that evicts such keys under memory pressure (every
+//!   `maxmemory-policy` but `noeviction`) forgets live nonces while it is up: give the store a
+//!   Redis with `maxmemory-policy noeviction`, which refuses writes when full, and so has the
+//!   store refuse requests rather than forget.
+//!
+//!   A `SET` Redis ran after the command's timeout leaves the nonce recorded for a request
+//!   that was refused: sent again unchanged, that request is then refused as a replay. A comms
+//!   client signs every retry afresh, with a nonce of its own.
 //! - **Breakers.** [`share_breakers`] publishes each local open (with its open-until time) and
 //!   close on a Redis channel and applies the other replicas' transitions, so replicas open
 //!   together and close together after one successful probe. A remote open holds a breaker
@@ -68,7 +76,9 @@ pub enum WhenUnavailable {
     /// Check nonces in this replica's memory until Redis answers again (fail open across
     /// replicas, closed within one). The replica remembers every nonce it accepts, through
     /// Redis or not, in a [`MemoryNonceStore`] of the default capacity, and checks it before
-    /// Redis: its own replays are refused before, during and after an outage.
+    /// Redis: its own replays are refused before, during and after an outage. Once Redis has
+    /// answered that a nonce is recorded, its memory is not asked: a request Redis took for a
+    /// replay is refused, as under [`Refuse`](Self::Refuse), when no more could be learned.
     LocalOnly,
 }
 
@@ -375,19 +385,33 @@ impl RedisNonceStore {
         key: &str,
         now: SystemTime,
         keep_until: SystemTime,
-    ) -> Result<bool, BoxError> {
-        let token = format!("{:016x}", crate::random::random_u64()?);
+    ) -> Result<bool, Unsettled> {
+        let token = crate::random::random_u64().map_err(|e| Unsettled::Unanswered(e.into()))?;
+        let token = format!("{token:016x}");
         let ttl = ttl_millis(now, keep_until, self.clock_drift_margin);
         let mut set = redis::cmd("SET");
         set.arg(key).arg(&token).arg("NX").arg("PX").arg(ttl);
-        if self.conn.query::<Option<String>>(&set).await?.is_some() {
+        let set = self.conn.query::<Option<String>>(&set).await;
+        if set.map_err(Unsettled::Unanswered)?.is_some() {
             return Ok(true);
         }
         let mut get = redis::cmd("GET");
         get.arg(key);
-        let found = self.conn.query::<Option<String>>(&get).await?;
-        Ok(found.as_deref() == Some(token.as_str()))
+        let found = self.conn.query::<Option<String>>(&get).await;
+        Ok(found.map_err(Unsettled::Taken)?.as_deref() == Some(token.as_str()))
     }
+}
+
+/// Why [`RedisNonceStore::insert`] could not tell whether a nonce is fresh.
+enum Unsettled {
+    /// Redis did not answer the `SET`: under [`WhenUnavailable::LocalOnly`], the replica's
+    /// memory decides.
+    Unanswered(BoxError),
+    /// Redis answered that the nonce is recorded, but not whether by this check (its token):
+    /// no outage, and most likely a replay, so the replica's memory, which may never have seen
+    /// the nonce, is not asked. The check fails, and the store's error has the request refused
+    /// as when Redis is unavailable (a client signing its retry afresh is not held up).
+    Taken(BoxError),
 }
 
 impl NonceStore for RedisNonceStore {
@@ -427,7 +451,13 @@ impl NonceStore for RedisNonceStore {
             let error = match self.insert(&key, now, keep_until).await {
                 // A full local memory leaves Redis alone to decide while it answers.
                 Ok(fresh) => return Ok(fresh),
-                Err(error) => error,
+                Err(Unsettled::Unanswered(error)) => error,
+                Err(Unsettled::Taken(error)) => {
+                    return Err(format!(
+                        "redis has the nonce recorded, and did not tell by whom: {error}"
+                    )
+                    .into());
+                }
             };
             match local {
                 None => Err(error),
