@@ -642,3 +642,36 @@ async fn a_timeout_of_the_users_reqwest_client_counts_whatever_the_deadline() {
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
     assert_eq!(e.circuit_state(), Some(comms::CircuitState::Open));
 }
+
+#[tokio::test]
+async fn a_deadline_equal_to_the_attempt_timeout_still_counts_its_timeouts() {
+    // One attempt of 100 ms, set as both: the deadline's clock starts as the call begins, a
+    // moment before the attempt, but the attempt has its whole timeout, and a dependency
+    // hanging past it is failing, not cut short by a caller in a hurry.
+    let hung = || TestServer::always(Reply::status(200).delay(Duration::from_secs(5)));
+    let server = hung().await;
+    let e = builder(&server.url(), breaker(3, 60_000))
+        .timeout(Duration::from_millis(100))
+        .deadline(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let err = e.execute(Call::get("/x")).await.unwrap_err();
+        assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    }
+    assert_eq!(server.count(), 3);
+    assert_eq!(e.circuit_state(), Some(comms::CircuitState::Open));
+    // The same through a per-call view.
+    let server = hung().await;
+    let e = exec(&server.url(), breaker(3, 60_000));
+    let view = e.with(
+        comms::CallOptions::new()
+            .timeout(Duration::from_millis(100))
+            .deadline(Duration::from_millis(100)),
+    );
+    for _ in 0..3 {
+        let err = view.execute(Call::get("/x")).await.unwrap_err();
+        assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    }
+    assert_eq!(e.circuit_state(), Some(comms::CircuitState::Open));
+}

@@ -320,12 +320,7 @@ impl Breaker {
 
     fn on_success(&self, permit: &Permit<'_>) {
         if permit.probe {
-            let from = self.word.load(Ordering::Acquire);
-            let word = Word::unpack(from);
-            if matches!(word.state, State::HalfOpen { .. })
-                && word.generation == permit.generation
-                && self.transition(from, State::Closed)
-            {
+            if self.end_half_open(permit.generation, State::Closed) {
                 self.failures.store(0, Ordering::Release);
                 tracing::info!(authority = %self.authority, "circuit breaker closed");
                 crate::telemetry::breaker_changed(&self.authority, CircuitState::Closed);
@@ -353,7 +348,13 @@ impl Breaker {
         if trip {
             let until = now_nanos().saturating_add(nanos(self.config.open_for));
             self.open_until.store(until, Ordering::Release);
-            if self.transition(from, State::Open) {
+            let opened = if permit.probe {
+                self.end_half_open(permit.generation, State::Open)
+            } else {
+                // Closed, the word cannot change but by a transition.
+                self.transition(from, State::Open)
+            };
+            if opened {
                 // Counted afresh once closed again: a failure recorded between the closing
                 // transition and a reset there would otherwise find the old count.
                 self.failures.store(0, Ordering::Release);
@@ -390,6 +391,19 @@ impl Breaker {
                     _ => None,
                 }
             });
+    }
+
+    /// Moves the breaker, half-open in `generation`, to `to` with a new generation, however
+    /// many probes are taken and given back meanwhile (they change the word, not the state);
+    /// false once another transition came first.
+    fn end_half_open(&self, generation: u32, to: State) -> bool {
+        self.word
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                let word = Word::unpack(w);
+                (matches!(word.state, State::HalfOpen { .. }) && word.generation == generation)
+                    .then(|| word.next(to).pack())
+            })
+            .is_ok()
     }
 
     /// Moves from exactly `from` to `to` with a new generation; false if someone else moved first.
@@ -465,6 +479,43 @@ mod tests {
                 .open_for(open_for)
                 .half_open_probes(probes),
         )
+    }
+
+    #[test]
+    fn a_probes_verdict_holds_while_other_probes_come_and_go() {
+        // With several probes, taking one and giving it back changes the word within a
+        // generation: a probe's outcome must still end the half-open state.
+        use std::sync::atomic::AtomicBool;
+        for round in 0..200 {
+            let b = breaker(1, Duration::from_secs(60), 64);
+            b.admit().unwrap().record(true);
+            b.open_until.store(0, Ordering::Release);
+            let probe = b.admit().unwrap();
+            assert_eq!(b.state(), CircuitState::HalfOpen);
+            let fails = round % 2 == 1;
+            let (busy, stop) = (AtomicBool::new(false), AtomicBool::new(false));
+            std::thread::scope(|s| {
+                // Other calls taking a probe and dropping it unsent, which gives it back.
+                s.spawn(|| {
+                    while !stop.load(Ordering::Relaxed) {
+                        drop(b.admit());
+                        busy.store(true, Ordering::Relaxed);
+                    }
+                });
+                while !busy.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+                probe.record(fails);
+                let after = b.state();
+                stop.store(true, Ordering::Relaxed);
+                let expected = if fails {
+                    CircuitState::Open
+                } else {
+                    CircuitState::Closed
+                };
+                assert_eq!(after, expected, "round {round}");
+            });
+        }
     }
 
     #[test]

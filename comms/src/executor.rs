@@ -191,7 +191,8 @@ struct Limit {
 
 impl Prepared {
     /// The next attempt's limit: its timeout, shortened to what is left of the deadline.
-    fn limit(&self) -> Limit {
+    /// `first` for the call's first attempt.
+    fn limit(&self, first: bool) -> Limit {
         let attempt = Limit {
             time: self.attempt_timeout,
             reported: self.attempt_timeout,
@@ -204,7 +205,11 @@ impl Prepared {
                     Limit {
                         time: left,
                         reported: total,
-                        by_deadline: true,
+                        // A first attempt under a deadline no shorter than the attempt timeout
+                        // has all of that timeout but what went before sending it (microseconds,
+                        // or a header hook's time): its timeout is the target's, not the
+                        // caller's time running out.
+                        by_deadline: !(first && total >= self.attempt_timeout),
                     }
                 } else {
                     attempt

@@ -292,7 +292,7 @@ impl<'a> Run<'a> {
                     let trace = retry_trace(executor, &self.call, &prepared.url, self.retry);
                     prepared.trace = Some(trace);
                 }
-                let limit = prepared.limit();
+                let limit = prepared.limit(self.retry == 0);
                 self.held_to(limit);
                 timer.arm(limit.time);
                 phase.set(Phase::Hooking { hooked: hook() });
@@ -323,7 +323,7 @@ impl<'a> Run<'a> {
         hooked: Option<HeaderMap>,
     ) -> Result<(), Error> {
         let prepared = self.prepared.as_mut().expect("prepared before any attempt");
-        let mut limit = prepared.limit();
+        let mut limit = prepared.limit(self.retry == 0);
         if hooked.is_some() {
             // The hook ran on the attempt's clock (see `begin`): the request gets what is left,
             // when that is less, and the hook's limit is the attempt's.

@@ -116,11 +116,15 @@ impl RetryBudget {
             .is_ok()
         {
             // floor_per_sec is thousandths per second, which is whole tokens per millisecond.
-            let credit = (now - last) as i64 * self.floor_per_sec / 1000;
+            // Saturating: a large floor over a long quiet spell is more than the cap anyway.
+            let credit = i64::try_from(now - last)
+                .unwrap_or(i64::MAX)
+                .saturating_mul(self.floor_per_sec)
+                / 1000;
             let _ = self
                 .balance
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
-                    Some((b + credit).min(self.cap.max(b)))
+                    Some(b.saturating_add(credit).min(self.cap.max(b)))
                 });
         }
     }
@@ -138,6 +142,16 @@ mod tests {
         fn grants(&self) -> bool {
             self.withdraw() == Withdrawal::Granted
         }
+    }
+
+    #[test]
+    fn the_largest_floor_credited_for_an_hour_is_capped_without_overflow() {
+        let mut b = budget(0.2, u32::MAX);
+        b.started = Instant::now()
+            .checked_sub(std::time::Duration::from_secs(3600))
+            .expect("an hour before now");
+        assert!(b.grants());
+        assert!(b.grants());
     }
 
     #[test]
