@@ -3,7 +3,7 @@
 //! signatures from Python `microservice_comms` clients.
 //!
 //! ```text
-//! BILLING_SECRET=... ORDERS_SECRET=... cargo run --example service
+//! BILLING_SECRET=... SHIPPING_SECRET=... cargo run --example service
 //! ```
 //!
 //! It serves the `Orders` trait with the server generated from it (feature `server`), and
@@ -18,6 +18,11 @@ use serde_json::{Value, json};
 
 /// The orders service's contract: the same trait gives its callers `OrdersClient` and this
 /// service `OrdersServer`.
+///
+/// A caller's side of one secret is named for the service it calls, this side's for the
+/// service calling: `OrdersClient`, in the billing service, signs as `billing` with its
+/// `ORDERS_SECRET`, which this service checks against its `BILLING_SECRET`. The two hold the
+/// same secret (to try the client against this example: `ORDERS_SECRET=$BILLING_SECRET`).
 #[service_client(
     base_url = "http://127.0.0.1:8080",
     service_id = "billing",
@@ -66,7 +71,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // One entry per calling service. Secrets come from the environment, never from code.
     let accept_legacy = std::env::var("ACCEPT_LEGACY").is_ok_and(|v| v == "1");
     let mut verifier = Verifier::new().accept_legacy(accept_legacy);
-    for (service, var) in [("billing", "BILLING_SECRET"), ("orders", "ORDERS_SECRET")] {
+    for (service, var) in [
+        ("billing", "BILLING_SECRET"),
+        ("shipping", "SHIPPING_SECRET"),
+    ] {
         match std::env::var(var) {
             Ok(secret) if !secret.is_empty() => verifier = verifier.service(service, secret),
             _ => eprintln!("{var} is not set: calls from `{service}` will be refused"),

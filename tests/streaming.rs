@@ -241,6 +241,34 @@ async fn the_calls_deadline_bounds_the_body() {
 }
 
 #[tokio::test]
+async fn json_lines_at_hand_are_a_timeout_once_the_deadline_has_passed() {
+    // A hundred lines in one chunk, arrived in time; all but the first read after the
+    // deadline, which bounds the reading as it does a chunk's.
+    let lines: String = (0..100).map(|i| format!("{{\"id\":{i}}}\n")).collect();
+    let url = serve_stream(move || ByteStream::from_chunks([Bytes::from(lines.clone())])).await;
+    let exec = Executor::builder()
+        .base_url(&url)
+        .service_id("billing")
+        .secret(SECRET)
+        .retry(RetryConfig::none())
+        .deadline(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let mut items = exec
+        .execute_streaming(Call::get("/stream"))
+        .await
+        .unwrap()
+        .into_json_lines::<Event>();
+    assert_eq!(items.next_item().await.unwrap().unwrap(), Event { id: 0 });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    match items.next_item().await {
+        Some(Err(Error::Timeout { after, .. })) => assert_eq!(after, Duration::from_millis(200)),
+        other => panic!("{other:?}"),
+    }
+    assert!(items.next_item().await.is_none(), "the timeout ends it");
+}
+
+#[tokio::test]
 async fn the_attempt_timeout_ends_at_the_head() {
     let url = serve_stream(|| {
         let pieces = (0..4).map(|i| Bytes::from(format!("piece {i};")));

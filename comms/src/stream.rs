@@ -176,6 +176,24 @@ impl ByteStream {
         }
     }
 
+    /// When the call's deadline has passed, ends the stream and gives the timeout a read now
+    /// ends with: what a reader of lines checks before each line it has at hand, so that what
+    /// arrived in time is not read after the deadline. `None` while there is time, or for a
+    /// stream that is not a received body under a deadline.
+    pub(crate) fn overdue(&mut self) -> Option<Error> {
+        let Source::Received(received) = &self.source else {
+            return None;
+        };
+        let deadline = received.deadline.as_ref()?;
+        if Instant::now() < deadline.at {
+            return None;
+        }
+        let (method, url) = self.request.as_ref()?;
+        let error = Broken::Deadline(deadline.total).into_error(method, url);
+        self.source = Source::Done;
+        Some(error)
+    }
+
     pub(crate) fn line_limit(&self) -> usize {
         self.line_limit
     }

@@ -203,6 +203,12 @@ impl Splitter {
             if self.ended {
                 return Poll::Ready(None);
             }
+            // The lines at hand arrived in time, but are read now: the deadline bounds the
+            // reading, as it does a chunk's.
+            if let Some(timeout) = self.bytes.overdue() {
+                self.ended = true;
+                return Poll::Ready(Some(Err(timeout)));
+            }
             if let Some(at) = self.pending.iter().position(|&b| b == b'\n') {
                 // The limit is on the line without its break, `\r\n` as well as `\n`.
                 let carriage_return = match at {
