@@ -107,7 +107,12 @@ impl fmt::Debug for Link {
 /// names, but never longer than this replica's own
 /// [`open_for`](crate::BreakerConfig::open_for) from when it arrives: a replica configured
 /// otherwise, a skewed clock or a forged message cannot keep it open longer than a local
-/// failure would.
+/// failure would. The time is a wall-clock one, so a clock ahead of the sender's by part of
+/// `open_for` shortens the open here by as much, and one ahead by all of it ignores the open.
+///
+/// Transitions are applied as they arrive, with no order between replicas': a close another
+/// replica published just before this one opened on failures of its own, and delivered after,
+/// closes it again, until its next `failure_threshold` failures.
 /// When the backend is unreachable each replica's breaker keeps working on its own.
 #[derive(Clone, Debug)]
 pub struct BreakerSync {
