@@ -181,6 +181,13 @@ pub(crate) struct Permit<'a> {
     waited: bool,
 }
 
+/// The breakers clients share, by authority, configuration and fleet link (0 for none).
+fn registry() -> &'static Mutex<HashMap<(String, BreakerConfig, u64), Arc<Breaker>>> {
+    static REGISTRY: OnceLock<Mutex<HashMap<(String, BreakerConfig, u64), Arc<Breaker>>>> =
+        OnceLock::new();
+    REGISTRY.get_or_init(Mutex::default)
+}
+
 /// How long after its request was handed over a probe dropped unanswered counts as waited for,
 /// however its caller stopped (a `select!` whose other branch won, a task aborted, never
 /// polled again): a millisecond, well past the poll that sent it (in which a `try_join!` drops
@@ -206,15 +213,17 @@ impl Breaker {
         config: &BreakerConfig,
         sync: Option<&BreakerSync>,
     ) -> Arc<Breaker> {
-        type Key = (String, BreakerConfig, u64);
-        static REGISTRY: OnceLock<Mutex<HashMap<Key, Arc<Breaker>>>> = OnceLock::new();
-        let registry = REGISTRY.get_or_init(Mutex::default);
-        let mut map = registry
+        let mut map = registry()
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        // Breakers of a sync every client has let go of are not shared any more.
         map.retain(|(_, _, link_id), breaker| {
-            *link_id == 0 || breaker.link.as_ref().is_some_and(|l| l.strong_count() > 0)
+            // Breakers of a sync every client has let go of are not shared any more.
+            let linked =
+                *link_id == 0 || breaker.link.as_ref().is_some_and(|l| l.strong_count() > 0);
+            // One no client holds (only the registry hands out more), closed with no failure
+            // counted, knows nothing a new one would not: it is let go, so that a process
+            // calling many hosts over its life keeps breakers for those in use or in trouble.
+            linked && (Arc::strong_count(breaker) > 1 || !breaker.is_blank())
         });
         let link = sync.map(|s| s.link.clone());
         let key = (
@@ -233,6 +242,12 @@ impl Breaker {
                 breaker
             })
             .clone()
+    }
+
+    /// Whether the breaker is as a new one: closed, no failure counted.
+    fn is_blank(&self) -> bool {
+        Word::unpack(self.word.load(Ordering::Acquire)).state == State::Closed
+            && self.failures.load(Ordering::Acquire) == 0
     }
 
     /// The fleet link, while some client still uses it.
@@ -479,6 +494,34 @@ mod tests {
                 .open_for(open_for)
                 .half_open_probes(probes),
         )
+    }
+
+    #[test]
+    fn the_registry_lets_go_of_breakers_no_client_holds_and_that_know_nothing() {
+        let config = BreakerConfig::default();
+        let held: Vec<_> = (0..100)
+            .map(|i| Breaker::shared(&format!("http://let-go-{i}:1"), &config, None))
+            .collect();
+        let troubled = Breaker::shared("http://let-go-troubled:1", &config, None);
+        troubled.admit().unwrap().record(true);
+        drop((held, troubled));
+        // The next client's lookup tidies up.
+        let _other = Breaker::shared("http://let-go-other:1", &config, None);
+        let map = registry().lock().unwrap();
+        let names: Vec<_> = map
+            .keys()
+            .map(|(authority, _, _)| authority.as_str())
+            .filter(|authority| authority.starts_with("http://let-go-"))
+            .collect();
+        assert_eq!(
+            names.len(),
+            2,
+            "the troubled one and the one in use: {names:?}"
+        );
+        drop(map);
+        // The failure counted is still there for the next client of that host.
+        let again = Breaker::shared("http://let-go-troubled:1", &config, None);
+        assert_eq!(again.failures.load(Ordering::Acquire), 1);
     }
 
     #[test]
