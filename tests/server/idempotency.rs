@@ -370,3 +370,107 @@ async fn a_store_of_the_applications_own_answers_a_repeat() {
         "the method ran once"
     );
 }
+
+#[tokio::test]
+async fn a_store_keeping_answers_for_ever_keeps_them() {
+    // `Duration::MAX` says "never expire": the answer is kept, not a panic that answers 500
+    // and frees the key for the retry to run the method again.
+    let (service, exec) = served_with(comms::server::MemoryIdempotencyStore::new(
+        1000,
+        std::time::Duration::MAX,
+    ))
+    .await;
+    let order = || {
+        Call::post("/orders")
+            .header("Idempotency-Key", "k-for-ever")
+            .idempotent(true)
+            .json("book")
+    };
+    assert_eq!(
+        exec.execute(order()).await.unwrap().json::<u64>().unwrap(),
+        1
+    );
+    assert_eq!(
+        exec.execute(order()).await.unwrap().json::<u64>().unwrap(),
+        1
+    );
+    assert_eq!(
+        service.calls.load(Ordering::SeqCst),
+        1,
+        "the method ran once"
+    );
+}
+
+/// A store whose claims are recorded at once and answered 300 ms later, as over a network.
+struct SlowToAnswer(comms::server::MemoryIdempotencyStore);
+
+impl comms::server::IdempotencyStore for SlowToAnswer {
+    fn claim<'a>(
+        &'a self,
+        scope: &'a str,
+        key: &'a str,
+        fingerprint: &'a str,
+        claim: &'a str,
+    ) -> Stored<'a, comms::server::Claim> {
+        Box::pin(async move {
+            let claimed = self.0.claim(scope, key, fingerprint, claim).await;
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            claimed
+        })
+    }
+
+    fn finish<'a>(
+        &'a self,
+        scope: &'a str,
+        key: &'a str,
+        claim: &'a str,
+        response: comms::server::StoredResponse,
+    ) -> Stored<'a, ()> {
+        self.0.finish(scope, key, claim, response)
+    }
+
+    fn release<'a>(&'a self, scope: &'a str, key: &'a str, claim: &'a str) -> Stored<'a, ()> {
+        self.0.release(scope, key, claim)
+    }
+}
+
+#[tokio::test]
+async fn a_caller_hanging_up_while_its_key_is_claimed_leaves_the_key_free() {
+    // The attempt times out (the caller hangs up) after the store recorded the claim and
+    // before it said so: the method never ran, and its retry must be able to run it.
+    let service = DirectoryImpl::default();
+    let router = DirectoryServer::new(service.clone())
+        .verifier(Verifier::new().service("billing", SECRET))
+        .idempotency_store(SlowToAnswer(
+            comms::server::MemoryIdempotencyStore::default(),
+        ))
+        .into_router();
+    let url = serve(router).await;
+    let impatient = comms::Executor::builder()
+        .base_url(&url)
+        .service_id("billing")
+        .secret(SECRET)
+        .timeout(std::time::Duration::from_millis(150))
+        .retry(RetryConfig::none())
+        .breaker(BreakerConfig::disabled())
+        .build()
+        .unwrap();
+    let order = || {
+        Call::post("/orders")
+            .header("Idempotency-Key", "k-hung-up")
+            .idempotent(true)
+            .json("book")
+    };
+    let err = impatient.execute(order()).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let retried = comms_tests::plain_executor(&url, "billing", SECRET)
+        .execute(order())
+        .await;
+    assert_eq!(retried.unwrap().json::<u64>().unwrap(), 1);
+    assert_eq!(
+        service.calls.load(Ordering::SeqCst),
+        1,
+        "the method ran once"
+    );
+}

@@ -171,8 +171,9 @@ struct Memory {
 #[derive(Debug)]
 struct Entry {
     fingerprint: String,
-    /// The answer, and when it expires; `None` while the request runs.
-    answer: Option<(StoredResponse, Instant)>,
+    /// The answer, and when it expires (never, for a time to live longer than the clock can
+    /// count: `Duration::MAX`); `None` while the request runs.
+    answer: Option<(StoredResponse, Option<Instant>)>,
     /// The claim holding the key, as the server named it.
     holder: Box<str>,
     /// Which claim made this entry, by the store's own count: what the queue's places hold.
@@ -189,7 +190,8 @@ impl Default for MemoryIdempotencyStore {
 
 impl MemoryIdempotencyStore {
     /// A store keeping at most `capacity` keys (at least one), each answer for `ttl` from when
-    /// it was given, within [`DEFAULT_IDEMPOTENCY_BYTES`].
+    /// it was given (`Duration::MAX`: until the store needs the room), within
+    /// [`DEFAULT_IDEMPOTENCY_BYTES`].
     pub fn new(capacity: usize, ttl: Duration) -> MemoryIdempotencyStore {
         MemoryIdempotencyStore {
             inner: Mutex::new(Memory::default()),
@@ -235,7 +237,7 @@ impl MemoryIdempotencyStore {
             let live = entry
                 .answer
                 .as_ref()
-                .is_none_or(|(_, expires)| *expires > now);
+                .is_none_or(|(_, expires)| expires.is_none_or(|at| at > now));
             if live {
                 return Ok(if entry.fingerprint != fingerprint {
                     Claim::Mismatch
@@ -293,7 +295,7 @@ impl MemoryIdempotencyStore {
             return;
         }
         let entry = memory.entries.get_mut(&lookup).expect("just found");
-        entry.answer = Some((response, now + self.ttl));
+        entry.answer = Some((response, now.checked_add(self.ttl)));
         entry.bytes += bytes;
         memory.bytes += bytes;
         memory.answered.push_back((id, claim));
@@ -335,7 +337,12 @@ impl Memory {
         while let Some((id, claim)) = self.answered.front() {
             // Its entry, if this place is still the key's.
             let entry = self.entries.get(id).filter(|e| e.claim == *claim);
-            if entry.is_some_and(|e| e.answer.as_ref().is_some_and(|(_, at)| *at > now)) {
+            let live = |e: &Entry| {
+                e.answer
+                    .as_ref()
+                    .is_some_and(|(_, expires)| expires.is_none_or(|at| at > now))
+            };
+            if entry.is_some_and(live) {
                 break;
             }
             let current = entry.is_some();
@@ -494,6 +501,34 @@ mod tests {
         ));
         assert!(matches!(
             s.claim_at("a", "2", "f", "h", t0).unwrap(),
+            Claim::New
+        ));
+    }
+
+    #[test]
+    fn answers_kept_for_ever_are_kept_until_the_room_is_needed() {
+        // `Duration::MAX`: no instant is that far, and the answer never expires.
+        let s = MemoryIdempotencyStore::new(2, Duration::MAX);
+        let t0 = Instant::now();
+        for key in ["1", "2"] {
+            assert!(matches!(
+                s.claim_at("a", key, "f", "h", t0).unwrap(),
+                Claim::New
+            ));
+            s.finish_at("a", key, "h", answer(200), t0);
+        }
+        let years = t0 + Duration::from_secs(50 * 365 * 24 * 3600);
+        assert!(matches!(
+            s.claim_at("a", "1", "f", "h", years).unwrap(),
+            Claim::Answered(_)
+        ));
+        // A third key needs the room of the oldest answer.
+        assert!(matches!(
+            s.claim_at("a", "3", "f", "h", years).unwrap(),
+            Claim::New
+        ));
+        assert!(matches!(
+            s.claim_at("a", "1", "f", "h", years).unwrap(),
             Claim::New
         ));
     }

@@ -432,7 +432,21 @@ async fn claim(
         key: key.to_owned(),
         claim,
     };
-    match claim_or_wait(&*settings.idempotency, &held, &fingerprint, until).await {
+    // Dropped while the store is asked (the caller hung up), the request releases its claim,
+    // which the store may have recorded: nothing would run the method or free the key.
+    let mut asking = Asking {
+        store: Arc::clone(&settings.idempotency),
+        held: Some(held.clone()),
+    };
+    let claimed = claim_or_wait(&*settings.idempotency, &held, &fingerprint, until).await;
+    if claimed.is_ok() {
+        // Claimed, the key is the method's task's to settle (no await comes before it is
+        // spawned); otherwise the store recorded nothing of this claim. After an error, the
+        // claim is released, as the store may have recorded it before failing.
+        asking.held = None;
+    }
+    drop(asking);
+    match claimed {
         Ok(Claim::New) => Ok(Some(held)),
         Ok(Claim::Answered(stored)) => {
             let mut response = http::Response::new(stored.body);
@@ -454,6 +468,25 @@ async fn claim(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "idempotency store unavailable",
             ))
+        }
+    }
+}
+
+/// A claim being asked of the store: released, in a task of its own, if dropped armed.
+struct Asking {
+    store: Arc<dyn IdempotencyStore>,
+    held: Option<Held>,
+}
+
+impl Drop for Asking {
+    fn drop(&mut self) {
+        let Some(held) = self.held.take() else {
+            return;
+        };
+        // Outside a runtime (the runtime shutting down) there is nothing to release it with.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let store = Arc::clone(&self.store);
+            runtime.spawn(async move { settle(&*store, &held, None).await });
         }
     }
 }
