@@ -474,3 +474,45 @@ async fn a_caller_hanging_up_while_its_key_is_claimed_leaves_the_key_free() {
         "the method ran once"
     );
 }
+
+#[tokio::test]
+async fn an_idempotency_key_the_signature_does_not_cover_is_refused() {
+    // A key added on the way to a request signed without one would have a second request of
+    // the same bytes answered with the first's answer, unrun: only a covered key is taken.
+    let (service, _, url) = pair().await;
+    let authority = url.trim_start_matches("http://").to_owned();
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let body = br#""book""#;
+    let send = |n: u32, covered: &[&str]| {
+        let mut head =
+            comms_tests::Recorded::head(comms::http::Method::POST, "/orders", &authority, body);
+        head.headers
+            .insert("content-type", "application/json".parse().unwrap());
+        head.headers
+            .insert("idempotency-key", format!("k-{n}").parse().unwrap());
+        let nonce = format!("{n:0>16}{created:x}");
+        let params =
+            format!(r#";created={created};keyid="billing";alg="hmac-sha256";nonce="{nonce}""#);
+        let required = ["@method", "@authority", "@path", "@query", "content-digest"];
+        head.sign_as("comms", &[&required[..], covered].concat(), &params, SECRET);
+        let mut request = reqwest::Client::new().post(format!("{url}/orders"));
+        for (name, value) in &head.headers {
+            if name != "host" {
+                request = request.header(name.as_str(), value.as_bytes());
+            }
+        }
+        async move {
+            let response = request.body(&body[..]).send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let (status, text) = send(1, &["content-type"]).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("must cover its Idempotency-Key"), "{text}");
+    assert_eq!(service.calls.load(Ordering::SeqCst), 0, "unrun");
+    let (status, text) = send(2, &["content-type", "idempotency-key"]).await;
+    assert_eq!((status, text.as_str()), (200, "1"));
+}

@@ -192,10 +192,23 @@ where
     Fut: Future<Output = A> + Send + 'static,
     A: Into<Answer>,
 {
+    // An Idempotency-Key the signature does not cover is refused once the request is
+    // admitted (a bad signature is a 401 first): it could be anybody's, and a key is a promise
+    // that runs the method once.
+    let uncovered_key = idempotent.is_some()
+        && parts.headers.contains_key(&crate::signing::IDEMPOTENCY_KEY)
+        && matches!(&checked, Ok(Some(head)) if !head.covers_idempotency_key());
     let (caller, body, deadline) = match settings.gate.admit(checked, &parts, body).await {
         Ok(admission) => (admission.caller, admission.body, admission.deadline),
         Err(refusal) => return refusal.map(axum::body::Body::from),
     };
+    if uncovered_key {
+        return respond_message(
+            StatusCode::BAD_REQUEST,
+            "the request's signature must cover its Idempotency-Key",
+        )
+        .map(axum::body::Body::from);
+    }
     let claim = match idempotent {
         Some(idempotent) => {
             let request = (&parts, &uri, &body);

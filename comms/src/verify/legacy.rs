@@ -56,10 +56,11 @@ impl Verifier {
             digest: None,
             count_use: true,
             recorded_in_front: false,
-            // A legacy signature covers no header: its deadline and trace context are taken
-            // as sent.
+            // A legacy signature covers no header: its deadline, trace context and idempotency
+            // key are taken as sent.
             covers_deadline: true,
             covers_trace: true,
+            covers_idempotency_key: true,
         })
     }
 }

@@ -406,6 +406,9 @@ pub struct VerifiedHead<'a> {
     /// Likewise for the trace context the request carries (every field of the global
     /// propagator's it has): a SERVER span continues the caller's trace only when it is.
     covers_trace: bool,
+    /// Likewise for its `Idempotency-Key`, which a generated server keeps answers under.
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
+    covers_idempotency_key: bool,
 }
 
 /// What a gate in front did for a request it admitted, kept in the request's extensions: a
@@ -450,6 +453,14 @@ impl VerifiedHead<'_> {
     /// signature does not cover could be anybody's, to join a trace or to have it sampled.
     pub(crate) fn covers_trace(&self) -> bool {
         self.covers_trace
+    }
+
+    /// Whether the request's `Idempotency-Key`, if it has one, is its signer's: one an RFC
+    /// 9421 signature does not cover could have been added on the way, to have a second
+    /// request answered with the first's answer, unrun.
+    #[cfg(feature = "server")]
+    pub(crate) fn covers_idempotency_key(&self) -> bool {
+        self.covers_idempotency_key
     }
 
     /// What the gate that admits this request leaves in its extensions for one behind it.

@@ -128,6 +128,7 @@ impl Verifier {
         }
         let covers_field = |name: &str| components.iter().any(|c| c.name == name && !c.is_member());
         let covers_deadline = covers_field("comms-deadline-ms");
+        let covers_idempotency_key = covers_field("idempotency-key");
         let covers_trace = crate::telemetry::trace_fields_covered(headers, covers_field);
         let digest = if covers_digest {
             Some(ExpectedDigest::parse(headers)?)
@@ -168,6 +169,7 @@ impl Verifier {
             recorded_in_front: false,
             covers_deadline,
             covers_trace,
+            covers_idempotency_key,
         })
     }
 }
