@@ -182,9 +182,11 @@ pub(crate) struct Permit<'a> {
 }
 
 /// The breakers clients share, by authority, configuration and fleet link (0 for none).
-fn registry() -> &'static Mutex<HashMap<(String, BreakerConfig, u64), Arc<Breaker>>> {
-    static REGISTRY: OnceLock<Mutex<HashMap<(String, BreakerConfig, u64), Arc<Breaker>>>> =
-        OnceLock::new();
+type Registry = Mutex<HashMap<(String, BreakerConfig, u64), Arc<Breaker>>>;
+
+/// The process's [`Registry`].
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(Mutex::default)
 }
 
