@@ -49,6 +49,8 @@ pub struct Incoming {
     pub parts: http::request::Parts,
     /// The body.
     pub body: Bytes,
+    /// The header fields the request's signature vouches for.
+    pub(crate) covered: crate::verify::CoveredFields,
 }
 
 /// A refusal of a request whose argument did not parse: 400 naming the argument (415 for a
@@ -245,6 +247,11 @@ pub fn header_opt<T: FromStrArg>(incoming: &Incoming, name: &str) -> Result<Opti
     let Some(value) = values.next() else {
         return Ok(None);
     };
+    if !incoming.covered.covers(name) {
+        return Err(Rejection::bad(format_args!(
+            "header `{name}` is not covered by the request's signature"
+        )));
+    }
     if values.next().is_some() {
         return Err(Rejection::bad(format_args!(
             "header `{name}` is given more than once"

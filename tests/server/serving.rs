@@ -198,3 +198,35 @@ async fn a_raw_answer_of_a_status_without_content_is_sent_without_its_body() {
     .await;
     assert!(answer.ends_with("\r\n\r\nhello"), "{answer}");
 }
+
+#[tokio::test]
+async fn a_header_argument_its_signature_does_not_cover_is_refused() {
+    // A comms client's request for `me` without a tenant, captured, and delivered with one
+    // added on the way: the signature holds, but the header is nobody's to vouch for.
+    let recorder =
+        comms_tests::TestServer::always(comms_tests::Reply::json(200, serde_json::json!(["x"])))
+            .await;
+    let client = client_of(&recorder.url(), SECRET, RetryConfig::none());
+    client.me("req-1", None).await.unwrap();
+    let mut captured = recorder.requests().remove(0);
+    assert!(
+        !captured
+            .header("signature-input")
+            .unwrap()
+            .contains("x-tenant")
+    );
+    captured
+        .headers
+        .insert("x-tenant", "someone-else".parse().unwrap());
+    let (service, client, url) = pair().await;
+    let (status, text) = captured.send_to(&url, b"").await;
+    assert_eq!(status, 400, "{text}");
+    assert!(
+        text.contains("header `X-Tenant` is not covered by the request's signature"),
+        "{text}"
+    );
+    assert_eq!(service.calls.load(Ordering::SeqCst), 0);
+    // Sent by the client, the header is covered, and taken.
+    let seen = client.me("req-2", Some("acme".into())).await.unwrap();
+    assert_eq!(seen, ["req-2", "Some(\"acme\")"]);
+}

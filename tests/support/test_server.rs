@@ -50,6 +50,17 @@ impl Recorded {
         head
     }
 
+    /// Sends this request as it is, its `Host` too, to the server at `base`, with `body`,
+    /// and gives the answer's status and text.
+    pub async fn send_to(&self, base: &str, body: &[u8]) -> (u16, String) {
+        let request = reqwest::Client::new()
+            .request(self.method.clone(), format!("{base}{}", self.uri))
+            .headers(self.headers.clone());
+        let response = request.body(body.to_vec()).send().await.expect("an answer");
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("a body"))
+    }
+
     /// A header's value as text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())

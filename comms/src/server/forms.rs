@@ -231,6 +231,15 @@ impl MultipartArg for Multipart {}
 /// of another type, 400 for one that does not parse.
 #[doc(hidden)]
 pub fn multipart<T: MultipartArg>(incoming: &Incoming, name: &str) -> Result<T, Rejection> {
+    // The boundary is in the `Content-Type`: another one would read other parts out of the
+    // same signed bytes.
+    let headers = &incoming.parts.headers;
+    if headers.contains_key(http::header::CONTENT_TYPE) && !incoming.covered.covers("content-type")
+    {
+        return Err(Rejection::bad(format_args!(
+            "the Content-Type of `{name}`'s multipart body is not covered by the request's signature"
+        )));
+    }
     let content_type = incoming
         .parts
         .headers

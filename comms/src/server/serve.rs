@@ -18,7 +18,7 @@ use super::{
 };
 use crate::telemetry::ServerTrace;
 use crate::verify::layer::{Checked, Gate};
-use crate::verify::{Caller, Verifier};
+use crate::verify::{Caller, CoveredFields, Verifier};
 
 tokio::task_local! {
     static CALLER: Caller;
@@ -195,9 +195,13 @@ where
     // An Idempotency-Key the signature does not cover is refused once the request is
     // admitted (a bad signature is a 401 first): it could be anybody's, and a key is a promise
     // that runs the method once.
+    let covered = match &checked {
+        Ok(Some(head)) => head.covered_fields(),
+        _ => CoveredFields::default(),
+    };
     let uncovered_key = idempotent.is_some()
         && parts.headers.contains_key(&crate::signing::IDEMPOTENCY_KEY)
-        && matches!(&checked, Ok(Some(head)) if !head.covers_idempotency_key());
+        && !covered.covers("idempotency-key");
     let (caller, body, deadline) = match settings.gate.admit(checked, &parts, body).await {
         Ok(admission) => (admission.caller, admission.body, admission.deadline),
         Err(refusal) => return refusal.map(axum::body::Body::from),
@@ -221,7 +225,15 @@ where
     };
     let path = parts.uri.path().to_owned();
     let verb = parts.method.clone();
-    let run = run_scoped(caller, deadline, method(Incoming { parts, body }));
+    let run = run_scoped(
+        caller,
+        deadline,
+        method(Incoming {
+            parts,
+            body,
+            covered,
+        }),
+    );
     let Some(held) = claim else {
         return answer(run.await, &verb, &path).into();
     };

@@ -60,7 +60,8 @@ impl Verifier {
             // key are taken as sent.
             covers_deadline: true,
             covers_trace: true,
-            covers_idempotency_key: true,
+            #[cfg(feature = "server")]
+            covered_fields: None,
         })
     }
 }

@@ -406,9 +406,32 @@ pub struct VerifiedHead<'a> {
     /// Likewise for the trace context the request carries (every field of the global
     /// propagator's it has): a SERVER span continues the caller's trace only when it is.
     covers_trace: bool,
-    /// Likewise for its `Idempotency-Key`, which a generated server keeps answers under.
-    #[cfg_attr(not(feature = "server"), allow(dead_code))]
-    covers_idempotency_key: bool,
+    /// The header fields an RFC 9421 signature covers whole, lower case, each followed by a
+    /// space; `None` under a legacy signature, which covers none and whose headers are taken
+    /// as sent. What a generated server hands a method from a header must be among them.
+    #[cfg(feature = "server")]
+    covered_fields: Option<String>,
+}
+
+/// The header fields a request's signature vouches for, for what a generated server takes
+/// from its headers: every one without a verifier or under a legacy signature (which covers no
+/// header, its headers taken as sent), else those an RFC 9421 signature covers whole. One
+/// added on the way (an argument's header, an `Idempotency-Key`, a multipart body's
+/// `Content-Type` and its boundary) would change what a signed request means.
+#[cfg(feature = "server")]
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CoveredFields(Option<String>);
+
+#[cfg(feature = "server")]
+impl CoveredFields {
+    /// Whether the field `name` (in any case) is vouched for.
+    pub(crate) fn covers(&self, name: &str) -> bool {
+        self.0.as_deref().is_none_or(|covered| {
+            covered
+                .split_terminator(' ')
+                .any(|field| field.eq_ignore_ascii_case(name))
+        })
+    }
 }
 
 /// What a gate in front did for a request it admitted, kept in the request's extensions: a
@@ -455,12 +478,10 @@ impl VerifiedHead<'_> {
         self.covers_trace
     }
 
-    /// Whether the request's `Idempotency-Key`, if it has one, is its signer's: one an RFC
-    /// 9421 signature does not cover could have been added on the way, to have a second
-    /// request answered with the first's answer, unrun.
+    /// The header fields the signature vouches for (see [`CoveredFields`]).
     #[cfg(feature = "server")]
-    pub(crate) fn covers_idempotency_key(&self) -> bool {
-        self.covers_idempotency_key
+    pub(crate) fn covered_fields(&self) -> CoveredFields {
+        CoveredFields(self.covered_fields.clone())
     }
 
     /// What the gate that admits this request leaves in its extensions for one behind it.

@@ -128,7 +128,6 @@ impl Verifier {
         }
         let covers_field = |name: &str| components.iter().any(|c| c.name == name && !c.is_member());
         let covers_deadline = covers_field("comms-deadline-ms");
-        let covers_idempotency_key = covers_field("idempotency-key");
         let covers_trace = crate::telemetry::trace_fields_covered(headers, covers_field);
         let digest = if covers_digest {
             Some(ExpectedDigest::parse(headers)?)
@@ -169,9 +168,23 @@ impl Verifier {
             recorded_in_front: false,
             covers_deadline,
             covers_trace,
-            covers_idempotency_key,
+            #[cfg(feature = "server")]
+            covered_fields: Some(covered_fields(&components)),
         })
     }
+}
+
+/// The names of the header fields `components` covers whole, each followed by a space.
+#[cfg(feature = "server")]
+fn covered_fields(components: &[Covered<'_>]) -> String {
+    let mut fields = String::with_capacity(128);
+    for covered in components {
+        if !covered.name.starts_with('@') && !covered.is_member() {
+            fields.push_str(covered.name);
+            fields.push(' ');
+        }
+    }
+    fields
 }
 
 const KEYID: &KeyRef = KeyRef::constant("keyid");
