@@ -370,17 +370,14 @@ fn signed_twice(
 
 #[tokio::test]
 async fn behind_a_verify_layer_checking_another_signature_the_server_records_its_own_nonce() {
-    // The layer knows a gateway's key besides billing's, and picks the first signature it can
-    // check; the server knows billing's only. A gateway that captured a request of billing's
-    // puts a fresh signature of its own before billing's: the layer checks and records that
-    // one, the server billing's, whose nonce it must record itself.
+    // The layer knows a gateway's key, the server billing's. A gateway that captured a
+    // request of billing's puts a fresh signature of its own before billing's: the layer
+    // checks and records that one, the server billing's, whose nonce it must record itself.
     let recorder =
         comms_tests::TestServer::always(comms_tests::Reply::json(200, serde_json::json!("x")))
             .await;
     let billings = captured(&recorder, "billing", SECRET).await;
-    let layer = Verifier::new()
-        .service("billing", SECRET)
-        .service("gateway", "gateway-secret");
+    let layer = Verifier::new().service("gateway", "gateway-secret");
     let router =
         accounts(Verifier::new().service("billing", SECRET)).layer(VerifyLayer::new(layer));
     let url = serve(router).await;

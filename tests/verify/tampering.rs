@@ -243,3 +243,47 @@ async fn each_tampered_field_is_caught() {
     // The untouched request still verifies (the failures above stored no nonce).
     check(&verifier(), &r).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_request_signed_twice_by_known_keys_is_refused_in_either_order() {
+    // Which of two signatures by known keys is checked would be the sender's choice, and the
+    // other's nonce never recorded: the same request, its signatures swapped or one dropped,
+    // would pass once for each. Beside a signature by a key it does not know, one is checked.
+    let created = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut request = genuine().await;
+    let sign = |request: &mut Recorded, label: &str, key: &str, secret: &str, nonce: char| {
+        let nonce = nonce.to_string().repeat(32);
+        request.sign_as(label, COVERED, &params(created, key, &nonce), secret);
+        (
+            request.header("signature-input").unwrap().to_owned(),
+            request.header("signature").unwrap().to_owned(),
+        )
+    };
+    let other = sign(&mut request, "gw", "other", "other-secret", '1');
+    let billing = sign(&mut request, "comms", "billing", SECRET, '2');
+    let unknown = sign(&mut request, "x", "stranger", "stranger-secret", '3');
+    let with = |signatures: &[&(String, String)]| {
+        let mut r = request.clone();
+        let join = |pick: fn(&(String, String)) -> &String| {
+            let all: Vec<&str> = signatures.iter().map(|s| pick(s).as_str()).collect();
+            all.join(", ").parse().unwrap()
+        };
+        r.headers.insert("signature-input", join(|s| &s.0));
+        r.headers.insert("signature", join(|s| &s.1));
+        r
+    };
+    let v = verifier();
+    for order in [[&other, &billing], [&billing, &other]] {
+        match check(&v, &with(&order)).await {
+            Err(VerifyError::MalformedSignature(why)) => {
+                assert!(why.contains("more than one signature"), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let caller = check(&v, &with(&[&unknown, &billing])).await.unwrap();
+    assert_eq!(caller.service_id(), "billing");
+}

@@ -44,6 +44,22 @@ impl Verifier {
                 }
             })
             .ok_or(VerifyError::UnknownKey(first_seen))?;
+        // One signature by a known key, not several: which one is checked would be the
+        // sender's choice (their order is signed by none), and the nonce of the others never
+        // recorded, so the same request could pass once for each.
+        let known = |entry: &ListEntry| match entry {
+            ListEntry::InnerList(list) => list
+                .params
+                .get(KEYID)
+                .and_then(BareItem::as_string)
+                .is_some_and(|key_id| self.keys.by_id.contains_key(key_id.as_str())),
+            ListEntry::Item(_) => false,
+        };
+        if inputs.values().filter(|entry| known(entry)).count() > 1 {
+            return Err(VerifyError::MalformedSignature(
+                "more than one signature is by a key this verifier knows",
+            ));
+        }
         let signature = match signatures.get(label) {
             Some(ListEntry::Item(item)) => item
                 .bare_item
