@@ -130,7 +130,10 @@ impl Verifier {
                 value: Component::Text(authority),
                 ..
             }) = plain("@authority")
-            && !self.authorities.iter().any(|a| **a == **authority)
+            && !self.authorities.iter().any(|a| {
+                let scheme = self.scheme.as_deref().or_else(|| uri.scheme_str());
+                *without_default_port(a, scheme) == **authority
+            })
         {
             return Err(VerifyError::WrongAuthority(quoted(authority)));
         }
@@ -379,7 +382,7 @@ fn derived<'a>(
 ) -> Result<Option<Component<'a>>, VerifyError> {
     Ok(Some(match name {
         "@method" => Component::Text(Cow::Borrowed(method.as_str())),
-        "@authority" => Component::Text(authority(uri, headers)?),
+        "@authority" => Component::Text(authority(uri, headers, scheme)?),
         "@path" => Component::Text(Cow::Borrowed(path(uri))),
         "@query" => Component::Query(uri.query().unwrap_or("")),
         "@request-target" => Component::Text(Cow::Borrowed(request_target(method, uri))),
@@ -424,15 +427,31 @@ fn raw_authority<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Result<&'a str, Ve
     Ok(authority.as_str())
 }
 
-/// `@authority`: the request's authority ([`raw_authority`]) in lower case, as RFC 9421 §2.2.3
-/// normalises it.
-fn authority<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Result<Cow<'a, str>, VerifyError> {
+/// `@authority`: the request's authority ([`raw_authority`]) as RFC 9421 §2.2.3 normalises it
+/// (RFC 9110 §4.2.3): in lower case, without the default port of the scheme (`configured`, or
+/// the request URI's own), when that is known.
+fn authority<'a>(
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+    configured: Option<&str>,
+) -> Result<Cow<'a, str>, VerifyError> {
     let authority = raw_authority(uri, headers)?;
+    let authority = without_default_port(authority, configured.or_else(|| uri.scheme_str()));
     Ok(if authority.bytes().any(|b| b.is_ascii_uppercase()) {
         Cow::Owned(authority.to_ascii_lowercase())
     } else {
         Cow::Borrowed(authority)
     })
+}
+
+/// `authority` without `:80` under `http`, or `:443` under `https`.
+fn without_default_port<'a>(authority: &'a str, scheme: Option<&str>) -> &'a str {
+    let default = match scheme {
+        Some(scheme) if scheme.eq_ignore_ascii_case("http") => ":80",
+        Some(scheme) if scheme.eq_ignore_ascii_case("https") => ":443",
+        _ => return authority,
+    };
+    authority.strip_suffix(default).unwrap_or(authority)
 }
 
 /// `@request-target`: the path and query of the request line (RFC 9421 §2.2.5), or for a
