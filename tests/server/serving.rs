@@ -229,4 +229,18 @@ async fn a_header_argument_its_signature_does_not_cover_is_refused() {
     // Sent by the client, the header is covered, and taken.
     let seen = client.me("req-2", Some("acme".into())).await.unwrap();
     assert_eq!(seen, ["req-2", "Some(\"acme\")"]);
+    // A server that verifies nothing itself, behind a `VerifyLayer`: the layer's signature
+    // is the one that vouches for the headers.
+    let behind = DirectoryServer::new(DirectoryImpl::default())
+        .unverified()
+        .into_router()
+        .layer(comms::verify::VerifyLayer::new(
+            Verifier::new().service("billing", SECRET),
+        ));
+    let behind = serve(behind).await;
+    let (status, text) = captured.send_to(&behind, b"").await;
+    assert_eq!(status, 400, "{text}");
+    let client = client_of(&behind, SECRET, RetryConfig::none());
+    let seen = client.me("req-3", Some("acme".into())).await.unwrap();
+    assert_eq!(seen, ["req-3", "Some(\"acme\")"]);
 }

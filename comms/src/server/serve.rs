@@ -18,7 +18,7 @@ use super::{
 };
 use crate::telemetry::ServerTrace;
 use crate::verify::layer::{Checked, Gate};
-use crate::verify::{Caller, CoveredFields, Verifier};
+use crate::verify::{Admitted, Caller, CoveredFields, Verifier};
 
 tokio::task_local! {
     static CALLER: Caller;
@@ -195,9 +195,13 @@ where
     // An Idempotency-Key the signature does not cover is refused once the request is
     // admitted (a bad signature is a 401 first): it could be anybody's, and a key is a promise
     // that runs the method once.
+    // Unverified behind a `VerifyLayer`, the layer's signature is the one that vouches.
     let covered = match &checked {
         Ok(Some(head)) => head.covered_fields(),
-        _ => CoveredFields::default(),
+        _ => parts
+            .extensions
+            .get::<Admitted>()
+            .map_or_else(CoveredFields::default, Admitted::covered_fields),
     };
     let uncovered_key = idempotent.is_some()
         && parts.headers.contains_key(&crate::signing::IDEMPOTENCY_KEY)

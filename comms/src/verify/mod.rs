@@ -448,6 +448,18 @@ pub(crate) struct Admitted {
     /// The store the gate recorded it in, and where that keeps its nonces.
     nonces: Arc<dyn NonceStore>,
     nonce_location: Option<Arc<str>>,
+    /// The header fields the signature the gate checked covers: what a generated server that
+    /// verifies nothing itself, behind the gate, takes headers from.
+    #[cfg(feature = "server")]
+    covered: CoveredFields,
+}
+
+#[cfg(feature = "server")]
+impl Admitted {
+    /// The header fields the signature the gate checked covers.
+    pub(crate) fn covered_fields(&self) -> CoveredFields {
+        self.covered.clone()
+    }
 }
 
 impl fmt::Debug for VerifiedHead<'_> {
@@ -491,6 +503,8 @@ impl VerifiedHead<'_> {
             nonce: self.nonce.as_ref().map(|(nonce, _)| nonce.clone()),
             nonces: self.verifier.nonces.clone(),
             nonce_location: self.verifier.nonce_location.clone(),
+            #[cfg(feature = "server")]
+            covered: self.covered_fields(),
         }
     }
 
