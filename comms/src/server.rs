@@ -240,7 +240,10 @@ pub fn query_array<T: FromStrArg, const N: usize>(
     })
 }
 
-/// Parses header `name`, if present (once).
+/// Parses header `name`, if present (once) and covered by the request's signature: one it does
+/// not cover is taken as absent, as the deadline and trace context are. Something on the way
+/// may have added it (a proxy's `X-Request-Id`, a client's default `Accept`), and it is not
+/// the caller's to vouch for.
 #[doc(hidden)]
 pub fn header_opt<T: FromStrArg>(incoming: &Incoming, name: &str) -> Result<Option<T>, Rejection> {
     let mut values = incoming.parts.headers.get_all(name).iter();
@@ -248,9 +251,11 @@ pub fn header_opt<T: FromStrArg>(incoming: &Incoming, name: &str) -> Result<Opti
         return Ok(None);
     };
     if !incoming.covered.covers(name) {
-        return Err(Rejection::bad(format_args!(
-            "header `{name}` is not covered by the request's signature"
-        )));
+        tracing::debug!(
+            header = name,
+            "not covered by the request's signature; ignored"
+        );
+        return Ok(None);
     }
     if values.next().is_some() {
         return Err(Rejection::bad(format_args!(
@@ -268,8 +273,15 @@ pub fn header_opt<T: FromStrArg>(incoming: &Incoming, name: &str) -> Result<Opti
 /// Parses header `name`, which must be present.
 #[doc(hidden)]
 pub fn header<T: FromStrArg>(incoming: &Incoming, name: &str) -> Result<T, Rejection> {
-    header_opt(incoming, name)?
-        .ok_or_else(|| Rejection::bad(format_args!("header `{name}` is missing")))
+    header_opt(incoming, name)?.ok_or_else(|| {
+        if incoming.parts.headers.contains_key(name) {
+            Rejection::bad(format_args!(
+                "header `{name}` is not covered by the request's signature"
+            ))
+        } else {
+            Rejection::bad(format_args!("header `{name}` is missing"))
+        }
+    })
 }
 
 /// Parses the JSON body.

@@ -200,9 +200,10 @@ async fn a_raw_answer_of_a_status_without_content_is_sent_without_its_body() {
 }
 
 #[tokio::test]
-async fn a_header_argument_its_signature_does_not_cover_is_refused() {
+async fn a_header_argument_its_signature_does_not_cover_is_taken_as_absent() {
     // A comms client's request for `me` without a tenant, captured, and delivered with one
-    // added on the way: the signature holds, but the header is nobody's to vouch for.
+    // added on the way: the signature holds, but the header is nobody's to vouch for, and the
+    // method is called without it.
     let recorder =
         comms_tests::TestServer::always(comms_tests::Reply::json(200, serde_json::json!(["x"])))
             .await;
@@ -218,17 +219,35 @@ async fn a_header_argument_its_signature_does_not_cover_is_refused() {
     captured
         .headers
         .insert("x-tenant", "someone-else".parse().unwrap());
-    let (service, client, url) = pair().await;
+    let (_, client, url) = pair().await;
     let (status, text) = captured.send_to(&url, b"").await;
-    assert_eq!(status, 400, "{text}");
-    assert!(
-        text.contains("header `X-Tenant` is not covered by the request's signature"),
-        "{text}"
-    );
-    assert_eq!(service.calls.load(Ordering::SeqCst), 0);
+    assert_eq!((status, text.as_str()), (200, r#"["req-1","None"]"#));
     // Sent by the client, the header is covered, and taken.
     let seen = client.me("req-2", Some("acme".into())).await.unwrap();
     assert_eq!(seen, ["req-2", "Some(\"acme\")"]);
+    // A required header present but not covered is refused as such.
+    let authority = url.trim_start_matches("http://").to_owned();
+    let mut uncovered =
+        comms_tests::Recorded::head(comms::http::Method::GET, "/me", &authority, b"");
+    uncovered
+        .headers
+        .insert("x-request-id", "req-3".parse().unwrap());
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let params = format!(
+        r#";created={created};keyid="billing";alg="hmac-sha256";nonce="{:0>32}""#,
+        created
+    );
+    let covered = ["@method", "@authority", "@path", "@query", "content-digest"];
+    uncovered.sign_as("comms", &covered, &params, SECRET);
+    let (status, text) = uncovered.send_to(&url, b"").await;
+    assert_eq!(status, 400, "{text}");
+    assert!(
+        text.contains("header `X-Request-Id` is not covered by the request's signature"),
+        "{text}"
+    );
     // A server that verifies nothing itself, behind a `VerifyLayer`: the layer's signature
     // is the one that vouches for the headers.
     let behind = DirectoryServer::new(DirectoryImpl::default())
@@ -239,8 +258,44 @@ async fn a_header_argument_its_signature_does_not_cover_is_refused() {
         ));
     let behind = serve(behind).await;
     let (status, text) = captured.send_to(&behind, b"").await;
-    assert_eq!(status, 400, "{text}");
-    let client = client_of(&behind, SECRET, RetryConfig::none());
-    let seen = client.me("req-3", Some("acme".into())).await.unwrap();
-    assert_eq!(seen, ["req-3", "Some(\"acme\")"]);
+    assert_eq!((status, text.as_str()), (200, r#"["req-1","None"]"#));
+}
+
+#[service_client(
+    base_url = "http://127.0.0.1:9",
+    service_id = "billing",
+    secret_env = "COMMS_TEST_SERVER_SECRET"
+)]
+pub trait Negotiated {
+    #[get("/report")]
+    async fn report(&self, #[header("Accept")] accept: Option<String>) -> Result<String, Error>;
+}
+
+#[derive(Clone)]
+struct NegotiatedImpl;
+
+impl Negotiated for NegotiatedImpl {
+    async fn report(&self, accept: Option<String>) -> Result<String, Error> {
+        Ok(format!("{accept:?}"))
+    }
+}
+
+#[tokio::test]
+async fn an_optional_accept_argument_a_client_leaves_out_is_absent_not_its_default() {
+    // The client sends `Accept: */*` of its own when the call sets none, uncovered.
+    let router = NegotiatedServer::new(NegotiatedImpl)
+        .verifier(Verifier::new().service("billing", SECRET))
+        .into_router();
+    let url = serve(router).await;
+    let client = NegotiatedClient::builder()
+        .base_url(&url)
+        .secret(SECRET)
+        .retry(RetryConfig::none())
+        .build()
+        .unwrap();
+    assert_eq!(
+        client.report(Some("text/csv".into())).await.unwrap(),
+        "Some(\"text/csv\")"
+    );
+    assert_eq!(client.report(None).await.unwrap(), "None");
 }
