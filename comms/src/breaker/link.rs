@@ -62,10 +62,10 @@ impl Link {
     /// Adds `breaker` to the breakers a remote transition for its authority is applied to.
     pub(super) fn attach(&self, breaker: &Arc<Breaker>) {
         let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
-        members
-            .entry(breaker.authority.clone())
-            .or_default()
-            .push(Arc::downgrade(breaker));
+        let list = members.entry(breaker.authority.clone()).or_default();
+        // Those dropped since (their sync let go of by every client, then taken up again).
+        list.retain(|member| member.strong_count() > 0);
+        list.push(Arc::downgrade(breaker));
     }
 
     /// Tells the other replicas about a local transition.
@@ -178,6 +178,30 @@ impl Breaker {
 mod tests {
     use super::super::{BreakerConfig, CircuitState as State};
     use super::*;
+
+    #[test]
+    fn a_links_breakers_stay_while_it_lives_one_per_target() {
+        let sync = BreakerSync {
+            link: Arc::new(Link::new(|_, _| {})),
+        };
+        let config = BreakerConfig::default().open_for(Duration::from_secs(60));
+        for _ in 0..100 {
+            drop(Breaker::shared("http://link-idle:1", &config, Some(&sync)));
+        }
+        // Another client's lookup, which lets go of unlinked breakers nobody holds.
+        let _other = Breaker::shared("http://link-other:1", &config, Some(&sync));
+        let kept = sync.link.members.lock().unwrap()["http://link-idle:1"].len();
+        assert_eq!(kept, 1);
+        // Another replica's open reaches the next client of the idle target.
+        sync.link.apply(
+            "http://link-idle:1",
+            Remote::Opened {
+                until_unix_ms: unix_millis() + 60_000,
+            },
+        );
+        let next = Breaker::shared("http://link-idle:1", &config, Some(&sync));
+        assert_eq!(next.state(), State::Open);
+    }
 
     #[test]
     fn linked_breakers_open_and_close_together() {
