@@ -370,14 +370,17 @@ fn signed_twice(
 
 #[tokio::test]
 async fn behind_a_verify_layer_checking_another_signature_the_server_records_its_own_nonce() {
-    // The layer knows a gateway's key, the server billing's. A gateway that captured a
-    // request of billing's puts a fresh signature of its own before billing's: the layer
-    // checks and records that one, the server billing's, whose nonce it must record itself.
+    // The layer knows a gateway's key besides billing's, and picks the first signature it can
+    // check; the server knows billing's only. A gateway that captured a request of billing's
+    // puts a fresh signature of its own before billing's: the layer checks that one, the
+    // server billing's, whose nonce it must record itself.
     let recorder =
         comms_tests::TestServer::always(comms_tests::Reply::json(200, serde_json::json!("x")))
             .await;
     let billings = captured(&recorder, "billing", SECRET).await;
-    let layer = Verifier::new().service("gateway", "gateway-secret");
+    let layer = Verifier::new()
+        .service("billing", SECRET)
+        .service("gateway", "gateway-secret");
     let router =
         accounts(Verifier::new().service("billing", SECRET)).layer(VerifyLayer::new(layer));
     let url = serve(router).await;
@@ -387,6 +390,30 @@ async fn behind_a_verify_layer_checking_another_signature_the_server_records_its
         statuses.push(resend(&url, &signed_twice(&billings, &gateways)).await);
     }
     assert_eq!(statuses, [200, 401, 401]);
+}
+
+#[tokio::test]
+async fn behind_a_verify_layer_sharing_its_store_a_request_signed_twice_passes_once() {
+    // Layer and server know both keys and share one store: the layer records both nonces,
+    // and the server, checking the same signature, records neither again; the request passes
+    // once, whichever of its signatures comes first.
+    let recorder =
+        comms_tests::TestServer::always(comms_tests::Reply::json(200, serde_json::json!("x")))
+            .await;
+    let billings = captured(&recorder, "billing", SECRET).await;
+    let gateways = captured(&recorder, "gateway", "gateway-secret").await;
+    let verifier = Verifier::new()
+        .service("billing", SECRET)
+        .service("gateway", "gateway-secret");
+    let router = accounts(verifier.clone()).layer(VerifyLayer::new(verifier));
+    let url = serve(router).await;
+    let statuses = [
+        resend(&url, &signed_twice(&billings, &gateways)).await,
+        resend(&url, &signed_twice(&billings, &gateways)).await,
+        resend(&url, &signed_twice(&gateways, &billings)).await,
+        resend(&url, &billings).await,
+    ];
+    assert_eq!(statuses, [200, 401, 401, 401]);
 }
 
 /// A nonce store the replicas of a fleet share, as a Redis one is.

@@ -53,6 +53,7 @@ impl Verifier {
             key: key.clone(),
             signing: Signing::Legacy,
             nonce: None,
+            others: Vec::new(),
             digest: None,
             count_use: true,
             recorded_in_front: false,

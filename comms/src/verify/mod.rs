@@ -25,7 +25,9 @@
 //! # What is checked
 //!
 //! A request with `Signature-Input` is checked as an RFC 9421 signature: of the signatures it
-//! carries (under any label), the first whose `keyid` this verifier knows is used. It must
+//! carries (under any label), the first whose `keyid` this verifier knows is used, and the
+//! nonces of the others by keys it knows are recorded with its own, so that the request
+//! passes once whichever comes first. It must
 //! cover `@method`, `@authority`, `@path` and `@query`, and `content-digest` when the request
 //! has a body; any other covered header (`date`, say) is checked too, and every covered field
 //! must occur exactly once. Other signers' choices are checked as RFC 9421 defines them:
@@ -393,6 +395,9 @@ pub struct VerifiedHead<'a> {
     signing: Signing,
     /// The nonce, and until when it must be remembered (RFC 9421 only).
     nonce: Option<(String, SystemTime)>,
+    /// The nonces of the request's other signatures by keys this verifier knows, recorded
+    /// with the one checked: the request must pass once, whichever of them is put first.
+    others: Vec<(Arc<Key>, String, SystemTime)>,
     /// The signed `Content-Digest`, when the signature covers one.
     digest: Option<ExpectedDigest>,
     /// Whether `verify_body` counts the use of the key (not when a gate in front did).
@@ -445,6 +450,8 @@ pub(crate) struct Admitted {
     key: Arc<Key>,
     /// The nonce the gate recorded; `None` for a legacy request, which has none.
     nonce: Option<String>,
+    /// The nonces of the other signatures by keys it knows, which it recorded too, by service.
+    others: Vec<(Arc<str>, String)>,
     /// The store the gate recorded it in, and where that keeps its nonces.
     nonces: Arc<dyn NonceStore>,
     nonce_location: Option<Arc<str>>,
@@ -501,6 +508,11 @@ impl VerifiedHead<'_> {
         Admitted {
             key: self.key.clone(),
             nonce: self.nonce.as_ref().map(|(nonce, _)| nonce.clone()),
+            others: self
+                .others
+                .iter()
+                .map(|(key, nonce, _)| (key.service_id.clone(), nonce.clone()))
+                .collect(),
             nonces: self.verifier.nonces.clone(),
             nonce_location: self.verifier.nonce_location.clone(),
             #[cfg(feature = "server")]
@@ -518,17 +530,35 @@ impl VerifiedHead<'_> {
         let same_signature = outer.key.key_id == self.key.key_id
             && outer.key.service_id == self.key.service_id
             && outer.nonce.as_deref() == self.nonce.as_ref().map(|(nonce, _)| nonce.as_str());
-        if same_signature {
-            let one_store = Arc::ptr_eq(&outer.nonces, &self.verifier.nonces)
-                || outer
-                    .nonce_location
-                    .as_ref()
-                    .is_some_and(|outer| self.verifier.nonce_location.as_ref() == Some(outer));
-            if one_store {
+        let one_store = Arc::ptr_eq(&outer.nonces, &self.verifier.nonces)
+            || outer
+                .nonce_location
+                .as_ref()
+                .is_some_and(|outer| self.verifier.nonce_location.as_ref() == Some(outer));
+        if one_store {
+            // What the gate recorded in this store, of the signature checked or the others,
+            // is not recorded again: it would be taken for its own replay.
+            let recorded = |service: &str, nonce: &str| {
+                (*outer.key.service_id == *service && outer.nonce.as_deref() == Some(nonce))
+                    || outer
+                        .others
+                        .iter()
+                        .any(|(s, n)| **s == *service && n == nonce)
+            };
+            let service = self.key.service_id.clone();
+            if self
+                .nonce
+                .as_ref()
+                .is_some_and(|(nonce, _)| recorded(&service, nonce))
+            {
                 self.nonce = None;
-            } else {
-                self.recorded_in_front = self.nonce.is_some();
             }
+            self.others
+                .retain(|(key, nonce, _)| !recorded(&key.service_id, nonce));
+        } else if same_signature {
+            self.recorded_in_front = self.nonce.is_some();
+        }
+        if same_signature {
             self.count_use &= !Arc::ptr_eq(&outer.key, &self.key);
         }
     }
@@ -552,14 +582,21 @@ impl VerifiedHead<'_> {
     /// request whose body does not match must not use up its nonce.) Stores that do not look
     /// nonces up without recording them answer `false` here.
     pub(crate) async fn replayed(&self) -> Result<bool, VerifyError> {
-        let Some((nonce, _)) = &self.nonce else {
-            return Ok(false);
-        };
-        self.verifier
-            .nonces
-            .contains(&self.key.service_id, nonce, SystemTime::now())
-            .await
-            .map_err(VerifyError::NonceStore)
+        let now = SystemTime::now();
+        let checked = self.nonce.iter().map(|(nonce, _)| (&self.key, nonce));
+        let others = self.others.iter().map(|(key, nonce, _)| (key, nonce));
+        for (key, nonce) in checked.chain(others) {
+            let seen = self
+                .verifier
+                .nonces
+                .contains(&key.service_id, nonce, now)
+                .await
+                .map_err(VerifyError::NonceStore)?;
+            if seen {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Checks the body against the signed `Content-Digest`, then records the nonce (a replay
@@ -593,6 +630,17 @@ impl VerifiedHead<'_> {
                 .map_err(VerifyError::NonceStore)?;
             if !fresh {
                 return Err(self.replay());
+            }
+        }
+        for (key, nonce, keep_until) in &self.others {
+            let fresh = self
+                .verifier
+                .nonces
+                .check_and_insert(&key.service_id, nonce, now, *keep_until)
+                .await
+                .map_err(VerifyError::NonceStore)?;
+            if !fresh {
+                return Err(VerifyError::Replayed);
             }
         }
         let key = &self.key;

@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderName, Method, Uri};
@@ -12,7 +13,7 @@ use sfv::{BareItem, KeyRef, ListEntry};
 use sha2::{Digest, Sha256, Sha512};
 
 use super::error::quoted;
-use super::{VerifiedHead, Verifier, VerifyError, single};
+use super::{Key, VerifiedHead, Verifier, VerifyError, single};
 use crate::signing::{self, Signing};
 
 impl Verifier {
@@ -44,22 +45,6 @@ impl Verifier {
                 }
             })
             .ok_or(VerifyError::UnknownKey(first_seen))?;
-        // One signature by a known key, not several: which one is checked would be the
-        // sender's choice (their order is signed by none), and the nonce of the others never
-        // recorded, so the same request could pass once for each.
-        let known = |entry: &ListEntry| match entry {
-            ListEntry::InnerList(list) => list
-                .params
-                .get(KEYID)
-                .and_then(BareItem::as_string)
-                .is_some_and(|key_id| self.keys.by_id.contains_key(key_id.as_str())),
-            ListEntry::Item(_) => false,
-        };
-        if inputs.values().filter(|entry| known(entry)).count() > 1 {
-            return Err(VerifyError::MalformedSignature(
-                "more than one signature is by a key this verifier knows",
-            ));
-        }
         let signature = match signatures.get(label) {
             Some(ListEntry::Item(item)) => item
                 .bare_item
@@ -170,18 +155,35 @@ impl Verifier {
         if !ok {
             return Err(VerifyError::BadSignature);
         }
-        // The skew check compares whole seconds: `created` passes until the clock reaches
-        // `created + max_skew + 1 s`.
-        let keep_until = unix_time(
-            Duration::from_secs(created)
-                .saturating_add(self.max_skew)
-                .saturating_add(Duration::from_secs(1)),
-        );
+        let keep_until = self.keep_until(created);
+        // The other signatures by known keys: which one is checked is the sender's choice
+        // (their order is signed by none), so each one's nonce is recorded too, or the same
+        // request, its signatures swapped or the first dropped, would pass once for each.
+        let others = inputs
+            .iter()
+            .filter(|(other, _)| *other != label)
+            .filter_map(|(_, entry)| self.other_nonce(entry, now))
+            .fold(
+                Vec::new(),
+                |mut others: Vec<(Arc<Key>, String, SystemTime)>, other| {
+                    // One nonce is recorded once, the checked signature's or another's.
+                    let same = |service: &str, other_nonce: &str| {
+                        *other.0.service_id == *service && other.1 == other_nonce
+                    };
+                    if !same(&key.service_id, nonce)
+                        && !others.iter().any(|(k, n, _)| same(&k.service_id, n))
+                    {
+                        others.push(other);
+                    }
+                    others
+                },
+            );
         Ok(VerifiedHead {
             verifier: self,
             key: key.clone(),
             signing: Signing::Rfc9421,
             nonce: Some((nonce.to_owned(), keep_until)),
+            others,
             digest,
             count_use: true,
             recorded_in_front: false,
@@ -189,6 +191,38 @@ impl Verifier {
             covers_trace,
             #[cfg(feature = "server")]
             covered_fields: Some(covered_fields(&components)),
+        })
+    }
+}
+
+impl Verifier {
+    /// Until when a nonce signed `created` must be remembered: the skew check compares whole
+    /// seconds, so `created` passes until the clock reaches `created + max_skew + 1 s`.
+    fn keep_until(&self, created: u64) -> SystemTime {
+        unix_time(
+            Duration::from_secs(created)
+                .saturating_add(self.max_skew)
+                .saturating_add(Duration::from_secs(1)),
+        )
+    }
+
+    /// Another signature's nonce to record beside the one checked: its key, when this verifier
+    /// knows it, its nonce and until when to keep it; `None` for one that could never pass
+    /// (no such key, no valid nonce or `created`, or `created` already out of the window).
+    fn other_nonce(&self, entry: &ListEntry, now: u64) -> Option<(Arc<Key>, String, SystemTime)> {
+        let ListEntry::InnerList(list) = entry else {
+            return None;
+        };
+        let key = self
+            .keys
+            .by_id
+            .get(list.params.get(KEYID)?.as_string()?.as_str())?;
+        let nonce = list.params.get(NONCE)?.as_string()?.as_str();
+        let created = integer_param(&list.params, CREATED).ok()??;
+        let stale = created.saturating_add(self.max_skew.as_secs()) < now;
+        (is_valid_nonce(nonce) && !stale).then(|| {
+            let keep_until = self.keep_until(created);
+            (key.clone(), nonce.to_owned(), keep_until)
         })
     }
 }
