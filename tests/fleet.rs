@@ -514,10 +514,23 @@ async fn a_check_after_redis_closed_the_stores_connection_is_answered() {
     );
 }
 
-/// A proxy in front of the Redis at `redis_url` that, once armed, hands the next `SET` on to
-/// Redis and then closes its client's connection before the reply comes back: Redis ran the
-/// command, and only its reply is lost.
-async fn reply_losing_proxy(redis_url: &str) -> (String, Arc<AtomicBool>) {
+/// What a [`command_proxy`] does, once armed, with the command it watches for.
+#[derive(Clone, Copy)]
+enum OnCommand {
+    /// Hands it on to Redis, then closes its client's connection before the reply comes back:
+    /// Redis ran the command, and only its reply is lost. Once, then disarmed.
+    LoseReply,
+    /// Holds it, and everything after it on that connection, unanswered.
+    Hold,
+}
+
+/// A proxy in front of the Redis at `redis_url`, forwarding both ways, that once armed does
+/// `on` with the next `command` a client sends.
+async fn command_proxy(
+    redis_url: &str,
+    command: &'static str,
+    on: OnCommand,
+) -> (String, Arc<AtomicBool>) {
     use tokio::io::AsyncReadExt;
     let redis = redis_url
         .trim_start_matches("redis://")
@@ -525,15 +538,15 @@ async fn reply_losing_proxy(redis_url: &str) -> (String, Arc<AtomicBool>) {
         .next()
         .unwrap()
         .to_owned();
+    let marker = format!("${}\r\n{command}\r\n", command.len()).into_bytes();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let armed = Arc::new(AtomicBool::new(false));
     let trigger = armed.clone();
     tokio::spawn(async move {
-        loop {
-            let (client, _) = listener.accept().await.unwrap();
+        while let Ok((client, _)) = listener.accept().await {
             let upstream = tokio::net::TcpStream::connect(&redis).await.unwrap();
-            let armed = trigger.clone();
+            let (armed, marker) = (trigger.clone(), marker.clone());
             tokio::spawn(async move {
                 let (mut from_client, mut to_client) = client.into_split();
                 let (mut from_redis, mut to_redis) = upstream.into_split();
@@ -541,23 +554,26 @@ async fn reply_losing_proxy(redis_url: &str) -> (String, Arc<AtomicBool>) {
                     let _ = tokio::io::copy(&mut from_redis, &mut to_client).await;
                 });
                 let mut buffer = vec![0u8; 64 * 1024];
-                loop {
-                    let n = match from_client.read(&mut buffer).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => n,
-                    };
+                while let Ok(n @ 1..) = from_client.read(&mut buffer).await {
                     let chunk = &buffer[..n];
-                    let is_set = chunk.windows(9).any(|w| w == b"$3\r\nSET\r\n");
-                    if is_set && armed.swap(false, SeqCst) {
-                        replies.abort();
-                        let _ = replies.await;
-                        to_redis.write_all(chunk).await.unwrap();
-                        // Redis runs it; the client's connection closes unanswered.
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        return;
+                    let watched = chunk.windows(marker.len()).any(|w| w == marker);
+                    match on {
+                        OnCommand::LoseReply if watched && armed.swap(false, SeqCst) => {
+                            replies.abort();
+                            let _ = replies.await;
+                            to_redis.write_all(chunk).await.unwrap();
+                            // Redis runs it; the client's connection closes unanswered.
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            return;
+                        }
+                        OnCommand::Hold if watched && armed.load(SeqCst) => {
+                            let _held = (from_client, to_redis);
+                            return std::future::pending::<()>().await;
+                        }
+                        _ => {}
                     }
                     if to_redis.write_all(chunk).await.is_err() {
-                        break;
+                        return;
                     }
                 }
             });
@@ -570,7 +586,7 @@ async fn reply_losing_proxy(redis_url: &str) -> (String, Arc<AtomicBool>) {
 async fn a_request_whose_nonce_reply_was_lost_is_not_taken_for_its_replay() {
     let redis = redis_or_skip!();
     for policy in [WhenUnavailable::Refuse, WhenUnavailable::LocalOnly] {
-        let (url, armed) = reply_losing_proxy(&redis.url()).await;
+        let (url, armed) = command_proxy(&redis.url(), "SET", OnCommand::LoseReply).await;
         let store = RedisNonceStore::new(&url)
             .unwrap()
             .namespace("lost-reply")
@@ -1257,47 +1273,6 @@ async fn a_slow_redis_is_subscribed_to() {
     }
 }
 
-/// A proxy in front of Redis that forwards both ways until `stall` is set, and from then on
-/// holds the next `GET` it is sent (and everything after it on that connection) unanswered.
-async fn get_stalling_proxy(redis_url: &str) -> (String, Arc<AtomicBool>) {
-    use tokio::io::AsyncReadExt;
-    let redis = redis_url
-        .trim_start_matches("redis://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_owned();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let stall = Arc::new(AtomicBool::new(false));
-    let stalling = stall.clone();
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let upstream = tokio::net::TcpStream::connect(&redis).await.unwrap();
-            let stalling = stalling.clone();
-            tokio::spawn(async move {
-                let (mut from_client, mut to_client) = client.into_split();
-                let (mut from_redis, mut to_redis) = upstream.into_split();
-                tokio::spawn(async move {
-                    let _ = tokio::io::copy(&mut from_redis, &mut to_client).await;
-                });
-                let mut buffer = vec![0u8; 64 * 1024];
-                while let Ok(n @ 1..) = from_client.read(&mut buffer).await {
-                    let chunk = &buffer[..n];
-                    if stalling.load(SeqCst) && chunk.windows(9).any(|w| w == b"$3\r\nGET\r\n") {
-                        let _held = (from_client, to_redis);
-                        return std::future::pending::<()>().await;
-                    }
-                    if to_redis.write_all(chunk).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (format!("redis://{address}/"), stall)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_redis_answered_for_is_not_let_through_locally_when_only_its_get_is_slow() {
     // Redis answers a replay's `SET NX` with nil: the nonce is recorded, by another replica.
@@ -1305,7 +1280,7 @@ async fn a_replay_redis_answered_for_is_not_let_through_locally_when_only_its_ge
     // no outage for this replica's memory to stand in for: under LocalOnly, that memory has
     // never seen the nonce, and would accept the replay.
     let redis = redis_or_skip!();
-    let (proxied, stall) = get_stalling_proxy(&redis.url()).await;
+    let (proxied, stall) = command_proxy(&redis.url(), "GET", OnCommand::Hold).await;
     let a = replica(RedisNonceStore::new(&redis.url()).unwrap().namespace("get"));
     let b = replica(
         RedisNonceStore::new(&proxied)

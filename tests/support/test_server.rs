@@ -50,6 +50,21 @@ impl Recorded {
         head
     }
 
+    /// Signs this request now as `key_id` with `secret` (label `comms`, `alg`, a nonce of its
+    /// own), covering the components the profile requires, then `extra`.
+    pub fn sign_now(&mut self, key_id: &str, secret: &str, extra: &[&str]) {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let created = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs();
+        let nonce = format!("{created:x}{:024x}", NEXT.fetch_add(1, Ordering::SeqCst));
+        let params =
+            format!(r#";created={created};keyid="{key_id}";alg="hmac-sha256";nonce="{nonce}""#);
+        let required = ["@method", "@authority", "@path", "@query", "content-digest"];
+        self.sign_as("comms", &[&required[..], extra].concat(), &params, secret);
+    }
+
     /// Sends this request as it is, its `Host` too, to the server at `base`, with `body`,
     /// and gives the answer's status and text.
     pub async fn send_to(&self, base: &str, body: &[u8]) -> (u16, String) {
