@@ -501,3 +501,36 @@ async fn an_idempotency_key_the_signature_does_not_cover_is_refused() {
         .await;
     assert_eq!((status, text.as_str()), (200, "1"));
 }
+
+#[tokio::test]
+async fn a_header_argument_is_part_of_a_keys_request_as_the_method_sees_it() {
+    // The same key, the same `X-Tenant: acme`, but covered by the first request's signature
+    // and not by the second's: the method would see no tenant in the second, which is
+    // another request than the first, not its repeat.
+    let (service, _, url) = pair().await;
+    let authority = url.trim_start_matches("http://").to_owned();
+    let body = br#""book""#;
+    let order = |covered: &[&str]| {
+        let mut head = comms_tests::Recorded::head(
+            comms::http::Method::POST,
+            "/tenant/orders",
+            &authority,
+            body,
+        );
+        for (name, value) in [
+            ("content-type", "application/json"),
+            ("idempotency-key", "k-seen"),
+            ("x-tenant", "acme"),
+        ] {
+            head.headers.insert(name, value.parse().unwrap());
+        }
+        let always = ["content-type", "idempotency-key"];
+        head.sign_now("billing", SECRET, &[&always[..], covered].concat());
+        head
+    };
+    let (status, text) = order(&["x-tenant"]).send_to(&url, body).await;
+    assert_eq!((status, text.as_str()), (200, r#""acme: book #1""#));
+    let (status, text) = order(&[]).send_to(&url, body).await;
+    assert_eq!(status, 422, "{text}");
+    assert_eq!(service.calls.load(Ordering::SeqCst), 1);
+}

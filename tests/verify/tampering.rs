@@ -294,3 +294,93 @@ async fn a_request_signed_twice_by_known_keys_passes_once_whichever_comes_first(
         .unwrap();
     assert_eq!(caller.service_id(), "billing");
 }
+
+/// `Signature-Input` members beside `r`'s own.
+fn with_members(r: &Recorded, members: &[String]) -> Recorded {
+    let mut r = r.clone();
+    let mut input = r.header("signature-input").unwrap().to_owned();
+    for member in members {
+        input.push_str(", ");
+        input.push_str(member);
+    }
+    r.headers.insert("signature-input", input.parse().unwrap());
+    r
+}
+
+#[tokio::test]
+async fn other_signatures_that_would_not_pass_hold_no_room_and_many_are_refused() {
+    // Members naming a known key beside a genuine signature, signed by nobody (no
+    // `Signature` for them) and created now or far ahead: each is checked as the first is,
+    // fails, and records nothing. More than four are refused before any is checked.
+    let v = Verifier::new()
+        .service("billing", SECRET)
+        .service("other", "other-secret")
+        .nonce_store(MemoryNonceStore::with_capacity(8));
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let unsigned = |i: usize, created: u64| {
+        format!(r#"x{i}=("@method");created={created};keyid="billing";nonce="{i:032}""#)
+    };
+    let head = |key: &str, secret: &str| {
+        let mut r = Recorded::head(Method::GET, "/x", "h", b"");
+        r.sign_now(key, secret, &[]);
+        r
+    };
+    let three = [
+        unsigned(0, now),
+        unsigned(1, now),
+        unsigned(2, 999_999_999_999),
+    ];
+    let caller = check(&v, &with_members(&head("other", "other-secret"), &three))
+        .await
+        .unwrap();
+    assert_eq!(caller.service_id(), "other");
+    // Seven more genuine requests fill the store's eight places: none went to the others.
+    for _ in 0..7 {
+        check(&v, &head("billing", SECRET)).await.unwrap();
+    }
+    let five: Vec<String> = (10..15).map(|i| unsigned(i, now)).collect();
+    match check(&v, &with_members(&head("other", "other-secret"), &five)).await {
+        Err(VerifyError::MalformedSignature(why)) => assert!(why.contains("more than 4"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn one_nonce_under_two_signatures_is_kept_as_long_as_either_could_pass() {
+    // billing signs with its key and the next one (a rotation), one nonce for both, the
+    // second `created` later: the nonce is kept until the later window closes.
+    let v = Verifier::new()
+        .service("billing", SECRET)
+        .key("billing-next", "billing", "next-secret")
+        .max_skew(Duration::from_secs(3));
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let covered = ["@method", "@authority", "@path", "@query", "content-digest"];
+    let nonce = "n".repeat(32);
+    let signed = |label: &str, key: &str, secret: &str, created: u64| {
+        let mut r = Recorded::head(Method::GET, "/x", "h", b"");
+        r.sign_as(label, &covered, &params(created, key, &nonce), secret);
+        r
+    };
+    let first = signed("a", "billing", SECRET, now - 2);
+    let second = signed("b", "billing-next", "next-secret", now + 2);
+    let mut both = first.clone();
+    for header in ["signature-input", "signature"] {
+        let value = format!(
+            "{}, {}",
+            first.header(header).unwrap(),
+            second.header(header).unwrap()
+        );
+        both.headers.insert(header, value.parse().unwrap());
+    }
+    check(&v, &both).await.unwrap();
+    // The first's window has closed; the second's has not.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let again = check(&v, &second).await;
+    assert!(matches!(again, Err(VerifyError::Replayed)), "{again:?}");
+}

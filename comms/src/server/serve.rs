@@ -219,7 +219,7 @@ where
     }
     let claim = match idempotent {
         Some(idempotent) => {
-            let request = (&parts, &uri, &body);
+            let request = (&parts, &uri, &body, &covered);
             match claim(settings, idempotent, caller.as_ref(), request, deadline).await {
                 Ok(claim) => claim,
                 Err(answer) => return answer.map(axum::body::Body::from),
@@ -413,7 +413,7 @@ async fn claim(
     settings: &Settings,
     Idempotent { route, headers }: Idempotent,
     caller: Option<&Caller>,
-    (parts, uri, body): (&http::request::Parts, &http::Uri, &Bytes),
+    (parts, uri, body, covered): (&http::request::Parts, &http::Uri, &Bytes, &CoveredFields),
     deadline: Option<Instant>,
 ) -> Result<Option<Held>, http::Response<Bytes>> {
     let Some(key) = parts.headers.get(&crate::signing::IDEMPOTENCY_KEY) else {
@@ -435,7 +435,15 @@ async fn claim(
             ));
         }
     };
-    let fingerprint = request_fingerprint(uri, headers, &parts.headers, body);
+    // The `#[header]` arguments as the method sees them: one the signature does not cover is
+    // absent to it (a proxy's own `X-Request-Id`, new on each retry, must not tell the retry
+    // from its first).
+    let named: Vec<&str> = headers
+        .iter()
+        .copied()
+        .filter(|name| covered.covers(name))
+        .collect();
+    let fingerprint = request_fingerprint(uri, &named, &parts.headers, body);
     // The claim's name, unique to this request: the store lets only it answer or free the key.
     let claim = match crate::random::random_bytes() {
         Ok(bytes) => hex::encode(bytes),

@@ -25,9 +25,9 @@
 //! # What is checked
 //!
 //! A request with `Signature-Input` is checked as an RFC 9421 signature: of the signatures it
-//! carries (under any label), the first whose `keyid` this verifier knows is used, and the
-//! nonces of the others by keys it knows are recorded with its own, so that the request
-//! passes once whichever comes first. It must
+//! carries (under any label), the first whose `keyid` this verifier knows is used; the others
+//! by keys it knows (at most four) are checked too, and the nonce of each that passes is
+//! recorded with its own, so that the request passes once whichever comes first. It must
 //! cover `@method`, `@authority`, `@path` and `@query`, and `content-digest` when the request
 //! has a body; any other covered header (`date`, say) is checked too, and every covered field
 //! must occur exactly once. Other signers' choices are checked as RFC 9421 defines them:

@@ -45,6 +45,78 @@ impl Verifier {
                 }
             })
             .ok_or(VerifyError::UnknownKey(first_seen))?;
+        let mut head = self.verify_entry(
+            (label, entry, list, key),
+            &signatures,
+            method,
+            uri,
+            headers,
+            now,
+        )?;
+
+        // The other signatures by known keys. Which one is checked is the sender's choice
+        // (their order is signed by none), so each that would pass is checked as the first was,
+        // and its nonce recorded too: or the same request, its signatures swapped or the first
+        // dropped, would pass once for each. A few are checked, not as many as a caller adds.
+        let others: Vec<_> = inputs
+            .iter()
+            .filter(|(other, _)| *other != label)
+            .filter_map(|(label, entry)| {
+                let (list, key) = self.known_key(entry)?;
+                Some((label, entry, list, key))
+            })
+            .collect();
+        if others.len() > MAX_OTHER_SIGNATURES {
+            return Err(VerifyError::MalformedSignature(
+                "more than 4 other signatures are by keys this verifier knows",
+            ));
+        }
+        for other in others {
+            let Ok(VerifiedHead {
+                key,
+                nonce: Some((nonce, keep_until)),
+                ..
+            }) = self.verify_entry(other, &signatures, method, uri, headers, now)
+            else {
+                continue;
+            };
+            // One nonce is recorded once, for as long as any of its signatures could pass.
+            let same = |k: &Key, n: &str| k.service_id == key.service_id && n == nonce;
+            if let Some((n, until)) = &mut head.nonce
+                && same(&head.key, n)
+            {
+                *until = (*until).max(keep_until);
+            } else if let Some((_, _, until)) = head.others.iter_mut().find(|(k, n, _)| same(k, n))
+            {
+                *until = (*until).max(keep_until);
+            } else {
+                head.others.push((key, nonce, keep_until));
+            }
+        }
+        Ok(head)
+    }
+
+    /// The inner list of a `Signature-Input` member and its key, when this verifier knows it.
+    fn known_key<'e>(&self, entry: &'e ListEntry) -> Option<(&'e sfv::InnerList, &Arc<Key>)> {
+        let ListEntry::InnerList(list) = entry else {
+            return None;
+        };
+        let key_id = list.params.get(KEYID)?.as_string()?.as_str();
+        Some((list, self.keys.by_id.get(key_id)?))
+    }
+
+    /// Checks the signature `label` (its `Signature-Input` member `entry`, its inner `list`,
+    /// by `key`) over the request: its parameters, its covered components and its value in
+    /// `signatures`.
+    fn verify_entry(
+        &self,
+        (label, entry, list, key): (&sfv::Key, &ListEntry, &sfv::InnerList, &Arc<Key>),
+        signatures: &sfv::Dictionary,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        now: u64,
+    ) -> Result<VerifiedHead<'_>, VerifyError> {
         let signature = match signatures.get(label) {
             Some(ListEntry::Item(item)) => item
                 .bare_item
@@ -156,34 +228,12 @@ impl Verifier {
             return Err(VerifyError::BadSignature);
         }
         let keep_until = self.keep_until(created);
-        // The other signatures by known keys: which one is checked is the sender's choice
-        // (their order is signed by none), so each one's nonce is recorded too, or the same
-        // request, its signatures swapped or the first dropped, would pass once for each.
-        let others = inputs
-            .iter()
-            .filter(|(other, _)| *other != label)
-            .filter_map(|(_, entry)| self.other_nonce(entry, now))
-            .fold(
-                Vec::new(),
-                |mut others: Vec<(Arc<Key>, String, SystemTime)>, other| {
-                    // One nonce is recorded once, the checked signature's or another's.
-                    let same = |service: &str, other_nonce: &str| {
-                        *other.0.service_id == *service && other.1 == other_nonce
-                    };
-                    if !same(&key.service_id, nonce)
-                        && !others.iter().any(|(k, n, _)| same(&k.service_id, n))
-                    {
-                        others.push(other);
-                    }
-                    others
-                },
-            );
         Ok(VerifiedHead {
             verifier: self,
             key: key.clone(),
             signing: Signing::Rfc9421,
             nonce: Some((nonce.to_owned(), keep_until)),
-            others,
+            others: Vec::new(),
             digest,
             count_use: true,
             recorded_in_front: false,
@@ -205,26 +255,6 @@ impl Verifier {
                 .saturating_add(Duration::from_secs(1)),
         )
     }
-
-    /// Another signature's nonce to record beside the one checked: its key, when this verifier
-    /// knows it, its nonce and until when to keep it; `None` for one that could never pass
-    /// (no such key, no valid nonce or `created`, or `created` already out of the window).
-    fn other_nonce(&self, entry: &ListEntry, now: u64) -> Option<(Arc<Key>, String, SystemTime)> {
-        let ListEntry::InnerList(list) = entry else {
-            return None;
-        };
-        let key = self
-            .keys
-            .by_id
-            .get(list.params.get(KEYID)?.as_string()?.as_str())?;
-        let nonce = list.params.get(NONCE)?.as_string()?.as_str();
-        let created = integer_param(&list.params, CREATED).ok()??;
-        let stale = created.saturating_add(self.max_skew.as_secs()) < now;
-        (is_valid_nonce(nonce) && !stale).then(|| {
-            let keep_until = self.keep_until(created);
-            (key.clone(), nonce.to_owned(), keep_until)
-        })
-    }
 }
 
 /// The names of the header fields `components` covers whole, each followed by a space.
@@ -239,6 +269,9 @@ fn covered_fields(components: &[Covered<'_>]) -> String {
     }
     fields
 }
+
+/// The most signatures by known keys a request's checked one may have beside it.
+const MAX_OTHER_SIGNATURES: usize = 4;
 
 const KEYID: &KeyRef = KeyRef::constant("keyid");
 const CREATED: &KeyRef = KeyRef::constant("created");
