@@ -219,15 +219,14 @@ impl Breaker {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         map.retain(|(_, _, link_id), breaker| {
-            if *link_id != 0 {
-                // Breakers of a sync every client has let go of are not shared any more. While
-                // it lives, its breakers stay, held or not: another replica's open reaches the
-                // next client of their target, and the link keeps one breaker per target.
-                return breaker.link.as_ref().is_some_and(|l| l.strong_count() > 0);
+            // Breakers of a sync every client has let go of are not shared any more.
+            if *link_id != 0 && breaker.link.as_ref().is_none_or(|l| l.strong_count() == 0) {
+                return false;
             }
             // One no client holds (only the registry hands out more), closed with no failure
             // counted, knows nothing a new one would not: it is let go, so that a process
             // calling many hosts over its life keeps breakers for those in use or in trouble.
+            // (Another replica's open for its target is kept by the link for the next one.)
             Arc::strong_count(breaker) > 1 || !breaker.is_blank()
         });
         let link = sync.map(|s| s.link.clone());

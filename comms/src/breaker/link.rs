@@ -24,6 +24,11 @@ pub(super) fn unix_millis() -> u64 {
         .unwrap_or(0)
 }
 
+/// The longest an open announced for a target no breaker here holds is kept for the next one,
+/// in milliseconds: an hour, whatever the open says (each breaker holds it no longer than its
+/// own `open_for` anyway).
+const HELD_AT_MOST: u64 = 3_600_000;
+
 /// A transition one replica tells the others about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Remote {
@@ -42,6 +47,9 @@ pub(crate) struct Link {
     pub(crate) id: u64,
     publish: Publish,
     members: Mutex<HashMap<String, Vec<std::sync::Weak<Breaker>>>>,
+    /// Other replicas' opens for targets no breaker here holds now, by authority: until when
+    /// (at most [`HELD_AT_MOST`] from their arrival), for the next breaker made for one.
+    opens: Mutex<HashMap<String, u64>>,
     /// Whether the backend currently delivers other replicas' transitions.
     pub(crate) connected: std::sync::atomic::AtomicBool,
 }
@@ -55,6 +63,7 @@ impl Link {
             id: NEXT.fetch_add(1, Ordering::Relaxed),
             publish: Box::new(publish),
             members: Mutex::default(),
+            opens: Mutex::default(),
             connected: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -62,10 +71,27 @@ impl Link {
     /// Adds `breaker` to the breakers a remote transition for its authority is applied to.
     pub(super) fn attach(&self, breaker: &Arc<Breaker>) {
         let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
-        let list = members.entry(breaker.authority.clone()).or_default();
-        // Those dropped since (their sync let go of by every client, then taken up again).
-        list.retain(|member| member.strong_count() > 0);
-        list.push(Arc::downgrade(breaker));
+        // Those the registry let go of since, no client holding them, for any target: the
+        // registry's own pass over its breakers is as long.
+        members.retain(|_, list| {
+            list.retain(|member| member.strong_count() > 0);
+            !list.is_empty()
+        });
+        members
+            .entry(breaker.authority.clone())
+            .or_default()
+            .push(Arc::downgrade(breaker));
+        drop(members);
+        // An open another replica announced while no breaker here was there to take it.
+        let until = self
+            .opens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&breaker.authority)
+            .copied();
+        if let Some(until_unix_ms) = until.filter(|until| *until > unix_millis()) {
+            breaker.apply_remote(Remote::Opened { until_unix_ms });
+        }
     }
 
     /// Tells the other replicas about a local transition.
@@ -78,12 +104,34 @@ impl Link {
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn apply(&self, authority: &str, event: Remote) {
         let breakers: Vec<Arc<Breaker>> = {
-            let members = self.members.lock().unwrap_or_else(|p| p.into_inner());
-            members
+            let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+            let live: Vec<_> = members
                 .get(authority)
                 .map(|v| v.iter().filter_map(std::sync::Weak::upgrade).collect())
-                .unwrap_or_default()
+                .unwrap_or_default();
+            if live.is_empty() {
+                members.remove(authority);
+            }
+            live
         };
+        // Kept for the next breaker made for the target (one no client holds is let go of by
+        // the registry), or forgotten on its close.
+        {
+            let mut opens = self.opens.lock().unwrap_or_else(|p| p.into_inner());
+            let now = unix_millis();
+            opens.retain(|_, until| *until > now);
+            match event {
+                Remote::Opened { until_unix_ms } if breakers.is_empty() => {
+                    let until = until_unix_ms.min(now.saturating_add(HELD_AT_MOST));
+                    let kept = opens.entry(authority.to_owned()).or_default();
+                    *kept = (*kept).max(until);
+                }
+                Remote::Opened { .. } => {}
+                Remote::Closed => {
+                    opens.remove(authority);
+                }
+            }
+        }
         for breaker in breakers {
             breaker.apply_remote(event);
         }
@@ -180,27 +228,54 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_links_breakers_stay_while_it_lives_one_per_target() {
+    fn a_links_idle_breakers_are_let_go_and_an_open_for_one_reaches_the_next() {
         let sync = BreakerSync {
             link: Arc::new(Link::new(|_, _| {})),
         };
         let config = BreakerConfig::default().open_for(Duration::from_secs(60));
-        for _ in 0..100 {
-            drop(Breaker::shared("http://link-idle:1", &config, Some(&sync)));
+        let registered = |prefix: &str| {
+            let registry = super::super::registry().lock().unwrap();
+            registry
+                .keys()
+                .filter(|(authority, _, link)| {
+                    *link == sync.link.id && authority.starts_with(prefix)
+                })
+                .count()
+        };
+        for i in 0..1000 {
+            drop(Breaker::shared(
+                &format!("http://link-host-{i}:1"),
+                &config,
+                Some(&sync),
+            ));
         }
-        // Another client's lookup, which lets go of unlinked breakers nobody holds.
         let _other = Breaker::shared("http://link-other:1", &config, Some(&sync));
-        let kept = sync.link.members.lock().unwrap()["http://link-idle:1"].len();
-        assert_eq!(kept, 1);
-        // Another replica's open reaches the next client of the idle target.
+        assert_eq!(
+            registered("http://link-host-"),
+            0,
+            "no breaker kept for idle hosts"
+        );
+        assert!(sync.link.members.lock().unwrap().len() <= 2);
+        // Another replica's open for an idle target reaches its next client.
         sync.link.apply(
-            "http://link-idle:1",
+            "http://link-host-7:1",
             Remote::Opened {
                 until_unix_ms: unix_millis() + 60_000,
             },
         );
-        let next = Breaker::shared("http://link-idle:1", &config, Some(&sync));
+        let next = Breaker::shared("http://link-host-7:1", &config, Some(&sync));
         assert_eq!(next.state(), State::Open);
+        // A close forgets it.
+        drop(next);
+        sync.link.apply(
+            "http://link-host-8:1",
+            Remote::Opened {
+                until_unix_ms: unix_millis() + 60_000,
+            },
+        );
+        sync.link.apply("http://link-host-8:1", Remote::Closed);
+        let after_close = Breaker::shared("http://link-host-8:1", &config, Some(&sync));
+        assert_eq!(after_close.state(), State::Closed);
     }
 
     #[test]
