@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method};
-use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use crate::{Recorded, Reply};
@@ -51,7 +50,7 @@ impl FaultServer {
     pub async fn start(
         script: impl Fn(&Recorded, usize) -> Fault + Send + Sync + 'static,
     ) -> FaultServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = crate::fresh_listener().await;
         let addr = listener.local_addr().unwrap();
         let log: Arc<Mutex<Vec<Recorded>>> = Arc::default();
         let count: Arc<AtomicUsize> = Arc::default();

@@ -25,6 +25,22 @@ pub use redis::RedisServer;
 pub use streams::{Feeder, fed, paced, serve_stream};
 pub use test_server::{Recorded, Reply, TestServer};
 
+/// A listener on a loopback port no other server of this process has had: what a test reads
+/// back by port (the process's metrics, say) is then its own server's, not an earlier test's
+/// that the system gave the same port.
+pub async fn fresh_listener() -> TcpListener {
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return listener;
+        }
+    }
+}
+
 /// An address on which nothing listens (bound, then released).
 pub async fn dead_addr() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -58,7 +74,7 @@ pub fn vectors(name: &str) -> serde_json::Value {
 
 /// Serves `app` on a free loopback port for the rest of the test; its base URL.
 pub async fn serve(app: axum::Router) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = fresh_listener().await;
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     format!("http://{addr}")

@@ -327,6 +327,9 @@ impl Drop for AbortOnDrop {
 }
 
 async fn bind(addr: SocketAddr) -> TcpListener {
+    if addr.port() == 0 {
+        return crate::fresh_listener().await;
+    }
     // A just-closed port can take a moment to be free again.
     for _ in 0..50 {
         if let Ok(listener) = TcpListener::bind(addr).await {
