@@ -534,3 +534,63 @@ async fn a_header_argument_is_part_of_a_keys_request_as_the_method_sees_it() {
     assert_eq!(status, 422, "{text}");
     assert_eq!(service.calls.load(Ordering::SeqCst), 1);
 }
+
+#[service_client(
+    base_url = "http://127.0.0.1:9",
+    service_id = "billing",
+    secret_env = "COMMS_TEST_SERVER_SECRET"
+)]
+pub trait Transfers {
+    #[post("/transfers", idempotent)]
+    async fn transfer(
+        &self,
+        #[header("X-From")] from: Option<String>,
+        #[header("X-To")] to: Option<String>,
+    ) -> Result<String, Error>;
+}
+
+#[derive(Clone, Default)]
+struct TransfersImpl {
+    calls: Arc<AtomicUsize>,
+}
+
+impl Transfers for TransfersImpl {
+    async fn transfer(&self, from: Option<String>, to: Option<String>) -> Result<String, Error> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        Ok(format!("from={from:?} to={to:?} #{n}"))
+    }
+}
+
+#[tokio::test]
+async fn a_header_argument_not_covered_keeps_its_place_in_a_keys_request() {
+    // Both requests carry `X-From: acct-1` and `X-To: acct-1`; the first's signature covers
+    // X-From only, the second's X-To only. The method sees (Some, None), then (None, Some):
+    // two requests under one key, a 422, not the first's answer.
+    let service = TransfersImpl::default();
+    let router = TransfersServer::new(service.clone())
+        .verifier(Verifier::new().service("billing", SECRET))
+        .into_router();
+    let url = serve(router).await;
+    let authority = url.trim_start_matches("http://").to_owned();
+    let send = |covered: &str| {
+        let mut head =
+            comms_tests::Recorded::head(comms::http::Method::POST, "/transfers", &authority, b"");
+        for (name, value) in [
+            ("idempotency-key", "k-transfer"),
+            ("x-from", "acct-1"),
+            ("x-to", "acct-1"),
+        ] {
+            head.headers.insert(name, value.parse().unwrap());
+        }
+        head.sign_now("billing", SECRET, &["idempotency-key", covered]);
+        head
+    };
+    let (status, first) = send("x-from").send_to(&url, b"").await;
+    assert_eq!(
+        (status, first.as_str()),
+        (200, r#""from=Some(\"acct-1\") to=None #1""#)
+    );
+    let (status, second) = send("x-to").send_to(&url, b"").await;
+    assert_eq!(status, 422, "{second}");
+    assert_eq!(service.calls.load(Ordering::SeqCst), 1);
+}

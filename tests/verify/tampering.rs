@@ -310,8 +310,8 @@ fn with_members(r: &Recorded, members: &[String]) -> Recorded {
 #[tokio::test]
 async fn other_signatures_that_would_not_pass_hold_no_room_and_many_are_refused() {
     // Members naming a known key beside a genuine signature, signed by nobody (no
-    // `Signature` for them) and created now or far ahead: each is checked as the first is,
-    // fails, and records nothing. More than four are refused before any is checked.
+    // `Signature` for them): each is checked as the first is, fails, and records nothing.
+    // More than four are refused before any is checked.
     let v = Verifier::new()
         .service("billing", SECRET)
         .service("other", "other-secret")
@@ -328,11 +328,7 @@ async fn other_signatures_that_would_not_pass_hold_no_room_and_many_are_refused(
         r.sign_now(key, secret, &[]);
         r
     };
-    let three = [
-        unsigned(0, now),
-        unsigned(1, now),
-        unsigned(2, 999_999_999_999),
-    ];
+    let three = [unsigned(0, now), unsigned(1, now), unsigned(2, now - 1)];
     let caller = check(&v, &with_members(&head("other", "other-secret"), &three))
         .await
         .unwrap();
@@ -383,4 +379,57 @@ async fn one_nonce_under_two_signatures_is_kept_as_long_as_either_could_pass() {
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let again = check(&v, &second).await;
     assert!(matches!(again, Err(VerifyError::Replayed)), "{again:?}");
+}
+
+#[tokio::test]
+async fn another_signature_ahead_of_the_window_has_the_request_refused() {
+    // "other" signs ahead of the window (its signer's clock 4 s fast, the skew 2 s): it could
+    // pass later, alone, its nonce never recorded. The request is refused, as it would be
+    // with that signature first; the same signature passes alone once its time has come.
+    let v = Verifier::new()
+        .service("billing", SECRET)
+        .service("other", "other-secret")
+        .max_skew(Duration::from_secs(2));
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let covered = ["@method", "@authority", "@path", "@query", "content-digest"];
+    let signed = |label: &str, key: &str, secret: &str, created: u64, nonce: char| {
+        let mut r = Recorded::head(Method::GET, "/x", "h", b"");
+        let nonce = nonce.to_string().repeat(32);
+        r.sign_as(label, &covered, &params(created, key, &nonce), secret);
+        r
+    };
+    let first = signed("a", "billing", SECRET, now, '1');
+    let ahead = signed("b", "other", "other-secret", now + 5, '2');
+    let mut both = first.clone();
+    for header in ["signature-input", "signature"] {
+        let value = format!(
+            "{}, {}",
+            first.header(header).unwrap(),
+            ahead.header(header).unwrap()
+        );
+        both.headers.insert(header, value.parse().unwrap());
+    }
+    let refused = check(&v, &both).await;
+    assert!(
+        matches!(refused, Err(VerifyError::FutureTimestamp(_))),
+        "{refused:?}"
+    );
+    // A signature by a known key beside it, out of the window behind, is never checked.
+    let behind = signed("c", "other", "other-secret", now - 60, '3');
+    let mut with_stale = first.clone();
+    for header in ["signature-input", "signature"] {
+        let value = format!(
+            "{}, {}",
+            first.header(header).unwrap(),
+            behind.header(header).unwrap()
+        );
+        with_stale.headers.insert(header, value.parse().unwrap());
+    }
+    assert_eq!(
+        check(&v, &with_stale).await.unwrap().service_id(),
+        "billing"
+    );
 }

@@ -81,14 +81,16 @@ impl Link {
             .entry(breaker.authority.clone())
             .or_default()
             .push(Arc::downgrade(breaker));
-        drop(members);
-        // An open another replica announced while no breaker here was there to take it.
+        // An open another replica announced while no breaker here was there to take it: this
+        // one takes it, once (its own close, published, does not come back to clear it). Read
+        // under the members' lock, which `apply` holds while it keeps one, so that an open is
+        // either kept for this breaker or applied to it.
         let until = self
             .opens
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&breaker.authority)
-            .copied();
+            .remove(&breaker.authority);
+        drop(members);
         if let Some(until_unix_ms) = until.filter(|until| *until > unix_millis()) {
             breaker.apply_remote(Remote::Opened { until_unix_ms });
         }
@@ -103,19 +105,16 @@ impl Link {
     // Only a fleet backend (the `redis` feature) links breakers across processes.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn apply(&self, authority: &str, event: Remote) {
-        let breakers: Vec<Arc<Breaker>> = {
-            let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
-            let live: Vec<_> = members
-                .get(authority)
-                .map(|v| v.iter().filter_map(std::sync::Weak::upgrade).collect())
-                .unwrap_or_default();
-            if live.is_empty() {
-                members.remove(authority);
-            }
-            live
-        };
+        let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+        let breakers: Vec<Arc<Breaker>> = members
+            .get(authority)
+            .map(|v| v.iter().filter_map(std::sync::Weak::upgrade).collect())
+            .unwrap_or_default();
+        if breakers.is_empty() {
+            members.remove(authority);
+        }
         // Kept for the next breaker made for the target (one no client holds is let go of by
-        // the registry), or forgotten on its close.
+        // the registry), or forgotten on its close; under the members' lock (see `attach`).
         {
             let mut opens = self.opens.lock().unwrap_or_else(|p| p.into_inner());
             let now = unix_millis();
@@ -132,6 +131,7 @@ impl Link {
                 }
             }
         }
+        drop(members);
         for breaker in breakers {
             breaker.apply_remote(event);
         }
@@ -276,6 +276,28 @@ mod tests {
         sync.link.apply("http://link-host-8:1", Remote::Closed);
         let after_close = Breaker::shared("http://link-host-8:1", &config, Some(&sync));
         assert_eq!(after_close.state(), State::Closed);
+    }
+
+    #[test]
+    fn a_kept_open_is_taken_once() {
+        // Taken by the next breaker, seen through (its own open period over, a probe that
+        // succeeds), that breaker let go of: the one after it starts closed.
+        let sync = BreakerSync {
+            link: Arc::new(Link::new(|_, _| {})),
+        };
+        let config = BreakerConfig::default().open_for(Duration::from_millis(30));
+        let until_unix_ms = unix_millis() + 60_000;
+        sync.link
+            .apply("http://link-once:1", Remote::Opened { until_unix_ms });
+        let first = Breaker::shared("http://link-once:1", &config, Some(&sync));
+        assert_eq!(first.state(), State::Open);
+        std::thread::sleep(Duration::from_millis(50));
+        first.admit().unwrap().record(false);
+        assert_eq!(first.state(), State::Closed);
+        drop(first);
+        let _other = Breaker::shared("http://link-once-other:1", &config, Some(&sync));
+        let next = Breaker::shared("http://link-once:1", &config, Some(&sync));
+        assert_eq!(next.state(), State::Closed);
     }
 
     #[test]

@@ -438,12 +438,7 @@ async fn claim(
     // The `#[header]` arguments as the method sees them: one the signature does not cover is
     // absent to it (a proxy's own `X-Request-Id`, new on each retry, must not tell the retry
     // from its first).
-    let named: Vec<&str> = headers
-        .iter()
-        .copied()
-        .filter(|name| covered.covers(name))
-        .collect();
-    let fingerprint = request_fingerprint(uri, &named, &parts.headers, body);
+    let fingerprint = request_fingerprint(uri, (headers, covered), &parts.headers, body);
     // The claim's name, unique to this request: the store lets only it answer or free the key.
     let claim = match crate::random::random_bytes() {
         Ok(bytes) => hex::encode(bytes),
@@ -552,12 +547,13 @@ async fn claim_or_wait(
 
 /// What tells one request under an `Idempotency-Key` from another on the same route: the
 /// SHA-256 of its target (path and query, as the caller sent them), the values of the headers
-/// `named` (the method's `#[header]` arguments) and its body, hex-encoded. Each part is
+/// `named` (the method's `#[header]` arguments; none for one the signature does not cover,
+/// which the method does not see) and its body, hex-encoded. Each part is
 /// preceded by its length (a header by its count of values), so that no two requests that
 /// differ share one input.
 fn request_fingerprint(
     uri: &http::Uri,
-    named: &[&str],
+    (named, covered): (&[&str], &CoveredFields),
     headers: &http::HeaderMap,
     body: &[u8],
 ) -> String {
@@ -570,6 +566,11 @@ fn request_fingerprint(
     let target = uri.path_and_query().map_or("/", |target| target.as_str());
     part(&mut hash, target.as_bytes());
     for name in named {
+        // Each in its place, one not covered as absent (no values).
+        if !covered.covers(name) {
+            hash.update(0u64.to_be_bytes());
+            continue;
+        }
         let values = headers.get_all(*name);
         hash.update((values.iter().count() as u64).to_be_bytes());
         for value in values {
@@ -637,7 +638,12 @@ mod tests {
     fn a_fingerprint_tells_targets_and_bodies_apart() {
         let of = |uri: &str, body: &str| {
             let none = http::HeaderMap::new();
-            request_fingerprint(&uri.parse().unwrap(), &[], &none, body.as_bytes())
+            request_fingerprint(
+                &uri.parse().unwrap(),
+                (&[], &CoveredFields::default()),
+                &none,
+                body.as_bytes(),
+            )
         };
         let first = of("/accounts/1/charge", "10");
         assert_eq!(first, of("/accounts/1/charge", "10"));
@@ -663,7 +669,12 @@ mod tests {
                     value.parse().unwrap(),
                 );
             }
-            request_fingerprint(&uri, &["X-Tenant"], &headers, b"{}")
+            request_fingerprint(
+                &uri,
+                (&["X-Tenant"], &CoveredFields::default()),
+                &headers,
+                b"{}",
+            )
         };
         let acme = of(&[("x-tenant", "acme")]);
         assert_eq!(acme, of(&[("x-tenant", "acme"), ("x-request-id", "1")]));

@@ -72,6 +72,16 @@ impl Verifier {
             ));
         }
         for other in others {
+            // One that could pass later, once the clock reaches its `created`, could then be
+            // sent alone, its nonce never recorded: the request is refused, as a first
+            // signature that far ahead is.
+            if let Ok(Some(created)) = integer_param(&other.2.params, CREATED)
+                && created > now.saturating_add(self.max_skew.as_secs())
+            {
+                return Err(VerifyError::FutureTimestamp(Duration::from_secs(
+                    created - now,
+                )));
+            }
             let Ok(VerifiedHead {
                 key,
                 nonce: Some((nonce, keep_until)),
