@@ -60,10 +60,7 @@ pub(crate) fn is_padded(value: &[u8]) -> bool {
 /// these for its own connection. (`Content-Length` is framing too, but still means the size of
 /// the resource in the answer to a HEAD: whoever knows the request decides.)
 fn is_connection_header(name: &HeaderName) -> bool {
-    use http::header::{CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
-    [&TRANSFER_ENCODING, &CONNECTION, &TE, &TRAILER, &UPGRADE].contains(&name)
-        || name == "keep-alive"
-        || name == "proxy-connection"
+    name == http::header::TRANSFER_ENCODING || crate::signing::is_hop_by_hop(name)
 }
 
 /// Removes from a received response's `headers` what belonged to the connection it came on
