@@ -32,10 +32,7 @@ impl Verifier {
         let (label, entry, list, key) = inputs
             .iter()
             .find_map(|(label, entry)| {
-                let ListEntry::InnerList(list) = entry else {
-                    return None;
-                };
-                let key_id = list.params.get(KEYID)?.as_string()?.as_str();
+                let (list, key_id) = key_id_of(entry)?;
                 match self.keys.by_id.get(key_id) {
                     Some(key) => Some((label, entry, list, key)),
                     None => {
@@ -108,11 +105,18 @@ impl Verifier {
 
     /// The inner list of a `Signature-Input` member and its key, when this verifier knows it.
     fn known_key<'e>(&self, entry: &'e ListEntry) -> Option<(&'e sfv::InnerList, &Arc<Key>)> {
-        let ListEntry::InnerList(list) = entry else {
-            return None;
-        };
-        let key_id = list.params.get(KEYID)?.as_string()?.as_str();
+        let (list, key_id) = key_id_of(entry)?;
         Some((list, self.keys.by_id.get(key_id)?))
+    }
+
+    /// Until when a nonce signed `created` must be remembered: the skew check compares whole
+    /// seconds, so `created` passes until the clock reaches `created + max_skew + 1 s`.
+    fn keep_until(&self, created: u64) -> SystemTime {
+        unix_time(
+            Duration::from_secs(created)
+                .saturating_add(self.max_skew)
+                .saturating_add(Duration::from_secs(1)),
+        )
     }
 
     /// Checks the signature `label` (its `Signature-Input` member `entry`, its inner `list`,
@@ -192,15 +196,16 @@ impl Verifier {
                 return Err(VerifyError::NotCovered(required));
             }
         }
+        let scheme = request_scheme(self.scheme.as_deref(), uri);
         if !self.authorities.is_empty()
             && let Some(Covered {
                 value: Component::Text(authority),
                 ..
             }) = plain("@authority")
-            && !self.authorities.iter().any(|a| {
-                let scheme = self.scheme.as_deref().or_else(|| uri.scheme_str());
-                *without_default_port(a, scheme) == **authority
-            })
+            && !self
+                .authorities
+                .iter()
+                .any(|a| *without_default_port(a, scheme) == **authority)
         {
             return Err(VerifyError::WrongAuthority(quoted(authority)));
         }
@@ -255,16 +260,12 @@ impl Verifier {
     }
 }
 
-impl Verifier {
-    /// Until when a nonce signed `created` must be remembered: the skew check compares whole
-    /// seconds, so `created` passes until the clock reaches `created + max_skew + 1 s`.
-    fn keep_until(&self, created: u64) -> SystemTime {
-        unix_time(
-            Duration::from_secs(created)
-                .saturating_add(self.max_skew)
-                .saturating_add(Duration::from_secs(1)),
-        )
-    }
+/// The inner list of a `Signature-Input` member, and the key id it names.
+fn key_id_of(entry: &ListEntry) -> Option<(&sfv::InnerList, &str)> {
+    let ListEntry::InnerList(list) = entry else {
+        return None;
+    };
+    Some((list, list.params.get(KEYID)?.as_string()?.as_str()))
 }
 
 /// The names of the header fields `components` covers whole, each followed by a space.
@@ -513,7 +514,7 @@ fn authority<'a>(
     configured: Option<&str>,
 ) -> Result<Cow<'a, str>, VerifyError> {
     let authority = raw_authority(uri, headers)?;
-    let authority = without_default_port(authority, configured.or_else(|| uri.scheme_str()));
+    let authority = without_default_port(authority, request_scheme(configured, uri));
     Ok(if authority.bytes().any(|b| b.is_ascii_uppercase()) {
         Cow::Owned(authority.to_ascii_lowercase())
     } else {
@@ -548,11 +549,15 @@ fn path(uri: &Uri) -> &str {
     }
 }
 
-/// The scheme the request came by, in lower case: the verifier's [`Verifier::scheme`], else the
-/// request URI's own (HTTP/2's, or an absolute-form request line's: the client's word for it).
+/// The scheme the request came by: the verifier's [`Verifier::scheme`], else the request URI's
+/// own (HTTP/2's, or an absolute-form request line's: the client's word for it).
+fn request_scheme<'a>(configured: Option<&'a str>, uri: &'a Uri) -> Option<&'a str> {
+    configured.or_else(|| uri.scheme_str())
+}
+
+/// [`request_scheme`] in lower case, which `@scheme` and `@target-uri` need.
 fn self_scheme(configured: Option<&str>, uri: &Uri) -> Result<String, VerifyError> {
-    configured
-        .or_else(|| uri.scheme_str())
+    request_scheme(configured, uri)
         .map(str::to_ascii_lowercase)
         .ok_or(VerifyError::UnknownScheme)
 }
