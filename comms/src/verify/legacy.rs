@@ -62,7 +62,7 @@ impl Verifier {
             covers_deadline: true,
             covers_trace: true,
             #[cfg(feature = "server")]
-            covered_fields: None,
+            covered_fields: super::CoveredFields::default(),
         })
     }
 }

@@ -411,11 +411,10 @@ pub struct VerifiedHead<'a> {
     /// Likewise for the trace context the request carries (every field of the global
     /// propagator's it has): a SERVER span continues the caller's trace only when it is.
     covers_trace: bool,
-    /// The header fields an RFC 9421 signature covers whole, lower case, each followed by a
-    /// space; `None` under a legacy signature, which covers none and whose headers are taken
-    /// as sent. What a generated server hands a method from a header must be among them.
+    /// The header fields the signature vouches for: what a generated server hands a method
+    /// from a header must be among them.
     #[cfg(feature = "server")]
-    covered_fields: Option<String>,
+    covered_fields: CoveredFields,
 }
 
 /// The header fields a request's signature vouches for, for what a generated server takes
@@ -423,12 +422,20 @@ pub struct VerifiedHead<'a> {
 /// header, its headers taken as sent), else those an RFC 9421 signature covers whole. One
 /// added on the way (an argument's header, an `Idempotency-Key`, a multipart body's
 /// `Content-Type` and its boundary) would change what a signed request means.
+///
+/// Held as the names an RFC 9421 signature covers whole, lower case, each followed by a space
+/// (shared: the gate in front and the server behind it hand it on), or `None` for every one.
 #[cfg(feature = "server")]
 #[derive(Clone, Debug, Default)]
-pub(crate) struct CoveredFields(Option<String>);
+pub(crate) struct CoveredFields(Option<Arc<str>>);
 
 #[cfg(feature = "server")]
 impl CoveredFields {
+    /// The fields `names` lists (each followed by a space).
+    pub(crate) fn only(names: &str) -> CoveredFields {
+        CoveredFields(Some(names.into()))
+    }
+
     /// Whether the field `name` (in any case) is vouched for.
     pub(crate) fn covers(&self, name: &str) -> bool {
         self.0.as_deref().is_none_or(|covered| {
@@ -500,7 +507,7 @@ impl VerifiedHead<'_> {
     /// The header fields the signature vouches for (see [`CoveredFields`]).
     #[cfg(feature = "server")]
     pub(crate) fn covered_fields(&self) -> CoveredFields {
-        CoveredFields(self.covered_fields.clone())
+        self.covered_fields.clone()
     }
 
     /// What the gate that admits this request leaves in its extensions for one behind it.

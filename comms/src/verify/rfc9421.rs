@@ -255,7 +255,7 @@ impl Verifier {
             covers_deadline,
             covers_trace,
             #[cfg(feature = "server")]
-            covered_fields: Some(covered_fields(&components)),
+            covered_fields: super::CoveredFields::only(&covered_fields(&components)),
         })
     }
 }
