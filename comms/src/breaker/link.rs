@@ -41,15 +41,23 @@ pub(crate) enum Remote {
 /// How a link hands this process's transitions to its backend.
 type Publish = Box<dyn Fn(&str, Remote) + Send + Sync>;
 
+/// What a link knows of this process's breakers, under one lock: an open either finds a
+/// breaker to apply to, or is kept for the next one, never both or neither.
+#[derive(Default)]
+struct Members {
+    /// The breakers of each target, by authority.
+    breakers: HashMap<String, Vec<std::sync::Weak<Breaker>>>,
+    /// Other replicas' opens for targets no breaker here holds now, by authority: until when
+    /// (at most [`HELD_AT_MOST`] from their arrival), for the next breaker made for one.
+    opens: HashMap<String, u64>,
+}
+
 /// The local end of a fleet-wide breaker channel: publishes this process's transitions and
 /// applies the others'.
 pub(crate) struct Link {
     pub(crate) id: u64,
     publish: Publish,
-    members: Mutex<HashMap<String, Vec<std::sync::Weak<Breaker>>>>,
-    /// Other replicas' opens for targets no breaker here holds now, by authority: until when
-    /// (at most [`HELD_AT_MOST`] from their arrival), for the next breaker made for one.
-    opens: Mutex<HashMap<String, u64>>,
+    members: Mutex<Members>,
     /// Whether the backend currently delivers other replicas' transitions.
     pub(crate) connected: std::sync::atomic::AtomicBool,
 }
@@ -63,7 +71,6 @@ impl Link {
             id: NEXT.fetch_add(1, Ordering::Relaxed),
             publish: Box::new(publish),
             members: Mutex::default(),
-            opens: Mutex::default(),
             connected: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -73,23 +80,18 @@ impl Link {
         let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
         // Those the registry let go of since, no client holding them, for any target: the
         // registry's own pass over its breakers is as long.
-        members.retain(|_, list| {
+        members.breakers.retain(|_, list| {
             list.retain(|member| member.strong_count() > 0);
             !list.is_empty()
         });
         members
+            .breakers
             .entry(breaker.authority.clone())
             .or_default()
             .push(Arc::downgrade(breaker));
         // An open another replica announced while no breaker here was there to take it: this
-        // one takes it, once (its own close, published, does not come back to clear it). Read
-        // under the members' lock, which `apply` holds while it keeps one, so that an open is
-        // either kept for this breaker or applied to it.
-        let until = self
-            .opens
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&breaker.authority);
+        // one takes it, once (its own close, published, does not come back to clear it).
+        let until = members.opens.remove(&breaker.authority);
         drop(members);
         if let Some(until_unix_ms) = until.filter(|until| *until > unix_millis()) {
             breaker.apply_remote(Remote::Opened { until_unix_ms });
@@ -107,28 +109,26 @@ impl Link {
     pub(crate) fn apply(&self, authority: &str, event: Remote) {
         let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
         let breakers: Vec<Arc<Breaker>> = members
+            .breakers
             .get(authority)
             .map(|v| v.iter().filter_map(std::sync::Weak::upgrade).collect())
             .unwrap_or_default();
         if breakers.is_empty() {
-            members.remove(authority);
+            members.breakers.remove(authority);
         }
         // Kept for the next breaker made for the target (one no client holds is let go of by
-        // the registry), or forgotten on its close; under the members' lock (see `attach`).
-        {
-            let mut opens = self.opens.lock().unwrap_or_else(|p| p.into_inner());
-            let now = unix_millis();
-            opens.retain(|_, until| *until > now);
-            match event {
-                Remote::Opened { until_unix_ms } if breakers.is_empty() => {
-                    let until = until_unix_ms.min(now.saturating_add(HELD_AT_MOST));
-                    let kept = opens.entry(authority.to_owned()).or_default();
-                    *kept = (*kept).max(until);
-                }
-                Remote::Opened { .. } => {}
-                Remote::Closed => {
-                    opens.remove(authority);
-                }
+        // the registry), or forgotten on its close.
+        let now = unix_millis();
+        members.opens.retain(|_, until| *until > now);
+        match event {
+            Remote::Opened { until_unix_ms } if breakers.is_empty() => {
+                let until = until_unix_ms.min(now.saturating_add(HELD_AT_MOST));
+                let kept = members.opens.entry(authority.to_owned()).or_default();
+                *kept = (*kept).max(until);
+            }
+            Remote::Opened { .. } => {}
+            Remote::Closed => {
+                members.opens.remove(authority);
             }
         }
         drop(members);
@@ -255,7 +255,7 @@ mod tests {
             0,
             "no breaker kept for idle hosts"
         );
-        assert!(sync.link.members.lock().unwrap().len() <= 2);
+        assert!(sync.link.members.lock().unwrap().breakers.len() <= 2);
         // Another replica's open for an idle target reaches its next client.
         sync.link.apply(
             "http://link-host-7:1",
