@@ -184,12 +184,9 @@ impl ByteStream {
         let Source::Received(received) = &self.source else {
             return None;
         };
-        let deadline = received.deadline.as_ref()?;
-        if Instant::now() < deadline.at {
-            return None;
-        }
+        let total = received.overdue()?;
         let (method, url) = self.request.as_ref()?;
-        let error = Broken::Deadline(deadline.total).into_error(method, url);
+        let error = Broken::Deadline(total).into_error(method, url);
         self.source = Source::Done;
         Some(error)
     }
@@ -254,6 +251,12 @@ impl Broken {
 }
 
 impl Received {
+    /// When the call's deadline has passed: the deadline it was given.
+    fn overdue(&self) -> Option<Duration> {
+        let deadline = self.deadline.as_ref()?;
+        (Instant::now() >= deadline.at).then_some(deadline.total)
+    }
+
     fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Broken>>> {
         loop {
             match Pin::new(&mut self.body).poll_frame(cx) {
@@ -264,10 +267,8 @@ impl Received {
                     let Ok(chunk) = frame.into_data() else {
                         continue;
                     };
-                    if let Some(deadline) = &self.deadline
-                        && Instant::now() >= deadline.at
-                    {
-                        return Poll::Ready(Some(Err(Broken::Deadline(deadline.total))));
+                    if let Some(total) = self.overdue() {
+                        return Poll::Ready(Some(Err(Broken::Deadline(total))));
                     }
                     if chunk.is_empty() {
                         continue;
