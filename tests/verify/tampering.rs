@@ -253,46 +253,46 @@ async fn a_request_signed_twice_by_known_keys_passes_once_whichever_comes_first(
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let mut request = genuine().await;
-    let sign = |request: &mut Recorded, label: &str, key: &str, secret: &str, nonce: char| {
+    let request = genuine().await;
+    let sign = |label: &str, key: &str, secret: &str, nonce: char| {
+        let mut signed = request.clone();
         let nonce = nonce.to_string().repeat(32);
-        request.sign_as(label, COVERED, &params(created, key, &nonce), secret);
-        (
-            request.header("signature-input").unwrap().to_owned(),
-            request.header("signature").unwrap().to_owned(),
-        )
+        signed.sign_as(label, COVERED, &params(created, key, &nonce), secret);
+        signed
     };
-    let other = sign(&mut request, "gw", "other", "other-secret", '1');
-    let billing = sign(&mut request, "comms", "billing", SECRET, '2');
-    let unknown = sign(&mut request, "x", "stranger", "stranger-secret", '3');
-    let with = |signatures: &[&(String, String)]| {
-        let mut r = request.clone();
-        let join = |pick: fn(&(String, String)) -> &String| {
-            let all: Vec<&str> = signatures.iter().map(|s| pick(s).as_str()).collect();
-            all.join(", ").parse().unwrap()
-        };
-        r.headers.insert("signature-input", join(|s| &s.0));
-        r.headers.insert("signature", join(|s| &s.1));
-        r
-    };
+    let other = sign("gw", "other", "other-secret", '1');
+    let billing = sign("comms", "billing", SECRET, '2');
+    let unknown = sign("x", "stranger", "stranger-secret", '3');
     let v = verifier();
-    let caller = check(&v, &with(&[&unknown, &other, &billing]))
+    let caller = check(&v, &signed_by_all(&[&unknown, &other, &billing]))
         .await
         .unwrap();
     assert_eq!(caller.service_id(), "other", "the first by a known key");
     for replay in [
-        with(&[&billing, &other]),
-        with(&[&billing]),
-        with(&[&unknown, &billing]),
+        signed_by_all(&[&billing, &other]),
+        signed_by_all(&[&billing]),
+        signed_by_all(&[&unknown, &billing]),
     ] {
         let again = check(&v, &replay).await;
         assert!(matches!(again, Err(VerifyError::Replayed)), "{again:?}");
     }
     // A fresh verifier: the known one beside an unknown one is checked.
-    let caller = check(&verifier(), &with(&[&unknown, &billing]))
+    let caller = check(&verifier(), &signed_by_all(&[&unknown, &billing]))
         .await
         .unwrap();
     assert_eq!(caller.service_id(), "billing");
+}
+
+/// The first of `requests` (one request, signed several times over) carrying the signatures
+/// of them all, in their order.
+fn signed_by_all(requests: &[&Recorded]) -> Recorded {
+    let mut all = requests[0].clone();
+    for header in ["signature-input", "signature"] {
+        let values: Vec<&str> = requests.iter().map(|r| r.header(header).unwrap()).collect();
+        all.headers
+            .insert(header, values.join(", ").parse().unwrap());
+    }
+    all
 }
 
 /// `Signature-Input` members beside `r`'s own.
@@ -365,15 +365,7 @@ async fn one_nonce_under_two_signatures_is_kept_as_long_as_either_could_pass() {
     };
     let first = signed("a", "billing", SECRET, now - 2);
     let second = signed("b", "billing-next", "next-secret", now + 2);
-    let mut both = first.clone();
-    for header in ["signature-input", "signature"] {
-        let value = format!(
-            "{}, {}",
-            first.header(header).unwrap(),
-            second.header(header).unwrap()
-        );
-        both.headers.insert(header, value.parse().unwrap());
-    }
+    let both = signed_by_all(&[&first, &second]);
     check(&v, &both).await.unwrap();
     // The first's window has closed; the second's has not.
     tokio::time::sleep(Duration::from_millis(2100)).await;
@@ -403,15 +395,7 @@ async fn another_signature_ahead_of_the_window_has_the_request_refused() {
     };
     let first = signed("a", "billing", SECRET, now, '1');
     let ahead = signed("b", "other", "other-secret", now + 5, '2');
-    let mut both = first.clone();
-    for header in ["signature-input", "signature"] {
-        let value = format!(
-            "{}, {}",
-            first.header(header).unwrap(),
-            ahead.header(header).unwrap()
-        );
-        both.headers.insert(header, value.parse().unwrap());
-    }
+    let both = signed_by_all(&[&first, &ahead]);
     let refused = check(&v, &both).await;
     assert!(
         matches!(refused, Err(VerifyError::FutureTimestamp(_))),
@@ -419,15 +403,7 @@ async fn another_signature_ahead_of_the_window_has_the_request_refused() {
     );
     // A signature by a known key beside it, out of the window behind, is never checked.
     let behind = signed("c", "other", "other-secret", now - 60, '3');
-    let mut with_stale = first.clone();
-    for header in ["signature-input", "signature"] {
-        let value = format!(
-            "{}, {}",
-            first.header(header).unwrap(),
-            behind.header(header).unwrap()
-        );
-        with_stale.headers.insert(header, value.parse().unwrap());
-    }
+    let with_stale = signed_by_all(&[&first, &behind]);
     assert_eq!(
         check(&v, &with_stale).await.unwrap().service_id(),
         "billing"
