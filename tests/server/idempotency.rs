@@ -438,23 +438,12 @@ impl comms::server::IdempotencyStore for SlowToAnswer {
 async fn a_caller_hanging_up_while_its_key_is_claimed_leaves_the_key_free() {
     // The attempt times out (the caller hangs up) after the store recorded the claim and
     // before it said so: the method never ran, and its retry must be able to run it.
-    let service = DirectoryImpl::default();
-    let router = DirectoryServer::new(service.clone())
-        .verifier(Verifier::new().service("billing", SECRET))
-        .idempotency_store(SlowToAnswer(
-            comms::server::MemoryIdempotencyStore::default(),
-        ))
-        .into_router();
-    let url = serve(router).await;
-    let impatient = comms::Executor::builder()
-        .base_url(&url)
-        .service_id("billing")
-        .secret(SECRET)
-        .timeout(std::time::Duration::from_millis(150))
-        .retry(RetryConfig::none())
-        .breaker(BreakerConfig::disabled())
-        .build()
-        .unwrap();
+    let (service, exec) = served_with(SlowToAnswer(
+        comms::server::MemoryIdempotencyStore::default(),
+    ))
+    .await;
+    let impatient =
+        exec.with(comms::CallOptions::new().timeout(std::time::Duration::from_millis(150)));
     let order = || {
         Call::post("/orders")
             .header("Idempotency-Key", "k-hung-up")
@@ -464,9 +453,7 @@ async fn a_caller_hanging_up_while_its_key_is_claimed_leaves_the_key_free() {
     let err = impatient.execute(order()).await.unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let retried = comms_tests::plain_executor(&url, "billing", SECRET)
-        .execute(order())
-        .await;
+    let retried = exec.execute(order()).await;
     assert_eq!(retried.unwrap().json::<u64>().unwrap(), 1);
     assert_eq!(
         service.calls.load(Ordering::SeqCst),
