@@ -119,6 +119,10 @@ struct Inner {
     headers: HeaderMap,
     /// The same for an attempt with a body, with room for its type and length.
     body_headers: HeaderMap,
+    /// The same for an attempt without a body whose method gives a body meaning (POST, PUT,
+    /// PATCH): `Content-Length: 0`, which a user agent sends for those (RFC 9110, section 8.6)
+    /// and some front ends require (411 Length Required without it).
+    empty_body_headers: HeaderMap,
     /// Whether the client is comms' own, whose only default header is `Accept: */*`.
     default_client: bool,
     signer: Signer,
@@ -429,6 +433,7 @@ impl Executor {
         };
         let template = match call.body {
             Some(_) => &inner.body_headers,
+            None if headers::announces_empty_body(&call.method) => &inner.empty_body_headers,
             None => &inner.headers,
         };
         // A name among the call's headers replaces the template's value (a caller's `Accept`,

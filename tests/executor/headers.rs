@@ -326,3 +326,60 @@ async fn a_legacy_call_may_repeat_a_header_it_does_not_sign() {
     assert_eq!(values, ["10.0.0.1", "10.0.0.2"]);
     assert!(seen.header("x-signature").is_some());
 }
+
+#[tokio::test]
+async fn a_bodiless_post_put_or_patch_says_its_body_is_empty() {
+    // RFC 9110 §8.6: a user agent sends `Content-Length: 0` for a method whose body has a
+    // meaning even when it has none (Python's `requests` does; some front ends answer 411
+    // without it). Methods whose body has no meaning carry no length; a legacy signature's
+    // requests are framed alike.
+    let verifier = comms::verify::Verifier::new()
+        .service("tests", SECRET)
+        .accept_legacy(true);
+    /// Each request's method and `Content-Length`.
+    type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>;
+    let seen = Seen::default();
+    let log = seen.clone();
+    let app = axum::Router::new()
+        .fallback(move |req: axum::extract::Request| {
+            let log = log.clone();
+            async move {
+                let length = req.headers().get("content-length");
+                let length = length.map(|v| v.to_str().unwrap().to_owned());
+                log.lock().unwrap().push((req.method().to_string(), length));
+            }
+        })
+        .layer(comms::verify::VerifyLayer::new(verifier));
+    let url = comms_tests::serve(app).await;
+    for signing in [comms::Signing::Rfc9421, comms::Signing::Legacy] {
+        seen.lock().unwrap().clear();
+        let e = builder(&url)
+            .signing(signing)
+            .retry(RetryConfig::none())
+            .build()
+            .unwrap();
+        for call in [
+            Call::post("/x"),
+            Call::put("/x"),
+            Call::patch("/x"),
+            Call::get("/x"),
+            Call::delete("/x"),
+            Call::head("/x"),
+            Call::post("/x").json(&1),
+        ] {
+            e.execute(call).await.unwrap();
+        }
+        let seen = seen.lock().unwrap().clone();
+        let expected = [
+            ("POST", Some("0")),
+            ("PUT", Some("0")),
+            ("PATCH", Some("0")),
+            ("GET", None),
+            ("DELETE", None),
+            ("HEAD", None),
+            ("POST", Some("1")),
+        ]
+        .map(|(m, l)| (m.to_owned(), l.map(str::to_owned)));
+        assert_eq!(seen, expected, "{signing:?}");
+    }
+}

@@ -12,7 +12,7 @@ use std::time::Duration;
 use std::future::Future;
 
 use http::HeaderMap;
-use http::header::HeaderValue;
+use http::header::{CONTENT_LENGTH, HeaderValue};
 
 use super::headers::attempt_headers;
 use super::{DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, Executor, Inner, shared_http_client};
@@ -319,6 +319,8 @@ impl ExecutorBuilder {
         }
         let headers = attempt_headers(&base, &service_header, self.signing, false);
         let body_headers = attempt_headers(&base, &service_header, self.signing, true);
+        let mut empty_body_headers = headers.clone();
+        empty_body_headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
         let default_client = self.http.is_none();
         let target = crate::telemetry::Target::new(&base, &prefix);
         Ok(Executor {
@@ -333,6 +335,7 @@ impl ExecutorBuilder {
                 key_id,
                 headers,
                 body_headers,
+                empty_body_headers,
                 default_client,
                 signer: Signer::new(&secret, self.signing),
                 budget: self.retry.budget.map(RetryBudget::new),

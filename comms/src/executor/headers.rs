@@ -77,6 +77,14 @@ pub(super) fn attempt_headers(
     headers
 }
 
+/// Whether a request of `method` without a body says so with `Content-Length: 0`: POST, PUT
+/// and PATCH, whose body has a meaning. Without the header their body is empty all the same,
+/// but RFC 9110 (section 8.6) asks a user agent to send it, as browsers and Python's
+/// `requests` do, and some front ends refuse a POST without it (411 Length Required).
+pub(super) fn announces_empty_body(method: &Method) -> bool {
+    matches!(*method, Method::POST | Method::PUT | Method::PATCH)
+}
+
 /// What an RFC 9421 signature of a call covers, fixed for all its attempts: the inner list of
 /// covered components for `Signature-Input`. Adds the body's `Content-Digest` to the call's
 /// headers (none for a legacy signature). The caller has refused repeated covered headers
