@@ -85,8 +85,12 @@ impl Call {
     ///
     /// `path` is sent as it is, so it must already be percent-encoded; add values with
     /// [`Call::segment`], which encodes them.
+    ///
+    /// `CONNECT` is an [`Error::Encode`] at execution: it asks a proxy for a tunnel, and its
+    /// request line names an authority instead of the path a signature covers.
     pub fn new(method: Method, path: impl Into<String>) -> Call {
-        Call {
+        let tunnel = method == Method::CONNECT;
+        let mut call = Call {
             method,
             path: path.into(),
             query: String::new(),
@@ -99,7 +103,14 @@ impl Call {
             content_type_fixed: false,
             rare: None,
             error: None,
+        };
+        if tunnel {
+            call.fail(Error::encode(
+                "a CONNECT call asks for a tunnel: its request line names an authority, not \
+                 the path its signature covers",
+            ));
         }
+        call
     }
 
     /// A GET call.
