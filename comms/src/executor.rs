@@ -233,6 +233,9 @@ enum Attempt {
     /// The service answered with this status and these headers, and a body over
     /// `max_response_bytes`.
     TooLarge(StatusCode, HeaderMap),
+    /// The client given with `http_client` followed a redirect, which comms' own never does:
+    /// this status came from the location shown (without its query), not from the target.
+    Redirected(StatusCode, String),
 }
 
 impl Executor {
@@ -499,6 +502,7 @@ impl Attempt {
             Attempt::Transport(_) => (None, Some("transport")),
             Attempt::Timeout => (None, Some("timeout")),
             Attempt::TooLarge(status, _) => (Some(*status), Some("response_too_large")),
+            Attempt::Redirected(status, _) => (Some(*status), Some("_OTHER")),
         }
     }
 
@@ -512,6 +516,9 @@ impl Attempt {
             Attempt::Connect(_) => Outcome::Connect,
             Attempt::Transport(_) => Outcome::Transport,
             Attempt::Timeout => Outcome::Timeout,
+            // The target answered, with a redirect: no failure of its, and nothing to retry
+            // (the client would follow it again).
+            Attempt::Redirected(..) => Outcome::Success,
         }
     }
 }

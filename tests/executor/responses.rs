@@ -103,6 +103,26 @@ async fn redirects_are_not_followed() {
         "{err}"
     );
     assert_eq!(target.count(), 0, "the signed request did not travel");
+
+    // A client of the user's that follows redirects (reqwest's default) has sent the signed
+    // request on before comms sees anything: the call is not handed the other location's
+    // answer as the target's, but fails, naming the setting to change.
+    let e = builder(&server.url())
+        .retry(fast_retry())
+        .http_client(reqwest::Client::new())
+        .build()
+        .unwrap();
+    for call in [Call::get("/x"), Call::post("/x").json(&1)] {
+        let err = e.execute(call).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Config { key, .. } if key == "http_client"),
+            "{err}"
+        );
+        assert!(err.to_string().contains(&location), "{err}");
+    }
+    let err = e.execute_streaming(Call::get("/x")).await.unwrap_err();
+    assert!(matches!(&err, Error::Config { .. }), "{err}");
+    assert_eq!(server.count(), 4, "not retried");
 }
 
 #[tokio::test]

@@ -164,7 +164,10 @@ impl ExecutorBuilder {
 
     /// Uses this client's connection pool instead of the shared one. Configure it not to
     /// follow redirects ([`reqwest::redirect::Policy::none`]): a signed request must not be
-    /// replayed to another location.
+    /// replayed to another location. (One that follows a redirect anyway has sent the request
+    /// on before comms sees the answer; the call then fails with
+    /// [`Error::Config`](crate::Error::Config) for `http_client` rather than hand over the
+    /// other location's answer as the target's.)
     ///
     /// The client's default headers are sent as usual. Each attempt's header map has room for
     /// one of them (its `Accept`, which reqwest sets to `*/*` unless told otherwise); more

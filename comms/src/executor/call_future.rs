@@ -214,6 +214,12 @@ where
                     continue;
                 }
                 PhaseProj::Sending { sent, awaited } => match sent.poll(cx) {
+                    // A client given with `http_client` may follow redirects: its response is
+                    // then another location's, and the signed request has travelled there.
+                    Poll::Ready(Ok(response)) if run.redirected(&response) => {
+                        let location = crate::response::shown(response.url());
+                        Attempt::Redirected(response.status(), location)
+                    }
                     Poll::Ready(Ok(response)) => match M::head(response) {
                         Ok(head) => {
                             let streamed = run.head_over::<M>(executor, head);
@@ -299,6 +305,13 @@ impl<'a> Run<'a> {
                 Ok(())
             }
         }
+    }
+
+    /// Whether `response` is not the answer to the request sent but to one the client made
+    /// following a redirect (only a client given with `http_client` does).
+    fn redirected(&self, response: &reqwest::Response) -> bool {
+        let prepared = self.prepared.as_ref().expect("prepared before any attempt");
+        response.url() != &prepared.url
     }
 
     /// Keeps what a timeout under `limit`, about to be armed, is to be taken for.

@@ -109,6 +109,19 @@ impl Executor {
             Attempt::TooLarge(status, headers) if !status.is_success() => {
                 (status_error(status, method, url, &[]), headers)
             }
+            Attempt::Redirected(_, location) => {
+                let err = Error::config(
+                    "http_client",
+                    format!(
+                        "the client followed a redirect of {method} {} to {location}: build it \
+                         with `redirect(reqwest::redirect::Policy::none())`, since a signed \
+                         request must not travel to another location (comms' own client never \
+                         follows one)",
+                        shown(url)
+                    ),
+                );
+                (err, HeaderMap::new())
+            }
             Attempt::TooLarge(..) => {
                 let err = Error::Decode {
                     method: Some(method.clone()),
