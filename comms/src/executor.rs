@@ -502,7 +502,8 @@ impl Attempt {
             Attempt::Transport(_) => (None, Some("transport")),
             Attempt::Timeout => (None, Some("timeout")),
             Attempt::TooLarge(status, _) => (Some(*status), Some("response_too_large")),
-            Attempt::Redirected(status, _) => (Some(*status), Some("_OTHER")),
+            // The call fails with `Error::Config` for the client it was given.
+            Attempt::Redirected(status, _) => (Some(*status), Some("config")),
         }
     }
 
