@@ -364,8 +364,18 @@ impl ExecutorBuilder {
 fn parse_base_url(raw: &str) -> Result<(reqwest::Url, String, String), Error> {
     let bad = |message: String| Error::config("base_url", message);
     let shown = without_credentials(raw);
-    comms_uri::BaseUrl::parse(raw)
-        .map_err(|why| bad(format!("`{shown}` is not a base URL: {why}")))?;
+    comms_uri::BaseUrl::parse(raw).map_err(|why| {
+        use comms_uri::BaseUrlError::{Address, Host, NotAscii, Port};
+        match (&shown, why) {
+            // The reason would quote a piece of what is hidden: a password with a `/` in it
+            // (`svc:hun/ter2@`) is read as a host and a port (`hun`) before the path.
+            (Cow::Owned(_), Host(_) | NotAscii(_) | Address(_) | Port(_)) => bad(format!(
+                "`{shown}` is not a base URL: its host or port is not one (not shown: what \
+                 comes before an `@` may be a password)"
+            )),
+            (_, why) => bad(format!("`{shown}` is not a base URL: {why}")),
+        }
+    })?;
     let url = reqwest::Url::parse(raw).map_err(|e| bad(format!("`{shown}` is not a URL: {e}")))?;
     let host = url
         .host_str()
@@ -425,6 +435,10 @@ mod tests {
         ] {
             let shown = without_credentials(raw);
             assert!(!shown.contains("ter2"), "{shown}");
+            // Nor does the reason the URL is refused quote the password's first piece, which a
+            // URL parser reads as a port.
+            let err = parse_base_url(raw).map(|_| ()).unwrap_err().to_string();
+            assert!(!err.contains("hun"), "{err}");
             assert!(
                 shown.starts_with("http://***@users.internal:8080"),
                 "{shown}"
