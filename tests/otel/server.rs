@@ -825,3 +825,52 @@ async fn only_a_signed_trace_context_is_continued() {
     assert_ne!(refused.span_context.trace_id().to_string(), claimed);
     assert_eq!(refused.links.len(), 1);
 }
+
+/// A service behind `VerifyLayer` that fails to answer (returns its error, not a response) is
+/// a failure of the server's, not a caller that hung up: its SERVER span ends with `error.type`
+/// `_OTHER`, not `cancelled`.
+#[tokio::test]
+async fn a_service_that_fails_to_answer_is_not_a_cancelled_request() {
+    use std::future::{Ready, ready};
+    use std::task::{Context, Poll};
+
+    use comms::http::{Method, Request, Response};
+    use tower_layer::Layer as _;
+    use tower_service::Service;
+
+    #[derive(Clone)]
+    struct Failing;
+
+    impl Service<Request<axum::body::Body>> for Failing {
+        type Response = Response<axum::body::Body>;
+        type Error = std::io::Error;
+        type Future = Ready<Result<Self::Response, Self::Error>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: Request<axum::body::Body>) -> Self::Future {
+            ready(Err(std::io::Error::other("the backend is gone")))
+        }
+    }
+
+    let (spans, _guard) = record_spans();
+    let mut service = VerifyLayer::new(Verifier::new().service("billing", SECRET)).layer(Failing);
+    let mut head = comms_tests::Recorded::head(Method::GET, "/fails", "svc.internal", b"");
+    head.sign_now("billing", SECRET, &[]);
+    let mut request = Request::get("/fails")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    *request.headers_mut() = head.headers.clone();
+    assert!(service.call(request).await.is_err());
+
+    let spans = spans.get_finished_spans().unwrap();
+    let served = spans
+        .iter()
+        .find(|s| s.span_kind == SpanKind::Server)
+        .unwrap_or_else(|| panic!("a SERVER span: {spans:#?}"));
+    assert_eq!(text(served, "url.path").as_deref(), Some("/fails"));
+    assert_eq!(text(served, "error.type").as_deref(), Some("_OTHER"));
+    assert!(matches!(served.status, Status::Error { .. }));
+}

@@ -127,6 +127,8 @@ impl ServerTrace {
     #[inline]
     pub(crate) fn end(self, _status: StatusCode) {}
 
+    pub(crate) fn end_unanswered(self) {}
+
     #[cfg(feature = "server")]
     #[inline]
     pub(crate) fn end_failed(self, _status: StatusCode) {}

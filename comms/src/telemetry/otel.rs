@@ -755,6 +755,14 @@ impl ServerTrace {
         self.finish(Some(status), None);
     }
 
+    /// Ends the span of a request its service failed to answer (the service behind
+    /// `VerifyLayer` returned an error, not a response): `error.type` `_OTHER`, as the
+    /// conventions have it for an error of no type of its own, not `cancelled`, which says
+    /// the caller hung up.
+    pub(crate) fn end_unanswered(mut self) {
+        self.finish(None, Some("_OTHER"));
+    }
+
     /// Ends the span of a request whose streamed body failed after its `status` head was sent.
     #[cfg(feature = "server")]
     pub(crate) fn end_failed(mut self, status: StatusCode) {
@@ -770,7 +778,8 @@ impl ServerTrace {
     }
 
     /// Records how the request ended: with the status of the response sent (and `failed`, the
-    /// type of an error that cut its body short), or (`None`) with none, cancelled.
+    /// type of an error that cut its body short), or (`None`) with none: `failed`, or
+    /// cancelled.
     fn finish(&mut self, status: Option<StatusCode>, failed: Option<&'static str>) {
         if self.ended {
             // Ended before, or one behind `VerifyLayer`, which records nothing.
@@ -799,7 +808,7 @@ impl ServerTrace {
                     None => status.is_server_error().then(|| status.as_str().to_owned()),
                 }
             }
-            None => Some("cancelled".to_owned()),
+            None => Some(failed.unwrap_or("cancelled").to_owned()),
         };
         if let Some(error) = error {
             self.span.record("error.type", error.as_str());

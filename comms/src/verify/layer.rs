@@ -520,8 +520,10 @@ where
                 }
             });
             let mut response = served.await;
-            if let Ok(response) = &mut response {
-                end_trace(trace, response, head_only);
+            match &mut response {
+                Ok(response) => end_trace(trace, response, head_only),
+                // No answer, but not for the caller's hanging up.
+                Err(_) => trace.end_unanswered(),
             }
             response
         })
