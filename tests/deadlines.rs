@@ -25,6 +25,11 @@ pub trait ServiceC {
     /// The milliseconds left, `u64::MAX` without a deadline; with a body to be read first.
     #[post("/left")]
     async fn left(&self, #[body] n: u32) -> Result<u64, Error>;
+
+    /// The milliseconds left as each of two lines is produced, after the method returned;
+    /// `u64::MAX` without a deadline.
+    #[get("/streamed")]
+    async fn streamed(&self) -> Result<comms::JsonLines<u64>, Error>;
 }
 
 #[service_client(
@@ -60,6 +65,12 @@ impl ServiceC for C {
 
     async fn left(&self, _n: u32) -> Result<u64, Error> {
         Ok(comms::server::deadline().map_or(u64::MAX, |left| left.as_millis() as u64))
+    }
+
+    async fn streamed(&self) -> Result<comms::JsonLines<u64>, Error> {
+        Ok(comms::JsonLines::from_items((0..2).map(|_| {
+            comms::server::deadline().map_or(u64::MAX, |left| left.as_millis() as u64)
+        })))
     }
 }
 
@@ -523,4 +534,42 @@ async fn a_deadline_the_signature_does_not_cover_is_not_taken() {
         .parse()
         .unwrap();
     assert!((1..=5_000).contains(&left), "{left}");
+}
+
+#[tokio::test]
+async fn a_streamed_answer_is_read_with_the_deadline_in_scope() {
+    // The items of a streamed answer are produced after the method returned, as the body is
+    // sent: the comms calls made for them are bounded by the request's deadline all the same,
+    // which `deadline()` shows while they are.
+    let url = serve(
+        ServiceCServer::new(C::default())
+            .verifier(Verifier::new().service("b", SECRET))
+            .into_router(),
+    )
+    .await;
+    let client = |deadline: Option<Duration>| {
+        let builder = ServiceCClient::builder()
+            .base_url(&url)
+            .secret(SECRET)
+            .retry(RetryConfig::none())
+            .breaker(BreakerConfig::disabled());
+        match deadline {
+            Some(deadline) => builder.deadline(deadline),
+            None => builder,
+        }
+        .build()
+        .unwrap()
+    };
+    let mut lines = client(Some(Duration::from_secs(5)))
+        .streamed()
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let left = lines.next_item().await.unwrap().unwrap();
+        assert!((1..=5_000).contains(&left), "{left}");
+    }
+    assert!(lines.next_item().await.is_none());
+    // Without one, none.
+    let mut lines = client(None).streamed().await.unwrap();
+    assert_eq!(lines.next_item().await.unwrap().unwrap(), u64::MAX);
 }

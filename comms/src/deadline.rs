@@ -33,6 +33,16 @@ pub(crate) async fn scope<F: Future>(at: Option<Instant>, future: F) -> F::Outpu
     }
 }
 
+/// Runs `f` with `at` as the inherited deadline, if there is one: for work a served request
+/// does outside its own future, polled in turns (a streamed answer's body).
+#[cfg(feature = "server")]
+pub(crate) fn in_scope<R>(at: Option<Instant>, f: impl FnOnce() -> R) -> R {
+    match at {
+        Some(at) => INHERITED.sync_scope(at, f),
+        None => f(),
+    }
+}
+
 /// A call's deadline: the smaller of its own (`own` from now) and the one the request being
 /// served arrived with, and the duration a timeout reports. The clock is read only when there
 /// is a deadline.

@@ -41,7 +41,8 @@ pub fn caller() -> Caller {
 
 /// What is left of the deadline the request being served arrived with (`Comms-Deadline-Ms`):
 /// `None` when it came with none, or outside a served method. Every comms call the method
-/// makes is bounded by it already; this is for work of its own.
+/// makes is bounded by it already (those a streamed answer makes for its items, as its body is
+/// sent, too); this is for work of its own.
 ///
 /// The deadline is the serving task's: a task the method spawns (`tokio::spawn`, a `JoinSet`)
 /// does not inherit it. Hand it over as a view's deadline:

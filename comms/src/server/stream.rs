@@ -2,8 +2,10 @@
 //! with a 200 head at once and its body as the method's stream produces it, in chunked
 //! transfer encoding, never held whole (but for an HTTP/1.0 request, below).
 //!
-//! The stream is read after the method has returned, outside the request's task-locals
-//! ([`caller()`](super::caller) and the deadline are not in scope while it is read). An error
+//! The stream is read after the method has returned, outside the request's task-locals: the
+//! deadline the request arrived with is put back in scope while it is read (so the comms calls
+//! it makes are bounded by it, as the method's are), but [`caller()`](super::caller) is not
+//! available. An error
 //! from it, or a panic while it is read, cuts the response short: the connection closes
 //! before the body's end, which the caller sees as a body that broke off (a comms client: an
 //! [`Error::Transport`] from its stream). What came before the error is written as far as the
@@ -130,12 +132,15 @@ pub(crate) async fn gathered_for_http10(
     }
 }
 
+/// A streamed answer; made by the served method (`respond_byte_stream`, `respond_json_lines`),
+/// so with the deadline its request arrived with in scope, which the body's reading keeps.
 fn streamed(body: ByteStream, content_type: &'static str) -> Answer {
     let trace = TraceSlot::default();
     let body = axum::body::Body::from_stream(Served {
         body: Some(body),
         failed: None,
         trace: trace.clone(),
+        deadline: crate::deadline::inherited(),
     });
     // A new response is a 200.
     let mut response = axum::response::Response::new(body);
@@ -188,6 +193,9 @@ struct Served {
     /// The error that ends the body, after a turn for what came before it to be written.
     failed: Option<Error>,
     trace: TraceSlot,
+    /// The deadline the request arrived with, in scope while the stream is read: the comms
+    /// calls it makes to produce its items are bounded by it, as the method's own are.
+    deadline: Option<std::time::Instant>,
 }
 
 /// How many empty chunks in a row a served stream is asked for before its task yields.
@@ -205,20 +213,22 @@ impl Stream for Served {
             return Poll::Ready(None);
         };
         let trace = &this.trace;
-        let polled = trace.in_span(|| {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                // An empty chunk is no news, and hyper, handed one, asks again at once without
-                // yielding: a stream always ready with empty chunks would hold the thread.
-                // They are skipped here, a bounded number before the task yields its turn.
-                for _ in 0..EMPTY_CHUNKS_PER_TURN {
-                    match Pin::new(&mut *body).poll_next(cx) {
-                        Poll::Ready(Some(Ok(chunk))) if chunk.is_empty() => continue,
-                        polled => return polled,
+        let polled = crate::deadline::in_scope(this.deadline, || {
+            trace.in_span(|| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    // An empty chunk is no news, and hyper, handed one, asks again at once without
+                    // yielding: a stream always ready with empty chunks would hold the thread.
+                    // They are skipped here, a bounded number before the task yields its turn.
+                    for _ in 0..EMPTY_CHUNKS_PER_TURN {
+                        match Pin::new(&mut *body).poll_next(cx) {
+                            Poll::Ready(Some(Ok(chunk))) if chunk.is_empty() => continue,
+                            polled => return polled,
+                        }
                     }
-                }
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }))
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }))
+            })
         });
         let error = match polled {
             Ok(Poll::Ready(Some(Err(e)))) => {
