@@ -616,6 +616,59 @@ async fn an_attempt_timeout_noticed_after_the_deadline_still_counts() {
     assert_eq!(e.circuit_state(), Some(comms::CircuitState::Open));
 }
 
+/// A 504 that arrives once the deadline the request carried has run out is the hop behind
+/// giving up with the deadline it inherited (`Comms-Deadline-Ms`): the caller's time running
+/// out, as its own timer firing is, whichever of the two the runtime notices first. Here the
+/// service answers 504 as the deadline it was told runs out, many times over, so that the
+/// answer comes first in some of them.
+#[tokio::test]
+async fn a_504_answered_as_the_told_deadline_ran_out_is_the_callers_timeout() {
+    // A service on its own thread that answers 504 when the deadline a request carries runs
+    // out, at once without one.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+            let told = head
+                .lines()
+                .find_map(|line| line.strip_prefix("comms-deadline-ms: "))
+                .map_or(0, |ms| ms.trim().parse().unwrap());
+            std::thread::sleep(Duration::from_millis(told));
+            let _ = stream.write_all(
+                b"HTTP/1.1 504 Gateway Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            );
+        }
+    });
+    let url = format!("http://{addr}");
+    let e = builder(&url, breaker(1, 60_000))
+        .deadline(Duration::from_millis(10))
+        .build()
+        .unwrap();
+    for _ in 0..150 {
+        let err = e.execute(Call::get("/x")).await.unwrap_err();
+        assert!(matches!(err, Error::Timeout { .. }), "{err}");
+        assert_eq!(e.circuit_state(), Some(comms::CircuitState::Closed));
+    }
+
+    // The same 504 with time left to wait is the service's failure.
+    let patient = e.with(comms::CallOptions::new().deadline(Duration::MAX));
+    let err = patient.execute(Call::get("/x")).await.unwrap_err();
+    assert_eq!(
+        err.status(),
+        Some(http::StatusCode::GATEWAY_TIMEOUT),
+        "{err}"
+    );
+    assert_eq!(e.circuit_state(), Some(comms::CircuitState::Open));
+}
+
 /// A timeout of the user's own reqwest client (`http_client` with `.timeout`), well before the
 /// call's deadline, is the dependency hanging, not the caller's hurry: it counts.
 #[tokio::test]

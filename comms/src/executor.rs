@@ -222,6 +222,14 @@ impl Prepared {
             None => attempt,
         }
     }
+
+    /// Whether what the attempts told the service of the deadline (`Comms-Deadline-Ms`, whole
+    /// milliseconds rounded down) has run out: less than that resolution is left of it.
+    fn deadline_told_spent(&self) -> bool {
+        self.deadline.is_some_and(|(at, _)| {
+            at.saturating_duration_since(Instant::now()) < Duration::from_millis(1)
+        })
+    }
 }
 
 /// How one attempt ended.

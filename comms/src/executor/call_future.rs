@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use http::HeaderMap;
+use http::{HeaderMap, StatusCode};
 use pin_project_lite::pin_project;
 
 use super::mode::Mode;
@@ -415,6 +415,22 @@ impl<'a> Run<'a> {
         (attempt, timer_fired): (Attempt, bool),
         timer: Pin<&mut Timer>,
     ) -> Option<Result<M::Output, Error>> {
+        // A 504 that comes back once the deadline it was told of has run out is the hop behind
+        // giving up where the timer would have (the deadline it inherited ended with this
+        // one's): taken as this attempt's timeout, whichever the runtime noticed first, so a
+        // hurried caller neither counts it against the breaker nor sees another error.
+        let (attempt, timer_fired) = match attempt {
+            Attempt::Response(StatusCode::GATEWAY_TIMEOUT, ..)
+                if self.by_deadline
+                    && self
+                        .prepared
+                        .as_ref()
+                        .is_some_and(Prepared::deadline_told_spent) =>
+            {
+                (Attempt::Timeout, true)
+            }
+            attempt => (attempt, timer_fired),
+        };
         let outcome = attempt.outcome();
         if let Some(trace) = self.trace.take() {
             let (status, error_type) = attempt.traced();
