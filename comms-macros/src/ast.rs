@@ -300,6 +300,15 @@ impl<'a> Method<'a> {
         }
         match sig.receiver() {
             Some(r) if is_ref_self(r) => {}
+            // `&'a self`: `'a` is declared on the method, which is refused already.
+            Some(r) if self_lifetime(r).is_some() && !generics.params.is_empty() => {}
+            Some(r) if self_lifetime(r).is_some() => cx.error_spanned_by(
+                r,
+                format!(
+                    "`{name}` borrows its service for the call alone (a generated server lends \
+                     it for one request): write `&self`, without a lifetime"
+                ),
+            ),
             Some(r) => cx.error_spanned_by(r, "service methods take `&self`"),
             None => cx.error_at(
                 sig.paren_token.span.open(),
@@ -541,6 +550,18 @@ fn cfg_attr_gives(a: &syn::Attribute, named: impl Fn(&str) -> bool) -> bool {
     })
 }
 
+/// The lifetime of `&'a self` (other than `'_`), which `&self` leaves out.
+fn self_lifetime(r: &syn::Receiver) -> Option<&syn::Lifetime> {
+    match &r.kind {
+        syn::ReceiverKind::Reference(_, Some(lifetime), None)
+            if r.mutability.is_none() && lifetime.ident != "_" =>
+        {
+            Some(lifetime)
+        }
+        _ => None,
+    }
+}
+
 /// `&self`, or the same written out, `self: &Self`.
 pub(crate) fn is_ref_self(r: &syn::Receiver) -> bool {
     let written_out = |ty: &Type| {
@@ -549,7 +570,9 @@ pub(crate) fn is_ref_self(r: &syn::Receiver) -> bool {
     };
     r.mutability.is_none()
         && match &r.kind {
-            syn::ReceiverKind::Reference(_, _, None) => true,
+            syn::ReceiverKind::Reference(_, lifetime, None) => {
+                lifetime.as_ref().is_none_or(|l| l.ident == "_")
+            }
             syn::ReceiverKind::Typed(_, ty) => written_out(ty),
             _ => false,
         }
@@ -671,6 +694,17 @@ fn parse_output<'a>(cx: &Ctxt, output: &'a ReturnType, name: &Ident) -> Option<O
         },
         _ => OutputKind::Json,
     };
+    if let Some(opaque) = opaque_within(ok) {
+        let what = match opaque {
+            Type::Infer(_) => "`_`",
+            _ => "`impl Trait`",
+        };
+        cx.error_spanned_by(
+            opaque,
+            format!("`{name}` decodes its answer into a type it names: write the type rather than {what}"),
+        );
+        return None;
+    }
     let decoded = match kind {
         OutputKind::Json => Some(ok),
         OutputKind::Optional | OutputKind::Value | OutputKind::JsonLines => generic_arg(ok),
@@ -712,6 +746,30 @@ pub(crate) fn borrowed_within(ty: &Type) -> Option<&Type> {
             };
             args.args.iter().find_map(|arg| match arg {
                 syn::GenericArgument::Type(ty) => borrowed_within(ty),
+                _ => None,
+            })
+        }),
+        _ => None,
+    }
+}
+
+/// The first `impl Trait` or `_` within a type (`impl Deserialize` in
+/// `Vec<impl Deserialize>`): a value decoded from a body is of a type the client names.
+fn opaque_within(ty: &Type) -> Option<&Type> {
+    match ty {
+        Type::ImplTrait(_) | Type::Infer(_) => Some(ty),
+        Type::Paren(inner) => opaque_within(&inner.elem),
+        Type::Group(inner) => opaque_within(&inner.elem),
+        Type::Slice(inner) => opaque_within(&inner.elem),
+        Type::Array(inner) => opaque_within(&inner.elem),
+        Type::Reference(inner) => opaque_within(&inner.elem),
+        Type::Tuple(tuple) => tuple.elems.iter().find_map(opaque_within),
+        Type::Path(path) => path.path.segments.iter().find_map(|segment| {
+            let syn::PathArguments::AngleBracketed(args) = &segment.arguments else {
+                return None;
+            };
+            args.args.iter().find_map(|arg| match arg {
+                syn::GenericArgument::Type(ty) => opaque_within(ty),
                 _ => None,
             })
         }),

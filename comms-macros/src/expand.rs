@@ -143,6 +143,12 @@ fn strip(item: &ItemTrait) -> ItemTrait {
             *trait_item = TraitItem::Fn(f);
         }
         if let TraitItem::Fn(f) = trait_item {
+            // `const`, `unsafe`, `extern` and `...`, reported: not said again by Rust (nor by
+            // an `unsafe_code` lint), in the trait or in the client's methods.
+            f.sig.constness = None;
+            f.sig.safety = syn::Safety::Default;
+            f.sig.abi = None;
+            f.sig.variadic = None;
             // A misspelt attribute of ours goes too: it is reported once, by the macro.
             f.attrs.retain(|a| {
                 !attr::is_verb(a)
@@ -572,10 +578,13 @@ fn sendable(item: &ItemTrait, canonical: bool) -> ItemTrait {
         if let TraitItem::Fn(f) = ti
             && let syn::ReturnType::Type(_, ty) = &f.sig.output
         {
-            let output = match canonical {
+            let mut output = match canonical {
                 true => future_output(ty).into_owned(),
                 false => (**ty).clone(),
             };
+            // An `impl Trait` or `_` in it, reported, is `()` to Rust, which refuses one within
+            // the future's output and could not infer it in the client's unreachable method.
+            syn::visit_mut::VisitMut::visit_type_mut(&mut Opaque, &mut output);
             f.sig.asyncness = None;
             f.sig.output = syn::parse_quote_spanned! {ty.span()=>
                 -> impl ::comms::__private::Future<Output = #output> + ::comms::__private::Send
@@ -587,6 +596,19 @@ fn sendable(item: &ItemTrait, canonical: bool) -> ItemTrait {
         }
     }
     trait_item
+}
+
+/// Turns every `impl Trait` and `_` within a type into `()`.
+struct Opaque;
+
+impl syn::visit_mut::VisitMut for Opaque {
+    fn visit_type_mut(&mut self, ty: &mut Type) {
+        if let Type::ImplTrait(_) | Type::Infer(_) = ty {
+            *ty = syn::parse_quote_spanned!(ty.span()=> ());
+        } else {
+            syn::visit_mut::visit_type_mut(self, ty);
+        }
+    }
 }
 
 /// The output of a method's future: its declared return type, or the type it must stand for,
@@ -701,7 +723,9 @@ fn fallback(item: &ItemTrait) -> TokenStream {
         TraitItem::Fn(f) if f.sig.generics.params.is_empty() => match &f.sig.output {
             syn::ReturnType::Type(_, ty) => {
                 let cfgs = ast::cfg_attrs(&f.attrs);
-                let checks = output_checks(ty);
+                let mut ty = (**ty).clone();
+                syn::visit_mut::VisitMut::visit_type_mut(&mut Opaque, &mut ty);
+                let checks = output_checks(&ty);
                 (!checks.is_empty()).then(|| quote!(#(#cfgs)* { #checks }))
             }
             syn::ReturnType::Default => None,
