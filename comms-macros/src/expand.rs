@@ -157,11 +157,11 @@ fn strip(item: &ItemTrait) -> ItemTrait {
                     && !ast::gives_a_verb(a)
             });
             for input in &mut f.sig.inputs {
-                // Refused by the macro (`mut self`, `self`): `&self` to Rust.
-                if let FnArg::Receiver(r) = input
-                    && !ast::is_ref_self(r)
-                {
-                    *input = syn::parse_quote!(&self);
+                // Refused by the macro (`&mut self`, `self`, `self: Arc<Self>`): left as written,
+                // so that an implementation written to match (a mock's) is not refused as well;
+                // but for a `mut self`'s `mut`, which Rust refuses in a declaration.
+                if let FnArg::Receiver(r) = input {
+                    r.mutability = None;
                 }
                 if let FnArg::Typed(pt) = input {
                     // Ours, and any Rust does not allow there (misspelt or foreign ones, which
