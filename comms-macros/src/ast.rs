@@ -175,6 +175,14 @@ impl<'a> Service<'a> {
                     }
                     None => cx.error_spanned_by(trait_item, NOT_A_METHOD),
                 },
+                // Expanded only after the attribute has read the trait: its methods are
+                // never seen.
+                TraitItem::Macro(m) => cx.error_spanned_by(
+                    m,
+                    "a macro in a `#[service_client]` trait is expanded only after the \
+                     attribute has read the trait, so its methods would be neither checked nor \
+                     generated: write them out",
+                ),
                 other => cx.error_spanned_by(other, NOT_A_METHOD),
             }
         }

@@ -675,6 +675,9 @@ fn fallback(item: &ItemTrait) -> TokenStream {
     let mut seen = std::collections::HashSet::new();
     stripped.items.retain(|i| match i {
         TraitItem::Fn(f) => seen.insert((f.sig.ident.to_string(), ast::cfgs(&f.attrs))),
+        // A macro, reported: what it would expand to (comms' attributes among them) is not
+        // reported again.
+        TraitItem::Macro(_) => false,
         _ => true,
     });
     let trait_ident = &item.ident;
