@@ -443,10 +443,17 @@ pub(crate) fn parse_verb(cx: &Ctxt, attr: &Attribute) -> Option<VerbAttr> {
                     }
                 }
                 other => {
+                    // Rocket's way to name the body's argument.
+                    let hint = if other == "data" {
+                        "; the body is marked on its argument: `#[body] user: &User` (or \
+                         `#[form]`, `#[multipart]`)"
+                    } else {
+                        ""
+                    };
                     cx.error_spanned_by(
                         &option,
                         format!(
-                            "unknown option `{other}`{}; expected `idempotent` or `timeout_ms = <milliseconds>`",
+                            "unknown option `{other}`{}; expected `idempotent` or `timeout_ms = <milliseconds>`{hint}",
                             did_you_mean(other, ["idempotent", "timeout_ms"].into_iter())
                         ),
                     );

@@ -1,6 +1,6 @@
 //! What other frameworks write, told what comms writes instead: argument attributes on the
-//! method, axum 0.7's `:id`, `#[async_trait]`, a doc comment on an argument, another crate's
-//! `Response`.
+//! method, axum 0.7's `:id`, Rocket's `data = "<name>"`, `#[async_trait]`, a doc comment on an
+//! argument, another crate's `Response`.
 
 use comms::{Error, service_client};
 
@@ -34,6 +34,9 @@ pub trait Users {
 
     #[get("/e")]
     async fn reqwest_response(&self) -> Result<comms::reqwest::Response, Error>;
+
+    #[post("/f", data = "<count>")]
+    async fn rocket_data(&self, count: u32) -> Result<(), Error>;
 }
 
 /// Below `#[service_client]`, `#[async_trait]` reaches it as written.
