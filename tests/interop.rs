@@ -454,6 +454,20 @@ async fn signed_by_httpsig(
     body: &'static str,
     extra: &[&str],
 ) -> http::Request<Bytes> {
+    let nonce = format!("{:032x}", rand_u128());
+    signed_by_httpsig_with(method, url, headers, body, extra, Some(&nonce)).await
+}
+
+/// [`signed_by_httpsig`] with `nonce`, or with the nonce httpsig draws itself when `None`
+/// (`set_random_nonce`: standard base64 of 32 bytes, `+`, `/` and `=` among its characters).
+async fn signed_by_httpsig_with(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &'static str,
+    extra: &[&str],
+    nonce: Option<&str>,
+) -> http::Request<Bytes> {
     use http_body_util::BodyExt as _;
     use httpsig_hyper::prelude::HttpSignatureParams;
     use httpsig_hyper::prelude::message_component::HttpMessageComponentId;
@@ -481,7 +495,10 @@ async fn signed_by_httpsig(
         .map(|id| HttpMessageComponentId::try_from(*id).unwrap())
         .collect();
     let mut params = HttpSignatureParams::try_new(&ids).unwrap();
-    params.set_nonce(&format!("{:032x}", rand_u128()));
+    match nonce {
+        Some(nonce) => params.set_nonce(nonce),
+        None => params.set_random_nonce(),
+    };
     params.set_alg(&AlgorithmName::HmacSha256);
     params.set_keyid("billing");
     let key = SharedKey::HmacSha256(SECRET.as_bytes().to_vec());
@@ -555,4 +572,33 @@ async fn components_comms_never_covers_are_checked_when_httpsig_covers_them() {
             .insert("x-dict", dictionary.parse().unwrap());
         assert_eq!(status_of(changed).await, expected, "{dictionary}");
     }
+}
+
+/// httpsig's own nonce (`set_random_nonce`) is standard base64, `+`, `/` and `=` padding
+/// included, outside what the profile takes (16 to 128 characters of `A-Z a-z 0-9 - _`, which
+/// a nonce store may use as it likes): refused as malformed, whatever else holds. Its users set
+/// a nonce of their own (`set_nonce`, hex or base64url), as the other tests here do.
+#[tokio::test]
+async fn httpsigs_own_base64_nonce_is_refused_as_malformed() {
+    let verifier = Verifier::new().service("billing", SECRET);
+    let signed = signed_by_httpsig_with(
+        "GET",
+        "http://billing.internal/items?a=1",
+        &[],
+        "",
+        &[],
+        None,
+    )
+    .await;
+    let input = signed.headers()["signature-input"].to_str().unwrap();
+    assert!(input.contains("=\";") || input.ends_with("=\""), "{input}");
+    let (parts, body) = signed.into_parts();
+    let err = verifier
+        .verify(&parts.method, &parts.uri, &parts.headers, &body)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, comms::verify::VerifyError::MalformedNonce),
+        "{err}"
+    );
 }
