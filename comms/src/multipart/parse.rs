@@ -3,7 +3,9 @@
 //! RFC 7578 over RFC 2046's framing: a preamble before the first delimiter and an epilogue
 //! after the closing one are ignored, as is whitespace after a delimiter; every part needs a
 //! `Content-Disposition: form-data` header with a `name`; `Content-Type` is kept; other part
-//! headers are ignored. Names and file names are read as browsers write them (`%22`, `%0D`,
+//! headers are ignored. A boundary, a part's `Content-Disposition` or `Content-Type`, or its
+//! `name` or `filename`, given twice is refused, as Go's `mime` refuses it: readers that take
+//! the first and the last would read other parts or names out of the same signed bytes. Names and file names are read as browsers write them (`%22`, `%0D`,
 //! `%0A` for `"`, CR, LF). Each part's bytes are a slice of the body, not a copy. Anything else
 //! is refused with a reason, never a panic.
 
@@ -20,19 +22,26 @@ pub(crate) fn boundary(content_type: &str) -> Result<Option<String>, String> {
     if !media_type.eq_ignore_ascii_case("multipart/form-data") {
         return Ok(None);
     }
+    let mut boundary = None;
     for param in params {
         let Some((name, value)) = param.split_once('=') else {
             continue;
         };
         if name.trim().eq_ignore_ascii_case("boundary") {
+            // Two would frame the same bytes two ways, one for each reader's choice.
+            if boundary.is_some() {
+                return Err("the content type names its boundary twice".into());
+            }
             let value = unquote(value.trim());
             if value.is_empty() || value.len() > 70 {
                 return Err("the boundary must be 1 to 70 characters".into());
             }
-            return Ok(Some(value.into_owned()));
+            boundary = Some(value.into_owned());
         }
     }
-    Err("the content type has no boundary".into())
+    boundary
+        .map(Some)
+        .ok_or_else(|| "the content type has no boundary".into())
 }
 
 /// The most a part's header lines may hold, all together: a name, a file name and a content
@@ -104,12 +113,19 @@ fn part_head(head: &[u8]) -> Result<Part, String> {
     let mut name = None;
     let mut file_name = None;
     let mut content_type = None;
+    // A header or parameter given twice is refused, not read as the last (or the first) of
+    // them: another reader of the same signed bytes could take the other one.
+    let mut disposed = false;
+    let twice = |what: &str| Err(format!("a part has two {what}"));
     for line in head.split("\r\n").filter(|l| !l.is_empty()) {
         let (header, value) = line
             .split_once(':')
             .ok_or_else(|| format!("a part's header line has no `:`: `{}`", shown(line)))?;
         let value = value.trim();
         if header.eq_ignore_ascii_case("content-disposition") {
+            if std::mem::replace(&mut disposed, true) {
+                return twice("Content-Disposition headers");
+            }
             let mut params = split_params(value);
             if !params
                 .next()
@@ -121,14 +137,20 @@ fn part_head(head: &[u8]) -> Result<Part, String> {
                 let Some((key, value)) = param.split_once('=') else {
                     continue;
                 };
-                let value = unescape(&unquote(value.trim()));
-                match key.trim().to_ascii_lowercase().as_str() {
-                    "name" => name = Some(value),
-                    "filename" => file_name = Some(value),
-                    _ => {}
+                let slot = match key.trim().to_ascii_lowercase().as_str() {
+                    "name" => &mut name,
+                    "filename" => &mut file_name,
+                    _ => continue,
+                };
+                if slot.is_some() {
+                    return twice(&format!("`{}` parameters", key.trim()));
                 }
+                *slot = Some(unescape(&unquote(value.trim())));
             }
         } else if header.eq_ignore_ascii_case("content-type") {
+            if content_type.is_some() {
+                return twice("Content-Type headers");
+            }
             content_type = Some(value.to_owned());
         }
     }
@@ -414,6 +436,25 @@ mod tests {
             ),
             (b"--B\r\nno colon\r\n\r\nx\r\n--B--", "no `:`"),
             (
+                b"--B\r\nContent-Disposition: form-data; name=a; NAME=b\r\n\r\nx\r\n--B--",
+                "two `NAME` parameters",
+            ),
+            (
+                b"--B\r\nContent-Disposition: form-data; name=a; filename=x; filename=y\r\n\r\n\
+                  x\r\n--B--",
+                "two `filename` parameters",
+            ),
+            (
+                b"--B\r\nContent-Disposition: form-data; name=a\r\n\
+                  content-disposition: form-data; name=b; filename=x\r\n\r\nx\r\n--B--",
+                "two Content-Disposition headers",
+            ),
+            (
+                b"--B\r\nContent-Disposition: form-data; name=a\r\nContent-Type: text/plain\r\n\
+                  Content-Type: image/png\r\n\r\nx\r\n--B--",
+                "two Content-Type headers",
+            ),
+            (
                 b"--B\r\nContent-Disposition: form-data; name=\xff\r\n\r\nx\r\n--B--",
                 "UTF-8",
             ),
@@ -500,6 +541,11 @@ mod tests {
         );
         assert_eq!(boundary("application/json").unwrap(), None);
         assert!(boundary("multipart/form-data").is_err());
+        assert!(
+            boundary("multipart/form-data; boundary=A; Boundary=B")
+                .unwrap_err()
+                .contains("twice")
+        );
         assert!(boundary("multipart/form-data; boundary=\"\"").is_err());
         assert!(boundary(&format!("multipart/form-data; boundary={}", "x".repeat(71))).is_err());
     }
