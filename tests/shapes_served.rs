@@ -392,6 +392,21 @@ async fn a_form_that_does_not_parse_is_a_400_and_another_body_type_a_415() {
             e.message()
         );
     }
+    // A form whose text is not UTF-8 once decoded is refused, as a query is, not handed to
+    // the method with U+FFFD in place of what was sent (`%FF` and `%FE` alike).
+    for body in [&b"user=%FF&remember=true"[..], b"user=\xfe&remember=true"] {
+        let err = exec
+            .execute(Call::post("/login/r").body(body, FORM))
+            .await
+            .unwrap_err();
+        let e = err.http_error().unwrap_or_else(|| panic!("{err}"));
+        assert_eq!(e.status(), 400, "{err}");
+        assert!(
+            e.message().is_some_and(|m| m.contains("is not UTF-8")),
+            "{:?}",
+            e.message()
+        );
+    }
     // A form with its parameters named in another case is a form.
     let ok = exec
         .execute(Call::post("/login/r").body(
@@ -488,6 +503,66 @@ async fn a_malformed_multipart_body_is_a_400_and_another_body_type_a_415() {
         parts,
         [("cover".into(), Some("a.txt".into()), None, b"hi".to_vec())]
     );
+}
+
+/// A generated server reads a body as it arrived, the bytes its digest covers, and decodes no
+/// content coding: a JSON, form or multipart body sent with one is a 415 saying so, neither parsed as if it had none nor blamed on its syntax,
+/// and the method does not run.
+#[tokio::test]
+async fn a_body_with_a_content_coding_is_a_415_and_the_method_does_not_run() {
+    let (service, _, url) = pair().await;
+    let exec = comms_tests::plain_executor(&url, "billing", SECRET);
+    const FORM: &str = "application/x-www-form-urlencoded";
+    let form = Multipart::new().text("cover", "x");
+    let router = HeadsServer::new(HeadsImpl)
+        .verifier(Verifier::new().service("billing", SECRET))
+        .into_router();
+    let heads = comms_tests::plain_executor(&serve(router).await, "billing", SECRET);
+    let patch = Patch {
+        name: Some("a".into()),
+    };
+    let cases = [
+        (
+            &exec,
+            Call::post("/login/r")
+                .body(&b"user=a&remember=true"[..], FORM)
+                .header("Content-Encoding", "gzip"),
+        ),
+        (
+            &exec,
+            Call::put("/albums/1/cover")
+                .multipart(&form)
+                .header("Content-Encoding", "identity, br"),
+        ),
+        (
+            &heads,
+            Call::patch("/after")
+                .json(&patch)
+                .header("Content-Encoding", "gzip"),
+        ),
+    ];
+    for (exec, call) in cases {
+        let err = exec.execute(call).await.unwrap_err();
+        let e = err.http_error().unwrap_or_else(|| panic!("{err}"));
+        assert_eq!(e.status(), 415, "{err}");
+        assert!(
+            e.message()
+                .is_some_and(|m| m.contains("has a Content-Encoding")),
+            "{:?}",
+            e.message()
+        );
+    }
+    assert_eq!(service.calls.load(Ordering::SeqCst), 0, "no method ran");
+    // `identity` is no coding at all.
+    let ok = exec
+        .execute(
+            Call::post("/login/r")
+                .body(&b"user=a&remember=true"[..], FORM)
+                .header("Content-Encoding", "identity"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
 }
 
 /// `min` is a field of both flattened structs below, and a plain argument's key.

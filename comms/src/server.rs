@@ -60,6 +60,8 @@ pub struct Incoming {
 pub struct Rejection {
     status: StatusCode,
     message: String,
+    /// A refusal of a body's content coding: answered with `Accept-Encoding: identity`.
+    identity_only: bool,
 }
 
 /// The most of a refusal's message a response carries: enough to name the argument and say
@@ -71,6 +73,7 @@ impl Rejection {
         Rejection {
             status: StatusCode::BAD_REQUEST,
             message: bounded_message(what),
+            identity_only: false,
         }
     }
 
@@ -78,12 +81,47 @@ impl Rejection {
         Rejection {
             status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
             message: bounded_message(what),
+            identity_only: false,
         }
     }
 
     /// The response.
     pub fn into_response(self) -> http::Response<Bytes> {
-        respond_message(self.status, &self.message)
+        let mut response = respond_message(self.status, &self.message);
+        if self.identity_only {
+            // RFC 9110 §12.5.3: the codings a refused request may use instead.
+            response.headers_mut().insert(
+                http::header::ACCEPT_ENCODING,
+                HeaderValue::from_static("identity"),
+            );
+        }
+        response
+    }
+}
+
+/// Refuses, with a 415, a body sent with a content coding (`Content-Encoding: gzip`): a
+/// generated server reads a body as the bytes that arrived (the bytes its `Content-Digest`
+/// covers) and decodes none. Read as they are, compressed bytes would be a 400 that blames
+/// their syntax, and bytes said to be compressed that are not would be taken as what their
+/// sender said they were not. `identity`, the coding of none, is a body as it is. `what` names
+/// the body.
+fn uncoded(incoming: &Incoming, what: std::fmt::Arguments<'_>) -> Result<(), Rejection> {
+    let coded = incoming
+        .parts
+        .headers
+        .get_all(http::header::CONTENT_ENCODING)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .any(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case(b"identity"));
+    match coded {
+        false => Ok(()),
+        true => Err(Rejection {
+            identity_only: true,
+            ..Rejection::unsupported(format_args!(
+                "{what} has a Content-Encoding; a generated server reads bodies as they are sent"
+            ))
+        }),
     }
 }
 
@@ -287,6 +325,7 @@ pub fn header<T: FromStrArg>(incoming: &Incoming, name: &str) -> Result<T, Rejec
 /// Parses the JSON body.
 #[doc(hidden)]
 pub fn body<T: BodyArg>(incoming: &Incoming) -> Result<T, Rejection> {
+    uncoded(incoming, format_args!("the body"))?;
     serde_json::from_slice(&incoming.body)
         .map_err(|e| Rejection::bad(format_args!("the body does not parse: {e}")))
 }

@@ -7,7 +7,7 @@
 //! a struct whose fields all have defaults would then be filled with them. Another type, or
 //! none, is a 415.
 
-use super::{Incoming, Rejection, decode_query, raw_pairs};
+use super::{Incoming, Rejection, decode_query, raw_pairs, uncoded};
 use crate::Multipart;
 use crate::multipart::parse;
 
@@ -203,13 +203,26 @@ pub trait FormArg: serde::de::DeserializeOwned + Send + 'static {}
 impl<T: serde::de::DeserializeOwned + Send + 'static> FormArg for T {}
 
 /// Parses the `#[form]` argument `name` from an `application/x-www-form-urlencoded` body (415
-/// for a body of another type).
+/// for a body of another type or with a content coding; 400 for one whose text, decoded, is not
+/// UTF-8, as for a query).
 #[doc(hidden)]
 pub fn form<T: FormArg>(incoming: &Incoming, name: &str) -> Result<T, Rejection> {
     const FORM: &str = "application/x-www-form-urlencoded";
     if !has_media_type(incoming, FORM) {
         return Err(Rejection::unsupported(format_args!(
             "the body of `{name}` must be `{FORM}`"
+        )));
+    }
+    uncoded(incoming, format_args!("the body of `{name}`"))?;
+    // The parser reads bytes that are not UTF-8 as U+FFFD, so that different values would
+    // reach the method as one. `&`, `=` and `+` are ASCII, which no UTF-8 sequence has inside
+    // it: the body decoded whole is UTF-8 exactly when each of its keys and values is.
+    if percent_encoding::percent_decode(&incoming.body)
+        .decode_utf8()
+        .is_err()
+    {
+        return Err(Rejection::bad(format_args!(
+            "the form `{name}` does not parse: it is not UTF-8"
         )));
     }
     serde_html_form::from_bytes(&incoming.body).map_err(|e| {
@@ -228,7 +241,7 @@ pub trait MultipartArg: From<Multipart> + Send + 'static {}
 impl MultipartArg for Multipart {}
 
 /// Parses the `#[multipart]` argument `name` from a `multipart/form-data` body: 415 for a body
-/// of another type, 400 for one that does not parse.
+/// of another type or with a content coding, 400 for one that does not parse.
 #[doc(hidden)]
 pub fn multipart<T: MultipartArg>(incoming: &Incoming, name: &str) -> Result<T, Rejection> {
     // The boundary is in the `Content-Type`: another one would read other parts out of the
@@ -259,6 +272,7 @@ pub fn multipart<T: MultipartArg>(incoming: &Incoming, name: &str) -> Result<T, 
             )));
         }
     };
+    uncoded(incoming, format_args!("the body of `{name}`"))?;
     parse::parse(&boundary, &incoming.body)
         .map(T::from)
         .map_err(|why| {
