@@ -5,9 +5,10 @@
 //! `Content-Disposition: form-data` header with a `name`; `Content-Type` is kept; other part
 //! headers are ignored. A boundary, a part's `Content-Disposition` or `Content-Type`, or its
 //! `name` or `filename`, given twice is refused, as Go's `mime` refuses it: readers that take
-//! the first and the last would read other parts or names out of the same signed bytes. Names and file names are read as browsers write them (`%22`, `%0D`,
-//! `%0A` for `"`, CR, LF). Each part's bytes are a slice of the body, not a copy. Anything else
-//! is refused with a reason, never a panic.
+//! the first and the last would read other parts or names out of the same signed bytes. Names
+//! and file names are read as browsers write them (`%22`, `%0D`, `%0A` for `"`, CR, LF). Each
+//! part's bytes are a slice of the body, not a copy. Anything else is refused with a reason,
+//! never a panic.
 
 use bytes::Bytes;
 use memchr::memmem;
