@@ -167,7 +167,9 @@ impl ExecutorBuilder {
     /// replayed to another location. (One that follows a redirect anyway has sent the request
     /// on before comms sees the answer; the call then fails with
     /// [`Error::Config`](crate::Error::Config) for `http_client` rather than hand over the
-    /// other location's answer as the target's.)
+    /// other location's answer as the target's. But when the redirect's own request fails, the
+    /// call sees only that failure, as the target's: a connect error there is retried, for any
+    /// method, as a request that never left, though the target has run it.)
     ///
     /// The client's default headers are sent as usual. Each attempt's header map has room for
     /// one of them (its `Accept`, which reqwest sets to `*/*` unless told otherwise); more
