@@ -701,3 +701,32 @@ async fn a_retry_dropped_during_its_header_hook_ends_as_one_dropped_in_flight() 
     assert_eq!(durations.len(), 1, "{durations:?}");
     assert_eq!(durations[0].attributes["http.response.status_code"], "503");
 }
+
+/// An attempt a client given with `http_client` redirected ends as its call does, with
+/// `error.type` `config`; the status it records is the other location's.
+#[tokio::test]
+async fn a_redirected_attempt_is_of_error_type_config() {
+    let (spans, _guard) = record_spans();
+    let target = TestServer::always(Reply::status(200)).await;
+    let location = format!("{}/elsewhere", target.url());
+    let server = TestServer::always(Reply::status(302).header("location", &location)).await;
+    let exec = Executor::builder()
+        .base_url(server.url())
+        .service_id("billing")
+        .secret(SECRET)
+        .retry(RetryConfig::none())
+        .breaker(BreakerConfig::disabled())
+        .http_client(comms::reqwest::Client::new())
+        .build()
+        .unwrap();
+    let err = exec.execute(item(5)).await.unwrap_err();
+    assert!(matches!(err, Error::Config { .. }), "{err}");
+
+    let spans = spans.get_finished_spans().unwrap();
+    let attempt = only_span(&spans, "GET /items/<id>");
+    assert_eq!(text(attempt, "error.type").as_deref(), Some("config"));
+    assert_eq!(
+        attr(attempt, "http.response.status_code"),
+        Some(&Value::I64(200))
+    );
+}
