@@ -256,3 +256,24 @@ async fn a_post_whose_followed_redirect_fails_to_connect_is_not_resent() {
         .unwrap_err();
     assert_eq!(server.count(), 1, "the POST was sent again: {err}");
 }
+
+/// A client given with `http_client` that was not redirected is not taken for one, whatever
+/// the URL holds: the response's URL (reqwest reads it back from the request's URI) is the
+/// request's.
+#[tokio::test]
+async fn an_unredirected_answer_through_a_users_client_is_the_targets() {
+    let server = TestServer::always(Reply::ok_json(json!({"ok": true}))).await;
+    let base = format!("{}/p;v=1/x:y!$'()*+,=~", server.url());
+    let e = builder(&base)
+        .retry(RetryConfig::none())
+        .http_client(reqwest::Client::new())
+        .build()
+        .unwrap();
+    let call = Call::get("/items")
+        .segment("a/b %2F é")
+        .query("q", "x y'|{}^`\"<>")
+        .query("é", "&=+#");
+    let response = e.execute(call).await.unwrap();
+    assert_eq!(response.status(), 200);
+    e.execute(Call::post("/")).await.unwrap();
+}
