@@ -250,10 +250,7 @@ async fn a_post_whose_followed_redirect_fails_to_connect_is_not_resent() {
         .http_client(reqwest::Client::new())
         .build()
         .unwrap();
-    let err = e
-        .execute(Call::post("/x").json(&1))
-        .await
-        .unwrap_err();
+    let err = e.execute(Call::post("/x").json(&1)).await.unwrap_err();
     assert_eq!(server.count(), 1, "the POST was sent again: {err}");
 }
 
