@@ -730,3 +730,48 @@ async fn a_redirected_attempt_is_of_error_type_config() {
         Some(&Value::I64(200))
     );
 }
+
+/// A 504 that arrives once the deadline the request carried has run out is the caller's
+/// timeout (the hop behind gave up with the deadline it inherited): its attempt is of
+/// `error.type` `timeout`, with no status code, whichever of the two came first.
+#[tokio::test]
+async fn a_504_at_the_told_deadline_is_an_attempt_of_error_type_timeout() {
+    let (spans, _guard) = record_spans();
+    let app = axum::Router::new().route(
+        "/items/{id}",
+        get(|headers: comms::http::HeaderMap| async move {
+            let told: u64 = headers["comms-deadline-ms"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            // Not on the runtime's timer, whose ticks the caller's timer shares: so that the
+            // 504 comes first in some of the calls.
+            let sleep = move || std::thread::sleep(Duration::from_millis(told));
+            tokio::task::spawn_blocking(sleep).await.unwrap();
+            comms::http::StatusCode::GATEWAY_TIMEOUT
+        }),
+    );
+    let url = serve(app).await;
+    let exec = Executor::builder()
+        .base_url(url)
+        .service_id("billing")
+        .secret(SECRET)
+        .retry(RetryConfig::none())
+        .breaker(BreakerConfig::disabled())
+        .deadline(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    for _ in 0..50 {
+        let err = exec.execute(item(5)).await.unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+    }
+
+    let spans = spans.get_finished_spans().unwrap();
+    let attempts = spans_named(&spans, "GET /items/<id>");
+    assert_eq!(attempts.len(), 50);
+    for attempt in attempts {
+        assert_eq!(text(attempt, "error.type").as_deref(), Some("timeout"));
+        assert_eq!(attr(attempt, "http.response.status_code"), None);
+    }
+}
