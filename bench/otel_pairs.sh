@@ -4,7 +4,11 @@
 # a change in the host's load between pairs cancels out of each pair's ratio. The order within
 # a pair alternates, so neither build always runs first.
 #
-#   bench/otel_pairs.sh [PAIRS]       (default 8 pairs; about a minute a pair on two cores)
+#   bench/otel_pairs.sh [PAIRS] [BENCH ARGS...]   (default 8 pairs; about a minute a pair)
+#
+# BENCH ARGS go to each run of the bench: `--shared` runs server and clients on one
+# multi-threaded runtime, as a service's `#[tokio::main]` does, instead of the client on one
+# thread (its cpu column is then empty: the client's CPU is not one thread's).
 #
 # Each run is the loopback bench's generated client with its three baselines, at concurrency
 # 1 and 64 (COMMS_BENCH_LEVELS and COMMS_BENCH_CALLS override these). The "on" run takes the
@@ -20,7 +24,8 @@ set -euo pipefail
 shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 pairs=${1:-8}
-[[ $pairs =~ ^[1-9][0-9]*$ ]] || { echo "usage: $0 [PAIRS]" >&2; exit 2; }
+[[ $pairs =~ ^[1-9][0-9]*$ ]] || { echo "usage: $0 [PAIRS] [BENCH ARGS...]" >&2; exit 2; }
+bench_args=("${@:2}")
 
 # shellcheck source=bench/otel_builds.sh
 source bench/otel_builds.sh
@@ -28,7 +33,7 @@ source bench/otel_builds.sh
 # run BUILD: one run, reduced to "level calls/s raw-calls/s cpu-µs" lines.
 run() {
     env COMMS_BENCH_ONLY=generated COMMS_BENCH_LEVELS="${COMMS_BENCH_LEVELS:-1,64}" \
-        COMMS_BENCH_CALLS="${COMMS_BENCH_CALLS:-5000}" "$work/$1" --quick 2>/dev/null |
+        COMMS_BENCH_CALLS="${COMMS_BENCH_CALLS:-5000}" "$work/$1" --quick "${bench_args[@]}" 2>/dev/null |
         awk '
             /^concurrency [0-9]+:/ { level = $2; sub(":", "", level) }
             /^  raw reqwest / { raw[level] = $3 }
