@@ -741,43 +741,36 @@ fn comms_type(ty: &Type, name: &str) -> bool {
 /// The first reference within a type (`&str` in `Vec<&str>` or `(u32, &str)`), which a value
 /// decoded from a body (a response's, or a served request's) cannot hold once the body is gone.
 pub(crate) fn borrowed_within(ty: &Type) -> Option<&Type> {
-    match ty {
-        Type::Reference(_) => Some(ty),
-        Type::Paren(inner) => borrowed_within(&inner.elem),
-        Type::Group(inner) => borrowed_within(&inner.elem),
-        Type::Slice(inner) => borrowed_within(&inner.elem),
-        Type::Array(inner) => borrowed_within(&inner.elem),
-        Type::Tuple(tuple) => tuple.elems.iter().find_map(borrowed_within),
-        Type::Path(path) => path.path.segments.iter().find_map(|segment| {
-            let syn::PathArguments::AngleBracketed(args) = &segment.arguments else {
-                return None;
-            };
-            args.args.iter().find_map(|arg| match arg {
-                syn::GenericArgument::Type(ty) => borrowed_within(ty),
-                _ => None,
-            })
-        }),
-        _ => None,
-    }
+    first_within(ty, |ty| matches!(ty, Type::Reference(_)))
 }
 
 /// The first `impl Trait` or `_` within a type (`impl Deserialize` in
 /// `Vec<impl Deserialize>`): a value decoded from a body is of a type the client names.
 fn opaque_within(ty: &Type) -> Option<&Type> {
+    first_within(ty, |ty| matches!(ty, Type::ImplTrait(_) | Type::Infer(_)))
+}
+
+/// The first type `found` picks in `ty`, itself first, then what it is made of: the types in
+/// parentheses, slices, arrays, references, tuples and the generic arguments of a path
+/// (associated types' too).
+fn first_within(ty: &Type, found: fn(&Type) -> bool) -> Option<&Type> {
+    if found(ty) {
+        return Some(ty);
+    }
     match ty {
-        Type::ImplTrait(_) | Type::Infer(_) => Some(ty),
-        Type::Paren(inner) => opaque_within(&inner.elem),
-        Type::Group(inner) => opaque_within(&inner.elem),
-        Type::Slice(inner) => opaque_within(&inner.elem),
-        Type::Array(inner) => opaque_within(&inner.elem),
-        Type::Reference(inner) => opaque_within(&inner.elem),
-        Type::Tuple(tuple) => tuple.elems.iter().find_map(opaque_within),
+        Type::Paren(inner) => first_within(&inner.elem, found),
+        Type::Group(inner) => first_within(&inner.elem, found),
+        Type::Slice(inner) => first_within(&inner.elem, found),
+        Type::Array(inner) => first_within(&inner.elem, found),
+        Type::Reference(inner) => first_within(&inner.elem, found),
+        Type::Tuple(tuple) => tuple.elems.iter().find_map(|ty| first_within(ty, found)),
         Type::Path(path) => path.path.segments.iter().find_map(|segment| {
             let syn::PathArguments::AngleBracketed(args) = &segment.arguments else {
                 return None;
             };
             args.args.iter().find_map(|arg| match arg {
-                syn::GenericArgument::Type(ty) => opaque_within(ty),
+                syn::GenericArgument::Type(ty) => first_within(ty, found),
+                syn::GenericArgument::AssocType(assoc) => first_within(&assoc.ty, found),
                 _ => None,
             })
         }),
