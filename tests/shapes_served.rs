@@ -1205,3 +1205,154 @@ async fn a_multipart_body_whose_content_type_its_signature_does_not_cover_is_ref
     let (status, text) = request(&["content-type"]).send_to(&url, body).await;
     assert_eq!(status, 200, "{text}");
 }
+
+/// The 415 for a coded body says which coding would do (`Accept-Encoding: identity`); a
+/// `Content-Encoding` that names no coding but `identity`, in any case or spacing, or none at
+/// all, is a body as it is.
+#[tokio::test]
+async fn a_coded_body_is_told_to_use_identity_and_identity_written_any_way_is_read() {
+    let router = HeadsServer::new(HeadsImpl).unverified().into_router();
+    let url = serve(router).await;
+    let http = reqwest::Client::new();
+    let send = |coding: &'static str| {
+        http.patch(format!("{url}/after"))
+            .header("content-type", "application/json")
+            .header("content-encoding", coding)
+            .body(r#"{"name":"a"}"#)
+            .send()
+    };
+    let refused = send("gzip").await.unwrap();
+    assert_eq!(refused.status(), 415);
+    assert_eq!(
+        refused.headers().get("accept-encoding").unwrap(),
+        "identity"
+    );
+    for coding in ["", "identity", "IDENTITY", " identity ,\tIdentity ", ","] {
+        let ok = send(coding).await.unwrap();
+        assert_eq!(ok.status(), 200, "{coding:?}");
+    }
+}
+
+/// A part's header line whose name is not a token (a folded continuation line, a space before
+/// the `:`) is refused: readers that fold it into the line before (Go's `textproto`, PHP) or
+/// trim the name would read a file name, or another name, that a reader ignoring it does not.
+#[tokio::test]
+async fn a_part_header_folded_or_with_a_space_before_its_colon_is_a_400() {
+    let router = CatalogServer::new(CatalogImpl::default())
+        .unverified()
+        .into_router();
+    let url = serve(router).await;
+    let http = reqwest::Client::new();
+    let bodies: [&[u8]; 3] = [
+        b"--B\r\nContent-Disposition: form-data; name=\"cover\"\r\n ; filename=\"a:b.php\"\r\n\r\nx\r\n--B--",
+        b"--B\r\nContent-Disposition: form-data; name=\"cover\"\r\n\tfilename=\"a:b.php\"\r\n\r\nx\r\n--B--",
+        b"--B\r\nContent-Disposition: form-data; name=\"cover\"\r\nContent-Disposition : form-data; name=\"other\"\r\n\r\nx\r\n--B--",
+    ];
+    for body in bodies {
+        let response = http
+            .put(format!("{url}/albums/1/cover"))
+            .header("content-type", "multipart/form-data; boundary=B")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, 400, "{}: {text}", String::from_utf8_lossy(body));
+        assert!(text.contains("not a token"), "{text}");
+    }
+}
+
+/// A request with two `Content-Type` headers (both signed, as one combined field) is refused
+/// for a form or multipart body rather than read by the first: a reader taking the last would
+/// read another boundary, or another type, out of the same signed request.
+#[tokio::test]
+async fn two_content_types_for_a_form_or_multipart_body_are_a_400() {
+    let router = CatalogServer::new(CatalogImpl::default())
+        .unverified()
+        .into_router();
+    let url = serve(router).await;
+    let http = reqwest::Client::new();
+    let cases: [(&str, [&str; 2], &[u8]); 2] = [
+        (
+            "/albums/1/cover",
+            [
+                "multipart/form-data; boundary=A",
+                "multipart/form-data; boundary=B",
+            ],
+            b"--A\r\nContent-Disposition: form-data; name=cover\r\n\r\nx\r\n--A--",
+        ),
+        (
+            "/login/r",
+            ["application/x-www-form-urlencoded", "application/json"],
+            b"user=a&remember=true",
+        ),
+    ];
+    for (path, types, body) in cases {
+        let mut headers = reqwest::header::HeaderMap::new();
+        for t in types {
+            headers.append("content-type", t.parse().unwrap());
+        }
+        let response = http
+            .request(
+                if path.starts_with("/login") {
+                    reqwest::Method::POST
+                } else {
+                    reqwest::Method::PUT
+                },
+                format!("{url}{path}"),
+            )
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, 400, "{path}: {text}");
+        assert!(text.contains("two Content-Type"), "{path}: {text}");
+    }
+}
+
+/// A part's `name*` or `filename*` (RFC 2231 / 8187, continuations `*0` too), which RFC 7578
+/// §4.2 says senders must not use, is refused: Go's `mime` decodes it and takes it over the
+/// plain parameter, which a reader ignoring it reads, so that the two would read other names or
+/// file names out of the same signed bytes. Other parameters, those whose names merely start
+/// with `name` among them, are ignored as before.
+#[tokio::test]
+async fn a_starred_name_or_filename_parameter_is_a_400_and_others_are_ignored() {
+    let router = CatalogServer::new(CatalogImpl::default())
+        .unverified()
+        .into_router();
+    let url = serve(router).await;
+    let http = reqwest::Client::new();
+    let put = |disposition: &str| {
+        http.put(format!("{url}/albums/1/cover"))
+            .header("content-type", "multipart/form-data; boundary=B")
+            .body(format!(
+                "--B\r\nContent-Disposition: form-data; {disposition}\r\n\r\nx\r\n--B--"
+            ))
+            .send()
+    };
+    for disposition in [
+        "name=\"cover\"; name*=UTF-8''other",
+        "name=\"cover\"; filename=\"a.txt\"; filename*=UTF-8''b.php",
+        "name=\"cover\"; FILENAME*=UTF-8''b.php",
+        "name=\"cover\"; filename*0=\"b.php\"",
+    ] {
+        let response = put(disposition).await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, 400, "{disposition}: {text}");
+        assert!(text.contains("RFC 7578"), "{disposition}: {text}");
+    }
+    for disposition in [
+        "name=\"cover\"; names=\"x\"; name_2=y; filenames=z",
+        "namex=\"q\"; name=\"cover\"",
+    ] {
+        let response = put(disposition).await.unwrap();
+        assert_eq!(response.status(), 200, "{disposition}");
+        let parts: Vec<Seen> = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        assert_eq!(parts, [("cover".into(), None, None, b"x".to_vec())]);
+    }
+}

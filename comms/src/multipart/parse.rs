@@ -5,7 +5,10 @@
 //! `Content-Disposition: form-data` header with a `name`; `Content-Type` is kept; other part
 //! headers are ignored. A boundary, a part's `Content-Disposition` or `Content-Type`, or its
 //! `name` or `filename`, given twice is refused, as Go's `mime` refuses it: readers that take
-//! the first and the last would read other parts or names out of the same signed bytes. Names
+//! the first and the last would read other parts or names out of the same signed bytes. So is
+//! a part's header name that is not a token (a folded line, a space before the `:`), and RFC
+//! 2231's `name*` and `filename*` (RFC 7578 §4.2 has senders not use them; Go decodes them over
+//! the plain parameter, which this reader takes). Names
 //! and file names are read as browsers write them (`%22`, `%0D`, `%0A` for `"`, CR, LF). Each
 //! part's bytes are a slice of the body, not a copy. Anything else is refused with a reason,
 //! never a panic.
@@ -122,6 +125,16 @@ fn part_head(head: &[u8]) -> Result<Part, String> {
         let (header, value) = line
             .split_once(':')
             .ok_or_else(|| format!("a part's header line has no `:`: `{}`", shown(line)))?;
+        // A name that is not a token is refused, not ignored as another header: a line that
+        // starts with white space is a folded continuation of the line before to Go's
+        // `textproto` and PHP, and readers that trim a name read `Content-Disposition :` as the
+        // header; either would read names or file names that this reader does not.
+        if header.is_empty() || !header.bytes().all(is_tchar) {
+            return Err(format!(
+                "a part's header name is not a token: `{}`",
+                shown(line)
+            ));
+        }
         let value = value.trim();
         if header.eq_ignore_ascii_case("content-disposition") {
             if std::mem::replace(&mut disposed, true) {
@@ -138,7 +151,18 @@ fn part_head(head: &[u8]) -> Result<Part, String> {
                 let Some((key, value)) = param.split_once('=') else {
                     continue;
                 };
-                let slot = match key.trim().to_ascii_lowercase().as_str() {
+                let key_lower = key.trim().to_ascii_lowercase();
+                // RFC 2231's `name*`, `filename*` and their continuations (`*0`): RFC 7578
+                // §4.2 has senders not use them, Go's `mime` decodes them and takes them over
+                // the plain parameter, readers like this one ignore them. Refused, so that no
+                // two readers take other names out of the same signed bytes.
+                if let Some((base @ ("name" | "filename"), _)) = key_lower.split_once('*') {
+                    return Err(format!(
+                        "a part has a `{base}*` parameter, which is not read (RFC 7578, \
+                         section 4.2): send `{base}`"
+                    ));
+                }
+                let slot = match key_lower.as_str() {
                     "name" => &mut name,
                     "filename" => &mut file_name,
                     _ => continue,
@@ -162,6 +186,11 @@ fn part_head(head: &[u8]) -> Result<Part, String> {
         content_type,
         data: Bytes::new(),
     })
+}
+
+/// Whether `b` may be in a header field's name (RFC 9110 `tchar`).
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// The start of a received line, as a refusal shows it: enough to find it, not the line back
@@ -436,6 +465,24 @@ mod tests {
                 "not `form-data`",
             ),
             (b"--B\r\nno colon\r\n\r\nx\r\n--B--", "no `:`"),
+            (
+                b"--B\r\nContent-Disposition: form-data; name=a\r\n filename=x:y\r\n\r\nx\r\n--B--",
+                "not a token",
+            ),
+            (
+                b"--B\r\nContent-Disposition : form-data; name=a\r\n\r\nx\r\n--B--",
+                "not a token",
+            ),
+            (b"--B\r\n: form-data\r\n\r\nx\r\n--B--", "not a token"),
+            (
+                b"--B\r\nContent-Disposition: form-data; name=a; filename=x; \
+                  filename*=UTF-8''y\r\n\r\nx\r\n--B--",
+                "a `filename*` parameter",
+            ),
+            (
+                b"--B\r\nContent-Disposition: form-data; name=a; NAME*0=b\r\n\r\nx\r\n--B--",
+                "send `name`",
+            ),
             (
                 b"--B\r\nContent-Disposition: form-data; name=a; NAME=b\r\n\r\nx\r\n--B--",
                 "two `NAME` parameters",

@@ -11,14 +11,29 @@ use super::{Incoming, Rejection, decode_query, raw_pairs, uncoded};
 use crate::Multipart;
 use crate::multipart::parse;
 
-/// Whether the request's `Content-Type` is `media_type` (parameters aside, in any case).
-fn has_media_type(incoming: &Incoming, media_type: &str) -> bool {
-    incoming
+/// The request's `Content-Type` (`""` for none, or one that is not visible ASCII); a 400 when
+/// it has two: a signature covers them as one field, and readers that take the first and the
+/// last would read another type, or another boundary, out of the same signed request.
+fn content_type<'a>(incoming: &'a Incoming, name: &str) -> Result<&'a str, Rejection> {
+    let mut types = incoming
         .parts
         .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
+        .get_all(http::header::CONTENT_TYPE)
+        .iter();
+    let first = types.next();
+    if types.next().is_some() {
+        return Err(Rejection::bad(format_args!(
+            "the body of `{name}` has two Content-Type headers"
+        )));
+    }
+    Ok(first.and_then(|v| v.to_str().ok()).unwrap_or_default())
+}
+
+/// Whether `content_type` is `media_type` (parameters aside, in any case).
+fn has_media_type(content_type: &str, media_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
         .is_some_and(|v| v.trim().eq_ignore_ascii_case(media_type))
 }
 
@@ -208,7 +223,7 @@ impl<T: serde::de::DeserializeOwned + Send + 'static> FormArg for T {}
 #[doc(hidden)]
 pub fn form<T: FormArg>(incoming: &Incoming, name: &str) -> Result<T, Rejection> {
     const FORM: &str = "application/x-www-form-urlencoded";
-    if !has_media_type(incoming, FORM) {
+    if !has_media_type(content_type(incoming, name)?, FORM) {
         return Err(Rejection::unsupported(format_args!(
             "the body of `{name}` must be `{FORM}`"
         )));
@@ -253,12 +268,7 @@ pub fn multipart<T: MultipartArg>(incoming: &Incoming, name: &str) -> Result<T, 
             "the Content-Type of `{name}`'s multipart body is not covered by the request's signature"
         )));
     }
-    let content_type = incoming
-        .parts
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let content_type = content_type(incoming, name)?;
     let boundary = match parse::boundary(content_type) {
         Ok(Some(boundary)) => boundary,
         Ok(None) => {
