@@ -8,10 +8,9 @@
 //! the first and the last would read other parts or names out of the same signed bytes. So is
 //! a part's header name that is not a token (a folded line, a space before the `:`), and RFC
 //! 2231's `name*` and `filename*` (RFC 7578 §4.2 has senders not use them; Go decodes them over
-//! the plain parameter, which this reader takes). Names
-//! and file names are read as browsers write them (`%22`, `%0D`, `%0A` for `"`, CR, LF). Each
-//! part's bytes are a slice of the body, not a copy. Anything else is refused with a reason,
-//! never a panic.
+//! the plain parameter, which this reader takes). Names and file names are read as browsers
+//! write them (`%22`, `%0D`, `%0A` for `"`, CR, LF). Each part's bytes are a slice of the body,
+//! not a copy. Anything else is refused with a reason, never a panic.
 
 use bytes::Bytes;
 use memchr::memmem;
