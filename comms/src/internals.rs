@@ -151,6 +151,73 @@ pub fn classify_response(
     })
 }
 
+/// What a verified head vouches for beyond its caller, as a generated server reads it:
+/// whether its `Comms-Deadline-Ms` may be taken, and (feature `server`) the header fields its
+/// signature covers whole, in the order covered (`None`: every one, as under a legacy
+/// signature).
+#[derive(Debug)]
+pub struct HeadCoverage {
+    /// Whether the request's `Comms-Deadline-Ms` is vouched for.
+    pub covers_deadline: bool,
+    /// The header fields the signature covers whole (feature `server`; otherwise `None`).
+    pub covered_fields: Option<Vec<String>>,
+}
+
+/// The coverage of a verified head (see [`HeadCoverage`]).
+pub fn head_coverage(head: &crate::verify::VerifiedHead<'_>) -> HeadCoverage {
+    #[cfg(feature = "server")]
+    let covered_fields = head
+        .covered_fields()
+        .names()
+        .map(|names| names.split_terminator(' ').map(str::to_owned).collect());
+    #[cfg(not(feature = "server"))]
+    let covered_fields = None;
+    HeadCoverage {
+        covers_deadline: head.covers_deadline(),
+        covered_fields,
+    }
+}
+
+/// A request checked by a gate in front (a `VerifyLayer`) and then by a server behind it (a
+/// generated server with a verifier of its own), each as `Gate::admit` does it: the head, then
+/// a replay asked of the store, then the body and the nonces. The server leaves to the gate
+/// what the gate did for the same signature (`VerifiedHead::behind`). Gives the gate's answer,
+/// and the server's when the gate admitted the request.
+pub async fn verify_behind(
+    gate: &crate::verify::Verifier,
+    server: &crate::verify::Verifier,
+    method: &http::Method,
+    uri: &http::Uri,
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> (
+    Result<crate::verify::Caller, crate::verify::VerifyError>,
+    Option<Result<crate::verify::Caller, crate::verify::VerifyError>>,
+) {
+    use crate::verify::{VerifiedHead, VerifyError};
+    async fn admit(
+        head: Result<VerifiedHead<'_>, VerifyError>,
+        body: &[u8],
+    ) -> Result<crate::verify::Caller, VerifyError> {
+        let head = head?;
+        if head.replayed().await? {
+            return Err(VerifyError::Replayed);
+        }
+        head.verify_body(body).await
+    }
+    let head = gate.verify_head(method, uri, headers);
+    let admitted = head.as_ref().ok().map(VerifiedHead::admitted);
+    let in_front = admit(head, body).await;
+    let Some(admitted) = admitted.filter(|_| in_front.is_ok()) else {
+        return (in_front, None);
+    };
+    let head = server.verify_head(method, uri, headers).map(|mut head| {
+        head.behind(&admitted);
+        head
+    });
+    (in_front, Some(admit(head, body).await))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

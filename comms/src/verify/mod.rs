@@ -436,6 +436,12 @@ impl CoveredFields {
         CoveredFields(Some(names.into()))
     }
 
+    /// The names of the fields vouched for, each followed by a space; `None` for every one.
+    #[cfg(any(fuzzing, test, feature = "__internals"))]
+    pub(crate) fn names(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+
     /// Whether the field `name` (in any case) is vouched for.
     pub(crate) fn covers(&self, name: &str) -> bool {
         self.0.as_deref().is_none_or(|covered| {
