@@ -19,8 +19,10 @@
 //! - the same request again is refused as a replay, and so is each other valid signature
 //!   sent alone;
 //! - through a gate and a server behind it that verifies too (sharing the gate's store, as a
-//!   clone or another instance at the same location, or with one of its own), the request is
-//!   admitted by both, its nonces recorded once in each store, and its replay refused.
+//!   clone or another instance at the same location, or with one of its own; knowing all the
+//!   gate's keys or some, so that it may check another of the request's signatures), the
+//!   request is admitted in front, and behind as the model says of the server's keys; its
+//!   nonces are recorded once in each store, and its replay is refused.
 //!
 //! Where the model cannot tell (a `created` or `expires` within two seconds of the window's
 //! edge, a member of a field that is not a generated Dictionary), only the invariants that
@@ -842,7 +844,11 @@ fuzz_target!(|input: Input| {
             let authority = HOSTS[authority as usize % HOSTS.len()];
             format!("{scheme}://{authority}{origin}")
         }
-        Target::Authority if *method == Method::CONNECT => host.to_ascii_lowercase(),
+        Target::Authority if *method == Method::CONNECT => {
+            // No path, no query.
+            query.clear();
+            host.to_ascii_lowercase()
+        }
         Target::Authority => return,
     };
     let Ok(uri) = uri_text.parse::<Uri>() else {
@@ -1034,54 +1040,58 @@ fuzz_target!(|input: Input| {
             value_of(b.label) != Some(expected.as_str()),
         ))
     };
-    let known = |i: usize| built[i].key < KNOWN_KEYS;
-    let first = entries.iter().map(|(_, i)| *i).find(|i| known(*i));
-    let others: Vec<usize> = entries
-        .iter()
-        .map(|(_, i)| *i)
-        .filter(|i| Some(*i) != first && known(*i))
-        .collect();
-
     // Each field is at most 8 KiB, or it is refused unparsed.
     let size = |name: &str| -> usize { signed.get_all(name).iter().map(|v| v.len()).sum() };
-    let mut expected = Verdict::fail_if(
-        values.is_empty() || size("signature-input") > 8192 || size("signature") > 8192,
-    );
-    let mut accepted_by = None;
-    if let Some(first) = first {
-        let b = &built[first];
-        expected = expected.and(passes(first));
-        expected = expected.and(Verdict::fail_if(others.len() > 4));
-        for other in &others {
-            expected = expected.and(built[*other].future);
+    let oversized = size("signature-input") > 8192 || size("signature") > 8192;
+    // What a verifier knowing the keys `keys` answers: its answer, the signature it checks,
+    // and the other signatures by keys it knows.
+    let judge = |keys: &[usize]| {
+        let known = |i: usize| keys.contains(&built[i].key);
+        let first = entries.iter().map(|(_, i)| *i).find(|i| known(*i));
+        let others: Vec<usize> = entries
+            .iter()
+            .map(|(_, i)| *i)
+            .filter(|i| Some(*i) != first && known(*i))
+            .collect();
+        let mut expected = Verdict::fail_if(values.is_empty() || oversized);
+        match first {
+            Some(first) => {
+                let b = &built[first];
+                expected = expected.and(passes(first));
+                expected = expected.and(Verdict::fail_if(others.len() > 4));
+                for other in &others {
+                    expected = expected.and(built[*other].future);
+                }
+                if b.covers_digest {
+                    // Every digest named must match, and one must be.
+                    let matches = digest.is_some_and(|d| {
+                        (d.sha256.is_some() || d.sha512.is_some())
+                            && d.sha256 != Some(false)
+                            && d.sha512 != Some(false)
+                    });
+                    expected = expected.and(Verdict::fail_if(!matches));
+                } else {
+                    expected = expected.and(Verdict::fail_if(!body.is_empty()));
+                }
+            }
+            None => expected = Verdict::Fail,
         }
-        if b.covers_digest {
-            // Every digest named must match, and one must be.
-            let matches = digest.is_some_and(|d| {
-                (d.sha256.is_some() || d.sha512.is_some())
-                    && d.sha256 != Some(false)
-                    && d.sha512 != Some(false)
-            });
-            expected = expected.and(Verdict::fail_if(!matches));
-        } else {
-            expected = expected.and(Verdict::fail_if(!body.is_empty()));
-        }
-        accepted_by = Some(b.key);
-    } else {
-        expected = Verdict::Fail;
-    }
-    let expected = match (expected, accepted_by) {
-        (Verdict::Pass, Some(_)) => Expected::Accept,
-        (Verdict::Fail, _) | (_, None) => Expected::Refuse,
-        (Verdict::Unsure, _) => Expected::Either,
+        let expected = match expected {
+            Verdict::Pass => Expected::Accept,
+            Verdict::Fail => Expected::Refuse,
+            Verdict::Unsure => Expected::Either,
+        };
+        (expected, first, others)
     };
+    const ALL_KEYS: [usize; KNOWN_KEYS] = [0, 1, 2];
+    let (expected, first, others) = judge(&ALL_KEYS);
 
-    let configured = |store: &Store| {
-        let mut verifier = Verifier::new()
-            .service(KEYS[0].0, KEYS[0].2)
-            .key(KEYS[1].0, KEYS[1].1, KEYS[1].2)
-            .service(KEYS[2].0, KEYS[2].2)
-            .nonce_store(store.clone());
+    let configured = |store: &Store, keys: &[usize]| {
+        let mut verifier = Verifier::new().nonce_store(store.clone());
+        for key in keys {
+            let (key_id, service, secret) = KEYS[*key];
+            verifier = verifier.key(key_id, service, secret);
+        }
         if let Some(scheme) = scheme {
             verifier = verifier.scheme(scheme);
         }
@@ -1091,7 +1101,7 @@ fuzz_target!(|input: Input| {
         verifier
     };
     let store = Store::default();
-    let verifier = configured(&store);
+    let verifier = configured(&store, &ALL_KEYS);
 
     let result = verify(&verifier, method, &uri, &signed, body);
     let recorded = store.take_recorded();
@@ -1109,7 +1119,8 @@ fuzz_target!(|input: Input| {
     };
 
     // Accepted: by the first signature under a known key.
-    let first = &built[first.expect("a signature under a known key")];
+    let first_index = first.expect("a signature under a known key");
+    let first = &built[first_index];
     let (key_id, service, _) = KEYS[first.key];
     assert_eq!((caller.key_id(), caller.service_id()), (key_id, service));
     assert_eq!(coverage.covers_deadline, first.covers_deadline);
@@ -1119,34 +1130,42 @@ fuzz_target!(|input: Input| {
     );
 
     // Its nonces: the first's, and each other valid signature's, one per service and nonce,
-    // kept until the latest of their `created` can no longer pass.
-    let keep_until = |created: i64| UNIX_EPOCH + Duration::from_secs((created + SKEW + 1) as u64);
-    let mut wanted: Vec<(String, String, SystemTime)> = Vec::new();
-    let mut unsure = false;
-    let mut add = |b: &Built| {
-        let service = KEYS[b.key].1.to_owned();
-        let nonce = b.nonce.unwrap().to_owned();
-        let until = keep_until(b.created.unwrap());
-        match wanted
-            .iter_mut()
-            .find(|(s, n, _)| *s == service && *n == nonce)
+    // kept until the latest of their `created` can no longer pass. Also whether the model
+    // cannot tell, and the other signatures that are valid.
+    let nonces = |first: usize, others: &[usize]| {
+        let keep_until =
+            |created: i64| UNIX_EPOCH + Duration::from_secs((created + SKEW + 1) as u64);
+        let mut wanted: Vec<(String, String, SystemTime)> = Vec::new();
+        let mut unsure = false;
+        let mut valid_others = Vec::new();
+        for (i, b) in std::iter::once(first)
+            .chain(others.iter().copied())
+            .map(|i| (i, &built[i]))
         {
-            Some(seen) => seen.2 = seen.2.max(until),
-            None => wanted.push((service, nonce, until)),
-        }
-    };
-    add(first);
-    let mut valid_others = Vec::new();
-    for other in &others {
-        match passes(*other) {
-            Verdict::Pass => {
-                add(&built[*other]);
-                valid_others.push(*other);
+            if i != first {
+                match passes(i) {
+                    Verdict::Pass => valid_others.push(i),
+                    Verdict::Unsure => {
+                        unsure = true;
+                        continue;
+                    }
+                    Verdict::Fail => continue,
+                }
             }
-            Verdict::Unsure => unsure = true,
-            Verdict::Fail => {}
+            let service = KEYS[b.key].1.to_owned();
+            let nonce = b.nonce.unwrap().to_owned();
+            let until = keep_until(b.created.unwrap());
+            match wanted
+                .iter_mut()
+                .find(|(s, n, _)| *s == service && *n == nonce)
+            {
+                Some(seen) => seen.2 = seen.2.max(until),
+                None => wanted.push((service, nonce, until)),
+            }
         }
-    }
+        (wanted, unsure, valid_others)
+    };
+    let (wanted, unsure, valid_others) = nonces(first_index, &others);
     let sorted = |mut v: Vec<(String, String, SystemTime)>| {
         v.sort();
         v
@@ -1194,39 +1213,58 @@ fuzz_target!(|input: Input| {
         );
     }
 
-    // Through a gate and a server behind it, each verifying: admitted by both once, each nonce
-    // recorded once in each store (once in all when theirs is one), and a replay refused.
+    // Through a gate and a server behind it, each verifying: admitted by the gate, and by the
+    // server as the model says of a verifier knowing the server's keys (which may pick another
+    // of the request's signatures); each nonce recorded once in each store (once in all when
+    // theirs is one, the server leaving to the gate what it recorded), and a replay refused.
     let gate_store = Store(Default::default(), Some("fuzz"));
-    let gate = configured(&gate_store);
+    let gate = configured(&gate_store, &ALL_KEYS);
+    let server_keys: &[usize] = [&ALL_KEYS[..], &[2], &[1, 2], &[0]][input.behind as usize / 3 % 4];
     let (server, server_store) = match input.behind % 3 {
-        0 => (gate.clone(), None),
-        1 => {
+        0 if server_keys == ALL_KEYS => (gate.clone(), None),
+        0 | 1 => {
             let other = Store(gate_store.0.clone(), Some("fuzz"));
-            (configured(&other), None)
+            (configured(&other, server_keys), None)
         }
         _ => {
             let own = Store::default();
-            (configured(&own), Some(own))
+            (configured(&own, server_keys), Some(own))
         }
     };
-    let unsure = unsure || expected == Expected::Either;
+    let (server_expected, server_first, server_others) = judge(server_keys);
+    let gate_unsure = unsure || expected == Expected::Either;
     let (in_front, behind) = ready(comms::__internals::verify_behind(
         &gate, &server, method, &uri, &signed, body,
     ));
-    match (&in_front, &behind) {
-        (Ok(a), Some(Ok(b))) => {
-            assert_eq!((a.key_id(), b.key_id()), (key_id, key_id));
-            let in_gate = gate_store.take_recorded();
-            let in_own = server_store.as_ref().map(Store::take_recorded);
-            if !unsure {
-                assert_eq!(sorted(in_gate), sorted(wanted.clone()), "recorded in front");
-                if let Some(in_own) = in_own {
-                    assert_eq!(sorted(in_own), sorted(wanted.clone()), "recorded behind");
-                }
+    let in_gate = gate_store.take_recorded();
+    let in_own = server_store.as_ref().map(Store::take_recorded);
+    match &in_front {
+        Ok(a) => assert_eq!(a.key_id(), key_id),
+        Err(_) if gate_unsure => return,
+        Err(e) => panic!("refused in front ({e:?}) a request verified alone"),
+    }
+    if !gate_unsure {
+        assert_eq!(sorted(in_gate), sorted(wanted.clone()), "recorded in front");
+    }
+    let behind = behind.expect("a request admitted in front goes on");
+    match (&behind, server_expected) {
+        (Err(_), Expected::Refuse | Expected::Either) => {
+            if let Some(in_own) = &in_own {
+                assert!(in_own.is_empty(), "refused behind, recorded {in_own:?}");
             }
         }
-        _ if unsure => return,
-        _ => panic!("behind a gate: {in_front:?}, then {behind:?}"),
+        (Err(e), Expected::Accept) => panic!("refused behind ({e:?}) what the model accepts"),
+        (Ok(_), Expected::Refuse) => panic!("accepted behind what the model refuses"),
+        (Ok(b), Expected::Accept | Expected::Either) => {
+            let server_first = server_first.expect("a signature under a key it knows");
+            assert_eq!(b.key_id(), KEYS[built[server_first].key].0);
+            let (server_wanted, server_unsure, _) = nonces(server_first, &server_others);
+            if let Some(in_own) = in_own
+                && !server_unsure
+            {
+                assert_eq!(sorted(in_own), sorted(server_wanted), "recorded behind");
+            }
+        }
     }
     let (in_front, behind) = ready(comms::__internals::verify_behind(
         &gate, &server, method, &uri, &signed, body,
