@@ -914,7 +914,12 @@ pub(crate) fn ungroup_types(mut item: ItemTrait) -> ItemTrait {
 /// Future<Output = T> + Send` (the form the generated trait has), read as the `async fn m(&self)
 /// -> T` it is. A method whose future has other bounds, or a body, is left as written, and
 /// reported as not an `async fn`.
-pub(crate) fn async_written_out(mut item: ItemTrait) -> ItemTrait {
+///
+/// Also gives a use of each bound's path as written (`Future`, `Send`), for the expansion to
+/// carry: the trait it makes names its own, and an import of the user's for the written-out
+/// form would otherwise be reported unused.
+pub(crate) fn async_written_out(mut item: ItemTrait) -> (ItemTrait, proc_macro2::TokenStream) {
+    let mut written: Vec<syn::Path> = Vec::new();
     for trait_item in &mut item.items {
         let TraitItem::Fn(f) = trait_item else {
             continue;
@@ -954,11 +959,33 @@ pub(crate) fn async_written_out(mut item: ItemTrait) -> ItemTrait {
             }
         }
         if let (Some(output), false) = (output, other) {
+            for bound in &imp.bounds {
+                if let syn::TypeParamBound::Trait(t) = bound {
+                    let mut path = t.path.clone();
+                    if let Some(last) = path.segments.last_mut()
+                        && !last.arguments.is_none()
+                    {
+                        last.arguments = syn::PathArguments::AngleBracketed(
+                            syn::parse_quote_spanned!(last.ident.span()=> <Output = ()>),
+                        );
+                    }
+                    written.push(path);
+                }
+            }
             f.sig.asyncness = Some(syn::Token![async](f.sig.fn_token.span));
             f.sig.output = syn::ReturnType::Type(Default::default(), Box::new(output));
         }
     }
-    item
+    let uses = match written.is_empty() {
+        true => proc_macro2::TokenStream::new(),
+        false => quote::quote! {
+            const _: () = {
+                #[allow(dead_code)]
+                fn written_out(#(_: &dyn #written),*) {}
+            };
+        },
+    };
+    (item, uses)
 }
 
 /// `ty` without parentheses, or the invisible group a `macro_rules!` `$t:ty` arrives in (after

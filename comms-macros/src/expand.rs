@@ -15,7 +15,7 @@ use crate::template::Segment;
 use crate::{ast, valid};
 
 pub(crate) fn service_client(args: TokenStream, input: TokenStream) -> TokenStream {
-    let item: ItemTrait = match syn::parse2(input.clone()) {
+    let (item, written_out) = match syn::parse2(input.clone()) {
         Ok(item) => ast::async_written_out(ast::ungroup_types(item)),
         Err(_) => return not_a_trait(input),
     };
@@ -23,7 +23,7 @@ pub(crate) fn service_client(args: TokenStream, input: TokenStream) -> TokenStre
     let args = attr::parse_args(&cx, args);
     let service = Service::from_trait(&cx, &item, args);
     valid::check(&cx, &service);
-    let output = match cx.check() {
+    let mut output = match cx.check() {
         Ok(()) => expand(&service),
         Err(errors) => {
             let mut out = errors.into_compile_error();
@@ -31,6 +31,7 @@ pub(crate) fn service_client(args: TokenStream, input: TokenStream) -> TokenStre
             out
         }
     };
+    output.extend(written_out);
     if std::env::var_os("COMMS_MACROS_DEBUG").is_some_and(|v| v == "1") {
         eprintln!(
             "// #[service_client] expansion of `{}`\n{output}\n",

@@ -1,5 +1,7 @@
 //! A method written as what `async fn` means, `fn .. -> impl Future<Output = ..> + Send` (the
-//! form the generated trait has), is the `async fn` it stands for.
+//! form the generated trait has), is the `async fn` it stands for; the imports its bounds are
+//! written with are used.
+#![deny(unused_imports)]
 
 use std::future::Future;
 
