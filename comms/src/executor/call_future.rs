@@ -216,7 +216,7 @@ where
                 PhaseProj::Sending { sent, awaited } => match sent.poll(cx) {
                     // A client given with `http_client` may follow redirects: its response is
                     // then another location's, and the signed request has travelled there.
-                    Poll::Ready(Ok(response)) if run.redirected(&response) => {
+                    Poll::Ready(Ok(response)) if run.redirected(executor, &response) => {
                         let location = crate::response::shown(response.url());
                         Attempt::Redirected(response.status(), location)
                     }
@@ -308,8 +308,12 @@ impl<'a> Run<'a> {
     }
 
     /// Whether `response` is not the answer to the request sent but to one the client made
-    /// following a redirect (only a client given with `http_client` does).
-    fn redirected(&self, response: &reqwest::Response) -> bool {
+    /// following a redirect. Only a client given with `http_client` can: comms' own never
+    /// follows one, and its answers' URLs are not compared.
+    fn redirected(&self, executor: &Executor, response: &reqwest::Response) -> bool {
+        if executor.inner.default_client {
+            return false;
+        }
         let prepared = self.prepared.as_ref().expect("prepared before any attempt");
         response.url() != &prepared.url
     }
