@@ -167,6 +167,30 @@ async fn pair() -> (CatalogImpl, CatalogClient, String) {
     (service, client, url)
 }
 
+/// A catalog served without a verifier, for requests a comms client would not send: its URL.
+async fn unverified_catalog() -> String {
+    serve(
+        CatalogServer::new(CatalogImpl::default())
+            .unverified()
+            .into_router(),
+    )
+    .await
+}
+
+/// An unsigned `PUT /albums/1/cover` of a multipart `body` (boundary `B`) to an
+/// [unverified catalog](unverified_catalog) at `url`: the answer's status and text.
+async fn put_cover(url: &str, body: impl Into<reqwest::Body>) -> (reqwest::StatusCode, String) {
+    let response = reqwest::Client::new()
+        .put(format!("{url}/albums/1/cover"))
+        .header("content-type", "multipart/form-data; boundary=B")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.text().await.unwrap())
+}
+
 fn filter(text: &str, min: Option<u32>, tags: &[&str]) -> Filter {
     Filter {
         text: text.into(),
@@ -208,10 +232,7 @@ async fn a_flattened_query_struct_round_trips_beside_plain_query_arguments() {
 /// whatever the request sent.
 #[tokio::test]
 async fn a_400_does_not_send_the_request_back() {
-    let router = CatalogServer::new(CatalogImpl::default())
-        .unverified()
-        .into_router();
-    let url = serve(router).await;
+    let url = unverified_catalog().await;
     let http = reqwest::Client::new();
     let controls = "\u{1}".repeat(1_000_000);
     let long = "x".repeat(1_000_000);
@@ -249,10 +270,7 @@ async fn a_400_does_not_send_the_request_back() {
 /// a `+`; a comms client sends `%20`, and a plus as `%2B`.
 #[tokio::test]
 async fn a_plus_in_a_query_from_another_client_is_a_space() {
-    let router = CatalogServer::new(CatalogImpl::default())
-        .unverified()
-        .into_router();
-    let url = serve(router).await;
+    let url = unverified_catalog().await;
     let body = reqwest::get(format!(
         "{url}/search?page=2&q=ada+lovelace&tag=a+b&tag=c%2Bd&sort-by=name+%2B+up"
     ))
@@ -1238,26 +1256,14 @@ async fn a_coded_body_is_told_to_use_identity_and_identity_written_any_way_is_re
 /// trim the name would read a file name, or another name, that a reader ignoring it does not.
 #[tokio::test]
 async fn a_part_header_folded_or_with_a_space_before_its_colon_is_a_400() {
-    let router = CatalogServer::new(CatalogImpl::default())
-        .unverified()
-        .into_router();
-    let url = serve(router).await;
-    let http = reqwest::Client::new();
+    let url = unverified_catalog().await;
     let bodies: [&[u8]; 3] = [
         b"--B\r\nContent-Disposition: form-data; name=\"cover\"\r\n ; filename=\"a:b.php\"\r\n\r\nx\r\n--B--",
         b"--B\r\nContent-Disposition: form-data; name=\"cover\"\r\n\tfilename=\"a:b.php\"\r\n\r\nx\r\n--B--",
         b"--B\r\nContent-Disposition: form-data; name=\"cover\"\r\nContent-Disposition : form-data; name=\"other\"\r\n\r\nx\r\n--B--",
     ];
     for body in bodies {
-        let response = http
-            .put(format!("{url}/albums/1/cover"))
-            .header("content-type", "multipart/form-data; boundary=B")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
+        let (status, text) = put_cover(&url, body).await;
         assert_eq!(status, 400, "{}: {text}", String::from_utf8_lossy(body));
         assert!(text.contains("not a token"), "{text}");
     }
@@ -1268,10 +1274,7 @@ async fn a_part_header_folded_or_with_a_space_before_its_colon_is_a_400() {
 /// read another boundary, or another type, out of the same signed request.
 #[tokio::test]
 async fn two_content_types_for_a_form_or_multipart_body_are_a_400() {
-    let router = CatalogServer::new(CatalogImpl::default())
-        .unverified()
-        .into_router();
-    let url = serve(router).await;
+    let url = unverified_catalog().await;
     let http = reqwest::Client::new();
     let cases: [(&str, [&str; 2], &[u8]); 2] = [
         (
@@ -1321,18 +1324,11 @@ async fn two_content_types_for_a_form_or_multipart_body_are_a_400() {
 /// with `name` among them, are ignored as before.
 #[tokio::test]
 async fn a_starred_name_or_filename_parameter_is_a_400_and_others_are_ignored() {
-    let router = CatalogServer::new(CatalogImpl::default())
-        .unverified()
-        .into_router();
-    let url = serve(router).await;
-    let http = reqwest::Client::new();
+    let url = unverified_catalog().await;
     let put = |disposition: &str| {
-        http.put(format!("{url}/albums/1/cover"))
-            .header("content-type", "multipart/form-data; boundary=B")
-            .body(format!(
-                "--B\r\nContent-Disposition: form-data; {disposition}\r\n\r\nx\r\n--B--"
-            ))
-            .send()
+        let body =
+            format!("--B\r\nContent-Disposition: form-data; {disposition}\r\n\r\nx\r\n--B--");
+        put_cover(&url, body)
     };
     for disposition in [
         "name=\"cover\"; name*=UTF-8''other",
@@ -1340,9 +1336,7 @@ async fn a_starred_name_or_filename_parameter_is_a_400_and_others_are_ignored() 
         "name=\"cover\"; FILENAME*=UTF-8''b.php",
         "name=\"cover\"; filename*0=\"b.php\"",
     ] {
-        let response = put(disposition).await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
+        let (status, text) = put(disposition).await;
         assert_eq!(status, 400, "{disposition}: {text}");
         assert!(text.contains("RFC 7578"), "{disposition}: {text}");
     }
@@ -1350,9 +1344,9 @@ async fn a_starred_name_or_filename_parameter_is_a_400_and_others_are_ignored() 
         "name=\"cover\"; names=\"x\"; name_2=y; filenames=z",
         "namex=\"q\"; name=\"cover\"",
     ] {
-        let response = put(disposition).await.unwrap();
-        assert_eq!(response.status(), 200, "{disposition}");
-        let parts: Vec<Seen> = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        let (status, text) = put(disposition).await;
+        assert_eq!(status, 200, "{disposition}: {text}");
+        let parts: Vec<Seen> = serde_json::from_str(&text).unwrap();
         assert_eq!(parts, [("cover".into(), None, None, b"x".to_vec())]);
     }
 }
