@@ -255,12 +255,7 @@ async fn an_exhausted_retry_budget_is_counted() {
 async fn an_attempt_whose_header_hook_fails_ends_with_the_hooks_error_and_sends_nothing() {
     let (spans, _guard) = record_spans();
     let server = TestServer::always(Reply::ok_json(serde_json::json!({}))).await;
-    let exec = Executor::builder()
-        .base_url(server.url())
-        .service_id("billing")
-        .secret(SECRET)
-        .retry(RetryConfig::none())
-        .breaker(BreakerConfig::disabled())
+    let exec = comms_tests::plain_builder(&server.url(), "billing", SECRET)
         .header_hook(|| async {
             Err::<comms::http::HeaderMap, _>(Error::Config {
                 key: "token".into(),
@@ -497,12 +492,7 @@ async fn a_response_too_large_keeps_its_status_code() {
     let big = serde_json::json!({ "filler": "x".repeat(4096) });
     let server = TestServer::always(Reply::ok_json(big)).await;
     let port = server.addr().port();
-    let exec = Executor::builder()
-        .base_url(server.url())
-        .service_id("billing")
-        .secret(SECRET)
-        .retry(RetryConfig::none())
-        .breaker(BreakerConfig::disabled())
+    let exec = comms_tests::plain_builder(&server.url(), "billing", SECRET)
         .max_response_bytes(1024)
         .build()
         .unwrap();
@@ -710,12 +700,7 @@ async fn a_redirected_attempt_is_of_error_type_config() {
     let target = TestServer::always(Reply::status(200)).await;
     let location = format!("{}/elsewhere", target.url());
     let server = TestServer::always(Reply::status(302).header("location", &location)).await;
-    let exec = Executor::builder()
-        .base_url(server.url())
-        .service_id("billing")
-        .secret(SECRET)
-        .retry(RetryConfig::none())
-        .breaker(BreakerConfig::disabled())
+    let exec = comms_tests::plain_builder(&server.url(), "billing", SECRET)
         .http_client(comms::reqwest::Client::new())
         .build()
         .unwrap();
@@ -753,12 +738,7 @@ async fn a_504_at_the_told_deadline_is_an_attempt_of_error_type_timeout() {
         }),
     );
     let url = serve(app).await;
-    let exec = Executor::builder()
-        .base_url(url)
-        .service_id("billing")
-        .secret(SECRET)
-        .retry(RetryConfig::none())
-        .breaker(BreakerConfig::disabled())
+    let exec = comms_tests::plain_builder(&url, "billing", SECRET)
         .deadline(Duration::from_millis(20))
         .build()
         .unwrap();

@@ -101,13 +101,17 @@ pub fn executor_with(
 /// An executor signing as `service_id` with `secret`, with no retries and no breaker: what a
 /// test that counts requests calls with.
 pub fn plain_executor(url: &str, service_id: &str, secret: &str) -> comms::Executor {
-    executor_with(
-        url,
-        service_id,
-        secret,
-        comms::RetryConfig::none(),
-        comms::BreakerConfig::disabled(),
-    )
+    plain_builder(url, service_id, secret).build().unwrap()
+}
+
+/// The builder of a [`plain_executor`], for a test that sets more (its client, a deadline).
+pub fn plain_builder(url: &str, service_id: &str, secret: &str) -> comms::ExecutorBuilder {
+    comms::Executor::builder()
+        .base_url(url)
+        .service_id(service_id)
+        .secret(secret)
+        .retry(comms::RetryConfig::none())
+        .breaker(comms::BreakerConfig::disabled())
 }
 
 /// A generated client (`C`) of the service at `url`, signing as its attribute says with
