@@ -64,6 +64,10 @@ pub struct Rejection {
     identity_only: bool,
 }
 
+/// Marks the response of a request refused before its method ran.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Unrun;
+
 /// The most of a refusal's message a response carries: enough to name the argument and say
 /// why, not the request's own bytes back at any length (a parser's error quotes the value).
 const REJECTION_LIMIT: usize = 1024;
@@ -88,6 +92,9 @@ impl Rejection {
     /// The response.
     pub fn into_response(self) -> http::Response<Bytes> {
         let mut response = respond_message(self.status, &self.message);
+        // The method never ran: an idempotent method's key is released, not kept with this
+        // answer, so that the request sent again corrected runs (see `serve::to_keep`).
+        response.extensions_mut().insert(Unrun);
         if self.identity_only {
             // RFC 9110 §12.5.3: the codings a refused request may use instead.
             response.headers_mut().insert(

@@ -230,6 +230,39 @@ async fn an_answer_asking_for_the_request_again_is_not_kept() {
 }
 
 #[tokio::test]
+async fn an_argument_refused_before_the_method_ran_leaves_the_key_free() {
+    let (service, _, url) = pair().await;
+    let exec = comms_tests::plain_executor(&url, "billing", SECRET);
+    let order = |body: serde_json::Value| {
+        Call::post("/orders")
+            .header("Idempotency-Key", "k-mistake")
+            .idempotent(true)
+            .json(&body)
+    };
+    // A number where the method takes a string: a 400 from the argument, the method unrun.
+    let err = exec.execute(order(serde_json::json!(5))).await.unwrap_err();
+    assert!(matches!(err, Error::BadRequest(_)), "{err}");
+    assert_eq!(service.calls.load(Ordering::SeqCst), 0);
+    // Sent again corrected under the same key, it runs: the refusal was not kept as the key's
+    // answer, nor the key tied to the first body (which would be a 422).
+    let ran = exec
+        .execute(order(serde_json::json!("book")))
+        .await
+        .unwrap();
+    assert_eq!(ran.json::<u64>().unwrap(), 1);
+    let again = exec
+        .execute(order(serde_json::json!("book")))
+        .await
+        .unwrap();
+    assert_eq!(again.json::<u64>().unwrap(), 1, "answered from memory");
+    assert_eq!(
+        service.calls.load(Ordering::SeqCst),
+        1,
+        "the method ran once"
+    );
+}
+
+#[tokio::test]
 async fn an_idempotency_key_reused_on_another_path_or_query_is_refused() {
     let (service, _, url) = pair().await;
     let exec = comms_tests::plain_executor(&url, "billing", SECRET);

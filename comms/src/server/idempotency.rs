@@ -19,7 +19,9 @@
 //!   query, `#[header]` arguments and body, so the same key sent to `/accounts/2/charge` after
 //!   `/accounts/1/charge` is refused, not answered with the first account's answer.
 //! - An answer that asks for the request again (408, 429), a server error (5xx) or a method
-//!   that panicked is not kept: the key is released, and a retry runs the method again.
+//!   that panicked is not kept: the key is released, and a retry runs the method again. Nor
+//!   is the refusal of an argument that did not parse (400, 415): the method never ran, and
+//!   the request sent again with its mistake corrected runs under the same key.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;

@@ -314,15 +314,20 @@ fn internal_error() -> http::Response<Bytes> {
 }
 
 /// What of a claimed method's answer is kept for its key: `None` for an answer that says the
-/// request was not carried out (408, 429, a 5xx, a panic's 500) and for a streamed one, which
-/// cannot be kept.
+/// request was not carried out (408, 429, a 5xx, a panic's 500, a refusal of its arguments
+/// before the method ran) and for a streamed one, which cannot be kept.
 fn to_keep(answer: &Answer) -> Option<StoredResponse> {
     match answer {
-        Answer::Whole(response) if is_kept(response.status()) => Some(StoredResponse {
-            status: response.status(),
-            headers: response.headers().clone(),
-            body: response.body().clone(),
-        }),
+        Answer::Whole(response)
+            if is_kept(response.status())
+                && response.extensions().get::<super::Unrun>().is_none() =>
+        {
+            Some(StoredResponse {
+                status: response.status(),
+                headers: response.headers().clone(),
+                body: response.body().clone(),
+            })
+        }
         _ => None,
     }
 }
