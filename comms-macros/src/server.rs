@@ -174,6 +174,14 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
                 self
             }
 
+            /// How long a request may take to deliver its body (10 s by default, and never
+            /// longer than the deadline it carries); a body still arriving then gets a 408.
+            #[must_use]
+            pub fn body_timeout(mut self, timeout: ::core::time::Duration) -> Self {
+                self.settings.body_timeout(timeout);
+                self
+            }
+
             /// The router: one route per method of the trait, mergeable with other routes
             /// (a router with a state of its own takes this one as `.with_state(())`).
             /// Serve it at the root of the base URL its clients use, or under the base URL's

@@ -42,6 +42,40 @@ async fn an_unverified_server_serves_without_a_caller() {
 }
 
 #[tokio::test]
+async fn a_body_slower_than_the_servers_body_timeout_is_a_408() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let service = DirectoryImpl::default();
+    let router = DirectoryServer::new(service.clone())
+        .unverified()
+        .body_timeout(Duration::from_millis(200))
+        .into_router();
+    let url = serve(router).await;
+    let mut stream = tokio::net::TcpStream::connect(url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    // A head announcing a body that never comes.
+    let head = "POST /orders HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+                content-length: 6\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = [0u8; 12];
+    // The default, 10 s, would outlast this.
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut answer))
+        .await
+        .expect("answered within the body timeout")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert_eq!(answer, "HTTP/1.1 408");
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert_eq!(
+        service.calls.load(Ordering::SeqCst),
+        0,
+        "the method never ran"
+    );
+}
+
+#[tokio::test]
 async fn the_router_merges_with_other_routes() {
     let router = DirectoryServer::new(DirectoryImpl::default())
         .verifier(Verifier::new().service("billing", SECRET))

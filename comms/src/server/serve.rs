@@ -110,6 +110,11 @@ impl Settings {
     pub fn max_body_bytes(&mut self, limit: usize) {
         self.gate.max_body_bytes = limit;
     }
+
+    /// How long a request may take to deliver its body.
+    pub fn body_timeout(&mut self, timeout: std::time::Duration) {
+        self.gate.body_timeout = timeout;
+    }
 }
 
 /// Runs one request through the gate and then `method`, with the verified caller in scope; a
