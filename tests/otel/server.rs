@@ -29,6 +29,46 @@ async fn relay_through_b() -> TestServer {
     c
 }
 
+/// A SERVER span has what the conventions ask of one beside the path: the query (a signed
+/// URL's credentials redacted), the protocol's version and the caller's user agent.
+#[tokio::test]
+async fn a_server_span_has_the_query_the_protocol_version_and_the_user_agent() {
+    let (spans, _guard) = record_spans();
+    let app = Router::new()
+        .route("/search", get(|| async { "found" }))
+        .layer(VerifyLayer::new(Verifier::new().service("billing", SECRET)));
+    let url = serve(app).await;
+    plain_executor(&url, "billing", SECRET)
+        .execute(
+            Call::get("/search")
+                .route("/search")
+                .query("q", "otel")
+                .query("sig", "s3cr3t")
+                .header("User-Agent", "inventory/2.1"),
+        )
+        .await
+        .unwrap();
+
+    let spans = spans.get_finished_spans().unwrap();
+    let server = spans
+        .iter()
+        .find(|s| s.span_kind == SpanKind::Server)
+        .unwrap_or_else(|| panic!("a SERVER span: {spans:#?}"));
+    assert_eq!(text(server, "url.path").as_deref(), Some("/search"));
+    assert_eq!(
+        text(server, "url.query").as_deref(),
+        Some("q=otel&sig=REDACTED")
+    );
+    assert_eq!(
+        text(server, "network.protocol.version").as_deref(),
+        Some("1.1")
+    );
+    assert_eq!(
+        text(server, "user_agent.original").as_deref(),
+        Some("inventory/2.1")
+    );
+}
+
 /// A → B → C: A calls B's route behind `VerifyLayer`, whose handler calls C. Every span is in
 /// A's trace, B's SERVER span is the child of A's attempt, and B's call to C is the child of
 /// B's SERVER span.

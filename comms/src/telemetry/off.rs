@@ -74,18 +74,6 @@ pub(crate) fn trace_fields_covered(_headers: &HeaderMap, _covered: impl Fn(&str)
 pub(crate) struct ServerTrace;
 
 impl ServerTrace {
-    #[inline]
-    pub(crate) fn start(
-        _method: &Method,
-        _uri: &Uri,
-        _headers: &HeaderMap,
-        _route: Option<std::borrow::Cow<'static, str>>,
-        _scheme: Option<&str>,
-        _trusted: bool,
-    ) -> ServerTrace {
-        ServerTrace
-    }
-
     #[cfg(feature = "server")]
     #[inline]
     pub(crate) fn start_served(
@@ -100,14 +88,12 @@ impl ServerTrace {
 
     #[inline]
     pub(crate) fn start_layer(
-        method: &Method,
-        uri: &Uri,
-        headers: &HeaderMap,
-        scheme: Option<&str>,
-        trusted: bool,
-        _extensions: &mut http::Extensions,
+        _parts: &mut http::request::Parts,
+        _uri: &Uri,
+        _scheme: Option<&str>,
+        _trusted: bool,
     ) -> ServerTrace {
-        ServerTrace::start(method, uri, headers, None, scheme, trusted)
+        ServerTrace
     }
 
     #[cfg(feature = "server")]

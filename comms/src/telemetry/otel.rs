@@ -149,6 +149,42 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
+/// The query keys whose values a SERVER span's `url.query` shows as `REDACTED`: the ones the
+/// conventions name, which carry a signed URL's credentials.
+const REDACTED_QUERY_KEYS: [&str; 4] = ["AWSAccessKeyId", "Signature", "sig", "X-Goog-Signature"];
+
+/// A query as `url.query` shows it: as received, but for the values of
+/// [`REDACTED_QUERY_KEYS`], each replaced by `REDACTED` (the key kept).
+fn redacted_query(query: &str) -> Cow<'_, str> {
+    let secret = |pair: &str| {
+        let key = pair.split_once('=').map_or(pair, |(key, _)| key);
+        REDACTED_QUERY_KEYS.contains(&key)
+    };
+    if !query.split('&').any(secret) {
+        return Cow::Borrowed(query);
+    }
+    let pairs: Vec<Cow<'_, str>> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if secret(pair) => Cow::Owned(format!("{key}=REDACTED")),
+            _ => Cow::Borrowed(pair),
+        })
+        .collect();
+    Cow::Owned(pairs.join("&"))
+}
+
+/// `network.protocol.version` for a request's HTTP version: `1.0`, `1.1`, `2`, `3`.
+fn protocol_version(version: http::Version) -> Option<&'static str> {
+    match version {
+        http::Version::HTTP_09 => Some("0.9"),
+        http::Version::HTTP_10 => Some("1.0"),
+        http::Version::HTTP_11 => Some("1.1"),
+        http::Version::HTTP_2 => Some("2"),
+        http::Version::HTTP_3 => Some("3"),
+        _ => None,
+    }
+}
+
 /// A span's name under the conventions: `{method} {route}`, the method alone without a route;
 /// a method the conventions do not know is written `HTTP`.
 fn span_name(method: &Method, route: Option<&str>) -> Cow<'static, str> {
@@ -607,15 +643,18 @@ impl ServerTrace {
     /// trace would be, with a link to the trace it claimed, so that an unauthenticated caller
     /// cannot put spans into another trace, nor decide whether a parent-based sampler records
     /// them.
-    pub(crate) fn start(
-        method: &Method,
+    ///
+    /// `uri` is the request's as its caller sent it (a nested router's prefix included).
+    fn start(
+        parts: &http::request::Parts,
         uri: &Uri,
-        headers: &HeaderMap,
         route: Option<Cow<'static, str>>,
         scheme: Option<&str>,
         trusted: bool,
     ) -> ServerTrace {
+        let (method, headers) = (&parts.method, &parts.headers);
         let name = span_name(method, route.as_deref());
+        let query = uri.query().map(redacted_query);
         let scheme = scheme
             .or_else(|| uri.scheme_str().filter(|s| matches!(*s, "http" | "https")))
             .unwrap_or("http");
@@ -627,8 +666,13 @@ impl ServerTrace {
             http.request.method = known_method(method).unwrap_or("_OTHER"),
             http.request.method_original = known_method(method).is_none().then(|| method.as_str()),
             url.path = uri.path(),
+            url.query = query.as_deref(),
             url.scheme = scheme,
             http.route = route.as_deref(),
+            network.protocol.version = protocol_version(parts.version),
+            user_agent.original = headers
+                .get(http::header::USER_AGENT)
+                .and_then(|agent| agent.to_str().ok()),
             http.response.status_code = Empty,
             error.type = Empty,
             otel.status_code = Empty,
@@ -671,21 +715,19 @@ impl ServerTrace {
     /// carry where it does; they also carry the route axum matched, when the layer runs after
     /// routing (`Router::layer`), which names the span unless a generated server does.
     pub(crate) fn start_layer(
-        method: &Method,
+        parts: &mut http::request::Parts,
         uri: &Uri,
-        headers: &HeaderMap,
         scheme: Option<&str>,
         trusted: bool,
-        extensions: &mut http::Extensions,
     ) -> ServerTrace {
-        let mut trace = ServerTrace::start(method, uri, headers, None, scheme, trusted);
+        let mut trace = ServerTrace::start(parts, uri, None, scheme, trusted);
         // Axum's routing, when it came before the layer (and brought axum in: `server`).
         #[cfg(feature = "server")]
         {
-            trace.matched = matched_path(extensions).map(str::to_owned);
+            trace.matched = matched_path(&parts.extensions).map(str::to_owned);
         }
         let slot = Arc::new(OnceLock::new());
-        extensions.insert(LayerTrace(slot.clone()));
+        parts.extensions.insert(LayerTrace(slot.clone()));
         trace.route_slot = Some(slot);
         trace
     }
@@ -700,14 +742,7 @@ impl ServerTrace {
         trusted: bool,
     ) -> ServerTrace {
         let route = served_route(matched_path(&parts.extensions), route);
-        ServerTrace::start(
-            &parts.method,
-            uri,
-            &parts.headers,
-            Some(route),
-            scheme,
-            trusted,
-        )
+        ServerTrace::start(parts, uri, Some(route), scheme, trusted)
     }
 
     /// For a generated server behind `VerifyLayer`, whose SERVER span this request is already
@@ -832,6 +867,25 @@ impl Drop for ServerTrace {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_query_is_shown_with_the_values_of_signed_urls_credentials_redacted() {
+        for (query, shown) in [
+            ("", ""),
+            ("q=OpenTelemetry&page=2", "q=OpenTelemetry&page=2"),
+            ("color=blue&sig=s3cr3t", "color=blue&sig=REDACTED"),
+            (
+                "Signature=a%2Fb&AWSAccessKeyId=AKIA&x=1&X-Goog-Signature=ff",
+                "Signature=REDACTED&AWSAccessKeyId=REDACTED&x=1&X-Goog-Signature=REDACTED",
+            ),
+            // A key alone has no value to hide; the names are matched as the conventions
+            // write them.
+            ("sig&SIG=1&signature=2", "sig&SIG=1&signature=2"),
+            ("sig=&sig=again", "sig=REDACTED&sig=REDACTED"),
+        ] {
+            assert_eq!(redacted_query(query), shown, "{query}");
+        }
+    }
 
     /// The prefix is what axum matched before the route's own segments, however the route
     /// ends: a parameter, a trailing segments parameter, a trailing slash, or the root.

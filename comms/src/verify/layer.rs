@@ -490,12 +490,10 @@ where
             // Added with `Router::layer`, the layer runs after routing, and the span has the
             // route axum matched; a generated server behind it names it with its own template.
             let trace = ServerTrace::start_layer(
-                &parts.method,
+                &mut parts,
                 &uri,
-                &parts.headers,
                 gate.scheme(),
                 Gate::trusts_trace(&checked),
-                &mut parts.extensions,
             );
             let served = trace.run(async {
                 match gate.admit(checked, &parts, body).await {
