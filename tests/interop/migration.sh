@@ -7,7 +7,8 @@ cd "$(dirname "$0")/../.."
 
 python="$(tests/interop/venv.sh)"
 cargo build --locked --quiet --example service
-service="target/debug/examples/service"
+# Where cargo put it: `CARGO_TARGET_DIR` when set (relative to the root, as cargo reads it).
+service="${CARGO_TARGET_DIR:-target}/debug/examples/service"
 secret="migration-example-secret"
 port=$((20000 + RANDOM % 20000))
 pid=""
