@@ -49,7 +49,8 @@
 //! # Features
 //!
 //! - `rustls` (default): TLS for `https://` base URLs through rustls.
-//! - `native-tls`: TLS through the platform's library instead.
+//! - `native-tls`: TLS through the platform's library instead (reqwest prefers it when both
+//!   are on; `default-features = false` leaves rustls out of the build).
 //! - `redis`: `redis::RedisNonceStore` and `redis::share_breakers`, fleet-wide replay
 //!   protection and breaker state.
 //! - `server`: `#[service_client]` also generates `<Trait>Server`, serving the trait as an axum
