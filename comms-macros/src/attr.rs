@@ -667,7 +667,7 @@ pub(crate) fn parse_arg_attr(cx: &Ctxt, attr: &Attribute) -> Option<ArgAttr> {
             if comms_uri::is_reserved_header(&value) {
                 cx.error_spanned_by(
                     &header,
-                    format!("`{value}` is set by comms itself (signing, framing or idempotency) and cannot be an argument"),
+                    format!("`{value}` is set by comms itself (signing or framing) and cannot be an argument"),
                 );
                 return None;
             }
