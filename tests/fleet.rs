@@ -1330,3 +1330,32 @@ async fn with_noeviction_a_full_redis_refuses_requests_rather_than_forget_nonces
         );
     }
 }
+
+/// Redis pub/sub ignores the database number: two deployments kept apart by database
+/// (`/1` and `/2`) on one Redis, with one namespace, must not share breaker transitions, as
+/// their nonces are not shared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn breakers_on_two_databases_of_one_redis_are_not_linked() {
+    let redis = redis_or_skip!();
+    let (server, _failing) = failing_until_told().await;
+    let db = |n: u8| format!("{}{n}", redis.url());
+    let staging = share_breakers(&db(1), "billing").unwrap();
+    let prod = share_breakers(&db(2), "billing").unwrap();
+    wait_for("both to subscribe", || {
+        staging.is_connected() && prod.is_connected()
+    })
+    .await;
+    let staging = caller(&server.url(), staging);
+    let prod = caller(&server.url(), prod);
+    prod.execute(Call::get("/x")).await.unwrap_err();
+    for _ in 0..3 {
+        staging.execute(Call::get("/x")).await.unwrap_err();
+    }
+    assert_eq!(staging.circuit_state(), Some(CircuitState::Open));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        prod.circuit_state(),
+        Some(CircuitState::Closed),
+        "staging's open reached prod's breaker through another database"
+    );
+}

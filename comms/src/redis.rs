@@ -495,7 +495,9 @@ fn ttl_millis(now: SystemTime, keep_until: SystemTime, margin: Duration) -> u64 
 }
 
 /// Shares breaker transitions with the other replicas through the Redis at `url`, on the
-/// channel `<namespace>:breaker`. Pass the result to
+/// channel `<namespace>:breaker` (for a database other than 0 in the URL, `/3` say,
+/// `<namespace>:breaker:db3`: Redis pub/sub ignores the database, and deployments kept apart by
+/// database must not hear each other's transitions). Pass the result to
 /// [`ExecutorBuilder::breaker_sync`](crate::ExecutorBuilder::breaker_sync) (or a generated
 /// client's builder). Must be called inside a Tokio runtime: it spawns one task that publishes
 /// and one that subscribes, reconnecting with backoff; both end when the last client using the
@@ -509,7 +511,10 @@ pub fn share_breakers(url: &str, namespace: &str) -> Result<BreakerSync, Error> 
     })?;
     let conn = Conn::open(url, DEFAULT_REDIS_TIMEOUT, false)?;
     let subscriber_client = conn.client.clone();
-    let channel = format!("{namespace}:breaker");
+    let channel = breaker_channel(
+        namespace,
+        conn.client.get_connection_info().redis_settings().db(),
+    );
     // Tells this replica's messages from the others' on the shared channel.
     let sender = crate::random::random_u64()?;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(String, Remote)>();
@@ -524,6 +529,16 @@ pub fn share_breakers(url: &str, namespace: &str) -> Result<BreakerSync, Error> 
         Arc::downgrade(&link),
     ));
     Ok(BreakerSync { link })
+}
+
+/// The pub/sub channel of `namespace`'s breakers on database `db`. Redis delivers a message
+/// to every subscriber of its channel whatever database either connection selected, so the
+/// database is part of the name; database 0 keeps the plain name.
+fn breaker_channel(namespace: &str, db: i64) -> String {
+    match db {
+        0 => format!("{namespace}:breaker"),
+        db => format!("{namespace}:breaker:db{db}"),
+    }
 }
 
 fn encode(sender: u64, authority: &str, event: Remote) -> String {
