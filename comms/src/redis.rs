@@ -136,8 +136,21 @@ impl Conn {
     /// `backoff`, remembering failed connection attempts (see [`Conn`]).
     fn open(url: &str, timeout: Duration, backoff: bool) -> Result<Conn, Error> {
         // The URL may hold a password: it never goes into an error message.
-        let client = redis::Client::open(url)
-            .map_err(|_| Error::config("redis_url", "not a valid Redis URL"))?;
+        let client = redis::Client::open(url).map_err(|_| {
+            // Parsed as the `url` crate does, scheme and all: `rediss://` parses as a URL,
+            // and only the missing TLS support makes redis-rs refuse it.
+            let tls = url.split_once("://").is_some_and(|(scheme, _)| {
+                scheme.eq_ignore_ascii_case("rediss") || scheme.eq_ignore_ascii_case("valkeys")
+            });
+            if tls {
+                Error::config(
+                    "redis_url",
+                    "TLS to Redis (rediss://) is not supported; use redis:// (a TLS proxy such as stunnel in front of a Redis that requires TLS)",
+                )
+            } else {
+                Error::config("redis_url", "not a valid Redis URL")
+            }
+        })?;
         Ok(Conn {
             client,
             manager: tokio::sync::Mutex::new(None),
@@ -740,5 +753,16 @@ mod tests {
         let err = RedisNonceStore::new("redis://:hunter2@[bad").unwrap_err();
         assert!(matches!(&err, Error::Config { key, .. } if key == "redis_url"));
         assert!(!err.to_string().contains("hunter2"));
+    }
+
+    /// A managed Redis that requires TLS is named by a `rediss://` URL, which parses: the
+    /// error says that TLS is what is missing, not that the URL is malformed.
+    #[test]
+    fn a_tls_url_is_refused_as_unsupported_tls_not_as_a_bad_url() {
+        let err = RedisNonceStore::new("rediss://:hunter2@cache.example:6380/0").unwrap_err();
+        let shown = err.to_string();
+        assert!(matches!(&err, Error::Config { key, .. } if key == "redis_url"));
+        assert!(shown.contains("TLS"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
     }
 }
