@@ -1359,3 +1359,96 @@ async fn breakers_on_two_databases_of_one_redis_are_not_linked() {
         "staging's open reached prod's breaker through another database"
     );
 }
+
+/// Counts the messages published on `channel` of the Redis at `url`, from now on.
+async fn count_messages(url: &str, channel: &str) -> Arc<std::sync::atomic::AtomicUsize> {
+    let address = url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut stream = tokio::io::BufReader::new(stream);
+    let command = format!(
+        "*2\r\n$9\r\nSUBSCRIBE\r\n${}\r\n{channel}\r\n",
+        channel.len()
+    );
+    stream
+        .get_mut()
+        .write_all(command.as_bytes())
+        .await
+        .unwrap();
+    // The subscription's confirmation: `*3`, `$9`, `subscribe`, `$n`, channel, `:1`.
+    let mut line = String::new();
+    for _ in 0..6 {
+        line.clear();
+        stream.read_line(&mut line).await.unwrap();
+    }
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = count.clone();
+    tokio::spawn(async move {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match stream.read_line(&mut line).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) if line.trim_end() == "message" => {
+                    counted.fetch_add(1, SeqCst);
+                }
+                Ok(_) => {}
+            }
+        }
+    });
+    count
+}
+
+/// While Redis does not answer, a replica's transitions wait to be published. Those a later
+/// transition of the same target has overtaken are not worth sending: once Redis answers, the
+/// others hear each target's latest state, not a backlog of its past opens and closes (which
+/// would flap their breakers, and which grows without bound while Redis hangs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transitions_held_up_by_a_silent_redis_are_not_published_as_a_backlog() {
+    let redis = redis_or_skip!();
+    let proxy = SilentProxy::start(&redis.url()).await;
+    let (server, failing) = failing_until_told().await;
+    let sync = share_breakers(&proxy.url(), "backlog").unwrap();
+    wait_for("the replica to subscribe", || sync.is_connected()).await;
+    let replica = Executor::builder()
+        .base_url(server.url())
+        .service_id("billing")
+        .secret(SECRET)
+        .retry(RetryConfig::none())
+        .breaker(
+            BreakerConfig::default()
+                .failure_threshold(1)
+                .open_for(Duration::from_millis(20)),
+        )
+        .breaker_sync(sync)
+        .build()
+        .unwrap();
+    // One transition through a healthy Redis: the publisher has its connection.
+    let heard = count_messages(&redis.url(), "backlog:breaker").await;
+    replica.execute(Call::get("/x")).await.unwrap_err();
+    wait_for("the open to be published", || heard.load(SeqCst) == 1).await;
+
+    // Redis goes silent; the target flaps, forty transitions.
+    proxy.dead_from_start.store(true, SeqCst);
+    proxy.silence_existing();
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        failing.store(false, SeqCst);
+        replica.execute(Call::get("/x")).await.expect("the probe");
+        failing.store(true, SeqCst);
+        replica.execute(Call::get("/x")).await.unwrap_err();
+    }
+    assert_eq!(replica.circuit_state(), Some(CircuitState::Open));
+    // Redis answers again.
+    proxy.dead_from_start.store(false, SeqCst);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let after = heard.load(SeqCst) - 1;
+    assert!(
+        after <= 2,
+        "{after} transitions of one target published after the outage"
+    );
+}

@@ -40,7 +40,8 @@
 //!   together and close together after one successful probe. A remote open holds a breaker
 //!   open no longer than its own `open_for` from when it arrives. Admission stays local and
 //!   lock-free; Redis is never on the request path. When Redis is unreachable each replica's
-//!   breaker simply works on its own.
+//!   breaker simply works on its own; its transitions waiting to be published meanwhile keep
+//!   only each target's latest, so that the others are not sent a backlog when Redis answers.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -530,11 +531,24 @@ pub fn share_breakers(url: &str, namespace: &str) -> Result<BreakerSync, Error> 
     );
     // Tells this replica's messages from the others' on the shared channel.
     let sender = crate::random::random_u64()?;
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(String, Remote)>();
+    // The transitions waiting to be published, the latest of each target only, and a wake-up
+    // for the publisher (which ends when the link, holding the sending half, is gone).
+    let pending = Arc::new(std::sync::Mutex::new(Pending::default()));
+    let (wake, woken) = tokio::sync::mpsc::channel::<()>(1);
+    let waiting = pending.clone();
     let link = Arc::new(Link::new(move |authority, event| {
-        let _ = tx.send((authority.to_owned(), event));
+        let mut pending = waiting.lock().unwrap_or_else(|p| p.into_inner());
+        match pending.get_mut(authority) {
+            Some(latest) => *latest = event,
+            None => {
+                pending.insert(authority.to_owned(), event);
+            }
+        }
+        drop(pending);
+        // Full: the publisher has been woken and not yet taken what is pending.
+        let _ = wake.try_send(());
     }));
-    runtime.spawn(publish(conn, channel.clone(), sender, rx));
+    runtime.spawn(publish(conn, channel.clone(), sender, pending, woken));
     runtime.spawn(subscribe(
         subscriber_client,
         channel,
@@ -579,24 +593,55 @@ fn decode(message: &str) -> Option<(u64, Remote, &str)> {
     Some((sender, event, authority))
 }
 
+/// This replica's transitions not yet published: the latest of each target. While Redis does
+/// not answer, each publication waits out the command's timeout; a target's transitions
+/// meanwhile replace each other here, so that the others hear its state once Redis answers,
+/// not its history (a backlog of opens and closes that would flap their breakers, growing
+/// for as long as Redis hangs).
+type Pending = std::collections::HashMap<String, Remote>;
+
 async fn publish(
     conn: Conn,
     channel: String,
     sender: u64,
-    mut events: tokio::sync::mpsc::UnboundedReceiver<(String, Remote)>,
+    pending: Arc<std::sync::Mutex<Pending>>,
+    mut woken: tokio::sync::mpsc::Receiver<()>,
 ) {
     let mut failing = false;
-    while let Some((authority, event)) = events.recv().await {
-        let mut cmd = redis::cmd("PUBLISH");
-        cmd.arg(&channel).arg(encode(sender, &authority, event));
-        match conn.query::<i64>(&cmd).await {
-            Ok(_) => failing = false,
-            Err(e) if !failing => {
-                failing = true;
-                tracing::warn!(error = %e, "cannot publish a breaker transition; replicas decide alone");
-            }
-            Err(_) => {}
+    while woken.recv().await.is_some() {
+        let batch = std::mem::take(&mut *pending.lock().unwrap_or_else(|p| p.into_inner()));
+        for (authority, event) in batch {
+            publish_one(&conn, &channel, sender, &authority, event, &mut failing).await;
         }
+    }
+}
+
+/// Publishes one transition, unless it is an open that has already ended.
+async fn publish_one(
+    conn: &Conn,
+    channel: &str,
+    sender: u64,
+    authority: &str,
+    event: Remote,
+    failing: &mut bool,
+) {
+    if let Remote::Opened { until_unix_ms } = event {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        if until_unix_ms <= now {
+            return;
+        }
+    }
+    let mut cmd = redis::cmd("PUBLISH");
+    cmd.arg(channel).arg(encode(sender, authority, event));
+    match conn.query::<i64>(&cmd).await {
+        Ok(_) => *failing = false,
+        Err(e) if !*failing => {
+            *failing = true;
+            tracing::warn!(error = %e, "cannot publish a breaker transition; replicas decide alone");
+        }
+        Err(_) => {}
     }
 }
 
