@@ -11,9 +11,11 @@ pub(crate) fn ceiling(base: Duration, max: Duration, retry: u32) -> Duration {
     base.checked_mul(factor).unwrap_or(max).min(max)
 }
 
-/// A wait in `[0, ceiling]`, picked with the random number `random`.
+/// A wait in `[0, ceiling]`, picked with the random number `random`. A ceiling longer than a
+/// `u64` of nanoseconds (584 years) is taken as that many, not as what is left of it past a
+/// `u64`, which could be a few nanoseconds.
 pub(crate) fn full_jitter(base: Duration, max: Duration, retry: u32, random: u64) -> Duration {
-    let ceiling = ceiling(base, max, retry).as_nanos() as u64;
+    let ceiling = u64::try_from(ceiling(base, max, retry).as_nanos()).unwrap_or(u64::MAX);
     Duration::from_nanos(random % ceiling.saturating_add(1))
 }
 
@@ -55,6 +57,19 @@ mod tests {
             for _ in 0..200 {
                 assert!(delay(base, max, retry) <= top);
             }
+        }
+    }
+
+    #[test]
+    fn a_ceiling_past_what_a_u64_of_nanoseconds_holds_is_not_wrapped() {
+        // 584 years and 2 ns: its nanoseconds past a u64 are 1, which must not become the
+        // ceiling (a retry at once where the longest of waits was asked for).
+        let base = Duration::from_nanos(u64::MAX) + Duration::from_nanos(2);
+        let wait = full_jitter(base, Duration::MAX, 0, u64::MAX - 1);
+        assert_eq!(wait, Duration::from_nanos(u64::MAX - 1));
+        for base in [Duration::from_secs(u64::MAX), Duration::MAX] {
+            let wait = full_jitter(base, Duration::MAX, 3, u64::MAX / 2);
+            assert_eq!(wait, Duration::from_nanos(u64::MAX / 2), "{base:?}");
         }
     }
 
