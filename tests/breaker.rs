@@ -728,3 +728,47 @@ async fn a_deadline_equal_to_the_attempt_timeout_still_counts_its_timeouts() {
     }
     assert_eq!(e.circuit_state(), Some(comms::CircuitState::Open));
 }
+
+/// A header hook that takes most of the attempt timeout leaves the request too little time to
+/// say anything of the target: a healthy one, answering well within the attempt timeout, is not
+/// counted as failing when the request the hook left a sliver of time to times out (as a hook
+/// overrunning the timeout counts for nothing, the call ending unsent). A hook that is quick
+/// leaves the attempt timeout to the request, and a hung target still trips the breaker.
+#[tokio::test]
+async fn a_slow_header_hook_leaving_the_request_a_sliver_does_not_open_it() {
+    let healthy = TestServer::always(Reply::status(200).delay(Duration::from_millis(150))).await;
+    let slow_hook = builder(&healthy.url(), breaker(2, 60_000))
+        .timeout(Duration::from_millis(600))
+        .header_hook(|| async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Ok(comms::http::HeaderMap::new())
+        })
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let err = slow_hook.execute(Call::get("/x")).await.unwrap_err();
+        assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    }
+    assert_eq!(healthy.count(), 3, "each call reached the service");
+    assert_eq!(slow_hook.circuit_state(), Some(comms::CircuitState::Closed));
+    // The service is fine for a caller whose hook is quick.
+    let quick = builder(&healthy.url(), breaker(2, 60_000))
+        .timeout(Duration::from_millis(600))
+        .header_hook(|| async { Ok(comms::http::HeaderMap::new()) })
+        .build()
+        .unwrap();
+    quick.execute(Call::get("/x")).await.unwrap();
+
+    // A hung service still opens the breaker of a client with a quick hook.
+    let hung = TestServer::always(Reply::status(200).delay(Duration::from_secs(30))).await;
+    let e = builder(&hung.url(), breaker(2, 60_000))
+        .timeout(Duration::from_millis(500))
+        .header_hook(|| async { Ok(comms::http::HeaderMap::new()) })
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        let err = e.execute(Call::get("/x")).await.unwrap_err();
+        assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    }
+    assert_eq!(e.circuit_state(), Some(comms::CircuitState::Open));
+}

@@ -208,7 +208,9 @@ impl ExecutorBuilder {
     /// that expire, such as a bearer token from a cache that may have to refresh.
     ///
     /// A header it returns replaces the call's own of that name. It runs within the call's
-    /// deadline and the attempt's timeout (the request gets what the hook left of it); an
+    /// deadline and the attempt's timeout (the request gets what the hook left of it, and when
+    /// that is under nine tenths of the attempt timeout, its timeout is not counted against the
+    /// target by the breaker); an
     /// error it returns ends the call with that error, unsent, and so does a name comms writes
     /// itself, one that belongs to one call (`Idempotency-Key`, `Comms-Deadline-Ms`, trace
     /// context), a hop-by-hop one, a `Content-Type` for a call whose form or multipart body

@@ -350,6 +350,14 @@ impl<'a> Run<'a> {
                 limit.time = left;
                 limit.by_deadline = self.by_deadline;
             }
+            // A request the hook left under nine tenths of the attempt timeout says too little
+            // of the target when it times out: the caller's own work took the time, as a
+            // deadline would have (a hook overrunning all of it ends the call unsent, counting
+            // for nothing). A quick hook leaves the request the attempt timeout to count.
+            let attempt = prepared.attempt_timeout;
+            if limit.time < attempt - attempt / 10 {
+                limit.by_deadline = true;
+            }
             limit.reported = self.limit_reported;
         }
         if limit.time.is_zero() {
