@@ -736,9 +736,11 @@ async fn a_deadline_equal_to_the_attempt_timeout_still_counts_its_timeouts() {
 /// leaves the attempt timeout to the request, and a hung target still trips the breaker.
 #[tokio::test]
 async fn a_slow_header_hook_leaving_the_request_a_sliver_does_not_open_it() {
-    let healthy = TestServer::always(Reply::status(200).delay(Duration::from_millis(150))).await;
+    // Margins of hundreds of milliseconds either way, for a busy machine: the hook leaves the
+    // request 500 ms, which the service's 700 ms outlasts, and a quick hook's request 1 s.
+    let healthy = TestServer::always(Reply::status(200).delay(Duration::from_millis(700))).await;
     let slow_hook = builder(&healthy.url(), breaker(2, 60_000))
-        .timeout(Duration::from_millis(600))
+        .timeout(Duration::from_millis(1000))
         .header_hook(|| async {
             tokio::time::sleep(Duration::from_millis(500)).await;
             Ok(comms::http::HeaderMap::new())
@@ -753,7 +755,7 @@ async fn a_slow_header_hook_leaving_the_request_a_sliver_does_not_open_it() {
     assert_eq!(slow_hook.circuit_state(), Some(comms::CircuitState::Closed));
     // The service is fine for a caller whose hook is quick.
     let quick = builder(&healthy.url(), breaker(2, 60_000))
-        .timeout(Duration::from_millis(600))
+        .timeout(Duration::from_millis(1000))
         .header_hook(|| async { Ok(comms::http::HeaderMap::new()) })
         .build()
         .unwrap();
