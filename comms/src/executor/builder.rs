@@ -126,7 +126,8 @@ impl ExecutorBuilder {
         self
     }
 
-    /// The timeout of each attempt (10 s by default). A call's own timeout takes precedence.
+    /// The timeout of each attempt (10 s by default; zero is refused by [`build`](Self::build)).
+    /// A call's own timeout takes precedence.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -292,6 +293,24 @@ impl ExecutorBuilder {
             .ok_or_else(|| Error::config("secret", "no secret was given"))?;
         if secret.is_empty() {
             return Err(Error::config("secret", "the secret is empty"));
+        }
+        // Every attempt would end unsent, as a method's `timeout_ms = 0` is refused at compile
+        // time.
+        if self.timeout.is_zero() {
+            return Err(Error::config(
+                "timeout",
+                "the attempt timeout must be more than zero",
+            ));
+        }
+        if self
+            .retry
+            .budget
+            .is_some_and(|budget| budget.ratio.is_nan())
+        {
+            return Err(Error::config(
+                "retry.budget",
+                "the budget's ratio is not a number",
+            ));
         }
         let breaker = self
             .breaker
@@ -515,6 +534,22 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(matches!(err, Error::Config { key, .. } if key == "secret"));
+        let err = Executor::builder()
+            .base_url("http://h")
+            .service_id("svc")
+            .secret("x")
+            .timeout(Duration::ZERO)
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, Error::Config { key, .. } if key == "timeout"));
+        let err = Executor::builder()
+            .base_url("http://h")
+            .service_id("svc")
+            .secret("x")
+            .retry(crate::RetryConfig::default().budget(f64::NAN, 10))
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, Error::Config { key, .. } if key == "retry.budget"));
         for bad in ["", "a\"b", "a\\b", "a b"] {
             let err = Executor::builder()
                 .base_url("http://h")

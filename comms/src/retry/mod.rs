@@ -92,8 +92,9 @@ impl RetryConfig {
         self
     }
 
-    /// Sets the retry budget: retries may add `ratio` of the calls made recently (0.2 = 20%),
-    /// plus `min_per_sec` retries each second whatever the traffic.
+    /// Sets the retry budget: retries may add `ratio` of the calls made recently (0.2 = 20%,
+    /// taken within 0 to 1000; NaN is refused when the client is built), plus `min_per_sec`
+    /// retries each second whatever the traffic.
     pub fn budget(mut self, ratio: f64, min_per_sec: u32) -> Self {
         self.budget = Some(BudgetConfig {
             ratio: ratio.clamp(0.0, 1000.0),
