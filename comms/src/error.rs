@@ -103,7 +103,7 @@ pub enum Error {
     },
     /// The circuit breaker for the target is open: the call failed fast, without touching the
     /// network.
-    #[error("circuit breaker open for {authority}; next probe in {retry_in:?}")]
+    #[error("circuit breaker open for {authority}; {}", NextProbe(*.retry_in))]
     CircuitOpen {
         /// `scheme://host:port` of the target.
         authority: String,
@@ -398,6 +398,20 @@ impl From<HttpError> for Error {
             429 => Error::TooManyRequests(e),
             500..=599 => Error::Server(e),
             _ => Error::Status(e),
+        }
+    }
+}
+
+/// When a [`Error::CircuitOpen`] breaker admits its next probe, as its message says it.
+struct NextProbe(Duration);
+
+impl std::fmt::Display for NextProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_zero() {
+            // Half-open, its probes all out: the next is admitted when one of them ends.
+            f.write_str("waiting for a probe in flight")
+        } else {
+            write!(f, "next probe in {:?}", self.0)
         }
     }
 }

@@ -246,3 +246,23 @@ fn body_excerpt_is_bounded_at_a_char_boundary() {
     assert!(e.body().ends_with('…'));
     assert!(!e.body().contains('\u{FFFD}'));
 }
+
+#[test]
+fn an_open_breaker_says_when_its_next_probe_is_or_that_one_is_in_flight() {
+    let open = |retry_in| {
+        Error::CircuitOpen {
+            authority: "http://h:80".into(),
+            retry_in,
+        }
+        .to_string()
+    };
+    assert_eq!(
+        open(Duration::from_millis(1500)),
+        "circuit breaker open for http://h:80; next probe in 1.5s"
+    );
+    // Half-open with its probes out: no time to tell, rather than "in 0ns".
+    assert_eq!(
+        open(Duration::ZERO),
+        "circuit breaker open for http://h:80; waiting for a probe in flight"
+    );
+}
