@@ -52,7 +52,8 @@
 //! - `native-tls`: TLS through the platform's library instead (reqwest prefers it when both
 //!   are on; `default-features = false` leaves rustls out of the build).
 //! - `redis`: `redis::RedisNonceStore` and `redis::share_breakers`, fleet-wide replay
-//!   protection and breaker state.
+//!   protection and breaker state; with `server` too, `redis::RedisIdempotencyStore`, a
+//!   generated server's `Idempotency-Key` answers shared by its replicas.
 //! - `server`: `#[service_client]` also generates `<Trait>Server`, serving the trait as an axum
 //!   router (see `server`). Its `into_router()` is an axum 0.8 `Router`, and
 //!   `verify::VerifyLayer` a `tower-layer` 0.3 `Layer`: the application uses those versions.

@@ -42,6 +42,13 @@
 //!   lock-free; Redis is never on the request path. When Redis is unreachable each replica's
 //!   breaker simply works on its own; its transitions waiting to be published meanwhile keep
 //!   only each target's latest, so that the others are not sent a backlog when Redis answers.
+//! - **Idempotency keys** (with the `server` feature too). [`RedisIdempotencyStore`] keeps a
+//!   generated server's `Idempotency-Key` claims and answers in Redis, one hash per key
+//!   (`<namespace>:idem:<scope length>:<scope>:<key>`), claimed, answered and released by Lua
+//!   scripts, so that a retry reaching another replica is answered from the first run. A
+//!   running claim lapses after [`RedisIdempotencyStore::claim_lapse`] (1 hour by default),
+//!   should its replica die before settling it; while Redis cannot answer, an idempotent
+//!   request gets a 503 and nothing runs.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -55,6 +62,11 @@ use crate::breaker::{BreakerSync, Link, Remote};
 use crate::report::Throttle;
 use crate::verify::{MemoryNonceStore, NonceStore};
 use crate::{BoxError, Error};
+
+#[cfg(feature = "server")]
+mod idempotency;
+#[cfg(feature = "server")]
+pub use idempotency::{DEFAULT_CLAIM_LAPSE, DEFAULT_MAX_ANSWER_BYTES, RedisIdempotencyStore};
 
 /// The default timeout of one Redis command.
 pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(1);
@@ -266,24 +278,39 @@ impl Conn {
     }
 
     async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, BoxError> {
+        self.run(|mut connection| async move { cmd.query_async::<T>(&mut connection).await })
+            .await
+    }
+
+    /// Runs `op` on the connection (made again once on a new connection when the first finds
+    /// it closed, as [`Conn::query`] does a command), under the timeout and the reconnection
+    /// rules of a command: a Lua script's invocation, which may take two round trips
+    /// (`EVALSHA`, and after `NOSCRIPT` the script loaded and invoked again).
+    async fn run<T, F, Fut>(&self, op: F) -> Result<T, BoxError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
         // The manager this command used, when an earlier command had used it too.
         let reused = AtomicU64::new(u64::MAX);
         // Whether the command is cut off while it makes a connection attempt (see `manager`).
         let connecting = AtomicU64::new(0);
         let run = async {
-            let (number, mut connection, fresh) = self.manager(&connecting).await?;
+            let (number, connection, fresh) = self.manager(&connecting).await?;
             if !fresh {
                 reused.store(number, Ordering::Relaxed);
             }
-            let first = cmd.query_async::<T>(&mut connection).await;
+            let first = op(connection.clone()).await;
             Ok(match first {
                 // Redis closed the connection while it was idle (its `timeout`, a restart, a
                 // failover): the manager reports that to the command that finds it, then
                 // reconnects, and that command is made once more on the new connection. A
                 // command whose reply alone was lost is then made twice: the nonce store's
-                // `SET NX` then finds its own token (see `RedisNonceStore::insert`), and a
-                // transition published twice changes nothing more than once.
-                Err(e) if e.is_connection_dropped() => cmd.query_async::<T>(&mut connection).await,
+                // `SET NX` then finds its own token (see `RedisNonceStore::insert`), an
+                // idempotency claim finds the key held by its own claim (and a finish or
+                // release made twice changes nothing more), and a transition published twice
+                // changes nothing more than once.
+                Err(e) if e.is_connection_dropped() => op(connection).await,
                 other => other,
             }?)
         };

@@ -1,0 +1,403 @@
+//! [`RedisIdempotencyStore`]: a generated server's `Idempotency-Key` answers, shared by every
+//! replica through Redis.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use redis::Script;
+use redis::aio::ConnectionManager;
+
+use super::{Conn, DEFAULT_REDIS_TIMEOUT, MAX_TTL_MS};
+use crate::server::{Claim, DEFAULT_IDEMPOTENCY_TTL, IdempotencyStore, StoredResponse};
+use crate::{BoxError, Error};
+
+/// The default time [`RedisIdempotencyStore`] lets a running claim hold its key when its
+/// request never ends: 1 hour.
+#[cfg_attr(docsrs, doc(cfg(all(feature = "redis", feature = "server"))))]
+pub const DEFAULT_CLAIM_LAPSE: Duration = Duration::from_secs(3600);
+
+/// The default largest answer [`RedisIdempotencyStore`] keeps, encoded: 16 MiB.
+#[cfg_attr(docsrs, doc(cfg(all(feature = "redis", feature = "server"))))]
+pub const DEFAULT_MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+
+/// Claims a key. KEYS[1]: its record; ARGV: the fingerprint, the claim, the lapse in ms.
+/// Returns `{what, answer}`: 0 new (or already this claim's), 1 answered, 2 running, 3 another
+/// request's, 4 a record that is not one.
+const CLAIM: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'f', ARGV[1], 'h', ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  return {0, ''}
+end
+local record = redis.call('HMGET', KEYS[1], 'f', 'h', 'a')
+if not record[1] or not record[2] then return {4, ''} end
+if record[1] ~= ARGV[1] then return {3, ''} end
+if record[3] then return {1, record[3]} end
+if record[2] == ARGV[2] then return {0, ''} end
+return {2, ''}
+";
+
+/// Keeps an answer, for a key its claim still holds unanswered. KEYS[1]: the record; ARGV: the
+/// claim, the time to live in ms, the encoded answer.
+const FINISH: &str = r"
+if redis.call('HGET', KEYS[1], 'h') ~= ARGV[1] then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'a') == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'a', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+";
+
+/// Forgets a key its claim still holds. KEYS[1]: the record; ARGV: the claim.
+const RELEASE: &str = r"
+if redis.call('HGET', KEYS[1], 'h') ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
+";
+
+/// An [`IdempotencyStore`] every replica of a service shares, on Redis (features `redis` and
+/// `server`): a retry that reaches another replica than its first attempt is answered from
+/// the first run, as one reaching the same replica is.
+///
+/// Each key is a Redis hash, `<namespace>:idem:<length of scope>:<scope>:<key>` (the length
+/// keeps a scope and a key containing `:` apart), holding the request's fingerprint, the
+/// claim holding the key and, once answered, the answer: its status, every header (repeated
+/// names and values that are not UTF-8 included) and its body. A Lua script claims, finishes
+/// or releases a key in one step, so two replicas never both claim it, and `finish` and
+/// `release` act only on a key their claim still holds.
+///
+/// - An answer is kept for [`ttl`](Self::ttl) from when it was given (24 hours by default).
+///   One larger than [`max_answer_bytes`](Self::max_answer_bytes) is not kept: its key is
+///   released, and a retry runs the method again, as [`MemoryIdempotencyStore`] does with an
+///   answer larger than all it keeps.
+/// - A running claim holds its key for [`claim_lapse`](Self::claim_lapse) (1 hour by default)
+///   and no longer: a replica that died while its method ran (or lost its connection to Redis
+///   before it could settle the key) does not hold the key for ever. A claim that lapsed while
+///   its method still runs lets a retry run the method a second time, so the lapse must be
+///   well beyond the longest an idempotent method runs (a generated server lets one run to its
+///   end even when its caller hangs up).
+/// - Times are counted by Redis's clock (`PEXPIRE`), so the replicas' clocks need not agree.
+/// - When Redis cannot answer within [`timeout`](Self::timeout), a claim fails and the
+///   request gets a 503 (nothing runs); a failed finish or release is logged by the server,
+///   and the key stays claimed until its lapse. A record the store cannot read is an error
+///   too, never an answer.
+///
+/// Redis keeps the records as long as it keeps its data: give the store a Redis (or a
+/// database of one) with `maxmemory-policy noeviction`, as for [`RedisNonceStore`]: a record
+/// evicted under memory pressure lets a retry run its method again.
+///
+/// [`MemoryIdempotencyStore`]: crate::server::MemoryIdempotencyStore
+/// [`RedisNonceStore`]: super::RedisNonceStore
+#[cfg_attr(docsrs, doc(cfg(all(feature = "redis", feature = "server"))))]
+pub struct RedisIdempotencyStore {
+    conn: Conn,
+    namespace: String,
+    ttl: Duration,
+    claim_lapse: Duration,
+    max_answer_bytes: usize,
+    claim: Script,
+    finish: Script,
+    release: Script,
+}
+
+impl std::fmt::Debug for RedisIdempotencyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisIdempotencyStore")
+            .field("namespace", &self.namespace)
+            .field("ttl", &self.ttl)
+            .field("claim_lapse", &self.claim_lapse)
+            .field("max_answer_bytes", &self.max_answer_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisIdempotencyStore {
+    /// A store on the Redis at `url` (`redis://host:port/db`), namespace `comms`. Connects on
+    /// first use; a URL that is not one is an [`Error::Config`] (which does not show it).
+    pub fn new(url: &str) -> Result<RedisIdempotencyStore, Error> {
+        Ok(RedisIdempotencyStore {
+            conn: Conn::open(url, DEFAULT_REDIS_TIMEOUT, true)?,
+            namespace: "comms".to_owned(),
+            ttl: DEFAULT_IDEMPOTENCY_TTL,
+            claim_lapse: DEFAULT_CLAIM_LAPSE,
+            max_answer_bytes: DEFAULT_MAX_ANSWER_BYTES,
+            claim: Script::new(CLAIM),
+            finish: Script::new(FINISH),
+            release: Script::new(RELEASE),
+        })
+    }
+
+    /// The key prefix, to keep several deployments apart on one Redis.
+    #[must_use]
+    pub fn namespace(mut self, namespace: impl Into<String>) -> RedisIdempotencyStore {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// How long an answer is kept, from when it was given (by default
+    /// [`DEFAULT_IDEMPOTENCY_TTL`], 24 hours; at most about a century).
+    #[must_use]
+    pub fn ttl(mut self, ttl: Duration) -> RedisIdempotencyStore {
+        self.ttl = ttl;
+        self
+    }
+
+    /// How long a running claim holds its key when it is never finished nor released (its
+    /// replica died, or could not reach Redis to settle it): by default
+    /// [`DEFAULT_CLAIM_LAPSE`], 1 hour. A retry arriving after the lapse runs the method
+    /// again, also when the first run is in fact still going: keep it well beyond the longest
+    /// any idempotent method of the service runs.
+    #[must_use]
+    pub fn claim_lapse(mut self, lapse: Duration) -> RedisIdempotencyStore {
+        self.claim_lapse = lapse;
+        self
+    }
+
+    /// The largest answer kept, encoded (its body, headers and a few bytes more): by default
+    /// [`DEFAULT_MAX_ANSWER_BYTES`], 16 MiB. A larger answer's key is released instead, and a
+    /// retry runs the method again.
+    #[must_use]
+    pub fn max_answer_bytes(mut self, bytes: usize) -> RedisIdempotencyStore {
+        self.max_answer_bytes = bytes;
+        self
+    }
+
+    /// How long one Redis command may take before Redis counts as unavailable (1 s by
+    /// default): a claim then fails, and its request gets a 503.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> RedisIdempotencyStore {
+        self.conn.timeout = timeout;
+        self
+    }
+
+    /// The Redis key of `key` in `scope`.
+    fn record(&self, scope: &str, key: &str) -> String {
+        format!("{}:idem:{}:{scope}:{key}", self.namespace, scope.len())
+    }
+
+    /// Runs `script` on `record` with `args`.
+    async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        script: &Script,
+        record: &str,
+        args: &[&[u8]],
+    ) -> Result<T, BoxError> {
+        self.conn
+            .run(|mut connection: ConnectionManager| {
+                let mut invocation = script.key(record);
+                for arg in args {
+                    invocation.arg(*arg);
+                }
+                async move { invocation.invoke_async::<T>(&mut connection).await }
+            })
+            .await
+    }
+}
+
+/// `duration` in whole milliseconds, rounded up, at least 1 (Redis refuses a time to live of 0)
+/// and at most [`MAX_TTL_MS`].
+fn millis(duration: Duration) -> u64 {
+    let rounded =
+        duration.as_millis() + u128::from(!duration.subsec_nanos().is_multiple_of(1_000_000));
+    u64::try_from(rounded)
+        .unwrap_or(u64::MAX)
+        .clamp(1, MAX_TTL_MS)
+}
+
+/// The error for a record the store cannot read (written by something else, or damaged).
+fn unreadable() -> BoxError {
+    "redis holds an idempotency record this store cannot read".into()
+}
+
+/// An answer as the store keeps it: a version byte (1), the status (2 bytes), the number of
+/// header fields (4 bytes), each field's name and value, each as its length (4 bytes) and its
+/// bytes, then the body. Integers are big-endian.
+fn encode(answer: &StoredResponse) -> Vec<u8> {
+    let headers: usize = answer
+        .headers
+        .iter()
+        .map(|(name, value)| 8 + name.as_str().len() + value.len())
+        .sum();
+    let mut out = Vec::with_capacity(7 + headers + answer.body.len());
+    out.push(1);
+    out.extend_from_slice(&answer.status.as_u16().to_be_bytes());
+    out.extend_from_slice(&(answer.headers.len() as u32).to_be_bytes());
+    for (name, value) in &answer.headers {
+        for part in [name.as_str().as_bytes(), value.as_bytes()] {
+            out.extend_from_slice(&(part.len() as u32).to_be_bytes());
+            out.extend_from_slice(part);
+        }
+    }
+    out.extend_from_slice(&answer.body);
+    out
+}
+
+/// An answer [`encode`] wrote, or `None` for bytes it did not write.
+fn decode(bytes: &[u8]) -> Option<StoredResponse> {
+    fn take<'b>(bytes: &mut &'b [u8], n: usize) -> Option<&'b [u8]> {
+        if bytes.len() < n {
+            return None;
+        }
+        let (head, rest) = bytes.split_at(n);
+        *bytes = rest;
+        Some(head)
+    }
+    fn length(bytes: &mut &[u8]) -> Option<usize> {
+        let raw: [u8; 4] = take(bytes, 4)?.try_into().ok()?;
+        usize::try_from(u32::from_be_bytes(raw)).ok()
+    }
+    let mut rest = bytes;
+    if take(&mut rest, 1)? != [1] {
+        return None;
+    }
+    let status: [u8; 2] = take(&mut rest, 2)?.try_into().ok()?;
+    let status = StatusCode::from_u16(u16::from_be_bytes(status)).ok()?;
+    let count = length(&mut rest)?;
+    // Each field takes at least 8 bytes: a count larger than the rest can hold is no answer.
+    if count > rest.len() / 8 {
+        return None;
+    }
+    let mut headers = HeaderMap::with_capacity(count);
+    for _ in 0..count {
+        let n = length(&mut rest)?;
+        let name = HeaderName::from_bytes(take(&mut rest, n)?).ok()?;
+        let n = length(&mut rest)?;
+        let value = HeaderValue::from_bytes(take(&mut rest, n)?).ok()?;
+        headers.append(name, value);
+    }
+    Some(StoredResponse::new(
+        status,
+        headers,
+        Bytes::copy_from_slice(rest),
+    ))
+}
+
+impl IdempotencyStore for RedisIdempotencyStore {
+    fn claim<'a>(
+        &'a self,
+        scope: &'a str,
+        key: &'a str,
+        fingerprint: &'a str,
+        claim: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<Claim, BoxError>> + Send + 'a>> {
+        Box::pin(async move {
+            let record = self.record(scope, key);
+            let lapse = millis(self.claim_lapse).to_string();
+            let args: [&[u8]; 3] = [fingerprint.as_bytes(), claim.as_bytes(), lapse.as_bytes()];
+            let (what, answer): (i64, Vec<u8>) = self.invoke(&self.claim, &record, &args).await?;
+            match what {
+                // Also when the record is this claim's own: the reply to an earlier attempt of
+                // this command was lost, and it was made again.
+                0 => Ok(Claim::New),
+                1 => decode(&answer).map(Claim::Answered).ok_or_else(unreadable),
+                2 => Ok(Claim::InProgress),
+                3 => Ok(Claim::Mismatch),
+                _ => Err(unreadable()),
+            }
+        })
+    }
+
+    fn finish<'a>(
+        &'a self,
+        scope: &'a str,
+        key: &'a str,
+        claim: &'a str,
+        response: StoredResponse,
+    ) -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send + 'a>> {
+        Box::pin(async move {
+            let answer = encode(&response);
+            drop(response);
+            if answer.len() > self.max_answer_bytes {
+                // Not kept: the key is released, and a retry runs the method again.
+                return self.release(scope, key, claim).await;
+            }
+            let record = self.record(scope, key);
+            let ttl = millis(self.ttl).to_string();
+            let args: [&[u8]; 3] = [claim.as_bytes(), ttl.as_bytes(), &answer];
+            self.invoke::<i64>(&self.finish, &record, &args).await?;
+            Ok(())
+        })
+    }
+
+    fn release<'a>(
+        &'a self,
+        scope: &'a str,
+        key: &'a str,
+        claim: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send + 'a>> {
+        Box::pin(async move {
+            let record = self.record(scope, key);
+            self.invoke::<i64>(&self.release, &record, &[claim.as_bytes()])
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_round_trip_every_header_and_byte() {
+        let mut headers = HeaderMap::new();
+        headers.append("x-tag", HeaderValue::from_static("a"));
+        headers.append("x-tag", HeaderValue::from_static("b"));
+        headers.append(
+            "x-raw",
+            HeaderValue::from_bytes(b"caf\xe9 \x80\xff").unwrap(),
+        );
+        headers.append("x-empty", HeaderValue::from_static(""));
+        let body: Vec<u8> = (0..=255).collect();
+        let answer = StoredResponse::new(StatusCode::CREATED, headers, Bytes::from(body));
+        let back = decode(&encode(&answer)).unwrap();
+        assert_eq!(back.status, answer.status);
+        assert_eq!(back.headers, answer.headers);
+        let tags: Vec<_> = back.headers.get_all("x-tag").iter().collect();
+        assert_eq!(tags, ["a", "b"]);
+        assert_eq!(back.body, answer.body);
+        // Nothing but what `encode` wrote is an answer; no bytes make it panic.
+        let encoded = encode(&answer);
+        for cut in 0..encoded.len() {
+            let _ = decode(&encoded[..cut]);
+        }
+        assert!(decode(b"").is_none());
+        assert!(decode(b"\x02\x00\xc8\x00\x00\x00\x00").is_none());
+        assert!(
+            decode(b"\x01\x00\x00\x00\x00\x00\x00").is_none(),
+            "status 0"
+        );
+        assert!(decode(b"\x01\x00\xc8\xff\xff\xff\xff").is_none());
+        let empty = decode(b"\x01\x00\xc8\x00\x00\x00\x00").unwrap();
+        assert_eq!(empty.status, StatusCode::OK);
+        assert!(empty.headers.is_empty() && empty.body.is_empty());
+    }
+
+    #[test]
+    fn records_keep_scopes_and_keys_apart() {
+        let store = RedisIdempotencyStore::new("redis://127.0.0.1:1/").unwrap();
+        assert_ne!(store.record("a:b", "c"), store.record("a", "b:c"));
+        assert_eq!(
+            store.record("billing|POST /orders", "k"),
+            "comms:idem:20:billing|POST /orders:k"
+        );
+    }
+
+    #[test]
+    fn times_are_whole_milliseconds_rounded_up_within_bounds() {
+        assert_eq!(millis(Duration::ZERO), 1);
+        assert_eq!(millis(Duration::from_micros(1500)), 2);
+        assert_eq!(millis(Duration::from_secs(3600)), 3_600_000);
+        assert_eq!(millis(Duration::MAX), MAX_TTL_MS);
+    }
+
+    #[test]
+    fn bad_urls_are_config_errors_without_the_url_and_debug_hides_it() {
+        let err = RedisIdempotencyStore::new("redis://:hunter2@[bad").unwrap_err();
+        assert!(matches!(&err, Error::Config { key, .. } if key == "redis_url"));
+        assert!(!err.to_string().contains("hunter2"));
+        let store = RedisIdempotencyStore::new("redis://:hunter2@127.0.0.1:1/").unwrap();
+        assert!(!format!("{store:?}").contains("hunter2"));
+    }
+}
