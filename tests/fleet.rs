@@ -1461,3 +1461,7 @@ async fn transitions_held_up_by_a_silent_redis_are_not_published_as_a_backlog() 
         "{after} transitions of one target published after the outage"
     );
 }
+
+// `Idempotency-Key` answers shared by replicas through Redis.
+#[path = "fleet/idempotency.rs"]
+mod idempotency;
