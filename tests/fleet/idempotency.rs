@@ -247,7 +247,8 @@ async fn a_key_reused_or_still_running_on_another_replica_is_refused_or_waited_f
         let a = a.clone();
         async move { to(&a).execute(add("slow", "k-2")).await }
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Its run started on A: A holds the key.
+    wait_for("the first run to start", || runs.load(SeqCst) == 2).await;
     let repeat = to(&b).execute(add("slow", "k-2")).await.unwrap();
     let first = slow.await.unwrap().unwrap();
     assert_same(&first, &repeat);
@@ -258,7 +259,7 @@ async fn a_key_reused_or_still_running_on_another_replica_is_refused_or_waited_f
         let a = a.clone();
         async move { to(&a).execute(add("slow", "k-3")).await }
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_for("the first run to start", || runs.load(SeqCst) == 3).await;
     let err = to(&b)
         .execute(add("slow", "k-3").header("Comms-Deadline-Ms", 100))
         .await
