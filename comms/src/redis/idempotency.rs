@@ -258,13 +258,15 @@ fn decode(bytes: &[u8]) -> Option<StoredResponse> {
     if count > rest.len() / 8 {
         return None;
     }
-    let mut headers = HeaderMap::with_capacity(count);
+    // A map grows as it is filled: the count is the record's word, and a map holds at most
+    // 32,768 names (`try_append` says when it would hold more, where `append` panics).
+    let mut headers = HeaderMap::with_capacity(count.min(64));
     for _ in 0..count {
         let n = length(&mut rest)?;
         let name = HeaderName::from_bytes(take(&mut rest, n)?).ok()?;
         let n = length(&mut rest)?;
         let value = HeaderValue::from_bytes(take(&mut rest, n)?).ok()?;
-        headers.append(name, value);
+        headers.try_append(name, value).ok()?;
     }
     Some(StoredResponse::new(
         status,
@@ -369,6 +371,17 @@ mod tests {
             "status 0"
         );
         assert!(decode(b"\x01\x00\xc8\xff\xff\xff\xff").is_none());
+        // More names than a header map holds: not an answer, and no panic.
+        let names = 40_000u32;
+        let mut many = vec![1, 0, 200];
+        many.extend_from_slice(&names.to_be_bytes());
+        for i in 0..names {
+            let name = format!("x-{i}");
+            many.extend_from_slice(&(name.len() as u32).to_be_bytes());
+            many.extend_from_slice(name.as_bytes());
+            many.extend_from_slice(&0u32.to_be_bytes());
+        }
+        assert!(decode(&many).is_none());
         let empty = decode(b"\x01\x00\xc8\x00\x00\x00\x00").unwrap();
         assert_eq!(empty.status, StatusCode::OK);
         assert!(empty.headers.is_empty() && empty.body.is_empty());
