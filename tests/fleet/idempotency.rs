@@ -467,3 +467,70 @@ async fn with_redis_unreachable_an_idempotent_request_is_a_503_and_runs_once_red
     assert_same(&first, &again);
     assert_eq!(runs.load(SeqCst), 1, "ran once");
 }
+
+/// Redis stalls (a slow script or command, a fork) for longer than a claim's timeout and its
+/// release's: the claim, cut off, is a 503 and runs nothing, but Redis carries it out once it
+/// answers again. The key must not stay claimed by a claim nobody holds (every retry a 409,
+/// for the claim lapse, an hour): the release is asked again, and the retry runs the method.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_cut_off_by_a_stalled_redis_does_not_hold_its_key_until_it_lapses() {
+    use tokio::io::AsyncReadExt;
+    // A Redis of its own: the stall would hold up every other test's.
+    let redis = redis_or_skip!();
+    let url = redis.url();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let replica = Replica {
+        name: "A",
+        runs: runs.clone(),
+        seen: Arc::new(Mutex::new(HashSet::new())),
+    };
+    let store = RedisIdempotencyStore::new(&url)
+        .unwrap()
+        .namespace("stalled")
+        .timeout(Duration::from_millis(200));
+    let router = LedgerServer::new(replica)
+        .verifier(Verifier::new().service("billing", SECRET))
+        .idempotency_store(store)
+        .into_router();
+    let a = comms_tests::serve(router).await;
+    // The store's connection is made and in use.
+    to(&a).execute(add("warm", "k-warm")).await.unwrap();
+    // A script that keeps Redis busy for 2 s: it serves nobody else meanwhile.
+    let busy = "local s = redis.call('TIME') local t0 = s[1] * 1000000 + s[2] \
+                repeat local n = redis.call('TIME') until n[1] * 1000000 + n[2] - t0 >= 2000000 \
+                return 1";
+    let stall = tokio::spawn({
+        let url = url.clone();
+        async move { redis_command(&url, &["EVAL", busy, "0"]).await }
+    });
+    // Redis no longer answers a PING within 100 ms: the stall has begun.
+    let address = url.trim_start_matches("redis://").trim_end_matches('/');
+    loop {
+        let mut ping = tokio::net::TcpStream::connect(address).await.unwrap();
+        ping.write_all(b"PING\r\n").await.unwrap();
+        let mut pong = [0u8; 7];
+        let answered = tokio::time::timeout(Duration::from_millis(100), ping.read_exact(&mut pong));
+        if answered.await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let err = to(&a).execute(add("book", "k")).await.unwrap_err();
+    assert_eq!(status(&err), Some(503), "{err}");
+    assert_eq!(runs.load(SeqCst), 1, "nothing ran");
+    assert_eq!(stall.await.unwrap(), ":1");
+    // Redis answers again: the retry runs the method (a 503 while the store waits to
+    // reconnect; never a 409).
+    let began = Instant::now();
+    let ran = loop {
+        match to(&a).execute(add("book", "k")).await {
+            Ok(ran) => break ran,
+            Err(err) if status(&err) == Some(503) && began.elapsed() < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(err) => panic!("{err}"),
+        }
+    };
+    assert_eq!(ran.status(), StatusCode::CREATED);
+    assert_eq!(runs.load(SeqCst), 2, "ran once");
+}

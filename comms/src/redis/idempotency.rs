@@ -79,9 +79,10 @@ return redis.call('DEL', KEYS[1])
 ///   end even when its caller hangs up).
 /// - Times are counted by Redis's clock (`PEXPIRE`), so the replicas' clocks need not agree.
 /// - When Redis cannot answer within [`timeout`](Self::timeout), a claim fails and the
-///   request gets a 503 (nothing runs); a failed finish or release is logged by the server,
-///   and the key stays claimed until its lapse. A record the store cannot read is an error
-///   too, never an answer.
+///   request gets a 503 (nothing runs), and the server releases the claim, which Redis may
+///   still carry out once it answers. A failed finish or release is logged by the server and
+///   asked again for about half a minute; failing still, the key stays claimed until its
+///   lapse. A record the store cannot read is an error too, never an answer.
 ///
 /// Redis keeps the records as long as it keeps its data: give the store a Redis (or a
 /// database of one) with `maxmemory-policy noeviction`, as for [`RedisNonceStore`]: a record

@@ -87,7 +87,8 @@ pub enum Claim {
 /// ever, but only well after any request could have ended: a claim lapsed while its request
 /// still runs lets a retry run the method a second time. And `finish` and `release` act only
 /// on a key still held by their `claim`: a request that lost its key that way must not answer
-/// or free the key of the retry that claimed it next.
+/// or free the key of the retry that claimed it next. A server asks again a `finish` or
+/// `release` that failed, so either may reach the store more than once for one claim.
 pub trait IdempotencyStore: Send + Sync + 'static {
     /// Claims `key` for `claim`, or says what is known of it.
     fn claim<'a>(

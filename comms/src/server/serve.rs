@@ -256,7 +256,7 @@ where
         let held = held.clone();
         async move {
             let answer = answer(run.await, &verb, &path);
-            settle(&*store, &held, to_keep(&answer)).await;
+            settle(&store, &held, to_keep(&answer)).await;
             answer
         }
     };
@@ -269,7 +269,7 @@ where
         // A panic outside the method (whose own are caught), in keeping its answer, or the
         // runtime shutting down: the key is released, so that a retry runs the method again.
         Err(_) => {
-            settle(&*settings.idempotency, &held, None).await;
+            settle(&settings.idempotency, &held, None).await;
             internal_error().map(axum::body::Body::from)
         }
     }
@@ -345,16 +345,56 @@ struct Held {
     claim: String,
 }
 
+/// How long `settle` waits before asking a store that failed again: at first, and at most.
+const SETTLE_PAUSES: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
+
+/// How many times `settle` asks again a store that failed: with `SETTLE_PAUSES`, for about
+/// half a minute.
+const SETTLE_TRIES: u32 = 12;
+
 /// Keeps a claimed key's answer, or without one releases the key, so that a retry runs the
 /// method again.
-async fn settle(store: &dyn IdempotencyStore, held: &Held, kept: Option<StoredResponse>) {
+///
+/// A store that fails (a Redis stalled past its timeout) is asked again in the background,
+/// with pauses growing from 100 ms to 5 s, for about half a minute: a key left claimed
+/// answers every retry with a 409 until the store lets its claim lapse (an hour, for
+/// `RedisIdempotencyStore`), and a claim cut off by a stalled store may be carried out once
+/// it answers again, after the first release. Asking again is safe: a store finishes or
+/// releases only a key its claim still holds, and only once.
+async fn settle(store: &Arc<dyn IdempotencyStore>, held: &Held, kept: Option<StoredResponse>) {
+    let Err(e) = settle_once(&**store, held, kept.clone()).await else {
+        return;
+    };
+    tracing::warn!(error = %e, "could not keep or release an idempotency key; asking again");
+    let (store, held) = (Arc::clone(store), held.clone());
+    tokio::spawn(async move {
+        let mut pause = SETTLE_PAUSES.0;
+        let mut last = e;
+        for _ in 0..SETTLE_TRIES {
+            tokio::time::sleep(pause).await;
+            match settle_once(&*store, &held, kept.clone()).await {
+                Ok(()) => return,
+                Err(e) => last = e,
+            }
+            pause = (pause * 2).min(SETTLE_PAUSES.1);
+        }
+        tracing::warn!(
+            error = %last,
+            "could not keep or release an idempotency key; it stays claimed until the store lets it go"
+        );
+    });
+}
+
+/// Asks the store once to keep `kept` for `held`'s key, or without it to release the key.
+async fn settle_once(
+    store: &dyn IdempotencyStore,
+    held: &Held,
+    kept: Option<StoredResponse>,
+) -> Result<(), crate::BoxError> {
     let Held { scope, key, claim } = held;
-    let settled = match kept {
+    match kept {
         Some(stored) => store.finish(scope, key, claim, stored).await,
         None => store.release(scope, key, claim).await,
-    };
-    if let Err(e) = settled {
-        tracing::warn!(error = %e, "could not keep or release an idempotency key");
     }
 }
 
@@ -529,7 +569,7 @@ impl Drop for Asking {
         // Outside a runtime (the runtime shutting down) there is nothing to release it with.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let store = Arc::clone(&self.store);
-            runtime.spawn(async move { settle(&*store, &held, None).await });
+            runtime.spawn(async move { settle(&store, &held, None).await });
         }
     }
 }
