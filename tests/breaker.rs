@@ -737,12 +737,13 @@ async fn a_deadline_equal_to_the_attempt_timeout_still_counts_its_timeouts() {
 #[tokio::test]
 async fn a_slow_header_hook_leaving_the_request_a_sliver_does_not_open_it() {
     // Margins of hundreds of milliseconds either way, for a busy machine: the hook leaves the
-    // request 500 ms, which the service's 700 ms outlasts, and a quick hook's request 1 s.
+    // request 350 ms, under half the attempt timeout, which the service's 700 ms outlasts,
+    // and a quick hook's request 1 s.
     let healthy = TestServer::always(Reply::status(200).delay(Duration::from_millis(700))).await;
     let slow_hook = builder(&healthy.url(), breaker(2, 60_000))
         .timeout(Duration::from_millis(1000))
         .header_hook(|| async {
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(Duration::from_millis(650)).await;
             Ok(comms::http::HeaderMap::new())
         })
         .build()
@@ -761,11 +762,15 @@ async fn a_slow_header_hook_leaving_the_request_a_sliver_does_not_open_it() {
         .unwrap();
     quick.execute(Call::get("/x")).await.unwrap();
 
-    // A hung service still opens the breaker of a client with a quick hook.
+    // A hung service still opens the breaker of a client whose hook takes a fifth of the
+    // attempt timeout (a token fetched over the network), leaving the request most of it.
     let hung = TestServer::always(Reply::status(200).delay(Duration::from_secs(30))).await;
     let e = builder(&hung.url(), breaker(2, 60_000))
-        .timeout(Duration::from_millis(500))
-        .header_hook(|| async { Ok(comms::http::HeaderMap::new()) })
+        .timeout(Duration::from_millis(1000))
+        .header_hook(|| async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Ok(comms::http::HeaderMap::new())
+        })
         .build()
         .unwrap();
     for _ in 0..2 {

@@ -24,8 +24,8 @@
 //! `share_breakers`, the fleet), and one would reopen it when it was the probe. So it is the
 //! attempt timeout (the client's, or a method's `timeout_ms`) that makes a dependency that
 //! hangs trip its breaker: give it a value that a healthy dependency answers within. The same
-//! goes for a header hook that takes most of the attempt timeout: a request it left under nine
-//! tenths of that timeout to says nothing of the target when it times out. While a
+//! goes for a header hook that takes over half the attempt timeout: a request it left less than
+//! half of that timeout to says nothing of the target when it times out. While a
 //! hung dependency's breaker is half-open, callers in a hurry take the probe's place one at a
 //! time (the others fail fast), until a probe with the attempt timeout to spare fails it.
 //!
@@ -61,8 +61,8 @@ use state::{State, Word};
 /// `tokio::time::timeout`, a `select!`) counts for nothing while the breaker is closed, since
 /// the caller may have stopped waiting for its own reasons, and so does an attempt cut short by
 /// the call's deadline (its own, a view's, or one inherited from the request being served)
-/// before its attempt timeout, or by what a header hook left of the attempt timeout (under nine
-/// tenths of it): a caller in a hurry says nothing of the target. Bound calls
+/// before its attempt timeout, or by what a header hook left of the attempt timeout (less than
+/// half of it): a caller in a hurry says nothing of the target. Bound calls
 /// with an attempt timeout for a hanging dependency to open its breaker. A half-open probe
 /// dropped after its caller waited for it counts as failed; one dropped before that (before it
 /// was sent, or in the poll that sent it), or cut short by its deadline, gives its place back.

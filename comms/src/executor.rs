@@ -189,8 +189,8 @@ struct Limit {
     time: Duration,
     /// The duration a timeout error reports: the attempt timeout or the whole deadline.
     reported: Duration,
-    /// Whether it is the deadline, or what a header hook left of the attempt timeout (under nine
-    /// tenths of it): a timeout then is the caller's time running out, not the target failing.
+    /// Whether it is the deadline, or what a header hook left of the attempt timeout (less than
+    /// half of it): a timeout then is the caller's time running out, not the target failing.
     by_deadline: bool,
 }
 

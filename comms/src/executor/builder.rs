@@ -210,7 +210,7 @@ impl ExecutorBuilder {
     ///
     /// A header it returns replaces the call's own of that name. It runs within the call's
     /// deadline and the attempt's timeout (the request gets what the hook left of it, and when
-    /// that is under nine tenths of the attempt timeout, its timeout is not counted against the
+    /// that is less than half the attempt timeout, its timeout is not counted against the
     /// target by the breaker); an
     /// error it returns ends the call with that error, unsent, and so does a name comms writes
     /// itself, one that belongs to one call (`Idempotency-Key`, `Comms-Deadline-Ms`, trace

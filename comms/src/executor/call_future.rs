@@ -350,12 +350,13 @@ impl<'a> Run<'a> {
                 limit.time = left;
                 limit.by_deadline = self.by_deadline;
             }
-            // A request the hook left under nine tenths of the attempt timeout says too little
-            // of the target when it times out: the caller's own work took the time, as a
-            // deadline would have (a hook overrunning all of it ends the call unsent, counting
-            // for nothing). A quick hook leaves the request the attempt timeout to count.
+            // A request the hook left less than half the attempt timeout says too little of
+            // the target when it times out: the caller's own work took the time, as a deadline
+            // would have (a hook overrunning all of it ends the call unsent, counting for
+            // nothing). A hook quicker than that (a token fetched over the network) leaves the
+            // request enough of the attempt timeout that a hung target still trips the breaker.
             let attempt = prepared.attempt_timeout;
-            if limit.time < attempt - attempt / 10 {
+            if limit.time < attempt / 2 {
                 limit.by_deadline = true;
             }
             limit.reported = self.limit_reported;
