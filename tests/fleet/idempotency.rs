@@ -135,38 +135,6 @@ fn status(err: &Error) -> Option<u16> {
     err.status().map(|s| s.as_u16())
 }
 
-/// A balancer in front of two replicas: the first connection goes to `first`, which runs the
-/// request, and its answer is lost on the way back; every later one goes to `then`.
-async fn balancer_losing_first_answer(first: &str, then: &str) -> String {
-    use tokio::io::AsyncReadExt;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let first = first.trim_start_matches("http://").to_owned();
-    let then = then.trim_start_matches("http://").to_owned();
-    tokio::spawn(async move {
-        let mut lose = true;
-        loop {
-            let (mut client, _) = listener.accept().await.unwrap();
-            if std::mem::take(&mut lose) {
-                let mut server = tokio::net::TcpStream::connect(&first).await.unwrap();
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    let n = client.read(&mut buf).await.unwrap();
-                    server.write_all(&buf[..n]).await.unwrap();
-                    // The answer starts; both sides are dropped unanswered.
-                    let _ = server.read(&mut buf).await;
-                });
-            } else {
-                let mut server = tokio::net::TcpStream::connect(&then).await.unwrap();
-                tokio::spawn(async move {
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                });
-            }
-        }
-    });
-    format!("http://{addr}")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repeat_at_another_replica_gets_the_first_replicas_answer() {
     let (url, _own) = shared_redis_or_skip!();
@@ -183,7 +151,7 @@ async fn a_repeat_at_another_replica_gets_the_first_replicas_answer() {
 
     // A generated client behind a balancer: its first attempt reaches A, which runs the
     // method, and the answer is lost; the retry, with the same key, reaches B and gets A's.
-    let balancer = balancer_losing_first_answer(&a, &b).await;
+    let (balancer, _) = comms_tests::losing_first_answer(&a, &b).await;
     let client = LedgerClient::builder()
         .base_url(&balancer)
         .secret(SECRET)

@@ -3,41 +3,10 @@
 
 use super::*;
 
-async fn losing_first_answer(upstream: String) -> (String, Arc<AtomicUsize>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let upstream = upstream.trim_start_matches("http://").to_owned();
-    let connections = Arc::new(AtomicUsize::new(0));
-    let counted = connections.clone();
-    tokio::spawn(async move {
-        let mut first = true;
-        loop {
-            let (mut client, _) = listener.accept().await.unwrap();
-            counted.fetch_add(1, Ordering::SeqCst);
-            let mut server = tokio::net::TcpStream::connect(&upstream).await.unwrap();
-            if std::mem::take(&mut first) {
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    let n = client.read(&mut buf).await.unwrap();
-                    server.write_all(&buf[..n]).await.unwrap();
-                    // Wait for the answer to start, then drop both sides unanswered.
-                    let _ = server.read(&mut buf).await;
-                });
-            } else {
-                tokio::spawn(async move {
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                });
-            }
-        }
-    });
-    (format!("http://{addr}"), connections)
-}
-
 #[tokio::test]
 async fn a_retried_idempotent_post_whose_answer_was_lost_runs_once() {
     let (service, _, url) = pair().await;
-    let (proxy, connections) = losing_first_answer(url).await;
+    let (proxy, connections) = comms_tests::losing_first_answer(&url, &url).await;
     let retry = RetryConfig::default()
         .base_delay(std::time::Duration::from_millis(10))
         .max_retries(2);

@@ -6,11 +6,13 @@
 //! - [`FaultServer`] (`fault.rs`): an HTTP/1.1 server on raw TCP that can also fail in every way a
 //!   real one does ([`Fault`]);
 //! - [`RedisServer`] (`redis.rs`): a `redis-server` a test owns, to kill and restart;
+//! - [`losing_first_answer`] (`lossy.rs`): a proxy that loses the first request's answer;
 //! - [`fed`] and [`paced`] (`streams.rs`): bodies a server sends piece by piece, as a test
 //!   feeds them or on a clock;
 //! - helpers shared by the suites: [`spawn_calls`], the error constructors' table, vectors.
 
 mod fault;
+mod lossy;
 mod redis;
 mod streams;
 mod test_server;
@@ -21,6 +23,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use fault::{Fault, FaultServer};
+pub use lossy::losing_first_answer;
 pub use redis::RedisServer;
 pub use streams::{Feeder, fed, paced, serve_stream};
 pub use test_server::{Recorded, Reply, TestServer};
