@@ -50,8 +50,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 pub use link::BreakerSync;
-use link::unix_millis;
-pub(crate) use link::{Link, Remote};
+pub(crate) use link::{Link, Remote, unix_millis};
 use state::{State, Word};
 
 /// When a target's breaker opens, and how it recovers.

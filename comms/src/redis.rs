@@ -529,8 +529,15 @@ fn ttl_millis(now: SystemTime, keep_until: SystemTime, margin: Duration) -> u64 
         .duration_since(now)
         .unwrap_or(Duration::ZERO)
         .saturating_add(margin);
-    let millis = left.as_millis() + u128::from(!left.subsec_nanos().is_multiple_of(1_000_000));
-    u64::try_from(millis)
+    millis(left)
+}
+
+/// A time to live of `duration` for Redis: whole milliseconds rounded up, at least 1 (Redis
+/// refuses a time to live of 0) and at most [`MAX_TTL_MS`].
+fn millis(duration: Duration) -> u64 {
+    let rounded =
+        duration.as_millis() + u128::from(!duration.subsec_nanos().is_multiple_of(1_000_000));
+    u64::try_from(rounded)
         .unwrap_or(u64::MAX)
         .clamp(1, MAX_TTL_MS)
 }
@@ -652,13 +659,10 @@ async fn publish_one(
     event: Remote,
     failing: &mut bool,
 ) {
-    if let Remote::Opened { until_unix_ms } = event {
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        if until_unix_ms <= now {
-            return;
-        }
+    if let Remote::Opened { until_unix_ms } = event
+        && until_unix_ms <= crate::breaker::unix_millis()
+    {
+        return;
     }
     let mut cmd = redis::cmd("PUBLISH");
     cmd.arg(channel).arg(encode(sender, authority, event));

@@ -17,7 +17,7 @@ use super::state::{State, Word};
 use super::{Breaker, CircuitState, now_nanos};
 
 /// Wall-clock milliseconds since the Unix epoch: what replicas tell each other open times in.
-pub(super) fn unix_millis() -> u64 {
+pub(crate) fn unix_millis() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

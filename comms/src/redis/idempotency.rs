@@ -10,7 +10,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use redis::Script;
 use redis::aio::ConnectionManager;
 
-use super::{Conn, DEFAULT_REDIS_TIMEOUT, MAX_TTL_MS};
+use super::{Conn, DEFAULT_REDIS_TIMEOUT, millis};
 use crate::server::{Claim, DEFAULT_IDEMPOTENCY_TTL, IdempotencyStore, StoredResponse};
 use crate::{BoxError, Error};
 
@@ -194,16 +194,6 @@ impl RedisIdempotencyStore {
             })
             .await
     }
-}
-
-/// `duration` in whole milliseconds, rounded up, at least 1 (Redis refuses a time to live of 0)
-/// and at most [`MAX_TTL_MS`].
-fn millis(duration: Duration) -> u64 {
-    let rounded =
-        duration.as_millis() + u128::from(!duration.subsec_nanos().is_multiple_of(1_000_000));
-    u64::try_from(rounded)
-        .unwrap_or(u64::MAX)
-        .clamp(1, MAX_TTL_MS)
 }
 
 /// The error for a record the store cannot read (written by something else, or damaged).
@@ -403,7 +393,7 @@ mod tests {
         assert_eq!(millis(Duration::ZERO), 1);
         assert_eq!(millis(Duration::from_micros(1500)), 2);
         assert_eq!(millis(Duration::from_secs(3600)), 3_600_000);
-        assert_eq!(millis(Duration::MAX), MAX_TTL_MS);
+        assert_eq!(millis(Duration::MAX), crate::redis::MAX_TTL_MS);
     }
 
     #[test]
