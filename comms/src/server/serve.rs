@@ -321,19 +321,24 @@ fn internal_error() -> http::Response<Bytes> {
 /// What of a claimed method's answer is kept for its key: `None` for an answer that says the
 /// request was not carried out (408, 429, a 5xx, a panic's 500, a refusal of its arguments
 /// before the method ran) and for a streamed one, which cannot be kept.
-fn to_keep(answer: &Answer) -> Option<StoredResponse> {
+fn to_keep(answer: &Answer) -> Option<&http::Response<Bytes>> {
     match answer {
         Answer::Whole(response)
             if is_kept(response.status())
                 && response.extensions().get::<super::Unrun>().is_none() =>
         {
-            Some(StoredResponse {
-                status: response.status(),
-                headers: response.headers().clone(),
-                body: response.body().clone(),
-            })
+            Some(response)
         }
         _ => None,
+    }
+}
+
+/// The copy of a kept answer a store is given.
+fn stored(response: &http::Response<Bytes>) -> StoredResponse {
+    StoredResponse {
+        status: response.status(),
+        headers: response.headers().clone(),
+        body: response.body().clone(),
     }
 }
 
@@ -361,12 +366,17 @@ const SETTLE_TRIES: u32 = 12;
 /// `RedisIdempotencyStore`), and a claim cut off by a stalled store may be carried out once
 /// it answers again, after the first release. Asking again is safe: a store finishes or
 /// releases only a key its claim still holds, and only once.
-async fn settle(store: &Arc<dyn IdempotencyStore>, held: &Held, kept: Option<StoredResponse>) {
-    let Err(e) = settle_once(&**store, held, kept.clone()).await else {
+async fn settle(
+    store: &Arc<dyn IdempotencyStore>,
+    held: &Held,
+    kept: Option<&http::Response<Bytes>>,
+) {
+    let Err(e) = settle_once(&**store, held, kept.map(stored)).await else {
         return;
     };
     tracing::warn!(error = %e, "could not keep or release an idempotency key; asking again");
-    let (store, held) = (Arc::clone(store), held.clone());
+    // A copy to ask again with, made only now: the one given the store is gone.
+    let (store, held, kept) = (Arc::clone(store), held.clone(), kept.map(stored));
     tokio::spawn(async move {
         let mut pause = SETTLE_PAUSES.0;
         let mut last = e;
