@@ -118,6 +118,21 @@ fn add(item: &str, key: &str) -> Call {
         .json(item)
 }
 
+/// `item` added under `key` at `url`, asked again while the replica answers 503 (its store
+/// reconnecting to Redis), for up to 10 s.
+async fn add_once_redis_answers(url: &str, item: &str, key: &str) -> comms::Response {
+    let began = Instant::now();
+    loop {
+        match to(url).execute(add(item, key)).await {
+            Ok(answer) => return answer,
+            Err(err) if status(&err) == Some(503) && began.elapsed() < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(err) => panic!("{err}"),
+        }
+    }
+}
+
 /// The headers of an answer but `Date`, which each replica's connection sets as it sends.
 fn headers(response: &comms::Response) -> HeaderMap {
     let mut headers = response.headers().clone();
@@ -432,25 +447,8 @@ async fn with_redis_unreachable_an_idempotent_request_is_a_503_and_runs_once_red
     redis.restart().await;
     // Once the stores reconnect (after their pause), the request runs once, at A, and B
     // answers its repeat.
-    let began = Instant::now();
-    let first = loop {
-        match to(&a).execute(add("book", "k")).await {
-            Ok(first) => break first,
-            Err(err) if status(&err) == Some(503) && began.elapsed() < Duration::from_secs(10) => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(err) => panic!("{err}"),
-        }
-    };
-    let again = loop {
-        match to(&b).execute(add("book", "k")).await {
-            Ok(again) => break again,
-            Err(err) if status(&err) == Some(503) && began.elapsed() < Duration::from_secs(10) => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(err) => panic!("{err}"),
-        }
-    };
+    let first = add_once_redis_answers(&a, "book", "k").await;
+    let again = add_once_redis_answers(&b, "book", "k").await;
     assert_same(&first, &again);
     assert_eq!(runs.load(SeqCst), 1, "ran once");
 }
@@ -509,16 +507,7 @@ async fn a_claim_cut_off_by_a_stalled_redis_does_not_hold_its_key_until_it_lapse
     assert_eq!(stall.await.unwrap(), ":1");
     // Redis answers again: the retry runs the method (a 503 while the store waits to
     // reconnect; never a 409).
-    let began = Instant::now();
-    let ran = loop {
-        match to(&a).execute(add("book", "k")).await {
-            Ok(ran) => break ran,
-            Err(err) if status(&err) == Some(503) && began.elapsed() < Duration::from_secs(10) => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(err) => panic!("{err}"),
-        }
-    };
+    let ran = add_once_redis_answers(&a, "book", "k").await;
     assert_eq!(ran.status(), StatusCode::CREATED);
     assert_eq!(runs.load(SeqCst), 2, "ran once");
 }
