@@ -161,6 +161,9 @@ pub(crate) struct Breaker {
     failures: AtomicU32,
     /// Nanoseconds since [`epoch`] until which an open breaker refuses calls.
     open_until: AtomicU64,
+    /// Nanoseconds since [`epoch`] of the last failure counted (0 for none): how long a
+    /// breaker no client holds keeps what it knows (see [`Breaker::forgettable`]).
+    last_failure: AtomicU64,
     /// Other replicas' breakers for the same target, when shared (see [`BreakerSync`]). Weak:
     /// the clients using the sync keep it (and its tasks) alive, not the process-wide registry.
     link: Option<std::sync::Weak<Link>>,
@@ -192,6 +195,10 @@ fn registry() -> &'static Registry {
     REGISTRY.get_or_init(Mutex::default)
 }
 
+/// How long a breaker no client holds keeps the failures it counted, or its open state, after
+/// the last of them: past that, the host's next client starts with a new breaker.
+const FORGET_AFTER: Duration = Duration::from_secs(10 * 60);
+
 /// How long after its request was handed over a probe dropped unanswered counts as waited for,
 /// however its caller stopped (a `select!` whose other branch won, a task aborted, never
 /// polled again): a millisecond, well past the poll that sent it (in which a `try_join!` drops
@@ -206,6 +213,7 @@ impl Breaker {
             word: AtomicU64::new(Word::INITIAL.pack()),
             failures: AtomicU32::new(0),
             open_until: AtomicU64::new(0),
+            last_failure: AtomicU64::new(0),
             link: None,
         }
     }
@@ -217,6 +225,7 @@ impl Breaker {
         config: &BreakerConfig,
         sync: Option<&BreakerSync>,
     ) -> Arc<Breaker> {
+        let now = now_nanos();
         let mut map = registry()
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -225,11 +234,11 @@ impl Breaker {
             if *link_id != 0 && breaker.link.as_ref().is_none_or(|l| l.strong_count() == 0) {
                 return false;
             }
-            // One no client holds (only the registry hands out more), closed with no failure
-            // counted, knows nothing a new one would not: it is let go, so that a process
-            // calling many hosts over its life keeps breakers for those in use or in trouble.
-            // (Another replica's open for its target is kept by the link for the next one.)
-            Arc::strong_count(breaker) > 1 || !breaker.is_blank()
+            // One no client holds (only the registry hands out more) is let go once what it
+            // knows is stale, so that a process calling many hosts over its life keeps
+            // breakers only for those in use or recently in trouble. (Another replica's open
+            // for its target is kept by the link for the next one.)
+            Arc::strong_count(breaker) > 1 || !breaker.forgettable(now)
         });
         let link = sync.map(|s| s.link.clone());
         let key = (
@@ -250,10 +259,20 @@ impl Breaker {
             .clone()
     }
 
-    /// Whether the breaker is as a new one: closed, no failure counted.
-    fn is_blank(&self) -> bool {
-        Word::unpack(self.word.load(Ordering::Acquire)).state == State::Closed
-            && self.failures.load(Ordering::Acquire) == 0
+    /// Whether the breaker, at `now`, knows nothing a new one should: it is closed with no
+    /// failure counted, or its last failure, and the end of its last open period, are more than
+    /// [`FORGET_AFTER`] past. A failing host's next client, built soon after the last one was
+    /// dropped (a client made per call, say), still finds its failures and its open breaker.
+    fn forgettable(&self, now: u64) -> bool {
+        let state = Word::unpack(self.word.load(Ordering::Acquire)).state;
+        if state == State::Closed && self.failures.load(Ordering::Acquire) == 0 {
+            return true;
+        }
+        let last = self
+            .last_failure
+            .load(Ordering::Acquire)
+            .max(self.open_until.load(Ordering::Acquire));
+        now.saturating_sub(last) > nanos(FORGET_AFTER)
     }
 
     /// The fleet link, while some client still uses it.
@@ -360,6 +379,7 @@ impl Breaker {
         if word.generation != permit.generation {
             return;
         }
+        self.last_failure.store(now_nanos(), Ordering::Release);
         let trip = if permit.probe {
             matches!(word.state, State::HalfOpen { .. })
         } else {
@@ -528,6 +548,41 @@ mod tests {
         // The failure counted is still there for the next client of that host.
         let again = Breaker::shared("http://let-go-troubled:1", &config, None);
         assert_eq!(again.failures.load(Ordering::Acquire), 1);
+    }
+
+    #[test]
+    fn what_a_breaker_no_client_holds_knows_goes_stale() {
+        let forget = nanos(FORGET_AFTER);
+        let b = breaker(3, Duration::from_secs(60), 1);
+        assert!(b.forgettable(0), "a new breaker knows nothing");
+
+        b.admit().unwrap().record(true);
+        let failed = b.last_failure.load(Ordering::Acquire);
+        assert!(
+            !b.forgettable(failed + forget),
+            "a failure is kept for a while"
+        );
+        assert!(b.forgettable(failed + forget + 1), "and then forgotten");
+
+        // Open, it is kept until its open period has been over for as long.
+        b.admit().unwrap().record(true);
+        b.admit().unwrap().record(true);
+        assert_eq!(b.state(), CircuitState::Open);
+        let until = b.open_until.load(Ordering::Acquire);
+        assert!(until >= b.last_failure.load(Ordering::Acquire) + nanos(Duration::from_secs(60)));
+        assert!(!b.forgettable(until + forget));
+        assert!(b.forgettable(until + forget + 1));
+
+        // One that opens for ever is never forgotten.
+        let b = breaker(1, Duration::MAX, 1);
+        b.admit().unwrap().record(true);
+        assert!(!b.forgettable(u64::MAX));
+
+        // A success ends what the failures said.
+        let b = breaker(3, Duration::from_secs(60), 1);
+        b.admit().unwrap().record(true);
+        b.admit().unwrap().record(false);
+        assert!(b.forgettable(0));
     }
 
     #[test]
