@@ -358,3 +358,47 @@ async fn a_streamed_call_takes_the_views_headers_and_the_hooks() {
     assert_signed_over(seen, "authorization").await;
     assert_signed_over(seen, "x-tenant").await;
 }
+
+/// A zero attempt timeout, given for one call or for a view, is refused before anything is
+/// sent: every attempt would time out at once, and each would count against the target's
+/// breaker, opening it for every client of the target in the process.
+#[tokio::test]
+async fn a_zero_attempt_timeout_is_refused_unsent_and_leaves_the_breaker_alone() {
+    let server = TestServer::always(Reply::ok_json(json!({}))).await;
+    let executor = comms_tests::plain_builder(&server.url(), "billing", SECRET)
+        .retry(fast_retry())
+        .breaker(BreakerConfig::default().failure_threshold(1))
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let call = comms::Call::get("/accounts/1").timeout(Duration::ZERO);
+        let err = executor.execute(call).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Config { key, .. } if key == "Call::timeout"),
+            "{err}"
+        );
+        let view = executor.with(CallOptions::new().timeout(Duration::ZERO));
+        let err = view
+            .execute(comms::Call::get("/accounts/1"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Config { key, .. } if key == "CallOptions::timeout"),
+            "{err}"
+        );
+        // A later view's own timeout does not make up for it.
+        let later = view.with(CallOptions::new().timeout(Duration::from_secs(1)));
+        let err = later
+            .execute(comms::Call::get("/accounts/1"))
+            .await
+            .unwrap_err();
+        assert!(matches!(&err, Error::Config { .. }), "{err}");
+    }
+    assert_eq!(server.count(), 0, "nothing sent");
+    assert_eq!(executor.circuit_state(), Some(comms::CircuitState::Closed));
+    executor
+        .execute(comms::Call::get("/accounts/1"))
+        .await
+        .unwrap();
+    assert_eq!(server.count(), 1);
+}
