@@ -394,6 +394,36 @@ async fn only_the_claim_holding_a_key_finishes_or_releases_it() {
     assert!(matches!(claim(&small, "big", "again").await, Claim::New));
 }
 
+/// A claim cut off by a stalled Redis is released by the server; the release, on another
+/// connection, can reach Redis before the claim it undoes. The claim, carried out after it,
+/// must take nothing: it would hold the key, every retry a 409, until it lapsed.
+#[tokio::test]
+async fn a_claim_arriving_after_its_own_release_takes_nothing() {
+    let (url, _own) = shared_redis_or_skip!();
+    let namespace = fresh_namespace();
+    let s = store(&url, &namespace, Duration::from_secs(60));
+    let scope = "billing|POST /x";
+    s.release(scope, "k", "late").await.unwrap();
+    let mark = format!("{namespace}:idem:released:late");
+    let left = pttl(&url, &mark).await;
+    assert!(
+        (50_000..=60_000).contains(&left),
+        "kept as long as a claim: {left}"
+    );
+    let err = s.claim(scope, "k", "f", "late").await.unwrap_err();
+    assert!(err.to_string().contains("released"), "{err}");
+    // The key is free for the retry, which runs the method.
+    assert!(matches!(claim(&s, "k", "retry").await, Claim::New));
+    // A release that finds its claim holding the key leaves no mark, nor does one that finds
+    // another claim holding it.
+    s.release(scope, "k", "other").await.unwrap();
+    s.release(scope, "k", "retry").await.unwrap();
+    for claim in ["retry", "other"] {
+        let mark = format!("{namespace}:idem:released:{claim}");
+        assert_eq!(pttl(&url, &mark).await, -2, "{claim}");
+    }
+}
+
 #[tokio::test]
 async fn a_record_the_store_cannot_read_is_an_error_not_an_answer() {
     let (url, _own) = shared_redis_or_skip!();

@@ -23,10 +23,12 @@ pub const DEFAULT_CLAIM_LAPSE: Duration = Duration::from_secs(3600);
 #[cfg_attr(docsrs, doc(cfg(all(feature = "redis", feature = "server"))))]
 pub const DEFAULT_MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
-/// Claims a key. KEYS[1]: its record; ARGV: the fingerprint, the claim, the lapse in ms.
+/// Claims a key. KEYS[1]: its record, KEYS[2]: the claim's mark of a release that came first
+/// (see [`RELEASE`]); ARGV: the fingerprint, the claim, the lapse in ms.
 /// Returns `{what, answer}`: 0 new (or already this claim's), 1 answered, 2 running, 3 another
-/// request's, 4 a record that is not one.
+/// request's, 4 a record that is not one, 5 a claim released before it arrived.
 const CLAIM: &str = r"
+if redis.call('EXISTS', KEYS[2]) == 1 then return {5, ''} end
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], 'f', ARGV[1], 'h', ARGV[2])
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
@@ -50,10 +52,18 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 ";
 
-/// Forgets a key its claim still holds. KEYS[1]: the record; ARGV: the claim.
+/// Forgets a key its claim still holds. KEYS[1]: the record, KEYS[2]: the claim's mark; ARGV:
+/// the claim, the lapse in ms.
+///
+/// With no record, the claim may still be on its way: a claim cut off by a stalled Redis is
+/// released by the server, and the release, on another connection, can be carried out first.
+/// It leaves a mark, for as long as a claim holds a key, that makes such a late claim take
+/// nothing.
 const RELEASE: &str = r"
-if redis.call('HGET', KEYS[1], 'h') ~= ARGV[1] then return 0 end
-return redis.call('DEL', KEYS[1])
+local holder = redis.call('HGET', KEYS[1], 'h')
+if holder == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if not holder then redis.call('SET', KEYS[2], '1', 'PX', ARGV[2]) end
+return 0
 ";
 
 /// An [`IdempotencyStore`] every replica of a service shares, on Redis (features `redis` and
@@ -80,9 +90,12 @@ return redis.call('DEL', KEYS[1])
 /// - Times are counted by Redis's clock (`PEXPIRE`), so the replicas' clocks need not agree.
 /// - When Redis cannot answer within [`timeout`](Self::timeout), a claim fails and the
 ///   request gets a 503 (nothing runs), and the server releases the claim, which Redis may
-///   still carry out once it answers. A failed finish or release is logged by the server and
-///   asked again for about half a minute; failing still, the key stays claimed until its
-///   lapse. A record the store cannot read is an error too, never an answer.
+///   still carry out once it answers, before or after the release: a release that finds no
+///   record leaves a mark, `<namespace>:idem:released:<claim>`, kept as long as a claim
+///   holds a key, so that the claim, arriving later, takes nothing. A failed finish or
+///   release is logged by the server and asked again for about half a minute; failing still,
+///   the key stays claimed until its lapse. A record the store cannot read is an error too,
+///   never an answer.
 ///
 /// Redis keeps the records as long as it keeps its data: give the store a Redis (or a
 /// database of one) with `maxmemory-policy noeviction`, as for [`RedisNonceStore`]: a record
@@ -177,16 +190,25 @@ impl RedisIdempotencyStore {
         format!("{}:idem:{}:{scope}:{key}", self.namespace, scope.len())
     }
 
-    /// Runs `script` on `record` with `args`.
+    /// The Redis key of the mark a release of `claim` leaves when it finds no record (see
+    /// [`RELEASE`]). A record's key has a digit after `idem:`, so the two never meet.
+    fn released(&self, claim: &str) -> String {
+        format!("{}:idem:released:{claim}", self.namespace)
+    }
+
+    /// Runs `script` on `keys` with `args`.
     async fn invoke<T: redis::FromRedisValue>(
         &self,
         script: &Script,
-        record: &str,
+        keys: &[&str],
         args: &[&[u8]],
     ) -> Result<T, BoxError> {
         self.conn
             .run(|mut connection: ConnectionManager| {
-                let mut invocation = script.key(record);
+                let mut invocation = script.prepare_invoke();
+                for key in keys {
+                    invocation.key(*key);
+                }
                 for arg in args {
                     invocation.arg(*arg);
                 }
@@ -275,10 +297,10 @@ impl IdempotencyStore for RedisIdempotencyStore {
         claim: &'a str,
     ) -> Pin<Box<dyn Future<Output = Result<Claim, BoxError>> + Send + 'a>> {
         Box::pin(async move {
-            let record = self.record(scope, key);
+            let keys = [&*self.record(scope, key), &*self.released(claim)];
             let lapse = millis(self.claim_lapse).to_string();
             let args: [&[u8]; 3] = [fingerprint.as_bytes(), claim.as_bytes(), lapse.as_bytes()];
-            let (what, answer): (i64, Vec<u8>) = self.invoke(&self.claim, &record, &args).await?;
+            let (what, answer): (i64, Vec<u8>) = self.invoke(&self.claim, &keys, &args).await?;
             match what {
                 // Also when the record is this claim's own: the reply to an earlier attempt of
                 // this command was lost, and it was made again.
@@ -286,6 +308,8 @@ impl IdempotencyStore for RedisIdempotencyStore {
                 1 => decode(&answer).map(Claim::Answered).ok_or_else(unreadable),
                 2 => Ok(Claim::InProgress),
                 3 => Ok(Claim::Mismatch),
+                // Only a claim whose request has given up on it comes after its release.
+                5 => Err("this claim was released before it reached redis".into()),
                 _ => Err(unreadable()),
             }
         })
@@ -308,7 +332,7 @@ impl IdempotencyStore for RedisIdempotencyStore {
             let record = self.record(scope, key);
             let ttl = millis(self.ttl).to_string();
             let args: [&[u8]; 3] = [claim.as_bytes(), ttl.as_bytes(), &answer];
-            self.invoke::<i64>(&self.finish, &record, &args).await?;
+            self.invoke::<i64>(&self.finish, &[&record], &args).await?;
             Ok(())
         })
     }
@@ -320,9 +344,10 @@ impl IdempotencyStore for RedisIdempotencyStore {
         claim: &'a str,
     ) -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send + 'a>> {
         Box::pin(async move {
-            let record = self.record(scope, key);
-            self.invoke::<i64>(&self.release, &record, &[claim.as_bytes()])
-                .await?;
+            let keys = [&*self.record(scope, key), &*self.released(claim)];
+            let lapse = millis(self.claim_lapse).to_string();
+            let args: [&[u8]; 2] = [claim.as_bytes(), lapse.as_bytes()];
+            self.invoke::<i64>(&self.release, &keys, &args).await?;
             Ok(())
         })
     }

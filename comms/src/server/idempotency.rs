@@ -88,7 +88,11 @@ pub enum Claim {
 /// still runs lets a retry run the method a second time. And `finish` and `release` act only
 /// on a key still held by their `claim`: a request that lost its key that way must not answer
 /// or free the key of the retry that claimed it next. A server asks again a `finish` or
-/// `release` that failed, so either may reach the store more than once for one claim.
+/// `release` that failed, so either may reach the store more than once for one claim. A
+/// server also releases a claim whose `claim` call failed, since the store may have recorded
+/// it; a store whose calls can be carried out out of order (over several connections) should
+/// make a claim that arrives after its own release take nothing, as
+/// `comms::redis::RedisIdempotencyStore` does.
 pub trait IdempotencyStore: Send + Sync + 'static {
     /// Claims `key` for `claim`, or says what is known of it.
     fn claim<'a>(
