@@ -67,6 +67,79 @@ async fn a_server_span_has_the_query_the_protocol_version_and_the_user_agent() {
         text(server, "user_agent.original").as_deref(),
         Some("inventory/2.1")
     );
+    // Where the request was sent, from its `Host` header; the caller's address only when the
+    // server was told its connections' peers.
+    let port = url.rsplit_once(':').unwrap().1.parse::<i64>().unwrap();
+    assert_eq!(text(server, "server.address").as_deref(), Some("127.0.0.1"));
+    assert_eq!(attr(server, "server.port"), Some(&Value::I64(port)));
+    assert_eq!(attr(server, "client.address"), None);
+}
+
+/// With axum told the peers of its connections, a SERVER span has the caller's address and
+/// port; a `Forwarded` or `X-Forwarded-For` header, the caller's own word, is not taken for
+/// it. `server.address` is the `Host` header's host, an IPv6 address without its brackets,
+/// and the scheme's port when the header has none.
+#[tokio::test]
+async fn a_server_span_has_the_callers_address_when_axum_was_given_it() {
+    let (spans, _guard) = record_spans();
+    let app = Router::new()
+        .route("/search", get(|| async { "found" }))
+        .layer(VerifyLayer::new(Verifier::new().service("billing", SECRET)));
+    let listener = comms_tests::fresh_listener().await;
+    let addr = listener.local_addr().unwrap();
+    let served = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, served).await.unwrap() });
+    plain_executor(&format!("http://{addr}"), "billing", SECRET)
+        .execute(
+            Call::get("/search")
+                .route("/search")
+                .header("x-forwarded-for", "203.0.113.9")
+                .header("forwarded", "for=203.0.113.9"),
+        )
+        .await
+        .unwrap();
+
+    // A raw request with another Host: the span names it, not the socket's address.
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut raw = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let caller = raw.local_addr().unwrap();
+    raw.write_all(b"GET /unsigned HTTP/1.1\r\nHost: [::1]\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    raw.read_to_end(&mut answer).await.unwrap();
+
+    let spans = spans.get_finished_spans().unwrap();
+    let servers: Vec<_> = spans
+        .iter()
+        .filter(|s| s.span_kind == SpanKind::Server)
+        .collect();
+    assert_eq!(servers.len(), 2, "{spans:#?}");
+    let signed = servers
+        .iter()
+        .find(|s| text(s, "url.path").as_deref() == Some("/search"))
+        .unwrap();
+    assert_eq!(text(signed, "client.address").as_deref(), Some("127.0.0.1"));
+    assert!(matches!(attr(signed, "client.port"), Some(Value::I64(p)) if *p > 0));
+    assert_eq!(text(signed, "server.address").as_deref(), Some("127.0.0.1"));
+    assert_eq!(
+        attr(signed, "server.port"),
+        Some(&Value::I64(i64::from(addr.port())))
+    );
+    let unsigned = servers
+        .iter()
+        .find(|s| text(s, "url.path").as_deref() == Some("/unsigned"))
+        .unwrap();
+    assert_eq!(text(unsigned, "server.address").as_deref(), Some("::1"));
+    assert_eq!(attr(unsigned, "server.port"), Some(&Value::I64(80)));
+    assert_eq!(
+        text(unsigned, "client.address").as_deref(),
+        Some("127.0.0.1")
+    );
+    assert_eq!(
+        attr(unsigned, "client.port"),
+        Some(&Value::I64(i64::from(caller.port())))
+    );
 }
 
 /// A → B → C: A calls B's route behind `VerifyLayer`, whose handler calls C. Every span is in

@@ -185,6 +185,54 @@ fn protocol_version(version: http::Version) -> Option<&'static str> {
     }
 }
 
+/// `server.address` and `server.port` of a request the server received: its target's authority
+/// (an HTTP/2 request's `:authority`, an absolute-form request line's), else its `Host`
+/// header, as the conventions have it; the port, when neither gives one, the scheme's. An
+/// IPv6 address is written without its brackets. `None` when neither names a host.
+fn served_at(uri: &Uri, headers: &HeaderMap, scheme: &str) -> Option<(String, u16)> {
+    let host_header;
+    let authority = match uri.authority() {
+        Some(authority) => authority,
+        None => {
+            let value = headers.get(http::header::HOST)?.as_bytes();
+            host_header = http::uri::Authority::try_from(value).ok()?;
+            &host_header
+        }
+    };
+    // Strictly `host[:port]`: no user information, and a port that is a number (which
+    // `Authority` leaves to its reader).
+    let written = authority.as_str();
+    let host = authority.host();
+    let port = match written.strip_prefix(host)? {
+        "" => match scheme {
+            "https" => 443,
+            "http" => 80,
+            _ => return None,
+        },
+        after => after.strip_prefix(':')?.parse().ok()?,
+    };
+    let host = host
+        .strip_prefix('[')
+        .and_then(|v6| v6.strip_suffix(']'))
+        .unwrap_or(host);
+    (!host.is_empty()).then(|| (host.to_owned(), port))
+}
+
+/// `client.address` and `client.port`: the peer of the connection the request came on, when
+/// the server was told it (axum's `into_make_service_with_connect_info::<SocketAddr>()`). A
+/// `Forwarded` or `X-Forwarded-For` header is the caller's word, and is not taken for it.
+#[cfg(feature = "server")]
+fn client_at(extensions: &http::Extensions) -> Option<std::net::SocketAddr> {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0)
+}
+
+#[cfg(not(feature = "server"))]
+fn client_at(_: &http::Extensions) -> Option<std::net::SocketAddr> {
+    None
+}
+
 /// A span's name under the conventions: `{method} {route}`, the method alone without a route;
 /// a method the conventions do not know is written `HTTP`.
 fn span_name(method: &Method, route: Option<&str>) -> Cow<'static, str> {
@@ -658,6 +706,8 @@ impl ServerTrace {
         let scheme = scheme
             .or_else(|| uri.scheme_str().filter(|s| matches!(*s, "http" | "https")))
             .unwrap_or("http");
+        let served = served_at(uri, headers, scheme);
+        let client = client_at(&parts.extensions);
         let span = tracing::info_span!(
             target: "comms::server",
             "comms.serve",
@@ -670,6 +720,11 @@ impl ServerTrace {
             url.scheme = scheme,
             http.route = route.as_deref(),
             network.protocol.version = protocol_version(parts.version),
+            server.address = served.as_ref().map(|(host, _)| host.as_str()),
+            // As `i64`: the conventions' type, which an unsigned field would not map to.
+            server.port = served.as_ref().map(|(_, port)| i64::from(*port)),
+            client.address = client.map(|peer| tracing::field::display(peer.ip())),
+            client.port = client.map(|peer| i64::from(peer.port())),
             user_agent.original = headers
                 .get(http::header::USER_AGENT)
                 .and_then(|agent| agent.to_str().ok()),
@@ -867,6 +922,47 @@ impl Drop for ServerTrace {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn where_a_request_was_sent_is_its_targets_authority_or_its_host_header() {
+        let at = |uri: &str, host: Option<&str>, scheme: &str| {
+            let mut headers = HeaderMap::new();
+            if let Some(host) = host {
+                headers.insert(http::header::HOST, HeaderValue::from_str(host).unwrap());
+            }
+            served_at(&uri.parse().unwrap(), &headers, scheme)
+        };
+        let some = |host: &str, port| Some((host.to_owned(), port));
+        assert_eq!(
+            at("/x", Some("api.internal:8443"), "https"),
+            some("api.internal", 8443)
+        );
+        assert_eq!(
+            at("/x", Some("api.internal"), "https"),
+            some("api.internal", 443)
+        );
+        assert_eq!(
+            at("/x", Some("[2001:db8::1]:81"), "http"),
+            some("2001:db8::1", 81)
+        );
+        // An absolute-form target (or HTTP/2's `:authority`) wins over the header.
+        assert_eq!(
+            at("http://a.example:1/x", Some("b.example"), "http"),
+            some("a.example", 1)
+        );
+        for bad in [
+            "",
+            "a b",
+            "host:port",
+            "host:",
+            "host:99999",
+            "user@host",
+            ":80",
+        ] {
+            assert_eq!(at("/x", Some(bad), "http"), None, "{bad:?}");
+        }
+        assert_eq!(at("/x", None, "http"), None);
+    }
 
     #[test]
     fn a_query_is_shown_with_the_values_of_signed_urls_credentials_redacted() {
