@@ -536,6 +536,9 @@ pub trait Transfers {
         #[header("X-From")] from: Option<String>,
         #[header("X-To")] to: Option<String>,
     ) -> Result<String, Error>;
+
+    #[post("/uploads", idempotent)]
+    async fn upload(&self, #[multipart] form: comms::Multipart) -> Result<String, Error>;
 }
 
 #[derive(Clone, Default)]
@@ -548,6 +551,96 @@ impl Transfers for TransfersImpl {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         Ok(format!("from={from:?} to={to:?} #{n}"))
     }
+
+    async fn upload(&self, form: comms::Multipart) -> Result<String, Error> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        let names: Vec<_> = form.parts().iter().map(|part| part.name()).collect();
+        Ok(format!("{names:?} #{n}"))
+    }
+}
+
+/// A signed request to the server at `url` with `body`, its `headers` covered by the
+/// signature, as `key_id` with `secret`.
+async fn send_signed(
+    url: &str,
+    path: &str,
+    body: &[u8],
+    headers: &[(&str, &str)],
+    (key_id, secret): (&str, &str),
+) -> (u16, String) {
+    let authority = url.trim_start_matches("http://");
+    let mut head = comms_tests::Recorded::head(comms::http::Method::POST, path, authority, body);
+    for (name, value) in headers {
+        let name = comms::http::HeaderName::from_bytes(name.as_bytes()).unwrap();
+        head.headers.insert(name, value.parse().unwrap());
+    }
+    let covered: Vec<&str> = headers.iter().map(|(name, _)| *name).collect();
+    head.sign_now(key_id, secret, &covered);
+    head.send_to(url, body).await
+}
+
+#[tokio::test]
+async fn an_idempotency_key_reused_with_another_multipart_boundary_is_refused() {
+    // The same key and body bytes, but another boundary in the signed `Content-Type`: under
+    // `A` the body's parts are `x`, under `B` they are `y`. Another request, a 422, not the
+    // first's answer.
+    let service = TransfersImpl::default();
+    let router = TransfersServer::new(service.clone())
+        .verifier(Verifier::new().service("billing", SECRET))
+        .into_router();
+    let url = serve(router).await;
+    let body = b"--A\r\ncontent-disposition: form-data; name=\"x\"\r\n\r\n1\r\n--B\r\n\
+content-disposition: form-data; name=\"y\"\r\n\r\n2\r\n--A--\r\n--B--\r\n";
+    let upload = |boundary: &str| {
+        let content_type = format!("multipart/form-data; boundary={boundary}");
+        let url = url.clone();
+        async move {
+            let headers = [
+                ("content-type", content_type.as_str()),
+                ("idempotency-key", "k-upload"),
+            ];
+            send_signed(&url, "/uploads", body, &headers, ("billing", SECRET)).await
+        }
+    };
+    let (status, first) = upload("A").await;
+    assert_eq!((status, first.as_str()), (200, r#""[\"x\"] #1""#));
+    let (status, second) = upload("B").await;
+    assert_eq!(status, 422, "{second}");
+    assert_eq!(service.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn behind_a_verify_layer_an_unverified_servers_keys_are_each_callers_own() {
+    // The layer verifies two services; the server behind it takes the layer's word. One key
+    // from each service is two keys, as it is for a server that verifies: the second is run,
+    // not answered with the first service's answer.
+    let service = TransfersImpl::default();
+    let router = TransfersServer::new(service.clone())
+        .unverified()
+        .into_router()
+        .layer(comms::verify::VerifyLayer::new(
+            Verifier::new()
+                .service("billing", SECRET)
+                .service("shipping", "shipping-secret"),
+        ));
+    let url = serve(router).await;
+    let headers = [("idempotency-key", "k-two-callers"), ("x-from", "acct-1")];
+    let as_billing = ("billing", SECRET);
+    let (status, first) = send_signed(&url, "/transfers", b"", &headers, as_billing).await;
+    assert_eq!(
+        (status, first.as_str()),
+        (200, r#""from=Some(\"acct-1\") to=None #1""#)
+    );
+    let as_shipping = ("shipping", "shipping-secret");
+    let (status, second) = send_signed(&url, "/transfers", b"", &headers, as_shipping).await;
+    assert_eq!(
+        (status, second.as_str()),
+        (200, r#""from=Some(\"acct-1\") to=None #2""#)
+    );
+    // Each caller's repeat is still answered from its own first run.
+    let (status, again) = send_signed(&url, "/transfers", b"", &headers, as_billing).await;
+    assert_eq!((status, again), (200, first));
+    assert_eq!(service.calls.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]

@@ -16,7 +16,8 @@
 //! - A key is scoped to the calling service and the route: the same key from another caller
 //!   or on another route is another key. On the same route, a key reused for a different
 //!   request gets a 422: a key's record is fingerprinted with a digest of the request's path,
-//!   query, `#[header]` arguments and body, so the same key sent to `/accounts/2/charge` after
+//!   query, `#[header]` arguments, `Content-Type` and body, so the same key sent to
+//!   `/accounts/2/charge` after
 //!   `/accounts/1/charge` is refused, not answered with the first account's answer.
 //! - An answer that asks for the request again (408, 429), a server error (5xx) or a method
 //!   that panicked is not kept: the key is released, and a retry runs the method again. Nor
@@ -79,7 +80,8 @@ pub enum Claim {
 /// Where a server keeps the answers to `Idempotency-Key`s, so that a fleet can share them.
 ///
 /// `scope` names the calling service and the route; `fingerprint` identifies the request (a
-/// digest of its path, query, `#[header]` arguments and body); `claim` identifies the request
+/// digest of its path, query, `#[header]` arguments, `Content-Type` and body); `claim`
+/// identifies the request
 /// that claims the key, 32 hex digits the server draws at random for each claim it asks for.
 ///
 /// A store keeps a key claimed until its claim finishes or releases it. A store shared by a

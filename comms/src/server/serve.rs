@@ -226,7 +226,10 @@ where
     let claim = match idempotent {
         Some(idempotent) => {
             let request = (&parts, &uri, &body, &covered);
-            match claim(settings, idempotent, caller.as_ref(), request, deadline).await {
+            // Unverified behind a `VerifyLayer`, the keys are those of the caller the layer
+            // verified: one caller's key must not answer another's request.
+            let owner = caller.as_ref().or_else(|| parts.extensions.get::<Caller>());
+            match claim(settings, idempotent, owner, request, deadline).await {
                 Ok(claim) => claim,
                 Err(answer) => return answer.map(axum::body::Body::from),
             }
@@ -609,9 +612,10 @@ async fn claim_or_wait(
 /// What tells one request under an `Idempotency-Key` from another on the same route: the
 /// SHA-256 of its target (path and query, as the caller sent them), the values of the headers
 /// `named` (the method's `#[header]` arguments; none for one the signature does not cover,
-/// which the method does not see) and its body, hex-encoded. Each part is
-/// preceded by its length (a header by its count of values), so that no two requests that
-/// differ share one input.
+/// which the method does not see), its `Content-Type` (a multipart body's boundary is there:
+/// the same bytes under another boundary are other parts) and its body, hex-encoded. Each
+/// part is preceded by its length (a header by its count of values), so that no two requests
+/// that differ share one input.
 fn request_fingerprint(
     uri: &http::Uri,
     (named, covered): (&[&str], &CoveredFields),
@@ -623,21 +627,25 @@ fn request_fingerprint(
         hash.update((bytes.len() as u64).to_be_bytes());
         hash.update(bytes);
     }
+    fn field(hash: &mut Sha256, values: http::header::GetAll<'_, http::HeaderValue>) {
+        hash.update((values.iter().count() as u64).to_be_bytes());
+        for value in values {
+            part(hash, value.as_bytes());
+        }
+    }
     let mut hash = Sha256::new();
     let target = uri.path_and_query().map_or("/", |target| target.as_str());
     part(&mut hash, target.as_bytes());
     for name in named {
         // Each in its place, one not covered as absent (no values).
-        if !covered.covers(name) {
+        if covered.covers(name) {
+            field(&mut hash, headers.get_all(*name));
+        } else {
             hash.update(0u64.to_be_bytes());
-            continue;
-        }
-        let values = headers.get_all(*name);
-        hash.update((values.iter().count() as u64).to_be_bytes());
-        for value in values {
-            part(&mut hash, value.as_bytes());
         }
     }
+    // Covered or not: the server reads the body by it either way.
+    field(&mut hash, headers.get_all(http::header::CONTENT_TYPE));
     part(&mut hash, body);
     hex::encode(hash.finalize())
 }
