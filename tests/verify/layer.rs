@@ -329,6 +329,35 @@ async fn a_chunked_body_needs_a_digest_only_when_it_is_not_empty() {
     assert_eq!(reached.load(Ordering::SeqCst), 1);
 }
 
+#[tokio::test]
+async fn a_chunked_bodys_trailers_do_not_stand_in_for_its_signed_head() {
+    let reached = Arc::new(AtomicUsize::new(0));
+    let url = serve(counting_app(reached.clone(), VerifyLayer::new(verifier()))).await;
+    // The trailer section of a chunked body comes after the signature was checked, from the
+    // same sender or anything on the way: a `Content-Digest` there is not the digest that
+    // was signed.
+    let forged = comms::signing::content_digest(b"hellx");
+    let chunked = |head: &Recorded, chunk: &[u8]| {
+        let mut head = head.clone();
+        head.headers
+            .insert("transfer-encoding", HeaderValue::from_static("chunked"));
+        let mut bytes = head_bytes(&head);
+        bytes.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        bytes.extend_from_slice(chunk);
+        bytes.extend_from_slice(format!("\r\n0\r\ncontent-digest: {forged}\r\n\r\n").as_bytes());
+        bytes
+    };
+    // The body signed, the trailer's digest of another: the signed digest is the one checked.
+    let head = signed_head(&url, "/echo", b"hello", None);
+    let (answer, _) = exchange(&url, &chunked(&head, b"hello"), 1).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // The body the trailer's digest is of: refused, however the trailer vouches for it.
+    let head = signed_head(&url, "/echo", b"hello", None);
+    let (answer, _) = exchange(&url, &chunked(&head, b"hellx"), 1).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert_eq!(reached.load(Ordering::SeqCst), 1);
+}
+
 /// Writes `bytes` on a fresh connection to `url` and reads what comes back: `responses`
 /// status lines, then whether the server closes the connection (at once, as it does after
 /// saying so: within a second). Gives what was read, and whether the connection closed.
