@@ -185,6 +185,24 @@ async fn a_repeat_at_another_replica_gets_the_first_replicas_answer() {
     assert_eq!(runs.load(SeqCst), 3, "the method ran once for the call");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_key_sent_to_both_replicas_many_times_at_once_runs_once() {
+    let (url, _own) = shared_redis_or_skip!();
+    let (runs, a, b) = replicas(&url, &fresh_namespace()).await;
+    let calls: Vec<_> = (0..32)
+        .map(|i| {
+            let replica = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move { to(&replica).execute(add("pen", "k-at-once")).await })
+        })
+        .collect();
+    let mut bodies = Vec::new();
+    for call in calls {
+        bodies.push(call.await.unwrap().unwrap().bytes().clone());
+    }
+    assert_eq!(runs.load(SeqCst), 1);
+    assert!(bodies.iter().all(|body| *body == bodies[0]), "{bodies:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_keep_every_header_and_byte_across_replicas() {
     let (url, _own) = shared_redis_or_skip!();

@@ -676,3 +676,63 @@ async fn a_header_argument_not_covered_keeps_its_place_in_a_keys_request() {
     assert_eq!(status, 422, "{second}");
     assert_eq!(service.calls.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_key_sent_many_times_at_once_runs_once_and_one_signed_request_passes_once() {
+    let (service, _, url) = pair().await;
+    let exec = comms_tests::plain_executor(&url, "billing", SECRET);
+    let order = || {
+        Call::post("/orders")
+            .header("Idempotency-Key", "k-at-once")
+            .idempotent(true)
+            .json("book")
+    };
+    let calls: Vec<_> = (0..32)
+        .map(|_| {
+            tokio::spawn({
+                let exec = exec.clone();
+                async move {
+                    exec.execute(order())
+                        .await
+                        .map(|answer| answer.bytes().clone())
+                }
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for call in calls {
+        answers.push(call.await.unwrap().unwrap());
+    }
+    assert_eq!(service.calls.load(Ordering::SeqCst), 1);
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+
+    // One signed request (one nonce) sent 16 times at once: one passes, the others are
+    // replays, whichever arrives first.
+    let authority = url.trim_start_matches("http://").to_owned();
+    let body = br#""pen""#;
+    let mut head =
+        comms_tests::Recorded::head(comms::http::Method::POST, "/orders", &authority, body);
+    head.headers
+        .insert("content-type", "application/json".parse().unwrap());
+    head.sign_now("billing", SECRET, &["content-type"]);
+    let sends: Vec<_> = (0..16)
+        .map(|_| {
+            tokio::spawn({
+                let (head, url) = (head.clone(), url.clone());
+                async move { head.send_to(&url, body).await.0 }
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for send in sends {
+        statuses.push(send.await.unwrap());
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses[..2], [200, 401], "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(service.calls.load(Ordering::SeqCst), 2);
+}
