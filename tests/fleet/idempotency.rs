@@ -432,11 +432,19 @@ async fn a_claim_arriving_after_its_own_release_takes_nothing() {
     assert!(err.to_string().contains("released"), "{err}");
     // The key is free for the retry, which runs the method.
     assert!(matches!(claim(&s, "k", "retry").await, Claim::New));
-    // A release that finds its claim holding the key leaves no mark, nor does one that finds
-    // another claim holding it.
-    s.release(scope, "k", "other").await.unwrap();
+
+    // A repeat's claim, cut off while the retry still held the key, released first: then the
+    // retry's method fails and frees the key, and only then is the repeat's claim carried out.
+    // It takes nothing either.
+    s.release(scope, "k", "repeat").await.unwrap();
     s.release(scope, "k", "retry").await.unwrap();
-    for claim in ["retry", "other"] {
+    let err = s.claim(scope, "k", "f", "repeat").await.unwrap_err();
+    assert!(err.to_string().contains("released"), "{err}");
+    assert!(matches!(claim(&s, "k", "again").await, Claim::New));
+
+    // A release that finds its claim holding the key leaves no mark.
+    s.release(scope, "k", "again").await.unwrap();
+    for claim in ["retry", "again"] {
         let mark = format!("{namespace}:idem:released:{claim}");
         assert_eq!(pttl(&url, &mark).await, -2, "{claim}");
     }

@@ -55,14 +55,14 @@ return 1
 /// Forgets a key its claim still holds. KEYS[1]: the record, KEYS[2]: the claim's mark; ARGV:
 /// the claim, the lapse in ms.
 ///
-/// With no record, the claim may still be on its way: a claim cut off by a stalled Redis is
-/// released by the server, and the release, on another connection, can be carried out first.
-/// It leaves a mark, for as long as a claim holds a key, that makes such a late claim take
-/// nothing.
+/// Finding the key not held by its claim, the claim may still be on its way: a claim cut off
+/// by a stalled Redis is released by the server, and the release, on another connection, can
+/// be carried out first (also while another request holds the key, which may free it before
+/// the late claim arrives). It leaves a mark, for as long as a claim holds a key, that makes
+/// such a late claim take nothing.
 const RELEASE: &str = r"
-local holder = redis.call('HGET', KEYS[1], 'h')
-if holder == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-if not holder then redis.call('SET', KEYS[2], '1', 'PX', ARGV[2]) end
+if redis.call('HGET', KEYS[1], 'h') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
 return 0
 ";
 
@@ -90,9 +90,9 @@ return 0
 /// - Times are counted by Redis's clock (`PEXPIRE`), so the replicas' clocks need not agree.
 /// - When Redis cannot answer within [`timeout`](Self::timeout), a claim fails and the
 ///   request gets a 503 (nothing runs), and the server releases the claim, which Redis may
-///   still carry out once it answers, before or after the release: a release that finds no
-///   record leaves a mark, `<namespace>:idem:released:<claim>`, kept as long as a claim
-///   holds a key, so that the claim, arriving later, takes nothing. A failed finish or
+///   still carry out once it answers, before or after the release: a release that does not
+///   find its claim holding the key leaves a mark, `<namespace>:idem:released:<claim>`, kept
+///   as long as a claim holds a key, so that the claim, arriving later, takes nothing. A failed finish or
 ///   release is logged by the server and asked again for about half a minute; failing still,
 ///   the key stays claimed until its lapse. A record the store cannot read is an error too,
 ///   never an answer.
@@ -190,8 +190,8 @@ impl RedisIdempotencyStore {
         format!("{}:idem:{}:{scope}:{key}", self.namespace, scope.len())
     }
 
-    /// The Redis key of the mark a release of `claim` leaves when it finds no record (see
-    /// [`RELEASE`]). A record's key has a digit after `idem:`, so the two never meet.
+    /// The Redis key of the mark a release of `claim` leaves when the claim does not hold its
+    /// key (see [`RELEASE`]). A record's key has a digit after `idem:`, so the two never meet.
     fn released(&self, claim: &str) -> String {
         format!("{}:idem:released:{claim}", self.namespace)
     }
