@@ -377,13 +377,10 @@ impl Call {
     }
 
     /// The timeout of each attempt of this call, instead of the executor's. More than zero:
-    /// a zero timeout would end every attempt before its request was sent, and count against
-    /// the target's breaker, so the call fails with [`Error::Config`] instead, unsent.
+    /// a call whose attempt timeout is zero would end every attempt before its request was
+    /// sent, and count each against the target's breaker, so it fails with
+    /// [`Error::Config`] instead, unsent.
     pub fn timeout(mut self, timeout: Duration) -> Call {
-        if timeout.is_zero() {
-            let zero = crate::call_options::ZERO_TIMEOUT;
-            self.fail(Error::config("Call::timeout", zero));
-        }
         self.timeout = Some(timeout);
         self
     }

@@ -42,15 +42,15 @@ use crate::Executor;
 /// A header that is not valid, that comms writes itself (the signature's, framing, `Host`),
 /// that belongs to one call (`Idempotency-Key`, `Comms-Deadline-Ms`, `traceparent`,
 /// `tracestate`) or that is hop-by-hop (`Connection`, `TE`, `Upgrade`, ...), makes every call
-/// through the view fail with [`Error::Config`], unsent; so does a `timeout` of zero.
+/// through the view fail with [`Error::Config`], unsent.
 #[derive(Clone, Default)]
 #[must_use]
 pub struct CallOptions {
     pub(crate) timeout: Option<Duration>,
     pub(crate) deadline: Option<Duration>,
     pub(crate) headers: HeaderMap,
-    /// The setting refused first, and why; reported by every call.
-    pub(crate) error: Option<(&'static str, Arc<str>)>,
+    /// Why a header was refused; reported by every call.
+    pub(crate) error: Option<Arc<str>>,
 }
 
 impl fmt::Debug for CallOptions {
@@ -70,13 +70,10 @@ impl CallOptions {
         CallOptions::default()
     }
 
-    /// The timeout of each attempt. More than zero: a zero timeout would end every attempt
-    /// before its request was sent, and count against the target's breaker, so calls through
-    /// the view fail with [`Error::Config`] instead.
+    /// The timeout of each attempt. More than zero: a call whose attempt timeout is zero
+    /// would end every attempt before its request was sent, and count each against the
+    /// target's breaker, so it fails with [`Error::Config`] instead, unsent.
     pub fn timeout(mut self, timeout: Duration) -> CallOptions {
-        if timeout.is_zero() {
-            self.refuse("CallOptions::timeout", ZERO_TIMEOUT.to_owned());
-        }
         self.timeout = Some(timeout);
         self
     }
@@ -97,26 +94,20 @@ impl CallOptions {
             Ok((name, value)) => {
                 self.headers.insert(name, value);
             }
-            Err(Refusal::Refused(name)) => self.refuse(
-                HEADER,
-                format!("`{name}` is set by comms itself, belongs to one call or is hop-by-hop"),
-            ),
-            Err(Refusal::Name) => {
-                self.refuse(HEADER, format!("`{name}` is not a valid header name"));
-            }
-            Err(Refusal::Value(name)) => self.refuse(
-                HEADER,
-                format!(
-                    "the value of `{name}` has a line break or control character, or white \
-                     space at either end, which the receiver strips"
-                ),
-            ),
+            Err(Refusal::Refused(name)) => self.refuse(format!(
+                "`{name}` is set by comms itself, belongs to one call or is hop-by-hop"
+            )),
+            Err(Refusal::Name) => self.refuse(format!("`{name}` is not a valid header name")),
+            Err(Refusal::Value(name)) => self.refuse(format!(
+                "the value of `{name}` has a line break or control character, or white space \
+                 at either end, which the receiver strips"
+            )),
         }
         self
     }
 
-    fn refuse(&mut self, setting: &'static str, why: String) {
-        self.error.get_or_insert_with(|| (setting, why.into()));
+    fn refuse(&mut self, why: String) {
+        self.error.get_or_insert_with(|| why.into());
     }
 
     /// `self` laid over `base`: a setting of `self` wins.
@@ -128,21 +119,14 @@ impl CallOptions {
         self
     }
 
-    /// The error every call through a view with these options fails with, if a setting was
+    /// The error every call through a view with these options fails with, if a header was
     /// refused.
     pub(crate) fn refusal(&self) -> Option<Error> {
         self.error
             .as_ref()
-            .map(|(setting, why)| Error::config(*setting, why.to_string()))
+            .map(|why| Error::config("CallOptions::header", why.to_string()))
     }
 }
-
-/// The setting a refused header is reported under.
-const HEADER: &str = "CallOptions::header";
-
-/// Why a per-call attempt timeout of zero is refused.
-pub(crate) const ZERO_TIMEOUT: &str =
-    "an attempt timeout of zero would end every attempt before its request was sent";
 
 #[cfg(test)]
 mod tests {

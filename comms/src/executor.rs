@@ -330,6 +330,20 @@ impl Executor {
         if let Some(e) = options.and_then(CallOptions::refusal) {
             return Err(e);
         }
+        // A view's timeout replaces the call's (a method's `timeout_ms`), and either the
+        // client's, which `build` made sure is not zero.
+        let view_timeout = options.and_then(|o| o.timeout);
+        let attempt_timeout = view_timeout.or(call.timeout).unwrap_or(inner.timeout);
+        if attempt_timeout.is_zero() {
+            let setting = match view_timeout {
+                Some(_) => "CallOptions::timeout",
+                None => "Call::timeout",
+            };
+            return Err(Error::config(
+                setting,
+                "an attempt timeout of zero would end every attempt before its request was sent",
+            ));
+        }
         path::check_raw_path(&call.path)?;
         // An open breaker refuses before any other work: failing fast is the point.
         let permit = self.admit(None)?;
@@ -414,10 +428,7 @@ impl Executor {
             inner_list,
             idempotent,
             trace: Some(first_trace),
-            attempt_timeout: options
-                .and_then(|o| o.timeout)
-                .or(call.timeout)
-                .unwrap_or(inner.timeout),
+            attempt_timeout,
             deadline,
         };
         Ok((prepared, permit))
