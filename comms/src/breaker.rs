@@ -379,7 +379,8 @@ impl Breaker {
         if word.generation != permit.generation {
             return;
         }
-        self.last_failure.store(now_nanos(), Ordering::Release);
+        let now = now_nanos();
+        self.last_failure.store(now, Ordering::Release);
         let trip = if permit.probe {
             matches!(word.state, State::HalfOpen { .. })
         } else {
@@ -387,7 +388,7 @@ impl Breaker {
             word.state == State::Closed && failures >= self.config.failure_threshold
         };
         if trip {
-            let until = now_nanos().saturating_add(nanos(self.config.open_for));
+            let until = now.saturating_add(nanos(self.config.open_for));
             self.open_until.store(until, Ordering::Release);
             let opened = if permit.probe {
                 self.end_half_open(permit.generation, State::Open)

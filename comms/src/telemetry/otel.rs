@@ -721,7 +721,7 @@ impl ServerTrace {
             http.route = route.as_deref(),
             network.protocol.version = protocol_version(parts.version),
             server.address = served.as_ref().map(|(host, _)| host.as_str()),
-            // As `i64`: the conventions' type, which an unsigned field would not map to.
+            // As `i64`, the conventions' type: a `u16` field is recorded as text.
             server.port = served.as_ref().map(|(_, port)| i64::from(*port)),
             client.address = client.map(|peer| tracing::field::display(peer.ip())),
             client.port = client.map(|peer| i64::from(peer.port())),
