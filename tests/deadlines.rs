@@ -12,6 +12,18 @@ use comms_tests::serve;
 
 const SECRET: &str = "deadline-secret";
 
+/// `GET path` at `url`, signed as `key_id` and carrying `Comms-Deadline-Ms: value` (covered),
+/// as a caller that sends a deadline but does not keep to it would: the status and text of
+/// the answer. (A comms call writes the header from its own deadline, and refuses one given.)
+async fn get_with_deadline(url: &str, path: &str, key_id: &str, value: &str) -> (u16, String) {
+    let authority = url.trim_start_matches("http://");
+    let mut head = comms_tests::Recorded::head(comms::http::Method::GET, path, authority, b"");
+    head.headers
+        .insert("comms-deadline-ms", value.parse().unwrap());
+    head.sign_now(key_id, SECRET, &["comms-deadline-ms"]);
+    head.send_to(url, b"").await
+}
+
 #[service_client(
     base_url = "http://127.0.0.1:1",
     service_id = "b",
@@ -213,25 +225,16 @@ async fn a_request_arriving_with_nothing_left_gets_a_504_at_once() {
             .into_router(),
     )
     .await;
-    let exec = comms_tests::plain_executor(&url, "b", SECRET);
-    let err = exec
-        .execute(Call::get("/c").header("Comms-Deadline-Ms", 0))
-        .await
-        .unwrap_err();
-    assert_eq!(err.status().map(|s| s.as_u16()), Some(504), "{err}");
-    let err = exec
-        .execute(Call::get("/c").header("Comms-Deadline-Ms", "soon"))
-        .await
-        .unwrap_err();
-    assert_eq!(err.status().map(|s| s.as_u16()), Some(400), "{err}");
+    let (status, text) = get_with_deadline(&url, "/c", "b", "0").await;
+    assert_eq!(status, 504, "{text}");
+    let (status, text) = get_with_deadline(&url, "/c", "b", "soon").await;
+    assert_eq!(status, 400, "{text}");
     assert_eq!(hits.load(Ordering::SeqCst), 0, "the method never ran");
     // Without a deadline, `comms::server::deadline()` is `None` (the method would panic here
     // on its `expect`, which is a 500): a call with one gets the milliseconds left.
-    let ok = exec
-        .execute(Call::get("/c").header("Comms-Deadline-Ms", 5000))
-        .await
-        .unwrap();
-    let left: u64 = ok.json().unwrap();
+    let (status, text) = get_with_deadline(&url, "/c", "b", "5000").await;
+    assert_eq!(status, 200, "{text}");
+    let left: u64 = text.parse().unwrap();
     assert!((1..=5000).contains(&left), "{left}");
 }
 
@@ -240,15 +243,10 @@ async fn an_inherited_deadline_stops_the_next_hop_even_when_the_caller_waits() {
     // A caller that sends a 300 ms deadline but waits for the answer anyway: B's method runs
     // to its end, and only the deadline it inherited keeps its call to C from being sent.
     let (b_url, c_hits, outcome) = chain(Duration::from_millis(350), C::default()).await;
-    let patient = comms_tests::plain_executor(&b_url, "a", SECRET);
-    let err = patient
-        .execute(Call::get("/b").header("Comms-Deadline-Ms", 300))
-        .await
-        .unwrap_err();
+    let (status, text) = get_with_deadline(&b_url, "/b", "a", "300").await;
     assert_eq!(
-        err.status().map(|s| s.as_u16()),
-        Some(504),
-        "B's own call timed out, which it answers as 504: {err}"
+        status, 504,
+        "B's own call timed out, which it answers as 504: {text}"
     );
     assert_eq!(settle(&outcome).await, "timeout");
     assert_eq!(c_hits.load(Ordering::SeqCst), 0, "C received nothing");
@@ -317,13 +315,9 @@ async fn a_handler_behind_verify_layer_inherits_the_deadline() {
             Verifier::new().service("a", SECRET),
         ));
     let url = serve(app).await;
-    let caller = comms_tests::plain_executor(&url, "a", SECRET);
     for path in ["/work", "/spawned"] {
-        let response = caller
-            .execute(Call::get(path).header("Comms-Deadline-Ms", 200))
-            .await
-            .unwrap();
-        let answer = response.text().unwrap();
+        let (status, answer) = get_with_deadline(&url, path, "a", "200").await;
+        assert_eq!(status, 200, "{answer}");
         let (outcome, ms) = answer.split_once(" after ").unwrap();
         assert_eq!(outcome, "timeout", "{path}: {answer}");
         let ms: u64 = ms.trim_end_matches(" ms").parse().unwrap();
@@ -411,13 +405,9 @@ async fn a_deadline_longer_than_the_header_says_travels_as_the_longest_it_says()
     let longest = 999_999_999_999;
     let left = client.c().await.unwrap();
     assert!((longest - 60_000..=longest).contains(&left), "{left}");
-    let exec = comms_tests::plain_executor(&url, "b", SECRET);
-    let left: u64 = exec
-        .execute(Call::get("/c").header("Comms-Deadline-Ms", "99999999999999999999999"))
-        .await
-        .unwrap()
-        .json()
-        .unwrap();
+    let (status, text) = get_with_deadline(&url, "/c", "b", "99999999999999999999999").await;
+    assert_eq!(status, 200, "{text}");
+    let left: u64 = text.parse().unwrap();
     assert!((longest - 60_000..=longest).contains(&left), "{left}");
 }
 

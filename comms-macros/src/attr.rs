@@ -671,6 +671,13 @@ pub(crate) fn parse_arg_attr(cx: &Ctxt, attr: &Attribute) -> Option<ArgAttr> {
                 );
                 return None;
             }
+            if comms_uri::is_context_header(&value) {
+                cx.error_spanned_by(
+                    &header,
+                    format!("`{value}` is written by comms on every attempt, from the call's deadline or trace context, and cannot be an argument: give the call a deadline with `CallOptions::deadline`"),
+                );
+                return None;
+            }
             if comms_uri::is_hop_by_hop_header(&value) {
                 cx.error_spanned_by(
                     &header,

@@ -83,6 +83,11 @@ pub const RESERVED_HEADERS: [&str; 9] = [
     "transfer-encoding",
 ];
 
+/// The header fields comms writes on each attempt from what the call runs in, lower case: the
+/// time left of its deadline and the W3C trace context. A call's own value would be replaced
+/// (or, with no deadline, taken by the receiver for one), so a call may not set them.
+pub const CONTEXT_HEADERS: [&str; 3] = ["comms-deadline-ms", "traceparent", "tracestate"];
+
 /// The hop-by-hop header fields (RFC 9110 §7.6.1), lower case: an intermediary removes them
 /// (and HTTP/2 cannot carry them), so a signature covering one would fail on the way.
 pub const HOP_BY_HOP_HEADERS: [&str; 6] = [
@@ -104,6 +109,18 @@ pub fn is_reserved_header(name: &str) -> bool {
     RESERVED_HEADERS
         .iter()
         .any(|reserved| reserved.eq_ignore_ascii_case(name))
+}
+
+/// Whether `name` (in any case) is one of the [`CONTEXT_HEADERS`].
+///
+/// ```
+/// assert!(comms_uri::is_context_header("Comms-Deadline-Ms"));
+/// assert!(!comms_uri::is_context_header("Idempotency-Key"));
+/// ```
+pub fn is_context_header(name: &str) -> bool {
+    CONTEXT_HEADERS
+        .iter()
+        .any(|context| context.eq_ignore_ascii_case(name))
 }
 
 /// Whether `name` (in any case) is one of the [`HOP_BY_HOP_HEADERS`].

@@ -249,13 +249,16 @@ impl Call {
     /// its boundary), and giving one beside it is an [`Error::Encode`] at execution. A name or
     /// value that HTTP cannot carry (a line break, say, or white space at either end, which a
     /// receiver strips), a name comms sets itself (the signature's headers, `Host`,
-    /// `Content-Length`, `Transfer-Encoding`), or a hop-by-hop one (`Connection`, `TE`,
-    /// `Upgrade`, ..., which an intermediary removes), is an [`Error::Encode`] at execution.
+    /// `Content-Length`, `Transfer-Encoding`, and those it writes from the call's deadline and
+    /// trace context: `Comms-Deadline-Ms`, `traceparent`, `tracestate`), or a hop-by-hop one
+    /// (`Connection`, `TE`, `Upgrade`, ..., which an intermediary removes), is an
+    /// [`Error::Encode`] at execution. An `Idempotency-Key` may be given: the call's own key,
+    /// sent on every attempt.
     pub fn header(mut self, name: &str, value: impl Display) -> Call {
         use crate::header_map::{Refusal, checked};
-        use crate::signing::{is_hop_by_hop, is_reserved};
+        use crate::signing::{is_context, is_hop_by_hop, is_reserved};
         match checked(name, value.to_string(), |n| {
-            is_reserved(n) || is_hop_by_hop(n)
+            is_reserved(n) || is_hop_by_hop(n) || is_context(n)
         }) {
             // The caller's `Content-Type` replaces a JSON or raw body's, set before or after
             // it; beside a form or multipart body it is refused when the call is made (a body
@@ -277,6 +280,11 @@ impl Call {
                      signature covering it would fail on the way"
                 )))
             }
+            Err(Refusal::Refused(name)) if is_context(&name) => self.fail(Error::encode(format!(
+                "`{name}` is written by comms on every attempt, from the call's deadline \
+                     or trace context, and cannot be set by a call: give it a deadline with \
+                     `CallOptions::deadline`"
+            ))),
             Err(Refusal::Refused(name)) => self.fail(Error::encode(format!(
                 "`{name}` is set by comms itself and cannot be set by a call"
             ))),

@@ -78,15 +78,13 @@ pub const EMPTY_CONTENT_DIGEST: &str = "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5N
 /// deadline, its trace context), which a shared value would make wrong, and hop-by-hop headers,
 /// which an intermediary removes, so a signature covering them would fail.
 pub(crate) fn is_call_owned(name: &HeaderName) -> bool {
-    is_reserved(name)
-        || is_hop_by_hop(name)
-        || [
-            &IDEMPOTENCY_KEY,
-            &COMMS_DEADLINE_MS,
-            &TRACEPARENT,
-            &TRACESTATE,
-        ]
-        .contains(&name)
+    is_reserved(name) || is_hop_by_hop(name) || is_context(name) || name == IDEMPOTENCY_KEY
+}
+
+/// Headers comms writes on each attempt from the call's deadline and trace context
+/// ([`comms_uri::CONTEXT_HEADERS`]), which a call's own value would not survive.
+pub(crate) fn is_context(name: &HeaderName) -> bool {
+    comms_uri::is_context_header(name.as_str())
 }
 
 /// Hop-by-hop headers ([`comms_uri::HOP_BY_HOP_HEADERS`]), which no header of a call may be,

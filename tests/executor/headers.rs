@@ -151,7 +151,13 @@ async fn headers_a_signature_cannot_carry_are_refused_unsent() {
     // intermediary removes from under the signature.
     const OWN: &str = "set by comms itself";
     const HOP: &str = "hop-by-hop";
+    // Nor those it writes from the call's deadline and trace context, which a call's own
+    // value would not survive.
+    const CONTEXT: &str = "deadline or trace context";
     for (name, why) in [
+        ("Comms-Deadline-Ms", CONTEXT),
+        ("traceparent", CONTEXT),
+        ("TraceState", CONTEXT),
         ("Signature", OWN),
         ("signature-input", OWN),
         ("Content-Digest", OWN),

@@ -32,6 +32,9 @@ pub trait Attributes {
     #[get("/g2")]
     async fn hop_by_hop_header(&self, #[header("Connection")] how: &str) -> Result<(), Error>;
 
+    #[get("/g3")]
+    async fn context_header(&self, #[header("Comms-Deadline-Ms")] ms: u64) -> Result<(), Error>;
+
     #[get("/h")]
     async fn unknown_query_option(&self, #[query(name = "p")] page: u32) -> Result<(), Error>;
 
