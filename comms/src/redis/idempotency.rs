@@ -92,10 +92,10 @@ return 0
 ///   request gets a 503 (nothing runs), and the server releases the claim, which Redis may
 ///   still carry out once it answers, before or after the release: a release that does not
 ///   find its claim holding the key leaves a mark, `<namespace>:idem:released:<claim>`, kept
-///   as long as a claim holds a key, so that the claim, arriving later, takes nothing. A failed finish or
-///   release is logged by the server and asked again for about half a minute; failing still,
-///   the key stays claimed until its lapse. A record the store cannot read is an error too,
-///   never an answer.
+///   as long as a claim holds a key, so that the claim, arriving later, takes nothing. A
+///   failed finish or release is logged by the server and asked again for about half a
+///   minute; failing still, the key stays claimed until its lapse. A record the store cannot
+///   read is an error too, never an answer.
 ///
 /// Redis keeps the records as long as it keeps its data: give the store a Redis (or a
 /// database of one) with `maxmemory-policy noeviction`, as for [`RedisNonceStore`]: a record

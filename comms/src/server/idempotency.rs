@@ -17,8 +17,8 @@
 //!   or on another route is another key. On the same route, a key reused for a different
 //!   request gets a 422: a key's record is fingerprinted with a digest of the request's path,
 //!   query, `#[header]` arguments, `Content-Type` and body, so the same key sent to
-//!   `/accounts/2/charge` after
-//!   `/accounts/1/charge` is refused, not answered with the first account's answer.
+//!   `/accounts/2/charge` after `/accounts/1/charge` is refused, not answered with the first
+//!   account's answer.
 //! - An answer that asks for the request again (408, 429), a server error (5xx) or a method
 //!   that panicked is not kept: the key is released, and a retry runs the method again. Nor
 //!   is the refusal of an argument that did not parse (400, 415): the method never ran, and
@@ -81,8 +81,8 @@ pub enum Claim {
 ///
 /// `scope` names the calling service and the route; `fingerprint` identifies the request (a
 /// digest of its path, query, `#[header]` arguments, `Content-Type` and body); `claim`
-/// identifies the request
-/// that claims the key, 32 hex digits the server draws at random for each claim it asks for.
+/// identifies the request that claims the key, 32 hex digits the server draws at random for
+/// each claim it asks for.
 ///
 /// A store keeps a key claimed until its claim finishes or releases it. A store shared by a
 /// fleet may let a claim lapse, so that a process that died holding a key does not hold it for
