@@ -62,6 +62,7 @@ pub const COMMS_DEADLINE_MS: HeaderName = HeaderName::from_static("comms-deadlin
 /// `traceparent` (W3C Trace Context).
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 /// `tracestate` (W3C Trace Context): vendors' entries beside `traceparent`.
+#[cfg(feature = "otel")]
 pub(crate) const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 /// Legacy `X-Service-ID`: the caller's identity.
 pub const SERVICE_ID_HEADER: HeaderName = HeaderName::from_static("x-service-id");
