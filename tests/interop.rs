@@ -602,3 +602,29 @@ async fn httpsigs_own_base64_nonce_is_refused_as_malformed() {
         "{err}"
     );
 }
+
+/// README ("Migrating a Python fleet") tells a Python service receiving comms calls to verify
+/// them with requests-http-signature's `verify`, passing `require_components`. Done exactly so,
+/// a comms request captured on its way is accepted again: the library leaves replay detection
+/// (the nonce) to the application and accepts a `created` up to a day old by default, where the
+/// comms profile refuses a replayed nonce and a `created` beyond 300 s.
+#[tokio::test]
+async fn the_readme_python_verify_recipe_refuses_a_replay() {
+    let requests = sent_by_comms().await;
+    let batch = vec![
+        as_json("first", &requests[0]),
+        as_json("replayed", &requests[0]),
+    ];
+    let input = serde_json::to_string(&batch).unwrap();
+    let results = tokio::task::spawn_blocking(move || {
+        run_script("readme_verify.py", &["billing", SECRET], &input)
+    })
+    .await
+    .unwrap();
+    assert_eq!(results[0]["ok"], true, "{}", results[0]);
+    assert_eq!(
+        results[1]["ok"], false,
+        "the README's recipe accepted the same comms request twice: {}",
+        results[1]
+    );
+}
