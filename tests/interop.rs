@@ -628,3 +628,69 @@ async fn the_readme_python_verify_recipe_refuses_a_replay() {
         results[1]
     );
 }
+
+/// The same recipe accepts a comms signature two hours old (the library's default `max_age`
+/// is a day), which a comms verifier refuses as stale (300 s).
+#[tokio::test]
+async fn the_readme_python_verify_recipe_refuses_a_stale_signature() {
+    use comms::signing::{self, Message, Params, Secret};
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 7200;
+    let fields = [("content-digest", signing::EMPTY_CONTENT_DIGEST)];
+    let message = Message {
+        method: "GET",
+        authority: "users.internal:8080",
+        path: "/users/7",
+        query: "",
+        fields: &fields,
+    };
+    let params = Params {
+        created,
+        key_id: "billing",
+        nonce: "0123456789abcdef0123456789abcdef",
+    };
+    let base = signing::signature_base(&message, &params);
+    let headers = vec![
+        ["Host", "users.internal:8080"],
+        ["Content-Digest", signing::EMPTY_CONTENT_DIGEST],
+    ];
+    let input = signing::signature_input(&message, &params);
+    let signature = signing::signature(&Secret::from(SECRET), &base);
+    let mut headers: Vec<[&str; 2]> = headers;
+    headers.push(["Signature-Input", &input]);
+    headers.push(["Signature", &signature]);
+    // comms refuses it.
+    let mut map = http::HeaderMap::new();
+    for [n, v] in &headers {
+        map.insert(
+            http::HeaderName::from_bytes(n.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    let refused = Verifier::new()
+        .service("billing", SECRET)
+        .verify(&http::Method::GET, &"/users/7".parse().unwrap(), &map, b"")
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    let batch = json!([{
+        "name": "two-hours-old",
+        "method": "GET",
+        "url": "http://users.internal:8080/users/7",
+        "headers": headers,
+        "body_b64": "",
+    }]);
+    let input = batch.to_string();
+    let results = tokio::task::spawn_blocking(move || {
+        run_script("readme_verify.py", &["billing", SECRET], &input)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        results[0]["ok"], false,
+        "the README's recipe accepted a signature two hours old: {}",
+        results[0]
+    );
+}
