@@ -603,11 +603,11 @@ async fn httpsigs_own_base64_nonce_is_refused_as_malformed() {
     );
 }
 
-/// README ("Migrating a Python fleet") tells a Python service receiving comms calls to verify
-/// them with requests-http-signature's `verify`, passing `require_components`. Done exactly so,
-/// a comms request captured on its way is accepted again: the library leaves replay detection
-/// (the nonce) to the application and accepts a `created` up to a day old by default, where the
-/// comms profile refuses a replayed nonce and a `created` beyond 300 s.
+/// README ("Migrating a Python fleet") gives a Python service receiving comms calls a recipe
+/// on requests-http-signature's `verify` (`interop/readme_verify.py` runs it as written). The
+/// library leaves the nonce to the application and takes a `created` up to a day old by
+/// default; the recipe keeps to the comms profile: a comms call passes, and the same request
+/// sent again is refused as a replay.
 #[tokio::test]
 async fn the_readme_python_verify_recipe_refuses_a_replay() {
     let requests = sent_by_comms().await;
@@ -629,8 +629,8 @@ async fn the_readme_python_verify_recipe_refuses_a_replay() {
     );
 }
 
-/// The same recipe accepts a comms signature two hours old (the library's default `max_age`
-/// is a day), which a comms verifier refuses as stale (300 s).
+/// The recipe refuses a comms signature two hours old, as a comms verifier does (300 s),
+/// where the library's default `max_age` is a day.
 #[tokio::test]
 async fn the_readme_python_verify_recipe_refuses_a_stale_signature() {
     use comms::signing::{self, Message, Params, Secret};
