@@ -273,6 +273,10 @@ impl Verifier {
     /// a caller that signs for several services with one secret then has a request captured
     /// on its way to one accepted by another that serves the same method and path, unless the
     /// two share a nonce store. (A legacy signature covers no authority.)
+    ///
+    /// Leave out a default port (`:80`, `:443`) unless [`scheme`](Self::scheme) is set too: a
+    /// client writes `http://users.internal:80` as `users.internal`, which is what it signs,
+    /// and without the scheme the verifier cannot tell that port is the default one.
     #[must_use]
     pub fn authority(mut self, authority: impl Into<String>) -> Verifier {
         let mut all: Vec<Box<str>> = self.authorities.iter().cloned().collect();
