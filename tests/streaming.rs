@@ -194,14 +194,22 @@ async fn a_body_that_breaks_off_is_a_transport_error_from_the_stream_and_never_r
             "{case}: the query stays out: {shown}"
         );
         match error {
-            Some(Error::Transport {
-                method,
-                url,
-                connect,
-                ..
-            }) => {
-                assert_eq!(method, comms::http::Method::GET, "{case}");
-                assert_eq!(url, format!("{}/export", server.url()), "{case}");
+            Some(
+                ref e @ Error::Transport {
+                    ref method,
+                    ref url,
+                    connect,
+                    ..
+                },
+            ) => {
+                // The head had arrived: nothing says the request could not be sent.
+                assert_eq!(
+                    e.to_string(),
+                    format!("connection failed during GET {}/export", server.url()),
+                    "{case}"
+                );
+                assert_eq!(*method, comms::http::Method::GET, "{case}");
+                assert_eq!(*url, format!("{}/export", server.url()), "{case}");
                 assert!(!connect, "{case}");
             }
             other => panic!("{case}: {other:?}"),
@@ -371,4 +379,79 @@ async fn max_response_bytes_bounds_a_json_line_and_not_a_streamed_body() {
     assert!(got.len() > 2000, "{}", got.len());
     let err = exec.execute(Call::get("/stream")).await.unwrap_err();
     assert!(matches!(err, Error::Decode { .. }), "{err}");
+}
+
+/// Items, then the end; like many streams (`futures::stream::unfold`, `async-stream`), it must
+/// not be polled once it has ended.
+struct Strict {
+    items: Vec<Result<u64, Error>>,
+    ended: bool,
+}
+
+impl futures_core::Stream for Strict {
+    type Item = Result<u64, Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        assert!(!self.ended, "polled after it ended");
+        if self.items.is_empty() {
+            self.ended = true;
+            return std::task::Poll::Ready(None);
+        }
+        std::task::Poll::Ready(Some(self.items.remove(0)))
+    }
+}
+
+/// `JsonLines::from_stream`, like `ByteStream::from_stream` and like a received body, stays
+/// ended after its stream's end or first error, never polling that stream again: a mock
+/// behaves as the served stream it stands for.
+#[tokio::test]
+async fn json_lines_from_a_stream_stay_ended_after_its_end_or_first_error() {
+    let mut items = comms::JsonLines::from_stream(Strict {
+        items: vec![Ok(1)],
+        ended: false,
+    });
+    assert_eq!(items.next_item().await.unwrap().unwrap(), 1);
+    assert!(items.next_item().await.is_none());
+    // Asked again, as a `select!` loop may: `None`, without polling the stream it ended.
+    assert!(items.next_item().await.is_none());
+
+    let mut items = comms::JsonLines::from_stream(Strict {
+        items: vec![Err(Error::internal("the source failed")), Ok(2)],
+        ended: false,
+    });
+    assert!(items.next_item().await.unwrap().is_err());
+    let after = items.next_item().await;
+    assert!(after.is_none(), "an item after the error: {after:?}");
+}
+
+/// Only the call's deadline makes a body's `Error::Timeout`. A read timeout of a client given
+/// with `http_client` that fires in the body is an `Error::Transport` whose source says it
+/// timed out, as documented on `ByteStream`.
+#[tokio::test]
+async fn a_given_clients_read_timeout_in_the_body_is_a_transport_error_that_says_so() {
+    let head = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n";
+    let server = FaultServer::start(move |_, _| Fault::RawThenStall(Bytes::from(head))).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .read_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let exec = comms_tests::plain_builder(&server.url(), "billing", SECRET)
+        .http_client(http)
+        .build()
+        .unwrap();
+    let mut body = open(&exec, Call::get("/export")).await;
+    assert_eq!(next(&mut body).await.unwrap().unwrap(), "first");
+    let err = next(&mut body).await.unwrap().unwrap_err();
+    let timed_out = std::error::Error::source(&err)
+        .and_then(|s| s.downcast_ref::<reqwest::Error>())
+        .is_some_and(reqwest::Error::is_timeout);
+    assert!(
+        matches!(err, Error::Transport { connect: false, .. }) && timed_out,
+        "{err:?}"
+    );
+    assert!(next(&mut body).await.is_none());
 }

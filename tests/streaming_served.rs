@@ -532,3 +532,155 @@ async fn json_lines_ended_by_a_line_over_the_limit_let_go_of_their_body() {
     }
     drop(lines);
 }
+
+/// Streams a served method read from until they ended on an error, then returned.
+#[service_client(
+    base_url = "http://127.0.0.1:9",
+    service_id = "billing",
+    secret_env = "COMMS_TEST_STREAMING_SECRET"
+)]
+pub trait Relays {
+    /// An upstream feed, passed on from its first item that decodes.
+    #[get("/relay/lines")]
+    async fn lines(&self) -> Result<JsonLines<Event>, Error>;
+
+    /// An upstream body, read until it broke off.
+    #[get("/relay/bytes")]
+    async fn bytes(&self) -> Result<ByteStream, Error>;
+
+    /// Items whose source failed, read past the failure.
+    #[get("/relay/items")]
+    async fn items(&self) -> Result<JsonLines<Event>, Error>;
+}
+
+#[derive(Clone)]
+struct RelaysImpl {
+    /// Answers with a line over the upstream client's limit (64 bytes), two short lines in
+    /// the same chunk, and then nothing.
+    lines: comms::Executor,
+    /// Answers with a chunked body that breaks off after its first chunk.
+    bytes: comms::Executor,
+}
+
+impl Relays for RelaysImpl {
+    async fn lines(&self) -> Result<JsonLines<Event>, Error> {
+        let call = Call::get("/feed");
+        let mut events = self
+            .lines
+            .execute_streaming(call)
+            .await?
+            .into_json_lines::<Event>();
+        // An item that does not decode is skipped, and the next read as usual; the line over
+        // the limit is such an error too, but ends the stream.
+        loop {
+            match events.next_item().await {
+                Some(Ok(_)) | None => break,
+                Some(Err(Error::Decode { .. })) => continue,
+                Some(Err(e)) => return Err(e),
+            }
+        }
+        Ok(events)
+    }
+
+    async fn bytes(&self) -> Result<ByteStream, Error> {
+        let mut body = self
+            .bytes
+            .execute_streaming(Call::get("/export"))
+            .await?
+            .into_stream();
+        while let Some(chunk) = body.next_chunk().await {
+            if chunk.is_err() {
+                break;
+            }
+        }
+        Ok(body)
+    }
+
+    async fn items(&self) -> Result<JsonLines<Event>, Error> {
+        let mut items = JsonLines::from_stream(Items(
+            vec![
+                Ok(event(1)),
+                Err(Error::internal("the source failed")),
+                Ok(event(2)),
+            ]
+            .into_iter(),
+        ));
+        assert_eq!(items.next_item().await.unwrap()?, event(1));
+        assert!(items.next_item().await.unwrap().is_err());
+        assert!(
+            items.next_item().await.is_none(),
+            "it ends at its first error"
+        );
+        Ok(items)
+    }
+}
+
+/// A received stream that ended on an error (a line over its limit, a body that broke off) or
+/// given items that did, returned by a served method, is passed on cut short, never as a
+/// whole body: what its caller gets ends on an error, however little of it was left.
+#[tokio::test]
+async fn a_stream_that_ended_on_an_error_is_passed_on_cut_short() {
+    use comms_tests::{Fault, FaultServer};
+    let long = format!("{{\"id\":0,\"what\":\"{}\"}}\n", "x".repeat(100));
+    let first = format!("{long}{}\n{}\n", json(1), json(2));
+    let lines_head = format!(
+        "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{first}\r\n",
+        first.len()
+    );
+    let lines_upstream =
+        FaultServer::start(move |_, _| Fault::RawThenStall(Bytes::from(lines_head.clone()))).await;
+    let cut = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n";
+    let bytes_upstream = FaultServer::start(move |_, _| Fault::Raw(Bytes::from(cut))).await;
+    let upstream = |url: &str| {
+        comms_tests::plain_builder(url, "relay", "upstream-secret")
+            .retry(comms::RetryConfig::none())
+            .max_response_bytes(64)
+            .build()
+            .unwrap()
+    };
+    let service = RelaysImpl {
+        lines: upstream(&lines_upstream.url()),
+        bytes: upstream(&bytes_upstream.url()),
+    };
+    let url = serve(
+        RelaysServer::new(service)
+            .verifier(Verifier::new().service("billing", SECRET))
+            .into_router(),
+    )
+    .await;
+    let relays = RelaysClient::builder()
+        .base_url(&url)
+        .secret(SECRET)
+        .retry(comms::RetryConfig::none())
+        .build()
+        .unwrap();
+
+    for (case, items) in [
+        ("lines", within(relays.lines()).await.unwrap()),
+        ("items", within(relays.items()).await.unwrap()),
+    ] {
+        let got = all_items(items).await;
+        assert!(
+            matches!(got.last(), Some(Err(Error::Transport { .. }))),
+            "{case}: passed on as a whole body: {got:?}"
+        );
+        assert!(
+            got.len() <= 1,
+            "{case}: nothing held of it is passed on: {got:?}"
+        );
+    }
+
+    let mut body = within(relays.bytes()).await.unwrap();
+    let mut got = Vec::new();
+    while let Some(chunk) = within(body.next_chunk()).await {
+        got.push(chunk);
+    }
+    assert!(
+        matches!(got.as_slice(), [Err(Error::Transport { .. })]),
+        "bytes: passed on as a whole body: {got:?}"
+    );
+}
+
+fn json(id: u64) -> String {
+    serde_json::to_string(&event(id)).unwrap()
+}

@@ -77,7 +77,12 @@ pub enum Error {
     #[error("{0}")]
     Status(HttpError),
     /// The request could not be sent or its response not received (after any retries).
-    #[error("error sending request for {method} {url}")]
+    ///
+    /// Its message tells the two apart: `could not connect for GET …` when nothing was sent,
+    /// and `connection failed during GET …` when the connection broke, or closed, after it was
+    /// made: while the request was sent, before its head arrived, or (for a streamed body)
+    /// while the body was read. Its source says what happened underneath.
+    #[error("{} {method} {url}", TransportWhen(*.connect))]
     Transport {
         /// The request's method.
         method: Method,
@@ -404,6 +409,19 @@ impl From<HttpError> for Error {
 
 /// When a [`Error::CircuitOpen`] breaker admits its next probe, as its message says it.
 struct NextProbe(Duration);
+
+/// When a transport error happened: before anything was sent (`true`), or after.
+struct TransportWhen(bool);
+
+impl std::fmt::Display for TransportWhen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0 {
+            "could not connect for"
+        } else {
+            "connection failed during"
+        })
+    }
+}
 
 impl std::fmt::Display for NextProbe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -45,6 +45,13 @@ pub use json_lines::JsonLines;
 /// the reading of the body, not only its arrival. After its first error the stream ends.
 /// Dropping it before the end closes the connection.
 ///
+/// Only the call's deadline makes a body's [`Error::Timeout`]: the attempt timeout ends with
+/// the head. A timeout of a client given with
+/// [`http_client`](crate::ExecutorBuilder::http_client) (its `read_timeout`, say) that fires
+/// while the body is read is an [`Error::Transport`] whose source says so
+/// (`reqwest::Error::is_timeout`), where the same timeout before the head is an
+/// [`Error::Timeout`] like comms' own: comms cannot tell how long the given client waited.
+///
 /// ```no_run
 /// # async fn run(exec: comms::Executor) -> Result<(), comms::Error> {
 /// let mut body = exec.execute_streaming(comms::Call::get("/export")).await?.into_stream();
@@ -65,8 +72,50 @@ pub struct ByteStream {
 enum Source {
     Received(Received),
     Local(Pin<Box<dyn Stream<Item = Result<Bytes, Error>> + Send>>),
-    /// Ended, by its end or an error.
+    /// Ended at its end.
     Done,
+    /// Ended by an error, which it keeps (as text) for a server passing it on.
+    Failed(Failure),
+}
+
+/// Why a stream ended early, kept after its error was handed to the reader: a served method
+/// may return a stream it has read from, and a stream that failed must not be passed on as
+/// whole (see `ByteStream::poll_passed_on`). Only a server passes streams on, so without the
+/// `server` feature nothing is kept.
+#[derive(Clone, Debug)]
+pub(crate) struct Failure {
+    #[cfg(feature = "server")]
+    why: Box<str>,
+}
+
+impl Failure {
+    #[cfg_attr(not(feature = "server"), allow(unused_variables))]
+    pub(crate) fn of(error: &Error) -> Failure {
+        #[cfg(feature = "server")]
+        {
+            let mut why = error.to_string();
+            let mut source = std::error::Error::source(error);
+            while let Some(cause) = source {
+                why.push_str(": ");
+                why.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            Failure {
+                why: why.into_boxed_str(),
+            }
+        }
+        #[cfg(not(feature = "server"))]
+        Failure {}
+    }
+
+    /// The error a server passing the stream on cuts its response short with.
+    #[cfg(feature = "server")]
+    pub(crate) fn error(&self) -> Error {
+        Error::internal(format!(
+            "the stream passed on had ended on an error before it was returned: {}",
+            self.why
+        ))
+    }
 }
 
 /// A received body, and the deadline it must arrive by.
@@ -124,6 +173,17 @@ impl ByteStream {
     {
         ByteStream {
             source: Source::Local(Box::pin(stream)),
+            request: None,
+            line_limit: DEFAULT_MAX_RESPONSE_BYTES,
+        }
+    }
+
+    /// A stream that ended on an error already: its reader gets `None`, a server passing it
+    /// on the error.
+    #[cfg(feature = "server")]
+    pub(crate) fn failed(failure: Failure) -> ByteStream {
+        ByteStream {
+            source: Source::Failed(failure),
             request: None,
             line_limit: DEFAULT_MAX_RESPONSE_BYTES,
         }
@@ -187,7 +247,7 @@ impl ByteStream {
         let total = received.overdue()?;
         let (method, url) = self.request.as_ref()?;
         let error = Broken::Deadline(total).into_error(method, url);
-        self.source = Source::Done;
+        self.source = Source::Failed(Failure::of(&error));
         Some(error)
     }
 
@@ -195,10 +255,36 @@ impl ByteStream {
         self.line_limit
     }
 
-    /// Ends the stream now: what is left of a received body is dropped (and its connection
-    /// closed), as at an error.
-    pub(crate) fn close(&mut self) {
-        self.source = Source::Done;
+    /// Ends the stream now on `error`, which a reader of it was given: what is left of a
+    /// received body is dropped (and its connection closed).
+    pub(crate) fn fail(&mut self, error: &Error) {
+        self.source = Source::Failed(Failure::of(error));
+    }
+
+    /// Why the stream ended early, if it did.
+    #[cfg(feature = "server")]
+    pub(crate) fn failure(&self) -> Option<&Failure> {
+        match &self.source {
+            Source::Failed(failure) => Some(failure),
+            _ => None,
+        }
+    }
+
+    /// The next chunk for a server passing the stream on: as [`poll_next`](Stream::poll_next),
+    /// but a stream that had ended on an error before (its reader was given the error, then
+    /// `None`) ends on an error again, so its response is cut short rather than ended as
+    /// whole.
+    #[cfg(feature = "server")]
+    pub(crate) fn poll_passed_on(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Error>>> {
+        if let Source::Failed(failure) = &self.source {
+            let error = failure.error();
+            self.source = Source::Done;
+            return Poll::Ready(Some(Err(error)));
+        }
+        Pin::new(self).poll_next(cx)
     }
 }
 
@@ -208,7 +294,7 @@ impl Stream for ByteStream {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         let polled = match &mut this.source {
-            Source::Done => return Poll::Ready(None),
+            Source::Done | Source::Failed(_) => return Poll::Ready(None),
             Source::Local(stream) => std::task::ready!(stream.as_mut().poll_next(cx)),
             Source::Received(received) => match std::task::ready!(received.poll_chunk(cx)) {
                 None => None,
@@ -220,13 +306,15 @@ impl Stream for ByteStream {
                 }
             },
         };
-        if !matches!(polled, Some(Ok(_))) {
-            // The end, or an error: what is left of the body is dropped (and its connection
-            // closed), and the stream stays ended.
-            this.source = Source::Done;
-        }
-        if let Some(Err(e)) = &polled {
-            tracing::debug!(target: "comms::stream", error = %e, "a streamed body failed");
+        // The end, or an error: what is left of the body is dropped (and its connection
+        // closed), and the stream stays ended.
+        match &polled {
+            Some(Ok(_)) => {}
+            None => this.source = Source::Done,
+            Some(Err(e)) => {
+                tracing::debug!(target: "comms::stream", error = %e, "a streamed body failed");
+                this.source = Source::Failed(Failure::of(e));
+            }
         }
         Poll::Ready(polled)
     }
@@ -334,6 +422,7 @@ impl fmt::Debug for ByteStream {
             Source::Received(_) => "received",
             Source::Local(_) => "local",
             Source::Done => "ended",
+            Source::Failed(_) => "failed",
         };
         f.debug_struct("ByteStream")
             .field("source", &source)

@@ -188,9 +188,16 @@ fn only_a_transport_error_that_never_connected_is_a_connect_error() {
     };
     assert!(transport(true).is_connect());
     assert!(!transport(false).is_connect());
-    // Both are transient, and print the same: only the predicate tells them apart.
+    // Both are transient; their messages say whether the connection was ever made.
     assert!(transport(true).is_retryable() && transport(false).is_retryable());
-    assert_eq!(transport(true).to_string(), transport(false).to_string());
+    assert_eq!(
+        transport(true).to_string(),
+        "could not connect for POST http://h/orders"
+    );
+    assert_eq!(
+        transport(false).to_string(),
+        "connection failed during POST http://h/orders"
+    );
     let timeout = Error::Timeout {
         method: Method::POST,
         url: "http://h/orders".into(),

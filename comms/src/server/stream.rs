@@ -11,7 +11,8 @@
 //! [`Error::Transport`] from its stream). What came before the error is written as far as the
 //! connection takes it: a caller reading slowly may miss the last of it (the server's write
 //! buffer, some hundreds of kilobytes, is dropped with the connection), but never sees a cut
-//! body as a whole one.
+//! body as a whole one. A stream that had ended on an error before the method returned it (a
+//! received body that broke off, read up to its error) is cut short the same way.
 //!
 //! An HTTP/1.0 request is answered otherwise: HTTP/1.0 has no chunked encoding, so a body
 //! sent as it is produced ends where the connection closes, and a stream cut short would reach
@@ -220,7 +221,7 @@ impl Stream for Served {
                     // yielding: a stream always ready with empty chunks would hold the thread.
                     // They are skipped here, a bounded number before the task yields its turn.
                     for _ in 0..EMPTY_CHUNKS_PER_TURN {
-                        match Pin::new(&mut *body).poll_next(cx) {
+                        match body.poll_passed_on(cx) {
                             Poll::Ready(Some(Ok(chunk))) if chunk.is_empty() => continue,
                             polled => return polled,
                         }

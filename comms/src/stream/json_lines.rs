@@ -16,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use serde::de::DeserializeOwned;
 
-use super::{ByteStream, Items};
+use super::{ByteStream, Failure, Items};
 use crate::Error;
 
 /// A stream of `T` decoded from newline-delimited JSON as the body arrives: one JSON value
@@ -57,6 +57,9 @@ enum Lines<T> {
     Reading(Box<Splitter>, PhantomData<fn() -> T>),
     /// Items given as they are (a served method's, or a mock's).
     Items(Pin<Box<dyn Stream<Item = Result<T, Error>> + Send>>),
+    /// Given items that have ended: at their end, or (with why) at their first error. The
+    /// stream given is dropped then, and never polled again. Only a server reads why.
+    Ended(#[cfg_attr(not(feature = "server"), allow(dead_code))] Option<Failure>),
 }
 
 /// A body cut into lines.
@@ -103,8 +106,9 @@ impl<T> JsonLines<T> {
         self
     }
 
-    /// The items `stream` yields, for a served method to answer with (or a mock to return);
-    /// a served stream ends at `stream`'s end or its first error.
+    /// The items `stream` yields, for a served method to answer with (or a mock to return).
+    /// They end at `stream`'s end or its first error, after which `stream` is dropped and
+    /// never polled again, read or served.
     pub fn from_stream<S>(stream: S) -> JsonLines<T>
     where
         S: Stream<Item = Result<T, Error>> + Send + 'static,
@@ -134,14 +138,19 @@ impl<T> JsonLines<T> {
     {
         match self.source {
             Lines::Reading(splitter, _) => {
+                // What was held of a body that failed is not passed on: only its error is.
                 let mut first = splitter.partial;
                 first.extend_from_slice(&splitter.pending);
+                let first = Some(first.freeze())
+                    .filter(|b| !b.is_empty() && splitter.bytes.failure().is_none());
                 ByteStream::from_stream(Prefixed {
-                    first: Some(first.freeze()).filter(|b| !b.is_empty()),
+                    first,
                     rest: splitter.bytes,
                 })
             }
             Lines::Items(items) => ByteStream::from_stream(Encoded { items }),
+            Lines::Ended(None) => ByteStream::from_chunks(std::iter::empty::<Bytes>()),
+            Lines::Ended(Some(failure)) => ByteStream::failed(failure),
         }
     }
 }
@@ -157,8 +166,18 @@ impl<T: DeserializeOwned> Stream for JsonLines<T> {
     type Item = Result<T, Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        match &mut self.get_mut().source {
-            Lines::Items(items) => items.as_mut().poll_next(cx),
+        let source = &mut self.get_mut().source;
+        match source {
+            Lines::Ended(_) => Poll::Ready(None),
+            Lines::Items(items) => {
+                let polled = ready!(items.as_mut().poll_next(cx));
+                match &polled {
+                    Some(Ok(_)) => {}
+                    None => *source = Lines::Ended(None),
+                    Some(Err(e)) => *source = Lines::Ended(Some(Failure::of(e))),
+                }
+                Poll::Ready(polled)
+            }
             Lines::Reading(splitter, _) => {
                 let line = match ready!(splitter.poll_line(cx)) {
                     Some(Ok(line)) => line,
@@ -191,7 +210,9 @@ impl<T> fmt::Debug for JsonLines<T> {
                 .field("bytes", &splitter.bytes)
                 .field("max_line_bytes", &splitter.limit)
                 .finish_non_exhaustive(),
-            Lines::Items(_) => f.debug_struct("JsonLines").finish_non_exhaustive(),
+            Lines::Items(_) | Lines::Ended(_) => {
+                f.debug_struct("JsonLines").finish_non_exhaustive()
+            }
         }
     }
 }
@@ -293,9 +314,10 @@ impl Splitter {
     /// life.
     fn too_long(&mut self) -> Error {
         self.ended = true;
-        self.bytes.close();
         let limit = self.limit;
-        self.error(format!("a JSON line is longer than the {limit} byte limit").into())
+        let error = self.error(format!("a JSON line is longer than the {limit} byte limit").into());
+        self.bytes.fail(&error);
+        error
     }
 
     fn error(&self, source: crate::BoxError) -> Error {
@@ -372,7 +394,7 @@ impl Stream for Prefixed {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         match self.first.take() {
             Some(first) => Poll::Ready(Some(Ok(first))),
-            None => Pin::new(&mut self.rest).poll_next(cx),
+            None => self.rest.poll_passed_on(cx),
         }
     }
 }
