@@ -151,6 +151,19 @@ fn check_method(cx: &Ctxt, method: &Method<'_>) {
                      fields `Option`s rather than the struct",
                 );
             }
+            // A list of pairs is neither a struct nor values: told of a map, not sent to a
+            // plain `#[query]`, which refuses a pair and sends it back here.
+            ArgKind::QueryFlatten if pair_in(arg.ty).is_some() => {
+                cx.error_spanned_by(
+                    arg.ty,
+                    format!(
+                        "`#[query(flatten)]` takes a struct or a map, whose keys name the \
+                         values, and a list of pairs is neither: for keys known only at run \
+                         time, use a map, `{PAIRS_MAP}` (a `Vec<String>` value for a key that \
+                         repeats)"
+                    ),
+                );
+            }
             ArgKind::QueryFlatten if is_single_value(arg.ty) => {
                 cx.error_spanned_by(
                     arg.ty,
@@ -159,6 +172,17 @@ fn check_method(cx: &Ctxt, method: &Method<'_>) {
                 );
             }
             ArgKind::Query { name, .. } => {
+                if let Some(pair) = pair_in(arg.ty) {
+                    cx.error_spanned_by(
+                        pair,
+                        format!(
+                            "a pair is not a query value: `#[query]` sends one value (or an \
+                             `Option` or a list of values) under the argument's name; for pairs \
+                             whose keys are known only at run time, use `#[query(flatten)]` with \
+                             a map, `{PAIRS_MAP}`"
+                        ),
+                    );
+                }
                 if query_names.contains(&name.as_str()) {
                     cx.error_spanned_by(
                         arg.ident,
@@ -322,6 +346,36 @@ fn check_method(cx: &Ctxt, method: &Method<'_>) {
 /// Whether `ty`, looked at through references, is written as a type that serializes as one
 /// value or a sequence of them rather than as named fields: a string, a primitive, a `Vec`, a
 /// slice, an array or a tuple.
+/// What to flatten for query pairs known only at run time.
+const PAIRS_MAP: &str = "&BTreeMap<String, String>";
+
+/// The tuple in `ty`, itself or as the item of an `Option`, a `Vec`, a slice or an array
+/// (behind references): a pair, which is no query value.
+fn pair_in(ty: &syn::Type) -> Option<&syn::Type> {
+    match ty {
+        syn::Type::Tuple(t) if !t.elems.is_empty() => Some(ty),
+        syn::Type::Reference(r) => pair_in(&r.elem),
+        syn::Type::Paren(p) => pair_in(&p.elem),
+        syn::Type::Group(g) => pair_in(&g.elem),
+        syn::Type::Slice(s) => pair_in(&s.elem),
+        syn::Type::Array(a) => pair_in(&a.elem),
+        syn::Type::Path(p) if p.qself.is_none() => {
+            let last = p.path.segments.last()?;
+            if last.ident != "Option" && last.ident != "Vec" {
+                return None;
+            }
+            let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+                return None;
+            };
+            match args.args.first()? {
+                syn::GenericArgument::Type(item) if args.args.len() == 1 => pair_in(item),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
 fn is_single_value(ty: &syn::Type) -> bool {
     match ty {
         syn::Type::Reference(r) => is_single_value(&r.elem),
