@@ -29,6 +29,56 @@ pub(crate) struct Args {
     pub(crate) legacy: bool,
 }
 
+/// An unknown `#[service_client]` key, with the key it is close to, which then counts as given:
+/// a misspelt key is reported once, as that, not also as the key missing.
+fn unknown_key(name: &str, given: &mut Vec<String>) -> String {
+    let meant = closest(name, KEYS.iter().copied());
+    given.extend(meant.map(str::to_owned));
+    format!(
+        "unknown key `{name}`{}; expected one of: {}",
+        hint(meant),
+        KEYS.iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// Where a setting that is no `#[service_client]` key is made: on a method's verb attribute,
+/// or on the client's builder.
+fn elsewhere(name: &str) -> Option<String> {
+    let instead = match name {
+        "timeout_ms" | "timeout" => {
+            "a timeout is set for one method, `#[get(\"/users\", timeout_ms = 500)]`, or for \
+             the whole client on its builder, `.timeout(Duration::from_millis(500))`"
+        }
+        "idempotent" => {
+            "`idempotent` marks one method, on its verb attribute: \
+             `#[post(\"/users\", idempotent)]`"
+        }
+        "retries" | "max_retries" | "retry" => {
+            "retries are set on the client's builder: \
+             `.retry(RetryConfig::default().max_retries(5))`"
+        }
+        "breaker" => {
+            "the circuit breaker is set on the client's builder: \
+             `.breaker(BreakerConfig::default()..)`"
+        }
+        "deadline" => {
+            "a deadline is set on the client's builder, `.deadline(..)`, or for some calls, \
+             `client.with(CallOptions::new().deadline(..))`"
+        }
+        "key_id" => {
+            "name the environment variable that holds the key id, \
+             `key_id_env = \"USERS_KEY_ID\"`, or give it to the client's builder, `.key_id(..)`"
+        }
+        _ => return None,
+    };
+    Some(format!(
+        "`{name}` is not a `#[service_client]` key: {instead}"
+    ))
+}
+
 pub(crate) fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
     let mut args = Args {
         base_url: None,
@@ -63,6 +113,21 @@ pub(crate) fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
                 name.push('_');
                 name.push_str(&more.to_string());
             }
+            // A key alone (`base_url`, or a method's flag such as `idempotent`): said at it,
+            // not at the whole attribute.
+            if !dashed && (input.is_empty() || input.peek(Token![,])) {
+                if !input.is_empty() {
+                    input.parse::<Token![,]>()?;
+                }
+                given.push(name.clone());
+                let message = match (KEYS.contains(&name.as_str()), elsewhere(&name)) {
+                    (true, _) => format!("`{name}` needs a value: `{name} = \"..\"`"),
+                    (false, Some(instead)) => instead,
+                    (false, None) => unknown_key(&name, &mut given),
+                };
+                cx.error_spanned_by(&key, message);
+                continue;
+            }
             input.parse::<Token![=]>()?;
             let value: syn::Expr = input.parse()?;
             if !input.is_empty() {
@@ -71,6 +136,11 @@ pub(crate) fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
             given.push(name.clone());
             if dashed {
                 cx.error_spanned_by(&key, format!("keys are written with `_`: `{name}`"));
+                continue;
+            }
+            // A setting of a method or of the built client, written where the service is named.
+            if let Some(instead) = elsewhere(&name) {
+                cx.error_spanned_by(&key, instead);
                 continue;
             }
             if name == "secret" {
@@ -91,20 +161,7 @@ pub(crate) fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
                 "key_id_env" => &mut args.key_id_env,
                 "signing" => &mut signing,
                 _ => {
-                    // A misspelt key is reported once, as that: not also as the key missing.
-                    let meant = closest(&name, KEYS.iter().copied());
-                    given.extend(meant.map(str::to_owned));
-                    cx.error_spanned_by(
-                        &key,
-                        format!(
-                            "unknown key `{name}`{}; expected one of: {}",
-                            hint(meant),
-                            KEYS.iter()
-                                .map(|k| format!("`{k}`"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    );
+                    cx.error_spanned_by(&key, unknown_key(&name, &mut given));
                     continue;
                 }
             };

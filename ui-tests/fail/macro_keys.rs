@@ -81,9 +81,24 @@ pub trait SharedVariable {
     async fn a(&self) -> Result<(), Error>;
 }
 
-// Not `key = value`.
+// Not `key = value`: said at the key.
 #[service_client(base_url)]
 pub trait Malformed {
+    #[get("/a")]
+    async fn a(&self) -> Result<(), Error>;
+}
+
+// Settings of a method or of the built client, written on the trait: each told where it goes.
+#[service_client(
+    base_url = "http://users:8080",
+    service_id = "billing",
+    secret_env = "S",
+    timeout_ms = 500,
+    retries = 3,
+    key_id = "k1",
+    idempotent,
+)]
+pub trait Elsewhere {
     #[get("/a")]
     async fn a(&self) -> Result<(), Error>;
 }
