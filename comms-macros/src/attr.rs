@@ -399,6 +399,33 @@ pub(crate) fn parse_verb(cx: &Ctxt, attr: &Attribute) -> Option<VerbAttr> {
     let mut idempotent: Option<Ident> = None;
     let mut timeout_ms: Option<u64> = None;
     let parser = |input: ParseStream| -> syn::Result<LitStr> {
+        // A route named rather than written (a shared `const`, `concat!`): the attribute checks
+        // the route against the arguments before either has a value.
+        if !input.peek(LitStr) {
+            let why = match input.fork().parse::<syn::Expr>() {
+                Ok(syn::Expr::Path(p)) => Some((
+                    quote::ToTokens::into_token_stream(p),
+                    "before a constant has a value".to_owned(),
+                )),
+                Ok(syn::Expr::Macro(m)) => {
+                    let name = m.mac.path.segments.last().map(|s| s.ident.to_string());
+                    Some((
+                        quote::ToTokens::into_token_stream(m),
+                        format!("before `{}!` is expanded", name.unwrap_or_default()),
+                    ))
+                }
+                _ => None,
+            };
+            if let Some((expr, why)) = why {
+                return Err(syn::Error::new_spanned(
+                    expr,
+                    format!(
+                        "the route must be written out as a string, `#[{verb}(\"/path\")]`: \
+                         `#[service_client]` checks it against the method's arguments {why}"
+                    ),
+                ));
+            }
+        }
         let route: LitStr = input.parse().map_err(|e| {
             syn::Error::new(
                 e.span(),
