@@ -212,6 +212,22 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
                 router
             }
         }
+
+        // What `Router::merge` and `nest` take (`Into<Router<S>>`): merged as it is, a server is
+        // its router, given the state type of the router it joins, rather than an error whose
+        // help suggests removing `.verifier(..)`.
+        #[automatically_derived]
+        #[allow(deprecated)]
+        impl<__S, __St> ::core::convert::From<#server<__S>> for ::comms::__private::server::Router<__St>
+        where
+            __S: #servable,
+            __St: ::core::clone::Clone + ::core::marker::Send + ::core::marker::Sync + 'static,
+        {
+            /// `server.into_router()`, with the state type of the router it is merged into.
+            fn from(server: #server<__S>) -> Self {
+                server.into_router().with_state(())
+            }
+        }
     }
 }
 
