@@ -163,12 +163,25 @@ pub mod __private {
     /// `call` with the pairs of a `#[query(flatten)]` argument, none of whose keys may be
     /// among `plain`, the method's plain `#[query]` names: with such a key, a server could not
     /// tell which of the two arguments a pair fills, even when the plain one sends none.
-    pub fn query_flatten<T: serde::Serialize + ?Sized>(
-        call: Call,
-        value: &T,
-        plain: &[&str],
-    ) -> Call {
-        call.query_flatten_beside(value, plain)
+    pub fn query_flatten<T: FlattenParam + ?Sized>(call: Call, value: &T, plain: &[&str]) -> Call {
+        value.flatten_into(call, plain)
+    }
+
+    /// A value of a `#[query(flatten)]` argument.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be flattened into the query",
+        label = "the fields of a `#[query(flatten)]` value are sent as the query's pairs, so its type must implement `serde::Serialize`",
+        note = "for a type of your own, add `#[derive(serde::Serialize)]`; for one of another crate, see whether that crate has a `serde` feature"
+    )]
+    pub trait FlattenParam {
+        /// `call` with this value's pairs, none of whose keys may be among `plain`.
+        fn flatten_into(&self, call: Call, plain: &[&str]) -> Call;
+    }
+
+    impl<T: serde::Serialize + ?Sized> FlattenParam for T {
+        fn flatten_into(&self, call: Call, plain: &[&str]) -> Call {
+            call.query_flatten_beside(self, plain)
+        }
     }
 
     /// `call` with `text`, route text the macro checked at compile time, appended to its path.
@@ -254,9 +267,19 @@ pub mod __private {
     }
 
     /// Decodes a JSON body.
-    pub fn decode_json<T: DeserializeOwned>(response: Response) -> Result<T, Error> {
+    pub fn decode_json<T: JsonOutput>(response: Response) -> Result<T, Error> {
         response.json()
     }
+
+    /// A method's success type that is decoded from a JSON body.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be decoded from a response",
+        label = "a method's success type is decoded from the response's JSON body, so it must implement `serde::Deserialize` (or be `()`, `comms::Response`, `comms::ByteStream`)",
+        note = "for a type of your own, add `#[derive(serde::Deserialize)]`; for one of another crate, see whether that crate has a `serde` feature"
+    )]
+    pub trait JsonOutput: DeserializeOwned {}
+
+    impl<T: DeserializeOwned> JsonOutput for T {}
 
     /// Ignores the body.
     pub fn decode_unit(_: Response) -> Result<(), Error> {

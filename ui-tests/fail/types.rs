@@ -17,6 +17,9 @@ pub trait Types {
     async fn return_not_deserialize(&self) -> Result<Opaque, Error>;
 
     #[get("/users")]
+    async fn flatten_not_serialize(&self, #[query(flatten)] filter: &Opaque) -> Result<(), Error>;
+
+    #[get("/users")]
     async fn header_not_display(&self, #[header("X-Thing")] thing: Opaque) -> Result<(), Error>;
 }
 
