@@ -269,6 +269,40 @@ fn check_method(cx: &Ctxt, method: &Method<'_>) {
             );
         }
     }
+    // A route parameter is one value, always there: an `Option` or a list cannot fill it, and
+    // would otherwise be told only that it does not implement `Display`.
+    for (param, _, trailing) in template.params(&route) {
+        let Some(arg) = method
+            .args
+            .iter()
+            .find(|a| matches!(a.kind, ArgKind::Path) && unraw(a.ident) == param)
+        else {
+            continue;
+        };
+        let written = match trailing {
+            true => format!("<{param}..>"),
+            false => format!("<{param}>"),
+        };
+        let message = match path_value_kind(arg.ty) {
+            Some(PathValue::Optional) => format!(
+                "`{param}` fills `{written}`, a part of every request's path, so it cannot be an \
+                 `Option`: make it a `#[query]` (left out when `None`), or declare a method for \
+                 each route, one with the segment and one without"
+            ),
+            Some(PathValue::List) if trailing => format!(
+                "`{param}` fills `{written}` with one value whose `/`s separate its segments \
+                 (each encoded), so it cannot be a list: pass the segments joined, \
+                 `segments.join(\"/\")`, as a `&str`"
+            ),
+            Some(PathValue::List) => format!(
+                "`{param}` fills `{written}`, one segment of the path, so it cannot be a list: \
+                 make it a repeated `#[query]`, or a trailing `<{param}..>` filled with the \
+                 segments joined by `/`"
+            ),
+            None => continue,
+        };
+        cx.error_spanned_by(arg.ty, message);
+    }
     for (param, range) in &params {
         if plain.iter().any(|p| p == param) {
             continue;
@@ -346,6 +380,32 @@ fn check_method(cx: &Ctxt, method: &Method<'_>) {
 /// Whether `ty`, looked at through references, is written as a type that serializes as one
 /// value or a sequence of them rather than as named fields: a string, a primitive, a `Vec`, a
 /// slice, an array or a tuple.
+/// A route argument's type that cannot fill a route parameter, whatever its items.
+enum PathValue {
+    Optional,
+    List,
+}
+
+/// Whether `ty` is an `Option` or a list (`Vec`, slice, array), behind references.
+fn path_value_kind(ty: &syn::Type) -> Option<PathValue> {
+    match ty {
+        syn::Type::Reference(r) => path_value_kind(&r.elem),
+        syn::Type::Paren(p) => path_value_kind(&p.elem),
+        syn::Type::Group(g) => path_value_kind(&g.elem),
+        syn::Type::Slice(_) | syn::Type::Array(_) => Some(PathValue::List),
+        syn::Type::Path(p) if p.qself.is_none() => {
+            let last = p.path.segments.last()?;
+            let generic = matches!(last.arguments, syn::PathArguments::AngleBracketed(_));
+            match last.ident.to_string().as_str() {
+                "Option" if generic => Some(PathValue::Optional),
+                "Vec" | "VecDeque" | "HashSet" | "BTreeSet" if generic => Some(PathValue::List),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
 /// What to flatten for query pairs known only at run time.
 const PAIRS_MAP: &str = "&BTreeMap<String, String>";
 
