@@ -62,7 +62,7 @@ fn elsewhere(name: &str) -> Option<String> {
         }
         "breaker" => {
             "the circuit breaker is set on the client's builder: \
-             `.breaker(BreakerConfig::default()..)`"
+             `.breaker(BreakerConfig::default().failure_threshold(10))`"
         }
         "deadline" => {
             "a deadline is set on the client's builder, `.deadline(..)`, or for some calls, \

@@ -377,9 +377,6 @@ fn check_method(cx: &Ctxt, method: &Method<'_>) {
     }
 }
 
-/// Whether `ty`, looked at through references, is written as a type that serializes as one
-/// value or a sequence of them rather than as named fields: a string, a primitive, a `Vec`, a
-/// slice, an array or a tuple.
 /// A route argument's type that cannot fill a route parameter, whatever its items.
 enum PathValue {
     Optional,
@@ -436,6 +433,9 @@ fn pair_in(ty: &syn::Type) -> Option<&syn::Type> {
     }
 }
 
+/// Whether `ty`, looked at through references, is written as a type that serializes as one
+/// value or a sequence of them rather than as named fields: a string, a primitive, a `Vec`, a
+/// slice, an array or a tuple.
 fn is_single_value(ty: &syn::Type) -> bool {
     match ty {
         syn::Type::Reference(r) => is_single_value(&r.elem),
