@@ -137,6 +137,18 @@ fn check_method(cx: &Ctxt, method: &Method<'_>) {
         );
     }
 
+    for arg in &method.args {
+        if matches!(arg.kind, ArgKind::Body { .. }) && is_bytes(arg.ty) {
+            cx.error_spanned_by(
+                arg.ty,
+                "a `#[body]` is sent as JSON, where these bytes would be an array of numbers, not \
+                 the bytes themselves: for a body of raw bytes, send it by hand with \
+                 `Call::body(bytes, content_type)` through an `Executor`, or as a file part of a \
+                 `#[multipart]` body; for a JSON array, wrap the list in a type of your own",
+            );
+        }
+    }
+
     let mut query_names: Vec<&str> = Vec::new();
     let mut header_names: Vec<String> = Vec::new();
     for arg in &method.args {
@@ -374,6 +386,39 @@ fn check_method(cx: &Ctxt, method: &Method<'_>) {
                 "argument `{arg_name}` is used nowhere{hint}: add `<{arg_name}>` to the route, or mark it `#[query]`, `#[body]` or `#[header(\"Name\")]`"
             ),
         );
+    }
+}
+
+/// Whether `ty`, behind references, holds bytes that a user would expect sent as they are: a
+/// slice, array, `Vec` or boxed slice of `u8`, or `Bytes`/`BytesMut`.
+fn is_bytes(ty: &syn::Type) -> bool {
+    let is_u8 = |ty: &syn::Type| matches!(ty, syn::Type::Path(p) if p.path.is_ident("u8"));
+    match ty {
+        syn::Type::Reference(r) => is_bytes(&r.elem),
+        syn::Type::Paren(p) => is_bytes(&p.elem),
+        syn::Type::Group(g) => is_bytes(&g.elem),
+        syn::Type::Slice(s) => is_u8(&s.elem),
+        syn::Type::Array(a) => is_u8(&a.elem),
+        syn::Type::Path(p) if p.qself.is_none() => {
+            let Some(last) = p.path.segments.last() else {
+                return false;
+            };
+            match last.ident.to_string().as_str() {
+                "Bytes" | "BytesMut" => matches!(last.arguments, syn::PathArguments::None),
+                "Vec" | "Box" => match &last.arguments {
+                    syn::PathArguments::AngleBracketed(args) if args.args.len() == 1 => {
+                        match &args.args[0] {
+                            syn::GenericArgument::Type(item) if last.ident == "Vec" => is_u8(item),
+                            syn::GenericArgument::Type(syn::Type::Slice(s)) => is_u8(&s.elem),
+                            _ => false,
+                        }
+                    }
+                    _ => false,
+                },
+                _ => false,
+            }
+        }
+        _ => false,
     }
 }
 
