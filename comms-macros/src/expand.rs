@@ -136,6 +136,9 @@ fn strip(item: &ItemTrait) -> ItemTrait {
     let mut item = item.clone();
     item.attrs
         .retain(|a| !attr::is_async_trait(a) && !attr::is_service_client(a));
+    // An `unsafe` trait, reported: not said again by Rust, whose error about the client's
+    // impl would suggest an `unsafe` attribute.
+    item.unsafety = None;
     for trait_item in &mut item.items {
         // A method with a visibility, reported: without it to Rust.
         if let TraitItem::Verbatim(tokens) = trait_item
