@@ -129,7 +129,7 @@ async fn the_default_response_limit_is_16_mib() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// README: "breaker | opens after 5 consecutive failures, open 30 s, then 1 probe" (the
+// README: "breaker | opens after 5 consecutive failed attempts ..., open 30 s, then 1 probe" (the
 // builder's default, not a configured one), and README: shared by all clients of a target.
 
 #[tokio::test]

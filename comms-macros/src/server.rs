@@ -205,6 +205,7 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
             where
                 __S: #servable,
             {
+                self.settings.warn_if_keyless(::core::stringify!(#server));
                 let settings = ::std::sync::Arc::new(self.settings);
                 let service = self.service;
                 let router = #new_router;

@@ -30,7 +30,7 @@ pub use idempotency::{
     Claim, DEFAULT_IDEMPOTENCY_BYTES, DEFAULT_IDEMPOTENCY_CAPACITY, DEFAULT_IDEMPOTENCY_TTL,
     IdempotencyStore, MemoryIdempotencyStore, StoredResponse,
 };
-pub use serve::{Settings, caller, deadline, handle};
+pub use serve::{Settings, caller, deadline, handle, try_caller};
 pub use stream::{Answer, JsonLinesReturn, respond_byte_stream, respond_json_lines};
 
 use bytes::Bytes;

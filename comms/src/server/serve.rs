@@ -29,14 +29,26 @@ tokio::task_local! {
 /// # Panics
 ///
 /// Outside a method running in a generated server (or in one built with `unverified()`,
-/// whose requests have no verified caller).
+/// whose requests have no verified caller); [`try_caller`] is `None` there instead.
 pub fn caller() -> Caller {
-    CALLER.try_with(Caller::clone).unwrap_or_else(|_| {
+    try_caller().unwrap_or_else(|| {
         panic!(
             "comms::server::caller() is only available inside a method served by a generated \
-             server that verifies its requests"
+             server that verifies its requests (comms::server::try_caller() is None elsewhere)"
         )
     })
+}
+
+/// The verified caller of the request being served, or `None` where [`caller`] panics:
+/// outside a served method (a unit test calling the implementation, a task the method
+/// spawned, a streamed answer being read) and in a server built with `unverified()`.
+///
+/// ```
+/// // Called directly, as a unit test calls an implementation: no request, no caller.
+/// assert!(comms::server::try_caller().is_none());
+/// ```
+pub fn try_caller() -> Option<Caller> {
+    CALLER.try_with(Caller::clone).ok()
 }
 
 /// What is left of the deadline the request being served arrived with (`Comms-Deadline-Ms`):
@@ -77,6 +89,27 @@ impl std::fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("gate", &self.gate)
             .finish_non_exhaustive()
+    }
+}
+
+impl Settings {
+    /// Warns, as `server`'s router is built, when its verifier knows no key (a server given
+    /// neither `.verifier(..)` nor `.unverified()`): every request it gets will be refused
+    /// with a 401, which is safe, but surprising to find out only from a caller.
+    pub fn warn_if_keyless(&self, server: &str) {
+        if self
+            .gate
+            .verifier
+            .as_ref()
+            .is_some_and(Verifier::knows_no_key)
+        {
+            tracing::warn!(
+                server,
+                "a generated server's verifier knows no key, so it refuses every request with \
+                 a 401: give it `.verifier(Verifier::new().service(..))` (or `.unverified()`, \
+                 for tests)"
+            );
+        }
     }
 }
 

@@ -307,6 +307,12 @@ impl Verifier {
         self
     }
 
+    /// Whether the verifier knows no key, so that it refuses every request.
+    #[cfg(feature = "server")]
+    pub(crate) fn knows_no_key(&self) -> bool {
+        self.keys.by_id.is_empty() && self.keys.by_service.is_empty()
+    }
+
     /// Which keys requests were verified with, and how recently: after a rotation, the old
     /// key can be retired once it shows no new requests. Sorted by key id.
     ///
