@@ -791,3 +791,68 @@ async fn a_slow_header_hook_leaving_the_request_a_sliver_does_not_open_it() {
     }
     assert_eq!(e.circuit_state(), Some(comms::CircuitState::Open));
 }
+
+/// A probe whose call is kept but no longer polled (a pinned call that lost a
+/// `select!` and stays in scope while its caller goes on) holds its place only until its
+/// attempt timeout, and a second's grace, have passed: then the half-open period starts over
+/// and a fresh probe finds the recovered dependency. Until then the one probe holds, and the
+/// old probe's late drop changes nothing.
+#[tokio::test]
+async fn a_probe_kept_but_no_longer_polled_gives_its_place_up_after_its_attempt_timeout() {
+    let server = TestServer::start(|_, i| match i {
+        0 => Reply::status(503),
+        // Recovered, if slowish.
+        _ => Reply::status(200).delay(Duration::from_millis(100)),
+    })
+    .await;
+    let e = builder(&server.url(), breaker(1, 100))
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    assert!(matches!(
+        e.execute(Call::get("/x")).await,
+        Err(Error::Server(_))
+    ));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+
+    // The probe, raced against a 20 ms timer: the timer wins, and the call stays in scope
+    // (boxed, so that the test can drop it at the end).
+    let mut probe = Box::pin(e.execute(Call::get("/probe")));
+    tokio::select! {
+        biased;
+        _ = &mut probe => panic!("the probe cannot be answered in 20 ms"),
+        _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+    }
+    let abandoned = Instant::now();
+    // Within its attempt timeout, the probe out is the only one.
+    match e.execute(Call::get("/other")).await {
+        Err(Error::CircuitOpen { retry_in, .. }) => assert_eq!(retry_in, Duration::ZERO),
+        other => panic!("a second probe was let through: {other:?}"),
+    }
+    assert_eq!(e.circuit_state(), Some(comms::CircuitState::HalfOpen));
+
+    // Past its timeout and the grace, calls find the dependency again (in 5 s at most, with
+    // room for a loaded machine).
+    let recovered = loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        match e.execute(Call::get("/other")).await {
+            Ok(_) => break abandoned.elapsed(),
+            Err(err) if err.is_circuit_open() => {
+                assert!(
+                    abandoned.elapsed() < Duration::from_secs(5),
+                    "still refused"
+                );
+            }
+            Err(other) => panic!("{other}"),
+        }
+    };
+    assert!(
+        recovered >= Duration::from_millis(1_150),
+        "the probe's place was taken before its timeout and grace: {recovered:?}"
+    );
+    assert_eq!(e.circuit_state(), Some(comms::CircuitState::Closed));
+    // The abandoned probe's end belongs to the old half-open period: it changes nothing.
+    drop(probe);
+    assert_eq!(e.circuit_state(), Some(comms::CircuitState::Closed));
+    assert!(e.execute(Call::get("/after")).await.is_ok());
+}

@@ -29,6 +29,13 @@
 //! hung dependency's breaker is half-open, callers in a hurry take the probe's place one at a
 //! time (the others fail fast), until a probe with the attempt timeout to spare fails it.
 //!
+//! A probe's call that is kept but no longer polled (a `tokio::pin!`ed call that lost a
+//! `select!` and stays in scope) cannot record anything, nor drop its permit, and would hold
+//! the breaker half-open, refusing every call, for as long as it is kept. So each probe tells
+//! the breaker when its verdict is due (its attempt timeout, plus [`PROBE_GRACE`]); a call
+//! that finds every probe taken and all of them overdue starts the half-open period over, in
+//! a new generation, with fresh probes.
+//!
 //! The state, the remaining probes and a generation number share one `AtomicU64`, so every
 //! transition is a single compare-and-swap and admission on the closed path is one atomic load,
 //! with no lock. The generation makes late results harmless: an outcome recorded for a permit
@@ -164,6 +171,11 @@ pub(crate) struct Breaker {
     /// Nanoseconds since [`epoch`] of the last failure counted (0 for none): how long a
     /// breaker no client holds keeps what it knows (see [`Breaker::forgettable`]).
     last_failure: AtomicU64,
+    /// Nanoseconds since [`epoch`] by which every probe of this half-open period that has begun
+    /// its attempt has its verdict, were its call polled: the latest of their attempt
+    /// timeouts, plus [`PROBE_GRACE`]; 0 while none has begun. Past it, with no probe left, the
+    /// probes out are taken for calls no longer polled (see [`Breaker::admit`]).
+    probes_due: AtomicU64,
     /// Other replicas' breakers for the same target, when shared (see [`BreakerSync`]). Weak:
     /// the clients using the sync keep it (and its tasks) alive, not the process-wide registry.
     link: Option<std::sync::Weak<Link>>,
@@ -205,6 +217,12 @@ const FORGET_AFTER: Duration = Duration::from_secs(10 * 60);
 /// it on its sibling's refusal) and short of any answer a caller could have meant to wait for.
 const PROBE_WAITED: Duration = Duration::from_millis(1);
 
+/// How long past its attempt timeout a probe whose call is still alive but no longer polled (a
+/// `select!` that went on with its future kept, pinned) holds its place: its own timer fires at
+/// the timeout when it is polled, so only a call nobody polls, or a thread held up this long,
+/// comes this far.
+const PROBE_GRACE: Duration = Duration::from_secs(1);
+
 impl Breaker {
     pub(crate) fn new(authority: String, config: BreakerConfig) -> Breaker {
         Breaker {
@@ -214,6 +232,7 @@ impl Breaker {
             failures: AtomicU32::new(0),
             open_until: AtomicU64::new(0),
             last_failure: AtomicU64::new(0),
+            probes_due: AtomicU64::new(0),
             link: None,
         }
     }
@@ -318,12 +337,20 @@ impl Breaker {
                     if now < until {
                         return Err(Duration::from_nanos(until - now));
                     }
-                    // The open period is over: become half-open, taking the first probe.
+                    // The open period is over: become half-open, taking the first probe. No probe
+                    // of the new period has begun (reset first: a racing admission that loses
+                    // the swap only leaves it unknown a little longer).
+                    self.probes_due.store(0, Ordering::Release);
                     let probes = self.config.half_open_probes - 1;
                     from.next(State::HalfOpen { probes })
                 }
                 State::HalfOpen { probes } => {
                     if probes == 0 {
+                        if self.probes_overdue() {
+                            self.probe_afresh(from.generation);
+                            word = self.word.load(Ordering::Acquire);
+                            continue;
+                        }
                         return Err(Duration::ZERO);
                     }
                     from.with(State::HalfOpen { probes: probes - 1 })
@@ -344,6 +371,38 @@ impl Breaker {
                 }
                 Err(actual) => word = actual,
             }
+        }
+    }
+
+    /// Whether every probe out has outlived its attempt timeout by [`PROBE_GRACE`]: its call,
+    /// were it polled, would have recorded a verdict by now.
+    fn probes_overdue(&self) -> bool {
+        let due = self.probes_due.load(Ordering::Acquire);
+        due != 0 && now_nanos() > due
+    }
+
+    /// Starts half-open `generation` over with all its probes: those out belong to calls that
+    /// are alive but no longer polled (kept by a `select!` that went on without them), which
+    /// would otherwise hold the breaker half-open, refusing every call, until they are dropped.
+    /// What they say of the target is unknown, so fresh probes ask; their late outcomes belong
+    /// to the old generation and change nothing.
+    fn probe_afresh(&self, generation: u32) {
+        self.probes_due.store(0, Ordering::Release);
+        let probes = self.config.half_open_probes;
+        let restarted = self
+            .word
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                let word = Word::unpack(w);
+                (word.state == State::HalfOpen { probes: 0 } && word.generation == generation)
+                    .then(|| word.next(State::HalfOpen { probes }).pack())
+            })
+            .is_ok();
+        if restarted {
+            tracing::warn!(
+                authority = %self.authority,
+                "a half-open probe outlived its attempt timeout unanswered, its call no longer \
+                 polled; probing afresh"
+            );
         }
     }
 
@@ -458,6 +517,17 @@ impl Breaker {
 }
 
 impl Permit<'_> {
+    /// Marks the attempt as begun, under a time limit of `limit`: a probe's verdict is due by
+    /// then (see `Breaker::probes_overdue`).
+    pub(crate) fn begun(&mut self, limit: Duration) {
+        if self.probe {
+            let due = now_nanos()
+                .saturating_add(nanos(limit))
+                .saturating_add(nanos(PROBE_GRACE));
+            self.breaker.probes_due.fetch_max(due, Ordering::AcqRel);
+        }
+    }
+
     /// Marks the attempt's request as handed over to be sent: a probe dropped unrecorded from
     /// [`PROBE_WAITED`] on is a failed one.
     pub(crate) fn sending(&mut self) {

@@ -322,6 +322,9 @@ impl<'a> Run<'a> {
     fn held_to(&mut self, limit: Limit) {
         self.limit_reported = limit.reported;
         self.by_deadline = limit.by_deadline;
+        if let Some(permit) = &mut self.permit {
+            permit.begun(limit.time);
+        }
     }
 
     /// The error of a header hook that outlasted the attempt's time limit: nothing was sent.
