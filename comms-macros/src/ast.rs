@@ -998,7 +998,9 @@ pub(crate) fn ungrouped(ty: &Type) -> &Type {
     }
 }
 
-fn query_shape(ty: &Type) -> Shape {
+/// How a value of `ty` goes into a query: one value, an `Option`, or a list (behind
+/// references). A route parameter takes only the first (see `valid.rs`).
+pub(crate) fn query_shape(ty: &Type) -> Shape {
     match ungrouped(ty) {
         Type::Reference(r) => match ungrouped(&r.elem) {
             Type::Slice(_) | Type::Array(_) => Shape::Repeated,

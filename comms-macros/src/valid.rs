@@ -1,7 +1,10 @@
 //! Checks that look at a whole method: route parameters against arguments, bodies (`#[body]`,
 //! `#[form]`, `#[multipart]`) against verbs and each other.
 
-use crate::ast::{ArgKind, Method, OutputKind, Service, subspan, unraw};
+use crate::ast::{
+    self, ArgKind, Method, OutputKind, Service, Shape, generic_arg, is_bare, outer_ident, subspan,
+    ungrouped, unraw,
+};
 use crate::ctxt::Ctxt;
 use crate::suggest::did_you_mean;
 use crate::template::Segment;
@@ -295,23 +298,23 @@ fn check_method(cx: &Ctxt, method: &Method<'_>) {
             true => format!("<{param}..>"),
             false => format!("<{param}>"),
         };
-        let message = match path_value_kind(arg.ty) {
-            Some(PathValue::Optional) => format!(
+        let message = match ast::query_shape(arg.ty) {
+            Shape::Optional => format!(
                 "`{param}` fills `{written}`, a part of every request's path, so it cannot be an \
                  `Option`: make it a `#[query]` (left out when `None`), or declare a method for \
                  each route, one with the segment and one without"
             ),
-            Some(PathValue::List) if trailing => format!(
+            Shape::Repeated if trailing => format!(
                 "`{param}` fills `{written}` with one value whose `/`s separate its segments \
                  (each encoded), so it cannot be a list: pass the segments joined, \
                  `segments.join(\"/\")`, as a `&str`"
             ),
-            Some(PathValue::List) => format!(
+            Shape::Repeated => format!(
                 "`{param}` fills `{written}`, one segment of the path, so it cannot be a list: \
                  make it a repeated `#[query]`, or a trailing `<{param}..>` filled with the \
                  segments joined by `/`"
             ),
-            None => continue,
+            Shape::Scalar => continue,
         };
         cx.error_spanned_by(arg.ty, message);
     }
@@ -392,59 +395,24 @@ fn check_method(cx: &Ctxt, method: &Method<'_>) {
 /// Whether `ty`, behind references, holds bytes that a user would expect sent as they are: a
 /// slice, array, `Vec` or boxed slice of `u8`, or `Bytes`/`BytesMut`.
 fn is_bytes(ty: &syn::Type) -> bool {
-    let is_u8 = |ty: &syn::Type| matches!(ty, syn::Type::Path(p) if p.path.is_ident("u8"));
-    match ty {
+    let u8_slice =
+        |ty: &syn::Type| matches!(ungrouped(ty), syn::Type::Slice(s) if is_bare(&s.elem, "u8"));
+    match ungrouped(ty) {
         syn::Type::Reference(r) => is_bytes(&r.elem),
-        syn::Type::Paren(p) => is_bytes(&p.elem),
-        syn::Type::Group(g) => is_bytes(&g.elem),
-        syn::Type::Slice(s) => is_u8(&s.elem),
-        syn::Type::Array(a) => is_u8(&a.elem),
-        syn::Type::Path(p) if p.qself.is_none() => {
-            let Some(last) = p.path.segments.last() else {
-                return false;
-            };
-            match last.ident.to_string().as_str() {
-                "Bytes" | "BytesMut" => matches!(last.arguments, syn::PathArguments::None),
-                "Vec" | "Box" => match &last.arguments {
-                    syn::PathArguments::AngleBracketed(args) if args.args.len() == 1 => {
-                        match &args.args[0] {
-                            syn::GenericArgument::Type(item) if last.ident == "Vec" => is_u8(item),
-                            syn::GenericArgument::Type(syn::Type::Slice(s)) => is_u8(&s.elem),
-                            _ => false,
-                        }
-                    }
-                    _ => false,
-                },
+        syn::Type::Array(a) => is_bare(&a.elem, "u8"),
+        slice @ syn::Type::Slice(_) => u8_slice(slice),
+        path @ syn::Type::Path(p) if p.qself.is_none() => {
+            let last = p.path.segments.last();
+            match outer_ident(path).map(|i| i.to_string()).as_deref() {
+                Some("Bytes" | "BytesMut") => {
+                    last.is_some_and(|l| matches!(l.arguments, syn::PathArguments::None))
+                }
+                Some("Vec") => generic_arg(path).is_some_and(|item| is_bare(item, "u8")),
+                Some("Box") => generic_arg(path).is_some_and(u8_slice),
                 _ => false,
             }
         }
         _ => false,
-    }
-}
-
-/// A route argument's type that cannot fill a route parameter, whatever its items.
-enum PathValue {
-    Optional,
-    List,
-}
-
-/// Whether `ty` is an `Option` or a list (`Vec`, slice, array), behind references.
-fn path_value_kind(ty: &syn::Type) -> Option<PathValue> {
-    match ty {
-        syn::Type::Reference(r) => path_value_kind(&r.elem),
-        syn::Type::Paren(p) => path_value_kind(&p.elem),
-        syn::Type::Group(g) => path_value_kind(&g.elem),
-        syn::Type::Slice(_) | syn::Type::Array(_) => Some(PathValue::List),
-        syn::Type::Path(p) if p.qself.is_none() => {
-            let last = p.path.segments.last()?;
-            let generic = matches!(last.arguments, syn::PathArguments::AngleBracketed(_));
-            match last.ident.to_string().as_str() {
-                "Option" if generic => Some(PathValue::Optional),
-                "Vec" | "VecDeque" | "HashSet" | "BTreeSet" if generic => Some(PathValue::List),
-                _ => None,
-            }
-        }
-        _ => None,
     }
 }
 
@@ -454,23 +422,14 @@ const PAIRS_MAP: &str = "&BTreeMap<String, String>";
 /// The tuple in `ty`, itself or as the item of an `Option`, a `Vec`, a slice or an array
 /// (behind references): a pair, which is no query value.
 fn pair_in(ty: &syn::Type) -> Option<&syn::Type> {
-    match ty {
+    match ungrouped(ty) {
         syn::Type::Tuple(t) if !t.elems.is_empty() => Some(ty),
         syn::Type::Reference(r) => pair_in(&r.elem),
-        syn::Type::Paren(p) => pair_in(&p.elem),
-        syn::Type::Group(g) => pair_in(&g.elem),
         syn::Type::Slice(s) => pair_in(&s.elem),
         syn::Type::Array(a) => pair_in(&a.elem),
-        syn::Type::Path(p) if p.qself.is_none() => {
-            let last = p.path.segments.last()?;
-            if last.ident != "Option" && last.ident != "Vec" {
-                return None;
-            }
-            let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
-                return None;
-            };
-            match args.args.first()? {
-                syn::GenericArgument::Type(item) if args.args.len() == 1 => pair_in(item),
+        path @ syn::Type::Path(p) if p.qself.is_none() => {
+            match outer_ident(path).map(|i| i.to_string()).as_deref() {
+                Some("Option" | "Vec") => pair_in(generic_arg(path)?),
                 _ => None,
             }
         }
