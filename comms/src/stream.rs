@@ -178,12 +178,12 @@ impl ByteStream {
         }
     }
 
-    /// A stream that ended on an error already: its reader gets `None`, a server passing it
-    /// on the error.
+    /// A stream that has ended already, at its end or (with why) on an error: its reader gets
+    /// `None`, and a server passing it on, the error when there was one.
     #[cfg(feature = "server")]
-    pub(crate) fn failed(failure: Failure) -> ByteStream {
+    pub(crate) fn ended(failure: Option<Failure>) -> ByteStream {
         ByteStream {
-            source: Source::Failed(failure),
+            source: failure.map_or(Source::Done, Source::Failed),
             request: None,
             line_limit: DEFAULT_MAX_RESPONSE_BYTES,
         }

@@ -149,8 +149,7 @@ impl<T> JsonLines<T> {
                 })
             }
             Lines::Items(items) => ByteStream::from_stream(Encoded { items }),
-            Lines::Ended(None) => ByteStream::from_chunks(std::iter::empty::<Bytes>()),
-            Lines::Ended(Some(failure)) => ByteStream::failed(failure),
+            Lines::Ended(failure) => ByteStream::ended(failure),
         }
     }
 }
