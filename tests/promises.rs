@@ -2,8 +2,6 @@
 //! defaults, what is retried, what is refused with which variant, and what a server answers
 //! with which status. Each test quotes the promise it checks.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -11,10 +9,8 @@ use std::time::{Duration, Instant, SystemTime};
 use axum::Router;
 use axum::routing::{get, post};
 use comms::http::Method;
-use comms::verify::{NonceStore, Verifier, VerifyLayer};
-use comms::{
-    BoxError, BreakerConfig, Call, CallOptions, Error, Executor, RetryConfig, service_client,
-};
+use comms::verify::{Verifier, VerifyLayer};
+use comms::{BreakerConfig, Call, CallOptions, Error, Executor, RetryConfig, service_client};
 use comms_tests::{Recorded, Reply, TestServer, fast_retry, serve};
 
 const SECRET: &str = "promises-secret";
@@ -269,27 +265,15 @@ async fn the_default_body_limit_is_2_mib_for_the_layer_and_a_generated_server() 
 // `Retry-After: 1`, not a 401", and RELIABILITY.md: a comms client retries it. Shown here with
 // a store of our own that always fails, so no redis-server is needed.
 
-struct DownStore;
-
-impl NonceStore for DownStore {
-    fn check_and_insert<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a str,
-        _: SystemTime,
-        _: SystemTime,
-    ) -> Pin<Box<dyn Future<Output = Result<bool, BoxError>> + Send + 'a>> {
-        Box::pin(async { Err("the store is down".into()) })
-    }
-}
-
 #[tokio::test]
 async fn a_nonce_store_that_cannot_answer_is_a_503_with_retry_after_1_that_clients_retry() {
     let reached = Arc::new(AtomicUsize::new(0));
     let counted = reached.clone();
     let app = Router::new()
         .route("/x", get(|| async { "ok" }))
-        .layer(VerifyLayer::new(verifier().nonce_store(DownStore)))
+        .layer(VerifyLayer::new(
+            verifier().nonce_store(comms_tests::DownNonceStore),
+        ))
         .layer(axum::middleware::from_fn(
             move |request: axum::extract::Request, next: axum::middleware::Next| {
                 counted.fetch_add(1, Ordering::SeqCst);

@@ -9,7 +9,8 @@
 //! - [`losing_first_answer`] (`lossy.rs`): a proxy that loses the first request's answer;
 //! - [`fed`] and [`paced`] (`streams.rs`): bodies a server sends piece by piece, as a test
 //!   feeds them or on a clock;
-//! - helpers shared by the suites: [`spawn_calls`], the error constructors' table, vectors.
+//! - helpers shared by the suites: [`spawn_calls`], the error constructors' table, vectors,
+//!   a nonce store that is down ([`DownNonceStore`]).
 
 mod fault;
 mod lossy;
@@ -27,6 +28,23 @@ pub use lossy::losing_first_answer;
 pub use redis::RedisServer;
 pub use streams::{Feeder, fed, paced, serve_stream};
 pub use test_server::{Recorded, Reply, TestServer};
+
+/// A nonce store that cannot answer (Redis down, say): every check is an error.
+pub struct DownNonceStore;
+
+impl comms::verify::NonceStore for DownNonceStore {
+    fn check_and_insert<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        _: std::time::SystemTime,
+        _: std::time::SystemTime,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<bool, comms::BoxError>> + Send + 'a>,
+    > {
+        Box::pin(async { Err("the nonce store is down".into()) })
+    }
+}
 
 /// A listener on a loopback port no other server of this process has had: what a test reads
 /// back by port (the process's metrics, say) is then its own server's, not an earlier test's

@@ -37,25 +37,12 @@ async fn a_shared_store_stops_replays_across_verifiers() {
     assert_eq!(store.calls.load(Ordering::SeqCst), 2);
 }
 
-/// A store that cannot answer: requests are refused, never let through.
-struct Down;
-
-impl NonceStore for Down {
-    fn check_and_insert<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a str,
-        _: SystemTime,
-        _: SystemTime,
-    ) -> Pin<Box<dyn Future<Output = Result<bool, BoxError>> + Send + 'a>> {
-        Box::pin(async { Err("store unreachable".into()) })
-    }
-}
-
 #[tokio::test]
 async fn an_unreachable_store_fails_closed() {
     let r = genuine().await;
-    let err = check(&verifier().nonce_store(Down), &r).await.unwrap_err();
+    let err = check(&verifier().nonce_store(comms_tests::DownNonceStore), &r)
+        .await
+        .unwrap_err();
     assert!(matches!(err, VerifyError::NonceStore(_)), "{err:?}");
 }
 
