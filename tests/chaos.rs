@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use comms::verify::Verifier;
 use comms::{BreakerConfig, Error, RetryConfig, service_client};
+use comms_tests::CapturedLogs;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -338,21 +339,8 @@ async fn proxy_connection(
 // ---------------------------------------------------------------------------------------------
 // Logs and panics
 
-#[derive(Clone, Default)]
-struct Sink(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 static PANICS: AtomicUsize = AtomicUsize::new(0);
-static LOGS: std::sync::OnceLock<Sink> = std::sync::OnceLock::new();
+static LOGS: std::sync::OnceLock<CapturedLogs> = std::sync::OnceLock::new();
 
 /// What a test has seen of panics and logs since it began: each test runs alone, so what came
 /// during it is its own.
@@ -363,8 +351,7 @@ struct Watched {
 
 impl Watched {
     fn start() -> Watched {
-        let logs = watch();
-        let logged = logs.0.lock().unwrap().len();
+        let logged = watch().text().len();
         Watched {
             panics: PANICS.load(Ordering::SeqCst),
             logged,
@@ -374,10 +361,8 @@ impl Watched {
     /// No panic, and no line of a panic or at `ERROR`, since `start`.
     fn assert_quiet(&self) {
         assert_eq!(PANICS.load(Ordering::SeqCst), self.panics, "a panic");
-        let logs = watch();
-        let logs = logs.0.lock().unwrap();
-        let logs = String::from_utf8_lossy(&logs[self.logged..]);
-        let loud: Vec<_> = logs
+        let logs = watch().text();
+        let loud: Vec<_> = logs[self.logged..]
             .lines()
             .filter(|l| l.contains("panic") || l.contains("ERROR"))
             .collect();
@@ -385,14 +370,13 @@ impl Watched {
     }
 }
 
-fn watch() -> Sink {
+fn watch() -> CapturedLogs {
     LOGS.get_or_init(|| {
-        let sink = Sink::default();
-        let writer = sink.clone();
+        let sink = CapturedLogs::default();
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
             .with_ansi(false)
-            .with_writer(move || writer.clone())
+            .with_writer(sink.clone())
             .try_init();
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {

@@ -5,58 +5,9 @@
 use std::sync::Arc;
 
 use comms::{BreakerConfig, Call, Executor, RetryConfig};
-use comms_tests::{Reply, TestServer, fast_retry};
+use comms_tests::{Reply, TestServer, fast_retry, record_logs};
 
 const SECRET: &str = "tracing-test-secret";
-
-/// Captures formatted tracing output in memory.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
-
-/// Records everything at `level` and up on this thread until the guard drops.
-fn record(level: tracing::Level) -> (Captured, tracing::subscriber::DefaultGuard) {
-    let logs = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(logs.clone())
-        .with_max_level(level)
-        .with_ansi(false)
-        .finish();
-    let guard = tracing::subscriber::set_default(subscriber);
-    (logs, guard)
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-
-    /// The first line holding each of `parts`; the test fails with everything recorded
-    /// (`what` names the line sought) when there is none.
-    fn line(&self, what: &str, parts: &[&str]) -> String {
-        let text = self.text();
-        text.lines()
-            .find(|l| parts.iter().all(|part| l.contains(part)))
-            .map(str::to_owned)
-            .unwrap_or_else(|| panic!("no {what} in:\n{text}"))
-    }
-}
 
 /// An executor named `inventory` calling `server`, signed with [`SECRET`].
 fn inventory(server: &TestServer, retry: RetryConfig, breaker: BreakerConfig) -> Executor {
@@ -80,7 +31,7 @@ fn inventory_builder(
 
 #[tokio::test]
 async fn calls_are_traced_without_secrets() {
-    let (logs, _guard) = record(tracing::Level::DEBUG);
+    let (logs, _guard) = record_logs(tracing::Level::DEBUG);
 
     let server = TestServer::always(Reply::status(503)).await;
     let e = inventory(
@@ -129,7 +80,7 @@ async fn calls_are_traced_without_secrets() {
 /// whatever an earlier one got.
 #[tokio::test]
 async fn a_call_whose_last_attempt_timed_out_reports_no_status() {
-    let (logs, _guard) = record(tracing::Level::DEBUG);
+    let (logs, _guard) = record_logs(tracing::Level::DEBUG);
 
     // A 503, then a retry that is never answered in time.
     let server = TestServer::start(|_, i| match i {
@@ -160,7 +111,7 @@ async fn a_call_whose_last_attempt_timed_out_reports_no_status() {
 /// the span's attempts and status are those of the requests made.
 #[tokio::test]
 async fn an_attempt_never_sent_is_not_counted() {
-    let (logs, _guard) = record(tracing::Level::DEBUG);
+    let (logs, _guard) = record_logs(tracing::Level::DEBUG);
 
     let server = TestServer::always(Reply::status(503)).await;
     let hooked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -195,7 +146,7 @@ async fn an_attempt_never_sent_is_not_counted() {
 /// warning still says which service and which request it is about.
 #[tokio::test]
 async fn at_info_retries_name_their_call_without_a_span() {
-    let (logs, _guard) = record(tracing::Level::INFO);
+    let (logs, _guard) = record_logs(tracing::Level::INFO);
 
     let server = TestServer::always(Reply::status(503)).await;
     let e = inventory(
@@ -231,7 +182,7 @@ async fn at_info_retries_name_their_call_without_a_span() {
 /// partial outage that would be a warning for every failing call.
 #[tokio::test]
 async fn an_exhausted_budget_warns_once_not_per_call() {
-    let (logs, _guard) = record(tracing::Level::INFO);
+    let (logs, _guard) = record_logs(tracing::Level::INFO);
 
     let server = TestServer::always(Reply::status(503)).await;
     let e = inventory(
@@ -258,7 +209,7 @@ async fn an_exhausted_budget_warns_once_not_per_call() {
 /// A flood of unsigned requests makes one warning, with the count, not one per request.
 #[tokio::test]
 async fn a_flood_of_refused_requests_warns_once() {
-    let (logs, _guard) = record(tracing::Level::INFO);
+    let (logs, _guard) = record_logs(tracing::Level::INFO);
     let verifier = comms::verify::Verifier::new().service("tests", SECRET);
     let app = axum::Router::new()
         .route("/items", axum::routing::get(|| async { "ok" }))

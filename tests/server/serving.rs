@@ -327,42 +327,20 @@ async fn an_optional_accept_argument_a_client_leaves_out_is_absent_not_its_defau
     assert_eq!(client.report(None).await.unwrap(), "None");
 }
 
-/// What a `tracing` subscriber writes, kept in memory.
-#[derive(Clone, Default)]
-struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// A server given neither `.verifier(..)` nor `.unverified()` refuses every request; building
 /// its router says so, naming the server, where a verified or unverified one says nothing.
 #[test]
 fn a_server_given_no_verifier_warns_as_its_router_is_built() {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_max_level(tracing::Level::WARN)
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::with_default(subscriber, || {
-        let _ = DirectoryServer::new(DirectoryImpl::default())
-            .verifier(Verifier::new().service("billing", SECRET))
-            .into_router();
-        let _ = DirectoryServer::new(DirectoryImpl::default())
-            .unverified()
-            .into_router();
-        assert!(logs.0.lock().unwrap().is_empty(), "no warning for those");
-        let _ = DirectoryServer::new(DirectoryImpl::default()).into_router();
-    });
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let (logs, _guard) = comms_tests::record_logs(tracing::Level::WARN);
+    let _ = DirectoryServer::new(DirectoryImpl::default())
+        .verifier(Verifier::new().service("billing", SECRET))
+        .into_router();
+    let _ = DirectoryServer::new(DirectoryImpl::default())
+        .unverified()
+        .into_router();
+    assert!(logs.text().is_empty(), "no warning for those");
+    let _ = DirectoryServer::new(DirectoryImpl::default()).into_router();
+    let text = logs.text();
     assert!(
         text.contains("WARN") && text.contains("knows no key") && text.contains("DirectoryServer"),
         "{text}"

@@ -6,6 +6,7 @@
 //! - [`FaultServer`] (`fault.rs`): an HTTP/1.1 server on raw TCP that can also fail in every way a
 //!   real one does ([`Fault`]);
 //! - [`RedisServer`] (`redis.rs`): a `redis-server` a test owns, to kill and restart;
+//! - [`CapturedLogs`] and [`record_logs`] (`logs.rs`): `tracing` output kept in memory;
 //! - [`losing_first_answer`] (`lossy.rs`): a proxy that loses the first request's answer;
 //! - [`fed`] and [`paced`] (`streams.rs`): bodies a server sends piece by piece, as a test
 //!   feeds them or on a clock;
@@ -13,6 +14,7 @@
 //!   a nonce store that is down ([`DownNonceStore`]).
 
 mod fault;
+mod logs;
 mod lossy;
 mod redis;
 mod streams;
@@ -24,6 +26,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use fault::{Fault, FaultServer};
+pub use logs::{CapturedLogs, record_logs};
 pub use lossy::losing_first_answer;
 pub use redis::RedisServer;
 pub use streams::{Feeder, fed, paced, serve_stream};
