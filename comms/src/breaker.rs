@@ -34,7 +34,11 @@
 //! the breaker half-open, refusing every call, for as long as it is kept. So each probe tells
 //! the breaker when its verdict is due (its attempt timeout, plus [`PROBE_GRACE`]); a call
 //! that finds every probe taken and all of them overdue starts the half-open period over, in
-//! a new generation, with fresh probes.
+//! a new generation, with fresh probes. A probe with no attempt timeout (`Duration::MAX`), or
+//! one longer than [`PROBE_HOLD_MAX`], holds its place for that long at most, so that a probe
+//! of a hung dependency, polled or not, does not hold the breaker half-open for ever. A probe
+//! overtaken this way that answers after all still speaks for the target if it succeeded: its
+//! success closes the breaker while the half-open period it began in lasts.
 //!
 //! The state, the remaining probes and a generation number share one `AtomicU64`, so every
 //! transition is a single compare-and-swap and admission on the closed path is one atomic load,
@@ -72,6 +76,9 @@ use state::{State, Word};
 /// with an attempt timeout for a hanging dependency to open its breaker. A half-open probe
 /// dropped after its caller waited for it counts as failed; one dropped before that (before it
 /// was sent, or in the poll that sent it), or cut short by its deadline, gives its place back.
+/// A probe holds its place until its attempt timeout, and a minute at most: past that, the next
+/// call probes afresh, and an overtaken probe that succeeds while the breaker is still
+/// half-open closes it all the same.
 ///
 /// ```
 /// use std::time::Duration;
@@ -176,6 +183,10 @@ pub(crate) struct Breaker {
     /// timeouts, plus [`PROBE_GRACE`]; 0 while none has begun. Past it, with no probe left, the
     /// probes out are taken for calls no longer polled (see [`Breaker::admit`]).
     probes_due: AtomicU64,
+    /// The generation the breaker became half-open in, last time it did: a probe of this
+    /// generation or a later one, overtaken by [`Breaker::probe_afresh`], still closes the
+    /// breaker with a late success while it stays half-open.
+    half_open_from: AtomicU32,
     /// Other replicas' breakers for the same target, when shared (see [`BreakerSync`]). Weak:
     /// the clients using the sync keep it (and its tasks) alive, not the process-wide registry.
     link: Option<std::sync::Weak<Link>>,
@@ -223,6 +234,11 @@ const PROBE_WAITED: Duration = Duration::from_millis(1);
 /// comes this far.
 const PROBE_GRACE: Duration = Duration::from_secs(1);
 
+/// The longest a probe holds its place, whatever its attempt timeout: one with none
+/// (`Duration::MAX`) or a longer one, waiting on a hung dependency, would otherwise keep every
+/// call to the target refused for as long as it waits, after the dependency recovered too.
+const PROBE_HOLD_MAX: Duration = Duration::from_secs(60);
+
 impl Breaker {
     pub(crate) fn new(authority: String, config: BreakerConfig) -> Breaker {
         Breaker {
@@ -233,6 +249,7 @@ impl Breaker {
             open_until: AtomicU64::new(0),
             last_failure: AtomicU64::new(0),
             probes_due: AtomicU64::new(0),
+            half_open_from: AtomicU32::new(0),
             link: None,
         }
     }
@@ -364,6 +381,11 @@ impl Breaker {
             ) {
                 Ok(_) => {
                     if from.state == State::Open {
+                        // Stored once the swap is won, so a probe of the period before, whose
+                        // success lands in between, could still close this one: a success of
+                        // the target all the same.
+                        self.half_open_from
+                            .store(next.generation, Ordering::Release);
                         tracing::info!(authority = %self.authority, "circuit breaker half-open");
                         crate::telemetry::breaker_changed(&self.authority, CircuitState::HalfOpen);
                     }
@@ -374,18 +396,21 @@ impl Breaker {
         }
     }
 
-    /// Whether every probe out has outlived its attempt timeout by [`PROBE_GRACE`]: its call,
-    /// were it polled, would have recorded a verdict by now.
+    /// Whether every probe out has outlived its attempt timeout (at most [`PROBE_HOLD_MAX`]) by
+    /// [`PROBE_GRACE`]: its call, were it polled, would have recorded a verdict by now, or it
+    /// waits on a dependency that has not answered in a minute.
     fn probes_overdue(&self) -> bool {
         let due = self.probes_due.load(Ordering::Acquire);
         due != 0 && now_nanos() > due
     }
 
     /// Starts half-open `generation` over with all its probes: those out belong to calls that
-    /// are alive but no longer polled (kept by a `select!` that went on without them), which
-    /// would otherwise hold the breaker half-open, refusing every call, until they are dropped.
-    /// What they say of the target is unknown, so fresh probes ask; their late outcomes belong
-    /// to the old generation and change nothing.
+    /// are alive but no longer polled (kept by a `select!` that went on without them), or wait
+    /// with no attempt timeout on a dependency that does not answer, and would otherwise hold
+    /// the breaker half-open, refusing every call, until they are dropped. What they say of
+    /// the target is unknown, so fresh probes ask. Their late failures belong to the old
+    /// generation and change nothing; a late success closes the breaker (see
+    /// [`Breaker::close_half_open`]).
     fn probe_afresh(&self, generation: u32) {
         self.probes_due.store(0, Ordering::Release);
         let probes = self.config.half_open_probes;
@@ -400,8 +425,8 @@ impl Breaker {
         if restarted {
             tracing::warn!(
                 authority = %self.authority,
-                "a half-open probe outlived its attempt timeout unanswered, its call no longer \
-                 polled; probing afresh"
+                "a half-open probe went unanswered past its attempt timeout (at most a minute); \
+                 probing afresh"
             );
         }
     }
@@ -419,7 +444,7 @@ impl Breaker {
 
     fn on_success(&self, permit: &Permit<'_>) {
         if permit.probe {
-            if self.end_half_open(permit.generation, State::Closed) {
+            if self.close_half_open(permit.generation) {
                 self.failures.store(0, Ordering::Release);
                 tracing::info!(authority = %self.authority, "circuit breaker closed");
                 crate::telemetry::breaker_changed(&self.authority, CircuitState::Closed);
@@ -507,6 +532,25 @@ impl Breaker {
             .is_ok()
     }
 
+    /// Closes the breaker on the success of a probe let through in `generation`: while it is
+    /// half-open in that generation, or in a later one of the same half-open period, begun
+    /// afresh while the probe was out (its success only came late). False once it is not.
+    fn close_half_open(&self, generation: u32) -> bool {
+        self.word
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                let word = Word::unpack(w);
+                if !matches!(word.state, State::HalfOpen { .. }) {
+                    return None;
+                }
+                // Generations wrap: count back from the current one.
+                let since = self.half_open_from.load(Ordering::Acquire);
+                let in_period =
+                    word.generation.wrapping_sub(generation) <= word.generation.wrapping_sub(since);
+                in_period.then(|| word.next(State::Closed).pack())
+            })
+            .is_ok()
+    }
+
     /// Moves from exactly `from` to `to` with a new generation; false if someone else moved first.
     fn transition(&self, from: u64, to: State) -> bool {
         let next = Word::unpack(from).next(to).pack();
@@ -518,11 +562,11 @@ impl Breaker {
 
 impl Permit<'_> {
     /// Marks the attempt as begun, under a time limit of `limit`: a probe's verdict is due by
-    /// then (see `Breaker::probes_overdue`).
+    /// then, or by [`PROBE_HOLD_MAX`] when that is sooner (see `Breaker::probes_overdue`).
     pub(crate) fn begun(&mut self, limit: Duration) {
         if self.probe {
             let due = now_nanos()
-                .saturating_add(nanos(limit))
+                .saturating_add(nanos(limit.min(PROBE_HOLD_MAX)))
                 .saturating_add(nanos(PROBE_GRACE));
             self.breaker.probes_due.fetch_max(due, Ordering::AcqRel);
         }
@@ -654,6 +698,79 @@ mod tests {
         b.admit().unwrap().record(true);
         b.admit().unwrap().record(false);
         assert!(b.forgettable(0));
+    }
+
+    /// Makes the breaker half-open with its one probe out, begun under `limit`.
+    fn half_open_with_probe(b: &Breaker, limit: Duration) -> Permit<'_> {
+        b.admit().unwrap().record(true);
+        b.open_until.store(0, Ordering::Release);
+        let mut probe = b.admit().unwrap();
+        probe.begun(limit);
+        assert_eq!(b.state(), CircuitState::HalfOpen);
+        assert!(b.admit().is_err(), "its one probe is out");
+        probe
+    }
+
+    #[test]
+    fn a_probe_with_no_attempt_timeout_holds_its_place_a_minute_at_most() {
+        let b = breaker(1, Duration::from_secs(60), 1);
+        let began = now_nanos();
+        let _probe = half_open_with_probe(&b, Duration::MAX);
+        let due = b.probes_due.load(Ordering::Acquire);
+        let most =
+            began + nanos(PROBE_HOLD_MAX) + nanos(PROBE_GRACE) + nanos(Duration::from_secs(1));
+        assert!(due > began && due <= most, "due {due}, at most {most}");
+        // A shorter attempt timeout is its own.
+        let b = breaker(1, Duration::from_secs(60), 1);
+        let began = now_nanos();
+        let _probe = half_open_with_probe(&b, Duration::from_secs(2));
+        let due = b.probes_due.load(Ordering::Acquire) - began;
+        assert!(due >= nanos(Duration::from_secs(3)) && due < nanos(Duration::from_secs(4)));
+    }
+
+    #[test]
+    fn an_overtaken_probes_late_success_closes_it_and_its_late_failure_does_not_open_it() {
+        for late_success in [true, false] {
+            let b = breaker(1, Duration::from_secs(60), 1);
+            let old = half_open_with_probe(&b, Duration::MAX);
+            // Its hold has run out: the next call probes afresh.
+            b.probes_due.store(1, Ordering::Release);
+            let fresh = b.admit().expect("the overdue probe's place is taken");
+            assert_ne!(fresh.generation, old.generation);
+            assert_eq!(b.state(), CircuitState::HalfOpen);
+            old.record(!late_success);
+            let expected = if late_success {
+                CircuitState::Closed
+            } else {
+                CircuitState::HalfOpen
+            };
+            assert_eq!(b.state(), expected, "late success: {late_success}");
+            // The fresh probe fails after: once closed, that changes nothing (its half-open
+            // period is over); while still half-open, it reopens the breaker.
+            fresh.record(true);
+            let expected = if late_success {
+                CircuitState::Closed
+            } else {
+                CircuitState::Open
+            };
+            assert_eq!(b.state(), expected, "late success: {late_success}");
+        }
+    }
+
+    #[test]
+    fn a_probe_of_an_earlier_half_open_period_does_not_close_the_next() {
+        let b = breaker(1, Duration::from_secs(60), 1);
+        let old = half_open_with_probe(&b, Duration::MAX);
+        b.probes_due.store(1, Ordering::Release);
+        // The fresh probe fails: open again, then half-open in a new period.
+        b.admit().unwrap().record(true);
+        assert_eq!(b.state(), CircuitState::Open);
+        b.open_until.store(0, Ordering::Release);
+        let _next = b.admit().unwrap();
+        assert_eq!(b.state(), CircuitState::HalfOpen);
+        // The first period's probe answers at last: it belongs to a period that ended.
+        old.record(false);
+        assert_eq!(b.state(), CircuitState::HalfOpen);
     }
 
     #[test]
