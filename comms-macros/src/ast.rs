@@ -854,13 +854,11 @@ pub(crate) fn generic_arg(ty: &Type) -> Option<&Type> {
     }
 }
 
-/// The last path segment's name, looking through references.
-/// Whether `ty` is the type `name`, written plainly (`Response`) or from one of `crates`
-/// (`comms::Response`, `::comms::Response`, `std::option::Option`). A macro sees no more than
-/// the path: a type imported under the name is taken for it.
 /// Whether `ty` is written `name` or as the item of that name at the root of one of `crates`
-/// (`comms::Response`), or in their module named after it (`std::option::Option`); not a type
-/// of that name elsewhere in them (`comms::reqwest::Response`).
+/// (`comms::Response`, `::comms::Response`), or in their module named after it
+/// (`std::option::Option`); not a type of that name elsewhere in them
+/// (`comms::reqwest::Response`). A macro sees no more than the path: a type imported under the
+/// name is taken for it.
 fn is_named(ty: &Type, name: &str, crates: &[&str]) -> bool {
     let Type::Path(p) = ty else { return false };
     if p.qself.is_some() {
@@ -878,6 +876,7 @@ fn is_named(ty: &Type, name: &str, crates: &[&str]) -> bool {
     }
 }
 
+/// The last path segment's name, looking through references, parentheses and invisible groups.
 pub(crate) fn outer_ident(ty: &Type) -> Option<&Ident> {
     match ty {
         Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|s| &s.ident),
