@@ -89,6 +89,26 @@ pub trait Shapes {
 
     #[post("/upload/safe", idempotent)]
     async fn upload_idempotent(&self, #[multipart] form: Multipart) -> Result<(), Error>;
+
+    #[put("/raw/bytes")]
+    async fn raw_bytes(&self, #[body(raw)] data: bytes::Bytes) -> Result<(), Error>;
+
+    #[put("/raw/vec")]
+    async fn raw_vec(&self, #[body(raw)] data: Vec<u8>) -> Result<(), Error>;
+
+    #[post("/raw/slice")]
+    async fn raw_slice(
+        &self,
+        #[body(raw)] data: &[u8],
+        #[header("Content-Type")] content_type: &str,
+    ) -> Result<(), Error>;
+
+    #[patch("/raw/text")]
+    async fn raw_text(
+        &self,
+        #[header("Content-Type")] content_type: Option<&str>,
+        #[body(raw)] text: &str,
+    ) -> Result<(), Error>;
 }
 
 fn client(url: &str) -> ShapesClient {
@@ -432,4 +452,64 @@ async fn a_multipart_upload_that_may_have_arrived_is_not_resent_unless_idempoten
     assert!(seen[0].header("idempotency-key").is_some());
     let nonces: std::collections::HashSet<_> = seen.iter().map(|r| r.nonce()).collect();
     assert_eq!(nonces.len(), 3, "signed afresh");
+}
+
+#[tokio::test]
+async fn a_raw_body_is_sent_as_it_is_with_its_type_and_signed_through_its_digest() {
+    let server = TestServer::always(Reply::status(204)).await;
+    let shapes = client(&server.url());
+    // Bytes no JSON or text could carry as they are.
+    let octets: Vec<u8> = (0..=255).chain([0, 0xff, b'\r', b'\n']).collect();
+    shapes
+        .raw_bytes(bytes::Bytes::from(octets.clone()))
+        .await
+        .unwrap();
+    shapes.raw_vec(octets.clone()).await.unwrap();
+    shapes.raw_vec(Vec::new()).await.unwrap();
+    shapes.raw_slice(&octets[..3], "image/png").await.unwrap();
+    shapes.raw_text(None, "ünïcode, as it is\n").await.unwrap();
+    shapes
+        .raw_text(Some("text/csv; charset=utf-8"), "a,b\r\n1,2\r\n")
+        .await
+        .unwrap();
+
+    let seen = server.requests();
+    let expected: [(&str, &[u8], &str); 6] = [
+        ("/raw/bytes", &octets, "application/octet-stream"),
+        ("/raw/vec", &octets, "application/octet-stream"),
+        ("/raw/vec", b"", "application/octet-stream"),
+        ("/raw/slice", &octets[..3], "image/png"),
+        (
+            "/raw/text",
+            "ünïcode, as it is\n".as_bytes(),
+            "text/plain; charset=utf-8",
+        ),
+        ("/raw/text", b"a,b\r\n1,2\r\n", "text/csv; charset=utf-8"),
+    ];
+    assert_eq!(seen.len(), expected.len());
+    for (r, (path, body, content_type)) in seen.iter().zip(expected) {
+        assert_eq!(r.uri, path);
+        assert_eq!(&r.body[..], body, "{path}");
+        assert_eq!(
+            r.headers.get_all("content-type").iter().collect::<Vec<_>>(),
+            [content_type],
+            "{path}"
+        );
+        assert_eq!(
+            r.header("content-digest").unwrap(),
+            comms::signing::content_digest(body)
+        );
+        let input = r.header("signature-input").unwrap();
+        assert!(
+            input.contains(r#""content-digest" "content-type""#),
+            "{input}"
+        );
+        assert_signed(r).await;
+    }
+    // By hand, the same bytes.
+    let exec = comms_tests::plain_executor(&server.url(), "billing", SECRET);
+    exec.execute(Call::put("/raw/vec").body(octets, "application/octet-stream"))
+        .await
+        .unwrap();
+    assert_eq!(server.requests()[6].body, seen[1].body);
 }

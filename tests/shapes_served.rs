@@ -1404,3 +1404,165 @@ async fn a_json_f64_arrives_with_its_bits_either_way() {
         assert_eq!(back.to_bits(), x.to_bits(), "{x:e} answered as {back:e}");
     }
 }
+
+#[service_client(
+    base_url = "http://127.0.0.1:9",
+    service_id = "billing",
+    secret_env = "COMMS_TEST_SHAPES_SERVED_SECRET"
+)]
+pub trait Files {
+    #[put("/files/<name>")]
+    async fn put(
+        &self,
+        name: &str,
+        #[header("Content-Type")] content_type: &str,
+        #[body(raw)] data: bytes::Bytes,
+    ) -> Result<(String, String, Vec<u8>), Error>;
+
+    #[post("/vec")]
+    async fn vec(&self, #[body(raw)] data: Vec<u8>) -> Result<Vec<u8>, Error>;
+
+    #[post("/slice")]
+    async fn slice(&self, #[body(raw)] data: &[u8]) -> Result<Vec<u8>, Error>;
+
+    #[post("/text")]
+    async fn text(&self, #[body(raw)] text: String) -> Result<String, Error>;
+
+    #[post("/str")]
+    async fn str(&self, #[body(raw)] text: &str) -> Result<String, Error>;
+
+    #[post("/boxed")]
+    async fn boxed(&self, #[body(raw)] data: Box<[u8]>) -> Result<Vec<u8>, Error>;
+
+    #[post("/array")]
+    async fn array(&self, #[body(raw)] data: &[u8; 4]) -> Result<Vec<u8>, Error>;
+}
+
+#[derive(Clone, Default)]
+struct FilesImpl {
+    calls: Arc<AtomicUsize>,
+}
+
+impl Files for FilesImpl {
+    async fn put(
+        &self,
+        name: &str,
+        content_type: &str,
+        data: bytes::Bytes,
+    ) -> Result<(String, String, Vec<u8>), Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Ok((name.to_owned(), content_type.to_owned(), data.to_vec()))
+    }
+
+    async fn vec(&self, data: Vec<u8>) -> Result<Vec<u8>, Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Ok(data)
+    }
+
+    async fn slice(&self, data: &[u8]) -> Result<Vec<u8>, Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Ok(data.to_vec())
+    }
+
+    async fn text(&self, text: String) -> Result<String, Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Ok(text)
+    }
+
+    async fn str(&self, text: &str) -> Result<String, Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Ok(text.to_owned())
+    }
+
+    async fn boxed(&self, data: Box<[u8]>) -> Result<Vec<u8>, Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Ok(data.into())
+    }
+
+    async fn array(&self, data: &[u8; 4]) -> Result<Vec<u8>, Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Ok(data.to_vec())
+    }
+}
+
+async fn files() -> (FilesImpl, FilesClient, String) {
+    let service = FilesImpl::default();
+    let router = FilesServer::new(service.clone())
+        .verifier(Verifier::new().service("billing", SECRET))
+        .into_router();
+    let url = serve(router).await;
+    (service, comms_tests::plain_client(&url, SECRET), url)
+}
+
+#[tokio::test]
+async fn a_raw_body_round_trips_as_bytes_or_text() {
+    let (service, client, _) = files().await;
+    let octets: Vec<u8> = (0..=255).rev().chain([0, b'\r', b'\n']).collect();
+    assert_eq!(
+        client
+            .put("a b.png", "image/png", bytes::Bytes::from(octets.clone()))
+            .await
+            .unwrap(),
+        ("a b.png".to_owned(), "image/png".to_owned(), octets.clone())
+    );
+    assert_eq!(client.vec(octets.clone()).await.unwrap(), octets);
+    assert_eq!(client.vec(Vec::new()).await.unwrap(), b"");
+    assert_eq!(client.slice(&octets).await.unwrap(), octets);
+    let text = "ünïcode\r\n, \"as it is\"\0";
+    assert_eq!(client.text(text.to_owned()).await.unwrap(), text);
+    assert_eq!(client.str(text).await.unwrap(), text);
+    let boxed: Box<[u8]> = octets.clone().into();
+    assert_eq!(client.boxed(boxed).await.unwrap(), octets);
+    assert_eq!(
+        client.array(&[0, 1, 0xfe, 0xff]).await.unwrap(),
+        [0, 1, 0xfe, 0xff]
+    );
+    assert_eq!(service.calls.load(Ordering::SeqCst), 8);
+}
+
+#[tokio::test]
+async fn a_raw_text_body_that_is_not_utf_8_or_is_coded_is_refused_and_the_method_does_not_run() {
+    let (service, _, url) = files().await;
+    let exec = comms_tests::plain_executor(&url, "billing", SECRET);
+    let cases = [
+        (
+            Call::post("/text").body(&b"caf\xe9"[..], "text/plain"),
+            400,
+            "not UTF-8",
+        ),
+        (
+            Call::post("/str").body(&b"\xff"[..], "text/plain"),
+            400,
+            "not UTF-8",
+        ),
+        (
+            Call::post("/array").body(&b"12345"[..], "application/octet-stream"),
+            400,
+            "the body is 5 bytes long, not 4",
+        ),
+        (
+            Call::post("/vec")
+                .body(&b"\x1f\x8b"[..], "application/octet-stream")
+                .header("Content-Encoding", "gzip"),
+            415,
+            "has a Content-Encoding",
+        ),
+    ];
+    for (call, status, says) in cases {
+        let err = exec.execute(call).await.unwrap_err();
+        let e = err.http_error().unwrap_or_else(|| panic!("{err}"));
+        assert_eq!(e.status(), status, "{err}");
+        assert!(
+            e.message().is_some_and(|m| m.contains(says)),
+            "{:?}",
+            e.message()
+        );
+    }
+    assert_eq!(service.calls.load(Ordering::SeqCst), 0, "no method ran");
+    // Bytes are bytes, whatever their type says.
+    let ok = exec
+        .execute(Call::post("/vec").body(&b"\xff{"[..], "application/json"))
+        .await
+        .unwrap();
+    assert_eq!(ok.json::<Vec<u8>>().unwrap(), b"\xff{");
+}

@@ -46,6 +46,10 @@ pub(crate) enum ArgKind<'a> {
     Body {
         attr: &'a syn::Attribute,
     },
+    /// `#[body(raw)]`: bytes or text sent as they are, with its attribute for error spans.
+    RawBody {
+        attr: &'a syn::Attribute,
+    },
     /// `#[form]`: the body as an HTML form, with its attribute for error spans.
     Form {
         attr: &'a syn::Attribute,
@@ -414,6 +418,7 @@ impl<'a> Method<'a> {
             let kind = match kind {
                 None => ArgKind::Path,
                 Some((ArgAttr::Body, a)) => ArgKind::Body { attr: a },
+                Some((ArgAttr::RawBody, a)) => ArgKind::RawBody { attr: a },
                 Some((ArgAttr::Form, a)) => ArgKind::Form { attr: a },
                 Some((ArgAttr::Multipart, a)) => ArgKind::Multipart { attr: a },
                 Some((ArgAttr::Query { rename, flatten }, _)) => match flatten {

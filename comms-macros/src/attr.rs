@@ -587,6 +587,8 @@ pub(crate) enum ArgAttr {
         flatten: Option<Ident>,
     },
     Body,
+    /// `#[body(raw)]`.
+    RawBody,
     Form,
     Multipart,
     Header {
@@ -701,6 +703,23 @@ pub(crate) fn parse_arg_attr(cx: &Ctxt, attr: &Attribute) -> Option<ArgAttr> {
         return None;
     }
     match name.as_str() {
+        "body" if !matches!(attr.meta, syn::Meta::Path(_)) => {
+            let raw = match &attr.meta {
+                syn::Meta::List(list) => syn::parse2::<Ident>(list.tokens.clone()).ok(),
+                _ => None,
+            };
+            match raw {
+                Some(option) if option == "raw" => Some(ArgAttr::RawBody),
+                _ => {
+                    cx.error_spanned_by(
+                        attr,
+                        "`#[body]` takes one option, `raw`: `#[body]` sends JSON, and \
+                         `#[body(raw)]` the bytes or text as they are",
+                    );
+                    None
+                }
+            }
+        }
         "body" | "form" | "multipart" => match &attr.meta {
             syn::Meta::Path(_) if name == "body" => Some(ArgAttr::Body),
             syn::Meta::Path(_) if name == "form" => Some(ArgAttr::Form),

@@ -437,6 +437,14 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
                     #call = ::comms::__private::json_body(#call, #value);
                 ));
             }
+            ArgKind::RawBody { .. } => {
+                // By value: an owned `Vec<u8>`, `String` or `Bytes` becomes the body uncopied.
+                let mut value = ident.clone();
+                value.set_span(value.span().located_at(arg.ty.span()));
+                call_stmts.push(quote_spanned!(arg.ty.span()=>
+                    #call = ::comms::__private::raw_body(#call, #value);
+                ));
+            }
             ArgKind::Form { .. } => {
                 let value = quote_spanned!(arg.ty.span()=> &#ident);
                 call_stmts.push(quote_spanned!(arg.ty.span()=>

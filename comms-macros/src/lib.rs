@@ -72,11 +72,12 @@ use proc_macro::TokenStream;
 ///   `Option` of one), none named like a plain `#[query]` argument (an `Error::Encode` when one
 ///   is set) or like another flattened struct's (with `server`, `into_router()` panics on
 ///   either);
-/// - one body: `#[body]` (JSON), `#[form]` (`application/x-www-form-urlencoded`) or
-///   `#[multipart]` (`comms::Multipart`);
+/// - one body: `#[body]` (JSON), `#[body(raw)]` (bytes as `application/octet-stream`, text as
+///   `text/plain; charset=utf-8`, sent as they are), `#[form]`
+///   (`application/x-www-form-urlencoded`) or `#[multipart]` (`comms::Multipart`);
 /// - `#[header("Name")]`: a request header (`Option` left out when `None`), sent as its UTF-8
-///   bytes; beside a `#[body]`, `#[header("Content-Type")]` is sent in place of
-///   `application/json` (a `#[form]` or `#[multipart]` body's type is its own).
+///   bytes; beside a `#[body]` or `#[body(raw)]`, `#[header("Content-Type")]` is sent in place
+///   of the body's own type (a `#[form]` or `#[multipart]` body's type is its own).
 ///
 /// A `<name..>` value may hold `/` but may not be empty: a server's route for it would not
 /// match, so an empty one is an `Error::Encode`, unsent. An empty `Vec` field of a flattened

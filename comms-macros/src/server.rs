@@ -656,6 +656,13 @@ fn parse_arg(
             );
             (value, Pass::for_type(ty))
         }
+        ArgKind::RawBody { .. } => {
+            let owned = owned(ty);
+            let value = quote_spanned!(span=>
+                ::comms::__private::server::raw_body::<#owned>(&#incoming)
+            );
+            (value, Pass::for_type(ty))
+        }
         ArgKind::Form { .. } => {
             let owned = owned(ty);
             let name = ast::unraw(arg.ident);

@@ -79,6 +79,7 @@ fn check_method(cx: &Ctxt, method: &Method<'_>) {
         .iter()
         .filter_map(|a| match a.kind {
             ArgKind::Body { attr } => Some((a.ident, attr, "body")),
+            ArgKind::RawBody { attr } => Some((a.ident, attr, "body(raw)")),
             ArgKind::Form { attr } => Some((a.ident, attr, "form")),
             ArgKind::Multipart { attr } => Some((a.ident, attr, "multipart")),
             _ => None,
@@ -145,9 +146,9 @@ fn check_method(cx: &Ctxt, method: &Method<'_>) {
             cx.error_spanned_by(
                 arg.ty,
                 "a `#[body]` is sent as JSON, where these bytes would be an array of numbers, not \
-                 the bytes themselves: for a body of raw bytes, send it by hand with \
-                 `Call::body(bytes, content_type)` through an `Executor`, or as a file part of a \
-                 `#[multipart]` body; for a JSON array, wrap the list in a type of your own",
+                 the bytes themselves: write `#[body(raw)]` to send them as they are (as \
+                 `application/octet-stream`, or a `#[header(\"Content-Type\")]` argument's type); \
+                 for a JSON array, wrap the list in a type of your own",
             );
         }
     }

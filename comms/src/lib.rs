@@ -140,8 +140,9 @@ pub mod __private {
         pub use crate::server::{
             Answer, Incoming, Rejection, Settings, body, check_query_keys, form, handle, header,
             header_opt, multipart, path, query, query_all, query_array, query_flatten, query_keys,
-            query_opt, respond_byte_stream, respond_json, respond_json_lines, respond_optional,
-            respond_optional_unit, respond_raw, respond_unit, respond_value, respond_value_unit,
+            query_opt, raw_body, respond_byte_stream, respond_json, respond_json_lines,
+            respond_optional, respond_optional_unit, respond_raw, respond_unit, respond_value,
+            respond_value_unit,
         };
         pub use axum::Router;
         pub use axum::extract::Request;
@@ -152,6 +153,7 @@ pub mod __private {
     pub use crate::error::error_response;
     pub use crate::stream::{decode_byte_stream, decode_json_lines};
     pub use crate::{Call, CallOptions, ClientBuilder, Error, Executor, Response, Signing};
+    use bytes::Bytes;
     pub use core::fmt::Display;
     pub use core::future::Future;
     pub use core::marker::Send;
@@ -408,6 +410,94 @@ pub mod __private {
     /// `call` with a `#[form]` argument's value as its form body.
     pub fn form_body<T: BodyParam + ?Sized>(call: Call, value: &T) -> Call {
         value.form_into(call)
+    }
+
+    /// A value of a `#[body(raw)]` argument: bytes, sent as `application/octet-stream`, or
+    /// text, sent as `text/plain; charset=utf-8`, as they are (a `Content-Type` header
+    /// argument names another type).
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be a raw body",
+        label = "a `#[body(raw)]` is sent as it is, so it must be bytes (`bytes::Bytes`, `Vec<u8>`, `&[u8]`, `Box<[u8]>`, `[u8; N]`) or text (`String`, `&str`)",
+        note = "for a value sent as JSON, write `#[body]`"
+    )]
+    pub trait RawBodyParam {
+        /// The body, and its type unless an argument gives one.
+        fn into_raw_body(self) -> (Bytes, &'static str);
+    }
+
+    const OCTETS: &str = "application/octet-stream";
+    const TEXT: &str = "text/plain; charset=utf-8";
+
+    impl RawBodyParam for Bytes {
+        fn into_raw_body(self) -> (Bytes, &'static str) {
+            (self, OCTETS)
+        }
+    }
+
+    impl RawBodyParam for &Bytes {
+        fn into_raw_body(self) -> (Bytes, &'static str) {
+            (self.clone(), OCTETS)
+        }
+    }
+
+    impl RawBodyParam for Vec<u8> {
+        fn into_raw_body(self) -> (Bytes, &'static str) {
+            (Bytes::from(self), OCTETS)
+        }
+    }
+
+    impl RawBodyParam for &Vec<u8> {
+        fn into_raw_body(self) -> (Bytes, &'static str) {
+            (Bytes::copy_from_slice(self), OCTETS)
+        }
+    }
+
+    impl RawBodyParam for &[u8] {
+        fn into_raw_body(self) -> (Bytes, &'static str) {
+            (Bytes::copy_from_slice(self), OCTETS)
+        }
+    }
+
+    impl RawBodyParam for Box<[u8]> {
+        fn into_raw_body(self) -> (Bytes, &'static str) {
+            (Bytes::from(self), OCTETS)
+        }
+    }
+
+    impl<const N: usize> RawBodyParam for [u8; N] {
+        fn into_raw_body(self) -> (Bytes, &'static str) {
+            (Bytes::copy_from_slice(&self), OCTETS)
+        }
+    }
+
+    impl<const N: usize> RawBodyParam for &[u8; N] {
+        fn into_raw_body(self) -> (Bytes, &'static str) {
+            (Bytes::copy_from_slice(self), OCTETS)
+        }
+    }
+
+    impl RawBodyParam for String {
+        fn into_raw_body(self) -> (Bytes, &'static str) {
+            (Bytes::from(self), TEXT)
+        }
+    }
+
+    impl RawBodyParam for &String {
+        fn into_raw_body(self) -> (Bytes, &'static str) {
+            (Bytes::copy_from_slice(self.as_bytes()), TEXT)
+        }
+    }
+
+    impl RawBodyParam for &str {
+        fn into_raw_body(self) -> (Bytes, &'static str) {
+            (Bytes::copy_from_slice(self.as_bytes()), TEXT)
+        }
+    }
+
+    /// `call` with a `#[body(raw)]` argument's value as its body.
+    pub fn raw_body<T: RawBodyParam>(call: Call, value: T) -> Call {
+        let (body, content_type) = value.into_raw_body();
+        call.body(body, content_type)
     }
 
     /// A value of a `#[multipart]` argument.

@@ -337,6 +337,65 @@ pub fn body<T: BodyArg>(incoming: &Incoming) -> Result<T, Rejection> {
         .map_err(|e| Rejection::bad(format_args!("the body does not parse: {e}")))
 }
 
+/// Hands a generated method its `#[body(raw)]` argument: the body's bytes as they came, or
+/// its text (a 400 when it is not UTF-8). Whatever its `Content-Type`; a body with a content
+/// coding is refused with 415, as for every other kind, since the method would get it coded.
+#[doc(hidden)]
+pub fn raw_body<T: RawBodyArg>(incoming: &Incoming) -> Result<T, Rejection> {
+    uncoded(incoming, format_args!("the body"))?;
+    T::from_raw_body(incoming.body.clone())
+}
+
+/// A type a generated server hands a `#[body(raw)]` argument in.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the raw body of a served request",
+    label = "with the `server` feature, a `#[body(raw)]` argument is bytes (`bytes::Bytes`, `Vec<u8>`, `&[u8]`, `Box<[u8]>`, `[u8; N]`) or text (`String`, `&str`)"
+)]
+pub trait RawBodyArg: Sized + Send + 'static {
+    /// The argument made of the body's bytes.
+    fn from_raw_body(body: Bytes) -> Result<Self, Rejection>;
+}
+
+impl RawBodyArg for Bytes {
+    fn from_raw_body(body: Bytes) -> Result<Self, Rejection> {
+        Ok(body)
+    }
+}
+
+impl RawBodyArg for Vec<u8> {
+    fn from_raw_body(body: Bytes) -> Result<Self, Rejection> {
+        Ok(body.into())
+    }
+}
+
+impl RawBodyArg for Box<[u8]> {
+    fn from_raw_body(body: Bytes) -> Result<Self, Rejection> {
+        Ok(Vec::from(body).into_boxed_slice())
+    }
+}
+
+impl<const N: usize> RawBodyArg for [u8; N] {
+    fn from_raw_body(body: Bytes) -> Result<Self, Rejection> {
+        <[u8; N]>::try_from(&body[..]).map_err(|_| {
+            Rejection::bad(format_args!(
+                "the body is {} bytes long, not {N}",
+                body.len()
+            ))
+        })
+    }
+}
+
+impl RawBodyArg for String {
+    fn from_raw_body(body: Bytes) -> Result<Self, Rejection> {
+        String::from_utf8(body.into()).map_err(|e| {
+            Rejection::bad(format_args!(
+                "the body is not UTF-8 text: {}",
+                e.utf8_error()
+            ))
+        })
+    }
+}
+
 /// A type a generated server parses a path, query or header value into.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be parsed back by the generated server",
