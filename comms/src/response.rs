@@ -17,13 +17,38 @@ use crate::Error;
 /// [`Error`] variants. A server handler builds one with [`Response::builder`]; a built response
 /// answered no request, so its [`method`](Response::method) and [`url`](Response::url) are
 /// `None`.
-#[derive(Clone, Debug)]
+///
+/// Its `Debug` shows the URL without its query and the headers' names, not their values: a
+/// signed URL's query and a response's cookies are credentials.
+#[derive(Clone)]
 pub struct Response {
     status: StatusCode,
     headers: HeaderMap,
     body: Bytes,
     /// The request's method and URL, when the response was received.
     request: Option<(Method, reqwest::Url)>,
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("headers", &HeaderNames(&self.headers))
+            .field("body_len", &self.body.len())
+            .field("method", &self.method())
+            .field("url", &self.url())
+            .finish()
+    }
+}
+
+/// A header map shown by its names only, for `Debug`: values may be credentials (cookies,
+/// tokens).
+pub(crate) struct HeaderNames<'a>(pub(crate) &'a HeaderMap);
+
+impl std::fmt::Debug for HeaderNames<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
 }
 
 impl Response {

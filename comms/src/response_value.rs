@@ -34,7 +34,9 @@ use http::{HeaderMap, StatusCode};
 /// headers: `ResponseValue::new(user).with_status(StatusCode::CREATED)`, answered with `T` as
 /// JSON (or no body for `()`). `ResponseValue::new(())` answers 200 with no body, where a
 /// method returning `()` answers 204.
-#[derive(Clone, Debug)]
+///
+/// Its `Debug` shows the value and the headers' names, not their values (cookies, tokens).
+#[derive(Clone)]
 pub struct ResponseValue<T> {
     status: StatusCode,
     headers: HeaderMap,
@@ -43,6 +45,16 @@ pub struct ResponseValue<T> {
     /// server leaves out the hop-by-hop ones.
     #[cfg_attr(not(feature = "server"), allow(dead_code))]
     received: bool,
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for ResponseValue<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseValue")
+            .field("status", &self.status)
+            .field("headers", &crate::response::HeaderNames(&self.headers))
+            .field("value", &self.value)
+            .finish()
+    }
 }
 
 impl<T> ResponseValue<T> {

@@ -450,11 +450,22 @@ impl fmt::Debug for ByteStream {
 /// from the stream. Without one, a body that stops arriving is waited for as long as its
 /// connection lives (a feed may be quiet for long): bound each read with a timeout of your own
 /// where that is not wanted.
-#[derive(Debug)]
+///
+/// Its `Debug` shows the headers' names, not their values (cookies, tokens).
 pub struct StreamingResponse {
     status: StatusCode,
     headers: HeaderMap,
     body: ByteStream,
+}
+
+impl fmt::Debug for StreamingResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamingResponse")
+            .field("status", &self.status)
+            .field("headers", &crate::response::HeaderNames(&self.headers))
+            .field("body", &self.body)
+            .finish()
+    }
 }
 
 impl StreamingResponse {

@@ -387,12 +387,13 @@ impl ExecutorBuilder {
 fn parse_base_url(raw: &str) -> Result<(reqwest::Url, String, String), Error> {
     let bad = |message: String| Error::config("base_url", message);
     let shown = without_credentials(raw);
+    let credentials = raw.contains('@');
     comms_uri::BaseUrl::parse(raw).map_err(|why| {
         use comms_uri::BaseUrlError::{Address, Host, NotAscii, Port};
-        match (&shown, why) {
+        match (credentials, why) {
             // The reason would quote a piece of what is hidden: a password with a `/` in it
             // (`svc:hun/ter2@`) is read as a host and a port (`hun`) before the path.
-            (Cow::Owned(_), Host(_) | NotAscii(_) | Address(_) | Port(_)) => bad(format!(
+            (true, Host(_) | NotAscii(_) | Address(_) | Port(_)) => bad(format!(
                 "`{shown}` is not a base URL: its host or port is not one (not shown: what \
                  comes before an `@` may be a password)"
             )),
@@ -413,23 +414,31 @@ fn parse_base_url(raw: &str) -> Result<(reqwest::Url, String, String), Error> {
     Ok((base, origin, prefix))
 }
 
-/// A base URL as an error may show it: whatever precedes an `@` in its authority (a user and
-/// a password, which a base URL may not carry) is replaced by `***`, so that a URL refused for
-/// carrying credentials, from the environment perhaps, does not put them in a log.
+/// A base URL as an error may show it: whatever precedes an `@` (a user and a password, which
+/// a base URL may not carry) is replaced by `***`, and so is a query or fragment (an API key,
+/// say, which a base URL may not carry either), so that a URL refused for carrying them, from
+/// the environment perhaps, does not put them in a log.
 ///
-/// A password may hold a `/`, `?` or `#` (which a URL parser then takes for the path's start):
-/// the authority is taken to end at the first `/` past the first `@`, so what is hidden is
-/// everything before the last `@` ahead of that. A base URL with an `@` in its path has more
-/// hidden than it needs; none carries credentials.
-fn without_credentials(raw: &str) -> std::borrow::Cow<'_, str> {
+/// A password may hold a `/`, `?`, `#` or `@` (which a URL parser then takes for the path's,
+/// the query's or the host's start), so everything before the last `@` is hidden, wherever it
+/// is. A base URL with an `@` in its path or query has more hidden than it needs; none that
+/// is accepted has one there.
+fn without_credentials(raw: &str) -> Cow<'_, str> {
     let start = raw.find("://").map_or(0, |at| at + 3);
-    let rest = &raw[start..];
-    let Some(first) = rest.find('@') else {
-        return raw.into();
+    let (scheme, rest) = raw.split_at(start);
+    let (credentials, rest) = match rest.rfind('@') {
+        Some(at) => ("***", &rest[at..]),
+        None => ("", rest),
     };
-    let end = rest[first..].find('/').map_or(rest.len(), |at| first + at);
-    let last = rest[..end].rfind('@').unwrap_or(first);
-    format!("{}***{}", &raw[..start], &rest[last..]).into()
+    let (rest, query) = match rest.find(['?', '#']) {
+        Some(at) => (&rest[..at], &rest[at..=at]),
+        None => (rest, ""),
+    };
+    match (credentials, query) {
+        ("", "") => raw.into(),
+        (_, "") => format!("{scheme}{credentials}{rest}").into(),
+        _ => format!("{scheme}{credentials}{rest}{query}***").into(),
+    }
 }
 
 #[cfg(test)]
@@ -467,8 +476,27 @@ mod tests {
                 "{shown}"
             );
         }
-        // Without an `@`, nothing is hidden.
-        let raw = "http://users.internal/a?b#c";
+        // A password with both an `@` and a `/`.
+        let shown = without_credentials("http://svc:p@ss/w0rd@users.internal:8080/api");
+        assert_eq!(shown, "http://***@users.internal:8080/api");
+        // A query or fragment is hidden too.
+        for (raw, shown) in [
+            (
+                "http://users.internal/a?key=k3y#c",
+                "http://users.internal/a?***",
+            ),
+            ("http://users.internal/a#k3y", "http://users.internal/a#***"),
+            (
+                "http://svc:pw@users.internal?k3y",
+                "http://***@users.internal?***",
+            ),
+        ] {
+            assert_eq!(without_credentials(raw), shown);
+            let err = parse_base_url(raw).map(|_| ()).unwrap_err().to_string();
+            assert!(err.contains(shown) && !err.contains("k3y"), "{err}");
+        }
+        // Without either, nothing is hidden.
+        let raw = "http://users.internal:8080/a/b";
         assert_eq!(without_credentials(raw), raw);
     }
 

@@ -38,8 +38,9 @@ use crate::BoxError;
 /// A kept answer: what the method's response was.
 ///
 /// Non-exhaustive, so that what is kept can grow: a store of its own builds one with
-/// [`StoredResponse::new`] and reads its fields.
-#[derive(Clone, Debug)]
+/// [`StoredResponse::new`] and reads its fields. Its `Debug` shows the headers' names, not
+/// their values (cookies, tokens), and the body's length.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct StoredResponse {
     /// The status.
@@ -48,6 +49,16 @@ pub struct StoredResponse {
     pub headers: HeaderMap,
     /// The body.
     pub body: Bytes,
+}
+
+impl std::fmt::Debug for StoredResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredResponse")
+            .field("status", &self.status)
+            .field("headers", &crate::response::HeaderNames(&self.headers))
+            .field("body_len", &self.body.len())
+            .finish()
+    }
 }
 
 impl StoredResponse {
@@ -148,12 +159,25 @@ const ENTRY_OVERHEAD: usize = 160;
 /// does not keep an answer larger than all of `max_bytes` (its retry runs the method again).
 /// When every key is running it refuses new claims (the request gets a 503). A claim costs the
 /// same however full the store is.
-#[derive(Debug)]
 pub struct MemoryIdempotencyStore {
     inner: Mutex<Memory>,
     capacity: usize,
     ttl: Duration,
     max_bytes: usize,
+}
+
+impl std::fmt::Debug for MemoryIdempotencyStore {
+    /// The limits and how many keys are kept; not the keys nor their answers.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not waited for: `None` while the store is in use (or the lock poisoned).
+        let kept = self.inner.try_lock().ok().map(|m| m.entries.len());
+        f.debug_struct("MemoryIdempotencyStore")
+            .field("capacity", &self.capacity)
+            .field("ttl", &self.ttl)
+            .field("max_bytes", &self.max_bytes)
+            .field("kept", &kept)
+            .finish()
+    }
 }
 
 /// A key: the scope and the key itself, shared by the map and the queues.
