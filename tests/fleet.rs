@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use comms::redis::{RedisNonceStore, WhenUnavailable, share_breakers};
 use comms::verify::{NonceStore, Verifier, VerifyError};
-use comms::{BreakerConfig, Call, CircuitState, Executor, RetryConfig};
+use comms::{BreakerConfig, Call, CircuitState, Error, Executor, RetryConfig};
 use comms_tests::{Recorded, RedisServer, Reply, TestServer};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
@@ -1460,6 +1460,171 @@ async fn transitions_held_up_by_a_silent_redis_are_not_published_as_a_backlog() 
         after <= 2,
         "{after} transitions of one target published after the outage"
     );
+}
+
+/// A caller whose breaker opens after three failures and stays open a minute: long enough for
+/// an open made during an outage to be still on when Redis is back.
+fn slow_closing_caller(url: &str, sync: comms::BreakerSync) -> Executor {
+    Executor::builder()
+        .base_url(url)
+        .service_id("billing")
+        .secret(SECRET)
+        .retry(RetryConfig::none())
+        .breaker(
+            BreakerConfig::default()
+                .failure_threshold(3)
+                .open_for(Duration::from_secs(60)),
+        )
+        .breaker_sync(sync)
+        .build()
+        .unwrap()
+}
+
+/// Waits up to 5 s for Redis to answer `args` with `expected`.
+async fn replies(url: &str, args: &[&str], expected: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let reply = redis_command(url, args).await;
+        if reply == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{args:?}: {reply}, not {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits up to `limit` for `replica`'s breaker to be open.
+async fn opens_within(replica: &Executor, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while replica.circuit_state() != Some(CircuitState::Open) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    replica.circuit_state() == Some(CircuitState::Open)
+}
+
+/// A breaker that opens while Redis is stopped is heard by the other replica once Redis is
+/// back (restarted empty), whichever of the two comes first: the opening replica publishing it
+/// again, or the other subscribing again (it then reads the targets open now).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breaker_opened_while_redis_was_down_is_heard_once_redis_is_back() {
+    let mut redis = redis_or_skip!();
+    let server = TestServer::always(Reply::status(503)).await;
+    let (sync_a, sync_b) = two_replicas(&redis.url(), "lost-open").await;
+    let a = slow_closing_caller(&server.url(), sync_a.clone());
+    let b = slow_closing_caller(&server.url(), sync_b.clone());
+    // b has a breaker for the target (one failure, below the threshold).
+    assert!(b.execute(Call::get("/x")).await.is_err());
+
+    redis.kill();
+    wait_for("the subscriptions to drop", || {
+        !sync_a.is_connected() && !sync_b.is_connected()
+    })
+    .await;
+    for _ in 0..3 {
+        assert!(a.execute(Call::get("/x")).await.is_err());
+    }
+    assert_eq!(a.circuit_state(), Some(CircuitState::Open));
+    // The outage outlasts the publisher's first attempts.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(b.circuit_state(), Some(CircuitState::Closed));
+
+    redis.restart().await;
+    assert!(
+        opens_within(&b, Duration::from_secs(10)).await,
+        "a's open, made while Redis was down, never reached b once Redis was back"
+    );
+    assert_eq!(a.circuit_state(), Some(CircuitState::Open));
+}
+
+/// The same with a Redis that does not answer for a while (`CLIENT PAUSE`) rather than one
+/// that is down: the open published into the pause times out, and is published again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breaker_opened_while_redis_was_paused_is_heard_once_redis_answers() {
+    let redis = redis_or_skip!();
+    let server = TestServer::always(Reply::status(503)).await;
+    let (sync_a, sync_b) = two_replicas(&redis.url(), "paused-open").await;
+    let a = slow_closing_caller(&server.url(), sync_a.clone());
+    let b = slow_closing_caller(&server.url(), sync_b.clone());
+    assert!(b.execute(Call::get("/x")).await.is_err());
+    // The publisher's connection is made (one transition through a healthy Redis).
+    let other = TestServer::always(Reply::status(503)).await;
+    let warm = slow_closing_caller(&other.url(), sync_a.clone());
+    for _ in 0..3 {
+        assert!(warm.execute(Call::get("/x")).await.is_err());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    assert_eq!(
+        redis_command(&redis.url(), &["CLIENT", "PAUSE", "3000", "ALL"]).await,
+        "+OK"
+    );
+    for _ in 0..3 {
+        assert!(a.execute(Call::get("/x")).await.is_err());
+    }
+    assert_eq!(a.circuit_state(), Some(CircuitState::Open));
+    assert!(
+        opens_within(&b, Duration::from_secs(10)).await,
+        "a's open, made while Redis was paused, never reached b once Redis answered"
+    );
+}
+
+/// A replica that subscribes after another's breaker opened (it started later, or its
+/// subscription was down) reads the open; once the breaker closed, a replica joining reads
+/// nothing open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_subscribing_after_an_open_reads_it_and_not_once_it_closed() {
+    let redis = redis_or_skip!();
+    let (server, failing) = failing_until_told().await;
+    let replica = |sync: comms::BreakerSync| {
+        Executor::builder()
+            .base_url(server.url())
+            .service_id("billing")
+            .secret(SECRET)
+            .retry(RetryConfig::none())
+            .breaker(
+                BreakerConfig::default()
+                    .failure_threshold(3)
+                    .open_for(Duration::from_secs(3)),
+            )
+            .breaker_sync(sync)
+            .build()
+            .unwrap()
+    };
+    let sync_a = share_breakers(&redis.url(), "late-join").unwrap();
+    wait_for("a to subscribe", || sync_a.is_connected()).await;
+    let a = replica(sync_a.clone());
+    for _ in 0..3 {
+        assert!(a.execute(Call::get("/x")).await.is_err());
+    }
+    assert_eq!(a.circuit_state(), Some(CircuitState::Open));
+    let opened = Instant::now();
+    let open = "late-join:breaker:open";
+    replies(&redis.url(), &["HLEN", open], ":1").await;
+
+    // b starts now, and makes its first call to the target after subscribing.
+    let sync_b = share_breakers(&redis.url(), "late-join").unwrap();
+    wait_for("b to subscribe", || sync_b.is_connected()).await;
+    let b = replica(sync_b.clone());
+    failing.store(false, SeqCst);
+    let refused = b.execute(Call::get("/x")).await;
+    assert!(
+        opened.elapsed() >= Duration::from_secs(3)
+            || refused.as_ref().is_err_and(Error::is_circuit_open),
+        "b called a target another replica had opened: {refused:?}"
+    );
+
+    // The open period ends, a's probe succeeds and closes it: the open is removed.
+    tokio::time::sleep(Duration::from_secs(3).saturating_sub(opened.elapsed())).await;
+    a.execute(Call::get("/x")).await.unwrap();
+    assert_eq!(a.circuit_state(), Some(CircuitState::Closed));
+    replies(&redis.url(), &["HLEN", open], ":0").await;
+    let sync_c = share_breakers(&redis.url(), "late-join").unwrap();
+    wait_for("c to subscribe", || sync_c.is_connected()).await;
+    let c = replica(sync_c.clone());
+    c.execute(Call::get("/x")).await.unwrap();
 }
 
 // `Idempotency-Key` answers shared by replicas through Redis.

@@ -550,6 +550,13 @@ fn millis(duration: Duration) -> u64 {
 /// client's builder). Must be called inside a Tokio runtime: it spawns one task that publishes
 /// and one that subscribes, reconnecting with backoff; both end when the last client using the
 /// sync is gone.
+///
+/// Pub/sub keeps nothing for a replica that is not listening, so the targets open now are also
+/// kept in a hash beside the channel, `<channel>:open` (a field per target, removed on its
+/// close), which a replica reads each time it subscribes: at its start, and again after losing
+/// its subscription. A transition Redis did not take (down, or not answering) is published
+/// again, with backoff, until it is, or until a later transition of its target or the end of
+/// its open period makes it moot.
 pub fn share_breakers(url: &str, namespace: &str) -> Result<BreakerSync, Error> {
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
         Error::config(
@@ -557,8 +564,7 @@ pub fn share_breakers(url: &str, namespace: &str) -> Result<BreakerSync, Error> 
             "share_breakers must be called inside a Tokio runtime",
         )
     })?;
-    let conn = Conn::open(url, DEFAULT_REDIS_TIMEOUT, false)?;
-    let subscriber_client = conn.client.clone();
+    let conn = Arc::new(Conn::open(url, DEFAULT_REDIS_TIMEOUT, false)?);
     let channel = breaker_channel(
         namespace,
         conn.client.get_connection_info().redis_settings().db(),
@@ -582,13 +588,14 @@ pub fn share_breakers(url: &str, namespace: &str) -> Result<BreakerSync, Error> 
         // Full: the publisher has been woken and not yet taken what is pending.
         let _ = wake.try_send(());
     }));
-    runtime.spawn(publish(conn, channel.clone(), sender, pending, woken));
-    runtime.spawn(subscribe(
-        subscriber_client,
-        channel,
+    runtime.spawn(publish(
+        conn.clone(),
+        channel.clone(),
         sender,
-        Arc::downgrade(&link),
+        pending,
+        woken,
     ));
+    runtime.spawn(subscribe(conn, channel, sender, Arc::downgrade(&link)));
     Ok(BreakerSync { link })
 }
 
@@ -631,26 +638,67 @@ fn decode(message: &str) -> Option<(u64, Remote, &str)> {
 /// not answer, each publication waits out the command's timeout; a target's transitions
 /// meanwhile replace each other here, so that the others hear its state once Redis answers,
 /// not its history (a backlog of opens and closes that would flap their breakers, growing
-/// for as long as Redis hangs).
+/// for as long as Redis hangs). One that could not be published goes back here, unless a
+/// later one of its target came meanwhile, and is tried again.
 type Pending = std::collections::HashMap<String, Remote>;
 
+/// The hash beside the breaker channel holding the targets open now, by authority: each as
+/// `<sender> <until>` (both as in a message). A replica whose subscription was down when an
+/// open was published (Redis restarted, its connection lost) reads it here once subscribed
+/// again. An open is removed on its close; one left by a replica that died before its close is
+/// read as over once its `until` has passed (one field per target, however many times it
+/// opens).
+fn opens_key(channel: &str) -> String {
+    format!("{channel}:open")
+}
+
+/// The waits between attempts to publish what could not be, while Redis does not answer.
+const REPUBLISH_BACKOFF: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_secs(2));
+
 async fn publish(
-    conn: Conn,
+    conn: Arc<Conn>,
     channel: String,
     sender: u64,
     pending: Arc<std::sync::Mutex<Pending>>,
     mut woken: tokio::sync::mpsc::Receiver<()>,
 ) {
     let mut failing = false;
-    while woken.recv().await.is_some() {
+    let mut backoff = REPUBLISH_BACKOFF.0;
+    let mut retrying = false;
+    loop {
+        if retrying {
+            // Tried again after a wait, or sooner for a new transition.
+            tokio::select! {
+                woke = woken.recv() => if woke.is_none() { return },
+                () = tokio::time::sleep(backoff) => {}
+            }
+        } else if woken.recv().await.is_none() {
+            return;
+        }
         let batch = std::mem::take(&mut *pending.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut unsent = Vec::new();
         for (authority, event) in batch {
-            publish_one(&conn, &channel, sender, &authority, event, &mut failing).await;
+            if !publish_one(&conn, &channel, sender, &authority, event, &mut failing).await {
+                unsent.push((authority, event));
+            }
+        }
+        retrying = !unsent.is_empty();
+        if retrying {
+            let mut pending = pending.lock().unwrap_or_else(|p| p.into_inner());
+            for (authority, event) in unsent {
+                // A later transition of the target, made meanwhile, is the one to publish.
+                pending.entry(authority).or_insert(event);
+            }
+            backoff = (backoff * 2).min(REPUBLISH_BACKOFF.1);
+        } else {
+            backoff = REPUBLISH_BACKOFF.0;
         }
     }
 }
 
-/// Publishes one transition, unless it is an open that has already ended.
+/// Publishes one transition, and keeps it in the [`opens_key`] hash, in one transaction;
+/// false when Redis did not take it. An open that has already ended is dropped.
 async fn publish_one(
     conn: &Conn,
     channel: &str,
@@ -658,25 +706,85 @@ async fn publish_one(
     authority: &str,
     event: Remote,
     failing: &mut bool,
-) {
+) -> bool {
     if let Remote::Opened { until_unix_ms } = event
         && until_unix_ms <= crate::breaker::unix_millis()
     {
-        return;
+        return true;
     }
-    let mut cmd = redis::cmd("PUBLISH");
-    cmd.arg(channel).arg(encode(sender, authority, event));
-    match conn.query::<i64>(&cmd).await {
-        Ok(_) => *failing = false,
-        Err(e) if !*failing => {
-            *failing = true;
-            tracing::warn!(error = %e, "cannot publish a breaker transition; replicas decide alone");
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    match event {
+        Remote::Opened { until_unix_ms } => pipe.hset(
+            opens_key(channel),
+            authority,
+            format!("{sender:016x} {until_unix_ms}"),
+        ),
+        Remote::Closed => pipe.hdel(opens_key(channel), authority),
+    }
+    .ignore()
+    .publish(channel, encode(sender, authority, event))
+    .ignore();
+    let pipe = &pipe;
+    let sent = conn
+        .run(|mut connection| async move { pipe.query_async::<()>(&mut connection).await })
+        .await;
+    match sent {
+        Ok(()) => {
+            *failing = false;
+            true
         }
-        Err(_) => {}
+        Err(e) => {
+            if !*failing {
+                *failing = true;
+                tracing::warn!(
+                    error = %e,
+                    "cannot publish a breaker transition; replicas decide alone until it is"
+                );
+            }
+            false
+        }
     }
 }
 
-async fn subscribe(client: redis::Client, channel: String, sender: u64, link: Weak<Link>) {
+/// Applies the opens other replicas keep in the [`opens_key`] hash: those published while this
+/// replica was not subscribed. Best effort: without an answer, the next message will do.
+async fn read_opens(conn: &Conn, channel: &str, sender: u64, link: &Weak<Link>) {
+    let mut cmd = redis::cmd("HGETALL");
+    cmd.arg(opens_key(channel));
+    let opens = match conn
+        .query::<std::collections::HashMap<String, String>>(&cmd)
+        .await
+    {
+        Ok(opens) => opens,
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot read the targets open on the breaker channel");
+            return;
+        }
+    };
+    let Some(link) = link.upgrade() else { return };
+    let now = crate::breaker::unix_millis();
+    for (authority, value) in opens {
+        let Some((from, until)) = value.split_once(' ').and_then(|(from, until)| {
+            Some((
+                u64::from_str_radix(from, 16).ok()?,
+                until.parse::<u64>().ok()?,
+            ))
+        }) else {
+            continue;
+        };
+        if from != sender && until > now {
+            link.apply(
+                &authority,
+                Remote::Opened {
+                    until_unix_ms: until,
+                },
+            );
+        }
+    }
+}
+
+async fn subscribe(conn: Arc<Conn>, channel: String, sender: u64, link: Weak<Link>) {
     const FIRST_WAIT: Duration = Duration::from_millis(100);
     /// How long a subscription must have lasted for its loss to start the waits afresh.
     const STEADY: Duration = Duration::from_secs(1);
@@ -685,7 +793,7 @@ async fn subscribe(client: redis::Client, channel: String, sender: u64, link: We
         let Some(strong) = link.upgrade() else { return };
         drop(strong);
         let began = Instant::now();
-        match listen(&client, &channel, sender, &link).await {
+        match listen(&conn, &channel, sender, &link).await {
             Ok(()) => return,
             Err(e) => {
                 // A subscription that held for a while and was then lost starts waiting
@@ -712,7 +820,7 @@ const SUBSCRIBER_CHECK: Duration = Duration::from_secs(5);
 
 /// Applies other replicas' transitions until the link is gone (`Ok`) or the connection drops.
 async fn listen(
-    client: &redis::Client,
+    conn: &Conn,
     channel: &str,
     sender: u64,
     link: &Weak<Link>,
@@ -722,7 +830,7 @@ async fn listen(
     // A connection that goes silent while it subscribes is given up like one that goes silent
     // later.
     let subscribing = async {
-        let mut pubsub = client.get_async_pubsub().await?;
+        let mut pubsub = conn.client.get_async_pubsub().await?;
         pubsub.subscribe(channel).await?;
         Ok::<_, redis::RedisError>(pubsub)
     };
@@ -733,6 +841,9 @@ async fn listen(
     if let Some(l) = link.upgrade() {
         l.connected.store(true, Ordering::Release);
     }
+    // Subscribed: what is published from now on arrives as messages, and what was published
+    // before (while this replica was not listening) is read from the hash of opens.
+    read_opens(conn, channel, sender, link).await;
     let (mut sink, mut messages) = pubsub.split();
     loop {
         let next = std::future::poll_fn(|cx| Pin::new(&mut messages).poll_next(cx));
