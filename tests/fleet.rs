@@ -1315,7 +1315,8 @@ async fn with_noeviction_a_full_redis_refuses_requests_rather_than_forget_nonces
     // Redis evicts keys with a TTL under memory pressure (the `volatile-*` and `allkeys-*`
     // policies), and every nonce key has one: a nonce evicted inside its window lets its
     // request be replayed. Under `noeviction`, as the module docs ask, a full Redis refuses
-    // the write instead, and the store refuses the request, a replay among them.
+    // the write instead, and the store refuses the request: a new one as the store's error,
+    // and a replay of a nonce Redis holds as a replay.
     let redis = redis_or_skip!();
     let url = redis.url();
     let a = replica(RedisNonceStore::new(&url).unwrap().namespace("full"));
@@ -1331,13 +1332,13 @@ async fn with_noeviction_a_full_redis_refuses_requests_rather_than_forget_nonces
         redis_command(&url, &["CONFIG", "SET", "maxmemory", "1"]).await,
         "+OK"
     );
-    for request in &requests {
-        let refused = check(&b, request).await;
-        assert!(
-            matches!(&refused, Err(VerifyError::NonceStore(e)) if e.to_string().contains("OOM")),
-            "{refused:?}"
-        );
-    }
+    let replay = check(&b, &requests[0]).await;
+    assert!(matches!(replay, Err(VerifyError::Replayed)), "{replay:?}");
+    let refused = check(&b, &requests[1]).await;
+    assert!(
+        matches!(&refused, Err(VerifyError::NonceStore(e)) if e.to_string().contains("OOM")),
+        "{refused:?}"
+    );
 }
 
 /// Redis pub/sub ignores the database number: two deployments kept apart by database
@@ -1625,6 +1626,46 @@ async fn a_replica_subscribing_after_an_open_reads_it_and_not_once_it_closed() {
     wait_for("c to subscribe", || sync_c.is_connected()).await;
     let c = replica(sync_c.clone());
     c.execute(Call::get("/x")).await.unwrap();
+}
+
+/// A full Redis (`maxmemory` reached, `noeviction`) is up and holds every nonce; it only
+/// refuses writes. A replay of a request another replica accepted is refused, under
+/// `LocalOnly` too, whose memory (which never saw the nonce) decides only for a nonce Redis
+/// does not hold; a new one is then checked by that memory.
+#[tokio::test]
+async fn a_replay_recorded_in_a_full_redis_is_refused_under_local_only() {
+    let redis = redis_or_skip!();
+    let url = redis.url();
+    let requests = genuine(2).await;
+    let a = replica(RedisNonceStore::new(&url).unwrap().namespace("full-local"));
+    let b = replica(
+        RedisNonceStore::new(&url)
+            .unwrap()
+            .namespace("full-local")
+            .when_unavailable(WhenUnavailable::LocalOnly),
+    );
+    check(&a, &requests[0]).await.expect("accepted once, at a");
+    assert_eq!(
+        redis_command(&url, &["CONFIG", "SET", "maxmemory-policy", "noeviction"]).await,
+        "+OK"
+    );
+    assert_eq!(
+        redis_command(&url, &["CONFIG", "SET", "maxmemory", "1"]).await,
+        "+OK"
+    );
+    let replay = check(&b, &requests[0]).await;
+    assert!(
+        matches!(replay, Err(VerifyError::Replayed)),
+        "a replay of a nonce Redis holds, at another replica while Redis was full: {replay:?}"
+    );
+    // A nonce Redis does not hold, and cannot record: b's memory decides, once.
+    check(&b, &requests[1])
+        .await
+        .expect("a new request, checked locally");
+    assert!(matches!(
+        check(&b, &requests[1]).await,
+        Err(VerifyError::Replayed)
+    ));
 }
 
 // `Idempotency-Key` answers shared by replicas through Redis.

@@ -432,14 +432,43 @@ impl RedisNonceStore {
         let ttl = ttl_millis(now, keep_until, self.clock_drift_margin);
         let mut set = redis::cmd("SET");
         set.arg(key).arg(&token).arg("NX").arg("PX").arg(ttl);
-        let set = self.conn.query::<Option<String>>(&set).await;
-        if set.map_err(Unsettled::Unanswered)?.is_some() {
-            return Ok(true);
-        }
+        let set = &set;
+        // An error Redis answered with (out of memory, a read-only replica) is no outage: it
+        // is up, and may hold the nonce. It is kept apart from one that leaves the connection
+        // in doubt.
+        let set = self
+            .conn
+            .run(|mut connection| async move {
+                match set.query_async::<Option<String>>(&mut connection).await {
+                    Err(refused) if refused.code().is_some() => Ok(Err(refused)),
+                    other => other.map(Ok),
+                }
+            })
+            .await
+            .map_err(Unsettled::Unanswered)?;
+        let refused = match set {
+            Ok(Some(_)) => return Ok(true),
+            Ok(None) => None,
+            Err(refused) => Some(refused),
+        };
         let mut get = redis::cmd("GET");
         get.arg(key);
         let found = self.conn.query::<Option<String>>(&get).await;
-        Ok(found.map_err(Unsettled::Taken)?.as_deref() == Some(token.as_str()))
+        match (refused, found) {
+            // Set by someone; by this check only if an earlier attempt of it ran unanswered.
+            (_, Ok(Some(found))) => Ok(found == token),
+            // Redis refused to record a nonce it does not hold: under `LocalOnly`, the
+            // replica's memory decides, as when Redis does not answer.
+            (Some(refused), Ok(None)) => Err(Unsettled::Unanswered(
+                format!("redis refused to record the nonce: {refused}").into(),
+            )),
+            (Some(refused), Err(error)) => Err(Unsettled::Unanswered(
+                format!("redis refused to record the nonce ({refused}), then {error}").into(),
+            )),
+            // Set by someone, and gone (expired) before the `GET`: a replay all the same.
+            (None, Ok(None)) => Ok(false),
+            (None, Err(error)) => Err(Unsettled::Taken(error)),
+        }
     }
 }
 
