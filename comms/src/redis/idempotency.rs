@@ -99,7 +99,10 @@ return 0
 ///
 /// Redis keeps the records as long as it keeps its data: give the store a Redis (or a
 /// database of one) with `maxmemory-policy noeviction`, as for [`RedisNonceStore`]: a record
-/// evicted under memory pressure lets a retry run its method again.
+/// evicted under memory pressure lets a retry run its method again. So does a record lost with
+/// Redis's data (a restart without persistence, a `FLUSHALL`, a failover to a replica it had
+/// not reached): a retry arriving while the first run goes on runs the method a second time.
+/// Run Redis with `appendonly yes` where that matters.
 ///
 /// [`MemoryIdempotencyStore`]: crate::server::MemoryIdempotencyStore
 /// [`RedisNonceStore`]: super::RedisNonceStore
