@@ -188,8 +188,10 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
             /// path with `Router::nest_service("/prefix", router)` (`Router::nest` would route
             /// a `/` method at `/prefix` alone, where clients send `/prefix/`). A `VerifyLayer`
             /// may sit in front of it, with the same verifier or another; with another, the
-            /// server records each nonce in its own store as well, so give the two one store
-            /// instance (the same `Verifier`, cloned) when they are one store, as one Redis.
+            /// server records each nonce in its own store as well, unless the two stores are
+            /// one: one instance (the same `Verifier`, cloned), or stores whose
+            /// `NonceStore::location` names one place (two `RedisNonceStore`s with the same
+            /// URL, database and namespace).
             ///
             /// A route may have a literal segment starting with `:` or `*`
             /// (`/jobs/<id>/:cancel`): the router of such a trait is built

@@ -43,7 +43,8 @@
 //! The state, the remaining probes and a generation number share one `AtomicU64`, so every
 //! transition is a single compare-and-swap and admission on the closed path is one atomic load,
 //! with no lock. The generation makes late results harmless: an outcome recorded for a permit
-//! issued before the last transition changes nothing.
+//! issued before the last transition changes nothing, but for the late success of a probe
+//! overtaken within its half-open period, which closes the breaker.
 //!
 //! One breaker exists per target authority (scheme, host, port) and configuration, shared by
 //! every client in the process, so all clients of a dead host learn of it together.
@@ -180,8 +181,9 @@ pub(crate) struct Breaker {
     last_failure: AtomicU64,
     /// Nanoseconds since [`epoch`] by which every probe of this half-open period that has begun
     /// its attempt has its verdict, were its call polled: the latest of their attempt
-    /// timeouts, plus [`PROBE_GRACE`]; 0 while none has begun. Past it, with no probe left, the
-    /// probes out are taken for calls no longer polled (see [`Breaker::admit`]).
+    /// timeouts (each at most [`PROBE_HOLD_MAX`]), plus [`PROBE_GRACE`]; 0 while none has
+    /// begun. Past it, with no probe left, the probes out are taken for calls no longer polled
+    /// or waiting on a hung dependency (see [`Breaker::admit`]).
     probes_due: AtomicU64,
     /// The generation the breaker became half-open in, last time it did: a probe of this
     /// generation or a later one, overtaken by [`Breaker::probe_afresh`], still closes the

@@ -48,7 +48,8 @@ const TARGET: &str = "comms::executor";
 
 /// The default timeout of one attempt.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-/// The default cap on a response body; a larger one is an [`Error::Decode`].
+/// The default cap on a response body: a larger 2xx body is an [`Error::Decode`]; an error
+/// status with a larger body is that status's error, without the body.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// The process-wide connection pool that every executor uses unless given its own client.

@@ -9,7 +9,8 @@
 //! [`Response`](crate::Response) as it is, a [`ByteStream`](crate::ByteStream) or
 //! [`JsonLines`](crate::JsonLines) as a 200 whose body is sent, chunked, as the stream produces
 //! it (an error or a panic in the stream part way cuts the response short, and the stream runs
-//! after the method has returned, without [`caller()`] or the deadline in scope), and an
+//! after the method has returned, without [`caller()`] in scope; the request's deadline is, and
+//! bounds the comms calls the stream makes), and an
 //! [`Error`] as its status with `{"message": ...}`, which a comms client receives as the same
 //! variant with the same message.
 //!

@@ -146,7 +146,7 @@ impl HttpError {
         self.inner.request.is_some()
     }
 
-    /// The wait set with [`Error::with_retry_after`].
+    /// The wait set with [`Error::with_retry_after`](super::Error::with_retry_after).
     pub(crate) fn retry_after(&self) -> Option<Duration> {
         self.inner.retry_after
     }

@@ -23,7 +23,7 @@ pub const DEFAULT_CLAIM_LAPSE: Duration = Duration::from_secs(3600);
 #[cfg_attr(docsrs, doc(cfg(all(feature = "redis", feature = "server"))))]
 pub const DEFAULT_MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
-/// Claims a key. KEYS[1]: its record, KEYS[2]: the claim's mark of a release that came first
+/// Claims a key. `KEYS[1]`: its record, `KEYS[2]`: the claim's mark of a release that came first
 /// (see [`RELEASE`]); ARGV: the fingerprint, the claim, the lapse in ms.
 /// Returns `{what, answer}`: 0 new (or already this claim's), 1 answered, 2 running, 3 another
 /// request's, 4 a record that is not one, 5 a claim released before it arrived.
@@ -42,7 +42,7 @@ if record[2] == ARGV[2] then return {0, ''} end
 return {2, ''}
 ";
 
-/// Keeps an answer, for a key its claim still holds unanswered. KEYS[1]: the record; ARGV: the
+/// Keeps an answer, for a key its claim still holds unanswered. `KEYS[1]`: the record; ARGV: the
 /// claim, the time to live in ms, the encoded answer.
 const FINISH: &str = r"
 if redis.call('HGET', KEYS[1], 'h') ~= ARGV[1] then return 0 end
@@ -52,7 +52,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 ";
 
-/// Forgets a key its claim still holds. KEYS[1]: the record, KEYS[2]: the claim's mark; ARGV:
+/// Forgets a key its claim still holds. `KEYS[1]`: the record, `KEYS[2]`: the claim's mark; ARGV:
 /// the claim, the lapse in ms.
 ///
 /// Finding the key not held by its claim, the claim may still be on its way: a claim cut off

@@ -33,8 +33,9 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// request's body is then read under a size limit (413 beyond it) and a time limit (408), and
 /// only then are the body's digest and the nonce checked. A refusal answered before a request's
 /// body was read whole says `Connection: close` on HTTP/1, and the connection is closed after
-/// it: no further request can follow an unread body on it. A refusal is answered with
-/// `{"message": "unauthorized"}`; the reason goes to the log, not to the caller, as a `WARN`
+/// it: no further request can follow an unread body on it. A refused signature is answered
+/// 401 with `WWW-Authenticate: Signature` and `{"message": "unauthorized"}` (a nonce store that
+/// cannot answer, 503 with `Retry-After: 1`); the reason goes to the log, not to the caller, as a `WARN`
 /// at most once every 10 s (with the number of refusals since the last one, the others at
 /// `DEBUG`). An accepted request is passed on with the [`Caller`](super::Caller) in its
 /// extensions:
