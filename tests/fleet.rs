@@ -399,6 +399,11 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 fn caller(url: &str, sync: comms::BreakerSync) -> Executor {
+    caller_open_for(url, sync, Duration::from_millis(500))
+}
+
+/// A caller that does not retry, whose breaker opens after three failures for `open_for`.
+fn caller_open_for(url: &str, sync: comms::BreakerSync, open_for: Duration) -> Executor {
     Executor::builder()
         .base_url(url)
         .service_id("billing")
@@ -407,7 +412,7 @@ fn caller(url: &str, sync: comms::BreakerSync) -> Executor {
         .breaker(
             BreakerConfig::default()
                 .failure_threshold(3)
-                .open_for(Duration::from_millis(500)),
+                .open_for(open_for),
         )
         .breaker_sync(sync)
         .build()
@@ -1466,19 +1471,7 @@ async fn transitions_held_up_by_a_silent_redis_are_not_published_as_a_backlog() 
 /// A caller whose breaker opens after three failures and stays open a minute: long enough for
 /// an open made during an outage to be still on when Redis is back.
 fn slow_closing_caller(url: &str, sync: comms::BreakerSync) -> Executor {
-    Executor::builder()
-        .base_url(url)
-        .service_id("billing")
-        .secret(SECRET)
-        .retry(RetryConfig::none())
-        .breaker(
-            BreakerConfig::default()
-                .failure_threshold(3)
-                .open_for(Duration::from_secs(60)),
-        )
-        .breaker_sync(sync)
-        .build()
-        .unwrap()
+    caller_open_for(url, sync, Duration::from_secs(60))
 }
 
 /// Waits up to 5 s for Redis to answer `args` with `expected`.
@@ -1579,21 +1572,7 @@ async fn a_breaker_opened_while_redis_was_paused_is_heard_once_redis_answers() {
 async fn a_replica_subscribing_after_an_open_reads_it_and_not_once_it_closed() {
     let redis = redis_or_skip!();
     let (server, failing) = failing_until_told().await;
-    let replica = |sync: comms::BreakerSync| {
-        Executor::builder()
-            .base_url(server.url())
-            .service_id("billing")
-            .secret(SECRET)
-            .retry(RetryConfig::none())
-            .breaker(
-                BreakerConfig::default()
-                    .failure_threshold(3)
-                    .open_for(Duration::from_secs(3)),
-            )
-            .breaker_sync(sync)
-            .build()
-            .unwrap()
-    };
+    let replica = |sync| caller_open_for(&server.url(), sync, Duration::from_secs(3));
     let sync_a = share_breakers(&redis.url(), "late-join").unwrap();
     wait_for("a to subscribe", || sync_a.is_connected()).await;
     let a = replica(sync_a.clone());
