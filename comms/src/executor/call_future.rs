@@ -435,7 +435,7 @@ impl<'a> Run<'a> {
         // giving up where the timer would have (the deadline it inherited ended with this
         // one's): taken as this attempt's timeout, whichever the runtime noticed first, so a
         // hurried caller neither counts it against the breaker nor sees another error.
-        let (attempt, timer_fired) = match attempt {
+        let (attempt, timer_fired, answered) = match attempt {
             Attempt::Response(StatusCode::GATEWAY_TIMEOUT, ..)
                 if self.by_deadline
                     && self
@@ -443,14 +443,15 @@ impl<'a> Run<'a> {
                         .as_ref()
                         .is_some_and(Prepared::deadline_told_spent) =>
             {
-                (Attempt::Timeout, true)
+                (Attempt::Timeout, true, Some(StatusCode::GATEWAY_TIMEOUT))
             }
-            attempt => (attempt, timer_fired),
+            attempt => (attempt, timer_fired, None),
         };
         let outcome = attempt.outcome();
         if let Some(trace) = self.trace.take() {
             let (status, error_type) = attempt.traced();
-            trace.end(status, error_type);
+            // A 504 taken for the timeout was received all the same: its span keeps its code.
+            trace.end(answered.or(status), error_type);
         }
         if let Some(permit) = self.permit.take() {
             // A timeout at the call's deadline (its own or one it inherited), when that came

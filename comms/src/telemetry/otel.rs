@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use opentelemetry::baggage::BaggageExt as _;
 use opentelemetry::context::{FutureExt as _, WithContext};
 use opentelemetry::global::BoxedTracer;
 use opentelemetry::metrics::{Counter, Gauge, Histogram};
@@ -151,7 +152,15 @@ impl Extractor for HeaderExtractor<'_> {
 
 /// The query keys whose values a SERVER span's `url.query` shows as `REDACTED`: the ones the
 /// conventions name, which carry a signed URL's credentials.
-const REDACTED_QUERY_KEYS: [&str; 4] = ["AWSAccessKeyId", "Signature", "sig", "X-Goog-Signature"];
+const REDACTED_QUERY_KEYS: [&str; 7] = [
+    "AWSAccessKeyId",
+    "Signature",
+    "sig",
+    "X-Goog-Signature",
+    "X-Amz-Signature",
+    "X-Amz-Credential",
+    "X-Amz-Security-Token",
+];
 
 /// A query as `url.query` shows it: as received, but for the values of
 /// [`REDACTED_QUERY_KEYS`], each replaced by `REDACTED` (the key kept).
@@ -211,14 +220,11 @@ fn served_at(uri: &Uri, headers: &HeaderMap, scheme: &str) -> Option<(String, u1
         },
         after => after.strip_prefix(':')?.parse().ok()?,
     };
-    let host = host
-        .strip_prefix('[')
-        .and_then(|v6| v6.strip_suffix(']'))
-        .unwrap_or(host);
+    let host = unbracketed(host);
     (!host.is_empty()).then(|| (host.to_owned(), port))
 }
 
-/// `client.address` and `client.port`: the peer of the connection the request came on, when
+/// `client.address`: the peer of the connection the request came on, when
 /// the server was told it (axum's `into_make_service_with_connect_info::<SocketAddr>()`). A
 /// `Forwarded` or `X-Forwarded-For` header is the caller's word, and is not taken for it.
 #[cfg(feature = "server")]
@@ -397,13 +403,23 @@ fn attempt_span_enabled() -> bool {
 ///
 /// The `tracing` span is asked first: tracing-opentelemetry also makes an entered span's
 /// context the current one, but only while its context activation is on; with it off, the
-/// current context could be an outer span's.
+/// current context could be an outer span's. Its baggage, though, is the current context's
+/// when that has any: an application attaches baggage to the current context, after its span
+/// was made, and a composite propagator would otherwise send none.
 fn callers_context() -> Context {
     let span = tracing::Span::current();
     if !span.is_disabled() {
         let cx = span.context();
         if cx.span().span_context().is_valid() {
-            return cx;
+            return Context::map_current(|current| match current.baggage() {
+                baggage if baggage.is_empty() => cx,
+                baggage => cx.with_baggage(
+                    baggage
+                        .iter()
+                        .map(|(key, (value, meta))| (key.clone(), (value.clone(), meta.clone())))
+                        .collect::<opentelemetry::baggage::Baggage>(),
+                ),
+            });
         }
     }
     Context::current()
@@ -422,22 +438,25 @@ impl AttemptTrace {
         url: &reqwest::Url,
         resend_count: u32,
     ) -> AttemptTrace {
-        let mut attributes = Vec::with_capacity(6);
+        // The duration's: those the conventions require or recommend. `url.template` is
+        // opt-in for the metric, and instrumentation with no switch for it must leave it out;
+        // the span has it, and a server's duration its `http.route`.
+        let mut attributes = Vec::with_capacity(5);
         attributes.extend([
             method_attribute(method),
             target.address.clone(),
             target.port.clone(),
         ]);
         let template = route.map(|route| target.template(route));
-        if let Some(template) = &template {
-            attributes.push(KeyValue::new("url.template", template.clone()));
-        }
         let parent = callers_context();
         let own_span = attempt_span_enabled();
         let cx = if own_span {
             // The metric's attributes and the span's own; room for what `end` adds.
-            let mut span_attributes = Vec::with_capacity(attributes.len() + 5);
+            let mut span_attributes = Vec::with_capacity(attributes.len() + 6);
             span_attributes.extend(attributes.iter().cloned());
+            if let Some(template) = &template {
+                span_attributes.push(KeyValue::new("url.template", template.clone()));
+            }
             span_attributes.push(KeyValue::new(
                 "url.full",
                 crate::response::without_query(url).to_owned(),
@@ -542,7 +561,7 @@ fn server(url: &reqwest::Url) -> [KeyValue; 2] {
         // Shared, not owned: a target's attributes are copied into every attempt's.
         KeyValue::new(
             "server.address",
-            Arc::<str>::from(url.host_str().unwrap_or_default()),
+            Arc::<str>::from(unbracketed(url.host_str().unwrap_or_default())),
         ),
         KeyValue::new(
             "server.port",
@@ -561,9 +580,17 @@ fn authority(authority: &str) -> [KeyValue; 2] {
         .and_then(|(host, port)| Some((host, port.parse::<u16>().ok()?)))
         .unwrap_or((host_port, 0));
     [
-        KeyValue::new("server.address", host.to_owned()),
+        KeyValue::new("server.address", unbracketed(host).to_owned()),
         KeyValue::new("server.port", i64::from(port)),
     ]
+}
+
+/// A host as `server.address` has it: an IPv6 address without the brackets a URL writes it in
+/// (`::1`), as the SERVER span on the other side records it.
+fn unbracketed(host: &str) -> &str {
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
 }
 
 /// The route axum matched for a request, as it registered it.
@@ -723,8 +750,8 @@ impl ServerTrace {
             server.address = served.as_ref().map(|(host, _)| host.as_str()),
             // As `i64`, the conventions' type: a `u16` field is recorded as text.
             server.port = served.as_ref().map(|(_, port)| i64::from(*port)),
+            // `client.port` is opt-in: left out.
             client.address = client.map(|peer| tracing::field::display(peer.ip())),
-            client.port = client.map(|peer| i64::from(peer.port())),
             user_agent.original = headers
                 .get(http::header::USER_AGENT)
                 .and_then(|agent| agent.to_str().ok()),
@@ -750,6 +777,9 @@ impl ServerTrace {
             method_attribute(method),
             KeyValue::new("url.scheme", scheme.to_owned()),
         ];
+        if let Some(version) = protocol_version(parts.version) {
+            attributes.push(KeyValue::new("network.protocol.version", version));
+        }
         if let Some(route) = route {
             attributes.push(KeyValue::new("http.route", route));
         }
