@@ -388,6 +388,14 @@ async fn malformed_responses_become_typed_errors() {
         "/huge" => Fault::Raw(Bytes::from_static(
             b"HTTP/1.1 200 OK\r\ncontent-length: 1000000000000\r\n\r\n",
         )),
+        "/many-headers" => {
+            let mut head = String::from("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n");
+            for i in 0..150 {
+                head.push_str(&format!("x-h{i}: v\r\n"));
+            }
+            head.push_str("\r\n{}");
+            Fault::Raw(Bytes::from(head))
+        }
         "/not-json" => Fault::Reply(Reply::status(200).body("{\"id\": ")),
         "/error-not-json" => Fault::Reply(Reply::status(500).body(vec![0xff; 5000])),
         _ => Fault::Reply(Reply::status(200)),
@@ -398,16 +406,20 @@ async fn malformed_responses_become_typed_errors() {
         RetryConfig::none(),
         BreakerConfig::disabled(),
     );
-    for path in [
-        "/truncated",
-        "/after-head",
-        "/garbage",
-        "/bad-status",
-        "/bad-length",
-        "/bad-chunks",
+    // A connection that broke says so; an answer that is not HTTP says that instead.
+    for (path, says) in [
+        ("/truncated", "connection failed during GET"),
+        ("/after-head", "connection failed during GET"),
+        ("/garbage", "invalid response to GET"),
+        ("/bad-status", "invalid response to GET"),
+        ("/bad-length", "invalid response to GET"),
+        ("/bad-chunks", "invalid response to GET"),
+        ("/many-headers", "invalid response to GET"),
     ] {
         let err = exec.execute(Call::get(path)).await.unwrap_err();
         assert!(matches!(err, Error::Transport { .. }), "{path}: {err:?}");
+        assert!(!err.is_connect(), "{path}: {err:?}");
+        assert!(err.to_string().starts_with(says), "{path}: {err}");
     }
     let err = exec.execute(Call::get("/huge")).await.unwrap_err();
     assert!(matches!(err, Error::Decode { .. }), "{err:?}");

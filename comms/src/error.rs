@@ -81,8 +81,11 @@ pub enum Error {
     /// Its message tells the two apart: `could not connect for GET …` when nothing was sent,
     /// and `connection failed during GET …` when the connection broke, or closed, after it was
     /// made: while the request was sent, before its head arrived, or (for a streamed body)
-    /// while the body was read. Its source says what happened underneath.
-    #[error("{} {method} {url}", TransportWhen(*.connect))]
+    /// while the body was read. A response the client could not read as HTTP (a head over
+    /// the parser's limits, a status line that is not HTTP's, a bad chunk size) reads
+    /// `invalid response to GET …`: the connection held, and the peer answered in a form no
+    /// client takes. Its source says what happened underneath.
+    #[error("{} {method} {url}", TransportWhen::of(*.connect, &**.source))]
     Transport {
         /// The request's method.
         method: Method,
@@ -103,7 +106,9 @@ pub enum Error {
         method: Method,
         /// The request's URL, without its query.
         url: String,
-        /// The timeout that expired.
+        /// The timeout that expired: the attempt timeout, or the call's whole deadline. (A
+        /// client given with `http_client` whose own timeout ends an attempt first is reported
+        /// with the attempt timeout comms set: comms is not told that client's.)
         after: Duration,
     },
     /// The circuit breaker for the target is open: the call failed fast, without touching the
@@ -410,15 +415,55 @@ impl From<HttpError> for Error {
 /// When a [`Error::CircuitOpen`] breaker admits its next probe, as its message says it.
 struct NextProbe(Duration);
 
-/// When a transport error happened: before anything was sent (`true`), or after.
-struct TransportWhen(bool);
+/// What a transport error was: no connection, so nothing sent; a response that is not HTTP's;
+/// or a connection that failed after it was made.
+enum TransportWhen {
+    Unconnected,
+    Unreadable,
+    Broken,
+}
+
+impl TransportWhen {
+    fn of(connect: bool, source: &(dyn std::error::Error + 'static)) -> TransportWhen {
+        if connect {
+            TransportWhen::Unconnected
+        } else if unreadable(source) {
+            TransportWhen::Unreadable
+        } else {
+            TransportWhen::Broken
+        }
+    }
+}
+
+/// Whether `error`, or an error under it, is hyper refusing what the peer sent as not HTTP
+/// (its head, or a chunked body's framing, which its decoder reports as invalid data or input
+/// under a body error), rather than the connection failing.
+fn unreadable(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(hyper) = error.downcast_ref::<hyper::Error>() {
+            let invalid = |io: &std::io::Error| {
+                matches!(
+                    io.kind(),
+                    std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput
+                )
+            };
+            return hyper.is_parse()
+                || std::error::Error::source(hyper)
+                    .and_then(|under| under.downcast_ref::<std::io::Error>())
+                    .is_some_and(invalid);
+        }
+        next = error.source();
+    }
+    false
+}
 
 impl std::fmt::Display for TransportWhen {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0 {
-            "could not connect for"
-        } else {
-            "connection failed during"
+        f.write_str(match self {
+            TransportWhen::Unconnected => "could not connect for",
+            TransportWhen::Unreadable => "invalid response to",
+            TransportWhen::Broken => "connection failed during",
         })
     }
 }
