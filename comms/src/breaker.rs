@@ -40,9 +40,11 @@
 //! overtaken this way that answers after all still speaks for the target if it succeeded: its
 //! success closes the breaker while the half-open period it began in lasts.
 //!
-//! The state, the remaining probes and a generation number share one `AtomicU64`, so every
-//! transition is a single compare-and-swap and admission on the closed path is one atomic load,
-//! with no lock. The generation makes late results harmless: an outcome recorded for a permit
+//! The state, the remaining probes, the half-open period's restarts and a generation number
+//! share one `AtomicU64`, so every transition is a single compare-and-swap (whether a late
+//! probe belongs to the period it would close among them) and admission on the closed path is
+//! one atomic load, with no lock. The probes' due time is tagged with its generation, so it is
+//! never reset, and no reset can race a probe beginning. The generation makes late results harmless: an outcome recorded for a permit
 //! issued before the last transition changes nothing, but for the late success of a probe
 //! overtaken within its half-open period, which closes the breaker.
 //!
@@ -179,16 +181,13 @@ pub(crate) struct Breaker {
     /// Nanoseconds since [`epoch`] of the last failure counted (0 for none): how long a
     /// breaker no client holds keeps what it knows (see [`Breaker::forgettable`]).
     last_failure: AtomicU64,
-    /// Nanoseconds since [`epoch`] by which every probe of this half-open period that has begun
-    /// its attempt has its verdict, were its call polled: the latest of their attempt
-    /// timeouts (each at most [`PROBE_HOLD_MAX`]), plus [`PROBE_GRACE`]; 0 while none has
-    /// begun. Past it, with no probe left, the probes out are taken for calls no longer polled
-    /// or waiting on a hung dependency (see [`Breaker::admit`]).
+    /// When the verdicts of the probes that began their attempts in one half-open generation
+    /// are due, were their calls polled: the latest of their attempt timeouts (each at most
+    /// [`PROBE_HOLD_MAX`]), plus [`PROBE_GRACE`]; with that generation, so that no reset is
+    /// needed, and none can race a probe beginning (see [`Due`]). Past it, with no probe left,
+    /// the probes out are taken for calls no longer polled or waiting on a hung dependency
+    /// (see [`Breaker::admit`]).
     probes_due: AtomicU64,
-    /// The generation the breaker became half-open in, last time it did: a probe of this
-    /// generation or a later one, overtaken by [`Breaker::probe_afresh`], still closes the
-    /// breaker with a late success while it stays half-open.
-    half_open_from: AtomicU32,
     /// Other replicas' breakers for the same target, when shared (see [`BreakerSync`]). Weak:
     /// the clients using the sync keep it (and its tasks) alive, not the process-wide registry.
     link: Option<std::sync::Weak<Link>>,
@@ -241,6 +240,56 @@ const PROBE_GRACE: Duration = Duration::from_secs(1);
 /// call to the target refused for as long as it waits, after the dependency recovered too.
 const PROBE_HOLD_MAX: Duration = Duration::from_secs(60);
 
+/// When the probes of one half-open generation have their verdicts due, packed in one `u64`:
+/// milliseconds since [`epoch`] (40 bits, 34 years) and the generation's low 24 bits. Tagged
+/// with its generation, it needs no reset when a period begins, which a probe already begun
+/// could race (a reset landing after it would leave its due time unknown, and its place held
+/// for ever); a probe of an older generation cannot replace a newer one's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Due {
+    at: u64,
+    generation: u32,
+}
+
+impl Due {
+    const GENERATION_BITS: u32 = 24;
+    const GENERATION_MASK: u32 = (1 << Self::GENERATION_BITS) - 1;
+    const MAX_AT: u64 = (1 << 40) - 1;
+
+    /// Milliseconds since [`epoch`], the unit due times are kept in.
+    fn now() -> u64 {
+        now_nanos() / 1_000_000
+    }
+
+    /// The part of `generation` a due time is tagged with.
+    fn tag(generation: u32) -> u32 {
+        generation & Self::GENERATION_MASK
+    }
+
+    /// Whether tag `a` is of a later generation than tag `b` (wrapping, within half the range).
+    fn newer(a: u32, b: u32) -> bool {
+        let ahead = a.wrapping_sub(b) & Self::GENERATION_MASK;
+        ahead != 0 && ahead < 1 << (Self::GENERATION_BITS - 1)
+    }
+
+    fn pack(self) -> u64 {
+        // Never 0, which stands for none: `at` is at least the grace past the epoch.
+        self.at << Self::GENERATION_BITS | u64::from(self.generation)
+    }
+
+    fn unpack(packed: u64) -> Option<Due> {
+        (packed != 0).then_some(Due {
+            at: packed >> Self::GENERATION_BITS,
+            generation: (packed as u32) & Self::GENERATION_MASK,
+        })
+    }
+}
+
+/// `d` in whole milliseconds, as many as a `u64` holds.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 impl Breaker {
     pub(crate) fn new(authority: String, config: BreakerConfig) -> Breaker {
         Breaker {
@@ -251,7 +300,6 @@ impl Breaker {
             open_until: AtomicU64::new(0),
             last_failure: AtomicU64::new(0),
             probes_due: AtomicU64::new(0),
-            half_open_from: AtomicU32::new(0),
             link: None,
         }
     }
@@ -356,16 +404,13 @@ impl Breaker {
                     if now < until {
                         return Err(Duration::from_nanos(until - now));
                     }
-                    // The open period is over: become half-open, taking the first probe. No probe
-                    // of the new period has begun (reset first: a racing admission that loses
-                    // the swap only leaves it unknown a little longer).
-                    self.probes_due.store(0, Ordering::Release);
+                    // The open period is over: become half-open, taking the first probe.
                     let probes = self.config.half_open_probes - 1;
                     from.next(State::HalfOpen { probes })
                 }
                 State::HalfOpen { probes } => {
                     if probes == 0 {
-                        if self.probes_overdue() {
+                        if self.probes_overdue(from.generation) {
                             self.probe_afresh(from.generation);
                             word = self.word.load(Ordering::Acquire);
                             continue;
@@ -383,11 +428,6 @@ impl Breaker {
             ) {
                 Ok(_) => {
                     if from.state == State::Open {
-                        // Stored once the swap is won, so a probe of the period before, whose
-                        // success lands in between, could still close this one: a success of
-                        // the target all the same.
-                        self.half_open_from
-                            .store(next.generation, Ordering::Release);
                         tracing::info!(authority = %self.authority, "circuit breaker half-open");
                         crate::telemetry::breaker_changed(&self.authority, CircuitState::HalfOpen);
                     }
@@ -398,12 +438,13 @@ impl Breaker {
         }
     }
 
-    /// Whether every probe out has outlived its attempt timeout (at most [`PROBE_HOLD_MAX`]) by
-    /// [`PROBE_GRACE`]: its call, were it polled, would have recorded a verdict by now, or it
-    /// waits on a dependency that has not answered in a minute.
-    fn probes_overdue(&self) -> bool {
-        let due = self.probes_due.load(Ordering::Acquire);
-        due != 0 && now_nanos() > due
+    /// Whether every probe out in half-open `generation` has outlived its attempt timeout (at
+    /// most [`PROBE_HOLD_MAX`]) by [`PROBE_GRACE`]: its call, were it polled, would have
+    /// recorded a verdict by now, or it waits on a dependency that has not answered in a
+    /// minute. False while none of them has begun.
+    fn probes_overdue(&self, generation: u32) -> bool {
+        Due::unpack(self.probes_due.load(Ordering::Acquire))
+            .is_some_and(|due| due.generation == Due::tag(generation) && Due::now() > due.at)
     }
 
     /// Starts half-open `generation` over with all its probes: those out belong to calls that
@@ -414,14 +455,13 @@ impl Breaker {
     /// generation and change nothing; a late success closes the breaker (see
     /// [`Breaker::close_half_open`]).
     fn probe_afresh(&self, generation: u32) {
-        self.probes_due.store(0, Ordering::Release);
         let probes = self.config.half_open_probes;
         let restarted = self
             .word
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
                 let word = Word::unpack(w);
                 (word.state == State::HalfOpen { probes: 0 } && word.generation == generation)
-                    .then(|| word.next(State::HalfOpen { probes }).pack())
+                    .then(|| word.restarted(probes).pack())
             })
             .is_ok();
         if restarted {
@@ -536,19 +576,14 @@ impl Breaker {
 
     /// Closes the breaker on the success of a probe let through in `generation`: while it is
     /// half-open in that generation, or in a later one of the same half-open period, begun
-    /// afresh while the probe was out (its success only came late). False once it is not.
+    /// afresh while the probe was out (its success only came late; the word counts the
+    /// restarts, so the check is part of the swap). False once it is not.
     fn close_half_open(&self, generation: u32) -> bool {
         self.word
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
                 let word = Word::unpack(w);
-                if !matches!(word.state, State::HalfOpen { .. }) {
-                    return None;
-                }
-                // Generations wrap: count back from the current one.
-                let since = self.half_open_from.load(Ordering::Acquire);
-                let in_period =
-                    word.generation.wrapping_sub(generation) <= word.generation.wrapping_sub(since);
-                in_period.then(|| word.next(State::Closed).pack())
+                word.in_period(generation)
+                    .then(|| word.next(State::Closed).pack())
             })
             .is_ok()
     }
@@ -566,12 +601,32 @@ impl Permit<'_> {
     /// Marks the attempt as begun, under a time limit of `limit`: a probe's verdict is due by
     /// then, or by [`PROBE_HOLD_MAX`] when that is sooner (see `Breaker::probes_overdue`).
     pub(crate) fn begun(&mut self, limit: Duration) {
-        if self.probe {
-            let due = now_nanos()
-                .saturating_add(nanos(limit.min(PROBE_HOLD_MAX)))
-                .saturating_add(nanos(PROBE_GRACE));
-            self.breaker.probes_due.fetch_max(due, Ordering::AcqRel);
+        if !self.probe {
+            return;
         }
+        let due = Due {
+            at: Due::now()
+                .saturating_add(millis(limit.min(PROBE_HOLD_MAX)))
+                .saturating_add(millis(PROBE_GRACE))
+                .min(Due::MAX_AT),
+            generation: Due::tag(self.generation),
+        };
+        // Kept when it is this generation's latest, or the first of a newer generation; a
+        // probe of an older one (its period over) leaves a newer generation's alone.
+        let _ =
+            self.breaker
+                .probes_due
+                .fetch_update(
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                    |packed| match Due::unpack(packed) {
+                        Some(kept) if kept.generation == due.generation => {
+                            (due.at > kept.at).then(|| due.pack())
+                        }
+                        Some(kept) if !Due::newer(due.generation, kept.generation) => None,
+                        _ => Some(due.pack()),
+                    },
+                );
     }
 
     /// Marks the attempt's request as handed over to be sent: a probe dropped unrecorded from
@@ -713,21 +768,78 @@ mod tests {
         probe
     }
 
+    /// When the probes of `b`'s current generation are due.
+    fn due(b: &Breaker) -> Due {
+        let due = Due::unpack(b.probes_due.load(Ordering::Acquire)).expect("a probe has begun");
+        let generation = Word::unpack(b.word.load(Ordering::Acquire)).generation;
+        assert_eq!(due.generation, Due::tag(generation));
+        due
+    }
+
+    /// Makes the probes out in `b`'s current generation overdue, as if their hold ran out.
+    fn overdue(b: &Breaker) {
+        let generation = Word::unpack(b.word.load(Ordering::Acquire)).generation;
+        let past = Due {
+            at: 1,
+            generation: Due::tag(generation),
+        };
+        b.probes_due.store(past.pack(), Ordering::Release);
+    }
+
     #[test]
     fn a_probe_with_no_attempt_timeout_holds_its_place_a_minute_at_most() {
         let b = breaker(1, Duration::from_secs(60), 1);
-        let began = now_nanos();
+        let began = Due::now();
         let _probe = half_open_with_probe(&b, Duration::MAX);
-        let due = b.probes_due.load(Ordering::Acquire);
-        let most =
-            began + nanos(PROBE_HOLD_MAX) + nanos(PROBE_GRACE) + nanos(Duration::from_secs(1));
-        assert!(due > began && due <= most, "due {due}, at most {most}");
+        let most = began + millis(PROBE_HOLD_MAX) + millis(PROBE_GRACE) + 1_000;
+        let at = due(&b).at;
+        assert!(at > began && at <= most, "due {at}, at most {most}");
         // A shorter attempt timeout is its own.
         let b = breaker(1, Duration::from_secs(60), 1);
-        let began = now_nanos();
+        let began = Due::now();
         let _probe = half_open_with_probe(&b, Duration::from_secs(2));
-        let due = b.probes_due.load(Ordering::Acquire) - began;
-        assert!(due >= nanos(Duration::from_secs(3)) && due < nanos(Duration::from_secs(4)));
+        let after = due(&b).at - began;
+        assert!((3_000..4_000).contains(&after), "{after}");
+    }
+
+    #[test]
+    fn due_times_are_their_generations_and_never_reset() {
+        // Two probes of one generation: the later due time is kept.
+        let b = breaker(1, Duration::from_secs(60), 2);
+        let mut short = half_open_with_two(&b);
+        let mut long = b.admit().unwrap();
+        long.begun(Duration::from_secs(30));
+        short.begun(Duration::from_secs(1));
+        let first = due(&b);
+        assert!(first.at >= Due::now() + 30_000, "{first:?}");
+        // A probe of an older generation begins late (its period ended): it leaves the newer
+        // generation's due time alone, as a racing reset could not, since there is none.
+        overdue(&b);
+        let mut fresh = b.admit().expect("probing afresh");
+        fresh.begun(Duration::from_secs(5));
+        let newer = due(&b);
+        let current = Word::unpack(b.word.load(Ordering::Acquire)).generation;
+        let mut stale = b.permit(current.wrapping_sub(1), true);
+        stale.begun(Duration::from_secs(50));
+        assert_eq!(due(&b), newer);
+        drop((short, long, fresh, stale));
+        // Tags compare across their wrap.
+        assert!(Due::newer(0, Due::GENERATION_MASK));
+        assert!(!Due::newer(Due::GENERATION_MASK, 0));
+        assert!(!Due::newer(5, 5));
+        assert_eq!(Due::unpack(0), None);
+        let packed = Due {
+            at: Due::MAX_AT,
+            generation: Due::GENERATION_MASK,
+        };
+        assert_eq!(Due::unpack(packed.pack()), Some(packed));
+    }
+
+    /// Makes the breaker half-open, with two probes: returns the first, not yet begun.
+    fn half_open_with_two(b: &Breaker) -> Permit<'_> {
+        b.admit().unwrap().record(true);
+        b.open_until.store(0, Ordering::Release);
+        b.admit().unwrap()
     }
 
     #[test]
@@ -736,7 +848,7 @@ mod tests {
             let b = breaker(1, Duration::from_secs(60), 1);
             let old = half_open_with_probe(&b, Duration::MAX);
             // Its hold has run out: the next call probes afresh.
-            b.probes_due.store(1, Ordering::Release);
+            overdue(&b);
             let fresh = b.admit().expect("the overdue probe's place is taken");
             assert_ne!(fresh.generation, old.generation);
             assert_eq!(b.state(), CircuitState::HalfOpen);
@@ -763,7 +875,7 @@ mod tests {
     fn a_probe_of_an_earlier_half_open_period_does_not_close_the_next() {
         let b = breaker(1, Duration::from_secs(60), 1);
         let old = half_open_with_probe(&b, Duration::MAX);
-        b.probes_due.store(1, Ordering::Release);
+        overdue(&b);
         // The fresh probe fails: open again, then half-open in a new period.
         b.admit().unwrap().record(true);
         assert_eq!(b.state(), CircuitState::Open);
@@ -773,6 +885,21 @@ mod tests {
         // The first period's probe answers at last: it belongs to a period that ended.
         old.record(false);
         assert_eq!(b.state(), CircuitState::HalfOpen);
+
+        // Nor does a probe of a period that ended with its sibling's failure, however the
+        // admissions of the next period interleave: the period is in the word itself.
+        let b = breaker(1, Duration::from_secs(60), 2);
+        let first = half_open_with_two(&b);
+        b.admit().unwrap().record(true);
+        assert_eq!(b.state(), CircuitState::Open);
+        b.open_until.store(0, Ordering::Release);
+        let _next = b.admit().unwrap();
+        first.record(false);
+        assert_eq!(
+            b.state(),
+            CircuitState::HalfOpen,
+            "an ended period's probe closed it"
+        );
     }
 
     #[test]
