@@ -1647,6 +1647,40 @@ async fn a_replay_recorded_in_a_full_redis_is_refused_under_local_only() {
     ));
 }
 
+/// A full Redis (`noeviction`, as the nonces ask) refuses writes but still carries pub/sub: a
+/// transition is published though the hash of opens cannot be written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_redis_still_carries_breaker_transitions() {
+    let redis = redis_or_skip!();
+    let url = redis.url();
+    let server = TestServer::always(Reply::status(503)).await;
+    let (sync_a, sync_b) = two_replicas(&url, "full-publish").await;
+    let a = slow_closing_caller(&server.url(), sync_a.clone());
+    let b = slow_closing_caller(&server.url(), sync_b.clone());
+    assert!(b.execute(Call::get("/x")).await.is_err());
+    assert_eq!(
+        redis_command(&url, &["CONFIG", "SET", "maxmemory-policy", "noeviction"]).await,
+        "+OK"
+    );
+    assert_eq!(
+        redis_command(&url, &["CONFIG", "SET", "maxmemory", "1"]).await,
+        "+OK"
+    );
+    assert!(
+        redis_command(&url, &["HSET", "probe", "f", "v"])
+            .await
+            .starts_with("-OOM")
+    );
+    for _ in 0..3 {
+        assert!(a.execute(Call::get("/x")).await.is_err());
+    }
+    assert_eq!(a.circuit_state(), Some(CircuitState::Open));
+    assert!(
+        opens_within(&b, Duration::from_secs(5)).await,
+        "a's open never reached b through a full Redis"
+    );
+}
+
 // `Idempotency-Key` answers shared by replicas through Redis.
 #[path = "fleet/idempotency.rs"]
 mod idempotency;

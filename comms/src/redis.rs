@@ -621,10 +621,17 @@ pub fn share_breakers(url: &str, namespace: &str) -> Result<BreakerSync, Error> 
         conn.clone(),
         channel.clone(),
         sender,
-        pending,
+        pending.clone(),
         woken,
+        Arc::downgrade(&link),
     ));
-    runtime.spawn(subscribe(conn, channel, sender, Arc::downgrade(&link)));
+    runtime.spawn(subscribe(
+        conn,
+        channel,
+        sender,
+        Arc::downgrade(&link),
+        pending,
+    ));
     Ok(BreakerSync { link })
 }
 
@@ -691,6 +698,7 @@ async fn publish(
     sender: u64,
     pending: Arc<std::sync::Mutex<Pending>>,
     mut woken: tokio::sync::mpsc::Receiver<()>,
+    link: Weak<Link>,
 ) {
     let mut failing = false;
     let mut backoff = REPUBLISH_BACKOFF.0;
@@ -708,7 +716,12 @@ async fn publish(
         let batch = std::mem::take(&mut *pending.lock().unwrap_or_else(|p| p.into_inner()));
         let mut unsent = Vec::new();
         for (authority, event) in batch {
-            if !publish_one(&conn, &channel, sender, &authority, event, &mut failing).await {
+            // One another replica's transition overtook while it waited is moot.
+            let moot = link
+                .upgrade()
+                .is_none_or(|link| !link.still_holds(&authority, event));
+            if !moot && !publish_one(&conn, &channel, sender, &authority, event, &mut failing).await
+            {
                 unsent.push((authority, event));
             }
         }
@@ -726,8 +739,15 @@ async fn publish(
     }
 }
 
-/// Publishes one transition, and keeps it in the [`opens_key`] hash, in one transaction;
-/// false when Redis did not take it. An open that has already ended is dropped.
+/// Publishes one transition, first keeping it in the [`opens_key`] hash; false when Redis did
+/// not answer, so that it is tried again. An open that has already ended is dropped, and so is
+/// a transition Redis refused (an error reply: no permission to publish, say), which asking
+/// again would not change.
+///
+/// The hash is written first, on its own: a replica subscribing between the two commands then
+/// reads it, and one subscribed before hears the message. A Redis that refuses the write (full
+/// under `noeviction`, a read-only replica) still carries the message, as pub/sub needs no
+/// memory; one that does not answer is asked for both again.
 async fn publish_one(
     conn: &Conn,
     channel: &str,
@@ -741,44 +761,79 @@ async fn publish_one(
     {
         return true;
     }
-    let mut pipe = redis::pipe();
-    pipe.atomic();
-    match event {
-        Remote::Opened { until_unix_ms } => pipe.hset(
-            opens_key(channel),
-            authority,
-            format!("{sender:016x} {until_unix_ms}"),
-        ),
-        Remote::Closed => pipe.hdel(opens_key(channel), authority),
+    let mut keep = redis::cmd(match event {
+        Remote::Opened { .. } => "HSET",
+        Remote::Closed => "HDEL",
+    });
+    keep.arg(opens_key(channel)).arg(authority);
+    if let Remote::Opened { until_unix_ms } = event {
+        keep.arg(format!("{sender:016x} {until_unix_ms}"));
     }
-    .ignore()
-    .publish(channel, encode(sender, authority, event))
-    .ignore();
-    let pipe = &pipe;
-    let sent = conn
-        .run(|mut connection| async move { pipe.query_async::<()>(&mut connection).await })
-        .await;
-    match sent {
-        Ok(()) => {
+    match answered(conn, &keep).await {
+        Ok(Ok(())) => {}
+        Ok(Err(refused)) => {
+            tracing::debug!(error = %refused, "redis refused to keep a breaker transition for later subscribers");
+        }
+        // No answer: neither is sent yet, and both are asked again (a `PUBLISH` alone, should
+        // Redis answer it a moment later, would leave a replica that subscribes after it, a
+        // restarted Redis's, nothing to read).
+        Err(e) => return unanswered(e, failing),
+    }
+    let mut publish = redis::cmd("PUBLISH");
+    publish.arg(channel).arg(encode(sender, authority, event));
+    match answered(conn, &publish).await {
+        Ok(Ok(())) => {
             *failing = false;
             true
         }
-        Err(e) => {
-            if !*failing {
-                *failing = true;
-                tracing::warn!(
-                    error = %e,
-                    "cannot publish a breaker transition; replicas decide alone until it is"
-                );
-            }
-            false
+        Ok(Err(refused)) => {
+            tracing::warn!(error = %refused, "redis refused a breaker transition; not published");
+            true
         }
+        Err(e) => unanswered(e, failing),
     }
 }
 
+/// Notes a transition Redis did not answer for (warning once while it does not), to be asked
+/// again: false.
+fn unanswered(error: BoxError, failing: &mut bool) -> bool {
+    if !*failing {
+        *failing = true;
+        tracing::warn!(
+            %error,
+            "cannot publish a breaker transition; replicas decide alone until it is"
+        );
+    }
+    false
+}
+
+/// Runs `cmd`, its reply ignored: `Ok(Err)` for an error Redis answered with, `Err` when Redis
+/// did not answer (or the connection failed).
+async fn answered(
+    conn: &Conn,
+    cmd: &redis::Cmd,
+) -> Result<Result<(), redis::RedisError>, BoxError> {
+    conn.run(|mut connection| async move {
+        match cmd.query_async::<redis::Value>(&mut connection).await {
+            Ok(_) => Ok(Ok(())),
+            Err(refused) if refused.code().is_some() => Ok(Err(refused)),
+            Err(e) => Err(e),
+        }
+    })
+    .await
+}
+
 /// Applies the opens other replicas keep in the [`opens_key`] hash: those published while this
-/// replica was not subscribed. Best effort: without an answer, the next message will do.
-async fn read_opens(conn: &Conn, channel: &str, sender: u64, link: &Weak<Link>) {
+/// replica was not subscribed, but for targets with a transition of this replica's still to
+/// be published (newer than what the hash says, and about to replace it). Best effort:
+/// without an answer, the next message will do.
+async fn read_opens(
+    conn: &Conn,
+    channel: &str,
+    sender: u64,
+    link: &Weak<Link>,
+    pending: &std::sync::Mutex<Pending>,
+) {
     let mut cmd = redis::cmd("HGETALL");
     cmd.arg(opens_key(channel));
     let opens = match conn
@@ -802,7 +857,11 @@ async fn read_opens(conn: &Conn, channel: &str, sender: u64, link: &Weak<Link>) 
         }) else {
             continue;
         };
-        if from != sender && until > now {
+        let ours = pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&authority);
+        if from != sender && until > now && !ours {
             link.apply(
                 &authority,
                 Remote::Opened {
@@ -813,7 +872,13 @@ async fn read_opens(conn: &Conn, channel: &str, sender: u64, link: &Weak<Link>) 
     }
 }
 
-async fn subscribe(conn: Arc<Conn>, channel: String, sender: u64, link: Weak<Link>) {
+async fn subscribe(
+    conn: Arc<Conn>,
+    channel: String,
+    sender: u64,
+    link: Weak<Link>,
+    pending: Arc<std::sync::Mutex<Pending>>,
+) {
     const FIRST_WAIT: Duration = Duration::from_millis(100);
     /// How long a subscription must have lasted for its loss to start the waits afresh.
     const STEADY: Duration = Duration::from_secs(1);
@@ -822,7 +887,7 @@ async fn subscribe(conn: Arc<Conn>, channel: String, sender: u64, link: Weak<Lin
         let Some(strong) = link.upgrade() else { return };
         drop(strong);
         let began = Instant::now();
-        match listen(&conn, &channel, sender, &link).await {
+        match listen(&conn, &channel, sender, &link, &pending).await {
             Ok(()) => return,
             Err(e) => {
                 // A subscription that held for a while and was then lost starts waiting
@@ -853,6 +918,7 @@ async fn listen(
     channel: &str,
     sender: u64,
     link: &Weak<Link>,
+    pending: &std::sync::Mutex<Pending>,
 ) -> Result<(), redis::RedisError> {
     use futures_core::Stream;
     let lost = |why: &str| redis::RedisError::from(std::io::Error::other(why.to_owned()));
@@ -872,7 +938,7 @@ async fn listen(
     }
     // Subscribed: what is published from now on arrives as messages, and what was published
     // before (while this replica was not listening) is read from the hash of opens.
-    read_opens(conn, channel, sender, link).await;
+    read_opens(conn, channel, sender, link, pending).await;
     let (mut sink, mut messages) = pubsub.split();
     loop {
         let next = std::future::poll_fn(|cx| Pin::new(&mut messages).poll_next(cx));

@@ -103,6 +103,27 @@ impl Link {
         (self.publish)(authority, event);
     }
 
+    /// Whether a local transition for `authority`, still to be published, says what this
+    /// process's breakers hold now: an open while one of them is open, a close while none is.
+    /// One another replica's transition overtook since (a remote close applied to an open
+    /// breaker) is moot, and publishing it would undo that transition everywhere else.
+    // Only a fleet backend (the `redis` feature) publishes late.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn still_holds(&self, authority: &str, event: Remote) -> bool {
+        let members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+        let open = members
+            .breakers
+            .get(authority)
+            .into_iter()
+            .flatten()
+            .filter_map(std::sync::Weak::upgrade)
+            .any(|breaker| breaker.state() == CircuitState::Open);
+        match event {
+            Remote::Opened { .. } => open,
+            Remote::Closed => !open,
+        }
+    }
+
     /// Applies a transition another replica published for `authority`.
     // Only a fleet backend (the `redis` feature) links breakers across processes.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
@@ -226,6 +247,34 @@ impl Breaker {
 mod tests {
     use super::super::{BreakerConfig, CircuitState as State};
     use super::*;
+
+    #[test]
+    fn a_transition_another_replicas_overtook_is_no_longer_held() {
+        let sync = BreakerSync {
+            link: Arc::new(Link::new(|_, _| {})),
+        };
+        let config = BreakerConfig::default()
+            .failure_threshold(1)
+            .open_for(Duration::from_secs(60));
+        let authority = "http://still-holds:1";
+        let breaker = Breaker::shared(authority, &config, Some(&sync));
+        let opened = Remote::Opened {
+            until_unix_ms: unix_millis() + 60_000,
+        };
+        assert!(sync.link.still_holds(authority, Remote::Closed));
+        assert!(!sync.link.still_holds(authority, opened));
+        breaker.admit().unwrap().record(true);
+        assert_eq!(breaker.state(), State::Open);
+        // Its open, waiting to be published, is what it holds.
+        assert!(sync.link.still_holds(authority, opened));
+        assert!(!sync.link.still_holds(authority, Remote::Closed));
+        // Another replica's close arrives first: the open waiting here is moot.
+        sync.link.apply(authority, Remote::Closed);
+        assert_eq!(breaker.state(), State::Closed);
+        assert!(!sync.link.still_holds(authority, opened));
+        // A target no breaker here holds has no open to publish.
+        assert!(!sync.link.still_holds("http://nobody:1", opened));
+    }
 
     #[test]
     fn a_links_idle_breakers_are_let_go_and_an_open_for_one_reaches_the_next() {
