@@ -436,17 +436,19 @@ impl TransportWhen {
 }
 
 /// Whether `error`, or an error under it, is hyper refusing what the peer sent as not HTTP
-/// (its head, or a chunked body's framing, which its decoder reports as invalid data or input
-/// under a body error), rather than the connection failing.
+/// (its head, or a chunked body's framing, which its decoder reports as an I/O error of kind
+/// invalid input, or invalid data naming a chunk), rather than the connection failing. A TLS
+/// error after the handshake is invalid data too, and is not taken for one.
 fn unreadable(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut next = Some(error);
     while let Some(error) = next {
         if let Some(hyper) = error.downcast_ref::<hyper::Error>() {
-            let invalid = |io: &std::io::Error| {
-                matches!(
-                    io.kind(),
-                    std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput
-                )
+            let invalid = |io: &std::io::Error| match io.kind() {
+                std::io::ErrorKind::InvalidInput => true,
+                std::io::ErrorKind::InvalidData => io
+                    .get_ref()
+                    .is_some_and(|inner| inner.to_string().contains("chunk")),
+                _ => false,
             };
             return hyper.is_parse()
                 || std::error::Error::source(hyper)

@@ -274,3 +274,48 @@ async fn baggage_is_carried_through_a_served_request() {
     call.with_context(cx).await.unwrap();
     assert_eq!(c.requests()[0].header("baggage"), Some("tenant=acme"));
 }
+
+/// A → B → C at the default `INFO` level, B's handler adding baggage of its own: C gets A's
+/// entry and B's, the span's baggage and the current context's merged, not the one replacing
+/// the other.
+#[tokio::test]
+async fn baggage_a_handler_adds_joins_what_its_request_carried() {
+    composite_propagator();
+    let _guard = subscriber_at(tracing_subscriber::filter::LevelFilter::INFO);
+    let c = TestServer::always(Reply::ok_json(serde_json::json!({}))).await;
+    let c_url = c.url();
+    let b_app = Router::new()
+        .route(
+            "/relay",
+            get(move || {
+                let c_url = c_url.clone();
+                async move {
+                    let cx =
+                        opentelemetry::Context::current_with_baggage([KeyValue::new("hop", "b")]);
+                    let exec = plain_executor(&c_url, "billing", SECRET);
+                    let call = {
+                        let _attached = cx.clone().attach();
+                        exec.execute(item(9))
+                    };
+                    call.with_context(cx).await.unwrap();
+                    "relayed"
+                }
+            }),
+        )
+        .layer(VerifyLayer::new(Verifier::new().service("billing", SECRET)));
+    let b_url = serve(b_app).await;
+    let exec = plain_executor(&b_url, "billing", SECRET);
+    let cx = opentelemetry::Context::new().with_baggage([KeyValue::new("tenant", "acme")]);
+    let call = {
+        let _attached = cx.clone().attach();
+        exec.execute(Call::get("/relay").route("/relay"))
+    };
+    call.with_context(cx).await.unwrap();
+    let baggage = c.requests()[0]
+        .header("baggage")
+        .unwrap_or_default()
+        .to_owned();
+    let mut entries: Vec<&str> = baggage.split(',').map(str::trim).collect();
+    entries.sort_unstable();
+    assert_eq!(entries, ["hop=b", "tenant=acme"], "{baggage}");
+}

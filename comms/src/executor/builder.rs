@@ -421,12 +421,17 @@ fn parse_base_url(raw: &str) -> Result<(reqwest::Url, String, String), Error> {
 ///
 /// A password may hold a `/`, `?`, `#` or `@` (which a URL parser then takes for the path's,
 /// the query's or the host's start), so everything before the last `@` is hidden, wherever it
-/// is. A base URL with an `@` in its path or query has more hidden than it needs; none that
-/// is accepted has one there.
+/// is. When a `?` or `#` comes before that `@`, the `@` may as well be in the query (`?key=a@b`)
+/// as in a password, and all but the scheme is hidden. A base URL with an `@` in its path has
+/// more hidden than it needs; none that is accepted has one there.
 fn without_credentials(raw: &str) -> Cow<'_, str> {
     let start = raw.find("://").map_or(0, |at| at + 3);
     let (scheme, rest) = raw.split_at(start);
+    let query_at = rest.find(['?', '#']);
     let (credentials, rest) = match rest.rfind('@') {
+        Some(at) if query_at.is_some_and(|query| query < at) => {
+            return format!("{scheme}***").into();
+        }
         Some(at) => ("***", &rest[at..]),
         None => ("", rest),
     };
@@ -459,22 +464,23 @@ mod tests {
             let err = parse_base_url(raw).map(|_| ()).unwrap_err().to_string();
             assert!(err.contains(shown), "{err}");
         }
-        // A password with a `/`, `?` or `#` in it.
-        for raw in [
-            "http://svc:hun/ter2@users.internal:8080",
-            "http://svc:hun?ter2@users.internal:8080",
-            "http://svc:hun#ter2@users.internal:8080/api",
+        // A password with a `/`, `?` or `#` in it (after a `?` or `#`, an `@` may be the
+        // query's: all is hidden).
+        for (raw, shown_as) in [
+            (
+                "http://svc:hun/ter2@users.internal:8080",
+                "http://***@users.internal:8080",
+            ),
+            ("http://svc:hun?ter2@users.internal:8080", "http://***"),
+            ("http://svc:hun#ter2@users.internal:8080/api", "http://***"),
+            ("http://users.internal/api?key=abc@s3cr3tTail", "http://***"),
         ] {
             let shown = without_credentials(raw);
-            assert!(!shown.contains("ter2"), "{shown}");
+            assert_eq!(shown, shown_as);
             // Nor does the reason the URL is refused quote the password's first piece, which a
             // URL parser reads as a port.
             let err = parse_base_url(raw).map(|_| ()).unwrap_err().to_string();
-            assert!(!err.contains("hun"), "{err}");
-            assert!(
-                shown.starts_with("http://***@users.internal:8080"),
-                "{shown}"
-            );
+            assert!(!err.contains("hun") && !err.contains("s3cr3t"), "{err}");
         }
         // A password with both an `@` and a `/`.
         let shown = without_credentials("http://svc:p@ss/w0rd@users.internal:8080/api");

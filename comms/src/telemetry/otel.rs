@@ -403,9 +403,9 @@ fn attempt_span_enabled() -> bool {
 ///
 /// The `tracing` span is asked first: tracing-opentelemetry also makes an entered span's
 /// context the current one, but only while its context activation is on; with it off, the
-/// current context could be an outer span's. Its baggage, though, is the current context's
-/// when that has any: an application attaches baggage to the current context, after its span
-/// was made, and a composite propagator would otherwise send none.
+/// current context could be an outer span's. Its baggage, though, takes the current context's
+/// entries over the span's: an application attaches baggage to the current context, after its
+/// span was made, and a composite propagator would otherwise send none of it.
 fn callers_context() -> Context {
     let span = tracing::Span::current();
     if !span.is_disabled() {
@@ -413,12 +413,24 @@ fn callers_context() -> Context {
         if cx.span().span_context().is_valid() {
             return Context::map_current(|current| match current.baggage() {
                 baggage if baggage.is_empty() => cx,
-                baggage => cx.with_baggage(
-                    baggage
-                        .iter()
-                        .map(|(key, (value, meta))| (key.clone(), (value.clone(), meta.clone())))
-                        .collect::<opentelemetry::baggage::Baggage>(),
-                ),
+                baggage => {
+                    // The span's entries, then the current context's, which replace any of the
+                    // same name.
+                    let entries = |b: &opentelemetry::baggage::Baggage| {
+                        b.iter()
+                            .map(|(key, (value, meta))| {
+                                (key.clone(), (value.clone(), meta.clone()))
+                            })
+                            .collect::<Vec<_>>()
+                    };
+                    let mut merged = entries(cx.baggage());
+                    merged.extend(entries(baggage));
+                    cx.with_baggage(
+                        merged
+                            .into_iter()
+                            .collect::<opentelemetry::baggage::Baggage>(),
+                    )
+                }
             });
         }
     }
