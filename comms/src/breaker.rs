@@ -133,7 +133,8 @@ impl BreakerConfig {
         self
     }
 
-    /// How many calls are let through while half-open. At least 1.
+    /// How many calls are let through while half-open. At least 1, at most 4,194,303 (what
+    /// the breaker's one word counts).
     pub fn half_open_probes(mut self, n: u32) -> Self {
         self.half_open_probes = n.clamp(1, state::MAX_PROBES);
         self

@@ -188,6 +188,11 @@ mod tests {
     }
 
     #[test]
+    fn the_word_counts_the_documented_most_probes() {
+        assert_eq!(MAX_PROBES, 4_194_303);
+    }
+
+    #[test]
     fn a_period_holds_the_generations_of_its_restarts_only() {
         let open = Word {
             state: State::Open,
