@@ -6,8 +6,6 @@
 
 use super::*;
 
-use opentelemetry::baggage::BaggageExt as _;
-use opentelemetry::context::FutureExt as _;
 use opentelemetry::propagation::TextMapCompositePropagator;
 use opentelemetry_sdk::propagation::BaggagePropagator;
 use tracing::Instrument as _;
@@ -18,10 +16,7 @@ use tracing::Instrument as _;
 #[tokio::test]
 async fn server_url_query_redacts_the_aws_sigv4_keys() {
     let (spans, _guard) = record_spans();
-    let app = Router::new()
-        .route("/presigned", get(|| async { "ok" }))
-        .layer(VerifyLayer::new(Verifier::new().service("billing", SECRET)));
-    let url = serve(app).await;
+    let url = serve_verified(Router::new().route("/presigned", get(|| async { "ok" }))).await;
     plain_executor(&url, "billing", SECRET)
         .execute(
             Call::get("/presigned")
@@ -35,10 +30,7 @@ async fn server_url_query_redacts_the_aws_sigv4_keys() {
         .unwrap();
 
     let spans = spans.get_finished_spans().unwrap();
-    let server = spans
-        .iter()
-        .find(|s| s.span_kind == SpanKind::Server)
-        .unwrap_or_else(|| panic!("a SERVER span: {spans:#?}"));
+    let server = server_span(&spans);
     assert_eq!(
         text(server, "url.query").as_deref(),
         Some(
@@ -52,20 +44,14 @@ async fn server_url_query_redacts_the_aws_sigv4_keys() {
 #[tokio::test]
 async fn server_duration_has_the_protocol_version() {
     let (spans, _guard) = record_spans();
-    let app = Router::new()
-        .route("/proto-version", get(|| async { "ok" }))
-        .layer(VerifyLayer::new(Verifier::new().service("billing", SECRET)));
-    let url = serve(app).await;
+    let url = serve_verified(Router::new().route("/proto-version", get(|| async { "ok" }))).await;
     plain_executor(&url, "billing", SECRET)
         .execute(Call::get("/proto-version").route("/proto-version"))
         .await
         .unwrap();
 
     let spans = spans.get_finished_spans().unwrap();
-    let server = spans
-        .iter()
-        .find(|s| s.span_kind == SpanKind::Server)
-        .unwrap();
+    let server = server_span(&spans);
     assert_eq!(
         text(server, "network.protocol.version").as_deref(),
         Some("1.1")
@@ -122,10 +108,7 @@ async fn server_span_has_no_opt_in_client_port_by_default() {
         .unwrap();
 
     let spans = spans.get_finished_spans().unwrap();
-    let server = spans
-        .iter()
-        .find(|s| s.span_kind == SpanKind::Server)
-        .unwrap();
+    let server = server_span(&spans);
     // Recommended, and set: the peer.
     assert_eq!(text(server, "client.address").as_deref(), Some("127.0.0.1"));
     assert_eq!(attr(server, "client.port"), None);
@@ -149,10 +132,7 @@ async fn an_ipv6_server_address_is_the_same_on_both_sides() {
         .unwrap();
 
     let spans = spans.get_finished_spans().unwrap();
-    let server = spans
-        .iter()
-        .find(|s| s.span_kind == SpanKind::Server)
-        .unwrap_or_else(|| panic!("a SERVER span: {spans:#?}"));
+    let server = server_span(&spans);
     let client = spans
         .iter()
         .find(|s| s.span_kind == SpanKind::Client)
@@ -191,16 +171,17 @@ fn subscriber_at(
     tracing::subscriber::set_default(subscriber)
 }
 
+/// A context of its own, with the baggage entry `tenant=acme`.
+fn tenant_acme() -> opentelemetry::Context {
+    opentelemetry::Context::new().with_baggage([KeyValue::new("tenant", "acme")])
+}
+
 /// A call made in the application's `handling` span, with baggage in the current context
 /// (attached while the call is made and while it is polled).
 async fn call_with_baggage(exec: &Executor) {
     async {
         let cx = opentelemetry::Context::current_with_baggage([KeyValue::new("tenant", "acme")]);
-        let call = {
-            let _attached = cx.clone().attach();
-            exec.execute(item(4))
-        };
-        call.with_context(cx).await.unwrap();
+        execute_in(cx, exec, item(4)).await;
     }
     .instrument(tracing::info_span!("handling"))
     .await;
@@ -247,31 +228,7 @@ async fn baggage_travels_when_the_call_span_is_on() {
 async fn baggage_is_carried_through_a_served_request() {
     composite_propagator();
     let _guard = subscriber_at(tracing_subscriber::filter::LevelFilter::DEBUG);
-    let c = TestServer::always(Reply::ok_json(serde_json::json!({}))).await;
-    let c_url = c.url();
-    let b_app = Router::new()
-        .route(
-            "/relay",
-            get(move || {
-                let c_url = c_url.clone();
-                async move {
-                    plain_executor(&c_url, "billing", SECRET)
-                        .execute(item(9))
-                        .await
-                        .unwrap();
-                    "relayed"
-                }
-            }),
-        )
-        .layer(VerifyLayer::new(Verifier::new().service("billing", SECRET)));
-    let b_url = serve(b_app).await;
-    let exec = plain_executor(&b_url, "billing", SECRET);
-    let cx = opentelemetry::Context::new().with_baggage([KeyValue::new("tenant", "acme")]);
-    let call = {
-        let _attached = cx.clone().attach();
-        exec.execute(Call::get("/relay").route("/relay"))
-    };
-    call.with_context(cx).await.unwrap();
+    let c = relay_through_b(tenant_acme(), None).await;
     assert_eq!(c.requests()[0].header("baggage"), Some("tenant=acme"));
 }
 
@@ -282,35 +239,7 @@ async fn baggage_is_carried_through_a_served_request() {
 async fn baggage_a_handler_adds_joins_what_its_request_carried() {
     composite_propagator();
     let _guard = subscriber_at(tracing_subscriber::filter::LevelFilter::INFO);
-    let c = TestServer::always(Reply::ok_json(serde_json::json!({}))).await;
-    let c_url = c.url();
-    let b_app = Router::new()
-        .route(
-            "/relay",
-            get(move || {
-                let c_url = c_url.clone();
-                async move {
-                    let cx =
-                        opentelemetry::Context::current_with_baggage([KeyValue::new("hop", "b")]);
-                    let exec = plain_executor(&c_url, "billing", SECRET);
-                    let call = {
-                        let _attached = cx.clone().attach();
-                        exec.execute(item(9))
-                    };
-                    call.with_context(cx).await.unwrap();
-                    "relayed"
-                }
-            }),
-        )
-        .layer(VerifyLayer::new(Verifier::new().service("billing", SECRET)));
-    let b_url = serve(b_app).await;
-    let exec = plain_executor(&b_url, "billing", SECRET);
-    let cx = opentelemetry::Context::new().with_baggage([KeyValue::new("tenant", "acme")]);
-    let call = {
-        let _attached = cx.clone().attach();
-        exec.execute(Call::get("/relay").route("/relay"))
-    };
-    call.with_context(cx).await.unwrap();
+    let c = relay_through_b(tenant_acme(), Some(KeyValue::new("hop", "b"))).await;
     let baggage = c.requests()[0]
         .header("baggage")
         .unwrap_or_default()

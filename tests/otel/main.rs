@@ -20,6 +20,8 @@ use comms::service_client;
 use comms::verify::{Verifier, VerifyLayer};
 use comms::{BreakerConfig, Call, Error, Executor, RetryConfig};
 use comms_tests::{Reply, TestServer, fast_retry, plain_executor, serve, traceparent};
+use opentelemetry::baggage::BaggageExt as _;
+use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{SpanKind, Status, TracerProvider as _};
 use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
@@ -153,6 +155,56 @@ fn text(span: &SpanData, key: &str) -> Option<String> {
 
 fn spans_named<'a>(spans: &'a [SpanData], name: &str) -> Vec<&'a SpanData> {
     spans.iter().filter(|s| s.name == name).collect()
+}
+
+/// The one SERVER span among `spans` (the first, should there be more); none fails the test,
+/// showing every span.
+fn server_span(spans: &[SpanData]) -> &SpanData {
+    spans
+        .iter()
+        .find(|s| s.span_kind == SpanKind::Server)
+        .unwrap_or_else(|| panic!("a SERVER span: {spans:#?}"))
+}
+
+/// Serves `app` behind a `VerifyLayer` that knows the `billing` caller: its URL.
+async fn serve_verified(app: Router) -> String {
+    serve(app.layer(VerifyLayer::new(Verifier::new().service("billing", SECRET)))).await
+}
+
+/// `call`, made and polled with `cx` as the current context.
+async fn execute_in(cx: opentelemetry::Context, exec: &Executor, call: Call) -> comms::Response {
+    let call = {
+        let _attached = cx.clone().attach();
+        exec.execute(call)
+    };
+    call.with_context(cx).await.unwrap()
+}
+
+/// C, and B: a route behind `VerifyLayer` whose handler calls C, in its current context with
+/// `b_adds` added to the baggage; then A's call to B, made in `a_cx`. Returns C, which
+/// recorded what B sent it.
+async fn relay_through_b(a_cx: opentelemetry::Context, b_adds: Option<KeyValue>) -> TestServer {
+    let c = TestServer::always(Reply::ok_json(serde_json::json!({"from": "c"}))).await;
+    let c_url = c.url();
+    let b_app = Router::new().route(
+        "/relay",
+        get(move || {
+            let (c_url, b_adds) = (c_url.clone(), b_adds.clone());
+            async move {
+                let cx = match b_adds {
+                    Some(entry) => opentelemetry::Context::current_with_baggage([entry]),
+                    None => opentelemetry::Context::current(),
+                };
+                let to_c = plain_executor(&c_url, "billing", SECRET);
+                execute_in(cx, &to_c, item(9)).await;
+                "relayed"
+            }
+        }),
+    );
+    let b_url = serve_verified(b_app).await;
+    let to_b = plain_executor(&b_url, "billing", SECRET);
+    execute_in(a_cx, &to_b, Call::get("/relay").route("/relay")).await;
+    c
 }
 
 /// The one span named `name`; any other count fails the test, showing every span.

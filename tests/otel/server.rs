@@ -3,41 +3,13 @@
 
 use super::*;
 
-/// C, and B: a route behind `VerifyLayer` whose handler calls C; then A's call to B. Returns
-/// C, which recorded what B sent it.
-async fn relay_through_b() -> TestServer {
-    let c = TestServer::always(Reply::ok_json(serde_json::json!({"from": "c"}))).await;
-    let c_url = c.url();
-    let b_app = Router::new()
-        .route(
-            "/relay",
-            get(move || {
-                let c_url = c_url.clone();
-                async move {
-                    let to_c = plain_executor(&c_url, "billing", SECRET);
-                    to_c.execute(item(9)).await.unwrap();
-                    "relayed"
-                }
-            }),
-        )
-        .layer(VerifyLayer::new(Verifier::new().service("billing", SECRET)));
-    let b_url = serve(b_app).await;
-    plain_executor(&b_url, "billing", SECRET)
-        .execute(Call::get("/relay").route("/relay"))
-        .await
-        .unwrap();
-    c
-}
-
 /// A SERVER span has what the conventions ask of one beside the path: the query (a signed
 /// URL's credentials redacted), the protocol's version and the caller's user agent.
 #[tokio::test]
 async fn a_server_span_has_the_query_the_protocol_version_and_the_user_agent() {
     let (spans, _guard) = record_spans();
-    let app = Router::new()
-        .route("/search", get(|| async { "found" }))
-        .layer(VerifyLayer::new(Verifier::new().service("billing", SECRET)));
-    let url = serve(app).await;
+    let app = Router::new().route("/search", get(|| async { "found" }));
+    let url = serve_verified(app).await;
     plain_executor(&url, "billing", SECRET)
         .execute(
             Call::get("/search")
@@ -50,10 +22,7 @@ async fn a_server_span_has_the_query_the_protocol_version_and_the_user_agent() {
         .unwrap();
 
     let spans = spans.get_finished_spans().unwrap();
-    let server = spans
-        .iter()
-        .find(|s| s.span_kind == SpanKind::Server)
-        .unwrap_or_else(|| panic!("a SERVER span: {spans:#?}"));
+    let server = server_span(&spans);
     assert_eq!(text(server, "url.path").as_deref(), Some("/search"));
     assert_eq!(
         text(server, "url.query").as_deref(),
@@ -145,7 +114,7 @@ async fn a_server_span_has_the_callers_address_when_axum_was_given_it() {
 #[tokio::test]
 async fn a_chain_of_services_shares_one_trace() {
     let (spans, _guard) = record_spans();
-    let c = relay_through_b().await;
+    let c = relay_through_b(opentelemetry::Context::current(), None).await;
 
     let spans = spans.get_finished_spans().unwrap();
     let kind = |kind: SpanKind| {
@@ -351,7 +320,7 @@ async fn an_idempotent_method_whose_server_span_is_left_out_continues_the_trace(
 #[tokio::test]
 async fn a_server_span_a_filter_leaves_out_still_continues_the_trace() {
     let (spans, _guard) = record_spans_but_servers();
-    let c = relay_through_b().await;
+    let c = relay_through_b(opentelemetry::Context::current(), None).await;
 
     let spans = spans.get_finished_spans().unwrap();
     assert!(
@@ -785,10 +754,7 @@ async fn a_request_lines_scheme_does_not_name_the_servers_series() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     meters();
-    let app = Router::new()
-        .route("/any-scheme", get(|| async { "ok" }))
-        .layer(VerifyLayer::new(Verifier::new().service("billing", SECRET)));
-    let url = serve(app).await;
+    let url = serve_verified(Router::new().route("/any-scheme", get(|| async { "ok" }))).await;
     let authority = url.trim_start_matches("http://").to_owned();
     for scheme in ["x1", "x2", "x3"] {
         let mut stream = tokio::net::TcpStream::connect(&authority).await.unwrap();
@@ -976,10 +942,7 @@ async fn a_service_that_fails_to_answer_is_not_a_cancelled_request() {
     assert!(service.call(request).await.is_err());
 
     let spans = spans.get_finished_spans().unwrap();
-    let served = spans
-        .iter()
-        .find(|s| s.span_kind == SpanKind::Server)
-        .unwrap_or_else(|| panic!("a SERVER span: {spans:#?}"));
+    let served = server_span(&spans);
     assert_eq!(text(served, "url.path").as_deref(), Some("/fails"));
     assert_eq!(text(served, "error.type").as_deref(), Some("_OTHER"));
     assert!(matches!(served.status, Status::Error { .. }));
