@@ -250,6 +250,19 @@ async fn a_nonce_store_outage_is_a_503_that_clients_retry() {
 
 /// Sends one command to the Redis at `url` (no password) and returns its reply line, such as
 /// `:1234` for an integer: a look at what the store wrote, without a client of our own.
+/// Fills the Redis at `url` as `noeviction` would find it full: a limit below what it uses
+/// already, so that it refuses every write, and still answers everything else.
+async fn fill(url: &str) {
+    assert_eq!(
+        redis_command(url, &["CONFIG", "SET", "maxmemory-policy", "noeviction"]).await,
+        "+OK"
+    );
+    assert_eq!(
+        redis_command(url, &["CONFIG", "SET", "maxmemory", "1"]).await,
+        "+OK"
+    );
+}
+
 async fn redis_command(url: &str, args: &[&str]) -> String {
     let address = url
         .trim_start_matches("redis://")
@@ -1328,15 +1341,7 @@ async fn with_noeviction_a_full_redis_refuses_requests_rather_than_forget_nonces
     let b = replica(RedisNonceStore::new(&url).unwrap().namespace("full"));
     let requests = genuine(2).await;
     check(&a, &requests[0]).await.unwrap();
-    assert_eq!(
-        redis_command(&url, &["CONFIG", "SET", "maxmemory-policy", "noeviction"]).await,
-        "+OK"
-    );
-    // A limit below what Redis uses already: every write is refused.
-    assert_eq!(
-        redis_command(&url, &["CONFIG", "SET", "maxmemory", "1"]).await,
-        "+OK"
-    );
+    fill(&url).await;
     let replay = check(&b, &requests[0]).await;
     assert!(matches!(replay, Err(VerifyError::Replayed)), "{replay:?}");
     let refused = check(&b, &requests[1]).await;
@@ -1624,14 +1629,7 @@ async fn a_replay_recorded_in_a_full_redis_is_refused_under_local_only() {
             .when_unavailable(WhenUnavailable::LocalOnly),
     );
     check(&a, &requests[0]).await.expect("accepted once, at a");
-    assert_eq!(
-        redis_command(&url, &["CONFIG", "SET", "maxmemory-policy", "noeviction"]).await,
-        "+OK"
-    );
-    assert_eq!(
-        redis_command(&url, &["CONFIG", "SET", "maxmemory", "1"]).await,
-        "+OK"
-    );
+    fill(&url).await;
     let replay = check(&b, &requests[0]).await;
     assert!(
         matches!(replay, Err(VerifyError::Replayed)),
@@ -1658,14 +1656,7 @@ async fn a_full_redis_still_carries_breaker_transitions() {
     let a = slow_closing_caller(&server.url(), sync_a.clone());
     let b = slow_closing_caller(&server.url(), sync_b.clone());
     assert!(b.execute(Call::get("/x")).await.is_err());
-    assert_eq!(
-        redis_command(&url, &["CONFIG", "SET", "maxmemory-policy", "noeviction"]).await,
-        "+OK"
-    );
-    assert_eq!(
-        redis_command(&url, &["CONFIG", "SET", "maxmemory", "1"]).await,
-        "+OK"
-    );
+    fill(&url).await;
     assert!(
         redis_command(&url, &["HSET", "probe", "f", "v"])
             .await
