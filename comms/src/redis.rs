@@ -593,7 +593,7 @@ pub fn share_breakers(url: &str, namespace: &str) -> Result<BreakerSync, Error> 
             "share_breakers must be called inside a Tokio runtime",
         )
     })?;
-    let conn = Arc::new(Conn::open(url, DEFAULT_REDIS_TIMEOUT, false)?);
+    let conn = Conn::open(url, DEFAULT_REDIS_TIMEOUT, false)?;
     let channel = breaker_channel(
         namespace,
         conn.client.get_connection_info().redis_settings().db(),
@@ -617,21 +617,15 @@ pub fn share_breakers(url: &str, namespace: &str) -> Result<BreakerSync, Error> 
         // Full: the publisher has been woken and not yet taken what is pending.
         let _ = wake.try_send(());
     }));
-    runtime.spawn(publish(
-        conn.clone(),
-        channel.clone(),
-        sender,
-        pending.clone(),
-        woken,
-        Arc::downgrade(&link),
-    ));
-    runtime.spawn(subscribe(
+    let shared = Arc::new(BreakerChannel {
         conn,
-        channel,
+        name: channel,
         sender,
-        Arc::downgrade(&link),
+        link: Arc::downgrade(&link),
         pending,
-    ));
+    });
+    runtime.spawn(publish(shared.clone(), woken));
+    runtime.spawn(subscribe(shared));
     Ok(BreakerSync { link })
 }
 
@@ -679,7 +673,7 @@ fn decode(message: &str) -> Option<(u64, Remote, &str)> {
 type Pending = std::collections::HashMap<String, Remote>;
 
 /// The hash beside the breaker channel holding the targets open now, by authority: each as
-/// `<sender> <until>` (both as in a message). A replica whose subscription was down when an
+/// the message that announced it. A replica whose subscription was down when an
 /// open was published (Redis restarted, its connection lost) reads it here once subscribed
 /// again. An open is removed on its close; one left by a replica that died before its close is
 /// read as over once its `until` has passed (one field per target, however many times it
@@ -688,18 +682,23 @@ fn opens_key(channel: &str) -> String {
     format!("{channel}:open")
 }
 
+/// What the breaker channel's two tasks share: the connection, the channel's name, this
+/// replica's id on it, the link whose breakers they serve (weak: the clients using the sync
+/// keep it alive, and the tasks end with it), and its transitions still to be published.
+struct BreakerChannel {
+    conn: Conn,
+    name: String,
+    sender: u64,
+    link: Weak<Link>,
+    pending: Arc<std::sync::Mutex<Pending>>,
+}
+
 /// The waits between attempts to publish what could not be, while Redis does not answer.
 const REPUBLISH_BACKOFF: (Duration, Duration) =
     (Duration::from_millis(100), Duration::from_secs(2));
 
-async fn publish(
-    conn: Arc<Conn>,
-    channel: String,
-    sender: u64,
-    pending: Arc<std::sync::Mutex<Pending>>,
-    mut woken: tokio::sync::mpsc::Receiver<()>,
-    link: Weak<Link>,
-) {
+async fn publish(channel: Arc<BreakerChannel>, mut woken: tokio::sync::mpsc::Receiver<()>) {
+    let pending = &channel.pending;
     let mut failing = false;
     let mut backoff = REPUBLISH_BACKOFF.0;
     let mut retrying = false;
@@ -717,11 +716,11 @@ async fn publish(
         let mut unsent = Vec::new();
         for (authority, event) in batch {
             // One another replica's transition overtook while it waited is moot.
-            let moot = link
+            let moot = channel
+                .link
                 .upgrade()
                 .is_none_or(|link| !link.still_holds(&authority, event));
-            if !moot && !publish_one(&conn, &channel, sender, &authority, event, &mut failing).await
-            {
+            if !moot && !channel.publish_one(&authority, event, &mut failing).await {
                 unsent.push((authority, event));
             }
         }
@@ -739,58 +738,98 @@ async fn publish(
     }
 }
 
-/// Publishes one transition, first keeping it in the [`opens_key`] hash; false when Redis did
-/// not answer, so that it is tried again. An open that has already ended is dropped, and so is
-/// a transition Redis refused (an error reply: no permission to publish, say), which asking
-/// again would not change.
-///
-/// The hash is written first, on its own: a replica subscribing between the two commands then
-/// reads it, and one subscribed before hears the message. A Redis that refuses the write (full
-/// under `noeviction`, a read-only replica) still carries the message, as pub/sub needs no
-/// memory; one that does not answer is asked for both again.
-async fn publish_one(
-    conn: &Conn,
-    channel: &str,
-    sender: u64,
-    authority: &str,
-    event: Remote,
-    failing: &mut bool,
-) -> bool {
-    if let Remote::Opened { until_unix_ms } = event
-        && until_unix_ms <= crate::breaker::unix_millis()
-    {
-        return true;
-    }
-    let mut keep = redis::cmd(match event {
-        Remote::Opened { .. } => "HSET",
-        Remote::Closed => "HDEL",
-    });
-    keep.arg(opens_key(channel)).arg(authority);
-    if let Remote::Opened { until_unix_ms } = event {
-        keep.arg(format!("{sender:016x} {until_unix_ms}"));
-    }
-    match answered(conn, &keep).await {
-        Ok(Ok(())) => {}
-        Ok(Err(refused)) => {
-            tracing::debug!(error = %refused, "redis refused to keep a breaker transition for later subscribers");
+impl BreakerChannel {
+    /// Publishes one transition, first keeping it in the [`opens_key`] hash; false when Redis
+    /// did not answer, so that it is tried again. An open that has already ended is dropped,
+    /// and so is a transition Redis refused (an error reply: no permission to publish, say),
+    /// which asking again would not change.
+    ///
+    /// The hash is written first, on its own: a replica subscribing between the two commands
+    /// then reads it, and one subscribed before hears the message. A Redis that refuses the
+    /// write (full under `noeviction`, a read-only replica) still carries the message, as
+    /// pub/sub needs no memory; one that does not answer is asked for both again.
+    async fn publish_one(&self, authority: &str, event: Remote, failing: &mut bool) -> bool {
+        if let Remote::Opened { until_unix_ms } = event
+            && until_unix_ms <= crate::breaker::unix_millis()
+        {
+            return true;
         }
-        // No answer: neither is sent yet, and both are asked again (a `PUBLISH` alone, should
-        // Redis answer it a moment later, would leave a replica that subscribes after it, a
-        // restarted Redis's, nothing to read).
-        Err(e) => return unanswered(e, failing),
+        let message = encode(self.sender, authority, event);
+        let mut keep = redis::cmd(match event {
+            Remote::Opened { .. } => "HSET",
+            Remote::Closed => "HDEL",
+        });
+        keep.arg(opens_key(&self.name)).arg(authority);
+        if let Remote::Opened { .. } = event {
+            keep.arg(&message);
+        }
+        match answered(&self.conn, &keep).await {
+            Ok(Ok(())) => {}
+            Ok(Err(refused)) => {
+                tracing::debug!(
+                    error = %refused,
+                    "redis refused to keep a breaker transition for later subscribers"
+                );
+            }
+            // No answer: neither is sent yet, and both are asked again (a `PUBLISH` alone,
+            // should Redis answer it a moment later, would leave a replica that subscribes
+            // after it, a restarted Redis's, nothing to read).
+            Err(e) => return unanswered(e, failing),
+        }
+        let mut publish = redis::cmd("PUBLISH");
+        publish.arg(&self.name).arg(message);
+        match answered(&self.conn, &publish).await {
+            Ok(Ok(())) => {
+                *failing = false;
+                true
+            }
+            Ok(Err(refused)) => {
+                tracing::warn!(
+                    error = %refused,
+                    "redis refused a breaker transition; not published"
+                );
+                true
+            }
+            Err(e) => unanswered(e, failing),
+        }
     }
-    let mut publish = redis::cmd("PUBLISH");
-    publish.arg(channel).arg(encode(sender, authority, event));
-    match answered(conn, &publish).await {
-        Ok(Ok(())) => {
-            *failing = false;
-            true
+
+    /// Applies the opens other replicas keep in the [`opens_key`] hash: those published while
+    /// this replica was not subscribed, but for targets with a transition of this replica's
+    /// still to be published (newer than what the hash says, and about to replace it). Best
+    /// effort: without an answer, the next message will do.
+    async fn read_opens(&self) {
+        let mut cmd = redis::cmd("HGETALL");
+        cmd.arg(opens_key(&self.name));
+        let opens = match self
+            .conn
+            .query::<std::collections::HashMap<String, String>>(&cmd)
+            .await
+        {
+            Ok(opens) => opens,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the targets open on the breaker channel");
+                return;
+            }
+        };
+        let Some(link) = self.link.upgrade() else {
+            return;
+        };
+        let now = crate::breaker::unix_millis();
+        for message in opens.values() {
+            let Some((from, event @ Remote::Opened { until_unix_ms }, authority)) = decode(message)
+            else {
+                continue;
+            };
+            let ours = self
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains_key(authority);
+            if from != self.sender && until_unix_ms > now && !ours {
+                link.apply(authority, event);
+            }
         }
-        Ok(Err(refused)) => {
-            tracing::warn!(error = %refused, "redis refused a breaker transition; not published");
-            true
-        }
-        Err(e) => unanswered(e, failing),
     }
 }
 
@@ -823,62 +862,8 @@ async fn answered(
     .await
 }
 
-/// Applies the opens other replicas keep in the [`opens_key`] hash: those published while this
-/// replica was not subscribed, but for targets with a transition of this replica's still to
-/// be published (newer than what the hash says, and about to replace it). Best effort:
-/// without an answer, the next message will do.
-async fn read_opens(
-    conn: &Conn,
-    channel: &str,
-    sender: u64,
-    link: &Weak<Link>,
-    pending: &std::sync::Mutex<Pending>,
-) {
-    let mut cmd = redis::cmd("HGETALL");
-    cmd.arg(opens_key(channel));
-    let opens = match conn
-        .query::<std::collections::HashMap<String, String>>(&cmd)
-        .await
-    {
-        Ok(opens) => opens,
-        Err(e) => {
-            tracing::debug!(error = %e, "cannot read the targets open on the breaker channel");
-            return;
-        }
-    };
-    let Some(link) = link.upgrade() else { return };
-    let now = crate::breaker::unix_millis();
-    for (authority, value) in opens {
-        let Some((from, until)) = value.split_once(' ').and_then(|(from, until)| {
-            Some((
-                u64::from_str_radix(from, 16).ok()?,
-                until.parse::<u64>().ok()?,
-            ))
-        }) else {
-            continue;
-        };
-        let ours = pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(&authority);
-        if from != sender && until > now && !ours {
-            link.apply(
-                &authority,
-                Remote::Opened {
-                    until_unix_ms: until,
-                },
-            );
-        }
-    }
-}
-
-async fn subscribe(
-    conn: Arc<Conn>,
-    channel: String,
-    sender: u64,
-    link: Weak<Link>,
-    pending: Arc<std::sync::Mutex<Pending>>,
-) {
+async fn subscribe(channel: Arc<BreakerChannel>) {
+    let link = &channel.link;
     const FIRST_WAIT: Duration = Duration::from_millis(100);
     /// How long a subscription must have lasted for its loss to start the waits afresh.
     const STEADY: Duration = Duration::from_secs(1);
@@ -887,7 +872,7 @@ async fn subscribe(
         let Some(strong) = link.upgrade() else { return };
         drop(strong);
         let began = Instant::now();
-        match listen(&conn, &channel, sender, &link, &pending).await {
+        match listen(&channel).await {
             Ok(()) => return,
             Err(e) => {
                 // A subscription that held for a while and was then lost starts waiting
@@ -913,20 +898,15 @@ async fn subscribe(
 const SUBSCRIBER_CHECK: Duration = Duration::from_secs(5);
 
 /// Applies other replicas' transitions until the link is gone (`Ok`) or the connection drops.
-async fn listen(
-    conn: &Conn,
-    channel: &str,
-    sender: u64,
-    link: &Weak<Link>,
-    pending: &std::sync::Mutex<Pending>,
-) -> Result<(), redis::RedisError> {
+async fn listen(channel: &BreakerChannel) -> Result<(), redis::RedisError> {
+    let link = &channel.link;
     use futures_core::Stream;
     let lost = |why: &str| redis::RedisError::from(std::io::Error::other(why.to_owned()));
     // A connection that goes silent while it subscribes is given up like one that goes silent
     // later.
     let subscribing = async {
-        let mut pubsub = conn.client.get_async_pubsub().await?;
-        pubsub.subscribe(channel).await?;
+        let mut pubsub = channel.conn.client.get_async_pubsub().await?;
+        pubsub.subscribe(&channel.name).await?;
         Ok::<_, redis::RedisError>(pubsub)
     };
     // Connecting and subscribing are two round trips, each allowed the timeout.
@@ -938,7 +918,7 @@ async fn listen(
     }
     // Subscribed: what is published from now on arrives as messages, and what was published
     // before (while this replica was not listening) is read from the hash of opens.
-    read_opens(conn, channel, sender, link, pending).await;
+    channel.read_opens().await;
     let (mut sink, mut messages) = pubsub.split();
     loop {
         let next = std::future::poll_fn(|cx| Pin::new(&mut messages).poll_next(cx));
@@ -966,7 +946,9 @@ async fn listen(
             continue;
         };
         match decode(text) {
-            Some((from, event, authority)) if from != sender => link.apply(authority, event),
+            Some((from, event, authority)) if from != channel.sender => {
+                link.apply(authority, event)
+            }
             Some(_) => {}
             None => tracing::debug!("ignored a malformed breaker message"),
         }
