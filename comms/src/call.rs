@@ -60,7 +60,7 @@ impl std::fmt::Debug for Call {
             .field("method", &self.method)
             .field("path", &self.path)
             .field("query_keys", &query_keys)
-            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("headers", &crate::header_map::HeaderNames(&self.headers))
             .field("body_len", &self.body.as_ref().map(Bytes::len))
             .field("idempotent", &self.idempotent)
             .field("timeout", &self.timeout)

@@ -59,7 +59,7 @@ impl fmt::Debug for CallOptions {
         f.debug_struct("CallOptions")
             .field("timeout", &self.timeout)
             .field("deadline", &self.deadline)
-            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("headers", &crate::header_map::HeaderNames(&self.headers))
             .finish_non_exhaustive()
     }
 }

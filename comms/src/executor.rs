@@ -157,7 +157,7 @@ impl fmt::Debug for Executor {
             .field("deadline", &i.deadline)
             .field(
                 "default_headers",
-                &i.default_headers.keys().collect::<Vec<_>>(),
+                &crate::header_map::HeaderNames(&i.default_headers),
             )
             .field("retry", &i.retry)
             .field("breaker", &i.breaker.as_ref().map(|b| b.authority()))

@@ -1,8 +1,18 @@
 //! Header maps: checking a header a user gives (a call's, a view's, a default, a built
-//! response's), and laying one map over another, the rule a call's headers, a view's headers,
-//! a header hook's and a served answer's all follow.
+//! response's), laying one map over another, the rule a call's headers, a view's headers,
+//! a header hook's and a served answer's all follow, and showing one by its names alone.
 
 use http::{HeaderMap, HeaderName, HeaderValue};
+
+/// A header map shown by its names only, for `Debug`: values may be credentials (cookies,
+/// tokens).
+pub(crate) struct HeaderNames<'a>(pub(crate) &'a HeaderMap);
+
+impl std::fmt::Debug for HeaderNames<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
 
 /// Why a header a user gave was not taken.
 pub(crate) enum Refusal {

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::Error;
+use crate::header_map::HeaderNames;
 
 /// A complete response: status, headers and the whole body.
 ///
@@ -38,16 +39,6 @@ impl std::fmt::Debug for Response {
             .field("method", &self.method())
             .field("url", &self.url())
             .finish()
-    }
-}
-
-/// A header map shown by its names only, for `Debug`: values may be credentials (cookies,
-/// tokens).
-pub(crate) struct HeaderNames<'a>(pub(crate) &'a HeaderMap);
-
-impl std::fmt::Debug for HeaderNames<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.0.keys()).finish()
     }
 }
 

@@ -51,7 +51,7 @@ impl<T: std::fmt::Debug> std::fmt::Debug for ResponseValue<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseValue")
             .field("status", &self.status)
-            .field("headers", &crate::response::HeaderNames(&self.headers))
+            .field("headers", &crate::header_map::HeaderNames(&self.headers))
             .field("value", &self.value)
             .finish()
     }

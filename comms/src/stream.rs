@@ -462,7 +462,7 @@ impl fmt::Debug for StreamingResponse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StreamingResponse")
             .field("status", &self.status)
-            .field("headers", &crate::response::HeaderNames(&self.headers))
+            .field("headers", &crate::header_map::HeaderNames(&self.headers))
             .field("body", &self.body)
             .finish()
     }

@@ -55,7 +55,7 @@ impl std::fmt::Debug for StoredResponse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoredResponse")
             .field("status", &self.status)
-            .field("headers", &crate::response::HeaderNames(&self.headers))
+            .field("headers", &crate::header_map::HeaderNames(&self.headers))
             .field("body_len", &self.body.len())
             .finish()
     }
