@@ -428,21 +428,22 @@ fn without_credentials(raw: &str) -> Cow<'_, str> {
     let start = raw.find("://").map_or(0, |at| at + 3);
     let (scheme, rest) = raw.split_at(start);
     let query_at = rest.find(['?', '#']);
-    let (credentials, rest) = match rest.rfind('@') {
+    let (credentials, from) = match rest.rfind('@') {
         Some(at) if query_at.is_some_and(|query| query < at) => {
             return format!("{scheme}***").into();
         }
-        Some(at) => ("***", &rest[at..]),
-        None => ("", rest),
+        Some(at) => ("***", at),
+        None => ("", 0),
     };
-    let (rest, query) = match rest.find(['?', '#']) {
-        Some(at) => (&rest[..at], &rest[at..=at]),
-        None => (rest, ""),
+    // A query or fragment starts past the `@` (or there is none): shown up to it.
+    let (shown, query) = match query_at {
+        Some(at) => (&rest[from..at], &rest[at..=at]),
+        None => (&rest[from..], ""),
     };
     match (credentials, query) {
         ("", "") => raw.into(),
-        (_, "") => format!("{scheme}{credentials}{rest}").into(),
-        _ => format!("{scheme}{credentials}{rest}{query}***").into(),
+        (_, "") => format!("{scheme}{credentials}{shown}").into(),
+        _ => format!("{scheme}{credentials}{shown}{query}***").into(),
     }
 }
 
