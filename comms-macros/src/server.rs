@@ -207,8 +207,9 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
             where
                 __S: #servable,
             {
-                self.settings.warn_if_keyless(::core::stringify!(#server));
-                let settings = ::std::sync::Arc::new(self.settings);
+                let mut settings = self.settings;
+                settings.serving(::core::stringify!(#trait_ident), ::core::stringify!(#server));
+                let settings = ::std::sync::Arc::new(settings);
                 let service = self.service;
                 let router = #new_router;
                 #(#routes)*

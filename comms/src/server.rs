@@ -69,6 +69,11 @@ pub struct Rejection {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Unrun;
 
+/// Marks the 500 of a method that ran and returned a value its answer could not carry (JSON
+/// cannot write it): unlike other server errors, it is kept for an idempotent method's key.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ran;
+
 /// The most of a refusal's message a response carries: enough to name the argument and say
 /// why, not the request's own bytes back at any length (a parser's error quotes the value).
 const REJECTION_LIMIT: usize = 1024;
@@ -449,7 +454,11 @@ pub fn respond_json<T: JsonReturn>(result: Result<T, Error>) -> http::Response<B
             }
             Err(e) => {
                 tracing::error!(error = %e, "a served method's result does not serialize");
-                respond_message(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+                let mut response =
+                    respond_message(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+                // The method ran: an idempotent one's retry gets this answer, not a second run.
+                response.extensions_mut().insert(Ran);
+                response
             }
         },
         Err(e) => served_error(&e),

@@ -26,6 +26,27 @@ pub trait Ledger {
     async fn blob(&self, #[body] item: &str) -> Result<Response, Error>;
 }
 
+/// Another service with a route of `Ledger`'s: a fleet's two services may share one Redis.
+#[service_client(
+    base_url = "http://127.0.0.1:9",
+    service_id = "billing",
+    secret_env = "COMMS_TEST_FLEET_SECRET"
+)]
+pub trait Journal {
+    #[post("/entries", idempotent)]
+    async fn add(&self, #[body] item: &str) -> Result<String, Error>;
+}
+
+#[derive(Clone)]
+struct JournalImpl(Arc<AtomicUsize>);
+
+impl Journal for JournalImpl {
+    async fn add(&self, item: &str) -> Result<String, Error> {
+        self.0.fetch_add(1, SeqCst);
+        Ok(format!("{item} journaled"))
+    }
+}
+
 /// One replica of the service; the count of runs is the fleet's, shared by every replica.
 #[derive(Clone)]
 struct Replica {
@@ -183,6 +204,42 @@ async fn a_repeat_at_another_replica_gets_the_first_replicas_answer() {
     assert_eq!(answer.headers()["x-replica"], "A", "A's answer, from B");
     assert_eq!(answer.into_inner(), "pen #3 by A");
     assert_eq!(runs.load(SeqCst), 3, "the method ran once for the call");
+}
+
+/// A caller sends one event to two services under the event's id as the key; the services
+/// keep their answers in one Redis, in one namespace. Each runs its method: neither is
+/// answered with the other's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_services_sharing_a_store_do_not_answer_each_others_keys() {
+    let (url, _own) = shared_redis_or_skip!();
+    let namespace = fresh_namespace();
+    let (ledger_runs, ledger, _) = replicas(&url, &namespace).await;
+    let journal_runs = Arc::new(AtomicUsize::new(0));
+    let journal = comms_tests::serve(
+        JournalServer::new(JournalImpl(journal_runs.clone()))
+            .verifier(Verifier::new().service("billing", SECRET))
+            .idempotency_store(
+                RedisIdempotencyStore::new(&url)
+                    .unwrap()
+                    .namespace(&namespace),
+            )
+            .into_router(),
+    )
+    .await;
+    let booked = to(&ledger).execute(add("evt-42", "evt-42")).await.unwrap();
+    assert_eq!(booked.text().unwrap(), "\"evt-42 #1 by A\"");
+    let journaled = to(&journal).execute(add("evt-42", "evt-42")).await.unwrap();
+    assert_eq!(
+        journaled.text().unwrap(),
+        "\"evt-42 journaled\"",
+        "the journal answered with the ledger's kept answer"
+    );
+    assert_eq!(ledger_runs.load(SeqCst), 1);
+    assert_eq!(journal_runs.load(SeqCst), 1, "the journal's method ran");
+    // Each service still answers its own repeat from its first run.
+    let again = to(&journal).execute(add("evt-42", "evt-42")).await.unwrap();
+    assert_same(&journaled, &again);
+    assert_eq!(journal_runs.load(SeqCst), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

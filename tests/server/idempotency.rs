@@ -740,3 +740,52 @@ async fn one_key_sent_many_times_at_once_runs_once_and_one_signed_request_passes
     );
     assert_eq!(service.calls.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn a_value_that_does_not_serialize_is_kept_and_not_run_again() {
+    let (service, _, url) = pair().await;
+    let retry = RetryConfig::default()
+        .base_delay(std::time::Duration::from_millis(10))
+        .max_retries(3);
+    let client = client_of(&url, SECRET, retry);
+    // The method ran and did its work; its value cannot be written, a 500 the client retries.
+    let err = client.tally("bolt").await.unwrap_err();
+    assert!(matches!(err, Error::Server(_)), "{err}");
+    assert_eq!(
+        service.calls.load(Ordering::SeqCst),
+        1,
+        "the retries were answered with the kept 500, not run again"
+    );
+    // Another call is another key: it runs (and fails the same way).
+    client.tally("nut").await.unwrap_err();
+    assert_eq!(service.calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn an_idempotent_method_requested_without_a_key_runs_to_its_end() {
+    let (service, _, url) = pair().await;
+    // A caller sending no Idempotency-Key (a Python service, `curl`, a call not marked
+    // idempotent) that hangs up after 100 ms, while the method takes 500 ms.
+    let exec = comms_tests::plain_builder(&url, "billing", SECRET)
+        .timeout(std::time::Duration::from_millis(100))
+        .retry(RetryConfig::none())
+        .build()
+        .unwrap();
+    let err = exec
+        .execute(Call::post("/orders").json("slow"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    let began = std::time::Instant::now();
+    while service.finished.load(Ordering::SeqCst) == 0
+        && began.elapsed() < std::time::Duration::from_secs(5)
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(service.calls.load(Ordering::SeqCst), 1, "it started once");
+    assert_eq!(
+        service.finished.load(Ordering::SeqCst),
+        1,
+        "an `idempotent` method ran to its end after its caller hung up"
+    );
+}

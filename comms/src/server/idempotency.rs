@@ -13,14 +13,16 @@
 //! - A repeat that arrives while the first is still running waits for its answer, within the
 //!   repeat's deadline and at most 5 s; still running then, it gets a 409, as the IETF
 //!   `Idempotency-Key` draft has it.
-//! - A key is scoped to the calling service and the route: the same key from another caller
-//!   or on another route is another key. On the same route, a key reused for a different
+//! - A key is scoped to the service served (the trait's name), the calling service and the
+//!   route: the same key from another caller, on another route, or at another service sharing
+//!   the store is another key. On the same route, a key reused for a different
 //!   request gets a 422: a key's record is fingerprinted with a digest of the request's path,
 //!   query, `#[header]` arguments, `Content-Type` and body, so the same key sent to
 //!   `/accounts/2/charge` after `/accounts/1/charge` is refused, not answered with the first
 //!   account's answer.
 //! - An answer that asks for the request again (408, 429), a server error (5xx) or a method
-//!   that panicked is not kept: the key is released, and a retry runs the method again. Nor
+//!   that panicked is not kept: the key is released, and a retry runs the method again. (The
+//!   500 of a method that returned a value JSON cannot write is kept: the method ran.) Nor
 //!   is the refusal of an argument that did not parse (400, 415): the method never ran, and
 //!   the request sent again with its mistake corrected runs under the same key.
 
@@ -90,7 +92,7 @@ pub enum Claim {
 
 /// Where a server keeps the answers to `Idempotency-Key`s, so that a fleet can share them.
 ///
-/// `scope` names the calling service and the route; `fingerprint` identifies the request (a
+/// `scope` names the service served (its trait), the calling service and the route; `fingerprint` identifies the request (a
 /// digest of its path, query, `#[header]` arguments, `Content-Type` and body); `claim`
 /// identifies the request that claims the key, 32 hex digits the server draws at random for
 /// each claim it asks for.

@@ -82,6 +82,9 @@ pub fn deadline() -> Option<std::time::Duration> {
 pub struct Settings {
     gate: Gate,
     idempotency: Arc<dyn IdempotencyStore>,
+    /// The name of the trait served, which scopes its idempotency keys: two services sharing
+    /// a store do not answer each other's.
+    service: &'static str,
 }
 
 impl std::fmt::Debug for Settings {
@@ -93,10 +96,12 @@ impl std::fmt::Debug for Settings {
 }
 
 impl Settings {
-    /// Warns, as `server`'s router is built, when its verifier knows no key (a server given
-    /// neither `.verifier(..)` nor `.unverified()`): every request it gets will be refused
-    /// with a 401, which is safe, but surprising to find out only from a caller.
-    pub fn warn_if_keyless(&self, server: &str) {
+    /// Settles, as `server`'s router is built, that it serves the trait named `service`; and
+    /// warns when its verifier knows no key (a server given neither `.verifier(..)` nor
+    /// `.unverified()`): every request it gets will be refused with a 401, which is safe, but
+    /// surprising to find out only from a caller.
+    pub fn serving(&mut self, service: &'static str, server: &str) {
+        self.service = service;
         if self
             .gate
             .verifier
@@ -119,6 +124,7 @@ impl Default for Settings {
         Settings {
             gate: Gate::new(Some(Verifier::new())),
             idempotency: Arc::new(MemoryIdempotencyStore::default()),
+            service: "",
         }
     }
 }
@@ -280,19 +286,22 @@ where
             covered,
         }),
     );
-    let Some(held) = claim else {
+    if idempotent.is_none() {
         return answer(run.await, &verb, &path).into();
-    };
-    // A claimed method runs to its end in a task of its own, even when this request is dropped
-    // first (its caller timed out or hung up): its answer is then kept for the retry that
-    // follows, where a method cut off halfway would leave the key claimed and the work half
-    // done.
+    }
+    // A method marked `idempotent` runs to its end in a task of its own, even when this
+    // request is dropped first (its caller timed out or hung up), whether or not the request
+    // carries a key: the mark says its work must not stop half done. With a claimed key, its
+    // answer is then kept for the retry that follows, where a method cut off halfway would
+    // leave the key claimed and the work half done.
     let store = Arc::clone(&settings.idempotency);
     let finished = {
-        let held = held.clone();
+        let held = claim.clone();
         async move {
             let answer = answer(run.await, &verb, &path);
-            settle(&store, &held, to_keep(&answer)).await;
+            if let Some(held) = &held {
+                settle(&store, held, to_keep(&answer)).await;
+            }
             answer
         }
     };
@@ -305,7 +314,9 @@ where
         // A panic outside the method (whose own are caught), in keeping its answer, or the
         // runtime shutting down: the key is released, so that a retry runs the method again.
         Err(_) => {
-            settle(&settings.idempotency, &held, None).await;
+            if let Some(held) = &claim {
+                settle(&settings.idempotency, held, None).await;
+            }
             internal_error().map(axum::body::Body::from)
         }
     }
@@ -356,11 +367,14 @@ fn internal_error() -> http::Response<Bytes> {
 
 /// What of a claimed method's answer is kept for its key: `None` for an answer that says the
 /// request was not carried out (408, 429, a 5xx, a panic's 500, a refusal of its arguments
-/// before the method ran) and for a streamed one, which cannot be kept.
+/// before the method ran) and for a streamed one, which cannot be kept. The 500 of a method
+/// that returned a value its answer could not carry ([`Ran`](super::Ran)) is kept: the work
+/// was done, and a retry must not do it again.
 fn to_keep(answer: &Answer) -> Option<&http::Response<Bytes>> {
     match answer {
         Answer::Whole(response)
-            if is_kept(response.status())
+            if (is_kept(response.status())
+                || response.extensions().get::<super::Ran>().is_some())
                 && response.extensions().get::<super::Unrun>().is_none() =>
         {
             Some(response)
@@ -553,8 +567,10 @@ async fn claim(
     let until = Instant::now() + REPEAT_WAIT;
     let until = deadline.map_or(until, |deadline| deadline.min(until));
     let held = Held {
+        // The trait first: its name holds no `|`, so no caller's name can pass for it.
         scope: format!(
-            "{}|{} {route}",
+            "{}|{}|{} {route}",
+            settings.service,
             caller.map_or("", Caller::service_id),
             parts.method
         ),
@@ -691,7 +707,7 @@ mod tests {
     async fn a_repeat_waits_for_the_running_request_until_it_answers_or_time_is_up() {
         let store = Arc::new(MemoryIdempotencyStore::default());
         let held = Held {
-            scope: "billing|POST /orders".into(),
+            scope: "Orders|billing|POST /orders".into(),
             key: "k".into(),
             claim: "h".into(),
         };
@@ -712,7 +728,9 @@ mod tests {
                     headers: http::HeaderMap::new(),
                     body: Bytes::from_static(b"1"),
                 };
-                store.finish("billing|POST /orders", "k", "h", stored).await
+                store
+                    .finish("Orders|billing|POST /orders", "k", "h", stored)
+                    .await
             }
         });
         let later = Instant::now() + Duration::from_secs(5);
