@@ -103,6 +103,7 @@ fn params(created: u64, key: &str, nonce: &str) -> String {
     format!(r#";created={created};keyid="{key}";alg="hmac-sha256";nonce="{nonce}""#)
 }
 
+mod forms;
 mod keys;
 mod layer;
 mod profile;

@@ -308,10 +308,10 @@ fn with_members(r: &Recorded, members: &[String]) -> Recorded {
 }
 
 #[tokio::test]
-async fn other_signatures_that_would_not_pass_hold_no_room_and_many_are_refused() {
-    // Members naming a known key beside a genuine signature, signed by nobody (no
-    // `Signature` for them): each is checked as the first is, fails, and records nothing.
-    // More than four are refused before any is checked.
+async fn other_signatures_that_do_not_pass_have_the_request_refused_and_hold_no_room() {
+    // A member naming a known key beside a genuine signature, signed by nobody (no
+    // `Signature` for it): it is checked as the first is, fails, and the request is refused,
+    // recording nothing. Two by one key, or more than four, are refused before any is checked.
     let v = Verifier::new()
         .service("billing", SECRET)
         .service("other", "other-secret")
@@ -328,15 +328,29 @@ async fn other_signatures_that_would_not_pass_hold_no_room_and_many_are_refused(
         r.sign_now(key, secret, &[]);
         r
     };
-    let three = [unsigned(0, now), unsigned(1, now), unsigned(2, now - 1)];
-    let caller = check(&v, &with_members(&head("other", "other-secret"), &three))
-        .await
-        .unwrap();
-    assert_eq!(caller.service_id(), "other");
-    // Seven more genuine requests fill the store's eight places: none went to the others.
-    for _ in 0..7 {
+    let refused = check(
+        &v,
+        &with_members(&head("other", "other-secret"), &[unsigned(0, now)]),
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(VerifyError::MalformedHeader(_))),
+        "{refused:?}"
+    );
+    let two = [unsigned(1, now), unsigned(2, now - 1)];
+    match check(&v, &with_members(&head("other", "other-secret"), &two)).await {
+        Err(VerifyError::MalformedSignature(why)) => assert!(why.contains("one key"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    // Eight genuine requests fill the store's eight places: none went to the refused.
+    for _ in 0..8 {
         check(&v, &head("billing", SECRET)).await.unwrap();
     }
+    let ninth = check(&v, &head("billing", SECRET)).await;
+    assert!(
+        matches!(ninth, Err(VerifyError::NonceStore(_))),
+        "{ninth:?}"
+    );
     let five: Vec<String> = (10..15).map(|i| unsigned(i, now)).collect();
     match check(&v, &with_members(&head("other", "other-secret"), &five)).await {
         Err(VerifyError::MalformedSignature(why)) => assert!(why.contains("more than 4"), "{why}"),

@@ -68,6 +68,17 @@ pub enum VerifyError {
     /// `Content-Digest` does not match the body, or names no digest this verifier knows.
     #[error("body does not match its content digest")]
     ContentDigestMismatch,
+    /// The request's target is not a path (an authority-form or asterisk-form request line):
+    /// a router would serve it from another route than the `/` a signature could be over.
+    #[error("the request target is not a path")]
+    NoPath,
+    /// A legacy signature over a path holding an encoded `/` (`%2F`): the legacy scheme signs
+    /// the decoded path, which cannot tell that `/` from a segment's end, so the same
+    /// signature would pass for another route.
+    #[error(
+        "a legacy signature cannot cover a path with an encoded `/` (%2F); sign it with RFC 9421"
+    )]
+    EncodedSlashInLegacyPath,
     /// The signature does not match the request.
     #[error("signature mismatch")]
     BadSignature,

@@ -35,6 +35,12 @@ impl Verifier {
         }
         let method_text = method.as_str().to_ascii_uppercase();
         let path = uri.path();
+        // The string to sign holds the decoded path: `/files/a%2Fb` (one segment, `a/b`) and
+        // `/files/a/b` (two) would share a signature, and a captured request could be sent to
+        // the other route.
+        if path.contains("%2F") || path.contains("%2f") {
+            return Err(VerifyError::EncodedSlashInLegacyPath);
+        }
         let signed = signing::legacy_string_to_sign(&method_text, path, timestamp);
         // The Python client signs `GET||<ts>` for a bare base URL, sent as `/`.
         let bare =

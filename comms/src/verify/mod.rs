@@ -26,8 +26,10 @@
 //!
 //! A request with `Signature-Input` is checked as an RFC 9421 signature: of the signatures it
 //! carries (under any label), the first whose `keyid` this verifier knows is used; the others
-//! by keys it knows (at most four) are checked too, and the nonce of each that passes is
-//! recorded with its own, so that the request passes once whichever comes first. It must
+//! by keys it knows (at most four, each key once) are checked too and must pass (unless past
+//! their window or `expires`), and the nonce of each is recorded with its own, so that the
+//! request passes once whichever comes first. A request line naming no path (authority- or
+//! asterisk-form) is refused, whatever its signature. It must
 //! cover `@method`, `@authority`, `@path` and `@query`, and `content-digest` when the request
 //! has a body; any other covered header (`date`, say) is checked too, and every covered field
 //! must occur exactly once. Other signers' choices are checked as RFC 9421 defines them:
@@ -369,6 +371,11 @@ impl Verifier {
         now: SystemTime,
     ) -> Result<VerifiedHead<'_>, VerifyError> {
         let now_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        // A request line naming no path (`GET host:80`, `OPTIONS *`) is routed elsewhere than
+        // `/` (axum: to its fallback), while a signature over `/` would pass for it.
+        if method != Method::CONNECT && !uri.path().starts_with('/') {
+            return Err(VerifyError::NoPath);
+        }
         if headers.contains_key(signing::SIGNATURE_INPUT) {
             self.verify_rfc9421(method, uri, headers, now_secs)
         } else if headers.contains_key(signing::LEGACY_SIGNATURE_HEADER) {

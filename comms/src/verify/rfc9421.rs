@@ -52,9 +52,13 @@ impl Verifier {
         )?;
 
         // The other signatures by known keys. Which one is checked is the sender's choice
-        // (their order is signed by none), so each that would pass is checked as the first was,
-        // and its nonce recorded too: or the same request, its signatures swapped or the first
-        // dropped, would pass once for each. A few are checked, not as many as a caller adds.
+        // (their order is signed by none), so each must pass as the first did, and its nonce
+        // is recorded too: or the same request, its signatures swapped or the first dropped,
+        // would pass once for each. One that fails refuses the request, unless it is past its
+        // window or its `expires` (it can never pass): whether it passes may hang on what no
+        // signature pins (the scheme of an absolute-form request line, which the sender
+        // writes), and sent alone in another form it could pass, its nonce never recorded. A few are checked, not as many as a caller adds, and a key signs once: a
+        // caller's signatures must not multiply the nonces it leaves in the store.
         let others: Vec<_> = inputs
             .iter()
             .filter(|(other, _)| *other != label)
@@ -68,6 +72,14 @@ impl Verifier {
                 "more than 4 other signatures are by keys this verifier knows",
             ));
         }
+        for (at, other) in others.iter().enumerate() {
+            let signed_before = |k: &Arc<Key>| Arc::ptr_eq(k, other.3);
+            if signed_before(key) || others[..at].iter().any(|o| signed_before(o.3)) {
+                return Err(VerifyError::MalformedSignature(
+                    "two signatures are by one key",
+                ));
+            }
+        }
         for other in others {
             // One that could pass later, once the clock reaches its `created`, could then be
             // sent alone, its nonce never recorded: the request is refused, as a first
@@ -79,11 +91,17 @@ impl Verifier {
                     created - now,
                 )));
             }
-            let Ok(VerifiedHead {
+            let verified = match self.verify_entry(other, &signatures, method, uri, headers, now) {
+                Ok(verified) => verified,
+                // Past its window or its `expires`, it can never pass, in any form.
+                Err(VerifyError::StaleTimestamp(_) | VerifyError::Expired) => continue,
+                Err(e) => return Err(e),
+            };
+            let VerifiedHead {
                 key,
                 nonce: Some((nonce, keep_until)),
                 ..
-            }) = self.verify_entry(other, &signatures, method, uri, headers, now)
+            } = verified
             else {
                 continue;
             };

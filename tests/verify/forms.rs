@@ -1,0 +1,208 @@
+//! Requests whose form, not their fields, a signature could be stretched over: a target naming
+//! no path, a legacy path with an encoded `/`, a second signature that passes in one form of
+//! the request line only. Sent as raw bytes, as no client library would write them.
+
+use comms::signing::{Secret, legacy_string_to_sign, sign_legacy};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::*;
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// `r`'s head (no body) with `target` as its request line's target, and `connection: close`.
+fn head_with_target(r: &Recorded, target: &str) -> Vec<u8> {
+    let mut bytes = format!("{} {target} HTTP/1.1\r\n", r.method).into_bytes();
+    for (name, value) in &r.headers {
+        bytes.extend_from_slice(name.as_str().as_bytes());
+        bytes.extend_from_slice(b": ");
+        bytes.extend_from_slice(value.as_bytes());
+        bytes.extend_from_slice(b"\r\n");
+    }
+    bytes.extend_from_slice(b"connection: close\r\n\r\n");
+    bytes
+}
+
+/// Writes `bytes` on a fresh connection to `url` and reads the answer to its end.
+async fn exchange(url: &str, bytes: &[u8]) -> String {
+    let mut stream = tokio::net::TcpStream::connect(url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    stream.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A legacy (`microservice_comms`) GET head for `path`, signed by `billing` now over
+/// `signed_path` (decoded, as the Python client signs it).
+fn legacy_head(path: &str, signed_path: &str, host: &str) -> Recorded {
+    let timestamp = now_secs();
+    let mut r = Recorded::head(Method::GET, path, host, b"");
+    r.headers.remove("content-digest");
+    let signature = sign_legacy(
+        &Secret::from(SECRET),
+        &legacy_string_to_sign("GET", signed_path, timestamp),
+    );
+    for (name, value) in [
+        ("x-service-id", "billing".to_owned()),
+        ("x-timestamp", timestamp.to_string()),
+        ("x-signature", signature),
+    ] {
+        r.headers
+            .insert(name, HeaderValue::from_str(&value).unwrap());
+    }
+    r
+}
+
+#[tokio::test]
+async fn a_signature_over_the_root_is_refused_for_a_target_naming_no_path() {
+    // axum serves an authority-form request (`GET host:port`) from its fallback, not from
+    // `/`: a signature over `/` must not reach it.
+    let app = Router::new()
+        .route("/", get(|| async { "root" }))
+        .fallback(|| async { "fallback" })
+        .layer(VerifyLayer::new(verifier().accept_legacy(true)));
+    let url = serve(app).await;
+    let host = url.trim_start_matches("http://").to_owned();
+    for target in [host.as_str(), "*", "/"] {
+        let mut r = Recorded::head(Method::GET, "/", &host, b"");
+        r.sign_now("billing", SECRET, &[]);
+        let answer = exchange(&url, &head_with_target(&r, target)).await;
+        let legacy = legacy_head("/", "/", &host);
+        let legacy_answer = exchange(&url, &head_with_target(&legacy, target)).await;
+        for answer in [answer, legacy_answer] {
+            if target == "/" {
+                assert!(answer.ends_with("root"), "{target}: {answer}");
+            } else {
+                assert!(answer.starts_with("HTTP/1.1 401"), "{target}: {answer}");
+                assert!(!answer.contains("fallback"), "{target}: {answer}");
+            }
+        }
+    }
+    let mut r = Recorded::head(Method::GET, "/", &host, b"");
+    r.sign_now("billing", SECRET, &[]);
+    r.uri = Uri::from_static("*");
+    assert!(matches!(
+        check(&verifier(), &r).await,
+        Err(VerifyError::NoPath)
+    ));
+}
+
+#[tokio::test]
+async fn a_legacy_signature_is_refused_on_a_path_with_an_encoded_slash() {
+    // The legacy scheme signs the decoded path: `/files/a/b` and `/files/a%2Fb` would share
+    // a signature, and the router sends them to different routes.
+    let app = Router::new()
+        .route("/files/{name}", get(|| async { "one segment" }))
+        .route("/files/{dir}/{name}", get(|| async { "two segments" }))
+        .layer(VerifyLayer::new(verifier().accept_legacy(true)));
+    let url = serve(app).await;
+    let host = url.trim_start_matches("http://").to_owned();
+    let signed = legacy_head("/files/a/b", "/files/a/b", &host);
+    let answer = exchange(&url, &head_with_target(&signed, "/files/a/b")).await;
+    assert!(answer.ends_with("two segments"), "{answer}");
+    for target in ["/files/a%2Fb", "/files/a%2fb"] {
+        let moved = legacy_head("/files/a/b", "/files/a/b", &host);
+        let answer = exchange(&url, &head_with_target(&moved, target)).await;
+        assert!(answer.starts_with("HTTP/1.1 401"), "{target}: {answer}");
+        assert!(!answer.contains("segment"), "{target}: {answer}");
+    }
+    let mut r = legacy_head("/files/a/b", "/files/a/b", "h");
+    r.uri = Uri::from_static("/files/a%2Fb");
+    let refused = check(&verifier().accept_legacy(true), &r).await;
+    assert!(
+        matches!(refused, Err(VerifyError::EncodedSlashInLegacyPath)),
+        "{refused:?}"
+    );
+    // Other encodings decode to what the router hands the handler: still accepted.
+    let mut r = legacy_head("/users/1", "/users/1", "h");
+    r.uri = Uri::from_static("/users/%31");
+    assert!(check(&verifier().accept_legacy(true), &r).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_second_signature_that_passes_only_in_another_form_cannot_serve_a_request_twice() {
+    use base64::Engine as _;
+    use hmac::{KeyInit as _, Mac as _};
+    // Two signatures by `billing`: comms' own, and another signer's that also covers
+    // `@scheme`. The verifier is not told its scheme, so in origin-form the second cannot be
+    // checked, while in absolute-form (`GET http://host/echo`) the request line names one.
+    let served = Arc::new(AtomicUsize::new(0));
+    let counter = served.clone();
+    let app = Router::new()
+        .route(
+            "/echo",
+            get(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                async { "served" }
+            }),
+        )
+        .layer(VerifyLayer::new(
+            Verifier::new().service("billing", SECRET).key(
+                "billing-next",
+                "billing",
+                "next-secret",
+            ),
+        ));
+    let url = serve(app).await;
+    let host = url.trim_start_matches("http://").to_owned();
+    let mut r = Recorded::head(Method::GET, "/echo", &host, b"");
+    r.sign_now("billing", SECRET, &[]);
+    let member = format!(
+        r#"("@method" "@authority" "@path" "@query" "content-digest" "@scheme");created={};keyid="billing-next";alg="hmac-sha256";nonce="{}""#,
+        now_secs(),
+        "7".repeat(32)
+    );
+    let base = format!(
+        "\"@method\": GET\n\"@authority\": {host}\n\"@path\": /echo\n\"@query\": ?\n\
+         \"content-digest\": {}\n\"@scheme\": http\n\"@signature-params\": {member}",
+        r.header("content-digest").unwrap()
+    );
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"next-secret").unwrap();
+    mac.update(base.as_bytes());
+    let other_input = format!("py={member}");
+    let other_signature = format!(
+        "py=:{}:",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    );
+    // Both signatures, origin-form: the second cannot be checked here, so the request is
+    // refused, not served with that signature's nonce left unrecorded.
+    let mut both = r.clone();
+    let (input, signature) = (r.header("signature-input"), r.header("signature"));
+    both.headers.insert(
+        "signature-input",
+        format!("{}, {other_input}", input.unwrap())
+            .parse()
+            .unwrap(),
+    );
+    both.headers.insert(
+        "signature",
+        format!("{}, {other_signature}", signature.unwrap())
+            .parse()
+            .unwrap(),
+    );
+    let first = exchange(&url, &head_with_target(&both, "/echo")).await;
+    assert!(first.starts_with("HTTP/1.1 401"), "{first}");
+    // The second alone, in absolute-form: whatever the verifier makes of it, the request is
+    // served at most once in all.
+    let mut alone = r.clone();
+    alone
+        .headers
+        .insert("signature-input", other_input.parse().unwrap());
+    alone
+        .headers
+        .insert("signature", other_signature.parse().unwrap());
+    let absolute = format!("http://{host}/echo");
+    exchange(&url, &head_with_target(&alone, &absolute)).await;
+    let again = exchange(&url, &head_with_target(&alone, &absolute)).await;
+    assert!(again.starts_with("HTTP/1.1 401"), "{again}");
+    assert!(
+        served.load(Ordering::SeqCst) <= 1,
+        "one request served twice"
+    );
+}
