@@ -69,8 +69,9 @@ pub struct Rejection {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Unrun;
 
-/// Marks the 500 of a method that ran and returned a value its answer could not carry (JSON
-/// cannot write it): unlike other server errors, it is kept for an idempotent method's key.
+/// Marks the 500 of a method that ran and returned what its answer could not carry (a value
+/// JSON cannot write, an informational status): unlike other server errors, it is kept for an
+/// idempotent method's key.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Ran;
 
@@ -177,6 +178,23 @@ fn raw_segment(path: &str, index: usize, trailing: bool) -> Option<&str> {
     }
 }
 
+/// Whether a raw path value is one a comms client could have sent, and so one a method may be
+/// handed: no segment that is `.` or `..` once decoded (RFC 3986 removes or climbs with it: a
+/// method taking the value for a file or key name would go where no route says); for a
+/// trailing value, also no encoded `/` (its segments are sent with `/` as it is) and no empty
+/// first segment (a value starting with `/`, which `Path::join` takes for a new root).
+fn sendable(raw: &str, trailing: bool) -> bool {
+    let dots = |segment: &str| matches!(decode(segment).as_deref(), Some("." | ".."));
+    if !trailing {
+        return !dots(raw);
+    }
+    let encoded_slash = raw
+        .as_bytes()
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1] == b'2' && w[2].eq_ignore_ascii_case(&b'f'));
+    !(encoded_slash || raw.starts_with('/') || raw.split('/').any(dots))
+}
+
 /// A path segment's text: `%XX` escapes decoded, a `+` kept (in a path it is a plus).
 fn decode(raw: &str) -> Option<String> {
     percent_encoding::percent_decode_str(raw)
@@ -208,6 +226,12 @@ pub fn path<T: FromStrArg>(
 ) -> Result<T, Rejection> {
     let raw = raw_segment(incoming.parts.uri.path(), index, trailing)
         .ok_or_else(|| Rejection::bad(format_args!("path parameter `{name}` is missing")))?;
+    if !sendable(raw, trailing) {
+        return Err(Rejection::bad(format_args!(
+            "path parameter `{name}` has a `.` or `..` segment, or, trailing, an encoded `/` or \
+             a leading one"
+        )));
+    }
     let text = decode(raw)
         .ok_or_else(|| Rejection::bad(format_args!("path parameter `{name}` is not UTF-8")))?;
     T::from_str_arg(&text)

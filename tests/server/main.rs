@@ -335,6 +335,7 @@ async fn pair() -> (DirectoryImpl, DirectoryClient, String) {
 
 mod aliases;
 mod forwarding;
+mod http;
 mod idempotency;
 mod round_trips;
 mod routing;

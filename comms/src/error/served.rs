@@ -11,14 +11,14 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Response, StatusCode};
 
 use super::Error;
 
 /// The response a server sends for `error`: its status, `Content-Type: application/json`, a
-/// body `{"message": "..."}`, and `Retry-After` (whole seconds, rounded up) when one was set
-/// with [`Error::with_retry_after`].
+/// body `{"message": "..."}`, `Retry-After` (whole seconds, rounded up) when one was set
+/// with [`Error::with_retry_after`], and for a 401 `WWW-Authenticate: Signature`.
 ///
 /// | `error` | status | message |
 /// |---|---|---|
@@ -41,6 +41,13 @@ pub fn error_response(error: &Error) -> Response<Bytes> {
         response
             .headers_mut()
             .insert(RETRY_AFTER, HeaderValue::from(whole_seconds(wait)));
+    }
+    if status == StatusCode::UNAUTHORIZED {
+        // RFC 9110 §15.5.2: a 401 names the scheme that would be accepted, as the verify
+        // layer's own does.
+        response
+            .headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Signature"));
     }
     response
 }

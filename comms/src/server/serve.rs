@@ -350,14 +350,28 @@ fn answer<A: Into<Answer>>(
     verb: &http::Method,
     path: &str,
 ) -> Answer {
-    outcome.map_or_else(
+    let answer = outcome.map_or_else(
         |panic| {
             let what = panic_message(panic.as_ref());
             tracing::error!(method = %verb, path, panic = what, "a served method panicked");
             Answer::Whole(internal_error())
         },
         Into::into,
-    )
+    );
+    let status = match &answer {
+        Answer::Whole(response) => response.status(),
+        Answer::Streamed(response) => response.status(),
+    };
+    if !status.is_informational() {
+        return answer;
+    }
+    // A 1xx is no final answer: hyper would send a bare 500 of its own and close the
+    // connection, or a 101 without the `Upgrade` it needs. The method ran (an idempotent
+    // one's key keeps this answer), and answered with what HTTP cannot carry: a logged 500.
+    tracing::error!(method = %verb, path, %status, "a served method answered with an informational status");
+    let mut response = internal_error();
+    response.extensions_mut().insert(super::Ran);
+    Answer::Whole(response)
 }
 
 /// The 500 of a request whose serving failed outside what the method answered (a panic).

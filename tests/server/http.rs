@@ -1,0 +1,204 @@
+//! The generated server's HTTP over raw TCP, as no client library would write it: path values
+//! no comms client sends, a method's 401 and informational statuses, and what an unsigned
+//! prober learns behind a `VerifyLayer`.
+
+use std::time::Duration;
+
+use comms::http::{Method, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::*;
+
+/// What `request` gets on a fresh connection, read until the server closes it (or `wait`
+/// passes with nothing more).
+async fn raw(url: &str, request: &[u8], wait: Duration) -> String {
+    let mut stream = tokio::net::TcpStream::connect(url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut read = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match tokio::time::timeout(wait, stream.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => read.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&read).into_owned()
+}
+
+async fn once(url: &str, request: &str) -> String {
+    raw(url, request.as_bytes(), Duration::from_secs(5)).await
+}
+
+/// A header's value in an answer's head.
+fn header<'a>(answer: &'a str, name: &str) -> Option<&'a str> {
+    let head = answer.split("\r\n\r\n").next().unwrap();
+    head.lines().skip(1).find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+fn status(answer: &str) -> u16 {
+    answer
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {answer:?}"))
+}
+
+fn body(answer: &str) -> &str {
+    answer.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}
+
+/// A bodiless GET of `target`, signed by `billing`, closing its connection.
+fn signed_get(url: &str, target: &str) -> Vec<u8> {
+    let authority = url.trim_start_matches("http://");
+    let mut head = comms_tests::Recorded::head(Method::GET, target, authority, b"");
+    head.sign_now("billing", SECRET, &[]);
+    let mut bytes = format!("GET {target} HTTP/1.1\r\n").into_bytes();
+    for (name, value) in &head.headers {
+        bytes.extend_from_slice(format!("{name}: {}\r\n", value.to_str().unwrap()).as_bytes());
+    }
+    bytes.extend_from_slice(b"connection: close\r\n\r\n");
+    bytes
+}
+
+#[tokio::test]
+async fn a_path_value_no_client_sends_is_a_400_and_reaches_no_method() {
+    // A segment of `.` or `..` (RFC 3986 climbs with it), and in a trailing value an encoded
+    // `/` or a leading one (`Path::join` takes it for a root): signed, yet refused.
+    let (_, client, url) = pair().await;
+    for target in [
+        "/orgs/../files/x",
+        "/orgs/%2E%2E/files/x",
+        "/orgs/./files/x",
+        "/orgs/o/files/a/../../../etc/passwd",
+        "/orgs/o/files/%2E%2E/%2e%2E/etc/passwd",
+        "/orgs/o/files/a%2F..%2F..%2Fsecret",
+        "/orgs/o/files/a%2fb",
+        "/orgs/o/files//etc/passwd",
+    ] {
+        let answer = raw(&url, &signed_get(&url, target), Duration::from_secs(5)).await;
+        assert_eq!(status(&answer), 400, "{target}: {answer}");
+        assert!(
+            body(&answer).contains("path parameter"),
+            "{target}: {answer}"
+        );
+    }
+    // What a comms client sends still round-trips: dots inside a name, empty inner segments,
+    // a `/` that was a value's own in a plain segment.
+    for (org, path) in [("o", "a//b"), ("o", "x/"), ("o", "..x/y.."), ("a/b", "c")] {
+        let got = client.file(org, path).await.unwrap();
+        assert_eq!(got, format!("{org}|{path}"));
+    }
+}
+
+#[service_client(
+    base_url = "http://127.0.0.1:9",
+    service_id = "billing",
+    secret_env = "COMMS_TEST_SERVER_SECRET"
+)]
+pub trait Probe {
+    #[get("/status/<code>")]
+    async fn status(&self, code: u16) -> Result<(), Error>;
+
+    #[get("/answer/<code>")]
+    async fn answer(&self, code: u16) -> Result<comms::Response, Error>;
+}
+
+#[derive(Clone)]
+struct ProbeImpl;
+
+impl Probe for ProbeImpl {
+    async fn status(&self, code: u16) -> Result<(), Error> {
+        Err(Error::from_status(
+            StatusCode::from_u16(code).unwrap(),
+            "said so",
+        ))
+    }
+
+    async fn answer(&self, code: u16) -> Result<comms::Response, Error> {
+        comms::Response::builder(StatusCode::from_u16(code).unwrap())
+            .header("content-type", "text/plain")
+            .body("hello")
+            .build()
+    }
+}
+
+async fn probe() -> String {
+    serve(ProbeServer::new(ProbeImpl).unverified().into_router()).await
+}
+
+#[tokio::test]
+async fn a_methods_401_names_the_scheme() {
+    // RFC 9110 §15.5.2: a 401 sends `WWW-Authenticate`, as the server's own refusal does.
+    let url = probe().await;
+    let answer = once(
+        &url,
+        "GET /status/401 HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status(&answer), 401, "{answer}");
+    assert_eq!(header(&answer, "www-authenticate"), Some("Signature"));
+    assert_eq!(body(&answer), r#"{"message":"said so"}"#);
+}
+
+#[tokio::test]
+async fn an_informational_status_from_a_method_is_a_500_and_the_connection_serves_on() {
+    // A 1xx is no final answer: hyper would close the connection (the pipelined request after
+    // it lost) or send a 101 without `Upgrade`.
+    let url = probe().await;
+    for code in [100, 101, 103] {
+        let answer = raw(
+            &url,
+            format!(
+                "GET /answer/{code} HTTP/1.1\r\nhost: x\r\n\r\n\
+                 GET /answer/200 HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+            Duration::from_secs(3),
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 500"), "{code}: {answer:?}");
+        assert!(answer.contains("internal error"), "{code}: {answer:?}");
+        assert!(answer.ends_with("hello"), "{code}: {answer:?}");
+    }
+}
+
+#[tokio::test]
+async fn behind_a_verify_layer_an_unsigned_prober_cannot_tell_routes_apart() {
+    // Alone, a generated server's router answers a path it does not have (404) or a verb its
+    // path does not serve (405) before any signature is checked; behind a layer with the same
+    // verifier, every unsigned request is refused alike.
+    let verifier = Verifier::new().service("billing", SECRET);
+    let url = serve(
+        DirectoryServer::new(DirectoryImpl::default())
+            .verifier(verifier.clone())
+            .into_router()
+            .layer(comms::verify::VerifyLayer::new(verifier)),
+    )
+    .await;
+    let known = once(
+        &url,
+        "GET /users/5 HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    let unknown = once(
+        &url,
+        "GET /nope HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    let wrong_verb = once(
+        &url,
+        "POST /users/5 HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(
+        [status(&known), status(&unknown), status(&wrong_verb)],
+        [401, 401, 401]
+    );
+    // And a signed request still reaches its method through both.
+    let answer = raw(&url, &signed_get(&url, "/users/5"), Duration::from_secs(5)).await;
+    assert_eq!(status(&answer), 200, "{answer}");
+}
