@@ -104,6 +104,10 @@ pub(super) fn covered(scheme: Signing, call_headers: &mut HeaderMap, body: &[u8]
 
 /// Refuses a covered header the call set more than once, which a verifier would refuse.
 pub(super) fn refuse_repeated(call_headers: &HeaderMap) -> Result<(), Error> {
+    // As many values as names: no name has two.
+    if call_headers.len() == call_headers.keys_len() {
+        return Ok(());
+    }
     match signing::covered_fields(call_headers)
         .find(|name| call_headers.get_all(*name).iter().nth(1).is_some())
     {
