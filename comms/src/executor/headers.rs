@@ -87,18 +87,21 @@ pub(super) fn announces_empty_body(method: &Method) -> bool {
 
 /// What an RFC 9421 signature of a call covers, fixed for all its attempts: the inner list of
 /// covered components for `Signature-Input`. Adds the body's `Content-Digest` to the call's
-/// headers (none for a legacy signature). The caller has refused repeated covered headers
+/// headers when the body is not empty (none for a legacy signature; an empty body's is the
+/// header template's, [`attempt_headers`]). The caller has refused repeated covered headers
 /// ([`refuse_repeated`]) first.
 pub(super) fn covered(scheme: Signing, call_headers: &mut HeaderMap, body: &[u8]) -> String {
     if scheme == Signing::Legacy {
         return String::new();
     }
-    let digest = match body {
-        [] => HeaderValue::from_static(signing::EMPTY_CONTENT_DIGEST),
-        body => HeaderValue::try_from(signing::content_digest(body))
-            .expect("base64 is a valid header value"),
-    };
-    call_headers.insert(CONTENT_DIGEST, digest);
+    // An empty body's digest is the template's already (every RFC 9421 template holds it),
+    // and no call may set the header: laid over the template it would change nothing, and
+    // putting it among a call's headers would make the map of a call without headers allocate.
+    if !body.is_empty() {
+        let digest = HeaderValue::try_from(signing::content_digest(body))
+            .expect("base64 is a valid header value");
+        call_headers.insert(CONTENT_DIGEST, digest);
+    }
     signing::inner_list(signing::covered_fields(call_headers).map(HeaderName::as_str))
 }
 
