@@ -171,7 +171,7 @@ struct Prepared {
     url: reqwest::Url,
     /// What an RFC 9421 signature covers, as the inner list of `Signature-Input` (empty for
     /// legacy signatures).
-    inner_list: String,
+    inner_list: Cow<'static, str>,
     idempotent: bool,
     attempt_timeout: Duration,
     /// When the call must be over, and the deadline it was given.
@@ -448,7 +448,7 @@ impl Executor {
         let inner = &*self.inner;
         let merged;
         let (call_headers, inner_list) = match hooked {
-            None => (&call.headers, Cow::Borrowed(prepared.inner_list.as_str())),
+            None => (&call.headers, Cow::Borrowed(prepared.inner_list.as_ref())),
             Some(hooked) => {
                 merged = crate::hook::merge(&call.headers, hooked, call.content_type_fixed)?;
                 let list = covered_list(inner.signer.scheme(), &merged)?;

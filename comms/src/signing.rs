@@ -322,6 +322,11 @@ pub(crate) fn write_signature_value(sink: &mut impl Sink, mac: &[u8; 32]) {
 
 /// `("@method" "@authority" "@path" "@query" "<field>" ...)`: the covered components as an
 /// inner list, the required derived components first.
+/// The [`inner_list`] of a call whose only covered field is its `Content-Digest`: a call
+/// without headers of its own, as most are.
+pub(crate) const DIGEST_ONLY_INNER_LIST: &str =
+    r#"("@method" "@authority" "@path" "@query" "content-digest")"#;
+
 pub(crate) fn inner_list<'a>(fields: impl Iterator<Item = &'a str>) -> String {
     let mut out = String::with_capacity(96);
     out.push_str(r#"("@method" "@authority" "@path" "@query""#);

@@ -6,6 +6,7 @@
 //! signature is written into it afresh for each attempt, from the values it holds, so what is
 //! signed is what is sent.
 
+use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
@@ -90,9 +91,13 @@ pub(super) fn announces_empty_body(method: &Method) -> bool {
 /// headers when the body is not empty (none for a legacy signature; an empty body's is the
 /// header template's, [`attempt_headers`]). The caller has refused repeated covered headers
 /// ([`refuse_repeated`]) first.
-pub(super) fn covered(scheme: Signing, call_headers: &mut HeaderMap, body: &[u8]) -> String {
+pub(super) fn covered(
+    scheme: Signing,
+    call_headers: &mut HeaderMap,
+    body: &[u8],
+) -> Cow<'static, str> {
     if scheme == Signing::Legacy {
-        return String::new();
+        return Cow::Borrowed("");
     }
     // An empty body's digest is the template's already (every RFC 9421 template holds it),
     // and no call may set the header: laid over the template it would change nothing, and
@@ -102,7 +107,14 @@ pub(super) fn covered(scheme: Signing, call_headers: &mut HeaderMap, body: &[u8]
             .expect("base64 is a valid header value");
         call_headers.insert(CONTENT_DIGEST, digest);
     }
-    signing::inner_list(signing::covered_fields(call_headers).map(HeaderName::as_str))
+    // A call covering no header but the digest (none of its own) has the same list as every
+    // other such call: not written again for each.
+    if call_headers.keys().all(|name| *name == CONTENT_DIGEST) {
+        return Cow::Borrowed(signing::DIGEST_ONLY_INNER_LIST);
+    }
+    Cow::Owned(signing::inner_list(
+        signing::covered_fields(call_headers).map(HeaderName::as_str),
+    ))
 }
 
 /// Refuses a covered header the call set more than once, which a verifier would refuse.

@@ -63,3 +63,11 @@ fn the_base_ends_with_the_signature_input_member() {
     assert!(base.contains("\"@query\": ?\n\"content-digest\""));
     assert!(base.contains("\"x-a\": v\n"), "values are trimmed: {base}");
 }
+
+#[test]
+fn the_digest_only_inner_list_is_what_inner_list_writes() {
+    assert_eq!(
+        inner_list(std::iter::once("content-digest")),
+        DIGEST_ONLY_INNER_LIST
+    );
+}
