@@ -179,20 +179,20 @@ fn raw_segment(path: &str, index: usize, trailing: bool) -> Option<&str> {
 }
 
 /// Whether a raw path value is one a comms client could have sent, and so one a method may be
-/// handed: no segment that is `.` or `..` once decoded (RFC 3986 removes or climbs with it: a
-/// method taking the value for a file or key name would go where no route says); for a
-/// trailing value, also no encoded `/` (its segments are sent with `/` as it is) and no empty
-/// first segment (a value starting with `/`, which `Path::join` takes for a new root).
+/// handed: a plain segment is not `.` or `..` once decoded (RFC 3986 removes or climbs with
+/// it); a trailing value, decoded (a `/` sent encoded, as Python's `quote(.., safe="")` writes
+/// it, is a `/` of the value all the same), has no `.` or `..` segment and does not start with
+/// `/` (which `Path::join` takes for a new root). A value that does not decode is left to the
+/// parse, which names it.
 fn sendable(raw: &str, trailing: bool) -> bool {
-    let dots = |segment: &str| matches!(decode(segment).as_deref(), Some("." | ".."));
+    let Some(value) = decode(raw) else {
+        return true;
+    };
+    let dots = |segment: &str| matches!(segment, "." | "..");
     if !trailing {
-        return !dots(raw);
+        return !dots(&value);
     }
-    let encoded_slash = raw
-        .as_bytes()
-        .windows(3)
-        .any(|w| w[0] == b'%' && w[1] == b'2' && w[2].eq_ignore_ascii_case(&b'f'));
-    !(encoded_slash || raw.starts_with('/') || raw.split('/').any(dots))
+    !(value.starts_with('/') || value.split('/').any(dots))
 }
 
 /// A path segment's text: `%XX` escapes decoded, a `+` kept (in a path it is a plus).
@@ -228,8 +228,8 @@ pub fn path<T: FromStrArg>(
         .ok_or_else(|| Rejection::bad(format_args!("path parameter `{name}` is missing")))?;
     if !sendable(raw, trailing) {
         return Err(Rejection::bad(format_args!(
-            "path parameter `{name}` has a `.` or `..` segment, or, trailing, an encoded `/` or \
-             a leading one"
+            "path parameter `{name}` is `.` or `..`, or, trailing, has such a segment or \
+             starts with `/`"
         )));
     }
     let text = decode(raw)
@@ -620,6 +620,50 @@ fn served_error(error: &Error) -> http::Response<Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_value_a_comms_client_sends_is_handed_over_as_it_was() {
+        // Every value of up to four of these pieces that the client's path encoder takes, as a
+        // plain segment and as a trailing value: the server finds it sendable and decodes it
+        // back to itself.
+        let pieces = [
+            "a", ".", "/", "%", "2F", "2f", "é", " ", "..", "%2e", "~", "+",
+        ];
+        let mut values = vec![String::new()];
+        for _ in 0..4 {
+            let longer: Vec<String> = values
+                .iter()
+                .flat_map(|v| pieces.iter().map(move |p| format!("{v}{p}")))
+                .collect();
+            values.extend(longer);
+        }
+        values.sort();
+        values.dedup();
+        let (mut plain, mut trailing) = (0, 0);
+        for value in &values {
+            let mut path = String::new();
+            if crate::path::push_segment(&mut path, value).is_ok() {
+                plain += 1;
+                let raw = raw_segment(&path, 0, false).unwrap();
+                assert!(sendable(raw, false), "{value:?} as {path}");
+                assert_eq!(decode(raw).as_deref(), Some(value.as_str()));
+            }
+            let mut path = String::from("/f");
+            if crate::path::push_trailing(&mut path, value).is_ok() {
+                trailing += 1;
+                let raw = raw_segment(&path, 1, true).unwrap();
+                assert!(sendable(raw, true), "{value:?} as {path}");
+                assert_eq!(decode(raw).as_deref(), Some(value.as_str()));
+            }
+        }
+        assert!(plain > 10_000 && trailing > 5_000, "{plain} {trailing}");
+        // What no client sends.
+        assert!(!sendable("..", false) && !sendable("%2E", false));
+        assert!(!sendable("a/../b", true) && !sendable("a%2F..%2Fb", true));
+        assert!(!sendable("/etc", true) && !sendable("%2Fetc", true));
+        // A `/` sent encoded in a trailing value is the value's own; a plain value may hold one.
+        assert!(sendable("docs%2Fa.txt", true) && sendable("..%2Fx", false));
+    }
 
     #[test]
     fn segments_are_found_by_position() {

@@ -76,7 +76,7 @@ async fn a_path_value_no_client_sends_is_a_400_and_reaches_no_method() {
         "/orgs/o/files/a/../../../etc/passwd",
         "/orgs/o/files/%2E%2E/%2e%2E/etc/passwd",
         "/orgs/o/files/a%2F..%2F..%2Fsecret",
-        "/orgs/o/files/a%2fb",
+        "/orgs/o/files/%2Fetc/passwd",
         "/orgs/o/files//etc/passwd",
     ] {
         let answer = raw(&url, &signed_get(&url, target), Duration::from_secs(5)).await;
@@ -92,6 +92,16 @@ async fn a_path_value_no_client_sends_is_a_400_and_reaches_no_method() {
         let got = client.file(org, path).await.unwrap();
         assert_eq!(got, format!("{org}|{path}"));
     }
+    // A trailing value with its `/` sent encoded (Python's `quote(key, safe="")`) is the same
+    // value, and served.
+    let answer = raw(
+        &url,
+        &signed_get(&url, "/orgs/o/files/docs%2Fa.txt"),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(status(&answer), 200, "{answer}");
+    assert_eq!(body(&answer), r#""o|docs/a.txt""#);
 }
 
 #[service_client(

@@ -14,8 +14,9 @@
 //!   repeat's deadline and at most 5 s; still running then, it gets a 409, as the IETF
 //!   `Idempotency-Key` draft has it.
 //! - A key is scoped to the service served (the trait's name), the calling service and the
-//!   route: the same key from another caller, on another route, or at another service sharing
-//!   the store is another key. On the same route, a key reused for a different
+//!   route: the same key from another caller, on another route, or at a service serving
+//!   another trait from the same store is another key. (Two services serving one trait need
+//!   stores of their own, a namespace each.) On the same route, a key reused for a different
 //!   request gets a 422: a key's record is fingerprinted with a digest of the request's path,
 //!   query, `#[header]` arguments, `Content-Type` and body, so the same key sent to
 //!   `/accounts/2/charge` after `/accounts/1/charge` is refused, not answered with the first

@@ -26,10 +26,11 @@
 //!
 //! A request with `Signature-Input` is checked as an RFC 9421 signature: of the signatures it
 //! carries (under any label), the first whose `keyid` this verifier knows is used; the others
-//! by keys it knows (at most four, each key once) are checked too and must pass (unless past
-//! their window or `expires`), and the nonce of each is recorded with its own, so that the
-//! request passes once whichever comes first. A request line naming no path (authority- or
-//! asterisk-form) is refused, whatever its signature. It must
+//! by keys it knows (at most four, each key once) are checked too, and each in the profile
+//! must pass (one outside it by its own parameters or coverage, another application's, is left
+//! alone), and the nonce of each is recorded with its own, so that the request passes once
+//! whichever comes first. A request line naming no path (authority- or asterisk-form, but for
+//! a `CONNECT`) is refused, whatever its signature. It must
 //! cover `@method`, `@authority`, `@path` and `@query`, and `content-digest` when the request
 //! has a body; any other covered header (`date`, say) is checked too, and every covered field
 //! must occur exactly once. Other signers' choices are checked as RFC 9421 defines them:

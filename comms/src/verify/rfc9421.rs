@@ -52,13 +52,16 @@ impl Verifier {
         )?;
 
         // The other signatures by known keys. Which one is checked is the sender's choice
-        // (their order is signed by none), so each must pass as the first did, and its nonce
-        // is recorded too: or the same request, its signatures swapped or the first dropped,
-        // would pass once for each. One that fails refuses the request, unless it is past its
-        // window or its `expires` (it can never pass): whether it passes may hang on what no
-        // signature pins (the scheme of an absolute-form request line, which the sender
-        // writes), and sent alone in another form it could pass, its nonce never recorded. A few are checked, not as many as a caller adds, and a key signs once: a
-        // caller's signatures must not multiply the nonces it leaves in the store.
+        // (their order is signed by none), so each in the profile must pass as the first did,
+        // and its nonce is recorded too: or the same request, its signatures swapped or the
+        // first dropped, would pass once for each. One in the profile that fails refuses the
+        // request: whether it passes may hang on what no signature pins (the scheme of an
+        // absolute-form request line, the request target's form, the clock of another replica
+        // sharing the nonce store), and sent alone it could pass there, its nonce never
+        // recorded. One outside the profile by its own parameters or coverage (another
+        // application's: no nonce, fewer components) passes nowhere here, and is left alone.
+        // A few are checked, not as many as a caller adds, and a key signs once: a caller's
+        // signatures must not multiply the nonces it leaves in the store.
         let others: Vec<_> = inputs
             .iter()
             .filter(|(other, _)| *other != label)
@@ -93,8 +96,16 @@ impl Verifier {
             }
             let verified = match self.verify_entry(other, &signatures, method, uri, headers, now) {
                 Ok(verified) => verified,
-                // Past its window or its `expires`, it can never pass, in any form.
-                Err(VerifyError::StaleTimestamp(_) | VerifyError::Expired) => continue,
+                // Outside the profile by its own parameters or coverage: it passes nowhere
+                // here, whatever the form or the clock.
+                Err(
+                    VerifyError::MalformedSignature(_)
+                    | VerifyError::MalformedNonce
+                    | VerifyError::NotCovered(_)
+                    | VerifyError::UnsupportedAlgorithm(_)
+                    | VerifyError::UnsupportedComponent(_)
+                    | VerifyError::WrongAuthority(_),
+                ) => continue,
                 Err(e) => return Err(e),
             };
             let VerifiedHead {
