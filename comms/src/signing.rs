@@ -320,13 +320,13 @@ pub(crate) fn write_signature_value(sink: &mut impl Sink, mac: &[u8; 32]) {
     sink.put(b":");
 }
 
-/// `("@method" "@authority" "@path" "@query" "<field>" ...)`: the covered components as an
-/// inner list, the required derived components first.
 /// The [`inner_list`] of a call whose only covered field is its `Content-Digest`: a call
 /// without headers of its own, as most are.
 pub(crate) const DIGEST_ONLY_INNER_LIST: &str =
     r#"("@method" "@authority" "@path" "@query" "content-digest")"#;
 
+/// `("@method" "@authority" "@path" "@query" "<field>" ...)`: the covered components as an
+/// inner list, the required derived components first.
 pub(crate) fn inner_list<'a>(fields: impl Iterator<Item = &'a str>) -> String {
     let mut out = String::with_capacity(96);
     out.push_str(r#"("@method" "@authority" "@path" "@query""#);
