@@ -75,6 +75,20 @@ pub(crate) struct Unrun;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Ran;
 
+/// The 500 `{"message": "internal error"}` of a request whose serving failed: a panic, a
+/// stream that broke, an answer the method gave that HTTP cannot carry.
+fn internal_error() -> http::Response<Bytes> {
+    respond_message(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+}
+
+/// The [`internal_error`] of a method that ran and answered with what HTTP cannot carry,
+/// marked [`Ran`] so that an idempotent method's retry gets it rather than a second run.
+fn ran_unanswerable() -> http::Response<Bytes> {
+    let mut response = internal_error();
+    response.extensions_mut().insert(Ran);
+    response
+}
+
 /// The most of a refusal's message a response carries: enough to name the argument and say
 /// why, not the request's own bytes back at any length (a parser's error quotes the value).
 const REJECTION_LIMIT: usize = 1024;
@@ -478,11 +492,7 @@ pub fn respond_json<T: JsonReturn>(result: Result<T, Error>) -> http::Response<B
             }
             Err(e) => {
                 tracing::error!(error = %e, "a served method's result does not serialize");
-                let mut response =
-                    respond_message(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
-                // The method ran: an idempotent one's retry gets this answer, not a second run.
-                response.extensions_mut().insert(Ran);
-                response
+                ran_unanswerable()
             }
         },
         Err(e) => served_error(&e),

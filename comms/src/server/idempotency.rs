@@ -93,10 +93,10 @@ pub enum Claim {
 
 /// Where a server keeps the answers to `Idempotency-Key`s, so that a fleet can share them.
 ///
-/// `scope` names the service served (its trait), the calling service and the route; `fingerprint` identifies the request (a
-/// digest of its path, query, `#[header]` arguments, `Content-Type` and body); `claim`
-/// identifies the request that claims the key, 32 hex digits the server draws at random for
-/// each claim it asks for.
+/// `scope` names the service served (its trait), the calling service and the route;
+/// `fingerprint` identifies the request (a digest of its path, query, `#[header]` arguments,
+/// `Content-Type` and body); `claim` identifies the request that claims the key, 32 hex digits
+/// the server draws at random for each claim it asks for.
 ///
 /// A store keeps a key claimed until its claim finishes or releases it. A store shared by a
 /// fleet may let a claim lapse, so that a process that died holding a key does not hold it for

@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use super::{
     Answer, Claim, IdempotencyStore, Incoming, MemoryIdempotencyStore, StoredResponse,
-    respond_message,
+    internal_error, ran_unanswerable, respond_message,
 };
 use crate::telemetry::ServerTrace;
 use crate::verify::layer::{Checked, Gate};
@@ -82,8 +82,8 @@ pub fn deadline() -> Option<std::time::Duration> {
 pub struct Settings {
     gate: Gate,
     idempotency: Arc<dyn IdempotencyStore>,
-    /// The name of the trait served, which scopes its idempotency keys: two services sharing
-    /// a store do not answer each other's.
+    /// The name of the trait served, which scopes its idempotency keys: two services serving
+    /// different traits from one store do not answer each other's.
     service: &'static str,
 }
 
@@ -369,14 +369,7 @@ fn answer<A: Into<Answer>>(
     // connection, or a 101 without the `Upgrade` it needs. The method ran (an idempotent
     // one's key keeps this answer), and answered with what HTTP cannot carry: a logged 500.
     tracing::error!(method = %verb, path, %status, "a served method answered with an informational status");
-    let mut response = internal_error();
-    response.extensions_mut().insert(super::Ran);
-    Answer::Whole(response)
-}
-
-/// The 500 of a request whose serving failed outside what the method answered (a panic).
-fn internal_error() -> http::Response<Bytes> {
-    respond_message(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    Answer::Whole(ran_unanswerable())
 }
 
 /// What of a claimed method's answer is kept for its key: `None` for an answer that says the

@@ -127,8 +127,7 @@ pub(crate) async fn gathered_for_http10(
                 );
             }
             // A failed stream has said why already (see `Served`).
-            super::respond_message(http::StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-                .map(axum::body::Body::from)
+            super::internal_error().map(axum::body::Body::from)
         }
     }
 }
