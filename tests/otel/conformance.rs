@@ -95,13 +95,8 @@ async fn client_duration_has_no_opt_in_url_template_by_default() {
 #[tokio::test]
 async fn server_span_has_no_opt_in_client_port_by_default() {
     let (spans, _guard) = record_spans();
-    let app = Router::new()
-        .route("/peer", get(|| async { "ok" }))
-        .layer(VerifyLayer::new(Verifier::new().service("billing", SECRET)));
-    let listener = comms_tests::fresh_listener().await;
-    let addr = listener.local_addr().unwrap();
-    let served = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, served).await.unwrap() });
+    let addr =
+        serve_verified_with_peers(Router::new().route("/peer", get(|| async { "ok" }))).await;
     plain_executor(&format!("http://{addr}"), "billing", SECRET)
         .execute(Call::get("/peer").route("/peer"))
         .await

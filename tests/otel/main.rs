@@ -171,6 +171,17 @@ async fn serve_verified(app: Router) -> String {
     serve(app.layer(VerifyLayer::new(Verifier::new().service("billing", SECRET)))).await
 }
 
+/// [`serve_verified`], with axum told the peer of each connection (`client.address`): the
+/// address it listens on.
+async fn serve_verified_with_peers(app: Router) -> std::net::SocketAddr {
+    let app = app.layer(VerifyLayer::new(Verifier::new().service("billing", SECRET)));
+    let listener = comms_tests::fresh_listener().await;
+    let addr = listener.local_addr().unwrap();
+    let served = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, served).await.unwrap() });
+    addr
+}
+
 /// `call`, made and polled with `cx` as the current context.
 async fn execute_in(cx: opentelemetry::Context, exec: &Executor, call: Call) -> comms::Response {
     let call = {

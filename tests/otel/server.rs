@@ -51,13 +51,8 @@ async fn a_server_span_has_the_query_the_protocol_version_and_the_user_agent() {
 #[tokio::test]
 async fn a_server_span_has_the_callers_address_when_axum_was_given_it() {
     let (spans, _guard) = record_spans();
-    let app = Router::new()
-        .route("/search", get(|| async { "found" }))
-        .layer(VerifyLayer::new(Verifier::new().service("billing", SECRET)));
-    let listener = comms_tests::fresh_listener().await;
-    let addr = listener.local_addr().unwrap();
-    let served = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, served).await.unwrap() });
+    let addr =
+        serve_verified_with_peers(Router::new().route("/search", get(|| async { "found" }))).await;
     plain_executor(&format!("http://{addr}"), "billing", SECRET)
         .execute(
             Call::get("/search")
