@@ -5,30 +5,13 @@
 use std::time::Duration;
 
 use comms::http::{Method, StatusCode};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use comms_tests::raw_exchange;
 
 use super::*;
 
-/// What `request` gets on a fresh connection, read until the server closes it (or `wait`
-/// passes with nothing more).
-async fn raw(url: &str, request: &[u8], wait: Duration) -> String {
-    let mut stream = tokio::net::TcpStream::connect(url.trim_start_matches("http://"))
-        .await
-        .unwrap();
-    stream.write_all(request).await.unwrap();
-    let mut read = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        match tokio::time::timeout(wait, stream.read(&mut buf)).await {
-            Ok(Ok(0) | Err(_)) | Err(_) => break,
-            Ok(Ok(n)) => read.extend_from_slice(&buf[..n]),
-        }
-    }
-    String::from_utf8_lossy(&read).into_owned()
-}
-
 async fn once(url: &str, request: &str) -> String {
-    raw(url, request.as_bytes(), Duration::from_secs(5)).await
+    raw_exchange(url, request.as_bytes(), Duration::from_secs(5)).await
 }
 
 /// A header's value in an answer's head.
@@ -56,18 +39,13 @@ fn signed_get(url: &str, target: &str) -> Vec<u8> {
     let authority = url.trim_start_matches("http://");
     let mut head = comms_tests::Recorded::head(Method::GET, target, authority, b"");
     head.sign_now("billing", SECRET, &[]);
-    let mut bytes = format!("GET {target} HTTP/1.1\r\n").into_bytes();
-    for (name, value) in &head.headers {
-        bytes.extend_from_slice(format!("{name}: {}\r\n", value.to_str().unwrap()).as_bytes());
-    }
-    bytes.extend_from_slice(b"connection: close\r\n\r\n");
-    bytes
+    head.head_bytes(target)
 }
 
 #[tokio::test]
 async fn a_path_value_no_client_sends_is_a_400_and_reaches_no_method() {
-    // A segment of `.` or `..` (RFC 3986 climbs with it), and in a trailing value an encoded
-    // `/` or a leading one (`Path::join` takes it for a root): signed, yet refused.
+    // A segment of `.` or `..` (RFC 3986 climbs with it), and a trailing value that, decoded,
+    // has one or starts with `/` (`Path::join` takes it for a root): signed, yet refused.
     let (_, client, url) = pair().await;
     for target in [
         "/orgs/../files/x",
@@ -79,7 +57,7 @@ async fn a_path_value_no_client_sends_is_a_400_and_reaches_no_method() {
         "/orgs/o/files/%2Fetc/passwd",
         "/orgs/o/files//etc/passwd",
     ] {
-        let answer = raw(&url, &signed_get(&url, target), Duration::from_secs(5)).await;
+        let answer = raw_exchange(&url, &signed_get(&url, target), Duration::from_secs(5)).await;
         assert_eq!(status(&answer), 400, "{target}: {answer}");
         assert!(
             body(&answer).contains("path parameter"),
@@ -94,7 +72,7 @@ async fn a_path_value_no_client_sends_is_a_400_and_reaches_no_method() {
     }
     // A trailing value with its `/` sent encoded (Python's `quote(key, safe="")`) is the same
     // value, and served.
-    let answer = raw(
+    let answer = raw_exchange(
         &url,
         &signed_get(&url, "/orgs/o/files/docs%2Fa.txt"),
         Duration::from_secs(5),
@@ -160,7 +138,7 @@ async fn an_informational_status_from_a_method_is_a_500_and_the_connection_serve
     // it lost) or send a 101 without `Upgrade`.
     let url = probe().await;
     for code in [100, 101, 103] {
-        let answer = raw(
+        let answer = raw_exchange(
             &url,
             format!(
                 "GET /answer/{code} HTTP/1.1\r\nhost: x\r\n\r\n\
@@ -209,6 +187,6 @@ async fn behind_a_verify_layer_an_unsigned_prober_cannot_tell_routes_apart() {
         [401, 401, 401]
     );
     // And a signed request still reaches its method through both.
-    let answer = raw(&url, &signed_get(&url, "/users/5"), Duration::from_secs(5)).await;
+    let answer = raw_exchange(&url, &signed_get(&url, "/users/5"), Duration::from_secs(5)).await;
     assert_eq!(status(&answer), 200, "{answer}");
 }

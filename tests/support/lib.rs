@@ -96,6 +96,19 @@ pub fn vectors(name: &str) -> serde_json::Value {
     serde_json::from_str(&text).unwrap()
 }
 
+/// Writes `request` on a fresh connection to the server at `url` and reads what comes back
+/// until the server closes it, for at most `wait`: what arrived, as text.
+pub async fn raw_exchange(url: &str, request: &[u8], wait: Duration) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut read = Vec::new();
+    let _ = tokio::time::timeout(wait, stream.read_to_end(&mut read)).await;
+    String::from_utf8_lossy(&read).into_owned()
+}
+
 /// Serves `app` on a free loopback port for the rest of the test; its base URL.
 pub async fn serve(app: axum::Router) -> String {
     let listener = fresh_listener().await;

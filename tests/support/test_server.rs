@@ -65,6 +65,21 @@ impl Recorded {
         self.sign_as("comms", &[&required[..], extra].concat(), &params, secret);
     }
 
+    /// Its head as an HTTP/1.1 client would write it, with `target` on the request line (which
+    /// a client library would not let a test choose: authority-form, absolute-form, dot
+    /// segments) and `Connection: close`; no body.
+    pub fn head_bytes(&self, target: &str) -> Vec<u8> {
+        let mut bytes = format!("{} {target} HTTP/1.1\r\n", self.method).into_bytes();
+        for (name, value) in &self.headers {
+            bytes.extend_from_slice(name.as_str().as_bytes());
+            bytes.extend_from_slice(b": ");
+            bytes.extend_from_slice(value.as_bytes());
+            bytes.extend_from_slice(b"\r\n");
+        }
+        bytes.extend_from_slice(b"connection: close\r\n\r\n");
+        bytes
+    }
+
     /// Sends this request as it is, its `Host` too, to the server at `base`, with `body`,
     /// and gives the answer's status and text.
     pub async fn send_to(&self, base: &str, body: &[u8]) -> (u16, String) {

@@ -3,7 +3,6 @@
 //! the request line only. Sent as raw bytes, as no client library would write them.
 
 use comms::signing::{Secret, legacy_string_to_sign, sign_legacy};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
 
@@ -14,28 +13,9 @@ fn now_secs() -> u64 {
         .as_secs()
 }
 
-/// `r`'s head (no body) with `target` as its request line's target, and `connection: close`.
-fn head_with_target(r: &Recorded, target: &str) -> Vec<u8> {
-    let mut bytes = format!("{} {target} HTTP/1.1\r\n", r.method).into_bytes();
-    for (name, value) in &r.headers {
-        bytes.extend_from_slice(name.as_str().as_bytes());
-        bytes.extend_from_slice(b": ");
-        bytes.extend_from_slice(value.as_bytes());
-        bytes.extend_from_slice(b"\r\n");
-    }
-    bytes.extend_from_slice(b"connection: close\r\n\r\n");
-    bytes
-}
-
-/// Writes `bytes` on a fresh connection to `url` and reads the answer to its end.
-async fn exchange(url: &str, bytes: &[u8]) -> String {
-    let mut stream = tokio::net::TcpStream::connect(url.trim_start_matches("http://"))
-        .await
-        .unwrap();
-    stream.write_all(bytes).await.unwrap();
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
-    String::from_utf8_lossy(&out).into_owned()
+/// `r`'s head (no body) with `target` on its request line, on a fresh connection: the answer.
+async fn send(url: &str, r: &Recorded, target: &str) -> String {
+    comms_tests::raw_exchange(url, &r.head_bytes(target), Duration::from_secs(5)).await
 }
 
 /// A legacy (`microservice_comms`) GET head for `path`, signed by `billing` now over
@@ -72,9 +52,9 @@ async fn a_signature_over_the_root_is_refused_for_a_target_naming_no_path() {
     for target in [host.as_str(), "*", "/"] {
         let mut r = Recorded::head(Method::GET, "/", &host, b"");
         r.sign_now("billing", SECRET, &[]);
-        let answer = exchange(&url, &head_with_target(&r, target)).await;
+        let answer = send(&url, &r, target).await;
         let legacy = legacy_head("/", "/", &host);
-        let legacy_answer = exchange(&url, &head_with_target(&legacy, target)).await;
+        let legacy_answer = send(&url, &legacy, target).await;
         for answer in [answer, legacy_answer] {
             if target == "/" {
                 assert!(answer.ends_with("root"), "{target}: {answer}");
@@ -104,11 +84,11 @@ async fn a_legacy_signature_is_refused_on_a_path_with_an_encoded_slash() {
     let url = serve(app).await;
     let host = url.trim_start_matches("http://").to_owned();
     let signed = legacy_head("/files/a/b", "/files/a/b", &host);
-    let answer = exchange(&url, &head_with_target(&signed, "/files/a/b")).await;
+    let answer = send(&url, &signed, "/files/a/b").await;
     assert!(answer.ends_with("two segments"), "{answer}");
     for target in ["/files/a%2Fb", "/files/a%2fb"] {
         let moved = legacy_head("/files/a/b", "/files/a/b", &host);
-        let answer = exchange(&url, &head_with_target(&moved, target)).await;
+        let answer = send(&url, &moved, target).await;
         assert!(answer.starts_with("HTTP/1.1 401"), "{target}: {answer}");
         assert!(!answer.contains("segment"), "{target}: {answer}");
     }
@@ -186,7 +166,7 @@ async fn a_second_signature_that_passes_only_in_another_form_cannot_serve_a_requ
             .parse()
             .unwrap(),
     );
-    let first = exchange(&url, &head_with_target(&both, "/echo")).await;
+    let first = send(&url, &both, "/echo").await;
     assert!(first.starts_with("HTTP/1.1 401"), "{first}");
     // The second alone, in absolute-form: whatever the verifier makes of it, the request is
     // served at most once in all.
@@ -198,8 +178,8 @@ async fn a_second_signature_that_passes_only_in_another_form_cannot_serve_a_requ
         .headers
         .insert("signature", other_signature.parse().unwrap());
     let absolute = format!("http://{host}/echo");
-    exchange(&url, &head_with_target(&alone, &absolute)).await;
-    let again = exchange(&url, &head_with_target(&alone, &absolute)).await;
+    send(&url, &alone, &absolute).await;
+    let again = send(&url, &alone, &absolute).await;
     assert!(again.starts_with("HTTP/1.1 401"), "{again}");
     assert!(
         served.load(Ordering::SeqCst) <= 1,
