@@ -36,10 +36,35 @@ fn body(answer: &str) -> &str {
 
 /// A bodiless GET of `target`, signed by `billing`, closing its connection.
 fn signed_get(url: &str, target: &str) -> Vec<u8> {
+    signed(Method::GET, url, target)
+}
+
+/// A bodiless request of `target`, signed by `billing`, closing its connection.
+fn signed(method: Method, url: &str, target: &str) -> Vec<u8> {
     let authority = url.trim_start_matches("http://");
-    let mut head = comms_tests::Recorded::head(Method::GET, target, authority, b"");
+    let mut head = comms_tests::Recorded::head(method, target, authority, b"");
     head.sign_now("billing", SECRET, &[]);
     head.head_bytes(target)
+}
+
+#[tokio::test]
+async fn a_head_methods_answer_claims_no_length_it_does_not_know() {
+    // RFC 9110 §8.6: a HEAD answer's `Content-Length`, when sent, is the one its GET would
+    // send. A `#[head]` method answers with no body, so no length at all, not `0`.
+    let (_, _, url) = pair().await;
+    let wait = Duration::from_secs(5);
+    let answer = raw_exchange(&url, &signed(Method::HEAD, &url, "/users/42"), wait).await;
+    assert_eq!(status(&answer), 200, "{answer}");
+    assert_eq!(header(&answer, "x-exists"), Some("42"), "{answer}");
+    assert_eq!(header(&answer, "content-length"), None, "{answer}");
+    assert_eq!(header(&answer, "transfer-encoding"), None, "{answer}");
+    // A HEAD of a GET route is answered by the GET's method: with the GET's length.
+    let get = raw_exchange(&url, &signed(Method::GET, &url, "/raw"), wait).await;
+    assert_eq!(header(&get, "content-length"), Some("6"), "{get}");
+    let head = raw_exchange(&url, &signed(Method::HEAD, &url, "/raw"), wait).await;
+    assert_eq!(status(&head), 201, "{head}");
+    assert_eq!(header(&head, "content-length"), Some("6"), "{head}");
+    assert_eq!(body(&head), "", "{head}");
 }
 
 #[tokio::test]

@@ -213,6 +213,8 @@ where
     // received from another service, say) means the size of the resource only for a HEAD.
     if !head_only {
         response.headers_mut().remove(http::header::CONTENT_LENGTH);
+    } else {
+        unsized_if_empty(&mut response);
     }
     // A streamed body outlives this future: it ends the trace when it ends. Behind the layer,
     // the layer's trace is the request's, and the layer hands it to the body.
@@ -220,6 +222,35 @@ where
         crate::verify::layer::end_trace(trace, &mut response, head_only);
     }
     response
+}
+
+/// A HEAD's answer with an empty body and no `Content-Length` (a `#[head]` method's own) is
+/// sent with none: axum would write `0` for an empty body, where a HEAD answer's length, when
+/// sent, is the one its GET would send (RFC 9110, section 8.6). A HEAD served by a GET's method
+/// has that method's body, and its length; one a method gave itself is kept.
+fn unsized_if_empty(response: &mut axum::response::Response) {
+    let empty = http_body::Body::size_hint(response.body()).exact() == Some(0);
+    let length = response
+        .headers()
+        .contains_key(http::header::CONTENT_LENGTH);
+    if empty && !length {
+        *response.body_mut() = axum::body::Body::new(LengthUnknown);
+    }
+}
+
+/// An empty body that does not say it is empty, so that no length is written for it.
+struct LengthUnknown;
+
+impl http_body::Body for LengthUnknown {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(None)
+    }
 }
 
 /// [`handle`] inside the span.
