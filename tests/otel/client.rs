@@ -517,6 +517,73 @@ async fn a_response_too_large_keeps_its_status_code() {
     assert_eq!(durations[0].attributes["error.type"], "response_too_large");
 }
 
+/// `http.response.status_code` is required when one was received (http-spans.md, HTTP client
+/// span): a 200 head whose body is cut short keeps its code beside `error.type` `transport`,
+/// on the span and on the duration.
+#[tokio::test]
+async fn a_body_cut_short_after_its_head_keeps_its_status_code() {
+    let (spans, _guard) = record_spans();
+    let server = FaultServer::start(|_, _| Fault::TruncatedBody).await;
+    let port: u16 = server.url().rsplit_once(':').unwrap().1.parse().unwrap();
+    let err = executor(
+        &server.url(),
+        RetryConfig::none(),
+        BreakerConfig::disabled(),
+    )
+    .execute(item(21))
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::Transport { .. }), "{err}");
+
+    let spans = spans.get_finished_spans().unwrap();
+    let attempt = only_span(&spans, "GET /items/<id>");
+    assert_eq!(text(attempt, "error.type").as_deref(), Some("transport"));
+    assert_eq!(
+        text(attempt, "http.response.status_code").as_deref(),
+        Some("200"),
+        "{attempt:#?}"
+    );
+    let durations = points("http.client.request.duration", port);
+    assert_eq!(durations.len(), 1, "{durations:?}");
+    assert_eq!(durations[0].attributes["http.response.status_code"], "200");
+    assert_eq!(durations[0].attributes["error.type"], "transport");
+}
+
+/// The same for a 503 head whose body stalls past the attempt's timeout: the 503's series, of
+/// `error.type` `timeout`.
+#[tokio::test]
+async fn a_body_stalled_past_the_timeout_keeps_its_status_code() {
+    let (spans, _guard) = record_spans();
+    let head = "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 100\r\n\r\nab";
+    let server = FaultServer::start(move |_, _| {
+        Fault::RawThenStall(bytes::Bytes::from_static(head.as_bytes()))
+    })
+    .await;
+    let port: u16 = server.url().rsplit_once(':').unwrap().1.parse().unwrap();
+    let err = executor(
+        &server.url(),
+        RetryConfig::none(),
+        BreakerConfig::disabled(),
+    )
+    .execute(item(22).timeout(Duration::from_millis(200)))
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+
+    let spans = spans.get_finished_spans().unwrap();
+    let attempt = only_span(&spans, "GET /items/<id>");
+    assert_eq!(text(attempt, "error.type").as_deref(), Some("timeout"));
+    assert_eq!(
+        text(attempt, "http.response.status_code").as_deref(),
+        Some("503"),
+        "{attempt:#?}"
+    );
+    let durations = points("http.client.request.duration", port);
+    assert_eq!(durations.len(), 1, "{durations:?}");
+    assert_eq!(durations[0].attributes["http.response.status_code"], "503");
+    assert_eq!(durations[0].attributes["error.type"], "timeout");
+}
+
 /// A method the conventions do not know is `_OTHER`, with its own name kept apart, and is
 /// `HTTP` in the span's name, so that neither grows without bound; `QUERY` is known.
 #[tokio::test]

@@ -19,7 +19,9 @@ use axum::routing::get;
 use comms::service_client;
 use comms::verify::{Verifier, VerifyLayer};
 use comms::{BreakerConfig, Call, Error, Executor, RetryConfig};
-use comms_tests::{Reply, TestServer, fast_retry, plain_executor, serve, traceparent};
+use comms_tests::{
+    Fault, FaultServer, Reply, TestServer, fast_retry, plain_executor, serve, traceparent,
+};
 use opentelemetry::baggage::BaggageExt as _;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{SpanKind, Status, TracerProvider as _};

@@ -226,6 +226,10 @@ where
                             return run.finish(this.span, phase, Ok(streamed));
                         }
                         Err(response) => {
+                            if let Some(trace) = &mut run.trace {
+                                // A body that then fails still had this status.
+                                trace.head_received(response.status());
+                            }
                             match Reading::start(response, executor.inner.max_response_bytes) {
                                 Ok(reading) => {
                                     // The dependency answered: its body is waited for.
