@@ -142,6 +142,46 @@ async fn a_failed_call_the_handler_propagates_arrives_without_its_details() {
 }
 
 #[tokio::test]
+async fn a_header_hooks_error_the_handler_propagates_arrives_without_its_words() {
+    // A hook's token source failing, as a status the hook chose: the call ends with it as it
+    // is, and a handler passing it on answers a bare 500, not the hook's 401 and words.
+    let upstream = serve(Router::new().route("/accounts/7", get(|| async { "{}" }))).await;
+    let ledger = Executor::builder()
+        .base_url(&upstream)
+        .service_id("tests")
+        .secret("errors-served-secret")
+        .retry(RetryConfig::none())
+        .header_hook(|| async {
+            Err(Error::unauthorized(
+                "vault.internal:8200 refused: token expired for role orders-prod",
+            ))
+        })
+        .build()
+        .unwrap();
+    let inner = report(ledger.clone()).await.unwrap_err();
+    assert!(matches!(inner, Error::Unauthorized(_)), "{inner:?}");
+    assert!(inner.to_string().contains("vault.internal"), "{inner}");
+
+    let app = Router::new().route(
+        "/report",
+        get(move || {
+            let ledger = ledger.clone();
+            async move { served(report(ledger).await) }
+        }),
+    );
+    let url = serve(app).await;
+    let received = exec(&url, RetryConfig::none())
+        .execute(Call::get("/report"))
+        .await
+        .unwrap_err();
+    assert!(matches!(received, Error::Server(_)), "{received:?}");
+    assert_eq!(received.status(), Some(StatusCode::INTERNAL_SERVER_ERROR));
+    let http = received.http_error().unwrap();
+    assert_eq!(http.message(), Some("Internal Server Error"));
+    assert!(!http.body().contains("vault"), "{}", http.body());
+}
+
+#[tokio::test]
 async fn a_built_response_arrives_as_built() {
     let app = Router::new().route(
         "/files/report",

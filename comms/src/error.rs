@@ -44,8 +44,9 @@ pub const BODY_EXCERPT_LIMIT: usize = 1024;
 /// server answers it with a gateway status and its standard reason, and nothing of the error
 /// itself: 502 Bad Gateway for a status variant that was received, [`Error::Transport`] and
 /// [`Error::Decode`]; 504 for [`Error::Timeout`]; 503 for [`Error::CircuitOpen`]; 500 for
-/// [`Error::Encode`] and [`Error::Config`]. A handler that means to pass a dependency's answer
-/// on builds it anew, e.g. with [`Error::not_found`].
+/// [`Error::Encode`], [`Error::Config`] and the error a call's header hook failed with. A
+/// handler that means to pass a dependency's answer on builds it anew, e.g. with
+/// [`Error::not_found`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -251,6 +252,16 @@ impl Error {
             | Error::Status(e) => Some(e),
             _ => None,
         }
+    }
+
+    /// A header hook's error, as the call it ended returns it: unchanged, but that a status
+    /// variant is no longer taken for one a server handler built (a handler passing it on with
+    /// `?` answers a bare 500, not the hook's status and words).
+    pub(crate) fn into_hook_failure(mut self) -> Error {
+        if let Some(e) = self.http_error_mut() {
+            e.set_ended_a_call();
+        }
+        self
     }
 
     fn http_error_mut(&mut self) -> Option<&mut HttpError> {

@@ -27,6 +27,9 @@ struct HttpErrorInner {
     request: Option<(Method, String)>,
     /// The wait a server asks for in `Retry-After` when it sends the error.
     retry_after: Option<Duration>,
+    /// Whether the error ended a call without being received: a header hook's. A server
+    /// handler passing it on answers with none of it, as for a received one.
+    ended_a_call: bool,
 }
 
 impl HttpError {
@@ -54,6 +57,7 @@ impl HttpError {
                 body: String::new(),
                 request: None,
                 retry_after: None,
+                ended_a_call: false,
             }),
         }
     }
@@ -144,6 +148,17 @@ impl HttpError {
     /// Whether the error answered a request: it was received, not built.
     pub(crate) fn is_received(&self) -> bool {
         self.inner.request.is_some()
+    }
+
+    /// Marks the error as the end of a call it did not answer (see [`Self::ended_a_call`]).
+    pub(crate) fn set_ended_a_call(&mut self) {
+        self.inner.ended_a_call = true;
+    }
+
+    /// Whether the error ended a call without being received (a header hook's): a handler
+    /// passing it on did not build it.
+    pub(crate) fn ended_a_call(&self) -> bool {
+        self.inner.ended_a_call
     }
 
     /// The wait set with [`Error::with_retry_after`](super::Error::with_retry_after).

@@ -25,6 +25,7 @@ use super::Error;
 /// | a status variant the handler built, 4xx or 5xx | its status | its message, else the status's reason |
 /// | a status variant the handler built, any other status | 500 | its message, else `Internal Server Error` |
 /// | a status variant received from a call (it has a [`url`](super::HttpError::url)) | 502 | `Bad Gateway` |
+/// | a status variant a call's header hook failed with | 500 | `Internal Server Error` |
 /// | [`Error::Transport`], [`Error::Decode`] | 502 | `Bad Gateway` |
 /// | [`Error::Timeout`] | 504 | `Gateway Timeout` |
 /// | [`Error::CircuitOpen`] | 503 | `Service Unavailable` |
@@ -81,6 +82,10 @@ fn served(error: &Error) -> (StatusCode, Option<&str>, Option<Duration>) {
         | Error::Status(e) => {
             if e.is_received() {
                 return hidden(StatusCode::BAD_GATEWAY);
+            }
+            if e.ended_a_call() {
+                // A header hook's failure: this server's own, and none of the caller's business.
+                return hidden(StatusCode::INTERNAL_SERVER_ERROR);
             }
             let status = if e.status().is_client_error() || e.status().is_server_error() {
                 e.status()

@@ -216,7 +216,8 @@ impl ExecutorBuilder {
     /// itself, one that belongs to one call (`Idempotency-Key`, `Comms-Deadline-Ms`, trace
     /// context), a hop-by-hop one, a `Content-Type` for a call whose form or multipart body
     /// has its own, or a value with white space at either end, which would arrive trimmed
-    /// (`Error::Config`, key `header_hook`).
+    /// (`Error::Config`, key `header_hook`). A server method passing a hook's error on with
+    /// `?` answers a bare 500: the error is this service's, not a status it answers with.
     ///
     /// ```no_run
     /// use comms::http::{HeaderMap, HeaderValue, header::AUTHORIZATION};

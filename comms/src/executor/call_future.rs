@@ -202,7 +202,7 @@ where
                             timer.as_mut(),
                             Some(headers),
                         ),
-                        Poll::Ready(Err(e)) => Err(e),
+                        Poll::Ready(Err(e)) => Err(e.into_hook_failure()),
                         Poll::Pending => {
                             ready!(timer.as_mut().poll_fired(cx));
                             Err(run.hook_timed_out())
