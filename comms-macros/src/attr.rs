@@ -17,6 +17,7 @@ pub(crate) const KEYS: &[&str] = &[
     "base_url_env",
     "key_id_env",
     "signing",
+    "server",
 ];
 
 /// The attribute's settings, each checked.
@@ -27,7 +28,14 @@ pub(crate) struct Args {
     pub(crate) base_url_env: Option<LitStr>,
     pub(crate) key_id_env: Option<LitStr>,
     pub(crate) legacy: bool,
+    /// Whether the `server` feature generates `<Trait>Server` (`server = false`: never).
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
+    pub(crate) server: bool,
 }
+
+/// What `server` takes, said when it is given something else.
+const SERVER_VALUE: &str = "`server` takes `true` or `false`: `server = false` generates no \
+                            server for a trait that is only called, even with the `server` feature on";
 
 /// An unknown `#[service_client]` key, with the key it is close to, which then counts as given:
 /// a misspelt key is reported once, as that, not also as the key missing.
@@ -87,8 +95,10 @@ pub(crate) fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
         base_url_env: None,
         key_id_env: None,
         legacy: false,
+        server: true,
     };
     let mut signing: Option<LitStr> = None;
+    let mut server: Option<syn::LitBool> = None;
     // Keys that were given, even with a bad value: they are not also reported missing.
     let mut given: Vec<String> = Vec::new();
     let parser = |input: ParseStream| -> syn::Result<()> {
@@ -121,6 +131,7 @@ pub(crate) fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
                 }
                 given.push(name.clone());
                 let message = match (KEYS.contains(&name.as_str()), elsewhere(&name)) {
+                    (true, _) if name == "server" => SERVER_VALUE.to_owned(),
                     (true, _) => format!("`{name}` needs a value: `{name} = \"..\"`"),
                     (false, Some(instead)) => instead,
                     (false, None) => unknown_key(&name, &mut given),
@@ -151,6 +162,19 @@ pub(crate) fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
                      that holds it, `secret_env = \"USERS_SECRET\"`, or give it to the builder, \
                      `.secret(..)`",
                 );
+                continue;
+            }
+            if name == "server" {
+                match value {
+                    syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Bool(value),
+                        ..
+                    }) => match &server {
+                        Some(_) => cx.error_spanned_by(&key, "`server` set multiple times"),
+                        None => server = Some(value),
+                    },
+                    other => cx.error_spanned_by(&other, SERVER_VALUE),
+                }
                 continue;
             }
             let slot = match name.as_str() {
@@ -262,6 +286,9 @@ pub(crate) fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
                 format!("`{key}` names the same variable as `{earlier}`: each setting has its own"),
             );
         }
+    }
+    if let Some(server) = server {
+        args.server = server.value;
     }
     if let Some(s) = &signing {
         match s.value().as_str() {

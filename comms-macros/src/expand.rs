@@ -309,7 +309,10 @@ fn expand(service: &Service<'_>) -> TokenStream {
         quote!(#(#cfgs)* #method)
     });
     #[cfg(feature = "server")]
-    let server = crate::server::expand(service);
+    let server = match args.server {
+        true => crate::server::expand(service),
+        false => TokenStream::new(),
+    };
     #[cfg(not(feature = "server"))]
     let server = TokenStream::new();
 

@@ -30,7 +30,7 @@ use proc_macro::TokenStream;
 /// `client.with(options)` is a view whose calls use `comms::CallOptions`. The trait stays as it
 /// is and `UsersClient` implements it, so code can take `&impl Users` and tests can mock it.
 /// With the `server` feature it also generates `UsersServer`, serving the trait as an axum
-/// router (see `comms::server`).
+/// router (see `comms::server`), unless the trait says `server = false`.
 ///
 /// # The attribute's keys
 ///
@@ -42,6 +42,7 @@ use proc_macro::TokenStream;
 /// | `base_url_env = ".."` | optional | a variable that, when set, replaces `base_url` at run time |
 /// | `key_id_env = ".."` | optional | a variable holding the key id to sign with (key rotation) |
 /// | `signing = ".."` | optional | `"rfc9421"` (the default) or `"legacy"`, for services still on `microservice_comms` |
+/// | `server = false` | optional | no `<Trait>Server` for this trait, even with the `server` feature on: for a trait that is only called, whose types need not parse back (Cargo turns the feature on for every crate of a build once one crate asks for it) |
 ///
 /// # Methods
 ///

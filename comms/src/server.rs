@@ -393,7 +393,8 @@ pub fn raw_body<T: RawBodyArg>(incoming: &Incoming) -> Result<T, Rejection> {
 /// A type a generated server hands a `#[body(raw)]` argument in.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be the raw body of a served request",
-    label = "with the `server` feature, a `#[body(raw)]` argument is bytes (`bytes::Bytes`, `Vec<u8>`, `&[u8]`, `Box<[u8]>`, `[u8; N]`) or text (`String`, `&str`)"
+    label = "with the `server` feature, a `#[body(raw)]` argument is bytes (`bytes::Bytes`, `Vec<u8>`, `&[u8]`, `Box<[u8]>`, `[u8; N]`) or text (`String`, `&str`)",
+    note = "a trait that is only called, never served, can say so: `#[service_client(.., server = false)]`"
 )]
 pub trait RawBodyArg: Sized + Send + 'static {
     /// The argument made of the body's bytes.
@@ -443,7 +444,8 @@ impl RawBodyArg for String {
 /// A type a generated server parses a path, query or header value into.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be parsed back by the generated server",
-    label = "with the `server` feature, path, query and header arguments must implement `std::str::FromStr` (references are parsed as their owned type: `&str` as `String`)"
+    label = "with the `server` feature, path, query and header arguments must implement `std::str::FromStr` (references are parsed as their owned type: `&str` as `String`)",
+    note = "a trait that is only called, never served, can say so: `#[service_client(.., server = false)]`"
 )]
 pub trait FromStrArg: Sized + Send + 'static {
     /// Parses `text`, or says why not.
@@ -463,7 +465,8 @@ where
 /// A type a generated server parses a `#[body]` argument into.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be the body of a served request",
-    label = "with the `server` feature, `#[body]` arguments must implement `serde::Deserialize`"
+    label = "with the `server` feature, `#[body]` arguments must implement `serde::Deserialize`",
+    note = "a trait that is only called, never served, can say so: `#[service_client(.., server = false)]`"
 )]
 pub trait BodyArg: serde::de::DeserializeOwned + Send + 'static {}
 
@@ -472,7 +475,8 @@ impl<T: serde::de::DeserializeOwned + Send + 'static> BodyArg for T {}
 /// A type a generated server answers with, as JSON.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be returned by a served method",
-    label = "with the `server` feature, a method's success type must implement `serde::Serialize` (or be `()` or `comms::Response`)"
+    label = "with the `server` feature, a method's success type must implement `serde::Serialize` (or be `()` or `comms::Response`)",
+    note = "a trait that is only called, never served, can say so: `#[service_client(.., server = false)]`"
 )]
 pub trait JsonReturn: serde::Serialize {}
 

@@ -40,7 +40,8 @@ fn has_media_type(content_type: &str, media_type: &str) -> bool {
 /// A type a generated server parses a `#[query(flatten)]` argument into.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be parsed back from the query by the generated server",
-    label = "with the `server` feature, `#[query(flatten)]` arguments must implement `serde::Deserialize`"
+    label = "with the `server` feature, `#[query(flatten)]` arguments must implement `serde::Deserialize`",
+    note = "a trait that is only called, never served, can say so: `#[service_client(.., server = false)]`"
 )]
 pub trait FlattenArg: serde::de::DeserializeOwned + Send + 'static {}
 
@@ -211,7 +212,8 @@ fn hint(error: &serde::de::value::Error) -> &'static str {
 /// A type a generated server parses a `#[form]` argument into.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be parsed back from a form by the generated server",
-    label = "with the `server` feature, `#[form]` arguments must implement `serde::Deserialize`"
+    label = "with the `server` feature, `#[form]` arguments must implement `serde::Deserialize`",
+    note = "a trait that is only called, never served, can say so: `#[service_client(.., server = false)]`"
 )]
 pub trait FormArg: serde::de::DeserializeOwned + Send + 'static {}
 
@@ -249,7 +251,8 @@ pub fn form<T: FormArg>(incoming: &Incoming, name: &str) -> Result<T, Rejection>
 /// A type a generated server parses a `#[multipart]` argument into: [`Multipart`].
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be parsed back from a multipart body by the generated server",
-    label = "`#[multipart]` arguments are `comms::Multipart` (or `&comms::Multipart`)"
+    label = "`#[multipart]` arguments are `comms::Multipart` (or `&comms::Multipart`)",
+    note = "a trait that is only called, never served, can say so: `#[service_client(.., server = false)]`"
 )]
 pub trait MultipartArg: From<Multipart> + Send + 'static {}
 

@@ -68,7 +68,8 @@ impl From<Answer> for axum::response::Response {
 /// A type whose values a generated server sends as JSON lines.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be sent as JSON lines by a served method",
-    label = "with the `server` feature, the items of a returned `comms::JsonLines<T>` must implement `serde::Serialize`"
+    label = "with the `server` feature, the items of a returned `comms::JsonLines<T>` must implement `serde::Serialize`",
+    note = "a trait that is only called, never served, can say so: `#[service_client(.., server = false)]`"
 )]
 pub trait JsonLinesReturn: serde::Serialize + Send + 'static {}
 
