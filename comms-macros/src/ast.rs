@@ -390,8 +390,9 @@ impl<'a> Method<'a> {
                     a.path(),
                     format!(
                         "unknown argument attribute `#[{name}]`: an argument is a route \
-                         parameter (no attribute), `#[query]`, `#[body]` (JSON), `#[form]`, \
-                         `#[multipart]` or `#[header(\"Name\")]`"
+                         parameter (no attribute), `#[query]` (`#[query(flatten)]` for a \
+                         struct's fields), `#[body]` (JSON; `#[body(raw)]` for bytes or text), \
+                         `#[form]`, `#[multipart]` or `#[header(\"Name\")]`"
                     ),
                 );
                 ok_args = false;
