@@ -396,9 +396,9 @@ async fn a_view_holds_one_value_per_header_name() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// README: `.body_timeout(d)` is "10 s by default, or what is left of the request's
-// deadline; a 408". A signed request carrying `Comms-Deadline-Ms: 300` whose body never comes
-// is answered well before the 10 s default.
+// README: `.body_timeout(d)` is "10 s by default, a 408; or what is left of the request's
+// deadline, when that is shorter, a 504". A signed request carrying `Comms-Deadline-Ms: 300`
+// whose body never comes is answered well before the 10 s default, as its deadline ends it.
 
 #[tokio::test]
 async fn a_body_is_waited_for_no_longer_than_the_requests_deadline() {
@@ -427,7 +427,8 @@ async fn a_body_is_waited_for_no_longer_than_the_requests_deadline() {
         .expect("an answer before the 10 s body timeout")
         .unwrap();
     let answer = String::from_utf8_lossy(&answer[..n]).to_string();
-    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.starts_with("HTTP/1.1 504"), "{answer}");
+    assert!(answer.contains("the deadline passed"), "{answer}");
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "{:?}",

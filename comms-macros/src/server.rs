@@ -174,8 +174,9 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
                 self
             }
 
-            /// How long a request may take to deliver its body (10 s by default, and never
-            /// longer than the deadline it carries); a body still arriving then gets a 408.
+            /// How long a request may take to deliver its body (10 s by default); a body still
+            /// arriving then gets a 408. A request's deadline that is nearer ends the wait
+            /// first, with a 504.
             #[must_use]
             pub fn body_timeout(mut self, timeout: ::core::time::Duration) -> Self {
                 self.settings.body_timeout(timeout);

@@ -30,7 +30,8 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 ///
 /// It checks the signature over the request head first ([`Verifier::verify_head`]): a request
 /// without a valid one is answered 401 at once, with no byte of its body read. A signed
-/// request's body is then read under a size limit (413 beyond it) and a time limit (408), and
+/// request's body is then read under a size limit (413 beyond it) and a time limit (408; 504
+/// when the deadline the request carries comes first), and
 /// only then are the body's digest and the nonce checked. A refusal answered before a request's
 /// body was read whole says `Connection: close` on HTTP/1, and the connection is closed after
 /// it: no further request can follow an unread body on it. A refused signature is answered
@@ -289,10 +290,11 @@ impl Gate {
                 "request body too large",
             ));
         }
-        let time = deadline.map_or(self.body_timeout, |at| {
-            self.body_timeout
-                .min(at.saturating_duration_since(Instant::now()))
-        });
+        let left = deadline.map(|at| at.saturating_duration_since(Instant::now()));
+        // The request's own deadline, when it is the nearer limit, ends the wait as a deadline
+        // does everywhere else: a 504, the caller's time being up, not the body being slow.
+        let by_deadline = left.is_some_and(|left| left < self.body_timeout);
+        let time = left.map_or(self.body_timeout, |left| left.min(self.body_timeout));
         match tokio::time::timeout(time, read_body(body, limit, declared)).await {
             Ok(Ok(bytes)) => Ok(bytes),
             Ok(Err(BodyError::TooLarge)) => Err(reject(
@@ -303,6 +305,10 @@ impl Gate {
                 tracing::debug!(error = %e, "could not read the request body");
                 Err(reject(StatusCode::BAD_REQUEST, "unreadable request body"))
             }
+            Err(_) if by_deadline => Err(reject(
+                StatusCode::GATEWAY_TIMEOUT,
+                "the deadline passed before the request's body arrived",
+            )),
             Err(_) => Err(reject(
                 StatusCode::REQUEST_TIMEOUT,
                 "request body not received in time",
@@ -435,7 +441,8 @@ impl VerifyLayer {
         self
     }
 
-    /// How long a signed request may take to deliver its body; after that it is answered 408.
+    /// How long a signed request may take to deliver its body; after that it is answered 408
+    /// (504 when what is left of the deadline the request carries is shorter, and runs out).
     #[must_use]
     pub fn body_timeout(mut self, timeout: Duration) -> VerifyLayer {
         self.gate.body_timeout = timeout;
