@@ -55,6 +55,11 @@ async fn each_constructor_arrives_as_its_variant_with_its_message() {
             sent.http_error().unwrap().message(),
             "{kind}"
         );
+        assert_eq!(
+            http.details::<serde_json::Value>().unwrap(),
+            sent.http_error().unwrap().details().unwrap(),
+            "{kind}"
+        );
         // The client's copy was received: it names the request it answered.
         assert_eq!(http.url(), Some(format!("{url}/errors/{kind}").as_str()));
         assert_eq!(

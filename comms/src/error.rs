@@ -22,6 +22,10 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 /// How many bytes of an error response's body are kept in [`HttpError::body`].
 pub const BODY_EXCERPT_LIMIT: usize = 1024;
 
+/// The largest `details` member of a received error body that is kept (see
+/// [`HttpError::details`]), in bytes of its JSON.
+pub const DETAILS_LIMIT: usize = 64 * 1024;
+
 /// Everything a call can fail with.
 ///
 /// Status variants carry an [`HttpError`] (status, the JSON `message` field when the body has
@@ -230,6 +234,31 @@ impl Error {
         }
         self
     }
+
+    /// Sets a status variant's details (see [`HttpError::with_details`]): a value of the
+    /// service's own, sent as the body's `details` member beside `message`, which a comms client
+    /// reads back with [`HttpError::details`]. Another variant is returned as it is.
+    ///
+    /// ```
+    /// use comms::Error;
+    ///
+    /// #[derive(serde::Serialize)]
+    /// struct OutOfStock {
+    ///     sku: String,
+    ///     available: u32,
+    /// }
+    ///
+    /// let err = Error::conflict("not enough in stock")
+    ///     .with_details(OutOfStock { sku: "a-1".into(), available: 3 });
+    /// assert_eq!(err.to_string(), "409 Conflict: not enough in stock");
+    /// ```
+    #[must_use]
+    pub fn with_details(mut self, details: impl serde::Serialize) -> Error {
+        if let Some(e) = self.http_error_mut() {
+            e.set_details(details);
+        }
+        self
+    }
 }
 
 impl Error {
@@ -264,7 +293,7 @@ impl Error {
         self
     }
 
-    fn http_error_mut(&mut self) -> Option<&mut HttpError> {
+    pub(crate) fn http_error_mut(&mut self) -> Option<&mut HttpError> {
         match self {
             Error::BadRequest(e)
             | Error::Unauthorized(e)

@@ -112,7 +112,7 @@ pub use breaker::{BreakerConfig, BreakerSync, CircuitState};
 pub use call::Call;
 pub use call_options::CallOptions;
 pub use client::ClientBuilder;
-pub use error::{BODY_EXCERPT_LIMIT, BoxError, Error, HttpError};
+pub use error::{BODY_EXCERPT_LIMIT, BoxError, DETAILS_LIMIT, Error, HttpError};
 pub use executor::{
     DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, Executor, ExecutorBuilder, shared_http_client,
 };

@@ -100,6 +100,14 @@ async fn every_error_constructor_comes_back_as_its_variant_and_message() {
             sent.http_error().and_then(|e| e.message()),
             "{kind}"
         );
+        // Details, when the method gave some, come back as they were sent.
+        let details = |e: &Error| {
+            e.http_error()
+                .unwrap()
+                .details::<serde_json::Value>()
+                .unwrap()
+        };
+        assert_eq!(details(&received), details(&sent), "{kind}");
     }
 }
 

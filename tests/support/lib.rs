@@ -260,6 +260,12 @@ pub fn built_errors() -> Vec<(&'static str, comms::Error, IsVariant)> {
             Error::from_status(StatusCode::SERVICE_UNAVAILABLE, "draining"),
             |e| matches!(e, Error::Server(_)),
         ),
+        (
+            "out_of_stock",
+            Error::conflict("not enough in stock")
+                .with_details(serde_json::json!({ "sku": "a-1", "available": 3 })),
+            |e| matches!(e, Error::Conflict(_)),
+        ),
     ]
 }
 

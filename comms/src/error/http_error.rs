@@ -30,6 +30,8 @@ struct HttpErrorInner {
     /// Whether the error ended a call without being received: a header hook's. A server
     /// handler passing it on answers with none of it, as for a received one.
     ended_a_call: bool,
+    /// The JSON text of the body's `details` member (see [`HttpError::details`]).
+    details: Option<Box<str>>,
 }
 
 impl HttpError {
@@ -58,6 +60,7 @@ impl HttpError {
                 request: None,
                 retry_after: None,
                 ended_a_call: false,
+                details: None,
             }),
         }
     }
@@ -76,6 +79,63 @@ impl HttpError {
     pub fn with_message(mut self, message: impl Into<String>) -> HttpError {
         self.inner.message = Some(message.into());
         self
+    }
+
+    /// Sets the error's details: a value of the service's own that says more than its message
+    /// (a code, the fields at fault, what there is instead), sent as the JSON body's `details`
+    /// member beside `message`, and read back by a comms client with
+    /// [`details`](Self::details). A value that does not serialize as JSON (a map with keys
+    /// that are not strings) is left out, and said so in an `ERROR` log.
+    #[must_use]
+    pub fn with_details(mut self, details: impl serde::Serialize) -> HttpError {
+        self.set_details(details);
+        self
+    }
+
+    /// [`with_details`](Self::with_details), in place.
+    pub(crate) fn set_details(&mut self, details: impl serde::Serialize) {
+        self.inner.details = match serde_json::to_string(&details) {
+            Ok(json) => Some(json.into()),
+            Err(e) => {
+                tracing::error!(error = %e, "an error's details do not serialize as JSON");
+                None
+            }
+        };
+    }
+
+    /// The details the error's JSON body carried in its `details` member (up to
+    /// [`DETAILS_LIMIT`](super::DETAILS_LIMIT) bytes of it), decoded as `T`: `Ok(None)` when it had none, and
+    /// [`Error::Decode`](super::Error::Decode) when they are not a `T`. Those of an error
+    /// built with [`with_details`](Self::with_details) are read back the same way.
+    ///
+    /// ```
+    /// use comms::Error;
+    ///
+    /// #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+    /// struct OutOfStock {
+    ///     available: u32,
+    /// }
+    ///
+    /// let err = Error::conflict("not enough in stock").with_details(OutOfStock { available: 3 });
+    /// let details = err.http_error().unwrap().details::<OutOfStock>().unwrap();
+    /// assert_eq!(details, Some(OutOfStock { available: 3 }));
+    /// ```
+    pub fn details<T: serde::de::DeserializeOwned>(&self) -> Result<Option<T>, super::Error> {
+        let Some(json) = &self.inner.details else {
+            return Ok(None);
+        };
+        serde_json::from_str(json)
+            .map(Some)
+            .map_err(|e| super::Error::Decode {
+                method: self.method().cloned(),
+                url: self.url().map(str::to_owned),
+                source: e.into(),
+            })
+    }
+
+    /// The JSON text of the details, for the response a server sends.
+    pub(crate) fn details_json(&self) -> Option<&str> {
+        self.inner.details.as_deref()
     }
 
     /// Keeps an excerpt of `body`: invalid UTF-8 replaced, at most [`BODY_EXCERPT_LIMIT`] bytes
@@ -109,13 +169,15 @@ impl HttpError {
         url: String,
         body: &[u8],
     ) -> HttpError {
-        let err = HttpError::new(status)
+        let mut err = HttpError::new(status)
             .with_request(method, url)
             .with_body(body);
-        match json_message(body) {
-            Some(message) => err.with_message(bounded(message)),
-            None => err,
+        let (message, details) = json_members(body);
+        if let Some(message) = message {
+            err = err.with_message(bounded(message));
         }
+        err.inner.details = details;
+        err
     }
 
     /// The response status.
@@ -187,23 +249,37 @@ pub(crate) fn char_floor(text: &str, at: usize) -> usize {
     end
 }
 
-/// The `message` of a JSON object body: a string as it is, another value as compact JSON. The
-/// value is first taken as the text it was sent as, so a message of any other kind costs no
-/// more than its bytes (an array of a million numbers is not built as a million values).
-fn json_message(body: &[u8]) -> Option<String> {
+/// The `message` and `details` of a JSON object body: the message a string as it is, another
+/// value as compact JSON; the details as the JSON text they were sent as, when they are not
+/// `null` and fit in [`DETAILS_LIMIT`](super::DETAILS_LIMIT). Both are first taken as the text they were sent as, so
+/// a member of any other kind costs no more than its bytes (an array of a million numbers is
+/// not built as a million values).
+fn json_members(body: &[u8]) -> (Option<String>, Option<Box<str>>) {
     #[derive(serde::Deserialize)]
     struct Body<'a> {
         #[serde(borrow)]
         message: Option<&'a serde_json::value::RawValue>,
+        #[serde(borrow)]
+        details: Option<&'a serde_json::value::RawValue>,
     }
-    let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
-    if *first != b'{' {
-        return None;
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return (None, None);
     }
-    let raw = serde_json::from_slice::<Body<'_>>(body)
-        .ok()?
-        .message?
-        .get();
+    let Ok(members) = serde_json::from_slice::<Body<'_>>(body) else {
+        return (None, None);
+    };
+    let details = members
+        .details
+        .map(serde_json::value::RawValue::get)
+        .filter(|raw| *raw != "null" && raw.len() <= super::DETAILS_LIMIT)
+        .map(Box::from);
+    (members.message.and_then(json_message), details)
+}
+
+/// A `message` member: a string as it is, another value as compact JSON, cut as
+/// [`bounded`] cuts any message.
+fn json_message(raw: &serde_json::value::RawValue) -> Option<String> {
+    let raw = raw.get();
     if raw.starts_with('"') {
         serde_json::from_str(raw).ok()
     } else if raw.len() <= BODY_EXCERPT_LIMIT {
@@ -277,6 +353,7 @@ impl fmt::Debug for HttpError {
             .field("method", &self.method())
             .field("url", &self.url())
             .field("retry_after", &i.retry_after)
+            .field("details", &i.details)
             .finish()
     }
 }
@@ -301,8 +378,66 @@ mod tests {
             (r#"["message"]"#, None),
         ];
         for (body, expected) in cases {
-            assert_eq!(json_message(body.as_bytes()).as_deref(), expected, "{body}");
+            assert_eq!(
+                json_members(body.as_bytes()).0.as_deref(),
+                expected,
+                "{body}"
+            );
         }
+    }
+
+    /// `details` is kept as the JSON text it came as, but `null` and one over the limit, and
+    /// decoded as the caller asks; a body that is no JSON object has none.
+    #[test]
+    fn details_are_kept_as_sent_and_decoded_on_demand() {
+        let received = |body: &str| {
+            HttpError::from_response(
+                StatusCode::CONFLICT,
+                Method::POST,
+                "http://h/orders".into(),
+                body.as_bytes(),
+            )
+        };
+        let err = received(r#"{"message":"short","details":{"available": 3,"sku":"a-1"}}"#);
+        assert_eq!(err.message(), Some("short"));
+        assert_eq!(err.details_json(), Some(r#"{"available": 3,"sku":"a-1"}"#));
+        let value = err.details::<serde_json::Value>().unwrap().unwrap();
+        assert_eq!(value["available"], 3);
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Other {
+            missing: String,
+        }
+        let wrong = err.details::<Other>().unwrap_err();
+        assert!(
+            matches!(wrong, super::super::Error::Decode { .. }),
+            "{wrong:?}"
+        );
+        assert!(
+            wrong.to_string().contains("POST http://h/orders"),
+            "{wrong}"
+        );
+
+        for body in [
+            r#"{"message":"m"}"#,
+            r#"{"message":"m","details":null}"#,
+            r#"["details"]"#,
+            "details",
+        ] {
+            let err = received(body);
+            assert_eq!(err.details_json(), None, "{body}");
+            assert!(
+                matches!(err.details::<serde_json::Value>(), Ok(None)),
+                "{body}"
+            );
+        }
+        let big = format!(
+            r#"{{"message":"m","details":"{}"}}"#,
+            "x".repeat(super::super::DETAILS_LIMIT)
+        );
+        let err = received(&big);
+        assert_eq!(err.details_json(), None);
+        assert_eq!(err.message(), Some("m"));
     }
 
     /// A large message of another kind is taken as the text it was sent as, cut, never built
@@ -310,7 +445,7 @@ mod tests {
     #[test]
     fn a_large_message_that_is_no_string_is_cut_as_sent() {
         let body = format!(r#"{{"message": [0{}]}}"#, ", 0".repeat(1_000_000));
-        let message = json_message(body.as_bytes()).unwrap();
+        let message = json_members(body.as_bytes()).0.unwrap();
         assert_eq!(message.len(), BODY_EXCERPT_LIMIT + 1);
         assert!(message.starts_with("[0, 0, 0"), "{message}");
         let err = HttpError::from_response(

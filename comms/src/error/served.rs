@@ -37,7 +37,15 @@ use super::Error;
 pub fn error_response(error: &Error) -> Response<Bytes> {
     let (status, message, retry_after) = served(error);
     let message = message.or(status.canonical_reason()).unwrap_or("error");
-    let mut response = message_response(status, message);
+    // Only a built error's details are sent, as its message is: a hidden one has neither.
+    let details = error
+        .http_error()
+        .filter(|_| served_as_built(error))
+        .and_then(super::HttpError::details_json);
+    let mut response = match details {
+        None => message_response(status, message),
+        Some(details) => with_details(status, message, details),
+    };
     if let Some(wait) = retry_after {
         response
             .headers_mut()
@@ -63,6 +71,34 @@ pub(crate) fn message_response(status: StatusCode, message: &str) -> Response<By
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
+}
+
+/// `{"message": ..., "details": ...}` as JSON with `status`: a built error with details.
+fn with_details(status: StatusCode, message: &str, details: &str) -> Response<Bytes> {
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        message: &'a str,
+        details: &'a serde_json::value::RawValue,
+    }
+    // The details are JSON this process wrote (`HttpError::set_details`), or read as JSON.
+    let body = serde_json::from_str::<&serde_json::value::RawValue>(details)
+        .and_then(|details| serde_json::to_vec(&Body { message, details }));
+    let Ok(body) = body else {
+        return message_response(status, message);
+    };
+    let mut response = Response::new(Bytes::from(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Whether `error` is answered as the handler built it, with its own message.
+fn served_as_built(error: &Error) -> bool {
+    error
+        .http_error()
+        .is_some_and(|e| !e.is_received() && !e.ended_a_call())
 }
 
 /// The status, message and wait sent for `error`.
@@ -124,6 +160,36 @@ mod tests {
             response.headers().clone(),
             message,
         )
+    }
+
+    #[test]
+    fn a_built_errors_details_are_sent_and_a_hidden_ones_are_not() {
+        let details = serde_json::json!({ "sku": "a-1", "available": 3 });
+        let built = Error::conflict("not enough").with_details(&details);
+        let response = error_response(&built);
+        assert_eq!(response.status(), 409);
+        let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({ "message": "not enough", "details": details })
+        );
+
+        // Received from a dependency, or a header hook's: neither message nor details travel.
+        let received: Error = HttpError::new(StatusCode::CONFLICT)
+            .with_request(Method::POST, "http://inventory/reserve")
+            .with_message("inventory's words")
+            .with_details(&details)
+            .into();
+        let mut hooks = Error::conflict("the hook's words").with_details(&details);
+        if let Some(e) = hooks.http_error_mut() {
+            e.set_ended_a_call();
+        }
+        for hidden in [received, hooks] {
+            let body: serde_json::Value =
+                serde_json::from_slice(error_response(&hidden).body()).unwrap();
+            assert_eq!(body.as_object().unwrap().len(), 1, "{body}");
+            assert!(body.get("details").is_none(), "{body}");
+        }
     }
 
     #[test]
