@@ -330,6 +330,69 @@ async fn a_server_span_a_filter_leaves_out_still_continues_the_trace() {
     assert!(sent.contains(&trace.to_string()), "{sent}");
 }
 
+/// A layer that takes every span and event and does nothing with them: a log's, in the tests.
+struct Everything;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Everything {}
+
+/// With the SERVER spans left out of tracing-opentelemetry's layer by a filter of its own
+/// (`comms=off` there), while another layer (a log) still takes them: the span is made, but
+/// holds no trace.
+fn record_spans_but_servers_in_the_otel_layer() -> (Spans, tracing::subscriber::DefaultGuard) {
+    use tracing_subscriber::Layer as _;
+    meters();
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_default(tracing::Level::DEBUG)
+        .with_target("comms::server", tracing::level_filters::LevelFilter::OFF);
+    let subscriber = tracing_subscriber::registry()
+        .with(
+            tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer("otel-test"))
+                .with_filter(filter),
+        )
+        .with(Everything);
+    (
+        Spans(exporter),
+        tracing::subscriber::set_default(subscriber),
+    )
+}
+
+/// A SERVER span that tracing-opentelemetry's layer does not take, made for another layer, is
+/// served as one a filter left out: B's call to C continues A's trace, rather than each hop
+/// starting one of its own.
+#[tokio::test]
+async fn a_server_span_only_the_otel_layer_leaves_out_still_continues_the_trace() {
+    let (spans, _guard) = record_spans_but_servers_in_the_otel_layer();
+    let c = relay_through_b(opentelemetry::Context::current(), None).await;
+
+    let spans = spans.get_finished_spans().unwrap();
+    assert!(
+        !spans.iter().any(|s| s.span_kind == SpanKind::Server),
+        "{spans:#?}"
+    );
+    let a_attempt = only_span(&spans, "GET /relay");
+    let b_attempt = only_span(&spans, "GET /items/<id>");
+    let trace = a_attempt.span_context.trace_id();
+    assert_eq!(b_attempt.span_context.trace_id(), trace, "{spans:#?}");
+    // B's call span, the parent of its attempt, is a child of A's attempt.
+    let b_call = spans
+        .iter()
+        .find(|s| s.span_context.span_id() == b_attempt.parent_span_id)
+        .expect("B's call span");
+    assert_eq!(b_call.name, "comms.call");
+    assert_eq!(
+        b_call.parent_span_id,
+        a_attempt.span_context.span_id(),
+        "{spans:#?}"
+    );
+    let sent = c.requests()[0].header("traceparent").unwrap().to_owned();
+    assert!(sent.contains(&trace.to_string()), "{sent}");
+}
+
 #[service_client(
     base_url = "http://127.0.0.1:9",
     service_id = "billing",

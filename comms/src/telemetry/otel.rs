@@ -793,7 +793,13 @@ impl ServerTrace {
             } else if span.is_disabled() {
                 carried = Some(parent);
             } else {
-                let _ = span.set_parent(parent);
+                let _ = span.set_parent(parent.clone());
+                // A filter on tracing-opentelemetry's layer alone leaves the span to the
+                // other layers (a log): made, it holds no trace, so it is served as one that
+                // was left out, in the trace carried.
+                if !span.context().span().span_context().is_valid() {
+                    carried = Some(parent);
+                }
             }
         }
         let mut attributes = vec![
