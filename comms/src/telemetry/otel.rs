@@ -3,13 +3,14 @@
 
 use std::borrow::Cow;
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Instant;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use opentelemetry::baggage::BaggageExt as _;
 use opentelemetry::context::{FutureExt as _, WithContext};
-use opentelemetry::global::BoxedTracer;
+use opentelemetry::global::{BoxedSpan, BoxedTracer};
 use opentelemetry::metrics::{Counter, Gauge, Histogram};
 use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::trace::{SpanBuilder, SpanKind, SpanRef, Status, TraceContextExt, Tracer as _};
@@ -27,8 +28,9 @@ const DURATION_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
-/// The instruments comms records, made from the global meter provider the first time one is
-/// needed: the provider must be installed before the first call or served request.
+/// The instruments comms records, made from the global meter provider, and made again when
+/// the application installs another (a provider installed after the first call or served
+/// request is used from then on).
 struct Metrics {
     client_duration: Histogram<f64>,
     retries: Counter<u64>,
@@ -39,10 +41,31 @@ struct Metrics {
     server_duration: Histogram<f64>,
 }
 
-fn metrics() -> &'static Metrics {
-    static METRICS: OnceLock<Metrics> = OnceLock::new();
-    METRICS.get_or_init(|| {
-        let meter = global::meter_with_scope(scope());
+/// The global meter provider, as `opentelemetry::global` holds it.
+type GlobalMeterProvider = Arc<dyn opentelemetry::metrics::MeterProvider + Send + Sync>;
+
+/// The instruments of the global meter provider installed now.
+fn metrics() -> Arc<Metrics> {
+    /// The instruments, and the provider they were made from (held, so that its address is not
+    /// taken by another's while they are kept).
+    static METRICS: RwLock<Option<(GlobalMeterProvider, Arc<Metrics>)>> = RwLock::new(None);
+    let provider = global::meter_provider();
+    if let Ok(made) = METRICS.read()
+        && let Some((from, metrics)) = &*made
+        && Arc::ptr_eq(from, &provider)
+    {
+        return metrics.clone();
+    }
+    let metrics = Arc::new(Metrics::from(&provider));
+    if let Ok(mut made) = METRICS.write() {
+        *made = Some((provider, metrics.clone()));
+    }
+    metrics
+}
+
+impl Metrics {
+    fn from(provider: &GlobalMeterProvider) -> Metrics {
+        let meter = provider.meter_with_scope(scope());
         Metrics {
             client_duration: meter
                 .f64_histogram("http.client.request.duration")
@@ -82,7 +105,7 @@ fn metrics() -> &'static Metrics {
                 .with_boundaries(DURATION_BUCKETS.to_vec())
                 .build(),
         }
-    })
+    }
 }
 
 /// Marks a failed call's span as an error, with its `error.type`.
@@ -267,10 +290,11 @@ struct LayerTrace(
 
 /// What every attempt of an executor's is reported with: its target's `server.address` and
 /// `server.port`, made when the executor is built so that their copies are reference-counted,
-/// and the tracer its CLIENT spans come from, the global tracer provider's at its first attempt
-/// (as the instruments are the global meter provider's at the first use of any).
+/// and the tracer its CLIENT spans come from, the global tracer provider's at its first attempt,
+/// taken again when it makes no spans of its own (OpenTelemetry's no-op provider, taken before
+/// the application installed one).
 pub(crate) struct Target {
-    tracer: OnceLock<BoxedTracer>,
+    tracer: OnceLock<RwLock<BoxedTracer>>,
     address: KeyValue,
     port: KeyValue,
     /// The base URL's path, which every request's path starts with; `None` for `/`.
@@ -297,9 +321,54 @@ impl Target {
         }
     }
 
-    fn tracer(&self) -> &BoxedTracer {
-        self.tracer
-            .get_or_init(|| global::tracer_with_scope(scope()))
+    /// The attempt's span, made by `builder` in `parent`. A span that is not one of its own
+    /// (with no span id of its own, as the no-op tracer makes them) says the tracer taken is
+    /// OpenTelemetry's no-op one: the global provider's is taken again, and kept when it
+    /// makes spans (the application installed its provider after the first call).
+    fn span(&self, builder: impl Fn() -> SpanBuilder, parent: &Context) -> BoxedSpan {
+        let tracer = self
+            .tracer
+            .get_or_init(|| RwLock::new(global::tracer_with_scope(scope())));
+        let made = match tracer.read() {
+            Ok(tracer) => tracer.build_with_context(builder(), parent),
+            Err(poisoned) => poisoned.into_inner().build_with_context(builder(), parent),
+        };
+        // Telemetry suppressed (an exporter's own calls): no span is right.
+        if is_own(&made, parent) || parent.is_telemetry_suppressed() {
+            return made;
+        }
+        let fresh = global::tracer_with_scope(scope());
+        let again = fresh.build_with_context(builder(), parent);
+        if !is_own(&again, parent) {
+            no_tracer_provider();
+            return made;
+        }
+        if let Ok(mut tracer) = tracer.write() {
+            *tracer = fresh;
+        }
+        again
+    }
+}
+
+/// Whether `span` is one of its own, not its parent's context again (or none), as a no-op
+/// tracer makes them.
+fn is_own(span: &BoxedSpan, parent: &Context) -> bool {
+    use opentelemetry::trace::Span as _;
+    let made = span.span_context();
+    made.is_valid() && made.span_id() != parent.span().span_context().span_id()
+}
+
+/// Says once, as a `WARN`, that attempt spans are asked for (the `tracing` subscriber enables
+/// them) while the global tracer provider is OpenTelemetry's no-op one.
+fn no_tracer_provider() {
+    static SAID: AtomicBool = AtomicBool::new(false);
+    if !SAID.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "comms makes each attempt's CLIENT span with the global tracer provider, which \
+             makes none (none is installed, or it was shut down): install one with \
+             `opentelemetry::global::set_tracer_provider` (a tracing-opentelemetry layer alone \
+             does not make these spans); until then, attempts make no spans"
+        );
     }
 }
 
@@ -466,32 +535,34 @@ impl AttemptTrace {
         let parent = callers_context();
         let own_span = attempt_span_enabled();
         let cx = if own_span {
-            // The metric's attributes and the span's own; room for what `end` adds.
-            let mut span_attributes = Vec::with_capacity(attributes.len() + 6);
-            span_attributes.extend(attributes.iter().cloned());
-            if let Some(template) = &template {
-                span_attributes.push(KeyValue::new("url.template", template.clone()));
-            }
-            span_attributes.push(KeyValue::new(
-                "url.full",
-                crate::response::without_query(url).to_owned(),
-            ));
-            if resend_count > 0 {
+            let builder = || {
+                // The metric's attributes and the span's own; room for what `end` adds.
+                let mut span_attributes = Vec::with_capacity(attributes.len() + 6);
+                span_attributes.extend(attributes.iter().cloned());
+                if let Some(template) = &template {
+                    span_attributes.push(KeyValue::new("url.template", template.clone()));
+                }
                 span_attributes.push(KeyValue::new(
-                    "http.request.resend_count",
-                    i64::from(resend_count),
+                    "url.full",
+                    crate::response::without_query(url).to_owned(),
                 ));
-            }
-            if known_method(method).is_none() {
-                span_attributes.push(KeyValue::new(
-                    "http.request.method_original",
-                    method.as_str().to_owned(),
-                ));
-            }
-            let builder = SpanBuilder::from_name(span_name(method, template.as_deref()))
-                .with_kind(SpanKind::Client)
-                .with_attributes(span_attributes);
-            let span = target.tracer().build_with_context(builder, &parent);
+                if resend_count > 0 {
+                    span_attributes.push(KeyValue::new(
+                        "http.request.resend_count",
+                        i64::from(resend_count),
+                    ));
+                }
+                if known_method(method).is_none() {
+                    span_attributes.push(KeyValue::new(
+                        "http.request.method_original",
+                        method.as_str().to_owned(),
+                    ));
+                }
+                SpanBuilder::from_name(span_name(method, template.as_deref()))
+                    .with_kind(SpanKind::Client)
+                    .with_attributes(span_attributes)
+            };
+            let span = target.span(builder, &parent);
             parent.with_span(span)
         } else {
             parent
