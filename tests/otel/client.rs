@@ -116,6 +116,11 @@ async fn a_503_retried_to_a_200_is_two_attempt_spans_and_one_retry() {
     );
     assert_eq!(attr(second, "error.type"), None);
     assert_eq!(first.parent_span_id, second.parent_span_id);
+    // The call's span counts its attempts and has its status as numbers a backend compares.
+    let call = only_span(&spans, "comms.call");
+    assert_eq!(call.span_context.span_id(), first.parent_span_id);
+    assert_eq!(attr(call, "attempts"), Some(&Value::I64(2)));
+    assert_eq!(attr(call, "status"), Some(&Value::I64(200)));
     // Each attempt sent its own span's context.
     let sent: Vec<String> = server
         .requests()

@@ -521,11 +521,13 @@ impl<'a> Run<'a> {
         if let Some(trace) = self.prepared.as_mut().and_then(|p| p.trace.take()) {
             trace.abandon(result.as_ref().err().and_then(crate::telemetry::error_type));
         }
+        // As `i64`: tracing-opentelemetry exports an unsigned field as text, which a backend
+        // cannot compare (`attempts > 1`).
         if self.stats.attempts > 0 {
-            span.record("attempts", self.stats.attempts);
+            span.record("attempts", i64::from(self.stats.attempts));
         }
         if let Some(status) = self.stats.status {
-            span.record("status", status);
+            span.record("status", i64::from(status));
         }
         crate::telemetry::call_ended(span, result.as_ref().err());
         match &result {
