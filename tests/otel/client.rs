@@ -522,6 +522,40 @@ async fn a_response_too_large_keeps_its_status_code() {
     assert_eq!(durations[0].attributes["error.type"], "response_too_large");
 }
 
+/// A call future instrumented with a span of the caller's (`.instrument(span)`) runs in it:
+/// its call span, made when it is first polled, is that span's child, and so are its attempts,
+/// whether or not the call span is enabled.
+#[tokio::test]
+async fn a_call_instrumented_with_the_callers_span_is_its_child() {
+    use tracing::Instrument as _;
+    let (spans, _guard) = record_spans();
+    let server = TestServer::always(Reply::ok_json(serde_json::json!({}))).await;
+    let exec = executor(
+        &server.url(),
+        RetryConfig::none(),
+        BreakerConfig::disabled(),
+    );
+    let call = exec.execute(item(3));
+    call.instrument(tracing::info_span!("handler"))
+        .await
+        .unwrap();
+
+    let spans = spans.get_finished_spans().unwrap();
+    let handler = only_span(&spans, "handler");
+    let call = only_span(&spans, "comms.call");
+    let attempt = only_span(&spans, "GET /items/<id>");
+    assert_eq!(
+        call.parent_span_id,
+        handler.span_context.span_id(),
+        "{spans:#?}"
+    );
+    assert_eq!(
+        attempt.parent_span_id,
+        call.span_context.span_id(),
+        "{spans:#?}"
+    );
+}
+
 /// `http.response.status_code` is required when one was received (http-spans.md, HTTP client
 /// span): a 200 head whose body is cut short keeps its code beside `error.type` `transport`,
 /// on the span and on the duration.
