@@ -337,6 +337,7 @@ impl Breaker {
             .or_insert_with(|| {
                 let mut breaker = Breaker::new(authority.to_owned(), config.clone());
                 breaker.link = link.as_ref().map(Arc::downgrade);
+                crate::telemetry::breaker_made(authority);
                 let breaker = Arc::new(breaker);
                 if let Some(link) = &link {
                     link.attach(&breaker);

@@ -215,6 +215,22 @@ async fn an_open_breaker_refuses_without_an_attempt_span_and_is_counted() {
     assert_eq!(state[0].value, 2.0, "open");
 }
 
+/// A healthy target has its breaker's state too: 0, closed, from when its breaker was made
+/// (with the client), before any transition.
+#[tokio::test]
+async fn a_healthy_targets_breaker_state_is_closed() {
+    let _spans = record_spans();
+    let server = TestServer::always(Reply::ok_json(serde_json::json!({}))).await;
+    let port = server.addr().port();
+    let exec = executor(&server.url(), RetryConfig::none(), BreakerConfig::default());
+    exec.execute(item(4)).await.unwrap();
+
+    let state = points("comms.client.breaker.state", port);
+    assert_eq!(state.len(), 1, "{state:?}");
+    assert_eq!(state[0].value, 0.0, "closed");
+    assert!(points("comms.client.breaker.transitions", port).is_empty());
+}
+
 /// A retry the breaker would refuse when its wait ended is not waited for; it is counted as
 /// refused all the same.
 #[tokio::test]

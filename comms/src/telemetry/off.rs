@@ -64,6 +64,9 @@ pub(crate) fn budget_refused(_target: &Target) {}
 pub(crate) fn breaker_changed(_authority: &str, _state: CircuitState) {}
 
 #[inline]
+pub(crate) fn breaker_made(_authority: &str) {}
+
+#[inline]
 pub(crate) fn breaker_refused(_target: &Target) {}
 
 /// Without `otel` no trace context is read from a request: whatever it carries is covered

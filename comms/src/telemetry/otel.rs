@@ -769,6 +769,13 @@ pub(crate) fn breaker_changed(breaker: &str, state: CircuitState) {
     );
 }
 
+/// A breaker was made for `breaker`'s target, closed: its state gauge starts at 0, so that a
+/// healthy target has a series too.
+pub(crate) fn breaker_made(breaker: &str) {
+    let [address, port] = authority(breaker);
+    metrics().breaker_state.record(0, &[address, port]);
+}
+
 /// The breaker of `target` refused an attempt.
 pub(crate) fn breaker_refused(target: &Target) {
     metrics()
