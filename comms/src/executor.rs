@@ -285,8 +285,11 @@ impl Executor {
     /// # Tracing
     ///
     /// Each call runs in a `comms.call` span at `DEBUG` level (target `comms::executor`), made
-    /// when the future is first polled, as a child of the span current then (so a future
-    /// `.instrument(span)`ed is in that span), with
+    /// when this method is called, as `#[tracing::instrument]` makes an `async fn`'s: a child
+    /// of the span current then, wherever the future is polled (with the span enabled, a call
+    /// spawned onto another task stays in its caller's trace). To put a call in a span of its own, enter that span
+    /// where the call is made (`async { client.m().await }.instrument(span)`), not around the
+    /// returned future alone. The span has
     /// the executor's name as `service`, `method`, the `route` template (or the path),
     /// `attempts` and the final `status`; `DEBUG` events mark the end of each call. A retry
     /// and an exhausted retry budget are `WARN` events and a breaker's transitions `INFO` or
@@ -298,7 +301,9 @@ impl Executor {
     /// than the rest of the runtime does (BENCHMARKS.md has the figures). Enable it with a
     /// filter such as `comms=debug`.
     pub fn execute(&self, call: Call) -> impl Future<Output = Result<Response, Error>> + Send + '_ {
-        CallFuture::<_, Whole>::new(self, call, reqwest::Client::execute)
+        let route = call.route.unwrap_or(call.path.as_str());
+        let span = crate::telemetry::call_span(&self.inner.name, &call.method, route);
+        CallFuture::<_, Whole>::new(self, call, span, reqwest::Client::execute)
     }
 
     /// Sends `call` and returns the head of its 2xx response as soon as it arrives, the body
@@ -315,7 +320,9 @@ impl Executor {
         &self,
         call: Call,
     ) -> impl Future<Output = Result<StreamingResponse, Error>> + Send + '_ {
-        CallFuture::<_, Streaming>::new(self, call, reqwest::Client::execute)
+        let route = call.route.unwrap_or(call.path.as_str());
+        let span = crate::telemetry::call_span(&self.inner.name, &call.method, route);
+        CallFuture::<_, Streaming>::new(self, call, span, reqwest::Client::execute)
     }
 
     /// Everything a call needs before its first attempt, in the order that lets an open breaker

@@ -538,23 +538,23 @@ async fn a_response_too_large_keeps_its_status_code() {
     assert_eq!(durations[0].attributes["error.type"], "response_too_large");
 }
 
-/// A call future instrumented with a span of the caller's (`.instrument(span)`) runs in it:
-/// its call span, made when it is first polled, is that span's child, and so are its attempts,
-/// whether or not the call span is enabled.
+/// A call's span is made with the call, in the span current where the method is called: a
+/// call made in a handler's span and spawned to run beside other work stays in the handler's
+/// trace, as its attempts and the `traceparent` they send do.
 #[tokio::test]
-async fn a_call_instrumented_with_the_callers_span_is_its_child() {
-    use tracing::Instrument as _;
+async fn a_spawned_call_stays_in_the_trace_it_was_made_in() {
     let (spans, _guard) = record_spans();
     let server = TestServer::always(Reply::ok_json(serde_json::json!({}))).await;
-    let exec = executor(
+    // `'static`, as a spawned call's client is (a generated client's clone, say).
+    let exec: &'static Executor = Box::leak(Box::new(executor(
         &server.url(),
         RetryConfig::none(),
         BreakerConfig::disabled(),
-    );
-    let call = exec.execute(item(3));
-    call.instrument(tracing::info_span!("handler"))
-        .await
-        .unwrap();
+    )));
+    let handler = tracing::info_span!("handler");
+    let call = handler.in_scope(|| exec.execute(item(5)));
+    tokio::spawn(call).await.unwrap().unwrap();
+    drop(handler);
 
     let spans = spans.get_finished_spans().unwrap();
     let handler = only_span(&spans, "handler");
@@ -569,6 +569,14 @@ async fn a_call_instrumented_with_the_callers_span_is_its_child() {
         attempt.parent_span_id,
         call.span_context.span_id(),
         "{spans:#?}"
+    );
+    let sent = server.requests()[0]
+        .header("traceparent")
+        .unwrap()
+        .to_owned();
+    assert!(
+        sent.contains(&handler.span_context.trace_id().to_string()),
+        "{sent}"
     );
 }
 

@@ -127,12 +127,12 @@ impl<'a, F, M> CallFuture<'a, F, M> {
     pub(super) fn new(
         executor: &'a Executor,
         call: Call,
+        span: tracing::Span,
         send: fn(&reqwest::Client, reqwest::Request) -> F,
     ) -> Self {
         CallFuture {
             executor,
-            // Made on the first poll, in the span current then (see `poll`).
-            span: tracing::Span::none(),
+            span,
             send,
             run: Run {
                 call,
@@ -161,14 +161,6 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        if matches!(this.phase.as_ref().get_ref(), Phase::Start) {
-            // The call's span begins as the call does, a child of the span the caller polls it
-            // in (a future `.instrument(span)`ed too), as its attempts' spans are.
-            let call = &this.run.call;
-            let route = call.route.unwrap_or(call.path.as_str());
-            *this.span =
-                crate::telemetry::call_span(&this.executor.inner.name, &call.method, route);
-        }
         let _entered = this.span.enter();
         let (executor, send, run) = (*this.executor, *this.send, this.run);
         let (mut phase, mut timer) = (this.phase, this.timer);
