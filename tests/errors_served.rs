@@ -11,7 +11,7 @@ use axum::routing::get;
 use axum::{Router, body::Body};
 use comms::__private::error_response;
 use comms::http::StatusCode;
-use comms::{BreakerConfig, Call, Error, Executor, Response, RetryConfig};
+use comms::{BreakerConfig, Call, Error, Executor, Response, RetryConfig, service_client};
 use comms_tests::{built_error, built_errors, dead_addr, serve};
 
 fn exec(url: &str, retry: RetryConfig) -> Executor {
@@ -237,4 +237,45 @@ async fn a_response_the_handler_could_not_build_is_a_500() {
     assert_eq!(received.status(), Some(StatusCode::INTERNAL_SERVER_ERROR));
     let http = received.http_error().unwrap();
     assert_eq!(http.message(), Some("Internal Server Error"));
+}
+
+/// A lookup whose 404 is `None`; only ever called here (`server = false`, with the workspace's
+/// `server` feature on).
+#[service_client(
+    base_url = "http://127.0.0.1:9",
+    service_id = "billing",
+    secret_env = "COMMS_TEST_LOOKUP_SECRET",
+    server = false
+)]
+pub trait Lookup {
+    #[get("/users/<id>")]
+    async fn find(&self, id: u64) -> Result<Option<serde_json::Value>, Error>;
+}
+
+#[tokio::test]
+async fn a_header_hooks_not_found_is_an_error_not_an_absent_resource() {
+    // Nothing was sent, so nothing was found absent: the hook's 404 is the call's error.
+    let server =
+        comms_tests::TestServer::always(comms_tests::Reply::ok_json(serde_json::json!({"id": 7})))
+            .await;
+    let client = LookupClient::builder()
+        .base_url(server.url())
+        .secret("errors-served-secret")
+        .retry(RetryConfig::none())
+        .breaker(BreakerConfig::disabled())
+        .header_hook(|| async { Err(Error::not_found("no token for this tenant")) })
+        .build()
+        .unwrap();
+    let got = client.find(7).await;
+    assert_eq!(server.count(), 0);
+    assert!(matches!(got, Err(Error::NotFound(_))), "{got:?}");
+    // The target's own 404 is still `None`.
+    let missing = comms_tests::TestServer::always(comms_tests::Reply::status(404)).await;
+    let client = LookupClient::builder()
+        .base_url(missing.url())
+        .secret("errors-served-secret")
+        .retry(RetryConfig::none())
+        .build()
+        .unwrap();
+    assert!(matches!(client.find(7).await, Ok(None)));
 }

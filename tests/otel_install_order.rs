@@ -1,8 +1,8 @@
 //! An application may build its clients, and even call through them, before it installs its
-//! telemetry (a client made as a static, a health check made before the configuration that
-//! names the exporter is read): a client takes its tracer, and comms its instruments, from the
-//! global providers installed when they are used, not when the client was built or first
-//! called.
+//! telemetry (a client made as a static, a configuration fetched before the exporter it names
+//! is set up): a client takes its tracer again while the one it has makes no spans, and comms
+//! looks at the global meter provider again every 64 recordings on a thread, so that what is
+//! installed later (or replaces a provider shut down) is used from then on.
 //!
 //! Its own test binary, because it installs the process's global providers itself.
 
@@ -50,11 +50,10 @@ async fn a_client_used_before_the_providers_are_installed_reports_once_they_are(
 
     // Installed after the client was built, and called.
     let spans = InMemorySpanExporter::default();
-    opentelemetry::global::set_tracer_provider(
-        SdkTracerProvider::builder()
-            .with_simple_exporter(spans.clone())
-            .build(),
-    );
+    let tracer_provider = SdkTracerProvider::builder()
+        .with_simple_exporter(spans.clone())
+        .build();
+    opentelemetry::global::set_tracer_provider(tracer_provider.clone());
     let metrics = InMemoryMetricExporter::default();
     let meter_provider = SdkMeterProvider::builder()
         .with_reader(PeriodicReader::builder(metrics.clone()).build())
@@ -62,13 +61,13 @@ async fn a_client_used_before_the_providers_are_installed_reports_once_they_are(
     opentelemetry::global::set_meter_provider(meter_provider.clone());
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
 
+    // The tracer is taken again at once: the next call's attempt has its span.
     exec.execute(Call::get("/items").route("/items"))
         .await
         .unwrap();
-
-    let spans = spans.get_finished_spans().unwrap();
-    let [attempt] = &spans[..] else {
-        panic!("one attempt span: {spans:#?}");
+    let made = spans.get_finished_spans().unwrap();
+    let [attempt] = &made[..] else {
+        panic!("one attempt span: {made:#?}");
     };
     assert_eq!(attempt.name, "GET /items");
     assert_eq!(attempt.span_kind, SpanKind::Client);
@@ -77,5 +76,30 @@ async fn a_client_used_before_the_providers_are_installed_reports_once_they_are(
         .map(str::to_owned);
     assert_eq!(sent, Some(traceparent(&attempt.span_context)));
     assert_eq!(server.requests()[0].header("traceparent"), None);
-    assert_eq!(durations(&meter_provider, &metrics), 1);
+
+    // The instruments are made again within 64 recordings on this thread.
+    let mut calls = 1;
+    while durations(&meter_provider, &metrics) == 0 {
+        assert!(calls <= 65, "no duration recorded in {calls} calls");
+        exec.execute(Call::get("/items").route("/items"))
+            .await
+            .unwrap();
+        calls += 1;
+    }
+
+    // A provider replaced, the old one shut down: the client's tracer, which then makes no
+    // spans, is taken again.
+    tracer_provider.shutdown().unwrap();
+    let replaced = InMemorySpanExporter::default();
+    opentelemetry::global::set_tracer_provider(
+        SdkTracerProvider::builder()
+            .with_simple_exporter(replaced.clone())
+            .build(),
+    );
+    exec.execute(Call::get("/later").route("/later"))
+        .await
+        .unwrap();
+    let made = replaced.get_finished_spans().unwrap();
+    assert_eq!(made.len(), 1, "{made:#?}");
+    assert_eq!(made[0].name, "GET /later");
 }

@@ -333,18 +333,29 @@ impl Breaker {
             config.clone(),
             link.as_ref().map_or(0, |l| l.id),
         );
-        map.entry(key)
+        // The state gauge is the target's: it starts with the target's first breaker (closed,
+        // or open as another replica has it), not with another (of another config) beside one
+        // that may be open.
+        let first_for_target = !map.keys().any(|(known, ..)| known == authority);
+        let mut made = false;
+        let breaker = map
+            .entry(key)
             .or_insert_with(|| {
+                made = true;
                 let mut breaker = Breaker::new(authority.to_owned(), config.clone());
                 breaker.link = link.as_ref().map(Arc::downgrade);
-                crate::telemetry::breaker_made(authority);
                 let breaker = Arc::new(breaker);
                 if let Some(link) = &link {
                     link.attach(&breaker);
                 }
                 breaker
             })
-            .clone()
+            .clone();
+        drop(map);
+        if made && first_for_target {
+            crate::telemetry::breaker_made(authority, breaker.state());
+        }
+        breaker
     }
 
     /// Whether the breaker, at `now`, knows nothing a new one should: it is closed with no

@@ -251,7 +251,8 @@ pub mod __private {
             let this = self.project();
             this.call.poll(cx).map(|result| match result {
                 Ok(response) => (*this.decode)(response).map(Some),
-                Err(Error::NotFound(_)) => Ok(None),
+                // The target's 404; not one a header hook failed with, nothing sent.
+                Err(Error::NotFound(e)) if e.is_received() => Ok(None),
                 Err(e) => Err(e),
             })
         }

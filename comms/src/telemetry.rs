@@ -12,7 +12,7 @@
 //! - each attempt has a CLIENT span, a child of `comms.call` when that is enabled and of the
 //!   caller's current span otherwise, named `{method} {route}`, with the HTTP client semantic
 //!   conventions' attributes. It is made by the global tracer provider's tracer (taken at the
-//!   executor's first attempt), not as a `tracing` span: nothing runs inside an attempt that could
+//!   executor's first attempt, and again while it makes no spans), not as a `tracing` span: nothing runs inside an attempt that could
 //!   be its child, and the `tracing` route cost over twice as much. The subscriber's filter
 //!   still decides whether it is made, as an `INFO` span of target `comms::executor` (a filter
 //!   on tracing-opentelemetry's layer alone does not: the span does not pass through it), and

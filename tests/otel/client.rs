@@ -231,6 +231,32 @@ async fn a_healthy_targets_breaker_state_is_closed() {
     assert!(points("comms.client.breaker.transitions", port).is_empty());
 }
 
+/// The state gauge is the target's: another client's breaker for it (of another config),
+/// made while the first is open, does not report the target closed.
+#[tokio::test]
+async fn a_second_breaker_does_not_report_an_open_target_closed() {
+    let _spans = record_spans();
+    let server = TestServer::always(Reply::status(503)).await;
+    let port = server.addr().port();
+    let first = executor(
+        &server.url(),
+        RetryConfig::none(),
+        BreakerConfig::default()
+            .failure_threshold(1)
+            .open_for(Duration::from_secs(60)),
+    );
+    first.execute(item(1)).await.unwrap_err();
+    let state = points("comms.client.breaker.state", port);
+    assert_eq!(state[0].value, 2.0, "open: {state:?}");
+
+    let _second = executor(&server.url(), RetryConfig::none(), BreakerConfig::default());
+    let refused = first.execute(item(1)).await.unwrap_err();
+    assert!(matches!(refused, Error::CircuitOpen { .. }), "{refused}");
+    let state = points("comms.client.breaker.state", port);
+    assert_eq!(state.len(), 1, "{state:?}");
+    assert_eq!(state[0].value, 2.0, "still open: {state:?}");
+}
+
 /// A retry the breaker would refuse when its wait ended is not waited for; it is counted as
 /// refused all the same.
 #[tokio::test]

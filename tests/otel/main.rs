@@ -6,7 +6,7 @@
 //! thread (`set_default`) with a current-thread runtime, so its tracer provider sees exactly
 //! its own calls and the servers it starts. Attempt spans come from the global tracer
 //! provider, shared by every test, so a test takes those in the traces of its own spans.
-//! Metrics: comms takes its instruments from the global meter provider once per process, so one
+//! Metrics: comms records through the global meter provider, one for the process, so one
 //! provider is installed before any test calls, and each test reads the points of its own
 //! server's port.
 

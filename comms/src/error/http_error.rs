@@ -84,7 +84,8 @@ impl HttpError {
     /// Sets the error's details: a value of the service's own that says more than its message
     /// (a code, the fields at fault, what there is instead), sent as the JSON body's `details`
     /// member beside `message`, and read back by a comms client with
-    /// [`details`](Self::details). A value that does not serialize as JSON (a map with keys
+    /// [`details`](Self::details) (up to [`DETAILS_LIMIT`](super::DETAILS_LIMIT) of JSON: larger
+    /// ones are not kept, and read back as none). A value that does not serialize as JSON (a map with keys
     /// that are not strings) is left out, and said so in an `ERROR` log.
     #[must_use]
     pub fn with_details(mut self, details: impl serde::Serialize) -> HttpError {
@@ -255,25 +256,32 @@ pub(crate) fn char_floor(text: &str, at: usize) -> usize {
 /// a member of any other kind costs no more than its bytes (an array of a million numbers is
 /// not built as a million values).
 fn json_members(body: &[u8]) -> (Option<String>, Option<Box<str>>) {
+    // Each member read on its own, so that one the body has twice (which makes serde refuse
+    // the struct) costs only that member.
     #[derive(serde::Deserialize)]
-    struct Body<'a> {
+    struct Message<'a> {
         #[serde(borrow)]
         message: Option<&'a serde_json::value::RawValue>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Details<'a> {
         #[serde(borrow)]
         details: Option<&'a serde_json::value::RawValue>,
     }
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return (None, None);
     }
-    let Ok(members) = serde_json::from_slice::<Body<'_>>(body) else {
-        return (None, None);
-    };
-    let details = members
-        .details
+    let message = serde_json::from_slice::<Message<'_>>(body)
+        .ok()
+        .and_then(|m| m.message)
+        .and_then(json_message);
+    let details = serde_json::from_slice::<Details<'_>>(body)
+        .ok()
+        .and_then(|d| d.details)
         .map(serde_json::value::RawValue::get)
         .filter(|raw| *raw != "null" && raw.len() <= super::DETAILS_LIMIT)
         .map(Box::from);
-    (members.message.and_then(json_message), details)
+    (message, details)
 }
 
 /// A `message` member: a string as it is, another value as compact JSON, cut as
@@ -343,6 +351,20 @@ fn shown_escaped(c: char) -> bool {
         )
 }
 
+/// Details as `Debug` shows them: their start, as the body's excerpt is cut (a received
+/// error's details may be up to [`DETAILS_LIMIT`](super::DETAILS_LIMIT) long).
+struct Excerpt<'a>(&'a str);
+
+impl fmt::Debug for Excerpt<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let end = char_floor(self.0, BODY_EXCERPT_LIMIT);
+        match end < self.0.len() {
+            true => write!(f, "{:?}…", &self.0[..end]),
+            false => write!(f, "{:?}", self.0),
+        }
+    }
+}
+
 impl fmt::Debug for HttpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let i = &self.inner;
@@ -353,7 +375,7 @@ impl fmt::Debug for HttpError {
             .field("method", &self.method())
             .field("url", &self.url())
             .field("retry_after", &i.retry_after)
-            .field("details", &i.details)
+            .field("details", &i.details.as_deref().map(Excerpt))
             .finish()
     }
 }
@@ -431,6 +453,14 @@ mod tests {
                 "{body}"
             );
         }
+        // Twice: the message stays.
+        let twice = received(r#"{"message":"m","details":{"a":1},"details":{"a":2}}"#);
+        assert_eq!(twice.message(), Some("m"));
+        // Debug shows a long one's start only.
+        let long = format!(r#"{{"message":"m","details":"{}"}}"#, "y".repeat(4096));
+        let shown = format!("{:?}", received(&long));
+        assert!(shown.len() < 3 * BODY_EXCERPT_LIMIT, "{}", shown.len());
+        assert!(shown.contains("yyy…"), "{shown}");
         let big = format!(
             r#"{{"message":"m","details":"{}"}}"#,
             "x".repeat(super::super::DETAILS_LIMIT)

@@ -35,17 +35,14 @@ use super::Error;
 /// `Error::not_found(..)` when a lookup downstream found nothing. The caller sees nothing of a
 /// hidden error, so the server logs `error` itself.
 pub fn error_response(error: &Error) -> Response<Bytes> {
-    let (status, message, retry_after) = served(error);
+    let Served {
+        status,
+        message,
+        details,
+        retry_after,
+    } = served(error);
     let message = message.or(status.canonical_reason()).unwrap_or("error");
-    // Only a built error's details are sent, as its message is: a hidden one has neither.
-    let details = error
-        .http_error()
-        .filter(|_| served_as_built(error))
-        .and_then(super::HttpError::details_json);
-    let mut response = match details {
-        None => message_response(status, message),
-        Some(details) => with_details(status, message, details),
-    };
+    let mut response = json_response(status, message, details);
     if let Some(wait) = retry_after {
         response
             .headers_mut()
@@ -64,28 +61,28 @@ pub fn error_response(error: &Error) -> Response<Bytes> {
 /// `{"message": ...}` as JSON with `status`: how comms answers every request it refuses or
 /// fails, from the verify layer, a generated server or a served error.
 pub(crate) fn message_response(status: StatusCode, message: &str) -> Response<Bytes> {
-    let body = serde_json::json!({ "message": message }).to_string();
-    let mut response = Response::new(Bytes::from(body));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
+    json_response(status, message, None)
 }
 
-/// `{"message": ..., "details": ...}` as JSON with `status`: a built error with details.
-fn with_details(status: StatusCode, message: &str, details: &str) -> Response<Bytes> {
+/// `{"message": ..., "details": ...}` as JSON with `status`, the details when there are some.
+fn json_response(status: StatusCode, message: &str, details: Option<&str>) -> Response<Bytes> {
     #[derive(serde::Serialize)]
     struct Body<'a> {
         message: &'a str,
-        details: &'a serde_json::value::RawValue,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        details: Option<&'a serde_json::value::RawValue>,
     }
-    // The details are JSON this process wrote (`HttpError::set_details`), or read as JSON.
-    let body = serde_json::from_str::<&serde_json::value::RawValue>(details)
-        .and_then(|details| serde_json::to_vec(&Body { message, details }));
-    let Ok(body) = body else {
-        return message_response(status, message);
-    };
+    // The details are JSON this process wrote (`HttpError::set_details`), or read as JSON; a
+    // message alone always writes.
+    let details = details.and_then(|d| serde_json::from_str(d).ok());
+    let body = serde_json::to_vec(&Body { message, details })
+        .or_else(|_| {
+            serde_json::to_vec(&Body {
+                message,
+                details: None,
+            })
+        })
+        .unwrap_or_default();
     let mut response = Response::new(Bytes::from(body));
     *response.status_mut() = status;
     response
@@ -94,16 +91,23 @@ fn with_details(status: StatusCode, message: &str, details: &str) -> Response<By
     response
 }
 
-/// Whether `error` is answered as the handler built it, with its own message.
-fn served_as_built(error: &Error) -> bool {
-    error
-        .http_error()
-        .is_some_and(|e| !e.is_received() && !e.ended_a_call())
+/// What is sent for an error: its status, and for one the handler built, its message, details
+/// and wait.
+struct Served<'a> {
+    status: StatusCode,
+    message: Option<&'a str>,
+    details: Option<&'a str>,
+    retry_after: Option<Duration>,
 }
 
-/// The status, message and wait sent for `error`.
-fn served(error: &Error) -> (StatusCode, Option<&str>, Option<Duration>) {
-    let hidden = |status| (status, None, None);
+/// What is sent for `error`: the one place that decides what of an error a caller is told.
+fn served(error: &Error) -> Served<'_> {
+    let hidden = |status| Served {
+        status,
+        message: None,
+        details: None,
+        retry_after: None,
+    };
     // Every variant by name, rather than through `Error::http_error`: a new variant must be
     // given its response here.
     match error {
@@ -128,7 +132,12 @@ fn served(error: &Error) -> (StatusCode, Option<&str>, Option<Duration>) {
             } else {
                 StatusCode::INTERNAL_SERVER_ERROR
             };
-            (status, e.message(), e.retry_after())
+            Served {
+                status,
+                message: e.message(),
+                details: e.details_json(),
+                retry_after: e.retry_after(),
+            }
         }
         Error::Transport { .. } | Error::Decode { .. } => hidden(StatusCode::BAD_GATEWAY),
         Error::Timeout { .. } => hidden(StatusCode::GATEWAY_TIMEOUT),

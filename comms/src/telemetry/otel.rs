@@ -3,8 +3,8 @@
 
 use std::borrow::Cow;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Instant;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
@@ -44,23 +44,90 @@ struct Metrics {
 /// The global meter provider, as `opentelemetry::global` holds it.
 type GlobalMeterProvider = Arc<dyn opentelemetry::metrics::MeterProvider + Send + Sync>;
 
-/// The instruments of the global meter provider installed now.
-fn metrics() -> Arc<Metrics> {
-    /// The instruments, and the provider they were made from (held, so that its address is not
-    /// taken by another's while they are kept).
-    static METRICS: RwLock<Option<(GlobalMeterProvider, Arc<Metrics>)>> = RwLock::new(None);
-    let provider = global::meter_provider();
-    if let Ok(made) = METRICS.read()
-        && let Some((from, metrics)) = &*made
-        && Arc::ptr_eq(from, &provider)
-    {
-        return metrics.clone();
+/// Up to `N` values made one after another, the last in use: what comms made from a global
+/// provider, made again when the application installs another. The one in use is read without
+/// a lock; past `N`, the last is kept.
+struct Generations<T, const N: usize> {
+    made: [OnceLock<T>; N],
+    in_use: AtomicUsize,
+}
+
+impl<T, const N: usize> Generations<T, N> {
+    const fn new() -> Self {
+        Generations {
+            made: [const { OnceLock::new() }; N],
+            in_use: AtomicUsize::new(0),
+        }
     }
-    let metrics = Arc::new(Metrics::from(&provider));
-    if let Ok(mut made) = METRICS.write() {
-        *made = Some((provider, metrics.clone()));
+
+    /// The value in use, once one is made.
+    fn current(&self) -> Option<&T> {
+        self.made[self.in_use.load(Ordering::Acquire)].get()
     }
-    metrics
+
+    /// Puts `make()`'s value in use: in the place of the one in use, when there is none yet;
+    /// after it otherwise, while there is room (then the last made stays in use).
+    fn replace(&self, make: impl FnOnce() -> T) -> &T {
+        let at = self.in_use.load(Ordering::Acquire);
+        let next = match self.made[at].get() {
+            None => at,
+            Some(last) if at + 1 == N => return last,
+            Some(_) => at + 1,
+        };
+        let made = self.made[next].get_or_init(make);
+        self.in_use.store(next, Ordering::Release);
+        made
+    }
+}
+
+/// How many of a thread's uses of the instruments pass before it looks at the global meter
+/// provider again: one installed (or replaced) after comms made its instruments is used from
+/// within this many recordings on each thread.
+const LOOK_EVERY: u32 = 64;
+
+/// The instruments in use; made from the global meter provider as it was when a thread last
+/// looked (see [`LOOK_EVERY`]).
+fn metrics() -> &'static Metrics {
+    thread_local! {
+        static UNTIL_LOOK: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+    let look = UNTIL_LOOK.with(|left| match left.get() {
+        0 => {
+            left.set(LOOK_EVERY);
+            true
+        }
+        n => {
+            left.set(n - 1);
+            false
+        }
+    });
+    match METRICS.current() {
+        Some(metrics) if !look => metrics,
+        _ => metrics_of_the_installed_provider(),
+    }
+}
+
+/// comms' instrument sets, one for each meter provider seen installed.
+static METRICS: Generations<Metrics, 8> = Generations::new();
+
+/// The instruments of the global meter provider installed now: those in use when it is the
+/// provider they were made from, made anew otherwise.
+fn metrics_of_the_installed_provider() -> &'static Metrics {
+    /// The provider the instruments in use were made from, held weakly: its address is not
+    /// reused while this is held, and it is not kept alive (an application that replaces it
+    /// shuts it down when it lets go of it, not comms in the middle of a call).
+    static MADE_FROM: Mutex<Option<Weak<dyn opentelemetry::metrics::MeterProvider + Send + Sync>>> =
+        Mutex::new(None);
+    let provider: GlobalMeterProvider = global::meter_provider();
+    let mut made_from = MADE_FROM.lock().unwrap_or_else(PoisonError::into_inner);
+    let same = made_from
+        .as_ref()
+        .is_some_and(|from| std::ptr::addr_eq(from.as_ptr(), Arc::as_ptr(&provider)));
+    if same && let Some(metrics) = METRICS.current() {
+        return metrics;
+    }
+    *made_from = Some(Arc::downgrade(&provider));
+    METRICS.replace(|| Metrics::from(&provider))
 }
 
 impl Metrics {
@@ -294,7 +361,11 @@ struct LayerTrace(
 /// taken again when it makes no spans of its own (OpenTelemetry's no-op provider, taken before
 /// the application installed one).
 pub(crate) struct Target {
-    tracer: OnceLock<RwLock<BoxedTracer>>,
+    tracers: Generations<BoxedTracer, 4>,
+    /// How many attempts' spans the tracer in use did not make: the global provider's is taken
+    /// again at the first, second, fourth, eighth ... and then every 256th, so that attempts
+    /// asked for with no provider installed cost little more than the no-op spans they make.
+    spans_not_made: AtomicU64,
     address: KeyValue,
     port: KeyValue,
     /// The base URL's path, which every request's path starts with; `None` for `/`.
@@ -306,7 +377,8 @@ impl Target {
     pub(crate) fn new(base: &reqwest::Url, prefix: &str) -> Target {
         let [address, port] = server(base);
         Target {
-            tracer: OnceLock::new(),
+            tracers: Generations::new(),
+            spans_not_made: AtomicU64::new(0),
             address,
             port,
             prefix: (!prefix.is_empty()).then(|| prefix.into()),
@@ -322,19 +394,18 @@ impl Target {
     }
 
     /// The attempt's span, made by `builder` in `parent`. A span that is not one of its own
-    /// (with no span id of its own, as the no-op tracer makes them) says the tracer taken is
-    /// OpenTelemetry's no-op one: the global provider's is taken again, and kept when it
-    /// makes spans (the application installed its provider after the first call).
+    /// (with no span id of its own, as the no-op tracer makes them, and a provider shut down)
+    /// says the tracer taken makes none: the global provider's is taken again (ever more
+    /// rarely, see `spans_not_made`), and kept when it makes spans (the application installed
+    /// its provider after the first call, or replaced one it shut down).
     fn span(&self, builder: impl Fn() -> SpanBuilder, parent: &Context) -> BoxedSpan {
-        let tracer = self
-            .tracer
-            .get_or_init(|| RwLock::new(global::tracer_with_scope(scope())));
-        let made = match tracer.read() {
-            Ok(tracer) => tracer.build_with_context(builder(), parent),
-            Err(poisoned) => poisoned.into_inner().build_with_context(builder(), parent),
+        let tracer = match self.tracers.current() {
+            Some(tracer) => tracer,
+            None => self.tracers.replace(|| global::tracer_with_scope(scope())),
         };
+        let made = tracer.build_with_context(builder(), parent);
         // Telemetry suppressed (an exporter's own calls): no span is right.
-        if is_own(&made, parent) || parent.is_telemetry_suppressed() {
+        if is_own(&made, parent) || parent.is_telemetry_suppressed() || !self.may_look_again() {
             return made;
         }
         let fresh = global::tracer_with_scope(scope());
@@ -343,10 +414,17 @@ impl Target {
             no_tracer_provider();
             return made;
         }
-        if let Ok(mut tracer) = tracer.write() {
-            *tracer = fresh;
-        }
+        self.tracers.replace(|| fresh);
+        // Counted afresh, should this one stop making spans in turn (shut down, replaced).
+        self.spans_not_made.store(0, Ordering::Relaxed);
         again
+    }
+
+    /// Counts a span the tracer in use did not make, and says whether this is one to take the
+    /// global provider's tracer again at.
+    fn may_look_again(&self) -> bool {
+        let n = self.spans_not_made.fetch_add(1, Ordering::Relaxed) + 1;
+        n.is_power_of_two() || n.is_multiple_of(256)
     }
 }
 
@@ -755,11 +833,7 @@ pub(crate) fn budget_refused(target: &Target) {
 /// A breaker entered `state`.
 pub(crate) fn breaker_changed(breaker: &str, state: CircuitState) {
     let [address, port] = authority(breaker);
-    let (name, value) = match state {
-        CircuitState::Closed => ("closed", 0),
-        CircuitState::HalfOpen => ("half_open", 1),
-        CircuitState::Open => ("open", 2),
-    };
+    let (name, value) = state_value(state);
     let m = metrics();
     m.breaker_state
         .record(value, &[address.clone(), port.clone()]);
@@ -769,11 +843,22 @@ pub(crate) fn breaker_changed(breaker: &str, state: CircuitState) {
     );
 }
 
-/// A breaker was made for `breaker`'s target, closed: its state gauge starts at 0, so that a
-/// healthy target has a series too.
-pub(crate) fn breaker_made(breaker: &str) {
+/// The first breaker for `breaker`'s target was made, in `state`: the target's state gauge
+/// starts there, so that a healthy target has a series too.
+pub(crate) fn breaker_made(breaker: &str, state: CircuitState) {
     let [address, port] = authority(breaker);
-    metrics().breaker_state.record(0, &[address, port]);
+    metrics()
+        .breaker_state
+        .record(state_value(state).1, &[address, port]);
+}
+
+/// A state's name and gauge value.
+fn state_value(state: CircuitState) -> (&'static str, i64) {
+    match state {
+        CircuitState::Closed => ("closed", 0),
+        CircuitState::HalfOpen => ("half_open", 1),
+        CircuitState::Open => ("open", 2),
+    }
 }
 
 /// The breaker of `target` refused an attempt.
