@@ -119,14 +119,8 @@ async fn report(ledger: Executor) -> Result<Response, Error> {
         .build()
 }
 
-#[tokio::test]
-async fn a_failed_call_the_handler_propagates_arrives_without_its_details() {
-    let dead = format!("http://{}", dead_addr().await);
-    let ledger = exec(&dead, RetryConfig::none());
-    let inner = report(ledger.clone()).await.unwrap_err();
-    assert!(matches!(inner, Error::Transport { .. }), "{inner:?}");
-    assert!(inner.to_string().contains(&dead), "{inner}");
-
+/// What a caller of a server whose handler is [`report`] over `ledger` gets back.
+async fn report_served(ledger: Executor) -> Error {
     let app = Router::new().route(
         "/report",
         get(move || {
@@ -135,10 +129,21 @@ async fn a_failed_call_the_handler_propagates_arrives_without_its_details() {
         }),
     );
     let url = serve(app).await;
-    let received = exec(&url, RetryConfig::none())
+    exec(&url, RetryConfig::none())
         .execute(Call::get("/report"))
         .await
-        .unwrap_err();
+        .unwrap_err()
+}
+
+#[tokio::test]
+async fn a_failed_call_the_handler_propagates_arrives_without_its_details() {
+    let dead = format!("http://{}", dead_addr().await);
+    let ledger = exec(&dead, RetryConfig::none());
+    let inner = report(ledger.clone()).await.unwrap_err();
+    assert!(matches!(inner, Error::Transport { .. }), "{inner:?}");
+    assert!(inner.to_string().contains(&dead), "{inner}");
+
+    let received = report_served(ledger).await;
     assert!(matches!(received, Error::Server(_)), "{received:?}");
     assert_eq!(received.status(), Some(StatusCode::BAD_GATEWAY));
     let http = received.http_error().unwrap();
@@ -167,18 +172,7 @@ async fn a_header_hooks_error_the_handler_propagates_arrives_without_its_words()
     assert!(matches!(inner, Error::Unauthorized(_)), "{inner:?}");
     assert!(inner.to_string().contains("vault.internal"), "{inner}");
 
-    let app = Router::new().route(
-        "/report",
-        get(move || {
-            let ledger = ledger.clone();
-            async move { served(report(ledger).await) }
-        }),
-    );
-    let url = serve(app).await;
-    let received = exec(&url, RetryConfig::none())
-        .execute(Call::get("/report"))
-        .await
-        .unwrap_err();
+    let received = report_served(ledger).await;
     assert!(matches!(received, Error::Server(_)), "{received:?}");
     assert_eq!(received.status(), Some(StatusCode::INTERNAL_SERVER_ERROR));
     let http = received.http_error().unwrap();

@@ -315,6 +315,12 @@ async fn an_idempotent_method_whose_server_span_is_left_out_continues_the_trace(
 #[tokio::test]
 async fn a_server_span_a_filter_leaves_out_still_continues_the_trace() {
     let (spans, _guard) = record_spans_but_servers();
+    relayed_in_one_trace(spans).await;
+}
+
+/// A relayed through B to C, with B's SERVER span left out: B's call to C continues A's trace,
+/// its call span a child of A's attempt.
+async fn relayed_in_one_trace(spans: Spans) {
     let c = relay_through_b(opentelemetry::Context::current(), None).await;
 
     let spans = spans.get_finished_spans().unwrap();
@@ -325,7 +331,18 @@ async fn a_server_span_a_filter_leaves_out_still_continues_the_trace() {
     let a_attempt = only_span(&spans, "GET /relay");
     let b_attempt = only_span(&spans, "GET /items/<id>");
     let trace = a_attempt.span_context.trace_id();
-    assert_eq!(b_attempt.span_context.trace_id(), trace);
+    assert_eq!(b_attempt.span_context.trace_id(), trace, "{spans:#?}");
+    // B's call span, the parent of its attempt, is a child of A's attempt.
+    let b_call = spans
+        .iter()
+        .find(|s| s.span_context.span_id() == b_attempt.parent_span_id)
+        .expect("B's call span");
+    assert_eq!(b_call.name, "comms.call");
+    assert_eq!(
+        b_call.parent_span_id,
+        a_attempt.span_context.span_id(),
+        "{spans:#?}"
+    );
     let sent = c.requests()[0].header("traceparent").unwrap().to_owned();
     assert!(sent.contains(&trace.to_string()), "{sent}");
 }
@@ -367,30 +384,7 @@ fn record_spans_but_servers_in_the_otel_layer() -> (Spans, tracing::subscriber::
 #[tokio::test]
 async fn a_server_span_only_the_otel_layer_leaves_out_still_continues_the_trace() {
     let (spans, _guard) = record_spans_but_servers_in_the_otel_layer();
-    let c = relay_through_b(opentelemetry::Context::current(), None).await;
-
-    let spans = spans.get_finished_spans().unwrap();
-    assert!(
-        !spans.iter().any(|s| s.span_kind == SpanKind::Server),
-        "{spans:#?}"
-    );
-    let a_attempt = only_span(&spans, "GET /relay");
-    let b_attempt = only_span(&spans, "GET /items/<id>");
-    let trace = a_attempt.span_context.trace_id();
-    assert_eq!(b_attempt.span_context.trace_id(), trace, "{spans:#?}");
-    // B's call span, the parent of its attempt, is a child of A's attempt.
-    let b_call = spans
-        .iter()
-        .find(|s| s.span_context.span_id() == b_attempt.parent_span_id)
-        .expect("B's call span");
-    assert_eq!(b_call.name, "comms.call");
-    assert_eq!(
-        b_call.parent_span_id,
-        a_attempt.span_context.span_id(),
-        "{spans:#?}"
-    );
-    let sent = c.requests()[0].header("traceparent").unwrap().to_owned();
-    assert!(sent.contains(&trace.to_string()), "{sent}");
+    relayed_in_one_trace(spans).await;
 }
 
 #[service_client(
