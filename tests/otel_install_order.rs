@@ -8,11 +8,15 @@
 
 use comms::Call;
 use comms_tests::{Reply, TestServer, plain_executor, traceparent};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use opentelemetry::InstrumentationScope;
 use opentelemetry::trace::SpanKind;
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracer, SdkTracerProvider};
 use tracing_subscriber::layer::SubscriberExt;
 
 /// How many `http.client.request.duration` points `exporter` holds.
@@ -34,7 +38,15 @@ fn durations(provider: &SdkMeterProvider, exporter: &InMemoryMetricExporter) -> 
     count
 }
 
+/// In turn, as they share the process's global providers: a client used before any is
+/// installed, then tracer providers and meter providers each replaced again and again.
 #[tokio::test]
+async fn providers_installed_late_and_replaced_are_followed() {
+    a_client_used_before_the_providers_are_installed_reports_once_they_are().await;
+    each_tracer_provider_replacing_a_shut_down_one_is_taken_once().await;
+    each_meter_provider_installed_in_turn_gets_the_calls_made_after_it().await;
+}
+
 async fn a_client_used_before_the_providers_are_installed_reports_once_they_are() {
     let server = TestServer::always(Reply::ok_json(serde_json::json!({}))).await;
     let exec = plain_executor(&server.url(), "billing", "install-order-secret");
@@ -102,4 +114,75 @@ async fn a_client_used_before_the_providers_are_installed_reports_once_they_are(
     let made = replaced.get_finished_spans().unwrap();
     assert_eq!(made.len(), 1, "{made:#?}");
     assert_eq!(made[0].name, "GET /later");
+}
+
+/// An SDK tracer provider that counts the tracers taken from it.
+struct Counting(SdkTracerProvider, Arc<AtomicUsize>);
+
+impl opentelemetry::trace::TracerProvider for Counting {
+    type Tracer = SdkTracer;
+
+    fn tracer_with_scope(&self, scope: InstrumentationScope) -> SdkTracer {
+        self.1.fetch_add(1, Ordering::Relaxed);
+        self.0.tracer_with_scope(scope)
+    }
+}
+
+/// Six providers in turn, each replacing one shut down: a client takes each one's tracer once
+/// (at most twice), not again at every attempt, and every attempt has its span.
+async fn each_tracer_provider_replacing_a_shut_down_one_is_taken_once() {
+    let subscriber =
+        tracing_subscriber::registry().with(tracing_subscriber::filter::LevelFilter::INFO);
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let server = TestServer::always(Reply::ok_json(serde_json::json!({}))).await;
+    let exec = plain_executor(&server.url(), "billing", "install-order-secret");
+    let mut previous: Option<SdkTracerProvider> = None;
+    for generation in 1..=6 {
+        let spans = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(spans.clone())
+            .build();
+        let taken = Arc::new(AtomicUsize::new(0));
+        opentelemetry::global::set_tracer_provider(Counting(provider.clone(), taken.clone()));
+        if let Some(old) = previous.take() {
+            old.shutdown().unwrap();
+        }
+        for _ in 0..20 {
+            exec.execute(Call::get("/items").route("/items"))
+                .await
+                .unwrap();
+        }
+        let made = spans.get_finished_spans().unwrap().len();
+        assert_eq!(made, 20, "generation {generation}");
+        let taken = taken.load(Ordering::Relaxed);
+        assert!(taken <= 2, "generation {generation}: taken {taken} times");
+        previous = Some(provider);
+    }
+}
+
+/// Ten meter providers in turn, each shutting the one before down: each gets the durations of
+/// the calls made after it, from within 64 recordings.
+async fn each_meter_provider_installed_in_turn_gets_the_calls_made_after_it() {
+    let server = TestServer::always(Reply::ok_json(serde_json::json!({}))).await;
+    let exec = plain_executor(&server.url(), "billing", "install-order-secret");
+    let mut previous: Option<SdkMeterProvider> = None;
+    for generation in 1..=10 {
+        let exporter = InMemoryMetricExporter::default();
+        let provider = SdkMeterProvider::builder()
+            .with_reader(PeriodicReader::builder(exporter.clone()).build())
+            .build();
+        opentelemetry::global::set_meter_provider(provider.clone());
+        if let Some(old) = previous.take() {
+            old.shutdown().unwrap();
+        }
+        let mut calls = 0;
+        while durations(&provider, &exporter) == 0 {
+            assert!(calls <= 65, "provider {generation}: none in {calls} calls");
+            exec.execute(Call::get("/items").route("/items"))
+                .await
+                .unwrap();
+            calls += 1;
+        }
+        previous = Some(provider);
+    }
 }

@@ -333,29 +333,25 @@ impl Breaker {
             config.clone(),
             link.as_ref().map_or(0, |l| l.id),
         );
-        // The state gauge is the target's: it starts with the target's first breaker (closed,
-        // or open as another replica has it), not with another (of another config) beside one
-        // that may be open.
+        // The state gauge is the target's: it starts at closed with the target's first breaker,
+        // not with another (of another config) beside one that may be open; and before the
+        // breaker is linked, so that an open another replica has for the target, applied then,
+        // comes after it.
         let first_for_target = !map.keys().any(|(known, ..)| known == authority);
-        let mut made = false;
-        let breaker = map
-            .entry(key)
+        map.entry(key)
             .or_insert_with(|| {
-                made = true;
                 let mut breaker = Breaker::new(authority.to_owned(), config.clone());
                 breaker.link = link.as_ref().map(Arc::downgrade);
                 let breaker = Arc::new(breaker);
+                if first_for_target {
+                    crate::telemetry::breaker_made(authority);
+                }
                 if let Some(link) = &link {
                     link.attach(&breaker);
                 }
                 breaker
             })
-            .clone();
-        drop(map);
-        if made && first_for_target {
-            crate::telemetry::breaker_made(authority, breaker.state());
-        }
-        breaker
+            .clone()
     }
 
     /// Whether the breaker, at `now`, knows nothing a new one should: it is closed with no

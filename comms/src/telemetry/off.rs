@@ -64,7 +64,7 @@ pub(crate) fn budget_refused(_target: &Target) {}
 pub(crate) fn breaker_changed(_authority: &str, _state: CircuitState) {}
 
 #[inline]
-pub(crate) fn breaker_made(_authority: &str, _state: CircuitState) {}
+pub(crate) fn breaker_made(_authority: &str) {}
 
 #[inline]
 pub(crate) fn breaker_refused(_target: &Target) {}

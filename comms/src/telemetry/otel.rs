@@ -3,8 +3,8 @@
 
 use std::borrow::Cow;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, Weak};
 use std::time::Instant;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
@@ -44,90 +44,54 @@ struct Metrics {
 /// The global meter provider, as `opentelemetry::global` holds it.
 type GlobalMeterProvider = Arc<dyn opentelemetry::metrics::MeterProvider + Send + Sync>;
 
-/// Up to `N` values made one after another, the last in use: what comms made from a global
-/// provider, made again when the application installs another. The one in use is read without
-/// a lock; past `N`, the last is kept.
-struct Generations<T, const N: usize> {
-    made: [OnceLock<T>; N],
-    in_use: AtomicUsize,
-}
-
-impl<T, const N: usize> Generations<T, N> {
-    const fn new() -> Self {
-        Generations {
-            made: [const { OnceLock::new() }; N],
-            in_use: AtomicUsize::new(0),
-        }
-    }
-
-    /// The value in use, once one is made.
-    fn current(&self) -> Option<&T> {
-        self.made[self.in_use.load(Ordering::Acquire)].get()
-    }
-
-    /// Puts `make()`'s value in use: in the place of the one in use, when there is none yet;
-    /// after it otherwise, while there is room (then the last made stays in use).
-    fn replace(&self, make: impl FnOnce() -> T) -> &T {
-        let at = self.in_use.load(Ordering::Acquire);
-        let next = match self.made[at].get() {
-            None => at,
-            Some(last) if at + 1 == N => return last,
-            Some(_) => at + 1,
-        };
-        let made = self.made[next].get_or_init(make);
-        self.in_use.store(next, Ordering::Release);
-        made
-    }
-}
-
 /// How many of a thread's uses of the instruments pass before it looks at the global meter
 /// provider again: one installed (or replaced) after comms made its instruments is used from
 /// within this many recordings on each thread.
 const LOOK_EVERY: u32 = 64;
 
-/// The instruments in use; made from the global meter provider as it was when a thread last
-/// looked (see [`LOOK_EVERY`]).
-fn metrics() -> &'static Metrics {
+/// Runs `record` with the instruments in use: made from the global meter provider as it was
+/// when this thread last looked (see [`LOOK_EVERY`]). Each thread keeps its own handle to
+/// them, so that recording takes no lock and touches no count other threads write.
+fn with_metrics<R>(record: impl FnOnce(&Metrics) -> R) -> R {
     thread_local! {
-        static UNTIL_LOOK: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+        static IN_USE: std::cell::Cell<(u32, Option<Arc<Metrics>>)> =
+            const { std::cell::Cell::new((0, None)) };
     }
-    let look = UNTIL_LOOK.with(|left| match left.get() {
-        0 => {
-            left.set(LOOK_EVERY);
-            true
-        }
-        n => {
-            left.set(n - 1);
-            false
-        }
-    });
-    match METRICS.current() {
-        Some(metrics) if !look => metrics,
-        _ => metrics_of_the_installed_provider(),
-    }
+    // A thread whose locals are being torn down (a task dropped as its runtime shuts down)
+    // looks every time.
+    let (until_look, kept) = IN_USE.try_with(std::cell::Cell::take).unwrap_or_default();
+    let (until_look, metrics) = match (until_look.checked_sub(1), kept) {
+        (Some(left), Some(metrics)) => (left, metrics),
+        _ => (LOOK_EVERY, installed_metrics()),
+    };
+    let recorded = record(&metrics);
+    let _ = IN_USE.try_with(|in_use| in_use.set((until_look, Some(metrics))));
+    recorded
 }
 
-/// comms' instrument sets, one for each meter provider seen installed.
-static METRICS: Generations<Metrics, 8> = Generations::new();
-
-/// The instruments of the global meter provider installed now: those in use when it is the
+/// The instruments of the global meter provider installed now: those made last when it is the
 /// provider they were made from, made anew otherwise.
-fn metrics_of_the_installed_provider() -> &'static Metrics {
-    /// The provider the instruments in use were made from, held weakly: its address is not
-    /// reused while this is held, and it is not kept alive (an application that replaces it
-    /// shuts it down when it lets go of it, not comms in the middle of a call).
-    static MADE_FROM: Mutex<Option<Weak<dyn opentelemetry::metrics::MeterProvider + Send + Sync>>> =
-        Mutex::new(None);
+fn installed_metrics() -> Arc<Metrics> {
+    /// The instruments made last, and the provider they were made from, held weakly: its
+    /// address is not reused while this is held, and it is not kept alive (an application that
+    /// replaces it shuts it down when it lets go of it, not comms in the middle of a call).
+    type Made = (
+        Weak<dyn opentelemetry::metrics::MeterProvider + Send + Sync>,
+        Arc<Metrics>,
+    );
+    static MADE: Mutex<Option<Made>> = Mutex::new(None);
+    let mut made = MADE.lock().unwrap_or_else(PoisonError::into_inner);
+    // Read under the lock: a thread that read the provider before another installed one and
+    // made its instruments cannot put the old one back.
     let provider: GlobalMeterProvider = global::meter_provider();
-    let mut made_from = MADE_FROM.lock().unwrap_or_else(PoisonError::into_inner);
-    let same = made_from
-        .as_ref()
-        .is_some_and(|from| std::ptr::addr_eq(from.as_ptr(), Arc::as_ptr(&provider)));
-    if same && let Some(metrics) = METRICS.current() {
-        return metrics;
+    if let Some((from, metrics)) = &*made
+        && std::ptr::addr_eq(from.as_ptr(), Arc::as_ptr(&provider))
+    {
+        return metrics.clone();
     }
-    *made_from = Some(Arc::downgrade(&provider));
-    METRICS.replace(|| Metrics::from(&provider))
+    let metrics = Arc::new(Metrics::from(&provider));
+    *made = Some((Arc::downgrade(&provider), metrics.clone()));
+    metrics
 }
 
 impl Metrics {
@@ -361,7 +325,12 @@ struct LayerTrace(
 /// taken again when it makes no spans of its own (OpenTelemetry's no-op provider, taken before
 /// the application installed one).
 pub(crate) struct Target {
-    tracers: Generations<BoxedTracer, 4>,
+    /// The tracer its spans come from: the first the global provider gave that made one.
+    tracer: OnceLock<BoxedTracer>,
+    /// Whether `tracer` has stopped making spans (its provider shut down): `replaced` is used.
+    stale: AtomicBool,
+    /// The tracer taken after `tracer` went stale, and again after this one did.
+    replaced: RwLock<Option<BoxedTracer>>,
     /// How many attempts' spans the tracer in use did not make: the global provider's is taken
     /// again at the first, second, fourth, eighth ... and then every 256th, so that attempts
     /// asked for with no provider installed cost little more than the no-op spans they make.
@@ -377,7 +346,9 @@ impl Target {
     pub(crate) fn new(base: &reqwest::Url, prefix: &str) -> Target {
         let [address, port] = server(base);
         Target {
-            tracers: Generations::new(),
+            tracer: OnceLock::new(),
+            stale: AtomicBool::new(false),
+            replaced: RwLock::new(None),
             spans_not_made: AtomicU64::new(0),
             address,
             port,
@@ -393,19 +364,29 @@ impl Target {
         }
     }
 
-    /// The attempt's span, made by `builder` in `parent`. A span that is not one of its own
-    /// (with no span id of its own, as the no-op tracer makes them, and a provider shut down)
-    /// says the tracer taken makes none: the global provider's is taken again (ever more
-    /// rarely, see `spans_not_made`), and kept when it makes spans (the application installed
-    /// its provider after the first call, or replaced one it shut down).
-    fn span(&self, builder: impl Fn() -> SpanBuilder, parent: &Context) -> BoxedSpan {
-        let tracer = match self.tracers.current() {
-            Some(tracer) => tracer,
-            None => self.tracers.replace(|| global::tracer_with_scope(scope())),
+    /// The attempt's span, made by `builder` in `parent`; `None` when no tracer makes one.
+    ///
+    /// A span that is not one of its own (with no span id of its own, as the no-op tracer makes
+    /// them, and a provider shut down) says the tracer makes none: the global provider's is
+    /// taken again (at once, then ever more rarely, see `spans_not_made`), and kept when it
+    /// makes spans: the application installed its provider after the first call, or replaced
+    /// one it shut down. Until a tracer has made a span, none is kept.
+    fn span(&self, builder: impl Fn() -> SpanBuilder, parent: &Context) -> Option<BoxedSpan> {
+        let made = match (self.tracer.get(), self.stale.load(Ordering::Acquire)) {
+            (Some(tracer), false) => Some(tracer.build_with_context(builder(), parent)),
+            (Some(_), true) => self
+                .replaced
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+                .map(|tracer| tracer.build_with_context(builder(), parent)),
+            (None, _) => None,
         };
-        let made = tracer.build_with_context(builder(), parent);
         // Telemetry suppressed (an exporter's own calls): no span is right.
-        if is_own(&made, parent) || parent.is_telemetry_suppressed() || !self.may_look_again() {
+        if made.as_ref().is_some_and(|span| is_own(span, parent))
+            || parent.is_telemetry_suppressed()
+            || !self.may_look_again()
+        {
             return made;
         }
         let fresh = global::tracer_with_scope(scope());
@@ -414,10 +395,17 @@ impl Target {
             no_tracer_provider();
             return made;
         }
-        self.tracers.replace(|| fresh);
-        // Counted afresh, should this one stop making spans in turn (shut down, replaced).
+        if let Err(fresh) = self.tracer.set(fresh) {
+            // The first tracer, or the one after it, stopped making spans: this one replaces it.
+            *self
+                .replaced
+                .write()
+                .unwrap_or_else(PoisonError::into_inner) = Some(fresh);
+            self.stale.store(true, Ordering::Release);
+        }
+        // Counted afresh, should this one stop making spans in turn.
         self.spans_not_made.store(0, Ordering::Relaxed);
-        again
+        Some(again)
     }
 
     /// Counts a span the tracer in use did not make, and says whether this is one to take the
@@ -611,8 +599,7 @@ impl AttemptTrace {
         ]);
         let template = route.map(|route| target.template(route));
         let parent = callers_context();
-        let own_span = attempt_span_enabled();
-        let cx = if own_span {
+        let (cx, own_span) = if attempt_span_enabled() {
             let builder = || {
                 // The metric's attributes and the span's own; room for what `end` adds.
                 let mut span_attributes = Vec::with_capacity(attributes.len() + 6);
@@ -640,10 +627,14 @@ impl AttemptTrace {
                     .with_kind(SpanKind::Client)
                     .with_attributes(span_attributes)
             };
-            let span = target.span(builder, &parent);
-            parent.with_span(span)
+            match target.span(builder, &parent) {
+                Some(span) => (parent.with_span(span), true),
+                // No tracer makes spans yet: the caller's context travels, as when a filter
+                // leaves the span out.
+                None => (parent, false),
+            }
         } else {
-            parent
+            (parent, false)
         };
         AttemptTrace(Box::new(Attempt {
             cx,
@@ -714,9 +705,7 @@ impl AttemptTrace {
         }
         attempt.attributes.extend(code);
         attempt.attributes.extend(error);
-        metrics()
-            .client_duration
-            .record(elapsed, &attempt.attributes);
+        with_metrics(|m| m.client_duration.record(elapsed, &attempt.attributes));
     }
 }
 
@@ -813,43 +802,39 @@ pub(crate) fn in_current_trace<F: Future>(served: F) -> WithContext<F> {
 
 /// A retry of a call to `target` is about to be made.
 pub(crate) fn retried(target: &Target, method: &Method) {
-    metrics().retries.add(
-        1,
-        &[
-            method_attribute(method),
-            target.address.clone(),
-            target.port.clone(),
-        ],
-    );
+    let attributes = [
+        method_attribute(method),
+        target.address.clone(),
+        target.port.clone(),
+    ];
+    with_metrics(|m| m.retries.add(1, &attributes));
 }
 
 /// The retry budget refused a retry of a call to `target`.
 pub(crate) fn budget_refused(target: &Target) {
-    metrics()
-        .budget_refusals
-        .add(1, &[target.address.clone(), target.port.clone()]);
+    let attributes = [target.address.clone(), target.port.clone()];
+    with_metrics(|m| m.budget_refusals.add(1, &attributes));
 }
 
 /// A breaker entered `state`.
 pub(crate) fn breaker_changed(breaker: &str, state: CircuitState) {
     let [address, port] = authority(breaker);
     let (name, value) = state_value(state);
-    let m = metrics();
-    m.breaker_state
-        .record(value, &[address.clone(), port.clone()]);
-    m.breaker_transitions.add(
-        1,
-        &[address, port, KeyValue::new("comms.breaker.state", name)],
-    );
+    with_metrics(|m| {
+        m.breaker_state
+            .record(value, &[address.clone(), port.clone()]);
+        m.breaker_transitions.add(
+            1,
+            &[address, port, KeyValue::new("comms.breaker.state", name)],
+        );
+    });
 }
 
-/// The first breaker for `breaker`'s target was made, in `state`: the target's state gauge
-/// starts there, so that a healthy target has a series too.
-pub(crate) fn breaker_made(breaker: &str, state: CircuitState) {
+/// The first breaker for `breaker`'s target was made, closed: the target's state gauge starts
+/// at 0, so that a healthy target has a series too.
+pub(crate) fn breaker_made(breaker: &str) {
     let [address, port] = authority(breaker);
-    metrics()
-        .breaker_state
-        .record(state_value(state).1, &[address, port]);
+    with_metrics(|m| m.breaker_state.record(0, &[address, port]));
 }
 
 /// A state's name and gauge value.
@@ -863,9 +848,8 @@ fn state_value(state: CircuitState) -> (&'static str, i64) {
 
 /// The breaker of `target` refused an attempt.
 pub(crate) fn breaker_refused(target: &Target) {
-    metrics()
-        .breaker_refusals
-        .add(1, &[target.address.clone(), target.port.clone()]);
+    let attributes = [target.address.clone(), target.port.clone()];
+    with_metrics(|m| m.breaker_refusals.add(1, &attributes));
 }
 
 /// A served request's SERVER span, continuing the trace its headers carry when it is trusted
@@ -1127,9 +1111,8 @@ impl ServerTrace {
             self.span.record("otel.status_code", "ERROR");
             self.attributes.push(KeyValue::new("error.type", error));
         }
-        metrics()
-            .server_duration
-            .record(self.started.elapsed().as_secs_f64(), &self.attributes);
+        let elapsed = self.started.elapsed().as_secs_f64();
+        with_metrics(|m| m.server_duration.record(elapsed, &self.attributes));
     }
 }
 
