@@ -170,7 +170,7 @@ pub(crate) fn check_raw_path(path: &str) -> Result<(), Error> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -235,6 +235,22 @@ mod tests {
         assert!(check_raw_path("/a//b/").is_ok());
     }
 
+    /// Every string of at most `most` of `pieces`, in order and without repeats: the values an
+    /// exhaustive test of a path rule runs through.
+    pub(crate) fn strings_of(pieces: &[&str], most: usize) -> Vec<String> {
+        let mut strings = vec![String::new()];
+        for _ in 0..most {
+            let longer: Vec<String> = strings
+                .iter()
+                .flat_map(|s| pieces.iter().map(move |p| format!("{s}{p}")))
+                .collect();
+            strings.extend(longer);
+        }
+        strings.sort();
+        strings.dedup();
+        strings
+    }
+
     #[test]
     fn dot_segments_match_a_decode_and_compare_reference() {
         // The reference: decode every `%2e` (any case), then compare with `.` and `..`.
@@ -242,17 +258,7 @@ mod tests {
             let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
             decoded == "." || decoded == ".."
         };
-        let tokens = [".", "%2e", "%2E", "a", "%41", "%25", "2e", "-"];
-        let mut segments = vec![String::new()];
-        for _ in 0..4 {
-            let longer: Vec<String> = segments
-                .iter()
-                .flat_map(|s| tokens.iter().map(move |t| format!("{s}{t}")))
-                .collect();
-            segments.extend(longer);
-        }
-        segments.sort();
-        segments.dedup();
+        let segments = strings_of(&[".", "%2e", "%2E", "a", "%41", "%25", "2e", "-"], 4);
         assert!(segments.len() > 4000);
         for segment in &segments {
             assert_eq!(

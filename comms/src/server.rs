@@ -643,16 +643,7 @@ mod tests {
         let pieces = [
             "a", ".", "/", "%", "2F", "2f", "é", " ", "..", "%2e", "~", "+",
         ];
-        let mut values = vec![String::new()];
-        for _ in 0..4 {
-            let longer: Vec<String> = values
-                .iter()
-                .flat_map(|v| pieces.iter().map(move |p| format!("{v}{p}")))
-                .collect();
-            values.extend(longer);
-        }
-        values.sort();
-        values.dedup();
+        let values = crate::path::tests::strings_of(&pieces, 4);
         let (mut plain, mut trailing) = (0, 0);
         for value in &values {
             let mut path = String::new();
