@@ -189,10 +189,9 @@ mod tests {
             .with_message("inventory's words")
             .with_details(&details)
             .into();
-        let mut hooks = Error::conflict("the hook's words").with_details(&details);
-        if let Some(e) = hooks.http_error_mut() {
-            e.set_ended_a_call();
-        }
+        let hooks = Error::conflict("the hook's words")
+            .with_details(&details)
+            .into_hook_failure();
         for hidden in [received, hooks] {
             let body: serde_json::Value =
                 serde_json::from_slice(error_response(&hidden).body()).unwrap();

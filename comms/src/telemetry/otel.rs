@@ -819,7 +819,11 @@ pub(crate) fn budget_refused(target: &Target) {
 /// A breaker entered `state`.
 pub(crate) fn breaker_changed(breaker: &str, state: CircuitState) {
     let [address, port] = authority(breaker);
-    let (name, value) = state_value(state);
+    let (name, value) = match state {
+        CircuitState::Closed => ("closed", 0),
+        CircuitState::HalfOpen => ("half_open", 1),
+        CircuitState::Open => ("open", 2),
+    };
     with_metrics(|m| {
         m.breaker_state
             .record(value, &[address.clone(), port.clone()]);
@@ -835,15 +839,6 @@ pub(crate) fn breaker_changed(breaker: &str, state: CircuitState) {
 pub(crate) fn breaker_made(breaker: &str) {
     let [address, port] = authority(breaker);
     with_metrics(|m| m.breaker_state.record(0, &[address, port]));
-}
-
-/// A state's name and gauge value.
-fn state_value(state: CircuitState) -> (&'static str, i64) {
-    match state {
-        CircuitState::Closed => ("closed", 0),
-        CircuitState::HalfOpen => ("half_open", 1),
-        CircuitState::Open => ("open", 2),
-    }
 }
 
 /// The breaker of `target` refused an attempt.
