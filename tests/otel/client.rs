@@ -393,14 +393,10 @@ async fn with_the_attempt_span_filtered_out_the_callers_context_travels() {
     use tracing::Instrument;
     use tracing_subscriber::layer::SubscriberExt;
 
-    meters();
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
+    let (exporter, tracer) = test_tracer();
     let filter: tracing_subscriber::filter::Targets = "info,comms=off".parse().expect("a filter");
     let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("otel-test")))
+        .with(tracing_opentelemetry::layer().with_tracer(tracer))
         .with(filter);
     let _guard = tracing::subscriber::set_default(subscriber);
 

@@ -128,15 +128,22 @@ impl Spans {
     }
 }
 
-/// Records this thread's spans, comms' `DEBUG` call spans included, until the guard drops.
-fn record_spans() -> (Spans, tracing::subscriber::DefaultGuard) {
+/// A tracer whose spans go to an exporter of the test's own, the process's meter provider and
+/// propagator installed first.
+fn test_tracer() -> (InMemorySpanExporter, opentelemetry_sdk::trace::SdkTracer) {
     meters();
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(exporter.clone())
         .build();
+    (exporter, provider.tracer("otel-test"))
+}
+
+/// Records this thread's spans, comms' `DEBUG` call spans included, until the guard drops.
+fn record_spans() -> (Spans, tracing::subscriber::DefaultGuard) {
+    let (exporter, tracer) = test_tracer();
     let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("otel-test")))
+        .with(tracing_opentelemetry::layer().with_tracer(tracer))
         .with(tracing_subscriber::filter::LevelFilter::DEBUG);
     (
         Spans(exporter),

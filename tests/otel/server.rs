@@ -247,16 +247,12 @@ async fn a_nested_servers_route_is_its_template_under_the_prefix() {
 /// Records this thread's spans as [`record_spans`] does, but for the SERVER spans, which the
 /// subscriber's filter leaves out (`comms::server` at `WARN`).
 fn record_spans_but_servers() -> (Spans, tracing::subscriber::DefaultGuard) {
-    meters();
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
+    let (exporter, tracer) = test_tracer();
     let filter = tracing_subscriber::filter::Targets::new()
         .with_default(tracing::Level::DEBUG)
         .with_target("comms::server", tracing::Level::WARN);
     let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("otel-test")))
+        .with(tracing_opentelemetry::layer().with_tracer(tracer))
         .with(filter);
     (
         Spans(exporter),
@@ -357,18 +353,14 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Everything {}
 /// holds no trace.
 fn record_spans_but_servers_in_the_otel_layer() -> (Spans, tracing::subscriber::DefaultGuard) {
     use tracing_subscriber::Layer as _;
-    meters();
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
+    let (exporter, tracer) = test_tracer();
     let filter = tracing_subscriber::filter::Targets::new()
         .with_default(tracing::Level::DEBUG)
         .with_target("comms::server", tracing::level_filters::LevelFilter::OFF);
     let subscriber = tracing_subscriber::registry()
         .with(
             tracing_opentelemetry::layer()
-                .with_tracer(provider.tracer("otel-test"))
+                .with_tracer(tracer)
                 .with_filter(filter),
         )
         .with(Everything);
