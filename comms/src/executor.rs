@@ -284,18 +284,17 @@ impl Executor {
     ///
     /// # Tracing
     ///
-    /// Each call runs in a `comms.call` span at `DEBUG` level (target `comms::executor`), made
-    /// when this method is called, as `#[tracing::instrument]` makes an `async fn`'s: a child
-    /// of the span current then, wherever the future is polled (with the span enabled, a call
-    /// spawned onto another task stays in its caller's trace). To put a call in a span of its own, enter that span
-    /// where the call is made (`async { client.m().await }.instrument(span)`), not around the
-    /// returned future alone. The span has
-    /// the executor's name as `service`, `method`, the `route` template (or the path),
-    /// `attempts` and the final `status`; `DEBUG` events mark the end of each call. A retry
-    /// and an exhausted retry budget are `WARN` events and a breaker's transitions `INFO` or
-    /// `WARN` events, each naming the service or authority, so they read well without the
-    /// span. An exhausted budget is reported at most once every 10 s, with the number of
-    /// retries it refused since the last report, rather than once per failing call.
+    /// Each call runs in a `comms.call` span at `DEBUG` level (target `comms::executor`), made when
+    /// this method is called, as `#[tracing::instrument]` makes an `async fn`'s: a child of the
+    /// span current then, wherever the future is polled (with the span enabled, a call spawned onto
+    /// another task stays in its caller's trace). To put a call in a span of its own, enter that
+    /// span where the call is made (`async { client.m().await }.instrument(span)`), not around the
+    /// returned future alone. The span has the executor's name as `service`, `method`, the `route`
+    /// template (or the path), `attempts` and the final `status`; `DEBUG` events mark the end of
+    /// each call. A retry and an exhausted retry budget are `WARN` events and a breaker's
+    /// transitions `INFO` or `WARN` events, each naming the service or authority, so they read well
+    /// without the span. An exhausted budget is reported at most once every 10 s, with the number
+    /// of retries it refused since the last report, rather than once per failing call.
     ///
     /// The span is `DEBUG`, like tower-http's request spans, because recording it costs more
     /// than the rest of the runtime does (BENCHMARKS.md has the figures). Enable it with a

@@ -12,14 +12,14 @@
 //! - each attempt has a CLIENT span, a child of `comms.call` when that is enabled and of the
 //!   caller's current span otherwise, named `{method} {route}`, with the HTTP client semantic
 //!   conventions' attributes. It is made by the global tracer provider's tracer (taken at the
-//!   executor's first attempt, and again while it makes no spans), not as a `tracing` span: nothing runs inside an attempt that could
-//!   be its child, and the `tracing` route cost over twice as much. The subscriber's filter
-//!   still decides whether it is made, as an `INFO` span of target `comms::executor` (a filter
-//!   on tracing-opentelemetry's layer alone does not: the span does not pass through it), and
-//!   the tracer provider's sampler whether it is recorded. Its W3C trace
-//!   context (`traceparent`, and `tracestate` when there is one) is written into the request
-//!   by the global propagator before the request is signed, so an RFC 9421 signature covers it
-//!   (a legacy one covers no header);
+//!   executor's first attempt, and again while it makes no spans), not as a `tracing` span: nothing
+//!   runs inside an attempt that could be its child, and the `tracing` route cost over twice as
+//!   much. The subscriber's filter still decides whether it is made, as an `INFO` span of target
+//!   `comms::executor` (a filter on tracing-opentelemetry's layer alone does not: the span does not
+//!   pass through it), and the tracer provider's sampler whether it is recorded. Its W3C trace
+//!   context (`traceparent`, and `tracestate` when there is one) is written into the request by the
+//!   global propagator before the request is signed, so an RFC 9421 signature covers it (a legacy
+//!   one covers no header);
 //! - a served request (the generated server, `VerifyLayer`) runs in a SERVER span whose parent
 //!   is the context the request carried, when its signature covers it (otherwise the context
 //!   is only linked: see `ServerTrace::start`); one whose caller hangs up before the answer

@@ -81,12 +81,12 @@ impl HttpError {
         self
     }
 
-    /// Sets the error's details: a value of the service's own that says more than its message
-    /// (a code, the fields at fault, what there is instead), sent as the JSON body's `details`
-    /// member beside `message`, and read back by a comms client with
-    /// [`details`](Self::details) (up to [`DETAILS_LIMIT`](super::DETAILS_LIMIT) of JSON: larger
-    /// ones are not kept, and read back as none). A value that does not serialize as JSON (a map with keys
-    /// that are not strings) is left out, and said so in an `ERROR` log.
+    /// Sets the error's details: a value of the service's own that says more than its message (a
+    /// code, the fields at fault, what there is instead), sent as the JSON body's `details` member
+    /// beside `message`, and read back by a comms client with [`details`](Self::details) (up to
+    /// [`DETAILS_LIMIT`](super::DETAILS_LIMIT) of JSON: larger ones are not kept, and read back as
+    /// none). A value that does not serialize as JSON (a map with keys that are not strings) is
+    /// left out, and said so in an `ERROR` log.
     #[must_use]
     pub fn with_details(mut self, details: impl serde::Serialize) -> HttpError {
         self.set_details(details);
@@ -105,8 +105,8 @@ impl HttpError {
     }
 
     /// The details the error's JSON body carried in its `details` member (up to
-    /// [`DETAILS_LIMIT`](super::DETAILS_LIMIT) bytes of it), decoded as `T`: `Ok(None)` when it had none, and
-    /// [`Error::Decode`](super::Error::Decode) when they are not a `T`. Those of an error
+    /// [`DETAILS_LIMIT`](super::DETAILS_LIMIT) bytes of it), decoded as `T`: `Ok(None)` when it had
+    /// none, and [`Error::Decode`](super::Error::Decode) when they are not a `T`. Those of an error
     /// built with [`with_details`](Self::with_details) are read back the same way.
     ///
     /// ```
@@ -250,10 +250,10 @@ pub(crate) fn char_floor(text: &str, at: usize) -> usize {
     end
 }
 
-/// The `message` and `details` of a JSON object body: the message a string as it is, another
-/// value as compact JSON; the details as the JSON text they were sent as, when they are not
-/// `null` and fit in [`DETAILS_LIMIT`](super::DETAILS_LIMIT). Both are first taken as the text they were sent as, so
-/// a member of any other kind costs no more than its bytes (an array of a million numbers is
+/// The `message` and `details` of a JSON object body: the message a string as it is, another value
+/// as compact JSON; the details as the JSON text they were sent as, when they are not `null` and
+/// fit in [`DETAILS_LIMIT`](super::DETAILS_LIMIT). Both are first taken as the text they were sent
+/// as, so a member of any other kind costs no more than its bytes (an array of a million numbers is
 /// not built as a million values).
 fn json_members(body: &[u8]) -> (Option<String>, Option<Box<str>>) {
     // Each member read on its own, so that one the body has twice (which makes serde refuse
