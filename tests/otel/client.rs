@@ -632,6 +632,10 @@ async fn a_body_cut_short_after_its_head_keeps_its_status_code() {
     assert_eq!(durations.len(), 1, "{durations:?}");
     assert_eq!(durations[0].attributes["http.response.status_code"], "200");
     assert_eq!(durations[0].attributes["error.type"], "transport");
+    // The call's span says so too.
+    let call = only_span(&spans, "comms.call");
+    assert_eq!(attr(call, "status"), Some(&Value::I64(200)), "{call:#?}");
+    assert_eq!(text(call, "error.type").as_deref(), Some("transport"));
 }
 
 /// The same for a 503 head whose body stalls past the attempt's timeout: the 503's series, of
@@ -667,6 +671,8 @@ async fn a_body_stalled_past_the_timeout_keeps_its_status_code() {
     assert_eq!(durations.len(), 1, "{durations:?}");
     assert_eq!(durations[0].attributes["http.response.status_code"], "503");
     assert_eq!(durations[0].attributes["error.type"], "timeout");
+    let call = only_span(&spans, "comms.call");
+    assert_eq!(attr(call, "status"), Some(&Value::I64(503)), "{call:#?}");
 }
 
 /// A method the conventions do not know is `_OTHER`, with its own name kept apart, and is

@@ -56,6 +56,9 @@ struct CallStats {
     attempts: u32,
     /// The status of the last attempt, if it got a response.
     status: Option<u16>,
+    /// The status of the attempt in flight's head, once it arrived: kept for an attempt whose
+    /// body then fails, which was answered all the same.
+    head: Option<u16>,
 }
 
 /// Everything about the call but its timer and span.
@@ -226,8 +229,9 @@ where
                             return run.finish(this.span, phase, Ok(streamed));
                         }
                         Err(response) => {
+                            // A body that then fails still had this status.
+                            run.stats.head = Some(response.status().as_u16());
                             if let Some(trace) = &mut run.trace {
-                                // A body that then fails still had this status.
                                 trace.head_received(response.status());
                             }
                             match Reading::start(response, executor.inner.max_response_bytes) {
@@ -467,10 +471,12 @@ impl<'a> Run<'a> {
                 false => permit.record(outcome.is_failure()),
             }
         }
-        // The last attempt's status: none when it got no response, whatever earlier ones got.
+        // The last attempt's status: none when it got no response, whatever earlier ones got;
+        // the head's when its body failed, or when it was a 504 taken for the timeout.
+        let head = self.stats.head.take();
         self.stats.status = match &attempt {
             Attempt::Response(status, ..) | Attempt::TooLarge(status, _) => Some(status.as_u16()),
-            _ => None,
+            _ => answered.map(|status| status.as_u16()).or(head),
         };
         let attempt = match attempt {
             Attempt::Response(status, headers, bytes) if status.is_success() => {
