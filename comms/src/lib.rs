@@ -123,7 +123,17 @@ pub use retry::RetryConfig;
 pub use signing::{Secret, Signing};
 pub use stream::{ByteStream, JsonLines, StreamingResponse};
 
-// Its documentation, the attribute's reference, is the macro's own (in `comms-macros`).
+/// The client it generates is built with a [`ClientBuilder`] (`<Trait>Client::builder()`), its
+/// calls fail with an [`Error`], and `client.with(..)` takes [`CallOptions`] for the calls of a
+/// view. The crate's [front page](crate) declares and calls a trait.
+#[cfg_attr(
+    feature = "server",
+    doc = "[`server`] shows a trait served by its generated `<Trait>Server` and called by its \
+           generated client over loopback."
+)]
+///
+// The attribute's reference below is the macro's own documentation (in `comms-macros`), which
+// cannot link to this crate's items.
 pub use comms_macros::service_client;
 
 /// The `http` crate, for methods, status codes and headers.

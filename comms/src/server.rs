@@ -18,6 +18,81 @@
 //! in a method becomes a 500 for its request; the server keeps serving. A method marked
 //! `idempotent` answers a repeated `Idempotency-Key` from an [`IdempotencyStore`] instead of
 //! running again, so a retry whose first response was lost does not do the work twice.
+//!
+//! # The generated server
+//!
+//! `<Trait>Server<S>` is generated into the crate that declares the trait, so its methods are
+//! documented there, not here:
+//!
+//! - `new(service)`: a server for `service`, which must be `Clone + Send + Sync + 'static`. It
+//!   refuses every request with a 401 until it is given a verifier (and says so in a `WARN`
+//!   when its router is built);
+//! - `verifier(Verifier)`: checks every request as [`VerifyLayer`](crate::verify::VerifyLayer)
+//!   does; `unverified()` serves requests unchecked, for tests;
+//! - `idempotency_store(store)`: where the answers of `idempotent` methods are kept (a
+//!   [`MemoryIdempotencyStore`] by default; a fleet's replicas share one, such as the `redis`
+//!   feature's `RedisIdempotencyStore`);
+//! - `max_body_bytes(limit)` (2 MiB by default, a 413 beyond) and `body_timeout(duration)`
+//!   (10 s, a 408);
+//! - `into_router()`: the `axum::Router`, to serve or merge with other routes. The server also
+//!   converts into a router of any state type, so `app.merge(server)` works as it is.
+//!
+//! A trait served and called over loopback, as two services would:
+//!
+//! ```
+//! use comms::{Error, service_client, verify::Verifier};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Serialize, Deserialize)]
+//! pub struct User {
+//!     pub id: u64,
+//!     pub name: String,
+//! }
+//!
+//! #[service_client(
+//!     base_url = "http://users.internal:8080",
+//!     service_id = "billing",
+//!     secret_env = "USERS_SECRET",
+//! )]
+//! pub trait Users {
+//!     #[get("/users/<id>")]
+//!     async fn get_user(&self, id: u64) -> Result<User, Error>;
+//! }
+//!
+//! #[derive(Clone)]
+//! struct Directory;
+//!
+//! impl Users for Directory {
+//!     async fn get_user(&self, id: u64) -> Result<User, Error> {
+//!         // Who called: the service id the request was signed for.
+//!         assert_eq!(comms::server::caller().service_id(), "billing");
+//!         match id {
+//!             7 => Ok(User { id, name: "Ada".into() }),
+//!             _ => Err(Error::not_found(format!("no user {id}"))),
+//!         }
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let secret = "a secret the two services share";
+//! let router = UsersServer::new(Directory)
+//!     .verifier(Verifier::new().service("billing", secret))
+//!     .into_router();
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let url = format!("http://{}", listener.local_addr()?);
+//! tokio::spawn(async move { axum::serve(listener, router).await });
+//!
+//! // In the calling service; `UsersClient::new()` would read `USERS_SECRET`.
+//! let users = UsersClient::builder().base_url(url).secret(secret).build()?;
+//! assert_eq!(users.get_user(7).await?.name, "Ada");
+//! match users.get_user(8).await {
+//!     Err(Error::NotFound(e)) => assert_eq!(e.message(), Some("no user 8")),
+//!     other => panic!("{other:?}"),
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 mod forms;
 mod idempotency;
