@@ -465,16 +465,37 @@ pub fn raw_body<T: RawBodyArg>(incoming: &Incoming) -> Result<T, Rejection> {
     T::from_raw_body(incoming.body.clone())
 }
 
-/// A type a generated server hands a `#[body(raw)]` argument in.
+/// A type a generated server hands a `#[body(raw)]` argument in: `bytes::Bytes`, `Vec<u8>`,
+/// `Box<[u8]>`, `[u8; N]` (a 400 for a body of another length) or `String` (a 400 for a body
+/// that is not UTF-8); `&[u8]` and `&str` arguments are handed over as `Vec<u8>` and `String`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be the raw body of a served request",
     label = "with the `server` feature, a `#[body(raw)]` argument is bytes (`bytes::Bytes`, `Vec<u8>`, `&[u8]`, `Box<[u8]>`, `[u8; N]`) or text (`String`, `&str`)",
     note = "a trait that is only called, never served, can say so: `#[service_client(.., server = false)]`"
 )]
-pub trait RawBodyArg: Sized + Send + 'static {
+///
+/// Implemented for the types above only (it is sealed): a method taking another type takes one
+/// of these and converts it.
+pub trait RawBodyArg: sealed::Sealed + Sized + Send + 'static {
     /// The argument made of the body's bytes.
+    #[doc(hidden)]
     fn from_raw_body(body: Bytes) -> Result<Self, Rejection>;
 }
+
+/// The argument traits a generated server implements for a fixed list of types.
+mod sealed {
+    /// Implemented by the types of a sealed argument trait alone, so that no other crate
+    /// implements that trait.
+    pub trait Sealed {}
+
+    impl Sealed for bytes::Bytes {}
+    impl Sealed for Vec<u8> {}
+    impl Sealed for Box<[u8]> {}
+    impl<const N: usize> Sealed for [u8; N] {}
+    impl Sealed for String {}
+    impl Sealed for crate::Multipart {}
+}
+pub(crate) use sealed::Sealed;
 
 impl RawBodyArg for Bytes {
     fn from_raw_body(body: Bytes) -> Result<Self, Rejection> {

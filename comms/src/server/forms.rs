@@ -254,7 +254,9 @@ pub fn form<T: FormArg>(incoming: &Incoming, name: &str) -> Result<T, Rejection>
     label = "`#[multipart]` arguments are `comms::Multipart` (or `&comms::Multipart`)",
     note = "a trait that is only called, never served, can say so: `#[service_client(.., server = false)]`"
 )]
-pub trait MultipartArg: From<Multipart> + Send + 'static {}
+///
+/// Implemented for [`Multipart`] only (it is sealed).
+pub trait MultipartArg: super::Sealed + From<Multipart> + Send + 'static {}
 
 impl MultipartArg for Multipart {}
 
