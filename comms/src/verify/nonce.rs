@@ -25,7 +25,9 @@
 //! - **Rebuilt to a load of 0.6 when 0.8 of the slots are used**: a table is sized for the
 //!   nonces it actually holds (12 / 0.6 = 20 bytes per live nonce after a rebuild), starts
 //!   empty and grows by at most a third per rebuild, so memory follows use, not capacity; a
-//!   store that is never used allocates nothing but its shards. A rebuild moves one shard's
+//!   store that is never used allocates nothing but its shards. A table left over four times
+//!   too large by a burst is rebuilt to fit once the burst's nonces have expired, within two
+//!   of the nonces' lifetimes (`max_skew` and a second), at the next insert. A rebuild moves one shard's
 //!   nonces (at most its share of the capacity) with only that shard locked.
 //! - **Bounded, and refusing when full**: each shard holds an equal share of the capacity.
 //!   When a shard is full of live nonces a new one is *refused* (its request fails) rather
@@ -492,6 +494,56 @@ mod tests {
         let s = MemoryNonceStore::default();
         assert!(s.allocated_bytes() < 64 * 1024, "{}", s.allocated_bytes());
         assert!(s.is_empty());
+    }
+
+    /// A burst's tables shrink back once its nonces have expired and the traffic is calm:
+    /// within two of the nonces' lifetimes, to about what the live ones need; and what is live
+    /// is still refused as a replay.
+    #[test]
+    fn a_bursts_tables_shrink_back_once_the_traffic_calms() {
+        let s = MemoryNonceStore::default();
+        let start = 1_700_000_000u64;
+        let nonce = |n: u64| format!("{n:032x}");
+        for n in 0..1_000_000 {
+            assert!(
+                s.insert_at("billing", &nonce(n), at(start), at(start + 301))
+                    .unwrap()
+            );
+        }
+        let burst = s.allocated_bytes();
+        // Then 10 a second for 15 minutes.
+        let mut n = 1_000_000;
+        let mut after_one_lifetime = 0;
+        for second in 1..=900 {
+            for _ in 0..10 {
+                let now = at(start + second);
+                assert!(
+                    s.insert_at("billing", &nonce(n), now, at(start + second + 301))
+                        .unwrap()
+                );
+                n += 1;
+            }
+            if second == 250 {
+                after_one_lifetime = s.allocated_bytes();
+            }
+        }
+        let calm = s.allocated_bytes();
+        // Still the burst's while its nonces live.
+        assert_eq!(after_one_lifetime, burst);
+        let live = s.live_at(at(start + 900));
+        assert!(live >= 3_000, "{live}");
+        assert!(calm < burst / 50, "{calm} bytes after a burst of {burst}");
+        assert!(
+            calm < live * 80 + 64 * 1024,
+            "{calm} bytes for {live} nonces"
+        );
+        for m in (n - 3_000..n).step_by(7) {
+            assert!(
+                !s.insert_at("billing", &nonce(m), at(start + 900), at(start + 1200))
+                    .unwrap()
+            );
+        }
+        assert_eq!(s.refused_full(), 0);
     }
 
     /// 20,000 verified requests a second for 450 simulated seconds (9 million nonces) on a

@@ -1,8 +1,10 @@
 //! One shard's table: 12-byte fingerprint slots under open addressing, each with the second its
 //! nonce is forgotten at. A lookup and an insert share one probe run; an expired slot is reused
 //! in place; the table is rebuilt (expired slots dropped) to a load of 0.6 once 0.8 of it is
-//! used, and refuses a nonce when its share of the store's capacity is live. The store around
-//! it (`nonce.rs`) explains why it is built this way, and locks one shard per call.
+//! used, and refuses a nonce when its share of the store's capacity is live. It is also rebuilt
+//! smaller when it has become over four times the size its live nonces need (after a burst),
+//! which it notices without counting them (see [`Generation`]). The store around it
+//! (`nonce.rs`) explains why it is built this way, and locks one shard per call.
 
 /// One fingerprint slot: the fingerprint's low and high halves, and the Unix second from which
 /// the nonce is forgotten, 0 for a slot never used since the last rebuild.
@@ -18,6 +20,26 @@ pub(super) struct Shard {
     /// No used slot expires before this second (a lower bound), so a purge before it frees
     /// nothing.
     earliest: u32,
+    /// The nonces recorded since the last turn of generations.
+    current: Generation,
+    /// The latest second a nonce of the generation before `current` is forgotten at: from it
+    /// on, only nonces of `current` can be live.
+    previous_until: u32,
+}
+
+/// The nonces a shard recorded over a stretch of time: how many, and the latest second one of
+/// them is forgotten at.
+///
+/// Generations turn when the one before the current has all expired (at its `until`): by
+/// then every older one has too, so the current generation's count bounds the live nonces. A
+/// table more than four times the size that count needs is rebuilt then, so that a burst's
+/// table shrinks back within two windows of the nonces' lifetime once traffic calms, at the
+/// cost of one rebuild per window at most. (With no insert at all, nothing is looked at: the
+/// next one shrinks it.)
+#[derive(Clone, Copy, Default)]
+struct Generation {
+    recorded: usize,
+    until: u32,
 }
 
 /// What the probe run of a fingerprint holds.
@@ -49,6 +71,8 @@ impl Shard {
             used: 0,
             capacity,
             earliest: u32::MAX,
+            current: Generation::default(),
+            previous_until: 0,
         }
     }
 
@@ -102,9 +126,14 @@ impl Shard {
             // Its request can no longer pass the skew check: nothing to remember.
             return Ok(true);
         }
+        if now >= self.previous_until && self.turn_generations(now) {
+            // The table was rebuilt: the probe run is another.
+            return self.insert(fingerprint, now, until);
+        }
         if let Some(i) = reusable {
             self.slots[i] = [low, high, until];
             self.earliest = self.earliest.min(until);
+            self.recorded(until);
             return Ok(true);
         }
         if self.used >= self.capacity && now < self.earliest {
@@ -123,7 +152,28 @@ impl Shard {
         self.slots[slot] = [low, high, until];
         self.used += 1;
         self.earliest = self.earliest.min(until);
+        self.recorded(until);
         Ok(true)
+    }
+
+    /// Counts a nonce recorded until `until` in the current generation.
+    fn recorded(&mut self, until: u32) {
+        self.current.recorded += 1;
+        self.current.until = self.current.until.max(until);
+    }
+
+    /// Starts a new generation at second `now`, once every nonce but the current generation's
+    /// has expired; first rebuilds the table, when it is over four times the size those
+    /// nonces need. Says whether it rebuilt.
+    fn turn_generations(&mut self, now: u32) -> bool {
+        let needed = (self.current.recorded + 1) * 5 / 3;
+        let shrink = self.slots.len() > MIN_SLOTS && needed.saturating_mul(4) < self.slots.len();
+        // It cannot fail: fewer nonces are live than the current generation recorded, and the
+        // table, four times larger, is not full.
+        let rebuilt = shrink && self.rebuild(now).is_ok();
+        self.previous_until = self.current.until;
+        self.current = Generation::default();
+        rebuilt
     }
 
     /// The most slots used before a rebuild: 0.8 of the table, and never more than the
