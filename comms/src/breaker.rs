@@ -211,13 +211,87 @@ pub(crate) struct Permit<'a> {
     waited: bool,
 }
 
-/// The breakers clients share, by authority, configuration and fleet link (0 for none).
-type Registry = Mutex<HashMap<(String, BreakerConfig, u64), Arc<Breaker>>>;
+/// The breakers clients share: by authority, then by configuration and fleet link.
+#[derive(Default)]
+struct Registry {
+    targets: HashMap<String, Vec<Registered>>,
+    /// How many breakers `targets` holds.
+    len: usize,
+    /// How many it held after the last sweep, and when that was (in nanoseconds since
+    /// [`epoch`]; `None` before the first).
+    kept: usize,
+    swept_at: Option<u64>,
+    /// How many sweeps walked it.
+    #[cfg(test)]
+    sweeps: usize,
+}
+
+/// One breaker of a target in the [`Registry`].
+struct Registered {
+    config: BreakerConfig,
+    /// The fleet link's id, 0 for none.
+    link_id: u64,
+    breaker: Arc<Breaker>,
+}
 
 /// The process's [`Registry`].
-fn registry() -> &'static Registry {
-    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+fn registry() -> &'static Mutex<Registry> {
+    static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
     REGISTRY.get_or_init(Mutex::default)
+}
+
+impl Registry {
+    /// Whether a breaker is let go: one of a sync every client has let go of, or one no client
+    /// holds (only the registry hands out more) once what it knows is stale, so that a process
+    /// calling many hosts over its life keeps breakers only for those in use or recently in
+    /// trouble. (Another replica's open for its target is kept by the link for the next one.)
+    fn let_go(registered: &Registered, now: u64) -> bool {
+        let breaker = &registered.breaker;
+        if registered.link_id != 0 && breaker.link.as_ref().is_none_or(|l| l.strong_count() == 0) {
+            return true;
+        }
+        Arc::strong_count(breaker) == 1 && breaker.forgettable(now)
+    }
+
+    /// Lets go of the breakers [`let_go`](Self::let_go) says, when a second has passed since the
+    /// last sweep or the registry has doubled since: a client built per call costs a constant,
+    /// not a walk over every target the process has called.
+    fn sweep(&mut self, now: u64) {
+        let recent = self
+            .swept_at
+            .is_some_and(|at| now.saturating_sub(at) < nanos(Duration::from_secs(1)));
+        if recent && self.len < self.kept.saturating_mul(2).max(64) {
+            return;
+        }
+        self.targets.retain(|_, breakers| {
+            breakers.retain(|registered| !Self::let_go(registered, now));
+            !breakers.is_empty()
+        });
+        self.len = self.targets.values().map(Vec::len).sum();
+        self.kept = self.len;
+        self.swept_at = Some(now);
+        #[cfg(test)]
+        {
+            self.sweeps += 1;
+        }
+    }
+
+    /// Makes the next [`sweep`](Self::sweep) walk the registry.
+    #[cfg(test)]
+    fn sweep_next() {
+        registry()
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .swept_at = None;
+    }
+
+    /// The authorities of the breakers it holds, once for each.
+    #[cfg(test)]
+    fn authorities(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.targets.iter().flat_map(|(authority, breakers)| {
+            breakers.iter().map(|r| (authority.as_str(), r.link_id))
+        })
+    }
 }
 
 /// How long a breaker no client holds keeps the failures it counted, or its open state, after
@@ -313,45 +387,50 @@ impl Breaker {
         sync: Option<&BreakerSync>,
     ) -> Arc<Breaker> {
         let now = now_nanos();
-        let mut map = registry()
+        let mut guard = registry()
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        map.retain(|(_, _, link_id), breaker| {
-            // Breakers of a sync every client has let go of are not shared any more.
-            if *link_id != 0 && breaker.link.as_ref().is_none_or(|l| l.strong_count() == 0) {
-                return false;
-            }
-            // One no client holds (only the registry hands out more) is let go once what it
-            // knows is stale, so that a process calling many hosts over its life keeps
-            // breakers only for those in use or recently in trouble. (Another replica's open
-            // for its target is kept by the link for the next one.)
-            Arc::strong_count(breaker) > 1 || !breaker.forgettable(now)
-        });
+        let registry = &mut *guard;
+        registry.sweep(now);
         let link = sync.map(|s| s.link.clone());
-        let key = (
-            authority.to_owned(),
-            config.clone(),
-            link.as_ref().map_or(0, |l| l.id),
-        );
+        let link_id = link.as_ref().map_or(0, |l| l.id);
+        if let Some(breakers) = registry.targets.get_mut(authority)
+            && let Some(i) = breakers
+                .iter()
+                .position(|r| r.link_id == link_id && r.config == *config)
+        {
+            if !Registry::let_go(&breakers[i], now) {
+                return Arc::clone(&breakers[i].breaker);
+            }
+            // One a sweep now would let go: a new one takes its place.
+            breakers.swap_remove(i);
+            registry.len -= 1;
+        }
         // The state gauge is the target's: it starts at closed with the target's first breaker,
         // not with another (of another config) beside one that may be open; and before the
         // breaker is linked, so that an open another replica has for the target, applied then,
         // comes after it.
-        let first_for_target = !map.keys().any(|(known, ..)| known == authority);
-        map.entry(key)
-            .or_insert_with(|| {
-                let mut breaker = Breaker::new(authority.to_owned(), config.clone());
-                breaker.link = link.as_ref().map(Arc::downgrade);
-                let breaker = Arc::new(breaker);
-                if first_for_target {
-                    crate::telemetry::breaker_made(authority);
-                }
-                if let Some(link) = &link {
-                    link.attach(&breaker);
-                }
-                breaker
-            })
-            .clone()
+        let first_for_target = registry.targets.get(authority).is_none_or(Vec::is_empty);
+        let mut breaker = Breaker::new(authority.to_owned(), config.clone());
+        breaker.link = link.as_ref().map(Arc::downgrade);
+        let breaker = Arc::new(breaker);
+        if first_for_target {
+            crate::telemetry::breaker_made(authority);
+        }
+        if let Some(link) = &link {
+            link.attach(&breaker);
+        }
+        registry
+            .targets
+            .entry(authority.to_owned())
+            .or_default()
+            .push(Registered {
+                config: config.clone(),
+                link_id,
+                breaker: Arc::clone(&breaker),
+            });
+        registry.len += 1;
+        breaker
     }
 
     /// Whether the breaker, at `now`, knows nothing a new one should: it is closed with no
@@ -712,12 +791,13 @@ mod tests {
         let troubled = Breaker::shared("http://let-go-troubled:1", &config, None);
         troubled.admit().unwrap().record(true);
         drop((held, troubled));
-        // The next client's lookup tidies up.
+        // The next client's lookup tidies up, its sweep due.
+        Registry::sweep_next();
         let _other = Breaker::shared("http://let-go-other:1", &config, None);
         let map = registry().lock().unwrap();
         let names: Vec<_> = map
-            .keys()
-            .map(|(authority, _, _)| authority.as_str())
+            .authorities()
+            .map(|(authority, _)| authority)
             .filter(|authority| authority.starts_with("http://let-go-"))
             .collect();
         assert_eq!(
@@ -729,6 +809,24 @@ mod tests {
         // The failure counted is still there for the next client of that host.
         let again = Breaker::shared("http://let-go-troubled:1", &config, None);
         assert_eq!(again.failures.load(Ordering::Acquire), 1);
+    }
+
+    /// A client built per call does not walk every target the process has called: the
+    /// registry is swept at most once a second, or when it has doubled.
+    #[test]
+    fn the_registry_is_not_swept_at_every_lookup() {
+        let config = BreakerConfig::default().failure_threshold(17);
+        let sweeps = || registry().lock().unwrap().sweeps;
+        Registry::sweep_next();
+        let first = Breaker::shared("http://sweep-0:1", &config, None);
+        let before = sweeps();
+        let held: Vec<_> = (1..40)
+            .map(|i| Breaker::shared(&format!("http://sweep-{i}:1"), &config, None))
+            .collect();
+        // Other tests' lookups meanwhile may find a second passed, or the registry doubled.
+        let walked = sweeps() - before;
+        assert!(walked <= 2, "{walked} sweeps for 39 lookups");
+        drop((first, held));
     }
 
     #[test]

@@ -285,10 +285,8 @@ mod tests {
         let registered = |prefix: &str| {
             let registry = super::super::registry().lock().unwrap();
             registry
-                .keys()
-                .filter(|(authority, _, link)| {
-                    *link == sync.link.id && authority.starts_with(prefix)
-                })
+                .authorities()
+                .filter(|(authority, link)| *link == sync.link.id && authority.starts_with(prefix))
                 .count()
         };
         for i in 0..1000 {
@@ -298,6 +296,7 @@ mod tests {
                 Some(&sync),
             ));
         }
+        super::super::Registry::sweep_next();
         let _other = Breaker::shared("http://link-other:1", &config, Some(&sync));
         assert_eq!(
             registered("http://link-host-"),
