@@ -67,6 +67,17 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 /// client shared between them, or a runtime per worker) should give each runtime's executors
 /// a client of their own ([`ExecutorBuilder::http_client`], built like this one: no redirects).
 /// A process with one runtime, however many clients, needs nothing.
+///
+/// The pool closes a connection idle for 60 s, from a task it starts on the runtime of the
+/// first call that left one idle. A process whose first call ran on a runtime that then ended
+/// (one made to fetch a configuration at start-up, say) has no such task from then on: a
+/// connection is closed only when a call to its host finds it expired. Calling a fixed set of
+/// services, that is one idle connection or so per service; calling an ever-changing set of
+/// hosts (a base URL per tenant), it is a connection, and a file descriptor, for every host
+/// ever called. Such a process gives its executors a client of its own, built on the runtime
+/// that makes the calls. (Even with the task, each host called leaves its connections open for
+/// up to two minutes after its last call: a process calling hundreds of new hosts a second
+/// wants a shorter `pool_idle_timeout` on a client of its own.)
 pub fn shared_http_client() -> &'static reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT.get_or_init(|| {
