@@ -1566,3 +1566,50 @@ async fn a_raw_text_body_that_is_not_utf_8_or_is_coded_is_refused_and_the_method
         .unwrap();
     assert_eq!(ok.json::<Vec<u8>>().unwrap(), b"\xff{");
 }
+
+/// A crate that lints strictly sees nothing of the generated code: the client and the server of
+/// a trait in a module denying `clippy::pedantic` and the restriction lint against `impl Trait`
+/// arguments (which the workspace's clippy run would report). Its path value is written as the
+/// primitive's full path, which the server parses as it does `&str`.
+#[deny(clippy::pedantic, clippy::impl_trait_in_params)]
+mod strict {
+    use comms::{Error, service_client};
+
+    #[service_client(
+        base_url = "http://127.0.0.1:9",
+        service_id = "billing",
+        secret_env = "COMMS_TEST_STRICT_SECRET"
+    )]
+    pub trait Strict {
+        #[get("/echo/<text>")]
+        async fn echo(&self, text: &core::primitive::str) -> Result<String, Error>;
+
+        #[post("/bytes")]
+        async fn bytes(&self, #[body(raw)] body: &[std::primitive::u8]) -> Result<usize, Error>;
+    }
+
+    #[derive(Clone)]
+    pub struct Echo;
+
+    impl Strict for Echo {
+        async fn echo(&self, text: &str) -> Result<String, Error> {
+            Ok(text.to_owned())
+        }
+
+        async fn bytes(&self, body: &[u8]) -> Result<usize, Error> {
+            Ok(body.len())
+        }
+    }
+}
+
+#[tokio::test]
+async fn generated_code_passes_strict_lints_and_reads_primitives_by_their_paths() {
+    use strict::Strict as _;
+    let router = strict::StrictServer::new(strict::Echo)
+        .verifier(Verifier::new().service("billing", SECRET))
+        .idempotency_store(comms::server::MemoryIdempotencyStore::default())
+        .into_router();
+    let client: strict::StrictClient = comms_tests::plain_client(&serve(router).await, SECRET);
+    assert_eq!(client.echo("a b/c").await.unwrap(), "a b/c");
+    assert_eq!(client.bytes(&[0, 1, 2]).await.unwrap(), 3);
+}

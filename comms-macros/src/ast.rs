@@ -846,6 +846,23 @@ pub(crate) fn is_bare(ty: &Type, name: &str) -> bool {
     matches!(ty, Type::Path(p) if p.qself.is_none() && p.path.is_ident(name))
 }
 
+/// Whether `ty` is the primitive type `name`, written bare or by its path in `core` or `std`
+/// (`core::primitive::str`).
+pub(crate) fn is_primitive(ty: &Type, name: &str) -> bool {
+    let Type::Path(p) = ty else { return false };
+    if p.qself.is_some() || p.path.segments.iter().any(|s| !s.arguments.is_none()) {
+        return false;
+    }
+    let segments: Vec<&Ident> = p.path.segments.iter().map(|s| &s.ident).collect();
+    match segments[..] {
+        [last] => p.path.leading_colon.is_none() && last == name,
+        [root, module, last] => {
+            (root == "core" || root == "std") && module == "primitive" && last == name
+        }
+        _ => false,
+    }
+}
+
 /// The first type argument of a generic path type (`T` of `Option<T>` or `Vec<T>`).
 pub(crate) fn generic_arg(ty: &Type) -> Option<&Type> {
     let Type::Path(p) = ty else {

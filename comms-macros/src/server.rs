@@ -159,9 +159,9 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
             /// memory, for this process: a fleet shares one), so that a retried request is
             /// answered once.
             #[must_use]
-            pub fn idempotency_store(
+            pub fn idempotency_store<__Store: ::comms::server::IdempotencyStore>(
                 mut self,
-                store: impl ::comms::server::IdempotencyStore,
+                store: __Store,
             ) -> Self {
                 self.settings.idempotency_store(store);
                 self
@@ -732,7 +732,7 @@ impl Pass {
     fn for_option_of(ty: &Type, inner: &Type) -> Pass {
         match (ty, inner) {
             (Type::Reference(_), _) => Pass::Ref,
-            (_, Type::Reference(r)) if ast::is_bare(&r.elem, "str") => Pass::AsDeref,
+            (_, Type::Reference(r)) if ast::is_primitive(&r.elem, "str") => Pass::AsDeref,
             (_, Type::Reference(_)) => Pass::AsRef,
             _ => Pass::Value,
         }
@@ -749,7 +749,7 @@ impl Pass {
         };
         let owned_item = owned(item);
         let borrowed = match item {
-            Type::Reference(r) => Some(ast::is_bare(&r.elem, "str")),
+            Type::Reference(r) => Some(ast::is_primitive(&r.elem, "str")),
             _ => None,
         };
         match (declared, borrowed) {
@@ -838,7 +838,7 @@ fn borrowed_from_body<'a>(arg: &Arg<'a>) -> Option<(&'a Type, &'static str)> {
 fn owned(ty: &Type) -> TokenStream {
     match ungrouped(ty) {
         // Spanned at the type written, where a bound it misses is then reported.
-        Type::Reference(r) if ast::is_bare(&r.elem, "str") => {
+        Type::Reference(r) if ast::is_primitive(&r.elem, "str") => {
             quote_spanned!(r.elem.span()=> ::std::string::String)
         }
         Type::Reference(r) => match ungrouped(&r.elem) {

@@ -2,8 +2,8 @@
 //! `#[form]`, `#[multipart]`) against verbs and each other.
 
 use crate::ast::{
-    self, ArgKind, Method, OutputKind, Service, Shape, generic_arg, is_bare, outer_ident, subspan,
-    ungrouped, unraw,
+    self, ArgKind, Method, OutputKind, Service, Shape, generic_arg, is_primitive, outer_ident,
+    subspan, ungrouped, unraw,
 };
 use crate::ctxt::Ctxt;
 use crate::suggest::did_you_mean;
@@ -396,11 +396,10 @@ fn check_method(cx: &Ctxt, method: &Method<'_>) {
 /// Whether `ty`, behind references, holds bytes that a user would expect sent as they are: a
 /// slice, array, `Vec` or boxed slice of `u8`, or `Bytes`/`BytesMut`.
 fn is_bytes(ty: &syn::Type) -> bool {
-    let u8_slice =
-        |ty: &syn::Type| matches!(ungrouped(ty), syn::Type::Slice(s) if is_bare(&s.elem, "u8"));
+    let u8_slice = |ty: &syn::Type| matches!(ungrouped(ty), syn::Type::Slice(s) if is_primitive(&s.elem, "u8"));
     match ungrouped(ty) {
         syn::Type::Reference(r) => is_bytes(&r.elem),
-        syn::Type::Array(a) => is_bare(&a.elem, "u8"),
+        syn::Type::Array(a) => is_primitive(&a.elem, "u8"),
         slice @ syn::Type::Slice(_) => u8_slice(slice),
         path @ syn::Type::Path(p) if p.qself.is_none() => {
             let last = p.path.segments.last();
@@ -408,7 +407,7 @@ fn is_bytes(ty: &syn::Type) -> bool {
                 Some("Bytes" | "BytesMut") => {
                     last.is_some_and(|l| matches!(l.arguments, syn::PathArguments::None))
                 }
-                Some("Vec") => generic_arg(path).is_some_and(|item| is_bare(item, "u8")),
+                Some("Vec") => generic_arg(path).is_some_and(|item| is_primitive(item, "u8")),
                 Some("Box") => generic_arg(path).is_some_and(u8_slice),
                 _ => false,
             }
