@@ -830,15 +830,51 @@ pub(crate) fn scoped_error_ok(ty: &Type) -> Option<&Type> {
     (!std_result || !is_comms(err, "Error")).then_some(ok)
 }
 
-/// Whether `ty` is written `comms::{name}` or `::comms::{name}`.
+/// Whether `ty` is written `comms::{name}` or `::comms::{name}` (or through the `crate` key's
+/// path).
 fn is_comms(ty: &Type, name: &str) -> bool {
     let Type::Path(p) = ty else { return false };
-    let segments = &p.path.segments;
+    let segments: Vec<&syn::PathSegment> = p.path.segments.iter().collect();
     p.qself.is_none()
-        && segments.len() == 2
-        && segments[0].ident == "comms"
-        && segments[1].ident == name
         && segments.iter().all(|s| s.arguments.is_none())
+        && ((segments.len() == 2 && segments[0].ident == "comms" && segments[1].ident == name)
+            || through_crate_key(&segments, name))
+}
+
+thread_local! {
+    /// The segments of the path the `crate` key gives, while the trait it is on is read: a
+    /// type written through it (`rpc::Response`) is comms' own.
+    static CRATE_KEY: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `read` with `krate` as the path comms' own types may be written through.
+pub(crate) fn with_crate_key<R>(krate: Option<&syn::Path>, read: impl FnOnce() -> R) -> R {
+    let segments = krate.map_or_else(Vec::new, |path| {
+        path.segments.iter().map(|s| s.ident.to_string()).collect()
+    });
+    let before = CRATE_KEY.with(|key| key.replace(segments));
+    let result = read();
+    CRATE_KEY.with(|key| key.replace(before));
+    result
+}
+
+/// Whether `segments` are the end of the `crate` key's path, then `name`: `rpc::Response`,
+/// `platform::rpc::Response` or `crate::platform::rpc::Response` for the key
+/// `crate::platform::rpc`.
+fn through_crate_key(segments: &[&syn::PathSegment], name: &str) -> bool {
+    let Some((last, prefix)) = segments.split_last() else {
+        return false;
+    };
+    CRATE_KEY.with(|key| {
+        let key = key.borrow();
+        last.ident == name
+            && !prefix.is_empty()
+            && prefix.len() <= key.len()
+            && prefix
+                .iter()
+                .zip(&key[key.len() - prefix.len()..])
+                .all(|(s, k)| s.ident == k)
+    })
 }
 
 /// Whether `ty` is written as the single name `name`, without a path or arguments.
@@ -889,14 +925,15 @@ fn is_named(ty: &Type, name: &str, crates: &[&str]) -> bool {
     }
     let segments: Vec<&syn::PathSegment> = p.path.segments.iter().collect();
     let in_crate = |first: &syn::PathSegment| crates.iter().any(|c| first.ident == c);
-    match segments[..] {
+    let written = match segments[..] {
         [last] => last.ident == name,
         [first, last] => in_crate(first) && last.ident == name,
         [first, module, last] => {
             in_crate(first) && module.ident == name.to_lowercase().as_str() && last.ident == name
         }
         _ => false,
-    }
+    };
+    written || (crates.contains(&"comms") && through_crate_key(&segments, name))
 }
 
 /// The last path segment's name, looking through references, parentheses and invisible groups.

@@ -18,6 +18,7 @@ pub(crate) const KEYS: &[&str] = &[
     "key_id_env",
     "signing",
     "server",
+    "crate",
 ];
 
 /// The attribute's settings, each checked.
@@ -31,7 +32,15 @@ pub(crate) struct Args {
     /// Whether the `server` feature generates `<Trait>Server` (`server = false`: never).
     #[cfg_attr(not(feature = "server"), allow(dead_code))]
     pub(crate) server: bool,
+    /// The path the generated code reaches comms by (`crate = "rpc"`), when it is not
+    /// `::comms`: a dependency renamed, or comms re-exported by another crate.
+    pub(crate) krate: Option<syn::Path>,
 }
+
+/// What `crate` takes, said when it is given something else.
+const CRATE_VALUE: &str = "`crate` takes a string literal naming the path comms is reached by, \
+                           for a renamed dependency or a crate re-exporting it: `crate = \"rpc\"`, \
+                           `crate = \"platform::rpc\"`";
 
 /// What `server` takes, said when it is given something else.
 const SERVER_VALUE: &str = "`server` takes `true` or `false`: `server = false` generates no \
@@ -96,6 +105,7 @@ pub(crate) fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
         key_id_env: None,
         legacy: false,
         server: true,
+        krate: None,
     };
     let mut signing: Option<LitStr> = None;
     let mut server: Option<syn::LitBool> = None;
@@ -132,6 +142,7 @@ pub(crate) fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
                 given.push(name.clone());
                 let message = match (KEYS.contains(&name.as_str()), elsewhere(&name)) {
                     (true, _) if name == "server" => SERVER_VALUE.to_owned(),
+                    (true, _) if name == "crate" => CRATE_VALUE.to_owned(),
                     (true, _) => format!("`{name}` needs a value: `{name} = \"..\"`"),
                     (false, Some(instead)) => instead,
                     (false, None) => unknown_key(&name, &mut given),
@@ -162,6 +173,20 @@ pub(crate) fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
                      that holds it, `secret_env = \"USERS_SECRET\"`, or give it to the builder, \
                      `.secret(..)`",
                 );
+                continue;
+            }
+            if name == "crate" {
+                match value {
+                    syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Str(path),
+                        ..
+                    }) => match (&args.krate, path.parse::<syn::Path>()) {
+                        (Some(_), _) => cx.error_spanned_by(&key, "`crate` set multiple times"),
+                        (None, Ok(krate)) => args.krate = Some(krate),
+                        (None, Err(_)) => cx.error_spanned_by(&path, CRATE_VALUE),
+                    },
+                    other => cx.error_spanned_by(&other, CRATE_VALUE),
+                }
                 continue;
             }
             if name == "server" {

@@ -3,8 +3,8 @@
 
 use std::borrow::Cow;
 
-use proc_macro2::{Delimiter, Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use proc_macro2::{Delimiter, Group, Ident, Span, TokenStream, TokenTree};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, ItemTrait, TraitItem, Type};
 
@@ -21,16 +21,20 @@ pub(crate) fn service_client(args: TokenStream, input: TokenStream) -> TokenStre
     };
     let cx = Ctxt::new();
     let args = attr::parse_args(&cx, args);
-    let service = Service::from_trait(&cx, &item, args);
-    valid::check(&cx, &service);
-    let mut output = match cx.check() {
-        Ok(()) => expand(&service),
-        Err(errors) => {
-            let mut out = errors.into_compile_error();
-            out.extend(fallback(&item));
-            out
+    let krate = args.krate.clone();
+    let output = ast::with_crate_key(krate.as_ref(), || {
+        let service = Service::from_trait(&cx, &item, args);
+        valid::check(&cx, &service);
+        match cx.check() {
+            Ok(()) => expand(&service),
+            Err(errors) => {
+                let mut out = errors.into_compile_error();
+                out.extend(fallback(&item));
+                out
+            }
         }
-    };
+    });
+    let mut output = reach_comms(output, krate.as_ref());
     output.extend(written_out);
     if std::env::var_os("COMMS_MACROS_DEBUG").is_some_and(|v| v == "1") {
         eprintln!(
@@ -39,6 +43,65 @@ pub(crate) fn service_client(args: TokenStream, input: TokenStream) -> TokenStre
         );
     }
     output
+}
+
+/// The generated code with its paths into comms made real. The generators write every such
+/// path from `::__comms_crate`, a name no user code has; it becomes `::comms`, or the path the
+/// attribute's `crate` key gives (written as given, so a path relative to the trait's module
+/// works too), at the spans the generators gave it, so that a diagnostic points where it did.
+fn reach_comms(output: TokenStream, krate: Option<&syn::Path>) -> TokenStream {
+    let tokens: Vec<TokenTree> = output.into_iter().collect();
+    let mut out = TokenStream::new();
+    let mut i = 0;
+    while let Some(tree) = tokens.get(i) {
+        if let [
+            TokenTree::Punct(a),
+            TokenTree::Punct(b),
+            TokenTree::Ident(root),
+            ..,
+        ] = &tokens[i..]
+            && a.as_char() == ':'
+            && b.as_char() == ':'
+            && root == "__comms_crate"
+        {
+            match krate {
+                None => {
+                    out.extend(tokens[i..i + 2].iter().cloned());
+                    out.extend([TokenTree::Ident(Ident::new("comms", root.span()))]);
+                }
+                Some(path) => out.extend(respanned(path.to_token_stream(), root.span())),
+            }
+            i += 3;
+            continue;
+        }
+        out.extend([match tree {
+            TokenTree::Group(group) => {
+                let mut inner = Group::new(group.delimiter(), reach_comms(group.stream(), krate));
+                inner.set_span(group.span());
+                TokenTree::Group(inner)
+            }
+            other => other.clone(),
+        }]);
+        i += 1;
+    }
+    out
+}
+
+/// `tokens` with every token's span `span`.
+fn respanned(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tree| {
+            if let TokenTree::Group(group) = &tree {
+                let mut inner = Group::new(group.delimiter(), respanned(group.stream(), span));
+                inner.set_span(span);
+                tree = TokenTree::Group(inner);
+            } else {
+                tree.set_span(span);
+            }
+            tree
+        })
+        .collect()
 }
 
 /// The error for an item that is no trait, at its keyword, and the item as it was, but for
@@ -210,31 +273,31 @@ fn client_struct(item: &ItemTrait, defaults: TokenStream) -> TokenStream {
         #[doc = #doc]
         #[derive(::core::clone::Clone, ::core::fmt::Debug)]
         #vis struct #client {
-            executor: ::comms::__private::Executor,
+            executor: ::__comms_crate::__private::Executor,
         }
 
         impl #client {
             /// Builds the client from the attribute's settings and the environment: the secret
             /// from the `secret_env` variable, the base URL from `base_url_env` and the key id
             /// from `key_id_env` when they are set.
-            pub fn new() -> ::comms::__private::Result<Self, ::comms::__private::Error> {
+            pub fn new() -> ::__comms_crate::__private::Result<Self, ::__comms_crate::__private::Error> {
                 Self::builder().build()
             }
 
             /// A builder that starts from the attribute's settings.
-            pub fn builder() -> ::comms::__private::ClientBuilder<Self> {
-                ::comms::__private::ClientBuilder::new()
+            pub fn builder() -> ::__comms_crate::__private::ClientBuilder<Self> {
+                ::__comms_crate::__private::ClientBuilder::new()
             }
 
             /// The executor every call of this client goes through.
-            pub fn executor(&self) -> &::comms::__private::Executor {
+            pub fn executor(&self) -> &::__comms_crate::__private::Executor {
                 &self.executor
             }
 
             /// A view of this client whose calls use `options` (a timeout, a deadline, headers)
             /// over the client's own settings; see `comms::CallOptions`. Cheap: the view shares
             /// the connection pool, the retry budget and the breaker.
-            pub fn with(&self, options: ::comms::__private::CallOptions) -> Self {
+            pub fn with(&self, options: ::__comms_crate::__private::CallOptions) -> Self {
                 #client {
                     executor: self.executor.with(options),
                 }
@@ -242,10 +305,10 @@ fn client_struct(item: &ItemTrait, defaults: TokenStream) -> TokenStream {
         }
 
         #[automatically_derived]
-        impl ::comms::__private::FromExecutor for #client {
-            const DEFAULTS: &'static ::comms::__private::ClientDefaults = &#defaults;
+        impl ::__comms_crate::__private::FromExecutor for #client {
+            const DEFAULTS: &'static ::__comms_crate::__private::ClientDefaults = &#defaults;
 
-            fn from_executor(executor: ::comms::__private::Executor) -> Self {
+            fn from_executor(executor: ::__comms_crate::__private::Executor) -> Self {
                 #client { executor }
             }
         }
@@ -285,15 +348,15 @@ fn expand(service: &Service<'_>) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     let signing = if args.legacy {
-        quote!(::comms::__private::Signing::Legacy)
+        quote!(::__comms_crate::__private::Signing::Legacy)
     } else {
-        quote!(::comms::__private::Signing::Rfc9421)
+        quote!(::__comms_crate::__private::Signing::Rfc9421)
     };
     let name = trait_ident.to_string();
     let struct_tokens = client_struct(
         item,
         quote! {
-            ::comms::__private::ClientDefaults {
+            ::__comms_crate::__private::ClientDefaults {
                 name: #name,
                 base_url: #base_url,
                 base_url_env: #base_url_env,
@@ -350,7 +413,7 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
     let output = future_output(ty);
     sig.asyncness = None;
     sig.output = syn::parse_quote_spanned! {ty.span()=>
-        -> impl ::comms::__private::Future<Output = #output> + ::comms::__private::Send
+        -> impl ::__comms_crate::__private::Future<Output = #output> + ::__comms_crate::__private::Send
     };
     // A return type named in the user's scope must be what it stands for: said once, at it.
     let output_check = output_checks(ty);
@@ -374,7 +437,7 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
     let flush = |pending: &mut String, stmts: &mut Vec<TokenStream>| {
         if !pending.is_empty() {
             let text = std::mem::take(pending);
-            stmts.push(quote!(#call = ::comms::__private::literal(#call, #text);));
+            stmts.push(quote!(#call = ::__comms_crate::__private::literal(#call, #text);));
         }
     };
     let template = method.template.as_ref().expect("validated");
@@ -420,7 +483,7 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
                     _ => None,
                 });
                 call_stmts.push(quote_spanned! {arg.ty.span()=>
-                    #call = ::comms::__private::query_flatten(#call, #value, &[#(#plain),*]);
+                    #call = ::__comms_crate::__private::query_flatten(#call, #value, &[#(#plain),*]);
                 });
             }
             ArgKind::Header { name, optional } => {
@@ -437,7 +500,7 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
             ArgKind::Body { .. } => {
                 let value = quote_spanned!(arg.ty.span()=> &#ident);
                 call_stmts.push(quote_spanned!(arg.ty.span()=>
-                    #call = ::comms::__private::json_body(#call, #value);
+                    #call = ::__comms_crate::__private::json_body(#call, #value);
                 ));
             }
             ArgKind::RawBody { .. } => {
@@ -445,13 +508,13 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
                 let mut value = ident.clone();
                 value.set_span(value.span().located_at(arg.ty.span()));
                 call_stmts.push(quote_spanned!(arg.ty.span()=>
-                    #call = ::comms::__private::raw_body(#call, #value);
+                    #call = ::__comms_crate::__private::raw_body(#call, #value);
                 ));
             }
             ArgKind::Form { .. } => {
                 let value = quote_spanned!(arg.ty.span()=> &#ident);
                 call_stmts.push(quote_spanned!(arg.ty.span()=>
-                    #call = ::comms::__private::form_body(#call, #value);
+                    #call = ::__comms_crate::__private::form_body(#call, #value);
                 ));
             }
             ArgKind::Multipart { .. } => {
@@ -464,43 +527,46 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
         call_stmts.push(quote!(#call = #call.idempotent(true);));
     }
     if let Some(ms) = method.timeout_ms {
-        call_stmts
-            .push(quote!(#call = #call.timeout(::comms::__private::Duration::from_millis(#ms));));
+        call_stmts.push(
+            quote!(#call = #call.timeout(::__comms_crate::__private::Duration::from_millis(#ms));),
+        );
     }
     let verb = format_ident!("{}", method.verb.to_string().to_uppercase());
     // Named with the success type, so that a type that cannot be decoded is reported there.
     let ok = method.output.ok;
     let decode = match method.output.kind {
-        OutputKind::Unit | OutputKind::OptionalUnit => quote!(::comms::__private::decode_unit),
-        OutputKind::Raw => quote!(::comms::__private::decode_response),
-        OutputKind::ValueUnit => quote!(::comms::__private::decode_value_unit),
+        OutputKind::Unit | OutputKind::OptionalUnit => {
+            quote!(::__comms_crate::__private::decode_unit)
+        }
+        OutputKind::Raw => quote!(::__comms_crate::__private::decode_response),
+        OutputKind::ValueUnit => quote!(::__comms_crate::__private::decode_value_unit),
         OutputKind::Value => {
             let inner = ast::generic_arg(ok).expect("a ResponseValue has its type");
-            quote_spanned!(inner.span()=> ::comms::__private::decode_value::<#inner>)
+            quote_spanned!(inner.span()=> ::__comms_crate::__private::decode_value::<#inner>)
         }
-        OutputKind::Bytes => quote!(::comms::__private::decode_byte_stream),
+        OutputKind::Bytes => quote!(::__comms_crate::__private::decode_byte_stream),
         OutputKind::JsonLines => {
             let item = ast::generic_arg(ok).expect("a JsonLines has its item type");
-            quote_spanned!(item.span()=> ::comms::__private::decode_json_lines::<#item>)
+            quote_spanned!(item.span()=> ::__comms_crate::__private::decode_json_lines::<#item>)
         }
         OutputKind::Json | OutputKind::Optional => {
             let decoded = match method.output.kind {
                 OutputKind::Optional => ast::generic_arg(ok).expect("an Option has its type"),
                 _ => ok,
             };
-            quote_spanned!(decoded.span()=> ::comms::__private::decode_json::<#decoded>)
+            quote_spanned!(decoded.span()=> ::__comms_crate::__private::decode_json::<#decoded>)
         }
     };
     let (decoded, execute) = match method.output.kind {
         OutputKind::Optional | OutputKind::OptionalUnit => (
-            quote!(::comms::__private::decoded_optional),
+            quote!(::__comms_crate::__private::decoded_optional),
             quote!(execute),
         ),
         kind if kind.is_stream() => (
-            quote!(::comms::__private::decoded),
+            quote!(::__comms_crate::__private::decoded),
             quote!(execute_streaming),
         ),
-        _ => (quote!(::comms::__private::decoded), quote!(execute)),
+        _ => (quote!(::__comms_crate::__private::decoded), quote!(execute)),
     };
     let capacity = route_text.len() + 16;
     let attrs = method
@@ -513,8 +579,8 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
         #(#attrs)*
         #sig {
             #[allow(unused_mut)]
-            let mut #call = ::comms::__private::Call::new(
-                ::comms::__private::Method::#verb,
+            let mut #call = ::__comms_crate::__private::Call::new(
+                ::__comms_crate::__private::Method::#verb,
                 ::std::string::String::with_capacity(#capacity),
             )
             .route(#route);
@@ -549,11 +615,11 @@ fn checked_call(arg: &Arg<'_>, shape: Shape, check: &str, value: TokenStream) ->
     match shape {
         Shape::Scalar => {
             let check = format_ident!("{}", check, span = arg.ty.span());
-            quote_spanned!(arg.ty.span()=> ::comms::__private::#check(#value))
+            quote_spanned!(arg.ty.span()=> ::__comms_crate::__private::#check(#value))
         }
         Shape::Optional | Shape::Repeated => {
             let check = format_ident!("{}", check);
-            quote!(::comms::__private::#check(#value))
+            quote!(::__comms_crate::__private::#check(#value))
         }
     }
 }
@@ -602,7 +668,7 @@ fn sendable(item: &ItemTrait, canonical: bool) -> ItemTrait {
             syn::visit_mut::VisitMut::visit_type_mut(&mut Opaque, &mut output);
             f.sig.asyncness = None;
             f.sig.output = syn::parse_quote_spanned! {ty.span()=>
-                -> impl ::comms::__private::Future<Output = #output> + ::comms::__private::Send
+                -> impl ::__comms_crate::__private::Future<Output = #output> + ::__comms_crate::__private::Send
             };
             // A default body is an error reported already; without it, nothing more is.
             if f.default.take().is_some() {
@@ -640,10 +706,10 @@ impl syn::visit_mut::VisitMut for Opaque {
 fn future_output(ty: &Type) -> Cow<'_, Type> {
     match scoped(ty) {
         (_, Some(_)) => Cow::Owned(syn::parse_quote_spanned! {ty.span()=>
-            ::core::result::Result<::comms::Response, ::comms::Error>
+            ::core::result::Result<::__comms_crate::Response, ::__comms_crate::Error>
         }),
         (Some(ok), None) => Cow::Owned(syn::parse_quote_spanned! {ty.span()=>
-            ::core::result::Result<#ok, ::comms::Error>
+            ::core::result::Result<#ok, ::__comms_crate::Error>
         }),
         (None, None) => Cow::Borrowed(ty),
     }
@@ -655,11 +721,13 @@ fn output_checks(ty: &Type) -> TokenStream {
     let (result_ok, response) = scoped(ty);
     let mut checks = TokenStream::new();
     if result_ok.is_some() {
-        checks.extend(quote_spanned! {ty.span()=> ::comms::__private::comms_result::<#ty>();});
+        checks.extend(
+            quote_spanned! {ty.span()=> ::__comms_crate::__private::comms_result::<#ty>();},
+        );
     }
     if let Some(response) = response {
         checks.extend(
-            quote_spanned! {response.span()=> ::comms::__private::comms_response::<#response>();},
+            quote_spanned! {response.span()=> ::__comms_crate::__private::comms_response::<#response>();},
         );
     }
     checks
@@ -701,10 +769,10 @@ fn fallback(item: &ItemTrait) -> TokenStream {
     let struct_tokens = client_struct(
         item,
         quote! {
-            ::comms::__private::ClientDefaults {
+            ::__comms_crate::__private::ClientDefaults {
                 name: "", base_url: "", base_url_env: ::core::option::Option::None,
                 service_id: "", secret_env: "", key_id_env: ::core::option::Option::None,
-                signing: ::comms::__private::Signing::Rfc9421,
+                signing: ::__comms_crate::__private::Signing::Rfc9421,
             }
         },
     );

@@ -45,6 +45,7 @@ use proc_macro::TokenStream;
 /// | `key_id_env = ".."` | optional | a variable holding the key id to sign with (key rotation) |
 /// | `signing = ".."` | optional | `"rfc9421"` (the default) or `"legacy"`, for services still on `microservice_comms` |
 /// | `server = false` | optional | no `<Trait>Server` for this trait, even with the `server` feature on: for a trait that is only called, whose types need not parse back (Cargo turns the feature on for every crate of a build once one crate asks for it) |
+/// | `crate = ".."` | optional | the path the generated code reaches comms by, `::comms` unless given: for a renamed dependency (`crate = "rpc"`) or a crate re-exporting comms (`crate = "platform::rpc"`) |
 ///
 /// # Methods
 ///
