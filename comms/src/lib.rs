@@ -372,7 +372,8 @@ pub mod __private {
     #[diagnostic::on_unimplemented(
         message = "`{Self}` cannot be a query value",
         label = "`#[query]` values must implement `std::fmt::Display`, or be an `Option` or a `Vec` or slice of such values",
-        note = "for a struct whose fields are the query's pairs, use `#[query(flatten)]`"
+        note = "for a struct whose fields are the query's pairs, use `#[query(flatten)]`",
+        note = "an `Option` or a list is known by the type as written: an alias of one (`type Ids = Vec<u64>`) is taken for a single value, so write the type out"
     )]
     pub trait QueryParam {
         /// The value to encode.
