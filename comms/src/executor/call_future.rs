@@ -54,11 +54,12 @@ pin_project! {
 #[derive(Default)]
 struct CallStats {
     attempts: u32,
-    /// The status of the last attempt, if it got a response.
-    status: Option<u16>,
+    /// The status of the last attempt, if it got a response. (A `StatusCode`, two bytes in an
+    /// `Option`: every call in flight holds these.)
+    status: Option<StatusCode>,
     /// The status of the attempt in flight's head, once it arrived: kept for an attempt whose
     /// body then fails, which was answered all the same.
-    head: Option<u16>,
+    head: Option<StatusCode>,
 }
 
 /// Everything about the call but its timer and span.
@@ -230,7 +231,7 @@ where
                         }
                         Err(response) => {
                             // A body that then fails still had this status.
-                            run.stats.head = Some(response.status().as_u16());
+                            run.stats.head = Some(response.status());
                             if let Some(trace) = &mut run.trace {
                                 trace.head_received(response.status());
                             }
@@ -425,7 +426,7 @@ impl<'a> Run<'a> {
         if let Some(permit) = self.permit.take() {
             permit.record(Outcome::of_status(status).is_failure());
         }
-        self.stats.status = Some(status.as_u16());
+        self.stats.status = Some(status);
         let prepared = self.prepared.take().expect("prepared");
         let request = (self.call.method.clone(), prepared.url, prepared.deadline);
         M::streamed(head, request, executor.inner.max_response_bytes)
@@ -475,8 +476,8 @@ impl<'a> Run<'a> {
         // the head's when its body failed, or when it was a 504 taken for the timeout.
         let head = self.stats.head.take();
         self.stats.status = match &attempt {
-            Attempt::Response(status, ..) | Attempt::TooLarge(status, _) => Some(status.as_u16()),
-            _ => answered.map(|status| status.as_u16()).or(head),
+            Attempt::Response(status, ..) | Attempt::TooLarge(status, _) => Some(*status),
+            _ => answered.or(head),
         };
         let attempt = match attempt {
             Attempt::Response(status, headers, bytes) if status.is_success() => {
@@ -533,7 +534,7 @@ impl<'a> Run<'a> {
             span.record("attempts", i64::from(self.stats.attempts));
         }
         if let Some(status) = self.stats.status {
-            span.record("status", i64::from(status));
+            span.record("status", i64::from(status.as_u16()));
         }
         crate::telemetry::call_ended(span, result.as_ref().err());
         match &result {
