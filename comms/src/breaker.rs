@@ -394,17 +394,19 @@ impl Breaker {
         registry.sweep(now);
         let link = sync.map(|s| s.link.clone());
         let link_id = link.as_ref().map_or(0, |l| l.id);
-        if let Some(breakers) = registry.targets.get_mut(authority)
-            && let Some(i) = breakers
+        if let Some(breakers) = registry.targets.get_mut(authority) {
+            // This target's breakers that a sweep now would let go are let go first (a few at
+            // most): a stale one is not handed out, and one of a link no client holds, or of
+            // another config, does not make the next one a second for the state gauge.
+            let before = breakers.len();
+            breakers.retain(|registered| !Registry::let_go(registered, now));
+            registry.len -= before - breakers.len();
+            if let Some(found) = breakers
                 .iter()
-                .position(|r| r.link_id == link_id && r.config == *config)
-        {
-            if !Registry::let_go(&breakers[i], now) {
-                return Arc::clone(&breakers[i].breaker);
+                .find(|r| r.link_id == link_id && r.config == *config)
+            {
+                return Arc::clone(&found.breaker);
             }
-            // One a sweep now would let go: a new one takes its place.
-            breakers.swap_remove(i);
-            registry.len -= 1;
         }
         // The state gauge is the target's: it starts at closed with the target's first breaker,
         // not with another (of another config) beside one that may be open; and before the

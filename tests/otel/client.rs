@@ -918,3 +918,40 @@ async fn a_504_at_the_told_deadline_is_an_attempt_of_error_type_timeout() {
         );
     }
 }
+
+/// A breaker of a fleet link every client has let go of is no longer shared, so the target's
+/// next client makes its first breaker, and the state gauge starts over at closed: the
+/// breaker let go, open when it went, is not taken for another one the target still has.
+#[tokio::test]
+async fn a_breaker_let_go_with_its_link_leaves_the_gauge_to_the_next_one() {
+    let _spans = record_spans();
+    let server = TestServer::always(Reply::status(503)).await;
+    let port = server.addr().port();
+    let sync = comms::redis::share_breakers("redis://127.0.0.1:1/", "gauge-let-go").unwrap();
+    let first = Executor::builder()
+        .base_url(server.url())
+        .service_id("billing")
+        .secret(SECRET)
+        .retry(RetryConfig::none())
+        .breaker(
+            BreakerConfig::default()
+                .failure_threshold(1)
+                .open_for(Duration::from_secs(60)),
+        )
+        .breaker_sync(sync.clone())
+        .build()
+        .unwrap();
+    first.execute(item(1)).await.unwrap_err();
+    let state = points("comms.client.breaker.state", port);
+    assert_eq!(state[0].value, 2.0, "open: {state:?}");
+    drop((first, sync));
+
+    let next = executor(&server.url(), RetryConfig::none(), BreakerConfig::default());
+    assert_eq!(next.circuit_state(), Some(comms::CircuitState::Closed));
+    let state = points("comms.client.breaker.state", port);
+    assert_eq!(state.len(), 1, "{state:?}");
+    assert_eq!(
+        state[0].value, 0.0,
+        "the target's one breaker is closed: {state:?}"
+    );
+}
