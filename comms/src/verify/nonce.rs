@@ -528,8 +528,12 @@ mod tests {
             }
         }
         let calm = s.allocated_bytes();
-        // Still the burst's while its nonces live.
-        assert_eq!(after_one_lifetime, burst);
+        // Still about the burst's while its nonces live (a shard the trickle fills past its
+        // load is rebuilt, at a size its live nonces need).
+        assert!(
+            after_one_lifetime > burst / 2,
+            "{after_one_lifetime} bytes while a burst of {burst} lives"
+        );
         let live = s.live_at(at(start + 900));
         assert!(live >= 3_000, "{live}");
         assert!(calm < burst / 50, "{calm} bytes after a burst of {burst}");

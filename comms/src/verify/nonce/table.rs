@@ -23,7 +23,7 @@ pub(super) struct Shard {
     /// The nonces recorded since the last turn of generations.
     current: Generation,
     /// The latest second a nonce of the generation before `current` is forgotten at: from it
-    /// on, only nonces of `current` can be live.
+    /// on, only nonces of `current` are live (with a clock that does not step back).
     previous_until: u32,
 }
 
@@ -31,7 +31,9 @@ pub(super) struct Shard {
 /// them is forgotten at.
 ///
 /// Generations turn when the one before the current has all expired (at its `until`): by
-/// then every older one has too, so the current generation's count bounds the live nonces. A
+/// then every older one has too, so the current generation's count bounds the live nonces
+/// (unless the clock stepped back: the count is then only what decides whether to rebuild,
+/// and a rebuild keeps whatever is live). A
 /// table more than four times the size that count needs is rebuilt then, so that a burst's
 /// table shrinks back within two windows of the nonces' lifetime once traffic calms, at the
 /// cost of one rebuild per window at most. (With no insert at all, nothing is looked at: the
@@ -119,7 +121,11 @@ impl Shard {
     /// second `until`. `Ok(false)` is a replay.
     pub(super) fn insert(&mut self, fingerprint: u64, now: u32, until: u32) -> Result<bool, Full> {
         let (low, high) = (fingerprint as u32, (fingerprint >> 32) as u32);
-        let Scan::Absent { reusable, unused } = self.scan(fingerprint, now) else {
+        let Scan::Absent {
+            mut reusable,
+            mut unused,
+        } = self.scan(fingerprint, now)
+        else {
             return Ok(false);
         };
         if until <= now {
@@ -127,8 +133,9 @@ impl Shard {
             return Ok(true);
         }
         if now >= self.previous_until && self.turn_generations(now) {
-            // The table was rebuilt: the probe run is another.
-            return self.insert(fingerprint, now, until);
+            // The table was rebuilt, without expired slots: the probe run is another, and ends
+            // at a never-used slot.
+            (reusable, unused) = (None, Some(probe_unused(&self.slots, fingerprint)));
         }
         if let Some(i) = reusable {
             self.slots[i] = [low, high, until];
@@ -168,8 +175,9 @@ impl Shard {
     fn turn_generations(&mut self, now: u32) -> bool {
         let needed = (self.current.recorded + 1) * 5 / 3;
         let shrink = self.slots.len() > MIN_SLOTS && needed.saturating_mul(4) < self.slots.len();
-        // It cannot fail: fewer nonces are live than the current generation recorded, and the
-        // table, four times larger, is not full.
+        // The rebuild keeps every nonce live at `now` and sizes the table for them, however
+        // many: after a clock that stepped back, an older generation's nonces can be live
+        // again. (It fails only when they fill the shard, and then changes nothing.)
         let rebuilt = shrink && self.rebuild(now).is_ok();
         self.previous_until = self.current.until;
         self.current = Generation::default();
@@ -224,4 +232,56 @@ fn probe_unused(slots: &[Slot], fingerprint: u64) -> usize {
 /// `len` up to 2^32, and no division.
 pub(super) fn fast_range(hash: u64, len: usize) -> usize {
     (((hash >> 32) * len as u64) >> 32) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bursts, lulls, a clock that jumps ahead and steps back a few seconds: every nonce still
+    /// live is found again, and refused as a replay, however the table was rebuilt and shrunk
+    /// meanwhile; and the table ends sized for what is live.
+    #[test]
+    fn no_live_nonce_is_forgotten_through_bursts_shrinks_and_a_clock_that_steps_back() {
+        let mut shard = Shard::new(1_000_000);
+        let mut held: Vec<(u64, u32)> = Vec::new();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            state
+        };
+        let mut now = 1_000u32;
+        for round in 0..40u32 {
+            // A burst every tenth round, else a trickle.
+            let inserts = if round % 10 == 0 { 20_000 } else { 50 };
+            for _ in 0..inserts {
+                let fingerprint = next();
+                let until = now + 1 + (next() % 300) as u32;
+                assert!(shard.insert(fingerprint, now, until).unwrap());
+                held.push((fingerprint, until));
+            }
+            // Mostly ahead, by up to ten minutes; now and then back by up to 5 s.
+            now = match next() % 8 {
+                0 => now.saturating_sub((next() % 6) as u32),
+                _ => now + (next() % 600) as u32,
+            };
+            for &(fingerprint, until) in &held {
+                if until > now {
+                    assert!(
+                        shard.contains(fingerprint, now),
+                        "round {round}: a live nonce lost"
+                    );
+                    assert!(!shard.insert(fingerprint, now, until + 300).unwrap());
+                }
+            }
+            held.retain(|&(_, until)| until > now);
+        }
+        let live = shard.slots.iter().filter(|slot| slot[2] > now).count();
+        assert_eq!(live, held.len());
+        assert!(shard.used <= shard.slots.len());
+        // Shrunk back from the last burst of 20,000.
+        assert!(shard.slots.len() < 2_000, "{} slots", shard.slots.len());
+    }
 }
