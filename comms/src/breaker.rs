@@ -825,9 +825,10 @@ mod tests {
         let held: Vec<_> = (1..40)
             .map(|i| Breaker::shared(&format!("http://sweep-{i}:1"), &config, None))
             .collect();
-        // Other tests' lookups meanwhile may find a second passed, or the registry doubled.
+        // Other tests' lookups meanwhile may find a second passed or the registry doubled,
+        // and two other tests ask for a sweep: a few sweeps, not one a lookup.
         let walked = sweeps() - before;
-        assert!(walked <= 2, "{walked} sweeps for 39 lookups");
+        assert!(walked < 10, "{walked} sweeps for 39 lookups");
         drop((first, held));
     }
 
