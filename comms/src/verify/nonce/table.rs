@@ -32,12 +32,11 @@ pub(super) struct Shard {
 ///
 /// Generations turn when the one before the current has all expired (at its `until`): by
 /// then every older one has too, so the current generation's count bounds the live nonces
-/// (unless the clock stepped back: the count is then only what decides whether to rebuild,
-/// and a rebuild keeps whatever is live). A
-/// table more than four times the size that count needs is rebuilt then, so that a burst's
-/// table shrinks back within two windows of the nonces' lifetime once traffic calms, at the
-/// cost of one rebuild per window at most. (With no insert at all, nothing is looked at: the
-/// next one shrinks it.)
+/// (unless the clock stepped back: the count then only decides whether to rebuild, and a
+/// rebuild keeps whatever is live). A table more than four times the size that count needs is
+/// rebuilt then, so that a burst's table shrinks back within two of the nonces' lifetimes once
+/// traffic calms, at the cost of one rebuild per lifetime at most. (With no insert at all,
+/// nothing is looked at: the next one shrinks it.)
 #[derive(Clone, Copy, Default)]
 struct Generation {
     recorded: usize,
@@ -240,7 +239,7 @@ mod tests {
 
     /// Bursts, lulls, a clock that jumps ahead and steps back a few seconds: every nonce still
     /// live is found again, and refused as a replay, however the table was rebuilt and shrunk
-    /// meanwhile; and the table ends sized for what is live.
+    /// meanwhile; and the table ends shrunk back from the last burst.
     #[test]
     fn no_live_nonce_is_forgotten_through_bursts_shrinks_and_a_clock_that_steps_back() {
         let mut shard = Shard::new(1_000_000);
