@@ -170,14 +170,14 @@ const VALUE_ALLOCATION: usize = 32;
 ///
 /// It keeps at most `capacity` keys, and their answers within `max_bytes` (keys, answers'
 /// bodies and headers, and what keeping each costs the allocator: the store's memory stays
-/// within about a tenth of it, whatever the answers' headers). An answer is kept for `ttl` from when it was given;
-/// a key whose request is still running is kept until the request ends, however long it
-/// runs (the process holding it is the one that would lose it): a method that never returns
-/// holds its key, and its place among the `capacity`, for the life of the process. When full
-/// it forgets the oldest answered key first (a retry that late runs the method again), and it
-/// does not keep an answer larger than all of `max_bytes` (its retry runs the method again).
-/// When every key is running it refuses new claims (the request gets a 503). A claim costs the
-/// same however full the store is.
+/// within about a tenth of it, whatever the answers' headers). An answer is kept for `ttl`
+/// from when it was given; a key whose request is still running is kept until the request
+/// ends, however long it runs (the process holding it is the one that would lose it): a
+/// method that never returns holds its key, and its place among the `capacity`, for the life
+/// of the process. When full it forgets the oldest answered key first (a retry that late runs
+/// the method again), and it does not keep an answer larger than all of `max_bytes` (its retry
+/// runs the method again). When every key is running it refuses new claims (the request gets a
+/// 503). A claim costs the same however full the store is.
 pub struct MemoryIdempotencyStore {
     inner: Mutex<Memory>,
     capacity: usize,
