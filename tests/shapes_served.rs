@@ -1570,7 +1570,9 @@ async fn a_raw_text_body_that_is_not_utf_8_or_is_coded_is_refused_and_the_method
 /// A crate that lints strictly sees nothing of the generated code: the client and the server of
 /// a trait in a module denying `clippy::pedantic` and the restriction lint against `impl Trait`
 /// arguments (which the workspace's clippy run would report). Its path value is written as the
-/// primitive's full path, which the server parses as it does `&str`.
+/// primitive's full path, which the server parses as it does `&str`; and shared strings
+/// (`Arc<str>`, `Box<str>`, `Cow<str>`), which have no `FromStr`, are parsed as
+/// `String` and converted.
 #[deny(clippy::pedantic, clippy::impl_trait_in_params)]
 mod strict {
     use comms::{Error, service_client};
@@ -1586,6 +1588,15 @@ mod strict {
 
         #[post("/bytes")]
         async fn bytes(&self, #[body(raw)] body: &[std::primitive::u8]) -> Result<usize, Error>;
+
+        #[get("/shared/<a>")]
+        async fn shared(
+            &self,
+            a: std::sync::Arc<str>,
+            #[query] b: Box<str>,
+            #[query] c: Option<std::borrow::Cow<'static, str>>,
+            #[header("X-D")] d: Option<std::sync::Arc<str>>,
+        ) -> Result<String, Error>;
     }
 
     #[derive(Clone)]
@@ -1599,11 +1610,22 @@ mod strict {
         async fn bytes(&self, body: &[u8]) -> Result<usize, Error> {
             Ok(body.len())
         }
+
+        async fn shared(
+            &self,
+            a: std::sync::Arc<str>,
+            b: Box<str>,
+            c: Option<std::borrow::Cow<'static, str>>,
+            d: Option<std::sync::Arc<str>>,
+        ) -> Result<String, Error> {
+            let (c, d) = (c.as_deref().unwrap_or("-"), d.as_deref().unwrap_or("-"));
+            Ok(format!("{a}|{b}|{c}|{d}"))
+        }
     }
 }
 
 #[tokio::test]
-async fn generated_code_passes_strict_lints_and_reads_primitives_by_their_paths() {
+async fn generated_code_passes_strict_lints_and_reads_primitives_and_shared_strings() {
     use strict::Strict as _;
     let router = strict::StrictServer::new(strict::Echo)
         .verifier(Verifier::new().service("billing", SECRET))
@@ -1612,4 +1634,20 @@ async fn generated_code_passes_strict_lints_and_reads_primitives_by_their_paths(
     let client: strict::StrictClient = comms_tests::plain_client(&serve(router).await, SECRET);
     assert_eq!(client.echo("a b/c").await.unwrap(), "a b/c");
     assert_eq!(client.bytes(&[0, 1, 2]).await.unwrap(), 3);
+    // Shared strings, which have no `FromStr`, parsed as `String` and converted.
+    let shared = client
+        .shared(
+            "a/1".into(),
+            "b 2".into(),
+            Some("c".into()),
+            Some("d".into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(shared, "a/1|b 2|c|d");
+    let shared = client
+        .shared("a".into(), "b".into(), None, None)
+        .await
+        .unwrap();
+    assert_eq!(shared, "a|b|-|-");
 }

@@ -581,23 +581,23 @@ fn parse_arg(
                 .iter()
                 .find(|(n, ..)| *n == name)
                 .expect("route parameters are matched to arguments by validation");
-            let owned = owned(ty);
+            let owned = parsed_type(ty);
             let value = quote_spanned!(span=>
                 ::__comms_crate::__private::server::path::<#owned>(&#incoming, #index, #trailing, #name)
             );
-            (value, Pass::for_type(ty))
+            (value, Pass::for_parsed(ty))
         }
         ArgKind::Query { name, shape } => match shape {
             Shape::Scalar => {
-                let owned = owned(ty);
+                let owned = parsed_type(ty);
                 let value = quote_spanned!(span=>
                     ::__comms_crate::__private::server::query::<#owned>(&#incoming, #name)
                 );
-                (value, Pass::for_type(ty))
+                (value, Pass::for_parsed(ty))
             }
             Shape::Optional => {
                 let inner = inner(ty).unwrap_or(ty);
-                let owned = owned(inner);
+                let owned = parsed_type(inner);
                 let value = quote_spanned!(span=>
                     ::__comms_crate::__private::server::query_opt::<#owned>(&#incoming, #name)
                 );
@@ -642,17 +642,17 @@ fn parse_arg(
         ArgKind::Header { name, optional } => {
             if *optional {
                 let inner = inner(ty).unwrap_or(ty);
-                let owned = owned(inner);
+                let owned = parsed_type(inner);
                 let value = quote_spanned!(span=>
                     ::__comms_crate::__private::server::header_opt::<#owned>(&#incoming, #name)
                 );
                 (value, Pass::for_option_of(ty, inner))
             } else {
-                let owned = owned(ty);
+                let owned = parsed_type(ty);
                 let value = quote_spanned!(span=>
                     ::__comms_crate::__private::server::header::<#owned>(&#incoming, #name)
                 );
-                (value, Pass::for_type(ty))
+                (value, Pass::for_parsed(ty))
             }
         }
         ArgKind::Body { .. } => {
@@ -698,6 +698,10 @@ enum Pass {
     AsDeref,
     /// An `Option<&T>` from an `Option<T>`.
     AsRef,
+    /// A shared string (`Arc<str>`, `Box<str>`, `Cow<str>`) from a `String`.
+    Into,
+    /// An `Option` of a shared string from an `Option<String>`.
+    MapInto,
     /// Items borrowed from a collection of owned ones, collected `into` the declared one: a
     /// `Vec<&str>` or a `BTreeSet<&str>` from a `Vec<String>` (`str`), a `Vec<&T>` from a
     /// `Vec<T>`; itself borrowed (`by_ref`) for a `&[&str]` argument.
@@ -729,13 +733,25 @@ impl Pass {
         }
     }
 
+    /// For a path, query or header argument declared as `ty`, parsed as [`parsed_type`] says:
+    /// converted from the `String` parsed for a shared string type, else as [`Pass::for_type`].
+    fn for_parsed(ty: &Type) -> Pass {
+        if is_string_like(ty) {
+            Pass::Into
+        } else {
+            Pass::for_type(ty)
+        }
+    }
+
     /// For an optional argument declared as `ty`, `Option<inner>` or `&Option<inner>`: as
-    /// parsed, borrowed whole for a `&Option<..>`, or each borrowed when `inner` is a reference.
+    /// parsed, borrowed whole for a `&Option<..>`, each borrowed when `inner` is a reference,
+    /// or each converted from a `String` when it is a shared string type.
     fn for_option_of(ty: &Type, inner: &Type) -> Pass {
         match (ty, inner) {
             (Type::Reference(_), _) => Pass::Ref,
             (_, Type::Reference(r)) if ast::is_primitive(&r.elem, "str") => Pass::AsDeref,
             (_, Type::Reference(_)) => Pass::AsRef,
+            (_, inner) if is_string_like(inner) => Pass::MapInto,
             _ => Pass::Value,
         }
     }
@@ -790,6 +806,8 @@ impl Pass {
             Pass::Ref => quote!(&#var),
             Pass::AsDeref => quote!(#var.as_deref()),
             Pass::AsRef => quote!(#var.as_ref()),
+            Pass::Into => quote!(::core::convert::Into::into(#var)),
+            Pass::MapInto => quote!(#var.map(::core::convert::Into::into)),
             Pass::Items { str, by_ref, into } => {
                 let items = if *str {
                     quote!(#var.iter().map(::std::string::String::as_str))
@@ -833,6 +851,41 @@ fn borrowed_from_body<'a>(arg: &Arg<'a>) -> Option<(&'a Type, &'static str)> {
          data: write `String` rather than `&str` inside it (the whole argument may still be a \
          `&` reference)",
     ))
+}
+
+/// The type a path, query or header value of type `ty` is parsed into: [`owned`], but a
+/// `String` for a shared string type (`Arc<str>`, `Box<str>`, `Cow<str>`), which has
+/// no `FromStr` of its own and is converted from it.
+fn parsed_type(ty: &Type) -> TokenStream {
+    if is_string_like(ty) {
+        quote_spanned!(ty.span()=> ::std::string::String)
+    } else {
+        owned(ty)
+    }
+}
+
+/// Whether `ty` is `Arc<str>`, `Box<str>` or `Cow<'_, str>`, by any path: a string a `String`
+/// converts into.
+fn is_string_like(ty: &Type) -> bool {
+    let Type::Path(p) = ungrouped(ty) else {
+        return false;
+    };
+    let Some(last) = p.path.segments.last() else {
+        return false;
+    };
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return false;
+    };
+    let mut types = args.args.iter().filter_map(|arg| match arg {
+        syn::GenericArgument::Type(t) => Some(t),
+        _ => None,
+    });
+    matches!(last.ident.to_string().as_str(), "Arc" | "Box" | "Cow")
+        && p.qself.is_none()
+        && types
+            .next()
+            .is_some_and(|t| ast::is_primitive(ungrouped(t), "str"))
+        && types.next().is_none()
 }
 
 /// The type a value of `ty` is parsed into: `ty` itself, or for a reference the owned type it
