@@ -267,6 +267,10 @@ impl Registry {
             breakers.retain(|registered| !Self::let_go(registered, now));
             !breakers.is_empty()
         });
+        // The table a crowd of targets grew is given back once they are gone.
+        if self.targets.capacity() > 4 * self.targets.len().max(16) {
+            self.targets.shrink_to_fit();
+        }
         self.len = self.targets.values().map(Vec::len).sum();
         self.kept = self.len;
         self.swept_at = Some(now);
@@ -811,6 +815,36 @@ mod tests {
         // The failure counted is still there for the next client of that host.
         let again = Breaker::shared("http://let-go-troubled:1", &config, None);
         assert_eq!(again.failures.load(Ordering::Acquire), 1);
+    }
+
+    /// The registry's table, grown by thousands of targets no client holds any more, is given
+    /// back by the sweep that lets them go.
+    #[test]
+    fn a_sweep_gives_back_the_table_a_crowd_of_targets_grew() {
+        let mut registry = Registry::default();
+        for i in 0..4_000 {
+            let authority = format!("http://crowd-{i}:1");
+            let breaker = Arc::new(Breaker::new(authority.clone(), BreakerConfig::default()));
+            registry
+                .targets
+                .entry(authority)
+                .or_default()
+                .push(Registered {
+                    config: BreakerConfig::default(),
+                    link_id: 0,
+                    breaker,
+                });
+            registry.len += 1;
+        }
+        let grown = registry.targets.capacity();
+        assert!(grown >= 4_000);
+        registry.sweep(now_nanos());
+        assert_eq!(registry.len, 0);
+        assert!(
+            registry.targets.capacity() < grown / 10,
+            "{}",
+            registry.targets.capacity()
+        );
     }
 
     /// A client built per call does not walk every target the process has called: the
