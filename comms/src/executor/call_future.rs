@@ -232,9 +232,6 @@ where
                         Err(response) => {
                             // A body that then fails still had this status.
                             run.stats.head = Some(response.status());
-                            if let Some(trace) = &mut run.trace {
-                                trace.head_received(response.status());
-                            }
                             match Reading::start(response, executor.inner.max_response_bytes) {
                                 Ok(reading) => {
                                     // The dependency answered: its body is waited for.
@@ -457,10 +454,12 @@ impl<'a> Run<'a> {
             attempt => (attempt, timer_fired, None),
         };
         let outcome = attempt.outcome();
+        let head = self.stats.head.take();
         if let Some(trace) = self.trace.take() {
             let (status, error_type) = attempt.traced();
-            // A 504 taken for the timeout was received all the same: its span keeps its code.
-            trace.end(answered.or(status), error_type);
+            // A 504 taken for the timeout was received all the same, and so was the head of a
+            // body that then failed: its span keeps the code.
+            trace.end(answered.or(status).or(head), error_type);
         }
         if let Some(permit) = self.permit.take() {
             // A timeout at the call's deadline (its own or one it inherited), when that came
@@ -474,7 +473,6 @@ impl<'a> Run<'a> {
         }
         // The last attempt's status: none when it got no response, whatever earlier ones got;
         // the head's when its body failed, or when it was a 504 taken for the timeout.
-        let head = self.stats.head.take();
         self.stats.status = match &attempt {
             Attempt::Response(status, ..) | Attempt::TooLarge(status, _) => Some(*status),
             _ => answered.or(head),

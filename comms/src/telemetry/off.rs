@@ -42,9 +42,6 @@ impl AttemptTrace {
     pub(crate) fn abandon(self, _error_type: Option<&'static str>) {}
 
     #[inline]
-    pub(crate) fn head_received(&mut self, _status: StatusCode) {}
-
-    #[inline]
     pub(crate) fn end(self, _status: Option<StatusCode>, _error_type: Option<&'static str>) {}
 }
 

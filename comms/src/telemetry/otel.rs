@@ -516,9 +516,6 @@ struct Attempt {
     /// records nothing when no tracer provider is installed or the sampler drops it.)
     own_span: bool,
     started: Instant,
-    /// The status of a head that arrived, kept for an attempt whose body then fails: the code
-    /// was received all the same.
-    head: Option<StatusCode>,
     /// The duration's attributes.
     attributes: Vec<KeyValue>,
 }
@@ -640,7 +637,6 @@ impl AttemptTrace {
             cx,
             own_span,
             started: Instant::now(),
-            head: None,
             attributes,
         }))
     }
@@ -671,16 +667,10 @@ impl AttemptTrace {
         });
     }
 
-    /// The attempt's response head arrived with `status`; its body is still to be read.
-    pub(crate) fn head_received(&mut self, status: StatusCode) {
-        self.0.head = Some(status);
-    }
-
-    /// Ends the attempt: its status or the kind of error, and its duration. Without a status,
-    /// that of a head [received](Self::head_received) before its body failed is recorded.
+    /// Ends the attempt: the status received, if any (that of a head whose body then failed
+    /// too), or the kind of error, and its duration.
     pub(crate) fn end(self, status: Option<StatusCode>, error_type: Option<&'static str>) {
         let mut attempt = *self.0;
-        let status = status.or(attempt.head);
         let elapsed = attempt.started.elapsed().as_secs_f64();
         let code =
             status.map(|s| KeyValue::new("http.response.status_code", i64::from(s.as_u16())));
