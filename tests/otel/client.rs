@@ -928,11 +928,7 @@ async fn a_breaker_let_go_with_its_link_leaves_the_gauge_to_the_next_one() {
     let server = TestServer::always(Reply::status(503)).await;
     let port = server.addr().port();
     let sync = comms::redis::share_breakers("redis://127.0.0.1:1/", "gauge-let-go").unwrap();
-    let first = Executor::builder()
-        .base_url(server.url())
-        .service_id("billing")
-        .secret(SECRET)
-        .retry(RetryConfig::none())
+    let first = comms_tests::plain_builder(&server.url(), "billing", SECRET)
         .breaker(
             BreakerConfig::default()
                 .failure_threshold(1)
