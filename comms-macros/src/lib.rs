@@ -1,8 +1,8 @@
 //! The `#[service_client]` attribute of the [`comms`](https://docs.rs/comms) crate.
 //!
-//! Use it through `comms::service_client`: the generated code refers to `::comms` paths. Every
-//! mistake in a trait is reported, at its token, in one build; set `COMMS_MACROS_DEBUG=1` to
-//! print the expansion.
+//! Use it through `comms::service_client`: the generated code refers to `::comms` paths (or to
+//! the path its `crate = ".."` key gives). Every mistake in a trait is reported, at its token,
+//! in one build; set `COMMS_MACROS_DEBUG=1` to print the expansion.
 
 // The macro parses the trait into a model (`ast`, `attr`, `template`), checks what needs more
 // than one attribute (`valid`), and generates the client (`expand`) and, with the `server`
