@@ -1572,7 +1572,7 @@ async fn a_raw_text_body_that_is_not_utf_8_or_is_coded_is_refused_and_the_method
 /// arguments (which the workspace's clippy run would report). Its path value is written as the
 /// primitive's full path, which the server parses as it does `&str`; and shared strings
 /// (`Arc<str>`, `Box<str>`, `Cow<str>`), which have no `FromStr`, are parsed as
-/// `String` and converted.
+/// `String` and converted, alone or in lists; a `Box<[T]>` or `Arc<[T]>` is a list.
 #[deny(clippy::pedantic, clippy::impl_trait_in_params)]
 mod strict {
     use comms::{Error, service_client};
@@ -1597,6 +1597,17 @@ mod strict {
             #[query] c: Option<std::borrow::Cow<'static, str>>,
             #[header("X-D")] d: Option<std::sync::Arc<str>>,
         ) -> Result<String, Error>;
+
+        #[get("/lists")]
+        async fn lists(
+            &self,
+            #[query] words: Vec<std::sync::Arc<str>>,
+            #[query] scores: Box<[u32]>,
+            #[query] pair: [Box<str>; 2],
+            #[query] notes: &[std::borrow::Cow<'static, str>],
+            #[query] tags: std::collections::BTreeSet<std::sync::Arc<str>>,
+            #[query] keys: std::sync::Arc<[&str]>,
+        ) -> Result<String, Error>;
     }
 
     #[derive(Clone)]
@@ -1620,6 +1631,21 @@ mod strict {
         ) -> Result<String, Error> {
             let (c, d) = (c.as_deref().unwrap_or("-"), d.as_deref().unwrap_or("-"));
             Ok(format!("{a}|{b}|{c}|{d}"))
+        }
+
+        async fn lists(
+            &self,
+            words: Vec<std::sync::Arc<str>>,
+            scores: Box<[u32]>,
+            pair: [Box<str>; 2],
+            notes: &[std::borrow::Cow<'static, str>],
+            tags: std::collections::BTreeSet<std::sync::Arc<str>>,
+            keys: std::sync::Arc<[&str]>,
+        ) -> Result<String, Error> {
+            let tags: Vec<_> = tags.into_iter().collect();
+            Ok(format!(
+                "{words:?}|{scores:?}|{pair:?}|{notes:?}|{tags:?}|{keys:?}"
+            ))
         }
     }
 }
@@ -1650,4 +1676,32 @@ async fn generated_code_passes_strict_lints_and_reads_primitives_and_shared_stri
         .await
         .unwrap();
     assert_eq!(shared, "a|b|-|-");
+    // And lists of them, and lists in a shared slice (`Box<[T]>`, `Arc<[T]>`).
+    let lists = client
+        .lists(
+            vec!["e 1".into(), "e2".into()],
+            vec![1, 2].into(),
+            ["g1".into(), "g&2".into()],
+            &["h".into()],
+            ["i2".into(), "i1".into()].into(),
+            std::sync::Arc::from(["j=1", "j2"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        lists,
+        r#"["e 1", "e2"]|[1, 2]|["g1", "g&2"]|["h"]|["i1", "i2"]|["j=1", "j2"]"#
+    );
+    let lists = client
+        .lists(
+            vec![],
+            vec![].into(),
+            ["".into(), "-".into()],
+            &[],
+            [].into(),
+            std::sync::Arc::from([]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(lists, r#"[]|[]|["", "-"]|[]|[]|[]"#);
 }

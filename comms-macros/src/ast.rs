@@ -1066,11 +1066,25 @@ pub(crate) fn query_shape(ty: &Type) -> Shape {
             other => query_shape(other),
         },
         Type::Slice(_) | Type::Array(_) => Shape::Repeated,
+        _ if shared_slice(ty).is_some() => Shape::Repeated,
         _ => match outer_ident(ty).map(|i| i.to_string()).as_deref() {
             Some("Option") => Shape::Optional,
             Some("Vec" | "VecDeque" | "BTreeSet" | "HashSet") => Shape::Repeated,
             _ => Shape::Scalar,
         },
+    }
+}
+
+/// The slice within a `Box<[T]>`, `Arc<[T]>` or `Rc<[T]>`: a list, built from its items as a
+/// `Vec` is, and written as the slice it derefs to.
+pub(crate) fn shared_slice(ty: &Type) -> Option<&syn::TypeSlice> {
+    let ty = ungrouped(ty);
+    if !matches!(outer_ident(ty)?.to_string().as_str(), "Box" | "Arc" | "Rc") {
+        return None;
+    }
+    match ungrouped(generic_arg(ty)?) {
+        Type::Slice(slice) => Some(slice),
+        _ => None,
     }
 }
 

@@ -70,8 +70,8 @@ use proc_macro::TokenStream;
 /// Arguments other than route parameters say where they go:
 ///
 /// - `#[query]`: one query pair (`Option` left out when `None`; a `Vec`, `VecDeque`,
-///   `BTreeSet`, `HashSet`, slice or array repeated, an array parsed back from exactly its
-///   length of values; `#[query(rename = "per-page")]` for another key), and
+///   `BTreeSet`, `HashSet`, slice, `Box<[T]>` or array repeated, an array parsed back from
+///   exactly its length of values; `#[query(rename = "per-page")]` for another key), and
 ///   `#[query(flatten)]`: a `Serialize` struct's fields as query pairs (a struct, not an
 ///   `Option` of one), none named like a plain `#[query]` argument (an `Error::Encode` when one
 ///   is set) or like another flattened struct's (with `server`, `into_router()` panics on

@@ -605,7 +605,7 @@ fn parse_arg(
             }
             Shape::Repeated => {
                 let item = inner(ty).unwrap_or(ty);
-                let owned = owned(item);
+                let owned = parsed_type(item);
                 let (into, pass) = Pass::for_items(ty, item);
                 let value = match into {
                     Into::Collection(collection) => quote_spanned!(span=>
@@ -702,17 +702,29 @@ enum Pass {
     Into,
     /// An `Option` of a shared string from an `Option<String>`.
     MapInto,
-    /// Items borrowed from a collection of owned ones, collected `into` the declared one: a
-    /// `Vec<&str>` or a `BTreeSet<&str>` from a `Vec<String>` (`str`), a `Vec<&T>` from a
-    /// `Vec<T>`; itself borrowed (`by_ref`) for a `&[&str]` argument.
+    /// Items made `each` from those of a collection parsed, collected `into` the declared one:
+    /// a `Vec<&str>` or a `BTreeSet<&str>` from a `Vec<String>`, a `Vec<&T>` from a `Vec<T>`, a
+    /// `Vec<Arc<str>>` from a `Vec<String>`; itself borrowed (`by_ref`) for a `&[&str]` argument.
     Items {
-        str: bool,
+        each: Each,
         by_ref: bool,
         into: TokenStream,
     },
-    /// Items borrowed from an array of owned ones: `[&str; N]` from `[String; N]` (`str`),
-    /// `[&T; N]` from `[T; N]`; itself borrowed (`by_ref`) for a `&[&str; N]` argument.
-    ArrayItems { str: bool, by_ref: bool },
+    /// Items made `each` from those of an array parsed: `[&str; N]` from `[String; N]`, `[&T; N]`
+    /// from `[T; N]`, `[Arc<str>; N]` from `[String; N]`; itself borrowed (`by_ref`) for a
+    /// `&[&str; N]` argument.
+    ArrayItems { each: Each, by_ref: bool },
+}
+
+/// How each item of a repeated argument is made from the one parsed.
+#[derive(Clone, Copy)]
+enum Each {
+    /// Borrowed: a `&T` from a `T`.
+    Borrow,
+    /// Borrowed as a `&str` from a `String`.
+    AsStr,
+    /// A shared string (`Arc<str>`, `Box<str>`, `Cow<str>`) converted from a `String`.
+    Into,
 }
 
 /// What a repeated query value's items are parsed into.
@@ -757,42 +769,44 @@ impl Pass {
     }
 
     /// For a repeated argument declared as `ty` of `item`s (a `Vec`, `VecDeque`, `BTreeSet`
-    /// or `HashSet`, a slice or an array, or a reference to one): what its items are parsed
-    /// into, owned, and how they are passed.
+    /// or `HashSet`, a slice, an array or a `Box<[T]>`, or a reference to one): what its items
+    /// are parsed into, owned, and how they are passed.
     fn for_items(ty: &Type, item: &Type) -> (Into, Pass) {
         let by_ref = matches!(ty, Type::Reference(_));
         let declared = match ty {
             Type::Reference(r) => ungrouped(&r.elem),
             other => other,
         };
-        let owned_item = owned(item);
-        let borrowed = match item {
-            Type::Reference(r) => Some(ast::is_primitive(&r.elem, "str")),
+        let owned_item = parsed_type(item);
+        let each = match item {
+            Type::Reference(r) if ast::is_primitive(&r.elem, "str") => Some(Each::AsStr),
+            Type::Reference(_) => Some(Each::Borrow),
+            item if is_string_like(item) => Some(Each::Into),
             _ => None,
         };
-        match (declared, borrowed) {
+        match (declared, each) {
             (Type::Array(array), None) => (Into::Array(array.len.clone()), Pass::for_type(ty)),
-            (Type::Array(array), Some(str)) => (
+            (Type::Array(array), Some(each)) => (
                 Into::Array(array.len.clone()),
-                Pass::ArrayItems { str, by_ref },
+                Pass::ArrayItems { each, by_ref },
             ),
             (Type::Slice(_), None) => (
                 Into::Collection(quote!(::std::vec::Vec<#owned_item>)),
                 Pass::for_type(ty),
             ),
-            (Type::Slice(_), Some(str)) => (
+            (Type::Slice(_), Some(each)) => (
                 Into::Collection(quote!(::std::vec::Vec<#owned_item>)),
                 Pass::Items {
-                    str,
+                    each,
                     by_ref,
                     into: quote!(::std::vec::Vec<_>),
                 },
             ),
             (_, None) => (Into::Collection(quote!(#declared)), Pass::for_type(ty)),
-            (_, Some(str)) => (
+            (_, Some(each)) => (
                 Into::Collection(quote!(::std::vec::Vec<#owned_item>)),
                 Pass::Items {
-                    str,
+                    each,
                     by_ref,
                     into: quote!(#declared),
                 },
@@ -808,20 +822,22 @@ impl Pass {
             Pass::AsRef => quote!(#var.as_ref()),
             Pass::Into => quote!(::core::convert::Into::into(#var)),
             Pass::MapInto => quote!(#var.map(::core::convert::Into::into)),
-            Pass::Items { str, by_ref, into } => {
-                let items = if *str {
-                    quote!(#var.iter().map(::std::string::String::as_str))
-                } else {
-                    quote!(#var.iter())
+            Pass::Items { each, by_ref, into } => {
+                let items = match each {
+                    Each::Borrow => quote!(#var.iter()),
+                    Each::AsStr => quote!(#var.iter().map(::std::string::String::as_str)),
+                    Each::Into => quote!(
+                        ::core::iter::IntoIterator::into_iter(#var).map(::core::convert::Into::into)
+                    ),
                 };
                 let items = quote!(::core::iter::Iterator::collect::<#into>(#items));
                 if *by_ref { quote!(&#items) } else { items }
             }
-            Pass::ArrayItems { str, by_ref } => {
-                let items = if *str {
-                    quote!(#var.each_ref().map(::std::string::String::as_str))
-                } else {
-                    quote!(#var.each_ref())
+            Pass::ArrayItems { each, by_ref } => {
+                let items = match each {
+                    Each::Borrow => quote!(#var.each_ref()),
+                    Each::AsStr => quote!(#var.each_ref().map(::std::string::String::as_str)),
+                    Each::Into => quote!(#var.map(::core::convert::Into::into)),
                 };
                 if *by_ref { quote!(&#items) } else { items }
             }
@@ -972,14 +988,17 @@ fn unservable(ty: &Type) -> Option<(&Type, &'static str)> {
     }
 }
 
-/// The item type of `Option<T>`, `Vec<T>` and the other collections (`T`), `[T]` or `[T; N]`
-/// (`T`), or a reference to one.
+/// The item type of `Option<T>`, `Vec<T>` and the other collections (`T`), `[T]`, `[T; N]` or
+/// `Box<[T]>` (`T`), or a reference to one.
 fn inner(ty: &Type) -> Option<&Type> {
     match ungrouped(ty) {
         Type::Reference(r) => inner(&r.elem),
         Type::Slice(slice) => Some(ungrouped(&slice.elem)),
         Type::Array(array) => Some(ungrouped(&array.elem)),
-        path @ Type::Path(_) => ast::generic_arg(path).map(ungrouped),
+        path @ Type::Path(_) => match ast::shared_slice(path) {
+            Some(slice) => Some(ungrouped(&slice.elem)),
+            None => ast::generic_arg(path).map(ungrouped),
+        },
         _ => None,
     }
 }
