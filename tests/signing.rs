@@ -359,3 +359,43 @@ async fn legacy_signatures_recomputed_from_the_wire() {
         format!("DELETE|/base/internal/items/r\u{e9}sum\u{e9}|{ts}").as_bytes()
     );
 }
+
+#[tokio::test]
+async fn a_legacy_call_to_a_path_that_decodes_to_an_escape_is_refused_unsent() {
+    // A segment `a%20b` is sent as `a%2520b`, and its decoded path, which the legacy scheme
+    // signs, reads as the path a caller that encoded `a b` itself signs as written: a
+    // verifier could not tell the two resources apart.
+    let server = TestServer::always(Reply::status(200)).await;
+    let exec = Executor::builder()
+        .base_url(server.url())
+        .service_id("order-service")
+        .secret("wire-secret")
+        .signing(Signing::Legacy)
+        .build()
+        .unwrap();
+    let refused = exec
+        .execute(Call::get("/items").segment("a%20b"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, comms::Error::Encode { message } if message.contains("encoded escape")),
+        "{refused:?}"
+    );
+    assert!(server.requests().is_empty());
+    // A lone `%`, or one before other than two hex digits, reads as itself either way.
+    for segment in ["100%", "50%off", "%2"] {
+        exec.execute(Call::get("/items").segment(segment))
+            .await
+            .unwrap();
+    }
+    let verifier = Verifier::new()
+        .service("order-service", "wire-secret")
+        .accept_legacy(true);
+    for r in server.requests() {
+        verifier
+            .verify(&r.method, &r.uri, &r.headers, &r.body)
+            .await
+            .unwrap();
+    }
+    assert_eq!(server.requests().len(), 3);
+}

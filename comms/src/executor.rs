@@ -40,7 +40,7 @@ mod mode;
 
 pub use builder::ExecutorBuilder;
 use call_future::CallFuture;
-use headers::{covered, covered_list, refuse_repeated, sign_into};
+use headers::{covered, covered_list, refuse_ambiguous_legacy_path, refuse_repeated, sign_into};
 use mode::{Streaming, Whole};
 
 /// The target of the executor's events, whichever of its files they come from.
@@ -422,9 +422,11 @@ impl Executor {
             headers.insert(IDEMPOTENCY_KEY, key);
         }
         // Refused before the first attempt's trace begins, so that a call that cannot be sent
-        // leaves no attempt span behind. (A legacy signature covers no header.)
-        if inner.signer.scheme() == Signing::Rfc9421 {
-            refuse_repeated(headers)?;
+        // leaves no attempt span behind. (A legacy signature covers no header, and its path
+        // decoded.)
+        match inner.signer.scheme() {
+            Signing::Rfc9421 => refuse_repeated(headers)?,
+            Signing::Legacy => refuse_ambiguous_legacy_path(&url)?,
         }
         // The first attempt's trace begins here: with `otel`, its context is written among the
         // call's headers now (replacing, so repeating nothing), so that the signature covers it.

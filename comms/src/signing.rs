@@ -29,6 +29,8 @@
 //! HMAC-SHA256 over `<METHOD>|<percent-decoded path>|<timestamp>`, sent as lowercase hex in
 //! `X-Signature` beside `X-Service-ID` and `X-Timestamp`. Neither the body nor the query is
 //! covered and there is no nonce, which is why it is only for services that speak nothing else.
+//! (The Python client signs the path its caller wrote: one encoded already is signed as sent,
+//! and a verifier tries that reading too.)
 //!
 //! [RFC 9421]: https://www.rfc-editor.org/rfc/rfc9421
 //! [RFC 9530]: https://www.rfc-editor.org/rfc/rfc9530
@@ -150,7 +152,10 @@ pub enum Signing {
     /// creation time and a nonce.
     #[default]
     Rfc9421,
-    /// The Python `microservice_comms` scheme, for services that only speak it.
+    /// The Python `microservice_comms` scheme, for services that only speak it. A call whose
+    /// path decodes to an escape (a path value `a%20b`, sent as `a%2520b`) is refused with
+    /// [`Error::Encode`](crate::Error::Encode), unsent: its signature would read as one over
+    /// another resource's path.
     Legacy,
 }
 
@@ -440,6 +445,32 @@ pub fn legacy_string_to_sign(method: &str, wire_path: &str, timestamp: u64) -> V
     out.push(b'|');
     out.extend_from_slice(itoa::Buffer::new().format(timestamp).as_bytes());
     out
+}
+
+/// The legacy string to sign over the path as sent, `<METHOD>|<wire path>|<timestamp>`: what
+/// the Python client signs when its caller gave it a path encoded already, which it sends as
+/// written. A verifier tries it beside [`legacy_string_to_sign`]'s.
+pub(crate) fn legacy_string_to_sign_as_sent(
+    method: &str,
+    wire_path: &str,
+    timestamp: u64,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(wire_path.len() + 24);
+    out.extend(method.bytes().map(|b| b.to_ascii_uppercase()));
+    out.push(b'|');
+    out.extend_from_slice(wire_path.as_bytes());
+    out.push(b'|');
+    out.extend_from_slice(itoa::Buffer::new().format(timestamp).as_bytes());
+    out
+}
+
+/// Whether `wire_path` decoded holds an escape of its own (`%25` followed by two hex digits,
+/// `%2520`): the legacy string to sign over it could not be told from one over the path as
+/// sent by a caller that encoded it (`%20`), a signature for another resource.
+pub(crate) fn decodes_to_escape(wire_path: &str) -> bool {
+    wire_path.as_bytes().windows(5).any(
+        |w| matches!(w, [b'%', b'2', b'5', a, b] if a.is_ascii_hexdigit() && b.is_ascii_hexdigit()),
+    )
 }
 
 /// `<hex>`: the legacy `X-Signature` value for a string to sign.

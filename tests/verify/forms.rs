@@ -2,6 +2,7 @@
 //! no path, a legacy path with an encoded `/`, a second signature that passes in one form of
 //! the request line only. Sent as raw bytes, as no client library would write them.
 
+use axum::extract::Path;
 use comms::signing::{Secret, legacy_string_to_sign, sign_legacy};
 
 use super::*;
@@ -19,15 +20,20 @@ async fn send(url: &str, r: &Recorded, target: &str) -> String {
 }
 
 /// A legacy (`microservice_comms`) GET head for `path`, signed by `billing` now over
-/// `signed_path` (decoded, as the Python client signs it).
+/// `signed_path` (decoded, as the Python client signs a path its caller did not encode).
 fn legacy_head(path: &str, signed_path: &str, host: &str) -> Recorded {
+    legacy_head_over(path, host, |timestamp| {
+        legacy_string_to_sign("GET", signed_path, timestamp)
+    })
+}
+
+/// A legacy GET head for `path`, signed by `billing` now over the string `to_sign` makes of
+/// the timestamp.
+fn legacy_head_over(path: &str, host: &str, to_sign: impl Fn(u64) -> Vec<u8>) -> Recorded {
     let timestamp = now_secs();
     let mut r = Recorded::head(Method::GET, path, host, b"");
     r.headers.remove("content-digest");
-    let signature = sign_legacy(
-        &Secret::from(SECRET),
-        &legacy_string_to_sign("GET", signed_path, timestamp),
-    );
+    let signature = sign_legacy(&Secret::from(SECRET), &to_sign(timestamp));
     for (name, value) in [
         ("x-service-id", "billing".to_owned()),
         ("x-timestamp", timestamp.to_string()),
@@ -103,6 +109,61 @@ async fn a_legacy_signature_is_refused_on_a_path_with_an_encoded_slash() {
     let mut r = legacy_head("/users/1", "/users/1", "h");
     r.uri = Uri::from_static("/users/%31");
     assert!(check(&verifier().accept_legacy(true), &r).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_legacy_signature_over_a_path_its_caller_encoded_is_checked_as_sent_and_stays_there() {
+    // The Python client signs the path its caller wrote, and sends one written encoded as it
+    // is: `/items/a%20b` (the resource `a b`) is signed so. Decoded, `/items/a%2520b` (the
+    // resource `a%20b`) reads the same: the signature must not pass for it.
+    let app = Router::new()
+        .route(
+            "/items/{id}",
+            get(|Path(id): Path<String>| async move { format!("item {id}") }),
+        )
+        .layer(VerifyLayer::new(verifier().accept_legacy(true)));
+    let url = serve(app).await;
+    let host = url.trim_start_matches("http://").to_owned();
+    let as_written = |path: &'static str| move |ts: u64| format!("GET|{path}|{ts}").into_bytes();
+    for (signed, target, served) in [
+        // Encoded by its caller, signed and sent as written.
+        ("/items/a%20b", "/items/a%20b", "item a b"),
+        ("/items/caf%C3%A9", "/items/caf%C3%A9", "item café"),
+        // Not encoded by its caller: signed decoded, sent encoded (a lone `%` as `%25`).
+        ("/items/100%", "/items/100%25", "item 100%"),
+        ("/items/a b", "/items/a%20b", "item a b"),
+    ] {
+        let answer = send(
+            &url,
+            &legacy_head_over(target, &host, as_written(signed)),
+            target,
+        )
+        .await;
+        assert!(answer.ends_with(served), "{signed} as {target}: {answer}");
+    }
+    for (signed, moved_to) in [
+        ("/items/a%20b", "/items/a%2520b"),
+        ("/items/x%41", "/items/x%2541"),
+    ] {
+        let answer = send(
+            &url,
+            &legacy_head_over(signed, &host, as_written(signed)),
+            moved_to,
+        )
+        .await;
+        assert!(
+            answer.starts_with("HTTP/1.1 401"),
+            "{signed} at {moved_to}: {answer}"
+        );
+        assert!(!answer.contains("item"), "{signed} at {moved_to}: {answer}");
+    }
+    let mut r = legacy_head_over("/items/a%20b", "h", as_written("/items/a%20b"));
+    r.uri = Uri::from_static("/items/a%2520b");
+    let refused = check(&verifier().accept_legacy(true), &r).await;
+    assert!(
+        matches!(refused, Err(VerifyError::EncodedEscapeInLegacyPath)),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]

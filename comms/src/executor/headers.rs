@@ -133,6 +133,19 @@ pub(super) fn refuse_repeated(call_headers: &HeaderMap) -> Result<(), Error> {
     }
 }
 
+/// Refuses a path a legacy signature would not bind to one resource: one whose decoded form
+/// holds an escape (a segment `a%20b`, sent as `a%2520b`), which a verifier takes as the path
+/// as sent by a caller that encoded it, `a b` (see [`signing::decodes_to_escape`]).
+pub(super) fn refuse_ambiguous_legacy_path(url: &reqwest::Url) -> Result<(), Error> {
+    if signing::decodes_to_escape(url.path()) {
+        return Err(Error::encode(
+            "a legacy signature cannot cover a path holding an encoded escape (`%25` and two hex \
+             digits), which a verifier could take for another resource; sign it with RFC 9421",
+        ));
+    }
+    Ok(())
+}
+
 /// The covered components of one attempt whose headers differ from the call's (a header hook
 /// added some): like [`covered`], for headers that already hold the body's `Content-Digest`.
 pub(super) fn covered_list(scheme: Signing, call_headers: &HeaderMap) -> Result<String, Error> {

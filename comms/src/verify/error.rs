@@ -79,6 +79,14 @@ pub enum VerifyError {
         "a legacy signature cannot cover a path with an encoded `/` (%2F); sign it with RFC 9421"
     )]
     EncodedSlashInLegacyPath,
+    /// A legacy signature over a path that, decoded, still holds an escape (`%2520`), and that
+    /// does not match the path as sent: the signature a caller made over `/items/a%20b` (the
+    /// resource `a b`, which it encoded itself) would pass for the resource `a%20b`.
+    #[error(
+        "a legacy signature cannot cover a path holding an encoded escape (%25 and two hex \
+         digits); sign it with RFC 9421"
+    )]
+    EncodedEscapeInLegacyPath,
     /// The signature does not match the request.
     #[error("signature mismatch")]
     BadSignature,

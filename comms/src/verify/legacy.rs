@@ -35,25 +35,41 @@ impl Verifier {
         }
         let method_text = method.as_str().to_ascii_uppercase();
         let path = uri.path();
-        // The string to sign holds the decoded path: `/files/a%2Fb` (one segment, `a/b`) and
-        // `/files/a/b` (two) would share a signature, and a captured request could be sent to
-        // the other route.
-        if path.contains("%2F") || path.contains("%2f") {
-            return Err(VerifyError::EncodedSlashInLegacyPath);
-        }
-        let signed = signing::legacy_string_to_sign(&method_text, path, timestamp);
+        // The Python client signs the path its caller gave it, before encoding what is left to
+        // encode: the decoded path for a caller that wrote `/items/a b`, and the path as sent
+        // for one that encoded it already (`/items/a%20b`, which it sends as written). Both
+        // readings are tried where each names one resource only.
+        let as_sent = path
+            .contains('%')
+            .then(|| signing::legacy_string_to_sign_as_sent(&method_text, path, timestamp));
+        let decoded = if path.contains("%2F") || path.contains("%2f") {
+            // `/files/a%2Fb` (one segment, `a/b`) and `/files/a/b` (two) decode alike: a
+            // captured request could be sent to the other route.
+            Err(VerifyError::EncodedSlashInLegacyPath)
+        } else if signing::decodes_to_escape(path) {
+            // `/items/a%2520b` decodes to `/items/a%20b`, what a caller that encoded `a b`
+            // itself signed: its signature would pass for the resource `a%20b`.
+            Err(VerifyError::EncodedEscapeInLegacyPath)
+        } else {
+            Ok(signing::legacy_string_to_sign(
+                &method_text,
+                path,
+                timestamp,
+            ))
+        };
         // The Python client signs `GET||<ts>` for a bare base URL, sent as `/`.
         let bare =
             (path == "/").then(|| signing::legacy_string_to_sign(&method_text, "", timestamp));
-        let key = keys
-            .iter()
-            .find(|key| {
-                key.signer.verify(|m| hmac::Mac::update(m, &signed), &mac)
-                    || bare
-                        .as_ref()
-                        .is_some_and(|bare| key.signer.verify(|m| hmac::Mac::update(m, bare), &mac))
-            })
-            .ok_or(VerifyError::BadSignature)?;
+        let candidates = [as_sent.as_ref(), decoded.as_ref().ok(), bare.as_ref()];
+        let key = keys.iter().find(|key| {
+            candidates
+                .iter()
+                .flatten()
+                .any(|signed| key.signer.verify(|m| hmac::Mac::update(m, signed), &mac))
+        });
+        let Some(key) = key else {
+            return Err(decoded.err().unwrap_or(VerifyError::BadSignature));
+        };
         Ok(VerifiedHead {
             verifier: self,
             key: key.clone(),
