@@ -248,7 +248,8 @@ impl Call {
     /// set before or after it; a form or multipart body's is its own (a multipart one's names
     /// its boundary), and giving one beside it is an [`Error::Encode`] at execution. A name or
     /// value that HTTP cannot carry (a line break, say, or white space at either end, which a
-    /// receiver strips), a name comms sets itself (the signature's headers, `Host`,
+    /// receiver strips), a value outside ASCII (which a signature cannot cover), a name comms
+    /// sets itself (the signature's headers, `Host`,
     /// `Content-Length`, `Transfer-Encoding`, and those it writes from the call's deadline and
     /// trace context: `Comms-Deadline-Ms`, `traceparent`, `tracestate`), or a hop-by-hop one
     /// (`Connection`, `TE`, `Upgrade`, ..., which an intermediary removes), is an
@@ -291,10 +292,9 @@ impl Call {
             Err(Refusal::Name) => self.fail(Error::encode(format!(
                 "`{name}` is not a valid header name"
             ))),
-            Err(Refusal::Value(name)) => self.fail(Error::encode(format!(
-                "the value of header `{name}` cannot be sent as it is: it has a line break or \
-                 control character, or white space at either end, which the receiver strips"
-            ))),
+            Err(Refusal::Value(name, why)) => {
+                self.fail(Error::encode(format!("the value of header `{name}` {why}")))
+            }
         }
         self
     }

@@ -98,10 +98,7 @@ impl CallOptions {
                 "`{name}` is set by comms itself, belongs to one call or is hop-by-hop"
             )),
             Err(Refusal::Name) => self.refuse(format!("`{name}` is not a valid header name")),
-            Err(Refusal::Value(name)) => self.refuse(format!(
-                "the value of `{name}` has a line break or control character, or white space \
-                 at either end, which the receiver strips"
-            )),
+            Err(Refusal::Value(name, why)) => self.refuse(format!("the value of `{name}` {why}")),
         }
         self
     }

@@ -20,10 +20,15 @@ pub(crate) enum Refusal {
     Name,
     /// The name is one the caller does not accept (comms sets it, say).
     Refused(HeaderName),
-    /// The value cannot travel as it is: it has a character a header cannot carry (a line
-    /// break, a control character), or white space at either end, which the receiver strips.
-    Value(HeaderName),
+    /// The value cannot travel as it is, for the reason given (to follow "the value of
+    /// `<name>`"): it has a character a header cannot carry (a line break, a control
+    /// character); or, in a request, white space at either end, which the receiver strips, or
+    /// a character outside ASCII, which a signature cannot cover.
+    Value(HeaderName, &'static str),
 }
+
+/// Why a value with a line break or control character is refused.
+const UNCARRIED: &str = "has a line break or control character, which HTTP headers cannot carry";
 
 /// `name` and `value` as a request header, unless the name is not one, `refused` refuses it,
 /// or the value cannot be carried as it is. Each caller says why in its own words.
@@ -33,10 +38,10 @@ pub(crate) fn checked(
     refused: fn(&HeaderName) -> bool,
 ) -> Result<(HeaderName, HeaderValue), Refusal> {
     let (name, value) = checked_response(name, value, refused)?;
-    if is_padded(value.as_bytes()) {
-        return Err(Refusal::Value(name));
+    match unsigned(value.as_bytes()) {
+        Some(why) => Err(Refusal::Value(name, why)),
+        None => Ok((name, value)),
     }
-    Ok((name, value))
 }
 
 /// [`checked`] for a response header, which no signature covers: a value with white space at
@@ -52,7 +57,21 @@ pub(crate) fn checked_response(
     }
     match HeaderValue::try_from(value) {
         Ok(value) => Ok((name, value)),
-        Err(_) => Err(Refusal::Value(name)),
+        Err(_) => Err(Refusal::Value(name, UNCARRIED)),
+    }
+}
+
+/// Why a request header's value a signature is to cover would not verify as it was signed
+/// (to follow "the value of `<name>`"), if it would not: white space at either end, which a
+/// receiver strips ([`is_padded`]); or a byte outside ASCII, which RFC 9421 §2.5 leaves out
+/// of a signature base (independent verifiers refuse it).
+pub(crate) fn unsigned(value: &[u8]) -> Option<&'static str> {
+    if is_padded(value) {
+        Some("has white space at either end, which the receiver strips")
+    } else if !value.is_ascii() {
+        Some("has a character outside ASCII, which an HTTP signature cannot cover")
+    } else {
+        None
     }
 }
 
@@ -124,11 +143,13 @@ mod tests {
     #[test]
     fn a_value_that_would_not_arrive_as_it_is_is_refused() {
         let none = |_: &HeaderName| false;
-        for bad in [" a", "a ", "\ta", "a\t", " ", "a\nb", "a\0b"] {
+        for bad in [
+            " a", "a ", "\ta", "a\t", " ", "a\nb", "a\0b", "Zoë", "\u{7f}",
+        ] {
             let refused = checked("x-note", bad.to_owned(), none);
-            assert!(matches!(refused, Err(Refusal::Value(_))), "{bad:?}");
+            assert!(matches!(refused, Err(Refusal::Value(..))), "{bad:?}");
         }
-        for good in ["", "a", "a b", "a\tb", "é"] {
+        for good in ["", "a", "a b", "a\tb", "~!\"#"] {
             let (_, value) = checked("x-note", good.to_owned(), none).ok().unwrap();
             assert_eq!(value.as_bytes(), good.as_bytes());
         }

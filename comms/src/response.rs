@@ -207,9 +207,8 @@ impl ResponseBuilder {
             Err(Refusal::Name) => self.fail(Error::encode(format!(
                 "`{name}` is not a valid response header name"
             ))),
-            Err(Refusal::Value(name)) => self.fail(Error::encode(format!(
-                "the value of response header `{name}` has a character HTTP headers cannot \
-                 carry (a line break or control character)"
+            Err(Refusal::Value(name, why)) => self.fail(Error::encode(format!(
+                "the value of response header `{name}` {why}"
             ))),
         }
         self

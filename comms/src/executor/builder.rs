@@ -215,8 +215,8 @@ impl ExecutorBuilder {
     /// error it returns ends the call with that error, unsent, and so does a name comms writes
     /// itself, one that belongs to one call (`Idempotency-Key`, `Comms-Deadline-Ms`, trace
     /// context), a hop-by-hop one, a `Content-Type` for a call whose form or multipart body
-    /// has its own, or a value with white space at either end, which would arrive trimmed
-    /// (`Error::Config`, key `header_hook`). A server method passing a hook's error on with
+    /// has its own, or a value with white space at either end, which would arrive trimmed, or
+    /// outside ASCII, which a signature cannot cover (`Error::Config`, key `header_hook`). A server method passing a hook's error on with
     /// `?` answers a bare 500: the error is this service's, not a status it answers with.
     ///
     /// ```no_run
@@ -324,19 +324,15 @@ impl ExecutorBuilder {
             // Shared by every call, like a view's headers: so not one that belongs to a
             // single call (an `Idempotency-Key` shared by every call would answer each with
             // the first one's stored result), nor a hop-by-hop one.
-            let (name, value) = checked(&name, value, signing::is_call_owned).map_err(|refusal| {
-                bad(match refusal {
-                    Refusal::Name => "is not a valid header name",
-                    Refusal::Refused(_) => {
+            let (name, value) =
+                checked(&name, value, signing::is_call_owned).map_err(|refusal| match refusal {
+                    Refusal::Name => bad("is not a valid header name"),
+                    Refusal::Refused(_) => bad(
                         "is set by comms itself, belongs to one call or is hop-by-hop, and cannot \
-                         be a default header"
-                    }
-                    Refusal::Value(_) => {
-                        "has a value HTTP headers cannot carry as it is (a line break or control \
-                         character, or white space at either end)"
-                    }
-                })
-            })?;
+                         be a default header",
+                    ),
+                    Refusal::Value(_, why) => bad(&format!("value {why}")),
+                })?;
             // Set twice, it would be sent twice, which a signature covering it cannot be (as
             // `Call::header` refuses); which one was meant is not for comms to guess.
             if default_headers.contains_key(&name) {
