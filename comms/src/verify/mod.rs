@@ -295,7 +295,10 @@ impl Verifier {
     /// anyway. Without it, the request URI's own scheme is used when it has one (HTTP/2's, or an
     /// absolute-form request line's, which is the client's word for it, not the connection's),
     /// and such a signature is otherwise refused with [`VerifyError::UnknownScheme`]. Set it
-    /// when `@scheme` should say how the request really came.
+    /// when `@scheme` should say how the request really came. It also tells the verifier which
+    /// port in `Host` is the default one, which `@authority` leaves out (an empty port is left
+    /// out always): without it, a signature over `users.internal` from a caller that sent
+    /// `Host: users.internal:80` is refused.
     #[must_use]
     pub fn scheme(mut self, scheme: impl Into<String>) -> Verifier {
         self.scheme = Some(scheme.into().to_ascii_lowercase().into());

@@ -551,14 +551,28 @@ fn authority<'a>(
     })
 }
 
-/// `authority` without `:80` under `http`, or `:443` under `https`.
+/// `authority` without its port where RFC 3986 §6.2.3 omits it: when it is empty (`host:`),
+/// or is the scheme's default (80 under `http`, 443 under `https`, however many zeros lead it).
 fn without_default_port<'a>(authority: &'a str, scheme: Option<&str>) -> &'a str {
+    // The port follows the last `:`, but not one inside an IPv6 literal's brackets.
+    let Some((host, port)) = authority
+        .rsplit_once(':')
+        .filter(|(_, port)| !port.contains(']'))
+    else {
+        return authority;
+    };
     let default = match scheme {
-        Some(scheme) if scheme.eq_ignore_ascii_case("http") => ":80",
-        Some(scheme) if scheme.eq_ignore_ascii_case("https") => ":443",
+        _ if port.is_empty() => return host,
+        Some(scheme) if scheme.eq_ignore_ascii_case("http") => 80,
+        Some(scheme) if scheme.eq_ignore_ascii_case("https") => 443,
         _ => return authority,
     };
-    authority.strip_suffix(default).unwrap_or(authority)
+    let digits = port.bytes().all(|b| b.is_ascii_digit());
+    if digits && port.trim_start_matches('0').parse::<u16>() == Ok(default) {
+        host
+    } else {
+        authority
+    }
 }
 
 /// `@request-target`: the path and query of the request line (RFC 9421 §2.2.5), or for a
@@ -1006,6 +1020,34 @@ mod tests {
             head(&v, "/x/y?b=x+y&a=1", &headers),
             Err(VerifyError::NotCovered("content-digest"))
         ));
+    }
+
+    #[test]
+    fn an_empty_or_default_port_is_left_out_of_the_authority() {
+        for (authority, scheme, normalised) in [
+            ("users.internal:", None, "users.internal"),
+            ("users.internal:", Some("https"), "users.internal"),
+            ("users.internal:80", Some("http"), "users.internal"),
+            ("users.internal:080", Some("HTTP"), "users.internal"),
+            ("users.internal:443", Some("https"), "users.internal"),
+            ("[::1]:0443", Some("https"), "[::1]"),
+            ("[::1]:", None, "[::1]"),
+            // Kept: a port that is not the scheme's default, or a scheme not known.
+            ("users.internal:80", None, "users.internal:80"),
+            ("users.internal:443", Some("http"), "users.internal:443"),
+            ("users.internal:8080", Some("http"), "users.internal:8080"),
+            ("users.internal:0", Some("http"), "users.internal:0"),
+            ("users.internal:+80", Some("http"), "users.internal:+80"),
+            ("[::1]", Some("http"), "[::1]"),
+            ("[::80]", Some("http"), "[::80]"),
+            ("users.internal", Some("http"), "users.internal"),
+        ] {
+            assert_eq!(
+                without_default_port(authority, scheme),
+                normalised,
+                "{authority} under {scheme:?}"
+            );
+        }
     }
 
     #[test]
