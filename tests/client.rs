@@ -227,7 +227,15 @@ async fn header_injection_is_refused_before_sending() {
     let users = client(&server);
     // White space at either end would arrive stripped, the value changed in transit; a
     // signature base holds ASCII only (RFC 9421 §2.5), and other verifiers refuse one without.
-    for bad in ["a\r\nX-Evil: 1", "a\nb", "a\rb", " a", "a\t", " ", "Zo\u{eb}"] {
+    for bad in [
+        "a\r\nX-Evil: 1",
+        "a\nb",
+        "a\rb",
+        " a",
+        "a\t",
+        " ",
+        "Zo\u{eb}",
+    ] {
         let err = users.me(bad, None).await.unwrap_err();
         assert!(matches!(err, Error::Encode { .. }), "{bad:?}: {err}");
         if bad.is_ascii() {

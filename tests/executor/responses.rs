@@ -103,6 +103,11 @@ async fn redirects_are_not_followed() {
         "{err}"
     );
     assert_eq!(target.count(), 0, "the signed request did not travel");
+    // Where it pointed is the caller's to read, and `Debug` shows the header's name only.
+    let http = err.http_error().unwrap();
+    assert_eq!(http.headers()["location"], location.as_str());
+    assert!(format!("{err:?}").contains("\"location\""), "{err:?}");
+    assert!(!format!("{err:?}").contains("/elsewhere"), "{err:?}");
 
     // A client of the user's that follows redirects (reqwest's default) has sent the signed
     // request on before comms sees anything: the call is not handed the other location's
@@ -253,4 +258,41 @@ async fn an_unredirected_answer_through_a_users_client_is_the_targets() {
     let response = e.execute(call).await.unwrap();
     assert_eq!(response.status(), 200);
     e.execute(Call::post("/")).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_wait_beyond_the_cap_ends_the_call_with_the_wait_asked_for() {
+    let server = TestServer::start(|r, _| match r.uri.path() {
+        "/later" => Reply::status(429).header("retry-after", "120"),
+        "/date" => Reply::status(503).header("retry-after", "Fri, 01 Jan 2100 00:00:00 GMT"),
+        _ => Reply::status(503),
+    })
+    .await;
+    let e = builder(&server.url())
+        .retry(fast_retry().max_retry_after(Duration::from_secs(5)))
+        .build()
+        .unwrap();
+    let err = e.execute(Call::get("/later")).await.unwrap_err();
+    assert!(matches!(err, Error::TooManyRequests(_)), "{err}");
+    let http = err.http_error().unwrap();
+    assert_eq!(http.retry_after(), Some(Duration::from_secs(120)));
+    assert_eq!(http.headers()["retry-after"], "120");
+    assert_eq!(server.count(), 1, "not retried past the cap");
+    let err = e.execute(Call::get("/date")).await.unwrap_err();
+    let asked = err.http_error().unwrap().retry_after().unwrap();
+    assert!(
+        asked > Duration::from_secs(60 * 60 * 24 * 365 * 50),
+        "{asked:?}"
+    );
+    // None asked for, none read.
+    let err = e.execute(Call::get("/plain")).await.unwrap_err();
+    let http = err.http_error().unwrap();
+    assert_eq!(http.retry_after(), None);
+    assert!(http.headers().contains_key("content-length"), "{http:?}");
+    // An error built by a handler has no headers of its own.
+    assert!(
+        comms::HttpError::new(comms::http::StatusCode::NOT_FOUND)
+            .headers()
+            .is_empty()
+    );
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use http::{Method, StatusCode};
+use http::{HeaderMap, Method, StatusCode};
 
 use super::BODY_EXCERPT_LIMIT;
 
@@ -25,8 +25,11 @@ struct HttpErrorInner {
     body: String,
     /// The request's method and URL, when the error was received.
     request: Option<(Method, String)>,
-    /// The wait a server asks for in `Retry-After` when it sends the error.
+    /// The wait a server asks for in `Retry-After`: when it sends the error (set with
+    /// `Error::with_retry_after`), or as the received response's header said.
     retry_after: Option<Duration>,
+    /// The received response's headers (none for a built error).
+    headers: HeaderMap,
     /// Whether the error ended a call without being received: a header hook's. A server
     /// handler passing it on answers with none of it, as for a received one.
     ended_a_call: bool,
@@ -59,6 +62,7 @@ impl HttpError {
                 body: String::new(),
                 request: None,
                 retry_after: None,
+                headers: HeaderMap::new(),
                 ended_a_call: false,
                 details: None,
             }),
@@ -224,9 +228,30 @@ impl HttpError {
         self.inner.ended_a_call
     }
 
-    /// The wait set with [`Error::with_retry_after`](super::Error::with_retry_after).
-    pub(crate) fn retry_after(&self) -> Option<Duration> {
+    /// The wait the server asked for: a received response's `Retry-After` (its seconds, or
+    /// the time from its arrival to the date it gives), or what a server handler set with
+    /// [`Error::with_retry_after`](super::Error::with_retry_after). A call retries only within
+    /// [`RetryConfig::max_retry_after`](crate::RetryConfig::max_retry_after); a longer wait
+    /// ends it with this error, for the caller to wait out or queue.
+    pub fn retry_after(&self) -> Option<Duration> {
         self.inner.retry_after
+    }
+
+    /// The received response's headers: its `Location` for a 3xx (redirects are never
+    /// followed), its `WWW-Authenticate` for a 401, a request id to quote. Empty for an error
+    /// that was built, not received. (`Debug` shows their names, not their values.)
+    pub fn headers(&self) -> &HeaderMap {
+        &self.inner.headers
+    }
+
+    /// Keeps a received response's headers, and the wait its `Retry-After` asks for.
+    pub(crate) fn set_received_headers(
+        &mut self,
+        headers: HeaderMap,
+        retry_after: Option<Duration>,
+    ) {
+        self.inner.headers = headers;
+        self.inner.retry_after = retry_after;
     }
 }
 
@@ -375,10 +400,15 @@ impl fmt::Debug for HttpError {
             .field("method", &self.method())
             .field("url", &self.url())
             .field("retry_after", &i.retry_after)
+            .field("headers", &crate::header_map::HeaderNames(&i.headers))
             .field("details", &i.details.as_deref().map(Excerpt))
             .finish()
     }
 }
+
+/// An `HttpError` alone is an error too: a helper may return one, boxed or with `?`, before it
+/// becomes the [`Error`](super::Error) variant its status names.
+impl std::error::Error for HttpError {}
 
 #[cfg(test)]
 mod tests {

@@ -83,6 +83,18 @@ pub(crate) fn status_error(
     ))
 }
 
+/// `err`, a received status's, with the response's headers and the wait its `Retry-After`
+/// asks for.
+fn with_headers(mut err: Error, headers: &HeaderMap) -> Error {
+    if let Some(http) = err.http_error_mut() {
+        http.set_received_headers(
+            headers.clone(),
+            policy::retry_after(headers, SystemTime::now()),
+        );
+    }
+    err
+}
+
 impl Executor {
     /// The error an attempt that did not succeed ends with, and the response headers to read
     /// `Retry-After` from.
@@ -96,7 +108,8 @@ impl Executor {
         let (method, url) = (&call.method, &prepared.url);
         match attempt {
             Attempt::Response(status, headers, bytes) => {
-                (status_error(status, method, url, &bytes), headers)
+                let err = status_error(status, method, url, &bytes);
+                (with_headers(err, &headers), headers)
             }
             Attempt::Connect(e) => (Error::transport(method, url, e, true), HeaderMap::new()),
             Attempt::Transport(e) => (Error::transport(method, url, e, false), HeaderMap::new()),
@@ -107,7 +120,8 @@ impl Executor {
             // An error status is that status's error, whatever its body: retried and counted
             // by the breaker as the status is. (Its body excerpt is left empty.)
             Attempt::TooLarge(status, headers) if !status.is_success() => {
-                (status_error(status, method, url, &[]), headers)
+                let err = status_error(status, method, url, &[]);
+                (with_headers(err, &headers), headers)
             }
             Attempt::Redirected(_, location) => {
                 let err = Error::config(
