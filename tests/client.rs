@@ -84,13 +84,18 @@ pub trait Users {
 const SECRET: &str = "users-secret";
 
 fn client(server: &TestServer) -> UsersClient {
-    UsersClient::builder()
-        .base_url(server.url())
+    test_defaults(UsersClient::builder().base_url(server.url()))
+        .build()
+        .unwrap()
+}
+
+/// Settings shared by every client of these tests, for a builder of any generated client: a
+/// helper written without naming a bound, as a fleet's shared defaults are.
+fn test_defaults<C>(builder: comms::ClientBuilder<C>) -> comms::ClientBuilder<C> {
+    builder
         .secret(SECRET)
         .retry(RetryConfig::default().base_delay(Duration::from_millis(1)))
         .breaker(comms::BreakerConfig::disabled())
-        .build()
-        .unwrap()
 }
 
 async fn assert_signed(r: &Recorded) {

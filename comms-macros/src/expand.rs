@@ -297,6 +297,7 @@ fn client_struct(item: &ItemTrait, defaults: TokenStream) -> TokenStream {
             /// A view of this client whose calls use `options` (a timeout, a deadline, headers)
             /// over the client's own settings; see `comms::CallOptions`. Cheap: the view shares
             /// the connection pool, the retry budget and the breaker.
+            #[must_use = "`with` returns a view to call through; the client itself is unchanged"]
             pub fn with(&self, options: ::__comms_crate::__private::CallOptions) -> Self {
                 #client {
                     executor: self.executor.with(options),

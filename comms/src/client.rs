@@ -61,6 +61,49 @@ impl<C: FromExecutor> ClientBuilder<C> {
         }
     }
 
+    /// Fills what was not set from the environment and the attribute, and builds the client.
+    pub fn build(self) -> Result<C, Error> {
+        let d = C::DEFAULTS;
+        let mut executor = self.executor;
+        if !executor.has_base_url() {
+            let from_env = d.base_url_env.and_then(|var| env_var(var).transpose());
+            executor = match from_env {
+                // Surrounding white space (a value read from a file ends in a newline) is not
+                // part of a URL.
+                Some(url) => executor.base_url(url?.trim()),
+                None => executor.base_url(d.base_url),
+            };
+        }
+        if !executor.has_service_id() {
+            executor = executor.service_id(d.service_id);
+        }
+        if !executor.has_key_id()
+            && let Some(key_id) = d.key_id_env.map(env_var).transpose()?.flatten()
+        {
+            executor = executor.key_id(key_id.trim());
+        }
+        if !executor.has_secret() {
+            let secret = env_var(d.secret_env)?.ok_or_else(|| {
+                Error::config(d.secret_env, "the environment variable is not set")
+            })?;
+            executor = executor.secret(secret);
+        }
+        let executor = executor.build().map_err(|e| match e {
+            Error::Config { key, message } if key == "base_url" && d.base_url_env.is_some() => {
+                Error::Config {
+                    key: format!("base_url (or {})", d.base_url_env.unwrap_or_default()),
+                    message,
+                }
+            }
+            other => other,
+        })?;
+        Ok(C::from_executor(executor))
+    }
+}
+
+/// The settings, for any client: a helper taking a `ClientBuilder<C>` of any generated client
+/// (a fleet's shared defaults, say) sets them without naming a bound.
+impl<C> ClientBuilder<C> {
     /// The base URL, instead of the attribute's and the environment's.
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
         self.executor = self.executor.base_url(url);
@@ -152,45 +195,6 @@ impl<C: FromExecutor> ClientBuilder<C> {
     pub fn max_response_bytes(mut self, limit: usize) -> Self {
         self.executor = self.executor.max_response_bytes(limit);
         self
-    }
-
-    /// Fills what was not set from the environment and the attribute, and builds the client.
-    pub fn build(self) -> Result<C, Error> {
-        let d = C::DEFAULTS;
-        let mut executor = self.executor;
-        if !executor.has_base_url() {
-            let from_env = d.base_url_env.and_then(|var| env_var(var).transpose());
-            executor = match from_env {
-                // Surrounding white space (a value read from a file ends in a newline) is not
-                // part of a URL.
-                Some(url) => executor.base_url(url?.trim()),
-                None => executor.base_url(d.base_url),
-            };
-        }
-        if !executor.has_service_id() {
-            executor = executor.service_id(d.service_id);
-        }
-        if !executor.has_key_id()
-            && let Some(key_id) = d.key_id_env.map(env_var).transpose()?.flatten()
-        {
-            executor = executor.key_id(key_id.trim());
-        }
-        if !executor.has_secret() {
-            let secret = env_var(d.secret_env)?.ok_or_else(|| {
-                Error::config(d.secret_env, "the environment variable is not set")
-            })?;
-            executor = executor.secret(secret);
-        }
-        let executor = executor.build().map_err(|e| match e {
-            Error::Config { key, message } if key == "base_url" && d.base_url_env.is_some() => {
-                Error::Config {
-                    key: format!("base_url (or {})", d.base_url_env.unwrap_or_default()),
-                    message,
-                }
-            }
-            other => other,
-        })?;
-        Ok(C::from_executor(executor))
     }
 }
 

@@ -391,7 +391,8 @@ impl Error {
         matches!(self, Error::CircuitOpen { .. })
     }
 
-    pub(crate) fn encode(message: impl Into<String>) -> Error {
+    /// [`Error::Encode`]: a request could not be written, as `message` says.
+    pub fn encode(message: impl Into<String>) -> Error {
         Error::Encode {
             message: message.into(),
         }
@@ -427,7 +428,15 @@ impl Error {
         }
     }
 
-    pub(crate) fn config(key: impl Into<String>, message: impl Into<String>) -> Error {
+    /// [`Error::Config`]: the setting `key` (a builder key or an environment variable) is
+    /// missing or bad, as `message` says. For a header hook or a helper of the user's that
+    /// reports its own configuration as comms does.
+    ///
+    /// ```
+    /// let err = comms::Error::config("TOKEN_PATH", "the file is empty");
+    /// assert_eq!(err.to_string(), "invalid configuration for `TOKEN_PATH`: the file is empty");
+    /// ```
+    pub fn config(key: impl Into<String>, message: impl Into<String>) -> Error {
         Error::Config {
             key: key.into(),
             message: message.into(),

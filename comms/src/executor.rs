@@ -268,6 +268,7 @@ impl Executor {
 
     /// A view of this executor whose calls use `options` (over any the executor already has):
     /// see [`CallOptions`]. Cheap: the view shares everything else.
+    #[must_use = "`with` returns a view to call through; the executor itself is unchanged"]
     pub fn with(&self, options: CallOptions) -> Executor {
         let options = match &self.options {
             Some(base) => options.over(base),

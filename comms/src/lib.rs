@@ -136,6 +136,12 @@ pub use stream::{ByteStream, JsonLines, StreamingResponse};
 // cannot link to this crate's items.
 pub use comms_macros::service_client;
 
+/// The `axum` crate (0.8), whose `Router` a generated server's `into_router` returns.
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub use axum;
+/// The `bytes` crate, whose `Bytes` bodies, streams and stored answers are.
+pub use bytes;
 /// The `http` crate, for methods, status codes and headers.
 pub use http;
 /// The `reqwest` crate (0.13), whose `Client` [`ExecutorBuilder::http_client`] takes.

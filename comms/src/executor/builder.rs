@@ -230,9 +230,8 @@ impl ExecutorBuilder {
     ///     .header_hook(|| async {
     ///         let token = fresh_token().await?;
     ///         let mut headers = HeaderMap::new();
-    ///         let value = HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {
-    ///             comms::Error::Config { key: "token".into(), message: "not a header value".into() }
-    ///         })?;
+    ///         let value = HeaderValue::try_from(format!("Bearer {token}"))
+    ///             .map_err(|_| comms::Error::config("token", "not a header value"))?;
     ///         headers.insert(AUTHORIZATION, value);
     ///         Ok(headers)
     ///     })
