@@ -293,7 +293,7 @@ impl Error {
         self
     }
 
-    pub(crate) fn http_error_mut(&mut self) -> Option<&mut HttpError> {
+    fn http_error_mut(&mut self) -> Option<&mut HttpError> {
         match self {
             Error::BadRequest(e)
             | Error::Unauthorized(e)

@@ -7,7 +7,7 @@
 //! cargo-fuzz) or for this crate's own tests. Hidden from the documentation; may change in any
 //! release.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use crate::breaker::{self, BreakerConfig};
 use crate::executor::failure::{self, Wait};
@@ -130,16 +130,16 @@ pub fn classify_response(
             &http::Method::GET,
             &url,
             body,
+            headers.clone(),
         ))
     };
-    let plan = failure::retry_plan(
-        &RetryConfig::default(),
-        outcome,
-        true,
-        0,
-        headers,
-        SystemTime::now(),
-    );
+    // As the executor reads it: from the error the response made.
+    let asked = result
+        .as_ref()
+        .err()
+        .and_then(crate::Error::http_error)
+        .and_then(crate::HttpError::retry_after);
+    let plan = failure::retry_plan(&RetryConfig::default(), outcome, true, 0, asked);
     Ok(Classified {
         result,
         retryable: plan.is_some(),

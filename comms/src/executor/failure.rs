@@ -39,21 +39,21 @@ impl Wait {
 }
 
 /// The wait before retrying a failed attempt, as far as the retry rules and its response
-/// decide: `None` ends the call (no retries left, an outcome this call does not retry, or a
-/// `Retry-After` beyond [`RetryConfig::max_retry_after`]). The deadline, the breaker and the
-/// budget have their say after this.
+/// decide (`asked`, the wait its `Retry-After` asks for): `None` ends the call (no retries
+/// left, an outcome this call does not retry, or a `Retry-After` beyond
+/// [`RetryConfig::max_retry_after`]). The deadline, the breaker and the budget have their say
+/// after this.
 pub(crate) fn retry_plan(
     config: &RetryConfig,
     outcome: Outcome,
     idempotent: bool,
     retry: u32,
-    headers: &HeaderMap,
-    now: SystemTime,
+    asked: Option<Duration>,
 ) -> Option<Wait> {
     if retry >= config.max_retries || !outcome.is_retryable(idempotent) {
         return None;
     }
-    match policy::retry_after(headers, now) {
+    match asked {
         Some(asked) if asked > config.max_retry_after => {
             tracing::debug!(target: TARGET, ?asked, "Retry-After beyond the cap; not retrying");
             None
@@ -68,86 +68,63 @@ pub(crate) fn retry_plan(
 }
 
 /// The error a response outside 2xx ends a call with: the status variant, with the JSON
-/// `message` and an excerpt of the body.
+/// `message`, an excerpt of the body, the response's headers and the wait its `Retry-After`
+/// asks for.
 pub(crate) fn status_error(
     status: StatusCode,
     method: &Method,
     url: &reqwest::Url,
     body: &[u8],
+    headers: HeaderMap,
 ) -> Error {
-    Error::from(HttpError::from_response(
-        status,
-        method.clone(),
-        shown(url),
-        body,
-    ))
-}
-
-/// `err`, a received status's, with the response's headers and the wait its `Retry-After`
-/// asks for.
-fn with_headers(mut err: Error, headers: &HeaderMap) -> Error {
-    if let Some(http) = err.http_error_mut() {
-        http.set_received_headers(
-            headers.clone(),
-            policy::retry_after(headers, SystemTime::now()),
-        );
-    }
-    err
+    let mut err = HttpError::from_response(status, method.clone(), shown(url), body);
+    let asked = policy::retry_after(&headers, SystemTime::now());
+    err.set_received_headers(headers, asked);
+    Error::from(err)
 }
 
 impl Executor {
-    /// The error an attempt that did not succeed ends with, and the response headers to read
-    /// `Retry-After` from.
+    /// The error an attempt that did not succeed ends with (a received status's carries the
+    /// wait its `Retry-After` asks for).
     pub(super) fn failure(
         &self,
         attempt: Attempt,
         call: &Call,
         prepared: &Prepared,
         limit_reported: Duration,
-    ) -> (Error, HeaderMap) {
+    ) -> Error {
         let (method, url) = (&call.method, &prepared.url);
         match attempt {
             Attempt::Response(status, headers, bytes) => {
-                let err = status_error(status, method, url, &bytes);
-                (with_headers(err, &headers), headers)
+                status_error(status, method, url, &bytes, headers)
             }
-            Attempt::Connect(e) => (Error::transport(method, url, e, true), HeaderMap::new()),
-            Attempt::Transport(e) => (Error::transport(method, url, e, false), HeaderMap::new()),
-            Attempt::Timeout => {
-                let err = Error::timeout(method, url, limit_reported);
-                (err, HeaderMap::new())
-            }
+            Attempt::Connect(e) => Error::transport(method, url, e, true),
+            Attempt::Transport(e) => Error::transport(method, url, e, false),
+            Attempt::Timeout => Error::timeout(method, url, limit_reported),
             // An error status is that status's error, whatever its body: retried and counted
             // by the breaker as the status is. (Its body excerpt is left empty.)
             Attempt::TooLarge(status, headers) if !status.is_success() => {
-                let err = status_error(status, method, url, &[]);
-                (with_headers(err, &headers), headers)
+                status_error(status, method, url, &[], headers)
             }
-            Attempt::Redirected(_, location) => {
-                let err = Error::config(
-                    "http_client",
-                    format!(
-                        "the client followed a redirect of {method} {} to {location}: build it \
+            Attempt::Redirected(_, location) => Error::config(
+                "http_client",
+                format!(
+                    "the client followed a redirect of {method} {} to {location}: build it \
                          with `redirect(reqwest::redirect::Policy::none())`, since a signed \
                          request must not travel to another location (comms' own client never \
                          follows one)",
-                        shown(url)
-                    ),
-                );
-                (err, HeaderMap::new())
-            }
-            Attempt::TooLarge(..) => {
-                let err = Error::Decode {
-                    method: Some(method.clone()),
-                    url: Some(shown(url)),
-                    source: format!(
-                        "the response body is larger than the {} byte limit",
-                        self.inner.max_response_bytes
-                    )
-                    .into(),
-                };
-                (err, HeaderMap::new())
-            }
+                    shown(url)
+                ),
+            ),
+            Attempt::TooLarge(..) => Error::Decode {
+                method: Some(method.clone()),
+                url: Some(shown(url)),
+                source: format!(
+                    "the response body is larger than the {} byte limit",
+                    self.inner.max_response_bytes
+                )
+                .into(),
+            },
         }
     }
 
@@ -156,20 +133,14 @@ impl Executor {
     /// attempt's error.
     pub(super) fn retry_wait(
         &self,
-        (err, headers): (Error, HeaderMap),
+        err: Error,
         outcome: Outcome,
         retry: u32,
         prepared: &Prepared,
     ) -> Result<(Error, Duration), Error> {
         let inner = &*self.inner;
-        let plan = retry_plan(
-            &inner.retry,
-            outcome,
-            prepared.idempotent,
-            retry,
-            &headers,
-            SystemTime::now(),
-        );
+        let asked = err.http_error().and_then(HttpError::retry_after);
+        let plan = retry_plan(&inner.retry, outcome, prepared.idempotent, retry, asked);
         let Some(wait) = plan.map(Wait::duration) else {
             return Err(err);
         };
@@ -231,7 +202,10 @@ mod tests {
         let config = RetryConfig::default().max_retry_after(Duration::from_secs(30));
         let unavailable = Outcome::Status(StatusCode::SERVICE_UNAVAILABLE);
         let now = SystemTime::now();
-        let plan = |headers: &HeaderMap| retry_plan(&config, unavailable, true, 0, headers, now);
+        let plan = |headers: &HeaderMap| {
+            let asked = policy::retry_after(headers, now);
+            retry_plan(&config, unavailable, true, 0, asked)
+        };
         assert_eq!(
             plan(&asking("30")),
             Some(Wait::Asked(Duration::from_secs(30)))
@@ -249,25 +223,19 @@ mod tests {
     fn the_retry_rules_come_first() {
         let config = RetryConfig::default().max_retries(2);
         let now = SystemTime::now();
-        let headers = asking("1");
+        let headers = policy::retry_after(&asking("1"), now);
         let unavailable = Outcome::Status(StatusCode::SERVICE_UNAVAILABLE);
-        assert!(retry_plan(&config, unavailable, true, 1, &headers, now).is_some());
-        assert_eq!(
-            retry_plan(&config, unavailable, true, 2, &headers, now),
-            None
-        );
-        assert_eq!(
-            retry_plan(&config, unavailable, false, 0, &headers, now),
-            None
-        );
+        assert!(retry_plan(&config, unavailable, true, 1, headers).is_some());
+        assert_eq!(retry_plan(&config, unavailable, true, 2, headers), None);
+        assert_eq!(retry_plan(&config, unavailable, false, 0, headers), None);
         let not_found = Outcome::Status(StatusCode::NOT_FOUND);
-        assert_eq!(retry_plan(&config, not_found, true, 0, &headers, now), None);
+        assert_eq!(retry_plan(&config, not_found, true, 0, headers), None);
         assert_eq!(
-            retry_plan(&config, Outcome::Success, true, 0, &headers, now),
+            retry_plan(&config, Outcome::Success, true, 0, headers),
             None
         );
         assert_eq!(
-            retry_plan(&config, Outcome::Connect, false, 0, &headers, now),
+            retry_plan(&config, Outcome::Connect, false, 0, headers),
             Some(Wait::Asked(Duration::from_secs(1)))
         );
     }
