@@ -438,13 +438,12 @@ pub(crate) fn write_params_value(sink: &mut impl Sink, inner_list: &str, params:
 /// The legacy string to sign, `<METHOD>|<decoded path>|<timestamp>`, as bytes (a decoded path
 /// need not be UTF-8). `wire_path` is the path as sent, without the query.
 pub fn legacy_string_to_sign(method: &str, wire_path: &str, timestamp: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(wire_path.len() + 24);
-    out.extend(method.bytes().map(|b| b.to_ascii_uppercase()));
-    out.push(b'|');
-    out.extend(percent_decode_str(wire_path));
-    out.push(b'|');
-    out.extend_from_slice(itoa::Buffer::new().format(timestamp).as_bytes());
-    out
+    legacy_string(
+        method,
+        wire_path.len(),
+        percent_decode_str(wire_path),
+        timestamp,
+    )
 }
 
 /// The legacy string to sign over the path as sent, `<METHOD>|<wire path>|<timestamp>`: what
@@ -455,10 +454,20 @@ pub(crate) fn legacy_string_to_sign_as_sent(
     wire_path: &str,
     timestamp: u64,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(wire_path.len() + 24);
+    legacy_string(method, wire_path.len(), wire_path.bytes(), timestamp)
+}
+
+/// `<METHOD>|<path>|<timestamp>`, the path's bytes given (at most `path_len` of them).
+fn legacy_string(
+    method: &str,
+    path_len: usize,
+    path: impl Iterator<Item = u8>,
+    timestamp: u64,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(path_len + 24);
     out.extend(method.bytes().map(|b| b.to_ascii_uppercase()));
     out.push(b'|');
-    out.extend_from_slice(wire_path.as_bytes());
+    out.extend(path);
     out.push(b'|');
     out.extend_from_slice(itoa::Buffer::new().format(timestamp).as_bytes());
     out
