@@ -249,11 +249,10 @@ impl Call {
     /// its boundary), and giving one beside it is an [`Error::Encode`] at execution. A name or
     /// value that HTTP cannot carry (a line break, say, or white space at either end, which a
     /// receiver strips), a value outside ASCII (which a signature cannot cover), a name comms
-    /// sets itself (the signature's headers, `Host`,
-    /// `Content-Length`, `Transfer-Encoding`, and those it writes from the call's deadline and
-    /// trace context: `Comms-Deadline-Ms`, `traceparent`, `tracestate`), or a hop-by-hop one
-    /// (`Connection`, `TE`, `Upgrade`, ..., which an intermediary removes), is an
-    /// [`Error::Encode`] at execution. An `Idempotency-Key` may be given: the call's own key,
+    /// sets itself (the signature's headers, `Host`, `Content-Length`, `Transfer-Encoding`, and
+    /// those it writes from the call's deadline and trace context: `Comms-Deadline-Ms`,
+    /// `traceparent`, `tracestate`), or a hop-by-hop one (`Connection`, `TE`, `Upgrade`, ...,
+    /// which an intermediary removes), is an [`Error::Encode`] at execution. An `Idempotency-Key` may be given: the call's own key,
     /// sent on every attempt.
     pub fn header(mut self, name: &str, value: impl Display) -> Call {
         use crate::header_map::{Refusal, checked};

@@ -211,13 +211,13 @@ impl ExecutorBuilder {
     /// A header it returns replaces the call's own of that name. It runs within the call's
     /// deadline and the attempt's timeout (the request gets what the hook left of it, and when
     /// that is less than half the attempt timeout, its timeout is not counted against the
-    /// target by the breaker); an
-    /// error it returns ends the call with that error, unsent, and so does a name comms writes
-    /// itself, one that belongs to one call (`Idempotency-Key`, `Comms-Deadline-Ms`, trace
-    /// context), a hop-by-hop one, a `Content-Type` for a call whose form or multipart body
-    /// has its own, or a value with white space at either end, which would arrive trimmed, or
-    /// outside ASCII, which a signature cannot cover (`Error::Config`, key `header_hook`). A server method passing a hook's error on with
-    /// `?` answers a bare 500: the error is this service's, not a status it answers with.
+    /// target by the breaker); an error it returns ends the call with that error, unsent, and
+    /// so does a name comms writes itself, one that belongs to one call (`Idempotency-Key`,
+    /// `Comms-Deadline-Ms`, trace context), a hop-by-hop one, a `Content-Type` for a call whose
+    /// form or multipart body has its own, or a value with white space at either end, which
+    /// would arrive trimmed, or outside ASCII, which a signature cannot cover (`Error::Config`,
+    /// key `header_hook`). A server method passing a hook's error on with `?` answers a bare
+    /// 500: the error is this service's, not a status it answers with.
     ///
     /// ```no_run
     /// use comms::http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
