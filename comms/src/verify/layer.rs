@@ -295,7 +295,7 @@ impl Gate {
         // does everywhere else: a 504, the caller's time being up, not the body being slow.
         let by_deadline = left.is_some_and(|left| left < self.body_timeout);
         let time = left.map_or(self.body_timeout, |left| left.min(self.body_timeout));
-        match tokio::time::timeout(time, read_body(body, limit, declared)).await {
+        match within(time, read_body(body, limit, declared)).await {
             Ok(Ok(bytes)) => Ok(bytes),
             Ok(Err(BodyError::TooLarge)) => Err(reject(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -362,6 +362,27 @@ pub(crate) fn signed_uri(parts: &http::request::Parts) -> http::Uri {
         return original.0.clone();
     }
     parts.uri.clone()
+}
+
+/// `inner`, unless `time` passes first: a timer, and the clock read at every poll. The body is
+/// read in the connection's task, whose socket reads can spend the task's cooperative budget
+/// before each poll (a peer streaming an endless chunk-size line of zeros, which hyper takes):
+/// `tokio::time::timeout` then polls its timer under a budget spent already, and it does not
+/// fire while the peer keeps sending.
+async fn within<F: Future>(time: Duration, inner: F) -> Result<F::Output, ()> {
+    let until = Instant::now() + time;
+    let mut inner = std::pin::pin!(inner);
+    let mut timer = std::pin::pin!(tokio::time::sleep(time));
+    std::future::poll_fn(|cx| {
+        if Instant::now() >= until {
+            return Poll::Ready(Err(()));
+        }
+        if let Poll::Ready(out) = inner.as_mut().poll(cx) {
+            return Poll::Ready(Ok(out));
+        }
+        timer.as_mut().poll(cx).map(Err)
+    })
+    .await
 }
 
 /// Why a request body was not read.
@@ -574,6 +595,30 @@ mod tests {
         ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
             Poll::Ready(self.0.pop_front().map(|chunk| Ok(Frame::data(chunk))))
         }
+    }
+
+    /// A future polled with its task's cooperative budget spent first, as the body's read is
+    /// when the connection's socket reads have spent it (a peer streaming chunk-size padding).
+    struct Starved<F>(Pin<Box<F>>);
+
+    impl<F: Future> Future for Starved<F> {
+        type Output = F::Output;
+
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+            while let Poll::Ready(spent) = tokio::task::coop::poll_proceed(cx) {
+                spent.made_progress();
+            }
+            self.0.as_mut().poll(cx)
+        }
+    }
+
+    #[tokio::test]
+    async fn the_body_timeout_ends_a_read_polled_with_its_tasks_budget_spent() {
+        let body = std::future::pending::<()>();
+        let starved = Starved(Box::pin(within(Duration::from_millis(50), body)));
+        // The guard around it polls its own timer with the budget it finds spent: it fires.
+        let ended = tokio::time::timeout(Duration::from_secs(5), starved).await;
+        assert_eq!(ended, Ok(Err(())), "the body's timeout never fired");
     }
 
     fn read(frames: Vec<Bytes>, limit: usize) -> Result<Bytes, BodyError> {
