@@ -262,6 +262,49 @@ async fn request_with_late_body(
     status_line(&mut stream).await
 }
 
+/// Copies of one signed head sent at once take turns: while the first has its body read, a
+/// copy waits, its body unread, and is refused as a replay once the first is admitted; when
+/// the first is refused (its body never came), the copy is admitted in its place. Each copy
+/// had its body read before, and the first to finish was served.
+#[tokio::test]
+async fn copies_of_one_signed_head_take_turns_and_one_has_its_body_read() {
+    let reached = Arc::new(AtomicUsize::new(0));
+    let layer = VerifyLayer::new(verifier()).body_timeout(Duration::from_millis(600));
+    let url = serve(counting_app(reached.clone(), layer)).await;
+    let body = b"hello";
+
+    // The first copy's body follows its head by 300 ms; a whole copy is sent 100 ms in.
+    let head = signed_head(&url, "/echo", body, Some(body.len() as u64));
+    let first = tokio::spawn({
+        let (url, head) = (url.clone(), head.clone());
+        async move { request_with_late_body(&url, &head, body, Duration::from_millis(300)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let copy = raw_request(&url, &head, &[body], false).await;
+    assert!(first.await.unwrap().starts_with("HTTP/1.1 200"));
+    assert!(copy.starts_with("HTTP/1.1 401"), "{copy}");
+    assert_eq!(reached.load(Ordering::SeqCst), 1);
+
+    // The first copy's body never comes: 408 at the body timeout, and the copy, which waited
+    // for it, is admitted then.
+    let head = signed_head(&url, "/echo", body, Some(body.len() as u64));
+    let started = std::time::Instant::now();
+    let first = tokio::spawn({
+        let (url, head) = (url.clone(), head.clone());
+        async move { raw_request(&url, &head, &[], false).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let copy = raw_request(&url, &head, &[body], false).await;
+    let waited = started.elapsed();
+    assert!(copy.starts_with("HTTP/1.1 200"), "{copy}");
+    assert!(
+        waited >= Duration::from_millis(600),
+        "answered after {waited:?}"
+    );
+    assert!(first.await.unwrap().starts_with("HTTP/1.1 408"));
+    assert_eq!(reached.load(Ordering::SeqCst), 2);
+}
+
 /// The skew window is looked at again once the body is in: a head that came in the last
 /// second of its window, and whose body came after the window closed, is refused. Its nonce
 /// store need not remember a nonce past the window (the Redis store lets it expire), so

@@ -226,7 +226,8 @@ impl Gate {
     /// over the head (`checked`), whether its nonce was seen, and the deadline the request
     /// arrived with, with whether it has a `Comms-Deadline-Ms` its signature does not cover
     /// (ignored). An unsigned or wrongly signed request costs no body read, nor does the replay
-    /// of a signed one whose nonce the store holds.
+    /// of a signed one whose nonce the store holds, nor a copy of one being admitted: copies
+    /// take turns (see [`VerifiedHead::take_turn`]).
     async fn admit_head<'v>(
         &'v self,
         checked: Checked<'v>,
@@ -235,7 +236,10 @@ impl Gate {
         // What is left of a deadline counts from here, before anything is awaited.
         let arrived = Instant::now();
         let head = match checked.map_err(|e| self.refused(e, parts))? {
-            Some(head) => {
+            Some(mut head) => {
+                // Held until the request is admitted or refused: a copy arriving meanwhile
+                // waits here, then finds the nonce recorded, unless this one was refused.
+                head.take_turn().await;
                 match head.replayed().await {
                     Ok(false) => {}
                     Ok(true) => return Err(self.refused(head.replay(), parts)),

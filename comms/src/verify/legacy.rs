@@ -85,6 +85,7 @@ impl Verifier {
             covers_trace: true,
             #[cfg(feature = "server")]
             covered_fields: super::CoveredFields::default(),
+            turn: None,
         })
     }
 }

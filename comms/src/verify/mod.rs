@@ -48,6 +48,7 @@
 //! [`Verifier::accept_legacy`] says so.
 
 mod error;
+mod in_flight;
 pub(crate) mod layer;
 mod legacy;
 mod nonce;
@@ -62,6 +63,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::{HeaderMap, HeaderName, Method, Uri};
 
 use crate::signing::{self, Secret, Signer, Signing};
+use in_flight::{InFlight, Turn};
 use rfc9421::ExpectedDigest;
 
 pub use error::VerifyError;
@@ -87,6 +89,8 @@ pub struct Verifier {
     authorities: Arc<[Box<str>]>,
     /// The scheme requests reach this service by (lower case), for `@scheme` and `@target-uri`.
     pub(super) scheme: Option<Arc<str>>,
+    /// The nonces of the requests being admitted, whose copies wait their turn.
+    in_flight: Arc<InFlight>,
 }
 
 /// The keys a verifier knows, by key id and, for legacy signatures, by service.
@@ -185,6 +189,7 @@ impl Verifier {
             nonce_location: None,
             authorities: Arc::new([]),
             scheme: None,
+            in_flight: Arc::default(),
         }
     }
 
@@ -436,6 +441,10 @@ pub struct VerifiedHead<'a> {
     /// from a header must be among them.
     #[cfg(feature = "server")]
     covered_fields: CoveredFields,
+    /// This request's turn among its copies, once a gate took it ([`take_turn`]).
+    ///
+    /// [`take_turn`]: VerifiedHead::take_turn
+    turn: Option<Turn<'a>>,
 }
 
 /// The header fields a request's signature vouches for, for what a generated server takes
@@ -513,7 +522,7 @@ impl fmt::Debug for VerifiedHead<'_> {
     }
 }
 
-impl VerifiedHead<'_> {
+impl<'a> VerifiedHead<'a> {
     /// The service whose key signed the head.
     pub fn service_id(&self) -> &str {
         &self.key.service_id
@@ -609,6 +618,22 @@ impl VerifiedHead<'_> {
             );
         }
         VerifyError::Replayed
+    }
+
+    /// Waits until no copy of this request (the same nonce, from the same service) is being
+    /// admitted by a gate of this verifier, and takes the turn, held until the request is
+    /// admitted or refused (this head dropped, or [`verify_body`] done): copies of one signed
+    /// head are admitted one at a time, so that one has its body read, and the next finds its
+    /// nonce recorded ([`replayed`]) once the first was admitted. A legacy request, which has
+    /// no nonce, takes none.
+    ///
+    /// [`verify_body`]: VerifiedHead::verify_body
+    /// [`replayed`]: VerifiedHead::replayed
+    pub(crate) async fn take_turn(&mut self) {
+        if let Some((nonce, _)) = &self.nonce {
+            let turn = self.verifier.in_flight.turn(&self.key.service_id, nonce);
+            self.turn = Some(turn.await);
+        }
     }
 
     /// Whether the nonce store already holds this request's nonce: a replay, refused before

@@ -285,6 +285,7 @@ impl Verifier {
             covers_trace,
             #[cfg(feature = "server")]
             covered_fields: super::CoveredFields::only(&covered_fields(&components)),
+            turn: None,
         })
     }
 }
