@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Router, body::Body};
-use comms::__private::error_response;
 use comms::http::StatusCode;
 use comms::{BreakerConfig, Call, Error, Executor, Response, RetryConfig, service_client};
 use comms_tests::{built_error, built_errors, dead_addr, serve};
@@ -25,13 +25,13 @@ fn exec(url: &str, retry: RetryConfig) -> Executor {
         .unwrap()
 }
 
-/// What the generated server does with a handler's result.
+/// What a hand-written handler answers for its result: a response as built, an error as
+/// `comms::Error`'s `IntoResponse` (the generated server's answer) makes it.
 fn served(result: Result<Response, Error>) -> axum::response::Response {
-    let response = match result {
-        Ok(response) => response.into_http(),
-        Err(error) => error_response(&error),
-    };
-    response.map(Body::from)
+    match result {
+        Ok(response) => response.into_http().map(Body::from),
+        Err(error) => error.into_response(),
+    }
 }
 
 #[tokio::test]

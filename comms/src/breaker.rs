@@ -158,7 +158,7 @@ fn nanos(d: Duration) -> u64 {
 
 /// A circuit breaker's state, as [`Executor::circuit_state`](crate::Executor::circuit_state)
 /// reports it (for health checks and dashboards).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum CircuitState {
     /// Calls flow.

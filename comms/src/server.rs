@@ -717,6 +717,31 @@ pub fn respond_raw(result: Result<crate::Response, Error>) -> http::Response<Byt
     }
 }
 
+/// An [`Error`] answered from a hand-written axum handler (one beside a generated server, or
+/// behind a [`VerifyLayer`](crate::verify::VerifyLayer)) as a generated server answers it: an
+/// error the handler built with its status and `{"message": ...}` (and `"details"`), which a
+/// comms client receives as the same variant; a failed call to another service, propagated
+/// with `?`, as a gateway status without its words, which are logged here instead.
+///
+/// ```
+/// use comms::Error;
+/// use comms::axum::{self, extract::Path};
+///
+/// async fn user(Path(id): Path<u64>) -> Result<String, Error> {
+///     if id == 0 {
+///         return Err(Error::not_found("no user 0"));
+///     }
+///     Ok(format!("user {id}"))
+/// }
+///
+/// let app: axum::Router = axum::Router::new().route("/users/{id}", axum::routing::get(user));
+/// ```
+impl axum::response::IntoResponse for Error {
+    fn into_response(self) -> axum::response::Response {
+        served_error(&self).map(axum::body::Body::from)
+    }
+}
+
 /// The response for a method's error (see `Error`'s own mapping); the error itself, which the
 /// caller never sees in full, goes to the log when it is the server's own failure.
 fn served_error(error: &Error) -> http::Response<Bytes> {

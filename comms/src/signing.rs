@@ -160,18 +160,38 @@ pub enum Signing {
 }
 
 impl FromStr for Signing {
-    type Err = String;
+    type Err = ParseSigningError;
 
+    /// `rfc9421` or `legacy`, as `Display` writes them and `signing = ".."` takes them.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "rfc9421" => Ok(Signing::Rfc9421),
             "legacy" => Ok(Signing::Legacy),
-            other => Err(format!(
-                "unknown signing scheme `{other}`, expected `rfc9421` or `legacy`"
-            )),
+            other => Err(ParseSigningError {
+                name: other.to_owned(),
+            }),
         }
     }
 }
+
+/// A signing scheme's name [`Signing`]'s `FromStr` does not know: neither `rfc9421` nor
+/// `legacy`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseSigningError {
+    name: String,
+}
+
+impl fmt::Display for ParseSigningError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown signing scheme `{}`, expected `rfc9421` or `legacy`",
+            self.name
+        )
+    }
+}
+
+impl std::error::Error for ParseSigningError {}
 
 impl fmt::Display for Signing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

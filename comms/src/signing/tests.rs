@@ -29,7 +29,13 @@ fn secret_debug_is_redacted() {
 fn signing_scheme_parses() {
     assert_eq!("rfc9421".parse::<Signing>(), Ok(Signing::Rfc9421));
     assert_eq!("legacy".parse::<Signing>(), Ok(Signing::Legacy));
-    assert!("v2".parse::<Signing>().is_err());
+    let unknown = "v2".parse::<Signing>().unwrap_err();
+    assert_eq!(
+        unknown.to_string(),
+        "unknown signing scheme `v2`, expected `rfc9421` or `legacy`"
+    );
+    // An error type, so that `?` takes it into `Box<dyn Error>` or an `anyhow::Error`.
+    let _: &dyn std::error::Error = &unknown;
     assert!("RFC9421".parse::<Signing>().is_err());
 }
 
