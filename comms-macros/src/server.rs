@@ -127,6 +127,27 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
         {
         }
 
+        // A server is cloned to build its router again, or shown in a `Debug` of its owner's,
+        // whatever `S` is: the service itself is left out of the `Debug`.
+        #[automatically_derived]
+        impl<__S: ::core::clone::Clone> ::core::clone::Clone for #server<__S> {
+            fn clone(&self) -> Self {
+                #server {
+                    service: ::core::clone::Clone::clone(&self.service),
+                    settings: ::core::clone::Clone::clone(&self.settings),
+                }
+            }
+        }
+
+        #[automatically_derived]
+        impl<__S> ::core::fmt::Debug for #server<__S> {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.debug_struct(::core::stringify!(#server))
+                    .field("settings", &self.settings)
+                    .finish_non_exhaustive()
+            }
+        }
+
         // `__S` rather than `S`: the methods' own types, named in the routes below, may be `S`.
         #[automatically_derived]
         #[allow(deprecated)]

@@ -37,6 +37,9 @@
 //! - `into_router()`: the `axum::Router`, to serve or merge with other routes. The server also
 //!   converts into a router of any state type, so `app.merge(server)` works as it is.
 //!
+//! The server is `Clone` when its service is (a clone shares the verifier, its nonce store and
+//! the idempotency store), and `Debug` whatever its service, which it leaves out.
+//!
 //! A trait served and called over loopback, as two services would:
 //!
 //! ```

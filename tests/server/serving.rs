@@ -88,6 +88,33 @@ async fn the_router_merges_with_other_routes() {
     assert_eq!(health.text().await.unwrap(), "ok");
 }
 
+/// A server clones, its clone serving as it does (one verifier, so one nonce store), and its
+/// `Debug` names it without its service or any secret.
+#[tokio::test]
+async fn a_server_clones_and_shows_no_secret() {
+    let server = DirectoryServer::new(DirectoryImpl::default())
+        .verifier(Verifier::new().service("billing", SECRET));
+    let shown = format!("{server:?}");
+    assert!(shown.starts_with("DirectoryServer {"), "{shown}");
+    assert!(shown.contains("billing"), "{shown}");
+    assert!(!shown.contains(SECRET), "{shown}");
+
+    let url = serve(server.clone().into_router()).await;
+    let other = serve(server.into_router()).await;
+    for url in [url, other] {
+        let client = client_of(&url, SECRET, RetryConfig::none());
+        assert_eq!(
+            client.whoami().await.unwrap(),
+            ["billing", "billing", "rfc9421"]
+        );
+        let wrong = client_of(&url, "not-the-secret", RetryConfig::none());
+        assert_eq!(
+            wrong.whoami().await.unwrap_err().status(),
+            Some(comms::http::StatusCode::UNAUTHORIZED)
+        );
+    }
+}
+
 #[tokio::test]
 async fn every_error_constructor_comes_back_as_its_variant_and_message() {
     let (_, client, _) = pair().await;
