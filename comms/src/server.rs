@@ -84,7 +84,7 @@
 //!     .into_router();
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! let url = format!("http://{}", listener.local_addr()?);
-//! tokio::spawn(async move { axum::serve(listener, router).await });
+//! tokio::spawn(comms::server::serve(listener, router).into_future());
 //!
 //! // In the calling service; `UsersClient::new()` would read `USERS_SECRET`.
 //! let users = UsersClient::builder().base_url(url).secret(secret).build()?;
@@ -99,6 +99,7 @@
 
 mod forms;
 mod idempotency;
+mod listen;
 mod serve;
 pub(crate) mod stream;
 
@@ -108,6 +109,9 @@ pub use forms::{
 pub use idempotency::{
     Claim, DEFAULT_IDEMPOTENCY_BYTES, DEFAULT_IDEMPOTENCY_CAPACITY, DEFAULT_IDEMPOTENCY_TTL,
     IdempotencyStore, MemoryIdempotencyStore, StoredResponse,
+};
+pub use listen::{
+    DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEAD_BYTES, Serve, serve,
 };
 pub use serve::{Settings, caller, deadline, handle, try_caller};
 pub use stream::{Answer, JsonLinesReturn, respond_byte_stream, respond_json_lines};

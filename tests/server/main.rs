@@ -337,6 +337,7 @@ mod aliases;
 mod forwarding;
 mod http;
 mod idempotency;
+mod listen;
 mod round_trips;
 mod routing;
 mod serving;

@@ -1,0 +1,195 @@
+//! `comms::server::serve`: a generated server reached through it, and its limits on heads,
+//! connections and shutdown, tried with raw TCP clients.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::extract::ConnectInfo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::*;
+
+/// Binds a loopback listener and gives it to `configure`'s server, spawned.
+async fn start(
+    router: axum::Router,
+    configure: impl FnOnce(comms::server::Serve) -> comms::server::Serve,
+) -> (SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = configure(comms::server::serve(listener, router));
+    let addr = server.local_addr().unwrap();
+    (addr, tokio::spawn(server.into_future()))
+}
+
+fn slow_router() -> axum::Router {
+    axum::Router::new()
+        .route("/", axum::routing::get(|| async { "ok" }))
+        .route(
+            "/slow",
+            axum::routing::get(|| async {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                "slow"
+            }),
+        )
+        .route(
+            "/peer",
+            axum::routing::get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
+                peer.to_string()
+            }),
+        )
+}
+
+const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+/// What `stream` receives until it closes or `wait` passes: the bytes, and whether it closed.
+async fn read_for(stream: &mut TcpStream, wait: Duration) -> (String, bool) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let until = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(until, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&got).into_owned(), true),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return (String::from_utf8_lossy(&got).into_owned(), false),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_generated_server_is_reached_through_it_and_handlers_see_the_peer() {
+    let service = DirectoryImpl::default();
+    let router = DirectoryServer::new(service.clone())
+        .verifier(Verifier::new().service("billing", SECRET))
+        .into_router()
+        .merge(slow_router());
+    let (addr, _server) = start(router, |s| s).await;
+    let client = client_of(&format!("http://{addr}"), SECRET, RetryConfig::none());
+    assert_eq!(
+        client.whoami().await.unwrap(),
+        ["billing", "billing", "rfc9421"]
+    );
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let local = stream.local_addr().unwrap();
+    stream
+        .write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let (answer, _) = read_for(&mut stream, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with(&local.to_string()), "{answer}");
+}
+
+/// A head sent a piece at a time, never finished, has its connection closed at the header
+/// timeout; so has a connection left idle after a request.
+#[tokio::test]
+async fn a_head_not_finished_in_time_and_an_idle_connection_are_closed() {
+    let (addr, _server) = start(slow_router(), |s| {
+        s.header_timeout(Duration::from_millis(300))
+    })
+    .await;
+    let started = Instant::now();
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    slow.write_all(b"Host: x\r\n").await.unwrap();
+    let (answer, closed) = read_for(&mut slow, Duration::from_secs(5)).await;
+    assert!(closed && answer.is_empty(), "{closed} {answer:?}");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(300), "closed after {took:?}");
+
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    idle.write_all(GET).await.unwrap();
+    let (answer, closed) = read_for(&mut idle, Duration::from_millis(200)).await;
+    assert!(answer.starts_with("HTTP/1.1 200") && !closed, "{answer}");
+    let (more, closed) = read_for(&mut idle, Duration::from_secs(5)).await;
+    assert!(closed && more.is_empty(), "{closed} {more:?}");
+}
+
+/// Beyond the connection limit a connection is not served until one closes.
+#[tokio::test]
+async fn a_connection_beyond_the_limit_waits_for_one_to_close() {
+    let (addr, _server) = start(slow_router(), |s| s.max_connections(1)).await;
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    first.write_all(GET).await.unwrap();
+    let (answer, _) = read_for(&mut first, Duration::from_millis(300)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // Connected (the kernel's backlog takes it) and asking, but not served while the first
+    // stays open.
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    second
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let (answer, closed) = read_for(&mut second, Duration::from_millis(300)).await;
+    assert!(answer.is_empty() && !closed, "{closed} {answer:?}");
+    drop(first);
+    let (answer, _) = read_for(&mut second, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_head_over_the_limit_is_431() {
+    let (addr, _server) = start(slow_router(), |s| s.max_head_bytes(16 * 1024)).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(20 * 1024)
+    );
+    stream.write_all(big.as_bytes()).await.unwrap();
+    let (answer, closed) = read_for(&mut stream, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    assert!(closed);
+
+    // A head under it is served.
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let fits = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(12 * 1024)
+    );
+    stream.write_all(fits.as_bytes()).await.unwrap();
+    let (answer, _) = read_for(&mut stream, Duration::from_millis(500)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// At the shutdown signal a request in flight is answered, an idle connection closed, no new
+/// connection taken, and the server's future ends once the last connection has.
+#[tokio::test]
+async fn a_graceful_shutdown_answers_what_is_in_flight_then_ends() {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (addr, server) = start(slow_router(), |s| {
+        s.with_graceful_shutdown(async {
+            stopped.await.ok();
+        })
+    })
+    .await;
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    idle.write_all(GET).await.unwrap();
+    let (answer, _) = read_for(&mut idle, Duration::from_millis(300)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    let mut busy = TcpStream::connect(addr).await.unwrap();
+    busy.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.send(()).unwrap();
+
+    let (answer, closed) = read_for(&mut idle, Duration::from_secs(5)).await;
+    assert!(closed && answer.is_empty(), "{closed} {answer:?}");
+    let (answer, closed) = read_for(&mut busy, Duration::from_secs(5)).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.ends_with("slow"),
+        "{answer}"
+    );
+    assert!(closed, "the connection closes once its request is answered");
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("the server ends")
+        .unwrap()
+        .unwrap();
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "the listener is closed"
+    );
+}
