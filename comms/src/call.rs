@@ -361,7 +361,7 @@ impl Call {
     /// Sets the body to raw bytes with the given content type. One that a header cannot carry
     /// as it is (a control character, or white space at either end, which a receiver strips)
     /// is an [`Error::Encode`] at execution.
-    pub fn body(mut self, bytes: impl Into<Bytes>, content_type: &'static str) -> Call {
+    pub fn body(mut self, bytes: impl Into<Bytes>, content_type: &str) -> Call {
         let padded = crate::header_map::is_padded(content_type.as_bytes());
         match HeaderValue::from_str(content_type) {
             Ok(value) if !padded => {

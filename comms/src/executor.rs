@@ -116,8 +116,6 @@ pub struct Executor {
 struct Inner {
     name: Cow<'static, str>,
     http: reqwest::Client,
-    /// `scheme://host[:port]`.
-    origin: String,
     /// The base URL, parsed once; each call clones it and sets path and query.
     base: reqwest::Url,
     /// The base URL's path, without a trailing `/`.
@@ -160,7 +158,7 @@ impl fmt::Debug for Executor {
         let i = &self.inner;
         f.debug_struct("Executor")
             .field("name", &i.name)
-            .field("base_url", &format_args!("{}{}", i.origin, i.prefix))
+            .field("base_url", &self.base_url())
             .field("service_id", &i.service_id)
             .field("key_id", &i.key_id)
             .field("signing", &i.signer.scheme())
@@ -280,9 +278,15 @@ impl Executor {
         }
     }
 
-    /// The base URL calls are sent to.
+    /// The base URL calls are sent to, as the URL parser writes it: without a default port
+    /// (`https://h/api` for `https://h:443/api/`) or a trailing `/`.
     pub fn base_url(&self) -> String {
-        format!("{}{}", self.inner.origin, self.inner.prefix)
+        let base = self.inner.base.as_str();
+        format!(
+            "{}{}",
+            base.strip_suffix('/').unwrap_or(base),
+            self.inner.prefix
+        )
     }
 
     /// The state of the target's circuit breaker; `None` when the breaker is disabled.

@@ -12,7 +12,7 @@ use super::*;
 
 /// Binds a loopback listener and gives it to `configure`'s server, spawned.
 async fn start(
-    router: axum::Router,
+    router: impl Into<axum::Router>,
     configure: impl FnOnce(comms::server::Serve) -> comms::server::Serve,
 ) -> (SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -58,11 +58,13 @@ async fn read_for(stream: &mut TcpStream, wait: Duration) -> (String, bool) {
 #[tokio::test]
 async fn a_generated_server_is_reached_through_it_and_handlers_see_the_peer() {
     let service = DirectoryImpl::default();
-    let router = DirectoryServer::new(service.clone())
-        .verifier(Verifier::new().service("billing", SECRET))
-        .into_router()
-        .merge(slow_router());
-    let (addr, _server) = start(router, |s| s).await;
+    let server =
+        DirectoryServer::new(service.clone()).verifier(Verifier::new().service("billing", SECRET));
+    // A generated server is served as it is, or merged into a router first.
+    let (addr, _server) = start(server.clone(), |s| s).await;
+    let client = client_of(&format!("http://{addr}"), SECRET, RetryConfig::none());
+    assert_eq!(client.get_user(7).await.unwrap().id, 7);
+    let (addr, _server) = start(server.into_router().merge(slow_router()), |s| s).await;
     let client = client_of(&format!("http://{addr}"), SECRET, RetryConfig::none());
     assert_eq!(
         client.whoami().await.unwrap(),

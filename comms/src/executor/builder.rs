@@ -349,7 +349,6 @@ impl ExecutorBuilder {
             inner: Arc::new(Inner {
                 name: self.name,
                 http: self.http.unwrap_or_else(|| shared_http_client().clone()),
-                origin,
                 base,
                 prefix,
                 service_id,

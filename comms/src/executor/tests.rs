@@ -36,3 +36,26 @@ fn debug_hides_the_secret() {
     assert!(!shown.contains("hunter2"), "{shown}");
     assert!(shown.contains("svc"));
 }
+
+#[test]
+fn the_base_url_is_shown_as_the_url_parser_writes_it() {
+    for (given, shown) in [
+        ("http://h", "http://h"),
+        ("http://h:80/", "http://h"),
+        ("https://h:443/api/v1/", "https://h/api/v1"),
+        (
+            "http://Users.Internal:8080/x",
+            "http://users.internal:8080/x",
+        ),
+        ("http://[::1]:9000", "http://[::1]:9000"),
+    ] {
+        let exec = Executor::builder()
+            .base_url(given)
+            .service_id("svc")
+            .secret("s")
+            .build()
+            .unwrap();
+        assert_eq!(exec.base_url(), shown, "{given}");
+        assert!(format!("{exec:?}").contains(shown), "{given}");
+    }
+}

@@ -28,7 +28,8 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 /// [`Serve::max_head_bytes`] says otherwise.
 pub const DEFAULT_MAX_HEAD_BYTES: usize = 64 * 1024;
 
-/// Serves `router` over HTTP/1.1 on `listener` until the future returned fails or, with
+/// Serves `router` (an `axum::Router`, or a generated server, which converts into one) over
+/// HTTP/1.1 on `listener` until the future returned fails or, with
 /// [`with_graceful_shutdown`](Serve::with_graceful_shutdown), its signal comes and the requests
 /// in flight are answered.
 ///
@@ -70,10 +71,10 @@ pub const DEFAULT_MAX_HEAD_BYTES: usize = 64 * 1024;
 /// ```
 ///
 /// [`VerifyLayer`]: crate::verify::VerifyLayer
-pub fn serve(listener: TcpListener, router: Router) -> Serve {
+pub fn serve(listener: TcpListener, router: impl Into<Router>) -> Serve {
     Serve {
         listener,
-        router,
+        router: router.into(),
         header_timeout: DEFAULT_HEADER_TIMEOUT,
         max_connections: DEFAULT_MAX_CONNECTIONS,
         max_head_bytes: DEFAULT_MAX_HEAD_BYTES,
