@@ -3,7 +3,9 @@
 A CI page may show only the last lines of a run, and what a failing test printed stands far
 above them: a trybuild mismatch hundreds of lines up, a panic's message above its backtrace.
 This prints, for each trybuild case that failed, the difference between the expected and the
-actual compiler output, and for each panic its place and message, without the backtrace.
+actual compiler output; each error a build run by a test printed (trybuild building its
+cases' dependencies), with the lines after it; and for each panic its place and message,
+without the backtrace.
 
     python3 .ci/failures.py LOG
 """
@@ -13,6 +15,7 @@ import re
 import sys
 
 COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+ERROR = re.compile(r"^(error(\[E\d+\])?:|ERROR: )")
 CASE = re.compile(r"^test (\S+) \[should [^]]+\] \.\.\. (mismatch|error)$")
 RULE = "┈"
 
@@ -52,6 +55,12 @@ def main(path):
                         out.append("  " + lines[i])
                         told += 1
                     i += 1
+            continue
+        if ERROR.match(line):
+            # A build that failed under a test (trybuild's own build of its cases'
+            # dependencies, say): the compiler's or cargo's words, and what follows them.
+            out.extend(lines[i : i + 6])
+            i += 6
             continue
         if " panicked at " in line:
             out.append(line)
