@@ -238,7 +238,9 @@ impl Gate {
         let head = match checked.map_err(|e| self.refused(e, parts))? {
             Some(mut head) => {
                 // Held until the request is admitted or refused: a copy arriving meanwhile
-                // waits here, then finds the nonce recorded, unless this one was refused.
+                // waits here, then finds the nonce recorded, unless this one was refused. The
+                // wait is bounded by the one before's body timeout and by its deadline, the
+                // copy's own, which started earlier with it.
                 head.take_turn().await;
                 match head.replayed().await {
                     Ok(false) => {}
