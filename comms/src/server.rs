@@ -111,7 +111,8 @@ pub use idempotency::{
     IdempotencyStore, MemoryIdempotencyStore, StoredResponse,
 };
 pub use listen::{
-    DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEAD_BYTES, Serve, serve,
+    DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEAD_BYTES,
+    DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_WRITE_TIMEOUT, Serve, serve,
 };
 pub use serve::{Settings, caller, deadline, handle, try_caller};
 pub use stream::{Answer, JsonLinesReturn, respond_byte_stream, respond_json_lines};

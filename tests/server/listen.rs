@@ -32,6 +32,18 @@ fn slow_router() -> axum::Router {
             }),
         )
         .route(
+            "/big",
+            axum::routing::get(|| async { vec![b'x'; 16 * 1024 * 1024] }),
+        )
+        .route(
+            "/never",
+            axum::routing::get(|| async {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                "late"
+            }),
+        )
+        .route("/echo", axum::routing::get(upgrade_to_echo))
+        .route(
             "/peer",
             axum::routing::get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
                 peer.to_string()
@@ -40,6 +52,28 @@ fn slow_router() -> axum::Router {
 }
 
 const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+const GET_AND_CLOSE: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+/// Answers 101 and echoes what the upgraded connection sends until it closes.
+async fn upgrade_to_echo(mut request: axum::extract::Request) -> axum::response::Response {
+    let upgrade = hyper::upgrade::on(&mut request);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        let mut io = hyper_util::rt::TokioIo::new(upgraded);
+        let mut buf = [0u8; 64];
+        while let Ok(n @ 1..) = io.read(&mut buf).await {
+            if io.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+    });
+    axum::response::Response::builder()
+        .status(101)
+        .header("connection", "upgrade")
+        .header("upgrade", "echo")
+        .body(axum::body::Body::empty())
+        .unwrap()
+}
 
 /// What `stream` receives until it closes or `wait` passes: the bytes, and whether it closed.
 async fn read_for(stream: &mut TcpStream, wait: Duration) -> (String, bool) {
@@ -194,4 +228,88 @@ async fn a_graceful_shutdown_answers_what_is_in_flight_then_ends() {
         TcpStream::connect(addr).await.is_err(),
         "the listener is closed"
     );
+}
+
+/// A client that asks for a large answer and reads none of it is let go at the write
+/// timeout, and its connection's place goes to the next.
+#[tokio::test]
+async fn a_client_reading_nothing_is_let_go_at_the_write_timeout() {
+    let (addr, _server) = start(slow_router(), |s| {
+        s.max_connections(1)
+            .write_timeout(Duration::from_millis(300))
+    })
+    .await;
+    let hog = tokio::net::TcpSocket::new_v4().unwrap();
+    hog.set_recv_buffer_size(4096).unwrap();
+    let mut hog = hog.connect(addr).await.unwrap();
+    hog.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut next = TcpStream::connect(addr).await.unwrap();
+    next.write_all(GET_AND_CLOSE).await.unwrap();
+    let (answer, _) = read_for(&mut next, Duration::from_secs(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    // The large answer was cut short: its connection closed before 16 MiB came.
+    let mut got = 0;
+    let mut buf = vec![0u8; 1 << 16];
+    while let Ok(Ok(n @ 1..)) =
+        tokio::time::timeout(Duration::from_secs(5), hog.read(&mut buf)).await
+    {
+        got += n;
+    }
+    assert!(got < 16 * 1024 * 1024, "read {got} bytes");
+}
+
+/// An upgraded connection keeps its place under the limit until it closes.
+#[tokio::test]
+async fn an_upgraded_connection_counts_until_it_closes() {
+    let (addr, _server) = start(slow_router(), |s| s.max_connections(1)).await;
+    let mut upgraded = TcpStream::connect(addr).await.unwrap();
+    upgraded
+        .write_all(b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n")
+        .await
+        .unwrap();
+    let (answer, _) = read_for(&mut upgraded, Duration::from_millis(300)).await;
+    assert!(answer.starts_with("HTTP/1.1 101"), "{answer}");
+    upgraded.write_all(b"ping").await.unwrap();
+    let (echo, _) = read_for(&mut upgraded, Duration::from_millis(300)).await;
+    assert_eq!(echo, "ping");
+
+    let mut next = TcpStream::connect(addr).await.unwrap();
+    next.write_all(GET_AND_CLOSE).await.unwrap();
+    let (answer, closed) = read_for(&mut next, Duration::from_millis(300)).await;
+    assert!(answer.is_empty() && !closed, "{closed} {answer:?}");
+    drop(upgraded);
+    let (answer, _) = read_for(&mut next, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// A request still in flight at the shutdown timeout has its connection closed, and the
+/// server ends then rather than when the handler would have answered.
+#[tokio::test]
+async fn a_shutdown_waits_no_longer_than_its_timeout() {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (addr, server) = start(slow_router(), |s| {
+        s.shutdown_timeout(Duration::from_millis(300))
+            .with_graceful_shutdown(async {
+                stopped.await.ok();
+            })
+    })
+    .await;
+    let mut waiting = TcpStream::connect(addr).await.unwrap();
+    waiting
+        .write_all(b"GET /never HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let signalled = Instant::now();
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("the server ends at its shutdown timeout")
+        .unwrap()
+        .unwrap();
+    assert!(signalled.elapsed() >= Duration::from_millis(300));
+    let (answer, closed) = read_for(&mut waiting, Duration::from_secs(5)).await;
+    assert!(closed && answer.is_empty(), "{closed} {answer:?}");
 }

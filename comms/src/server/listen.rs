@@ -7,19 +7,30 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::time::Sleep;
 use tower_service::Service;
 
 /// How long a connection may take to send a request's head, and stay idle between requests,
 /// unless [`Serve::header_timeout`] says otherwise.
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a write of a response may make no progress (its client reading none of it) before
+/// the connection is closed, unless [`Serve::write_timeout`] says otherwise.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a graceful shutdown waits for the requests in flight before it closes their
+/// connections, unless [`Serve::shutdown_timeout`] says otherwise.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How many connections are served at once, unless [`Serve::max_connections`] says otherwise.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
@@ -29,29 +40,40 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 pub const DEFAULT_MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// Serves `router` (an `axum::Router`, or a generated server, which converts into one) over
-/// HTTP/1.1 on `listener` until the future returned fails or, with
-/// [`with_graceful_shutdown`](Serve::with_graceful_shutdown), its signal comes and the requests
-/// in flight are answered.
+/// HTTP/1.1 on `listener`: until the process ends or, with
+/// [`with_graceful_shutdown`](Serve::with_graceful_shutdown), until its signal comes and the
+/// requests in flight are answered. Its future never fails: an error accepting a connection
+/// is logged and the next one awaited.
 ///
-/// `axum::serve` sets no limit on a request's head: a client sending its head a byte a
-/// minute, or opening connections and sending nothing, holds a connection (and a file
-/// descriptor) for as long as it likes, and as many as it likes. A [`VerifyLayer`] or a
-/// generated server checks a request once its head has arrived, so it cannot help there. This
-/// server:
+/// `axum::serve` sets no limit on how a client uses a connection: one sending its head a byte
+/// a minute, opening connections and sending nothing, or asking for responses and reading none
+/// of them, holds a connection (and a file descriptor) for as long as it likes, and as many as
+/// it likes. A [`VerifyLayer`] or a generated server checks a request once its head has
+/// arrived, so it cannot help there. This server:
 ///
 /// - closes a connection whose request head has not arrived whole within the header timeout
 ///   (30 s), which also bounds how long a connection stays open idle between requests;
+/// - closes a connection whose client reads nothing of a response for the write timeout
+///   (30 s): a client that reads slowly is served, one that stops reading is not waited for;
 /// - serves at most `max_connections` connections at once (4,096): beyond them, new
-///   connections wait in the listener's backlog until one closes;
-/// - answers a head over `max_head_bytes` (64 KiB) with a 431 and closes the connection.
+///   connections wait in the listener's backlog until one closes. An upgraded connection (a
+///   WebSocket, handed to its handler) counts until it closes;
+/// - answers a head over `max_head_bytes` (64 KiB), or with over 100 header fields, with a 431
+///   and closes the connection;
+/// - on its shutdown signal, stops accepting, closes idle connections, lets each request in
+///   flight finish for up to the shutdown timeout (30 s) and then closes its connection.
+///   Upgraded connections are their handlers' to close.
 ///
-/// A handler can read the peer's address with `ConnectInfo<SocketAddr>`, as under
-/// `into_make_service_with_connect_info`.
+/// A request's body is read at the pace its handler reads it: behind a [`VerifyLayer`] or in
+/// a generated server, whole and within their body timeout (10 s); a handler without either
+/// that reads a body needs a timeout of its own. A handler can read the peer's address with
+/// `ConnectInfo<SocketAddr>`, as under `into_make_service_with_connect_info`.
 ///
 /// The header timeout is shorter than the time a comms client keeps an idle connection in its
-/// pool (60 s): a call made on a connection as the server closes it fails before anything was
-/// sent, which a comms client retries for an idempotent method only. A service with callers
-/// that keep idle connections longer gives them a longer timeout than their pools'.
+/// pool (60 s): a call made on a connection just as the server closes it can fail with
+/// [`Error::Transport`](crate::Error::Transport), which a comms client retries when its method
+/// is idempotent. A service whose callers keep idle connections longer than its timeout sets a
+/// longer one.
 ///
 /// ```no_run
 /// use comms::verify::{Verifier, VerifyLayer};
@@ -75,9 +97,13 @@ pub fn serve(listener: TcpListener, router: impl Into<Router>) -> Serve {
     Serve {
         listener,
         router: router.into(),
-        header_timeout: DEFAULT_HEADER_TIMEOUT,
-        max_connections: DEFAULT_MAX_CONNECTIONS,
-        max_head_bytes: DEFAULT_MAX_HEAD_BYTES,
+        limits: Limits {
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_head_bytes: DEFAULT_MAX_HEAD_BYTES,
+        },
         signal: None,
     }
 }
@@ -87,19 +113,25 @@ pub fn serve(listener: TcpListener, router: impl Into<Router>) -> Serve {
 pub struct Serve {
     listener: TcpListener,
     router: Router,
+    limits: Limits,
+    signal: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+/// What a [`Serve`] allows a connection.
+#[derive(Clone, Copy, Debug)]
+struct Limits {
     header_timeout: Duration,
+    write_timeout: Duration,
+    shutdown_timeout: Duration,
     max_connections: usize,
     max_head_bytes: usize,
-    signal: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
 
 impl std::fmt::Debug for Serve {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Serve")
             .field("listener", &self.listener)
-            .field("header_timeout", &self.header_timeout)
-            .field("max_connections", &self.max_connections)
-            .field("max_head_bytes", &self.max_head_bytes)
+            .field("limits", &self.limits)
             .field("graceful_shutdown", &self.signal.is_some())
             .finish_non_exhaustive()
     }
@@ -110,14 +142,29 @@ impl Serve {
     /// starts waiting for it (so also how long a connection may stay idle between requests);
     /// 30 s by default. The connection is closed then, without an answer.
     pub fn header_timeout(mut self, timeout: Duration) -> Serve {
-        self.header_timeout = timeout;
+        self.limits.header_timeout = timeout;
+        self
+    }
+
+    /// How long a write of a response may make no progress, its client reading none of it,
+    /// before the connection is closed (30 s by default). Each write that goes through starts
+    /// the wait afresh.
+    pub fn write_timeout(mut self, timeout: Duration) -> Serve {
+        self.limits.write_timeout = timeout;
+        self
+    }
+
+    /// How long a graceful shutdown waits for each request in flight, from its signal, before
+    /// closing the request's connection (30 s by default).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Serve {
+        self.limits.shutdown_timeout = timeout;
         self
     }
 
     /// How many connections are served at once (4,096 by default; at least 1). More wait in
     /// the listener's backlog, not yet accepted, until one closes.
     pub fn max_connections(mut self, limit: usize) -> Serve {
-        self.max_connections = limit.max(1);
+        self.limits.max_connections = limit.max(1);
         self
     }
 
@@ -125,13 +172,13 @@ impl Serve {
     /// least 8 KiB, hyper's least read buffer). A larger one is answered 431 and its connection
     /// closed.
     pub fn max_head_bytes(mut self, limit: usize) -> Serve {
-        self.max_head_bytes = limit.max(8 * 1024);
+        self.limits.max_head_bytes = limit.max(8 * 1024);
         self
     }
 
-    /// Stops when `signal` completes: no new connection is accepted, each open one is closed
-    /// once the request it is serving (if any) is answered, and the server's future ends when
-    /// all are closed.
+    /// Stops when `signal` completes: no new connection is accepted, idle ones are closed, each
+    /// one serving a request is closed once its answer is sent, or at the shutdown timeout, and
+    /// the server's future ends when all are closed.
     pub fn with_graceful_shutdown<F>(mut self, signal: F) -> Serve
     where
         F: Future<Output = ()> + Send + 'static,
@@ -149,19 +196,17 @@ impl Serve {
         let Serve {
             listener,
             router,
-            header_timeout,
-            max_connections,
-            max_head_bytes,
+            limits,
             signal,
         } = self;
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())
-            .header_read_timeout(header_timeout)
-            .max_buf_size(max_head_bytes)
-            .max_header_size(max_head_bytes);
+            .header_read_timeout(limits.header_timeout)
+            .max_buf_size(limits.max_head_bytes)
+            .max_header_size(limits.max_head_bytes);
         let builder = Arc::new(builder);
-        let permits = Arc::new(Semaphore::new(max_connections));
+        let permits = Arc::new(Semaphore::new(limits.max_connections));
         // Dropped when the signal comes: each connection's task then shuts its connection down
         // gracefully. Each task holds a receiver of `open`, whose sender's `closed()` says when
         // the last has ended.
@@ -178,21 +223,33 @@ impl Serve {
                 router: router.clone(),
                 peer,
             };
+            let io = Guarded {
+                stream,
+                stall: None,
+                stalled: false,
+                write_timeout: limits.write_timeout,
+                _permit: permit,
+            };
             let builder = builder.clone();
             let mut stopped = stopped.clone();
             let open = open.subscribe();
             tokio::spawn(async move {
-                let connection =
-                    builder.serve_connection(TokioIo::new(stream), service.into_hyper());
+                let connection = builder.serve_connection(TokioIo::new(io), service.into_hyper());
                 let mut connection = std::pin::pin!(connection.with_upgrades());
                 tokio::select! {
                     result = connection.as_mut() => report(result),
                     _ = stopped.changed() => {
                         connection.as_mut().graceful_shutdown();
-                        report(connection.await);
+                        match tokio::time::timeout(limits.shutdown_timeout, connection).await {
+                            Ok(result) => report(result),
+                            Err(_) => tracing::debug!(
+                                "a request still in flight at the shutdown timeout; its \
+                                 connection is closed"
+                            ),
+                        }
                     }
                 }
-                drop((permit, open));
+                drop(open);
             });
         }
         drop(stop);
@@ -217,7 +274,7 @@ impl IntoFuture for Serve {
 async fn accept(
     listener: &TcpListener,
     permits: &Arc<Semaphore>,
-) -> (TcpStream, SocketAddr, tokio::sync::OwnedSemaphorePermit) {
+) -> (TcpStream, SocketAddr, OwnedSemaphorePermit) {
     let permit = permits
         .clone()
         .acquire_owned()
@@ -279,5 +336,92 @@ impl Connection {
             let mut router = self.router.clone();
             router.call(request)
         })
+    }
+}
+
+/// A connection's socket, with the permit it holds (so that an upgraded connection, handed to
+/// its handler, counts against the limit until it closes) and a timer on its writes: a write
+/// or flush that makes no progress for the write timeout fails, and hyper closes the
+/// connection.
+struct Guarded {
+    stream: TcpStream,
+    /// Running since the last write or flush was left pending; made at the first stall.
+    stall: Option<Pin<Box<Sleep>>>,
+    stalled: bool,
+    write_timeout: Duration,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Guarded {
+    /// `write` (a write or a flush of the socket), failing once the socket has taken nothing
+    /// for the write timeout.
+    fn progress<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        write: impl FnOnce(Pin<&mut TcpStream>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if let Poll::Ready(done) = write(Pin::new(&mut self.stream), cx) {
+            self.stalled = false;
+            return Poll::Ready(done);
+        }
+        let until = tokio::time::Instant::now() + self.write_timeout;
+        let stall = self
+            .stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(until)));
+        if !self.stalled {
+            self.stalled = true;
+            stall.as_mut().reset(until);
+        }
+        match stall.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client read nothing of the response for the write timeout",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncRead for Guarded {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Guarded {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut()
+            .progress(cx, |stream, cx| stream.poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut()
+            .progress(cx, |stream, cx| stream.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut()
+            .progress(cx, |stream, cx| stream.poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut()
+            .progress(cx, |stream, cx| stream.poll_shutdown(cx))
     }
 }

@@ -625,7 +625,9 @@ impl<'a> VerifiedHead<'a> {
     /// admitted or refused (this head dropped, or [`verify_body`] done): copies of one signed
     /// head are admitted one at a time, so that one has its body read, and the next finds its
     /// nonce recorded ([`replayed`]) once the first was admitted. A legacy request, which has
-    /// no nonce, takes none.
+    /// no nonce, takes none. A copy's body timeout starts once it has its turn; the wait ends
+    /// by its deadline all the same, since the copy before it carries the same one, counted
+    /// from an earlier arrival.
     ///
     /// [`verify_body`]: VerifiedHead::verify_body
     /// [`replayed`]: VerifiedHead::replayed
