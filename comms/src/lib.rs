@@ -23,7 +23,10 @@
 //! ```
 //!
 //! Each `async fn` of the trait becomes a method returning `impl Future<Output = ...> + Send`,
-//! so its calls can be spawned. The method builds the request when it is called (a value that
+//! so a call can run on any thread. The future borrows the client: to spawn a call, move a
+//! clone of the client (cheap: clones share everything) into the task,
+//! `tokio::spawn(async move { users.get_user(7).await })`. The method builds the request when
+//! it is called (a value that
 //! cannot be encoded is kept and returned as [`Error::Encode`]); nothing is sent until the
 //! future is awaited.
 //!
