@@ -305,6 +305,37 @@ async fn copies_of_one_signed_head_take_turns_and_one_has_its_body_read() {
     assert_eq!(reached.load(Ordering::SeqCst), 2);
 }
 
+/// Under a store that does not look nonces up (as the Redis one), a copy that waited while
+/// the first was admitted is refused at its head all the same: it need not send its body.
+#[tokio::test]
+async fn a_copy_that_waited_is_refused_at_its_head_whatever_the_store() {
+    let reached = Arc::new(AtomicUsize::new(0));
+    let store = super::store::Shared::default();
+    let layer = VerifyLayer::new(verifier().nonce_store(store.clone()))
+        .body_timeout(Duration::from_secs(5));
+    let url = serve(counting_app(reached.clone(), layer)).await;
+    let body = b"hello";
+    let head = signed_head(&url, "/echo", body, Some(body.len() as u64));
+    let first = tokio::spawn({
+        let (url, head) = (url.clone(), head.clone());
+        async move { request_with_late_body(&url, &head, body, Duration::from_millis(300)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The copy's head alone: were its body waited for, it would end at the body timeout.
+    let started = std::time::Instant::now();
+    let copy = raw_request(&url, &head, &[], false).await;
+    assert!(copy.starts_with("HTTP/1.1 401"), "{copy}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(first.await.unwrap().starts_with("HTTP/1.1 200"));
+    assert_eq!(reached.load(Ordering::SeqCst), 1);
+    // The store was asked once, by the first.
+    assert_eq!(store.calls.load(Ordering::SeqCst), 1);
+}
+
 /// The skew window is looked at again once the body is in: a head that came in the last
 /// second of its window, and whose body came after the window closed, is refused. Its nonce
 /// store need not remember a nonce past the window (the Redis store lets it expire), so

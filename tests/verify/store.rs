@@ -2,11 +2,12 @@
 
 use super::*;
 
-/// A nonce store shared by two verifiers, standing in for a fleet-wide one.
+/// A nonce store shared by two verifiers, standing in for a fleet-wide one. Like the Redis
+/// store, it does not look nonces up without recording them (`contains` is the default).
 #[derive(Clone, Default)]
-struct Shared {
+pub(super) struct Shared {
     inner: Arc<MemoryNonceStore>,
-    calls: Arc<AtomicUsize>,
+    pub(super) calls: Arc<AtomicUsize>,
 }
 
 impl NonceStore for Shared {

@@ -4,9 +4,9 @@
 //! digest (a body that does not match must not spend it), so until then the store cannot tell
 //! a copy of the request from the request. Without this, copies of one signed head sent at
 //! once would each have a body read, up to the size limit, before all but one were refused.
-//! With it, one copy at a time is admitted: the next then finds the nonce recorded and is
-//! refused at its head, or, when the one before was refused (a body that did not match, or
-//! that never came), is admitted in its place.
+//! With it, one copy at a time is admitted: the next is then refused at its head when the one
+//! before spent the nonce (known here, whatever the store), or, when the one before was
+//! refused (a body that did not match, or that never came), is admitted in its place.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -24,11 +24,12 @@ pub(crate) struct InFlight {
     nonces: Mutex<HashMap<u64, Slot>>,
 }
 
-/// One nonce in flight: the lock its copies take turns on, and how many turns hold or wait
-/// for it (the slot goes when the last of them does).
+/// One nonce in flight: the lock its copies take turns on, how many turns hold or wait for it
+/// (the slot goes when the last of them does), and whether one of them was admitted.
 struct Slot {
     lock: Arc<TurnLock<()>>,
     turns: usize,
+    admitted: bool,
 }
 
 /// A request's turn to be admitted under its nonce, held until it is admitted or refused.
@@ -48,6 +49,7 @@ impl InFlight {
             let slot = nonces.entry(key).or_insert_with(|| Slot {
                 lock: Arc::default(),
                 turns: 0,
+                admitted: false,
             });
             slot.turns += 1;
             slot.lock.clone()
@@ -71,6 +73,24 @@ impl InFlight {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.nonces().len()
+    }
+}
+
+impl Turn<'_> {
+    /// Says that this turn's request spent its nonce: the copies waiting for it are refused
+    /// at their heads, whatever the nonce store (one that does not look nonces up too).
+    pub(crate) fn spent(&self) {
+        if let Some(slot) = self.in_flight.nonces().get_mut(&self.key) {
+            slot.admitted = true;
+        }
+    }
+
+    /// Whether a copy that had its turn before this one spent the nonce.
+    pub(crate) fn after_spent(&self) -> bool {
+        self.in_flight
+            .nonces()
+            .get(&self.key)
+            .is_some_and(|slot| slot.admitted)
     }
 }
 
@@ -118,8 +138,25 @@ mod tests {
             .await
             .expect("the copy's turn once the first let it go");
         assert_eq!(in_flight.len(), 1);
+        // The first was not admitted: the second goes on.
+        assert!(!second.after_spent());
+        let third = in_flight.turn("billing", "n1");
+        tokio::pin!(third);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), &mut third)
+                .await
+                .is_err()
+        );
+        second.spent();
         drop(second);
+        let third = tokio::time::timeout(Duration::from_secs(5), third)
+            .await
+            .unwrap();
+        assert!(third.after_spent());
+        drop(third);
         assert_eq!(in_flight.len(), 0);
+        // Once no copy holds or waits for the nonce, the next is the store's to judge.
+        assert!(!in_flight.turn("billing", "n1").await.after_spent());
     }
 
     #[tokio::test]

@@ -242,6 +242,9 @@ impl Gate {
                 // wait is bounded by the one before's body timeout and by its deadline, the
                 // copy's own, which started earlier with it.
                 head.take_turn().await;
+                if head.copy_spent() {
+                    return Err(self.refused(head.replay(), parts));
+                }
                 match head.replayed().await {
                     Ok(false) => {}
                     Ok(true) => return Err(self.refused(head.replay(), parts)),

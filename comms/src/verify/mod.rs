@@ -623,19 +623,25 @@ impl<'a> VerifiedHead<'a> {
     /// Waits until no copy of this request (the same nonce, from the same service) is being
     /// admitted by a gate of this verifier, and takes the turn, held until the request is
     /// admitted or refused (this head dropped, or [`verify_body`] done): copies of one signed
-    /// head are admitted one at a time, so that one has its body read, and the next finds its
-    /// nonce recorded ([`replayed`]) once the first was admitted. A legacy request, which has
-    /// no nonce, takes none. A copy's body timeout starts once it has its turn; the wait ends
-    /// by its deadline all the same, since the copy before it carries the same one, counted
-    /// from an earlier arrival.
+    /// head are admitted one at a time, so that one has its body read, and the next is refused
+    /// at its head once one spent the nonce ([`copy_spent`], whatever the store). A legacy
+    /// request, which has no nonce, takes none. A copy's body timeout starts once it has its
+    /// turn; the wait ends by its deadline all the same, since the copy before it carries the
+    /// same one, counted from an earlier arrival.
     ///
     /// [`verify_body`]: VerifiedHead::verify_body
-    /// [`replayed`]: VerifiedHead::replayed
+    /// [`copy_spent`]: VerifiedHead::copy_spent
     pub(crate) async fn take_turn(&mut self) {
         if let Some((nonce, _)) = &self.nonce {
             let turn = self.verifier.in_flight.turn(&self.key.service_id, nonce);
             self.turn = Some(turn.await);
         }
+    }
+
+    /// Whether a copy of this request, admitted while this one waited for its turn, spent the
+    /// nonce: a replay, refused at its head whatever the store.
+    pub(crate) fn copy_spent(&self) -> bool {
+        self.turn.as_ref().is_some_and(Turn::after_spent)
     }
 
     /// Whether the nonce store already holds this request's nonce: a replay, refused before
@@ -691,6 +697,9 @@ impl<'a> VerifiedHead<'a> {
                 .map_err(VerifyError::NonceStore)?;
             if !fresh {
                 return Err(self.replay());
+            }
+            if let Some(turn) = &self.turn {
+                turn.spent();
             }
         }
         for (key, nonce, keep_until) in &self.others {
