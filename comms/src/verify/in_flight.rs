@@ -16,26 +16,32 @@ use tokio::sync::{Mutex as TurnLock, OwnedMutexGuard};
 
 /// A verifier's nonces in flight: those of the requests its gates are admitting.
 ///
-/// Keyed by a keyed hash of the service and the nonce: two nonces that share a hash only make
-/// one request wait for the other, never refuse it (the store decides that, by the nonce).
+/// Keyed by a keyed hash of the service and the nonce: two nonces that share it only make one
+/// request wait for the other. Whether the nonce was spent is told by a second hash, with a
+/// key of its own, which they would have to share as well (one chance in 2^64) for one of
+/// them to be refused for the other.
 #[derive(Default)]
 pub(crate) struct InFlight {
     hasher: RandomState,
+    spent_hasher: RandomState,
     nonces: Mutex<HashMap<u64, Slot>>,
 }
 
 /// One nonce in flight: the lock its copies take turns on, how many turns hold or wait for it
-/// (the slot goes when the last of them does), and whether one of them was admitted.
+/// (the slot goes when the last of them does), and the nonce one of them spent, by its second
+/// hash.
 struct Slot {
     lock: Arc<TurnLock<()>>,
     turns: usize,
-    admitted: bool,
+    spent: Option<u64>,
 }
 
 /// A request's turn to be admitted under its nonce, held until it is admitted or refused.
 pub(crate) struct Turn<'a> {
     in_flight: &'a InFlight,
     key: u64,
+    /// The nonce's second hash, which says whether it is the one spent on the slot.
+    nonce: u64,
     held: Option<OwnedMutexGuard<()>>,
 }
 
@@ -44,12 +50,13 @@ impl InFlight {
     /// turn. A wait dropped before it ends leaves nothing behind.
     pub(crate) async fn turn(&self, service: &str, nonce: &str) -> Turn<'_> {
         let key = self.hasher.hash_one((service, nonce));
+        let check = self.spent_hasher.hash_one((service, nonce));
         let lock = {
             let mut nonces = self.nonces();
             let slot = nonces.entry(key).or_insert_with(|| Slot {
                 lock: Arc::default(),
                 turns: 0,
-                admitted: false,
+                spent: None,
             });
             slot.turns += 1;
             slot.lock.clone()
@@ -58,6 +65,7 @@ impl InFlight {
         let mut turn = Turn {
             in_flight: self,
             key,
+            nonce: check,
             held: None,
         };
         turn.held = Some(lock.lock_owned().await);
@@ -81,7 +89,7 @@ impl Turn<'_> {
     /// at their heads, whatever the nonce store (one that does not look nonces up too).
     pub(crate) fn spent(&self) {
         if let Some(slot) = self.in_flight.nonces().get_mut(&self.key) {
-            slot.admitted = true;
+            slot.spent = Some(self.nonce);
         }
     }
 
@@ -90,7 +98,7 @@ impl Turn<'_> {
         self.in_flight
             .nonces()
             .get(&self.key)
-            .is_some_and(|slot| slot.admitted)
+            .is_some_and(|slot| slot.spent == Some(self.nonce))
     }
 }
 
