@@ -41,7 +41,7 @@ pub(crate) struct Turn<'a> {
     in_flight: &'a InFlight,
     key: u64,
     /// The nonce's second hash, which says whether it is the one spent on the slot.
-    nonce: u64,
+    check: u64,
     held: Option<OwnedMutexGuard<()>>,
 }
 
@@ -65,7 +65,7 @@ impl InFlight {
         let mut turn = Turn {
             in_flight: self,
             key,
-            nonce: check,
+            check,
             held: None,
         };
         turn.held = Some(lock.lock_owned().await);
@@ -89,7 +89,7 @@ impl Turn<'_> {
     /// at their heads, whatever the nonce store (one that does not look nonces up too).
     pub(crate) fn spent(&self) {
         if let Some(slot) = self.in_flight.nonces().get_mut(&self.key) {
-            slot.spent = Some(self.nonce);
+            slot.spent = Some(self.check);
         }
     }
 
@@ -98,7 +98,7 @@ impl Turn<'_> {
         self.in_flight
             .nonces()
             .get(&self.key)
-            .is_some_and(|slot| slot.spent == Some(self.nonce))
+            .is_some_and(|slot| slot.spent == Some(self.check))
     }
 }
 
