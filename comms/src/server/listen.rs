@@ -203,15 +203,15 @@ impl Serve {
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_timeout)
-            .max_buf_size(limits.max_head_bytes)
-            .max_header_size(limits.max_head_bytes);
+            // The head must fit the read buffer: hyper answers 431 when it fills first.
+            .max_buf_size(limits.max_head_bytes);
         let builder = Arc::new(builder);
         let permits = Arc::new(Semaphore::new(limits.max_connections));
         // Dropped when the signal comes: each connection's task then shuts its connection down
         // gracefully. Each task holds a receiver of `open`, whose sender's `closed()` says when
         // the last has ended.
         let (stop, stopped) = watch::channel(());
-        let (open, _) = watch::channel(());
+        let (open, opened) = watch::channel(());
         let mut signal = signal.unwrap_or_else(|| Box::pin(std::future::pending()));
         loop {
             let accepted = tokio::select! {
@@ -232,7 +232,7 @@ impl Serve {
             };
             let builder = builder.clone();
             let mut stopped = stopped.clone();
-            let open = open.subscribe();
+            let open = opened.clone();
             tokio::spawn(async move {
                 let connection = builder.serve_connection(TokioIo::new(io), service.into_hyper());
                 let mut connection = std::pin::pin!(connection.with_upgrades());
@@ -252,8 +252,7 @@ impl Serve {
                 drop(open);
             });
         }
-        drop(stop);
-        drop(listener);
+        drop((stop, opened, listener));
         open.closed().await;
         Ok(())
     }
