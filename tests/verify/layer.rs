@@ -269,17 +269,17 @@ async fn request_with_late_body(
 #[tokio::test]
 async fn copies_of_one_signed_head_take_turns_and_one_has_its_body_read() {
     let reached = Arc::new(AtomicUsize::new(0));
-    let layer = VerifyLayer::new(verifier()).body_timeout(Duration::from_millis(600));
+    let layer = VerifyLayer::new(verifier()).body_timeout(Duration::from_secs(1));
     let url = serve(counting_app(reached.clone(), layer)).await;
     let body = b"hello";
 
-    // The first copy's body follows its head by 300 ms; a whole copy is sent 100 ms in.
+    // The first copy's body follows its head by 500 ms; a whole copy is sent 200 ms in.
     let head = signed_head(&url, "/echo", body, Some(body.len() as u64));
     let first = tokio::spawn({
         let (url, head) = (url.clone(), head.clone());
-        async move { request_with_late_body(&url, &head, body, Duration::from_millis(300)).await }
+        async move { request_with_late_body(&url, &head, body, Duration::from_millis(500)).await }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let copy = raw_request(&url, &head, &[body], false).await;
     assert!(first.await.unwrap().starts_with("HTTP/1.1 200"));
     assert!(copy.starts_with("HTTP/1.1 401"), "{copy}");
@@ -293,16 +293,63 @@ async fn copies_of_one_signed_head_take_turns_and_one_has_its_body_read() {
         let (url, head) = (url.clone(), head.clone());
         async move { raw_request(&url, &head, &[], false).await }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::sleep(Duration::from_millis(250)).await;
     let copy = raw_request(&url, &head, &[body], false).await;
     let waited = started.elapsed();
     assert!(copy.starts_with("HTTP/1.1 200"), "{copy}");
     assert!(
-        waited >= Duration::from_millis(600),
+        waited >= Duration::from_secs(1),
         "answered after {waited:?}"
     );
     assert!(first.await.unwrap().starts_with("HTTP/1.1 408"));
     assert_eq!(reached.load(Ordering::SeqCst), 2);
+}
+
+/// Copies stalled on purpose cannot make a request wait for each in turn: it waits its body
+/// timeout at most, then gets a 503 with `Retry-After`.
+#[tokio::test]
+async fn a_wait_behind_stalled_copies_ends_at_the_body_timeout() {
+    let reached = Arc::new(AtomicUsize::new(0));
+    let layer = VerifyLayer::new(verifier()).body_timeout(Duration::from_millis(800));
+    let url = serve(counting_app(reached.clone(), layer)).await;
+    let body = b"hello";
+    let head = signed_head(&url, "/echo", body, Some(body.len() as u64));
+    // Two copies whose bodies never come, 200 ms apart: the second holds the turn from the
+    // first's 408 (800 ms) to its own (1,600 ms).
+    let stalled: Vec<_> = (0..2)
+        .map(|i| {
+            let (url, head) = (url.clone(), head.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(200 * i)).await;
+                raw_request(&url, &head, &[], false).await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let mut stream = tokio::net::TcpStream::connect(url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut request = head_bytes(&head);
+        request.extend_from_slice(body);
+        stream.write_all(&request).await.unwrap();
+        let mut answer = vec![0u8; 1024];
+        let n = stream.read(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer[..n]).to_lowercase();
+        assert!(answer.starts_with("http/1.1 503"), "{answer}");
+        assert!(answer.contains("retry-after: 1"), "{answer}");
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(800),
+        "answered after {waited:?}"
+    );
+    for copy in stalled {
+        assert!(copy.await.unwrap().starts_with("HTTP/1.1 408"));
+    }
+    assert_eq!(reached.load(Ordering::SeqCst), 0);
 }
 
 /// Under a store that does not look nonces up (as the Redis one), a copy that waited while
@@ -318,9 +365,9 @@ async fn a_copy_that_waited_is_refused_at_its_head_whatever_the_store() {
     let head = signed_head(&url, "/echo", body, Some(body.len() as u64));
     let first = tokio::spawn({
         let (url, head) = (url.clone(), head.clone());
-        async move { request_with_late_body(&url, &head, body, Duration::from_millis(300)).await }
+        async move { request_with_late_body(&url, &head, body, Duration::from_millis(500)).await }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     // The copy's head alone: were its body waited for, it would end at the body timeout.
     let started = std::time::Instant::now();
     let copy = raw_request(&url, &head, &[], false).await;

@@ -238,10 +238,23 @@ impl Gate {
         let head = match checked.map_err(|e| self.refused(e, parts))? {
             Some(mut head) => {
                 // Held until the request is admitted or refused: a copy arriving meanwhile
-                // waits here, then finds the nonce recorded, unless this one was refused. The
-                // wait is bounded by the one before's body timeout and by its deadline, the
-                // copy's own, which started earlier with it.
-                head.take_turn().await;
+                // waits here, then is refused at its head if one before it spent the nonce.
+                // Each copy ahead holds the turn for its body timeout at most; the wait, for
+                // the body timeout at most too, so that copies stalled on purpose cannot chain
+                // it: then a 503 with `Retry-After`, which a comms client retries afresh.
+                if within(self.body_timeout, head.take_turn()).await.is_err() {
+                    tracing::debug!(
+                        "a request waited its body timeout while copies of it were admitted"
+                    );
+                    let mut response = reject(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "copies of this request are being admitted",
+                    );
+                    response
+                        .headers_mut()
+                        .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+                    return Err(response);
+                }
                 if head.copy_spent() {
                     return Err(self.refused(head.replay(), parts));
                 }

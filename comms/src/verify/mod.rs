@@ -315,6 +315,9 @@ impl Verifier {
     pub fn nonce_store(mut self, store: impl NonceStore) -> Verifier {
         self.nonce_location = store.location().map(Arc::from);
         self.nonces = Arc::new(store);
+        // Which copies were admitted is said of a store: a clone given another store takes
+        // turns of its own, or a request one store admitted would read as spent to the other.
+        self.in_flight = Arc::default();
         self
     }
 
@@ -626,8 +629,7 @@ impl<'a> VerifiedHead<'a> {
     /// head are admitted one at a time, so that one has its body read, and the next is refused
     /// at its head once one spent the nonce ([`copy_spent`], whatever the store). A legacy
     /// request, which has no nonce, takes none. A copy's body timeout starts once it has its
-    /// turn; the wait ends by its deadline all the same, since the copy before it carries the
-    /// same one, counted from an earlier arrival.
+    /// turn; the gate bounds the wait for it (see `Gate::admit_head`).
     ///
     /// [`verify_body`]: VerifiedHead::verify_body
     /// [`copy_spent`]: VerifiedHead::copy_spent
@@ -695,11 +697,13 @@ impl<'a> VerifiedHead<'a> {
                 .check_and_insert(&self.key.service_id, nonce, now, *keep_until)
                 .await
                 .map_err(VerifyError::NonceStore)?;
-            if !fresh {
-                return Err(self.replay());
-            }
+            // Spent, by this request or (not fresh) by one before it: the copies waiting are
+            // refused at their heads either way.
             if let Some(turn) = &self.turn {
                 turn.spent();
+            }
+            if !fresh {
+                return Err(self.replay());
             }
         }
         for (key, nonce, keep_until) in &self.others {
