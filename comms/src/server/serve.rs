@@ -90,7 +90,9 @@ pub struct Settings {
 impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings")
-            .field("gate", &self.gate)
+            .field("verifier", &self.gate.verifier)
+            .field("max_body_bytes", &self.gate.max_body_bytes)
+            .field("body_timeout", &self.gate.body_timeout)
             .finish_non_exhaustive()
     }
 }
