@@ -262,6 +262,21 @@ async fn request_with_late_body(
     status_line(&mut stream).await
 }
 
+/// The first of a request's copies: `head` sent from a task of its own, its `body` 500 ms
+/// after it, given 200 ms to take its turn before this returns. The task gives the status line.
+async fn first_copy(
+    url: &str,
+    head: &Recorded,
+    body: &'static [u8],
+) -> tokio::task::JoinHandle<String> {
+    let first = tokio::spawn({
+        let (url, head) = (url.to_owned(), head.clone());
+        async move { request_with_late_body(&url, &head, body, Duration::from_millis(500)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    first
+}
+
 /// Copies of one signed head sent at once take turns: while the first has its body read, a
 /// copy waits, its body unread, and is refused as a replay once the first is admitted; when
 /// the first is refused (its body never came), the copy is admitted in its place. Each copy
@@ -275,11 +290,7 @@ async fn copies_of_one_signed_head_take_turns_and_one_has_its_body_read() {
 
     // The first copy's body follows its head by 500 ms; a whole copy is sent 200 ms in.
     let head = signed_head(&url, "/echo", body, Some(body.len() as u64));
-    let first = tokio::spawn({
-        let (url, head) = (url.clone(), head.clone());
-        async move { request_with_late_body(&url, &head, body, Duration::from_millis(500)).await }
-    });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let first = first_copy(&url, &head, body).await;
     let copy = raw_request(&url, &head, &[body], false).await;
     assert!(first.await.unwrap().starts_with("HTTP/1.1 200"));
     assert!(copy.starts_with("HTTP/1.1 401"), "{copy}");
@@ -363,11 +374,7 @@ async fn a_copy_that_waited_is_refused_at_its_head_whatever_the_store() {
     let url = serve(counting_app(reached.clone(), layer)).await;
     let body = b"hello";
     let head = signed_head(&url, "/echo", body, Some(body.len() as u64));
-    let first = tokio::spawn({
-        let (url, head) = (url.clone(), head.clone());
-        async move { request_with_late_body(&url, &head, body, Duration::from_millis(500)).await }
-    });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let first = first_copy(&url, &head, body).await;
     // The copy's head alone: were its body waited for, it would end at the body timeout.
     let started = std::time::Instant::now();
     let copy = raw_request(&url, &head, &[], false).await;
