@@ -186,11 +186,7 @@ impl Gate {
     fn refused(&self, reason: VerifyError, parts: &http::request::Parts) -> Response<Bytes> {
         self.refusals.report(&reason, parts);
         if matches!(reason, VerifyError::NonceStore(_)) {
-            let mut response = reject(StatusCode::SERVICE_UNAVAILABLE, "service unavailable");
-            response
-                .headers_mut()
-                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return response;
+            return unavailable("service unavailable");
         }
         let mut response = reject(StatusCode::UNAUTHORIZED, "unauthorized");
         response.headers_mut().insert(
@@ -246,14 +242,7 @@ impl Gate {
                     tracing::debug!(
                         "a request waited its body timeout while copies of it were admitted"
                     );
-                    let mut response = reject(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "copies of this request are being admitted",
-                    );
-                    response
-                        .headers_mut()
-                        .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
-                    return Err(response);
+                    return Err(unavailable("copies of this request are being admitted"));
                 }
                 if head.copy_spent() {
                     return Err(self.refused(head.replay(), parts));
@@ -337,6 +326,16 @@ impl Gate {
             )),
         }
     }
+}
+
+/// A 503 with `Retry-After: 1`: the request may be right, but cannot be taken now. A comms
+/// client retries it (an idempotent call) with a fresh signature and nonce.
+fn unavailable(message: &str) -> Response<Bytes> {
+    let mut response = reject(StatusCode::SERVICE_UNAVAILABLE, message);
+    response
+        .headers_mut()
+        .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 /// A refusal answered before the request's body was read whole. When the request has a body
