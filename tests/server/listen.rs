@@ -170,6 +170,18 @@ async fn a_head_not_finished_in_time_and_an_idle_connection_are_closed() {
     assert!(closed && more.is_empty(), "{closed} {more:?}");
 }
 
+/// With `holder` taking the server's one place, a new connection (connected: the kernel's
+/// backlog takes it) asks and is not answered; once `holder` closes, it is.
+async fn waits_for_the_place_of(addr: SocketAddr, holder: TcpStream) {
+    let mut next = TcpStream::connect(addr).await.unwrap();
+    next.write_all(GET_AND_CLOSE).await.unwrap();
+    let (answer, closed) = read_for(&mut next, Duration::from_millis(300)).await;
+    assert!(answer.is_empty() && !closed, "{closed} {answer:?}");
+    drop(holder);
+    let (answer, _) = read_for(&mut next, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
 /// Beyond the connection limit a connection is not served until one closes.
 #[tokio::test]
 async fn a_connection_beyond_the_limit_waits_for_one_to_close() {
@@ -179,18 +191,7 @@ async fn a_connection_beyond_the_limit_waits_for_one_to_close() {
     let answer = read_answer(&mut first).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 
-    // Connected (the kernel's backlog takes it) and asking, but not served while the first
-    // stays open.
-    let mut second = TcpStream::connect(addr).await.unwrap();
-    second
-        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let (answer, closed) = read_for(&mut second, Duration::from_millis(300)).await;
-    assert!(answer.is_empty() && !closed, "{closed} {answer:?}");
-    drop(first);
-    let (answer, _) = read_for(&mut second, Duration::from_secs(5)).await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    waits_for_the_place_of(addr, first).await;
 }
 
 #[tokio::test]
@@ -308,13 +309,7 @@ async fn an_upgraded_connection_counts_until_it_closes() {
         .unwrap();
     assert_eq!(&echo, b"ping");
 
-    let mut next = TcpStream::connect(addr).await.unwrap();
-    next.write_all(GET_AND_CLOSE).await.unwrap();
-    let (answer, closed) = read_for(&mut next, Duration::from_millis(300)).await;
-    assert!(answer.is_empty() && !closed, "{closed} {answer:?}");
-    drop(upgraded);
-    let (answer, _) = read_for(&mut next, Duration::from_secs(5)).await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    waits_for_the_place_of(addr, upgraded).await;
 }
 
 /// A request still in flight at the shutdown timeout has its connection closed, and the
