@@ -52,6 +52,16 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// status with a larger body is that status's error, without the body.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
+/// How long the shared client keeps a connection idle in its pool: less than a comms server's
+/// keep-alive (its header timeout), so that it is the client that gives one up.
+const SHARED_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[cfg(feature = "server")]
+const _: () = assert!(
+    SHARED_POOL_IDLE_TIMEOUT.as_secs() < crate::server::DEFAULT_HEADER_TIMEOUT.as_secs(),
+    "a comms client must give up an idle connection before a comms server closes it"
+);
+
 /// The process-wide connection pool that every executor uses unless given its own client.
 ///
 /// Redirects are disabled: a signature is bound to its path and must not travel to another
@@ -68,7 +78,7 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 /// a client of their own ([`ExecutorBuilder::http_client`], built like this one: no redirects).
 /// A process with one runtime, however many clients, needs nothing.
 ///
-/// The pool closes a connection idle for 60 s, from a task it starts on the runtime of the
+/// The pool closes a connection idle for 20 s, from a task it starts on the runtime of the
 /// first call that left one idle. A process whose first call ran on a runtime that then ended
 /// (one made to fetch a configuration at start-up, say) has no such task from then on: a
 /// connection is closed only when a call to its host finds it expired. Calling a fixed set of
@@ -76,14 +86,23 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 /// hosts (a base URL per tenant), it is a connection, and a file descriptor, for every host
 /// ever called. Such a process gives its executors a client of its own, built on the runtime
 /// that makes the calls. (Even with the task, each host called leaves its connections open for
-/// up to two minutes after its last call: a process calling hundreds of new hosts a second
-/// wants a shorter `pool_idle_timeout` on a client of its own.)
+/// up to 40 s after its last call: a process calling hundreds of new hosts a second wants a
+/// shorter `pool_idle_timeout` on a client of its own.)
+///
+/// # Idle connections
+///
+/// A server closes a connection it has kept idle for its own keep-alive time, and a call that
+/// takes that connection from the pool just then writes its request onto a closing socket: an
+/// idempotent call is retried, a POST fails with [`Error::Transport`] though it never arrived.
+/// The pool gives up an idle connection first when the server keeps it longer than 20 s:
+/// [`comms::server::serve`](crate::server::serve) keeps one 30 s, nginx 75 s. Servers that
+/// close sooner (gunicorn's 2 s, Node's 5 s) still meet the race.
 pub fn shared_http_client() -> &'static reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT.get_or_init(|| {
         reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(SHARED_POOL_IDLE_TIMEOUT)
             .build()
             .unwrap_or_else(|_| reqwest::Client::new())
     })

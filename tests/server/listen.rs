@@ -341,3 +341,28 @@ async fn a_shutdown_waits_no_longer_than_its_timeout() {
     let (answer, closed) = read_for(&mut waiting, Duration::from_secs(5)).await;
     assert!(closed && answer.is_empty(), "{closed} {answer:?}");
 }
+
+/// Under both defaults, a comms client's shared pool gives up a connection left idle before the
+/// server closes it: a POST sent after 21 s of quiet goes over a new connection, not one the
+/// server is about to close (at 30 s), where it could be lost without a retry.
+#[tokio::test]
+async fn a_comms_client_gives_up_an_idle_connection_before_the_server_closes_it() {
+    let peer = |ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() };
+    let router = axum::Router::new().route("/peer", axum::routing::get(peer).post(peer));
+    let (addr, _server) = start(router, |s| s).await;
+    let executor = comms::Executor::builder()
+        .base_url(format!("http://{addr}"))
+        .service_id("billing")
+        .secret(SECRET)
+        .retry(RetryConfig::none())
+        .breaker(BreakerConfig::disabled())
+        .build()
+        .unwrap();
+    let first = executor.execute(Call::get("/peer")).await.unwrap();
+    let again = executor.execute(Call::get("/peer")).await.unwrap();
+    // The pool reuses a connection while it is fresh.
+    assert_eq!(first.text().unwrap(), again.text().unwrap());
+    tokio::time::sleep(Duration::from_secs(21)).await;
+    let later = executor.execute(Call::post("/peer")).await.unwrap();
+    assert_ne!(later.text().unwrap(), first.text().unwrap());
+}

@@ -69,11 +69,12 @@ pub const DEFAULT_MAX_HEAD_BYTES: usize = 64 * 1024;
 /// that reads a body needs a timeout of its own. A handler can read the peer's address with
 /// `ConnectInfo<SocketAddr>`, as under `into_make_service_with_connect_info`.
 ///
-/// The header timeout is shorter than the time a comms client keeps an idle connection in its
-/// pool (60 s): a call made on a connection just as the server closes it can fail with
-/// [`Error::Transport`](crate::Error::Transport), which a comms client retries when its method
-/// is idempotent. A service whose callers keep idle connections longer than its timeout sets a
-/// longer one.
+/// The header timeout is longer than the time a comms client's shared pool keeps an idle
+/// connection (20 s), so that the client gives a connection up before the server closes it. A
+/// call made on a connection just as the server closes it could fail with
+/// [`Error::Transport`](crate::Error::Transport) (a comms client retries it only when its method
+/// is idempotent). A service whose callers keep idle connections longer than its timeout (a
+/// client of their own, or another library's) sets a longer one.
 ///
 /// ```no_run
 /// use comms::verify::{Verifier, VerifyLayer};
