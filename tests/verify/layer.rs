@@ -316,6 +316,34 @@ async fn copies_of_one_signed_head_take_turns_and_one_has_its_body_read() {
     assert_eq!(reached.load(Ordering::SeqCst), 2);
 }
 
+/// A verifier's clone given a store of its own takes turns of its own. Behind a gate of the
+/// original (each gate recording nonces in its own store), the request the front gate admitted
+/// is admitted behind it too, though a copy of it waited at the front and was refused there:
+/// sharing the front's turns, the gate behind found the nonce marked spent by the front.
+#[tokio::test]
+async fn a_clone_with_a_store_of_its_own_behind_the_original_admits_what_it_admitted() {
+    let reached = Arc::new(AtomicUsize::new(0));
+    let front = verifier();
+    let behind = front
+        .clone()
+        .nonce_store(comms::verify::MemoryNonceStore::default());
+    let timeout = Duration::from_secs(1);
+    let app = counting_app(
+        reached.clone(),
+        VerifyLayer::new(behind).body_timeout(timeout),
+    )
+    .layer(VerifyLayer::new(front).body_timeout(timeout));
+    let url = serve(app).await;
+    let body = b"hello";
+    let head = signed_head(&url, "/echo", body, Some(body.len() as u64));
+    let first = first_copy(&url, &head, body).await;
+    let copy = raw_request(&url, &head, &[body], false).await;
+    assert!(copy.starts_with("HTTP/1.1 401"), "{copy}");
+    let first = first.await.unwrap();
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    assert_eq!(reached.load(Ordering::SeqCst), 1);
+}
+
 /// Copies stalled on purpose cannot make a request wait for each in turn: it waits its body
 /// timeout at most, then gets a 503 with `Retry-After`.
 #[tokio::test]
