@@ -592,14 +592,35 @@ const MAX_URL_BYTES: usize = u16::MAX as usize - 1;
 /// What a failed send says of its attempt. A connection that could not be made is asked about
 /// first: the connect timeout of a client given by the user is both a timeout and a connect
 /// error, and since nothing was sent it is retried as a connect error, for any method.
+///
+/// A timeout is a timer's: that of a client given by the user (comms' own ends an attempt
+/// without a send error). reqwest also calls an error a timeout when an I/O error of kind
+/// `TimedOut` is among its causes, which is the operating system giving up on a connection
+/// (`ETIMEDOUT`, retransmissions or keepalive probes unanswered): a broken connection, no
+/// timer of the call's, and reported as one, or it would name a timeout that never ran.
 fn classify(e: reqwest::Error) -> Attempt {
     if e.is_connect() {
         Attempt::Connect(e)
-    } else if e.is_timeout() {
+    } else if e.is_timeout() && !connection_timed_out(&e) {
         Attempt::Timeout
     } else {
         Attempt::Transport(e)
     }
+}
+
+/// Whether an I/O error of kind `TimedOut` is among `e`'s causes.
+fn connection_timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = e.source();
+    while let Some(err) = cause {
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
 }
 
 #[cfg(test)]

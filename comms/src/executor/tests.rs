@@ -59,3 +59,60 @@ fn the_base_url_is_shown_as_the_url_parser_writes_it() {
         assert!(format!("{exec:?}").contains(shown), "{given}");
     }
 }
+
+/// A listener on loopback that takes connections and never answers: its address.
+fn silent_listener() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.extend(stream.ok());
+        }
+    });
+    addr
+}
+
+/// A request body that fails as a connection the operating system gave up on does.
+struct TimedOutBody;
+
+impl http_body::Body for TimedOutBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        std::task::Poll::Ready(Some(Err(std::io::ErrorKind::TimedOut.into())))
+    }
+}
+
+/// A timer's timeout (a client's own, given with `http_client`) is an attempt's timeout; an
+/// I/O error of kind `TimedOut`, which reqwest also calls a timeout, is a broken connection:
+/// reported as a timeout, it named one that never ran.
+#[tokio::test]
+async fn only_a_timers_timeout_is_an_attempt_timeout() {
+    let url = format!("http://{}/", silent_listener());
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let timer = client.get(&url).send().await.unwrap_err();
+    assert!(timer.is_timeout(), "{timer:?}");
+    assert!(matches!(classify(timer), Attempt::Timeout));
+
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let broken = client
+        .post(&url)
+        .body(reqwest::Body::wrap(TimedOutBody))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(broken.is_timeout(), "{broken:?}");
+    assert!(matches!(classify(broken), Attempt::Transport(_)));
+}
