@@ -232,7 +232,11 @@ where
                         Err(response) => {
                             // A body that then fails still had this status.
                             run.stats.head = Some(response.status());
-                            match Reading::start(response, executor.inner.max_response_bytes) {
+                            match Reading::start(
+                                response,
+                                &run.call.method,
+                                executor.inner.max_response_bytes,
+                            ) {
                                 Ok(reading) => {
                                     // The dependency answered: its body is waited for.
                                     if let Some(permit) = &mut run.permit {

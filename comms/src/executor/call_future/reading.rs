@@ -3,7 +3,7 @@
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, Method, StatusCode};
 use http_body::Body as _;
 
 use super::super::{Attempt, classify};
@@ -21,11 +21,19 @@ pub(super) struct Reading {
 impl Reading {
     /// Takes a response's head and starts reading its body; `Err` with the head when the
     /// declared length is already over `limit`.
+    ///
+    /// The answer to a HEAD request declares no length of its own: its `Content-Length` is
+    /// that of the body a GET would get, and it has none. (hyper reads it as the body's length
+    /// over HTTP/2 before 1.13, and a large file's HEAD was refused as too large.)
     pub(super) fn start(
         mut response: reqwest::Response,
+        method: &Method,
         limit: usize,
     ) -> Result<Reading, (StatusCode, HeaderMap)> {
-        let declared = response.content_length();
+        let declared = match *method {
+            Method::HEAD => None,
+            _ => response.content_length(),
+        };
         let status = response.status();
         let headers = std::mem::take(response.headers_mut());
         if declared.is_some_and(|len| len > limit as u64) {
@@ -60,5 +68,49 @@ impl Reading {
                 return Poll::Ready(Attempt::TooLarge(self.status, headers));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use bytes::Bytes;
+    use http_body::{Frame, SizeHint};
+
+    use super::*;
+
+    /// A body that declares a length and holds nothing, as hyper before 1.13 made the body of
+    /// an answer to HEAD over HTTP/2 from its `Content-Length`.
+    struct Declared(u64);
+
+    impl http_body::Body for Declared {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            Poll::Ready(None)
+        }
+
+        fn size_hint(&self) -> SizeHint {
+            SizeHint::with_exact(self.0)
+        }
+    }
+
+    fn declaring(len: u64) -> reqwest::Response {
+        http::Response::new(reqwest::Body::wrap(Declared(len))).into()
+    }
+
+    #[test]
+    fn the_length_an_answer_to_head_declares_is_not_its_body() {
+        let limit = 1024;
+        let response = declaring(100_000_000);
+        assert_eq!(response.content_length(), Some(100_000_000));
+        assert!(Reading::start(response, &Method::HEAD, limit).is_ok());
+        assert!(Reading::start(declaring(100_000_000), &Method::GET, limit).is_err());
+        assert!(Reading::start(declaring(1000), &Method::GET, limit).is_ok());
     }
 }
