@@ -105,7 +105,11 @@ pub enum Error {
         source: BoxError,
     },
     /// An attempt outlived its timeout, or the call its total deadline.
-    #[error("{method} {url} timed out after {after:?}")]
+    ///
+    /// A call that had nothing left of its deadline when it began (one made inside a served
+    /// request whose own deadline has passed, say) is not sent: `after` is zero, and it reads
+    /// `GET … was not sent: no time was left of its deadline`.
+    #[error("{method} {url} {}", TimedOut(*.after))]
     Timeout {
         /// The request's method.
         method: Method,
@@ -463,6 +467,19 @@ impl From<HttpError> for Error {
 
 /// When a [`Error::CircuitOpen`] breaker admits its next probe, as its message says it.
 struct NextProbe(Duration);
+
+/// How long a timed-out call had: none at all, and it was not sent, or its timer's duration.
+struct TimedOut(Duration);
+
+impl std::fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_zero() {
+            f.write_str("was not sent: no time was left of its deadline")
+        } else {
+            write!(f, "timed out after {:?}", self.0)
+        }
+    }
+}
 
 /// What a transport error was: no connection, so nothing sent; a response that is not HTTP's;
 /// or a connection that failed after it was made.
