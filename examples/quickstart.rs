@@ -17,11 +17,10 @@ use axum::Router;
 use comms::http::{HeaderName, HeaderValue, StatusCode};
 use comms::verify::Verifier;
 use comms::{BreakerConfig, CallOptions, Error, ResponseValue, RetryConfig, service_client};
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 /// What the users service returns.
 #[derive(Debug, Serialize, Deserialize)]
@@ -146,7 +145,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .into_router();
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let mut server = spawn_server(listener, app.clone());
+    let (stop, server) = spawn_server(listener, app.clone());
     println!("users service listening on http://{addr}, verifying signatures\n");
 
     // The client. `UsersClient::new()` would read QUICKSTART_USERS_SECRET; here the builder
@@ -212,10 +211,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         unsigned.status()
     );
 
-    // The service goes away: each refused connection is retried and counts as a failure; after
-    // three in a row the breaker opens, and calls fail fast without touching the network.
-    server.abort();
-    let _ = (&mut server).await;
+    // The service shuts down (gracefully: its idle connections are closed, its listener
+    // dropped). Each refused connection is retried and counts as a failure; after three in a
+    // row the breaker opens, and calls fail fast without touching the network.
+    let _ = stop.send(());
+    server.await??;
     match users.get_user(1).await {
         Err(e @ Error::Transport { .. }) => {
             let cause = root_cause(&e);
@@ -238,7 +238,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // It comes back: after the open period one probe goes through, succeeds, and closes it.
     let listener = bind_again(addr).await?;
-    let _server = spawn_server(listener, app);
+    let (_stop, _server) = spawn_server(listener, app);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let user = users.get_user(1).await?;
     println!(
@@ -259,19 +259,17 @@ fn root_cause(e: &dyn std::error::Error) -> String {
     current.to_string()
 }
 
-/// Serves `app`; aborting the returned task closes the listener and every open connection.
-fn spawn_server(listener: TcpListener, app: Router) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut connections = JoinSet::new();
-        while let Ok((stream, _)) = listener.accept().await {
-            let service = TowerToHyperService::new(app.clone());
-            connections.spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    })
+/// Serves `app` with `comms::server::serve` until the returned sender is used (or dropped):
+/// then it closes its idle connections and its listener, and the task ends.
+fn spawn_server(
+    listener: TcpListener,
+    app: Router,
+) -> (oneshot::Sender<()>, JoinHandle<std::io::Result<()>>) {
+    let (stop, stopped) = oneshot::channel();
+    let server = comms::server::serve(listener, app).with_graceful_shutdown(async {
+        let _ = stopped.await;
+    });
+    (stop, tokio::spawn(server.into_future()))
 }
 
 async fn bind_again(addr: SocketAddr) -> std::io::Result<TcpListener> {
