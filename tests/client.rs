@@ -373,6 +373,50 @@ async fn new_reads_the_environment() {
     );
 }
 
+/// The secret's variable set but empty is told apart from one not set; one with a line break
+/// at its end (a file's) is taken as it is, and logged by the variable's name, not its value.
+/// In a child process, as above: one for each value.
+#[test]
+fn a_secret_variable_set_but_empty_or_ending_in_a_line_break_is_told() {
+    match std::env::var("COMMS_TEST_SECRET_CHILD").as_deref() {
+        Ok("empty") => {
+            let err = UsersClient::new().unwrap_err();
+            assert!(
+                matches!(&err, Error::Config { key, .. } if key == "COMMS_TEST_USERS_SECRET"),
+                "{err}"
+            );
+            assert!(err.to_string().ends_with("is set, but empty"), "{err}");
+            return;
+        }
+        Ok("padded") => {
+            let (logs, _guard) = comms_tests::record_logs(tracing::Level::WARN);
+            UsersClient::new().expect("built with the secret as it is");
+            let line = logs.line("the warning", &["COMMS_TEST_USERS_SECRET", "white space"]);
+            assert!(!logs.text().contains(SECRET), "{line}");
+            return;
+        }
+        _ => {}
+    }
+    for (child, secret) in [("empty", String::new()), ("padded", format!("{SECRET}\n"))] {
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "a_secret_variable_set_but_empty_or_ending_in_a_line_break_is_told",
+                "--exact",
+                "--nocapture",
+            ])
+            .env("COMMS_TEST_SECRET_CHILD", child)
+            .env("COMMS_TEST_USERS_SECRET", secret)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains("1 passed"),
+            "{child} child failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
 #[tokio::test]
 async fn futures_are_send_and_clients_clone() {
     let server = TestServer::start(echo_user).await;

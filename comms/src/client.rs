@@ -83,10 +83,7 @@ impl<C: FromExecutor> ClientBuilder<C> {
             executor = executor.key_id(key_id.trim());
         }
         if !executor.has_secret() {
-            let secret = env_var(d.secret_env)?.ok_or_else(|| {
-                Error::config(d.secret_env, "the environment variable is not set")
-            })?;
-            executor = executor.secret(secret);
+            executor = executor.secret(secret_var(d.secret_env)?);
         }
         let executor = executor.build().map_err(|e| match e {
             Error::Config { key, message } if key == "base_url" && d.base_url_env.is_some() => {
@@ -204,6 +201,39 @@ impl<C> fmt::Debug for ClientBuilder<C> {
             .field(&self.executor)
             .finish()
     }
+}
+
+/// Reads the secret's environment variable, which must be set and not empty.
+///
+/// White space around it is kept: it is part of the secret a peer given the same value (a
+/// Python service reading the same file) signs with. Since it is more often a file's final
+/// line break that a peer's copy lacks, which gets every call a 401, it is logged once, by the
+/// variable's name.
+fn secret_var(name: &str) -> Result<String, Error> {
+    let secret = std::env::var(name).map_err(|e| match e {
+        std::env::VarError::NotPresent => {
+            Error::config(name, "the environment variable is not set")
+        }
+        std::env::VarError::NotUnicode(_) => {
+            Error::config(name, "the environment variable is not valid Unicode")
+        }
+    })?;
+    if secret.is_empty() {
+        return Err(Error::config(
+            name,
+            "the environment variable is set, but empty",
+        ));
+    }
+    if secret.trim() != secret {
+        tracing::warn!(
+            target: "comms::client",
+            variable = name,
+            "the secret read from the environment begins or ends with white space (a line \
+             break, from a file?); it is used as it is, and a peer whose copy lacks it refuses \
+             every call"
+        );
+    }
+    Ok(secret)
 }
 
 /// Reads an environment variable: `Ok(None)` when unset or empty, an error when not Unicode.
