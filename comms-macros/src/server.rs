@@ -678,8 +678,9 @@ fn parse_arg(
         }
         ArgKind::Body { .. } => {
             let owned = owned(ty);
+            let name = ast::unraw(arg.ident);
             let value = quote_spanned!(span=>
-                ::__comms_crate::__private::server::body::<#owned>(&#incoming)
+                ::__comms_crate::__private::server::body::<#owned>(&#incoming, #name)
             );
             (value, Pass::for_type(ty))
         }

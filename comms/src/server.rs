@@ -456,12 +456,12 @@ pub fn header<T: FromStrArg>(incoming: &Incoming, name: &str) -> Result<T, Rejec
     })
 }
 
-/// Parses the JSON body.
+/// Parses the JSON body, argument `name`.
 #[doc(hidden)]
-pub fn body<T: BodyArg>(incoming: &Incoming) -> Result<T, Rejection> {
+pub fn body<T: BodyArg>(incoming: &Incoming, name: &str) -> Result<T, Rejection> {
     uncoded(incoming, format_args!("the body"))?;
     serde_json::from_slice(&incoming.body)
-        .map_err(|e| Rejection::bad(format_args!("the body does not parse: {e}")))
+        .map_err(|e| Rejection::bad(format_args!("the body (`{name}`) does not parse: {e}")))
 }
 
 /// Hands a generated method its `#[body(raw)]` argument: the body's bytes as they came, or

@@ -115,7 +115,7 @@ async fn a_value_that_does_not_parse_is_a_400_naming_the_argument() {
         (Call::get("/me"), "header `X-Request-Id` is missing"),
         (
             Call::post("/users").body(&b"{\"nom\": 1}"[..], "application/json"),
-            "the body does not parse",
+            "the body (`user`) does not parse",
         ),
     ];
     for (call, expected) in cases {
