@@ -263,6 +263,11 @@ async fn a_header_hooks_not_found_is_an_error_not_an_absent_resource() {
     let got = client.find(7).await;
     assert_eq!(server.count(), 0);
     assert!(matches!(got, Err(Error::NotFound(_))), "{got:?}");
+    // Its message says whose error it is, not the target's.
+    assert_eq!(
+        got.unwrap_err().to_string(),
+        "404 Not Found: no token for this tenant (the call's header hook failed; nothing was sent)"
+    );
     // The target's own 404 is still `None`.
     let missing = comms_tests::TestServer::always(comms_tests::Reply::status(404)).await;
     let client = LookupClient::builder()

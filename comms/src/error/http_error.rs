@@ -355,6 +355,10 @@ impl fmt::Display for HttpError {
             }
             f.write_str(rest)?;
         }
+        if i.ended_a_call {
+            // Without it, a hook's own error reads as the target's answer.
+            f.write_str(" (the call's header hook failed; nothing was sent)")?;
+        }
         Ok(())
     }
 }
