@@ -103,7 +103,8 @@ impl Refusals {
                 reason = %reason,
                 method = %parts.method,
                 path = parts.uri.path(),
-                "refused unverified requests since the last report; the latest"
+                "refused an unverified request (`refused`: how many since the previous \
+                 warning, this one included)"
             ),
             None => tracing::debug!(
                 reason = %reason,
