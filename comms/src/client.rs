@@ -207,8 +207,8 @@ impl<C> fmt::Debug for ClientBuilder<C> {
 ///
 /// White space around it is kept: it is part of the secret a peer given the same value (a
 /// Python service reading the same file) signs with. Since it is more often a file's final
-/// line break that a peer's copy lacks, which gets every call a 401, it is logged once, by the
-/// variable's name.
+/// line break that a peer's copy lacks, which gets every call a 401, it is logged, by the
+/// variable's name, when the client is built.
 fn secret_var(name: &str) -> Result<String, Error> {
     let secret = std::env::var(name).map_err(|e| match e {
         std::env::VarError::NotPresent => {

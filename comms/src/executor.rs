@@ -95,7 +95,7 @@ const _: () = assert!(
 /// takes that connection from the pool just then writes its request onto a closing socket: an
 /// idempotent call is retried, a POST fails with [`Error::Transport`] though it never arrived.
 /// The pool gives up an idle connection first when the server keeps it longer than 20 s:
-/// [`comms::server::serve`](crate::server::serve) keeps one 30 s, nginx 75 s. Servers that
+/// `comms::server::serve` keeps one 30 s, nginx 75 s. Servers that
 /// close sooner (gunicorn's 2 s, Node's 5 s) still meet the race.
 pub fn shared_http_client() -> &'static reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
@@ -415,10 +415,11 @@ impl Executor {
         // With nothing left of the deadline, nothing is sent.
         let deadline =
             crate::deadline::for_call(options.and_then(|o| o.deadline).or(inner.deadline));
-        if let Some((at, total)) = deadline
+        if let Some((at, _)) = deadline
             && at <= Instant::now()
         {
-            return Err(Error::timeout(&call.method, &url, total));
+            // Zero: the call had none of its deadline, and was not sent (as its error says).
+            return Err(Error::timeout(&call.method, &url, Duration::ZERO));
         }
         let inherently_idempotent = policy::is_idempotent_method(&call.method);
         let idempotent = call.idempotent.unwrap_or(inherently_idempotent);

@@ -296,7 +296,7 @@ pub mod __private {
     /// A method's success type that is decoded from a JSON body.
     #[diagnostic::on_unimplemented(
         message = "`{Self}` cannot be decoded from a response",
-        label = "a method's success type is decoded from the response's JSON body, so it must implement `serde::Deserialize` (or be `()`, `comms::Response`, `comms::ByteStream`, or `Option`, `comms::ResponseValue` or `comms::JsonLines` of such a type)",
+        label = "a method's success type is decoded from the response's JSON body, so it must implement `serde::Deserialize` (or be `()`, `comms::Response`, `comms::ByteStream`, or `Option<T>`, `comms::ResponseValue<T>` or `comms::JsonLines<T>` of a `T` that does, or `()`)",
         note = "for a type of your own, add `#[derive(serde::Deserialize)]`; for one of another crate, see whether that crate has a `serde` feature"
     )]
     pub trait JsonOutput: DeserializeOwned {}

@@ -579,7 +579,7 @@ impl<T: serde::de::DeserializeOwned + Send + 'static> BodyArg for T {}
 /// A type a generated server answers with, as JSON.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be returned by a served method",
-    label = "with the `server` feature, a method's success type must implement `serde::Serialize` (or be `()`, `comms::Response`, a stream, or `Option` or `comms::ResponseValue` of such a type)",
+    label = "with the `server` feature, a method's success type must implement `serde::Serialize` (or be `()`, `comms::Response`, a stream, or `Option<T>` or `comms::ResponseValue<T>` of a `T` that does, or `()`)",
     note = "a trait that is only called, never served, can say so: `#[service_client(.., server = false)]`"
 )]
 pub trait JsonReturn: serde::Serialize {}
