@@ -199,6 +199,8 @@ async fn a_refusal_logs_and_answers_nothing_secret() {
     assert_eq!(message, "unauthorized");
     let text = logs.text();
     assert!(text.contains("signature mismatch"), "{text}");
+    // Which key failed, so that a secret rotated on one side only is found from the log.
+    assert!(text.contains("key_id=\"billing\""), "{text}");
     for secret in [
         "server-side-s3cr3t",
         "client-wrong-s3cr3t",

@@ -95,12 +95,22 @@ struct Refusals {
 }
 
 impl Refusals {
-    fn report(&self, reason: &VerifyError, parts: &http::request::Parts) {
+    /// `key_id`: the key the request claims (see [`Verifier::claimed_key`]), looked for only
+    /// when the line is written: a mismatch under a known key id is the trace of a secret
+    /// rotated on one side only.
+    fn report(
+        &self,
+        reason: &VerifyError,
+        parts: &http::request::Parts,
+        verifier: Option<&Verifier>,
+    ) {
+        let key_id = || verifier.and_then(|v| v.claimed_key(&parts.headers));
         let now_ms = self.started.elapsed().as_millis() as u64;
         match self.throttle.count(now_ms) {
             Some(refused) => tracing::warn!(
                 refused,
                 reason = %reason,
+                key_id = key_id(),
                 method = %parts.method,
                 path = parts.uri.path(),
                 "refused an unverified request (`refused`: how many since the previous \
@@ -108,6 +118,7 @@ impl Refusals {
             ),
             None => tracing::debug!(
                 reason = %reason,
+                key_id = key_id(),
                 method = %parts.method,
                 path = parts.uri.path(),
                 "refused an unverified request"
@@ -185,7 +196,7 @@ impl Gate {
     /// 401 would end its call. It also counts as a failure for the caller's breaker, which a
     /// service that cannot check signatures is.
     fn refused(&self, reason: VerifyError, parts: &http::request::Parts) -> Response<Bytes> {
-        self.refusals.report(&reason, parts);
+        self.refusals.report(&reason, parts, self.verifier.as_ref());
         if matches!(reason, VerifyError::NonceStore(_)) {
             return unavailable("service unavailable");
         }

@@ -290,6 +290,27 @@ impl Verifier {
     }
 }
 
+impl Verifier {
+    /// The key a request claims to be signed with, for the log of its refusal: the key id of the
+    /// signature [`verify_rfc9421`](Verifier::verify_rfc9421) checks first (the first under a
+    /// key id this verifier knows, or else the first), or a legacy request's service id; quoted
+    /// as caller text is. `None` when the request names none a parser reads.
+    pub(super) fn claimed_key(&self, headers: &HeaderMap) -> Option<String> {
+        let Ok(inputs) = parse_field(headers, &signing::SIGNATURE_INPUT) else {
+            let legacy = headers.get(&signing::SERVICE_ID_HEADER)?;
+            return Some(quoted(legacy.to_str().ok()?));
+        };
+        let mut key_ids = inputs
+            .values()
+            .filter_map(|entry| Some(key_id_of(entry)?.1));
+        let first = key_ids.next()?;
+        let known = std::iter::once(first)
+            .chain(key_ids)
+            .find(|key_id| self.keys.by_id.contains_key(*key_id));
+        Some(quoted(known.unwrap_or(first)))
+    }
+}
+
 /// The inner list of a `Signature-Input` member, and the key id it names.
 fn key_id_of(entry: &ListEntry) -> Option<(&sfv::InnerList, &str)> {
     let ListEntry::InnerList(list) = entry else {
@@ -798,6 +819,40 @@ mod tests {
 
     fn at(secs: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn the_key_claimed_is_the_one_checked_first() {
+        let v = Verifier::new().service("known", "k");
+        let claimed = |input: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                signing::SIGNATURE_INPUT,
+                http::HeaderValue::from_str(input).unwrap(),
+            );
+            v.claimed_key(&h)
+        };
+        let params = ";created=1;nonce=\"0123456789abcdef\";alg=\"hmac-sha256\"";
+        assert_eq!(
+            claimed(&format!(
+                "a=();keyid=\"other\"{params}, b=();keyid=\"known\"{params}"
+            )),
+            Some("known".to_owned())
+        );
+        assert_eq!(
+            claimed(&format!("a=();keyid=\"other\"{params}")),
+            Some("other".to_owned())
+        );
+        assert_eq!(
+            claimed(&format!("a=();keyid=\"{}\"", "x".repeat(100))),
+            Some("x".repeat(64))
+        );
+        assert_eq!(claimed("a=()"), None);
+        assert_eq!(claimed("not a dictionary"), None);
+
+        let mut legacy = HeaderMap::new();
+        legacy.insert(signing::SERVICE_ID_HEADER, "billing".parse().unwrap());
+        assert_eq!(v.claimed_key(&legacy), Some("billing".to_owned()));
     }
 
     #[test]
