@@ -342,6 +342,81 @@ async fn a_shutdown_waits_no_longer_than_its_timeout() {
     assert!(closed && answer.is_empty(), "{closed} {answer:?}");
 }
 
+/// A method marked `idempotent` whose caller hung up runs on in a task of its own: a graceful
+/// shutdown waits for it to end, as for a request in flight, where the runtime stopping after
+/// the server's future would cut it off part way.
+#[tokio::test]
+async fn a_graceful_shutdown_waits_for_an_idempotent_method_its_caller_left() {
+    let service = DirectoryImpl::default();
+    let server =
+        DirectoryServer::new(service.clone()).verifier(Verifier::new().service("billing", SECRET));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (addr, server) = start(server, |s| {
+        s.with_graceful_shutdown(async {
+            stopped.await.ok();
+        })
+    })
+    .await;
+    let client = DirectoryClient::builder()
+        .base_url(format!("http://{addr}"))
+        .secret(SECRET)
+        .timeout(Duration::from_millis(100))
+        .retry(RetryConfig::none())
+        .breaker(BreakerConfig::disabled())
+        .build()
+        .unwrap();
+    // `slow` takes 500 ms: the call times out at 100 ms and drops its connection.
+    let err = client.order("slow").await.unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    // The server sees the connection closed, and its request dropped, before the signal.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("the server ends")
+        .unwrap()
+        .unwrap();
+    assert_eq!(service.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        service.finished.load(Ordering::SeqCst),
+        1,
+        "the server's future ended before the method did"
+    );
+}
+
+/// ... but no longer than its shutdown timeout.
+#[tokio::test]
+async fn a_graceful_shutdown_waits_for_an_idempotent_method_no_longer_than_its_timeout() {
+    let service = DirectoryImpl::default();
+    let server =
+        DirectoryServer::new(service.clone()).verifier(Verifier::new().service("billing", SECRET));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (addr, server) = start(server, |s| {
+        s.shutdown_timeout(Duration::from_millis(100))
+            .with_graceful_shutdown(async {
+                stopped.await.ok();
+            })
+    })
+    .await;
+    let client = client_of(&format!("http://{addr}"), SECRET, RetryConfig::none());
+    let call = tokio::spawn(async move { client.order("slow").await });
+    while service.calls.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("the server ends")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        service.finished.load(Ordering::SeqCst),
+        0,
+        "the server waited past its shutdown timeout"
+    );
+    assert!(call.await.unwrap().is_err(), "its connection was closed");
+}
+
 /// Under both defaults, a comms client's shared pool gives up a connection left idle before the
 /// server closes it: a POST sent after 21 s of quiet goes over a new connection, not one the
 /// server is about to close (at 30 s), where it could be lost without a retry.

@@ -61,8 +61,10 @@ pub const DEFAULT_MAX_HEAD_BYTES: usize = 64 * 1024;
 /// - answers a head over `max_head_bytes` (64 KiB), or with over 100 header fields, with a 431
 ///   and closes the connection;
 /// - on its shutdown signal, stops accepting, closes idle connections, lets each request in
-///   flight finish for up to the shutdown timeout (30 s) and then closes its connection.
-///   Upgraded connections are their handlers' to close.
+///   flight finish for up to the shutdown timeout (30 s) and then closes its connection. It
+///   waits as long for a generated server's methods marked `idempotent` whose callers hung up
+///   (each runs to its end in a task of its own). Upgraded connections are their handlers' to
+///   close.
 ///
 /// A request's body is read at the pace its handler reads it: behind a [`VerifyLayer`] or in
 /// a generated server, whole and within their body timeout (10 s); a handler without either
@@ -179,7 +181,8 @@ impl Serve {
 
     /// Stops when `signal` completes: no new connection is accepted, idle ones are closed, each
     /// one serving a request is closed once its answer is sent, or at the shutdown timeout, and
-    /// the server's future ends when all are closed.
+    /// the server's future ends when all are closed and every method marked `idempotent` whose
+    /// caller left has ended (or at the shutdown timeout, with a warning).
     pub fn with_graceful_shutdown<F>(mut self, signal: F) -> Serve
     where
         F: Future<Output = ()> + Send + 'static,
@@ -210,7 +213,9 @@ impl Serve {
         let permits = Arc::new(Semaphore::new(limits.max_connections));
         // Dropped when the signal comes: each connection's task then shuts its connection down
         // gracefully. Each task holds a receiver of `open`, whose sender's `closed()` says when
-        // the last has ended.
+        // the last has ended; so does each method marked `idempotent` run in a task of its own
+        // (a `ShutdownHold` in its request's extensions), which outlives a request its caller
+        // dropped.
         let (stop, stopped) = watch::channel(());
         let (open, opened) = watch::channel(());
         let mut signal = signal.unwrap_or_else(|| Box::pin(std::future::pending()));
@@ -223,6 +228,9 @@ impl Serve {
             let service = Connection {
                 router: router.clone(),
                 peer,
+                hold: ShutdownHold {
+                    _open: opened.clone(),
+                },
             };
             let io = Guarded {
                 stream,
@@ -254,7 +262,18 @@ impl Serve {
             });
         }
         drop((stop, opened, listener));
-        open.closed().await;
+        // Each connection is closed by the shutdown timeout; a method whose caller left may run
+        // on, and is waited for as long.
+        if tokio::time::timeout(limits.shutdown_timeout, open.closed())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                running = open.receiver_count(),
+                "methods marked `idempotent` still running at the shutdown timeout, their \
+                 callers gone: they stop part way when the runtime does"
+            );
+        }
         Ok(())
     }
 }
@@ -319,6 +338,16 @@ fn report(result: Result<(), hyper::Error>) {
 struct Connection {
     router: Router,
     peer: SocketAddr,
+    hold: ShutdownHold,
+}
+
+/// A hold on a graceful shutdown of [`serve`], in each request's extensions: a method marked
+/// `idempotent`, run in a task of its own that outlives a request its caller dropped, keeps a
+/// clone until it ends, and the server's future waits for it (up to the shutdown timeout).
+#[derive(Clone)]
+pub(crate) struct ShutdownHold {
+    /// Held, never read: the server waits until every receiver is dropped.
+    _open: watch::Receiver<()>,
 }
 
 impl Connection {
@@ -332,6 +361,7 @@ impl Connection {
     > {
         hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(self.peer));
+            request.extensions_mut().insert(self.hold.clone());
             // A router is always ready: `call` needs no `poll_ready` first.
             let mut router = self.router.clone();
             router.call(request)

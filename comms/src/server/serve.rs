@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use tracing::Instrument;
 
+use super::listen::ShutdownHold;
 use super::{
     Answer, Claim, IdempotencyStore, Incoming, MemoryIdempotencyStore, StoredResponse,
     internal_error, ran_unanswerable, respond_message,
@@ -310,6 +311,7 @@ where
     };
     let path = parts.uri.path().to_owned();
     let verb = parts.method.clone();
+    let hold = parts.extensions.get::<ShutdownHold>().cloned();
     let run = run_scoped(
         caller,
         deadline,
@@ -326,7 +328,8 @@ where
     // request is dropped first (its caller timed out or hung up), whether or not the request
     // carries a key: the mark says its work must not stop half done. With a claimed key, its
     // answer is then kept for the retry that follows, where a method cut off halfway would
-    // leave the key claimed and the work half done.
+    // leave the key claimed and the work half done. Under `serve`, a graceful shutdown waits
+    // for it, as it waits for the requests in flight (`hold`, dropped when the task ends).
     let store = Arc::clone(&settings.idempotency);
     let finished = {
         let held = claim.clone();
@@ -335,6 +338,7 @@ where
             if let Some(held) = &held {
                 settle(&store, held, to_keep(&answer)).await;
             }
+            drop(hold);
             answer
         }
     };
