@@ -1675,3 +1675,157 @@ async fn a_full_redis_still_carries_breaker_transitions() {
 // `Idempotency-Key` answers shared by replicas through Redis.
 #[path = "fleet/idempotency.rs"]
 mod idempotency;
+
+/// A TCP proxy that sends each new connection to the address it is told last: a name or a
+/// virtual address that a failover moves to the new primary. Connections made before a switch
+/// stay where they were, as with DNS.
+#[derive(Clone)]
+struct SwitchProxy {
+    port: u16,
+    target: Arc<std::sync::Mutex<String>>,
+}
+
+impl SwitchProxy {
+    async fn start(redis_url: &str) -> SwitchProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = SwitchProxy {
+            port: listener.local_addr().unwrap().port(),
+            target: Arc::new(std::sync::Mutex::new(String::new())),
+        };
+        proxy.switch_to(redis_url);
+        let target = Arc::clone(&proxy.target);
+        tokio::spawn(async move {
+            loop {
+                let (mut client, _) = listener.accept().await.unwrap();
+                let address = target.lock().unwrap().clone();
+                tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&address).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        proxy
+    }
+
+    fn switch_to(&self, redis_url: &str) {
+        let address = redis_url
+            .trim_start_matches("redis://")
+            .trim_end_matches('/');
+        *self.target.lock().unwrap() = address.to_owned();
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+/// A failover that demotes the store's Redis to a replica leaves the store's connection open
+/// (Redis keeps a demoted primary's clients), and every write on it is refused `READONLY`: the
+/// store connects again, and reaches the primary its address now leads to, rather than refusing
+/// every request until the process restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_failover_demotes_its_redis_the_nonce_store_follows_its_address_to_the_new_primary()
+{
+    let old = redis_or_skip!();
+    let new = redis_or_skip!();
+    let proxy = SwitchProxy::start(&old.url()).await;
+    let store = RedisNonceStore::new(&proxy.url())
+        .unwrap()
+        .namespace("failover");
+    assert!(insert(&store, 1).await.unwrap());
+
+    let new_port = new
+        .url()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let reply = redis_command(&old.url(), &["REPLICAOF", "127.0.0.1", &new_port]).await;
+    assert_eq!(reply, "+OK");
+    proxy.switch_to(&new.url());
+
+    let mut answers = Vec::new();
+    for tag in 2..40 {
+        let answer = insert(&store, tag).await;
+        let accepted = matches!(answer, Ok(true));
+        answers.push(answer.map_err(|e| e.to_string()));
+        if accepted {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        matches!(answers.last(), Some(Ok(true))),
+        "the store never reached the new primary: {answers:?}"
+    );
+    assert!(
+        answers.len() <= 2,
+        "one refusal at most, on the connection to the demoted Redis: {answers:?}"
+    );
+}
+
+/// A breaker channel whose Redis is demoted by a failover publishes to the new primary: its
+/// connection, refused `READONLY` on a transition, connects again. (Its subscription may stay
+/// where it is: a replica passes on what its primary publishes.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_failover_demotes_its_redis_breaker_transitions_reach_the_other_replicas_again() {
+    let old = redis_or_skip!();
+    let new = redis_or_skip!();
+    let proxy = SwitchProxy::start(&old.url()).await;
+    let (first, second) = two_replicas(&proxy.url(), "failover-breakers").await;
+
+    let new_port = new
+        .url()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let reply = redis_command(&old.url(), &["REPLICAOF", "127.0.0.1", &new_port]).await;
+    assert_eq!(reply, "+OK");
+    proxy.switch_to(&new.url());
+
+    let (server, _failing) = failing_until_told().await;
+    let a = caller(&server.url(), first);
+    let b = caller(&server.url(), second);
+    // Each open is published once the first replica's connections have moved: the first
+    // transition's write is refused READONLY, and the ones after it go to the new primary.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for _ in 0..3 {
+            let _ = a.execute(Call::get("/x")).await;
+        }
+        if b.circuit_state() == Some(CircuitState::Open) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the second replica never heard of the first's open"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The open is kept on the new primary, for the replicas that subscribe later; on the
+    // demoted Redis the write was refused.
+    wait_for_redis("the open kept on the new primary", || async {
+        let target = server.url();
+        let kept = ["HEXISTS", "failover-breakers:breaker:open", &target];
+        redis_command(&new.url(), &kept).await == ":1"
+    })
+    .await;
+}
+
+/// Waits until `done` is true, asking every 50 ms, for at most 10 s.
+async fn wait_for_redis<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut done: impl FnMut() -> F,
+) {
+    for _ in 0..200 {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}

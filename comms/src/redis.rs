@@ -32,6 +32,15 @@
 //!   Redis with `maxmemory-policy noeviction`, which refuses writes when full, and so has the
 //!   store refuse requests rather than forget.
 //!
+//!   After a failover, the Redis the URL named may be a replica that keeps its clients'
+//!   connections and refuses their writes (`READONLY`). Such a refusal is taken as no answer
+//!   (the request refused, or under [`LocalOnly`](WhenUnavailable::LocalOnly) checked in
+//!   memory), and the connection is dropped, so that the next command connects again, to the
+//!   primary the URL's host name or address now leads to (a Sentinel-managed one's, say).
+//!   Redis Cluster is not supported: a cluster node answers most keys with `MOVED`, and the
+//!   store would refuse those requests (or under `LocalOnly` check them in memory) for as long
+//!   as it ran; an `ERROR` says so once.
+//!
 //!   A `SET` Redis ran after the command's timeout leaves the nonce recorded for a request
 //!   that was refused: sent again unchanged, that request is then refused as a replay. A comms
 //!   client signs every retry afresh, with a nonce of its own.
@@ -52,7 +61,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -123,6 +132,8 @@ struct Conn {
     /// after it should it fail too. `None` once connected; `None` outside for a connection
     /// that does not remember failures.
     backoff: Option<std::sync::Mutex<Option<(Instant, Duration)>>>,
+    /// Whether the Redis was found to be a cluster node, and said so (see [`Conn::refused`]).
+    cluster_said: AtomicBool,
 }
 
 /// The first pause after a failed connection attempt, and the longest.
@@ -170,6 +181,7 @@ impl Conn {
             made: AtomicU64::new(0),
             timeout,
             backoff: backoff.then(|| std::sync::Mutex::new(None)),
+            cluster_said: AtomicBool::new(false),
         })
     }
 
@@ -267,6 +279,34 @@ impl Conn {
         Ok((number, manager, true))
     }
 
+    /// What an error Redis answered says of manager `number`'s connection: a demoted primary's
+    /// (`READONLY`) is dropped; a Redis Cluster node's (`MOVED`, `ASK`, `CLUSTERDOWN`), which
+    /// no connection to one address serves whole, is said once in an `ERROR`.
+    fn refused(&self, refused: &redis::RedisError, number: u64) {
+        use redis::{ErrorKind, ServerErrorKind};
+        if is_demoted(refused) {
+            tracing::warn!(
+                "redis answered READONLY: a replica now, after a failover; connecting again"
+            );
+            self.forget(number);
+            return;
+        }
+        let cluster = matches!(
+            refused.kind(),
+            ErrorKind::Server(
+                ServerErrorKind::Moved | ServerErrorKind::Ask | ServerErrorKind::ClusterDown
+            )
+        );
+        if cluster && !self.cluster_said.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                error = %refused,
+                "the Redis at this URL is a node of a Redis Cluster, which comms' fleet state \
+                 does not support: give it a standalone Redis (or the address of a \
+                 Sentinel-managed primary)"
+            );
+        }
+    }
+
     /// Drops manager `number` if it is still the one in use. Not waited for: a command that
     /// holds the slot is connecting (the slot is empty then) or taking a copy.
     fn forget(&self, number: u64) {
@@ -291,12 +331,35 @@ impl Conn {
         F: Fn(ConnectionManager) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
+        self.answered(op)
+            .await?
+            .map_err(|e| format!("redis error: {e}").into())
+    }
+
+    /// [`run`](Conn::run), an error Redis answered with (`Ok(Err)`: it is up, and refused the
+    /// command) kept apart from one that leaves the command in doubt (`Err`: no answer, or the
+    /// connection failed).
+    ///
+    /// A `READONLY` answer is the second kind: the connection is to a Redis a failover demoted
+    /// to a replica, which keeps its clients, and not to the primary the command was for. The
+    /// connection is dropped, so that the next command connects again, to the primary the
+    /// URL's name or address now leads to (kept, it would be refused until the process
+    /// restarted), and the command's caller treats it as unanswered: a nonce checked as when
+    /// Redis is down, a breaker transition sent again.
+    async fn answered<T, F, Fut>(&self, op: F) -> Result<redis::RedisResult<T>, BoxError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        // The manager this command used.
+        let used = AtomicU64::new(u64::MAX);
         // The manager this command used, when an earlier command had used it too.
         let reused = AtomicU64::new(u64::MAX);
         // Whether the command is cut off while it makes a connection attempt (see `manager`).
         let connecting = AtomicU64::new(0);
         let run = async {
             let (number, connection, fresh) = self.manager(&connecting).await?;
+            used.store(number, Ordering::Relaxed);
             if !fresh {
                 reused.store(number, Ordering::Relaxed);
             }
@@ -312,7 +375,12 @@ impl Conn {
                 // changes nothing more than once.
                 Err(e) if e.is_connection_dropped() => op(connection).await,
                 other => other,
-            }?)
+            }
+            .map(Ok)
+            .or_else(|e| match e.code() {
+                Some(_) if !is_demoted(&e) => Ok(Err(e)),
+                _ => Err(e),
+            })?)
         };
         let result = tokio::time::timeout(self.timeout, run).await;
         let attempt = connecting.load(Ordering::Relaxed);
@@ -329,8 +397,11 @@ impl Conn {
         if timed_out && number != u64::MAX {
             self.forget(number);
         }
+        if let Ok(Ok(Err(refused)) | Err(Unconnected::Failed(refused))) = &result {
+            self.refused(refused, used.load(Ordering::Relaxed));
+        }
         match result {
-            Ok(Ok(value)) => Ok(value),
+            Ok(Ok(answer)) => Ok(answer),
             Ok(Err(Unconnected::Failed(e))) => Err(format!("redis error: {e}").into()),
             Ok(Err(Unconnected::Pausing(left))) => Err(format!(
                 "redis unreachable: connecting failed a moment ago, next attempt in {left:?}"
@@ -342,6 +413,11 @@ impl Conn {
             Err(_) => Err(format!("redis did not answer within {:?}", self.timeout).into()),
         }
     }
+}
+
+/// Whether Redis refused a command for being a replica (`READONLY`): see [`Conn::answered`].
+fn is_demoted(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
 }
 
 /// A nonce store shared by every replica, on Redis. See the [module docs](self).
@@ -438,11 +514,8 @@ impl RedisNonceStore {
         // in doubt.
         let set = self
             .conn
-            .run(|mut connection| async move {
-                match set.query_async::<Option<String>>(&mut connection).await {
-                    Err(refused) if refused.code().is_some() => Ok(Err(refused)),
-                    other => other.map(Ok),
-                }
+            .answered(|mut connection| async move {
+                set.query_async::<Option<String>>(&mut connection).await
             })
             .await
             .map_err(Unsettled::Unanswered)?;
@@ -852,14 +925,12 @@ async fn answered(
     conn: &Conn,
     cmd: &redis::Cmd,
 ) -> Result<Result<(), redis::RedisError>, BoxError> {
-    conn.run(|mut connection| async move {
-        match cmd.query_async::<redis::Value>(&mut connection).await {
-            Ok(_) => Ok(Ok(())),
-            Err(refused) if refused.code().is_some() => Ok(Err(refused)),
-            Err(e) => Err(e),
-        }
-    })
-    .await
+    let answer = conn
+        .answered(
+            |mut connection| async move { cmd.query_async::<redis::Value>(&mut connection).await },
+        )
+        .await?;
+    Ok(answer.map(drop))
 }
 
 async fn subscribe(channel: Arc<BreakerChannel>) {

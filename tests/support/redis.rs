@@ -32,9 +32,15 @@ impl RedisServer {
     async fn spawn(&mut self) -> Result<(), String> {
         let binary =
             std::env::var("COMMS_TEST_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        // A directory of its own: a server made a replica writes the snapshot it receives
+        // there, and a server started in a directory holding one loads it.
+        let dir = self.dir();
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot make {dir:?}: {e}"))?;
         let child = std::process::Command::new(&binary)
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -50,6 +56,11 @@ impl RedisServer {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Err(format!("redis-server did not listen on port {}", self.port))
+    }
+
+    /// The server's working directory, where a replica's snapshot would go.
+    fn dir(&self) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("comms-test-redis-{}", self.port))
     }
 
     /// `redis://127.0.0.1:<port>/`.
@@ -75,5 +86,6 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+        let _ = std::fs::remove_dir_all(self.dir());
     }
 }
