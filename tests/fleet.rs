@@ -1829,3 +1829,46 @@ async fn wait_for_redis<F: std::future::Future<Output = bool>>(
     }
     panic!("timed out waiting for {what}");
 }
+
+/// The hash of opens keeps a field per target until the target's close is published: one whose
+/// open is long over, and that is never called again (a host retired), is deleted by the next
+/// replica that reads the hash, where it would stay for ever; an open still running, or just
+/// over, stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opens_long_over_are_deleted_from_redis_by_the_replica_that_reads_them() {
+    let (url, _own) = shared_redis_or_skip!();
+    let channel = format!("stale-opens-{}", fresh_nonce(1));
+    let key = format!("{channel}:breaker:open");
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let entries = [
+        ("http://retired:1", now - 3_600_000, false),
+        ("http://just-over:1", now - 10_000, true),
+        ("http://open:1", now + 600_000, true),
+    ];
+    for (target, until, _) in entries {
+        let message = format!("0123456789abcdef open {until} {target}");
+        assert_eq!(
+            redis_command(&url, &["HSET", &key, target, &message]).await,
+            ":1"
+        );
+    }
+    assert_eq!(
+        redis_command(&url, &["HSET", &key, "http://garbled:1", "not a message"]).await,
+        ":1"
+    );
+
+    let sync = share_breakers(&url, &channel).unwrap();
+    wait_for("the replica to subscribe", || sync.is_connected()).await;
+    wait_for_redis("the stale fields deleted", || async {
+        redis_command(&url, &["HLEN", &key]).await == ":2"
+    })
+    .await;
+    for (target, _, kept) in entries {
+        let exists = redis_command(&url, &["HEXISTS", &key, target]).await;
+        assert_eq!(exists == ":1", kept, "{target}: {exists}");
+    }
+    redis_command(&url, &["DEL", &key]).await;
+}

@@ -33,10 +33,11 @@
 //!   store refuse requests rather than forget.
 //!
 //!   After a failover, the Redis the URL named may be a replica that keeps its clients'
-//!   connections and refuses their writes (`READONLY`). Such a refusal is taken as no answer
-//!   (the request refused, or under [`LocalOnly`](WhenUnavailable::LocalOnly) checked in
-//!   memory), and the connection is dropped, so that the next command connects again, to the
-//!   primary the URL's host name or address now leads to (a Sentinel-managed one's, say).
+//!   connections and refuses their writes (`READONLY`): a nonce it refuses to record is
+//!   checked as one Redis did not answer for (the request refused, or under
+//!   [`LocalOnly`](WhenUnavailable::LocalOnly) checked in memory), and the connection is
+//!   dropped, so that the next command connects again, to the primary the URL's host name or
+//!   address now leads to (a Sentinel-managed one's, say).
 //!   Redis Cluster is not supported: a cluster node answers most keys with `MOVED`, and the
 //!   store would refuse those requests (or under `LocalOnly` check them in memory) for as long
 //!   as it ran; an `ERROR` says so once.
@@ -340,12 +341,10 @@ impl Conn {
     /// command) kept apart from one that leaves the command in doubt (`Err`: no answer, or the
     /// connection failed).
     ///
-    /// A `READONLY` answer is the second kind: the connection is to a Redis a failover demoted
-    /// to a replica, which keeps its clients, and not to the primary the command was for. The
-    /// connection is dropped, so that the next command connects again, to the primary the
-    /// URL's name or address now leads to (kept, it would be refused until the process
-    /// restarted), and the command's caller treats it as unanswered: a nonce checked as when
-    /// Redis is down, a breaker transition sent again.
+    /// A `READONLY` answer is from a Redis a failover demoted to a replica, which keeps its
+    /// clients: the connection is dropped, so that the next command connects again, to the
+    /// primary the URL's name or address now leads to. Kept, its writes would be refused until
+    /// the process restarted.
     async fn answered<T, F, Fut>(&self, op: F) -> Result<redis::RedisResult<T>, BoxError>
     where
         F: Fn(ConnectionManager) -> Fut,
@@ -378,8 +377,8 @@ impl Conn {
             }
             .map(Ok)
             .or_else(|e| match e.code() {
-                Some(_) if !is_demoted(&e) => Ok(Err(e)),
-                _ => Err(e),
+                Some(_) => Ok(Err(e)),
+                None => Err(e),
             })?)
         };
         let result = tokio::time::timeout(self.timeout, run).await;
@@ -397,7 +396,7 @@ impl Conn {
         if timed_out && number != u64::MAX {
             self.forget(number);
         }
-        if let Ok(Ok(Err(refused)) | Err(Unconnected::Failed(refused))) = &result {
+        if let Ok(Ok(Err(refused))) = &result {
             self.refused(refused, used.load(Ordering::Relaxed));
         }
         match result {
@@ -655,8 +654,8 @@ fn millis(duration: Duration) -> u64 {
 ///
 /// Pub/sub keeps nothing for a replica that is not listening, so the targets open now are also
 /// kept in a hash beside the channel, `<channel>:open` (a field per target, removed on its
-/// close), which a replica reads each time it subscribes: at its start, and again after losing
-/// its subscription. A transition Redis did not take (down, or not answering) is published
+/// close, or by the first replica to read it a minute after the open ended), which a replica
+/// reads each time it subscribes: at its start, and again after losing its subscription. A transition Redis did not take (down, or not answering) is published
 /// again, with backoff, until it is, or until a later transition of its target or the end of
 /// its open period makes it moot.
 pub fn share_breakers(url: &str, namespace: &str) -> Result<BreakerSync, Error> {
@@ -836,9 +835,13 @@ impl BreakerChannel {
         if let Remote::Opened { .. } = event {
             keep.arg(&message);
         }
+        // Refused by a Redis demoted to a replica: published all the same (on a new
+        // connection, see `Conn::answered`), and kept again later, on the primary by then.
+        let mut kept = true;
         match answered(&self.conn, &keep).await {
             Ok(Ok(())) => {}
             Ok(Err(refused)) => {
+                kept = !is_demoted(&refused);
                 tracing::debug!(
                     error = %refused,
                     "redis refused to keep a breaker transition for later subscribers"
@@ -854,14 +857,14 @@ impl BreakerChannel {
         match answered(&self.conn, &publish).await {
             Ok(Ok(())) => {
                 *failing = false;
-                true
+                kept
             }
             Ok(Err(refused)) => {
                 tracing::warn!(
                     error = %refused,
                     "redis refused a breaker transition; not published"
                 );
-                true
+                kept
             }
             Err(e) => unanswered(e, failing),
         }
@@ -889,11 +892,16 @@ impl BreakerChannel {
             return;
         };
         let now = crate::breaker::unix_millis();
-        for message in opens.values() {
+        let mut stale = Vec::new();
+        for (field, message) in &opens {
             let Some((from, event @ Remote::Opened { until_unix_ms }, authority)) = decode(message)
             else {
+                stale.push((field, message));
                 continue;
             };
+            if until_unix_ms.saturating_add(STALE_OPEN_MARGIN_MS) < now {
+                stale.push((field, message));
+            }
             let ours = self
                 .pending
                 .lock()
@@ -903,8 +911,51 @@ impl BreakerChannel {
                 link.apply(authority, event);
             }
         }
+        drop(link);
+        if !stale.is_empty() {
+            self.forget_opens(&stale).await;
+        }
+    }
+
+    /// Deletes from the [`opens_key`] hash the fields given with the values they were read
+    /// with, unless another replica has written them since: opens long over (or unreadable),
+    /// whose target may never be called or closed again (a host retired, a webhook removed),
+    /// and would otherwise stay in Redis for ever, read by every replica each time it
+    /// subscribes. Best effort, as reading them was.
+    async fn forget_opens(&self, stale: &[(&String, &String)]) {
+        let script = redis::Script::new(FORGET_OPENS);
+        let key = opens_key(&self.name);
+        let forgot = self
+            .conn
+            .run(|mut connection| {
+                let mut invocation = script.key(&key);
+                for (field, message) in stale {
+                    invocation.arg(field.as_str()).arg(message.as_str());
+                }
+                async move { invocation.invoke_async::<u64>(&mut connection).await }
+            })
+            .await;
+        if let Err(e) = forgot {
+            tracing::debug!(error = %e, "cannot delete opens long over from the breaker channel's hash");
+        }
     }
 }
+
+/// How long after its end an open kept in the [`opens_key`] hash is deleted by a replica that
+/// reads it: a minute, so that a replica whose clock is ahead does not delete one the others
+/// still hold.
+const STALE_OPEN_MARGIN_MS: u64 = 60_000;
+
+/// Deletes each field `ARGV[i]` of `KEYS[1]` whose value is still `ARGV[i + 1]`.
+const FORGET_OPENS: &str = r"
+local forgot = 0
+for i = 1, #ARGV, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    forgot = forgot + redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+end
+return forgot
+";
 
 /// Notes a transition Redis did not answer for (warning once while it does not), to be asked
 /// again: false.
