@@ -259,14 +259,26 @@ pub(crate) fn parse_args(cx: &Ctxt, tokens: TokenStream) -> Args {
     if !missing.is_empty() {
         let names: Vec<String> = missing.iter().map(|(n, _)| format!("`{n}`")).collect();
         let pairs: Vec<String> = missing.iter().map(|(n, e)| format!("{n} = {e}")).collect();
-        cx.error_at(
-            Span::call_site(),
-            format!(
-                "missing {}: add `{}` to #[service_client(...)]",
-                names.join(", "),
-                pairs.join(", ")
-            ),
+        let mut message = format!(
+            "missing {}: add `{}` to #[service_client(...)]",
+            names.join(", "),
+            pairs.join(", ")
         );
+        // Given `base_url_env` alone, as if it stood for `base_url`: said where it is.
+        let env_alone = args
+            .base_url_env
+            .as_ref()
+            .filter(|_| missing.iter().any(|(name, _)| *name == "base_url"));
+        match env_alone {
+            Some(env) => {
+                message.push_str(
+                    "; `base_url_env` overrides `base_url` at run time when its variable is \
+                     set, and `base_url` is the URL used when it is not",
+                );
+                cx.error_spanned_by(env, message);
+            }
+            None => cx.error_at(Span::call_site(), message),
+        }
     }
     if let Some(url) = &args.base_url
         && let Err(why) = comms_uri::BaseUrl::parse(&url.value())

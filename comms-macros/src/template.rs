@@ -35,14 +35,19 @@ pub(crate) enum ErrorKind {
     MissingLeadingSlash,
     EmptySegment,
     DotSegment,
-    Query,
+    /// `?` and what follows: the names of the `<name>` parameters written there, Rocket's way.
+    Query(Vec<String>),
     Fragment,
     BadChar(char),
     BadEscape,
     Unclosed,
     Unopened,
     EmptyName,
-    BadName,
+    /// A parameter's name that is no identifier; the one meant, when it can be told (`<id: u64>`
+    /// is `<id>`, `<user-id>` is `<user_id>`).
+    BadName(Option<String>),
+    /// `<id: u64>`: a type written in a parameter, whose name is `id`.
+    TypedName(String),
     PartialSegment,
     TrailingNotLast,
     Duplicate,
@@ -63,9 +68,22 @@ impl fmt::Display for ErrorKind {
                 "`.` and `..` segments (`%2e` is a dot) are resolved away by URL parsers; \
                  remove them",
             ),
-            ErrorKind::Query => f.write_str(
+            ErrorKind::Query(names) if names.is_empty() => f.write_str(
                 "a route cannot contain `?`: mark query arguments with `#[query]` instead",
             ),
+            ErrorKind::Query(names) => {
+                let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+                let list = match quoted.split_last() {
+                    Some((last, [])) => last.clone(),
+                    Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+                    None => String::new(),
+                };
+                write!(
+                    f,
+                    "a route cannot contain `?`: remove the query from the route, and mark {list} \
+                     `#[query]`"
+                )
+            }
             ErrorKind::Fragment => f.write_str("a route cannot contain `#`"),
             ErrorKind::BadChar(c) => write!(
                 f,
@@ -76,7 +94,16 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Unclosed => f.write_str("unclosed parameter: expected `>`"),
             ErrorKind::Unopened => f.write_str("`>` closes no parameter"),
             ErrorKind::EmptyName => f.write_str("parameter has no name: expected `<name>`"),
-            ErrorKind::BadName => f.write_str("parameter name must be a Rust identifier"),
+            ErrorKind::BadName(None) => f.write_str("parameter name must be a Rust identifier"),
+            ErrorKind::BadName(Some(meant)) => write!(
+                f,
+                "parameter name must be a Rust identifier: write `<{meant}>`"
+            ),
+            ErrorKind::TypedName(name) => write!(
+                f,
+                "a route parameter is only a name: write `<{name}>`, and give the type to the \
+                 argument `{name}`"
+            ),
             ErrorKind::PartialSegment => f.write_str(
                 "a parameter must be a whole segment: write `/<name>`, not `/prefix<name>`",
             ),
@@ -131,15 +158,18 @@ pub(crate) fn parse(text: &str) -> Result<Template, Vec<TemplateError>> {
     let mut trailing_slash = false;
     // Segment boundaries: each segment starts after a `/`.
     let mut start = 1;
+    // The path, up to a query (`?<page>&<per_page>`, in Rocket's way), which is reported once
+    // the path's segments have been.
+    let path_end = text.find('?').unwrap_or(text.len());
     let pieces: Vec<Range<usize>> = {
         let mut v = Vec::new();
-        for (i, b) in text.bytes().enumerate().skip(1) {
+        for (i, b) in text[..path_end].bytes().enumerate().skip(1) {
             if b == b'/' {
                 v.push(start..i);
                 start = i + 1;
             }
         }
-        v.push(start..text.len());
+        v.push(start..path_end);
         v
     };
     let last = pieces.len() - 1;
@@ -196,7 +226,7 @@ pub(crate) fn parse(text: &str) -> Result<Template, Vec<TemplateError>> {
                 continue;
             }
             if !is_ident(name_text) {
-                err(ErrorKind::BadName, name.clone());
+                err(bad_name(name_text), name.clone());
                 continue;
             }
             if seen.iter().any(|(n, _)| *n == name_text) {
@@ -229,10 +259,6 @@ pub(crate) fn parse(text: &str) -> Result<Template, Vec<TemplateError>> {
                 '>' => {
                     err(ErrorKind::Unopened, at..at + 1);
                     ok = false;
-                }
-                '?' => {
-                    err(ErrorKind::Query, at..text.len());
-                    return Err(errors);
                 }
                 '#' => {
                     err(ErrorKind::Fragment, at..text.len());
@@ -267,6 +293,12 @@ pub(crate) fn parse(text: &str) -> Result<Template, Vec<TemplateError>> {
             segments.push(Segment::Static(range));
         }
     }
+    if path_end < text.len() {
+        err(
+            ErrorKind::Query(query_names(&text[path_end..])),
+            path_end..text.len(),
+        );
+    }
     if errors.is_empty() {
         Ok(Template {
             segments,
@@ -275,6 +307,33 @@ pub(crate) fn parse(text: &str) -> Result<Template, Vec<TemplateError>> {
     } else {
         Err(errors)
     }
+}
+
+/// What is wrong with a parameter's name that is no identifier, with the name meant when it
+/// can be told: `id: u64` (a type, as axum's extractors and other frameworks write one),
+/// `user-id` (a dash where Rust has an underscore).
+fn bad_name(name: &str) -> ErrorKind {
+    if let Some((before, _)) = name.split_once(':') {
+        let before = before.trim();
+        if is_ident(before) {
+            return ErrorKind::TypedName(before.to_owned());
+        }
+    }
+    let underscored = name.trim().replace('-', "_");
+    ErrorKind::BadName(is_ident(&underscored).then_some(underscored))
+}
+
+/// The names of the `<name>` parameters in a route's query part (`?<page>&<per_page>`).
+fn query_names(query: &str) -> Vec<String> {
+    query
+        .split('<')
+        .skip(1)
+        .filter_map(|rest| {
+            let name = rest.split_once('>')?.0;
+            let name = name.strip_suffix("..").unwrap_or(name);
+            is_ident(name).then(|| name.to_owned())
+        })
+        .collect()
 }
 
 /// Whether `s` can name an argument (Unicode's identifier rules, as Rust's; a keyword names
@@ -305,7 +364,7 @@ mod tests {
             assert!(
                 kinds(bad)
                     .iter()
-                    .any(|(kind, _)| *kind == ErrorKind::BadName),
+                    .any(|(kind, _)| matches!(kind, ErrorKind::BadName(_))),
                 "{bad}"
             );
         }
@@ -349,7 +408,22 @@ mod tests {
         assert_eq!(kinds("/a/../b"), [(ErrorKind::DotSegment, "..")]);
         assert_eq!(kinds("/a/%2e%2E/b"), [(ErrorKind::DotSegment, "%2e%2E")]);
         assert_eq!(kinds("/a/.%2e"), [(ErrorKind::DotSegment, ".%2e")]);
-        assert_eq!(kinds("/a?x=1"), [(ErrorKind::Query, "?x=1")]);
+        assert_eq!(kinds("/a?x=1"), [(ErrorKind::Query(vec![]), "?x=1")]);
+        assert_eq!(
+            kinds("/users?<page>&<per_page>"),
+            [(
+                ErrorKind::Query(vec!["page".into(), "per_page".into()]),
+                "?<page>&<per_page>"
+            )]
+        );
+        assert_eq!(
+            kinds("/<id: u64>/<user-id>/<a b>"),
+            [
+                (ErrorKind::TypedName("id".into()), "id: u64"),
+                (ErrorKind::BadName(Some("user_id".into())), "user-id"),
+                (ErrorKind::BadName(None), "a b"),
+            ]
+        );
         assert_eq!(kinds("/a#top"), [(ErrorKind::Fragment, "#top")]);
         assert_eq!(kinds("/a b"), [(ErrorKind::BadChar(' '), " ")]);
         assert_eq!(kinds("/a%2"), [(ErrorKind::BadEscape, "%2")]);
@@ -357,7 +431,7 @@ mod tests {
         assert_eq!(kinds("/id>"), [(ErrorKind::Unopened, ">")]);
         assert_eq!(kinds("/<>"), [(ErrorKind::EmptyName, "<>")]);
         assert_eq!(kinds("/<..>"), [(ErrorKind::EmptyName, "<..>")]);
-        assert_eq!(kinds("/<1d>"), [(ErrorKind::BadName, "1d")]);
+        assert_eq!(kinds("/<1d>"), [(ErrorKind::BadName(None), "1d")]);
         assert_eq!(kinds("/v<id>"), [(ErrorKind::PartialSegment, "v<id>")]);
         assert_eq!(
             kinds("/<id>.json"),
@@ -381,7 +455,7 @@ mod tests {
             [
                 (ErrorKind::EmptyName, "<>"),
                 (ErrorKind::BadChar(' '), " "),
-                (ErrorKind::BadName, "1x"),
+                (ErrorKind::BadName(None), "1x"),
             ]
         );
     }

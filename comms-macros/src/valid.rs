@@ -154,7 +154,8 @@ fn check_method(cx: &Ctxt, method: &Method<'_>) {
     }
 
     let mut query_names: Vec<&str> = Vec::new();
-    let mut header_names: Vec<String> = Vec::new();
+    // Each header name in lower case, with the argument that sets it and its spelling there.
+    let mut header_names: Vec<(String, String, &str)> = Vec::new();
     for arg in &method.args {
         match &arg.kind {
             ArgKind::QueryFlatten
@@ -223,13 +224,24 @@ fn check_method(cx: &Ctxt, method: &Method<'_>) {
                         ),
                     );
                 }
-                if header_names.contains(&lower) {
-                    cx.error_spanned_by(
+                match header_names.iter().find(|(seen, ..)| *seen == lower) {
+                    Some((_, first, spelling)) if spelling != name => cx.error_spanned_by(
                         arg.ident,
-                        format!("header `{name}` is set by two arguments"),
-                    );
+                        format!(
+                            "header `{name}` is set by two arguments, `{first}` (as \
+                             `{spelling}`) and `{}`: header names are case-insensitive",
+                            arg.ident
+                        ),
+                    ),
+                    Some((_, first, _)) => cx.error_spanned_by(
+                        arg.ident,
+                        format!(
+                            "header `{name}` is set by two arguments, `{first}` and `{}`",
+                            arg.ident
+                        ),
+                    ),
+                    None => header_names.push((lower, arg.ident.to_string(), name)),
                 }
-                header_names.push(lower);
             }
             _ => {}
         }

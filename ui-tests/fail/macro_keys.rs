@@ -81,6 +81,13 @@ pub trait SharedVariable {
     async fn a(&self) -> Result<(), Error>;
 }
 
+// `base_url_env` alone, as if it stood for `base_url`: said at it.
+#[service_client(base_url_env = "USERS_URL", service_id = "billing", secret_env = "S")]
+pub trait EnvAlone {
+    #[get("/a")]
+    async fn a(&self) -> Result<(), Error>;
+}
+
 // Not `key = value`: said at the key.
 #[service_client(base_url)]
 pub trait Malformed {

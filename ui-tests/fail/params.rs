@@ -25,6 +25,14 @@ pub trait Params {
     // Two arguments for one query key.
     #[get("/users")]
     async fn same_key(&self, #[query] page: u32, #[query(rename = "page")] p: u32) -> Result<(), Error>;
+
+    // Two arguments for one header, spelt in two cases.
+    #[get("/users")]
+    async fn same_header(
+        &self,
+        #[header("X-Request-Id")] request: &str,
+        #[header("x-request-id")] trace: &str,
+    ) -> Result<(), Error>;
 }
 
 fn main() {}

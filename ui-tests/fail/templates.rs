@@ -39,6 +39,17 @@ pub trait Routes {
     #[get("/users/<1st>")]
     async fn bad_name(&self) -> Result<(), Error>;
 
+    // Query parameters in the route, as Rocket writes them; a parameter with its type, and one
+    // with a dash: each is told the fix.
+    #[get("/users?<page>&<per_page>")]
+    async fn rocket_query(&self, page: u32, per_page: u32) -> Result<(), Error>;
+
+    #[get("/users/<id: u64>")]
+    async fn typed_name(&self, id: u64) -> Result<(), Error>;
+
+    #[get("/users/<user-id>")]
+    async fn dashed_name(&self, user_id: u64) -> Result<(), Error>;
+
     // Parameters as axum and OpenAPI write them.
     #[get("/users/{id}/files/{*path}")]
     async fn braced(&self, id: u64, path: &str) -> Result<(), Error>;
