@@ -378,7 +378,10 @@ fn expand(service: &Service<'_>) -> TokenStream {
         false => TokenStream::new(),
     };
     #[cfg(not(feature = "server"))]
-    let server = TokenStream::new();
+    let server = match args.server {
+        true => server_feature_off(item),
+        false => TokenStream::new(),
+    };
 
     let twice = valid::twice_under_cfgs(service);
 
@@ -827,5 +830,50 @@ fn fallback(item: &ItemTrait) -> TokenStream {
             #[allow(dead_code)]
             fn output_checks() { #(#checks)* }
         };
+    }
+}
+
+/// With the `server` feature off, a stand-in for `<Trait>Server` whose `new` fails to compile
+/// saying that the feature is needed, where the missing type would be an unknown name (E0433)
+/// and nothing more. It is glob-imported from a module of its own, so that a type of the user's
+/// of that name, in the trait's module, shadows it without a conflict. Its other methods take
+/// anything, so that a builder chain after `new` adds no error of its own.
+#[cfg(not(feature = "server"))]
+fn server_feature_off(item: &ItemTrait) -> TokenStream {
+    let vis = &item.vis;
+    let server = format_ident!("{}Server", item.ident);
+    let module = format_ident!("__comms_{}_server_feature_off", item.ident);
+    let setters = [
+        "verifier",
+        "idempotency_store",
+        "max_body_bytes",
+        "body_timeout",
+    ]
+    .map(|name| {
+        let name = format_ident!("{}", name);
+        quote!(pub fn #name<__T>(self, _: __T) -> Self { self })
+    });
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_snake_case, dead_code)]
+        mod #module {
+            pub struct #server<__S = ()>(::core::marker::PhantomData<__S>);
+
+            #[automatically_derived]
+            impl<__S> #server<__S> {
+                pub fn new(service: __S) -> Self
+                where
+                    __S: ::__comms_crate::__private::ServerFeatureOff,
+                {
+                    match ::__comms_crate::__private::ServerFeatureOff::never(service) {}
+                }
+                #(#setters)*
+                pub fn unverified(self) -> Self { self }
+                pub fn into_router(self) -> Self { self }
+            }
+        }
+        #[doc(hidden)]
+        #[allow(unused_imports)]
+        #vis use #module::*;
     }
 }

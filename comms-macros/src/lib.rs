@@ -32,7 +32,9 @@ use proc_macro::TokenStream;
 /// `client.with(options)` is a view whose calls use `comms::CallOptions`. The trait stays as it
 /// is and `UsersClient` implements it, so code can take `&impl Users` and tests can mock it.
 /// With the `server` feature it also generates `UsersServer`, serving the trait as an axum
-/// router (see `comms::server`), unless the trait says `server = false`.
+/// router (see `comms::server`), unless the trait says `server = false`. Without the feature,
+/// a hidden stand-in by that name makes `UsersServer::new(..)` an error that names the feature
+/// (a type of your own by that name, beside the trait, takes its place).
 ///
 /// # The attribute's keys
 ///

@@ -168,6 +168,20 @@ pub mod __private {
         pub use axum::routing::{MethodFilter, on};
     }
 
+    /// Met by no type: the bound of the `<Trait>Server` that `#[service_client]` puts in its
+    /// place while the `server` feature is off, so that using it says what to turn on (where
+    /// the type missing would only be an unknown name).
+    #[cfg(not(feature = "server"))]
+    #[diagnostic::on_unimplemented(
+        message = "a generated `<Trait>Server` needs comms' `server` feature, which is off",
+        label = "cannot be served without the `server` feature",
+        note = "turn it on in Cargo.toml: `comms = {{ version = \"..\", features = [\"server\"] }}`"
+    )]
+    pub trait ServerFeatureOff {
+        /// Never called: no type implements the trait.
+        fn never(self) -> core::convert::Infallible;
+    }
+
     pub use crate::client::{ClientDefaults, FromExecutor};
     pub use crate::error::error_response;
     pub use crate::stream::{decode_byte_stream, decode_json_lines};
