@@ -655,9 +655,10 @@ fn millis(duration: Duration) -> u64 {
 /// Pub/sub keeps nothing for a replica that is not listening, so the targets open now are also
 /// kept in a hash beside the channel, `<channel>:open` (a field per target, removed on its
 /// close, or by the first replica to read it a minute after the open ended), which a replica
-/// reads each time it subscribes: at its start, and again after losing its subscription. A transition Redis did not take (down, or not answering) is published
-/// again, with backoff, until it is, or until a later transition of its target or the end of
-/// its open period makes it moot.
+/// reads each time it subscribes: at its start, and again after losing its subscription. A
+/// transition Redis did not take (down, or not answering) is published again, with backoff,
+/// until it is, or until a later transition of its target or the end of its open period makes
+/// it moot.
 pub fn share_breakers(url: &str, namespace: &str) -> Result<BreakerSync, Error> {
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
         Error::config(
