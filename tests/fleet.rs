@@ -1720,6 +1720,21 @@ impl SwitchProxy {
     }
 }
 
+/// A failover from `old` to `new`: `old` follows `new` as its replica (keeping its clients'
+/// connections), and `proxy` sends new connections to `new`.
+async fn fail_over(old: &RedisServer, new: &RedisServer, proxy: &SwitchProxy) {
+    let new_port = new
+        .url()
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_owned();
+    let reply = redis_command(&old.url(), &["REPLICAOF", "127.0.0.1", &new_port]).await;
+    assert_eq!(reply, "+OK");
+    proxy.switch_to(&new.url());
+}
+
 /// A failover that demotes the store's Redis to a replica leaves the store's connection open
 /// (Redis keeps a demoted primary's clients), and every write on it is refused `READONLY`: the
 /// store connects again, and reaches the primary its address now leads to, rather than refusing
@@ -1735,16 +1750,7 @@ async fn after_a_failover_demotes_its_redis_the_nonce_store_follows_its_address_
         .namespace("failover");
     assert!(insert(&store, 1).await.unwrap());
 
-    let new_port = new
-        .url()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .trim_end_matches('/')
-        .to_owned();
-    let reply = redis_command(&old.url(), &["REPLICAOF", "127.0.0.1", &new_port]).await;
-    assert_eq!(reply, "+OK");
-    proxy.switch_to(&new.url());
+    fail_over(&old, &new, &proxy).await;
 
     let mut answers = Vec::new();
     for tag in 2..40 {
@@ -1776,16 +1782,7 @@ async fn after_a_failover_demotes_its_redis_breaker_transitions_reach_the_other_
     let proxy = SwitchProxy::start(&old.url()).await;
     let (first, second) = two_replicas(&proxy.url(), "failover-breakers").await;
 
-    let new_port = new
-        .url()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .trim_end_matches('/')
-        .to_owned();
-    let reply = redis_command(&old.url(), &["REPLICAOF", "127.0.0.1", &new_port]).await;
-    assert_eq!(reply, "+OK");
-    proxy.switch_to(&new.url());
+    fail_over(&old, &new, &proxy).await;
 
     let (server, _failing) = failing_until_told().await;
     let a = caller(&server.url(), first);

@@ -21,6 +21,34 @@ async fn start(
     (addr, tokio::spawn(server.into_future()))
 }
 
+/// [`start`], `configure`d, and stopped gracefully when the sender it returns is sent to.
+async fn start_stoppable(
+    router: impl Into<axum::Router>,
+    configure: impl FnOnce(comms::server::Serve) -> comms::server::Serve,
+) -> (
+    SocketAddr,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (addr, server) = start(router, |s| {
+        configure(s).with_graceful_shutdown(async {
+            stopped.await.ok();
+        })
+    })
+    .await;
+    (addr, server, stop)
+}
+
+/// Waits (at most 5 s) for a server's future to end, and for it to have ended well.
+async fn ended(server: tokio::task::JoinHandle<std::io::Result<()>>) {
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("the server ends")
+        .unwrap()
+        .unwrap();
+}
+
 fn slow_router() -> axum::Router {
     axum::Router::new()
         .route("/", axum::routing::get(|| async { "ok" }))
@@ -222,13 +250,7 @@ async fn a_head_over_the_limit_is_431() {
 /// connection taken, and the server's future ends once the last connection has.
 #[tokio::test]
 async fn a_graceful_shutdown_answers_what_is_in_flight_then_ends() {
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (addr, server) = start(slow_router(), |s| {
-        s.with_graceful_shutdown(async {
-            stopped.await.ok();
-        })
-    })
-    .await;
+    let (addr, server, stop) = start_stoppable(slow_router(), |s| s).await;
     let mut idle = TcpStream::connect(addr).await.unwrap();
     idle.write_all(GET).await.unwrap();
     let answer = read_answer(&mut idle).await;
@@ -249,11 +271,7 @@ async fn a_graceful_shutdown_answers_what_is_in_flight_then_ends() {
         "{answer}"
     );
     assert!(closed, "the connection closes once its request is answered");
-    tokio::time::timeout(Duration::from_secs(5), server)
-        .await
-        .expect("the server ends")
-        .unwrap()
-        .unwrap();
+    ended(server).await;
     assert!(
         TcpStream::connect(addr).await.is_err(),
         "the listener is closed"
@@ -316,12 +334,8 @@ async fn an_upgraded_connection_counts_until_it_closes() {
 /// server ends then rather than when the handler would have answered.
 #[tokio::test]
 async fn a_shutdown_waits_no_longer_than_its_timeout() {
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (addr, server) = start(slow_router(), |s| {
+    let (addr, server, stop) = start_stoppable(slow_router(), |s| {
         s.shutdown_timeout(Duration::from_millis(300))
-            .with_graceful_shutdown(async {
-                stopped.await.ok();
-            })
     })
     .await;
     let mut waiting = TcpStream::connect(addr).await.unwrap();
@@ -332,11 +346,7 @@ async fn a_shutdown_waits_no_longer_than_its_timeout() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let signalled = Instant::now();
     stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), server)
-        .await
-        .expect("the server ends at its shutdown timeout")
-        .unwrap()
-        .unwrap();
+    ended(server).await;
     assert!(signalled.elapsed() >= Duration::from_millis(300));
     let (answer, closed) = read_for(&mut waiting, Duration::from_secs(5)).await;
     assert!(closed && answer.is_empty(), "{closed} {answer:?}");
@@ -350,13 +360,7 @@ async fn a_graceful_shutdown_waits_for_an_idempotent_method_its_caller_left() {
     let service = DirectoryImpl::default();
     let server =
         DirectoryServer::new(service.clone()).verifier(Verifier::new().service("billing", SECRET));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (addr, server) = start(server, |s| {
-        s.with_graceful_shutdown(async {
-            stopped.await.ok();
-        })
-    })
-    .await;
+    let (addr, server, stop) = start_stoppable(server, |s| s).await;
     let client = DirectoryClient::builder()
         .base_url(format!("http://{addr}"))
         .secret(SECRET)
@@ -371,11 +375,7 @@ async fn a_graceful_shutdown_waits_for_an_idempotent_method_its_caller_left() {
     // The server sees the connection closed, and its request dropped, before the signal.
     tokio::time::sleep(Duration::from_millis(100)).await;
     stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), server)
-        .await
-        .expect("the server ends")
-        .unwrap()
-        .unwrap();
+    ended(server).await;
     assert_eq!(service.calls.load(Ordering::SeqCst), 1);
     assert_eq!(
         service.finished.load(Ordering::SeqCst),
@@ -390,25 +390,15 @@ async fn a_graceful_shutdown_waits_for_an_idempotent_method_no_longer_than_its_t
     let service = DirectoryImpl::default();
     let server =
         DirectoryServer::new(service.clone()).verifier(Verifier::new().service("billing", SECRET));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (addr, server) = start(server, |s| {
-        s.shutdown_timeout(Duration::from_millis(100))
-            .with_graceful_shutdown(async {
-                stopped.await.ok();
-            })
-    })
-    .await;
+    let (addr, server, stop) =
+        start_stoppable(server, |s| s.shutdown_timeout(Duration::from_millis(100))).await;
     let client = client_of(&format!("http://{addr}"), SECRET, RetryConfig::none());
     let call = tokio::spawn(async move { client.order("slow").await });
     while service.calls.load(Ordering::SeqCst) == 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), server)
-        .await
-        .expect("the server ends")
-        .unwrap()
-        .unwrap();
+    ended(server).await;
     assert_eq!(
         service.finished.load(Ordering::SeqCst),
         0,
