@@ -373,7 +373,8 @@ pub mod __private {
     /// A value that fills a `<param>` of a route.
     #[diagnostic::on_unimplemented(
         message = "`{Self}` cannot fill a route parameter",
-        label = "this argument fills a `<param>` of the route, so it must implement `std::fmt::Display`"
+        label = "this argument fills a `<param>` of the route, so it must implement `std::fmt::Display`",
+        note = "serde's derives do not make a type `Display`: implement `std::fmt::Display` for it (for an enum, writing each variant's name)"
     )]
     pub trait PathParam {
         /// The value to encode.
@@ -396,7 +397,8 @@ pub mod __private {
         message = "`{Self}` cannot be a query value",
         label = "`#[query]` values must implement `std::fmt::Display`, or be an `Option` or a `Vec` or slice of such values",
         note = "for a struct whose fields are the query's pairs, use `#[query(flatten)]`",
-        note = "an `Option` or a list is known by the type as written: an alias of one (`type Ids = Vec<u64>`) is taken for a single value, so write the type out"
+        note = "an `Option` or a list is known by the type as written: an alias of one (`type Ids = Vec<u64>`) is taken for a single value, so write the type out",
+        note = "serde's derives do not make a type `Display`: implement `std::fmt::Display` for it (for an enum, writing each variant's name)"
     )]
     pub trait QueryParam {
         /// The value to encode.
@@ -565,7 +567,8 @@ pub mod __private {
     /// A value of a `#[header]` argument.
     #[diagnostic::on_unimplemented(
         message = "`{Self}` cannot be a header value",
-        label = "`#[header]` values must implement `std::fmt::Display` (or be an `Option` of such a value)"
+        label = "`#[header]` values must implement `std::fmt::Display` (or be an `Option` of such a value)",
+        note = "serde's derives do not make a type `Display`: implement `std::fmt::Display` for it (for an enum, writing each variant's name)"
     )]
     pub trait HeaderParam {
         /// The value to send.

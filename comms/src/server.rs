@@ -549,6 +549,7 @@ impl RawBodyArg for String {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be parsed back by the generated server",
     label = "with the `server` feature, path, query and header arguments must implement `std::str::FromStr` (references are parsed as their owned type: `&str` as `String`)",
+    note = "serde's derives do not make a type `FromStr`: implement `std::str::FromStr` for it, the inverse of its `Display`",
     note = "a trait that is only called, never served, can say so: `#[service_client(.., server = false)]`"
 )]
 pub trait FromStrArg: Sized + Send + 'static {
