@@ -212,10 +212,10 @@ impl Serve {
         let builder = Arc::new(builder);
         let permits = Arc::new(Semaphore::new(limits.max_connections));
         // Dropped when the signal comes: each connection's task then shuts its connection down
-        // gracefully. Each task holds a receiver of `open`, whose sender's `closed()` says when
-        // the last has ended; so does each method marked `idempotent` run in a task of its own
-        // (a `ShutdownHold` in its request's extensions), which outlives a request its caller
-        // dropped.
+        // gracefully. Each connection's service (its task's until it ends) holds a receiver of
+        // `open`, whose sender's `closed()` says when the last has ended; so does each method
+        // marked `idempotent` run in a task of its own (a `ShutdownHold` in its request's
+        // extensions), which outlives a request its caller dropped.
         let (stop, stopped) = watch::channel(());
         let (open, opened) = watch::channel(());
         let mut signal = signal.unwrap_or_else(|| Box::pin(std::future::pending()));
@@ -241,7 +241,6 @@ impl Serve {
             };
             let builder = builder.clone();
             let mut stopped = stopped.clone();
-            let open = opened.clone();
             tokio::spawn(async move {
                 let connection = builder.serve_connection(TokioIo::new(io), service.into_hyper());
                 let mut connection = std::pin::pin!(connection.with_upgrades());
@@ -258,7 +257,6 @@ impl Serve {
                         }
                     }
                 }
-                drop(open);
             });
         }
         drop((stop, opened, listener));

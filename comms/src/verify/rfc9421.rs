@@ -138,6 +138,25 @@ impl Verifier {
         Some((list, self.keys.by_id.get(key_id)?))
     }
 
+    /// The key a request claims to be signed with, for the log of its refusal: the key id of the
+    /// signature [`verify_rfc9421`](Verifier::verify_rfc9421) checks first (the first under a
+    /// key id this verifier knows, or else the first), or a legacy request's service id; quoted
+    /// as caller text is. `None` when the request names none a parser reads.
+    pub(super) fn claimed_key(&self, headers: &HeaderMap) -> Option<String> {
+        let Ok(inputs) = parse_field(headers, &signing::SIGNATURE_INPUT) else {
+            let legacy = headers.get(&signing::SERVICE_ID_HEADER)?;
+            return Some(quoted(legacy.to_str().ok()?));
+        };
+        let known = inputs.values().find_map(|entry| self.known_key(entry));
+        let claimed = match known {
+            Some((_, key)) => &*key.key_id,
+            None => inputs
+                .values()
+                .find_map(|entry| Some(key_id_of(entry)?.1))?,
+        };
+        Some(quoted(claimed))
+    }
+
     /// Until when a nonce signed `created` must be remembered: the skew check compares whole
     /// seconds, so `created` passes until the clock reaches `created + max_skew + 1 s`.
     fn keep_until(&self, created: u64) -> SystemTime {
@@ -287,27 +306,6 @@ impl Verifier {
             covered_fields: super::CoveredFields::only(&covered_fields(&components)),
             turn: None,
         })
-    }
-}
-
-impl Verifier {
-    /// The key a request claims to be signed with, for the log of its refusal: the key id of the
-    /// signature [`verify_rfc9421`](Verifier::verify_rfc9421) checks first (the first under a
-    /// key id this verifier knows, or else the first), or a legacy request's service id; quoted
-    /// as caller text is. `None` when the request names none a parser reads.
-    pub(super) fn claimed_key(&self, headers: &HeaderMap) -> Option<String> {
-        let Ok(inputs) = parse_field(headers, &signing::SIGNATURE_INPUT) else {
-            let legacy = headers.get(&signing::SERVICE_ID_HEADER)?;
-            return Some(quoted(legacy.to_str().ok()?));
-        };
-        let mut key_ids = inputs
-            .values()
-            .filter_map(|entry| Some(key_id_of(entry)?.1));
-        let first = key_ids.next()?;
-        let known = std::iter::once(first)
-            .chain(key_ids)
-            .find(|key_id| self.keys.by_id.contains_key(*key_id));
-        Some(quoted(known.unwrap_or(first)))
     }
 }
 
