@@ -1869,3 +1869,20 @@ async fn opens_long_over_are_deleted_from_redis_by_the_replica_that_reads_them()
     }
     redis_command(&url, &["DEL", &key]).await;
 }
+
+/// A zero command timeout, which no Redis could answer within, is not taken: the store keeps
+/// its timeout, says so at WARN, and answers.
+#[tokio::test]
+async fn a_zero_timeout_is_not_taken() {
+    let (url, _own) = shared_redis_or_skip!();
+    let (logs, _guard) = comms_tests::record_logs(tracing::Level::WARN);
+    let store = RedisNonceStore::new(&url)
+        .unwrap()
+        .namespace("zero-timeout")
+        .timeout(Duration::ZERO);
+    logs.line(
+        "warning about the zero timeout",
+        &["WARN", "RedisNonceStore::timeout(0) ignored", "kept=1s"],
+    );
+    assert!(fresh_in(&store, &fresh_nonce(1)).await);
+}

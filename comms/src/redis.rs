@@ -186,6 +186,19 @@ impl Conn {
         })
     }
 
+    /// Sets the timeout of each command, unless `timeout` is zero (no command could answer
+    /// within it): then it stays, and a WARN naming `store` says so.
+    fn set_timeout(&mut self, timeout: Duration, store: &str) {
+        if timeout.is_zero() {
+            tracing::warn!(
+                kept = ?self.timeout,
+                "{store}::timeout(0) ignored: a Redis command cannot answer within no time; the timeout stays as it was"
+            );
+        } else {
+            self.timeout = timeout;
+        }
+    }
+
     /// The last failed connection attempt's record, when failures are remembered.
     fn backoff(&self) -> Option<std::sync::MutexGuard<'_, Option<(Instant, Duration)>>> {
         let backoff = self.backoff.as_ref()?;
@@ -484,10 +497,11 @@ impl RedisNonceStore {
 
     /// How long one Redis command may take before Redis counts as unavailable (1 s by
     /// default: long enough to ride out a busy moment, short enough that a hung Redis fails
-    /// requests quickly).
+    /// requests quickly). Zero, which would fail every command, is not taken: the timeout
+    /// stays as it was, and a WARN says so.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> RedisNonceStore {
-        self.conn.timeout = timeout;
+        self.conn.set_timeout(timeout, "RedisNonceStore");
         self
     }
 

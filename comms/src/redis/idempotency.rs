@@ -183,10 +183,11 @@ impl RedisIdempotencyStore {
     }
 
     /// How long one Redis command may take before Redis counts as unavailable (1 s by
-    /// default): a claim then fails, and its request gets a 503.
+    /// default): a claim then fails, and its request gets a 503. Zero, which would fail every
+    /// claim, is not taken: the timeout stays as it was, and a WARN says so.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> RedisIdempotencyStore {
-        self.conn.timeout = timeout;
+        self.conn.set_timeout(timeout, "RedisIdempotencyStore");
         self
     }
 
