@@ -373,11 +373,14 @@ pub fn query<T: FromStrArg>(incoming: &Incoming, name: &str) -> Result<T, Reject
     }
 }
 
-/// Parses query parameter `name`, which may be absent.
+/// Parses query parameter `name`, which may be absent. An empty value its type cannot be
+/// (`?page=` for a number: an HTML form's empty field, a `URLSearchParams` given `""`) is
+/// absent too; one it can be (a `String`) is that value.
 #[doc(hidden)]
 pub fn query_opt<T: FromStrArg>(incoming: &Incoming, name: &str) -> Result<Option<T>, Rejection> {
     match query_values(incoming, name)?.as_slice() {
         [] => Ok(None),
+        [one] if one.is_empty() => Ok(T::from_str_arg(one).ok()),
         [one] => parse_query(name, one).map(Some),
         _ => Err(Rejection::bad(format_args!(
             "query parameter `{name}` is given more than once"

@@ -83,6 +83,44 @@ async fn every_verb_argument_and_return_round_trips() {
     assert_eq!(service.calls.load(Ordering::SeqCst), 12);
 }
 
+/// An empty value for an `Option` query argument, as an HTML form sends an empty field, is
+/// `None` where the type cannot be empty (a number), and the empty text where it can.
+#[tokio::test]
+async fn an_empty_optional_query_value_is_none_unless_its_type_can_be_empty() {
+    let (_, _, url) = pair().await;
+    let exec = comms_tests::plain_executor(&url, "billing", SECRET);
+    let listed: Vec<String> = exec
+        .execute(
+            Call::get("/users")
+                .query("page", "1")
+                .query("per-page", "")
+                .query("q", ""),
+        )
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(listed[..2], ["page=1", "per_page=None"]);
+    assert_eq!(listed[4], "q=");
+    let labels: Vec<String> = exec
+        .execute(Call::get("/labels").query("q", ""))
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(labels[2], r#"q=Some("")"#);
+    // A value that is not empty still has to parse.
+    let err = exec
+        .execute(
+            Call::get("/users")
+                .query("page", "1")
+                .query("per-page", " "),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::BadRequest(_)), "{err}");
+}
+
 #[tokio::test]
 async fn a_value_that_does_not_parse_is_a_400_naming_the_argument() {
     let (service, _, url) = pair().await;
