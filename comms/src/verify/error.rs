@@ -22,7 +22,7 @@ pub enum VerifyError {
     #[error("malformed signature: {0}")]
     MalformedSignature(&'static str),
     /// No signature names a key id this verifier knows; the first key id seen, if any.
-    #[error("no signature with a known key id (saw {0:?})")]
+    #[error("{}", UnknownKeyId(.0.as_deref()))]
     UnknownKey(Option<String>),
     /// A legacy request names a service this verifier has no key for.
     #[error("unknown service `{0}`")]
@@ -96,6 +96,19 @@ pub enum VerifyError {
     /// The nonce store could not answer; the request is refused rather than risk a replay.
     #[error("nonce store unavailable")]
     NonceStore(#[source] BoxError),
+}
+
+/// [`VerifyError::UnknownKey`]'s message: the key id seen as it was written, not as an
+/// `Option`'s `Debug`.
+struct UnknownKeyId<'a>(Option<&'a str>);
+
+impl std::fmt::Display for UnknownKeyId<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(key_id) => write!(f, "no signature with a known key id (saw `{key_id}`)"),
+            None => f.write_str("no signature names a key id"),
+        }
+    }
 }
 
 /// Text the caller chose (a key id, a service id, a component's name), as a refusal quotes it
