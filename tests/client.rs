@@ -375,7 +375,8 @@ async fn new_reads_the_environment() {
 
 /// The secret's variable set but empty is told apart from one not set; one with a line break
 /// at its end (a file's) is taken as it is, and logged by the variable's name, not its value.
-/// In a child process, as above: one for each value.
+/// The base URL's and key id's variables set but empty (or only white space) are refused as
+/// well. In a child process, as above: one for each value.
 #[test]
 fn a_secret_variable_set_but_empty_or_ending_in_a_line_break_is_told() {
     match std::env::var("COMMS_TEST_SECRET_CHILD").as_deref() {
@@ -388,6 +389,18 @@ fn a_secret_variable_set_but_empty_or_ending_in_a_line_break_is_told() {
             assert!(err.to_string().ends_with("is set, but empty"), "{err}");
             return;
         }
+        Ok("empty url") | Ok("empty key id") => {
+            // An optional setting's variable, set but empty, is refused too, by its name:
+            // not taken for unset, which would call the attribute's base URL.
+            let err = UsersClient::new().unwrap_err();
+            let var = std::env::var("COMMS_TEST_EMPTY_VAR").unwrap();
+            assert!(
+                matches!(&err, Error::Config { key, .. } if *key == var),
+                "{err}"
+            );
+            assert!(err.to_string().contains("is set, but empty"), "{err}");
+            return;
+        }
         Ok("padded") => {
             let (logs, _guard) = comms_tests::record_logs(tracing::Level::WARN);
             UsersClient::new().expect("built with the secret as it is");
@@ -397,17 +410,34 @@ fn a_secret_variable_set_but_empty_or_ending_in_a_line_break_is_told() {
         }
         _ => {}
     }
-    for (child, secret) in [("empty", String::new()), ("padded", format!("{SECRET}\n"))] {
-        let output = std::process::Command::new(std::env::current_exe().unwrap())
+    let children = [
+        ("empty", String::new(), None),
+        ("padded", format!("{SECRET}\n"), None),
+        (
+            "empty url",
+            SECRET.to_owned(),
+            Some(("COMMS_TEST_USERS_URL", "")),
+        ),
+        (
+            "empty key id",
+            SECRET.to_owned(),
+            Some(("COMMS_TEST_USERS_KEY_ID", " \n")),
+        ),
+    ];
+    for (child, secret, empty) in children {
+        let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+        command
             .args([
                 "a_secret_variable_set_but_empty_or_ending_in_a_line_break_is_told",
                 "--exact",
                 "--nocapture",
             ])
             .env("COMMS_TEST_SECRET_CHILD", child)
-            .env("COMMS_TEST_USERS_SECRET", secret)
-            .output()
-            .unwrap();
+            .env("COMMS_TEST_USERS_SECRET", secret);
+        if let Some((var, value)) = empty {
+            command.env("COMMS_TEST_EMPTY_VAR", var).env(var, value);
+        }
+        let output = command.output().unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(
             output.status.success() && stdout.contains("1 passed"),

@@ -43,8 +43,8 @@ use proc_macro::TokenStream;
 /// | `base_url = ".."` | required | `http://` or `https://`, a host, an optional port and path prefix; no query or fragment. Checked at compile time. |
 /// | `service_id = ".."` | required | who is calling: the signature's key id unless `key_id_env` says otherwise |
 /// | `secret_env = ".."` | required | the variable holding the shared secret, read when the client is built |
-/// | `base_url_env = ".."` | optional | a variable that, when set, replaces `base_url` at run time |
-/// | `key_id_env = ".."` | optional | a variable holding the key id to sign with (key rotation) |
+/// | `base_url_env = ".."` | optional | a variable that, when set, replaces `base_url` at run time (set but empty, it is an `Error::Config`) |
+/// | `key_id_env = ".."` | optional | a variable holding the key id to sign with (key rotation); unset, the key id is `service_id`, and set but empty it is an `Error::Config` |
 /// | `signing = ".."` | optional | `"rfc9421"` (the default) or `"legacy"`, for services still on `microservice_comms` |
 /// | `server = false` | optional | no `<Trait>Server` for this trait, even with the `server` feature on: for a trait that is only called, whose types need not parse back (Cargo turns the feature on for every crate of a build once one crate asks for it) |
 /// | `crate = ".."` | optional | the path the generated code reaches comms by, `::comms` unless given: for a renamed dependency (`crate = "rpc"`) or a crate re-exporting comms (`crate = "platform::rpc"`) |

@@ -236,10 +236,15 @@ fn secret_var(name: &str) -> Result<String, Error> {
     Ok(secret)
 }
 
-/// Reads an environment variable: `Ok(None)` when unset or empty, an error when not Unicode.
+/// Reads an optional setting's environment variable: `Ok(None)` when unset; an error when
+/// set but empty, or only white space (a deployment's template that left its value out: the
+/// attribute's default, a production host perhaps, is not what it meant), or not Unicode.
 fn env_var(name: &str) -> Result<Option<String>, Error> {
     match std::env::var(name) {
-        Ok(v) if v.is_empty() => Ok(None),
+        Ok(v) if v.trim().is_empty() => Err(Error::config(
+            name,
+            "the environment variable is set, but empty: unset it to use the default",
+        )),
         Ok(v) => Ok(Some(v)),
         Err(std::env::VarError::NotPresent) => Ok(None),
         Err(std::env::VarError::NotUnicode(_)) => Err(Error::config(
