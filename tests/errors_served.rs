@@ -151,6 +151,56 @@ async fn a_failed_call_the_handler_propagates_arrives_without_its_details() {
     assert!(!http.body().contains(&dead), "{}", http.body());
 }
 
+/// A dependency's refusal passed on with `?` (its 404 for an account that does not exist) is a
+/// 424: the caller neither retries it, running the handler and its lookup again, nor counts it
+/// against its breaker on a service whose other answers are fine. As a 502 it opened the
+/// caller's breaker after two calls, with four lookups each.
+#[tokio::test]
+async fn a_dependencys_refusal_passed_on_is_a_424_that_callers_neither_retry_nor_count() {
+    let lookups = Arc::new(AtomicUsize::new(0));
+    let seen = lookups.clone();
+    let ledger_url = serve(Router::new().route(
+        "/accounts/7",
+        get(move || {
+            seen.fetch_add(1, Ordering::SeqCst);
+            async { served(Err(Error::not_found("no account 7"))) }
+        }),
+    ))
+    .await;
+    let ledger = exec(&ledger_url, RetryConfig::default());
+    let url = serve(Router::new().route(
+        "/report",
+        get(move || {
+            let ledger = ledger.clone();
+            async move { served(report(ledger).await) }
+        }),
+    ))
+    .await;
+    let caller = Executor::builder()
+        .base_url(&url)
+        .service_id("tests")
+        .secret("errors-served-secret")
+        .build()
+        .unwrap();
+    // More calls than the default breaker's 5 failures in a row.
+    let calls = 8;
+    for _ in 0..calls {
+        let received = caller.execute(Call::get("/report")).await.unwrap_err();
+        assert!(matches!(received, Error::Status(_)), "{received:?}");
+        assert_eq!(received.status(), Some(StatusCode::FAILED_DEPENDENCY));
+        assert!(!received.is_retryable());
+        let http = received.http_error().unwrap();
+        assert_eq!(http.message(), Some("Failed Dependency"));
+        assert!(!http.body().contains("account"), "{}", http.body());
+    }
+    assert_eq!(
+        lookups.load(Ordering::SeqCst),
+        calls,
+        "one lookup a call: nobody retried"
+    );
+    assert_eq!(caller.circuit_state(), Some(comms::CircuitState::Closed));
+}
+
 #[tokio::test]
 async fn a_header_hooks_error_the_handler_propagates_arrives_without_its_words() {
     // A hook's token source failing, as a status the hook chose: the call ends with it as it

@@ -733,7 +733,8 @@ pub fn respond_raw(result: Result<crate::Response, Error>) -> http::Response<Byt
 /// behind a [`VerifyLayer`](crate::verify::VerifyLayer)) as a generated server answers it: an
 /// error the handler built with its status and `{"message": ...}` (and `"details"`), which a
 /// comms client receives as the same variant; a failed call to another service, propagated
-/// with `?`, as a gateway status without its words, which are logged here instead.
+/// with `?`, as a gateway status (or a 424, for a refusal the other service answered) without
+/// its words, which are logged here instead.
 ///
 /// ```
 /// use comms::Error;

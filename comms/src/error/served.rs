@@ -6,7 +6,8 @@
 //! to another service, propagated with `?`. Its details name internal services and carry their
 //! words, which are not the caller's business, and its status would mislead the caller: a 401
 //! from a dependency does not mean the caller's signature was refused. So only the kind of
-//! failure travels, as a gateway status with its standard reason.
+//! failure travels, with its standard reason: a gateway status for a dependency that failed,
+//! 424 Failed Dependency for one that refused the request made for this one.
 
 use std::time::Duration;
 
@@ -24,7 +25,8 @@ use super::Error;
 /// |---|---|---|
 /// | a status variant the handler built, 4xx or 5xx | its status | its message, else the status's reason |
 /// | a status variant the handler built, any other status | 500 | its message, else `Internal Server Error` |
-/// | a status variant received from a call (it has a [`url`](super::HttpError::url)) | 502 | `Bad Gateway` |
+/// | a 4xx received from a call (it has a [`url`](super::HttpError::url)), but 401, 407, 408 and 429 | 424 | `Failed Dependency` |
+/// | any other status variant received from a call | 502 | `Bad Gateway` |
 /// | a status variant a call's header hook failed with | 500 | `Internal Server Error` |
 /// | [`Error::Transport`], [`Error::Decode`] | 502 | `Bad Gateway` |
 /// | [`Error::Timeout`] | 504 | `Gateway Timeout` |
@@ -121,7 +123,7 @@ fn served(error: &Error) -> Served<'_> {
         | Error::Server(e)
         | Error::Status(e) => {
             if e.is_received() {
-                return hidden(StatusCode::BAD_GATEWAY);
+                return hidden(passed_on(e.status()));
             }
             if e.ended_a_call() {
                 // A header hook's failure: this server's own, and none of the caller's business.
@@ -143,6 +145,25 @@ fn served(error: &Error) -> Served<'_> {
         Error::Timeout { .. } => hidden(StatusCode::GATEWAY_TIMEOUT),
         Error::CircuitOpen { .. } => hidden(StatusCode::SERVICE_UNAVAILABLE),
         Error::Encode { .. } | Error::Config { .. } => hidden(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+/// What a server answers for a status a dependency answered one of its calls with, passed on
+/// with `?`.
+///
+/// A dependency that refused the request made for this one (400, 403, 404, 409, 422, ...)
+/// would refuse it again: a 424 Failed Dependency, which callers neither retry nor count
+/// against the breaker, as for any 4xx. As a 502 it was retried by every caller up the chain,
+/// each retry running this service's method and its call again, and it opened their breakers
+/// on this service, whose other answers were fine. The dependency's failures stay a 502: a
+/// 5xx, and the 4xx that are not the request's fault: 401 and 407 (this service's own
+/// credentials were refused, as when its secret is not the dependency's) and 408 and 429
+/// (the dependency asks for the request again later).
+fn passed_on(status: StatusCode) -> StatusCode {
+    match status.as_u16() {
+        401 | 407 | 408 | 429 => StatusCode::BAD_GATEWAY,
+        400..=499 => StatusCode::FAILED_DEPENDENCY,
+        _ => StatusCode::BAD_GATEWAY,
     }
 }
 
@@ -224,6 +245,35 @@ mod tests {
     }
 
     #[test]
+    fn a_dependencys_refusal_is_a_424_and_its_failure_a_502() {
+        let cases = [
+            (400, 424),
+            (403, 424),
+            (404, 424),
+            (409, 424),
+            (422, 424),
+            (401, 502),
+            (407, 502),
+            (408, 502),
+            (429, 502),
+            (500, 502),
+            (503, 502),
+            (504, 502),
+            (304, 502),
+        ];
+        for (received, answered) in cases {
+            let error: Error = HttpError::new(StatusCode::from_u16(received).unwrap())
+                .with_request(Method::GET, "http://billing/invoices/7")
+                .with_message("billing's words")
+                .into();
+            let (status, _, message) = sent(&error);
+            assert_eq!(status, answered, "{received}");
+            let reason = StatusCode::from_u16(answered).unwrap().canonical_reason();
+            assert_eq!(Some(message.as_str()), reason, "{received}");
+        }
+    }
+
+    #[test]
     fn a_message_is_json_escaped() {
         let text = "no \"user\" \\ 7\né";
         assert_eq!(sent(&Error::not_found(text)).2, text);
@@ -292,7 +342,7 @@ mod tests {
         };
         let cases = [
             (received(401), 502, "Bad Gateway"),
-            (received(404), 502, "Bad Gateway"),
+            (received(404), 424, "Failed Dependency"),
             (
                 received(429).with_retry_after(Duration::from_secs(1)),
                 502,
