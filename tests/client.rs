@@ -528,3 +528,27 @@ async fn the_trait_can_be_mocked() {
         Err(Error::NotFound(_))
     ));
 }
+
+/// A retry's warning says what went wrong underneath (the refused connection), not only the
+/// kind of failure, which reads the same for a refused connection and a name that does not
+/// resolve.
+#[tokio::test]
+async fn a_retry_warning_shows_what_went_wrong_underneath() {
+    let dead = comms_tests::dead_addr().await;
+    let exec = comms::Executor::builder()
+        .base_url(format!("http://{dead}"))
+        .service_id("billing")
+        .secret(SECRET)
+        .retry(comms_tests::fast_retry())
+        .breaker(comms::BreakerConfig::disabled())
+        .build()
+        .unwrap();
+    let (logs, _guard) = comms_tests::record_logs(tracing::Level::WARN);
+    let err = exec.execute(comms::Call::get("/x")).await.unwrap_err();
+    assert!(err.is_connect(), "{err}");
+    let line = logs.line(
+        "the retry warning",
+        &["retrying", "could not connect for GET"],
+    );
+    assert!(line.contains("Connection refused"), "{line}");
+}

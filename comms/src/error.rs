@@ -539,6 +539,29 @@ impl std::fmt::Display for TransportWhen {
     }
 }
 
+/// An error and the errors under it, joined by `: `, as a log line shows them. An error's own
+/// `Display` leaves its source out (the convention of `std::error::Error`, which reporters
+/// such as `anyhow` rely on), so a log of it alone says `error decoding response for GET …`
+/// and not that a field was missing. A source whose text its error already shows is left out.
+pub(crate) struct WithSources<'a>(pub(crate) &'a (dyn StdError + 'static));
+
+impl std::fmt::Display for WithSources<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut shown = self.0.to_string();
+        f.write_str(&shown)?;
+        let mut next = self.0.source();
+        while let Some(error) = next {
+            let text = error.to_string();
+            if !text.is_empty() && !shown.contains(&text) {
+                write!(f, ": {text}")?;
+            }
+            shown = text;
+            next = error.source();
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Display for NextProbe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.0.is_zero() {

@@ -756,11 +756,17 @@ impl axum::response::IntoResponse for Error {
 }
 
 /// The response for a method's error (see `Error`'s own mapping); the error itself, which the
-/// caller never sees in full, goes to the log when it is the server's own failure.
+/// caller never sees in full, goes to the log, with the errors under it, when it is the
+/// server's own failure or a dependency's refusal passed on (a 424).
 fn served_error(error: &Error) -> http::Response<Bytes> {
     let response = crate::__private::error_response(error);
-    if response.status().is_server_error() {
-        tracing::warn!(error = %error, status = %response.status(), "a served method failed");
+    let status = response.status();
+    if status.is_server_error() || status == http::StatusCode::FAILED_DEPENDENCY {
+        tracing::warn!(
+            error = %crate::error::WithSources(error),
+            %status,
+            "a served method failed"
+        );
     }
     response
 }

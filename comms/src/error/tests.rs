@@ -273,3 +273,35 @@ fn an_open_breaker_says_when_its_next_probe_is_or_that_one_is_in_flight() {
         "circuit breaker open for http://h:80; waiting for a probe in flight"
     );
 }
+
+#[test]
+fn with_sources_shows_the_errors_under_an_error_once_each() {
+    let missing = serde_json::from_str::<std::collections::HashMap<String, u64>>("{\"a\": \"x\"}")
+        .unwrap_err();
+    let decode = Error::Decode {
+        method: Some(Method::GET),
+        url: Some("http://h/invoices/7".into()),
+        source: Box::new(missing),
+    };
+    assert_eq!(
+        WithSources(&decode).to_string(),
+        "error decoding response for GET http://h/invoices/7: invalid type: string \"x\", \
+         expected u64 at line 1 column 9"
+    );
+    // A source whose text the error above it already shows is not repeated.
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer: {0}")]
+    struct Outer(#[source] std::io::Error);
+    let io = || std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+    let transport = Error::Transport {
+        method: Method::GET,
+        url: "http://h/y".into(),
+        connect: true,
+        source: Box::new(Outer(io())),
+    };
+    assert_eq!(
+        WithSources(&transport).to_string(),
+        "could not connect for GET http://h/y: outer: refused"
+    );
+    assert_eq!(WithSources(&err(404)).to_string(), err(404).to_string());
+}

@@ -502,7 +502,7 @@ impl<'a> Run<'a> {
                     service = %executor.inner.name,
                     retry,
                     wait_ms = wait.as_millis() as u64,
-                    error = %err,
+                    error = %crate::error::WithSources(&err),
                     "retrying"
                 );
                 self.last_error = Some(Box::new(err));

@@ -168,7 +168,7 @@ impl Executor {
                     target: TARGET,
                     service = %inner.name,
                     refused,
-                    error = %err,
+                    error = %crate::error::WithSources(&err),
                     "retry budget exhausted; retries refused since the last report"
                 ),
                 None => tracing::debug!(
