@@ -294,3 +294,76 @@ async fn an_authority_with_its_schemes_default_port_is_signed_without_it() {
         Err(VerifyError::BadSignature)
     ));
 }
+
+/// Two components whose identifiers are written differently but pick the same part of the
+/// request (a query parameter's name percent-encoded or not, a member's `key` and `sf` in
+/// either order) are one component covered twice: refused before any value is hashed, or a
+/// caller knowing no secret could have one long query value encoded and hashed 60 times over.
+/// A `@query-param` name that is not percent-encoded UTF-8 names nothing.
+#[test]
+fn one_component_written_two_ways_is_covered_twice() {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let head = |extra: &[&str]| {
+        let mut r = Recorded::head(Method::GET, "/x?a=1&b=2", "h", b"");
+        r.headers
+            .insert("example-dict", HeaderValue::from_static("a=1, b=2;x=?0"));
+        let mut components = vec![
+            r#""@method""#,
+            r#""@authority""#,
+            r#""@path""#,
+            r#""@query""#,
+        ];
+        components.extend_from_slice(extra);
+        let input = format!(
+            r#"sig=({});created={now};keyid="billing";alg="hmac-sha256";nonce="{}""#,
+            components.join(" "),
+            "7".repeat(32)
+        );
+        r.headers
+            .insert("signature-input", HeaderValue::from_str(&input).unwrap());
+        r.headers.insert(
+            "signature",
+            HeaderValue::from_static("sig=:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:"),
+        );
+        verifier()
+            .verify_head(&r.method, &r.uri, &r.headers)
+            .map(|_| ())
+    };
+    let twice = |result: Result<(), VerifyError>| matches!(result, Err(VerifyError::MalformedSignature(why)) if why.contains("covered twice"));
+    for pair in [
+        [r#""@query-param";name="a""#, r#""@query-param";name="%61""#],
+        [
+            r#""@query-param";name="%61""#,
+            r#""@query-param";name="%61""#,
+        ],
+        [
+            r#""example-dict";key="b";sf"#,
+            r#""example-dict";sf;key="b""#,
+        ],
+        [r#""example-dict";key="b""#, r#""example-dict";key="b";sf"#],
+        [r#""example-dict";bs"#, r#""example-dict";bs=?1"#],
+    ] {
+        let result = head(&pair);
+        assert!(twice(result), "{pair:?}");
+    }
+    // Different parts of the request: each checked, and here the made-up signature fails.
+    for pair in [
+        [r#""@query-param";name="a""#, r#""@query-param";name="b""#],
+        [r#""example-dict";key="a""#, r#""example-dict";key="b""#],
+        [r#""example-dict""#, r#""example-dict";bs"#],
+    ] {
+        let result = head(&pair);
+        assert!(
+            matches!(result, Err(VerifyError::BadSignature)),
+            "{pair:?}: {result:?}"
+        );
+    }
+    let not_utf8 = head(&[r#""@query-param";name="%FF""#]);
+    assert!(
+        matches!(&not_utf8, Err(VerifyError::UnsupportedComponent(c)) if c.contains("%FF")),
+        "{not_utf8:?}"
+    );
+}

@@ -283,6 +283,55 @@ async fn a_request_signed_twice_by_known_keys_passes_once_whichever_comes_first(
     assert_eq!(caller.service_id(), "billing");
 }
 
+/// A second signature by a known key that does not cover `content-digest` (a gateway's, over
+/// the components the profile requires), beside one that does: whether it is in the profile
+/// must not hang on the request's `Content-Length`. Skipped for the body, its nonce went
+/// unrecorded, and the head sent again alone with no body passed: the request served twice.
+#[tokio::test]
+async fn a_second_signature_not_covering_the_body_is_recorded_and_cannot_be_replayed_bodiless() {
+    let created = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let request = genuine().await;
+    assert!(!request.body.is_empty());
+    let mut billing = request.clone();
+    billing.sign_as(
+        "comms",
+        COVERED,
+        &params(created, "billing", &"4".repeat(32)),
+        SECRET,
+    );
+    let mut gateway = request.clone();
+    gateway.sign_as(
+        "gw",
+        &["@method", "@authority", "@path", "@query"],
+        &params(created, "other", &"5".repeat(32)),
+        "other-secret",
+    );
+    let v = verifier();
+    let caller = check(&v, &signed_by_all(&[&billing, &gateway]))
+        .await
+        .unwrap();
+    assert_eq!(caller.service_id(), "billing");
+    // The gateway's signature alone, the body and what declared it left out.
+    let mut bodiless = gateway.clone();
+    bodiless.body = Default::default();
+    for name in ["content-length", "content-digest", "content-type"] {
+        bodiless.headers.remove(name);
+    }
+    let replayed = check(&v, &bodiless).await;
+    assert!(
+        matches!(replayed, Err(VerifyError::Replayed)),
+        "{replayed:?}"
+    );
+    // Alone, on a verifier that never saw it, it passes: it is a signature in the profile.
+    assert_eq!(
+        check(&verifier(), &bodiless).await.unwrap().service_id(),
+        "other"
+    );
+}
+
 /// The first of `requests` (one request, signed several times over) carrying the signatures
 /// of them all, in their order.
 fn signed_by_all(requests: &[&Recorded]) -> Recorded {

@@ -45,9 +45,8 @@ impl Verifier {
         let mut head = self.verify_entry(
             (label, entry, list, key),
             &signatures,
-            method,
-            uri,
-            headers,
+            (method, uri, headers),
+            declares_body(headers),
             now,
         )?;
 
@@ -94,20 +93,25 @@ impl Verifier {
                     created - now,
                 )));
             }
-            let verified = match self.verify_entry(other, &signatures, method, uri, headers, now) {
-                Ok(verified) => verified,
-                // Outside the profile by its own parameters or coverage: it passes nowhere
-                // here, whatever the form or the clock.
-                Err(
-                    VerifyError::MalformedSignature(_)
-                    | VerifyError::MalformedNonce
-                    | VerifyError::NotCovered(_)
-                    | VerifyError::UnsupportedAlgorithm(_)
-                    | VerifyError::UnsupportedComponent(_)
-                    | VerifyError::WrongAuthority(_),
-                ) => continue,
-                Err(e) => return Err(e),
-            };
+            // Checked as for a request without a body, which the first signature's digest
+            // already binds: whether it passes must not hang on the `Content-Length` a replay
+            // sets. One not covering `content-digest` would pass for this head sent again
+            // with no body, and its nonce must be recorded now.
+            let verified =
+                match self.verify_entry(other, &signatures, (method, uri, headers), false, now) {
+                    Ok(verified) => verified,
+                    // Outside the profile by its own parameters or coverage: it passes nowhere
+                    // here, whatever the form or the clock.
+                    Err(
+                        VerifyError::MalformedSignature(_)
+                        | VerifyError::MalformedNonce
+                        | VerifyError::NotCovered(_)
+                        | VerifyError::UnsupportedAlgorithm(_)
+                        | VerifyError::UnsupportedComponent(_)
+                        | VerifyError::WrongAuthority(_),
+                    ) => continue,
+                    Err(e) => return Err(e),
+                };
             let VerifiedHead {
                 key,
                 nonce: Some((nonce, keep_until)),
@@ -169,14 +173,14 @@ impl Verifier {
 
     /// Checks the signature `label` (its `Signature-Input` member `entry`, its inner `list`,
     /// by `key`) over the request: its parameters, its covered components and its value in
-    /// `signatures`.
+    /// `signatures`. With `body`, the request declares a body, which it must cover by its
+    /// `content-digest`.
     fn verify_entry(
         &self,
         (label, entry, list, key): (&sfv::Key, &ListEntry, &sfv::InnerList, &Arc<Key>),
         signatures: &sfv::Dictionary,
-        method: &Method,
-        uri: &Uri,
-        headers: &HeaderMap,
+        (method, uri, headers): (&Method, &Uri, &HeaderMap),
+        body: bool,
         now: u64,
     ) -> Result<VerifiedHead<'_>, VerifyError> {
         let signature = match signatures.get(label) {
@@ -262,7 +266,7 @@ impl Verifier {
         let covers_digest = components
             .iter()
             .any(|c| c.name == "content-digest" && !c.is_member());
-        if !covers_digest && declares_body(headers) {
+        if !covers_digest && body {
             return Err(VerifyError::NotCovered("content-digest"));
         }
         let covers_field = |name: &str| components.iter().any(|c| c.name == name && !c.is_member());
@@ -354,13 +358,29 @@ struct Covered<'a> {
     /// The whole identifier as the signature base writes it, `"@query-param";name="id"`, for
     /// one with parameters; `None` for a bare name, written as `"<name>"`.
     identifier: Option<String>,
+    /// What of the request the parameters pick, whatever their order or encoding: a
+    /// `@query-param`'s decoded name, a field's `bs`, or the dictionary member it names.
+    /// `None` for a bare name.
+    picks: Option<Picks<'a>>,
     value: Component<'a>,
 }
 
+/// What a component's parameters pick of the request (see [`Covered::picks`]).
+#[derive(PartialEq)]
+enum Picks<'a> {
+    QueryParam(Cow<'a, str>),
+    ByteSequence,
+    Member(&'a str),
+}
+
 impl Covered<'_> {
-    /// Whether `other` names the same component: the same name and the same parameters.
+    /// Whether `other` names the same component: the same name, and parameters picking the
+    /// same part of the request. Two identifiers written differently for one query parameter
+    /// (`name="a"` and `name="%61"`) or one member (`;key="a";sf` and `;sf;key="a"`) are one
+    /// component: each would have its value found, encoded and hashed again, as many times
+    /// as a caller with no secret chose to name it.
     fn is(&self, other: &Covered<'_>) -> bool {
-        self.name == other.name && self.identifier == other.identifier
+        self.name == other.name && self.picks == other.picks
     }
 
     /// Whether this is one member of a Dictionary field (`;key`) rather than the whole field.
@@ -422,22 +442,28 @@ impl Verifier {
         let shown = || quoted(identifier.as_deref().unwrap_or(name));
         let unsupported = || Err(VerifyError::UnsupportedComponent(shown()));
         let param = |key: &str| item.params.get(KeyRef::constant(key));
+        let mut picks = None;
         let value = if name.starts_with('@') {
             if name == "@query-param" {
-                // Exactly one parameter, `name`, a string.
+                // Exactly one parameter, `name`, a string, percent-encoded UTF-8.
                 let Some(BareItem::String(wanted)) = param("name") else {
                     return unsupported();
                 };
                 if item.params.len() != 1 {
                     return unsupported();
                 }
+                let Ok(wanted) =
+                    percent_encoding::percent_decode_str(wanted.as_str()).decode_utf8()
+                else {
+                    return unsupported();
+                };
                 let pairs = parsed
                     .query
                     .get_or_insert_with(|| query_pairs(uri.query().unwrap_or("")));
-                Component::Text(Cow::Owned(
-                    query_param(pairs, wanted.as_str())
-                        .ok_or_else(|| VerifyError::CoveredFieldNotOnce(shown()))?,
-                ))
+                let value = query_param(pairs, &wanted)
+                    .ok_or_else(|| VerifyError::CoveredFieldNotOnce(shown()))?;
+                picks = Some(Picks::QueryParam(wanted));
+                Component::Text(Cow::Owned(value))
             } else if identifier.is_some() {
                 // `req` is for responses; no other derived component takes parameters.
                 return unsupported();
@@ -461,6 +487,7 @@ impl Verifier {
                 [] => Component::Bytes(value),
                 // RFC 9421 §2.1.3: the field line, trimmed, as a Byte Sequence.
                 ["bs"] if param("bs") == Some(&BareItem::Boolean(true)) => {
+                    picks = Some(Picks::ByteSequence);
                     Component::Text(Cow::Owned(
                         sfv::ItemSerializer::new()
                             .bare_item(sfv::RefBareItem::ByteSequence(value.trim_ascii()))
@@ -478,6 +505,7 @@ impl Verifier {
                     let Some(BareItem::String(key)) = param("key") else {
                         return unsupported();
                     };
+                    picks = Some(Picks::Member(key.as_str()));
                     let dictionary = parsed.dictionary(name, value);
                     Component::Member(
                         dictionary
@@ -493,6 +521,7 @@ impl Verifier {
         Ok(Covered {
             name,
             identifier,
+            picks,
             value,
         })
     }
@@ -662,16 +691,15 @@ fn query_pairs(query: &str) -> HashMap<Cow<'_, str>, Option<Cow<'_, str>>> {
     pairs
 }
 
-/// What `@query-param;name=<wanted>` covers (RFC 9421 §2.2.8), of the query's `pairs`: the one
-/// value of the parameter whose decoded name is `wanted` decoded, percent-encoded again with
+/// What `@query-param;name=..` covers (RFC 9421 §2.2.8), of the query's `pairs`: the one
+/// value of the parameter whose decoded name is `wanted` (the `name` decoded) decoded, percent-encoded again with
 /// the `application/x-www-form-urlencoded` set (a space as `%20`). `None` when the parameter
 /// is absent or occurs more than once, which the RFC leaves unsignable.
 fn query_param(
     pairs: &HashMap<Cow<'_, str>, Option<Cow<'_, str>>>,
     wanted: &str,
 ) -> Option<String> {
-    let wanted = percent_encoding::percent_decode_str(wanted).decode_utf8_lossy();
-    let value = pairs.get(&wanted)?.as_ref()?;
+    let value = pairs.get(wanted)?.as_ref()?;
     Some(percent_encoding::utf8_percent_encode(value, FORM_VALUE).to_string())
 }
 
@@ -1143,7 +1171,8 @@ mod tests {
             "with%20plus%20whitespace"
         );
         assert_eq!(
-            query_param(&query_pairs(query), "fa%C3%A7ade%22%3A%20").unwrap(),
+            // The name `fa%C3%A7ade%22%3A%20`, decoded as `covered` decodes it.
+            query_param(&query_pairs(query), "fa\u{e7}ade\": ").unwrap(),
             "something"
         );
         let query = "param=value&foo=bar&baz=batman&qux=";
