@@ -62,6 +62,41 @@ async fn a_client_round_trips_through_the_layer() {
     assert!(status.starts_with("HTTP/1.1 413"), "{status}");
 }
 
+/// A handler behind the layer can ask its `Caller` which headers the signature covers: every
+/// header the call set, not one added on the way, and none under a legacy signature.
+#[tokio::test]
+async fn a_handler_is_told_which_headers_the_signature_covers() {
+    async fn covered(Extension(caller): Extension<Caller>) -> String {
+        let names = ["X-Tenant", "x-request-id", "content-digest", "@method"];
+        let covered: Vec<&str> = names.into_iter().filter(|n| caller.covers(n)).collect();
+        covered.join(",")
+    }
+    let app = Router::new()
+        .route("/covered", get(covered))
+        .layer(VerifyLayer::new(verifier().accept_legacy(true)));
+    let url = serve(app).await;
+    let call = || Call::get("/covered").header("X-Tenant", "acme");
+    let answer = exec(&url).execute(call()).await.unwrap();
+    assert_eq!(answer.text().unwrap(), "X-Tenant,content-digest");
+    let legacy = comms_tests::plain_builder(&url, "billing", SECRET)
+        .signing(comms::Signing::Legacy)
+        .build()
+        .unwrap();
+    let answer = legacy.execute(call()).await.unwrap();
+    assert_eq!(answer.text().unwrap(), "");
+
+    // A header added to a signed request on its way is not covered.
+    let mut r = genuine().await;
+    r.headers
+        .insert("x-tenant", HeaderValue::from_static("victim"));
+    let caller = check(&verifier(), &r).await.unwrap();
+    assert!(!caller.covers("x-tenant"));
+    assert!(caller.covers("X-Request-Id") && caller.covers("idempotency-key"));
+    // A caller is who it is, whatever its request's signature covered.
+    let other = check(&verifier(), &genuine().await).await.unwrap();
+    assert_eq!(caller, other);
+}
+
 /// A POST head to `path` signed as `billing`, with the `Content-Digest` of `body` and, if
 /// given, a `Content-Length`.
 /// On a nested router the layer sees the path with its prefix stripped; it checks the one the

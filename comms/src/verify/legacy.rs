@@ -83,8 +83,7 @@ impl Verifier {
             // key are taken as sent.
             covers_deadline: true,
             covers_trace: true,
-            #[cfg(feature = "server")]
-            covered_fields: super::CoveredFields::default(),
+            covered: None,
             turn: None,
         })
     }

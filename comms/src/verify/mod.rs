@@ -137,14 +137,52 @@ impl fmt::Debug for Verifier {
 }
 
 /// The authenticated caller of a verified request.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Two callers are equal when they are the same service signing with the same key under the
+/// same scheme, whatever their requests' signatures covered.
+#[derive(Clone, Debug)]
 pub struct Caller {
     service_id: Arc<str>,
     key_id: Arc<str>,
     signing: Signing,
+    /// The header fields the signature covers whole, lower case, each followed by a space;
+    /// `None` under a legacy signature, which covers none.
+    covered: Option<Arc<str>>,
 }
 
+impl PartialEq for Caller {
+    fn eq(&self, other: &Caller) -> bool {
+        (&self.service_id, &self.key_id, self.signing)
+            == (&other.service_id, &other.key_id, other.signing)
+    }
+}
+
+impl Eq for Caller {}
+
 impl Caller {
+    /// Whether the request's signature covers the header field `name` (in any case), whole:
+    /// what a handler behind a [`VerifyLayer`] may trust a header for. A header it does not
+    /// cover may have been added on the way (a proxy's `X-Request-Id`, or anybody's
+    /// `X-Tenant`). Every header a comms client's call sets is covered; under a legacy
+    /// signature, none is.
+    ///
+    /// ```
+    /// use comms::axum::http::HeaderMap;
+    /// use comms::verify::Caller;
+    ///
+    /// fn tenant<'a>(caller: &Caller, headers: &'a HeaderMap) -> Option<&'a str> {
+    ///     if !caller.covers("x-tenant") {
+    ///         return None;
+    ///     }
+    ///     headers.get("x-tenant")?.to_str().ok()
+    /// }
+    /// ```
+    pub fn covers(&self, name: &str) -> bool {
+        self.covered
+            .as_deref()
+            .is_some_and(|covered| lists(covered, name))
+    }
+
     /// The calling service, as the verifier's key configuration names it.
     pub fn service_id(&self) -> &str {
         &self.service_id
@@ -159,6 +197,13 @@ impl Caller {
     pub fn signing(&self) -> Signing {
         self.signing
     }
+}
+
+/// Whether `covered`, header field names each followed by a space, lists `name` (in any case).
+fn lists(covered: &str, name: &str) -> bool {
+    covered
+        .split_terminator(' ')
+        .any(|field| field.eq_ignore_ascii_case(name))
 }
 
 /// How much one key has been used, from [`Verifier::key_usage`].
@@ -440,10 +485,10 @@ pub struct VerifiedHead<'a> {
     /// Likewise for the trace context the request carries (every field of the global
     /// propagator's it has): a SERVER span continues the caller's trace only when it is.
     covers_trace: bool,
-    /// The header fields the signature vouches for: what a generated server hands a method
+    /// The header fields an RFC 9421 signature covers whole, each followed by a space (see
+    /// [`Caller::covers`]); `None` under a legacy one. What a generated server hands a method
     /// from a header must be among them.
-    #[cfg(feature = "server")]
-    covered_fields: CoveredFields,
+    covered: Option<Arc<str>>,
     /// This request's turn among its copies, once a gate took it ([`take_turn`]).
     ///
     /// [`take_turn`]: VerifiedHead::take_turn
@@ -464,11 +509,6 @@ pub(crate) struct CoveredFields(Option<Arc<str>>);
 
 #[cfg(feature = "server")]
 impl CoveredFields {
-    /// The fields `names` lists (each followed by a space).
-    pub(crate) fn only(names: &str) -> CoveredFields {
-        CoveredFields(Some(names.into()))
-    }
-
     /// The names of the fields vouched for, each followed by a space; `None` for every one.
     #[cfg(any(fuzzing, test, feature = "__internals"))]
     pub(crate) fn names(&self) -> Option<&str> {
@@ -477,11 +517,7 @@ impl CoveredFields {
 
     /// Whether the field `name` (in any case) is vouched for.
     pub(crate) fn covers(&self, name: &str) -> bool {
-        self.0.as_deref().is_none_or(|covered| {
-            covered
-                .split_terminator(' ')
-                .any(|field| field.eq_ignore_ascii_case(name))
-        })
+        self.0.as_deref().is_none_or(|covered| lists(covered, name))
     }
 }
 
@@ -543,10 +579,11 @@ impl<'a> VerifiedHead<'a> {
         self.covers_trace
     }
 
-    /// The header fields the signature vouches for (see [`CoveredFields`]).
+    /// The header fields the signature vouches for (see [`CoveredFields`]): those it covers,
+    /// or every one under a legacy signature, whose headers are taken as sent.
     #[cfg(feature = "server")]
     pub(crate) fn covered_fields(&self) -> CoveredFields {
-        self.covered_fields.clone()
+        CoveredFields(self.covered.clone())
     }
 
     /// What the gate that admits this request leaves in its extensions for one behind it.
@@ -738,6 +775,7 @@ impl<'a> VerifiedHead<'a> {
             service_id: key.service_id.clone(),
             key_id: key.key_id.clone(),
             signing: self.signing,
+            covered: self.covered,
         })
     }
 }

@@ -306,8 +306,7 @@ impl Verifier {
             recorded_in_front: false,
             covers_deadline,
             covers_trace,
-            #[cfg(feature = "server")]
-            covered_fields: super::CoveredFields::only(&covered_fields(&components)),
+            covered: Some(covered_fields(&components).into()),
             turn: None,
         })
     }
@@ -322,7 +321,6 @@ fn key_id_of(entry: &ListEntry) -> Option<(&sfv::InnerList, &str)> {
 }
 
 /// The names of the header fields `components` covers whole, each followed by a space.
-#[cfg(feature = "server")]
 fn covered_fields(components: &[Covered<'_>]) -> String {
     let mut fields = String::with_capacity(128);
     for covered in components {
