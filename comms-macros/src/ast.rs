@@ -416,6 +416,17 @@ impl<'a> Method<'a> {
                 kind = Some((parsed, a));
             }
             let ty = &*pt.ty;
+            if is_json_wrapper(ty) {
+                cx.error_spanned_by(
+                    ty,
+                    format!(
+                        "`Json<..>` is a web framework's wrapper (axum's, Rocket's); comms \
+                         writes and reads JSON itself: take the value, `#[body] {ident}: &T`"
+                    ),
+                );
+                ok_args = false;
+                continue;
+            }
             let kind = match kind {
                 None => ArgKind::Path,
                 Some((ArgAttr::Body, a)) => ArgKind::Body { attr: a },
@@ -634,6 +645,14 @@ fn parse_output<'a>(cx: &Ctxt, output: &'a ReturnType, name: &Ident) -> Option<O
                 "this `Response<..>` is not `comms::Response`, which has no type parameter: \
                  return `comms::Response` for the answer as it came, or the type to decode \
                  its JSON body into",
+            );
+            return None;
+        }
+        t if is_json_wrapper(t) => {
+            cx.error_spanned_by(
+                t,
+                "`Json<..>` is a web framework's wrapper (axum's, Rocket's); comms reads JSON \
+                 itself: return the type to decode the body into, `Result<T, comms::Error>`",
             );
             return None;
         }
@@ -934,6 +953,24 @@ fn is_named(ty: &Type, name: &str, crates: &[&str]) -> bool {
         _ => false,
     };
     written || (crates.contains(&"comms") && through_crate_key(&segments, name))
+}
+
+/// Whether `ty` is a `Json<T>` (written bare or by any path, behind references): the wrapper
+/// axum's and Rocket's handlers take and return a JSON body in, which comms has no need of.
+fn is_json_wrapper(ty: &Type) -> bool {
+    match ty {
+        Type::Reference(r) => is_json_wrapper(&r.elem),
+        Type::Paren(p) => is_json_wrapper(&p.elem),
+        Type::Group(g) => is_json_wrapper(&g.elem),
+        Type::Path(p) => {
+            p.qself.is_none()
+                && p.path.segments.last().is_some_and(|last| {
+                    last.ident == "Json"
+                        && matches!(last.arguments, syn::PathArguments::AngleBracketed(_))
+                })
+        }
+        _ => false,
+    }
 }
 
 /// The last path segment's name, looking through references, parentheses and invisible groups.

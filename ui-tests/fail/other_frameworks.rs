@@ -1,10 +1,11 @@
 //! What other frameworks write, told what comms writes instead: argument attributes on the
 //! method, axum 0.7's `:id`, Rocket's `data = "<name>"`, `#[async_trait]`, a doc comment on an
-//! argument, another crate's `Response`.
+//! argument, another crate's `Response`, axum's `Json<T>` around a body or an answer.
 
 use comms::{Error, service_client};
 
 pub struct Response<T>(pub T);
+pub struct Json<T>(pub T);
 
 #[service_client(base_url = "http://users:8080", service_id = "billing", secret_env = "S")]
 pub trait Users {
@@ -37,6 +38,12 @@ pub trait Users {
 
     #[post("/f", data = "<count>")]
     async fn rocket_data(&self, count: u32) -> Result<(), Error>;
+
+    #[post("/g")]
+    async fn json_body(&self, #[body] user: &Json<String>) -> Result<(), Error>;
+
+    #[get("/h")]
+    async fn json_answer(&self) -> Result<Json<String>, Error>;
 }
 
 /// Below `#[service_client]`, `#[async_trait]` reaches it as written.
