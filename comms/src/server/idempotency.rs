@@ -254,7 +254,9 @@ impl MemoryIdempotencyStore {
     }
 
     /// Keeps the keys and answers within about `bytes` (by default
-    /// [`DEFAULT_IDEMPOTENCY_BYTES`]), forgetting the oldest answered keys beyond it.
+    /// [`DEFAULT_IDEMPOTENCY_BYTES`]), forgetting the oldest answered keys beyond it. An answer
+    /// just given is kept even when the requests still running hold the rest of the room: the
+    /// store is then over by at most what they hold, until they end.
     #[must_use]
     pub fn max_bytes(mut self, bytes: usize) -> MemoryIdempotencyStore {
         self.max_bytes = bytes;
@@ -351,9 +353,12 @@ impl MemoryIdempotencyStore {
         entry.answer = Some((response, now.checked_add(self.ttl)));
         entry.bytes += bytes;
         memory.bytes += bytes;
-        memory.answered.push_back((id, claim));
-        // Over the bytes, the oldest answers go.
+        // Over the bytes, the oldest answers go, older than this one: with the rest of the
+        // room held by requests still running, it is kept beyond the bytes (by at most what
+        // they hold) rather than forgotten as soon as it was given, when its retry would run
+        // the method again.
         let _ = memory.make_room(usize::MAX, self.max_bytes);
+        memory.answered.push_back((id, claim));
         memory.compact();
     }
 }
@@ -674,6 +679,40 @@ mod tests {
             s.claim_at("a", "19990", "f", "h", t0).unwrap(),
             Claim::New
         ));
+    }
+
+    #[test]
+    fn an_answer_is_kept_when_running_requests_hold_the_rest_of_the_room() {
+        let s = MemoryIdempotencyStore::new(1000, Duration::from_secs(60)).max_bytes(16 * 1024);
+        let t0 = Instant::now();
+        let fingerprint = "f".repeat(64);
+        let claim = |key: &str, holder: &str| {
+            s.claim_at("a", key, &fingerprint, holder, t0).unwrap()
+        };
+        // An older answer, then requests still running: about half the room.
+        assert!(matches!(claim("old", "h"), Claim::New));
+        run(s.finish("a", "old", "h", answer(200))).unwrap();
+        for i in 0..14 {
+            assert!(matches!(claim(&format!("running-{i}"), "h"), Claim::New));
+        }
+        assert!(s.lock().bytes > 8 * 1024, "{}", s.lock().bytes);
+        // An answer of half the room: the older answer goes, and it stays, over the bytes.
+        assert!(matches!(claim("done", "h"), Claim::New));
+        let half = StoredResponse {
+            status: StatusCode::CREATED,
+            headers: HeaderMap::new(),
+            body: Bytes::from(vec![b'x'; 8 * 1024]),
+        };
+        run(s.finish("a", "done", "h", half)).unwrap();
+        assert!(matches!(claim("done", "retry"), Claim::Answered(_)));
+        assert!(s.lock().bytes > 16 * 1024, "{}", s.lock().bytes);
+        // Once the running requests end, the store is within its bytes again, the answer kept.
+        for i in 0..14 {
+            run(s.release("a", &format!("running-{i}"), "h")).unwrap();
+        }
+        assert!(s.lock().bytes <= 16 * 1024, "{}", s.lock().bytes);
+        assert!(matches!(claim("done", "again"), Claim::Answered(_)));
+        assert!(matches!(claim("old", "retry"), Claim::New));
     }
 
     #[test]
