@@ -3,9 +3,11 @@
 //! A per-call retry count alone is not enough: when a dependency goes down, every call retries
 //! the full count and the failing service sees its load multiplied. A budget caps the *sum*:
 //! each call deposits `ratio` of a token, each retry withdraws a whole one, and a floor of
-//! `min_per_sec` tokens a second lets a quiet client still retry. The balance is capped, so a
-//! long healthy period cannot save up a burst. Deposits are one atomic add on the call path; the
-//! floor is refilled lazily, only when a retry asks.
+//! `min_per_sec` tokens a second lets a quiet client still retry. The floor banks at most one
+//! second of its tokens, and deposits at most a cap (100 retries, or ten seconds of floor), so
+//! a quiet spell saves up no burst, and a busy one no more than its recent calls paid for.
+//! Deposits are one atomic add on the call path; the floor is refilled lazily, only when a
+//! retry asks.
 //!
 //! Refusals are counted and reported at most once per interval, with the count, instead of
 //! once each (a [`Throttle`]): in a partial outage that would be a warning for every failing
@@ -116,15 +118,18 @@ impl RetryBudget {
             .is_ok()
         {
             // floor_per_sec is thousandths per second, which is whole tokens per millisecond.
-            // Saturating: a large floor over a long quiet spell is more than the cap anyway.
+            // Saturating: a large floor over a long quiet spell is more than its bank anyway.
             let credit = i64::try_from(now - last)
                 .unwrap_or(i64::MAX)
                 .saturating_mul(self.floor_per_sec)
                 / 1000;
+            // The floor tops the balance up to one second of itself, not to the cap: ten quiet
+            // seconds would otherwise bank a hundred retries for the first outage to spend at
+            // once, on top of what the calls then pay for.
             let _ = self
                 .balance
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
-                    Some(b.saturating_add(credit).min(self.cap.max(b)))
+                    Some(b.saturating_add(credit).min(self.floor_per_sec.max(b)))
                 });
         }
     }
@@ -152,6 +157,23 @@ mod tests {
             .expect("an hour before now");
         assert!(b.grants());
         assert!(b.grants());
+    }
+
+    #[test]
+    fn a_quiet_spell_banks_one_second_of_the_floor() {
+        let mut b = budget(0.2, 10);
+        b.started = Instant::now()
+            .checked_sub(std::time::Duration::from_secs(60))
+            .expect("a minute before now");
+        let retries = (0..1000).filter(|_| b.grants()).count();
+        assert!((10..=11).contains(&retries), "{retries}");
+        // What calls pay for banks up to the cap.
+        let b = budget(1.0, 10);
+        for _ in 0..1000 {
+            b.deposit();
+        }
+        let retries = (0..1000).filter(|_| b.grants()).count();
+        assert!((100..=101).contains(&retries), "{retries}");
     }
 
     #[test]
