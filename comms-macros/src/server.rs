@@ -177,8 +177,8 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
             }
 
             /// Keeps the answers of the methods marked `idempotent` in `store` (by default in
-            /// memory, for this process: a fleet shares one), so that a retried request is
-            /// answered once.
+            /// memory, one store for this server and its clones: two servers of one trait in a
+            /// process, or a fleet, share one), so that a retried request is answered once.
             #[must_use]
             pub fn idempotency_store<__Store: ::__comms_crate::server::IdempotencyStore>(
                 mut self,

@@ -686,9 +686,8 @@ mod tests {
         let s = MemoryIdempotencyStore::new(1000, Duration::from_secs(60)).max_bytes(16 * 1024);
         let t0 = Instant::now();
         let fingerprint = "f".repeat(64);
-        let claim = |key: &str, holder: &str| {
-            s.claim_at("a", key, &fingerprint, holder, t0).unwrap()
-        };
+        let claim =
+            |key: &str, holder: &str| s.claim_at("a", key, &fingerprint, holder, t0).unwrap();
         // An older answer, then requests still running: about half the room.
         assert!(matches!(claim("old", "h"), Claim::New));
         run(s.finish("a", "old", "h", answer(200))).unwrap();
