@@ -153,6 +153,43 @@ async fn served_with(
     )
 }
 
+/// The default store is one server's, shared by its clones: two routers from clones of one
+/// server (two listeners) answer a key once between them; two servers built apart each keep
+/// their own, and run it again, as the README says.
+#[tokio::test]
+async fn a_servers_clones_share_its_store_and_servers_built_apart_do_not() {
+    let service = DirectoryImpl::default();
+    let server =
+        DirectoryServer::new(service.clone()).verifier(Verifier::new().service("billing", SECRET));
+    let apart =
+        DirectoryServer::new(service.clone()).verifier(Verifier::new().service("billing", SECRET));
+    let urls = [
+        serve(server.clone().into_router()).await,
+        serve(server.into_router()).await,
+        serve(apart.into_router()).await,
+    ];
+    let order = || {
+        Call::post("/orders")
+            .header("Idempotency-Key", "k-shared")
+            .idempotent(true)
+            .json("book")
+    };
+    let mut answers = Vec::new();
+    for url in &urls {
+        let exec = comms_tests::plain_executor(url, "billing", SECRET);
+        answers.push(exec.execute(order()).await.unwrap().bytes().clone());
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "the clone answered from the first run"
+    );
+    assert_ne!(
+        answers[0], answers[2],
+        "the server built apart ran it again"
+    );
+    assert_eq!(service.calls.load(Ordering::SeqCst), 2);
+}
+
 /// A store's time to live is how long an answer is kept, not how long a request may run: a
 /// method slower than it still holds its key, and the repeat is answered by its run.
 #[tokio::test]
