@@ -689,10 +689,10 @@ fn query_pairs(query: &str) -> HashMap<Cow<'_, str>, Option<Cow<'_, str>>> {
     pairs
 }
 
-/// What `@query-param;name=..` covers (RFC 9421 §2.2.8), of the query's `pairs`: the one
-/// value of the parameter whose decoded name is `wanted` (the `name` decoded) decoded, percent-encoded again with
-/// the `application/x-www-form-urlencoded` set (a space as `%20`). `None` when the parameter
-/// is absent or occurs more than once, which the RFC leaves unsignable.
+/// What `@query-param;name=..` covers (RFC 9421 §2.2.8), of the query's `pairs`, for the
+/// `name` decoded as `wanted`: the parameter's one value, decoded, then percent-encoded again
+/// with the `application/x-www-form-urlencoded` set (a space as `%20`). `None` when the
+/// parameter is absent or occurs more than once, which the RFC leaves unsignable.
 fn query_param(
     pairs: &HashMap<Cow<'_, str>, Option<Cow<'_, str>>>,
     wanted: &str,
