@@ -167,7 +167,7 @@ impl Caller {
     /// signature, none is.
     ///
     /// ```
-    /// use comms::axum::http::HeaderMap;
+    /// use comms::http::HeaderMap;
     /// use comms::verify::Caller;
     ///
     /// fn tenant<'a>(caller: &Caller, headers: &'a HeaderMap) -> Option<&'a str> {
