@@ -48,7 +48,7 @@ pub const DETAILS_LIMIT: usize = 64 * 1024;
 /// server answers it with its kind's status and standard reason, and nothing of the error
 /// itself: 424 Failed Dependency for a 4xx that was received (the dependency refused the
 /// request, and would again: callers neither retry a 424 nor count it against their breaker),
-/// but a 401, 407, 408 or 429; 502 Bad Gateway for those, any other status variant that was
+/// but a 401, 407, 408, 425 or 429; 502 Bad Gateway for those, any other status variant that was
 /// received, [`Error::Transport`] and [`Error::Decode`]; 504 for [`Error::Timeout`]; 503 for
 /// [`Error::CircuitOpen`]; 500 for [`Error::Encode`], [`Error::Config`] and the error a call's
 /// header hook failed with. A

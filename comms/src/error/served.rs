@@ -25,7 +25,7 @@ use super::Error;
 /// |---|---|---|
 /// | a status variant the handler built, 4xx or 5xx | its status | its message, else the status's reason |
 /// | a status variant the handler built, any other status | 500 | its message, else `Internal Server Error` |
-/// | a 4xx received from a call (it has a [`url`](super::HttpError::url)), but 401, 407, 408 and 429 | 424 | `Failed Dependency` |
+/// | a 4xx received from a call (it has a [`url`](super::HttpError::url)), but 401, 407, 408, 425 and 429 | 424 | `Failed Dependency` |
 /// | any other status variant received from a call | 502 | `Bad Gateway` |
 /// | a status variant a call's header hook failed with | 500 | `Internal Server Error` |
 /// | [`Error::Transport`], [`Error::Decode`] | 502 | `Bad Gateway` |
@@ -157,11 +157,12 @@ fn served(error: &Error) -> Served<'_> {
 /// each retry running this service's method and its call again, and it opened their breakers
 /// on this service, whose other answers were fine. The dependency's failures stay a 502: a
 /// 5xx, and the 4xx that are not the request's fault: 401 and 407 (this service's own
-/// credentials were refused, as when its secret is not the dependency's) and 408 and 429
-/// (the dependency asks for the request again later).
+/// credentials were refused, as when its secret is not the dependency's) and 408, 425 and
+/// 429 (the dependency asks for the request again later). A generated server does not keep
+/// a 424 as an idempotent method's answer: the dependency may answer otherwise later.
 fn passed_on(status: StatusCode) -> StatusCode {
     match status.as_u16() {
-        401 | 407 | 408 | 429 => StatusCode::BAD_GATEWAY,
+        401 | 407 | 408 | 425 | 429 => StatusCode::BAD_GATEWAY,
         400..=499 => StatusCode::FAILED_DEPENDENCY,
         _ => StatusCode::BAD_GATEWAY,
     }
@@ -255,6 +256,7 @@ mod tests {
             (401, 502),
             (407, 502),
             (408, 502),
+            (425, 502),
             (429, 502),
             (500, 502),
             (503, 502),

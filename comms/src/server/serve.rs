@@ -503,11 +503,14 @@ async fn settle_once(
 }
 
 /// Whether an idempotent method's answer with `status` is kept for its key: not when it asks
-/// for the request again (408 Request Timeout, 429 Too Many Requests) or is a server error.
+/// for the request again (408 Request Timeout, 429 Too Many Requests), is a server error, or
+/// passes on a dependency's refusal (424 Failed Dependency: the dependency may answer
+/// otherwise later, a `409` of its own that its key's first run is still going among them).
 fn is_kept(status: StatusCode) -> bool {
     !(status.is_server_error()
         || status == StatusCode::REQUEST_TIMEOUT
-        || status == StatusCode::TOO_MANY_REQUESTS)
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::FAILED_DEPENDENCY)
 }
 
 /// What a caught panic says, when it says it in text.
@@ -790,7 +793,7 @@ mod tests {
         for kept in [200, 201, 204, 400, 404, 409, 422] {
             assert!(is_kept(StatusCode::from_u16(kept).unwrap()), "{kept}");
         }
-        for released in [408, 429, 500, 502, 503, 504] {
+        for released in [408, 424, 429, 500, 502, 503, 504] {
             assert!(
                 !is_kept(StatusCode::from_u16(released).unwrap()),
                 "{released}"
