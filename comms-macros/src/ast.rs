@@ -420,8 +420,8 @@ impl<'a> Method<'a> {
                 cx.error_spanned_by(
                     ty,
                     format!(
-                        "`Json<..>` is a web framework's wrapper (axum's, Rocket's); comms \
-                         writes and reads JSON itself: take the value, `#[body] {ident}: &T`"
+                        "this `Json<..>` is a web framework's wrapper; comms writes and reads \
+                         JSON itself: take the value, `#[body] {ident}: &T`"
                     ),
                 );
                 ok_args = false;
@@ -651,8 +651,8 @@ fn parse_output<'a>(cx: &Ctxt, output: &'a ReturnType, name: &Ident) -> Option<O
         t if is_json_wrapper(t) => {
             cx.error_spanned_by(
                 t,
-                "`Json<..>` is a web framework's wrapper (axum's, Rocket's); comms reads JSON \
-                 itself: return the type to decode the body into, `Result<T, comms::Error>`",
+                "this `Json<..>` is a web framework's wrapper; comms reads JSON itself: \
+                 return the type to decode the body into, `Result<T, comms::Error>`",
             );
             return None;
         }
@@ -955,16 +955,23 @@ fn is_named(ty: &Type, name: &str, crates: &[&str]) -> bool {
     written || (crates.contains(&"comms") && through_crate_key(&segments, name))
 }
 
-/// Whether `ty` is a `Json<T>` (written bare or by any path, behind references): the wrapper
-/// axum's and Rocket's handlers take and return a JSON body in, which comms has no need of.
+/// Whether `ty` is a web framework's `Json<T>` written by its path (`axum::Json<T>`,
+/// `rocket::serde::json::Json<T>`, behind references): the wrapper those handlers take and
+/// return a JSON body in, which comms has no need of. A `Json<T>` written bare, or of another
+/// crate, may be a wrapper that serializes as its value (`sqlx::types::Json`), and is left to
+/// the compiler.
 fn is_json_wrapper(ty: &Type) -> bool {
+    const FRAMEWORKS: [&str; 5] = ["axum", "rocket", "actix_web", "poem", "warp"];
     match ty {
         Type::Reference(r) => is_json_wrapper(&r.elem),
         Type::Paren(p) => is_json_wrapper(&p.elem),
         Type::Group(g) => is_json_wrapper(&g.elem),
         Type::Path(p) => {
+            let segments = &p.path.segments;
             p.qself.is_none()
-                && p.path.segments.last().is_some_and(|last| {
+                && segments.len() > 1
+                && FRAMEWORKS.iter().any(|f| segments[0].ident == f)
+                && segments.last().is_some_and(|last| {
                     last.ident == "Json"
                         && matches!(last.arguments, syn::PathArguments::AngleBracketed(_))
                 })

@@ -5,7 +5,9 @@
 use comms::{Error, service_client};
 
 pub struct Response<T>(pub T);
-pub struct Json<T>(pub T);
+mod axum {
+    pub struct Json<T>(pub T);
+}
 
 #[service_client(base_url = "http://users:8080", service_id = "billing", secret_env = "S")]
 pub trait Users {
@@ -40,10 +42,10 @@ pub trait Users {
     async fn rocket_data(&self, count: u32) -> Result<(), Error>;
 
     #[post("/g")]
-    async fn json_body(&self, #[body] user: &Json<String>) -> Result<(), Error>;
+    async fn json_body(&self, #[body] user: &axum::Json<String>) -> Result<(), Error>;
 
     #[get("/h")]
-    async fn json_answer(&self) -> Result<Json<String>, Error>;
+    async fn json_answer(&self) -> Result<axum::Json<String>, Error>;
 }
 
 /// Below `#[service_client]`, `#[async_trait]` reaches it as written.

@@ -81,3 +81,26 @@ async fn use_them(users: &UsersClient) -> Result<(), Error> {
 }
 
 fn main() {}
+
+/// A `Json<T>` of a crate that is no web framework (`sqlx::types::Json`, written bare once
+/// imported) serializes as its value: a body and an answer like any other.
+pub mod transparent_json {
+    use comms::{Error, service_client};
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    #[serde(transparent)]
+    pub struct Json<T>(pub T);
+
+    pub mod types {
+        pub use super::Json;
+    }
+
+    #[service_client(base_url = "http://users:8080", service_id = "billing", secret_env = "S")]
+    pub trait Settings {
+        #[put("/settings")]
+        async fn save(&self, #[body] settings: &Json<Vec<String>>) -> Result<(), Error>;
+
+        #[get("/settings")]
+        async fn load(&self) -> Result<types::Json<Vec<String>>, Error>;
+    }
+}
