@@ -21,8 +21,9 @@
 //!   query, `#[header]` arguments, `Content-Type` and body, so the same key sent to
 //!   `/accounts/2/charge` after `/accounts/1/charge` is refused, not answered with the first
 //!   account's answer.
-//! - An answer that asks for the request again (408, 429), a server error (5xx) or a method
-//!   that panicked is not kept: the key is released, and a retry runs the method again. (The
+//! - An answer that asks for the request again (408, 429), a server error (5xx), a
+//!   dependency's refusal passed on (424) or a method that panicked is not kept: the key is
+//!   released, and a retry runs the method again. (The
 //!   500 of a method that returned a value JSON cannot write is kept: the method ran.) Nor
 //!   is the refusal of an argument that did not parse (400, 415): the method never ran, and
 //!   the request sent again with its mistake corrected runs under the same key.
@@ -255,8 +256,9 @@ impl MemoryIdempotencyStore {
 
     /// Keeps the keys and answers within about `bytes` (by default
     /// [`DEFAULT_IDEMPOTENCY_BYTES`]), forgetting the oldest answered keys beyond it. An answer
-    /// just given is kept even when the requests still running hold the rest of the room: the
-    /// store is then over by at most what they hold, until they end.
+    /// is kept when it is given, even when the requests still running hold the rest of the
+    /// room (the store is then over by at most what they hold); like every answer, it goes
+    /// when a later claim needs the room and it is the oldest left.
     #[must_use]
     pub fn max_bytes(mut self, bytes: usize) -> MemoryIdempotencyStore {
         self.max_bytes = bytes;
