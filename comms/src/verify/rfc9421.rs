@@ -27,21 +27,15 @@ impl Verifier {
         let inputs: sfv::Dictionary = parse_field(headers, &signing::SIGNATURE_INPUT)?;
         let signatures: sfv::Dictionary = parse_field(headers, &signing::SIGNATURE)?;
 
-        // The first signature under a key id this verifier knows.
-        let mut first_seen = None;
+        // The first signature under a key id this verifier knows; with none, the error names
+        // the first key id seen.
         let (label, entry, list, key) = inputs
             .iter()
             .find_map(|(label, entry)| {
-                let (list, key_id) = key_id_of(entry)?;
-                match self.keys.by_id.get(key_id) {
-                    Some(key) => Some((label, entry, list, key)),
-                    None => {
-                        first_seen.get_or_insert_with(|| quoted(key_id));
-                        None
-                    }
-                }
+                let (list, key) = self.known_key(entry)?;
+                Some((label, entry, list, key))
             })
-            .ok_or(VerifyError::UnknownKey(first_seen))?;
+            .ok_or_else(|| VerifyError::UnknownKey(first_key_id(&inputs).map(quoted)))?;
         let mut head = self.verify_entry(
             (label, entry, list, key),
             &signatures,
@@ -154,9 +148,7 @@ impl Verifier {
         let known = inputs.values().find_map(|entry| self.known_key(entry));
         let claimed = match known {
             Some((_, key)) => &*key.key_id,
-            None => inputs
-                .values()
-                .find_map(|entry| Some(key_id_of(entry)?.1))?,
+            None => first_key_id(&inputs)?,
         };
         Some(quoted(claimed))
     }
@@ -318,6 +310,11 @@ fn key_id_of(entry: &ListEntry) -> Option<(&sfv::InnerList, &str)> {
         return None;
     };
     Some((list, list.params.get(KEYID)?.as_string()?.as_str()))
+}
+
+/// The key id of the first `Signature-Input` member that names one.
+fn first_key_id(inputs: &sfv::Dictionary) -> Option<&str> {
+    inputs.values().find_map(|entry| Some(key_id_of(entry)?.1))
 }
 
 /// The names of the header fields `components` covers whole, each followed by a space.
