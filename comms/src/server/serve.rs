@@ -19,7 +19,7 @@ use super::{
 };
 use crate::telemetry::ServerTrace;
 use crate::verify::layer::{Checked, Gate};
-use crate::verify::{Admitted, Caller, CoveredFields, Verifier};
+use crate::verify::{Caller, CoveredFields, Verifier};
 
 tokio::task_local! {
     static CALLER: Caller;
@@ -279,8 +279,8 @@ where
         Ok(Some(head)) => head.covered_fields(),
         _ => parts
             .extensions
-            .get::<Admitted>()
-            .map_or_else(CoveredFields::default, Admitted::covered_fields),
+            .get::<Caller>()
+            .map_or_else(CoveredFields::default, Caller::covered_fields),
     };
     let uncovered_key = idempotent.is_some()
         && parts.headers.contains_key(&crate::signing::IDEMPOTENCY_KEY)

@@ -183,6 +183,13 @@ impl Caller {
             .is_some_and(|covered| lists(covered, name))
     }
 
+    /// The header fields the signature vouches for (see [`CoveredFields`]), for a generated
+    /// server that verifies nothing itself behind the gate that admitted this caller.
+    #[cfg(feature = "server")]
+    pub(crate) fn covered_fields(&self) -> CoveredFields {
+        CoveredFields(self.covered.clone())
+    }
+
     /// The calling service, as the verifier's key configuration names it.
     pub fn service_id(&self) -> &str {
         &self.service_id
@@ -537,18 +544,6 @@ pub(crate) struct Admitted {
     /// The store the gate recorded it in, and where that keeps its nonces.
     nonces: Arc<dyn NonceStore>,
     nonce_location: Option<Arc<str>>,
-    /// The header fields the signature the gate checked covers: what a generated server that
-    /// verifies nothing itself, behind the gate, takes headers from.
-    #[cfg(feature = "server")]
-    covered: CoveredFields,
-}
-
-#[cfg(feature = "server")]
-impl Admitted {
-    /// The header fields the signature the gate checked covers.
-    pub(crate) fn covered_fields(&self) -> CoveredFields {
-        self.covered.clone()
-    }
 }
 
 impl fmt::Debug for VerifiedHead<'_> {
@@ -598,8 +593,6 @@ impl<'a> VerifiedHead<'a> {
                 .collect(),
             nonces: self.verifier.nonces.clone(),
             nonce_location: self.verifier.nonce_location.clone(),
-            #[cfg(feature = "server")]
-            covered: self.covered_fields(),
         }
     }
 
