@@ -962,10 +962,8 @@ fn is_named(ty: &Type, name: &str, crates: &[&str]) -> bool {
 /// the compiler.
 fn is_json_wrapper(ty: &Type) -> bool {
     const FRAMEWORKS: [&str; 5] = ["axum", "rocket", "actix_web", "poem", "warp"];
-    match ty {
+    match ungrouped(ty) {
         Type::Reference(r) => is_json_wrapper(&r.elem),
-        Type::Paren(p) => is_json_wrapper(&p.elem),
-        Type::Group(g) => is_json_wrapper(&g.elem),
         Type::Path(p) => {
             let segments = &p.path.segments;
             p.qself.is_none()
