@@ -66,6 +66,9 @@
 //!   metrics. The global providers are those of `opentelemetry` 0.33 (and the SERVER span
 //!   reaches the SDK through `tracing-opentelemetry` 0.34): an application installing its
 //!   providers through another minor version of them installs them where comms does not look.
+//!   comms records attempt durations through the bound instruments of `opentelemetry` and
+//!   `opentelemetry_sdk` 0.33, turning on their `experimental_metrics_bound_instruments`
+//!   feature.
 //!
 //! The `reqwest` a client may be given ([`ExecutorBuilder::http_client`]) is 0.13, re-exported
 //! as [`reqwest`].

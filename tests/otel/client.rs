@@ -951,3 +951,49 @@ async fn a_breaker_let_go_with_its_link_leaves_the_gauge_to_the_next_one() {
         "the target's one breaker is closed: {state:?}"
     );
 }
+
+/// A target's durations land in one series per method, status and error, each counted as many
+/// times as it was recorded: the first few series a target records into are bound to their
+/// attributes once (see `Durations` in `telemetry/otel.rs`), and those past that are recorded
+/// with their attributes each time, so this goes past the bound ones.
+#[tokio::test]
+async fn every_series_of_a_targets_durations_counts_each_attempt() {
+    meters();
+    const STATUSES: u16 = 45;
+    // Each status twice, in turn: 400, 401, ... then 400, 401, ... again.
+    let server =
+        TestServer::start(|_, i| Reply::status(400 + (i % usize::from(STATUSES)) as u16)).await;
+    let port = server.addr().port();
+    let executor = executor(
+        &server.url(),
+        RetryConfig::none(),
+        BreakerConfig::disabled(),
+    );
+    for _ in 0..2 * STATUSES {
+        let error = executor.execute(item(1)).await.unwrap_err();
+        assert!(error.status().is_some(), "{error:?}");
+    }
+    // Then a POST, whose 400 is a series of its own.
+    let error = executor
+        .execute(Call::post("/items").route("/items"))
+        .await
+        .unwrap_err();
+    assert!(error.status().is_some(), "{error:?}");
+
+    let durations = points("http.client.request.duration", port);
+    assert_eq!(durations.len(), usize::from(STATUSES) + 1, "{durations:?}");
+    for point in &durations {
+        let status = &point.attributes["http.response.status_code"];
+        assert_eq!(&point.attributes["error.type"], status);
+        let (method, count) = match point.attributes["http.request.method"].as_str() {
+            "GET" => ("GET", 2.0),
+            _ => ("POST", 1.0),
+        };
+        assert_eq!(point.value, count, "{method} {status}: {point:?}");
+    }
+    assert!(
+        durations
+            .iter()
+            .any(|p| p.attributes["http.request.method"] == "POST")
+    );
+}

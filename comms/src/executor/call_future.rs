@@ -422,7 +422,7 @@ impl<'a> Run<'a> {
     fn head_over<M: Mode>(&mut self, executor: &'a Executor, head: M::Head) -> M::Output {
         let status = M::status(&head);
         if let Some(trace) = self.trace.take() {
-            trace.end(Some(status), None);
+            trace.end(&executor.inner.target, Some(status), None);
         }
         if let Some(permit) = self.permit.take() {
             permit.record(Outcome::of_status(status).is_failure());
@@ -463,7 +463,11 @@ impl<'a> Run<'a> {
             let (status, error_type) = attempt.traced();
             // A 504 taken for the timeout was received all the same, and so was the head of a
             // body that then failed: its span keeps the code.
-            trace.end(answered.or(status).or(head), error_type);
+            trace.end(
+                &executor.inner.target,
+                answered.or(status).or(head),
+                error_type,
+            );
         }
         if let Some(permit) = self.permit.take() {
             // A timeout at the call's deadline (its own or one it inherited), when that came

@@ -42,7 +42,13 @@ impl AttemptTrace {
     pub(crate) fn abandon(self, _error_type: Option<&'static str>) {}
 
     #[inline]
-    pub(crate) fn end(self, _status: Option<StatusCode>, _error_type: Option<&'static str>) {}
+    pub(crate) fn end(
+        self,
+        _target: &Target,
+        _status: Option<StatusCode>,
+        _error_type: Option<&'static str>,
+    ) {
+    }
 }
 
 #[cfg(feature = "server")]

@@ -11,7 +11,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use opentelemetry::baggage::BaggageExt as _;
 use opentelemetry::context::{FutureExt as _, WithContext};
 use opentelemetry::global::{BoxedSpan, BoxedTracer};
-use opentelemetry::metrics::{Counter, Gauge, Histogram};
+use opentelemetry::metrics::{BoundHistogram, Counter, Gauge, Histogram};
 use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::trace::{SpanBuilder, SpanKind, SpanRef, Status, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, InstrumentationScope, KeyValue, Value, global};
@@ -52,7 +52,7 @@ const LOOK_EVERY: u32 = 64;
 /// Runs `record` with the instruments in use: made from the global meter provider as it was
 /// when this thread last looked (see [`LOOK_EVERY`]). Each thread keeps its own handle to
 /// them, so that recording takes no lock and touches no count other threads write.
-fn with_metrics<R>(record: impl FnOnce(&Metrics) -> R) -> R {
+fn with_metrics<R>(record: impl FnOnce(&Arc<Metrics>) -> R) -> R {
     thread_local! {
         static IN_USE: std::cell::Cell<(u32, Option<Arc<Metrics>>)> =
             const { std::cell::Cell::new((0, None)) };
@@ -339,6 +339,88 @@ pub(crate) struct Target {
     port: KeyValue,
     /// The base URL's path, which every request's path starts with; `None` for `/`.
     prefix: Option<Box<str>>,
+    /// Where its attempts' durations are recorded.
+    durations: Durations,
+}
+
+/// An attempt's duration series, by what its attributes are made from (its target's
+/// `server.address` and `server.port` aside).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Series {
+    method: &'static str,
+    status: Option<u16>,
+    error_type: Option<&'static str>,
+}
+
+/// How many of a target's duration series are bound (see [`Durations`]); the duration of an
+/// attempt in a series past these is recorded with its attributes, as the SDK takes them.
+const BOUND_SERIES: usize = 32;
+
+/// The series of `http.client.request.duration` a target's attempts have recorded, each bound
+/// to its attributes once (OpenTelemetry's bound instruments): recording into one finds its
+/// place in the histogram without hashing the attributes, which is most of what recording
+/// with them costs. A target has a few (a method's successes, say, and its 503s). Finding one
+/// takes the target's read lock, as the SDK's own lookup takes its map's.
+///
+/// The SDK keeps a bound series until its handle goes: a target's stay while its executor
+/// does. A series bound when the histogram was at its cardinality limit records into the
+/// overflow series for as long.
+#[derive(Default)]
+struct Durations(RwLock<Bound>);
+
+#[derive(Default)]
+struct Bound {
+    /// The instruments the series are bound in, held weakly: compared by address, which is not
+    /// reused while this is held. When the global meter provider is replaced, the series are
+    /// bound again in the new one's instruments.
+    from: Weak<Metrics>,
+    series: Vec<(Series, BoundHistogram<f64>)>,
+}
+
+impl Bound {
+    fn find(&self, metrics: &Arc<Metrics>, series: Series) -> Option<&BoundHistogram<f64>> {
+        if !std::ptr::eq(self.from.as_ptr(), Arc::as_ptr(metrics)) {
+            return None;
+        }
+        self.series
+            .iter()
+            .find_map(|(bound, histogram)| (*bound == series).then_some(histogram))
+    }
+}
+
+impl Durations {
+    /// Records `elapsed` in `series`, whose attributes are `attributes()`.
+    fn record(
+        &self,
+        metrics: &Arc<Metrics>,
+        series: Series,
+        elapsed: f64,
+        attributes: impl FnOnce() -> Vec<KeyValue>,
+    ) {
+        {
+            let bound = self.0.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(histogram) = bound.find(metrics, series) {
+                histogram.record(elapsed);
+                return;
+            }
+        }
+        let mut bound = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        if !std::ptr::eq(bound.from.as_ptr(), Arc::as_ptr(metrics)) {
+            *bound = Bound {
+                from: Arc::downgrade(metrics),
+                series: Vec::new(),
+            };
+        }
+        if let Some(histogram) = bound.find(metrics, series) {
+            histogram.record(elapsed);
+        } else if bound.series.len() < BOUND_SERIES {
+            let histogram = metrics.client_duration.bind(&attributes());
+            histogram.record(elapsed);
+            bound.series.push((series, histogram));
+        } else {
+            metrics.client_duration.record(elapsed, &attributes());
+        }
+    }
 }
 
 impl Target {
@@ -353,6 +435,7 @@ impl Target {
             address,
             port,
             prefix: (!prefix.is_empty()).then(|| prefix.into()),
+            durations: Durations::default(),
         }
     }
 
@@ -497,11 +580,13 @@ fn parse_methods(list: &str) -> impl Iterator<Item = &str> {
 }
 
 /// `http.request.method`: the method, or `_OTHER` for one the conventions do not know.
+fn method_name(method: &Method) -> &'static str {
+    known_method(method).unwrap_or("_OTHER")
+}
+
+/// `http.request.method`, as an attribute.
 fn method_attribute(method: &Method) -> KeyValue {
-    KeyValue::new(
-        "http.request.method",
-        known_method(method).unwrap_or("_OTHER"),
-    )
+    KeyValue::new("http.request.method", method_name(method))
 }
 
 /// One attempt's CLIENT span and what its duration is recorded with. Boxed: every call in
@@ -516,8 +601,8 @@ struct Attempt {
     /// records nothing when no tracer provider is installed or the sampler drops it.)
     own_span: bool,
     started: Instant,
-    /// The duration's attributes.
-    attributes: Vec<KeyValue>,
+    /// `http.request.method`.
+    method: &'static str,
 }
 
 /// Whether the application's `tracing` subscriber lets attempt spans be made: they count as
@@ -585,22 +670,18 @@ impl AttemptTrace {
         url: &reqwest::Url,
         resend_count: u32,
     ) -> AttemptTrace {
-        // The duration's: those the conventions require or recommend. `url.template` is
-        // opt-in for the metric, and instrumentation with no switch for it must leave it out;
-        // the span has it, and a server's duration its `http.route`.
-        let mut attributes = Vec::with_capacity(5);
-        attributes.extend([
-            method_attribute(method),
-            target.address.clone(),
-            target.port.clone(),
-        ]);
+        let method_name = method_name(method);
         let template = route.map(|route| target.template(route));
         let parent = callers_context();
         let (cx, own_span) = if attempt_span_enabled() {
             let builder = || {
-                // The metric's attributes and the span's own; room for what `end` adds.
-                let mut span_attributes = Vec::with_capacity(attributes.len() + 6);
-                span_attributes.extend(attributes.iter().cloned());
+                // Room for what `end` adds.
+                let mut span_attributes = Vec::with_capacity(9);
+                span_attributes.extend([
+                    KeyValue::new("http.request.method", method_name),
+                    target.address.clone(),
+                    target.port.clone(),
+                ]);
                 if let Some(template) = &template {
                     span_attributes.push(KeyValue::new("url.template", template.clone()));
                 }
@@ -637,7 +718,7 @@ impl AttemptTrace {
             cx,
             own_span,
             started: Instant::now(),
-            attributes,
+            method: method_name,
         }))
     }
 
@@ -669,33 +750,57 @@ impl AttemptTrace {
 
     /// Ends the attempt: the status received, if any (that of a head whose body then failed
     /// too), or the kind of error, and its duration.
-    pub(crate) fn end(self, status: Option<StatusCode>, error_type: Option<&'static str>) {
-        let mut attempt = *self.0;
+    pub(crate) fn end(
+        self,
+        target: &Target,
+        status: Option<StatusCode>,
+        error_type: Option<&'static str>,
+    ) {
+        let attempt = *self.0;
         let elapsed = attempt.started.elapsed().as_secs_f64();
         let code =
-            status.map(|s| KeyValue::new("http.response.status_code", i64::from(s.as_u16())));
+            |s: StatusCode| KeyValue::new("http.response.status_code", i64::from(s.as_u16()));
         // A client counts every 4xx and 5xx as an error, of the status code's type.
-        let error = match (error_type, status) {
-            (Some(kind), _) => Some(Value::from(kind)),
-            (None, Some(s)) if s.is_client_error() || s.is_server_error() => {
-                Some(Value::from(s.as_str().to_owned()))
+        let error = || {
+            match (error_type, status) {
+                (Some(kind), _) => Some(Value::from(kind)),
+                (None, Some(s)) if s.is_client_error() || s.is_server_error() => {
+                    Some(Value::from(s.as_str().to_owned()))
+                }
+                _ => None,
             }
-            _ => None,
-        }
-        .map(|kind| KeyValue::new("error.type", kind));
+            .map(|kind| KeyValue::new("error.type", kind))
+        };
         if let Some(span) = attempt.span() {
-            if let Some(code) = &code {
-                span.set_attribute(code.clone());
+            if let Some(status) = status {
+                span.set_attribute(code(status));
             }
-            if let Some(error) = &error {
-                span.set_attribute(error.clone());
+            if let Some(error) = error() {
+                span.set_attribute(error);
                 span.set_status(Status::error(""));
             }
             span.end();
         }
-        attempt.attributes.extend(code);
-        attempt.attributes.extend(error);
-        with_metrics(|m| m.client_duration.record(elapsed, &attempt.attributes));
+        let series = Series {
+            method: attempt.method,
+            status: status.map(|s| s.as_u16()),
+            error_type,
+        };
+        // The duration's attributes: those the conventions require or recommend.
+        // `url.template` is opt-in for the metric, and instrumentation with no switch for it
+        // must leave it out; the span has it, and a server's duration its `http.route`.
+        let attributes = || {
+            let mut attributes = Vec::with_capacity(5);
+            attributes.extend([
+                KeyValue::new("http.request.method", attempt.method),
+                target.address.clone(),
+                target.port.clone(),
+            ]);
+            attributes.extend(status.map(code));
+            attributes.extend(error());
+            attributes
+        };
+        with_metrics(|m| target.durations.record(m, series, elapsed, attributes));
     }
 }
 
