@@ -246,6 +246,30 @@ async fn a_head_over_the_limit_is_431() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
 
+/// The default limit holds to the byte, for a head that arrives in one piece: hyper's read
+/// buffer alone would take in one read well past its maximum, and serve a head that ended
+/// within it.
+#[tokio::test]
+async fn a_head_one_byte_over_the_default_limit_is_431_in_one_piece() {
+    let (addr, _server) = start(slow_router(), |s| s).await;
+    let head = |len: usize| {
+        let start = "GET / HTTP/1.1\r\nHost: x\r\nX-Big: ";
+        let end = "\r\n\r\n";
+        format!("{start}{}{end}", "a".repeat(len - start.len() - end.len()))
+    };
+    let limit = 64 * 1024;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head(limit + 1).as_bytes()).await.unwrap();
+    let (answer, closed) = read_for(&mut stream, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    assert!(closed);
+
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head(limit).as_bytes()).await.unwrap();
+    let answer = read_answer(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
 /// At the shutdown signal a request in flight is answered, an idle connection closed, no new
 /// connection taken, and the server's future ends once the last connection has.
 #[tokio::test]

@@ -207,7 +207,11 @@ impl Serve {
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_timeout)
-            // The head must fit the read buffer: hyper answers 431 when it fills first.
+            // hyper answers 431 for a head over `max_header_size`, counted exactly once it is
+            // parsed, and for one still unfinished when the read buffer is full. The buffer
+            // alone is not the limit: one read may take in more than its maximum, and a head
+            // that ends within that read would be served.
+            .max_header_size(limits.max_head_bytes)
             .max_buf_size(limits.max_head_bytes);
         let builder = Arc::new(builder);
         let permits = Arc::new(Semaphore::new(limits.max_connections));
