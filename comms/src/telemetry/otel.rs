@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use opentelemetry::baggage::BaggageExt as _;
@@ -352,9 +352,13 @@ struct Series {
     error_type: Option<&'static str>,
 }
 
-/// How many of a target's duration series are bound (see [`Durations`]); the duration of an
-/// attempt in a series past these is recorded with its attributes, as the SDK takes them.
+/// How many of a target's duration series are bound at once (see [`Durations`]); the duration
+/// of an attempt in a series past these is recorded with its attributes, as the SDK takes them.
 const BOUND_SERIES: usize = 32;
+
+/// How long a target keeps the series it bound before letting them go; those recorded into
+/// again are bound anew.
+const REBIND_AFTER: Duration = Duration::from_secs(60);
 
 /// The series of `http.client.request.duration` a target's attempts have recorded, each bound
 /// to its attributes once (OpenTelemetry's bound instruments): recording into one finds its
@@ -362,63 +366,100 @@ const BOUND_SERIES: usize = 32;
 /// with them costs. A target has a few (a method's successes, say, and its 503s). Finding one
 /// takes the target's read lock, as the SDK's own lookup takes its map's.
 ///
-/// The SDK keeps a bound series until its handle goes: a target's stay while its executor
-/// does. A series bound when the histogram was at its cardinality limit records into the
-/// overflow series for as long.
+/// The SDK keeps a series whose handle is held, even under delta temporality, which forgets
+/// the others once a collection finds them unused; and a series bound while the histogram was
+/// at its cardinality limit records into the overflow series while its handle is held. So a
+/// target lets its handles go every [`REBIND_AFTER`]: a series no longer used can be forgotten,
+/// and one bound at the limit finds a place of its own when there is room again.
 #[derive(Default)]
 struct Durations(RwLock<Bound>);
 
-#[derive(Default)]
 struct Bound {
     /// The instruments the series are bound in, held weakly: compared by address, which is not
     /// reused while this is held. When the global meter provider is replaced, the series are
-    /// bound again in the new one's instruments.
+    /// bound again in the new one's instruments. (While threads still hold the instruments of
+    /// the provider before, for up to [`LOOK_EVERY`] recordings each, they and the others may
+    /// let each other's series go: each is bound again, and nothing recorded is lost.)
     from: Weak<Metrics>,
+    /// Until when the series are kept.
+    until: Instant,
     series: Vec<(Series, BoundHistogram<f64>)>,
 }
 
-impl Bound {
-    fn find(&self, metrics: &Arc<Metrics>, series: Series) -> Option<&BoundHistogram<f64>> {
-        if !std::ptr::eq(self.from.as_ptr(), Arc::as_ptr(metrics)) {
-            return None;
+impl Default for Bound {
+    fn default() -> Bound {
+        Bound {
+            from: Weak::new(),
+            until: Instant::now(),
+            series: Vec::new(),
         }
-        self.series
-            .iter()
-            .find_map(|(bound, histogram)| (*bound == series).then_some(histogram))
+    }
+}
+
+/// Where a target records a duration.
+enum Found<'a> {
+    Bound(&'a BoundHistogram<f64>),
+    /// With its attributes: the target has bound as many series as it keeps.
+    Unbound,
+    /// Not bound yet, or bound in instruments no longer in use, or too long ago.
+    Neither,
+}
+
+impl Bound {
+    /// Whether the series are bound in `metrics` and kept at `now`.
+    fn current(&self, metrics: &Arc<Metrics>, now: Instant) -> bool {
+        std::ptr::eq(self.from.as_ptr(), Arc::as_ptr(metrics)) && now < self.until
+    }
+
+    fn find(&self, metrics: &Arc<Metrics>, series: Series, now: Instant) -> Found<'_> {
+        if !self.current(metrics, now) {
+            return Found::Neither;
+        }
+        match self.series.iter().find(|(bound, _)| *bound == series) {
+            Some((_, histogram)) => Found::Bound(histogram),
+            None if self.series.len() >= BOUND_SERIES => Found::Unbound,
+            None => Found::Neither,
+        }
     }
 }
 
 impl Durations {
-    /// Records `elapsed` in `series`, whose attributes are `attributes()`.
+    /// Records `elapsed`, of an attempt that ended at `now`, in `series`, whose attributes are
+    /// `attributes()`.
     fn record(
         &self,
         metrics: &Arc<Metrics>,
         series: Series,
+        now: Instant,
         elapsed: f64,
         attributes: impl FnOnce() -> Vec<KeyValue>,
     ) {
         {
             let bound = self.0.read().unwrap_or_else(PoisonError::into_inner);
-            if let Some(histogram) = bound.find(metrics, series) {
-                histogram.record(elapsed);
-                return;
+            match bound.find(metrics, series, now) {
+                Found::Bound(histogram) => return histogram.record(elapsed),
+                Found::Unbound => {
+                    return metrics.client_duration.record(elapsed, &attributes());
+                }
+                Found::Neither => {}
             }
         }
         let mut bound = self.0.write().unwrap_or_else(PoisonError::into_inner);
-        if !std::ptr::eq(bound.from.as_ptr(), Arc::as_ptr(metrics)) {
+        if !bound.current(metrics, now) {
             *bound = Bound {
                 from: Arc::downgrade(metrics),
+                until: now + REBIND_AFTER,
                 series: Vec::new(),
             };
         }
-        if let Some(histogram) = bound.find(metrics, series) {
-            histogram.record(elapsed);
-        } else if bound.series.len() < BOUND_SERIES {
-            let histogram = metrics.client_duration.bind(&attributes());
-            histogram.record(elapsed);
-            bound.series.push((series, histogram));
-        } else {
-            metrics.client_duration.record(elapsed, &attributes());
+        match bound.find(metrics, series, now) {
+            Found::Bound(histogram) => histogram.record(elapsed),
+            Found::Unbound => metrics.client_duration.record(elapsed, &attributes()),
+            Found::Neither => {
+                let histogram = metrics.client_duration.bind(&attributes());
+                histogram.record(elapsed);
+                bound.series.push((series, histogram));
+            }
         }
     }
 }
@@ -757,7 +798,8 @@ impl AttemptTrace {
         error_type: Option<&'static str>,
     ) {
         let attempt = *self.0;
-        let elapsed = attempt.started.elapsed().as_secs_f64();
+        let ended = Instant::now();
+        let elapsed = ended.duration_since(attempt.started).as_secs_f64();
         let code =
             |s: StatusCode| KeyValue::new("http.response.status_code", i64::from(s.as_u16()));
         // A client counts every 4xx and 5xx as an error, of the status code's type.
@@ -800,7 +842,11 @@ impl AttemptTrace {
             attributes.extend(error());
             attributes
         };
-        with_metrics(|m| target.durations.record(m, series, elapsed, attributes));
+        with_metrics(|m| {
+            target
+                .durations
+                .record(m, series, ended, elapsed, attributes)
+        });
     }
 }
 
@@ -1327,5 +1373,153 @@ mod tests {
         assert_eq!(span_name(&Method::GET, Some("/items")), "GET /items");
         let query = Method::from_bytes(b"QUERY").unwrap();
         assert_eq!(known_method(&query), Some("QUERY"));
+    }
+}
+
+#[cfg(test)]
+mod bound_durations {
+    use std::time::{Duration, Instant};
+
+    use opentelemetry::KeyValue;
+    use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+    use opentelemetry_sdk::metrics::{
+        InMemoryMetricExporter, Instrument, PeriodicReader, SdkMeterProvider, Stream, Temporality,
+    };
+
+    use super::*;
+
+    /// A meter provider exporting deltas, with room for two series of the client duration.
+    fn provider() -> (SdkMeterProvider, InMemoryMetricExporter, Arc<Metrics>) {
+        let exporter = opentelemetry_sdk::metrics::InMemoryMetricExporterBuilder::new()
+            .with_temporality(Temporality::Delta)
+            .build();
+        let provider = SdkMeterProvider::builder()
+            .with_reader(PeriodicReader::builder(exporter.clone()).build())
+            .with_view(|instrument: &Instrument| {
+                (instrument.name() == "http.client.request.duration")
+                    .then(|| Stream::builder().with_cardinality_limit(2).build().unwrap())
+            })
+            .build();
+        let global: GlobalMeterProvider = Arc::new(provider.clone());
+        let metrics = Arc::new(Metrics::from(&global));
+        (provider, exporter, metrics)
+    }
+
+    /// The client duration's points since the last collection: the status of each (`None` for
+    /// the overflow series) and its count, by status.
+    fn collect(
+        provider: &SdkMeterProvider,
+        exporter: &InMemoryMetricExporter,
+    ) -> Vec<(Option<i64>, u64)> {
+        provider.force_flush().unwrap();
+        let mut points = Vec::new();
+        for resource in exporter.get_finished_metrics().unwrap() {
+            for scope in resource.scope_metrics() {
+                for metric in scope.metrics() {
+                    let AggregatedMetrics::F64(MetricData::Histogram(histogram)) = metric.data()
+                    else {
+                        continue;
+                    };
+                    for point in histogram.data_points() {
+                        let status = point
+                            .attributes()
+                            .find(|kv| kv.key.as_str() == "http.response.status_code")
+                            .map(|kv| match kv.value {
+                                Value::I64(code) => code,
+                                ref other => panic!("{other:?}"),
+                            });
+                        points.push((status, point.count()));
+                    }
+                }
+            }
+        }
+        exporter.reset();
+        points.sort();
+        points
+    }
+
+    fn record(durations: &Durations, metrics: &Arc<Metrics>, status: u16, now: Instant) {
+        let series = Series {
+            method: "GET",
+            status: Some(status),
+            error_type: None,
+        };
+        durations.record(metrics, series, now, 0.01, || {
+            vec![KeyValue::new(
+                "http.response.status_code",
+                i64::from(status),
+            )]
+        });
+    }
+
+    /// A series bound while the histogram had no room records into the overflow series; once
+    /// the series bound before it are let go and forgotten, it is bound again in a place of its
+    /// own.
+    #[test]
+    fn a_series_bound_at_the_cardinality_limit_gets_its_own_once_there_is_room() {
+        let (provider, exporter, metrics) = provider();
+        let durations = Durations::default();
+        let start = Instant::now();
+        record(&durations, &metrics, 200, start);
+        record(&durations, &metrics, 503, start);
+        record(&durations, &metrics, 404, start);
+        assert_eq!(
+            collect(&provider, &exporter),
+            [(None, 1), (Some(200), 1), (Some(503), 1)]
+        );
+
+        // Within the minute, the 404 stays where it was bound; the others, bound but unused,
+        // are kept, and not exported.
+        record(&durations, &metrics, 404, start + Duration::from_secs(1));
+        assert_eq!(collect(&provider, &exporter), [(None, 1)]);
+
+        // A minute on, the handles are let go and the 404 bound again: the 200 and 503, kept
+        // until then, still fill the histogram; this collection forgets them, unused.
+        let later = start + REBIND_AFTER + Duration::from_secs(1);
+        record(&durations, &metrics, 404, later);
+        assert_eq!(collect(&provider, &exporter), [(None, 1)]);
+
+        // Another minute on, the 404 is bound in its own series.
+        let later = later + REBIND_AFTER + Duration::from_secs(1);
+        record(&durations, &metrics, 404, later);
+        record(&durations, &metrics, 404, later);
+        assert_eq!(collect(&provider, &exporter), [(Some(404), 2)]);
+    }
+
+    /// Past the series a target keeps bound, durations are recorded with their attributes; the
+    /// bound ones are still found.
+    #[test]
+    fn past_the_bound_series_durations_are_recorded_with_their_attributes() {
+        let (provider, exporter, metrics) = provider();
+        let durations = Durations::default();
+        let now = Instant::now();
+        for status in 0..BOUND_SERIES as u16 {
+            record(&durations, &metrics, 400 + status, now);
+        }
+        record(&durations, &metrics, 200, now);
+        record(&durations, &metrics, 400, now);
+        let bound = durations.0.read().unwrap();
+        assert_eq!(bound.series.len(), BOUND_SERIES);
+        assert!(matches!(
+            bound.find(
+                &metrics,
+                Series {
+                    method: "GET",
+                    status: Some(200),
+                    error_type: None
+                },
+                now
+            ),
+            Found::Unbound
+        ));
+        drop(bound);
+        // Two series fit, the rest overflow: 32 + 2 recordings in all.
+        let points = collect(&provider, &exporter);
+        assert_eq!(
+            points.iter().map(|(_, count)| count).sum::<u64>(),
+            34,
+            "{points:?}"
+        );
+        assert!(points.contains(&(Some(400), 2)), "{points:?}");
     }
 }
