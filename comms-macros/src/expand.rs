@@ -837,7 +837,8 @@ fn fallback(item: &ItemTrait) -> TokenStream {
 /// saying that the feature is needed, where the missing type would be an unknown name (E0433)
 /// and nothing more. It is glob-imported from a module of its own, so that a type of the user's
 /// of that name, in the trait's module, shadows it without a conflict. Its other methods take
-/// anything, so that a builder chain after `new` adds no error of its own.
+/// anything, and `into_router` returns what it is taken as, so that a builder chain after
+/// `new`, or the router's use, adds no error of its own.
 #[cfg(not(feature = "server"))]
 fn server_feature_off(item: &ItemTrait) -> TokenStream {
     let vis = &item.vis;
@@ -869,7 +870,11 @@ fn server_feature_off(item: &ItemTrait) -> TokenStream {
                 }
                 #(#setters)*
                 pub fn unverified(self) -> Self { self }
-                pub fn into_router(self) -> Self { self }
+                // Whatever the caller takes a router as (an `axum::Router` written out, an
+                // argument of `nest`), so that no "expected `Router`" follows the error above;
+                // where nothing says which, the compiler leaves the ambiguity unreported beside
+                // that error. Never run: `new` does not compile.
+                pub fn into_router<__R>(self) -> __R { ::core::unreachable!() }
             }
         }
         #[doc(hidden)]

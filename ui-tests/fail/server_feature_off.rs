@@ -22,3 +22,13 @@ fn main() {
         .max_body_bytes(1 << 20)
         .into_router();
 }
+
+/// Where the router goes somewhere that wants one: still only the error above.
+pub struct Router;
+
+fn nest(_router: Router) {}
+
+pub fn served_in_a_router() {
+    nest(UsersServer::new(UsersImpl).into_router());
+    let _typed: Router = UsersServer::new(UsersImpl).into_router();
+}
