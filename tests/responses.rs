@@ -135,3 +135,32 @@ async fn a_generated_server_answers_with_the_status_and_headers_it_is_given() {
     let err = catalog.add(&Item { id: 0 }).await.unwrap_err();
     assert!(matches!(err, Error::UnprocessableEntity(_)), "{err}");
 }
+
+/// An answer's JSON may begin with a UTF-8 byte order mark (RFC 8259 lets a parser ignore
+/// it): a generated client's value, `Response::json`, and an error body's `message` read past
+/// it.
+#[tokio::test]
+async fn a_json_answer_after_a_byte_order_mark_decodes() {
+    let ok = TestServer::always(
+        Reply::status(200)
+            .header("content-type", "application/json")
+            .body(&b"\xEF\xBB\xBF[{\"id\": 7}]"[..]),
+    )
+    .await;
+    let page = client(&ok.url()).page(1).await.unwrap();
+    assert_eq!(page.into_inner(), [Item { id: 7 }]);
+    let response = comms_tests::plain_executor(&ok.url(), "billing", SECRET)
+        .execute(comms::Call::get("/items"))
+        .await
+        .unwrap();
+    assert_eq!(response.json::<Vec<Item>>().unwrap(), [Item { id: 7 }]);
+
+    let refused = TestServer::always(
+        Reply::status(404)
+            .header("content-type", "application/json")
+            .body(&b"\xEF\xBB\xBF{\"message\": \"no item 7\"}"[..]),
+    )
+    .await;
+    let err = client(&refused.url()).page(1).await.unwrap_err();
+    assert_eq!(err.http_error().unwrap().message(), Some("no item 7"), "{err}");
+}

@@ -130,7 +130,7 @@ impl Response {
 
     /// Decodes the body as JSON into `T`; [`Error::Decode`] when it does not fit.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        serde_json::from_slice(&self.body).map_err(|e| self.decode_error(e))
+        serde_json::from_slice(json_text(&self.body)).map_err(|e| self.decode_error(e))
     }
 
     /// The response as an `http` response, for a server to send: status, headers and body.
@@ -163,6 +163,15 @@ impl Response {
             source: Box::new(e),
         }
     }
+}
+
+/// The UTF-8 byte order mark.
+pub(crate) const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// A JSON text without the UTF-8 byte order mark it may begin with: RFC 8259 lets a parser
+/// ignore one (some serializers write it), and serde_json refuses it.
+pub(crate) fn json_text(body: &[u8]) -> &[u8] {
+    body.strip_prefix(BOM).unwrap_or(body)
 }
 
 /// A URL as errors show it: without its query, which may carry data that does not belong in

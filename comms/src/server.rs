@@ -463,7 +463,7 @@ pub fn header<T: FromStrArg>(incoming: &Incoming, name: &str) -> Result<T, Rejec
 #[doc(hidden)]
 pub fn body<T: BodyArg>(incoming: &Incoming, name: &str) -> Result<T, Rejection> {
     uncoded(incoming, format_args!("the body"))?;
-    serde_json::from_slice(&incoming.body)
+    serde_json::from_slice(crate::response::json_text(&incoming.body))
         .map_err(|e| Rejection::bad(format_args!("the body (`{name}`) does not parse: {e}")))
 }
 

@@ -170,6 +170,37 @@ async fn a_value_that_does_not_parse_is_a_400_naming_the_argument() {
     assert_eq!(service.calls.load(Ordering::SeqCst), 0, "no method ran");
 }
 
+/// A JSON body may begin with a UTF-8 byte order mark, which RFC 8259 lets a parser ignore
+/// (some serializers write one); anything else before the value is still a 400.
+#[tokio::test]
+async fn a_json_body_after_a_byte_order_mark_parses() {
+    let (service, _, url) = pair().await;
+    let exec = comms_tests::plain_executor(&url, "billing", SECRET);
+    let created: User = exec
+        .execute(Call::post("/users").body(
+            &b"\xEF\xBB\xBF{\"name\": \"Zo\xC3\xAB\"}"[..],
+            "application/json",
+        ))
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(created.name, "Zoë");
+    assert_eq!(service.calls.load(Ordering::SeqCst), 1);
+    // Only a whole mark, and only one.
+    for body in [
+        &b"\xEF\xBB{\"name\": \"a\"}"[..],
+        b"\xEF\xBB\xBF\xEF\xBB\xBF{\"name\": \"a\"}",
+    ] {
+        let err = exec
+            .execute(Call::post("/users").body(body, "application/json"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::BadRequest(_)), "{err}");
+    }
+    assert_eq!(service.calls.load(Ordering::SeqCst), 1);
+}
+
 #[tokio::test]
 async fn unsigned_and_wrongly_signed_requests_get_a_401() {
     let (service, _, url) = pair().await;

@@ -281,6 +281,7 @@ pub(crate) fn char_floor(text: &str, at: usize) -> usize {
 /// as, so a member of any other kind costs no more than its bytes (an array of a million numbers is
 /// not built as a million values).
 fn json_members(body: &[u8]) -> (Option<String>, Option<Box<str>>) {
+    let body = crate::response::json_text(body);
     // Each member read on its own, so that one the body has twice (which makes serde refuse
     // the struct) costs only that member.
     #[derive(serde::Deserialize)]

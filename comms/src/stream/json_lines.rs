@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 
 use super::{ByteStream, Failure, Items};
 use crate::Error;
+use crate::response::BOM;
 
 /// A stream of `T` decoded from newline-delimited JSON as the body arrives: one JSON value
 /// per line.
@@ -328,9 +329,6 @@ impl Splitter {
         }
     }
 }
-
-/// The UTF-8 byte order mark.
-const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// A line without its `\r`, or `None` when it is blank.
 fn content(mut line: Bytes) -> Option<Bytes> {
