@@ -162,5 +162,9 @@ async fn a_json_answer_after_a_byte_order_mark_decodes() {
     )
     .await;
     let err = client(&refused.url()).page(1).await.unwrap_err();
-    assert_eq!(err.http_error().unwrap().message(), Some("no item 7"), "{err}");
+    assert_eq!(
+        err.http_error().unwrap().message(),
+        Some("no item 7"),
+        "{err}"
+    );
 }
