@@ -68,7 +68,7 @@ pub trait Users {
     ) -> Result<ResponseValue<Vec<User>>, Error>;
 }
 
-const SECRET: &str = "quickstart-shared-secret";
+const SECRET: &str = "quickstart-shared-secret-of-32-bytes-or-more";
 
 /// The service behind the trait.
 #[derive(Clone, Default)]

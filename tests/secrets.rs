@@ -214,3 +214,60 @@ async fn a_refusal_logs_and_answers_nothing_secret() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// A short secret is taken, with a warning that does not show it.
+// ---------------------------------------------------------------------------------------------
+
+/// A secret under 32 bytes (HMAC-SHA256's output, RFC 2104's advice for a key) signs and
+/// verifies as any other, but building a client or a verifier key with one warns, naming the
+/// service and key; a secret of 32 bytes is taken silently.
+#[test]
+fn a_secret_under_32_bytes_is_taken_with_a_warning_that_does_not_show_it() {
+    let short = "hunter2-but-longer-31-bytes-xyz";
+    assert_eq!(short.len(), 31);
+    let long = "hunter2-but-longer-32-bytes-xyz!";
+    assert_eq!(long.len(), 32);
+    let (logs, _guard) = record_logs(tracing::Level::WARN);
+
+    comms::Executor::builder()
+        .base_url("http://127.0.0.1:9")
+        .service_id("billing")
+        .secret(long)
+        .build()
+        .unwrap();
+    let _ = comms::verify::Verifier::new().service("billing", long);
+    assert_eq!(logs.text(), "", "nothing for a 32-byte secret");
+
+    comms::Executor::builder()
+        .base_url("http://127.0.0.1:9")
+        .service_id("billing")
+        .key_id("billing-2026")
+        .secret(short)
+        .build()
+        .unwrap();
+    let client = logs.line(
+        "the client's warning",
+        &[
+            "WARN",
+            "the signing secret is shorter than 32 bytes",
+            "service_id=billing",
+            "key_id=billing-2026",
+            "use 32 random bytes",
+        ],
+    );
+    let _ = comms::verify::Verifier::new().key("orders-1", "orders", short);
+    let verifier = logs.line(
+        "the verifier's warning",
+        &[
+            "WARN",
+            "Verifier: the secret of this key is shorter than 32 bytes",
+            "key_id=orders-1",
+            "service_id=orders",
+        ],
+    );
+    for line in [client, verifier] {
+        assert!(!line.contains("hunter2"), "{line}");
+    }
+    assert!(!logs.text().contains("hunter2"), "{}", logs.text());
+}

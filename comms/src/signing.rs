@@ -206,6 +206,11 @@ impl fmt::Display for Signing {
 #[derive(Clone)]
 pub struct Secret(Zeroizing<Vec<u8>>);
 
+/// The shortest secret taken without a warning: 32 bytes, HMAC-SHA256's output, the length RFC
+/// 2104 advises a key not to fall short of (and RFC 7518 requires of an HS256 key). One signed
+/// request is enough to test guesses of a shorter, guessable secret offline.
+pub(crate) const SHORT_SECRET: usize = 32;
+
 impl Secret {
     /// Wraps the secret's bytes (the UTF-8 bytes of the configured string).
     pub fn new(bytes: impl Into<Vec<u8>>) -> Secret {
@@ -215,6 +220,12 @@ impl Secret {
     /// Whether the secret has no bytes, which is refused by every builder.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Whether the secret is shorter than [`SHORT_SECRET`] bytes, which is taken with a
+    /// warning.
+    pub(crate) fn is_short(&self) -> bool {
+        self.0.len() < SHORT_SECRET
     }
 
     /// A MAC keyed with this secret, ready to be cloned for each signature.

@@ -12,7 +12,7 @@ use comms::{BreakerConfig, Call, Error, RetryConfig, service_client};
 use comms_tests::serve;
 use serde::{Deserialize, Serialize};
 
-const SECRET: &str = "server-test-secret";
+const SECRET: &str = "server-test-secret-of-32-bytes-or-more";
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 pub struct User {

@@ -294,6 +294,14 @@ impl ExecutorBuilder {
         if secret.is_empty() {
             return Err(Error::config("secret", "the secret is empty"));
         }
+        if secret.is_short() {
+            tracing::warn!(
+                service_id = %service_id,
+                key_id = %key_id,
+                "the signing secret is shorter than 32 bytes: one signed request lets a guess \
+                 be tested offline; use 32 random bytes or more"
+            );
+        }
         // Every attempt would end unsent, as a method's `timeout_ms = 0` is refused at compile
         // time.
         if self.timeout.is_zero() {

@@ -286,6 +286,14 @@ impl Verifier {
             }
             return self;
         }
+        if secret.is_short() {
+            tracing::warn!(
+                key_id = %key_id,
+                service_id = %service_id,
+                "Verifier: the secret of this key is shorter than 32 bytes: one signed request \
+                 lets a guess be tested offline; use 32 random bytes or more"
+            );
+        }
         let key = Arc::new(Key {
             key_id: key_id.clone(),
             service_id: service_id.clone(),
