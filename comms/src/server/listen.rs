@@ -66,6 +66,14 @@ pub const DEFAULT_MAX_HEAD_BYTES: usize = 64 * 1024;
 ///   (each runs to its end in a task of its own). Upgraded connections are their handlers' to
 ///   close.
 ///
+/// The connection limit bounds what the service spends, not who holds the connections: a
+/// client with no secret can hold all of them, opening connections it sends nothing on, or
+/// keeping them alive with requests refused at their heads (a refused request without a body
+/// keeps its connection). With the defaults that takes about 137 connections a second, and
+/// genuine callers wait in the backlog meanwhile. Connections per client are limited by what
+/// stands in front of a service reached from outside its fleet (a load balancer, a proxy, a
+/// firewall rule), not here.
+///
 /// A request's body is read at the pace its handler reads it: behind a [`VerifyLayer`] or in
 /// a generated server, whole and within their body timeout (10 s); a handler without either
 /// that reads a body needs a timeout of its own. A handler can read the peer's address with
