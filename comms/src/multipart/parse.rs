@@ -8,7 +8,8 @@
 //! the first and the last would read other parts or names out of the same signed bytes. So is
 //! a part's header name that is not a token (a folded line, a space before the `:`), and RFC
 //! 2231's `name*` and `filename*` (RFC 7578 §4.2 has senders not use them; Go decodes them over
-//! the plain parameter, which this reader takes). Names and file names are read as browsers
+//! the plain parameter, which this reader takes), and a quote that does not make one quoted
+//! value (`"a"b`, `a"b`). Names and file names are read as browsers
 //! write them (`%22`, `%0D`, `%0A` for `"`, CR, LF). Each part's bytes are a slice of the body,
 //! not a copy. Anything else is refused with a reason, never a panic.
 
@@ -35,7 +36,7 @@ pub(crate) fn boundary(content_type: &str) -> Result<Option<String>, String> {
             if boundary.is_some() {
                 return Err("the content type names its boundary twice".into());
             }
-            let value = unquote(value.trim());
+            let value = unquote(value.trim())?;
             if value.is_empty() || value.len() > 70 {
                 return Err("the boundary must be 1 to 70 characters".into());
             }
@@ -169,7 +170,7 @@ fn part_head(head: &[u8]) -> Result<Part, String> {
                 if slot.is_some() {
                     return twice(&format!("`{}` parameters", key.trim()));
                 }
-                *slot = Some(unescape(&unquote(value.trim())));
+                *slot = Some(unescape(&unquote(value.trim())?));
             }
         } else if header.eq_ignore_ascii_case("content-type") {
             if content_type.is_some() {
@@ -269,14 +270,30 @@ fn escaped_quote_at(text: &str, at: usize, quotes_left: usize) -> bool {
 /// A parameter value without its quotes, if it has them, a `\"` inside them (an escaped quote,
 /// see [`escaped_quote_at`]) read as `"`. Any other `\` is kept as it is, as browsers, curl
 /// and Python's `requests` send one (`C:\file.txt`, `\\server\share`).
-fn unquote(value: &str) -> std::borrow::Cow<'_, str> {
+///
+/// A quote anywhere else is refused, as Go's `mime` refuses it: a lone `"`, one that opens a
+/// value and does not close it (`"abc`), text after the closing one (`"a"b`), a quote inside
+/// a token (`a"b`) or one unescaped inside the quotes (`"a"b"`). Readers that end a quoted
+/// value at its first unescaped quote and readers that take it to the last, or take it
+/// whole, would read other names, or another boundary, out of the same signed bytes.
+fn unquote(value: &str) -> Result<std::borrow::Cow<'_, str>, String> {
+    let unmatched = || format!("a parameter's value has a stray quote: `{}`", shown(value));
     let Some(inner) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) else {
-        return value.into();
+        return match value.contains('"') {
+            true => Err(unmatched()),
+            false => Ok(value.into()),
+        };
     };
-    match inner.contains("\\\"") {
+    let bare_quote = inner
+        .char_indices()
+        .any(|(i, c)| c == '"' && !inner[..i].ends_with('\\'));
+    if bare_quote {
+        return Err(unmatched());
+    }
+    Ok(match inner.contains("\\\"") {
         true => inner.replace("\\\"", "\"").into(),
         false => inner.into(),
-    }
+    })
 }
 
 /// A name as browsers escape it: `%22`, `%0D` and `%0A` back to `"`, CR and LF.
@@ -363,6 +380,24 @@ mod tests {
             (part.name(), part.file_name()),
             ("x\";filename=evil.sh", None)
         );
+    }
+
+    /// A name or file name whose quotes do not make one quoted value is refused: a reader ending
+    /// it at the first unescaped quote would read another name.
+    #[test]
+    fn a_name_with_a_stray_quote_is_refused() {
+        for disposition in [
+            "form-data; name=\"a\"b",
+            "form-data; name=\"a\"b\"",
+            "form-data; name=a\"b",
+            "form-data; name=\"a; filename=\"f\"",
+            "form-data; name=\"a\"; filename=\"",
+        ] {
+            let body =
+                format!("--X\r\nContent-Disposition: {disposition}\r\n\r\ndata\r\n--X--\r\n");
+            let refused = parse("X", &Bytes::from(body)).unwrap_err();
+            assert!(refused.contains("stray quote"), "{disposition}: {refused}");
+        }
     }
 
     /// Go writes `a";b` as `"a\";b"`: the `;` there starts no parameter, so the quote is
@@ -594,6 +629,11 @@ mod tests {
                 .contains("twice")
         );
         assert!(boundary("multipart/form-data; boundary=\"\"").is_err());
+        // Quotes that do not make one quoted value.
+        for stray in ["\"", "\"abc", "\"a\"b", "a\"b", "\"a\"b\""] {
+            let refused = boundary(&format!("multipart/form-data; boundary={stray}")).unwrap_err();
+            assert!(refused.contains("stray quote"), "{stray}: {refused}");
+        }
         assert!(boundary(&format!("multipart/form-data; boundary={}", "x".repeat(71))).is_err());
     }
 
