@@ -1,13 +1,12 @@
 //! Serving a router on a TCP listener with the limits a service reached from outside its own
 //! fleet needs: [`serve`].
 
-use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::{Future, IntoFuture};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Sleep;
 use tower_service::Service;
 
@@ -56,12 +55,9 @@ pub const DEFAULT_MAX_HEAD_BYTES: usize = 64 * 1024;
 ///   (30 s), which also bounds how long a connection stays open idle between requests;
 /// - closes a connection whose client reads nothing of a response for the write timeout
 ///   (30 s): a client that reads slowly is served, one that stops reading is not waited for;
-/// - serves at most `max_connections` connections at once (4,096): a new connection beyond
-///   them is served in the place of the oldest, which closes once its request in flight, if
-///   any, is answered (and if that takes over a second, the next oldest too). Connections
-///   held open, sending nothing or kept alive with requests refused at their heads, so keep
-///   no one out. An upgraded connection (a WebSocket, handed to its handler) counts until it
-///   closes, and is not asked to make way;
+/// - serves at most `max_connections` connections at once (4,096): beyond them, new
+///   connections wait in the listener's backlog until one closes. An upgraded connection (a
+///   WebSocket, handed to its handler) counts until it closes;
 /// - answers a head over `max_head_bytes` (64 KiB), or with over 100 header fields, with a 431
 ///   and closes the connection;
 /// - on its shutdown signal, stops accepting, closes idle connections, lets each request in
@@ -70,8 +66,13 @@ pub const DEFAULT_MAX_HEAD_BYTES: usize = 64 * 1024;
 ///   (each runs to its end in a task of its own). Upgraded connections are their handlers' to
 ///   close.
 ///
-/// Connections per client are limited by what stands in front of a service reached from
-/// outside its fleet (a load balancer, a proxy, a firewall rule), not here.
+/// The connection limit bounds what the service spends, not who holds the connections: a
+/// client with no secret can hold all of them, opening connections it sends nothing on, or
+/// keeping them alive with requests refused at their heads (a refused request without a body
+/// keeps its connection). With the defaults that takes about 137 connections a second, and
+/// genuine callers wait in the backlog meanwhile. Connections per client are limited by what
+/// stands in front of a service reached from outside its fleet (a load balancer, a proxy, a
+/// firewall rule), not here.
 ///
 /// A request's body is read at the pace its handler reads it: behind a [`VerifyLayer`] or in
 /// a generated server, whole and within their body timeout (10 s); a handler without either
@@ -171,9 +172,8 @@ impl Serve {
         self
     }
 
-    /// How many connections are served at once (4,096 by default; at least 1). A new one
-    /// beyond them is served in the place of the oldest, which closes once its request in
-    /// flight, if any, is answered.
+    /// How many connections are served at once (4,096 by default; at least 1). More wait in
+    /// the listener's backlog, not yet accepted, until one closes.
     pub fn max_connections(mut self, limit: usize) -> Serve {
         self.limits.max_connections = limit.max(1);
         self
@@ -223,7 +223,6 @@ impl Serve {
             .max_buf_size(limits.max_head_bytes);
         let builder = Arc::new(builder);
         let permits = Arc::new(Semaphore::new(limits.max_connections));
-        let live = Arc::new(Mutex::new(Live::default()));
         // Dropped when the signal comes: each connection's task then shuts its connection down
         // gracefully. Each connection's service (its task's until it ends) holds a receiver of
         // `open`, whose sender's `closed()` says when the last has ended; so does each method
@@ -234,7 +233,7 @@ impl Serve {
         let mut signal = signal.unwrap_or_else(|| Box::pin(std::future::pending()));
         loop {
             let accepted = tokio::select! {
-                accepted = accept(&listener, &permits, &live) => accepted,
+                accepted = accept(&listener, &permits) => accepted,
                 () = &mut signal => break,
             };
             let (stream, peer, permit) = accepted;
@@ -254,35 +253,19 @@ impl Serve {
             };
             let builder = builder.clone();
             let mut stopped = stopped.clone();
-            let (listed, shed) = Listed::new(&live);
             tokio::spawn(async move {
-                let _listed = listed;
                 let connection = builder.serve_connection(TokioIo::new(io), service.into_hyper());
                 let mut connection = std::pin::pin!(connection.with_upgrades());
-                let mut shed = Some(shed);
-                loop {
-                    tokio::select! {
-                        result = connection.as_mut() => break report(result),
-                        _ = stopped.changed() => {
-                            connection.as_mut().graceful_shutdown();
-                            match tokio::time::timeout(limits.shutdown_timeout, connection).await {
-                                Ok(result) => report(result),
-                                Err(_) => tracing::debug!(
-                                    "a request still in flight at the shutdown timeout; its \
-                                     connection is closed"
-                                ),
-                            }
-                            break;
-                        }
-                        asked = async { shed.as_mut().expect("while some").await },
-                            if shed.is_some() =>
-                        {
-                            shed = None;
-                            // Made way for a new connection: closed once the request in
-                            // flight, if any, is answered.
-                            if asked.is_ok() {
-                                connection.as_mut().graceful_shutdown();
-                            }
+                tokio::select! {
+                    result = connection.as_mut() => report(result),
+                    _ = stopped.changed() => {
+                        connection.as_mut().graceful_shutdown();
+                        match tokio::time::timeout(limits.shutdown_timeout, connection).await {
+                            Ok(result) => report(result),
+                            Err(_) => tracing::debug!(
+                                "a request still in flight at the shutdown timeout; its \
+                                 connection is closed"
+                            ),
                         }
                     }
                 }
@@ -314,98 +297,31 @@ impl IntoFuture for Serve {
     }
 }
 
-/// The next connection, with a permit for it. At the limit, the oldest connection is asked to
-/// make way: it closes once its request in flight, if any, is answered (at once when it is
-/// idle, as one held open by a client sending nothing is); if no permit is free a second on
-/// (the oldest was answering a long request), the next oldest is asked too. So connections
-/// held open cannot keep a new one waiting for longer than the requests in flight take.
-///
-/// An error accepting a connection (one reset before it was accepted, or the process out of
-/// file descriptors) is logged and the next one awaited, after a pause when it is not the
-/// connection's own.
+/// The next connection, once a permit for it is free. An error accepting one (a connection
+/// reset before it was accepted, or the process out of file descriptors) is logged and the
+/// next one awaited, after a pause when it is not the connection's own.
 async fn accept(
     listener: &TcpListener,
     permits: &Arc<Semaphore>,
-    live: &Mutex<Live>,
 ) -> (TcpStream, SocketAddr, OwnedSemaphorePermit) {
-    let (stream, peer) = loop {
+    let permit = permits
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the semaphore is never closed");
+    loop {
         match listener.accept().await {
-            Ok(accepted) => break accepted,
+            Ok((stream, peer)) => {
+                // Answers are written whole; waiting to coalesce them only adds latency.
+                let _ = stream.set_nodelay(true);
+                return (stream, peer, permit);
+            }
             Err(e) if is_connection_error(&e) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "could not accept a connection; trying again in 1 s");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
-    };
-    // Answers are written whole; waiting to coalesce them only adds latency.
-    let _ = stream.set_nodelay(true);
-    let permit = match permits.clone().try_acquire_owned() {
-        Ok(permit) => permit,
-        Err(_) => loop {
-            Live::make_way(live);
-            if let Ok(permit) =
-                tokio::time::timeout(Duration::from_secs(1), permits.clone().acquire_owned()).await
-            {
-                break permit.expect("the semaphore is never closed");
-            }
-        },
-    };
-    (stream, peer, permit)
-}
-
-/// The connections being served, oldest first, each with the sender that asks it to make
-/// way for a new one. An upgraded connection leaves the list (its task ends) but keeps its
-/// permit: it is its handler's, and is not asked.
-#[derive(Default)]
-struct Live {
-    next: u64,
-    open: BTreeMap<u64, oneshot::Sender<()>>,
-}
-
-impl Live {
-    /// Asks the oldest connection not yet asked to make way.
-    fn make_way(live: &Mutex<Live>) {
-        let oldest = live
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .open
-            .pop_first();
-        if let Some((_, ask)) = oldest {
-            let _ = ask.send(());
-        }
-    }
-}
-
-/// A connection's place in [`Live`], given up when its task ends.
-struct Listed {
-    live: Arc<Mutex<Live>>,
-    id: u64,
-}
-
-impl Listed {
-    /// Lists a new connection, the youngest: its place, and what tells it to make way.
-    fn new(live: &Arc<Mutex<Live>>) -> (Listed, oneshot::Receiver<()>) {
-        let (ask, asked) = oneshot::channel();
-        let mut list = live.lock().unwrap_or_else(PoisonError::into_inner);
-        let id = list.next;
-        list.next += 1;
-        list.open.insert(id, ask);
-        let listed = Listed {
-            live: live.clone(),
-            id,
-        };
-        (listed, asked)
-    }
-}
-
-impl Drop for Listed {
-    fn drop(&mut self) {
-        self.live
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .open
-            .remove(&self.id);
     }
 }
 
