@@ -270,6 +270,260 @@ async fn a_head_one_byte_over_the_default_limit_is_431_in_one_piece() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
 
+/// A connection that holds its place without use (here it sent one byte of a head) is closed
+/// to make way for a new one once it has had a second to send its request, not at the header
+/// timeout.
+#[tokio::test]
+async fn a_connection_holding_its_place_unused_makes_way_for_a_new_one() {
+    let (addr, _server) = start(slow_router(), |s| {
+        s.max_connections(1).header_timeout(Duration::from_secs(10))
+    })
+    .await;
+    let mut holder = TcpStream::connect(addr).await.unwrap();
+    holder.write_all(b"G").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let mut next = TcpStream::connect(addr).await.unwrap();
+    next.write_all(GET).await.unwrap();
+    let answer = read_answer(&mut next).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "the new connection waited {took:?}"
+    );
+    let (_, closed) = read_for(&mut holder, Duration::from_secs(1)).await;
+    assert!(closed);
+}
+
+/// Of the connections at the limit, those of callers (answered) are kept; those holding a
+/// place without use, older or younger, make way.
+#[tokio::test]
+async fn a_callers_connection_is_kept_and_unused_ones_make_way() {
+    let (addr, _server) = start(slow_router(), |s| {
+        s.max_connections(3).header_timeout(Duration::from_secs(10))
+    })
+    .await;
+    let mut caller = TcpStream::connect(addr).await.unwrap();
+    caller.write_all(GET).await.unwrap();
+    assert!(read_answer(&mut caller).await.starts_with("HTTP/1.1 200"));
+    let mut holders = Vec::new();
+    for _ in 0..2 {
+        let mut holder = TcpStream::connect(addr).await.unwrap();
+        holder.write_all(b"G").await.unwrap();
+        holders.push(holder);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut next = TcpStream::connect(addr).await.unwrap();
+    next.write_all(GET).await.unwrap();
+    assert!(read_answer(&mut next).await.starts_with("HTTP/1.1 200"));
+    let (_, holder_closed) = read_for(&mut holders[0], Duration::from_secs(1)).await;
+    assert!(holder_closed);
+    // The caller's connection still serves it.
+    caller.write_all(GET).await.unwrap();
+    assert!(read_answer(&mut caller).await.starts_with("HTTP/1.1 200"));
+}
+
+/// A connection kept alive with requests refused at their heads (a 4xx each) holds its place
+/// without use, and makes way.
+#[tokio::test]
+async fn a_connection_kept_alive_with_refused_requests_makes_way() {
+    let router = slow_router().route(
+        "/refused",
+        axum::routing::get(|| async { axum::http::StatusCode::UNAUTHORIZED }),
+    );
+    let (addr, _server) = start(router, |s| s.max_connections(1)).await;
+    let refused = tokio::spawn(async move {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let mut answers = 0;
+        while stream
+            .write_all(b"GET /refused HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .is_ok()
+        {
+            let answer = read_answer(&mut stream).await;
+            if !answer.starts_with("HTTP/1.1 401") {
+                break;
+            }
+            answers += 1;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        answers
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let mut next = TcpStream::connect(addr).await.unwrap();
+    next.write_all(GET).await.unwrap();
+    let answer = read_answer(&mut next).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "the new connection waited {took:?}"
+    );
+    let answers = tokio::time::timeout(Duration::from_secs(5), refused)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(answers >= 1, "{answers}");
+}
+
+/// A caller's kept-alive connection is not closed under the request it is sending: the new
+/// connection waits for a place instead.
+#[tokio::test]
+async fn a_callers_connection_is_not_closed_under_its_next_request() {
+    let (addr, _server) = start(slow_router(), |s| s.max_connections(1)).await;
+    let mut kept = TcpStream::connect(addr).await.unwrap();
+    kept.write_all(GET).await.unwrap();
+    assert!(read_answer(&mut kept).await.starts_with("HTTP/1.1 200"));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    kept.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+    let mut next = TcpStream::connect(addr).await.unwrap();
+    next.write_all(GET).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    kept.write_all(b"Host: x\r\n\r\n").await.unwrap();
+    let answer = read_answer(&mut kept).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let (answer, closed) = read_for(&mut next, Duration::from_millis(300)).await;
+    assert!(answer.is_empty() && !closed, "{closed} {answer:?}");
+    drop(kept);
+    let answer = read_answer(&mut next).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// A connection answering its first request has it in flight, and is not closed to make way,
+/// however long the answer takes.
+#[tokio::test]
+async fn a_connection_answering_its_first_request_is_not_closed_to_make_way() {
+    let (addr, _server) = start(slow_router(), |s| s.max_connections(1)).await;
+    let mut busy = TcpStream::connect(addr).await.unwrap();
+    busy.write_all(b"GET /never HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut next = TcpStream::connect(addr).await.unwrap();
+    next.write_all(GET).await.unwrap();
+    let (answer, closed) = read_for(&mut busy, Duration::from_millis(2500)).await;
+    assert!(answer.is_empty() && !closed, "{closed} {answer:?}");
+    let (answer, closed) = read_for(&mut next, Duration::from_millis(100)).await;
+    assert!(answer.is_empty() && !closed, "{closed} {answer:?}");
+    drop(busy);
+    let answer = read_answer(&mut next).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// A client opening connections at the limit, over and over, makes no call of a comms
+/// client's fail: its connections are in use, and are not closed under it.
+#[tokio::test]
+async fn a_client_churning_connections_fails_no_callers_post() {
+    let peer = |ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() };
+    let router = axum::Router::new().route("/peer", axum::routing::get(peer).post(peer));
+    let (addr, _server) = start(router, |s| s.max_connections(8)).await;
+    let executor = comms::Executor::builder()
+        .base_url(format!("http://{addr}"))
+        .service_id("billing")
+        .secret(SECRET)
+        .retry(RetryConfig::none())
+        .breaker(BreakerConfig::disabled())
+        .build()
+        .unwrap();
+    let churn = tokio::spawn(async move {
+        let mut held = std::collections::VecDeque::new();
+        loop {
+            if let Ok(stream) = TcpStream::connect(addr).await {
+                held.push_back(stream);
+                if held.len() > 64 {
+                    held.pop_front();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    });
+    let (mut ok, mut failed) = (0, Vec::new());
+    let until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < until {
+        match executor.execute(Call::post("/peer")).await {
+            Ok(_) => ok += 1,
+            Err(e) => failed.push(e.to_string()),
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    churn.abort();
+    assert!(
+        failed.is_empty(),
+        "{ok} ok, {} failed: {:?}",
+        failed.len(),
+        failed.first()
+    );
+    assert!(ok > 0);
+}
+
+/// A connection whose upgrade is being answered when a new one arrives upgrades, and keeps
+/// its place.
+#[tokio::test]
+async fn a_connection_upgrading_at_the_limit_still_upgrades() {
+    let router = slow_router().route(
+        "/slow-echo",
+        axum::routing::get(|request: axum::extract::Request| async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            upgrade_to_echo(request).await
+        }),
+    );
+    let (addr, _server) = start(router, |s| s.max_connections(1)).await;
+    let mut up = TcpStream::connect(addr).await.unwrap();
+    up.write_all(
+        b"GET /slow-echo HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut next = TcpStream::connect(addr).await.unwrap();
+    next.write_all(GET_AND_CLOSE).await.unwrap();
+    let answer = read_answer(&mut up).await;
+    assert!(answer.starts_with("HTTP/1.1 101"), "{answer}");
+    up.write_all(b"ping").await.unwrap();
+    let mut echo = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(5), up.read_exact(&mut echo))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&echo, b"ping");
+    let (answer, _) = read_for(&mut next, Duration::from_millis(1500)).await;
+    assert!(answer.is_empty(), "{answer}");
+    drop(up);
+    let (answer, _) = read_for(&mut next, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// The server's graceful shutdown while a new connection waits for a place behind a request
+/// that does not end: the server still ends by its shutdown timeout, and closes the new one.
+#[tokio::test]
+async fn a_shutdown_while_a_new_connection_waits_for_a_place_ends_in_time() {
+    let (addr, server, stop) = start_stoppable(slow_router(), |s| {
+        s.max_connections(1)
+            .shutdown_timeout(Duration::from_millis(500))
+    })
+    .await;
+    let mut busy = TcpStream::connect(addr).await.unwrap();
+    busy.write_all(b"GET /never HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut next = TcpStream::connect(addr).await.unwrap();
+    next.write_all(GET).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.send(()).unwrap();
+    let started = Instant::now();
+    ended(server).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let (answer, closed) = read_for(&mut next, Duration::from_secs(2)).await;
+    assert!(closed && answer.is_empty(), "{closed} {answer:?}");
+}
+
 /// At the shutdown signal a request in flight is answered, an idle connection closed, no new
 /// connection taken, and the server's future ends once the last connection has.
 #[tokio::test]

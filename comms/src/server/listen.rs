@@ -1,14 +1,16 @@
 //! Serving a router on a TCP listener with the limits a service reached from outside its own
 //! fleet needs: [`serve`].
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::{Future, IntoFuture};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -16,7 +18,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tokio::time::Sleep;
 use tower_service::Service;
 
@@ -55,8 +57,13 @@ pub const DEFAULT_MAX_HEAD_BYTES: usize = 64 * 1024;
 ///   (30 s), which also bounds how long a connection stays open idle between requests;
 /// - closes a connection whose client reads nothing of a response for the write timeout
 ///   (30 s): a client that reads slowly is served, one that stops reading is not waited for;
-/// - serves at most `max_connections` connections at once (4,096): beyond them, new
-///   connections wait in the listener's backlog until one closes. An upgraded connection (a
+/// - serves at most `max_connections` connections at once (4,096). At the limit, a new
+///   connection is served in the place of one holding its place without use: open a second
+///   or more, with nothing in flight, and never answered but with a 4xx (it sent nothing, or
+///   part of a head, or only requests refused at their heads, as a client without the secret
+///   can), which is closed. A caller's connection (answered otherwise, or answering) is never
+///   closed for this, since its next request may be on its way; when all are callers', a new
+///   connection waits in the listener's backlog until one closes. An upgraded connection (a
 ///   WebSocket, handed to its handler) counts until it closes;
 /// - answers a head over `max_head_bytes` (64 KiB), or with over 100 header fields, with a 431
 ///   and closes the connection;
@@ -66,13 +73,8 @@ pub const DEFAULT_MAX_HEAD_BYTES: usize = 64 * 1024;
 ///   (each runs to its end in a task of its own). Upgraded connections are their handlers' to
 ///   close.
 ///
-/// The connection limit bounds what the service spends, not who holds the connections: a
-/// client with no secret can hold all of them, opening connections it sends nothing on, or
-/// keeping them alive with requests refused at their heads (a refused request without a body
-/// keeps its connection). With the defaults that takes about 137 connections a second, and
-/// genuine callers wait in the backlog meanwhile. Connections per client are limited by what
-/// stands in front of a service reached from outside its fleet (a load balancer, a proxy, a
-/// firewall rule), not here.
+/// Connections per client are limited by what stands in front of a service reached from
+/// outside its fleet (a load balancer, a proxy, a firewall rule), not here.
 ///
 /// A request's body is read at the pace its handler reads it: behind a [`VerifyLayer`] or in
 /// a generated server, whole and within their body timeout (10 s); a handler without either
@@ -172,8 +174,9 @@ impl Serve {
         self
     }
 
-    /// How many connections are served at once (4,096 by default; at least 1). More wait in
-    /// the listener's backlog, not yet accepted, until one closes.
+    /// How many connections are served at once (4,096 by default; at least 1). At the limit a
+    /// connection holding its place without use makes way for a new one (see [`serve`]);
+    /// otherwise the new one waits in the listener's backlog until one closes.
     pub fn max_connections(mut self, limit: usize) -> Serve {
         self.limits.max_connections = limit.max(1);
         self
@@ -223,6 +226,7 @@ impl Serve {
             .max_buf_size(limits.max_head_bytes);
         let builder = Arc::new(builder);
         let permits = Arc::new(Semaphore::new(limits.max_connections));
+        let live = Arc::new(Mutex::new(Live::default()));
         // Dropped when the signal comes: each connection's task then shuts its connection down
         // gracefully. Each connection's service (its task's until it ends) holds a receiver of
         // `open`, whose sender's `closed()` says when the last has ended; so does each method
@@ -233,16 +237,18 @@ impl Serve {
         let mut signal = signal.unwrap_or_else(|| Box::pin(std::future::pending()));
         loop {
             let accepted = tokio::select! {
-                accepted = accept(&listener, &permits) => accepted,
+                accepted = accept(&listener, &permits, &live) => accepted,
                 () = &mut signal => break,
             };
             let (stream, peer, permit) = accepted;
+            let (listed, dropped) = Listed::new(&live);
             let service = Connection {
                 router: router.clone(),
                 peer,
                 hold: ShutdownHold {
                     _open: opened.clone(),
                 },
+                state: listed.state.clone(),
             };
             let io = Guarded {
                 stream,
@@ -254,10 +260,17 @@ impl Serve {
             let builder = builder.clone();
             let mut stopped = stopped.clone();
             tokio::spawn(async move {
+                let _listed = listed;
                 let connection = builder.serve_connection(TokioIo::new(io), service.into_hyper());
                 let mut connection = std::pin::pin!(connection.with_upgrades());
                 tokio::select! {
                     result = connection.as_mut() => report(result),
+                    // Chosen to make way for a new connection (see `Live::make_way`): closed
+                    // as it is, with nothing in flight.
+                    Ok(()) = dropped => tracing::debug!(
+                        "a connection never answered but with a refusal, idle, closed to make \
+                         way for a new one"
+                    ),
                     _ = stopped.changed() => {
                         connection.as_mut().graceful_shutdown();
                         match tokio::time::timeout(limits.shutdown_timeout, connection).await {
@@ -297,31 +310,167 @@ impl IntoFuture for Serve {
     }
 }
 
-/// The next connection, once a permit for it is free. An error accepting one (a connection
-/// reset before it was accepted, or the process out of file descriptors) is logged and the
-/// next one awaited, after a pause when it is not the connection's own.
+/// The next connection, with a permit for it. At the limit, a connection that holds a place
+/// without use is closed to make way (see [`Live::make_way`]), looked for again each second
+/// until a place is free.
+///
+/// An error accepting a connection (one reset before it was accepted, or the process out of
+/// file descriptors) is logged and the next one awaited, after a pause when it is not the
+/// connection's own.
 async fn accept(
     listener: &TcpListener,
     permits: &Arc<Semaphore>,
+    live: &Mutex<Live>,
 ) -> (TcpStream, SocketAddr, OwnedSemaphorePermit) {
-    let permit = permits
-        .clone()
-        .acquire_owned()
-        .await
-        .expect("the semaphore is never closed");
-    loop {
+    let (stream, peer) = loop {
         match listener.accept().await {
-            Ok((stream, peer)) => {
-                // Answers are written whole; waiting to coalesce them only adds latency.
-                let _ = stream.set_nodelay(true);
-                return (stream, peer, permit);
-            }
+            Ok(accepted) => break accepted,
             Err(e) if is_connection_error(&e) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "could not accept a connection; trying again in 1 s");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
+    };
+    // Answers are written whole; waiting to coalesce them only adds latency.
+    let _ = stream.set_nodelay(true);
+    let permit = match permits.clone().try_acquire_owned() {
+        Ok(permit) => permit,
+        Err(_) => loop {
+            Live::make_way(live);
+            if let Ok(permit) =
+                tokio::time::timeout(Duration::from_secs(1), permits.clone().acquire_owned()).await
+            {
+                break permit.expect("the semaphore is never closed");
+            }
+        },
+    };
+    (stream, peer, permit)
+}
+
+/// How long a connection is left to send its first request before it may be closed to make
+/// way: a client sends one as soon as it has connected.
+const UNUSED_AFTER: Duration = Duration::from_secs(1);
+
+/// What a connection has done, as [`Live::make_way`] weighs it.
+struct ConnectionState {
+    opened: Instant,
+    /// Requests being answered: from the head's arrival to the end of the answer's body.
+    in_flight: AtomicUsize,
+    /// Whether it has had an answer other than a 4xx: it is some caller's, in use.
+    answered: AtomicBool,
+}
+
+/// The connections being served, oldest first, each with what it has done and the sender
+/// that closes it. An upgraded connection leaves the list (its task ends), keeping its place.
+#[derive(Default)]
+struct Live {
+    next: u64,
+    open: BTreeMap<u64, (Arc<ConnectionState>, oneshot::Sender<()>)>,
+}
+
+impl Live {
+    /// Closes the oldest connection that holds its place without use: one with nothing in
+    /// flight that has had no answer but a 4xx in a second or more (it sent nothing, or part
+    /// of a head, or only requests refused at their heads). A connection in use (answered, or
+    /// answering) is never closed: closing a caller's idle keep-alive connection would fail
+    /// the request it may be sending on it. None such, the new connection waits for a place.
+    fn make_way(live: &Mutex<Live>) {
+        let mut list = live.lock().unwrap_or_else(PoisonError::into_inner);
+        let unused = list.open.iter().find_map(|(id, (state, _))| {
+            let idle = state.in_flight.load(Ordering::Acquire) == 0
+                && !state.answered.load(Ordering::Acquire)
+                && state.opened.elapsed() >= UNUSED_AFTER;
+            idle.then_some(*id)
+        });
+        if let Some((_, close)) = unused.and_then(|id| list.open.remove(&id)) {
+            let _ = close.send(());
+        }
+    }
+}
+
+/// A connection's place in [`Live`], given up when its task ends.
+struct Listed {
+    live: Arc<Mutex<Live>>,
+    id: u64,
+    state: Arc<ConnectionState>,
+}
+
+impl Listed {
+    /// Lists a new connection, the youngest: its place, and what tells it to close.
+    fn new(live: &Arc<Mutex<Live>>) -> (Listed, oneshot::Receiver<()>) {
+        let (close, closed) = oneshot::channel();
+        let state = Arc::new(ConnectionState {
+            opened: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            answered: AtomicBool::new(false),
+        });
+        let mut list = live.lock().unwrap_or_else(PoisonError::into_inner);
+        let id = list.next;
+        list.next += 1;
+        list.open.insert(id, (state.clone(), close));
+        let listed = Listed {
+            live: live.clone(),
+            id,
+            state,
+        };
+        (listed, closed)
+    }
+}
+
+impl Drop for Listed {
+    fn drop(&mut self) {
+        self.live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .open
+            .remove(&self.id);
+    }
+}
+
+/// A request in flight on a connection, counted in its [`ConnectionState`] until dropped:
+/// with the answer's body, once that is sent (or the request abandoned).
+struct InFlight(Arc<ConnectionState>);
+
+impl InFlight {
+    fn new(state: &Arc<ConnectionState>) -> InFlight {
+        state.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(state.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// An answer's body, holding its request's [`InFlight`] until it is dropped.
+    struct Counted {
+        #[pin]
+        body: axum::body::Body,
+        _in_flight: InFlight,
+    }
+}
+
+impl http_body::Body for Counted {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        self.project().body.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -349,6 +498,7 @@ struct Connection {
     router: Router,
     peer: SocketAddr,
     hold: ShutdownHold,
+    state: Arc<ConnectionState>,
 }
 
 /// A hold on a graceful shutdown of [`serve`], in each request's extensions: a method marked
@@ -370,11 +520,24 @@ impl Connection {
         Future = impl Future<Output = Result<axum::response::Response, Infallible>> + Send,
     > {
         hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            let in_flight = InFlight::new(&self.state);
             request.extensions_mut().insert(ConnectInfo(self.peer));
             request.extensions_mut().insert(self.hold.clone());
             // A router is always ready: `call` needs no `poll_ready` first.
             let mut router = self.router.clone();
-            router.call(request)
+            let answered = router.call(request);
+            async move {
+                let response = answered.await?;
+                if !response.status().is_client_error() {
+                    in_flight.0.answered.store(true, Ordering::Release);
+                }
+                Ok(response.map(|body| {
+                    axum::body::Body::new(Counted {
+                        body,
+                        _in_flight: in_flight,
+                    })
+                }))
+            }
         })
     }
 }
