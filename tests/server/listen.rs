@@ -391,6 +391,31 @@ async fn a_callers_connection_is_not_closed_under_its_next_request() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
 
+/// A verified caller's connection is kept whatever its answers' status: one answered only
+/// with a 404 (a lookup that found nothing) is not closed to make way, since the caller's next
+/// request may be on its way on it.
+#[tokio::test]
+async fn a_verified_callers_connection_answered_404_is_kept() {
+    let router = axum::Router::new()
+        .route(
+            "/missing",
+            axum::routing::get(|| async { axum::http::StatusCode::NOT_FOUND }),
+        )
+        .layer(comms::verify::VerifyLayer::new(
+            Verifier::new().service("billing", SECRET),
+        ));
+    let (addr, _server) = start(router, |s| s.max_connections(1)).await;
+    let executor = comms_tests::plain_executor(&format!("http://{addr}"), "billing", SECRET);
+    let err = executor.execute(Call::get("/missing")).await.unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(404), "{err}");
+    let mut next = TcpStream::connect(addr).await.unwrap();
+    next.write_all(GET).await.unwrap();
+    let (answer, closed) = read_for(&mut next, Duration::from_millis(2500)).await;
+    assert!(answer.is_empty() && !closed, "{closed} {answer:?}");
+    let err = executor.execute(Call::get("/missing")).await.unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(404), "{err}");
+}
+
 /// A connection answering its first request has it in flight, and is not closed to make way,
 /// however long the answer takes.
 #[tokio::test]

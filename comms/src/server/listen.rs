@@ -59,12 +59,16 @@ pub const DEFAULT_MAX_HEAD_BYTES: usize = 64 * 1024;
 ///   (30 s): a client that reads slowly is served, one that stops reading is not waited for;
 /// - serves at most `max_connections` connections at once (4,096). At the limit, a new
 ///   connection is served in the place of one holding its place without use: open a second
-///   or more, with nothing in flight, and never answered but with a 4xx (it sent nothing, or
-///   part of a head, or only requests refused at their heads, as a client without the secret
-///   can), which is closed. A caller's connection (answered otherwise, or answering) is never
-///   closed for this, since its next request may be on its way; when all are callers', a new
-///   connection waits in the listener's backlog until one closes. An upgraded connection (a
-///   WebSocket, handed to its handler) counts until it closes;
+///   or more, with nothing in flight, and answered, if at all, only with 4xx no signature
+///   vouched for (it sent nothing, or part of a head, or only requests refused, as a client
+///   without the secret can), which is closed. A caller's connection (a verified request
+///   answered, whatever its status, any request answered other than with a 4xx, or one in
+///   flight) is never closed for this, since its next request may be on its way; when all are
+///   callers', a new connection waits, accepted, until one closes (the ones after it in the
+///   listener's backlog). A client without the secret can still hold places through a route
+///   that answers it with anything but a 4xx, or by keeping a request in flight on a route
+///   with no time limit of its own. An upgraded connection (a WebSocket, handed to its
+///   handler) counts until it closes;
 /// - answers a head over `max_head_bytes` (64 KiB), or with over 100 header fields, with a 431
 ///   and closes the connection;
 /// - on its shutdown signal, stops accepting, closes idle connections, lets each request in
@@ -263,14 +267,24 @@ impl Serve {
                 let _listed = listed;
                 let connection = builder.serve_connection(TokioIo::new(io), service.into_hyper());
                 let mut connection = std::pin::pin!(connection.with_upgrades());
+                let state = _listed.state.clone();
+                let make_way = async move {
+                    // Asked first, and then only if nothing came in since it was chosen: a
+                    // request that did is served, and its connection kept.
+                    match dropped.await {
+                        Ok(()) if state.in_flight.load(Ordering::Acquire) == 0 => {}
+                        _ => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
-                    result = connection.as_mut() => report(result),
+                    biased;
                     // Chosen to make way for a new connection (see `Live::make_way`): closed
                     // as it is, with nothing in flight.
-                    Ok(()) = dropped => tracing::debug!(
-                        "a connection never answered but with a refusal, idle, closed to make \
-                         way for a new one"
+                    () = make_way => tracing::debug!(
+                        "a connection holding its place without use closed to make way for a new \
+                         one"
                     ),
+                    result = connection.as_mut() => report(result),
                     _ = stopped.changed() => {
                         connection.as_mut().graceful_shutdown();
                         match tokio::time::timeout(limits.shutdown_timeout, connection).await {
@@ -357,7 +371,8 @@ struct ConnectionState {
     opened: Instant,
     /// Requests being answered: from the head's arrival to the end of the answer's body.
     in_flight: AtomicUsize,
-    /// Whether it has had an answer other than a 4xx: it is some caller's, in use.
+    /// Whether it has had an answer to a verified request (whatever its status), or one other
+    /// than a 4xx: it is some caller's, in use.
     answered: AtomicBool,
 }
 
@@ -370,11 +385,12 @@ struct Live {
 }
 
 impl Live {
-    /// Closes the oldest connection that holds its place without use: one with nothing in
-    /// flight that has had no answer but a 4xx in a second or more (it sent nothing, or part
-    /// of a head, or only requests refused at their heads). A connection in use (answered, or
-    /// answering) is never closed: closing a caller's idle keep-alive connection would fail
-    /// the request it may be sending on it. None such, the new connection waits for a place.
+    /// Closes the oldest connection that holds its place without use: one open a second or
+    /// more, with nothing in flight, that is not a caller's (see
+    /// [`ConnectionState::answered`]): it sent nothing, or part of a head, or only requests
+    /// refused. A caller's connection (answered, or answering) is never closed: closing one
+    /// idle between requests would fail the request it may be sending on it. None such, the
+    /// new connection waits for a place.
     fn make_way(live: &Mutex<Live>) {
         let mut list = live.lock().unwrap_or_else(PoisonError::into_inner);
         let unused = list.open.iter().find_map(|(id, (state, _))| {
@@ -528,7 +544,12 @@ impl Connection {
             let answered = router.call(request);
             async move {
                 let response = answered.await?;
-                if !response.status().is_client_error() {
+                // A verified caller's answer, whatever its status; or one no gate refused.
+                let callers = response
+                    .extensions()
+                    .get::<crate::verify::CallerAnswered>()
+                    .is_some();
+                if callers || !response.status().is_client_error() {
                     in_flight.0.answered.store(true, Ordering::Release);
                 }
                 Ok(response.map(|body| {

@@ -574,7 +574,13 @@ where
                         }
                         let body = ReqBody::from(admission.body);
                         let served = inner.call(Request::from_parts(parts, body));
-                        crate::deadline::scope(admission.deadline, served).await
+                        let answered = crate::deadline::scope(admission.deadline, served).await;
+                        #[cfg(feature = "server")]
+                        let answered = answered.map(|mut response| {
+                            response.extensions_mut().insert(super::CallerAnswered);
+                            response
+                        });
+                        answered
                     }
                     Err(refusal) => Ok(refusal.map(ResBody::from)),
                 }
