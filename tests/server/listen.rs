@@ -203,11 +203,36 @@ async fn a_head_not_finished_in_time_and_an_idle_connection_are_closed() {
 async fn waits_for_the_place_of(addr: SocketAddr, holder: TcpStream) {
     let mut next = TcpStream::connect(addr).await.unwrap();
     next.write_all(GET_AND_CLOSE).await.unwrap();
-    let (answer, closed) = read_for(&mut next, Duration::from_millis(300)).await;
+    served_once_closed(&mut next, holder, Duration::from_millis(300)).await;
+}
+
+/// `next`, which has asked while `holder` takes the place it needs, is neither answered nor
+/// closed within `wait`; once `holder` closes, it is answered.
+async fn served_once_closed(next: &mut TcpStream, holder: TcpStream, wait: Duration) {
+    let (answer, closed) = read_for(next, wait).await;
     assert!(answer.is_empty() && !closed, "{closed} {answer:?}");
     drop(holder);
-    let (answer, _) = read_for(&mut next, Duration::from_secs(5)).await;
+    let answer = read_answer(next).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// A router answering `/peer`, GET or POST, with the address the request came from: which
+/// connection a comms client's call went over.
+fn peer_router() -> axum::Router {
+    let peer = |ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() };
+    axum::Router::new().route("/peer", axum::routing::get(peer).post(peer))
+}
+
+/// A comms client of the server at `addr` that neither retries nor breaks: each call is one
+/// attempt, whose failure shows.
+fn single_attempt_client(addr: SocketAddr) -> comms::Executor {
+    comms_tests::executor_with(
+        &format!("http://{addr}"),
+        "billing",
+        SECRET,
+        RetryConfig::none(),
+        BreakerConfig::disabled(),
+    )
 }
 
 /// Beyond the connection limit a connection is not served until one closes.
@@ -384,11 +409,7 @@ async fn a_callers_connection_is_not_closed_under_its_next_request() {
     kept.write_all(b"Host: x\r\n\r\n").await.unwrap();
     let answer = read_answer(&mut kept).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    let (answer, closed) = read_for(&mut next, Duration::from_millis(300)).await;
-    assert!(answer.is_empty() && !closed, "{closed} {answer:?}");
-    drop(kept);
-    let answer = read_answer(&mut next).await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    served_once_closed(&mut next, kept, Duration::from_millis(300)).await;
 }
 
 /// A verified caller's connection is kept whatever its answers' status: one answered only
@@ -430,28 +451,15 @@ async fn a_connection_answering_its_first_request_is_not_closed_to_make_way() {
     next.write_all(GET).await.unwrap();
     let (answer, closed) = read_for(&mut busy, Duration::from_millis(2500)).await;
     assert!(answer.is_empty() && !closed, "{closed} {answer:?}");
-    let (answer, closed) = read_for(&mut next, Duration::from_millis(100)).await;
-    assert!(answer.is_empty() && !closed, "{closed} {answer:?}");
-    drop(busy);
-    let answer = read_answer(&mut next).await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    served_once_closed(&mut next, busy, Duration::from_millis(100)).await;
 }
 
 /// A client opening connections at the limit, over and over, makes no call of a comms
 /// client's fail: its connections are in use, and are not closed under it.
 #[tokio::test]
 async fn a_client_churning_connections_fails_no_callers_post() {
-    let peer = |ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() };
-    let router = axum::Router::new().route("/peer", axum::routing::get(peer).post(peer));
-    let (addr, _server) = start(router, |s| s.max_connections(8)).await;
-    let executor = comms::Executor::builder()
-        .base_url(format!("http://{addr}"))
-        .service_id("billing")
-        .secret(SECRET)
-        .retry(RetryConfig::none())
-        .breaker(BreakerConfig::disabled())
-        .build()
-        .unwrap();
+    let (addr, _server) = start(peer_router(), |s| s.max_connections(8)).await;
+    let executor = single_attempt_client(addr);
     let churn = tokio::spawn(async move {
         let mut held = std::collections::VecDeque::new();
         loop {
@@ -513,11 +521,7 @@ async fn a_connection_upgrading_at_the_limit_still_upgrades() {
         .unwrap()
         .unwrap();
     assert_eq!(&echo, b"ping");
-    let (answer, _) = read_for(&mut next, Duration::from_millis(1500)).await;
-    assert!(answer.is_empty(), "{answer}");
-    drop(up);
-    let (answer, _) = read_for(&mut next, Duration::from_secs(5)).await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    served_once_closed(&mut next, up, Duration::from_millis(1500)).await;
 }
 
 /// The server's graceful shutdown while a new connection waits for a place behind a request
@@ -715,17 +719,8 @@ async fn a_graceful_shutdown_waits_for_an_idempotent_method_no_longer_than_its_t
 /// server is about to close (at 30 s), where it could be lost without a retry.
 #[tokio::test]
 async fn a_comms_client_gives_up_an_idle_connection_before_the_server_closes_it() {
-    let peer = |ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() };
-    let router = axum::Router::new().route("/peer", axum::routing::get(peer).post(peer));
-    let (addr, _server) = start(router, |s| s).await;
-    let executor = comms::Executor::builder()
-        .base_url(format!("http://{addr}"))
-        .service_id("billing")
-        .secret(SECRET)
-        .retry(RetryConfig::none())
-        .breaker(BreakerConfig::disabled())
-        .build()
-        .unwrap();
+    let (addr, _server) = start(peer_router(), |s| s).await;
+    let executor = single_attempt_client(addr);
     let first = executor.execute(Call::get("/peer")).await.unwrap();
     // The pool reuses a connection while it is fresh. (A connection goes back to the pool
     // from a task of its own once its answer is read: a call made at once could find none.)

@@ -289,85 +289,74 @@ where
         Ok(admission) => (admission.caller, admission.body, admission.deadline),
         Err(refusal) => return refusal.map(axum::body::Body::from),
     };
-    // A caller's, verified here or by a layer in front: `serve` keeps its connection.
-    let verified = caller.is_some() || parts.extensions.get::<Caller>().is_some();
-    let mut response = async {
-        if uncovered_key {
-            return respond_message(
-                StatusCode::BAD_REQUEST,
-                "the request's signature must cover its Idempotency-Key",
-            )
-            .map(axum::body::Body::from);
+    if uncovered_key {
+        return respond_message(
+            StatusCode::BAD_REQUEST,
+            "the request's signature must cover its Idempotency-Key",
+        )
+        .map(axum::body::Body::from);
+    }
+    let claim = match idempotent {
+        Some(idempotent) => {
+            let request = (&parts, &uri, &body, &covered);
+            // Unverified behind a `VerifyLayer`, the keys are those of the caller the layer
+            // verified: one caller's key must not answer another's request.
+            let owner = caller.as_ref().or_else(|| parts.extensions.get::<Caller>());
+            match claim(settings, idempotent, owner, request, deadline).await {
+                Ok(claim) => claim,
+                Err(answer) => return answer.map(axum::body::Body::from),
+            }
         }
-        let claim = match idempotent {
-            Some(idempotent) => {
-                let request = (&parts, &uri, &body, &covered);
-                // Unverified behind a `VerifyLayer`, the keys are those of the caller the layer
-                // verified: one caller's key must not answer another's request.
-                let owner = caller.as_ref().or_else(|| parts.extensions.get::<Caller>());
-                match claim(settings, idempotent, owner, request, deadline).await {
-                    Ok(claim) => claim,
-                    Err(answer) => return answer.map(axum::body::Body::from),
-                }
+        None => None,
+    };
+    let path = parts.uri.path().to_owned();
+    let verb = parts.method.clone();
+    let hold = parts.extensions.get::<ShutdownHold>().cloned();
+    let run = run_scoped(
+        caller,
+        deadline,
+        method(Incoming {
+            parts,
+            body,
+            covered,
+        }),
+    );
+    if idempotent.is_none() {
+        return answer(run.await, &verb, &path).into();
+    }
+    // A method marked `idempotent` runs to its end in a task of its own, even when this
+    // request is dropped first (its caller timed out or hung up), whether or not the request
+    // carries a key: the mark says its work must not stop half done. With a claimed key, its
+    // answer is then kept for the retry that follows, where a method cut off halfway would
+    // leave the key claimed and the work half done. Under `serve`, a graceful shutdown waits
+    // for it, as it waits for the requests in flight (`hold`, dropped when the task ends).
+    let store = Arc::clone(&settings.idempotency);
+    let finished = {
+        let held = claim.clone();
+        async move {
+            let answer = answer(run.await, &verb, &path);
+            if let Some(held) = &held {
+                settle(&store, held, to_keep(&answer)).await;
             }
-            None => None,
-        };
-        let path = parts.uri.path().to_owned();
-        let verb = parts.method.clone();
-        let hold = parts.extensions.get::<ShutdownHold>().cloned();
-        let run = run_scoped(
-            caller,
-            deadline,
-            method(Incoming {
-                parts,
-                body,
-                covered,
-            }),
-        );
-        if idempotent.is_none() {
-            return answer(run.await, &verb, &path).into();
+            drop(hold);
+            answer
         }
-        // A method marked `idempotent` runs to its end in a task of its own, even when this
-        // request is dropped first (its caller timed out or hung up), whether or not the request
-        // carries a key: the mark says its work must not stop half done. With a claimed key, its
-        // answer is then kept for the retry that follows, where a method cut off halfway would
-        // leave the key claimed and the work half done. Under `serve`, a graceful shutdown waits
-        // for it, as it waits for the requests in flight (`hold`, dropped when the task ends).
-        let store = Arc::clone(&settings.idempotency);
-        let finished = {
-            let held = claim.clone();
-            async move {
-                let answer = answer(run.await, &verb, &path);
-                if let Some(held) = &held {
-                    settle(&store, held, to_keep(&answer)).await;
-                }
-                drop(hold);
-                answer
+    };
+    match tokio::spawn(crate::telemetry::in_current_trace(
+        finished.in_current_span(),
+    ))
+    .await
+    {
+        Ok(answer) => answer.into(),
+        // A panic outside the method (whose own are caught), in keeping its answer, or the
+        // runtime shutting down: the key is released, so that a retry runs the method again.
+        Err(_) => {
+            if let Some(held) = &claim {
+                settle(&settings.idempotency, held, None).await;
             }
-        };
-        match tokio::spawn(crate::telemetry::in_current_trace(
-            finished.in_current_span(),
-        ))
-        .await
-        {
-            Ok(answer) => answer.into(),
-            // A panic outside the method (whose own are caught), in keeping its answer, or the
-            // runtime shutting down: the key is released, so that a retry runs the method again.
-            Err(_) => {
-                if let Some(held) = &claim {
-                    settle(&settings.idempotency, held, None).await;
-                }
-                internal_error().map(axum::body::Body::from)
-            }
+            internal_error().map(axum::body::Body::from)
         }
     }
-    .await;
-    if verified {
-        response
-            .extensions_mut()
-            .insert(crate::verify::CallerAnswered);
-    }
-    response
 }
 
 /// What a method marked `idempotent` is served with: its route template, and the names of its

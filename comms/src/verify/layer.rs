@@ -574,13 +574,7 @@ where
                         }
                         let body = ReqBody::from(admission.body);
                         let served = inner.call(Request::from_parts(parts, body));
-                        let answered = crate::deadline::scope(admission.deadline, served).await;
-                        #[cfg(feature = "server")]
-                        let answered = answered.map(|mut response| {
-                            response.extensions_mut().insert(super::CallerAnswered);
-                            response
-                        });
-                        answered
+                        crate::deadline::scope(admission.deadline, served).await
                     }
                     Err(refusal) => Ok(refusal.map(ResBody::from)),
                 }

@@ -536,14 +536,6 @@ impl CoveredFields {
     }
 }
 
-/// Put in the extensions of the answer to a request whose signature held (behind a
-/// [`VerifyLayer`] or in a generated server with a verifier): `server::serve` keeps the
-/// connection it came on as a caller's, whatever its status, where a connection only answered
-/// with a 4xx may be closed to make way for a new one.
-#[cfg(feature = "server")]
-#[derive(Clone, Copy)]
-pub(crate) struct CallerAnswered;
-
 /// What a gate in front did for a request it admitted, kept in the request's extensions: a
 /// generated server merged under a [`VerifyLayer`] checks the signature again with its own
 /// verifier, but does not count a key's use twice, nor record the nonce again in the store the
