@@ -99,7 +99,7 @@
 
 mod forms;
 mod idempotency;
-mod listen;
+pub(crate) mod listen;
 mod serve;
 pub(crate) mod stream;
 

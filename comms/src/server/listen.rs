@@ -264,10 +264,11 @@ impl Serve {
             let builder = builder.clone();
             let mut stopped = stopped.clone();
             tokio::spawn(async move {
-                let _listed = listed;
+                // In the list of `Live` connections until the task ends.
+                let listed = listed;
                 let connection = builder.serve_connection(TokioIo::new(io), service.into_hyper());
                 let mut connection = std::pin::pin!(connection.with_upgrades());
-                let state = _listed.state.clone();
+                let state = listed.state.clone();
                 let make_way = async move {
                     // Asked first, and then only if nothing came in since it was chosen: a
                     // request that did is served, and its connection kept.
@@ -371,9 +372,9 @@ struct ConnectionState {
     opened: Instant,
     /// Requests being answered: from the head's arrival to the end of the answer's body.
     in_flight: AtomicUsize,
-    /// Whether it has had an answer to a verified request (whatever its status), or one other
-    /// than a 4xx: it is some caller's, in use.
-    answered: AtomicBool,
+    /// Whether it is some caller's, in use: a request on it was verified (see
+    /// [`CallerConnection`]), or answered other than with a 4xx.
+    callers: AtomicBool,
 }
 
 /// The connections being served, oldest first, each with what it has done and the sender
@@ -387,7 +388,7 @@ struct Live {
 impl Live {
     /// Closes the oldest connection that holds its place without use: one open a second or
     /// more, with nothing in flight, that is not a caller's (see
-    /// [`ConnectionState::answered`]): it sent nothing, or part of a head, or only requests
+    /// [`ConnectionState::callers`]): it sent nothing, or part of a head, or only requests
     /// refused. A caller's connection (answered, or answering) is never closed: closing one
     /// idle between requests would fail the request it may be sending on it. None such, the
     /// new connection waits for a place.
@@ -395,7 +396,7 @@ impl Live {
         let mut list = live.lock().unwrap_or_else(PoisonError::into_inner);
         let unused = list.open.iter().find_map(|(id, (state, _))| {
             let idle = state.in_flight.load(Ordering::Acquire) == 0
-                && !state.answered.load(Ordering::Acquire)
+                && !state.callers.load(Ordering::Acquire)
                 && state.opened.elapsed() >= UNUSED_AFTER;
             idle.then_some(*id)
         });
@@ -419,7 +420,7 @@ impl Listed {
         let state = Arc::new(ConnectionState {
             opened: Instant::now(),
             in_flight: AtomicUsize::new(0),
-            answered: AtomicBool::new(false),
+            callers: AtomicBool::new(false),
         });
         let mut list = live.lock().unwrap_or_else(PoisonError::into_inner);
         let id = list.next;
@@ -441,6 +442,20 @@ impl Drop for Listed {
             .unwrap_or_else(PoisonError::into_inner)
             .open
             .remove(&self.id);
+    }
+}
+
+/// The connection a request came on, in the request's extensions: a gate (`VerifyLayer`, a
+/// generated server with a verifier) that admits the request as signed by a caller marks it as
+/// the caller's, whatever the status it is then answered with (a lookup's 404 among them), so
+/// that it is never closed to make way.
+#[derive(Clone)]
+pub(crate) struct CallerConnection(Arc<ConnectionState>);
+
+impl CallerConnection {
+    /// The request was verified: the connection is a caller's.
+    pub(crate) fn vouched_for(&self) {
+        self.0.callers.store(true, Ordering::Release);
     }
 }
 
@@ -538,19 +553,19 @@ impl Connection {
         hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             let in_flight = InFlight::new(&self.state);
             request.extensions_mut().insert(ConnectInfo(self.peer));
+            request
+                .extensions_mut()
+                .insert(CallerConnection(self.state.clone()));
             request.extensions_mut().insert(self.hold.clone());
             // A router is always ready: `call` needs no `poll_ready` first.
             let mut router = self.router.clone();
             let answered = router.call(request);
             async move {
                 let response = answered.await?;
-                // A verified caller's answer, whatever its status; or one no gate refused.
-                let callers = response
-                    .extensions()
-                    .get::<crate::verify::CallerAnswered>()
-                    .is_some();
-                if callers || !response.status().is_client_error() {
-                    in_flight.0.answered.store(true, Ordering::Release);
+                // A verified request marks its connection as it is admitted (see
+                // `CallerConnection`); any other is a caller's once answered but with a 4xx.
+                if !response.status().is_client_error() {
+                    in_flight.0.callers.store(true, Ordering::Release);
                 }
                 Ok(response.map(|body| {
                     axum::body::Body::new(Counted {

@@ -172,6 +172,14 @@ impl Gate {
                     .verify_body(&bytes)
                     .await
                     .map_err(|e| self.refused(e, parts))?;
+                // Served by `server::serve`, the connection is a caller's from now on.
+                #[cfg(feature = "server")]
+                if let Some(connection) = parts
+                    .extensions
+                    .get::<crate::server::listen::CallerConnection>()
+                {
+                    connection.vouched_for();
+                }
                 (Some(caller), Some(admitted))
             }
             None => (None, None),
