@@ -504,7 +504,7 @@ impl Executor {
         };
         // A name among the call's headers replaces the template's value (a caller's `Accept`,
         // say), and keeps every value it was given.
-        let mut headers = crate::header_map::laid_over(template, call_headers);
+        let mut headers = headers::laid_over_template(template, call_headers);
         if !inner.default_client && !call_headers.contains_key(ACCEPT) {
             // The client's own default `Accept`, if it has one, goes into the room this leaves.
             headers.remove(ACCEPT);
