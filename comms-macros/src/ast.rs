@@ -771,7 +771,7 @@ pub(crate) fn borrowed_within(ty: &Type) -> Option<&Type> {
 
 /// The first `impl Trait` or `_` within a type (`impl Deserialize` in
 /// `Vec<impl Deserialize>`): a value decoded from a body is of a type the client names.
-fn opaque_within(ty: &Type) -> Option<&Type> {
+pub(crate) fn opaque_within(ty: &Type) -> Option<&Type> {
     first_within(ty, |ty| matches!(ty, Type::ImplTrait(_) | Type::Infer(_)))
 }
 
@@ -928,6 +928,21 @@ pub(crate) fn generic_arg(ty: &Type) -> Option<&Type> {
     };
     match args.args.first()? {
         syn::GenericArgument::Type(t) => Some(t),
+        _ => None,
+    }
+}
+
+/// The item type of `Option<T>`, `Vec<T>` and the other collections (`T`), `[T]`, `[T; N]` or
+/// `Box<[T]>` (`T`), or a reference to one.
+pub(crate) fn item_type(ty: &Type) -> Option<&Type> {
+    match ungrouped(ty) {
+        Type::Reference(r) => item_type(&r.elem),
+        Type::Slice(slice) => Some(ungrouped(&slice.elem)),
+        Type::Array(array) => Some(ungrouped(&array.elem)),
+        path @ Type::Path(_) => match shared_slice(path) {
+            Some(slice) => Some(ungrouped(&slice.elem)),
+            None => generic_arg(path).map(ungrouped),
+        },
         _ => None,
     }
 }

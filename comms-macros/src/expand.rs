@@ -611,20 +611,20 @@ fn borrowed_at_type(arg: &Arg<'_>) -> TokenStream {
     quote_spanned!(arg.ty.span()=> &#ident)
 }
 
-/// `value` (one of the argument's values) passed through the check function `check`. For the
-/// argument itself the call is placed at its type, so that an unmet bound is reported there
-/// alone; an `Option`'s or a `Vec`'s item is placed there already (see [`each`]), and the call
-/// around it is left at the attribute, which then reports the item at the type.
+/// `value` (one of the argument's values) passed through the check function `check`, for the
+/// type the argument's type writes for it (the item's, for an `Option` or a list): the type is
+/// given to the check as written, so that an unmet bound is reported at all of it, not at its
+/// first token nor at the attribute. (A type holding an `impl Trait`, which a client-only trait
+/// may take, cannot be written there: the check then finds it, reported at its first token.)
 fn checked_call(arg: &Arg<'_>, shape: Shape, check: &str, value: TokenStream) -> TokenStream {
-    match shape {
-        Shape::Scalar => {
-            let check = format_ident!("{}", check, span = arg.ty.span());
-            quote_spanned!(arg.ty.span()=> ::__comms_crate::__private::#check(#value))
-        }
-        Shape::Optional | Shape::Repeated => {
-            let check = format_ident!("{}", check);
-            quote!(::__comms_crate::__private::#check(#value))
-        }
+    let ty = match shape {
+        Shape::Scalar => arg.ty,
+        Shape::Optional | Shape::Repeated => ast::item_type(arg.ty).unwrap_or(arg.ty),
+    };
+    let check = format_ident!("{}", check, span = ty.span());
+    match ast::opaque_within(ty) {
+        None => quote_spanned!(ty.span()=> ::__comms_crate::__private::#check::<#ty>(#value)),
+        Some(_) => quote_spanned!(ty.span()=> ::__comms_crate::__private::#check(#value)),
     }
 }
 
@@ -762,10 +762,10 @@ fn fallback(item: &ItemTrait) -> TokenStream {
     let mut seen = std::collections::HashSet::new();
     stripped.items.retain(|i| match i {
         TraitItem::Fn(f) => seen.insert((f.sig.ident.to_string(), ast::cfgs(&f.attrs))),
-        // A macro, reported: what it would expand to (comms' attributes among them) is not
-        // reported again.
-        TraitItem::Macro(_) => false,
-        _ => true,
+        // Anything else (a macro, a constant, a type), reported, goes: what a macro would
+        // expand to (comms' attributes among them) is not reported again, and the client
+        // still implements the trait, so that code calling its methods fails on nothing more.
+        _ => false,
     });
     let trait_ident = &item.ident;
     let client = client_ident(item);
@@ -780,8 +780,7 @@ fn fallback(item: &ItemTrait) -> TokenStream {
             }
         },
     );
-    let all_fns = stripped.items.iter().all(|i| matches!(i, TraitItem::Fn(_)));
-    let trait_impl = if all_fns && item.generics.params.is_empty() {
+    let trait_impl = if item.generics.params.is_empty() {
         let methods = stripped.items.iter().filter_map(|i| match i {
             TraitItem::Fn(f) => {
                 let sig = &f.sig;

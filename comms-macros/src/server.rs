@@ -446,7 +446,9 @@ fn route(
         .args
         .iter()
         .filter_map(|arg| {
-            let (at, why) = unservable(arg.ty).or_else(|| borrowed_from_body(arg))?;
+            let (at, why) = unservable(arg.ty)
+                .map(|(at, why)| (at, why.to_owned()))
+                .or_else(|| borrowed_from_body(arg))?;
             Some(syn::Error::new_spanned(at, why).to_compile_error())
         })
         .collect();
@@ -617,7 +619,7 @@ fn parse_arg(
                 (value, Pass::for_parsed(ty))
             }
             Shape::Optional => {
-                let inner = inner(ty).unwrap_or(ty);
+                let inner = ast::item_type(ty).unwrap_or(ty);
                 let owned = parsed_type(inner);
                 let value = quote_spanned!(span=>
                     ::__comms_crate::__private::server::query_opt::<#owned>(&#incoming, #name)
@@ -625,7 +627,7 @@ fn parse_arg(
                 (value, Pass::for_option_of(ty, inner))
             }
             Shape::Repeated => {
-                let item = inner(ty).unwrap_or(ty);
+                let item = ast::item_type(ty).unwrap_or(ty);
                 let owned = parsed_type(item);
                 let (into, pass) = Pass::for_items(ty, item);
                 let value = match into {
@@ -662,7 +664,7 @@ fn parse_arg(
         }
         ArgKind::Header { name, optional } => {
             if *optional {
-                let inner = inner(ty).unwrap_or(ty);
+                let inner = ast::item_type(ty).unwrap_or(ty);
                 let owned = parsed_type(inner);
                 let value = quote_spanned!(span=>
                     ::__comms_crate::__private::server::header_opt::<#owned>(&#incoming, #name)
@@ -870,7 +872,7 @@ impl Pass {
 /// Where an argument read from the body or a flattened query borrows within (`Option<&str>`,
 /// `Vec<&str>`): serde parses it into a value of its own, which cannot borrow from a request
 /// gone when the method runs. (A `&User` is lent whole, as parsed.)
-fn borrowed_from_body<'a>(arg: &Arg<'a>) -> Option<(&'a Type, &'static str)> {
+fn borrowed_from_body<'a>(arg: &Arg<'a>) -> Option<(&'a Type, String)> {
     if !matches!(
         arg.kind,
         ArgKind::Body { .. } | ArgKind::Form { .. } | ArgKind::QueryFlatten
@@ -883,11 +885,25 @@ fn borrowed_from_body<'a>(arg: &Arg<'a>) -> Option<(&'a Type, &'static str)> {
     };
     // (A type with a lifetime argument may still own what it is parsed into, as
     // `Cow<'a, str>` does: the bound on the argument says whether it does.)
+    let borrowed = ast::borrowed_within(parsed)?;
+    let Type::Reference(reference) = borrowed else {
+        return None;
+    };
+    // What owns what the reference lends: `String` for `str`, a `Vec` for a slice, and the
+    // type itself otherwise.
+    let owned = match ungrouped(&reference.elem) {
+        Type::Path(p) if p.qself.is_none() && p.path.is_ident("str") => "String".to_owned(),
+        Type::Slice(slice) => format!("Vec<{}>", written(&slice.elem)),
+        other => written(other),
+    };
+    let borrowed_written = written(borrowed);
     Some((
-        ast::borrowed_within(parsed)?,
-        "with the `server` feature, a value read from the body or a flattened query owns its \
-         data: write `String` rather than `&str` inside it (the whole argument may still be a \
-         `&` reference)",
+        borrowed,
+        format!(
+            "with the `server` feature, a value read from the body or a flattened query owns \
+             its data: write `{owned}` rather than `{borrowed_written}` inside it (the whole \
+             argument may still be a `&` reference)"
+        ),
     ))
 }
 
@@ -1010,17 +1026,47 @@ fn unservable(ty: &Type) -> Option<(&Type, &'static str)> {
     }
 }
 
-/// The item type of `Option<T>`, `Vec<T>` and the other collections (`T`), `[T]`, `[T; N]` or
-/// `Box<[T]>` (`T`), or a reference to one.
-fn inner(ty: &Type) -> Option<&Type> {
-    match ungrouped(ty) {
-        Type::Reference(r) => inner(&r.elem),
-        Type::Slice(slice) => Some(ungrouped(&slice.elem)),
-        Type::Array(array) => Some(ungrouped(&array.elem)),
-        path @ Type::Path(_) => match ast::shared_slice(path) {
-            Some(slice) => Some(ungrouped(&slice.elem)),
-            None => ast::generic_arg(path).map(ungrouped),
-        },
-        _ => None,
+/// A type as a message quotes it: as written, without the spaces between its tokens that
+/// printing a token stream puts (`Vec<u8>`, `&'a str`, `HashMap<K, V>`, `dyn A + Send`).
+fn written(ty: &Type) -> String {
+    let spaced = quote::quote!(#ty).to_string();
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '\'');
+    let mut out = String::with_capacity(spaced.len());
+    let mut chars = spaced.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != ' ' {
+            out.push(c);
+            continue;
+        }
+        let (before, after) = (out.chars().last(), chars.peek().copied());
+        if (word(before) && word(after))
+            || matches!(before, Some(',' | '+' | ';'))
+            || after == Some('+')
+        {
+            out.push(' ');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_type_is_quoted_as_it_is_written() {
+        for text in [
+            "Vec<u8>",
+            "&'a str",
+            "&mut User",
+            "std::collections::HashMap<String, Vec<u64>>",
+            "Option<&[u8]>",
+            "Box<dyn std::error::Error + Send>",
+            "(u8, String)",
+            "[u8; 4]",
+        ] {
+            let ty: Type = syn::parse_str(text).unwrap();
+            assert_eq!(written(&ty), text);
+        }
     }
 }

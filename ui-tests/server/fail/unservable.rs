@@ -23,6 +23,18 @@ pub trait Users {
 
     #[post("/tags")]
     async fn tags(&self, #[body] tags: &Vec<&str>) -> Result<(), Error>;
+
+    // What to write instead is the type the reference lends.
+    #[post("/users")]
+    async fn user(&self, #[body] user: Option<&User>) -> Result<(), Error>;
+
+    #[post("/bytes")]
+    async fn bytes(&self, #[form] form: (u32, &[u8])) -> Result<(), Error>;
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct User {
+    pub id: u64,
 }
 
 /// A type with no `FromStr`, behind a slice: reported at the type written.
