@@ -51,6 +51,19 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
             })
         })
     });
+    // What scopes the server's idempotency keys: the trait by its path, and the service it
+    // names by its base URL as written, so that two services whose traits share a name do not
+    // answer each other's keys from a store they share. (Both fixed at compile time: the
+    // replicas of a deployment, and the builds it rolls between, agree.)
+    let base_url = service
+        .args
+        .base_url
+        .as_ref()
+        .map(syn::LitStr::value)
+        .unwrap_or_default();
+    let served_as = quote! {
+        ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#trait_ident), " at ", #base_url)
+    };
     let new_router = if v07_checks_off {
         quote!(::__comms_crate::__private::server::Router::new().without_v07_checks())
     } else {
@@ -230,7 +243,7 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
                 __S: #servable,
             {
                 let mut settings = self.settings;
-                settings.serving(::core::stringify!(#trait_ident), ::core::stringify!(#server));
+                settings.serving(#served_as, ::core::stringify!(#server));
                 let settings = ::std::sync::Arc::new(settings);
                 let service = self.service;
                 let router = #new_router;
@@ -524,7 +537,10 @@ fn route(
             ArgKind::Header { name, .. } => Some(name),
             _ => None,
         });
-        quote!(::core::option::Option::Some(&[#(#headers),*]))
+        // The route with its parameters unnamed: renaming one changes no request, and a
+        // retry reaching a build with the new name is answered from the old one's run.
+        let shape = path_shape(method);
+        quote!(::core::option::Option::Some((#shape, &[#(#headers),*])))
     } else {
         quote!(::core::option::Option::None)
     };

@@ -242,6 +242,95 @@ async fn two_services_sharing_a_store_do_not_answer_each_others_keys() {
     assert_eq!(journal_runs.load(SeqCst), 1);
 }
 
+/// Two teams' services, each with a trait named `Api` and a route of the same path.
+mod payments {
+    use comms::{Error, service_client};
+
+    #[service_client(
+        base_url = "http://payments:8080",
+        service_id = "checkout",
+        secret_env = "COMMS_TEST_FLEET_SECRET"
+    )]
+    pub trait Api {
+        #[post("/v1/orders", idempotent)]
+        async fn submit(&self, #[body] order: &str) -> Result<String, Error>;
+    }
+}
+
+mod shipping {
+    use comms::{Error, service_client};
+
+    #[service_client(
+        base_url = "http://shipping:8080",
+        service_id = "checkout",
+        secret_env = "COMMS_TEST_FLEET_SECRET"
+    )]
+    pub trait Api {
+        #[post("/v1/orders", idempotent)]
+        async fn submit(&self, #[body] order: &str) -> Result<String, Error>;
+    }
+}
+
+#[derive(Clone)]
+struct Submitted(Arc<AtomicUsize>);
+
+impl payments::Api for Submitted {
+    async fn submit(&self, order: &str) -> Result<String, Error> {
+        self.0.fetch_add(1, SeqCst);
+        Ok(format!("charged {order}"))
+    }
+}
+
+impl shipping::Api for Submitted {
+    async fn submit(&self, order: &str) -> Result<String, Error> {
+        self.0.fetch_add(1, SeqCst);
+        Ok(format!("shipped {order}"))
+    }
+}
+
+/// A caller uses its order's id as the key at two services whose traits share a name, and
+/// whose answers are kept in one Redis under one namespace: each runs its own method.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_services_whose_traits_share_a_name_do_not_answer_each_others_keys() {
+    let (url, _own) = shared_redis_or_skip!();
+    let namespace = fresh_namespace();
+    let store = || {
+        RedisIdempotencyStore::new(&url)
+            .unwrap()
+            .namespace(&namespace)
+    };
+    let (charged, shipped) = (Arc::default(), Arc::default());
+    let pay = comms_tests::serve(
+        payments::ApiServer::new(Submitted(Arc::clone(&charged)))
+            .verifier(Verifier::new().service("checkout", SECRET))
+            .idempotency_store(store())
+            .into_router(),
+    )
+    .await;
+    let ship = comms_tests::serve(
+        shipping::ApiServer::new(Submitted(Arc::clone(&shipped)))
+            .verifier(Verifier::new().service("checkout", SECRET))
+            .idempotency_store(store())
+            .into_router(),
+    )
+    .await;
+    let submit = || {
+        Call::post("/v1/orders")
+            .header("Idempotency-Key", "order-42")
+            .idempotent(true)
+            .json("order-42")
+    };
+    for (url, said) in [(&pay, "charged order-42"), (&ship, "shipped order-42")] {
+        let answer = comms_tests::plain_executor(url, "checkout", SECRET)
+            .execute(submit())
+            .await
+            .unwrap();
+        assert_eq!(answer.json::<String>().unwrap(), said);
+    }
+    assert_eq!(charged.load(SeqCst), 1);
+    assert_eq!(shipped.load(SeqCst), 1, "shipping's method ran");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_key_sent_to_both_replicas_many_times_at_once_runs_once() {
     let (url, _own) = shared_redis_or_skip!();

@@ -826,3 +826,133 @@ async fn an_idempotent_method_requested_without_a_key_runs_to_its_end() {
         "an `idempotent` method ran to its end after its caller hung up"
     );
 }
+
+/// One service's trait before and after a change that renames a route's parameter: a rolling
+/// deploy has replicas of both builds at once.
+mod before_rename {
+    use comms::{Error, service_client};
+
+    #[service_client(
+        base_url = "http://payments:8080",
+        service_id = "billing",
+        secret_env = "COMMS_TEST_SERVER_SECRET"
+    )]
+    pub trait Orders {
+        #[post("/orders/<id>/pay", idempotent)]
+        async fn pay(&self, id: u64) -> Result<String, Error>;
+    }
+}
+
+mod after_rename {
+    use comms::{Error, service_client};
+
+    #[service_client(
+        base_url = "http://payments:8080",
+        service_id = "billing",
+        secret_env = "COMMS_TEST_SERVER_SECRET"
+    )]
+    pub trait Orders {
+        #[post("/orders/<order_id>/pay", idempotent)]
+        async fn pay(&self, order_id: u64) -> Result<String, Error>;
+    }
+}
+
+#[derive(Clone)]
+struct Payments;
+
+impl before_rename::Orders for Payments {
+    async fn pay(&self, id: u64) -> Result<String, Error> {
+        Ok(format!("paid {id}"))
+    }
+}
+
+impl after_rename::Orders for Payments {
+    async fn pay(&self, order_id: u64) -> Result<String, Error> {
+        Ok(format!("paid {order_id}"))
+    }
+}
+
+/// A memory store that also records the scope of every claim.
+#[derive(Default)]
+struct ScopesSeen {
+    store: comms::server::MemoryIdempotencyStore,
+    scopes: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl comms::server::IdempotencyStore for ScopesSeen {
+    fn claim<'a>(
+        &'a self,
+        scope: &'a str,
+        key: &'a str,
+        fingerprint: &'a str,
+        claim: &'a str,
+    ) -> Stored<'a, comms::server::Claim> {
+        self.scopes.lock().unwrap().push(scope.to_owned());
+        self.store.claim(scope, key, fingerprint, claim)
+    }
+
+    fn finish<'a>(
+        &'a self,
+        scope: &'a str,
+        key: &'a str,
+        claim: &'a str,
+        response: comms::server::StoredResponse,
+    ) -> Stored<'a, ()> {
+        self.store.finish(scope, key, claim, response)
+    }
+
+    fn release<'a>(&'a self, scope: &'a str, key: &'a str, claim: &'a str) -> Stored<'a, ()> {
+        self.store.release(scope, key, claim)
+    }
+}
+
+/// A key's scope is the service (the trait by its path, and the base URL it names), the
+/// caller, and the route with its parameters unnamed: two services whose traits share a name
+/// keep their keys apart in a store they share, and a build renaming a route's parameter
+/// answers a retry from the run of the build before it.
+#[tokio::test]
+async fn a_keys_scope_is_the_service_the_caller_and_the_route_unnamed() {
+    let before = ScopesSeen::default();
+    let before_scopes = before.scopes.clone();
+    let after = ScopesSeen::default();
+    let after_scopes = after.scopes.clone();
+    let before = serve(
+        before_rename::OrdersServer::new(Payments)
+            .verifier(Verifier::new().service("billing", SECRET))
+            .idempotency_store(before)
+            .into_router(),
+    )
+    .await;
+    let after = serve(
+        after_rename::OrdersServer::new(Payments)
+            .verifier(Verifier::new().service("billing", SECRET))
+            .idempotency_store(after)
+            .into_router(),
+    )
+    .await;
+    let pay = || {
+        Call::post("/orders/7/pay")
+            .header("Idempotency-Key", "k-7")
+            .idempotent(true)
+    };
+    for url in [&before, &after] {
+        let paid = comms_tests::plain_executor(url, "billing", SECRET)
+            .execute(pay())
+            .await
+            .unwrap();
+        assert_eq!(paid.json::<String>().unwrap(), "paid 7");
+    }
+    let here = module_path!();
+    assert_eq!(
+        *before_scopes.lock().unwrap(),
+        [format!(
+            "{here}::before_rename::Orders at http://payments:8080|billing|POST /orders/<_>/pay"
+        )]
+    );
+    assert_eq!(
+        *after_scopes.lock().unwrap(),
+        [format!(
+            "{here}::after_rename::Orders at http://payments:8080|billing|POST /orders/<_>/pay"
+        )]
+    );
+}

@@ -94,7 +94,9 @@ pub enum Claim {
 
 /// Where a server keeps the answers to `Idempotency-Key`s, so that a fleet can share them.
 ///
-/// `scope` names the service served (its trait), the calling service and the route;
+/// `scope` names the service served (its trait, by its module path and the base URL it
+/// names), the calling service, and the method and route with the route's parameters unnamed:
+/// `api::Orders at http://orders:8080|billing|POST /orders/<_>/pay`;
 /// `fingerprint` identifies the request (a digest of its path, query, `#[header]` arguments,
 /// `Content-Type` and body); `claim` identifies the request that claims the key, 32 hex digits
 /// the server draws at random for each claim it asks for.

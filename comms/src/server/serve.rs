@@ -83,8 +83,9 @@ pub fn deadline() -> Option<std::time::Duration> {
 pub struct Settings {
     gate: Gate,
     idempotency: Arc<dyn IdempotencyStore>,
-    /// The name of the trait served, which scopes its idempotency keys: two services serving
-    /// different traits from one store do not answer each other's.
+    /// The trait served, by its path and the base URL it names, which scopes its idempotency
+    /// keys: two services serving different traits from one store do not answer each other's,
+    /// though the traits share a name.
     service: &'static str,
 }
 
@@ -99,7 +100,8 @@ impl std::fmt::Debug for Settings {
 }
 
 impl Settings {
-    /// Settles, as `server`'s router is built, that it serves the trait named `service`; and
+    /// Settles, as `server`'s router is built, that it serves the trait `service` (its module
+    /// path and the base URL it names, `api::Orders at http://orders:8080`); and
     /// warns when its verifier knows no key (a server given neither `.verifier(..)` nor
     /// `.unverified()`): every request it gets will be refused with a 401, which is safe, but
     /// surprising to find out only from a caller.
@@ -161,15 +163,16 @@ impl Settings {
 
 /// Runs one request through the gate and then `method`, with the verified caller in scope; a
 /// panic in the method is caught and becomes a 500 for this request only. `route` is the
-/// method's route template; for a method marked `idempotent` (`Some`, with the names of its
-/// `#[header]` arguments), a repeated `Idempotency-Key` is answered from the store. With
-/// `otel`, all of it runs in the request's SERVER span.
+/// method's route template; for a method marked `idempotent` (`Some`, with its route's path
+/// with the parameters unnamed, `/orders/<_>`, and the names of its `#[header]` arguments), a
+/// repeated `Idempotency-Key` is answered from the store. With `otel`, all of it runs in the
+/// request's SERVER span.
 #[doc(hidden)]
 pub async fn handle<F, Fut, A>(
     settings: &Settings,
     request: axum::extract::Request,
     route: &'static str,
-    idempotent: Option<&'static [&'static str]>,
+    idempotent: Option<(&'static str, &'static [&'static str])>,
     method: F,
 ) -> axum::response::Response
 where
@@ -200,7 +203,7 @@ where
         parts,
         uri,
         body,
-        idempotent.map(|headers| Idempotent { route, headers }),
+        idempotent.map(|(shape, headers)| Idempotent { shape, headers }),
         method,
     );
     let mut response = trace
@@ -359,11 +362,12 @@ where
     }
 }
 
-/// What a method marked `idempotent` is served with: its route template, and the names of its
-/// `#[header]` arguments, which tell its requests apart as their path, query and body do.
+/// What a method marked `idempotent` is served with: its route's path with the parameters
+/// unnamed (`/orders/<_>`), and the names of its `#[header]` arguments, which tell its requests
+/// apart as their path, query and body do.
 #[derive(Clone, Copy)]
 struct Idempotent {
-    route: &'static str,
+    shape: &'static str,
     headers: &'static [&'static str],
 }
 
@@ -569,7 +573,7 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 /// space included); a 503 when the store cannot tell).
 async fn claim(
     settings: &Settings,
-    Idempotent { route, headers }: Idempotent,
+    Idempotent { shape, headers }: Idempotent,
     caller: Option<&Caller>,
     (parts, uri, body, covered): (&http::request::Parts, &http::Uri, &Bytes, &CoveredFields),
     deadline: Option<Instant>,
@@ -614,9 +618,10 @@ async fn claim(
     let until = Instant::now() + REPEAT_WAIT;
     let until = deadline.map_or(until, |deadline| deadline.min(until));
     let held = Held {
-        // The trait first: its name holds no `|`, so no caller's name can pass for it.
+        // The service first: its path and base URL hold no `|`, so no caller's name can pass
+        // for it.
         scope: format!(
-            "{}|{}|{} {route}",
+            "{}|{}|{} {shape}",
             settings.service,
             caller.map_or("", Caller::service_id),
             parts.method
