@@ -650,6 +650,9 @@ async fn with_redis_unreachable_an_idempotent_request_is_a_503_and_runs_once_red
     for url in [&a, &b] {
         let err = to(url).execute(add("book", "k")).await.unwrap_err();
         assert_eq!(status(&err), Some(503), "{err}");
+        // Taken again once the store answers: a client waits a second before its retry.
+        let retry_after = err.http_error().unwrap().headers().get("retry-after");
+        assert_eq!(retry_after.unwrap(), "1", "{err}");
     }
     assert_eq!(runs.load(SeqCst), 0, "nothing ran");
     // A password in the URL is never shown, in the store or its errors.

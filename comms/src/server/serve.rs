@@ -606,10 +606,7 @@ async fn claim(
         Ok(bytes) => hex::encode(bytes),
         Err(e) => {
             tracing::warn!(error = %e, "no claim for an idempotency key; request refused");
-            return Err(respond_message(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "idempotency store unavailable",
-            ));
+            return Err(store_unavailable());
         }
     };
     // A repeat of a request that is still running waits for its answer, for as long as the
@@ -661,12 +658,24 @@ async fn claim(
         )),
         Err(e) => {
             tracing::warn!(error = %e, "the idempotency store could not answer; request refused");
-            Err(respond_message(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "idempotency store unavailable",
-            ))
+            Err(store_unavailable())
         }
     }
+}
+
+/// A 503 with `Retry-After: 1`, for a key whose store cannot tell what became of it (or which
+/// has no claim for it): the request may be right, and is taken once the store answers again.
+/// A comms client retries it, after that second, as the nonce store's 503 is retried.
+fn store_unavailable() -> http::Response<Bytes> {
+    let mut response = respond_message(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "idempotency store unavailable",
+    );
+    response.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from_static("1"),
+    );
+    response
 }
 
 /// A claim being asked of the store: released, in a task of its own, if dropped armed.
