@@ -264,6 +264,12 @@ async fn fill(url: &str) {
 }
 
 async fn redis_command(url: &str, args: &[&str]) -> String {
+    let args: Vec<&[u8]> = args.iter().map(|arg| arg.as_bytes()).collect();
+    redis_bytes_command(url, &args).await
+}
+
+/// [`redis_command`] with arguments that need not be UTF-8.
+async fn redis_bytes_command(url: &str, args: &[&[u8]]) -> String {
     let address = url
         .trim_start_matches("redis://")
         .split('/')
@@ -271,15 +277,13 @@ async fn redis_command(url: &str, args: &[&str]) -> String {
         .unwrap();
     let stream = tokio::net::TcpStream::connect(address).await.unwrap();
     let mut stream = tokio::io::BufReader::new(stream);
-    let mut command = format!("*{}\r\n", args.len());
+    let mut command = format!("*{}\r\n", args.len()).into_bytes();
     for arg in args {
-        command.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        command.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        command.extend_from_slice(arg);
+        command.extend_from_slice(b"\r\n");
     }
-    stream
-        .get_mut()
-        .write_all(command.as_bytes())
-        .await
-        .unwrap();
+    stream.get_mut().write_all(&command).await.unwrap();
     let mut reply = String::new();
     stream.read_line(&mut reply).await.unwrap();
     reply.trim_end().to_owned()
@@ -1830,7 +1834,8 @@ async fn wait_for_redis<F: std::future::Future<Output = bool>>(
 /// The hash of opens keeps a field per target until the target's close is published: one whose
 /// open is long over, and that is never called again (a host retired), is deleted by the next
 /// replica that reads the hash, where it would stay for ever; an open still running, or just
-/// over, stays.
+/// over, stays, and the replica applies it. A field that is not a message, or not even UTF-8
+/// (something else wrote it), is deleted too, and hides nothing else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opens_long_over_are_deleted_from_redis_by_the_replica_that_reads_them() {
     let (url, _own) = shared_redis_or_skip!();
@@ -1856,6 +1861,8 @@ async fn opens_long_over_are_deleted_from_redis_by_the_replica_that_reads_them()
         redis_command(&url, &["HSET", &key, "http://garbled:1", "not a message"]).await,
         ":1"
     );
+    let unreadable: [&[u8]; 4] = [b"HSET", key.as_bytes(), b"http://junk:1", b"\xff\xfe junk"];
+    assert_eq!(redis_bytes_command(&url, &unreadable).await, ":1");
 
     let sync = share_breakers(&url, &channel).unwrap();
     wait_for("the replica to subscribe", || sync.is_connected()).await;
@@ -1867,6 +1874,14 @@ async fn opens_long_over_are_deleted_from_redis_by_the_replica_that_reads_them()
         let exists = redis_command(&url, &["HEXISTS", &key, target]).await;
         assert_eq!(exists == ":1", kept, "{target}: {exists}");
     }
+    // The open still running was applied: a call to its target is refused, unsent.
+    let refused = caller("http://open:1", sync.clone())
+        .execute(Call::get("/x"))
+        .await;
+    assert!(
+        refused.as_ref().is_err_and(Error::is_circuit_open),
+        "{refused:?}"
+    );
     redis_command(&url, &["DEL", &key]).await;
 }
 

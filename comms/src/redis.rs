@@ -889,12 +889,16 @@ impl BreakerChannel {
     /// this replica was not subscribed, but for targets with a transition of this replica's
     /// still to be published (newer than what the hash says, and about to replace it). Best
     /// effort: without an answer, the next message will do.
+    ///
+    /// Read as bytes: a field or value that is not UTF-8 (written by something else) is not
+    /// one of ours, and is deleted with the opens long over, rather than failing the read of
+    /// every other.
     async fn read_opens(&self) {
         let mut cmd = redis::cmd("HGETALL");
         cmd.arg(opens_key(&self.name));
         let opens = match self
             .conn
-            .query::<std::collections::HashMap<String, String>>(&cmd)
+            .query::<std::collections::HashMap<Vec<u8>, Vec<u8>>>(&cmd)
             .await
         {
             Ok(opens) => opens,
@@ -909,8 +913,11 @@ impl BreakerChannel {
         let now = crate::breaker::unix_millis();
         let mut stale = Vec::new();
         for (field, message) in &opens {
-            let Some((from, event @ Remote::Opened { until_unix_ms }, authority)) = decode(message)
-            else {
+            let read = std::str::from_utf8(field)
+                .ok()
+                .and(std::str::from_utf8(message).ok())
+                .and_then(decode);
+            let Some((from, event @ Remote::Opened { until_unix_ms }, authority)) = read else {
                 stale.push((field, message));
                 continue;
             };
@@ -937,7 +944,7 @@ impl BreakerChannel {
     /// whose target may never be called or closed again (a host retired, a webhook removed),
     /// and would otherwise stay in Redis for ever, read by every replica each time it
     /// subscribes. Best effort, as reading them was.
-    async fn forget_opens(&self, stale: &[(&String, &String)]) {
+    async fn forget_opens(&self, stale: &[(&Vec<u8>, &Vec<u8>)]) {
         let script = redis::Script::new(FORGET_OPENS);
         let key = opens_key(&self.name);
         let forgot = self
@@ -945,7 +952,7 @@ impl BreakerChannel {
             .run(|mut connection| {
                 let mut invocation = script.key(&key);
                 for (field, message) in stale {
-                    invocation.arg(field.as_str()).arg(message.as_str());
+                    invocation.arg(field.as_slice()).arg(message.as_slice());
                 }
                 async move { invocation.invoke_async::<u64>(&mut connection).await }
             })
