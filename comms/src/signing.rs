@@ -356,10 +356,33 @@ pub(crate) fn write_signature_value(sink: &mut impl Sink, mac: &[u8; 32]) {
     sink.put(b":");
 }
 
-/// The [`inner_list`] of a call whose only covered field is its `Content-Digest`: a call
-/// without headers of its own, as most are.
-pub(crate) const DIGEST_ONLY_INNER_LIST: &str =
-    r#"("@method" "@authority" "@path" "@query" "content-digest")"#;
+/// The [`inner_list`] of a call whose headers are all among `Content-Digest` and
+/// [`COVERED_WHEN_PRESENT`], as most calls' are (a body's type, a key, a deadline, a trace
+/// context): one of the 16 such lists, written once rather than for each call.
+pub(crate) fn usual_inner_list(headers: &http::HeaderMap) -> Option<&'static str> {
+    static LISTS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+        (0..1 << COVERED_WHEN_PRESENT.len())
+            .map(|present: usize| {
+                let fields = COVERED_WHEN_PRESENT
+                    .iter()
+                    .enumerate()
+                    .filter(|(at, _)| present & (1 << at) != 0)
+                    .map(|(_, name)| name.as_str());
+                inner_list(std::iter::once(CONTENT_DIGEST_NAME.as_str()).chain(fields))
+            })
+            .collect()
+    });
+    let mut present = 0;
+    for name in headers.keys() {
+        if *name != CONTENT_DIGEST {
+            present |= 1
+                << COVERED_WHEN_PRESENT
+                    .iter()
+                    .position(|field| field == name)?;
+        }
+    }
+    Some(&LISTS[present])
+}
 
 /// `("@method" "@authority" "@path" "@query" "<field>" ...)`: the covered components as an
 /// inner list, the required derived components first.

@@ -126,10 +126,10 @@ pub(super) fn covered(
             .expect("base64 is a valid header value");
         call_headers.insert(CONTENT_DIGEST, digest);
     }
-    // A call covering no header but the digest (none of its own) has the same list as every
-    // other such call: not written again for each.
-    if call_headers.keys().all(|name| *name == CONTENT_DIGEST) {
-        return Cow::Borrowed(signing::DIGEST_ONLY_INNER_LIST);
+    // A call covering only the digest and the headers comms covers whenever they are there
+    // has the same list as every other such call: not written again for each.
+    if let Some(list) = signing::usual_inner_list(call_headers) {
+        return Cow::Borrowed(list);
     }
     Cow::Owned(signing::inner_list(
         signing::covered_fields(call_headers).map(HeaderName::as_str),

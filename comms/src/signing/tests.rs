@@ -71,9 +71,31 @@ fn the_base_ends_with_the_signature_input_member() {
 }
 
 #[test]
-fn the_digest_only_inner_list_is_what_inner_list_writes() {
+fn a_usual_inner_list_is_what_inner_list_writes() {
+    let mut headers = http::HeaderMap::new();
+    let list =
+        |headers: &http::HeaderMap| inner_list(covered_fields(headers).map(HeaderName::as_str));
     assert_eq!(
-        inner_list(std::iter::once("content-digest")),
-        DIGEST_ONLY_INNER_LIST
+        usual_inner_list(&headers),
+        Some(r#"("@method" "@authority" "@path" "@query" "content-digest")"#)
     );
+    // Set in another order than the list's, which is `COVERED_WHEN_PRESENT`'s.
+    for name in [
+        TRACEPARENT,
+        COMMS_DEADLINE_MS,
+        http::header::CONTENT_TYPE,
+        CONTENT_DIGEST,
+    ] {
+        headers.insert(name, http::HeaderValue::from_static("v"));
+        assert_eq!(usual_inner_list(&headers), Some(list(&headers).as_str()));
+    }
+    assert_eq!(
+        usual_inner_list(&headers),
+        Some(
+            r#"("@method" "@authority" "@path" "@query" "content-digest" "content-type" "comms-deadline-ms" "traceparent")"#
+        )
+    );
+    // A header of the call's own is listed as it is set: no list is written ahead for it.
+    headers.insert("x-tenant", http::HeaderValue::from_static("acme"));
+    assert_eq!(usual_inner_list(&headers), None);
 }
