@@ -314,7 +314,8 @@ pub mod __private {
     #[diagnostic::on_unimplemented(
         message = "`{Self}` cannot be decoded from a response",
         label = "a method's success type is decoded from the response's JSON body, so it must implement `serde::Deserialize` (or be `()`, `comms::Response`, `comms::ByteStream`, or `Option<T>`, `comms::ResponseValue<T>` or `comms::JsonLines<T>` of a `T` that does, or `()`)",
-        note = "for a type of your own, add `#[derive(serde::Deserialize)]`; for one of another crate, see whether that crate has a `serde` feature"
+        note = "for a type of your own, add `#[derive(serde::Deserialize)]`; for one of another crate, see whether that crate has a `serde` feature",
+        note = "a web framework's `Json<T>` is not needed: a method returning `T` reads it from JSON"
     )]
     pub trait JsonOutput: DeserializeOwned {}
 

@@ -1,6 +1,7 @@
 //! What other frameworks write, told what comms writes instead: argument attributes on the
 //! method, axum 0.7's `:id`, Rocket's `data = "<name>"`, `#[async_trait]`, a doc comment on an
-//! argument, another crate's `Response`, axum's `Json<T>` around a body or an answer.
+//! argument, another crate's `Response`, axum's `Json<T>` around a body or an answer, written
+//! out or imported.
 
 use comms::{Error, service_client};
 
@@ -71,3 +72,16 @@ pub trait Above {
 }
 
 fn main() {}
+
+/// A `Json<T>` imported and written bare, which the macro cannot tell from a type of the
+/// user's own: the compiler's error says that a method returns `T` itself.
+mod bare_json {
+    use super::axum::Json;
+    use comms::{Error, service_client};
+
+    #[service_client(base_url = "http://users:8080", service_id = "billing", secret_env = "S")]
+    pub trait Bare {
+        #[get("/i")]
+        async fn json_answer(&self) -> Result<Json<String>, Error>;
+    }
+}
