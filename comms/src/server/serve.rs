@@ -332,16 +332,16 @@ where
     // carries a key: the mark says its work must not stop half done. With a claimed key, its
     // answer is then kept for the retry that follows, where a method cut off halfway would
     // leave the key claimed and the work half done. Under `serve`, a graceful shutdown waits
-    // for it, as it waits for the requests in flight (`hold`, dropped when the task ends).
+    // for it, as it waits for the requests in flight (`hold`, dropped when the task ends, or
+    // when the key is settled, should the store have to be asked again).
     let store = Arc::clone(&settings.idempotency);
     let finished = {
         let held = claim.clone();
         async move {
             let answer = answer(run.await, &verb, &path);
             if let Some(held) = &held {
-                settle(&store, held, to_keep(&answer)).await;
+                settle(&store, held, to_keep(&answer), hold).await;
             }
-            drop(hold);
             answer
         }
     };
@@ -355,7 +355,7 @@ where
         // runtime shutting down: the key is released, so that a retry runs the method again.
         Err(_) => {
             if let Some(held) = &claim {
-                settle(&settings.idempotency, held, None).await;
+                settle(&settings.idempotency, held, None, None).await;
             }
             internal_error().map(axum::body::Body::from)
         }
@@ -464,10 +464,15 @@ const SETTLE_TRIES: u32 = 12;
 /// `RedisIdempotencyStore`), and a claim cut off by a stalled store may be carried out once
 /// it answers again, after the first release. Asking again is safe: a store finishes or
 /// releases only a key its claim still holds, and only once.
+///
+/// `hold`, the request's hold on `serve`'s graceful shutdown, is kept until the key is
+/// settled: a shutdown while the store is asked again waits for it (up to its timeout), where
+/// the process ending would leave the key claimed until it lapses.
 async fn settle(
     store: &Arc<dyn IdempotencyStore>,
     held: &Held,
     kept: Option<&http::Response<Bytes>>,
+    hold: Option<ShutdownHold>,
 ) {
     let Err(e) = settle_once(&**store, held, kept.map(stored)).await else {
         return;
@@ -476,6 +481,7 @@ async fn settle(
     // A copy to ask again with, made only now: the one given the store is gone.
     let (store, held, kept) = (Arc::clone(store), held.clone(), kept.map(stored));
     tokio::spawn(async move {
+        let _hold = hold;
         let mut pause = SETTLE_PAUSES.0;
         let mut last = e;
         for _ in 0..SETTLE_TRIES {
@@ -692,7 +698,7 @@ impl Drop for Asking {
         // Outside a runtime (the runtime shutting down) there is nothing to release it with.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let store = Arc::clone(&self.store);
-            runtime.spawn(async move { settle(&store, &held, None).await });
+            runtime.spawn(async move { settle(&store, &held, None, None).await });
         }
     }
 }
