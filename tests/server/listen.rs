@@ -691,54 +691,15 @@ async fn a_graceful_shutdown_waits_for_an_idempotent_method_its_caller_left() {
     );
 }
 
-/// A store whose first `finish` fails, as one cut off by a Redis blip; it keeps the answers it
-/// is asked again for.
-#[derive(Default)]
-struct FinishFailsOnce {
-    store: comms::server::MemoryIdempotencyStore,
-    finishes: Arc<AtomicUsize>,
-    kept: Arc<AtomicUsize>,
-}
-
-type Asked<'a, T> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, comms::BoxError>> + Send + 'a>>;
-
-impl comms::server::IdempotencyStore for FinishFailsOnce {
-    fn claim<'a>(
-        &'a self,
-        scope: &'a str,
-        key: &'a str,
-        fingerprint: &'a str,
-        claim: &'a str,
-    ) -> Asked<'a, comms::server::Claim> {
-        self.store.claim(scope, key, fingerprint, claim)
-    }
-
-    fn finish<'a>(
-        &'a self,
-        scope: &'a str,
-        key: &'a str,
-        claim: &'a str,
-        response: comms::server::StoredResponse,
-    ) -> Asked<'a, ()> {
-        if self.finishes.fetch_add(1, Ordering::SeqCst) == 0 {
-            return Box::pin(std::future::ready(Err("the store did not answer".into())));
-        }
-        self.kept.fetch_add(1, Ordering::SeqCst);
-        self.store.finish(scope, key, claim, response)
-    }
-
-    fn release<'a>(&'a self, scope: &'a str, key: &'a str, claim: &'a str) -> Asked<'a, ()> {
-        self.store.release(scope, key, claim)
-    }
-}
-
 /// A key whose answer the store failed to keep is asked again, and a graceful shutdown waits
 /// for that too: ended with the request, the process would leave the key claimed until the
 /// store let it lapse, and each retry would be told it is still running.
 #[tokio::test]
 async fn a_graceful_shutdown_waits_for_a_key_its_store_is_asked_again_to_keep() {
-    let store = FinishFailsOnce::default();
+    let store = WatchedStore {
+        failing_finishes: AtomicUsize::new(1),
+        ..WatchedStore::default()
+    };
     let kept = Arc::clone(&store.kept);
     let server = DirectoryServer::new(DirectoryImpl::default())
         .verifier(Verifier::new().service("billing", SECRET))

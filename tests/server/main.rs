@@ -333,6 +333,54 @@ async fn pair() -> (DirectoryImpl, DirectoryClient, String) {
     (service, client, url)
 }
 
+/// What a store of the application's own returns.
+type Stored<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, comms::BoxError>> + Send + 'a>>;
+
+/// A memory store that records what it is asked: the scope of each claim, and the answers it
+/// kept. Its first `failing_finishes` finishes fail, as those of a store a blip cut off.
+#[derive(Default)]
+struct WatchedStore {
+    store: comms::server::MemoryIdempotencyStore,
+    scopes: Arc<std::sync::Mutex<Vec<String>>>,
+    failing_finishes: AtomicUsize,
+    kept: Arc<AtomicUsize>,
+}
+
+impl comms::server::IdempotencyStore for WatchedStore {
+    fn claim<'a>(
+        &'a self,
+        scope: &'a str,
+        key: &'a str,
+        fingerprint: &'a str,
+        claim: &'a str,
+    ) -> Stored<'a, comms::server::Claim> {
+        self.scopes.lock().unwrap().push(scope.to_owned());
+        self.store.claim(scope, key, fingerprint, claim)
+    }
+
+    fn finish<'a>(
+        &'a self,
+        scope: &'a str,
+        key: &'a str,
+        claim: &'a str,
+        response: comms::server::StoredResponse,
+    ) -> Stored<'a, ()> {
+        let failing = self
+            .failing_finishes
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if failing.is_ok() {
+            return Box::pin(std::future::ready(Err("the store did not answer".into())));
+        }
+        self.kept.fetch_add(1, Ordering::SeqCst);
+        self.store.finish(scope, key, claim, response)
+    }
+
+    fn release<'a>(&'a self, scope: &'a str, key: &'a str, claim: &'a str) -> Stored<'a, ()> {
+        self.store.release(scope, key, claim)
+    }
+}
+
 mod aliases;
 mod forwarding;
 mod http;
