@@ -764,7 +764,8 @@ fn fallback(item: &ItemTrait) -> TokenStream {
         TraitItem::Fn(f) => seen.insert((f.sig.ident.to_string(), ast::cfgs(&f.attrs))),
         // Anything else (a macro, a constant, a type), reported, goes: what a macro would
         // expand to (comms' attributes among them) is not reported again, and the client
-        // still implements the trait, so that code calling its methods fails on nothing more.
+        // still implements the trait, so that code calling its methods is not failed too
+        // (code naming the item is, as the item is gone).
         _ => false,
     });
     let trait_ident = &item.ident;

@@ -52,17 +52,18 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
         })
     });
     // What scopes the server's idempotency keys: the trait by its path, and the service it
-    // names by its base URL as written, so that two services whose traits share a name do not
+    // names by its base URL's authority, so that two services whose traits share a name do not
     // answer each other's keys from a store they share. (Both fixed at compile time: the
-    // replicas of a deployment, and the builds it rolls between, agree.)
+    // replicas of a deployment agree.)
     let base_url = service
         .args
         .base_url
         .as_ref()
         .map(syn::LitStr::value)
         .unwrap_or_default();
+    let at = served_at(&base_url);
     let served_as = quote! {
-        ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#trait_ident), " at ", #base_url)
+        ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#trait_ident), " at ", #at)
     };
     let new_router = if v07_checks_off {
         quote!(::__comms_crate::__private::server::Router::new().without_v07_checks())
@@ -413,6 +414,20 @@ fn covers(method: &Method<'_>, other: &Method<'_>) -> Option<Vec<u8>> {
         }
     }
     (narrower && general.segments.len() == specific.segments.len()).then_some(rank)
+}
+
+/// The service a base URL names, for the scope of its idempotency keys: its authority (host
+/// and port, without any user information, which may be a credential), whatever its scheme or
+/// path, with a `|` (which the scope separates its parts with) escaped.
+fn served_at(base_url: &str) -> String {
+    let rest = base_url
+        .split_once("://")
+        .map_or(base_url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    authority.replace('|', "%7C")
 }
 
 /// A method's verb and route with its parameters unnamed (`GET /users/<_>`), which two methods
@@ -905,13 +920,7 @@ fn borrowed_from_body<'a>(arg: &Arg<'a>) -> Option<(&'a Type, String)> {
     let Type::Reference(reference) = borrowed else {
         return None;
     };
-    // What owns what the reference lends: `String` for `str`, a `Vec` for a slice, and the
-    // type itself otherwise.
-    let owned = match ungrouped(&reference.elem) {
-        Type::Path(p) if p.qself.is_none() && p.path.is_ident("str") => "String".to_owned(),
-        Type::Slice(slice) => format!("Vec<{}>", written(&slice.elem)),
-        other => written(other),
-    };
+    let owned = owned_of(&reference.elem);
     let borrowed_written = written(borrowed);
     Some((
         borrowed,
@@ -921,6 +930,29 @@ fn borrowed_from_body<'a>(arg: &Arg<'a>) -> Option<(&'a Type, String)> {
              argument may still be a `&` reference)"
         ),
     ))
+}
+
+/// What owns what a reference to `lent` lends, as a message names it: `String` for `str`, a
+/// `Vec` for a slice, the owned twin of the standard library's other unsized types
+/// (`PathBuf` for `Path`), a `Box` of a trait object or of serde_json's `RawValue`, and the
+/// type itself otherwise.
+fn owned_of(lent: &Type) -> String {
+    match ungrouped(lent) {
+        Type::Slice(slice) => format!("Vec<{}>", written(&slice.elem)),
+        Type::TraitObject(_) => format!("Box<{}>", written(lent)),
+        Type::Path(p) if p.qself.is_none() => {
+            let last = p.path.segments.last().map(|s| s.ident.to_string());
+            match last.as_deref() {
+                Some("str") => "String".to_owned(),
+                Some("Path") => "PathBuf".to_owned(),
+                Some("OsStr") => "OsString".to_owned(),
+                Some("CStr") => "CString".to_owned(),
+                Some("RawValue") => format!("Box<{}>", written(lent)),
+                _ => written(lent),
+            }
+        }
+        other => written(other),
+    }
 }
 
 /// The type a path, query or header value of type `ty` is parsed into: [`owned`], but a
@@ -1043,24 +1075,36 @@ fn unservable(ty: &Type) -> Option<(&Type, &'static str)> {
 }
 
 /// A type as a message quotes it: as written, without the spaces between its tokens that
-/// printing a token stream puts (`Vec<u8>`, `&'a str`, `HashMap<K, V>`, `dyn A + Send`).
+/// printing a token stream puts (`Vec<u8>`, `&'a [u8]`, `HashMap<K, V>`, `dyn A + Send`,
+/// `Box<dyn Iterator<Item = u8>>`).
 fn written(ty: &Type) -> String {
     let spaced = quote::quote!(#ty).to_string();
-    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '\'');
+    let starts_word = |token: &str| {
+        token
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '\'')
+    };
+    // A lifetime or a keyword is followed by a space, before a bracket too (`&'a [u8]`,
+    // `&mut (u8, u8)`).
+    let spaced_after = |token: &str| {
+        token.starts_with('\'') || matches!(token, "mut" | "dyn" | "impl" | "const" | "unsafe")
+    };
     let mut out = String::with_capacity(spaced.len());
-    let mut chars = spaced.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != ' ' {
-            out.push(c);
-            continue;
+    let mut previous: Option<&str> = None;
+    for token in spaced.split(' ').filter(|token| !token.is_empty()) {
+        if let Some(before) = previous {
+            let closing = matches!(token, ">" | "," | ")" | "]" | ";");
+            let space = (starts_word(before) && starts_word(token))
+                || (spaced_after(before) && !closing)
+                || matches!(before, "," | ";" | "+" | "=" | "->")
+                || matches!(token, "+" | "=" | "->");
+            if space {
+                out.push(' ');
+            }
         }
-        let (before, after) = (out.chars().last(), chars.peek().copied());
-        if (word(before) && word(after))
-            || matches!(before, Some(',' | '+' | ';'))
-            || after == Some('+')
-        {
-            out.push(' ');
-        }
+        out.push_str(token);
+        previous = Some(token);
     }
     out
 }
@@ -1070,14 +1114,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_service_is_known_by_its_base_urls_authority() {
+        for (base_url, at) in [
+            ("http://users:8080", "users:8080"),
+            ("https://users.internal/api/v1", "users.internal"),
+            ("http://svc:pa$$@users:8080/x?y#z", "users:8080"),
+            ("http://[::1]:9000", "[::1]:9000"),
+            ("http://a%7Cb:1/|", "a%7Cb:1"),
+        ] {
+            assert_eq!(served_at(base_url), at);
+        }
+    }
+
+    #[test]
     fn a_type_is_quoted_as_it_is_written() {
         for text in [
             "Vec<u8>",
             "&'a str",
+            "&'a [u8]",
+            "&'a mut [u8]",
+            "&'static (u8, String)",
             "&mut User",
+            "&mut [u8]",
+            "Cow<'a, str>",
             "std::collections::HashMap<String, Vec<u64>>",
             "Option<&[u8]>",
             "Box<dyn std::error::Error + Send>",
+            "Box<dyn Iterator<Item = u8>>",
+            "fn(u8) -> u8",
             "(u8, String)",
             "[u8; 4]",
         ] {

@@ -334,9 +334,6 @@ struct PartsStore {
 /// A kept answer's status and body.
 type Parts = (u16, Vec<u8>);
 
-type Stored<'a, T> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, comms::BoxError>> + Send + 'a>>;
-
 impl comms::server::IdempotencyStore for PartsStore {
     fn claim<'a>(
         &'a self,
@@ -872,49 +869,16 @@ impl after_rename::Orders for Payments {
     }
 }
 
-/// A memory store that also records the scope of every claim.
-#[derive(Default)]
-struct ScopesSeen {
-    store: comms::server::MemoryIdempotencyStore,
-    scopes: Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl comms::server::IdempotencyStore for ScopesSeen {
-    fn claim<'a>(
-        &'a self,
-        scope: &'a str,
-        key: &'a str,
-        fingerprint: &'a str,
-        claim: &'a str,
-    ) -> Stored<'a, comms::server::Claim> {
-        self.scopes.lock().unwrap().push(scope.to_owned());
-        self.store.claim(scope, key, fingerprint, claim)
-    }
-
-    fn finish<'a>(
-        &'a self,
-        scope: &'a str,
-        key: &'a str,
-        claim: &'a str,
-        response: comms::server::StoredResponse,
-    ) -> Stored<'a, ()> {
-        self.store.finish(scope, key, claim, response)
-    }
-
-    fn release<'a>(&'a self, scope: &'a str, key: &'a str, claim: &'a str) -> Stored<'a, ()> {
-        self.store.release(scope, key, claim)
-    }
-}
-
-/// A key's scope is the service (the trait by its path, and the base URL it names), the
-/// caller, and the route with its parameters unnamed: two services whose traits share a name
-/// keep their keys apart in a store they share, and a build renaming a route's parameter
-/// answers a retry from the run of the build before it.
+/// A key's scope, as the store is given it, is the service (the trait by its path, and the
+/// authority of the base URL it names), the caller, and the method and route with its
+/// parameters unnamed: the route parts of two builds that differ only by a parameter's name
+/// are the same, so (in one module, as two builds of one service have it) their scopes are.
+/// (Two modules here, since one cannot hold both traits.)
 #[tokio::test]
 async fn a_keys_scope_is_the_service_the_caller_and_the_route_unnamed() {
-    let before = ScopesSeen::default();
+    let before = WatchedStore::default();
     let before_scopes = before.scopes.clone();
-    let after = ScopesSeen::default();
+    let after = WatchedStore::default();
     let after_scopes = after.scopes.clone();
     let before = serve(
         before_rename::OrdersServer::new(Payments)
@@ -946,13 +910,13 @@ async fn a_keys_scope_is_the_service_the_caller_and_the_route_unnamed() {
     assert_eq!(
         *before_scopes.lock().unwrap(),
         [format!(
-            "{here}::before_rename::Orders at http://payments:8080|billing|POST /orders/<_>/pay"
+            "{here}::before_rename::Orders at payments:8080|billing|POST /orders/<_>/pay"
         )]
     );
     assert_eq!(
         *after_scopes.lock().unwrap(),
         [format!(
-            "{here}::after_rename::Orders at http://payments:8080|billing|POST /orders/<_>/pay"
+            "{here}::after_rename::Orders at payments:8080|billing|POST /orders/<_>/pay"
         )]
     );
 }

@@ -146,9 +146,10 @@ impl RedisIdempotencyStore {
     }
 
     /// The key prefix, to keep several deployments apart on one Redis. Keys are scoped to the
-    /// trait served already (by its module path and base URL, so two traits sharing a name are
-    /// apart); two services serving one trait (from a shared API crate) need a
-    /// namespace each, or one would answer the other's keys. A service's replicas share one.
+    /// trait served already (by its module path and base URL's authority, so two traits
+    /// sharing a name are apart); two services serving one trait (from a shared API crate)
+    /// need a namespace each, or one would answer the other's keys. A service's replicas share
+    /// one.
     #[must_use]
     pub fn namespace(mut self, namespace: impl Into<String>) -> RedisIdempotencyStore {
         self.namespace = namespace.into();

@@ -13,9 +13,10 @@
 //! - A repeat that arrives while the first is still running waits for its answer, within the
 //!   repeat's deadline and at most 5 s; still running then, it gets a 409, as the IETF
 //!   `Idempotency-Key` draft has it.
-//! - A key is scoped to the service served (the trait's name), the calling service and the
-//!   route: the same key from another caller, on another route, or at a service serving
-//!   another trait from the same store is another key. (Two services serving one trait need
+//! - A key is scoped to the service served (the trait, by its module path and the authority
+//!   of the base URL it names), the calling service and the route (its parameters unnamed):
+//!   the same key from another caller, on another route, or at a service serving another
+//!   trait from the same store is another key. (Two services serving one trait need
 //!   stores of their own, a namespace each.) On the same route, a key reused for a different
 //!   request gets a 422: a key's record is fingerprinted with a digest of the request's path,
 //!   query, `#[header]` arguments, `Content-Type` and body, so the same key sent to
@@ -94,9 +95,9 @@ pub enum Claim {
 
 /// Where a server keeps the answers to `Idempotency-Key`s, so that a fleet can share them.
 ///
-/// `scope` names the service served (its trait, by its module path and the base URL it
-/// names), the calling service, and the method and route with the route's parameters unnamed:
-/// `api::Orders at http://orders:8080|billing|POST /orders/<_>/pay`;
+/// `scope` names the service served (its trait, by its module path and the authority of the
+/// base URL it names), the calling service, and the method and route with the route's
+/// parameters unnamed: `api::Orders at orders:8080|billing|POST /orders/<_>/pay`;
 /// `fingerprint` identifies the request (a digest of its path, query, `#[header]` arguments,
 /// `Content-Type` and body); `claim` identifies the request that claims the key, 32 hex digits
 /// the server draws at random for each claim it asks for.

@@ -83,7 +83,8 @@ pub fn deadline() -> Option<std::time::Duration> {
 pub struct Settings {
     gate: Gate,
     idempotency: Arc<dyn IdempotencyStore>,
-    /// The trait served, by its path and the base URL it names, which scopes its idempotency
+    /// The trait served, by its path and the authority of the base URL it names, which scopes
+    /// its idempotency
     /// keys: two services serving different traits from one store do not answer each other's,
     /// though the traits share a name.
     service: &'static str,
@@ -101,7 +102,7 @@ impl std::fmt::Debug for Settings {
 
 impl Settings {
     /// Settles, as `server`'s router is built, that it serves the trait `service` (its module
-    /// path and the base URL it names, `api::Orders at http://orders:8080`); and
+    /// path and the authority of the base URL it names, `api::Orders at orders:8080`); and
     /// warns when its verifier knows no key (a server given neither `.verifier(..)` nor
     /// `.unverified()`): every request it gets will be refused with a 401, which is safe, but
     /// surprising to find out only from a caller.
@@ -621,8 +622,9 @@ async fn claim(
     let until = Instant::now() + REPEAT_WAIT;
     let until = deadline.map_or(until, |deadline| deadline.min(until));
     let held = Held {
-        // The service first: its path and base URL hold no `|`, so no caller's name can pass
-        // for it.
+        // The service first: its path and authority hold no `|` (the macro escapes one), and
+        // the route none (it is not a path character), so the caller's part, whatever it
+        // holds, is all between the first `|` and the last.
         scope: format!(
             "{}|{}|{} {shape}",
             settings.service,

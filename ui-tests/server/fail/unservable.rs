@@ -30,6 +30,9 @@ pub trait Users {
 
     #[post("/bytes")]
     async fn bytes(&self, #[form] form: (u32, &[u8])) -> Result<(), Error>;
+
+    #[post("/paths")]
+    async fn paths(&self, #[body] paths: Vec<&std::path::Path>) -> Result<(), Error>;
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
