@@ -143,15 +143,8 @@ struct Inner {
     service_header: HeaderValue,
     /// The `keyid` of RFC 9421 signatures.
     key_id: String,
-    /// The headers every attempt without a body starts from; see
-    /// [`attempt_headers`](headers::attempt_headers).
-    headers: HeaderMap,
-    /// The same for an attempt with a body, with room for its type and length.
-    body_headers: HeaderMap,
-    /// The same for an attempt without a body whose method gives a body meaning (POST, PUT,
-    /// PATCH): `Content-Length: 0`, which a user agent sends for those (RFC 9110, section 8.6)
-    /// and some front ends require (411 Length Required without it).
-    empty_body_headers: HeaderMap,
+    /// The headers each kind of attempt starts from; see [`headers::Templates`].
+    templates: headers::Templates,
     /// Whether the client is comms' own, whose only default header is `Accept: */*`.
     default_client: bool,
     signer: Signer,
@@ -497,14 +490,17 @@ impl Executor {
                 (&merged, Cow::Owned(list))
             }
         };
-        let template = match call.body {
-            Some(_) => &inner.body_headers,
-            None if headers::announces_empty_body(&call.method) => &inner.empty_body_headers,
-            None => &inner.headers,
+        let body = match call.body {
+            Some(_) => headers::Body::Some,
+            None if headers::announces_empty_body(&call.method) => headers::Body::Empty,
+            None => headers::Body::None,
         };
+        let template = inner
+            .templates
+            .of(body, prepared.deadline.is_some(), call_headers);
         // A name among the call's headers replaces the template's value (a caller's `Accept`,
         // say), and keeps every value it was given.
-        let mut headers = headers::laid_over_template(template, call_headers);
+        let mut headers = crate::header_map::laid_over(template, call_headers);
         if !inner.default_client && !call_headers.contains_key(ACCEPT) {
             // The client's own default `Accept`, if it has one, goes into the room this leaves.
             headers.remove(ACCEPT);

@@ -12,9 +12,9 @@ use std::time::Duration;
 use std::future::Future;
 
 use http::HeaderMap;
-use http::header::{CONTENT_LENGTH, HeaderValue};
+use http::header::HeaderValue;
 
-use super::headers::attempt_headers;
+use super::headers::Templates;
 use super::{DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, Executor, Inner, shared_http_client};
 use crate::Error;
 use crate::breaker::{Breaker, BreakerConfig, BreakerSync};
@@ -347,10 +347,7 @@ impl ExecutorBuilder {
             }
             default_headers.insert(name, value);
         }
-        let headers = attempt_headers(&base, &service_header, self.signing, false);
-        let body_headers = attempt_headers(&base, &service_header, self.signing, true);
-        let mut empty_body_headers = headers.clone();
-        empty_body_headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+        let templates = Templates::new(&base, &service_header, self.signing);
         let default_client = self.http.is_none();
         let target = crate::telemetry::Target::new(&base, &prefix);
         Ok(Executor {
@@ -362,9 +359,7 @@ impl ExecutorBuilder {
                 service_id,
                 service_header,
                 key_id,
-                headers,
-                body_headers,
-                empty_body_headers,
+                templates,
                 default_client,
                 signer: Signer::new(&secret, self.signing),
                 budget: self.retry.budget.map(RetryBudget::new),

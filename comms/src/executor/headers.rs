@@ -17,8 +17,8 @@ use super::{Executor, Inner};
 use crate::Error;
 use crate::random::random_bytes;
 use crate::signing::{
-    self, CONTENT_DIGEST, LEGACY_SIGNATURE_HEADER, SERVICE_ID_HEADER, SIGNATURE, SIGNATURE_INPUT,
-    Signing, TIMESTAMP_HEADER,
+    self, COMMS_DEADLINE_MS, CONTENT_DIGEST, LEGACY_SIGNATURE_HEADER, SERVICE_ID_HEADER, SIGNATURE,
+    SIGNATURE_INPUT, Signing, TIMESTAMP_HEADER,
 };
 
 /// The headers every attempt starts from: every header the request will carry, so that neither
@@ -30,23 +30,32 @@ use crate::signing::{
 /// what reqwest adds by default; with a client of the user's, the executor takes it out of each
 /// attempt's copy again, leaving its room for the client's own default.
 ///
-/// With `body`, `Content-Type` and `Content-Length` are here too: a call with a body always
-/// sets its type, and the executor sets the length, which hyper would otherwise add.
-///
-/// With `otel`, `traceparent` is here too, empty: an attempt's trace context goes among the
-/// call's headers, so a traced call would otherwise add a header to every attempt's copy;
-/// [`laid_over_template`] takes it out again when the call carries none.
+/// With a body, `Content-Type` and `Content-Length` are here too: a call with a body always
+/// sets its type, and the executor sets the length, which hyper would otherwise add; with an
+/// empty one that a method gives a meaning, `Content-Length: 0` (see
+/// [`announces_empty_body`]). For a call with a deadline, `Comms-Deadline-Ms` is here, and
+/// with `otel` for a traced call `traceparent`, each empty until the call's value replaces it.
 ///
 /// Each attempt clones this map. A clone's entries are sized to fit exactly, so an insert
 /// that adds a header would make it reallocate (into a block too large for glibc's per-thread
 /// cache, which costs a quarter of the throughput when threads share the allocator) and
-/// rehash; an insert that replaces a value does not.
-pub(super) fn attempt_headers(
+/// rehash; an insert that replaces a value does not. So an executor keeps a template for each
+/// kind of attempt ([`Templates`]).
+fn attempt_headers(
     base: &reqwest::Url,
     service_header: &HeaderValue,
     signing: Signing,
-    body: bool,
+    Kind {
+        body,
+        deadline,
+        traced,
+    }: Kind,
 ) -> HeaderMap {
+    let (body, announced) = match body {
+        Body::None => (false, false),
+        Body::Empty => (false, true),
+        Body::Some => (true, true),
+    };
     let mut headers = HeaderMap::with_capacity(9);
     let host = base.host_str().unwrap_or_default();
     let host = match base.port() {
@@ -76,25 +85,85 @@ pub(super) fn attempt_headers(
         // The Python library sends it on every request; a call's own replaces it.
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }
-    if body {
+    if announced {
         headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
     }
-    #[cfg(feature = "otel")]
-    headers.insert(signing::TRACEPARENT, HeaderValue::from_static(""));
+    if deadline {
+        headers.insert(COMMS_DEADLINE_MS, HeaderValue::from_static(""));
+    }
+    if traced {
+        headers.insert(signing::TRACEPARENT, HeaderValue::from_static(""));
+    }
     headers
 }
 
-/// One attempt's headers: `template` (see [`attempt_headers`]) with the call's laid over it,
-/// each of the call's names replacing the template's values; without a trace context among
-/// the call's, the room the template keeps for one is taken out, not sent empty.
-pub(super) fn laid_over_template(template: &HeaderMap, call_headers: &HeaderMap) -> HeaderMap {
-    #[cfg_attr(not(feature = "otel"), allow(unused_mut))]
-    let mut headers = crate::header_map::laid_over(template, call_headers);
-    #[cfg(feature = "otel")]
-    if !call_headers.contains_key(signing::TRACEPARENT) {
-        headers.remove(signing::TRACEPARENT);
+/// What an attempt's body is, for the header template it starts from.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Body {
+    /// None, and none meant (a GET).
+    None,
+    /// None, said with `Content-Length: 0` (see [`announces_empty_body`]).
+    Empty,
+    /// A body, of the call's type and length.
+    Some,
+}
+
+/// The kind of attempt a header template is for: its body, whether its call has a deadline,
+/// and (with `otel`) whether its call carries a trace context.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Kind {
+    body: Body,
+    deadline: bool,
+    traced: bool,
+}
+
+/// How many kinds of attempt there are: three bodies, with a deadline or not, traced or not.
+const KINDS: usize = 12;
+
+impl Kind {
+    /// The kind of index `i` in [`Templates`].
+    fn at(i: usize) -> Kind {
+        Kind {
+            body: [Body::None, Body::Empty, Body::Some][i % 3],
+            deadline: i / 3 % 2 == 1,
+            traced: i / 6 == 1,
+        }
     }
-    headers
+
+    /// Its index in [`Templates`].
+    fn index(self) -> usize {
+        let body = match self.body {
+            Body::None => 0,
+            Body::Empty => 1,
+            Body::Some => 2,
+        };
+        body + 3 * usize::from(self.deadline) + 6 * usize::from(self.traced)
+    }
+}
+
+/// An executor's header templates (see [`attempt_headers`]), one for each kind of attempt, so
+/// that an attempt's copy holds exactly the headers it will carry.
+pub(super) struct Templates([HeaderMap; KINDS]);
+
+impl Templates {
+    pub(super) fn new(base: &reqwest::Url, service_header: &HeaderValue, signing: Signing) -> Self {
+        Templates(std::array::from_fn(|i| {
+            attempt_headers(base, service_header, signing, Kind::at(i))
+        }))
+    }
+
+    /// The template of an attempt with `body`, of a call with a deadline or not, whose headers
+    /// (the call's own, a header hook's among them) are `call_headers`.
+    pub(super) fn of(&self, body: Body, deadline: bool, call_headers: &HeaderMap) -> &HeaderMap {
+        // Without `otel`, a call's own `traceparent` is one of its headers like another.
+        let traced = cfg!(feature = "otel") && call_headers.contains_key(signing::TRACEPARENT);
+        &self.0[Kind {
+            body,
+            deadline,
+            traced,
+        }
+        .index()]
+    }
 }
 
 /// Whether a request of `method` without a body says so with `Content-Length: 0`: POST, PUT
@@ -193,11 +262,13 @@ impl Executor {
             refuse_repeated(&call_headers)?;
         }
         let inner_list = covered(inner.signer.scheme(), &mut call_headers, body);
-        let template = match body {
-            [] => &inner.headers,
-            _ => &inner.body_headers,
+        let body_kind = if body.is_empty() {
+            Body::None
+        } else {
+            Body::Some
         };
-        let mut headers = laid_over_template(template, &call_headers);
+        let template = inner.templates.of(body_kind, false, &call_headers);
+        let mut headers = crate::header_map::laid_over(template, &call_headers);
         if !body.is_empty() {
             headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
         }
@@ -308,7 +379,8 @@ mod tests {
         let host = |url: &str| {
             let url = reqwest::Url::parse(url).unwrap();
             let v = HeaderValue::from_static("svc");
-            attempt_headers(&url, &v, Signing::Rfc9421, false)[http::header::HOST].clone()
+            let templates = Templates::new(&url, &v, Signing::Rfc9421);
+            templates.of(Body::None, false, &HeaderMap::new())[http::header::HOST].clone()
         };
         assert_eq!(
             host("http://users.internal:8080/api"),
@@ -322,12 +394,50 @@ mod tests {
     }
 
     #[test]
+    fn each_kind_of_attempt_has_a_template_holding_every_header_its_call_adds() {
+        for i in 0..KINDS {
+            assert_eq!(Kind::at(i).index(), i);
+        }
+        let url = reqwest::Url::parse("http://h:1").unwrap();
+        let v = HeaderValue::from_static("svc");
+        let templates = Templates::new(&url, &v, Signing::Rfc9421);
+        let mut call = HeaderMap::new();
+        call.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        call.insert(COMMS_DEADLINE_MS, HeaderValue::from_static("900"));
+        // Without `otel`, a call's own `traceparent` is a header like another, and the
+        // template keeps no room for it.
+        let traced = cfg!(feature = "otel");
+        if traced {
+            call.insert(
+                signing::TRACEPARENT,
+                HeaderValue::from_static("00-ab-cd-01"),
+            );
+        }
+        let template = templates.of(Body::Some, true, &call);
+        assert_eq!(template.contains_key(signing::TRACEPARENT), traced);
+        // Laid over it, the call's headers replace values: nothing is added.
+        let laid = crate::header_map::laid_over(template, &call);
+        assert_eq!(laid.len(), template.len());
+        assert_eq!(laid[COMMS_DEADLINE_MS], "900");
+        assert_eq!(laid[CONTENT_LENGTH], "0");
+        call.remove(signing::TRACEPARENT);
+        let untraced = templates.of(Body::Empty, false, &call);
+        assert!(!untraced.contains_key(signing::TRACEPARENT));
+        assert!(!untraced.contains_key(COMMS_DEADLINE_MS));
+        assert_eq!(untraced[CONTENT_LENGTH], "0");
+        assert!(
+            !templates
+                .of(Body::None, false, &call)
+                .contains_key(CONTENT_LENGTH)
+        );
+    }
+
+    #[test]
     fn legacy_attempts_carry_only_legacy_headers() {
         let url = reqwest::Url::parse("http://h:1").unwrap();
         let v = HeaderValue::from_static("svc");
-        let template = attempt_headers(&url, &v, Signing::Legacy, false);
-        // What an attempt of a call without headers of its own carries.
-        let headers = laid_over_template(&template, &HeaderMap::new());
+        let templates = Templates::new(&url, &v, Signing::Legacy);
+        let headers = templates.of(Body::None, false, &HeaderMap::new());
         let mut names: Vec<&str> = headers.keys().map(|n| n.as_str()).collect();
         names.sort_unstable();
         let expected = [
