@@ -441,46 +441,15 @@ async fn a_store_keeping_answers_for_ever_keeps_them() {
     );
 }
 
-/// A store whose claims are recorded at once and answered 300 ms later, as over a network.
-struct SlowToAnswer(comms::server::MemoryIdempotencyStore);
-
-impl comms::server::IdempotencyStore for SlowToAnswer {
-    fn claim<'a>(
-        &'a self,
-        scope: &'a str,
-        key: &'a str,
-        fingerprint: &'a str,
-        claim: &'a str,
-    ) -> Stored<'a, comms::server::Claim> {
-        Box::pin(async move {
-            let claimed = self.0.claim(scope, key, fingerprint, claim).await;
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-            claimed
-        })
-    }
-
-    fn finish<'a>(
-        &'a self,
-        scope: &'a str,
-        key: &'a str,
-        claim: &'a str,
-        response: comms::server::StoredResponse,
-    ) -> Stored<'a, ()> {
-        self.0.finish(scope, key, claim, response)
-    }
-
-    fn release<'a>(&'a self, scope: &'a str, key: &'a str, claim: &'a str) -> Stored<'a, ()> {
-        self.0.release(scope, key, claim)
-    }
-}
-
 #[tokio::test]
 async fn a_caller_hanging_up_while_its_key_is_claimed_leaves_the_key_free() {
     // The attempt times out (the caller hangs up) after the store recorded the claim and
     // before it said so: the method never ran, and its retry must be able to run it.
-    let (service, exec) = served_with(SlowToAnswer(
-        comms::server::MemoryIdempotencyStore::default(),
-    ))
+    // Claims recorded at once and answered 300 ms later, as over a network.
+    let (service, exec) = served_with(WatchedStore {
+        claims_answered_after: std::time::Duration::from_millis(300),
+        ..WatchedStore::default()
+    })
     .await;
     let impatient =
         exec.with(comms::CallOptions::new().timeout(std::time::Duration::from_millis(150)));

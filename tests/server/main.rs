@@ -338,11 +338,14 @@ type Stored<'a, T> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, comms::BoxError>> + Send + 'a>>;
 
 /// A memory store that records what it is asked: the scope of each claim, and the answers it
-/// kept. Its first `failing_finishes` finishes fail, as those of a store a blip cut off.
+/// kept. It answers a claim (recorded at once) after `claims_answered_after`, as over a
+/// network, and its first `failing_finishes` finishes fail, as those of a store a blip cut
+/// off.
 #[derive(Default)]
 struct WatchedStore {
     store: comms::server::MemoryIdempotencyStore,
     scopes: Arc<std::sync::Mutex<Vec<String>>>,
+    claims_answered_after: std::time::Duration,
     failing_finishes: AtomicUsize,
     kept: Arc<AtomicUsize>,
 }
@@ -356,7 +359,11 @@ impl comms::server::IdempotencyStore for WatchedStore {
         claim: &'a str,
     ) -> Stored<'a, comms::server::Claim> {
         self.scopes.lock().unwrap().push(scope.to_owned());
-        self.store.claim(scope, key, fingerprint, claim)
+        Box::pin(async move {
+            let claimed = self.store.claim(scope, key, fingerprint, claim).await;
+            tokio::time::sleep(self.claims_answered_after).await;
+            claimed
+        })
     }
 
     fn finish<'a>(
