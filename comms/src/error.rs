@@ -14,7 +14,7 @@ pub(crate) use http_error::RequestOf;
 pub(crate) use http_error::char_floor;
 
 pub use served::error_response;
-pub(crate) use served::message_response;
+pub(crate) use served::{message_response, unavailable_response};
 
 /// A boxed error source.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;

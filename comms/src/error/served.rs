@@ -66,6 +66,18 @@ pub(crate) fn message_response(status: StatusCode, message: &str) -> Response<By
     json_response(status, message, None)
 }
 
+/// A 503 with `Retry-After: 1` and `message` ([`message_response`]): the request may be
+/// right, but cannot be taken now (a store that cannot answer). A comms client retries it (an
+/// idempotent call) after that second, with a fresh signature and nonce.
+pub(crate) fn unavailable_response(message: &str) -> Response<Bytes> {
+    let mut response = message_response(StatusCode::SERVICE_UNAVAILABLE, message);
+    response.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from_static("1"),
+    );
+    response
+}
+
 /// `{"message": ..., "details": ...}` as JSON with `status`, the details when there are some.
 fn json_response(status: StatusCode, message: &str, details: Option<&str>) -> Response<Bytes> {
     #[derive(serde::Serialize)]

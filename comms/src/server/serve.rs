@@ -671,19 +671,10 @@ async fn claim(
     }
 }
 
-/// A 503 with `Retry-After: 1`, for a key whose store cannot tell what became of it (or which
-/// has no claim for it): the request may be right, and is taken once the store answers again.
-/// A comms client retries it, after that second, as the nonce store's 503 is retried.
+/// The 503 for a key whose store cannot tell what became of it (or no claim for it): taken
+/// once the store answers again, as the nonce store's 503 is.
 fn store_unavailable() -> http::Response<Bytes> {
-    let mut response = respond_message(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "idempotency store unavailable",
-    );
-    response.headers_mut().insert(
-        http::header::RETRY_AFTER,
-        http::HeaderValue::from_static("1"),
-    );
-    response
+    crate::error::unavailable_response("idempotency store unavailable")
 }
 
 /// A claim being asked of the store: released, in a task of its own, if dropped armed.

@@ -15,7 +15,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{Admitted, Caller, VerifiedHead, Verifier, VerifyError};
-use crate::error::message_response as reject;
+use crate::error::{message_response as reject, unavailable_response as unavailable};
 use crate::gathered::Gathered;
 use crate::report::Throttle;
 use crate::telemetry::ServerTrace;
@@ -346,16 +346,6 @@ impl Gate {
             )),
         }
     }
-}
-
-/// A 503 with `Retry-After: 1`: the request may be right, but cannot be taken now. A comms
-/// client retries it (an idempotent call) with a fresh signature and nonce.
-fn unavailable(message: &str) -> Response<Bytes> {
-    let mut response = reject(StatusCode::SERVICE_UNAVAILABLE, message);
-    response
-        .headers_mut()
-        .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
-    response
 }
 
 /// A refusal answered before the request's body was read whole. When the request has a body
