@@ -377,6 +377,13 @@ struct ConnectionState {
     callers: AtomicBool,
 }
 
+impl ConnectionState {
+    /// Marks the connection as some caller's, in use: never closed to make way.
+    fn used_by_a_caller(&self) {
+        self.callers.store(true, Ordering::Release);
+    }
+}
+
 /// The connections being served, oldest first, each with what it has done and the sender
 /// that closes it. An upgraded connection leaves the list (its task ends), keeping its place.
 #[derive(Default)]
@@ -455,7 +462,7 @@ pub(crate) struct CallerConnection(Arc<ConnectionState>);
 impl CallerConnection {
     /// The request was verified: the connection is a caller's.
     pub(crate) fn vouched_for(&self) {
-        self.0.callers.store(true, Ordering::Release);
+        self.0.used_by_a_caller();
     }
 }
 
@@ -565,7 +572,7 @@ impl Connection {
                 // A verified request marks its connection as it is admitted (see
                 // `CallerConnection`); any other is a caller's once answered but with a 4xx.
                 if !response.status().is_client_error() {
-                    in_flight.0.callers.store(true, Ordering::Release);
+                    in_flight.0.used_by_a_caller();
                 }
                 Ok(response.map(|body| {
                     axum::body::Body::new(Counted {
