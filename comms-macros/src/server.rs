@@ -416,18 +416,20 @@ fn covers(method: &Method<'_>, other: &Method<'_>) -> Option<Vec<u8>> {
     (narrower && general.segments.len() == specific.segments.len()).then_some(rank)
 }
 
-/// The service a base URL names, for the scope of its idempotency keys: its authority (host
-/// and port, without any user information, which may be a credential), whatever its scheme or
-/// path, with a `|` (which the scope separates its parts with) escaped.
+/// The service a base URL names, for the scope of its idempotency keys: its host and port as
+/// written, whatever its scheme or path. (A base URL holds no user information, nor a `|` in
+/// its host, which the scope separates its parts with: `BaseUrl::parse` refuses both. One it
+/// refuses is reported, and the build fails: none is named then.)
 fn served_at(base_url: &str) -> String {
-    let rest = base_url
-        .split_once("://")
-        .map_or(base_url, |(_, rest)| rest);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let authority = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    authority.replace('|', "%7C")
+    match comms_uri::BaseUrl::parse(base_url) {
+        Ok(comms_uri::BaseUrl {
+            host,
+            port: Some(port),
+            ..
+        }) => format!("{host}:{port}"),
+        Ok(url) => url.host.to_owned(),
+        Err(_) => String::new(),
+    }
 }
 
 /// A method's verb and route with its parameters unnamed (`GET /users/<_>`), which two methods
@@ -1118,11 +1120,14 @@ mod tests {
         for (base_url, at) in [
             ("http://users:8080", "users:8080"),
             ("https://users.internal/api/v1", "users.internal"),
-            ("http://svc:pa$$@users:8080/x?y#z", "users:8080"),
             ("http://[::1]:9000", "[::1]:9000"),
-            ("http://a%7Cb:1/|", "a%7Cb:1"),
         ] {
             assert_eq!(served_at(base_url), at);
+        }
+        // Credentials and a `|` never reach a scope: such a base URL fails the build.
+        for refused in ["http://svc:pa$$@users:8080/x", "http://a|b:1/"] {
+            assert!(comms_uri::BaseUrl::parse(refused).is_err(), "{refused}");
+            assert_eq!(served_at(refused), "");
         }
     }
 

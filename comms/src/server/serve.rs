@@ -622,9 +622,9 @@ async fn claim(
     let until = Instant::now() + REPEAT_WAIT;
     let until = deadline.map_or(until, |deadline| deadline.min(until));
     let held = Held {
-        // The service first: its path and authority hold no `|` (the macro escapes one), and
-        // the route none (it is not a path character), so the caller's part, whatever it
-        // holds, is all between the first `|` and the last.
+        // The service first: its path and authority hold no `|` (no valid base URL's host
+        // does), and the route none (it is not a path character), so the caller's part,
+        // whatever it holds, is all between the first `|` and the last.
         scope: format!(
             "{}|{}|{} {shape}",
             settings.service,
