@@ -117,8 +117,9 @@ struct Kind {
     traced: bool,
 }
 
-/// How many kinds of attempt there are: three bodies, with a deadline or not, traced or not.
-const KINDS: usize = 12;
+/// How many kinds of attempt there are: three bodies, with a deadline or not, and with `otel`
+/// traced or not (without it, no attempt is told traced: see [`Templates::of`]).
+const KINDS: usize = if cfg!(feature = "otel") { 12 } else { 6 };
 
 impl Kind {
     /// The kind of index `i` in [`Templates`].
