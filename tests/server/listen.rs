@@ -216,6 +216,17 @@ async fn served_once_closed(next: &mut TcpStream, holder: TcpStream, wait: Durat
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
 
+/// A new connection's request, answered with a 200 within `limit`: a place was made for it.
+async fn served_within(addr: SocketAddr, limit: Duration) {
+    let started = Instant::now();
+    let mut next = TcpStream::connect(addr).await.unwrap();
+    next.write_all(GET).await.unwrap();
+    let answer = read_answer(&mut next).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let took = started.elapsed();
+    assert!(took < limit, "the new connection waited {took:?}");
+}
+
 /// A router answering `/peer`, GET or POST, with the address the request came from: which
 /// connection a comms client's call went over.
 fn peer_router() -> axum::Router {
@@ -307,16 +318,7 @@ async fn a_connection_holding_its_place_unused_makes_way_for_a_new_one() {
     let mut holder = TcpStream::connect(addr).await.unwrap();
     holder.write_all(b"G").await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let started = Instant::now();
-    let mut next = TcpStream::connect(addr).await.unwrap();
-    next.write_all(GET).await.unwrap();
-    let answer = read_answer(&mut next).await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    let took = started.elapsed();
-    assert!(
-        took < Duration::from_secs(3),
-        "the new connection waited {took:?}"
-    );
+    served_within(addr, Duration::from_secs(3)).await;
     let (_, closed) = read_for(&mut holder, Duration::from_secs(1)).await;
     assert!(closed);
 }
@@ -376,16 +378,7 @@ async fn a_connection_kept_alive_with_refused_requests_makes_way() {
         answers
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let started = Instant::now();
-    let mut next = TcpStream::connect(addr).await.unwrap();
-    next.write_all(GET).await.unwrap();
-    let answer = read_answer(&mut next).await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    let took = started.elapsed();
-    assert!(
-        took < Duration::from_secs(3),
-        "the new connection waited {took:?}"
-    );
+    served_within(addr, Duration::from_secs(3)).await;
     let answers = tokio::time::timeout(Duration::from_secs(5), refused)
         .await
         .unwrap()
