@@ -227,6 +227,20 @@ async fn served_within(addr: SocketAddr, limit: Duration) {
     assert!(took < limit, "the new connection waited {took:?}");
 }
 
+/// `stream`, which asked for the `echo` upgrade, is answered 101 and then echoes what it is
+/// sent.
+async fn echoes_once_upgraded(stream: &mut TcpStream) {
+    let answer = read_answer(stream).await;
+    assert!(answer.starts_with("HTTP/1.1 101"), "{answer}");
+    stream.write_all(b"ping").await.unwrap();
+    let mut echo = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut echo))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&echo, b"ping");
+}
+
 /// A router answering `/peer`, GET or POST, with the address the request came from: which
 /// connection a comms client's call went over.
 fn peer_router() -> axum::Router {
@@ -505,15 +519,7 @@ async fn a_connection_upgrading_at_the_limit_still_upgrades() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut next = TcpStream::connect(addr).await.unwrap();
     next.write_all(GET_AND_CLOSE).await.unwrap();
-    let answer = read_answer(&mut up).await;
-    assert!(answer.starts_with("HTTP/1.1 101"), "{answer}");
-    up.write_all(b"ping").await.unwrap();
-    let mut echo = [0u8; 4];
-    tokio::time::timeout(Duration::from_secs(5), up.read_exact(&mut echo))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(&echo, b"ping");
+    echoes_once_upgraded(&mut up).await;
     served_once_closed(&mut next, up, Duration::from_millis(1500)).await;
 }
 
@@ -617,15 +623,7 @@ async fn an_upgraded_connection_counts_until_it_closes() {
         .write_all(b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n")
         .await
         .unwrap();
-    let answer = read_answer(&mut upgraded).await;
-    assert!(answer.starts_with("HTTP/1.1 101"), "{answer}");
-    upgraded.write_all(b"ping").await.unwrap();
-    let mut echo = [0u8; 4];
-    tokio::time::timeout(Duration::from_secs(5), upgraded.read_exact(&mut echo))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(&echo, b"ping");
+    echoes_once_upgraded(&mut upgraded).await;
 
     waits_for_the_place_of(addr, upgraded).await;
 }
