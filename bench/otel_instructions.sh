@@ -3,7 +3,8 @@
 # as throughput does. Counts the generated client's loopback calls at concurrency 64 under
 # callgrind, with the feature off, on under a full pipeline, on with 10% of traces sampled, and
 # on with nothing installed (no providers and no `tracing` subscriber, so no attempt span is
-# even asked for); prints each thread's instructions per call.
+# even asked for); then, as the floor, raw reqwest and raw reqwest instrumented by hand under the
+# full pipeline. Prints each thread's instructions per call.
 #
 #   bench/otel_instructions.sh            (needs valgrind; about ten minutes on two cores)
 #
@@ -21,11 +22,12 @@ done
 # shellcheck source=bench/otel_builds.sh
 source bench/otel_builds.sh
 
-# count NAME BINARY CALLS [VAR=VALUE...]: one callgrind run, a file per thread.
+# count NAME BINARY VARIANT CALLS [VAR=VALUE...]: one callgrind run of one of the bench's
+# variants, a file per thread.
 count() {
-    local name=$1 binary=$2 calls=$3
-    shift 3
-    env COMMS_BENCH_ONLY="=generated client" COMMS_BENCH_LEVELS=64 COMMS_BENCH_CALLS="$calls" "$@" \
+    local name=$1 binary=$2 variant=$3 calls=$4
+    shift 4
+    env COMMS_BENCH_ONLY="=$variant" COMMS_BENCH_LEVELS=64 COMMS_BENCH_CALLS="$calls" "$@" \
         valgrind --tool=callgrind --separate-threads=yes \
         --callgrind-out-file="$work/$name-$calls.out" "$binary" --quick >/dev/null 2>&1
 }
@@ -61,20 +63,25 @@ sums() {
     echo "$client ${sha:-0} $server $other"
 }
 
+# NAME|BINARY|VARIANT|VARS. The last two are the floor: raw reqwest, and raw reqwest with the
+# least the conventions ask of an instrumented call written by hand (a CLIENT span, the W3C
+# context injected, the duration recorded), both under the full pipeline.
 configs=(
-    "off|off|"
-    "on|on|"
-    "sampled|on|COMMS_BENCH_OTEL_SAMPLE=0.1"
-    "installed-nothing|on|COMMS_BENCH_OTEL=none"
+    "off|off|generated client|"
+    "on|on|generated client|"
+    "sampled|on|generated client|COMMS_BENCH_OTEL_SAMPLE=0.1"
+    "installed-nothing|on|generated client|COMMS_BENCH_OTEL=none"
+    "raw reqwest|on|raw reqwest|"
+    "reqwest, by hand|on|reqwest + otel by hand|"
 )
 printf '%-18s %12s %10s %12s %8s %8s\n' "per call" client "(SHA-256)" "client-SHA" server other
 for config in "${configs[@]}"; do
-    IFS='|' read -r name binary vars <<<"$config"
+    IFS='|' read -r name binary variant vars <<<"$config"
     # shellcheck disable=SC2086
-    count "$name" "$work/$binary" 1000 $vars &
+    count "$name" "$work/$binary" "$variant" 1000 $vars &
     first=$!
     # shellcheck disable=SC2086
-    count "$name" "$work/$binary" 3000 $vars &
+    count "$name" "$work/$binary" "$variant" 3000 $vars &
     second=$!
     wait "$first" || { echo "callgrind failed: $name, 1000 calls" >&2; exit 1; }
     wait "$second" || { echo "callgrind failed: $name, 3000 calls" >&2; exit 1; }

@@ -91,6 +91,8 @@ pub(crate) enum Variant {
     Generated(UsersClient),
     Middleware(reqwest_middleware::ClientWithMiddleware, String),
     MiddlewareSigned(reqwest_middleware::ClientWithMiddleware, String),
+    #[cfg(feature = "otel")]
+    ByHand(reqwest::Client, String, Arc<crate::otel::ByHand>),
 }
 
 impl Variant {
@@ -105,6 +107,8 @@ impl Variant {
             Variant::Generated(_) => "generated client",
             Variant::Middleware(..) => "middleware+retry",
             Variant::MiddlewareSigned(..) => "middleware+retry+signing",
+            #[cfg(feature = "otel")]
+            Variant::ByHand(..) => "reqwest + otel by hand",
         }
     }
 
@@ -171,13 +175,15 @@ impl Variant {
             Variant::Middleware(client, url) | Variant::MiddlewareSigned(client, url) => {
                 decode(client.get(url).send()).await
             }
+            #[cfg(feature = "otel")]
+            Variant::ByHand(client, url, telemetry) => telemetry.call(client, url).await,
         };
         std::hint::black_box(user);
     }
 }
 
 /// Awaits a reqwest-style response, reads its body and decodes the user, as every baseline does.
-async fn decode<E: std::fmt::Debug>(
+pub(crate) async fn decode<E: std::fmt::Debug>(
     sent: impl std::future::Future<Output = Result<reqwest::Response, E>>,
 ) -> User {
     let bytes = sent.await.unwrap().bytes().await.unwrap();
@@ -241,6 +247,8 @@ pub(crate) fn variants(addr: SocketAddr) -> Vec<Variant> {
         Variant::Executor(executor),
         Variant::Generated(generated),
         Variant::Middleware(middleware, url.clone()),
-        Variant::MiddlewareSigned(middleware_signed, url),
+        Variant::MiddlewareSigned(middleware_signed, url.clone()),
+        #[cfg(feature = "otel")]
+        Variant::ByHand(client(), url, Arc::new(crate::otel::ByHand::new(&addr))),
     ]
 }
