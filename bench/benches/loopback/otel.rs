@@ -140,16 +140,19 @@ impl ByHand {
         // the telemetry.
         let mut request = client.get(url).build().unwrap();
         let parent = opentelemetry::Context::current();
+        // With room for the status, so that setting it does not grow the span's attributes.
+        let mut attributes = Vec::with_capacity(6);
+        attributes.extend([
+            KeyValue::new("http.request.method", "GET"),
+            self.server[0].clone(),
+            self.server[1].clone(),
+            KeyValue::new("url.template", "/users/{id}"),
+            KeyValue::new("url.full", request.url().as_str().to_owned()),
+        ]);
         let span = self.tracer.build_with_context(
             SpanBuilder::from_name("GET /users/{id}")
                 .with_kind(SpanKind::Client)
-                .with_attributes([
-                    KeyValue::new("http.request.method", "GET"),
-                    self.server[0].clone(),
-                    self.server[1].clone(),
-                    KeyValue::new("url.template", "/users/{id}"),
-                    KeyValue::new("url.full", request.url().as_str().to_owned()),
-                ]),
+                .with_attributes(attributes),
             &parent,
         );
         let cx = parent.with_span(span);
