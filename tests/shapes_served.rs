@@ -1429,10 +1429,10 @@ pub trait Files {
     ) -> Result<(String, String, Vec<u8>), Error>;
 
     #[post("/vec")]
-    async fn vec(&self, #[body(raw)] data: Vec<u8>) -> Result<Vec<u8>, Error>;
+    async fn vec(&self, #[body(raw)] data: Vec<u8>) -> Result<comms::Response, Error>;
 
     #[post("/slice")]
-    async fn slice(&self, #[body(raw)] data: &[u8]) -> Result<Vec<u8>, Error>;
+    async fn slice(&self, #[body(raw)] data: &[u8]) -> Result<comms::Response, Error>;
 
     #[post("/text")]
     async fn text(&self, #[body(raw)] text: String) -> Result<String, Error>;
@@ -1441,10 +1441,10 @@ pub trait Files {
     async fn str(&self, #[body(raw)] text: &str) -> Result<String, Error>;
 
     #[post("/boxed")]
-    async fn boxed(&self, #[body(raw)] data: Box<[u8]>) -> Result<Vec<u8>, Error>;
+    async fn boxed(&self, #[body(raw)] data: Box<[u8]>) -> Result<comms::Response, Error>;
 
     #[post("/array")]
-    async fn array(&self, #[body(raw)] data: &[u8; 4]) -> Result<Vec<u8>, Error>;
+    async fn array(&self, #[body(raw)] data: &[u8; 4]) -> Result<comms::Response, Error>;
 }
 
 #[derive(Clone, Default)]
@@ -1463,14 +1463,14 @@ impl Files for FilesImpl {
         Ok((name.to_owned(), content_type.to_owned(), data.to_vec()))
     }
 
-    async fn vec(&self, data: Vec<u8>) -> Result<Vec<u8>, Error> {
+    async fn vec(&self, data: Vec<u8>) -> Result<comms::Response, Error> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        Ok(data)
+        echoed(data)
     }
 
-    async fn slice(&self, data: &[u8]) -> Result<Vec<u8>, Error> {
+    async fn slice(&self, data: &[u8]) -> Result<comms::Response, Error> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        Ok(data.to_vec())
+        echoed(data.to_vec())
     }
 
     async fn text(&self, text: String) -> Result<String, Error> {
@@ -1483,15 +1483,24 @@ impl Files for FilesImpl {
         Ok(text.to_owned())
     }
 
-    async fn boxed(&self, data: Box<[u8]>) -> Result<Vec<u8>, Error> {
+    async fn boxed(&self, data: Box<[u8]>) -> Result<comms::Response, Error> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        Ok(data.into())
+        echoed(data)
     }
 
-    async fn array(&self, data: &[u8; 4]) -> Result<Vec<u8>, Error> {
+    async fn array(&self, data: &[u8; 4]) -> Result<comms::Response, Error> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        Ok(data.to_vec())
+        echoed(data.to_vec())
     }
+}
+
+/// The bytes answered as they are: bytes returned whole are a `comms::Response`, as a
+/// `Vec<u8>` would be decoded from JSON (a compile error).
+fn echoed(data: impl Into<bytes::Bytes>) -> Result<comms::Response, Error> {
+    comms::Response::builder(http::StatusCode::OK)
+        .header("Content-Type", "application/octet-stream")
+        .body(data)
+        .build()
 }
 
 async fn files() -> (FilesImpl, FilesClient, String) {
@@ -1514,17 +1523,17 @@ async fn a_raw_body_round_trips_as_bytes_or_text() {
             .unwrap(),
         ("a b.png".to_owned(), "image/png".to_owned(), octets.clone())
     );
-    assert_eq!(client.vec(octets.clone()).await.unwrap(), octets);
-    assert_eq!(client.vec(Vec::new()).await.unwrap(), b"");
-    assert_eq!(client.slice(&octets).await.unwrap(), octets);
+    assert_eq!(client.vec(octets.clone()).await.unwrap().bytes(), &octets);
+    assert_eq!(client.vec(Vec::new()).await.unwrap().bytes(), &b""[..]);
+    assert_eq!(client.slice(&octets).await.unwrap().bytes(), &octets);
     let text = "ünïcode\r\n, \"as it is\"\0";
     assert_eq!(client.text(text.to_owned()).await.unwrap(), text);
     assert_eq!(client.str(text).await.unwrap(), text);
     let boxed: Box<[u8]> = octets.clone().into();
-    assert_eq!(client.boxed(boxed).await.unwrap(), octets);
+    assert_eq!(client.boxed(boxed).await.unwrap().bytes(), &octets);
     assert_eq!(
-        client.array(&[0, 1, 0xfe, 0xff]).await.unwrap(),
-        [0, 1, 0xfe, 0xff]
+        client.array(&[0, 1, 0xfe, 0xff]).await.unwrap().bytes(),
+        &[0, 1, 0xfe, 0xff][..]
     );
     assert_eq!(service.calls.load(Ordering::SeqCst), 8);
 }
@@ -1573,7 +1582,7 @@ async fn a_raw_text_body_that_is_not_utf_8_or_is_coded_is_refused_and_the_method
         .execute(Call::post("/vec").body(&b"\xff{"[..], "application/json"))
         .await
         .unwrap();
-    assert_eq!(ok.json::<Vec<u8>>().unwrap(), b"\xff{");
+    assert_eq!(ok.bytes(), &b"\xff{"[..]);
 }
 
 /// A crate that lints strictly sees nothing of the generated code: the client and the server of

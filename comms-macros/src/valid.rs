@@ -122,6 +122,24 @@ fn check_method(cx: &Ctxt, method: &Method<'_>) {
             "a HEAD response has no body to decode: return `Result<(), comms::Error>`, `Result<comms::ResponseValue<()>, comms::Error>` (its status and headers) or `Result<comms::Response, comms::Error>`",
         );
     }
+    // Bytes decoded from JSON are an array of numbers: a service answering with the bytes
+    // themselves (an image, a file) would fail every call at run time.
+    let decoded = match method.output.kind {
+        OutputKind::Json => Some(method.output.ok),
+        OutputKind::Optional | OutputKind::Value => crate::ast::generic_arg(method.output.ok),
+        _ => None,
+    };
+    if let Some(bytes) = decoded.filter(|ty| is_bytes(ty)) {
+        cx.error_spanned_by(
+            bytes,
+            format!(
+                "`{name}` decodes its answer from JSON, where these bytes would be an array of \
+                 numbers, not the body's bytes: return `comms::Response` for the body as it is \
+                 (its `bytes()`, with the status and headers), or `comms::ByteStream` to read it \
+                 as it arrives; for a JSON array, wrap the list in a type of your own"
+            ),
+        );
+    }
     if verb == "head" && method.output.kind.is_stream() {
         cx.error_spanned_by(
             method.output.ok,
