@@ -251,59 +251,80 @@ async fn a_second_signature_that_passes_only_in_another_form_cannot_serve_a_requ
 #[tokio::test]
 async fn another_applications_signature_beside_comms_is_left_alone_unless_it_could_pass() {
     // A second signature by a known key that is outside the profile by its own parameters or
-    // coverage passes nowhere, and does not cost comms' own its request; one in the profile
-    // that cannot be checked here (it covers a scheme the verifier was not told) has it
-    // refused, since another form of the request could pass it.
+    // coverage passes nowhere, and does not cost comms' own its request, before it or after
+    // it (which comes first is the sender's choice); one in the profile that cannot be checked
+    // here (it covers a scheme the verifier was not told) has it refused, since another form
+    // of the request could pass it.
     let now = now_secs();
-    let with_second = |components: &[&str], params: &str| {
+    let with_other = |first: bool, components: &[&str], params: &str| {
         let mut r = Recorded::head(Method::GET, "/orders/7?a=1", "orders.internal:8080", b"");
         r.sign_now("billing", SECRET, &[]);
-        let mut second = r.clone();
-        second.sign_as("app", components, params, "other-secret");
+        let mut other = r.clone();
+        other.sign_as("app", components, params, "other-secret");
         for name in ["signature-input", "signature"] {
-            let both = format!(
-                "{}, {}",
-                r.header(name).unwrap(),
-                second.header(name).unwrap()
-            );
+            let (ours, theirs) = (r.header(name).unwrap(), other.header(name).unwrap());
+            let both = if first {
+                format!("{theirs}, {ours}")
+            } else {
+                format!("{ours}, {theirs}")
+            };
             r.headers.insert(name, both.parse().unwrap());
         }
         r
     };
-    // `requests-http-signature`'s defaults: `@target-uri`, no nonce.
-    let defaults = with_second(
-        &["@method", "@authority", "@target-uri"],
-        &format!(r#";created={now};keyid="other";alg="hmac-sha256""#),
-    );
-    assert_eq!(
-        check(&verifier(), &defaults).await.unwrap().service_id(),
-        "billing"
-    );
-    // A gateway's, with fewer components.
-    let fewer = with_second(
+    for first in [false, true] {
+        // `requests-http-signature`'s defaults: `@target-uri`, no nonce.
+        let defaults = with_other(
+            first,
+            &["@method", "@authority", "@target-uri"],
+            &format!(r#";created={now};keyid="other";alg="hmac-sha256""#),
+        );
+        let checked = check(&verifier(), &defaults).await;
+        assert!(
+            matches!(&checked, Ok(caller) if caller.service_id() == "billing"),
+            "no nonce, first: {first}: {checked:?}"
+        );
+        // A gateway's, with fewer components.
+        let fewer = with_other(
+            first,
+            &["@method", "@authority", "@path"],
+            &format!(
+                r#";created={now};keyid="other";nonce="{}";tag="gateway""#,
+                "5".repeat(32)
+            ),
+        );
+        let checked = check(&verifier(), &fewer).await;
+        assert!(
+            matches!(&checked, Ok(caller) if caller.service_id() == "billing"),
+            "fewer components, first: {first}: {checked:?}"
+        );
+        // The profile and `@target-uri`, under a verifier not told its scheme.
+        let profile = [
+            "@method",
+            "@authority",
+            "@path",
+            "@query",
+            "content-digest",
+            "@target-uri",
+        ];
+        let params = format!(r#";created={now};keyid="other";nonce="{}""#, "6".repeat(32));
+        let unknown = check(&verifier(), &with_other(first, &profile, &params)).await;
+        assert!(
+            matches!(unknown, Err(VerifyError::UnknownScheme)),
+            "first: {first}: {unknown:?}"
+        );
+    }
+    // Outside the profile alone, it is refused for what it lacks.
+    let mut alone = Recorded::head(Method::GET, "/orders/7?a=1", "orders.internal:8080", b"");
+    alone.sign_as(
+        "app",
         &["@method", "@authority", "@path"],
-        &format!(
-            r#";created={now};keyid="other";nonce="{}";tag="gateway""#,
-            "5".repeat(32)
-        ),
+        &format!(r#";created={now};keyid="other";nonce="{}""#, "7".repeat(32)),
+        "other-secret",
     );
-    assert_eq!(
-        check(&verifier(), &fewer).await.unwrap().service_id(),
-        "billing"
-    );
-    // The profile and `@target-uri`, under a verifier not told its scheme.
-    let profile = [
-        "@method",
-        "@authority",
-        "@path",
-        "@query",
-        "content-digest",
-        "@target-uri",
-    ];
-    let params = format!(r#";created={now};keyid="other";nonce="{}""#, "6".repeat(32));
-    let unknown = check(&verifier(), &with_second(&profile, &params)).await;
+    let refused = check(&verifier(), &alone).await;
     assert!(
-        matches!(unknown, Err(VerifyError::UnknownScheme)),
-        "{unknown:?}"
+        matches!(refused, Err(VerifyError::NotCovered(_))),
+        "{refused:?}"
     );
 }

@@ -27,22 +27,46 @@ impl Verifier {
         let inputs: sfv::Dictionary = parse_field(headers, &signing::SIGNATURE_INPUT)?;
         let signatures: sfv::Dictionary = parse_field(headers, &signing::SIGNATURE)?;
 
-        // The first signature under a key id this verifier knows; with none, the error names
-        // the first key id seen.
-        let (label, entry, list, key) = inputs
+        // The signatures under key ids this verifier knows. A caller adds a few, not as many
+        // as it likes: a key signs once, and each is checked.
+        let known: Vec<_> = inputs
             .iter()
-            .find_map(|(label, entry)| {
+            .filter_map(|(label, entry)| {
                 let (list, key) = self.known_key(entry)?;
                 Some((label, entry, list, key))
             })
-            .ok_or_else(|| VerifyError::UnknownKey(first_key_id(&inputs).map(quoted)))?;
-        let mut head = self.verify_entry(
-            (label, entry, list, key),
-            &signatures,
-            (method, uri, headers),
-            declares_body(headers),
-            now,
-        )?;
+            .collect();
+        if known.len() > MAX_OTHER_SIGNATURES + 1 {
+            return Err(VerifyError::MalformedSignature(
+                "more than 4 other signatures are by keys this verifier knows",
+            ));
+        }
+        // The first of them in the profile is checked first. One before it outside the
+        // profile by its own parameters or coverage (another application's, put first) is
+        // passed over, as it is after: which comes first is the sender's choice. With none in
+        // the profile, the first one's error refuses the request; with none at all, the error
+        // names the first key id seen.
+        let mut passed_over = None;
+        let mut checked = known.iter().map(|candidate| {
+            let body = declares_body(headers);
+            let verified =
+                self.verify_entry(*candidate, &signatures, (method, uri, headers), body, now);
+            (candidate, verified)
+        });
+        let ((label, _, _, key), mut head) = loop {
+            match checked.next() {
+                Some((candidate, Ok(head))) => break (candidate, head),
+                Some((_, Err(e))) if outside_profile(&e) => {
+                    passed_over.get_or_insert(e);
+                }
+                Some((_, Err(e))) => return Err(e),
+                None => {
+                    return Err(passed_over.unwrap_or_else(|| {
+                        VerifyError::UnknownKey(first_key_id(&inputs).map(quoted))
+                    }));
+                }
+            }
+        };
 
         // The other signatures by known keys. Which one is checked is the sender's choice
         // (their order is signed by none), so each in the profile must pass as the first did,
@@ -55,19 +79,11 @@ impl Verifier {
         // application's: no nonce, fewer components) passes nowhere here, and is left alone.
         // A few are checked, not as many as a caller adds, and a key signs once: a caller's
         // signatures must not multiply the nonces it leaves in the store.
-        let others: Vec<_> = inputs
+        let others: Vec<_> = known
             .iter()
-            .filter(|(other, _)| *other != label)
-            .filter_map(|(label, entry)| {
-                let (list, key) = self.known_key(entry)?;
-                Some((label, entry, list, key))
-            })
+            .filter(|(other, ..)| other != label)
+            .copied()
             .collect();
-        if others.len() > MAX_OTHER_SIGNATURES {
-            return Err(VerifyError::MalformedSignature(
-                "more than 4 other signatures are by keys this verifier knows",
-            ));
-        }
         for (at, other) in others.iter().enumerate() {
             let signed_before = |k: &Arc<Key>| Arc::ptr_eq(k, other.3);
             if signed_before(key) || others[..at].iter().any(|o| signed_before(o.3)) {
@@ -96,14 +112,7 @@ impl Verifier {
                     Ok(verified) => verified,
                     // Outside the profile by its own parameters or coverage: it passes nowhere
                     // here, whatever the form or the clock.
-                    Err(
-                        VerifyError::MalformedSignature(_)
-                        | VerifyError::MalformedNonce
-                        | VerifyError::NotCovered(_)
-                        | VerifyError::UnsupportedAlgorithm(_)
-                        | VerifyError::UnsupportedComponent(_)
-                        | VerifyError::WrongAuthority(_),
-                    ) => continue,
+                    Err(e) if outside_profile(&e) => continue,
                     Err(e) => return Err(e),
                 };
             let VerifiedHead {
@@ -310,6 +319,21 @@ fn key_id_of(entry: &ListEntry) -> Option<(&sfv::InnerList, &str)> {
         return None;
     };
     Some((list, list.params.get(KEYID)?.as_string()?.as_str()))
+}
+
+/// Whether a signature failed by its own parameters or coverage (another application's: no
+/// nonce, fewer components, another algorithm), which no form of the request or clock could
+/// make pass here: such a signature is left alone rather than refusing the request.
+fn outside_profile(error: &VerifyError) -> bool {
+    matches!(
+        error,
+        VerifyError::MalformedSignature(_)
+            | VerifyError::MalformedNonce
+            | VerifyError::NotCovered(_)
+            | VerifyError::UnsupportedAlgorithm(_)
+            | VerifyError::UnsupportedComponent(_)
+            | VerifyError::WrongAuthority(_)
+    )
 }
 
 /// The key id of the first `Signature-Input` member that names one.
