@@ -361,10 +361,11 @@ async fn legacy_signatures_recomputed_from_the_wire() {
 }
 
 #[tokio::test]
-async fn a_legacy_call_to_a_path_that_decodes_to_an_escape_is_refused_unsent() {
+async fn a_legacy_call_to_a_path_that_decodes_to_an_escape_or_a_slash_is_refused_unsent() {
     // A segment `a%20b` is sent as `a%2520b`, and its decoded path, which the legacy scheme
     // signs, reads as the path a caller that encoded `a b` itself signs as written: a
-    // verifier could not tell the two resources apart.
+    // verifier could not tell the two resources apart. A segment `a/b` is sent as `a%2Fb`,
+    // and its decoded path cannot be told from two segments: a verifier refuses it.
     let server = TestServer::always(Reply::status(200)).await;
     let exec = Executor::builder()
         .base_url(server.url())
@@ -379,6 +380,14 @@ async fn a_legacy_call_to_a_path_that_decodes_to_an_escape_is_refused_unsent() {
         .unwrap_err();
     assert!(
         matches!(&refused, comms::Error::Encode { message } if message.contains("encoded escape")),
+        "{refused:?}"
+    );
+    let refused = exec
+        .execute(Call::get("/items").segment("a/b"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, comms::Error::Encode { message } if message.contains("encoded `/`")),
         "{refused:?}"
     );
     assert!(server.requests().is_empty());

@@ -222,10 +222,24 @@ pub(super) fn refuse_repeated(call_headers: &HeaderMap) -> Result<(), Error> {
     }
 }
 
-/// Refuses a path a legacy signature would not bind to one resource: one whose decoded form
-/// holds an escape (a segment `a%20b`, sent as `a%2520b`), which a verifier takes as the path
-/// as sent by a caller that encoded it, `a b` (see [`signing::decodes_to_escape`]).
+/// Refuses a path a legacy signature would not bind to one resource: one holding an encoded
+/// `/` (a segment `a/b`, sent as `a%2Fb`), whose decoded form, the one signed, cannot be told
+/// from two segments, so that a verifier refuses it; and one whose decoded form holds an
+/// escape (a segment `a%20b`, sent as `a%2520b`), which a verifier takes as the path as sent
+/// by a caller that encoded it, `a b` (see [`signing::decodes_to_escape`]). Both are refused
+/// unsent, as an `Error::Encode`, rather than sent to be refused as unauthorized.
 pub(super) fn refuse_ambiguous_legacy_path(url: &reqwest::Url) -> Result<(), Error> {
+    let path = url.path().as_bytes();
+    if path
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1] == b'2' && w[2].eq_ignore_ascii_case(&b'f'))
+    {
+        return Err(Error::encode(
+            "a legacy signature cannot cover a path holding an encoded `/` (`%2F`, a value \
+             with a `/` in one segment), which a verifier cannot tell from two segments; sign \
+             it with RFC 9421",
+        ));
+    }
     if signing::decodes_to_escape(url.path()) {
         return Err(Error::encode(
             "a legacy signature cannot cover a path holding an encoded escape (`%25` and two hex \
