@@ -217,11 +217,16 @@ const REDACTED_QUERY_KEYS: [&str; 7] = [
 ];
 
 /// A query as `url.query` shows it: as received, but for the values of
-/// [`REDACTED_QUERY_KEYS`], each replaced by `REDACTED` (the key kept).
+/// [`REDACTED_QUERY_KEYS`], each replaced by `REDACTED` (the key kept). A key is matched as
+/// the service reads it, percent-decoded: `X%2DAmz%2DSignature` is `X-Amz-Signature`.
 fn redacted_query(query: &str) -> Cow<'_, str> {
     let secret = |pair: &str| {
         let key = pair.split_once('=').map_or(pair, |(key, _)| key);
         REDACTED_QUERY_KEYS.contains(&key)
+            || key.contains('%')
+                && percent_encoding::percent_decode_str(key)
+                    .decode_utf8()
+                    .is_ok_and(|key| REDACTED_QUERY_KEYS.contains(&&*key))
     };
     if !query.split('&').any(secret) {
         return Cow::Borrowed(query);
@@ -1319,6 +1324,11 @@ mod tests {
             // write them.
             ("sig&SIG=1&signature=2", "sig&SIG=1&signature=2"),
             ("sig=&sig=again", "sig=REDACTED&sig=REDACTED"),
+            // Encoded, as a service decodes it.
+            (
+                "X%2DAmz%2DSignature=ff&%73ig=1&a%25=2",
+                "X%2DAmz%2DSignature=REDACTED&%73ig=REDACTED&a%25=2",
+            ),
         ] {
             assert_eq!(redacted_query(query), shown, "{query}");
         }
