@@ -293,6 +293,22 @@ async fn an_authority_with_its_schemes_default_port_is_signed_without_it() {
         check(&unknown, &signed("h:80")).await,
         Err(VerifyError::BadSignature)
     ));
+    // But a name a verifier is told to accept may be written with either default port: its
+    // callers' `http://h` and `https://h` sign `h`.
+    for written in ["h:443", "h:80", "H:0443"] {
+        let bound = Verifier::new()
+            .service("billing", SECRET)
+            .authority(written);
+        let checked = check(&bound, &signed("h")).await;
+        assert!(checked.is_ok(), "{written}: {checked:?}");
+    }
+    let elsewhere = Verifier::new()
+        .service("billing", SECRET)
+        .authority("h:8443");
+    assert!(matches!(
+        check(&elsewhere, &signed("h")).await,
+        Err(VerifyError::WrongAuthority(_))
+    ));
 }
 
 /// Two components whose identifiers are written differently but pick the same part of the

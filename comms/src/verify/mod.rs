@@ -342,9 +342,9 @@ impl Verifier {
     /// on its way to one accepted by another that serves the same method and path, unless the
     /// two share a nonce store. (A legacy signature covers no authority.)
     ///
-    /// Leave out a default port (`:80`, `:443`) unless [`scheme`](Self::scheme) is set too: a
-    /// client writes `http://users.internal:80` as `users.internal`, which is what it signs,
-    /// and without the scheme the verifier cannot tell that port is the default one.
+    /// A default port may be written or left out: a client writes `http://users.internal:80`
+    /// as `users.internal`, which is what it signs, and `users.internal:443` accepts that too
+    /// (with [`scheme`](Self::scheme) set, only the scheme's own default port is left out).
     #[must_use]
     pub fn authority(mut self, authority: impl Into<String>) -> Verifier {
         let mut all: Vec<Box<str>> = self.authorities.iter().cloned().collect();

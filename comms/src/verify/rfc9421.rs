@@ -258,7 +258,7 @@ impl Verifier {
             && !self
                 .authorities
                 .iter()
-                .any(|a| *without_default_port(a, scheme) == **authority)
+                .any(|a| accepted_as(a, scheme).any(|a| a == &**authority))
         {
             return Err(VerifyError::WrongAuthority(quoted(authority)));
         }
@@ -617,6 +617,22 @@ fn authority<'a>(
     } else {
         Cow::Borrowed(authority)
     })
+}
+
+/// The forms of an authority given to [`Verifier::authority`] that a signature's
+/// `@authority` may take: without a default port under a known scheme; with the scheme
+/// unknown (an HTTP/1.1 request, no [`Verifier::scheme`]), as written and without `:80` or
+/// `:443`, which callers leave out of their base URLs' `http://host` and `https://host`.
+fn accepted_as<'a>(configured: &'a str, scheme: Option<&str>) -> impl Iterator<Item = &'a str> {
+    let forms = match scheme {
+        Some(_) => [without_default_port(configured, scheme); 3],
+        None => [
+            configured,
+            without_default_port(configured, Some("http")),
+            without_default_port(configured, Some("https")),
+        ],
+    };
+    forms.into_iter()
 }
 
 /// `authority` without its port where RFC 3986 §6.2.3 omits it: when it is empty (`host:`),
