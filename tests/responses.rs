@@ -168,3 +168,124 @@ async fn a_json_answer_after_a_byte_order_mark_decodes() {
         "{err}"
     );
 }
+
+#[service_client(
+    base_url = "http://127.0.0.1:9",
+    service_id = "billing",
+    secret_env = "COMMS_TEST_RESPONSES_SECRET"
+)]
+pub trait Outbox {
+    #[get("/outbox/<code>")]
+    async fn next(&self, code: u16) -> Result<ResponseValue<Option<Item>>, Error>;
+
+    #[post("/outbox")]
+    async fn send(&self) -> Result<(), Error>;
+
+    #[post("/outbox/maybe")]
+    async fn send_maybe(&self) -> Result<Option<()>, Error>;
+
+    #[post("/outbox/counted")]
+    async fn send_counted(&self) -> Result<ResponseValue<()>, Error>;
+
+    #[post("/outbox/read")]
+    async fn send_read(&self) -> Result<Item, Error>;
+}
+
+#[derive(Clone)]
+struct Empty;
+
+impl Outbox for Empty {
+    async fn next(&self, code: u16) -> Result<ResponseValue<Option<Item>>, Error> {
+        let status = StatusCode::from_u16(code).unwrap();
+        // Sent with 205 too, where it cannot go.
+        let item = (code != 204).then_some(Item { id: 1 });
+        Ok(ResponseValue::new(item).with_status(status))
+    }
+
+    async fn send(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    async fn send_maybe(&self) -> Result<Option<()>, Error> {
+        Ok(Some(()))
+    }
+
+    async fn send_counted(&self) -> Result<ResponseValue<()>, Error> {
+        Ok(ResponseValue::new(()))
+    }
+
+    async fn send_read(&self) -> Result<Item, Error> {
+        Ok(Item { id: 2 })
+    }
+}
+
+/// A status that carries no body (204, 205) is sent by a generated server without one; its
+/// client decodes the value as `None`, where it failed to decode an empty body as JSON after
+/// the method had run. A value other than `None` answered with such a status is not sent, and
+/// the server says so.
+#[tokio::test]
+async fn a_value_answered_with_a_status_without_a_body_reaches_its_client_as_none() {
+    let (logs, _guard) = comms_tests::record_logs(tracing::Level::WARN);
+    let router = OutboxServer::new(Empty)
+        .verifier(Verifier::new().service("billing", SECRET))
+        .into_router();
+    let outbox: OutboxClient = comms_tests::plain_client(&serve(router).await, SECRET);
+    assert_eq!(*outbox.next(200).await.unwrap(), Some(Item { id: 1 }));
+    let answer = outbox.next(204).await;
+    assert!(
+        matches!(&answer, Ok(value) if value.status() == StatusCode::NO_CONTENT && value.is_none()),
+        "{answer:?}"
+    );
+    assert!(!logs.text().contains("carries no body"), "{}", logs.text());
+    let answer = outbox.next(205).await;
+    assert!(
+        matches!(&answer, Ok(value) if value.status() == StatusCode::RESET_CONTENT && value.is_none()),
+        "{answer:?}"
+    );
+    logs.line(
+        "the dropped value's warning",
+        &["WARN", "carries no body", "status=205"],
+    );
+}
+
+/// A method returning `()` ignores its success's body, so one over `max_response_bytes` (a
+/// service echoing what it stored, say) is the success it is, not a decode error after the
+/// work was done; a method reading its body still refuses it, and an error's status stays
+/// that error.
+#[tokio::test]
+async fn a_method_ignoring_its_body_succeeds_whatever_the_bodys_length() {
+    let outbox = |url: &str| {
+        comms::ClientBuilder::<OutboxClient>::new()
+            .base_url(url)
+            .secret(SECRET)
+            .retry(comms::RetryConfig::none())
+            .breaker(comms::BreakerConfig::disabled())
+            .max_response_bytes(10)
+            .build()
+            .unwrap()
+    };
+    // Declared by its length, and sent in chunks without one.
+    let declared = TestServer::always(Reply::json(200, json!({"id": 1, "pad": "x"}))).await;
+    let chunked = serve(axum::Router::new().fallback(|| async {
+        let pieces = vec![bytes::Bytes::from_static(b"{\"id\": 1,"); 400];
+        axum::body::Body::from_stream(comms_tests::paced(pieces, std::time::Duration::ZERO))
+    }))
+    .await;
+    for url in [declared.url(), chunked] {
+        let client = outbox(&url);
+        client.send().await.unwrap();
+        assert_eq!(client.send_maybe().await.unwrap(), Some(()));
+        assert_eq!(
+            client.send_counted().await.unwrap().status(),
+            StatusCode::OK
+        );
+        let read = client.send_read().await.unwrap_err();
+        assert!(
+            matches!(&read, Error::Decode { source, .. } if source.to_string().contains("10 byte limit")),
+            "{read:?}"
+        );
+    }
+    let failing = TestServer::always(Reply::status(409).body(vec![b'x'; 4096])).await;
+    let err = outbox(&failing.url()).send().await.unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+}

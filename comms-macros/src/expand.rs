@@ -573,6 +573,13 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
         _ => (quote!(::__comms_crate::__private::decoded), quote!(execute)),
     };
     let capacity = route_text.len() + 16;
+    // A method returning `()` ignores its success's body, however long.
+    let ignoring_body = match method.output.kind {
+        OutputKind::Unit | OutputKind::OptionalUnit | OutputKind::ValueUnit => {
+            quote!(#call = ::__comms_crate::__private::ignoring_body(#call);)
+        }
+        _ => quote!(),
+    };
     let attrs = method
         .item
         .attrs
@@ -588,6 +595,7 @@ fn method_impl(method: &Method<'_>) -> TokenStream {
                 ::std::string::String::with_capacity(#capacity),
             )
             .route(#route);
+            #ignoring_body
             #output_check
             #(#path_stmts)*
             #(#call_stmts)*

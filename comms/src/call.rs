@@ -42,6 +42,9 @@ pub struct Call {
     content_type_given: bool,
     /// Whether the body is a form or multipart one, whose `Content-Type` is its own.
     pub(crate) content_type_fixed: bool,
+    /// Whether the caller ignores a success's body (a generated method returning `()`): one
+    /// over the response limit is then no failure.
+    pub(crate) body_ignored: bool,
     /// What few calls need, boxed: a call is moved whole (into its future, among others).
     rare: Option<Box<Rare>>,
     /// The first bad value's error, boxed: it is rare, and a call is moved whole.
@@ -101,6 +104,7 @@ impl Call {
             route: None,
             content_type_given: false,
             content_type_fixed: false,
+            body_ignored: false,
             rare: None,
             error: None,
         };

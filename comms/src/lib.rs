@@ -222,6 +222,13 @@ pub mod __private {
         }
     }
 
+    /// `call`, whose success's body its method ignores (it returns `()`, `Option<()>` or
+    /// `ResponseValue<()>`): a body over the response limit does not fail it.
+    pub fn ignoring_body(mut call: Call) -> Call {
+        call.body_ignored = true;
+        call
+    }
+
     /// `call` with `text`, route text the macro checked at compile time, appended to its path.
     pub fn literal(mut call: Call, text: &str) -> Call {
         call.path.push_str(text);
@@ -335,7 +342,7 @@ pub mod __private {
     pub fn decode_value<T: DeserializeOwned>(
         response: Response,
     ) -> Result<crate::ResponseValue<T>, Error> {
-        let value = response.json()?;
+        let value = response.json_or_none()?;
         let (status, headers, _) = response.into_parts();
         Ok(crate::ResponseValue::received(status, headers, value))
     }

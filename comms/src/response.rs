@@ -133,6 +133,18 @@ impl Response {
         serde_json::from_slice(json_text(&self.body)).map_err(|e| self.decode_error(e))
     }
 
+    /// [`json`](Self::json), but for a status that carries no body (204, 205, 304) sent without
+    /// one, which is decoded as JSON's `null`: a `ResponseValue<Option<T>>` answered 204 by a
+    /// generated server, which sends no body with such a status, holds `None`.
+    pub(crate) fn json_or_none<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        match self.status.as_u16() {
+            204 | 205 | 304 if self.body.is_empty() => {
+                serde_json::from_slice(b"null").map_err(|e| self.decode_error(e))
+            }
+            _ => self.json(),
+        }
+    }
+
     /// The response as an `http` response, for a server to send: status, headers and body.
     ///
     /// A received response's framing and hop-by-hop headers (`Transfer-Encoding`, `Connection`

@@ -94,7 +94,9 @@ impl<T> ResponseValue<T> {
 
     /// The same value with `status`, a 2xx one: a server method reports a failure as
     /// `Err(Error)`, which its caller receives as that error. A status without a body (204,
-    /// 205, 304) is answered without one, so its caller declares `ResponseValue<()>`.
+    /// 205, 304) is answered without one, so its caller declares `ResponseValue<()>`, or
+    /// `ResponseValue<Option<T>>`, which a generated client decodes as `None` from such an
+    /// answer (a value other than `None` is not sent, and the server logs a warning).
     #[must_use]
     pub fn with_status(mut self, status: StatusCode) -> ResponseValue<T> {
         self.status = status;

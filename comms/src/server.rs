@@ -656,8 +656,18 @@ pub fn respond_value<T: JsonReturn>(
         Ok(value) => {
             let received = value.was_received();
             let (status, mut headers, value) = value.into_parts();
-            // A status that carries no body is sent without one (and without its type).
+            // A status that carries no body is sent without one (and without its type). A
+            // value other than `None` is then lost to the caller, which decodes a bodiless
+            // answer as `null`: said, since the method meant to send it.
             let response = if matches!(status.as_u16(), 204 | 205 | 304) {
+                if serde_json::to_vec(&value).is_ok_and(|json| json != b"null") {
+                    tracing::warn!(
+                        status = status.as_u16(),
+                        "a served method answered a value with a status that carries no body: \
+                         the value is not sent (answer `ResponseValue<()>`, or `None` of a \
+                         `ResponseValue<Option<T>>`, with this status)"
+                    );
+                }
                 http::Response::new(Bytes::new())
             } else {
                 // The body is serialized here: a length the value came with (another service's,

@@ -13,6 +13,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use pin_project_lite::pin_project;
 
@@ -454,6 +455,15 @@ impl<'a> Run<'a> {
                         .is_some_and(Prepared::deadline_told_spent) =>
             {
                 (Attempt::Timeout, true, Some(StatusCode::GATEWAY_TIMEOUT))
+            }
+            // A success whose body is over the limit, for a method that ignores it, is that
+            // success: the service did what was asked, and the body is dropped unread.
+            Attempt::TooLarge(status, headers) if status.is_success() && self.call.body_ignored => {
+                (
+                    Attempt::Response(status, headers, Bytes::new()),
+                    timer_fired,
+                    None,
+                )
             }
             attempt => (attempt, timer_fired, None),
         };
