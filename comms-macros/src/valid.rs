@@ -206,6 +206,24 @@ fn check_method(cx: &Ctxt, method: &Method<'_>) {
                      one value, or a list of them, is a plain `#[query]`",
                 );
             }
+            ArgKind::Form { .. }
+                if crate::ast::outer_ident(arg.ty).is_some_and(|i| i == "Option") =>
+            {
+                cx.error_spanned_by(
+                    arg.ty,
+                    "a `#[form]` takes a struct (or a map), whose fields are the form's: a `None` \
+                     could not be told from a form whose fields are all `None`, so make the \
+                     fields `Option`s rather than the struct",
+                );
+            }
+            // A list of pairs is a form as it is (`&[("a", "1")]`).
+            ArgKind::Form { .. } if is_single_value(arg.ty) && pair_in(arg.ty).is_none() => {
+                cx.error_spanned_by(
+                    arg.ty,
+                    "a `#[form]` takes a struct (or a map), whose fields are the form's; one \
+                     value, or a list of them, is no form: write a struct with a field for it",
+                );
+            }
             ArgKind::Query { name, .. } => {
                 if let Some(pair) = pair_in(arg.ty) {
                     cx.error_spanned_by(

@@ -43,6 +43,19 @@ pub trait Shapes {
     #[post("/l")]
     async fn multipart_and_form(&self, #[multipart] parts: Multipart, #[form] form: &Filter) -> Result<(), Error>;
 
+    #[post("/login")]
+    async fn optional_form(&self, #[form] form: Option<&Filter>) -> Result<(), Error>;
+
+    #[post("/login")]
+    async fn text_form(&self, #[form] form: &str) -> Result<(), Error>;
+
+    #[post("/login")]
+    async fn list_form(&self, #[form] form: Vec<String>) -> Result<(), Error>;
+
+    // A list of pairs is a form as it is.
+    #[post("/login")]
+    async fn pairs_form(&self, #[form] form: &[(&str, &str)]) -> Result<(), Error>;
+
     #[post("/m")]
     async fn body_and_multipart(&self, #[body] body: &Filter, #[multipart] parts: &Multipart) -> Result<(), Error>;
 
