@@ -307,7 +307,8 @@ async fn a_head_one_byte_over_the_default_limit_is_431_in_one_piece() {
         let end = "\r\n\r\n";
         format!("{start}{}{end}", "a".repeat(len - start.len() - end.len()))
     };
-    let limit = 64 * 1024;
+    let limit = comms::server::DEFAULT_MAX_HEAD_BYTES;
+    assert_eq!(limit, 80 * 1024);
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream.write_all(head(limit + 1).as_bytes()).await.unwrap();
     let (answer, closed) = read_for(&mut stream, Duration::from_secs(5)).await;
@@ -318,6 +319,33 @@ async fn a_head_one_byte_over_the_default_limit_is_431_in_one_piece() {
     stream.write_all(head(limit).as_bytes()).await.unwrap();
     let answer = read_answer(&mut stream).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// The longest URL a comms client sends (what `http::Uri` holds, 65,534 bytes; a longer one is
+/// an `Error::Encode`, unsent) reaches a server under the default head limit, signed.
+#[tokio::test]
+async fn the_longest_url_a_client_sends_is_served_under_the_default_limit() {
+    let router = axum::Router::new().route(
+        "/q",
+        axum::routing::get(|uri: axum::http::Uri| async move {
+            uri.query().unwrap_or_default().len().to_string()
+        }),
+    );
+    let (addr, _server) = start(router, |s| s).await;
+    let client = single_attempt_client(addr);
+    let url_len = |query: usize| format!("http://{addr}/q?q=").len() + query;
+    let longest = u16::MAX as usize - 1 - url_len(0);
+    let response = client
+        .execute(Call::get("/q").query("q", "q".repeat(longest)))
+        .await
+        .unwrap();
+    assert_eq!(response.text().unwrap(), (longest + 2).to_string());
+    let refused = client
+        .execute(Call::get("/q").query("q", "q".repeat(longest + 1)))
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, Error::Encode { .. }), "{refused:?}");
+    assert_eq!(url_len(longest), 65_534);
 }
 
 /// A connection that holds its place without use (here it sent one byte of a head) is closed

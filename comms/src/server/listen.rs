@@ -38,8 +38,9 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
 /// The largest request head (request line and header fields) taken, unless
-/// [`Serve::max_head_bytes`] says otherwise.
-pub const DEFAULT_MAX_HEAD_BYTES: usize = 64 * 1024;
+/// [`Serve::max_head_bytes`] says otherwise: 80 KiB, room for the longest URL a comms client
+/// sends (64 KiB, what `http::Uri` holds) with its signature and other headers.
+pub const DEFAULT_MAX_HEAD_BYTES: usize = 80 * 1024;
 
 /// Serves `router` (an `axum::Router`, or a generated server, which converts into one) over
 /// HTTP/1.1 on `listener`: until the process ends or, with
@@ -69,7 +70,7 @@ pub const DEFAULT_MAX_HEAD_BYTES: usize = 64 * 1024;
 ///   that answers it with anything but a 4xx, or by keeping a request in flight on a route
 ///   with no time limit of its own. An upgraded connection (a WebSocket, handed to its
 ///   handler) counts until it closes;
-/// - answers a head over `max_head_bytes` (64 KiB), or with over 100 header fields, with a 431
+/// - answers a head over `max_head_bytes` (80 KiB), or with over 100 header fields, with a 431
 ///   and closes the connection;
 /// - on its shutdown signal, stops accepting, closes idle connections, lets each request in
 ///   flight finish for up to the shutdown timeout (30 s) and then closes its connection. It
@@ -186,7 +187,7 @@ impl Serve {
         self
     }
 
-    /// The largest request head taken, request line and header fields (64 KiB by default; at
+    /// The largest request head taken, request line and header fields (80 KiB by default; at
     /// least 8 KiB, hyper's least read buffer). A larger one is answered 431 and its connection
     /// closed.
     pub fn max_head_bytes(mut self, limit: usize) -> Serve {
