@@ -73,11 +73,13 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
     // A method declared again where an earlier one of its name is compiled gets no route
     // there either (see `valid::unless_declared_before`).
     let unless = crate::valid::unless_declared_before(service);
+    let mut also_at = also_at(service);
     let routes: Vec<TokenStream> = service
         .methods
         .iter()
         .zip(&unless)
-        .map(|(m, unless)| {
+        .enumerate()
+        .map(|(at, (m, unless))| {
             for first in &served {
                 let Some(clash) = clash(first, m) else {
                     continue;
@@ -107,9 +109,7 @@ pub(crate) fn expand(service: &Service<'_>) -> TokenStream {
                 refusals.push(quote!(#[cfg(all(#(#both),*))] const _: () = { #error };));
             }
             served.push(m);
-            let also_at = shadowed(service, m)
-                .map(|shadowing| axum_path(shadowing).0)
-                .collect();
+            let also_at = std::mem::take(&mut also_at[at]);
             route(trait_ident, m, unless, also_at)
         })
         .collect();
@@ -334,86 +334,220 @@ fn axum_path(method: &Method<'_>) -> (String, Vec<(String, usize, bool)>) {
     (path, positions)
 }
 
-/// The methods of other verbs whose routes take some of `method`'s requests from it: a router
-/// matches the path first, preferring a literal segment to a parameter, so `DELETE /items/me`
-/// reaches `GET /items/me`'s route and would be refused (405), though `method`
-/// (`DELETE /items/<id>`) serves it. Each route every request of which `method`'s route
-/// matches too, with no method of `method`'s verb there, is yielded for `method` to be served
-/// at as well, when `method` is the most literal of its verb's routes matching it. Both must be
-/// compiled whatever the `#[cfg]`s (a literal route compiled out takes nothing, and a method
-/// compiled out serves nothing); a rival under `#[cfg]` counts as compiled, so that no verb is
-/// served twice at one route.
-fn shadowed<'s>(
-    service: &'s Service<'_>,
-    method: &'s Method<'_>,
-) -> impl Iterator<Item = &'s Method<'s>> + 's {
-    let unconditional = |m: &Method<'_>| {
+/// For each method, the paths of the other routes it is served at too.
+///
+/// A router matches the path first, preferring a literal segment to a parameter, then the
+/// verb; a request whose path a more literal route of another verb matches meets that route,
+/// and without a method of its verb there, a 405. So `DELETE /items/<id>` is served at
+/// `GET /items/me`'s route as well, for `DELETE /items/me`; and where two routes of different
+/// verbs each match some of the other's paths (`GET /u/<a>/x` beside `POST /u/me/<b>`), both
+/// are served at the paths they share (`/u/me/x`). Each route a request may be taken to (every
+/// method's, and the paths any two of them share, those two again, and so on) has, for each
+/// verb, the most literal method of that verb matching all its paths, unless that verb has a
+/// method of its own there.
+///
+/// Only methods compiled whatever the `#[cfg]`s take part (a literal route compiled out takes
+/// nothing, and a method compiled out serves nothing); one under `#[cfg]` still counts as a
+/// rival, so that no verb is served twice at one route when it is compiled. Paths shared with
+/// a trailing parameter (`<path..>`) are not worked out: such a route is served at the routes
+/// it matches whole, as before.
+fn also_at(service: &Service<'_>) -> Vec<Vec<String>> {
+    let methods = &service.methods;
+    let shapes: Vec<Option<RouteShape>> = methods.iter().map(RouteShape::of).collect();
+    let compiled = |i: usize| {
+        let m = &methods[i];
         m.cfgs().is_empty()
-            && !service
-                .methods
+            && !methods
                 .iter()
                 .any(|o| !std::ptr::eq(o, m) && o.ident() == m.ident())
     };
-    let mut seen: Vec<String> = Vec::new();
-    let served = unconditional(method);
-    service.methods.iter().filter(move |other| {
-        if !served || !unconditional(other) {
-            return false;
+    let verb = |i: usize| methods[i].verb.to_string();
+    // The verbs of the compiled methods matching every path of `shape`.
+    let verbs_matching = |shape: &RouteShape| {
+        let mut verbs: Vec<String> = (0..methods.len())
+            .filter(|&i| compiled(i) && shapes[i].as_ref().is_some_and(|s| s.covers(shape)))
+            .map(verb)
+            .collect();
+        verbs.sort();
+        verbs.dedup();
+        verbs
+    };
+    let mut routes: Vec<RouteShape> = Vec::new();
+    for i in (0..methods.len()).filter(|&i| compiled(i)) {
+        if let Some(shape) = &shapes[i]
+            && !routes.contains(shape)
+        {
+            routes.push(shape.clone());
         }
-        if other.verb == method.verb {
-            return false;
+    }
+    // The paths two routes share, where methods of two verbs both match them, and again, until
+    // no new one comes (a few: each place is one of the routes' literals or a parameter).
+    let mut checked = 0;
+    while checked < routes.len() && routes.len() < MAX_ROUTES {
+        let next = &routes[checked];
+        let mut found: Vec<RouteShape> = Vec::new();
+        for earlier in &routes[..checked] {
+            let Some(shared) = next.meet(earlier) else {
+                continue;
+            };
+            if routes.contains(&shared)
+                || found.contains(&shared)
+                || verbs_matching(&shared).len() < 2
+                || shapes
+                    .iter()
+                    .flatten()
+                    .any(|s| s.rest_beside_parameter_of(&shared))
+            {
+                continue;
+            }
+            found.push(shared);
         }
-        let shape = path_shape(other);
-        let Some(rank) = covers(method, other).filter(|_| !seen.contains(&shape)) else {
-            return false;
-        };
-        // A method of this verb at that route, or one matching it more literally than this.
-        let better = service.methods.iter().any(|rival| {
-            rival.verb == method.verb
-                && !std::ptr::eq(rival, method)
-                && (path_shape(rival) == shape
-                    || covers(rival, other).is_some_and(|theirs| theirs < rank))
-        });
-        seen.push(shape);
-        !better
-    })
+        routes.extend(found);
+        checked += 1;
+    }
+    let mut also = vec![Vec::new(); methods.len()];
+    for route in &routes {
+        for verb_here in verbs_matching(route) {
+            let of_verb = || (0..methods.len()).filter(|&i| verb(i) == verb_here);
+            if of_verb().any(|i| shapes[i].as_ref() == Some(route)) {
+                continue;
+            }
+            let best = of_verb()
+                .filter_map(|i| Some((i, shapes[i].as_ref()?)))
+                .filter(|(_, shape)| shape.covers(route))
+                .min_by_key(|(_, shape)| shape.rank());
+            if let Some((i, _)) = best
+                && compiled(i)
+            {
+                also[i].push(route.axum_path());
+            }
+        }
+    }
+    also
 }
 
-/// Whether every request path `other`'s route matches, `method`'s matches too, `method`'s being
-/// the less literal of two different routes; and if so, how literal `method`'s is (for each
-/// place, 0 for a literal segment, 1 for a parameter, 2 for a trailing one: the smaller, the
-/// more literal, as a router prefers).
-fn covers(method: &Method<'_>, other: &Method<'_>) -> Option<Vec<u8>> {
-    let (general, specific) = (method.template.as_ref()?, other.template.as_ref()?);
-    if general.trailing_slash != specific.trailing_slash {
-        return None;
+/// The most routes [`also_at`] works out for one trait, its own and the paths they share: far
+/// more than any trait's routes make, so that a pathological one does not hold up the build.
+const MAX_ROUTES: usize = 512;
+
+/// What a router matches of a route: its places, parameters unnamed, and whether it ends
+/// with `/`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct RouteShape {
+    places: Vec<Place>,
+    trailing_slash: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Place {
+    Literal(String),
+    Parameter,
+    /// A trailing parameter, the rest of the path.
+    Rest,
+}
+
+impl RouteShape {
+    fn of(method: &Method<'_>) -> Option<RouteShape> {
+        let template = method.template.as_ref()?;
+        let text = method.route.value();
+        let places = template
+            .segments
+            .iter()
+            .map(|segment| match segment {
+                Segment::Static(range) => Place::Literal(text[range.clone()].to_owned()),
+                Segment::Param { .. } => Place::Parameter,
+                Segment::Trailing { .. } => Place::Rest,
+            })
+            .collect();
+        Some(RouteShape {
+            places,
+            trailing_slash: template.trailing_slash,
+        })
     }
-    let (general_text, specific_text) = (method.route.value(), other.route.value());
-    let mut rank = Vec::new();
-    let mut narrower = false;
-    for (index, segment) in general.segments.iter().enumerate() {
-        let theirs = specific.segments.get(index)?;
-        match (segment, theirs) {
-            (Segment::Trailing { .. }, _) => {
-                rank.push(2);
-                narrower |= !matches!(theirs, Segment::Trailing { .. })
-                    || specific.segments.len() > index + 1;
-                return narrower.then_some(rank);
-            }
-            (Segment::Static(a), Segment::Static(b))
-                if general_text[a.clone()] == specific_text[b.clone()] =>
-            {
-                rank.push(0);
-            }
-            (Segment::Param { .. }, Segment::Static(_)) => {
-                rank.push(1);
-                narrower = true;
-            }
-            (Segment::Param { .. }, Segment::Param { .. }) => rank.push(1),
-            _ => return None,
+
+    /// How literal it is, place by place (0 for a literal, 1 for a parameter, 2 for the rest):
+    /// of two routes matching a path, a router takes the smaller.
+    fn rank(&self) -> Vec<u8> {
+        let rank = |place: &Place| match place {
+            Place::Literal(_) => 0,
+            Place::Parameter => 1,
+            Place::Rest => 2,
+        };
+        self.places.iter().map(rank).collect()
+    }
+
+    /// Whether it matches every path `specific` matches (the same shape included).
+    fn covers(&self, specific: &RouteShape) -> bool {
+        if self.trailing_slash != specific.trailing_slash {
+            return false;
         }
+        for (at, place) in self.places.iter().enumerate() {
+            let Some(theirs) = specific.places.get(at) else {
+                return false;
+            };
+            match (place, theirs) {
+                (Place::Rest, _) => return true,
+                (Place::Literal(a), Place::Literal(b)) if a == b => {}
+                (Place::Parameter, Place::Literal(_) | Place::Parameter) => {}
+                _ => return false,
+            }
+        }
+        self.places.len() == specific.places.len()
     }
-    (narrower && general.segments.len() == specific.segments.len()).then_some(rank)
+
+    /// The paths both match, when there are some and neither has a trailing parameter.
+    fn meet(&self, other: &RouteShape) -> Option<RouteShape> {
+        if self.trailing_slash != other.trailing_slash || self.places.len() != other.places.len() {
+            return None;
+        }
+        let places =
+            self.places
+                .iter()
+                .zip(&other.places)
+                .map(|pair| match pair {
+                    (Place::Literal(a), Place::Literal(b)) => {
+                        (a == b).then(|| Place::Literal(a.clone()))
+                    }
+                    (Place::Literal(a), Place::Parameter)
+                    | (Place::Parameter, Place::Literal(a)) => Some(Place::Literal(a.clone())),
+                    (Place::Parameter, Place::Parameter) => Some(Place::Parameter),
+                    _ => None,
+                })
+                .collect::<Option<Vec<Place>>>()?;
+        Some(RouteShape {
+            places,
+            trailing_slash: self.trailing_slash,
+        })
+    }
+
+    /// Whether it has a trailing parameter where `other`, the same before it, has a plain one:
+    /// two such routes axum refuses to hold.
+    fn rest_beside_parameter_of(&self, other: &RouteShape) -> bool {
+        self.places.iter().enumerate().any(|(at, place)| {
+            *place == Place::Rest
+                && other.places.get(at) == Some(&Place::Parameter)
+                && self.places[..at] == other.places[..at]
+        })
+    }
+
+    /// Its axum path, parameters named by their place (see [`axum_path`]).
+    fn axum_path(&self) -> String {
+        let mut path = String::new();
+        for (index, place) in self.places.iter().enumerate() {
+            match place {
+                Place::Literal(text) => {
+                    path.push('/');
+                    path.push_str(&text.replace('{', "{{").replace('}', "}}"));
+                }
+                Place::Parameter => path.push_str(&format!("/{{p{index}}}")),
+                Place::Rest => path.push_str(&format!("/{{*p{index}}}")),
+            }
+        }
+        if self.trailing_slash || path.is_empty() {
+            path.push('/');
+        }
+        path
+    }
 }
 
 /// The service a base URL names, for the scope of its idempotency keys: its host and port as

@@ -191,6 +191,101 @@ async fn a_literal_route_of_one_verb_leaves_another_verbs_parameter_route_its_re
     assert!(allow.contains("GET") && allow.contains("DELETE"), "{allow}");
 }
 
+/// Routes of two verbs each more literal than the other somewhere.
+#[service_client(
+    base_url = "http://127.0.0.1:9",
+    service_id = "billing",
+    secret_env = "COMMS_TEST_SERVER_SECRET"
+)]
+pub trait Crossing {
+    #[get("/u/<a>/x")]
+    async fn get_x(&self, a: &str) -> Result<String, Error>;
+
+    #[post("/u/me/<b>")]
+    async fn post_me(&self, b: &str) -> Result<String, Error>;
+
+    #[head("/v/<a>/x")]
+    async fn probe_x(&self, a: &str) -> Result<comms::ResponseValue<()>, Error>;
+
+    #[get("/v/me/<b>")]
+    async fn get_me(&self, b: &str) -> Result<String, Error>;
+
+    /// Three verbs over two places: each pair shares some paths, all three one.
+    #[put("/w/<a>/<b>/z")]
+    async fn put_w(&self, a: &str, b: &str) -> Result<String, Error>;
+
+    #[delete("/w/me/<b>/<c>")]
+    async fn delete_w(&self, b: &str, c: &str) -> Result<String, Error>;
+
+    #[patch("/w/<a>/you/<c>")]
+    async fn patch_w(&self, a: &str, c: &str) -> Result<String, Error>;
+}
+
+#[derive(Clone)]
+struct CrossingImpl;
+
+impl Crossing for CrossingImpl {
+    async fn get_x(&self, a: &str) -> Result<String, Error> {
+        Ok(format!("get_x {a}"))
+    }
+    async fn post_me(&self, b: &str) -> Result<String, Error> {
+        Ok(format!("post_me {b}"))
+    }
+    async fn probe_x(&self, a: &str) -> Result<comms::ResponseValue<()>, Error> {
+        let which = comms::http::HeaderValue::try_from(format!("probe_x {a}")).unwrap();
+        Ok(comms::ResponseValue::new(())
+            .with_header(comms::http::HeaderName::from_static("x-which"), which))
+    }
+    async fn get_me(&self, b: &str) -> Result<String, Error> {
+        Ok(format!("get_me {b}"))
+    }
+    async fn put_w(&self, a: &str, b: &str) -> Result<String, Error> {
+        Ok(format!("put_w {a} {b}"))
+    }
+    async fn delete_w(&self, b: &str, c: &str) -> Result<String, Error> {
+        Ok(format!("delete_w {b} {c}"))
+    }
+    async fn patch_w(&self, a: &str, c: &str) -> Result<String, Error> {
+        Ok(format!("patch_w {a} {c}"))
+    }
+}
+
+/// Where two routes of different verbs each match some of the other's paths, a router takes
+/// a path both match to the route literal first (`/u/me/x` to `POST /u/me/<b>`): each method is
+/// served at the paths they share too, so `get_x("me")` is not a 405, and a `HEAD` there is
+/// `probe_x`'s, not answered by `get_me` as a `GET`.
+#[tokio::test]
+async fn routes_of_two_verbs_sharing_some_paths_each_serve_their_own_method_there() {
+    let router = CrossingServer::new(CrossingImpl)
+        .verifier(Verifier::new().service("billing", SECRET))
+        .into_router();
+    let client: CrossingClient = comms_tests::plain_client(&serve(router).await, SECRET);
+    for a in ["you", "me"] {
+        assert_eq!(client.get_x(a).await.unwrap(), format!("get_x {a}"));
+        let probe = client.probe_x(a).await.unwrap();
+        assert_eq!(probe.headers()["x-which"], format!("probe_x {a}"));
+    }
+    for b in ["x", "y"] {
+        assert_eq!(client.post_me(b).await.unwrap(), format!("post_me {b}"));
+        assert_eq!(client.get_me(b).await.unwrap(), format!("get_me {b}"));
+    }
+    for (a, b) in [("me", "you"), ("me", "1"), ("2", "you"), ("3", "4")] {
+        assert_eq!(client.put_w(a, b).await.unwrap(), format!("put_w {a} {b}"));
+    }
+    for (b, c) in [("you", "z"), ("1", "z"), ("you", "2"), ("3", "4")] {
+        assert_eq!(
+            client.delete_w(b, c).await.unwrap(),
+            format!("delete_w {b} {c}")
+        );
+    }
+    for (a, c) in [("me", "z"), ("1", "z"), ("me", "2"), ("3", "4")] {
+        assert_eq!(
+            client.patch_w(a, c).await.unwrap(),
+            format!("patch_w {a} {c}")
+        );
+    }
+}
+
 /// Parameters are named by their place in the router (`{p1}` for the second segment), so an
 /// application adds another verb at a generated route by naming them so.
 #[tokio::test]
