@@ -1249,6 +1249,52 @@ fn written(ty: &Type) -> String {
 mod tests {
     use super::*;
 
+    /// A route shape from a path written as a router's: `{}` a parameter, `{*}` the rest.
+    fn shape(path: &str) -> RouteShape {
+        let trailing_slash = path.len() > 1 && path.ends_with('/');
+        let places = path
+            .trim_matches('/')
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| match s {
+                "{}" => Place::Parameter,
+                "{*}" => Place::Rest,
+                literal => Place::Literal(literal.to_owned()),
+            })
+            .collect();
+        RouteShape {
+            places,
+            trailing_slash,
+        }
+    }
+
+    #[test]
+    fn two_routes_share_the_paths_literal_wherever_either_is() {
+        let meet = |a: &str, b: &str| shape(a).meet(&shape(b)).map(|s| s.axum_path());
+        assert_eq!(meet("/u/{}/x", "/u/me/{}").as_deref(), Some("/u/me/x"));
+        assert_eq!(meet("/u/{}/{}", "/u/{}/x").as_deref(), Some("/u/{p1}/x"));
+        assert_eq!(meet("/u/{}/x", "/u/{}/y"), None);
+        assert_eq!(meet("/u/{}", "/u/{}/x"), None);
+        assert_eq!(meet("/u/{}/", "/u/me"), None);
+        assert_eq!(meet("/u/{*}", "/u/me"), None);
+        let shared = shape("/u/{}/x").meet(&shape("/u/me/{}")).unwrap();
+        assert!(shape("/u/{}/x").covers(&shared) && shape("/u/me/{}").covers(&shared));
+        assert!(shape("/u/{*}").covers(&shared) && shape("/u/me/x").covers(&shared));
+        assert!(!shape("/u/you/{}").covers(&shared) && !shape("/u/{}").covers(&shared));
+    }
+
+    #[test]
+    fn a_shared_path_is_not_served_where_a_trailing_parameter_takes_its_parameters_place() {
+        let shared = shape("/x/me/{}");
+        assert!(shape("/x/me/{*}").rest_beside_parameter_of(&shared));
+        assert!(!shape("/x/{*}").rest_beside_parameter_of(&shared));
+        assert!(!shape("/y/me/{*}").rest_beside_parameter_of(&shared));
+        assert!(!shape("/x/me/{}").rest_beside_parameter_of(&shared));
+        // Its own places ranked as a router prefers them.
+        assert!(shape("/x/me/{}").rank() < shape("/x/{}/y").rank());
+        assert!(shape("/x/{}/y").rank() < shape("/x/{*}").rank());
+    }
+
     #[test]
     fn a_service_is_known_by_its_base_urls_authority() {
         for (base_url, at) in [
