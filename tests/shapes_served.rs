@@ -437,6 +437,34 @@ async fn a_form_that_does_not_parse_is_a_400_and_another_body_type_a_415() {
     assert_eq!(service.calls.load(Ordering::SeqCst), 1);
 }
 
+/// A part's header lines (its name, file name and content type, with `"` written `%22`) are
+/// read up to 16 KiB by a comms server: a client refuses a longer part unsent, and one at the
+/// bound arrives.
+#[tokio::test]
+async fn a_part_whose_headers_a_server_would_refuse_is_refused_unsent() {
+    let (service, client, _) = pair().await;
+    // `Content-Disposition: form-data; name="photo"; filename=".."` and `Content-Type: ..`.
+    let fixed = r#"Content-Disposition: form-data; name="photo""#.len()
+        + r#"; filename="""#.len()
+        + "\r\nContent-Type: image/png".len();
+    let named = |len: usize| {
+        let file_name = format!("\"{}", "n".repeat(len - fixed - 3));
+        Multipart::new().file("photo", file_name, "image/png", vec![1, 2])
+    };
+    let at_bound = named(16 * 1024);
+    assert_eq!(
+        client.upload(1, at_bound.clone()).await.unwrap()[0],
+        seen(&at_bound)[0]
+    );
+    let calls = service.calls.load(Ordering::SeqCst);
+    let refused = client.upload(1, named(16 * 1024 + 1)).await.unwrap_err();
+    assert!(
+        matches!(&refused, Error::Encode { message } if message.contains("part `photo`") && message.contains("16 KiB")),
+        "{refused:?}"
+    );
+    assert_eq!(service.calls.load(Ordering::SeqCst), calls, "nothing sent");
+}
+
 #[tokio::test]
 async fn a_multipart_body_round_trips_with_every_part_field() {
     let (service, client, _) = pair().await;

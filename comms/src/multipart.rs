@@ -16,6 +16,11 @@
 #[cfg(feature = "server")]
 pub(crate) mod parse;
 
+/// The most a part's header lines may hold, all together: a name, a file name and a content
+/// type take a few hundred bytes. A server refuses what is past this rather than read it, and
+/// a client does not send it.
+const MAX_PART_HEAD: usize = 16 * 1024;
+
 use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -122,6 +127,22 @@ impl Multipart {
         mut draw: impl FnMut() -> Result<String, Error>,
     ) -> Result<(HeaderValue, Bytes), Error> {
         for part in &self.parts {
+            // A comms server reads a part's header lines up to a bound, and refuses the body
+            // past it: such a part is refused here, unsent.
+            if part.head_len() > MAX_PART_HEAD {
+                let name: String = part.name.chars().take(40).collect();
+                return Err(Error::encode(format!(
+                    "part `{name}`{} has a name, file name and content type of {} bytes \
+                     together, over the {} KiB a part's headers may hold",
+                    if name.len() < part.name.len() {
+                        "..."
+                    } else {
+                        ""
+                    },
+                    part.head_len(),
+                    MAX_PART_HEAD / 1024
+                )));
+            }
             let Some(content_type) = &part.content_type else {
                 continue;
             };
@@ -194,6 +215,30 @@ impl Multipart {
         out.put_slice(boundary.as_bytes());
         out.put_slice(b"--\r\n");
         out.freeze()
+    }
+}
+
+impl Part {
+    /// The length of the header lines [`Multipart::body`] writes for this part, without the
+    /// blank line that ends them.
+    fn head_len(&self) -> usize {
+        let quoted = |text: &str| {
+            text.len()
+                + 2 * text
+                    .bytes()
+                    .filter(|b| matches!(b, b'"' | b'\r' | b'\n'))
+                    .count()
+        };
+        let disposition = "Content-Disposition: form-data; name=\"\"".len() + quoted(&self.name);
+        let file_name = self
+            .file_name
+            .as_deref()
+            .map_or(0, |f| "; filename=\"\"".len() + quoted(f));
+        let content_type = self
+            .content_type
+            .as_deref()
+            .map_or(0, |t| "\r\nContent-Type: ".len() + t.len());
+        disposition + file_name + content_type
     }
 }
 

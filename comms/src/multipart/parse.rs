@@ -48,9 +48,7 @@ pub(crate) fn boundary(content_type: &str) -> Result<Option<String>, String> {
         .ok_or_else(|| "the content type has no boundary".into())
 }
 
-/// The most a part's header lines may hold, all together: a name, a file name and a content
-/// type take a few hundred bytes; what is past this is refused rather than read.
-const MAX_PART_HEAD: usize = 16 * 1024;
+use super::MAX_PART_HEAD;
 
 /// Parses `body`, framed by `boundary`.
 pub(crate) fn parse(boundary: &str, body: &Bytes) -> Result<Multipart, String> {
