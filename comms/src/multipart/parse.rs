@@ -16,7 +16,7 @@
 use bytes::Bytes;
 use memchr::memmem;
 
-use super::{Multipart, Part};
+use super::{MAX_PART_HEAD, Multipart, Part};
 
 /// The boundary of a `multipart/form-data` content type, or why there is none: `Ok(None)` for
 /// another media type.
@@ -47,8 +47,6 @@ pub(crate) fn boundary(content_type: &str) -> Result<Option<String>, String> {
         .map(Some)
         .ok_or_else(|| "the content type has no boundary".into())
 }
-
-use super::MAX_PART_HEAD;
 
 /// Parses `body`, framed by `boundary`.
 pub(crate) fn parse(boundary: &str, body: &Bytes) -> Result<Multipart, String> {
