@@ -597,7 +597,7 @@ fn path_shape(method: &Method<'_>) -> String {
 
 /// `let router = router.route(..)` for one method, under its `#[cfg]`s and `unless`; and the
 /// same at each of `also_at`, the routes of other verbs that take some of its requests (see
-/// [`shadowed`]).
+/// [`also_at`]).
 fn route(
     trait_ident: &syn::Ident,
     method: &Method<'_>,
