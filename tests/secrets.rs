@@ -215,6 +215,53 @@ async fn a_refusal_logs_and_answers_nothing_secret() {
     }
 }
 
+/// The key a refusal's log names is that of the signature checked: comms' own, when another
+/// application's signature outside comms' profile, by another key the verifier knows, comes
+/// first and is passed over.
+#[tokio::test]
+async fn a_refusal_logs_the_key_of_the_signature_checked() {
+    let (logs, _guard) = record_logs(tracing::Level::TRACE);
+    let verifier = comms::verify::Verifier::new()
+        .service("billing", "server-side-s3cr3t")
+        .service("other", "other-application-s3cr3t");
+    let app: axum::Router = axum::Router::new()
+        .route("/x", axum::routing::get(|| async { "ok" }))
+        .layer(comms::verify::VerifyLayer::new(verifier));
+    let url = comms_tests::serve(app).await;
+    let recorder = TestServer::always(Reply::status(200)).await;
+    plain_executor(&recorder.url(), "billing", "client-wrong-s3cr3t")
+        .execute(Call::get("/x"))
+        .await
+        .unwrap();
+    let signed = recorder.requests().remove(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // Another application's signature by a known key, outside the profile (no nonce), first.
+    let mut request = reqwest::Client::new().get(format!("{url}/x"));
+    for (name, value) in &signed.headers {
+        let value = value.to_str().unwrap();
+        request = match name.as_str() {
+            "host" | "content-length" => request,
+            "signature-input" => request.header(
+                name,
+                format!(r#"app=("@method");created={now};keyid="other", {value}"#),
+            ),
+            "signature" => request.header(name, format!("app=:AAAA:, {value}")),
+            _ => request.header(name, value),
+        };
+    }
+    assert_eq!(request.send().await.unwrap().status(), 401);
+    let text = logs.text();
+    let refusal = text
+        .lines()
+        .find(|l| l.contains("refused an unverified request"))
+        .unwrap_or_else(|| panic!("no refusal logged:\n{text}"));
+    assert!(refusal.contains("signature mismatch"), "{refusal}");
+    assert!(refusal.contains("key_id=\"billing\""), "{refusal}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // A short secret is taken, with a warning that does not show it.
 // ---------------------------------------------------------------------------------------------

@@ -104,7 +104,8 @@ impl Refusals {
         parts: &http::request::Parts,
         verifier: Option<&Verifier>,
     ) {
-        let key_id = || verifier.and_then(|v| v.claimed_key(&parts.headers));
+        let key_id =
+            || verifier.and_then(|v| v.claimed_key(&parts.method, &parts.uri, &parts.headers));
         let now_ms = self.started.elapsed().as_millis() as u64;
         match self.throttle.count(now_ms) {
             Some(refused) => tracing::warn!(

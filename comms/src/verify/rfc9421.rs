@@ -29,44 +29,19 @@ impl Verifier {
 
         // The signatures under key ids this verifier knows. A caller adds a few, not as many
         // as it likes: a key signs once, and each is checked.
-        let known: Vec<_> = inputs
-            .iter()
-            .filter_map(|(label, entry)| {
-                let (list, key) = self.known_key(entry)?;
-                Some((label, entry, list, key))
-            })
-            .collect();
+        let known = self.known_signatures(&inputs);
         if known.len() > MAX_OTHER_SIGNATURES + 1 {
             return Err(VerifyError::MalformedSignature(
                 "more than 4 other signatures are by keys this verifier knows",
             ));
         }
-        // The first of them in the profile is checked first. One before it outside the
-        // profile by its own parameters or coverage (another application's, put first) is
-        // passed over, as it is after: which comes first is the sender's choice. With none in
-        // the profile, the first one's error refuses the request; with none at all, the error
-        // names the first key id seen.
-        let mut passed_over = None;
-        let mut checked = known.iter().map(|candidate| {
-            let body = declares_body(headers);
-            let verified =
-                self.verify_entry(*candidate, &signatures, (method, uri, headers), body, now);
-            (candidate, verified)
-        });
-        let ((label, _, _, key), mut head) = loop {
-            match checked.next() {
-                Some((candidate, Ok(head))) => break (candidate, head),
-                Some((_, Err(e))) if outside_profile(&e) => {
-                    passed_over.get_or_insert(e);
-                }
-                Some((_, Err(e))) => return Err(e),
-                None => {
-                    return Err(passed_over.unwrap_or_else(|| {
-                        VerifyError::UnknownKey(first_key_id(&inputs).map(quoted))
-                    }));
-                }
-            }
+        let Some((first, checked)) =
+            self.check_first(&known, &signatures, (method, uri, headers), now)
+        else {
+            return Err(VerifyError::UnknownKey(first_key_id(&inputs).map(quoted)));
         };
+        let (label, _, _, key) = known[first];
+        let mut head = checked?;
 
         // The other signatures by known keys. Which one is checked is the sender's choice
         // (their order is signed by none), so each in the profile must pass as the first did,
@@ -81,7 +56,7 @@ impl Verifier {
         // signatures must not multiply the nonces it leaves in the store.
         let others: Vec<_> = known
             .iter()
-            .filter(|(other, ..)| other != label)
+            .filter(|(other, ..)| *other != label)
             .copied()
             .collect();
         for (at, other) in others.iter().enumerate() {
@@ -139,6 +114,44 @@ impl Verifier {
         Ok(head)
     }
 
+    /// The `Signature-Input` members under key ids this verifier knows, in order, with their
+    /// inner lists and keys.
+    fn known_signatures<'i>(&self, inputs: &'i sfv::Dictionary) -> Vec<Known<'i, '_>> {
+        inputs
+            .iter()
+            .filter_map(|(label, entry)| {
+                let (list, key) = self.known_key(entry)?;
+                Some((label, entry, list, key))
+            })
+            .collect()
+    }
+
+    /// The signature of `known` checked first, by its place, and what its check gave: the
+    /// first in the profile. One before it outside the profile by its own parameters or
+    /// coverage (another application's, put first) is passed over, as it is after it: which
+    /// comes first is the sender's choice. One failing otherwise is the one checked (its
+    /// error refuses the request); with none in the profile, the first, with its error.
+    /// `None` when there is none.
+    fn check_first(
+        &self,
+        known: &[Known<'_, '_>],
+        signatures: &sfv::Dictionary,
+        request: (&Method, &Uri, &HeaderMap),
+        now: u64,
+    ) -> Option<(usize, Result<VerifiedHead<'_>, VerifyError>)> {
+        let body = declares_body(request.2);
+        let mut passed_over = None;
+        for (at, candidate) in known.iter().enumerate() {
+            match self.verify_entry(*candidate, signatures, request, body, now) {
+                Err(e) if outside_profile(&e) => {
+                    passed_over.get_or_insert((at, Err(e)));
+                }
+                checked => return Some((at, checked)),
+            }
+        }
+        passed_over
+    }
+
     /// The inner list of a `Signature-Input` member and its key, when this verifier knows it.
     fn known_key<'e>(&self, entry: &'e ListEntry) -> Option<(&'e sfv::InnerList, &Arc<Key>)> {
         let (list, key_id) = key_id_of(entry)?;
@@ -146,17 +159,34 @@ impl Verifier {
     }
 
     /// The key a request claims to be signed with, for the log of its refusal: the key id of the
-    /// signature [`verify_rfc9421`](Verifier::verify_rfc9421) checks first (the first under a
-    /// key id this verifier knows, or else the first), or a legacy request's service id; quoted
-    /// as caller text is. `None` when the request names none a parser reads.
-    pub(super) fn claimed_key(&self, headers: &HeaderMap) -> Option<String> {
+    /// signature [`verify_rfc9421`](Verifier::verify_rfc9421) checks first (of those under key
+    /// ids this verifier knows, the first in the profile, see `check_first`; with none known,
+    /// the first), or a legacy request's service id; quoted as caller text is. `None` when the
+    /// request names none a parser reads.
+    pub(super) fn claimed_key(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Option<String> {
         let Ok(inputs) = parse_field(headers, &signing::SIGNATURE_INPUT) else {
             let legacy = headers.get(&signing::SERVICE_ID_HEADER)?;
             return Some(quoted(legacy.to_str().ok()?));
         };
-        let known = inputs.values().find_map(|entry| self.known_key(entry));
-        let claimed = match known {
-            Some((_, key)) => &*key.key_id,
+        let known = self.known_signatures(&inputs);
+        // Which one was checked hangs on its check only when one of them comes before another.
+        let first = match parse_field(headers, &signing::SIGNATURE) {
+            Ok(signatures) if known.len() > 1 => {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                self.check_first(&known, &signatures, (method, uri, headers), now)
+                    .map_or(0, |(at, _)| at)
+            }
+            _ => 0,
+        };
+        let claimed = match known.get(first) {
+            Some((_, _, _, key)) => &*key.key_id,
             None => first_key_id(&inputs)?,
         };
         Some(quoted(claimed))
@@ -320,6 +350,15 @@ fn key_id_of(entry: &ListEntry) -> Option<(&sfv::InnerList, &str)> {
     };
     Some((list, list.params.get(KEYID)?.as_string()?.as_str()))
 }
+
+/// A `Signature-Input` member under a key id a verifier knows: its label, the member, its
+/// inner list and the key.
+type Known<'i, 'v> = (
+    &'i sfv::Key,
+    &'i ListEntry,
+    &'i sfv::InnerList,
+    &'v Arc<Key>,
+);
 
 /// Whether a signature failed by its own parameters or coverage (another application's: no
 /// nonce, fewer components, another algorithm), which no form of the request or clock could
@@ -891,7 +930,7 @@ mod tests {
                 signing::SIGNATURE_INPUT,
                 http::HeaderValue::from_str(input).unwrap(),
             );
-            v.claimed_key(&h)
+            v.claimed_key(&Method::GET, &Uri::from_static("/"), &h)
         };
         let params = ";created=1;nonce=\"0123456789abcdef\";alg=\"hmac-sha256\"";
         assert_eq!(
@@ -913,7 +952,10 @@ mod tests {
 
         let mut legacy = HeaderMap::new();
         legacy.insert(signing::SERVICE_ID_HEADER, "billing".parse().unwrap());
-        assert_eq!(v.claimed_key(&legacy), Some("billing".to_owned()));
+        assert_eq!(
+            v.claimed_key(&Method::GET, &Uri::from_static("/"), &legacy),
+            Some("billing".to_owned())
+        );
     }
 
     #[test]
