@@ -348,9 +348,9 @@ fn axum_path(method: &Method<'_>) -> (String, Vec<(String, usize, bool)>) {
 ///
 /// Only methods compiled whatever the `#[cfg]`s take part (a literal route compiled out takes
 /// nothing, and a method compiled out serves nothing); one under `#[cfg]` still counts as a
-/// rival, so that no verb is served twice at one route when it is compiled. Paths shared with
-/// a trailing parameter (`<path..>`) are not worked out: such a route is served at the routes
-/// it matches whole, as before.
+/// rival, so that no verb is served twice at one route when it is compiled, and no path it
+/// could match is worked out as shared. Paths shared with a trailing parameter (`<path..>`)
+/// are not worked out either: such a route is served at the routes it matches whole.
 fn also_at(service: &Service<'_>) -> Vec<Vec<String>> {
     let methods = &service.methods;
     let shapes: Vec<Option<RouteShape>> = methods.iter().map(RouteShape::of).collect();
@@ -390,7 +390,17 @@ fn also_at(service: &Service<'_>) -> Vec<Vec<String>> {
             let Some(shared) = next.meet(earlier) else {
                 continue;
             };
-            if routes.contains(&shared)
+            // Nor where a method not compiled whatever the `#[cfg]`s would match some of its
+            // paths: compiled in, that one may be the most literal there, and compiled out, the
+            // most literal of its verb left may be another; the routes are as they were.
+            let conditional = (0..methods.len()).any(|i| {
+                !compiled(i)
+                    && shapes[i]
+                        .as_ref()
+                        .is_some_and(|s| s.covers(&shared) || s.meet(&shared).is_some())
+            });
+            if conditional
+                || routes.contains(&shared)
                 || found.contains(&shared)
                 || verbs_matching(&shared).len() < 2
                 || shapes

@@ -286,6 +286,92 @@ async fn routes_of_two_verbs_sharing_some_paths_each_serve_their_own_method_ther
     }
 }
 
+/// Shared paths beside methods under `#[cfg]`, compiled in and out.
+#[service_client(
+    base_url = "http://127.0.0.1:9",
+    service_id = "billing",
+    secret_env = "COMMS_TEST_SERVER_SECRET"
+)]
+pub trait Conditional {
+    #[get("/c/<a>/m/z")]
+    async fn get_z(&self, a: &str) -> Result<String, Error>;
+
+    #[post("/c/a/<b>/<c>")]
+    async fn post_a(&self, b: &str, c: &str) -> Result<String, Error>;
+
+    #[cfg(test)]
+    #[put("/c/a/m/<d>")]
+    async fn put_m(&self, d: &str) -> Result<String, Error>;
+
+    #[cfg(test)]
+    #[get("/c/a/m/<d>")]
+    async fn get_m(&self, d: &str) -> Result<String, Error>;
+
+    #[get("/d/a/<b>/z")]
+    async fn get_a(&self, b: &str) -> Result<String, Error>;
+
+    #[post("/d/<a>/m/<c>")]
+    async fn post_m(&self, a: &str, c: &str) -> Result<String, Error>;
+
+    #[put("/d/<a>/<b>/z")]
+    async fn put_z(&self, a: &str, b: &str) -> Result<String, Error>;
+
+    #[cfg(any())]
+    #[put("/d/a/m/<d>")]
+    async fn put_gone(&self, d: &str) -> Result<String, Error>;
+}
+
+#[derive(Clone)]
+struct ConditionalImpl;
+
+impl Conditional for ConditionalImpl {
+    async fn get_z(&self, a: &str) -> Result<String, Error> {
+        Ok(format!("get_z {a}"))
+    }
+    async fn post_a(&self, b: &str, c: &str) -> Result<String, Error> {
+        Ok(format!("post_a {b} {c}"))
+    }
+    #[cfg(test)]
+    async fn put_m(&self, d: &str) -> Result<String, Error> {
+        Ok(format!("put_m {d}"))
+    }
+    #[cfg(test)]
+    async fn get_m(&self, d: &str) -> Result<String, Error> {
+        Ok(format!("get_m {d}"))
+    }
+    async fn get_a(&self, b: &str) -> Result<String, Error> {
+        Ok(format!("get_a {b}"))
+    }
+    async fn post_m(&self, a: &str, c: &str) -> Result<String, Error> {
+        Ok(format!("post_m {a} {c}"))
+    }
+    async fn put_z(&self, a: &str, b: &str) -> Result<String, Error> {
+        Ok(format!("put_z {a} {b}"))
+    }
+    #[cfg(any())]
+    async fn put_gone(&self, d: &str) -> Result<String, Error> {
+        Ok(format!("put_gone {d}"))
+    }
+}
+
+/// A path two routes share is not made a route of its own where a method under `#[cfg]`
+/// could match some of it: compiled in, it keeps the requests of its own route
+/// (`PUT /c/a/m/z`), and compiled out, it takes none from the method of its verb that is left
+/// (`PUT /d/a/m/z` reaches `put_z`).
+#[tokio::test]
+async fn a_method_under_cfg_keeps_its_requests_and_compiled_out_takes_none() {
+    let router = ConditionalServer::new(ConditionalImpl)
+        .verifier(Verifier::new().service("billing", SECRET))
+        .into_router();
+    let client: ConditionalClient = comms_tests::plain_client(&serve(router).await, SECRET);
+    for d in ["y", "z"] {
+        assert_eq!(client.put_m(d).await.unwrap(), format!("put_m {d}"));
+        assert_eq!(client.get_m(d).await.unwrap(), format!("get_m {d}"));
+    }
+    assert_eq!(client.put_z("a", "n").await.unwrap(), "put_z a n");
+    assert_eq!(client.put_z("a", "m").await.unwrap(), "put_z a m");
+}
+
 /// Parameters are named by their place in the router (`{p1}` for the second segment), so an
 /// application adds another verb at a generated route by naming them so.
 #[tokio::test]
