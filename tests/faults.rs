@@ -378,6 +378,61 @@ async fn load(exec: &Executor, calls: usize, concurrency: usize) -> usize {
     total
 }
 
+/// An error status is that status's error whatever becomes of its body (as for a body over
+/// the limit): a 503 asking for a wait beyond the cap is not retried, a 400 is neither retried
+/// nor a failure of the target, when the body after the head breaks off; and what arrived of
+/// the body is the error's excerpt.
+#[tokio::test]
+async fn an_error_status_whose_body_breaks_off_counts_as_that_status() {
+    let cut = |head: &'static [u8]| Fault::Raw(Bytes::from_static(head));
+    let server = FaultServer::start(move |_, _| {
+        cut(b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 600\r\ncontent-length: 100\r\n\r\nabc")
+    })
+    .await;
+    let exec = executor(
+        &server.url(),
+        comms_tests::fast_retry(),
+        BreakerConfig::disabled(),
+    );
+    let err = exec.execute(Call::get("/x")).await.unwrap_err();
+    assert_eq!(
+        server.count(),
+        1,
+        "a 503 asking for 10 minutes retried at once: {err}"
+    );
+    assert_eq!(
+        err.status(),
+        Some(http::StatusCode::SERVICE_UNAVAILABLE),
+        "{err}"
+    );
+    assert_eq!(err.http_error().unwrap().body(), "abc");
+
+    let server = FaultServer::start(move |_, _| {
+        cut(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 100\r\n\r\nabc")
+    })
+    .await;
+    let exec = executor(
+        &server.url(),
+        comms_tests::fast_retry(),
+        BreakerConfig::default().failure_threshold(2),
+    );
+    for _ in 0..2 {
+        let err = exec.execute(Call::get("/x")).await.unwrap_err();
+        assert!(matches!(err, Error::BadRequest(_)), "{err:?}");
+    }
+    assert_eq!(server.count(), 2, "a 400 was retried");
+    assert_eq!(exec.circuit_state(), Some(comms::CircuitState::Closed));
+    // A success whose body breaks off is no answer to a caller reading it.
+    let server = FaultServer::start(|_, _| Fault::TruncatedBody).await;
+    let exec = executor(
+        &server.url(),
+        RetryConfig::none(),
+        BreakerConfig::disabled(),
+    );
+    let err = exec.execute(Call::get("/x")).await.unwrap_err();
+    assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+}
+
 #[tokio::test]
 async fn malformed_responses_become_typed_errors() {
     let server = FaultServer::start(|r, _| match r.uri.path() {

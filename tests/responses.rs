@@ -285,6 +285,20 @@ async fn a_method_ignoring_its_body_succeeds_whatever_the_bodys_length() {
             "{read:?}"
         );
     }
+    // Or whose body breaks off after the head: the success it is to a method ignoring it.
+    let truncated = comms_tests::FaultServer::start(|_, _| {
+        let head = b"HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\nabc";
+        comms_tests::Fault::Raw(bytes::Bytes::from_static(head))
+    })
+    .await;
+    let client = outbox(&truncated.url());
+    client.send().await.unwrap();
+    assert_eq!(
+        client.send_counted().await.unwrap().status(),
+        StatusCode::OK
+    );
+    let read = client.send_read().await.unwrap_err();
+    assert!(matches!(read, Error::Transport { .. }), "{read:?}");
     let failing = TestServer::always(Reply::status(409).body(vec![b'x'; 4096])).await;
     let err = outbox(&failing.url()).send().await.unwrap_err();
     assert!(matches!(err, Error::Conflict(_)), "{err:?}");

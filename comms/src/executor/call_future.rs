@@ -237,6 +237,7 @@ where
                                 response,
                                 &run.call.method,
                                 executor.inner.max_response_bytes,
+                                run.call.body_ignored,
                             ) {
                                 Ok(reading) => {
                                     // The dependency answered: its body is waited for.

@@ -16,6 +16,8 @@ pub(super) struct Reading {
     body: reqwest::Body,
     /// The body so far.
     gathered: Gathered,
+    /// Whether the call's method ignores a success's body.
+    body_ignored: bool,
 }
 
 impl Reading {
@@ -29,6 +31,7 @@ impl Reading {
         mut response: reqwest::Response,
         method: &Method,
         limit: usize,
+        body_ignored: bool,
     ) -> Result<Reading, (StatusCode, HeaderMap)> {
         let declared = match *method {
             Method::HEAD => None,
@@ -44,6 +47,7 @@ impl Reading {
             headers,
             body: http::Response::from(response).into_body(),
             gathered: Gathered::new(limit, declared),
+            body_ignored,
         })
     }
 
@@ -52,6 +56,14 @@ impl Reading {
         loop {
             let chunk = match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
                 None => {
+                    let body = self.gathered.take();
+                    let headers = std::mem::take(&mut self.headers);
+                    return Poll::Ready(Attempt::Response(self.status, headers, body));
+                }
+                // The head's status is the answer when the body is only an error's excerpt, or
+                // one the method ignores: a 503 whose body broke off is that 503 (retried, or
+                // not, as its `Retry-After` says), not a connection failing with no answer.
+                Some(Err(_)) if !self.status.is_success() || self.body_ignored => {
                     let body = self.gathered.take();
                     let headers = std::mem::take(&mut self.headers);
                     return Poll::Ready(Attempt::Response(self.status, headers, body));
@@ -109,8 +121,8 @@ mod tests {
         let limit = 1024;
         let response = declaring(100_000_000);
         assert_eq!(response.content_length(), Some(100_000_000));
-        assert!(Reading::start(response, &Method::HEAD, limit).is_ok());
-        assert!(Reading::start(declaring(100_000_000), &Method::GET, limit).is_err());
-        assert!(Reading::start(declaring(1000), &Method::GET, limit).is_ok());
+        assert!(Reading::start(response, &Method::HEAD, limit, false).is_ok());
+        assert!(Reading::start(declaring(100_000_000), &Method::GET, limit, false).is_err());
+        assert!(Reading::start(declaring(1000), &Method::GET, limit, false).is_ok());
     }
 }
