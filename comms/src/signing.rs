@@ -527,6 +527,12 @@ fn legacy_string(
     out
 }
 
+/// Whether `wire_path` holds an encoded `/` (`%2F`, either case): decoded, as the legacy string
+/// to sign has it, one segment `a%2Fb` could not be told from the two of `a/b`.
+pub(crate) fn holds_encoded_slash(wire_path: &str) -> bool {
+    wire_path.contains("%2F") || wire_path.contains("%2f")
+}
+
 /// Whether `wire_path` decoded holds an escape of its own (`%25` followed by two hex digits,
 /// `%2520`): the legacy string to sign over it could not be told from one over the path as
 /// sent by a caller that encoded it (`%20`), a signature for another resource.

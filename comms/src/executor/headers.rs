@@ -229,11 +229,7 @@ pub(super) fn refuse_repeated(call_headers: &HeaderMap) -> Result<(), Error> {
 /// by a caller that encoded it, `a b` (see [`signing::decodes_to_escape`]). Both are refused
 /// unsent, as an `Error::Encode`, rather than sent to be refused as unauthorized.
 pub(super) fn refuse_ambiguous_legacy_path(url: &reqwest::Url) -> Result<(), Error> {
-    let path = url.path().as_bytes();
-    if path
-        .windows(3)
-        .any(|w| w[0] == b'%' && w[1] == b'2' && w[2].eq_ignore_ascii_case(&b'f'))
-    {
+    if signing::holds_encoded_slash(url.path()) {
         return Err(Error::encode(
             "a legacy signature cannot cover a path holding an encoded `/` (`%2F`, a value \
              with a `/` in one segment), which a verifier cannot tell from two segments; sign \

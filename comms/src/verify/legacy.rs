@@ -42,7 +42,7 @@ impl Verifier {
         let as_sent = path
             .contains('%')
             .then(|| signing::legacy_string_to_sign_as_sent(&method_text, path, timestamp));
-        let decoded = if path.contains("%2F") || path.contains("%2f") {
+        let decoded = if signing::holds_encoded_slash(path) {
             // `/files/a%2Fb` (one segment, `a/b`) and `/files/a/b` (two) decode alike: a
             // captured request could be sent to the other route.
             Err(VerifyError::EncodedSlashInLegacyPath)
