@@ -127,22 +127,6 @@ impl Multipart {
         mut draw: impl FnMut() -> Result<String, Error>,
     ) -> Result<(HeaderValue, Bytes), Error> {
         for part in &self.parts {
-            // A comms server reads a part's header lines up to a bound, and refuses the body
-            // past it: such a part is refused here, unsent.
-            if part.head_len() > MAX_PART_HEAD {
-                let name: String = part.name.chars().take(40).collect();
-                return Err(Error::encode(format!(
-                    "part `{name}`{} has a name, file name and content type of {} bytes \
-                     together, over the {} KiB a part's headers may hold",
-                    if name.len() < part.name.len() {
-                        "..."
-                    } else {
-                        ""
-                    },
-                    part.head_len(),
-                    MAX_PART_HEAD / 1024
-                )));
-            }
             let Some(content_type) = &part.content_type else {
                 continue;
             };
@@ -173,10 +157,13 @@ impl Multipart {
         let content_type =
             HeaderValue::try_from(format!("multipart/form-data; boundary={boundary}"))
                 .map_err(|_| Error::encode("a multipart boundary headers cannot carry"))?;
-        Ok((content_type, self.body(&boundary)))
+        Ok((content_type, self.body(&boundary)?))
     }
 
-    fn body(&self, boundary: &str) -> Bytes {
+    /// The body framed by `boundary`. A part whose header lines come to more than
+    /// [`MAX_PART_HEAD`], which a comms server refuses rather than read, is an
+    /// [`Error::Encode`]: not sent.
+    fn body(&self, boundary: &str) -> Result<Bytes, Error> {
         let size: usize = self
             .parts
             .iter()
@@ -193,7 +180,9 @@ impl Multipart {
         for part in &self.parts {
             out.put_slice(b"--");
             out.put_slice(boundary.as_bytes());
-            out.put_slice(b"\r\nContent-Disposition: form-data; name=\"");
+            out.put_slice(b"\r\n");
+            let head_start = out.len();
+            out.put_slice(b"Content-Disposition: form-data; name=\"");
             put_quoted(&mut out, &part.name);
             out.put_slice(b"\"");
             if let Some(file_name) = &part.file_name {
@@ -207,6 +196,21 @@ impl Multipart {
                 out.put_slice(content_type.as_bytes());
                 out.put_slice(b"\r\n");
             }
+            // The header lines end where the blank line's `\r\n\r\n` begins.
+            let head_len = out.len() - head_start - 2;
+            if head_len > MAX_PART_HEAD {
+                let name: String = part.name.chars().take(40).collect();
+                return Err(Error::encode(format!(
+                    "part `{name}`{} has a name, file name and content type of {head_len} bytes \
+                     together, over the {} KiB a part's headers may hold",
+                    if name.len() < part.name.len() {
+                        "..."
+                    } else {
+                        ""
+                    },
+                    MAX_PART_HEAD / 1024
+                )));
+            }
             out.put_slice(b"\r\n");
             out.put_slice(&part.data);
             out.put_slice(b"\r\n");
@@ -214,31 +218,7 @@ impl Multipart {
         out.put_slice(b"--");
         out.put_slice(boundary.as_bytes());
         out.put_slice(b"--\r\n");
-        out.freeze()
-    }
-}
-
-impl Part {
-    /// The length of the header lines [`Multipart::body`] writes for this part, without the
-    /// blank line that ends them.
-    fn head_len(&self) -> usize {
-        let quoted = |text: &str| {
-            text.len()
-                + 2 * text
-                    .bytes()
-                    .filter(|b| matches!(b, b'"' | b'\r' | b'\n'))
-                    .count()
-        };
-        let disposition = "Content-Disposition: form-data; name=\"\"".len() + quoted(&self.name);
-        let file_name = self
-            .file_name
-            .as_deref()
-            .map_or(0, |f| "; filename=\"\"".len() + quoted(f));
-        let content_type = self
-            .content_type
-            .as_deref()
-            .map_or(0, |t| "\r\nContent-Type: ".len() + t.len());
-        disposition + file_name + content_type
+        Ok(out.freeze())
     }
 }
 
