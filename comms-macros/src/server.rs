@@ -312,25 +312,17 @@ fn clash(a: &Method<'_>, b: &Method<'_>) -> Option<Clash> {
 fn axum_path(method: &Method<'_>) -> (String, Vec<(String, usize, bool)>) {
     let template = method.template.as_ref().expect("validated");
     let route_text = method.route.value();
-    let mut path = String::new();
-    let mut positions = Vec::new();
-    for (index, segment) in template.segments.iter().enumerate() {
-        match segment {
-            Segment::Static(range) => {
-                let text = &route_text[range.clone()];
-                path.push('/');
-                path.push_str(&text.replace('{', "{{").replace('}', "}}"));
-            }
-            Segment::Param { name } | Segment::Trailing { name } => {
-                let trailing = matches!(segment, Segment::Trailing { .. });
-                path.push_str(&format!("/{{{}p{index}}}", if trailing { "*" } else { "" }));
-                positions.push((route_text[name.clone()].to_owned(), index, trailing));
-            }
-        }
-    }
-    if template.trailing_slash || path.is_empty() {
-        path.push('/');
-    }
+    let positions = template
+        .segments
+        .iter()
+        .enumerate()
+        .filter_map(|(index, segment)| match segment {
+            Segment::Static(_) => None,
+            Segment::Param { name } => Some((route_text[name.clone()].to_owned(), index, false)),
+            Segment::Trailing { name } => Some((route_text[name.clone()].to_owned(), index, true)),
+        })
+        .collect();
+    let path = RouteShape::of(method).expect("validated").axum_path();
     (path, positions)
 }
 
@@ -542,18 +534,31 @@ impl RouteShape {
 
     /// Its axum path, parameters named by their place (see [`axum_path`]).
     fn axum_path(&self) -> String {
+        self.write(|index, place, path| match place {
+            Place::Literal(text) => path.push_str(&text.replace('{', "{{").replace('}', "}}")),
+            Place::Parameter => path.push_str(&format!("{{p{index}}}")),
+            Place::Rest => path.push_str(&format!("{{*p{index}}}")),
+        })
+    }
+
+    /// As a route is written, its parameters unnamed (`/users/<_>`).
+    fn written(&self) -> String {
+        self.write(|_, place, path| match place {
+            Place::Literal(text) => path.push_str(text),
+            Place::Parameter => path.push_str("<_>"),
+            Place::Rest => path.push_str("<_..>"),
+        })
+    }
+
+    /// Its places, each after a `/` and written by `place`, and a `/` after the last when the
+    /// route ends with one (or has no place).
+    fn write(&self, place: impl Fn(usize, &Place, &mut String)) -> String {
         let mut path = String::new();
-        for (index, place) in self.places.iter().enumerate() {
-            match place {
-                Place::Literal(text) => {
-                    path.push('/');
-                    path.push_str(&text.replace('{', "{{").replace('}', "}}"));
-                }
-                Place::Parameter => path.push_str(&format!("/{{p{index}}}")),
-                Place::Rest => path.push_str(&format!("/{{*p{index}}}")),
-            }
+        for (index, each) in self.places.iter().enumerate() {
+            path.push('/');
+            place(index, each, &mut path);
         }
-        if self.trailing_slash || path.is_empty() {
+        if self.trailing_slash || self.places.is_empty() {
             path.push('/');
         }
         path
@@ -588,21 +593,7 @@ fn route_shape(method: &Method<'_>) -> String {
 
 /// A method's route with its parameters unnamed (`/users/<_>`).
 fn path_shape(method: &Method<'_>) -> String {
-    let route_text = method.route.value();
-    let mut shape = String::new();
-    let template = method.template.as_ref().expect("validated");
-    for segment in &template.segments {
-        shape.push('/');
-        match segment {
-            Segment::Static(range) => shape.push_str(&route_text[range.clone()]),
-            Segment::Param { .. } => shape.push_str("<_>"),
-            Segment::Trailing { .. } => shape.push_str("<_..>"),
-        }
-    }
-    if template.trailing_slash || template.segments.is_empty() {
-        shape.push('/');
-    }
-    shape
+    RouteShape::of(method).expect("validated").written()
 }
 
 /// `let router = router.route(..)` for one method, under its `#[cfg]`s and `unless`; and the
