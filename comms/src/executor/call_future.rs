@@ -13,7 +13,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use pin_project_lite::pin_project;
 
@@ -247,7 +246,9 @@ where
                                     phase.set(Phase::Reading { reading });
                                     continue;
                                 }
-                                Err((status, headers)) => Attempt::TooLarge(status, headers),
+                                Err((status, headers)) => {
+                                    reading::over_limit(status, headers, run.call.body_ignored)
+                                }
                             }
                         }
                     },
@@ -456,15 +457,6 @@ impl<'a> Run<'a> {
                         .is_some_and(Prepared::deadline_told_spent) =>
             {
                 (Attempt::Timeout, true, Some(StatusCode::GATEWAY_TIMEOUT))
-            }
-            // A success whose body is over the limit, for a method that ignores it, is that
-            // success: the service did what was asked, and the body is dropped unread.
-            Attempt::TooLarge(status, headers) if status.is_success() && self.call.body_ignored => {
-                (
-                    Attempt::Response(status, headers, Bytes::new()),
-                    timer_fired,
-                    None,
-                )
             }
             attempt => (attempt, timer_fired, None),
         };

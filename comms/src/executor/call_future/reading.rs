@@ -3,6 +3,7 @@
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use http_body::Body as _;
 
@@ -22,7 +23,7 @@ pub(super) struct Reading {
 
 impl Reading {
     /// Takes a response's head and starts reading its body; `Err` with the head when the
-    /// declared length is already over `limit`.
+    /// declared length is already over `limit` (the attempt ends as [`over_limit`] says).
     ///
     /// The answer to a HEAD request declares no length of its own: its `Content-Length` is
     /// that of the body a GET would get, and it has none. (hyper reads it as the body's length
@@ -77,9 +78,20 @@ impl Reading {
             };
             if self.gathered.push(chunk).is_err() {
                 let headers = std::mem::take(&mut self.headers);
-                return Poll::Ready(Attempt::TooLarge(self.status, headers));
+                return Poll::Ready(over_limit(self.status, headers, self.body_ignored));
             }
         }
+    }
+}
+
+/// How an attempt whose body is over the limit ends: as [`Attempt::TooLarge`], but for a
+/// success whose method ignores its body, which is that success (the service did what was
+/// asked), the body dropped unread.
+pub(super) fn over_limit(status: StatusCode, headers: HeaderMap, body_ignored: bool) -> Attempt {
+    if body_ignored && status.is_success() {
+        Attempt::Response(status, headers, Bytes::new())
+    } else {
+        Attempt::TooLarge(status, headers)
     }
 }
 
